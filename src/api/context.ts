@@ -1,0 +1,102 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { badRequest } from '../util/errors.js';
+import { SERVER_HEADERS } from './version.js';
+
+/** What a route handler sees of one request. */
+export class RequestContext {
+  /** Set once the handler took over the connection (hijack) or wrote the response itself. */
+  responded = false;
+
+  constructor(
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse | undefined,
+    readonly params: Record<string, string>,
+    readonly query: URLSearchParams,
+    readonly apiVersion: string,
+    /** Present when the client asked to upgrade the connection (attach, exec start). */
+    private readonly upgradeSocket?: Socket,
+    private readonly upgradeHead?: Buffer,
+  ) {}
+
+  /** Reads the body as JSON; an empty body is `{}`. Malformed JSON is a 400. */
+  async json<T = Record<string, unknown>>(): Promise<T> {
+    const raw = (await this.rawBody()).toString('utf8');
+    if (raw.trim() === '') return {} as T;
+    try {
+      return JSON.parse(raw) as T;
+    } catch (e) {
+      throw badRequest(`invalid JSON: ${(e as Error).message}`);
+    }
+  }
+
+  async rawBody(): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of this.req) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  bool(name: string, dflt = false): boolean {
+    const v = this.query.get(name);
+    if (v === null || v === '') return dflt;
+    return !['0', 'false', 'False', 'no'].includes(v);
+  }
+
+  int(name: string, dflt: number): number {
+    const v = this.query.get(name);
+    if (v === null || v === '') return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n)) throw badRequest(`invalid value for ${name}: ${v}`);
+    return n;
+  }
+
+  /** Docker's `filters` query parameter: `{"key": ["v"]}` or the older `{"key": {"v": true}}`. */
+  filters(): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    const raw = this.query.get('filters');
+    if (!raw) return out;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw badRequest(`invalid filter '${raw}'`);
+    }
+    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
+      out.set(k, Array.isArray(v) ? v.map(String) : Object.keys(v as object));
+    }
+    return out;
+  }
+
+  /** Starts a streamed response (pull progress, logs, events). */
+  stream(status: number, contentType: string): ServerResponse {
+    const res = this.requireRes();
+    this.responded = true;
+    res.writeHead(status, { ...SERVER_HEADERS, 'Content-Type': contentType });
+    res.flushHeaders();
+    return res;
+  }
+
+  /**
+   * Takes over the connection for raw bidirectional streams (attach, exec). With an
+   * `Upgrade: tcp` request it answers 101 as dockerd does; otherwise a 200 whose body is the stream.
+   */
+  hijack(contentType = 'application/vnd.docker.raw-stream'): Duplex {
+    this.responded = true;
+    if (this.upgradeSocket) {
+      const s = this.upgradeSocket;
+      s.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${SERVER_HEADERS['Api-Version']}\r\n\r\n`);
+      if (this.upgradeHead && this.upgradeHead.length) s.unshift(this.upgradeHead);
+      return s;
+    }
+    const res = this.requireRes();
+    res.writeHead(200, { ...SERVER_HEADERS, 'Content-Type': contentType });
+    res.flushHeaders();
+    return Duplex.from({ readable: this.req, writable: res });
+  }
+
+  private requireRes(): ServerResponse {
+    if (!this.res) throw new Error('no response object on an upgraded connection');
+    return this.res;
+  }
+}

@@ -1,0 +1,10 @@
+import { Router } from '../router.js';
+import type { Engine } from '../../engine/engine.js';
+import { systemRoutes } from './system.js';
+
+/** Every Engine API route this daemon serves. */
+export function buildRouter(engine: Engine): Router {
+  const router = new Router();
+  systemRoutes(router, engine);
+  return router;
+}

@@ -1,0 +1,59 @@
+import { Command } from 'commander';
+import fs from 'node:fs';
+import { createLogger } from '../util/log.js';
+import { defaultConfig, type DaemonConfig } from '../engine/config.js';
+import { Engine } from '../engine/engine.js';
+import { ApiServer } from '../api/server.js';
+import { buildRouter } from '../api/routes/index.js';
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+const program = new Command('shoald')
+  .description('shoal daemon: a Docker Engine API for this machine and its swarm')
+  .option('-H, --host <address>', 'Engine API socket (unix:///path or tcp://host:port)', defaultConfig().host)
+  .option('--data-root <dir>', 'persistent state', defaultConfig().dataRoot)
+  .option('--exec-root <dir>', 'runtime state', defaultConfig().execRoot)
+  .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect, [])
+  .option('--label <k=v>', 'engine label (repeatable)', collect, [])
+  .option('--hostname <name>', 'node name shown by docker info and node ls')
+  .option('--log-level <level>', 'debug, info, warn, error', process.env.SHOAL_LOG_LEVEL ?? 'info')
+  .parse();
+
+const opts = program.opts<{ host: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string }>();
+const log = createLogger('shoald', opts.logLevel);
+
+const config: DaemonConfig = {
+  ...defaultConfig(),
+  host: opts.host,
+  dataRoot: opts.dataRoot,
+  execRoot: opts.execRoot,
+  insecureRegistries: opts.insecureRegistry,
+  labels: Object.fromEntries(opts.label.map((l) => { const i = l.indexOf('='); return i < 0 ? [l, ''] : [l.slice(0, i), l.slice(i + 1)]; })),
+  ...(opts.hostname ? { hostname: opts.hostname } : {}),
+};
+
+async function main(): Promise<void> {
+  fs.mkdirSync(config.dataRoot, { recursive: true });
+  fs.mkdirSync(config.execRoot, { recursive: true });
+  const engine = await Engine.open(config, log);
+  const api = new ApiServer(buildRouter(engine), log);
+  await api.listen(config.host);
+  log.info({ host: config.host, dataRoot: config.dataRoot }, 'shoald ready');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shoald stopping; containers keep running');
+    await api.close();
+    await engine.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((e) => {
+  log.fatal({ err: e }, 'shoald failed to start');
+  process.exit(1);
+});

@@ -1,0 +1,34 @@
+/** Contracts between the engine's parts: images feed containers, the bridge gives them addresses. */
+
+/** The part of an OCI / Docker image config that decides how a container runs. */
+export interface ImageConfig {
+  Env?: string[];
+  Cmd?: string[];
+  Entrypoint?: string[];
+  WorkingDir?: string;
+  User?: string;
+  ExposedPorts?: Record<string, Record<string, never>>;
+  Labels?: Record<string, string>;
+  StopSignal?: string;
+  Volumes?: Record<string, Record<string, never>>;
+}
+
+export interface ResolvedImage {
+  /** `sha256:<config digest>` */
+  id: string;
+  repoTags: string[];
+  repoDigests: string[];
+  config: ImageConfig;
+  /** Unpacked layer directories, lowest first: the overlayfs lowerdirs. */
+  layerDirs: string[];
+}
+
+/** One container's place on a network, as `NetworkSettings.Networks[name]` shows it. */
+export interface EndpointInfo {
+  NetworkID: string;
+  EndpointID: string;
+  Gateway: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  MacAddress: string;
+}
