@@ -1,0 +1,107 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { run, type RunOptions, type RunResult } from '../../src/util/run.js';
+import { purgeDaemonState } from '../../src/engine/containers/purge.js';
+import { createNetns, deleteNetns, inNetns, uniqueName } from './netns.js';
+import { startProcess, stopProcess, waitFor } from './process.js';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const SHOALD_JS = path.join(REPO_ROOT, 'dist/src/cli/shoald.js');
+export const DOCKER = '/usr/local/bin/docker';
+export const TEST_ROOT = '/tmp/shoal-test';
+
+export interface DaemonOptions {
+  /** Names the netns and directory: `<prefix>-<random>`. */
+  prefix?: string;
+  /** Reuse an existing namespace (not deleted by destroy). */
+  ns?: string;
+  insecureRegistries?: string[];
+  labels?: string[];
+}
+
+export interface TestDaemon {
+  name: string;
+  ns: string;
+  dir: string;
+  dataRoot: string;
+  execRoot: string;
+  socket: string;
+  /** `unix://…`, for DOCKER_HOST. */
+  host: string;
+  pid: number | undefined;
+  docker(args: string[], opts?: RunOptions): Promise<RunResult>;
+  inNs(cmd: string, args: string[], opts?: RunOptions): Promise<RunResult>;
+  start(): Promise<void>;
+  kill9(): Promise<void>;
+  stop(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+/** Answers true once the Engine API on `socket` says OK to /_ping. */
+export function ping(socket: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath: socket, path: '/_ping', timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+  });
+}
+
+/**
+ * A fresh shoald in its own network namespace, driven through the real docker CLI.
+ * shoald enters only the netns (nsenter --net), not a new mount namespace as `ip netns exec`
+ * would, so its overlay mounts stay visible to clean-up.
+ */
+export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon> {
+  const name = uniqueName(opts.prefix ?? 'shtest');
+  const ownNs = !opts.ns;
+  const ns = opts.ns ?? (await createNetns(name));
+  const dir = path.join(TEST_ROOT, name);
+  const dataRoot = path.join(dir, 'data');
+  const execRoot = path.join(dir, 'exec');
+  const socket = path.join(dir, 'shoal.sock');
+  fs.mkdirSync(dir, { recursive: true });
+  const host = `unix://${socket}`;
+
+  const d: TestDaemon = {
+    name, ns, dir, dataRoot, execRoot, socket, host, pid: undefined,
+    docker: (args, o = {}) => run(DOCKER, args, { ...o, env: { ...process.env, DOCKER_HOST: host, DOCKER_CLI_HINTS: 'false', ...(o.env ?? {}) } }),
+    inNs: (cmd, args, o) => inNetns(ns, cmd, args, o),
+    async start() {
+      const args = [`--net=/run/netns/${ns}`, '--', process.execPath, '--enable-source-maps', SHOALD_JS, '-H', host, '--data-root', dataRoot, '--exec-root', execRoot, '--hostname', name];
+      for (const r of opts.insecureRegistries ?? []) args.push('--insecure-registry', r);
+      for (const l of opts.labels ?? []) args.push('--label', l);
+      const child = startProcess('nsenter', args, path.join(dir, 'shoald.log'));
+      d.pid = child.pid;
+      await waitFor(`shoald ${name} to answer /_ping (log: ${dir}/shoald.log)`, async () => {
+        if (child.exitCode !== null) throw new Error(`shoald exited with ${child.exitCode}: ${fs.readFileSync(path.join(dir, 'shoald.log'), 'utf8').slice(-2000)}`);
+        return ping(socket);
+      }, 30_000);
+    },
+    async kill9() {
+      await stopProcess(d.pid, 'SIGKILL');
+      d.pid = undefined;
+    },
+    async stop() {
+      await stopProcess(d.pid, 'SIGTERM', 10_000);
+      d.pid = undefined;
+    },
+    async destroy() {
+      await d.stop();
+      await purgeDaemonState({ dataRoot, execRoot });
+      if (ownNs) await deleteNetns(ns);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  try {
+    await d.start();
+  } catch (e) {
+    await d.destroy();
+    throw e;
+  }
+  return d;
+}
