@@ -1,0 +1,124 @@
+import type { Router } from '../router.js';
+import type { Engine } from '../../engine/engine.js';
+import { badRequest, notFound } from '../../util/errors.js';
+import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
+import { parseSubnet } from '../../engine/network/ipv4.js';
+
+/** A network as the Engine API shows it (swagger `Network`, v1.41). */
+export interface NetworkResource {
+  Name: string;
+  Id: string;
+  Created: string;
+  Scope: string;
+  Driver: string;
+  EnableIPv6: boolean;
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; Gateway?: string }[] };
+  Internal: boolean;
+  Attachable: boolean;
+  Ingress: boolean;
+  ConfigFrom: { Network: string };
+  ConfigOnly: boolean;
+  Containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>;
+  Options: Record<string, string>;
+  Labels: Record<string, string>;
+}
+
+const BUILTIN = new Set([DEFAULT_BRIDGE.name, 'host', 'none']);
+
+/** The networks every daemon has from the start: bridge, host and none. */
+export function builtinNetworks(engine: Engine): NetworkResource[] {
+  const ids = engine.bridge.networkIds;
+  const created = engine.bridge.created;
+  const prefixLen = parseSubnet(DEFAULT_BRIDGE.subnet).prefixLen;
+  const base = (name: string, id: string, driver: string): NetworkResource => ({
+    Name: name, Id: id, Created: created, Scope: 'local', Driver: driver, EnableIPv6: false,
+    IPAM: { Driver: 'default', Options: null, Config: [] },
+    Internal: false, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
+    Containers: {}, Options: {}, Labels: {},
+  });
+  const bridge = base(DEFAULT_BRIDGE.name, ids.bridge, 'bridge');
+  bridge.IPAM.Config = [{ Subnet: DEFAULT_BRIDGE.subnet, Gateway: DEFAULT_BRIDGE.gateway }];
+  bridge.Options = {
+    'com.docker.network.bridge.default_bridge': 'true',
+    'com.docker.network.bridge.enable_icc': 'true',
+    'com.docker.network.bridge.enable_ip_masquerade': 'true',
+    'com.docker.network.bridge.host_binding_ipv4': '0.0.0.0',
+    'com.docker.network.bridge.name': DEFAULT_BRIDGE.device,
+    'com.docker.network.driver.mtu': String(DEFAULT_BRIDGE.mtu),
+  };
+  for (const ep of engine.bridge.endpoints()) {
+    bridge.Containers[ep.containerId] = {
+      Name: engine.bridge.containerName(ep.containerId) ?? '',
+      EndpointID: ep.endpointId,
+      MacAddress: ep.mac,
+      IPv4Address: `${ep.ip}/${prefixLen}`,
+      IPv6Address: '',
+    };
+  }
+  return [bridge, base('host', ids.host, 'host'), base('none', ids.none, 'null')];
+}
+
+/** Docker's filter match: the value as a regular expression, or failing that a substring. */
+function matches(pattern: string, value: string): boolean {
+  if (pattern === value) return true;
+  try {
+    return new RegExp(pattern).test(value);
+  } catch {
+    return value.includes(pattern);
+  }
+}
+
+const FILTERS = new Set(['driver', 'id', 'label', 'name', 'scope', 'type', 'dangling']);
+
+function passes(n: NetworkResource, filters: Map<string, string[]>): boolean {
+  for (const [key, values] of filters) {
+    if (!FILTERS.has(key)) throw badRequest(`invalid filter '${key}'`);
+    if (values.length === 0) continue;
+    const ok = values.some((v) => {
+      switch (key) {
+        case 'driver': return n.Driver === v;
+        case 'id': return n.Id.startsWith(v) || matches(v, n.Id);
+        case 'name': return matches(v, n.Name);
+        case 'scope': return n.Scope === v;
+        case 'type':
+          if (v !== 'builtin' && v !== 'custom') throw badRequest(`invalid filter: 'type'='${v}'`);
+          return (v === 'builtin') === BUILTIN.has(n.Name);
+        case 'label': {
+          const i = v.indexOf('=');
+          return i < 0 ? v in n.Labels : n.Labels[v.slice(0, i)] === v.slice(i + 1);
+        }
+        case 'dangling': return (v === 'true' || v === '1') === (!BUILTIN.has(n.Name) && Object.keys(n.Containers).length === 0);
+        default: return false;
+      }
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
+/** Finds a network by full ID, name, or unique ID prefix, as the daemon does. */
+export function findNetwork(all: NetworkResource[], ref: string): NetworkResource {
+  const exact = all.find((n) => n.Id === ref) ?? all.find((n) => n.Name === ref);
+  if (exact) return exact;
+  const byPrefix = all.filter((n) => n.Id.startsWith(ref));
+  if (byPrefix.length === 1) return byPrefix[0];
+  if (byPrefix.length > 1) throw badRequest(`network ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
+  throw notFound(`network ${ref} not found`);
+}
+
+/** `GET /networks`, `GET /networks/{id}`. */
+export function networkRoutes(router: Router, engine: Engine): void {
+  router.get('/networks', (ctx) => {
+    const filters = ctx.filters();
+    // Since API 1.28 the list leaves Containers empty; inspect fills it.
+    const list = builtinNetworks(engine).filter((n) => passes(n, filters)).map((n) => ({ ...n, Containers: {} }));
+    return { body: list };
+  });
+
+  router.get('/networks/:id', (ctx) => {
+    const scope = ctx.query.get('scope');
+    const n = findNetwork(builtinNetworks(engine), ctx.params.id);
+    if (scope && scope !== n.Scope) throw notFound(`network ${ctx.params.id} not found`);
+    return { body: n };
+  });
+}

@@ -1,0 +1,58 @@
+import { run } from '../../util/run.js';
+
+/** A place `ip` and `nft` commands run in: this process's own netns, a named netns, or a process's netns. */
+export type NetnsTarget = { kind: 'self' } | { kind: 'named'; name: string } | { kind: 'pid'; pid: number };
+
+export const SELF: NetnsTarget = { kind: 'self' };
+
+function wrap(target: NetnsTarget, cmd: string, args: string[]): [string, string[]] {
+  switch (target.kind) {
+    case 'self':
+      return [cmd, args];
+    case 'named':
+      return ['nsenter', [`--net=/run/netns/${target.name}`, '--', cmd, ...args]];
+    case 'pid':
+      return ['nsenter', ['-t', String(target.pid), '-n', '--', cmd, ...args]];
+  }
+}
+
+/** Runs `ip -batch -` with the commands; stops at the first failing one and throws. */
+export async function ipBatch(target: NetnsTarget, commands: string[]): Promise<void> {
+  if (commands.length === 0) return;
+  const [cmd, args] = wrap(target, 'ip', ['-batch', '-']);
+  await run(cmd, args, { input: commands.join('\n') + '\n' });
+}
+
+/** `ip -json …`, parsed; an empty list when the object does not exist (allowMissing). */
+export async function ipJson<T>(target: NetnsTarget, args: string[], allowMissing = false): Promise<T[]> {
+  const [cmd, a] = wrap(target, 'ip', ['-json', ...args]);
+  const r = await run(cmd, a, { allowFail: allowMissing });
+  if (r.code !== 0) return [];
+  return r.stdout.trim() ? (JSON.parse(r.stdout) as T[]) : [];
+}
+
+/** Applies one nftables transaction (`nft -f -`): all of it or nothing. */
+export async function nftApply(target: NetnsTarget, script: string): Promise<void> {
+  const [cmd, args] = wrap(target, 'nft', ['-f', '-']);
+  await run(cmd, args, { input: script });
+}
+
+/** Runs any program in the target netns. */
+export function inNetns(target: NetnsTarget, cmd: string, args: string[], opts: Parameters<typeof run>[2] = {}) {
+  const [c, a] = wrap(target, cmd, args);
+  return run(c, a, opts);
+}
+
+export interface IpLink {
+  ifname: string;
+  ifindex: number;
+  operstate?: string;
+  flags?: string[];
+  address?: string;
+  master?: string;
+}
+
+export interface IpAddrInfo {
+  ifname: string;
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+}
