@@ -1,0 +1,277 @@
+/**
+ * Swarm objects in the Engine API's shapes (moby api/types/swarm), as stored in etcd and as
+ * the API returns them. Only the fields shoal uses are typed; unknown fields sent by clients
+ * are kept as they came (the index signatures), so `service inspect` shows what was created.
+ */
+
+export interface Version {
+  Index: number;
+}
+
+export interface Meta {
+  ID: string;
+  Version: Version;
+  CreatedAt: string;
+  UpdatedAt: string;
+}
+
+export interface Annotations {
+  Name?: string;
+  Labels?: Record<string, string>;
+}
+
+// ---- nodes ----
+export type NodeRole = 'worker' | 'manager';
+export type NodeAvailability = 'active' | 'pause' | 'drain';
+export type NodeState = 'unknown' | 'down' | 'ready' | 'disconnected';
+export type Reachability = 'unknown' | 'unreachable' | 'reachable';
+
+export interface NodeSpec extends Annotations {
+  Role: NodeRole;
+  Availability: NodeAvailability;
+}
+
+export interface NodeDescription {
+  Hostname: string;
+  Platform: { Architecture: string; OS: string };
+  Resources: { NanoCPUs: number; MemoryBytes: number };
+  Engine: { EngineVersion: string; Labels?: Record<string, string>; Plugins?: { Type: string; Name: string }[] };
+  TLSInfo?: TLSInfo;
+}
+
+export interface TLSInfo {
+  TrustRoot: string;
+  CertIssuerSubject: string;
+  CertIssuerPublicKey: string;
+}
+
+export interface Node extends Meta {
+  Spec: NodeSpec;
+  Description?: NodeDescription;
+  Status: { State: NodeState; Message?: string; Addr?: string };
+  ManagerStatus?: { Leader?: boolean; Reachability: Reachability; Addr: string };
+}
+
+// ---- services ----
+export interface Mount {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  Source?: string;
+  Target: string;
+  ReadOnly?: boolean;
+}
+
+export interface ContainerSpec {
+  Image: string;
+  Labels?: Record<string, string>;
+  Command?: string[];
+  Args?: string[];
+  Hostname?: string;
+  Env?: string[];
+  Dir?: string;
+  User?: string;
+  Mounts?: Mount[];
+  StopSignal?: string;
+  StopGracePeriod?: number;
+  Init?: boolean;
+  [extra: string]: unknown;
+}
+
+export interface ResourceSet {
+  NanoCPUs?: number;
+  MemoryBytes?: number;
+}
+
+export interface RestartPolicy {
+  Condition?: 'none' | 'on-failure' | 'any';
+  Delay?: number;
+  MaxAttempts?: number;
+  Window?: number;
+}
+
+export interface Placement {
+  Constraints?: string[];
+  Preferences?: { Spread: { SpreadDescriptor: string } }[];
+  MaxReplicas?: number;
+  Platforms?: { Architecture?: string; OS?: string }[];
+}
+
+export interface NetworkAttachmentConfig {
+  Target: string;
+  Aliases?: string[];
+  DriverOpts?: Record<string, string>;
+}
+
+export interface TaskSpec {
+  ContainerSpec?: ContainerSpec;
+  Resources?: { Limits?: ResourceSet; Reservations?: ResourceSet };
+  RestartPolicy?: RestartPolicy;
+  Placement?: Placement;
+  Networks?: NetworkAttachmentConfig[];
+  LogDriver?: { Name: string; Options?: Record<string, string> };
+  ForceUpdate?: number;
+  Runtime?: string;
+  [extra: string]: unknown;
+}
+
+export interface PortConfig {
+  Name?: string;
+  Protocol?: 'tcp' | 'udp' | 'sctp';
+  TargetPort: number;
+  PublishedPort?: number;
+  PublishMode?: 'ingress' | 'host';
+}
+
+export interface EndpointSpec {
+  Mode?: 'vip' | 'dnsrr';
+  Ports?: PortConfig[];
+}
+
+export interface ServiceMode {
+  Replicated?: { Replicas?: number };
+  Global?: Record<string, never>;
+  ReplicatedJob?: { MaxConcurrent?: number; TotalCompletions?: number };
+  GlobalJob?: Record<string, never>;
+}
+
+export interface UpdateConfig {
+  Parallelism?: number;
+  Delay?: number;
+  FailureAction?: 'pause' | 'continue' | 'rollback';
+  Monitor?: number;
+  MaxFailureRatio?: number;
+  Order?: 'stop-first' | 'start-first';
+}
+
+export interface ServiceSpec extends Annotations {
+  TaskTemplate: TaskSpec;
+  Mode?: ServiceMode;
+  UpdateConfig?: UpdateConfig;
+  RollbackConfig?: UpdateConfig;
+  Networks?: NetworkAttachmentConfig[];
+  EndpointSpec?: EndpointSpec;
+  [extra: string]: unknown;
+}
+
+export interface VirtualIP {
+  NetworkID: string;
+  Addr: string; // CIDR form, "10.0.0.5/24"
+}
+
+export interface Endpoint {
+  Spec: EndpointSpec;
+  Ports?: PortConfig[];
+  VirtualIPs?: VirtualIP[];
+}
+
+export interface Service extends Meta {
+  Spec: ServiceSpec;
+  PreviousSpec?: ServiceSpec;
+  Endpoint?: Endpoint;
+  UpdateStatus?: { State: string; StartedAt?: string; CompletedAt?: string; Message?: string };
+  /** Internal: incremented on every spec change so tasks can tell which spec made them. */
+  SpecVersion?: Version;
+}
+
+// ---- tasks ----
+export const TASK_STATES = [
+  'new',
+  'pending',
+  'assigned',
+  'accepted',
+  'preparing',
+  'ready',
+  'starting',
+  'running',
+  'complete',
+  'shutdown',
+  'failed',
+  'rejected',
+  'remove',
+  'orphaned',
+] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+
+/** Order of task states: observed state only moves forward. */
+export function taskStateRank(s: TaskState): number {
+  return TASK_STATES.indexOf(s);
+}
+
+export interface TaskStatus {
+  Timestamp: string;
+  State: TaskState;
+  Message: string;
+  Err?: string;
+  ContainerStatus?: { ContainerID?: string; PID?: number; ExitCode?: number };
+  PortStatus?: { Ports?: PortConfig[] };
+}
+
+export interface NetworkAttachment {
+  Network: Network;
+  Addresses: string[]; // CIDR form
+}
+
+export interface Task extends Meta {
+  Name?: string;
+  Labels?: Record<string, string>;
+  Spec: TaskSpec;
+  ServiceID: string;
+  Slot?: number;
+  NodeID?: string;
+  Status: TaskStatus;
+  DesiredState: TaskState;
+  NetworksAttachments?: NetworkAttachment[];
+  /** The service's SpecVersion this task was made from. */
+  SpecVersion?: Version;
+}
+
+// ---- networks ----
+export interface IPAMConfig {
+  Subnet: string;
+  Gateway?: string;
+  IPRange?: string;
+}
+
+export interface NetworkSpec extends Annotations {
+  DriverConfiguration?: { Name: string; Options?: Record<string, string> };
+  IPv6Enabled?: boolean;
+  Internal?: boolean;
+  Attachable?: boolean;
+  Ingress?: boolean;
+  IPAMOptions?: { Driver?: { Name: string }; Configs?: IPAMConfig[] };
+  Scope?: string;
+}
+
+export interface Network extends Meta {
+  Spec: NetworkSpec;
+  DriverState?: { Name: string; Options?: Record<string, string> }; // Options["com.docker.network.driver.overlay.vxlanid_list"]
+  IPAMOptions?: { Driver?: { Name: string }; Configs?: IPAMConfig[] };
+}
+
+// ---- cluster ----
+export interface ClusterSpec extends Annotations {
+  Orchestration?: { TaskHistoryRetentionLimit?: number };
+  Raft?: { SnapshotInterval?: number; KeepOldSnapshots?: number; LogEntriesForSlowFollowers?: number; ElectionTick?: number; HeartbeatTick?: number };
+  Dispatcher?: { HeartbeatPeriod?: number };
+  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[] };
+  TaskDefaults?: Record<string, unknown>;
+  EncryptionConfig?: { AutoLockManagers?: boolean };
+}
+
+export interface Cluster extends Meta {
+  Spec: ClusterSpec;
+  TLSInfo: TLSInfo;
+  RootRotationInProgress: boolean;
+  DefaultAddrPool: string[];
+  SubnetSize: number;
+  DataPathPort: number;
+  JoinTokens: { Worker: string; Manager: string };
+}
+
+export interface KindMap {
+  cluster: Cluster;
+  nodes: Node;
+  services: Service;
+  tasks: Task;
+  networks: Network;
+}
+export type Kind = keyof KindMap;

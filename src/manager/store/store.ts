@@ -1,0 +1,41 @@
+import type { Kind, KindMap } from '../../cluster/types.js';
+
+/**
+ * The contract between the store (etcd + a watch-fed cache) and everything that reads or
+ * writes cluster state: API handlers and leader loops. Objects are kept at
+ * `/shoal/v1/<kind>/<ID>`; an object's Version.Index is its etcd mod_revision.
+ */
+
+export type Change<K extends Kind = Kind> =
+  | { kind: K; op: 'create'; object: KindMap[K] }
+  /** Fails the whole batch with a conflict unless the stored Version.Index equals object.Version.Index. */
+  | { kind: K; op: 'update'; object: KindMap[K] }
+  | { kind: K; op: 'delete'; id: string };
+
+export interface StoreEvent<K extends Kind = Kind> {
+  kind: K;
+  action: 'create' | 'update' | 'delete';
+  /** For delete: the last stored object. */
+  object: KindMap[K];
+}
+
+export interface WriteOptions {
+  /** Leader loops set this: the write fails (LeaderLost) unless this node still holds the leader key. */
+  fenced?: boolean;
+}
+
+export class VersionConflict extends Error {}
+export class LeaderLost extends Error {}
+
+export interface Store {
+  get<K extends Kind>(kind: K, id: string): KindMap[K] | undefined;
+  list<K extends Kind>(kind: K): KindMap[K][];
+  /**
+   * Applies every change atomically (split into several etcd transactions only when one would
+   * exceed etcd's op limit; each is still all-or-nothing). Resolves once the cache has seen it,
+   * so a read right after a write returns the new object.
+   */
+  commit(changes: Change[], opts?: WriteOptions): Promise<void>;
+  /** Events arrive in batches, in commit order, after the cache is updated. Returns unsubscribe. */
+  watch(fn: (events: StoreEvent[]) => void): () => void;
+}
