@@ -1,0 +1,13 @@
+import type { Task, TaskStatus } from '../cluster/types.js';
+
+/**
+ * What the agent's session to a manager gives the worker: the node's assigned tasks and a way
+ * to report their observed state. The session (mTLS gRPC, failover between managers) owns
+ * the transport; the worker owns turning tasks into containers.
+ */
+export interface AgentLink {
+  /** Called with the complete set of tasks assigned to this node whenever it changes, and after every (re)connect. */
+  onAssignments(fn: (tasks: Task[]) => void): void;
+  /** Best effort in order; the session retries on another manager if its manager goes away. */
+  reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void>;
+}
