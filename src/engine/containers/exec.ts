@@ -107,7 +107,11 @@ export class Execs {
     const specFile = path.join(p.run, `exec-${id.slice(0, 16)}.json`);
     fs.writeFileSync(specFile, JSON.stringify(spec));
     const stdin = io && e.config.AttachStdin ? 'pipe' : 'ignore';
-    const child = spawn(RUNC, this.m.runc.execArgs(rec.id, specFile, tty), { stdio: [stdin, 'pipe', 'pipe'] });
+    const argv = [RUNC, ...this.m.runc.execArgs(rec.id, specFile, tty)];
+    // `runc exec --tty` in the foreground wants a terminal of its own to relay: script(1) lends it one.
+    const child = tty
+      ? spawn('script', ['-q', '-e', '-f', '-c', argv.map((a) => `'${a}'`).join(' '), '/dev/null'], { stdio: [stdin === 'ignore' ? 'pipe' : stdin, 'pipe', 'pipe'] })
+      : spawn(RUNC, argv.slice(1), { stdio: [stdin, 'pipe', 'pipe'] });
     e.pid = child.pid ?? 0;
     const write = io ? streamWriter(io, tty) : () => true;
     child.stdout!.on('data', (b: Buffer) => { if (e.config.AttachStdout !== false) write(STDOUT, b); });
@@ -119,7 +123,7 @@ export class Execs {
       if (m && /^time="/.test(text)) runcError = m[1].replace(/\\"/g, '"');
       else if (e.config.AttachStderr !== false) write(STDERR, b);
     });
-    if (io && child.stdin) {
+    if (io && child.stdin && e.config.AttachStdin) {
       child.stdin.on('error', () => undefined);
       io.on('data', (b: Buffer) => child.stdin!.write(b));
       io.on('end', () => child.stdin!.end());

@@ -29,10 +29,10 @@ function parseLine(line: string): LogEntry | undefined {
 }
 
 /** Reads whole lines from `offset`; returns the entries and the offset after the last whole line. */
-export function readLog(file: string, offset = 0): { entries: LogEntry[]; offset: number } {
+export function readLog(file: string | number, offset = 0): { entries: LogEntry[]; offset: number } {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = typeof file === 'number' ? file : fs.openSync(file, 'r');
   } catch {
     return { entries: [], offset };
   }
@@ -50,7 +50,7 @@ export function readLog(file: string, offset = 0): { entries: LogEntry[]; offset
     }
     return { entries, offset: offset + end + 1 };
   } finally {
-    fs.closeSync(fd);
+    if (typeof file !== 'number') fs.closeSync(fd);
   }
 }
 
@@ -78,13 +78,24 @@ export interface FollowOptions {
 export async function followLog(file: string, o: FollowOptions): Promise<void> {
   let offset = o.offset;
   const every = o.everyMs ?? 100;
-  while (!o.signal.aborted) {
-    // `done` is read before the file, so a line written just before exit is never lost.
-    const finished = o.done();
-    const r = readLog(file, offset);
-    offset = r.offset;
-    for (const e of r.entries) o.onEntry(e);
-    if (r.entries.length === 0 && finished) return;
-    if (r.entries.length === 0) await new Promise((res) => setTimeout(res, every));
+  // Held open: an auto-removed container's log is unlinked right after its exit, still unread.
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch {
+    return;
+  }
+  try {
+    while (!o.signal.aborted) {
+      // `done` is read before the file, so a line written just before exit is never lost.
+      const finished = o.done();
+      const r = readLog(fd, offset);
+      offset = r.offset;
+      for (const e of r.entries) o.onEntry(e);
+      if (r.entries.length === 0 && finished) return;
+      if (r.entries.length === 0) await new Promise((res) => setTimeout(res, every));
+    }
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -305,7 +305,7 @@ export class ContainerManager {
       rec.state.ExitCode = notFound ? 127 : denied ? 126 : 128;
       saveRecord(p.record, rec);
       if (e instanceof ApiError) throw e;
-      throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: ${msg}: unknown`);
+      throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
     saveRecord(p.record, rec);
@@ -579,6 +579,6 @@ function readPid(file: string): number | undefined {
 /** runc's message without its log prefix noise. */
 function runtimeMessage(e: unknown): string {
   const msg = (e as Error).message ?? String(e);
-  const m = /msg="([^"]+)"/.exec(msg);
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(msg);
   return (m ? m[1] : msg).replace(/\\"/g, '"').trim();
 }
