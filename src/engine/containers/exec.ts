@@ -110,7 +110,11 @@ export class Execs {
     const argv = [RUNC, ...this.m.runc.execArgs(rec.id, specFile, tty)];
     // `runc exec --tty` in the foreground wants a terminal of its own to relay: script(1) lends it one.
     const child = tty
-      ? spawn('script', ['-q', '-e', '-f', '-c', argv.map((a) => `'${a}'`).join(' '), '/dev/null'], { stdio: [stdin === 'ignore' ? 'pipe' : stdin, 'pipe', 'pipe'] })
+      ? spawn('script', ['-q', '-e', '-f', '-c', `stty raw -echo; exec ${argv.map((a) => `'${a}'`).join(' ')}`, '/dev/null'], {
+        stdio: [stdin === 'ignore' ? 'pipe' : stdin, 'pipe', 'pipe'],
+        // Raw from the start: no second CR/LF translation by script's own terminal.
+        env: { ...process.env, SHELL: '/bin/sh' },
+      })
       : spawn(RUNC, argv.slice(1), { stdio: [stdin, 'pipe', 'pipe'] });
     e.pid = child.pid ?? 0;
     const write = io ? streamWriter(io, tty) : () => true;
