@@ -5,7 +5,8 @@ import path from 'node:path';
 import { run } from '../../src/util/run.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
 import { newTestLab, type TestLab } from '../helpers/lab.js';
-import { waitFor } from '../helpers/process.js';
+import type { ChildProcess } from 'node:child_process';
+import { alive, startProcess, stopProcess, waitFor } from '../helpers/process.js';
 
 // Needs root: namespaces, veths, shoald daemons and a registry.
 
@@ -64,6 +65,22 @@ function processesOf(labDir: string, inodes: Set<number>): string[] {
     }
   }
   return found;
+}
+
+/** What `prune` must leave: no namespace, bridge, mount, process or nft table of the lab, and no lab directory. */
+async function assertNothingLeft(lab: TestLab, inodes: Map<string, number>): Promise<void> {
+  assert.deepEqual(await labNetns(lab.prefix), [], 'namespaces left');
+  const held = new Set(inodes.values());
+  assert.deepEqual(processesOf(lab.labDir, held), [], 'processes left');
+  const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+  assert.deepEqual(mountinfo.filter((l) => l.includes(lab.labDir)), [], 'mounts left');
+  // A namespace (with its bridge, veths and nftables tables) lives on only while a mount or a process holds it.
+  assert.deepEqual(mountinfo.filter((l) => [...held].some((i) => l.includes(`net:[${i}]`))), [], 'namespace mounts left');
+  const hostLinks = (JSON.parse((await run('ip', ['-json', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname);
+  assert.ok(!hostLinks.includes('labbr0'), 'a lab bridge in the host namespace');
+  const hostTables = (await run('nft', ['list', 'tables'])).stdout;
+  assert.ok(!hostTables.includes(lab.prefix), `nft tables of the lab in the host: ${hostTables}`);
+  assert.ok(!fs.existsSync(lab.labDir), 'lab directory left');
 }
 
 describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
@@ -195,22 +212,44 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     assert.ok(processesOf(lab.labDir, new Set(inodes.values())).length > 0, 'no lab process found before prune: the check below would prove nothing');
 
     await lab.machine(['prune']);
-
-    assert.deepEqual(await labNetns(lab.prefix), [], 'namespaces left');
-    const held = new Set(inodes.values());
-    const leftProcs = processesOf(lab.labDir, held);
-    assert.deepEqual(leftProcs, [], 'processes left');
-    const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
-    assert.deepEqual(mountinfo.filter((l) => l.includes(lab.labDir)), [], 'mounts left');
-    // A namespace (with its bridge, veths and nftables tables) lives on only while a mount or a process holds it.
-    assert.deepEqual(mountinfo.filter((l) => [...held].some((i) => l.includes(`net:[${i}]`))), [], 'namespace mounts left');
-    const hostLinks = (JSON.parse((await run('ip', ['-json', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname);
-    assert.ok(!hostLinks.includes('labbr0'), 'a lab bridge in the host namespace');
-    const hostTables = (await run('nft', ['list', 'tables'])).stdout;
-    assert.ok(!hostTables.includes(lab.prefix), `nft tables of the lab in the host: ${hostTables}`);
-    assert.ok(!fs.existsSync(lab.labDir), 'lab directory left');
+    await assertNothingLeft(lab, inodes);
     // Pruning nothing is fine.
     await lab.machine(['prune']);
     assert.ok(!fs.existsSync(lab.labDir));
+  });
+});
+
+describe('shoal machine prune after a crash', { timeout: 300_000 }, () => {
+  const lab = newTestLab();
+  let stray: ChildProcess | undefined;
+  after(async () => {
+    await lab.prune();
+    await stopProcess(stray?.pid, 'SIGKILL');
+  });
+
+  it('removes what a lab left behind even when its records are lost', async () => {
+    await lab.machine(['create', 'c1']);
+    await lab.machine(['registry']);
+    const machineNs = `${lab.prefix}-m-c1`;
+    const hubNs = `${lab.prefix}-hub`;
+    // Debris a crash can leave: a namespace a create made before recording it, a process living
+    // in a machine's namespace without naming the lab, a mount, an nft table, and lost records.
+    const ghostNs = `${lab.prefix}-m-ghost`;
+    await run('ip', ['netns', 'add', ghostNs]);
+    await run('nsenter', [`--net=/run/netns/${ghostNs}`, '--', 'nft', 'add', 'table', 'ip', 'leftover']);
+    await run('nsenter', [`--net=/run/netns/${hubNs}`, '--', 'nft', 'add', 'table', 'ip', 'leftover']);
+    stray = startProcess('nsenter', [`--net=/run/netns/${machineNs}`, '--', 'sleep', '1000'], '/dev/null');
+    const mnt = path.join(lab.labDir, 'machines', 'c1', 'data', 'leftover-mount');
+    fs.mkdirSync(mnt, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', 'leftover', mnt]);
+    fs.rmSync(path.join(lab.labDir, 'lab.json'));
+    fs.rmSync(path.join(lab.labDir, 'machines', 'c1', 'machine.json'));
+    const inodes = netnsInodes([hubNs, machineNs, ghostNs]);
+    await waitFor('the stray process to enter the namespace', () => processesOf('/nonexistent', new Set([inodes.get(machineNs)!])).length > 0);
+
+    await lab.machine(['prune']);
+
+    await assertNothingLeft(lab, inodes);
+    assert.ok(!alive(stray.pid!), 'the stray process survived');
   });
 });
