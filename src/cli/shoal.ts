@@ -5,6 +5,8 @@ import { netnsPath } from '../lab/network.js';
 import { resolveSettings, type LabSettings } from '../lab/settings.js';
 import { formatTable } from '../lab/table.js';
 
+const collect = (v: string, prev: string[]) => [...prev, v];
+
 const program = new Command('shoal').description('shoal: tools around the shoald daemon');
 
 const machine = program
@@ -29,10 +31,12 @@ machine
   .command('create')
   .description('create a machine and start its daemon')
   .argument('<name>')
-  .action(async (name: string) => {
+  .option('--engine-label <k=v>', 'engine label of its daemon (repeatable)', collect, [])
+  .option('--engine-insecure-registry <host:port>', 'a registry its daemon reaches over plain HTTP, besides the lab registry (repeatable)', collect, [])
+  .action(async (name: string, o: { engineLabel: string[]; engineInsecureRegistry: string[] }) => {
     const lab = openLab();
     console.log(`Creating machine "${name}"...`);
-    const rec = await lab.create(name);
+    const rec = await lab.create(name, { engineLabels: o.engineLabel, insecureRegistries: o.engineInsecureRegistry });
     console.log(`Machine "${name}" is up at ${rec.address}, daemon ${lab.url(name)}`);
     console.log(`To point your Docker client at it, run: eval $(shoal machine env ${name})`);
   });
@@ -64,12 +68,14 @@ machine
     const lab = openLab();
     if (o.unset) {
       console.log('unset DOCKER_HOST');
+      console.log('unset DOCKER_MACHINE_NAME');
       console.log('# Run this command to configure your shell:');
       console.log('# eval $(shoal machine env -u)');
       return;
     }
     lab.get(name);
     console.log(`export DOCKER_HOST="${lab.url(name)}"`);
+    console.log(`export DOCKER_MACHINE_NAME="${name}"`);
     console.log('# Run this command to configure your shell:');
     console.log(`# eval $(shoal machine env ${name})`);
   });

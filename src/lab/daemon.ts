@@ -17,6 +17,7 @@ export interface MachineDaemonSpec {
   socket: string;
   log: string;
   insecureRegistries: string[];
+  labels: string[];
 }
 
 /** Answers true once the Engine API on `socket` says OK to /_ping. */
@@ -57,6 +58,7 @@ export function spawnDaemon(spec: MachineDaemonSpec): { pid: number; exited: () 
     '--hostname', spec.name,
   ];
   for (const r of spec.insecureRegistries) args.push('--insecure-registry', r);
+  for (const l of spec.labels) args.push('--label', l);
   fs.rmSync(spec.socket, { force: true });
   const fd = fs.openSync(spec.log, 'a');
   const child = spawn('nsenter', args, { stdio: ['ignore', fd, fd], detached: true, cwd: spec.dir });

@@ -22,6 +22,12 @@ export interface MachineStatus extends MachineRecord {
   url: string;
 }
 
+export interface CreateOptions {
+  /** `k=v` engine labels (`docker node inspect` .Description.Engine.Labels, constraints on engine.labels.k). */
+  engineLabels?: string[];
+  insecureRegistries?: string[];
+}
+
 export interface PruneReport {
   namespaces: string[];
   processes: number;
@@ -77,11 +83,16 @@ export class Lab {
 
   private spec(rec: MachineRecord): MachineDaemonSpec {
     const p = machinePaths(this.labDir, rec.name);
-    return { name: rec.name, ns: rec.ns, dir: p.dir, dataRoot: p.dataRoot, execRoot: p.execRoot, socket: p.socket, log: p.log, insecureRegistries: [this.registryAddress] };
+    return {
+      name: rec.name, ns: rec.ns, dir: p.dir, dataRoot: p.dataRoot, execRoot: p.execRoot, socket: p.socket, log: p.log,
+      insecureRegistries: [this.registryAddress, ...(rec.insecureRegistries ?? [])],
+      labels: rec.engineLabels ?? [],
+    };
   }
 
-  async create(name: string): Promise<MachineRecord> {
+  async create(name: string, opts: CreateOptions = {}): Promise<MachineRecord> {
     checkMachineName(name);
+    for (const l of opts.engineLabels ?? []) if (!/^[^=\s]+=/.test(l)) throw new LabError(`invalid engine label "${l}": want KEY=VALUE`);
     return withLabLock(this.labDir, async () => {
       if (readMachine(this.labDir, name)) throw new LabError(`Host already exists: "${name}"`);
       if (!readLab(this.labDir)) writeLab(this.labDir, this.labRecord());
@@ -95,6 +106,8 @@ export class Lab {
         created: new Date().toISOString(),
         running: true,
         disconnected: false,
+        ...(opts.engineLabels?.length ? { engineLabels: opts.engineLabels } : {}),
+        ...(opts.insecureRegistries?.length ? { insecureRegistries: opts.insecureRegistries } : {}),
       };
       writeMachine(this.labDir, rec);
       try {

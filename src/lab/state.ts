@@ -26,6 +26,10 @@ export interface MachineRecord {
   disconnected: boolean;
   /** The daemon's process while it runs. */
   pid?: number;
+  /** Engine labels (`k=v`), given to its daemon on every boot (docker-machine's --engine-label). */
+  engineLabels?: string[];
+  /** More insecure registries than the lab's own, on every boot. */
+  insecureRegistries?: string[];
 }
 
 const MACHINE_FILE = 'machine.json';

@@ -102,7 +102,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
 
   it('creates three machines, each with its own address, all running', async () => {
     // At once: the lab lock keeps their addresses apart.
-    await Promise.all(machines.map((m) => lab.machine(['create', m])));
+    await Promise.all(machines.map((m) => lab.machine(['create', m, '--engine-label', `lab.machine=${m}`])));
     const rows = await ls(lab);
     assert.deepEqual([...rows.keys()], machines);
     for (const m of machines) {
@@ -121,8 +121,8 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
 
   it("answers the docker CLI on each machine's DOCKER_HOST, as that machine", async () => {
     for (const m of machines) {
-      const r = await lab.docker(m, ['info', '--format', '{{.Name}}']);
-      assert.equal(r.stdout.trim(), m);
+      const r = await lab.docker(m, ['info', '--format', '{{.Name}} {{json .Labels}}']);
+      assert.equal(r.stdout.trim(), `${m} ["lab.machine=${m}"]`);
     }
     const unknown = await lab.machine(['env', 'nope'], { allowFail: true });
     assert.equal(unknown.code, 1);

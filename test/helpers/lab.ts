@@ -59,3 +59,9 @@ export function newTestLab(): TestLab {
   };
   return lab;
 }
+
+/** Creates machines at once (the lab lock keeps their addresses apart) and returns their DOCKER_HOSTs by name. */
+export async function createMachines(lab: TestLab, names: string[], extraArgs: string[] = []): Promise<Map<string, string>> {
+  await Promise.all(names.map((n) => lab.machine(['create', n, ...extraArgs])));
+  return new Map(await Promise.all(names.map(async (n) => [n, await lab.dockerHost(n)] as [string, string])));
+}

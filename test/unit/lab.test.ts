@@ -1,9 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { allocateMachineIndex, hubAddress, machineAddress, machineIndex, withPrefixLen } from '../../src/lab/addresses.js';
 import { checkMachineName, checkSubnet, LabNames, machinePaths, resolveSettings } from '../../src/lab/settings.js';
 import { formatTable } from '../../src/lab/table.js';
 import { mentions } from '../../src/lab/sweep.js';
+import { withLabLock } from '../../src/lab/state.js';
 
 test('lab addresses: hub first, machines the lowest free ones after it', () => {
   assert.equal(hubAddress('192.168.99.0/24'), '192.168.99.1');
@@ -70,4 +74,24 @@ test('sweep: an argument mentions the lab directory only as a whole path compone
   assert.ok(mentions('--lab-dir=/lab', '/lab/'));
   assert.ok(!mentions('/lab2/machines', '/lab'));
   assert.ok(!mentions('/other', '/lab'));
+});
+
+test('lab lock: holders take turns, and a lock left by a dead process is taken over', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lablock-'));
+  try {
+    const order: string[] = [];
+    const hold = (tag: string) => withLabLock(dir, async () => {
+      order.push(`${tag}+`);
+      await new Promise((r) => setTimeout(r, 30));
+      order.push(`${tag}-`);
+    });
+    await Promise.all([hold('a'), hold('b'), hold('c')]);
+    for (let i = 0; i < order.length; i += 2) assert.equal(order[i].slice(0, -1), order[i + 1].slice(0, -1), `overlap: ${order.join(' ')}`);
+    // No process has PID 2^22 + 1 (above pid_max): the lock is stale.
+    fs.writeFileSync(path.join(dir, 'lab.lock'), String(4194305));
+    assert.equal(await withLabLock(dir, async () => 'taken', 2000), 'taken');
+    assert.ok(!fs.existsSync(path.join(dir, 'lab.lock')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
