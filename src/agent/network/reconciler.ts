@@ -226,7 +226,8 @@ export class NetworkReconciler {
     for (const [name, sb] of this.sandboxes) {
       const lines = dropVeths.get(name) ?? [];
       if (sandboxChanged(name) || !wantSandboxes.has(name)) continue; // going away whole
-      await this.ip(sb.path, lines).catch((e) => this.fail(e));
+      // Veths of containers that died are already gone with their namespace: keep going past them.
+      await this.ip(sb.path, lines, true);
     }
     const dropGw: string[] = [];
     for (const [id, gw] of this.gws) {
@@ -236,7 +237,7 @@ export class NetworkReconciler {
       await this.nft(`c:${id}`, gw.netnsPath, deleteTableScript(NFT_CONTAINER_TABLE), true);
       this.nftApplied.delete(`c:${id}`);
     }
-    await this.ip(this.node, dropGw).catch((e) => this.fail(e));
+    await this.ip(this.node, dropGw, true);
     for (const name of [...this.sandboxes.keys()]) {
       if (sandboxChanged(name) || !wantSandboxes.has(name)) await this.removeSandboxByName(name);
     }

@@ -14,6 +14,7 @@ export interface Backend {
 
 /** `numgen inc` round robin, as kube-proxy's nftables mode does it. */
 function roundRobin(backends: Backend[]): string {
+  if (backends.length === 1) return `dnat ip to ${backends[0].ip}${backends[0].port !== undefined ? `:${backends[0].port}` : ''}`;
   const withPort = backends.some((b) => b.port !== undefined);
   const entries = backends.map((b, i) => `${i} : ${b.ip}${withPort ? ` . ${b.port}` : ''}`).join(', ');
   return `dnat ip to numgen inc mod ${backends.length} map { ${entries} }`;
