@@ -5,7 +5,8 @@ import path from 'node:path';
 import { run } from '../../src/util/run.js';
 import { GW_BRIDGE, NFT_CONTAINER_TABLE, NFT_INGRESS_TABLE, NFT_NODE_TABLE } from '../../src/agent/network/names.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
-import { startProcess, waitFor } from '../helpers/process.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { waitFor } from '../helpers/process.js';
 import { OverlayLab, UPSTREAM_ANSWER, inPid, whoAnswers, type LabNode } from '../helpers/overlay-lab.js';
 
 // Three nodes on one kernel, each with its own namespace and reconciler; "containers" are
@@ -127,15 +128,19 @@ test('scale down and up: rules follow the tasks', async () => {
 test('restart: a new reconciler adopts the kernel state without dropping an open connection', async () => {
   // A long-lived connection from c1 through the VIP; every web task listens on :9000.
   const listeners = lab.containers.filter((c) => c.service === 'web');
+  const ncs: ChildProcess[] = [];
   for (const w of listeners) {
-    const p = startProcess('nsenter', ['-t', String(w.pid), '-n', '--', 'busybox', 'nc', '-l', '-p', '9000'], path.join(lab.dir, `nc-${w.name}.out`));
+    // stdin stays open: busybox nc ends the connection when its stdin ends.
+    const out = fs.openSync(path.join(lab.dir, `nc-${w.name}.out`), 'a');
+    const p = spawn('nsenter', ['-t', String(w.pid), '-n', '--', 'busybox', 'nc', '-l', '-p', '9000'], { stdio: ['pipe', out, 'ignore'] });
+    fs.closeSync(out);
     lab.track(p.pid!);
+    ncs.push(p);
   }
   await waitFor('listeners', async () => {
     for (const w of listeners) if (!(await inPid(w.pid, 'busybox', ['netstat', '-ltn'])).stdout.includes(':9000')) return false;
     return true;
   });
-  const { spawn } = await import('node:child_process');
   const conn = spawn('nsenter', ['-t', String(client.pid), '-n', '--', 'busybox', 'nc', '10.10.0.2', '9000'], { stdio: ['pipe', 'ignore', 'ignore'] });
   lab.track(conn.pid!);
   conn.stdin.write('before\n');
@@ -155,6 +160,7 @@ test('restart: a new reconciler adopts the kernel state without dropping an open
   conn.stdin.write('after\n');
   await waitFor('the second line on the same connection', () => got().includes('before\nafter'));
   conn.stdin.end();
+  for (const p of ncs) p.stdin?.end();
   assert.equal(await whoAnswers({ ns: lab.clientNs }, `http://${n3.addr}:30000/name`) !== '', true, 'mesh still answers');
 });
 
