@@ -52,6 +52,7 @@ export class OverlayLab {
   readonly dir: string;
   lanNs = '';
   clientNs = '';
+  readonly clientAddr = `${LAN_PREFIX}.100`;
   readonly nodes: LabNode[] = [];
   readonly containers: LabContainer[] = [];
   readonly services: LabService[] = [];
@@ -75,7 +76,7 @@ export class OverlayLab {
       this.nodes.push({ name: `n${i}`, ns, addr, prefix: `${this.id}n${i}`, ingressIp: `10.255.0.${249 + i}` });
     }
     this.clientNs = await createNetns(`${this.id}-cl`);
-    await this.plug(this.clientNs, 'cl', `${LAN_PREFIX}.100`);
+    await this.plug(this.clientNs, 'cl', this.clientAddr);
   }
 
   /** A namespace's eth0 on the LAN bridge. */

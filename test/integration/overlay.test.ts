@@ -70,6 +70,9 @@ test('overlay: containers on different nodes reach each other by IP over VXLAN (
   assert.ok(!fdb.some((f) => f.mac === '00:00:00:00:00:00'), 'no flooding entry');
   assert.ok(fdb.some((f) => f.mac === '02:42:0a:0a:00:04' && f.dst === n2.addr), 'w2 is programmed towards n2');
   assert.ok(!fs.existsSync(`/run/netns/${n3.prefix}-${APP.slice(0, 12)}`), 'n3 runs nothing on app: no sandbox for it');
+  // Egress: the LAN has no route to the gateway bridge, so this needs the node's masquerade.
+  assert.equal((await inPid(client.pid, 'busybox', ['ping', '-c', '1', '-W', '2', `${lab.clientAddr}`])).code, 0, 'egress through the gateway bridge');
+  assert.notEqual((await inPid(client.pid, 'busybox', ['ping', '-c', '1', '-W', '1', '172.18.0.3'])).code, 0, 'no container-to-container traffic over the gateway bridge');
 });
 
 test('dns: service → VIP, tasks.<service> → task IPs, dnsrr, container names, the rest forwarded', async () => {
@@ -98,6 +101,8 @@ test('routing mesh: the published port answers on every node, also one without a
     assert.deepEqual([...new Set(seen)].sort(), ['w1', 'w2', 'w3'], `via ${n.name}: ${seen.join(',')}`);
   }
   assert.equal(await whoAnswers({ ns: n3.ns }, `http://${n3.addr}:30000/name`), 'w1', 'from the node itself, continuing the rotation');
+  assert.notEqual(await whoAnswers(client, `http://${n1.addr}:30000/name`), '', 'from a container to its own node (hairpin)');
+  assert.notEqual(await whoAnswers(client, `http://${n2.addr}:30000/name`), '', 'from a container to another node');
 });
 
 test('host-mode publish answers only where the task runs', async () => {

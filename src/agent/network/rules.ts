@@ -83,6 +83,8 @@ export function nodeScript(ports: PublishedPort[]): string {
     '  chain egress {',
     '    type nat hook postrouting priority srcnat; policy accept;',
     `    ip saddr ${GW_BRIDGE.subnet} oifname != "${GW_BRIDGE.device}" masquerade`,
+    // Hairpin: a container reaching a published port of its own node comes back over the same bridge.
+    `    ip saddr ${GW_BRIDGE.subnet} oifname "${GW_BRIDGE.device}" ct status dnat masquerade`,
     '  }',
     '  chain published {',
     ...mesh,
@@ -97,6 +99,7 @@ export function nodeScript(ports: PublishedPort[]): string {
     '  }',
     '  chain isolate {',
     '    type filter hook forward priority filter; policy accept;',
+    `    iifname "${GW_BRIDGE.device}" oifname "${GW_BRIDGE.device}" ct status dnat accept`,
     `    iifname "${GW_BRIDGE.device}" oifname "${GW_BRIDGE.device}" drop`,
     '  }',
   ]);
