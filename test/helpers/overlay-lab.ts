@@ -159,8 +159,8 @@ export class OverlayLab {
     };
   }
 
-  async applyAll(): Promise<void> {
-    for (const n of this.nodes) {
+  async applyAll(nodes: LabNode[] = this.nodes): Promise<void> {
+    for (const n of nodes) {
       const report = await n.reconciler!.applyPlan(this.planFor(n));
       if (report.errors.length) throw new Error(`${n.name}: ${JSON.stringify(report.errors)}`);
     }

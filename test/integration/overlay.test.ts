@@ -169,6 +169,19 @@ test('restart: a new reconciler adopts the kernel state without dropping an open
   assert.equal(await whoAnswers({ ns: lab.clientNs }, `http://${n3.addr}:30000/name`) !== '', true, 'mesh still answers');
 });
 
+test('node loss: the remaining nodes drop its tasks and the mesh keeps answering', async () => {
+  await run('ip', ['-n', lab.lanNs, 'link', 'set', 'l-n2', 'down']);
+  for (const c of lab.containers.filter((c) => c.node === 'n2')) await lab.stopContainer(c.name);
+  await lab.applyAll([n1, n3]);
+  for (const n of [n1, n3]) {
+    const seen = await names({ ns: lab.clientNs }, `http://${n.addr}:30000/name`, 4);
+    assert.deepEqual([...new Set(seen)].sort(), ['w1', 'w4'], `via ${n.name}: ${seen.join(',')}`);
+  }
+  const sb = `${n1.prefix}-${APP.slice(0, 12)}`;
+  const fdb = (await run('bridge', ['-n', sb, '-j', 'fdb', 'show', 'dev', 'vxlan0'])).stdout;
+  assert.doesNotMatch(fdb, new RegExp(n2.addr.replace(/\./g, '\\.')), 'nothing points at the lost node any more');
+});
+
 test('cleanup: destroying every node leaves no namespace, device or table behind', async () => {
   for (const n of lab.nodes) await n.reconciler!.destroy();
   const left = fs.readdirSync('/run/netns').filter((n) => lab.nodes.some((node) => n.startsWith(`${node.prefix}-`)));
