@@ -3,6 +3,7 @@ import type { Engine } from '../../engine/engine.js';
 import { systemRoutes } from './system.js';
 import { networkRoutes } from './networks.js';
 import { imageRoutes } from './images.js';
+import { containerRoutes } from './containers.js';
 
 /** Every Engine API route this daemon serves. */
 export function buildRouter(engine: Engine): Router {
@@ -10,5 +11,6 @@ export function buildRouter(engine: Engine): Router {
   systemRoutes(router, engine);
   networkRoutes(router, engine);
   imageRoutes(router, engine);
+  containerRoutes(router, engine);
   return router;
 }
