@@ -129,7 +129,10 @@ test('docker pull on a second daemon gets the same image; pulling again is up to
 test('layers are unpacked once: a second image sharing a layer reuses it', async () => {
   const plus = await microPlusArchive(`${R}/micro-plus:1`);
   await d1.docker(['load'], { input: plus.tarball });
-  await d1.docker(['push', `${R}/micro-plus:1`]);
+  const pushed = await d1.docker(['push', `${R}/micro-plus:1`]);
+  // micro's layer is in the registry already, under micro: linked over, not sent again.
+  assert.match(pushed.stdout, new RegExp(`${plus.diffIds[0].slice(7, 19)}: Mounted from micro`));
+  assert.match(pushed.stdout, new RegExp(`${plus.diffIds[1].slice(7, 19)}: Pushed`));
 
   const before = fs.statSync(layerDir(d2, plus.diffIds[0]));
   const r = await d2.docker(['pull', `${R}/micro-plus:1`]);

@@ -8,7 +8,7 @@ import { shortId } from './blobs.js';
 import { ingestLayer } from './ingest.js';
 import { choosePlatform, HOST_PLATFORM, isImageManifest, isIndex, layerCompression, MT, type ImageConfigBlob, type ImageIndex, type ImageManifest } from './manifest.js';
 import type { ProgressStream } from './progress.js';
-import { familiarName, familiarString, formatReference, type ImageReference } from './reference.js';
+import { familiarName, familiarString, formatReference, repoName, type ImageReference } from './reference.js';
 import { isInsecureRegistry, RegistryClient, RegistryError, type AuthConfig } from './registry.js';
 
 /** How many layers download at once (dockerd's default is 3). */
@@ -98,6 +98,7 @@ async function doPull(store: ImageStore, ref: ImageReference, auth: AuthConfig |
           mediaType: l.mediaType,
           onBytes: (n) => progress.bytes('Downloading', id, n, l.size),
         });
+        store.layers.addSource(diffIds[i], l.digest, repoName(ref));
         progress.status('Verifying Checksum', id);
         progress.status('Download complete', id);
         progress.status('Pull complete', id);

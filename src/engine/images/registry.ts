@@ -236,6 +236,22 @@ export class RegistryClient {
   }
 
   /**
+   * Cross-repository mount: `POST uploads/?mount=&from=`. A 201 means the registry linked the
+   * blob; anything else (it may open an ordinary upload session instead) means upload it.
+   */
+  async mountBlob(digest: string, fromPath: string): Promise<boolean> {
+    const url = new URL(this.url('blobs/uploads/'));
+    url.searchParams.set('mount', digest);
+    url.searchParams.set('from', fromPath);
+    const res = await this.request('POST', url.toString(), { headers: { 'Content-Length': '0' } });
+    await res.body?.cancel().catch(() => undefined);
+    const location = res.headers.get('location');
+    // An upload session opened instead of the mount: cancel it, uploadBlob opens its own.
+    if (res.status === 202 && location) await this.request('DELETE', new URL(location, this.origin).toString()).then((r) => r.body?.cancel()).catch(() => undefined);
+    return res.status === 201;
+  }
+
+  /**
    * Monolithic upload: POST to open a session, PUT the whole blob with its digest. The PUT
    * streams the file through node:http(s) with its length known (fetch cannot send a stream
    * body with a Content-Length, and some registries insist on one).
