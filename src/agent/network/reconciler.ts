@@ -285,7 +285,10 @@ export class NetworkReconciler {
     // 4. Containers: adopt what a previous run made, create the rest (one batch per container netns).
     const byContainer = new Map<string, LocalEndpointPlan[]>();
     for (const ep of wantEndpoints.values()) push(byContainer, ep.containerId, ep);
-    for (const [containerId, eps] of byContainer) {
+    // Adopted containers first: their gateway addresses must be known before new ones are handed out.
+    const order = [...byContainer.keys()].sort((a, b) => Number(this.unclaimedGw.has(gwVethName(b))) - Number(this.unclaimedGw.has(gwVethName(a))));
+    for (const containerId of order) {
+      const eps = byContainer.get(containerId)!;
       try {
         await this.attachContainer(containerId, eps, overlays);
       } catch (e) {
