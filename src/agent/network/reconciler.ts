@@ -219,7 +219,7 @@ export class NetworkReconciler {
     const dropVeths = new Map<string, string[]>();
     for (const [key, ep] of this.endpoints) {
       const want = wantEndpoints.get(key);
-      if (want && !sandboxChanged(ep.sandbox) && want.ip === ep.ip && (want.mac ?? macFromIp(want.ip)) === ep.mac && want.netnsPath === ep.netnsPath) continue;
+      if (want && !sandboxChanged(ep.sandbox) && want.ip === ep.ip && (want.mac ?? macFromIp(want.ip)).toLowerCase() === ep.mac && want.netnsPath === ep.netnsPath) continue;
       push(dropVeths, ep.sandbox, `link delete ${ep.veth}`);
       this.endpoints.delete(key);
     }
