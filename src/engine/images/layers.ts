@@ -202,6 +202,8 @@ function tolerantSink(stdin: Writable): Writable {
   stdin.on('close', () => (open = false));
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
+      // `destroyed` is set before the 'close' event fires: tar may be gone already.
+      if (stdin.destroyed) open = false;
       if (!open || !stdin.write(chunk)) {
         if (!open) return cb();
         const done = () => {
@@ -216,7 +218,7 @@ function tolerantSink(stdin: Writable): Writable {
       cb();
     },
     final(cb) {
-      if (open) stdin.end(cb);
+      if (open && !stdin.destroyed) stdin.end(cb);
       else cb();
     },
   });
