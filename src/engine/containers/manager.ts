@@ -275,7 +275,8 @@ export class ContainerManager {
     let pid = 0;
     try {
       const img = await this.images.resolve(rec.imageId);
-      await this.runc.delete(id); // a previous run's state, if any
+      // A previous run's state, if a crash left any (teardown removes it otherwise).
+      if (fs.existsSync(path.join(this.runc.root, id))) await this.runc.delete(id);
       await mountRootfs(img.layerDirs, p);
       writeEtcFiles(p, hostname);
       const spec = containerSpec(rec, p, hostname) as { linux: { namespaces: { type: string }[] } };
@@ -304,6 +305,7 @@ export class ContainerManager {
       rec.state.Error = msg;
       rec.state.ExitCode = notFound ? 127 : denied ? 126 : 128;
       saveRecord(p.record, rec);
+      if (rec.hostConfig.AutoRemove) setImmediate(() => void this.remove(id, { force: true }).catch(() => undefined));
       if (e instanceof ApiError) throw e;
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
