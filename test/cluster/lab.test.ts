@@ -142,6 +142,10 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
       const r = await lab.docker(m, ['info', '--format', '{{.Name}} {{json .Labels}}']);
       assert.equal(r.stdout.trim(), `${m} ["lab.machine=${m}"]`);
     }
+    // ssh: the command runs with DOCKER_HOST set, its options are its own, its exit code comes back.
+    const ssh = await lab.machine(['ssh', 'sw1', 'sh', '-c', 'echo $DOCKER_HOST; exit 3'], { allowFail: true });
+    assert.equal(ssh.code, 3);
+    assert.equal(ssh.stdout.trim(), await lab.dockerHost('sw1'));
     const unknown = await lab.machine(['env', 'nope'], { allowFail: true });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Host does not exist: "nope"/);
