@@ -3,12 +3,19 @@ import type { Engine } from '../../engine/engine.js';
 import { systemRoutes } from './system.js';
 import { networkRoutes } from './networks.js';
 import { imageRoutes } from './images.js';
+import { containerRoutes } from './containers.js';
+import { swarmRoutes } from './swarm.js';
+import { nodeRoutes } from './nodes.js';
+import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** Every Engine API route this daemon serves. */
-export function buildRouter(engine: Engine): Router {
+export function buildRouter(engine: Engine, swarm: SwarmNode): Router {
   const router = new Router();
-  systemRoutes(router, engine);
+  systemRoutes(router, engine, swarm);
   networkRoutes(router, engine);
   imageRoutes(router, engine);
+  containerRoutes(router, engine);
+  swarmRoutes(router, swarm);
+  nodeRoutes(router, swarm);
   return router;
 }
