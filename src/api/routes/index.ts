@@ -3,6 +3,7 @@ import type { Engine } from '../../engine/engine.js';
 import { systemRoutes } from './system.js';
 import { networkRoutes } from './networks.js';
 import { imageRoutes } from './images.js';
+import { containerRoutes } from './containers.js';
 import { swarmRoutes } from './swarm.js';
 import { nodeRoutes } from './nodes.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
@@ -13,6 +14,7 @@ export function buildRouter(engine: Engine, swarm: SwarmNode): Router {
   systemRoutes(router, engine, swarm);
   networkRoutes(router, engine);
   imageRoutes(router, engine);
+  containerRoutes(router, engine);
   swarmRoutes(router, swarm);
   nodeRoutes(router, swarm);
   return router;

@@ -1,0 +1,146 @@
+import type { Cluster, Network, NetworkAttachment, Service, Task, VirtualIP } from '../../cluster/types.js';
+import type { Logger } from '../../util/log.js';
+import type { Store, StoreEvent } from '../store/store.js';
+import { StoreLoop } from '../loop.js';
+import { status } from '../orchestrator/task.js';
+import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
+import { isIngress, PortAllocator } from './ports.js';
+
+/** VXLAN network identifiers for overlay networks (vendored libnetwork ovmanager). */
+export const VNI_START = 4096;
+export const VNI_END = 16777215;
+export const VXLAN_ID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+
+const DEFAULT_POOL = ['10.0.0.0/8'];
+const DEFAULT_SUBNET_SIZE = 24;
+
+export interface AllocationResult {
+  networks: Network[];
+  services: Service[];
+  tasks: Task[];
+}
+
+/** The networks a service's tasks join: its own (by ID or name), plus ingress when it publishes ingress ports. */
+export function serviceNetworks(service: Service, networks: Network[]): Network[] {
+  const wanted = service.Spec.TaskTemplate.Networks ?? service.Spec.Networks ?? [];
+  const out: Network[] = [];
+  for (const w of wanted) {
+    const n = networks.find((x) => x.ID === w.Target) ?? networks.find((x) => x.Spec.Name === w.Target);
+    if (n && !out.includes(n)) out.push(n);
+  }
+  const ingress = networks.find((n) => n.Spec.Ingress);
+  if (ingress && !out.includes(ingress) && (service.Spec.EndpointSpec?.Ports ?? []).some(isIngress)) out.push(ingress);
+  return out;
+}
+
+function networkAllocated(n: Network): boolean {
+  return !!n.IPAMOptions?.Configs?.some((c) => c.Subnet) && (!isOverlay(n) || !!n.DriverState?.Options?.[VXLAN_ID_OPTION]);
+}
+
+function isOverlay(n: Network): boolean {
+  const d = n.Spec.DriverConfiguration?.Name ?? 'overlay';
+  return d === 'overlay';
+}
+
+/**
+ * One allocation pass (swarmkit allocator): networks get a subnet and a VNI; services get
+ * their published ports and one VIP per network; NEW tasks get an address on each of their
+ * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
+ */
+export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[]): AllocationResult {
+  const result: AllocationResult = { networks: [], services: [], tasks: [] };
+  const now = new Date().toISOString();
+
+  // Networks.
+  const subnets = new SubnetPool(cluster?.DefaultAddrPool?.length ? cluster.DefaultAddrPool : DEFAULT_POOL, cluster?.SubnetSize || DEFAULT_SUBNET_SIZE, networks);
+  const vnis = new Set<number>();
+  for (const n of networks) for (const v of (n.DriverState?.Options?.[VXLAN_ID_OPTION] ?? '').split(',')) if (v) vnis.add(Number(v));
+  let nextVni = VNI_START;
+  const nets = networks.map((n) => {
+    if (networkAllocated(n)) return n;
+    const u = structuredClone(n);
+    if (!u.IPAMOptions?.Configs?.some((c) => c.Subnet)) {
+      const requested = n.Spec.IPAMOptions?.Configs?.filter((c) => c.Subnet) ?? [];
+      const configs = requested.length ? requested.map((c) => ({ ...c, Gateway: c.Gateway ?? defaultGateway(c.Subnet) })) : [(() => {
+        const s = subnets.next();
+        return { Subnet: s, Gateway: defaultGateway(s) };
+      })()];
+      u.IPAMOptions = { Driver: n.Spec.IPAMOptions?.Driver ?? { Name: 'default' }, Configs: configs };
+    }
+    if (isOverlay(n) && !u.DriverState?.Options?.[VXLAN_ID_OPTION]) {
+      while (vnis.has(nextVni) && nextVni <= VNI_END) nextVni++;
+      if (nextVni > VNI_END) throw new Error('no free VXLAN ID');
+      vnis.add(nextVni);
+      u.DriverState = { Name: 'overlay', Options: { ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: String(nextVni) } };
+    }
+    u.UpdatedAt = now;
+    result.networks.push(u);
+    return u;
+  });
+
+  // Address pools, rebuilt from what services and live tasks hold.
+  const pools = new Map<string, AddressPool>();
+  for (const n of nets) {
+    const c = n.IPAMOptions?.Configs?.find((x) => x.Subnet);
+    if (c) pools.set(n.ID, new AddressPool(c.Subnet, c.Gateway));
+  }
+  for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
+  for (const t of tasks) {
+    if (t.Status.State === 'new') continue;
+    if (['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State)) continue;
+    for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
+  }
+
+  // Services.
+  const ports = new PortAllocator(services);
+  const allocated = new Map<string, Service>();
+  for (const s of services) {
+    const wanted = serviceNetworks(s, nets);
+    if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
+    const mode = s.Spec.EndpointSpec?.Mode ?? 'vip';
+    const vips: VirtualIP[] = mode === 'vip'
+      ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pools.get(n.ID)!.allocate() })
+      : [];
+    const endpoint = { Spec: structuredClone(s.Spec.EndpointSpec ?? { Mode: 'vip' as const }), Ports: ports.allocate(s), VirtualIPs: vips };
+    if (!endpoint.Ports.length) delete (endpoint as { Ports?: unknown }).Ports;
+    if (JSON.stringify(endpoint) !== JSON.stringify(s.Endpoint ?? null)) {
+      const u = { ...s, Endpoint: endpoint, UpdatedAt: now };
+      result.services.push(u);
+      allocated.set(s.ID, u);
+    } else allocated.set(s.ID, s);
+  }
+
+  // Tasks: NEW → PENDING with their network attachments.
+  for (const t of tasks) {
+    if (t.Status.State !== 'new') continue;
+    const s = allocated.get(t.ServiceID);
+    if (!s) continue;
+    const attachments: NetworkAttachment[] = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
+    const u: Task = { ...t, Status: status('pending', 'pending task scheduling'), UpdatedAt: now };
+    if (attachments.length) u.NetworksAttachments = attachments;
+    result.tasks.push(u);
+  }
+  return result;
+}
+
+/** The allocator loop: one pass per burst of changes, written in fenced batches. */
+export class Allocator extends StoreLoop {
+  constructor(store: Store, log: Logger) {
+    super(store, log.child({ loop: 'allocator' }), 0);
+  }
+
+  protected observe(events: StoreEvent[]): boolean {
+    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new'));
+  }
+
+  protected async tick(): Promise<void> {
+    const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'));
+    const changes = [
+      ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),
+      ...r.services.map((o) => ({ kind: 'services' as const, op: 'update' as const, object: o })),
+      ...r.tasks.map((o) => ({ kind: 'tasks' as const, op: 'update' as const, object: o })),
+    ];
+    // Networks and services first: tasks embed them.
+    if (changes.length) await this.commitAll(changes);
+  }
+}

@@ -1,0 +1,123 @@
+import type { Logger } from '../util/log.js';
+import { LeaderLost, VersionConflict, type Store, type StoreEvent } from './store/store.js';
+
+/**
+ * The shape every leader loop shares (swarmkit style): run() subscribes to the store and
+ * reacts to events, stop() ends it. Events only mark work; the work itself runs in one
+ * serialized pass (`tick`), debounced, so a burst of events costs one pass and one batch
+ * of writes. A pass that loses a version race is simply run again.
+ */
+export abstract class StoreLoop {
+  private unsubscribe?: () => void;
+  private timer?: NodeJS.Timeout;
+  private timerAt = Infinity;
+  private firstKick = 0;
+  private pass?: Promise<void>;
+  private again = false;
+  protected stopped = true;
+
+  constructor(
+    protected readonly store: Store,
+    protected readonly log: Logger,
+    /** Wait this long after an event for more events before a pass. */
+    private readonly debounceMs = 0,
+    /** ...but never longer than this after the first pending event. */
+    private readonly maxDelayMs = 1000,
+  ) {}
+
+  run(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.unsubscribe = this.store.watch((events) => {
+      if (this.stopped) return;
+      if (this.observe(events)) this.kick();
+    });
+    this.init();
+    this.kick(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    for (const t of this.delayed) clearTimeout(t);
+    this.delayed.clear();
+    await this.pass?.catch(() => undefined);
+    this.onStop();
+  }
+
+  /** Resolves when no pass is running or scheduled (tests use it to wait for quiescence). */
+  async idle(): Promise<void> {
+    for (;;) {
+      if (this.pass) await this.pass.catch(() => undefined);
+      else if (this.timer) await new Promise((r) => setTimeout(r, Math.max(1, this.timerAt - Date.now())));
+      else return;
+    }
+  }
+
+  /** Called once on run(), before the first pass. */
+  protected init(): void {}
+  protected onStop(): void {}
+  /** Sees every event batch; returns true when a pass is needed. */
+  protected abstract observe(events: StoreEvent[]): boolean;
+  protected abstract tick(): Promise<void>;
+
+  /** Schedules a pass `delayMs` from now (or the loop's debounce). */
+  protected kick(delayMs = this.debounceMs): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    if (this.pass) {
+      this.again = true;
+      return;
+    }
+    if (!this.timer) this.firstKick = now;
+    // Debounce, but never push a pass further than maxDelay after the first kick.
+    const at = Math.min(now + delayMs, this.firstKick + this.maxDelayMs);
+    if (this.timer && at >= this.timerAt && delayMs > 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.startPass(), Math.max(0, at - now));
+  }
+
+  /** Schedules a pass at an absolute time (restart delays), without cancelling earlier ones. */
+  protected kickAt(ms: number): void {
+    const delay = Math.max(0, ms - Date.now());
+    const t = setTimeout(() => {
+      this.delayed.delete(t);
+      this.kick(0);
+    }, delay);
+    this.delayed.add(t);
+  }
+  private readonly delayed = new Set<NodeJS.Timeout>();
+
+  private startPass(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    if (this.stopped) return;
+    this.pass = (async () => {
+      try {
+        await this.tick();
+      } catch (e) {
+        if (e instanceof VersionConflict) this.again = true;
+        else if (e instanceof LeaderLost) this.log.warn('lost leadership; write refused');
+        else this.log.error({ err: e }, 'loop pass failed');
+      }
+    })().finally(() => {
+      this.pass = undefined;
+      if (this.again) {
+        this.again = false;
+        this.kick(0);
+      }
+    });
+  }
+
+  /** Commits in batches so one pass never builds an oversized transaction. */
+  protected async commitAll(changes: Parameters<Store['commit']>[0], batch = 200): Promise<void> {
+    for (let i = 0; i < changes.length; i += batch) {
+      await this.store.commit(changes.slice(i, i + batch), { fenced: true });
+    }
+  }
+}

@@ -1,0 +1,100 @@
+import type { Node, Service, Task } from '../../cluster/types.js';
+import type { Logger } from '../../util/log.js';
+import type { Store, StoreEvent } from '../store/store.js';
+import { StoreLoop } from '../loop.js';
+import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
+import { PassChanges } from './changes.js';
+import { RestartSupervisor } from './restart.js';
+import { rollingUpdate } from './update.js';
+import { isDesiredRunnable, isGlobal, isTerminal, newTask, withDesired } from './task.js';
+
+/**
+ * The global orchestrator: one task of every global service on every node that may run it
+ * (not DOWN, not drained, constraints met), created already bound to the node. It follows
+ * nodes joining, leaving, draining and changing labels; pause keeps existing tasks but
+ * adds none. Ended tasks are restarted on the same node by the restart supervisor.
+ */
+export class GlobalOrchestrator extends StoreLoop {
+  readonly restarts = new RestartSupervisor();
+
+  constructor(store: Store, log: Logger) {
+    super(store, log.child({ loop: 'global-orchestrator' }), 0);
+  }
+
+  protected observe(events: StoreEvent[]): boolean {
+    return events.some((e) => e.kind === 'services' || e.kind === 'tasks' || e.kind === 'nodes');
+  }
+
+  protected async tick(): Promise<void> {
+    const now = Date.now();
+    const services = this.store.list('services').filter(isGlobal);
+    if (!services.length) return;
+    const tasks = this.store.list('tasks');
+    const nodes = this.store.list('nodes');
+    const byId = new Map(tasks.map((t) => [t.ID, t]));
+    const nodeMap = new Map(nodes.map((n) => [n.ID, n]));
+    const pass = new PassChanges();
+    let next: number | undefined;
+    for (const s of services) {
+      const ts = tasks.filter((t) => t.ServiceID === s.ID);
+      reconcileGlobal(pass, s, ts, nodes, this.restarts, now);
+      const due = this.restarts.startDue(pass, ts, byId, nodeMap, now);
+      if (due !== undefined) next = next === undefined ? due : Math.min(next, due);
+    }
+    if (pass.size) await this.commitAll(pass.toChanges());
+    if (next !== undefined) this.kickAt(next);
+  }
+}
+
+export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task[], nodes: Node[], restarts: RestartSupervisor, now = Date.now()): void {
+  let constraints: Constraint[];
+  try {
+    constraints = parseConstraints(service.Spec.TaskTemplate.Placement?.Constraints);
+  } catch {
+    constraints = [{ key: '', op: '==', value: '' }];
+  }
+  const byNode = new Map<string, Task[]>();
+  for (const t of tasks) {
+    const k = t.NodeID ?? '';
+    let l = byNode.get(k);
+    if (!l) byNode.set(k, (l = []));
+    l.push(t);
+  }
+  const slots: Task[][] = [];
+  const known = new Set<string>();
+  for (const node of nodes) {
+    known.add(node.ID);
+    const ts = byNode.get(node.ID) ?? [];
+    const eligible = node.Status.State !== 'down' && node.Spec.Availability !== 'drain' && nodeMatches(constraints, node);
+    if (!eligible) {
+      for (const t of ts) {
+        const down = isDesiredRunnable(t) ? withDesired(pass.current(t), 'shutdown') : undefined;
+        if (down) pass.update(down);
+      }
+      continue;
+    }
+    for (const t of ts) if (isDesiredRunnable(t) && isTerminal(t)) restarts.restart(pass, service, t, node, now);
+    const current = [...ts.map((t) => pass.current(t)), ...pass.createdTasks().filter((t) => t.ServiceID === service.ID && t.NodeID === node.ID)];
+    const runnable = current.filter(isDesiredRunnable);
+    let alive = runnable.length > 0;
+    if (!alive && current.length) {
+      const newest = current.reduce((a, b) => (a.CreatedAt >= b.CreatedAt ? a : b));
+      alive = newest.DesiredState !== 'remove' && !restarts.shouldRestart(newest, service, now);
+    }
+    if (!alive && node.Spec.Availability === 'active') {
+      const t = newTask(service, undefined, node.ID);
+      pass.create(t);
+      runnable.push(t);
+    }
+    if (runnable.length) slots.push(runnable);
+  }
+  // Tasks on nodes that left the swarm.
+  for (const [nodeId, ts] of byNode) {
+    if (known.has(nodeId)) continue;
+    for (const t of ts) {
+      const down = isDesiredRunnable(t) ? withDesired(pass.current(t), 'shutdown') : undefined;
+      if (down) pass.update(down);
+    }
+  }
+  rollingUpdate(pass, service, slots, restarts, now);
+}

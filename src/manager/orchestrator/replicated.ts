@@ -1,0 +1,129 @@
+import type { Node, Service, Task } from '../../cluster/types.js';
+import type { Logger } from '../../util/log.js';
+import type { Store, StoreEvent } from '../store/store.js';
+import { StoreLoop } from '../loop.js';
+import { PassChanges } from './changes.js';
+import { RestartSupervisor } from './restart.js';
+import { rollingUpdate } from './update.js';
+import { invalidNode, isDesiredRunnable, isReplicated, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
+
+/**
+ * The replicated orchestrator: keeps `Replicas` slots of every replicated service alive.
+ * A slot is alive while one of its tasks is desired to run, or while its newest task ended
+ * and the restart policy says it stays ended (swarmkit UpdatableTasksInSlot). Scale up
+ * fills the lowest free slot numbers; scale down removes slots on the nodes with the most
+ * copies first, and non-running ones before running ones. Ended tasks and tasks on nodes
+ * that went DOWN or were drained go to the restart supervisor; outdated ones to the updater.
+ * Tasks of deleted services are set to REMOVE.
+ */
+export class ReplicatedOrchestrator extends StoreLoop {
+  readonly restarts = new RestartSupervisor();
+
+  constructor(store: Store, log: Logger) {
+    super(store, log.child({ loop: 'replicated-orchestrator' }), 0);
+  }
+
+  protected observe(events: StoreEvent[]): boolean {
+    return events.some((e) => e.kind === 'services' || e.kind === 'tasks' || e.kind === 'nodes');
+  }
+
+  protected async tick(): Promise<void> {
+    const now = Date.now();
+    const services = this.store.list('services');
+    const tasks = this.store.list('tasks');
+    const nodes = new Map(this.store.list('nodes').map((n) => [n.ID, n]));
+    const byId = new Map(tasks.map((t) => [t.ID, t]));
+    const byService = new Map<string, Task[]>();
+    for (const t of tasks) {
+      let l = byService.get(t.ServiceID);
+      if (!l) byService.set(t.ServiceID, (l = []));
+      l.push(t);
+    }
+    const pass = new PassChanges();
+    let next: number | undefined;
+    const serviceIds = new Set<string>();
+    for (const s of services) {
+      serviceIds.add(s.ID);
+      if (!isReplicated(s)) continue;
+      const ts = byService.get(s.ID) ?? [];
+      reconcileReplicated(pass, s, ts, nodes, this.restarts, now);
+      const due = this.restarts.startDue(pass, ts, byId, nodes, now);
+      if (due !== undefined) next = next === undefined ? due : Math.min(next, due);
+    }
+    // Tasks whose service is gone are removed (the reaper deletes them once they stopped).
+    for (const t of tasks) {
+      if (serviceIds.has(t.ServiceID) || t.DesiredState === 'remove') continue;
+      const r = withDesired(t, 'remove');
+      if (r) pass.update(r);
+    }
+    if (pass.size) await this.commitAll(pass.toChanges());
+    if (next !== undefined) this.kickAt(next);
+  }
+}
+
+/** One replicated service's slots: restarts, scaling, rolling update. Pure apart from the supervisor's memory. */
+export function reconcileReplicated(pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now()): void {
+  // Task level: ended while desired to run, or stranded on a node that is gone, DOWN or drained.
+  for (const t of tasks) {
+    if (!isDesiredRunnable(t)) continue;
+    const node = t.NodeID ? nodes.get(t.NodeID) : undefined;
+    if (isTerminal(t) || (t.NodeID && invalidNode(node))) restarts.restart(pass, service, t, node, now);
+  }
+  // Service level: live slots.
+  const bySlot = new Map<number, Task[]>();
+  for (const t0 of tasks) {
+    const t = pass.current(t0);
+    let l = bySlot.get(t.Slot ?? 0);
+    if (!l) bySlot.set(t.Slot ?? 0, (l = []));
+    l.push(t);
+  }
+  for (const t of pass.createdTasks()) {
+    if (t.ServiceID !== service.ID) continue;
+    let l = bySlot.get(t.Slot ?? 0);
+    if (!l) bySlot.set(t.Slot ?? 0, (l = []));
+    if (!l.some((x) => x.ID === t.ID)) l.push(t);
+  }
+  const live = new Map<number, Task[]>();
+  for (const [slot, ts] of bySlot) {
+    const runnable = ts.filter(isDesiredRunnable);
+    if (runnable.length) {
+      live.set(slot, runnable);
+      continue;
+    }
+    const newest = ts.reduce((a, b) => (a.CreatedAt >= b.CreatedAt ? a : b));
+    if (newest.DesiredState !== 'remove' && !restarts.shouldRestart(newest, service, now)) live.set(slot, [newest]);
+  }
+  const want = replicasOf(service);
+  if (want > live.size) {
+    let slot = 0;
+    for (let i = live.size; i < want; i++) {
+      do slot++;
+      while (live.has(slot));
+      const t = newTask(service, slot);
+      pass.create(t);
+      live.set(slot, [t]);
+    }
+  } else if (want < live.size) {
+    const isRunning = (slot: Task[]) => slot.some((t) => t.Status.State === 'running');
+    const ordered = [...live.values()].sort((a, b) => Number(isRunning(b)) - Number(isRunning(a)) || (a[0].Slot ?? 0) - (b[0].Slot ?? 0));
+    const perNode = new Map<string, number>();
+    const indexed = ordered.map((slot) => {
+      if (slot.length === 1 && slot[0].NodeID) {
+        const n = (perNode.get(slot[0].NodeID) ?? 0) + 1;
+        perNode.set(slot[0].NodeID, n);
+        return { slot, index: n };
+      }
+      return { slot, index: Infinity };
+    });
+    // Stable sort: equal copies-on-node keep running-first order.
+    indexed.sort((a, b) => (a.index === b.index ? 0 : a.index < b.index ? -1 : 1));
+    for (const { slot } of indexed.slice(want)) {
+      live.delete(slot[0].Slot ?? 0);
+      for (const t of slot) {
+        const r = withDesired(pass.current(t), 'remove');
+        if (r) pass.update(r);
+      }
+    }
+  }
+  rollingUpdate(pass, service, [...live.values()].map((ts) => ts.filter((t) => rank(t.DesiredState) <= rank('running'))), restarts, now);
+}

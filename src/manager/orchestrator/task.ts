@@ -1,0 +1,110 @@
+import type { Cluster, Node, Service, Task, TaskState, TaskStatus } from '../../cluster/types.js';
+import { taskStateRank } from '../../cluster/types.js';
+import { newSwarmId } from '../../util/ids.js';
+
+/**
+ * Task facts every leader loop shares: how tasks are made, which state they are in, and the
+ * one rule of the state machine (observed state only moves forward; managers own
+ * DesiredState, agents own Status past ASSIGNED).
+ */
+
+export const rank = taskStateRank;
+export const RUNNING = rank('running');
+
+export function isReplicated(s: Service): boolean {
+  return !!s.Spec.Mode?.Replicated || (!s.Spec.Mode?.Global && !s.Spec.Mode?.ReplicatedJob && !s.Spec.Mode?.GlobalJob);
+}
+export function isGlobal(s: Service): boolean {
+  return !!s.Spec.Mode?.Global;
+}
+export function replicasOf(s: Service): number {
+  return s.Spec.Mode?.Replicated?.Replicas ?? 1;
+}
+
+/** Status moved past RUNNING: the task will never run again. */
+export function isTerminal(t: Task): boolean {
+  return rank(t.Status.State) > RUNNING;
+}
+
+/** Desired to run (or to get ready to run, during a restart delay). */
+export function isDesiredRunnable(t: Task): boolean {
+  return rank(t.DesiredState) <= RUNNING;
+}
+
+export function status(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): TaskStatus {
+  return { Timestamp: new Date().toISOString(), State: state, Message: message, ...extra };
+}
+
+/** A task as the orchestrators create it (swarmkit orchestrator.NewTask): NEW, desired RUNNING. */
+export function newTask(service: Service, slot: number | undefined, nodeId?: string): Task {
+  const now = new Date().toISOString();
+  const t: Task = {
+    ID: newSwarmId(),
+    Version: { Index: 0 },
+    CreatedAt: now,
+    UpdatedAt: now,
+    Spec: structuredClone(service.Spec.TaskTemplate),
+    ServiceID: service.ID,
+    Status: status('new', 'created'),
+    DesiredState: 'running',
+    ...(service.SpecVersion ? { SpecVersion: { ...service.SpecVersion } } : {}),
+  };
+  if (slot !== undefined) t.Slot = slot;
+  if (nodeId) t.NodeID = nodeId;
+  if (service.Spec.Labels && Object.keys(service.Spec.Labels).length) t.Labels = {};
+  return t;
+}
+
+/** A copy with DesiredState raised (never lowered) and UpdatedAt bumped; undefined when nothing changes. */
+export function withDesired(t: Task, desired: TaskState): Task | undefined {
+  if (rank(desired) <= rank(t.DesiredState)) return undefined;
+  return { ...t, DesiredState: desired, UpdatedAt: new Date().toISOString() };
+}
+
+/**
+ * Applies an observed status to a task: only forward moves are taken (the dispatcher drops
+ * any status lower than the stored one, swarmkit dispatcher.go). Undefined when stale.
+ */
+export function withStatus(t: Task, s: TaskStatus): Task | undefined {
+  if (rank(s.State) < rank(t.Status.State)) return undefined;
+  if (rank(s.State) === rank(t.Status.State) && s.Message === t.Status.Message && s.Err === t.Status.Err
+    && JSON.stringify(s.ContainerStatus) === JSON.stringify(t.Status.ContainerStatus)) return undefined;
+  return { ...t, Status: s, UpdatedAt: new Date().toISOString() };
+}
+
+/** A task needs replacing only when what it runs changed (swarmkit IsTaskDirty, simplified). */
+export function isTaskDirty(service: Service, t: Task): boolean {
+  if (service.SpecVersion && t.SpecVersion && service.SpecVersion.Index === t.SpecVersion.Index) return false;
+  return JSON.stringify(canonicalSpec(service.Spec.TaskTemplate)) !== JSON.stringify(canonicalSpec(t.Spec));
+}
+
+function canonicalSpec(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonicalSpec);
+  if (v && typeof v === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) {
+      const x = (v as Record<string, unknown>)[k];
+      if (x === undefined || x === null) continue;
+      out[k] = canonicalSpec(x);
+    }
+    return out;
+  }
+  return v;
+}
+
+/** Nodes that can no longer hold tasks: gone, DOWN or drained (swarmkit orchestrator.InvalidNode). */
+export function invalidNode(n: Node | undefined): boolean {
+  return !n || n.Status.State === 'down' || n.Spec.Availability === 'drain';
+}
+
+/** Task history kept per slot (cluster setting; default 5; negative keeps everything). */
+export function historyLimit(cluster: Cluster | undefined): number {
+  return cluster?.Spec.Orchestration?.TaskHistoryRetentionLimit ?? 5;
+}
+
+export const DEFAULT_RESTART_DELAY_NS = 5e9;
+
+/** Tasks of one service, grouped the way Swarm groups them: by slot, or by node for global services. */
+export function slotKey(service: Service, t: Task): string {
+  return isGlobal(service) ? `n:${t.NodeID ?? ''}` : `s:${t.Slot ?? 0}`;
+}

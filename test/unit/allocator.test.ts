@@ -1,0 +1,94 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Network, Service } from '../../src/cluster/types.js';
+import { allocate, VXLAN_ID_OPTION, Allocator } from '../../src/manager/allocator/allocator.js';
+import { PortAllocator } from '../../src/manager/allocator/ports.js';
+import { AddressPool, SubnetPool } from '../../src/manager/allocator/ipam.js';
+import { createLogger } from '../../src/util/log.js';
+import { MemoryStore } from '../helpers/memory-store.js';
+import { makeService, makeTask, until } from '../helpers/swarm-fixtures.js';
+
+const log = createLogger('test', 'silent');
+
+function net(id: string, name: string, over: Partial<Network['Spec']> = {}): Network {
+  const now = new Date().toISOString();
+  return { ID: id, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: { Name: name, DriverConfiguration: { Name: 'overlay' }, ...over } };
+}
+
+test('published ports: given ones kept, 0 gets 30000+, sticky across updates, host mode untouched', () => {
+  const a = makeService('a', { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080 }, { TargetPort: 443 }] } });
+  const pa = new PortAllocator([]).allocate(a);
+  assert.deepEqual(pa.map((p) => [p.PublishedPort, p.Protocol, p.PublishMode]), [[8080, 'tcp', 'ingress'], [30000, 'tcp', 'ingress']]);
+  const a2: Service = { ...a, Endpoint: { Spec: a.Spec.EndpointSpec!, Ports: pa } };
+  const b = makeService('b', { EndpointSpec: { Ports: [{ TargetPort: 80 }, { TargetPort: 53, Protocol: 'udp' }, { TargetPort: 22, PublishedPort: 2222, PublishMode: 'host' }] } });
+  const alloc = new PortAllocator([a2]);
+  assert.deepEqual(alloc.allocate(a2).map((p) => p.PublishedPort), [8080, 30000], 'sticky');
+  assert.deepEqual(alloc.allocate(b).map((p) => [p.PublishedPort, p.Protocol, p.PublishMode]), [[30001, 'tcp', 'ingress'], [30000, 'udp', 'ingress'], [2222, 'tcp', 'host']]);
+});
+
+test('subnets from the default pool never overlap; addresses never repeat', () => {
+  const pool = new SubnetPool(['10.0.0.0/8'], 24, [{ ...net('x', 'x'), IPAMOptions: { Configs: [{ Subnet: '10.0.0.0/24' }] } }]);
+  assert.equal(pool.next(), '10.0.1.0/24');
+  assert.equal(pool.next(), '10.0.2.0/24');
+  const small = new SubnetPool(['192.168.0.0/23'], 24, []);
+  small.next();
+  small.next();
+  assert.throws(() => small.next(), /non-overlapping/);
+  const a = new AddressPool('10.0.1.0/29');
+  a.mark('10.0.1.3/29');
+  assert.deepEqual([a.allocate(), a.allocate(), a.allocate(), a.allocate()], ['10.0.1.2/29', '10.0.1.4/29', '10.0.1.5/29', '10.0.1.6/29']);
+  assert.throws(() => a.allocate(), /no available IPv4 addresses/);
+});
+
+test('allocation: networks get subnet + VNI, services VIPs, NEW tasks addresses and PENDING', () => {
+  const n1 = net('n1', 'front');
+  const n2 = net('n2', 'back');
+  const ingress = net('ing', 'ingress', { Ingress: true, IPAMOptions: { Configs: [{ Subnet: '10.255.0.0/16' }] } });
+  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'front' }, { Target: 'n2' }] }, EndpointSpec: { Ports: [{ TargetPort: 80 }] } });
+  const t1 = makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } });
+  const t2 = makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } });
+  const r = allocate(undefined, [n1, n2, ingress], [s], [t1, t2]);
+  const nets = new Map(r.networks.map((n) => [n.ID, n]));
+  assert.equal(nets.get('n1')!.IPAMOptions!.Configs![0].Subnet, '10.0.0.0/24');
+  assert.equal(nets.get('n1')!.IPAMOptions!.Configs![0].Gateway, '10.0.0.1');
+  assert.equal(nets.get('n2')!.IPAMOptions!.Configs![0].Subnet, '10.0.1.0/24');
+  const vnis = r.networks.map((n) => n.DriverState!.Options![VXLAN_ID_OPTION]);
+  assert.equal(new Set(vnis).size, 3);
+  assert.ok(vnis.every((v) => Number(v) >= 4096));
+  const svc = r.services[0];
+  assert.deepEqual(svc.Endpoint!.VirtualIPs!.map((v) => [v.NetworkID, v.Addr]), [['n1', '10.0.0.2/24'], ['n2', '10.0.1.2/24'], ['ing', '10.255.0.2/16']]);
+  assert.equal(svc.Endpoint!.Ports![0].PublishedPort, 30000);
+  assert.equal(r.tasks.length, 2);
+  for (const t of r.tasks) {
+    assert.equal(t.Status.State, 'pending');
+    assert.equal(t.Status.Message, 'pending task scheduling');
+    assert.equal(t.NetworksAttachments!.length, 3);
+  }
+  const addrs = r.tasks.flatMap((t) => t.NetworksAttachments!.map((a) => a.Addresses[0]));
+  assert.equal(new Set(addrs).size, addrs.length, 'no address twice');
+  assert.ok(addrs.includes('10.0.0.3/24') && addrs.includes('10.0.0.4/24'));
+});
+
+test('allocation is idempotent and dnsrr services get no VIP', () => {
+  const n1 = { ...net('n1', 'front'), IPAMOptions: { Configs: [{ Subnet: '10.0.5.0/24', Gateway: '10.0.5.1' }] }, DriverState: { Name: 'overlay', Options: { [VXLAN_ID_OPTION]: '4096' } } };
+  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'n1' }] }, EndpointSpec: { Mode: 'dnsrr' } });
+  const r = allocate(undefined, [n1], [s], []);
+  assert.equal(r.networks.length, 0);
+  assert.deepEqual(r.services[0].Endpoint!.VirtualIPs, []);
+  const again = allocate(undefined, [n1], [r.services[0]], []);
+  assert.equal(again.services.length, 0);
+});
+
+test('allocator loop moves NEW tasks to PENDING', async () => {
+  const store = new MemoryStore();
+  const a = new Allocator(store, log);
+  a.run();
+  try {
+    const s = makeService('web');
+    await store.commit([{ kind: 'services', op: 'create', object: s }, { kind: 'tasks', op: 'create', object: makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }) }]);
+    await until('pending', () => store.list('tasks')[0].Status.State === 'pending');
+    assert.deepEqual(store.get('services', s.ID)!.Endpoint, { Spec: { Mode: 'vip' }, VirtualIPs: [] });
+  } finally {
+    await a.stop();
+  }
+});
