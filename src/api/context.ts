@@ -17,7 +17,7 @@ export class RequestContext {
     readonly apiVersion: string,
     /** Present when the client asked to upgrade the connection (attach, exec start). */
     private readonly upgradeSocket?: Socket,
-    private readonly upgradeHead?: Buffer,
+    private upgradeHead?: Buffer,
   ) {}
 
   /** Reads the body as JSON; an empty body is `{}`. Malformed JSON is a 400. */
@@ -32,9 +32,34 @@ export class RequestContext {
   }
 
   async rawBody(): Promise<Buffer> {
+    if (this.upgradeSocket) return this.upgradeBody(this.upgradeSocket);
     const chunks: Buffer[] = [];
     for await (const c of this.req) chunks.push(c as Buffer);
     return Buffer.concat(chunks);
+  }
+
+  /**
+   * On an upgrade request node does not parse the body: it is the first Content-Length bytes
+   * of `head` and the socket. What follows them stays for the hijacked stream.
+   */
+  private async upgradeBody(s: Socket): Promise<Buffer> {
+    const want = Number(this.req.headers['content-length'] ?? 0);
+    let have = this.upgradeHead ?? Buffer.alloc(0);
+    while (have.length < want) {
+      const chunk = await new Promise<Buffer | null>((resolve) => {
+        const onData = (b: Buffer) => { cleanup(); resolve(b); };
+        const onEnd = () => { cleanup(); resolve(null); };
+        const cleanup = () => { s.off('data', onData); s.off('end', onEnd); s.off('close', onEnd); s.pause(); };
+        s.on('data', onData);
+        s.once('end', onEnd);
+        s.once('close', onEnd);
+        s.resume();
+      });
+      if (!chunk) break;
+      have = Buffer.concat([have, chunk]);
+    }
+    this.upgradeHead = have.subarray(Math.min(want, have.length));
+    return have.subarray(0, want);
   }
 
   bool(name: string, dflt = false): boolean {

@@ -5,6 +5,7 @@ import { defaultConfig, type DaemonConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { ApiServer } from '../api/server.js';
 import { buildRouter } from '../api/routes/index.js';
+import { SwarmNode } from '../cluster/swarm-node.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -36,7 +37,9 @@ async function main(): Promise<void> {
   fs.mkdirSync(config.dataRoot, { recursive: true });
   fs.mkdirSync(config.execRoot, { recursive: true });
   const engine = await Engine.open(config, log);
-  const api = new ApiServer(buildRouter(engine), log);
+  const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
+  await swarm.open();
+  const api = new ApiServer(buildRouter(engine, swarm), log);
   await api.listen(config.host);
   log.info({ host: config.host, dataRoot: config.dataRoot }, 'shoald ready');
 
@@ -46,6 +49,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shoald stopping; containers keep running');
     await api.close();
+    await swarm.close();
     await engine.close();
     process.exit(0);
   };

@@ -3,16 +3,23 @@ import type { Engine } from '../../engine/engine.js';
 import { systemRoutes } from './system.js';
 import { networkRoutes } from './networks.js';
 import { imageRoutes } from './images.js';
-import { serviceRoutes, notASwarmManager, type ManagerStore } from './services.js';
+import { containerRoutes } from './containers.js';
+import { swarmRoutes } from './swarm.js';
+import { nodeRoutes } from './nodes.js';
+import { serviceRoutes } from './services.js';
 import { taskRoutes } from './tasks.js';
+import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** Every Engine API route this daemon serves. */
-export function buildRouter(engine: Engine, managerStore: ManagerStore = notASwarmManager): Router {
+export function buildRouter(engine: Engine, swarm: SwarmNode): Router {
   const router = new Router();
-  systemRoutes(router, engine);
+  systemRoutes(router, engine, swarm);
   networkRoutes(router, engine);
   imageRoutes(router, engine);
-  serviceRoutes(router, managerStore);
-  taskRoutes(router, managerStore);
+  containerRoutes(router, engine);
+  swarmRoutes(router, swarm);
+  nodeRoutes(router, swarm);
+  serviceRoutes(router, () => swarm.controlStore());
+  taskRoutes(router, () => swarm.controlStore());
   return router;
 }

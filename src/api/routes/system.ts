@@ -3,9 +3,10 @@ import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { API_VERSION, MIN_API_VERSION } from '../version.js';
 import { ENGINE_VERSION, SHOAL_VERSION } from '../../engine/config.js';
+import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** `/_ping`, `/version`, `/info`, `/events`: what the CLI asks before anything else. */
-export function systemRoutes(router: Router, engine: Engine): void {
+export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode): void {
   const ping = () => ({ body: 'OK', headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache' } });
   router.get('/_ping', ping);
   router.head('/_ping', ping);
@@ -61,7 +62,7 @@ export function systemRoutes(router: Router, engine: Engine): void {
         ServerVersion: ENGINE_VERSION,
         Runtimes: { runc: { path: 'runc' } },
         DefaultRuntime: 'runc',
-        Swarm: { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+        Swarm: swarm ? swarm.info() : { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
         LiveRestoreEnabled: true,
         Isolation: '',
         InitBinary: '',

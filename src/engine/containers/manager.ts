@@ -1,16 +1,584 @@
+import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from '../../util/log.js';
-import type { DaemonConfig } from '../config.js';
+import { ApiError, badRequest, conflict, noSuchContainer, notModified, serverError } from '../../util/errors.js';
+import { newHexId } from '../../util/ids.js';
+import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
+import type { EndpointInfo } from '../types.js';
+import { randomName, validName } from './names.js';
+import {
+  ZERO_TIME,
+  containerPaths,
+  listRecordIds,
+  loadRecord,
+  saveRecord,
+  type ContainerConfig,
+  type ContainerRecord,
+  type HostConfig,
+} from './record.js';
+import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { Runc, conmonCreate, processIs } from './runtime.js';
+import { containerSpec } from './spec.js';
+import { matchesFilters, validateFilters } from './filters.js';
+import { Execs, type ExecInstance } from './exec.js';
+import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
 
-// STUB: replaced by the container manager implementation.
+export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
+
+/** What `create` takes: the Engine API's create body, minus networking, plus the name. */
+export interface CreateOptions {
+  name?: string;
+  config: ContainerConfig;
+  hostConfig?: HostConfig;
+}
+
+export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
+
+const strList = (v: string[] | string | null | undefined): string[] | undefined =>
+  v === null || v === undefined ? undefined : typeof v === 'string' ? [v] : v;
+
+/** `SIGTERM`, `TERM`, `15` → the number runc and the kernel use. Docker's 400 for anything else. */
+export function parseSignal(s: string): number {
+  if (/^\d+$/.test(s)) {
+    const n = Number(s);
+    if (n > 0 && n < 65) return n;
+  } else {
+    const name = (s.toUpperCase().startsWith('SIG') ? s.toUpperCase() : `SIG${s.toUpperCase()}`) as NodeJS.Signals;
+    const n = os.constants.signals[name];
+    if (n !== undefined) return n;
+  }
+  throw badRequest(`Invalid signal: ${s}`);
+}
+
+/**
+ * The node's containers: runc runs them, conmon holds their stdio, log and exit code. State
+ * is a record per container on disk, so a restarted daemon adopts the containers conmon kept alive.
+ * Used by the Engine API routes and directly by the swarm agent's executor.
+ */
 export class ContainerManager {
-  private constructor(readonly config: DaemonConfig, readonly log: Logger, readonly images: ImageStore, readonly bridge: BridgeNetwork) {}
+  readonly runc: Runc;
+  private readonly records = new Map<string, ContainerRecord>();
+  /** name (with slash) → ID; reserved before anything is written so concurrent creates cannot share one. */
+  private readonly names = new Map<string, string>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly events = new EventEmitter();
+  /** Exits seen per container since this daemon started: attach and `logs -f` end on a change. */
+  private readonly exitSeq = new Map<string, number>();
+  private readonly exitsDir: string;
+  private watcher?: fs.FSWatcher;
+  private poller?: NodeJS.Timeout;
+  private readonly exitsPending = new Set<string>();
+
+  private constructor(
+    readonly config: DaemonConfig,
+    readonly log: Logger,
+    readonly images: ImageStore,
+    readonly bridge: BridgeNetwork,
+  ) {
+    const dp = daemonPaths(config);
+    this.runc = new Runc(dp.runcRoot);
+    this.exitsDir = dp.exits;
+    this.events.setMaxListeners(0);
+  }
+
   static async open(config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork): Promise<ContainerManager> {
-    return new ContainerManager(config, log, images, bridge);
+    const m = new ContainerManager(config, log, images, bridge);
+    const dp = daemonPaths(config);
+    for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
+    await m.adopt();
+    images.setInUseCheck((imageId) => [...m.records.values()].find((r) => r.imageId === imageId)?.id);
+    bridge.containerName = (id) => m.records.get(id)?.name.slice(1);
+    m.watchExits();
+    return m;
   }
+
+  paths(id: string) {
+    return containerPaths(this.config.dataRoot, this.config.execRoot, id);
+  }
+
+  // --- lookup -----------------------------------------------------------------------------
+
+  /** Docker's lookup: full ID, then exact name, then a unique ID prefix. 404 otherwise. */
+  get(ref: string): ContainerRecord {
+    const byId = this.records.get(ref);
+    if (byId) return byId;
+    const byName = this.names.get(ref.startsWith('/') ? ref : '/' + ref);
+    if (byName && this.records.has(byName)) return this.records.get(byName)!;
+    if (/^[a-f0-9]+$/.test(ref)) {
+      const matches = [...this.records.keys()].filter((id) => id.startsWith(ref));
+      if (matches.length > 1) throw badRequest(`Multiple IDs found with provided prefix: ${ref}`);
+      if (matches.length === 1) return this.records.get(matches[0])!;
+    }
+    throw noSuchContainer(ref);
+  }
+
+  find(ref: string): ContainerRecord | undefined {
+    try {
+      return this.get(ref);
+    } catch {
+      return undefined;
+    }
+  }
+
+  all(): ContainerRecord[] {
+    return [...this.records.values()];
+  }
+
+  isRunning(ref: string): boolean {
+    return this.get(ref).state.Status === 'running';
+  }
+
+  /** Number of exits seen for this container since the daemon started. */
+  exits(id: string): number {
+    return this.exitSeq.get(id) ?? 0;
+  }
+
   counts(): { total: number; running: number; paused: number; stopped: number } {
-    return { total: 0, running: 0, paused: 0, stopped: 0 };
+    const all = this.all();
+    const running = all.filter((r) => r.state.Status === 'running').length;
+    return { total: all.length, running, paused: 0, stopped: all.length - running };
   }
-  async close(): Promise<void> {}
+
+  endpoint(id: string): EndpointInfo | undefined {
+    const ep = this.bridge.endpoints().find((e) => e.containerId === id);
+    if (!ep) return undefined;
+    const gw = '172.17.0.1';
+    return { NetworkID: this.bridge.networkIds.bridge, EndpointID: ep.endpointId, Gateway: gw, IPAddress: ep.ip, IPPrefixLen: 16, MacAddress: ep.mac };
+  }
+
+  inspect(ref: string): ContainerInspect {
+    const rec = this.get(ref);
+    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id));
+  }
+
+  /** `docker ps`: running ones unless `all`; filters as Docker's (`label`, `name`, `id`, `status`, …). */
+  list(opts: { all?: boolean; filters?: Map<string, string[]>; limit?: number } = {}): ContainerSummary[] {
+    const filters = opts.filters ?? new Map<string, string[]>();
+    validateFilters(filters);
+    // An explicit status filter shows non-running containers too, as in Docker.
+    const all = opts.all || filters.has('status') || filters.has('exited');
+    let out = this.all()
+      .filter((r) => all || r.state.Status === 'running')
+      .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
+      .sort((a, b) => b.created.localeCompare(a.created));
+    if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
+    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge));
+  }
+
+  /** Containers carrying every `key=value` given (the swarm agent finds its tasks this way). */
+  listByLabels(labels: Record<string, string>): ContainerRecord[] {
+    return this.all().filter((r) => Object.entries(labels).every(([k, v]) => r.config.Labels?.[k] === v));
+  }
+
+  private imageMatches(r: ContainerRecord, ref: string): boolean {
+    if (r.image === ref || r.imageId === ref) return true;
+    try {
+      return this.images.lookup(ref).id === r.imageId;
+    } catch {
+      return false;
+    }
+  }
+
+  // --- lifecycle ----------------------------------------------------------------------------
+
+  async create(opts: CreateOptions): Promise<{ Id: string; Warnings: string[] }> {
+    const cfg = opts.config ?? {};
+    const hostConfig: HostConfig = { NetworkMode: 'default', ...(opts.hostConfig ?? {}) };
+    if (!cfg.Image) throw badRequest('No image specified'); // Docker's "config.Image" check
+    const mode = hostConfig.NetworkMode ?? 'default';
+    if (!['default', 'bridge', 'host', 'none'].includes(mode)) throw badRequest(`network ${mode} not found`);
+    let name: string;
+    if (opts.name) {
+      name = validName(opts.name);
+      const owner = this.names.get(name);
+      if (owner) {
+        throw conflict(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
+      }
+    } else {
+      do name = '/' + randomName(); while (this.names.has(name));
+    }
+    const id = newHexId();
+    this.names.set(name, id);
+    const p = this.paths(id);
+    try {
+      const img = await this.images.resolve(cfg.Image);
+      const entrypoint = strList(cfg.Entrypoint) ?? (cfg.Entrypoint === undefined || cfg.Entrypoint === null ? img.config.Entrypoint ?? [] : []);
+      // An entrypoint given at create time drops the image's Cmd, as in Docker.
+      const cmd = strList(cfg.Cmd) ?? (strList(cfg.Entrypoint) ? [] : img.config.Cmd ?? []);
+      const argv = [...entrypoint, ...cmd];
+      if (argv.length === 0) throw badRequest('No command specified');
+      const env = mergeEnv(img.config.Env ?? [], cfg.Env ?? []);
+      if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+      const config: ContainerConfig = {
+        ...cfg,
+        Hostname: cfg.Hostname || id.slice(0, 12),
+        Domainname: cfg.Domainname ?? '',
+        User: cfg.User || img.config.User || '',
+        Env: env,
+        Cmd: cmd,
+        Entrypoint: strList(cfg.Entrypoint) ?? (img.config.Entrypoint?.length ? img.config.Entrypoint : null),
+        WorkingDir: cfg.WorkingDir || img.config.WorkingDir || '',
+        Labels: { ...(img.config.Labels ?? {}), ...(cfg.Labels ?? {}) },
+        StopSignal: cfg.StopSignal || img.config.StopSignal || undefined,
+        Tty: cfg.Tty === true,
+        OpenStdin: cfg.OpenStdin === true,
+        StdinOnce: cfg.StdinOnce === true,
+      };
+      if (config.StopSignal) parseSignal(config.StopSignal);
+      const rec: ContainerRecord = {
+        id,
+        name,
+        created: new Date().toISOString(),
+        image: cfg.Image,
+        imageId: img.id,
+        path: argv[0],
+        args: argv.slice(1),
+        config,
+        hostConfig,
+        state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
+        restartCount: 0,
+      };
+      // Spec-level mistakes (bad binds, unknown user) are refused now, not at start.
+      containerSpec(rec, { ...p, rootfs: '/nonexistent' }, config.Hostname!);
+      fs.mkdirSync(p.dir, { recursive: true });
+      for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(p.log, '');
+      saveRecord(p.record, rec);
+      this.records.set(id, rec);
+      this.log.info({ id, name, image: cfg.Image }, 'container created');
+      return { Id: id, Warnings: [] };
+    } catch (e) {
+      this.names.delete(name);
+      this.records.delete(id);
+      fs.rmSync(p.dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  start(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    return this.locked(rec.id, () => this.doStart(rec));
+  }
+
+  private async doStart(rec: ContainerRecord): Promise<void> {
+    if (!this.records.has(rec.id)) throw noSuchContainer(rec.id);
+    if (rec.state.Status === 'running') throw notModified();
+    if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal and cannot be started`);
+    const p = this.paths(rec.id);
+    const id = rec.id;
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    const hostname = rec.config.Hostname || id.slice(0, 12);
+    let pid = 0;
+    try {
+      const img = await this.images.resolve(rec.imageId);
+      await this.runc.delete(id); // a previous run's state, if any
+      await mountRootfs(img.layerDirs, p);
+      writeEtcFiles(p, hostname);
+      const spec = containerSpec(rec, p, hostname) as { linux: { namespaces: { type: string }[] } };
+      if (mode === 'host') spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network');
+      fs.writeFileSync(p.spec, JSON.stringify(spec));
+      fs.mkdirSync(p.run, { recursive: true });
+      fs.rmSync(path.join(this.exitsDir, id), { force: true });
+      fs.rmSync(path.join(p.run, 'exit'), { force: true });
+      pid = await conmonCreate({
+        id, name: rec.name.slice(1), bundle: p.bundle, runDir: p.run, pidFile: p.pidFile, conmonPidFile: p.conmonPid,
+        exitDir: this.exitsDir, logPath: p.log, runcRoot: this.runc.root, tty: rec.config.Tty === true,
+        stdin: rec.config.OpenStdin === true, stdinOnce: rec.config.StdinOnce === true, stderrFile: p.conmonStderr,
+      });
+      rec.conmonPid = readPid(p.conmonPid);
+      if (mode === 'default' || mode === 'bridge') {
+        const ep = await this.bridge.connect(id, pid);
+        writeEtcFiles(p, hostname, ep.IPAddress);
+      }
+      await this.runc.start(id);
+    } catch (e) {
+      const msg = runtimeMessage(e);
+      this.log.warn({ id, err: msg }, 'container failed to start');
+      await this.teardown(rec);
+      const notFound = /executable file not found|no such file or directory/.test(msg);
+      const denied = /permission denied/.test(msg);
+      rec.state.Error = msg;
+      rec.state.ExitCode = notFound ? 127 : denied ? 126 : 128;
+      saveRecord(p.record, rec);
+      if (e instanceof ApiError) throw e;
+      throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
+    }
+    rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
+    saveRecord(p.record, rec);
+    this.log.info({ id, pid }, 'container started');
+  }
+
+  /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
+  private async teardown(rec: ContainerRecord): Promise<void> {
+    await this.runc.delete(rec.id);
+    await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
+    await unmountRootfs(this.paths(rec.id).rootfs);
+    rec.conmonPid = undefined;
+  }
+
+  /** StopSignal (default SIGTERM), then SIGKILL after `timeoutSec` (default: StopTimeout or 10; -1 waits forever). */
+  async stop(ref: string, timeoutSec?: number): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.state.Status !== 'running') throw notModified();
+    const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
+    const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
+    await this.runc.kill(rec.id, sig).catch(() => undefined);
+    if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return;
+    this.log.info({ id: rec.id, timeoutSec: t }, 'container ignored its stop signal; killing');
+    await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+    if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
+  }
+
+  async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
+    const rec = this.get(ref);
+    const sig = parseSignal(signal);
+    if (rec.state.Status !== 'running') throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    await this.runc.kill(rec.id, sig, sig === 9);
+    if (sig === 9) await this.waitNotRunning(rec.id, 30_000);
+  }
+
+  async restart(ref: string, timeoutSec?: number): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.state.Status === 'running') await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
+    await this.start(rec.id).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
+    rec.restartCount++;
+    saveRecord(this.paths(rec.id).record, rec);
+  }
+
+  /** `docker rm [-f]`: a running container needs `force` (then SIGKILL). */
+  async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
+    const rec = this.get(ref);
+    if (rec.state.Status === 'running') {
+      if (!opts.force) {
+        throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
+      }
+      await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+      if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
+    }
+    await this.locked(rec.id, async () => {
+      if (!this.records.has(rec.id)) return;
+      if (rec.state.Status === 'running') throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
+      rec.state.Status = 'removing';
+      await this.teardown(rec);
+      const p = this.paths(rec.id);
+      fs.rmSync(p.dir, { recursive: true, force: true });
+      fs.rmSync(p.run, { recursive: true, force: true });
+      fs.rmSync(path.join(this.exitsDir, rec.id), { force: true });
+      this.records.delete(rec.id);
+      if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);
+      for (const [eid, e] of this.execs) if (e.containerId === rec.id) this.execs.delete(eid);
+      this.log.info({ id: rec.id }, 'container removed');
+    });
+    this.events.emit(`removed:${rec.id}`);
+  }
+
+  /**
+   * `POST /containers/{id}/wait`: resolves with the exit code once the condition holds.
+   * Register before starting the container (as `docker run` does) to catch fast exits.
+   */
+  wait(ref: string, condition: WaitCondition = 'not-running', signal?: AbortSignal): Promise<{ StatusCode: number; Error?: { Message: string } }> {
+    const rec = this.get(ref);
+    const id = rec.id;
+    const result = () => ({ StatusCode: rec.state.ExitCode, ...(rec.state.Error ? { Error: { Message: rec.state.Error } } : {}) });
+    if (condition === 'not-running' && rec.state.Status !== 'running') return Promise.resolve(result());
+    return new Promise((resolve) => {
+      const ev = condition === 'removed' ? `removed:${id}` : `exit:${id}`;
+      const done = () => {
+        this.events.off(ev, done);
+        this.events.off(`removed:${id}`, done);
+        resolve(result());
+      };
+      this.events.on(ev, done);
+      if (ev !== `removed:${id}`) this.events.on(`removed:${id}`, done);
+      signal?.addEventListener('abort', () => {
+        this.events.off(ev, done);
+        this.events.off(`removed:${id}`, done);
+      });
+    });
+  }
+
+  /** True once the container is not running (false after `ms`). */
+  waitNotRunning(id: string, ms?: number): Promise<boolean> {
+    const rec = this.records.get(id);
+    if (!rec || rec.state.Status !== 'running') return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const onExit = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = ms === undefined ? undefined : setTimeout(() => {
+        this.events.off(`exit:${id}`, onExit);
+        resolve(false);
+      }, ms);
+      this.events.once(`exit:${id}`, onExit);
+    });
+  }
+
+  /** Subscribes to a container's exits and removal; returns the unsubscribe. */
+  onExit(id: string, fn: () => void): () => void {
+    this.events.on(`exit:${id}`, fn);
+    this.events.on(`removed:${id}`, fn);
+    return () => {
+      this.events.off(`exit:${id}`, fn);
+      this.events.off(`removed:${id}`, fn);
+    };
+  }
+
+  // --- exits ------------------------------------------------------------------------------
+
+  /** conmon writes `<exits>/<id>` when a container's init exits; we watch the directory (and poll, in case a watch event is lost). */
+  private watchExits(): void {
+    const scan = () => {
+      let files: string[] = [];
+      try {
+        files = fs.readdirSync(this.exitsDir);
+      } catch { /* gone during purge */ }
+      for (const f of files) this.queueExit(f);
+    };
+    try {
+      this.watcher = fs.watch(this.exitsDir, (_ev, f) => { if (f) this.queueExit(f.toString()); });
+      this.watcher.on('error', () => undefined);
+    } catch (e) {
+      this.log.warn({ err: e }, 'cannot watch exit directory; polling only');
+    }
+    this.poller = setInterval(scan, 1000);
+    this.poller.unref();
+    scan();
+  }
+
+  private queueExit(id: string): void {
+    if (!/^[a-f0-9]{64}$/.test(id) || this.exitsPending.has(id)) return;
+    if (!fs.existsSync(path.join(this.exitsDir, id))) return;
+    this.exitsPending.add(id);
+    void this.locked(id, () => this.handleExit(id))
+      .catch((e) => this.log.error({ err: e, id }, 'exit handling failed'))
+      .finally(() => this.exitsPending.delete(id));
+  }
+
+  private async handleExit(id: string): Promise<void> {
+    const file = path.join(this.exitsDir, id);
+    let code: number;
+    try {
+      code = Number.parseInt(fs.readFileSync(file, 'utf8').trim(), 10);
+    } catch {
+      return;
+    }
+    const rec = this.records.get(id);
+    fs.rmSync(file, { force: true });
+    if (!rec || rec.state.Status !== 'running') return;
+    await this.markExited(rec, Number.isFinite(code) ? code : 255);
+  }
+
+  private async markExited(rec: ContainerRecord, code: number): Promise<void> {
+    await this.teardown(rec);
+    rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: new Date().toISOString() };
+    saveRecord(this.paths(rec.id).record, rec);
+    this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
+    this.log.info({ id: rec.id, code }, 'container exited');
+    this.events.emit(`exit:${rec.id}`);
+    if (rec.hostConfig.AutoRemove) {
+      setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
+    }
+  }
+
+  /** Picks up containers from an earlier run of the daemon: running ones are adopted, dead ones marked exited. */
+  private async adopt(): Promise<void> {
+    const dp = daemonPaths(this.config);
+    for (const dir of fs.readdirSync(dp.containers)) {
+      const p = this.paths(dir);
+      const rec = /^[a-f0-9]{64}$/.test(dir) ? loadRecord(p.record) : undefined;
+      if (!rec) {
+        // A create that crashed half-way: nothing refers to it.
+        await unmountRootfs(p.rootfs);
+        fs.rmSync(p.dir, { recursive: true, force: true });
+        continue;
+      }
+      this.records.set(rec.id, rec);
+      this.names.set(rec.name, rec.id);
+      if (rec.state.Status === 'removing') {
+        await this.teardown(rec);
+        fs.rmSync(p.dir, { recursive: true, force: true });
+        fs.rmSync(p.run, { recursive: true, force: true });
+        this.records.delete(rec.id);
+        this.names.delete(rec.name);
+        continue;
+      }
+      if (rec.state.Status !== 'running') continue;
+      if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
+      const st = await this.runc.state(rec.id);
+      if (st && st.status === 'running') {
+        this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
+        continue;
+      }
+      // Died while we were away and conmon is gone too (e.g. killed): take its recorded exit if any.
+      let code = 255;
+      try {
+        code = Number.parseInt(fs.readFileSync(path.join(p.run, 'exit'), 'utf8'), 10);
+      } catch { /* no exit file */ }
+      if (processIs(rec.conmonPid, 'conmon') && st) continue; // conmon will still report it
+      await this.markExited(rec, code);
+    }
+    for (const id of await this.runc.list()) {
+      if (!this.records.has(id)) await this.runc.delete(id);
+    }
+  }
+
+  // --- exec bookkeeping (the processes themselves: exec.ts) ---------------------------------------
+
+  readonly execs = new Map<string, ExecInstance>();
+  /** `docker exec`: create, start, inspect. */
+  readonly exec: Execs = new Execs(this);
+
+  private execIds(id: string): string[] | null {
+    const ids = [...this.execs.values()].filter((e) => e.containerId === id).map((e) => e.id);
+    return ids.length ? ids : null;
+  }
+
+  // --- plumbing ----------------------------------------------------------------------------
+
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const tail = next.catch(() => undefined);
+    this.locks.set(id, tail);
+    void tail.then(() => { if (this.locks.get(id) === tail) this.locks.delete(id); });
+    return next;
+  }
+
+  /** Stops watching; containers keep running under conmon. */
+  async close(): Promise<void> {
+    this.watcher?.close();
+    if (this.poller) clearInterval(this.poller);
+    await Promise.all([...this.locks.values()]);
+  }
+}
+
+/** Image env first, then the container's; a later `KEY=` replaces an earlier one. */
+function mergeEnv(base: string[], over: string[]): string[] {
+  const out = new Map<string, string>();
+  for (const e of [...base, ...over]) {
+    const i = e.indexOf('=');
+    out.set(i < 0 ? e : e.slice(0, i), e);
+  }
+  return [...out.values()];
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    const n = Number.parseInt(fs.readFileSync(file, 'utf8'), 10);
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** runc's message without its log prefix noise. */
+function runtimeMessage(e: unknown): string {
+  const msg = (e as Error).message ?? String(e);
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(msg);
+  return (m ? m[1] : msg).replace(/\\"/g, '"').trim();
 }

@@ -60,8 +60,8 @@ export function parseReference(input: string): ImageReference {
   }
   if (domain === 'index.docker.io') domain = DEFAULT_DOMAIN;
   if (path === '') throw invalid();
-  if (path.toLowerCase() !== path) throw invalid(`repository name (${path}) must be lowercase`);
   if (domain === DEFAULT_DOMAIN && !path.includes('/')) path = `library/${path}`;
+  if (path.toLowerCase() !== path) throw invalid(`repository name (${path}) must be lowercase`);
   for (const c of path.split('/')) if (!PATH_COMPONENT.test(c)) throw invalid();
   if (`${domain}/${path}`.length > 255) throw invalid('repository name must not be more than 255 characters');
   return { domain, path, ...(tag !== undefined ? { tag } : {}), ...(digest !== undefined ? { digest } : {}) };

@@ -15,6 +15,7 @@ import { LayerStore, type LayerMeta } from './layers.js';
 import type { HistoryEntry, ImageConfigBlob } from './manifest.js';
 import {
   familiar,
+  familiarString,
   formatReference,
   isSha256Digest,
   parseReference,
@@ -42,8 +43,17 @@ export interface Image {
 
 export type DeleteResponseItem = { Untagged: string } | { Deleted: string };
 
-/** Tells whether a container uses an image: its ID, or undefined. Set by the container manager. */
-export type InUseCheck = (imageId: string) => string | undefined;
+/** A container that uses an image. */
+export interface ImageUser {
+  id: string;
+  running: boolean;
+}
+
+/**
+ * Tells whether a container uses an image: the container, or undefined. Set by the container
+ * manager. A bare container ID is read as a running container (never deleted under it).
+ */
+export type InUseCheck = (imageId: string) => string | ImageUser | undefined;
 
 const isIdPrefix = (s: string) => /^(sha256:)?[a-f0-9]{1,64}$/.test(s);
 
@@ -142,7 +152,7 @@ export class ImageStore {
   /** Docker's lookup order: a full ID, a reference, then an ID prefix. */
   lookup(ref: string): Image {
     const found = this.find(ref);
-    if (!found) throw noSuchImage(ref);
+    if (!found) throw noSuchImage(missingName(ref));
     return found.image;
   }
 
@@ -152,20 +162,17 @@ export class ImageStore {
       const img = this.images.get(ref);
       return img ? { image: img } : undefined;
     }
-    let parsed: ImageReference | undefined;
-    try {
-      parsed = withDefaultTag(parseReference(ref));
-    } catch {
-      parsed = undefined;
-    }
+    // A malformed name is a 400, as in dockerd; a bare 64-hex ID is not a name but still an ID.
+    const parsed = /^[a-f0-9]{64}$/.test(ref) ? undefined : withDefaultTag(parseReference(ref));
     if (parsed) {
       const full = formatReference(parsed.digest ? { ...parsed, tag: undefined } : parsed);
       const id = this.refs.get(full);
       if (id) return { image: this.images.get(id)!, ref: full };
       // name:tag@digest: the digest decides, as in Docker.
       if (parsed.digest && parsed.tag) {
-        const byDigest = this.refs.get(formatReference({ ...parsed, tag: undefined }));
-        if (byDigest) return { image: this.images.get(byDigest)! };
+        const digestRef = formatReference({ ...parsed, tag: undefined });
+        const byDigest = this.refs.get(digestRef);
+        if (byDigest) return { image: this.images.get(byDigest)!, ref: digestRef };
       }
     }
     if (isIdPrefix(ref)) {
@@ -245,7 +252,7 @@ export class ImageStore {
 
   /** `POST /images/{name}/tag`. */
   tag(source: string, repo: string, tag: string): void {
-    const img = this.lookup(source);
+    // The new name is checked first, as dockerd does: a bad one is a 400 even for an unknown image.
     if (!repo) throw badRequest('repository name must have at least one component');
     const target = parseReference(repo);
     if (target.digest) throw badRequest('refusing to create a tag with a digest reference');
@@ -253,6 +260,7 @@ export class ImageStore {
       if (!/^[\w][\w.-]{0,127}$/.test(tag)) throw badRequest(`invalid tag format`);
       target.tag = tag;
     }
+    const img = this.lookup(source);
     this.setReference(withDefaultTag(target), img.id);
   }
 
@@ -263,48 +271,77 @@ export class ImageStore {
     return had;
   }
 
-  /** `docker rmi`: untags a reference and deletes the image when nothing refers to it any more. */
+  /** Who uses an image; a bare container ID counts as a running container (the safe reading). */
+  private userOf(id: string): ImageUser | undefined {
+    const u = this.inUse(id);
+    return typeof u === 'string' ? { id: u, running: true } : u;
+  }
+
+  /**
+   * `docker rmi`, with dockerd's rules: a name untags (refused while a container uses the image
+   * through its only name, unless forced) and deletes the image once nothing names it; an ID
+   * deletes the image (refused while other repositories name it or a container uses it).
+   */
   remove(ref: string, force: boolean, prune = true): DeleteResponseItem[] {
+    void prune; // images have no parent chain here: nothing beyond the image itself to prune
     const found = this.find(ref);
-    if (!found) throw noSuchImage(ref);
+    if (!found) throw noSuchImage(missingName(ref));
     const img = found.image;
     const out: DeleteResponseItem[] = [];
-    const user = this.inUse(img.id);
+    let refs = this.refsOf(img.id);
+    let quiet = false;
     if (found.ref && !isIdPrefixOf(ref, img.id)) {
-      const others = this.refsOf(img.id).filter((r) => r !== found.ref);
-      if (!force && user && others.length === 0) {
-        throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${user.slice(0, 12)} is using its referenced image ${shortId(img.id)}`);
+      if (!force && isSingleReference(refs)) {
+        const user = this.userOf(img.id);
+        if (user) throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(img.id)}`);
       }
       this.untag(found.ref);
       out.push({ Untagged: familiar(found.ref) });
-      // Only digest references of the same repository left: they go too, and the image with them.
-      const remaining = this.refsOf(img.id);
-      const repo = repoName(parseReference(found.ref));
-      if (remaining.some((r) => !r.includes('@') || repoName(parseReference(r)) !== repo)) return out;
-      for (const r of remaining) {
+      refs = this.refsOf(img.id);
+      const gone = parseReference(found.ref);
+      // A tag gone and only digests of that repository left: they go too.
+      if (!gone.digest && !refs.some((r) => !parseReference(r).digest && repoName(parseReference(r)) === repoName(gone))) {
+        for (const r of refs.filter((r) => repoName(parseReference(r)) === repoName(gone))) {
+          this.untag(r);
+          out.push({ Untagged: familiar(r) });
+        }
+        refs = this.refsOf(img.id);
+      }
+      if (refs.length > 0) return out;
+      quiet = true;
+    } else if (isSingleReference(refs)) {
+      const c = this.deleteConflict(img, { stopped: !force, references: false });
+      if (c) throw c.error;
+      for (const r of refs) {
         this.untag(r);
         out.push({ Untagged: familiar(r) });
       }
-      if (user) return out; // forced while in use: untagged, the image stays for its container
-      return out.concat(this.deleteImage(img, prune));
     }
-    const refs = this.refsOf(img.id);
-    if (!force) {
-      const repos = new Set(refs.map((r) => repoName(parseReference(r))));
-      if (repos.size > 1) throw conflict(`conflict: unable to delete ${shortId(img.id)} (must be forced) - image is referenced in multiple repositories`);
-      if (user) throw conflict(`conflict: unable to delete ${shortId(img.id)} (must be forced) - image is being used by container ${user.slice(0, 12)}`);
+    const c = this.deleteConflict(img, { stopped: !force, references: !force });
+    if (c) {
+      // After an untag the image quietly stays for the container that uses it.
+      if (quiet && c.used) return out;
+      throw c.error;
     }
-    for (const r of refs) {
+    for (const r of this.refsOf(img.id)) {
       this.untag(r);
       out.push({ Untagged: familiar(r) });
     }
-    if (user) return out;
-    return out.concat(this.deleteImage(img, prune));
+    return out.concat(this.deleteImage(img));
+  }
+
+  /** What stops an image from being deleted: a running container always; names and stopped containers unless forced. */
+  private deleteConflict(img: Image, soft: { stopped: boolean; references: boolean }): { error: Error; used: boolean } | undefined {
+    const user = this.userOf(img.id);
+    const say = (forced: string, why: string) => conflict(`conflict: unable to delete ${shortId(img.id)} (${forced}) - ${why}`);
+    if (user?.running) return { error: say('cannot be forced', `image is being used by running container ${user.id.slice(0, 12)}`), used: true };
+    if (soft.references && this.refsOf(img.id).length > 0) return { error: say('must be forced', 'image is referenced in multiple repositories'), used: false };
+    if (soft.stopped && user) return { error: say('must be forced', `image is being used by stopped container ${user.id.slice(0, 12)}`), used: true };
+    return undefined;
   }
 
   /** Removes the record, its config blob and the layers no other image uses. */
-  private deleteImage(img: Image, prune: boolean): DeleteResponseItem[] {
-    void prune; // images have no parent chain here: nothing beyond the image itself to prune
+  private deleteImage(img: Image): DeleteResponseItem[] {
     const out: DeleteResponseItem[] = [{ Deleted: img.id }];
     for (const r of this.refsOf(img.id)) this.refs.delete(r);
     this.saveRefs();
@@ -334,7 +371,7 @@ export class ImageStore {
         deleted.push({ Untagged: familiar(r) });
       }
       space += img.size;
-      deleted.push(...this.deleteImage(img, true));
+      deleted.push(...this.deleteImage(img));
     }
     return { ImagesDeleted: deleted, SpaceReclaimed: space };
   }
@@ -440,6 +477,23 @@ export class ImageStore {
     }
     return rows;
   }
+}
+
+/** dockerd's isSingleReference: all references in one repository, at most one of them a tag. */
+function isSingleReference(refs: string[]): boolean {
+  if (refs.length <= 1) return refs.length === 1;
+  const parsed = refs.map((r) => parseReference(r));
+  const tags = parsed.filter((r) => !r.digest);
+  if (tags.length > 1) return false;
+  const digestRepos = new Set(parsed.filter((r) => r.digest).map(repoName));
+  const single = tags[0] ?? parsed[0];
+  return digestRepos.size === 1 && digestRepos.has(repoName(single));
+}
+
+/** How dockerd names what it did not find: `nosuch:latest`, `sha256:…` as given. */
+function missingName(ref: string): string {
+  if (isSha256Digest(ref) || /^[a-f0-9]{64}$/.test(ref)) return ref;
+  return familiarString(withDefaultTag(parseReference(ref)));
 }
 
 const isIdPrefixOf = (ref: string, id: string) => isIdPrefix(ref) && id.startsWith(ref.startsWith('sha256:') ? ref : `sha256:${ref}`);

@@ -1,0 +1,56 @@
+import type { NodeNetworkPlan } from './plan.js';
+
+/**
+ * What the node's resolver knows, scoped by network: a container sees only names on the
+ * networks it is attached to, as with Docker's embedded DNS.
+ */
+export interface DnsZone {
+  /** Source address of a query (a container's address on the gateway bridge) → its networks. */
+  askers: Record<string, string[]>;
+  /** networkId → lower-case name → addresses. */
+  names: Record<string, Record<string, string[]>>;
+}
+
+export const emptyZone = (): DnsZone => ({ askers: {}, names: {} });
+
+function add(zone: DnsZone, net: string, name: string, ips: string[]): void {
+  const names = (zone.names[net] ??= {});
+  const key = name.toLowerCase();
+  names[key] = [...new Set([...(names[key] ?? []), ...ips])];
+}
+
+/** `gwAddress` gives a local container's address on the gateway bridge (the source of its queries). */
+export function buildZone(plan: NodeNetworkPlan, gwAddress: (containerId: string) => string | undefined): DnsZone {
+  const zone = emptyZone();
+  for (const ep of plan.endpoints) {
+    const gw = gwAddress(ep.containerId);
+    if (gw) zone.askers[gw] = [...new Set([...(zone.askers[gw] ?? []), ep.networkId])];
+    for (const alias of ep.aliases) add(zone, ep.networkId, alias, [ep.ip]);
+  }
+  for (const peer of plan.peers) {
+    for (const alias of peer.aliases ?? []) add(zone, peer.networkId, alias, [peer.ip]);
+  }
+  // Service names win over container aliases, as in Docker.
+  for (const s of plan.services) {
+    const nets = new Set([...Object.keys(s.vips), ...s.tasks.flatMap((t) => Object.keys(t.addresses))]);
+    for (const net of nets) {
+      const taskIps = s.tasks.map((t) => t.addresses[net]).filter((ip): ip is string => !!ip);
+      const names = (zone.names[net] ??= {});
+      names[`tasks.${s.name.toLowerCase()}`] = taskIps;
+      if (s.endpointMode === 'vip' && s.vips[net]) names[s.name.toLowerCase()] = [s.vips[net]];
+      else if (s.endpointMode === 'dnsrr') names[s.name.toLowerCase()] = taskIps;
+    }
+  }
+  return zone;
+}
+
+/** Addresses for `name` as seen from `asker`; undefined when the name is not ours (forward it). */
+export function lookup(zone: DnsZone, asker: string, name: string): string[] | undefined {
+  const key = name.toLowerCase().replace(/\.$/, '');
+  let found: string[] | undefined;
+  for (const net of zone.askers[asker] ?? []) {
+    const ips = zone.names[net]?.[key];
+    if (ips) found = [...new Set([...(found ?? []), ...ips])];
+  }
+  return found;
+}

@@ -1,0 +1,182 @@
+import * as grpc from '@grpc/grpc-js';
+import type { NodeDescription, Task, TaskStatus } from '../../cluster/types.js';
+import type { AgentLink } from '../link.js';
+import { clientCredentials, DispatcherClient, serverStream, unary, type AssignmentsMessage, type HeartbeatResponse, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
+import type { Logger } from '../../util/log.js';
+
+export interface SessionDeps {
+  log: Logger;
+  /** Current TLS material (re-read on every connect, so renewed certificates are picked up). */
+  tls(): { ca: Buffer; cert: Buffer; key: Buffer };
+  /** Manager addresses (host:2377) to try, in order. */
+  managers(): string[];
+  /** Called when the manager tells us the current manager list. */
+  onManagers(list: ManagerAddr[]): void;
+  description(): NodeDescription;
+  /** The address this node advertises. */
+  addr: string;
+  onSession?(msg: SessionMessage): void;
+}
+
+const FIRST_MESSAGE_TIMEOUT_MS = 5000;
+const RPC_TIMEOUT_MS = 5000;
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 8000;
+
+/**
+ * The agent's one session to a manager: registration, heartbeats, assignments, status reports.
+ * It moves to the next manager when its manager goes away. Implements AgentLink for the worker.
+ */
+export class AgentSession implements AgentLink {
+  private stopped = false;
+  private client?: grpc.Client;
+  private sessionId?: string;
+  private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
+  private lastTasks?: Task[];
+  private connectedWaiters: (() => void)[] = [];
+  private managerIndex = 0;
+  private wake?: () => void;
+  /** The manager this session talks to, for `docker info`. */
+  current?: string;
+
+  constructor(private readonly d: SessionDeps) {}
+
+  start(): void {
+    void this.run();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.client?.close();
+    this.wake?.();
+  }
+
+  get connected(): boolean {
+    return !!this.sessionId;
+  }
+
+  onAssignments(fn: (tasks: Task[]) => void): void {
+    this.assignmentListeners.push(fn);
+    if (this.lastTasks) fn(this.lastTasks);
+  }
+
+  async reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void> {
+    for (let i = 0; i < updates.length; i += 1024) {
+      const batch = updates.slice(i, i + 1024);
+      for (;;) {
+        if (this.stopped) return;
+        if (!this.client || !this.sessionId) {
+          await new Promise<void>((r) => this.connectedWaiters.push(r));
+          continue;
+        }
+        try {
+          await unary(this.client, 'UpdateTaskStatus', { sessionId: this.sessionId, updates: batch }, RPC_TIMEOUT_MS);
+          break;
+        } catch (err) {
+          if ((err as grpc.ServiceError).code === grpc.status.PERMISSION_DENIED) throw err;
+          this.d.log.debug({ err }, 'status report failed; retrying after reconnect');
+          this.drop();
+          await new Promise<void>((r) => this.connectedWaiters.push(r));
+        }
+      }
+    }
+  }
+
+  /** Ends the current session so the loop reconnects (to the next manager). */
+  private drop(): void {
+    this.sessionId = undefined;
+    this.client?.close();
+    this.client = undefined;
+    this.wake?.();
+  }
+
+  private async run(): Promise<void> {
+    let backoff = MIN_BACKOFF_MS;
+    while (!this.stopped) {
+      const list = this.d.managers();
+      if (list.length === 0) {
+        await sleep(1000);
+        continue;
+      }
+      const addr = list[this.managerIndex % list.length];
+      try {
+        await this.connect(addr);
+        backoff = MIN_BACKOFF_MS;
+      } catch (err) {
+        this.d.log.debug({ err, manager: addr }, 'session to manager ended');
+      }
+      this.sessionId = undefined;
+      this.current = undefined;
+      this.client?.close();
+      this.client = undefined;
+      if (this.stopped) break;
+      this.managerIndex++;
+      await sleep(backoff);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+    }
+  }
+
+  /** One session; resolves or rejects when it ends. */
+  private async connect(addr: string): Promise<void> {
+    const tls = this.d.tls();
+    const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
+    this.client = client;
+    const stream = serverStream<object, SessionMessage>(client, 'Session', { description: this.d.description(), addr: this.d.addr });
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.on('error', reject);
+      stream.on('end', () => reject(new Error('session closed by manager')));
+      this.wake = () => resolve();
+    });
+    ended.catch(() => undefined);
+    const first = await Promise.race([
+      new Promise<SessionMessage>((resolve) => stream.once('data', resolve)),
+      ended.then(() => { throw new Error('session ended'); }),
+      sleep(FIRST_MESSAGE_TIMEOUT_MS).then(() => { throw new Error('no session message from manager'); }),
+    ]);
+    let period = first.heartbeatPeriodMs;
+    const onMessage = (m: SessionMessage) => {
+      this.sessionId = m.sessionId;
+      period = m.heartbeatPeriodMs;
+      if (m.managers.length) this.d.onManagers(m.managers);
+      this.d.onSession?.(m);
+    };
+    onMessage(first);
+    stream.on('data', onMessage);
+    this.current = addr;
+    this.d.log.info({ manager: addr }, 'session established');
+
+    const assignments = serverStream<object, AssignmentsMessage>(client, 'Assignments', { sessionId: first.sessionId });
+    assignments.on('data', (m: AssignmentsMessage) => {
+      this.lastTasks = m.tasks;
+      for (const fn of this.assignmentListeners) {
+        try { fn(m.tasks); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
+      }
+    });
+    const assignmentsEnded = new Promise<never>((_, reject) => {
+      assignments.on('error', reject);
+      assignments.on('end', () => reject(new Error('assignments closed')));
+    });
+    assignmentsEnded.catch(() => undefined);
+
+    for (const w of this.connectedWaiters.splice(0)) w();
+
+    // Heartbeats: one now, then one per period the manager returns.
+    const heartbeats = (async () => {
+      for (;;) {
+        if (this.stopped || this.client !== client) return;
+        const r = await unary<object, HeartbeatResponse>(client, 'Heartbeat', { sessionId: this.sessionId }, RPC_TIMEOUT_MS);
+        period = r.periodMs || period;
+        const jitter = (Math.random() - 0.5) * Math.min(1000, period * 0.2);
+        await sleep(Math.max(50, period + jitter));
+      }
+    })();
+    try {
+      await Promise.race([ended, assignmentsEnded, heartbeats]);
+    } finally {
+      stream.cancel();
+      assignments.cancel();
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,0 +1,133 @@
+import type { Router } from '../router.js';
+import type { Engine } from '../../engine/engine.js';
+import { badRequest } from '../../util/errors.js';
+import type { ContainerConfig, HostConfig, WaitCondition } from '../../engine/containers/manager.js';
+import { attach, parseTimeParam, streamLogs } from '../../engine/containers/io.js';
+import type { ExecConfig } from '../../engine/containers/exec.js';
+
+/** Optional integer query value (`t` of stop/restart); undefined when absent. */
+function optInt(v: string | null, name: string): number | undefined {
+  if (v === null || v === '') return undefined;
+  if (!/^-?\d+$/.test(v)) throw badRequest(`invalid value for ${name}: ${v}`);
+  return Number(v);
+}
+
+/** `docker run/create/start/stop/kill/restart/rm/ps/inspect/logs/attach/wait` and `docker exec`. */
+export function containerRoutes(router: Router, engine: Engine): void {
+  const m = engine.containers;
+
+  router.post('/containers/create', async (ctx) => {
+    const body = await ctx.json<ContainerConfig & { HostConfig?: HostConfig; NetworkingConfig?: unknown }>();
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('config cannot be empty in order to create a container');
+    const { HostConfig: hostConfig, NetworkingConfig: _net, ...config } = body;
+    void _net;
+    const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig });
+    return { status: 201, body: created };
+  });
+
+  router.get('/containers/json', (ctx) => ({
+    body: m.list({ all: ctx.bool('all'), filters: ctx.filters(), limit: ctx.int('limit', 0) }),
+  }));
+
+  router.post('/containers/prune', async () => {
+    const deleted: string[] = [];
+    for (const r of m.all()) {
+      if (r.state.Status === 'running') continue;
+      await m.remove(r.id);
+      deleted.push(r.id);
+    }
+    return { body: { ContainersDeleted: deleted, SpaceReclaimed: 0 } };
+  });
+
+  router.get('/containers/:id/json', (ctx) => ({ body: m.inspect(ctx.params.id) }));
+
+  router.post('/containers/:id/start', async (ctx) => {
+    await m.start(ctx.params.id);
+  });
+
+  router.post('/containers/:id/stop', async (ctx) => {
+    await m.stop(ctx.params.id, optInt(ctx.query.get('t'), 't'));
+  });
+
+  router.post('/containers/:id/restart', async (ctx) => {
+    await m.restart(ctx.params.id, optInt(ctx.query.get('t'), 't'));
+  });
+
+  router.post('/containers/:id/kill', async (ctx) => {
+    await m.kill(ctx.params.id, ctx.query.get('signal') || 'SIGKILL');
+  });
+
+  router.delete('/containers/:id', async (ctx) => {
+    await m.remove(ctx.params.id, { force: ctx.bool('force'), volumes: ctx.bool('v') });
+  });
+
+  router.post('/containers/:id/wait', async (ctx) => {
+    const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw badRequest(`invalid condition: "${condition}"`);
+    m.get(ctx.params.id); // 404 before the headers go out
+    const ac = new AbortController();
+    const pending = m.wait(ctx.params.id, condition, ac.signal);
+    // Headers at once, as dockerd does: the client knows the wait is registered.
+    const res = ctx.stream(200, 'application/json');
+    res.on('close', () => ac.abort());
+    const result = await pending;
+    res.end(JSON.stringify(result) + '\n');
+  });
+
+  router.get('/containers/:id/logs', async (ctx) => {
+    const stdout = ctx.bool('stdout');
+    const stderr = ctx.bool('stderr');
+    if (!stdout && !stderr) throw badRequest('Bad parameters: you must choose at least one stream');
+    const rec = m.get(ctx.params.id);
+    const tailRaw = ctx.query.get('tail');
+    const tail = tailRaw && tailRaw !== 'all' ? Number(tailRaw) : undefined;
+    if (tail !== undefined && !Number.isInteger(tail)) throw badRequest(`invalid value for tail: ${tailRaw}`);
+    const opts = {
+      stdout, stderr, follow: ctx.bool('follow'), timestamps: ctx.bool('timestamps'),
+      since: parseTimeParam(ctx.query.get('since')), until: parseTimeParam(ctx.query.get('until')), tail,
+    };
+    const res = ctx.stream(200, rec.config.Tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.raw-stream');
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    await streamLogs(m, rec.id, opts, res, ac.signal);
+    res.end();
+  });
+
+  router.post('/containers/:id/attach', async (ctx) => {
+    const rec = m.get(ctx.params.id);
+    const io = ctx.hijack();
+    await attach(m, rec.id, {
+      stream: ctx.bool('stream'), stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr'), logs: ctx.bool('logs'),
+    }, io);
+  });
+
+  // TTY size changes are accepted and ignored: the terminal keeps its first size.
+  router.post('/containers/:id/resize', (ctx) => {
+    m.get(ctx.params.id);
+    return { status: 200, body: '' };
+  });
+
+  router.post('/containers/:id/exec', async (ctx) => {
+    const cfg = await ctx.json<ExecConfig>();
+    return { status: 201, body: { Id: m.exec.create(ctx.params.id, cfg) } };
+  });
+
+  router.post('/exec/:id/start', async (ctx) => {
+    const body = await ctx.json<{ Detach?: boolean; Tty?: boolean }>();
+    const e = m.exec.check(ctx.params.id);
+    const tty = body.Tty ?? e.config.Tty === true;
+    if (body.Detach) {
+      void m.exec.start(e.id, undefined, tty);
+      return { status: 200, body: '' };
+    }
+    const io = ctx.hijack();
+    await m.exec.start(e.id, io, tty);
+  });
+
+  router.post('/exec/:id/resize', (ctx) => {
+    m.exec.get(ctx.params.id);
+    return { status: 200, body: '' };
+  });
+
+  router.get('/exec/:id/json', (ctx) => ({ body: m.exec.inspect(ctx.params.id) }));
+}

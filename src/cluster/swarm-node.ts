@@ -1,0 +1,504 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import type { Cluster, ClusterSpec, Node, NodeDescription, Task, TaskStatus } from './types.js';
+import type { DaemonConfig } from '../engine/config.js';
+import { daemonPaths, ENGINE_VERSION } from '../engine/config.js';
+import type { Logger } from '../util/log.js';
+import { ApiError, badRequest, unavailable } from '../util/errors.js';
+import { newSwarmId } from '../util/ids.js';
+import type { AgentLink } from '../agent/link.js';
+import { AgentSession } from '../agent/session/session.js';
+import { Manager } from '../manager/manager.js';
+import type { Store } from '../manager/store/store.js';
+import { createRootCA, signNodeCert } from '../manager/ca/root-ca.js';
+import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
+import { createCsr, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
+import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
+
+/** Docker's messages for a node that cannot answer manager calls. */
+export const ERR_NO_SWARM_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
+export const ERR_NOT_MANAGER = "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.";
+export const ERR_SWARM_EXISTS = 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.';
+export const ERR_NO_SWARM = 'This node is not part of a swarm';
+export const ERR_NO_LEADER = "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
+
+/** What this node remembers about its swarm membership (<data-root>/swarm/state.json). */
+interface SwarmState {
+  nodeId: string;
+  clusterId: string;
+  role: 'manager' | 'worker';
+  advertiseAddr: string;
+  listenAddr: string;
+  managers: ManagerAddr[];
+}
+
+export interface InitRequest {
+  ListenAddr?: string;
+  AdvertiseAddr?: string;
+  DataPathAddr?: string;
+  DataPathPort?: number;
+  DefaultAddrPool?: string[];
+  SubnetSize?: number;
+  ForceNewCluster?: boolean;
+  Spec?: ClusterSpec;
+}
+
+export interface JoinRequest {
+  ListenAddr?: string;
+  AdvertiseAddr?: string;
+  RemoteAddrs?: string[];
+  JoinToken?: string;
+}
+
+const NS = 1e9;
+export function defaultClusterSpec(): ClusterSpec {
+  return {
+    Name: 'default',
+    Labels: {},
+    Orchestration: { TaskHistoryRetentionLimit: 5 },
+    Raft: { SnapshotInterval: 10000, KeepOldSnapshots: 0, LogEntriesForSlowFollowers: 500, ElectionTick: 10, HeartbeatTick: 1 },
+    Dispatcher: { HeartbeatPeriod: 5 * NS },
+    CAConfig: { NodeCertExpiry: 90 * 24 * 3600 * NS },
+    TaskDefaults: {},
+    EncryptionConfig: { AutoLockManagers: false },
+  };
+}
+
+/** Client-sent spec fields override the defaults only where set (the CLI sends zero values for unset flags). */
+export function mergeClusterSpec(base: ClusterSpec, given: ClusterSpec | undefined): ClusterSpec {
+  const out = structuredClone(base) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(given ?? {})) {
+    if (v && typeof v === 'object' && !Array.isArray(v) && typeof out[k] === 'object' && out[k]) {
+      const sub = { ...(out[k] as Record<string, unknown>) };
+      for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) if (v2 !== undefined && v2 !== null && v2 !== 0 && v2 !== '') sub[k2] = v2;
+      out[k] = sub;
+    } else if (v !== undefined && v !== null && v !== '') {
+      out[k] = v;
+    }
+  }
+  return out as ClusterSpec;
+}
+
+/** TLSInfo as the Engine API shows it: the root PEM, the issuer's DER subject and public key in base64. */
+export function tlsInfo(rootPem: string): Cluster['TLSInfo'] {
+  const c = new x509.X509Certificate(rootPem);
+  return {
+    TrustRoot: rootPem,
+    CertIssuerSubject: Buffer.from(c.subjectName.toArrayBuffer()).toString('base64'),
+    CertIssuerPublicKey: Buffer.from(c.publicKey.rawData).toString('base64'),
+  };
+}
+
+/**
+ * This daemon's membership in a swarm: init, join, leave, and what runs because of it (the
+ * manager on managers, the agent session everywhere). The API asks it for the manager's store.
+ */
+export class SwarmNode {
+  private state?: SwarmState;
+  private manager?: Manager;
+  private session?: AgentSession;
+  private readonly dir: string;
+  private readonly certDir: string;
+  private busy = Promise.resolve();
+  /** Forwarded to whichever session is current, so the worker registers once. */
+  readonly link: AgentLink;
+  private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
+
+  constructor(private readonly config: DaemonConfig, private readonly log: Logger) {
+    this.dir = daemonPaths(config).swarm;
+    this.certDir = path.join(this.dir, 'certificates');
+    const self = this;
+    this.link = {
+      onAssignments(fn) {
+        self.assignmentListeners.push(fn);
+      },
+      async reportStatus(updates: { taskId: string; status: TaskStatus }[]) {
+        if (!self.session) throw new Error(ERR_NO_SWARM);
+        await self.session.reportStatus(updates);
+      },
+    };
+  }
+
+  private get files() {
+    return {
+      state: path.join(this.dir, 'state.json'),
+      ca: path.join(this.certDir, 'swarm-root-ca.crt'),
+      cert: path.join(this.certDir, 'swarm-node.crt'),
+      key: path.join(this.certDir, 'swarm-node.key'),
+    };
+  }
+
+  /** Resumes membership after a restart. */
+  async open(): Promise<void> {
+    try {
+      this.state = JSON.parse(fs.readFileSync(this.files.state, 'utf8')) as SwarmState;
+    } catch {
+      return;
+    }
+    try {
+      if (this.state.role === 'manager') await this.startManager();
+      this.startSession();
+    } catch (err) {
+      this.log.error({ err }, 'could not resume swarm membership');
+    }
+  }
+
+  async close(): Promise<void> {
+    this.session?.stop();
+    await this.manager?.stop();
+  }
+
+  /** Serializes init/join/leave as dockerd's controlMutex does. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn);
+    this.busy = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  get nodeId(): string | undefined {
+    return this.state?.nodeId;
+  }
+
+  get isManager(): boolean {
+    return !!this.manager;
+  }
+
+  /** The manager, or Docker's 503 for a node that is not one. */
+  requireManager(): Manager {
+    if (!this.state) throw unavailable(ERR_NO_SWARM_MANAGER);
+    if (!this.manager) throw unavailable(ERR_NOT_MANAGER);
+    if (!this.manager.hasQuorum) throw unavailable(ERR_NO_LEADER);
+    return this.manager;
+  }
+
+  /** The cluster store for API handlers (services, tasks, networks…); 503 off managers. */
+  controlStore(): Store {
+    return this.requireManager().store;
+  }
+
+  // ---- init ----
+  init(req: InitRequest): Promise<string> {
+    return this.exclusive(async () => {
+      if (this.state && !req.ForceNewCluster) throw unavailable(ERR_SWARM_EXISTS);
+      if (this.state && req.ForceNewCluster) return this.forceNewCluster();
+      const listen = parseListenAddr(req.ListenAddr);
+      const advertise = resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
+      const nodeId = newSwarmId();
+      const clusterId = newSwarmId();
+      const ca = await createRootCA();
+      const spec = mergeClusterSpec(defaultClusterSpec(), req.Spec);
+      const keys = await generateKeyPair();
+      const cert = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId, role: 'manager', clusterId, addresses: [advertise.host], expiryMs: (spec.CAConfig?.NodeCertExpiry ?? 0) / 1e6 || undefined });
+      this.writeCerts(ca.certPem, cert, await privateKeyToPem(keys.privateKey));
+      const state: SwarmState = { nodeId, clusterId, role: 'manager', advertiseAddr: advertise.host, listenAddr: `${listen.host}:${listen.port}`, managers: [{ nodeId, addr: `${advertise.host}:${advertise.port}` }] };
+      try {
+        this.state = state;
+        this.saveState();
+        await this.startManager(async (m) => {
+          const now = new Date().toISOString();
+          const cluster: Cluster = {
+            ID: clusterId, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: spec, TLSInfo: tlsInfo(ca.certPem), RootRotationInProgress: false,
+            DefaultAddrPool: req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'], SubnetSize: req.SubnetSize || 24, DataPathPort: req.DataPathPort || 4789,
+            JoinTokens: { Worker: generateJoinToken(ca.certPem), Manager: generateJoinToken(ca.certPem) },
+          };
+          const node: Node = {
+            ID: nodeId, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
+            Spec: { Labels: {}, Role: 'manager', Availability: 'active' },
+            Description: this.description(),
+            Status: { State: 'ready', Addr: advertise.host },
+            ManagerStatus: { Reachability: 'reachable', Addr: `${advertise.host}:${advertise.port}` },
+          };
+          await m.bootstrap(ca, cluster, node);
+        });
+        this.startSession();
+      } catch (e) {
+        await this.teardown();
+        throw e;
+      }
+      return nodeId;
+    });
+  }
+
+  private async forceNewCluster(): Promise<string> {
+    if (this.state!.role !== 'manager') throw unavailable(ERR_NOT_MANAGER);
+    this.session?.stop();
+    this.session = undefined;
+    await this.manager?.stop();
+    this.manager = undefined;
+    await this.startManager(undefined, true);
+    // Only this manager remains: forget the others' addresses.
+    this.state!.managers = this.state!.managers.filter((m) => m.nodeId === this.state!.nodeId);
+    this.saveState();
+    this.startSession();
+    return this.state!.nodeId;
+  }
+
+  // ---- join ----
+  join(req: JoinRequest): Promise<void> {
+    return this.exclusive(async () => {
+      if (this.state) throw unavailable(ERR_SWARM_EXISTS);
+      const remotes = req.RemoteAddrs ?? [];
+      if (remotes.length === 0) throw badRequest('at least 1 RemoteAddr is required to join');
+      let token;
+      try {
+        token = parseJoinToken(req.JoinToken ?? '');
+      } catch (e) {
+        if (e instanceof InvalidTokenError) throw badRequest('invalid join token');
+        throw e;
+      }
+      const remote = grpcAddr(remotes[0]);
+      const listen = parseListenAddr(req.ListenAddr);
+      const advertiseHost = req.AdvertiseAddr ? resolveAdvertiseAddr(req.AdvertiseAddr, listen.host).host : await localAddrTowards(remote);
+
+      // 1. The root CA, trusted only if its digest is the one in the token.
+      const insecure = new CAClient(remote, insecureCredentials());
+      let rootPem: string;
+      try {
+        rootPem = (await unary<object, RootCAResponse>(insecure, 'GetRootCACertificate', {}, 10_000)).certificate;
+      } catch (e) {
+        throw rpcError(e);
+      } finally {
+        insecure.close();
+      }
+      if (rootDigest(rootPem) !== token.digest) {
+        throw new ApiError(500, `remote CA does not match fingerprint. Expected: ${token.digest}`);
+      }
+      // 2. A certificate for a CSR, on a connection that now verifies the manager.
+      const keys = await generateKeyPair();
+      const keyPem = await privateKeyToPem(keys.privateKey);
+      const ca = new CAClient(remote, clientCredentials(Buffer.from(rootPem)));
+      let issued: IssueResponse;
+      try {
+        issued = await unary<object, IssueResponse>(ca, 'IssueNodeCertificate', { csr: await createCsr(keys), token: req.JoinToken, addr: advertiseHost }, 15_000);
+      } catch (e) {
+        throw rpcError(e);
+      } finally {
+        ca.close();
+      }
+      this.writeCerts(rootPem, issued.certificate, keyPem);
+      this.state = {
+        nodeId: issued.nodeId, clusterId: issued.clusterId, role: issued.role, advertiseAddr: advertiseHost,
+        listenAddr: `${listen.host}:${listen.port}`, managers: [{ nodeId: '', addr: remote }],
+      };
+      this.saveState();
+      try {
+        if (issued.role === 'manager') {
+          const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: advertiseHost });
+          await this.startManager(undefined, false, joined.initialCluster);
+          this.state.managers.unshift({ nodeId: issued.nodeId, addr: `${advertiseHost}:${listen.port}` });
+          this.saveState();
+        }
+        this.startSession();
+      } catch (e) {
+        await this.teardown();
+        throw e instanceof ApiError ? e : rpcError(e);
+      }
+    });
+  }
+
+  private async membershipCall<T>(remote: string, method: string, req: object): Promise<T> {
+    const f = this.files;
+    const c = new MembershipClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    try {
+      return await unary<object, T>(c, method, req, 30_000);
+    } finally {
+      c.close();
+    }
+  }
+
+  // ---- leave ----
+  leave(force: boolean): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.state) throw unavailable(ERR_NO_SWARM);
+      if (this.state.role === 'manager' && !force) {
+        let msg = 'You are attempting to leave the swarm on a node that is participating as a manager. ';
+        if (this.manager) {
+          const managers = this.manager.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
+          const reachable = managers.filter((n) => this.manager!.isReachable(n.ID)).length;
+          const unreachable = managers.length - reachable;
+          if (reachable - 1 <= unreachable) {
+            if (reachable === 1 && unreachable === 0) throw unavailable(msg + 'Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ');
+            msg += `Removing this node leaves ${reachable - 1} managers out of ${reachable + unreachable}. Without a Raft quorum your swarm will be inaccessible. `;
+          }
+        } else {
+          msg += 'Doing so may lose the consensus of your cluster. ';
+        }
+        throw unavailable(msg + 'The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.');
+      }
+      if (this.manager) {
+        // Leave the etcd cluster first so the remaining members do not wait for us.
+        const others = (await this.manager.memberCount().catch(() => 1)) > 1;
+        if (others) await this.manager.removeMember(this.state.nodeId).catch((err) => this.log.warn({ err }, 'etcd member remove failed'));
+      }
+      await this.teardown();
+    });
+  }
+
+  /** Stops everything swarm and forgets the membership. */
+  private async teardown(): Promise<void> {
+    this.session?.stop();
+    this.session = undefined;
+    await this.manager?.stop().catch((err) => this.log.warn({ err }, 'manager stop failed'));
+    this.manager = undefined;
+    this.state = undefined;
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  // ---- running parts ----
+  private async startManager(bootstrap?: (m: Manager) => Promise<void>, forceNewCluster = false, initialCluster?: string): Promise<void> {
+    const s = this.state!;
+    const f = this.files;
+    const m = await Manager.start({
+      nodeId: s.nodeId, clusterId: s.clusterId, advertiseAddr: s.advertiseAddr, listenAddr: s.listenAddr,
+      tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
+      forceNewCluster, initialCluster,
+    });
+    try {
+      if (bootstrap) await bootstrap(m);
+      await m.serve();
+    } catch (e) {
+      await m.stop();
+      throw e;
+    }
+    this.manager = m;
+  }
+
+  private startSession(): void {
+    const s = this.state!;
+    const f = this.files;
+    const session = new AgentSession({
+      log: this.log.child({ part: 'session' }),
+      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
+      managers: () => {
+        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
+        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
+      },
+      onManagers: (list) => {
+        if (JSON.stringify(list) !== JSON.stringify(s.managers)) {
+          s.managers = list;
+          this.saveState();
+        }
+      },
+      description: () => this.description(),
+      addr: s.advertiseAddr,
+    });
+    session.onAssignments((tasks) => {
+      for (const fn of this.assignmentListeners) fn(tasks);
+    });
+    this.session = session;
+    session.start();
+  }
+
+  description(): NodeDescription {
+    return {
+      Hostname: this.config.hostname,
+      Platform: { Architecture: os.arch() === 'x64' ? 'x86_64' : os.arch(), OS: 'linux' },
+      Resources: { NanoCPUs: os.cpus().length * NS, MemoryBytes: os.totalmem() },
+      Engine: {
+        EngineVersion: ENGINE_VERSION,
+        Labels: this.config.labels,
+        Plugins: [
+          { Type: 'Log', Name: 'json-file' },
+          { Type: 'Network', Name: 'bridge' }, { Type: 'Network', Name: 'host' }, { Type: 'Network', Name: 'null' }, { Type: 'Network', Name: 'overlay' },
+          { Type: 'Volume', Name: 'local' },
+        ],
+      },
+      TLSInfo: fs.existsSync(this.files.ca) ? tlsInfo(fs.readFileSync(this.files.ca, 'utf8')) : undefined,
+    };
+  }
+
+  private writeCerts(ca: string, cert: string, key: string): void {
+    fs.mkdirSync(this.certDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(this.files.ca, ca);
+    fs.writeFileSync(this.files.cert, cert);
+    fs.writeFileSync(this.files.key, key, { mode: 0o600 });
+  }
+
+  private saveState(): void {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const tmp = this.files.state + '.tmp';
+    fs.writeFileSync(tmp, JSON.stringify(this.state, null, 2));
+    fs.renameSync(tmp, this.files.state);
+  }
+
+  // ---- what /info shows ----
+  info(): Record<string, unknown> {
+    const s = this.state;
+    if (!s) return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null };
+    const base: Record<string, unknown> = {
+      NodeID: s.nodeId,
+      NodeAddr: s.advertiseAddr,
+      LocalNodeState: 'active',
+      ControlAvailable: !!this.manager,
+      Error: '',
+      RemoteManagers: s.managers.filter((m) => m.nodeId).map((m) => ({ NodeID: m.nodeId, Addr: m.addr })),
+    };
+    if (this.manager) {
+      const nodes = this.manager.store.list('nodes');
+      base.Nodes = nodes.length;
+      base.Managers = nodes.filter((n) => n.Spec.Role === 'manager').length;
+      const c = this.manager.store.list('cluster')[0];
+      if (c) {
+        const { JoinTokens: _tokens, ...cluster } = c;
+        base.Cluster = cluster;
+      }
+    }
+    return base;
+  }
+}
+
+function parseListenAddr(addr: string | undefined): { host: string; port: number } {
+  const a = addr || `0.0.0.0:${SWARM_PORT}`;
+  const m = /^(.*?)(?::(\d+))?$/.exec(a)!;
+  return { host: m[1] || '0.0.0.0', port: m[2] ? Number(m[2]) : SWARM_PORT };
+}
+
+/** --advertise-addr: an IP, IP:port or interface name; else the listen IP; else the one address this system has. */
+export function resolveAdvertiseAddr(given: string | undefined, listenHost: string): { host: string; port: number } {
+  const ifaces = os.networkInterfaces();
+  if (given) {
+    const m = /^(.*?)(?::(\d+))?$/.exec(given)!;
+    let host = m[1];
+    const port = m[2] ? Number(m[2]) : SWARM_PORT;
+    if (!net.isIP(host)) {
+      const addrs = (ifaces[host] ?? []).filter((a) => a.family === 'IPv4');
+      if (!ifaces[host]) throw badRequest(`advertise address must be a non-zero IP address or network interface (with optional port number)`);
+      if (addrs.length === 0) throw badRequest(`interface ${host} has no usable IPv4 address`);
+      host = addrs[0].address;
+    }
+    return { host, port };
+  }
+  if (listenHost && listenHost !== '0.0.0.0' && net.isIP(listenHost)) return { host: listenHost, port: SWARM_PORT };
+  const candidates = Object.entries(ifaces).flatMap(([name, list]) => (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => ({ name, address: a.address })));
+  if (candidates.length === 0) throw badRequest("could not find the system's IP address - specify one with --advertise-addr");
+  if (candidates.length > 1) {
+    throw badRequest(`could not choose an IP address to advertise since this system has multiple addresses on different interfaces (${candidates[0].address} on ${candidates[0].name} and ${candidates[1].address} on ${candidates[1].name})`);
+  }
+  return { host: candidates[0].address, port: SWARM_PORT };
+}
+
+/** The local address the kernel would use to reach `remote` (how dockerd picks a joiner's address). */
+function localAddrTowards(remote: string): Promise<string> {
+  const i = remote.lastIndexOf(':');
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: remote.slice(0, i), port: Number(remote.slice(i + 1)), timeout: 5000 });
+    s.once('connect', () => { resolve(s.localAddress!.replace(/^::ffff:/, '')); s.destroy(); });
+    s.once('timeout', () => { s.destroy(); reject(rpcError({ code: grpc.status.UNAVAILABLE, details: `connection error: desc = "transport: Error while dialing: dial tcp ${remote}: i/o timeout"` })); });
+    s.once('error', (e) => reject(rpcError({ code: grpc.status.UNAVAILABLE, details: `connection error: desc = "transport: Error while dialing: dial tcp ${remote}: ${(e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? 'connect: connection refused' : e.message}"` })));
+  });
+}
+
+const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k.split('_').map((w) => w[0] + w.slice(1).toLowerCase()).join('')]));
+
+/** A gRPC failure in the words dockerd uses: "rpc error: code = X desc = …". */
+export function rpcError(e: unknown): ApiError {
+  if (e instanceof ApiError) return e;
+  const err = e as { code?: number; details?: string; message?: string };
+  const code = err.code ?? grpc.status.UNKNOWN;
+  const status = code === grpc.status.INVALID_ARGUMENT ? 400 : code === grpc.status.UNAVAILABLE ? 503 : 500;
+  const name = CODE_NAMES[code] === 'Invalidargument' ? 'InvalidArgument' : CODE_NAMES[code] === 'Permissiondenied' ? 'PermissionDenied' : CODE_NAMES[code];
+  return new ApiError(status, `rpc error: code = ${name} desc = ${err.details ?? err.message}`);
+}

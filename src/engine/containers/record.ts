@@ -1,0 +1,114 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { readJsonFile, writeJsonFileAtomic } from '../network/state-file.js';
+
+/** `Config` of a container as the Engine API takes and shows it (the fields shoal acts on, plus pass-through). */
+export interface ContainerConfig {
+  Hostname?: string;
+  Domainname?: string;
+  User?: string;
+  AttachStdin?: boolean;
+  AttachStdout?: boolean;
+  AttachStderr?: boolean;
+  Tty?: boolean;
+  OpenStdin?: boolean;
+  StdinOnce?: boolean;
+  Env?: string[] | null;
+  Cmd?: string[] | string | null;
+  Entrypoint?: string[] | string | null;
+  Image?: string;
+  Labels?: Record<string, string> | null;
+  WorkingDir?: string;
+  StopSignal?: string;
+  StopTimeout?: number | null;
+  ExposedPorts?: Record<string, object> | null;
+  Volumes?: Record<string, object> | null;
+  [k: string]: unknown;
+}
+
+/** The part of `HostConfig` shoal acts on; the rest is kept and shown as given. */
+export interface HostConfig {
+  Binds?: string[] | null;
+  NetworkMode?: string;
+  AutoRemove?: boolean;
+  RestartPolicy?: { Name: string; MaximumRetryCount?: number };
+  Privileged?: boolean;
+  [k: string]: unknown;
+}
+
+export type ContainerStatus = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerState {
+  Status: ContainerStatus;
+  Pid: number;
+  ExitCode: number;
+  Error: string;
+  StartedAt: string;
+  FinishedAt: string;
+  OOMKilled: boolean;
+}
+
+/** What the daemon remembers about one container, across restarts. */
+export interface ContainerRecord {
+  id: string;
+  /** With Docker's leading slash. */
+  name: string;
+  created: string;
+  /** The image as the user named it. */
+  image: string;
+  imageId: string;
+  /** Final argv: entrypoint + cmd. */
+  path: string;
+  args: string[];
+  config: ContainerConfig;
+  hostConfig: HostConfig;
+  state: ContainerState;
+  restartCount: number;
+  /** conmon's PID while the container runs (adoption after a daemon restart). */
+  conmonPid?: number;
+  /** Set while stop/kill is in progress so an exit is not mistaken for a crash. */
+  stopping?: boolean;
+}
+
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** Where one container's files live. Data: the record, rootfs, log. Exec: runtime sockets, pid files. */
+export function containerPaths(dataRoot: string, execRoot: string, id: string) {
+  const dir = path.join(dataRoot, 'containers', id);
+  const run = path.join(execRoot, 'conmon', id.slice(0, 16));
+  return {
+    dir,
+    record: path.join(dir, 'container.json'),
+    bundle: dir,
+    spec: path.join(dir, 'config.json'),
+    upper: path.join(dir, 'upper'),
+    work: path.join(dir, 'work'),
+    rootfs: path.join(dir, 'rootfs'),
+    log: path.join(dir, `${id}-json.log`),
+    hosts: path.join(dir, 'hosts'),
+    hostname: path.join(dir, 'hostname'),
+    resolvConf: path.join(dir, 'resolv.conf'),
+    /** Short: unix socket paths (conmon's attach socket) must stay under 108 bytes. */
+    run,
+    conmonPid: path.join(run, 'conmon.pid'),
+    pidFile: path.join(run, 'pid'),
+    conmonStderr: path.join(run, 'conmon.err'),
+  };
+}
+
+export function loadRecord(file: string): ContainerRecord | undefined {
+  return readJsonFile<ContainerRecord>(file);
+}
+
+export function saveRecord(file: string, rec: ContainerRecord): void {
+  writeJsonFileAtomic(file, rec);
+}
+
+export function listRecordIds(dataRoot: string): string[] {
+  const dir = path.join(dataRoot, 'containers');
+  try {
+    return fs.readdirSync(dir).filter((f) => /^[a-f0-9]{64}$/.test(f));
+  } catch {
+    return [];
+  }
+}

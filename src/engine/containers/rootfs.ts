@@ -1,0 +1,61 @@
+import fs from 'node:fs';
+import { run } from '../../util/run.js';
+
+/** Mount points under `root` (deepest first), from this mount namespace's mountinfo. */
+export function mountsUnder(root: string): string[] {
+  const prefix = root.endsWith('/') ? root : root + '/';
+  const out: string[] = [];
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mp = line.split(' ')[4];
+    if (!mp) continue;
+    // mountinfo escapes spaces etc. as octal; our paths have none.
+    if (mp === root || mp.startsWith(prefix)) out.push(mp);
+  }
+  return out.sort((a, b) => b.length - a.length);
+}
+
+export function isMounted(dir: string): boolean {
+  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);
+}
+
+/** The container's root: overlayfs over the image's layers (lowest first) with its own upper/work dirs. */
+export async function mountRootfs(layerDirs: string[], p: { upper: string; work: string; rootfs: string }): Promise<void> {
+  if (isMounted(p.rootfs)) return;
+  for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
+  // overlayfs takes the uppermost lowerdir first.
+  const lower = [...layerDirs].reverse().join(':');
+  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${p.upper},workdir=${p.work}`, p.rootfs]);
+}
+
+export async function unmountRootfs(rootfs: string): Promise<void> {
+  for (const mp of mountsUnder(rootfs)) await run('umount', ['-l', mp], { allowFail: true });
+}
+
+/** /etc/hosts, /etc/hostname, /etc/resolv.conf as Docker writes them for a bridge container. */
+export function writeEtcFiles(p: { hosts: string; hostname: string; resolvConf: string }, hostname: string, ip?: string): void {
+  const hosts = [
+    '127.0.0.1\tlocalhost',
+    '::1\tlocalhost ip6-localhost ip6-loopback',
+    'fe00::0\tip6-localnet',
+    'ff00::0\tip6-mcastprefix',
+    'ff02::1\tip6-allnodes',
+    'ff02::2\tip6-allrouters',
+    ...(ip ? [`${ip}\t${hostname}`] : []),
+    '',
+  ].join('\n');
+  // Written in place, never renamed: the bind mount follows the inode.
+  fs.writeFileSync(p.hosts, hosts);
+  fs.writeFileSync(p.hostname, hostname + '\n');
+  if (!fs.existsSync(p.resolvConf)) fs.writeFileSync(p.resolvConf, resolvConf());
+}
+
+/** The host's resolv.conf without loopback resolvers (unreachable from the container), as Docker filters it. */
+function resolvConf(): string {
+  let host = '';
+  try {
+    host = fs.readFileSync('/etc/resolv.conf', 'utf8');
+  } catch { /* none */ }
+  const lines = host.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
+  if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
+  return lines.join('\n').trim() + '\n';
+}

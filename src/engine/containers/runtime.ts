@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { run } from '../../util/run.js';
+
+export const RUNC = '/usr/sbin/runc';
+export const CONMON = '/usr/bin/conmon';
+
+export interface RuncState {
+  id: string;
+  pid: number;
+  status: 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+}
+
+/** runc with this daemon's own state root, so daemons on one host never see each other's containers. */
+export class Runc {
+  constructor(readonly root: string) {}
+
+  private args(...a: string[]): string[] {
+    return ['--root', this.root, ...a];
+  }
+
+  async state(id: string): Promise<RuncState | undefined> {
+    const r = await run(RUNC, this.args('state', id), { allowFail: true });
+    if (r.code !== 0) return undefined;
+    return JSON.parse(r.stdout) as RuncState;
+  }
+
+  async list(): Promise<string[]> {
+    const r = await run(RUNC, this.args('list', '-q'), { allowFail: true });
+    return r.code === 0 ? r.stdout.split('\n').filter(Boolean) : [];
+  }
+
+  async start(id: string): Promise<void> {
+    await run(RUNC, this.args('start', id));
+  }
+
+  /** Sends a signal to the container's init; `all` reaches every process in it. */
+  async kill(id: string, signal: string | number, all = false): Promise<void> {
+    await run(RUNC, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
+  }
+
+  async delete(id: string): Promise<void> {
+    await run(RUNC, this.args('delete', '--force', id), { allowFail: true });
+  }
+
+  /** argv for `runc exec` with a process spec file; the caller wires its stdio. */
+  execArgs(id: string, processFile: string, tty: boolean): string[] {
+    return this.args('exec', ...(tty ? ['--tty'] : []), '--process', processFile, id);
+  }
+}
+
+export interface ConmonOptions {
+  id: string;
+  name: string;
+  bundle: string;
+  runDir: string;
+  pidFile: string;
+  conmonPidFile: string;
+  exitDir: string;
+  logPath: string;
+  runcRoot: string;
+  tty: boolean;
+  stdin: boolean;
+  /** Close the container's stdin when the first attached client detaches (`docker run -i`). */
+  stdinOnce: boolean;
+  stderrFile: string;
+}
+
+/**
+ * Starts conmon, which runs `runc create` and then lives on as the container's parent: it
+ * holds stdio, writes the k8s-file log and the exit code. Resolves with the container's init
+ * PID once it is created (not started), read from conmon's sync pipe.
+ */
+export function conmonCreate(o: ConmonOptions): Promise<number> {
+  const args = [
+    '--api-version', '1',
+    '-c', o.id, '-u', attachId(o.id), '-n', o.name,
+    '-r', RUNC, '-b', o.bundle,
+    '-p', o.pidFile, '-P', o.conmonPidFile,
+    '--exit-dir', o.exitDir, '-0', o.runDir,
+    '--socket-dir-path', o.runDir,
+    '-l', `k8s-file:${o.logPath}`,
+    '--log-level', 'error',
+    '--runtime-arg', '--root', '--runtime-arg', o.runcRoot,
+    ...(o.tty ? ['-t'] : []),
+    ...(o.stdin ? ['-i', ...(o.stdinOnce ? [] : ['--leave-stdin-open'])] : []),
+  ];
+  const errFd = fs.openSync(o.stderrFile, 'a');
+  return new Promise((resolve, reject) => {
+    // fd 3 is the sync pipe; detached: conmon must outlive this daemon, even its kill -9.
+    const child = spawn(CONMON, args, {
+      stdio: ['ignore', 'ignore', errFd, 'pipe'],
+      detached: true,
+      env: { ...process.env, _OCI_SYNCPIPE: '3' },
+    });
+    fs.closeSync(errFd);
+    child.unref();
+    const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+    let buf = '';
+    let done = false;
+    const finish = (err: Error | undefined, pid?: number) => {
+      if (done) return;
+      done = true;
+      sync.destroy();
+      if (err) reject(err);
+      else resolve(pid!);
+    };
+    sync.on('data', (b: Buffer) => {
+      buf += b.toString();
+      const nl = buf.indexOf('\n');
+      const text = nl >= 0 ? buf.slice(0, nl) : buf;
+      let msg: { data: number; message?: string };
+      try {
+        msg = JSON.parse(text) as typeof msg;
+      } catch {
+        return; // not complete yet
+      }
+      if (msg.data > 0) finish(undefined, msg.data);
+      else finish(new Error(msg.message ?? `conmon reported ${msg.data}`));
+    });
+    sync.on('error', () => undefined);
+    sync.on('end', () => {
+      let detail = '';
+      try {
+        detail = fs.readFileSync(o.stderrFile, 'utf8').trim().split('\n').slice(-3).join(' ');
+      } catch { /* none */ }
+      finish(new Error(`conmon exited before the container was created${detail ? `: ${detail}` : ''}`));
+    });
+    child.on('error', (e) => finish(e));
+  });
+}
+
+/** True when `pid` is a live process whose command is `name` (guards against PID reuse). */
+export function processIs(pid: number | undefined, name: string): boolean {
+  if (!pid) return false;
+  try {
+    const comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return comm === name && state !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** conmon's `-u`: names the attach socket's directory, kept short because socket paths are limited to 108 bytes. */
+export function attachId(id: string): string {
+  return id.slice(0, 12);
+}

@@ -1,0 +1,125 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { badRequest } from '../../util/errors.js';
+import type { ContainerRecord } from './record.js';
+
+/** Docker's default capability set for unprivileged containers. */
+const DEFAULT_CAPS = [
+  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
+  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+];
+
+const MASKED = [
+  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
+  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+];
+const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
+
+export interface OciMount {
+  destination: string;
+  type: string;
+  source: string;
+  options?: string[];
+}
+
+export interface OciProcess {
+  terminal: boolean;
+  user: { uid: number; gid: number; additionalGids?: number[] };
+  args: string[];
+  env: string[];
+  cwd: string;
+  capabilities?: Record<string, string[]>;
+  rlimits?: { type: string; hard: number; soft: number }[];
+  noNewPrivileges?: boolean;
+}
+
+/** `user`, `uid`, `user:group`, `uid:gid` looked up in the container's own /etc/passwd and /etc/group. */
+export function resolveUser(rootfs: string, spec: string | undefined): { uid: number; gid: number } {
+  if (!spec) return { uid: 0, gid: 0 };
+  const [u, g] = spec.split(':');
+  const read = (f: string) => {
+    try {
+      return fs.readFileSync(path.join(rootfs, f), 'utf8').split('\n').map((l) => l.split(':'));
+    } catch {
+      return [];
+    }
+  };
+  let uid: number;
+  let gid = 0;
+  if (/^\d+$/.test(u)) {
+    uid = Number(u);
+    const row = read('etc/passwd').find((r) => r[2] === u);
+    if (row) gid = Number(row[3]);
+  } else {
+    const row = read('etc/passwd').find((r) => r[0] === u);
+    if (!row) throw badRequest(`unable to find user ${u}: no matching entries in passwd file`);
+    uid = Number(row[2]);
+    gid = Number(row[3]);
+  }
+  if (g !== undefined && g !== '') {
+    if (/^\d+$/.test(g)) gid = Number(g);
+    else {
+      const row = read('etc/group').find((r) => r[0] === g);
+      if (!row) throw badRequest(`unable to find group ${g}: no matching entries in group file`);
+      gid = Number(row[2]);
+    }
+  }
+  return { uid, gid };
+}
+
+/** `-v /host:/ctr[:ro]` binds; named volumes are not supported. */
+export function bindMounts(binds: string[] | null | undefined): OciMount[] {
+  return (binds ?? []).map((b) => {
+    const [src, dst, mode = ''] = b.split(':');
+    if (!src || !dst || !src.startsWith('/')) throw badRequest(`invalid volume specification: '${b}' (only host-path binds are supported)`);
+    const opts = ['rbind', mode.split(',').includes('ro') ? 'ro' : 'rw'];
+    return { destination: dst, type: 'bind', source: src, options: opts };
+  });
+}
+
+/** The process a container (or an exec in it) runs. */
+export function processSpec(rootfs: string, args: string[], env: string[], opts: { tty: boolean; user?: string; cwd?: string; privileged?: boolean }): OciProcess {
+  const caps = opts.privileged ? undefined : DEFAULT_CAPS;
+  return {
+    terminal: opts.tty,
+    user: resolveUser(rootfs, opts.user),
+    args,
+    env,
+    cwd: opts.cwd || '/',
+    ...(caps ? { capabilities: { bounding: caps, effective: caps, permitted: caps } } : {}),
+    noNewPrivileges: false,
+  };
+}
+
+/** The OCI runtime spec (config.json) runc gets for a container. */
+export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: string; hostname: string; resolvConf: string }, hostname: string): object {
+  const c = rec.config;
+  const privileged = rec.hostConfig.Privileged === true;
+  const mounts: OciMount[] = [
+    { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
+    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    { destination: '/etc/hosts', type: 'bind', source: p.hosts, options: ['rbind', 'rprivate'] },
+    { destination: '/etc/hostname', type: 'bind', source: p.hostname, options: ['rbind', 'rprivate'] },
+    { destination: '/etc/resolv.conf', type: 'bind', source: p.resolvConf, options: ['rbind', 'rprivate'] },
+    ...bindMounts(rec.hostConfig.Binds),
+  ];
+  return {
+    ociVersion: '1.0.2-dev',
+    process: processSpec(p.rootfs, [rec.path, ...rec.args], c.Env ?? [], { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged }),
+    root: { path: p.rootfs, readonly: false },
+    hostname,
+    mounts,
+    linux: {
+      // Container IDs are random, so the path never collides between daemons on one host.
+      cgroupsPath: `/shoal/${rec.id}`,
+      resources: { devices: [{ allow: privileged, access: 'rwm' }] },
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),
+    },
+  };
+}

@@ -1,0 +1,136 @@
+import type { EndpointInfo } from '../types.js';
+import { ZERO_TIME, type ContainerRecord, type containerPaths } from './record.js';
+
+/** `GET /containers/{id}/json` (swagger ContainerInspectResponse, the fields a client reads). */
+export type ContainerInspect = Record<string, unknown> & { Id: string; Name: string; State: Record<string, unknown> };
+/** `GET /containers/json` items (swagger ContainerSummary). */
+export type ContainerSummary = Record<string, unknown> & { Id: string; Names: string[]; State: string; Labels: Record<string, string> };
+
+/** Docker's go-units HumanDuration. */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
+  return `${Math.round(h / 24 / 365)} years`;
+}
+
+/** `Up 5 seconds`, `Exited (0) 3 minutes ago`, `Created`. */
+export function statusText(r: ContainerRecord, now = Date.now()): string {
+  const st = r.state;
+  switch (st.Status) {
+    case 'running': return `Up ${humanDuration(now - Date.parse(st.StartedAt))}`;
+    case 'exited': return st.FinishedAt === ZERO_TIME ? `Exited (${st.ExitCode})` : `Exited (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
+    case 'removing': return 'Removal In Progress';
+    case 'dead': return 'Dead';
+    default: return 'Created';
+  }
+}
+
+function networkEntry(ep: EndpointInfo | undefined, networkId: string) {
+  return {
+    IPAMConfig: null, Links: null, Aliases: null, MacAddress: ep?.MacAddress ?? '', DriverOpts: null,
+    NetworkID: networkId, EndpointID: ep?.EndpointID ?? '', Gateway: ep?.Gateway ?? '', IPAddress: ep?.IPAddress ?? '',
+    IPPrefixLen: ep?.IPPrefixLen ?? 0, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: null,
+  };
+}
+
+function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: string): Record<string, unknown> {
+  const mode = r.hostConfig.NetworkMode ?? 'default';
+  if (mode === 'host' || mode === 'none') return { [mode]: networkEntry(undefined, '') };
+  return { bridge: networkEntry(ep, bridgeId) };
+}
+
+function mounts(r: ContainerRecord) {
+  return (r.hostConfig.Binds ?? []).map((b) => {
+    const [src, dst, mode = ''] = b.split(':');
+    return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
+  });
+}
+
+export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPaths>, ep: EndpointInfo | undefined, bridgeId: string, execIds: string[] | null): ContainerInspect {
+  const st = r.state;
+  return {
+    Id: r.id,
+    Created: r.created,
+    Path: r.path,
+    Args: r.args,
+    State: {
+      Status: st.Status,
+      Running: st.Status === 'running',
+      Paused: false,
+      Restarting: false,
+      OOMKilled: st.OOMKilled,
+      Dead: st.Status === 'dead',
+      Pid: st.Pid,
+      ExitCode: st.ExitCode,
+      Error: st.Error,
+      StartedAt: st.StartedAt,
+      FinishedAt: st.FinishedAt,
+    },
+    Image: r.imageId,
+    ResolvConfPath: p.resolvConf,
+    HostnamePath: p.hostname,
+    HostsPath: p.hosts,
+    LogPath: p.log,
+    Name: r.name,
+    RestartCount: r.restartCount,
+    Driver: 'overlay2',
+    Platform: 'linux',
+    MountLabel: '',
+    ProcessLabel: '',
+    AppArmorProfile: '',
+    ExecIDs: execIds,
+    HostConfig: { NetworkMode: 'default', RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, Binds: null, LogConfig: { Type: 'k8s-file', Config: {} }, ...r.hostConfig },
+    GraphDriver: { Name: 'overlay2', Data: { MergedDir: p.rootfs, UpperDir: p.upper, WorkDir: p.work } },
+    Mounts: mounts(r),
+    Config: { ...r.config, Image: r.image, Labels: r.config.Labels ?? {} },
+    NetworkSettings: {
+      Bridge: '',
+      SandboxID: '',
+      SandboxKey: st.Pid ? `/proc/${st.Pid}/ns/net` : '',
+      HairpinMode: false,
+      LinkLocalIPv6Address: '',
+      LinkLocalIPv6PrefixLen: 0,
+      Ports: {},
+      SecondaryIPAddresses: null,
+      SecondaryIPv6Addresses: null,
+      EndpointID: ep?.EndpointID ?? '',
+      Gateway: ep?.Gateway ?? '',
+      GlobalIPv6Address: '',
+      GlobalIPv6PrefixLen: 0,
+      IPAddress: ep?.IPAddress ?? '',
+      IPPrefixLen: ep?.IPPrefixLen ?? 0,
+      IPv6Gateway: '',
+      MacAddress: ep?.MacAddress ?? '',
+      Networks: networks(r, ep, bridgeId),
+    },
+  };
+}
+
+export function summaryView(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: string): ContainerSummary {
+  return {
+    Id: r.id,
+    Names: [r.name],
+    Image: r.image,
+    ImageID: r.imageId,
+    Command: [r.path, ...r.args].join(' '),
+    Created: Math.floor(Date.parse(r.created) / 1000),
+    Ports: [],
+    Labels: r.config.Labels ?? {},
+    State: r.state.Status,
+    Status: statusText(r),
+    HostConfig: { NetworkMode: r.hostConfig.NetworkMode ?? 'default' },
+    NetworkSettings: { Networks: networks(r, ep, bridgeId) },
+    Mounts: mounts(r),
+  };
+}

@@ -1,0 +1,89 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { netnsPath } from './network.js';
+import { alive } from './sweep.js';
+
+/** The compiled daemon next to this module (dist/src/cli/shoald.js). */
+export const SHOALD_JS = fileURLToPath(new URL('../cli/shoald.js', import.meta.url));
+
+export interface MachineDaemonSpec {
+  name: string;
+  ns: string;
+  dir: string;
+  dataRoot: string;
+  execRoot: string;
+  socket: string;
+  log: string;
+  insecureRegistries: string[];
+  labels: string[];
+}
+
+/** Answers true once the Engine API on `socket` says OK to /_ping. */
+export function ping(socket: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.get({ socketPath: socket, path: '/_ping', timeout: timeoutMs }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => { req.destroy(); resolve(false); });
+  });
+}
+
+/** True when `pid` is alive and is the daemon serving `socket` (not a process that reused the PID). */
+export function isDaemon(pid: number | undefined, socket: string): boolean {
+  if (!pid || !alive(pid)) return false;
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(`unix://${socket}`);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Starts shoald detached inside the machine's namespace. nsenter enters the network namespace
+ * only: `ip netns exec` would also make a new mount namespace and hide the daemon's overlay
+ * mounts from the clean-up. Its working directory is the machine's, so a sweep finds it.
+ */
+export function spawnDaemon(spec: MachineDaemonSpec): { pid: number; exited: () => number | null } {
+  fs.mkdirSync(spec.dir, { recursive: true });
+  const args = [
+    `--net=${netnsPath(spec.ns)}`, '--',
+    process.execPath, '--enable-source-maps', SHOALD_JS,
+    '-H', `unix://${spec.socket}`,
+    '--data-root', spec.dataRoot,
+    '--exec-root', spec.execRoot,
+    '--hostname', spec.name,
+  ];
+  for (const r of spec.insecureRegistries) args.push('--insecure-registry', r);
+  for (const l of spec.labels) args.push('--label', l);
+  fs.rmSync(spec.socket, { force: true });
+  const fd = fs.openSync(spec.log, 'a');
+  const child = spawn('nsenter', args, { stdio: ['ignore', fd, fd], detached: true, cwd: spec.dir });
+  fs.closeSync(fd);
+  child.unref();
+  if (!child.pid) throw new Error(`could not start shoald for ${spec.name}`);
+  return { pid: child.pid, exited: () => child.exitCode };
+}
+
+/** Waits until the daemon answers /_ping; fails early with the log's tail when it exits. */
+export async function waitForDaemon(spec: MachineDaemonSpec, exited: () => number | null, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const code = exited();
+    if (code !== null) throw new Error(`shoald on ${spec.name} exited with ${code}:\n${tail(spec.log)}`);
+    if (await ping(spec.socket)) return;
+    if (Date.now() > deadline) throw new Error(`shoald on ${spec.name} did not answer /_ping within ${timeoutMs / 1000}s (log: ${spec.log})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8').slice(-2000);
+  } catch {
+    return '';
+  }
+}

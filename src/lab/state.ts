@@ -1,0 +1,104 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { readJsonFile, writeJsonFileAtomic } from '../engine/network/state-file.js';
+import { labPaths, machinePaths } from './settings.js';
+
+/** What the lab remembers about itself; the prefix and subnet are fixed once the lab exists. */
+export interface LabRecord {
+  prefix: string;
+  subnet: string;
+  /** The lab registry's process, while it runs. */
+  registryPid?: number;
+}
+
+/** What the lab remembers about one machine, so `ls` and `start` work from any later command. */
+export interface MachineRecord {
+  name: string;
+  /** Host index in the lab subnet; names the hub end of its veth. */
+  index: number;
+  address: string;
+  ns: string;
+  hubVeth: string;
+  created: string;
+  /** Desired state: false after `stop`. */
+  running: boolean;
+  /** Cut off the lab network by `disconnect`; kept across stop/start. */
+  disconnected: boolean;
+  /** The daemon's process while it runs. */
+  pid?: number;
+  /** Engine labels (`k=v`), given to its daemon on every boot (docker-machine's --engine-label). */
+  engineLabels?: string[];
+  /** More insecure registries than the lab's own, on every boot. */
+  insecureRegistries?: string[];
+}
+
+const MACHINE_FILE = 'machine.json';
+
+export function readLab(labDir: string): LabRecord | undefined {
+  return readJsonFile<LabRecord>(labPaths(labDir).state);
+}
+
+export function writeLab(labDir: string, rec: LabRecord): void {
+  writeJsonFileAtomic(labPaths(labDir).state, rec);
+}
+
+export function readMachine(labDir: string, name: string): MachineRecord | undefined {
+  return readJsonFile<MachineRecord>(path.join(machinePaths(labDir, name).dir, MACHINE_FILE));
+}
+
+export function writeMachine(labDir: string, rec: MachineRecord): void {
+  writeJsonFileAtomic(path.join(machinePaths(labDir, rec.name).dir, MACHINE_FILE), rec);
+}
+
+/** Every machine with a record, sorted by name; directories without one (a create that crashed early) are skipped. */
+export function listMachines(labDir: string): MachineRecord[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(labPaths(labDir).machines);
+  } catch {
+    return [];
+  }
+  return names.sort().flatMap((n) => {
+    const rec = readMachine(labDir, n);
+    return rec ? [rec] : [];
+  });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding the lab's lock file, so two `shoal machine` commands never hand out the same
+ * address or tear down what the other is building. A lock left by a dead process is taken over.
+ */
+export async function withLabLock<T>(labDir: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  const lock = labPaths(labDir).lock;
+  fs.mkdirSync(labDir, { recursive: true });
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const holder = Number(fs.readFileSync(lock, 'utf8').trim());
+      if (!holder || !pidAlive(holder)) {
+        fs.rmSync(lock, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`the lab in ${labDir} is busy (locked by process ${holder})`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    fs.rmSync(lock, { force: true });
+  }
+}

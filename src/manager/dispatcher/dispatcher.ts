@@ -1,0 +1,244 @@
+import * as grpc from '@grpc/grpc-js';
+import { randomBytes } from 'node:crypto';
+import type { Etcd3, Lease } from 'etcd3';
+import type { Node, Task, TaskStatus } from '../../cluster/types.js';
+import { taskStateRank } from '../../cluster/types.js';
+import type { EtcdStore } from '../store/etcd-store.js';
+import { VersionConflict, type StoreEvent } from '../store/store.js';
+import type { Logger } from '../../util/log.js';
+import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
+import { LIVENESS_PREFIX } from './liveness.js';
+
+/** SwarmKit defaults: heartbeat 5 s, TTL = 3 periods, status batches every 100 ms. */
+export const DEFAULT_HEARTBEAT_MS = 5000;
+export const GRACE_MULTIPLIER = 3;
+const STATUS_FLUSH_MS = 100;
+const ASSIGNMENT_DEBOUNCE_MS = 100;
+
+interface Session {
+  id: string;
+  nodeId: string;
+  lease: Lease;
+}
+
+export interface DispatcherDeps {
+  store: EtcdStore;
+  client: Etcd3;
+  log: Logger;
+  /** Identity of the caller from its client certificate (undefined: none or not ours). */
+  identify(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): PeerIdentity | undefined;
+  rootCA(): string;
+}
+
+/** Tasks an agent must know about: assigned to it and either wanted running or still to be stopped. */
+export function assignedTasks(tasks: Task[], nodeId: string): Task[] {
+  const running = taskStateRank('running');
+  return tasks.filter(
+    (t) => t.NodeID === nodeId && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running),
+  );
+}
+
+export function heartbeatPeriodMs(store: EtcdStore): number {
+  const c = store.list('cluster')[0];
+  const ns = c?.Spec.Dispatcher?.HeartbeatPeriod;
+  return ns ? Math.max(100, Math.round(ns / 1e6)) : DEFAULT_HEARTBEAT_MS;
+}
+
+export function managerAddrs(store: EtcdStore): ManagerAddr[] {
+  return store
+    .list('nodes')
+    .filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr)
+    .map((n) => ({ nodeId: n.ID, addr: n.ManagerStatus!.Addr }));
+}
+
+/** Agent sessions of this manager: registration, heartbeats, assignments, task status. */
+export class Dispatcher {
+  private readonly sessions = new Map<string, Session>();
+  private statusQueue: { nodeId: string; taskId: string; status: TaskStatus }[] = [];
+  private flushTimer?: NodeJS.Timeout;
+  private readonly closers = new Set<() => void>();
+
+  constructor(private readonly d: DispatcherDeps) {}
+
+  /** gRPC handlers for the dispatcher service. */
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      Session: (call: grpc.ServerWritableStream<SessionRequest, SessionMessage>) => void this.session(call),
+      Heartbeat: (call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>) => void this.heartbeat(call, cb),
+      UpdateTaskStatus: (call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>) => this.updateTaskStatus(call, cb),
+      Assignments: (call: grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>) => this.assignments(call),
+    };
+  }
+
+  close(): void {
+    for (const c of [...this.closers]) c();
+    for (const s of this.sessions.values()) s.lease.release();
+    this.sessions.clear();
+    clearTimeout(this.flushTimer);
+  }
+
+  private auth(call: Parameters<DispatcherDeps['identify']>[0]): PeerIdentity {
+    const id = this.d.identify(call);
+    if (!id) throw Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED });
+    if (!this.d.store.get('nodes', id.nodeId)) throw Object.assign(new Error(`node ${id.nodeId} is not a member of this swarm`), { code: grpc.status.PERMISSION_DENIED });
+    return id;
+  }
+
+  private async session(call: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
+    let id: PeerIdentity;
+    try {
+      id = this.auth(call);
+    } catch (e) {
+      call.destroy(e as Error);
+      return;
+    }
+    const req = call.request;
+    const observed = peerIp(call.getPeer());
+    const periodMs = heartbeatPeriodMs(this.d.store);
+    const ttl = Math.max(2, Math.ceil((periodMs * GRACE_MULTIPLIER) / 1000));
+    const lease = this.d.client.lease(ttl, { autoKeepAlive: false });
+    const session: Session = { id: randomBytes(12).toString('hex'), nodeId: id.nodeId, lease };
+    try {
+      await this.registerNode(id.nodeId, req, observed);
+      await lease.put(LIVENESS_PREFIX + id.nodeId).value(session.id);
+    } catch (err) {
+      this.d.log.warn({ err, node: id.nodeId }, 'session registration failed');
+      call.destroy(err as Error);
+      return;
+    }
+    this.sessions.set(session.id, session);
+    this.d.log.info({ node: id.nodeId, addr: observed }, 'agent session registered');
+    const send = () => {
+      const node = this.d.store.get('nodes', id.nodeId);
+      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA() });
+    };
+    send();
+    const unwatch = this.d.store.watch((evs) => {
+      if (evs.some((e) => e.kind === 'cluster' || (e.kind === 'nodes' && (e.object.ID === id.nodeId || (e.object as Node).Spec.Role === 'manager')))) send();
+      if (evs.some((e) => e.kind === 'nodes' && e.action === 'delete' && e.object.ID === id.nodeId)) end();
+    });
+    const end = () => {
+      unwatch();
+      this.closers.delete(end);
+      // The liveness lease is left to expire: that is how the leader learns the node is gone.
+      this.sessions.delete(session.id);
+      call.end();
+    };
+    this.closers.add(end);
+    call.on('cancelled', end);
+    call.on('error', end);
+  }
+
+  private async registerNode(nodeId: string, req: SessionRequest, observed: string): Promise<void> {
+    for (let i = 0; i < 5; i++) {
+      const n = this.d.store.get('nodes', nodeId);
+      if (!n) throw new Error('node removed');
+      n.Description = { ...req.description, TLSInfo: n.Description?.TLSInfo ?? req.description.TLSInfo };
+      n.Status = { State: 'ready', Addr: req.addr || observed };
+      try {
+        await this.d.store.commit([{ kind: 'nodes', op: 'update', object: n }]);
+        return;
+      } catch (e) {
+        if (!(e instanceof VersionConflict)) throw e;
+      }
+    }
+  }
+
+  private async heartbeat(call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>): Promise<void> {
+    try {
+      const id = this.auth(call);
+      const s = this.sessions.get(call.request.sessionId);
+      if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
+      await s.lease.keepaliveOnce();
+      cb(null, { periodMs: heartbeatPeriodMs(this.d.store) });
+    } catch (e) {
+      cb(e as grpc.ServiceError);
+    }
+  }
+
+  private assignments(call: grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>): void {
+    let id: PeerIdentity;
+    try {
+      id = this.auth(call);
+    } catch (e) {
+      call.destroy(e as Error);
+      return;
+    }
+    const send = () => call.write({ tasks: assignedTasks(this.d.store.list('tasks'), id.nodeId) });
+    send();
+    let timer: NodeJS.Timeout | undefined;
+    const unwatch = this.d.store.watch((evs: StoreEvent[]) => {
+      if (!evs.some((e) => e.kind === 'tasks' && (e.object as Task).NodeID === id.nodeId)) return;
+      if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, ASSIGNMENT_DEBOUNCE_MS);
+    });
+    const end = () => {
+      unwatch();
+      clearTimeout(timer);
+      this.closers.delete(end);
+      call.end();
+    };
+    this.closers.add(end);
+    call.on('cancelled', end);
+    call.on('error', end);
+  }
+
+  private updateTaskStatus(call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>): void {
+    let id: PeerIdentity;
+    try {
+      id = this.auth(call);
+    } catch (e) {
+      return cb(e as grpc.ServiceError);
+    }
+    const s = this.sessions.get(call.request.sessionId);
+    if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
+    for (const u of call.request.updates ?? []) {
+      const t = this.d.store.get('tasks', u.taskId);
+      if (!t || t.NodeID !== id.nodeId) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
+      this.statusQueue.push({ nodeId: id.nodeId, ...u });
+    }
+    if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), STATUS_FLUSH_MS);
+    cb(null, {});
+  }
+
+  /** Writes queued task statuses in one batch; a status older than the stored one is dropped. */
+  private async flush(): Promise<void> {
+    this.flushTimer = undefined;
+    const queue = this.statusQueue;
+    this.statusQueue = [];
+    const latest = new Map<string, TaskStatus>();
+    for (const u of queue) {
+      const prev = latest.get(u.taskId);
+      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.State)) latest.set(u.taskId, u.status);
+    }
+    const build = () => {
+      const changes = [];
+      for (const [taskId, status] of latest) {
+        const t = this.d.store.get('tasks', taskId);
+        if (!t || taskStateRank(status.State) < taskStateRank(t.Status.State)) continue;
+        t.Status = status;
+        changes.push({ kind: 'tasks' as const, op: 'update' as const, object: t });
+      }
+      return changes;
+    };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      try {
+        await this.d.store.commit(build());
+        return;
+      } catch (e) {
+        if (!(e instanceof VersionConflict)) {
+          this.d.log.warn({ err: e }, 'task status write failed');
+          return;
+        }
+      }
+    }
+    // Persistent conflicts: one task at a time so one busy task cannot hold the others back.
+    for (const c of build()) await this.d.store.commit([c]).catch(() => undefined);
+  }
+}
+
+/** "ipv4:10.0.0.2:51234" or "10.0.0.2:51234" → "10.0.0.2". */
+function peerIp(peer: string): string {
+  const p = peer.replace(/^ipv[46]:/, '');
+  const m = /^\[?([^\]]+?)\]?:\d+$/.exec(p);
+  return (m ? m[1] : p).replace(/^::ffff:/, '');
+}

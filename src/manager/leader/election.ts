@@ -1,0 +1,122 @@
+import { EventEmitter } from 'node:events';
+import type { Etcd3, Lease } from 'etcd3';
+import type { Logger } from '../../util/log.js';
+import type { Fence } from '../store/etcd-store.js';
+
+export const LEADER_KEY = '/shoal/leader';
+/** Lease TTL in seconds: how long a dead leader keeps the key. */
+export const LEADER_TTL_S = 5;
+
+/**
+ * Leader election on an etcd lease: whoever creates LEADER_KEY (bound to its lease) leads until
+ * the lease ends. The key's create_revision is the fencing token every leader-loop write compares.
+ * Emits 'leader' (true|false) on change.
+ */
+export class LeaderElection extends EventEmitter implements Fence {
+  readonly key = LEADER_KEY;
+  private lease?: Lease;
+  private myRevision?: string;
+  private stopped = false;
+  /** Node ID of the current leader, as last seen. */
+  leaderId?: string;
+
+  constructor(private readonly client: Etcd3, private readonly nodeId: string, private readonly log: Logger) {
+    super();
+  }
+
+  get isLeader(): boolean {
+    return this.myRevision !== undefined;
+  }
+
+  createRevision(): string | undefined {
+    return this.myRevision;
+  }
+
+  start(): void {
+    void this.loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.emit('stopping');
+    this.lose();
+    await this.lease?.revoke().catch(() => undefined);
+  }
+
+  private lose(): void {
+    if (this.myRevision === undefined) return;
+    this.myRevision = undefined;
+    this.log.warn('lost leadership');
+    this.emit('leader', false);
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await this.campaign();
+      } catch (err) {
+        this.lose();
+        this.log.debug({ err }, 'election round failed');
+        await sleep(1000);
+      }
+    }
+  }
+
+  /** One round: try to take the key; if someone holds it, wait until it is gone. */
+  private async campaign(): Promise<void> {
+    if (!this.lease) {
+      this.lease = this.client.lease(LEADER_TTL_S);
+      this.lease.on('lost', () => {
+        this.lease = undefined;
+        this.lose();
+      });
+    }
+    const leaseId = await this.lease.grant();
+    const key = Buffer.from(LEADER_KEY);
+    const res = await this.client.kv.txn({
+      compare: [{ key, target: 'Create', result: 'Equal', create_revision: 0 }],
+      success: [{ request_put: { key, value: Buffer.from(this.nodeId), lease: leaseId } }],
+      failure: [{ request_range: { key } }],
+    });
+    if (res.succeeded) {
+      this.myRevision = res.header.revision;
+      this.leaderId = this.nodeId;
+      this.log.info({ revision: this.myRevision }, 'became leader');
+      this.emit('leader', true);
+    } else {
+      const kv = res.responses[0].response_range.kvs[0];
+      this.leaderId = kv?.value.toString();
+      if (kv && kv.lease === leaseId) {
+        // Our own key from before a reconnect: still ours.
+        this.myRevision = kv.create_revision;
+        this.emit('leader', true);
+      }
+    }
+    await this.waitForChange();
+  }
+
+  /** Resolves when the leader key is deleted (or our lease is lost). */
+  private async waitForChange(): Promise<void> {
+    const w = await this.client.watch().key(LEADER_KEY).create();
+    try {
+      const still = await this.client.get(LEADER_KEY).exec();
+      const kv = still.kvs[0];
+      if (!kv) return;
+      this.leaderId = kv.value.toString();
+      if (this.myRevision && kv.create_revision !== this.myRevision) this.lose();
+      await new Promise<void>((resolve) => {
+        w.on('delete', () => resolve());
+        w.on('put', (kv) => { this.leaderId = kv.value.toString(); });
+        w.on('disconnected', () => resolve());
+        w.on('error', () => resolve());
+        this.once('stopping', resolve);
+        this.lease?.once('lost', () => resolve());
+      });
+      this.lose();
+    } finally {
+      await w.cancel().catch(() => undefined);
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,253 @@
+import * as grpc from '@grpc/grpc-js';
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Cluster, Node } from '../cluster/types.js';
+import { caService, dispatcherService, membershipService, peerIdentity, SwarmServerCredentials, SWARM_PORT, type JoinRequest, type JoinResponse, type LeaveRequest } from '../cluster/rpc.js';
+import type { Logger } from '../util/log.js';
+import { EtcdMember, etcdClient, peerUrl, waitForEtcd } from './store/etcd-member.js';
+import { EtcdStore } from './store/etcd-store.js';
+import { LeaderElection } from './leader/election.js';
+import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
+import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/dispatcher.js';
+import { livenessLoop } from './dispatcher/liveness.js';
+import { caHandlers } from './ca/server.js';
+import type { RootCAMaterial } from './ca/root-ca.js';
+
+const CA_KEY = '/shoal/ca';
+const PRESENCE_PREFIX = '/shoal/managers/';
+
+export interface ManagerTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
+export interface ManagerOptions {
+  nodeId: string;
+  clusterId: string;
+  advertiseAddr: string;
+  /** host:port the cluster gRPC server binds. */
+  listenAddr: string;
+  tls: ManagerTls;
+  /** <data-root>/swarm */
+  swarmDir: string;
+  log: Logger;
+  /** Joining an existing cluster: the etcd initial-cluster string Membership.Join returned. */
+  initialCluster?: string;
+  forceNewCluster?: boolean;
+}
+
+export class QuorumLost extends Error {}
+
+/**
+ * Everything a manager runs: its etcd member and the store on it, the leader election and the
+ * leader loops, and the cluster gRPC server (CA, dispatcher, membership) on port 2377.
+ */
+export class Manager {
+  readonly store: EtcdStore;
+  readonly election: LeaderElection;
+  readonly dispatcher: Dispatcher;
+  private readonly loops: LeaderLoops;
+  private server?: grpc.Server;
+  private credentials?: SwarmServerCredentials;
+  private caMaterial?: RootCAMaterial;
+  private presence?: Lease;
+  private presenceWatch?: Watcher;
+  private readonly reachable = new Set<string>();
+  private quorumTimer?: NodeJS.Timeout;
+  /** False once etcd stopped answering linearizable reads. */
+  hasQuorum = true;
+
+  private constructor(readonly o: ManagerOptions, readonly member: EtcdMember, readonly client: Etcd3) {
+    this.election = new LeaderElection(client, o.nodeId, o.log.child({ part: 'election' }));
+    this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
+    const extra = new Map<string, LeaderLoop>([['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)]]);
+    this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, extra);
+    this.dispatcher = new Dispatcher({
+      store: this.store,
+      client,
+      log: o.log.child({ part: 'dispatcher' }),
+      identify: (call) => this.identify(call),
+      rootCA: () => this.rootCertPem(),
+    });
+  }
+
+  /** Starts the etcd member and waits for it, then the store (not yet the RPC server: see serve()). */
+  static async start(o: ManagerOptions): Promise<Manager> {
+    const etcdDir = path.join(o.swarmDir, 'etcd');
+    const member = new EtcdMember({
+      name: o.nodeId,
+      dataDir: etcdDir,
+      advertiseAddr: o.advertiseAddr,
+      certFile: o.tls.certFile,
+      keyFile: o.tls.keyFile,
+      caFile: o.tls.caFile,
+      clusterToken: o.clusterId,
+      initialCluster: o.initialCluster,
+      forceNewCluster: o.forceNewCluster,
+      logFile: path.join(o.swarmDir, 'etcd.log'),
+      pidFile: path.join(o.swarmDir, 'etcd.pid'),
+    }, o.log.child({ part: 'etcd' }));
+    await member.start();
+    const client = etcdClient(['https://127.0.0.1:2379'], { ca: fs.readFileSync(o.tls.caFile), cert: fs.readFileSync(o.tls.certFile), key: fs.readFileSync(o.tls.keyFile) });
+    try {
+      await waitForEtcd(client, 60_000, member);
+    } catch (e) {
+      client.close();
+      await member.stop();
+      throw e;
+    }
+    const m = new Manager(o, member, client);
+    await m.store.start();
+    return m;
+  }
+
+  /** First manager of a new swarm: the CA, the cluster object and this node. */
+  async bootstrap(ca: RootCAMaterial, cluster: Cluster, node: Node): Promise<void> {
+    await this.client.put(CA_KEY).value(JSON.stringify(ca)).exec();
+    await this.store.commit([
+      { kind: 'cluster', op: 'create', object: cluster },
+      { kind: 'nodes', op: 'create', object: node },
+    ]);
+  }
+
+  /** Elections, presence, leader loops and the cluster RPC server. */
+  async serve(): Promise<void> {
+    const raw = await this.client.get(CA_KEY).string();
+    if (!raw) throw new Error('swarm CA material missing from the store');
+    this.caMaterial = JSON.parse(raw) as RootCAMaterial;
+
+    this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
+    this.election.start();
+
+    this.presence = this.client.lease(5);
+    await this.presence.put(PRESENCE_PREFIX + this.o.nodeId).value(this.o.advertiseAddr);
+    this.presenceWatch = await this.client.watch().prefix(PRESENCE_PREFIX).create();
+    this.presenceWatch.on('put', (kv) => this.reachable.add(kv.key.toString().slice(PRESENCE_PREFIX.length)));
+    this.presenceWatch.on('delete', (kv) => this.reachable.delete(kv.key.toString().slice(PRESENCE_PREFIX.length)));
+    for (const k of await this.client.getAll().prefix(PRESENCE_PREFIX).keys()) this.reachable.add(k.slice(PRESENCE_PREFIX.length));
+    this.presence.on('lost', () => void this.renewPresence());
+
+    this.quorumTimer = setInterval(() => void this.checkQuorum(), 2000);
+
+    const server = new grpc.Server();
+    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, identify: (c) => this.identify(c) }));
+    server.addService(dispatcherService, this.dispatcher.handlers());
+    server.addService(membershipService, this.membershipHandlers());
+    this.credentials = new SwarmServerCredentials(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
+    await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
+    this.server = server;
+    this.o.log.info({ listen: this.o.listenAddr }, 'cluster RPC server listening');
+  }
+
+  private async renewPresence(): Promise<void> {
+    try {
+      this.presence = this.client.lease(5);
+      await this.presence.put(PRESENCE_PREFIX + this.o.nodeId).value(this.o.advertiseAddr);
+      this.presence.on('lost', () => setTimeout(() => void this.renewPresence(), 1000));
+    } catch {
+      setTimeout(() => void this.renewPresence(), 1000);
+    }
+  }
+
+  private async checkQuorum(): Promise<void> {
+    const ok = await Promise.race([
+      this.client.get('/shoal/quorum-probe').string().then(() => true, () => false),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 3000)),
+    ]);
+    if (ok !== this.hasQuorum) this.o.log.warn({ quorum: ok }, 'quorum changed');
+    this.hasQuorum = ok;
+  }
+
+  isReachable(nodeId: string): boolean {
+    return this.reachable.has(nodeId);
+  }
+
+  rootCertPem(): string {
+    return this.caMaterial?.certPem ?? fs.readFileSync(this.o.tls.caFile, 'utf8');
+  }
+
+  ca(): RootCAMaterial {
+    if (!this.caMaterial) throw new Error('CA not loaded');
+    return this.caMaterial;
+  }
+
+  identify(call: { getAuthContext(): import('@grpc/grpc-js/build/src/auth-context.js').AuthContext | null }) {
+    const id = peerIdentity(call, [new X509Certificate(this.rootCertPem())]);
+    return id && id.clusterId === this.o.clusterId ? id : undefined;
+  }
+
+  private membershipHandlers(): grpc.UntypedServiceImplementation {
+    const managerOnly = (call: grpc.ServerUnaryCall<unknown, unknown>) => {
+      const id = this.identify(call);
+      if (!id) return { code: grpc.status.UNAUTHENTICATED, details: 'no valid swarm certificate' };
+      if (id.role !== 'manager') return { code: grpc.status.PERMISSION_DENIED, details: `Permission denied: unauthorized peer role: rpc error: code = PermissionDenied desc = Permission denied: remote certificate not part of organization: swarm-manager` };
+      if (!this.store.get('nodes', id.nodeId)) return { code: grpc.status.PERMISSION_DENIED, details: `node ${id.nodeId} is not a member of this swarm` };
+      return undefined;
+    };
+    return {
+      Join: async (call: grpc.ServerUnaryCall<JoinRequest, JoinResponse>, cb: grpc.sendUnaryData<JoinResponse>) => {
+        const denied = managerOnly(call);
+        if (denied) return cb(denied);
+        try {
+          const id = this.identify(call)!;
+          const initialCluster = await this.addMember(id.nodeId, call.request.addr);
+          cb(null, { initialCluster, clusterToken: this.o.clusterId });
+        } catch (e) {
+          cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message });
+        }
+      },
+      Leave: async (call: grpc.ServerUnaryCall<LeaveRequest, object>, cb: grpc.sendUnaryData<object>) => {
+        const denied = managerOnly(call);
+        if (denied) return cb(denied);
+        try {
+          await this.removeMember(call.request.nodeId);
+          cb(null, {});
+        } catch (e) {
+          cb({ code: grpc.status.FAILED_PRECONDITION, details: (e as Error).message });
+        }
+      },
+    };
+  }
+
+  /** etcd member add; returns the initial-cluster string for the new member. */
+  async addMember(nodeId: string, addr: string): Promise<string> {
+    const url = peerUrl(addr);
+    const list = await this.client.cluster.memberList({});
+    let members = list.members;
+    if (!members.some((m) => m.peerURLs.includes(url))) members = (await this.client.cluster.memberAdd({ peerURLs: [url] })).members;
+    return members.map((m) => `${m.name || (m.peerURLs.includes(url) ? nodeId : m.ID)}=${m.peerURLs[0]}`).join(',');
+  }
+
+  /** etcd member remove, refused when the remaining reachable members would lose quorum. */
+  async removeMember(nodeId: string): Promise<void> {
+    const { members } = await this.client.cluster.memberList({});
+    const m = members.find((x) => x.name === nodeId);
+    if (!m) return;
+    const remaining = members.length - 1;
+    const reachableAfter = members.filter((x) => x.name !== nodeId && this.reachable.has(x.name)).length;
+    if (remaining > 0 && reachableAfter < Math.floor(remaining / 2) + 1) throw new QuorumLost('can\'t remove member: not enough reachable managers would remain for a quorum');
+    await this.client.cluster.memberRemove({ ID: m.ID });
+  }
+
+  async memberCount(): Promise<number> {
+    return (await this.client.cluster.memberList({})).members.length;
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.quorumTimer);
+    this.loops.stop();
+    this.dispatcher.close();
+    if (this.server) await new Promise<void>((r) => { this.server!.tryShutdown(() => r()); setTimeout(() => { this.server?.forceShutdown(); r(); }, 2000); });
+    await this.election.stop().catch(() => undefined);
+    await this.presence?.revoke().catch(() => undefined);
+    await this.presenceWatch?.cancel().catch(() => undefined);
+    await this.store.close();
+    this.client.close();
+    await this.member.stop();
+  }
+}
+
+export { SWARM_PORT };

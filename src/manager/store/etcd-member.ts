@@ -1,0 +1,141 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Etcd3 } from 'etcd3';
+import type { Logger } from '../../util/log.js';
+
+/**
+ * This manager's etcd member, run as a child process with client and peer TLS from the swarm
+ * CA. setpriv --pdeathsig ties its life to shoald's: a kill -9 of shoald takes etcd with it,
+ * as a crashed dockerd takes its raft node.
+ */
+export const ETCD_CLIENT_PORT = 2379;
+export const ETCD_PEER_PORT = 2380;
+
+export interface EtcdMemberOptions {
+  name: string;
+  dataDir: string;
+  advertiseAddr: string;
+  /** PEM files: the node's certificate and key, the swarm root CA. */
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  clusterToken: string;
+  /** Set when joining: `name=https://addr:2380,…` including this member. */
+  initialCluster?: string;
+  forceNewCluster?: boolean;
+  logFile: string;
+  pidFile: string;
+  /** Tests on loopback pick free ports; swarm nodes use 2379/2380. */
+  clientPort?: number;
+  peerPort?: number;
+}
+
+const peerUrlOf = (addr: string, port?: number) => peerUrl(addr, port);
+const clientUrlOf = (addr: string, port?: number) => clientUrl(addr, port);
+export const peerUrl = (addr: string, port = ETCD_PEER_PORT) => `https://${addr}:${port}`;
+export const clientUrl = (addr: string, port = ETCD_CLIENT_PORT) => `https://${addr}:${port}`;
+
+export class EtcdMember {
+  private child?: ChildProcess;
+  private exited = false;
+
+  constructor(private readonly o: EtcdMemberOptions, private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    killStale(this.o.pidFile);
+    fs.mkdirSync(path.dirname(this.o.dataDir), { recursive: true });
+    const fresh = !fs.existsSync(path.join(this.o.dataDir, 'member'));
+    const addr = this.o.advertiseAddr;
+    const peerUrl = (a: string) => peerUrlOf(a, this.o.peerPort);
+    const clientUrl = (a: string) => clientUrlOf(a, this.o.clientPort);
+    const args = [
+      '--pdeathsig', 'KILL', '--', 'etcd',
+      '--name', this.o.name,
+      '--data-dir', this.o.dataDir,
+      '--listen-peer-urls', peerUrl(addr),
+      '--initial-advertise-peer-urls', peerUrl(addr),
+      '--listen-client-urls', addr === '127.0.0.1' ? clientUrl('127.0.0.1') : `${clientUrl('127.0.0.1')},${clientUrl(addr)}`,
+      '--advertise-client-urls', clientUrl(addr),
+      '--initial-cluster', this.o.initialCluster ?? `${this.o.name}=${peerUrl(addr)}`,
+      '--initial-cluster-state', this.o.initialCluster && fresh ? 'existing' : 'new',
+      '--initial-cluster-token', this.o.clusterToken,
+      '--cert-file', this.o.certFile, '--key-file', this.o.keyFile,
+      '--client-cert-auth', '--trusted-ca-file', this.o.caFile,
+      '--peer-cert-file', this.o.certFile, '--peer-key-file', this.o.keyFile,
+      '--peer-client-cert-auth', '--peer-trusted-ca-file', this.o.caFile,
+      // Leader loops commit many objects at once; the store also splits batches.
+      '--max-txn-ops', '2048', '--max-request-bytes', String(8 * 1024 * 1024),
+      '--heartbeat-interval', '100', '--election-timeout', '1000',
+      '--logger', 'zap', '--log-level', 'warn',
+    ];
+    if (this.o.forceNewCluster) args.push('--force-new-cluster');
+    const fd = fs.openSync(this.o.logFile, 'a');
+    this.child = spawn('setpriv', args, { stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    this.exited = false;
+    this.child.on('exit', (code, sig) => {
+      this.exited = true;
+      this.log.warn({ code, sig }, 'etcd exited');
+    });
+    fs.writeFileSync(this.o.pidFile, String(this.child.pid));
+    this.log.info({ pid: this.child.pid, addr }, 'etcd member started');
+  }
+
+  get running(): boolean {
+    return !!this.child && !this.exited;
+  }
+
+  async stop(): Promise<void> {
+    const c = this.child;
+    if (!c || this.exited) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => c.kill('SIGKILL'), 5000);
+      c.once('exit', () => { clearTimeout(t); resolve(); });
+      c.kill('SIGTERM');
+    });
+    fs.rmSync(this.o.pidFile, { force: true });
+  }
+}
+
+/** An etcd left over from a shoald that died before its child (same pid file): end it. */
+function killStale(pidFile: string): void {
+  let pid: number;
+  try { pid = Number(fs.readFileSync(pidFile, 'utf8')); } catch { return; }
+  try {
+    const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (cmd.includes('etcd') && cmd.includes(path.dirname(pidFile))) process.kill(pid, 'SIGKILL');
+  } catch { /* gone */ }
+}
+
+export interface EtcdClientTls {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+}
+
+/** A client of the local member (or of other managers' members, given their addresses). */
+export function etcdClient(hosts: string[], tls: EtcdClientTls): Etcd3 {
+  return new Etcd3({
+    hosts,
+    credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
+    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+  });
+}
+
+/** Resolves once the member answers a read. */
+export async function waitForEtcd(client: Etcd3, timeoutMs: number, member?: EtcdMember): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    if (member && !member.running) throw new Error('etcd exited during start; see its log');
+    try {
+      await client.get('/shoal/ping').string();
+      return;
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  throw new Error(`etcd did not become ready: ${(last as Error)?.message}`);
+}

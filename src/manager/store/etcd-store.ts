@@ -1,0 +1,187 @@
+import type { Etcd3, IKeyValue, IRequestOp, ICompare, Watcher } from 'etcd3';
+import type { Kind, KindMap } from '../../cluster/types.js';
+import { LeaderLost, VersionConflict, type Change, type Store, type StoreEvent, type WriteOptions } from './store.js';
+import type { Logger } from '../../util/log.js';
+
+export const PREFIX = '/shoal/v1/';
+const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks'];
+/** Objects changed per etcd transaction; etcd runs with --max-txn-ops above twice this. */
+const MAX_CHANGES_PER_TXN = 1000;
+
+export const objectKey = (kind: string, id: string) => `${PREFIX}${kind}/${id}`;
+
+/** What fenced writes compare: the leader key must still be the one this node created. */
+export interface Fence {
+  key: string;
+  /** create_revision of the leader key while this node leads; undefined when it does not. */
+  createRevision(): string | undefined;
+}
+
+type AnyObject = KindMap[Kind];
+
+/**
+ * The Store on etcd: an in-memory cache of every object fed by one watch from the revision the
+ * initial read saw; writes are transactions comparing each updated object's mod_revision.
+ */
+export class EtcdStore implements Store {
+  private readonly cache = new Map<Kind, Map<string, AnyObject>>();
+  private readonly listeners = new Set<(events: StoreEvent[]) => void>();
+  private revision = 0;
+  private readonly revisionWaiters: { rev: number; resolve: () => void }[] = [];
+  private watcher?: Watcher;
+
+  constructor(private readonly client: Etcd3, private readonly log: Logger, private readonly fence?: Fence) {
+    for (const k of KINDS) this.cache.set(k, new Map());
+  }
+
+  async start(): Promise<void> {
+    const res = await this.client.kv.range({ key: Buffer.from(PREFIX), range_end: Buffer.from(prefixEnd(PREFIX)) });
+    for (const kv of res.kvs) {
+      const parsed = this.decode(kv);
+      if (parsed) this.cache.get(parsed.kind)!.set(parsed.object.ID, parsed.object);
+    }
+    this.revision = Number(res.header.revision);
+    this.watcher = await this.client
+      .watch()
+      .prefix(PREFIX)
+      .startRevision(String(this.revision + 1))
+      .withPreviousKV()
+      .create();
+    this.watcher.on('data', (r) => this.apply(r.events, Number(r.header.revision)));
+    this.watcher.on('error', (e) => this.log.warn({ err: e }, 'store watch error'));
+  }
+
+  async close(): Promise<void> {
+    await this.watcher?.cancel().catch(() => undefined);
+  }
+
+  get<K extends Kind>(kind: K, id: string): KindMap[K] | undefined {
+    const o = this.cache.get(kind)?.get(id);
+    return o ? (structuredClone(o) as KindMap[K]) : undefined;
+  }
+
+  list<K extends Kind>(kind: K): KindMap[K][] {
+    return [...(this.cache.get(kind)?.values() ?? [])].map((o) => structuredClone(o) as KindMap[K]);
+  }
+
+  watch(fn: (events: StoreEvent[]) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** The revision the cache has seen. */
+  get currentRevision(): number {
+    return this.revision;
+  }
+
+  async commit(changes: Change[], opts: WriteOptions = {}): Promise<void> {
+    if (changes.length === 0) return;
+    let leaderRev: string | undefined;
+    if (opts.fenced) {
+      leaderRev = this.fence?.createRevision();
+      if (!leaderRev) throw new LeaderLost('this node is not the leader');
+    }
+    let lastRev = 0;
+    for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) {
+      lastRev = await this.commitOne(changes.slice(i, i + MAX_CHANGES_PER_TXN), leaderRev);
+    }
+    await this.waitForRevision(lastRev);
+  }
+
+  private async commitOne(changes: Change[], leaderRev: string | undefined): Promise<number> {
+    const compare: ICompare[] = [];
+    const success: IRequestOp[] = [];
+    const now = new Date().toISOString();
+    if (leaderRev) compare.push({ key: Buffer.from(this.fence!.key), target: 'Create', result: 'Equal', create_revision: leaderRev });
+    for (const c of changes) {
+      if (c.op === 'delete') {
+        success.push({ request_delete_range: { key: Buffer.from(objectKey(c.kind, c.id)) } });
+        continue;
+      }
+      const key = Buffer.from(objectKey(c.kind, c.object.ID));
+      const o = { ...c.object } as AnyObject;
+      if (c.op === 'create') {
+        compare.push({ key, target: 'Create', result: 'Equal', create_revision: 0 });
+        o.CreatedAt ||= now;
+        o.UpdatedAt ||= now;
+      } else {
+        compare.push({ key, target: 'Mod', result: 'Equal', mod_revision: c.object.Version?.Index ?? 0 });
+        o.UpdatedAt = now;
+      }
+      success.push({ request_put: { key, value: Buffer.from(JSON.stringify(o)) } });
+    }
+    const res = await this.client.kv.txn({ compare, success, failure: [] });
+    if (!res.succeeded) {
+      if (leaderRev) {
+        const lk = await this.client.kv.range({ key: Buffer.from(this.fence!.key) });
+        if (lk.kvs[0]?.create_revision !== leaderRev) throw new LeaderLost('leadership lost');
+      }
+      throw new VersionConflict('update out of sequence');
+    }
+    return Number(res.header.revision);
+  }
+
+  private waitForRevision(rev: number): Promise<void> {
+    if (this.revision >= rev) return Promise.resolve();
+    // A transaction that changed nothing under the prefix (a delete of a missing key) makes
+    // no watch event; the timer keeps such a commit from waiting forever.
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, 1000);
+      this.revisionWaiters.push({ rev, resolve: () => { clearTimeout(t); resolve(); } });
+    });
+  }
+
+  private decode(kv: IKeyValue): { kind: Kind; object: AnyObject } | undefined {
+    const [kind, id] = kv.key.toString().slice(PREFIX.length).split('/');
+    if (!KINDS.includes(kind as Kind) || !id) return undefined;
+    try {
+      const object = JSON.parse(kv.value.toString()) as AnyObject;
+      object.Version = { Index: Number(kv.mod_revision) };
+      return { kind: kind as Kind, object };
+    } catch {
+      this.log.warn({ key: kv.key.toString() }, 'undecodable object in store');
+      return undefined;
+    }
+  }
+
+  private apply(events: { type: 'Put' | 'Delete'; kv: IKeyValue; prev_kv?: IKeyValue }[], revision: number): void {
+    const out: StoreEvent[] = [];
+    for (const e of events) {
+      if (e.type === 'Put') {
+        const p = this.decode(e.kv);
+        if (!p) continue;
+        this.cache.get(p.kind)!.set(p.object.ID, p.object);
+        const created = e.kv.create_revision === e.kv.mod_revision;
+        out.push({ kind: p.kind, action: created ? 'create' : 'update', object: structuredClone(p.object) } as StoreEvent);
+      } else {
+        const [kind, id] = e.kv.key.toString().slice(PREFIX.length).split('/');
+        const m = this.cache.get(kind as Kind);
+        const last = m?.get(id);
+        if (!m || !last) continue;
+        m.delete(id);
+        out.push({ kind: kind as Kind, action: 'delete', object: last } as StoreEvent);
+      }
+    }
+    if (revision > this.revision) this.revision = revision;
+    if (out.length) {
+      for (const fn of [...this.listeners]) {
+        try {
+          fn(out);
+        } catch (err) {
+          this.log.error({ err }, 'store watcher threw');
+        }
+      }
+    }
+    for (let i = this.revisionWaiters.length - 1; i >= 0; i--) {
+      if (this.revisionWaiters[i].rev <= this.revision) {
+        this.revisionWaiters[i].resolve();
+        this.revisionWaiters.splice(i, 1);
+      }
+    }
+  }
+}
+
+/** The smallest key after every key starting with `p`. */
+export function prefixEnd(p: string): string {
+  return p.slice(0, -1) + String.fromCharCode(p.charCodeAt(p.length - 1) + 1);
+}

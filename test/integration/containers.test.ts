@@ -1,0 +1,253 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { importBusybox } from '../helpers/busybox.js';
+import { waitFor } from '../helpers/process.js';
+import { run } from '../../src/util/run.js';
+
+// Needs root: runc, conmon, overlayfs, network namespaces.
+let d: TestDaemon;
+const IMG = 'shtbusybox';
+
+before(async () => {
+  d = await startDaemon({ prefix: 'shtctr' });
+  await importBusybox(d.docker, d.dir, IMG);
+});
+after(async () => { await d?.destroy(); });
+
+const docker = (...args: string[]) => d.docker(args);
+const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
+const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
+
+function api(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: d.socket, path, method, headers: body ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+      let b = '';
+      res.on('data', (c) => (b += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+/** Mount points and runc containers under this daemon's roots. */
+async function leftovers(): Promise<{ mounts: string[]; runc: string[] }> {
+  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(d.dataRoot + '/containers/'));
+  const r = await run('runc', ['--root', `${d.execRoot}/runc`, 'list', '-q'], { allowFail: true });
+  return { mounts, runc: r.stdout.split('\n').filter(Boolean) };
+}
+
+test('docker run -d starts a container that ps lists and inspect describes in Docker\'s shape', async () => {
+  const id = await out('run', '-d', '--name', 'web1', '--label', 'com.docker.swarm.task.id=t1', '-e', 'FOO=bar', IMG, 'sh', '-c', 'echo started; sleep 300');
+  assert.match(id, /^[a-f0-9]{64}$/);
+  const ps = await out('ps', '--format', '{{.ID}} {{.Names}} {{.Image}} {{.Status}}');
+  assert.match(ps, new RegExp(`^${id.slice(0, 12)} web1 ${IMG} Up `, 'm'));
+  const info = JSON.parse(await out('inspect', 'web1'))[0];
+  assert.equal(info.Id, id);
+  assert.equal(info.Name, '/web1');
+  assert.equal(info.State.Status, 'running');
+  assert.equal(info.State.Running, true);
+  assert.ok(info.State.Pid > 0);
+  assert.equal(info.State.ExitCode, 0);
+  assert.ok(Date.parse(info.State.StartedAt) > 0);
+  assert.equal(info.Config.Labels['com.docker.swarm.task.id'], 't1');
+  assert.ok(info.Config.Env.includes('FOO=bar'));
+  assert.deepEqual(info.Config.Cmd, ['sh', '-c', 'echo started; sleep 300']);
+  assert.equal(info.HostConfig.NetworkMode, 'default');
+  assert.match(info.NetworkSettings.Networks.bridge.IPAddress, /^172\.17\.\d+\.\d+$/);
+  // The 12-character prefix names the container too.
+  assert.equal(await out('inspect', '--format', '{{.Name}}', id.slice(0, 12)), '/web1');
+  await docker('rm', '-f', 'web1');
+});
+
+test('the container has its address on the default bridge and serves it to the daemon\'s namespace', async () => {
+  await docker('run', '-d', '--name', 'httpd1', IMG, 'sh', '-c', 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 8000 -h /www');
+  const ip = await out('inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'httpd1');
+  const id = await out('inspect', '--format', '{{.Id}}', 'httpd1');
+  const page = await waitFor('httpd to answer', async () => (await d.inNs('busybox', ['wget', '-qO-', `http://${ip}:8000/`], { allowFail: true })).stdout);
+  assert.equal(page.trim(), `hello from ${id.slice(0, 12)}`);
+  const hosts = await out('exec', 'httpd1', 'cat', '/etc/hosts');
+  assert.match(hosts, new RegExp(`^${ip.replace(/\./g, '\\.')}\\s+${id.slice(0, 12)}$`, 'm'));
+  await docker('rm', '-f', 'httpd1');
+});
+
+test('foreground docker run prints stdout and stderr and returns the exit code', async () => {
+  const r = await dockerFail('run', '--name', 'fg1', IMG, 'sh', '-c', 'echo to-out; echo to-err >&2; exit 7');
+  assert.equal(r.code, 7);
+  assert.equal(r.stdout, 'to-out\n');
+  assert.equal(r.stderr, 'to-err\n');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'fg1'), 'exited 7');
+  await docker('rm', 'fg1');
+});
+
+test('docker run --rm removes the container after it exits, and its output still arrives', async () => {
+  const r = await docker('run', '--rm', '--name', 'rm1', IMG, 'echo', 'gone soon');
+  assert.equal(r.stdout, 'gone soon\n');
+  await waitFor('container removed', async () => (await dockerFail('inspect', 'rm1')).code !== 0);
+  const r2 = await dockerFail('inspect', 'rm1');
+  assert.match(r2.stderr, /No such object: rm1/);
+});
+
+test('docker run -i passes stdin through conmon to the container', async () => {
+  const r = await d.docker(['run', '-i', '--rm', IMG, 'cat'], { input: 'piped line\n' });
+  assert.equal(r.stdout, 'piped line\n');
+});
+
+test('logs: whole log, --tail, --timestamps, --since, and -f until the container exits', async () => {
+  await docker('run', '-d', '--name', 'log1', IMG, 'sh', '-c', 'echo one; echo two >&2; sleep 1; echo three; sleep 1; echo four');
+  const all = await waitFor('four lines', async () => {
+    const r = await docker('logs', 'log1');
+    return r.stdout.includes('four') ? r : undefined;
+  });
+  assert.equal(all.stdout, 'one\nthree\nfour\n');
+  assert.equal(all.stderr, 'two\n');
+  assert.equal((await docker('logs', '--tail', '1', 'log1')).stdout, 'four\n');
+  const ts = (await docker('logs', '--timestamps', 'log1')).stdout.split('\n')[0];
+  assert.match(ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z one$/);
+  const future = (await docker('logs', '--since', String(Math.floor(Date.now() / 1000) + 3600), 'log1')).stdout;
+  assert.equal(future, '');
+  await docker('rm', 'log1');
+
+  await docker('run', '-d', '--name', 'log2', IMG, 'sh', '-c', 'for i in 1 2 3; do echo tick$i; sleep 0.5; done');
+  const f = await docker('logs', '-f', 'log2');
+  assert.equal(f.stdout, 'tick1\ntick2\ntick3\n');
+  await docker('rm', 'log2');
+});
+
+test('exec: output and exit code, stdin, a missing command, and exec -t', async () => {
+  await docker('run', '-d', '--name', 'ex1', '-e', 'A=1', IMG, 'sleep', '300');
+  const r = await dockerFail('exec', 'ex1', 'sh', '-c', 'echo "a=$A"; echo e >&2; exit 5');
+  assert.equal(r.code, 5);
+  assert.equal(r.stdout, 'a=1\n');
+  assert.equal(r.stderr, 'e\n');
+  const i = await d.docker(['exec', '-i', 'ex1', 'cat'], { input: 'via stdin\n' });
+  assert.equal(i.stdout, 'via stdin\n');
+  const missing = await dockerFail('exec', 'ex1', 'no-such-cmd');
+  assert.equal(missing.code, 127);
+  assert.match(missing.stderr, /executable file not found/);
+  const t = await dockerFail('exec', '-t', 'ex1', 'sh', '-c', 'tty; exit 3');
+  assert.equal(t.code, 3);
+  // CR handling of the relayed terminal varies (\r\n or \r\r\n), see report.
+  assert.match(t.stdout, /^\/dev\/pts\/\d+\r+\n$/);
+  await docker('rm', '-f', 'ex1');
+});
+
+test('stop: StopSignal then exit; a container ignoring it is killed after the grace period', async () => {
+  await docker('run', '-d', '--name', 'st1', IMG, 'sh', '-c', 'trap "echo got-term; exit 3" TERM; while true; do sleep 0.1; done');
+  await docker('stop', 'st1');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}', 'st1'), 'exited 3 false');
+  assert.equal((await docker('logs', 'st1')).stdout, 'got-term\n');
+  const fin = await out('inspect', '--format', '{{.State.FinishedAt}}', 'st1');
+  assert.ok(Date.parse(fin) > 0);
+
+  await docker('run', '-d', '--name', 'st2', '--stop-signal', 'USR1', IMG, 'sh', '-c', 'trap "exit 4" USR1; while true; do sleep 0.1; done');
+  await docker('stop', 'st2');
+  assert.equal(await out('inspect', '--format', '{{.State.ExitCode}}', 'st2'), '4');
+
+  // sh as PID 1 ignores SIGTERM: SIGKILL after -t seconds.
+  await docker('run', '-d', '--name', 'st3', IMG, 'sleep', '300');
+  await docker('stop', '-t', '1', 'st3');
+  assert.equal(await out('inspect', '--format', '{{.State.ExitCode}}', 'st3'), '137');
+  await docker('rm', 'st1', 'st2', 'st3');
+});
+
+test('kill -s, restart, wait and attach', async () => {
+  await docker('run', '-d', '--name', 'k1', IMG, 'sh', '-c', 'trap "exit 42" HUP; while true; do sleep 0.1; done');
+  await docker('kill', '-s', 'HUP', 'k1');
+  assert.equal(await out('wait', 'k1'), '42');
+  const notRunning = await dockerFail('kill', 'k1');
+  assert.notEqual(notRunning.code, 0);
+  assert.match(notRunning.stderr, /is not running/);
+  await docker('restart', 'k1');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}} {{.RestartCount}}', 'k1'), 'running 1');
+  await docker('kill', 'k1');
+  assert.equal(await out('inspect', '--format', '{{.State.ExitCode}}', 'k1'), '137');
+  await docker('rm', 'k1');
+
+  await docker('run', '-d', '--name', 'at1', IMG, 'sh', '-c', 'sleep 1; echo attached-line; exit 6');
+  const a = await dockerFail('attach', 'at1');
+  assert.equal(a.stdout, 'attached-line\n');
+  assert.equal(a.code, 6);
+  await docker('rm', 'at1');
+});
+
+test('create then start; rm needs -f for a running container; rm -f removes everything', async () => {
+  const id = await out('create', '--name', 'cr1', IMG, 'sleep', '300');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'cr1'), 'created');
+  assert.match(await out('ps', '-a', '--filter', 'status=created', '--format', '{{.Names}}'), /^cr1$/m);
+  await docker('start', 'cr1');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}}', id), 'running');
+  const r = await dockerFail('rm', 'cr1');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /cannot remove container "\/cr1": container is running: stop the container before removing or force remove/);
+  await docker('rm', '-fv', 'cr1');
+  const gone = await dockerFail('inspect', id);
+  assert.notEqual(gone.code, 0);
+  assert.equal(fs.existsSync(`${d.dataRoot}/containers/${id}`), false);
+  const l = await leftovers();
+  assert.ok(!l.runc.includes(id));
+  assert.ok(!l.mounts.some((m) => m.includes(id)));
+});
+
+test('ps: running only by default, -a, -q, and label, name and status filters', async () => {
+  await docker('run', '-d', '--name', 'pa', '--label', 'com.docker.swarm.service.id=s1', IMG, 'sleep', '300');
+  await docker('run', '-d', '--name', 'pb', '--label', 'com.docker.swarm.service.id=s2', IMG, 'sleep', '300');
+  await docker('run', '--name', 'pc', '--label', 'com.docker.swarm.service.id=s1', IMG, 'true');
+  const names = async (...a: string[]) => (await out('ps', ...a, '--format', '{{.Names}}')).split('\n').filter(Boolean).sort();
+  assert.deepEqual(await names('--filter', 'name=^p[abc]$'), ['pa', 'pb']);
+  assert.deepEqual(await names('-a', '--filter', 'name=^p[abc]$'), ['pa', 'pb', 'pc']);
+  assert.deepEqual(await names('-a', '--filter', 'label=com.docker.swarm.service.id=s1'), ['pa', 'pc']);
+  assert.deepEqual(await names('--filter', 'label=com.docker.swarm.service.id=s1'), ['pa']);
+  assert.deepEqual(await names('--filter', 'status=exited', '--filter', 'name=^p'), ['pc']);
+  const q = (await out('ps', '-q', '--filter', 'name=^pa$')).split('\n');
+  assert.equal(q.length, 1);
+  assert.match(q[0], /^[a-f0-9]{12}$/);
+  const bad = await api('GET', `/v1.41/containers/json?filters=${encodeURIComponent('{"bogus":["x"]}')}`);
+  assert.equal(bad.status, 400);
+  await docker('rm', '-f', 'pa', 'pb', 'pc');
+});
+
+test('bad input: unknown image 404, unknown container 404, name conflict 409, malformed JSON 400', async () => {
+  const img = await api('POST', '/v1.41/containers/create', JSON.stringify({ Image: 'nosuchimage:latest' }));
+  assert.equal(img.status, 404);
+  assert.equal(JSON.parse(img.body).message, 'No such image: nosuchimage:latest');
+  const ctr = await api('GET', '/v1.41/containers/nosuchcontainer/json');
+  assert.equal(ctr.status, 404);
+  assert.equal(JSON.parse(ctr.body).message, 'No such container: nosuchcontainer');
+  const stop = await dockerFail('stop', 'nosuchcontainer');
+  assert.match(stop.stderr, /No such container: nosuchcontainer/);
+  const json = await api('POST', '/v1.41/containers/create', '{"Image": ');
+  assert.equal(json.status, 400);
+  const id = await out('create', '--name', 'dup', IMG, 'true');
+  const dup = await dockerFail('create', '--name', 'dup', IMG, 'true');
+  assert.notEqual(dup.code, 0);
+  assert.ok(dup.stderr.includes(`Conflict. The container name "/dup" is already in use by container "${id}". You have to remove (or rename) that container to be able to reuse that name.`));
+  const dupApi = await api('POST', '/v1.41/containers/create?name=dup', JSON.stringify({ Image: IMG }));
+  assert.equal(dupApi.status, 409);
+  await docker('rm', 'dup');
+});
+
+test('a failed start leaves no mount, runc state or endpoint behind and reports exit code 127', async () => {
+  const before = await leftovers();
+  const r = await dockerFail('run', '-d', '--name', 'bad1', IMG, 'no-such-binary');
+  assert.equal(r.code, 127);
+  assert.match(r.stderr, /executable file not found/);
+  const info = JSON.parse(await out('inspect', 'bad1'))[0];
+  assert.equal(info.State.Status, 'created');
+  assert.equal(info.State.ExitCode, 127);
+  assert.equal(info.NetworkSettings.Networks.bridge.IPAddress, '');
+  const after = await leftovers();
+  assert.deepEqual(after, before);
+  await docker('rm', 'bad1');
+});
+
+test('an image used by a container cannot be removed', async () => {
+  await docker('create', '--name', 'user1', IMG, 'true');
+  const r = await dockerFail('rmi', IMG);
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /conflict: unable to remove repository reference/);
+  await docker('rm', 'user1');
+});

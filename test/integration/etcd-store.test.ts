@@ -1,0 +1,116 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import net from 'node:net';
+import type { Etcd3 } from 'etcd3';
+import { createRootCA, signNodeCert } from '../../src/manager/ca/root-ca.js';
+import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
+import { EtcdMember, etcdClient, waitForEtcd } from '../../src/manager/store/etcd-member.js';
+import { EtcdStore } from '../../src/manager/store/etcd-store.js';
+import { LeaderLost, VersionConflict, type StoreEvent } from '../../src/manager/store/store.js';
+import type { Node } from '../../src/cluster/types.js';
+import { createLogger } from '../../src/util/log.js';
+import { uniqueName } from '../helpers/netns.js';
+import { TEST_ROOT } from '../helpers/daemon.js';
+
+// A real etcd (Debian etcd-server) on loopback with TLS from a fresh swarm CA.
+const log = createLogger('test', 'warn');
+const dir = path.join(TEST_ROOT, uniqueName('etcdstore'));
+let member: EtcdMember;
+let client: Etcd3;
+let store: EtcdStore;
+let leaderRev: string | undefined;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+const node = (id: string): Node => ({ ID: id, Version: { Index: 0 }, CreatedAt: '', UpdatedAt: '', Spec: { Role: 'worker', Availability: 'active' }, Status: { State: 'ready' } });
+
+before(async () => {
+  fs.mkdirSync(dir, { recursive: true });
+  const ca = await createRootCA();
+  const keys = await generateKeyPair();
+  const cert = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId: 'm1', role: 'manager', clusterId: 'c1' });
+  fs.writeFileSync(path.join(dir, 'ca.crt'), ca.certPem);
+  fs.writeFileSync(path.join(dir, 'node.crt'), cert);
+  fs.writeFileSync(path.join(dir, 'node.key'), await privateKeyToPem(keys.privateKey));
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  member = new EtcdMember({
+    name: 'm1', dataDir: path.join(dir, 'etcd'), advertiseAddr: '127.0.0.1', certFile: path.join(dir, 'node.crt'), keyFile: path.join(dir, 'node.key'),
+    caFile: path.join(dir, 'ca.crt'), clusterToken: 'c1', logFile: path.join(dir, 'etcd.log'), pidFile: path.join(dir, 'etcd.pid'), clientPort, peerPort,
+  }, log);
+  await member.start();
+  client = etcdClient([`https://127.0.0.1:${clientPort}`], { ca: Buffer.from(ca.certPem), cert: Buffer.from(cert), key: Buffer.from(await privateKeyToPem(keys.privateKey)) });
+  await waitForEtcd(client, 20_000, member);
+  store = new EtcdStore(client, log, { key: '/shoal/leader', createRevision: () => leaderRev });
+  await store.start();
+});
+
+after(async () => {
+  await store?.close();
+  client?.close();
+  await member?.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('create, read back with Version.Index = mod_revision, update with the right version only', async () => {
+  await store.commit([{ kind: 'nodes', op: 'create', object: node('n1') }]);
+  const n = store.get('nodes', 'n1')!;
+  assert.ok(n.Version.Index > 0);
+  const kv = await client.get('/shoal/v1/nodes/n1').exec();
+  assert.equal(Number(kv.kvs[0].mod_revision), n.Version.Index);
+  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('n1') }]), VersionConflict);
+  await assert.rejects(store.commit([{ kind: 'nodes', op: 'update', object: { ...n, Version: { Index: n.Version.Index - 1 } } }]), VersionConflict);
+  n.Spec.Availability = 'drain';
+  await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
+  assert.equal(store.get('nodes', 'n1')!.Spec.Availability, 'drain');
+  assert.ok(store.get('nodes', 'n1')!.Version.Index > n.Version.Index);
+});
+
+test('a failed batch writes nothing', async () => {
+  const n1 = store.get('nodes', 'n1')!;
+  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('n2') }, { kind: 'nodes', op: 'update', object: { ...n1, Version: { Index: 1 } } }]), VersionConflict);
+  assert.equal(store.get('nodes', 'n2'), undefined);
+});
+
+test('watchers see batches of events in commit order', async () => {
+  const seen: StoreEvent[] = [];
+  const stop = store.watch((evs) => seen.push(...evs));
+  await store.commit([{ kind: 'nodes', op: 'create', object: node('w1') }, { kind: 'nodes', op: 'create', object: node('w2') }]);
+  await store.commit([{ kind: 'nodes', op: 'delete', id: 'w1' }]);
+  stop();
+  assert.deepEqual(seen.map((e) => `${e.action}:${e.object.ID}`), ['create:w1', 'create:w2', 'delete:w1']);
+});
+
+test('fenced writes need the leader key this node created', async () => {
+  leaderRev = undefined;
+  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('f1') }], { fenced: true }), LeaderLost);
+  const put = await client.put('/shoal/leader').value('m1').exec();
+  leaderRev = put.header.revision;
+  await store.commit([{ kind: 'nodes', op: 'create', object: node('f1') }], { fenced: true });
+  await client.delete().key('/shoal/leader').exec();
+  await client.put('/shoal/leader').value('other').exec();
+  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('f2') }], { fenced: true }), LeaderLost);
+  assert.equal(store.get('nodes', 'f2'), undefined);
+});
+
+test('a large batch is split into several transactions and fully applied', async () => {
+  const changes = Array.from({ length: 2500 }, (_, i) => ({ kind: 'tasks' as const, op: 'create' as const, object: { ID: `t${i}`, Version: { Index: 0 }, CreatedAt: '', UpdatedAt: '', Spec: {}, ServiceID: 's', Status: { Timestamp: '', State: 'new' as const, Message: '' }, DesiredState: 'running' as const } }));
+  await store.commit(changes);
+  assert.equal(store.list('tasks').length, 2500);
+});
+
+test('a second store started later loads everything', async () => {
+  const s2 = new EtcdStore(client, log);
+  await s2.start();
+  assert.equal(s2.list('tasks').length, 2500);
+  assert.equal(s2.get('nodes', 'n1')!.Spec.Availability, 'drain');
+  await s2.close();
+});

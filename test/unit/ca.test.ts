@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { createRootCA, signNodeCert, renewalTime } from '../../src/manager/ca/root-ca.js';
+import { certIdentity, createCsr, generateKeyPair } from '../../src/cluster/pki.js';
+
+test('root CA is a self-signed ECDSA P-256 CA named swarm-ca', async () => {
+  const ca = await createRootCA();
+  const c = new X509Certificate(ca.certPem);
+  assert.equal(c.subject, 'CN=swarm-ca');
+  assert.equal(c.ca, true);
+  assert.equal(c.publicKey.asymmetricKeyDetails?.namedCurve, 'prime256v1');
+  assert.ok(c.verify(c.publicKey));
+});
+
+test('node certificate carries CN node ID, OU role, O cluster ID, and chains to the root', async () => {
+  const ca = await createRootCA();
+  const keys = await generateKeyPair();
+  const pem = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId: 'node1abc', role: 'manager', clusterId: 'clusterxyz', addresses: ['10.1.2.3'] });
+  const id = certIdentity(pem);
+  assert.deepEqual([id.nodeId, id.role, id.clusterId], ['node1abc', 'swarm-manager', 'clusterxyz']);
+  const c = new X509Certificate(pem);
+  assert.ok(c.verify(new X509Certificate(ca.certPem).publicKey));
+  assert.ok(c.checkIP('10.1.2.3'));
+  assert.ok(c.checkIP('127.0.0.1'));
+  const life = id.notAfter.getTime() - id.notBefore.getTime();
+  assert.equal(Math.round(life / 3600_000), 90 * 24 + 1);
+});
+
+test('worker certificate has OU swarm-worker and is not signed by another CA', async () => {
+  const ca = await createRootCA();
+  const other = await createRootCA();
+  const keys = await generateKeyPair();
+  const pem = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId: 'w1', role: 'worker', clusterId: 'c1', expiryMs: 10 });
+  assert.equal(certIdentity(pem).role, 'swarm-worker');
+  assert.equal(new X509Certificate(pem).verify(new X509Certificate(other.certPem).publicKey), false);
+  // expiry below the 1 h minimum is raised to it
+  const id = certIdentity(pem);
+  assert.equal(id.notAfter.getTime() - id.notBefore.getTime(), 2 * 3600_000);
+});
+
+test('renewal happens between 50 % and 80 % of the life', () => {
+  const a = new Date(0);
+  const b = new Date(1000);
+  assert.equal(renewalTime(a, b, 0).getTime(), 500);
+  assert.equal(renewalTime(a, b, 1).getTime(), 800);
+});
