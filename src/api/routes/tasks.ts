@@ -26,8 +26,9 @@ export function taskName(t: Task, service: Service | undefined): string {
 
 /** A task as the Engine API shows it. */
 export function taskView(t: Task): Record<string, unknown> {
-  const { SpecVersion: _internal, ...rest } = t;
+  const { SpecVersion: _internal, ServiceAnnotations: _annotations, ...rest } = t;
   void _internal;
+  void _annotations;
   return rest;
 }
 
