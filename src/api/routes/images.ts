@@ -10,6 +10,7 @@ import { pushImage } from '../../engine/images/push.js';
 import { importImage, importTarget } from '../../engine/images/importer.js';
 import { applyChanges } from '../../engine/images/changes.js';
 import { loadImages, saveImages } from '../../engine/images/archive.js';
+import { inspectDistribution } from '../../engine/images/distribution.js';
 
 /**
  * Runs an operation that reports through a JSON progress stream. Errors before the first
@@ -98,6 +99,12 @@ export function imageRoutes(router: Router, engine: Engine): void {
     parseReference(name);
     const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
     return withProgress(ctx, (p) => pushImage(store, name, ctx.query.get('tag') ?? '', auth, p));
+  });
+
+  router.get('/distribution/:name*/json', async (ctx) => {
+    const ref = withDefaultTag(parseReference(ctx.params.name));
+    const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
+    return { body: await inspectDistribution(store, ref, auth) };
   });
 
   router.delete('/images/:name*', (ctx) => ({ body: store.remove(ctx.params.name, ctx.bool('force'), !ctx.bool('noprune')) }));

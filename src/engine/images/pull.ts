@@ -15,7 +15,7 @@ import { isInsecureRegistry, RegistryClient, RegistryError, type AuthConfig } fr
 const CONCURRENT_DOWNLOADS = 3;
 
 /** Registry errors as dockerd words them, with the status it answers when nothing was streamed yet. */
-function translate(e: unknown, ref: ImageReference): Error {
+export function translatePullError(e: unknown, ref: ImageReference): Error {
   if (!(e instanceof RegistryError)) return e as Error;
   const name = familiarString(ref);
   if (e.code === 'MANIFEST_UNKNOWN' || (e.status === 404 && e.code === 'UNKNOWN')) return notFound(`manifest for ${name} not found: ${e.message}`);
@@ -30,7 +30,7 @@ export async function pullImage(store: ImageStore, ref: ImageReference, auth: Au
   try {
     await doPull(store, ref, auth, progress);
   } catch (e) {
-    throw translate(e, ref);
+    throw translatePullError(e, ref);
   }
 }
 
