@@ -192,3 +192,22 @@ test('docker save -o, docker load -i round-trip an image; bad archives and rootf
   assert.deepEqual(fs.readdirSync(`${d.dataRoot}/image/tmp`), []);
   assert.equal((await d.docker(['images', '-q', 'junk:1'])).stdout.trim(), '');
 });
+
+test('images, tags and layers survive a daemon restart, even after kill -9', async () => {
+  const micro = await buildMicroImage({ tag: 'persist:1' });
+  await d.docker(['load'], { input: micro.tarball });
+  await d.docker(['tag', 'persist:1', 'persist:2']);
+  const before = (await d.docker(['images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])).stdout;
+  await d.kill9();
+  await d.start();
+  assert.equal((await d.docker(['images', '--no-trunc', '--format', '{{.Repository}}:{{.Tag}} {{.ID}}'])).stdout, before);
+  const insp = JSON.parse((await d.docker(['image', 'inspect', 'persist:2'])).stdout)[0];
+  assert.equal(insp.Id, micro.id);
+  assert.deepEqual(insp.RootFS.Layers, [micro.diffId]);
+  await d.stop();
+  await d.start();
+  // Same bytes as moving:1 from the test before: one image, which stays for that name.
+  const r = await d.docker(['rmi', 'persist:1', 'persist:2']);
+  assert.equal(r.stdout, 'Untagged: persist:1\nUntagged: persist:2\n');
+  assert.equal((await d.docker(['images', '-q', '--no-trunc', 'moving:1'])).stdout.trim(), micro.id);
+});
