@@ -36,6 +36,13 @@ export function decodeRegistryAuth(header: string | undefined): AuthConfig | und
   }
 }
 
+/** The registry a `docker login` names: `host[:port]` from `serveraddress`, Docker Hub for its index URL. */
+export function loginDomain(serveraddress: string | undefined): string {
+  const s = (serveraddress ?? '').trim();
+  if (s === '' || /^(https?:\/\/)?(index\.)?docker\.io(\/|$)/.test(s) || /^(https?:\/\/)?registry-1\.docker\.io(\/|$)/.test(s)) return DEFAULT_DOMAIN;
+  return s.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+}
+
 /** A registry answered with an error (its `errors[0]` when it sent one). */
 export class RegistryError extends Error {
   constructor(
@@ -109,6 +116,19 @@ export class RegistryClient {
     this.origin = `${opts.insecure ? 'http' : 'https'}://${host}`;
   }
 
+  /**
+   * `docker login`: GET /v2/ with the credentials, answering the challenge. Throws a
+   * RegistryError (401) when the registry or its token server refuses them.
+   */
+  async checkLogin(): Promise<void> {
+    const res = await this.request('GET', `${this.origin}/v2/`);
+    if (res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      return;
+    }
+    return this.fail(res, 'login');
+  }
+
   private url(rest: string): string {
     return `${this.origin}/v2/${this.ref.path}/${rest}`;
   }
@@ -162,7 +182,8 @@ export class RegistryClient {
     }
     const tokenUrl = new URL(params.realm);
     if (params.service) tokenUrl.searchParams.set('service', params.service);
-    tokenUrl.searchParams.set('scope', `repository:${this.ref.path}:${this.opts.actions}`);
+    // A login check (no repository) asks for a token without a scope, as dockerd does.
+    if (this.ref.path) tokenUrl.searchParams.set('scope', `repository:${this.ref.path}:${this.opts.actions}`);
     if (auth?.username) tokenUrl.searchParams.set('account', auth.username);
     const headers: Record<string, string> = {};
     if (auth?.username) headers.Authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password ?? ''}`).toString('base64')}`;
