@@ -162,7 +162,9 @@ export class RegistryClient {
       } as RequestInit);
     } catch (e) {
       const cause = (e as { cause?: { message?: string; code?: string } }).cause;
-      throw new RegistryError(0, 'UNAVAILABLE', `${method[0]}${method.slice(1).toLowerCase()} "${url}": ${cause?.message ?? (e as Error).message}`);
+      // TLS spoken to a plain-HTTP registry: Go's words, which users search for.
+      const why = /wrong version number|packet length too long/i.test(cause?.message ?? '') ? 'http: server gave HTTP response to HTTPS client' : cause?.message ?? (e as Error).message;
+      throw new RegistryError(0, 'UNAVAILABLE', `${method[0]}${method.slice(1).toLowerCase()} "${url}": ${why}`);
     }
   }
 
