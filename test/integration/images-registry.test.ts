@@ -231,3 +231,20 @@ test('GET /distribution/{name}/json: digest and platforms without pulling (what 
   assert.match(JSON.parse(missing.body).message, /manifest for .*micro:9\.9 not found/);
   assert.equal((await api(d2, '/v1.41/distribution/Bad/json')).status, 400);
 });
+
+test('concurrent pulls of images sharing layers all succeed and store each layer once', async () => {
+  const ids = [...new Set((await d2.docker(['images', '-q'])).stdout.trim().split('\n').filter(Boolean))];
+  await d2.docker(['rmi', '-f', ...ids]);
+  assert.deepEqual(fs.readdirSync(path.join(d2.dataRoot, 'overlay')), []);
+  const results = await Promise.all([
+    d2.docker(['pull', `${R}/micro-plus:1`]),
+    d2.docker(['pull', `${R}/micro-plus:1`]),
+    d2.docker(['pull', `${R}/micro:1.0.0`]),
+  ]);
+  for (const r of results) assert.match(r.stdout, /Digest: sha256:/);
+  const plus = await microPlusArchive(`${R}/micro-plus:1`);
+  const layers = fs.readdirSync(path.join(d2.dataRoot, 'overlay')).sort();
+  assert.deepEqual(layers, plus.diffIds.map((d) => d.slice(7)).sort());
+  assert.deepEqual(fs.readdirSync(path.join(d2.dataRoot, 'image/tmp')), []);
+  assert.equal((await d2.docker(['images', '-q', '--no-trunc', `${R}/micro-plus:1`])).stdout.trim(), plus.id);
+});
