@@ -248,3 +248,13 @@ test('concurrent pulls of images sharing layers all succeed and store each layer
   assert.deepEqual(fs.readdirSync(path.join(d2.dataRoot, 'image/tmp')), []);
   assert.equal((await d2.docker(['images', '-q', '--no-trunc', `${R}/micro-plus:1`])).stdout.trim(), plus.id);
 });
+
+test('docker push --all-tags pushes every tag of the repository', async () => {
+  await d1.docker(['tag', `${R}/micro:1.0.0`, `${R}/every:a`]);
+  await d1.docker(['tag', `${R}/micro-plus:1`, `${R}/every:b`]);
+  const r = await d1.docker(['push', '--all-tags', `${R}/every`]);
+  assert.match(r.stdout, /^a: digest: sha256:[a-f0-9]{64} size: \d+$/m);
+  assert.match(r.stdout, /^b: digest: sha256:[a-f0-9]{64} size: \d+$/m);
+  const tags = JSON.parse((await registry('GET', '/v2/every/tags/list')).body);
+  assert.deepEqual(tags.tags.sort(), ['a', 'b']);
+});
