@@ -258,3 +258,13 @@ test('docker push --all-tags pushes every tag of the repository', async () => {
   const tags = JSON.parse((await registry('GET', '/v2/every/tags/list')).body);
   assert.deepEqual(tags.tags.sort(), ['a', 'b']);
 });
+
+test('docker pull --all-tags pulls every tag the registry lists', async () => {
+  const r = await d2.docker(['pull', '--all-tags', `${R}/every`]);
+  assert.match(r.stdout, /Digest: sha256:/);
+  const tags = (await d2.docker(['images', '--format', '{{.Tag}}', `${R}/every`])).stdout.trim().split('\n').sort();
+  assert.deepEqual(tags, ['a', 'b']);
+  const none = await d2.docker(['pull', '--all-tags', `${R}/nothere`], { allowFail: true });
+  assert.notEqual(none.code, 0);
+  assert.match(none.stderr, new RegExp(`repository ${R}/nothere not found: name unknown`));
+});

@@ -5,7 +5,7 @@ import { ApiError, badRequest, notImplemented } from '../../util/errors.js';
 import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag, isSha256Digest } from '../../engine/images/reference.js';
 import { decodeRegistryAuth, isInsecureRegistry, loginDomain, RegistryClient, RegistryError, type AuthConfig } from '../../engine/images/registry.js';
-import { pullImage } from '../../engine/images/pull.js';
+import { pullAllTags, pullImage } from '../../engine/images/pull.js';
 import { pushImage } from '../../engine/images/push.js';
 import { importImage, importTarget } from '../../engine/images/importer.js';
 import { applyChanges } from '../../engine/images/changes.js';
@@ -39,10 +39,12 @@ export function imageRoutes(router: Router, engine: Engine): void {
     if (platform && !/^linux(\/amd64)?(\/.*)?$/.test(platform.toLowerCase())) throw badRequest(`platform ${platform} is not supported by this node (linux/amd64)`);
     if (fromImage) {
       let ref = parseReference(fromImage);
+      const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
+      // No tag anywhere: every tag, as `docker pull --all-tags` asks (the CLI always names one otherwise).
+      if (!tag && ref.tag === undefined && ref.digest === undefined) return withProgress(ctx, (p) => pullAllTags(store, ref, auth, p));
       if (tag) ref = isSha256Digest(tag) ? { domain: ref.domain, path: ref.path, digest: tag } : { domain: ref.domain, path: ref.path, tag };
       ref = withDefaultTag(ref);
       if (ref.tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(ref.tag)) throw badRequest('invalid tag format');
-      const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
       return withProgress(ctx, (p) => pullImage(store, ref, auth, p));
     }
     if (fromSrc) {

@@ -242,6 +242,21 @@ export class RegistryClient {
     return { body, mediaType, digest };
   }
 
+  /** GET /v2/<name>/tags/list: every tag of the repository (following `Link` pages). */
+  async listTags(): Promise<string[]> {
+    const tags: string[] = [];
+    let next: string | undefined = this.url('tags/list');
+    while (next) {
+      const res = await this.request('GET', next);
+      if (!res.ok) return this.fail(res, 'tags');
+      const body = (await res.json()) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      const link = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
+      next = link ? new URL(link[1], this.origin).toString() : undefined;
+    }
+    return tags;
+  }
+
   /** The blob's bytes as a stream; the caller verifies the digest while storing it. */
   async getBlob(digest: string): Promise<{ stream: Readable; size: number | undefined }> {
     const res = await this.request('GET', this.url(`blobs/${digest}`));
