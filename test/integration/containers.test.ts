@@ -250,3 +250,14 @@ test('an image used by a container cannot be removed', async () => {
   assert.match(r.stderr, /conflict: unable to remove repository reference/);
   await docker('rm', 'user1');
 });
+
+test('--memory, --cpus and --pids-limit become the container\'s cgroup limits', async () => {
+  const id = await out('run', '-d', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', IMG, 'sleep', '300');
+  const cg = (ctrl: string, file: string) => fs.readFileSync(`/sys/fs/cgroup/${ctrl}/shoal/${id}/${file}`, 'utf8').trim();
+  assert.equal(cg('memory', 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
+  assert.equal(cg('cpu', 'cpu.cfs_quota_us'), '50000');
+  assert.equal(cg('cpu', 'cpu.cfs_period_us'), '100000');
+  assert.equal(cg('pids', 'pids.max'), '50');
+  await docker('rm', '-f', id);
+  assert.equal(fs.existsSync(`/sys/fs/cgroup/memory/shoal/${id}`), false);
+});

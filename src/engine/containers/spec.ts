@@ -91,6 +91,23 @@ export function processSpec(rootfs: string, args: string[], env: string[], opts:
   };
 }
 
+/** `--memory`, `--cpus`, `--cpu-shares`, `--pids-limit` as cgroup limits. */
+function resources(h: ContainerRecord['hostConfig'], privileged: boolean): Record<string, unknown> {
+  const num = (v: unknown) => (typeof v === 'number' && v > 0 ? v : undefined);
+  const r: Record<string, unknown> = { devices: [{ allow: privileged, access: 'rwm' }] };
+  const memory = num(h.Memory);
+  if (memory) r.memory = { limit: memory };
+  const cpu: Record<string, number> = {};
+  const nano = num(h.NanoCpus);
+  if (nano) Object.assign(cpu, { period: 100_000, quota: Math.max(1000, Math.round((nano / 1e9) * 100_000)) });
+  const shares = num(h.CpuShares);
+  if (shares) cpu.shares = shares;
+  if (Object.keys(cpu).length) r.cpu = cpu;
+  const pids = num(h.PidsLimit);
+  if (pids) r.pids = { limit: pids };
+  return r;
+}
+
 /** What Docker adds to a container's environment: HOSTNAME first, TERM for a TTY. */
 function processEnv(env: string[], hostname: string, tty: boolean): string[] {
   const has = (k: string) => env.some((e) => e.startsWith(`${k}=`));
@@ -123,7 +140,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
     linux: {
       // Container IDs are random, so the path never collides between daemons on one host.
       cgroupsPath: `/shoal/${rec.id}`,
-      resources: { devices: [{ allow: privileged, access: 'rwm' }] },
+      resources: resources(rec.hostConfig, privileged),
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),
     },
