@@ -261,3 +261,27 @@ test('--memory, --cpus and --pids-limit become the container\'s cgroup limits', 
   await docker('rm', '-f', id);
   assert.equal(fs.existsSync(`/sys/fs/cgroup/memory/shoal/${id}`), false);
 });
+
+test('--mount bind and tmpfs, and -v binds', async () => {
+  const host = fs.mkdtempSync(`${d.dir}/bind-`);
+  fs.writeFileSync(`${host}/f`, 'from host\n');
+  const r = await docker('run', '--rm', '--mount', `type=bind,source=${host},target=/h,readonly`, '--mount', 'type=tmpfs,target=/scratch', '-v', `${host}:/v`, IMG,
+    'sh', '-c', 'cat /h/f; touch /h/x 2>/dev/null || echo ro; echo w > /scratch/a && cat /scratch/a; echo v > /v/out');
+  assert.equal(r.stdout, 'from host\nro\nw\n');
+  assert.equal(fs.readFileSync(`${host}/out`, 'utf8'), 'v\n');
+  const bad = await dockerFail('create', '--mount', `type=bind,source=${host}/missing,target=/m`, IMG, 'true');
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /bind source path does not exist/);
+});
+
+test('restart policies: on-failure stops after its maximum, docker stop ends always', async () => {
+  await docker('run', '-d', '--name', 'rp1', '--restart', 'on-failure:2', IMG, 'sh', '-c', 'exit 1');
+  await waitFor('two restarts', async () => (await out('inspect', '--format', '{{.RestartCount}} {{.State.Status}}', 'rp1')) === '2 exited', 20_000);
+  await docker('run', '-d', '--name', 'rp2', '--restart', 'always', IMG, 'sh', '-c', 'sleep 0.3');
+  await waitFor('a restart', async () => Number(await out('inspect', '--format', '{{.RestartCount}}', 'rp2')) >= 1, 20_000);
+  await docker('stop', 'rp2');
+  const count = await out('inspect', '--format', '{{.RestartCount}}', 'rp2');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(await out('inspect', '--format', '{{.RestartCount}} {{.State.Status}}', 'rp2'), `${count} exited`);
+  await docker('rm', '-f', 'rp1', 'rp2');
+});

@@ -79,6 +79,9 @@ export class ContainerManager {
   private poller?: NodeJS.Timeout;
   private readonly exitsPending = new Set<string>();
   private readonly startHooks: StartHook[] = [];
+  /** Consecutive quick restarts per container, for the restart policy's back-off. */
+  private readonly backoff = new Map<string, number>();
+  private closed = false;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -330,6 +333,7 @@ export class ContainerManager {
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
+    rec.manuallyStopped = false;
     saveRecord(p.record, rec);
     this.log.info({ id, pid, ms: t }, 'container started');
   }
@@ -345,6 +349,12 @@ export class ContainerManager {
   /** StopSignal (default SIGTERM), then SIGKILL after `timeoutSec` (default: StopTimeout or 10; -1 waits forever). */
   async stop(ref: string, timeoutSec?: number): Promise<void> {
     const rec = this.get(ref);
+    // Also cancels a pending restart by policy.
+    rec.manuallyStopped = true;
+    saveRecord(this.paths(rec.id).record, rec);
+    // A start in flight (a restart by policy, say) finishes first, then is stopped.
+    await this.locked(rec.id, async () => undefined);
+    rec.manuallyStopped = true; // that start cleared it
     if (rec.state.Status !== 'running') throw notModified();
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
@@ -504,7 +514,35 @@ export class ContainerManager {
     this.events.emit(`exit:${rec.id}`);
     if (rec.hostConfig.AutoRemove) {
       setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
+    } else if (this.wantsRestart(rec)) {
+      this.scheduleRestart(rec);
     }
+  }
+
+  /** Docker's restart policies: `always`, `unless-stopped`, `on-failure[:max]`; never after `docker stop`. */
+  private wantsRestart(rec: ContainerRecord): boolean {
+    const p = rec.hostConfig.RestartPolicy;
+    if (!p || rec.manuallyStopped || this.closed) return false;
+    if (p.Name === 'always' || p.Name === 'unless-stopped') return true;
+    if (p.Name === 'on-failure') return rec.state.ExitCode !== 0 && (!p.MaximumRetryCount || rec.restartCount < p.MaximumRetryCount);
+    return false;
+  }
+
+  /** Restarts with Docker's back-off: 100 ms doubling per quick failure, reset after 10 s of running. */
+  private scheduleRestart(rec: ContainerRecord): void {
+    const ran = Date.parse(rec.state.FinishedAt) - Date.parse(rec.state.StartedAt);
+    const n = ran > 10_000 ? 0 : (this.backoff.get(rec.id) ?? 0) + 1;
+    this.backoff.set(rec.id, n);
+    const delay = Math.min(100 * 2 ** Math.max(0, n - 1), 60_000);
+    const timer = setTimeout(() => {
+      if (!this.records.has(rec.id) || rec.state.Status === 'running' || !this.wantsRestart(rec)) return;
+      void this.locked(rec.id, async () => {
+        if (!this.records.has(rec.id) || rec.state.Status === 'running' || !this.wantsRestart(rec)) return;
+        rec.restartCount++;
+        await this.doStart(rec);
+      }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
+    }, delay);
+    timer.unref();
   }
 
   /** Picks up containers from an earlier run of the daemon: running ones are adopted, dead ones marked exited. */
@@ -547,6 +585,11 @@ export class ContainerManager {
     for (const id of await this.runc.list()) {
       if (!this.records.has(id)) await this.runc.delete(id);
     }
+    // As dockerd at boot: containers that should always run are started again.
+    for (const rec of this.records.values()) {
+      const p = rec.hostConfig.RestartPolicy?.Name;
+      if (rec.state.Status === 'exited' && (p === 'always' || p === 'unless-stopped') && !rec.manuallyStopped) this.scheduleRestart(rec);
+    }
   }
 
   // --- exec bookkeeping (the processes themselves: exec.ts) ---------------------------------------
@@ -573,6 +616,7 @@ export class ContainerManager {
 
   /** Stops watching; containers keep running under conmon. */
   async close(): Promise<void> {
+    this.closed = true;
     this.watcher?.close();
     if (this.poller) clearInterval(this.poller);
     await Promise.all([...this.locks.values()]);

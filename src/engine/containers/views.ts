@@ -51,10 +51,14 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
 }
 
 function mounts(r: ContainerRecord) {
-  return (r.hostConfig.Binds ?? []).map((b) => {
+  const binds = (r.hostConfig.Binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
     return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
   });
+  const api = (Array.isArray(r.hostConfig.Mounts) ? (r.hostConfig.Mounts as { Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }[]) : []).map((m) => ({
+    Type: m.Type ?? '', Source: m.Source ?? '', Destination: m.Target ?? '', Mode: '', RW: !m.ReadOnly, Propagation: m.Type === 'bind' ? 'rprivate' : '',
+  }));
+  return [...binds, ...api];
 }
 
 export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPaths>, ep: EndpointInfo | undefined, bridgeId: string, execIds: string[] | null): ContainerInspect {
