@@ -285,3 +285,22 @@ test('restart policies: on-failure stops after its maximum, docker stop ends alw
   assert.equal(await out('inspect', '--format', '{{.RestartCount}} {{.State.Status}}', 'rp2'), `${count} exited`);
   await docker('rm', '-f', 'rp1', 'rp2');
 });
+
+test('pause and unpause, rename, top', async () => {
+  await docker('run', '-d', '--name', 'pz1', IMG, 'sh', '-c', 'while true; do echo x >/dev/null; sleep 0.1; done');
+  await docker('pause', 'pz1');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}} {{.State.Paused}} {{.State.Running}}', 'pz1'), 'paused true true');
+  assert.match(await out('ps', '--filter', 'name=^pz1$', '--format', '{{.Status}}'), /^Up .* \(Paused\)$/);
+  const ex = await dockerFail('exec', 'pz1', 'true');
+  assert.match(ex.stderr, /is paused, unpause the container before exec/);
+  await docker('unpause', 'pz1');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'pz1'), 'running');
+  await docker('rename', 'pz1', 'pz2');
+  assert.equal(await out('inspect', '--format', '{{.Name}}', 'pz2'), '/pz2');
+  assert.notEqual((await dockerFail('inspect', 'pz1')).code, 0);
+  const top = await out('top', 'pz2');
+  assert.match(top, /^UID\s+PID\s+PPID/);
+  assert.match(top, /sh -c while true/);
+  await docker('pause', 'pz2');
+  await docker('rm', '-f', 'pz2');
+});

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { ApiError, badRequest, conflict, noSuchContainer, notModified, serverError } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
+import { run } from '../../util/run.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
@@ -155,7 +156,8 @@ export class ContainerManager {
   counts(): { total: number; running: number; paused: number; stopped: number } {
     const all = this.all();
     const running = all.filter((r) => r.state.Status === 'running').length;
-    return { total: all.length, running, paused: 0, stopped: all.length - running };
+    const paused = all.filter((r) => r.state.Status === 'paused').length;
+    return { total: all.length, running, paused, stopped: all.length - running - paused };
   }
 
   endpoint(id: string): EndpointInfo | undefined {
@@ -177,7 +179,7 @@ export class ContainerManager {
     // An explicit status filter shows non-running containers too, as in Docker.
     const all = opts.all || filters.has('status') || filters.has('exited');
     let out = this.all()
-      .filter((r) => all || r.state.Status === 'running')
+      .filter((r) => all || hasProcess(r))
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
@@ -282,6 +284,7 @@ export class ContainerManager {
   private async doStart(rec: ContainerRecord): Promise<void> {
     if (!this.records.has(rec.id)) throw noSuchContainer(rec.id);
     if (rec.state.Status === 'running') throw notModified();
+    if (rec.state.Status === 'paused') throw conflict('cannot start a paused container, try unpause instead');
     if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal and cannot be started`);
     const p = this.paths(rec.id);
     const id = rec.id;
@@ -355,7 +358,8 @@ export class ContainerManager {
     // A start in flight (a restart by policy, say) finishes first, then is stopped.
     await this.locked(rec.id, async () => undefined);
     rec.manuallyStopped = true; // that start cleared it
-    if (rec.state.Status !== 'running') throw notModified();
+    if (!hasProcess(rec)) throw notModified();
+    await this.thaw(rec);
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
     await this.runc.kill(rec.id, sig).catch(() => undefined);
@@ -365,17 +369,70 @@ export class ContainerManager {
     if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
   }
 
+  /** `docker pause` / `unpause`: the freezer cgroup, through runc. */
+  async pause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is already paused`);
+      if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
+      await this.runc.pause(rec.id);
+      rec.state.Status = 'paused';
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not paused`);
+      await this.runc.resume(rec.id);
+      rec.state.Status = 'running';
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker rename`. */
+  rename(ref: string, newName: string): void {
+    const rec = this.get(ref);
+    const name = validName(newName);
+    if (name === rec.name) throw conflict(`Renaming a container with the same name as its current name`);
+    const owner = this.names.get(name);
+    if (owner) throw conflict(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
+    this.names.delete(rec.name);
+    this.names.set(name, rec.id);
+    rec.name = name;
+    saveRecord(this.paths(rec.id).record, rec);
+  }
+
+  /** `docker top`: `ps` output for the container's processes. */
+  async top(ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const rec = this.get(ref);
+    if (rec.state.Status !== 'running' && rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not running`);
+    const pids = new Set(await this.runc.ps(rec.id));
+    const r = await run('ps', psArgs.split(/\s+/).filter(Boolean));
+    const lines = r.stdout.split('\n').filter(Boolean);
+    const titles = lines[0].trim().split(/\s+/);
+    const pidCol = titles.indexOf('PID');
+    if (pidCol < 0) throw serverError(`Couldn't find PID field in ps output`);
+    const rows = lines.slice(1).map((l) => {
+      const f = l.trim().split(/\s+/);
+      return [...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')];
+    });
+    return { Titles: titles, Processes: rows.filter((f) => pids.has(Number(f[pidCol]))) };
+  }
+
   async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
     const rec = this.get(ref);
     const sig = parseSignal(signal);
-    if (rec.state.Status !== 'running') throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    if (!hasProcess(rec)) throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    if (sig === 9) await this.thaw(rec);
     await this.runc.kill(rec.id, sig, sig === 9);
     if (sig === 9) await this.waitNotRunning(rec.id, 30_000);
   }
 
   async restart(ref: string, timeoutSec?: number): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status === 'running') await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
+    if (hasProcess(rec)) await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
     await this.start(rec.id).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
     rec.restartCount++;
     saveRecord(this.paths(rec.id).record, rec);
@@ -384,16 +441,17 @@ export class ContainerManager {
   /** `docker rm [-f]`: a running container needs `force` (then SIGKILL). */
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status === 'running') {
+    if (hasProcess(rec)) {
       if (!opts.force) {
         throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       }
+      await this.thaw(rec);
       await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
       if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await this.locked(rec.id, async () => {
       if (!this.records.has(rec.id)) return;
-      if (rec.state.Status === 'running') throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
+      if (hasProcess(rec)) throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);
@@ -416,7 +474,7 @@ export class ContainerManager {
     const rec = this.get(ref);
     const id = rec.id;
     const result = () => ({ StatusCode: rec.state.ExitCode, ...(rec.state.Error ? { Error: { Message: rec.state.Error } } : {}) });
-    if (condition === 'not-running' && rec.state.Status !== 'running') return Promise.resolve(result());
+    if (condition === 'not-running' && !hasProcess(rec)) return Promise.resolve(result());
     return new Promise((resolve) => {
       const ev = condition === 'removed' ? `removed:${id}` : `exit:${id}`;
       const done = () => {
@@ -436,7 +494,7 @@ export class ContainerManager {
   /** True once the container is not running (false after `ms`). */
   waitNotRunning(id: string, ms?: number): Promise<boolean> {
     const rec = this.records.get(id);
-    if (!rec || rec.state.Status !== 'running') return Promise.resolve(true);
+    if (!rec || !hasProcess(rec)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const onExit = () => {
         clearTimeout(timer);
@@ -458,6 +516,14 @@ export class ContainerManager {
       this.events.off(`exit:${id}`, fn);
       this.events.off(`removed:${id}`, fn);
     };
+  }
+
+  /** Signals reach frozen processes only once thawed. */
+  private async thaw(rec: ContainerRecord): Promise<void> {
+    if (rec.state.Status !== 'paused') return;
+    await this.runc.resume(rec.id).catch(() => undefined);
+    rec.state.Status = 'running';
+    saveRecord(this.paths(rec.id).record, rec);
   }
 
   // --- exits ------------------------------------------------------------------------------
@@ -501,7 +567,7 @@ export class ContainerManager {
     }
     const rec = this.records.get(id);
     fs.rmSync(file, { force: true });
-    if (!rec || rec.state.Status !== 'running') return;
+    if (!rec || !hasProcess(rec)) return;
     await this.markExited(rec, Number.isFinite(code) ? code : 255);
   }
 
@@ -535,9 +601,9 @@ export class ContainerManager {
     this.backoff.set(rec.id, n);
     const delay = Math.min(100 * 2 ** Math.max(0, n - 1), 60_000);
     const timer = setTimeout(() => {
-      if (!this.records.has(rec.id) || rec.state.Status === 'running' || !this.wantsRestart(rec)) return;
+      if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
       void this.locked(rec.id, async () => {
-        if (!this.records.has(rec.id) || rec.state.Status === 'running' || !this.wantsRestart(rec)) return;
+        if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
         rec.restartCount++;
         await this.doStart(rec);
       }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
@@ -567,10 +633,10 @@ export class ContainerManager {
         this.names.delete(rec.name);
         continue;
       }
-      if (rec.state.Status !== 'running') continue;
+      if (!hasProcess(rec)) continue;
       if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
       const st = await this.runc.state(rec.id);
-      if (st && st.status === 'running') {
+      if (st && (st.status === 'running' || st.status === 'paused')) {
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         continue;
       }
@@ -621,6 +687,11 @@ export class ContainerManager {
     if (this.poller) clearInterval(this.poller);
     await Promise.all([...this.locks.values()]);
   }
+}
+
+/** Running or paused: its processes exist. */
+function hasProcess(r: ContainerRecord): boolean {
+  return r.state.Status === 'running' || r.state.Status === 'paused';
 }
 
 /** Image env first, then the container's; a later `KEY=` replaces an earlier one. */

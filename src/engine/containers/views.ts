@@ -29,6 +29,7 @@ export function statusText(r: ContainerRecord, now = Date.now()): string {
   const st = r.state;
   switch (st.Status) {
     case 'running': return `Up ${humanDuration(now - Date.parse(st.StartedAt))}`;
+    case 'paused': return `Up ${humanDuration(now - Date.parse(st.StartedAt))} (Paused)`;
     case 'exited': return st.FinishedAt === ZERO_TIME ? `Exited (${st.ExitCode})` : `Exited (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
     case 'removing': return 'Removal In Progress';
     case 'dead': return 'Dead';
@@ -70,8 +71,8 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
     Args: r.args,
     State: {
       Status: st.Status,
-      Running: st.Status === 'running',
-      Paused: false,
+      Running: st.Status === 'running' || st.Status === 'paused',
+      Paused: st.Status === 'paused',
       Restarting: false,
       OOMKilled: st.OOMKilled,
       Dead: st.Status === 'dead',
