@@ -304,3 +304,11 @@ test('pause and unpause, rename, top', async () => {
   await docker('pause', 'pz2');
   await docker('rm', '-f', 'pz2');
 });
+
+test('-u: users are looked up in the container\'s /etc/passwd at start; -w sets the working directory', async () => {
+  assert.equal((await docker('run', '--rm', '-u', 'nobody', '-w', '/tmp', IMG, 'sh', '-c', 'echo $(id -u):$(id -g) $(pwd)')).stdout, '65534:65534 /tmp\n');
+  assert.equal((await docker('run', '--rm', '-u', '123:45', IMG, 'sh', '-c', 'echo $(id -u):$(id -g)')).stdout, '123:45\n');
+  const r = await dockerFail('run', '--rm', '-u', 'nosuchuser', IMG, 'true');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /unable to find user nosuchuser: no matching entries in passwd file/);
+});

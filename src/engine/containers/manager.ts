@@ -23,7 +23,7 @@ import {
 } from './record.js';
 import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
-import { containerSpec } from './spec.js';
+import { apiMounts, bindMounts, containerSpec } from './spec.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
@@ -259,8 +259,9 @@ export class ContainerManager {
         state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
         restartCount: 0,
       };
-      // Spec-level mistakes (bad binds, unknown user) are refused now, not at start.
-      containerSpec(rec, { ...p, rootfs: '/nonexistent' }, config.Hostname!);
+      // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
+      bindMounts(hostConfig.Binds);
+      apiMounts(hostConfig.Mounts);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
