@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../../src/util/run.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
+import { busyboxRootfsTar } from '../helpers/busybox.js';
 import { newTestLab, type TestLab } from '../helpers/lab.js';
+import { pushMicro } from '../helpers/micro.js';
 import type { ChildProcess } from 'node:child_process';
 import { alive, startProcess, stopProcess, waitFor } from '../helpers/process.js';
 
@@ -31,18 +33,6 @@ const canReachRegistry = async (lab: TestLab, from: string, registry: string) =>
 function registryHost(lab: TestLab): string {
   const [a, b, c, d] = lab.subnet.split('/')[0].split('.').map(Number);
   return `${a}.${b}.${c}.${d + 1}`;
-}
-
-/** A one-file image: a static busybox as /bin/busybox and /bin/sh. */
-function busyboxRootfsTar(dir: string): Promise<string> {
-  const root = path.join(dir, 'rootfs');
-  fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
-  fs.copyFileSync('/usr/bin/busybox', path.join(root, 'bin/busybox'));
-  fs.symlinkSync('busybox', path.join(root, 'bin/sh'));
-  const tar = path.join(dir, 'rootfs.tar');
-  // One 512-byte block per record: no padding after the end-of-archive marker. (The image
-  // store's untar currently fails on that padding most of the time — not the lab's concern here.)
-  return run('tar', ['-b', '1', '-C', root, '-cf', tar, '.']).then(() => tar);
 }
 
 /** The inode of each of the lab's namespaces, to prove afterwards that nothing holds them any more. */
@@ -97,11 +87,11 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
   const machines = ['sw1', 'sw2', 'sw3'];
   const addr = new Map<string, string>();
   let registry = '';
-  const image = () => `${registry}/lab/busybox:1`;
+  let busyboxTar = '';
 
   before(async () => {
     fs.mkdirSync(work, { recursive: true });
-    await busyboxRootfsTar(work);
+    busyboxTar = await busyboxRootfsTar(work);
   });
   after(async () => {
     await lab.prune();
@@ -169,14 +159,16 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     }
   });
 
-  it('pushes an image to the lab registry from one machine and pulls it on every machine', async () => {
-    await lab.docker('sw1', ['import', path.join(work, 'rootfs.tar'), image()]);
-    await lab.docker('sw1', ['push', image()]);
+  it('pushes micro to the lab registry from one machine and pulls it on every machine', async () => {
+    const micro = await pushMicro({ socket: (await lab.dockerHost('sw1')).replace(/^unix:\/\//, '') }, registry);
     for (const m of machines) {
-      await lab.docker(m, ['pull', image()]);
+      if (m !== 'sw1') await lab.docker(m, ['pull', micro]);
       const r = await lab.docker(m, ['images', '--format', '{{.Repository}}:{{.Tag}}']);
-      assert.ok(r.stdout.split('\n').includes(image()), `${m} lacks ${image()}: ${r.stdout}`);
+      assert.ok(r.stdout.split('\n').includes(micro), `${m} lacks ${micro}: ${r.stdout}`);
     }
+    // sw1 pulls it back from the registry too, after forgetting its own copy.
+    await lab.docker('sw1', ['rmi', micro]);
+    await lab.docker('sw1', ['pull', micro]);
   });
 
   it('partitions a machine and joins it again, its daemon running throughout', async () => {
@@ -198,7 +190,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
   it('stops a machine (daemon and namespace gone) and starts it again with its images', async () => {
     const ns = `${lab.prefix}-m-sw2`;
     // An image of its own, so the check does not depend on the registry.
-    await lab.docker('sw2', ['import', path.join(work, 'rootfs.tar'), 'lab/kept:1']);
+    await lab.docker('sw2', ['import', busyboxTar, 'lab/kept:1']);
     await lab.machine(['stop', 'sw2']);
     assert.equal((await ls(lab)).get('sw2')!.state, 'Stopped');
     assert.ok(!(await labNetns(lab.prefix)).includes(ns));
