@@ -189,10 +189,15 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
 
   it('stops a machine (daemon and namespace gone) and starts it again with its images', async () => {
     const ns = `${lab.prefix}-m-sw2`;
-    // An image of its own, so the check does not depend on the registry.
-    await lab.docker('sw2', ['import', busyboxTar, 'lab/kept:1']);
+    // An image of its own, so the check does not depend on the registry, and a running container.
+    await lab.docker('sw2', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/kept:1']);
+    await lab.docker('sw2', ['run', '-d', '--name', 'cut', 'lab/kept:1', 'sleep', '1000']);
+    const machineDir = path.join(lab.labDir, 'machines', 'sw2');
+    assert.ok(processesOf(machineDir, new Set()).length > 1, 'no daemon or container processes to stop');
     await lab.machine(['stop', 'sw2']);
     assert.equal((await ls(lab)).get('sw2')!.state, 'Stopped');
+    assert.deepEqual(processesOf(machineDir, new Set()), [], 'processes of sw2 survived the power cut');
+    assert.deepEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(machineDir)), [], 'mounts of sw2 survived');
     assert.ok(!(await labNetns(lab.prefix)).includes(ns));
     assert.notEqual((await lab.docker('sw2', ['info'], { allowFail: true })).code, 0);
     assert.ok(!(await canPing(lab, 'sw1', addr.get('sw2')!)));
@@ -206,12 +211,20 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     assert.equal(row.address, addr.get('sw2'));
     const r = await lab.docker('sw2', ['images', '--format', '{{.Repository}}:{{.Tag}}']);
     assert.ok(r.stdout.split('\n').includes('lab/kept:1'), `sw2 lost lab/kept:1: ${r.stdout}`);
+    // The container is still known, no longer running, as after a power cut.
+    const c = await lab.docker('sw2', ['ps', '-a', '--filter', 'name=cut', '--format', '{{.Names}} {{.State}}']);
+    assert.equal(c.stdout.trim(), 'cut exited');
     assert.ok(await canPing(lab, 'sw2', addr.get('sw1')!));
     assert.ok(await canReachRegistry(lab, 'sw2', registry));
   });
 
   it('removes a machine for good', async () => {
+    await lab.docker('sw3', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/gone:1']);
+    await lab.docker('sw3', ['run', '-d', 'lab/gone:1', 'sleep', '1000']);
+    const machineDir = path.join(lab.labDir, 'machines', 'sw3');
     await lab.machine(['rm', 'sw3']);
+    assert.deepEqual(processesOf(machineDir, new Set()), [], 'processes of sw3 survived');
+    assert.deepEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(machineDir)), [], 'mounts of sw3 survived');
     assert.deepEqual([...(await ls(lab)).keys()], ['sw1', 'sw2']);
     assert.ok(!(await labNetns(lab.prefix)).includes(`${lab.prefix}-m-sw3`));
     assert.ok(!fs.existsSync(path.join(lab.labDir, 'machines', 'sw3')));
@@ -224,6 +237,10 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     const namespaces = await labNetns(lab.prefix);
     assert.deepEqual(namespaces.sort(), [`${lab.prefix}-hub`, `${lab.prefix}-m-sw1`, `${lab.prefix}-m-sw2`].sort());
     const inodes = netnsInodes(namespaces);
+    // A container running at prune time: its conmon, its process and its overlay mount must go too.
+    await lab.docker('sw1', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/pruned:1']);
+    await lab.docker('sw1', ['run', '-d', 'lab/pruned:1', 'sleep', '1000']);
+    assert.ok(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(lab.labDir, 'machines', 'sw1')), 'the container has no mount to prune');
     // The daemons made nftables tables in their machines: prune must take them away with the namespaces.
     const tables = (await run('nsenter', [`--net=/run/netns/${lab.prefix}-m-sw1`, '--', 'nft', 'list', 'tables'])).stdout;
     assert.match(tables, /table ip shoal/);
