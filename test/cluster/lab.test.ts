@@ -187,8 +187,14 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     assert.ok(await canReachRegistry(lab, 'sw3', registry));
   });
 
-  it('stops a machine (daemon and namespace gone) and starts it again with its images', async () => {
+  it('stops a machine (daemon and namespace gone) and starts it again with its images, containers and swarm membership', async () => {
     const ns = `${lab.prefix}-m-sw2`;
+    // sw2 is a worker of a swarm managed by sw1.
+    await lab.docker('sw1', ['swarm', 'init', '--advertise-addr', addr.get('sw1')!]);
+    const token = (await lab.docker('sw1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    await lab.docker('sw2', ['swarm', 'join', '--token', token, `${addr.get('sw1')}:2377`]);
+    const nodeId = (await lab.docker('sw2', ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
+    assert.ok(nodeId);
     // An image of its own, so the check does not depend on the registry, and a running container.
     await lab.docker('sw2', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/kept:1']);
     await lab.docker('sw2', ['run', '-d', '--name', 'cut', 'lab/kept:1', 'sleep', '1000']);
@@ -214,6 +220,12 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     // The container is still known, no longer running, as after a power cut.
     const c = await lab.docker('sw2', ['ps', '-a', '--filter', 'name=cut', '--format', '{{.Names}} {{.State}}']);
     assert.equal(c.stdout.trim(), 'cut exited');
+    // Still the same swarm node, and its manager sees it come back.
+    assert.equal((await lab.docker('sw2', ['info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'])).stdout.trim(), `active ${nodeId}`);
+    await waitFor('sw1 to see sw2 Ready', async () => {
+      const nodes = (await lab.docker('sw1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).stdout;
+      return nodes.split('\n').includes('sw2 Ready');
+    }, 60_000, 500);
     assert.ok(await canPing(lab, 'sw2', addr.get('sw1')!));
     assert.ok(await canReachRegistry(lab, 'sw2', registry));
   });
