@@ -109,6 +109,8 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
       assert.equal(row.network, 'connected');
       assert.equal(row.address, (await lab.machine(['ip', m])).stdout.trim());
       assert.equal(row.url, await lab.dockerHost(m));
+      assert.equal((await lab.machine(['url', m])).stdout.trim(), row.url);
+      assert.equal((await lab.machine(['status', m])).stdout.trim(), 'Running');
       addr.set(m, row.address);
     }
     assert.equal(new Set(addr.values()).size, 3);
@@ -136,6 +138,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     const ssh = await lab.machine(['ssh', 'sw1', 'sh', '-c', 'echo $DOCKER_HOST; exit 3'], { allowFail: true });
     assert.equal(ssh.code, 3);
     assert.equal(ssh.stdout.trim(), await lab.dockerHost('sw1'));
+    assert.equal((await lab.machine(['active'], { env: { DOCKER_HOST: await lab.dockerHost('sw2') } })).stdout.trim(), 'sw2');
     const unknown = await lab.machine(['env', 'nope'], { allowFail: true });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Host does not exist: "nope"/);
@@ -202,6 +205,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     assert.ok(processesOf(machineDir, new Set()).length > 1, 'no daemon or container processes to stop');
     await lab.machine(['stop', 'sw2']);
     assert.equal((await ls(lab)).get('sw2')!.state, 'Stopped');
+    assert.equal((await lab.machine(['status', 'sw2'])).stdout.trim(), 'Stopped');
     assert.deepEqual(processesOf(machineDir, new Set()), [], 'processes of sw2 survived the power cut');
     assert.deepEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(machineDir)), [], 'mounts of sw2 survived');
     assert.ok(!(await labNetns(lab.prefix)).includes(ns));
