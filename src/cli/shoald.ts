@@ -6,6 +6,9 @@ import { Engine } from '../engine/engine.js';
 import { ApiServer } from '../api/server.js';
 import { buildRouter } from '../api/routes/index.js';
 import { SwarmNode } from '../cluster/swarm-node.js';
+import '../manager/control-loops.js';
+import { Worker } from '../agent/worker/worker.js';
+import { ContainerExecutor } from '../agent/executor/container-executor.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -38,6 +41,8 @@ async function main(): Promise<void> {
   fs.mkdirSync(config.execRoot, { recursive: true });
   const engine = await Engine.open(config, log);
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
+  const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' })), () => swarm.nodeId, log.child({ part: 'worker' }));
+  worker.start();
   await swarm.open();
   const api = new ApiServer(buildRouter(engine, swarm), log);
   await api.listen(config.host);
@@ -49,6 +54,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shoald stopping; containers keep running');
     await api.close();
+    worker.stop();
     await swarm.close();
     await engine.close();
     process.exit(0);

@@ -215,6 +215,8 @@ export interface Task extends Meta {
   Labels?: Record<string, string>;
   Spec: TaskSpec;
   ServiceID: string;
+  /** The service's name and labels when the task was made: agents name containers after them. */
+  ServiceAnnotations?: Annotations;
   Slot?: number;
   NodeID?: string;
   Status: TaskStatus;

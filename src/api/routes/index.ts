@@ -6,6 +6,8 @@ import { imageRoutes } from './images.js';
 import { containerRoutes } from './containers.js';
 import { swarmRoutes } from './swarm.js';
 import { nodeRoutes } from './nodes.js';
+import { serviceRoutes } from './services.js';
+import { taskRoutes } from './tasks.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** Every Engine API route this daemon serves. */
@@ -17,5 +19,7 @@ export function buildRouter(engine: Engine, swarm: SwarmNode): Router {
   containerRoutes(router, engine);
   swarmRoutes(router, swarm);
   nodeRoutes(router, swarm);
+  serviceRoutes(router, () => swarm.controlStore());
+  taskRoutes(router, () => swarm.controlStore());
   return router;
 }

@@ -45,13 +45,13 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
     UpdatedAt: now,
     Spec: structuredClone(service.Spec.TaskTemplate),
     ServiceID: service.ID,
+    ServiceAnnotations: { Name: service.Spec.Name, ...(service.Spec.Labels ? { Labels: { ...service.Spec.Labels } } : {}) },
     Status: status('new', 'created'),
     DesiredState: 'running',
     ...(service.SpecVersion ? { SpecVersion: { ...service.SpecVersion } } : {}),
   };
   if (slot !== undefined) t.Slot = slot;
   if (nodeId) t.NodeID = nodeId;
-  if (service.Spec.Labels && Object.keys(service.Spec.Labels).length) t.Labels = {};
   return t;
 }
 

@@ -11,7 +11,7 @@ import { isGlobal, isTaskDirty, newTask, rank, withDesired } from './task.js';
  */
 export function rollingUpdate(pass: PassChanges, service: Service, slots: Task[][], restarts: RestartSupervisor, now = Date.now()): void {
   const dirty: Task[][] = [];
-  const updating = service.UpdateStatus?.State === 'updating';
+  const updating = service.UpdateStatus?.State === 'updating' || service.UpdateStatus?.State === 'rollback_started';
   let inFlight = 0;
   for (const slot of slots) {
     const current = slot.map((t) => pass.current(t)).filter((t) => rank(t.DesiredState) <= rank('running'));
@@ -34,9 +34,13 @@ export function rollingUpdate(pass: PassChanges, service: Service, slots: Task[]
     restarts.delayStart(replacement.ID, old.ID, 0, now);
   }
   const state = service.UpdateStatus?.State;
-  if (dirty.length && state !== 'updating' && state !== 'paused') {
+  const rollingBack = state === 'rollback_started';
+  if (dirty.length && !rollingBack && state !== 'updating' && state !== 'paused' && state !== 'rollback_paused') {
     pass.updateService({ ...service, UpdateStatus: { State: 'updating', StartedAt: new Date(now).toISOString(), Message: 'update in progress' } });
-  } else if (!dirty.length && !inFlight && state === 'updating') {
-    pass.updateService({ ...service, UpdateStatus: { ...service.UpdateStatus!, State: 'completed', CompletedAt: new Date(now).toISOString(), Message: 'update completed' } });
+  } else if (!dirty.length && !inFlight && (state === 'updating' || rollingBack)) {
+    pass.updateService({
+      ...service,
+      UpdateStatus: { ...service.UpdateStatus!, State: rollingBack ? 'rollback_completed' : 'completed', CompletedAt: new Date(now).toISOString(), Message: rollingBack ? 'rollback completed' : 'update completed' },
+    });
   }
 }

@@ -1,0 +1,69 @@
+import type { Task } from '../../cluster/types.js';
+import type { Engine } from '../../engine/engine.js';
+import type { ContainerRecord } from '../../engine/containers/manager.js';
+import { pullImage } from '../../engine/images/pull.js';
+import { ProgressStream } from '../../engine/images/progress.js';
+import { parseReference, withDefaultTag } from '../../engine/images/reference.js';
+import { Writable } from 'node:stream';
+import type { Logger } from '../../util/log.js';
+import { taskContainerConfig, type TaskContainer, type TaskExecutor } from './executor.js';
+
+const TASK_LABEL = 'com.docker.swarm.task.id';
+
+/** Runs tasks as containers of this node's engine (runc + conmon), so `docker ps` lists them. */
+export class ContainerExecutor implements TaskExecutor {
+  constructor(private readonly engine: Engine, private readonly log: Logger) {}
+
+  private view(r: ContainerRecord): TaskContainer {
+    const running = r.state.Status === 'running' || r.state.Status === 'paused';
+    return { containerId: r.id, taskId: r.config.Labels?.[TASK_LABEL] ?? '', running, pid: r.state.Pid || undefined, exitCode: running ? undefined : r.state.ExitCode };
+  }
+
+  list(): TaskContainer[] {
+    return this.engine.containers.all().filter((r) => r.config.Labels?.[TASK_LABEL]).map((r) => this.view(r));
+  }
+
+  find(taskId: string): TaskContainer | undefined {
+    const r = this.engine.containers.listByLabels({ [TASK_LABEL]: taskId })[0];
+    return r ? this.view(r) : undefined;
+  }
+
+  async prepare(task: Task, nodeId: string): Promise<TaskContainer> {
+    const existing = this.find(task.ID);
+    if (existing) return existing;
+    const image = task.Spec.ContainerSpec?.Image ?? '';
+    if (!this.engine.images.find(image)) {
+      // A failed pull is not the task's error yet: creating from a missing image gives Docker's "No such image".
+      try {
+        const sink = new Writable({ write: (_c, _e, cb) => cb() });
+        await pullImage(this.engine.images, withDefaultTag(parseReference(image)), undefined, new ProgressStream(() => sink));
+      } catch (e) {
+        this.log.warn({ err: e, image, task: task.ID }, 'image pull failed');
+      }
+    }
+    const { name, config, hostConfig } = taskContainerConfig(task, nodeId);
+    const { Id } = await this.engine.containers.create({ name, config, hostConfig });
+    return this.view(this.engine.containers.get(Id));
+  }
+
+  async start(containerId: string): Promise<TaskContainer> {
+    await this.engine.containers.start(containerId);
+    return this.view(this.engine.containers.get(containerId));
+  }
+
+  async stop(containerId: string, gracePeriodNs = 10e9): Promise<void> {
+    if (!this.engine.containers.find(containerId)) return;
+    await this.engine.containers.stop(containerId, Math.round(gracePeriodNs / 1e9)).catch((e) => {
+      if ((e as { status?: number }).status !== 304) throw e;
+    });
+  }
+
+  async remove(containerId: string): Promise<void> {
+    if (!this.engine.containers.find(containerId)) return;
+    await this.engine.containers.remove(containerId, { force: true });
+  }
+
+  onExit(containerId: string, fn: () => void): () => void {
+    return this.engine.containers.onExit(containerId, fn);
+  }
+}

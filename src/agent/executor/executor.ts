@@ -1,0 +1,73 @@
+import type { Task } from '../../cluster/types.js';
+
+/**
+ * What the worker needs from whatever runs a task (swarmkit exec.Controller, reduced): the
+ * worker owns the task state machine, the executor owns containers. The real one drives the
+ * engine's ContainerManager; benchmarks use a simulated one.
+ */
+export interface TaskContainer {
+  containerId: string;
+  taskId: string;
+  running: boolean;
+  pid?: number;
+  exitCode?: number;
+}
+
+export interface TaskExecutor {
+  /** Containers this node holds for swarm tasks (by their com.docker.swarm.task.id label), running or not. */
+  list(): TaskContainer[];
+  /** The task's container, if it exists. */
+  find(taskId: string): TaskContainer | undefined;
+  /** Makes the image available (pulls it when missing) and creates the container. Errors are the task's rejection reason. */
+  prepare(task: Task, nodeId: string): Promise<TaskContainer>;
+  start(containerId: string): Promise<TaskContainer>;
+  /** Stops within the grace period (ns, from the task spec; Docker's default 10 s). */
+  stop(containerId: string, gracePeriodNs?: number): Promise<void>;
+  remove(containerId: string): Promise<void>;
+  /** Calls `fn` when the container exits or is removed; returns the unsubscribe. */
+  onExit(containerId: string, fn: () => void): () => void;
+}
+
+/** The container name Docker gives a task: `<service>.<slot or node ID>.<task ID>` (swarmkit naming.Task). */
+export function taskContainerName(task: Task): string {
+  const slot = task.Slot ? String(task.Slot) : (task.NodeID ?? '');
+  return `${task.ServiceAnnotations?.Name ?? task.ServiceID}.${slot}.${task.ID}`;
+}
+
+/** The labels Docker puts on a task's container (moby executor/container). */
+export function taskContainerLabels(task: Task, nodeId: string): Record<string, string> {
+  return {
+    ...(task.Spec.ContainerSpec?.Labels ?? {}),
+    'com.docker.swarm.node.id': nodeId,
+    'com.docker.swarm.service.id': task.ServiceID,
+    'com.docker.swarm.service.name': task.ServiceAnnotations?.Name ?? '',
+    'com.docker.swarm.task': '',
+    'com.docker.swarm.task.id': task.ID,
+    'com.docker.swarm.task.name': taskContainerName(task),
+  };
+}
+
+/** Engine API container create body for a task (moby executor/container: Command→Entrypoint, Args→Cmd). */
+export function taskContainerConfig(task: Task, nodeId: string): { name: string; config: Record<string, unknown>; hostConfig: Record<string, unknown> } {
+  const c = task.Spec.ContainerSpec ?? { Image: '' };
+  const config: Record<string, unknown> = {
+    Image: c.Image,
+    Labels: taskContainerLabels(task, nodeId),
+    Env: c.Env ?? [],
+    Hostname: c.Hostname ?? '',
+    WorkingDir: c.Dir ?? '',
+    User: c.User ?? '',
+  };
+  if (c.Command?.length) config.Entrypoint = c.Command;
+  if (c.Args?.length) config.Cmd = c.Args;
+  if (c.StopSignal) config.StopSignal = c.StopSignal;
+  if (c.StopGracePeriod !== undefined) config.StopTimeout = Math.round(c.StopGracePeriod / 1e9);
+  const binds = (c.Mounts ?? []).filter((m) => m.Type === 'bind' && m.Source).map((m) => `${m.Source}:${m.Target}${m.ReadOnly ? ':ro' : ''}`);
+  const hostConfig: Record<string, unknown> = {};
+  if (binds.length) hostConfig.Binds = binds;
+  if (c.Init) hostConfig.Init = true;
+  const res = task.Spec.Resources?.Limits;
+  if (res?.NanoCPUs) hostConfig.NanoCpus = res.NanoCPUs;
+  if (res?.MemoryBytes) hostConfig.Memory = res.MemoryBytes;
+  return { name: taskContainerName(task), config, hostConfig };
+}

@@ -1,0 +1,179 @@
+import type { Task, TaskState, TaskStatus } from '../../cluster/types.js';
+import { taskStateRank as rank } from '../../cluster/types.js';
+import type { Logger } from '../../util/log.js';
+import type { TaskContainer, TaskExecutor } from '../executor/executor.js';
+
+export interface RunnerContext {
+  executor: TaskExecutor;
+  nodeId: string;
+  report(taskId: string, status: TaskStatus): Promise<void>;
+  log: Logger;
+}
+
+/**
+ * One assigned task on this node, driven one step at a time towards its desired state
+ * exactly as swarmkit's exec.Do does: ASSIGNED → ACCEPTED → PREPARING (pull, create) →
+ * READY → STARTING → RUNNING → COMPLETE / FAILED, SHUTDOWN when the managers want it down.
+ * Pause states (up to READY) advance only while below the desired state; a fatal error
+ * before STARTING rejects the task, after it fails it. Every change is reported upwards.
+ */
+export class TaskRunner {
+  private status: TaskStatus;
+  private container?: TaskContainer;
+  private running?: Promise<void>;
+  private again = false;
+  private unwatch?: () => void;
+  private unreported = false;
+  private closed = false;
+
+  constructor(private task: Task, private readonly ctx: RunnerContext) {
+    this.status = task.Status;
+    this.container = ctx.executor.find(task.ID);
+  }
+
+  get id(): string {
+    return this.task.ID;
+  }
+
+  get state(): TaskState {
+    return this.status.State;
+  }
+
+  /** A newer copy of the task from the managers (desired state may have changed). */
+  update(task: Task): void {
+    this.task = task;
+    // The manager's copy never goes back; if it is ahead (e.g. after a restart of this agent), take it.
+    if (rank(task.Status.State) > rank(this.status.State)) this.status = task.Status;
+    this.kick();
+  }
+
+  kick(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          if (this.unreported) await this.flush();
+          while (!this.closed && (await this.step())) await this.flush();
+        } catch (e) {
+          this.ctx.log.warn({ err: e, task: this.task.ID }, 'task step failed; will retry');
+          setTimeout(() => this.kick(), 1000).unref();
+        }
+      } while (this.again && !this.closed);
+    })().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** Stops watching (the container stays, as when the daemon stops). */
+  detach(): void {
+    this.closed = true;
+    this.unwatch?.();
+  }
+
+  /** The task is no longer assigned here: its container goes. */
+  async close(): Promise<void> {
+    this.detach();
+    await this.running;
+    const c = this.ctx.executor.find(this.task.ID);
+    if (!c) return;
+    if (c.running) await this.ctx.executor.stop(c.containerId, this.task.Spec.ContainerSpec?.StopGracePeriod);
+    await this.ctx.executor.remove(c.containerId);
+  }
+
+  private async flush(): Promise<void> {
+    this.unreported = true;
+    await this.ctx.report(this.task.ID, this.status);
+    this.unreported = false;
+  }
+
+  private transition(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): true {
+    this.status = { ...this.status, ...extra, State: state, Message: message, Timestamp: new Date().toISOString() };
+    if (!extra.Err) delete this.status.Err;
+    if (this.container && rank(state) >= rank('starting')) {
+      this.status.ContainerStatus = { ContainerID: this.container.containerId, ...(this.container.pid ? { PID: this.container.pid } : {}), ...(extra.ContainerStatus ?? {}) };
+    }
+    return true;
+  }
+
+  private fatal(err: unknown, exitCode?: number): true {
+    const state: TaskState = rank(this.status.State) < rank('starting') ? 'rejected' : 'failed';
+    this.status = { ...this.status, State: state, Err: (err as Error).message ?? String(err), Timestamp: new Date().toISOString() };
+    if (this.container) this.status.ContainerStatus = { ContainerID: this.container.containerId, ...(this.container.pid ? { PID: this.container.pid } : {}), ...(exitCode !== undefined ? { ExitCode: exitCode } : {}) };
+    return true;
+  }
+
+  /** One transition; false when there is nothing to do until something changes. */
+  private async step(): Promise<boolean> {
+    const t = this.task;
+    const s = this.status.State;
+    if (rank(t.DesiredState) >= rank('shutdown')) {
+      if (rank(s) >= rank('complete')) return false;
+      this.unwatch?.();
+      const c = this.ctx.executor.find(t.ID);
+      if (c?.running) await this.ctx.executor.stop(c.containerId, t.Spec.ContainerSpec?.StopGracePeriod);
+      return this.transition('shutdown', 'shutdown');
+    }
+    if (rank(s) > rank(t.DesiredState)) return false;
+    switch (s) {
+      case 'preparing':
+        try {
+          this.container = await this.ctx.executor.prepare(t, this.ctx.nodeId);
+        } catch (e) {
+          return this.fatal(e);
+        }
+        return this.transition('ready', 'prepared');
+      case 'starting':
+        try {
+          this.container ??= this.ctx.executor.find(t.ID);
+          if (!this.container) throw new Error(`No such container: ${t.ID}`);
+          this.container = await this.ctx.executor.start(this.container.containerId);
+        } catch (e) {
+          return this.fatal(e);
+        }
+        this.watchExit();
+        return this.transition('running', 'started');
+      case 'running':
+        return this.checkRunning();
+    }
+    if (rank(s) >= rank(t.DesiredState)) return false;
+    switch (s) {
+      case 'new':
+      case 'pending':
+      case 'assigned':
+        return this.transition('accepted', 'accepted');
+      case 'accepted':
+        return this.transition('preparing', 'preparing');
+      case 'ready':
+        return this.transition('starting', 'starting');
+    }
+    return false;
+  }
+
+  private watchExit(): void {
+    this.unwatch?.();
+    if (!this.container) return;
+    this.unwatch = this.ctx.executor.onExit(this.container.containerId, () => this.kick());
+  }
+
+  /** RUNNING: waits for the container to end (also when adopted after a restart or reconnect). */
+  private checkRunning(): boolean {
+    const c = this.ctx.executor.find(this.task.ID);
+    if (!c) {
+      this.unwatch?.();
+      return this.fatal(new Error(`No such container: ${this.container?.containerId ?? this.task.ID}`), undefined);
+    }
+    this.container = { ...c, pid: c.pid ?? this.container?.pid };
+    if (c.running) {
+      if (!this.unwatch) this.watchExit();
+      return false;
+    }
+    this.unwatch?.();
+    if (c.exitCode === 0) return this.transition('complete', 'finished', { ContainerStatus: { ExitCode: 0 } });
+    return this.fatal(new Error(`task: non-zero exit (${c.exitCode})`), c.exitCode);
+  }
+}

@@ -1,0 +1,79 @@
+import type { Task, TaskStatus } from '../../cluster/types.js';
+import type { Logger } from '../../util/log.js';
+import type { AgentLink } from '../link.js';
+import type { TaskExecutor } from '../executor/executor.js';
+import { TaskRunner } from './task-runner.js';
+
+/**
+ * The worker (swarmkit agent/worker.go): turns the set of tasks assigned to this node into
+ * running containers and keeps the two in step. Every assignment message is the complete
+ * set, so each one reconciles: new tasks get a runner, changed ones are updated, tasks no
+ * longer assigned lose their container, and containers of tasks nobody assigned (left from
+ * before a restart or a reconnect) are removed. One runner and one container per task ID:
+ * never duplicates.
+ */
+export class Worker {
+  private readonly runners = new Map<string, TaskRunner>();
+  private queue = Promise.resolve();
+  private stopped = false;
+
+  constructor(
+    private readonly link: AgentLink,
+    private readonly executor: TaskExecutor,
+    private readonly nodeId: () => string | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.link.onAssignments((tasks) => {
+      if (this.stopped) return;
+      // Serialized: reconciling one set at a time keeps removals from racing creations.
+      this.queue = this.queue.then(() => this.assign(tasks)).catch((err) => this.log.error({ err }, 'assignment failed'));
+    });
+  }
+
+  /** Stops driving tasks; containers keep running (conmon holds them). */
+  stop(): void {
+    this.stopped = true;
+    for (const r of this.runners.values()) r.detach();
+    this.runners.clear();
+  }
+
+  /** What runs here now: task ID → observed state (tests and diagnostics). */
+  states(): Map<string, string> {
+    return new Map([...this.runners].map(([id, r]) => [id, r.state]));
+  }
+
+  async assign(tasks: Task[]): Promise<void> {
+    const nodeId = this.nodeId();
+    if (!nodeId) return;
+    const ids = new Set(tasks.map((t) => t.ID));
+    for (const t of tasks) {
+      let r = this.runners.get(t.ID);
+      if (!r) {
+        r = new TaskRunner(t, { executor: this.executor, nodeId, report: (id, s) => this.report(id, s), log: this.log });
+        this.runners.set(t.ID, r);
+      }
+      r.update(t);
+    }
+    const gone: Promise<void>[] = [];
+    for (const [id, r] of this.runners) {
+      if (ids.has(id)) continue;
+      this.runners.delete(id);
+      gone.push(r.close().catch((err) => this.log.warn({ err, task: id }, 'removing task container failed')));
+    }
+    for (const c of this.executor.list()) {
+      if (ids.has(c.taskId) || this.runners.has(c.taskId)) continue;
+      this.log.info({ task: c.taskId, container: c.containerId }, 'removing container of a task not assigned here');
+      gone.push((async () => {
+        if (c.running) await this.executor.stop(c.containerId);
+        await this.executor.remove(c.containerId);
+      })().catch((err) => this.log.warn({ err, task: c.taskId }, 'removing orphan container failed')));
+    }
+    await Promise.all(gone);
+  }
+
+  private async report(taskId: string, status: TaskStatus): Promise<void> {
+    await this.link.reportStatus([{ taskId, status }]);
+  }
+}

@@ -1,0 +1,207 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Task, TaskStatus } from '../../src/cluster/types.js';
+import type { AgentLink } from '../../src/agent/link.js';
+import type { TaskContainer, TaskExecutor } from '../../src/agent/executor/executor.js';
+import { taskContainerConfig } from '../../src/agent/executor/executor.js';
+import { Worker } from '../../src/agent/worker/worker.js';
+import { newTask, status } from '../../src/manager/orchestrator/task.js';
+import { createLogger } from '../../src/util/log.js';
+import { makeService, until } from '../helpers/swarm-fixtures.js';
+
+const log = createLogger('test', 'silent');
+
+/** Containers in memory: the worker's logic without runc (the real executor is tested in the cluster tests). */
+class FakeExecutor implements TaskExecutor {
+  readonly containers = new Map<string, TaskContainer>();
+  readonly listeners = new Map<string, Set<() => void>>();
+  creates = 0;
+  failPrepare?: string;
+  private n = 0;
+
+  list() {
+    return [...this.containers.values()];
+  }
+  find(taskId: string) {
+    return [...this.containers.values()].find((c) => c.taskId === taskId);
+  }
+  async prepare(task: Task) {
+    if (this.failPrepare) throw new Error(this.failPrepare);
+    const existing = this.find(task.ID);
+    if (existing) return existing;
+    this.creates++;
+    const c = { containerId: `c${++this.n}`, taskId: task.ID, running: false };
+    this.containers.set(c.containerId, c);
+    return c;
+  }
+  async start(id: string) {
+    const c = this.containers.get(id)!;
+    c.running = true;
+    c.pid = 1000 + this.n;
+    return { ...c };
+  }
+  async stop(id: string) {
+    const c = this.containers.get(id);
+    if (c?.running) this.exit(id, 143);
+  }
+  async remove(id: string) {
+    this.containers.delete(id);
+    this.fire(id);
+  }
+  onExit(id: string, fn: () => void) {
+    let s = this.listeners.get(id);
+    if (!s) this.listeners.set(id, (s = new Set()));
+    s.add(fn);
+    return () => s!.delete(fn);
+  }
+  exit(id: string, code: number) {
+    const c = this.containers.get(id)!;
+    c.running = false;
+    c.exitCode = code;
+    this.fire(id);
+  }
+  private fire(id: string) {
+    for (const fn of this.listeners.get(id) ?? []) fn();
+  }
+}
+
+class FakeLink implements AgentLink {
+  fn: (tasks: Task[]) => void = () => {};
+  readonly reports: { taskId: string; status: TaskStatus }[] = [];
+  onAssignments(fn: (tasks: Task[]) => void) {
+    this.fn = fn;
+  }
+  async reportStatus(u: { taskId: string; status: TaskStatus }[]) {
+    this.reports.push(...u);
+  }
+  states(id: string) {
+    return this.reports.filter((r) => r.taskId === id).map((r) => r.status.State);
+  }
+  last(id: string) {
+    return this.reports.filter((r) => r.taskId === id).at(-1)?.status;
+  }
+}
+
+function setup() {
+  const exec = new FakeExecutor();
+  const link = new FakeLink();
+  const w = new Worker(link, exec, () => 'node1', log);
+  w.start();
+  return { exec, link, w };
+}
+
+function assigned(over: Partial<Task> = {}): Task {
+  const t = newTask(makeService('web'), 1);
+  return { ...t, NodeID: 'node1', Status: status('assigned', 'scheduler assigned task to node'), ...over };
+}
+
+test('container name and labels as Docker sets them', () => {
+  const t = assigned();
+  t.Spec.ContainerSpec = { Image: 'busybox', Command: ['sleep'], Args: ['60'], Env: ['A=1'], Labels: { mine: 'x' }, StopGracePeriod: 5e9 };
+  const c = taskContainerConfig(t, 'node1');
+  assert.equal(c.name, `web.1.${t.ID}`);
+  assert.deepEqual(c.config.Labels, {
+    mine: 'x',
+    'com.docker.swarm.node.id': 'node1',
+    'com.docker.swarm.service.id': t.ServiceID,
+    'com.docker.swarm.service.name': 'web',
+    'com.docker.swarm.task': '',
+    'com.docker.swarm.task.id': t.ID,
+    'com.docker.swarm.task.name': `web.1.${t.ID}`,
+  });
+  assert.deepEqual([c.config.Entrypoint, c.config.Cmd, c.config.StopTimeout], [['sleep'], ['60'], 5]);
+  const g = assigned({ Slot: undefined, NodeID: 'node1' });
+  assert.equal(taskContainerConfig(g, 'node1').name, `web.node1.${g.ID}`);
+});
+
+test('an assigned task is driven to RUNNING, reporting every state with the container', async () => {
+  const { exec, link } = setup();
+  const t = assigned();
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  assert.deepEqual(link.states(t.ID), ['accepted', 'preparing', 'ready', 'starting', 'running']);
+  assert.deepEqual(link.reports.filter((r) => r.taskId === t.ID).map((r) => r.status.Message), ['accepted', 'preparing', 'prepared', 'starting', 'started']);
+  const running = link.last(t.ID)!;
+  assert.equal(running.ContainerStatus!.ContainerID, 'c1');
+  assert.ok(running.ContainerStatus!.PID! > 0);
+  assert.equal(exec.creates, 1);
+});
+
+test('desired READY waits prepared; RUNNING then starts it', async () => {
+  const { link } = setup();
+  const t = assigned({ DesiredState: 'ready' });
+  link.fn([t]);
+  await until('ready', () => link.last(t.ID)?.State === 'ready');
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(link.last(t.ID)!.State, 'ready');
+  link.fn([{ ...t, DesiredState: 'running' }]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+});
+
+test('a failure before starting rejects the task with the error', async () => {
+  const { exec, link } = setup();
+  exec.failPrepare = 'No such image: nosuch:latest';
+  const t = assigned();
+  link.fn([t]);
+  await until('rejected', () => link.last(t.ID)?.State === 'rejected');
+  assert.equal(link.last(t.ID)!.Err, 'No such image: nosuch:latest');
+});
+
+test('container exits: non-zero → FAILED with the exit code, zero → COMPLETE', async () => {
+  const { exec, link } = setup();
+  const a = assigned();
+  const b = assigned();
+  link.fn([a, b]);
+  await until('both running', () => link.last(a.ID)?.State === 'running' && link.last(b.ID)?.State === 'running');
+  exec.exit(exec.find(a.ID)!.containerId, 137);
+  exec.exit(exec.find(b.ID)!.containerId, 0);
+  await until('ended', () => link.last(a.ID)?.State === 'failed' && link.last(b.ID)?.State === 'complete');
+  assert.equal(link.last(a.ID)!.Err, 'task: non-zero exit (137)');
+  assert.equal(link.last(a.ID)!.Message, 'started');
+  assert.equal(link.last(a.ID)!.ContainerStatus!.ExitCode, 137);
+  assert.equal(link.last(b.ID)!.Message, 'finished');
+});
+
+test('a removed container fails its task', async () => {
+  const { exec, link } = setup();
+  const t = assigned();
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  await exec.remove(exec.find(t.ID)!.containerId);
+  await until('failed', () => link.last(t.ID)?.State === 'failed');
+  assert.match(link.last(t.ID)!.Err!, /No such container/);
+});
+
+test('desired SHUTDOWN stops the container; unassigned tasks lose their container', async () => {
+  const { exec, link } = setup();
+  const t = assigned();
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  link.fn([{ ...t, DesiredState: 'shutdown' }]);
+  await until('shutdown', () => link.last(t.ID)?.State === 'shutdown');
+  assert.equal(exec.find(t.ID)!.running, false);
+  link.fn([]);
+  await until('container removed', () => exec.find(t.ID) === undefined);
+});
+
+test('reconnect: running containers are adopted, not duplicated; orphans are removed', async () => {
+  const { exec, link, w } = setup();
+  const t = assigned();
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  w.stop();
+  // Same node, new agent (daemon restart): the manager's copy says RUNNING.
+  const orphan = { containerId: 'old', taskId: 'gone-task', running: true };
+  exec.containers.set('old', orphan);
+  const link2 = new FakeLink();
+  const w2 = new Worker(link2, exec, () => 'node1', log);
+  w2.start();
+  link2.fn([{ ...t, Status: link.last(t.ID)! }]);
+  await until('orphan removed', () => !exec.containers.has('old'));
+  assert.equal(exec.creates, 1, 'no second container');
+  assert.equal(exec.find(t.ID)!.running, true);
+  // Still watched: an exit after the restart is reported.
+  exec.exit(exec.find(t.ID)!.containerId, 2);
+  await until('failed', () => link2.last(t.ID)?.State === 'failed');
+  assert.equal(link2.last(t.ID)!.Err, 'task: non-zero exit (2)');
+});
