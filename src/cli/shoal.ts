@@ -7,14 +7,16 @@ import { formatTable } from '../lab/table.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-const program = new Command('shoal').description('shoal: tools around the shoald daemon');
+const program = new Command('shoal').description('shoal: tools around the shoald daemon').enablePositionalOptions();
 
 const machine = program
   .command('machine')
   .description('a lab of machines made of network namespaces, each running its own shoald (like docker-machine)')
   .option('--lab-dir <dir>', 'where the lab keeps its state (env SHOAL_LAB_DIR)')
   .option('--prefix <prefix>', 'starts the name of every namespace the lab makes (env SHOAL_LAB_PREFIX)')
-  .option('--subnet <cidr>', 'the lab network (env SHOAL_LAB_SUBNET)');
+  .option('--subnet <cidr>', 'the lab network (env SHOAL_LAB_SUBNET)')
+  // Options after `ssh NAME` belong to the command run in the machine.
+  .enablePositionalOptions();
 
 /** The lab the `machine` options and environment point at. */
 function openLab(): Lab {
@@ -94,12 +96,15 @@ machine
   .description('a shell, or a command, inside a machine, with DOCKER_HOST set to its daemon')
   .argument('<name>')
   .argument('[command...]')
+  .passThroughOptions()
   .action(async (name: string, command: string[]) => {
     const lab = openLab();
     const rec = lab.get(name);
     const st = await lab.status(rec);
     if (st.state !== 'Running') throw new LabError(`Host "${name}" is not running`);
-    const cmd = command.length > 0 ? command : [process.env.SHELL || '/bin/sh'];
+    // With options passed through, a `--` before the command arrives as an argument.
+    const args = command[0] === '--' ? command.slice(1) : command;
+    const cmd = args.length > 0 ? args : [process.env.SHELL || '/bin/sh'];
     const child = spawn('nsenter', [`--net=${netnsPath(rec.ns)}`, '--', ...cmd], { stdio: 'inherit', env: { ...process.env, DOCKER_HOST: st.url } });
     const code = await new Promise<number>((resolve, reject) => {
       child.on('error', reject);

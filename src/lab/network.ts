@@ -44,7 +44,12 @@ async function linkExists(ns: string, ifname: string): Promise<boolean> {
   return (await ipJson<IpLink>(named(ns), ['link', 'show', 'dev', ifname], true)).length > 0;
 }
 
-/** The hub namespace and its bridge, holding the subnet's first address; adopts what exists. */
+/**
+ * The hub namespace and its bridge, holding the subnet's first address; adopts what exists.
+ * The hub is also every machine's gateway, as a real machine has one (Docker picks the
+ * default route's interface when `swarm init` is given no --advertise-addr); it leads nowhere,
+ * and answers "network unreachable" at once rather than letting packets vanish.
+ */
 export async function ensureHub(names: LabNames, subnet: string): Promise<void> {
   if (!netnsExists(names.hubNs)) await addNetns(names.hubNs);
   if (!(await linkExists(names.hubNs, LabNames.hubBridge))) {
@@ -52,7 +57,10 @@ export async function ensureHub(names: LabNames, subnet: string): Promise<void> 
       `link add ${LabNames.hubBridge} type bridge`,
       `addr add ${withPrefixLen(subnet, hubAddress(subnet))} dev ${LabNames.hubBridge}`,
       `link set ${LabNames.hubBridge} up`,
+      'route replace unreachable default',
     ]);
+    // Per-namespace setting: nsenter makes /proc/sys/net the hub's.
+    await inNetns(named(names.hubNs), 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
   }
 }
 
@@ -73,6 +81,7 @@ export async function plugMachine(names: LabNames, subnet: string, m: MachineRec
   await ipBatch(named(m.ns), [
     `addr add ${withPrefixLen(subnet, m.address)} dev ${LabNames.machineIf}`,
     `link set ${LabNames.machineIf} up`,
+    `route add default via ${hubAddress(subnet)} dev ${LabNames.machineIf}`,
   ]);
 }
 

@@ -73,6 +73,48 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** Creates `file` holding `content` only if it does not exist, never visible half-written (link is atomic). */
+function createExclusive(file: string, content: string): boolean {
+  fs.mkdirSync(path.dirname(file), { recursive: true }); // a prune may have removed the lab meanwhile
+  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+  fs.writeFileSync(tmp, content);
+  try {
+    fs.linkSync(tmp, file);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  } finally {
+    fs.rmSync(tmp, { force: true });
+  }
+}
+
+function readPid(file: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim()) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Takes a lock whose holder died. Only one process breaks it at a time (holding `<lock>.break`),
+ * and only after checking again that the same dead process still holds it, so two waiters can
+ * never both remove a lock and one of them remove the other's fresh one.
+ */
+function breakStaleLock(lock: string, deadHolder: number): void {
+  const breaker = `${lock}.break`;
+  try {
+    if (Date.now() - fs.statSync(breaker).mtimeMs > 10_000) fs.rmSync(breaker, { force: true }); // its breaker died too
+  } catch { /* no breaker */ }
+  if (!createExclusive(breaker, String(process.pid))) return;
+  try {
+    if (readPid(lock) === deadHolder) fs.rmSync(lock, { force: true });
+  } finally {
+    fs.rmSync(breaker, { force: true });
+  }
+}
+
 /**
  * Runs `fn` holding the lab's lock file, so two `shoal machine` commands never hand out the same
  * address or tear down what the other is building. A lock left by a dead process is taken over.
@@ -81,20 +123,14 @@ export async function withLabLock<T>(labDir: string, fn: () => Promise<T>, timeo
   const lock = labPaths(labDir).lock;
   fs.mkdirSync(labDir, { recursive: true });
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
-      break;
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const holder = Number(fs.readFileSync(lock, 'utf8').trim());
-      if (!holder || !pidAlive(holder)) {
-        fs.rmSync(lock, { force: true });
-        continue;
-      }
-      if (Date.now() > deadline) throw new Error(`the lab in ${labDir} is busy (locked by process ${holder})`);
-      await new Promise((r) => setTimeout(r, 100));
+  while (!createExclusive(lock, String(process.pid))) {
+    const holder = readPid(lock);
+    if (holder !== undefined && !pidAlive(holder)) {
+      breakStaleLock(lock, holder);
+      continue;
     }
+    if (Date.now() > deadline) throw new Error(`the lab in ${labDir} is busy (locked by process ${holder})`);
+    await new Promise((r) => setTimeout(r, 100));
   }
   try {
     return await fn();

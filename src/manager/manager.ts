@@ -130,7 +130,7 @@ export class Manager {
     for (const k of await this.client.getAll().prefix(PRESENCE_PREFIX).keys()) this.reachable.add(k.slice(PRESENCE_PREFIX.length));
     this.presence.on('lost', () => void this.renewPresence());
 
-    this.quorumTimer = setInterval(() => void this.checkQuorum(), 2000);
+    this.quorumTimer = setInterval(() => void this.checkQuorum(), 1000);
 
     const server = new grpc.Server();
     server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, identify: (c) => this.identify(c) }));
@@ -155,7 +155,7 @@ export class Manager {
   private async checkQuorum(): Promise<void> {
     const ok = await Promise.race([
       this.client.get('/shoal/quorum-probe').string().then(() => true, () => false),
-      new Promise<boolean>((r) => setTimeout(() => r(false), 3000)),
+      new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
     ]);
     if (ok !== this.hasQuorum) this.o.log.warn({ quorum: ok }, 'quorum changed');
     this.hasQuorum = ok;
@@ -196,6 +196,8 @@ export class Manager {
           const initialCluster = await this.addMember(id.nodeId, call.request.addr);
           cb(null, { initialCluster, clusterToken: this.o.clusterId });
         } catch (e) {
+          // The joiner gives up: do not leave its node object behind.
+          await this.store.commit([{ kind: 'nodes', op: 'delete', id: this.identify(call)!.nodeId }]).catch(() => undefined);
           cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message });
         }
       },
@@ -217,7 +219,16 @@ export class Manager {
     const url = peerUrl(addr);
     const list = await this.client.cluster.memberList({});
     let members = list.members;
-    if (!members.some((m) => m.peerURLs.includes(url))) members = (await this.client.cluster.memberAdd({ peerURLs: [url] })).members;
+    // etcd refuses a new voter until every current member has been healthy for a while
+    // (strict reconfig check): a manager joining right after another one waits for that.
+    for (let attempt = 0; !members.some((m) => m.peerURLs.includes(url)); attempt++) {
+      try {
+        members = (await this.client.cluster.memberAdd({ peerURLs: [url] })).members;
+      } catch (e) {
+        if (attempt >= 40 || !/unhealthy cluster/.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
     return members.map((m) => `${m.name || (m.peerURLs.includes(url) ? nodeId : m.ID)}=${m.peerURLs[0]}`).join(',');
   }
 

@@ -5,6 +5,8 @@ import { run } from '../../src/util/run.js';
 import { createLogger } from '../../src/util/log.js';
 import { NetworkReconciler } from '../../src/agent/network/reconciler.js';
 import type { NodeNetworkPlan, OverlayNetworkPlan, PortPlan } from '../../src/agent/network/plan.js';
+import { planFromCluster, VXLAN_ID_OPTION } from '../../src/agent/network/from-cluster.js';
+import type { Network, Node, Service, Task } from '../../src/cluster/types.js';
 import { createNetns, deleteNetns, uniqueName } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './process.js';
 
@@ -126,37 +128,52 @@ export class OverlayLab {
     await stopProcess(c.pid, 'SIGKILL');
   }
 
-  /** What the agent would compute for `node` from the store. */
+  /**
+   * What the agent computes for `node`: the model as the store's objects (nodes, networks,
+   * services with their VIPs and ports, running tasks with attachments), through planFromCluster.
+   */
   planFor(node: LabNode): NodeNetworkPlan {
-    const local = this.containers.filter((c) => c.node === node.name);
-    const ingress = this.networks.find((n) => n.ingress);
-    const localNets = new Set(local.flatMap((c) => Object.keys(c.addresses)));
-    if (ingress) localNets.add(ingress.id);
-    const peers = this.containers
-      .filter((c) => c.node !== node.name)
-      .flatMap((c) =>
-        Object.entries(c.addresses)
-          .filter(([net]) => localNets.has(net))
-          .map(([networkId, ip]) => ({ networkId, ip, nodeAddr: this.nodes.find((n) => n.name === c.node)!.addr, aliases: [c.name] })),
-      );
-    if (ingress) {
-      for (const n of this.nodes) if (n !== node) peers.push({ networkId: ingress.id, ip: n.ingressIp, nodeAddr: n.addr, aliases: [] });
-    }
-    return {
-      nodeAddr: node.addr,
-      overlays: this.networks.filter((n) => localNets.has(n.id)),
-      endpoints: local.flatMap((c) =>
-        Object.entries(c.addresses).map(([networkId, ip]) => ({ containerId: c.id, netnsPath: `/proc/${c.pid}/ns/net`, networkId, ip, aliases: [c.name] })),
-      ),
-      peers,
-      services: this.services.map((s) => ({
-        ...s,
-        tasks: this.containers
-          .filter((c) => c.service === s.name)
-          .map((c) => ({ containerId: c.node === node.name ? c.id : undefined, addresses: c.addresses })),
-      })),
-      ingressEndpoint: ingress ? { ip: node.ingressIp } : undefined,
-    };
+    const meta = (ID: string) => ({ ID, Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '' });
+    const nodes: Node[] = this.nodes.map((n) => ({ ...meta(n.name), Spec: { Role: 'worker', Availability: 'active' }, Status: { State: 'ready', Addr: n.addr } }));
+    const networks: Network[] = this.networks.map((n) => ({
+      ...meta(n.id),
+      Spec: { Name: n.name, Ingress: !!n.ingress },
+      DriverState: { Name: 'overlay', Options: { [VXLAN_ID_OPTION]: String(n.vni) } },
+      IPAMOptions: { Configs: [{ Subnet: n.subnet, Gateway: n.gateway }] },
+    }));
+    const prefixLen = (netId: string) => this.networks.find((n) => n.id === netId)!.subnet.split('/')[1];
+    const services: Service[] = this.services.map((s) => ({
+      ...meta(s.id),
+      Spec: { Name: s.name, TaskTemplate: {} },
+      Endpoint: {
+        Spec: { Mode: s.endpointMode },
+        Ports: s.ports.map((p) => ({ Protocol: p.protocol, TargetPort: p.target, PublishedPort: p.published, PublishMode: p.mode })),
+        VirtualIPs: Object.entries(s.vips).map(([NetworkID, ip]) => ({ NetworkID, Addr: `${ip}/${prefixLen(NetworkID)}` })),
+      },
+    }));
+    const tasks: Task[] = this.containers.map((c, i) => ({
+      ...meta(c.id),
+      // The container's name as an alias on each network, so tests can resolve it.
+      Spec: { Networks: Object.keys(c.addresses).map((Target) => ({ Target, Aliases: [c.name] })) },
+      ServiceID: this.services.find((s) => s.name === c.service)?.id ?? `standalone-${c.name}`,
+      Slot: i + 1,
+      NodeID: c.node,
+      Status: { Timestamp: '', State: 'running', Message: '' },
+      DesiredState: 'running',
+      NetworksAttachments: Object.entries(c.addresses).map(([netId, ip]) => ({ Network: networks.find((n) => n.ID === netId)!, Addresses: [`${ip}/${prefixLen(netId)}`] })),
+    }));
+    return planFromCluster({
+      nodeId: node.name,
+      nodes,
+      networks,
+      services,
+      tasks,
+      localContainer: (t) => {
+        const c = this.containers.find((c) => c.id === t.ID);
+        return c && { containerId: c.id, netnsPath: `/proc/${c.pid}/ns/net` };
+      },
+      ingressEndpoints: Object.fromEntries(this.nodes.map((n) => [n.name, `${n.ingressIp}/24`])),
+    });
   }
 
   async applyAll(nodes: LabNode[] = this.nodes): Promise<void> {

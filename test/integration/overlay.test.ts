@@ -167,6 +167,17 @@ test('restart: a new reconciler adopts the kernel state without dropping an open
   conn.stdin.end();
   for (const p of ncs) p.stdin?.end();
   assert.equal(await whoAnswers({ ns: lab.clientNs }, `http://${n3.addr}:30000/name`) !== '', true, 'mesh still answers');
+
+  // A container that arrives after the restart gets a gateway address nobody adopted holds.
+  const c2 = await lab.startContainer('c2', 'n1', { [APP]: '10.10.0.11' });
+  await lab.applyAll();
+  const gwAddrs: string[] = [];
+  for (const c of lab.containers.filter((c) => c.node === 'n1')) {
+    const out = (await inPid(c.pid, 'ip', ['-j', '-4', 'addr', 'show'])).stdout;
+    for (const l of JSON.parse(out) as { addr_info: { local: string }[] }[]) for (const a of l.addr_info) if (a.local.startsWith('172.18.')) gwAddrs.push(a.local);
+  }
+  assert.equal(new Set(gwAddrs).size, gwAddrs.length, `distinct gateway addresses: ${gwAddrs.join(', ')}`);
+  assert.equal(await whoAnswers(c2, 'http://10.10.0.4:8000/name'), 'w2');
 });
 
 test('node loss: the remaining nodes drop its tasks and the mesh keeps answering', async () => {

@@ -219,7 +219,7 @@ export class NetworkReconciler {
     const dropVeths = new Map<string, string[]>();
     for (const [key, ep] of this.endpoints) {
       const want = wantEndpoints.get(key);
-      if (want && !sandboxChanged(ep.sandbox) && want.ip === ep.ip && (want.mac ?? macFromIp(want.ip)) === ep.mac && want.netnsPath === ep.netnsPath) continue;
+      if (want && !sandboxChanged(ep.sandbox) && want.ip === ep.ip && (want.mac ?? macFromIp(want.ip)).toLowerCase() === ep.mac && want.netnsPath === ep.netnsPath) continue;
       push(dropVeths, ep.sandbox, `link delete ${ep.veth}`);
       this.endpoints.delete(key);
     }
@@ -262,30 +262,42 @@ export class NetworkReconciler {
       if (!sb) continue;
       const want = new Map<string, Peer>();
       for (const p of plan.peers) if (p.networkId === net.id) want.set(p.ip, { mac: (p.mac ?? macFromIp(p.ip)).toLowerCase(), nodeAddr: p.nodeAddr });
-      const ipLines: string[] = [];
-      const fdbLines: string[] = [];
+      const ipDel: string[] = [];
+      const fdbDel: string[] = [];
+      const ipAdd: string[] = [];
+      const fdbAdd: string[] = [];
       for (const [ip, p] of sb.peers) {
         const w = want.get(ip);
         if (w && w.mac === p.mac && w.nodeAddr === p.nodeAddr) continue;
-        ipLines.push(`neigh del ${ip} dev ${SANDBOX_VXLAN}`);
-        fdbLines.push(`fdb del ${p.mac} dev ${SANDBOX_VXLAN} dst ${p.nodeAddr} self`, `fdb del ${p.mac} dev ${SANDBOX_VXLAN} master`);
+        ipDel.push(`neigh del ${ip} dev ${SANDBOX_VXLAN}`);
+        fdbDel.push(`fdb del ${p.mac} dev ${SANDBOX_VXLAN} dst ${p.nodeAddr} self`, `fdb del ${p.mac} dev ${SANDBOX_VXLAN} master`);
         sb.peers.delete(ip);
       }
       for (const [ip, w] of want) {
         if (sb.peers.has(ip)) continue;
-        ipLines.push(`neigh replace ${ip} lladdr ${w.mac} dev ${SANDBOX_VXLAN} nud permanent`);
-        fdbLines.push(`fdb replace ${w.mac} dev ${SANDBOX_VXLAN} dst ${w.nodeAddr} self permanent`, `fdb replace ${w.mac} dev ${SANDBOX_VXLAN} master static`);
-        sb.peers.set(ip, w);
+        ipAdd.push(`neigh replace ${ip} lladdr ${w.mac} dev ${SANDBOX_VXLAN} nud permanent`);
+        fdbAdd.push(`fdb replace ${w.mac} dev ${SANDBOX_VXLAN} dst ${w.nodeAddr} self permanent`, `fdb replace ${w.mac} dev ${SANDBOX_VXLAN} master static`);
       }
-      // Deletions of entries the kernel already dropped must not fail the set: -force keeps going.
-      await this.ip(sb.path, ipLines, true).catch((e) => this.fail(e, { networkId: net.id }));
-      await this.fdb(sb.path, fdbLines).catch((e) => this.fail(e, { networkId: net.id }));
+      // Deletions of entries the kernel already dropped must not stop the set: -force goes past them.
+      await this.ip(sb.path, ipDel, true);
+      await this.fdb(sb.path, fdbDel, true);
+      try {
+        await this.fdb(sb.path, fdbAdd);
+        await this.ip(sb.path, ipAdd);
+        for (const [ip, w] of want) sb.peers.set(ip, w);
+      } catch (e) {
+        // Not recorded: the next apply adds them again (replace is idempotent).
+        this.fail(e, { networkId: net.id });
+      }
     }
 
     // 4. Containers: adopt what a previous run made, create the rest (one batch per container netns).
     const byContainer = new Map<string, LocalEndpointPlan[]>();
     for (const ep of wantEndpoints.values()) push(byContainer, ep.containerId, ep);
-    for (const [containerId, eps] of byContainer) {
+    // Adopted containers first: their gateway addresses must be known before new ones are handed out.
+    const order = [...byContainer.keys()].sort((a, b) => Number(this.unclaimedGw.has(gwVethName(b))) - Number(this.unclaimedGw.has(gwVethName(a))));
+    for (const containerId of order) {
+      const eps = byContainer.get(containerId)!;
       try {
         await this.attachContainer(containerId, eps, overlays);
       } catch (e) {
@@ -474,10 +486,10 @@ export class NetworkReconciler {
     else await ipBatch(ns, lines);
   }
 
-  private async fdb(ns: NetnsPath, lines: string[]): Promise<void> {
+  private async fdb(ns: NetnsPath, lines: string[], force = false): Promise<void> {
     if (!lines.length) return;
     this.report.bridgeBatches++;
-    await bridgeBatch(ns, lines, true);
+    await bridgeBatch(ns, lines, force);
   }
 
   private async nft(key: string, ns: NetnsPath, script: string, allowFail = false): Promise<void> {

@@ -38,6 +38,12 @@ export interface CreateOptions {
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
 
+/**
+ * Runs between `runc create` and `runc start`: the container's namespaces exist (reach them
+ * through `/proc/<pid>/ns/…`) but its process has not started. A throw fails the start.
+ */
+export type StartHook = (rec: ContainerRecord, pid: number) => Promise<void>;
+
 const strList = (v: string[] | string | null | undefined): string[] | undefined =>
   v === null || v === undefined ? undefined : typeof v === 'string' ? [v] : v;
 
@@ -72,6 +78,7 @@ export class ContainerManager {
   private watcher?: fs.FSWatcher;
   private poller?: NodeJS.Timeout;
   private readonly exitsPending = new Set<string>();
+  private readonly startHooks: StartHook[] = [];
 
   private constructor(
     readonly config: DaemonConfig,
@@ -98,6 +105,11 @@ export class ContainerManager {
 
   paths(id: string) {
     return containerPaths(this.config.dataRoot, this.config.execRoot, id);
+  }
+
+  /** Adds a step between create and start (overlay networks for swarm tasks, for instance). */
+  addStartHook(hook: StartHook): void {
+    this.startHooks.push(hook);
   }
 
   // --- lookup -----------------------------------------------------------------------------
@@ -273,10 +285,15 @@ export class ContainerManager {
     const mode = rec.hostConfig.NetworkMode ?? 'default';
     const hostname = rec.config.Hostname || id.slice(0, 12);
     let pid = 0;
+    const t: Record<string, number> = {};
+    let t0 = performance.now();
+    const lap = (k: string) => { const n = performance.now(); t[k] = Math.round(n - t0); t0 = n; };
     try {
       const img = await this.images.resolve(rec.imageId);
-      await this.runc.delete(id); // a previous run's state, if any
+      // A previous run's state, if a crash left any (teardown removes it otherwise).
+      if (fs.existsSync(path.join(this.runc.root, id))) await this.runc.delete(id);
       await mountRootfs(img.layerDirs, p);
+      lap('mount');
       writeEtcFiles(p, hostname);
       const spec = containerSpec(rec, p, hostname) as { linux: { namespaces: { type: string }[] } };
       if (mode === 'host') spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network');
@@ -290,11 +307,15 @@ export class ContainerManager {
         stdin: rec.config.OpenStdin === true, stdinOnce: rec.config.StdinOnce === true, stderrFile: p.conmonStderr,
       });
       rec.conmonPid = readPid(p.conmonPid);
+      lap('create');
       if (mode === 'default' || mode === 'bridge') {
         const ep = await this.bridge.connect(id, pid);
         writeEtcFiles(p, hostname, ep.IPAddress);
       }
+      lap('network');
+      for (const hook of this.startHooks) await hook(rec, pid);
       await this.runc.start(id);
+      lap('start');
     } catch (e) {
       const msg = runtimeMessage(e);
       this.log.warn({ id, err: msg }, 'container failed to start');
@@ -304,12 +325,13 @@ export class ContainerManager {
       rec.state.Error = msg;
       rec.state.ExitCode = notFound ? 127 : denied ? 126 : 128;
       saveRecord(p.record, rec);
+      if (rec.hostConfig.AutoRemove) setImmediate(() => void this.remove(id, { force: true }).catch(() => undefined));
       if (e instanceof ApiError) throw e;
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
     saveRecord(p.record, rec);
-    this.log.info({ id, pid }, 'container started');
+    this.log.info({ id, pid, ms: t }, 'container started');
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */

@@ -81,6 +81,8 @@ export function conmonCreate(o: ConmonOptions): Promise<number> {
     '--socket-dir-path', o.runDir,
     '-l', `k8s-file:${o.logPath}`,
     '--log-level', 'error',
+    // One fork only: conmon stays our child, so this daemon reaps it (no zombie when it ends).
+    '--sync',
     '--runtime-arg', '--root', '--runtime-arg', o.runcRoot,
     ...(o.tty ? ['-t'] : []),
     ...(o.stdin ? ['-i', ...(o.stdinOnce ? [] : ['--leave-stdin-open'])] : []),
@@ -95,6 +97,8 @@ export function conmonCreate(o: ConmonOptions): Promise<number> {
     });
     fs.closeSync(errFd);
     child.unref();
+    // With --sync conmon does not write -P itself; adoption and purge read it.
+    if (child.pid) fs.writeFileSync(o.conmonPidFile, String(child.pid));
     const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
     let buf = '';
     let done = false;

@@ -91,6 +91,12 @@ export function processSpec(rootfs: string, args: string[], env: string[], opts:
   };
 }
 
+/** What Docker adds to a container's environment: HOSTNAME first, TERM for a TTY. */
+function processEnv(env: string[], hostname: string, tty: boolean): string[] {
+  const has = (k: string) => env.some((e) => e.startsWith(`${k}=`));
+  return [...(has('HOSTNAME') ? [] : [`HOSTNAME=${hostname}`]), ...env, ...(tty && !has('TERM') ? ['TERM=xterm'] : [])];
+}
+
 /** The OCI runtime spec (config.json) runc gets for a container. */
 export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: string; hostname: string; resolvConf: string }, hostname: string): object {
   const c = rec.config;
@@ -110,7 +116,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
   ];
   return {
     ociVersion: '1.0.2-dev',
-    process: processSpec(p.rootfs, [rec.path, ...rec.args], c.Env ?? [], { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged }),
+    process: processSpec(p.rootfs, [rec.path, ...rec.args], processEnv(c.Env ?? [], hostname, c.Tty === true), { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged }),
     root: { path: p.rootfs, readonly: false },
     hostname,
     mounts,

@@ -197,13 +197,15 @@ async function untar(src: Readable, compression: 'gzip' | 'none', dir: string): 
  * still be hashed.
  */
 function tolerantSink(stdin: Writable): Writable {
-  let open = true;
-  stdin.on('error', () => (open = false));
-  stdin.on('close', () => (open = false));
+  let closed = false;
+  stdin.on('error', () => (closed = true));
+  stdin.on('close', () => (closed = true));
+  // 'close' comes a tick after tar exits; `destroyed` tells at once.
+  const open = () => !closed && !stdin.destroyed && !stdin.writableEnded;
   return new Writable({
     write(chunk: Buffer, _enc, cb) {
-      if (!open || !stdin.write(chunk)) {
-        if (!open) return cb();
+      if (!open() || !stdin.write(chunk)) {
+        if (!open()) return cb();
         const done = () => {
           stdin.off('drain', done);
           stdin.off('close', done);
@@ -216,8 +218,8 @@ function tolerantSink(stdin: Writable): Writable {
       cb();
     },
     final(cb) {
-      if (open) stdin.end(cb);
-      else cb();
+      if (!open()) return cb();
+      stdin.end(() => cb());
     },
   });
 }

@@ -77,17 +77,14 @@ export async function pushImage(store: ImageStore, name: string, tag: string, au
           progress.status('Layer already exists', shortId(d));
           continue;
         }
-        const src = store.blobs.readStream(blob.digest);
-        let sent = 0;
-        src.on('data', (c: string | Buffer) => {
-          sent += c.length;
-          progress.bytes('Pushing', shortId(d), sent, blob.size);
-        });
-        await client.uploadBlob(blob.digest, src);
+        // Counted through a pipe, which holds the bytes until the upload reads them
+        // (a 'data' listener would start the flow while the upload session is still opening).
+        const src = store.blobs.readStream(blob.digest).pipe(new Hasher((n) => progress.bytes('Pushing', shortId(d), n, blob.size)));
+        await client.uploadBlob(blob.digest, src, blob.size);
         progress.status('Pushed', shortId(d));
       }
       const configSize = store.blobs.size(image.id);
-      if (!(await client.blobExists(image.id))) await client.uploadBlob(image.id, store.blobs.readStream(image.id));
+      if (!(await client.blobExists(image.id))) await client.uploadBlob(image.id, store.blobs.readStream(image.id), configSize);
       const manifest: ImageManifest = {
         schemaVersion: 2,
         mediaType: MT.dockerManifest,

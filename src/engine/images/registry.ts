@@ -2,6 +2,8 @@
  * A client of the distribution API v2 (what `docker pull/push` speak): token and basic auth
  * from WWW-Authenticate challenges, plain HTTP for insecure registries, digest checks.
  */
+import http from 'node:http';
+import https from 'node:https';
 import { Readable } from 'node:stream';
 import { isIP } from 'node:net';
 import { DEFAULT_DOMAIN, type ImageReference } from './reference.js';
@@ -233,8 +235,12 @@ export class RegistryClient {
     return this.fail(res, `blob ${digest}`);
   }
 
-  /** Monolithic upload: POST to open a session, PUT the whole blob with its digest. */
-  async uploadBlob(digest: string, body: Readable): Promise<void> {
+  /**
+   * Monolithic upload: POST to open a session, PUT the whole blob with its digest. The PUT
+   * streams the file through node:http(s) with its length known (fetch cannot send a stream
+   * body with a Content-Length, and some registries insist on one).
+   */
+  async uploadBlob(digest: string, body: Readable, size: number): Promise<void> {
     const start = await this.request('POST', this.url('blobs/uploads/'), { headers: { 'Content-Length': '0' } });
     await start.body?.cancel().catch(() => undefined);
     if (start.status !== 202) return this.fail(start, 'starting blob upload');
@@ -242,12 +248,33 @@ export class RegistryClient {
     if (!location) throw new RegistryError(0, 'BLOB_UPLOAD_INVALID', 'registry gave no upload location');
     const put = new URL(location, this.origin);
     put.searchParams.set('digest', digest);
-    const res = await this.request('PUT', put.toString(), {
-      headers: { 'Content-Type': 'application/octet-stream' },
-      body: Readable.toWeb(body) as unknown as ReadableStream,
-    });
-    await res.body?.cancel().catch(() => undefined);
+    const res = await this.streamPut(put, body, size);
     if (res.status !== 201) return this.fail(res, `uploading blob ${digest}`);
+  }
+
+  private streamPut(url: URL, body: Readable, size: number): Promise<Response> {
+    const headers: Record<string, string> = {
+      'User-Agent': 'shoal/0.1 (docker-compatible)',
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(size),
+    };
+    if (this.authorization) headers.Authorization = this.authorization;
+    const mod = url.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = mod.request(url, { method: 'PUT', headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const h = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
+          resolve(new Response(res.statusCode === 204 ? null : Buffer.concat(chunks), { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: h }));
+        });
+        res.on('error', reject);
+      });
+      req.on('error', (e) => reject(new RegistryError(0, 'UNAVAILABLE', `Put "${url}": ${e.message}`)));
+      body.on('error', (e) => req.destroy(e));
+      body.pipe(req);
+    });
   }
 
   async putManifest(reference: string, mediaType: string, body: Buffer): Promise<string> {

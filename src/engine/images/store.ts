@@ -396,10 +396,13 @@ export class ImageStore {
       const tagRefs = this.refsOf(img.id).filter((r) => !r.includes('@'));
       if (wantDangling !== undefined && wantDangling !== (tagRefs.length === 0)) continue;
       let tags = tagRefs.map(familiar);
+      let digests = this.repoDigests(img.id);
       if (refPatterns.length) {
-        const matching = tagRefs.filter((r) => refPatterns.some((p) => referenceFilterMatch(p, r)));
+        // Like dockerd, only the matching names are listed, digests included.
+        const matching = this.refsOf(img.id).filter((r) => refPatterns.some((p) => referenceFilterMatch(p, r)));
         if (matching.length === 0) continue;
-        tags = matching.map(familiar);
+        tags = matching.filter((r) => !r.includes('@')).map(familiar);
+        digests = matching.filter((r) => r.includes('@')).map(familiar);
       }
       const imgLabels = img.config.config?.Labels ?? {};
       if (!labels.every((l) => matchLabel(imgLabels, l))) continue;
@@ -411,7 +414,7 @@ export class ImageStore {
         Id: img.id,
         Labels: img.config.config?.Labels ?? null,
         ParentId: '',
-        RepoDigests: this.repoDigests(img.id),
+        RepoDigests: digests,
         RepoTags: tags,
         SharedSize: -1,
         Size: img.size,

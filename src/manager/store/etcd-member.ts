@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Etcd3 } from 'etcd3';
+// etcd3's own fault-handling library (its dependency): used to switch its circuit breaker off.
+import { noop } from 'cockatiel';
 import type { Logger } from '../../util/log.js';
 
 /**
@@ -55,8 +57,10 @@ export class EtcdMember {
       '--data-dir', this.o.dataDir,
       '--listen-peer-urls', peerUrl(addr),
       '--initial-advertise-peer-urls', peerUrl(addr),
-      '--listen-client-urls', addr === '127.0.0.1' ? clientUrl('127.0.0.1') : `${clientUrl('127.0.0.1')},${clientUrl(addr)}`,
-      '--advertise-client-urls', clientUrl(addr),
+      // Clients only on loopback: each manager talks to its own member, and a worker's
+      // certificate (same CA) must not reach the store.
+      '--listen-client-urls', clientUrl('127.0.0.1'),
+      '--advertise-client-urls', clientUrl('127.0.0.1'),
       '--initial-cluster', this.o.initialCluster ?? `${this.o.name}=${peerUrl(addr)}`,
       '--initial-cluster-state', this.o.initialCluster && fresh ? 'existing' : 'new',
       '--initial-cluster-token', this.o.clusterToken,
@@ -64,6 +68,8 @@ export class EtcdMember {
       '--client-cert-auth', '--trusted-ca-file', this.o.caFile,
       '--peer-cert-file', this.o.certFile, '--peer-key-file', this.o.keyFile,
       '--peer-client-cert-auth', '--peer-trusted-ca-file', this.o.caFile,
+      // Only manager certificates (SAN swarm-manager) may be peers.
+      '--peer-cert-allowed-hostname', 'swarm-manager',
       // Leader loops commit many objects at once; the store also splits batches.
       '--max-txn-ops', '2048', '--max-request-bytes', String(8 * 1024 * 1024),
       '--heartbeat-interval', '100', '--election-timeout', '1000',
@@ -120,6 +126,9 @@ export function etcdClient(hosts: string[], tls: EtcdClientTls): Etcd3 {
     hosts,
     credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
     grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+    // The default breaker stops all calls for 5 s after 3 failures: too long for a local member
+    // that is restarting or a reconfiguration that is refused once; callers retry themselves.
+    faultHandling: { host: () => noop },
   });
 }
 

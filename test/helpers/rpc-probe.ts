@@ -1,0 +1,29 @@
+/**
+ * Calls one cluster RPC from inside a node's netns (run with `ip netns exec`), for negative
+ * checks on port 2377. Prints {"ok":bool,"code":n,"details":"…"}.
+ *   node rpc-probe.js <addr:port> <tls|insecure|plaintext> <certDir|-> <Service.Method> [jsonRequest]
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { CAClient, DispatcherClient, MembershipClient, clientCredentials, insecureCredentials, unary } from '../../src/cluster/rpc.js';
+
+const [addr, mode, certDir, fullMethod, body] = process.argv.slice(2);
+const [service, method] = fullMethod.split('.');
+let creds: grpc.ChannelCredentials;
+if (mode === 'plaintext') creds = grpc.credentials.createInsecure();
+else if (mode === 'insecure') creds = insecureCredentials();
+else {
+  const f = (n: string) => fs.readFileSync(path.join(certDir, n));
+  creds = certDir === '-' ? clientCredentials(Buffer.from(fs.readFileSync(process.env.ROOT_CA!))) : clientCredentials(f('swarm-root-ca.crt'), f('swarm-node.crt'), f('swarm-node.key'));
+}
+const Ctor = service === 'CA' ? CAClient : service === 'Dispatcher' ? DispatcherClient : MembershipClient;
+const client = new Ctor(addr, creds);
+try {
+  const res = await unary(client, method, body ? JSON.parse(body) : {}, 5000);
+  console.log(JSON.stringify({ ok: true, res }));
+} catch (e) {
+  const err = e as grpc.ServiceError;
+  console.log(JSON.stringify({ ok: false, code: err.code, details: err.details }));
+}
+client.close();
