@@ -253,3 +253,15 @@ test('global orchestrator loop follows a node joining', async () => {
     await orch.stop();
   }
 });
+
+test('a constraint change leaves tasks whose node still meets it; others move', () => {
+  const s0 = replicated(2);
+  const onSsd = makeTask(s0, { Slot: 1, NodeID: 'ssd', Status: st('running') });
+  const onHdd = makeTask(s0, { Slot: 2, NodeID: 'hdd', Status: st('running') });
+  const s1: Service = { ...s0, Spec: { ...s0.Spec, UpdateConfig: { Parallelism: 0 }, TaskTemplate: { ...s0.Spec.TaskTemplate, Placement: { Constraints: ['node.labels.disk==ssd'] } } }, SpecVersion: { Index: 2 } };
+  const nodes = nodeMap(makeNode('ssd', { labels: { disk: 'ssd' } }), makeNode('hdd', { labels: { disk: 'hdd' } }));
+  const { pass, created } = run(s1, [onSsd, onHdd], nodes);
+  assert.deepEqual(created.map((t) => t.Slot), [2]);
+  assert.equal(pass.current(onSsd).DesiredState, 'running');
+  assert.equal(pass.current(onHdd).DesiredState, 'shutdown');
+});

@@ -96,5 +96,5 @@ export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task
       if (down) pass.update(down);
     }
   }
-  rollingUpdate(pass, service, slots, restarts, now);
+  rollingUpdate(pass, service, slots, restarts, new Map(nodes.map((n) => [n.ID, n])), now);
 }

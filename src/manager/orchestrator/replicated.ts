@@ -125,5 +125,5 @@ export function reconcileReplicated(pass: PassChanges, service: Service, tasks: 
       }
     }
   }
-  rollingUpdate(pass, service, [...live.values()].map((ts) => ts.filter((t) => rank(t.DesiredState) <= rank('running'))), restarts, now);
+  rollingUpdate(pass, service, [...live.values()].map((ts) => ts.filter((t) => rank(t.DesiredState) <= rank('running'))), restarts, nodes, now);
 }

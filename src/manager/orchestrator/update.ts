@@ -1,4 +1,4 @@
-import type { Service, Task } from '../../cluster/types.js';
+import type { Node, Service, Task } from '../../cluster/types.js';
 import type { PassChanges } from './changes.js';
 import type { RestartSupervisor } from './restart.js';
 import { isGlobal, isTaskDirty, newTask, rank, withDesired } from './task.js';
@@ -9,14 +9,14 @@ import { isGlobal, isTaskDirty, newTask, rank, withDesired } from './task.js';
  * SHUTDOWN and its replacement waits in READY until it stopped. UpdateStatus goes
  * UPDATING while slots are dirty and COMPLETED when none is left.
  */
-export function rollingUpdate(pass: PassChanges, service: Service, slots: Task[][], restarts: RestartSupervisor, now = Date.now()): void {
+export function rollingUpdate(pass: PassChanges, service: Service, slots: Task[][], restarts: RestartSupervisor, nodes: Map<string, Node> = new Map(), now = Date.now()): void {
   const dirty: Task[][] = [];
   const updating = service.UpdateStatus?.State === 'updating' || service.UpdateStatus?.State === 'rollback_started';
   let inFlight = 0;
   for (const slot of slots) {
     const current = slot.map((t) => pass.current(t)).filter((t) => rank(t.DesiredState) <= rank('running'));
     if (!current.length) continue;
-    const fresh = current.filter((t) => !isTaskDirty(service, t));
+    const fresh = current.filter((t) => !isTaskDirty(service, t, t.NodeID ? nodes.get(t.NodeID) : undefined));
     if (!fresh.length) dirty.push(current);
     else if (updating && fresh.some((t) => rank(t.Status.State) < rank('running'))) inFlight++;
   }
