@@ -138,6 +138,22 @@ describe('services on a three-machine swarm', () => {
     assert.equal((await d('m1', ['service', 'rm', 'nopull'])).code, 0);
   });
 
+  it('a stopped machine\'s tasks move; when it comes back it runs none of the old ones', async () => {
+    const before = await taskContainers('m2', 'web');
+    assert.ok(before.size > 0);
+    await lab.machine(['stop', 'm2']);
+    await waitFor('7/7 on m1 and m3', async () => (await replicas('web')) === '7/7'
+      && (await taskContainers('m1', 'web')).size + (await taskContainers('m3', 'web')).size === 7, 45_000);
+    await lab.machine(['start', 'm2']);
+    await waitFor('m2 ready', async () => (await d('m1', ['node', 'inspect', 'm2', '--format', '{{.Status.State}}'])).stdout.trim() === 'ready');
+    await waitFor('old tasks reported shut down', async () => {
+      const ps = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}}'])).stdout;
+      return [...before.keys()].every((name) => new RegExp(`${name.split('.')[2]} (Shutdown|Failed|Rejected)`).test(ps));
+    });
+    assert.equal((await taskContainers('m2', 'web')).size, 0);
+    assert.equal(await replicas('web'), '7/7');
+  });
+
   it('a machine removed from the lab: its tasks come back on the others', async () => {
     await lab.machine(['rm', '-f', 'm3']);
     await waitFor('7/7 on m1 and m2', async () => (await replicas('web')) === '7/7'
