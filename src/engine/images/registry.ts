@@ -197,7 +197,7 @@ export class RegistryClient {
     }
     if (!res.ok) {
       await res.body?.cancel();
-      if (res.status === 401) throw new RegistryError(401, 'UNAUTHORIZED', 'unauthorized: incorrect username or password');
+      if (res.status === 401) throw new RegistryError(401, 'UNAUTHORIZED', auth?.username ? 'unauthorized: incorrect username or password' : 'unauthorized: authentication required');
       throw new RegistryError(res.status, 'UNAUTHORIZED', `Get "${tokenUrl.origin}${tokenUrl.pathname}": unexpected status ${res.status}`);
     }
     const body = (await res.json()) as { token?: string; access_token?: string };
