@@ -268,3 +268,16 @@ test('docker pull --all-tags pulls every tag the registry lists', async () => {
   assert.notEqual(none.code, 0);
   assert.match(none.stderr, new RegExp(`repository ${R}/nothere not found: name unknown`));
 });
+
+test('docker save of a pulled image (gzip layers) loads on another daemon', async () => {
+  const ref = `${R}/micro-plus:1`;
+  const file = path.join(d2.dir, 'plus.tar');
+  await d2.docker(['save', '-o', file, ref]);
+  await d1.docker(['rmi', '-f', ref, `${R}/every:b`, `${R}/multi:other`]);
+  assert.equal((await d1.docker(['images', '-q', ref])).stdout.trim(), '');
+  const r = await d1.docker(['load', '-i', file]);
+  assert.match(r.stdout, new RegExp(`Loaded image: ${ref.replace(/\./g, '\\.')}`));
+  const plus = await microPlusArchive(ref);
+  assert.equal((await d1.docker(['images', '-q', '--no-trunc', ref])).stdout.trim(), plus.id);
+  assert.deepEqual(JSON.parse((await d1.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref])).stdout), plus.diffIds);
+});
