@@ -252,3 +252,36 @@ test('docker load of an OCI image layout archive (index.json, blobs/sha256)', as
   assert.match(r.stdout, /Loaded image: oci-micro:2/);
   assert.equal((await d.docker(['images', '-q', '--no-trunc', 'oci-micro:2'])).stdout.trim(), micro.id);
 });
+
+test('docker history lists empty-layer steps with size 0 and the image ID on the newest row', async () => {
+  const rootfs = await buildMicroRootfs();
+  const diffId = `sha256:${createHash('sha256').update(rootfs).digest('hex')}`;
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', created: '2024-03-01T00:00:00Z',
+    config: { Env: ['A=1'], Cmd: ['/bin/sh'] },
+    rootfs: { type: 'layers', diff_ids: [diffId] },
+    history: [
+      { created: '2024-03-01T00:00:00Z', created_by: 'ADD rootfs.tar /' },
+      { created: '2024-03-01T00:00:01Z', created_by: 'ENV A=1', empty_layer: true },
+      { created: '2024-03-01T00:00:02Z', created_by: 'CMD ["/bin/sh"]', empty_layer: true, comment: 'buildkit.dockerfile.v0' },
+    ],
+  }));
+  const id = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+  const pack = tar.pack();
+  const out: Buffer[] = [];
+  pack.on('data', (c: unknown) => out.push(c as Buffer));
+  const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
+  pack.entry({ name: 'l/layer.tar', size: rootfs.length }, rootfs);
+  pack.entry({ name: 'c.json', size: config.length }, config);
+  const manifest = Buffer.from(JSON.stringify([{ Config: 'c.json', RepoTags: ['hist:1'], Layers: ['l/layer.tar'] }]));
+  pack.entry({ name: 'manifest.json', size: manifest.length }, manifest);
+  pack.finalize();
+  await ended;
+  await d.docker(['load'], { input: Buffer.concat(out) });
+  const rows = lines((await d.docker(['history', '--no-trunc', '--format', '{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}', 'hist:1'])).stdout);
+  assert.deepEqual(rows, [
+    `${id}|CMD ["/bin/sh"]|0B|buildkit.dockerfile.v0`,
+    '<missing>|ENV A=1|0B|',
+    '<missing>|ADD rootfs.tar /|2.01MB|',
+  ]);
+});
