@@ -240,6 +240,7 @@ export class ContainerManager {
         Entrypoint: strList(cfg.Entrypoint) ?? (img.config.Entrypoint?.length ? img.config.Entrypoint : null),
         WorkingDir: cfg.WorkingDir || img.config.WorkingDir || '',
         Labels: { ...(img.config.Labels ?? {}), ...(cfg.Labels ?? {}) },
+        ...(img.config.ExposedPorts || cfg.ExposedPorts ? { ExposedPorts: { ...(img.config.ExposedPorts ?? {}), ...(cfg.ExposedPorts ?? {}) } } : {}),
         StopSignal: cfg.StopSignal || img.config.StopSignal || undefined,
         Tty: cfg.Tty === true,
         OpenStdin: cfg.OpenStdin === true,
@@ -297,8 +298,13 @@ export class ContainerManager {
     const lap = (k: string) => { const n = performance.now(); t[k] = Math.round(n - t0); t0 = n; };
     try {
       const img = await this.images.resolve(rec.imageId);
-      // A previous run's state, if a crash left any (teardown removes it otherwise).
-      if (fs.existsSync(path.join(this.runc.root, id))) await this.runc.delete(id);
+      // A previous run's state, if a crash left any (teardown removes it otherwise). Its conmon
+      // must be gone before we go on, or its late exit file would pass for this run's.
+      if (fs.existsSync(path.join(this.runc.root, id))) {
+        const old = readPid(p.conmonPid);
+        await this.runc.delete(id);
+        for (let i = 0; i < 60 && processIs(old, 'conmon'); i++) await new Promise((r) => setTimeout(r, 50));
+      }
       await mountRootfs(img.layerDirs, p);
       lap('mount');
       writeEtcFiles(p, hostname);

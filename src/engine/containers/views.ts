@@ -106,7 +106,7 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
-      Ports: {},
+      Ports: Object.fromEntries(Object.keys(r.config.ExposedPorts ?? {}).map((k) => [k, null])),
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
       EndpointID: ep?.EndpointID ?? '',
@@ -130,7 +130,11 @@ export function summaryView(r: ContainerRecord, ep: EndpointInfo | undefined, br
     ImageID: r.imageId,
     Command: [r.path, ...r.args].join(' '),
     Created: Math.floor(Date.parse(r.created) / 1000),
-    Ports: [],
+    // Exposed, not published: shown without a public side, as `docker ps` prints `8000/tcp`.
+    Ports: Object.keys(r.config.ExposedPorts ?? {}).map((k) => {
+      const [port, type = 'tcp'] = k.split('/');
+      return { PrivatePort: Number(port), Type: type };
+    }),
     Labels: r.config.Labels ?? {},
     State: r.state.Status,
     Status: statusText(r),
