@@ -50,6 +50,8 @@ export interface Node extends Meta {
   Description?: NodeDescription;
   Status: { State: NodeState; Message?: string; Addr?: string };
   ManagerStatus?: { Leader?: boolean; Reachability: Reachability; Addr: string };
+  /** Addresses the allocator gave this node on swarm networks (its routing-mesh address on ingress). */
+  Attachments?: NetworkAttachment[];
 }
 
 // ---- services ----
