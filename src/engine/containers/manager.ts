@@ -26,6 +26,7 @@ import { Runc, conmonCreate, processIs } from './runtime.js';
 import { apiMounts, bindMounts, containerSpec } from './spec.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
+import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
 
 export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
@@ -68,6 +69,7 @@ export function parseSignal(s: string): number {
  */
 export class ContainerManager {
   readonly runc: Runc;
+  readonly ports = new PortPublisher();
   private readonly records = new Map<string, ContainerRecord>();
   /** name (with slash) → ID; reserved before anything is written so concurrent creates cannot share one. */
   private readonly names = new Map<string, string>();
@@ -263,6 +265,7 @@ export class ContainerManager {
       // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
       bindMounts(hostConfig.Binds);
       apiMounts(hostConfig.Mounts);
+      validatePortBindings(hostConfig.PortBindings);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
@@ -324,6 +327,9 @@ export class ContainerManager {
       if (mode === 'default' || mode === 'bridge') {
         const ep = await this.bridge.connect(id, pid);
         writeEtcFiles(p, hostname, ep.IPAddress);
+        const exposed = Object.keys(rec.config.ExposedPorts ?? {});
+        rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
+        await this.ports.publish(id, ep.IPAddress, rec.published);
       }
       lap('network');
       for (const hook of this.startHooks) await hook(rec, pid);
@@ -350,6 +356,8 @@ export class ContainerManager {
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
   private async teardown(rec: ContainerRecord): Promise<void> {
+    await this.ports.unpublish(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
+    rec.published = undefined;
     await this.runc.delete(rec.id);
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
     await unmountRootfs(this.paths(rec.id).rootfs);
@@ -644,6 +652,8 @@ export class ContainerManager {
       if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
       const st = await this.runc.state(rec.id);
       if (st && (st.status === 'running' || st.status === 'paused')) {
+        const ep = this.endpoint(rec.id);
+        if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         continue;
       }
@@ -658,6 +668,7 @@ export class ContainerManager {
     for (const id of await this.runc.list()) {
       if (!this.records.has(id)) await this.runc.delete(id);
     }
+    await this.ports.apply();
     // As dockerd at boot: containers that should always run are started again.
     for (const rec of this.records.values()) {
       const p = rec.hostConfig.RestartPolicy?.Name;
