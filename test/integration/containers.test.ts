@@ -336,3 +336,18 @@ test('-p publishes a port on the daemon\'s addresses (also loopback); -p without
   const rules = (await d.inNs('nft', ['list', 'chain', 'ip', 'shoal', 'ports_prerouting'])).stdout;
   assert.doesNotMatch(rules, /dnat/);
 });
+
+test('docker events: the container lifecycle, filtered, as history and live', async () => {
+  const since = String(Math.floor(Date.now() / 1000) - 1);
+  await docker('run', '-d', '--name', 'ev1', '--label', 'evlabel=yes', IMG, 'sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.1; done');
+  await docker('exec', 'ev1', 'true');
+  await docker('stop', 'ev1');
+  await docker('rm', 'ev1');
+  const until = String(Math.ceil(Date.now() / 1000) + 1);
+  const r = await docker('events', '--since', since, '--until', until, '--filter', 'container=ev1', '--filter', 'label=evlabel=yes', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}');
+  const actions = r.stdout.trim().split('\n');
+  assert.deepEqual(actions.filter((a) => !a.includes('exec_')), [
+    'container create ev1', 'container start ev1', 'container kill ev1', 'container die ev1', 'container stop ev1', 'container destroy ev1',
+  ]);
+  assert.ok(actions.includes('container exec_die ev1'));
+});
