@@ -189,6 +189,20 @@ test('a rejected task (image cannot be pulled) shows its error and is retried', 
   assert.match(ps.stdout, /No such image: broken/);
 });
 
+test('a failing update pauses (the CLI says so); service rollback restores the previous spec', async () => {
+  let r = await docker('service', 'create', '--name', 'upd', '--replicas', '2', '--detach=false', 'busybox', 'top');
+  assert.equal(r.code, 0, r.stderr);
+  r = await docker('service', 'update', '--image', 'broken', '--restart-delay', '0s', '--detach=false', 'upd');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /service update paused: update paused due to failure or early termination of task [a-z0-9]{25}/);
+  assert.equal((await docker('service', 'inspect', 'upd', '--format', '{{.UpdateStatus.State}}')).stdout.trim(), 'paused');
+  r = await docker('service', 'rollback', '--detach=false', 'upd');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await docker('service', 'inspect', 'upd', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}')).stdout.trim(), 'busybox:latest rollback_completed');
+  await until('2 running busybox', () => store.list('tasks').filter((t) => t.Status.State === 'running' && t.Spec.ContainerSpec?.Image === 'busybox:latest' && store.get('services', t.ServiceID)?.Spec.Name === 'upd').length === 2);
+  assert.equal((await docker('service', 'rm', 'upd')).code, 0);
+});
+
 test('service rm removes the service and, once stopped, its tasks', async () => {
   for (const name of ['web', 'mon', 'picky', 'p1', 'broken']) {
     const r = await docker('service', 'rm', name);
