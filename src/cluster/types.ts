@@ -50,6 +50,8 @@ export interface Node extends Meta {
   Description?: NodeDescription;
   Status: { State: NodeState; Message?: string; Addr?: string };
   ManagerStatus?: { Leader?: boolean; Reachability: Reachability; Addr: string };
+  /** Addresses the allocator gave this node on swarm networks (its routing-mesh address on ingress). */
+  Attachments?: NetworkAttachment[];
 }
 
 // ---- services ----
@@ -170,6 +172,8 @@ export interface Service extends Meta {
   UpdateStatus?: { State: string; StartedAt?: string; CompletedAt?: string; Message?: string };
   /** Internal: incremented on every spec change so tasks can tell which spec made them. */
   SpecVersion?: Version;
+  /** Jobs only: which run of the job is current (every update starts a new one). */
+  JobStatus?: { JobIteration: Version; LastExecution?: string };
 }
 
 // ---- tasks ----
@@ -224,6 +228,8 @@ export interface Task extends Meta {
   NetworksAttachments?: NetworkAttachment[];
   /** The service's SpecVersion this task was made from. */
   SpecVersion?: Version;
+  /** Jobs only: the run of the job this task belongs to. */
+  JobIteration?: Version;
 }
 
 // ---- networks ----

@@ -125,6 +125,31 @@ test('resolve(ref) gives ResolvedImage whose layerDirs mount as an overlayfs roo
   await assert.rejects(store.resolve('nosuch'), (e: ApiError) => e.status === 404 && e.message === 'No such image: nosuch:latest');
 });
 
+test('an opaque directory marker (.wh..wh..opq) hides the lower layer\'s directory contents', async () => {
+  const rootfs = await buildMicroRootfs();
+  const top = await packTar([
+    { name: 'www/.wh..wh..opq', data: Buffer.alloc(0) },
+    { name: 'www/index.html', data: Buffer.from('<p>static</p>\n') },
+  ]);
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
+  }));
+  const archive = await packTar([
+    { name: 'a.tar', data: rootfs },
+    { name: 'b.tar', data: top },
+    { name: 'config.json', data: config },
+    { name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['opaque:1'], Layers: ['a.tar', 'b.tar'] }])) },
+  ]);
+  await loadImages(store, Readable.from([archive]), sink().progress);
+  const img = await store.resolve('opaque:1');
+  const topDir = img.layerDirs[1];
+  assert.equal(fs.existsSync(path.join(topDir, 'www/.wh..wh..opq')), false);
+  assert.equal((await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', path.join(topDir, 'www')])).stdout, 'y');
+  const merged = await mountOverlay(img.layerDirs);
+  assert.deepEqual(fs.readdirSync(path.join(merged, 'www')), ['index.html']);
+  assert.ok(fs.existsSync(path.join(merged, 'bin/busybox')));
+});
+
 test('rmi refuses images containers use (409, Docker\'s messages) unless forced', async () => {
   const users = new Map<string, ImageUser>();
   store.setInUseCheck((id) => users.get(id));
@@ -156,4 +181,27 @@ test('rmi refuses images containers use (409, Docker\'s messages) unless forced'
   assert.deepEqual(del, [{ Deleted: img.id }]);
   const two = await store.resolve('two:layers');
   assert.ok(fs.existsSync(two.layerDirs[0]));
+});
+
+test('rmi -f under a stopped container: gone for users, still resolvable by ID for it, collected later', async () => {
+  const layer = await packTar([{ name: 'only-here.txt', data: Buffer.from('orphan\n') }]);
+  const id = await importImage(store, Readable.from([layer]), { repo: 'orphan', tag: '1' });
+  const cid = 'deadbeef'.repeat(8);
+  let user: ImageUser | undefined = { id: cid, running: false };
+  store.setInUseCheck((i) => (i === id ? user : undefined));
+  const dirs = (await store.resolve(id)).layerDirs;
+
+  assert.deepEqual(store.remove('orphan:1', true), [{ Untagged: 'orphan:1' }, { Deleted: id }]);
+  assert.equal(store.find(id), undefined);
+  assert.ok(!store.list(new Map()).some((i) => i.Id === id));
+  assert.throws(() => store.inspect(id), (e: ApiError) => e.status === 404);
+  const again = await store.resolve(id);
+  assert.deepEqual(again.layerDirs, dirs);
+  assert.ok(fs.existsSync(path.join(dirs[0], 'only-here.txt')));
+
+  // The container is gone: the next removal or prune collects the orphan and its layer.
+  user = undefined;
+  store.prune(false);
+  assert.equal(fs.existsSync(dirs[0]), false);
+  await assert.rejects(store.resolve(id), (e: ApiError) => e.status === 404);
 });

@@ -4,12 +4,14 @@ import type { Engine } from '../../engine/engine.js';
 import { badRequest, notImplemented } from '../../util/errors.js';
 import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag, isSha256Digest } from '../../engine/images/reference.js';
-import { decodeRegistryAuth } from '../../engine/images/registry.js';
-import { pullImage } from '../../engine/images/pull.js';
+import { decodeRegistryAuth, type AuthConfig } from '../../engine/images/registry.js';
+import { checkLogin } from '../../engine/images/login.js';
+import { pullAllTags, pullImage } from '../../engine/images/pull.js';
 import { pushImage } from '../../engine/images/push.js';
 import { importImage, importTarget } from '../../engine/images/importer.js';
 import { applyChanges } from '../../engine/images/changes.js';
 import { loadImages, saveImages } from '../../engine/images/archive.js';
+import { inspectDistribution } from '../../engine/images/distribution.js';
 
 /**
  * Runs an operation that reports through a JSON progress stream. Errors before the first
@@ -26,7 +28,7 @@ async function withProgress(ctx: RequestContext, op: (p: ProgressStream) => Prom
   progress.end();
 }
 
-/** `docker pull/push/import/load/save/tag/rmi/images/image inspect/history/image prune`. */
+/** `docker pull/push/import/load/save/tag/rmi/images/image inspect/history/image prune/login`, and the digest lookup of `service create`. */
 export function imageRoutes(router: Router, engine: Engine): void {
   const store = engine.images;
 
@@ -38,10 +40,12 @@ export function imageRoutes(router: Router, engine: Engine): void {
     if (platform && !/^linux(\/amd64)?(\/.*)?$/.test(platform.toLowerCase())) throw badRequest(`platform ${platform} is not supported by this node (linux/amd64)`);
     if (fromImage) {
       let ref = parseReference(fromImage);
+      const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
+      // No tag anywhere: every tag, as `docker pull --all-tags` asks (the CLI always names one otherwise).
+      if (!tag && ref.tag === undefined && ref.digest === undefined) return withProgress(ctx, (p) => pullAllTags(store, ref, auth, p));
       if (tag) ref = isSha256Digest(tag) ? { domain: ref.domain, path: ref.path, digest: tag } : { domain: ref.domain, path: ref.path, tag };
       ref = withDefaultTag(ref);
       if (ref.tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(ref.tag)) throw badRequest('invalid tag format');
-      const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
       return withProgress(ctx, (p) => pullImage(store, ref, auth, p));
     }
     if (fromSrc) {
@@ -98,6 +102,15 @@ export function imageRoutes(router: Router, engine: Engine): void {
     parseReference(name);
     const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
     return withProgress(ctx, (p) => pushImage(store, name, ctx.query.get('tag') ?? '', auth, p));
+  });
+
+  // `docker login`: checks the credentials against the registry; the CLI stores them itself.
+  router.post('/auth', async (ctx) => ({ body: await checkLogin(store, await ctx.json<AuthConfig>()) }));
+
+  router.get('/distribution/:name*/json', async (ctx) => {
+    const ref = withDefaultTag(parseReference(ctx.params.name));
+    const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
+    return { body: await inspectDistribution(store, ref, auth) };
   });
 
   router.delete('/images/:name*', (ctx) => ({ body: store.remove(ctx.params.name, ctx.bool('force'), !ctx.bool('noprune')) }));

@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { ApiError, badRequest, conflict, noSuchContainer, notModified, serverError } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
+import { run } from '../../util/run.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
@@ -22,9 +23,11 @@ import {
 } from './record.js';
 import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
-import { containerSpec } from './spec.js';
+import { apiMounts, bindMounts, containerSpec } from './spec.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
+import { EventLog } from '../events.js';
+import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
 
 export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
@@ -67,11 +70,12 @@ export function parseSignal(s: string): number {
  */
 export class ContainerManager {
   readonly runc: Runc;
+  readonly ports = new PortPublisher();
   private readonly records = new Map<string, ContainerRecord>();
   /** name (with slash) → ID; reserved before anything is written so concurrent creates cannot share one. */
   private readonly names = new Map<string, string>();
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly events = new EventEmitter();
+  private readonly emitter = new EventEmitter();
   /** Exits seen per container since this daemon started: attach and `logs -f` end on a change. */
   private readonly exitSeq = new Map<string, number>();
   private readonly exitsDir: string;
@@ -79,21 +83,26 @@ export class ContainerManager {
   private poller?: NodeJS.Timeout;
   private readonly exitsPending = new Set<string>();
   private readonly startHooks: StartHook[] = [];
+  /** Consecutive quick restarts per container, for the restart policy's back-off. */
+  private readonly backoff = new Map<string, number>();
+  private closed = false;
 
   private constructor(
     readonly config: DaemonConfig,
     readonly log: Logger,
     readonly images: ImageStore,
     readonly bridge: BridgeNetwork,
+    /** `docker events`: what happens to containers here. */
+    readonly eventLog: EventLog,
   ) {
     const dp = daemonPaths(config);
     this.runc = new Runc(dp.runcRoot);
     this.exitsDir = dp.exits;
-    this.events.setMaxListeners(0);
+    this.emitter.setMaxListeners(0);
   }
 
-  static async open(config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork): Promise<ContainerManager> {
-    const m = new ContainerManager(config, log, images, bridge);
+  static async open(config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog()): Promise<ContainerManager> {
+    const m = new ContainerManager(config, log, images, bridge, events);
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
     await m.adopt();
@@ -152,7 +161,8 @@ export class ContainerManager {
   counts(): { total: number; running: number; paused: number; stopped: number } {
     const all = this.all();
     const running = all.filter((r) => r.state.Status === 'running').length;
-    return { total: all.length, running, paused: 0, stopped: all.length - running };
+    const paused = all.filter((r) => r.state.Status === 'paused').length;
+    return { total: all.length, running, paused, stopped: all.length - running - paused };
   }
 
   endpoint(id: string): EndpointInfo | undefined {
@@ -174,7 +184,7 @@ export class ContainerManager {
     // An explicit status filter shows non-running containers too, as in Docker.
     const all = opts.all || filters.has('status') || filters.has('exited');
     let out = this.all()
-      .filter((r) => all || r.state.Status === 'running')
+      .filter((r) => all || hasProcess(r))
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
@@ -235,6 +245,7 @@ export class ContainerManager {
         Entrypoint: strList(cfg.Entrypoint) ?? (img.config.Entrypoint?.length ? img.config.Entrypoint : null),
         WorkingDir: cfg.WorkingDir || img.config.WorkingDir || '',
         Labels: { ...(img.config.Labels ?? {}), ...(cfg.Labels ?? {}) },
+        ...(img.config.ExposedPorts || cfg.ExposedPorts ? { ExposedPorts: { ...(img.config.ExposedPorts ?? {}), ...(cfg.ExposedPorts ?? {}) } } : {}),
         StopSignal: cfg.StopSignal || img.config.StopSignal || undefined,
         Tty: cfg.Tty === true,
         OpenStdin: cfg.OpenStdin === true,
@@ -254,14 +265,17 @@ export class ContainerManager {
         state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
         restartCount: 0,
       };
-      // Spec-level mistakes (bad binds, unknown user) are refused now, not at start.
-      containerSpec(rec, { ...p, rootfs: '/nonexistent' }, config.Hostname!);
+      // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
+      bindMounts(hostConfig.Binds);
+      apiMounts(hostConfig.Mounts);
+      validatePortBindings(hostConfig.PortBindings);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
       saveRecord(p.record, rec);
       this.records.set(id, rec);
       this.log.info({ id, name, image: cfg.Image }, 'container created');
+      this.event(rec, 'create');
       return { Id: id, Warnings: [] };
     } catch (e) {
       this.names.delete(name);
@@ -279,6 +293,7 @@ export class ContainerManager {
   private async doStart(rec: ContainerRecord): Promise<void> {
     if (!this.records.has(rec.id)) throw noSuchContainer(rec.id);
     if (rec.state.Status === 'running') throw notModified();
+    if (rec.state.Status === 'paused') throw conflict('cannot start a paused container, try unpause instead');
     if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal and cannot be started`);
     const p = this.paths(rec.id);
     const id = rec.id;
@@ -290,8 +305,13 @@ export class ContainerManager {
     const lap = (k: string) => { const n = performance.now(); t[k] = Math.round(n - t0); t0 = n; };
     try {
       const img = await this.images.resolve(rec.imageId);
-      // A previous run's state, if a crash left any (teardown removes it otherwise).
-      if (fs.existsSync(path.join(this.runc.root, id))) await this.runc.delete(id);
+      // A previous run's state, if a crash left any (teardown removes it otherwise). Its conmon
+      // must be gone before we go on, or its late exit file would pass for this run's.
+      if (fs.existsSync(path.join(this.runc.root, id))) {
+        const old = readPid(p.conmonPid);
+        await this.runc.delete(id);
+        for (let i = 0; i < 60 && processIs(old, 'conmon'); i++) await new Promise((r) => setTimeout(r, 50));
+      }
       await mountRootfs(img.layerDirs, p);
       lap('mount');
       writeEtcFiles(p, hostname);
@@ -311,6 +331,9 @@ export class ContainerManager {
       if (mode === 'default' || mode === 'bridge') {
         const ep = await this.bridge.connect(id, pid);
         writeEtcFiles(p, hostname, ep.IPAddress);
+        const exposed = Object.keys(rec.config.ExposedPorts ?? {});
+        rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
+        await this.ports.publish(id, ep.IPAddress, rec.published);
       }
       lap('network');
       for (const hook of this.startHooks) await hook(rec, pid);
@@ -330,12 +353,16 @@ export class ContainerManager {
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
+    rec.manuallyStopped = false;
     saveRecord(p.record, rec);
     this.log.info({ id, pid, ms: t }, 'container started');
+    this.event(rec, 'start');
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
   private async teardown(rec: ContainerRecord): Promise<void> {
+    await this.ports.unpublish(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
+    rec.published = undefined;
     await this.runc.delete(rec.id);
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
     await unmountRootfs(this.paths(rec.id).rootfs);
@@ -345,45 +372,114 @@ export class ContainerManager {
   /** StopSignal (default SIGTERM), then SIGKILL after `timeoutSec` (default: StopTimeout or 10; -1 waits forever). */
   async stop(ref: string, timeoutSec?: number): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status !== 'running') throw notModified();
+    // Also cancels a pending restart by policy.
+    rec.manuallyStopped = true;
+    saveRecord(this.paths(rec.id).record, rec);
+    // A start in flight (a restart by policy, say) finishes first, then is stopped.
+    await this.locked(rec.id, async () => undefined);
+    rec.manuallyStopped = true; // that start cleared it
+    if (!hasProcess(rec)) throw notModified();
+    await this.thaw(rec);
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
+    this.event(rec, 'kill', { signal: String(sig) });
     await this.runc.kill(rec.id, sig).catch(() => undefined);
-    if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return;
+    if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return this.event(rec, 'stop');
     this.log.info({ id: rec.id, timeoutSec: t }, 'container ignored its stop signal; killing');
     await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
     if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
+    this.event(rec, 'stop');
+  }
+
+  /** `docker pause` / `unpause`: the freezer cgroup, through runc. */
+  async pause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is already paused`);
+      if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
+      await this.runc.pause(rec.id);
+      rec.state.Status = 'paused';
+      saveRecord(this.paths(rec.id).record, rec);
+      this.event(rec, 'pause');
+    });
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not paused`);
+      await this.runc.resume(rec.id);
+      rec.state.Status = 'running';
+      saveRecord(this.paths(rec.id).record, rec);
+      this.event(rec, 'unpause');
+    });
+  }
+
+  /** `docker rename`. */
+  rename(ref: string, newName: string): void {
+    const rec = this.get(ref);
+    const name = validName(newName);
+    if (name === rec.name) throw conflict(`Renaming a container with the same name as its current name`);
+    const owner = this.names.get(name);
+    if (owner) throw conflict(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
+    this.names.delete(rec.name);
+    this.names.set(name, rec.id);
+    const oldName = rec.name;
+    rec.name = name;
+    saveRecord(this.paths(rec.id).record, rec);
+    this.event(rec, 'rename', { oldName });
+  }
+
+  /** `docker top`: `ps` output for the container's processes. */
+  async top(ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const rec = this.get(ref);
+    if (rec.state.Status !== 'running' && rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not running`);
+    const pids = new Set(await this.runc.ps(rec.id));
+    const r = await run('ps', psArgs.split(/\s+/).filter(Boolean));
+    const lines = r.stdout.split('\n').filter(Boolean);
+    const titles = lines[0].trim().split(/\s+/);
+    const pidCol = titles.indexOf('PID');
+    if (pidCol < 0) throw serverError(`Couldn't find PID field in ps output`);
+    const rows = lines.slice(1).map((l) => {
+      const f = l.trim().split(/\s+/);
+      return [...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')];
+    });
+    return { Titles: titles, Processes: rows.filter((f) => pids.has(Number(f[pidCol]))) };
   }
 
   async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
     const rec = this.get(ref);
     const sig = parseSignal(signal);
-    if (rec.state.Status !== 'running') throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    if (!hasProcess(rec)) throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    if (sig === 9) await this.thaw(rec);
+    this.event(rec, 'kill', { signal: String(sig) });
     await this.runc.kill(rec.id, sig, sig === 9);
     if (sig === 9) await this.waitNotRunning(rec.id, 30_000);
   }
 
   async restart(ref: string, timeoutSec?: number): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status === 'running') await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
+    if (hasProcess(rec)) await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
     await this.start(rec.id).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
     rec.restartCount++;
     saveRecord(this.paths(rec.id).record, rec);
+    this.event(rec, 'restart');
   }
 
   /** `docker rm [-f]`: a running container needs `force` (then SIGKILL). */
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status === 'running') {
+    if (hasProcess(rec)) {
       if (!opts.force) {
         throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       }
+      await this.thaw(rec);
       await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
       if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await this.locked(rec.id, async () => {
       if (!this.records.has(rec.id)) return;
-      if (rec.state.Status === 'running') throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
+      if (hasProcess(rec)) throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);
@@ -394,8 +490,9 @@ export class ContainerManager {
       if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);
       for (const [eid, e] of this.execs) if (e.containerId === rec.id) this.execs.delete(eid);
       this.log.info({ id: rec.id }, 'container removed');
+      this.event(rec, 'destroy');
     });
-    this.events.emit(`removed:${rec.id}`);
+    this.emitter.emit(`removed:${rec.id}`);
   }
 
   /**
@@ -406,19 +503,19 @@ export class ContainerManager {
     const rec = this.get(ref);
     const id = rec.id;
     const result = () => ({ StatusCode: rec.state.ExitCode, ...(rec.state.Error ? { Error: { Message: rec.state.Error } } : {}) });
-    if (condition === 'not-running' && rec.state.Status !== 'running') return Promise.resolve(result());
+    if (condition === 'not-running' && !hasProcess(rec)) return Promise.resolve(result());
     return new Promise((resolve) => {
       const ev = condition === 'removed' ? `removed:${id}` : `exit:${id}`;
       const done = () => {
-        this.events.off(ev, done);
-        this.events.off(`removed:${id}`, done);
+        this.emitter.off(ev, done);
+        this.emitter.off(`removed:${id}`, done);
         resolve(result());
       };
-      this.events.on(ev, done);
-      if (ev !== `removed:${id}`) this.events.on(`removed:${id}`, done);
+      this.emitter.on(ev, done);
+      if (ev !== `removed:${id}`) this.emitter.on(`removed:${id}`, done);
       signal?.addEventListener('abort', () => {
-        this.events.off(ev, done);
-        this.events.off(`removed:${id}`, done);
+        this.emitter.off(ev, done);
+        this.emitter.off(`removed:${id}`, done);
       });
     });
   }
@@ -426,28 +523,41 @@ export class ContainerManager {
   /** True once the container is not running (false after `ms`). */
   waitNotRunning(id: string, ms?: number): Promise<boolean> {
     const rec = this.records.get(id);
-    if (!rec || rec.state.Status !== 'running') return Promise.resolve(true);
+    if (!rec || !hasProcess(rec)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const onExit = () => {
         clearTimeout(timer);
         resolve(true);
       };
       const timer = ms === undefined ? undefined : setTimeout(() => {
-        this.events.off(`exit:${id}`, onExit);
+        this.emitter.off(`exit:${id}`, onExit);
         resolve(false);
       }, ms);
-      this.events.once(`exit:${id}`, onExit);
+      this.emitter.once(`exit:${id}`, onExit);
     });
   }
 
   /** Subscribes to a container's exits and removal; returns the unsubscribe. */
   onExit(id: string, fn: () => void): () => void {
-    this.events.on(`exit:${id}`, fn);
-    this.events.on(`removed:${id}`, fn);
+    this.emitter.on(`exit:${id}`, fn);
+    this.emitter.on(`removed:${id}`, fn);
     return () => {
-      this.events.off(`exit:${id}`, fn);
-      this.events.off(`removed:${id}`, fn);
+      this.emitter.off(`exit:${id}`, fn);
+      this.emitter.off(`removed:${id}`, fn);
     };
+  }
+
+  /** A container event for `docker events`: image, name and labels as attributes, as dockerd sends them. */
+  event(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    this.eventLog.emit('container', action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.image, name: rec.name.slice(1), ...extra });
+  }
+
+  /** Signals reach frozen processes only once thawed. */
+  private async thaw(rec: ContainerRecord): Promise<void> {
+    if (rec.state.Status !== 'paused') return;
+    await this.runc.resume(rec.id).catch(() => undefined);
+    rec.state.Status = 'running';
+    saveRecord(this.paths(rec.id).record, rec);
   }
 
   // --- exits ------------------------------------------------------------------------------
@@ -491,7 +601,7 @@ export class ContainerManager {
     }
     const rec = this.records.get(id);
     fs.rmSync(file, { force: true });
-    if (!rec || rec.state.Status !== 'running') return;
+    if (!rec || !hasProcess(rec)) return;
     await this.markExited(rec, Number.isFinite(code) ? code : 255);
   }
 
@@ -501,10 +611,39 @@ export class ContainerManager {
     saveRecord(this.paths(rec.id).record, rec);
     this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
     this.log.info({ id: rec.id, code }, 'container exited');
-    this.events.emit(`exit:${rec.id}`);
+    this.event(rec, 'die', { exitCode: String(code) });
+    this.emitter.emit(`exit:${rec.id}`);
     if (rec.hostConfig.AutoRemove) {
       setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
+    } else if (this.wantsRestart(rec)) {
+      this.scheduleRestart(rec);
     }
+  }
+
+  /** Docker's restart policies: `always`, `unless-stopped`, `on-failure[:max]`; never after `docker stop`. */
+  private wantsRestart(rec: ContainerRecord): boolean {
+    const p = rec.hostConfig.RestartPolicy;
+    if (!p || rec.manuallyStopped || this.closed) return false;
+    if (p.Name === 'always' || p.Name === 'unless-stopped') return true;
+    if (p.Name === 'on-failure') return rec.state.ExitCode !== 0 && (!p.MaximumRetryCount || rec.restartCount < p.MaximumRetryCount);
+    return false;
+  }
+
+  /** Restarts with Docker's back-off: 100 ms doubling per quick failure, reset after 10 s of running. */
+  private scheduleRestart(rec: ContainerRecord): void {
+    const ran = Date.parse(rec.state.FinishedAt) - Date.parse(rec.state.StartedAt);
+    const n = ran > 10_000 ? 0 : (this.backoff.get(rec.id) ?? 0) + 1;
+    this.backoff.set(rec.id, n);
+    const delay = Math.min(100 * 2 ** Math.max(0, n - 1), 60_000);
+    const timer = setTimeout(() => {
+      if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
+      void this.locked(rec.id, async () => {
+        if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
+        rec.restartCount++;
+        await this.doStart(rec);
+      }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
+    }, delay);
+    timer.unref();
   }
 
   /** Picks up containers from an earlier run of the daemon: running ones are adopted, dead ones marked exited. */
@@ -529,10 +668,12 @@ export class ContainerManager {
         this.names.delete(rec.name);
         continue;
       }
-      if (rec.state.Status !== 'running') continue;
+      if (!hasProcess(rec)) continue;
       if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
       const st = await this.runc.state(rec.id);
-      if (st && st.status === 'running') {
+      if (st && (st.status === 'running' || st.status === 'paused')) {
+        const ep = this.endpoint(rec.id);
+        if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         continue;
       }
@@ -546,6 +687,12 @@ export class ContainerManager {
     }
     for (const id of await this.runc.list()) {
       if (!this.records.has(id)) await this.runc.delete(id);
+    }
+    await this.ports.apply();
+    // As dockerd at boot: containers that should always run are started again.
+    for (const rec of this.records.values()) {
+      const p = rec.hostConfig.RestartPolicy?.Name;
+      if (rec.state.Status === 'exited' && (p === 'always' || p === 'unless-stopped') && !rec.manuallyStopped) this.scheduleRestart(rec);
     }
   }
 
@@ -573,10 +720,16 @@ export class ContainerManager {
 
   /** Stops watching; containers keep running under conmon. */
   async close(): Promise<void> {
+    this.closed = true;
     this.watcher?.close();
     if (this.poller) clearInterval(this.poller);
     await Promise.all([...this.locks.values()]);
   }
+}
+
+/** Running or paused: its processes exist. */
+function hasProcess(r: ContainerRecord): boolean {
+  return r.state.Status === 'running' || r.state.Status === 'paused';
 }
 
 /** Image env first, then the container's; a later `KEY=` replaces an earlier one. */

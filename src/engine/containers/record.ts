@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readJsonFile, writeJsonFileAtomic } from '../network/state-file.js';
+import type { PublishedPort } from './ports.js';
 
 /** `Config` of a container as the Engine API takes and shows it (the fields shoal acts on, plus pass-through). */
 export interface ContainerConfig {
@@ -66,8 +67,10 @@ export interface ContainerRecord {
   restartCount: number;
   /** conmon's PID while the container runs (adoption after a daemon restart). */
   conmonPid?: number;
-  /** Set while stop/kill is in progress so an exit is not mistaken for a crash. */
-  stopping?: boolean;
+  /** Host ports published for the current run. */
+  published?: PublishedPort[];
+  /** Stopped by a user (`docker stop`): no restart policy applies until the next start. */
+  manuallyStopped?: boolean;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

@@ -29,6 +29,7 @@ export function statusText(r: ContainerRecord, now = Date.now()): string {
   const st = r.state;
   switch (st.Status) {
     case 'running': return `Up ${humanDuration(now - Date.parse(st.StartedAt))}`;
+    case 'paused': return `Up ${humanDuration(now - Date.parse(st.StartedAt))} (Paused)`;
     case 'exited': return st.FinishedAt === ZERO_TIME ? `Exited (${st.ExitCode})` : `Exited (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
     case 'removing': return 'Removal In Progress';
     case 'dead': return 'Dead';
@@ -51,10 +52,31 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
 }
 
 function mounts(r: ContainerRecord) {
-  return (r.hostConfig.Binds ?? []).map((b) => {
+  const binds = (r.hostConfig.Binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
     return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
   });
+  const api = (Array.isArray(r.hostConfig.Mounts) ? (r.hostConfig.Mounts as { Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }[]) : []).map((m) => ({
+    Type: m.Type ?? '', Source: m.Source ?? '', Destination: m.Target ?? '', Mode: '', RW: !m.ReadOnly, Propagation: m.Type === 'bind' ? 'rprivate' : '',
+  }));
+  return [...binds, ...api];
+}
+
+/** `NetworkSettings.Ports`: every exposed or published port, with its host bindings or null. */
+function inspectPorts(r: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[] | null> {
+  const out: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
+  for (const k of Object.keys(r.config.ExposedPorts ?? {})) out[k] = null;
+  for (const p of r.published ?? []) (out[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  return out;
+}
+
+/** ps `Ports`: published ones with their public side (`0.0.0.0:8080->8000/tcp`), exposed ones without. */
+function summaryPorts(r: ContainerRecord) {
+  const published = (r.published ?? []).map((p) => ({ IP: p.hostIp, PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.proto }));
+  const exposed = Object.keys(r.config.ExposedPorts ?? {})
+    .map((k) => { const [port, type = 'tcp'] = k.split('/'); return { PrivatePort: Number(port), Type: type }; })
+    .filter((e) => !published.some((p) => p.PrivatePort === e.PrivatePort && p.Type === e.Type));
+  return [...published, ...exposed];
 }
 
 export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPaths>, ep: EndpointInfo | undefined, bridgeId: string, execIds: string[] | null): ContainerInspect {
@@ -66,8 +88,8 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
     Args: r.args,
     State: {
       Status: st.Status,
-      Running: st.Status === 'running',
-      Paused: false,
+      Running: st.Status === 'running' || st.Status === 'paused',
+      Paused: st.Status === 'paused',
       Restarting: false,
       OOMKilled: st.OOMKilled,
       Dead: st.Status === 'dead',
@@ -101,7 +123,7 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
-      Ports: {},
+      Ports: inspectPorts(r),
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
       EndpointID: ep?.EndpointID ?? '',
@@ -125,7 +147,7 @@ export function summaryView(r: ContainerRecord, ep: EndpointInfo | undefined, br
     ImageID: r.imageId,
     Command: [r.path, ...r.args].join(' '),
     Created: Math.floor(Date.parse(r.created) / 1000),
-    Ports: [],
+    Ports: summaryPorts(r),
     Labels: r.config.Labels ?? {},
     State: r.state.Status,
     Status: statusText(r),

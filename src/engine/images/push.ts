@@ -11,14 +11,21 @@ import type { ProgressStream } from './progress.js';
 import { familiarName, formatReference, parseReference, repoName, type ImageReference } from './reference.js';
 import { isInsecureRegistry, RegistryClient, type AuthConfig } from './registry.js';
 
-const compressing = new Map<string, Promise<LayerBlob>>();
+/** Compressions in progress, per store (a process may hold several stores, as tests do). */
+const compressingIn = new WeakMap<ImageStore, Map<string, Promise<LayerBlob>>>();
 
 /** The layer as a gzip blob, compressing (once, then kept) when only the plain tar is stored. */
 export function gzipBlobOf(store: ImageStore, diffId: string): Promise<LayerBlob> {
   const meta = store.layers.meta(diffId);
   const gz = meta.blobs.find((b) => layerCompression(b.mediaType) === 'gzip' && store.blobs.has(b.digest));
   if (gz) return Promise.resolve(gz);
-  let p = compressing.get(diffId);
+  let inflight = compressingIn.get(store);
+  if (!inflight) {
+    inflight = new Map();
+    compressingIn.set(store, inflight);
+  }
+  const running = inflight;
+  let p = running.get(diffId);
   if (!p) {
     p = (async () => {
       const plain = meta.blobs.find((b) => layerCompression(b.mediaType) === 'none' && store.blobs.has(b.digest));
@@ -35,8 +42,8 @@ export function gzipBlobOf(store: ImageStore, diffId: string): Promise<LayerBlob
       store.blobs.adopt(tmp, blob.digest);
       store.layers.addBlob(diffId, blob);
       return blob;
-    })().finally(() => compressing.delete(diffId));
-    compressing.set(diffId, p);
+    })().finally(() => running.delete(diffId));
+    running.set(diffId, p);
   }
   return p;
 }
@@ -74,13 +81,22 @@ export async function pushImage(store: ImageStore, name: string, tag: string, au
         const blob = await gzipBlobOf(store, d);
         blobs.set(d, blob);
         if (await client.blobExists(blob.digest)) {
+          store.layers.addSource(d, blob.digest, repoName(repo));
           progress.status('Layer already exists', shortId(d));
+          continue;
+        }
+        // Another repository of the same registry has it: ask the registry to link it over.
+        const from = (blob.sources ?? []).map((r) => parseReference(r)).find((r) => r.domain === repo.domain && r.path !== repo.path);
+        if (from && (await client.mountBlob(blob.digest, from.path))) {
+          store.layers.addSource(d, blob.digest, repoName(repo));
+          progress.status(`Mounted from ${from.path}`, shortId(d));
           continue;
         }
         // Counted through a pipe, which holds the bytes until the upload reads them
         // (a 'data' listener would start the flow while the upload session is still opening).
         const src = store.blobs.readStream(blob.digest).pipe(new Hasher((n) => progress.bytes('Pushing', shortId(d), n, blob.size)));
         await client.uploadBlob(blob.digest, src, blob.size);
+        store.layers.addSource(d, blob.digest, repoName(repo));
         progress.status('Pushed', shortId(d));
       }
       const configSize = store.blobs.size(image.id);

@@ -1,4 +1,5 @@
-import type { Cluster, Network, NetworkAttachment, Service, Task, VirtualIP } from '../../cluster/types.js';
+import type { Cluster, Network, NetworkAttachment, Node, Service, Task, VirtualIP } from '../../cluster/types.js';
+import { newSwarmId } from '../../util/ids.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
@@ -15,7 +16,10 @@ const DEFAULT_POOL = ['10.0.0.0/8'];
 const DEFAULT_SUBNET_SIZE = 24;
 
 export interface AllocationResult {
+  /** Networks to create (the ingress network of a new swarm). */
+  newNetworks: Network[];
   networks: Network[];
+  nodes: Node[];
   services: Service[];
   tasks: Task[];
 }
@@ -47,9 +51,15 @@ function isOverlay(n: Network): boolean {
  * their published ports and one VIP per network; NEW tasks get an address on each of their
  * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
  */
-export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[]): AllocationResult {
-  const result: AllocationResult = { networks: [], services: [], tasks: [] };
+export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[], nodes: Node[] = []): AllocationResult {
+  const result: AllocationResult = { newNetworks: [], networks: [], nodes: [], services: [], tasks: [] };
   const now = new Date().toISOString();
+  // A swarm has an ingress network from the start (swarmkit manager.go newIngressNetwork).
+  if (cluster && !networks.some((n) => n.Spec.Ingress)) {
+    const ingress = ingressNetwork(now);
+    result.newNetworks.push(ingress);
+    networks = [...networks, ingress];
+  }
 
   // Networks.
   const subnets = new SubnetPool(cluster?.DefaultAddrPool?.length ? cluster.DefaultAddrPool : DEFAULT_POOL, cluster?.SubnetSize || DEFAULT_SUBNET_SIZE, networks);
@@ -74,7 +84,8 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
       u.DriverState = { Name: 'overlay', Options: { ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: String(nextVni) } };
     }
     u.UpdatedAt = now;
-    result.networks.push(u);
+    if (!result.newNetworks.includes(n)) result.networks.push(u);
+    else result.newNetworks[result.newNetworks.indexOf(n)] = u;
     return u;
   });
 
@@ -85,10 +96,21 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     if (c) pools.set(n.ID, new AddressPool(c.Subnet, c.Gateway));
   }
   for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
+  for (const n of nodes) for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   for (const t of tasks) {
     if (t.Status.State === 'new') continue;
     if (['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State)) continue;
     for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
+  }
+
+  // Nodes: every node gets its routing-mesh address on the ingress network.
+  const ingressNet = nets.find((n) => n.Spec.Ingress);
+  if (ingressNet && pools.has(ingressNet.ID)) {
+    for (const n of nodes) {
+      if (n.Attachments?.some((a) => a.Network.ID === ingressNet.ID)) continue;
+      const others = (n.Attachments ?? []).filter((a) => nets.some((x) => x.ID === a.Network.ID));
+      result.nodes.push({ ...n, Attachments: [...others, { Network: ingressNet, Addresses: [pools.get(ingressNet.ID)!.allocate()] }], UpdatedAt: now });
+    }
   }
 
   // Services.
@@ -123,6 +145,16 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   return result;
 }
 
+function ingressNetwork(now: string): Network {
+  return {
+    ID: newSwarmId(),
+    Version: { Index: 0 },
+    CreatedAt: now,
+    UpdatedAt: now,
+    Spec: { Name: 'ingress', Labels: { 'com.docker.swarm.internal': 'true' }, DriverConfiguration: { Name: 'overlay' }, Ingress: true, Scope: 'swarm' },
+  };
+}
+
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
 export class Allocator extends StoreLoop {
   constructor(store: Store, log: Logger) {
@@ -130,12 +162,15 @@ export class Allocator extends StoreLoop {
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new'));
+    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'nodes' && e.action === 'create')
+      || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new'));
   }
 
   protected async tick(): Promise<void> {
-    const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'));
+    const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'), this.store.list('nodes'));
     const changes = [
+      ...r.newNetworks.map((o) => ({ kind: 'networks' as const, op: 'create' as const, object: o })),
+      ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),
       ...r.services.map((o) => ({ kind: 'services' as const, op: 'update' as const, object: o })),
       ...r.tasks.map((o) => ({ kind: 'tasks' as const, op: 'update' as const, object: o })),

@@ -1,6 +1,7 @@
 import type { Cluster, Node, Service, Task, TaskState, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank } from '../../cluster/types.js';
 import { newSwarmId } from '../../util/ids.js';
+import { nodeMatches, parseConstraints } from '../scheduler/constraint.js';
 
 /**
  * Task facts every leader loop shares: how tasks are made, which state they are in, and the
@@ -15,7 +16,10 @@ export function isReplicated(s: Service): boolean {
   return !!s.Spec.Mode?.Replicated || (!s.Spec.Mode?.Global && !s.Spec.Mode?.ReplicatedJob && !s.Spec.Mode?.GlobalJob);
 }
 export function isGlobal(s: Service): boolean {
-  return !!s.Spec.Mode?.Global;
+  return !!s.Spec.Mode?.Global || !!s.Spec.Mode?.GlobalJob;
+}
+export function isJob(s: Service): boolean {
+  return !!s.Spec.Mode?.ReplicatedJob || !!s.Spec.Mode?.GlobalJob;
 }
 export function replicasOf(s: Service): number {
   return s.Spec.Mode?.Replicated?.Replicas ?? 1;
@@ -26,9 +30,9 @@ export function isTerminal(t: Task): boolean {
   return rank(t.Status.State) > RUNNING;
 }
 
-/** Desired to run (or to get ready to run, during a restart delay). */
+/** Desired to run (or to get ready to run, during a restart delay; or, for jobs, to run to completion). */
 export function isDesiredRunnable(t: Task): boolean {
-  return rank(t.DesiredState) <= RUNNING;
+  return rank(t.DesiredState) <= RUNNING || (t.DesiredState === 'complete' && !!t.JobIteration);
 }
 
 export function status(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): TaskStatus {
@@ -52,6 +56,10 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
   };
   if (slot !== undefined) t.Slot = slot;
   if (nodeId) t.NodeID = nodeId;
+  if (service.JobStatus) {
+    t.JobIteration = { ...service.JobStatus.JobIteration };
+    t.DesiredState = 'complete';
+  }
   return t;
 }
 
@@ -72,10 +80,23 @@ export function withStatus(t: Task, s: TaskStatus): Task | undefined {
   return { ...t, Status: s, UpdatedAt: new Date().toISOString() };
 }
 
-/** A task needs replacing only when what it runs changed (swarmkit IsTaskDirty, simplified). */
-export function isTaskDirty(service: Service, t: Task): boolean {
+/**
+ * A task needs replacing only when what it runs changed (swarmkit IsTaskDirty): a change of
+ * placement constraints alone leaves tasks whose node still meets them where they are.
+ */
+export function isTaskDirty(service: Service, t: Task, node?: Node): boolean {
   if (service.SpecVersion && t.SpecVersion && service.SpecVersion.Index === t.SpecVersion.Index) return false;
-  return JSON.stringify(canonicalSpec(service.Spec.TaskTemplate)) !== JSON.stringify(canonicalSpec(t.Spec));
+  const { Placement: wantPlacement, ...want } = service.Spec.TaskTemplate;
+  const { Placement: hasPlacement, ...has } = t.Spec;
+  if (JSON.stringify(canonicalSpec(want)) !== JSON.stringify(canonicalSpec(has))) return true;
+  if (JSON.stringify(canonicalSpec(wantPlacement ?? {})) === JSON.stringify(canonicalSpec(hasPlacement ?? {}))) return false;
+  const onlyConstraints = JSON.stringify(canonicalSpec({ ...(wantPlacement ?? {}), Constraints: undefined })) === JSON.stringify(canonicalSpec({ ...(hasPlacement ?? {}), Constraints: undefined }));
+  if (!onlyConstraints || !node) return true;
+  try {
+    return !nodeMatches(parseConstraints(wantPlacement?.Constraints ?? []), node);
+  } catch {
+    return true;
+  }
 }
 
 function canonicalSpec(v: unknown): unknown {
