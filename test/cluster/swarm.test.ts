@@ -32,7 +32,7 @@ describe('swarm membership: one manager, two workers', () => {
     mgr = await startDaemon({ ns: net.nodes[0].ns, prefix: 'swm' });
     w1 = await startDaemon({ ns: net.nodes[1].ns, prefix: 'sww' });
     w2 = await startDaemon({ ns: net.nodes[2].ns, prefix: 'sww' });
-    initOut = await ok(mgr, ['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
+    initOut = await ok(mgr, ['swarm', 'init', '--advertise-addr', net.nodes[0].ip, '--cert-expiry', '48h', '--default-addr-pool', '10.20.0.0/16']);
   });
 
   after(async () => {
@@ -59,6 +59,13 @@ describe('swarm membership: one manager, two workers', () => {
     assert.equal(info.NodeAddr, net.nodes[0].ip);
     assert.equal(info.Cluster.Spec.Name, 'default');
     assert.equal(info.Cluster.Spec.Dispatcher.HeartbeatPeriod, 5e9);
+    assert.equal(info.Cluster.Spec.CAConfig.NodeCertExpiry, 48 * 3600e9);
+    assert.deepEqual(info.Cluster.DefaultAddrPool, ['10.20.0.0/16']);
+    const cert = certIdentity(fs.readFileSync(path.join(mgr.dataRoot, 'swarm/certificates/swarm-node.crt'), 'utf8'));
+    assert.equal((cert.notAfter.getTime() - cert.notBefore.getTime()) / 3600_000, 49); // 48 h + 1 h backdating
+    assert.equal(cert.role, 'swarm-manager');
+    assert.equal(cert.nodeId, info.NodeID);
+    assert.equal(cert.clusterId, info.Cluster.ID);
     assert.match(await ok(mgr, ['info']), /Is Manager: true/);
   });
 
