@@ -166,6 +166,26 @@ describe('swarm membership: one manager, two workers', () => {
     await waitFor('worker 2 ready again', async () => (await nodeLs()).includes(`${w2.name} Ready Active`), 30_000);
   });
 
+  test('swarm ca --rotate moves every node to a new root and new join tokens', async () => {
+    const oldToken = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
+    const oldRoot = (await ok(mgr, ['swarm', 'ca'])).trim();
+    const out = await ok(mgr, ['swarm', 'ca', '--rotate']);
+    const info = JSON.parse(await ok(mgr, ['info', '--format', '{{json .Swarm.Cluster}}']));
+    assert.equal(info.RootRotationInProgress, false);
+    const newRoot = info.TLSInfo.TrustRoot as string;
+    assert.notEqual(newRoot.trim(), oldRoot);
+    assert.ok(out.trim().endsWith(newRoot.trim()), out);
+    const rootCert = new X509Certificate(newRoot);
+    for (const d of [mgr, w1, w2]) {
+      const cert = new X509Certificate(fs.readFileSync(path.join(d.dataRoot, 'swarm/certificates/swarm-node.crt')));
+      assert.ok(cert.verify(rootCert.publicKey), `${d.name} has a certificate from the new root`);
+    }
+    const newToken = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
+    assert.notEqual(newToken.split('-')[2], oldToken.split('-')[2]);
+    const lines = await nodeLs();
+    assert.ok(lines.includes(`${w1.name} Ready Active`) && lines.includes(`${w2.name} Ready Active`), lines.join('\n'));
+  });
+
   test('node rm refuses a Ready node and a manager; a removed node is refused by the dispatcher', async () => {
     const w2Id = (await ok(w2, ['info', '--format', '{{.Swarm.NodeID}}'])).trim();
     assert.equal(await fail(mgr, ['node', 'rm', w2.name]), `Error response from daemon: rpc error: code = FailedPrecondition desc = node ${w2Id} is not down and can't be removed`);
