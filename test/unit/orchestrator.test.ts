@@ -342,3 +342,13 @@ test('update delay holds the next batch back', () => {
   rollingUpdate(p3, s1, [[made], [old[1]]], r, new Map(), now + 10_200, tracker, [made, old[1]]);
   assert.equal(p3.createdTasks().length, 1);
 });
+
+test('a node that no longer meets the constraints loses its tasks to other nodes', () => {
+  const s = replicated(1, { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { Constraints: ['node.labels.disk==ssd'] } } });
+  const t = makeTask(s, { Slot: 1, NodeID: 'n1', Status: st('running') });
+  const ok = run(s, [t], nodeMap(makeNode('n1', { labels: { disk: 'ssd' } })));
+  assert.equal(ok.pass.size, 0);
+  const moved = run(s, [t], nodeMap(makeNode('n1', { labels: { disk: 'hdd' } })));
+  assert.equal(moved.pass.current(t).DesiredState, 'shutdown');
+  assert.deepEqual(moved.created.map((x) => [x.Slot, x.NodeID]), [[1, undefined]]);
+});
