@@ -116,6 +116,17 @@ describe('services on a three-machine swarm', () => {
     assert.equal((await d('m1', ['swarm', 'update', '--task-history-limit', '5'])).code, 0);
   });
 
+  it('a replicated job runs its tasks to completion on real containers', async () => {
+    const r = await d('m1', ['service', 'create', '--name', 'batch', '--mode', 'replicated-job', '--replicas', '3', '--max-concurrent', '2', '--detach=false', 'busybox', 'true']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /job complete/);
+    assert.equal((await d('m1', ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Replicas}}'])).stdout.trim(), '0/2 (3/3 completed)');
+    const states = (await d('m1', ['service', 'ps', 'batch', '--format', '{{.DesiredState}} {{.CurrentState}}'])).stdout.trim().split('\n');
+    assert.equal(states.length, 3);
+    for (const l of states) assert.match(l, /^Complete Complete/);
+    assert.equal((await d('m1', ['service', 'rm', 'batch'])).code, 0);
+  });
+
   it('a task that fits nowhere stays pending with the reason, and runs once a node fits', async () => {
     const r = await d('m1', ['service', 'create', '--name', 'picky', '--constraint', 'node.labels.disk==ssd', '--detach', 'busybox', 'sleep', '100000']);
     assert.equal(r.code, 0, r.stderr);
