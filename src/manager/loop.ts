@@ -30,7 +30,13 @@ export abstract class StoreLoop {
     this.stopped = false;
     this.unsubscribe = this.store.watch((events) => {
       if (this.stopped) return;
-      if (this.observe(events)) this.kick();
+      try {
+        if (this.observe(events)) this.kick();
+      } catch (e) {
+        // Never let one loop break the store's watch for everyone else.
+        this.log.error({ err: e }, 'loop could not take events; running a full pass');
+        this.kick();
+      }
     });
     this.init();
     this.kick(0);

@@ -86,11 +86,12 @@ test('restart delay holds the replacement in READY', () => {
   const failed = makeTask(s, { Slot: 1, Status: st('failed') });
   const { created } = run(s, [failed], new Map(), r);
   const p2 = new PassChanges();
-  const next = r.startDue(p2, created, new Map(), new Map());
+  const byId = new Map(created.map((t) => [t.ID, t]));
+  const next = r.startDue(p2, created, byId, new Map());
   assert.equal(p2.size, 0);
   assert.ok(next! > Date.now() + 9000);
   const p3 = new PassChanges();
-  r.startDue(p3, created, new Map(), new Map(), Date.now() + 10_001);
+  r.startDue(p3, created, byId, new Map(), Date.now() + 10_001);
   assert.equal(p3.current(created[0]).DesiredState, 'running');
 });
 
