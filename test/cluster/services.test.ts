@@ -94,6 +94,22 @@ describe('services on a three-machine swarm', () => {
     assert.match(hist, new RegExp(`${oldTask} Shutdown Failed`));
   });
 
+  it('service update --env-add rolls every task (parallelism 3) and the new containers carry it', async () => {
+    const r = await d('m1', ['service', 'update', '--env-add', 'COLOUR=blue', '--update-parallelism', '3', '--update-monitor', '1s', '--detach=false', 'web']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await d('m1', ['service', 'inspect', 'web', '--format', '{{.UpdateStatus.State}}'])).stdout.trim(), 'completed');
+    await waitFor('7/7', async () => (await replicas('web')) === '7/7');
+    let seen = 0;
+    for (const m of MACHINES) {
+      for (const id of (await taskContainers(m, 'web')).values()) {
+        const env = (await d(m, ['inspect', id, '--format', '{{json .Config.Env}}'])).stdout;
+        assert.match(env, /COLOUR=blue/);
+        seen++;
+      }
+    }
+    assert.equal(seen, 7);
+  });
+
   it('global service: one task per machine', async () => {
     const r = await d('m1', ['service', 'create', '--name', 'mon', '--mode', 'global', '--detach=false', 'busybox', 'sleep', '100000']);
     assert.equal(r.code, 0, r.stderr);
