@@ -117,6 +117,17 @@ describe('services on a three-machine swarm', () => {
     for (const m of MACHINES) assert.equal((await taskContainers(m, 'mon')).size, 1);
   });
 
+  it('host-mode published ports: one task per node at most, shown by service ps', async () => {
+    const r = await d('m1', ['service', 'create', '--name', 'hostport', '--replicas', '4', '--publish', 'mode=host,target=80,published=8081', '--detach', 'busybox', 'sleep', '100000']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('3 running, 1 pending', async () => {
+      const ps = (await d('m1', ['service', 'ps', 'hostport', '--no-trunc', '--format', '{{.CurrentState}}|{{.Ports}}|{{.Error}}'])).stdout.trim().split('\n');
+      return ps.filter((l) => /^Running .*\|\*:8081->80\/tcp\|$/.test(l)).length === 3
+        && ps.some((l) => /^Pending .*host-mode port already in use on 3 nodes/.test(l));
+    });
+    assert.equal((await d('m1', ['service', 'rm', 'hostport'])).code, 0);
+  });
+
   it('swarm update --task-history-limit bounds the tasks kept per slot', async () => {
     assert.equal((await d('m1', ['swarm', 'update', '--task-history-limit', '2'])).code, 0);
     let r = await d('m1', ['service', 'create', '--name', 'hist', '--update-monitor', '1s', '--detach=false', 'busybox', 'sleep', '100000']);
