@@ -230,6 +230,8 @@ export interface Task extends Meta {
   SpecVersion?: Version;
   /** Jobs only: the run of the job this task belongs to. */
   JobIteration?: Version;
+  /** The service's endpoint (allocated ports) when the task was allocated: agents publish host-mode ports from it. */
+  Endpoint?: Endpoint;
 }
 
 // ---- networks ----
