@@ -9,6 +9,7 @@ import { SwarmNode } from '../cluster/swarm-node.js';
 import '../manager/control-loops.js';
 import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';
+import { NetworkAgent } from '../agent/network-agent.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -42,9 +43,11 @@ async function main(): Promise<void> {
   const engine = await Engine.open(config, log);
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
   const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' })), () => swarm.nodeId, log.child({ part: 'worker' }));
+  const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }));
+  network.start();
   worker.start();
   await swarm.open();
-  const api = new ApiServer(buildRouter(engine, swarm), log);
+  const api = new ApiServer(buildRouter(engine, swarm, (id) => network.endpoints(id)), log);
   await api.listen(config.host);
   log.info({ host: config.host, dataRoot: config.dataRoot }, 'shoald ready');
 
@@ -55,6 +58,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shoald stopping; containers keep running');
     await api.close();
     worker.stop();
+    await network.stop();
     await swarm.close();
     await engine.close();
     process.exit(0);

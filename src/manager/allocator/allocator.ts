@@ -1,4 +1,4 @@
-import type { Cluster, Network, NetworkAttachment, Service, Task, VirtualIP } from '../../cluster/types.js';
+import type { Cluster, Network, NetworkAttachment, Node, Service, Task, VirtualIP } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
@@ -18,6 +18,7 @@ export interface AllocationResult {
   networks: Network[];
   services: Service[];
   tasks: Task[];
+  nodes: Node[];
 }
 
 /** The networks a service's tasks join: its own (by ID or name), plus ingress when it publishes ingress ports. */
@@ -47,8 +48,8 @@ function isOverlay(n: Network): boolean {
  * their published ports and one VIP per network; NEW tasks get an address on each of their
  * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
  */
-export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[]): AllocationResult {
-  const result: AllocationResult = { networks: [], services: [], tasks: [] };
+export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[], nodes: Node[] = []): AllocationResult {
+  const result: AllocationResult = { networks: [], services: [], tasks: [], nodes: [] };
   const now = new Date().toISOString();
 
   // Networks.
@@ -85,10 +86,22 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     if (c) pools.set(n.ID, new AddressPool(c.Subnet, c.Gateway));
   }
   for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
+  for (const n of nodes) for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   for (const t of tasks) {
     if (t.Status.State === 'new') continue;
     if (['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State)) continue;
     for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
+  }
+
+  // Nodes: one routing-mesh address each on the ingress network (swarmkit allocateNode).
+  const ingress = nets.find((n) => n.Spec.Ingress);
+  for (const node of nodes) {
+    const have = (node.Attachments ?? []).filter((a) => a.Network.ID === ingress?.ID && a.Addresses[0]);
+    if (ingress && pools.has(ingress.ID) && !have.length) {
+      result.nodes.push({ ...node, Attachments: [{ Network: ingress, Addresses: [pools.get(ingress.ID)!.allocate()] }] });
+    } else if (!ingress && node.Attachments?.length) {
+      result.nodes.push({ ...node, Attachments: [] });
+    }
   }
 
   // Services.
@@ -130,12 +143,14 @@ export class Allocator extends StoreLoop {
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new'));
+    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new')
+      || (e.kind === 'nodes' && !(e.object as Node).Attachments?.length));
   }
 
   protected async tick(): Promise<void> {
-    const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'));
+    const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'), this.store.list('nodes'));
     const changes = [
+      ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),
       ...r.services.map((o) => ({ kind: 'services' as const, op: 'update' as const, object: o })),
       ...r.tasks.map((o) => ({ kind: 'tasks' as const, op: 'update' as const, object: o })),
