@@ -1,0 +1,184 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
+import { pushMicro } from '../helpers/micro.js';
+import { run } from '../../src/util/run.js';
+
+// Needs root: a three-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
+
+const MACHINES = ['m1', 'm2', 'm3'];
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
+
+describe('swarm networks on a three-machine lab', () => {
+  let lab: TestLab;
+  let image = '';
+  const addrs = new Map<string, string>();
+  const nodeIds = new Map<string, string>();
+  const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
+  const replicas = async (svc: string) => (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
+  /** curl from the lab's hub namespace (outside every machine). */
+  const fromHub = (url: string) => run('ip', ['netns', 'exec', `${lab.prefix}-hub`, 'curl', '-s', '-m', '3', url], { allowFail: true });
+  const taskContainer = async (m: string, svc: string) =>
+    (await d(m, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout.trim().split('\n')[0];
+
+  before(async () => {
+    lab = newTestLab();
+    await createMachines(lab, MACHINES);
+    for (const m of MACHINES) addrs.set(m, (await lab.machine(['ip', m])).stdout.trim());
+    const init = await d('m1', ['swarm', 'init', '--advertise-addr', addrs.get('m1')!]);
+    assert.equal(init.code, 0, init.stderr);
+    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    for (const m of ['m2', 'm3']) {
+      const j = await d(m, ['swarm', 'join', '--token', token, `${addrs.get('m1')}:2377`]);
+      assert.equal(j.code, 0, j.stderr);
+    }
+    for (const m of MACHINES) nodeIds.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
+    const registry = (await lab.machine(['registry'])).stdout.trim();
+    image = await pushMicro({ socket: (await lab.dockerHost('m1')).replace(/^unix:\/\//, '') }, registry);
+    await waitFor('three ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 3);
+  });
+
+  after(async () => {
+    await lab?.prune();
+  });
+
+  it('swarm init made the ingress overlay; network ls shows it beside bridge, host and none', async () => {
+    const ls = await d('m1', ['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']);
+    assert.equal(ls.code, 0, ls.stderr);
+    const lines = ls.stdout.trim().split('\n');
+    for (const want of ['bridge bridge local', 'host host local', 'none null local', 'ingress overlay swarm']) assert.ok(lines.includes(want), `${want} in ${ls.stdout}`);
+    const ingress = JSON.parse((await d('m1', ['network', 'inspect', 'ingress'])).stdout)[0];
+    assert.equal(ingress.Ingress, true);
+    assert.deepEqual(ingress.IPAM.Config, [{ Subnet: '10.0.0.0/24', Gateway: '10.0.0.1' }]);
+    assert.ok(Number(ingress.Options['com.docker.network.driver.overlay.vxlanid_list']) >= 4096);
+  });
+
+  it('network create -d overlay micro-net: subnet from the default pool, a VNI; bad input refused', async () => {
+    const c = await d('m1', ['network', 'create', '-d', 'overlay', '--label', 'team=a', 'micro-net']);
+    assert.equal(c.code, 0, c.stderr);
+    const id = c.stdout.trim();
+    const n = await waitFor('micro-net allocated', async () => {
+      const x = JSON.parse((await d('m1', ['network', 'inspect', 'micro-net'])).stdout)[0];
+      return x.IPAM.Config.length ? x : undefined;
+    });
+    assert.equal(n.Id, id);
+    assert.equal(n.Scope, 'swarm');
+    assert.equal(n.Driver, 'overlay');
+    assert.deepEqual(n.Labels, { team: 'a' });
+    assert.deepEqual(n.IPAM.Config, [{ Subnet: '10.0.1.0/24', Gateway: '10.0.1.1' }]);
+    const vnis = new Set([n, JSON.parse((await d('m1', ['network', 'inspect', 'ingress'])).stdout)[0]].map((x) => x.Options['com.docker.network.driver.overlay.vxlanid_list']));
+    assert.equal(vnis.size, 2, 'distinct VNIs');
+
+    const dup = await d('m1', ['network', 'create', '-d', 'overlay', 'micro-net']);
+    assert.notEqual(dup.code, 0);
+    assert.match(dup.stderr, /network with name micro-net already exists/);
+    const clash = await d('m1', ['network', 'create', '-d', 'overlay', '--subnet', '10.0.1.0/25', 'clash']);
+    assert.notEqual(clash.code, 0);
+    assert.match(clash.stderr, /Pool overlaps with other one on this address space/);
+    const own = await d('m1', ['network', 'create', '-d', 'overlay', '--subnet', '10.9.0.0/24', '--gateway', '10.9.0.254', '--attachable', 'mine']);
+    assert.equal(own.code, 0, own.stderr);
+    const mine = JSON.parse((await d('m1', ['network', 'inspect', 'mine'])).stdout)[0];
+    assert.deepEqual(mine.IPAM.Config, [{ Subnet: '10.9.0.0/24', Gateway: '10.9.0.254' }]);
+    assert.equal(mine.Attachable, true);
+    assert.equal((await d('m1', ['network', 'rm', 'mine'])).code, 0);
+    const gone = await d('m1', ['network', 'inspect', 'mine']);
+    assert.notEqual(gone.code, 0);
+    const unknown = await d('m1', ['service', 'create', '--name', 'nonet', '--network', 'no-such-net', image]);
+    assert.notEqual(unknown.code, 0);
+    assert.match(unknown.stderr, /network no-such-net not found/);
+  });
+
+  it('service with -p 8000 on micro-net: port 30000 and VIPs in service inspect; every machine answers on :30000', async () => {
+    const c = await d('m1', ['service', 'create', '--name', 'micro', '-p', '8000', '--replicas', '1', '--network', 'micro-net', '--detach', image]);
+    assert.equal(c.code, 0, c.stderr);
+    await waitFor('micro 1/1', async () => (await replicas('micro')) === '1/1');
+    const s = JSON.parse((await d('m1', ['service', 'inspect', 'micro'])).stdout)[0];
+    assert.deepEqual(s.Endpoint.Ports, [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: 30000, PublishMode: 'ingress' }]);
+    const idOf = async (name: string) => (await d('m1', ['network', 'inspect', '--format', '{{.Id}}', name])).stdout.trim();
+    const vipNets = s.Endpoint.VirtualIPs.map((v: { NetworkID: string }) => v.NetworkID).sort();
+    assert.deepEqual(vipNets, [await idOf('ingress'), await idOf('micro-net')].sort());
+    for (const v of s.Endpoint.VirtualIPs) assert.match(v.Addr, /^10\.0\.[01]\.\d+\/24$/);
+    for (const m of MACHINES) {
+      const page = await waitFor(`micro page at ${m}:30000`, async () => {
+        const r = await fromHub(`http://${addrs.get(m)}:30000/`);
+        return r.code === 0 && hostnameOf(r.stdout) ? r.stdout : undefined;
+      }, 30_000);
+      assert.match(page, /<h1>micro<\/h1>/);
+    }
+  });
+
+  it('scale to 7: requests through the mesh reach all 7 containers', async () => {
+    const r = await d('m1', ['service', 'scale', '--detach', 'micro=7']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('micro 7/7', async () => (await replicas('micro')) === '7/7');
+    const want = new Set<string>();
+    for (const m of MACHINES) {
+      const ids = (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=micro'])).stdout.trim().split('\n').filter(Boolean);
+      for (const id of ids) want.add(id.slice(0, 12));
+    }
+    assert.equal(want.size, 7);
+    const seen = new Set<string>();
+    await waitFor('all 7 hostnames through :30000', async () => {
+      for (let i = 0; i < 21; i++) {
+        const m = MACHINES[i % 3];
+        const h = hostnameOf((await fromHub(`http://${addrs.get(m)}:30000/`)).stdout);
+        if (h) seen.add(h);
+      }
+      return seen.size === 7;
+    }, 60_000);
+    assert.deepEqual([...seen].sort(), [...want].sort());
+  });
+
+  it('a task on m1 reaches a service whose only task runs on m2, by VIP name and by tasks.<name>', async () => {
+    const b = await d('m1', ['service', 'create', '--name', 'back', '--network', 'micro-net', '--constraint', `node.id==${nodeIds.get('m2')}`, '--detach', image]);
+    assert.equal(b.code, 0, b.stderr);
+    const f = await d('m1', ['service', 'create', '--name', 'front', '--network', 'micro-net', '--constraint', `node.id==${nodeIds.get('m1')}`, '--detach', image]);
+    assert.equal(f.code, 0, f.stderr);
+    await waitFor('back and front 1/1', async () => (await replicas('back')) === '1/1' && (await replicas('front')) === '1/1');
+    const backHost = (await taskContainer('m2', 'back')).slice(0, 12);
+    const front = await taskContainer('m1', 'front');
+    assert.ok(backHost && front);
+    const vip = JSON.parse((await d('m1', ['service', 'inspect', 'back'])).stdout)[0].Endpoint.VirtualIPs[0].Addr.split('/')[0];
+    const ping = await waitFor('back resolves', async () => {
+      const p = await d('m1', ['exec', front, 'ping', '-c', '1', '-W', '1', 'back']);
+      return /PING back \(/.test(p.stdout) ? p.stdout : undefined;
+    }, 30_000);
+    assert.match(ping, new RegExp(`PING back \\(${vip.replace(/\./g, '\\.')}\\)`), 'the name is the VIP');
+    const viaVip = await waitFor('back by VIP', async () => {
+      const w = await d('m1', ['exec', front, 'wget', '-q', '-T', '3', '-O', '-', 'http://back:8000/']);
+      return w.code === 0 ? w.stdout : undefined;
+    }, 30_000);
+    assert.equal(hostnameOf(viaVip), backHost);
+    const viaTasks = await d('m1', ['exec', front, 'wget', '-q', '-T', '3', '-O', '-', 'http://tasks.back:8000/']);
+    assert.equal(viaTasks.code, 0, viaTasks.stderr);
+    assert.equal(hostnameOf(viaTasks.stdout), backHost);
+    const tasksPing = await d('m1', ['exec', front, 'ping', '-c', '1', '-W', '1', 'tasks.back']);
+    assert.doesNotMatch(tasksPing.stdout, new RegExp(`\\(${vip.replace(/\./g, '\\.')}\\)`), 'tasks.back is the task address, not the VIP');
+  });
+
+  it('network rm is refused while a service uses the network; works once it is gone', async () => {
+    const id = JSON.parse((await d('m1', ['network', 'inspect', 'micro-net'])).stdout)[0].Id;
+    const rm = await d('m1', ['network', 'rm', 'micro-net']);
+    assert.notEqual(rm.code, 0);
+    assert.match(rm.stderr, new RegExp(`rpc error: code = FailedPrecondition desc = network ${id} is in use by service [a-z0-9]{25}`));
+    for (const s of ['micro', 'back', 'front']) assert.equal((await d('m1', ['service', 'rm', s])).code, 0);
+    await waitFor('network rm after the services are gone', async () => (await d('m1', ['network', 'rm', 'micro-net'])).code === 0, 60_000);
+    assert.notEqual((await d('m1', ['network', 'inspect', 'micro-net'])).code, 0);
+  });
+});
