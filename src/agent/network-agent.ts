@@ -168,11 +168,12 @@ export class NetworkAgent {
     if (!this.reconciler) {
       this.reconciler = await NetworkReconciler.open({ sandboxPrefix: sandboxPrefix(nodeId), log: this.log.child({ part: 'overlay' }) });
     }
-    const local = new Map<string, { containerId: string; netnsPath: string }>();
+    const local = new Map<string, { containerId: string; netnsPath: string; bridgeIp?: string }>();
+    const bridgeIps = new Map(this.engine.bridge.endpoints().map((e) => [e.containerId, e.ip]));
     for (const r of this.engine.containers.all()) {
       const taskId = r.config.Labels?.[TASK_LABEL];
       if (!taskId || r.state.Status !== 'running' || !r.state.Pid || !fs.existsSync(`/proc/${r.state.Pid}/ns/net`)) continue;
-      local.set(taskId, { containerId: r.id, netnsPath: `/proc/${r.state.Pid}/ns/net` });
+      local.set(taskId, { containerId: r.id, netnsPath: `/proc/${r.state.Pid}/ns/net`, bridgeIp: bridgeIps.get(r.id) });
     }
     for (const [taskId, s] of this.starting) {
       // Kept until the engine records the container running, or its process is gone.
