@@ -153,6 +153,49 @@ describe('swarm networks on a three-machine lab', () => {
     assert.deepEqual([...seen].sort(), [...want].sort());
   });
 
+  it('scale 7 → 3: every request through the mesh is answered, by the 3 remaining containers only', async () => {
+    const r = await d('m1', ['service', 'scale', '--detach', 'micro=3']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('micro 3/3 with 3 containers', async () => {
+      if ((await replicas('micro')) !== '3/3') return false;
+      let n = 0;
+      for (const m of MACHINES) n += (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=micro'])).stdout.trim().split('\n').filter(Boolean).length;
+      return n === 3;
+    });
+    const want = new Set<string>();
+    for (const m of MACHINES) for (const id of (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=micro'])).stdout.trim().split('\n').filter(Boolean)) want.add(id.slice(0, 12));
+    // The old tasks' rules go with their tasks: once only three containers exist, no request may reach a stopped one.
+    await waitFor('mesh settled on 3 backends', async () => {
+      const r = await fromHub(`http://${addrs.get('m1')}:30000/`);
+      return want.has(hostnameOf(r.stdout) ?? '');
+    });
+    const seen = new Set<string>();
+    for (let i = 0; i < 18; i++) {
+      const r = await fromHub(`http://${addrs.get(MACHINES[i % 3])}:30000/`);
+      const h = hostnameOf(r.stdout);
+      assert.ok(h && want.has(h), `request ${i} answered by one of ${[...want]}: ${r.stdout || r.stderr}`);
+      seen.add(h!);
+    }
+    assert.equal(seen.size, 3);
+  });
+
+  it('host-mode publish: each machine answers on 8080 with its own task', async () => {
+    const c = await d('m1', ['service', 'create', '--name', 'hm', '--mode', 'global', '--publish', 'published=8080,target=8000,mode=host', '--detach', image]);
+    assert.equal(c.code, 0, c.stderr);
+    await waitFor('hm 3/3', async () => (await replicas('hm')) === '3/3');
+    const s = JSON.parse((await d('m1', ['service', 'inspect', 'hm'])).stdout)[0];
+    assert.deepEqual(s.Endpoint.Ports, [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: 8080, PublishMode: 'host' }]);
+    for (const m of MACHINES) {
+      const own = (await taskContainer(m, 'hm')).slice(0, 12);
+      const page = await waitFor(`hm at ${m}:8080`, async () => {
+        const r = await fromHub(`http://${addrs.get(m)}:8080/`);
+        return hostnameOf(r.stdout);
+      }, 30_000);
+      assert.equal(page, own, `${m} answers with its own task`);
+    }
+    assert.equal((await d('m1', ['service', 'rm', 'hm'])).code, 0);
+  });
+
   it('a task on m1 reaches a service whose only task runs on m2, by VIP name and by tasks.<name>', async () => {
     const b = await d('m1', ['service', 'create', '--name', 'back', '--network', 'micro-net', '--constraint', `node.id==${nodeIds.get('m2')}`, '--detach', image]);
     assert.equal(b.code, 0, b.stderr);
@@ -191,5 +234,27 @@ describe('swarm networks on a three-machine lab', () => {
     for (const s of ['micro', 'back', 'front']) assert.equal((await d('m1', ['service', 'rm', s])).code, 0);
     await waitFor('network rm after the services are gone', async () => (await d('m1', ['network', 'rm', 'micro-net'])).code === 0, 60_000);
     assert.notEqual((await d('m1', ['network', 'inspect', 'micro-net'])).code, 0);
+  });
+
+  it('a machine lost: the mesh on the others keeps answering, from the tasks that replaced it', async () => {
+    const c = await d('m1', ['service', 'create', '--name', 'mesh', '-p', '8000', '--replicas', '3', '--detach', image]);
+    assert.equal(c.code, 0, c.stderr);
+    await waitFor('mesh 3/3', async () => (await replicas('mesh')) === '3/3');
+    const port = JSON.parse((await d('m1', ['service', 'inspect', 'mesh'])).stdout)[0].Endpoint.Ports[0].PublishedPort;
+    await lab.machine(['stop', 'm3']);
+    await waitFor('m3 down and mesh 3/3 on m1, m2', async () => {
+      const nodes = (await d('m1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).stdout;
+      if (!/m3 Down/.test(nodes)) return false;
+      const ps = (await d('m1', ['service', 'ps', 'mesh', '--filter', 'desired-state=running', '--format', '{{.Node}} {{.CurrentState}}'])).stdout.trim().split('\n');
+      return ps.length === 3 && ps.every((l) => /^m[12] Running/.test(l));
+    }, 120_000);
+    const want = new Set<string>();
+    for (const m of ['m1', 'm2']) for (const id of (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=mesh'])).stdout.trim().split('\n').filter(Boolean)) want.add(id.slice(0, 12));
+    await waitFor('mesh settled on the replacements', async () => want.has(hostnameOf((await fromHub(`http://${addrs.get('m1')}:${port}/`)).stdout) ?? ''));
+    for (let i = 0; i < 12; i++) {
+      const m = i % 2 ? 'm2' : 'm1';
+      const r = await fromHub(`http://${addrs.get(m)}:${port}/`);
+      assert.ok(want.has(hostnameOf(r.stdout) ?? ''), `request ${i} via ${m}: ${r.stdout || r.stderr}`);
+    }
   });
 });
