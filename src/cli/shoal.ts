@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { Command } from 'commander';
 import { Lab, LabError } from '../lab/lab.js';
 import { netnsPath } from '../lab/network.js';
-import { resolveSettings, type LabSettings } from '../lab/settings.js';
+import { machinePaths, resolveSettings, type LabSettings } from '../lab/settings.js';
 import { formatTable } from '../lab/table.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
@@ -92,6 +92,46 @@ machine
   });
 
 machine
+  .command('url')
+  .description("print a machine's daemon URL (for DOCKER_HOST)")
+  .argument('<name>')
+  .action((name: string) => {
+    const lab = openLab();
+    lab.get(name);
+    console.log(lab.url(name));
+  });
+
+machine
+  .command('status')
+  .description("print a machine's state: Running, Stopped or Error")
+  .argument('<name>')
+  .action(async (name: string) => {
+    const lab = openLab();
+    console.log((await lab.status(lab.get(name))).state);
+  });
+
+machine
+  .command('active')
+  .description('print the machine DOCKER_HOST points at')
+  .action(async () => {
+    const lab = openLab();
+    const active = (await lab.list()).find((m) => m.url === process.env.DOCKER_HOST);
+    if (!active) throw new LabError('No active host found');
+    console.log(active.name);
+  });
+
+machine
+  .command('inspect')
+  .description('print what the lab knows about a machine, as JSON')
+  .argument('<name>')
+  .action(async (name: string) => {
+    const lab = openLab();
+    const st = await lab.status(lab.get(name));
+    const p = machinePaths(lab.labDir, name);
+    console.log(JSON.stringify({ ...st, dataRoot: p.dataRoot, execRoot: p.execRoot, log: p.log, registry: lab.registryAddress }, null, 4));
+  });
+
+machine
   .command('ssh')
   .description('a shell, or a command, inside a machine, with DOCKER_HOST set to its daemon')
   .argument('<name>')
@@ -115,6 +155,7 @@ machine
 
 machine
   .command('stop')
+  .alias('kill')
   .description('stop machines: daemon and containers gone, data kept (a power cut)')
   .argument('<name...>')
   .action(async (names: string[]) => {
@@ -136,6 +177,19 @@ machine
       console.log(`Starting "${n}"...`);
       if (!(await lab.start(n))) console.log(`Machine "${n}" is already running.`);
       else console.log(`Machine "${n}" was started.`);
+    }
+  });
+
+machine
+  .command('restart')
+  .description('stop and start machines again')
+  .argument('<name...>')
+  .action(async (names: string[]) => {
+    const lab = openLab();
+    for (const n of names) {
+      console.log(`Restarting "${n}"...`);
+      await lab.stop(n);
+      await lab.start(n);
     }
   });
 

@@ -104,6 +104,8 @@ export class SwarmNode {
   private readonly dir: string;
   private readonly certDir: string;
   private busy = Promise.resolve();
+  private roleChange?: Promise<void>;
+  private wantedRole?: 'manager' | 'worker';
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
   private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
@@ -401,6 +403,7 @@ export class SwarmNode {
       },
       description: () => this.description(),
       addr: s.advertiseAddr,
+      onSession: (msg) => this.reconcileRole(msg.node.Spec.Role),
     });
     session.onAssignments((tasks) => {
       for (const fn of this.assignmentListeners) fn(tasks);
@@ -425,6 +428,54 @@ export class SwarmNode {
       },
       TLSInfo: fs.existsSync(this.files.ca) ? tlsInfo(fs.readFileSync(this.files.ca, 'utf8')) : undefined,
     };
+  }
+
+  /** Follows the role managers decided for this node; retries every 5 s as SwarmKit's role manager. */
+  private reconcileRole(want: 'manager' | 'worker'): void {
+    this.wantedRole = want;
+    if (!this.state || want === this.state.role || this.roleChange) return;
+    this.roleChange = this.exclusive(() => this.changeRole(want))
+      .catch((err) => {
+        this.log.warn({ err, role: want }, 'role change failed; retrying');
+        setTimeout(() => this.wantedRole && this.reconcileRole(this.wantedRole), 5000);
+      })
+      .finally(() => (this.roleChange = undefined));
+  }
+
+  /**
+   * Promotion or demotion decided by a manager (node update --role): a certificate for the new
+   * role from the CA, then joining or leaving the etcd cluster.
+   */
+  private async changeRole(role: 'manager' | 'worker'): Promise<void> {
+    const s = this.state;
+    // Another manager's CA: after a demotion this node's own manager is gone.
+    const remote = s?.managers.find((m) => m.nodeId && m.nodeId !== s.nodeId)?.addr ?? this.session?.current;
+    if (!s || s.role === role || !remote) return;
+    const f = this.files;
+    if (role === 'worker' && this.manager) {
+      await this.manager.removeMember(s.nodeId);
+      await this.manager.stop();
+      this.manager = undefined;
+      fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
+    }
+    const keys = await generateKeyPair();
+    const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    let renewed: { certificate: string; role: 'manager' | 'worker' };
+    try {
+      renewed = await unary(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
+    } finally {
+      ca.close();
+    }
+    if (renewed.role !== role) throw new Error(`CA issued a ${renewed.role} certificate, expected ${role}`);
+    this.writeCerts(fs.readFileSync(f.ca, 'utf8'), renewed.certificate, await privateKeyToPem(keys.privateKey));
+    if (role === 'manager') {
+      fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
+      const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: s.advertiseAddr });
+      await this.startManager(undefined, false, joined.initialCluster);
+    }
+    s.role = role;
+    this.saveState();
+    this.log.info({ role }, 'node role changed');
   }
 
   private writeCerts(ca: string, cert: string, key: string): void {

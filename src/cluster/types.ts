@@ -50,7 +50,7 @@ export interface Node extends Meta {
   Description?: NodeDescription;
   Status: { State: NodeState; Message?: string; Addr?: string };
   ManagerStatus?: { Leader?: boolean; Reachability: Reachability; Addr: string };
-  /** Internal (swarmkit Node.Attachments): the node's routing-mesh address on the ingress network, from the allocator. */
+  /** Addresses the allocator gave this node on swarm networks (its routing-mesh address on ingress). */
   Attachments?: NetworkAttachment[];
 }
 

@@ -115,7 +115,7 @@ export class Lab {
         await this.boot(rec);
       } catch (e) {
         // Nothing half-made stays behind: the machine is removed as if it never was.
-        await this.halt(rec).catch(() => {});
+        await this.halt(rec, { destroy: true }).catch(() => {});
         fs.rmSync(machinePaths(this.labDir, name).dir, { recursive: true, force: true });
         throw e;
       }
@@ -134,14 +134,17 @@ export class Lab {
 
   /**
    * A power cut: the daemon, its containers and everything they hold in the kernel go (processes,
-   * runc state, mounts, the namespace with its interfaces and nftables); the data root stays.
+   * runc state, mounts, the namespace with its interfaces and nftables); the data root stays
+   * unless `destroy` (rm) asks for the containers to be forgotten too.
    */
-  private async halt(rec: MachineRecord): Promise<void> {
+  private async halt(rec: MachineRecord, opts: { destroy: boolean }): Promise<void> {
     const p = machinePaths(this.labDir, rec.name);
     if (isDaemon(rec.pid, p.socket)) await killPid(rec.pid, 'SIGKILL');
     const match = { dirs: [p.dir], netnsInodes: [netnsInode(netnsPath(rec.ns))].filter((i): i is number => i !== undefined) };
     await killProcesses(match);
-    await purgeDaemonState({ dataRoot: p.dataRoot, execRoot: p.execRoot });
+    // purgeDaemonState also forgets the containers: right for rm, wrong for a power cut, after
+    // which a booting daemon finds its containers' records (and restarts those that ask for it).
+    if (opts.destroy) await purgeDaemonState({ dataRoot: p.dataRoot, execRoot: p.execRoot });
     await deleteRuncContainers(daemonPaths({ ...defaultConfig(), dataRoot: p.dataRoot, execRoot: p.execRoot }).runcRoot);
     await killProcesses(match);
     await unmountUnder(p.dir);
@@ -167,7 +170,7 @@ export class Lab {
     return withLabLock(this.labDir, async () => {
       const rec = this.get(name);
       const wasRunning = isDaemon(rec.pid, machinePaths(this.labDir, name).socket) || netnsExists(rec.ns);
-      await this.halt(rec);
+      await this.halt(rec, { destroy: false });
       rec.running = false;
       delete rec.pid;
       writeMachine(this.labDir, rec);
@@ -180,7 +183,7 @@ export class Lab {
     return withLabLock(this.labDir, async () => {
       const rec = this.get(name);
       if (isDaemon(rec.pid, machinePaths(this.labDir, name).socket) && netnsExists(rec.ns)) return false;
-      await this.halt(rec); // whatever a crash left, so the boot starts clean
+      await this.halt(rec, { destroy: false }); // whatever a crash left, so the boot starts clean
       await ensureHub(this.names, this.settings.subnet);
       await plugMachine(this.names, this.settings.subnet, rec);
       rec.running = true;
@@ -199,7 +202,7 @@ export class Lab {
         rec = { name, index: 0, address: '', ns: this.names.machineNs(name), hubVeth: '', created: '', running: false, disconnected: false };
       }
       try {
-        await this.halt(rec);
+        await this.halt(rec, { destroy: true });
       } catch (e) {
         if (!force) throw e;
       }

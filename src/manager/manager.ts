@@ -153,13 +153,17 @@ export class Manager {
     }
   }
 
+  private probing = false;
   private async checkQuorum(): Promise<void> {
+    if (this.probing) return;
+    this.probing = true;
     const ok = await Promise.race([
       this.client.get('/shoal/quorum-probe').string().then(() => true, () => false),
       new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
     ]);
     if (ok !== this.hasQuorum) this.o.log.warn({ quorum: ok }, 'quorum changed');
     this.hasQuorum = ok;
+    this.probing = false;
   }
 
   isReachable(nodeId: string): boolean {
@@ -241,7 +245,15 @@ export class Manager {
     const remaining = members.length - 1;
     const reachableAfter = members.filter((x) => x.name !== nodeId && this.reachable.has(x.name)).length;
     if (remaining > 0 && reachableAfter < Math.floor(remaining / 2) + 1) throw new QuorumLost('can\'t remove member: not enough reachable managers would remain for a quorum');
-    await this.client.cluster.memberRemove({ ID: m.ID });
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.client.cluster.memberRemove({ ID: m.ID });
+        return;
+      } catch (e) {
+        if (attempt >= 40 || !/unhealthy cluster/.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
   }
 
   async memberCount(): Promise<number> {

@@ -4,7 +4,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../../src/util/run.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
+import { busyboxRootfsTar } from '../helpers/busybox.js';
 import { newTestLab, type TestLab } from '../helpers/lab.js';
+import { pushMicro } from '../helpers/micro.js';
 import type { ChildProcess } from 'node:child_process';
 import { alive, startProcess, stopProcess, waitFor } from '../helpers/process.js';
 
@@ -31,18 +33,6 @@ const canReachRegistry = async (lab: TestLab, from: string, registry: string) =>
 function registryHost(lab: TestLab): string {
   const [a, b, c, d] = lab.subnet.split('/')[0].split('.').map(Number);
   return `${a}.${b}.${c}.${d + 1}`;
-}
-
-/** A one-file image: a static busybox as /bin/busybox and /bin/sh. */
-function busyboxRootfsTar(dir: string): Promise<string> {
-  const root = path.join(dir, 'rootfs');
-  fs.mkdirSync(path.join(root, 'bin'), { recursive: true });
-  fs.copyFileSync('/usr/bin/busybox', path.join(root, 'bin/busybox'));
-  fs.symlinkSync('busybox', path.join(root, 'bin/sh'));
-  const tar = path.join(dir, 'rootfs.tar');
-  // One 512-byte block per record: no padding after the end-of-archive marker. (The image
-  // store's untar currently fails on that padding most of the time — not the lab's concern here.)
-  return run('tar', ['-b', '1', '-C', root, '-cf', tar, '.']).then(() => tar);
 }
 
 /** The inode of each of the lab's namespaces, to prove afterwards that nothing holds them any more. */
@@ -97,11 +87,11 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
   const machines = ['sw1', 'sw2', 'sw3'];
   const addr = new Map<string, string>();
   let registry = '';
-  const image = () => `${registry}/lab/busybox:1`;
+  let busyboxTar = '';
 
   before(async () => {
     fs.mkdirSync(work, { recursive: true });
-    await busyboxRootfsTar(work);
+    busyboxTar = await busyboxRootfsTar(work);
   });
   after(async () => {
     await lab.prune();
@@ -119,6 +109,8 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
       assert.equal(row.network, 'connected');
       assert.equal(row.address, (await lab.machine(['ip', m])).stdout.trim());
       assert.equal(row.url, await lab.dockerHost(m));
+      assert.equal((await lab.machine(['url', m])).stdout.trim(), row.url);
+      assert.equal((await lab.machine(['status', m])).stdout.trim(), 'Running');
       addr.set(m, row.address);
     }
     assert.equal(new Set(addr.values()).size, 3);
@@ -146,6 +138,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     const ssh = await lab.machine(['ssh', 'sw1', 'sh', '-c', 'echo $DOCKER_HOST; exit 3'], { allowFail: true });
     assert.equal(ssh.code, 3);
     assert.equal(ssh.stdout.trim(), await lab.dockerHost('sw1'));
+    assert.equal((await lab.machine(['active'], { env: { DOCKER_HOST: await lab.dockerHost('sw2') } })).stdout.trim(), 'sw2');
     const unknown = await lab.machine(['env', 'nope'], { allowFail: true });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Host does not exist: "nope"/);
@@ -169,14 +162,16 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     }
   });
 
-  it('pushes an image to the lab registry from one machine and pulls it on every machine', async () => {
-    await lab.docker('sw1', ['import', path.join(work, 'rootfs.tar'), image()]);
-    await lab.docker('sw1', ['push', image()]);
+  it('pushes micro to the lab registry from one machine and pulls it on every machine', async () => {
+    const micro = await pushMicro({ socket: (await lab.dockerHost('sw1')).replace(/^unix:\/\//, '') }, registry);
     for (const m of machines) {
-      await lab.docker(m, ['pull', image()]);
+      if (m !== 'sw1') await lab.docker(m, ['pull', micro]);
       const r = await lab.docker(m, ['images', '--format', '{{.Repository}}:{{.Tag}}']);
-      assert.ok(r.stdout.split('\n').includes(image()), `${m} lacks ${image()}: ${r.stdout}`);
+      assert.ok(r.stdout.split('\n').includes(micro), `${m} lacks ${micro}: ${r.stdout}`);
     }
+    // sw1 pulls it back from the registry too, after forgetting its own copy.
+    await lab.docker('sw1', ['rmi', micro]);
+    await lab.docker('sw1', ['pull', micro]);
   });
 
   it('partitions a machine and joins it again, its daemon running throughout', async () => {
@@ -195,12 +190,24 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     assert.ok(await canReachRegistry(lab, 'sw3', registry));
   });
 
-  it('stops a machine (daemon and namespace gone) and starts it again with its images', async () => {
+  it('stops a machine (daemon and namespace gone) and starts it again with its images, containers and swarm membership', async () => {
     const ns = `${lab.prefix}-m-sw2`;
-    // An image of its own, so the check does not depend on the registry.
-    await lab.docker('sw2', ['import', path.join(work, 'rootfs.tar'), 'lab/kept:1']);
+    // sw2 is a worker of a swarm managed by sw1.
+    await lab.docker('sw1', ['swarm', 'init', '--advertise-addr', addr.get('sw1')!]);
+    const token = (await lab.docker('sw1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    await lab.docker('sw2', ['swarm', 'join', '--token', token, `${addr.get('sw1')}:2377`]);
+    const nodeId = (await lab.docker('sw2', ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
+    assert.ok(nodeId);
+    // An image of its own, so the check does not depend on the registry, and a running container.
+    await lab.docker('sw2', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/kept:1']);
+    await lab.docker('sw2', ['run', '-d', '--name', 'cut', 'lab/kept:1', 'sleep', '1000']);
+    const machineDir = path.join(lab.labDir, 'machines', 'sw2');
+    assert.ok(processesOf(machineDir, new Set()).length > 1, 'no daemon or container processes to stop');
     await lab.machine(['stop', 'sw2']);
     assert.equal((await ls(lab)).get('sw2')!.state, 'Stopped');
+    assert.equal((await lab.machine(['status', 'sw2'])).stdout.trim(), 'Stopped');
+    assert.deepEqual(processesOf(machineDir, new Set()), [], 'processes of sw2 survived the power cut');
+    assert.deepEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(machineDir)), [], 'mounts of sw2 survived');
     assert.ok(!(await labNetns(lab.prefix)).includes(ns));
     assert.notEqual((await lab.docker('sw2', ['info'], { allowFail: true })).code, 0);
     assert.ok(!(await canPing(lab, 'sw1', addr.get('sw2')!)));
@@ -214,12 +221,26 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     assert.equal(row.address, addr.get('sw2'));
     const r = await lab.docker('sw2', ['images', '--format', '{{.Repository}}:{{.Tag}}']);
     assert.ok(r.stdout.split('\n').includes('lab/kept:1'), `sw2 lost lab/kept:1: ${r.stdout}`);
+    // The container is still known, no longer running, as after a power cut.
+    const c = await lab.docker('sw2', ['ps', '-a', '--filter', 'name=cut', '--format', '{{.Names}} {{.State}}']);
+    assert.equal(c.stdout.trim(), 'cut exited');
+    // Still the same swarm node, and its manager sees it come back.
+    assert.equal((await lab.docker('sw2', ['info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'])).stdout.trim(), `active ${nodeId}`);
+    await waitFor('sw1 to see sw2 Ready', async () => {
+      const nodes = (await lab.docker('sw1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).stdout;
+      return nodes.split('\n').includes('sw2 Ready');
+    }, 60_000, 500);
     assert.ok(await canPing(lab, 'sw2', addr.get('sw1')!));
     assert.ok(await canReachRegistry(lab, 'sw2', registry));
   });
 
   it('removes a machine for good', async () => {
+    await lab.docker('sw3', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/gone:1']);
+    await lab.docker('sw3', ['run', '-d', 'lab/gone:1', 'sleep', '1000']);
+    const machineDir = path.join(lab.labDir, 'machines', 'sw3');
     await lab.machine(['rm', 'sw3']);
+    assert.deepEqual(processesOf(machineDir, new Set()), [], 'processes of sw3 survived');
+    assert.deepEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(machineDir)), [], 'mounts of sw3 survived');
     assert.deepEqual([...(await ls(lab)).keys()], ['sw1', 'sw2']);
     assert.ok(!(await labNetns(lab.prefix)).includes(`${lab.prefix}-m-sw3`));
     assert.ok(!fs.existsSync(path.join(lab.labDir, 'machines', 'sw3')));
@@ -232,6 +253,10 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     const namespaces = await labNetns(lab.prefix);
     assert.deepEqual(namespaces.sort(), [`${lab.prefix}-hub`, `${lab.prefix}-m-sw1`, `${lab.prefix}-m-sw2`].sort());
     const inodes = netnsInodes(namespaces);
+    // A container running at prune time: its conmon, its process and its overlay mount must go too.
+    await lab.docker('sw1', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/pruned:1']);
+    await lab.docker('sw1', ['run', '-d', 'lab/pruned:1', 'sleep', '1000']);
+    assert.ok(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(lab.labDir, 'machines', 'sw1')), 'the container has no mount to prune');
     // The daemons made nftables tables in their machines: prune must take them away with the namespaces.
     const tables = (await run('nsenter', [`--net=/run/netns/${lab.prefix}-m-sw1`, '--', 'nft', 'list', 'tables'])).stdout;
     assert.match(tables, /table ip shoal/);

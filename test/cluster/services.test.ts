@@ -101,10 +101,69 @@ describe('services on a three-machine swarm', () => {
     for (const m of MACHINES) assert.equal((await taskContainers(m, 'mon')).size, 1);
   });
 
+  it('a task that fits nowhere stays pending with the reason, and runs once a node fits', async () => {
+    const r = await d('m1', ['service', 'create', '--name', 'picky', '--constraint', 'node.labels.disk==ssd', '--detach', 'busybox', 'sleep', '100000']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('the reason', async () => /no suitable node \(scheduling constraints not satisfied on 3 nodes\)/.test((await d('m1', ['service', 'ps', 'picky', '--no-trunc', '--format', '{{.CurrentState}} {{.Error}}'])).stdout));
+    assert.equal((await d('m1', ['node', 'update', '--label-add', 'disk=ssd', 'm2'])).code, 0);
+    await waitFor('running on m2', async () => (await taskContainers('m2', 'picky')).size === 1);
+    assert.equal(await waitFor('1/1', async () => ((await replicas('picky')) === '1/1' ? '1/1' : undefined)), '1/1');
+    assert.equal((await d('m1', ['service', 'rm', 'picky'])).code, 0);
+  });
+
+  it('draining a node moves its tasks to the others', async () => {
+    assert.equal((await d('m1', ['node', 'update', '--availability', 'drain', 'm3'])).code, 0);
+    await waitFor('m3 empty and 7/7', async () => (await taskContainers('m3', 'web')).size === 0 && (await replicas('web')) === '7/7');
+    const onOthers = (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size;
+    assert.equal(onOthers, 7);
+    // The global service leaves the drained node too.
+    await waitFor('mon off m3', async () => (await taskContainers('m3', 'mon')).size === 0);
+    assert.equal((await d('m1', ['node', 'update', '--availability', 'active', 'm3'])).code, 0);
+    await waitFor('mon back on m3', async () => (await taskContainers('m3', 'mon')).size === 1);
+  });
+
+  it('bad input: Docker\'s errors; an image that cannot be pulled rejects the task with the pull error', async () => {
+    let r = await d('m1', ['service', 'create', '--name', 'bad', '--constraint', 'node.role=manager', 'busybox']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /constraint expected one operator from ==, !=/);
+    r = await d('m1', ['service', 'create', '--name', 'web', '--detach', 'busybox']);
+    assert.match(r.stderr, /service web already exists/);
+    r = await d('m1', ['service', 'update', '--detach', '--mode', 'global', 'web']);
+    assert.notEqual(r.code, 0);
+    r = await d('m1', ['service', 'create', '--name', 'nopull', '--detach', '--restart-max-attempts', '1', '127.0.0.1:5999/nosuch:1']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('rejected', async () => /Rejected/.test((await d('m1', ['service', 'ps', 'nopull', '--format', '{{.CurrentState}}'])).stdout));
+    const err = (await d('m1', ['service', 'ps', 'nopull', '--no-trunc', '--format', '{{.Error}}'])).stdout;
+    assert.match(err, /No such image|127\.0\.0\.1:5999/);
+    assert.equal((await d('m1', ['service', 'rm', 'nopull'])).code, 0);
+  });
+
+  it('a stopped machine\'s tasks move; when it comes back it runs none of the old ones', async () => {
+    const before = await taskContainers('m2', 'web');
+    assert.ok(before.size > 0);
+    await lab.machine(['stop', 'm2']);
+    await waitFor('7/7 on m1 and m3', async () => (await replicas('web')) === '7/7'
+      && (await taskContainers('m1', 'web')).size + (await taskContainers('m3', 'web')).size === 7, 45_000);
+    await lab.machine(['start', 'm2']);
+    await waitFor('m2 ready', async () => (await d('m1', ['node', 'inspect', 'm2', '--format', '{{.Status.State}}'])).stdout.trim() === 'ready');
+    await waitFor('old tasks reported shut down', async () => {
+      const ps = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}}'])).stdout;
+      return [...before.keys()].every((name) => new RegExp(`${name.split('.')[2]} (Shutdown|Failed|Rejected)`).test(ps));
+    });
+    assert.equal((await taskContainers('m2', 'web')).size, 0);
+    assert.equal(await replicas('web'), '7/7');
+  });
+
+  it('a machine removed from the lab: its tasks come back on the others', async () => {
+    await lab.machine(['rm', '-f', 'm3']);
+    await waitFor('7/7 on m1 and m2', async () => (await replicas('web')) === '7/7'
+      && (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size === 7, 45_000);
+  });
+
   it('service rm removes tasks and their containers everywhere', async () => {
     for (const s of ['web', 'mon']) assert.equal((await d('m1', ['service', 'rm', s])).code, 0);
     await waitFor('containers gone', async () => {
-      for (const m of MACHINES) if ((await taskContainers(m, 'web')).size + (await taskContainers(m, 'mon')).size) return false;
+      for (const m of ['m1', 'm2']) if ((await taskContainers(m, 'web')).size + (await taskContainers(m, 'mon')).size) return false;
       return true;
     });
     assert.equal((await d('m1', ['service', 'ls', '-q'])).stdout.trim(), '');

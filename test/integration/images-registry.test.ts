@@ -3,6 +3,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
 import tar from 'tar-stream';
@@ -129,7 +130,10 @@ test('docker pull on a second daemon gets the same image; pulling again is up to
 test('layers are unpacked once: a second image sharing a layer reuses it', async () => {
   const plus = await microPlusArchive(`${R}/micro-plus:1`);
   await d1.docker(['load'], { input: plus.tarball });
-  await d1.docker(['push', `${R}/micro-plus:1`]);
+  const pushed = await d1.docker(['push', `${R}/micro-plus:1`]);
+  // micro's layer is in the registry already, under micro: linked over, not sent again.
+  assert.match(pushed.stdout, new RegExp(`${plus.diffIds[0].slice(7, 19)}: Mounted from micro`));
+  assert.match(pushed.stdout, new RegExp(`${plus.diffIds[1].slice(7, 19)}: Pushed`));
 
   const before = fs.statSync(layerDir(d2, plus.diffIds[0]));
   const r = await d2.docker(['pull', `${R}/micro-plus:1`]);
@@ -197,4 +201,50 @@ test('pulling what the registry does not have: Docker\'s errors', async () => {
   const push = await d2.docker(['push', `${R}/notlocal:1`], { allowFail: true });
   assert.notEqual(push.code, 0);
   assert.match(push.stderr, new RegExp(`An image does not exist locally with the tag: ${R}/notlocal`));
+});
+
+function api(d: TestDaemon, urlPath: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: d.socket, path: urlPath }, (res) => {
+      let body = '';
+      res.on('data', (c) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('GET /distribution/{name}/json: digest and platforms without pulling (what service create pins)', async () => {
+  const digest = (await repoDigest(d1, `${R}/micro:1.0.0`)).split('@')[1];
+  const one = await api(d2, `/v1.41/distribution/${R}/micro:1.0.0/json`);
+  assert.equal(one.status, 200, one.body);
+  const body = JSON.parse(one.body);
+  assert.equal(body.Descriptor.digest, digest);
+  assert.equal(body.Descriptor.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  assert.deepEqual(body.Platforms, [{ architecture: 'amd64', os: 'linux' }]);
+  const list = JSON.parse((await api(d2, `/v1.41/distribution/${R}/multi:1/json`)).body);
+  assert.equal(list.Descriptor.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+  assert.deepEqual(list.Platforms.map((p: { os: string; architecture: string }) => `${p.os}/${p.architecture}`), ['linux/arm64', 'windows/amd64', 'linux/amd64']);
+  const missing = await api(d2, `/v1.41/distribution/${R}/micro:9.9/json`);
+  assert.equal(missing.status, 404);
+  assert.match(JSON.parse(missing.body).message, /manifest for .*micro:9\.9 not found/);
+  assert.equal((await api(d2, '/v1.41/distribution/Bad/json')).status, 400);
+});
+
+test('concurrent pulls of images sharing layers all succeed and store each layer once', async () => {
+  const ids = [...new Set((await d2.docker(['images', '-q'])).stdout.trim().split('\n').filter(Boolean))];
+  await d2.docker(['rmi', '-f', ...ids]);
+  assert.deepEqual(fs.readdirSync(path.join(d2.dataRoot, 'overlay')), []);
+  const results = await Promise.all([
+    d2.docker(['pull', `${R}/micro-plus:1`]),
+    d2.docker(['pull', `${R}/micro-plus:1`]),
+    d2.docker(['pull', `${R}/micro:1.0.0`]),
+  ]);
+  for (const r of results) assert.match(r.stdout, /Digest: sha256:/);
+  const plus = await microPlusArchive(`${R}/micro-plus:1`);
+  const layers = fs.readdirSync(path.join(d2.dataRoot, 'overlay')).sort();
+  assert.deepEqual(layers, plus.diffIds.map((d) => d.slice(7)).sort());
+  assert.deepEqual(fs.readdirSync(path.join(d2.dataRoot, 'image/tmp')), []);
+  assert.equal((await d2.docker(['images', '-q', '--no-trunc', `${R}/micro-plus:1`])).stdout.trim(), plus.id);
 });

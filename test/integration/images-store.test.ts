@@ -157,3 +157,26 @@ test('rmi refuses images containers use (409, Docker\'s messages) unless forced'
   const two = await store.resolve('two:layers');
   assert.ok(fs.existsSync(two.layerDirs[0]));
 });
+
+test('rmi -f under a stopped container: gone for users, still resolvable by ID for it, collected later', async () => {
+  const layer = await packTar([{ name: 'only-here.txt', data: Buffer.from('orphan\n') }]);
+  const id = await importImage(store, Readable.from([layer]), { repo: 'orphan', tag: '1' });
+  const cid = 'deadbeef'.repeat(8);
+  let user: ImageUser | undefined = { id: cid, running: false };
+  store.setInUseCheck((i) => (i === id ? user : undefined));
+  const dirs = (await store.resolve(id)).layerDirs;
+
+  assert.deepEqual(store.remove('orphan:1', true), [{ Untagged: 'orphan:1' }, { Deleted: id }]);
+  assert.equal(store.find(id), undefined);
+  assert.ok(!store.list(new Map()).some((i) => i.Id === id));
+  assert.throws(() => store.inspect(id), (e: ApiError) => e.status === 404);
+  const again = await store.resolve(id);
+  assert.deepEqual(again.layerDirs, dirs);
+  assert.ok(fs.existsSync(path.join(dirs[0], 'only-here.txt')));
+
+  // The container is gone: the next removal or prune collects the orphan and its layer.
+  user = undefined;
+  store.prune(false);
+  assert.equal(fs.existsSync(dirs[0]), false);
+  await assert.rejects(store.resolve(id), (e: ApiError) => e.status === 404);
+});

@@ -6,7 +6,7 @@ import { PortAllocator } from '../../src/manager/allocator/ports.js';
 import { AddressPool, SubnetPool } from '../../src/manager/allocator/ipam.js';
 import { createLogger } from '../../src/util/log.js';
 import { MemoryStore } from '../helpers/memory-store.js';
-import { makeService, makeTask, until } from '../helpers/swarm-fixtures.js';
+import { makeNode, makeService, makeTask, until } from '../helpers/swarm-fixtures.js';
 
 const log = createLogger('test', 'silent');
 
@@ -91,4 +91,22 @@ test('allocator loop moves NEW tasks to PENDING', async () => {
   } finally {
     await a.stop();
   }
+});
+
+test('a swarm gets its ingress network (10.0.0.0/24) and every node an address on it', () => {
+  const cluster = { DefaultAddrPool: [], SubnetSize: 0 } as unknown as Parameters<typeof allocate>[0];
+  const nodes = [makeNode('n1'), makeNode('n2')];
+  const r = allocate(cluster, [], [], [], nodes);
+  assert.equal(r.newNetworks.length, 1);
+  const ing = r.newNetworks[0];
+  assert.equal(ing.Spec.Name, 'ingress');
+  assert.equal(ing.Spec.Ingress, true);
+  assert.equal(ing.IPAMOptions!.Configs![0].Subnet, '10.0.0.0/24');
+  assert.equal(ing.DriverState!.Options![VXLAN_ID_OPTION], '4096');
+  assert.deepEqual(r.nodes.map((n) => n.Attachments![0].Addresses[0]), ['10.0.0.2/24', '10.0.0.3/24']);
+  // Next pass: nothing more to do; a service's VIP avoids the nodes' addresses.
+  const s = makeService('web', { EndpointSpec: { Ports: [{ TargetPort: 80 }] } });
+  const again = allocate(cluster, [ing], [s], [], r.nodes);
+  assert.equal(again.newNetworks.length + again.nodes.length + again.networks.length, 0);
+  assert.equal(again.services[0].Endpoint!.VirtualIPs![0].Addr, '10.0.0.4/24');
 });

@@ -7,7 +7,8 @@ import { allocateMachineIndex, hubAddress, machineAddress, machineIndex, withPre
 import { checkMachineName, checkSubnet, LabNames, machinePaths, resolveSettings } from '../../src/lab/settings.js';
 import { formatTable } from '../../src/lab/table.js';
 import { mentions } from '../../src/lab/sweep.js';
-import { withLabLock } from '../../src/lab/state.js';
+import { withLabLock, writeLab } from '../../src/lab/state.js';
+import { Lab } from '../../src/lab/lab.js';
 
 test('lab addresses: hub first, machines the lowest free ones after it', () => {
   assert.equal(hubAddress('192.168.99.0/24'), '192.168.99.1');
@@ -91,6 +92,24 @@ test('lab lock: holders take turns, and a lock left by a dead process is taken o
     fs.writeFileSync(path.join(dir, 'lab.lock'), String(4194305));
     assert.equal(await withLabLock(dir, async () => 'taken', 2000), 'taken');
     assert.ok(!fs.existsSync(path.join(dir, 'lab.lock')));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an existing lab keeps the prefix and subnet it was made with', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'labopen-'));
+  try {
+    const fresh = Lab.open({ labDir: dir, prefix: 'p1', subnet: '192.168.7.0/24' });
+    assert.equal(fresh.registryAddress, '192.168.7.1:5000');
+    assert.equal(fresh.names.hubNs, 'p1-hub');
+    writeLab(dir, { prefix: 'p1', subnet: '192.168.7.0/24' });
+    // Defaults (nothing asked explicitly) give way to what the lab was made with.
+    const later = Lab.open({ labDir: dir, prefix: 'shlab', subnet: '192.168.99.0/24' });
+    assert.equal(later.settings.prefix, 'p1');
+    assert.equal(later.registryAddress, '192.168.7.1:5000');
+    assert.throws(() => Lab.open({ labDir: dir, prefix: 'p1', subnet: '192.168.8.0/24' }, { subnet: true }), /uses subnet 192\.168\.7\.0\/24/);
+    assert.throws(() => Lab.open({ labDir: dir, prefix: 'p2', subnet: '192.168.7.0/24' }, { prefix: true }), /uses prefix p1/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -7,6 +7,7 @@ import { reconcileGlobal, GlobalOrchestrator } from '../../src/manager/orchestra
 import { RestartSupervisor } from '../../src/manager/orchestrator/restart.js';
 import { tasksToReap, TaskReaper } from '../../src/manager/orchestrator/reaper.js';
 import { withDesired, withStatus } from '../../src/manager/orchestrator/task.js';
+import { rollingUpdate, UpdateTracker } from '../../src/manager/orchestrator/update.js';
 import { createLogger } from '../../src/util/log.js';
 import { MemoryStore } from '../helpers/memory-store.js';
 import { makeNode, makeService, makeTask, until } from '../helpers/swarm-fixtures.js';
@@ -252,4 +253,92 @@ test('global orchestrator loop follows a node joining', async () => {
   } finally {
     await orch.stop();
   }
+});
+
+test('a constraint change leaves tasks whose node still meets it; others move', () => {
+  const s0 = replicated(2);
+  const onSsd = makeTask(s0, { Slot: 1, NodeID: 'ssd', Status: st('running') });
+  const onHdd = makeTask(s0, { Slot: 2, NodeID: 'hdd', Status: st('running') });
+  const s1: Service = { ...s0, Spec: { ...s0.Spec, UpdateConfig: { Parallelism: 0 }, TaskTemplate: { ...s0.Spec.TaskTemplate, Placement: { Constraints: ['node.labels.disk==ssd'] } } }, SpecVersion: { Index: 2 } };
+  const nodes = nodeMap(makeNode('ssd', { labels: { disk: 'ssd' } }), makeNode('hdd', { labels: { disk: 'hdd' } }));
+  const { pass, created } = run(s1, [onSsd, onHdd], nodes);
+  assert.deepEqual(created.map((t) => t.Slot), [2]);
+  assert.equal(pass.current(onSsd).DesiredState, 'running');
+  assert.equal(pass.current(onHdd).DesiredState, 'shutdown');
+});
+
+
+function updating(s0: Service, image: string, cfg: Service['Spec']['UpdateConfig']): Service {
+  return { ...s0, Spec: { ...s0.Spec, UpdateConfig: cfg, TaskTemplate: { ContainerSpec: { Image: image } } }, PreviousSpec: s0.Spec, SpecVersion: { Index: 2 }, UpdateStatus: { State: 'updating' } };
+}
+
+test('update failure: pause with Docker\'s message', () => {
+  const s0 = replicated(2);
+  const old = [1, 2].map((i) => makeTask(s0, { Slot: i, Status: st('running') }));
+  const s1 = updating(s0, 'bad', { Parallelism: 1 });
+  const tracker = new UpdateTracker();
+  const r = new RestartSupervisor();
+  const p1 = new PassChanges();
+  rollingUpdate(p1, s1, old.map((t) => [t]), r, new Map(), Date.now(), tracker, old);
+  const [made] = p1.createdTasks();
+  const failed = { ...made, Status: st('rejected') };
+  const p2 = new PassChanges();
+  rollingUpdate(p2, s1, [[p1.current(old[0])], [old[1]]], r, new Map(), Date.now(), tracker, [...old, failed]);
+  const svc = (p2.toChanges().find((c) => c.kind === 'services') as { object: Service }).object;
+  assert.equal(svc.UpdateStatus!.State, 'paused');
+  assert.equal(svc.UpdateStatus!.Message, `update paused due to failure or early termination of task ${made.ID}`);
+  assert.equal(p2.createdTasks().length, 0, 'no further slots once paused');
+});
+
+test('update failure with failure-action rollback restores the previous spec', () => {
+  const s0 = replicated(1);
+  const old = makeTask(s0, { Slot: 1, Status: st('running') });
+  const s1 = updating(s0, 'bad', { FailureAction: 'rollback' });
+  const tracker = new UpdateTracker();
+  const r = new RestartSupervisor();
+  const p1 = new PassChanges();
+  rollingUpdate(p1, s1, [[old]], r, new Map(), Date.now(), tracker, [old]);
+  const made = p1.createdTasks()[0];
+  const p2 = new PassChanges();
+  rollingUpdate(p2, s1, [[]], r, new Map(), Date.now(), tracker, [p1.current(old), { ...made, Status: st('failed') }]);
+  const svc = (p2.toChanges().find((c) => c.kind === 'services') as { object: Service }).object;
+  assert.equal(svc.UpdateStatus!.State, 'rollback_started');
+  assert.match(svc.UpdateStatus!.Message!, /^update rolled back due to failure or early termination of task /);
+  assert.equal(svc.Spec.TaskTemplate.ContainerSpec!.Image, 'busybox');
+});
+
+test('start-first starts the new task before the old one stops', () => {
+  const s0 = replicated(1);
+  const old = makeTask(s0, { Slot: 1, Status: st('running') });
+  const s1 = updating(s0, 'nginx', { Order: 'start-first' });
+  const tracker = new UpdateTracker();
+  const r = new RestartSupervisor();
+  const p1 = new PassChanges();
+  rollingUpdate(p1, s1, [[old]], r, new Map(), Date.now(), tracker, [old]);
+  const made = p1.createdTasks()[0];
+  assert.equal(made.DesiredState, 'running');
+  assert.equal(p1.current(old).DesiredState, 'running', 'old keeps running meanwhile');
+  const p2 = new PassChanges();
+  const up = { ...made, Status: st('running') };
+  rollingUpdate(p2, s1, [[old, up]], r, new Map(), Date.now(), tracker, [old, up]);
+  assert.equal(p2.current(old).DesiredState, 'shutdown');
+});
+
+test('update delay holds the next batch back', () => {
+  const s0 = replicated(2);
+  const old = [1, 2].map((i) => makeTask(s0, { Slot: i, Status: st('running') }));
+  const s1 = updating(s0, 'nginx', { Parallelism: 1, Delay: 10e9 });
+  const tracker = new UpdateTracker();
+  const r = new RestartSupervisor();
+  const now = Date.now();
+  const p1 = new PassChanges();
+  rollingUpdate(p1, s1, old.map((t) => [t]), r, new Map(), now, tracker, old);
+  const made = { ...p1.createdTasks()[0], Status: st('running'), DesiredState: 'running' as const };
+  const p2 = new PassChanges();
+  const wake = rollingUpdate(p2, s1, [[made], [old[1]]], r, new Map(), now + 100, tracker, [made, old[1]]);
+  assert.equal(p2.createdTasks().length, 0);
+  assert.equal(wake, now + 100 + 10_000);
+  const p3 = new PassChanges();
+  rollingUpdate(p3, s1, [[made], [old[1]]], r, new Map(), now + 10_200, tracker, [made, old[1]]);
+  assert.equal(p3.createdTasks().length, 1);
 });

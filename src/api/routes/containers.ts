@@ -57,6 +57,22 @@ export function containerRoutes(router: Router, engine: Engine): void {
     await m.kill(ctx.params.id, ctx.query.get('signal') || 'SIGKILL');
   });
 
+  router.post('/containers/:id/pause', async (ctx) => {
+    await m.pause(ctx.params.id);
+  });
+
+  router.post('/containers/:id/unpause', async (ctx) => {
+    await m.unpause(ctx.params.id);
+  });
+
+  router.post('/containers/:id/rename', (ctx) => {
+    const name = ctx.query.get('name');
+    if (!name) throw badRequest('Neither old nor new names may be empty');
+    m.rename(ctx.params.id, name);
+  });
+
+  router.get('/containers/:id/top', async (ctx) => ({ body: await m.top(ctx.params.id, ctx.query.get('ps_args') || '-ef') }));
+
   router.delete('/containers/:id', async (ctx) => {
     await m.remove(ctx.params.id, { force: ctx.bool('force'), volumes: ctx.bool('v') });
   });

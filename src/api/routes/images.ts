@@ -1,15 +1,16 @@
 import type { Router } from '../router.js';
 import type { RequestContext } from '../context.js';
 import type { Engine } from '../../engine/engine.js';
-import { badRequest, notImplemented } from '../../util/errors.js';
+import { ApiError, badRequest, notImplemented } from '../../util/errors.js';
 import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag, isSha256Digest } from '../../engine/images/reference.js';
-import { decodeRegistryAuth } from '../../engine/images/registry.js';
+import { decodeRegistryAuth, isInsecureRegistry, loginDomain, RegistryClient, RegistryError, type AuthConfig } from '../../engine/images/registry.js';
 import { pullImage } from '../../engine/images/pull.js';
 import { pushImage } from '../../engine/images/push.js';
 import { importImage, importTarget } from '../../engine/images/importer.js';
 import { applyChanges } from '../../engine/images/changes.js';
 import { loadImages, saveImages } from '../../engine/images/archive.js';
+import { inspectDistribution } from '../../engine/images/distribution.js';
 
 /**
  * Runs an operation that reports through a JSON progress stream. Errors before the first
@@ -98,6 +99,27 @@ export function imageRoutes(router: Router, engine: Engine): void {
     parseReference(name);
     const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
     return withProgress(ctx, (p) => pushImage(store, name, ctx.query.get('tag') ?? '', auth, p));
+  });
+
+  // `docker login`: checks the credentials against the registry; the CLI stores them itself.
+  router.post('/auth', async (ctx) => {
+    const body = await ctx.json<AuthConfig>();
+    const domain = loginDomain(body.serveraddress);
+    const insecure = isInsecureRegistry(domain, store.config.insecureRegistries);
+    const client = new RegistryClient({ domain, path: '' }, { insecure, auth: body, actions: 'pull' });
+    try {
+      await client.checkLogin();
+    } catch (e) {
+      if (e instanceof RegistryError && (e.status === 401 || e.status === 403)) throw new ApiError(401, e.message);
+      throw new ApiError(500, (e as Error).message);
+    }
+    return { body: { Status: 'Login Succeeded', IdentityToken: '' } };
+  });
+
+  router.get('/distribution/:name*/json', async (ctx) => {
+    const ref = withDefaultTag(parseReference(ctx.params.name));
+    const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
+    return { body: await inspectDistribution(store, ref, auth) };
   });
 
   router.delete('/images/:name*', (ctx) => ({ body: store.remove(ctx.params.name, ctx.bool('force'), !ctx.bool('noprune')) }));

@@ -69,6 +69,7 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
     }
     n.Spec = { ...spec, Role: role, Availability: spec.Availability || n.Spec.Availability };
     if (role === 'manager' && !n.ManagerStatus) n.ManagerStatus = { Reachability: 'unknown', Addr: `${n.Status.Addr}:2377` };
+    if (role === 'worker') delete n.ManagerStatus;
     try {
       await m.store.commit([{ kind: 'nodes', op: 'update', object: n }]);
     } catch (e) {

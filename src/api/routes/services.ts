@@ -59,13 +59,14 @@ function withDefaults(spec: ServiceSpec): ServiceSpec {
 }
 
 /** Running/desired counts shown by `service ls` (controlapi ListServiceStatuses). */
-export function serviceStatus(s: Service, tasks: Task[]): { RunningTasks: number; DesiredTasks: number; CompletedTasks: number } {
+export function serviceStatus(s: Service, tasks: Task[], downNodes: Set<string> = new Set()): { RunningTasks: number; DesiredTasks: number; CompletedTasks: number } {
   let running = 0;
   let desired = isGlobal(s) ? 0 : (s.Spec.Mode?.Replicated?.Replicas ?? s.Spec.Mode?.ReplicatedJob?.MaxConcurrent ?? 0);
   let completed = 0;
   for (const t of tasks) {
     if (t.ServiceID !== s.ID) continue;
-    if (t.Status.State === 'running') running++;
+    // A DOWN node cannot report its tasks ended: they do not count as running (the CLI's own rule).
+    if (t.Status.State === 'running' && !(t.NodeID && downNodes.has(t.NodeID))) running++;
     if (t.Status.State === 'complete') completed++;
     if (isGlobal(s) && t.DesiredState === 'running') desired++;
   }
@@ -107,7 +108,8 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
     services.sort((a, b) => (a.CreatedAt < b.CreatedAt ? -1 : 1));
     const withStatus = ctx.bool('status');
     const tasks = withStatus ? store.list('tasks') : [];
-    return { body: services.map((s) => ({ ...serviceView(s), ...(withStatus ? { ServiceStatus: serviceStatus(s, tasks) } : {}) })) };
+    const down = new Set(withStatus ? store.list('nodes').filter((n) => n.Status.State === 'down').map((n) => n.ID) : []);
+    return { body: services.map((s) => ({ ...serviceView(s), ...(withStatus ? { ServiceStatus: serviceStatus(s, tasks, down) } : {}) })) };
   });
 
   router.get('/services/:id', (ctx) => {

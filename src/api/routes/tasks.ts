@@ -70,9 +70,10 @@ export function taskRoutes(router: Router, managerStore: ManagerStore = notASwar
     const labels = f.get('label');
     if (labels?.length) tasks = tasks.filter((t) => matchLabels(t.Labels, labels));
     if (f.get('_up-to-date')?.length) {
+      const nodes = new Map(store.list('nodes').map((n) => [n.ID, n]));
       tasks = tasks.filter((t) => {
         const s = services.get(t.ServiceID);
-        return s !== undefined && !isTaskDirty(s, t);
+        return s !== undefined && !isTaskDirty(s, t, t.NodeID ? nodes.get(t.NodeID) : undefined);
       });
     }
     tasks.sort((a, b) => (a.CreatedAt < b.CreatedAt ? -1 : a.CreatedAt > b.CreatedAt ? 1 : 0));

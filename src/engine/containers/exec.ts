@@ -46,6 +46,7 @@ export class Execs {
   create(ref: string, cfg: ExecConfig): string {
     const rec = this.m.get(ref);
     if (!cfg.Cmd || cfg.Cmd.length === 0) throw badRequest('No exec command specified');
+    if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is paused, unpause the container before exec`);
     if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
     const id = newHexId();
     this.table.set(id, { id, containerId: rec.id, config: cfg, running: false, started: false, exitCode: null, pid: 0 });

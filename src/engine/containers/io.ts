@@ -43,7 +43,7 @@ export async function streamLogs(m: ContainerManager, ref: string, o: LogOptions
   const rec = m.get(ref);
   const file = m.paths(rec.id).log;
   const seq = m.exits(rec.id);
-  const running = rec.state.Status === 'running';
+  const running = rec.state.Status === 'running' || rec.state.Status === 'paused';
   const write = writerFor(out, rec.config.Tty === true, o);
   const { entries, offset } = readLog(file, 0);
   let picked = entries.filter((e) => (!o.since || e.ms >= o.since * 1000) && (!o.until || e.ms <= o.until * 1000));

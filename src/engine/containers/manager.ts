@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { ApiError, badRequest, conflict, noSuchContainer, notModified, serverError } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
+import { run } from '../../util/run.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
@@ -22,7 +23,7 @@ import {
 } from './record.js';
 import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
-import { containerSpec } from './spec.js';
+import { apiMounts, bindMounts, containerSpec } from './spec.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
@@ -79,6 +80,9 @@ export class ContainerManager {
   private poller?: NodeJS.Timeout;
   private readonly exitsPending = new Set<string>();
   private readonly startHooks: StartHook[] = [];
+  /** Consecutive quick restarts per container, for the restart policy's back-off. */
+  private readonly backoff = new Map<string, number>();
+  private closed = false;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -152,7 +156,8 @@ export class ContainerManager {
   counts(): { total: number; running: number; paused: number; stopped: number } {
     const all = this.all();
     const running = all.filter((r) => r.state.Status === 'running').length;
-    return { total: all.length, running, paused: 0, stopped: all.length - running };
+    const paused = all.filter((r) => r.state.Status === 'paused').length;
+    return { total: all.length, running, paused, stopped: all.length - running - paused };
   }
 
   endpoint(id: string): EndpointInfo | undefined {
@@ -174,7 +179,7 @@ export class ContainerManager {
     // An explicit status filter shows non-running containers too, as in Docker.
     const all = opts.all || filters.has('status') || filters.has('exited');
     let out = this.all()
-      .filter((r) => all || r.state.Status === 'running')
+      .filter((r) => all || hasProcess(r))
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
@@ -254,8 +259,9 @@ export class ContainerManager {
         state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
         restartCount: 0,
       };
-      // Spec-level mistakes (bad binds, unknown user) are refused now, not at start.
-      containerSpec(rec, { ...p, rootfs: '/nonexistent' }, config.Hostname!);
+      // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
+      bindMounts(hostConfig.Binds);
+      apiMounts(hostConfig.Mounts);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
@@ -279,6 +285,7 @@ export class ContainerManager {
   private async doStart(rec: ContainerRecord): Promise<void> {
     if (!this.records.has(rec.id)) throw noSuchContainer(rec.id);
     if (rec.state.Status === 'running') throw notModified();
+    if (rec.state.Status === 'paused') throw conflict('cannot start a paused container, try unpause instead');
     if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal and cannot be started`);
     const p = this.paths(rec.id);
     const id = rec.id;
@@ -330,6 +337,7 @@ export class ContainerManager {
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
+    rec.manuallyStopped = false;
     saveRecord(p.record, rec);
     this.log.info({ id, pid, ms: t }, 'container started');
   }
@@ -345,7 +353,14 @@ export class ContainerManager {
   /** StopSignal (default SIGTERM), then SIGKILL after `timeoutSec` (default: StopTimeout or 10; -1 waits forever). */
   async stop(ref: string, timeoutSec?: number): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status !== 'running') throw notModified();
+    // Also cancels a pending restart by policy.
+    rec.manuallyStopped = true;
+    saveRecord(this.paths(rec.id).record, rec);
+    // A start in flight (a restart by policy, say) finishes first, then is stopped.
+    await this.locked(rec.id, async () => undefined);
+    rec.manuallyStopped = true; // that start cleared it
+    if (!hasProcess(rec)) throw notModified();
+    await this.thaw(rec);
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
     await this.runc.kill(rec.id, sig).catch(() => undefined);
@@ -355,17 +370,70 @@ export class ContainerManager {
     if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
   }
 
+  /** `docker pause` / `unpause`: the freezer cgroup, through runc. */
+  async pause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is already paused`);
+      if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
+      await this.runc.pause(rec.id);
+      rec.state.Status = 'paused';
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  async unpause(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not paused`);
+      await this.runc.resume(rec.id);
+      rec.state.Status = 'running';
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker rename`. */
+  rename(ref: string, newName: string): void {
+    const rec = this.get(ref);
+    const name = validName(newName);
+    if (name === rec.name) throw conflict(`Renaming a container with the same name as its current name`);
+    const owner = this.names.get(name);
+    if (owner) throw conflict(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
+    this.names.delete(rec.name);
+    this.names.set(name, rec.id);
+    rec.name = name;
+    saveRecord(this.paths(rec.id).record, rec);
+  }
+
+  /** `docker top`: `ps` output for the container's processes. */
+  async top(ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
+    const rec = this.get(ref);
+    if (rec.state.Status !== 'running' && rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not running`);
+    const pids = new Set(await this.runc.ps(rec.id));
+    const r = await run('ps', psArgs.split(/\s+/).filter(Boolean));
+    const lines = r.stdout.split('\n').filter(Boolean);
+    const titles = lines[0].trim().split(/\s+/);
+    const pidCol = titles.indexOf('PID');
+    if (pidCol < 0) throw serverError(`Couldn't find PID field in ps output`);
+    const rows = lines.slice(1).map((l) => {
+      const f = l.trim().split(/\s+/);
+      return [...f.slice(0, titles.length - 1), f.slice(titles.length - 1).join(' ')];
+    });
+    return { Titles: titles, Processes: rows.filter((f) => pids.has(Number(f[pidCol]))) };
+  }
+
   async kill(ref: string, signal = 'SIGKILL'): Promise<void> {
     const rec = this.get(ref);
     const sig = parseSignal(signal);
-    if (rec.state.Status !== 'running') throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    if (!hasProcess(rec)) throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
+    if (sig === 9) await this.thaw(rec);
     await this.runc.kill(rec.id, sig, sig === 9);
     if (sig === 9) await this.waitNotRunning(rec.id, 30_000);
   }
 
   async restart(ref: string, timeoutSec?: number): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status === 'running') await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
+    if (hasProcess(rec)) await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
     await this.start(rec.id).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
     rec.restartCount++;
     saveRecord(this.paths(rec.id).record, rec);
@@ -374,16 +442,17 @@ export class ContainerManager {
   /** `docker rm [-f]`: a running container needs `force` (then SIGKILL). */
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const rec = this.get(ref);
-    if (rec.state.Status === 'running') {
+    if (hasProcess(rec)) {
       if (!opts.force) {
         throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       }
+      await this.thaw(rec);
       await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
       if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await this.locked(rec.id, async () => {
       if (!this.records.has(rec.id)) return;
-      if (rec.state.Status === 'running') throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
+      if (hasProcess(rec)) throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);
@@ -406,7 +475,7 @@ export class ContainerManager {
     const rec = this.get(ref);
     const id = rec.id;
     const result = () => ({ StatusCode: rec.state.ExitCode, ...(rec.state.Error ? { Error: { Message: rec.state.Error } } : {}) });
-    if (condition === 'not-running' && rec.state.Status !== 'running') return Promise.resolve(result());
+    if (condition === 'not-running' && !hasProcess(rec)) return Promise.resolve(result());
     return new Promise((resolve) => {
       const ev = condition === 'removed' ? `removed:${id}` : `exit:${id}`;
       const done = () => {
@@ -426,7 +495,7 @@ export class ContainerManager {
   /** True once the container is not running (false after `ms`). */
   waitNotRunning(id: string, ms?: number): Promise<boolean> {
     const rec = this.records.get(id);
-    if (!rec || rec.state.Status !== 'running') return Promise.resolve(true);
+    if (!rec || !hasProcess(rec)) return Promise.resolve(true);
     return new Promise((resolve) => {
       const onExit = () => {
         clearTimeout(timer);
@@ -448,6 +517,14 @@ export class ContainerManager {
       this.events.off(`exit:${id}`, fn);
       this.events.off(`removed:${id}`, fn);
     };
+  }
+
+  /** Signals reach frozen processes only once thawed. */
+  private async thaw(rec: ContainerRecord): Promise<void> {
+    if (rec.state.Status !== 'paused') return;
+    await this.runc.resume(rec.id).catch(() => undefined);
+    rec.state.Status = 'running';
+    saveRecord(this.paths(rec.id).record, rec);
   }
 
   // --- exits ------------------------------------------------------------------------------
@@ -491,7 +568,7 @@ export class ContainerManager {
     }
     const rec = this.records.get(id);
     fs.rmSync(file, { force: true });
-    if (!rec || rec.state.Status !== 'running') return;
+    if (!rec || !hasProcess(rec)) return;
     await this.markExited(rec, Number.isFinite(code) ? code : 255);
   }
 
@@ -504,7 +581,35 @@ export class ContainerManager {
     this.events.emit(`exit:${rec.id}`);
     if (rec.hostConfig.AutoRemove) {
       setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
+    } else if (this.wantsRestart(rec)) {
+      this.scheduleRestart(rec);
     }
+  }
+
+  /** Docker's restart policies: `always`, `unless-stopped`, `on-failure[:max]`; never after `docker stop`. */
+  private wantsRestart(rec: ContainerRecord): boolean {
+    const p = rec.hostConfig.RestartPolicy;
+    if (!p || rec.manuallyStopped || this.closed) return false;
+    if (p.Name === 'always' || p.Name === 'unless-stopped') return true;
+    if (p.Name === 'on-failure') return rec.state.ExitCode !== 0 && (!p.MaximumRetryCount || rec.restartCount < p.MaximumRetryCount);
+    return false;
+  }
+
+  /** Restarts with Docker's back-off: 100 ms doubling per quick failure, reset after 10 s of running. */
+  private scheduleRestart(rec: ContainerRecord): void {
+    const ran = Date.parse(rec.state.FinishedAt) - Date.parse(rec.state.StartedAt);
+    const n = ran > 10_000 ? 0 : (this.backoff.get(rec.id) ?? 0) + 1;
+    this.backoff.set(rec.id, n);
+    const delay = Math.min(100 * 2 ** Math.max(0, n - 1), 60_000);
+    const timer = setTimeout(() => {
+      if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
+      void this.locked(rec.id, async () => {
+        if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
+        rec.restartCount++;
+        await this.doStart(rec);
+      }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
+    }, delay);
+    timer.unref();
   }
 
   /** Picks up containers from an earlier run of the daemon: running ones are adopted, dead ones marked exited. */
@@ -529,10 +634,10 @@ export class ContainerManager {
         this.names.delete(rec.name);
         continue;
       }
-      if (rec.state.Status !== 'running') continue;
+      if (!hasProcess(rec)) continue;
       if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
       const st = await this.runc.state(rec.id);
-      if (st && st.status === 'running') {
+      if (st && (st.status === 'running' || st.status === 'paused')) {
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         continue;
       }
@@ -546,6 +651,11 @@ export class ContainerManager {
     }
     for (const id of await this.runc.list()) {
       if (!this.records.has(id)) await this.runc.delete(id);
+    }
+    // As dockerd at boot: containers that should always run are started again.
+    for (const rec of this.records.values()) {
+      const p = rec.hostConfig.RestartPolicy?.Name;
+      if (rec.state.Status === 'exited' && (p === 'always' || p === 'unless-stopped') && !rec.manuallyStopped) this.scheduleRestart(rec);
     }
   }
 
@@ -573,10 +683,16 @@ export class ContainerManager {
 
   /** Stops watching; containers keep running under conmon. */
   async close(): Promise<void> {
+    this.closed = true;
     this.watcher?.close();
     if (this.poller) clearInterval(this.poller);
     await Promise.all([...this.locks.values()]);
   }
+}
+
+/** Running or paused: its processes exist. */
+function hasProcess(r: ContainerRecord): boolean {
+  return r.state.Status === 'running' || r.state.Status === 'paused';
 }
 
 /** Image env first, then the container's; a later `KEY=` replaces an earlier one. */

@@ -66,8 +66,8 @@ export interface ContainerRecord {
   restartCount: number;
   /** conmon's PID while the container runs (adoption after a daemon restart). */
   conmonPid?: number;
-  /** Set while stop/kill is in progress so an exit is not mistaken for a crash. */
-  stopping?: boolean;
+  /** Stopped by a user (`docker stop`): no restart policy applies until the next start. */
+  manuallyStopped?: boolean;
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

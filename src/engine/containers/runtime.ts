@@ -39,6 +39,20 @@ export class Runc {
     await run(RUNC, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
   }
 
+  async pause(id: string): Promise<void> {
+    await run(RUNC, this.args('pause', id));
+  }
+
+  async resume(id: string): Promise<void> {
+    await run(RUNC, this.args('resume', id));
+  }
+
+  /** PIDs of every process in the container. */
+  async ps(id: string): Promise<number[]> {
+    const r = await run(RUNC, this.args('ps', '--format', 'json', id));
+    return (JSON.parse(r.stdout || '[]') as number[] | null) ?? [];
+  }
+
   async delete(id: string): Promise<void> {
     await run(RUNC, this.args('delete', '--force', id), { allowFail: true });
   }

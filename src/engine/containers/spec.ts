@@ -77,6 +77,35 @@ export function bindMounts(binds: string[] | null | undefined): OciMount[] {
   });
 }
 
+/** `HostConfig.Mounts` (`--mount`): bind and tmpfs; named volumes are not supported. */
+export interface ApiMount {
+  Type?: string;
+  Source?: string;
+  Target?: string;
+  ReadOnly?: boolean;
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
+}
+
+export function apiMounts(mounts: unknown): OciMount[] {
+  if (mounts === undefined || mounts === null) return [];
+  if (!Array.isArray(mounts)) throw badRequest('invalid mount config: Mounts must be a list');
+  return (mounts as ApiMount[]).map((m) => {
+    if (!m.Target || !m.Target.startsWith('/')) throw badRequest(`invalid mount config for type "${m.Type}": invalid mount path: '${m.Target ?? ''}' mount path must be absolute`);
+    if (m.Type === 'bind') {
+      if (!m.Source || !m.Source.startsWith('/')) throw badRequest(`invalid mount config for type "bind": invalid mount path: '${m.Source ?? ''}' mount path must be absolute`);
+      if (!fs.existsSync(m.Source)) throw badRequest(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+      return { destination: m.Target, type: 'bind', source: m.Source, options: ['rbind', m.ReadOnly ? 'ro' : 'rw'] };
+    }
+    if (m.Type === 'tmpfs') {
+      const o = ['nosuid', 'nodev', ...(m.ReadOnly ? ['ro'] : [])];
+      if (m.TmpfsOptions?.SizeBytes) o.push(`size=${m.TmpfsOptions.SizeBytes}`);
+      o.push(`mode=${(m.TmpfsOptions?.Mode ?? 0o1777).toString(8)}`);
+      return { destination: m.Target, type: 'tmpfs', source: 'tmpfs', options: o };
+    }
+    throw badRequest(`mount type "${m.Type}" is not supported`);
+  });
+}
+
 /** The process a container (or an exec in it) runs. */
 export function processSpec(rootfs: string, args: string[], env: string[], opts: { tty: boolean; user?: string; cwd?: string; privileged?: boolean }): OciProcess {
   const caps = opts.privileged ? undefined : DEFAULT_CAPS;
@@ -89,6 +118,23 @@ export function processSpec(rootfs: string, args: string[], env: string[], opts:
     ...(caps ? { capabilities: { bounding: caps, effective: caps, permitted: caps } } : {}),
     noNewPrivileges: false,
   };
+}
+
+/** `--memory`, `--cpus`, `--cpu-shares`, `--pids-limit` as cgroup limits. */
+function resources(h: ContainerRecord['hostConfig'], privileged: boolean): Record<string, unknown> {
+  const num = (v: unknown) => (typeof v === 'number' && v > 0 ? v : undefined);
+  const r: Record<string, unknown> = { devices: [{ allow: privileged, access: 'rwm' }] };
+  const memory = num(h.Memory);
+  if (memory) r.memory = { limit: memory };
+  const cpu: Record<string, number> = {};
+  const nano = num(h.NanoCpus);
+  if (nano) Object.assign(cpu, { period: 100_000, quota: Math.max(1000, Math.round((nano / 1e9) * 100_000)) });
+  const shares = num(h.CpuShares);
+  if (shares) cpu.shares = shares;
+  if (Object.keys(cpu).length) r.cpu = cpu;
+  const pids = num(h.PidsLimit);
+  if (pids) r.pids = { limit: pids };
+  return r;
 }
 
 /** What Docker adds to a container's environment: HOSTNAME first, TERM for a TTY. */
@@ -113,6 +159,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
     { destination: '/etc/hostname', type: 'bind', source: p.hostname, options: ['rbind', 'rprivate'] },
     { destination: '/etc/resolv.conf', type: 'bind', source: p.resolvConf, options: ['rbind', 'rprivate'] },
     ...bindMounts(rec.hostConfig.Binds),
+    ...apiMounts(rec.hostConfig.Mounts),
   ];
   return {
     ociVersion: '1.0.2-dev',
@@ -123,7 +170,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
     linux: {
       // Container IDs are random, so the path never collides between daemons on one host.
       cgroupsPath: `/shoal/${rec.id}`,
-      resources: { devices: [{ allow: privileged, access: 'rwm' }] },
+      resources: resources(rec.hostConfig, privileged),
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),
     },

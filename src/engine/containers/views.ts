@@ -29,6 +29,7 @@ export function statusText(r: ContainerRecord, now = Date.now()): string {
   const st = r.state;
   switch (st.Status) {
     case 'running': return `Up ${humanDuration(now - Date.parse(st.StartedAt))}`;
+    case 'paused': return `Up ${humanDuration(now - Date.parse(st.StartedAt))} (Paused)`;
     case 'exited': return st.FinishedAt === ZERO_TIME ? `Exited (${st.ExitCode})` : `Exited (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
     case 'removing': return 'Removal In Progress';
     case 'dead': return 'Dead';
@@ -51,10 +52,14 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
 }
 
 function mounts(r: ContainerRecord) {
-  return (r.hostConfig.Binds ?? []).map((b) => {
+  const binds = (r.hostConfig.Binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
     return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
   });
+  const api = (Array.isArray(r.hostConfig.Mounts) ? (r.hostConfig.Mounts as { Type?: string; Source?: string; Target?: string; ReadOnly?: boolean }[]) : []).map((m) => ({
+    Type: m.Type ?? '', Source: m.Source ?? '', Destination: m.Target ?? '', Mode: '', RW: !m.ReadOnly, Propagation: m.Type === 'bind' ? 'rprivate' : '',
+  }));
+  return [...binds, ...api];
 }
 
 export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPaths>, ep: EndpointInfo | undefined, bridgeId: string, execIds: string[] | null): ContainerInspect {
@@ -66,8 +71,8 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
     Args: r.args,
     State: {
       Status: st.Status,
-      Running: st.Status === 'running',
-      Paused: false,
+      Running: st.Status === 'running' || st.Status === 'paused',
+      Paused: st.Status === 'paused',
       Restarting: false,
       OOMKilled: st.OOMKilled,
       Dead: st.Status === 'dead',

@@ -22,6 +22,8 @@ export interface LayerBlob {
   digest: string;
   mediaType: string;
   size: number;
+  /** Repositories (`host/path`) known to hold this blob: a push elsewhere on that registry mounts it from there. */
+  sources?: string[];
 }
 
 export interface LayerMeta {
@@ -99,6 +101,17 @@ export class LayerStore {
     const m = this.meta(diffId);
     if (m.blobs.some((b) => b.digest === blob.digest)) return;
     m.blobs.push(blob);
+    writeFileAtomic(path.join(this.root, hexOf(diffId), 'layer.json'), JSON.stringify(m));
+  }
+
+  /** Remembers that repository `repo` (`host/path`) holds the blob `digest` of this layer. */
+  addSource(diffId: string, digest: string, repo: string): void {
+    if (!this.has(diffId)) return;
+    const m = this.meta(diffId);
+    const b = m.blobs.find((x) => x.digest === digest);
+    if (!b || b.sources?.includes(repo)) return;
+    // The most recent first, and only a few: each is one mount attempt at most.
+    b.sources = [repo, ...(b.sources ?? [])].slice(0, 5);
     writeFileAtomic(path.join(this.root, hexOf(diffId), 'layer.json'), JSON.stringify(m));
   }
 

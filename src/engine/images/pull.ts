@@ -8,14 +8,14 @@ import { shortId } from './blobs.js';
 import { ingestLayer } from './ingest.js';
 import { choosePlatform, HOST_PLATFORM, isImageManifest, isIndex, layerCompression, MT, type ImageConfigBlob, type ImageIndex, type ImageManifest } from './manifest.js';
 import type { ProgressStream } from './progress.js';
-import { familiarName, familiarString, formatReference, type ImageReference } from './reference.js';
+import { familiarName, familiarString, formatReference, repoName, type ImageReference } from './reference.js';
 import { isInsecureRegistry, RegistryClient, RegistryError, type AuthConfig } from './registry.js';
 
 /** How many layers download at once (dockerd's default is 3). */
 const CONCURRENT_DOWNLOADS = 3;
 
 /** Registry errors as dockerd words them, with the status it answers when nothing was streamed yet. */
-function translate(e: unknown, ref: ImageReference): Error {
+export function translatePullError(e: unknown, ref: ImageReference): Error {
   if (!(e instanceof RegistryError)) return e as Error;
   const name = familiarString(ref);
   if (e.code === 'MANIFEST_UNKNOWN' || (e.status === 404 && e.code === 'UNKNOWN')) return notFound(`manifest for ${name} not found: ${e.message}`);
@@ -30,7 +30,7 @@ export async function pullImage(store: ImageStore, ref: ImageReference, auth: Au
   try {
     await doPull(store, ref, auth, progress);
   } catch (e) {
-    throw translate(e, ref);
+    throw translatePullError(e, ref);
   }
 }
 
@@ -98,6 +98,7 @@ async function doPull(store: ImageStore, ref: ImageReference, auth: AuthConfig |
           mediaType: l.mediaType,
           onBytes: (n) => progress.bytes('Downloading', id, n, l.size),
         });
+        store.layers.addSource(diffIds[i], l.digest, repoName(ref));
         progress.status('Verifying Checksum', id);
         progress.status('Download complete', id);
         progress.status('Pull complete', id);

@@ -74,13 +74,22 @@ export async function pushImage(store: ImageStore, name: string, tag: string, au
         const blob = await gzipBlobOf(store, d);
         blobs.set(d, blob);
         if (await client.blobExists(blob.digest)) {
+          store.layers.addSource(d, blob.digest, repoName(repo));
           progress.status('Layer already exists', shortId(d));
+          continue;
+        }
+        // Another repository of the same registry has it: ask the registry to link it over.
+        const from = (blob.sources ?? []).map((r) => parseReference(r)).find((r) => r.domain === repo.domain && r.path !== repo.path);
+        if (from && (await client.mountBlob(blob.digest, from.path))) {
+          store.layers.addSource(d, blob.digest, repoName(repo));
+          progress.status(`Mounted from ${from.path}`, shortId(d));
           continue;
         }
         // Counted through a pipe, which holds the bytes until the upload reads them
         // (a 'data' listener would start the flow while the upload session is still opening).
         const src = store.blobs.readStream(blob.digest).pipe(new Hasher((n) => progress.bytes('Pushing', shortId(d), n, blob.size)));
         await client.uploadBlob(blob.digest, src, blob.size);
+        store.layers.addSource(d, blob.digest, repoName(repo));
         progress.status('Pushed', shortId(d));
       }
       const configSize = store.blobs.size(image.id);

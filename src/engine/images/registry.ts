@@ -36,6 +36,13 @@ export function decodeRegistryAuth(header: string | undefined): AuthConfig | und
   }
 }
 
+/** The registry a `docker login` names: `host[:port]` from `serveraddress`, Docker Hub for its index URL. */
+export function loginDomain(serveraddress: string | undefined): string {
+  const s = (serveraddress ?? '').trim();
+  if (s === '' || /^(https?:\/\/)?(index\.)?docker\.io(\/|$)/.test(s) || /^(https?:\/\/)?registry-1\.docker\.io(\/|$)/.test(s)) return DEFAULT_DOMAIN;
+  return s.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+}
+
 /** A registry answered with an error (its `errors[0]` when it sent one). */
 export class RegistryError extends Error {
   constructor(
@@ -109,6 +116,19 @@ export class RegistryClient {
     this.origin = `${opts.insecure ? 'http' : 'https'}://${host}`;
   }
 
+  /**
+   * `docker login`: GET /v2/ with the credentials, answering the challenge. Throws a
+   * RegistryError (401) when the registry or its token server refuses them.
+   */
+  async checkLogin(): Promise<void> {
+    const res = await this.request('GET', `${this.origin}/v2/`);
+    if (res.ok) {
+      await res.body?.cancel().catch(() => undefined);
+      return;
+    }
+    return this.fail(res, 'login');
+  }
+
   private url(rest: string): string {
     return `${this.origin}/v2/${this.ref.path}/${rest}`;
   }
@@ -142,7 +162,9 @@ export class RegistryClient {
       } as RequestInit);
     } catch (e) {
       const cause = (e as { cause?: { message?: string; code?: string } }).cause;
-      throw new RegistryError(0, 'UNAVAILABLE', `${method[0]}${method.slice(1).toLowerCase()} "${url}": ${cause?.message ?? (e as Error).message}`);
+      // TLS spoken to a plain-HTTP registry: Go's words, which users search for.
+      const why = /wrong version number|packet length too long/i.test(cause?.message ?? '') ? 'http: server gave HTTP response to HTTPS client' : cause?.message ?? (e as Error).message;
+      throw new RegistryError(0, 'UNAVAILABLE', `${method[0]}${method.slice(1).toLowerCase()} "${url}": ${why}`);
     }
   }
 
@@ -162,7 +184,8 @@ export class RegistryClient {
     }
     const tokenUrl = new URL(params.realm);
     if (params.service) tokenUrl.searchParams.set('service', params.service);
-    tokenUrl.searchParams.set('scope', `repository:${this.ref.path}:${this.opts.actions}`);
+    // A login check (no repository) asks for a token without a scope, as dockerd does.
+    if (this.ref.path) tokenUrl.searchParams.set('scope', `repository:${this.ref.path}:${this.opts.actions}`);
     if (auth?.username) tokenUrl.searchParams.set('account', auth.username);
     const headers: Record<string, string> = {};
     if (auth?.username) headers.Authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password ?? ''}`).toString('base64')}`;
@@ -233,6 +256,22 @@ export class RegistryClient {
     if (res.status === 404) return false;
     if (res.ok) return true;
     return this.fail(res, `blob ${digest}`);
+  }
+
+  /**
+   * Cross-repository mount: `POST uploads/?mount=&from=`. A 201 means the registry linked the
+   * blob; anything else (it may open an ordinary upload session instead) means upload it.
+   */
+  async mountBlob(digest: string, fromPath: string): Promise<boolean> {
+    const url = new URL(this.url('blobs/uploads/'));
+    url.searchParams.set('mount', digest);
+    url.searchParams.set('from', fromPath);
+    const res = await this.request('POST', url.toString(), { headers: { 'Content-Length': '0' } });
+    await res.body?.cancel().catch(() => undefined);
+    const location = res.headers.get('location');
+    // An upload session opened instead of the mount: cancel it, uploadBlob opens its own.
+    if (res.status === 202 && location) await this.request('DELETE', new URL(location, this.origin).toString()).then((r) => r.body?.cancel()).catch(() => undefined);
+    return res.status === 201;
   }
 
   /**

@@ -31,6 +31,11 @@ export interface ImageRecord {
   /** When this node got it (pull, load, import). */
   loadedAt: string;
   lastTagTime?: string;
+  /**
+   * Deleted by `docker rmi -f` while a stopped container still uses it: gone for users, but
+   * kept (by full ID) with its layers so that container can start again. Collected later.
+   */
+  orphaned?: boolean;
 }
 
 export interface Image {
@@ -61,6 +66,8 @@ export class ImageStore {
   readonly blobs: BlobStore;
   readonly layers: LayerStore;
   private readonly images = new Map<string, Image>();
+  /** Images deleted under a stopped container (see ImageRecord.orphaned). */
+  private readonly orphans = new Map<string, Image>();
   /** Full reference (`docker.io/library/a:b`, `host/a@sha256:…`) → image ID. */
   private refs = new Map<string, string>();
   private inUse: InUseCheck = () => undefined;
@@ -98,7 +105,7 @@ export class ImageStore {
         const config = JSON.parse(this.blobs.read(record.id).toString('utf8')) as ImageConfigBlob;
         const missing = config.rootfs.diff_ids.filter((d) => !this.layers.has(d));
         if (missing.length) throw new Error(`layers missing: ${missing.join(', ')}`);
-        this.images.set(record.id, { id: record.id, record, config, size: this.sizeOf(config) });
+        (record.orphaned ? this.orphans : this.images).set(record.id, { id: record.id, record, config, size: this.sizeOf(config) });
       } catch (e) {
         this.log.warn({ err: e, record: f }, 'dropping unreadable image record');
       }
@@ -137,7 +144,8 @@ export class ImageStore {
 
   /** Finds a local image by name[:tag], name@digest, full or short ID. 404 "No such image" otherwise. */
   async resolve(ref: string): Promise<ResolvedImage> {
-    const img = this.lookup(ref);
+    // A container whose image was force-deleted still starts: by full ID the orphan answers.
+    const img = (isSha256Digest(ref) && this.orphans.get(ref)) || this.lookup(ref);
     // overlayfs refuses the same lowerdir twice; a repeated identical layer adds nothing.
     const dirs: string[] = [];
     for (const d of img.config.rootfs.diff_ids) {
@@ -224,6 +232,15 @@ export class ImageStore {
     const id = this.blobs.put(configJson);
     const existing = this.images.get(id);
     if (existing) return existing;
+    const orphan = this.orphans.get(id);
+    if (orphan) {
+      // The same image again (pull, load): it is a full image once more.
+      delete orphan.record.orphaned;
+      writeFileAtomic(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(orphan.record));
+      this.orphans.delete(id);
+      this.images.set(id, orphan);
+      return orphan;
+    }
     const record: ImageRecord = { id, loadedAt: new Date().toISOString() };
     writeFileAtomic(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(record));
     const img: Image = { id, record, config, size: this.sizeOf(config) };
@@ -284,6 +301,7 @@ export class ImageStore {
    */
   remove(ref: string, force: boolean, prune = true): DeleteResponseItem[] {
     void prune; // images have no parent chain here: nothing beyond the image itself to prune
+    this.collectOrphans();
     const found = this.find(ref);
     if (!found) throw noSuchImage(missingName(ref));
     const img = found.image;
@@ -327,7 +345,22 @@ export class ImageStore {
       this.untag(r);
       out.push({ Untagged: familiar(r) });
     }
+    // Forced under a stopped container: deleted for users, kept for that container.
+    if (this.userOf(img.id)) return out.concat(this.orphan(img));
     return out.concat(this.deleteImage(img));
+  }
+
+  private orphan(img: Image): DeleteResponseItem[] {
+    img.record.orphaned = true;
+    writeFileAtomic(path.join(this.recordsDir, `${hexOf(img.id)}.json`), JSON.stringify(img.record));
+    this.images.delete(img.id);
+    this.orphans.set(img.id, img);
+    return [{ Deleted: img.id }];
+  }
+
+  /** Deletes the orphans no container uses any more, with their unused layers. */
+  private collectOrphans(): void {
+    for (const img of [...this.orphans.values()]) if (!this.userOf(img.id)) this.deleteImage(img);
   }
 
   /** What stops an image from being deleted: a running container always; names and stopped containers unless forced. */
@@ -347,8 +380,9 @@ export class ImageStore {
     this.saveRefs();
     fs.rmSync(path.join(this.recordsDir, `${hexOf(img.id)}.json`), { force: true });
     this.images.delete(img.id);
+    this.orphans.delete(img.id);
     this.blobs.remove(img.id);
-    const used = new Set([...this.images.values()].flatMap((i) => i.config.rootfs.diff_ids));
+    const used = new Set([...this.images.values(), ...this.orphans.values()].flatMap((i) => i.config.rootfs.diff_ids));
     for (const d of new Set(img.config.rootfs.diff_ids)) {
       if (used.has(d) || this.pinned.has(d) || !this.layers.has(d)) continue;
       const meta: LayerMeta = this.layers.meta(d);
@@ -363,6 +397,7 @@ export class ImageStore {
   prune(all: boolean): { ImagesDeleted: DeleteResponseItem[]; SpaceReclaimed: number } {
     const deleted: DeleteResponseItem[] = [];
     let space = 0;
+    this.collectOrphans();
     for (const img of [...this.images.values()]) {
       if (this.inUse(img.id)) continue;
       if (!all && this.repoTags(img.id).length > 0) continue;

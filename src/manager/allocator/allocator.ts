@@ -1,4 +1,5 @@
 import type { Cluster, Network, NetworkAttachment, Node, Service, Task, VirtualIP } from '../../cluster/types.js';
+import { newSwarmId } from '../../util/ids.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
@@ -15,10 +16,12 @@ const DEFAULT_POOL = ['10.0.0.0/8'];
 const DEFAULT_SUBNET_SIZE = 24;
 
 export interface AllocationResult {
+  /** Networks to create (the ingress network of a new swarm). */
+  newNetworks: Network[];
   networks: Network[];
+  nodes: Node[];
   services: Service[];
   tasks: Task[];
-  nodes: Node[];
 }
 
 /** The networks a service's tasks join: its own (by ID or name), plus ingress when it publishes ingress ports. */
@@ -49,8 +52,14 @@ function isOverlay(n: Network): boolean {
  * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
  */
 export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[], nodes: Node[] = []): AllocationResult {
-  const result: AllocationResult = { networks: [], services: [], tasks: [], nodes: [] };
+  const result: AllocationResult = { newNetworks: [], networks: [], nodes: [], services: [], tasks: [] };
   const now = new Date().toISOString();
+  // A swarm has an ingress network from the start (swarmkit manager.go newIngressNetwork).
+  if (cluster && !networks.some((n) => n.Spec.Ingress)) {
+    const ingress = ingressNetwork(now);
+    result.newNetworks.push(ingress);
+    networks = [...networks, ingress];
+  }
 
   // Networks.
   const subnets = new SubnetPool(cluster?.DefaultAddrPool?.length ? cluster.DefaultAddrPool : DEFAULT_POOL, cluster?.SubnetSize || DEFAULT_SUBNET_SIZE, networks);
@@ -75,7 +84,8 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
       u.DriverState = { Name: 'overlay', Options: { ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: String(nextVni) } };
     }
     u.UpdatedAt = now;
-    result.networks.push(u);
+    if (!result.newNetworks.includes(n)) result.networks.push(u);
+    else result.newNetworks[result.newNetworks.indexOf(n)] = u;
     return u;
   });
 
@@ -93,14 +103,13 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   }
 
-  // Nodes: one routing-mesh address each on the ingress network (swarmkit allocateNode).
-  const ingress = nets.find((n) => n.Spec.Ingress);
-  for (const node of nodes) {
-    const have = (node.Attachments ?? []).filter((a) => a.Network.ID === ingress?.ID && a.Addresses[0]);
-    if (ingress && pools.has(ingress.ID) && !have.length) {
-      result.nodes.push({ ...node, Attachments: [{ Network: ingress, Addresses: [pools.get(ingress.ID)!.allocate()] }] });
-    } else if (!ingress && node.Attachments?.length) {
-      result.nodes.push({ ...node, Attachments: [] });
+  // Nodes: every node gets its routing-mesh address on the ingress network.
+  const ingressNet = nets.find((n) => n.Spec.Ingress);
+  if (ingressNet && pools.has(ingressNet.ID)) {
+    for (const n of nodes) {
+      if (n.Attachments?.some((a) => a.Network.ID === ingressNet.ID)) continue;
+      const others = (n.Attachments ?? []).filter((a) => nets.some((x) => x.ID === a.Network.ID));
+      result.nodes.push({ ...n, Attachments: [...others, { Network: ingressNet, Addresses: [pools.get(ingressNet.ID)!.allocate()] }], UpdatedAt: now });
     }
   }
 
@@ -136,6 +145,16 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   return result;
 }
 
+function ingressNetwork(now: string): Network {
+  return {
+    ID: newSwarmId(),
+    Version: { Index: 0 },
+    CreatedAt: now,
+    UpdatedAt: now,
+    Spec: { Name: 'ingress', Labels: { 'com.docker.swarm.internal': 'true' }, DriverConfiguration: { Name: 'overlay' }, Ingress: true, Scope: 'swarm' },
+  };
+}
+
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
 export class Allocator extends StoreLoop {
   constructor(store: Store, log: Logger) {
@@ -143,13 +162,14 @@ export class Allocator extends StoreLoop {
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new')
-      || (e.kind === 'nodes' && !(e.object as Node).Attachments?.length));
+    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'nodes' && e.action === 'create')
+      || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new'));
   }
 
   protected async tick(): Promise<void> {
     const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'), this.store.list('nodes'));
     const changes = [
+      ...r.newNetworks.map((o) => ({ kind: 'networks' as const, op: 'create' as const, object: o })),
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),
       ...r.services.map((o) => ({ kind: 'services' as const, op: 'update' as const, object: o })),

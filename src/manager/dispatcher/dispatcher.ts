@@ -133,8 +133,12 @@ export class Dispatcher {
     for (let i = 0; i < 5; i++) {
       const n = this.d.store.get('nodes', nodeId);
       if (!n) throw new Error('node removed');
-      n.Description = { ...req.description, TLSInfo: n.Description?.TLSInfo ?? req.description.TLSInfo };
-      n.Status = { State: 'ready', Addr: req.addr || observed };
+      const description = { ...req.description, TLSInfo: n.Description?.TLSInfo ?? req.description.TLSInfo };
+      const status: Node['Status'] = { State: 'ready', Addr: req.addr || observed };
+      // A reconnect with nothing new must not bump the node's version under a client's update.
+      if (JSON.stringify(description) === JSON.stringify(n.Description) && JSON.stringify(status) === JSON.stringify(n.Status)) return;
+      n.Description = description;
+      n.Status = status;
       try {
         await this.d.store.commit([{ kind: 'nodes', op: 'update', object: n }]);
         return;

@@ -19,7 +19,7 @@ export function ingressNetwork(): Network {
   const now = new Date().toISOString();
   return {
     ID: newSwarmId(), Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
-    Spec: { Name: INGRESS_NAME, Labels: {}, DriverConfiguration: { Name: 'overlay' }, Ingress: true, IPAMOptions: { Driver: { Name: 'default' } }, Scope: 'swarm' },
+    Spec: { Name: INGRESS_NAME, Labels: { 'com.docker.swarm.internal': 'true' }, DriverConfiguration: { Name: 'overlay' }, Ingress: true, IPAMOptions: { Driver: { Name: 'default' } }, Scope: 'swarm' },
   };
 }
 

@@ -5,7 +5,7 @@ import { StoreLoop } from '../loop.js';
 import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
-import { rollingUpdate } from './update.js';
+import { rollingUpdate, UpdateTracker } from './update.js';
 import { isDesiredRunnable, isGlobal, isTerminal, newTask, withDesired } from './task.js';
 
 /**
@@ -16,9 +16,10 @@ import { isDesiredRunnable, isGlobal, isTerminal, newTask, withDesired } from '.
  */
 export class GlobalOrchestrator extends StoreLoop {
   readonly restarts = new RestartSupervisor();
+  readonly updates = new UpdateTracker();
 
   constructor(store: Store, log: Logger) {
-    super(store, log.child({ loop: 'global-orchestrator' }), 0);
+    super(store, log.child({ loop: 'global-orchestrator' }), 10, 200);
   }
 
   protected observe(events: StoreEvent[]): boolean {
@@ -37,16 +38,16 @@ export class GlobalOrchestrator extends StoreLoop {
     let next: number | undefined;
     for (const s of services) {
       const ts = tasks.filter((t) => t.ServiceID === s.ID);
-      reconcileGlobal(pass, s, ts, nodes, this.restarts, now);
+      const wake = reconcileGlobal(pass, s, ts, nodes, this.restarts, now, this.updates);
       const due = this.restarts.startDue(pass, ts, byId, nodeMap, now);
-      if (due !== undefined) next = next === undefined ? due : Math.min(next, due);
+      for (const w of [wake, due]) if (w !== undefined) next = next === undefined ? w : Math.min(next, w);
     }
     if (pass.size) await this.commitAll(pass.toChanges());
     if (next !== undefined) this.kickAt(next);
   }
 }
 
-export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task[], nodes: Node[], restarts: RestartSupervisor, now = Date.now()): void {
+export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task[], nodes: Node[], restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker()): number | undefined {
   let constraints: Constraint[];
   try {
     constraints = parseConstraints(service.Spec.TaskTemplate.Placement?.Constraints);
@@ -96,5 +97,5 @@ export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task
       if (down) pass.update(down);
     }
   }
-  rollingUpdate(pass, service, slots, restarts, now);
+  return rollingUpdate(pass, service, slots, restarts, new Map(nodes.map((n) => [n.ID, n])), now, updates, tasks);
 }

@@ -4,7 +4,7 @@ import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
-import { rollingUpdate } from './update.js';
+import { rollingUpdate, UpdateTracker } from './update.js';
 import { invalidNode, isDesiredRunnable, isReplicated, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
 
 /**
@@ -18,9 +18,10 @@ import { invalidNode, isDesiredRunnable, isReplicated, isTerminal, newTask, rank
  */
 export class ReplicatedOrchestrator extends StoreLoop {
   readonly restarts = new RestartSupervisor();
+  readonly updates = new UpdateTracker();
 
   constructor(store: Store, log: Logger) {
-    super(store, log.child({ loop: 'replicated-orchestrator' }), 0);
+    super(store, log.child({ loop: 'replicated-orchestrator' }), 10, 200);
   }
 
   protected observe(events: StoreEvent[]): boolean {
@@ -46,13 +47,15 @@ export class ReplicatedOrchestrator extends StoreLoop {
       serviceIds.add(s.ID);
       if (!isReplicated(s)) continue;
       const ts = byService.get(s.ID) ?? [];
-      reconcileReplicated(pass, s, ts, nodes, this.restarts, now);
+      const wake = reconcileReplicated(pass, s, ts, nodes, this.restarts, now, this.updates);
       const due = this.restarts.startDue(pass, ts, byId, nodes, now);
-      if (due !== undefined) next = next === undefined ? due : Math.min(next, due);
+      for (const w of [wake, due]) if (w !== undefined) next = next === undefined ? w : Math.min(next, w);
     }
     // Tasks whose service is gone are removed (the reaper deletes them once they stopped).
     for (const t of tasks) {
       if (serviceIds.has(t.ServiceID) || t.DesiredState === 'remove') continue;
+      this.restarts.clearService(t.ServiceID);
+      this.updates.forget(t.ServiceID);
       const r = withDesired(t, 'remove');
       if (r) pass.update(r);
     }
@@ -62,7 +65,7 @@ export class ReplicatedOrchestrator extends StoreLoop {
 }
 
 /** One replicated service's slots: restarts, scaling, rolling update. Pure apart from the supervisor's memory. */
-export function reconcileReplicated(pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now()): void {
+export function reconcileReplicated(pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker()): number | undefined {
   // Task level: ended while desired to run, or stranded on a node that is gone, DOWN or drained.
   for (const t of tasks) {
     if (!isDesiredRunnable(t)) continue;
@@ -125,5 +128,5 @@ export function reconcileReplicated(pass: PassChanges, service: Service, tasks: 
       }
     }
   }
-  rollingUpdate(pass, service, [...live.values()].map((ts) => ts.filter((t) => rank(t.DesiredState) <= rank('running'))), restarts, now);
+  return rollingUpdate(pass, service, [...live.values()].map((ts) => ts.filter((t) => rank(t.DesiredState) <= rank('running'))), restarts, nodes, now, updates, tasks);
 }

@@ -1,6 +1,7 @@
 import type { Cluster, Node, Service, Task, TaskState, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank } from '../../cluster/types.js';
 import { newSwarmId } from '../../util/ids.js';
+import { nodeMatches, parseConstraints } from '../scheduler/constraint.js';
 
 /**
  * Task facts every leader loop shares: how tasks are made, which state they are in, and the
@@ -72,10 +73,23 @@ export function withStatus(t: Task, s: TaskStatus): Task | undefined {
   return { ...t, Status: s, UpdatedAt: new Date().toISOString() };
 }
 
-/** A task needs replacing only when what it runs changed (swarmkit IsTaskDirty, simplified). */
-export function isTaskDirty(service: Service, t: Task): boolean {
+/**
+ * A task needs replacing only when what it runs changed (swarmkit IsTaskDirty): a change of
+ * placement constraints alone leaves tasks whose node still meets them where they are.
+ */
+export function isTaskDirty(service: Service, t: Task, node?: Node): boolean {
   if (service.SpecVersion && t.SpecVersion && service.SpecVersion.Index === t.SpecVersion.Index) return false;
-  return JSON.stringify(canonicalSpec(service.Spec.TaskTemplate)) !== JSON.stringify(canonicalSpec(t.Spec));
+  const { Placement: wantPlacement, ...want } = service.Spec.TaskTemplate;
+  const { Placement: hasPlacement, ...has } = t.Spec;
+  if (JSON.stringify(canonicalSpec(want)) !== JSON.stringify(canonicalSpec(has))) return true;
+  if (JSON.stringify(canonicalSpec(wantPlacement ?? {})) === JSON.stringify(canonicalSpec(hasPlacement ?? {}))) return false;
+  const onlyConstraints = JSON.stringify(canonicalSpec({ ...(wantPlacement ?? {}), Constraints: undefined })) === JSON.stringify(canonicalSpec({ ...(hasPlacement ?? {}), Constraints: undefined }));
+  if (!onlyConstraints || !node) return true;
+  try {
+    return !nodeMatches(parseConstraints(wantPlacement?.Constraints ?? []), node);
+  } catch {
+    return true;
+  }
 }
 
 function canonicalSpec(v: unknown): unknown {

@@ -1,0 +1,103 @@
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createTestNet, type TestNet } from '../helpers/testnet.js';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { waitFor } from '../helpers/process.js';
+
+// Three managers on etcd: leader failover, promote/demote, leave, quorum loss and recovery (root).
+describe('swarm managers: three managers on etcd', () => {
+  let net: TestNet;
+  let m: TestDaemon[] = [];
+  const ok = async (d: TestDaemon, args: string[]) => (await d.docker(args)).stdout;
+  const fail = async (d: TestDaemon, args: string[]) => {
+    const r = await d.docker(args, { allowFail: true });
+    assert.notEqual(r.code, 0, `docker ${args.join(' ')} should fail`);
+    return r.stderr.trim();
+  };
+  const managerStatus = async (d: TestDaemon) => {
+    const out = (await ok(d, ['node', 'ls', '--format', '{{.Hostname}}={{.ManagerStatus}}'])).trim().split('\n');
+    return Object.fromEntries(out.map((l) => l.split('=')));
+  };
+  const leaderOf = async (d: TestDaemon) => Object.entries(await managerStatus(d)).find(([, s]) => s === 'Leader')?.[0];
+
+  before(async () => {
+    net = await createTestNet(3);
+    for (const n of net.nodes) m.push(await startDaemon({ ns: n.ns, prefix: 'swmgr' }));
+    await ok(m[0], ['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
+  });
+
+  after(async () => {
+    for (const d of m.reverse()) await d.destroy();
+    await net?.destroy();
+  });
+
+  test('managers join with the manager token; node ls shows Leader and Reachable', async () => {
+    const token = (await ok(m[0], ['swarm', 'join-token', '-q', 'manager'])).trim();
+    assert.equal(await ok(m[1], ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]), 'This node joined a swarm as a manager.\n');
+    assert.equal(await ok(m[2], ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]), 'This node joined a swarm as a manager.\n');
+    await waitFor('three managers, one leader, two reachable', async () => {
+      const s = await managerStatus(m[2]);
+      return s[m[0].name] === 'Leader' && s[m[1].name] === 'Reachable' && s[m[2].name] === 'Reachable';
+    });
+    const info = JSON.parse(await ok(m[1], ['info', '--format', '{{json .Swarm}}']));
+    assert.equal(info.ControlAvailable, true);
+    assert.equal(info.Managers, 3);
+  });
+
+  test('kill -9 of the leader: another manager leads and accepts writes; the old leader rejoins as follower', async () => {
+    const oldLeader = m[0];
+    await oldLeader.kill9();
+    await waitFor('a write accepted by a surviving manager', async () => (await m[1].docker(['node', 'update', '--label-add', 'after=failover', m[1].name], { allowFail: true })).code === 0, 60_000, 250);
+    const newLeader = await waitFor('a new leader', async () => {
+      const l = await leaderOf(m[1]);
+      return l && l !== oldLeader.name && l;
+    }, 30_000);
+    assert.ok([m[1].name, m[2].name].includes(newLeader));
+    await waitFor('old leader unreachable', async () => (await managerStatus(m[1]))[oldLeader.name] === 'Unreachable', 30_000);
+    await oldLeader.start();
+    await waitFor('old leader back as a reachable follower', async () => {
+      const s = await managerStatus(oldLeader).catch(() => ({}) as Record<string, string>);
+      return s[oldLeader.name] === 'Reachable' && s[newLeader] === 'Leader';
+    }, 60_000);
+    assert.equal((await ok(oldLeader, ['node', 'inspect', m[1].name, '--format', '{{index .Spec.Labels "after"}}'])).trim(), 'failover');
+  });
+
+  test('demote turns a manager into a worker; promote brings it back', async () => {
+    const target = m[2];
+    assert.equal(await ok(m[1], ['node', 'demote', target.name]), `Manager ${target.name} demoted in the swarm.\n`);
+    await waitFor('demoted node is a worker', async () => JSON.parse(await ok(target, ['info', '--format', '{{json .Swarm.ControlAvailable}}'])) === false, 60_000);
+    assert.match(await fail(target, ['node', 'ls']), /Worker nodes can't be used to view or modify cluster state/);
+    assert.equal((await managerStatus(m[1]))[target.name], '');
+    assert.equal(await ok(m[1], ['node', 'promote', target.name]), `Node ${target.name} promoted to a manager in the swarm.\n`);
+    await waitFor('promoted node is a reachable manager', async () => {
+      const r = await target.docker(['node', 'ls', '--format', '{{.Hostname}}={{.ManagerStatus}}'], { allowFail: true });
+      return r.code === 0 && r.stdout.includes(`${target.name}=Reachable`);
+    }, 60_000);
+  });
+
+  test('a manager leaves only with --force; the other two keep working', async () => {
+    const leaving = m[2];
+    assert.equal(await fail(leaving, ['swarm', 'leave']), 'Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.');
+    // Demote first, as Docker advises, then leave.
+    await ok(m[1], ['node', 'demote', leaving.name]);
+    await waitFor('demoted', async () => JSON.parse(await ok(leaving, ['info', '--format', '{{json .Swarm.ControlAvailable}}'])) === false, 60_000);
+    assert.equal(await ok(leaving, ['swarm', 'leave']), 'Node left the swarm.\n');
+    await waitFor('the left node is down', async () => (await ok(m[0], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${leaving.name} Down`), 60_000);
+    await ok(m[0], ['node', 'rm', leaving.name]);
+    await ok(m[1], ['node', 'update', '--label-add', 'two=managers', m[0].name]);
+  });
+
+  test('lost quorum answers 503; --force-new-cluster on the survivor restores a one-manager swarm', async () => {
+    const [survivor, lost] = [m[0], m[1]];
+    await lost.kill9();
+    const msg = await waitFor('no-leader error', async () => {
+      const r = await survivor.docker(['node', 'ls'], { allowFail: true });
+      return r.code !== 0 && r.stderr.trim();
+    }, 60_000);
+    assert.equal(msg, "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.");
+    await ok(survivor, ['swarm', 'init', '--force-new-cluster']);
+    await waitFor('survivor leads alone', async () => (await managerStatus(survivor).catch(() => ({}) as Record<string, string>))[survivor.name] === 'Leader', 60_000);
+    assert.equal((await ok(survivor, ['node', 'inspect', survivor.name, '--format', '{{index .Spec.Labels "two"}}'])).trim(), 'managers');
+    await ok(survivor, ['node', 'update', '--label-add', 'alone=yes', survivor.name]);
+  });
+});
