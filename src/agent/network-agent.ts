@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import type { Task } from '../cluster/types.js';
+import type { Network, Task } from '../cluster/types.js';
 import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMessage } from '../cluster/rpc.js';
 import type { SwarmNode } from '../cluster/swarm-node.js';
 import type { Engine } from '../engine/engine.js';
@@ -8,6 +8,7 @@ import type { ContainerRecord } from '../engine/containers/manager.js';
 import type { Logger } from '../util/log.js';
 import { NetworkReconciler } from './network/reconciler.js';
 import { planFromCluster, type ClusterView } from './network/from-cluster.js';
+import type { NodeNetworkPlan } from './network/plan.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const RETRY_MS = 500;
@@ -38,6 +39,7 @@ export class NetworkAgent {
   /** Containers between runc create and start: not yet "running" in the engine's records. */
   private readonly starting = new Map<string, { containerId: string; pid: number }>();
   private lastPlanEndpoints: { containerId: string; networkId: string; ip: string }[] = [];
+  private lastPlan?: NodeNetworkPlan;
   private loop?: NodeJS.Timeout;
 
   constructor(private readonly engine: Engine, private readonly swarm: SwarmNode, private readonly log: Logger) {}
@@ -78,6 +80,21 @@ export class NetworkAgent {
       out[e.containerId] = { Name: rec?.name.slice(1) ?? '', EndpointID: '', MacAddress: mac, IPv4Address: `${e.ip}/${prefix}`, IPv6Address: '' };
     }
     return out;
+  }
+
+  /** Swarm networks this node takes part in (its sandboxes). */
+  networks(): Network[] {
+    const ids = new Set(this.lastPlan?.overlays.map((o) => o.id) ?? []);
+    return (this.view?.networks ?? []).filter((n) => ids.has(n.ID));
+  }
+
+  /** For `network inspect`: the nodes this node exchanges traffic with on `networkId`, itself included. */
+  peers(networkId: string): { Name: string; IP: string }[] | undefined {
+    const plan = this.lastPlan;
+    if (!plan?.overlays.some((o) => o.id === networkId)) return undefined;
+    const addrs = new Set([plan.nodeAddr, ...plan.peers.filter((p) => p.networkId === networkId).map((p) => p.nodeAddr)]);
+    const nodes = this.view?.nodes ?? [];
+    return [...addrs].map((ip) => ({ Name: nodes.find((n) => n.Status.Addr === ip)?.ID.slice(0, 12) ?? ip, IP: ip }));
   }
 
   // --- the view from the manager ---
@@ -199,6 +216,7 @@ export class NetworkAgent {
     const plan = planFromCluster(cluster);
     const report = await this.reconciler.applyPlan(plan);
     this.lastPlanEndpoints = plan.endpoints.map((e) => ({ containerId: e.containerId, networkId: e.networkId, ip: e.ip }));
+    this.lastPlan = plan;
     if (report.errors.length) this.log.debug({ errors: report.errors }, 'network plan applied with errors');
   }
 

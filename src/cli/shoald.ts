@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   network.start();
   worker.start();
   await swarm.open();
-  const api = new ApiServer(buildRouter(engine, swarm, (id) => network.endpoints(id)), log);
+  const api = new ApiServer(buildRouter(engine, swarm, network), log);
   await api.listen(config.host);
   log.info({ host: config.host, dataRoot: config.dataRoot }, 'shoald ready');
 

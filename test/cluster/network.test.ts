@@ -222,6 +222,14 @@ describe('swarm networks on a three-machine lab', () => {
     assert.equal(hostnameOf(direct.stdout), backHost, 'by the VIP address itself');
     const viaTasks = await get('tasks.back');
     assert.equal(hostnameOf(viaTasks.stdout), backHost);
+    // The worker m2 lists the swarm network its task uses; inspect shows that container and the peers.
+    assert.match((await d('m2', ['network', 'ls', '--format', '{{.Name}} {{.Scope}}'])).stdout, /^micro-net swarm$/m);
+    const onM2 = JSON.parse((await d('m2', ['network', 'inspect', 'micro-net'])).stdout)[0];
+    const backId = await taskContainer('m2', 'back');
+    assert.ok(onM2.Containers[backId], JSON.stringify(onM2.Containers));
+    assert.match(onM2.Containers[backId].IPv4Address, /^10\.0\.1\.\d+\/24$/);
+    const peerIps = onM2.Peers.map((p: { IP: string }) => p.IP);
+    assert.ok(peerIps.includes(addrs.get('m1')) && peerIps.includes(addrs.get('m2')), JSON.stringify(onM2.Peers));
     const tasksPing = await d('m1', ['exec', front, 'ping', '-c', '1', '-W', '1', 'tasks.back']);
     assert.doesNotMatch(tasksPing.stdout, new RegExp(`\\(${vip.replace(/\./g, '\\.')}\\)`), 'tasks.back is the task address, not the VIP');
   });

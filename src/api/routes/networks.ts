@@ -26,6 +26,8 @@ export interface NetworkResource {
   Containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>;
   Options: Record<string, string>;
   Labels: Record<string, string>;
+  /** Overlay networks this node takes part in: the nodes it exchanges traffic with. */
+  Peers?: { Name: string; IP: string }[];
 }
 
 const BUILTIN = new Set([DEFAULT_BRIDGE.name, 'host', 'none']);
@@ -126,26 +128,36 @@ export function swarmNetworkResource(n: Network, local?: NetworkResource['Contai
   };
 }
 
-/** Containers of this node on a swarm network, from the node's network agent. */
-export type LocalEndpoints = (networkId: string) => NetworkResource['Containers'] | undefined;
+/** What this node's network agent knows: swarm networks in use here, its containers and peers on them. */
+export interface LocalSwarmNetworks {
+  /** Swarm networks with an endpoint on this node (what a worker lists). */
+  networks(): Network[];
+  endpoints(networkId: string): NetworkResource['Containers'] | undefined;
+  peers(networkId: string): { Name: string; IP: string }[] | undefined;
+}
 
 /** `GET /networks`, `GET /networks/{id}`, `POST /networks/create`, `DELETE /networks/{id}`. */
-export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode, localEndpoints?: LocalEndpoints): void {
-  // Swarm networks are listed by managers; workers and lone daemons have only the local ones.
+export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode, local?: LocalSwarmNetworks): void {
+  // Managers list every swarm network; workers those their tasks use (as Docker does).
   const swarmNetworks = (): Network[] => {
-    if (!swarm?.isManager) return [];
+    if (!swarm?.nodeId) return [];
+    if (!swarm.isManager) return local?.networks() ?? [];
     try {
       return swarm.controlStore().list('networks');
     } catch {
-      return [];
+      return local?.networks() ?? [];
     }
   };
-  const all = () => [...builtinNetworks(engine), ...swarmNetworks().map((n) => swarmNetworkResource(n, localEndpoints?.(n.ID)))];
+  const all = () => [...builtinNetworks(engine), ...swarmNetworks().map((n) => {
+    const r = swarmNetworkResource(n, local?.endpoints(n.ID));
+    const peers = local?.peers(n.ID);
+    return peers ? { ...r, Peers: peers } : r;
+  })];
 
   router.get('/networks', (ctx) => {
     const filters = ctx.filters();
     // Since API 1.28 the list leaves Containers empty; inspect fills it.
-    const list = all().filter((n) => passes(n, filters)).map((n) => ({ ...n, Containers: {} }));
+    const list = all().filter((n) => passes(n, filters)).map((n) => ({ ...n, Containers: {}, Peers: undefined }));
     return { body: list };
   });
 
