@@ -234,6 +234,31 @@ describe('swarm networks on a three-machine lab', () => {
     assert.doesNotMatch(tasksPing.stdout, new RegExp(`\\(${vip.replace(/\./g, '\\.')}\\)`), 'tasks.back is the task address, not the VIP');
   });
 
+  it('egress through the gateway bridge; --endpoint-mode dnsrr names resolve to task addresses', async () => {
+    const front = await taskContainer('m1', 'front');
+    const registry = (await lab.machine(['registry'])).stdout.trim();
+    const [host, port] = registry.split(':');
+    const out = await d('m1', ['exec', front, 'sh', '-c', `printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`]);
+    assert.match(out.stdout, /^HTTP\/1\.[01] 200/, `the lab registry from a task: ${out.stdout}${out.stderr}`);
+
+    const c = await d('m1', ['service', 'create', '--name', 'rr', '--endpoint-mode', 'dnsrr', '--replicas', '2', '--network', 'micro-net', '--detach', image]);
+    assert.equal(c.code, 0, c.stderr);
+    await waitFor('rr 2/2', async () => (await replicas('rr')) === '2/2');
+    const s = JSON.parse((await d('m1', ['service', 'inspect', 'rr'])).stdout)[0];
+    assert.equal((s.Endpoint.VirtualIPs ?? []).length, 0, 'no VIP in dnsrr mode');
+    const taskIps = new Set<string>();
+    for (const id of (await d('m1', ['service', 'ps', 'rr', '-q', '--filter', 'desired-state=running'])).stdout.trim().split('\n')) {
+      const t = JSON.parse((await d('m1', ['inspect', '--type', 'task', id])).stdout)[0];
+      taskIps.add(t.NetworksAttachments.find((a: { Network: { Spec: { Name: string } } }) => a.Network.Spec.Name === 'micro-net').Addresses[0].split('/')[0]);
+    }
+    const resolved = await waitFor('rr resolves to a task', async () => {
+      const p = await d('m1', ['exec', front, 'ping', '-c', '1', '-W', '1', 'rr']);
+      return /PING rr \(([\d.]+)\)/.exec(p.stdout)?.[1];
+    }, 30_000);
+    assert.ok(taskIps.has(resolved), `${resolved} in ${[...taskIps]}`);
+    assert.equal((await d('m1', ['service', 'rm', 'rr'])).code, 0);
+  });
+
   it('network rm is refused while a service uses the network; works once it is gone', async () => {
     const id = JSON.parse((await d('m1', ['network', 'inspect', 'micro-net'])).stdout)[0].Id;
     const rm = await d('m1', ['network', 'rm', 'micro-net']);
