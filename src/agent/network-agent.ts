@@ -42,7 +42,13 @@ export class NetworkAgent {
   private lastPlan?: NodeNetworkPlan;
   private loop?: NodeJS.Timeout;
 
-  constructor(private readonly engine: Engine, private readonly swarm: SwarmNode, private readonly log: Logger) {}
+  constructor(
+    private readonly engine: Engine,
+    private readonly swarm: SwarmNode,
+    private readonly log: Logger,
+    /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
+    private readonly prefix?: string,
+  ) {}
 
   start(): void {
     this.swarm.link.onAssignments((tasks) => {
@@ -183,7 +189,7 @@ export class NetworkAgent {
     const nodeId = this.nodeId;
     if (!view || !nodeId || this.stopped) return;
     if (!this.reconciler) {
-      this.reconciler = await NetworkReconciler.open({ sandboxPrefix: sandboxPrefix(nodeId), log: this.log.child({ part: 'overlay' }) });
+      this.reconciler = await NetworkReconciler.open({ sandboxPrefix: this.prefix ?? sandboxPrefix(nodeId), log: this.log.child({ part: 'overlay' }) });
     }
     const local = new Map<string, { containerId: string; netnsPath: string; bridgeIp?: string }>();
     const bridgeIps = new Map(this.engine.bridge.endpoints().map((e) => [e.containerId, e.ip]));

@@ -4,7 +4,6 @@ import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
 import { pushMicro } from '../helpers/micro.js';
 import fs from 'node:fs';
 import { run } from '../../src/util/run.js';
-import { sandboxPrefix } from '../../src/agent/network-agent.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
 
@@ -57,13 +56,9 @@ describe('swarm networks on a three-machine lab', () => {
   });
 
   after(async () => {
-    // Leaving tears the overlay data path down; the sandboxes live in the kernel-wide /run/netns, so any left are removed here.
+    // Leaving tears each node's overlay data path down; prune removes whatever is left (sandboxes are named after the machine).
     for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
     await lab?.prune();
-    for (const id of nodeIds.values()) {
-      if (!id) continue;
-      for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`))) await run('ip', ['netns', 'delete', ns], { allowFail: true });
-    }
   });
 
   it('swarm init made the ingress overlay; network ls shows it beside bridge, host and none', async () => {
@@ -274,7 +269,9 @@ describe('swarm networks on a three-machine lab', () => {
     assert.equal(c.code, 0, c.stderr);
     await waitFor('mesh 3/3', async () => (await replicas('mesh')) === '3/3');
     const port = JSON.parse((await d('m1', ['service', 'inspect', 'mesh'])).stdout)[0].Endpoint.Ports[0].PublishedPort;
+    assert.ok(fs.readdirSync('/run/netns').some((n) => n.startsWith(`${lab.prefix}-m-m3-sb-`)), 'm3 has its ingress sandbox');
     await lab.machine(['stop', 'm3']);
+    assert.deepEqual(fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${lab.prefix}-m-m3-sb-`)), [], 'a stopped machine leaves no sandbox');
     await waitFor('m3 down and mesh 3/3 on m1, m2', async () => {
       const nodes = (await d('m1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).stdout;
       if (!/m3 Down/.test(nodes)) return false;
@@ -289,5 +286,12 @@ describe('swarm networks on a three-machine lab', () => {
       const r = await fromHub(`http://${addrs.get(m)}:${port}/`);
       assert.ok(want.has(hostnameOf(r.stdout) ?? ''), `request ${i} via ${m}: ${r.stdout || r.stderr}`);
     }
+  });
+
+  it('leaving the swarm removes the node\'s overlay sandboxes', async () => {
+    assert.ok(fs.readdirSync('/run/netns').some((n) => n.startsWith(`${lab.prefix}-m-m2-sb-`)), 'm2 has its ingress sandbox');
+    assert.equal((await d('m2', ['swarm', 'leave', '--force'])).code, 0);
+    await waitFor('m2 sandboxes gone', async () => !fs.readdirSync('/run/netns').some((n) => n.startsWith(`${lab.prefix}-m-m2-sb-`)), 30_000);
+    assert.equal((await run('ip', ['netns', 'exec', `${lab.prefix}-m-m2`, 'ip', 'link', 'show', 'shoal_gwbridge'], { allowFail: true })).code !== 0, true, 'gateway bridge gone');
   });
 });
