@@ -14,9 +14,9 @@ import { AgentSession } from '../agent/session/session.js';
 import { Manager } from '../manager/manager.js';
 import { ingressNetwork } from '../manager/networks/swarm-networks.js';
 import type { Store } from '../manager/store/store.js';
-import { createRootCA, signNodeCert } from '../manager/ca/root-ca.js';
+import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.js';
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
-import { createCsr, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
+import { certIdentity, createCsr, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
 import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
@@ -105,6 +105,7 @@ export class SwarmNode {
   private readonly certDir: string;
   private busy = Promise.resolve();
   private roleChange?: Promise<void>;
+  private renewTimer?: NodeJS.Timeout;
   private wantedRole?: 'manager' | 'worker';
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
@@ -150,6 +151,7 @@ export class SwarmNode {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.renewTimer);
     this.session?.stop();
     await this.manager?.stop();
   }
@@ -343,6 +345,7 @@ export class SwarmNode {
 
   /** Stops everything swarm and forgets the membership. */
   private async teardown(): Promise<void> {
+    clearTimeout(this.renewTimer);
     this.session?.stop();
     this.session = undefined;
     await this.manager?.stop().catch((err) => this.log.warn({ err }, 'manager stop failed'));
@@ -410,6 +413,48 @@ export class SwarmNode {
     });
     this.session = session;
     session.start();
+    this.scheduleRenewal();
+  }
+
+  /** Renews this node's certificate at a random point between 50 % and 80 % of its life. */
+  private scheduleRenewal(delayMs?: number): void {
+    clearTimeout(this.renewTimer);
+    if (!this.state) return;
+    let delay = delayMs;
+    if (delay === undefined) {
+      const id = certIdentity(fs.readFileSync(this.files.cert, 'utf8'));
+      delay = renewalTime(id.notBefore, id.notAfter).getTime() - Date.now();
+    }
+    this.renewTimer = setTimeout(() => {
+      this.exclusive(() => this.renewCertificate())
+        .then(() => this.scheduleRenewal())
+        .catch((err) => {
+          this.log.warn({ err }, 'certificate renewal failed; retrying');
+          this.scheduleRenewal(2000);
+        });
+    }, Math.min(Math.max(delay, 1000), 2 ** 31 - 1));
+    this.renewTimer.unref();
+  }
+
+  /** A new key and certificate for the same identity and role, from a manager's CA. */
+  async renewCertificate(): Promise<void> {
+    const s = this.state;
+    if (!s) return;
+    const remote = this.session?.current ?? s.managers[0]?.addr;
+    if (!remote) throw new Error('no manager to renew the certificate with');
+    const f = this.files;
+    const keys = await generateKeyPair();
+    const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    let renewed: { certificate: string; role: 'manager' | 'worker' };
+    try {
+      renewed = await unary(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
+    } finally {
+      ca.close();
+    }
+    if (renewed.role !== s.role) return; // a role change is under way; it brings its own certificate
+    this.writeCerts(fs.readFileSync(f.ca, 'utf8'), renewed.certificate, await privateKeyToPem(keys.privateKey));
+    this.manager?.reloadTls();
+    this.log.info('node certificate renewed');
   }
 
   description(): NodeDescription {

@@ -172,6 +172,8 @@ export interface Service extends Meta {
   UpdateStatus?: { State: string; StartedAt?: string; CompletedAt?: string; Message?: string };
   /** Internal: incremented on every spec change so tasks can tell which spec made them. */
   SpecVersion?: Version;
+  /** Jobs only: which run of the job is current (every update starts a new one). */
+  JobStatus?: { JobIteration: Version; LastExecution?: string };
 }
 
 // ---- tasks ----
@@ -226,6 +228,8 @@ export interface Task extends Meta {
   NetworksAttachments?: NetworkAttachment[];
   /** The service's SpecVersion this task was made from. */
   SpecVersion?: Version;
+  /** Jobs only: the run of the job this task belongs to. */
+  JobIteration?: Version;
 }
 
 // ---- networks ----

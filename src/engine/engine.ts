@@ -3,6 +3,7 @@ import type { DaemonConfig } from './config.js';
 import { ImageStore } from './images/store.js';
 import { ContainerManager } from './containers/manager.js';
 import { BridgeNetwork } from './network/bridge.js';
+import { EventLog } from './events.js';
 
 /** The node's own containers and images: what `docker run/ps/images` talk to, and what the agent drives. */
 export class Engine {
@@ -11,13 +12,16 @@ export class Engine {
     readonly images: ImageStore,
     readonly bridge: BridgeNetwork,
     readonly containers: ContainerManager,
+    /** `docker events`. */
+    readonly events: EventLog,
   ) {}
 
   static async open(config: DaemonConfig, log: Logger): Promise<Engine> {
     const images = await ImageStore.open(config, log.child({ part: 'images' }));
     const bridge = await BridgeNetwork.open(config, log.child({ part: 'bridge' }));
-    const containers = await ContainerManager.open(config, log.child({ part: 'containers' }), images, bridge);
-    return new Engine(config, images, bridge, containers);
+    const events = new EventLog();
+    const containers = await ContainerManager.open(config, log.child({ part: 'containers' }), images, bridge, events);
+    return new Engine(config, images, bridge, containers, events);
   }
 
   /** Stops watching containers; the containers themselves keep running (conmon holds them). */

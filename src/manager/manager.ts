@@ -143,6 +143,11 @@ export class Manager {
     this.o.log.info({ listen: this.o.listenAddr }, 'cluster RPC server listening');
   }
 
+  /** New certificate files on disk (renewal): new connections to 2377 use them; etcd re-reads its files per handshake. */
+  reloadTls(): void {
+    this.credentials?.update(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
+  }
+
   private async renewPresence(): Promise<void> {
     try {
       this.presence = this.client.lease(5);

@@ -101,6 +101,21 @@ describe('services on a three-machine swarm', () => {
     for (const m of MACHINES) assert.equal((await taskContainers(m, 'mon')).size, 1);
   });
 
+  it('swarm update --task-history-limit bounds the tasks kept per slot', async () => {
+    assert.equal((await d('m1', ['swarm', 'update', '--task-history-limit', '2'])).code, 0);
+    let r = await d('m1', ['service', 'create', '--name', 'hist', '--update-monitor', '1s', '--detach=false', 'busybox', 'sleep', '100000']);
+    assert.equal(r.code, 0, r.stderr);
+    for (let i = 0; i < 3; i++) {
+      r = await d('m1', ['service', 'update', '--force', '--detach=false', 'hist']);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    await waitFor('history trimmed to 2', async () => (await d('m1', ['service', 'ps', '-q', 'hist'])).stdout.trim().split('\n').length === 2);
+    const ps = (await d('m1', ['service', 'ps', 'hist', '--format', '{{.DesiredState}}'])).stdout.trim().split('\n');
+    assert.deepEqual(ps, ['Running', 'Shutdown']);
+    assert.equal((await d('m1', ['service', 'rm', 'hist'])).code, 0);
+    assert.equal((await d('m1', ['swarm', 'update', '--task-history-limit', '5'])).code, 0);
+  });
+
   it('a task that fits nowhere stays pending with the reason, and runs once a node fits', async () => {
     const r = await d('m1', ['service', 'create', '--name', 'picky', '--constraint', 'node.labels.disk==ssd', '--detach', 'busybox', 'sleep', '100000']);
     assert.equal(r.code, 0, r.stderr);

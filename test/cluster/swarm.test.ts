@@ -4,6 +4,9 @@ import path from 'node:path';
 import { createTestNet, type TestNet } from '../helpers/testnet.js';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/process.js';
+import fs from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { certIdentity, createCsr, generateKeyPair } from '../../src/cluster/pki.js';
 
 // One manager and two workers on a private test network (root: netns, etcd, real docker CLI).
 const PROBE = path.join(REPO_ROOT, 'dist/test/helpers/rpc-probe.js');
@@ -21,7 +24,7 @@ describe('swarm membership: one manager, two workers', () => {
     return r.stderr.trim();
   };
   const nodeLs = async () => (await ok(mgr, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'])).trim().split('\n').map((l) => l.trimEnd());
-  const probe = (d: TestDaemon, mode: string, certDir: string, method: string, body?: object) =>
+  const probe = (d: TestDaemon, mode: string, certDir: string, method: string, body?: object): Promise<{ ok: boolean; code?: number; details?: string }> =>
     d.inNs(process.execPath, [PROBE, `${net.nodes[0].ip}:2377`, mode, certDir, method, ...(body ? [JSON.stringify(body)] : [])], { env: { ...process.env, ROOT_CA: path.join(mgr.dataRoot, 'swarm/certificates/swarm-root-ca.crt') } }).then((r) => JSON.parse(r.stdout) as { ok: boolean; code?: number; details?: string });
 
   before(async () => {
@@ -132,6 +135,21 @@ describe('swarm membership: one manager, two workers', () => {
     // The CA's join entry point is the one call that works without a certificate.
     const root = await probe(w1, 'insecure', '-', 'CA.GetRootCACertificate');
     assert.equal(root.ok, true);
+  });
+
+  test('a node renews its certificate with its current one: same identity, signed by the root', async () => {
+    const csr = await createCsr(await generateKeyPair());
+    const r = await probe(w1, 'tls', path.join(w1.dataRoot, 'swarm/certificates'), 'CA.RenewNodeCertificate', { csr });
+    assert.equal(r.ok, true, r.details);
+    const cert = (r as unknown as { res: { certificate: string; role: string } }).res;
+    const w1Id = (await ok(w1, ['info', '--format', '{{.Swarm.NodeID}}'])).trim();
+    const clusterId = (await ok(mgr, ['info', '--format', '{{.Swarm.Cluster.ID}}'])).trim();
+    const id = certIdentity(cert.certificate);
+    assert.deepEqual([id.nodeId, id.role, id.clusterId, cert.role], [w1Id, 'swarm-worker', clusterId, 'worker']);
+    const root = new X509Certificate(fs.readFileSync(path.join(mgr.dataRoot, 'swarm/certificates/swarm-root-ca.crt')));
+    assert.ok(new X509Certificate(cert.certificate).verify(root.publicKey));
+    const noCert = await probe(w1, 'tls', '-', 'CA.RenewNodeCertificate', { csr });
+    assert.equal(noCert.code, 16);
   });
 
   test('a worker that stops heartbeating goes Down, and Ready again when back', async () => {

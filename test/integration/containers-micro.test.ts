@@ -40,6 +40,8 @@ test('micro pulled from the registry runs; its page, reached from the namespace,
   const info = JSON.parse((await d!.docker(['inspect', 'micro1'])).stdout)[0];
   assert.equal(info.State.Running, true);
   assert.deepEqual(info.Config.Cmd, ['/bin/httpd', '-f', '-p', '8000', '-h', '/www']);
+  // EXPOSE 8000 of the image shows, unpublished, as docker ps prints it.
+  assert.equal((await d!.docker(['ps', '--filter', 'name=micro1', '--format', '{{.Ports}}'])).stdout.trim(), '8000/tcp');
   await d!.docker(['logs', 'micro1']);
   await d!.docker(['rm', '-f', 'micro1']);
   assert.equal((await d!.docker(['ps', '-aq'])).stdout.trim(), '');

@@ -33,6 +33,7 @@ function conmonPids(execRoot: string): number[] {
 test('after kill -9 of shoald the new daemon adopts running containers: ps, logs continue, stop works', async () => {
   const id = await out('run', '-d', '--name', 'survivor', IMG, 'sh', '-c', 'trap "exit 3" TERM; i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.3; done');
   await out('run', '-d', '--name', 'dies-while-away', IMG, 'sh', '-c', 'sleep 1; exit 5');
+  await out('run', '-d', '--name', 'published', '-p', '18081:8000', IMG, 'sh', '-c', 'mkdir /www && echo pub > /www/index.html && exec httpd -f -p 8000 -h /www');
   const pid = Number(await out('inspect', '--format', '{{.State.Pid}}', 'survivor'));
   const ip = await out('inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'survivor');
   await waitFor('first ticks', async () => (await out('logs', 'survivor')).includes('tick1'));
@@ -50,6 +51,11 @@ test('after kill -9 of shoald the new daemon adopts running containers: ps, logs
 
   const before = (await out('logs', 'survivor')).split('\n').length;
   await waitFor('logs to continue', async () => (await out('logs', 'survivor')).split('\n').length > before + 2);
+
+  // Published ports are still this daemon's: a later start rewrites the rules and keeps them.
+  await out('run', '-d', IMG, 'true');
+  const page = await waitFor('published page', async () => (await d!.inNs('curl', ['-sf', 'http://172.17.0.1:18081/'], { allowFail: true })).stdout);
+  assert.equal(page, 'pub\n');
 
   await d!.docker(['stop', 'survivor']);
   assert.equal(await out('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'survivor'), 'exited 3');

@@ -312,3 +312,42 @@ test('-u: users are looked up in the container\'s /etc/passwd at start; -w sets 
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /unable to find user nosuchuser: no matching entries in passwd file/);
 });
+
+test('-p publishes a port on the daemon\'s addresses (also loopback); -p without host port picks one; conflicts are refused', async () => {
+  const serve = ['sh', '-c', 'mkdir -p /www && echo "page of $(hostname)" > /www/index.html && exec httpd -f -p 8000 -h /www'];
+  const id = await out('run', '-d', '--name', 'pub1', '-p', '18080:8000', IMG, ...serve);
+  for (const addr of ['172.17.0.1', '127.0.0.1']) {
+    const page = await waitFor(`page via ${addr}`, async () => (await d.inNs('curl', ['-sf', `http://${addr}:18080/`], { allowFail: true })).stdout);
+    assert.equal(page, `page of ${id.slice(0, 12)}\n`);
+  }
+  assert.equal(await out('port', 'pub1', '8000/tcp'), '0.0.0.0:18080');
+  assert.match(await out('ps', '--filter', 'name=pub1', '--format', '{{.Ports}}'), /^0\.0\.0\.0:18080->8000\/tcp$/);
+
+  const clash = await dockerFail('run', '-d', '--name', 'pub2', '-p', '18080:8000', IMG, ...serve);
+  assert.notEqual(clash.code, 0);
+  assert.match(clash.stderr, /Bind for 0\.0\.0\.0:18080 failed: port is already allocated/);
+
+  await docker('run', '-d', '--name', 'pub3', '-p', '8000', IMG, ...serve);
+  const port = (await out('port', 'pub3', '8000/tcp')).split(':')[1];
+  assert.ok(Number(port) >= 32768);
+  await waitFor('random port page', async () => (await d.inNs('curl', ['-sf', `http://172.17.0.1:${port}/`], { allowFail: true })).code === 0);
+
+  await docker('rm', '-f', 'pub1', 'pub2', 'pub3');
+  const rules = (await d.inNs('nft', ['list', 'chain', 'ip', 'shoal', 'ports_prerouting'])).stdout;
+  assert.doesNotMatch(rules, /dnat/);
+});
+
+test('docker events: the container lifecycle, filtered, as history and live', async () => {
+  const since = String(Math.floor(Date.now() / 1000) - 1);
+  await docker('run', '-d', '--name', 'ev1', '--label', 'evlabel=yes', IMG, 'sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.1; done');
+  await docker('exec', 'ev1', 'true');
+  await docker('stop', 'ev1');
+  await docker('rm', 'ev1');
+  const until = String(Math.ceil(Date.now() / 1000) + 1);
+  const r = await docker('events', '--since', since, '--until', until, '--filter', 'container=ev1', '--filter', 'label=evlabel=yes', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}');
+  const actions = r.stdout.trim().split('\n');
+  assert.deepEqual(actions.filter((a) => !a.includes('exec_')), [
+    'container create ev1', 'container start ev1', 'container kill ev1', 'container die ev1', 'container stop ev1', 'container destroy ev1',
+  ]);
+  assert.ok(actions.includes('container exec_die ev1'));
+});

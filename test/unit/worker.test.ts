@@ -110,6 +110,9 @@ test('container name and labels as Docker sets them', () => {
     'com.docker.swarm.task.name': `web.1.${t.ID}`,
   });
   assert.deepEqual([c.config.Entrypoint, c.config.Cmd, c.config.StopTimeout], [['sleep'], ['60'], 5]);
+  assert.equal(c.hostConfig.Dns, undefined);
+  const onNet = { ...t, NetworksAttachments: [{ Network: { ID: 'n', Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '', Spec: { Name: 'app' } }, Addresses: ['10.0.1.3/24'] }] };
+  assert.deepEqual(taskContainerConfig(onNet, 'node1').hostConfig.Dns, ['172.18.0.1']);
   const g = assigned({ Slot: undefined, NodeID: 'node1' });
   assert.equal(taskContainerConfig(g, 'node1').name, `web.node1.${g.ID}`);
 });

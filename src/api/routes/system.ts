@@ -3,6 +3,7 @@ import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { API_VERSION, MIN_API_VERSION } from '../version.js';
 import { ENGINE_VERSION, SHOAL_VERSION } from '../../engine/config.js';
+import { streamEvents } from './events.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** `/_ping`, `/version`, `/info`, `/events`: what the CLI asks before anything else. */
@@ -72,11 +73,7 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
     };
   });
 
-  // The CLI opens this for `docker events` and while waiting on some operations; nothing is emitted yet.
-  router.get('/events', (ctx) => {
-    const res = ctx.stream(200, 'application/json');
-    ctx.req.on('close', () => res.end());
-  });
+  router.get('/events', (ctx) => streamEvents(ctx, engine.events));
 }
 
 export function versionBody() {

@@ -50,6 +50,7 @@ export class Execs {
     if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
     const id = newHexId();
     this.table.set(id, { id, containerId: rec.id, config: cfg, running: false, started: false, exitCode: null, pid: 0 });
+    this.m.event(rec, `exec_create: ${cfg.Cmd.join(' ')}`, { execID: id });
     return id;
   }
 
@@ -95,6 +96,7 @@ export class Execs {
     const p = this.m.paths(rec.id);
     e.started = true;
     e.running = true;
+    this.m.event(rec, `exec_start: ${e.config.Cmd!.join(' ')}`, { execID: id });
     const env = [...(rec.config.Env ?? [])];
     for (const kv of e.config.Env ?? []) {
       const k = kv.split('=')[0];
@@ -143,6 +145,7 @@ export class Execs {
         }
         e.exitCode = exit;
         e.running = false;
+        if (this.m.find(rec.id)) this.m.event(rec, 'exec_die', { execID: id, exitCode: String(exit) });
         fs.rmSync(specFile, { force: true });
         io?.end();
         resolve();

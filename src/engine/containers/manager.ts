@@ -26,6 +26,8 @@ import { Runc, conmonCreate, processIs } from './runtime.js';
 import { apiMounts, bindMounts, containerSpec } from './spec.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
+import { EventLog } from '../events.js';
+import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
 
 export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
@@ -68,11 +70,12 @@ export function parseSignal(s: string): number {
  */
 export class ContainerManager {
   readonly runc: Runc;
+  readonly ports = new PortPublisher();
   private readonly records = new Map<string, ContainerRecord>();
   /** name (with slash) → ID; reserved before anything is written so concurrent creates cannot share one. */
   private readonly names = new Map<string, string>();
   private readonly locks = new Map<string, Promise<unknown>>();
-  private readonly events = new EventEmitter();
+  private readonly emitter = new EventEmitter();
   /** Exits seen per container since this daemon started: attach and `logs -f` end on a change. */
   private readonly exitSeq = new Map<string, number>();
   private readonly exitsDir: string;
@@ -89,15 +92,17 @@ export class ContainerManager {
     readonly log: Logger,
     readonly images: ImageStore,
     readonly bridge: BridgeNetwork,
+    /** `docker events`: what happens to containers here. */
+    readonly eventLog: EventLog,
   ) {
     const dp = daemonPaths(config);
     this.runc = new Runc(dp.runcRoot);
     this.exitsDir = dp.exits;
-    this.events.setMaxListeners(0);
+    this.emitter.setMaxListeners(0);
   }
 
-  static async open(config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork): Promise<ContainerManager> {
-    const m = new ContainerManager(config, log, images, bridge);
+  static async open(config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog()): Promise<ContainerManager> {
+    const m = new ContainerManager(config, log, images, bridge, events);
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
     await m.adopt();
@@ -240,6 +245,7 @@ export class ContainerManager {
         Entrypoint: strList(cfg.Entrypoint) ?? (img.config.Entrypoint?.length ? img.config.Entrypoint : null),
         WorkingDir: cfg.WorkingDir || img.config.WorkingDir || '',
         Labels: { ...(img.config.Labels ?? {}), ...(cfg.Labels ?? {}) },
+        ...(img.config.ExposedPorts || cfg.ExposedPorts ? { ExposedPorts: { ...(img.config.ExposedPorts ?? {}), ...(cfg.ExposedPorts ?? {}) } } : {}),
         StopSignal: cfg.StopSignal || img.config.StopSignal || undefined,
         Tty: cfg.Tty === true,
         OpenStdin: cfg.OpenStdin === true,
@@ -262,12 +268,14 @@ export class ContainerManager {
       // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
       bindMounts(hostConfig.Binds);
       apiMounts(hostConfig.Mounts);
+      validatePortBindings(hostConfig.PortBindings);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
       saveRecord(p.record, rec);
       this.records.set(id, rec);
       this.log.info({ id, name, image: cfg.Image }, 'container created');
+      this.event(rec, 'create');
       return { Id: id, Warnings: [] };
     } catch (e) {
       this.names.delete(name);
@@ -297,8 +305,13 @@ export class ContainerManager {
     const lap = (k: string) => { const n = performance.now(); t[k] = Math.round(n - t0); t0 = n; };
     try {
       const img = await this.images.resolve(rec.imageId);
-      // A previous run's state, if a crash left any (teardown removes it otherwise).
-      if (fs.existsSync(path.join(this.runc.root, id))) await this.runc.delete(id);
+      // A previous run's state, if a crash left any (teardown removes it otherwise). Its conmon
+      // must be gone before we go on, or its late exit file would pass for this run's.
+      if (fs.existsSync(path.join(this.runc.root, id))) {
+        const old = readPid(p.conmonPid);
+        await this.runc.delete(id);
+        for (let i = 0; i < 60 && processIs(old, 'conmon'); i++) await new Promise((r) => setTimeout(r, 50));
+      }
       await mountRootfs(img.layerDirs, p);
       lap('mount');
       writeEtcFiles(p, hostname);
@@ -318,6 +331,9 @@ export class ContainerManager {
       if (mode === 'default' || mode === 'bridge') {
         const ep = await this.bridge.connect(id, pid);
         writeEtcFiles(p, hostname, ep.IPAddress);
+        const exposed = Object.keys(rec.config.ExposedPorts ?? {});
+        rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
+        await this.ports.publish(id, ep.IPAddress, rec.published);
       }
       lap('network');
       for (const hook of this.startHooks) await hook(rec, pid);
@@ -340,10 +356,13 @@ export class ContainerManager {
     rec.manuallyStopped = false;
     saveRecord(p.record, rec);
     this.log.info({ id, pid, ms: t }, 'container started');
+    this.event(rec, 'start');
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
   private async teardown(rec: ContainerRecord): Promise<void> {
+    await this.ports.unpublish(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
+    rec.published = undefined;
     await this.runc.delete(rec.id);
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
     await unmountRootfs(this.paths(rec.id).rootfs);
@@ -363,11 +382,13 @@ export class ContainerManager {
     await this.thaw(rec);
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
+    this.event(rec, 'kill', { signal: String(sig) });
     await this.runc.kill(rec.id, sig).catch(() => undefined);
-    if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return;
+    if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return this.event(rec, 'stop');
     this.log.info({ id: rec.id, timeoutSec: t }, 'container ignored its stop signal; killing');
     await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
     if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
+    this.event(rec, 'stop');
   }
 
   /** `docker pause` / `unpause`: the freezer cgroup, through runc. */
@@ -379,6 +400,7 @@ export class ContainerManager {
       await this.runc.pause(rec.id);
       rec.state.Status = 'paused';
       saveRecord(this.paths(rec.id).record, rec);
+      this.event(rec, 'pause');
     });
   }
 
@@ -389,6 +411,7 @@ export class ContainerManager {
       await this.runc.resume(rec.id);
       rec.state.Status = 'running';
       saveRecord(this.paths(rec.id).record, rec);
+      this.event(rec, 'unpause');
     });
   }
 
@@ -401,8 +424,10 @@ export class ContainerManager {
     if (owner) throw conflict(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
     this.names.delete(rec.name);
     this.names.set(name, rec.id);
+    const oldName = rec.name;
     rec.name = name;
     saveRecord(this.paths(rec.id).record, rec);
+    this.event(rec, 'rename', { oldName });
   }
 
   /** `docker top`: `ps` output for the container's processes. */
@@ -427,6 +452,7 @@ export class ContainerManager {
     const sig = parseSignal(signal);
     if (!hasProcess(rec)) throw conflict(`Cannot kill container: ${ref}: Container ${rec.id} is not running`);
     if (sig === 9) await this.thaw(rec);
+    this.event(rec, 'kill', { signal: String(sig) });
     await this.runc.kill(rec.id, sig, sig === 9);
     if (sig === 9) await this.waitNotRunning(rec.id, 30_000);
   }
@@ -437,6 +463,7 @@ export class ContainerManager {
     await this.start(rec.id).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
     rec.restartCount++;
     saveRecord(this.paths(rec.id).record, rec);
+    this.event(rec, 'restart');
   }
 
   /** `docker rm [-f]`: a running container needs `force` (then SIGKILL). */
@@ -463,8 +490,9 @@ export class ContainerManager {
       if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);
       for (const [eid, e] of this.execs) if (e.containerId === rec.id) this.execs.delete(eid);
       this.log.info({ id: rec.id }, 'container removed');
+      this.event(rec, 'destroy');
     });
-    this.events.emit(`removed:${rec.id}`);
+    this.emitter.emit(`removed:${rec.id}`);
   }
 
   /**
@@ -479,15 +507,15 @@ export class ContainerManager {
     return new Promise((resolve) => {
       const ev = condition === 'removed' ? `removed:${id}` : `exit:${id}`;
       const done = () => {
-        this.events.off(ev, done);
-        this.events.off(`removed:${id}`, done);
+        this.emitter.off(ev, done);
+        this.emitter.off(`removed:${id}`, done);
         resolve(result());
       };
-      this.events.on(ev, done);
-      if (ev !== `removed:${id}`) this.events.on(`removed:${id}`, done);
+      this.emitter.on(ev, done);
+      if (ev !== `removed:${id}`) this.emitter.on(`removed:${id}`, done);
       signal?.addEventListener('abort', () => {
-        this.events.off(ev, done);
-        this.events.off(`removed:${id}`, done);
+        this.emitter.off(ev, done);
+        this.emitter.off(`removed:${id}`, done);
       });
     });
   }
@@ -502,21 +530,26 @@ export class ContainerManager {
         resolve(true);
       };
       const timer = ms === undefined ? undefined : setTimeout(() => {
-        this.events.off(`exit:${id}`, onExit);
+        this.emitter.off(`exit:${id}`, onExit);
         resolve(false);
       }, ms);
-      this.events.once(`exit:${id}`, onExit);
+      this.emitter.once(`exit:${id}`, onExit);
     });
   }
 
   /** Subscribes to a container's exits and removal; returns the unsubscribe. */
   onExit(id: string, fn: () => void): () => void {
-    this.events.on(`exit:${id}`, fn);
-    this.events.on(`removed:${id}`, fn);
+    this.emitter.on(`exit:${id}`, fn);
+    this.emitter.on(`removed:${id}`, fn);
     return () => {
-      this.events.off(`exit:${id}`, fn);
-      this.events.off(`removed:${id}`, fn);
+      this.emitter.off(`exit:${id}`, fn);
+      this.emitter.off(`removed:${id}`, fn);
     };
+  }
+
+  /** A container event for `docker events`: image, name and labels as attributes, as dockerd sends them. */
+  event(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
+    this.eventLog.emit('container', action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.image, name: rec.name.slice(1), ...extra });
   }
 
   /** Signals reach frozen processes only once thawed. */
@@ -578,7 +611,8 @@ export class ContainerManager {
     saveRecord(this.paths(rec.id).record, rec);
     this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
     this.log.info({ id: rec.id, code }, 'container exited');
-    this.events.emit(`exit:${rec.id}`);
+    this.event(rec, 'die', { exitCode: String(code) });
+    this.emitter.emit(`exit:${rec.id}`);
     if (rec.hostConfig.AutoRemove) {
       setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
     } else if (this.wantsRestart(rec)) {
@@ -638,6 +672,8 @@ export class ContainerManager {
       if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
       const st = await this.runc.state(rec.id);
       if (st && (st.status === 'running' || st.status === 'paused')) {
+        const ep = this.endpoint(rec.id);
+        if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         continue;
       }
@@ -652,6 +688,7 @@ export class ContainerManager {
     for (const id of await this.runc.list()) {
       if (!this.records.has(id)) await this.runc.delete(id);
     }
+    await this.ports.apply();
     // As dockerd at boot: containers that should always run are started again.
     for (const rec of this.records.values()) {
       const p = rec.hostConfig.RestartPolicy?.Name;

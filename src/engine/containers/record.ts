@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { readJsonFile, writeJsonFileAtomic } from '../network/state-file.js';
+import type { PublishedPort } from './ports.js';
 
 /** `Config` of a container as the Engine API takes and shows it (the fields shoal acts on, plus pass-through). */
 export interface ContainerConfig {
@@ -66,6 +67,8 @@ export interface ContainerRecord {
   restartCount: number;
   /** conmon's PID while the container runs (adoption after a daemon restart). */
   conmonPid?: number;
+  /** Host ports published for the current run. */
+  published?: PublishedPort[];
   /** Stopped by a user (`docker stop`): no restart policy applies until the next start. */
   manuallyStopped?: boolean;
 }

@@ -116,9 +116,15 @@ export function conmonCreate(o: ConmonOptions): Promise<number> {
     const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
     let buf = '';
     let done = false;
+    // runc create normally takes well under a second; a hung one must not hold the container forever.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      finish(new Error('timed out waiting for conmon to create the container'));
+    }, 60_000);
     const finish = (err: Error | undefined, pid?: number) => {
       if (done) return;
       done = true;
+      clearTimeout(timer);
       sync.destroy();
       if (err) reject(err);
       else resolve(pid!);

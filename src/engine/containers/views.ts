@@ -62,6 +62,23 @@ function mounts(r: ContainerRecord) {
   return [...binds, ...api];
 }
 
+/** `NetworkSettings.Ports`: every exposed or published port, with its host bindings or null. */
+function inspectPorts(r: ContainerRecord): Record<string, { HostIp: string; HostPort: string }[] | null> {
+  const out: Record<string, { HostIp: string; HostPort: string }[] | null> = {};
+  for (const k of Object.keys(r.config.ExposedPorts ?? {})) out[k] = null;
+  for (const p of r.published ?? []) (out[`${p.containerPort}/${p.proto}`] ??= []).push({ HostIp: p.hostIp, HostPort: String(p.hostPort) });
+  return out;
+}
+
+/** ps `Ports`: published ones with their public side (`0.0.0.0:8080->8000/tcp`), exposed ones without. */
+function summaryPorts(r: ContainerRecord) {
+  const published = (r.published ?? []).map((p) => ({ IP: p.hostIp, PrivatePort: p.containerPort, PublicPort: p.hostPort, Type: p.proto }));
+  const exposed = Object.keys(r.config.ExposedPorts ?? {})
+    .map((k) => { const [port, type = 'tcp'] = k.split('/'); return { PrivatePort: Number(port), Type: type }; })
+    .filter((e) => !published.some((p) => p.PrivatePort === e.PrivatePort && p.Type === e.Type));
+  return [...published, ...exposed];
+}
+
 export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPaths>, ep: EndpointInfo | undefined, bridgeId: string, execIds: string[] | null): ContainerInspect {
   const st = r.state;
   return {
@@ -106,7 +123,7 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
       HairpinMode: false,
       LinkLocalIPv6Address: '',
       LinkLocalIPv6PrefixLen: 0,
-      Ports: {},
+      Ports: inspectPorts(r),
       SecondaryIPAddresses: null,
       SecondaryIPv6Addresses: null,
       EndpointID: ep?.EndpointID ?? '',
@@ -130,7 +147,7 @@ export function summaryView(r: ContainerRecord, ep: EndpointInfo | undefined, br
     ImageID: r.imageId,
     Command: [r.path, ...r.args].join(' '),
     Created: Math.floor(Date.parse(r.created) / 1000),
-    Ports: [],
+    Ports: summaryPorts(r),
     Labels: r.config.Labels ?? {},
     State: r.state.Status,
     Status: statusText(r),
