@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
 import { pushMicro } from '../helpers/micro.js';
 import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 import { run } from '../../src/util/run.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
@@ -229,6 +230,37 @@ describe('swarm networks on a three-machine lab', () => {
     assert.doesNotMatch(tasksPing.stdout, new RegExp(`\\(${vip.replace(/\./g, '\\.')}\\)`), 'tasks.back is the task address, not the VIP');
   });
 
+  it('a daemon restart on m2 keeps its tasks and their traffic; the new daemon adopts the data path', async () => {
+    const front = await taskContainer('m1', 'front');
+    const backId = await taskContainer('m2', 'back');
+    const get = async (host: string) => hostnameOf((await d('m1', ['exec', front, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8000`])).stdout);
+    const machineJson = JSON.parse(fs.readFileSync(`${lab.labDir}/machines/m2/machine.json`, 'utf8')) as { pid: number };
+    // nsenter execs the daemon, so the recorded PID is shoald itself.
+    const daemonPid = machineJson.pid;
+    assert.match(fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8'), /shoald\.js/);
+    const argv = fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    const cwd = fs.readlinkSync(`/proc/${daemonPid}/cwd`);
+    const netns = `/run/netns/${lab.prefix}-m-m2`;
+    process.kill(daemonPid, 'SIGTERM');
+    await waitFor('m2 daemon gone', async () => !fs.existsSync(`/proc/${daemonPid}`), 30_000);
+    // Kernel state outlives the daemon: VIP and mesh traffic keep flowing.
+    assert.equal(await get('back'), backId.slice(0, 12), 'VIP while the daemon is down');
+    assert.ok(hostnameOf((await fromHub(`http://${addrs.get('m2')}:30000/`)).stdout), 'mesh on m2 while its daemon is down');
+    const log = fs.openSync(`${cwd}/shoald.log`, 'a');
+    const child = spawn('nsenter', [`--net=${netns}`, '--', ...argv], { cwd, detached: true, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    child.unref();
+    await waitFor('m2 daemon back', async () => (await d('m2', ['version'])).code === 0, 60_000);
+    await waitFor('m2 back in the swarm', async () => (await d('m2', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim() === 'active', 60_000);
+    assert.equal(await taskContainer('m2', 'back'), backId, 'the task kept its container');
+    await waitFor('VIP after the restart', async () => (await get('back')) === backId.slice(0, 12), 30_000);
+    assert.ok(hostnameOf((await fromHub(`http://${addrs.get('m2')}:30000/`)).stdout), 'mesh on m2 after the restart');
+    // The new daemon opens its data path at its first network view: it found the old sandboxes in the kernel.
+    const adopted = await waitFor('the new daemon read the kernel', async () => fs.readFileSync(`${cwd}/shoald.log`, 'utf8').split('\n')
+      .find((l) => l.includes('overlay state read from the kernel') && l.includes(`"pid":${child.pid},`)), 30_000);
+    assert.ok(Number(/"sandboxes":(\d+)/.exec(adopted)?.[1]) >= 2, `sandboxes adopted: ${adopted}`);
+  });
+
   it('egress through the gateway bridge; --endpoint-mode dnsrr names resolve to task addresses', async () => {
     const front = await taskContainer('m1', 'front');
     const registry = (await lab.machine(['registry'])).stdout.trim();
@@ -292,6 +324,6 @@ describe('swarm networks on a three-machine lab', () => {
     assert.ok(fs.readdirSync('/run/netns').some((n) => n.startsWith(`${lab.prefix}-m-m2-sb-`)), 'm2 has its ingress sandbox');
     assert.equal((await d('m2', ['swarm', 'leave', '--force'])).code, 0);
     await waitFor('m2 sandboxes gone', async () => !fs.readdirSync('/run/netns').some((n) => n.startsWith(`${lab.prefix}-m-m2-sb-`)), 30_000);
-    assert.equal((await run('ip', ['netns', 'exec', `${lab.prefix}-m-m2`, 'ip', 'link', 'show', 'shoal_gwbridge'], { allowFail: true })).code !== 0, true, 'gateway bridge gone');
+    await waitFor('gateway bridge gone', async () => (await run('ip', ['netns', 'exec', `${lab.prefix}-m-m2`, 'ip', 'link', 'show', 'shoal_gwbridge'], { allowFail: true })).code !== 0, 30_000);
   });
 });
