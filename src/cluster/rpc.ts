@@ -48,9 +48,10 @@ export const membershipService = {
 // ---- messages ----
 export interface RootCAResponse { certificate: string }
 export interface IssueRequest { csr: string; token: string; addr: string }
-export interface IssueResponse { nodeId: string; certificate: string; role: 'manager' | 'worker'; clusterId: string }
+/** Managers also get an etcd certificate (same key) from the etcd CA, which root rotation never changes. */
+export interface IssueResponse { nodeId: string; certificate: string; role: 'manager' | 'worker'; clusterId: string; etcdCertificate?: string; etcdCA?: string }
 export interface RenewRequest { csr: string }
-export interface RenewResponse { certificate: string; role: 'manager' | 'worker' }
+export interface RenewResponse { certificate: string; role: 'manager' | 'worker'; etcdCertificate?: string; etcdCA?: string }
 
 export interface ManagerAddr { nodeId: string; addr: string }
 export interface SessionRequest { description: NodeDescription; addr: string }

@@ -172,6 +172,8 @@ export interface Service extends Meta {
   UpdateStatus?: { State: string; StartedAt?: string; CompletedAt?: string; Message?: string };
   /** Internal: incremented on every spec change so tasks can tell which spec made them. */
   SpecVersion?: Version;
+  /** Jobs only: which run of the job is current (every update starts a new one). */
+  JobStatus?: { JobIteration: Version; LastExecution?: string };
 }
 
 // ---- tasks ----
@@ -226,6 +228,10 @@ export interface Task extends Meta {
   NetworksAttachments?: NetworkAttachment[];
   /** The service's SpecVersion this task was made from. */
   SpecVersion?: Version;
+  /** Jobs only: the run of the job this task belongs to. */
+  JobIteration?: Version;
+  /** The service's endpoint (allocated ports) when the task was allocated: agents publish host-mode ports from it. */
+  Endpoint?: Endpoint;
 }
 
 // ---- networks ----
@@ -256,7 +262,7 @@ export interface ClusterSpec extends Annotations {
   Orchestration?: { TaskHistoryRetentionLimit?: number };
   Raft?: { SnapshotInterval?: number; KeepOldSnapshots?: number; LogEntriesForSlowFollowers?: number; ElectionTick?: number; HeartbeatTick?: number };
   Dispatcher?: { HeartbeatPeriod?: number };
-  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[] };
+  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[]; SigningCACert?: string; SigningCAKey?: string };
   TaskDefaults?: Record<string, unknown>;
   EncryptionConfig?: { AutoLockManagers?: boolean };
 }

@@ -7,6 +7,7 @@ import { Scheduler } from './scheduler/scheduler.js';
 import { ReplicatedOrchestrator } from './orchestrator/replicated.js';
 import { GlobalOrchestrator } from './orchestrator/global.js';
 import { TaskReaper } from './orchestrator/reaper.js';
+import { JobsOrchestrator } from './orchestrator/jobs.js';
 
 /**
  * The control loops of services and tasks, run by the leader only: allocator (NEW →
@@ -26,4 +27,5 @@ registerLeaderLoop('allocator', storeLoop((s, l) => new Allocator(s, l)));
 registerLeaderLoop('scheduler', storeLoop((s, l) => new Scheduler(s, l)));
 registerLeaderLoop('replicated-orchestrator', storeLoop((s, l) => new ReplicatedOrchestrator(s, l)));
 registerLeaderLoop('global-orchestrator', storeLoop((s, l) => new GlobalOrchestrator(s, l)));
+registerLeaderLoop('jobs-orchestrator', storeLoop((s, l) => new JobsOrchestrator(s, l)));
 registerLeaderLoop('task-reaper', storeLoop((s, l) => new TaskReaper(s, l)));

@@ -105,10 +105,10 @@ test('without credentials a token registry refuses push and pull', async () => {
   await cli(d1, anon, ['load'], { input: (await buildMicroImage({ tag: `${R}/micro:1.0.0` })).tarball });
   const push = await cli(d1, anon, ['push', `${R}/micro:1.0.0`], { allowFail: true });
   assert.notEqual(push.code, 0);
-  assert.match(push.stderr, /unauthorized/);
+  assert.match(push.stderr, /unauthorized: authentication required/);
   const pull = await cli(d2, anon, ['pull', `${R}/micro:1.0.0`], { allowFail: true });
   assert.notEqual(pull.code, 0);
-  assert.match(pull.stderr, new RegExp(`pull access denied for ${R}/micro, repository does not exist or may require 'docker login'`));
+  assert.match(pull.stderr, new RegExp(`pull access denied for ${R}/micro, repository does not exist or may require 'docker login': unauthorized: authentication required`));
 });
 
 test('docker login checks the password through the token server', async () => {

@@ -248,3 +248,36 @@ test('concurrent pulls of images sharing layers all succeed and store each layer
   assert.deepEqual(fs.readdirSync(path.join(d2.dataRoot, 'image/tmp')), []);
   assert.equal((await d2.docker(['images', '-q', '--no-trunc', `${R}/micro-plus:1`])).stdout.trim(), plus.id);
 });
+
+test('docker push --all-tags pushes every tag of the repository', async () => {
+  await d1.docker(['tag', `${R}/micro:1.0.0`, `${R}/every:a`]);
+  await d1.docker(['tag', `${R}/micro-plus:1`, `${R}/every:b`]);
+  const r = await d1.docker(['push', '--all-tags', `${R}/every`]);
+  assert.match(r.stdout, /^a: digest: sha256:[a-f0-9]{64} size: \d+$/m);
+  assert.match(r.stdout, /^b: digest: sha256:[a-f0-9]{64} size: \d+$/m);
+  const tags = JSON.parse((await registry('GET', '/v2/every/tags/list')).body);
+  assert.deepEqual(tags.tags.sort(), ['a', 'b']);
+});
+
+test('docker pull --all-tags pulls every tag the registry lists', async () => {
+  const r = await d2.docker(['pull', '--all-tags', `${R}/every`]);
+  assert.match(r.stdout, /Digest: sha256:/);
+  const tags = (await d2.docker(['images', '--format', '{{.Tag}}', `${R}/every`])).stdout.trim().split('\n').sort();
+  assert.deepEqual(tags, ['a', 'b']);
+  const none = await d2.docker(['pull', '--all-tags', `${R}/nothere`], { allowFail: true });
+  assert.notEqual(none.code, 0);
+  assert.match(none.stderr, new RegExp(`repository ${R}/nothere not found: name unknown`));
+});
+
+test('docker save of a pulled image (gzip layers) loads on another daemon', async () => {
+  const ref = `${R}/micro-plus:1`;
+  const file = path.join(d2.dir, 'plus.tar');
+  await d2.docker(['save', '-o', file, ref]);
+  await d1.docker(['rmi', '-f', ref, `${R}/every:b`, `${R}/multi:other`]);
+  assert.equal((await d1.docker(['images', '-q', ref])).stdout.trim(), '');
+  const r = await d1.docker(['load', '-i', file]);
+  assert.match(r.stdout, new RegExp(`Loaded image: ${ref.replace(/\./g, '\\.')}`));
+  const plus = await microPlusArchive(ref);
+  assert.equal((await d1.docker(['images', '-q', '--no-trunc', ref])).stdout.trim(), plus.id);
+  assert.deepEqual(JSON.parse((await d1.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref])).stdout), plus.diffIds);
+});

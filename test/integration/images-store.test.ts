@@ -125,6 +125,31 @@ test('resolve(ref) gives ResolvedImage whose layerDirs mount as an overlayfs roo
   await assert.rejects(store.resolve('nosuch'), (e: ApiError) => e.status === 404 && e.message === 'No such image: nosuch:latest');
 });
 
+test('an opaque directory marker (.wh..wh..opq) hides the lower layer\'s directory contents', async () => {
+  const rootfs = await buildMicroRootfs();
+  const top = await packTar([
+    { name: 'www/.wh..wh..opq', data: Buffer.alloc(0) },
+    { name: 'www/index.html', data: Buffer.from('<p>static</p>\n') },
+  ]);
+  const config = Buffer.from(JSON.stringify({
+    architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
+  }));
+  const archive = await packTar([
+    { name: 'a.tar', data: rootfs },
+    { name: 'b.tar', data: top },
+    { name: 'config.json', data: config },
+    { name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['opaque:1'], Layers: ['a.tar', 'b.tar'] }])) },
+  ]);
+  await loadImages(store, Readable.from([archive]), sink().progress);
+  const img = await store.resolve('opaque:1');
+  const topDir = img.layerDirs[1];
+  assert.equal(fs.existsSync(path.join(topDir, 'www/.wh..wh..opq')), false);
+  assert.equal((await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', path.join(topDir, 'www')])).stdout, 'y');
+  const merged = await mountOverlay(img.layerDirs);
+  assert.deepEqual(fs.readdirSync(path.join(merged, 'www')), ['index.html']);
+  assert.ok(fs.existsSync(path.join(merged, 'bin/busybox')));
+});
+
 test('rmi refuses images containers use (409, Docker\'s messages) unless forced', async () => {
   const users = new Map<string, ImageUser>();
   store.setInUseCheck((id) => users.get(id));

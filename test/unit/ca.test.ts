@@ -45,3 +45,26 @@ test('renewal happens between 50 % and 80 % of the life', () => {
   assert.equal(renewalTime(a, b, 0).getTime(), 500);
   assert.equal(renewalTime(a, b, 1).getTime(), 800);
 });
+
+import { peerIdentity } from '../../src/cluster/rpc.js';
+
+function fakeCall(pem: string | undefined) {
+  return { getAuthContext: () => (pem ? { sslPeerCertificate: { raw: new X509Certificate(pem).raw } as never } : null) };
+}
+
+test('peer identity: a valid certificate names node, role and cluster', async () => {
+  const ca = await createRootCA();
+  const pem = await signNodeCert(ca, { csrPem: await createCsr(await generateKeyPair()), nodeId: 'n1', role: 'worker', clusterId: 'c1' });
+  assert.deepEqual(peerIdentity(fakeCall(pem), [new X509Certificate(ca.certPem)]), { nodeId: 'n1', role: 'worker', clusterId: 'c1' });
+});
+
+test('peer identity: no certificate, another CA, or an expired certificate is refused', async () => {
+  const ca = await createRootCA();
+  const other = await createRootCA();
+  const roots = [new X509Certificate(ca.certPem)];
+  const foreign = await signNodeCert(other, { csrPem: await createCsr(await generateKeyPair()), nodeId: 'n1', role: 'manager', clusterId: 'c1' });
+  const expired = await signNodeCert(ca, { csrPem: await createCsr(await generateKeyPair()), nodeId: 'n2', role: 'worker', clusterId: 'c1', expiryMs: 3600_000 }, new Date(Date.now() - 3 * 3600_000));
+  assert.equal(peerIdentity(fakeCall(undefined), roots), undefined);
+  assert.equal(peerIdentity(fakeCall(foreign), roots), undefined);
+  assert.equal(peerIdentity(fakeCall(expired), roots), undefined);
+});

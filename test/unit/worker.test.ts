@@ -110,6 +110,9 @@ test('container name and labels as Docker sets them', () => {
     'com.docker.swarm.task.name': `web.1.${t.ID}`,
   });
   assert.deepEqual([c.config.Entrypoint, c.config.Cmd, c.config.StopTimeout], [['sleep'], ['60'], 5]);
+  assert.equal(c.hostConfig.Dns, undefined);
+  const onNet = { ...t, NetworksAttachments: [{ Network: { ID: 'n', Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '', Spec: { Name: 'app' } }, Addresses: ['10.0.1.3/24'] }] };
+  assert.deepEqual(taskContainerConfig(onNet, 'node1').hostConfig.Dns, ['172.18.0.1']);
   const g = assigned({ Slot: undefined, NodeID: 'node1' });
   assert.equal(taskContainerConfig(g, 'node1').name, `web.node1.${g.ID}`);
 });
@@ -125,6 +128,15 @@ test('an assigned task is driven to RUNNING, reporting every state with the cont
   assert.equal(running.ContainerStatus!.ContainerID, 'c1');
   assert.ok(running.ContainerStatus!.PID! > 0);
   assert.equal(exec.creates, 1);
+  assert.equal(running.PortStatus, undefined);
+});
+
+test('host-mode published ports are reported with the running status', async () => {
+  const { link } = setup();
+  const t = assigned({ Endpoint: { Spec: {}, Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }, { Protocol: 'tcp', TargetPort: 81, PublishedPort: 30000, PublishMode: 'ingress' }] } });
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  assert.deepEqual(link.last(t.ID)!.PortStatus, { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }] });
 });
 
 test('desired READY waits prepared; RUNNING then starts it', async () => {

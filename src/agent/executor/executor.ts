@@ -1,4 +1,5 @@
 import type { Task } from '../../cluster/types.js';
+import { GW_BRIDGE } from '../network/names.js';
 
 /**
  * What the worker needs from whatever runs a task (swarmkit exec.Controller, reduced): the
@@ -66,6 +67,8 @@ export function taskContainerConfig(task: Task, nodeId: string): { name: string;
   const hostConfig: Record<string, unknown> = {};
   if (binds.length) hostConfig.Binds = binds;
   if (c.Init) hostConfig.Init = true;
+  // Tasks on swarm networks resolve service names through the node's resolver on the gateway bridge.
+  if (task.NetworksAttachments?.length) hostConfig.Dns = [GW_BRIDGE.gateway];
   const res = task.Spec.Resources?.Limits;
   if (res?.NanoCPUs) hostConfig.NanoCpus = res.NanoCPUs;
   if (res?.MemoryBytes) hostConfig.Memory = res.MemoryBytes;

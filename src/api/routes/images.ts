@@ -1,11 +1,12 @@
 import type { Router } from '../router.js';
 import type { RequestContext } from '../context.js';
 import type { Engine } from '../../engine/engine.js';
-import { ApiError, badRequest, notImplemented } from '../../util/errors.js';
+import { badRequest, notImplemented } from '../../util/errors.js';
 import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag, isSha256Digest } from '../../engine/images/reference.js';
-import { decodeRegistryAuth, isInsecureRegistry, loginDomain, RegistryClient, RegistryError, type AuthConfig } from '../../engine/images/registry.js';
-import { pullImage } from '../../engine/images/pull.js';
+import { decodeRegistryAuth, type AuthConfig } from '../../engine/images/registry.js';
+import { checkLogin } from '../../engine/images/login.js';
+import { pullAllTags, pullImage } from '../../engine/images/pull.js';
 import { pushImage } from '../../engine/images/push.js';
 import { importImage, importTarget } from '../../engine/images/importer.js';
 import { applyChanges } from '../../engine/images/changes.js';
@@ -27,7 +28,7 @@ async function withProgress(ctx: RequestContext, op: (p: ProgressStream) => Prom
   progress.end();
 }
 
-/** `docker pull/push/import/load/save/tag/rmi/images/image inspect/history/image prune`. */
+/** `docker pull/push/import/load/save/tag/rmi/images/image inspect/history/image prune/login`, and the digest lookup of `service create`. */
 export function imageRoutes(router: Router, engine: Engine): void {
   const store = engine.images;
 
@@ -39,10 +40,12 @@ export function imageRoutes(router: Router, engine: Engine): void {
     if (platform && !/^linux(\/amd64)?(\/.*)?$/.test(platform.toLowerCase())) throw badRequest(`platform ${platform} is not supported by this node (linux/amd64)`);
     if (fromImage) {
       let ref = parseReference(fromImage);
+      const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
+      // No tag anywhere: every tag, as `docker pull --all-tags` asks (the CLI always names one otherwise).
+      if (!tag && ref.tag === undefined && ref.digest === undefined) return withProgress(ctx, (p) => pullAllTags(store, ref, auth, p));
       if (tag) ref = isSha256Digest(tag) ? { domain: ref.domain, path: ref.path, digest: tag } : { domain: ref.domain, path: ref.path, tag };
       ref = withDefaultTag(ref);
       if (ref.tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(ref.tag)) throw badRequest('invalid tag format');
-      const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
       return withProgress(ctx, (p) => pullImage(store, ref, auth, p));
     }
     if (fromSrc) {
@@ -102,19 +105,7 @@ export function imageRoutes(router: Router, engine: Engine): void {
   });
 
   // `docker login`: checks the credentials against the registry; the CLI stores them itself.
-  router.post('/auth', async (ctx) => {
-    const body = await ctx.json<AuthConfig>();
-    const domain = loginDomain(body.serveraddress);
-    const insecure = isInsecureRegistry(domain, store.config.insecureRegistries);
-    const client = new RegistryClient({ domain, path: '' }, { insecure, auth: body, actions: 'pull' });
-    try {
-      await client.checkLogin();
-    } catch (e) {
-      if (e instanceof RegistryError && (e.status === 401 || e.status === 403)) throw new ApiError(401, e.message);
-      throw new ApiError(500, (e as Error).message);
-    }
-    return { body: { Status: 'Login Succeeded', IdentityToken: '' } };
-  });
+  router.post('/auth', async (ctx) => ({ body: await checkLogin(store, await ctx.json<AuthConfig>()) }));
 
   router.get('/distribution/:name*/json', async (ctx) => {
     const ref = withDefaultTag(parseReference(ctx.params.name));

@@ -7,6 +7,8 @@ import { newSwarmId } from '../../util/ids.js';
 import { checkPortConflicts, modeName, normalizeSpec, randomName, resolveNetworks, rpcError, validateSpec } from '../../manager/orchestrator/service-spec.js';
 import { isGlobal } from '../../manager/orchestrator/task.js';
 
+const isJob = (spec: ServiceSpec) => !!spec.Mode?.ReplicatedJob || !!spec.Mode?.GlobalJob;
+
 /**
  * The store of the swarm this node manages. Throws Docker's 503 when the node is not in a
  * swarm, or is a worker (the swarm wiring decides which).
@@ -31,9 +33,9 @@ export function findService(store: Store, input: string): Service {
 
 /** A service as the Engine API shows it. */
 export function serviceView(s: Service, insertDefaults = false): Record<string, unknown> {
-  const { SpecVersion: _internal, ...rest } = s;
-  void _internal;
-  const out: Record<string, unknown> = { ...rest, Endpoint: s.Endpoint ?? { Spec: {} } };
+  // SpecVersion is shoal's own bookkeeping, not part of Docker's Service.
+  const out: Record<string, unknown> = { ...s, Endpoint: s.Endpoint ?? { Spec: {} } };
+  delete out.SpecVersion;
   if (insertDefaults) out.Spec = withDefaults(s.Spec);
   return out;
 }
@@ -63,8 +65,12 @@ export function serviceStatus(s: Service, tasks: Task[], downNodes: Set<string> 
   let running = 0;
   let desired = isGlobal(s) ? 0 : (s.Spec.Mode?.Replicated?.Replicas ?? s.Spec.Mode?.ReplicatedJob?.MaxConcurrent ?? 0);
   let completed = 0;
+  const iteration = s.JobStatus?.JobIteration.Index;
   for (const t of tasks) {
     if (t.ServiceID !== s.ID) continue;
+    // Jobs count only the current run.
+    if (iteration !== undefined && t.JobIteration?.Index !== iteration) continue;
+    if (isGlobal(s) && t.DesiredState === 'complete' && t.Status.State !== 'complete') desired++;
     // A DOWN node cannot report its tasks ended: they do not count as running (the CLI's own rule).
     if (t.Status.State === 'running' && !(t.NodeID && downNodes.has(t.NodeID))) running++;
     if (t.Status.State === 'complete') completed++;
@@ -137,6 +143,7 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
       Spec: spec,
       Endpoint: { Spec: structuredClone(spec.EndpointSpec ?? {}) },
       SpecVersion: { Index: 0 },
+      ...(isJob(spec) ? { JobStatus: { JobIteration: { Index: 0 }, LastExecution: now } } : {}),
     };
     await store.commit([{ kind: 'services', op: 'create', object: service }]);
     return { status: 201, body: { ID: service.ID } };
@@ -173,6 +180,8 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
     } else {
       next = { ...current, Spec: spec, PreviousSpec: current.Spec, SpecVersion: { Index: current.Version.Index }, UpdatedAt: now };
       delete next.UpdateStatus;
+      // Any update of a job runs it again.
+      if (current.JobStatus) next.JobStatus = { JobIteration: { Index: current.JobStatus.JobIteration.Index + 1 }, LastExecution: now };
     }
     try {
       await store.commit([{ kind: 'services', op: 'update', object: next }]);

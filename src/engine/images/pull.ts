@@ -26,6 +26,19 @@ export function translatePullError(e: unknown, ref: ImageReference): Error {
   return new ApiError(500, e.message);
 }
 
+/** `docker pull --all-tags`: every tag the registry lists for the repository, one after another. */
+export async function pullAllTags(store: ImageStore, repo: ImageReference, auth: AuthConfig | undefined, progress: ProgressStream): Promise<void> {
+  let tags: string[];
+  try {
+    const client = new RegistryClient(repo, { insecure: isInsecureRegistry(repo.domain, store.config.insecureRegistries), auth, actions: 'pull' });
+    tags = await client.listTags();
+  } catch (e) {
+    throw translatePullError(e, repo);
+  }
+  if (tags.length === 0) throw notFound(`repository ${familiarName(repo)} has no tags`);
+  for (const tag of tags) await pullImage(store, { domain: repo.domain, path: repo.path, tag }, auth, progress);
+}
+
 export async function pullImage(store: ImageStore, ref: ImageReference, auth: AuthConfig | undefined, progress: ProgressStream): Promise<void> {
   try {
     await doPull(store, ref, auth, progress);

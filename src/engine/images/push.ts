@@ -11,14 +11,21 @@ import type { ProgressStream } from './progress.js';
 import { familiarName, formatReference, parseReference, repoName, type ImageReference } from './reference.js';
 import { isInsecureRegistry, RegistryClient, type AuthConfig } from './registry.js';
 
-const compressing = new Map<string, Promise<LayerBlob>>();
+/** Compressions in progress, per store (a process may hold several stores, as tests do). */
+const compressingIn = new WeakMap<ImageStore, Map<string, Promise<LayerBlob>>>();
 
 /** The layer as a gzip blob, compressing (once, then kept) when only the plain tar is stored. */
 export function gzipBlobOf(store: ImageStore, diffId: string): Promise<LayerBlob> {
   const meta = store.layers.meta(diffId);
   const gz = meta.blobs.find((b) => layerCompression(b.mediaType) === 'gzip' && store.blobs.has(b.digest));
   if (gz) return Promise.resolve(gz);
-  let p = compressing.get(diffId);
+  let inflight = compressingIn.get(store);
+  if (!inflight) {
+    inflight = new Map();
+    compressingIn.set(store, inflight);
+  }
+  const running = inflight;
+  let p = running.get(diffId);
   if (!p) {
     p = (async () => {
       const plain = meta.blobs.find((b) => layerCompression(b.mediaType) === 'none' && store.blobs.has(b.digest));
@@ -35,8 +42,8 @@ export function gzipBlobOf(store: ImageStore, diffId: string): Promise<LayerBlob
       store.blobs.adopt(tmp, blob.digest);
       store.layers.addBlob(diffId, blob);
       return blob;
-    })().finally(() => compressing.delete(diffId));
-    compressing.set(diffId, p);
+    })().finally(() => running.delete(diffId));
+    running.set(diffId, p);
   }
   return p;
 }

@@ -197,7 +197,7 @@ export class RegistryClient {
     }
     if (!res.ok) {
       await res.body?.cancel();
-      if (res.status === 401) throw new RegistryError(401, 'UNAUTHORIZED', 'unauthorized: incorrect username or password');
+      if (res.status === 401) throw new RegistryError(401, 'UNAUTHORIZED', auth?.username ? 'unauthorized: incorrect username or password' : 'unauthorized: authentication required');
       throw new RegistryError(res.status, 'UNAUTHORIZED', `Get "${tokenUrl.origin}${tokenUrl.pathname}": unexpected status ${res.status}`);
     }
     const body = (await res.json()) as { token?: string; access_token?: string };
@@ -240,6 +240,21 @@ export class RegistryClient {
       throw new RegistryError(0, 'MANIFEST_INVALID', `manifest ${reference} is not JSON`);
     }
     return { body, mediaType, digest };
+  }
+
+  /** GET /v2/<name>/tags/list: every tag of the repository (following `Link` pages). */
+  async listTags(): Promise<string[]> {
+    const tags: string[] = [];
+    let next: string | undefined = this.url('tags/list');
+    while (next) {
+      const res = await this.request('GET', next);
+      if (!res.ok) return this.fail(res, 'tags');
+      const body = (await res.json()) as { tags?: string[] | null };
+      tags.push(...(body.tags ?? []));
+      const link = /<([^>]+)>;\s*rel="?next"?/.exec(res.headers.get('link') ?? '');
+      next = link ? new URL(link[1], this.origin).toString() : undefined;
+    }
+    return tags;
   }
 
   /** The blob's bytes as a stream; the caller verifies the digest while storing it. */

@@ -105,7 +105,7 @@ export class LeaderElection extends EventEmitter implements Fence {
       this.leaderId = kv.value.toString();
       if (this.myRevision && kv.create_revision !== this.myRevision) this.lose();
       await new Promise<void>((resolve) => {
-        w.on('delete', () => resolve());
+        w.on('delete', () => { this.leaderId = undefined; resolve(); });
         w.on('put', (kv) => { this.leaderId = kv.value.toString(); });
         w.on('disconnected', () => resolve());
         w.on('error', () => resolve());

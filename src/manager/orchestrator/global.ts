@@ -6,7 +6,7 @@ import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/con
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
-import { isDesiredRunnable, isGlobal, isTerminal, newTask, withDesired } from './task.js';
+import { isDesiredRunnable, isTerminal, newTask, withDesired } from './task.js';
 
 /**
  * The global orchestrator: one task of every global service on every node that may run it
@@ -28,7 +28,7 @@ export class GlobalOrchestrator extends StoreLoop {
 
   protected async tick(): Promise<void> {
     const now = Date.now();
-    const services = this.store.list('services').filter(isGlobal);
+    const services = this.store.list('services').filter((s) => !!s.Spec.Mode?.Global);
     if (!services.length) return;
     const tasks = this.store.list('tasks');
     const nodes = this.store.list('nodes');

@@ -1,6 +1,6 @@
 import type { Node, Service, Task } from '../../cluster/types.js';
 import type { PassChanges } from './changes.js';
-import { DEFAULT_RESTART_DELAY_NS, isGlobal, isTerminal, newTask, rank, withDesired } from './task.js';
+import { DEFAULT_RESTART_DELAY_NS, isDesiredRunnable, isGlobal, isTerminal, newTask, rank, withDesired } from './task.js';
 
 /** How long a replacement waits for the task it replaces to stop before starting anyway. */
 export const OLD_TASK_TIMEOUT_MS = 60_000;
@@ -37,7 +37,9 @@ export class RestartSupervisor {
 
   shouldRestart(t: Task, service: Service, now = Date.now()): boolean {
     const p = t.Spec.RestartPolicy ?? {};
-    const condition = p.Condition ?? 'any';
+    let condition = p.Condition ?? 'any';
+    // Restarting a job task that completed makes no sense: jobs read "any" as "on-failure".
+    if (t.JobIteration && condition === 'any') condition = 'on-failure';
     if (condition !== 'any' && (condition !== 'on-failure' || t.Status.State === 'complete')) return false;
     const max = p.MaxAttempts ?? 0;
     if (!max) return true;
@@ -55,6 +57,7 @@ export class RestartSupervisor {
    */
   restart(pass: PassChanges, service: Service, t: Task, node: Node | undefined, now = Date.now()): Task | undefined {
     const cur = pass.current(t);
+    if (!isDesiredRunnable(cur)) return undefined;
     const down = withDesired(cur, 'shutdown');
     if (!down) return undefined;
     pass.update(down);
@@ -92,6 +95,8 @@ export class RestartSupervisor {
    * (a new leader took over) start now. Returns the next time something becomes due.
    */
   startDue(pass: PassChanges, tasks: Task[], byId: Map<string, Task>, nodes: Map<string, Node>, now = Date.now()): number | undefined {
+    // Forget replacements that were deleted meanwhile.
+    for (const id of this.delayed.keys()) if (!byId.has(id) && !pass.createdTasks().some((t) => t.ID === id)) this.delayed.delete(id);
     let next: number | undefined;
     for (const t of tasks) {
       if (t.DesiredState !== 'ready') continue;
@@ -112,7 +117,7 @@ export class RestartSupervisor {
           continue;
         }
       }
-      const up = withDesired(pass.current(t), 'running');
+      const up = withDesired(pass.current(t), t.JobIteration ? 'complete' : 'running');
       if (up) pass.update(up);
       this.delayed.delete(t.ID);
     }

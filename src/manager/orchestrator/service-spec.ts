@@ -29,7 +29,10 @@ export function normalizeSpec(spec: ServiceSpec): ServiceSpec {
   const s = structuredClone(spec);
   s.TaskTemplate ??= {};
   const m = s.Mode ?? {};
-  if (!m.Global && !m.ReplicatedJob && !m.GlobalJob) s.Mode = { ...m, Replicated: { ...(m.Replicated ?? {}), Replicas: m.Replicated?.Replicas ?? 1 } };
+  if (m.ReplicatedJob) {
+    const maxConcurrent = m.ReplicatedJob.MaxConcurrent ?? 1;
+    s.Mode = { ReplicatedJob: { MaxConcurrent: maxConcurrent, TotalCompletions: m.ReplicatedJob.TotalCompletions ?? maxConcurrent } };
+  } else if (!m.Global && !m.GlobalJob) s.Mode = { ...m, Replicated: { ...(m.Replicated ?? {}), Replicas: m.Replicated?.Replicas ?? 1 } };
   return s;
 }
 

@@ -16,7 +16,10 @@ export function isReplicated(s: Service): boolean {
   return !!s.Spec.Mode?.Replicated || (!s.Spec.Mode?.Global && !s.Spec.Mode?.ReplicatedJob && !s.Spec.Mode?.GlobalJob);
 }
 export function isGlobal(s: Service): boolean {
-  return !!s.Spec.Mode?.Global;
+  return !!s.Spec.Mode?.Global || !!s.Spec.Mode?.GlobalJob;
+}
+export function isJob(s: Service): boolean {
+  return !!s.Spec.Mode?.ReplicatedJob || !!s.Spec.Mode?.GlobalJob;
 }
 export function replicasOf(s: Service): number {
   return s.Spec.Mode?.Replicated?.Replicas ?? 1;
@@ -27,9 +30,9 @@ export function isTerminal(t: Task): boolean {
   return rank(t.Status.State) > RUNNING;
 }
 
-/** Desired to run (or to get ready to run, during a restart delay). */
+/** Desired to run (or to get ready to run, during a restart delay; or, for jobs, to run to completion). */
 export function isDesiredRunnable(t: Task): boolean {
-  return rank(t.DesiredState) <= RUNNING;
+  return rank(t.DesiredState) <= RUNNING || (t.DesiredState === 'complete' && !!t.JobIteration);
 }
 
 export function status(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): TaskStatus {
@@ -53,6 +56,10 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
   };
   if (slot !== undefined) t.Slot = slot;
   if (nodeId) t.NodeID = nodeId;
+  if (service.JobStatus) {
+    t.JobIteration = { ...service.JobStatus.JobIteration };
+    t.DesiredState = 'complete';
+  }
   return t;
 }
 

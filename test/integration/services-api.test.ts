@@ -12,6 +12,7 @@ import { taskRoutes } from '../../src/api/routes/tasks.js';
 import { ReplicatedOrchestrator } from '../../src/manager/orchestrator/replicated.js';
 import { GlobalOrchestrator } from '../../src/manager/orchestrator/global.js';
 import { TaskReaper } from '../../src/manager/orchestrator/reaper.js';
+import { JobsOrchestrator } from '../../src/manager/orchestrator/jobs.js';
 import { Allocator } from '../../src/manager/allocator/allocator.js';
 import { Scheduler } from '../../src/manager/scheduler/scheduler.js';
 import { status, withStatus } from '../../src/manager/orchestrator/task.js';
@@ -22,15 +23,16 @@ import { makeNode, until } from '../helpers/swarm-fixtures.js';
 
 /**
  * The services and tasks API driven by the real docker CLI, against the leader loops on an
- * in-memory store (etcd and the agents are other stages). A stand-in agent moves assigned
- * tasks to RUNNING, as the dispatcher would report it.
+ * in-memory store (etcd and the agents are other stages; test/cluster/services.test.ts runs
+ * the whole thing). A stand-in agent moves assigned tasks to RUNNING, as the dispatcher
+ * would report it. Needs the docker CLI, not root.
  */
 
 const log = createLogger('test', 'silent');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-svc-'));
 const socket = path.join(dir, 'api.sock');
 const store = new MemoryStore();
-const loops = [new Allocator(store, log), new Scheduler(store, log), new ReplicatedOrchestrator(store, log), new GlobalOrchestrator(store, log), new TaskReaper(store, log)];
+const loops = [new Allocator(store, log), new Scheduler(store, log), new ReplicatedOrchestrator(store, log), new GlobalOrchestrator(store, log), new JobsOrchestrator(store, log), new TaskReaper(store, log)];
 let server: ApiServer;
 let stopAgent = () => {};
 
@@ -58,7 +60,9 @@ before(async () => {
     const changes: { kind: 'tasks'; op: 'update'; object: Task }[] = [];
     for (const t of store.list('tasks')) {
       let next: Task | undefined;
-      if (t.Status.State === 'assigned' && t.DesiredState === 'running') {
+      if (t.Status.State === 'assigned' && t.DesiredState === 'complete') {
+        next = withStatus(t, status('complete', 'finished', { ContainerStatus: { ContainerID: 'd'.repeat(64), PID: 43, ExitCode: 0 } }));
+      } else if (t.Status.State === 'assigned' && t.DesiredState === 'running') {
         next = t.Spec.ContainerSpec?.Image?.startsWith('broken')
           ? withStatus(t, status('rejected', 'preparing', { Err: 'No such image: broken' }))
           : withStatus(t, status('running', 'started', { ContainerStatus: { ContainerID: 'c'.repeat(64), PID: 42 } }));
@@ -187,6 +191,34 @@ test('a rejected task (image cannot be pulled) shows its error and is retried', 
   await until('two attempts', () => store.list('tasks').filter((t) => t.Spec.ContainerSpec?.Image?.startsWith('broken') && t.Status.State === 'rejected').length >= 2);
   const ps = await docker('service', 'ps', 'broken', '--no-trunc', '--format', '{{.Error}}');
   assert.match(ps.stdout, /No such image: broken/);
+});
+
+test('a failing update pauses (the CLI says so); service rollback restores the previous spec', async () => {
+  let r = await docker('service', 'create', '--name', 'upd', '--replicas', '2', '--detach=false', 'busybox', 'top');
+  assert.equal(r.code, 0, r.stderr);
+  r = await docker('service', 'update', '--image', 'broken', '--restart-delay', '0s', '--detach=false', 'upd');
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /service update paused: update paused due to failure or early termination of task [a-z0-9]{25}/);
+  assert.equal((await docker('service', 'inspect', 'upd', '--format', '{{.UpdateStatus.State}}')).stdout.trim(), 'paused');
+  r = await docker('service', 'rollback', '--detach=false', 'upd');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await docker('service', 'inspect', 'upd', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}')).stdout.trim(), 'busybox:latest rollback_completed');
+  await until('2 running busybox', () => store.list('tasks').filter((t) => t.Status.State === 'running' && t.Spec.ContainerSpec?.Image === 'busybox:latest' && store.get('services', t.ServiceID)?.Spec.Name === 'upd').length === 2);
+  assert.equal((await docker('service', 'rm', 'upd')).code, 0);
+});
+
+test('replicated job: runs to completion; service ls shows completions; update runs it again', async () => {
+  let r = await docker('service', 'create', '--name', 'batch', '--mode', 'replicated-job', '--replicas', '2', '--max-concurrent', '1', '--detach=false', 'busybox', 'true');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout + r.stderr, /job complete/);
+  const ls = await docker('service', 'ls', '--filter', 'name=batch', '--format', '{{.Mode}} {{.Replicas}}');
+  assert.equal(ls.stdout.trim(), 'replicated job 0/1 (2/2 completed)');
+  r = await docker('service', 'update', '--force', '--detach=false', 'batch');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal((await docker('service', 'inspect', 'batch', '--format', '{{.JobStatus.JobIteration.Index}}')).stdout.trim(), '1');
+  const done = store.list('tasks').filter((t) => t.Status.State === 'complete' && store.get('services', t.ServiceID)?.Spec.Name === 'batch');
+  assert.equal(done.length, 4);
+  assert.equal((await docker('service', 'rm', 'batch')).code, 0);
 });
 
 test('service rm removes the service and, once stopped, its tasks', async () => {
