@@ -262,7 +262,7 @@ export interface ClusterSpec extends Annotations {
   Orchestration?: { TaskHistoryRetentionLimit?: number };
   Raft?: { SnapshotInterval?: number; KeepOldSnapshots?: number; LogEntriesForSlowFollowers?: number; ElectionTick?: number; HeartbeatTick?: number };
   Dispatcher?: { HeartbeatPeriod?: number };
-  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[] };
+  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[]; SigningCACert?: string; SigningCAKey?: string };
   TaskDefaults?: Record<string, unknown>;
   EncryptionConfig?: { AutoLockManagers?: boolean };
 }
