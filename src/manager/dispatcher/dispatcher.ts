@@ -14,6 +14,8 @@ export const DEFAULT_HEARTBEAT_MS = 5000;
 export const GRACE_MULTIPLIER = 3;
 const STATUS_FLUSH_MS = 100;
 const ASSIGNMENT_DEBOUNCE_MS = 100;
+/** After a version conflict: time for the store's watch to catch up before retrying. */
+const STATUS_RETRY_MS = 20;
 
 interface Session {
   id: string;
@@ -56,6 +58,7 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   private statusQueue: { nodeId: string; taskId: string; status: TaskStatus }[] = [];
   private flushTimer?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
   private readonly closers = new Set<() => void>();
 
   constructor(private readonly d: DispatcherDeps) {}
@@ -200,43 +203,49 @@ export class Dispatcher {
       if (!t || t.NodeID !== id.nodeId) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
       this.statusQueue.push({ nodeId: id.nodeId, ...u });
     }
-    if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), STATUS_FLUSH_MS);
+    this.scheduleFlush(STATUS_FLUSH_MS);
     cb(null, {});
   }
 
-  /** Writes queued task statuses in one batch; a status older than the stored one is dropped. */
+  private scheduleFlush(delayMs: number): void {
+    if (!this.flushTimer && !this.flushing) this.flushTimer = setTimeout(() => void this.flush(), delayMs);
+  }
+
+  /**
+   * Writes queued task statuses in one batch; a status older than the stored one is dropped.
+   * One flush at a time (two would race each other's versions), and a batch that loses a
+   * version race goes back to the queue until the cache has caught up: an agent reports each
+   * state once, so a status dropped here would leave the task behind for good.
+   */
   private async flush(): Promise<void> {
     this.flushTimer = undefined;
     const queue = this.statusQueue;
     this.statusQueue = [];
-    const latest = new Map<string, TaskStatus>();
+    const latest = new Map<string, { nodeId: string; taskId: string; status: TaskStatus }>();
     for (const u of queue) {
       const prev = latest.get(u.taskId);
-      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.State)) latest.set(u.taskId, u.status);
+      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State)) latest.set(u.taskId, u);
     }
-    const build = () => {
-      const changes = [];
-      for (const [taskId, status] of latest) {
-        const t = this.d.store.get('tasks', taskId);
-        if (!t || taskStateRank(status.State) < taskStateRank(t.Status.State)) continue;
-        t.Status = status;
-        changes.push({ kind: 'tasks' as const, op: 'update' as const, object: t });
-      }
-      return changes;
-    };
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        await this.d.store.commit(build());
+    const changes = [];
+    for (const { taskId, status } of latest.values()) {
+      const t = this.d.store.get('tasks', taskId);
+      if (!t || taskStateRank(status.State) < taskStateRank(t.Status.State)) continue;
+      if (status.State === t.Status.State && status.Timestamp === t.Status.Timestamp) continue;
+      t.Status = status;
+      changes.push({ kind: 'tasks' as const, op: 'update' as const, object: t });
+    }
+    let retryMs = 0;
+    this.flushing = this.d.store.commit(changes).catch((e) => {
+      if (!(e instanceof VersionConflict)) {
+        this.d.log.warn({ err: e }, 'task status write failed');
         return;
-      } catch (e) {
-        if (!(e instanceof VersionConflict)) {
-          this.d.log.warn({ err: e }, 'task status write failed');
-          return;
-        }
       }
-    }
-    // Persistent conflicts: one task at a time so one busy task cannot hold the others back.
-    for (const c of build()) await this.d.store.commit([c]).catch(() => undefined);
+      this.statusQueue = [...latest.values(), ...this.statusQueue];
+      retryMs = STATUS_RETRY_MS;
+    });
+    await this.flushing;
+    this.flushing = undefined;
+    if (this.statusQueue.length) this.scheduleFlush(retryMs);
   }
 }
 
