@@ -1,0 +1,156 @@
+/**
+ * Control plane at scale: one real manager (shoald + etcd in its own netns, drained so it runs
+ * nothing itself) and N simulated nodes (bench/sim/sim-nodes.ts: each a real swarm member with
+ * its own certificate and mTLS session; tasks go ACCEPTED → PREPARING → STARTING → RUNNING on
+ * a simulated executor). One service of M replicas is created through the Engine API; we
+ * measure the time until all M are RUNNING in the store, create→RUNNING per task, manager RSS
+ * (shoald + etcd) and etcd writes.
+ *
+ *   node dist/bench/control-plane.js [nodes=100] [tasks=10000] [timeout s=300]    (root)
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
+import { stopProcess } from '../test/helpers/process.js';
+import type { Service, Task } from '../src/cluster/types.js';
+import { api, pct, printTable, rssMiB, writeReport } from './report.js';
+
+export interface ControlPlaneResult {
+  nodes: number;
+  tasks: number;
+  joinMs: number;
+  allRunningMs: number | null;
+  tasksPerSecond: number | null;
+  createToRunningMs: { p50: number; p99: number; max: number };
+  runningSeen: number;
+  managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
+  etcd: { puts: number; deletes: number; txns: number; proposalsCommitted: number };
+  limit?: string;
+}
+
+const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
+
+async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
+  const certs = path.join(d.dataRoot, 'swarm/certificates');
+  const r = await d.inNs('curl', ['-s', '--cacert', `${certs}/swarm-root-ca.crt`, '--cert', `${certs}/swarm-node.crt`, '--key', `${certs}/swarm-node.key`, 'https://127.0.0.1:2379/metrics'], { allowFail: true });
+  const out: Record<string, number> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total)\s+(\S+)/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300_000): Promise<ControlPlaneResult> {
+  const d = await startDaemon({ prefix: 'bcp' });
+  let simPid: number | undefined;
+  try {
+    const init = await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
+    if (init.code !== 0) throw new Error(`swarm init: ${init.stderr}`);
+    await d.docker(['node', 'update', '--availability', 'drain', (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim()]);
+    const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    const etcdPid = Number(fs.readFileSync(path.join(d.dataRoot, 'swarm/etcd.pid'), 'utf8').trim());
+
+    const sim = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, '--max-old-space-size=4096', SIM_JS, '127.0.0.1:2377', token, String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    simPid = sim.pid;
+    let agentRunning = 0;
+    let resolveJoined: (ms: number) => void;
+    const joined = new Promise<number>((r) => (resolveJoined = r));
+    readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
+      try {
+        const m = JSON.parse(l) as { joined?: number; ms?: number; running?: number };
+        if (m.joined !== undefined) resolveJoined(m.ms!);
+        if (m.running !== undefined) agentRunning = m.running;
+      } catch { /* not ours */ }
+    });
+    const exited = new Promise<never>((_, reject) => sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`))));
+    exited.catch(() => undefined);
+    const joinMs = await Promise.race([joined, exited]);
+    console.error(`${nodes} simulated nodes joined in ${joinMs} ms`);
+
+    const before = await etcdMetrics(d);
+    let shoaldPeak = 0;
+    let etcdPeak = 0;
+    const sampler = setInterval(() => {
+      shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
+      etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
+    }, 250);
+
+    const t0 = Date.now();
+    const spec = { Name: 'sim', Mode: { Replicated: { Replicas: tasks } }, TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } } };
+    const created = await api(d.socket, 'POST', '/v1.41/services/create', spec);
+    if (created.status !== 201) throw new Error(`service create: ${created.status} ${created.body}`);
+    const serviceId = (JSON.parse(created.body) as { ID: string }).ID;
+
+    let allRunningMs: number | null = null;
+    let lastLog = 0;
+    let limit: string | undefined;
+    while (Date.now() - t0 < timeoutMs) {
+      // Agents first (cheap); then the store through the API, which is what counts.
+      if (agentRunning >= tasks) {
+        const r = await api(d.socket, 'GET', '/v1.41/services?status=true');
+        const s = (JSON.parse(r.body) as (Service & { ServiceStatus?: { RunningTasks: number } })[]).find((x) => x.ID === serviceId);
+        if ((s?.ServiceStatus?.RunningTasks ?? 0) >= tasks) {
+          allRunningMs = Date.now() - t0;
+          break;
+        }
+      }
+      if (Date.now() - lastLog > 5000) {
+        lastLog = Date.now();
+        let states = '';
+        if (agentRunning >= tasks) {
+          const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
+          const hist = new Map<string, number>();
+          for (const t of JSON.parse(r.body) as Task[]) hist.set(t.Status.State, (hist.get(t.Status.State) ?? 0) + 1);
+          states = `; in the store: ${JSON.stringify(Object.fromEntries(hist))}`;
+        }
+        console.error(`  t+${((Date.now() - t0) / 1000).toFixed(0)} s: ${agentRunning}/${tasks} running on the agents${states}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (allRunningMs === null) limit = `not all running after ${timeoutMs / 1000} s (${agentRunning}/${tasks} on the agents)`;
+    clearInterval(sampler);
+    shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
+    etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
+    const after = await etcdMetrics(d);
+
+    const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
+    const all = JSON.parse(r.body) as Task[];
+    const lat = all.filter((t) => t.Status.State === 'running').map((t) => Date.parse(t.Status.Timestamp) - Date.parse(t.CreatedAt)).sort((a, b) => a - b);
+    const diff = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    return {
+      nodes, tasks, joinMs,
+      allRunningMs,
+      tasksPerSecond: allRunningMs ? Math.round(tasks / (allRunningMs / 1000)) : null,
+      createToRunningMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] },
+      runningSeen: lat.length,
+      managerRssMiB: { shoaldPeak: Math.round(shoaldPeak), etcdPeak: Math.round(etcdPeak), totalPeak: Math.round(shoaldPeak + etcdPeak) },
+      etcd: { puts: diff('etcd_mvcc_put_total'), deletes: diff('etcd_mvcc_delete_total'), txns: diff('etcd_mvcc_txn_total'), proposalsCommitted: diff('etcd_server_proposals_committed_total') },
+      ...(limit ? { limit } : {}),
+    };
+  } finally {
+    await stopProcess(simPid, 'SIGTERM', 5000);
+    await d.destroy();
+  }
+}
+
+export function printControlPlane(r: ControlPlaneResult): void {
+  printTable(`control plane: ${r.nodes} simulated nodes, ${r.tasks} replicas`, [
+    ['nodes joined (certificates + sessions)', `${r.joinMs} ms`],
+    ['service create → all RUNNING', r.allRunningMs === null ? `not reached: ${r.limit}` : `${(r.allRunningMs / 1000).toFixed(1)} s`],
+    ['tasks/s', String(r.tasksPerSecond ?? '-')],
+    ['create → RUNNING per task p50 / p99', `${r.createToRunningMs.p50} / ${r.createToRunningMs.p99} ms`],
+    ['manager peak RSS shoald + etcd', `${r.managerRssMiB.shoaldPeak} + ${r.managerRssMiB.etcdPeak} = ${r.managerRssMiB.totalPeak} MiB`],
+    ['etcd writes: puts / deletes / txns / proposals', `${r.etcd.puts} / ${r.etcd.deletes} / ${r.etcd.txns} / ${r.etcd.proposalsCommitted}`],
+  ]);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const nodes = Number(process.argv[2] ?? 100);
+  const tasks = Number(process.argv[3] ?? 10_000);
+  const r = await controlPlane(nodes, tasks, Number(process.argv[4] ?? 300) * 1000);
+  printControlPlane(r);
+  console.log(`written ${writeReport(`control-plane-${nodes}x${tasks}`, r)}`);
+}
