@@ -60,6 +60,10 @@ export class Dispatcher {
   private flushTimer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private readonly closers = new Set<() => void>();
+  private byNode?: Map<string, Map<string, Task>>;
+  private unwatchTasks?: () => void;
+  /** node ID → its assignments streams' change callbacks. */
+  private readonly assignmentStreams = new Map<string, Set<() => void>>();
 
   constructor(private readonly d: DispatcherDeps) {}
 
@@ -75,6 +79,9 @@ export class Dispatcher {
 
   close(): void {
     for (const c of [...this.closers]) c();
+    this.unwatchTasks?.();
+    this.unwatchTasks = undefined;
+    this.byNode = undefined;
     for (const s of this.sessions.values()) s.lease.release();
     this.sessions.clear();
     clearTimeout(this.flushTimer);
@@ -171,15 +178,19 @@ export class Dispatcher {
       call.destroy(e as Error);
       return;
     }
-    const send = () => call.write({ tasks: assignedTasks(this.d.store.list('tasks'), id.nodeId) });
+    const byNode = this.taskIndex();
+    const send = () => call.write({ tasks: assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId) });
     send();
     let timer: NodeJS.Timeout | undefined;
-    const unwatch = this.d.store.watch((evs: StoreEvent[]) => {
-      if (!evs.some((e) => e.kind === 'tasks' && (e.object as Task).NodeID === id.nodeId)) return;
+    const changed = () => {
       if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, ASSIGNMENT_DEBOUNCE_MS);
-    });
+    };
+    let streams = this.assignmentStreams.get(id.nodeId);
+    if (!streams) this.assignmentStreams.set(id.nodeId, (streams = new Set()));
+    streams.add(changed);
     const end = () => {
-      unwatch();
+      streams.delete(changed);
+      if (!streams.size) this.assignmentStreams.delete(id.nodeId);
       clearTimeout(timer);
       this.closers.delete(end);
       call.end();
@@ -187,6 +198,48 @@ export class Dispatcher {
     this.closers.add(end);
     call.on('cancelled', end);
     call.on('error', end);
+  }
+
+  /**
+   * Tasks by node, kept from one store watch: an assignments stream reads only its node's
+   * tasks, instead of every stream copying the whole task list on every change (which made
+   * the manager's time grow with nodes × tasks).
+   */
+  private taskIndex(): Map<string, Map<string, Task>> {
+    if (this.byNode) return this.byNode;
+    const byNode = (this.byNode = new Map());
+    const nodeOf = new Map<string, string>();
+    const put = (t: Task) => {
+      const prev = nodeOf.get(t.ID);
+      if (prev !== undefined && prev !== t.NodeID) byNode.get(prev)?.delete(t.ID);
+      if (!t.NodeID) {
+        nodeOf.delete(t.ID);
+        return;
+      }
+      nodeOf.set(t.ID, t.NodeID);
+      let m = byNode.get(t.NodeID);
+      if (!m) byNode.set(t.NodeID, (m = new Map()));
+      m.set(t.ID, t);
+    };
+    this.unwatchTasks = this.d.store.watch((evs: StoreEvent[]) => {
+      const touched = new Set<string>();
+      for (const e of evs) {
+        if (e.kind !== 'tasks') continue;
+        const t = e.object as Task;
+        const prev = nodeOf.get(t.ID);
+        if (prev) touched.add(prev);
+        if (e.action === 'delete') {
+          if (prev) byNode.get(prev)?.delete(t.ID);
+          nodeOf.delete(t.ID);
+        } else {
+          put(t);
+          if (t.NodeID) touched.add(t.NodeID);
+        }
+      }
+      for (const n of touched) for (const fn of this.assignmentStreams.get(n) ?? []) fn();
+    });
+    for (const t of this.d.store.list('tasks')) put(t);
+    return byNode;
   }
 
   private updateTaskStatus(call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>): void {
