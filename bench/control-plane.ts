@@ -44,6 +44,13 @@ async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
 }
 
 export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300_000): Promise<ControlPlaneResult> {
+  // SHOAL_BENCH_PROFILE=<dir>: shoald and the simulated nodes write CPU profiles there on exit.
+  const prof = process.env.SHOAL_BENCH_PROFILE;
+  if (prof) {
+    fs.mkdirSync(prof, { recursive: true });
+    process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
+  }
   const d = await startDaemon({ prefix: 'bcp' });
   let simPid: number | undefined;
   try {
