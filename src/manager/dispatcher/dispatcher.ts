@@ -252,8 +252,9 @@ export class Dispatcher {
     const s = this.sessions.get(call.request.sessionId);
     if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
     for (const u of call.request.updates ?? []) {
-      const t = this.d.store.get('tasks', u.taskId);
-      if (!t || t.NodeID !== id.nodeId) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
+      // The node's own index, not a store read: no copy of the task per status update.
+      const t = this.taskIndex().get(id.nodeId)?.get(u.taskId);
+      if (!t) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
       this.statusQueue.push({ nodeId: id.nodeId, ...u });
     }
     this.scheduleFlush(STATUS_FLUSH_MS);
