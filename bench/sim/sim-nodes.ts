@@ -12,7 +12,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { AgentSession } from '../../src/agent/session/session.js';
 import { Worker } from '../../src/agent/worker/worker.js';
-import { SimulatedExecutor } from '../../src/agent/executor/simulated-executor.js';
+import { SimulatedExecutor } from '../../src/agent/executor/simulated.js';
 import { CAClient, clientCredentials, insecureCredentials, unary, type IssueResponse, type RootCAResponse } from '../../src/cluster/rpc.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
 import { parseJoinToken, rootDigest } from '../../src/manager/ca/tokens.js';

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import { X509Certificate } from 'node:crypto';
-import type { NodeDescription, Task, TaskStatus, Node } from './types.js';
+import type { Network, NodeDescription, Service, Task, TaskStatus, Node } from './types.js';
 
 /**
  * The cluster RPCs on port 2377, carried by gRPC with JSON bodies (no protobuf build step).
@@ -38,6 +38,7 @@ export const dispatcherService = {
   Heartbeat: method('Dispatcher', 'Heartbeat'),
   UpdateTaskStatus: method('Dispatcher', 'UpdateTaskStatus'),
   Assignments: method('Dispatcher', 'Assignments', true),
+  NetworkView: method('Dispatcher', 'NetworkView', true),
 } satisfies grpc.ServiceDefinition;
 
 export const membershipService = {
@@ -48,9 +49,10 @@ export const membershipService = {
 // ---- messages ----
 export interface RootCAResponse { certificate: string }
 export interface IssueRequest { csr: string; token: string; addr: string }
-export interface IssueResponse { nodeId: string; certificate: string; role: 'manager' | 'worker'; clusterId: string }
+/** Managers also get an etcd certificate (same key) from the etcd CA, which root rotation never changes. */
+export interface IssueResponse { nodeId: string; certificate: string; role: 'manager' | 'worker'; clusterId: string; etcdCertificate?: string; etcdCA?: string }
 export interface RenewRequest { csr: string }
-export interface RenewResponse { certificate: string; role: 'manager' | 'worker' }
+export interface RenewResponse { certificate: string; role: 'manager' | 'worker'; etcdCertificate?: string; etcdCA?: string }
 
 export interface ManagerAddr { nodeId: string; addr: string }
 export interface SessionRequest { description: NodeDescription; addr: string }
@@ -60,6 +62,8 @@ export interface HeartbeatResponse { periodMs: number }
 export interface TaskStatusRequest { sessionId: string; updates: { taskId: string; status: TaskStatus }[] }
 export interface AssignmentsRequest { sessionId: string }
 export interface AssignmentsMessage { tasks: Task[] }
+/** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
+export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }
 
 export interface JoinRequest { addr: string }
 export interface JoinResponse { initialCluster: string; clusterToken: string }

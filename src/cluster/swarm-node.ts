@@ -12,11 +12,13 @@ import { newSwarmId } from '../util/ids.js';
 import type { AgentLink } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
 import { Manager } from '../manager/manager.js';
+import { ingressNetwork } from '../manager/networks/swarm-networks.js';
 import type { Store } from '../manager/store/store.js';
 import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.js';
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
-import { certIdentity, createCsr, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
-import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
+import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
+import { X509Certificate } from 'node:crypto';
+import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type RenewResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
 export const ERR_NO_SWARM_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
@@ -104,6 +106,7 @@ export class SwarmNode {
   private readonly certDir: string;
   private busy = Promise.resolve();
   private roleChange?: Promise<void>;
+  private trustChange?: Promise<void>;
   private renewTimer?: NodeJS.Timeout;
   private wantedRole?: 'manager' | 'worker';
   /** Forwarded to whichever session is current, so the worker registers once. */
@@ -131,6 +134,8 @@ export class SwarmNode {
       ca: path.join(this.certDir, 'swarm-root-ca.crt'),
       cert: path.join(this.certDir, 'swarm-node.crt'),
       key: path.join(this.certDir, 'swarm-node.key'),
+      etcdCa: path.join(this.certDir, 'etcd-ca.crt'),
+      etcdCert: path.join(this.certDir, 'etcd-node.crt'),
     };
   }
 
@@ -197,6 +202,7 @@ export class SwarmNode {
       const keys = await generateKeyPair();
       const cert = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId, role: 'manager', clusterId, addresses: [advertise.host], expiryMs: (spec.CAConfig?.NodeCertExpiry ?? 0) / 1e6 || undefined });
       this.writeCerts(ca.certPem, cert, await privateKeyToPem(keys.privateKey));
+      this.writeEtcdCerts(ca.certPem, cert);
       const state: SwarmState = { nodeId, clusterId, role: 'manager', advertiseAddr: advertise.host, listenAddr: `${listen.host}:${listen.port}`, managers: [{ nodeId, addr: `${advertise.host}:${advertise.port}` }] };
       try {
         this.state = state;
@@ -216,6 +222,7 @@ export class SwarmNode {
             ManagerStatus: { Reachability: 'reachable', Addr: `${advertise.host}:${advertise.port}` },
           };
           await m.bootstrap(ca, cluster, node);
+          await m.store.commit([{ kind: 'networks', op: 'create', object: ingressNetwork() }]);
         });
         this.startSession();
       } catch (e) {
@@ -283,6 +290,7 @@ export class SwarmNode {
         ca.close();
       }
       this.writeCerts(rootPem, issued.certificate, keyPem);
+      if (issued.etcdCertificate && issued.etcdCA) this.writeEtcdCerts(issued.etcdCA, issued.etcdCertificate);
       this.state = {
         nodeId: issued.nodeId, clusterId: issued.clusterId, role: issued.role, advertiseAddr: advertiseHost,
         listenAddr: `${listen.host}:${listen.port}`, managers: [{ nodeId: '', addr: remote }],
@@ -358,7 +366,7 @@ export class SwarmNode {
     const f = this.files;
     const m = await Manager.start({
       nodeId: s.nodeId, clusterId: s.clusterId, advertiseAddr: s.advertiseAddr, listenAddr: s.listenAddr,
-      tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
+      tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
       forceNewCluster, initialCluster,
     });
     try {
@@ -369,6 +377,21 @@ export class SwarmNode {
       throw e;
     }
     this.manager = m;
+  }
+
+  /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */
+  agentTarget(): { nodeId: string; tls(): { ca: Buffer; cert: Buffer; key: Buffer }; managers(): string[] } | undefined {
+    const s = this.state;
+    if (!s || !this.session) return undefined;
+    const f = this.files;
+    return {
+      nodeId: s.nodeId,
+      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
+      managers: () => {
+        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
+        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
+      },
+    };
   }
 
   private startSession(): void {
@@ -389,7 +412,10 @@ export class SwarmNode {
       },
       description: () => this.description(),
       addr: s.advertiseAddr,
-      onSession: (msg) => this.reconcileRole(msg.node.Spec.Role),
+      onSession: (msg) => {
+        this.reconcileRole(msg.node.Spec.Role);
+        this.reconcileTrust(msg.rootCA);
+      },
     });
     session.onAssignments((tasks) => {
       for (const fn of this.assignmentListeners) fn(tasks);
@@ -428,7 +454,7 @@ export class SwarmNode {
     const f = this.files;
     const keys = await generateKeyPair();
     const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
-    let renewed: { certificate: string; role: 'manager' | 'worker' };
+    let renewed: RenewResponse;
     try {
       renewed = await unary(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
     } finally {
@@ -436,6 +462,8 @@ export class SwarmNode {
     }
     if (renewed.role !== s.role) return; // a role change is under way; it brings its own certificate
     this.writeCerts(fs.readFileSync(f.ca, 'utf8'), renewed.certificate, await privateKeyToPem(keys.privateKey));
+    // etcd reads its certificate files on each new connection.
+    if (renewed.etcdCertificate && renewed.etcdCA) this.writeEtcdCerts(renewed.etcdCA, renewed.etcdCertificate);
     this.manager?.reloadTls();
     this.log.info('node certificate renewed');
   }
@@ -454,8 +482,31 @@ export class SwarmNode {
           { Type: 'Volume', Name: 'local' },
         ],
       },
-      TLSInfo: fs.existsSync(this.files.ca) ? tlsInfo(fs.readFileSync(this.files.ca, 'utf8')) : undefined,
+      TLSInfo: fs.existsSync(this.files.ca) ? this.nodeTlsInfo() : undefined,
     };
+  }
+
+  /**
+   * Follows the swarm's trust bundle (root CA rotation): store it, have etcd reload it, and
+   * get a certificate from the new signing root; then re-register so the managers see the
+   * node's new TLSInfo.
+   */
+  private reconcileTrust(bundle: string | undefined): void {
+    if (!bundle || !this.state || this.trustChange) return;
+    if (fs.readFileSync(this.files.ca, 'utf8') === bundle) return;
+    this.trustChange = this.exclusive(async () => {
+      const f = this.files;
+      if (!this.state || fs.readFileSync(f.ca, 'utf8') === bundle) return;
+      fs.writeFileSync(f.ca, bundle);
+      this.log.info('swarm trust roots changed');
+      // etcd keeps its own CA: only the cluster RPC TLS follows the swarm root.
+      this.manager?.reloadTls();
+      const signing = new X509Certificate(firstPem(bundle));
+      if (!new X509Certificate(fs.readFileSync(f.cert)).verify(signing.publicKey)) await this.renewCertificate();
+      this.session?.reconnect();
+    })
+      .catch((err) => this.log.warn({ err }, 'trust update failed; will retry on the next session message'))
+      .finally(() => (this.trustChange = undefined));
   }
 
   /** Follows the role managers decided for this node; retries every 5 s as SwarmKit's role manager. */
@@ -488,7 +539,7 @@ export class SwarmNode {
     }
     const keys = await generateKeyPair();
     const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
-    let renewed: { certificate: string; role: 'manager' | 'worker' };
+    let renewed: RenewResponse;
     try {
       renewed = await unary(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
     } finally {
@@ -496,6 +547,7 @@ export class SwarmNode {
     }
     if (renewed.role !== role) throw new Error(`CA issued a ${renewed.role} certificate, expected ${role}`);
     this.writeCerts(fs.readFileSync(f.ca, 'utf8'), renewed.certificate, await privateKeyToPem(keys.privateKey));
+    if (renewed.etcdCertificate && renewed.etcdCA) this.writeEtcdCerts(renewed.etcdCA, renewed.etcdCertificate);
     if (role === 'manager') {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
       const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: s.advertiseAddr });
@@ -504,6 +556,29 @@ export class SwarmNode {
     s.role = role;
     this.saveState();
     this.log.info({ role }, 'node role changed');
+  }
+
+  /** TrustRoot: the signing root this node trusts; issuer: whichever trusted root signed its certificate. */
+  private nodeTlsInfo(): Cluster['TLSInfo'] {
+    const bundle = fs.readFileSync(this.files.ca, 'utf8');
+    const roots = bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
+    const info = tlsInfo(firstPem(bundle));
+    try {
+      const cert = new X509Certificate(fs.readFileSync(this.files.cert));
+      const issuer = roots.find((r) => cert.verify(new X509Certificate(r).publicKey));
+      if (issuer) {
+        const i = tlsInfo(issuer.endsWith('\n') ? issuer : issuer + '\n');
+        return { ...info, CertIssuerSubject: i.CertIssuerSubject, CertIssuerPublicKey: i.CertIssuerPublicKey };
+      }
+    } catch {
+      /* no certificate yet */
+    }
+    return info;
+  }
+
+  private writeEtcdCerts(ca: string, cert: string): void {
+    fs.writeFileSync(this.files.etcdCa, ca);
+    fs.writeFileSync(this.files.etcdCert, cert);
   }
 
   private writeCerts(ca: string, cert: string, key: string): void {

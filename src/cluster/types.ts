@@ -230,6 +230,8 @@ export interface Task extends Meta {
   SpecVersion?: Version;
   /** Jobs only: the run of the job this task belongs to. */
   JobIteration?: Version;
+  /** The service's endpoint (allocated ports) when the task was allocated: agents publish host-mode ports from it. */
+  Endpoint?: Endpoint;
 }
 
 // ---- networks ----
@@ -260,7 +262,7 @@ export interface ClusterSpec extends Annotations {
   Orchestration?: { TaskHistoryRetentionLimit?: number };
   Raft?: { SnapshotInterval?: number; KeepOldSnapshots?: number; LogEntriesForSlowFollowers?: number; ElectionTick?: number; HeartbeatTick?: number };
   Dispatcher?: { HeartbeatPeriod?: number };
-  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[] };
+  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[]; SigningCACert?: string; SigningCAKey?: string };
   TaskDefaults?: Record<string, unknown>;
   EncryptionConfig?: { AutoLockManagers?: boolean };
 }

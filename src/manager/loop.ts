@@ -30,7 +30,13 @@ export abstract class StoreLoop {
     this.stopped = false;
     this.unsubscribe = this.store.watch((events) => {
       if (this.stopped) return;
-      if (this.observe(events)) this.kick();
+      try {
+        if (this.observe(events)) this.kick();
+      } catch (e) {
+        // Never let one loop break the store's watch for everyone else.
+        this.log.error({ err: e }, 'loop could not take events; running a full pass');
+        this.kick();
+      }
     });
     this.init();
     this.kick(0);
@@ -43,8 +49,9 @@ export abstract class StoreLoop {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerAt = Infinity;
-    for (const t of this.delayed) clearTimeout(t);
-    this.delayed.clear();
+    if (this.wake) clearTimeout(this.wake);
+    this.wake = undefined;
+    this.wakeAt = Infinity;
     await this.pass?.catch(() => undefined);
     this.onStop();
   }
@@ -82,16 +89,19 @@ export abstract class StoreLoop {
     this.timer = setTimeout(() => this.startPass(), Math.max(0, at - now));
   }
 
-  /** Schedules a pass at an absolute time (restart delays), without cancelling earlier ones. */
+  /** Schedules a pass at an absolute time (restart delays, update delays); the earliest wins. */
   protected kickAt(ms: number): void {
-    const delay = Math.max(0, ms - Date.now());
-    const t = setTimeout(() => {
-      this.delayed.delete(t);
+    if (this.stopped || (this.wake && this.wakeAt <= ms)) return;
+    if (this.wake) clearTimeout(this.wake);
+    this.wakeAt = ms;
+    this.wake = setTimeout(() => {
+      this.wake = undefined;
+      this.wakeAt = Infinity;
       this.kick(0);
-    }, delay);
-    this.delayed.add(t);
+    }, Math.max(0, ms - Date.now()));
   }
-  private readonly delayed = new Set<NodeJS.Timeout>();
+  private wake?: NodeJS.Timeout;
+  private wakeAt = Infinity;
 
   private startPass(): void {
     this.timer = undefined;

@@ -12,16 +12,28 @@ import { LeaderElection } from './leader/election.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
 import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/dispatcher.js';
 import { livenessLoop } from './dispatcher/liveness.js';
+import { networkViewHandler } from './dispatcher/network-view.js';
 import { caHandlers } from './ca/server.js';
+import { rootRotationLoop } from './ca/rotation.js';
 import type { RootCAMaterial } from './ca/root-ca.js';
 
 const CA_KEY = '/shoal/ca';
+
+/** The CA as stored in etcd: the signing root, and every root still trusted (during a rotation: new and old). */
+export interface StoredCA extends RootCAMaterial {
+  trust?: string[];
+  /** etcd's own CA (the first root): etcd peers keep trusting each other through rotations. */
+  etcd?: RootCAMaterial;
+}
 const PRESENCE_PREFIX = '/shoal/managers/';
 
 export interface ManagerTls {
   caFile: string;
   certFile: string;
   keyFile: string;
+  /** etcd's CA and this manager's etcd certificate (same key). */
+  etcdCaFile: string;
+  etcdCertFile: string;
 }
 
 export interface ManagerOptions {
@@ -52,7 +64,8 @@ export class Manager {
   private readonly loops: LeaderLoops;
   private server?: grpc.Server;
   private credentials?: SwarmServerCredentials;
-  private caMaterial?: RootCAMaterial;
+  private caMaterial?: StoredCA;
+  private caWatch?: Watcher;
   private presence?: Lease;
   private presenceWatch?: Watcher;
   private readonly reachable = new Set<string>();
@@ -63,14 +76,17 @@ export class Manager {
   private constructor(readonly o: ManagerOptions, readonly member: EtcdMember, readonly client: Etcd3) {
     this.election = new LeaderElection(client, o.nodeId, o.log.child({ part: 'election' }));
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
-    const extra = new Map<string, LeaderLoop>([['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)]]);
+    const extra = new Map<string, LeaderLoop>([
+      ['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)],
+      ['root-rotation', rootRotationLoop(() => this.finishRootRotation())],
+    ]);
     this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, extra);
     this.dispatcher = new Dispatcher({
       store: this.store,
       client,
       log: o.log.child({ part: 'dispatcher' }),
       identify: (call) => this.identify(call),
-      rootCA: () => this.rootCertPem(),
+      rootCA: () => this.trustBundle(),
     });
   }
 
@@ -81,9 +97,9 @@ export class Manager {
       name: o.nodeId,
       dataDir: etcdDir,
       advertiseAddr: o.advertiseAddr,
-      certFile: o.tls.certFile,
+      certFile: o.tls.etcdCertFile,
       keyFile: o.tls.keyFile,
-      caFile: o.tls.caFile,
+      caFile: o.tls.etcdCaFile,
       clusterToken: o.clusterId,
       initialCluster: o.initialCluster,
       forceNewCluster: o.forceNewCluster,
@@ -91,7 +107,7 @@ export class Manager {
       pidFile: path.join(o.swarmDir, 'etcd.pid'),
     }, o.log.child({ part: 'etcd' }));
     await member.start();
-    const client = etcdClient(['https://127.0.0.1:2379'], { ca: fs.readFileSync(o.tls.caFile), cert: fs.readFileSync(o.tls.certFile), key: fs.readFileSync(o.tls.keyFile) });
+    const client = etcdClient(['https://127.0.0.1:2379'], { ca: fs.readFileSync(o.tls.etcdCaFile), cert: fs.readFileSync(o.tls.etcdCertFile), key: fs.readFileSync(o.tls.keyFile) });
     try {
       await waitForEtcd(client, 60_000, member);
     } catch (e) {
@@ -106,7 +122,8 @@ export class Manager {
 
   /** First manager of a new swarm: the CA, the cluster object and this node. */
   async bootstrap(ca: RootCAMaterial, cluster: Cluster, node: Node): Promise<void> {
-    await this.client.put(CA_KEY).value(JSON.stringify(ca)).exec();
+    const stored: StoredCA = { ...ca, trust: [ca.certPem], etcd: ca };
+    await this.client.put(CA_KEY).value(JSON.stringify(stored)).exec();
     await this.store.commit([
       { kind: 'cluster', op: 'create', object: cluster },
       { kind: 'nodes', op: 'create', object: node },
@@ -117,7 +134,13 @@ export class Manager {
   async serve(): Promise<void> {
     const raw = await this.client.get(CA_KEY).string();
     if (!raw) throw new Error('swarm CA material missing from the store');
-    this.caMaterial = JSON.parse(raw) as RootCAMaterial;
+    this.caMaterial = JSON.parse(raw) as StoredCA;
+    this.caWatch = await this.client.watch().key(CA_KEY).create();
+    this.caWatch.on('put', (kv) => {
+      this.caMaterial = JSON.parse(kv.value.toString()) as StoredCA;
+      this.o.log.info('swarm root CA changed');
+      this.dispatcher.resendSessions();
+    });
 
     this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
     this.election.start();
@@ -133,8 +156,8 @@ export class Manager {
     this.quorumTimer = setInterval(() => void this.checkQuorum(), 1000);
 
     const server = new grpc.Server();
-    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, identify: (c) => this.identify(c) }));
-    server.addService(dispatcherService, this.dispatcher.handlers());
+    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
+    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: networkViewHandler(this.store, (c) => this.identify(c)) });
     server.addService(membershipService, this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
@@ -178,21 +201,48 @@ export class Manager {
     return this.caMaterial?.certPem ?? fs.readFileSync(this.o.tls.caFile, 'utf8');
   }
 
-  ca(): RootCAMaterial {
+  /** Every root certificate this swarm trusts now, signing root first (what agents store). */
+  trustBundle(): string {
+    const m = this.caMaterial;
+    if (!m) return fs.readFileSync(this.o.tls.caFile, 'utf8');
+    return [...new Set([m.certPem, ...(m.trust ?? [])])].join('');
+  }
+
+  /**
+   * `swarm ca --rotate`: a new root signs from now on; nodes trust both roots until every node
+   * holds a certificate from the new one (the root-rotation leader loop then ends the rotation).
+   */
+  async rotateRootCA(next: RootCAMaterial): Promise<void> {
+    const current = this.ca();
+    const stored: StoredCA = { ...next, trust: [next.certPem, ...new Set([current.certPem, ...(current.trust ?? [])])], etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem } };
+    await this.client.put(CA_KEY).value(JSON.stringify(stored)).exec();
+    this.caMaterial = stored;
+  }
+
+  /** Ends a rotation: only the signing root stays trusted. */
+  async finishRootRotation(): Promise<void> {
+    const current = this.ca();
+    if (!current.trust || current.trust.length <= 1) return;
+    await this.client.put(CA_KEY).value(JSON.stringify({ ...current, trust: [current.certPem] })).exec();
+  }
+
+
+  ca(): StoredCA {
     if (!this.caMaterial) throw new Error('CA not loaded');
     return this.caMaterial;
   }
 
   identify(call: { getAuthContext(): import('@grpc/grpc-js/build/src/auth-context.js').AuthContext | null }) {
     // Parsing and verifying the peer certificate on every call was a fifth of the manager's
-    // time under load: remember the answer per certificate for a minute (and per root).
+    // time under load: remember the answer per certificate for a minute (and per trust set).
     const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
-    const root = this.rootCertPem();
+    const trust = this.caMaterial?.trust?.length ? this.caMaterial.trust : [this.rootCertPem()];
+    const root = trust.join('');
     const key = raw ? raw.toString('base64') : undefined;
     const now = Date.now();
     const hit = key ? this.identities.get(key) : undefined;
     if (hit && hit.root === root && hit.until > now) return hit.id;
-    const found = peerIdentity(call, [new X509Certificate(root)]);
+    const found = peerIdentity(call, trust.map((p) => new X509Certificate(p)));
     const id = found && found.clusterId === this.o.clusterId ? found : undefined;
     if (key) {
       if (this.identities.size >= 10_000) this.identities.clear();
@@ -286,6 +336,7 @@ export class Manager {
     await this.election.stop().catch(() => undefined);
     await this.presence?.revoke().catch(() => undefined);
     await this.presenceWatch?.cancel().catch(() => undefined);
+    await this.caWatch?.cancel().catch(() => undefined);
     await this.store.close();
     this.client.close();
     await this.member.stop();

@@ -94,11 +94,38 @@ describe('services on a three-machine swarm', () => {
     assert.match(hist, new RegExp(`${oldTask} Shutdown Failed`));
   });
 
+  it('service update --env-add rolls every task (parallelism 3) and the new containers carry it', async () => {
+    const r = await d('m1', ['service', 'update', '--env-add', 'COLOUR=blue', '--update-parallelism', '3', '--update-monitor', '1s', '--detach=false', 'web']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await d('m1', ['service', 'inspect', 'web', '--format', '{{.UpdateStatus.State}}'])).stdout.trim(), 'completed');
+    await waitFor('7/7', async () => (await replicas('web')) === '7/7');
+    let seen = 0;
+    for (const m of MACHINES) {
+      for (const id of (await taskContainers(m, 'web')).values()) {
+        const env = (await d(m, ['inspect', id, '--format', '{{json .Config.Env}}'])).stdout;
+        assert.match(env, /COLOUR=blue/);
+        seen++;
+      }
+    }
+    assert.equal(seen, 7);
+  });
+
   it('global service: one task per machine', async () => {
     const r = await d('m1', ['service', 'create', '--name', 'mon', '--mode', 'global', '--detach=false', 'busybox', 'sleep', '100000']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await replicas('mon'), '3/3');
     for (const m of MACHINES) assert.equal((await taskContainers(m, 'mon')).size, 1);
+  });
+
+  it('host-mode published ports: one task per node at most, shown by service ps', async () => {
+    const r = await d('m1', ['service', 'create', '--name', 'hostport', '--replicas', '4', '--publish', 'mode=host,target=80,published=8081', '--detach', 'busybox', 'sleep', '100000']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('3 running, 1 pending', async () => {
+      const ps = (await d('m1', ['service', 'ps', 'hostport', '--no-trunc', '--format', '{{.CurrentState}}|{{.Ports}}|{{.Error}}'])).stdout.trim().split('\n');
+      return ps.filter((l) => /^Running .*\|\*:8081->80\/tcp\|$/.test(l)).length === 3
+        && ps.some((l) => /^Pending .*host-mode port already in use on 3 nodes/.test(l));
+    });
+    assert.equal((await d('m1', ['service', 'rm', 'hostport'])).code, 0);
   });
 
   it('swarm update --task-history-limit bounds the tasks kept per slot', async () => {
@@ -114,6 +141,17 @@ describe('services on a three-machine swarm', () => {
     assert.deepEqual(ps, ['Running', 'Shutdown']);
     assert.equal((await d('m1', ['service', 'rm', 'hist'])).code, 0);
     assert.equal((await d('m1', ['swarm', 'update', '--task-history-limit', '5'])).code, 0);
+  });
+
+  it('a replicated job runs its tasks to completion on real containers', async () => {
+    const r = await d('m1', ['service', 'create', '--name', 'batch', '--mode', 'replicated-job', '--replicas', '3', '--max-concurrent', '2', '--detach=false', 'busybox', 'true']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout + r.stderr, /job complete/);
+    assert.equal((await d('m1', ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Replicas}}'])).stdout.trim(), '0/2 (3/3 completed)');
+    const states = (await d('m1', ['service', 'ps', 'batch', '--format', '{{.DesiredState}} {{.CurrentState}}'])).stdout.trim().split('\n');
+    assert.equal(states.length, 3);
+    for (const l of states) assert.match(l, /^Complete Complete/);
+    assert.equal((await d('m1', ['service', 'rm', 'batch'])).code, 0);
   });
 
   it('a task that fits nowhere stays pending with the reason, and runs once a node fits', async () => {

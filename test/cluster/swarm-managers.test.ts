@@ -3,11 +3,16 @@ import assert from 'node:assert/strict';
 import { createTestNet, type TestNet } from '../helpers/testnet.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/process.js';
+import path from 'node:path';
+import { REPO_ROOT } from '../helpers/daemon.js';
+
+const TLS_PROBE = path.join(REPO_ROOT, 'dist/test/helpers/tls-probe.js');
 
 // Three managers on etcd: leader failover, promote/demote, leave, quorum loss and recovery (root).
 describe('swarm managers: three managers on etcd', () => {
   let net: TestNet;
   let m: TestDaemon[] = [];
+  let worker: TestDaemon;
   const ok = async (d: TestDaemon, args: string[]) => (await d.docker(args)).stdout;
   const fail = async (d: TestDaemon, args: string[]) => {
     const r = await d.docker(args, { allowFail: true });
@@ -21,12 +26,14 @@ describe('swarm managers: three managers on etcd', () => {
   const leaderOf = async (d: TestDaemon) => Object.entries(await managerStatus(d)).find(([, s]) => s === 'Leader')?.[0];
 
   before(async () => {
-    net = await createTestNet(3);
-    for (const n of net.nodes) m.push(await startDaemon({ ns: n.ns, prefix: 'swmgr' }));
+    net = await createTestNet(4);
+    for (const n of net.nodes.slice(0, 3)) m.push(await startDaemon({ ns: n.ns, prefix: 'swmgr' }));
+    worker = await startDaemon({ ns: net.nodes[3].ns, prefix: 'swwrk' });
     await ok(m[0], ['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
   });
 
   after(async () => {
+    await worker?.destroy();
     for (const d of m.reverse()) await d.destroy();
     await net?.destroy();
   });
@@ -44,6 +51,26 @@ describe('swarm managers: three managers on etcd', () => {
     assert.equal(info.Managers, 3);
   });
 
+  test('a worker that joined through one manager learns the others', async () => {
+    const token = (await ok(m[0], ['swarm', 'join-token', '-q', 'worker'])).trim();
+    await ok(worker, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
+    await waitFor('worker knows three managers', async () => JSON.parse(await ok(worker, ['info', '--format', '{{json .Swarm.RemoteManagers}}'])).length === 3);
+    await waitFor('worker ready', async () => (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${worker.name} Ready`));
+  });
+
+  test('etcd peer port 2380 refuses plaintext, certificate-less and worker-certificate clients', async () => {
+    const probe = async (certDir: string, mode: string, from = worker) => JSON.parse((await from.inNs(process.execPath, [TLS_PROBE, net.nodes[0].ip, '2380', certDir, mode])).stdout) as { answered: boolean; status: number | null; error?: string };
+    const plain = await probe('-', 'plaintext');
+    assert.ok(!plain.answered || plain.status === 400, JSON.stringify(plain));
+    assert.equal((await probe('-', 'tls')).answered, false);
+    assert.equal((await probe(path.join(worker.dataRoot, 'swarm/certificates'), 'tls')).answered, false);
+    // A manager's certificate from its own address is let in (so the checks above can fail);
+    // etcd also matches the certificate's IP SANs against the caller's address.
+    assert.equal((await probe(path.join(m[1].dataRoot, 'swarm/certificates'), 'tls')).answered, false);
+    const asManager = await probe(path.join(m[1].dataRoot, 'swarm/certificates'), 'tls', m[1]);
+    assert.equal(asManager.answered, true, JSON.stringify(asManager));
+  });
+
   test('kill -9 of the leader: another manager leads and accepts writes; the old leader rejoins as follower', async () => {
     const oldLeader = m[0];
     await oldLeader.kill9();
@@ -54,6 +81,10 @@ describe('swarm managers: three managers on etcd', () => {
     }, 30_000);
     assert.ok([m[1].name, m[2].name].includes(newLeader));
     await waitFor('old leader unreachable', async () => (await managerStatus(m[1]))[oldLeader.name] === 'Unreachable', 30_000);
+    // Once the old leader's own liveness lease has expired, a worker whose session did not move
+    // to another manager would have expired too.
+    await waitFor('old leader down', async () => (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${oldLeader.name} Down`), 60_000);
+    assert.ok((await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${worker.name} Ready`));
     await oldLeader.start();
     await waitFor('old leader back as a reachable follower', async () => {
       const s = await managerStatus(oldLeader).catch(() => ({}) as Record<string, string>);

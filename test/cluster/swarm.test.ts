@@ -32,7 +32,7 @@ describe('swarm membership: one manager, two workers', () => {
     mgr = await startDaemon({ ns: net.nodes[0].ns, prefix: 'swm' });
     w1 = await startDaemon({ ns: net.nodes[1].ns, prefix: 'sww' });
     w2 = await startDaemon({ ns: net.nodes[2].ns, prefix: 'sww' });
-    initOut = await ok(mgr, ['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
+    initOut = await ok(mgr, ['swarm', 'init', '--advertise-addr', net.nodes[0].ip, '--cert-expiry', '48h', '--default-addr-pool', '10.20.0.0/16']);
   });
 
   after(async () => {
@@ -59,6 +59,13 @@ describe('swarm membership: one manager, two workers', () => {
     assert.equal(info.NodeAddr, net.nodes[0].ip);
     assert.equal(info.Cluster.Spec.Name, 'default');
     assert.equal(info.Cluster.Spec.Dispatcher.HeartbeatPeriod, 5e9);
+    assert.equal(info.Cluster.Spec.CAConfig.NodeCertExpiry, 48 * 3600e9);
+    assert.deepEqual(info.Cluster.DefaultAddrPool, ['10.20.0.0/16']);
+    const cert = certIdentity(fs.readFileSync(path.join(mgr.dataRoot, 'swarm/certificates/swarm-node.crt'), 'utf8'));
+    assert.equal((cert.notAfter.getTime() - cert.notBefore.getTime()) / 3600_000, 49); // 48 h + 1 h backdating
+    assert.equal(cert.role, 'swarm-manager');
+    assert.equal(cert.nodeId, info.NodeID);
+    assert.equal(cert.clusterId, info.Cluster.ID);
     assert.match(await ok(mgr, ['info']), /Is Manager: true/);
   });
 
@@ -157,6 +164,26 @@ describe('swarm membership: one manager, two workers', () => {
     await waitFor('worker 2 down', async () => (await nodeLs()).includes(`${w2.name} Down Active`), 30_000);
     await net.setLink(net.nodes[2], true);
     await waitFor('worker 2 ready again', async () => (await nodeLs()).includes(`${w2.name} Ready Active`), 30_000);
+  });
+
+  test('swarm ca --rotate moves every node to a new root and new join tokens', async () => {
+    const oldToken = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
+    const oldRoot = (await ok(mgr, ['swarm', 'ca'])).trim();
+    const out = await ok(mgr, ['swarm', 'ca', '--rotate']);
+    const info = JSON.parse(await ok(mgr, ['info', '--format', '{{json .Swarm.Cluster}}']));
+    assert.equal(info.RootRotationInProgress, false);
+    const newRoot = info.TLSInfo.TrustRoot as string;
+    assert.notEqual(newRoot.trim(), oldRoot);
+    assert.ok(out.trim().endsWith(newRoot.trim()), out);
+    const rootCert = new X509Certificate(newRoot);
+    for (const d of [mgr, w1, w2]) {
+      const cert = new X509Certificate(fs.readFileSync(path.join(d.dataRoot, 'swarm/certificates/swarm-node.crt')));
+      assert.ok(cert.verify(rootCert.publicKey), `${d.name} has a certificate from the new root`);
+    }
+    const newToken = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
+    assert.notEqual(newToken.split('-')[2], oldToken.split('-')[2]);
+    const lines = await nodeLs();
+    assert.ok(lines.includes(`${w1.name} Ready Active`) && lines.includes(`${w2.name} Ready Active`), lines.join('\n'));
   });
 
   test('node rm refuses a Ready node and a manager; a removed node is refused by the dispatcher', async () => {

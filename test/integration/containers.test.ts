@@ -351,3 +351,17 @@ test('docker events: the container lifecycle, filtered, as history and live', as
   ]);
   assert.ok(actions.includes('container exec_die ev1'));
 });
+
+test('health checks: healthy after a passing probe, unhealthy after Retries failures; ps shows it and filters on it', async () => {
+  await docker('run', '-d', '--name', 'hc1', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '2', IMG,
+    'sh', '-c', 'touch /tmp/ok; sleep 300');
+  await waitFor('healthy', async () => (await out('inspect', '--format', '{{.State.Health.Status}}', 'hc1')) === 'healthy', 20_000);
+  assert.match(await out('ps', '--filter', 'name=hc1', '--format', '{{.Status}}'), /^Up .* \(healthy\)$/);
+  assert.equal(await out('ps', '--filter', 'health=healthy', '--format', '{{.Names}}'), 'hc1');
+  await docker('exec', 'hc1', 'rm', '/tmp/ok');
+  await waitFor('unhealthy', async () => (await out('inspect', '--format', '{{.State.Health.Status}}', 'hc1')) === 'unhealthy', 20_000);
+  const h = JSON.parse(await out('inspect', '--format', '{{json .State.Health}}', 'hc1'));
+  assert.ok(h.FailingStreak >= 2);
+  assert.notEqual(h.Log.at(-1).ExitCode, 0);
+  await docker('rm', '-f', 'hc1');
+});

@@ -86,11 +86,12 @@ test('restart delay holds the replacement in READY', () => {
   const failed = makeTask(s, { Slot: 1, Status: st('failed') });
   const { created } = run(s, [failed], new Map(), r);
   const p2 = new PassChanges();
-  const next = r.startDue(p2, created, new Map(), new Map());
+  const byId = new Map(created.map((t) => [t.ID, t]));
+  const next = r.startDue(p2, created, byId, new Map());
   assert.equal(p2.size, 0);
   assert.ok(next! > Date.now() + 9000);
   const p3 = new PassChanges();
-  r.startDue(p3, created, new Map(), new Map(), Date.now() + 10_001);
+  r.startDue(p3, created, byId, new Map(), Date.now() + 10_001);
   assert.equal(p3.current(created[0]).DesiredState, 'running');
 });
 
@@ -341,4 +342,14 @@ test('update delay holds the next batch back', () => {
   const p3 = new PassChanges();
   rollingUpdate(p3, s1, [[made], [old[1]]], r, new Map(), now + 10_200, tracker, [made, old[1]]);
   assert.equal(p3.createdTasks().length, 1);
+});
+
+test('a node that no longer meets the constraints loses its tasks to other nodes', () => {
+  const s = replicated(1, { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { Constraints: ['node.labels.disk==ssd'] } } });
+  const t = makeTask(s, { Slot: 1, NodeID: 'n1', Status: st('running') });
+  const ok = run(s, [t], nodeMap(makeNode('n1', { labels: { disk: 'ssd' } })));
+  assert.equal(ok.pass.size, 0);
+  const moved = run(s, [t], nodeMap(makeNode('n1', { labels: { disk: 'hdd' } })));
+  assert.equal(moved.pass.current(t).DesiredState, 'shutdown');
+  assert.deepEqual(moved.created.map((x) => [x.Slot, x.NodeID]), [[1, undefined]]);
 });

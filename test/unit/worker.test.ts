@@ -128,6 +128,15 @@ test('an assigned task is driven to RUNNING, reporting every state with the cont
   assert.equal(running.ContainerStatus!.ContainerID, 'c1');
   assert.ok(running.ContainerStatus!.PID! > 0);
   assert.equal(exec.creates, 1);
+  assert.equal(running.PortStatus, undefined);
+});
+
+test('host-mode published ports are reported with the running status', async () => {
+  const { link } = setup();
+  const t = assigned({ Endpoint: { Spec: {}, Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }, { Protocol: 'tcp', TargetPort: 81, PublishedPort: 30000, PublishMode: 'ingress' }] } });
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  assert.deepEqual(link.last(t.ID)!.PortStatus, { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }] });
 });
 
 test('desired READY waits prepared; RUNNING then starts it', async () => {

@@ -82,6 +82,12 @@ export class AgentSession implements AgentLink {
     }
   }
 
+  /** Registers again (new certificate, new TLSInfo): ends this session; the loop reconnects. */
+  reconnect(): void {
+    this.managerIndex--; // same manager first
+    this.drop();
+  }
+
   /** Ends the current session so the loop reconnects (to the next manager). */
   private drop(): void {
     this.sessionId = undefined;

@@ -136,7 +136,7 @@ export class TaskRunner {
           return this.fatal(e);
         }
         this.watchExit();
-        return this.transition('running', 'started');
+        return this.transition('running', 'started', hostPortStatus(t));
       case 'running':
         return this.checkRunning();
     }
@@ -176,4 +176,10 @@ export class TaskRunner {
     if (c.exitCode === 0) return this.transition('complete', 'finished', { ContainerStatus: { ExitCode: 0 } });
     return this.fatal(new Error(`task: non-zero exit (${c.exitCode})`), c.exitCode);
   }
+}
+
+/** Host-mode published ports are the node's: reported so `service ps` shows them (swarmkit PortStatus). */
+function hostPortStatus(t: Task): Partial<TaskStatus> {
+  const ports = (t.Endpoint?.Ports ?? []).filter((p) => p.PublishMode === 'host');
+  return ports.length ? { PortStatus: { Ports: ports } } : {};
 }

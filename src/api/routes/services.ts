@@ -33,9 +33,9 @@ export function findService(store: Store, input: string): Service {
 
 /** A service as the Engine API shows it. */
 export function serviceView(s: Service, insertDefaults = false): Record<string, unknown> {
-  const { SpecVersion: _internal, ...rest } = s;
-  void _internal;
-  const out: Record<string, unknown> = { ...rest, Endpoint: s.Endpoint ?? { Spec: {} } };
+  // SpecVersion is shoal's own bookkeeping, not part of Docker's Service.
+  const out: Record<string, unknown> = { ...s, Endpoint: s.Endpoint ?? { Spec: {} } };
+  delete out.SpecVersion;
   if (insertDefaults) out.Spec = withDefaults(s.Spec);
   return out;
 }

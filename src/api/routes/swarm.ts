@@ -1,6 +1,7 @@
 import type { Router } from '../router.js';
 import type { SwarmNode, InitRequest, JoinRequest } from '../../cluster/swarm-node.js';
-import { mergeClusterSpec } from '../../cluster/swarm-node.js';
+import { mergeClusterSpec, tlsInfo } from '../../cluster/swarm-node.js';
+import { createRootCA } from '../../manager/ca/root-ca.js';
 import type { ClusterSpec } from '../../cluster/types.js';
 import { generateJoinToken } from '../../manager/ca/tokens.js';
 import { VersionConflict } from '../../manager/store/store.js';
@@ -43,7 +44,18 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
     const next = structuredClone(c);
     // The name is fixed ("default"); everything else comes from the client, defaults where unset.
     next.Spec = { ...mergeClusterSpec(c.Spec, spec), Name: c.Spec.Name, Labels: spec.Labels ?? c.Spec.Labels };
-    const root = c.TLSInfo.TrustRoot;
+    let root = c.TLSInfo.TrustRoot;
+    const forceRotate = spec.CAConfig?.ForceRotate ?? 0;
+    if (forceRotate !== (c.Spec.CAConfig?.ForceRotate ?? 0) || spec.CAConfig?.SigningCACert) {
+      if (spec.CAConfig?.SigningCACert) throw badRequest('external or provided signing CA certificates are not supported; use --rotate alone');
+      // swarm ca --rotate: a new root; both join tokens follow it (their digest names the root).
+      const next2 = await createRootCA();
+      await m.rotateRootCA(next2);
+      root = next2.certPem;
+      next.TLSInfo = tlsInfo(root);
+      next.RootRotationInProgress = true;
+      next.JoinTokens = { Worker: generateJoinToken(root), Manager: generateJoinToken(root) };
+    }
     if (ctx.bool('rotateWorkerToken')) next.JoinTokens.Worker = generateJoinToken(root);
     if (ctx.bool('rotateManagerToken')) next.JoinTokens.Manager = generateJoinToken(root);
     try {

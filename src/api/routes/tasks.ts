@@ -26,10 +26,12 @@ export function taskName(t: Task, service: Service | undefined): string {
 
 /** A task as the Engine API shows it. */
 export function taskView(t: Task): Record<string, unknown> {
-  const { SpecVersion: _internal, ServiceAnnotations: _annotations, ...rest } = t;
-  void _internal;
-  void _annotations;
-  return rest;
+  // SpecVersion, ServiceAnnotations and Endpoint are for shoal's own stages, not part of Docker's Task.
+  const out: Record<string, unknown> = { ...t };
+  delete out.SpecVersion;
+  delete out.ServiceAnnotations;
+  delete out.Endpoint;
+  return out;
 }
 
 function findTask(store: Store, input: string): Task {

@@ -51,6 +51,9 @@ export function matchesFilters(r: ContainerRecord, filters: Map<string, string[]
       case 'network':
         if (!vs.some((v) => v === 'bridge' && ['default', 'bridge'].includes(r.hostConfig.NetworkMode ?? 'default') || v === r.hostConfig.NetworkMode)) return false;
         break;
+      case 'health':
+        if (!vs.includes(r.state.Health?.Status ?? 'none')) return false;
+        break;
       case 'is-task':
         if (vs.includes('true') !== Boolean(r.config.Labels?.['com.docker.swarm.task.id'])) return false;
         break;

@@ -27,6 +27,7 @@ import { apiMounts, bindMounts, containerSpec } from './spec.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
+import { HealthMonitor } from './health.js';
 import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
 
@@ -85,6 +86,7 @@ export class ContainerManager {
   private readonly startHooks: StartHook[] = [];
   /** Consecutive quick restarts per container, for the restart policy's back-off. */
   private readonly backoff = new Map<string, number>();
+  private readonly health = new Map<string, HealthMonitor>();
   private closed = false;
 
   private constructor(
@@ -352,15 +354,18 @@ export class ContainerManager {
       if (e instanceof ApiError) throw e;
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
-    rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false };
+    rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false, Health: undefined };
     rec.manuallyStopped = false;
     saveRecord(p.record, rec);
+    this.watchHealth(rec);
     this.log.info({ id, pid, ms: t }, 'container started');
     this.event(rec, 'start');
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
   private async teardown(rec: ContainerRecord): Promise<void> {
+    this.health.get(rec.id)?.stop();
+    this.health.delete(rec.id);
     await this.ports.unpublish(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
     rec.published = undefined;
     await this.runc.delete(rec.id);
@@ -552,6 +557,17 @@ export class ContainerManager {
     this.eventLog.emit('container', action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.image, name: rec.name.slice(1), ...extra });
   }
 
+  /** Runs the container's health check, if it has one; status changes become events. */
+  private watchHealth(rec: ContainerRecord): void {
+    const mon = new HealthMonitor(rec, this.runc.root, this.paths(rec.id), (changed) => {
+      if (!this.records.has(rec.id)) return;
+      saveRecord(this.paths(rec.id).record, rec);
+      if (changed && rec.state.Health) this.event(rec, `health_status: ${rec.state.Health.Status}`);
+    });
+    this.health.set(rec.id, mon);
+    mon.start();
+  }
+
   /** Signals reach frozen processes only once thawed. */
   private async thaw(rec: ContainerRecord): Promise<void> {
     if (rec.state.Status !== 'paused') return;
@@ -675,6 +691,7 @@ export class ContainerManager {
         const ep = this.endpoint(rec.id);
         if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
+        this.watchHealth(rec);
         continue;
       }
       // Died while we were away and conmon is gone too (e.g. killed): take its recorded exit if any.
@@ -721,6 +738,7 @@ export class ContainerManager {
   /** Stops watching; containers keep running under conmon. */
   async close(): Promise<void> {
     this.closed = true;
+    for (const m of this.health.values()) m.stop();
     this.watcher?.close();
     if (this.poller) clearInterval(this.poller);
     await Promise.all([...this.locks.values()]);

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readJsonFile, writeJsonFileAtomic } from '../network/state-file.js';
 import type { PublishedPort } from './ports.js';
+import type { HealthState } from './health.js';
 
 /** `Config` of a container as the Engine API takes and shows it (the fields shoal acts on, plus pass-through). */
 export interface ContainerConfig {
@@ -47,6 +48,8 @@ export interface ContainerState {
   StartedAt: string;
   FinishedAt: string;
   OOMKilled: boolean;
+  /** Present when the container has a health check. */
+  Health?: HealthState;
 }
 
 /** What the daemon remembers about one container, across restarts. */

@@ -28,7 +28,10 @@ export function humanDuration(ms: number): string {
 export function statusText(r: ContainerRecord, now = Date.now()): string {
   const st = r.state;
   switch (st.Status) {
-    case 'running': return `Up ${humanDuration(now - Date.parse(st.StartedAt))}`;
+    case 'running': {
+      const h = st.Health ? ` (${st.Health.Status === 'starting' ? 'health: starting' : st.Health.Status})` : '';
+      return `Up ${humanDuration(now - Date.parse(st.StartedAt))}${h}`;
+    }
     case 'paused': return `Up ${humanDuration(now - Date.parse(st.StartedAt))} (Paused)`;
     case 'exited': return st.FinishedAt === ZERO_TIME ? `Exited (${st.ExitCode})` : `Exited (${st.ExitCode}) ${humanDuration(now - Date.parse(st.FinishedAt))} ago`;
     case 'removing': return 'Removal In Progress';
@@ -98,6 +101,7 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
       Error: st.Error,
       StartedAt: st.StartedAt,
       FinishedAt: st.FinishedAt,
+      ...(st.Health ? { Health: st.Health } : {}),
     },
     Image: r.imageId,
     ResolvConfPath: p.resolvConf,

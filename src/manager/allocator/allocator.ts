@@ -139,6 +139,7 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     if (!s) continue;
     const attachments: NetworkAttachment[] = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
     const u: Task = { ...t, Status: status('pending', 'pending task scheduling'), UpdatedAt: now };
+    if (s.Endpoint?.Ports?.length) u.Endpoint = structuredClone(s.Endpoint);
     if (attachments.length) u.NetworksAttachments = attachments;
     result.tasks.push(u);
   }

@@ -13,6 +13,8 @@ export interface CAServerDeps {
   log: Logger;
   clusterId: string;
   ca(): RootCAMaterial;
+  /** The CA of etcd's peer and client TLS: the swarm's first root, kept through rotations. */
+  etcdCA(): RootCAMaterial;
   identify(call: grpc.ServerUnaryCall<unknown, unknown>): PeerIdentity | undefined;
 }
 
@@ -51,9 +53,10 @@ export function caHandlers(d: CAServerDeps): grpc.UntypedServiceImplementation {
           Status: { State: 'unknown', Addr: addr },
           ...(role === 'manager' ? { ManagerStatus: { Reachability: 'unknown' as const, Addr: `${addr}:${SWARM_PORT}` } } : {}),
         };
+        const etcd = role === 'manager' ? await etcdCert(d, call.request.csr, nodeId, addr) : {};
         await d.store.commit([{ kind: 'nodes', op: 'create', object: node }]);
         d.log.info({ node: nodeId, role, addr }, 'issued node certificate');
-        cb(null, { nodeId, certificate, role, clusterId: d.clusterId });
+        cb(null, { nodeId, certificate, role, clusterId: d.clusterId, ...etcd });
       } catch (e) {
         cb({ code: grpc.status.INTERNAL, details: (e as Error).message });
       }
@@ -68,10 +71,17 @@ export function caHandlers(d: CAServerDeps): grpc.UntypedServiceImplementation {
         const role = node.Spec.Role;
         const addr = node.ManagerStatus?.Addr?.replace(/:\d+$/, '') ?? node.Status.Addr;
         const certificate = await signNodeCert(d.ca(), { csrPem: call.request.csr, nodeId: id.nodeId, role, clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
-        cb(null, { certificate, role });
+        const etcd = role === 'manager' ? await etcdCert(d, call.request.csr, id.nodeId, addr) : {};
+        cb(null, { certificate, role, ...etcd });
       } catch (e) {
         cb({ code: grpc.status.INTERNAL, details: (e as Error).message });
       }
     },
   };
+}
+
+async function etcdCert(d: CAServerDeps, csrPem: string, nodeId: string, addr: string | undefined) {
+  const ca = d.etcdCA();
+  const etcdCertificate = await signNodeCert(ca, { csrPem, nodeId, role: 'manager', clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
+  return { etcdCertificate, etcdCA: ca.certPem };
 }

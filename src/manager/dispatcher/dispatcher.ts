@@ -64,6 +64,7 @@ export class Dispatcher {
   private unwatchTasks?: () => void;
   /** node ID → its assignments streams' change callbacks. */
   private readonly assignmentStreams = new Map<string, Set<() => void>>();
+  private readonly resenders = new Set<() => void>();
 
   constructor(private readonly d: DispatcherDeps) {}
 
@@ -75,6 +76,11 @@ export class Dispatcher {
       UpdateTaskStatus: (call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>) => this.updateTaskStatus(call, cb),
       Assignments: (call: grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>) => this.assignments(call),
     };
+  }
+
+  /** Sends every session its SessionMessage again (the root CA changed). */
+  resendSessions(): void {
+    for (const r of [...this.resenders]) r();
   }
 
   close(): void {
@@ -123,12 +129,14 @@ export class Dispatcher {
       if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA() });
     };
     send();
+    this.resenders.add(send);
     const unwatch = this.d.store.watch((evs) => {
       if (evs.some((e) => e.kind === 'cluster' || (e.kind === 'nodes' && (e.object.ID === id.nodeId || (e.object as Node).Spec.Role === 'manager')))) send();
       if (evs.some((e) => e.kind === 'nodes' && e.action === 'delete' && e.object.ID === id.nodeId)) end();
     });
     const end = () => {
       unwatch();
+      this.resenders.delete(send);
       this.closers.delete(end);
       // The liveness lease is left to expire: that is how the leader learns the node is gone.
       this.sessions.delete(session.id);
@@ -143,7 +151,7 @@ export class Dispatcher {
     for (let i = 0; i < 5; i++) {
       const n = this.d.store.get('nodes', nodeId);
       if (!n) throw new Error('node removed');
-      const description = { ...req.description, TLSInfo: n.Description?.TLSInfo ?? req.description.TLSInfo };
+      const description = req.description;
       const status: Node['Status'] = { State: 'ready', Addr: req.addr || observed };
       // A reconnect with nothing new must not bump the node's version under a client's update.
       if (JSON.stringify(description) === JSON.stringify(n.Description) && JSON.stringify(status) === JSON.stringify(n.Status)) return;

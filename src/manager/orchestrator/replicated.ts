@@ -5,7 +5,8 @@ import { StoreLoop } from '../loop.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
-import { invalidNode, isAgentProgress, isDesiredRunnable, isReplicated, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
+import { invalidNode, isAgentProgress, isDesiredRunnable, isReplicated, isTaskDirty, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
+import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
 
 /**
  * The replicated orchestrator: keeps `Replicas` slots of every replicated service alive.
@@ -66,11 +67,19 @@ export class ReplicatedOrchestrator extends StoreLoop {
 
 /** One replicated service's slots: restarts, scaling, rolling update. Pure apart from the supervisor's memory. */
 export function reconcileReplicated(pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker()): number | undefined {
-  // Task level: ended while desired to run, or stranded on a node that is gone, DOWN or drained.
+  // Task level: ended while desired to run, stranded on a node that is gone, DOWN or drained,
+  // or on a node that no longer meets the constraints (swarmkit's constraint enforcer).
+  let constraints: Constraint[] | undefined;
+  try {
+    constraints = parseConstraints(service.Spec.TaskTemplate.Placement?.Constraints);
+  } catch {
+    constraints = undefined;
+  }
   for (const t of tasks) {
     if (!isDesiredRunnable(t)) continue;
     const node = t.NodeID ? nodes.get(t.NodeID) : undefined;
-    if (isTerminal(t) || (t.NodeID && invalidNode(node))) restarts.restart(pass, service, t, node, now);
+    const unfit = !!node && !!constraints && !isTaskDirty(service, t, node) && !nodeMatches(constraints, node);
+    if (isTerminal(t) || (t.NodeID && invalidNode(node)) || unfit) restarts.restart(pass, service, t, node, now);
   }
   // Service level: live slots.
   const bySlot = new Map<number, Task[]>();

@@ -95,6 +95,8 @@ export class RestartSupervisor {
    * (a new leader took over) start now. Returns the next time something becomes due.
    */
   startDue(pass: PassChanges, tasks: Task[], byId: Map<string, Task>, nodes: Map<string, Node>, now = Date.now()): number | undefined {
+    // Forget replacements that were deleted meanwhile.
+    for (const id of this.delayed.keys()) if (!byId.has(id) && !pass.createdTasks().some((t) => t.ID === id)) this.delayed.delete(id);
     let next: number | undefined;
     for (const t of tasks) {
       if (t.DesiredState !== 'ready') continue;

@@ -110,6 +110,8 @@ export class EtcdStore implements Store {
       }
       success.push({ request_put: { key, value: Buffer.from(JSON.stringify(o)) } });
     }
+    // No client deadline: etcd itself fails a proposal stuck without a raft leader after
+    // 5 s + 2 election timeouts, and a deadline would make the outcome ambiguous.
     const res = await this.client.kv.txn({ compare, success, failure: [] });
     if (!res.succeeded) {
       if (leaderRev) {

@@ -14,7 +14,7 @@ export class SimulatedExecutor implements TaskExecutor {
   private readonly byTask = new Map<string, string>();
   private seq = 0;
 
-  constructor(private readonly prefix: string) {}
+  constructor(private readonly prefix = 'sim') {}
 
   list(): TaskContainer[] {
     return [...this.containers.values()].map((c) => ({ ...c }));
@@ -47,7 +47,8 @@ export class SimulatedExecutor implements TaskExecutor {
     const c = this.containers.get(containerId);
     if (!c || !c.running) return;
     c.running = false;
-    c.exitCode = 0;
+    // As if SIGTERM ended it.
+    c.exitCode = 143;
     this.notifyExit(containerId);
   }
 

@@ -23,8 +23,9 @@ import { makeNode, until } from '../helpers/swarm-fixtures.js';
 
 /**
  * The services and tasks API driven by the real docker CLI, against the leader loops on an
- * in-memory store (etcd and the agents are other stages). A stand-in agent moves assigned
- * tasks to RUNNING, as the dispatcher would report it.
+ * in-memory store (etcd and the agents are other stages; test/cluster/services.test.ts runs
+ * the whole thing). A stand-in agent moves assigned tasks to RUNNING, as the dispatcher
+ * would report it. Needs the docker CLI, not root.
  */
 
 const log = createLogger('test', 'silent');
