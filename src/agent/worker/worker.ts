@@ -89,7 +89,22 @@ export class Worker {
     await Promise.all(gone);
   }
 
-  private async report(taskId: string, status: TaskStatus): Promise<void> {
-    await this.link.reportStatus([{ taskId, status }]);
+  /**
+   * Reports made in the same turn of the event loop go out as one call: many tasks moving at
+   * once cost one round trip, not one each (swarmkit's agent batches the same way).
+   */
+  private report(taskId: string, status: TaskStatus): Promise<void> {
+    if (!this.pendingReports) {
+      const batch: { taskId: string; status: TaskStatus }[] = [];
+      const sent = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+        this.pendingReports = undefined;
+        return this.link.reportStatus(batch);
+      });
+      this.pendingReports = { batch, sent };
+    }
+    this.pendingReports.batch.push({ taskId, status });
+    return this.pendingReports.sent;
   }
+
+  private pendingReports?: { batch: { taskId: string; status: TaskStatus }[]; sent: Promise<void> };
 }
