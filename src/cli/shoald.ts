@@ -9,6 +9,7 @@ import { SwarmNode } from '../cluster/swarm-node.js';
 import '../manager/control-loops.js';
 import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';
+import { NetworkAgent } from '../agent/network-agent.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -20,10 +21,11 @@ const program = new Command('shoald')
   .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect, [])
   .option('--label <k=v>', 'engine label (repeatable)', collect, [])
   .option('--hostname <name>', 'node name shown by docker info and node ls')
+  .option('--network-sandbox-prefix <prefix>', 'names of this node\'s overlay sandbox namespaces in /run/netns (default: sh + node ID)')
   .option('--log-level <level>', 'debug, info, warn, error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .parse();
 
-const opts = program.opts<{ host: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string }>();
+const opts = program.opts<{ host: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string }>();
 const log = createLogger('shoald', opts.logLevel);
 
 const config: DaemonConfig = {
@@ -42,9 +44,11 @@ async function main(): Promise<void> {
   const engine = await Engine.open(config, log);
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
   const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' })), () => swarm.nodeId, log.child({ part: 'worker' }));
+  const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }), opts.networkSandboxPrefix);
+  network.start();
   worker.start();
   await swarm.open();
-  const api = new ApiServer(buildRouter(engine, swarm), log);
+  const api = new ApiServer(buildRouter(engine, swarm, network), log);
   await api.listen(config.host);
   log.info({ host: config.host, dataRoot: config.dataRoot }, 'shoald ready');
 
@@ -55,6 +59,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shoald stopping; containers keep running');
     await api.close();
     worker.stop();
+    await network.stop();
     await swarm.close();
     await engine.close();
     process.exit(0);

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import { X509Certificate } from 'node:crypto';
-import type { NodeDescription, Task, TaskStatus, Node } from './types.js';
+import type { Network, NodeDescription, Service, Task, TaskStatus, Node } from './types.js';
 
 /**
  * The cluster RPCs on port 2377, carried by gRPC with JSON bodies (no protobuf build step).
@@ -38,6 +38,7 @@ export const dispatcherService = {
   Heartbeat: method('Dispatcher', 'Heartbeat'),
   UpdateTaskStatus: method('Dispatcher', 'UpdateTaskStatus'),
   Assignments: method('Dispatcher', 'Assignments', true),
+  NetworkView: method('Dispatcher', 'NetworkView', true),
 } satisfies grpc.ServiceDefinition;
 
 export const membershipService = {
@@ -61,6 +62,8 @@ export interface HeartbeatResponse { periodMs: number }
 export interface TaskStatusRequest { sessionId: string; updates: { taskId: string; status: TaskStatus }[] }
 export interface AssignmentsRequest { sessionId: string }
 export interface AssignmentsMessage { tasks: Task[] }
+/** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
+export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }
 
 export interface JoinRequest { addr: string }
 export interface JoinResponse { initialCluster: string; clusterToken: string }

@@ -12,6 +12,7 @@ import { newSwarmId } from '../util/ids.js';
 import type { AgentLink } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
 import { Manager } from '../manager/manager.js';
+import { ingressNetwork } from '../manager/networks/swarm-networks.js';
 import type { Store } from '../manager/store/store.js';
 import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.js';
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
@@ -222,6 +223,7 @@ export class SwarmNode {
             ManagerStatus: { Reachability: 'reachable', Addr: `${advertise.host}:${advertise.port}` },
           };
           await m.bootstrap(ca, cluster, node);
+          await m.store.commit([{ kind: 'networks', op: 'create', object: ingressNetwork() }]);
         });
         this.startSession();
       } catch (e) {
@@ -376,6 +378,21 @@ export class SwarmNode {
       throw e;
     }
     this.manager = m;
+  }
+
+  /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */
+  agentTarget(): { nodeId: string; tls(): { ca: Buffer; cert: Buffer; key: Buffer }; managers(): string[] } | undefined {
+    const s = this.state;
+    if (!s || !this.session) return undefined;
+    const f = this.files;
+    return {
+      nodeId: s.nodeId,
+      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
+      managers: () => {
+        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
+        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
+      },
+    };
   }
 
   private startSession(): void {

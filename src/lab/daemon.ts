@@ -42,6 +42,11 @@ export function isDaemon(pid: number | undefined, socket: string): boolean {
   }
 }
 
+/** The machine's overlay sandbox namespaces: `<machine ns>-sb-<network>`. */
+export function machineSandboxPrefix(machineNs: string): string {
+  return `${machineNs}-sb`;
+}
+
 /**
  * Starts shoald detached inside the machine's namespace. nsenter enters the network namespace
  * only: `ip netns exec` would also make a new mount namespace and hide the daemon's overlay
@@ -56,6 +61,8 @@ export function spawnDaemon(spec: MachineDaemonSpec): { pid: number; exited: () 
     '--data-root', spec.dataRoot,
     '--exec-root', spec.execRoot,
     '--hostname', spec.name,
+    // Overlay sandboxes carry the machine's namespace name, so stop, rm and prune find them.
+    '--network-sandbox-prefix', machineSandboxPrefix(spec.ns),
   ];
   for (const r of spec.insecureRegistries) args.push('--insecure-registry', r);
   for (const l of spec.labels) args.push('--label', l);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { purgeDaemonState } from '../engine/containers/purge.js';
 import { daemonPaths, defaultConfig } from '../engine/config.js';
 import { allocateMachineIndex, hubAddress, machineAddress } from './addresses.js';
-import { isDaemon, ping, spawnDaemon, waitForDaemon, type MachineDaemonSpec } from './daemon.js';
+import { isDaemon, machineSandboxPrefix, ping, spawnDaemon, waitForDaemon, type MachineDaemonSpec } from './daemon.js';
 import { deleteNetns, ensureHub, listNetns, netnsExists, netnsPath, plugMachine, setConnected, unplugMachine } from './network.js';
 import { registryAnswers, registryRunning, startRegistry, type RegistrySpec } from './registry.js';
 import { checkMachineName, LabNames, labPaths, machinePaths, REGISTRY_PORT, type LabSettings } from './settings.js';
@@ -152,6 +152,8 @@ export class Lab {
     fs.rmSync(p.execRoot, { recursive: true, force: true });
     fs.rmSync(p.socket, { force: true });
     await unplugMachine(this.names, rec);
+    // The daemon's overlay sandboxes live in the kernel-wide /run/netns: they go with the machine.
+    for (const ns of (await listNetns()).filter((n) => n.startsWith(`${machineSandboxPrefix(rec.ns)}-`))) await deleteNetns(ns);
   }
 
   async status(rec: MachineRecord): Promise<MachineStatus> {

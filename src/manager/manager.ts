@@ -12,6 +12,7 @@ import { LeaderElection } from './leader/election.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
 import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/dispatcher.js';
 import { livenessLoop } from './dispatcher/liveness.js';
+import { networkViewHandler } from './dispatcher/network-view.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
 import type { RootCAMaterial } from './ca/root-ca.js';
@@ -156,7 +157,7 @@ export class Manager {
 
     const server = new grpc.Server();
     server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
-    server.addService(dispatcherService, this.dispatcher.handlers());
+    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: networkViewHandler(this.store, (c) => this.identify(c)) });
     server.addService(membershipService, this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));

@@ -42,6 +42,8 @@ export class ContainerExecutor implements TaskExecutor {
       }
     }
     const { name, config, hostConfig } = taskContainerConfig(task, nodeId);
+    // Swarm networks replace the default bridge: the network agent wires the container at start.
+    if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
     const { Id } = await this.engine.containers.create({ name, config, hostConfig });
     return this.view(this.engine.containers.get(Id));
   }

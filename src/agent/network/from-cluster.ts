@@ -12,7 +12,7 @@ export interface ClusterView {
   services: Service[];
   tasks: Task[];
   /** A local task's container: ID and network namespace (`/proc/<pid>/ns/net`). */
-  localContainer(task: Task): { containerId: string; netnsPath: string } | undefined;
+  localContainer(task: Task): { containerId: string; netnsPath: string; bridgeIp?: string } | undefined;
   /** nodeId → that node's routing-mesh address on the ingress network (CIDR or plain), as allocated by the manager. */
   ingressEndpoints: Record<string, string>;
 }
@@ -85,6 +85,7 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
       .filter((t) => t.ServiceID === s.ID && t.Status.State === 'running')
       .map((t) => ({
         containerId: t.NodeID === view.nodeId ? view.localContainer(t)?.containerId : undefined,
+        ...(t.NodeID === view.nodeId && view.localContainer(t)?.bridgeIp ? { bridgeIp: view.localContainer(t)!.bridgeIp } : {}),
         addresses: Object.fromEntries((t.NetworksAttachments ?? []).filter((a) => a.Addresses[0]).map((a) => [a.Network.ID, plainIp(a.Addresses[0])])),
       })),
     ports: (s.Endpoint?.Ports ?? [])

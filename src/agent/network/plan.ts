@@ -58,6 +58,8 @@ export interface PortPlan {
 export interface ServiceTaskPlan {
   /** Set when the task's container runs on this node (host-mode ports reach it through the gateway bridge). */
   containerId?: string;
+  /** A local task off the swarm networks (on the engine's default bridge): its address there, for host-mode ports. */
+  bridgeIp?: string;
   /** networkId → address of the task there. */
   addresses: Record<string, string>;
 }

@@ -325,7 +325,10 @@ export class NetworkReconciler {
     for (const s of plan.services) {
       for (const port of dedupePorts(s.ports)) {
         if (port.mode === 'host') {
-          const backends = s.tasks.flatMap((t) => (t.containerId && this.gws.get(t.containerId) ? [{ ip: this.gws.get(t.containerId)!.ip, port: port.target }] : []));
+          const backends = s.tasks.flatMap((t) => {
+            const ip = (t.containerId && this.gws.get(t.containerId)?.ip) || t.bridgeIp;
+            return ip ? [{ ip, port: port.target }] : [];
+          });
           published.push({ protocol: port.protocol, published: port.published, backends });
         } else if (ingressSb && ingressNet) {
           published.push({ protocol: port.protocol, published: port.published, backends: [{ ip: INGRESS_GW_IP }] });

@@ -1,7 +1,7 @@
 import { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { systemRoutes } from './system.js';
-import { networkRoutes } from './networks.js';
+import { networkRoutes, type LocalSwarmNetworks } from './networks.js';
 import { imageRoutes } from './images.js';
 import { containerRoutes } from './containers.js';
 import { swarmRoutes } from './swarm.js';
@@ -11,10 +11,10 @@ import { taskRoutes } from './tasks.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** Every Engine API route this daemon serves. */
-export function buildRouter(engine: Engine, swarm: SwarmNode): Router {
+export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: LocalSwarmNetworks): Router {
   const router = new Router();
   systemRoutes(router, engine, swarm);
-  networkRoutes(router, engine);
+  networkRoutes(router, engine, swarm, localNetworks);
   imageRoutes(router, engine);
   containerRoutes(router, engine);
   swarmRoutes(router, swarm);

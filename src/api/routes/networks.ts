@@ -1,8 +1,13 @@
 import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
-import { badRequest, notFound } from '../../util/errors.js';
+import { badRequest, forbidden, notFound, notImplemented } from '../../util/errors.js';
 import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
 import { parseSubnet } from '../../engine/network/ipv4.js';
+import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { Network } from '../../cluster/types.js';
+import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork, type NetworkCreateRequest } from '../../manager/networks/swarm-networks.js';
+import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../cluster/swarm-node.js';
+import { unavailable } from '../../util/errors.js';
 
 /** A network as the Engine API shows it (swagger `Network`, v1.41). */
 export interface NetworkResource {
@@ -21,6 +26,8 @@ export interface NetworkResource {
   Containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>;
   Options: Record<string, string>;
   Labels: Record<string, string>;
+  /** Overlay networks this node takes part in: the nodes it exchanges traffic with. */
+  Peers?: { Name: string; IP: string }[];
 }
 
 const BUILTIN = new Set([DEFAULT_BRIDGE.name, 'host', 'none']);
@@ -106,19 +113,84 @@ export function findNetwork(all: NetworkResource[], ref: string): NetworkResourc
   throw notFound(`network ${ref} not found`);
 }
 
-/** `GET /networks`, `GET /networks/{id}`. */
-export function networkRoutes(router: Router, engine: Engine): void {
+/** A swarm network as a manager shows it (moby daemon/cluster/convert/network.go BasicNetworkFromGRPC). */
+export function swarmNetworkResource(n: Network, local?: NetworkResource['Containers']): NetworkResource {
+  const ipam = n.IPAMOptions ?? n.Spec.IPAMOptions;
+  return {
+    Name: n.Spec.Name ?? '', Id: n.ID, Created: n.CreatedAt, Scope: 'swarm',
+    Driver: n.DriverState?.Name ?? n.Spec.DriverConfiguration?.Name ?? 'overlay', EnableIPv6: !!n.Spec.IPv6Enabled,
+    IPAM: { Driver: ipam?.Driver?.Name ?? 'default', Options: null, Config: (ipam?.Configs ?? []).map((c) => ({ Subnet: c.Subnet, Gateway: c.Gateway ?? '' })) },
+    Internal: !!n.Spec.Internal, Attachable: !!n.Spec.Attachable, Ingress: !!n.Spec.Ingress,
+    ConfigFrom: { Network: '' }, ConfigOnly: false,
+    Containers: (local ?? null) as NetworkResource['Containers'],
+    Options: { ...(n.DriverState?.Options ?? {}) },
+    Labels: (n.Spec.Labels ?? null) as NetworkResource['Labels'],
+  };
+}
+
+/** What this node's network agent knows: swarm networks in use here, its containers and peers on them. */
+export interface LocalSwarmNetworks {
+  /** Swarm networks with an endpoint on this node (what a worker lists). */
+  networks(): Network[];
+  endpoints(networkId: string): NetworkResource['Containers'] | undefined;
+  peers(networkId: string): { Name: string; IP: string }[] | undefined;
+}
+
+/** `GET /networks`, `GET /networks/{id}`, `POST /networks/create`, `DELETE /networks/{id}`. */
+export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode, local?: LocalSwarmNetworks): void {
+  // Managers list every swarm network; workers those their tasks use (as Docker does).
+  const swarmNetworks = (): Network[] => {
+    if (!swarm?.nodeId) return [];
+    if (!swarm.isManager) return local?.networks() ?? [];
+    try {
+      return swarm.controlStore().list('networks');
+    } catch {
+      return local?.networks() ?? [];
+    }
+  };
+  const all = () => [...builtinNetworks(engine), ...swarmNetworks().map((n) => {
+    const r = swarmNetworkResource(n, local?.endpoints(n.ID));
+    const peers = local?.peers(n.ID);
+    return peers ? { ...r, Peers: peers } : r;
+  })];
+
   router.get('/networks', (ctx) => {
     const filters = ctx.filters();
     // Since API 1.28 the list leaves Containers empty; inspect fills it.
-    const list = builtinNetworks(engine).filter((n) => passes(n, filters)).map((n) => ({ ...n, Containers: {} }));
+    const list = all().filter((n) => passes(n, filters)).map((n) => ({ ...n, Containers: {}, Peers: undefined }));
     return { body: list };
   });
 
   router.get('/networks/:id', (ctx) => {
     const scope = ctx.query.get('scope');
-    const n = findNetwork(builtinNetworks(engine), ctx.params.id);
+    const n = findNetwork(all(), ctx.params.id);
     if (scope && scope !== n.Scope) throw notFound(`network ${ctx.params.id} not found`);
     return { body: n };
+  });
+
+  router.post('/networks/create', async (ctx) => {
+    const req = await ctx.json<NetworkCreateRequest>();
+    if (BUILTIN.has(req.Name ?? '')) throw forbidden(`${req.Name} is a pre-defined network and cannot be created`);
+    const driver = req.Driver || 'bridge';
+    if (driver !== 'overlay') throw notImplemented(`network driver ${driver}: only swarm overlay networks can be created`);
+    if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
+    if (!swarm.isManager) throw forbidden(`Cannot create a multi-host network from a worker node. Please create the network from a manager node.`);
+    const store = swarm.controlStore();
+    const cluster = store.list('cluster')[0];
+    const n = newSwarmNetwork({ ...req, Driver: driver }, store.list('networks'), cluster?.DefaultAddrPool ?? ['10.0.0.0/8']);
+    await store.commit([{ kind: 'networks', op: 'create', object: n }]);
+    return { status: 201, body: { Id: n.ID, Warning: '' } };
+  });
+
+  router.delete('/networks/:id', async (ctx) => {
+    const local = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);
+    if (local) throw forbidden(`${local.Name} is a pre-defined network and cannot be removed`);
+    if (!swarm?.isManager) {
+      if (swarm?.nodeId && !swarm.isManager) throw unavailable(ERR_NOT_MANAGER);
+      throw notFound(`network ${ctx.params.id} not found`);
+    }
+    const store = swarm.controlStore();
+    await removeSwarmNetwork(store, requireSwarmNetwork(store.list('networks'), ctx.params.id));
+    return { status: 204 };
   });
 }

@@ -50,9 +50,12 @@ export class NodeInfo {
 export const FAILURE_WINDOW_MS = 5 * 60_000;
 export const MAX_FAILURES = 5;
 
-/** A task counts against its node while it is meant to run and has not ended. */
+/**
+ * A task counts against its node while it is meant to run and has not ended, once placed: a
+ * global task waiting in PENDING already names its node but must not collide with itself.
+ */
 export function occupiesNode(t: Task): boolean {
-  return !!t.NodeID && isDesiredRunnable(t) && !isTerminal(t);
+  return !!t.NodeID && t.Status.State !== 'new' && t.Status.State !== 'pending' && isDesiredRunnable(t) && !isTerminal(t);
 }
 
 /** The host-mode published ports a service's tasks take on their node. */

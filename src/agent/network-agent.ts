@@ -1,0 +1,244 @@
+import fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import type { Network, Task } from '../cluster/types.js';
+import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMessage } from '../cluster/rpc.js';
+import type { SwarmNode } from '../cluster/swarm-node.js';
+import type { Engine } from '../engine/engine.js';
+import type { ContainerRecord } from '../engine/containers/manager.js';
+import type { Logger } from '../util/log.js';
+import { NetworkReconciler } from './network/reconciler.js';
+import { planFromCluster, type ClusterView } from './network/from-cluster.js';
+import type { NodeNetworkPlan } from './network/plan.js';
+
+const TASK_LABEL = 'com.docker.swarm.task.id';
+const RETRY_MS = 500;
+
+/** Sandbox namespaces live in the kernel-wide /run/netns: the node ID keeps two nodes on one kernel apart. */
+export function sandboxPrefix(nodeId: string): string {
+  return `sh${nodeId.slice(0, 10)}`;
+}
+
+/** Containers of this node on one network as `network inspect` shows them. */
+export type EndpointView = Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>;
+
+/**
+ * The node side of swarm networking: streams the cluster's network view from a manager,
+ * joins it with this node's assigned tasks and their containers, and keeps the
+ * NetworkReconciler at the resulting plan. Task containers get their overlay endpoints from
+ * a start hook, between runc create and start, so the task's process starts with them.
+ */
+export class NetworkAgent {
+  private view?: NetworkViewMessage;
+  private assigned: Task[] = [];
+  private reconciler?: NetworkReconciler;
+  private nodeId?: string;
+  private client?: grpc.Client;
+  private stopped = false;
+  private running?: Promise<void>;
+  private dirty = false;
+  /** Containers between runc create and start: not yet "running" in the engine's records. */
+  private readonly starting = new Map<string, { containerId: string; pid: number }>();
+  private lastPlanEndpoints: { containerId: string; networkId: string; ip: string }[] = [];
+  private lastPlan?: NodeNetworkPlan;
+  private loop?: NodeJS.Timeout;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly swarm: SwarmNode,
+    private readonly log: Logger,
+    /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
+    private readonly prefix?: string,
+  ) {}
+
+  start(): void {
+    this.swarm.link.onAssignments((tasks) => {
+      this.assigned = tasks;
+      this.kick();
+    });
+    this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
+    void this.streamLoop();
+    // Containers die without the store knowing yet: a slow sweep keeps dead endpoints from lingering.
+    this.loop = setInterval(() => this.kick(), 5000);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.loop);
+    this.client?.close();
+    await this.running?.catch(() => undefined);
+    await this.reconciler?.close();
+  }
+
+  /** The overlay address a task's container must use as its nameserver. */
+  get resolverAddress(): string | undefined {
+    return this.reconciler?.resolverAddress;
+  }
+
+  /** For `network inspect`: this node's containers on `networkId`. */
+  endpoints(networkId: string): EndpointView | undefined {
+    const eps = this.lastPlanEndpoints.filter((e) => e.networkId === networkId);
+    if (!eps.length) return undefined;
+    const prefix = (this.view?.networks.find((n) => n.ID === networkId)?.IPAMOptions?.Configs?.[0]?.Subnet ?? '/24').split('/')[1];
+    const out: EndpointView = {};
+    for (const e of eps) {
+      const rec = this.engine.containers.find(e.containerId);
+      const mac = '02:42:' + e.ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':');
+      out[e.containerId] = { Name: rec?.name.slice(1) ?? '', EndpointID: '', MacAddress: mac, IPv4Address: `${e.ip}/${prefix}`, IPv6Address: '' };
+    }
+    return out;
+  }
+
+  /** Swarm networks this node takes part in (its sandboxes). */
+  networks(): Network[] {
+    const ids = new Set(this.lastPlan?.overlays.map((o) => o.id) ?? []);
+    return (this.view?.networks ?? []).filter((n) => ids.has(n.ID));
+  }
+
+  /** For `network inspect`: the nodes this node exchanges traffic with on `networkId`, itself included. */
+  peers(networkId: string): { Name: string; IP: string }[] | undefined {
+    const plan = this.lastPlan;
+    if (!plan?.overlays.some((o) => o.id === networkId)) return undefined;
+    const addrs = new Set([plan.nodeAddr, ...plan.peers.filter((p) => p.networkId === networkId).map((p) => p.nodeAddr)]);
+    const nodes = this.view?.nodes ?? [];
+    return [...addrs].map((ip) => ({ Name: nodes.find((n) => n.Status.Addr === ip)?.ID.slice(0, 12) ?? ip, IP: ip }));
+  }
+
+  // --- the view from the manager ---
+
+  private async streamLoop(): Promise<void> {
+    let index = 0;
+    while (!this.stopped) {
+      const target = this.swarm.agentTarget();
+      if (!target) {
+        if (this.reconciler) await this.leave();
+        await sleep(RETRY_MS);
+        continue;
+      }
+      const managers = target.managers();
+      const addr = managers[index++ % Math.max(1, managers.length)];
+      if (!addr) {
+        await sleep(RETRY_MS);
+        continue;
+      }
+      this.nodeId = target.nodeId;
+      try {
+        const tls = target.tls();
+        const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
+        this.client = client;
+        let check: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          const stream = serverStream<object, NetworkViewMessage>(client, 'NetworkView', {});
+          stream.on('data', (m: NetworkViewMessage) => {
+            this.view = m;
+            this.kick();
+          });
+          stream.on('error', (err) => {
+            this.log.debug({ err, manager: addr }, 'network view stream ended');
+            resolve();
+          });
+          stream.on('end', () => resolve());
+          // Left the swarm or stopping: drop the stream.
+          check = setInterval(() => {
+            if (this.stopped || this.swarm.agentTarget()?.nodeId !== target.nodeId) {
+              stream.cancel();
+              resolve();
+            }
+          }, 1000);
+        }).finally(() => clearInterval(check));
+        client.close();
+      } catch (err) {
+        this.log.debug({ err }, 'network view connect failed');
+      }
+      await sleep(RETRY_MS);
+    }
+  }
+
+  /** Left the swarm: everything this node programmed goes. */
+  private async leave(): Promise<void> {
+    const r = this.reconciler;
+    this.reconciler = undefined;
+    this.view = undefined;
+    await r?.destroy().catch((err) => this.log.warn({ err }, 'overlay teardown failed'));
+  }
+
+  // --- plans ---
+
+  /** Applies the current plan; calls during an apply make one more pass afterwards. */
+  private kick(): Promise<void> {
+    if (this.running) {
+      this.dirty = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.dirty = false;
+        try {
+          await this.applyOnce();
+        } catch (err) {
+          this.log.warn({ err }, 'network plan failed');
+        }
+      } while (this.dirty && !this.stopped);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async applyOnce(): Promise<void> {
+    const view = this.view;
+    const nodeId = this.nodeId;
+    if (!view || !nodeId || this.stopped) return;
+    if (!this.reconciler) {
+      this.reconciler = await NetworkReconciler.open({ sandboxPrefix: this.prefix ?? sandboxPrefix(nodeId), log: this.log.child({ part: 'overlay' }) });
+    }
+    const local = new Map<string, { containerId: string; netnsPath: string; bridgeIp?: string }>();
+    const bridgeIps = new Map(this.engine.bridge.endpoints().map((e) => [e.containerId, e.ip]));
+    for (const r of this.engine.containers.all()) {
+      const taskId = r.config.Labels?.[TASK_LABEL];
+      if (!taskId || r.state.Status !== 'running' || !r.state.Pid || !fs.existsSync(`/proc/${r.state.Pid}/ns/net`)) continue;
+      local.set(taskId, { containerId: r.id, netnsPath: `/proc/${r.state.Pid}/ns/net`, bridgeIp: bridgeIps.get(r.id) });
+    }
+    for (const [taskId, s] of this.starting) {
+      // Kept until the engine records the container running, or its process is gone.
+      if (local.has(taskId) || !fs.existsSync(`/proc/${s.pid}/ns/net`)) this.starting.delete(taskId);
+      else local.set(taskId, { containerId: s.containerId, netnsPath: `/proc/${s.pid}/ns/net` });
+    }
+    // Local tasks from the assignments (fresher than the view); live while their container is.
+    const mine = this.assigned
+      .filter((t) => t.DesiredState === 'running' && local.has(t.ID) && !['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State))
+      .map((t) => ({ ...t, NodeID: nodeId, Status: { ...t.Status, State: 'running' as const } }));
+    const cluster: ClusterView = {
+      nodeId,
+      nodes: view.nodes,
+      networks: view.networks,
+      services: view.services,
+      tasks: [...view.tasks.filter((t) => t.NodeID !== nodeId), ...mine],
+      localContainer: (t) => local.get(t.ID),
+      ingressEndpoints: Object.fromEntries(view.nodes.flatMap((n) => {
+        const a = (n.Attachments ?? []).find((x) => view.networks.some((net) => net.ID === x.Network.ID && net.Spec.Ingress));
+        return a?.Addresses[0] && n.Status.State !== 'down' ? [[n.ID, a.Addresses[0]]] : [];
+      })),
+    };
+    const plan = planFromCluster(cluster);
+    const report = await this.reconciler.applyPlan(plan);
+    this.lastPlanEndpoints = plan.endpoints.map((e) => ({ containerId: e.containerId, networkId: e.networkId, ip: e.ip }));
+    this.lastPlan = plan;
+    if (report.errors.length) this.log.debug({ errors: report.errors }, 'network plan applied with errors');
+  }
+
+  /** Start hook: a task container on swarm networks gets its endpoints and the node's resolver before its process runs. */
+  private async beforeStart(rec: ContainerRecord, pid: number): Promise<void> {
+    const taskId = rec.config.Labels?.[TASK_LABEL];
+    if (!taskId || rec.hostConfig.NetworkMode !== 'none') return;
+    const task = this.assigned.find((t) => t.ID === taskId);
+    if (!task?.NetworksAttachments?.length) return;
+    const resolver = this.reconciler?.resolverAddress ?? '172.18.0.1';
+    // In place: the file is bind-mounted into the container by inode.
+    fs.writeFileSync(this.engine.containers.paths(rec.id).resolvConf, `nameserver ${resolver}\noptions ndots:0\n`);
+    this.starting.set(taskId, { containerId: rec.id, pid });
+    // A pass already under way when the hook ran did not see this container: kick() then waits for the next one too.
+    await this.kick();
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

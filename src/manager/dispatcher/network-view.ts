@@ -1,0 +1,62 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Network, Task } from '../../cluster/types.js';
+import type { NetworkViewMessage, PeerIdentity } from '../../cluster/rpc.js';
+import type { Store, StoreEvent } from '../store/store.js';
+
+/** Coalesces a burst of store changes into one message; well under the 1 s the data path must follow. */
+const VIEW_DEBOUNCE_MS = 50;
+
+/** Task states in which a task holds its network addresses (agents wire what they see here). */
+const HOLDS_ADDRESSES = new Set(['assigned', 'accepted', 'preparing', 'ready', 'starting', 'running']);
+
+/**
+ * The cluster as one node's data path needs it: every node's address (and routing-mesh
+ * attachment), the allocated overlay networks, services with their VIPs and ports, and the
+ * tasks that hold addresses on those networks. Swarmkit spreads this over gossip (NetworkDB);
+ * here the dispatcher streams it, resent whole on every relevant change.
+ */
+export function networkView(store: Store): NetworkViewMessage {
+  const networks = store.list('networks').filter((n: Network) => n.DriverState?.Options && n.IPAMOptions?.Configs?.length);
+  const tasks = store.list('tasks').filter((t: Task) => t.NodeID && t.NetworksAttachments?.length && HOLDS_ADDRESSES.has(t.Status.State) && t.DesiredState === 'running');
+  return {
+    nodes: store.list('nodes').map((n) => ({ ...n, Description: undefined })),
+    networks,
+    services: store.list('services'),
+    // Attachments carry the whole network object: the view has it once already.
+    tasks: tasks.map((t) => ({ ...t, Spec: { Networks: t.Spec.Networks }, NetworksAttachments: t.NetworksAttachments!.map((a) => ({ Network: { ID: a.Network.ID } as Network, Addresses: a.Addresses })) })),
+  };
+}
+
+const RELEVANT = new Set(['nodes', 'networks', 'services', 'tasks', 'cluster']);
+
+/** The dispatcher's `NetworkView` stream: a view now, and again after every change that matters. */
+export function networkViewHandler(store: Store, identify: (call: grpc.ServerWritableStream<unknown, unknown>) => PeerIdentity | undefined) {
+  return (call: grpc.ServerWritableStream<object, NetworkViewMessage>): void => {
+    const id = identify(call);
+    if (!id || !store.get('nodes', id.nodeId)) {
+      call.destroy(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
+      return;
+    }
+    let last = '';
+    const send = () => {
+      const view = networkView(store);
+      const body = JSON.stringify(view);
+      if (body === last) return;
+      last = body;
+      call.write(view);
+    };
+    send();
+    let timer: NodeJS.Timeout | undefined;
+    const unwatch = store.watch((evs: StoreEvent[]) => {
+      if (!evs.some((e) => RELEVANT.has(e.kind))) return;
+      if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, VIEW_DEBOUNCE_MS);
+    });
+    const end = () => {
+      unwatch();
+      clearTimeout(timer);
+    };
+    call.on('cancelled', end);
+    call.on('error', end);
+    call.on('close', end);
+  };
+}
