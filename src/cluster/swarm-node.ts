@@ -18,6 +18,7 @@ import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.j
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
 import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
 import { X509Certificate } from 'node:crypto';
+import { chooseSystemAddr, listSystemLinks } from './system-addr.js';
 import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type RenewResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
@@ -195,7 +196,7 @@ export class SwarmNode {
       if (this.state && req.ForceNewCluster) return this.forceNewCluster();
       if (req.Spec?.EncryptionConfig?.AutoLockManagers) throw new ApiError(501, 'autolock (swarm init --autolock) is not supported by this daemon yet');
       const listen = parseListenAddr(req.ListenAddr);
-      const advertise = resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
+      const advertise = await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
       const nodeId = newSwarmId();
       const clusterId = newSwarmId();
       const ca = await createRootCA();
@@ -263,7 +264,7 @@ export class SwarmNode {
       }
       const remote = grpcAddr(remotes[0]);
       const listen = parseListenAddr(req.ListenAddr);
-      const advertiseHost = req.AdvertiseAddr ? resolveAdvertiseAddr(req.AdvertiseAddr, listen.host).host : await localAddrTowards(remote);
+      const advertiseHost = req.AdvertiseAddr ? (await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host)).host : await localAddrTowards(remote);
 
       // 1. The root CA, trusted only if its digest is the one in the token.
       const insecure = new CAClient(remote, insecureCredentials());
@@ -628,8 +629,8 @@ function parseListenAddr(addr: string | undefined): { host: string; port: number
   return { host: m[1] || '0.0.0.0', port: m[2] ? Number(m[2]) : SWARM_PORT };
 }
 
-/** --advertise-addr: an IP, IP:port or interface name; else the listen IP; else the one address this system has. */
-export function resolveAdvertiseAddr(given: string | undefined, listenHost: string): { host: string; port: number } {
+/** --advertise-addr: an IP, IP:port or interface name; else the listen IP; else the system address dockerd would pick. */
+export async function resolveAdvertiseAddr(given: string | undefined, listenHost: string): Promise<{ host: string; port: number }> {
   const ifaces = os.networkInterfaces();
   if (given) {
     const m = /^(.*?)(?::(\d+))?$/.exec(given)!;
@@ -644,12 +645,7 @@ export function resolveAdvertiseAddr(given: string | undefined, listenHost: stri
     return { host, port };
   }
   if (listenHost && listenHost !== '0.0.0.0' && net.isIP(listenHost)) return { host: listenHost, port: SWARM_PORT };
-  const candidates = Object.entries(ifaces).flatMap(([name, list]) => (list ?? []).filter((a) => a.family === 'IPv4' && !a.internal).map((a) => ({ name, address: a.address })));
-  if (candidates.length === 0) throw badRequest("could not find the system's IP address - specify one with --advertise-addr");
-  if (candidates.length > 1) {
-    throw badRequest(`could not choose an IP address to advertise since this system has multiple addresses on different interfaces (${candidates[0].address} on ${candidates[0].name} and ${candidates[1].address} on ${candidates[1].name})`);
-  }
-  return { host: candidates[0].address, port: SWARM_PORT };
+  return { host: chooseSystemAddr(await listSystemLinks()), port: SWARM_PORT };
 }
 
 /** The local address the kernel would use to reach `remote` (how dockerd picks a joiner's address). */

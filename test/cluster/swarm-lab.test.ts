@@ -21,9 +21,15 @@ describe('swarm membership on a shoal machine lab', () => {
     await lab?.prune();
   });
 
+  it('swarm init without --advertise-addr advertises eth0, not the shoal0 bridge', async () => {
+    const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
+    assert.match(await ok('m1', ['swarm', 'init']), /^Swarm initialized: current node \(\w+\) is now a manager\./);
+    assert.equal((await ok('m1', ['info', '--format', '{{.Swarm.NodeAddr}}'])).trim(), ip);
+    assert.match(await ok('m1', ['swarm', 'join-token', 'worker']), new RegExp(` ${ip.replace(/\./g, '\\.')}:2377\n`));
+  });
+
   it('one manager and two workers join and show in node ls as Ready', async () => {
     const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
-    await ok('m1', ['swarm', 'init', '--advertise-addr', ip]);
     await ok('m1', ['swarm', 'update', '--dispatcher-heartbeat', '1s']);
     const token = (await ok('m1', ['swarm', 'join-token', '-q', 'worker'])).trim();
     for (const m of ['m2', 'm3']) assert.equal(await ok(m, ['swarm', 'join', '--token', token, `${ip}:2377`]), 'This node joined a swarm as a worker.\n');
