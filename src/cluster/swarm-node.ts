@@ -19,6 +19,7 @@ import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from
 import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
 import { X509Certificate } from 'node:crypto';
 import { chooseSystemAddr, listSystemLinks } from './system-addr.js';
+import { ERR_SWARM_LOCKED, humanReadableKey, newUnlockKey, openPrivateKey, parseHumanReadableKey, readUnlockKey, sealPrivateKey, writeUnlockKey } from '../manager/ca/unlock-key.js';
 import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type RenewResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
@@ -110,6 +111,10 @@ export class SwarmNode {
   private trustChange?: Promise<void>;
   private renewTimer?: NodeJS.Timeout;
   private wantedRole?: 'manager' | 'worker';
+  /** Autolock's current unlock key, while this manager follows one. */
+  private kek?: Buffer;
+  /** A restarted autolocked manager: nothing runs until `swarm unlock`. */
+  private locked = false;
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
   private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
@@ -135,6 +140,8 @@ export class SwarmNode {
       ca: path.join(this.certDir, 'swarm-root-ca.crt'),
       cert: path.join(this.certDir, 'swarm-node.crt'),
       key: path.join(this.certDir, 'swarm-node.key'),
+      /** The TLS key sealed with the unlock key: what an autolocked manager keeps at rest. */
+      sealedKey: path.join(this.certDir, 'swarm-node.key.locked'),
       etcdCa: path.join(this.certDir, 'etcd-ca.crt'),
       etcdCert: path.join(this.certDir, 'etcd-node.crt'),
     };
@@ -145,6 +152,13 @@ export class SwarmNode {
     try {
       this.state = JSON.parse(fs.readFileSync(this.files.state, 'utf8')) as SwarmState;
     } catch {
+      return;
+    }
+    if (this.state.role === 'manager' && fs.existsSync(this.files.sealedKey)) {
+      // Autolocked: the plain key must not outlive the previous run (it does after a crash).
+      fs.rmSync(this.files.key, { force: true });
+      this.locked = true;
+      this.log.info('swarm is locked; waiting for docker swarm unlock');
       return;
     }
     try {
@@ -159,6 +173,57 @@ export class SwarmNode {
     clearTimeout(this.renewTimer);
     this.session?.stop();
     await this.manager?.stop();
+    // Autolocked: only the sealed key stays behind, so the next start is locked.
+    if (this.kek && fs.existsSync(this.files.sealedKey)) fs.rmSync(this.files.key, { force: true });
+  }
+
+  // ---- autolock ----
+  /** Follows the swarm's unlock key: seals this manager's TLS key with it, or unseals. */
+  private applyUnlockKey(key: Buffer | undefined): void {
+    if (!this.state || this.locked) return;
+    if (key && this.kek?.equals(key) && fs.existsSync(this.files.sealedKey)) return;
+    this.kek = key;
+    if (key) {
+      const tmp = this.files.sealedKey + '.tmp';
+      fs.writeFileSync(tmp, sealPrivateKey(fs.readFileSync(this.files.key, 'utf8'), key), { mode: 0o600 });
+      fs.renameSync(tmp, this.files.sealedKey);
+    } else {
+      fs.rmSync(this.files.sealedKey, { force: true });
+    }
+  }
+
+  /** `swarm update --autolock` / `unlock-key --rotate`: the new key (or none) for every manager. */
+  async setUnlockKey(key: Buffer | undefined): Promise<void> {
+    const m = this.requireManager();
+    await writeUnlockKey(m.client, key);
+    this.applyUnlockKey(key);
+  }
+
+  /** `swarm unlock-key`: Docker's text form, empty when autolock is off. */
+  async unlockKey(): Promise<string> {
+    const m = this.requireManager();
+    const k = await readUnlockKey(m.client);
+    return k ? humanReadableKey(k) : '';
+  }
+
+  /** `swarm unlock`: opens the sealed TLS key and starts what a manager runs. */
+  unlock(keyText: string): Promise<void> {
+    return this.exclusive(async () => {
+      if (!this.state) throw unavailable(ERR_NO_SWARM);
+      if (!this.locked) throw new ApiError(409, 'swarm is not locked');
+      const key = parseHumanReadableKey(keyText);
+      const plain = openPrivateKey(fs.readFileSync(this.files.sealedKey, 'utf8'), key);
+      fs.writeFileSync(this.files.key, plain, { mode: 0o600 });
+      this.locked = false;
+      this.kek = key;
+      try {
+        await this.startManager();
+        this.startSession();
+      } catch (e) {
+        this.log.error({ err: e }, 'could not start the manager after unlock');
+        throw e;
+      }
+    });
   }
 
   /** Serializes init/join/leave as dockerd's controlMutex does. */
@@ -179,6 +244,7 @@ export class SwarmNode {
   /** The manager, or Docker's 503 for a node that is not one. */
   requireManager(): Manager {
     if (!this.state) throw unavailable(ERR_NO_SWARM_MANAGER);
+    if (this.locked) throw unavailable(ERR_SWARM_LOCKED);
     if (!this.manager) throw unavailable(ERR_NOT_MANAGER);
     if (!this.manager.hasQuorum) throw unavailable(ERR_NO_LEADER);
     return this.manager;
@@ -193,8 +259,8 @@ export class SwarmNode {
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
       if (this.state && !req.ForceNewCluster) throw unavailable(ERR_SWARM_EXISTS);
+      if (this.state && this.locked) throw unavailable(ERR_SWARM_LOCKED);
       if (this.state && req.ForceNewCluster) return this.forceNewCluster();
-      if (req.Spec?.EncryptionConfig?.AutoLockManagers) throw new ApiError(501, 'autolock (swarm init --autolock) is not supported by this daemon yet');
       const listen = parseListenAddr(req.ListenAddr);
       const advertise = await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
       const nodeId = newSwarmId();
@@ -224,6 +290,7 @@ export class SwarmNode {
             ManagerStatus: { Reachability: 'reachable', Addr: `${advertise.host}:${advertise.port}` },
           };
           await m.bootstrap(ca, cluster, node);
+          if (spec.EncryptionConfig?.AutoLockManagers) await writeUnlockKey(m.client, newUnlockKey());
           await m.store.commit([{ kind: 'networks', op: 'create', object: ingressNetwork() }]);
         });
         this.startSession();
@@ -359,6 +426,8 @@ export class SwarmNode {
     await this.manager?.stop().catch((err) => this.log.warn({ err }, 'manager stop failed'));
     this.manager = undefined;
     this.state = undefined;
+    this.kek = undefined;
+    this.locked = false;
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -374,6 +443,13 @@ export class SwarmNode {
     try {
       if (bootstrap) await bootstrap(m);
       await m.serve();
+      await m.followUnlockKey((key) => {
+        try {
+          this.applyUnlockKey(key);
+        } catch (err) {
+          this.log.error({ err }, 'could not seal the TLS key with the new unlock key');
+        }
+      });
     } catch (e) {
       await m.stop();
       throw e;
@@ -538,6 +614,7 @@ export class SwarmNode {
       await this.manager.stop();
       this.manager = undefined;
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
+      this.applyUnlockKey(undefined); // workers are never locked
     }
     const keys = await generateKeyPair();
     const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
@@ -588,6 +665,7 @@ export class SwarmNode {
     fs.writeFileSync(this.files.ca, ca);
     fs.writeFileSync(this.files.cert, cert);
     fs.writeFileSync(this.files.key, key, { mode: 0o600 });
+    if (this.kek) fs.writeFileSync(this.files.sealedKey, sealPrivateKey(key, this.kek), { mode: 0o600 });
   }
 
   private saveState(): void {
@@ -604,7 +682,7 @@ export class SwarmNode {
     const base: Record<string, unknown> = {
       NodeID: s.nodeId,
       NodeAddr: s.advertiseAddr,
-      LocalNodeState: 'active',
+      LocalNodeState: this.locked ? 'locked' : 'active',
       ControlAvailable: !!this.manager,
       Error: '',
       RemoteManagers: s.managers.filter((m) => m.nodeId).map((m) => ({ NodeID: m.nodeId, Addr: m.addr })),

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import { readUnlockKey, watchUnlockKey } from './ca/unlock-key.js';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -66,6 +67,7 @@ export class Manager {
   private credentials?: SwarmServerCredentials;
   private caMaterial?: StoredCA;
   private caWatch?: Watcher;
+  private unlockKeyWatch?: Watcher;
   private presence?: Lease;
   private presenceWatch?: Watcher;
   private readonly reachable = new Set<string>();
@@ -328,8 +330,15 @@ export class Manager {
     return (await this.client.cluster.memberList({})).members.length;
   }
 
+  /** Autolock: the swarm's unlock key now and on every change (undefined: autolock off). */
+  async followUnlockKey(fn: (key: Buffer | undefined) => void): Promise<void> {
+    this.unlockKeyWatch = await watchUnlockKey(this.client, fn);
+    fn(await readUnlockKey(this.client));
+  }
+
   async stop(): Promise<void> {
     clearInterval(this.quorumTimer);
+    await this.unlockKeyWatch?.cancel().catch(() => undefined);
     this.loops.stop();
     this.dispatcher.close();
     if (this.server) await new Promise<void>((r) => { this.server!.tryShutdown(() => r()); setTimeout(() => { this.server?.forceShutdown(); r(); }, 2000); });

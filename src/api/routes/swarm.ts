@@ -5,7 +5,8 @@ import { createRootCA } from '../../manager/ca/root-ca.js';
 import type { ClusterSpec } from '../../cluster/types.js';
 import { generateJoinToken } from '../../manager/ca/tokens.js';
 import { VersionConflict } from '../../manager/store/store.js';
-import { ApiError, badRequest, notImplemented } from '../../util/errors.js';
+import { ApiError, badRequest } from '../../util/errors.js';
+import { newUnlockKey } from '../../manager/ca/unlock-key.js';
 
 /** `docker swarm init / join / leave / inspect / update / join-token`. */
 export function swarmRoutes(router: Router, swarm: SwarmNode): void {
@@ -44,9 +45,10 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
     const next = structuredClone(c);
     // The name is fixed ("default"); everything else comes from the client, defaults where unset.
     next.Spec = { ...mergeClusterSpec(c.Spec, spec), Name: c.Spec.Name, Labels: spec.Labels ?? c.Spec.Labels };
-    // Autolock needs encrypted manager keys and `swarm unlock`: not built yet. Refuse rather
-    // than report a lock that does not exist.
-    if (spec.EncryptionConfig?.AutoLockManagers) throw notImplemented('autolock (swarm update --autolock) is not supported by this daemon yet');
+    // Autolock: a new unlock key when it turns on or is rotated (only while on), none when off.
+    const wasLocked = !!c.Spec.EncryptionConfig?.AutoLockManagers;
+    const autolock = !!next.Spec.EncryptionConfig?.AutoLockManagers;
+    const newKey = autolock && (!wasLocked || ctx.bool('rotateManagerUnlockKey'));
     let root = c.TLSInfo.TrustRoot;
     const forceRotate = spec.CAConfig?.ForceRotate ?? 0;
     if (forceRotate !== (c.Spec.CAConfig?.ForceRotate ?? 0) || spec.CAConfig?.SigningCACert) {
@@ -67,11 +69,16 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
       if (e instanceof VersionConflict) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
       throw e;
     }
+    if (newKey) await swarm.setUnlockKey(newUnlockKey());
+    else if (wasLocked && !autolock) await swarm.setUnlockKey(undefined);
     return { status: 200 };
   });
 
-  router.get('/swarm/unlockkey', () => {
-    swarm.requireManager();
-    return { body: { UnlockKey: '' } };
+  router.get('/swarm/unlockkey', async () => ({ body: { UnlockKey: await swarm.unlockKey() } }));
+
+  router.post('/swarm/unlock', async (ctx) => {
+    const req = await ctx.json<{ UnlockKey?: string }>();
+    await swarm.unlock(req.UnlockKey ?? '');
+    return { status: 200 };
   });
 }

@@ -1,0 +1,59 @@
+import crypto from 'node:crypto';
+import type { Etcd3, Watcher } from 'etcd3';
+import { ApiError, badRequest } from '../../util/errors.js';
+
+/**
+ * Autolock's key-encrypting key: 32 random bytes, shown to users as Docker formats it
+ * (SWMKEY-1-<unpadded base64>). The swarm keeps the current one in its store, where every
+ * manager reads and follows it; a manager seals its TLS key at rest with it.
+ */
+const PREFIX = 'SWMKEY-1-';
+export const UNLOCK_KEY = '/shoal/unlock-key';
+
+export const ERR_SWARM_LOCKED = 'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.';
+
+export function newUnlockKey(): Buffer {
+  return crypto.randomBytes(32);
+}
+
+export function humanReadableKey(key: Buffer): string {
+  return PREFIX + key.toString('base64').replace(/=+$/, '');
+}
+
+export function parseHumanReadableKey(s: string): Buffer {
+  const body = s.trim().startsWith(PREFIX) ? s.trim().slice(PREFIX.length) : undefined;
+  if (body === undefined || !/^[A-Za-z0-9+/]+$/.test(body)) throw badRequest('invalid key string');
+  return Buffer.from(body, 'base64');
+}
+
+/** The private key PEM as encrypted PKCS#8, the unlock key as its passphrase. */
+export function sealPrivateKey(pem: string, key: Buffer): string {
+  return crypto.createPrivateKey(pem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: key }) as string;
+}
+
+/** The plain PEM back; Docker's 401 when the key does not open it. */
+export function openPrivateKey(sealed: string, key: Buffer): string {
+  try {
+    return crypto.createPrivateKey({ key: sealed, passphrase: key }).export({ type: 'pkcs8', format: 'pem' }) as string;
+  } catch {
+    throw new ApiError(401, 'swarm could not be unlocked: invalid key provided');
+  }
+}
+
+export async function readUnlockKey(client: Etcd3): Promise<Buffer | undefined> {
+  const v = await client.get(UNLOCK_KEY).buffer();
+  return v && v.length > 0 ? Buffer.from(v) : undefined;
+}
+
+/** Sets (or with undefined clears) the swarm's unlock key. */
+export async function writeUnlockKey(client: Etcd3, key: Buffer | undefined): Promise<void> {
+  if (key) await client.put(UNLOCK_KEY).value(key).exec();
+  else await client.delete().key(UNLOCK_KEY).exec();
+}
+
+export async function watchUnlockKey(client: Etcd3, fn: (key: Buffer | undefined) => void): Promise<Watcher> {
+  const w = await client.watch().key(UNLOCK_KEY).create();
+  w.on('put', (kv) => fn(kv.value.length > 0 ? Buffer.from(kv.value) : undefined));
+  w.on('delete', () => fn(undefined));
+  return w;
+}
