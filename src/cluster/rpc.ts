@@ -66,7 +66,8 @@ export interface AssignmentsMessage { tasks: Task[] }
 export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }
 
 export interface JoinRequest { addr: string }
-export interface JoinResponse { initialCluster: string; clusterToken: string }
+/** dek: the swarm's data-encryption key (base64), for a joining manager. */
+export interface JoinResponse { initialCluster: string; clusterToken: string; dek?: string }
 export interface LeaveRequest { nodeId: string }
 
 export const CAClient = grpc.makeGenericClientConstructor(caService, 'CA');

@@ -19,7 +19,7 @@ import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from
 import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
 import { X509Certificate } from 'node:crypto';
 import { chooseSystemAddr, listSystemLinks } from './system-addr.js';
-import { ERR_SWARM_LOCKED, humanReadableKey, newUnlockKey, openPrivateKey, parseHumanReadableKey, readUnlockKey, sealPrivateKey, writeUnlockKey } from '../manager/ca/unlock-key.js';
+import { ERR_SWARM_LOCKED, humanReadableKey, newUnlockKey, openPrivateKey, openValue, parseHumanReadableKey, sealPrivateKey, sealValue } from '../manager/ca/unlock-key.js';
 import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type RenewResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
@@ -115,6 +115,8 @@ export class SwarmNode {
   private kek?: Buffer;
   /** A restarted autolocked manager: nothing runs until `swarm unlock`. */
   private locked = false;
+  /** The swarm's data-encryption key (managers only): etcd holds secrets sealed with it. */
+  private dek?: Buffer;
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
   private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
@@ -142,6 +144,8 @@ export class SwarmNode {
       key: path.join(this.certDir, 'swarm-node.key'),
       /** The TLS key sealed with the unlock key: what an autolocked manager keeps at rest. */
       sealedKey: path.join(this.certDir, 'swarm-node.key.locked'),
+      /** The DEK: "plain:<base64>", or "sealed:<…>" with the unlock key while autolocked. */
+      dek: path.join(this.certDir, 'swarm-node.dek'),
       etcdCa: path.join(this.certDir, 'etcd-ca.crt'),
       etcdCert: path.join(this.certDir, 'etcd-node.crt'),
     };
@@ -161,6 +165,7 @@ export class SwarmNode {
       this.log.info('swarm is locked; waiting for docker swarm unlock');
       return;
     }
+    this.dek = this.readDek();
     try {
       if (this.state.role === 'manager') await this.startManager();
       this.startSession();
@@ -178,6 +183,30 @@ export class SwarmNode {
   }
 
   // ---- autolock ----
+  /** The DEK from disk: undefined when absent (a swarm from before it); sealed needs the unlock key. */
+  private readDek(kek?: Buffer): Buffer | undefined {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.files.dek, 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+    if (text.startsWith('plain:')) return Buffer.from(text.slice(6), 'base64');
+    if (text.startsWith('sealed:') && kek) return openValue(kek, Buffer.from(text.slice(7)));
+    return undefined;
+  }
+
+  /** Writes the DEK as autolock wants it now; removes it when this node holds none. */
+  private writeDek(): void {
+    if (!this.dek) {
+      fs.rmSync(this.files.dek, { force: true });
+      return;
+    }
+    const tmp = this.files.dek + '.tmp';
+    fs.writeFileSync(tmp, this.kek ? 'sealed:' + sealValue(this.kek, this.dek) : 'plain:' + this.dek.toString('base64'), { mode: 0o600 });
+    fs.renameSync(tmp, this.files.dek);
+  }
+
   /** Follows the swarm's unlock key: seals this manager's TLS key with it, or unseals. */
   private applyUnlockKey(key: Buffer | undefined): void {
     if (!this.state || this.locked) return;
@@ -187,7 +216,9 @@ export class SwarmNode {
       const tmp = this.files.sealedKey + '.tmp';
       fs.writeFileSync(tmp, sealPrivateKey(fs.readFileSync(this.files.key, 'utf8'), key), { mode: 0o600 });
       fs.renameSync(tmp, this.files.sealedKey);
+      this.writeDek();
     } else {
+      this.writeDek();
       fs.rmSync(this.files.sealedKey, { force: true });
     }
   }
@@ -195,14 +226,14 @@ export class SwarmNode {
   /** `swarm update --autolock` / `unlock-key --rotate`: the new key (or none) for every manager. */
   async setUnlockKey(key: Buffer | undefined): Promise<void> {
     const m = this.requireManager();
-    await writeUnlockKey(m.client, key);
+    await m.setUnlockKey(key);
     this.applyUnlockKey(key);
   }
 
   /** `swarm unlock-key`: Docker's text form, empty when autolock is off. */
   async unlockKey(): Promise<string> {
     const m = this.requireManager();
-    const k = await readUnlockKey(m.client);
+    const k = await m.unlockKey();
     return k ? humanReadableKey(k) : '';
   }
 
@@ -213,9 +244,11 @@ export class SwarmNode {
       if (!this.locked) throw new ApiError(409, 'swarm is not locked');
       const key = parseHumanReadableKey(keyText);
       const plain = openPrivateKey(fs.readFileSync(this.files.sealedKey, 'utf8'), key);
+      const dek = this.readDek(key);
       fs.writeFileSync(this.files.key, plain, { mode: 0o600 });
       this.locked = false;
       this.kek = key;
+      this.dek = dek;
       try {
         await this.startManager();
         this.startSession();
@@ -275,6 +308,8 @@ export class SwarmNode {
       try {
         this.state = state;
         this.saveState();
+        this.dek = newUnlockKey();
+        this.writeDek();
         await this.startManager(async (m) => {
           const now = new Date().toISOString();
           const cluster: Cluster = {
@@ -290,7 +325,7 @@ export class SwarmNode {
             ManagerStatus: { Reachability: 'reachable', Addr: `${advertise.host}:${advertise.port}` },
           };
           await m.bootstrap(ca, cluster, node);
-          if (spec.EncryptionConfig?.AutoLockManagers) await writeUnlockKey(m.client, newUnlockKey());
+          if (spec.EncryptionConfig?.AutoLockManagers) await m.setUnlockKey(newUnlockKey());
           await m.store.commit([{ kind: 'networks', op: 'create', object: ingressNetwork() }]);
         });
         this.startSession();
@@ -368,6 +403,8 @@ export class SwarmNode {
       try {
         if (issued.role === 'manager') {
           const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: advertiseHost });
+          this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
+          this.writeDek();
           await this.startManager(undefined, false, joined.initialCluster);
           this.state.managers.unshift({ nodeId: issued.nodeId, addr: `${advertiseHost}:${listen.port}` });
           this.saveState();
@@ -428,6 +465,7 @@ export class SwarmNode {
     this.state = undefined;
     this.kek = undefined;
     this.locked = false;
+    this.dek = undefined;
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
@@ -438,7 +476,7 @@ export class SwarmNode {
     const m = await Manager.start({
       nodeId: s.nodeId, clusterId: s.clusterId, advertiseAddr: s.advertiseAddr, listenAddr: s.listenAddr,
       tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
-      forceNewCluster, initialCluster,
+      forceNewCluster, initialCluster, dek: this.dek,
     });
     try {
       if (bootstrap) await bootstrap(m);
@@ -615,6 +653,8 @@ export class SwarmNode {
       this.manager = undefined;
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
       this.applyUnlockKey(undefined); // workers are never locked
+      this.dek = undefined;
+      this.writeDek();
     }
     const keys = await generateKeyPair();
     const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
@@ -630,6 +670,8 @@ export class SwarmNode {
     if (role === 'manager') {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
       const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: s.advertiseAddr });
+      this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
+      this.writeDek();
       await this.startManager(undefined, false, joined.initialCluster);
     }
     s.role = role;

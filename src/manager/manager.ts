@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { readUnlockKey, watchUnlockKey } from './ca/unlock-key.js';
+import { openValue, readUnlockKey, storedValue, watchUnlockKey, writeUnlockKey } from './ca/unlock-key.js';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -47,6 +47,8 @@ export interface ManagerOptions {
   /** <data-root>/swarm */
   swarmDir: string;
   log: Logger;
+  /** The swarm's data-encryption key: seals the secrets kept in etcd (undefined: a swarm from before it). */
+  dek?: Buffer;
   /** Joining an existing cluster: the etcd initial-cluster string Membership.Join returned. */
   initialCluster?: string;
   forceNewCluster?: boolean;
@@ -125,7 +127,7 @@ export class Manager {
   /** First manager of a new swarm: the CA, the cluster object and this node. */
   async bootstrap(ca: RootCAMaterial, cluster: Cluster, node: Node): Promise<void> {
     const stored: StoredCA = { ...ca, trust: [ca.certPem], etcd: ca };
-    await this.client.put(CA_KEY).value(JSON.stringify(stored)).exec();
+    await this.client.put(CA_KEY).value(this.sealCA(stored)).exec();
     await this.store.commit([
       { kind: 'cluster', op: 'create', object: cluster },
       { kind: 'nodes', op: 'create', object: node },
@@ -134,12 +136,12 @@ export class Manager {
 
   /** Elections, presence, leader loops and the cluster RPC server. */
   async serve(): Promise<void> {
-    const raw = await this.client.get(CA_KEY).string();
+    const raw = await this.client.get(CA_KEY).buffer();
     if (!raw) throw new Error('swarm CA material missing from the store');
-    this.caMaterial = JSON.parse(raw) as StoredCA;
+    this.caMaterial = this.openCA(raw);
     this.caWatch = await this.client.watch().key(CA_KEY).create();
     this.caWatch.on('put', (kv) => {
-      this.caMaterial = JSON.parse(kv.value.toString()) as StoredCA;
+      this.caMaterial = this.openCA(kv.value);
       this.o.log.info('swarm root CA changed');
       this.dispatcher.resendSessions();
     });
@@ -217,7 +219,7 @@ export class Manager {
   async rotateRootCA(next: RootCAMaterial): Promise<void> {
     const current = this.ca();
     const stored: StoredCA = { ...next, trust: [next.certPem, ...new Set([current.certPem, ...(current.trust ?? [])])], etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem } };
-    await this.client.put(CA_KEY).value(JSON.stringify(stored)).exec();
+    await this.client.put(CA_KEY).value(this.sealCA(stored)).exec();
     this.caMaterial = stored;
   }
 
@@ -225,7 +227,7 @@ export class Manager {
   async finishRootRotation(): Promise<void> {
     const current = this.ca();
     if (!current.trust || current.trust.length <= 1) return;
-    await this.client.put(CA_KEY).value(JSON.stringify({ ...current, trust: [current.certPem] })).exec();
+    await this.client.put(CA_KEY).value(this.sealCA({ ...current, trust: [current.certPem] })).exec();
   }
 
 
@@ -269,7 +271,7 @@ export class Manager {
         try {
           const id = this.identify(call)!;
           const initialCluster = await this.addMember(id.nodeId, call.request.addr);
-          cb(null, { initialCluster, clusterToken: this.o.clusterId });
+          cb(null, { initialCluster, clusterToken: this.o.clusterId, dek: this.o.dek?.toString('base64') });
         } catch (e) {
           // The joiner gives up: do not leave its node object behind.
           await this.store.commit([{ kind: 'nodes', op: 'delete', id: this.identify(call)!.nodeId }]).catch(() => undefined);
@@ -330,10 +332,26 @@ export class Manager {
     return (await this.client.cluster.memberList({})).members.length;
   }
 
+  private sealCA(ca: StoredCA): Buffer | string {
+    return storedValue(this.o.dek, Buffer.from(JSON.stringify(ca)));
+  }
+
+  private openCA(stored: Buffer): StoredCA {
+    return JSON.parse(openValue(this.o.dek, stored).toString()) as StoredCA;
+  }
+
   /** Autolock: the swarm's unlock key now and on every change (undefined: autolock off). */
   async followUnlockKey(fn: (key: Buffer | undefined) => void): Promise<void> {
-    this.unlockKeyWatch = await watchUnlockKey(this.client, fn);
-    fn(await readUnlockKey(this.client));
+    this.unlockKeyWatch = await watchUnlockKey(this.client, this.o.dek, fn);
+    fn(await readUnlockKey(this.client, this.o.dek));
+  }
+
+  unlockKey(): Promise<Buffer | undefined> {
+    return readUnlockKey(this.client, this.o.dek);
+  }
+
+  setUnlockKey(key: Buffer | undefined): Promise<void> {
+    return writeUnlockKey(this.client, this.o.dek, key);
   }
 
   async stop(): Promise<void> {

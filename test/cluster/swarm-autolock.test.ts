@@ -47,6 +47,11 @@ describe('swarm autolock', () => {
     assert.equal(await state(), 'locked');
     assert.equal(fs.existsSync(path.join(certs(), 'swarm-node.key')), false);
     assert.match(fs.readFileSync(path.join(certs(), 'swarm-node.key.locked'), 'utf8'), /^-----BEGIN ENCRYPTED PRIVATE KEY-----\n/);
+    assert.match(fs.readFileSync(path.join(certs(), 'swarm-node.dek'), 'utf8'), /^sealed:dek1:/);
+    // etcd's files (WAL, snapshots, bolt db) hold the CA keys and the unlock key only sealed.
+    const etcdFiles = fs.readdirSync(path.join(mgr.dataRoot, 'swarm/etcd'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    assert.ok(etcdFiles.length > 0);
+    for (const e of etcdFiles) assert.equal(fs.readFileSync(path.join(e.parentPath, e.name)).includes('PRIVATE KEY'), false, e.name);
     assert.equal(await fail(['node', 'ls']), LOCKED);
     assert.equal(await fail(['swarm', 'unlock-key']), `could not fetch unlock key: ${LOCKED}`);
   });

@@ -40,20 +40,51 @@ export function openPrivateKey(sealed: string, key: Buffer): string {
   }
 }
 
-export async function readUnlockKey(client: Etcd3): Promise<Buffer | undefined> {
+/**
+ * Values the swarm keeps secret in etcd (the CA keys, the unlock key) are sealed with the swarm's
+ * data-encryption key (DEK, as SwarmKit's raft DEK): etcd's files on disk never hold them in the
+ * clear. Managers get the DEK when they join and keep it next to their TLS key, sealed with the
+ * unlock key while autolock is on.
+ */
+const SEALED = 'dek1:';
+
+export function sealValue(dek: Buffer, plain: Buffer): string {
+  const iv = crypto.randomBytes(12);
+  const c = crypto.createCipheriv('aes-256-gcm', dek, iv);
+  const body = Buffer.concat([c.update(plain), c.final()]);
+  return SEALED + Buffer.concat([iv, c.getAuthTag(), body]).toString('base64');
+}
+
+/** Opens a sealed value; a value stored before the swarm had a DEK comes back as it is. */
+export function openValue(dek: Buffer | undefined, stored: Buffer): Buffer {
+  const s = stored.toString();
+  if (!s.startsWith(SEALED)) return stored;
+  if (!dek) throw new Error('sealed swarm secret but this manager holds no data-encryption key');
+  const raw = Buffer.from(s.slice(SEALED.length), 'base64');
+  const d = crypto.createDecipheriv('aes-256-gcm', dek, raw.subarray(0, 12));
+  d.setAuthTag(raw.subarray(12, 28));
+  return Buffer.concat([d.update(raw.subarray(28)), d.final()]);
+}
+
+/** The value to put: sealed when the swarm has a DEK. */
+export function storedValue(dek: Buffer | undefined, plain: Buffer): Buffer | string {
+  return dek ? sealValue(dek, plain) : plain;
+}
+
+export async function readUnlockKey(client: Etcd3, dek: Buffer | undefined): Promise<Buffer | undefined> {
   const v = await client.get(UNLOCK_KEY).buffer();
-  return v && v.length > 0 ? Buffer.from(v) : undefined;
+  return v && v.length > 0 ? openValue(dek, v) : undefined;
 }
 
 /** Sets (or with undefined clears) the swarm's unlock key. */
-export async function writeUnlockKey(client: Etcd3, key: Buffer | undefined): Promise<void> {
-  if (key) await client.put(UNLOCK_KEY).value(key).exec();
+export async function writeUnlockKey(client: Etcd3, dek: Buffer | undefined, key: Buffer | undefined): Promise<void> {
+  if (key) await client.put(UNLOCK_KEY).value(storedValue(dek, key)).exec();
   else await client.delete().key(UNLOCK_KEY).exec();
 }
 
-export async function watchUnlockKey(client: Etcd3, fn: (key: Buffer | undefined) => void): Promise<Watcher> {
+export async function watchUnlockKey(client: Etcd3, dek: Buffer | undefined, fn: (key: Buffer | undefined) => void): Promise<Watcher> {
   const w = await client.watch().key(UNLOCK_KEY).create();
-  w.on('put', (kv) => fn(kv.value.length > 0 ? Buffer.from(kv.value) : undefined));
+  w.on('put', (kv) => fn(kv.value.length > 0 ? openValue(dek, kv.value) : undefined));
   w.on('delete', () => fn(undefined));
   return w;
 }
