@@ -1,80 +1,163 @@
 /**
- * Control-plane convergence: `replicas` tasks of one service onto `nodes` nodes through the
- * real leader loops (allocator, scheduler, orchestrator, reaper) and one real worker per node
- * with a simulated executor, on the in-memory store; agents' status reports are batched every
- * 100 ms as the dispatcher does. Reports the time until every task is RUNNING, then the time
- * to scale down to half.
- * Run: `npx tsc -p . && node dist/bench/control-plane.js [replicas] [nodes]`.
+ * Control plane at scale: one real manager (shoald + etcd in its own netns, drained so it runs
+ * nothing itself) and N simulated nodes (bench/sim/sim-nodes.ts: each a real swarm member with
+ * its own certificate and mTLS session; tasks go ACCEPTED → PREPARING → STARTING → RUNNING on
+ * a simulated executor). One service of M replicas is created through the Engine API; we
+ * measure the time until all M are RUNNING in the store, create→RUNNING per task, manager RSS
+ * (shoald + etcd) and etcd writes.
+ *
+ *   node dist/bench/control-plane.js [nodes=100] [tasks=10000] [timeout s=300]    (root)
  */
-import type { Task, TaskStatus } from '../src/cluster/types.js';
-import type { AgentLink } from '../src/agent/link.js';
-import { Worker } from '../src/agent/worker/worker.js';
-import { SimulatedExecutor } from '../src/agent/executor/simulated.js';
-import { Allocator } from '../src/manager/allocator/allocator.js';
-import { Scheduler } from '../src/manager/scheduler/scheduler.js';
-import { ReplicatedOrchestrator } from '../src/manager/orchestrator/replicated.js';
-import { TaskReaper } from '../src/manager/orchestrator/reaper.js';
-import { taskStateRank } from '../src/cluster/types.js';
-import { createLogger } from '../src/util/log.js';
-import { MemoryStore } from '../test/helpers/memory-store.js';
-import { makeNode, makeService, until } from '../test/helpers/swarm-fixtures.js';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import readline from 'node:readline';
+import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
+import { stopProcess } from '../test/helpers/process.js';
+import type { Service, Task } from '../src/cluster/types.js';
+import { api, pct, printTable, rssMiB, writeReport } from './report.js';
 
-const REPLICAS = Number(process.argv[2] ?? 10_000);
-const NODES = Number(process.argv[3] ?? 1_000);
-const log = createLogger('bench', 'silent');
-const store = new MemoryStore();
-
-// The dispatcher's part, reduced: assignments per node on task changes, statuses batched every 100 ms.
-const queue = new Map<string, TaskStatus>();
-setInterval(() => {
-  if (!queue.size) return;
-  const changes = [];
-  for (const [id, s] of queue) {
-    const t = store.get('tasks', id);
-    if (t && taskStateRank(s.State) >= taskStateRank(t.Status.State)) changes.push({ kind: 'tasks' as const, op: 'update' as const, object: { ...t, Status: s } });
-  }
-  queue.clear();
-  void store.commit(changes).catch(() => undefined);
-}, 100).unref();
-const links = new Map<string, (tasks: Task[]) => void>();
-let pushTimer: NodeJS.Timeout | undefined;
-store.watch(() => {
-  pushTimer ??= setTimeout(() => {
-    pushTimer = undefined;
-    const byNode = new Map<string, Task[]>();
-    for (const t of store.list('tasks')) {
-      if (!t.NodeID || taskStateRank(t.Status.State) < taskStateRank('assigned')) continue;
-      if (taskStateRank(t.DesiredState) > taskStateRank('running') && taskStateRank(t.Status.State) > taskStateRank('running')) continue;
-      let l = byNode.get(t.NodeID);
-      if (!l) byNode.set(t.NodeID, (l = []));
-      l.push(t);
-    }
-    for (const [id, fn] of links) fn(byNode.get(id) ?? []);
-  }, 100);
-});
-
-await store.commit(Array.from({ length: NODES }, (_, i) => ({ kind: 'nodes' as const, op: 'create' as const, object: makeNode(`node${i}`) })));
-for (let i = 0; i < NODES; i++) {
-  const link: AgentLink = {
-    onAssignments: (fn) => links.set(`node${i}`, fn),
-    reportStatus: async (u) => { for (const x of u) queue.set(x.taskId, x.status); },
-  };
-  new Worker(link, new SimulatedExecutor(), () => `node${i}`, log).start();
+export interface ControlPlaneResult {
+  nodes: number;
+  tasks: number;
+  joinMs: number;
+  allRunningMs: number | null;
+  tasksPerSecond: number | null;
+  createToRunningMs: { p50: number; p99: number; max: number };
+  runningSeen: number;
+  managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
+  etcd: { puts: number; deletes: number; txns: number; proposalsCommitted: number };
+  limit?: string;
 }
-const loops = [new Allocator(store, log), new Scheduler(store, log), new ReplicatedOrchestrator(store, log), new TaskReaper(store, log)];
-for (const l of loops) l.run();
 
-const running = () => store.list('tasks').filter((t) => t.Status.State === 'running' && t.DesiredState === 'running').length;
-const s = makeService('bench', { Mode: { Replicated: { Replicas: REPLICAS } } });
-let t0 = Date.now();
-await store.commit([{ kind: 'services', op: 'create', object: s }]);
-await until(`${REPLICAS} running`, () => running() === REPLICAS, 600_000);
-const up = Date.now() - t0;
-const cur = store.get('services', s.ID)!;
-t0 = Date.now();
-await store.commit([{ kind: 'services', op: 'update', object: { ...cur, Spec: { ...cur.Spec, Mode: { Replicated: { Replicas: REPLICAS / 2 } } } } }]);
-await until('half removed', () => store.list('tasks').length === REPLICAS / 2, 600_000);
-const down = Date.now() - t0;
-console.log(`control plane: ${REPLICAS} replicas on ${NODES} simulated nodes: all RUNNING in ${(up / 1000).toFixed(1)} s; scale to ${REPLICAS / 2} (tasks shut down and reaped) in ${(down / 1000).toFixed(1)} s`);
-for (const l of loops) await l.stop();
-process.exit(0);
+const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
+
+async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
+  const certs = path.join(d.dataRoot, 'swarm/certificates');
+  const r = await d.inNs('curl', ['-s', '--cacert', `${certs}/swarm-root-ca.crt`, '--cert', `${certs}/swarm-node.crt`, '--key', `${certs}/swarm-node.key`, 'https://127.0.0.1:2379/metrics'], { allowFail: true });
+  const out: Record<string, number> = {};
+  for (const line of r.stdout.split('\n')) {
+    const m = /^(etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total)\s+(\S+)/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
+export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300_000): Promise<ControlPlaneResult> {
+  // SHOAL_BENCH_PROFILE=<dir>: shoald and the simulated nodes write CPU profiles there on exit.
+  const prof = process.env.SHOAL_BENCH_PROFILE;
+  if (prof) {
+    fs.mkdirSync(prof, { recursive: true });
+    process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
+  }
+  const d = await startDaemon({ prefix: 'bcp' });
+  let simPid: number | undefined;
+  try {
+    const init = await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
+    if (init.code !== 0) throw new Error(`swarm init: ${init.stderr}`);
+    await d.docker(['node', 'update', '--availability', 'drain', (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim()]);
+    const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    const etcdPid = Number(fs.readFileSync(path.join(d.dataRoot, 'swarm/etcd.pid'), 'utf8').trim());
+
+    const sim = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, '--max-old-space-size=4096', SIM_JS, '127.0.0.1:2377', token, String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    simPid = sim.pid;
+    let agentRunning = 0;
+    let resolveJoined: (ms: number) => void;
+    const joined = new Promise<number>((r) => (resolveJoined = r));
+    readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
+      try {
+        const m = JSON.parse(l) as { joined?: number; ms?: number; running?: number };
+        if (m.joined !== undefined) resolveJoined(m.ms!);
+        if (m.running !== undefined) agentRunning = m.running;
+      } catch { /* not ours */ }
+    });
+    const exited = new Promise<never>((_, reject) => sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`))));
+    exited.catch(() => undefined);
+    const joinMs = await Promise.race([joined, exited]);
+    console.error(`${nodes} simulated nodes joined in ${joinMs} ms`);
+
+    const before = await etcdMetrics(d);
+    let shoaldPeak = 0;
+    let etcdPeak = 0;
+    const sampler = setInterval(() => {
+      shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
+      etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
+    }, 250);
+
+    const t0 = Date.now();
+    const spec = { Name: 'sim', Mode: { Replicated: { Replicas: tasks } }, TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } } };
+    const created = await api(d.socket, 'POST', '/v1.41/services/create', spec);
+    if (created.status !== 201) throw new Error(`service create: ${created.status} ${created.body}`);
+    const serviceId = (JSON.parse(created.body) as { ID: string }).ID;
+
+    let allRunningMs: number | null = null;
+    let lastLog = 0;
+    let limit: string | undefined;
+    while (Date.now() - t0 < timeoutMs) {
+      // Agents first (cheap); then the store through the API, which is what counts.
+      if (agentRunning >= tasks) {
+        const r = await api(d.socket, 'GET', '/v1.41/services?status=true');
+        const s = (JSON.parse(r.body) as (Service & { ServiceStatus?: { RunningTasks: number } })[]).find((x) => x.ID === serviceId);
+        if ((s?.ServiceStatus?.RunningTasks ?? 0) >= tasks) {
+          allRunningMs = Date.now() - t0;
+          break;
+        }
+      }
+      if (Date.now() - lastLog > 5000) {
+        lastLog = Date.now();
+        let states = '';
+        if (agentRunning >= tasks) {
+          const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
+          const hist = new Map<string, number>();
+          for (const t of JSON.parse(r.body) as Task[]) hist.set(t.Status.State, (hist.get(t.Status.State) ?? 0) + 1);
+          states = `; in the store: ${JSON.stringify(Object.fromEntries(hist))}`;
+        }
+        console.error(`  t+${((Date.now() - t0) / 1000).toFixed(0)} s: ${agentRunning}/${tasks} running on the agents${states}`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    if (allRunningMs === null) limit = `not all running after ${timeoutMs / 1000} s (${agentRunning}/${tasks} on the agents)`;
+    clearInterval(sampler);
+    shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
+    etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
+    const after = await etcdMetrics(d);
+
+    const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
+    const all = JSON.parse(r.body) as Task[];
+    const lat = all.filter((t) => t.Status.State === 'running').map((t) => Date.parse(t.Status.Timestamp) - Date.parse(t.CreatedAt)).sort((a, b) => a - b);
+    const diff = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    return {
+      nodes, tasks, joinMs,
+      allRunningMs,
+      tasksPerSecond: allRunningMs ? Math.round(tasks / (allRunningMs / 1000)) : null,
+      createToRunningMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] },
+      runningSeen: lat.length,
+      managerRssMiB: { shoaldPeak: Math.round(shoaldPeak), etcdPeak: Math.round(etcdPeak), totalPeak: Math.round(shoaldPeak + etcdPeak) },
+      etcd: { puts: diff('etcd_mvcc_put_total'), deletes: diff('etcd_mvcc_delete_total'), txns: diff('etcd_mvcc_txn_total'), proposalsCommitted: diff('etcd_server_proposals_committed_total') },
+      ...(limit ? { limit } : {}),
+    };
+  } finally {
+    await stopProcess(simPid, 'SIGTERM', 5000);
+    await d.destroy();
+  }
+}
+
+export function printControlPlane(r: ControlPlaneResult): void {
+  printTable(`control plane: ${r.nodes} simulated nodes, ${r.tasks} replicas`, [
+    ['nodes joined (certificates + sessions)', `${r.joinMs} ms`],
+    ['service create → all RUNNING', r.allRunningMs === null ? `not reached: ${r.limit}` : `${(r.allRunningMs / 1000).toFixed(1)} s`],
+    ['tasks/s', String(r.tasksPerSecond ?? '-')],
+    ['create → RUNNING per task p50 / p99', `${r.createToRunningMs.p50} / ${r.createToRunningMs.p99} ms`],
+    ['manager peak RSS shoald + etcd', `${r.managerRssMiB.shoaldPeak} + ${r.managerRssMiB.etcdPeak} = ${r.managerRssMiB.totalPeak} MiB`],
+    ['etcd writes: puts / deletes / txns / proposals', `${r.etcd.puts} / ${r.etcd.deletes} / ${r.etcd.txns} / ${r.etcd.proposalsCommitted}`],
+  ]);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const nodes = Number(process.argv[2] ?? 100);
+  const tasks = Number(process.argv[3] ?? 10_000);
+  const r = await controlPlane(nodes, tasks, Number(process.argv[4] ?? 300) * 1000);
+  printControlPlane(r);
+  console.log(`written ${writeReport(`control-plane-${nodes}x${tasks}`, r)}`);
+}

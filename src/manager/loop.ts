@@ -125,7 +125,7 @@ export abstract class StoreLoop {
   }
 
   /** Commits in batches so one pass never builds an oversized transaction. */
-  protected async commitAll(changes: Parameters<Store['commit']>[0], batch = 200): Promise<void> {
+  protected async commitAll(changes: Parameters<Store['commit']>[0], batch = 1000): Promise<void> {
     for (let i = 0; i < changes.length; i += batch) {
       await this.store.commit(changes.slice(i, i + batch), { fenced: true });
     }

@@ -14,6 +14,8 @@ export const DEFAULT_HEARTBEAT_MS = 5000;
 export const GRACE_MULTIPLIER = 3;
 const STATUS_FLUSH_MS = 100;
 const ASSIGNMENT_DEBOUNCE_MS = 100;
+/** After a version conflict: time for the store's watch to catch up before retrying. */
+const STATUS_RETRY_MS = 20;
 
 interface Session {
   id: string;
@@ -56,7 +58,12 @@ export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
   private statusQueue: { nodeId: string; taskId: string; status: TaskStatus }[] = [];
   private flushTimer?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
   private readonly closers = new Set<() => void>();
+  private byNode?: Map<string, Map<string, Task>>;
+  private unwatchTasks?: () => void;
+  /** node ID → its assignments streams' change callbacks. */
+  private readonly assignmentStreams = new Map<string, Set<() => void>>();
   private readonly resenders = new Set<() => void>();
 
   constructor(private readonly d: DispatcherDeps) {}
@@ -78,6 +85,9 @@ export class Dispatcher {
 
   close(): void {
     for (const c of [...this.closers]) c();
+    this.unwatchTasks?.();
+    this.unwatchTasks = undefined;
+    this.byNode = undefined;
     for (const s of this.sessions.values()) s.lease.release();
     this.sessions.clear();
     clearTimeout(this.flushTimer);
@@ -176,15 +186,19 @@ export class Dispatcher {
       call.destroy(e as Error);
       return;
     }
-    const send = () => call.write({ tasks: assignedTasks(this.d.store.list('tasks'), id.nodeId) });
+    const byNode = this.taskIndex();
+    const send = () => call.write({ tasks: assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId) });
     send();
     let timer: NodeJS.Timeout | undefined;
-    const unwatch = this.d.store.watch((evs: StoreEvent[]) => {
-      if (!evs.some((e) => e.kind === 'tasks' && (e.object as Task).NodeID === id.nodeId)) return;
+    const changed = () => {
       if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, ASSIGNMENT_DEBOUNCE_MS);
-    });
+    };
+    let streams = this.assignmentStreams.get(id.nodeId);
+    if (!streams) this.assignmentStreams.set(id.nodeId, (streams = new Set()));
+    streams.add(changed);
     const end = () => {
-      unwatch();
+      streams.delete(changed);
+      if (!streams.size) this.assignmentStreams.delete(id.nodeId);
       clearTimeout(timer);
       this.closers.delete(end);
       call.end();
@@ -192,6 +206,48 @@ export class Dispatcher {
     this.closers.add(end);
     call.on('cancelled', end);
     call.on('error', end);
+  }
+
+  /**
+   * Tasks by node, kept from one store watch: an assignments stream reads only its node's
+   * tasks, instead of every stream copying the whole task list on every change (which made
+   * the manager's time grow with nodes × tasks).
+   */
+  private taskIndex(): Map<string, Map<string, Task>> {
+    if (this.byNode) return this.byNode;
+    const byNode = (this.byNode = new Map());
+    const nodeOf = new Map<string, string>();
+    const put = (t: Task) => {
+      const prev = nodeOf.get(t.ID);
+      if (prev !== undefined && prev !== t.NodeID) byNode.get(prev)?.delete(t.ID);
+      if (!t.NodeID) {
+        nodeOf.delete(t.ID);
+        return;
+      }
+      nodeOf.set(t.ID, t.NodeID);
+      let m = byNode.get(t.NodeID);
+      if (!m) byNode.set(t.NodeID, (m = new Map()));
+      m.set(t.ID, t);
+    };
+    this.unwatchTasks = this.d.store.watch((evs: StoreEvent[]) => {
+      const touched = new Set<string>();
+      for (const e of evs) {
+        if (e.kind !== 'tasks') continue;
+        const t = e.object as Task;
+        const prev = nodeOf.get(t.ID);
+        if (prev) touched.add(prev);
+        if (e.action === 'delete') {
+          if (prev) byNode.get(prev)?.delete(t.ID);
+          nodeOf.delete(t.ID);
+        } else {
+          put(t);
+          if (t.NodeID) touched.add(t.NodeID);
+        }
+      }
+      for (const n of touched) for (const fn of this.assignmentStreams.get(n) ?? []) fn();
+    });
+    for (const t of this.d.store.list('tasks')) put(t);
+    return byNode;
   }
 
   private updateTaskStatus(call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>): void {
@@ -204,47 +260,54 @@ export class Dispatcher {
     const s = this.sessions.get(call.request.sessionId);
     if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
     for (const u of call.request.updates ?? []) {
-      const t = this.d.store.get('tasks', u.taskId);
-      if (!t || t.NodeID !== id.nodeId) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
+      // The node's own index, not a store read: no copy of the task per status update.
+      const t = this.taskIndex().get(id.nodeId)?.get(u.taskId);
+      if (!t) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
       this.statusQueue.push({ nodeId: id.nodeId, ...u });
     }
-    if (!this.flushTimer) this.flushTimer = setTimeout(() => void this.flush(), STATUS_FLUSH_MS);
+    this.scheduleFlush(STATUS_FLUSH_MS);
     cb(null, {});
   }
 
-  /** Writes queued task statuses in one batch; a status older than the stored one is dropped. */
+  private scheduleFlush(delayMs: number): void {
+    if (!this.flushTimer && !this.flushing) this.flushTimer = setTimeout(() => void this.flush(), delayMs);
+  }
+
+  /**
+   * Writes queued task statuses in one batch; a status older than the stored one is dropped.
+   * One flush at a time (two would race each other's versions), and a batch that loses a
+   * version race goes back to the queue until the cache has caught up: an agent reports each
+   * state once, so a status dropped here would leave the task behind for good.
+   */
   private async flush(): Promise<void> {
     this.flushTimer = undefined;
     const queue = this.statusQueue;
     this.statusQueue = [];
-    const latest = new Map<string, TaskStatus>();
+    const latest = new Map<string, { nodeId: string; taskId: string; status: TaskStatus }>();
     for (const u of queue) {
       const prev = latest.get(u.taskId);
-      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.State)) latest.set(u.taskId, u.status);
+      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State)) latest.set(u.taskId, u);
     }
-    const build = () => {
-      const changes = [];
-      for (const [taskId, status] of latest) {
-        const t = this.d.store.get('tasks', taskId);
-        if (!t || taskStateRank(status.State) < taskStateRank(t.Status.State)) continue;
-        t.Status = status;
-        changes.push({ kind: 'tasks' as const, op: 'update' as const, object: t });
-      }
-      return changes;
-    };
-    for (let attempt = 0; attempt < 5; attempt++) {
-      try {
-        await this.d.store.commit(build());
+    const changes = [];
+    for (const { taskId, status } of latest.values()) {
+      const t = this.d.store.get('tasks', taskId);
+      if (!t || taskStateRank(status.State) < taskStateRank(t.Status.State)) continue;
+      if (status.State === t.Status.State && status.Timestamp === t.Status.Timestamp) continue;
+      t.Status = status;
+      changes.push({ kind: 'tasks' as const, op: 'update' as const, object: t });
+    }
+    let retryMs = 0;
+    this.flushing = this.d.store.commit(changes).catch((e) => {
+      if (!(e instanceof VersionConflict)) {
+        this.d.log.warn({ err: e }, 'task status write failed');
         return;
-      } catch (e) {
-        if (!(e instanceof VersionConflict)) {
-          this.d.log.warn({ err: e }, 'task status write failed');
-          return;
-        }
       }
-    }
-    // Persistent conflicts: one task at a time so one busy task cannot hold the others back.
-    for (const c of build()) await this.d.store.commit([c]).catch(() => undefined);
+      this.statusQueue = [...latest.values(), ...this.statusQueue];
+      retryMs = STATUS_RETRY_MS;
+    });
+    await this.flushing;
+    this.flushing = undefined;
+    if (this.statusQueue.length) this.scheduleFlush(retryMs);
   }
 }
 

@@ -2,7 +2,13 @@ import type { Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
-import { historyLimit, rank, slotKey } from './task.js';
+import { historyLimit, isAgentProgress, rank, slotKey } from './task.js';
+
+/** A task reaching RUNNING while wanted running: nothing becomes reapable by it. */
+function isRunningUpdate(e: StoreEvent): boolean {
+  const t = e.object as Task;
+  return e.kind === 'tasks' && e.action === 'update' && t.Status.State === 'running' && rank(t.DesiredState) <= rank('running');
+}
 
 /**
  * Which tasks may go (swarmkit taskreaper): tasks desired REMOVE that never got a node or
@@ -57,7 +63,7 @@ export class TaskReaper extends StoreLoop {
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => (e.kind === 'tasks' && e.action !== 'delete') || e.kind === 'cluster' || (e.kind === 'services' && e.action === 'delete'));
+    return events.some((e) => (e.kind === 'tasks' && e.action !== 'delete' && !isAgentProgress(e) && !isRunningUpdate(e)) || e.kind === 'cluster' || (e.kind === 'services' && e.action === 'delete'));
   }
 
   protected async tick(): Promise<void> {

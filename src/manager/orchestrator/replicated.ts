@@ -5,7 +5,7 @@ import { StoreLoop } from '../loop.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
-import { invalidNode, isDesiredRunnable, isReplicated, isTaskDirty, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
+import { invalidNode, isAgentProgress, isDesiredRunnable, isReplicated, isTaskDirty, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
 import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
 
 /**
@@ -26,7 +26,7 @@ export class ReplicatedOrchestrator extends StoreLoop {
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => e.kind === 'services' || e.kind === 'tasks' || e.kind === 'nodes');
+    return events.some((e) => e.kind === 'services' || (e.kind === 'tasks' && !isAgentProgress(e)) || e.kind === 'nodes');
   }
 
   protected async tick(): Promise<void> {

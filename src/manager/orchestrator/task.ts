@@ -1,6 +1,7 @@
 import type { Cluster, Node, Service, Task, TaskState, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank } from '../../cluster/types.js';
 import { newSwarmId } from '../../util/ids.js';
+import type { StoreEvent } from '../store/store.js';
 import { nodeMatches, parseConstraints } from '../scheduler/constraint.js';
 
 /**
@@ -23,6 +24,18 @@ export function isJob(s: Service): boolean {
 }
 export function replicasOf(s: Service): number {
   return s.Spec.Mode?.Replicated?.Replicas ?? 1;
+}
+
+/**
+ * An agent reporting progress short of RUNNING (ACCEPTED … STARTING) on a task still wanted
+ * running: no orchestration or reaping decision depends on it, and at scale these are most
+ * of the task events, so loops skip them instead of running a pass over every task.
+ */
+export function isAgentProgress(e: StoreEvent): boolean {
+  if (e.kind !== 'tasks' || e.action !== 'update') return false;
+  const t = e.object as Task;
+  const r = rank(t.Status.State);
+  return r >= rank('accepted') && r < RUNNING && rank(t.DesiredState) <= RUNNING;
 }
 
 /** Status moved past RUNNING: the task will never run again. */

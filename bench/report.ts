@@ -1,0 +1,50 @@
+/** Shared bits of the benchmarks: percentiles, the Engine API over a unix socket, JSON reports. */
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { REPO_ROOT } from '../test/helpers/daemon.js';
+
+export function pct(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export function api(socket: string, method: string, p: string, body?: unknown): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request({ socketPath: socket, path: p, method, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', reject);
+    req.end(data);
+  });
+}
+
+/** Writes bench/results/<name>-<time>.json; returns the path relative to the repository. */
+export function writeReport(name: string, result: object): string {
+  const out = path.join(REPO_ROOT, 'bench/results', `${name}-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify(result, null, 2) + '\n');
+  return path.relative(REPO_ROOT, out);
+}
+
+/** Prints rows as an aligned text table. */
+export function printTable(title: string, rows: [string, string][]): void {
+  const w = Math.max(...rows.map((r) => r[0].length));
+  console.log(title);
+  for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
+}
+
+/** Resident set size (current and peak, MiB) of a process. */
+export function rssMiB(pid: number | undefined): { rss: number; peak: number } {
+  if (!pid) return { rss: 0, peak: 0 };
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
+    return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+  } catch {
+    return { rss: 0, peak: 0 };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Many simulated swarm nodes in one process. Each one joins like `docker swarm join` does
+ * (fetch the root CA, check it against the token's digest, send a CSR with the token), then
+ * runs its own AgentSession (its own mTLS gRPC connection, heartbeats, assignments, status
+ * reports) and a real Worker on a SimulatedExecutor.
+ *
+ *   node dist/bench/sim/sim-nodes.js <manager host:port> <join token> <count> [first index]
+ *
+ * Prints JSON lines on stdout: {"joined":n,"ms":…} once all joined, then every second
+ * {"running":n,"tasks":n,"connected":n}. Stops on SIGTERM.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { AgentSession } from '../../src/agent/session/session.js';
+import { Worker } from '../../src/agent/worker/worker.js';
+import { SimulatedExecutor } from '../../src/agent/executor/simulated.js';
+import { CAClient, clientCredentials, insecureCredentials, unary, type IssueResponse, type RootCAResponse } from '../../src/cluster/rpc.js';
+import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
+import { parseJoinToken, rootDigest } from '../../src/manager/ca/tokens.js';
+import type { NodeDescription } from '../../src/cluster/types.js';
+import { createLogger } from '../../src/util/log.js';
+
+const [manager, token, countArg, firstArg] = process.argv.slice(2);
+const count = Number(countArg);
+const first = Number(firstArg ?? 0);
+const log = createLogger('sim-nodes', process.env.SHOAL_LOG_LEVEL ?? 'warn');
+const JOIN_CONCURRENCY = 16;
+
+interface SimNode {
+  name: string;
+  nodeId: string;
+  session: AgentSession;
+  worker: Worker;
+}
+
+async function join(name: string, rootPem: string): Promise<{ nodeId: string; tls: { ca: Buffer; cert: Buffer; key: Buffer } }> {
+  const keys = await generateKeyPair();
+  const keyPem = await privateKeyToPem(keys.privateKey);
+  const ca = new CAClient(manager, clientCredentials(Buffer.from(rootPem)));
+  try {
+    const issued = await unary<object, IssueResponse>(ca, 'IssueNodeCertificate', { csr: await createCsr(keys), token, addr: '127.0.0.1' }, 60_000);
+    return { nodeId: issued.nodeId, tls: { ca: Buffer.from(rootPem), cert: Buffer.from(issued.certificate), key: Buffer.from(keyPem) } };
+  } catch (e) {
+    throw new Error(`${name}: join failed: ${(e as grpc.ServiceError).details ?? (e as Error).message}`);
+  } finally {
+    ca.close();
+  }
+}
+
+function description(name: string, rootPem: string): NodeDescription {
+  return {
+    Hostname: name,
+    Platform: { Architecture: 'x86_64', OS: 'linux' },
+    Resources: { NanoCPUs: 64e9, MemoryBytes: 256 * 2 ** 30 },
+    Engine: { EngineVersion: 'simulated', Plugins: [] },
+    TLSInfo: { TrustRoot: rootPem, CertIssuerSubject: '', CertIssuerPublicKey: '' },
+  };
+}
+
+async function main(): Promise<void> {
+  const insecure = new CAClient(manager, insecureCredentials());
+  const rootPem = (await unary<object, RootCAResponse>(insecure, 'GetRootCACertificate', {}, 10_000)).certificate;
+  insecure.close();
+  if (rootDigest(rootPem) !== parseJoinToken(token).digest) throw new Error('remote CA does not match the token');
+
+  const nodes: SimNode[] = [];
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(JOIN_CONCURRENCY, count) }, async () => {
+    while (next < count) {
+      const name = `sim-${String(first + next++).padStart(5, '0')}`;
+      const { nodeId, tls } = await join(name, rootPem);
+      const session = new AgentSession({
+        log, tls: () => tls, managers: () => [manager], onManagers: () => undefined,
+        description: () => description(name, rootPem), addr: '127.0.0.1',
+      });
+      const worker = new Worker(session, new SimulatedExecutor(nodeId.slice(0, 8)), () => nodeId, log);
+      worker.start();
+      session.start();
+      nodes.push({ name, nodeId, session, worker });
+    }
+  }));
+  // Joined means every session is registered (the node is READY on the manager).
+  while (nodes.some((n) => !n.session.connected)) await new Promise((r) => setTimeout(r, 100));
+  console.log(JSON.stringify({ joined: nodes.length, ms: Math.round(performance.now() - t0) }));
+
+  const timer = setInterval(() => {
+    let running = 0;
+    let tasks = 0;
+    let connected = 0;
+    for (const n of nodes) {
+      if (n.session.connected) connected++;
+      for (const s of n.worker.states().values()) {
+        tasks++;
+        if (s === 'running') running++;
+      }
+    }
+    console.log(JSON.stringify({ running, tasks, connected }));
+  }, 1000);
+  process.on('SIGTERM', () => {
+    clearInterval(timer);
+    for (const n of nodes) {
+      n.worker.stop();
+      n.session.stop();
+    }
+    setTimeout(() => process.exit(0), 200);
+  });
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
