@@ -25,6 +25,7 @@ export interface ControlPlaneResult {
   tasksPerSecond: number | null;
   createToRunningMs: { p50: number; p99: number; max: number };
   runningSeen: number;
+  slotsRunning: number;
   managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
   etcd: { puts: number; deletes: number; txns: number; proposalsCommitted: number };
   limit?: string;
@@ -126,6 +127,8 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
     const all = JSON.parse(r.body) as Task[];
     const lat = all.filter((t) => t.Status.State === 'running').map((t) => Date.parse(t.Status.Timestamp) - Date.parse(t.CreatedAt)).sort((a, b) => a - b);
+    // More running tasks than slots would mean the orchestrator made duplicates.
+    const slotsRunning = new Set(all.filter((t) => t.Status.State === 'running').map((t) => t.Slot)).size;
     const diff = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
     return {
       nodes, tasks, joinMs,
@@ -133,6 +136,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       tasksPerSecond: allRunningMs ? Math.round(tasks / (allRunningMs / 1000)) : null,
       createToRunningMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] },
       runningSeen: lat.length,
+      slotsRunning,
       managerRssMiB: { shoaldPeak: Math.round(shoaldPeak), etcdPeak: Math.round(etcdPeak), totalPeak: Math.round(shoaldPeak + etcdPeak) },
       etcd: { puts: diff('etcd_mvcc_put_total'), deletes: diff('etcd_mvcc_delete_total'), txns: diff('etcd_mvcc_txn_total'), proposalsCommitted: diff('etcd_server_proposals_committed_total') },
       ...(limit ? { limit } : {}),
@@ -148,6 +152,7 @@ export function printControlPlane(r: ControlPlaneResult): void {
     ['nodes joined (certificates + sessions)', `${r.joinMs} ms`],
     ['service create → all RUNNING', r.allRunningMs === null ? `not reached: ${r.limit}` : `${(r.allRunningMs / 1000).toFixed(1)} s`],
     ['tasks/s', String(r.tasksPerSecond ?? '-')],
+    ['running tasks / distinct slots running', `${r.runningSeen} / ${r.slotsRunning}`],
     ['create → RUNNING per task p50 / p99', `${r.createToRunningMs.p50} / ${r.createToRunningMs.p99} ms`],
     ['manager peak RSS shoald + etcd', `${r.managerRssMiB.shoaldPeak} + ${r.managerRssMiB.etcdPeak} = ${r.managerRssMiB.totalPeak} MiB`],
     ['etcd writes: puts / deletes / txns / proposals', `${r.etcd.puts} / ${r.etcd.deletes} / ${r.etcd.txns} / ${r.etcd.proposalsCommitted}`],

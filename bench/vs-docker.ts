@@ -136,11 +136,19 @@ async function withDockerd<T>(tar: string, fn: (e: Engine) => Promise<T>): Promi
 
 export async function vsDocker(replicas = 50): Promise<VsDockerResult> {
   const dir = fs.mkdtempSync(path.join('/tmp', 'bvs-'));
+  const prof = process.env.SHOAL_BENCH_PROFILE;
+  if (prof) {
+    // shoald (started by the test helper) records a CPU profile: see bench/sim/cpu-profile.ts.
+    fs.mkdirSync(prof, { recursive: true });
+    process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
+    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
+  }
   try {
     const tar = await buildMicro(dir);
     const shoal = await withShoal(tar, (e) => workload(e, replicas));
     let docker: EngineTimes | { error: string };
-    try {
+    if (process.env.SHOAL_BENCH_SHOAL_ONLY) docker = { error: 'skipped (SHOAL_BENCH_SHOAL_ONLY)' };
+    else try {
       await ensureDockerd();
       docker = await withDockerd(tar, (e) => workload(e, replicas));
     } catch (e) {

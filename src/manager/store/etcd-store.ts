@@ -82,13 +82,17 @@ export class EtcdStore implements Store {
       if (!leaderRev) throw new LeaderLost('this node is not the leader');
     }
     let lastRev = 0;
+    let changed = false;
     for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) {
-      lastRev = await this.commitOne(changes.slice(i, i + MAX_CHANGES_PER_TXN), leaderRev);
+      const r = await this.commitOne(changes.slice(i, i + MAX_CHANGES_PER_TXN), leaderRev);
+      lastRev = r.revision;
+      changed ||= r.changed;
     }
-    await this.waitForRevision(lastRev);
+    await this.waitForRevision(lastRev, changed);
   }
 
-  private async commitOne(changes: Change[], leaderRev: string | undefined): Promise<number> {
+  /** One transaction; `changed` when it put or deleted something (so a watch event will come). */
+  private async commitOne(changes: Change[], leaderRev: string | undefined): Promise<{ revision: number; changed: boolean }> {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
     const now = new Date().toISOString();
@@ -120,15 +124,19 @@ export class EtcdStore implements Store {
       }
       throw new VersionConflict('update out of sequence');
     }
-    return Number(res.header.revision);
+    const changed = success.some((op) => op.request_put) || res.responses.some((r) => Number(r.response_delete_range?.deleted ?? 0) > 0);
+    return { revision: Number(res.header.revision), changed };
   }
 
-  private waitForRevision(rev: number): Promise<void> {
+  private waitForRevision(rev: number, changed: boolean): Promise<void> {
     if (this.revision >= rev) return Promise.resolve();
     // A transaction that changed nothing under the prefix (a delete of a missing key) makes
-    // no watch event; the timer keeps such a commit from waiting forever.
+    // no watch event; the timer keeps such a commit from waiting forever. One that changed
+    // something always waits for its event: resolving early under load let a leader loop's
+    // next pass read a cache without its own writes (duplicate tasks for the same slot).
+    // The long bound only matters if the watch is broken.
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, 1000);
+      const t = setTimeout(resolve, changed ? 30_000 : 1000);
       this.revisionWaiters.push({ rev, resolve: () => { clearTimeout(t); resolve(); } });
     });
   }
