@@ -72,6 +72,7 @@ export class Manager {
   private caMaterial?: StoredCA;
   private caWatch?: Watcher;
   private unlockKeyWatch?: Watcher;
+  private stopping = false;
   private presence?: Lease;
   private presenceWatch?: Watcher;
   private readonly reachable = new Set<string>();
@@ -345,7 +346,8 @@ export class Manager {
 
   /** Autolock: the swarm's unlock key now and on every change (undefined: autolock off). */
   async followUnlockKey(fn: (key: Buffer | undefined) => void): Promise<void> {
-    this.unlockKeyWatch = await watchUnlockKey(this.client, this.o.dek, fn);
+    // A late event after stop() must not touch a node that is no longer this manager.
+    this.unlockKeyWatch = await watchUnlockKey(this.client, this.o.dek, (k) => this.stopping || fn(k));
     fn(await readUnlockKey(this.client, this.o.dek));
   }
 
@@ -358,8 +360,10 @@ export class Manager {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.quorumTimer);
-    await this.unlockKeyWatch?.cancel().catch(() => undefined);
+    // Not awaited: etcd may already be gone (a demoted member); client.close() ends the watch anyway.
+    void this.unlockKeyWatch?.cancel().catch(() => undefined);
     this.loops.stop();
     this.dispatcher.close();
     this.networkView.close();
