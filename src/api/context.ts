@@ -105,6 +105,7 @@ export class RequestContext {
   /**
    * Takes over the connection for raw bidirectional streams (attach, exec). With an
    * `Upgrade: tcp` request it answers 101 as dockerd does; otherwise a 200 whose body is the stream.
+   * After json() the socket may be explicitly paused: readers call resume() once they listen.
    */
   hijack(contentType = 'application/vnd.docker.raw-stream'): Duplex {
     this.responded = true;

@@ -11,13 +11,19 @@ import { SERVER_HEADERS, splitVersion } from './version.js';
 /** The Engine API over HTTP on a unix socket (or TCP): versioned paths, Docker's errors, hijack. */
 export class ApiServer {
   private readonly server: http.Server;
+  /** Hijacked connections (attach, exec): closeAllConnections does not see them. */
+  private readonly upgraded = new Set<Socket>();
 
   constructor(
     private readonly router: Router,
     private readonly log: Logger,
   ) {
     this.server = http.createServer((req, res) => void this.dispatch(req, res));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => void this.dispatch(req, undefined, socket, head));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      this.upgraded.add(socket);
+      socket.on('close', () => this.upgraded.delete(socket));
+      void this.dispatch(req, undefined, socket, head);
+    });
     // Streams such as `logs -f` and `events` stay open for as long as the client wants.
     this.server.requestTimeout = 0;
     this.server.headersTimeout = 60_000;
@@ -50,6 +56,7 @@ export class ApiServer {
     return new Promise((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
+      for (const s of this.upgraded) s.destroy();
     });
   }
 

@@ -193,6 +193,7 @@ export class SwarmNode {
     return this.exclusive(async () => {
       if (this.state && !req.ForceNewCluster) throw unavailable(ERR_SWARM_EXISTS);
       if (this.state && req.ForceNewCluster) return this.forceNewCluster();
+      if (req.Spec?.EncryptionConfig?.AutoLockManagers) throw new ApiError(501, 'autolock (swarm init --autolock) is not supported by this daemon yet');
       const listen = parseListenAddr(req.ListenAddr);
       const advertise = resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
       const nodeId = newSwarmId();

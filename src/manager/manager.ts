@@ -61,6 +61,8 @@ export class Manager {
   readonly store: EtcdStore;
   readonly election: LeaderElection;
   readonly dispatcher: Dispatcher;
+  /** The agents' network view streams (dispatcher/network-view.ts). */
+  private readonly networkView: ReturnType<typeof networkViewHandler>;
   private readonly loops: LeaderLoops;
   private server?: grpc.Server;
   private credentials?: SwarmServerCredentials;
@@ -88,6 +90,7 @@ export class Manager {
       identify: (call) => this.identify(call),
       rootCA: () => this.trustBundle(),
     });
+    this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
   }
 
   /** Starts the etcd member and waits for it, then the store (not yet the RPC server: see serve()). */
@@ -157,7 +160,7 @@ export class Manager {
 
     const server = new grpc.Server();
     server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
-    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: networkViewHandler(this.store, (c) => this.identify(c)) });
+    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler });
     server.addService(membershipService, this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
@@ -332,6 +335,7 @@ export class Manager {
     clearInterval(this.quorumTimer);
     this.loops.stop();
     this.dispatcher.close();
+    this.networkView.close();
     if (this.server) await new Promise<void>((r) => { this.server!.tryShutdown(() => r()); setTimeout(() => { this.server?.forceShutdown(); r(); }, 2000); });
     await this.election.stop().catch(() => undefined);
     await this.presence?.revoke().catch(() => undefined);

@@ -213,6 +213,14 @@ describe('services on a three-machine swarm', () => {
       && (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size === 7, 45_000);
   });
 
+  it('a worker that leaves the swarm keeps no task containers; the manager takes its tasks', async () => {
+    assert.ok((await taskContainers('m2', 'web')).size > 0);
+    const r = await d('m2', ['swarm', 'leave']);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('m2 without task containers', async () => (await taskContainers('m2', 'web')).size + (await taskContainers('m2', 'mon')).size === 0);
+    await waitFor('7 on m1', async () => (await taskContainers('m1', 'web')).size === 7, 45_000);
+  });
+
   it('service rm removes tasks and their containers everywhere', async () => {
     for (const s of ['web', 'mon']) assert.equal((await d('m1', ['service', 'rm', s])).code, 0);
     await waitFor('containers gone', async () => {

@@ -72,7 +72,9 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     docker: (args, o = {}) => run(DOCKER, args, { ...o, env: { ...process.env, DOCKER_HOST: host, DOCKER_CLI_HINTS: 'false', ...(o.env ?? {}) } }),
     inNs: (cmd, args, o) => inNetns(ns, cmd, args, o),
     async start() {
-      const args = [`--net=/run/netns/${ns}`, '--', process.execPath, '--enable-source-maps', SHOALD_JS, '-H', host, '--data-root', dataRoot, '--exec-root', execRoot, '--hostname', name];
+      const args = [`--net=/run/netns/${ns}`, '--', process.execPath, '--enable-source-maps', SHOALD_JS, '-H', host, '--data-root', dataRoot, '--exec-root', execRoot, '--hostname', name,
+        // Overlay sandboxes (kernel-wide /run/netns) named after this daemon, so destroy() finds them.
+        '--network-sandbox-prefix', `${name}-sb`];
       for (const r of opts.insecureRegistries ?? []) args.push('--insecure-registry', r);
       for (const l of opts.labels ?? []) args.push('--label', l);
       const child = startProcess('nsenter', args, path.join(dir, 'shoald.log'));
@@ -93,6 +95,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     async destroy() {
       await d.stop();
       await purgeDaemonState({ dataRoot, execRoot });
+      for (const sb of (fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []).filter((n) => n.startsWith(`${name}-sb-`))) await deleteNetns(sb);
       if (ownNs) await deleteNetns(ns);
       fs.rmSync(dir, { recursive: true, force: true });
     },

@@ -93,20 +93,18 @@ test('allocator loop moves NEW tasks to PENDING', async () => {
   }
 });
 
-test('a swarm gets its ingress network (10.0.0.0/24) and every node an address on it', () => {
-  const cluster = { DefaultAddrPool: [], SubnetSize: 0 } as unknown as Parameters<typeof allocate>[0];
+test('the ingress network gets 10.0.0.0/24 and VNI 4096 first, and every node an address on it', () => {
+  const cluster = { DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24 } as unknown as Parameters<typeof allocate>[0];
+  const ingressSpec = net('ing', 'ingress', { Ingress: true, Labels: { 'com.docker.swarm.internal': 'true' } });
   const nodes = [makeNode('n1'), makeNode('n2')];
-  const r = allocate(cluster, [], [], [], nodes);
-  assert.equal(r.newNetworks.length, 1);
-  const ing = r.newNetworks[0];
-  assert.equal(ing.Spec.Name, 'ingress');
-  assert.equal(ing.Spec.Ingress, true);
+  const r = allocate(cluster, [ingressSpec], [], [], nodes);
+  const ing = r.networks[0];
   assert.equal(ing.IPAMOptions!.Configs![0].Subnet, '10.0.0.0/24');
   assert.equal(ing.DriverState!.Options![VXLAN_ID_OPTION], '4096');
   assert.deepEqual(r.nodes.map((n) => n.Attachments![0].Addresses[0]), ['10.0.0.2/24', '10.0.0.3/24']);
   // Next pass: nothing more to do; a service's VIP avoids the nodes' addresses.
   const s = makeService('web', { EndpointSpec: { Ports: [{ TargetPort: 80 }] } });
   const again = allocate(cluster, [ing], [s], [], r.nodes);
-  assert.equal(again.newNetworks.length + again.nodes.length + again.networks.length, 0);
+  assert.equal(again.nodes.length + again.networks.length, 0);
   assert.equal(again.services[0].Endpoint!.VirtualIPs![0].Addr, '10.0.0.4/24');
 });

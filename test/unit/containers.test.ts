@@ -78,3 +78,12 @@ test('status text and human durations as the docker CLI shows them', () => {
   assert.equal(statusText(rec({ state: { ...rec().state, Status: 'exited', ExitCode: 2, FinishedAt: new Date(now - 120_000).toISOString() } }), now), 'Exited (2) 2 minutes ago');
   assert.equal(statusText(rec({ state: { ...rec().state, Status: 'created' } }), now), 'Created');
 });
+
+test('TTY relay newlines: one translation whatever the ptys did, CRs across chunks kept', async () => {
+  const { CrlfNormalizer } = await import('../../src/engine/containers/exec.js');
+  const n = new CrlfNormalizer();
+  const run = (...chunks: string[]) => chunks.map((c) => n.push(Buffer.from(c)).toString()).join('') + n.flush().toString();
+  assert.equal(run('a\nb\r\nc\r\r\n'), 'a\r\nb\r\nc\r\n');
+  assert.equal(run('x\r', '\ny\r', 'z'), 'x\r\ny\rz');
+  assert.equal(run('progress 1\rprogress 2\r'), 'progress 1\rprogress 2\r');
+});

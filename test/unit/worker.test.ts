@@ -217,3 +217,27 @@ test('reconnect: running containers are adopted, not duplicated; orphans are rem
   await until('failed', () => link2.last(t.ID)?.State === 'failed');
   assert.equal(link2.last(t.ID)!.Err, 'task: non-zero exit (2)');
 });
+
+test('leaving the swarm removes the task containers', async () => {
+  const exec = new FakeExecutor();
+  const link = new FakeLink();
+  let nodeId: string | undefined = 'node1';
+  const w = new Worker(link, exec, () => nodeId, log);
+  w.start(10);
+  const t = assigned();
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  nodeId = undefined;
+  await until('containers removed', () => exec.list().length === 0);
+  w.stop();
+});
+
+test('a daemon that starts outside a swarm leaves task containers alone until it knows', async () => {
+  const exec = new FakeExecutor();
+  exec.containers.set('kept', { containerId: 'kept', taskId: 't1', running: true });
+  const w = new Worker(new FakeLink(), exec, () => undefined, log);
+  w.start(10);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.ok(exec.containers.has('kept'));
+  w.stop();
+});

@@ -16,6 +16,8 @@ export class Worker {
   private readonly runners = new Map<string, TaskRunner>();
   private queue = Promise.resolve();
   private stopped = false;
+  private membership?: NodeJS.Timeout;
+  private lastNodeId?: string;
 
   constructor(
     private readonly link: AgentLink,
@@ -24,17 +26,31 @@ export class Worker {
     private readonly log: Logger,
   ) {}
 
-  start(): void {
-    this.link.onAssignments((tasks) => {
-      if (this.stopped) return;
-      // Serialized: reconciling one set at a time keeps removals from racing creations.
-      this.queue = this.queue.then(() => this.assign(tasks)).catch((err) => this.log.error({ err }, 'assignment failed'));
-    });
+  start(checkMs = 2000): void {
+    this.link.onAssignments((tasks) => this.enqueue(tasks));
+    // Leaving the swarm ends the session without a last assignment: this node then runs no tasks.
+    this.lastNodeId = this.nodeId();
+    this.membership = setInterval(() => {
+      const id = this.nodeId();
+      if (this.lastNodeId && !id) {
+        this.log.info('left the swarm: removing task containers');
+        this.enqueue([], true);
+      }
+      this.lastNodeId = id;
+    }, checkMs);
+    this.membership.unref();
+  }
+
+  private enqueue(tasks: Task[], leaving = false): void {
+    if (this.stopped) return;
+    // Serialized: reconciling one set at a time keeps removals from racing creations.
+    this.queue = this.queue.then(() => this.assign(tasks, leaving)).catch((err) => this.log.error({ err }, 'assignment failed'));
   }
 
   /** Stops driving tasks; containers keep running (conmon holds them). */
   stop(): void {
     this.stopped = true;
+    clearInterval(this.membership);
     for (const r of this.runners.values()) r.detach();
     this.runners.clear();
   }
@@ -44,14 +60,14 @@ export class Worker {
     return new Map([...this.runners].map(([id, r]) => [id, r.state]));
   }
 
-  async assign(tasks: Task[]): Promise<void> {
+  async assign(tasks: Task[], leaving = false): Promise<void> {
     const nodeId = this.nodeId();
-    if (!nodeId) return;
+    if (!nodeId && !leaving) return;
     const ids = new Set(tasks.map((t) => t.ID));
     for (const t of tasks) {
       let r = this.runners.get(t.ID);
       if (!r) {
-        r = new TaskRunner(t, { executor: this.executor, nodeId, report: (id, s) => this.report(id, s), log: this.log });
+        r = new TaskRunner(t, { executor: this.executor, nodeId: nodeId!, report: (id, s) => this.report(id, s), log: this.log });
         this.runners.set(t.ID, r);
       }
       r.update(t);

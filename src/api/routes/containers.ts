@@ -102,7 +102,8 @@ export function containerRoutes(router: Router, engine: Engine): void {
       stdout, stderr, follow: ctx.bool('follow'), timestamps: ctx.bool('timestamps'),
       since: parseTimeParam(ctx.query.get('since')), until: parseTimeParam(ctx.query.get('until')), tail,
     };
-    const res = ctx.stream(200, rec.config.Tty ? 'application/vnd.docker.raw-stream' : 'application/vnd.docker.raw-stream');
+    // API 1.41 names both framed and raw (TTY) logs raw-stream; the CLI decides by Config.Tty.
+    const res = ctx.stream(200, 'application/vnd.docker.raw-stream');
     const ac = new AbortController();
     res.on('close', () => ac.abort());
     await streamLogs(m, rec.id, opts, res, ac.signal);

@@ -5,7 +5,7 @@ import { createRootCA } from '../../manager/ca/root-ca.js';
 import type { ClusterSpec } from '../../cluster/types.js';
 import { generateJoinToken } from '../../manager/ca/tokens.js';
 import { VersionConflict } from '../../manager/store/store.js';
-import { ApiError, badRequest } from '../../util/errors.js';
+import { ApiError, badRequest, notImplemented } from '../../util/errors.js';
 
 /** `docker swarm init / join / leave / inspect / update / join-token`. */
 export function swarmRoutes(router: Router, swarm: SwarmNode): void {
@@ -44,6 +44,9 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
     const next = structuredClone(c);
     // The name is fixed ("default"); everything else comes from the client, defaults where unset.
     next.Spec = { ...mergeClusterSpec(c.Spec, spec), Name: c.Spec.Name, Labels: spec.Labels ?? c.Spec.Labels };
+    // Autolock needs encrypted manager keys and `swarm unlock`: not built yet. Refuse rather
+    // than report a lock that does not exist.
+    if (spec.EncryptionConfig?.AutoLockManagers) throw notImplemented('autolock (swarm update --autolock) is not supported by this daemon yet');
     let root = c.TLSInfo.TrustRoot;
     const forceRotate = spec.CAConfig?.ForceRotate ?? 0;
     if (forceRotate !== (c.Spec.CAConfig?.ForceRotate ?? 0) || spec.CAConfig?.SigningCACert) {

@@ -121,7 +121,9 @@ export class Execs {
       : spawn(RUNC, argv.slice(1), { stdio: [stdin, 'pipe', 'pipe'] });
     e.pid = child.pid ?? 0;
     const write = io ? streamWriter(io, tty) : () => true;
-    child.stdout!.on('data', (b: Buffer) => { if (e.config.AttachStdout !== false) write(STDOUT, b); });
+    const crlf = tty ? new CrlfNormalizer() : undefined;
+    child.stdout!.on('data', (b: Buffer) => { if (e.config.AttachStdout !== false) write(STDOUT, crlf ? crlf.push(b) : b); });
+    child.stdout!.on('end', () => { if (crlf) write(STDOUT, crlf.flush()); });
     let runcError = '';
     child.stderr!.on('data', (b: Buffer) => {
       // runc's own failure ("exec failed: …") arrives as a logrus line on the same pipe.
@@ -134,6 +136,7 @@ export class Execs {
       child.stdin.on('error', () => undefined);
       io.on('data', (b: Buffer) => child.stdin!.write(b));
       io.on('end', () => child.stdin!.end());
+      io.resume(); // reading the request body may have paused the socket explicitly
     } else io?.resume();
     io?.on('error', () => undefined);
     e.done = new Promise<void>((resolve) => {
@@ -159,5 +162,38 @@ export class Execs {
       });
     });
     return e.done;
+  }
+}
+
+/**
+ * A terminal relayed through two ptys (script's and runc's) translates newlines once or twice
+ * depending on a race inside runc. Output is normalized to one translation, as one pty gives:
+ * "\n", "\r\n" and "\r\r\n" all become "\r\n". A trailing CR waits for the next chunk.
+ */
+export class CrlfNormalizer {
+  private pendingCr = 0;
+
+  push(b: Buffer): Buffer {
+    const out: number[] = [];
+    for (const c of b) {
+      if (c === 0x0d) {
+        this.pendingCr++;
+        continue;
+      }
+      if (c === 0x0a) {
+        out.push(0x0d, 0x0a);
+      } else {
+        for (; this.pendingCr > 0; this.pendingCr--) out.push(0x0d);
+        out.push(c);
+      }
+      this.pendingCr = 0;
+    }
+    return Buffer.from(out);
+  }
+
+  flush(): Buffer {
+    const out = Buffer.alloc(this.pendingCr, 0x0d);
+    this.pendingCr = 0;
+    return out;
   }
 }

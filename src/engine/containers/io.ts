@@ -99,6 +99,7 @@ function forwardStdin(m: ContainerManager, id: string, socket: string, io: Duple
     ended = true;
     sink?.end();
   });
+  io.resume(); // reading the request body may have paused the socket explicitly
   const connect = () => {
     if (signal.aborted || m.exits(id) !== seq || !m.find(id)) return;
     if (!m.isRunning(id) || !fs.existsSync(socket)) {

@@ -1,5 +1,4 @@
 import type { Cluster, Network, NetworkAttachment, Node, Service, Task, VirtualIP } from '../../cluster/types.js';
-import { newSwarmId } from '../../util/ids.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
@@ -16,8 +15,6 @@ const DEFAULT_POOL = ['10.0.0.0/8'];
 const DEFAULT_SUBNET_SIZE = 24;
 
 export interface AllocationResult {
-  /** Networks to create (the ingress network of a new swarm). */
-  newNetworks: Network[];
   networks: Network[];
   nodes: Node[];
   services: Service[];
@@ -52,14 +49,8 @@ function isOverlay(n: Network): boolean {
  * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
  */
 export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[], nodes: Node[] = []): AllocationResult {
-  const result: AllocationResult = { newNetworks: [], networks: [], nodes: [], services: [], tasks: [] };
+  const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [] };
   const now = new Date().toISOString();
-  // A swarm has an ingress network from the start (swarmkit manager.go newIngressNetwork).
-  if (cluster && !networks.some((n) => n.Spec.Ingress)) {
-    const ingress = ingressNetwork(now);
-    result.newNetworks.push(ingress);
-    networks = [...networks, ingress];
-  }
 
   // Networks.
   const subnets = new SubnetPool(cluster?.DefaultAddrPool?.length ? cluster.DefaultAddrPool : DEFAULT_POOL, cluster?.SubnetSize || DEFAULT_SUBNET_SIZE, networks);
@@ -84,8 +75,7 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
       u.DriverState = { Name: 'overlay', Options: { ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: String(nextVni) } };
     }
     u.UpdatedAt = now;
-    if (!result.newNetworks.includes(n)) result.networks.push(u);
-    else result.newNetworks[result.newNetworks.indexOf(n)] = u;
+    result.networks.push(u);
     return u;
   });
 
@@ -154,16 +144,6 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   return result;
 }
 
-function ingressNetwork(now: string): Network {
-  return {
-    ID: newSwarmId(),
-    Version: { Index: 0 },
-    CreatedAt: now,
-    UpdatedAt: now,
-    Spec: { Name: 'ingress', Labels: { 'com.docker.swarm.internal': 'true' }, DriverConfiguration: { Name: 'overlay' }, Ingress: true, Scope: 'swarm' },
-  };
-}
-
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
 export class Allocator extends StoreLoop {
   constructor(store: Store, log: Logger) {
@@ -178,7 +158,6 @@ export class Allocator extends StoreLoop {
   protected async tick(): Promise<void> {
     const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'), this.store.list('nodes'));
     const changes = [
-      ...r.newNetworks.map((o) => ({ kind: 'networks' as const, op: 'create' as const, object: o })),
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),
       ...r.services.map((o) => ({ kind: 'services' as const, op: 'update' as const, object: o })),

@@ -29,9 +29,13 @@ export function networkView(store: Store): NetworkViewMessage {
 
 const RELEVANT = new Set(['nodes', 'networks', 'services', 'tasks', 'cluster']);
 
-/** The dispatcher's `NetworkView` stream: a view now, and again after every change that matters. */
+/**
+ * The dispatcher's `NetworkView` stream: a view now, and again after every change that matters.
+ * `close()` ends every open stream, so the manager's server shuts down without waiting on them.
+ */
 export function networkViewHandler(store: Store, identify: (call: grpc.ServerWritableStream<unknown, unknown>) => PeerIdentity | undefined) {
-  return (call: grpc.ServerWritableStream<object, NetworkViewMessage>): void => {
+  const open = new Set<() => void>();
+  const handler = (call: grpc.ServerWritableStream<object, NetworkViewMessage>): void => {
     const id = identify(call);
     if (!id || !store.get('nodes', id.nodeId)) {
       call.destroy(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
@@ -52,11 +56,14 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
       if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, VIEW_DEBOUNCE_MS);
     });
     const end = () => {
+      if (!open.delete(end)) return;
       unwatch();
       clearTimeout(timer);
+      call.end();
     };
+    open.add(end);
     call.on('cancelled', end);
     call.on('error', end);
-    call.on('close', end);
   };
+  return { handler, close: () => { for (const end of [...open]) end(); } };
 }
