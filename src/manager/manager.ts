@@ -242,7 +242,8 @@ export class Manager {
 
   identify(call: { getAuthContext(): import('@grpc/grpc-js/build/src/auth-context.js').AuthContext | null }) {
     // Parsing and verifying the peer certificate on every call was a fifth of the manager's
-    // time under load: remember the answer per certificate for a minute (and per trust set).
+    // time under load: remember the answer per certificate for a minute (and per trust set),
+    // never past the certificate's own expiry.
     const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
     const trust = this.caMaterial?.trust?.length ? this.caMaterial.trust : [this.rootCertPem()];
     const root = trust.join('');
@@ -254,7 +255,8 @@ export class Manager {
     const id = found && found.clusterId === this.o.clusterId ? found : undefined;
     if (key) {
       if (this.identities.size >= 10_000) this.identities.clear();
-      this.identities.set(key, { id, root, until: now + 60_000 });
+      const notAfter = raw ? Date.parse(new X509Certificate(raw).validTo) : now;
+      this.identities.set(key, { id, root, until: Math.min(now + 60_000, notAfter) });
     }
     return id;
   }

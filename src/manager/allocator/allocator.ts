@@ -99,7 +99,15 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     for (const n of nodes) {
       if (n.Attachments?.some((a) => a.Network.ID === ingressNet.ID)) continue;
       const others = (n.Attachments ?? []).filter((a) => nets.some((x) => x.ID === a.Network.ID));
-      result.nodes.push({ ...n, Attachments: [...others, { Network: ingressNet, Addresses: [pools.get(ingressNet.ID)!.allocate()] }], UpdatedAt: now });
+      let addr: string;
+      try {
+        addr = pools.get(ingressNet.ID)!.allocate();
+      } catch {
+        // Ingress is full (the default /24 holds 253 nodes): such nodes get no routing-mesh
+        // address, but that must not stop the pass, or no task is allocated at all.
+        break;
+      }
+      result.nodes.push({ ...n, Attachments: [...others, { Network: ingressNet, Addresses: [addr] }], UpdatedAt: now });
     }
   }
 
