@@ -5,8 +5,13 @@ import type { Manager } from '../../manager/manager.js';
 import { VersionConflict } from '../../manager/store/store.js';
 import { ApiError, badRequest, notFound } from '../../util/errors.js';
 
-/** A node as the API shows it: leader and reachability are live facts, not stored ones. */
-function present(m: Manager, n: Node): Node {
+/**
+ * A node as the API shows it: leader and reachability are live facts, not stored ones.
+ * Attachments (the node's ingress address) is internal to the allocator and network view:
+ * Docker's Node object has no such field.
+ */
+export function present(m: Pick<Manager, 'election' | 'isReachable'>, stored: Node): Node {
+  const { Attachments: _internal, ...n } = stored;
   if (n.Spec.Role === 'manager' && n.ManagerStatus) {
     const leader = m.election.leaderId === n.ID;
     n.ManagerStatus = { ...(leader ? { Leader: true } : {}), Reachability: m.isReachable(n.ID) ? 'reachable' : 'unreachable', Addr: n.ManagerStatus.Addr };
