@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { present } from '../../src/api/routes/nodes.js';
+import { defaultClusterSpec, mergeClusterSpec } from '../../src/cluster/swarm-node.js';
 import type { Node } from '../../src/cluster/types.js';
 import type { Manager } from '../../src/manager/manager.js';
 
@@ -18,4 +19,16 @@ test('nodes API view hides the internal Attachments field and leaves the stored 
   assert.equal('Attachments' in shown, false);
   assert.deepEqual(shown.ManagerStatus, { Leader: true, Reachability: 'reachable', Addr: '10.0.0.1:2377' });
   assert.equal(stored.Attachments?.length, 1);
+});
+
+test('swarm spec merge keeps an explicit zero task history limit and zero kept snapshots', () => {
+  const base = defaultClusterSpec();
+  const merged = mergeClusterSpec(base, { Orchestration: { TaskHistoryRetentionLimit: 0 }, Raft: { KeepOldSnapshots: 0, SnapshotInterval: 0 } });
+  assert.equal(merged.Orchestration?.TaskHistoryRetentionLimit, 0);
+  assert.equal(merged.Raft?.KeepOldSnapshots, 0);
+  // Other numeric fields: 0 means unset (moby's MergeSwarmSpecToGRPC), the current value stays.
+  assert.equal(merged.Raft?.SnapshotInterval, base.Raft?.SnapshotInterval);
+  const withBase7 = mergeClusterSpec({ ...base, Raft: { ...base.Raft, KeepOldSnapshots: 7 } }, { Raft: { KeepOldSnapshots: 0 } });
+  assert.equal(withBase7.Raft?.KeepOldSnapshots, 0);
+  assert.equal(mergeClusterSpec(base, { Orchestration: {} }).Orchestration?.TaskHistoryRetentionLimit, 5);
 });
