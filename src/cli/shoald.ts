@@ -10,6 +10,7 @@ import '../manager/control-loops.js';
 import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';
 import { NetworkAgent } from '../agent/network-agent.js';
+import { LogAgent } from '../agent/logs.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -46,6 +47,8 @@ async function main(): Promise<void> {
   const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' })), () => swarm.nodeId, log.child({ part: 'worker' }));
   const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }), opts.networkSandboxPrefix);
   network.start();
+  const logs = new LogAgent(engine.containers, swarm, log.child({ part: 'logs' }));
+  logs.start();
   worker.start();
   await swarm.open();
   const api = new ApiServer(buildRouter(engine, swarm, network), log);
@@ -59,6 +62,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shoald stopping; containers keep running');
     await api.close();
     worker.stop();
+    logs.stop();
     await network.stop();
     await swarm.close();
     await engine.close();

@@ -39,6 +39,8 @@ export const dispatcherService = {
   UpdateTaskStatus: method('Dispatcher', 'UpdateTaskStatus'),
   Assignments: method('Dispatcher', 'Assignments', true),
   NetworkView: method('Dispatcher', 'NetworkView', true),
+  LogSubscriptions: method('Dispatcher', 'LogSubscriptions', true),
+  PublishLogs: method('Dispatcher', 'PublishLogs'),
 } satisfies grpc.ServiceDefinition;
 
 export const membershipService = {
@@ -64,6 +66,13 @@ export interface AssignmentsRequest { sessionId: string }
 export interface AssignmentsMessage { tasks: Task[] }
 /** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
 export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }
+
+/** Manager → agent: send these tasks' container logs (or, with `cancel`, stop sending them). See manager/dispatcher/logs.ts. */
+export interface LogSubscription { id: string; taskIds: string[]; follow: boolean; tail?: number; since?: number; cancel?: boolean }
+/** One log line of a task's container; data in base64. */
+export interface LogLine { taskId: string; stream: number; time: string; data: string }
+/** Agent → manager: lines for a subscription; `done` when this node has nothing more. */
+export interface PublishLogsRequest { subscriptionId: string; lines: LogLine[]; done?: boolean }
 
 export interface JoinRequest { addr: string }
 /** dek: the swarm's data-encryption key (base64), for a joining manager. */

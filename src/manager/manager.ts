@@ -14,6 +14,7 @@ import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
 import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/dispatcher.js';
 import { livenessLoop } from './dispatcher/liveness.js';
 import { networkViewHandler } from './dispatcher/network-view.js';
+import { LogBroker } from './dispatcher/logs.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
 import type { RootCAMaterial } from './ca/root-ca.js';
@@ -66,6 +67,8 @@ export class Manager {
   readonly dispatcher: Dispatcher;
   /** The agents' network view streams (dispatcher/network-view.ts). */
   private readonly networkView: ReturnType<typeof networkViewHandler>;
+  /** `docker service logs`: subscriptions to the agents (dispatcher/logs.ts). */
+  readonly logs: LogBroker;
   private readonly loops: LeaderLoops;
   private server?: grpc.Server;
   private credentials?: SwarmServerCredentials;
@@ -96,6 +99,7 @@ export class Manager {
       rootCA: () => this.trustBundle(),
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
+    this.logs = new LogBroker(this.store, (c) => this.identify(c));
   }
 
   /** Starts the etcd member and waits for it, then the store (not yet the RPC server: see serve()). */
@@ -165,7 +169,7 @@ export class Manager {
 
     const server = new grpc.Server();
     server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
-    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler });
+    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers() });
     server.addService(membershipService, this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
@@ -369,6 +373,7 @@ export class Manager {
     this.loops.stop();
     this.dispatcher.close();
     this.networkView.close();
+    this.logs.close();
     if (this.server) await new Promise<void>((r) => { this.server!.tryShutdown(() => r()); setTimeout(() => { this.server?.forceShutdown(); r(); }, 2000); });
     await this.election.stop().catch(() => undefined);
     await this.presence?.revoke().catch(() => undefined);

@@ -8,6 +8,7 @@ import { swarmRoutes } from './swarm.js';
 import { nodeRoutes } from './nodes.js';
 import { serviceRoutes } from './services.js';
 import { taskRoutes } from './tasks.js';
+import { serviceLogRoutes } from './service-logs.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** Every Engine API route this daemon serves. */
@@ -21,5 +22,6 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   nodeRoutes(router, swarm);
   serviceRoutes(router, () => swarm.controlStore());
   taskRoutes(router, () => swarm.controlStore());
+  serviceLogRoutes(router, swarm);
   return router;
 }

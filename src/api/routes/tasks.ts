@@ -34,7 +34,7 @@ export function taskView(t: Task): Record<string, unknown> {
   return out;
 }
 
-function findTask(store: Store, input: string): Task {
+export function findTask(store: Store, input: string): Task {
   const byId = store.get('tasks', input);
   if (byId) return byId;
   const all = store.list('tasks');

@@ -1,0 +1,85 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
+import { importBusybox } from '../helpers/busybox.js';
+
+// Needs root: a two-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
+
+const MACHINES = ['m1', 'm2'];
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+describe('docker service logs on a two-machine swarm', () => {
+  let lab: TestLab;
+  const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
+  /** `docker service logs` lines: `<name>.<slot>.<task>@<node> | <text>`. */
+  const logs = async (args: string[]) => {
+    const r = await d('m1', ['service', 'logs', ...args]);
+    assert.equal(r.code, 0, r.stderr);
+    return r.stdout.trim().split('\n').filter(Boolean).map((l) => {
+      const m = /^(chatty\.\S+)@(\S+)\s+\| (.*)$/.exec(l);
+      assert.ok(m, `log line shape: ${JSON.stringify(l)}`);
+      return { task: m[1], node: m[2], text: m[3] };
+    });
+  };
+
+  before(async () => {
+    lab = newTestLab();
+    await createMachines(lab, MACHINES);
+    const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
+    const init = await d('m1', ['swarm', 'init', '--advertise-addr', ip]);
+    assert.equal(init.code, 0, init.stderr);
+    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    const j = await d('m2', ['swarm', 'join', '--token', token, `${ip}:2377`]);
+    assert.equal(j.code, 0, j.stderr);
+    const dir = fs.mkdtempSync(path.join(lab.labDir, 'img-'));
+    for (const m of MACHINES) await importBusybox((args, o) => lab.docker(m, args, o), dir, 'busybox:latest');
+    await waitFor('two ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 2);
+    // Global: one task on each machine, each echoing five lines then idling.
+    const r = await d('m1', ['service', 'create', '--name', 'chatty', '--mode', 'global', '--detach=false', 'busybox', 'sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; done; sleep 100000']);
+    assert.equal(r.code, 0, r.stderr);
+  });
+
+  after(async () => {
+    await lab?.prune();
+  });
+
+  it('shows every line of the tasks on both machines, prefixed with task and node', async () => {
+    const lines = await waitFor('ten lines', async () => {
+      const l = await logs(['chatty']);
+      return l.length === 10 && l;
+    });
+    assert.deepEqual(new Set(lines.map((l) => l.node)), new Set(MACHINES));
+    for (const m of MACHINES) assert.deepEqual(lines.filter((l) => l.node === m).map((l) => l.text), ['line1', 'line2', 'line3', 'line4', 'line5']);
+    assert.equal(new Set(lines.map((l) => l.task)).size, 2);
+  });
+
+  it('--tail N gives the last N lines of each task', async () => {
+    const lines = await logs(['--tail', '2', 'chatty']);
+    assert.equal(lines.length, 4);
+    for (const m of MACHINES) assert.deepEqual(lines.filter((l) => l.node === m).map((l) => l.text), ['line4', 'line5']);
+  });
+
+  it('a task ID gives only that task', async () => {
+    const taskId = (await d('m1', ['service', 'ps', 'chatty', '-q', '--no-trunc', '--filter', 'node=m2'])).stdout.trim().split('\n')[0];
+    assert.ok(taskId);
+    const r = await d('m1', ['service', 'logs', '--raw', taskId]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'line1\nline2\nline3\nline4\nline5\n');
+  });
+});
