@@ -4,6 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
 import { importBusybox } from '../helpers/busybox.js';
+import { DOCKER } from '../helpers/daemon.js';
+import { startProcess, stopProcess } from '../helpers/process.js';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
 
@@ -81,5 +83,27 @@ describe('docker service logs on a two-machine swarm', () => {
     const r = await d('m1', ['service', 'logs', '--raw', taskId]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'line1\nline2\nline3\nline4\nline5\n');
+  });
+
+  it('-f follows: lines written after the request arrive from both machines', async () => {
+    const r = await d('m1', ['service', 'create', '--name', 'ticker', '--mode', 'global', '--detach=false', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick$i; sleep 1; done']);
+    assert.equal(r.code, 0, r.stderr);
+    const out = path.join(lab.labDir, 'follow.out');
+    const child = startProcess(DOCKER, ['service', 'logs', '-f', '--tail', '0', 'ticker'], out, { ...lab.env, DOCKER_HOST: await lab.dockerHost('m1') });
+    try {
+      // --tail 0: nothing old; ticks keep coming on both machines while following.
+      const nodes = await waitFor('ticks from both machines', async () => {
+        const seen = new Set<string>();
+        for (const l of fs.readFileSync(out, 'utf8').split('\n')) {
+          const m = /^ticker\.\S+@(\S+)\s+\| tick(\d+)$/.exec(l);
+          if (m && Number(m[2]) > 1) seen.add(m[1]);
+        }
+        return seen.size === 2 && seen;
+      });
+      assert.deepEqual(nodes, new Set(MACHINES));
+      assert.equal(child.exitCode, null, 'still following');
+    } finally {
+      await stopProcess(child.pid);
+    }
   });
 });
