@@ -1,4 +1,5 @@
 import type { Kind, KindMap } from '../../src/cluster/types.js';
+import { deepFreeze } from '../../src/manager/store/etcd-store.js';
 import { VersionConflict, LeaderLost, type Change, type Store, type StoreEvent, type WriteOptions } from '../../src/manager/store/store.js';
 
 /**
@@ -22,6 +23,10 @@ export class MemoryStore implements Store {
 
   list<K extends Kind>(kind: K): KindMap[K][] {
     return [...this.table(kind).values()].map((o) => structuredClone(o) as KindMap[K]);
+  }
+
+  view<K extends Kind>(kind: K): KindMap[K][] {
+    return [...this.table(kind).values()] as KindMap[K][];
   }
 
   async commit(changes: Change[], opts: WriteOptions = {}): Promise<void> {
@@ -48,7 +53,7 @@ export class MemoryStore implements Store {
       } else {
         const o = structuredClone(c.object);
         o.Version = { Index: this.revision };
-        t.set(o.ID, o);
+        t.set(o.ID, deepFreeze(o));
         events.push({ kind: c.kind, action: c.op, object: structuredClone(o) });
       }
     }

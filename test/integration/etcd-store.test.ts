@@ -74,6 +74,17 @@ test('create, read back with Version.Index = mod_revision, update with the right
   assert.ok(store.get('nodes', 'n1')!.Version.Index > n.Version.Index);
 });
 
+test('view() shares the frozen cached objects; get() and list() return private copies', async () => {
+  const shared = store.view('nodes').find((x) => x.ID === 'n1')!;
+  assert.ok(Object.isFrozen(shared) && Object.isFrozen(shared.Spec));
+  assert.throws(() => { shared.Spec.Availability = 'pause'; }, TypeError);
+  assert.equal(store.view('nodes').find((x) => x.ID === 'n1'), shared);
+  const copy = store.get('nodes', 'n1')!;
+  copy.Spec.Availability = 'pause';
+  assert.equal(shared.Spec.Availability, 'drain');
+  assert.ok(!Object.isFrozen(store.list('nodes')[0]));
+});
+
 test('a failed batch writes nothing', async () => {
   const n1 = store.get('nodes', 'n1')!;
   await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('n2') }, { kind: 'nodes', op: 'update', object: { ...n1, Version: { Index: 1 } } }]), VersionConflict);

@@ -156,7 +156,7 @@ export class Allocator extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
-    const r = allocate(this.store.list('cluster')[0], this.store.list('networks'), this.store.list('services'), this.store.list('tasks'), this.store.list('nodes'));
+    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), this.store.view('tasks'), this.store.view('nodes'));
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),

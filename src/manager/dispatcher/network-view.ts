@@ -16,12 +16,12 @@ const HOLDS_ADDRESSES = new Set(['assigned', 'accepted', 'preparing', 'ready', '
  * here the dispatcher streams it, resent whole on every relevant change.
  */
 export function networkView(store: Store): NetworkViewMessage {
-  const networks = store.list('networks').filter((n: Network) => n.DriverState?.Options && n.IPAMOptions?.Configs?.length);
-  const tasks = store.list('tasks').filter((t: Task) => t.NodeID && t.NetworksAttachments?.length && HOLDS_ADDRESSES.has(t.Status.State) && t.DesiredState === 'running');
+  const networks = store.view('networks').filter((n: Network) => n.DriverState?.Options && n.IPAMOptions?.Configs?.length);
+  const tasks = store.view('tasks').filter((t: Task) => t.NodeID && t.NetworksAttachments?.length && HOLDS_ADDRESSES.has(t.Status.State) && t.DesiredState === 'running');
   return {
-    nodes: store.list('nodes').map((n) => ({ ...n, Description: undefined })),
+    nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined })),
     networks,
-    services: store.list('services'),
+    services: store.view('services'),
     // Attachments carry the whole network object: the view has it once already.
     tasks: tasks.map((t) => ({ ...t, Spec: { Networks: t.Spec.Networks }, NetworksAttachments: t.NetworksAttachments!.map((a) => ({ Network: { ID: a.Network.ID } as Network, Addresses: a.Addresses })) })),
   };
@@ -35,6 +35,18 @@ const RELEVANT = new Set(['nodes', 'networks', 'services', 'tasks', 'cluster']);
  */
 export function networkViewHandler(store: Store, identify: (call: grpc.ServerWritableStream<unknown, unknown>) => PeerIdentity | undefined) {
   const open = new Set<() => void>();
+  // One view per store change, shared by every node's stream (not one whole-state pass each).
+  let current: { view: NetworkViewMessage; body: string } | undefined;
+  const unwatchShared = store.watch((evs: StoreEvent[]) => {
+    if (evs.some((e) => RELEVANT.has(e.kind))) current = undefined;
+  });
+  const latest = () => {
+    if (!current) {
+      const view = networkView(store);
+      current = { view, body: JSON.stringify(view) };
+    }
+    return current;
+  };
   const handler = (call: grpc.ServerWritableStream<object, NetworkViewMessage>): void => {
     const id = identify(call);
     if (!id || !store.get('nodes', id.nodeId)) {
@@ -43,8 +55,7 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
     }
     let last = '';
     const send = () => {
-      const view = networkView(store);
-      const body = JSON.stringify(view);
+      const { view, body } = latest();
       if (body === last) return;
       last = body;
       call.write(view);
@@ -65,5 +76,5 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
     call.on('cancelled', end);
     call.on('error', end);
   };
-  return { handler, close: () => { for (const end of [...open]) end(); } };
+  return { handler, close: () => { unwatchShared(); for (const end of [...open]) end(); } };
 }

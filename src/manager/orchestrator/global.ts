@@ -28,10 +28,10 @@ export class GlobalOrchestrator extends StoreLoop {
 
   protected async tick(): Promise<void> {
     const now = Date.now();
-    const services = this.store.list('services').filter((s) => !!s.Spec.Mode?.Global);
+    const services = this.store.view('services').filter((s) => !!s.Spec.Mode?.Global);
     if (!services.length) return;
-    const tasks = this.store.list('tasks');
-    const nodes = this.store.list('nodes');
+    const tasks = this.store.view('tasks');
+    const nodes = this.store.view('nodes');
     const byId = new Map(tasks.map((t) => [t.ID, t]));
     const nodeMap = new Map(nodes.map((n) => [n.ID, n]));
     const pass = new PassChanges();

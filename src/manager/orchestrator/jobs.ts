@@ -27,10 +27,10 @@ export class JobsOrchestrator extends StoreLoop {
 
   protected async tick(): Promise<void> {
     const now = Date.now();
-    const services = this.store.list('services').filter(isJob);
+    const services = this.store.view('services').filter(isJob);
     if (!services.length) return;
-    const tasks = this.store.list('tasks');
-    const nodes = this.store.list('nodes');
+    const tasks = this.store.view('tasks');
+    const nodes = this.store.view('nodes');
     const nodeMap = new Map(nodes.map((n) => [n.ID, n]));
     const byId = new Map(tasks.map((t) => [t.ID, t]));
     const pass = new PassChanges();

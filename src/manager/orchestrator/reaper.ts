@@ -67,9 +67,9 @@ export class TaskReaper extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
-    const cluster = this.store.list('cluster')[0];
-    const services = new Map(this.store.list('services').map((s) => [s.ID, s]));
-    const ids = tasksToReap(this.store.list('tasks'), services, historyLimit(cluster));
+    const cluster = this.store.view('cluster')[0];
+    const services = new Map(this.store.view('services').map((s) => [s.ID, s]));
+    const ids = tasksToReap(this.store.view('tasks'), services, historyLimit(cluster));
     if (!ids.length) return;
     await this.commitAll(ids.map((id) => ({ kind: 'tasks' as const, op: 'delete' as const, id })));
   }

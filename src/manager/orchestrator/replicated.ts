@@ -31,9 +31,9 @@ export class ReplicatedOrchestrator extends StoreLoop {
 
   protected async tick(): Promise<void> {
     const now = Date.now();
-    const services = this.store.list('services');
-    const tasks = this.store.list('tasks');
-    const nodes = new Map(this.store.list('nodes').map((n) => [n.ID, n]));
+    const services = this.store.view('services');
+    const tasks = this.store.view('tasks');
+    const nodes = new Map(this.store.view('nodes').map((n) => [n.ID, n]));
     const byId = new Map(tasks.map((t) => [t.ID, t]));
     const byService = new Map<string, Task[]>();
     for (const t of tasks) {

@@ -109,8 +109,8 @@ export class Scheduler extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
-    const services = new Map(this.store.list('services').map((s) => [s.ID, s]));
-    const decisions = schedule(this.store.list('nodes'), this.store.list('tasks'), services, this.failures);
+    const services = new Map(this.store.view('services').map((s) => [s.ID, s]));
+    const decisions = schedule(this.store.view('nodes'), this.store.view('tasks'), services, this.failures);
     if (!decisions.length) return;
     await this.commitAll(decisions.map((t) => ({ kind: 'tasks' as const, op: 'update' as const, object: t })));
     this.log.debug({ tasks: decisions.length }, 'scheduling decisions written');

@@ -64,6 +64,10 @@ export class EtcdStore implements Store {
     return [...(this.cache.get(kind)?.values() ?? [])].map((o) => structuredClone(o) as KindMap[K]);
   }
 
+  view<K extends Kind>(kind: K): KindMap[K][] {
+    return [...(this.cache.get(kind)?.values() ?? [])] as KindMap[K][];
+  }
+
   watch(fn: (events: StoreEvent[]) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
@@ -147,6 +151,7 @@ export class EtcdStore implements Store {
     try {
       const object = JSON.parse(kv.value.toString()) as AnyObject;
       object.Version = { Index: Number(kv.mod_revision) };
+      deepFreeze(object);
       return { kind: kind as Kind, object };
     } catch {
       this.log.warn({ key: kv.key.toString() }, 'undecodable object in store');
@@ -189,6 +194,15 @@ export class EtcdStore implements Store {
       }
     }
   }
+}
+
+/** Cached objects are shared by view() readers: freezing makes a missed copy throw instead of corrupting the cache. */
+export function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
+    Object.freeze(o);
+    for (const v of Object.values(o)) deepFreeze(v);
+  }
+  return o;
 }
 
 /** The smallest key after every key starting with `p`. */

@@ -31,6 +31,12 @@ export interface Store {
   get<K extends Kind>(kind: K, id: string): KindMap[K] | undefined;
   list<K extends Kind>(kind: K): KindMap[K][];
   /**
+   * Every object of a kind without copying, for leader loops that scan the whole set on each
+   * pass: the objects are the cache's own, deep-frozen, so a caller that wants to change one
+   * copies it first (structuredClone). get()/list() return private copies.
+   */
+  view<K extends Kind>(kind: K): KindMap[K][];
+  /**
    * Applies every change atomically (split into several etcd transactions only when one would
    * exceed etcd's op limit; each is still all-or-nothing). Resolves once the cache has seen it,
    * so a read right after a write returns the new object.
