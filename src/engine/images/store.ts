@@ -192,8 +192,9 @@ export class ImageStore {
     return undefined;
   }
 
+  /** Sorted, as Docker's reference store returns them, so listings do not depend on load order. */
   refsOf(id: string): string[] {
-    return [...this.refs].filter(([, v]) => v === id).map(([k]) => k);
+    return [...this.refs].filter(([, v]) => v === id).map(([k]) => k).sort();
   }
 
   repoTags(id: string): string[] {
