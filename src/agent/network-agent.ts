@@ -214,7 +214,7 @@ export class NetworkAgent {
       .filter((t) => t.DesiredState === 'running' && local.has(t.ID) && !['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State))
       .map((t) => ({ ...t, NodeID: nodeId, Status: { ...t.Status, State: 'running' as const } }));
     // Standalone containers on attachable networks: wired like local tasks.
-    for (const a of this.standalone.live()) {
+    for (const a of this.standalone.live(view.tasks.filter((t) => t.NodeID === nodeId && !t.ServiceID))) {
       local.set(a.task.ID, { containerId: a.containerId, netnsPath: a.netnsPath });
       mine.push({ ...a.task, NodeID: nodeId, DesiredState: 'running', Status: { ...a.task.Status, State: 'running' } });
     }

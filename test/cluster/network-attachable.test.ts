@@ -2,6 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
 import { pushMicro } from '../helpers/micro.js';
+import fs from 'node:fs';
+import { spawn } from 'node:child_process';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
 
@@ -61,7 +63,7 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   });
 
   after(async () => {
-    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c0', 'p1']).catch(() => undefined);
+    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1']).catch(() => undefined);
     for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
     await lab?.prune();
   });
@@ -133,6 +135,33 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     const c2Ip = (await waitFor('c2 in network inspect', () => endpointIp('m2', 'att', 'c2'), 30_000)).split('/')[0];
     assert.equal(c2Ip, c1Ip, 'the freed address is taken again (lowest free first)');
     assert.equal(await waitFor('c2 resolves from web', () => pingAddr('m1', web, 'c2'), 30_000), c2Ip);
-    assert.equal((await d('m2', ['rm', '-f', 'c2'])).code, 0);
+  });
+
+  it('a daemon restart on m2 keeps c2 attached: the new daemon takes its attachment back from the manager', async () => {
+    const web = await taskContainer('m1', 'web');
+    const c2Ip = (await endpointIp('m2', 'att', 'c2'))!.split('/')[0];
+    const machineJson = JSON.parse(fs.readFileSync(`${lab.labDir}/machines/m2/machine.json`, 'utf8')) as { pid: number };
+    // nsenter execs the daemon, so the recorded PID is shoald itself.
+    const daemonPid = machineJson.pid;
+    const argv = fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.ok(argv.some((a) => a.endsWith('shoald.js')), argv.join(' '));
+    const cwd = fs.readlinkSync(`/proc/${daemonPid}/cwd`);
+    process.kill(daemonPid, 'SIGTERM');
+    await waitFor('m2 daemon gone', async () => !fs.existsSync(`/proc/${daemonPid}`), 30_000);
+    const log = fs.openSync(`${cwd}/shoald.log`, 'a');
+    const child = spawn('nsenter', [`--net=/run/netns/${lab.prefix}-m-m2`, '--', ...argv], { cwd, detached: true, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    child.unref();
+    await waitFor('m2 back in the swarm', async () => (await d('m2', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim() === 'active', 60_000);
+    // A new container on m2 makes the new daemon apply a whole plan: c2 must be in it.
+    const r = await d('m2', ['run', '-d', '--network', 'att', '--name', 'c3', image]);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('c3 in network inspect', () => endpointIp('m2', 'att', 'c3'), 30_000);
+    assert.equal(await endpointIp('m2', 'att', 'c2'), `${c2Ip}/24`);
+    assert.equal(await waitFor('c2 resolves from web after the restart', () => pingAddr('m1', web, 'c2'), 30_000), c2Ip);
+    const c2 = (await d('m2', ['inspect', '--format', '{{.Id}}', 'c2'])).stdout.trim();
+    assert.equal(hostnameOf((await get('m1', web, 'c2')).stdout), c2.slice(0, 12));
+    for (const c of ['c2', 'c3']) assert.equal((await d('m2', ['rm', '-f', c])).code, 0);
+    await waitFor('c2 no longer resolves from web', async () => !(await pingAddr('m1', web, 'c2')), 30_000);
   });
 });

@@ -6,6 +6,7 @@ import type { SwarmNode } from '../../cluster/swarm-node.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { ApiError } from '../../util/errors.js';
+import { attachmentSpec } from '../../manager/networks/attachments.js';
 import type { Logger } from '../../util/log.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
@@ -33,6 +34,8 @@ export interface StandaloneEndpoint {
 export class StandaloneAttachments {
   private readonly byContainer = new Map<string, { task: Task; pid: number }>();
   private unsubscribe?: () => void;
+  /** Attach and detach calls in order: a restart's attach must not overtake the detach of its death. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly engine: Engine,
@@ -56,8 +59,18 @@ export class StandaloneAttachments {
     this.unsubscribe?.();
   }
 
-  /** Attachments whose container is alive on this node. */
-  live(): StandaloneEndpoint[] {
+  /**
+   * Attachments whose container is alive on this node. `ownInView`: this node's attachments as
+   * the manager has them; a restarted daemon takes back those of its running containers.
+   */
+  live(ownInView: Task[] = []): StandaloneEndpoint[] {
+    for (const t of ownInView) {
+      const cid = attachmentSpec(t)?.ContainerID;
+      const rec = cid ? this.engine.containers.find(cid) : undefined;
+      if (rec && !this.byContainer.has(rec.id) && rec.state.Status === 'running' && rec.hostConfig.NetworkMode && !LOCAL_MODES.has(rec.hostConfig.NetworkMode)) {
+        this.byContainer.set(rec.id, { task: t, pid: rec.state.Pid });
+      }
+    }
     const out: StandaloneEndpoint[] = [];
     for (const [containerId, a] of this.byContainer) {
       const rec = this.engine.containers.find(containerId);
@@ -73,7 +86,7 @@ export class StandaloneAttachments {
     if (LOCAL_MODES.has(mode) || mode.startsWith('container:') || rec.config.Labels?.[TASK_LABEL]) return;
     let res: AttachNetworkResponse;
     try {
-      res = await this.call<AttachNetworkRequest, AttachNetworkResponse>('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network: mode });
+      res = await this.serial(() => this.call<AttachNetworkRequest, AttachNetworkResponse>('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network: mode }));
     } catch (e) {
       const err = e as grpc.ServiceError;
       if (err.code === grpc.status.NOT_FOUND) throw new ApiError(404, `network ${mode} not found`);
@@ -88,11 +101,16 @@ export class StandaloneAttachments {
   /** The container stopped (its endpoint goes) or was removed (the manager frees its address). */
   private async release(containerId: string, removed: boolean): Promise<void> {
     const had = this.byContainer.delete(containerId);
+    // Asked on every removal: an attachment made before a daemon restart may not be in the map.
+    if ((!removed && !had) || !this.swarm.agentTarget()) return;
+    await this.serial(() => this.call<DetachNetworkRequest, object>('DetachNetwork', { containerId })).catch((err) => this.log.warn({ err, containerId }, 'network detach failed'));
     if (had) await this.apply();
-    // Asked on every removal: an attachment made before a daemon restart is not in the map.
-    if (!removed && !had) return;
-    if (!this.swarm.agentTarget()) return;
-    await this.call<DetachNetworkRequest, object>('DetachNetwork', { containerId }).catch((err) => this.log.warn({ err, containerId }, 'network detach failed'));
+  }
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn);
+    this.queue = p.catch(() => undefined);
+    return p;
   }
 
   /** A unary dispatcher call on the first manager that answers. */
