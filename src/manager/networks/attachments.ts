@@ -99,3 +99,9 @@ export function attachmentHandlers(store: Store, identify: Identify) {
     }),
   };
 }
+
+/** A removed node's attachments become ORPHANED (swarmkit controlapi RemoveNode): the reaper deletes them, their addresses go back. */
+export function orphanAttachments(tasks: Task[], nodeId: string): Task[] {
+  const now = new Date().toISOString();
+  return tasks.filter((t) => t.NodeID === nodeId && isNetworkAttachment(t)).map((t) => ({ ...t, Status: status('orphaned', 'node removed'), UpdatedAt: now }));
+}
