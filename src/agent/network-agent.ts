@@ -7,6 +7,7 @@ import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
 import type { Logger } from '../util/log.js';
 import { NetworkReconciler } from './network/reconciler.js';
+import { StandaloneAttachments } from './network/standalone.js';
 import { planFromCluster, type ClusterView } from './network/from-cluster.js';
 import type { NodeNetworkPlan } from './network/plan.js';
 
@@ -41,6 +42,7 @@ export class NetworkAgent {
   private lastPlanEndpoints: { containerId: string; networkId: string; ip: string }[] = [];
   private lastPlan?: NodeNetworkPlan;
   private loop?: NodeJS.Timeout;
+  private readonly standalone: StandaloneAttachments;
 
   constructor(
     private readonly engine: Engine,
@@ -48,7 +50,9 @@ export class NetworkAgent {
     private readonly log: Logger,
     /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
     private readonly prefix?: string,
-  ) {}
+  ) {
+    this.standalone = new StandaloneAttachments(engine, swarm, log.child({ part: 'attach' }), () => this.kick(), () => this.reconciler?.resolverAddress ?? '172.18.0.1');
+  }
 
   start(): void {
     this.swarm.link.onAssignments((tasks) => {
@@ -56,6 +60,7 @@ export class NetworkAgent {
       this.kick();
     });
     this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
+    this.standalone.install();
     void this.streamLoop();
     // Containers die without the store knowing yet: a slow sweep keeps dead endpoints from lingering.
     this.loop = setInterval(() => this.kick(), 5000);
@@ -63,6 +68,7 @@ export class NetworkAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.standalone.close();
     clearInterval(this.loop);
     this.client?.close();
     await this.running?.catch(() => undefined);
@@ -207,6 +213,11 @@ export class NetworkAgent {
     const mine = this.assigned
       .filter((t) => t.DesiredState === 'running' && local.has(t.ID) && !['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State))
       .map((t) => ({ ...t, NodeID: nodeId, Status: { ...t.Status, State: 'running' as const } }));
+    // Standalone containers on attachable networks: wired like local tasks.
+    for (const a of this.standalone.live(view.tasks.filter((t) => t.NodeID === nodeId && !t.ServiceID))) {
+      local.set(a.task.ID, { containerId: a.containerId, netnsPath: a.netnsPath });
+      mine.push({ ...a.task, NodeID: nodeId, DesiredState: 'running', Status: { ...a.task.Status, State: 'running' } });
+    }
     const cluster: ClusterView = {
       nodeId,
       nodes: view.nodes,

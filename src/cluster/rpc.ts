@@ -41,6 +41,8 @@ export const dispatcherService = {
   NetworkView: method('Dispatcher', 'NetworkView', true),
   LogSubscriptions: method('Dispatcher', 'LogSubscriptions', true),
   PublishLogs: method('Dispatcher', 'PublishLogs'),
+  AttachNetwork: method('Dispatcher', 'AttachNetwork'),
+  DetachNetwork: method('Dispatcher', 'DetachNetwork'),
 } satisfies grpc.ServiceDefinition;
 
 export const membershipService = {
@@ -73,6 +75,12 @@ export interface LogSubscription { id: string; taskIds: string[]; follow: boolea
 export interface LogLine { taskId: string; stream: number; time: string; data: string }
 /** Agent → manager: lines for a subscription; `done` when this node has nothing more. */
 export interface PublishLogsRequest { subscriptionId: string; lines: LogLine[]; done?: boolean }
+
+/** A standalone container joining an attachable swarm network (swarmkit resourceapi); see manager/networks/attachments.ts. */
+export interface AttachNetworkRequest { containerId: string; containerName: string; network: string }
+export interface AttachNetworkResponse { task: Task }
+/** Detaches every attachment of this node's container. */
+export interface DetachNetworkRequest { containerId: string }
 
 export interface JoinRequest { addr: string }
 /** dek: the swarm's data-encryption key (base64), for a joining manager. */

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Cluster, Node } from '../cluster/types.js';
+import { attachmentHandlers } from './networks/attachments.js';
 import { caService, dispatcherService, membershipService, peerIdentity, SwarmServerCredentials, SWARM_PORT, type JoinRequest, type JoinResponse, type LeaveRequest } from '../cluster/rpc.js';
 import type { Logger } from '../util/log.js';
 import { EtcdMember, etcdClient, peerUrl, waitForEtcd } from './store/etcd-member.js';
@@ -169,7 +170,7 @@ export class Manager {
 
     const server = new grpc.Server();
     server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
-    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers() });
+    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)) });
     server.addService(membershipService, this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));

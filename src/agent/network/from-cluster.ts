@@ -55,7 +55,8 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
     const local = t.NodeID === view.nodeId ? view.localContainer(t) : undefined;
     for (const att of t.NetworksAttachments ?? []) {
       if (!overlays.has(att.Network.ID) || !att.Addresses[0]) continue;
-      const aliases = [name, ...((t.Spec.Networks ?? []).find((n) => n.Target === att.Network.ID)?.Aliases ?? [])];
+      // Standalone containers' attachments (no service) answer to their container name only.
+      const aliases = [...(t.ServiceID ? [name] : []), ...((t.Spec.Networks ?? []).find((n) => n.Target === att.Network.ID)?.Aliases ?? [])];
       if (t.NodeID === view.nodeId) {
         if (!local) continue;
         needed.add(att.Network.ID);

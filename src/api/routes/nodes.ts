@@ -1,3 +1,4 @@
+import { orphanAttachments } from '../../manager/networks/attachments.js';
 import type { Router } from '../router.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import type { Node, NodeSpec } from '../../cluster/types.js';
@@ -94,7 +95,8 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
     if (!force && n.Status.State === 'ready') {
       throw new ApiError(400, `rpc error: code = FailedPrecondition desc = node ${n.ID} is not down and can't be removed`);
     }
-    await m.store.commit([{ kind: 'nodes', op: 'delete', id: n.ID }]);
+    const orphans = orphanAttachments(m.store.list('tasks'), n.ID).map((object) => ({ kind: 'tasks' as const, op: 'update' as const, object }));
+    await m.store.commit([{ kind: 'nodes', op: 'delete', id: n.ID }, ...orphans]);
     return { status: 200 };
   });
 }

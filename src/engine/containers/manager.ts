@@ -84,6 +84,8 @@ export class ContainerManager {
   private poller?: NodeJS.Timeout;
   private readonly exitsPending = new Set<string>();
   private readonly startHooks: StartHook[] = [];
+  /** Network modes beyond bridge/host/none that someone wires at start (attachable swarm networks). */
+  private readonly networkModes: ((mode: string) => boolean)[] = [];
   /** Consecutive quick restarts per container, for the restart policy's back-off. */
   private readonly backoff = new Map<string, number>();
   private readonly health = new Map<string, HealthMonitor>();
@@ -121,6 +123,11 @@ export class ContainerManager {
   /** Adds a step between create and start (overlay networks for swarm tasks, for instance). */
   addStartHook(hook: StartHook): void {
     this.startHooks.push(hook);
+  }
+
+  /** Lets `NetworkMode: <name>` through create; whoever accepts it must wire it in a start hook. */
+  acceptNetworkMode(accepts: (mode: string) => boolean): void {
+    this.networkModes.push(accepts);
   }
 
   // --- lookup -----------------------------------------------------------------------------
@@ -214,7 +221,7 @@ export class ContainerManager {
     const hostConfig: HostConfig = { NetworkMode: 'default', ...(opts.hostConfig ?? {}) };
     if (!cfg.Image) throw badRequest('No image specified'); // Docker's "config.Image" check
     const mode = hostConfig.NetworkMode ?? 'default';
-    if (!['default', 'bridge', 'host', 'none'].includes(mode)) throw badRequest(`network ${mode} not found`);
+    if (!['default', 'bridge', 'host', 'none'].includes(mode) && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
     let name: string;
     if (opts.name) {
       name = validName(opts.name);

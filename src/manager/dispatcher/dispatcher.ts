@@ -1,3 +1,4 @@
+import { isNetworkAttachment } from '../networks/attachments.js';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import type { Etcd3, Lease } from 'etcd3';
@@ -36,7 +37,8 @@ export interface DispatcherDeps {
 export function assignedTasks(tasks: Task[], nodeId: string): Task[] {
   const running = taskStateRank('running');
   return tasks.filter(
-    (t) => t.NodeID === nodeId && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running),
+    // Network attachments of standalone containers are not the executor's: the network agent wires them.
+    (t) => t.NodeID === nodeId && !isNetworkAttachment(t) && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running),
   );
 }
 

@@ -23,7 +23,8 @@ export function networkView(store: Store): NetworkViewMessage {
     networks,
     services: store.view('services'),
     // Attachments carry the whole network object: the view has it once already.
-    tasks: tasks.map((t) => ({ ...t, Spec: { Networks: t.Spec.Networks }, NetworksAttachments: t.NetworksAttachments!.map((a) => ({ Network: { ID: a.Network.ID } as Network, Addresses: a.Addresses })) })),
+    // A standalone container's attachment keeps its container ID: a restarted agent finds its own again.
+    tasks: tasks.map((t) => ({ ...t, Spec: { Networks: t.Spec.Networks, ...(t.Spec.NetworkAttachmentSpec ? { NetworkAttachmentSpec: t.Spec.NetworkAttachmentSpec } : {}) }, NetworksAttachments: t.NetworksAttachments!.map((a) => ({ Network: { ID: a.Network.ID } as Network, Addresses: a.Addresses })) })),
   };
 }
 

@@ -1,3 +1,4 @@
+import { isNetworkAttachment } from '../networks/attachments.js';
 import type { Node, Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
@@ -54,7 +55,7 @@ export class ReplicatedOrchestrator extends StoreLoop {
     }
     // Tasks whose service is gone are removed (the reaper deletes them once they stopped).
     for (const t of tasks) {
-      if (serviceIds.has(t.ServiceID) || t.DesiredState === 'remove') continue;
+      if (serviceIds.has(t.ServiceID) || t.DesiredState === 'remove' || isNetworkAttachment(t)) continue;
       this.restarts.clearService(t.ServiceID);
       this.updates.forget(t.ServiceID);
       const r = withDesired(t, 'remove');

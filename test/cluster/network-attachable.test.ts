@@ -1,0 +1,167 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
+import { pushMicro } from '../helpers/micro.js';
+import fs from 'node:fs';
+import { spawn } from 'node:child_process';
+
+// Needs root: a two-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
+
+const MACHINES = ['m1', 'm2'];
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> {
+  const end = Date.now() + ms;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
+
+describe('standalone containers on attachable overlay networks (two-machine lab)', () => {
+  let lab: TestLab;
+  let image = '';
+  const addrs = new Map<string, string>();
+  const nodeIds = new Map<string, string>();
+  const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
+  const replicas = async (svc: string) => (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
+  const taskContainer = async (m: string, svc: string) =>
+    (await d(m, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout.trim().split('\n')[0];
+  /** HTTP by hand with nc (the image's static busybox wget crashes in its service lookup). */
+  const get = (m: string, from: string, host: string) => d(m, ['exec', from, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8000`]);
+  const pingAddr = async (m: string, from: string, name: string) => {
+    const p = await d(m, ['exec', from, 'ping', '-c', '1', '-W', '1', name]);
+    return p.code === 0 ? /PING \S+ \(([\d.]+)\)/.exec(p.stdout)?.[1] : undefined;
+  };
+  const endpointIp = async (m: string, net: string, name: string) => {
+    const n = JSON.parse((await d(m, ['network', 'inspect', net])).stdout)[0];
+    const ep = Object.values((n.Containers ?? {}) as Record<string, { Name: string; IPv4Address: string }>).find((c) => c.Name === name);
+    return ep?.IPv4Address;
+  };
+
+  before(async () => {
+    lab = newTestLab();
+    await createMachines(lab, MACHINES);
+    for (const m of MACHINES) addrs.set(m, (await lab.machine(['ip', m])).stdout.trim());
+    const init = await d('m1', ['swarm', 'init', '--advertise-addr', addrs.get('m1')!]);
+    assert.equal(init.code, 0, init.stderr);
+    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    const j = await d('m2', ['swarm', 'join', '--token', token, `${addrs.get('m1')}:2377`]);
+    assert.equal(j.code, 0, j.stderr);
+    for (const m of MACHINES) nodeIds.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
+    const registry = (await lab.machine(['registry'])).stdout.trim();
+    image = await pushMicro({ socket: (await lab.dockerHost('m1')).replace(/^unix:\/\//, '') }, registry);
+    await waitFor('two ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 2);
+  });
+
+  after(async () => {
+    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1']).catch(() => undefined);
+    for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
+    await lab?.prune();
+  });
+
+  it('a service task on m1 and docker run containers on m2 (worker) and m1 (manager) reach each other by name and address', async () => {
+    assert.equal((await d('m1', ['network', 'create', '-d', 'overlay', '--attachable', 'att'])).code, 0);
+    const s = await d('m1', ['service', 'create', '--name', 'web', '--network', 'att', '--constraint', `node.id==${nodeIds.get('m1')}`, '--detach', image]);
+    assert.equal(s.code, 0, s.stderr);
+    await waitFor('web 1/1', async () => (await replicas('web')) === '1/1');
+    const web = await taskContainer('m1', 'web');
+    assert.ok(web);
+
+    const r = await d('m2', ['run', '-d', '--network', 'att', '--name', 'c1', image]);
+    assert.equal(r.code, 0, r.stderr);
+    const c1 = r.stdout.trim().split('\n').pop()!;
+    // network inspect on m2 lists the container with its cluster-allocated address.
+    const cidr = await waitFor('c1 in network inspect att on m2', () => endpointIp('m2', 'att', 'c1'), 30_000);
+    const subnet = JSON.parse((await d('m1', ['network', 'inspect', 'att'])).stdout)[0].IPAM.Config[0].Subnet as string;
+    assert.equal(cidr.split('/')[1], subnet.split('/')[1]);
+    assert.equal(cidr.split('.').slice(0, 3).join('.'), subnet.split('.').slice(0, 3).join('.'), `${cidr} in ${subnet}`);
+    const c1Ip = cidr.split('/')[0];
+    const own = JSON.parse((await d('m2', ['inspect', 'c1'])).stdout)[0];
+    assert.equal(own.HostConfig.NetworkMode, 'att');
+
+    // c1 (m2) → web (m1) by service name (VIP) over the VXLAN.
+    const page = await waitFor('web from c1', async () => hostnameOf((await get('m2', c1, 'web')).stdout), 30_000);
+    assert.equal(page, web.slice(0, 12));
+    // web's task (m1) → c1 (m2) by container name and by address.
+    assert.equal(await waitFor('c1 resolves from web', () => pingAddr('m1', web, 'c1'), 30_000), c1Ip);
+    assert.equal(hostnameOf((await get('m1', web, 'c1')).stdout), c1.slice(0, 12));
+    assert.equal(hostnameOf((await get('m1', web, c1Ip)).stdout), c1.slice(0, 12));
+
+    // On the manager too: c0 on m1 reaches c1 on m2 by name, and c1 reaches c0.
+    const r0 = await d('m1', ['run', '-d', '--network', 'att', '--name', 'c0', image]);
+    assert.equal(r0.code, 0, r0.stderr);
+    const c0Ip = (await waitFor('c0 in network inspect att on m1', () => endpointIp('m1', 'att', 'c0'), 30_000)).split('/')[0];
+    assert.notEqual(c0Ip, c1Ip);
+    assert.equal(await waitFor('c1 resolves from c0', () => pingAddr('m1', 'c0', 'c1'), 30_000), c1Ip);
+    assert.equal(await waitFor('c0 resolves from c1', () => pingAddr('m2', 'c1', 'c0'), 30_000), c0Ip);
+    assert.equal((await d('m1', ['rm', '-f', 'c0'])).code, 0);
+  });
+
+  it('docker run on a non-attachable overlay (or ingress) is refused with Docker\'s message', async () => {
+    assert.equal((await d('m1', ['network', 'create', '-d', 'overlay', 'plain'])).code, 0);
+    const r = await d('m2', ['run', '-d', '--network', 'plain', '--name', 'p1', image]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Error response from daemon: Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/);
+    const st = JSON.parse((await d('m2', ['inspect', 'p1'])).stdout)[0].State;
+    assert.equal(st.Running, false);
+    assert.equal((await d('m2', ['rm', '-f', 'p1'])).code, 0);
+    const i = await d('m1', ['run', '-d', '--network', 'ingress', '--name', 'p1', image]);
+    assert.notEqual(i.code, 0);
+    assert.match(i.stderr, /Could not attach to network ingress: rpc error: code = PermissionDenied desc = network ingress not manually attachable/);
+    assert.equal((await d('m1', ['rm', '-f', 'p1'])).code, 0);
+  });
+
+  it('rm of the container frees its address: its name stops resolving and the next container gets the address', async () => {
+    const web = await taskContainer('m1', 'web');
+    const c1Ip = (await endpointIp('m2', 'att', 'c1'))!.split('/')[0];
+    assert.ok(c1Ip);
+    assert.equal((await d('m2', ['rm', '-f', 'c1'])).code, 0);
+    await waitFor('c1 gone from network inspect on m2', async () => !(await endpointIp('m2', 'att', 'c1')), 30_000);
+    await waitFor('c1 no longer resolves from web', async () => {
+      const p = await d('m1', ['exec', web, 'ping', '-c', '1', '-W', '1', 'c1']);
+      return p.code !== 0 && !/PING c1 \(/.test(p.stdout);
+    }, 30_000);
+    const r = await d('m2', ['run', '-d', '--network', 'att', '--name', 'c2', image]);
+    assert.equal(r.code, 0, r.stderr);
+    const c2Ip = (await waitFor('c2 in network inspect', () => endpointIp('m2', 'att', 'c2'), 30_000)).split('/')[0];
+    assert.equal(c2Ip, c1Ip, 'the freed address is taken again (lowest free first)');
+    assert.equal(await waitFor('c2 resolves from web', () => pingAddr('m1', web, 'c2'), 30_000), c2Ip);
+  });
+
+  it('a daemon restart on m2 keeps c2 attached: the new daemon takes its attachment back from the manager', async () => {
+    const web = await taskContainer('m1', 'web');
+    const c2Ip = (await endpointIp('m2', 'att', 'c2'))!.split('/')[0];
+    const machineJson = JSON.parse(fs.readFileSync(`${lab.labDir}/machines/m2/machine.json`, 'utf8')) as { pid: number };
+    // nsenter execs the daemon, so the recorded PID is shoald itself.
+    const daemonPid = machineJson.pid;
+    const argv = fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    assert.ok(argv.some((a) => a.endsWith('shoald.js')), argv.join(' '));
+    const cwd = fs.readlinkSync(`/proc/${daemonPid}/cwd`);
+    process.kill(daemonPid, 'SIGTERM');
+    await waitFor('m2 daemon gone', async () => !fs.existsSync(`/proc/${daemonPid}`), 30_000);
+    const log = fs.openSync(`${cwd}/shoald.log`, 'a');
+    const child = spawn('nsenter', [`--net=/run/netns/${lab.prefix}-m-m2`, '--', ...argv], { cwd, detached: true, stdio: ['ignore', log, log] });
+    fs.closeSync(log);
+    child.unref();
+    await waitFor('m2 back in the swarm', async () => (await d('m2', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim() === 'active', 60_000);
+    // A new container on m2 makes the new daemon apply a whole plan: c2 must be in it.
+    const r = await d('m2', ['run', '-d', '--network', 'att', '--name', 'c3', image]);
+    assert.equal(r.code, 0, r.stderr);
+    await waitFor('c3 in network inspect', () => endpointIp('m2', 'att', 'c3'), 30_000);
+    assert.equal(await endpointIp('m2', 'att', 'c2'), `${c2Ip}/24`);
+    assert.equal(await waitFor('c2 resolves from web after the restart', () => pingAddr('m1', web, 'c2'), 30_000), c2Ip);
+    const c2 = (await d('m2', ['inspect', '--format', '{{.Id}}', 'c2'])).stdout.trim();
+    assert.equal(hostnameOf((await get('m1', web, 'c2')).stdout), c2.slice(0, 12));
+    for (const c of ['c2', 'c3']) assert.equal((await d('m2', ['rm', '-f', c])).code, 0);
+    await waitFor('c2 no longer resolves from web', async () => !(await pingAddr('m1', web, 'c2')), 30_000);
+  });
+});
