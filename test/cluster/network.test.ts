@@ -5,25 +5,13 @@ import { pushMicro } from '../helpers/micro.js';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { run } from '../../src/util/run.js';
+import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
 
 const MACHINES = ['m1', 'm2', 'm3'];
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000) => poll(what, fn, ms, 500);
 
 const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
 

@@ -6,25 +6,13 @@ import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { DOCKER } from '../helpers/daemon.js';
 import { startProcess, stopProcess } from '../helpers/process.js';
+import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
 
 const MACHINES = ['m1', 'm2'];
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000) => poll(what, fn, ms, 500);
 
 describe('docker service logs on a two-machine swarm', () => {
   let lab: TestLab;

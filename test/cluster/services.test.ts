@@ -4,25 +4,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
 import { importBusybox } from '../helpers/busybox.js';
+import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
 
 const MACHINES = ['m1', 'm2', 'm3'];
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000) => poll(what, fn, ms, 500);
 
 describe('services on a three-machine swarm', () => {
   let lab: TestLab;

@@ -3,26 +3,14 @@ import assert from 'node:assert/strict';
 import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
 import { pushMicro } from '../helpers/micro.js';
 import { run } from '../../src/util/run.js';
+import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root. The walkthrough of the README / `npm run demo`, step for step, on a three-machine
 // lab with the real docker CLI; every step's result is asserted.
 
 const MACHINES = ['sw1', 'sw2', 'sw3'];
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 500));
-  }
-}
+const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 120_000) => poll(what, fn, ms, 500);
 
 const field = (page: string, id: string) => new RegExp(`id="${id}">([^<]*)<`).exec(page)?.[1];
 
