@@ -48,7 +48,12 @@ function isOverlay(n: Network): boolean {
  * their published ports and one VIP per network; NEW tasks get an address on each of their
  * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
  */
-export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[], nodes: Node[] = []): AllocationResult {
+export function allocate(
+  cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[] | (() => Task[]), nodes: Node[] = [],
+  /** The NEW tasks, when the caller has them at hand (the store's state index). */
+  newTasks?: Task[],
+): AllocationResult {
+  const allTasks = typeof tasks === 'function' ? tasks : () => tasks;
   const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [] };
   const now = new Date().toISOString();
 
@@ -79,7 +84,9 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     return u;
   });
 
-  // Address pools, rebuilt from what services and live tasks hold.
+  // Address pools, rebuilt from what services and live tasks hold. Task addresses are read
+  // (a walk over every task) only when a pool is about to hand out an address: most passes
+  // allocate none (services without networks), and must not cost the whole task set.
   const pools = new Map<string, AddressPool>();
   for (const n of nets) {
     const c = n.IPAMOptions?.Configs?.find((x) => x.Subnet);
@@ -87,11 +94,18 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   }
   for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
   for (const n of nodes) for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
-  for (const t of tasks) {
-    if (t.Status.State === 'new') continue;
-    if (['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State)) continue;
-    for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
-  }
+  let taskAddressesMarked = false;
+  const pool = (networkId: string): AddressPool => {
+    if (!taskAddressesMarked) {
+      taskAddressesMarked = true;
+      for (const t of allTasks()) {
+        if (t.Status.State === 'new') continue;
+        if (['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State)) continue;
+        for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
+      }
+    }
+    return pools.get(networkId)!;
+  };
 
   // Nodes: every node gets its routing-mesh address on the ingress network.
   const ingressNet = nets.find((n) => n.Spec.Ingress);
@@ -100,8 +114,10 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
       if (n.Attachments?.some((a) => a.Network.ID === ingressNet.ID)) continue;
       const others = (n.Attachments ?? []).filter((a) => nets.some((x) => x.ID === a.Network.ID));
       let addr: string;
+      // Full from the nodes' own addresses alone: do not walk every task to learn it again.
+      if (pools.get(ingressNet.ID)!.full) break;
       try {
-        addr = pools.get(ingressNet.ID)!.allocate();
+        addr = pool(ingressNet.ID).allocate();
       } catch {
         // Ingress is full (the default /24 holds 253 nodes): such nodes get no routing-mesh
         // address, but that must not stop the pass, or no task is allocated at all.
@@ -119,7 +135,7 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
     const mode = s.Spec.EndpointSpec?.Mode ?? 'vip';
     const vips: VirtualIP[] = mode === 'vip'
-      ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pools.get(n.ID)!.allocate() })
+      ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pool(n.ID).allocate() })
       : [];
     const endpoint = { Spec: structuredClone(s.Spec.EndpointSpec ?? { Mode: 'vip' as const }), Ports: ports.allocate(s), VirtualIPs: vips };
     if (!endpoint.Ports.length) delete (endpoint as { Ports?: unknown }).Ports;
@@ -131,11 +147,11 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   }
 
   // Tasks: NEW → PENDING with their network attachments.
-  for (const t of tasks) {
+  for (const t of newTasks ?? allTasks()) {
     if (t.Status.State !== 'new') continue;
     const s = allocated.get(t.ServiceID);
     if (!s) continue;
-    const attachments: NetworkAttachment[] = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
+    const attachments: NetworkAttachment[] = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pool(n.ID).allocate()] }));
     const u: Task = { ...t, Status: status('pending', 'pending task scheduling'), UpdatedAt: now };
     if (s.Endpoint?.Ports?.length) u.Endpoint = structuredClone(s.Endpoint);
     if (attachments.length) u.NetworksAttachments = attachments;
@@ -156,7 +172,7 @@ export class Allocator extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
-    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), this.store.view('tasks'), this.store.view('nodes'));
+    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), () => this.store.view('tasks'), this.store.view('nodes'), this.store.tasksBy('state', 'new'));
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),

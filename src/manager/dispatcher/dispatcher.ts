@@ -35,22 +35,34 @@ export interface DispatcherDeps {
 
 /** Tasks an agent must know about: assigned to it and either wanted running or still to be stopped. */
 export function assignedTasks(tasks: Task[], nodeId: string): Task[] {
+  return tasks.filter((t) => t.NodeID === nodeId && isAssignment(t));
+}
+
+/** Whether its node's agent must know the task (assignedTasks without the node). */
+function isAssignment(t: Task): boolean {
   const running = taskStateRank('running');
-  return tasks.filter(
-    // Network attachments of standalone containers are not the executor's: the network agent wires them.
-    (t) => t.NodeID === nodeId && !isNetworkAttachment(t) && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running),
-  );
+  // Network attachments of standalone containers are not the executor's: the network agent wires them.
+  return !isNetworkAttachment(t) && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running);
+}
+
+/**
+ * Whether a task's new version changes what its agent is told: a new assignment, a new
+ * desired state, or the end of one. A status the agent reported itself does not: resending
+ * the node's whole task list for each of those was most of the manager's serialization work.
+ */
+function changesAssignment(prev: Task | undefined, next: Task): boolean {
+  return !prev || prev.NodeID !== next.NodeID || prev.DesiredState !== next.DesiredState || isAssignment(prev) !== isAssignment(next);
 }
 
 export function heartbeatPeriodMs(store: EtcdStore): number {
-  const c = store.list('cluster')[0];
+  const c = store.view('cluster')[0];
   const ns = c?.Spec.Dispatcher?.HeartbeatPeriod;
   return ns ? Math.max(100, Math.round(ns / 1e6)) : DEFAULT_HEARTBEAT_MS;
 }
 
 export function managerAddrs(store: EtcdStore): ManagerAddr[] {
   return store
-    .list('nodes')
+    .view('nodes')
     .filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr)
     .map((n) => ({ nodeId: n.ID, addr: n.ManagerStatus!.Addr }));
 }
@@ -98,18 +110,23 @@ export class Dispatcher {
   private auth(call: Parameters<DispatcherDeps['identify']>[0]): PeerIdentity {
     const id = this.d.identify(call);
     if (!id) throw Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED });
-    if (!this.d.store.get('nodes', id.nodeId)) throw Object.assign(new Error(`node ${id.nodeId} is not a member of this swarm`), { code: grpc.status.PERMISSION_DENIED });
+    if (!this.d.store.viewOne('nodes', id.nodeId)) throw Object.assign(new Error(`node ${id.nodeId} is not a member of this swarm`), { code: grpc.status.PERMISSION_DENIED });
     return id;
   }
 
-  private async session(call: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
-    let id: PeerIdentity;
+  /** auth() for a server stream: a refused caller's stream ends with the error. */
+  private authStream(call: grpc.ServerWritableStream<unknown, unknown>): PeerIdentity | undefined {
     try {
-      id = this.auth(call);
+      return this.auth(call);
     } catch (e) {
       call.destroy(e as Error);
-      return;
+      return undefined;
     }
+  }
+
+  private async session(call: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
+    const id = this.authStream(call);
+    if (!id) return;
     const req = call.request;
     const observed = peerIp(call.getPeer());
     const periodMs = heartbeatPeriodMs(this.d.store);
@@ -181,13 +198,8 @@ export class Dispatcher {
   }
 
   private assignments(call: grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>): void {
-    let id: PeerIdentity;
-    try {
-      id = this.auth(call);
-    } catch (e) {
-      call.destroy(e as Error);
-      return;
-    }
+    const id = this.authStream(call);
+    if (!id) return;
     const byNode = this.taskIndex();
     const send = () => call.write({ tasks: assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId) });
     send();
@@ -237,18 +249,24 @@ export class Dispatcher {
         if (e.kind !== 'tasks') continue;
         const t = e.object as Task;
         const prev = nodeOf.get(t.ID);
-        if (prev) touched.add(prev);
         if (e.action === 'delete') {
-          if (prev) byNode.get(prev)?.delete(t.ID);
+          if (prev) {
+            byNode.get(prev)?.delete(t.ID);
+            touched.add(prev);
+          }
           nodeOf.delete(t.ID);
         } else {
+          const before = prev ? byNode.get(prev)?.get(t.ID) : undefined;
           put(t);
-          if (t.NodeID) touched.add(t.NodeID);
+          if (changesAssignment(before, t)) {
+            if (prev) touched.add(prev);
+            if (t.NodeID) touched.add(t.NodeID);
+          }
         }
       }
       for (const n of touched) for (const fn of this.assignmentStreams.get(n) ?? []) fn();
     });
-    for (const t of this.d.store.list('tasks')) put(t);
+    for (const t of this.d.store.view('tasks')) put(t);
     return byNode;
   }
 
@@ -292,11 +310,11 @@ export class Dispatcher {
     }
     const changes = [];
     for (const { taskId, status } of latest.values()) {
-      const t = this.d.store.get('tasks', taskId);
+      // The cache's object, not a copy: the write is a new object with the new status.
+      const t = this.d.store.viewOne('tasks', taskId);
       if (!t || taskStateRank(status.State) < taskStateRank(t.Status.State)) continue;
       if (status.State === t.Status.State && status.Timestamp === t.Status.Timestamp) continue;
-      t.Status = status;
-      changes.push({ kind: 'tasks' as const, op: 'update' as const, object: t });
+      changes.push({ kind: 'tasks' as const, op: 'update' as const, object: { ...t, Status: status } });
     }
     let retryMs = 0;
     this.flushing = this.d.store.commit(changes).catch((e) => {

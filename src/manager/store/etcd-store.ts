@@ -1,5 +1,6 @@
 import type { Etcd3, IKeyValue, IRequestOp, ICompare, Watcher } from 'etcd3';
-import type { Kind, KindMap } from '../../cluster/types.js';
+import type { Kind, KindMap, Task } from '../../cluster/types.js';
+import { TaskIndex, type TaskIndexName } from './task-index.js';
 import { LeaderLost, VersionConflict, type Change, type Store, type StoreEvent, type WriteOptions } from './store.js';
 import type { Logger } from '../../util/log.js';
 
@@ -25,6 +26,7 @@ type AnyObject = KindMap[Kind];
  */
 export class EtcdStore implements Store {
   private readonly cache = new Map<Kind, Map<string, AnyObject>>();
+  private readonly taskIndex = new TaskIndex();
   private readonly listeners = new Set<(events: StoreEvent[]) => void>();
   private revision = 0;
   private readonly revisionWaiters: { rev: number; resolve: () => void }[] = [];
@@ -38,7 +40,7 @@ export class EtcdStore implements Store {
     const res = await this.client.kv.range({ key: Buffer.from(PREFIX), range_end: Buffer.from(prefixEnd(PREFIX)) });
     for (const kv of res.kvs) {
       const parsed = this.decode(kv);
-      if (parsed) this.cache.get(parsed.kind)!.set(parsed.object.ID, parsed.object);
+      if (parsed) this.put(parsed.kind, parsed.object);
     }
     this.revision = Number(res.header.revision);
     this.watcher = await this.client
@@ -66,6 +68,20 @@ export class EtcdStore implements Store {
 
   view<K extends Kind>(kind: K): KindMap[K][] {
     return [...(this.cache.get(kind)?.values() ?? [])] as KindMap[K][];
+  }
+
+  viewOne<K extends Kind>(kind: K, id: string): KindMap[K] | undefined {
+    return this.cache.get(kind)?.get(id) as KindMap[K] | undefined;
+  }
+
+  tasksBy(by: TaskIndexName, key: string): Task[] {
+    return this.taskIndex.get(by, key);
+  }
+
+  private put(kind: Kind, o: AnyObject): void {
+    const m = this.cache.get(kind)!;
+    if (kind === 'tasks') this.taskIndex.put(m.get(o.ID) as Task | undefined, o as Task);
+    m.set(o.ID, o);
   }
 
   watch(fn: (events: StoreEvent[]) => void): () => void {
@@ -165,15 +181,17 @@ export class EtcdStore implements Store {
       if (e.type === 'Put') {
         const p = this.decode(e.kv);
         if (!p) continue;
-        this.cache.get(p.kind)!.set(p.object.ID, p.object);
+        this.put(p.kind, p.object);
         const created = e.kv.create_revision === e.kv.mod_revision;
-        out.push({ kind: p.kind, action: created ? 'create' : 'update', object: structuredClone(p.object) } as StoreEvent);
+        // The cache's own frozen object: watchers that want to change it copy it first.
+        out.push({ kind: p.kind, action: created ? 'create' : 'update', object: p.object } as StoreEvent);
       } else {
         const [kind, id] = e.kv.key.toString().slice(PREFIX.length).split('/');
         const m = this.cache.get(kind as Kind);
         const last = m?.get(id);
         if (!m || !last) continue;
         m.delete(id);
+        if (kind === 'tasks') this.taskIndex.remove(last as Task);
         out.push({ kind: kind as Kind, action: 'delete', object: last } as StoreEvent);
       }
     }
