@@ -143,6 +143,8 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     };
   } finally {
     await stopProcess(simPid, 'SIGTERM', 5000);
+    // SHOAL_BENCH_KEEP_LOG=<file>: keep shoald's log (run with SHOAL_LOG_LEVEL=debug for loop passes).
+    if (process.env.SHOAL_BENCH_KEEP_LOG) fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.SHOAL_BENCH_KEEP_LOG);
     await d.destroy();
   }
 }

@@ -22,7 +22,7 @@ import { createLogger } from '../../src/util/log.js';
 const [manager, token, countArg, firstArg] = process.argv.slice(2);
 const count = Number(countArg);
 const first = Number(firstArg ?? 0);
-const log = createLogger('sim-nodes', process.env.SHOAL_LOG_LEVEL ?? 'warn');
+const log = createLogger('sim-nodes', process.env.SHOAL_SIM_LOG_LEVEL ?? 'warn');
 const JOIN_CONCURRENCY = 16;
 
 interface SimNode {

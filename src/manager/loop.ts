@@ -108,8 +108,10 @@ export abstract class StoreLoop {
     this.timerAt = Infinity;
     if (this.stopped) return;
     this.pass = (async () => {
+      const t0 = performance.now();
       try {
         await this.tick();
+        this.log.debug({ ms: Math.round(performance.now() - t0) }, 'pass');
       } catch (e) {
         if (e instanceof VersionConflict) this.again = true;
         else if (e instanceof LeaderLost) this.log.warn('lost leadership; write refused');
@@ -127,7 +129,9 @@ export abstract class StoreLoop {
   /** Commits in batches so one pass never builds an oversized transaction. */
   protected async commitAll(changes: Parameters<Store['commit']>[0], batch = 1000): Promise<void> {
     for (let i = 0; i < changes.length; i += batch) {
+      const t0 = performance.now();
       await this.store.commit(changes.slice(i, i + batch), { fenced: true });
+      this.log.debug({ writes: Math.min(batch, changes.length - i), ms: Math.round(performance.now() - t0) }, 'committed');
     }
   }
 }

@@ -317,7 +317,10 @@ export class Dispatcher {
       changes.push({ kind: 'tasks' as const, op: 'update' as const, object: { ...t, Status: status } });
     }
     let retryMs = 0;
-    this.flushing = this.d.store.commit(changes).catch((e) => {
+    const t0 = performance.now();
+    this.flushing = this.d.store.commit(changes).then(() => {
+      this.d.log.debug({ statuses: changes.length, ms: Math.round(performance.now() - t0) }, 'task statuses written');
+    }, (e) => {
       if (!(e instanceof VersionConflict)) {
         this.d.log.warn({ err: e }, 'task status write failed');
         return;

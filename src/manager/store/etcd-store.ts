@@ -103,12 +103,15 @@ export class EtcdStore implements Store {
     }
     let lastRev = 0;
     let changed = false;
+    const t0 = performance.now();
     for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) {
       const r = await this.commitOne(changes.slice(i, i + MAX_CHANGES_PER_TXN), leaderRev);
       lastRev = r.revision;
       changed ||= r.changed;
     }
+    const t1 = performance.now();
     await this.waitForRevision(lastRev, changed);
+    this.log.debug({ changes: changes.length, txnMs: Math.round(t1 - t0), watchMs: Math.round(performance.now() - t1) }, 'commit');
   }
 
   /** One transaction; `changed` when it put or deleted something (so a watch event will come). */
