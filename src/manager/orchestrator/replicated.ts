@@ -25,8 +25,8 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
   private full = true;
   /** Service ID → when its restart delay or update delay ends. */
   private readonly wakes = new Map<string, number>();
-  /** Services reconciled so far (tests check that passes are incremental). */
-  reconciled = 0;
+  /** Passes over each service so far (tests check that passes are incremental). */
+  readonly reconciled = new Map<string, number>();
 
   constructor(store: Store, log: Logger) {
     super(store, log, 'replicated-orchestrator');
@@ -98,7 +98,7 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
         continue;
       }
       if (!isReplicated(s)) continue;
-      this.reconciled++;
+      this.reconciled.set(id, (this.reconciled.get(id) ?? 0) + 1);
       const ts = this.store.tasksBy('service', id);
       const wake = reconcileReplicated(pass, s, ts, nodes, this.restarts, now, this.updates);
       const due = this.restarts.startDue(pass, ts, this.taskById, nodes, now);
