@@ -126,12 +126,13 @@ export abstract class StoreLoop {
     });
   }
 
-  /** Commits in batches so one pass never builds an oversized transaction. */
-  protected async commitAll(changes: Parameters<Store['commit']>[0], batch = 1000): Promise<void> {
-    for (let i = 0; i < changes.length; i += batch) {
-      const t0 = performance.now();
-      await this.store.commit(changes.slice(i, i + batch), { fenced: true });
-      this.log.debug({ writes: Math.min(batch, changes.length - i), ms: Math.round(performance.now() - t0) }, 'committed');
-    }
+  /**
+   * Writes a pass's changes, fenced. The store splits them into transactions of its size and
+   * sends several at once; a failure leaves the earlier ones written (the next pass sees them).
+   */
+  protected async commitAll(changes: Parameters<Store['commit']>[0]): Promise<void> {
+    const t0 = performance.now();
+    await this.store.commit(changes, { fenced: true });
+    this.log.debug({ writes: changes.length, ms: Math.round(performance.now() - t0) }, 'committed');
   }
 }

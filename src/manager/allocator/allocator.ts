@@ -160,6 +160,9 @@ export function allocate(
   return result;
 }
 
+/** NEW tasks one pass of the loop allocates at most. */
+const MAX_TASKS_PER_PASS = 5000;
+
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
 export class Allocator extends StoreLoop {
   constructor(store: Store, log: Logger) {
@@ -172,7 +175,13 @@ export class Allocator extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
-    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), () => this.store.view('tasks'), this.store.view('nodes'), this.store.tasksBy('state', 'new'));
+    let fresh = this.store.tasksBy('state', 'new');
+    if (fresh.length > MAX_TASKS_PER_PASS) {
+      // The rest in the next pass: a short pass keeps the event loop (and the lease) moving.
+      fresh = fresh.slice(0, MAX_TASKS_PER_PASS);
+      this.kick(0);
+    }
+    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), () => this.store.view('tasks'), this.store.view('nodes'), fresh);
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),

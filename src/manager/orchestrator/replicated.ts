@@ -18,6 +18,9 @@ import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/con
  * that went DOWN or were drained go to the restart supervisor; outdated ones to the updater.
  * Tasks of deleted services are set to REMOVE.
  */
+/** Tasks one pass creates for a service at most. */
+const MAX_NEW_TASKS_PER_PASS = 10_000;
+
 export class ReplicatedOrchestrator extends ServiceOrchestrator {
   /** Services whose tasks or spec changed since the last pass: a pass reconciles only these. */
   private dirty = new Set<string>();
@@ -100,7 +103,15 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
       if (!isReplicated(s)) continue;
       this.reconciled.set(id, (this.reconciled.get(id) ?? 0) + 1);
       const ts = this.store.tasksBy('service', id);
-      const wake = reconcileReplicated(pass, s, ts, nodes, this.restarts, now, this.updates);
+      const created = pass.createdTasks().length;
+      const wake = reconcileReplicated(pass, s, ts, nodes, this.restarts, now, this.updates, MAX_NEW_TASKS_PER_PASS);
+      if (pass.createdTasks().length - created >= MAX_NEW_TASKS_PER_PASS) {
+        // More to create: the next pass goes on (after this one's writes), so no pass holds
+        // the event loop for seconds (the leader lease is renewed on it) and the allocator
+        // and scheduler start on the first tasks while the rest are being created.
+        this.dirty.add(id);
+        this.kick(0);
+      }
       const due = this.restarts.startDue(pass, ts, this.taskById, nodes, now);
       let next: number | undefined;
       for (const w of [wake, due]) if (w !== undefined) next = next === undefined ? w : Math.min(next, w);
@@ -128,7 +139,11 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
 }
 
 /** One replicated service's slots: restarts, scaling, rolling update. Pure apart from the supervisor's memory. */
-export function reconcileReplicated(pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker()): number | undefined {
+export function reconcileReplicated(
+  pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker(),
+  /** Scale up by at most this many slots (the loop comes back for the rest). */
+  maxCreates = Infinity,
+): number | undefined {
   // Task level: ended while desired to run, stranded on a node that is gone, DOWN or drained,
   // or on a node that no longer meets the constraints (swarmkit's constraint enforcer).
   let constraints: Constraint[] | undefined;
@@ -170,7 +185,7 @@ export function reconcileReplicated(pass: PassChanges, service: Service, tasks: 
   const want = replicasOf(service);
   if (want > live.size) {
     let slot = 0;
-    for (let i = live.size; i < want; i++) {
+    for (let i = live.size, made = 0; i < want && made < maxCreates; i++, made++) {
       do slot++;
       while (live.has(slot));
       const t = newTask(service, slot);

@@ -7,6 +7,9 @@ import { Pipeline } from './filters.js';
 import { buildNodeInfos, FAILURE_WINDOW_MS, occupiesNode, type NodeInfo } from './node-info.js';
 import { spreadTasks } from './spread.js';
 
+/** PENDING tasks one pass of the loop decides at most. */
+const MAX_TASKS_PER_PASS = 5000;
+
 /** Failures of a service's tasks per node: node ID → service ID → timestamps (ms). */
 export type FailureLog = Map<string, Map<string, number[]>>;
 
@@ -164,7 +167,13 @@ export class Scheduler extends StoreLoop {
   protected async tick(): Promise<void> {
     const services = this.serviceMap();
     const infos = (this.infos ??= this.rebuild(services));
-    const decisions = schedulePending(infos, this.store.tasksBy('state', 'pending'), services, this.failures);
+    let pending = this.store.tasksBy('state', 'pending');
+    if (pending.length > MAX_TASKS_PER_PASS) {
+      // The rest in the next pass: a pass of 100,000 tasks held the event loop for seconds.
+      pending = pending.slice(0, MAX_TASKS_PER_PASS);
+      this.kick(0);
+    }
+    const decisions = schedulePending(infos, pending, services, this.failures);
     if (!decisions.length) return;
     // Placed tasks now count on their nodes; the store's events confirm them. A write that
     // fails leaves placements that did not happen: start again from the store.

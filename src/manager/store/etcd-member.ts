@@ -131,6 +131,9 @@ export function etcdClient(hosts: string[], tls: EtcdClientTls): Etcd3 {
       // (~1.5 MiB) wait for dozens of window updates, each one a turn of a busy event loop:
       // the store's cache then lagged its own writes by seconds.
       'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      // Each client its own connection (grpc-js shares one between equal channels otherwise):
+      // the manager keeps the leader lease on a client of its own.
+      'grpc.use_local_subchannel_pool': 1,
     },
     // The default breaker stops all calls for 5 s after 3 failures: too long for a local member
     // that is restarting or a reconfiguration that is refused once; callers retry themselves.

@@ -8,6 +8,8 @@ export const PREFIX = '/shoal/v1/';
 const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks'];
 /** Objects changed per etcd transaction; etcd runs with --max-txn-ops above twice this. */
 const MAX_CHANGES_PER_TXN = 1000;
+/** Transactions of one commit sent at once. */
+const TXNS_IN_FLIGHT = 4;
 
 export const objectKey = (kind: string, id: string) => `${PREFIX}${kind}/${id}`;
 
@@ -104,13 +106,31 @@ export class EtcdStore implements Store {
     let lastRev = 0;
     let changed = false;
     const t0 = performance.now();
-    for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) {
-      const r = await this.commitOne(changes.slice(i, i + MAX_CHANGES_PER_TXN), leaderRev);
-      lastRev = r.revision;
-      changed ||= r.changed;
-    }
+    const chunks: Change[][] = [];
+    for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) chunks.push(changes.slice(i, i + MAX_CHANGES_PER_TXN));
+    let failure: unknown;
+    const one = async (c: Change[]) => {
+      try {
+        const r = await this.commitOne(c, leaderRev);
+        lastRev = Math.max(lastRev, r.revision);
+        changed ||= r.changed;
+      } catch (e) {
+        failure ??= e;
+      }
+    };
+    // The first transaction alone (callers put what later ones embed first: networks before
+    // tasks), then the rest a few at a time: etcd batches concurrent proposals, and one
+    // round trip per thousand objects, each waiting for the last, left it idle. After a
+    // failure no more are sent, and those already written are waited for like a success:
+    // a caller's next pass must see them (or it would, say, create a slot's task twice).
+    await one(chunks[0]);
+    let next = 1;
+    await Promise.all(Array.from({ length: Math.min(TXNS_IN_FLIGHT, chunks.length - 1) }, async () => {
+      while (next < chunks.length && failure === undefined) await one(chunks[next++]);
+    }));
     const t1 = performance.now();
-    await this.waitForRevision(lastRev, changed);
+    if (lastRev) await this.waitForRevision(lastRev, changed);
+    if (failure !== undefined) throw failure;
     this.log.debug({ changes: changes.length, txnMs: Math.round(t1 - t0), watchMs: Math.round(performance.now() - t1) }, 'commit');
   }
 
