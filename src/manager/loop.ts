@@ -15,6 +15,7 @@ export abstract class StoreLoop {
   private pass?: Promise<void>;
   private again = false;
   protected stopped = true;
+  private passing = false;
 
   constructor(
     protected readonly store: Store,
@@ -76,7 +77,7 @@ export abstract class StoreLoop {
   protected kick(delayMs = this.debounceMs): void {
     if (this.stopped) return;
     const now = Date.now();
-    if (this.pass) {
+    if (this.pass || this.passing) {
       this.again = true;
       return;
     }
@@ -107,6 +108,9 @@ export abstract class StoreLoop {
     this.timer = undefined;
     this.timerAt = Infinity;
     if (this.stopped) return;
+    // Set before tick() starts: its synchronous part runs before `this.pass` is assigned, and
+    // a kick() from there must not start a second pass alongside this one.
+    this.passing = true;
     this.pass = (async () => {
       const t0 = performance.now();
       try {
@@ -118,6 +122,7 @@ export abstract class StoreLoop {
         else this.log.error({ err: e }, 'loop pass failed');
       }
     })().finally(() => {
+      this.passing = false;
       this.pass = undefined;
       if (this.again) {
         this.again = false;

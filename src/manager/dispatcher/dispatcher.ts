@@ -15,6 +15,11 @@ export const DEFAULT_HEARTBEAT_MS = 5000;
 export const GRACE_MULTIPLIER = 3;
 const STATUS_FLUSH_MS = 100;
 const ASSIGNMENT_DEBOUNCE_MS = 100;
+/**
+ * An agent's progress short of RUNNING (ACCEPTED … STARTING) waits this long for the task's
+ * next state: the states a task passes in quick succession then cost one write, not one each.
+ */
+const PROGRESS_HOLD_MS = 500;
 /** After a version conflict: time for the store's watch to catch up before retrying. */
 const STATUS_RETRY_MS = 20;
 
@@ -22,6 +27,8 @@ interface Session {
   id: string;
   nodeId: string;
   lease: Lease;
+  /** Ends the session's stream (the agent then registers again). */
+  end?: () => void;
 }
 
 export interface DispatcherDeps {
@@ -70,7 +77,7 @@ export function managerAddrs(store: EtcdStore): ManagerAddr[] {
 /** Agent sessions of this manager: registration, heartbeats, assignments, task status. */
 export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
-  private statusQueue: { nodeId: string; taskId: string; status: TaskStatus }[] = [];
+  private statusQueue: QueuedStatus[] = [];
   private flushTimer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private readonly closers = new Set<() => void>();
@@ -79,6 +86,9 @@ export class Dispatcher {
   /** node ID → its assignments streams' change callbacks. */
   private readonly assignmentStreams = new Map<string, Set<() => void>>();
   private readonly resenders = new Set<() => void>();
+  /** node ID → its sessions' listeners (nodeListeners). */
+  private readonly sessionListeners = new Map<string, Set<SessionListener>>();
+  private unwatchNodes?: () => void;
 
   constructor(private readonly d: DispatcherDeps) {}
 
@@ -101,6 +111,8 @@ export class Dispatcher {
     for (const c of [...this.closers]) c();
     this.unwatchTasks?.();
     this.unwatchTasks = undefined;
+    this.unwatchNodes?.();
+    this.unwatchNodes = undefined;
     this.byNode = undefined;
     for (const s of this.sessions.values()) s.lease.release();
     this.sessions.clear();
@@ -144,26 +156,56 @@ export class Dispatcher {
     this.sessions.set(session.id, session);
     this.d.log.info({ node: id.nodeId, addr: observed }, 'agent session registered');
     const send = () => {
-      const node = this.d.store.get('nodes', id.nodeId);
+      const node = this.d.store.viewOne('nodes', id.nodeId);
       if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA() });
     };
     send();
     this.resenders.add(send);
-    const unwatch = this.d.store.watch((evs) => {
-      if (evs.some((e) => e.kind === 'cluster' || (e.kind === 'nodes' && (e.object.ID === id.nodeId || (e.object as Node).Spec.Role === 'manager')))) send();
-      if (evs.some((e) => e.kind === 'nodes' && e.action === 'delete' && e.object.ID === id.nodeId)) end();
-    });
+    const listener = { changed: send, removed: () => end() };
+    this.nodeListeners(id.nodeId).add(listener);
     const end = () => {
-      unwatch();
+      const set = this.nodeListeners(id.nodeId);
+      set.delete(listener);
+      if (!set.size) this.sessionListeners.delete(id.nodeId);
       this.resenders.delete(send);
       this.closers.delete(end);
       // The liveness lease is left to expire: that is how the leader learns the node is gone.
       this.sessions.delete(session.id);
       call.end();
     };
+    session.end = end;
     this.closers.add(end);
     call.on('cancelled', end);
     call.on('error', end);
+  }
+
+  /**
+   * The sessions of a node, told when its node object (or the cluster, or a manager) changes,
+   * from one store watch for all of them: one per session made every batch of task events
+   * cost sessions × events.
+   */
+  private nodeListeners(nodeId: string): Set<SessionListener> {
+    if (!this.unwatchNodes) {
+      this.unwatchNodes = this.d.store.watch((evs) => {
+        let all = false;
+        const changed = new Set<string>();
+        const removed = new Set<string>();
+        for (const e of evs) {
+          if (e.kind === 'cluster') all = true;
+          else if (e.kind === 'nodes') {
+            if ((e.object as Node).Spec.Role === 'manager') all = true;
+            changed.add(e.object.ID);
+            if (e.action === 'delete') removed.add(e.object.ID);
+          }
+        }
+        const notify = all ? [...this.sessionListeners.values()] : [...changed].map((n) => this.sessionListeners.get(n) ?? new Set<SessionListener>());
+        for (const set of notify) for (const l of [...set]) l.changed();
+        for (const n of removed) for (const l of [...(this.sessionListeners.get(n) ?? [])]) l.removed();
+      });
+    }
+    let set = this.sessionListeners.get(nodeId);
+    if (!set) this.sessionListeners.set(nodeId, (set = new Set()));
+    return set;
   }
 
   private async registerNode(nodeId: string, req: SessionRequest, observed: string): Promise<void> {
@@ -190,7 +232,14 @@ export class Dispatcher {
       const id = this.auth(call);
       const s = this.sessions.get(call.request.sessionId);
       if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
-      await s.lease.keepaliveOnce();
+      // Answered at once, the lease renewed behind it: under load an etcd round trip took
+      // longer than the agent's deadline, and agents whose heartbeat timed out reconnected,
+      // re-registering and adding more writes. A renewal that fails ends the session: the
+      // agent registers again with a new lease.
+      s.lease.keepaliveOnce().catch((err) => {
+        this.d.log.warn({ err, node: s.nodeId }, 'session lease renewal failed; ending the session');
+        s.end?.();
+      });
       cb(null, { periodMs: heartbeatPeriodMs(this.d.store) });
     } catch (e) {
       cb(e as grpc.ServiceError);
@@ -283,7 +332,7 @@ export class Dispatcher {
       // The node's own index, not a store read: no copy of the task per status update.
       const t = this.taskIndex().get(id.nodeId)?.get(u.taskId);
       if (!t) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
-      this.statusQueue.push({ nodeId: id.nodeId, ...u });
+      this.statusQueue.push({ nodeId: id.nodeId, ...u, queuedAt: Date.now() });
     }
     this.scheduleFlush(STATUS_FLUSH_MS);
     cb(null, {});
@@ -303,10 +352,18 @@ export class Dispatcher {
     this.flushTimer = undefined;
     const queue = this.statusQueue;
     this.statusQueue = [];
-    const latest = new Map<string, { nodeId: string; taskId: string; status: TaskStatus }>();
+    const now = Date.now();
+    const latest = new Map<string, QueuedStatus>();
     for (const u of queue) {
       const prev = latest.get(u.taskId);
-      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State)) latest.set(u.taskId, u);
+      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State)) latest.set(u.taskId, prev ? { ...u, queuedAt: Math.min(u.queuedAt, prev.queuedAt) } : u);
+    }
+    const held: QueuedStatus[] = [];
+    for (const u of latest.values()) {
+      if (isProgress(u.status) && now - u.queuedAt < PROGRESS_HOLD_MS) {
+        held.push(u);
+        latest.delete(u.taskId);
+      }
     }
     const changes = [];
     for (const { taskId, status } of latest.values()) {
@@ -330,8 +387,31 @@ export class Dispatcher {
     });
     await this.flushing;
     this.flushing = undefined;
-    if (this.statusQueue.length) this.scheduleFlush(retryMs);
+    // Statuses that came during the write go at once (or after a conflict's pause); held
+    // progress when it is due.
+    const arrived = this.statusQueue.length > 0;
+    this.statusQueue.push(...held);
+    if (arrived) this.scheduleFlush(retryMs);
+    else if (held.length) this.scheduleFlush(Math.max(retryMs, held.reduce((m, u) => Math.min(m, u.queuedAt), Infinity) + PROGRESS_HOLD_MS - Date.now()));
   }
+}
+
+interface SessionListener {
+  changed(): void;
+  removed(): void;
+}
+
+interface QueuedStatus {
+  nodeId: string;
+  taskId: string;
+  status: TaskStatus;
+  /** When the first status of the task still queued came in. */
+  queuedAt: number;
+}
+
+function isProgress(s: TaskStatus): boolean {
+  const r = taskStateRank(s.State);
+  return r >= taskStateRank('accepted') && r < taskStateRank('running');
 }
 
 /** "ipv4:10.0.0.2:51234" or "10.0.0.2:51234" → "10.0.0.2". */
