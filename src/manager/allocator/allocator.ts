@@ -160,7 +160,7 @@ export function allocate(
   return result;
 }
 
-/** NEW tasks one pass of the loop allocates at most. */
+/** NEW tasks allocated (and written) at a time within a pass. */
 const MAX_TASKS_PER_PASS = 5000;
 
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
@@ -175,12 +175,15 @@ export class Allocator extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
-    let fresh = this.store.tasksBy('state', 'new');
-    if (fresh.length > MAX_TASKS_PER_PASS) {
-      // The rest in the next pass: a short pass keeps the event loop (and the lease) moving.
-      fresh = fresh.slice(0, MAX_TASKS_PER_PASS);
-      this.kick(0);
+    const fresh = this.store.tasksBy('state', 'new');
+    // In chunks, each written before the next (see the scheduler): one pass over every NEW
+    // task of a 100,000-replica service held the event loop for seconds.
+    for (let i = 0; i === 0 || (i < fresh.length && !this.stopped); i += MAX_TASKS_PER_PASS) {
+      await this.allocateSome(fresh.slice(i, i + MAX_TASKS_PER_PASS));
     }
+  }
+
+  private async allocateSome(fresh: Task[]): Promise<void> {
     const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), () => this.store.view('tasks'), this.store.view('nodes'), fresh);
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),

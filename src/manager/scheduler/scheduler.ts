@@ -7,7 +7,7 @@ import { Pipeline } from './filters.js';
 import { buildNodeInfos, FAILURE_WINDOW_MS, occupiesNode, type NodeInfo } from './node-info.js';
 import { spreadTasks } from './spread.js';
 
-/** PENDING tasks one pass of the loop decides at most. */
+/** PENDING tasks decided (and written) at a time within a pass. */
 const MAX_TASKS_PER_PASS = 5000;
 
 /** Failures of a service's tasks per node: node ID → service ID → timestamps (ms). */
@@ -62,7 +62,8 @@ export function schedulePending(infos: Map<string, NodeInfo>, tasks: Task[], ser
     if (unplaced.length) {
       pipeline.setTask(group[0], service);
       for (const n of allInfos) pipeline.process(n);
-      out.push(...unplaced.map((t) => noSuitableNode(t, pipeline.explain())).filter((t): t is Task => !!t));
+      const why = pipeline.explain();
+      out.push(...unplaced.map((t) => noSuitableNode(t, why)).filter((t): t is Task => !!t));
     }
   }
   return out;
@@ -166,24 +167,27 @@ export class Scheduler extends StoreLoop {
 
   protected async tick(): Promise<void> {
     const services = this.serviceMap();
-    const infos = (this.infos ??= this.rebuild(services));
-    let pending = this.store.tasksBy('state', 'pending');
-    if (pending.length > MAX_TASKS_PER_PASS) {
-      // The rest in the next pass: a pass of 100,000 tasks held the event loop for seconds.
-      pending = pending.slice(0, MAX_TASKS_PER_PASS);
-      this.kick(0);
+    const pending = this.store.tasksBy('state', 'pending');
+    // In chunks, each written before the next is decided: a pass over 100,000 tasks at once
+    // held the event loop for seconds (the leader lease is renewed on it). Tasks that find
+    // no node are left for the next pass, not retried here.
+    for (let i = 0; i < pending.length && !this.stopped; i += MAX_TASKS_PER_PASS) {
+      const infos = (this.infos ??= this.rebuild(services));
+      const decisions = schedulePending(infos, pending.slice(i, i + MAX_TASKS_PER_PASS), services, this.failures);
+      if (!decisions.length) {
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      // Placed tasks now count on their nodes; the store's events confirm them. A write that
+      // fails leaves placements that did not happen: start again from the store.
+      for (const t of decisions) if (t.NodeID && occupiesNode(t)) this.placed.set(t.ID, t.NodeID);
+      try {
+        await this.commitAll(decisions.map((t) => ({ kind: 'tasks' as const, op: 'update' as const, object: t })));
+      } catch (e) {
+        this.infos = undefined;
+        throw e;
+      }
+      this.log.debug({ tasks: decisions.length }, 'scheduling decisions written');
     }
-    const decisions = schedulePending(infos, pending, services, this.failures);
-    if (!decisions.length) return;
-    // Placed tasks now count on their nodes; the store's events confirm them. A write that
-    // fails leaves placements that did not happen: start again from the store.
-    for (const t of decisions) if (t.NodeID && occupiesNode(t)) this.placed.set(t.ID, t.NodeID);
-    try {
-      await this.commitAll(decisions.map((t) => ({ kind: 'tasks' as const, op: 'update' as const, object: t })));
-    } catch (e) {
-      this.infos = undefined;
-      throw e;
-    }
-    this.log.debug({ tasks: decisions.length }, 'scheduling decisions written');
   }
 }
