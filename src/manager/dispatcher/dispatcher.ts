@@ -1,7 +1,7 @@
 import { isNetworkAttachment } from '../networks/attachments.js';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import type { Etcd3, Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import type { Node, Task, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank } from '../../cluster/types.js';
 import type { EtcdStore } from '../store/etcd-store.js';
@@ -234,10 +234,12 @@ export class Dispatcher {
       if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
       // Answered at once, the lease renewed behind it: under load an etcd round trip took
       // longer than the agent's deadline, and agents whose heartbeat timed out reconnected,
-      // re-registering and adding more writes. A renewal that fails ends the session: the
-      // agent registers again with a new lease.
+      // re-registering and adding more writes.
       s.lease.keepaliveOnce().catch((err) => {
-        this.d.log.warn({ err, node: s.nodeId }, 'session lease renewal failed; ending the session');
+        // Gone (expired): the agent must register again. Anything else (etcd busy): the next
+        // heartbeat renews it; ending the session would only add a registration's writes.
+        if (!(err instanceof EtcdLeaseInvalidError)) return this.d.log.debug({ err, node: s.nodeId }, 'session lease renewal failed');
+        this.d.log.warn({ node: s.nodeId }, 'session lease expired; ending the session');
         s.end?.();
       });
       cb(null, { periodMs: heartbeatPeriodMs(this.d.store) });

@@ -8,8 +8,6 @@ export const PREFIX = '/shoal/v1/';
 const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks'];
 /** Objects changed per etcd transaction; etcd runs with --max-txn-ops above twice this. */
 const MAX_CHANGES_PER_TXN = 1000;
-/** Transactions of one commit sent at once. */
-const TXNS_IN_FLIGHT = 4;
 
 export const objectKey = (kind: string, id: string) => `${PREFIX}${kind}/${id}`;
 
@@ -118,16 +116,14 @@ export class EtcdStore implements Store {
         failure ??= e;
       }
     };
-    // The first transaction alone (callers put what later ones embed first: networks before
-    // tasks), then the rest a few at a time: etcd batches concurrent proposals, and one
-    // round trip per thousand objects, each waiting for the last, left it idle. After a
-    // failure no more are sent, and those already written are waited for like a success:
-    // a caller's next pass must see them (or it would, say, create a slot's task twice).
-    await one(chunks[0]);
-    let next = 1;
-    await Promise.all(Array.from({ length: Math.min(TXNS_IN_FLIGHT, chunks.length - 1) }, async () => {
-      while (next < chunks.length && failure === undefined) await one(chunks[next++]);
-    }));
+    // One transaction at a time: several big ones in flight made etcd's apply fall behind
+    // under load (its lease renewals then failed with "waiting for the applied index took too
+    // long"). After a failure no more are sent, and those already written are waited for like
+    // a success: a caller's next pass must see them (or it would, say, create a slot's task twice).
+    for (const c of chunks) {
+      await one(c);
+      if (failure !== undefined) break;
+    }
     const t1 = performance.now();
     if (lastRev) await this.waitForRevision(lastRev, changed);
     if (failure !== undefined) throw failure;
