@@ -19,7 +19,7 @@ const ASSIGNMENT_DEBOUNCE_MS = 100;
  * An agent's progress short of RUNNING (ACCEPTED … STARTING) waits this long for the task's
  * next state: the states a task passes in quick succession then cost one write, not one each.
  */
-const PROGRESS_HOLD_MS = 500;
+const PROGRESS_HOLD_MS = 1000;
 /** After a version conflict: time for the store's watch to catch up before retrying. */
 const STATUS_RETRY_MS = 20;
 
