@@ -11,6 +11,8 @@ import type { Logger } from '../../util/log.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const LOCAL_MODES = new Set(['default', 'bridge', 'host', 'none']);
+/** Docker's swarm request timeout; the manager gives up waiting for an address before it. */
+const ATTACH_DEADLINE_MS = 20_000;
 
 /** `rpc error: code = PermissionDenied desc = …`, as Go's gRPC prints a status. */
 function rpcText(e: grpc.ServiceError): string {
@@ -86,10 +88,12 @@ export class StandaloneAttachments {
     if (LOCAL_MODES.has(mode) || mode.startsWith('container:') || rec.config.Labels?.[TASK_LABEL]) return;
     let res: AttachNetworkResponse;
     try {
-      res = await this.serial(() => this.call<AttachNetworkRequest, AttachNetworkResponse>('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network: mode }));
+      res = await this.serial(() => this.call<AttachNetworkRequest, AttachNetworkResponse>('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network: mode }, ATTACH_DEADLINE_MS));
     } catch (e) {
       const err = e as grpc.ServiceError;
       if (err.code === grpc.status.NOT_FOUND) throw new ApiError(404, `network ${mode} not found`);
+      // The manager waits for the leader's allocator; Docker's words when that takes too long.
+      if (err.code === grpc.status.DEADLINE_EXCEEDED) throw new ApiError(500, 'attaching to network failed, make sure your network options are correct and check manager logs: context deadline exceeded');
       throw new ApiError(500, `Could not attach to network ${mode}: ${err.code !== undefined ? rpcText(err) : err.message}`);
     }
     // In place: the file is bind-mounted into the container by inode.
@@ -114,7 +118,7 @@ export class StandaloneAttachments {
   }
 
   /** A unary dispatcher call on the first manager that answers. */
-  private async call<Req, Res>(name: string, req: Req): Promise<Res> {
+  private async call<Req, Res>(name: string, req: Req, deadlineMs?: number): Promise<Res> {
     const target = this.swarm.agentTarget();
     if (!target) throw Object.assign(new Error('This node is not a swarm manager.'), { code: grpc.status.UNAVAILABLE, details: 'node is not part of a swarm' });
     const tls = target.tls();
@@ -122,7 +126,7 @@ export class StandaloneAttachments {
     for (const addr of target.managers()) {
       const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
       try {
-        return await unary<Req, Res>(client, name, req);
+        return await unary<Req, Res>(client, name, req, deadlineMs);
       } catch (e) {
         last = e;
         if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw e;

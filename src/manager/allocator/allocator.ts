@@ -3,6 +3,7 @@ import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { status } from '../orchestrator/task.js';
+import { isNetworkAttachment } from '../networks/attachment-task.js';
 import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
 import { isIngress, PortAllocator } from './ports.js';
 
@@ -88,8 +89,9 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
   for (const n of nodes) for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   for (const t of tasks) {
-    if (t.Status.State === 'new') continue;
-    if (['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State)) continue;
+    // A standalone container's attachment holds its address for as long as the task exists:
+    // the container may still run on a removed node until the reaper deletes its task.
+    if (!holdsAddresses(t)) continue;
     for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   }
 
@@ -141,7 +143,50 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     if (attachments.length) u.NetworksAttachments = attachments;
     result.tasks.push(u);
   }
+
+  // Network attachments of standalone containers (swarmkit allocates them like tasks): NEW →
+  // RUNNING with their addresses, from the same pools, so nothing here can collide with a VIP,
+  // a service task or another manager's attachment. Nothing schedules or starts them: the node
+  // that asked wires the address as soon as the manager answers it with this task.
+  for (const t of tasks) {
+    if (t.Status.State !== 'new' || !isNetworkAttachment(t)) continue;
+    const u = allocateAttachment(t, nets, pools, now);
+    if (u) result.tasks.push(u);
+  }
   return result;
+}
+
+const ENDED = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned']);
+
+/** Whether a task's NetworksAttachments addresses are taken. */
+function holdsAddresses(t: Task): boolean {
+  if (isNetworkAttachment(t)) return true;
+  return t.Status.State !== 'new' && !ENDED.has(t.Status.State);
+}
+
+/**
+ * One attachment task's addresses, or its allocation error recorded in Status.Err (the
+ * waiting RPC reports it). Undefined while its network has no subnet yet, or when the error
+ * is already recorded.
+ */
+function allocateAttachment(t: Task, nets: Network[], pools: Map<string, AddressPool>, now: string): Task | undefined {
+  const failed = (err: string): Task | undefined => (t.Status.Err === err ? undefined : { ...t, Status: { ...t.Status, Err: err, Timestamp: now }, UpdatedAt: now });
+  const wanted: Network[] = [];
+  for (const w of t.Spec.Networks ?? []) {
+    const n = nets.find((x) => x.ID === w.Target) ?? nets.find((x) => x.Spec.Name === w.Target);
+    if (!n) return failed(`network ${w.Target} not found`);
+    if (!pools.has(n.ID)) return undefined;
+    wanted.push(n);
+  }
+  const attachments: NetworkAttachment[] = [];
+  try {
+    for (const n of wanted) attachments.push({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] });
+  } catch (e) {
+    return failed((e as Error).message);
+  }
+  const u: Task = { ...t, Status: status('running', 'network attachment'), UpdatedAt: now };
+  u.NetworksAttachments = attachments;
+  return u;
 }
 
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
