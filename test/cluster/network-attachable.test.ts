@@ -12,6 +12,9 @@ const MACHINES = ['m1', 'm2'];
 
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000) => poll(what, fn, ms, 500);
 
+/** Containers started at once, half through each manager (once m2 is promoted). */
+const CONCURRENT = Array.from({ length: 8 }, (_, i) => ({ name: `cc${i}`, machine: i % 2 ? 'm2' : 'm1' }));
+
 const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
 
 describe('standalone containers on attachable overlay networks (two-machine lab)', () => {
@@ -51,7 +54,7 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   });
 
   after(async () => {
-    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1']).catch(() => undefined);
+    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1', ...CONCURRENT.map((c) => c.name)]).catch(() => undefined);
     for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
     await lab?.prune();
   });
@@ -151,5 +154,35 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.equal(hostnameOf((await get('m1', web, 'c2')).stdout), c2.slice(0, 12));
     for (const c of ['c2', 'c3']) assert.equal((await d('m2', ['rm', '-f', c])).code, 0);
     await waitFor('c2 no longer resolves from web', async () => !(await pingAddr('m1', web, 'c2')), 30_000);
+  });
+
+  it('with two managers, containers started at once through both get distinct addresses, all from the leader\'s allocator', async () => {
+    const p = await d('m1', ['node', 'promote', nodeIds.get('m2')!]);
+    assert.equal(p.code, 0, p.stderr);
+    await waitFor('m2 serves as a manager', async () => (await d('m2', ['node', 'ls', '--format', '{{.ManagerStatus}}'])).stdout.split('\n').filter((s) => s === 'Leader' || s === 'Reachable').length === 2, 60_000);
+    const runs = await Promise.all(CONCURRENT.map((c) => d(c.machine, ['run', '-d', '--network', 'att', '--name', c.name, image])));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const ipOf = async (m: string, name: string) => {
+      const info = JSON.parse((await d(m, ['inspect', name])).stdout)[0];
+      return info.NetworkSettings.Networks.att as { IPAddress: string; IPPrefixLen: number; NetworkID: string } | undefined;
+    };
+    const attId = JSON.parse((await d('m1', ['network', 'inspect', 'att'])).stdout)[0].Id as string;
+    const ips: string[] = [];
+    for (const c of CONCURRENT) {
+      const ep = await ipOf(c.machine, c.name);
+      assert.ok(ep?.IPAddress, `${c.name} has an address on att: ${JSON.stringify(ep)}`);
+      assert.equal(ep.NetworkID, attId);
+      assert.equal(ep.IPPrefixLen, 24);
+      ips.push(ep.IPAddress);
+    }
+    // The service's task and its VIP are in the same books.
+    const web = await taskContainer('m1', 'web');
+    ips.push((await ipOf('m1', web))!.IPAddress);
+    const vip = JSON.parse((await d('m1', ['service', 'inspect', 'web'])).stdout)[0].Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === attId).Addr as string;
+    ips.push(vip.split('/')[0]);
+    assert.equal(new Set(ips).size, ips.length, `no address twice: ${ips.join(' ')}`);
+    // And they reach each other across the nodes by name.
+    assert.equal(await waitFor('cc1 (m2) resolves from cc0 (m1)', () => pingAddr('m1', 'cc0', 'cc1'), 30_000), ips[1]);
+    for (const c of CONCURRENT) assert.equal((await d(c.machine, ['rm', '-f', c.name])).code, 0);
   });
 });

@@ -70,7 +70,8 @@ function foreignEntry(e: ForeignEndpoint) {
 
 function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: string, foreign: Record<string, ForeignEndpoint> = {}): Record<string, unknown> {
   const mode = r.hostConfig.NetworkMode ?? 'default';
-  if (mode === 'host' || mode === 'none') return { [mode]: networkEntry(undefined, '') };
+  // Swarm task containers are created with mode `none` and get their overlay endpoints from the agent.
+  if (mode === 'host' || (mode === 'none' && !Object.keys(foreign).length)) return { [mode]: networkEntry(undefined, '') };
   const out: Record<string, unknown> = Object.fromEntries(Object.entries(foreign).map(([name, e]) => [name, foreignEntry(e)]));
   // A container whose own network is a swarm one has no default bridge endpoint to show.
   if (ep || (mode === 'default' || mode === 'bridge')) out.bridge = networkEntry(ep, bridgeId);
