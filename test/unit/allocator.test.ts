@@ -177,3 +177,12 @@ test('an attachment whose network is not allocated yet waits NEW; a vanished net
   assert.equal(gone.tasks[0].Status.Err, 'network nope not found');
   assert.equal(allocate(undefined, r.networks, [], gone.tasks).tasks.length, 0, 'the same error is not written again');
 });
+
+test('a full network holds back only what needs it: attachments on other networks are still allocated in the same pass', () => {
+  const small = net('s', 'small', { IPAMOptions: { Configs: [{ Subnet: '10.8.0.0/30' }] } }); // one address: the VIP takes it
+  const att = net('a', 'att', { Attachable: true });
+  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 's' }] } });
+  const r = allocate(undefined, [small, att], [s], [makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }), attachmentTask('node1', 'c'.repeat(64), 'a')]);
+  assert.equal(r.services[0].Endpoint!.VirtualIPs![0].Addr, '10.8.0.2/30');
+  assert.deepEqual(r.tasks.map((t) => [t.ServiceID, t.Status.State]), [['', 'running']], 'the service task waits NEW; the attachment is allocated');
+});

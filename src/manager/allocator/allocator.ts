@@ -120,9 +120,14 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     const wanted = serviceNetworks(s, nets);
     if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
     const mode = s.Spec.EndpointSpec?.Mode ?? 'vip';
-    const vips: VirtualIP[] = mode === 'vip'
-      ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pools.get(n.ID)!.allocate() })
-      : [];
+    let vips: VirtualIP[];
+    try {
+      vips = mode === 'vip'
+        ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pools.get(n.ID)!.allocate() })
+        : [];
+    } catch {
+      continue; // a full network: this service waits, the rest of the pass goes on
+    }
     const endpoint = { Spec: structuredClone(s.Spec.EndpointSpec ?? { Mode: 'vip' as const }), Ports: ports.allocate(s), VirtualIPs: vips };
     if (!endpoint.Ports.length) delete (endpoint as { Ports?: unknown }).Ports;
     if (JSON.stringify(endpoint) !== JSON.stringify(s.Endpoint ?? null)) {
@@ -137,7 +142,12 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     if (t.Status.State !== 'new') continue;
     const s = allocated.get(t.ServiceID);
     if (!s) continue;
-    const attachments: NetworkAttachment[] = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
+    let attachments: NetworkAttachment[];
+    try {
+      attachments = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
+    } catch {
+      continue; // a full network: this task stays NEW, the rest of the pass goes on
+    }
     const u: Task = { ...t, Status: status('pending', 'pending task scheduling'), UpdatedAt: now };
     if (s.Endpoint?.Ports?.length) u.Endpoint = structuredClone(s.Endpoint);
     if (attachments.length) u.NetworksAttachments = attachments;
