@@ -56,7 +56,8 @@ export class NetworkAgent {
     /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
     private readonly prefix?: string,
   ) {
-    this.standalone = new StandaloneAttachments(engine, swarm, log.child({ part: 'attach' }), () => this.kick(), () => this.reconciler?.resolverAddress ?? '172.18.0.1');
+    this.standalone = new StandaloneAttachments(engine, swarm, log.child({ part: 'attach' }), () => this.kick(), () => this.reconciler?.resolverAddress ?? '172.18.0.1',
+      (id) => this.view?.networks.find((n) => n.ID === id)?.Spec.Name);
   }
 
   start(): void {
@@ -85,6 +86,16 @@ export class NetworkAgent {
   /** The overlay address a task's container must use as its nameserver. */
   get resolverAddress(): string | undefined {
     return this.reconciler?.resolverAddress;
+  }
+
+  /** `docker network connect` of a standalone container to an attachable swarm network. */
+  connect(container: string, network: string): Promise<void> {
+    return this.standalone.connect(container, network);
+  }
+
+  /** `docker network disconnect` from a swarm network. */
+  disconnect(container: string, network: string): Promise<void> {
+    return this.standalone.disconnect(container, network);
   }
 
   /** For `network inspect`: this node's containers on `networkId`. */

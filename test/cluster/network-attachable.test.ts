@@ -54,7 +54,7 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   });
 
   after(async () => {
-    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1', ...CONCURRENT.map((c) => c.name)]).catch(() => undefined);
+    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1', 'b1', 'b2', ...CONCURRENT.map((c) => c.name)]).catch(() => undefined);
     for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
     await lab?.prune();
   });
@@ -154,6 +154,40 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.equal(hostnameOf((await get('m1', web, 'c2')).stdout), c2.slice(0, 12));
     for (const c of ['c2', 'c3']) assert.equal((await d('m2', ['rm', '-f', c])).code, 0);
     await waitFor('c2 no longer resolves from web', async () => !(await pingAddr('m1', web, 'c2')), 30_000);
+  });
+
+  it('network connect / disconnect: a running default-bridge container joins att (reachable by name, keeps its bridge), then leaves it', async () => {
+    const web = await taskContainer('m1', 'web');
+    const r = await d('m2', ['run', '-d', '--name', 'b1', image]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = await d('m2', ['network', 'connect', 'att', 'b1']);
+    assert.equal(c.code, 0, c.stderr);
+    const nets = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(nets).sort(), ['att', 'bridge']);
+    const ip = nets.att.IPAddress as string;
+    assert.ok(ip && nets.bridge.IPAddress, JSON.stringify(nets));
+    assert.equal(await waitFor('b1 resolves from web', () => pingAddr('m1', web, 'b1'), 30_000), ip);
+    const page = await waitFor('web from b1', async () => hostnameOf((await get('m2', 'b1', 'web')).stdout), 30_000);
+    assert.equal(page, web.slice(0, 12));
+    const again = await d('m2', ['network', 'connect', 'att', 'b1']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /Error response from daemon: endpoint with name b1 already exists in network att/);
+
+    const dc = await d('m2', ['network', 'disconnect', 'att', 'b1']);
+    assert.equal(dc.code, 0, dc.stderr);
+    const after = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(after), ['bridge']);
+    await waitFor('b1 no longer resolves from web', async () => !(await pingAddr('m1', web, 'b1')), 30_000);
+    // Its way out is still the default bridge.
+    assert.match((await d('m2', ['exec', 'b1', 'ip', 'route'])).stdout, /default via 172\.17\.0\.1/);
+    const twice = await d('m2', ['network', 'disconnect', 'att', 'b1']);
+    assert.notEqual(twice.code, 0);
+    assert.match(twice.stderr, /is not connected to network att/);
+    // The address went back to the allocator: the next attachment may take it.
+    const r2 = await d('m2', ['run', '-d', '--network', 'att', '--name', 'b2', image]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(JSON.parse((await d('m2', ['inspect', 'b2'])).stdout)[0].NetworkSettings.Networks.att.IPAddress, ip);
+    for (const n of ['b1', 'b2']) assert.equal((await d('m2', ['rm', '-f', n])).code, 0);
   });
 
   it('with two managers, containers started at once through both get distinct addresses, all from the leader\'s allocator', async () => {

@@ -448,6 +448,14 @@ export class ContainerManager {
     this.event(rec, 'rename', { oldName });
   }
 
+  /** Records the networks a container joins beyond its NetworkMode (`docker network connect` / `disconnect`). */
+  setConnectedNetworks(ref: string, names: string[]): void {
+    const rec = this.get(ref);
+    if (names.length) rec.connectedNetworks = names;
+    else delete rec.connectedNetworks;
+    saveRecord(this.paths(rec.id).record, rec);
+  }
+
   /** `docker top`: `ps` output for the container's processes. */
   async top(ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
     const rec = this.get(ref);

@@ -84,7 +84,8 @@ export async function attachNetwork(store: Store, nodeId: string, req: AttachNet
 }
 
 export async function detachNetwork(store: Store, nodeId: string, req: DetachNetworkRequest): Promise<void> {
-  const ids = store.list('tasks').filter((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId).map((t) => t.ID);
+  const ids = store.list('tasks').filter((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId
+    && (!req.networkId || t.Spec.Networks?.[0]?.Target === req.networkId)).map((t) => t.ID);
   if (ids.length) await store.commit(ids.map((id) => ({ kind: 'tasks' as const, op: 'delete' as const, id })));
 }
 
