@@ -173,6 +173,11 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /Error response from daemon: endpoint with name b1 already exists in network att/);
 
+    // Kept across a restart, as Docker keeps the container's networks.
+    assert.equal((await d('m2', ['restart', 'b1'])).code, 0);
+    const restarted = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(restarted).sort(), ['att', 'bridge']);
+    assert.equal(await waitFor('b1 resolves from web after its restart', () => pingAddr('m1', web, 'b1'), 30_000), restarted.att.IPAddress);
     const dc = await d('m2', ['network', 'disconnect', 'att', 'b1']);
     assert.equal(dc.code, 0, dc.stderr);
     const after = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
@@ -186,7 +191,14 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     // The address went back to the allocator: the next attachment may take it.
     const r2 = await d('m2', ['run', '-d', '--network', 'att', '--name', 'b2', image]);
     assert.equal(r2.code, 0, r2.stderr);
-    assert.equal(JSON.parse((await d('m2', ['inspect', 'b2'])).stdout)[0].NetworkSettings.Networks.att.IPAddress, ip);
+    assert.equal(JSON.parse((await d('m2', ['inspect', 'b2'])).stdout)[0].NetworkSettings.Networks.att.IPAddress, restarted.att.IPAddress);
+    // A stopped container: connected at its next start.
+    assert.equal((await d('m2', ['stop', '-t', '1', 'b1'])).code, 0);
+    assert.equal((await d('m2', ['network', 'connect', 'att', 'b1'])).code, 0);
+    assert.equal((await d('m2', ['start', 'b1'])).code, 0);
+    const ip3 = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks.att?.IPAddress as string;
+    assert.ok(ip3 && ip3 !== restarted.att.IPAddress);
+    assert.equal(await waitFor('b1 resolves from web once started', () => pingAddr('m1', web, 'b1'), 30_000), ip3);
     for (const n of ['b1', 'b2']) assert.equal((await d('m2', ['rm', '-f', n])).code, 0);
   });
 
