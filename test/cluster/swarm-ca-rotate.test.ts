@@ -7,18 +7,11 @@ import { createTestNet, type TestNet } from '../helpers/testnet.js';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../helpers/daemon.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { sleep, waitFor } from '../helpers/process.js';
+import { logEntries, sessionRegistrations } from '../helpers/daemon-log.js';
 
 // Needs root: one manager and two workers (netns, etcd, runc, the real docker CLI), a fourth
 // node that joins after the rotation.
 const PROBE = path.join(REPO_ROOT, 'dist/test/helpers/rpc-probe.js');
-
-/** Lines of a daemon's JSON log with this message. */
-function logLines(d: TestDaemon, msg: string): Record<string, unknown>[] {
-  return fs.readFileSync(path.join(d.dir, 'shoald.log'), 'utf8').split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.msg === msg);
-}
 
 describe('swarm ca --rotate: nodes move to the new root without losing their session', () => {
   let net: TestNet;
@@ -35,14 +28,9 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
   const nodeStates = async () => (await ok(mgr, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).trim().split('\n');
   /** "task-ID node state" of the service's tasks meant to run ("Running 3 seconds ago" → "Running"). */
   const runningTasks = async () => (await ok(mgr, ['service', 'ps', 'web', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}} {{.Node}} {{.CurrentState}}'])).trim().split('\n').map((l) => l.split(' ').slice(0, 3).join(' ')).sort();
-  /** Sessions the manager's dispatcher registered, per node ID, from its log. */
-  const registrations = () => {
-    const out = new Map<string, string[]>();
-    for (const l of logLines(mgr, 'agent session registered')) out.set(l.node as string, [...(out.get(l.node as string) ?? []), l.session as string]);
-    return out;
-  };
+  const registrations = () => sessionRegistrations([mgr]);
   /** The sessions a node's agent established, from its own log. */
-  const established = (d: TestDaemon) => logLines(d, 'session established').map((l) => l.session as string);
+  const established = (d: TestDaemon) => logEntries(d, 'session established').map((l) => l.session as string);
   const certDir = (d: TestDaemon) => path.join(d.dataRoot, 'swarm/certificates');
   const probe = (d: TestDaemon, dir: string, method: string, body: object) =>
     d.inNs(process.execPath, [PROBE, `${net.nodes[0].ip}:2377`, 'tls', dir, method, JSON.stringify(body)]).then((r) => JSON.parse(r.stdout) as { ok: boolean; code?: number; details?: string });
