@@ -122,6 +122,9 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     assert.equal(refused.code, 16, JSON.stringify(refused));
     const accepted = await probe(w1, certDir(w1), 'Dispatcher.Heartbeat', { sessionId: 'x' });
     assert.equal(accepted.code, 5, JSON.stringify(accepted));
+    // A description update counts only within the caller's own live session.
+    const foreign = await probe(w1, certDir(w1), 'Dispatcher.UpdateNodeDescription', { sessionId: 'x', description: {} });
+    assert.equal(foreign.code, 5, JSON.stringify(foreign));
 
     // Joining: the old token names the old root and is refused; the new one works.
     const newToken = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
