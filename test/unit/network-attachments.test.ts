@@ -141,3 +141,17 @@ test('an attachment waiting for its address is not reaped, and its network canno
     assert.equal(addr(await waiting), '10.0.0.2/24');
   });
 });
+
+test('a new leader\'s allocator (fresh books) never hands out an address an attachment of the old leader holds', async () => {
+  const store = await setup();
+  const before = await withAllocator(store, () => Promise.all(['a', 'b', 'c'].map((c, i) => attachNetwork(store, 'n1', { containerId: cid(c), containerName: `c${i}`, network: 'att' }))));
+  // The old leader's allocator is gone; the next one starts from the store alone.
+  const follower = new FollowerStore(store, 5);
+  try {
+    const after = await withAllocator(store, () => Promise.all(['d', 'e'].map((c, i) => attachNetwork(follower, 'n2', { containerId: cid(c), containerName: `d${i}`, network: 'att' }))));
+    const all = [...before, ...after].map(addr);
+    assert.equal(new Set(all).size, 5, `no address twice: ${all.join(' ')}`);
+  } finally {
+    follower.close();
+  }
+});
