@@ -35,7 +35,6 @@ interface Joined {
 
 const networkIdOf = (t: Task) => t.Spec.Networks?.[0]?.Target ?? t.NetworksAttachments?.[0]?.Network.ID ?? '';
 
-
 /**
  * Standalone containers on attachable swarm networks (`docker run --network <overlay>`,
  * `docker network connect`): at start, or on connect, the node asks a manager for an
