@@ -157,6 +157,9 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.equal(await waitFor('b1 resolves from web', () => pingAddr('m1', web, 'b1'), 30_000), ip);
     const page = await waitFor('web from b1', async () => hostnameOf((await get('m2', 'b1', 'web')).stdout), 30_000);
     assert.equal(page, web.slice(0, 12));
+    const plain = await d('m2', ['network', 'connect', 'plain', 'b1']);
+    assert.match(plain.stderr, /Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/);
+    assert.match((await d('m2', ['network', 'connect', 'att', 'nosuch'])).stderr, /No such container: nosuch/);
     const again = await d('m2', ['network', 'connect', 'att', 'b1']);
     assert.notEqual(again.code, 0);
     assert.match(again.stderr, /Error response from daemon: endpoint with name b1 already exists in network att/);
