@@ -63,6 +63,12 @@ export function validMountMode(mode: string): boolean {
   return counts.every((c) => c <= 1);
 }
 
+/** Go's path.Clean: normalized, no trailing slash. */
+function cleanPath(p: string): string {
+  const n = path.posix.normalize(p);
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
 const invalidSpec = (raw: string) => `invalid volume specification: '${raw}'`;
 const mountConfigError = (type: string | undefined, msg: string) => badRequest(`invalid mount config for type "${type ?? ''}": ${msg}`);
 
@@ -105,9 +111,9 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
   }
   const target = m.Target ?? '';
   if (!target) throw mountConfigError(type, 'field Target must not be empty');
-  if (path.posix.normalize(target) === '/') throw mountConfigError(type, "invalid specification: destination can't be '/'");
+  if (cleanPath(target) === '/') throw mountConfigError(type, "invalid specification: destination can't be '/'");
   if (!target.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${target}' mount path must be absolute`);
-  const base = { Destination: path.posix.normalize(target), RW: !m.ReadOnly, Mode: '', Propagation: '' };
+  const base = { Destination: cleanPath(target), RW: !m.ReadOnly, Mode: '', Propagation: '' };
   switch (type) {
     case 'bind': {
       const src = m.Source ?? '';
@@ -116,7 +122,7 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
       if (prop && !PROPAGATION.has(prop)) throw mountConfigError(type, `invalid propagation mode: ${prop}`);
       if (!src.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${src}' mount path must be absolute`);
       if (!m.BindOptions?.CreateMountpoint && !sourceExists(src)) throw mountConfigError(type, `bind source path does not exist: ${src}`);
-      return { ...base, Type: 'bind', Source: path.posix.normalize(src), Propagation: prop || 'rprivate' };
+      return { ...base, Type: 'bind', Source: cleanPath(src), Propagation: prop || 'rprivate' };
     }
     case 'volume': {
       const o = m.VolumeOptions ?? {};
@@ -166,7 +172,7 @@ export function containerMountPoints(
   for (const m of (input.mounts as ApiMount[] | undefined) ?? []) add(parseMount(m, sourceExists));
   const anonymous: MountPoint[] = [];
   for (const dest of [...Object.keys(input.imageVolumes ?? {}), ...Object.keys(input.configVolumes ?? {})]) {
-    const d = path.posix.normalize(dest);
+    const d = cleanPath(dest);
     if (seen.has(d)) continue;
     seen.add(d);
     const mp = parseBind(d, input.volumeDriver);
