@@ -24,6 +24,7 @@ export class Engine {
     const bridge = await BridgeNetwork.open(config, log.child({ part: 'bridge' }));
     const events = new EventLog();
     const volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' }));
+    volumes.onEvent = (action, name, attrs) => events.emit('volume', action, name, attrs);
     const containers = await ContainerManager.open(config, log.child({ part: 'containers' }), images, bridge, events, volumes);
     return new Engine(config, images, bridge, containers, events, volumes);
   }

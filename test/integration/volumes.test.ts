@@ -173,3 +173,28 @@ test('volumes and their data survive a daemon restart', async () => {
   await docker('rm', 'keeper');
   await docker('volume', 'rm', 'vrestart');
 });
+
+test('--volumes-from shares a container\'s volumes (ro on request); ps --filter volume; --tmpfs', async () => {
+  await docker('create', '--name', 'src1', '-v', 'vshare:/shared', IMG, 'true');
+  await docker('run', '--rm', '--volumes-from', 'src1', IMG, 'sh', '-c', 'echo via volumes-from > /shared/f');
+  assert.equal(await out('run', '--rm', '-v', 'vshare:/s', IMG, 'cat', '/s/f'), 'via volumes-from');
+  const ro = await dockerFail('run', '--rm', '--volumes-from', 'src1:ro', IMG, 'touch', '/shared/g');
+  assert.match(ro.stderr, /Read-only file system/);
+  assert.equal(await out('ps', '-a', '--filter', 'volume=vshare', '--format', '{{.Names}}'), 'src1');
+  assert.equal(await out('ps', '-a', '--filter', 'volume=/shared', '--format', '{{.Names}}'), 'src1');
+  assert.equal(await out('ps', '-a', '--filter', 'volume=nope', '--format', '{{.Names}}'), '');
+  const t = await out('run', '--rm', '--tmpfs', '/tt:size=512k', IMG, 'grep', ' /tt ', '/proc/mounts');
+  assert.match(t, /^tmpfs \/tt tmpfs .*size=512k/);
+  await docker('rm', 'src1');
+  await docker('volume', 'rm', 'vshare');
+});
+
+test('docker events reports volume create, mount, unmount and destroy', async () => {
+  const since = String(Math.floor(Date.now() / 1000) - 1);
+  await docker('volume', 'create', 'vev');
+  await docker('run', '--rm', '-v', 'vev:/e', IMG, 'true');
+  await docker('volume', 'rm', 'vev');
+  const until = String(Math.floor(Date.now() / 1000) + 1);
+  const ev = await out('events', '--since', since, '--until', until, '--filter', 'type=volume', '--filter', 'volume=vev', '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}');
+  assert.deepEqual(ev.split('\n'), ['volume create vev', 'volume mount vev', 'volume unmount vev', 'volume destroy vev']);
+});

@@ -291,6 +291,7 @@ export class ContainerManager {
         containerMountPoints({
           binds: hostConfig.Binds, mounts: hostConfig.Mounts, configVolumes: cfg.Volumes, imageVolumes: img.config.Volumes,
           volumeDriver: typeof hostConfig.VolumeDriver === 'string' ? hostConfig.VolumeDriver : '',
+          tmpfs: hostConfig.Tmpfs, inherited: this.volumesFrom(hostConfig.VolumesFrom),
         }, fs.existsSync),
         madeVolumes,
       );
@@ -309,6 +310,17 @@ export class ContainerManager {
       for (const v of madeVolumes) await this.volumes.remove(v).catch(() => undefined);
       throw e;
     }
+  }
+
+  /** `--volumes-from NAME[:ro|:rw]`: that container's mounts, read-only or read-write as asked (else as it has them). */
+  private volumesFrom(refs: unknown): MountPoint[] {
+    if (refs === undefined || refs === null) return [];
+    if (!Array.isArray(refs)) throw badRequest('invalid VolumesFrom: must be a list');
+    return refs.flatMap((ref: string) => {
+      const [name, mode = ''] = String(ref).split(':');
+      if (!['', 'ro', 'rw'].includes(mode)) throw badRequest(`invalid mode: ${mode}`);
+      return (this.get(name).mountPoints ?? []).map(({ Anonymous: _a, ...mp }) => ({ ...mp, RW: mode === '' ? mp.RW : mode === 'rw' }));
+    });
   }
 
   /** Volume mount points get their volume: named ones are created when missing, anonymous ones get a new one. */
@@ -330,13 +342,16 @@ export class ContainerManager {
       if (mp.Type === 'bind' && mp.CreateSource && !fs.existsSync(mp.Source)) fs.mkdirSync(mp.Source, { recursive: true, mode: 0o755 });
       if (mp.Type !== 'volume' || !mp.Name) continue;
       const data = await this.volumes.mount(mp.Name, rec.id);
+      this.volumes.onEvent('mount', mp.Name, { container: rec.id, destination: mp.Destination, driver: mp.Driver ?? 'local', propagation: mp.Propagation, 'read/write': String(mp.RW) });
       if (mp.CopyData) await copyImageContent(rootfs, mp.Destination, data);
     }
   }
 
   private async releaseMounts(rec: ContainerRecord): Promise<void> {
     for (const mp of rec.mountPoints ?? []) {
-      if (mp.Type === 'volume' && mp.Name) await this.volumes.unmount(mp.Name, rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'volume unmount failed'));
+      if (mp.Type !== 'volume' || !mp.Name) continue;
+      const held = await this.volumes.unmount(mp.Name, rec.id).catch((e) => { this.log.warn({ err: e, id: rec.id }, 'volume unmount failed'); return true; });
+      if (held) this.volumes.onEvent('unmount', mp.Name, { container: rec.id, driver: mp.Driver ?? 'local' });
     }
   }
 

@@ -157,7 +157,13 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
  * `Config.Volumes` anonymous volumes unless a bind or mount takes the same path, then Binds, then Mounts.
  */
 export function containerMountPoints(
-  input: { binds?: string[] | null; mounts?: unknown; configVolumes?: Record<string, unknown> | null; imageVolumes?: Record<string, unknown> | null; volumeDriver?: string },
+  input: {
+    binds?: string[] | null; mounts?: unknown; configVolumes?: Record<string, unknown> | null; imageVolumes?: Record<string, unknown> | null; volumeDriver?: string;
+    /** `HostConfig.Tmpfs` (`--tmpfs /path:opts`): path → mount options. */
+    tmpfs?: unknown;
+    /** Mount points of `--volumes-from` containers, already read/write-adjusted. */
+    inherited?: MountPoint[];
+  },
   sourceExists: (p: string) => boolean,
 ): MountPoint[] {
   if (input.mounts !== undefined && input.mounts !== null && !Array.isArray(input.mounts)) throw badRequest('invalid mount config: Mounts must be a list');
@@ -170,6 +176,14 @@ export function containerMountPoints(
   };
   for (const b of input.binds ?? []) add(parseBind(b, input.volumeDriver));
   for (const m of (input.mounts as ApiMount[] | undefined) ?? []) add(parseMount(m, sourceExists));
+  if (input.tmpfs !== undefined && input.tmpfs !== null && (typeof input.tmpfs !== 'object' || Array.isArray(input.tmpfs))) throw badRequest('invalid tmpfs config: Tmpfs must be an object');
+  for (const [dest, opts] of Object.entries((input.tmpfs as Record<string, string> | undefined) ?? {})) {
+    if (!dest.startsWith('/')) throw badRequest(`invalid mount path: '${dest}' mount path must be absolute`);
+    const list = String(opts ?? '').split(',').filter(Boolean);
+    add({ Type: 'tmpfs', Source: '', Destination: cleanPath(dest), Mode: '', RW: !list.includes('ro'), Propagation: '', TmpfsOptions: list.filter((o) => o !== 'ro' && o !== 'rw') });
+  }
+  // Inherited mounts give way to the container's own (dockerd: volumes-from first, then binds override).
+  for (const mp of input.inherited ?? []) if (!seen.has(mp.Destination)) { seen.add(mp.Destination); explicit.unshift(mp); }
   const anonymous: MountPoint[] = [];
   for (const dest of [...Object.keys(input.imageVolumes ?? {}), ...Object.keys(input.configVolumes ?? {})]) {
     const d = cleanPath(dest);

@@ -71,10 +71,12 @@ function boolFilter(key: string, v: string): boolean {
  */
 export class VolumeStore {
   private readonly volumes = new Map<string, VolumeRecord>();
-  /** Container IDs holding each mounted volume (volumes with mount options). */
+  /** Containers running with each volume mounted (a volume with mount options is mounted while any is). */
   private readonly active = new Map<string, Set<string>>();
   /** Containers that refer to a volume, in Docker's "volume is in use - [IDs]". */
   private refs: (name: string) => string[] = () => [];
+  /** `docker events` of type volume (create, destroy, mount, unmount, prune), wired by the engine. */
+  onEvent: (action: string, name: string, attributes: Record<string, string>) => void = () => undefined;
   readonly root: string;
   private readonly metaFile: string;
 
@@ -160,6 +162,7 @@ export class VolumeStore {
     this.volumes.set(name, rec);
     this.save();
     this.log.info({ name }, 'volume created');
+    this.onEvent('create', name, { driver: 'local' });
     return this.view(rec);
   }
 
@@ -211,6 +214,7 @@ export class VolumeStore {
     this.save();
     fs.rmSync(dir, { recursive: true, force: true });
     this.log.info({ name }, 'volume removed');
+    this.onEvent('destroy', name, { driver: 'local' });
   }
 
   /**
@@ -237,6 +241,7 @@ export class VolumeStore {
       deleted.push(v.name);
       space += size;
     }
+    this.onEvent('prune', '', { reclaimed: String(space) });
     return { VolumesDeleted: deleted, SpaceReclaimed: space };
   }
 
@@ -246,29 +251,27 @@ export class VolumeStore {
     if (!v) throw notFound(`get ${name}: no such volume`);
     const data = this.dataPath(name);
     const o = v.options;
-    if (o && (o.type || o.device)) {
-      const holders = this.active.get(name) ?? new Set<string>();
-      if (!isMounted(data)) {
-        if (!o.device) throw serverError('missing device in volume options');
-        const args = ['-t', o.type, ...(o.o ? ['-o', o.o] : []), o.device, data];
-        const r = await run('mount', args, { allowFail: true });
-        if (r.code !== 0) throw serverError(`error while mounting volume '${data}': failed to mount local volume: ${r.stderr.trim()}`);
-      }
-      holders.add(ref);
-      this.active.set(name, holders);
+    if (o && (o.type || o.device) && !isMounted(data)) {
+      if (!o.device) throw serverError('missing device in volume options');
+      const args = ['-t', o.type, ...(o.o ? ['-o', o.o] : []), o.device, data];
+      const r = await run('mount', args, { allowFail: true });
+      if (r.code !== 0) throw serverError(`error while mounting volume '${data}': failed to mount local volume: ${r.stderr.trim()}`);
     }
+    const holders = this.active.get(name) ?? new Set<string>();
+    holders.add(ref);
+    this.active.set(name, holders);
     return data;
   }
 
-  /** Drops a container's hold; the last one out unmounts a volume with mount options. */
-  async unmount(name: string, ref: string): Promise<void> {
+  /** Drops a container's hold (false if it had none); the last one out unmounts a volume with mount options. */
+  async unmount(name: string, ref: string): Promise<boolean> {
     const holders = this.active.get(name);
-    if (!holders) return;
-    holders.delete(ref);
-    if (holders.size) return;
+    if (!holders?.delete(ref)) return false;
+    if (holders.size) return true;
     this.active.delete(name);
     const data = this.dataPath(name);
-    if (isMounted(data)) await run('umount', [data], { allowFail: true });
+    if (this.volumes.get(name)?.options && isMounted(data)) await run('umount', [data], { allowFail: true });
+    return true;
   }
 }
 
