@@ -198,3 +198,16 @@ test('docker events reports volume create, mount, unmount and destroy', async ()
   const ev = await out('events', '--since', since, '--until', until, '--filter', 'type=volume', '--filter', 'volume=vev', '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}');
   assert.deepEqual(ev.split('\n'), ['volume create vev', 'volume mount vev', 'volume unmount vev', 'volume destroy vev']);
 });
+
+test('a volume with mount options (type/device/o) is mounted while a container uses it, and prune leaves it', async () => {
+  await docker('volume', 'create', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=1m', 'vtmp');
+  assert.deepEqual(JSON.parse(await out('volume', 'inspect', 'vtmp'))[0].Options, { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
+  const data = path.join(d.dataRoot, 'volumes/vtmp/_data');
+  const mounted = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === data);
+  const r = await out('run', '--rm', '-v', 'vtmp:/v', IMG, 'grep', ' /v ', '/proc/mounts');
+  assert.match(r, /^tmpfs \/v tmpfs .*size=1024k/);
+  assert.equal(mounted(), false, 'unmounted once no container uses it');
+  await docker('volume', 'prune', '-f');
+  assert.ok((await volumeNames()).includes('vtmp'));
+  await docker('volume', 'rm', 'vtmp');
+});
