@@ -51,6 +51,7 @@ describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
       '--mount', 'type=tmpfs,target=/scratch,tmpfs-size=2m',
       '--mount', 'type=volume,source=svcdata,target=/data,volume-label=owner=mnt',
       '--mount', `type=bind,source=${hostDir},target=/h,readonly`,
+      '--mount', 'type=volume,target=/anon',
       'busybox', 'sleep', '100000']);
     const id = await taskContainer('mnt');
 
@@ -69,19 +70,23 @@ describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
 
     const seen = (JSON.parse(await ok('m2', ['inspect', id]))[0].Mounts as { Type: string; Destination: string; Name?: string }[])
       .map((m) => `${m.Type}:${m.Destination}${m.Name ? `:${m.Name}` : ''}`).sort();
-    assert.deepEqual(seen, ['bind:/h', 'tmpfs:/scratch', 'volume:/data:svcdata']);
+    assert.deepEqual(seen.filter((m) => !m.startsWith('volume:/anon:')), ['bind:/h', 'tmpfs:/scratch', 'volume:/data:svcdata']);
+    assert.match(seen.find((m) => m.startsWith('volume:/anon:')) ?? '', /^volume:\/anon:[a-f0-9]{64}$/, 'an anonymous volume for a mount without source');
     // The manager never saw the volume: it lives on the node that runs the task.
     assert.equal((await d('m1', ['volume', 'inspect', 'svcdata'])).code, 1);
   });
 
-  it('the volume outlives the service and is in use while a task holds it', async () => {
+  it('the named volume outlives the service, the anonymous one goes with the task; in use while a task holds it', async () => {
     const id = await taskContainer('mnt');
+    const anon = (JSON.parse(await ok('m2', ['inspect', id]))[0].Mounts as { Name?: string; Destination: string }[]).find((m) => m.Destination === '/anon')?.Name ?? '';
+    assert.ok((await ok('m2', ['volume', 'ls', '-q'])).split('\n').includes(anon));
     const busy = await d('m2', ['volume', 'rm', 'svcdata']);
     assert.match(busy.stderr, new RegExp(`remove svcdata: volume is in use - \\[${id}\\]`));
     await ok('m1', ['service', 'rm', 'mnt']);
     await waitFor('the task container gone from m2', async () => (await ok('m2', ['ps', '-aq', '--filter', 'label=com.docker.swarm.service.name=mnt'])) === '');
     const vol = JSON.parse(await ok('m2', ['volume', 'inspect', 'svcdata']))[0];
     assert.equal(fs.readFileSync(path.join(vol.Mountpoint, 'f'), 'utf8'), 'written by the task\n');
+    assert.ok(!(await ok('m2', ['volume', 'ls', '-q'])).split('\n').includes(anon), 'the task\'s anonymous volume removed with its container');
     await ok('m2', ['volume', 'rm', 'svcdata']);
   });
 

@@ -63,7 +63,8 @@ export class ContainerExecutor implements TaskExecutor {
 
   async remove(containerId: string): Promise<void> {
     if (!this.engine.containers.find(containerId)) return;
-    await this.engine.containers.remove(containerId, { force: true });
+    // As dockerd's executor: a task's anonymous volumes go with its container.
+    await this.engine.containers.remove(containerId, { force: true, volumes: true });
   }
 
   onExit(containerId: string, fn: () => void): () => void {
