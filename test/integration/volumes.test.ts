@@ -159,6 +159,9 @@ test('--mount type=tmpfs and binds reach the container; bad mounts are refused a
   r = await dockerFail('create', '-v', 'vdup:/x', '-v', '/tmp:/x', IMG);
   assert.match(r.stderr, /Duplicate mount point: \/x/);
   assert.ok(!(await volumeNames()).includes('vdup'), 'nothing half-made');
+  r = await dockerFail('create', '-v', 'vgood:/a', '-v', 'bad/name:/b', IMG);
+  assert.match(r.stderr, /create bad\/name: "bad\/name" includes invalid characters for a local volume name/);
+  assert.ok(!(await volumeNames()).includes('vgood'), 'no volume made for a create that failed');
 });
 
 test('volumes and their data survive a daemon restart', async () => {

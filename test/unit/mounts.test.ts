@@ -68,6 +68,7 @@ test('OCI mounts go parents first; inspect shows Docker\'s MountPoint fields', (
   const mps = [parseBind('/a:/x/y'), parseBind('/b:/x')].map((m) => ({ ...m }));
   assert.deepEqual(ociMounts(mps).map((m) => m.destination), ['/x', '/x/y']);
   assert.deepEqual(ociMounts([parseBind('/a:/x:ro')])[0].options, ['rbind', 'rprivate', 'ro']);
+  assert.deepEqual(ociMounts([parseMount({ Type: 'bind', Source: '/a', Target: '/x', BindOptions: { NonRecursive: true, Propagation: 'rslave' } }, exists)])[0].options, ['bind', 'rslave', 'rw']);
   assert.deepEqual(mountPointView({ ...parseBind('v:/d'), Name: 'v', Source: '/root/volumes/v/_data' }), { Type: 'volume', Name: 'v', Source: '/root/volumes/v/_data', Destination: '/d', Driver: 'local', Mode: 'z', RW: true, Propagation: '' });
   assert.deepEqual(mountPointView(parseBind('/a:/b')), { Type: 'bind', Source: '/a', Destination: '/b', Mode: '', RW: true, Propagation: 'rprivate' });
 });

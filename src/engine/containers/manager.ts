@@ -325,14 +325,15 @@ export class ContainerManager {
 
   /** Volume mount points get their volume: named ones are created when missing, anonymous ones get a new one. */
   private createVolumes(mps: MountPoint[], made: string[]): MountPoint[] {
-    return mps.map((mp) => {
+    const named = mps.map((mp) => (mp.Type === 'volume' && !mp.Name ? { ...mp, Name: newHexId(), Anonymous: true } : mp));
+    // All refused before any is made, so a bad one leaves no other behind.
+    for (const mp of named) if (mp.Type === 'volume') this.volumes.check({ name: mp.Name!, driver: mp.Driver, options: mp.DriverOpts });
+    return named.map((mp) => {
       if (mp.Type !== 'volume') return mp;
-      const existed = mp.Name !== undefined && this.volumes.find(mp.Name) !== undefined;
-      const v = this.volumes.create({ name: mp.Name, driver: mp.Driver, options: mp.DriverOpts, labels: mp.Labels });
-      if (!mp.Name) made.push(v.Name);
-      else if (!existed) this.log.info({ name: v.Name }, 'volume created for container');
+      const v = this.volumes.create({ name: mp.Name, anonymous: mp.Anonymous, driver: mp.Driver, options: mp.DriverOpts, labels: mp.Labels });
+      if (mp.Anonymous) made.push(v.Name);
       const { DriverOpts: _o, Labels: _l, ...rest } = mp;
-      return { ...rest, Name: v.Name, Source: v.Mountpoint, Driver: v.Driver, ...(mp.Name ? {} : { Anonymous: true }) };
+      return { ...rest, Source: v.Mountpoint, Driver: v.Driver };
     });
   }
 

@@ -38,6 +38,8 @@ export interface MountPoint {
   Anonymous?: boolean;
   /** tmpfs: `size=`, `mode=` as mount options. */
   TmpfsOptions?: string[];
+  /** `bind-nonrecursive`: mounts below the source stay out. */
+  NonRecursive?: boolean;
   /** A `-v` bind whose missing host path is created at start (dockerd does that for Binds, not for `--mount`). */
   CreateSource?: boolean;
   /** Volume to create when missing: its driver options and labels (`--mount` volume-opt / volume-label). */
@@ -122,7 +124,7 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
       if (prop && !PROPAGATION.has(prop)) throw mountConfigError(type, `invalid propagation mode: ${prop}`);
       if (!src.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${src}' mount path must be absolute`);
       if (!m.BindOptions?.CreateMountpoint && !sourceExists(src)) throw mountConfigError(type, `bind source path does not exist: ${src}`);
-      return { ...base, Type: 'bind', Source: cleanPath(src), Propagation: prop || 'rprivate' };
+      return { ...base, Type: 'bind', Source: cleanPath(src), Propagation: prop || 'rprivate', ...(m.BindOptions?.NonRecursive ? { NonRecursive: true } : {}) };
     }
     case 'volume': {
       const o = m.VolumeOptions ?? {};
@@ -204,7 +206,7 @@ export function ociMounts(mps: MountPoint[]): { destination: string; type: strin
       if (!opts.some((o) => o.startsWith('mode='))) opts.push('mode=1777');
       return { destination: mp.Destination, type: 'tmpfs', source: 'tmpfs', options: opts };
     }
-    return { destination: mp.Destination, type: 'bind', source: mp.Source, options: ['rbind', mp.Propagation || 'rprivate', mp.RW ? 'rw' : 'ro'] };
+    return { destination: mp.Destination, type: 'bind', source: mp.Source, options: [mp.NonRecursive ? 'bind' : 'rbind', mp.Propagation || 'rprivate', mp.RW ? 'rw' : 'ro'] };
   });
 }
 

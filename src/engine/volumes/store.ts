@@ -36,7 +36,10 @@ export interface VolumeView {
 }
 
 export interface CreateVolumeOptions {
+  /** None: an anonymous volume with a new 64-hex name. */
   name?: string;
+  /** A name chosen by the daemon for a container's anonymous volume (gets the anonymous label). */
+  anonymous?: boolean;
   driver?: string;
   labels?: Record<string, string> | null;
   options?: Record<string, string> | null;
@@ -129,25 +132,11 @@ export class VolumeStore {
    * create is idempotent); no name makes an anonymous volume with a 64-hex name.
    */
   create(opts: CreateVolumeOptions = {}): VolumeView {
-    const anonymous = !opts.name;
+    const anonymous = !opts.name || opts.anonymous === true;
     const name = opts.name || newHexId();
-    const driver = opts.driver || 'local';
-    if (driver !== 'local') throw notFound(`create ${name}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
-    const existing = this.volumes.get(name);
+    const existing = this.check({ ...opts, name });
     if (existing) return this.view(existing);
-    if (name.length === 1) throw badRequest(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
-    if (!NAME.test(name)) {
-      throw badRequest(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
-    }
     const options = opts.options && Object.keys(opts.options).length ? opts.options : null;
-    for (const k of Object.keys(options ?? {})) {
-      if (!VALID_OPTS.has(k)) throw badRequest(`create ${name}: invalid option: "${k}"`);
-    }
-    if (options?.size) throw badRequest(`create ${name}: quota size requested but no quota support`);
-    for (const [k, needs] of Object.entries(REQUIRED_OPTS)) {
-      if (!(options && k in options)) continue;
-      for (const n of needs) if (!(n in options)) throw badRequest(`create ${name}: missing required option: "${n}"`);
-    }
     const labels = { ...(opts.labels ?? {}), ...(anonymous ? { [ANONYMOUS_LABEL]: '' } : {}) };
     const rec: VolumeRecord = {
       name,
@@ -164,6 +153,29 @@ export class VolumeStore {
     this.log.info({ name }, 'volume created');
     this.onEvent('create', name, { driver: 'local' });
     return this.view(rec);
+  }
+
+  /** Throws what `create` would refuse, without creating anything; the volume when it exists already. */
+  check(opts: CreateVolumeOptions & { name: string }): VolumeRecord | undefined {
+    const name = opts.name;
+    const driver = opts.driver || 'local';
+    if (driver !== 'local') throw notFound(`create ${name}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
+    const existing = this.volumes.get(name);
+    if (existing) return existing;
+    if (name.length === 1) throw badRequest(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
+    if (!NAME.test(name)) {
+      throw badRequest(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+    }
+    const options = opts.options && Object.keys(opts.options).length ? opts.options : null;
+    for (const k of Object.keys(options ?? {})) {
+      if (!VALID_OPTS.has(k)) throw badRequest(`create ${name}: invalid option: "${k}"`);
+    }
+    if (options?.size) throw badRequest(`create ${name}: quota size requested but no quota support`);
+    for (const [k, needs] of Object.entries(REQUIRED_OPTS)) {
+      if (!(options && k in options)) continue;
+      for (const n of needs) if (!(n in options)) throw badRequest(`create ${name}: missing required option: "${n}"`);
+    }
+    return undefined;
   }
 
   /** `docker volume ls` filters: dangling, name, driver, label. */
