@@ -95,6 +95,12 @@ export class VolumeStore {
     for (const v of saved?.volumes ?? []) {
       if (fs.existsSync(s.dataPath(v.name))) s.volumes.set(v.name, v);
     }
+    // As the local driver at boot: a volume directory the metadata missed (a crash between the two) is still a volume.
+    for (const e of fs.readdirSync(s.root, { withFileTypes: true })) {
+      if (!e.isDirectory() || s.volumes.has(e.name) || !NAME.test(e.name) || !fs.existsSync(s.dataPath(e.name))) continue;
+      const born = fs.statSync(path.join(s.root, e.name)).ctime.toISOString().replace(/\.\d+Z$/, 'Z');
+      s.volumes.set(e.name, { name: e.name, driver: 'local', createdAt: born, labels: null, options: null });
+    }
     return s;
   }
 
