@@ -52,11 +52,15 @@ describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
       '--mount', 'type=volume,source=svcdata,target=/data,volume-label=owner=mnt',
       '--mount', `type=bind,source=${hostDir},target=/h,readonly`,
       '--mount', 'type=volume,target=/anon',
+      '--mount', 'type=volume,source=svctmp,target=/t2,volume-nocopy,volume-opt=type=tmpfs,volume-opt=device=tmpfs,volume-opt=o=size=3m',
       'busybox', 'sleep', '100000']);
     const id = await taskContainer('mnt');
 
     const mounts = await ok('m2', ['exec', id, 'cat', '/proc/mounts']);
     assert.match(mounts, /^tmpfs \/scratch tmpfs \S*size=2048k/m);
+    // volume-opt reaches the volume's driver: a tmpfs-backed local volume.
+    assert.match(mounts, /^tmpfs \/t2 tmpfs \S*size=3072k/m);
+    assert.deepEqual(JSON.parse(await ok('m2', ['volume', 'inspect', 'svctmp']))[0].Options, { type: 'tmpfs', device: 'tmpfs', o: 'size=3m' });
 
     await ok('m2', ['exec', id, 'sh', '-c', 'echo written by the task > /data/f']);
     const vol = JSON.parse(await ok('m2', ['volume', 'inspect', 'svcdata']))[0];
@@ -70,7 +74,7 @@ describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
 
     const seen = (JSON.parse(await ok('m2', ['inspect', id]))[0].Mounts as { Type: string; Destination: string; Name?: string }[])
       .map((m) => `${m.Type}:${m.Destination}${m.Name ? `:${m.Name}` : ''}`).sort();
-    assert.deepEqual(seen.filter((m) => !m.startsWith('volume:/anon:')), ['bind:/h', 'tmpfs:/scratch', 'volume:/data:svcdata']);
+    assert.deepEqual(seen.filter((m) => !m.startsWith('volume:/anon:')), ['bind:/h', 'tmpfs:/scratch', 'volume:/data:svcdata', 'volume:/t2:svctmp']);
     assert.match(seen.find((m) => m.startsWith('volume:/anon:')) ?? '', /^volume:\/anon:[a-f0-9]{64}$/, 'an anonymous volume for a mount without source');
     // The manager never saw the volume: it lives on the node that runs the task.
     assert.equal((await d('m1', ['volume', 'inspect', 'svcdata'])).code, 1);
@@ -87,7 +91,7 @@ describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
     const vol = JSON.parse(await ok('m2', ['volume', 'inspect', 'svcdata']))[0];
     assert.equal(fs.readFileSync(path.join(vol.Mountpoint, 'f'), 'utf8'), 'written by the task\n');
     assert.ok(!(await ok('m2', ['volume', 'ls', '-q'])).split('\n').includes(anon), 'the task\'s anonymous volume removed with its container');
-    await ok('m2', ['volume', 'rm', 'svcdata']);
+    await ok('m2', ['volume', 'rm', 'svcdata', 'svctmp']);
   });
 
   it('a volume driver this node lacks rejects the task, with the reason in service ps', async () => {
