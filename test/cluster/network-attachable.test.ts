@@ -1,24 +1,23 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
-import { pushMicro } from '../helpers/micro.js';
+import type { TestLab } from '../helpers/lab.js';
+import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
 
-const MACHINES = ['m1', 'm2'];
-
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000) => poll(what, fn, ms, 500);
 
 const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
 
 describe('standalone containers on attachable overlay networks (two-machine lab)', () => {
+  let swarm: SwarmLab;
   let lab: TestLab;
-  let image = '';
-  const addrs = new Map<string, string>();
-  const nodeIds = new Map<string, string>();
+  let image: string;
+  let addrs: Map<string, string>;
+  let nodeIds: Map<string, string>;
   const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
   const replicas = async (svc: string) => (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
   const taskContainer = async (m: string, svc: string) =>
@@ -36,24 +35,13 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   };
 
   before(async () => {
-    lab = newTestLab();
-    await createMachines(lab, MACHINES);
-    for (const m of MACHINES) addrs.set(m, (await lab.machine(['ip', m])).stdout.trim());
-    const init = await d('m1', ['swarm', 'init', '--advertise-addr', addrs.get('m1')!]);
-    assert.equal(init.code, 0, init.stderr);
-    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
-    const j = await d('m2', ['swarm', 'join', '--token', token, `${addrs.get('m1')}:2377`]);
-    assert.equal(j.code, 0, j.stderr);
-    for (const m of MACHINES) nodeIds.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
-    const registry = (await lab.machine(['registry'])).stdout.trim();
-    image = await pushMicro({ socket: (await lab.dockerHost('m1')).replace(/^unix:\/\//, '') }, registry);
-    await waitFor('two ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 2);
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], micro: true });
+    ({ lab, image, ip: addrs, nodeIds } = swarm);
   });
 
   after(async () => {
     for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1']).catch(() => undefined);
-    for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
-    await lab?.prune();
+    await swarm?.cleanup();
   });
 
   it('a service task on m1 and docker run containers on m2 (worker) and m1 (manager) reach each other by name and address', async () => {
