@@ -2,21 +2,18 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
-import { importBusybox } from '../helpers/busybox.js';
+import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
 // Tasks are placed on the worker, so every mount has to travel manager → dispatcher → agent.
 
-const MACHINES = ['m1', 'm2'];
-
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000) => poll(what, fn, ms, 500);
 
 describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
-  let lab: TestLab;
+  let swarm: SwarmLab;
   let hostDir: string;
-  const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
+  const d = (m: string, args: string[]) => swarm.d(m, args);
   const ok = async (m: string, args: string[]) => {
     const r = await d(m, args);
     assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
@@ -29,21 +26,13 @@ describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
   const tasks = async (svc: string) => (await ok('m1', ['service', 'ps', svc, '--no-trunc', '--format', '{{.CurrentState}}|{{.Error}}'])).split('\n').filter(Boolean);
 
   before(async () => {
-    lab = newTestLab();
-    await createMachines(lab, MACHINES);
-    const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
-    await ok('m1', ['swarm', 'init', '--advertise-addr', ip]);
-    const token = await ok('m1', ['swarm', 'join-token', '-q', 'worker']);
-    await ok('m2', ['swarm', 'join', '--token', token, `${ip}:2377`]);
-    const dir = fs.mkdtempSync(path.join(lab.labDir, 'img-'));
-    for (const m of MACHINES) await importBusybox((args, o) => lab.docker(m, args, o), dir, 'busybox:latest');
-    hostDir = fs.mkdtempSync(path.join(lab.labDir, 'bind-'));
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });
+    hostDir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'bind-'));
     fs.writeFileSync(path.join(hostDir, 'in'), 'from the host\n');
-    await waitFor('two ready nodes', async () => (await ok('m1', ['node', 'ls', '--format', '{{.Status}}'])).split('\n').filter((s) => s === 'Ready').length === 2);
   });
 
   after(async () => {
-    await lab?.prune();
+    await swarm?.cleanup();
   });
 
   it('tmpfs, a named volume and a bind all reach the task container', async () => {
