@@ -25,8 +25,7 @@ import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
 import { VolumeStore } from '../volumes/store.js';
-import { containerMountPoints, type MountPoint } from '../volumes/mounts.js';
-import { copyImageContent } from '../volumes/copy-up.js';
+import { prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
@@ -287,14 +286,7 @@ export class ContainerManager {
       };
       // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
       validatePortBindings(hostConfig.PortBindings);
-      rec.mountPoints = this.createVolumes(
-        containerMountPoints({
-          binds: hostConfig.Binds, mounts: hostConfig.Mounts, configVolumes: cfg.Volumes, imageVolumes: img.config.Volumes,
-          volumeDriver: typeof hostConfig.VolumeDriver === 'string' ? hostConfig.VolumeDriver : '',
-          tmpfs: hostConfig.Tmpfs, inherited: this.volumesFrom(hostConfig.VolumesFrom),
-        }, fs.existsSync),
-        madeVolumes,
-      );
+      rec.mountPoints = resolveMountPoints(this.volumes, hostConfig, cfg.Volumes, img.config.Volumes, (ref) => this.get(ref), madeVolumes);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
@@ -309,50 +301,6 @@ export class ContainerManager {
       fs.rmSync(p.dir, { recursive: true, force: true });
       for (const v of madeVolumes) await this.volumes.remove(v).catch(() => undefined);
       throw e;
-    }
-  }
-
-  /** `--volumes-from NAME[:ro|:rw]`: that container's mounts, read-only or read-write as asked (else as it has them). */
-  private volumesFrom(refs: unknown): MountPoint[] {
-    if (refs === undefined || refs === null) return [];
-    if (!Array.isArray(refs)) throw badRequest('invalid VolumesFrom: must be a list');
-    return refs.flatMap((ref: string) => {
-      const [name, mode = ''] = String(ref).split(':');
-      if (!['', 'ro', 'rw'].includes(mode)) throw badRequest(`invalid mode: ${mode}`);
-      return (this.get(name).mountPoints ?? []).map(({ Anonymous: _a, ...mp }) => ({ ...mp, RW: mode === '' ? mp.RW : mode === 'rw' }));
-    });
-  }
-
-  /** Volume mount points get their volume: named ones are created when missing, anonymous ones get a new one. */
-  private createVolumes(mps: MountPoint[], made: string[]): MountPoint[] {
-    const named = mps.map((mp) => (mp.Type === 'volume' && !mp.Name ? { ...mp, Name: newHexId(), Anonymous: true } : mp));
-    // All refused before any is made, so a bad one leaves no other behind.
-    for (const mp of named) if (mp.Type === 'volume') this.volumes.check({ name: mp.Name!, driver: mp.Driver, options: mp.DriverOpts });
-    return named.map((mp) => {
-      if (mp.Type !== 'volume') return mp;
-      const v = this.volumes.create({ name: mp.Name, anonymous: mp.Anonymous, driver: mp.Driver, options: mp.DriverOpts, labels: mp.Labels });
-      if (mp.Anonymous) made.push(v.Name);
-      const { DriverOpts: _o, Labels: _l, ...rest } = mp;
-      return { ...rest, Source: v.Mountpoint, Driver: v.Driver };
-    });
-  }
-
-  /** Before the runtime sees the spec: volumes mounted (when they need it) and filled from the image, bind sources made. */
-  private async prepareMounts(rec: ContainerRecord, rootfs: string): Promise<void> {
-    for (const mp of rec.mountPoints ?? []) {
-      if (mp.Type === 'bind' && mp.CreateSource && !fs.existsSync(mp.Source)) fs.mkdirSync(mp.Source, { recursive: true, mode: 0o755 });
-      if (mp.Type !== 'volume' || !mp.Name) continue;
-      const data = await this.volumes.mount(mp.Name, rec.id);
-      this.volumes.onEvent('mount', mp.Name, { container: rec.id, destination: mp.Destination, driver: mp.Driver ?? 'local', propagation: mp.Propagation, 'read/write': String(mp.RW) });
-      if (mp.CopyData) await copyImageContent(rootfs, mp.Destination, data);
-    }
-  }
-
-  private async releaseMounts(rec: ContainerRecord): Promise<void> {
-    for (const mp of rec.mountPoints ?? []) {
-      if (mp.Type !== 'volume' || !mp.Name) continue;
-      const held = await this.volumes.unmount(mp.Name, rec.id).catch((e) => { this.log.warn({ err: e, id: rec.id }, 'volume unmount failed'); return true; });
-      if (held) this.volumes.onEvent('unmount', mp.Name, { container: rec.id, driver: mp.Driver ?? 'local' });
     }
   }
 
@@ -384,7 +332,7 @@ export class ContainerManager {
         for (let i = 0; i < 60 && processIs(old, 'conmon'); i++) await new Promise((r) => setTimeout(r, 50));
       }
       await mountRootfs(img.layerDirs, p);
-      await this.prepareMounts(rec, p.rootfs);
+      await prepareMounts(this.volumes, rec, p.rootfs);
       lap('mount');
       writeEtcFiles(p, hostname);
       const spec = containerSpec(rec, p, hostname) as { linux: { namespaces: { type: string }[] } };
@@ -441,7 +389,7 @@ export class ContainerManager {
     await this.runc.delete(rec.id);
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
     await unmountRootfs(this.paths(rec.id).rootfs);
-    await this.releaseMounts(rec);
+    await releaseMounts(this.volumes, rec, this.log);
     rec.conmonPid = undefined;
   }
 
