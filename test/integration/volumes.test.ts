@@ -213,4 +213,11 @@ test('a volume with mount options (type/device/o) is mounted while a container u
   await docker('volume', 'prune', '-f');
   assert.ok((await volumeNames()).includes('vtmp'));
   await docker('volume', 'rm', 'vtmp');
+  // The common bind-style local volume: type=none, o=bind, device=<host dir>.
+  const host = fs.mkdtempSync(path.join(d.dir, 'vbind-'));
+  await docker('volume', 'create', '--opt', 'type=none', '--opt', 'o=bind', '--opt', `device=${host}`, 'vbind');
+  await docker('run', '--rm', '-v', 'vbind:/b', IMG, 'sh', '-c', 'echo through the volume > /b/f');
+  assert.equal(fs.readFileSync(path.join(host, 'f'), 'utf8'), 'through the volume\n');
+  await docker('volume', 'rm', 'vbind');
+  assert.ok(fs.existsSync(path.join(host, 'f')), 'removing the volume leaves the bound directory alone');
 });
