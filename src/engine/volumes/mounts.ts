@@ -40,7 +40,7 @@ export interface MountPoint {
   TmpfsOptions?: string[];
   /** `bind-nonrecursive`: mounts below the source stay out. */
   NonRecursive?: boolean;
-  /** A `-v` bind whose missing host path is created at start (dockerd does that for Binds, not for `--mount`). */
+  /** A bind whose missing host path is created at start (dockerd does that for `-v`, and for `--mount` with CreateMountpoint). */
   CreateSource?: boolean;
   /** Volume to create when missing: its driver options and labels (`--mount` volume-opt / volume-label). */
   DriverOpts?: Record<string, string>;
@@ -124,7 +124,8 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
       if (prop && !PROPAGATION.has(prop)) throw mountConfigError(type, `invalid propagation mode: ${prop}`);
       if (!src.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${src}' mount path must be absolute`);
       if (!m.BindOptions?.CreateMountpoint && !sourceExists(src)) throw mountConfigError(type, `bind source path does not exist: ${src}`);
-      return { ...base, Type: 'bind', Source: cleanPath(src), Propagation: prop || 'rprivate', ...(m.BindOptions?.NonRecursive ? { NonRecursive: true } : {}) };
+      return { ...base, Type: 'bind', Source: cleanPath(src), Propagation: prop || 'rprivate',
+        ...(m.BindOptions?.NonRecursive ? { NonRecursive: true } : {}), ...(m.BindOptions?.CreateMountpoint ? { CreateSource: true } : {}) };
     }
     case 'volume': {
       const o = m.VolumeOptions ?? {};
