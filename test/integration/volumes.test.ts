@@ -186,8 +186,10 @@ test('--volumes-from shares a container\'s volumes (ro on request); ps --filter 
   assert.equal(await out('ps', '-a', '--filter', 'volume=vshare', '--format', '{{.Names}}'), 'src1');
   assert.equal(await out('ps', '-a', '--filter', 'volume=/shared', '--format', '{{.Names}}'), 'src1');
   assert.equal(await out('ps', '-a', '--filter', 'volume=nope', '--format', '{{.Names}}'), '');
-  const t = await out('run', '--rm', '--tmpfs', '/tt:size=512k', IMG, 'grep', ' /tt ', '/proc/mounts');
+  const t = await out('run', '--name', 'tmpfs1', '--tmpfs', '/tt:size=512k', IMG, 'grep', ' /tt ', '/proc/mounts');
   assert.match(t, /^tmpfs \/tt tmpfs .*size=512k/);
+  assert.deepEqual(JSON.parse(await out('inspect', 'tmpfs1'))[0].Mounts, [], '--tmpfs is not a mount point in inspect, as in Docker');
+  await docker('rm', 'tmpfs1');
   await docker('rm', 'src1');
   await docker('volume', 'rm', 'vshare');
 });

@@ -56,7 +56,7 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
 }
 
 function mounts(r: ContainerRecord) {
-  if (r.mountPoints) return r.mountPoints.map(mountPointView);
+  if (r.mountPoints) return r.mountPoints.filter((mp) => !mp.Unlisted).map(mountPointView);
   const binds = (r.hostConfig.Binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
     return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };

@@ -38,6 +38,8 @@ export interface MountPoint {
   Anonymous?: boolean;
   /** tmpfs: `size=`, `mode=` as mount options. */
   TmpfsOptions?: string[];
+  /** `--tmpfs` mounts: dockerd keeps them out of inspect's Mounts. */
+  Unlisted?: boolean;
   /** `bind-nonrecursive`: mounts below the source stay out. */
   NonRecursive?: boolean;
   /** A bind whose missing host path is created at start (dockerd does that for `-v`, and for `--mount` with CreateMountpoint). */
@@ -183,7 +185,7 @@ export function containerMountPoints(
   for (const [dest, opts] of Object.entries((input.tmpfs as Record<string, string> | undefined) ?? {})) {
     if (!dest.startsWith('/')) throw badRequest(`invalid mount path: '${dest}' mount path must be absolute`);
     const list = String(opts ?? '').split(',').filter(Boolean);
-    add({ Type: 'tmpfs', Source: '', Destination: cleanPath(dest), Mode: '', RW: !list.includes('ro'), Propagation: '', TmpfsOptions: list.filter((o) => o !== 'ro' && o !== 'rw') });
+    add({ Type: 'tmpfs', Source: '', Destination: cleanPath(dest), Mode: '', RW: !list.includes('ro'), Propagation: '', TmpfsOptions: list.filter((o) => o !== 'ro' && o !== 'rw'), Unlisted: true });
   }
   // Inherited mounts give way to the container's own (dockerd: volumes-from first, then binds override).
   for (const mp of input.inherited ?? []) if (!seen.has(mp.Destination)) { seen.add(mp.Destination); explicit.unshift(mp); }
