@@ -48,8 +48,8 @@ function volumesFrom(refs: unknown, lookup: (ref: string) => ContainerRecord): M
   return refs.flatMap((ref: unknown) => {
     const [name, mode = ''] = String(ref).split(':');
     if (!['', 'ro', 'rw'].includes(mode)) throw badRequest(`invalid mode: ${mode}`);
-    // Not this container's anonymous volumes: its `rm -v` leaves them to their owner.
-    return (lookup(name).mountPoints ?? []).map(({ Anonymous: _a, ...mp }) => ({ ...mp, RW: mode === '' ? mp.RW : mode === 'rw' }));
+    // Its mount points (not its --tmpfs); the anonymous volumes stay its owner's to remove.
+    return (lookup(name).mountPoints ?? []).filter((mp) => !mp.Unlisted).map(({ Anonymous: _a, ...mp }) => ({ ...mp, RW: mode === '' ? mp.RW : mode === 'rw' }));
   });
 }
 
