@@ -227,10 +227,11 @@ export class VolumeStore {
     if (refs.length) throw conflict(`remove ${name}: volume is in use - [${refs.join(', ')}]`);
     const dir = path.join(this.root, name);
     if (isMounted(this.dataPath(name))) await run('umount', ['-l', this.dataPath(name)], { allowFail: true });
+    // Data first: a crash in between leaves metadata without a directory, which open() drops.
+    fs.rmSync(dir, { recursive: true, force: true });
     this.volumes.delete(name);
     this.active.delete(name);
     this.save();
-    fs.rmSync(dir, { recursive: true, force: true });
     this.log.info({ name }, 'volume removed');
     this.onEvent('destroy', name, { driver: 'local' });
   }
