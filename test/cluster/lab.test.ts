@@ -5,8 +5,7 @@ import path from 'node:path';
 import { run } from '../../src/util/run.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/busybox.js';
-import { newTestLab, type TestLab } from '../helpers/lab.js';
-import { pushMicro } from '../helpers/micro.js';
+import { newTestLab, pushLabMicro, type TestLab } from '../helpers/lab.js';
 import type { ChildProcess } from 'node:child_process';
 import { alive, startProcess, stopProcess, waitFor } from '../helpers/process.js';
 
@@ -163,7 +162,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
   });
 
   it('pushes micro to the lab registry from one machine and pulls it on every machine', async () => {
-    const micro = await pushMicro({ socket: (await lab.dockerHost('sw1')).replace(/^unix:\/\//, '') }, registry);
+    const micro = await pushLabMicro(lab, 'sw1', registry);
     for (const m of machines) {
       if (m !== 'sw1') await lab.docker(m, ['pull', micro]);
       const r = await lab.docker(m, ['images', '--format', '{{.Repository}}:{{.Tag}}']);
