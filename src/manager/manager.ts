@@ -106,6 +106,7 @@ export class Manager {
       log: o.log.child({ part: 'dispatcher' }),
       identify: (call) => this.identify(call),
       rootCA: () => this.trustBundle(),
+      dek: o.dek,
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
     this.logs = new LogBroker(this.store, (c) => this.identify(c));

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeDescription, Task, TaskStatus } from '../../cluster/types.js';
-import type { AgentLink } from '../link.js';
+import type { AgentLink, AssignedFiles } from '../link.js';
 import { clientCredentials, DispatcherClient, serverStream, unary, type AssignmentsMessage, type HeartbeatResponse, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
 
@@ -31,8 +31,9 @@ export class AgentSession implements AgentLink {
   private stopped = false;
   private client?: grpc.Client;
   private sessionId?: string;
-  private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
+  private readonly assignmentListeners: ((tasks: Task[], files?: AssignedFiles) => void)[] = [];
   private lastTasks?: Task[];
+  private lastFiles?: AssignedFiles;
   private connectedWaiters: (() => void)[] = [];
   private managerIndex = 0;
   private wake?: () => void;
@@ -55,9 +56,9 @@ export class AgentSession implements AgentLink {
     return !!this.sessionId;
   }
 
-  onAssignments(fn: (tasks: Task[]) => void): void {
+  onAssignments(fn: (tasks: Task[], files?: AssignedFiles) => void): void {
     this.assignmentListeners.push(fn);
-    if (this.lastTasks) fn(this.lastTasks);
+    if (this.lastTasks) fn(this.lastTasks, this.lastFiles);
   }
 
   async reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void> {
@@ -172,8 +173,9 @@ export class AgentSession implements AgentLink {
     const assignments = serverStream<object, AssignmentsMessage>(client, 'Assignments', { sessionId: first.sessionId });
     assignments.on('data', (m: AssignmentsMessage) => {
       this.lastTasks = m.tasks;
+      this.lastFiles = { secrets: m.secrets, configs: m.configs };
       for (const fn of this.assignmentListeners) {
-        try { fn(m.tasks); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
+        try { fn(m.tasks, this.lastFiles); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
       }
     });
     const assignmentsEnded = new Promise<never>((_, reject) => {
