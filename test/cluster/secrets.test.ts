@@ -117,6 +117,16 @@ describe('secrets and configs on a swarm', () => {
     assert.equal(await ok('m1', ['secret', 'ls', '-q']), '');
   });
 
+  it('docker rm -f of a task container takes its files away', async () => {
+    const cid = await taskContainer('app');
+    const taskId = await ok('m2', ['inspect', '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}', cid]);
+    const dir = path.join(machinePaths(swarm.lab.labDir, 'm2').execRoot, 'task-files', taskId);
+    assert.equal(mounts().get(dir), 'tmpfs', 'the config is on the task\'s tmpfs');
+    await ok('m2', ['rm', '-f', cid]);
+    await waitFor(`${dir} gone`, async () => !fs.existsSync(dir), 30_000, 200);
+    assert.ok(!mounts().has(dir));
+  });
+
   it('service rm takes the task files away with the container', async () => {
     await ok('m1', ['service', 'rm', 'app']);
     const root = path.join(machinePaths(swarm.lab.labDir, 'm2').execRoot, 'task-files');

@@ -19,6 +19,13 @@ export class ContainerExecutor implements TaskExecutor {
 
   constructor(private readonly engine: Engine, private readonly log: Logger) {
     this.files = new TaskFileMounts(path.join(engine.config.execRoot, 'task-files'));
+    // A task container removed any way (also `docker rm -f` by hand) takes its files along.
+    engine.events.subscribe(undefined, (e) => {
+      const taskId = e.Actor.Attributes[TASK_LABEL];
+      if (e.Type === 'container' && e.Action === 'destroy' && taskId) {
+        this.files.unmount(taskId).catch((err) => this.log.warn({ err, task: taskId }, 'removing task files failed'));
+      }
+    });
   }
 
   private view(r: ContainerRecord): TaskContainer {

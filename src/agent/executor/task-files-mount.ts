@@ -41,7 +41,7 @@ export class TaskFileMounts {
   async unmount(taskId: string): Promise<void> {
     const dir = this.dir(taskId);
     if (!fs.existsSync(dir)) return;
-    if (isMounted(dir)) await run('umount', ['-l', dir]);
+    if (isMounted(dir)) await run('umount', ['-l', dir], { allowFail: true });
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
