@@ -1,14 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import type { Config, Secret } from '../../src/cluster/types.js';
+import type { Config, Secret, Task, TaskStatus } from '../../src/cluster/types.js';
+import type { AgentLink } from '../../src/agent/link.js';
+import { Worker } from '../../src/agent/worker/worker.js';
+import { status } from '../../src/manager/orchestrator/task.js';
+import { createLogger } from '../../src/util/log.js';
 import { checkNotInUse, checkReferencesExist, validateFileSpec, validateReferences } from '../../src/manager/secrets/spec.js';
 import { validateSpec } from '../../src/manager/orchestrator/service-spec.js';
 import { openSecretData, sealSecretData } from '../../src/manager/secrets/seal.js';
 import { assignedFiles } from '../../src/manager/dispatcher/task-files.js';
-import { taskFiles } from '../../src/agent/executor/task-files.js';
+import { taskFiles, type TaskFile } from '../../src/agent/executor/task-files.js';
 import { MemoryStore } from '../helpers/memory-store.js';
-import { makeService, makeTask } from '../helpers/swarm-fixtures.js';
+import { makeService, makeTask, until } from '../helpers/swarm-fixtures.js';
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 const rpc = (code: string, desc: string) => ({ message: `rpc error: code = ${code} desc = ${desc}` });
@@ -102,4 +106,38 @@ test('the agent places secrets under /run/secrets and configs at their target, w
     ['config', '/etc/app.conf', 'c', 0, 0, 0o440],
   ]);
   assert.throws(() => taskFiles(makeTask(svc), { configs: [] }), { message: 'secret db not found' });
+});
+
+test('the worker hands a task the files that came with its assignment; a missing one rejects the task', async () => {
+  type Files = TaskFile[];
+  const prepared = new Map<string, Files>();
+  const containers: { containerId: string; taskId: string; running: boolean }[] = [];
+  const exec = {
+    list: () => containers,
+    find: (id: string) => containers.find((c) => c.taskId === id),
+    async prepare(task: Task, _node: string, files: Files = []) {
+      prepared.set(task.ID, files);
+      const c = { containerId: `c-${task.ID}`, taskId: task.ID, running: false };
+      containers.push(c);
+      return c;
+    },
+    async start(id: string) { const c = containers.find((x) => x.containerId === id)!; c.running = true; return c; },
+    async stop() {},
+    async remove() {},
+    onExit: () => () => {},
+  };
+  const reports: { taskId: string; status: TaskStatus }[] = [];
+  let push: Parameters<AgentLink['onAssignments']>[0] = () => {};
+  const w = new Worker({ onAssignments: (fn) => { push = fn; }, reportStatus: async (u) => { reports.push(...u); } }, exec, () => 'node1', createLogger('test', 'silent'));
+  w.start();
+  const ref = { SecretID: 's1', SecretName: 'db', File: file('db') };
+  const svc = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'x', Secrets: [ref] } } });
+  const good = { ...makeTask(svc), NodeID: 'node1', DesiredState: 'running' as const, Status: status('assigned', 'assigned') };
+  const bad = { ...makeTask(makeService('api', { TaskTemplate: { ContainerSpec: { Image: 'x', Secrets: [{ ...ref, SecretID: 's9', SecretName: 'gone' }] } } })), NodeID: 'node1', DesiredState: 'running' as const, Status: status('assigned', 'assigned') };
+  push([good, bad], { secrets: [{ ID: 's1', Name: 'db', Data: b64('pw') }] });
+  await until('good running, bad rejected', () => reports.some((r) => r.taskId === good.ID && r.status.State === 'running') && reports.some((r) => r.taskId === bad.ID && r.status.State === 'rejected'));
+  assert.equal(prepared.get(good.ID)?.[0].data.toString(), 'pw');
+  assert.equal(prepared.get(good.ID)?.[0].target, '/run/secrets/db');
+  assert.equal(reports.find((r) => r.taskId === bad.ID && r.status.State === 'rejected')?.status.Err, 'secret gone not found');
+  w.stop();
 });
