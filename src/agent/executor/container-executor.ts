@@ -6,7 +6,7 @@ import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag } from '../../engine/images/reference.js';
 import { Writable } from 'node:stream';
 import type { Logger } from '../../util/log.js';
-import { taskContainerConfig, type TaskContainer, type TaskExecutor } from './executor.js';
+import { taskContainerConfig, validateTaskMounts, type TaskContainer, type TaskExecutor } from './executor.js';
 import type { TaskFile } from './task-files.js';
 import { TaskFileMounts } from './task-files-mount.js';
 import path from 'node:path';
@@ -45,6 +45,7 @@ export class ContainerExecutor implements TaskExecutor {
   async prepare(task: Task, nodeId: string, files: TaskFile[] = []): Promise<TaskContainer> {
     const existing = this.find(task.ID);
     if (existing) return existing;
+    validateTaskMounts(task.Spec.ContainerSpec?.Mounts ?? []);
     const image = task.Spec.ContainerSpec?.Image ?? '';
     if (!this.engine.images.find(image)) {
       // A failed pull is not the task's error yet: creating from a missing image gives Docker's "No such image".
@@ -83,7 +84,8 @@ export class ContainerExecutor implements TaskExecutor {
   async remove(containerId: string): Promise<void> {
     const r = this.engine.containers.find(containerId);
     if (!r) return;
-    await this.engine.containers.remove(containerId, { force: true });
+    // As dockerd's executor: a task's anonymous volumes go with its container.
+    await this.engine.containers.remove(containerId, { force: true, volumes: true });
     const taskId = r.config.Labels?.[TASK_LABEL];
     if (taskId) await this.files.unmount(taskId);
   }
