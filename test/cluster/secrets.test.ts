@@ -134,4 +134,15 @@ describe('secrets and configs on a swarm', () => {
     assert.ok(![...mounts().keys()].some((m) => m.startsWith(root + '/')));
     await ok('m1', ['config', 'rm', 'app.conf']);
   });
+
+  it('a task whose configs add up to more than gRPC\'s 4 MiB default still gets them all', async () => {
+    const names = ['big0', 'big1', 'big2', 'big3', 'big4'];
+    const body = 'x'.repeat(900 * 1024);
+    for (const n of names) await ok('m1', ['config', 'create', n, '-'], body);
+    await ok('m1', ['service', 'create', '--detach', '--name', 'bulky', '--constraint', 'node.role==worker',
+      ...names.flatMap((n) => ['--config', n]), 'busybox', 'sleep', '100000']);
+    const cid = await taskContainer('bulky');
+    for (const n of names) assert.equal(await ok('m2', ['exec', cid, 'wc', '-c', `/${n}`]), `${body.length} /${n}`);
+    await ok('m1', ['service', 'rm', 'bulky']);
+  });
 });

@@ -19,6 +19,8 @@ export interface SessionDeps {
 }
 
 const FIRST_MESSAGE_TIMEOUT_MS = 5000;
+/** Assignments carry the tasks' secrets and configs (up to 1000 KiB each): swarmkit's 128 MiB, not gRPC's 4 MiB. */
+const MAX_MESSAGE_BYTES = 128 << 20;
 const RPC_TIMEOUT_MS = 5000;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 8000;
@@ -144,7 +146,7 @@ export class AgentSession implements AgentLink {
   /** One session; resolves or rejects when it ends. */
   private async connect(addr: string): Promise<void> {
     const tls = this.d.tls();
-    const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
+    const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
     this.client = client;
     const stream = serverStream<object, SessionMessage>(client, 'Session', { description: this.d.description(), addr: this.d.addr });
     const ended = new Promise<void>((resolve, reject) => {
