@@ -9,6 +9,8 @@ import type { TaskFile } from './task-files.js';
  * the node's disk; each file is bind-mounted read-only into the container. The tmpfs goes when
  * the task's container is removed.
  */
+const PAGE = 4096;
+
 export class TaskFileMounts {
   constructor(private readonly root: string) {}
 
@@ -21,7 +23,8 @@ export class TaskFileMounts {
     const dir = this.dir(taskId);
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     if (!isMounted(dir)) {
-      const size = files.reduce((n, f) => n + f.data.length, 0) + 64 * 1024;
+      // Room for every file in whole pages, plus slack: small, so a task cannot fill the node's memory through it.
+      const size = files.reduce((n, f) => n + Math.ceil(f.data.length / PAGE + 1) * PAGE, 0) + 16 * PAGE;
       await run('mount', ['-t', 'tmpfs', '-o', `nodev,noexec,nosuid,mode=0700,size=${size}`, 'tmpfs', dir]);
     }
     try {
