@@ -145,4 +145,34 @@ describe('secrets and configs on a swarm', () => {
     for (const n of names) assert.equal(await ok('m2', ['exec', cid, 'wc', '-c', `/${n}`]), `${body.length} /${n}`);
     await ok('m1', ['service', 'rm', 'bulky']);
   });
+
+  it('docker stack deploy with a secret file; stack rm takes the secret away', async () => {
+    const dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'stack-'));
+    const stackSecret = `stack-${randomBytes(8).toString('hex')}`;
+    fs.writeFileSync(path.join(dir, 'pw.txt'), stackSecret);
+    fs.writeFileSync(path.join(dir, 'compose.yml'), [
+      'version: "3.8"',
+      'services:',
+      '  app:',
+      '    image: busybox',
+      '    command: ["sleep", "100000"]',
+      '    secrets: [pw]',
+      '    deploy:',
+      '      placement:',
+      '        constraints: ["node.role==worker"]',
+      'secrets:',
+      '  pw:',
+      '    file: ./pw.txt',
+      '',
+    ].join('\n'));
+    await ok('m1', ['stack', 'deploy', '--resolve-image', 'never', '-c', path.join(dir, 'compose.yml'), 'st']);
+    assert.equal(await ok('m1', ['secret', 'ls', '--filter', 'label=com.docker.stack.namespace=st', '--format', '{{.Name}}']), 'st_pw');
+    const cid = await taskContainer('st_app');
+    assert.equal(await ok('m2', ['exec', cid, 'cat', '/run/secrets/pw']), stackSecret);
+    // The CLI removes services, then secrets, configs and networks; a network whose tasks are
+    // still shutting down refuses removal (as swarmkit's does), which is not this test's concern.
+    const rm = await d('m1', ['stack', 'rm', 'st']);
+    assert.ok(rm.code === 0 || /network .* is in use by task/.test(rm.stderr), rm.stderr);
+    await waitFor('st_pw removed', async () => (await ok('m1', ['secret', 'ls', '--format', '{{.Name}}'])).split('\n').every((n) => n !== 'st_pw'), 60_000, 500);
+  });
 });
