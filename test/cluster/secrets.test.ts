@@ -78,6 +78,11 @@ describe('secrets and configs on a swarm', () => {
     assert.match(await ok('m1', ['secret', 'create', 'db_pass', '-'], secretText), /^[a-z0-9]{25}$/);
     assert.match(await ok('m1', ['config', 'create', 'app.conf', '-'], configText), /^[a-z0-9]{25}$/);
     assert.equal(await ok('m1', ['secret', 'ls', '--format', '{{.Name}}']), 'db_pass');
+    for (const args of [['secret', 'ls'], ['config', 'inspect', 'app.conf'], ['secret', 'create', 'w', '-']]) {
+      const r = await d('m2', args, 'x');
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /This node is not a swarm manager\. Worker nodes can't be used to view or modify cluster state/);
+    }
   });
 
   it('a task on the worker reads its secret (content, owner, mode) and its config', async () => {
