@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, type RunOptions, type RunResult } from '../../src/util/run.js';
 import { purgeDaemonState } from '../../src/engine/containers/purge.js';
-import { daemonArgs, ping } from '../../src/lab/daemon.js';
+import { daemonArgs, ping, type DaemonPlaces } from '../../src/lab/daemon.js';
 import { createNetns, deleteNetns, inNetns, uniqueName } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './process.js';
 
@@ -22,13 +22,7 @@ export interface DaemonOptions {
   labels?: string[];
 }
 
-export interface TestDaemon {
-  name: string;
-  ns: string;
-  dir: string;
-  dataRoot: string;
-  execRoot: string;
-  socket: string;
+export interface TestDaemon extends DaemonPlaces {
   /** `unix://…`, for DOCKER_HOST. */
   host: string;
   pid: number | undefined;
