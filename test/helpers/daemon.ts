@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { run, type RunOptions, type RunResult } from '../../src/util/run.js';
 import { purgeDaemonState } from '../../src/engine/containers/purge.js';
 import { daemonArgs, ping, type DaemonPlaces } from '../../src/lab/daemon.js';
+import { deleteRuncContainers, killProcesses, unmountUnder } from '../../src/lab/sweep.js';
+import { daemonPaths, defaultConfig } from '../../src/engine/config.js';
 import { createNetns, deleteNetns, inNetns, uniqueName } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './process.js';
 
@@ -30,6 +32,11 @@ export interface TestDaemon extends DaemonPlaces {
   inNs(cmd: string, args: string[], opts?: RunOptions): Promise<RunResult>;
   start(): Promise<void>;
   kill9(): Promise<void>;
+  /**
+   * A power cut: the daemon and everything it started killed, runc state and mounts gone, the
+   * exec root emptied (as /run is at boot); the data root stays. start() then boots afresh.
+   */
+  powerCut(): Promise<void>;
   stop(): Promise<void>;
   destroy(): Promise<void>;
 }
@@ -67,6 +74,16 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     async kill9() {
       await stopProcess(d.pid, 'SIGKILL');
       d.pid = undefined;
+    },
+    async powerCut() {
+      await d.kill9();
+      // The daemon's and conmon's command lines name this directory; containers die with runc delete.
+      const match = { dirs: [dir], netnsInodes: [] };
+      await killProcesses(match);
+      await deleteRuncContainers(daemonPaths({ ...defaultConfig(), dataRoot, execRoot }).runcRoot);
+      await killProcesses(match);
+      await unmountUnder(dir);
+      fs.rmSync(execRoot, { recursive: true, force: true });
     },
     async stop() {
       await stopProcess(d.pid, 'SIGTERM', 10_000);
