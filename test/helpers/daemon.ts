@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { run, type RunOptions, type RunResult } from '../../src/util/run.js';
 import { purgeDaemonState } from '../../src/engine/containers/purge.js';
 import { daemonArgs, ping, type DaemonPlaces } from '../../src/lab/daemon.js';
-import { deleteRuncContainers, killProcesses, unmountUnder } from '../../src/lab/sweep.js';
+import { cutPower } from '../../src/lab/sweep.js';
 import { daemonPaths, defaultConfig } from '../../src/engine/config.js';
 import { createNetns, deleteNetns, inNetns, uniqueName } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './process.js';
@@ -78,11 +78,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     async powerCut() {
       await d.kill9();
       // The daemon's and conmon's command lines name this directory; containers die with runc delete.
-      const match = { dirs: [dir], netnsInodes: [] };
-      await killProcesses(match);
-      await deleteRuncContainers(daemonPaths({ ...defaultConfig(), dataRoot, execRoot }).runcRoot);
-      await killProcesses(match);
-      await unmountUnder(dir);
+      await cutPower({ dirs: [dir], netnsInodes: [] }, daemonPaths({ ...defaultConfig(), dataRoot, execRoot }).runcRoot, dir);
       fs.rmSync(execRoot, { recursive: true, force: true });
     },
     async stop() {
