@@ -29,7 +29,7 @@ import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
 import { HealthMonitor } from './health.js';
 import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
-import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
+import { inspectView, summaryView, type ContainerInspect, type ContainerSummary, type ForeignEndpoint } from './views.js';
 
 export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
 
@@ -86,6 +86,7 @@ export class ContainerManager {
   private readonly startHooks: StartHook[] = [];
   /** Network modes beyond bridge/host/none that someone wires at start (attachable swarm networks). */
   private readonly networkModes: ((mode: string) => boolean)[] = [];
+  private foreignEndpoints: (containerId: string) => Record<string, ForeignEndpoint> = () => ({});
   /** Consecutive quick restarts per container, for the restart policy's back-off. */
   private readonly backoff = new Map<string, number>();
   /** Containers with a restart by policy waiting for its delay: one at a time each. */
@@ -130,6 +131,11 @@ export class ContainerManager {
   /** Lets `NetworkMode: <name>` through create; whoever accepts it must wire it in a start hook. */
   acceptNetworkMode(accepts: (mode: string) => boolean): void {
     this.networkModes.push(accepts);
+  }
+
+  /** Who knows a container's endpoints on networks the engine does not own (swarm overlays), for inspect and ps. */
+  setForeignEndpoints(fn: (containerId: string) => Record<string, ForeignEndpoint>): void {
+    this.foreignEndpoints = fn;
   }
 
   // --- lookup -----------------------------------------------------------------------------
@@ -185,7 +191,7 @@ export class ContainerManager {
 
   inspect(ref: string): ContainerInspect {
     const rec = this.get(ref);
-    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id));
+    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id), this.foreignEndpoints(rec.id));
   }
 
   /** `docker ps`: running ones unless `all`; filters as Docker's (`label`, `name`, `id`, `status`, …). */
@@ -199,7 +205,7 @@ export class ContainerManager {
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
-    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge));
+    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.foreignEndpoints(r.id)));
   }
 
   /** Containers carrying every `key=value` given (the swarm agent finds its tasks this way). */
@@ -442,6 +448,14 @@ export class ContainerManager {
     rec.name = name;
     saveRecord(this.paths(rec.id).record, rec);
     this.event(rec, 'rename', { oldName });
+  }
+
+  /** Records the networks a container joins beyond its NetworkMode (`docker network connect` / `disconnect`). */
+  setConnectedNetworks(ref: string, names: string[]): void {
+    const rec = this.get(ref);
+    if (names.length) rec.connectedNetworks = names;
+    else delete rec.connectedNetworks;
+    saveRecord(this.paths(rec.id).record, rec);
   }
 
   /** `docker top`: `ps` output for the container's processes. */

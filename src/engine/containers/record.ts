@@ -74,6 +74,8 @@ export interface ContainerRecord {
   published?: PublishedPort[];
   /** Stopped by a user (`docker stop`): no restart policy applies until the next start. */
   manuallyStopped?: boolean;
+  /** Networks joined with `docker network connect` beyond NetworkMode, as named then: joined again at every start. */
+  connectedNetworks?: string[];
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
