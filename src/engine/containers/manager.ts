@@ -23,7 +23,9 @@ import {
 } from './record.js';
 import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
-import { apiMounts, bindMounts, containerSpec } from './spec.js';
+import { containerSpec } from './spec.js';
+import { VolumeStore } from '../volumes/store.js';
+import { prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
@@ -101,6 +103,8 @@ export class ContainerManager {
     readonly bridge: BridgeNetwork,
     /** `docker events`: what happens to containers here. */
     readonly eventLog: EventLog,
+    /** Named and anonymous volumes that containers mount. */
+    readonly volumes: VolumeStore,
   ) {
     const dp = daemonPaths(config);
     this.runc = new Runc(dp.runcRoot);
@@ -108,8 +112,12 @@ export class ContainerManager {
     this.emitter.setMaxListeners(0);
   }
 
-  static async open(config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog()): Promise<ContainerManager> {
-    const m = new ContainerManager(config, log, images, bridge, events);
+  static async open(
+    config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog(),
+    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })),
+  ): Promise<ContainerManager> {
+    const m = new ContainerManager(config, log, images, bridge, events, volumes);
+    volumes.setRefs((name) => m.all().filter((r) => r.mountPoints?.some((mp) => mp.Type === 'volume' && mp.Name === name)).map((r) => r.id));
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
     await m.adopt();
@@ -243,6 +251,8 @@ export class ContainerManager {
     const id = newHexId();
     this.names.set(name, id);
     const p = this.paths(id);
+    /** Anonymous volumes made for this create, removed again if it fails. */
+    const madeVolumes: string[] = [];
     try {
       const img = await this.images.resolve(cfg.Image);
       const entrypoint = strList(cfg.Entrypoint) ?? (cfg.Entrypoint === undefined || cfg.Entrypoint === null ? img.config.Entrypoint ?? [] : []);
@@ -283,9 +293,8 @@ export class ContainerManager {
         restartCount: 0,
       };
       // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
-      bindMounts(hostConfig.Binds);
-      apiMounts(hostConfig.Mounts);
       validatePortBindings(hostConfig.PortBindings);
+      rec.mountPoints = resolveMountPoints(this.volumes, hostConfig, cfg.Volumes, img.config.Volumes, (ref) => this.get(ref), madeVolumes);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
@@ -298,6 +307,7 @@ export class ContainerManager {
       this.names.delete(name);
       this.records.delete(id);
       fs.rmSync(p.dir, { recursive: true, force: true });
+      for (const v of madeVolumes) await this.volumes.remove(v).catch(() => undefined);
       throw e;
     }
   }
@@ -330,6 +340,7 @@ export class ContainerManager {
         for (let i = 0; i < 60 && processIs(old, 'conmon'); i++) await new Promise((r) => setTimeout(r, 50));
       }
       await mountRootfs(img.layerDirs, p);
+      await prepareMounts(this.volumes, rec, p.rootfs);
       lap('mount');
       writeEtcFiles(p, hostname);
       const spec = containerSpec(rec, p, hostname) as { linux: { namespaces: { type: string }[] } };
@@ -365,7 +376,7 @@ export class ContainerManager {
       rec.state.Error = msg;
       rec.state.ExitCode = notFound ? 127 : denied ? 126 : 128;
       saveRecord(p.record, rec);
-      if (rec.hostConfig.AutoRemove) setImmediate(() => void this.remove(id, { force: true }).catch(() => undefined));
+      if (rec.hostConfig.AutoRemove) setImmediate(() => void this.remove(id, { force: true, volumes: true }).catch(() => undefined));
       if (e instanceof ApiError) throw e;
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
@@ -386,6 +397,7 @@ export class ContainerManager {
     await this.runc.delete(rec.id);
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
     await unmountRootfs(this.paths(rec.id).rootfs);
+    await releaseMounts(this.volumes, rec, this.log);
     rec.conmonPid = undefined;
   }
 
@@ -519,6 +531,12 @@ export class ContainerManager {
       for (const [eid, e] of this.execs) if (e.containerId === rec.id) this.execs.delete(eid);
       this.log.info({ id: rec.id }, 'container removed');
       this.event(rec, 'destroy');
+      // `rm -v`: the container's anonymous volumes go with it; named ones stay.
+      if (opts.volumes) {
+        for (const mp of rec.mountPoints ?? []) {
+          if (mp.Anonymous && mp.Name) await this.volumes.remove(mp.Name).catch((e) => this.log.warn({ err: e, volume: mp.Name }, 'removing anonymous volume failed'));
+        }
+      }
     });
     this.emitter.emit(`removed:${rec.id}`);
   }
@@ -653,7 +671,7 @@ export class ContainerManager {
     this.event(rec, 'die', { exitCode: String(code) });
     this.emitter.emit(`exit:${rec.id}`);
     if (rec.hostConfig.AutoRemove) {
-      setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
+      setImmediate(() => void this.remove(rec.id, { force: true, volumes: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
     } else if (this.wantsRestart(rec)) {
       this.scheduleRestart(rec);
     }
@@ -730,6 +748,7 @@ export class ContainerManager {
       if (st && (st.status === 'running' || st.status === 'paused')) {
         const ep = this.endpoint(rec.id);
         if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
+        for (const mp of rec.mountPoints ?? []) if (mp.Type === 'volume' && mp.Name) await this.volumes.mount(mp.Name, rec.id).catch(() => undefined);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         this.watchHealth(rec);
         continue;

@@ -1,5 +1,6 @@
 import type { EndpointInfo } from '../types.js';
 import { ZERO_TIME, type ContainerRecord, type containerPaths } from './record.js';
+import { mountPointView } from '../volumes/mounts.js';
 
 /** `GET /containers/{id}/json` (swagger ContainerInspectResponse, the fields a client reads). */
 export type ContainerInspect = Record<string, unknown> & { Id: string; Name: string; State: Record<string, unknown> };
@@ -79,6 +80,7 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
 }
 
 function mounts(r: ContainerRecord) {
+  if (r.mountPoints) return r.mountPoints.filter((mp) => !mp.Unlisted).map(mountPointView);
   const binds = (r.hostConfig.Binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
     return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
