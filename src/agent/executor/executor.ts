@@ -21,8 +21,11 @@ export interface TaskExecutor {
   list(): TaskContainer[];
   /** The task's container, if it exists. */
   find(taskId: string): TaskContainer | undefined;
-  /** Makes the image available (pulls it when missing) and creates the container. Errors are the task's rejection reason. */
-  /** `files`: the task's secrets and configs (executor/task-files.ts), given to the container without touching the disk. */
+  /**
+   * Makes the image available (pulls it when missing) and creates the container. Errors are the
+   * task's rejection reason. `files`: the task's secrets and configs (executor/task-files.ts),
+   * given to the container without touching the disk.
+   */
   prepare(task: Task, nodeId: string, files?: TaskFile[]): Promise<TaskContainer>;
   start(containerId: string): Promise<TaskContainer>;
   /** Stops within the grace period (ns, from the task spec; Docker's default 10 s). */

@@ -4,13 +4,13 @@ import { run } from '../../util/run.js';
 import { isMounted } from '../../engine/containers/rootfs.js';
 import type { TaskFile } from './task-files.js';
 
+const PAGE = 4096;
+
 /**
  * A task's secret and config files live on a tmpfs of their own under the exec root, never on
  * the node's disk; each file is bind-mounted read-only into the container. The tmpfs goes when
  * the task's container is removed.
  */
-const PAGE = 4096;
-
 export class TaskFileMounts {
   constructor(private readonly root: string) {}
 
