@@ -130,6 +130,8 @@ test('ls with filters; inspect never shows a secret\'s data; the store holds it 
 
 test('update changes labels only', async () => {
   const s = (await api('GET', '/secrets/db_pass')).body as { ID: string; Version: { Index: number } };
+  const noVersion = await api('POST', `/secrets/${s.ID}/update`, { Name: 'db_pass' });
+  assert.deepEqual([noVersion.status, noVersion.body.message], [400, 'invalid secret version']);
   let r = await api('POST', `/secrets/${s.ID}/update?version=${s.Version.Index}`, { Name: 'db_pass', Data: Buffer.from('other').toString('base64'), Labels: {} });
   assert.equal(r.status, 400);
   assert.equal(r.body.message, 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed');

@@ -91,9 +91,9 @@ function fileObjectRoutes(router: Router, kind: FileKind, access: SecretsAccess)
 
   router.post(`${base}/:id/update`, async (ctx) => {
     const { store, dek } = access();
-    const raw = ctx.query.get('version') ?? '';
-    if (!/^\d+$/.test(raw)) throw badRequest(`invalid ${kind} version '${raw}': strconv.ParseUint: parsing "${raw}": invalid syntax`);
     const spec = await readSpec(ctx);
+    const raw = ctx.query.get('version') ?? '';
+    if (!/^\d+$/.test(raw)) throw badRequest(`invalid ${kind} version`);
     const current = find(kind, store, ctx.params.id);
     // Only labels change (swarmkit UpdateSecret / UpdateConfig): data and name are fixed.
     const dataChanged = spec.Data !== undefined && spec.Data !== '' && !specData(spec).equals(bytesOf(current, dek));
