@@ -36,6 +36,12 @@ test('secrets hold 1 byte to under 500 KiB, configs under 1000 KiB', () => {
   assert.throws(() => validateFileSpec('config', { Name: 'c', Data: b64(Buffer.alloc(1024000)) }), rpc('InvalidArgument', 'config data must be larger than 0 and less than 1024000 bytes'));
 });
 
+test('data that is not base64 is a 400, as Go\'s JSON decoding of []byte answers', () => {
+  assert.throws(() => validateFileSpec('secret', { Name: 's', Data: 'ab!c' }), { status: 400, message: 'invalid JSON: illegal base64 data at input byte 2' });
+  assert.throws(() => validateFileSpec('secret', { Name: 's', Data: 'abcde' }), { status: 400, message: 'invalid JSON: illegal base64 data at input byte 4' });
+  validateFileSpec('secret', { Name: 's', Data: 'YQ==' });
+});
+
 test('service references: well formed, distinct targets', () => {
   assert.throws(() => validateReferences({ Image: 'x', Secrets: [{ SecretID: '', SecretName: 'a', File: file('a') }] }), rpc('InvalidArgument', 'malformed secret reference'));
   assert.throws(() => validateReferences({ Image: 'x', Secrets: [{ SecretID: 'i', SecretName: 'a' }] }), rpc('InvalidArgument', 'malformed secret reference, no target provided'));

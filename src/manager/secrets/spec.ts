@@ -1,6 +1,7 @@
 import type { Config, ConfigSpec, ContainerSpec, Secret, SecretSpec, Service, ServiceSpec } from '../../cluster/types.js';
 import type { Store } from '../store/store.js';
 import { rpcError } from '../orchestrator/service-spec.js';
+import { badRequest } from '../../util/errors.js';
 
 /**
  * What valid secrets and configs are, and how services refer to them (swarmkit controlapi
@@ -22,10 +23,12 @@ export function validateName(name: string | undefined): void {
   }
 }
 
-/** The spec's data as bytes; the daemon's JSON decoding rejects what is not base64. */
+/** The spec's data as bytes; the daemon's JSON decoding (Go's []byte) rejects what is not base64. */
 export function specData(spec: SecretSpec | ConfigSpec): Buffer {
   const d = spec.Data ?? '';
-  if (typeof d !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(d) || d.length % 4 === 1) throw rpcError('InvalidArgument', 'illegal base64 data');
+  if (typeof d !== 'string') throw badRequest('invalid JSON: Data must be a base64 string');
+  const bad = d.search(/[^A-Za-z0-9+/=]|=[^=]/);
+  if (bad >= 0 || d.length % 4 !== 0) throw badRequest(`invalid JSON: illegal base64 data at input byte ${bad >= 0 ? bad : d.length - (d.length % 4)}`);
   return Buffer.from(d, 'base64');
 }
 
