@@ -184,6 +184,11 @@ test('services reference secrets and configs; unknown ones are refused; in use c
   r = await docker(['service', 'update', '--detach', '--secret-add', 'api_key', 'web']);
   assert.equal(r.code, 0, r.stderr);
   assert.equal(store.list('services')[0].Spec.TaskTemplate.ContainerSpec!.Secrets?.[0].SecretName, 'api_key');
+  const web = store.list('services')[0];
+  const ghostly = structuredClone(web.Spec);
+  ghostly.TaskTemplate.ContainerSpec!.Secrets!.push({ SecretID: 'y'.repeat(25), SecretName: 'ghost', File: { Name: 'ghost', UID: '0', GID: '0', Mode: 292 } });
+  const upd = await api('POST', `/services/${web.ID}/update?version=${web.Version.Index}`, ghostly);
+  assert.deepEqual([upd.status, upd.body.message], [400, 'rpc error: code = InvalidArgument desc = secret not found: ghost']);
 });
 
 test('a node that is not a manager answers 503', async () => {

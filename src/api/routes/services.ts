@@ -164,10 +164,10 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
     if (JSON.stringify(spec.EndpointSpec ?? null) !== JSON.stringify(current.Spec.EndpointSpec ?? null)) {
       checkPortConflicts(spec, store.list('services'), current.ID);
     }
+    checkReferencesExist(spec, store);
     if (modeName(spec) !== modeName(current.Spec)) throw rpcError('Unimplemented', 'service mode change is not allowed');
     if (spec.Name !== current.Spec.Name) throw rpcError('Unimplemented', 'renaming services is not supported');
     if (version !== current.Version.Index) throw rpcError('Unknown', 'update out of sequence');
-    if (rollback !== 'previous') checkReferencesExist(spec, store);
     const now = new Date().toISOString();
     let next: Service;
     if (rollback === 'previous') {
