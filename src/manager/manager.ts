@@ -35,6 +35,12 @@ export interface StoredCA extends RootCAMaterial {
   retired?: string[];
   /** etcd's own CA (the first root): etcd peers keep trusting each other through rotations. */
   etcd?: RootCAMaterial;
+  /**
+   * During a rotation: the root the cluster still shows (and its join tokens name) until the
+   * rotation ends. It cross-signs every new root, a second rotation's too, so whoever trusts
+   * only it verifies the certificates issued meanwhile.
+   */
+  rotatingFrom?: RootCAMaterial;
 }
 const PRESENCE_PREFIX = '/shoal/managers/';
 
@@ -97,7 +103,7 @@ export class Manager {
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     const extra = new Map<string, LeaderLoop>([
       ['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)],
-      ['root-rotation', rootRotationLoop(() => this.finishRootRotation())],
+      ['root-rotation', rootRotationLoop(() => this.rotationView(), () => this.finishRootRotation())],
     ]);
     this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, extra);
     this.dispatcher = new Dispatcher({
@@ -178,7 +184,7 @@ export class Manager {
     this.quorumTimer = setInterval(() => void this.checkQuorum(), 1000);
 
     const server = new grpc.Server();
-    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
+    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, shownRoot: () => this.shownRoot(), etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
     server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)) });
     server.addService(membershipService, this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
@@ -228,6 +234,12 @@ export class Manager {
     return this.caMaterial?.certPem ?? fs.readFileSync(this.o.tls.caFile, 'utf8');
   }
 
+  /** The root the cluster shows and joiners get: the old one until a rotation ends. */
+  shownRoot(): string {
+    const m = this.caMaterial;
+    return this.store.list('cluster')[0]?.TLSInfo.TrustRoot ?? m?.rotatingFrom?.certPem ?? this.rootCertPem();
+  }
+
   /** Every root certificate this swarm trusts now, signing root first (what agents store). */
   trustBundle(): string {
     const m = this.caMaterial;
@@ -238,13 +250,16 @@ export class Manager {
   /**
    * `swarm ca --rotate`: a new root signs from now on; nodes trust both roots until every node
    * holds a certificate from the new one (the root-rotation leader loop then ends the rotation).
+   * A rotation started during another one replaces it, cross-signed by the root still shown.
    */
   async rotateRootCA(next: RootCAMaterial): Promise<void> {
     const current = this.ca();
+    const from = current.rotatingFrom ?? { certPem: current.certPem, keyPem: current.keyPem };
     const stored: StoredCA = {
       ...next,
       trust: [next.certPem, ...new Set([current.certPem, ...(current.trust ?? [])])],
-      intermediate: await crossSignRoot(next, current),
+      intermediate: await crossSignRoot(next, from),
+      rotatingFrom: from,
       retired: current.retired,
       etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem },
     };
@@ -252,14 +267,20 @@ export class Manager {
     this.caMaterial = stored;
   }
 
+  /** What the root-rotation loop needs: the signing root, and whether older roots are still trusted. */
+  private rotationView() {
+    const c = this.ca();
+    return { signingRoot: c.certPem, caRotating: !!c.rotatingFrom || (c.trust?.length ?? 0) > 1 };
+  }
+
   /** Ends a rotation: only the signing root stays trusted. */
   async finishRootRotation(): Promise<void> {
     const current = this.ca();
-    if (!current.trust || current.trust.length <= 1) return;
-    const dropped = current.trust.filter((p) => p !== current.certPem);
+    if (!this.rotationView().caRotating) return;
+    const dropped = (current.trust ?? []).filter((p) => p !== current.certPem);
     // The last few retired roots are enough: older ones' connections are long gone.
     const retired = [...new Set([...dropped, ...(current.retired ?? [])])].slice(0, 4);
-    await this.client.put(CA_KEY).value(this.sealCA({ ...current, trust: [current.certPem], intermediate: undefined, retired })).exec();
+    await this.client.put(CA_KEY).value(this.sealCA({ ...current, trust: [current.certPem], intermediate: undefined, rotatingFrom: undefined, retired })).exec();
   }
 
 
