@@ -2,7 +2,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createTestNet, type TestNet } from '../helpers/testnet.js';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../helpers/daemon.js';
 import { importBusybox } from '../helpers/busybox.js';
@@ -161,6 +161,7 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     assert.deepEqual(await tokens(), oldTokens, 'join tokens unchanged during the rotation');
     assert.equal((await ok(mgr, ['swarm', 'ca'])).trim(), oldRoot.trim(), 'swarm ca shows the old root during the rotation');
     assert.equal((await cluster()).TLSInfo.TrustRoot, oldRoot);
+    assert.match(await ok(mgr, ['info']), /Root Rotation In Progress: true/);
     // A node joins with the token still shown: it is given the old root, and a certificate from
     // the new one that chains to the old root through the cross-signed root sent with it.
     await ok(mid, ['swarm', 'join', '--token', oldTokens[0], `${net.nodes[0].ip}:2377`]);
@@ -177,6 +178,11 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     const newRoot = after.TLSInfo.TrustRoot;
     assert.notEqual(newRoot, oldRoot);
     assert.ok(r.stdout.trim().endsWith(newRoot.trim()), r.stdout);
+    // The CLI's progress names the root the cluster shows, by digest: the old one while the
+    // rotation ran, the new one at the end.
+    const digests = [...r.stdout.matchAll(/^desired root digest: (sha256:[0-9a-f]{64})$/gm)].map((x) => x[1]);
+    const digest = (pem: string) => 'sha256:' + createHash('sha256').update(pem).digest('hex');
+    assert.ok(digests.length >= 2 && digests[0] === digest(oldRoot) && digests.at(-1) === digest(newRoot), r.stdout);
     assert.match(r.stdout, /rotated TLS certificates/);
     const newRootCert = new X509Certificate(newRoot);
     assert.ok(signing.publicKey.equals(newRootCert.publicKey), 'the root the CA signed with during the rotation is the one shown after it');
