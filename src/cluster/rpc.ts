@@ -82,8 +82,8 @@ export interface PublishLogsRequest { subscriptionId: string; lines: LogLine[]; 
 /** A standalone container joining an attachable swarm network (swarmkit resourceapi); see manager/networks/attachments.ts. */
 export interface AttachNetworkRequest { containerId: string; containerName: string; network: string }
 export interface AttachNetworkResponse { task: Task }
-/** Detaches every attachment of this node's container. */
-export interface DetachNetworkRequest { containerId: string }
+/** Detaches this node's container from `networkId` (`docker network disconnect`), or from every network. */
+export interface DetachNetworkRequest { containerId: string; networkId?: string }
 
 export interface JoinRequest { addr: string }
 /** dek: the swarm's data-encryption key (base64), for a joining manager. */

@@ -10,6 +10,9 @@ import { waitFor as poll } from '../helpers/process.js';
 
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000) => poll(what, fn, ms, 500);
 
+/** Containers started at once, half through each manager (once m2 is promoted). */
+const CONCURRENT = Array.from({ length: 8 }, (_, i) => ({ name: `cc${i}`, machine: i % 2 ? 'm2' : 'm1' }));
+
 const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
 
 describe('standalone containers on attachable overlay networks (two-machine lab)', () => {
@@ -40,7 +43,7 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   });
 
   after(async () => {
-    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1']).catch(() => undefined);
+    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1', 'b1', 'b2', ...CONCURRENT.map((c) => c.name)]).catch(() => undefined);
     await swarm?.cleanup();
   });
 
@@ -139,5 +142,84 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.equal(hostnameOf((await get('m1', web, 'c2')).stdout), c2.slice(0, 12));
     for (const c of ['c2', 'c3']) assert.equal((await d('m2', ['rm', '-f', c])).code, 0);
     await waitFor('c2 no longer resolves from web', async () => !(await pingAddr('m1', web, 'c2')), 30_000);
+  });
+
+  it('network connect / disconnect: a running default-bridge container joins att (reachable by name, keeps its bridge), then leaves it', async () => {
+    const web = await taskContainer('m1', 'web');
+    const r = await d('m2', ['run', '-d', '--name', 'b1', image]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = await d('m2', ['network', 'connect', 'att', 'b1']);
+    assert.equal(c.code, 0, c.stderr);
+    const nets = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(nets).sort(), ['att', 'bridge']);
+    const ip = nets.att.IPAddress as string;
+    assert.ok(ip && nets.bridge.IPAddress, JSON.stringify(nets));
+    assert.equal(await waitFor('b1 resolves from web', () => pingAddr('m1', web, 'b1'), 30_000), ip);
+    const page = await waitFor('web from b1', async () => hostnameOf((await get('m2', 'b1', 'web')).stdout), 30_000);
+    assert.equal(page, web.slice(0, 12));
+    const plain = await d('m2', ['network', 'connect', 'plain', 'b1']);
+    assert.match(plain.stderr, /Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/);
+    assert.match((await d('m2', ['network', 'connect', 'att', 'nosuch'])).stderr, /No such container: nosuch/);
+    const again = await d('m2', ['network', 'connect', 'att', 'b1']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /Error response from daemon: endpoint with name b1 already exists in network att/);
+
+    // Kept across a restart, as Docker keeps the container's networks.
+    assert.equal((await d('m2', ['restart', 'b1'])).code, 0);
+    const restarted = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(restarted).sort(), ['att', 'bridge']);
+    assert.equal(await waitFor('b1 resolves from web after its restart', () => pingAddr('m1', web, 'b1'), 30_000), restarted.att.IPAddress);
+    const dc = await d('m2', ['network', 'disconnect', 'att', 'b1']);
+    assert.equal(dc.code, 0, dc.stderr);
+    const after = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(after), ['bridge']);
+    await waitFor('b1 no longer resolves from web', async () => !(await pingAddr('m1', web, 'b1')), 30_000);
+    // Its way out is still the default bridge.
+    assert.match((await d('m2', ['exec', 'b1', 'ip', 'route'])).stdout, /default via 172\.17\.0\.1/);
+    const twice = await d('m2', ['network', 'disconnect', 'att', 'b1']);
+    assert.notEqual(twice.code, 0);
+    assert.match(twice.stderr, /is not connected to network att/);
+    // The address went back to the allocator: the next attachment may take it.
+    const r2 = await d('m2', ['run', '-d', '--network', 'att', '--name', 'b2', image]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(JSON.parse((await d('m2', ['inspect', 'b2'])).stdout)[0].NetworkSettings.Networks.att.IPAddress, restarted.att.IPAddress);
+    // A stopped container: connected at its next start.
+    assert.equal((await d('m2', ['stop', '-t', '1', 'b1'])).code, 0);
+    assert.equal((await d('m2', ['network', 'connect', 'att', 'b1'])).code, 0);
+    assert.equal((await d('m2', ['start', 'b1'])).code, 0);
+    const ip3 = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks.att?.IPAddress as string;
+    assert.ok(ip3 && ip3 !== restarted.att.IPAddress);
+    assert.equal(await waitFor('b1 resolves from web once started', () => pingAddr('m1', web, 'b1'), 30_000), ip3);
+    for (const n of ['b1', 'b2']) assert.equal((await d('m2', ['rm', '-f', n])).code, 0);
+  });
+
+  it('with two managers, containers started at once through both get distinct addresses, all from the leader\'s allocator', async () => {
+    const p = await d('m1', ['node', 'promote', nodeIds.get('m2')!]);
+    assert.equal(p.code, 0, p.stderr);
+    await waitFor('m2 serves as a manager', async () => (await d('m2', ['node', 'ls', '--format', '{{.ManagerStatus}}'])).stdout.split('\n').filter((s) => s === 'Leader' || s === 'Reachable').length === 2, 60_000);
+    const runs = await Promise.all(CONCURRENT.map((c) => d(c.machine, ['run', '-d', '--network', 'att', '--name', c.name, image])));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const ipOf = async (m: string, name: string) => {
+      const info = JSON.parse((await d(m, ['inspect', name])).stdout)[0];
+      return info.NetworkSettings.Networks.att as { IPAddress: string; IPPrefixLen: number; NetworkID: string } | undefined;
+    };
+    const attId = JSON.parse((await d('m1', ['network', 'inspect', 'att'])).stdout)[0].Id as string;
+    const ips: string[] = [];
+    for (const c of CONCURRENT) {
+      const ep = await ipOf(c.machine, c.name);
+      assert.ok(ep?.IPAddress, `${c.name} has an address on att: ${JSON.stringify(ep)}`);
+      assert.equal(ep.NetworkID, attId);
+      assert.equal(ep.IPPrefixLen, 24);
+      ips.push(ep.IPAddress);
+    }
+    // The service's task and its VIP are in the same books.
+    const web = await taskContainer('m1', 'web');
+    ips.push((await ipOf('m1', web))!.IPAddress);
+    const vip = JSON.parse((await d('m1', ['service', 'inspect', 'web'])).stdout)[0].Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === attId).Addr as string;
+    ips.push(vip.split('/')[0]);
+    assert.equal(new Set(ips).size, ips.length, `no address twice: ${ips.join(' ')}`);
+    // And they reach each other across the nodes by name.
+    assert.equal(await waitFor('cc1 (m2) resolves from cc0 (m1)', () => pingAddr('m1', 'cc0', 'cc1'), 30_000), ips[1]);
+    for (const c of CONCURRENT) assert.equal((await d(c.machine, ['rm', '-f', c.name])).code, 0);
   });
 });
