@@ -18,30 +18,12 @@ import { networkViewHandler } from './dispatcher/network-view.js';
 import { LogBroker } from './dispatcher/logs.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
-import { crossSignRoot, type RootCAMaterial } from './ca/root-ca.js';
+import type { RootCAMaterial } from './ca/root-ca.js';
+import { caRotating, finishRotation, startRotation, type StoredCA } from './ca/stored-ca.js';
 
 const CA_KEY = '/shoal/ca';
 
-/** The CA as stored in etcd: the signing root, and every root still trusted (during a rotation: new and old). */
-export interface StoredCA extends RootCAMaterial {
-  trust?: string[];
-  /** During a rotation: the new root cross-signed by the old one, sent after each issued leaf. */
-  intermediate?: string;
-  /**
-   * Roots a finished rotation stopped trusting. New connections are refused them (the TLS
-   * handshake checks the current trust), but a connection made while they were trusted stays
-   * authenticated, as a TLS session does: agents' sessions survive the rotation.
-   */
-  retired?: string[];
-  /** etcd's own CA (the first root): etcd peers keep trusting each other through rotations. */
-  etcd?: RootCAMaterial;
-  /**
-   * During a rotation: the root the cluster still shows (and its join tokens name) until the
-   * rotation ends. It cross-signs every new root, a second rotation's too, so whoever trusts
-   * only it verifies the certificates issued meanwhile.
-   */
-  rotatingFrom?: RootCAMaterial;
-}
+export type { StoredCA };
 const PRESENCE_PREFIX = '/shoal/managers/';
 
 export interface ManagerTls {
@@ -250,19 +232,9 @@ export class Manager {
   /**
    * `swarm ca --rotate`: a new root signs from now on; nodes trust both roots until every node
    * holds a certificate from the new one (the root-rotation leader loop then ends the rotation).
-   * A rotation started during another one replaces it, cross-signed by the root still shown.
    */
   async rotateRootCA(next: RootCAMaterial): Promise<void> {
-    const current = this.ca();
-    const from = current.rotatingFrom ?? { certPem: current.certPem, keyPem: current.keyPem };
-    const stored: StoredCA = {
-      ...next,
-      trust: [next.certPem, ...new Set([current.certPem, ...(current.trust ?? [])])],
-      intermediate: await crossSignRoot(next, from),
-      rotatingFrom: from,
-      retired: current.retired,
-      etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem },
-    };
+    const stored = await startRotation(this.ca(), next);
     await this.client.put(CA_KEY).value(this.sealCA(stored)).exec();
     this.caMaterial = stored;
   }
@@ -270,19 +242,14 @@ export class Manager {
   /** What the root-rotation loop needs: the signing root, and whether older roots are still trusted. */
   private rotationView() {
     const c = this.ca();
-    return { signingRoot: c.certPem, caRotating: !!c.rotatingFrom || (c.trust?.length ?? 0) > 1 };
+    return { signingRoot: c.certPem, caRotating: caRotating(c) };
   }
 
   /** Ends a rotation: only the signing root stays trusted. */
   async finishRootRotation(): Promise<void> {
-    const current = this.ca();
-    if (!this.rotationView().caRotating) return;
-    const dropped = (current.trust ?? []).filter((p) => p !== current.certPem);
-    // The last few retired roots are enough: older ones' connections are long gone.
-    const retired = [...new Set([...dropped, ...(current.retired ?? [])])].slice(0, 4);
-    await this.client.put(CA_KEY).value(this.sealCA({ ...current, trust: [current.certPem], intermediate: undefined, rotatingFrom: undefined, retired })).exec();
+    if (!caRotating(this.ca())) return;
+    await this.client.put(CA_KEY).value(this.sealCA(finishRotation(this.ca()))).exec();
   }
-
 
   ca(): StoredCA {
     if (!this.caMaterial) throw new Error('CA not loaded');

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { X509Certificate } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { createRootCA, crossSignRoot, signNodeCert, type RootCAMaterial } from '../../src/manager/ca/root-ca.js';
 import { createCsr, generateKeyPair } from '../../src/cluster/pki.js';
@@ -78,4 +79,31 @@ test('finishing shows the new root and makes both join tokens name it', async ()
   for (const t of [f.JoinTokens.Worker, f.JoinTokens.Manager]) assert.equal(t.split('-')[2], rootDigest(newRoot));
   assert.notEqual(f.JoinTokens.Worker, f.JoinTokens.Manager);
   assert.equal(f.Version.Index, 3);
+});
+
+test('a rotation started during another one is cross-signed by the root still shown; finishing trusts only the signing root', async () => {
+  const { startRotation, finishRotation, caRotating } = await import('../../src/manager/ca/stored-ca.js');
+  const r0 = await createRootCA();
+  const r1 = await createRootCA();
+  const r2 = await createRootCA();
+  const start = { ...r0, trust: [r0.certPem], etcd: r0 };
+  assert.equal(caRotating(start), false);
+  const first = await startRotation(start, r1);
+  assert.equal(caRotating(first), true);
+  assert.equal(first.rotatingFrom?.certPem, r0.certPem);
+  assert.deepEqual(first.trust, [r1.certPem, r0.certPem]);
+  const second = await startRotation(first, r2);
+  assert.equal(second.certPem, r2.certPem);
+  assert.equal(second.rotatingFrom?.certPem, r0.certPem, 'the root shown stays the first one');
+  assert.deepEqual(second.trust, [r2.certPem, r1.certPem, r0.certPem], 'certificates issued by the abandoned root stay valid until the end');
+  const bridge = new X509Certificate(second.intermediate!);
+  assert.ok(bridge.verify(new X509Certificate(r0.certPem).publicKey), 'cross-signed by the shown root');
+  assert.ok(bridge.publicKey.equals(new X509Certificate(r2.certPem).publicKey));
+  assert.equal(second.etcd?.certPem, r0.certPem, 'etcd keeps its CA');
+  const done = finishRotation(second);
+  assert.equal(caRotating(done), false);
+  assert.deepEqual(done.trust, [r2.certPem]);
+  assert.equal(done.intermediate, undefined);
+  assert.deepEqual(done.retired, [r1.certPem, r0.certPem]);
+  assert.equal(done.keyPem, r2.keyPem);
 });
