@@ -533,7 +533,7 @@ export class SwarmNode {
       addr: s.advertiseAddr,
       onSession: (msg) => {
         this.reconcileRole(msg.node.Spec.Role);
-        this.reconcileTrust(msg.rootCA);
+        this.reconcileTrust(msg.rootCA, msg.signingRoot);
       },
     });
     session.onAssignments((tasks) => {
@@ -618,20 +618,24 @@ export class SwarmNode {
   }
 
   /**
-   * Follows the swarm's trust bundle (root CA rotation): store it, so new connections trust the
-   * new root (and, until the rotation ends, the old one), and get a certificate from the new
-   * signing root. The session stays: renewCertificate reports the new TLSInfo within it.
+   * Follows the swarm's trust bundle (root CA rotation): store it, so new connections trust what
+   * the managers trust (during a rotation the old and the new root, the one the cluster shows
+   * first), and get a certificate from the signing root. The session stays: the new TLSInfo is
+   * reported within it.
    */
-  private reconcileTrust(bundle: string | undefined): void {
+  private reconcileTrust(bundle: string | undefined, signingRoot?: string): void {
     if (!bundle || !this.state || this.trustChange) return;
-    if (fs.readFileSync(this.files.ca, 'utf8') === bundle) return;
+    const signing = new X509Certificate(signingRoot ?? firstPem(bundle));
+    const fromSigningRoot = () => new X509Certificate(fs.readFileSync(this.files.cert)).verify(signing.publicKey);
+    if (fs.readFileSync(this.files.ca, 'utf8') === bundle && fromSigningRoot()) return;
     this.trustChange = this.exclusive(async () => {
       const f = this.files;
-      if (!this.state || fs.readFileSync(f.ca, 'utf8') === bundle) return;
-      fs.writeFileSync(f.ca, bundle);
-      this.log.info('swarm trust roots changed');
-      const signing = new X509Certificate(firstPem(bundle));
-      if (!new X509Certificate(fs.readFileSync(f.cert)).verify(signing.publicKey)) await this.renewCertificate();
+      if (!this.state) return;
+      if (fs.readFileSync(f.ca, 'utf8') !== bundle) {
+        fs.writeFileSync(f.ca, bundle);
+        this.log.info('swarm trust roots changed');
+      }
+      if (!fromSigningRoot()) await this.renewCertificate();
       // The managers read TrustRoot (docker swarm ca's progress) and the issuer from the description.
       else await this.session?.updateDescription();
     })

@@ -19,7 +19,7 @@ import { LogBroker } from './dispatcher/logs.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
 import type { RootCAMaterial } from './ca/root-ca.js';
-import { caRotating, finishRotation, startRotation, type StoredCA } from './ca/stored-ca.js';
+import { caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
 
 const CA_KEY = '/shoal/ca';
 
@@ -94,6 +94,7 @@ export class Manager {
       log: o.log.child({ part: 'dispatcher' }),
       identify: (call) => this.identify(call),
       rootCA: () => this.trustBundle(),
+      signingRoot: () => this.rootCertPem(),
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
     this.logs = new LogBroker(this.store, (c) => this.identify(c));
@@ -222,11 +223,11 @@ export class Manager {
     return this.store.list('cluster')[0]?.TLSInfo.TrustRoot ?? m?.rotatingFrom?.certPem ?? this.rootCertPem();
   }
 
-  /** Every root certificate this swarm trusts now, signing root first (what agents store). */
+  /** Every root certificate this swarm trusts now, the shown one first (what agents store). */
   trustBundle(): string {
     const m = this.caMaterial;
     if (!m) return fs.readFileSync(this.o.tls.caFile, 'utf8');
-    return [...new Set([m.certPem, ...(m.trust ?? [])])].join('');
+    return trustedRoots(m, this.store.list('cluster')[0]?.TLSInfo.TrustRoot);
   }
 
   /**

@@ -155,13 +155,21 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     await waitFor('the rotation to start', async () => (await cluster()).RootRotationInProgress, 30_000, 250);
     // Every reachable node gets its certificate from the new root; the stopped one cannot.
     await waitFor('the manager signing with the new root', () => fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8') !== oldRoot, 30_000, 250);
-    const signing = new X509Certificate(fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8'));
+    // The nodes trust both roots meanwhile, the one the cluster shows first.
+    const bundle = fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
+    assert.equal(bundle.length, 2);
+    assert.equal(bundle[0], oldRoot);
+    const signing = new X509Certificate(bundle[1]);
     await waitFor('manager and w1 renewed', () => [mgr, w1].every((d) => new X509Certificate(fs.readFileSync(path.join(certDir(d), 'swarm-node.crt'))).verify(signing.publicKey)), 30_000, 250);
 
     assert.deepEqual(await tokens(), oldTokens, 'join tokens unchanged during the rotation');
     assert.equal((await ok(mgr, ['swarm', 'ca'])).trim(), oldRoot.trim(), 'swarm ca shows the old root during the rotation');
     assert.equal((await cluster()).TLSInfo.TrustRoot, oldRoot);
     assert.match(await ok(mgr, ['info']), /Root Rotation In Progress: true/);
+    // As in SwarmKit, a node's TLSInfo names the old root as its trust root and the new one as the issuer.
+    const w1Tls = JSON.parse(await ok(mgr, ['node', 'inspect', w1.name, '--format', '{{json .Description.TLSInfo}}']));
+    assert.equal(w1Tls.TrustRoot, oldRoot);
+    assert.ok(Buffer.from(w1Tls.CertIssuerPublicKey, 'base64').equals(signing.publicKey.export({ type: 'spki', format: 'der' })));
     // A node joins with the token still shown: it is given the old root, and a certificate from
     // the new one that chains to the old root through the cross-signed root sent with it.
     await ok(mid, ['swarm', 'join', '--token', oldTokens[0], `${net.nodes[0].ip}:2377`]);
@@ -185,6 +193,8 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     assert.ok(digests.length >= 2 && digests[0] === digest(oldRoot) && digests.at(-1) === digest(newRoot), r.stdout);
     assert.match(r.stdout, /rotated TLS certificates/);
     const newRootCert = new X509Certificate(newRoot);
+    const trustRoots = (await ok(mgr, ['node', 'ls', '-q'])).trim().split('\n');
+    for (const id of trustRoots) assert.equal(JSON.parse(await ok(mgr, ['node', 'inspect', id, '--format', '{{json .Description.TLSInfo.TrustRoot}}'])), newRoot, `node ${id} reports the new root`);
     assert.ok(signing.publicKey.equals(newRootCert.publicKey), 'the root the CA signed with during the rotation is the one shown after it');
 
     // The mid-rotation node's certificate validates under both roots.

@@ -107,3 +107,15 @@ test('a rotation started during another one is cross-signed by the root still sh
   assert.deepEqual(done.retired, [r1.certPem, r0.certPem]);
   assert.equal(done.keyPem, r2.keyPem);
 });
+
+test('nodes are sent every trusted root, the one the cluster shows first', async () => {
+  const { startRotation, finishRotation, trustedRoots } = await import('../../src/manager/ca/stored-ca.js');
+  const r0 = await createRootCA();
+  const r1 = await createRootCA();
+  const rotating = await startRotation({ ...r0, trust: [r0.certPem] }, r1);
+  assert.equal(trustedRoots(rotating, r0.certPem), r0.certPem + r1.certPem);
+  // Between the CA ending the rotation and the cluster showing the new root: only what is trusted.
+  assert.equal(trustedRoots(finishRotation(rotating), r0.certPem), r1.certPem);
+  assert.equal(trustedRoots(finishRotation(rotating), r1.certPem), r1.certPem);
+  assert.equal(trustedRoots(rotating, undefined), r1.certPem + r0.certPem);
+});

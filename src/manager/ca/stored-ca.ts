@@ -50,3 +50,13 @@ export function finishRotation(current: StoredCA): StoredCA {
   const retired = [...new Set([...dropped, ...(current.retired ?? [])])].slice(0, 4);
   return { ...current, trust: [current.certPem], intermediate: undefined, rotatingFrom: undefined, retired };
 }
+
+/**
+ * The roots nodes trust, the one the cluster shows first (a node's TLSInfo.TrustRoot, which
+ * `docker swarm ca` compares with the cluster's): during a rotation the old root, then the new.
+ */
+export function trustedRoots(ca: StoredCA, shownRoot: string | undefined): string {
+  const roots = [...new Set([ca.certPem, ...(ca.trust ?? [])])];
+  const first = roots.includes(shownRoot ?? '') ? [shownRoot!] : [];
+  return [...new Set([...first, ...roots])].join('');
+}
