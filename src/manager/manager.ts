@@ -85,7 +85,7 @@ export class Manager {
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     const extra = new Map<string, LeaderLoop>([
       ['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)],
-      ['root-rotation', rootRotationLoop(() => this.rotationView(), () => this.finishRootRotation())],
+      ['root-rotation', rootRotationLoop(() => this.rotationView(), (root) => this.finishRootRotation(root))],
     ]);
     this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, extra);
     this.dispatcher = new Dispatcher({
@@ -246,10 +246,19 @@ export class Manager {
     return { signingRoot: c.certPem, caRotating: caRotating(c) };
   }
 
-  /** Ends a rotation: only the signing root stays trusted. */
-  async finishRootRotation(): Promise<void> {
-    if (!caRotating(this.ca())) return;
-    await this.client.put(CA_KEY).value(this.sealCA(finishRotation(this.ca()))).exec();
+  /**
+   * Ends the rotation to `signingRoot`: only it stays trusted. False when the stored CA is no
+   * longer that rotation (another `--rotate` replaced it): compared and written in one etcd
+   * transaction, as SwarmKit finishes only the rotation it watched.
+   */
+  async finishRootRotation(signingRoot: string): Promise<boolean> {
+    const raw = await this.client.get(CA_KEY).buffer();
+    if (!raw) return false;
+    const current = this.openCA(raw);
+    if (current.certPem !== signingRoot) return false;
+    if (!caRotating(current)) return true;
+    const txn = await this.client.if(CA_KEY, 'Value', '==', raw).then(this.client.put(CA_KEY).value(this.sealCA(finishRotation(current)))).commit();
+    return !!txn.succeeded;
   }
 
   ca(): StoredCA {

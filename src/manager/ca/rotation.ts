@@ -46,8 +46,11 @@ export function finishedCluster(cluster: Cluster, newRoot: string): Cluster {
   };
 }
 
-/** Leader loop: ends the rotation once every node converged; the CA drops the old roots first. */
-export function rootRotationLoop(ca: () => RotationView, finishCA: () => Promise<void>) {
+/**
+ * Leader loop: ends the rotation once every node converged; the CA drops the old roots first
+ * (finishCA answers false when the stored CA moved on to another rotation meanwhile).
+ */
+export function rootRotationLoop(ca: () => RotationView, finishCA: (signingRoot: string) => Promise<boolean>) {
   return async (ctx: LeaderLoopContext): Promise<void> => {
     let running = false;
     const check = async () => {
@@ -55,10 +58,11 @@ export function rootRotationLoop(ca: () => RotationView, finishCA: () => Promise
       running = true;
       try {
         const c = ctx.store.list('cluster')[0];
-        if (!c || !rotationCanFinish(c, ctx.store.list('nodes'), ca())) return;
-        await finishCA();
+        const view = ca();
+        if (!c || !rotationCanFinish(c, ctx.store.list('nodes'), view)) return;
+        if (!(await finishCA(view.signingRoot))) return;
         try {
-          await ctx.store.commit([{ kind: 'cluster', op: 'update', object: finishedCluster(c, ca().signingRoot) }], { fenced: true });
+          await ctx.store.commit([{ kind: 'cluster', op: 'update', object: finishedCluster(c, view.signingRoot) }], { fenced: true });
         } catch (e) {
           if (e instanceof VersionConflict) return; // the next check tries again on the new version
           throw e;
