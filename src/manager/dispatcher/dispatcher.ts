@@ -32,6 +32,8 @@ export interface DispatcherDeps {
   /** Identity of the caller from its client certificate (undefined: none or not ours). */
   identify(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): PeerIdentity | undefined;
   rootCA(): string;
+  /** The root the CA signs with: a node holding a certificate from another one asks for a new one. */
+  signingRoot(): string;
   /** The swarm's data-encryption key: opens the secrets sent with assignments. */
   dek?: Buffer;
 }
@@ -136,7 +138,7 @@ export class Dispatcher {
     this.d.log.info({ node: id.nodeId, addr: observed, session: session.id, registrations }, 'agent session registered');
     const send = () => {
       const node = this.d.store.get('nodes', id.nodeId);
-      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA() });
+      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA(), signingRoot: this.d.signingRoot() });
     };
     send();
     this.resenders.add(send);
