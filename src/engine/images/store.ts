@@ -556,6 +556,7 @@ function runConfig(c: ImageConfigBlob): ImageConfig {
   if (cfg.Labels) out.Labels = cfg.Labels;
   if (cfg.StopSignal) out.StopSignal = cfg.StopSignal;
   if (cfg.Volumes) out.Volumes = cfg.Volumes;
+  if (cfg.Healthcheck) out.Healthcheck = cfg.Healthcheck;
   return out;
 }
 
