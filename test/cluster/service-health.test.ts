@@ -78,7 +78,7 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
     await ok('m1', ['service', 'rm', 'plain']);
   });
 
-  it('service logs -f started before a scale-up shows the lines of the new task', async () => {
+  it('service logs -f started before a scale-up shows the lines of the new task, and of a replacement after rm -f', async () => {
     await ok('m1', ['service', 'create', '--name', 'talker', '--detach=false', 'busybox', 'sh', '-c', 'echo hello-$(hostname); sleep 100000']);
     const out = path.join(swarm.lab.labDir, 'talker.out');
     const child = startProcess(DOCKER, ['service', 'logs', '-f', 'talker'], out, { ...swarm.lab.env, DOCKER_HOST: await swarm.lab.dockerHost('m1') });
@@ -92,6 +92,19 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
       });
       assert.deepEqual(new Set(seen.map((m) => m[1])), new Set(['talker.1', 'talker.2']));
       assert.notEqual(seen[0][2], seen[1][2]);
+
+      // The replacement of a removed container joins the stream too.
+      const rows = (await ok('m1', ['service', 'ps', 'talker', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}}|{{.Name}}|{{.Node}}'])).split('\n');
+      const [taskId, , node] = rows.map((r) => r.split('|')).find((r) => r[1] === 'talker.1')!;
+      const cid = await ok(node, ['ps', '-q', '--filter', `label=com.docker.swarm.task.id=${taskId}`]);
+      assert.ok(cid);
+      await ok(node, ['rm', '-f', cid]);
+      const after = await waitFor('the replacement greets', async () => {
+        const l = lines();
+        return l.length === 3 && l;
+      });
+      assert.equal(after.filter((m) => m[1] === 'talker.1').length, 2);
+      assert.equal(new Set(after.map((m) => m[2])).size, 3);
       assert.equal(child.exitCode, null, 'still following');
     } finally {
       await stopProcess(child.pid);
