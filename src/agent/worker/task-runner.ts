@@ -170,7 +170,8 @@ export class TaskRunner {
    */
   private async checkStarting(): Promise<boolean> {
     const t = this.task;
-    let c = this.ctx.executor.find(t.ID);
+    // Before the start the prepared container is known; after it, its state is looked up afresh.
+    let c = (this.startIssued ? undefined : this.container) ?? this.ctx.executor.find(t.ID);
     if (!c) return this.fatal(new Error(`No such container: ${this.container?.containerId ?? t.ID}`));
     if (!c.running && !this.startIssued) {
       try {
