@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { DOCKER } from '../helpers/daemon.js';
 import { startProcess, stopProcess, waitFor as poll } from '../helpers/process.js';
+import { busyboxRootfsTar } from '../helpers/busybox.js';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
 
@@ -70,12 +71,26 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
     await ok('m1', ['service', 'rm', 'sick']);
   });
 
-  it('--no-healthcheck: the spec says NONE and the task runs at once', async () => {
-    await ok('m1', ['service', 'create', '--name', 'plain', '--detach=false', '--no-healthcheck', 'busybox', 'sleep', '100000']);
+  it("an image's HEALTHCHECK holds its tasks STARTING too; --no-healthcheck turns it off", async () => {
+    const tar = await busyboxRootfsTar(fs.mkdtempSync(path.join(swarm.lab.labDir, 'hc-')));
+    for (const m of swarm.machines) {
+      await swarm.lab.docker(m, ['import', '-c', 'CMD ["sh"]', '-c', 'HEALTHCHECK --interval=1s --start-period=10m CMD test -f /tmp/ready', '-', 'bbhc:latest'], { input: fs.readFileSync(tar) });
+    }
+    await ok('m1', ['service', 'create', '--name', 'inherits', '--detach', 'bbhc:latest', 'sleep', '100000']);
+    const task = await waitFor('a started container', async () => {
+      const rows = await ps('inherits');
+      return rows.length === 1 && rows[0].state.startsWith('Starting') && rows[0];
+    });
+    const cid = await waitFor('the container on its machine', async () => (await d(task.node, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=inherits'])).stdout.trim());
+    await waitFor('failing probes', async () => Number((await ok(task.node, ['inspect', '--format', '{{len .State.Health.Log}}', cid]))) >= 2);
+    assert.match((await ps('inherits'))[0].state, /^Starting/);
+    assert.equal(await swarm.replicas('inherits'), '0/1');
+
+    await ok('m1', ['service', 'create', '--name', 'plain', '--detach=false', '--no-healthcheck', 'bbhc:latest', 'sleep', '100000']);
     assert.equal(await swarm.replicas('plain'), '1/1');
     const spec = await ok('m1', ['service', 'inspect', '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck}}', 'plain']);
     assert.deepEqual(JSON.parse(spec), { Test: ['NONE'] });
-    await ok('m1', ['service', 'rm', 'plain']);
+    await ok('m1', ['service', 'rm', 'inherits', 'plain']);
   });
 
   it('service logs -f started before a scale-up shows the lines of the new task, and of a replacement after rm -f', async () => {

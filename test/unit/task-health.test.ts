@@ -5,6 +5,7 @@ import type { AgentLink } from '../../src/agent/link.js';
 import type { TaskContainer, TaskExecutor } from '../../src/agent/executor/executor.js';
 import { taskContainerConfig } from '../../src/agent/executor/executor.js';
 import { mergeHealthcheck } from '../../src/engine/containers/health.js';
+import { applyChanges } from '../../src/engine/images/changes.js';
 import { Worker } from '../../src/agent/worker/worker.js';
 import { newTask, status } from '../../src/manager/orchestrator/task.js';
 import { createLogger } from '../../src/util/log.js';
@@ -165,4 +166,12 @@ test("the image's HEALTHCHECK applies unless the container sets its own; NONE tu
   const merged = mergeHealthcheck({ Interval: 1e9 }, image)!;
   assert.deepEqual([merged.Test, merged.Interval, merged.Retries], [['CMD-SHELL', 'true'], 1e9, 4]);
   assert.equal(mergeHealthcheck(undefined, undefined), undefined);
+});
+
+test('HEALTHCHECK as an import/commit change: flags in ns, shell and exec forms, NONE', () => {
+  assert.deepEqual(applyChanges({}, ['HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=2s --retries=4 CMD test -f /ok']).Healthcheck,
+    { Interval: 90e9, Timeout: 5e8, StartPeriod: 2e9, Retries: 4, Test: ['CMD-SHELL', 'test -f /ok'] });
+  assert.deepEqual(applyChanges({}, ['HEALTHCHECK CMD ["true"]']).Healthcheck, { Test: ['CMD', 'true'] });
+  assert.deepEqual(applyChanges({}, ['HEALTHCHECK NONE']).Healthcheck, { Test: ['NONE'] });
+  assert.throws(() => applyChanges({}, ['HEALTHCHECK --interval=soon CMD true']), /invalid duration/);
 });
