@@ -575,6 +575,7 @@ function containerConfigShape(cfg: ImageConfig & Record<string, unknown>): Recor
     StdinOnce: false,
     Env: cfg.Env ?? null,
     Cmd: cfg.Cmd ?? null,
+    ...(cfg.Healthcheck ? { Healthcheck: cfg.Healthcheck } : {}),
     Image: '',
     Volumes: cfg.Volumes ?? null,
     WorkingDir: cfg.WorkingDir ?? '',
