@@ -21,6 +21,8 @@ class HealthExecutor implements TaskExecutor {
   /** Health status a started container begins with (undefined: no health check). */
   initialHealth?: TaskContainer['health'];
   stops = 0;
+  /** The container's process ends at once with this code (a crash on start). */
+  exitOnStart?: number;
   private n = 0;
 
   list() {
@@ -38,6 +40,7 @@ class HealthExecutor implements TaskExecutor {
   async start(id: string) {
     const c = this.containers.get(id)!;
     Object.assign(c, { running: true, pid: 100, health: this.initialHealth });
+    if (this.exitOnStart !== undefined) Object.assign(c, { running: false, exitCode: this.exitOnStart, health: undefined });
     return { ...c };
   }
   async stop(id: string) {
@@ -93,9 +96,10 @@ class FakeLink implements AgentLink {
   }
 }
 
-function setup(initialHealth: TaskContainer['health']) {
+function setup(initialHealth: TaskContainer['health'], exitOnStart?: number) {
   const exec = new HealthExecutor();
   exec.initialHealth = initialHealth;
+  exec.exitOnStart = exitOnStart;
   const link = new FakeLink();
   new Worker(link, exec, () => 'node1', log).start();
   const t: Task = { ...newTask(makeService('web'), 1), NodeID: 'node1', Status: status('assigned', 'scheduler assigned task to node') };
@@ -119,6 +123,13 @@ test('a task with a health check stays STARTING until healthy, then RUNNING', as
 test('without a health check the task runs at once', async () => {
   const { link, t } = setup(undefined);
   await until('running', () => link.last(t.ID)?.State === 'running');
+});
+
+test('without a health check a container that dies at once still went RUNNING first, as in moby', async () => {
+  const { link, t } = setup(undefined, 1);
+  await until('failed', () => link.last(t.ID)?.State === 'failed');
+  assert.deepEqual(link.states(t.ID).slice(-2), ['running', 'failed']);
+  assert.equal(link.last(t.ID)!.Err, 'task: non-zero exit (1)');
 });
 
 test('unhealthy while STARTING: the container is stopped and the task FAILS with the cause', async () => {

@@ -30,6 +30,8 @@ export class TaskRunner {
   private closed = false;
   /** This runner started the container: a stopped one in STARTING has exited, not yet begun. */
   private startIssued = false;
+  /** The container has a health check: it ends STARTING only when healthy. */
+  private healthChecked = false;
   /** The container was stopped for being unhealthy: the cause of its exit. */
   private unhealthy = false;
 
@@ -186,9 +188,11 @@ export class TaskRunner {
     }
     this.container = { ...c, pid: c.pid ?? this.container?.pid };
     if (!this.unwatch) this.watchExit();
+    if (c.health) this.healthChecked = true;
     if (c.health === 'unhealthy') c = await this.stopUnhealthy(c);
     if (c.running && c.health === 'starting') return false;
-    if (c.running || c.exitCode === 0) return this.transition('running', 'started', hostPortStatus(t));
+    // Without a health check the start alone makes it RUNNING (an exit is then seen there).
+    if (c.running || c.exitCode === 0 || !this.healthChecked) return this.transition('running', 'started', hostPortStatus(t));
     return this.exited(c);
   }
 
