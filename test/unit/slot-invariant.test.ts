@@ -133,3 +133,29 @@ for (const seed of [1, 2, 3]) {
     }
   });
 }
+
+test('replicated orchestrator: a task placed on a node after the node went DOWN is replaced (the task event alone tells)', async () => {
+  const store = new MemoryStore();
+  const orch = new ReplicatedOrchestrator(store, log);
+  const s = makeService('web', { Mode: { Replicated: { Replicas: 1 } }, TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { Delay: 0 } } });
+  const n1 = makeNode('n1');
+  orch.run();
+  try {
+    await store.commit([{ kind: 'nodes', op: 'create', object: n1 }, { kind: 'services', op: 'create', object: s }]);
+    await until('1 task', () => store.tasksBy('service', s.ID).length === 1);
+    const [t] = store.tasksBy('service', s.ID);
+    await store.commit([{ kind: 'tasks', op: 'update', object: { ...t, Status: status('pending', 'pending task scheduling') } }]);
+    // The node goes DOWN while the task is still PENDING: the orchestrator finds nothing on it.
+    await flipNode(store, n1, 'down');
+    await orch.idle();
+    // The scheduler's decision, taken before it saw the node go, lands afterwards.
+    const p = store.get('tasks', t.ID)!;
+    await store.commit([{ kind: 'tasks', op: 'update', object: { ...p, NodeID: 'n1', Status: status('assigned', 'scheduler assigned task to node') } }]);
+    await until('the stranded task shut down and replaced', () => {
+      const ts = store.tasksBy('service', s.ID);
+      return store.viewOne('tasks', t.ID)!.DesiredState === 'shutdown' && ts.some((x) => x.ID !== t.ID && x.Slot === t.Slot && x.DesiredState === 'running');
+    }, 3000);
+  } finally {
+    await orch.stop();
+  }
+});

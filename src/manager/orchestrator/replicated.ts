@@ -56,8 +56,8 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
   /**
    * Whether a task event can change a decision. Most task events at scale are a task moving
    * forward on its way to RUNNING while wanted running (allocated, scheduled, agent progress)
-   * or this loop's own creations: no slot is gained or lost by them, so they wait for the
-   * next real change instead of costing a pass over the whole service. A service in a
+   * on a node that is up, or this loop's own creations: no slot is gained or lost by them, so
+   * they wait for the next real change instead of costing a pass over the whole service. A service in a
    * rolling update watches its tasks reach RUNNING (the update's monitor).
    */
   private concerns(e: StoreEvent): boolean {
@@ -65,6 +65,9 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
     if (e.action === 'delete') return true;
     if (t.DesiredState !== 'running' || isTerminal(t)) return true;
     if (e.action === 'create') return t.Status.State !== 'new';
+    // Placed on a node that went DOWN or was drained before the placement landed: the node's
+    // own event came when the task was not on it yet (swarmkit checks the node on every task event).
+    if (t.NodeID && invalidNode(this.store.viewOne('nodes', t.NodeID))) return true;
     const state = this.store.viewOne('services', t.ServiceID)?.UpdateStatus?.State;
     return state === 'updating' || state === 'rollback_started';
   }
