@@ -14,7 +14,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
 import { stopProcess } from '../test/helpers/process.js';
-import type { Service, Task } from '../src/cluster/types.js';
+import type { Node, Service, Task } from '../src/cluster/types.js';
 import { api, cpuSeconds, pct, printTable, rssMiB, writeReport } from './report.js';
 
 export interface ControlPlaneResult {
@@ -26,6 +26,12 @@ export interface ControlPlaneResult {
   createToRunningMs: { p50: number; p99: number; max: number };
   runningSeen: number;
   slotsRunning: number;
+  /**
+   * Slots with more than one task observed RUNNING: `oldOnDownNode` when every extra one is
+   * desired SHUTDOWN on a DOWN node (it cannot report; Swarm shuts it down when the node
+   * returns), `bothDesiredRunning` when two are desired to run (an orchestrator duplicate).
+   */
+  runningTwice: { slots: number; oldOnDownNode: number; bothDesiredRunning: number; other: number };
   managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
   /** CPU seconds used from create to the end, and the load average then (the box is shared). */
   cpu: { shoald: number; etcd: number; sim: number; loadAverage: number };
@@ -136,6 +142,18 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     const lat = all.filter((t) => t.Status.State === 'running').map((t) => Date.parse(t.Status.Timestamp) - Date.parse(t.CreatedAt)).sort((a, b) => a - b);
     // More running tasks than slots would mean the orchestrator made duplicates.
     const slotsRunning = new Set(all.filter((t) => t.Status.State === 'running').map((t) => t.Slot)).size;
+    const downNodes = new Set((JSON.parse((await api(d.socket, 'GET', '/v1.41/nodes')).body) as Node[]).filter((n) => n.Status.State === 'down').map((n) => n.ID));
+    const runningTwice = { slots: 0, oldOnDownNode: 0, bothDesiredRunning: 0, other: 0 };
+    const bySlot = new Map<number, Task[]>();
+    for (const t of all) if (t.Status.State === 'running') bySlot.set(t.Slot ?? 0, [...(bySlot.get(t.Slot ?? 0) ?? []), t]);
+    for (const ts of bySlot.values()) {
+      if (ts.length < 2) continue;
+      runningTwice.slots++;
+      const wanted = ts.filter((t) => t.DesiredState === 'running');
+      if (wanted.length > 1) runningTwice.bothDesiredRunning++;
+      else if (ts.every((t) => t.DesiredState === 'running' || (t.NodeID && downNodes.has(t.NodeID)))) runningTwice.oldOnDownNode++;
+      else runningTwice.other++;
+    }
     const diff = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
     const mean = (k: string) => Math.round((1000 * diff(`${k}_sum`)) / Math.max(1, diff(`${k}_count`)) * 10) / 10;
     return {
@@ -145,6 +163,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       createToRunningMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] },
       runningSeen: lat.length,
       slotsRunning,
+      runningTwice,
       managerRssMiB: { shoaldPeak: Math.round(shoaldPeak), etcdPeak: Math.round(etcdPeak), totalPeak: Math.round(shoaldPeak + etcdPeak) },
       cpu,
       etcd: {
@@ -171,6 +190,7 @@ export function printControlPlane(r: ControlPlaneResult): void {
     ['service create → all RUNNING', r.allRunningMs === null ? `not reached: ${r.limit}` : `${(r.allRunningMs / 1000).toFixed(1)} s`],
     ['tasks/s', String(r.tasksPerSecond ?? '-')],
     ['running tasks / distinct slots running', `${r.runningSeen} / ${r.slotsRunning}`],
+    ['slots running twice: old copy on a DOWN node / both desired running / other', `${r.runningTwice.oldOnDownNode} / ${r.runningTwice.bothDesiredRunning} / ${r.runningTwice.other}`],
     ['create → RUNNING per task p50 / p99', `${r.createToRunningMs.p50} / ${r.createToRunningMs.p99} ms`],
     ['manager peak RSS shoald + etcd', `${r.managerRssMiB.shoaldPeak} + ${r.managerRssMiB.etcdPeak} = ${r.managerRssMiB.totalPeak} MiB`],
     ['etcd writes: puts / deletes / txns / proposals', `${r.etcd.puts} / ${r.etcd.deletes} / ${r.etcd.txns} / ${r.etcd.proposalsCommitted}`],
