@@ -32,12 +32,17 @@ export interface ControlPlaneResult {
    * returns), `bothDesiredRunning` when two are desired to run (an orchestrator duplicate).
    */
   runningTwice: { slots: number; oldOnDownNode: number; bothDesiredRunning: number; other: number };
+  /** SHOAL_BENCH_FLAP_NODES runs: tasks desired SHUTDOWN still RUNNING when all slots ran, and 60 s later at most. */
+  flap?: { nodes: number; oldCopiesRunningAtConvergence: number; oldCopiesRunningAtEnd: number };
   managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
   /** CPU seconds used from create to the end, and the load average then (the box is shared). */
   cpu: { shoald: number; etcd: number; sim: number; loadAverage: number };
   etcd: { puts: number; deletes: number; txns: number; proposalsCommitted: number; walFsyncs: number; walFsyncMeanMs: number; backendCommitMeanMs: number; diskSeconds: number };
   limit?: string;
 }
+
+/** How long SHOAL_BENCH_FLAP_NODES nodes stay frozen: past the liveness TTL (heartbeat period x 3). */
+const FLAP_PAUSE_MS = 25_000;
 
 const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
 
@@ -62,6 +67,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
   }
   const d = await startDaemon({ prefix: 'bcp' });
   let simPid: number | undefined;
+  let flapPid: number | undefined;
   try {
     const init = await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
     if (init.code !== 0) throw new Error(`swarm init: ${init.stderr}`);
@@ -85,6 +91,26 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     exited.catch(() => undefined);
     const joinMs = await Promise.race([joined, exited]);
     console.error(`${nodes} simulated nodes joined in ${joinMs} ms`);
+    // SHOAL_BENCH_FLAP_NODES=<k>: k more nodes in a process of their own, frozen (SIGSTOP) for
+    // FLAP_PAUSE_MS once half the tasks run, so their sessions expire (DOWN), their tasks are
+    // replaced, and they come back with the old copies (node-down restarts end to end).
+    const flapNodes = Number(process.env.SHOAL_BENCH_FLAP_NODES ?? 0);
+    let flapRunning = 0;
+    let flap: ReturnType<typeof spawn> | undefined;
+    if (flapNodes > 0) {
+      flap = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, SIM_JS, '127.0.0.1:2377', token, String(flapNodes), String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      flapPid = flap.pid;
+      await new Promise<void>((resolve) => readline.createInterface({ input: flap!.stdout! }).on('line', (l) => {
+        try {
+          const m = JSON.parse(l) as { joined?: number; running?: number };
+          if (m.joined !== undefined) resolve();
+          if (m.running !== undefined) flapRunning = m.running;
+        } catch { /* not ours */ }
+      }));
+      console.error(`${flapNodes} more nodes to freeze joined`);
+    }
+    let frozenAt: number | undefined;
+    let thawed = flapNodes === 0;
 
     const before = await etcdMetrics(d);
     let shoaldPeak = 0;
@@ -106,12 +132,27 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     let limit: string | undefined;
     while (Date.now() - t0 < timeoutMs) {
       // Agents first (cheap); then the store through the API, which is what counts.
-      if (agentRunning >= tasks) {
+      if (flapPid && frozenAt === undefined && agentRunning + flapRunning >= tasks / 2) {
+        process.kill(flapPid, 'SIGSTOP');
+        frozenAt = Date.now();
+        console.error(`  froze ${flapNodes} nodes at ${agentRunning + flapRunning} running`);
+      }
+      if (flapPid && frozenAt !== undefined && !thawed && Date.now() - frozenAt > FLAP_PAUSE_MS) {
+        process.kill(flapPid, 'SIGCONT');
+        thawed = true;
+        console.error('  thawed them');
+      }
+      if (thawed && agentRunning + flapRunning >= tasks) {
         const r = await api(d.socket, 'GET', '/v1.41/services?status=true');
         const s = (JSON.parse(r.body) as (Service & { ServiceStatus?: { RunningTasks: number } })[]).find((x) => x.ID === serviceId);
         if ((s?.ServiceStatus?.RunningTasks ?? 0) >= tasks) {
-          allRunningMs = Date.now() - t0;
-          break;
+          // RunningTasks counts every task observed RUNNING, as swarmkit's does, old copies
+          // desired SHUTDOWN on a node that just came back included: count the wanted ones.
+          const l = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true }, 'desired-state': { running: true } }))}`);
+          if ((JSON.parse(l.body) as Task[]).filter((t) => t.Status.State === 'running').length >= tasks) {
+            allRunningMs = Date.now() - t0;
+            break;
+          }
         }
       }
       if (Date.now() - lastLog > 5000) {
@@ -126,6 +167,21 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
         console.error(`  t+${((Date.now() - t0) / 1000).toFixed(0)} s: ${agentRunning}/${tasks} running on the agents${states}`);
       }
       await new Promise((r) => setTimeout(r, 200));
+    }
+    // Once converged, the frozen nodes' old copies (desired SHUTDOWN) must stop: wait for it.
+    let flapReport: ControlPlaneResult['flap'];
+    if (flapPid && allRunningMs !== null) {
+      flapReport = { nodes: flapNodes, oldCopiesRunningAtConvergence: -1, oldCopiesRunningAtEnd: -1 };
+      const end = Date.now() + 60_000;
+      while (Date.now() < end) {
+        const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
+        const left = (JSON.parse(r.body) as Task[]).filter((t) => t.DesiredState !== 'running' && t.Status.State === 'running').length;
+        if (flapReport.oldCopiesRunningAtConvergence < 0) flapReport.oldCopiesRunningAtConvergence = left;
+        flapReport.oldCopiesRunningAtEnd = left;
+        if (!left) break;
+        console.error(`  ${left} old copies desired SHUTDOWN still RUNNING`);
+        await new Promise((res) => setTimeout(res, 2000));
+      }
     }
     if (allRunningMs === null) limit = `not all running after ${timeoutMs / 1000} s (${agentRunning}/${tasks} on the agents)`;
     clearInterval(sampler);
@@ -164,6 +220,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       runningSeen: lat.length,
       slotsRunning,
       runningTwice,
+      ...(flapReport ? { flap: flapReport } : {}),
       managerRssMiB: { shoaldPeak: Math.round(shoaldPeak), etcdPeak: Math.round(etcdPeak), totalPeak: Math.round(shoaldPeak + etcdPeak) },
       cpu,
       etcd: {
@@ -178,6 +235,10 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     };
   } finally {
     await stopProcess(simPid, 'SIGTERM', 5000);
+    if (flapPid) {
+      try { process.kill(flapPid, 'SIGCONT'); } catch { /* gone */ }
+      await stopProcess(flapPid, 'SIGTERM', 5000);
+    }
     // SHOAL_BENCH_KEEP_LOG=<file>: keep shoald's log (run with SHOAL_LOG_LEVEL=debug for loop passes).
     if (process.env.SHOAL_BENCH_KEEP_LOG) fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.SHOAL_BENCH_KEEP_LOG);
     await d.destroy();
