@@ -1,7 +1,7 @@
 import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest } from '../../util/errors.js';
-import type { ContainerConfig, HostConfig, WaitCondition } from '../../engine/containers/manager.js';
+import type { ContainerConfig, CreateOptions, HostConfig, WaitCondition } from '../../engine/containers/manager.js';
 import { attach, parseTimeParam, streamLogs } from '../../engine/containers/io.js';
 import type { ExecConfig } from '../../engine/containers/exec.js';
 
@@ -17,11 +17,10 @@ export function containerRoutes(router: Router, engine: Engine): void {
   const m = engine.containers;
 
   router.post('/containers/create', async (ctx) => {
-    const body = await ctx.json<ContainerConfig & { HostConfig?: HostConfig; NetworkingConfig?: unknown }>();
+    const body = await ctx.json<ContainerConfig & { HostConfig?: HostConfig; NetworkingConfig?: { EndpointsConfig?: CreateOptions['endpointsConfig'] } | null }>();
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('config cannot be empty in order to create a container');
-    const { HostConfig: hostConfig, NetworkingConfig: _net, ...config } = body;
-    void _net;
-    const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig });
+    const { HostConfig: hostConfig, NetworkingConfig: net, ...config } = body;
+    const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig, endpointsConfig: net?.EndpointsConfig });
     return { status: 201, body: created };
   });
 

@@ -3,12 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../../util/log.js';
-import { ApiError, badRequest, conflict, noSuchContainer, notModified, serverError } from '../../util/errors.js';
+import { ApiError, badRequest, conflict, forbidden, noSuchContainer, notFound, notModified, serverError } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
 import { run } from '../../util/run.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
+import type { UserBridges } from '../network/user-bridges.js';
 import type { EndpointInfo } from '../types.js';
 import { randomName, validName } from './names.js';
 import {
@@ -40,6 +41,8 @@ export interface CreateOptions {
   name?: string;
   config: ContainerConfig;
   hostConfig?: HostConfig;
+  /** `NetworkingConfig.EndpointsConfig` of the create request: `--ip`, `--network-alias`. */
+  endpointsConfig?: Record<string, { IPAMConfig?: { IPv4Address?: string } | null; Aliases?: string[] | null } | null> | null;
 }
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
@@ -103,6 +106,8 @@ export class ContainerManager {
     readonly eventLog: EventLog,
     /** Named and anonymous volumes that containers mount. */
     readonly volumes: VolumeStore,
+    /** User-defined bridge networks (absent in tests of the manager alone). */
+    readonly userBridges?: UserBridges,
   ) {
     const dp = daemonPaths(config);
     this.runc = new Runc(dp.runcRoot);
@@ -112,9 +117,10 @@ export class ContainerManager {
 
   static async open(
     config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog(),
-    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })),
+    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })), userBridges?: UserBridges,
   ): Promise<ContainerManager> {
-    const m = new ContainerManager(config, log, images, bridge, events, volumes);
+    const m = new ContainerManager(config, log, images, bridge, events, volumes, userBridges);
+    if (userBridges) userBridges.containerName = (id) => m.records.get(id)?.name.slice(1);
     volumes.setRefs((name) => m.all().filter((r) => r.mountPoints?.some((mp) => mp.Type === 'volume' && mp.Name === name)).map((r) => r.id));
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
@@ -197,7 +203,7 @@ export class ContainerManager {
 
   inspect(ref: string): ContainerInspect {
     const rec = this.get(ref);
-    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id), this.foreignEndpoints(rec.id));
+    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id), this.otherEndpoints(rec.id));
   }
 
   /** `docker ps`: running ones unless `all`; filters as Docker's (`label`, `name`, `id`, `status`, …). */
@@ -211,7 +217,25 @@ export class ContainerManager {
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
-    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.foreignEndpoints(r.id)));
+    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.otherEndpoints(r.id)));
+  }
+
+  /** Endpoints beyond the default bridge: user-defined bridges, then swarm networks. */
+  private otherEndpoints(id: string): Record<string, ForeignEndpoint> {
+    const own: Record<string, ForeignEndpoint> = {};
+    for (const { network: n, endpoint: e } of this.userBridges?.endpointsOf(id) ?? []) {
+      own[n.name] = {
+        NetworkID: n.id, EndpointID: e.endpointId, IPAddress: e.ip, IPPrefixLen: Number(n.subnet.split('/')[1]), MacAddress: e.mac,
+        Aliases: e.aliases, DNSNames: [this.records.get(id)?.name.slice(1) ?? '', ...e.aliases, id.slice(0, 12)].filter(Boolean),
+        Gateway: n.internal ? '' : n.gateway, StaticIp: e.staticIp,
+      };
+    }
+    return { ...own, ...this.foreignEndpoints(id) };
+  }
+
+  /** The user bridge a network mode or connected network names, if it is one. */
+  private userBridgeOf(name: string) {
+    return this.userBridges?.find(name);
   }
 
   /** Containers carrying every `key=value` given (the swarm agent finds its tasks this way). */
@@ -235,7 +259,17 @@ export class ContainerManager {
     const hostConfig: HostConfig = { NetworkMode: 'default', ...(opts.hostConfig ?? {}) };
     if (!cfg.Image) throw badRequest('No image specified'); // Docker's "config.Image" check
     const mode = hostConfig.NetworkMode ?? 'default';
-    if (!['default', 'bridge', 'host', 'none'].includes(mode) && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
+    const userBridge = this.userBridgeOf(mode);
+    if (!['default', 'bridge', 'host', 'none'].includes(mode) && !userBridge && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
+    const settings: NonNullable<ContainerRecord['endpointSettings']> = {};
+    for (const [net, ec] of Object.entries(opts.endpointsConfig ?? {})) {
+      const s = { IPv4Address: ec?.IPAMConfig?.IPv4Address || undefined, Aliases: ec?.Aliases?.length ? [...ec.Aliases] : undefined };
+      if (!s.IPv4Address && !s.Aliases) continue;
+      if (this.userBridgeOf(net)) this.userBridges!.validate(net, { ip: s.IPv4Address });
+      else if (s.IPv4Address && ['default', 'bridge'].includes(net)) throw badRequest('user specified IP address is supported on user defined networks only');
+      else if (s.Aliases && ['default', 'bridge'].includes(net)) throw badRequest('network-scoped alias is supported only for containers in user defined networks');
+      settings[net] = s;
+    }
     let name: string;
     if (opts.name) {
       name = validName(opts.name);
@@ -289,6 +323,7 @@ export class ContainerManager {
         hostConfig,
         state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
         restartCount: 0,
+        ...(Object.keys(settings).length ? { endpointSettings: settings } : {}),
       };
       // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
       validatePortBindings(hostConfig.PortBindings);
@@ -361,6 +396,13 @@ export class ContainerManager {
         rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
         await this.ports.publish(id, ep.IPAddress, rec.published);
       }
+      const primary = await this.joinUserBridges(rec, pid);
+      if (primary) {
+        writeEtcFiles(p, hostname, primary.ip);
+        const exposed = Object.keys(rec.config.ExposedPorts ?? {});
+        rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
+        await this.ports.publish(id, primary.ip, rec.published);
+      }
       lap('network');
       for (const hook of this.startHooks) await hook(rec, pid);
       await this.runc.start(id);
@@ -394,6 +436,7 @@ export class ContainerManager {
     rec.published = undefined;
     await this.runc.delete(rec.id);
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
+    await this.userBridges?.disconnectAll(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge network disconnect failed'));
     await unmountRootfs(this.paths(rec.id).rootfs);
     await releaseMounts(this.volumes, rec, this.log);
     rec.conmonPid = undefined;
@@ -458,6 +501,7 @@ export class ContainerManager {
     rec.name = name;
     saveRecord(this.paths(rec.id).record, rec);
     this.event(rec, 'rename', { oldName });
+    this.userBridges?.refreshDns();
   }
 
   /** Records the networks a container joins beyond its NetworkMode (`docker network connect` / `disconnect`). */
@@ -466,6 +510,74 @@ export class ContainerManager {
     if (names.length) rec.connectedNetworks = names;
     else delete rec.connectedNetworks;
     saveRecord(this.paths(rec.id).record, rec);
+  }
+
+  /**
+   * Joins the user bridges of the container's network mode and `network connect`s; the first
+   * one is its primary (ports, /etc/hosts). Embedded DNS: the gateway's resolver answers names.
+   */
+  private async joinUserBridges(rec: ContainerRecord, pid: number) {
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return undefined;
+    const names = [mode, ...(rec.connectedNetworks ?? [])].filter((n, i, a) => a.indexOf(n) === i && this.userBridgeOf(n));
+    let primary: { ip: string; gateway: string } | undefined;
+    for (const name of names) {
+      const s = rec.endpointSettings?.[name];
+      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases });
+      if (!primary) primary = { ip: ep.ip, gateway: this.userBridgeOf(name)!.gateway };
+    }
+    if (primary) this.useEmbeddedDns(rec, primary.gateway);
+    return primary;
+  }
+
+  /** In place: the file is bind-mounted by inode. */
+  private useEmbeddedDns(rec: ContainerRecord, resolver: string): void {
+    fs.writeFileSync(this.paths(rec.id).resolvConf, `nameserver ${resolver}\noptions ndots:0\n`);
+  }
+
+  /** Whether `network` names a user-defined bridge (the API routes connect/disconnect through here then). */
+  isUserBridge(network: string): boolean {
+    return !!this.userBridgeOf(network);
+  }
+
+  /** `docker network connect` to a user bridge: now when running, and at every start. */
+  async connectUserBridge(ref: string, network: string, settings: { IPv4Address?: string; Aliases?: string[] }): Promise<void> {
+    const rec = this.get(ref);
+    const n = this.userBridgeOf(network);
+    if (!n) throw notFound(`network ${network} not found`);
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    if (mode === 'host' || mode.startsWith('container:')) throw badRequest('container sharing network namespace with another container or host cannot be connected to any other network');
+    if (mode === 'none') throw badRequest('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    this.userBridges!.validate(n.name, { ip: settings.IPv4Address });
+    const joined = mode === n.name || mode === n.id || (rec.connectedNetworks ?? []).includes(n.name);
+    if (joined && (rec.state.Status !== 'running' || n.endpoints[rec.id])) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${n.name}`);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status === 'running' || rec.state.Status === 'paused') {
+        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases });
+        const resolv = fs.readFileSync(this.paths(rec.id).resolvConf, 'utf8');
+        if (!this.userBridges!.list().some((u) => resolv.includes(`nameserver ${u.gateway}\n`))) this.useEmbeddedDns(rec, n.gateway);
+      }
+      if (!joined) rec.connectedNetworks = [...(rec.connectedNetworks ?? []), n.name];
+      if (settings.IPv4Address || settings.Aliases?.length) rec.endpointSettings = { ...(rec.endpointSettings ?? {}), [n.name]: settings };
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker network disconnect` from a user bridge. */
+  async disconnectUserBridge(ref: string, network: string): Promise<void> {
+    const rec = this.get(ref);
+    const n = this.userBridgeOf(network);
+    if (!n) throw notFound(`network ${network} not found`);
+    await this.locked(rec.id, async () => {
+      const had = await this.userBridges!.disconnect(n.name, rec.id);
+      const listed = (rec.connectedNetworks ?? []).includes(n.name);
+      if (!had && !listed) throw serverError(`container ${rec.id} is not connected to network ${n.name}`);
+      const kept = (rec.connectedNetworks ?? []).filter((x) => x !== n.name);
+      if (kept.length) rec.connectedNetworks = kept;
+      else delete rec.connectedNetworks;
+      if (rec.endpointSettings) delete rec.endpointSettings[n.name];
+      saveRecord(this.paths(rec.id).record, rec);
+    });
   }
 
   /** `docker top`: `ps` output for the container's processes. */
@@ -727,8 +839,8 @@ export class ContainerManager {
       if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
       const st = await this.runc.state(rec.id);
       if (st && (st.status === 'running' || st.status === 'paused')) {
-        const ep = this.endpoint(rec.id);
-        if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
+        const ip = this.endpoint(rec.id)?.IPAddress ?? this.userBridges?.endpointsOf(rec.id)[0]?.endpoint.ip;
+        if (ip && rec.published) this.ports.restore(rec.id, ip, rec.published);
         for (const mp of rec.mountPoints ?? []) if (mp.Type === 'volume' && mp.Name) await this.volumes.mount(mp.Name, rec.id).catch(() => undefined);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         this.watchHealth(rec);

@@ -58,13 +58,17 @@ export interface ForeignEndpoint {
   MacAddress: string;
   Aliases: string[];
   DNSNames: string[];
+  /** Networks with a gateway (local bridges); swarm endpoints show none. */
+  Gateway?: string;
+  /** The address was asked for (`--ip`): shown under IPAMConfig. Swarm addresses always are. */
+  StaticIp?: boolean;
 }
 
 function foreignEntry(e: ForeignEndpoint) {
   return {
     // Docker asks its IPAM for the address the swarm allocated: it shows as the static config.
-    IPAMConfig: { IPv4Address: e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
-    NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: '', IPAddress: e.IPAddress,
+    IPAMConfig: e.StaticIp === false ? null : { IPv4Address: e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
+    NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: e.Gateway ?? '', IPAddress: e.IPAddress,
     IPPrefixLen: e.IPPrefixLen, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: e.DNSNames,
   };
 }

@@ -12,6 +12,7 @@ export interface PoolState {
 }
 
 export class PoolExhaustedError extends Error {}
+export class AddressInUseError extends Error {}
 
 /** Allocation of the host addresses of one IPv4 subnet (network and broadcast addresses excluded). */
 export class AddressPool {
@@ -46,6 +47,16 @@ export class AddressPool {
       return ip;
     }
     throw new PoolExhaustedError(`no free address left in ${this.state.subnet}`);
+  }
+
+  /** Gives the owner exactly `ip` (a user's `--ip`); throws when it is outside the subnet or taken. */
+  claim(owner: string, ip: string): string {
+    if (this.state.allocated[owner] === ip) return ip;
+    indexOf(this.subnet, ip);
+    const taken = [...this.state.reserved, ...Object.entries(this.state.allocated).filter(([o]) => o !== owner).map(([, a]) => a)];
+    if (taken.includes(ip)) throw new AddressInUseError('Address already in use');
+    this.state.allocated[owner] = ip;
+    return ip;
   }
 
   /** Frees the owner's address; false when it had none. */
