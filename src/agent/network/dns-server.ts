@@ -36,13 +36,15 @@ export class DnsServer {
     const udp = dgram.createSocket('udp4');
     udp.on('message', (msg, rinfo) => {
       void this.answer(msg, rinfo.address).then((reply) => {
-        if (reply) udp.send(reply, rinfo.port, rinfo.address);
+        // A callback takes send errors (the asker gone meanwhile); without one they would be thrown.
+        if (reply) udp.send(reply, rinfo.port, rinfo.address, () => undefined);
       });
     });
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
       udp.bind(port, address, () => resolve());
     });
+    udp.on('error', () => undefined);
     this.udp = udp;
     const tcp = net.createServer((sock) => this.serveTcp(sock));
     await new Promise<void>((resolve, reject) => {
