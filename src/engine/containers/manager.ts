@@ -9,6 +9,7 @@ import { run } from '../../util/run.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
+import { DEFAULT_BRIDGE } from '../network/names.js';
 import type { UserBridges } from '../network/user-bridges.js';
 import type { EndpointInfo } from '../types.js';
 import { randomName, validName } from './names.js';
@@ -120,13 +121,20 @@ export class ContainerManager {
     volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })), userBridges?: UserBridges,
   ): Promise<ContainerManager> {
     const m = new ContainerManager(config, log, images, bridge, events, volumes, userBridges);
-    if (userBridges) userBridges.containerName = (id) => m.records.get(id)?.name.slice(1);
+    if (userBridges) {
+      userBridges.containerName = (id) => m.records.get(id)?.name.slice(1);
+      m.ports.bridges = () => [
+        { device: DEFAULT_BRIDGE.device, subnet: DEFAULT_BRIDGE.subnet },
+        ...userBridges.list().map((n) => ({ device: n.device, subnet: n.subnet })),
+      ];
+    }
     volumes.setRefs((name) => m.all().filter((r) => r.mountPoints?.some((mp) => mp.Type === 'volume' && mp.Name === name)).map((r) => r.id));
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
     await m.adopt();
     images.setInUseCheck((imageId) => [...m.records.values()].find((r) => r.imageId === imageId)?.id);
     bridge.containerName = (id) => m.records.get(id)?.name.slice(1);
+    userBridges?.refreshDns(); // names are known now
     m.watchExits();
     return m;
   }
