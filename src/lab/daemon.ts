@@ -8,13 +8,17 @@ import { alive } from './sweep.js';
 /** The compiled daemon next to this module (dist/src/cli/shoald.js). */
 export const SHOALD_JS = fileURLToPath(new URL('../cli/shoald.js', import.meta.url));
 
-export interface MachineDaemonSpec {
+/** Where a daemon lives: its name, network namespace, directories and API socket. */
+export interface DaemonPlaces {
   name: string;
   ns: string;
   dir: string;
   dataRoot: string;
   execRoot: string;
   socket: string;
+}
+
+export interface MachineDaemonSpec extends DaemonPlaces {
   log: string;
   insecureRegistries: string[];
   labels: string[];

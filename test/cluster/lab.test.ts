@@ -200,6 +200,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     // An image of its own, so the check does not depend on the registry, and a running container.
     await lab.docker('sw2', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/kept:1']);
     await lab.docker('sw2', ['run', '-d', '--name', 'cut', 'lab/kept:1', 'sleep', '1000']);
+    await lab.docker('sw2', ['run', '-d', '--name', 'always', '--restart', 'always', 'lab/kept:1', 'sleep', '1000']);
     const machineDir = path.join(lab.labDir, 'machines', 'sw2');
     assert.ok(processesOf(machineDir, new Set()).length > 1, 'no daemon or container processes to stop');
     await lab.machine(['stop', 'sw2']);
@@ -223,6 +224,8 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     // The container is still known, no longer running, as after a power cut.
     const c = await lab.docker('sw2', ['ps', '-a', '--filter', 'name=cut', '--format', '{{.Names}} {{.State}}']);
     assert.equal(c.stdout.trim(), 'cut exited');
+    // One that asks to be restarted is started again at boot, as dockerd does.
+    await waitFor('always running again', async () => (await lab.docker('sw2', ['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim() === 'running', 30_000, 200);
     // Still the same swarm node, and its manager sees it come back.
     assert.equal((await lab.docker('sw2', ['info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'])).stdout.trim(), `active ${nodeId}`);
     await waitFor('sw1 to see sw2 Ready', async () => {

@@ -3,7 +3,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, type RunOptions, type RunResult } from '../../src/util/run.js';
 import { purgeDaemonState } from '../../src/engine/containers/purge.js';
-import { daemonArgs, ping } from '../../src/lab/daemon.js';
+import { daemonArgs, ping, type DaemonPlaces } from '../../src/lab/daemon.js';
+import { cutPower } from '../../src/lab/sweep.js';
+import { daemonPaths, defaultConfig } from '../../src/engine/config.js';
 import { createNetns, deleteNetns, inNetns, uniqueName } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './process.js';
 
@@ -22,13 +24,7 @@ export interface DaemonOptions {
   labels?: string[];
 }
 
-export interface TestDaemon {
-  name: string;
-  ns: string;
-  dir: string;
-  dataRoot: string;
-  execRoot: string;
-  socket: string;
+export interface TestDaemon extends DaemonPlaces {
   /** `unix://…`, for DOCKER_HOST. */
   host: string;
   pid: number | undefined;
@@ -36,6 +32,11 @@ export interface TestDaemon {
   inNs(cmd: string, args: string[], opts?: RunOptions): Promise<RunResult>;
   start(): Promise<void>;
   kill9(): Promise<void>;
+  /**
+   * A power cut: the daemon and everything it started killed, runc state and mounts gone, the
+   * exec root emptied (as /run is at boot); the data root stays. start() then boots afresh.
+   */
+  powerCut(): Promise<void>;
   stop(): Promise<void>;
   destroy(): Promise<void>;
 }
@@ -73,6 +74,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     async kill9() {
       await stopProcess(d.pid, 'SIGKILL');
       d.pid = undefined;
+    },
+    async powerCut() {
+      await d.kill9();
+      // The daemon's and conmon's command lines name this directory; containers die with runc delete.
+      await cutPower({ dirs: [dir], netnsInodes: [] }, daemonPaths({ ...defaultConfig(), dataRoot, execRoot }).runcRoot, dir);
+      fs.rmSync(execRoot, { recursive: true, force: true });
     },
     async stop() {
       await stopProcess(d.pid, 'SIGTERM', 10_000);

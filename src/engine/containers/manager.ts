@@ -95,6 +95,8 @@ export class ContainerManager {
   private foreignEndpoints: (containerId: string) => Record<string, ForeignEndpoint> = () => ({});
   /** Consecutive quick restarts per container, for the restart policy's back-off. */
   private readonly backoff = new Map<string, number>();
+  /** Containers with a restart by policy waiting for its delay: one at a time each. */
+  private readonly restartsPending = new Set<string>();
   private readonly health = new Map<string, HealthMonitor>();
   private closed = false;
 
@@ -806,11 +808,14 @@ export class ContainerManager {
 
   /** Restarts with Docker's back-off: 100 ms doubling per quick failure, reset after 10 s of running. */
   private scheduleRestart(rec: ContainerRecord): void {
+    if (this.restartsPending.has(rec.id)) return;
+    this.restartsPending.add(rec.id);
     const ran = Date.parse(rec.state.FinishedAt) - Date.parse(rec.state.StartedAt);
     const n = ran > 10_000 ? 0 : (this.backoff.get(rec.id) ?? 0) + 1;
     this.backoff.set(rec.id, n);
     const delay = Math.min(100 * 2 ** Math.max(0, n - 1), 60_000);
     const timer = setTimeout(() => {
+      this.restartsPending.delete(rec.id);
       if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
       void this.locked(rec.id, async () => {
         if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
@@ -819,6 +824,20 @@ export class ContainerManager {
       }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
     }, delay);
     timer.unref();
+  }
+
+  /**
+   * As dockerd at boot (daemon.restore): a stopped container is started again when its policy
+   * says so to a fresh restart manager, which knows nothing of an earlier `docker stop` except
+   * for `unless-stopped` (so `always` comes back even after a stop; on-failure after a non-zero exit).
+   */
+  private restartAtBoot(rec: ContainerRecord): void {
+    if (rec.state.Status !== 'exited' || !rec.hostConfig.RestartPolicy) return;
+    if (rec.manuallyStopped && rec.hostConfig.RestartPolicy.Name === 'unless-stopped') return;
+    const stopped = rec.manuallyStopped;
+    rec.manuallyStopped = false;
+    if (this.wantsRestart(rec)) this.scheduleRestart(rec);
+    else rec.manuallyStopped = stopped;
   }
 
   /** Picks up containers from an earlier run of the daemon: running ones are adopted, dead ones marked exited. */
@@ -866,11 +885,7 @@ export class ContainerManager {
       if (!this.records.has(id)) await this.runc.delete(id);
     }
     await this.ports.apply();
-    // As dockerd at boot: containers that should always run are started again.
-    for (const rec of this.records.values()) {
-      const p = rec.hostConfig.RestartPolicy?.Name;
-      if (rec.state.Status === 'exited' && (p === 'always' || p === 'unless-stopped') && !rec.manuallyStopped) this.scheduleRestart(rec);
-    }
+    for (const rec of this.records.values()) this.restartAtBoot(rec);
   }
 
   // --- exec bookkeeping (the processes themselves: exec.ts) ---------------------------------------
