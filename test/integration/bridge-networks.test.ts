@@ -193,3 +193,17 @@ test('network prune removes unused user bridges only; a restart keeps networks a
   await docker('network', 'rm', 'ubr-kept');
   assert.doesNotMatch(await out('network', 'ls', '--format', '{{.Name}}'), /ubr-/);
 });
+
+test('a container whose network was removed does not start; an unknown network is refused at run', async () => {
+  await docker('network', 'create', 'ubr-gone');
+  await docker('create', '--name', 'ubr-orphan', '--network', 'ubr-gone', '--network-alias', 'orphan', IMG, 'sleep', '300');
+  const created = JSON.parse(await out('inspect', 'ubr-orphan'))[0].NetworkSettings.Networks;
+  assert.deepEqual(Object.keys(created), ['ubr-gone'], 'a created container shows the network it will join');
+  assert.equal(created['ubr-gone'].IPAddress, '');
+  assert.deepEqual(created['ubr-gone'].Aliases, ['orphan']);
+  await docker('network', 'rm', 'ubr-gone');
+  assert.match(await fail('start', 'ubr-orphan'), /network ubr-gone not found/);
+  assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'ubr-orphan'), 'created');
+  assert.match(await fail('run', '--network', 'ubr-never', IMG, 'true'), /network ubr-never not found/);
+  await docker('rm', 'ubr-orphan');
+});

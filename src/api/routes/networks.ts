@@ -1,6 +1,6 @@
 import type { Handler, Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
-import { badRequest, forbidden, notFound, notImplemented } from '../../util/errors.js';
+import { badRequest, conflict, forbidden, notFound, notImplemented } from '../../util/errors.js';
 import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
 import { parseSubnet } from '../../engine/network/ipv4.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
@@ -202,6 +202,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       engine.events.emit('network', 'create', n.id, { name: n.name, type: 'bridge' });
       return { status: 201, body: { Id: n.id, Warning: '' } };
     }
+    if (engine.userBridges.find(req.Name ?? '')?.name === req.Name) throw conflict(`network with name ${req.Name} already exists`);
     if (driver !== 'overlay') throw notImplemented(`network driver ${driver}: only swarm overlay networks can be created`);
     if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
     if (!swarm.isManager) throw forbidden(`Cannot create a multi-host network from a worker node. Please create the network from a manager node.`);

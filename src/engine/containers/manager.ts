@@ -240,6 +240,18 @@ export class ContainerManager {
         Gateway: n.internal ? '' : n.gateway, StaticIp: e.staticIp,
       };
     }
+    // Networks to join at the next start show without an address, as in Docker.
+    const rec = this.records.get(id);
+    const mode = rec?.hostConfig.NetworkMode ?? 'default';
+    for (const name of [mode, ...(rec?.connectedNetworks ?? [])]) {
+      const n = this.userBridgeOf(name);
+      if (!n || own[n.name] || mode === 'host' || mode === 'none') continue;
+      const s = rec?.endpointSettings?.[name];
+      own[n.name] = {
+        NetworkID: '', EndpointID: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', Aliases: s?.Aliases ?? [], DNSNames: [],
+        Gateway: '', StaticIp: !!s?.IPv4Address, RequestedIp: s?.IPv4Address,
+      };
+    }
     return { ...own, ...this.foreignEndpoints(id) };
   }
 
@@ -529,6 +541,10 @@ export class ContainerManager {
   private async joinUserBridges(rec: ContainerRecord, pid: number) {
     const mode = rec.hostConfig.NetworkMode ?? 'default';
     if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return undefined;
+    // A network removed since create (or connect): the start fails as in Docker, unless another part (swarm) takes it.
+    for (const n of [mode, ...(rec.connectedNetworks ?? [])]) {
+      if (!['default', 'bridge'].includes(n) && !this.userBridgeOf(n) && !this.networkModes.some((f) => f(n))) throw notFound(`network ${n} not found`);
+    }
     const names = [mode, ...(rec.connectedNetworks ?? [])].filter((n, i, a) => a.indexOf(n) === i && this.userBridgeOf(n));
     let primary: { ip: string; gateway: string } | undefined;
     for (const name of names) {

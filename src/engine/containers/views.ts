@@ -62,12 +62,14 @@ export interface ForeignEndpoint {
   Gateway?: string;
   /** The address was asked for (`--ip`): shown under IPAMConfig. Swarm addresses always are. */
   StaticIp?: boolean;
+  /** The `--ip` asked for, before the container runs and has it. */
+  RequestedIp?: string;
 }
 
 function foreignEntry(e: ForeignEndpoint) {
   return {
     // Docker asks its IPAM for the address the swarm allocated: it shows as the static config.
-    IPAMConfig: e.StaticIp === false ? null : { IPv4Address: e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
+    IPAMConfig: e.StaticIp === false ? null : { IPv4Address: e.RequestedIp ?? e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
     NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: e.Gateway ?? '', IPAddress: e.IPAddress,
     IPPrefixLen: e.IPPrefixLen, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: e.DNSNames,
   };
