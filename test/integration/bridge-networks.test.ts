@@ -103,8 +103,9 @@ test('containers on a user bridge reach each other by name and alias; another br
   await docker('network', 'rm', 'ubr-app', 'ubr-other');
 });
 
-test('--ip and -p on a user bridge; --ip needs a user subnet', async () => {
-  await docker('network', 'create', '--subnet', '10.78.0.0/24', 'ubr-fixed');
+test('--ip, --ip-range and -p on a user bridge; --ip needs a user subnet', async () => {
+  await docker('network', 'create', '--subnet', '10.78.0.0/24', '--ip-range', '10.78.0.128/25', 'ubr-fixed');
+  assert.deepEqual((await inspect('ubr-fixed')).IPAM.Config, [{ Subnet: '10.78.0.0/24', IPRange: '10.78.0.128/25', Gateway: '10.78.0.1' }]);
   await docker('network', 'create', 'ubr-auto');
   assert.match(await fail('run', '-d', '--network', 'ubr-auto', '--ip', '172.19.0.50', IMG, 'true'), /user specified IP address is supported only when connecting to networks with user configured subnets/);
   await docker('run', '-d', '--name', 'ubr-fixed-web', '--network', 'ubr-fixed', '--ip', '10.78.0.50', '-p', '18093:8000', IMG, ...SERVE);
@@ -114,7 +115,9 @@ test('--ip and -p on a user bridge; --ip needs a user subnet', async () => {
   const page = await waitFor('the published port', async () => (await d.inNs('busybox', ['wget', '-qO-', 'http://127.0.0.1:18093/'], { allowFail: true })).stdout);
   assert.match(page, /page of/);
   assert.match(await fail('run', '-d', '--network', 'ubr-fixed', '--ip', '10.78.0.50', IMG, 'sleep', '5'), /Address already in use/);
-  await docker('rm', '-f', 'ubr-fixed-web');
+  await docker('run', '-d', '--name', 'ubr-dyn', '--network', 'ubr-fixed', IMG, 'sleep', '300');
+  assert.equal(await out('inspect', '--format', '{{(index .NetworkSettings.Networks "ubr-fixed").IPAddress}}', 'ubr-dyn'), '10.78.0.128', 'dynamic addresses come from the range');
+  await docker('rm', '-f', 'ubr-fixed-web', 'ubr-dyn');
   // The failed run left a created container holding nothing.
   for (const id of (await out('ps', '-aq', '--filter', 'network=ubr-fixed')).split('\n').filter(Boolean)) await docker('rm', '-f', id);
   await docker('network', 'rm', 'ubr-fixed', 'ubr-auto');

@@ -34,3 +34,15 @@ test('gateway is the subnet\'s first host; --ip claims an exact address once', (
   assert.throws(() => pool.claim('b', '10.79.0.5'), /not in/);
   assert.equal(pool.allocate('c'), '10.78.0.2');
 });
+
+test('--ip-range: dynamic addresses only from the range, --ip anywhere in the subnet', () => {
+  const pool = AddressPool.empty('10.80.0.0/24', ['10.80.0.1'], '10.80.0.128/30');
+  assert.equal(pool.allocate('a'), '10.80.0.128');
+  assert.equal(pool.claim('s', '10.80.0.7'), '10.80.0.7');
+  assert.equal(pool.allocate('b'), '10.80.0.129');
+  assert.equal(pool.allocate('c'), '10.80.0.130');
+  assert.equal(pool.allocate('d'), '10.80.0.131');
+  assert.throws(() => pool.allocate('e'), /no free address/);
+  pool.release('b');
+  assert.equal(pool.allocate('e'), '10.80.0.129');
+});

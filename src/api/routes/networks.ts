@@ -18,7 +18,7 @@ export interface NetworkResource {
   Scope: string;
   Driver: string;
   EnableIPv6: boolean;
-  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; Gateway?: string }[] };
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; IPRange?: string; Gateway?: string }[] };
   Internal: boolean;
   Attachable: boolean;
   Ingress: boolean;
@@ -78,7 +78,7 @@ export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResou
   }
   return {
     Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: 'bridge', EnableIPv6: false,
-    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: n.subnet, Gateway: n.gateway }] },
+    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway }] },
     Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
     Containers: containers, Options: { ...n.options }, Labels: { ...n.labels },
   };

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { newHexId } from '../../util/ids.js';
-import { ApiError, badRequest, conflict, forbidden, notFound } from '../../util/errors.js';
+import { badRequest, conflict, forbidden, notFound } from '../../util/errors.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import { AddressInUseError, AddressPool, type PoolState } from './ipam.js';
 import { inNetns, ipBatch, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
@@ -43,6 +43,8 @@ export interface UserNetwork {
   device: string;
   subnet: string;
   gateway: string;
+  /** `--ip-range`: where dynamic addresses come from. */
+  ipRange?: string;
   /** The subnet was the user's (`--subnet`): only then is `--ip` allowed, as in Docker. */
   userSubnet: boolean;
   internal: boolean;
@@ -140,7 +142,6 @@ export class UserBridges {
       const configs = req.IPAM?.Config ?? [];
       if (configs.length > 1) throw badRequest('bridge networks of this daemon take one IPv4 subnet');
       const cfg = configs[0] ?? {};
-      if (cfg.IPRange) throw new ApiError(501, '--ip-range is not supported on bridge networks of this daemon');
       const inUse = [...this.reserved, ...this.list().map((n) => n.subnet)];
       let subnet: string;
       if (cfg.Subnet) {
@@ -154,6 +155,12 @@ export class UserBridges {
         if (!chosen) throw badRequest('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
         subnet = chosen;
       }
+      if (cfg.IPRange) {
+        if (!cfg.Subnet || !validSubnet(cfg.IPRange)) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
+        const r = parseSubnet(cfg.IPRange);
+        const s = parseSubnet(subnet);
+        if (r.prefixLen < s.prefixLen || !contains(s, cfg.IPRange.split('/')[0])) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
+      }
       const gateway = cfg.Gateway ?? firstHost(subnet);
       if (!validIp(gateway) || !contains(parseSubnet(subnet), gateway)) throw forbidden(`no matching subnet for gateway ${gateway}`);
       const id = newHexId();
@@ -162,9 +169,9 @@ export class UserBridges {
       if (device.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(device)) throw badRequest(`invalid bridge name ${device}`);
       if (this.list().some((n) => n.device === device) || device === DEFAULT_BRIDGE.device) throw forbidden(`bridge name ${device} is already in use`);
       const n: UserNetwork = {
-        id, name, created: new Date().toISOString(), device, subnet, gateway, userSubnet: !!cfg.Subnet,
+        id, name, created: new Date().toISOString(), device, subnet, gateway, ...(cfg.IPRange ? { ipRange: cfg.IPRange } : {}), userSubnet: !!cfg.Subnet,
         internal: !!req.Internal, labels: { ...(req.Labels ?? {}) }, options,
-        pool: AddressPool.empty(subnet, [gateway]).toJSON(), endpoints: {},
+        pool: AddressPool.empty(subnet, [gateway], cfg.IPRange).toJSON(), endpoints: {},
       };
       this.state.networks[id] = n;
       this.pools.set(id, new AddressPool(n.pool));
