@@ -419,7 +419,8 @@ export class ContainerManager {
         await this.ports.publish(id, ep.IPAddress, rec.published);
       }
       const primary = await this.joinUserBridges(rec, pid);
-      if (primary) {
+      // A default-bridge container connected to user bridges keeps its ports on the default bridge.
+      if (primary && mode !== 'default' && mode !== 'bridge') {
         writeEtcFiles(p, hostname, primary.ip);
         const exposed = Object.keys(rec.config.ExposedPorts ?? {});
         rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);

@@ -106,7 +106,8 @@ export class UserBridges {
     await ub.forgetVanishedEndpoints();
     await ub.applyRules();
     ub.save();
-    for (const n of Object.values(state.networks)) await ub.startDns(n);
+    // A resolver that cannot listen costs names, not the daemon.
+    for (const n of Object.values(state.networks)) await ub.startDns(n).catch((err) => log.warn({ err, network: n.name }, 'embedded DNS not started'));
     return ub;
   }
 
