@@ -162,6 +162,16 @@ test('network connect/disconnect of a bridge network, running and stopped contai
   assert.notEqual(await code('ubr-mover', 'ip', 'link', 'show', 'eth1'), 0, 'the interface is gone');
   assert.match(await fail('network', 'disconnect', 'ubr-b', 'ubr-mover'), /is not connected to network ubr-b/);
 
+  // The default bridge as an extra network, and back out.
+  await docker('network', 'connect', 'bridge', 'ubr-mover');
+  const withBridge = JSON.parse(await out('inspect', 'ubr-mover'))[0].NetworkSettings.Networks;
+  assert.match(withBridge.bridge?.IPAddress ?? '', /^172\.17\./);
+  assert.match(await out('exec', 'ubr-mover', 'ip', 'route'), /^default via 172\.19\.0\.1 /m, 'the first network keeps the way out');
+  assert.match(await fail('network', 'connect', 'bridge', 'ubr-mover'), /endpoint with name ubr-mover already exists in network bridge/);
+  await docker('network', 'disconnect', 'bridge', 'ubr-mover');
+  assert.equal(JSON.parse(await out('inspect', 'ubr-mover'))[0].NetworkSettings.Networks.bridge, undefined);
+  assert.match(await fail('network', 'connect', 'host', 'ubr-mover'), /container cannot be disconnected from host network or connected to host network/);
+
   // A stopped container is connected at its next start.
   await docker('create', '--name', 'ubr-later', IMG, 'sleep', '300');
   await docker('network', 'connect', 'ubr-b', 'ubr-later');

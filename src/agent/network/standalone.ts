@@ -154,7 +154,7 @@ export class StandaloneAttachments {
     if (mode.startsWith('container:') || rec.config.Labels?.[TASK_LABEL]) return;
     // User-defined bridges are the engine's own: it joins them itself.
     const wanted = [...(LOCAL_MODES.has(mode) ? [] : [mode]), ...(mode === 'host' || mode === 'none' ? [] : rec.connectedNetworks ?? [])]
-      .filter((n) => !this.engine.containers.isUserBridge(n));
+      .filter((n) => !LOCAL_MODES.has(n) && !this.engine.containers.isUserBridge(n));
     if (!wanted.length) return;
     const tasks = new Map<string, Task>();
     try {

@@ -230,6 +230,12 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       return { status: 200 };
     }
     const builtin = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);
+    if (builtin?.Name === DEFAULT_BRIDGE.name) {
+      if (action === 'connect') await engine.containers.connectDefaultBridge(container);
+      else await engine.containers.disconnectDefaultBridge(container);
+      return { status: 200 };
+    }
+    if (builtin?.Name === 'host') throw badRequest('container cannot be disconnected from host network or connected to host network');
     if (builtin) throw notImplemented(`network ${action} with ${builtin.Name}: only swarm networks can be ${action}ed`);
     const fn = local?.[action];
     if (!fn || !swarm?.nodeId) throw notFound(`network ${ctx.params.id} not found`);

@@ -411,7 +411,7 @@ export class ContainerManager {
       });
       rec.conmonPid = readPid(p.conmonPid);
       lap('create');
-      if (mode === 'default' || mode === 'bridge') {
+      if ((mode === 'default' || mode === 'bridge') && !rec.leftDefaultBridge) {
         const ep = await this.bridge.connect(id, pid);
         writeEtcFiles(p, hostname, ep.IPAddress);
         const exposed = Object.keys(rec.config.ExposedPorts ?? {});
@@ -419,6 +419,7 @@ export class ContainerManager {
         await this.ports.publish(id, ep.IPAddress, rec.published);
       }
       const primary = await this.joinUserBridges(rec, pid);
+      if (mode !== 'default' && mode !== 'bridge' && (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name)) await this.bridge.connectLater(id, pid);
       // A default-bridge container connected to user bridges keeps its ports on the default bridge.
       if (primary && mode !== 'default' && mode !== 'bridge') {
         writeEtcFiles(p, hostname, primary.ip);
@@ -544,7 +545,7 @@ export class ContainerManager {
     if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return undefined;
     // A network removed since create (or connect): the start fails as in Docker, unless another part (swarm) takes it.
     for (const n of [mode, ...(rec.connectedNetworks ?? [])]) {
-      if (!['default', 'bridge'].includes(n) && !this.userBridgeOf(n) && !this.networkModes.some((f) => f(n))) throw notFound(`network ${n} not found`);
+      if (!['default', 'bridge', 'host', 'none'].includes(n) && !this.userBridgeOf(n) && !this.networkModes.some((f) => f(n))) throw notFound(`network ${n} not found`);
     }
     const names = [mode, ...(rec.connectedNetworks ?? [])].filter((n, i, a) => a.indexOf(n) === i && this.userBridgeOf(n));
     let primary: { ip: string; gateway: string } | undefined;
@@ -586,6 +587,45 @@ export class ContainerManager {
       }
       if (!joined) rec.connectedNetworks = [...(rec.connectedNetworks ?? []), n.name];
       if (settings.IPv4Address || settings.Aliases?.length) rec.endpointSettings = { ...(rec.endpointSettings ?? {}), [n.name]: settings };
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker network connect bridge`: the default bridge as an extra network (or back after a disconnect). */
+  async connectDefaultBridge(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    if (mode === 'host' || mode.startsWith('container:')) throw badRequest('container sharing network namespace with another container or host cannot be connected to any other network');
+    if (mode === 'none') throw badRequest('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    const primary = mode === 'default' || mode === 'bridge';
+    const joined = primary ? !rec.leftDefaultBridge : (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name);
+    if (joined) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${DEFAULT_BRIDGE.name}`);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status === 'running' || rec.state.Status === 'paused') await this.bridge.connectLater(rec.id, rec.state.Pid);
+      if (primary) delete rec.leftDefaultBridge;
+      else rec.connectedNetworks = [...(rec.connectedNetworks ?? []), DEFAULT_BRIDGE.name];
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker network disconnect bridge`. */
+  async disconnectDefaultBridge(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    const primary = mode === 'default' || mode === 'bridge';
+    const joined = primary ? !rec.leftDefaultBridge : (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name);
+    if (!joined) throw serverError(`container ${rec.id} is not connected to network ${DEFAULT_BRIDGE.name}`);
+    await this.locked(rec.id, async () => {
+      await this.bridge.disconnect(rec.id);
+      if (primary) {
+        rec.leftDefaultBridge = true;
+        await this.ports.unpublish(rec.id);
+        rec.published = undefined;
+      } else {
+        const kept = (rec.connectedNetworks ?? []).filter((x) => x !== DEFAULT_BRIDGE.name);
+        if (kept.length) rec.connectedNetworks = kept;
+        else delete rec.connectedNetworks;
+      }
       saveRecord(this.paths(rec.id).record, rec);
     });
   }

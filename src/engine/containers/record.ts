@@ -77,6 +77,8 @@ export interface ContainerRecord {
   manuallyStopped?: boolean;
   /** Networks joined with `docker network connect` beyond NetworkMode, as named then: joined again at every start. */
   connectedNetworks?: string[];
+  /** `network disconnect bridge` of a default-bridge container: it starts without that endpoint until connected again. */
+  leftDefaultBridge?: boolean;
   /** Per-network endpoint settings asked for (`--ip`, `--network-alias`, `network connect --alias`), by network name as given. */
   endpointSettings?: Record<string, { IPv4Address?: string; Aliases?: string[] }>;
   /** Binds, mounts and volumes resolved at create (records of older daemons lack it: Binds/Mounts are read then). */

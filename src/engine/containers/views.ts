@@ -81,7 +81,7 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
   if (mode === 'host' || (mode === 'none' && !Object.keys(foreign).length)) return { [mode]: networkEntry(undefined, '') };
   const out: Record<string, unknown> = Object.fromEntries(Object.entries(foreign).map(([name, e]) => [name, foreignEntry(e)]));
   // A container whose own network is a swarm one has no default bridge endpoint to show.
-  if (ep || (mode === 'default' || mode === 'bridge')) out.bridge = networkEntry(ep, bridgeId);
+  if (ep || ((mode === 'default' || mode === 'bridge') && !r.leftDefaultBridge)) out.bridge = networkEntry(ep, bridgeId);
   return out;
 }
 

@@ -17,6 +17,8 @@ export interface BridgeEndpoint {
   ip: string;
   mac: string;
   hostVeth: string;
+  /** The interface in the container; eth0 unless joined later (`network connect bridge`). */
+  ifname?: string;
 }
 
 /** The built-in networks every daemon has, with the IDs `docker network ls` shows. */
@@ -93,6 +95,16 @@ export class BridgeNetwork {
     return this.serialized(() => this.doConnect(containerId, pid));
   }
 
+  /** `docker network connect bridge`: a container already on other networks gets the next free ethN, no default route. */
+  connectLater(containerId: string, pid: number): Promise<EndpointInfo> {
+    return this.serialized(async () => {
+      const links = new Set((await ipJson<IpLink>({ kind: 'pid', pid }, ['link', 'show'])).map((l) => l.ifname));
+      let k = 0;
+      while (links.has(`eth${k}`)) k++;
+      return this.doConnect(containerId, pid, `eth${k}`);
+    });
+  }
+
   /** Frees the container's address (its veth dies with its namespace; removed here if it lives on). */
   disconnect(containerId: string): Promise<void> {
     return this.serialized(async () => {
@@ -106,17 +118,17 @@ export class BridgeNetwork {
     });
   }
 
-  private async doConnect(containerId: string, pid: number): Promise<EndpointInfo> {
+  private async doConnect(containerId: string, pid: number, ifname: string = CONTAINER_IFNAME): Promise<EndpointInfo> {
     const container: NetnsTarget = { kind: 'pid', pid };
     const existing = this.state.endpoints[containerId];
-    if (existing && (await this.linkExists(existing.hostVeth)) && (await this.hasAddress(container, existing.ip))) {
+    if (existing && (await this.linkExists(existing.hostVeth)) && (await this.hasAddress(container, existing.ip, existing.ifname))) {
       return this.endpointInfo(existing);
     }
     if (existing) await ipBatch(this.netns, [`link delete ${existing.hostVeth}`]).catch(() => undefined);
 
     const ip = this.pool.allocate(containerId);
     const endpointId = existing?.endpointId ?? newHexId();
-    const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: macFromIp(ip), hostVeth: hostVethName(endpointId) };
+    const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: macFromIp(ip), hostVeth: hostVethName(endpointId), ...(ifname !== CONTAINER_IFNAME ? { ifname } : {}) };
     this.state.endpoints[containerId] = ep;
     // Recorded before the kernel is touched: a crash in between leaves an address taken, never one given twice.
     this.save();
@@ -124,15 +136,17 @@ export class BridgeNetwork {
     try {
       // The peer is born inside the container's netns, already named eth0: nothing transient shows up in ours.
       await ipBatch(this.netns, [
-        `link add ${ep.hostVeth} mtu ${DEFAULT_BRIDGE.mtu} type veth peer name ${CONTAINER_IFNAME} mtu ${DEFAULT_BRIDGE.mtu} address ${ep.mac} netns ${pid}`,
+        `link add ${ep.hostVeth} mtu ${DEFAULT_BRIDGE.mtu} type veth peer name ${ifname} mtu ${DEFAULT_BRIDGE.mtu} address ${ep.mac} netns ${pid}`,
         `link set ${ep.hostVeth} master ${DEFAULT_BRIDGE.device}`,
         `link set ${ep.hostVeth} up`,
       ]);
+      // Joined later, the container keeps the way out it has.
+      const hasDefault = ifname !== CONTAINER_IFNAME && (await ipJson<unknown>(container, ['route', 'show', 'default'])).length > 0;
       await ipBatch(container, [
         'link set lo up',
-        `addr add ${ip}/${prefixLen} dev ${CONTAINER_IFNAME}`,
-        `link set ${CONTAINER_IFNAME} up`,
-        `route add default via ${DEFAULT_BRIDGE.gateway} dev ${CONTAINER_IFNAME}`,
+        `addr add ${ip}/${prefixLen} dev ${ifname}`,
+        `link set ${ifname} up`,
+        ...(hasDefault ? [] : [`route add default via ${DEFAULT_BRIDGE.gateway} dev ${ifname}`]),
       ]);
     } catch (e) {
       await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
@@ -201,8 +215,8 @@ export class BridgeNetwork {
     return (await ipJson<IpLink>(this.netns, ['link', 'show', 'dev', name], true)).length > 0;
   }
 
-  private async hasAddress(target: NetnsTarget, ip: string): Promise<boolean> {
-    const [link] = await ipJson<IpAddrInfo>(target, ['addr', 'show', 'dev', CONTAINER_IFNAME], true).catch(() => []);
+  private async hasAddress(target: NetnsTarget, ip: string, ifname = CONTAINER_IFNAME): Promise<boolean> {
+    const [link] = await ipJson<IpAddrInfo>(target, ['addr', 'show', 'dev', ifname], true).catch(() => []);
     return (link?.addr_info ?? []).some((a) => a.local === ip);
   }
 
