@@ -203,7 +203,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       return { status: 201, body: { Id: n.id, Warning: '' } };
     }
     if (engine.userBridges.find(req.Name ?? '')?.name === req.Name) throw conflict(`network with name ${req.Name} already exists`);
-    if (driver !== 'overlay') throw notImplemented(`network driver ${driver}: only swarm overlay networks can be created`);
+    if (driver !== 'overlay') throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
     if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
     if (!swarm.isManager) throw forbidden(`Cannot create a multi-host network from a worker node. Please create the network from a manager node.`);
     const store = swarm.controlStore();
