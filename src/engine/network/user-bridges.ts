@@ -373,8 +373,8 @@ export class UserBridges {
         const name = this.containerName(ep.containerId);
         for (const key of [name, ...ep.aliases, ep.containerId.slice(0, 12)]) {
           if (!key) continue;
-          const k = key.toLowerCase();
-          names[k] = [...new Set([...(names[k] ?? []), ep.ip])];
+          // Also qualified by the network (`web.mynet`), as libnetwork's resolver takes them.
+          for (const k of [key.toLowerCase(), `${key}.${n.name}`.toLowerCase()]) names[k] = [...new Set([...(names[k] ?? []), ep.ip])];
         }
       }
     }
