@@ -87,7 +87,7 @@ test('containers on a user bridge reach each other by name and alias; another br
   assert.match(await out('exec', 'ubr-client', 'wget', '-qO-', 'http://www:8000/'), /page of/, 'network alias resolves');
   assert.match(await out('exec', 'ubr-client', 'wget', '-qO-', 'http://ubr-web.ubr-app:8000/'), /page of/, 'name qualified by the network resolves');
   assert.equal(await code('ubr-client', 'ping', '-c', '1', '-W', '2', 'ubr-web'), 0, 'ping by name');
-  assert.match(await out('exec', 'ubr-client', 'cat', '/etc/resolv.conf'), /^nameserver 172\.19\.0\.1$/m);
+  assert.match(await out('exec', 'ubr-client', 'cat', '/etc/resolv.conf'), /^nameserver 127\.0\.0\.11$/m);
 
   const stranger = (await inspect('ubr-other')).IPAM.Config[0].Subnet;
   assert.equal(stranger, '172.20.0.0/16');

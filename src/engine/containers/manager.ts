@@ -10,7 +10,7 @@ import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
 import { DEFAULT_BRIDGE } from '../network/names.js';
-import type { UserBridges } from '../network/user-bridges.js';
+import { EMBEDDED_DNS, type UserBridges } from '../network/user-bridges.js';
 import type { EndpointInfo } from '../types.js';
 import { randomName, validName } from './names.js';
 import {
@@ -554,13 +554,14 @@ export class ContainerManager {
       const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases });
       if (!primary) primary = { ip: ep.ip, gateway: this.userBridgeOf(name)!.gateway };
     }
-    if (primary) this.useEmbeddedDns(rec, primary.gateway);
+    if (primary) await this.useEmbeddedDns(rec, pid, primary.gateway);
     return primary;
   }
 
-  /** In place: the file is bind-mounted by inode. */
-  private useEmbeddedDns(rec: ContainerRecord, resolver: string): void {
-    fs.writeFileSync(this.paths(rec.id).resolvConf, `nameserver ${resolver}\noptions ndots:0\n`);
+  /** Docker's 127.0.0.11, led to the resolver on `gateway`. The file in place: it is bind-mounted by inode. */
+  private async useEmbeddedDns(rec: ContainerRecord, pid: number, gateway: string): Promise<void> {
+    await this.userBridges!.redirectResolver(pid, gateway);
+    fs.writeFileSync(this.paths(rec.id).resolvConf, `nameserver ${EMBEDDED_DNS}\noptions ndots:0\n`);
   }
 
   /** Whether `network` names a user-defined bridge (the API routes connect/disconnect through here then). */
@@ -582,8 +583,8 @@ export class ContainerManager {
     await this.locked(rec.id, async () => {
       if (rec.state.Status === 'running' || rec.state.Status === 'paused') {
         await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases });
-        const resolv = fs.readFileSync(this.paths(rec.id).resolvConf, 'utf8');
-        if (!this.userBridges!.list().some((u) => resolv.includes(`nameserver ${u.gateway}\n`))) this.useEmbeddedDns(rec, n.gateway);
+        // The first user bridge a container joins brings the embedded resolver; later ones keep it.
+        if (this.userBridges!.endpointsOf(rec.id).length === 1) await this.useEmbeddedDns(rec, rec.state.Pid, n.gateway);
       }
       if (!joined) rec.connectedNetworks = [...(rec.connectedNetworks ?? []), n.name];
       if (settings.IPv4Address || settings.Aliases?.length) rec.endpointSettings = { ...(rec.endpointSettings ?? {}), [n.name]: settings };

@@ -20,6 +20,10 @@ const NAT_CHAIN = 'user_bridge_masquerade';
 /** Docker's DOCKER-ISOLATION: no traffic between two bridges, none out of an internal one. */
 const ISOLATION_CHAIN = 'user_bridge_isolation';
 const MTU = 1500;
+/** Docker's embedded resolver address, as containers' resolv.conf names it. */
+export const EMBEDDED_DNS = '127.0.0.11';
+/** nft table in a container's netns sending 127.0.0.11:53 to the resolver on a gateway. */
+const NFT_DNS_TABLE = 'shoal_dns';
 
 /** One container's endpoint on a user-defined bridge. */
 export interface UserEndpoint {
@@ -237,6 +241,29 @@ export class UserBridges {
     return this.serialized(async () => {
       for (const { network, endpoint } of this.endpointsOf(containerId)) await this.drop(network, endpoint);
     });
+  }
+
+  /**
+   * Makes 127.0.0.11:53 in the container's netns reach the resolver on `gateway` (as dockerd's
+   * per-container DNAT does): DNAT in output, then the loopback source masqueraded to the
+   * container's address there, so the resolver knows who asks. Loopback sources may leave
+   * through ethN only with route_localnet.
+   */
+  async redirectResolver(pid: number, gateway: string): Promise<void> {
+    const container: NetnsTarget = { kind: 'pid', pid };
+    await inNetns(container, 'sysctl', ['-qw', 'net.ipv4.conf.all.route_localnet=1']);
+    const t = `ip ${NFT_DNS_TABLE}`;
+    await nftApply(container, [
+      `add table ${t}`,
+      `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
+      `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+      `flush chain ${t} output`,
+      `flush chain ${t} postrouting`,
+      `add rule ${t} output ip daddr ${EMBEDDED_DNS} udp dport 53 dnat to ${gateway}:53`,
+      `add rule ${t} output ip daddr ${EMBEDDED_DNS} tcp dport 53 dnat to ${gateway}:53`,
+      `add rule ${t} postrouting ip saddr 127.0.0.0/8 oifname != "lo" masquerade`,
+      '',
+    ].join('\n'));
   }
 
   /** Names changed (a rename): the resolvers learn them. */
