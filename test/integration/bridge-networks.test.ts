@@ -221,3 +221,22 @@ test('a container whose network was removed does not start; an unknown network i
   assert.match(await fail('run', '--network', 'ubr-never', IMG, 'true'), /network ubr-never not found/);
   await docker('rm', 'ubr-orphan');
 });
+
+test('pools the host already routes are skipped; network events for create, connect, disconnect, destroy', async () => {
+  const since = Math.floor(Date.now() / 1000) - 1;
+  await d.inNs('ip', ['link', 'add', 'ubrdummy', 'type', 'bridge']);
+  try {
+    await d.inNs('ip', ['addr', 'add', '172.19.3.1/24', 'dev', 'ubrdummy']);
+    await d.inNs('ip', ['link', 'set', 'ubrdummy', 'up']);
+    await docker('network', 'create', 'ubr-routed');
+    assert.equal((await inspect('ubr-routed')).IPAM.Config[0].Subnet, '172.20.0.0/16');
+  } finally {
+    await d.inNs('ip', ['link', 'delete', 'ubrdummy']);
+  }
+  await docker('run', '--rm', '--network', 'ubr-routed', IMG, 'true');
+  await docker('network', 'rm', 'ubr-routed');
+  const until = Math.floor(Date.now() / 1000) + 1;
+  const events = await out('events', '--since', String(since), '--until', String(until), '--filter', 'type=network', '--format', '{{.Action}} {{.Actor.Attributes.name}}');
+  const mine = events.split('\n').filter((l) => l.endsWith(' ubr-routed')).map((l) => l.split(' ')[0]);
+  assert.deepEqual(mine, ['create', 'connect', 'disconnect', 'destroy']);
+});

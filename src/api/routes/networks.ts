@@ -226,7 +226,6 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       } else {
         await engine.containers.disconnectUserBridge(container, bridge.name);
       }
-      engine.events.emit('network', action, bridge.id, { name: bridge.name, type: 'bridge', container: engine.containers.get(container).id });
       return { status: 200 };
     }
     const builtin = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);

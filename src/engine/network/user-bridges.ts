@@ -156,7 +156,10 @@ export class UserBridges {
         if (inUse.some((u) => overlaps(parseSubnet(u), s))) throw forbidden('Pool overlaps with other one on this address space');
       } else {
         if (cfg.Gateway) throw badRequest('no matching subnet for gateway ' + cfg.Gateway);
-        const chosen = chooseLocalSubnet(inUse);
+        // As dockerd: a pool the host already routes (an uplink, a lab network) is skipped too.
+        const routes = (await ipJson<{ dst?: string }>(this.netns, ['-4', 'route', 'show', 'table', 'all'])).map((r) => r.dst ?? '')
+          .filter((d) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(d)).map((d) => (d.includes('/') ? d : `${d}/32`));
+        const chosen = chooseLocalSubnet([...inUse, ...routes.filter((r) => !r.startsWith('127.'))]);
         if (!chosen) throw badRequest('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
         subnet = chosen;
       }
@@ -211,6 +214,9 @@ export class UserBridges {
       return n;
     });
   }
+
+  /** Events (`docker events`): connect and disconnect of containers. Set by the engine. */
+  onEvent: (action: 'connect' | 'disconnect', network: UserNetwork, containerId: string) => void = () => undefined;
 
   /** Checks an endpoint request before anything is made (`--ip` needs a user subnet, inside it). */
   validate(ref: string, opts: ConnectOptions): void {
@@ -316,6 +322,7 @@ export class UserBridges {
       throw e;
     }
     this.refreshDns();
+    this.onEvent('connect', n, containerId);
     this.log.debug({ containerId, network: n.name, ip, ifname: ep.ifname }, 'connected to bridge network');
     return { ...ep };
   }
@@ -326,6 +333,7 @@ export class UserBridges {
     this.pools.get(n.id)?.release(ep.containerId);
     this.save();
     this.refreshDns();
+    this.onEvent('disconnect', n, ep.containerId);
   }
 
   private async ensureBridge(n: UserNetwork): Promise<void> {
