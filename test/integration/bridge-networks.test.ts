@@ -180,6 +180,7 @@ test('network connect/disconnect of a bridge network, running and stopped contai
   const later = JSON.parse(await out('inspect', 'ubr-later'))[0].NetworkSettings.Networks;
   assert.ok(later['ubr-b']?.IPAddress, 'joined ubr-b at start');
   assert.ok(later.bridge?.IPAddress, 'and its default bridge');
+  assert.equal(await out('ps', '--filter', 'network=ubr-b', '--format', '{{.Names}}').then((s) => s.split('\n').sort().join(' ')), 'ubr-later ubr-srv');
   await docker('rm', '-f', 'ubr-srv', 'ubr-mover', 'ubr-later');
   await docker('network', 'rm', 'ubr-a', 'ubr-b');
 });
