@@ -389,7 +389,8 @@ export class UserBridges {
     try {
       host = fs.readFileSync('/etc/resolv.conf', 'utf8');
     } catch { /* no host resolvers: only our names answer */ }
-    const server = new DnsServer({ address: n.gateway, port: 53, upstreams: upstreamsFromResolvConf(host).filter((u) => !u.address.startsWith('127.')) });
+    // The resolver runs in the daemon's netns, so the host's loopback resolvers (systemd-resolved) are reachable.
+    const server = new DnsServer({ address: n.gateway, port: 53, upstreams: upstreamsFromResolvConf(host) });
     server.setZone(this.zone());
     if (this.netns.kind === 'self') await server.start();
     else return; // a socket in another netns needs the daemon there; tests of a named netns run without DNS
