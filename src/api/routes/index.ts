@@ -11,6 +11,7 @@ import { taskRoutes } from './tasks.js';
 import { serviceLogRoutes } from './service-logs.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import { volumeRoutes } from './volumes.js';
+import { containerFileRoutes } from './container-files.js';
 
 /** Every Engine API route this daemon serves. */
 export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: LocalSwarmNetworks): Router {
@@ -19,6 +20,7 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   networkRoutes(router, engine, swarm, localNetworks);
   imageRoutes(router, engine);
   containerRoutes(router, engine);
+  containerFileRoutes(router, engine);
   volumeRoutes(router, engine);
   swarmRoutes(router, swarm);
   nodeRoutes(router, swarm);
