@@ -86,7 +86,9 @@ test('docker diff lists added, changed and deleted files; export contains the ad
 test('docker update --memory changes HostConfig.Memory and the running container\'s cgroup', async () => {
   const id = await out('run', '-d', '--name', 'up1', IMG, 'sleep', '1000');
   try {
-    await docker('update', '--memory', '100m', '--restart', 'on-failure:3', 'up1');
+    const up = await docker('update', '--memory', '100m', '--restart', 'on-failure:3', 'up1');
+    // shoal reports no swap limit support: dockerd's warning, and the limit goes without swap.
+    assert.match(up.stdout, /Memory limited without swap/);
     const info = JSON.parse(await out('inspect', 'up1'))[0];
     assert.equal(info.HostConfig.Memory, 100 * 1024 * 1024);
     assert.deepEqual(info.HostConfig.RestartPolicy, { Name: 'on-failure', MaximumRetryCount: 3 });
@@ -94,6 +96,10 @@ test('docker update --memory changes HostConfig.Memory and the running container
     assert.equal(Number(limit), 100 * 1024 * 1024);
     const bad = await dockerFail('update', '--memory', '1k', 'up1');
     assert.match(bad.stderr, /Minimum memory limit allowed is 6MB/);
+    await docker('update', '--cpus', '0.5', 'up1');
+    assert.equal(fs.readFileSync(`/sys/fs/cgroup/cpu/shoal/${id}/cpu.cfs_quota_us`, 'utf8').trim(), '50000');
+    const conflicting = await dockerFail('update', '--cpu-quota', '20000', 'up1');
+    assert.match(conflicting.stderr, /Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set/);
   } finally {
     await docker('rm', '-f', 'up1');
   }

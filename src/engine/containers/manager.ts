@@ -476,7 +476,7 @@ export class ContainerManager {
     const rec = this.get(ref);
     return this.locked(rec.id, async () => {
       if (rec.state.Status === 'removing' || rec.state.Status === 'dead') throw badRequest(`Cannot update container ${rec.id}: container is marked for removal and cannot be "update"`);
-      const next = applyUpdate(rec.hostConfig, u);
+      const { next, warnings } = applyUpdate(rec.id, rec.hostConfig, u);
       const args = runcUpdateArgs(u);
       if (hasProcess(rec) && args.length) {
         const r = await this.runc.update(rec.id, args);
@@ -485,7 +485,7 @@ export class ContainerManager {
       rec.hostConfig = next;
       saveRecord(this.paths(rec.id).record, rec);
       this.event(rec, 'update');
-      return { Warnings: [] };
+      return { Warnings: warnings };
     });
   }
 

@@ -21,32 +21,47 @@ export interface UpdateConfig {
 const RESOURCE_KEYS = ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpusetCpus', 'CpusetMems', 'PidsLimit'] as const;
 const MIN_MEMORY = 6 * 1024 * 1024;
 
-/** The host config after the update; throws Docker's 400s for bad combinations. Zero/absent means "unchanged". */
-export function applyUpdate(h: HostConfig, u: UpdateConfig): HostConfig {
+const cannot = (id: string, msg: string) => badRequest(`Cannot update container ${id}: ${msg}`);
+
+/**
+ * dockerd's checks (verifyPlatformContainerResources, then Container.UpdateContainer): the
+ * host config after the update plus the warnings. Zero/absent means "unchanged". `u` is adjusted
+ * as dockerd adjusts it: this daemon reports no swap limit, so a memory limit goes without swap.
+ */
+export function applyUpdate(id: string, h: HostConfig, u: UpdateConfig): { next: HostConfig; warnings: string[] } {
+  const warnings: string[] = [];
   const next: HostConfig = { ...h };
-  const set = (k: string) => u[k] !== undefined && u[k] !== null && u[k] !== 0 && u[k] !== '';
-  if (set('Memory') && (u.Memory as number) < MIN_MEMORY) throw badRequest('Minimum memory limit allowed is 6MB');
-  if (set('NanoCpus') && set('CpuQuota')) throw badRequest('Conflicting options: Nano CPUs and CPU Quota cannot both be set');
-  if (set('NanoCpus') && (h.CpuQuota as number | undefined)) throw badRequest('Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
-  if (set('CpuQuota') && (h.NanoCpus as number | undefined)) throw badRequest('Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
-  const memory = set('Memory') ? (u.Memory as number) : (h.Memory as number | undefined);
-  const swap = set('MemorySwap') ? (u.MemorySwap as number) : (h.MemorySwap as number | undefined);
-  if (memory && swap && swap > 0 && memory > swap) {
-    throw badRequest(set('MemorySwap')
-      ? 'Minimum memoryswap limit should be larger than memory limit, see usage'
-      : 'Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+  const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  const memory = num(u.Memory);
+  if (memory !== 0 && memory < MIN_MEMORY) throw badRequest('Minimum memory limit allowed is 6MB');
+  if (memory > 0 && u.MemorySwap !== -1) {
+    warnings.push('Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.');
+    u.MemorySwap = -1;
   }
-  for (const k of RESOURCE_KEYS) if (set(k)) next[k] = u[k];
-  if (u.RestartPolicy && u.RestartPolicy.Name !== undefined && u.RestartPolicy.Name !== '') {
-    const name = u.RestartPolicy.Name;
-    if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(name)) throw badRequest(`invalid restart policy '${name}'`);
-    const max = u.RestartPolicy.MaximumRetryCount ?? 0;
-    if (name !== 'on-failure' && max !== 0) throw badRequest(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+  const swap = num(u.MemorySwap);
+  if (memory > 0 && swap > 0 && swap < memory) throw badRequest('Minimum memoryswap limit should be larger than memory limit, see usage');
+  // NanoCpus stands for CpuPeriod+CpuQuota: one kind set, the other cannot be updated.
+  if (num(u.NanoCpus) > 0 && num(h.CpuPeriod) > 0) throw cannot(id, 'Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set');
+  if (num(u.NanoCpus) > 0 && num(h.CpuQuota) > 0) throw cannot(id, 'Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
+  if (num(u.CpuPeriod) > 0 && num(h.NanoCpus) > 0) throw cannot(id, 'Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set');
+  if (num(u.CpuQuota) > 0 && num(h.NanoCpus) > 0) throw cannot(id, 'Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+  if (memory !== 0 && memory > num(h.MemorySwap) && swap === 0) {
+    throw cannot(id, 'Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+  }
+  for (const k of RESOURCE_KEYS) {
+    const v = u[k];
+    if (k === 'PidsLimit' ? v !== undefined && v !== null : v !== undefined && v !== null && v !== 0 && v !== '') next[k] = v;
+  }
+  const rp = u.RestartPolicy;
+  if (rp && rp.Name) {
+    if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(rp.Name)) throw badRequest(`invalid restart policy: unknown policy '${rp.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+    const max = rp.MaximumRetryCount ?? 0;
+    if (rp.Name !== 'on-failure' && max !== 0) throw badRequest(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
     if (max < 0) throw badRequest('invalid restart policy: maximum retry count cannot be negative');
-    if (h.AutoRemove && name !== 'no') throw badRequest('Restart policy cannot be updated because AutoRemove is enabled for the container');
-    next.RestartPolicy = { Name: name, MaximumRetryCount: max };
+    if (h.AutoRemove && rp.Name !== 'no') throw cannot(id, 'Restart policy cannot be updated because AutoRemove is enabled for the container');
+    next.RestartPolicy = { Name: rp.Name, MaximumRetryCount: max };
   }
-  return next;
+  return { next, warnings };
 }
 
 /** `runc update` flags for the resources this update sets (only those: runc keeps the rest). */
@@ -54,7 +69,7 @@ export function runcUpdateArgs(u: UpdateConfig): string[] {
   const a: string[] = [];
   const n = (v: unknown) => typeof v === 'number' && v !== 0;
   if (n(u.Memory)) a.push('--memory', String(u.Memory));
-  if (n(u.MemorySwap)) a.push('--memory-swap', String(u.MemorySwap));
+  if (n(u.MemorySwap) && (u.MemorySwap as number) > 0) a.push('--memory-swap', String(u.MemorySwap));
   if (n(u.MemoryReservation)) a.push('--memory-reservation', String(u.MemoryReservation));
   if (n(u.NanoCpus)) a.push('--cpu-period', '100000', '--cpu-quota', String(Math.max(1000, Math.round(((u.NanoCpus as number) / 1e9) * 100_000))));
   if (n(u.CpuPeriod)) a.push('--cpu-period', String(u.CpuPeriod));
@@ -62,6 +77,7 @@ export function runcUpdateArgs(u: UpdateConfig): string[] {
   if (n(u.CpuShares)) a.push('--cpu-share', String(u.CpuShares));
   if (typeof u.CpusetCpus === 'string' && u.CpusetCpus) a.push('--cpuset-cpus', u.CpusetCpus);
   if (typeof u.CpusetMems === 'string' && u.CpusetMems) a.push('--cpuset-mems', u.CpusetMems);
-  if (n(u.PidsLimit)) a.push('--pids-limit', String(u.PidsLimit));
+  // 0 and -1 both mean unlimited (dockerd's PidsLimit); runc takes -1 for that.
+  if (typeof u.PidsLimit === 'number') a.push('--pids-limit', String(u.PidsLimit > 0 ? u.PidsLimit : -1));
   return a;
 }
