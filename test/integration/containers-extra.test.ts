@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import http from 'node:http';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { run } from '../../src/util/run.js';
@@ -20,6 +21,32 @@ const docker = (...args: string[]) => d.docker(args);
 const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
 const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
 
+/** The first `n` documents of GET /containers/{id}/stats (streaming), then the connection is closed. */
+// `any`: the StatsJSON documents are read field by field, as the CLI does.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Doc = Record<string, any>;
+function statsStream(id: string, n: number): Promise<Doc[]> {
+  return new Promise((resolve, reject) => {
+    const docs: Doc[] = [];
+    const req = http.get({ socketPath: d.socket, path: `/containers/${id}/stats` }, (res) => {
+      let buf = '';
+      res.on('data', (c: Buffer) => {
+        buf += c.toString();
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          docs.push(JSON.parse(buf.slice(0, nl)));
+          buf = buf.slice(nl + 1);
+          if (docs.length === n) {
+            req.destroy();
+            resolve(docs);
+          }
+        }
+      });
+    });
+    req.on('error', (e) => { if (docs.length < n) reject(e); });
+  });
+}
+
 test('docker stats --no-stream shows memory and CPU numbers of a running container', async () => {
   const id = await out('run', '-d', '--name', 'st1', '--memory', '64m', IMG, 'sh', '-c', 'while :; do :; done');
   try {
@@ -32,18 +59,30 @@ test('docker stats --no-stream shows memory and CPU numbers of a running contain
     assert.ok(Number(m[6]) >= 1);
     const json = JSON.parse(await out('stats', '--no-stream', '--format', '{{json .}}', 'st1'));
     assert.match(json.NetIO, /B \/ /);
+    // The API's stream: one JSON document a second, precpu_stats the sample before.
+    const docs = await statsStream('st1', 2);
+    assert.equal(docs.length, 2);
+    assert.equal(docs[1].precpu_stats.cpu_usage.total_usage, docs[0].cpu_stats.cpu_usage.total_usage);
+    assert.ok(docs[1].memory_stats.usage > 0);
+    assert.equal(docs[1].memory_stats.limit, 64 * 1024 * 1024);
+    assert.ok('eth0' in docs[1].networks);
   } finally {
     await docker('rm', '-f', 'st1');
   }
 });
 
 test('docker cp into a running container, then out of a stopped one', async () => {
-  await docker('run', '-d', '--name', 'cp1', IMG, 'sleep', '1000');
+  await docker('run', '-d', '--name', 'cp1', '-v', '/vol', IMG, 'sleep', '1000');
   try {
     const src = path.join(d.dir, 'cp-in.txt');
     fs.writeFileSync(src, 'hello from the host\n');
     await docker('cp', src, 'cp1:/tmp/in.txt');
     assert.equal(await out('exec', 'cp1', 'cat', '/tmp/in.txt'), 'hello from the host');
+    // A volume of the running container is reached too.
+    await docker('cp', src, 'cp1:/vol/');
+    assert.equal(await out('exec', 'cp1', 'cat', '/vol/cp-in.txt'), 'hello from the host');
+    const notDir = await dockerFail('cp', src, 'cp1:/tmp/in.txt/x');
+    assert.notEqual(notDir.code, 0);
     await docker('exec', 'cp1', 'sh', '-c', 'mkdir -p /data/sub && echo inside > /data/sub/f.txt');
     const miss = await dockerFail('cp', 'cp1:/nope', d.dir);
     assert.notEqual(miss.code, 0);
@@ -59,7 +98,7 @@ test('docker cp into a running container, then out of a stopped one', async () =
     const mounted = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(path.join(d.dataRoot, 'containers', cid)));
     assert.deepEqual(mounted, []);
   } finally {
-    await docker('rm', '-f', 'cp1');
+    await docker('rm', '-f', '-v', 'cp1');
   }
 });
 

@@ -9,6 +9,8 @@ import { importTarget } from '../../engine/images/importer.js';
 import { applyChanges } from '../../engine/images/changes.js';
 
 const STAT_HEADER = 'X-Docker-Container-Path-Stat';
+/** docker cp sees a running container as its processes do, volumes and binds included; export and commit see only its root. */
+const LIVE = { live: true };
 
 function archivePath(ctx: RequestContext): string {
   const p = ctx.query.get('path');
@@ -30,7 +32,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
 
   router.head('/containers/:id/archive', async (ctx) => {
     const p = archivePath(ctx);
-    const stat = await m.withRootfs(ctx.params.id, async (root) => statInRoot(root, p, ctx.params.id).stat);
+    const stat = await m.withRootfs(ctx.params.id, async (root) => statInRoot(root, p, ctx.params.id).stat, LIVE);
     return { status: 200, body: '', headers: { [STAT_HEADER]: Buffer.from(JSON.stringify(stat)).toString('base64'), 'Content-Type': 'application/json' } };
   });
 
@@ -39,7 +41,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
     await m.withRootfs(ctx.params.id, async (root) => {
       const { host, stat } = statInRoot(root, p, ctx.params.id);
       await sendTar(ctx, archiveHostPath(host, p), { [STAT_HEADER]: Buffer.from(JSON.stringify(stat)).toString('base64') });
-    });
+    }, LIVE);
   });
 
   router.put('/containers/:id/archive', async (ctx) => {
@@ -51,7 +53,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
       const { host, stat } = statInRoot(root, p.endsWith('/') ? p : p + '/', ctx.params.id);
       if (stat.mode < 2 ** 31) throw badRequest('extraction point is not a directory');
       await extractInto(host, ctx.req, { copyUidGid: ctx.bool('copyUIDGID'), noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir') });
-    });
+    }, LIVE);
     return { status: 200, body: '' };
   });
 

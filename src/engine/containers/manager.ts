@@ -493,9 +493,12 @@ export class ContainerManager {
    * Runs `fn` on the container's merged root filesystem (`docker cp`, `export`, `commit`): the
    * running container's own mount, or one made for the call while it is stopped.
    */
-  async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>): Promise<T> {
+  async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>, opts: { live?: boolean } = {}): Promise<T> {
     const rec = this.get(ref);
     const p = this.paths(rec.id);
+    // `live`: the running container's own view through its init, volumes and binds included (docker cp).
+    const procRoot = `/proc/${rec.state.Pid}/root`;
+    if (opts.live && hasProcess(rec) && rec.state.Pid > 0 && fs.existsSync(procRoot)) return fn(procRoot, rec);
     if (hasProcess(rec) && isMounted(p.rootfs)) return fn(p.rootfs, rec);
     // Stopped: held against a start meanwhile, which would mount (and later unmount) it too.
     return this.locked(rec.id, async () => {
