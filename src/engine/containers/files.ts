@@ -235,7 +235,7 @@ export function changesLayer(changes: Change[]): Readable {
         await entry(pack, { ...base, type: 'directory' });
         if (c.opaque) await entry(pack, { name: path.posix.join(name, OPAQUE_MARKER), size: 0, mode: 0o644, type: 'file' });
       } else if (st.isSymbolicLink()) await entry(pack, { ...base, type: 'symlink', linkname: fs.readlinkSync(c.host) });
-      else if (st.isFile()) await entry(pack, { ...base, type: 'file', size: st.size }, fs.readFileSync(c.host));
+      else if (st.isFile()) await fileEntry(pack, { ...base, type: 'file', size: st.size }, c.host);
       else if (st.isFIFO()) await entry(pack, { ...base, type: 'fifo' });
       else if (st.isCharacterDevice() || st.isBlockDevice()) {
         await entry(pack, { ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) });
@@ -252,5 +252,15 @@ export function changesLayer(changes: Change[]): Readable {
 function entry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, data?: Buffer): Promise<void> {
   return new Promise((resolve, reject) => {
     pack.entry(header as tar.Header, data ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve()));
+  });
+}
+
+/** A regular file's entry, its content streamed from disk (layers can hold big files). */
+function fileEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, file: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sink = pack.entry(header as tar.Header, (err) => (err ? reject(err) : resolve()));
+    const src = fs.createReadStream(file);
+    src.on('error', reject);
+    src.pipe(sink as unknown as NodeJS.WritableStream);
   });
 }
