@@ -3,7 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveInRoot, statInRoot, upperChanges } from '../../src/engine/containers/files.js';
+import { changesLayer, resolveInRoot, statInRoot, upperChanges } from '../../src/engine/containers/files.js';
+import { run } from '../../src/util/run.js';
+import tar from 'tar-stream';
 import { applyUpdate, runcUpdateArgs } from '../../src/engine/containers/update.js';
 
 function tree(): string {
@@ -73,4 +75,28 @@ test('docker update: dockerd\'s checks, no-swap warning and runc flags', () => {
   assert.throws(() => applyUpdate('abc', { NanoCpus: 1e9 }, { CpuQuota: 5000 }), { status: 400, message: 'Cannot update container abc: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set' });
   assert.throws(() => applyUpdate('abc', { AutoRemove: true }, { RestartPolicy: { Name: 'always' } }), { message: /AutoRemove is enabled/ });
   assert.deepEqual(runcUpdateArgs({ NanoCpus: 5e8, PidsLimit: 0 }), ['--cpu-period', '100000', '--cpu-quota', '50000', '--pids-limit', '-1']);
+});
+
+test('the commit layer: overlayfs whiteouts and opaque dirs become Docker\'s .wh. files', async () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-layer-'));
+  try {
+    const lower = path.join(base, 'lower');
+    const upper = path.join(base, 'upper');
+    fs.mkdirSync(path.join(lower, 'gone'), { recursive: true });
+    fs.mkdirSync(path.join(lower, 'opq'), { recursive: true });
+    fs.writeFileSync(path.join(lower, 'opq/old'), '');
+    fs.mkdirSync(path.join(upper, 'opq'), { recursive: true });
+    fs.writeFileSync(path.join(upper, 'opq/new'), 'n');
+    await run('mknod', [path.join(upper, 'gone'), 'c', '0', '0']);
+    await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', path.join(upper, 'opq')]);
+    const names: string[] = [];
+    const extract = tar.extract();
+    extract.on('entry', (h, stream, next) => { names.push(`${h.type} ${h.name}`); stream.resume(); stream.on('end', next); });
+    const done = new Promise<void>((resolve) => extract.on('finish', () => resolve()));
+    changesLayer(await upperChanges(upper, [lower])).pipe(extract as unknown as NodeJS.WritableStream);
+    await done;
+    assert.deepEqual(names, ['file .wh.gone', 'directory opq', 'file opq/.wh..wh..opq', 'file opq/new']);
+  } finally {
+    fs.rmSync(base, { recursive: true, force: true });
+  }
 });
