@@ -91,6 +91,9 @@ test('docker cp into a running container, then out of a stopped one', async () =
     const dst = path.join(d.dir, 'cp-out');
     await docker('cp', 'cp1:/data', dst);
     assert.equal(fs.readFileSync(path.join(dst, 'sub/f.txt'), 'utf8'), 'inside\n');
+    // The stopped container's volume is bound in for the copy, as dockerd does.
+    await docker('cp', 'cp1:/vol/cp-in.txt', path.join(d.dir, 'from-vol.txt'));
+    assert.equal(fs.readFileSync(path.join(d.dir, 'from-vol.txt'), 'utf8'), 'hello from the host\n');
     await docker('cp', 'cp1:/tmp/in.txt', path.join(d.dir, 'back.txt'));
     assert.equal(fs.readFileSync(path.join(d.dir, 'back.txt'), 'utf8'), 'hello from the host\n');
     // The stopped container's rootfs was mounted only for the copy.

@@ -26,7 +26,7 @@ import { applyUpdate, runcUpdateArgs, type UpdateConfig } from './update.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
 import { VolumeStore } from '../volumes/store.js';
-import { prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
+import { mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
@@ -496,7 +496,7 @@ export class ContainerManager {
   async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>, opts: { live?: boolean } = {}): Promise<T> {
     const rec = this.get(ref);
     const p = this.paths(rec.id);
-    // `live`: the running container's own view through its init, volumes and binds included (docker cp).
+    // `live`: the container's view with its volumes and binds (docker cp): a running one's through its init.
     const procRoot = `/proc/${rec.state.Pid}/root`;
     if (opts.live && hasProcess(rec) && rec.state.Pid > 0 && fs.existsSync(procRoot)) return fn(procRoot, rec);
     if (hasProcess(rec) && isMounted(p.rootfs)) return fn(p.rootfs, rec);
@@ -506,10 +506,13 @@ export class ContainerManager {
       if (isMounted(p.rootfs)) return fn(p.rootfs, rec);
       const img = await this.images.resolve(rec.imageId);
       await mountRootfs(img.layerDirs, p);
+      let release = async () => undefined as void;
       try {
+        if (opts.live) release = await mountForCopy(this.volumes, rec, p.rootfs);
         return await fn(p.rootfs, rec);
       } finally {
         await unmountRootfs(p.rootfs);
+        await release();
       }
     });
   }
