@@ -38,8 +38,9 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
 
   router.get('/containers/:id/archive', async (ctx) => {
     const p = archivePath(ctx);
-    await m.withRootfs(ctx.params.id, async (root) => {
+    await m.withRootfs(ctx.params.id, async (root, rec) => {
       const { host, stat } = statInRoot(root, p, ctx.params.id);
+      m.event(rec, 'archive-path');
       await sendTar(ctx, archiveHostPath(host, p), { [STAT_HEADER]: Buffer.from(JSON.stringify(stat)).toString('base64') });
     }, LIVE);
   });
@@ -53,6 +54,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
       const { host, stat } = statInRoot(root, p.endsWith('/') ? p : p + '/', ctx.params.id);
       if (stat.mode < 2 ** 31) throw badRequest('extraction point is not a directory');
       await extractInto(host, ctx.req, { copyUidGid: ctx.bool('copyUIDGID'), noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir') });
+      m.event(rec, 'extract-to-dir');
     }, LIVE);
     return { status: 200, body: '' };
   });
@@ -64,7 +66,10 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
   });
 
   router.get('/containers/:id/export', async (ctx) => {
-    await m.withRootfs(ctx.params.id, async (root) => sendTar(ctx, exportRoot(root)));
+    await m.withRootfs(ctx.params.id, async (root, rec) => {
+      m.event(rec, 'export');
+      await sendTar(ctx, exportRoot(root));
+    });
   });
 
   router.post('/commit', async (ctx) => {
