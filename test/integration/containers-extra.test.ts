@@ -79,6 +79,12 @@ test('docker cp into a running container, then out of a stopped one', async () =
     fs.writeFileSync(src, 'hello from the host\n');
     await docker('cp', src, 'cp1:/tmp/in.txt');
     assert.equal(await out('exec', 'cp1', 'cat', '/tmp/in.txt'), 'hello from the host');
+    const tree = path.join(d.dir, 'cpdir');
+    fs.mkdirSync(path.join(tree, 'a'), { recursive: true });
+    fs.writeFileSync(path.join(tree, 'a/b.txt'), 'deep\n');
+    fs.symlinkSync('a/b.txt', path.join(tree, 'link'));
+    await docker('cp', tree, 'cp1:/tmp/');
+    assert.equal(await out('exec', 'cp1', 'cat', '/tmp/cpdir/a/b.txt', '/tmp/cpdir/link'), 'deep\ndeep');
     // A volume of the running container is reached too.
     await docker('cp', src, 'cp1:/vol/');
     assert.equal(await out('exec', 'cp1', 'cat', '/vol/cp-in.txt'), 'hello from the host');

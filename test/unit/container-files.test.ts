@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { changesLayer, resolveInRoot, statInRoot, upperChanges } from '../../src/engine/containers/files.js';
+import { changesLayer, extractInto, resolveInRoot, statInRoot, upperChanges } from '../../src/engine/containers/files.js';
 import { run } from '../../src/util/run.js';
 import tar from 'tar-stream';
 import { applyUpdate, runcUpdateArgs } from '../../src/engine/containers/update.js';
@@ -98,5 +98,26 @@ test('the commit layer: overlayfs whiteouts and opaque dirs become Docker\'s .wh
     assert.deepEqual(names, ['file .wh.gone', 'directory opq', 'file opq/.wh..wh..opq', 'file opq/new']);
   } finally {
     fs.rmSync(base, { recursive: true, force: true });
+  }
+});
+
+test('docker cp into a container: members go through the container\'s symlinks, never out of its root', async () => {
+  const root = tree();
+  const outside = `shoal-cp-escape-${process.pid}`;
+  try {
+    fs.symlinkSync('/', path.join(root, 'etc/evil'));
+    const pack = tar.pack();
+    pack.entry({ name: `evil/tmp/${outside}`, mode: 0o600 }, 'p');
+    pack.entry({ name: 'sub/new', mode: 0o640, uid: 1234 }, 'n');
+    pack.finalize();
+    await extractInto(root, '/etc', pack as unknown as import('node:stream').Readable, { copyUidGid: false, noOverwriteDirNonDir: true });
+    assert.equal(fs.existsSync(path.join('/tmp', outside)), false);
+    assert.equal(fs.readFileSync(path.join(root, 'tmp', outside), 'utf8'), 'p');
+    const st = fs.statSync(path.join(root, 'etc/sub/new'));
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.equal(st.uid, 0);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(path.join('/tmp', outside), { force: true });
   }
 });

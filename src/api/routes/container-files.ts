@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Router } from '../router.js';
 import type { RequestContext } from '../context.js';
@@ -53,7 +54,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
     await m.withRootfs(rec.id, async (root) => {
       const { host, stat } = statInRoot(root, p.endsWith('/') ? p : p + '/', ctx.params.id);
       if (stat.mode < 2 ** 31) throw badRequest('extraction point is not a directory');
-      await extractInto(host, ctx.req, { copyUidGid: ctx.bool('copyUIDGID'), noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir') });
+      await extractInto(root, '/' + path.relative(root, host), ctx.req, { copyUidGid: ctx.bool('copyUIDGID'), noOverwriteDirNonDir: ctx.bool('noOverwriteDirNonDir') });
       m.event(rec, 'extract-to-dir');
     }, LIVE);
     return { status: 200, body: '' };

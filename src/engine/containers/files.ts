@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { PassThrough, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { badRequest, notFound } from '../../util/errors.js';
 import { run } from '../../util/run.js';
@@ -121,23 +122,99 @@ export function exportRoot(root: string): Readable {
   return tarOut(['-c', '-f', '-', '-C', root, '--numeric-owner', '--xattrs', '--', ...top]);
 }
 
-/** `PUT /containers/{id}/archive`: extracts `body` into the directory `host`. */
-export async function extractInto(host: string, body: Readable, opts: { copyUidGid: boolean; noOverwriteDirNonDir: boolean }): Promise<void> {
-  const args = ['-x', '-f', '-', '-C', host, '-p', '--xattrs', '--xattrs-include=*'];
-  // Without copyUIDGID dockerd makes the files the container's root's; with it, the archive's owners stay.
-  args.push(...(opts.copyUidGid ? ['--same-owner', '--numeric-owner'] : ['--no-same-owner']));
-  if (opts.noOverwriteDirNonDir) args.push('--no-overwrite-dir');
-  const child = spawn('tar', args, { stdio: ['pipe', 'ignore', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (b: Buffer) => (err += b.toString()));
-  const done = new Promise<number | null>((resolve, reject) => {
-    child.on('close', resolve);
-    child.on('error', reject);
+/**
+ * `PUT /containers/{id}/archive`: extracts `body` into `dir` (a container path) under `root`.
+ * Each member's path is resolved as the container sees it (resolveInRoot), so a symlink the
+ * container planted never leads the write out of its root, which GNU tar on the host path would allow.
+ */
+export async function extractInto(root: string, dir: string, body: Readable, opts: { copyUidGid: boolean; noOverwriteDirNonDir: boolean }): Promise<void> {
+  const extract = tar.extract();
+  const dirs: Array<{ host: string; mtime?: Date }> = [];
+  const bad = (msg: string) => badRequest(`Error processing tar file(${msg})`);
+  extract.on('entry', (h, stream, next) => {
+    const done = (err?: unknown) => {
+      if (err) {
+        stream.resume();
+        next(err as Error);
+      } else next();
+    };
+    try {
+      const name = h.name.replace(/^\.?\/+/, '');
+      if (name === '' || name === '.') {
+        stream.resume();
+        stream.on('end', () => next());
+        return;
+      }
+      const ctrPath = path.posix.join(dir, name);
+      if (!ctrPath.startsWith(dir === '/' ? '/' : dir + '/') && ctrPath !== dir) throw bad(`invalid member ${h.name}`);
+      const host = resolveInRoot(root, ctrPath);
+      let existing: fs.Stats | undefined;
+      try {
+        existing = fs.lstatSync(host);
+      } catch { /* new */ }
+      const isDir = h.type === 'directory';
+      if (existing && opts.noOverwriteDirNonDir && existing.isDirectory() !== isDir) {
+        throw bad(isDir ? `cannot overwrite non-directory "${ctrPath}" with directory "${ctrPath}"` : `cannot overwrite directory "${ctrPath}" with non-directory "${ctrPath}"`);
+      }
+      if (existing && !(isDir && existing.isDirectory())) fs.rmSync(host, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(host), { recursive: true });
+      const mode = (h.mode ?? 0o644) & 0o7777;
+      const owner = () => {
+        const uid = opts.copyUidGid ? h.uid ?? 0 : 0;
+        const gid = opts.copyUidGid ? h.gid ?? 0 : 0;
+        fs.lchownSync(host, uid, gid);
+      };
+      switch (h.type) {
+        case 'directory':
+          if (!existing) fs.mkdirSync(host, { mode });
+          fs.chmodSync(host, mode);
+          owner();
+          dirs.push({ host, mtime: h.mtime });
+          break;
+        case 'file':
+        case 'contiguous-file': {
+          const out = fs.createWriteStream(host, { mode, flags: 'wx' });
+          stream.pipe(out);
+          out.on('error', done);
+          out.on('finish', () => {
+            try {
+              fs.chmodSync(host, mode);
+              owner();
+              if (h.mtime) fs.utimesSync(host, h.mtime, h.mtime);
+              done();
+            } catch (e) {
+              done(e);
+            }
+          });
+          return;
+        }
+        case 'symlink':
+          fs.symlinkSync(h.linkname ?? '', host);
+          owner();
+          break;
+        case 'link': {
+          const target = resolveInRoot(root, path.posix.join(dir, (h.linkname ?? '').replace(/^\.?\/+/, '')));
+          fs.linkSync(target, host);
+          break;
+        }
+        default:
+          // Devices and fifos are not copied into containers here; skipped as members dockerd would refuse unprivileged.
+          break;
+      }
+      stream.resume();
+      stream.on('end', () => next());
+    } catch (e) {
+      done(e);
+    }
   });
-  body.pipe(child.stdin);
-  child.stdin.on('error', () => undefined); // tar quitting early reports through its exit code
-  const code = await done;
-  if (code !== 0) throw badRequest(`Error processing tar file(${err.trim() || `exit ${code}`})`);
+  try {
+    await pipeline(body, extract as unknown as NodeJS.WritableStream);
+  } catch (e) {
+    if (e instanceof Error && 'status' in e) throw e;
+    throw bad((e as Error).message);
+  }
+  // Directory times last: writing into them changed them.
+  for (const d of dirs.reverse()) if (d.mtime) fs.utimesSync(d.host, d.mtime, d.mtime);
 }
 
 /** Paths dockerd keeps in a container's init layer: never part of `docker diff` or a commit. */
