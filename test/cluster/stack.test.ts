@@ -47,6 +47,8 @@ services:
         parallelism: 2
         delay: 1s
         order: stop-first
+      rollback_config:
+        parallelism: 1
   agent:
     image: ${image}
     command: ["/bin/httpd", "-f", "-p", "8000", "-h", "/www"]
@@ -116,6 +118,9 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     assert.equal(web.Spec.TaskTemplate.Resources.Limits.MemoryBytes, 64 * 1024 * 1024);
     assert.equal(web.Spec.TaskTemplate.RestartPolicy.Condition, 'on-failure');
     assert.equal(web.Spec.UpdateConfig.Parallelism, 2);
+    // The CLI leaves the rollback order and action empty: SwarmKit's zero values show.
+    assert.equal(web.Spec.RollbackConfig.Order, 'stop-first');
+    assert.equal(web.Spec.RollbackConfig.FailureAction, 'pause');
     assert.deepEqual(web.Endpoint.Ports, [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: 8080, PublishMode: 'ingress' }]);
     assert.deepEqual(web.Spec.TaskTemplate.Networks.map((n: { Target: string }) => n.Target), [net.Id]);
 
