@@ -13,11 +13,11 @@ const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms =
 const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
 
 /** The compose file: `web` publishes 8080 → 8000 with `replicas`, `agent` runs on every node; both on the stack's `back` overlay. */
-function composeFile(image: string, replicas: number, greeting: string): string {
+function composeFile(image: string, webImage: string, replicas: number, greeting: string): string {
   return `version: "3.8"
 services:
   web:
-    image: ${image}
+    image: ${webImage}
     environment:
       GREETING: ${greeting}
     ports:
@@ -26,6 +26,10 @@ services:
         protocol: tcp
         mode: ingress
     networks: [back]
+    secrets: [token]
+    configs:
+      - source: page
+        target: /etc/page.txt
     labels:
       role: front
     healthcheck:
@@ -66,6 +70,12 @@ networks:
       purpose: stack-test
 volumes:
   agentdata:
+secrets:
+  token:
+    file: ./token.txt
+configs:
+  page:
+    file: ./page.txt
 `;
 }
 
@@ -88,6 +98,8 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], micro: true });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-stack-'));
     compose = path.join(dir, 'compose.yml');
+    fs.writeFileSync(path.join(dir, 'token.txt'), 's3cret\n');
+    fs.writeFileSync(path.join(dir, 'page.txt'), 'a page\n');
   });
 
   after(async () => {
@@ -96,9 +108,11 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
   });
 
   it('stack deploy creates the network and both services, labelled with the stack namespace', async () => {
-    fs.writeFileSync(compose, composeFile(swarm.image, 2, 'hello'));
+    fs.writeFileSync(compose, composeFile(swarm.image, swarm.image, 2, 'hello'));
     const out = await ok('m1', ['stack', 'deploy', '--detach=true', '-c', compose, 'shop']);
     assert.match(out, /Creating network shop_back/);
+    assert.match(out, /Creating secret shop_token/);
+    assert.match(out, /Creating config shop_page/);
     assert.match(out, /Creating service shop_web/);
     assert.match(out, /Creating service shop_agent/);
 
@@ -158,23 +172,33 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     assert.ok(agentOnM2, 'an agent task runs on m2');
     const get = (host: string) => d('m2', ['exec', agentOnM2, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8000`]);
     await waitFor('web by name from the agent on m2', async () => hostnameOf((await get('web')).stdout));
+    // The stack's secret and config reach web's containers.
+    const web = (await taskContainers('m1', 'shop_web'))[0] ?? (await taskContainers('m2', 'shop_web'))[0];
+    const where = (await taskContainers('m1', 'shop_web')).length ? 'm1' : 'm2';
+    assert.equal((await ok(where, ['exec', web, 'cat', '/run/secrets/token', '/etc/page.txt'])), 's3cret\na page\n');
   });
 
-  it('a second deploy updates the services: replicas and environment changed', async () => {
-    fs.writeFileSync(compose, composeFile(swarm.image, 3, 'again'));
+  it('a second deploy updates web (image, replicas, environment); agent, unchanged, keeps its tasks', async () => {
+    // The same image under a new tag: web's image changes, agent's does not.
+    const retagged = swarm.image.replace(/:1\.0\.0$/, ':1.0.1');
+    await ok('m1', ['tag', swarm.image, retagged]);
+    await ok('m1', ['push', retagged]);
+    fs.writeFileSync(compose, composeFile(swarm.image, retagged, 3, 'again'));
     const out = await ok('m1', ['stack', 'deploy', '--detach=true', '-c', compose, 'shop']);
     assert.match(out, /Updating service shop_web/);
     assert.match(out, /Updating service shop_agent/);
     const web = JSON.parse(await ok('m1', ['service', 'inspect', 'shop_web']))[0];
     assert.equal(web.Spec.Mode.Replicated.Replicas, 3);
+    assert.match(web.Spec.TaskTemplate.ContainerSpec.Image, /\/micro:1\.0\.1@sha256:/);
     assert.ok(web.Spec.TaskTemplate.ContainerSpec.Env.includes('GREETING=again'));
     assert.ok(web.PreviousSpec, 'an update keeps the previous spec');
     await waitFor('shop_web 3/3 with the new env', async () => {
       if ((await swarm.replicas('shop_web')) !== '3/3') return false;
-      const ps = (await ok('m1', ['stack', 'ps', 'shop', '--filter', 'desired-state=running', '--format', '{{.Name}}'])).trim().split('\n');
-      return ps.filter((n) => n.startsWith('shop_web.')).length === 3;
+      const ps = (await ok('m1', ['stack', 'ps', 'shop', '--filter', 'desired-state=running', '--format', '{{.Name}} {{.Image}} {{.CurrentState}}'])).trim().split('\n');
+      return ps.filter((l) => /^shop_web\.\d \S+\/micro:1\.0\.1 Running/.test(l)).length === 3;
     });
     assert.equal((await ok('m1', ['stack', 'ls', '--format', '{{.Name}} {{.Services}}'])).trim(), 'shop 2');
+    assert.equal((await ok('m1', ['service', 'ps', '-q', 'shop_agent'])).trim().split('\n').length, 2, 'no agent task replaced');
   });
 
   it('stack rm removes the services and the network; stack ls is empty', async () => {
@@ -182,6 +206,10 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     assert.match(out, /Removing service shop_web/);
     assert.match(out, /Removing service shop_agent/);
     assert.match(out, /Removing network shop_back/);
+    assert.match(out, /Removing secret shop_token/);
+    assert.match(out, /Removing config shop_page/);
+    assert.equal((await ok('m1', ['secret', 'ls', '-q'])).trim(), '');
+    assert.equal((await ok('m1', ['config', 'ls', '-q'])).trim(), '');
     assert.equal((await ok('m1', ['service', 'ls', '-q'])).trim(), '');
     assert.doesNotMatch(await ok('m1', ['network', 'ls', '--format', '{{.Name}}']), /shop_back/);
     assert.equal((await ok('m1', ['stack', 'ls', '--format', '{{.Name}}'])).trim(), '');
