@@ -31,6 +31,8 @@ export interface DispatcherDeps {
   /** Identity of the caller from its client certificate (undefined: none or not ours). */
   identify(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): PeerIdentity | undefined;
   rootCA(): string;
+  /** The root the CA signs with: a node holding a certificate from another one asks for a new one. */
+  signingRoot(): string;
 }
 
 /** Tasks an agent must know about: assigned to it and either wanted running or still to be stopped. */
@@ -133,7 +135,7 @@ export class Dispatcher {
     this.d.log.info({ node: id.nodeId, addr: observed, session: session.id, registrations }, 'agent session registered');
     const send = () => {
       const node = this.d.store.get('nodes', id.nodeId);
-      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA() });
+      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA(), signingRoot: this.d.signingRoot() });
     };
     send();
     this.resenders.add(send);
