@@ -95,6 +95,7 @@ export class Manager {
       identify: (call) => this.identify(call),
       rootCA: () => this.trustBundle(),
       signingRoot: () => this.rootCertPem(),
+      dek: o.dek,
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
     this.logs = new LogBroker(this.store, (c) => this.identify(c));

@@ -2,12 +2,15 @@ import type { Task, TaskState, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank as rank } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { TaskContainer, TaskExecutor } from '../executor/executor.js';
+import type { TaskFile } from '../executor/task-files.js';
 
 export interface RunnerContext {
   executor: TaskExecutor;
   nodeId: string;
   report(taskId: string, status: TaskStatus): Promise<void>;
   log: Logger;
+  /** The task's secret and config files; throws when one did not come with the assignments. */
+  files?(task: Task): TaskFile[];
 }
 
 /**
@@ -122,7 +125,7 @@ export class TaskRunner {
     switch (s) {
       case 'preparing':
         try {
-          this.container = await this.ctx.executor.prepare(t, this.ctx.nodeId);
+          this.container = await this.ctx.executor.prepare(t, this.ctx.nodeId, this.ctx.files?.(t));
         } catch (e) {
           return this.fatal(e);
         }
