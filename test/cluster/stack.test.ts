@@ -201,10 +201,23 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     assert.equal((await ok('m1', ['service', 'ps', '-q', 'shop_agent'])).trim().split('\n').length, 2, 'no agent task replaced');
   });
 
-  it('stack rm removes the services and the network; stack ls is empty', async () => {
+  it('deploy --prune without agent in the file removes shop_agent and its tasks', async () => {
+    const withoutAgent = composeFile(swarm.image, swarm.image.replace(/:1\.0\.0$/, ':1.0.1'), 3, 'again').replace(/\n {2}agent:\n[\s\S]*?(?=\nnetworks:)/, '');
+    assert.doesNotMatch(withoutAgent, /agent:/);
+    fs.writeFileSync(compose, withoutAgent);
+    const out = await ok('m1', ['stack', 'deploy', '--detach=true', '--prune', '-c', compose, 'shop']);
+    assert.match(out, /Removing service shop_agent/);
+    assert.match(out, /Updating service shop_web/);
+    assert.equal((await ok('m1', ['stack', 'services', 'shop', '--format', '{{.Name}}'])).trim(), 'shop_web');
+    await waitFor('agent containers gone from both machines', async () => {
+      for (const m of swarm.machines) if ((await taskContainers(m, 'shop_agent')).length) return false;
+      return true;
+    });
+  });
+
+  it('stack rm removes the services, network, secret and config; stack ls is empty', async () => {
     const out = await ok('m1', ['stack', 'rm', 'shop']);
     assert.match(out, /Removing service shop_web/);
-    assert.match(out, /Removing service shop_agent/);
     assert.match(out, /Removing network shop_back/);
     assert.match(out, /Removing secret shop_token/);
     assert.match(out, /Removing config shop_page/);
@@ -215,7 +228,7 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     assert.equal((await ok('m1', ['stack', 'ls', '--format', '{{.Name}}'])).trim(), '');
     await waitFor('task containers gone from both machines', async () => {
       for (const m of swarm.machines) {
-        if ((await taskContainers(m, 'shop_web')).length || (await taskContainers(m, 'shop_agent')).length) return false;
+        if ((await taskContainers(m, 'shop_web')).length) return false;
       }
       return true;
     });
