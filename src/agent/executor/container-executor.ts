@@ -30,7 +30,8 @@ export class ContainerExecutor implements TaskExecutor {
 
   private view(r: ContainerRecord): TaskContainer {
     const running = r.state.Status === 'running' || r.state.Status === 'paused';
-    return { containerId: r.id, taskId: r.config.Labels?.[TASK_LABEL] ?? '', running, pid: r.state.Pid || undefined, exitCode: running ? undefined : r.state.ExitCode };
+    const health = running ? r.state.Health?.Status : undefined;
+    return { containerId: r.id, taskId: r.config.Labels?.[TASK_LABEL] ?? '', running, pid: r.state.Pid || undefined, exitCode: running ? undefined : r.state.ExitCode, ...(health ? { health } : {}) };
   }
 
   list(): TaskContainer[] {
@@ -92,5 +93,9 @@ export class ContainerExecutor implements TaskExecutor {
 
   onExit(containerId: string, fn: () => void): () => void {
     return this.engine.containers.onExit(containerId, fn);
+  }
+
+  onHealth(containerId: string, fn: () => void): () => void {
+    return this.engine.containers.onHealth(containerId, fn);
   }
 }

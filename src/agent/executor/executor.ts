@@ -14,6 +14,8 @@ export interface TaskContainer {
   running: boolean;
   pid?: number;
   exitCode?: number;
+  /** The container's health status while it has a health check (its own or its image's). */
+  health?: 'starting' | 'healthy' | 'unhealthy';
 }
 
 export interface TaskExecutor {
@@ -33,6 +35,8 @@ export interface TaskExecutor {
   remove(containerId: string): Promise<void>;
   /** Calls `fn` when the container exits or is removed; returns the unsubscribe. */
   onExit(containerId: string, fn: () => void): () => void;
+  /** Calls `fn` when the container's health status changes; returns the unsubscribe. Executors without health checks leave it out. */
+  onHealth?(containerId: string, fn: () => void): () => void;
 }
 
 /** The container name Docker gives a task: `<service>.<slot or node ID>.<task ID>` (swarmkit naming.Task). */
@@ -69,6 +73,8 @@ export function taskContainerConfig(task: Task, nodeId: string): { name: string;
   if (c.Args?.length) config.Cmd = c.Args;
   if (c.StopSignal) config.StopSignal = c.StopSignal;
   if (c.StopGracePeriod !== undefined) config.StopTimeout = Math.round(c.StopGracePeriod / 1e9);
+  // ContainerSpec.Healthcheck has the engine's Config.Healthcheck shape (`--health-*`, `--no-healthcheck`).
+  if (c.Healthcheck) config.Healthcheck = c.Healthcheck;
   const hostConfig: Record<string, unknown> = {};
   if (c.Mounts?.length) hostConfig.Mounts = c.Mounts.map(taskMount);
   if (c.Init) hostConfig.Init = true;
