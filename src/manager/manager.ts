@@ -9,6 +9,7 @@ import { attachmentHandlers } from './networks/attachments.js';
 import { caService, dispatcherService, membershipService, peerIdentity, SwarmServerCredentials, SWARM_PORT, type JoinRequest, type JoinResponse, type LeaveRequest } from '../cluster/rpc.js';
 import type { Logger } from '../util/log.js';
 import { EtcdMember, etcdClient, peerUrl, waitForEtcd } from './store/etcd-member.js';
+import { QuorumLost, retryReconfig } from './store/etcd-reconfig.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/election.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
@@ -52,32 +53,7 @@ export interface ManagerOptions {
   forceNewCluster?: boolean;
 }
 
-export class QuorumLost extends Error {}
-
-/** How long one etcd call of a reconfiguration may take, and the whole reconfiguration with retries. */
-const RECONFIG_CALL_MS = 10_000;
-const RECONFIG_BUDGET_MS = 25_000;
-/** etcd refusals and failures after which a reconfiguration is tried again (re-reading the member list first). */
-const RETRYABLE_RECONFIG = /unhealthy cluster|not enough started members|request timed out|timed out|deadline exceeded|leader changed|no leader|too many requests/i;
-
-/**
- * A membership change with a deadline on every etcd call, retried while etcd refuses it for a
- * transient reason (its strict reconfiguration check, a slow or leaderless moment under load).
- * `step` re-reads the member list, so a change applied by an attempt whose answer was lost is
- * not made twice. The budget fits in the 30 s a joiner waits for Membership.Join.
- */
-async function retryReconfig<T>(what: string, step: (opts: { deadline: Date }) => Promise<T>): Promise<T> {
-  const until = Date.now() + RECONFIG_BUDGET_MS;
-  for (;;) {
-    try {
-      return await step({ deadline: new Date(Date.now() + RECONFIG_CALL_MS) });
-    } catch (e) {
-      if (e instanceof QuorumLost) throw e;
-      if (!RETRYABLE_RECONFIG.test((e as Error).message) || Date.now() > until) throw new Error(`etcd ${what}: ${(e as Error).message}`, { cause: e });
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
+export { QuorumLost };
 
 /** Waits for an etcd clean-up step at most `ms`; its failure does not matter to the caller. */
 async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void> {
