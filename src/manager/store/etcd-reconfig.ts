@@ -5,7 +5,7 @@ export class QuorumLost extends Error {}
 const RECONFIG_CALL_MS = 10_000;
 const RECONFIG_BUDGET_MS = 25_000;
 /** etcd refusals and failures after which a reconfiguration is tried again (re-reading the member list first). */
-const RETRYABLE_RECONFIG = /unhealthy cluster|not enough started members|request timed out|timed out|deadline exceeded|leader changed|no leader|too many requests/i;
+const RETRYABLE_RECONFIG = /unhealthy cluster|not enough started members|timed out|deadline exceeded|leader changed|no leader|too many requests/i;
 
 /**
  * A membership change with a deadline on every etcd call, retried while etcd refuses it for a
