@@ -15,7 +15,7 @@ import readline from 'node:readline';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
 import { stopProcess } from '../test/helpers/process.js';
 import type { Service, Task } from '../src/cluster/types.js';
-import { api, pct, printTable, rssMiB, writeReport } from './report.js';
+import { api, cpuSeconds, pct, printTable, rssMiB, writeReport } from './report.js';
 
 export interface ControlPlaneResult {
   nodes: number;
@@ -27,7 +27,9 @@ export interface ControlPlaneResult {
   runningSeen: number;
   slotsRunning: number;
   managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
-  etcd: { puts: number; deletes: number; txns: number; proposalsCommitted: number };
+  /** CPU seconds used from create to the end, and the load average then (the box is shared). */
+  cpu: { shoald: number; etcd: number; sim: number; loadAverage: number };
+  etcd: { puts: number; deletes: number; txns: number; proposalsCommitted: number; walFsyncs: number; walFsyncMeanMs: number; backendCommitMeanMs: number; diskSeconds: number };
   limit?: string;
 }
 
@@ -38,7 +40,7 @@ async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
   const r = await d.inNs('curl', ['-s', '--cacert', `${certs}/swarm-root-ca.crt`, '--cert', `${certs}/swarm-node.crt`, '--key', `${certs}/swarm-node.key`, 'https://127.0.0.1:2379/metrics'], { allowFail: true });
   const out: Record<string, number> = {};
   for (const line of r.stdout.split('\n')) {
-    const m = /^(etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total)\s+(\S+)/.exec(line);
+    const m = /^(etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total|etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count))\s+(\S+)/.exec(line);
     if (m) out[m[1]] = Number(m[2]);
   }
   return out;
@@ -86,6 +88,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
     }, 250);
 
+    const cpu0 = { shoald: cpuSeconds(d.pid), etcd: cpuSeconds(etcdPid), sim: cpuSeconds(simPid) };
     const t0 = Date.now();
     const spec = { Name: 'sim', Mode: { Replicated: { Replicas: tasks } }, TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } } };
     const created = await api(d.socket, 'POST', '/v1.41/services/create', spec);
@@ -123,6 +126,10 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
     etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
     const after = await etcdMetrics(d);
+    const cpu = {
+      shoald: Math.round(cpuSeconds(d.pid) - cpu0.shoald), etcd: Math.round(cpuSeconds(etcdPid) - cpu0.etcd), sim: Math.round(cpuSeconds(simPid) - cpu0.sim),
+      loadAverage: Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]),
+    };
 
     const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
     const all = JSON.parse(r.body) as Task[];
@@ -130,6 +137,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     // More running tasks than slots would mean the orchestrator made duplicates.
     const slotsRunning = new Set(all.filter((t) => t.Status.State === 'running').map((t) => t.Slot)).size;
     const diff = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
+    const mean = (k: string) => Math.round((1000 * diff(`${k}_sum`)) / Math.max(1, diff(`${k}_count`)) * 10) / 10;
     return {
       nodes, tasks, joinMs,
       allRunningMs,
@@ -138,11 +146,21 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       runningSeen: lat.length,
       slotsRunning,
       managerRssMiB: { shoaldPeak: Math.round(shoaldPeak), etcdPeak: Math.round(etcdPeak), totalPeak: Math.round(shoaldPeak + etcdPeak) },
-      etcd: { puts: diff('etcd_mvcc_put_total'), deletes: diff('etcd_mvcc_delete_total'), txns: diff('etcd_mvcc_txn_total'), proposalsCommitted: diff('etcd_server_proposals_committed_total') },
+      cpu,
+      etcd: {
+        puts: diff('etcd_mvcc_put_total'), deletes: diff('etcd_mvcc_delete_total'), txns: diff('etcd_mvcc_txn_total'), proposalsCommitted: diff('etcd_server_proposals_committed_total'),
+        // Where etcd's time goes: WAL fsyncs and backend (bbolt) commits during the run.
+        walFsyncs: diff('etcd_disk_wal_fsync_duration_seconds_count'),
+        walFsyncMeanMs: mean('etcd_disk_wal_fsync_duration_seconds'),
+        backendCommitMeanMs: mean('etcd_disk_backend_commit_duration_seconds'),
+        diskSeconds: Math.round(diff('etcd_disk_wal_fsync_duration_seconds_sum') + diff('etcd_disk_backend_commit_duration_seconds_sum')),
+      },
       ...(limit ? { limit } : {}),
     };
   } finally {
     await stopProcess(simPid, 'SIGTERM', 5000);
+    // SHOAL_BENCH_KEEP_LOG=<file>: keep shoald's log (run with SHOAL_LOG_LEVEL=debug for loop passes).
+    if (process.env.SHOAL_BENCH_KEEP_LOG) fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.SHOAL_BENCH_KEEP_LOG);
     await d.destroy();
   }
 }
@@ -156,6 +174,8 @@ export function printControlPlane(r: ControlPlaneResult): void {
     ['create → RUNNING per task p50 / p99', `${r.createToRunningMs.p50} / ${r.createToRunningMs.p99} ms`],
     ['manager peak RSS shoald + etcd', `${r.managerRssMiB.shoaldPeak} + ${r.managerRssMiB.etcdPeak} = ${r.managerRssMiB.totalPeak} MiB`],
     ['etcd writes: puts / deletes / txns / proposals', `${r.etcd.puts} / ${r.etcd.deletes} / ${r.etcd.txns} / ${r.etcd.proposalsCommitted}`],
+    ['CPU seconds shoald / etcd / simulated nodes (load average)', `${r.cpu.shoald} / ${r.cpu.etcd} / ${r.cpu.sim} (${r.cpu.loadAverage})`],
+    ['etcd disk: WAL fsyncs, mean fsync / backend commit', `${r.etcd.walFsyncs}, ${r.etcd.walFsyncMeanMs} / ${r.etcd.backendCommitMeanMs} ms (${r.etcd.diskSeconds} s in all)`],
   ]);
 }
 

@@ -38,6 +38,18 @@ export function printTable(title: string, rows: [string, string][]): void {
 }
 
 /** Resident set size (current and peak, MiB) of a process. */
+/** CPU seconds (user + system) a process has used so far; 0 when it is gone. */
+export function cpuSeconds(pid: number | undefined): number {
+  if (!pid) return 0;
+  try {
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const rest = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ').pop()!.split(' ');
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 export function rssMiB(pid: number | undefined): { rss: number; peak: number } {
   if (!pid) return { rss: 0, peak: 0 };
   try {

@@ -22,8 +22,9 @@ import { createLogger } from '../../src/util/log.js';
 const [manager, token, countArg, firstArg] = process.argv.slice(2);
 const count = Number(countArg);
 const first = Number(firstArg ?? 0);
-const log = createLogger('sim-nodes', process.env.SHOAL_LOG_LEVEL ?? 'warn');
-const JOIN_CONCURRENCY = 16;
+const log = createLogger('sim-nodes', process.env.SHOAL_SIM_LOG_LEVEL ?? 'warn');
+/** Joins in flight: each mostly waits on the manager (signing, etcd writes), so many overlap. */
+const JOIN_CONCURRENCY = 64;
 
 interface SimNode {
   name: string;

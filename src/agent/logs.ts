@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { ContainerManager } from '../engine/containers/manager.js';
+import type { ContainerManager, ContainerRecord } from '../engine/containers/manager.js';
 import { followLog, readLog, type LogEntry } from '../engine/containers/logs.js';
 import { clientCredentials, DispatcherClient, serverStream, unary, type LogLine, type LogSubscription } from '../cluster/rpc.js';
 import type { SwarmNode } from '../cluster/swarm-node.js';
@@ -9,6 +9,7 @@ const TASK_LABEL = 'com.docker.swarm.task.id';
 const CHECK_MS = 2000;
 const FLUSH_MS = 100;
 const BATCH = 500;
+const READY_POLL_MS = 250;
 
 /**
  * The agent's half of `docker service logs` (see manager/dispatcher/logs.ts): a subscription
@@ -109,9 +110,30 @@ export class LogAgent {
     await send(true);
   }
 
+  /**
+   * Following: a task's container once it has started (a new task's container is created and
+   * started after its subscription arrives), as moby's controller waits for it to be ready.
+   */
+  private async started(taskId: string, signal: AbortSignal): Promise<ContainerRecord | undefined> {
+    for (;;) {
+      const rec = this.containers.listByLabels({ [TASK_LABEL]: taskId })[0];
+      if (rec && rec.state.Status !== 'created') return rec;
+      if (signal.aborted) return undefined;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(done, READY_POLL_MS);
+        signal.addEventListener('abort', done, { once: true });
+        function done() {
+          clearTimeout(t);
+          signal.removeEventListener('abort', done);
+          resolve();
+        }
+      });
+    }
+  }
+
   /** One task's container log: the last `tail` lines since `since`, then new ones while following. */
   private async taskLogs(taskId: string, s: LogSubscription, signal: AbortSignal, push: (e: LogEntry) => void): Promise<void> {
-    const rec = this.containers.listByLabels({ [TASK_LABEL]: taskId })[0];
+    const rec = s.follow ? await this.started(taskId, signal) : this.containers.listByLabels({ [TASK_LABEL]: taskId })[0];
     if (!rec) return;
     const file = this.containers.paths(rec.id).log;
     const seq = this.containers.exits(rec.id);

@@ -69,7 +69,12 @@ export interface HeartbeatResponse { periodMs: number }
 export interface NodeDescriptionRequest { sessionId: string; description: NodeDescription }
 export interface TaskStatusRequest { sessionId: string; updates: { taskId: string; status: TaskStatus }[] }
 export interface AssignmentsRequest { sessionId: string }
-export interface AssignmentsMessage { tasks: Task[] }
+/**
+ * The node's tasks, and beside them the secrets and configs those tasks reference (only
+ * those: swarmkit's dispatcher does the same), with their data in the clear as base64.
+ */
+export interface AssignmentsMessage { tasks: Task[]; secrets?: AssignedFile[]; configs?: AssignedFile[] }
+export interface AssignedFile { ID: string; Name: string; Data: string }
 /** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
 export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }
 

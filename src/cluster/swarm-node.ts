@@ -122,7 +122,7 @@ export class SwarmNode {
   private dek?: Buffer;
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
-  private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
+  private readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger) {
     this.dir = daemonPaths(config).swarm;
@@ -536,8 +536,8 @@ export class SwarmNode {
         this.reconcileTrust(msg.rootCA, msg.signingRoot);
       },
     });
-    session.onAssignments((tasks) => {
-      for (const fn of this.assignmentListeners) fn(tasks);
+    session.onAssignments((tasks, files) => {
+      for (const fn of this.assignmentListeners) fn(tasks, files);
     });
     this.session = session;
     session.start();

@@ -11,6 +11,8 @@ export interface ImageConfig {
   Labels?: Record<string, string>;
   StopSignal?: string;
   Volumes?: Record<string, Record<string, never>>;
+  /** HEALTHCHECK (durations in ns); containers inherit it unless they set their own. */
+  Healthcheck?: { Test?: string[]; Interval?: number; Timeout?: number; StartPeriod?: number; Retries?: number };
 }
 
 export interface ResolvedImage {

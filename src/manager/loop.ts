@@ -15,6 +15,7 @@ export abstract class StoreLoop {
   private pass?: Promise<void>;
   private again = false;
   protected stopped = true;
+  private passing = false;
 
   constructor(
     protected readonly store: Store,
@@ -76,7 +77,7 @@ export abstract class StoreLoop {
   protected kick(delayMs = this.debounceMs): void {
     if (this.stopped) return;
     const now = Date.now();
-    if (this.pass) {
+    if (this.pass || this.passing) {
       this.again = true;
       return;
     }
@@ -107,15 +108,21 @@ export abstract class StoreLoop {
     this.timer = undefined;
     this.timerAt = Infinity;
     if (this.stopped) return;
+    // Set before tick() starts: its synchronous part runs before `this.pass` is assigned, and
+    // a kick() from there must not start a second pass alongside this one.
+    this.passing = true;
     this.pass = (async () => {
+      const t0 = performance.now();
       try {
         await this.tick();
+        this.log.debug({ ms: Math.round(performance.now() - t0) }, 'pass');
       } catch (e) {
         if (e instanceof VersionConflict) this.again = true;
         else if (e instanceof LeaderLost) this.log.warn('lost leadership; write refused');
         else this.log.error({ err: e }, 'loop pass failed');
       }
     })().finally(() => {
+      this.passing = false;
       this.pass = undefined;
       if (this.again) {
         this.again = false;
@@ -124,10 +131,13 @@ export abstract class StoreLoop {
     });
   }
 
-  /** Commits in batches so one pass never builds an oversized transaction. */
-  protected async commitAll(changes: Parameters<Store['commit']>[0], batch = 1000): Promise<void> {
-    for (let i = 0; i < changes.length; i += batch) {
-      await this.store.commit(changes.slice(i, i + batch), { fenced: true });
-    }
+  /**
+   * Writes a pass's changes, fenced. The store splits them into transactions of its size and
+   * sends several at once; a failure leaves the earlier ones written (the next pass sees them).
+   */
+  protected async commitAll(changes: Parameters<Store['commit']>[0]): Promise<void> {
+    const t0 = performance.now();
+    await this.store.commit(changes, { fenced: true });
+    this.log.debug({ writes: changes.length, ms: Math.round(performance.now() - t0) }, 'committed');
   }
 }

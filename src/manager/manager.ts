@@ -89,8 +89,8 @@ export class Manager {
   /** False once etcd stopped answering linearizable reads. */
   hasQuorum = true;
 
-  private constructor(readonly o: ManagerOptions, readonly member: EtcdMember, readonly client: Etcd3) {
-    this.election = new LeaderElection(client, o.nodeId, o.log.child({ part: 'election' }));
+  private constructor(readonly o: ManagerOptions, readonly member: EtcdMember, readonly client: Etcd3, private readonly electionClient: Etcd3) {
+    this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }));
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     const extra = new Map<string, LeaderLoop>([
       ['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)],
@@ -104,6 +104,7 @@ export class Manager {
       identify: (call) => this.identify(call),
       rootCA: () => this.trustBundle(),
       signingRoot: () => this.rootCertPem(),
+      dek: o.dek,
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
     this.logs = new LogBroker(this.store, (c) => this.identify(c));
@@ -126,15 +127,20 @@ export class Manager {
       pidFile: path.join(o.swarmDir, 'etcd.pid'),
     }, o.log.child({ part: 'etcd' }));
     await member.start();
-    const client = etcdClient(['https://127.0.0.1:2379'], { ca: fs.readFileSync(o.tls.etcdCaFile), cert: fs.readFileSync(o.tls.etcdCertFile), key: fs.readFileSync(o.tls.keyFile) });
+    const tls = { ca: fs.readFileSync(o.tls.etcdCaFile), cert: fs.readFileSync(o.tls.etcdCertFile), key: fs.readFileSync(o.tls.keyFile) };
+    const client = etcdClient(['https://127.0.0.1:2379'], tls);
+    // The leader lease's keepalives on a connection of their own: behind megabytes of store
+    // transactions and watch events on the shared one, they arrived late and the lease expired.
+    const electionClient = etcdClient(['https://127.0.0.1:2379'], tls);
     try {
       await waitForEtcd(client, 60_000, member);
     } catch (e) {
       client.close();
+      electionClient.close();
       await member.stop();
       throw e;
     }
-    const m = new Manager(o, member, client);
+    const m = new Manager(o, member, client, electionClient);
     await m.store.start();
     return m;
   }
@@ -410,6 +416,7 @@ export class Manager {
     await bounded(this.caWatch?.cancel());
     await bounded(this.store.close());
     this.client.close();
+    this.electionClient.close();
     await this.member.stop();
   }
 }

@@ -1,4 +1,5 @@
-import type { Kind, KindMap } from '../../src/cluster/types.js';
+import type { Kind, KindMap, Task } from '../../src/cluster/types.js';
+import { TaskIndex, type TaskIndexName } from '../../src/manager/store/task-index.js';
 import type { Change, Store, StoreEvent, WriteOptions } from '../../src/manager/store/store.js';
 import type { MemoryStore } from './memory-store.js';
 
@@ -14,11 +15,13 @@ export class FollowerStore implements Store {
   private applied = 0;
   private readonly waiting: { upTo: number; resolve: () => void }[] = [];
   private readonly unwatch: () => void;
+  private readonly taskIndex = new TaskIndex();
 
   constructor(private readonly shared: MemoryStore, private readonly lagMs: number) {
     for (const kind of ['cluster', 'nodes', 'services', 'tasks', 'networks'] as Kind[]) {
       this.cache.set(kind, new Map(shared.list(kind).map((o) => [o.ID, o])));
     }
+    for (const t of this.cache.get('tasks')!.values()) this.taskIndex.put(undefined, t as Task);
     this.unwatch = shared.watch((events) => {
       this.queued++;
       setTimeout(() => this.apply(events), this.lagMs);
@@ -42,6 +45,14 @@ export class FollowerStore implements Store {
     return [...this.cache.get(kind)!.values()] as KindMap[K][];
   }
 
+  viewOne<K extends Kind>(kind: K, id: string): KindMap[K] | undefined {
+    return this.cache.get(kind)!.get(id) as KindMap[K] | undefined;
+  }
+
+  tasksBy(by: TaskIndexName, key: string): Task[] {
+    return this.taskIndex.get(by, key);
+  }
+
   async commit(changes: Change[], opts?: WriteOptions): Promise<void> {
     await this.shared.commit(changes, opts);
     // The shared store told its watchers synchronously: this write is batch number `queued`.
@@ -57,6 +68,10 @@ export class FollowerStore implements Store {
   private apply(events: StoreEvent[]): void {
     for (const e of events) {
       const t = this.cache.get(e.kind)!;
+      if (e.kind === 'tasks') {
+        const prev = t.get(e.object.ID) as Task | undefined;
+        if (e.action === 'delete') { if (prev) this.taskIndex.remove(prev); } else this.taskIndex.put(prev, e.object as Task);
+      }
       if (e.action === 'delete') t.delete(e.object.ID);
       else t.set(e.object.ID, e.object);
     }

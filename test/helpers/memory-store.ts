@@ -1,4 +1,5 @@
-import type { Kind, KindMap } from '../../src/cluster/types.js';
+import type { Kind, KindMap, Task } from '../../src/cluster/types.js';
+import { TaskIndex, type TaskIndexName } from '../../src/manager/store/task-index.js';
 import { deepFreeze } from '../../src/manager/store/etcd-store.js';
 import { VersionConflict, LeaderLost, type Change, type Store, type StoreEvent, type WriteOptions } from '../../src/manager/store/store.js';
 
@@ -11,6 +12,7 @@ export class MemoryStore implements Store {
   private revision = 0;
   private readonly objects = new Map<Kind, Map<string, KindMap[Kind]>>();
   private readonly watchers = new Set<(events: StoreEvent[]) => void>();
+  private readonly taskIndex = new TaskIndex();
   /** Tests flip this to simulate a deposed leader. */
   leader = true;
   /** Number of commit() calls, so tests can check batching. */
@@ -27,6 +29,14 @@ export class MemoryStore implements Store {
 
   view<K extends Kind>(kind: K): KindMap[K][] {
     return [...this.table(kind).values()] as KindMap[K][];
+  }
+
+  viewOne<K extends Kind>(kind: K, id: string): KindMap[K] | undefined {
+    return this.table(kind).get(id) as KindMap[K] | undefined;
+  }
+
+  tasksBy(by: TaskIndexName, key: string): Task[] {
+    return this.taskIndex.get(by, key);
   }
 
   async commit(changes: Change[], opts: WriteOptions = {}): Promise<void> {
@@ -49,12 +59,14 @@ export class MemoryStore implements Store {
       if (c.op === 'delete') {
         const old = t.get(c.id)!;
         t.delete(c.id);
-        events.push({ kind: c.kind, action: 'delete', object: structuredClone(old) });
+        if (c.kind === 'tasks') this.taskIndex.remove(old as Task);
+        events.push({ kind: c.kind, action: 'delete', object: old });
       } else {
         const o = structuredClone(c.object);
         o.Version = { Index: this.revision };
+        if (c.kind === 'tasks') this.taskIndex.put(t.get(o.ID) as Task | undefined, o as Task);
         t.set(o.ID, deepFreeze(o));
-        events.push({ kind: c.kind, action: c.op, object: structuredClone(o) });
+        events.push({ kind: c.kind, action: c.op, object: o });
       }
     }
     for (const w of this.watchers) w(events);

@@ -118,10 +118,21 @@ test('a large batch is split into several transactions and fully applied', async
   assert.equal(store.list('tasks').length, 2500);
 });
 
+test('the task indexes follow the watch, and a store started later builds them from its first read', async () => {
+  assert.equal(store.tasksBy('service', 's').length, 2500);
+  assert.equal(store.tasksBy('state', 'new').length, 2500);
+  const t = store.viewOne('tasks', 't7')!;
+  await store.commit([{ kind: 'tasks', op: 'update', object: { ...t, NodeID: 'n1', Status: { ...t.Status, State: 'assigned' } } }]);
+  assert.deepEqual(store.tasksBy('node', 'n1').map((x) => x.ID), ['t7']);
+  assert.equal(store.tasksBy('state', 'new').length, 2499);
+  assert.equal(store.tasksBy('state', 'assigned')[0], store.viewOne('tasks', 't7'));
+});
+
 test('a second store started later loads everything', async () => {
   const s2 = new EtcdStore(client, log);
   await s2.start();
   assert.equal(s2.list('tasks').length, 2500);
+  assert.deepEqual(s2.tasksBy('state', 'assigned').map((x) => x.ID), ['t7']);
   assert.equal(s2.get('nodes', 'n1')!.Spec.Availability, 'drain');
   await s2.close();
 });

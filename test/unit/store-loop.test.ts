@@ -78,3 +78,37 @@ test('kickAt: the earliest wake-up wins, and stop cancels it', async () => {
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(p.passes, n + 1);
 });
+
+test('a pass that asks for another before its first await still runs alone, then once more', async () => {
+  class Chunked extends StoreLoop {
+    passes = 0;
+    running = 0;
+    maxRunning = 0;
+    left = 3;
+    constructor(store: MemoryStore) {
+      super(store, log, 0, 1000);
+    }
+    protected observe(): boolean {
+      return false;
+    }
+    protected async tick(): Promise<void> {
+      this.passes++;
+      this.running++;
+      this.maxRunning = Math.max(this.maxRunning, this.running);
+      // Part of the work done, more to come: ask for the next pass synchronously.
+      if (--this.left > 0) this.kick(0);
+      await new Promise((r) => setTimeout(r, 20));
+      this.running--;
+    }
+  }
+  const p = new Chunked(new MemoryStore());
+  p.run();
+  try {
+    await until('all chunks', () => p.left === 0);
+    await p.idle();
+    assert.equal(p.maxRunning, 1);
+    assert.equal(p.passes, 3);
+  } finally {
+    await p.stop();
+  }
+});

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Mount, Task } from '../../cluster/types.js';
 import { GW_BRIDGE } from '../network/names.js';
+import type { TaskFile } from './task-files.js';
 
 /**
  * What the worker needs from whatever runs a task (swarmkit exec.Controller, reduced): the
@@ -13,6 +14,8 @@ export interface TaskContainer {
   running: boolean;
   pid?: number;
   exitCode?: number;
+  /** The container's health status while it has a health check (its own or its image's). */
+  health?: 'starting' | 'healthy' | 'unhealthy';
 }
 
 export interface TaskExecutor {
@@ -20,14 +23,20 @@ export interface TaskExecutor {
   list(): TaskContainer[];
   /** The task's container, if it exists. */
   find(taskId: string): TaskContainer | undefined;
-  /** Makes the image available (pulls it when missing) and creates the container. Errors are the task's rejection reason. */
-  prepare(task: Task, nodeId: string): Promise<TaskContainer>;
+  /**
+   * Makes the image available (pulls it when missing) and creates the container. Errors are the
+   * task's rejection reason. `files`: the task's secrets and configs (executor/task-files.ts),
+   * given to the container without touching the disk.
+   */
+  prepare(task: Task, nodeId: string, files?: TaskFile[]): Promise<TaskContainer>;
   start(containerId: string): Promise<TaskContainer>;
   /** Stops within the grace period (ns, from the task spec; Docker's default 10 s). */
   stop(containerId: string, gracePeriodNs?: number): Promise<void>;
   remove(containerId: string): Promise<void>;
   /** Calls `fn` when the container exits or is removed; returns the unsubscribe. */
   onExit(containerId: string, fn: () => void): () => void;
+  /** Calls `fn` when the container's health status changes; returns the unsubscribe. Executors without health checks leave it out. */
+  onHealth?(containerId: string, fn: () => void): () => void;
 }
 
 /** The container name Docker gives a task: `<service>.<slot or node ID>.<task ID>` (swarmkit naming.Task). */
@@ -64,6 +73,8 @@ export function taskContainerConfig(task: Task, nodeId: string): { name: string;
   if (c.Args?.length) config.Cmd = c.Args;
   if (c.StopSignal) config.StopSignal = c.StopSignal;
   if (c.StopGracePeriod !== undefined) config.StopTimeout = Math.round(c.StopGracePeriod / 1e9);
+  // ContainerSpec.Healthcheck has the engine's Config.Healthcheck shape (`--health-*`, `--no-healthcheck`).
+  if (c.Healthcheck) config.Healthcheck = c.Healthcheck;
   const hostConfig: Record<string, unknown> = {};
   if (c.Mounts?.length) hostConfig.Mounts = c.Mounts.map(taskMount);
   if (c.Init) hostConfig.Init = true;

@@ -2,12 +2,15 @@ import type { Task, TaskState, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank as rank } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { TaskContainer, TaskExecutor } from '../executor/executor.js';
+import type { TaskFile } from '../executor/task-files.js';
 
 export interface RunnerContext {
   executor: TaskExecutor;
   nodeId: string;
   report(taskId: string, status: TaskStatus): Promise<void>;
   log: Logger;
+  /** The task's secret and config files; throws when one did not come with the assignments. */
+  files?(task: Task): TaskFile[];
 }
 
 /**
@@ -25,6 +28,12 @@ export class TaskRunner {
   private unwatch?: () => void;
   private unreported = false;
   private closed = false;
+  /** This runner started the container: a stopped one in STARTING has exited, not yet begun. */
+  private startIssued = false;
+  /** The container has a health check: it ends STARTING only when healthy. */
+  private healthChecked = false;
+  /** The container was stopped for being unhealthy: the cause of its exit. */
+  private unhealthy = false;
 
   constructor(private task: Task, private readonly ctx: RunnerContext) {
     this.status = task.Status;
@@ -122,21 +131,13 @@ export class TaskRunner {
     switch (s) {
       case 'preparing':
         try {
-          this.container = await this.ctx.executor.prepare(t, this.ctx.nodeId);
+          this.container = await this.ctx.executor.prepare(t, this.ctx.nodeId, this.ctx.files?.(t));
         } catch (e) {
           return this.fatal(e);
         }
         return this.transition('ready', 'prepared');
       case 'starting':
-        try {
-          this.container ??= this.ctx.executor.find(t.ID);
-          if (!this.container) throw new Error(`No such container: ${t.ID}`);
-          this.container = await this.ctx.executor.start(this.container.containerId);
-        } catch (e) {
-          return this.fatal(e);
-        }
-        this.watchExit();
-        return this.transition('running', 'started', hostPortStatus(t));
+        return this.checkStarting();
       case 'running':
         return this.checkRunning();
     }
@@ -154,28 +155,78 @@ export class TaskRunner {
     return false;
   }
 
+  /** Kicks the runner when the container exits, is removed or changes health. */
   private watchExit(): void {
     this.unwatch?.();
     if (!this.container) return;
-    this.unwatch = this.ctx.executor.onExit(this.container.containerId, () => this.kick());
+    const id = this.container.containerId;
+    const offExit = this.ctx.executor.onExit(id, () => this.kick());
+    const offHealth = this.ctx.executor.onHealth?.(id, () => this.kick());
+    this.unwatch = () => {
+      offExit();
+      offHealth?.();
+    };
   }
 
-  /** RUNNING: waits for the container to end (also when adopted after a restart or reconnect). */
-  private checkRunning(): boolean {
-    const c = this.ctx.executor.find(this.task.ID);
+  /**
+   * STARTING: starts the container; one with a health check (its own or its image's) stays
+   * STARTING until healthy, as moby's controller.Start waits, so `service ps`, replica counts
+   * and rolling updates see it as not yet running. Unhealthy first stops it; the exit fails the task.
+   */
+  private async checkStarting(): Promise<boolean> {
+    const t = this.task;
+    // Before the start the prepared container is known; after it, its state is looked up afresh.
+    let c = (this.startIssued ? undefined : this.container) ?? this.ctx.executor.find(t.ID);
+    if (!c) return this.fatal(new Error(`No such container: ${this.container?.containerId ?? t.ID}`));
+    if (!c.running && !this.startIssued) {
+      try {
+        this.startIssued = true;
+        c = await this.ctx.executor.start(c.containerId);
+      } catch (e) {
+        return this.fatal(e);
+      }
+    }
+    this.container = { ...c, pid: c.pid ?? this.container?.pid };
+    if (!this.unwatch) this.watchExit();
+    if (c.health) this.healthChecked = true;
+    if (c.health === 'unhealthy') c = await this.stopUnhealthy(c);
+    if (c.running && c.health === 'starting') return false;
+    // Without a health check the start alone makes it RUNNING (an exit is then seen there).
+    if (c.running || c.exitCode === 0 || !this.healthChecked) return this.transition('running', 'started', hostPortStatus(t));
+    return this.exited(c);
+  }
+
+  /** RUNNING: waits for the container to end (also when adopted after a restart or reconnect); unhealthy stops it. */
+  private async checkRunning(): Promise<boolean> {
+    let c = this.ctx.executor.find(this.task.ID);
     if (!c) {
       this.unwatch?.();
       return this.fatal(new Error(`No such container: ${this.container?.containerId ?? this.task.ID}`), undefined);
     }
     this.container = { ...c, pid: c.pid ?? this.container?.pid };
-    if (c.running) {
-      if (!this.unwatch) this.watchExit();
-      return false;
-    }
+    if (c.running && !this.unwatch) this.watchExit();
+    if (c.health === 'unhealthy') c = await this.stopUnhealthy(c);
+    if (c.running) return false;
+    return this.exited(c);
+  }
+
+  /** moby's controller: an unhealthy container is shut down, and its exit carries the cause. */
+  private async stopUnhealthy(c: TaskContainer): Promise<TaskContainer> {
+    this.unhealthy = true;
+    await this.ctx.executor.stop(c.containerId, this.task.Spec.ContainerSpec?.StopGracePeriod);
+    return this.ctx.executor.find(this.task.ID) ?? { ...c, running: false };
+  }
+
+  private exited(c: TaskContainer): true {
     this.unwatch?.();
     if (c.exitCode === 0) return this.transition('complete', 'finished', { ContainerStatus: { ExitCode: 0 } });
-    return this.fatal(new Error(`task: non-zero exit (${c.exitCode})`), c.exitCode);
+    return this.fatal(new Error(exitMessage(c.exitCode, this.unhealthy)), c.exitCode);
   }
+}
+
+/** moby's exitError text; an unhealthy container's exit names the cause (ErrContainerUnhealthy). */
+export function exitMessage(code: number | undefined, unhealthy: boolean): string {
+  return `task: non-zero exit (${code})${unhealthy ? ': dockerexec: unhealthy container' : ''}`;
 }
 
 /** Host-mode published ports are the node's: reported so `service ps` shows them (swarmkit PortStatus). */

@@ -20,7 +20,7 @@ export function serviceLogRoutes(router: Router, swarm: SwarmNode): void {
     const m = swarm.requireManager();
     const svc = findService(m.store, ctx.params.id);
     const tasks = m.store.list('tasks').filter((t) => t.ServiceID === svc.ID);
-    return serve(ctx, swarm, tasks, svc.Spec.TaskTemplate?.ContainerSpec?.TTY === true);
+    return serve(ctx, swarm, tasks, svc.Spec.TaskTemplate?.ContainerSpec?.TTY === true, (t) => t.ServiceID === svc.ID);
   });
 
   router.get('/tasks/:id/logs', (ctx) => {
@@ -30,7 +30,8 @@ export function serviceLogRoutes(router: Router, swarm: SwarmNode): void {
   });
 }
 
-async function serve(ctx: RequestContext, swarm: SwarmNode, tasks: Task[], tty: boolean) {
+/** `joins`: following a service, which tasks created later belong to it. */
+async function serve(ctx: RequestContext, swarm: SwarmNode, tasks: Task[], tty: boolean, joins?: (t: Task) => boolean) {
   const stdout = ctx.bool('stdout');
   const stderr = ctx.bool('stderr');
   if (!stdout && !stderr) throw badRequest('Bad parameters: you must choose at least one stream');
@@ -52,14 +53,14 @@ async function serve(ctx: RequestContext, swarm: SwarmNode, tasks: Task[], tty: 
   const onLines = (nodeId: string, lines: LogLine[]) => {
     for (const l of lines) {
       if ((l.stream === 1 && !stdout) || (l.stream === 2 && !stderr)) continue;
-      const t = taskById.get(l.taskId);
+      const t = taskById.get(l.taskId) ?? m.store.get('tasks', l.taskId);
       let head = '';
       if (timestamps) head += `${l.time} `;
       if (details) head += `${attrs({ 'com.docker.swarm.node.id': nodeId, 'com.docker.swarm.service.id': t?.ServiceID ?? '', 'com.docker.swarm.task.id': l.taskId })} `;
       write(l.stream, Buffer.concat([Buffer.from(head), Buffer.from(l.data, 'base64')]));
     }
   };
-  await m.logs.logs({ byNode, follow: ctx.bool('follow'), tail, since }, onLines, ac.signal);
+  await m.logs.logs({ byNode, follow: ctx.bool('follow'), tail, since, joins }, onLines, ac.signal);
   res.end();
   return undefined;
 }

@@ -34,6 +34,24 @@ export function probeArgs(h: Healthcheck | undefined): string[] | undefined {
 }
 
 /**
+ * The image's HEALTHCHECK under the container's own (dockerd's config merge): no health check
+ * given takes the image's; one given fills only its unset fields from the image's, so
+ * `--no-healthcheck` (Test ["NONE"]) turns the image's off.
+ */
+export function mergeHealthcheck(own: Healthcheck | undefined, image: Healthcheck | undefined): Healthcheck | undefined {
+  if (!image) return own;
+  if (!own) return { ...image };
+  return {
+    ...own,
+    Test: own.Test?.length ? own.Test : image.Test,
+    Interval: own.Interval || image.Interval,
+    Timeout: own.Timeout || image.Timeout,
+    StartPeriod: own.StartPeriod || image.StartPeriod,
+    Retries: own.Retries || image.Retries,
+  };
+}
+
+/**
  * Runs a container's health probe every Interval with `runc exec`, as dockerd does: Retries
  * failures in a row make it unhealthy, failures in StartPeriod do not count, a probe over
  * Timeout is killed and fails.

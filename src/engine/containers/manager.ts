@@ -29,7 +29,7 @@ import { prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
-import { HealthMonitor } from './health.js';
+import { HealthMonitor, mergeHealthcheck, type Healthcheck } from './health.js';
 import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary, type ForeignEndpoint } from './views.js';
 
@@ -278,6 +278,8 @@ export class ContainerManager {
         OpenStdin: cfg.OpenStdin === true,
         StdinOnce: cfg.StdinOnce === true,
       };
+      const health = mergeHealthcheck(cfg.Healthcheck as Healthcheck | undefined, img.config.Healthcheck);
+      if (health) config.Healthcheck = health;
       if (config.StopSignal) parseSignal(config.StopSignal);
       const rec: ContainerRecord = {
         id,
@@ -593,6 +595,14 @@ export class ContainerManager {
     };
   }
 
+  /** Subscribes to a container's health status changes; returns the unsubscribe. */
+  onHealth(id: string, fn: () => void): () => void {
+    this.emitter.on(`health:${id}`, fn);
+    return () => {
+      this.emitter.off(`health:${id}`, fn);
+    };
+  }
+
   /** A container event for `docker events`: image, name and labels as attributes, as dockerd sends them. */
   event(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
     this.eventLog.emit('container', action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.image, name: rec.name.slice(1), ...extra });
@@ -603,7 +613,10 @@ export class ContainerManager {
     const mon = new HealthMonitor(rec, this.runc.root, this.paths(rec.id), (changed) => {
       if (!this.records.has(rec.id)) return;
       saveRecord(this.paths(rec.id).record, rec);
-      if (changed && rec.state.Health) this.event(rec, `health_status: ${rec.state.Health.Status}`);
+      if (changed && rec.state.Health) {
+        this.event(rec, `health_status: ${rec.state.Health.Status}`);
+        this.emitter.emit(`health:${rec.id}`);
+      }
     });
     this.health.set(rec.id, mon);
     mon.start();

@@ -1,13 +1,13 @@
 /**
  * `docker import -c …` / `docker commit -c …`: the Dockerfile instructions that only change an
- * image's config (CMD, ENTRYPOINT, ENV, EXPOSE, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL, ONBUILD).
+ * image's config (CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, USER, VOLUME, WORKDIR, STOPSIGNAL, ONBUILD).
  */
 import { badRequest } from '../../util/errors.js';
 import type { ImageConfig } from '../types.js';
 
 export type ImageConfigWithOnBuild = ImageConfig & { OnBuild?: string[] };
 
-const ALLOWED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'LABEL', 'USER', 'VOLUME', 'WORKDIR', 'STOPSIGNAL', 'ONBUILD']);
+const ALLOWED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'USER', 'VOLUME', 'WORKDIR', 'STOPSIGNAL', 'ONBUILD']);
 
 /** Applies each change line in order to a copy of `base`. Unknown or malformed lines are a 400. */
 export function applyChanges(base: ImageConfigWithOnBuild, changes: string[]): ImageConfigWithOnBuild {
@@ -59,9 +59,43 @@ export function applyChanges(base: ImageConfigWithOnBuild, changes: string[]): I
       case 'ONBUILD':
         cfg.OnBuild = [...(cfg.OnBuild ?? []), rest];
         break;
+      case 'HEALTHCHECK':
+        cfg.Healthcheck = healthcheck(rest);
+        break;
     }
   }
   return cfg;
+}
+
+/** `HEALTHCHECK [--interval=D --timeout=D --start-period=D --retries=N] CMD command`, or `NONE`. */
+function healthcheck(rest: string): NonNullable<ImageConfig['Healthcheck']> {
+  const h: NonNullable<ImageConfig['Healthcheck']> = {};
+  let r = rest;
+  for (let m; (m = /^--([a-z-]+)=(\S+)\s+/.exec(r)); r = r.slice(m[0].length)) {
+    const [, flag, value] = m;
+    if (flag === 'retries') {
+      if (!/^\d+$/.test(value)) throw badRequest(`invalid value for --retries: ${value}`);
+      h.Retries = Number(value);
+    } else if (flag === 'interval' || flag === 'timeout' || flag === 'start-period') {
+      const key = flag === 'interval' ? 'Interval' : flag === 'timeout' ? 'Timeout' : 'StartPeriod';
+      h[key] = goDuration(value);
+    } else throw badRequest(`Unknown flag: ${flag}`);
+  }
+  const m = /^(\S+)(?:\s+([\s\S]*))?$/.exec(r.trim());
+  const kind = m?.[1].toUpperCase();
+  if (kind === 'NONE') return { Test: ['NONE'] };
+  if (kind !== 'CMD' || !m?.[2]) throw badRequest('Unknown type "' + (m?.[1] ?? '') + '" in HEALTHCHECK (try CMD)');
+  const exec = jsonArray(m[2].trim());
+  h.Test = exec ? ['CMD', ...exec] : ['CMD-SHELL', m[2].trim()];
+  return h;
+}
+
+/** A Go duration (`30s`, `1m30s`, `500ms`) in nanoseconds. */
+function goDuration(s: string): number {
+  const unit: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const parts = [...s.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  if (!parts.length || parts.map((p) => p[0]).join('') !== s) throw badRequest(`time: invalid duration "${s}"`);
+  return Math.round(parts.reduce((n, p) => n + Number(p[1]) * unit[p[2]], 0));
 }
 
 function jsonArray(s: string): string[] | undefined {

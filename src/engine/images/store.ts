@@ -556,6 +556,7 @@ function runConfig(c: ImageConfigBlob): ImageConfig {
   if (cfg.Labels) out.Labels = cfg.Labels;
   if (cfg.StopSignal) out.StopSignal = cfg.StopSignal;
   if (cfg.Volumes) out.Volumes = cfg.Volumes;
+  if (cfg.Healthcheck) out.Healthcheck = cfg.Healthcheck;
   return out;
 }
 
@@ -574,6 +575,7 @@ function containerConfigShape(cfg: ImageConfig & Record<string, unknown>): Recor
     StdinOnce: false,
     Env: cfg.Env ?? null,
     Cmd: cfg.Cmd ?? null,
+    ...(cfg.Healthcheck ? { Healthcheck: cfg.Healthcheck } : {}),
     Image: '',
     Volumes: cfg.Volumes ?? null,
     WorkingDir: cfg.WorkingDir ?? '',

@@ -49,7 +49,12 @@ function isOverlay(n: Network): boolean {
  * their published ports and one VIP per network; NEW tasks get an address on each of their
  * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
  */
-export function allocate(cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[], nodes: Node[] = []): AllocationResult {
+export function allocate(
+  cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[] | (() => Task[]), nodes: Node[] = [],
+  /** The NEW tasks, when the caller has them at hand (the store's state index). */
+  newTasks?: Task[],
+): AllocationResult {
+  const allTasks = typeof tasks === 'function' ? tasks : () => tasks;
   const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [] };
   const now = new Date().toISOString();
 
@@ -80,7 +85,9 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     return u;
   });
 
-  // Address pools, rebuilt from what services and live tasks hold.
+  // Address pools, rebuilt from what services and live tasks hold. Task addresses are read
+  // (a walk over every task) only when a pool is about to hand out an address: most passes
+  // allocate none (services without networks), and must not cost the whole task set.
   const pools = new Map<string, AddressPool>();
   for (const n of nets) {
     const c = n.IPAMOptions?.Configs?.find((x) => x.Subnet);
@@ -88,12 +95,19 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   }
   for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
   for (const n of nodes) for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
-  for (const t of tasks) {
-    // A standalone container's attachment holds its address for as long as the task exists:
-    // the container may still run on a removed node until the reaper deletes its task.
-    if (!holdsAddresses(t)) continue;
-    for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
-  }
+  let taskAddressesMarked = false;
+  const pool = (networkId: string): AddressPool => {
+    if (!taskAddressesMarked) {
+      taskAddressesMarked = true;
+      for (const t of allTasks()) {
+        // A standalone container's attachment holds its address for as long as the task exists:
+        // the container may still run on a removed node until the reaper deletes its task.
+        if (!holdsAddresses(t)) continue;
+        for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
+      }
+    }
+    return pools.get(networkId)!;
+  };
 
   // Nodes: every node gets its routing-mesh address on the ingress network.
   const ingressNet = nets.find((n) => n.Spec.Ingress);
@@ -102,8 +116,10 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
       if (n.Attachments?.some((a) => a.Network.ID === ingressNet.ID)) continue;
       const others = (n.Attachments ?? []).filter((a) => nets.some((x) => x.ID === a.Network.ID));
       let addr: string;
+      // Full from the nodes' own addresses alone: do not walk every task to learn it again.
+      if (pools.get(ingressNet.ID)!.full) break;
       try {
-        addr = pools.get(ingressNet.ID)!.allocate();
+        addr = pool(ingressNet.ID).allocate();
       } catch {
         // Ingress is full (the default /24 holds 253 nodes): such nodes get no routing-mesh
         // address, but that must not stop the pass, or no task is allocated at all.
@@ -123,7 +139,7 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     let vips: VirtualIP[];
     try {
       vips = mode === 'vip'
-        ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pools.get(n.ID)!.allocate() })
+        ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pool(n.ID).allocate() })
         : [];
     } catch {
       continue; // a full network: this service waits, the rest of the pass goes on
@@ -138,13 +154,13 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   }
 
   // Tasks: NEW → PENDING with their network attachments.
-  for (const t of tasks) {
+  for (const t of newTasks ?? allTasks()) {
     if (t.Status.State !== 'new') continue;
     const s = allocated.get(t.ServiceID);
     if (!s) continue;
     let attachments: NetworkAttachment[];
     try {
-      attachments = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
+      attachments = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pool(n.ID).allocate()] }));
     } catch {
       continue; // a full network: this task stays NEW, the rest of the pass goes on
     }
@@ -158,13 +174,16 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   // RUNNING with their addresses, from the same pools, so nothing here can collide with a VIP,
   // a service task or another manager's attachment. Nothing schedules or starts them: the node
   // that asked wires the address as soon as the manager answers it with this task.
-  for (const t of tasks) {
+  for (const t of newTasks ?? allTasks()) {
     if (t.Status.State !== 'new' || !isNetworkAttachment(t)) continue;
-    const u = allocateAttachment(t, nets, pools, now);
+    const u = allocateAttachment(t, nets, pools, pool, now);
     if (u) result.tasks.push(u);
   }
   return result;
 }
+
+/** NEW tasks allocated (and written) at a time within a pass. */
+const MAX_TASKS_PER_PASS = 5000;
 
 const ENDED = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned']);
 
@@ -179,7 +198,7 @@ function holdsAddresses(t: Task): boolean {
  * waiting RPC reports it). Undefined while its network has no subnet yet, or when the error
  * is already recorded.
  */
-function allocateAttachment(t: Task, nets: Network[], pools: Map<string, AddressPool>, now: string): Task | undefined {
+function allocateAttachment(t: Task, nets: Network[], pools: Map<string, AddressPool>, pool: (networkId: string) => AddressPool, now: string): Task | undefined {
   const failed = (err: string): Task | undefined => (t.Status.Err === err ? undefined : { ...t, Status: { ...t.Status, Err: err, Timestamp: now }, UpdatedAt: now });
   const wanted: Network[] = [];
   for (const w of t.Spec.Networks ?? []) {
@@ -190,7 +209,7 @@ function allocateAttachment(t: Task, nets: Network[], pools: Map<string, Address
   }
   const attachments: NetworkAttachment[] = [];
   try {
-    for (const n of wanted) attachments.push({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] });
+    for (const n of wanted) attachments.push({ Network: n, Addresses: [pool(n.ID).allocate()] });
   } catch (e) {
     return failed((e as Error).message);
   }
@@ -211,7 +230,16 @@ export class Allocator extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
-    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), this.store.view('tasks'), this.store.view('nodes'));
+    const fresh = this.store.tasksBy('state', 'new');
+    // In chunks, each written before the next (see the scheduler): one pass over every NEW
+    // task of a 100,000-replica service held the event loop for seconds.
+    for (let i = 0; i === 0 || (i < fresh.length && !this.stopped); i += MAX_TASKS_PER_PASS) {
+      await this.allocateSome(fresh.slice(i, i + MAX_TASKS_PER_PASS));
+    }
+  }
+
+  private async allocateSome(fresh: Task[]): Promise<void> {
+    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), () => this.store.view('tasks'), this.store.view('nodes'), fresh);
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),

@@ -70,6 +70,11 @@ export class AddressPool {
     }
   }
 
+  /** Every address taken (marked ones included). */
+  get full(): boolean {
+    return this.used.size >= subnetSize(this.subnet);
+  }
+
   /** The next free address in CIDR form (`10.0.1.5/24`). */
   allocate(): string {
     const n = subnetSize(this.subnet);

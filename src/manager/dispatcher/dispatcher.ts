@@ -1,7 +1,7 @@
 import { isNetworkAttachment } from '../networks/attachments.js';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import type { Etcd3, Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
 import type { Node, Task, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank } from '../../cluster/types.js';
 import type { EtcdStore } from '../store/etcd-store.js';
@@ -9,12 +9,18 @@ import { VersionConflict, type StoreEvent } from '../store/store.js';
 import type { Logger } from '../../util/log.js';
 import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, NodeDescriptionRequest, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
 import { LIVENESS_PREFIX } from './liveness.js';
+import { assignedFiles } from './task-files.js';
 
 /** SwarmKit defaults: heartbeat 5 s, TTL = 3 periods, status batches every 100 ms. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
 export const GRACE_MULTIPLIER = 3;
 const STATUS_FLUSH_MS = 100;
 const ASSIGNMENT_DEBOUNCE_MS = 100;
+/**
+ * An agent's progress short of RUNNING (ACCEPTED … STARTING) waits this long for the task's
+ * next state: the states a task passes in quick succession then cost one write, not one each.
+ */
+const PROGRESS_HOLD_MS = 1000;
 /** After a version conflict: time for the store's watch to catch up before retrying. */
 const STATUS_RETRY_MS = 20;
 
@@ -22,6 +28,8 @@ interface Session {
   id: string;
   nodeId: string;
   lease: Lease;
+  /** Ends the session's stream (the agent then registers again). */
+  end?: () => void;
 }
 
 export interface DispatcherDeps {
@@ -33,26 +41,40 @@ export interface DispatcherDeps {
   rootCA(): string;
   /** The root the CA signs with: a node holding a certificate from another one asks for a new one. */
   signingRoot(): string;
+  /** The swarm's data-encryption key: opens the secrets sent with assignments. */
+  dek?: Buffer;
 }
 
 /** Tasks an agent must know about: assigned to it and either wanted running or still to be stopped. */
 export function assignedTasks(tasks: Task[], nodeId: string): Task[] {
+  return tasks.filter((t) => t.NodeID === nodeId && isAssignment(t));
+}
+
+/** Whether its node's agent must know the task (assignedTasks without the node). */
+function isAssignment(t: Task): boolean {
   const running = taskStateRank('running');
-  return tasks.filter(
-    // Network attachments of standalone containers are not the executor's: the network agent wires them.
-    (t) => t.NodeID === nodeId && !isNetworkAttachment(t) && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running),
-  );
+  // Network attachments of standalone containers are not the executor's: the network agent wires them.
+  return !isNetworkAttachment(t) && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running);
+}
+
+/**
+ * Whether a task's new version changes what its agent is told: a new assignment, a new
+ * desired state, or the end of one. A status the agent reported itself does not: resending
+ * the node's whole task list for each of those was most of the manager's serialization work.
+ */
+function changesAssignment(prev: Task | undefined, next: Task): boolean {
+  return !prev || prev.NodeID !== next.NodeID || prev.DesiredState !== next.DesiredState || isAssignment(prev) !== isAssignment(next);
 }
 
 export function heartbeatPeriodMs(store: EtcdStore): number {
-  const c = store.list('cluster')[0];
+  const c = store.view('cluster')[0];
   const ns = c?.Spec.Dispatcher?.HeartbeatPeriod;
   return ns ? Math.max(100, Math.round(ns / 1e6)) : DEFAULT_HEARTBEAT_MS;
 }
 
 export function managerAddrs(store: EtcdStore): ManagerAddr[] {
   return store
-    .list('nodes')
+    .view('nodes')
     .filter((n) => n.Spec.Role === 'manager' && n.ManagerStatus?.Addr)
     .map((n) => ({ nodeId: n.ID, addr: n.ManagerStatus!.Addr }));
 }
@@ -60,7 +82,7 @@ export function managerAddrs(store: EtcdStore): ManagerAddr[] {
 /** Agent sessions of this manager: registration, heartbeats, assignments, task status. */
 export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
-  private statusQueue: { nodeId: string; taskId: string; status: TaskStatus }[] = [];
+  private statusQueue: QueuedStatus[] = [];
   private flushTimer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private readonly closers = new Set<() => void>();
@@ -69,6 +91,9 @@ export class Dispatcher {
   /** node ID → its assignments streams' change callbacks. */
   private readonly assignmentStreams = new Map<string, Set<() => void>>();
   private readonly resenders = new Set<() => void>();
+  /** node ID → its sessions' listeners (nodeListeners). */
+  private readonly sessionListeners = new Map<string, Set<SessionListener>>();
+  private unwatchNodes?: () => void;
   /** Sessions registered per node since this dispatcher started (logged with each registration). */
   private readonly registrations = new Map<string, number>();
 
@@ -94,6 +119,8 @@ export class Dispatcher {
     for (const c of [...this.closers]) c();
     this.unwatchTasks?.();
     this.unwatchTasks = undefined;
+    this.unwatchNodes?.();
+    this.unwatchNodes = undefined;
     this.byNode = undefined;
     for (const s of this.sessions.values()) s.lease.release();
     this.sessions.clear();
@@ -103,18 +130,23 @@ export class Dispatcher {
   private auth(call: Parameters<DispatcherDeps['identify']>[0]): PeerIdentity {
     const id = this.d.identify(call);
     if (!id) throw Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED });
-    if (!this.d.store.get('nodes', id.nodeId)) throw Object.assign(new Error(`node ${id.nodeId} is not a member of this swarm`), { code: grpc.status.PERMISSION_DENIED });
+    if (!this.d.store.viewOne('nodes', id.nodeId)) throw Object.assign(new Error(`node ${id.nodeId} is not a member of this swarm`), { code: grpc.status.PERMISSION_DENIED });
     return id;
   }
 
-  private async session(call: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
-    let id: PeerIdentity;
+  /** auth() for a server stream: a refused caller's stream ends with the error. */
+  private authStream(call: grpc.ServerWritableStream<unknown, unknown>): PeerIdentity | undefined {
     try {
-      id = this.auth(call);
+      return this.auth(call);
     } catch (e) {
       call.destroy(e as Error);
-      return;
+      return undefined;
     }
+  }
+
+  private async session(call: grpc.ServerWritableStream<SessionRequest, SessionMessage>): Promise<void> {
+    const id = this.authStream(call);
+    if (!id) return;
     const req = call.request;
     const observed = peerIp(call.getPeer());
     const periodMs = heartbeatPeriodMs(this.d.store);
@@ -134,26 +166,56 @@ export class Dispatcher {
     this.registrations.set(id.nodeId, registrations);
     this.d.log.info({ node: id.nodeId, addr: observed, session: session.id, registrations }, 'agent session registered');
     const send = () => {
-      const node = this.d.store.get('nodes', id.nodeId);
+      const node = this.d.store.viewOne('nodes', id.nodeId);
       if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA(), signingRoot: this.d.signingRoot() });
     };
     send();
     this.resenders.add(send);
-    const unwatch = this.d.store.watch((evs) => {
-      if (evs.some((e) => e.kind === 'cluster' || (e.kind === 'nodes' && (e.object.ID === id.nodeId || (e.object as Node).Spec.Role === 'manager')))) send();
-      if (evs.some((e) => e.kind === 'nodes' && e.action === 'delete' && e.object.ID === id.nodeId)) end();
-    });
+    const listener = { changed: send, removed: () => end() };
+    this.nodeListeners(id.nodeId).add(listener);
     const end = () => {
-      unwatch();
+      const set = this.nodeListeners(id.nodeId);
+      set.delete(listener);
+      if (!set.size) this.sessionListeners.delete(id.nodeId);
       this.resenders.delete(send);
       this.closers.delete(end);
       // The liveness lease is left to expire: that is how the leader learns the node is gone.
       this.sessions.delete(session.id);
       call.end();
     };
+    session.end = end;
     this.closers.add(end);
     call.on('cancelled', end);
     call.on('error', end);
+  }
+
+  /**
+   * The sessions of a node, told when its node object (or the cluster, or a manager) changes,
+   * from one store watch for all of them: one per session made every batch of task events
+   * cost sessions × events.
+   */
+  private nodeListeners(nodeId: string): Set<SessionListener> {
+    if (!this.unwatchNodes) {
+      this.unwatchNodes = this.d.store.watch((evs) => {
+        let all = false;
+        const changed = new Set<string>();
+        const removed = new Set<string>();
+        for (const e of evs) {
+          if (e.kind === 'cluster') all = true;
+          else if (e.kind === 'nodes') {
+            if ((e.object as Node).Spec.Role === 'manager') all = true;
+            changed.add(e.object.ID);
+            if (e.action === 'delete') removed.add(e.object.ID);
+          }
+        }
+        const notify = all ? [...this.sessionListeners.values()] : [...changed].map((n) => this.sessionListeners.get(n) ?? new Set<SessionListener>());
+        for (const set of notify) for (const l of [...set]) l.changed();
+        for (const n of removed) for (const l of [...(this.sessionListeners.get(n) ?? [])]) l.removed();
+      });
+    }
+    let set = this.sessionListeners.get(nodeId);
+    if (!set) this.sessionListeners.set(nodeId, (set = new Set()));
+    return set;
   }
 
   private registerNode(nodeId: string, req: SessionRequest, observed: string): Promise<void> {
@@ -183,7 +245,16 @@ export class Dispatcher {
       const id = this.auth(call);
       const s = this.sessions.get(call.request.sessionId);
       if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
-      await s.lease.keepaliveOnce();
+      // Answered at once, the lease renewed behind it: under load an etcd round trip took
+      // longer than the agent's deadline, and agents whose heartbeat timed out reconnected,
+      // re-registering and adding more writes.
+      s.lease.keepaliveOnce().catch((err) => {
+        // Gone (expired): the agent must register again. Anything else (etcd busy): the next
+        // heartbeat renews it; ending the session would only add a registration's writes.
+        if (!(err instanceof EtcdLeaseInvalidError)) return this.d.log.debug({ err, node: s.nodeId }, 'session lease renewal failed');
+        this.d.log.warn({ node: s.nodeId }, 'session lease expired; ending the session');
+        s.end?.();
+      });
       cb(null, { periodMs: heartbeatPeriodMs(this.d.store) });
     } catch (e) {
       cb(e as grpc.ServiceError);
@@ -208,15 +279,13 @@ export class Dispatcher {
   }
 
   private assignments(call: grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>): void {
-    let id: PeerIdentity;
-    try {
-      id = this.auth(call);
-    } catch (e) {
-      call.destroy(e as Error);
-      return;
-    }
+    const id = this.authStream(call);
+    if (!id) return;
     const byNode = this.taskIndex();
-    const send = () => call.write({ tasks: assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId) });
+    const send = () => {
+      const tasks = assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId);
+      call.write({ tasks, ...assignedFiles(this.d.store, this.d.dek, tasks) });
+    };
     send();
     let timer: NodeJS.Timeout | undefined;
     const changed = () => {
@@ -264,18 +333,24 @@ export class Dispatcher {
         if (e.kind !== 'tasks') continue;
         const t = e.object as Task;
         const prev = nodeOf.get(t.ID);
-        if (prev) touched.add(prev);
         if (e.action === 'delete') {
-          if (prev) byNode.get(prev)?.delete(t.ID);
+          if (prev) {
+            byNode.get(prev)?.delete(t.ID);
+            touched.add(prev);
+          }
           nodeOf.delete(t.ID);
         } else {
+          const before = prev ? byNode.get(prev)?.get(t.ID) : undefined;
           put(t);
-          if (t.NodeID) touched.add(t.NodeID);
+          if (changesAssignment(before, t)) {
+            if (prev) touched.add(prev);
+            if (t.NodeID) touched.add(t.NodeID);
+          }
         }
       }
       for (const n of touched) for (const fn of this.assignmentStreams.get(n) ?? []) fn();
     });
-    for (const t of this.d.store.list('tasks')) put(t);
+    for (const t of this.d.store.view('tasks')) put(t);
     return byNode;
   }
 
@@ -292,7 +367,7 @@ export class Dispatcher {
       // The node's own index, not a store read: no copy of the task per status update.
       const t = this.taskIndex().get(id.nodeId)?.get(u.taskId);
       if (!t) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
-      this.statusQueue.push({ nodeId: id.nodeId, ...u });
+      this.statusQueue.push({ nodeId: id.nodeId, ...u, queuedAt: Date.now() });
     }
     this.scheduleFlush(STATUS_FLUSH_MS);
     cb(null, {});
@@ -312,21 +387,32 @@ export class Dispatcher {
     this.flushTimer = undefined;
     const queue = this.statusQueue;
     this.statusQueue = [];
-    const latest = new Map<string, { nodeId: string; taskId: string; status: TaskStatus }>();
+    const now = Date.now();
+    const latest = new Map<string, QueuedStatus>();
     for (const u of queue) {
       const prev = latest.get(u.taskId);
-      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State)) latest.set(u.taskId, u);
+      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State)) latest.set(u.taskId, prev ? { ...u, queuedAt: Math.min(u.queuedAt, prev.queuedAt) } : u);
+    }
+    const held: QueuedStatus[] = [];
+    for (const u of latest.values()) {
+      if (isProgress(u.status) && now - u.queuedAt < PROGRESS_HOLD_MS) {
+        held.push(u);
+        latest.delete(u.taskId);
+      }
     }
     const changes = [];
     for (const { taskId, status } of latest.values()) {
-      const t = this.d.store.get('tasks', taskId);
+      // The cache's object, not a copy: the write is a new object with the new status.
+      const t = this.d.store.viewOne('tasks', taskId);
       if (!t || taskStateRank(status.State) < taskStateRank(t.Status.State)) continue;
       if (status.State === t.Status.State && status.Timestamp === t.Status.Timestamp) continue;
-      t.Status = status;
-      changes.push({ kind: 'tasks' as const, op: 'update' as const, object: t });
+      changes.push({ kind: 'tasks' as const, op: 'update' as const, object: { ...t, Status: status } });
     }
     let retryMs = 0;
-    this.flushing = this.d.store.commit(changes).catch((e) => {
+    const t0 = performance.now();
+    this.flushing = this.d.store.commit(changes).then(() => {
+      this.d.log.debug({ statuses: changes.length, ms: Math.round(performance.now() - t0) }, 'task statuses written');
+    }, (e) => {
       if (!(e instanceof VersionConflict)) {
         this.d.log.warn({ err: e }, 'task status write failed');
         return;
@@ -336,8 +422,31 @@ export class Dispatcher {
     });
     await this.flushing;
     this.flushing = undefined;
-    if (this.statusQueue.length) this.scheduleFlush(retryMs);
+    // Statuses that came during the write go at once (or after a conflict's pause); held
+    // progress when it is due.
+    const arrived = this.statusQueue.length > 0;
+    this.statusQueue.push(...held);
+    if (arrived) this.scheduleFlush(retryMs);
+    else if (held.length) this.scheduleFlush(Math.max(retryMs, held.reduce((m, u) => Math.min(m, u.queuedAt), Infinity) + PROGRESS_HOLD_MS - Date.now()));
   }
+}
+
+interface SessionListener {
+  changed(): void;
+  removed(): void;
+}
+
+interface QueuedStatus {
+  nodeId: string;
+  taskId: string;
+  status: TaskStatus;
+  /** When the first status of the task still queued came in. */
+  queuedAt: number;
+}
+
+function isProgress(s: TaskStatus): boolean {
+  const r = taskStateRank(s.State);
+  return r >= taskStateRank('accepted') && r < taskStateRank('running');
 }
 
 /** "ipv4:10.0.0.2:51234" or "10.0.0.2:51234" → "10.0.0.2". */

@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
 import type { LogLine, LogSubscription, PeerIdentity, PublishLogsRequest } from '../../cluster/rpc.js';
+import type { Task } from '../../cluster/types.js';
 import type { Store } from '../store/store.js';
 
 interface Subscription {
@@ -16,6 +17,12 @@ export interface LogRequest {
   follow: boolean;
   tail?: number;
   since?: number;
+  /**
+   * Following a service: tasks that appear later (scale up, replacements) and match join the
+   * stream once they have a node, and the stream lasts until the client leaves (swarmkit's
+   * log broker watches the selector's tasks the same way).
+   */
+  joins?: (t: Task) => boolean;
 }
 
 /**
@@ -43,23 +50,45 @@ export class LogBroker {
    */
   async logs(req: LogRequest, onLines: (nodeId: string, lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
     const id = randomBytes(12).toString('hex');
-    const sent: grpc.ServerWritableStream<object, LogSubscription>[] = [];
+    /** Subscription IDs sent (a task joining later goes out under its own ID), with their agents. */
+    const sent: { subId: string; agent: grpc.ServerWritableStream<object, LogSubscription> }[] = [];
+    const asked = new Set<string>();
+    const joining = req.follow && req.joins;
+    let unwatch: (() => void) | undefined;
     await new Promise<void>((resolve) => {
-      const sub: Subscription = { pending: new Set(), onLines, finish: resolve };
-      this.subs.set(id, sub);
-      for (const [nodeId, taskIds] of req.byNode) {
+      // Following a service ends only when the client leaves, not when its tasks do.
+      const sub: Subscription = { pending: new Set(), onLines, finish: joining ? () => undefined : resolve };
+      const ask = (subId: string, nodeId: string, taskIds: string[]) => {
         const agent = this.agents.get(nodeId);
-        if (!agent || !taskIds.length) continue;
+        if (!agent || !taskIds.length) return;
+        for (const t of taskIds) asked.add(t);
+        this.subs.set(subId, sub);
         sub.pending.add(nodeId);
-        sent.push(agent);
-        agent.write({ id, taskIds, follow: req.follow, tail: req.tail, since: req.since } satisfies LogSubscription);
-      }
-      if (!sub.pending.size) resolve();
+        sent.push({ subId, agent });
+        agent.write({ id: subId, taskIds, follow: req.follow, tail: req.tail, since: req.since } satisfies LogSubscription);
+      };
+      this.subs.set(id, sub);
+      for (const [nodeId, taskIds] of req.byNode) ask(id, nodeId, taskIds);
+      if (joining) {
+        let n = 0;
+        unwatch = this.store.watch((events) => {
+          for (const e of events) {
+            if (e.kind !== 'tasks' || e.action === 'delete') continue;
+            const t = e.object as Task;
+            if (!t.NodeID || asked.has(t.ID) || !req.joins!(t)) continue;
+            ask(`${id}.${++n}`, t.NodeID, [t.ID]);
+          }
+        });
+      } else if (!sub.pending.size) resolve();
       if (signal.aborted) resolve();
       signal.addEventListener('abort', () => resolve(), { once: true });
     });
+    unwatch?.();
+    for (const { subId, agent } of sent) {
+      this.subs.delete(subId);
+      if (!agent.destroyed) agent.write({ id: subId, taskIds: [], follow: false, cancel: true } satisfies LogSubscription);
+    }
     this.subs.delete(id);
-    for (const agent of sent) if (!agent.destroyed) agent.write({ id, taskIds: [], follow: false, cancel: true } satisfies LogSubscription);
   }
 
   close(): void {

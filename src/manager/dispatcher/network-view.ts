@@ -31,15 +31,29 @@ export function networkView(store: Store): NetworkViewMessage {
 const RELEVANT = new Set(['nodes', 'networks', 'services', 'tasks', 'cluster']);
 
 /**
+ * Whether an event can change the view: a task matters only if it holds addresses (the
+ * allocator gives them before the task is scheduled and they stay), so the status reports of
+ * tasks without networks, most of the events at scale, do not rebuild it.
+ */
+function relevant(e: StoreEvent): boolean {
+  return RELEVANT.has(e.kind) && (e.kind !== 'tasks' || !!(e.object as Task).NetworksAttachments?.length);
+}
+
+/**
  * The dispatcher's `NetworkView` stream: a view now, and again after every change that matters.
  * `close()` ends every open stream, so the manager's server shuts down without waiting on them.
  */
 export function networkViewHandler(store: Store, identify: (call: grpc.ServerWritableStream<unknown, unknown>) => PeerIdentity | undefined) {
   const open = new Set<() => void>();
-  // One view per store change, shared by every node's stream (not one whole-state pass each).
+  /** Each open stream's "the view changed" callback. */
+  const changed = new Set<() => void>();
+  // One view per store change, shared by every node's stream (not one whole-state pass each),
+  // and one look at each batch of events for all of them.
   let current: { view: NetworkViewMessage; body: string } | undefined;
   const unwatchShared = store.watch((evs: StoreEvent[]) => {
-    if (evs.some((e) => RELEVANT.has(e.kind))) current = undefined;
+    if (!evs.some(relevant)) return;
+    current = undefined;
+    for (const fn of changed) fn();
   });
   const latest = () => {
     if (!current) {
@@ -63,13 +77,13 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
     };
     send();
     let timer: NodeJS.Timeout | undefined;
-    const unwatch = store.watch((evs: StoreEvent[]) => {
-      if (!evs.some((e) => RELEVANT.has(e.kind))) return;
+    const onChange = () => {
       if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, VIEW_DEBOUNCE_MS);
-    });
+    };
+    changed.add(onChange);
     const end = () => {
       if (!open.delete(end)) return;
-      unwatch();
+      changed.delete(onChange);
       clearTimeout(timer);
       call.end();
     };

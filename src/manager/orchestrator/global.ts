@@ -1,10 +1,10 @@
 import type { Node, Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
-import { StoreLoop } from '../loop.js';
+import { ServiceOrchestrator } from './service-orchestrator.js';
 import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
 import { PassChanges } from './changes.js';
-import { RestartSupervisor } from './restart.js';
+import type { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
 import { isDesiredRunnable, isTerminal, newTask, withDesired } from './task.js';
 
@@ -14,12 +14,9 @@ import { isDesiredRunnable, isTerminal, newTask, withDesired } from './task.js';
  * nodes joining, leaving, draining and changing labels; pause keeps existing tasks but
  * adds none. Ended tasks are restarted on the same node by the restart supervisor.
  */
-export class GlobalOrchestrator extends StoreLoop {
-  readonly restarts = new RestartSupervisor();
-  readonly updates = new UpdateTracker();
-
+export class GlobalOrchestrator extends ServiceOrchestrator {
   constructor(store: Store, log: Logger) {
-    super(store, log.child({ loop: 'global-orchestrator' }), 10, 200);
+    super(store, log, 'global-orchestrator');
   }
 
   protected observe(events: StoreEvent[]): boolean {
@@ -30,16 +27,14 @@ export class GlobalOrchestrator extends StoreLoop {
     const now = Date.now();
     const services = this.store.view('services').filter((s) => !!s.Spec.Mode?.Global);
     if (!services.length) return;
-    const tasks = this.store.view('tasks');
     const nodes = this.store.view('nodes');
-    const byId = new Map(tasks.map((t) => [t.ID, t]));
     const nodeMap = new Map(nodes.map((n) => [n.ID, n]));
     const pass = new PassChanges();
     let next: number | undefined;
     for (const s of services) {
-      const ts = tasks.filter((t) => t.ServiceID === s.ID);
+      const ts = this.store.tasksBy('service', s.ID);
       const wake = reconcileGlobal(pass, s, ts, nodes, this.restarts, now, this.updates);
-      const due = this.restarts.startDue(pass, ts, byId, nodeMap, now);
+      const due = this.restarts.startDue(pass, ts, this.taskById, nodeMap, now);
       for (const w of [wake, due]) if (w !== undefined) next = next === undefined ? w : Math.min(next, w);
     }
     if (pass.size) await this.commitAll(pass.toChanges());

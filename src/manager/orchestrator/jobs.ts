@@ -29,14 +29,13 @@ export class JobsOrchestrator extends StoreLoop {
     const now = Date.now();
     const services = this.store.view('services').filter(isJob);
     if (!services.length) return;
-    const tasks = this.store.view('tasks');
     const nodes = this.store.view('nodes');
     const nodeMap = new Map(nodes.map((n) => [n.ID, n]));
-    const byId = new Map(tasks.map((t) => [t.ID, t]));
+    const byId = { get: (id: string) => this.store.viewOne('tasks', id), has: (id: string) => !!this.store.viewOne('tasks', id) };
     const pass = new PassChanges();
     let next: number | undefined;
     for (const s of services) {
-      const ts = tasks.filter((t) => t.ServiceID === s.ID);
+      const ts = this.store.tasksBy('service', s.ID);
       if (s.Spec.Mode?.ReplicatedJob) reconcileReplicatedJob(pass, s, ts, nodeMap, this.restarts, now);
       else reconcileGlobalJob(pass, s, ts, nodes, this.restarts, now);
       const due = this.restarts.startDue(pass, ts, byId, nodeMap, now);

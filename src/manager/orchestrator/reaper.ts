@@ -2,6 +2,7 @@ import type { Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
+import { taskSlotKey } from '../store/task-index.js';
 import { isNetworkAttachment } from '../networks/attachment-task.js';
 import { historyLimit, isAgentProgress, rank, slotKey } from './task.js';
 
@@ -58,21 +59,56 @@ export function tasksToReap(tasks: Task[], services: Map<string, Service>, limit
   return [...out];
 }
 
-/** The task reaper loop: batches deletions, at most every 250 ms. */
+/**
+ * The task reaper loop: batches deletions, at most every 250 ms. A pass looks only at the
+ * slots (the store's slot index) where a task was added, ended or set to go since the last
+ * one; every task only when the cluster's limit changed, a service was deleted, or at the
+ * start of a term.
+ */
 export class TaskReaper extends StoreLoop {
+  private dirty = new Set<string>();
+  private full = true;
+  /** Tasks looked at so far (tests check that passes are incremental). */
+  examined = 0;
+
   constructor(store: Store, log: Logger) {
     super(store, log.child({ loop: 'task-reaper' }), 250, 250);
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => (e.kind === 'tasks' && e.action !== 'delete' && !isAgentProgress(e) && !isRunningUpdate(e)) || e.kind === 'cluster' || (e.kind === 'services' && e.action === 'delete'));
+    let need = false;
+    for (const e of events) {
+      if (e.kind === 'cluster' || (e.kind === 'services' && e.action === 'delete')) {
+        this.full = true;
+        need = true;
+      } else if (e.kind === 'tasks' && e.action !== 'delete' && !isAgentProgress(e) && !isRunningUpdate(e)) {
+        const t = e.object as Task;
+        // A task moving forward towards RUNNING neither ends nor grows its slot's history.
+        if (e.action === 'update' && rank(t.Status.State) <= rank('running') && rank(t.DesiredState) <= rank('running')) continue;
+        this.dirty.add(taskSlotKey(t));
+        need = true;
+      }
+    }
+    return need;
   }
 
   protected async tick(): Promise<void> {
+    const full = this.full;
+    const slots = this.dirty;
+    this.full = false;
+    this.dirty = new Set();
     const cluster = this.store.view('cluster')[0];
     const services = new Map(this.store.view('services').map((s) => [s.ID, s]));
-    const ids = tasksToReap(this.store.view('tasks'), services, historyLimit(cluster));
+    const tasks = full ? this.store.view('tasks') : [...slots].flatMap((k) => this.store.tasksBy('slot', k));
+    this.examined += tasks.length;
+    const ids = tasksToReap(tasks, services, historyLimit(cluster));
     if (!ids.length) return;
-    await this.commitAll(ids.map((id) => ({ kind: 'tasks' as const, op: 'delete' as const, id })));
+    try {
+      await this.commitAll(ids.map((id) => ({ kind: 'tasks' as const, op: 'delete' as const, id })));
+    } catch (e) {
+      if (full) this.full = true;
+      for (const k of slots) this.dirty.add(k);
+      throw e;
+    }
   }
 }

@@ -2,11 +2,11 @@ import { isNetworkAttachment } from '../networks/attachments.js';
 import type { Node, Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
-import { StoreLoop } from '../loop.js';
+import { ServiceOrchestrator } from './service-orchestrator.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
-import { invalidNode, isAgentProgress, isDesiredRunnable, isReplicated, isTaskDirty, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
+import { invalidNode, isDesiredRunnable, isReplicated, isTaskDirty, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
 import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
 
 /**
@@ -18,56 +18,132 @@ import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/con
  * that went DOWN or were drained go to the restart supervisor; outdated ones to the updater.
  * Tasks of deleted services are set to REMOVE.
  */
-export class ReplicatedOrchestrator extends StoreLoop {
-  readonly restarts = new RestartSupervisor();
-  readonly updates = new UpdateTracker();
+/** Tasks one pass creates for a service at most. */
+const MAX_NEW_TASKS_PER_PASS = 10_000;
+
+export class ReplicatedOrchestrator extends ServiceOrchestrator {
+  /** Services whose tasks or spec changed since the last pass: a pass reconciles only these. */
+  private dirty = new Set<string>();
+  /** Reconcile every service (first pass of a term, after a failed write). */
+  private full = true;
+  /** Service ID → when its restart delay or update delay ends. */
+  private readonly wakes = new Map<string, number>();
+  /** Passes over each service so far (tests check that passes are incremental). */
+  readonly reconciled = new Map<string, number>();
 
   constructor(store: Store, log: Logger) {
-    super(store, log.child({ loop: 'replicated-orchestrator' }), 10, 200);
+    super(store, log, 'replicated-orchestrator');
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => e.kind === 'services' || (e.kind === 'tasks' && !isAgentProgress(e)) || e.kind === 'nodes');
+    let need = false;
+    for (const e of events) {
+      if (e.kind === 'services') {
+        this.dirty.add(e.object.ID);
+        need = true;
+      } else if (e.kind === 'nodes') {
+        // A node going DOWN, drained or relabelled concerns the services with tasks on it.
+        for (const t of this.store.tasksBy('node', e.object.ID)) this.dirty.add(t.ServiceID);
+        need = true;
+      } else if (e.kind === 'tasks' && this.concerns(e)) {
+        this.dirty.add((e.object as Task).ServiceID);
+        need = true;
+      }
+    }
+    return need;
+  }
+
+  /**
+   * Whether a task event can change a decision. Most task events at scale are a task moving
+   * forward on its way to RUNNING while wanted running (allocated, scheduled, agent progress)
+   * or this loop's own creations: no slot is gained or lost by them, so they wait for the
+   * next real change instead of costing a pass over the whole service. A service in a
+   * rolling update watches its tasks reach RUNNING (the update's monitor).
+   */
+  private concerns(e: StoreEvent): boolean {
+    const t = e.object as Task;
+    if (e.action === 'delete') return true;
+    if (t.DesiredState !== 'running' || isTerminal(t)) return true;
+    if (e.action === 'create') return t.Status.State !== 'new';
+    const state = this.store.viewOne('services', t.ServiceID)?.UpdateStatus?.State;
+    return state === 'updating' || state === 'rollback_started';
   }
 
   protected async tick(): Promise<void> {
     const now = Date.now();
-    const services = this.store.view('services');
-    const tasks = this.store.view('tasks');
+    const full = this.full;
+    const ids = full ? new Set(this.store.view('services').map((s) => s.ID)) : this.dirty;
+    this.full = false;
+    this.dirty = new Set();
+    for (const [id, at] of this.wakes) {
+      if (at > now) continue;
+      ids.add(id);
+      this.wakes.delete(id);
+    }
+    try {
+      await this.reconcile(ids, full, now);
+    } catch (e) {
+      // The pass runs again (version race) or the term ends: nothing it looked at is settled.
+      for (const id of ids) this.dirty.add(id);
+      if (full) this.full = true;
+      throw e;
+    }
+  }
+
+  private async reconcile(ids: Set<string>, full: boolean, now: number): Promise<void> {
     const nodes = new Map(this.store.view('nodes').map((n) => [n.ID, n]));
-    const byId = new Map(tasks.map((t) => [t.ID, t]));
-    const byService = new Map<string, Task[]>();
-    for (const t of tasks) {
-      let l = byService.get(t.ServiceID);
-      if (!l) byService.set(t.ServiceID, (l = []));
-      l.push(t);
-    }
     const pass = new PassChanges();
-    let next: number | undefined;
-    const serviceIds = new Set<string>();
-    for (const s of services) {
-      serviceIds.add(s.ID);
+    for (const id of ids) {
+      const s = this.store.viewOne('services', id);
+      if (!s) {
+        // Tasks whose service is gone are removed (the reaper deletes them once they stopped).
+        this.removeOrphans(pass, this.store.tasksBy('service', id));
+        continue;
+      }
       if (!isReplicated(s)) continue;
-      const ts = byService.get(s.ID) ?? [];
-      const wake = reconcileReplicated(pass, s, ts, nodes, this.restarts, now, this.updates);
-      const due = this.restarts.startDue(pass, ts, byId, nodes, now);
+      this.reconciled.set(id, (this.reconciled.get(id) ?? 0) + 1);
+      const ts = this.store.tasksBy('service', id);
+      const created = pass.createdTasks().length;
+      const wake = reconcileReplicated(pass, s, ts, nodes, this.restarts, now, this.updates, MAX_NEW_TASKS_PER_PASS);
+      if (pass.createdTasks().length - created >= MAX_NEW_TASKS_PER_PASS) {
+        // More to create: the next pass goes on (after this one's writes), so no pass holds
+        // the event loop for seconds (the leader lease is renewed on it) and the allocator
+        // and scheduler start on the first tasks while the rest are being created.
+        this.dirty.add(id);
+        this.kick(0);
+      }
+      const due = this.restarts.startDue(pass, ts, this.taskById, nodes, now);
+      let next: number | undefined;
       for (const w of [wake, due]) if (w !== undefined) next = next === undefined ? w : Math.min(next, w);
+      if (next !== undefined) {
+        this.wakes.set(id, Math.min(next, this.wakes.get(id) ?? Infinity));
+        this.kickAt(next);
+      }
     }
-    // Tasks whose service is gone are removed (the reaper deletes them once they stopped).
+    if (full) {
+      const serviceIds = new Set(this.store.view('services').map((s) => s.ID));
+      this.removeOrphans(pass, this.store.view('tasks').filter((t) => !serviceIds.has(t.ServiceID)));
+    }
+    if (pass.size) await this.commitAll(pass.toChanges());
+  }
+
+  private removeOrphans(pass: PassChanges, tasks: Task[]): void {
     for (const t of tasks) {
-      if (serviceIds.has(t.ServiceID) || t.DesiredState === 'remove' || isNetworkAttachment(t)) continue;
+      if (t.DesiredState === 'remove' || isNetworkAttachment(t)) continue;
       this.restarts.clearService(t.ServiceID);
       this.updates.forget(t.ServiceID);
       const r = withDesired(t, 'remove');
       if (r) pass.update(r);
     }
-    if (pass.size) await this.commitAll(pass.toChanges());
-    if (next !== undefined) this.kickAt(next);
   }
 }
 
 /** One replicated service's slots: restarts, scaling, rolling update. Pure apart from the supervisor's memory. */
-export function reconcileReplicated(pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker()): number | undefined {
+export function reconcileReplicated(
+  pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker(),
+  /** Scale up by at most this many slots (the loop comes back for the rest). */
+  maxCreates = Infinity,
+): number | undefined {
   // Task level: ended while desired to run, stranded on a node that is gone, DOWN or drained,
   // or on a node that no longer meets the constraints (swarmkit's constraint enforcer).
   let constraints: Constraint[] | undefined;
@@ -109,7 +185,7 @@ export function reconcileReplicated(pass: PassChanges, service: Service, tasks: 
   const want = replicasOf(service);
   if (want > live.size) {
     let slot = 0;
-    for (let i = live.size; i < want; i++) {
+    for (let i = live.size, made = 0; i < want && made < maxCreates; i++, made++) {
       do slot++;
       while (live.has(slot));
       const t = newTask(service, slot);

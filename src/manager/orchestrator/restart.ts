@@ -94,7 +94,7 @@ export class RestartSupervisor {
    * Raises tasks waiting in READY to RUNNING when due. Tasks found in READY without a record
    * (a new leader took over) start now. Returns the next time something becomes due.
    */
-  startDue(pass: PassChanges, tasks: Task[], byId: Map<string, Task>, nodes: Map<string, Node>, now = Date.now()): number | undefined {
+  startDue(pass: PassChanges, tasks: Task[], byId: Pick<Map<string, Task>, 'get' | 'has'>, nodes: Map<string, Node>, now = Date.now()): number | undefined {
     // Forget replacements that were deleted meanwhile.
     for (const id of this.delayed.keys()) if (!byId.has(id) && !pass.createdTasks().some((t) => t.ID === id)) this.delayed.delete(id);
     let next: number | undefined;

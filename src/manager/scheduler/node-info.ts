@@ -35,6 +35,25 @@ export class NodeInfo {
     return true;
   }
 
+  /** Undoes addTask (the task ended, moved or was deleted). */
+  removeTask(taskId: string, services: Map<string, Service>): boolean {
+    const had = this.tasks.get(taskId);
+    if (!had) return false;
+    this.tasks.delete(taskId);
+    const n = (this.countByService.get(had.ServiceID) ?? 1) - 1;
+    if (n > 0) this.countByService.set(had.ServiceID, n);
+    else this.countByService.delete(had.ServiceID);
+    const r = had.Spec.Resources?.Reservations;
+    this.availableCpu += r?.NanoCPUs ?? 0;
+    this.availableMemory += r?.MemoryBytes ?? 0;
+    if (hostPorts(services.get(had.ServiceID)).length) {
+      // Another task of the node may hold the same port: recount from what is left.
+      this.usedHostPorts.clear();
+      for (const o of this.tasks.values()) for (const p of hostPorts(services.get(o.ServiceID))) this.usedHostPorts.add(p);
+    }
+    return true;
+  }
+
   serviceCount(serviceId: string): number {
     return this.countByService.get(serviceId) ?? 0;
   }

@@ -4,8 +4,11 @@ import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { isDesiredRunnable, rank, status } from '../orchestrator/task.js';
 import { Pipeline } from './filters.js';
-import { buildNodeInfos, FAILURE_WINDOW_MS, type NodeInfo } from './node-info.js';
+import { buildNodeInfos, FAILURE_WINDOW_MS, occupiesNode, type NodeInfo } from './node-info.js';
 import { spreadTasks } from './spread.js';
+
+/** PENDING tasks decided (and written) at a time within a pass. */
+const MAX_TASKS_PER_PASS = 5000;
 
 /** Failures of a service's tasks per node: node ID → service ID → timestamps (ms). */
 export type FailureLog = Map<string, Map<string, number[]>>;
@@ -17,7 +20,15 @@ export type FailureLog = Map<string, Map<string, number[]>>;
  * the tasks to write.
  */
 export function schedule(nodes: Node[], tasks: Task[], services: Map<string, Service>, failures: FailureLog = new Map(), now = Date.now()): Task[] {
-  const infos = buildNodeInfos(nodes, tasks, services);
+  return schedulePending(buildNodeInfos(nodes, tasks, services), tasks, services, failures, now);
+}
+
+/**
+ * The same pass on NodeInfos kept between passes: `tasks` need only hold the PENDING ones.
+ * Placed tasks are added to their NodeInfo.
+ */
+export function schedulePending(infos: Map<string, NodeInfo>, tasks: Task[], services: Map<string, Service>, failures: FailureLog = new Map(), now = Date.now()): Task[] {
+  for (const info of infos.values()) info.failures.clear();
   for (const [nodeId, byService] of failures) {
     const info = infos.get(nodeId);
     if (info) for (const [sid, ts] of byService) info.failures.set(sid, [...ts]);
@@ -51,7 +62,8 @@ export function schedule(nodes: Node[], tasks: Task[], services: Map<string, Ser
     if (unplaced.length) {
       pipeline.setTask(group[0], service);
       for (const n of allInfos) pipeline.process(n);
-      out.push(...unplaced.map((t) => noSuitableNode(t, pipeline.explain())).filter((t): t is Task => !!t));
+      const why = pipeline.explain();
+      out.push(...unplaced.map((t) => noSuitableNode(t, why)).filter((t): t is Task => !!t));
     }
   }
   return out;
@@ -78,10 +90,19 @@ function noSuitableNode(t: Task, explanation: string): Task | undefined {
 /**
  * The scheduler loop: watches for pending tasks and for anything that frees or adds room
  * (nodes, tasks ending), and runs a pass debounced 50 ms, at most 1 s after the first event
- * (swarmkit scheduler.go), writing all decisions in fenced batches.
+ * (swarmkit scheduler.go), writing all decisions in fenced batches. Like swarmkit's nodeSet,
+ * what each node holds is kept between passes and updated from task events, and a pass
+ * looks only at the PENDING tasks (the store's state index): a pass costs what is pending,
+ * not every task of the cluster.
  */
 export class Scheduler extends StoreLoop {
   private readonly failures: FailureLog = new Map();
+  /** Node ID → what it holds; undefined: rebuild from the store on the next pass. */
+  private infos?: Map<string, NodeInfo>;
+  /** Task ID → the node whose NodeInfo counts it. */
+  private readonly placed = new Map<string, string>();
+  /** Full rebuilds of the NodeInfos so far (tests check that passes are incremental). */
+  rebuilds = 0;
 
   constructor(store: Store, log: Logger) {
     super(store, log.child({ loop: 'scheduler' }), 50, 1000);
@@ -89,15 +110,43 @@ export class Scheduler extends StoreLoop {
 
   protected observe(events: StoreEvent[]): boolean {
     let need = false;
+    let services: Map<string, Service> | undefined;
+    const serviceMap = () => (services ??= this.serviceMap());
     for (const e of events) {
-      if (e.kind === 'nodes') need = true;
-      else if (e.kind === 'tasks') {
+      if (e.kind === 'nodes' || e.kind === 'services') {
+        // Node resources, labels and availability, or a service's ports: rebuild (rare).
+        this.infos = undefined;
+        need = true;
+      } else if (e.kind === 'tasks') {
         const t = e.object as Task;
+        this.track(e.action === 'delete' ? undefined : t, t.ID, serviceMap);
         if (e.action === 'delete' || t.Status.State === 'pending' || rank(t.Status.State) > rank('running') || !isDesiredRunnable(t)) need = true;
         if ((t.Status.State === 'failed' || t.Status.State === 'rejected') && t.NodeID && e.action === 'update') this.recordFailure(t);
-      } else if (e.kind === 'services') need = true;
+      }
     }
     return need;
+  }
+
+  /** Keeps the NodeInfos in step with one task's new version (undefined: deleted). */
+  private track(t: Task | undefined, id: string, services: () => Map<string, Service>): void {
+    if (!this.infos) return;
+    const was = this.placed.get(id);
+    const now = t && occupiesNode(t) ? t.NodeID! : undefined;
+    if (was !== undefined && was !== now) {
+      this.infos.get(was)?.removeTask(id, services());
+      this.placed.delete(id);
+    }
+    if (now !== undefined && t) {
+      const info = this.infos.get(now);
+      if (info) {
+        info.addTask(t, services().get(t.ServiceID));
+        this.placed.set(id, now);
+      }
+    }
+  }
+
+  private serviceMap(): Map<string, Service> {
+    return new Map(this.store.view('services').map((s) => [s.ID, s]));
   }
 
   private recordFailure(t: Task): void {
@@ -108,11 +157,37 @@ export class Scheduler extends StoreLoop {
     byService.set(t.ServiceID, ts);
   }
 
+  private rebuild(services: Map<string, Service>): Map<string, NodeInfo> {
+    this.rebuilds++;
+    const infos = buildNodeInfos(this.store.view('nodes'), this.store.view('tasks'), services);
+    this.placed.clear();
+    for (const info of infos.values()) for (const id of info.tasks.keys()) this.placed.set(id, info.id);
+    return infos;
+  }
+
   protected async tick(): Promise<void> {
-    const services = new Map(this.store.view('services').map((s) => [s.ID, s]));
-    const decisions = schedule(this.store.view('nodes'), this.store.view('tasks'), services, this.failures);
-    if (!decisions.length) return;
-    await this.commitAll(decisions.map((t) => ({ kind: 'tasks' as const, op: 'update' as const, object: t })));
-    this.log.debug({ tasks: decisions.length }, 'scheduling decisions written');
+    const services = this.serviceMap();
+    const pending = this.store.tasksBy('state', 'pending');
+    // In chunks, each written before the next is decided: a pass over 100,000 tasks at once
+    // held the event loop for seconds (the leader lease is renewed on it). Tasks that find
+    // no node are left for the next pass, not retried here.
+    for (let i = 0; i < pending.length && !this.stopped; i += MAX_TASKS_PER_PASS) {
+      const infos = (this.infos ??= this.rebuild(services));
+      const decisions = schedulePending(infos, pending.slice(i, i + MAX_TASKS_PER_PASS), services, this.failures);
+      if (!decisions.length) {
+        await new Promise((r) => setImmediate(r));
+        continue;
+      }
+      // Placed tasks now count on their nodes; the store's events confirm them. A write that
+      // fails leaves placements that did not happen: start again from the store.
+      for (const t of decisions) if (t.NodeID && occupiesNode(t)) this.placed.set(t.ID, t.NodeID);
+      try {
+        await this.commitAll(decisions.map((t) => ({ kind: 'tasks' as const, op: 'update' as const, object: t })));
+      } catch (e) {
+        this.infos = undefined;
+        throw e;
+      }
+      this.log.debug({ tasks: decisions.length }, 'scheduling decisions written');
+    }
   }
 }

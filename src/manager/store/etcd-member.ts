@@ -125,7 +125,16 @@ export function etcdClient(hosts: string[], tls: EtcdClientTls): Etcd3 {
   return new Etcd3({
     hosts,
     credentials: { rootCertificate: tls.ca, certChain: tls.cert, privateKey: tls.key },
-    grpcOptions: { 'grpc.max_receive_message_length': 64 * 1024 * 1024 },
+    grpcOptions: {
+      'grpc.max_receive_message_length': 64 * 1024 * 1024,
+      // HTTP/2's default 64 KiB window makes a watch response of a 1,000-object transaction
+      // (~1.5 MiB) wait for dozens of window updates, each one a turn of a busy event loop:
+      // the store's cache then lagged its own writes by seconds.
+      'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      // Each client its own connection (grpc-js shares one between equal channels otherwise):
+      // the manager keeps the leader lease on a client of its own.
+      'grpc.use_local_subchannel_pool': 1,
+    },
     // The default breaker stops all calls for 5 s after 3 failures: too long for a local member
     // that is restarting or a reconfiguration that is refused once; callers retry themselves.
     faultHandling: { host: () => noop },

@@ -1,10 +1,11 @@
 import type { Etcd3, IKeyValue, IRequestOp, ICompare, Watcher } from 'etcd3';
-import type { Kind, KindMap } from '../../cluster/types.js';
+import type { Kind, KindMap, Task } from '../../cluster/types.js';
+import { TaskIndex, type TaskIndexName } from './task-index.js';
 import { LeaderLost, VersionConflict, type Change, type Store, type StoreEvent, type WriteOptions } from './store.js';
 import type { Logger } from '../../util/log.js';
 
 export const PREFIX = '/shoal/v1/';
-const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks'];
+const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks', 'secrets', 'configs'];
 /** Objects changed per etcd transaction; etcd runs with --max-txn-ops above twice this. */
 const MAX_CHANGES_PER_TXN = 1000;
 
@@ -25,6 +26,7 @@ type AnyObject = KindMap[Kind];
  */
 export class EtcdStore implements Store {
   private readonly cache = new Map<Kind, Map<string, AnyObject>>();
+  private readonly taskIndex = new TaskIndex();
   private readonly listeners = new Set<(events: StoreEvent[]) => void>();
   private revision = 0;
   private readonly revisionWaiters: { rev: number; resolve: () => void }[] = [];
@@ -38,7 +40,7 @@ export class EtcdStore implements Store {
     const res = await this.client.kv.range({ key: Buffer.from(PREFIX), range_end: Buffer.from(prefixEnd(PREFIX)) });
     for (const kv of res.kvs) {
       const parsed = this.decode(kv);
-      if (parsed) this.cache.get(parsed.kind)!.set(parsed.object.ID, parsed.object);
+      if (parsed) this.put(parsed.kind, parsed.object);
     }
     this.revision = Number(res.header.revision);
     this.watcher = await this.client
@@ -68,6 +70,20 @@ export class EtcdStore implements Store {
     return [...(this.cache.get(kind)?.values() ?? [])] as KindMap[K][];
   }
 
+  viewOne<K extends Kind>(kind: K, id: string): KindMap[K] | undefined {
+    return this.cache.get(kind)?.get(id) as KindMap[K] | undefined;
+  }
+
+  tasksBy(by: TaskIndexName, key: string): Task[] {
+    return this.taskIndex.get(by, key);
+  }
+
+  private put(kind: Kind, o: AnyObject): void {
+    const m = this.cache.get(kind)!;
+    if (kind === 'tasks') this.taskIndex.put(m.get(o.ID) as Task | undefined, o as Task);
+    m.set(o.ID, o);
+  }
+
   watch(fn: (events: StoreEvent[]) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
@@ -87,12 +103,31 @@ export class EtcdStore implements Store {
     }
     let lastRev = 0;
     let changed = false;
-    for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) {
-      const r = await this.commitOne(changes.slice(i, i + MAX_CHANGES_PER_TXN), leaderRev);
-      lastRev = r.revision;
-      changed ||= r.changed;
+    const t0 = performance.now();
+    const chunks: Change[][] = [];
+    for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) chunks.push(changes.slice(i, i + MAX_CHANGES_PER_TXN));
+    let failure: unknown;
+    const one = async (c: Change[]) => {
+      try {
+        const r = await this.commitOne(c, leaderRev);
+        lastRev = Math.max(lastRev, r.revision);
+        changed ||= r.changed;
+      } catch (e) {
+        failure ??= e;
+      }
+    };
+    // One transaction at a time: several big ones in flight made etcd's apply fall behind
+    // under load (its lease renewals then failed with "waiting for the applied index took too
+    // long"). After a failure no more are sent, and those already written are waited for like
+    // a success: a caller's next pass must see them (or it would, say, create a slot's task twice).
+    for (const c of chunks) {
+      await one(c);
+      if (failure !== undefined) break;
     }
-    await this.waitForRevision(lastRev, changed);
+    const t1 = performance.now();
+    if (lastRev) await this.waitForRevision(lastRev, changed);
+    if (failure !== undefined) throw failure;
+    this.log.debug({ changes: changes.length, txnMs: Math.round(t1 - t0), watchMs: Math.round(performance.now() - t1) }, 'commit');
   }
 
   /** One transaction; `changed` when it put or deleted something (so a watch event will come). */
@@ -165,15 +200,17 @@ export class EtcdStore implements Store {
       if (e.type === 'Put') {
         const p = this.decode(e.kv);
         if (!p) continue;
-        this.cache.get(p.kind)!.set(p.object.ID, p.object);
+        this.put(p.kind, p.object);
         const created = e.kv.create_revision === e.kv.mod_revision;
-        out.push({ kind: p.kind, action: created ? 'create' : 'update', object: structuredClone(p.object) } as StoreEvent);
+        // The cache's own frozen object: watchers that want to change it copy it first.
+        out.push({ kind: p.kind, action: created ? 'create' : 'update', object: p.object } as StoreEvent);
       } else {
         const [kind, id] = e.kv.key.toString().slice(PREFIX.length).split('/');
         const m = this.cache.get(kind as Kind);
         const last = m?.get(id);
         if (!m || !last) continue;
         m.delete(id);
+        if (kind === 'tasks') this.taskIndex.remove(last as Task);
         out.push({ kind: kind as Kind, action: 'delete', object: last } as StoreEvent);
       }
     }

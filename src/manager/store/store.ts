@@ -1,4 +1,5 @@
-import type { Kind, KindMap } from '../../cluster/types.js';
+import type { Kind, KindMap, Task } from '../../cluster/types.js';
+import type { TaskIndexName } from './task-index.js';
 
 /**
  * The contract between the store (etcd + a watch-fed cache) and everything that reads or
@@ -36,12 +37,23 @@ export interface Store {
    * copies it first (structuredClone). get()/list() return private copies.
    */
   view<K extends Kind>(kind: K): KindMap[K][];
+  /** One object as view() has it (shared, frozen): no copy, for hot paths that only read. */
+  viewOne<K extends Kind>(kind: K, id: string): KindMap[K] | undefined;
+  /**
+   * The tasks of one service / node / observed state / desired state / slot, from indexes the
+   * cache keeps (task-index.ts), so loops look up instead of scanning every task. Same
+   * objects as view(): shared and frozen.
+   */
+  tasksBy(by: TaskIndexName, key: string): Task[];
   /**
    * Applies every change atomically (split into several etcd transactions only when one would
    * exceed etcd's op limit; each is still all-or-nothing). Resolves once the cache has seen it,
    * so a read right after a write returns the new object.
    */
   commit(changes: Change[], opts?: WriteOptions): Promise<void>;
-  /** Events arrive in batches, in commit order, after the cache is updated. Returns unsubscribe. */
+  /**
+   * Events arrive in batches, in commit order, after the cache is updated; their objects are
+   * the cache's own (shared, frozen, like view()). Returns unsubscribe.
+   */
   watch(fn: (events: StoreEvent[]) => void): () => void;
 }
