@@ -680,7 +680,13 @@ export class SwarmNode {
     if (!remotes.length) throw new Error('no other manager known for the role change');
     // Every step may be tried again (reconcileRole retries the whole change): each is idempotent.
     if (role === 'worker' && this.manager) {
-      await this.removeOwnMember(this.manager, s.nodeId, remotes);
+      await this.manager.resign();
+      try {
+        await this.removeOwnMember(this.manager, s.nodeId, remotes);
+      } catch (e) {
+        this.manager.election.resume(); // still a manager until a retry succeeds
+        throw e;
+      }
       this.log.info('etcd member removed for the demotion');
       await this.manager.stop();
       this.manager = undefined;

@@ -225,6 +225,14 @@ export class Manager {
     this.probing = false;
   }
 
+  /**
+   * Stops campaigning and gives up leadership at once (a demotion): the other managers take over
+   * without waiting out this leader's lease, which a removed etcd member can no longer revoke.
+   */
+  async resign(): Promise<void> {
+    await bounded(this.election.stop());
+  }
+
   isReachable(nodeId: string): boolean {
     return this.reachable.has(nodeId);
   }
