@@ -21,11 +21,12 @@ import {
   type ContainerRecord,
   type HostConfig,
 } from './record.js';
-import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { isMounted, mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { applyUpdate, runcUpdateArgs, type UpdateConfig } from './update.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
 import { VolumeStore } from '../volumes/store.js';
-import { prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
+import { mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
@@ -470,6 +471,59 @@ export class ContainerManager {
     if (names.length) rec.connectedNetworks = names;
     else delete rec.connectedNetworks;
     saveRecord(this.paths(rec.id).record, rec);
+  }
+
+  /** `docker update`: new limits and restart policy, stored and (resources) applied to a running container. */
+  update(ref: string, u: UpdateConfig): Promise<{ Warnings: string[] }> {
+    const rec = this.get(ref);
+    return this.locked(rec.id, async () => {
+      if (rec.state.Status === 'removing' || rec.state.Status === 'dead') throw badRequest(`Cannot update container ${rec.id}: container is marked for removal and cannot be "update"`);
+      const { next, warnings } = applyUpdate(rec.id, rec.hostConfig, u);
+      const args = runcUpdateArgs(u);
+      if (hasProcess(rec) && args.length) {
+        const r = await this.runc.update(rec.id, args);
+        if (r.code !== 0) throw serverError(`Cannot update container ${rec.id}: ${(r.stderr || r.stdout).trim()}`);
+      }
+      rec.hostConfig = next;
+      saveRecord(this.paths(rec.id).record, rec);
+      this.event(rec, 'update');
+      return { Warnings: warnings };
+    });
+  }
+
+  /**
+   * Runs `fn` on the container's merged root filesystem (`docker cp`, `export`, `commit`): the
+   * running container's own mount, or one made for the call while it is stopped.
+   */
+  async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>, opts: { live?: boolean } = {}): Promise<T> {
+    const rec = this.get(ref);
+    const p = this.paths(rec.id);
+    // `live`: the container's view with its volumes and binds (docker cp): a running one's through its init.
+    const procRoot = `/proc/${rec.state.Pid}/root`;
+    if (opts.live && hasProcess(rec) && rec.state.Pid > 0 && fs.existsSync(procRoot)) return fn(procRoot, rec);
+    if (hasProcess(rec) && isMounted(p.rootfs)) return fn(p.rootfs, rec);
+    // Stopped: held against a start meanwhile, which would mount (and later unmount) it too.
+    return this.locked(rec.id, async () => {
+      if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal`);
+      if (isMounted(p.rootfs)) return fn(p.rootfs, rec);
+      const img = await this.images.resolve(rec.imageId);
+      await mountRootfs(img.layerDirs, p);
+      let release = async () => undefined as void;
+      try {
+        if (opts.live) release = await mountForCopy(this.volumes, rec, p.rootfs);
+        return await fn(p.rootfs, rec);
+      } finally {
+        await unmountRootfs(p.rootfs);
+        await release();
+      }
+    });
+  }
+
+  /** The image's layer directories under the container's upper dir (`docker diff`, `commit`). */
+  async layers(ref: string): Promise<{ rec: ContainerRecord; upper: string; lower: string[] }> {
+    const rec = this.get(ref);
+    const img = await this.images.resolve(rec.imageId);
+    return { rec, upper: this.paths(rec.id).upper, lower: img.layerDirs };
   }
 
   /** `docker top`: `ps` output for the container's processes. */

@@ -39,6 +39,11 @@ export class Runc {
     await run(RUNC, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
   }
 
+  /** `runc update` with flags; resolves with its result (the caller words the error). */
+  update(id: string, flags: string[]) {
+    return run(RUNC, this.args('update', ...flags, id), { allowFail: true });
+  }
+
   async pause(id: string): Promise<void> {
     await run(RUNC, this.args('pause', id));
   }
