@@ -90,21 +90,36 @@ export class Worker {
   }
 
   /**
-   * Reports made in the same turn of the event loop go out as one call: many tasks moving at
-   * once cost one round trip, not one each (swarmkit's agent batches the same way).
+   * Statuses go out in the order they were reached, without holding up the runners: whatever
+   * queued while one call was in flight goes in the next one (swarmkit's agent reports in the
+   * background the same way), so many tasks moving at once cost a few round trips, not one each.
    */
-  private report(taskId: string, status: TaskStatus): Promise<void> {
-    if (!this.pendingReports) {
-      const batch: { taskId: string; status: TaskStatus }[] = [];
-      const sent = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        this.pendingReports = undefined;
-        return this.link.reportStatus(batch);
-      });
-      this.pendingReports = { batch, sent };
-    }
-    this.pendingReports.batch.push({ taskId, status });
-    return this.pendingReports.sent;
+  private report(taskId: string, status: TaskStatus): void {
+    this.reports.push({ taskId, status });
+    if (!this.sending) this.sending = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendReports());
   }
 
-  private pendingReports?: { batch: { taskId: string; status: TaskStatus }[]; sent: Promise<void> };
+  private async sendReports(): Promise<void> {
+    while (this.reports.length && !this.stopped) {
+      const batch = this.reports;
+      this.reports = [];
+      try {
+        await this.link.reportStatus(batch);
+      } catch (err) {
+        // Kept for tasks still assigned here (as the runners used to retry); sent again shortly.
+        this.log.warn({ err }, 'status report failed; will retry');
+        this.reports = [...batch.filter((u) => this.runners.has(u.taskId)), ...this.reports];
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
+    this.sending = undefined;
+  }
+
+  /** Resolves once every status queued so far has been sent (tests). */
+  async reported(): Promise<void> {
+    while (this.sending) await this.sending;
+  }
+
+  private reports: { taskId: string; status: TaskStatus }[] = [];
+  private sending?: Promise<void>;
 }

@@ -395,10 +395,10 @@ export class ContainerManager {
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
     this.event(rec, 'kill', { signal: String(sig) });
-    await this.runc.kill(rec.id, sig).catch(() => undefined);
+    await this.signal(rec, sig);
     if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return this.event(rec, 'stop');
     this.log.info({ id: rec.id, timeoutSec: t }, 'container ignored its stop signal; killing');
-    await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+    await this.signal(rec, 9);
     if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     this.event(rec, 'stop');
   }
@@ -486,7 +486,7 @@ export class ContainerManager {
         throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       }
       await this.thaw(rec);
-      await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+      await this.signal(rec, 9);
       if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await this.locked(rec.id, async () => {
@@ -573,6 +573,21 @@ export class ContainerManager {
     });
     this.health.set(rec.id, mon);
     mon.start();
+  }
+
+  /**
+   * Signals the container's init straight from here when it is still conmon's child (no
+   * `runc kill` process per stop; the check guards against a reused PID). SIGKILL to the init
+   * of the container's own PID namespace ends every process in it, as `runc kill --all` would.
+   */
+  private async signal(rec: ContainerRecord, sig: number): Promise<void> {
+    if (rec.state.Pid && rec.conmonPid && parentPid(rec.state.Pid) === rec.conmonPid) {
+      try {
+        process.kill(rec.state.Pid, sig);
+        return;
+      } catch { /* gone meanwhile: runc decides */ }
+    }
+    await this.runc.kill(rec.id, sig, sig === 9).catch(() => undefined);
   }
 
   /** Signals reach frozen processes only once thawed. */
@@ -765,6 +780,16 @@ function mergeEnv(base: string[], over: string[]): string[] {
     out.set(i < 0 ? e : e.slice(0, i), e);
   }
   return [...out.values()];
+}
+
+/** The parent of `pid` from /proc (undefined when it is gone). */
+function parentPid(pid: number): number | undefined {
+  try {
+    const m = /^PPid:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function readPid(file: string): number | undefined {

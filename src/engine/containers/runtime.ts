@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import { runBatched } from '../../util/batch-run.js';
 import { run } from '../../util/run.js';
 
 export const RUNC = '/usr/sbin/runc';
@@ -31,12 +32,12 @@ export class Runc {
   }
 
   async start(id: string): Promise<void> {
-    await run(RUNC, this.args('start', id));
+    await runBatched(RUNC, this.args('start', id));
   }
 
   /** Sends a signal to the container's init; `all` reaches every process in it. */
   async kill(id: string, signal: string | number, all = false): Promise<void> {
-    await run(RUNC, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
+    await runBatched(RUNC, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
   }
 
   async pause(id: string): Promise<void> {
@@ -54,7 +55,7 @@ export class Runc {
   }
 
   async delete(id: string): Promise<void> {
-    await run(RUNC, this.args('delete', '--force', id), { allowFail: true });
+    await runBatched(RUNC, this.args('delete', '--force', id), { allowFail: true });
   }
 
   /** argv for `runc exec` with a process spec file; the caller wires its stdio. */

@@ -98,7 +98,8 @@ export class BridgeNetwork {
     return this.serialized(async () => {
       const ep = this.state.endpoints[containerId];
       if (!ep) return;
-      await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
+      // Usually gone with the container's netns already; no `ip` run to find that out.
+      if (this.netns.kind !== 'self' || ownLinks().has(ep.hostVeth)) await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
       delete this.state.endpoints[containerId];
       this.pool.release(containerId);
       this.save();
@@ -216,4 +217,14 @@ export class BridgeNetwork {
     this.queue = next.catch(() => undefined);
     return next;
   }
+}
+
+/** Interface names of this process's netns (/proc/self/net/dev is per netns; /sys/class/net is not). */
+function ownLinks(): Set<string> {
+  const names = new Set<string>();
+  for (const line of fs.readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2)) {
+    const name = line.split(':')[0].trim();
+    if (name) names.add(name);
+  }
+  return names;
 }

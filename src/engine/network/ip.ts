@@ -1,3 +1,4 @@
+import { runBatched } from '../../util/batch-run.js';
 import { run } from '../../util/run.js';
 
 /** A place `ip` and `nft` commands run in: this process's own netns, a named netns, or a process's netns. */
@@ -20,7 +21,8 @@ function wrap(target: NetnsTarget, cmd: string, args: string[]): [string, string
 export async function ipBatch(target: NetnsTarget, commands: string[]): Promise<void> {
   if (commands.length === 0) return;
   const [cmd, args] = wrap(target, 'ip', ['-batch', '-']);
-  await run(cmd, args, { input: commands.join('\n') + '\n' });
+  // Batched with other helper runs: many containers wired at once cost one spawn.
+  await runBatched(cmd, args, { input: commands.join('\n') + '\n' });
 }
 
 /** `ip -json …`, parsed; an empty list when the object does not exist (allowMissing). */
@@ -34,7 +36,7 @@ export async function ipJson<T>(target: NetnsTarget, args: string[], allowMissin
 /** Applies one nftables transaction (`nft -f -`): all of it or nothing. */
 export async function nftApply(target: NetnsTarget, script: string): Promise<void> {
   const [cmd, args] = wrap(target, 'nft', ['-f', '-']);
-  await run(cmd, args, { input: script });
+  await runBatched(cmd, args, { input: script });
 }
 
 /** Runs any program in the target netns. */
