@@ -73,13 +73,16 @@ export class Worker {
       r.update(t);
     }
     const gone: Promise<void>[] = [];
+    const closing = new Set<string>();
     for (const [id, r] of this.runners) {
       if (ids.has(id)) continue;
       this.runners.delete(id);
+      closing.add(id);
       gone.push(r.close().catch((err) => this.log.warn({ err, task: id }, 'removing task container failed')));
     }
     for (const c of this.executor.list()) {
-      if (ids.has(c.taskId) || this.runners.has(c.taskId)) continue;
+      // A closing runner removes its own container; only containers nobody drives are orphans.
+      if (ids.has(c.taskId) || this.runners.has(c.taskId) || closing.has(c.taskId)) continue;
       this.log.info({ task: c.taskId, container: c.containerId }, 'removing container of a task not assigned here');
       gone.push((async () => {
         if (c.running) await this.executor.stop(c.containerId);

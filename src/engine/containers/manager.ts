@@ -370,14 +370,20 @@ export class ContainerManager {
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
-  private async teardown(rec: ContainerRecord): Promise<void> {
+  private async teardown(rec: ContainerRecord, t: Record<string, number> = {}): Promise<void> {
+    let t0 = performance.now();
+    const lap = (k: string) => { const n = performance.now(); t[k] = Math.round(n - t0); t0 = n; };
     this.health.get(rec.id)?.stop();
     this.health.delete(rec.id);
     await this.ports.unpublish(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
     rec.published = undefined;
-    await this.runc.delete(rec.id);
+    lap('ports');
+    if (!this.runc.removeStopped(rec.id)) await this.runc.delete(rec.id);
+    lap('runcDelete');
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
+    lap('network');
     await unmountRootfs(this.paths(rec.id).rootfs);
+    lap('umount');
     rec.conmonPid = undefined;
   }
 
@@ -623,6 +629,7 @@ export class ContainerManager {
   private queueExit(id: string): void {
     if (!/^[a-f0-9]{64}$/.test(id) || this.exitsPending.has(id)) return;
     if (!fs.existsSync(path.join(this.exitsDir, id))) return;
+    this.log.debug({ id }, 'exit file seen');
     this.exitsPending.add(id);
     void this.locked(id, () => this.handleExit(id))
       .catch((e) => this.log.error({ err: e, id }, 'exit handling failed'))
@@ -644,11 +651,12 @@ export class ContainerManager {
   }
 
   private async markExited(rec: ContainerRecord, code: number): Promise<void> {
-    await this.teardown(rec);
+    const t: Record<string, number> = {};
+    await this.teardown(rec, t);
     rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: new Date().toISOString() };
     saveRecord(this.paths(rec.id).record, rec);
     this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
-    this.log.info({ id: rec.id, code }, 'container exited');
+    this.log.info({ id: rec.id, code, ms: t }, 'container exited');
     this.event(rec, 'die', { exitCode: String(code) });
     this.emitter.emit(`exit:${rec.id}`);
     if (rec.hostConfig.AutoRemove) {

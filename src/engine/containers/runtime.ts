@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { runBatched } from '../../util/batch-run.js';
 import { run } from '../../util/run.js';
 
@@ -52,6 +53,32 @@ export class Runc {
   async ps(id: string): Promise<number[]> {
     const r = await run(RUNC, this.args('ps', '--format', 'json', id));
     return (JSON.parse(r.stdout || '[]') as number[] | null) ?? [];
+  }
+
+  /**
+   * What `runc delete` does for a container whose init has exited (no hooks are ever set):
+   * removes its cgroups and its state directory, without a runc process. False when it cannot
+   * be sure (init alive, a cgroup still busy, unreadable state): then use `delete`.
+   */
+  removeStopped(id: string): boolean {
+    const dir = path.join(this.root, id);
+    let st: { init_process_pid: number; init_process_start: number; cgroup_paths?: Record<string, string> };
+    try {
+      st = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as typeof st;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(dir);
+    }
+    if (processStartTime(st.init_process_pid) === st.init_process_start) return false;
+    for (const cg of new Set(Object.values(st.cgroup_paths ?? {}))) {
+      try {
+        fs.rmdirSync(cg);
+      } catch (e) {
+        // cpu and cpuacct are often one hierarchy under two names.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    return true;
   }
 
   async delete(id: string): Promise<void> {
@@ -153,6 +180,16 @@ export function conmonCreate(o: ConmonOptions): Promise<number> {
     });
     child.on('error', (e) => finish(e));
   });
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks, as runc records it); undefined when gone. */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** True when `pid` is a live process whose command is `name` (guards against PID reuse). */

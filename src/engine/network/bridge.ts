@@ -10,6 +10,9 @@ import { macFromIp, parseSubnet } from './ipv4.js';
 import { BRIDGE_NAT_CHAIN, BRIDGE_STATE_FILE, CONTAINER_IFNAME, DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
 
+/** How long the kernel gets to remove a stopped container's veth before we do. */
+const VETH_SWEEP_MS = 3000;
+
 /** One container's attachment, as remembered across daemon restarts. */
 export interface BridgeEndpoint {
   containerId: string;
@@ -88,23 +91,37 @@ export class BridgeNetwork {
     return Object.values(this.state.endpoints).map((e) => ({ ...e }));
   }
 
-  /** Gives the container whose init is `pid` a veth on the default bridge; idempotent per container. */
+  /**
+   * Gives the container whose init is `pid` a veth on the default bridge; idempotent per
+   * container. Calls for different containers run concurrently (the address is taken
+   * synchronously), so a burst of starts shares `ip` runs and state writes; a container's own
+   * connect and disconnect never overlap (its start and teardown are serialised by the caller).
+   */
   connect(containerId: string, pid: number): Promise<EndpointInfo> {
-    return this.serialized(() => this.doConnect(containerId, pid));
+    // Reconnecting an existing endpoint (a restart) checks the kernel first: rare, kept in order.
+    if (this.state.endpoints[containerId]) return this.serialized(() => this.doConnect(containerId, pid));
+    return this.doConnect(containerId, pid);
   }
 
-  /** Frees the container's address (its veth dies with its namespace; removed here if it lives on). */
-  disconnect(containerId: string): Promise<void> {
-    return this.serialized(async () => {
-      const ep = this.state.endpoints[containerId];
-      if (!ep) return;
-      // Usually gone with the container's netns already; no `ip` run to find that out.
-      if (this.netns.kind !== 'self' || ownLinks().has(ep.hostVeth)) await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
-      delete this.state.endpoints[containerId];
-      this.pool.release(containerId);
-      this.save();
-      this.log.debug({ containerId, ip: ep.ip }, 'disconnected from bridge');
-    });
+  /**
+   * Frees the container's address. Its veth dies with its netns (the caller has ended its
+   * processes), which the kernel tears down shortly after; one still there a little later is
+   * removed then, so no `ip` run is on the stop path.
+   */
+  async disconnect(containerId: string): Promise<void> {
+    const ep = this.state.endpoints[containerId];
+    if (!ep) return;
+    delete this.state.endpoints[containerId];
+    this.pool.release(containerId);
+    await this.persist();
+    this.log.debug({ containerId, ip: ep.ip }, 'disconnected from bridge');
+    if (this.netns.kind !== 'self') {
+      await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
+      return;
+    }
+    setTimeout(() => {
+      if (ownLinks().has(ep.hostVeth)) void ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
+    }, VETH_SWEEP_MS).unref();
   }
 
   private async doConnect(containerId: string, pid: number): Promise<EndpointInfo> {
@@ -120,7 +137,7 @@ export class BridgeNetwork {
     const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: macFromIp(ip), hostVeth: hostVethName(endpointId) };
     this.state.endpoints[containerId] = ep;
     // Recorded before the kernel is touched: a crash in between leaves an address taken, never one given twice.
-    this.save();
+    await this.persist();
     const prefixLen = parseSubnet(DEFAULT_BRIDGE.subnet).prefixLen;
     try {
       // The peer is born inside the container's netns, already named eth0: nothing transient shows up in ours.
@@ -139,7 +156,7 @@ export class BridgeNetwork {
       await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
       delete this.state.endpoints[containerId];
       this.pool.release(containerId);
-      this.save();
+      await this.persist();
       throw e;
     }
     this.log.debug({ containerId, ip, veth: ep.hostVeth }, 'connected to bridge');
@@ -206,6 +223,17 @@ export class BridgeNetwork {
     const [link] = await ipJson<IpAddrInfo>(target, ['addr', 'show', 'dev', CONTAINER_IFNAME], true).catch(() => []);
     return (link?.addr_info ?? []).some((a) => a.local === ip);
   }
+
+  /** One state write for every change made in this turn of the event loop (two fsyncs each). */
+  private persist(): Promise<void> {
+    this.persisting ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.persisting = undefined;
+      this.save();
+    });
+    return this.persisting;
+  }
+
+  private persisting?: Promise<void>;
 
   private save(): void {
     this.state.pool = this.pool.toJSON();
