@@ -346,7 +346,7 @@ export class ContainerManager {
       }
       lap('network');
       for (const hook of this.startHooks) await hook(rec, pid);
-      await this.runc.start(id);
+      await this.runc.start(id, pid);
       lap('start');
     } catch (e) {
       const msg = runtimeMessage(e);
@@ -501,8 +501,8 @@ export class ContainerManager {
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);
-      fs.rmSync(p.dir, { recursive: true, force: true });
-      fs.rmSync(p.run, { recursive: true, force: true });
+      // On the thread pool: a removal burst must not hold the event loop (unlink per file).
+      await Promise.all([p.dir, p.run].map((d) => fs.promises.rm(d, { recursive: true, force: true })));
       fs.rmSync(path.join(this.exitsDir, rec.id), { force: true });
       this.records.delete(rec.id);
       if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);

@@ -107,7 +107,8 @@ export function loadRecord(file: string): ContainerRecord | undefined {
 }
 
 export function saveRecord(file: string, rec: ContainerRecord): void {
-  writeJsonFileAtomic(file, rec);
+  // The file's own fsync, not the directory's: as dockerd checkpoints containers.
+  writeJsonFileAtomic(file, rec, { syncDir: false });
 }
 
 export function listRecordIds(dataRoot: string): string[] {

@@ -61,6 +61,7 @@ export class Dispatcher {
   private statusQueue: { nodeId: string; taskId: string; status: TaskStatus }[] = [];
   private flushTimer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
+  private lastFlushAt = 0;
   private readonly closers = new Set<() => void>();
   private byNode?: Map<string, Map<string, Task>>;
   private unwatchTasks?: () => void;
@@ -192,8 +193,11 @@ export class Dispatcher {
     const send = () => call.write({ tasks: assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId) });
     send();
     let timer: NodeJS.Timeout | undefined;
+    let lastSent = Date.now();
+    // The first change after a quiet spell goes out at once (changes of the same turn together);
+    // during a burst, a message at most every ASSIGNMENT_DEBOUNCE_MS.
     const changed = () => {
-      if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, ASSIGNMENT_DEBOUNCE_MS);
+      if (!timer) timer = setTimeout(() => { timer = undefined; lastSent = Date.now(); send(); }, Math.max(0, lastSent + ASSIGNMENT_DEBOUNCE_MS - Date.now()));
     };
     let streams = this.assignmentStreams.get(id.nodeId);
     if (!streams) this.assignmentStreams.set(id.nodeId, (streams = new Set()));
@@ -267,7 +271,8 @@ export class Dispatcher {
       if (!t) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
       this.statusQueue.push({ nodeId: id.nodeId, ...u });
     }
-    this.scheduleFlush(STATUS_FLUSH_MS);
+    // The first status after a quiet spell is written at once; a burst at most every STATUS_FLUSH_MS.
+    this.scheduleFlush(Math.max(0, this.lastFlushAt + STATUS_FLUSH_MS - Date.now()));
     cb(null, {});
   }
 
@@ -283,6 +288,7 @@ export class Dispatcher {
    */
   private async flush(): Promise<void> {
     this.flushTimer = undefined;
+    this.lastFlushAt = Date.now();
     const queue = this.statusQueue;
     this.statusQueue = [];
     const latest = new Map<string, { nodeId: string; taskId: string; status: TaskStatus }>();
