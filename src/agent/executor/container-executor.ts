@@ -49,11 +49,9 @@ export class ContainerExecutor implements TaskExecutor {
   }
 
   async start(containerId: string): Promise<TaskContainer> {
-    await this.startSlots.run(() => this.engine.containers.start(containerId));
+    await this.engine.containers.start(containerId);
     return this.view(this.engine.containers.get(containerId));
   }
-
-  private readonly startSlots = new Slots(Number(process.env.SHOAL_START_CONCURRENCY) || Infinity);
 
   async stop(containerId: string, gracePeriodNs = 10e9): Promise<void> {
     if (!this.engine.containers.find(containerId)) return;
@@ -72,22 +70,3 @@ export class ContainerExecutor implements TaskExecutor {
   }
 }
 
-/** At most `n` calls at once; the rest wait their turn in order. */
-class Slots {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly n: number) {}
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.n) await new Promise<void>((r) => this.waiting.push(r));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
