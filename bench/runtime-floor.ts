@@ -11,6 +11,7 @@
  *
  *   node dist/bench/runtime-floor.js [n=50] [concurrency=50] [conmon|runc|both]   (root)
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -73,7 +74,12 @@ async function floor(mode: Mode, n: number, concurrency: number): Promise<FloorR
         pids.set(id, pid);
         await runc.start(id, pid);
       } else {
-        await run(RUNC, ['--root', runc.root, 'create', '--bundle', b, id]);
+        // The init inherits create's stdio: pipes would never close, so it gets none.
+        await new Promise<void>((resolve, reject) => {
+          const c = spawn(RUNC, ['--root', runc.root, 'create', '--bundle', b, id], { stdio: 'ignore' });
+          c.on('error', reject);
+          c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`runc create exited with ${code}`))));
+        });
         await run(RUNC, ['--root', runc.root, 'start', id]);
       }
     });

@@ -108,8 +108,10 @@ export abstract class StoreLoop {
     this.timerAt = Infinity;
     if (this.stopped) return;
     this.pass = (async () => {
+      const t0 = performance.now();
       try {
         await this.tick();
+        this.log.debug({ ms: Math.round(performance.now() - t0) }, 'pass done');
       } catch (e) {
         if (e instanceof VersionConflict) this.again = true;
         else if (e instanceof LeaderLost) this.log.warn('lost leadership; write refused');

@@ -116,7 +116,7 @@ export class CommandBatcher {
 }
 
 /** The daemon's batcher for helper programs on hot paths (container start/stop, network wiring). */
-export const batcher = new CommandBatcher();
+export const batcher = new CommandBatcher(8, 32);
 
 /** `run`'s contract (exit code 0 or a CommandError, unless allowFail), through the shared batcher. */
 export function runBatched(cmd: string, args: readonly string[], opts: { input?: string | Buffer; allowFail?: boolean } = {}): Promise<RunResult> {

@@ -43,6 +43,7 @@ export class Worker {
 
   private enqueue(tasks: Task[], leaving = false): void {
     if (this.stopped) return;
+    this.log.debug({ tasks: tasks.length }, 'assignments received');
     // Serialized: reconciling one set at a time keeps removals from racing creations.
     this.queue = this.queue.then(() => this.assign(tasks, leaving)).catch((err) => this.log.error({ err }, 'assignment failed'));
   }

@@ -651,14 +651,17 @@ export class ContainerManager {
   }
 
   private async markExited(rec: ContainerRecord, code: number): Promise<void> {
-    const t: Record<string, number> = {};
-    await this.teardown(rec, t);
+    this.health.get(rec.id)?.stop();
     rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: new Date().toISOString() };
     saveRecord(this.paths(rec.id).record, rec);
     this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
-    this.log.info({ id: rec.id, code, ms: t }, 'container exited');
     this.event(rec, 'die', { exitCode: String(code) });
+    // Waiters (stop, wait, the swarm task) learn of the exit now; the clean-up below still
+    // holds the container's lock, so a start or remove waits for it.
     this.emitter.emit(`exit:${rec.id}`);
+    const t: Record<string, number> = {};
+    await this.teardown(rec, t);
+    this.log.info({ id: rec.id, code, ms: t }, 'container exited');
     if (rec.hostConfig.AutoRemove) {
       setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
     } else if (this.wantsRestart(rec)) {
