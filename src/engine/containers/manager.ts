@@ -17,6 +17,8 @@ import {
   listRecordIds,
   loadRecord,
   saveRecord,
+  saveRecordAsync,
+  forgetRecord,
   type ContainerConfig,
   type ContainerRecord,
   type HostConfig,
@@ -281,7 +283,7 @@ export class ContainerManager {
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
-      saveRecord(p.record, rec);
+      await saveRecordAsync(p.record, rec);
       this.records.set(id, rec);
       this.log.info({ id, name, image: cfg.Image }, 'container created');
       this.event(rec, 'create');
@@ -363,7 +365,7 @@ export class ContainerManager {
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false, Health: undefined };
     rec.manuallyStopped = false;
-    saveRecord(p.record, rec);
+    await saveRecordAsync(p.record, rec);
     this.watchHealth(rec);
     this.log.info({ id, pid, ms: t }, 'container started');
     this.event(rec, 'start');
@@ -392,7 +394,8 @@ export class ContainerManager {
     const rec = this.get(ref);
     // Also cancels a pending restart by policy.
     rec.manuallyStopped = true;
-    saveRecord(this.paths(rec.id).record, rec);
+    // Off the event loop: a scale-down stops many containers at once.
+    await saveRecordAsync(this.paths(rec.id).record, rec).catch((e) => { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; });
     // A start in flight (a restart by policy, say) finishes first, then is stopped.
     await this.locked(rec.id, async () => undefined);
     rec.manuallyStopped = true; // that start cleared it
@@ -503,6 +506,7 @@ export class ContainerManager {
       const p = this.paths(rec.id);
       // On the thread pool: a removal burst must not hold the event loop (unlink per file).
       await Promise.all([p.dir, p.run].map((d) => fs.promises.rm(d, { recursive: true, force: true })));
+      forgetRecord(p.record);
       fs.rmSync(path.join(this.exitsDir, rec.id), { force: true });
       this.records.delete(rec.id);
       if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);
@@ -653,12 +657,12 @@ export class ContainerManager {
   private async markExited(rec: ContainerRecord, code: number): Promise<void> {
     this.health.get(rec.id)?.stop();
     rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: new Date().toISOString() };
-    saveRecord(this.paths(rec.id).record, rec);
     this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
     this.event(rec, 'die', { exitCode: String(code) });
-    // Waiters (stop, wait, the swarm task) learn of the exit now; the clean-up below still
-    // holds the container's lock, so a start or remove waits for it.
+    // Waiters (stop, wait, the swarm task) learn of the exit now; the write and clean-up
+    // below still hold the container's lock, so a start or remove waits for them.
     this.emitter.emit(`exit:${rec.id}`);
+    await saveRecordAsync(this.paths(rec.id).record, rec);
     const t: Record<string, number> = {};
     await this.teardown(rec, t);
     this.log.info({ id: rec.id, code, ms: t }, 'container exited');
