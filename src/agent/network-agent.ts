@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../cluster/types.js';
@@ -5,6 +6,7 @@ import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMess
 import type { SwarmNode } from '../cluster/swarm-node.js';
 import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
+import type { ForeignEndpoint } from '../engine/containers/views.js';
 import type { Logger } from '../util/log.js';
 import { NetworkReconciler } from './network/reconciler.js';
 import { StandaloneAttachments } from './network/standalone.js';
@@ -13,6 +15,9 @@ import type { NodeNetworkPlan } from './network/plan.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const RETRY_MS = 500;
+
+/** Docker's MAC for an IPv4 endpoint: 02:42 and the address's bytes. */
+const macOf = (ip: string) => '02:42:' + ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':');
 
 /** Sandbox namespaces live in the kernel-wide /run/netns: the node ID keeps two nodes on one kernel apart. */
 export function sandboxPrefix(nodeId: string): string {
@@ -51,7 +56,8 @@ export class NetworkAgent {
     /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
     private readonly prefix?: string,
   ) {
-    this.standalone = new StandaloneAttachments(engine, swarm, log.child({ part: 'attach' }), () => this.kick(), () => this.reconciler?.resolverAddress ?? '172.18.0.1');
+    this.standalone = new StandaloneAttachments(engine, swarm, log.child({ part: 'attach' }), () => this.kick(), () => this.reconciler?.resolverAddress ?? '172.18.0.1',
+      (id) => this.view?.networks.find((n) => n.ID === id)?.Spec.Name);
   }
 
   start(): void {
@@ -61,6 +67,7 @@ export class NetworkAgent {
     });
     this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
     this.standalone.install();
+    this.engine.containers.setForeignEndpoints((id) => this.containerEndpoints(id));
     void this.streamLoop();
     // Containers die without the store knowing yet: a slow sweep keeps dead endpoints from lingering.
     this.loop = setInterval(() => this.kick(), 5000);
@@ -68,6 +75,7 @@ export class NetworkAgent {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.engine.containers.setForeignEndpoints(() => ({}));
     this.standalone.close();
     clearInterval(this.loop);
     this.client?.close();
@@ -80,18 +88,52 @@ export class NetworkAgent {
     return this.reconciler?.resolverAddress;
   }
 
+  /** `docker network connect` of a standalone container to an attachable swarm network. */
+  connect(container: string, network: string): Promise<void> {
+    return this.standalone.connect(container, network);
+  }
+
+  /** `docker network disconnect` from a swarm network. */
+  disconnect(container: string, network: string): Promise<void> {
+    return this.standalone.disconnect(container, network);
+  }
+
   /** For `network inspect`: this node's containers on `networkId`. */
   endpoints(networkId: string): EndpointView | undefined {
     const eps = this.lastPlanEndpoints.filter((e) => e.networkId === networkId);
     if (!eps.length) return undefined;
-    const prefix = (this.view?.networks.find((n) => n.ID === networkId)?.IPAMOptions?.Configs?.[0]?.Subnet ?? '/24').split('/')[1];
     const out: EndpointView = {};
     for (const e of eps) {
       const rec = this.engine.containers.find(e.containerId);
-      const mac = '02:42:' + e.ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':');
-      out[e.containerId] = { Name: rec?.name.slice(1) ?? '', EndpointID: '', MacAddress: mac, IPv4Address: `${e.ip}/${prefix}`, IPv6Address: '' };
+      out[e.containerId] = { Name: rec?.name.slice(1) ?? '', EndpointID: '', MacAddress: macOf(e.ip), IPv4Address: `${e.ip}/${this.prefixLen(networkId)}`, IPv6Address: '' };
     }
     return out;
+  }
+
+  /** For `inspect` and `ps`: a container's endpoints on swarm networks, by network name. */
+  containerEndpoints(containerId: string): Record<string, ForeignEndpoint> {
+    const out: Record<string, ForeignEndpoint> = {};
+    const rec = this.engine.containers.find(containerId);
+    for (const e of this.lastPlanEndpoints) {
+      if (e.containerId !== containerId) continue;
+      const n = this.view?.networks.find((x) => x.ID === e.networkId);
+      if (!n) continue;
+      const short = containerId.slice(0, 12);
+      out[n.Spec.Name ?? n.ID] = {
+        NetworkID: n.ID,
+        EndpointID: createHash('sha256').update(`${containerId}/${n.ID}`).digest('hex'),
+        IPAddress: e.ip,
+        IPPrefixLen: Number(this.prefixLen(n.ID)),
+        MacAddress: macOf(e.ip),
+        Aliases: [short],
+        DNSNames: [...(rec ? [rec.name.slice(1)] : []), short],
+      };
+    }
+    return out;
+  }
+
+  private prefixLen(networkId: string): string {
+    return (this.view?.networks.find((n) => n.ID === networkId)?.IPAMOptions?.Configs?.[0]?.Subnet ?? '/24').split('/')[1];
   }
 
   /** Swarm networks this node takes part in (its sandboxes). */

@@ -36,6 +36,7 @@ export const caService = {
 export const dispatcherService = {
   Session: method('Dispatcher', 'Session', true),
   Heartbeat: method('Dispatcher', 'Heartbeat'),
+  UpdateNodeDescription: method('Dispatcher', 'UpdateNodeDescription'),
   UpdateTaskStatus: method('Dispatcher', 'UpdateTaskStatus'),
   Assignments: method('Dispatcher', 'Assignments', true),
   NetworkView: method('Dispatcher', 'NetworkView', true),
@@ -63,6 +64,8 @@ export interface SessionRequest { description: NodeDescription; addr: string }
 export interface SessionMessage { sessionId: string; node: Node; managers: ManagerAddr[]; heartbeatPeriodMs: number; rootCA: string }
 export interface HeartbeatRequest { sessionId: string }
 export interface HeartbeatResponse { periodMs: number }
+/** The agent's node description changed (e.g. a certificate from a new root): sent within its session, which stays. */
+export interface NodeDescriptionRequest { sessionId: string; description: NodeDescription }
 export interface TaskStatusRequest { sessionId: string; updates: { taskId: string; status: TaskStatus }[] }
 export interface AssignmentsRequest { sessionId: string }
 export interface AssignmentsMessage { tasks: Task[] }
@@ -79,8 +82,8 @@ export interface PublishLogsRequest { subscriptionId: string; lines: LogLine[]; 
 /** A standalone container joining an attachable swarm network (swarmkit resourceapi); see manager/networks/attachments.ts. */
 export interface AttachNetworkRequest { containerId: string; containerName: string; network: string }
 export interface AttachNetworkResponse { task: Task }
-/** Detaches every attachment of this node's container. */
-export interface DetachNetworkRequest { containerId: string }
+/** Detaches this node's container from `networkId` (`docker network disconnect`), or from every network. */
+export interface DetachNetworkRequest { containerId: string; networkId?: string }
 
 export interface JoinRequest { addr: string }
 /** dek: the swarm's data-encryption key (base64), for a joining manager. */

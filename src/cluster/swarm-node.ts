@@ -577,21 +577,33 @@ export class SwarmNode {
     if (!s) return;
     const remote = this.session?.current ?? s.managers[0]?.addr;
     if (!remote) throw new Error('no manager to renew the certificate with');
+    const issued = await this.requestCertificate(remote);
+    if (issued.renewed.role !== s.role) return; // a role change is under way; it brings its own certificate
+    this.installCertificate(issued);
+    this.manager?.reloadTls();
+    this.log.info('node certificate renewed');
+    // The managers follow a root rotation by the issuer in each node's TLSInfo: tell them within
+    // the session (new connections already use the new certificate; open ones go on).
+    await this.session?.updateDescription();
+  }
+
+  /** A new key, and a certificate for it from `remote`'s CA: this node's identity, the role the managers decided. */
+  private async requestCertificate(remote: string): Promise<{ renewed: RenewResponse; keyPem: string }> {
     const f = this.files;
     const keys = await generateKeyPair();
     const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
-    let renewed: RenewResponse;
     try {
-      renewed = await unary(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
+      const renewed = await unary<object, RenewResponse>(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
+      return { renewed, keyPem: await privateKeyToPem(keys.privateKey) };
     } finally {
       ca.close();
     }
-    if (renewed.role !== s.role) return; // a role change is under way; it brings its own certificate
-    this.writeCerts(fs.readFileSync(f.ca, 'utf8'), renewed.certificate, await privateKeyToPem(keys.privateKey));
-    // etcd reads its certificate files on each new connection.
+  }
+
+  /** Puts a certificate from requestCertificate in place; managers' etcd certificate too (etcd reads its files per connection). */
+  private installCertificate({ renewed, keyPem }: { renewed: RenewResponse; keyPem: string }): void {
+    this.writeCerts(fs.readFileSync(this.files.ca, 'utf8'), renewed.certificate, keyPem);
     if (renewed.etcdCertificate && renewed.etcdCA) this.writeEtcdCerts(renewed.etcdCA, renewed.etcdCertificate);
-    this.manager?.reloadTls();
-    this.log.info('node certificate renewed');
   }
 
   description(): NodeDescription {
@@ -613,9 +625,9 @@ export class SwarmNode {
   }
 
   /**
-   * Follows the swarm's trust bundle (root CA rotation): store it, have etcd reload it, and
-   * get a certificate from the new signing root; then re-register so the managers see the
-   * node's new TLSInfo.
+   * Follows the swarm's trust bundle (root CA rotation): store it, so new connections trust the
+   * new root (and, until the rotation ends, the old one), and get a certificate from the new
+   * signing root. The session stays: renewCertificate reports the new TLSInfo within it.
    */
   private reconcileTrust(bundle: string | undefined): void {
     if (!bundle || !this.state || this.trustChange) return;
@@ -625,11 +637,8 @@ export class SwarmNode {
       if (!this.state || fs.readFileSync(f.ca, 'utf8') === bundle) return;
       fs.writeFileSync(f.ca, bundle);
       this.log.info('swarm trust roots changed');
-      // etcd keeps its own CA: only the cluster RPC TLS follows the swarm root.
-      this.manager?.reloadTls();
       const signing = new X509Certificate(firstPem(bundle));
       if (!new X509Certificate(fs.readFileSync(f.cert)).verify(signing.publicKey)) await this.renewCertificate();
-      this.session?.reconnect();
     })
       .catch((err) => this.log.warn({ err }, 'trust update failed; will retry on the next session message'))
       .finally(() => (this.trustChange = undefined));
@@ -656,7 +665,6 @@ export class SwarmNode {
     // Another manager's CA: after a demotion this node's own manager is gone.
     const remote = s?.managers.find((m) => m.nodeId && m.nodeId !== s.nodeId)?.addr ?? this.session?.current;
     if (!s || s.role === role || !remote) return;
-    const f = this.files;
     if (role === 'worker' && this.manager) {
       await this.manager.removeMember(s.nodeId);
       await this.manager.stop();
@@ -666,17 +674,9 @@ export class SwarmNode {
       this.dek = undefined;
       this.writeDek();
     }
-    const keys = await generateKeyPair();
-    const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
-    let renewed: RenewResponse;
-    try {
-      renewed = await unary(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
-    } finally {
-      ca.close();
-    }
-    if (renewed.role !== role) throw new Error(`CA issued a ${renewed.role} certificate, expected ${role}`);
-    this.writeCerts(fs.readFileSync(f.ca, 'utf8'), renewed.certificate, await privateKeyToPem(keys.privateKey));
-    if (renewed.etcdCertificate && renewed.etcdCA) this.writeEtcdCerts(renewed.etcdCA, renewed.etcdCertificate);
+    const issued = await this.requestCertificate(remote);
+    if (issued.renewed.role !== role) throw new Error(`CA issued a ${issued.renewed.role} certificate, expected ${role}`);
+    this.installCertificate(issued);
     if (role === 'manager') {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
       const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: s.advertiseAddr });

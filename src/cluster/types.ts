@@ -56,10 +56,15 @@ export interface Node extends Meta {
 
 // ---- services ----
 export interface Mount {
-  Type: 'bind' | 'volume' | 'tmpfs';
+  /** bind, volume and tmpfs run here; npipe and cluster reach the agent, which rejects the task. */
+  Type: 'bind' | 'volume' | 'tmpfs' | 'npipe' | 'cluster';
   Source?: string;
   Target: string;
   ReadOnly?: boolean;
+  Consistency?: string;
+  BindOptions?: { Propagation?: string; NonRecursive?: boolean; CreateMountpoint?: boolean };
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; DriverConfig?: { Name?: string; Options?: Record<string, string> }; Subpath?: string };
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number; Options?: string[][] };
 }
 
 export interface ContainerSpec {

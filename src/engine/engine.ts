@@ -4,6 +4,7 @@ import { ImageStore } from './images/store.js';
 import { ContainerManager } from './containers/manager.js';
 import { BridgeNetwork } from './network/bridge.js';
 import { EventLog } from './events.js';
+import { VolumeStore } from './volumes/store.js';
 
 /** The node's own containers and images: what `docker run/ps/images` talk to, and what the agent drives. */
 export class Engine {
@@ -14,14 +15,18 @@ export class Engine {
     readonly containers: ContainerManager,
     /** `docker events`. */
     readonly events: EventLog,
+    /** `docker volume …`: named and anonymous volumes (local driver). */
+    readonly volumes: VolumeStore,
   ) {}
 
   static async open(config: DaemonConfig, log: Logger): Promise<Engine> {
     const images = await ImageStore.open(config, log.child({ part: 'images' }));
     const bridge = await BridgeNetwork.open(config, log.child({ part: 'bridge' }));
     const events = new EventLog();
-    const containers = await ContainerManager.open(config, log.child({ part: 'containers' }), images, bridge, events);
-    return new Engine(config, images, bridge, containers, events);
+    const volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' }));
+    volumes.onEvent = (action, name, attrs) => events.emit('volume', action, name, attrs);
+    const containers = await ContainerManager.open(config, log.child({ part: 'containers' }), images, bridge, events, volumes);
+    return new Engine(config, images, bridge, containers, events, volumes);
   }
 
   /** Stops watching containers; the containers themselves keep running (conmon holds them). */

@@ -68,6 +68,7 @@ export function eventMatches(e: EngineEvent, filters: Map<string, string[]>): bo
           return i < 0 ? v in a : a[v.slice(0, i)] === v.slice(i + 1);
         }
         case 'scope': return e.scope === v;
+        case 'volume': return e.Type === 'volume' && e.Actor.ID === v;
         default: return true;
       }
     });

@@ -8,13 +8,17 @@ import { alive } from './sweep.js';
 /** The compiled daemon next to this module (dist/src/cli/shoald.js). */
 export const SHOALD_JS = fileURLToPath(new URL('../cli/shoald.js', import.meta.url));
 
-export interface MachineDaemonSpec {
+/** Where a daemon lives: its name, network namespace, directories and API socket. */
+export interface DaemonPlaces {
   name: string;
   ns: string;
   dir: string;
   dataRoot: string;
   execRoot: string;
   socket: string;
+}
+
+export interface MachineDaemonSpec extends DaemonPlaces {
   log: string;
   insecureRegistries: string[];
   labels: string[];
@@ -47,25 +51,47 @@ export function machineSandboxPrefix(machineNs: string): string {
   return `${machineNs}-sb`;
 }
 
+/** How one shoald is started: where it listens and keeps state, and what it calls its sandboxes. */
+export interface DaemonLaunch {
+  ns: string;
+  socket: string;
+  dataRoot: string;
+  execRoot: string;
+  hostname: string;
+  /** Overlay sandboxes (kernel-wide /run/netns) are named `<sandboxPrefix>-…`, so clean-up finds them. */
+  sandboxPrefix: string;
+  insecureRegistries?: string[];
+  labels?: string[];
+}
+
 /**
- * Starts shoald detached inside the machine's namespace. nsenter enters the network namespace
- * only: `ip netns exec` would also make a new mount namespace and hide the daemon's overlay
- * mounts from the clean-up. Its working directory is the machine's, so a sweep finds it.
+ * nsenter's arguments that run shoald inside the namespace `ns`. nsenter enters the network
+ * namespace only: `ip netns exec` would also make a new mount namespace and hide the daemon's
+ * overlay mounts from the clean-up.
+ */
+export function daemonArgs(l: DaemonLaunch): string[] {
+  const args = [
+    `--net=${netnsPath(l.ns)}`, '--',
+    process.execPath, '--enable-source-maps', SHOALD_JS,
+    '-H', `unix://${l.socket}`,
+    '--data-root', l.dataRoot,
+    '--exec-root', l.execRoot,
+    '--hostname', l.hostname,
+    '--network-sandbox-prefix', l.sandboxPrefix,
+  ];
+  for (const r of l.insecureRegistries ?? []) args.push('--insecure-registry', r);
+  for (const lb of l.labels ?? []) args.push('--label', lb);
+  return args;
+}
+
+/**
+ * Starts shoald detached inside the machine's namespace (daemonArgs). Its working directory is
+ * the machine's, so a sweep finds it; its sandboxes carry the machine's namespace name, so
+ * stop, rm and prune find them.
  */
 export function spawnDaemon(spec: MachineDaemonSpec): { pid: number; exited: () => number | null } {
   fs.mkdirSync(spec.dir, { recursive: true });
-  const args = [
-    `--net=${netnsPath(spec.ns)}`, '--',
-    process.execPath, '--enable-source-maps', SHOALD_JS,
-    '-H', `unix://${spec.socket}`,
-    '--data-root', spec.dataRoot,
-    '--exec-root', spec.execRoot,
-    '--hostname', spec.name,
-    // Overlay sandboxes carry the machine's namespace name, so stop, rm and prune find them.
-    '--network-sandbox-prefix', machineSandboxPrefix(spec.ns),
-  ];
-  for (const r of spec.insecureRegistries) args.push('--insecure-registry', r);
-  for (const l of spec.labels) args.push('--label', l);
+  const args = daemonArgs({ ...spec, hostname: spec.name, sandboxPrefix: machineSandboxPrefix(spec.ns) });
   fs.rmSync(spec.socket, { force: true });
   const fd = fs.openSync(spec.log, 'a');
   const child = spawn('nsenter', args, { stdio: ['ignore', fd, fd], detached: true, cwd: spec.dir });

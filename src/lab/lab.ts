@@ -7,7 +7,7 @@ import { deleteNetns, ensureHub, listNetns, netnsExists, netnsPath, plugMachine,
 import { registryAnswers, registryRunning, startRegistry, type RegistrySpec } from './registry.js';
 import { checkMachineName, LabNames, labPaths, machinePaths, REGISTRY_PORT, type LabSettings } from './settings.js';
 import { listMachines, readLab, readMachine, withLabLock, writeLab, writeMachine, type LabRecord, type MachineRecord } from './state.js';
-import { deleteRuncContainers, findProcesses, killPid, killProcesses, mountsUnder, netnsInode, unmountUnder } from './sweep.js';
+import { cutPower, deleteRuncContainers, findProcesses, killPid, killProcesses, mountsUnder, netnsInode, unmountUnder } from './sweep.js';
 
 /** A user mistake (unknown machine, taken name…): the CLI prints the message alone. */
 export class LabError extends Error {}
@@ -141,13 +141,10 @@ export class Lab {
     const p = machinePaths(this.labDir, rec.name);
     if (isDaemon(rec.pid, p.socket)) await killPid(rec.pid, 'SIGKILL');
     const match = { dirs: [p.dir], netnsInodes: [netnsInode(netnsPath(rec.ns))].filter((i): i is number => i !== undefined) };
-    await killProcesses(match);
+    await cutPower(match, daemonPaths({ ...defaultConfig(), dataRoot: p.dataRoot, execRoot: p.execRoot }).runcRoot, p.dir);
     // purgeDaemonState also forgets the containers: right for rm, wrong for a power cut, after
     // which a booting daemon finds its containers' records (and restarts those that ask for it).
     if (opts.destroy) await purgeDaemonState({ dataRoot: p.dataRoot, execRoot: p.execRoot });
-    await deleteRuncContainers(daemonPaths({ ...defaultConfig(), dataRoot: p.dataRoot, execRoot: p.execRoot }).runcRoot);
-    await killProcesses(match);
-    await unmountUnder(p.dir);
     // Runtime state dies with the machine, as /run does.
     fs.rmSync(p.execRoot, { recursive: true, force: true });
     fs.rmSync(p.socket, { force: true });

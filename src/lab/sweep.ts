@@ -157,3 +157,15 @@ export async function unmountUnder(dir: string): Promise<void> {
     }
   }
 }
+
+/**
+ * What a power cut takes from a daemon that lives in `dir` (the daemon itself already killed):
+ * every matching process (conmon, containers), the runc containers under `runcRoot` (their
+ * processes die with them) and the mounts under `dir`. The data on disk stays.
+ */
+export async function cutPower(match: ProcessMatch, runcRoot: string, dir: string): Promise<void> {
+  await killProcesses(match);
+  await deleteRuncContainers(runcRoot);
+  await killProcesses(match);
+  await unmountUnder(dir);
+}

@@ -18,13 +18,21 @@ import { networkViewHandler } from './dispatcher/network-view.js';
 import { LogBroker } from './dispatcher/logs.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
-import type { RootCAMaterial } from './ca/root-ca.js';
+import { crossSignRoot, type RootCAMaterial } from './ca/root-ca.js';
 
 const CA_KEY = '/shoal/ca';
 
 /** The CA as stored in etcd: the signing root, and every root still trusted (during a rotation: new and old). */
 export interface StoredCA extends RootCAMaterial {
   trust?: string[];
+  /** During a rotation: the new root cross-signed by the old one, sent after each issued leaf. */
+  intermediate?: string;
+  /**
+   * Roots a finished rotation stopped trusting. New connections are refused them (the TLS
+   * handshake checks the current trust), but a connection made while they were trusted stays
+   * authenticated, as a TLS session does: agents' sessions survive the rotation.
+   */
+  retired?: string[];
   /** etcd's own CA (the first root): etcd peers keep trusting each other through rotations. */
   etcd?: RootCAMaterial;
 }
@@ -152,6 +160,7 @@ export class Manager {
     this.caWatch.on('put', (kv) => {
       this.caMaterial = this.openCA(kv.value);
       this.o.log.info('swarm root CA changed');
+      this.reloadTls();
       this.dispatcher.resendSessions();
     });
 
@@ -172,15 +181,20 @@ export class Manager {
     server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
     server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)) });
     server.addService(membershipService, this.membershipHandlers());
-    this.credentials = new SwarmServerCredentials(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
+    this.credentials = new SwarmServerCredentials(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
     this.server = server;
     this.o.log.info({ listen: this.o.listenAddr }, 'cluster RPC server listening');
   }
 
-  /** New certificate files on disk (renewal): new connections to 2377 use them; etcd re-reads its files per handshake. */
+  /**
+   * New certificate files on disk (renewal) or a new trust set (rotation): new connections to
+   * 2377 use them, open ones keep what their handshake agreed; etcd re-reads its files per handshake.
+   * Clients' certificates are checked against the swarm's trust as this manager knows it from the
+   * store, not against its own node's copy, which follows a little later.
+   */
   reloadTls(): void {
-    this.credentials?.update(fs.readFileSync(this.o.tls.caFile), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
+    this.credentials?.update(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
   }
 
   private async renewPresence(): Promise<void> {
@@ -227,7 +241,13 @@ export class Manager {
    */
   async rotateRootCA(next: RootCAMaterial): Promise<void> {
     const current = this.ca();
-    const stored: StoredCA = { ...next, trust: [next.certPem, ...new Set([current.certPem, ...(current.trust ?? [])])], etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem } };
+    const stored: StoredCA = {
+      ...next,
+      trust: [next.certPem, ...new Set([current.certPem, ...(current.trust ?? [])])],
+      intermediate: await crossSignRoot(next, current),
+      retired: current.retired,
+      etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem },
+    };
     await this.client.put(CA_KEY).value(this.sealCA(stored)).exec();
     this.caMaterial = stored;
   }
@@ -236,7 +256,10 @@ export class Manager {
   async finishRootRotation(): Promise<void> {
     const current = this.ca();
     if (!current.trust || current.trust.length <= 1) return;
-    await this.client.put(CA_KEY).value(this.sealCA({ ...current, trust: [current.certPem] })).exec();
+    const dropped = current.trust.filter((p) => p !== current.certPem);
+    // The last few retired roots are enough: older ones' connections are long gone.
+    const retired = [...new Set([...dropped, ...(current.retired ?? [])])].slice(0, 4);
+    await this.client.put(CA_KEY).value(this.sealCA({ ...current, trust: [current.certPem], intermediate: undefined, retired })).exec();
   }
 
 
@@ -249,8 +272,11 @@ export class Manager {
     // Parsing and verifying the peer certificate on every call was a fifth of the manager's
     // time under load: remember the answer per certificate for a minute (and per trust set),
     // never past the certificate's own expiry.
+    // The auth context holds a certificate only when the TLS handshake verified it against the
+    // trust in force then (grpc-js: socket.authorized); the chain is checked again here against
+    // every root of this swarm, retired ones included, so open connections outlive a rotation.
     const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
-    const trust = this.caMaterial?.trust?.length ? this.caMaterial.trust : [this.rootCertPem()];
+    const trust = [...(this.caMaterial?.trust?.length ? this.caMaterial.trust : [this.rootCertPem()]), ...(this.caMaterial?.retired ?? [])];
     const root = trust.join('');
     const key = raw ? raw.toString('base64') : undefined;
     const now = Date.now();

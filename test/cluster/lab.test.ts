@@ -5,8 +5,7 @@ import path from 'node:path';
 import { run } from '../../src/util/run.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
 import { busyboxRootfsTar } from '../helpers/busybox.js';
-import { newTestLab, type TestLab } from '../helpers/lab.js';
-import { pushMicro } from '../helpers/micro.js';
+import { newTestLab, pushLabMicro, type TestLab } from '../helpers/lab.js';
 import type { ChildProcess } from 'node:child_process';
 import { alive, startProcess, stopProcess, waitFor } from '../helpers/process.js';
 
@@ -163,7 +162,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
   });
 
   it('pushes micro to the lab registry from one machine and pulls it on every machine', async () => {
-    const micro = await pushMicro({ socket: (await lab.dockerHost('sw1')).replace(/^unix:\/\//, '') }, registry);
+    const micro = await pushLabMicro(lab, 'sw1', registry);
     for (const m of machines) {
       if (m !== 'sw1') await lab.docker(m, ['pull', micro]);
       const r = await lab.docker(m, ['images', '--format', '{{.Repository}}:{{.Tag}}']);
@@ -201,6 +200,7 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     // An image of its own, so the check does not depend on the registry, and a running container.
     await lab.docker('sw2', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/kept:1']);
     await lab.docker('sw2', ['run', '-d', '--name', 'cut', 'lab/kept:1', 'sleep', '1000']);
+    await lab.docker('sw2', ['run', '-d', '--name', 'always', '--restart', 'always', 'lab/kept:1', 'sleep', '1000']);
     const machineDir = path.join(lab.labDir, 'machines', 'sw2');
     assert.ok(processesOf(machineDir, new Set()).length > 1, 'no daemon or container processes to stop');
     await lab.machine(['stop', 'sw2']);
@@ -224,6 +224,8 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     // The container is still known, no longer running, as after a power cut.
     const c = await lab.docker('sw2', ['ps', '-a', '--filter', 'name=cut', '--format', '{{.Names}} {{.State}}']);
     assert.equal(c.stdout.trim(), 'cut exited');
+    // One that asks to be restarted is started again at boot, as dockerd does.
+    await waitFor('always running again', async () => (await lab.docker('sw2', ['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim() === 'running', 30_000, 200);
     // Still the same swarm node, and its manager sees it come back.
     assert.equal((await lab.docker('sw2', ['info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'])).stdout.trim(), `active ${nodeId}`);
     await waitFor('sw1 to see sw2 Ready', async () => {

@@ -1,24 +1,26 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
-import { pushMicro } from '../helpers/micro.js';
+import type { TestLab } from '../helpers/lab.js';
+import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
 
-const MACHINES = ['m1', 'm2'];
-
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 90_000) => poll(what, fn, ms, 500);
+
+/** Containers started at once, half through each manager (once m2 is promoted). */
+const CONCURRENT = Array.from({ length: 8 }, (_, i) => ({ name: `cc${i}`, machine: i % 2 ? 'm2' : 'm1' }));
 
 const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
 
 describe('standalone containers on attachable overlay networks (two-machine lab)', () => {
+  let swarm: SwarmLab;
   let lab: TestLab;
-  let image = '';
-  const addrs = new Map<string, string>();
-  const nodeIds = new Map<string, string>();
+  let image: string;
+  let addrs: Map<string, string>;
+  let nodeIds: Map<string, string>;
   const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
   const replicas = async (svc: string) => (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
   const taskContainer = async (m: string, svc: string) =>
@@ -36,24 +38,13 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   };
 
   before(async () => {
-    lab = newTestLab();
-    await createMachines(lab, MACHINES);
-    for (const m of MACHINES) addrs.set(m, (await lab.machine(['ip', m])).stdout.trim());
-    const init = await d('m1', ['swarm', 'init', '--advertise-addr', addrs.get('m1')!]);
-    assert.equal(init.code, 0, init.stderr);
-    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
-    const j = await d('m2', ['swarm', 'join', '--token', token, `${addrs.get('m1')}:2377`]);
-    assert.equal(j.code, 0, j.stderr);
-    for (const m of MACHINES) nodeIds.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
-    const registry = (await lab.machine(['registry'])).stdout.trim();
-    image = await pushMicro({ socket: (await lab.dockerHost('m1')).replace(/^unix:\/\//, '') }, registry);
-    await waitFor('two ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 2);
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], micro: true });
+    ({ lab, image, ip: addrs, nodeIds } = swarm);
   });
 
   after(async () => {
-    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1']).catch(() => undefined);
-    for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
-    await lab?.prune();
+    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1', 'b1', 'b2', ...CONCURRENT.map((c) => c.name)]).catch(() => undefined);
+    await swarm?.cleanup();
   });
 
   it('a service task on m1 and docker run containers on m2 (worker) and m1 (manager) reach each other by name and address', async () => {
@@ -151,5 +142,84 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.equal(hostnameOf((await get('m1', web, 'c2')).stdout), c2.slice(0, 12));
     for (const c of ['c2', 'c3']) assert.equal((await d('m2', ['rm', '-f', c])).code, 0);
     await waitFor('c2 no longer resolves from web', async () => !(await pingAddr('m1', web, 'c2')), 30_000);
+  });
+
+  it('network connect / disconnect: a running default-bridge container joins att (reachable by name, keeps its bridge), then leaves it', async () => {
+    const web = await taskContainer('m1', 'web');
+    const r = await d('m2', ['run', '-d', '--name', 'b1', image]);
+    assert.equal(r.code, 0, r.stderr);
+    const c = await d('m2', ['network', 'connect', 'att', 'b1']);
+    assert.equal(c.code, 0, c.stderr);
+    const nets = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(nets).sort(), ['att', 'bridge']);
+    const ip = nets.att.IPAddress as string;
+    assert.ok(ip && nets.bridge.IPAddress, JSON.stringify(nets));
+    assert.equal(await waitFor('b1 resolves from web', () => pingAddr('m1', web, 'b1'), 30_000), ip);
+    const page = await waitFor('web from b1', async () => hostnameOf((await get('m2', 'b1', 'web')).stdout), 30_000);
+    assert.equal(page, web.slice(0, 12));
+    const plain = await d('m2', ['network', 'connect', 'plain', 'b1']);
+    assert.match(plain.stderr, /Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/);
+    assert.match((await d('m2', ['network', 'connect', 'att', 'nosuch'])).stderr, /No such container: nosuch/);
+    const again = await d('m2', ['network', 'connect', 'att', 'b1']);
+    assert.notEqual(again.code, 0);
+    assert.match(again.stderr, /Error response from daemon: endpoint with name b1 already exists in network att/);
+
+    // Kept across a restart, as Docker keeps the container's networks.
+    assert.equal((await d('m2', ['restart', 'b1'])).code, 0);
+    const restarted = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(restarted).sort(), ['att', 'bridge']);
+    assert.equal(await waitFor('b1 resolves from web after its restart', () => pingAddr('m1', web, 'b1'), 30_000), restarted.att.IPAddress);
+    const dc = await d('m2', ['network', 'disconnect', 'att', 'b1']);
+    assert.equal(dc.code, 0, dc.stderr);
+    const after = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
+    assert.deepEqual(Object.keys(after), ['bridge']);
+    await waitFor('b1 no longer resolves from web', async () => !(await pingAddr('m1', web, 'b1')), 30_000);
+    // Its way out is still the default bridge.
+    assert.match((await d('m2', ['exec', 'b1', 'ip', 'route'])).stdout, /default via 172\.17\.0\.1/);
+    const twice = await d('m2', ['network', 'disconnect', 'att', 'b1']);
+    assert.notEqual(twice.code, 0);
+    assert.match(twice.stderr, /is not connected to network att/);
+    // The address went back to the allocator: the next attachment may take it.
+    const r2 = await d('m2', ['run', '-d', '--network', 'att', '--name', 'b2', image]);
+    assert.equal(r2.code, 0, r2.stderr);
+    assert.equal(JSON.parse((await d('m2', ['inspect', 'b2'])).stdout)[0].NetworkSettings.Networks.att.IPAddress, restarted.att.IPAddress);
+    // A stopped container: connected at its next start.
+    assert.equal((await d('m2', ['stop', '-t', '1', 'b1'])).code, 0);
+    assert.equal((await d('m2', ['network', 'connect', 'att', 'b1'])).code, 0);
+    assert.equal((await d('m2', ['start', 'b1'])).code, 0);
+    const ip3 = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks.att?.IPAddress as string;
+    assert.ok(ip3 && ip3 !== restarted.att.IPAddress);
+    assert.equal(await waitFor('b1 resolves from web once started', () => pingAddr('m1', web, 'b1'), 30_000), ip3);
+    for (const n of ['b1', 'b2']) assert.equal((await d('m2', ['rm', '-f', n])).code, 0);
+  });
+
+  it('with two managers, containers started at once through both get distinct addresses, all from the leader\'s allocator', async () => {
+    const p = await d('m1', ['node', 'promote', nodeIds.get('m2')!]);
+    assert.equal(p.code, 0, p.stderr);
+    await waitFor('m2 serves as a manager', async () => (await d('m2', ['node', 'ls', '--format', '{{.ManagerStatus}}'])).stdout.split('\n').filter((s) => s === 'Leader' || s === 'Reachable').length === 2, 60_000);
+    const runs = await Promise.all(CONCURRENT.map((c) => d(c.machine, ['run', '-d', '--network', 'att', '--name', c.name, image])));
+    for (const r of runs) assert.equal(r.code, 0, r.stderr);
+    const ipOf = async (m: string, name: string) => {
+      const info = JSON.parse((await d(m, ['inspect', name])).stdout)[0];
+      return info.NetworkSettings.Networks.att as { IPAddress: string; IPPrefixLen: number; NetworkID: string } | undefined;
+    };
+    const attId = JSON.parse((await d('m1', ['network', 'inspect', 'att'])).stdout)[0].Id as string;
+    const ips: string[] = [];
+    for (const c of CONCURRENT) {
+      const ep = await ipOf(c.machine, c.name);
+      assert.ok(ep?.IPAddress, `${c.name} has an address on att: ${JSON.stringify(ep)}`);
+      assert.equal(ep.NetworkID, attId);
+      assert.equal(ep.IPPrefixLen, 24);
+      ips.push(ep.IPAddress);
+    }
+    // The service's task and its VIP are in the same books.
+    const web = await taskContainer('m1', 'web');
+    ips.push((await ipOf('m1', web))!.IPAddress);
+    const vip = JSON.parse((await d('m1', ['service', 'inspect', 'web'])).stdout)[0].Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === attId).Addr as string;
+    ips.push(vip.split('/')[0]);
+    assert.equal(new Set(ips).size, ips.length, `no address twice: ${ips.join(' ')}`);
+    // And they reach each other across the nodes by name.
+    assert.equal(await waitFor('cc1 (m2) resolves from cc0 (m1)', () => pingAddr('m1', 'cc0', 'cc1'), 30_000), ips[1]);
+    for (const c of CONCURRENT) assert.equal((await d(c.machine, ['rm', '-f', c.name])).code, 0);
   });
 });

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
-import { pushMicro } from '../helpers/micro.js';
+import type { TestLab } from '../helpers/lab.js';
+import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { run } from '../../src/util/run.js';
@@ -16,38 +16,26 @@ const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms =
 const hostnameOf = (page: string) => /id="hostname">([^<]*)</.exec(page)?.[1];
 
 describe('swarm networks on a three-machine lab', () => {
+  let swarm: SwarmLab;
   let lab: TestLab;
-  let image = '';
-  const addrs = new Map<string, string>();
-  const nodeIds = new Map<string, string>();
-  const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
-  const replicas = async (svc: string) => (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
+  let image: string;
+  let addrs: Map<string, string>;
+  let nodeIds: Map<string, string>;
+  const d = (m: string, args: string[]) => swarm.d(m, args);
+  const replicas = (svc: string) => swarm.replicas(svc);
   /** curl from the lab's hub namespace (outside every machine). */
   const fromHub = (url: string) => run('ip', ['netns', 'exec', `${lab.prefix}-hub`, 'curl', '-s', '-m', '3', url], { allowFail: true });
   const taskContainer = async (m: string, svc: string) =>
     (await d(m, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout.trim().split('\n')[0];
 
   before(async () => {
-    lab = newTestLab();
-    await createMachines(lab, MACHINES);
-    for (const m of MACHINES) addrs.set(m, (await lab.machine(['ip', m])).stdout.trim());
-    const init = await d('m1', ['swarm', 'init', '--advertise-addr', addrs.get('m1')!]);
-    assert.equal(init.code, 0, init.stderr);
-    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
-    for (const m of ['m2', 'm3']) {
-      const j = await d(m, ['swarm', 'join', '--token', token, `${addrs.get('m1')}:2377`]);
-      assert.equal(j.code, 0, j.stderr);
-    }
-    for (const m of MACHINES) nodeIds.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
-    const registry = (await lab.machine(['registry'])).stdout.trim();
-    image = await pushMicro({ socket: (await lab.dockerHost('m1')).replace(/^unix:\/\//, '') }, registry);
-    await waitFor('three ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 3);
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'], micro: true });
+    ({ lab, image, ip: addrs, nodeIds } = swarm);
   });
 
   after(async () => {
     // Leaving tears each node's overlay data path down; prune removes whatever is left (sandboxes are named after the machine).
-    for (const m of MACHINES) if (lab) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
-    await lab?.prune();
+    await swarm?.cleanup();
   });
 
   it('swarm init made the ingress overlay; network ls shows it beside bridge, host and none', async () => {
@@ -251,7 +239,7 @@ describe('swarm networks on a three-machine lab', () => {
 
   it('egress through the gateway bridge; --endpoint-mode dnsrr names resolve to task addresses', async () => {
     const front = await taskContainer('m1', 'front');
-    const registry = (await lab.machine(['registry'])).stdout.trim();
+    const registry = swarm.registry;
     const [host, port] = registry.split(':');
     const out = await d('m1', ['exec', front, 'sh', '-c', `printf 'GET /v2/ HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} ${port}`]);
     assert.match(out.stdout, /^HTTP\/1\.[01] 200/, `the lab registry from a task: ${out.stdout}${out.stderr}`);

@@ -2,8 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
-import { importBusybox } from '../helpers/busybox.js';
+import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { DOCKER } from '../helpers/daemon.js';
 import { startProcess, stopProcess } from '../helpers/process.js';
 import { waitFor as poll } from '../helpers/process.js';
@@ -15,8 +14,8 @@ const MACHINES = ['m1', 'm2'];
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000) => poll(what, fn, ms, 500);
 
 describe('docker service logs on a two-machine swarm', () => {
-  let lab: TestLab;
-  const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
+  let swarm: SwarmLab;
+  const d = (m: string, args: string[]) => swarm.d(m, args);
   /** `docker service logs` lines: `<name>.<slot>.<task>@<node> | <text>`. */
   const logs = async (args: string[]) => {
     const r = await d('m1', ['service', 'logs', ...args]);
@@ -29,24 +28,14 @@ describe('docker service logs on a two-machine swarm', () => {
   };
 
   before(async () => {
-    lab = newTestLab();
-    await createMachines(lab, MACHINES);
-    const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
-    const init = await d('m1', ['swarm', 'init', '--advertise-addr', ip]);
-    assert.equal(init.code, 0, init.stderr);
-    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
-    const j = await d('m2', ['swarm', 'join', '--token', token, `${ip}:2377`]);
-    assert.equal(j.code, 0, j.stderr);
-    const dir = fs.mkdtempSync(path.join(lab.labDir, 'img-'));
-    for (const m of MACHINES) await importBusybox((args, o) => lab.docker(m, args, o), dir, 'busybox:latest');
-    await waitFor('two ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 2);
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });
     // Global: one task on each machine, each echoing five lines then idling.
     const r = await d('m1', ['service', 'create', '--name', 'chatty', '--mode', 'global', '--detach=false', 'busybox', 'sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; done; sleep 100000']);
     assert.equal(r.code, 0, r.stderr);
   });
 
   after(async () => {
-    await lab?.prune();
+    await swarm?.cleanup();
   });
 
   it('shows every line of the tasks on both machines, prefixed with task and node', async () => {
@@ -76,8 +65,8 @@ describe('docker service logs on a two-machine swarm', () => {
   it('-f follows: lines written after the request arrive from both machines', async () => {
     const r = await d('m1', ['service', 'create', '--name', 'ticker', '--mode', 'global', '--detach=false', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick$i; sleep 1; done']);
     assert.equal(r.code, 0, r.stderr);
-    const out = path.join(lab.labDir, 'follow.out');
-    const child = startProcess(DOCKER, ['service', 'logs', '-f', '--tail', '0', 'ticker'], out, { ...lab.env, DOCKER_HOST: await lab.dockerHost('m1') });
+    const out = path.join(swarm.lab.labDir, 'follow.out');
+    const child = startProcess(DOCKER, ['service', 'logs', '-f', '--tail', '0', 'ticker'], out, { ...swarm.lab.env, DOCKER_HOST: await swarm.lab.dockerHost('m1') });
     try {
       // --tail 0: nothing old; ticks keep coming on both machines while following.
       const nodes = await waitFor('ticks from both machines', async () => {

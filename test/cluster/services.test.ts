@@ -1,9 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
-import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
-import { importBusybox } from '../helpers/busybox.js';
+import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
@@ -13,9 +10,9 @@ const MACHINES = ['m1', 'm2', 'm3'];
 const waitFor = <T>(what: string, fn: () => Promise<T | undefined | false>, ms = 60_000) => poll(what, fn, ms, 500);
 
 describe('services on a three-machine swarm', () => {
-  let lab: TestLab;
-  const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
-  const replicas = async (svc: string) => (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
+  let swarm: SwarmLab;
+  const d = (m: string, args: string[]) => swarm.d(m, args);
+  const replicas = (svc: string) => swarm.replicas(svc);
   /** Task containers on a machine: name → ID. */
   const taskContainers = async (m: string, svc: string) => {
     const out = (await d(m, ['ps', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`, '--format', '{{.Names}} {{.ID}}'])).stdout.trim();
@@ -23,23 +20,11 @@ describe('services on a three-machine swarm', () => {
   };
 
   before(async () => {
-    lab = newTestLab();
-    await createMachines(lab, MACHINES);
-    const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
-    const init = await d('m1', ['swarm', 'init', '--advertise-addr', ip]);
-    assert.equal(init.code, 0, init.stderr);
-    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
-    for (const m of ['m2', 'm3']) {
-      const j = await d(m, ['swarm', 'join', '--token', token, `${ip}:2377`]);
-      assert.equal(j.code, 0, j.stderr);
-    }
-    const dir = fs.mkdtempSync(path.join(lab.labDir, 'img-'));
-    for (const m of MACHINES) await importBusybox((args, o) => lab.docker(m, args, o), dir, 'busybox:latest');
-    await waitFor('three ready nodes', async () => (await d('m1', ['node', 'ls', '--format', '{{.Status}}'])).stdout.trim().split('\n').filter((s) => s === 'Ready').length === 3);
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'], busybox: true });
   });
 
   after(async () => {
-    await lab?.prune();
+    await swarm?.cleanup();
   });
 
   it('creates a replicated service and converges (--detach=false)', async () => {
@@ -182,10 +167,10 @@ describe('services on a three-machine swarm', () => {
   it('a stopped machine\'s tasks move; when it comes back it runs none of the old ones', async () => {
     const before = await taskContainers('m2', 'web');
     assert.ok(before.size > 0);
-    await lab.machine(['stop', 'm2']);
+    await swarm.lab.machine(['stop', 'm2']);
     await waitFor('7/7 on m1 and m3', async () => (await replicas('web')) === '7/7'
       && (await taskContainers('m1', 'web')).size + (await taskContainers('m3', 'web')).size === 7, 45_000);
-    await lab.machine(['start', 'm2']);
+    await swarm.lab.machine(['start', 'm2']);
     await waitFor('m2 ready', async () => (await d('m1', ['node', 'inspect', 'm2', '--format', '{{.Status.State}}'])).stdout.trim() === 'ready');
     await waitFor('old tasks reported shut down', async () => {
       const ps = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}}'])).stdout;
@@ -196,7 +181,7 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('a machine removed from the lab: its tasks come back on the others', async () => {
-    await lab.machine(['rm', '-f', 'm3']);
+    await swarm.lab.machine(['rm', '-f', 'm3']);
     await waitFor('7/7 on m1 and m2', async () => (await replicas('web')) === '7/7'
       && (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size === 7, 45_000);
   });

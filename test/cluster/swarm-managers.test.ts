@@ -5,6 +5,9 @@ import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { waitFor } from '../helpers/process.js';
 import path from 'node:path';
 import { REPO_ROOT } from '../helpers/daemon.js';
+import fs from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { sessionRegistrations } from '../helpers/daemon-log.js';
 
 const TLS_PROBE = path.join(REPO_ROOT, 'dist/test/helpers/tls-probe.js');
 
@@ -56,6 +59,21 @@ describe('swarm managers: three managers on etcd', () => {
     await ok(worker, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
     await waitFor('worker knows three managers', async () => JSON.parse(await ok(worker, ['info', '--format', '{{json .Swarm.RemoteManagers}}'])).length === 3);
     await waitFor('worker ready', async () => (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${worker.name} Ready`));
+  });
+
+  test('swarm ca --rotate from a follower: every node moves to the new root and keeps its session', async () => {
+    const all = [...m, worker];
+    const before = sessionRegistrations(m);
+    assert.equal(before.size, 4);
+    const out = await ok(m[1], ['swarm', 'ca', '--rotate']);
+    const root = JSON.parse(await ok(m[2], ['info', '--format', '{{json .Swarm.Cluster}}'])).TLSInfo.TrustRoot as string;
+    assert.ok(out.trim().endsWith(root.trim()), out);
+    const certs = (d: TestDaemon) => path.join(d.dataRoot, 'swarm/certificates');
+    await waitFor('every node trusts only the new root', () => all.every((d) => fs.readFileSync(path.join(certs(d), 'swarm-root-ca.crt'), 'utf8') === root), 60_000);
+    for (const d of all) assert.ok(new X509Certificate(fs.readFileSync(path.join(certs(d), 'swarm-node.crt'))).verify(new X509Certificate(root).publicKey), d.name);
+    assert.deepEqual(sessionRegistrations(m), before, 'no session registered again');
+    const states = (await ok(m[0], ['node', 'ls', '--format', '{{.Status}}'])).trim().split('\n');
+    assert.deepEqual(states, ['Ready', 'Ready', 'Ready', 'Ready']);
   });
 
   test('etcd peer port 2380 refuses plaintext, certificate-less and worker-certificate clients', async () => {

@@ -1,7 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMachines, newTestLab, type TestLab } from '../helpers/lab.js';
-import { pushMicro } from '../helpers/micro.js';
+import { createMachines, labRegistry, newTestLab, pushLabMicro, type TestLab } from '../helpers/lab.js';
 import { run } from '../../src/util/run.js';
 import { waitFor as poll } from '../helpers/process.js';
 
@@ -38,8 +37,7 @@ describe('the walkthrough', () => {
     lab = newTestLab();
     await createMachines(lab, MACHINES);
     for (const m of MACHINES) ip.set(m, (await lab.machine(['ip', m])).stdout.trim());
-    const registry = (await lab.machine(['registry'])).stdout.trim();
-    image = await pushMicro({ socket: (await lab.dockerHost('sw1')).replace(/^unix:\/\//, '') }, registry);
+    image = await pushLabMicro(lab, 'sw1', await labRegistry(lab));
   });
 
   after(async () => {

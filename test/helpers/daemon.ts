@@ -1,14 +1,17 @@
 import fs from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { run, type RunOptions, type RunResult } from '../../src/util/run.js';
 import { purgeDaemonState } from '../../src/engine/containers/purge.js';
+import { daemonArgs, ping, type DaemonPlaces } from '../../src/lab/daemon.js';
+import { cutPower } from '../../src/lab/sweep.js';
+import { daemonPaths, defaultConfig } from '../../src/engine/config.js';
 import { createNetns, deleteNetns, inNetns, uniqueName } from './netns.js';
 import { startProcess, stopProcess, waitFor } from './process.js';
 
+export { ping };
+
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const SHOALD_JS = path.join(REPO_ROOT, 'dist/src/cli/shoald.js');
 export const DOCKER = '/usr/local/bin/docker';
 export const TEST_ROOT = '/tmp/shoal-test';
 
@@ -21,13 +24,7 @@ export interface DaemonOptions {
   labels?: string[];
 }
 
-export interface TestDaemon {
-  name: string;
-  ns: string;
-  dir: string;
-  dataRoot: string;
-  execRoot: string;
-  socket: string;
+export interface TestDaemon extends DaemonPlaces {
   /** `unix://…`, for DOCKER_HOST. */
   host: string;
   pid: number | undefined;
@@ -35,20 +32,13 @@ export interface TestDaemon {
   inNs(cmd: string, args: string[], opts?: RunOptions): Promise<RunResult>;
   start(): Promise<void>;
   kill9(): Promise<void>;
+  /**
+   * A power cut: the daemon and everything it started killed, runc state and mounts gone, the
+   * exec root emptied (as /run is at boot); the data root stays. start() then boots afresh.
+   */
+  powerCut(): Promise<void>;
   stop(): Promise<void>;
   destroy(): Promise<void>;
-}
-
-/** Answers true once the Engine API on `socket` says OK to /_ping. */
-export function ping(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = http.get({ socketPath: socket, path: '/_ping', timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('error', () => resolve(false));
-    req.on('timeout', () => { req.destroy(); resolve(false); });
-  });
 }
 
 /**
@@ -72,11 +62,8 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     docker: (args, o = {}) => run(DOCKER, args, { ...o, env: { ...process.env, DOCKER_HOST: host, DOCKER_CLI_HINTS: 'false', ...(o.env ?? {}) } }),
     inNs: (cmd, args, o) => inNetns(ns, cmd, args, o),
     async start() {
-      const args = [`--net=/run/netns/${ns}`, '--', process.execPath, '--enable-source-maps', SHOALD_JS, '-H', host, '--data-root', dataRoot, '--exec-root', execRoot, '--hostname', name,
-        // Overlay sandboxes (kernel-wide /run/netns) named after this daemon, so destroy() finds them.
-        '--network-sandbox-prefix', `${name}-sb`];
-      for (const r of opts.insecureRegistries ?? []) args.push('--insecure-registry', r);
-      for (const l of opts.labels ?? []) args.push('--label', l);
+      // Overlay sandboxes named after this daemon, so destroy() finds them.
+      const args = daemonArgs({ ns, socket, dataRoot, execRoot, hostname: name, sandboxPrefix: `${name}-sb`, insecureRegistries: opts.insecureRegistries, labels: opts.labels });
       const child = startProcess('nsenter', args, path.join(dir, 'shoald.log'));
       d.pid = child.pid;
       await waitFor(`shoald ${name} to answer /_ping (log: ${dir}/shoald.log)`, async () => {
@@ -87,6 +74,12 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     async kill9() {
       await stopProcess(d.pid, 'SIGKILL');
       d.pid = undefined;
+    },
+    async powerCut() {
+      await d.kill9();
+      // The daemon's and conmon's command lines name this directory; containers die with runc delete.
+      await cutPower({ dirs: [dir], netnsInodes: [] }, daemonPaths({ ...defaultConfig(), dataRoot, execRoot }).runcRoot, dir);
+      fs.rmSync(execRoot, { recursive: true, force: true });
     },
     async stop() {
       await stopProcess(d.pid, 'SIGTERM', 10_000);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { randomInt } from 'node:crypto';
 import { run, type RunOptions, type RunResult } from '../../src/util/run.js';
 import { DOCKER, REPO_ROOT, TEST_ROOT } from './daemon.js';
+import { pushMicro } from './micro.js';
 import { uniqueName } from './netns.js';
 
 export const SHOAL_JS = path.join(REPO_ROOT, 'dist/src/cli/shoal.js');
@@ -64,4 +65,14 @@ export function newTestLab(): TestLab {
 export async function createMachines(lab: TestLab, names: string[], extraArgs: string[] = []): Promise<Map<string, string>> {
   await Promise.all(names.map((n) => lab.machine(['create', n, ...extraArgs])));
   return new Map(await Promise.all(names.map(async (n) => [n, await lab.dockerHost(n)] as [string, string])));
+}
+
+/** `shoal machine registry`: the lab registry (started once, trusted by every machine), as HOST:PORT. */
+export async function labRegistry(lab: TestLab): Promise<string> {
+  return (await lab.machine(['registry'])).stdout.trim();
+}
+
+/** Pushes micro to `registry` through a machine's daemon; returns the reference (`HOST:PORT/micro:1.0.0`). */
+export async function pushLabMicro(lab: TestLab, machine: string, registry: string): Promise<string> {
+  return pushMicro({ socket: (await lab.dockerHost(machine)).replace(/^unix:\/\//, '') }, registry);
 }

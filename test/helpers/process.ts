@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import { alive, killPid } from '../../src/lab/sweep.js';
 
 /** Starts a long-running program with its output in a log file; ended by PID only. */
 export function startProcess(cmd: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
@@ -10,25 +11,11 @@ export function startProcess(cmd: string, args: string[], logFile: string, env: 
   return child;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { alive };
 
 /** Signals a process and waits until it is gone (SIGKILL after `graceMs`). */
-export async function stopProcess(pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
-  if (!pid || !alive(pid)) return;
-  try { process.kill(pid, signal); } catch { return; }
-  const deadline = Date.now() + graceMs;
-  while (alive(pid) && Date.now() < deadline) await sleep(50);
-  if (alive(pid)) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
-    while (alive(pid)) await sleep(20);
-  }
+export function stopProcess(pid: number | undefined, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): Promise<void> {
+  return killPid(pid, signal, graceMs);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -10,8 +10,19 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-/** Debian's docker-registry (distribution v2) inside `ns`, on 127.0.0.1, storage in a temp dir. */
-export async function startRegistry(ns: string, port = 5000): Promise<TestRegistry> {
+export interface RegistryOptions {
+  /** HOST:PORT it listens on inside the namespace (default 127.0.0.1:5000). */
+  addr?: string;
+  /** More top-level configuration lines, e.g. an `auth:` section. */
+  extraConfig?: string[];
+  /** What GET /v2/ answers once it serves: 200, or 401 behind token auth. */
+  readyStatus?: number;
+}
+
+/** Debian's docker-registry (distribution v2) inside `ns` (a port: on 127.0.0.1), storage in a temp dir. */
+export async function startRegistry(ns: string, opts: number | RegistryOptions = {}): Promise<TestRegistry> {
+  const o = typeof opts === 'number' ? { addr: `127.0.0.1:${opts}` } : opts;
+  const address = o.addr ?? '127.0.0.1:5000';
   const dir = path.join(TEST_ROOT, uniqueName('registry'));
   fs.mkdirSync(dir, { recursive: true });
   const config = path.join(dir, 'config.yml');
@@ -25,15 +36,15 @@ export async function startRegistry(ns: string, port = 5000): Promise<TestRegist
     '  delete:',
     '    enabled: true',
     'http:',
-    `  addr: 127.0.0.1:${port}`,
+    `  addr: ${address}`,
+    ...(o.extraConfig ?? []),
     '',
   ].join('\n'));
   const child = startProcess('nsenter', [`--net=/run/netns/${ns}`, '--', 'docker-registry', 'serve', config], path.join(dir, 'registry.log'));
-  const address = `127.0.0.1:${port}`;
   await waitFor(`registry in ${ns}`, async () => {
     if (child.exitCode !== null) throw new Error(`docker-registry exited: ${fs.readFileSync(path.join(dir, 'registry.log'), 'utf8')}`);
-    const r = await inNetns(ns, 'curl', ['-sf', `http://${address}/v2/`], { allowFail: true });
-    return r.code === 0;
+    const r = await inNetns(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${address}/v2/`], { allowFail: true });
+    return r.stdout === String(o.readyStatus ?? 200);
   });
   return {
     address,

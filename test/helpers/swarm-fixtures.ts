@@ -1,16 +1,18 @@
 import type { Node, Service, ServiceSpec, Task } from '../../src/cluster/types.js';
 import { newSwarmId } from '../../src/util/ids.js';
-import { status } from '../../src/manager/orchestrator/task.js';
+import { newTask, status } from '../../src/manager/orchestrator/task.js';
 
 /** Small builders for cluster objects in unit tests. */
 
-export function makeNode(id: string, over: { hostname?: string; role?: 'worker' | 'manager'; state?: Node['Status']['State']; availability?: Node['Spec']['Availability']; labels?: Record<string, string>; engineLabels?: Record<string, string>; addr?: string; cpu?: number; mem?: number; os?: string; arch?: string } = {}): Node {
+/** The fields every stored swarm object starts with. */
+function meta(id: string) {
   const now = new Date().toISOString();
+  return { ID: id, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now };
+}
+
+export function makeNode(id: string, over: { hostname?: string; role?: 'worker' | 'manager'; state?: Node['Status']['State']; availability?: Node['Spec']['Availability']; labels?: Record<string, string>; engineLabels?: Record<string, string>; addr?: string; cpu?: number; mem?: number; os?: string; arch?: string } = {}): Node {
   return {
-    ID: id,
-    Version: { Index: 0 },
-    CreatedAt: now,
-    UpdatedAt: now,
+    ...meta(id),
     Spec: { Role: over.role ?? 'worker', Availability: over.availability ?? 'active', Labels: over.labels ?? {} },
     Description: {
       Hostname: over.hostname ?? id,
@@ -23,31 +25,16 @@ export function makeNode(id: string, over: { hostname?: string; role?: 'worker' 
 }
 
 export function makeService(name: string, spec: Partial<ServiceSpec> = {}, id = newSwarmId()): Service {
-  const now = new Date().toISOString();
   return {
-    ID: id,
-    Version: { Index: 0 },
-    CreatedAt: now,
-    UpdatedAt: now,
+    ...meta(id),
     Spec: { Name: name, TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, Mode: { Replicated: { Replicas: 1 } }, ...spec },
     SpecVersion: { Index: 1 },
   };
 }
 
+/** A task as the orchestrators make it (newTask), already PENDING as the allocator leaves it; `over` wins. */
 export function makeTask(service: Service, over: Partial<Task> = {}): Task {
-  const now = new Date().toISOString();
-  return {
-    ID: newSwarmId(),
-    Version: { Index: 0 },
-    CreatedAt: now,
-    UpdatedAt: now,
-    Spec: structuredClone(service.Spec.TaskTemplate),
-    ServiceID: service.ID,
-    Status: status('pending', 'pending task scheduling'),
-    DesiredState: 'running',
-    SpecVersion: service.SpecVersion,
-    ...over,
-  };
+  return { ...newTask(service, undefined), Status: status('pending', 'pending task scheduling'), ...over };
 }
 
 /** Polls `cond` until true (the loops are asynchronous); fails after `ms`. */

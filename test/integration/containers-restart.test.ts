@@ -65,6 +65,53 @@ test('after kill -9 of shoald the new daemon adopts running containers: ps, logs
   assert.match(await out('inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'after'), /^172\.17\./);
 });
 
+test('after a power cut the daemon starts again what the restart policies ask for, as dockerd at boot', async () => {
+  const policies: Record<string, string[]> = {
+    'boot-always': ['--restart', 'always'],
+    'boot-unless': ['--restart', 'unless-stopped'],
+    'boot-onfail': ['--restart', 'on-failure'],
+    'boot-no': [],
+    'boot-always-stopped': ['--restart', 'always'],
+    'boot-unless-stopped': ['--restart', 'unless-stopped'],
+  };
+  const pids = new Map<string, number>();
+  for (const [name, policy] of Object.entries(policies)) {
+    await out('run', '-d', '--name', name, ...policy, IMG, 'sleep', '1000');
+    if (!name.endsWith('-stopped')) pids.set(name, Number(await out('inspect', '--format', '{{.State.Pid}}', name)));
+  }
+  await out('stop', '-t', '0', 'boot-always-stopped', 'boot-unless-stopped');
+
+  await d!.powerCut();
+  await waitFor('the containers dead', () => [...pids.values()].every((pid) => !alive(pid)));
+  await d!.start();
+
+  // always (even after docker stop), unless-stopped and on-failure (a killed container exits non-zero) run again.
+  const back = ['boot-always', 'boot-unless', 'boot-onfail', 'boot-always-stopped'];
+  await waitFor('restarted at boot', async () => {
+    const states = await Promise.all(back.map((n) => out('inspect', '--format', '{{.State.Status}}', n)));
+    return states.every((s) => s === 'running');
+  });
+  for (const n of back) assert.notEqual(Number(await out('inspect', '--format', '{{.State.Pid}}', n)), pids.get(n) ?? 0, n);
+  assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'boot-no'), 'exited');
+  assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'boot-unless-stopped'), 'exited');
+  // A docker stop after the boot holds again.
+  await out('stop', '-t', '0', 'boot-always');
+  await sleep(500);
+  assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'boot-always'), 'exited');
+});
+
+test('conmon of an adopted container leaves no zombie when the container ends', async () => {
+  await out('run', '-d', '--name', 'adopted', IMG, 'sleep', '1000');
+  const id = await out('inspect', '--format', '{{.Id}}', 'adopted');
+  const conmon = Number(fs.readFileSync(`${d!.execRoot}/conmon/${id.slice(0, 16)}/conmon.pid`, 'utf8'));
+  assert.ok(processIs(conmon, 'conmon'));
+  await d!.kill9();
+  await d!.start();
+  await out('stop', '-t', '0', 'adopted');
+  // Gone from the process table, not only dead: whoever adopted the orphan reaped it.
+  await waitFor('conmon reaped', () => !fs.existsSync(`/proc/${conmon}`));
+});
+
 test('purgeDaemonState (via destroy) kills containers and conmon and removes mounts and runc state', async () => {
   await out('run', '-d', '--name', 'left-running', IMG, 'sleep', '300');
   const pid = Number(await out('inspect', '--format', '{{.State.Pid}}', 'left-running'));

@@ -9,6 +9,7 @@ import { run } from '../../src/util/run.js';
 import { startDaemon, TEST_ROOT, type TestDaemon } from '../helpers/daemon.js';
 import { createNetns, deleteNetns, inNetns, uniqueName } from '../helpers/netns.js';
 import { startProcess, stopProcess, waitFor } from '../helpers/process.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { buildMicroImage } from '../../examples/micro/build.js';
 
 const USER = 'deployer';
@@ -48,6 +49,7 @@ http.createServer((req, res) => {
 let ns: string;
 let dir: string;
 const pids: Array<number | undefined> = [];
+let reg: TestRegistry;
 let d1: TestDaemon;
 let d2: TestDaemon;
 
@@ -60,35 +62,27 @@ before(async () => {
   await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=shoal-test-token']);
   fs.writeFileSync(path.join(dir, 'token-server.mjs'), TOKEN_SERVER);
   pids.push(startProcess('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, path.join(dir, 'token-server.mjs'), String(TOKEN_PORT), key, cert, USER, PASS], path.join(dir, 'token.log')).pid);
-  fs.writeFileSync(path.join(dir, 'registry.yml'), [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${dir}/data`,
-    'http:',
-    `  addr: 127.0.0.1:${REG_PORT}`,
-    'auth:',
-    '  token:',
-    `    realm: http://127.0.0.1:${TOKEN_PORT}/token`,
-    '    service: shoal-test-registry',
-    '    issuer: shoal-test',
-    `    rootcertbundle: ${cert}`,
-    '',
-  ].join('\n'));
-  pids.push(startProcess('nsenter', [`--net=/run/netns/${ns}`, '--', 'docker-registry', 'serve', path.join(dir, 'registry.yml')], path.join(dir, 'registry.log')).pid);
-  await waitFor('the token registry', async () => {
-    const r = await inNetns(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${R}/v2/`], { allowFail: true });
-    const t = await inNetns(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${TOKEN_PORT}/token`], { allowFail: true });
-    return r.stdout === '401' && t.stdout === '401';
+  reg = await startRegistry(ns, {
+    addr: R,
+    extraConfig: [
+      'auth:',
+      '  token:',
+      `    realm: http://127.0.0.1:${TOKEN_PORT}/token`,
+      '    service: shoal-test-registry',
+      '    issuer: shoal-test',
+      `    rootcertbundle: ${cert}`,
+    ],
+    readyStatus: 401,
   });
+  await waitFor('the token server', async () =>
+    (await inNetns(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${TOKEN_PORT}/token`], { allowFail: true })).stdout === '401');
   d1 = await startDaemon({ prefix: 'shtauth1', ns });
   d2 = await startDaemon({ prefix: 'shtauth2', ns });
 });
 after(async () => {
   await d1?.destroy();
   await d2?.destroy();
+  await reg?.stop();
   for (const p of pids) await stopProcess(p);
   if (ns) await deleteNetns(ns);
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -5,8 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { createHash } from 'node:crypto';
-import tar from 'tar-stream';
+import { packTar, sha256 as sha } from '../helpers/tar.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { createNetns, deleteNetns } from '../helpers/netns.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -32,8 +31,6 @@ after(async () => {
   await reg?.stop();
   if (ns) await deleteNetns(ns);
 });
-
-const sha = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** curl inside the namespace: the registry listens on its 127.0.0.1. */
 async function registry(method: string, urlPath: string, body?: Buffer, contentType?: string): Promise<{ status: number; headers: string; body: string }> {
@@ -71,17 +68,6 @@ async function microPlusArchive(tag: string): Promise<{ tarball: Buffer; id: str
     { name: 'manifest.json', data: Buffer.from(manifest) },
   ]);
   return { tarball, id: sha(config), diffIds };
-}
-
-async function packTar(files: Array<{ name: string; data: Buffer }>): Promise<Buffer> {
-  const p = tar.pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const ended = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  for (const f of files) p.entry({ name: f.name, size: f.data.length, mode: 0o644, mtime: new Date(0) }, f.data);
-  p.finalize();
-  await ended;
-  return Buffer.concat(chunks);
 }
 
 /** The `repo@sha256:…` of `ref`'s repository among the image's RepoDigests. */

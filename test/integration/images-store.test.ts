@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import tar from 'tar-stream';
+import { packTar, sha256 as sha } from '../helpers/tar.js';
 import { run } from '../../src/util/run.js';
 import { ApiError } from '../../src/util/errors.js';
 import { ImageStore, type ImageUser } from '../../src/engine/images/store.js';
@@ -18,7 +18,6 @@ import { TEST_ROOT } from '../helpers/daemon.js';
 import { uniqueName } from '../helpers/netns.js';
 import { buildMicroRootfs, MICRO_CHANGES } from '../../examples/micro/build.js';
 import { Writable } from 'node:stream';
-import { createHash } from 'node:crypto';
 
 const dir = path.join(TEST_ROOT, uniqueName('shtstore'));
 let store: ImageStore;
@@ -35,19 +34,6 @@ after(async () => {
   for (const m of mounts.reverse()) await run('umount', [m], { allowFail: true });
   fs.rmSync(dir, { recursive: true, force: true });
 });
-
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-async function packTar(files: Array<{ name: string; data: Buffer }>): Promise<Buffer> {
-  const p = tar.pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => chunks.push(c as Buffer));
-  const ended = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  for (const f of files) p.entry({ name: f.name, size: f.data.length, mode: 0o644, mtime: new Date(0) }, f.data);
-  p.finalize();
-  await ended;
-  return Buffer.concat(chunks);
-}
 
 /** A progress stream that just collects what it is told. */
 function sink(): { progress: ProgressStream; text: () => string } {

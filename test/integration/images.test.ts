@@ -2,11 +2,11 @@
 // history, rmi, and Docker's answers to bad input. Needs root (shoald in a netns).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import tar from 'tar-stream';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { packTar, sha256 } from '../helpers/tar.js';
 import { buildMicroImage, buildMicroRootfs, MICRO_CHANGES, MICRO_CMD } from '../../examples/micro/build.js';
 
 let d: TestDaemon;
@@ -234,28 +234,23 @@ test('docker load of an OCI image layout archive (index.json, blobs/sha256)', as
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: micro.id, size: config.length },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: micro.diffId, size: layer.length }],
   }));
-  const mdigest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+  const mdigest = sha256(manifest);
   const index = { schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: mdigest, size: manifest.length, annotations: { 'io.containerd.image.name': 'docker.io/library/oci-micro:2', 'org.opencontainers.image.ref.name': '2' } }] };
-  const pack = tar.pack();
-  const out: Buffer[] = [];
-  pack.on('data', (c: unknown) => out.push(c as Buffer));
-  const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  const add = (name: string, data: Buffer) => pack.entry({ name, size: data.length }, data);
-  add('oci-layout', Buffer.from('{"imageLayoutVersion":"1.0.0"}'));
-  add(`blobs/sha256/${micro.diffId.slice(7)}`, layer);
-  add(`blobs/sha256/${micro.id.slice(7)}`, config);
-  add(`blobs/sha256/${mdigest.slice(7)}`, manifest);
-  add('index.json', Buffer.from(JSON.stringify(index)));
-  pack.finalize();
-  await ended;
-  const r = await d.docker(['load'], { input: Buffer.concat(out) });
+  const archive = await packTar([
+    { name: 'oci-layout', data: Buffer.from('{"imageLayoutVersion":"1.0.0"}') },
+    { name: `blobs/sha256/${micro.diffId.slice(7)}`, data: layer },
+    { name: `blobs/sha256/${micro.id.slice(7)}`, data: config },
+    { name: `blobs/sha256/${mdigest.slice(7)}`, data: manifest },
+    { name: 'index.json', data: Buffer.from(JSON.stringify(index)) },
+  ]);
+  const r = await d.docker(['load'], { input: archive });
   assert.match(r.stdout, /Loaded image: oci-micro:2/);
   assert.equal((await d.docker(['images', '-q', '--no-trunc', 'oci-micro:2'])).stdout.trim(), micro.id);
 });
 
 test('docker history lists empty-layer steps with size 0 and the image ID on the newest row', async () => {
   const rootfs = await buildMicroRootfs();
-  const diffId = `sha256:${createHash('sha256').update(rootfs).digest('hex')}`;
+  const diffId = sha256(rootfs);
   const config = Buffer.from(JSON.stringify({
     architecture: 'amd64', os: 'linux', created: '2024-03-01T00:00:00Z',
     config: { Env: ['A=1'], Cmd: ['/bin/sh'] },
@@ -266,18 +261,9 @@ test('docker history lists empty-layer steps with size 0 and the image ID on the
       { created: '2024-03-01T00:00:02Z', created_by: 'CMD ["/bin/sh"]', empty_layer: true, comment: 'buildkit.dockerfile.v0' },
     ],
   }));
-  const id = `sha256:${createHash('sha256').update(config).digest('hex')}`;
-  const pack = tar.pack();
-  const out: Buffer[] = [];
-  pack.on('data', (c: unknown) => out.push(c as Buffer));
-  const ended = new Promise<void>((resolve) => pack.on('end', () => resolve()));
-  pack.entry({ name: 'l/layer.tar', size: rootfs.length }, rootfs);
-  pack.entry({ name: 'c.json', size: config.length }, config);
+  const id = sha256(config);
   const manifest = Buffer.from(JSON.stringify([{ Config: 'c.json', RepoTags: ['hist:1'], Layers: ['l/layer.tar'] }]));
-  pack.entry({ name: 'manifest.json', size: manifest.length }, manifest);
-  pack.finalize();
-  await ended;
-  await d.docker(['load'], { input: Buffer.concat(out) });
+  await d.docker(['load'], { input: await packTar([{ name: 'l/layer.tar', data: rootfs }, { name: 'c.json', data: config }, { name: 'manifest.json', data: manifest }]) });
   const rows = lines((await d.docker(['history', '--no-trunc', '--format', '{{.ID}}|{{.CreatedBy}}|{{.Size}}|{{.Comment}}', 'hist:1'])).stdout);
   assert.deepEqual(rows, [
     `${id}|CMD ["/bin/sh"]|0B|buildkit.dockerfile.v0`,

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Network, Service } from '../../src/cluster/types.js';
+import type { Network, Service, Task } from '../../src/cluster/types.js';
+import { newSwarmId } from '../../src/util/ids.js';
 import { allocate, VXLAN_ID_OPTION, Allocator } from '../../src/manager/allocator/allocator.js';
 import { PortAllocator } from '../../src/manager/allocator/ports.js';
 import { AddressPool, SubnetPool } from '../../src/manager/allocator/ipam.js';
@@ -107,4 +108,81 @@ test('the ingress network gets 10.0.0.0/24 and VNI 4096 first, and every node an
   const again = allocate(cluster, [ing], [s], [], r.nodes);
   assert.equal(again.nodes.length + again.networks.length, 0);
   assert.equal(again.services[0].Endpoint!.VirtualIPs![0].Addr, '10.0.0.4/24');
+});
+
+function attachmentTask(node: string, container: string, network: string, over: Partial<Task> = {}): Task {
+  const now = new Date().toISOString();
+  return {
+    ID: newSwarmId(), Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
+    Spec: { NetworkAttachmentSpec: { ContainerID: container }, Networks: [{ Target: network }] },
+    ServiceID: '', NodeID: node, DesiredState: 'running', Status: { State: 'new', Message: 'network attachment', Timestamp: now },
+    ...over,
+  };
+}
+
+test('attachment tasks (no service, no address) get addresses in the same books as VIPs and service tasks; RUNNING, never scheduled', () => {
+  const n1 = net('n1', 'att', { Attachable: true });
+  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'n1' }] } });
+  const tasks = [
+    makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }),
+    attachmentTask('node1', 'c'.repeat(64), 'n1'),
+    makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }),
+    attachmentTask('node2', 'd'.repeat(64), 'att'), // by name, as the RPC may be given it
+  ];
+  const r = allocate(undefined, [n1], [s], tasks);
+  const vip = r.services[0].Endpoint!.VirtualIPs![0].Addr;
+  assert.equal(r.tasks.length, 4);
+  const att = r.tasks.filter((t) => !t.ServiceID);
+  for (const t of att) {
+    assert.equal(t.Status.State, 'running');
+    assert.equal(t.NetworksAttachments![0].Network.ID, 'n1');
+  }
+  const addrs = [vip, ...r.tasks.map((t) => t.NetworksAttachments![0].Addresses[0])];
+  assert.equal(new Set(addrs).size, 5, `no address twice: ${addrs.join(' ')}`);
+  // Idempotent: a second pass over the result changes nothing.
+  const again = allocate(undefined, r.networks, r.services, r.tasks);
+  assert.deepEqual([again.services.length, again.tasks.length], [0, 0]);
+});
+
+test('a restarted allocator (new leader) rebuilds its books from the store, attachments included', () => {
+  const n1 = net('n1', 'att', { Attachable: true });
+  const first = allocate(undefined, [n1], [], [attachmentTask('node1', 'c'.repeat(64), 'n1'), attachmentTask('node1', 'd'.repeat(64), 'n1')]);
+  const held = first.tasks.map((t) => t.NetworksAttachments![0].Addresses[0]);
+  // Nothing kept between passes: the next pass only sees the store's objects.
+  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'n1' }] } });
+  const second = allocate(undefined, first.networks, [s], [...first.tasks, makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }), attachmentTask('node2', 'e'.repeat(64), 'n1')]);
+  const fresh = [second.services[0].Endpoint!.VirtualIPs![0].Addr, ...second.tasks.map((t) => t.NetworksAttachments![0].Addresses[0])];
+  assert.equal(fresh.length, 3);
+  for (const a of fresh) assert.ok(!held.includes(a), `${a} is held by an attachment`);
+  assert.equal(new Set(fresh).size, 3);
+});
+
+test('an attachment task keeps its address while it exists in any state; the address is free once the task is deleted', () => {
+  const n1 = net('n1', 'att', { Attachable: true });
+  const r = allocate(undefined, [n1], [], [attachmentTask('node1', 'c'.repeat(64), 'n1')]);
+  const a = r.tasks[0];
+  const orphaned: Task = { ...a, Status: { ...a.Status, State: 'orphaned' } };
+  const next = allocate(undefined, r.networks, [], [orphaned, attachmentTask('node2', 'd'.repeat(64), 'n1')]);
+  assert.notEqual(next.tasks[0].NetworksAttachments![0].Addresses[0], a.NetworksAttachments![0].Addresses[0]);
+  const afterDelete = allocate(undefined, r.networks, [], [attachmentTask('node2', 'd'.repeat(64), 'n1')]);
+  assert.equal(afterDelete.tasks[0].NetworksAttachments![0].Addresses[0], a.NetworksAttachments![0].Addresses[0]);
+});
+
+test('an attachment whose network is not allocated yet waits NEW; a vanished network is recorded in Status.Err, once', () => {
+  const pending = net('p', 'pending'); // no subnet yet: allocated in the same pass, then the task
+  const r = allocate(undefined, [pending], [], [attachmentTask('node1', 'c'.repeat(64), 'p')]);
+  assert.equal(r.tasks[0].Status.State, 'running');
+  const gone = allocate(undefined, r.networks, [], [attachmentTask('node1', 'd'.repeat(64), 'nope')]);
+  assert.equal(gone.tasks[0].Status.State, 'new');
+  assert.equal(gone.tasks[0].Status.Err, 'network nope not found');
+  assert.equal(allocate(undefined, r.networks, [], gone.tasks).tasks.length, 0, 'the same error is not written again');
+});
+
+test('a full network holds back only what needs it: attachments on other networks are still allocated in the same pass', () => {
+  const small = net('s', 'small', { IPAMOptions: { Configs: [{ Subnet: '10.8.0.0/30' }] } }); // one address: the VIP takes it
+  const att = net('a', 'att', { Attachable: true });
+  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 's' }] } });
+  const r = allocate(undefined, [small, att], [s], [makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }), attachmentTask('node1', 'c'.repeat(64), 'a')]);
+  assert.equal(r.services[0].Endpoint!.VirtualIPs![0].Addr, '10.8.0.2/30');
+  assert.deepEqual(r.tasks.map((t) => [t.ServiceID, t.Status.State]), [['', 'running']], 'the service task waits NEW; the attachment is allocated');
 });

@@ -68,3 +68,39 @@ test('peer identity: no certificate, another CA, or an expired certificate is re
   assert.equal(peerIdentity(fakeCall(foreign), roots), undefined);
   assert.equal(peerIdentity(fakeCall(expired), roots), undefined);
 });
+
+test('root rotation: a leaf from the new root, sent with the cross-signed root, passes a TLS handshake that trusts only the old root', async () => {
+  const { crossSignRoot } = await import('../../src/manager/ca/root-ca.js');
+  const { privateKeyToPem } = await import('../../src/cluster/pki.js');
+  const tls = await import('node:tls');
+  const oldRoot = await createRootCA();
+  const newRoot = await createRootCA();
+  const bridge = await crossSignRoot(newRoot, oldRoot);
+  const b = new X509Certificate(bridge);
+  assert.equal(b.subject, new X509Certificate(newRoot.certPem).subject);
+  assert.ok(b.publicKey.equals(new X509Certificate(newRoot.certPem).publicKey));
+  assert.ok(b.checkIssued(new X509Certificate(oldRoot.certPem)) && b.verify(new X509Certificate(oldRoot.certPem).publicKey));
+
+  const issue = async (ca: typeof oldRoot, nodeId: string) => {
+    const keys = await generateKeyPair();
+    return { cert: await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId, role: 'worker', clusterId: 'c1' }), key: await privateKeyToPem(keys.privateKey) };
+  };
+  const server = await issue(oldRoot, 'srv');
+  const client = await issue(newRoot, 'cli');
+  /** Whether a server trusting `serverCa` authorizes a client sending `chain`. */
+  const handshake = (serverCa: string, chain: string) => new Promise<boolean>((resolve, reject) => {
+    const srv = tls.createServer({ ...server, ca: serverCa, requestCert: true, rejectUnauthorized: false }, (s) => {
+      resolve(s.authorized);
+      s.end();
+      srv.close();
+    });
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      const c = tls.connect({ host: '127.0.0.1', port, ca: oldRoot.certPem, cert: chain, key: client.key, checkServerIdentity: () => undefined }, () => c.end());
+      c.on('error', reject);
+    });
+  });
+  assert.equal(await handshake(oldRoot.certPem, client.cert + bridge), true, 'old-root peer accepts the new leaf through the bridge');
+  assert.equal(await handshake(oldRoot.certPem, client.cert), false, 'without the bridge it cannot');
+  assert.equal(await handshake(newRoot.certPem, client.cert + bridge), true, 'a new-root peer accepts it as well');
+});

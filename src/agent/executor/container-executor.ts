@@ -6,7 +6,7 @@ import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag } from '../../engine/images/reference.js';
 import { Writable } from 'node:stream';
 import type { Logger } from '../../util/log.js';
-import { taskContainerConfig, type TaskContainer, type TaskExecutor } from './executor.js';
+import { taskContainerConfig, validateTaskMounts, type TaskContainer, type TaskExecutor } from './executor.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 
@@ -31,6 +31,7 @@ export class ContainerExecutor implements TaskExecutor {
   async prepare(task: Task, nodeId: string): Promise<TaskContainer> {
     const existing = this.find(task.ID);
     if (existing) return existing;
+    validateTaskMounts(task.Spec.ContainerSpec?.Mounts ?? []);
     const image = task.Spec.ContainerSpec?.Image ?? '';
     if (!this.engine.images.find(image)) {
       // A failed pull is not the task's error yet: creating from a missing image gives Docker's "No such image".
@@ -62,7 +63,8 @@ export class ContainerExecutor implements TaskExecutor {
 
   async remove(containerId: string): Promise<void> {
     if (!this.engine.containers.find(containerId)) return;
-    await this.engine.containers.remove(containerId, { force: true });
+    // As dockerd's executor: a task's anonymous volumes go with its container.
+    await this.engine.containers.remove(containerId, { force: true, volumes: true });
   }
 
   onExit(containerId: string, fn: () => void): () => void {

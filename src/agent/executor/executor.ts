@@ -1,4 +1,5 @@
-import type { Task } from '../../cluster/types.js';
+import path from 'node:path';
+import type { Mount, Task } from '../../cluster/types.js';
 import { GW_BRIDGE } from '../network/names.js';
 
 /**
@@ -63,9 +64,8 @@ export function taskContainerConfig(task: Task, nodeId: string): { name: string;
   if (c.Args?.length) config.Cmd = c.Args;
   if (c.StopSignal) config.StopSignal = c.StopSignal;
   if (c.StopGracePeriod !== undefined) config.StopTimeout = Math.round(c.StopGracePeriod / 1e9);
-  const binds = (c.Mounts ?? []).filter((m) => m.Type === 'bind' && m.Source).map((m) => `${m.Source}:${m.Target}${m.ReadOnly ? ':ro' : ''}`);
   const hostConfig: Record<string, unknown> = {};
-  if (binds.length) hostConfig.Binds = binds;
+  if (c.Mounts?.length) hostConfig.Mounts = c.Mounts.map(taskMount);
   if (c.Init) hostConfig.Init = true;
   // Tasks on swarm networks resolve service names through the node's resolver on the gateway bridge.
   if (task.NetworksAttachments?.length) hostConfig.Dns = [GW_BRIDGE.gateway];
@@ -73,4 +73,57 @@ export function taskContainerConfig(task: Task, nodeId: string): { name: string;
   if (res?.NanoCPUs) hostConfig.NanoCpus = res.NanoCPUs;
   if (res?.MemoryBytes) hostConfig.Memory = res.MemoryBytes;
   return { name: taskContainerName(task), config, hostConfig };
+}
+
+/**
+ * A service mount as the engine's `HostConfig.Mounts` entry (moby executor/container
+ * convertMount): type, source, target, read-only and the options of its type.
+ */
+export function taskMount(m: Mount): Record<string, unknown> {
+  const out: Record<string, unknown> = { Type: m.Type, Source: m.Source ?? '', Target: m.Target, ReadOnly: m.ReadOnly === true };
+  if (m.Consistency) out.Consistency = m.Consistency;
+  if (m.Type === 'bind' && m.BindOptions) out.BindOptions = { ...m.BindOptions };
+  if (m.Type === 'volume' && m.VolumeOptions) {
+    const v = m.VolumeOptions;
+    out.VolumeOptions = {
+      NoCopy: v.NoCopy === true,
+      ...(v.Labels ? { Labels: { ...v.Labels } } : {}),
+      ...(v.DriverConfig ? { DriverConfig: { Name: v.DriverConfig.Name ?? '', Options: { ...(v.DriverConfig.Options ?? {}) } } } : {}),
+      ...(v.Subpath ? { Subpath: v.Subpath } : {}),
+    };
+  }
+  if (m.Type === 'tmpfs' && m.TmpfsOptions) {
+    const t = m.TmpfsOptions;
+    out.TmpfsOptions = { ...(t.SizeBytes ? { SizeBytes: t.SizeBytes } : {}), ...(t.Mode ? { Mode: t.Mode } : {}) };
+  }
+  return out;
+}
+
+/**
+ * The checks a worker makes before it creates a task's container (moby executor/container
+ * validateMounts); a failure rejects the task with this message.
+ */
+export function validateTaskMounts(mounts: Mount[]): void {
+  for (const m of mounts) {
+    if (!path.isAbsolute(m.Target ?? '') && m.Type !== 'npipe') throw new Error(`invalid mount target, must be an absolute path: ${m.Target ?? ''}`);
+    switch (m.Type) {
+      case 'bind':
+        if (!path.isAbsolute(m.Source ?? '')) throw new Error(`invalid bind mount source, must be an absolute path: ${m.Source ?? ''}`);
+        break;
+      case 'volume':
+        if (path.isAbsolute(m.Source ?? '')) throw new Error(`invalid volume mount source, must not be an absolute path: ${m.Source}`);
+        break;
+      case 'tmpfs':
+        if (m.Source) throw new Error('invalid tmpfs source, source must be empty');
+        break;
+      case 'npipe':
+        if (!m.Source) throw new Error('invalid npipe source, source must not be empty');
+        // Named pipes exist on Windows only; dockerd on Linux refuses the container.
+        throw new Error('invalid mount config for type "npipe": mount type unknown');
+      case 'cluster':
+        throw new Error('invalid mount config for type "cluster": cluster volumes are not supported by this node');
+      default:
+        throw new Error(`invalid mount type: ${(m as { Type: string }).Type}`);
+    }
+  }
 }

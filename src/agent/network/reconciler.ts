@@ -451,8 +451,10 @@ export class NetworkReconciler {
           `link add ${ifname} type veth peer name ${hostVeth} netns ${nsRef(this.node)}`,
           `addr add ${gw.ip}/${gwPrefixLen} dev ${ifname}`,
           `link set ${ifname} up`,
-          `route replace default via ${GW_BRIDGE.gateway} dev ${ifname}`,
         );
+        // A container on the default bridge that joins an overlay (`docker network connect`) keeps
+        // its bridge route out: it must still have one when it leaves the overlay again.
+        if (!(await ipJson<object>(ns, ['route', 'show', 'default'])).length) lines.push(`route replace default via ${GW_BRIDGE.gateway} dev ${ifname}`);
         nodeLines.push(`link set ${hostVeth} master ${GW_BRIDGE.device}`, `link set ${hostVeth} up`);
       }
       this.gws.set(containerId, gw);

@@ -5,12 +5,14 @@ import { clientCredentials, DispatcherClient, unary, type AttachNetworkRequest, 
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
-import { ApiError } from '../../util/errors.js';
+import { ApiError, badRequest, forbidden, notFound, serverError } from '../../util/errors.js';
 import { attachmentSpec } from '../../manager/networks/attachments.js';
 import type { Logger } from '../../util/log.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const LOCAL_MODES = new Set(['default', 'bridge', 'host', 'none']);
+/** Docker's swarm request timeout; the manager gives up waiting for an address before it. */
+const ATTACH_DEADLINE_MS = 20_000;
 
 /** `rpc error: code = PermissionDenied desc = …`, as Go's gRPC prints a status. */
 function rpcText(e: grpc.ServiceError): string {
@@ -25,14 +27,25 @@ export interface StandaloneEndpoint {
   netnsPath: string;
 }
 
+/** The attachment tasks of one running container, by network ID. */
+interface Joined {
+  pid: number;
+  tasks: Map<string, Task>;
+}
+
+const networkIdOf = (t: Task) => t.Spec.Networks?.[0]?.Target ?? t.NetworksAttachments?.[0]?.Network.ID ?? '';
+
 /**
- * Standalone containers on attachable swarm networks (`docker run --network <overlay>`): at
- * start the node asks a manager for an attachment (an address allocated cluster-wide, kept in
- * the store as a task-like object), the network agent wires it like a local task; when the
- * container dies or is removed the attachment is given back.
+ * Standalone containers on attachable swarm networks (`docker run --network <overlay>`,
+ * `docker network connect`): at start, or on connect, the node asks a manager for an
+ * attachment (an address allocated cluster-wide, kept in the store as a task-like object), the
+ * network agent wires it like a local task; when the container dies, is removed or disconnected
+ * the attachment is given back.
  */
 export class StandaloneAttachments {
-  private readonly byContainer = new Map<string, { task: Task; pid: number }>();
+  private readonly byContainer = new Map<string, Joined>();
+  /** Attachments given back whose task the (older) view may still show: never taken back from it. */
+  private readonly dropped = new Set<string>();
   private unsubscribe?: () => void;
   /** Attach and detach calls in order: a restart's attach must not overtake the detach of its death. */
   private queue: Promise<unknown> = Promise.resolve();
@@ -44,6 +57,8 @@ export class StandaloneAttachments {
     /** Applies the node's network plan (and waits for it). */
     private readonly apply: () => Promise<void>,
     private readonly resolver: () => string,
+    /** A swarm network's name by ID, as the node's view has it (attachments taken back from the view carry only IDs). */
+    private readonly networkName: (id: string) => string | undefined = () => undefined,
   ) {}
 
   install(): void {
@@ -64,41 +79,127 @@ export class StandaloneAttachments {
    * the manager has them; a restarted daemon takes back those of its running containers.
    */
   live(ownInView: Task[] = []): StandaloneEndpoint[] {
+    const inView = new Set(ownInView.map((t) => t.ID));
+    for (const id of this.dropped) if (!inView.has(id)) this.dropped.delete(id);
     for (const t of ownInView) {
       const cid = attachmentSpec(t)?.ContainerID;
       const rec = cid ? this.engine.containers.find(cid) : undefined;
-      if (rec && !this.byContainer.has(rec.id) && rec.state.Status === 'running' && rec.hostConfig.NetworkMode && !LOCAL_MODES.has(rec.hostConfig.NetworkMode)) {
-        this.byContainer.set(rec.id, { task: t, pid: rec.state.Pid });
-      }
+      if (!rec || rec.state.Status !== 'running' || this.dropped.has(t.ID) || this.byContainer.get(rec.id)?.tasks.has(networkIdOf(t))) continue;
+      const mode = rec.hostConfig.NetworkMode ?? 'default';
+      if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) continue;
+      let j = this.byContainer.get(rec.id);
+      if (!j) this.byContainer.set(rec.id, (j = { pid: rec.state.Pid, tasks: new Map() }));
+      j.tasks.set(networkIdOf(t), t);
     }
     const out: StandaloneEndpoint[] = [];
-    for (const [containerId, a] of this.byContainer) {
+    for (const [containerId, j] of this.byContainer) {
       const rec = this.engine.containers.find(containerId);
-      const pid = rec?.state.Status === 'running' && rec.state.Pid ? rec.state.Pid : a.pid;
+      const pid = rec?.state.Status === 'running' && rec.state.Pid ? rec.state.Pid : j.pid;
       const netnsPath = `/proc/${pid}/ns/net`;
-      if (pid && fs.existsSync(netnsPath)) out.push({ task: a.task, containerId, netnsPath });
+      if (!pid || !fs.existsSync(netnsPath)) continue;
+      for (const task of j.tasks.values()) out.push({ task, containerId, netnsPath });
     }
     return out;
   }
 
-  private async beforeStart(rec: ContainerRecord, pid: number): Promise<void> {
+  /** `docker network connect`: joins now when the container runs, and at every start. */
+  async connect(ref: string, network: string): Promise<void> {
+    const rec = this.engine.containers.get(ref);
     const mode = rec.hostConfig.NetworkMode ?? 'default';
-    if (LOCAL_MODES.has(mode) || mode.startsWith('container:') || rec.config.Labels?.[TASK_LABEL]) return;
-    let res: AttachNetworkResponse;
-    try {
-      res = await this.serial(() => this.call<AttachNetworkRequest, AttachNetworkResponse>('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network: mode }));
-    } catch (e) {
-      const err = e as grpc.ServiceError;
-      if (err.code === grpc.status.NOT_FOUND) throw new ApiError(404, `network ${mode} not found`);
-      throw new ApiError(500, `Could not attach to network ${mode}: ${err.code !== undefined ? rpcText(err) : err.message}`);
+    if (mode === 'host' || mode.startsWith('container:')) throw badRequest('container sharing network namespace with another container or host cannot be connected to any other network');
+    if (mode === 'none') throw badRequest('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    if (!this.swarm.agentTarget()) throw notFound(`network ${network} not found`);
+    if (rec.state.Status !== 'running') {
+      // Docker keeps it as named; the next start attaches (or fails on) it.
+      if (!(rec.connectedNetworks ?? []).includes(network)) this.engine.containers.setConnectedNetworks(rec.id, [...(rec.connectedNetworks ?? []), network]);
+      return;
     }
-    // In place: the file is bind-mounted into the container by inode.
-    fs.writeFileSync(this.engine.containers.paths(rec.id).resolvConf, `nameserver ${this.resolver()}\noptions ndots:0\n`);
-    this.byContainer.set(rec.id, { task: res.task, pid });
+    const j = this.byContainer.get(rec.id);
+    const task = await this.attach(rec, network);
+    if (j?.tasks.has(networkIdOf(task))) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${task.NetworksAttachments?.[0]?.Network.Spec?.Name ?? network}`);
+    const joined = this.byContainer.get(rec.id) ?? { pid: rec.state.Pid, tasks: new Map<string, Task>() };
+    joined.tasks.set(networkIdOf(task), task);
+    this.byContainer.set(rec.id, joined);
+    const name = task.NetworksAttachments?.[0]?.Network.Spec?.Name ?? network;
+    if (mode !== name && !(rec.connectedNetworks ?? []).includes(name)) this.engine.containers.setConnectedNetworks(rec.id, [...(rec.connectedNetworks ?? []), name]);
+    this.useResolver(rec);
     await this.apply();
   }
 
-  /** The container stopped (its endpoint goes) or was removed (the manager frees its address). */
+  /** `docker network disconnect`: the endpoint goes, then the manager frees the address. */
+  async disconnect(ref: string, network: string): Promise<void> {
+    const rec = this.engine.containers.get(ref);
+    const kept = (rec.connectedNetworks ?? []).filter((n) => n !== network);
+    const j = this.byContainer.get(rec.id);
+    const task = rec.state.Status === 'running' ? [...(j?.tasks.values() ?? [])].find((t) => this.names(t, network)) : undefined;
+    if (!task) {
+      if (rec.state.Status === 'running' || kept.length === (rec.connectedNetworks ?? []).length) {
+        throw serverError(`container ${rec.id} is not connected to ${rec.state.Status === 'running' ? 'network' : 'the network'} ${network}`);
+      }
+      this.engine.containers.setConnectedNetworks(rec.id, kept);
+      return;
+    }
+    j!.tasks.delete(networkIdOf(task));
+    if (!j!.tasks.size) this.byContainer.delete(rec.id);
+    this.dropped.add(task.ID);
+    const name = this.nameOf(task);
+    this.engine.containers.setConnectedNetworks(rec.id, (rec.connectedNetworks ?? []).filter((n) => n !== network && n !== name && n !== networkIdOf(task)));
+    await this.apply();
+    await this.serial(() => this.call<DetachNetworkRequest, object>('DetachNetwork', { containerId: rec.id, networkId: networkIdOf(task) }))
+      .catch((err) => this.log.warn({ err, containerId: rec.id }, 'network detach failed'));
+  }
+
+  private async beforeStart(rec: ContainerRecord, pid: number): Promise<void> {
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    if (mode.startsWith('container:') || rec.config.Labels?.[TASK_LABEL]) return;
+    const wanted = [...(LOCAL_MODES.has(mode) ? [] : [mode]), ...(mode === 'host' || mode === 'none' ? [] : rec.connectedNetworks ?? [])];
+    if (!wanted.length) return;
+    const tasks = new Map<string, Task>();
+    try {
+      for (const network of wanted) {
+        const t = await this.attach(rec, network);
+        tasks.set(networkIdOf(t), t);
+      }
+    } catch (e) {
+      // All or nothing: the container does not start, so it holds no address.
+      if (tasks.size) await this.serial(() => this.call<DetachNetworkRequest, object>('DetachNetwork', { containerId: rec.id })).catch(() => undefined);
+      throw e;
+    }
+    this.useResolver(rec);
+    this.byContainer.set(rec.id, { pid, tasks });
+    await this.apply();
+  }
+
+  private nameOf(t: Task): string | undefined {
+    return t.NetworksAttachments?.[0]?.Network.Spec?.Name ?? this.networkName(networkIdOf(t));
+  }
+
+  /** Whether `ref` (a name, an ID or an ID prefix, as the user gave it) names the network of attachment `t`. */
+  private names(t: Task, ref: string): boolean {
+    const id = networkIdOf(t);
+    return ref === id || ref === this.nameOf(t) || (ref.length > 0 && id.startsWith(ref));
+  }
+
+  /** One attachment from a manager, its errors in Docker's words. */
+  private async attach(rec: ContainerRecord, network: string): Promise<Task> {
+    try {
+      const res = await this.serial(() => this.call<AttachNetworkRequest, AttachNetworkResponse>('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network }, ATTACH_DEADLINE_MS));
+      return res.task;
+    } catch (e) {
+      const err = e as grpc.ServiceError;
+      if (err.code === grpc.status.NOT_FOUND) throw new ApiError(404, `network ${network} not found`);
+      // The manager waits for the leader's allocator; Docker's words when that takes too long.
+      if (err.code === grpc.status.DEADLINE_EXCEEDED) throw new ApiError(500, 'attaching to network failed, make sure your network options are correct and check manager logs: context deadline exceeded');
+      throw new ApiError(500, `Could not attach to network ${network}: ${err.code !== undefined ? rpcText(err) : err.message}`);
+    }
+  }
+
+  /** Names on swarm networks resolve through the node's resolver (which forwards the rest). In place: the file is bind-mounted by inode. */
+  private useResolver(rec: ContainerRecord): void {
+    fs.writeFileSync(this.engine.containers.paths(rec.id).resolvConf, `nameserver ${this.resolver()}\noptions ndots:0\n`);
+  }
+
+  /** The container stopped (its endpoints go) or was removed (the manager frees its addresses). */
   private async release(containerId: string, removed: boolean): Promise<void> {
     const had = this.byContainer.delete(containerId);
     // Asked on every removal: an attachment made before a daemon restart may not be in the map.
@@ -114,7 +215,7 @@ export class StandaloneAttachments {
   }
 
   /** A unary dispatcher call on the first manager that answers. */
-  private async call<Req, Res>(name: string, req: Req): Promise<Res> {
+  private async call<Req, Res>(name: string, req: Req, deadlineMs?: number): Promise<Res> {
     const target = this.swarm.agentTarget();
     if (!target) throw Object.assign(new Error('This node is not a swarm manager.'), { code: grpc.status.UNAVAILABLE, details: 'node is not part of a swarm' });
     const tls = target.tls();
@@ -122,7 +223,7 @@ export class StandaloneAttachments {
     for (const addr of target.managers()) {
       const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
       try {
-        return await unary<Req, Res>(client, name, req);
+        return await unary<Req, Res>(client, name, req, deadlineMs);
       } catch (e) {
         last = e;
         if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw e;

@@ -82,9 +82,27 @@ export class AgentSession implements AgentLink {
     }
   }
 
-  /** Registers again (new certificate, new TLSInfo): ends this session; the loop reconnects. */
+  /**
+   * Tells the manager this node's description changed (a renewed certificate's TLSInfo) within
+   * the current session: no re-registration, the session and its streams go on. Without a
+   * session there is nothing to do: the next registration carries the new description.
+   */
+  async updateDescription(): Promise<void> {
+    const client = this.client;
+    const sessionId = this.sessionId;
+    if (!client || !sessionId) return;
+    try {
+      await unary(client, 'UpdateNodeDescription', { sessionId, description: this.d.description() }, RPC_TIMEOUT_MS);
+    } catch (err) {
+      // The session is gone or going; registering again delivers the description.
+      this.d.log.warn({ err }, 'could not update the node description in the session; registering again');
+      if (this.client === client) this.reconnect();
+    }
+  }
+
+  /** Registers again: ends this session; the loop reconnects (same manager first). */
   reconnect(): void {
-    this.managerIndex--; // same manager first
+    this.managerIndex--;
     this.drop();
   }
 
@@ -149,7 +167,7 @@ export class AgentSession implements AgentLink {
     onMessage(first);
     stream.on('data', onMessage);
     this.current = addr;
-    this.d.log.info({ manager: addr }, 'session established');
+    this.d.log.info({ manager: addr, session: first.sessionId }, 'session established');
 
     const assignments = serverStream<object, AssignmentsMessage>(client, 'Assignments', { sessionId: first.sessionId });
     assignments.on('data', (m: AssignmentsMessage) => {

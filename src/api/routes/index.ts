@@ -10,6 +10,7 @@ import { serviceRoutes } from './services.js';
 import { taskRoutes } from './tasks.js';
 import { serviceLogRoutes } from './service-logs.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
+import { volumeRoutes } from './volumes.js';
 
 /** Every Engine API route this daemon serves. */
 export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: LocalSwarmNetworks): Router {
@@ -18,6 +19,7 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   networkRoutes(router, engine, swarm, localNetworks);
   imageRoutes(router, engine);
   containerRoutes(router, engine);
+  volumeRoutes(router, engine);
   swarmRoutes(router, swarm);
   nodeRoutes(router, swarm);
   serviceRoutes(router, () => swarm.controlStore());

@@ -1,4 +1,4 @@
-import type { Router } from '../router.js';
+import type { Handler, Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest, forbidden, notFound, notImplemented } from '../../util/errors.js';
 import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
@@ -134,6 +134,9 @@ export interface LocalSwarmNetworks {
   networks(): Network[];
   endpoints(networkId: string): NetworkResource['Containers'] | undefined;
   peers(networkId: string): { Name: string; IP: string }[] | undefined;
+  /** `network connect` / `disconnect` of a container and a swarm network (named as the user did). */
+  connect?(container: string, network: string): Promise<void>;
+  disconnect?(container: string, network: string): Promise<void>;
 }
 
 /** `GET /networks`, `GET /networks/{id}`, `POST /networks/create`, `DELETE /networks/{id}`. */
@@ -181,6 +184,21 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     await store.commit([{ kind: 'networks', op: 'create', object: n }]);
     return { status: 201, body: { Id: n.ID, Warning: '' } };
   });
+
+  // Swarm networks only (attachable overlays); the manager checks the network when the container runs.
+  const connection = (action: 'connect' | 'disconnect'): Handler => async (ctx) => {
+    const req = await ctx.json<{ Container?: string }>();
+    const container = req.Container ?? '';
+    engine.containers.get(container); // 404 No such container first, as Docker
+    const builtin = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);
+    if (builtin) throw notImplemented(`network ${action} with ${builtin.Name}: only swarm networks can be ${action}ed`);
+    const fn = local?.[action];
+    if (!fn || !swarm?.nodeId) throw notFound(`network ${ctx.params.id} not found`);
+    await fn.call(local, container, ctx.params.id);
+    return { status: 200 };
+  };
+  router.post('/networks/:id/connect', connection('connect'));
+  router.post('/networks/:id/disconnect', connection('disconnect'));
 
   router.delete('/networks/:id', async (ctx) => {
     const local = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);

@@ -54,6 +54,10 @@ export function matchesFilters(r: ContainerRecord, filters: Map<string, string[]
       case 'health':
         if (!vs.includes(r.state.Health?.Status ?? 'none')) return false;
         break;
+      case 'volume':
+        // A volume's name or a mount's destination in the container (dockerd's ps filter).
+        if (!vs.some((v) => (r.mountPoints ?? []).some((mp) => mp.Name === v || mp.Destination === v))) return false;
+        break;
       case 'is-task':
         if (vs.includes('true') !== Boolean(r.config.Labels?.['com.docker.swarm.task.id'])) return false;
         break;

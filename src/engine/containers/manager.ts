@@ -25,13 +25,15 @@ import {
 } from './record.js';
 import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
-import { apiMounts, bindMounts, containerSpec } from './spec.js';
+import { containerSpec } from './spec.js';
+import { VolumeStore } from '../volumes/store.js';
+import { prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
 import { HealthMonitor } from './health.js';
 import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
-import { inspectView, summaryView, type ContainerInspect, type ContainerSummary } from './views.js';
+import { inspectView, summaryView, type ContainerInspect, type ContainerSummary, type ForeignEndpoint } from './views.js';
 
 export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
 
@@ -88,8 +90,11 @@ export class ContainerManager {
   private readonly startHooks: StartHook[] = [];
   /** Network modes beyond bridge/host/none that someone wires at start (attachable swarm networks). */
   private readonly networkModes: ((mode: string) => boolean)[] = [];
+  private foreignEndpoints: (containerId: string) => Record<string, ForeignEndpoint> = () => ({});
   /** Consecutive quick restarts per container, for the restart policy's back-off. */
   private readonly backoff = new Map<string, number>();
+  /** Containers with a restart by policy waiting for its delay: one at a time each. */
+  private readonly restartsPending = new Set<string>();
   private readonly health = new Map<string, HealthMonitor>();
   private closed = false;
 
@@ -100,6 +105,8 @@ export class ContainerManager {
     readonly bridge: BridgeNetwork,
     /** `docker events`: what happens to containers here. */
     readonly eventLog: EventLog,
+    /** Named and anonymous volumes that containers mount. */
+    readonly volumes: VolumeStore,
   ) {
     const dp = daemonPaths(config);
     this.runc = new Runc(dp.runcRoot);
@@ -107,8 +114,12 @@ export class ContainerManager {
     this.emitter.setMaxListeners(0);
   }
 
-  static async open(config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog()): Promise<ContainerManager> {
-    const m = new ContainerManager(config, log, images, bridge, events);
+  static async open(
+    config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog(),
+    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })),
+  ): Promise<ContainerManager> {
+    const m = new ContainerManager(config, log, images, bridge, events, volumes);
+    volumes.setRefs((name) => m.all().filter((r) => r.mountPoints?.some((mp) => mp.Type === 'volume' && mp.Name === name)).map((r) => r.id));
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
     await m.adopt();
@@ -130,6 +141,11 @@ export class ContainerManager {
   /** Lets `NetworkMode: <name>` through create; whoever accepts it must wire it in a start hook. */
   acceptNetworkMode(accepts: (mode: string) => boolean): void {
     this.networkModes.push(accepts);
+  }
+
+  /** Who knows a container's endpoints on networks the engine does not own (swarm overlays), for inspect and ps. */
+  setForeignEndpoints(fn: (containerId: string) => Record<string, ForeignEndpoint>): void {
+    this.foreignEndpoints = fn;
   }
 
   // --- lookup -----------------------------------------------------------------------------
@@ -185,7 +201,7 @@ export class ContainerManager {
 
   inspect(ref: string): ContainerInspect {
     const rec = this.get(ref);
-    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id));
+    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id), this.foreignEndpoints(rec.id));
   }
 
   /** `docker ps`: running ones unless `all`; filters as Docker's (`label`, `name`, `id`, `status`, …). */
@@ -199,7 +215,7 @@ export class ContainerManager {
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
-    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge));
+    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.foreignEndpoints(r.id)));
   }
 
   /** Containers carrying every `key=value` given (the swarm agent finds its tasks this way). */
@@ -237,6 +253,8 @@ export class ContainerManager {
     const id = newHexId();
     this.names.set(name, id);
     const p = this.paths(id);
+    /** Anonymous volumes made for this create, removed again if it fails. */
+    const madeVolumes: string[] = [];
     try {
       const img = await this.images.resolve(cfg.Image);
       const entrypoint = strList(cfg.Entrypoint) ?? (cfg.Entrypoint === undefined || cfg.Entrypoint === null ? img.config.Entrypoint ?? [] : []);
@@ -277,9 +295,8 @@ export class ContainerManager {
         restartCount: 0,
       };
       // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
-      bindMounts(hostConfig.Binds);
-      apiMounts(hostConfig.Mounts);
       validatePortBindings(hostConfig.PortBindings);
+      rec.mountPoints = resolveMountPoints(this.volumes, hostConfig, cfg.Volumes, img.config.Volumes, (ref) => this.get(ref), madeVolumes);
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
@@ -292,6 +309,7 @@ export class ContainerManager {
       this.names.delete(name);
       this.records.delete(id);
       fs.rmSync(p.dir, { recursive: true, force: true });
+      for (const v of madeVolumes) await this.volumes.remove(v).catch(() => undefined);
       throw e;
     }
   }
@@ -324,6 +342,7 @@ export class ContainerManager {
         for (let i = 0; i < 60 && processIs(old, 'conmon'); i++) await new Promise((r) => setTimeout(r, 50));
       }
       await mountRootfs(img.layerDirs, p);
+      await prepareMounts(this.volumes, rec, p.rootfs);
       lap('mount');
       writeEtcFiles(p, hostname);
       const spec = containerSpec(rec, p, hostname) as { linux: { namespaces: { type: string }[] } };
@@ -359,7 +378,7 @@ export class ContainerManager {
       rec.state.Error = msg;
       rec.state.ExitCode = notFound ? 127 : denied ? 126 : 128;
       saveRecord(p.record, rec);
-      if (rec.hostConfig.AutoRemove) setImmediate(() => void this.remove(id, { force: true }).catch(() => undefined));
+      if (rec.hostConfig.AutoRemove) setImmediate(() => void this.remove(id, { force: true, volumes: true }).catch(() => undefined));
       if (e instanceof ApiError) throw e;
       throw new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
     }
@@ -386,6 +405,7 @@ export class ContainerManager {
     lap('network');
     await unmountRootfs(this.paths(rec.id).rootfs);
     lap('umount');
+    await releaseMounts(this.volumes, rec, this.log);
     rec.conmonPid = undefined;
   }
 
@@ -451,6 +471,14 @@ export class ContainerManager {
     this.event(rec, 'rename', { oldName });
   }
 
+  /** Records the networks a container joins beyond its NetworkMode (`docker network connect` / `disconnect`). */
+  setConnectedNetworks(ref: string, names: string[]): void {
+    const rec = this.get(ref);
+    if (names.length) rec.connectedNetworks = names;
+    else delete rec.connectedNetworks;
+    saveRecord(this.paths(rec.id).record, rec);
+  }
+
   /** `docker top`: `ps` output for the container's processes. */
   async top(ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
     const rec = this.get(ref);
@@ -513,6 +541,12 @@ export class ContainerManager {
       for (const [eid, e] of this.execs) if (e.containerId === rec.id) this.execs.delete(eid);
       this.log.info({ id: rec.id }, 'container removed');
       this.event(rec, 'destroy');
+      // `rm -v`: the container's anonymous volumes go with it; named ones stay.
+      if (opts.volumes) {
+        for (const mp of rec.mountPoints ?? []) {
+          if (mp.Anonymous && mp.Name) await this.volumes.remove(mp.Name).catch((e) => this.log.warn({ err: e, volume: mp.Name }, 'removing anonymous volume failed'));
+        }
+      }
     });
     this.emitter.emit(`removed:${rec.id}`);
   }
@@ -667,7 +701,7 @@ export class ContainerManager {
     await this.teardown(rec, t);
     this.log.info({ id: rec.id, code, ms: t }, 'container exited');
     if (rec.hostConfig.AutoRemove) {
-      setImmediate(() => void this.remove(rec.id, { force: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
+      setImmediate(() => void this.remove(rec.id, { force: true, volumes: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
     } else if (this.wantsRestart(rec)) {
       this.scheduleRestart(rec);
     }
@@ -684,11 +718,14 @@ export class ContainerManager {
 
   /** Restarts with Docker's back-off: 100 ms doubling per quick failure, reset after 10 s of running. */
   private scheduleRestart(rec: ContainerRecord): void {
+    if (this.restartsPending.has(rec.id)) return;
+    this.restartsPending.add(rec.id);
     const ran = Date.parse(rec.state.FinishedAt) - Date.parse(rec.state.StartedAt);
     const n = ran > 10_000 ? 0 : (this.backoff.get(rec.id) ?? 0) + 1;
     this.backoff.set(rec.id, n);
     const delay = Math.min(100 * 2 ** Math.max(0, n - 1), 60_000);
     const timer = setTimeout(() => {
+      this.restartsPending.delete(rec.id);
       if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
       void this.locked(rec.id, async () => {
         if (!this.records.has(rec.id) || hasProcess(rec) || !this.wantsRestart(rec)) return;
@@ -697,6 +734,20 @@ export class ContainerManager {
       }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
     }, delay);
     timer.unref();
+  }
+
+  /**
+   * As dockerd at boot (daemon.restore): a stopped container is started again when its policy
+   * says so to a fresh restart manager, which knows nothing of an earlier `docker stop` except
+   * for `unless-stopped` (so `always` comes back even after a stop; on-failure after a non-zero exit).
+   */
+  private restartAtBoot(rec: ContainerRecord): void {
+    if (rec.state.Status !== 'exited' || !rec.hostConfig.RestartPolicy) return;
+    if (rec.manuallyStopped && rec.hostConfig.RestartPolicy.Name === 'unless-stopped') return;
+    const stopped = rec.manuallyStopped;
+    rec.manuallyStopped = false;
+    if (this.wantsRestart(rec)) this.scheduleRestart(rec);
+    else rec.manuallyStopped = stopped;
   }
 
   /** Picks up containers from an earlier run of the daemon: running ones are adopted, dead ones marked exited. */
@@ -727,6 +778,7 @@ export class ContainerManager {
       if (st && (st.status === 'running' || st.status === 'paused')) {
         const ep = this.endpoint(rec.id);
         if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
+        for (const mp of rec.mountPoints ?? []) if (mp.Type === 'volume' && mp.Name) await this.volumes.mount(mp.Name, rec.id).catch(() => undefined);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         this.watchHealth(rec);
         continue;
@@ -743,11 +795,7 @@ export class ContainerManager {
       if (!this.records.has(id)) await this.runc.delete(id);
     }
     await this.ports.apply();
-    // As dockerd at boot: containers that should always run are started again.
-    for (const rec of this.records.values()) {
-      const p = rec.hostConfig.RestartPolicy?.Name;
-      if (rec.state.Status === 'exited' && (p === 'always' || p === 'unless-stopped') && !rec.manuallyStopped) this.scheduleRestart(rec);
-    }
+    for (const rec of this.records.values()) this.restartAtBoot(rec);
   }
 
   // --- exec bookkeeping (the processes themselves: exec.ts) ---------------------------------------

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { readJsonFile } from '../network/state-file.js';
 import type { PublishedPort } from './ports.js';
 import type { HealthState } from './health.js';
+import type { MountPoint } from '../volumes/mounts.js';
 
 /** `Config` of a container as the Engine API takes and shows it (the fields shoal acts on, plus pass-through). */
 export interface ContainerConfig {
@@ -74,6 +75,10 @@ export interface ContainerRecord {
   published?: PublishedPort[];
   /** Stopped by a user (`docker stop`): no restart policy applies until the next start. */
   manuallyStopped?: boolean;
+  /** Networks joined with `docker network connect` beyond NetworkMode, as named then: joined again at every start. */
+  connectedNetworks?: string[];
+  /** Binds, mounts and volumes resolved at create (records of older daemons lack it: Binds/Mounts are read then). */
+  mountPoints?: MountPoint[];
 }
 
 export const ZERO_TIME = '0001-01-01T00:00:00Z';

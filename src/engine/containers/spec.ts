@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { badRequest } from '../../util/errors.js';
 import type { ContainerRecord } from './record.js';
+import { ociMounts } from '../volumes/mounts.js';
 
 /** Docker's default capability set for unprivileged containers. */
 const DEFAULT_CAPS = [
@@ -67,7 +68,7 @@ export function resolveUser(rootfs: string, spec: string | undefined): { uid: nu
   return { uid, gid };
 }
 
-/** `-v /host:/ctr[:ro]` binds; named volumes are not supported. */
+/** `-v /host:/ctr[:ro]` binds of records made before mount points were resolved at create (volumes: ../volumes/mounts.ts). */
 export function bindMounts(binds: string[] | null | undefined): OciMount[] {
   return (binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
@@ -77,7 +78,7 @@ export function bindMounts(binds: string[] | null | undefined): OciMount[] {
   });
 }
 
-/** `HostConfig.Mounts` (`--mount`): bind and tmpfs; named volumes are not supported. */
+/** `HostConfig.Mounts` (`--mount`) of such older records: bind and tmpfs. */
 export interface ApiMount {
   Type?: string;
   Source?: string;
@@ -158,8 +159,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
     { destination: '/etc/hosts', type: 'bind', source: p.hosts, options: ['rbind', 'rprivate'] },
     { destination: '/etc/hostname', type: 'bind', source: p.hostname, options: ['rbind', 'rprivate'] },
     { destination: '/etc/resolv.conf', type: 'bind', source: p.resolvConf, options: ['rbind', 'rprivate'] },
-    ...bindMounts(rec.hostConfig.Binds),
-    ...apiMounts(rec.hostConfig.Mounts),
+    ...(rec.mountPoints ? ociMounts(rec.mountPoints) : [...bindMounts(rec.hostConfig.Binds), ...apiMounts(rec.hostConfig.Mounts)]),
   ];
   return {
     ociVersion: '1.0.2-dev',

@@ -1,5 +1,6 @@
 import type { EndpointInfo } from '../types.js';
 import { ZERO_TIME, type ContainerRecord, type containerPaths } from './record.js';
+import { mountPointView } from '../volumes/mounts.js';
 
 /** `GET /containers/{id}/json` (swagger ContainerInspectResponse, the fields a client reads). */
 export type ContainerInspect = Record<string, unknown> & { Id: string; Name: string; State: Record<string, unknown> };
@@ -48,13 +49,38 @@ function networkEntry(ep: EndpointInfo | undefined, networkId: string) {
   };
 }
 
-function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: string): Record<string, unknown> {
+/** A container's endpoint on a network the engine does not own (a swarm overlay), by network name. */
+export interface ForeignEndpoint {
+  NetworkID: string;
+  EndpointID: string;
+  IPAddress: string;
+  IPPrefixLen: number;
+  MacAddress: string;
+  Aliases: string[];
+  DNSNames: string[];
+}
+
+function foreignEntry(e: ForeignEndpoint) {
+  return {
+    // Docker asks its IPAM for the address the swarm allocated: it shows as the static config.
+    IPAMConfig: { IPv4Address: e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
+    NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: '', IPAddress: e.IPAddress,
+    IPPrefixLen: e.IPPrefixLen, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: e.DNSNames,
+  };
+}
+
+function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: string, foreign: Record<string, ForeignEndpoint> = {}): Record<string, unknown> {
   const mode = r.hostConfig.NetworkMode ?? 'default';
-  if (mode === 'host' || mode === 'none') return { [mode]: networkEntry(undefined, '') };
-  return { bridge: networkEntry(ep, bridgeId) };
+  // Swarm task containers are created with mode `none` and get their overlay endpoints from the agent.
+  if (mode === 'host' || (mode === 'none' && !Object.keys(foreign).length)) return { [mode]: networkEntry(undefined, '') };
+  const out: Record<string, unknown> = Object.fromEntries(Object.entries(foreign).map(([name, e]) => [name, foreignEntry(e)]));
+  // A container whose own network is a swarm one has no default bridge endpoint to show.
+  if (ep || (mode === 'default' || mode === 'bridge')) out.bridge = networkEntry(ep, bridgeId);
+  return out;
 }
 
 function mounts(r: ContainerRecord) {
+  if (r.mountPoints) return r.mountPoints.filter((mp) => !mp.Unlisted).map(mountPointView);
   const binds = (r.hostConfig.Binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
     return { Type: 'bind', Source: src, Destination: dst, Mode: mode, RW: !mode.split(',').includes('ro'), Propagation: 'rprivate' };
@@ -82,7 +108,7 @@ function summaryPorts(r: ContainerRecord) {
   return [...published, ...exposed];
 }
 
-export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPaths>, ep: EndpointInfo | undefined, bridgeId: string, execIds: string[] | null): ContainerInspect {
+export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPaths>, ep: EndpointInfo | undefined, bridgeId: string, execIds: string[] | null, foreign?: Record<string, ForeignEndpoint>): ContainerInspect {
   const st = r.state;
   return {
     Id: r.id,
@@ -138,12 +164,12 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
       IPPrefixLen: ep?.IPPrefixLen ?? 0,
       IPv6Gateway: '',
       MacAddress: ep?.MacAddress ?? '',
-      Networks: networks(r, ep, bridgeId),
+      Networks: networks(r, ep, bridgeId, foreign),
     },
   };
 }
 
-export function summaryView(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: string): ContainerSummary {
+export function summaryView(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: string, foreign?: Record<string, ForeignEndpoint>): ContainerSummary {
   return {
     Id: r.id,
     Names: [r.name],
@@ -156,7 +182,7 @@ export function summaryView(r: ContainerRecord, ep: EndpointInfo | undefined, br
     State: r.state.Status,
     Status: statusText(r),
     HostConfig: { NetworkMode: r.hostConfig.NetworkMode ?? 'default' },
-    NetworkSettings: { Networks: networks(r, ep, bridgeId) },
+    NetworkSettings: { Networks: networks(r, ep, bridgeId, foreign) },
     Mounts: mounts(r),
   };
 }

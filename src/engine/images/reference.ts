@@ -79,10 +79,7 @@ export function withDefaultTag(r: ImageReference): ImageReference {
 
 /** The fully qualified string: `docker.io/library/busybox:latest`, `host/a@sha256:…`. */
 export function formatReference(r: ImageReference): string {
-  let s = repoName(r);
-  if (r.tag !== undefined) s += `:${r.tag}`;
-  if (r.digest !== undefined) s += `@${r.digest}`;
-  return s;
+  return withTagAndDigest(repoName(r), r);
 }
 
 /** The short name users type and Docker shows: `busybox`, `foo/bar`, `127.0.0.1:5000/micro`. */
@@ -93,10 +90,12 @@ export function familiarName(r: ImageReference): string {
 
 /** `busybox:latest`, `127.0.0.1:5000/micro@sha256:…` */
 export function familiarString(r: ImageReference): string {
-  let s = familiarName(r);
-  if (r.tag !== undefined) s += `:${r.tag}`;
-  if (r.digest !== undefined) s += `@${r.digest}`;
-  return s;
+  return withTagAndDigest(familiarName(r), r);
+}
+
+/** `name`, then `:tag` and `@digest` when the reference has them. */
+function withTagAndDigest(name: string, r: ImageReference): string {
+  return name + (r.tag !== undefined ? `:${r.tag}` : '') + (r.digest !== undefined ? `@${r.digest}` : '');
 }
 
 /** Turns a stored full reference (`docker.io/library/a:b`) into its familiar form (`a:b`). */

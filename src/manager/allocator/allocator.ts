@@ -3,6 +3,7 @@ import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { status } from '../orchestrator/task.js';
+import { isNetworkAttachment } from '../networks/attachment-task.js';
 import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
 import { isIngress, PortAllocator } from './ports.js';
 
@@ -88,8 +89,9 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
   for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
   for (const n of nodes) for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   for (const t of tasks) {
-    if (t.Status.State === 'new') continue;
-    if (['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State)) continue;
+    // A standalone container's attachment holds its address for as long as the task exists:
+    // the container may still run on a removed node until the reaper deletes its task.
+    if (!holdsAddresses(t)) continue;
     for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   }
 
@@ -118,9 +120,14 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     const wanted = serviceNetworks(s, nets);
     if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
     const mode = s.Spec.EndpointSpec?.Mode ?? 'vip';
-    const vips: VirtualIP[] = mode === 'vip'
-      ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pools.get(n.ID)!.allocate() })
-      : [];
+    let vips: VirtualIP[];
+    try {
+      vips = mode === 'vip'
+        ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pools.get(n.ID)!.allocate() })
+        : [];
+    } catch {
+      continue; // a full network: this service waits, the rest of the pass goes on
+    }
     const endpoint = { Spec: structuredClone(s.Spec.EndpointSpec ?? { Mode: 'vip' as const }), Ports: ports.allocate(s), VirtualIPs: vips };
     if (!endpoint.Ports.length) delete (endpoint as { Ports?: unknown }).Ports;
     if (JSON.stringify(endpoint) !== JSON.stringify(s.Endpoint ?? null)) {
@@ -135,13 +142,61 @@ export function allocate(cluster: Cluster | undefined, networks: Network[], serv
     if (t.Status.State !== 'new') continue;
     const s = allocated.get(t.ServiceID);
     if (!s) continue;
-    const attachments: NetworkAttachment[] = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
+    let attachments: NetworkAttachment[];
+    try {
+      attachments = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] }));
+    } catch {
+      continue; // a full network: this task stays NEW, the rest of the pass goes on
+    }
     const u: Task = { ...t, Status: status('pending', 'pending task scheduling'), UpdatedAt: now };
     if (s.Endpoint?.Ports?.length) u.Endpoint = structuredClone(s.Endpoint);
     if (attachments.length) u.NetworksAttachments = attachments;
     result.tasks.push(u);
   }
+
+  // Network attachments of standalone containers (swarmkit allocates them like tasks): NEW →
+  // RUNNING with their addresses, from the same pools, so nothing here can collide with a VIP,
+  // a service task or another manager's attachment. Nothing schedules or starts them: the node
+  // that asked wires the address as soon as the manager answers it with this task.
+  for (const t of tasks) {
+    if (t.Status.State !== 'new' || !isNetworkAttachment(t)) continue;
+    const u = allocateAttachment(t, nets, pools, now);
+    if (u) result.tasks.push(u);
+  }
   return result;
+}
+
+const ENDED = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned']);
+
+/** Whether a task's NetworksAttachments addresses are taken. */
+function holdsAddresses(t: Task): boolean {
+  if (isNetworkAttachment(t)) return true;
+  return t.Status.State !== 'new' && !ENDED.has(t.Status.State);
+}
+
+/**
+ * One attachment task's addresses, or its allocation error recorded in Status.Err (the
+ * waiting RPC reports it). Undefined while its network has no subnet yet, or when the error
+ * is already recorded.
+ */
+function allocateAttachment(t: Task, nets: Network[], pools: Map<string, AddressPool>, now: string): Task | undefined {
+  const failed = (err: string): Task | undefined => (t.Status.Err === err ? undefined : { ...t, Status: { ...t.Status, Err: err, Timestamp: now }, UpdatedAt: now });
+  const wanted: Network[] = [];
+  for (const w of t.Spec.Networks ?? []) {
+    const n = nets.find((x) => x.ID === w.Target) ?? nets.find((x) => x.Spec.Name === w.Target);
+    if (!n) return failed(`network ${w.Target} not found`);
+    if (!pools.has(n.ID)) return undefined;
+    wanted.push(n);
+  }
+  const attachments: NetworkAttachment[] = [];
+  try {
+    for (const n of wanted) attachments.push({ Network: n, Addresses: [pools.get(n.ID)!.allocate()] });
+  } catch (e) {
+    return failed((e as Error).message);
+  }
+  const u: Task = { ...t, Status: status('running', 'network attachment'), UpdatedAt: now };
+  u.NetworksAttachments = attachments;
+  return u;
 }
 
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */

@@ -37,6 +37,35 @@ export async function createRootCA(now = new Date()): Promise<RootCAMaterial> {
   return { certPem: cert.toString('pem') + '\n', keyPem: await privateKeyToPem(keys.privateKey) };
 }
 
+/**
+ * Root rotation's bridge (SwarmKit's cross-signed intermediate): the new root's name and key,
+ * signed by the old root. Node certificates issued during a rotation carry it after the leaf,
+ * so a peer that still trusts only the old root verifies them too.
+ */
+export async function crossSignRoot(next: RootCAMaterial, current: RootCAMaterial, now = new Date()): Promise<string> {
+  const nextCert = new x509.X509Certificate(next.certPem);
+  const currentCert = new x509.X509Certificate(current.certPem);
+  const publicKey = await nextCert.publicKey.export(EC_ALG, ['verify']);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: nextCert.subject,
+    issuer: currentCert.subject,
+    notBefore: new Date(now.getTime() - BACKDATE_MS),
+    // Never outlives the root that signs it.
+    notAfter: new Date(Math.min(nextCert.notAfter.getTime(), currentCert.notAfter.getTime())),
+    signingAlgorithm: EC_ALG,
+    publicKey,
+    signingKey: await privateKeyFromPem(current.keyPem),
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 1, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      await x509.SubjectKeyIdentifierExtension.create(publicKey),
+      await x509.AuthorityKeyIdentifierExtension.create(currentCert),
+    ],
+  });
+  return cert.toString('pem') + '\n';
+}
+
 export interface NodeCertRequest {
   csrPem: string;
   nodeId: string;

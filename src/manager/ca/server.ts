@@ -4,7 +4,7 @@ import type { IssueRequest, IssueResponse, PeerIdentity, RenewRequest, RenewResp
 import { SWARM_PORT } from '../../cluster/rpc.js';
 import type { Store } from '../store/store.js';
 import { newSwarmId } from '../../util/ids.js';
-import { signNodeCert, DEFAULT_NODE_CERT_EXPIRY_MS, type RootCAMaterial } from './root-ca.js';
+import { signNodeCert, DEFAULT_NODE_CERT_EXPIRY_MS, type NodeCertRequest, type RootCAMaterial } from './root-ca.js';
 import { tokensEqual } from './tokens.js';
 import type { Logger } from '../../util/log.js';
 
@@ -12,7 +12,8 @@ export interface CAServerDeps {
   store: Store;
   log: Logger;
   clusterId: string;
-  ca(): RootCAMaterial;
+  /** The signing root; during a rotation also the new root cross-signed by the old one. */
+  ca(): RootCAMaterial & { intermediate?: string };
   /** The CA of etcd's peer and client TLS: the swarm's first root, kept through rotations. */
   etcdCA(): RootCAMaterial;
   identify(call: grpc.ServerUnaryCall<unknown, unknown>): PeerIdentity | undefined;
@@ -42,7 +43,7 @@ export function caHandlers(d: CAServerDeps): grpc.UntypedServiceImplementation {
         if (!role) return cb({ code: grpc.status.INVALID_ARGUMENT, details: 'A valid join token is necessary to join this cluster' });
         const nodeId = newSwarmId();
         const addr = call.request.addr;
-        const certificate = await signNodeCert(d.ca(), { csrPem: call.request.csr, nodeId, role, clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
+        const certificate = await issue(d, { csrPem: call.request.csr, nodeId, role, clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
         const now = new Date().toISOString();
         const node: Node = {
           ID: nodeId,
@@ -70,7 +71,7 @@ export function caHandlers(d: CAServerDeps): grpc.UntypedServiceImplementation {
         if (!node) return cb({ code: grpc.status.PERMISSION_DENIED, details: `node ${id.nodeId} is not a member of this swarm` });
         const role = node.Spec.Role;
         const addr = node.ManagerStatus?.Addr?.replace(/:\d+$/, '') ?? node.Status.Addr;
-        const certificate = await signNodeCert(d.ca(), { csrPem: call.request.csr, nodeId: id.nodeId, role, clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
+        const certificate = await issue(d, { csrPem: call.request.csr, nodeId: id.nodeId, role, clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
         const etcd = role === 'manager' ? await etcdCert(d, call.request.csr, id.nodeId, addr) : {};
         cb(null, { certificate, role, ...etcd });
       } catch (e) {
@@ -78,6 +79,12 @@ export function caHandlers(d: CAServerDeps): grpc.UntypedServiceImplementation {
       }
     },
   };
+}
+
+/** A node certificate from the signing root, followed by the rotation's cross-signed root while one runs. */
+async function issue(d: CAServerDeps, req: NodeCertRequest): Promise<string> {
+  const ca = d.ca();
+  return (await signNodeCert(ca, req)) + (ca.intermediate ?? '');
 }
 
 async function etcdCert(d: CAServerDeps, csrPem: string, nodeId: string, addr: string | undefined) {

@@ -7,7 +7,7 @@ import { taskStateRank } from '../../cluster/types.js';
 import type { EtcdStore } from '../store/etcd-store.js';
 import { VersionConflict, type StoreEvent } from '../store/store.js';
 import type { Logger } from '../../util/log.js';
-import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
+import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, NodeDescriptionRequest, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
 import { LIVENESS_PREFIX } from './liveness.js';
 
 /** SwarmKit defaults: heartbeat 5 s, TTL = 3 periods, status batches every 100 ms. */
@@ -68,6 +68,8 @@ export class Dispatcher {
   /** node ID → its assignments streams' change callbacks. */
   private readonly assignmentStreams = new Map<string, Set<() => void>>();
   private readonly resenders = new Set<() => void>();
+  /** Sessions registered per node since this dispatcher started (logged with each registration). */
+  private readonly registrations = new Map<string, number>();
 
   constructor(private readonly d: DispatcherDeps) {}
 
@@ -76,6 +78,7 @@ export class Dispatcher {
     return {
       Session: (call: grpc.ServerWritableStream<SessionRequest, SessionMessage>) => void this.session(call),
       Heartbeat: (call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>) => void this.heartbeat(call, cb),
+      UpdateNodeDescription: (call: grpc.ServerUnaryCall<NodeDescriptionRequest, object>, cb: grpc.sendUnaryData<object>) => void this.updateNodeDescription(call, cb),
       UpdateTaskStatus: (call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>) => this.updateTaskStatus(call, cb),
       Assignments: (call: grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>) => this.assignments(call),
     };
@@ -126,7 +129,9 @@ export class Dispatcher {
       return;
     }
     this.sessions.set(session.id, session);
-    this.d.log.info({ node: id.nodeId, addr: observed }, 'agent session registered');
+    const registrations = (this.registrations.get(id.nodeId) ?? 0) + 1;
+    this.registrations.set(id.nodeId, registrations);
+    this.d.log.info({ node: id.nodeId, addr: observed, session: session.id, registrations }, 'agent session registered');
     const send = () => {
       const node = this.d.store.get('nodes', id.nodeId);
       if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA() });
@@ -150,16 +155,19 @@ export class Dispatcher {
     call.on('error', end);
   }
 
-  private async registerNode(nodeId: string, req: SessionRequest, observed: string): Promise<void> {
+  private registerNode(nodeId: string, req: SessionRequest, observed: string): Promise<void> {
+    return this.writeNode(nodeId, req.description, { State: 'ready', Addr: req.addr || observed });
+  }
+
+  /** Stores what the agent says of its node; a write with nothing new is skipped. */
+  private async writeNode(nodeId: string, description: Node['Description'], status?: Node['Status']): Promise<void> {
     for (let i = 0; i < 5; i++) {
       const n = this.d.store.get('nodes', nodeId);
       if (!n) throw new Error('node removed');
-      const description = req.description;
-      const status: Node['Status'] = { State: 'ready', Addr: req.addr || observed };
       // A reconnect with nothing new must not bump the node's version under a client's update.
-      if (JSON.stringify(description) === JSON.stringify(n.Description) && JSON.stringify(status) === JSON.stringify(n.Status)) return;
+      if (JSON.stringify(description) === JSON.stringify(n.Description) && (!status || JSON.stringify(status) === JSON.stringify(n.Status))) return;
       n.Description = description;
-      n.Status = status;
+      if (status) n.Status = status;
       try {
         await this.d.store.commit([{ kind: 'nodes', op: 'update', object: n }]);
         return;
@@ -176,6 +184,23 @@ export class Dispatcher {
       if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
       await s.lease.keepaliveOnce();
       cb(null, { periodMs: heartbeatPeriodMs(this.d.store) });
+    } catch (e) {
+      cb(e as grpc.ServiceError);
+    }
+  }
+
+  /**
+   * A new description within a live session (its certificate renewed from a new root during a
+   * rotation): the node keeps its session, assignments and state; the rotation loop sees TLSInfo.
+   */
+  private async updateNodeDescription(call: grpc.ServerUnaryCall<NodeDescriptionRequest, object>, cb: grpc.sendUnaryData<object>): Promise<void> {
+    try {
+      const id = this.auth(call);
+      const s = this.sessions.get(call.request.sessionId);
+      if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
+      await this.writeNode(id.nodeId, call.request.description);
+      this.d.log.info({ node: id.nodeId, session: s.id }, 'node description updated');
+      cb(null, {});
     } catch (e) {
       cb(e as grpc.ServiceError);
     }

@@ -2,82 +2,90 @@ import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
 import type { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest, PeerIdentity } from '../../cluster/rpc.js';
 import { newSwarmId } from '../../util/ids.js';
-import { AddressPool } from '../allocator/ipam.js';
 import { status } from '../orchestrator/task.js';
 import type { Store } from '../store/store.js';
+import { attachmentSpec, isNetworkAttachment } from './attachment-task.js';
 import { findSwarmNetwork } from './swarm-networks.js';
+
+export { attachmentSpec, isNetworkAttachment, type NetworkAttachmentSpec } from './attachment-task.js';
 
 /**
  * Network attachments of standalone containers (`docker run --network <attachable overlay>`),
- * as swarmkit's resourceapi does them: the node asks a manager, which writes a task-like
- * object holding the container's address (`Spec.NetworkAttachmentSpec.ContainerID`), running on
- * that node. The NetworkView carries it like any task; DetachNetwork deletes it.
+ * as swarmkit's resourceapi does them: the node asks any manager, which writes a task for the
+ * container (`Spec.NetworkAttachmentSpec.ContainerID`) on that node, NEW and without an
+ * address; the leader's allocator gives it its address in its normal pass, and the manager
+ * answers once it sees the address. DetachNetwork deletes the task, which frees the address.
  */
 
-export interface NetworkAttachmentSpec { ContainerID: string }
-
-export function attachmentSpec(t: Task): NetworkAttachmentSpec | undefined {
-  return (t.Spec as { NetworkAttachmentSpec?: NetworkAttachmentSpec }).NetworkAttachmentSpec;
-}
-
-export const isNetworkAttachment = (t: Task): boolean => !!attachmentSpec(t);
-
-const ENDED = new Set(['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned']);
-
-/** A free address on the network: everything services, nodes and live tasks hold is taken (as the allocator counts). */
-function freeAddress(store: Store, networkId: string): string {
-  const n = store.get('networks', networkId);
-  const c = n?.IPAMOptions?.Configs?.find((x) => x.Subnet);
-  if (!c) throw rpcFailure(grpc.status.FAILED_PRECONDITION, `network ${networkId} is not allocated yet`);
-  const pool = new AddressPool(c.Subnet, c.Gateway);
-  for (const s of store.list('services')) for (const v of s.Endpoint?.VirtualIPs ?? []) if (v.NetworkID === networkId) pool.mark(v.Addr);
-  for (const node of store.list('nodes')) for (const a of node.Attachments ?? []) if (a.Network.ID === networkId) for (const x of a.Addresses) pool.mark(x);
-  for (const t of store.list('tasks')) {
-    if (t.Status.State === 'new' || ENDED.has(t.Status.State)) continue;
-    for (const a of t.NetworksAttachments ?? []) if (a.Network.ID === networkId) for (const x of a.Addresses) pool.mark(x);
-  }
-  return pool.allocate();
-}
+/** How long AttachNetwork waits for the allocator (below the node's 20 s call deadline). */
+export const ATTACH_WAIT_MS = 15_000;
 
 function rpcFailure(code: grpc.status, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
 }
 
-/** Serialises attachments on this manager: two at once must not take the same address. */
-let chain: Promise<unknown> = Promise.resolve();
+/** The task once it holds its addresses; fails when it is gone, ended, or could not be allocated. */
+function allocated(store: Store, id: string, network: string, waitMs: number): Promise<Task> {
+  return new Promise((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    let unwatch: (() => void) | undefined;
+    const settle = (fn: () => void) => {
+      clearTimeout(timer);
+      unwatch?.();
+      fn();
+    };
+    const check = (): boolean => {
+      const t = store.get('tasks', id);
+      if (t?.Status.State === 'running' && t.NetworksAttachments?.length) settle(() => resolve(t));
+      else if (!t || t.Status.State !== 'new') settle(() => reject(rpcFailure(grpc.status.ABORTED, `network attachment ${id} to ${network} was removed before it got an address`)));
+      else if (t.Status.Err) settle(() => reject(rpcFailure(grpc.status.RESOURCE_EXHAUSTED, t.Status.Err!)));
+      else return false;
+      return true;
+    };
+    unwatch = store.watch((evs) => {
+      if (evs.some((e) => e.kind === 'tasks' && (e.object as Task).ID === id)) check();
+    });
+    if (check()) return;
+    timer = setTimeout(() => settle(() => reject(rpcFailure(grpc.status.DEADLINE_EXCEEDED, `no address allocated for network attachment ${id} to ${network} within ${waitMs / 1000}s`))), waitMs);
+  });
+}
 
-export async function attachNetwork(store: Store, nodeId: string, req: AttachNetworkRequest): Promise<Task> {
-  const run = chain.then(async () => {
-    let n;
-    try {
-      n = findSwarmNetwork(store.list('networks'), req.network);
-    } catch (e) {
-      throw rpcFailure(grpc.status.INVALID_ARGUMENT, (e as Error).message);
-    }
-    if (!n) throw rpcFailure(grpc.status.NOT_FOUND, `network ${req.network} not found`);
-    if (!n.Spec.Attachable) throw rpcFailure(grpc.status.PERMISSION_DENIED, `network ${req.network} not manually attachable`);
-    // A restart of the same container keeps its attachment.
-    const existing = store.list('tasks').find((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId && t.NetworksAttachments?.[0]?.Network.ID === n.ID);
-    if (existing) return existing;
+export async function attachNetwork(store: Store, nodeId: string, req: AttachNetworkRequest, waitMs = ATTACH_WAIT_MS): Promise<Task> {
+  let n;
+  try {
+    n = findSwarmNetwork(store.list('networks'), req.network);
+  } catch (e) {
+    throw rpcFailure(grpc.status.INVALID_ARGUMENT, (e as Error).message);
+  }
+  if (!n) throw rpcFailure(grpc.status.NOT_FOUND, `network ${req.network} not found`);
+  if (!n.Spec.Attachable) throw rpcFailure(grpc.status.PERMISSION_DENIED, `network ${req.network} not manually attachable`);
+  // A restart of the same container keeps its attachment.
+  let task = store.list('tasks').find((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId && t.Spec.Networks?.[0]?.Target === n.ID
+    && (t.Status.State === 'new' || t.Status.State === 'running'));
+  if (!task) {
     const now = new Date().toISOString();
-    const task: Task = {
+    task = {
       ID: newSwarmId(), Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
       Spec: { NetworkAttachmentSpec: { ContainerID: req.containerId }, Networks: [{ Target: n.ID, Aliases: [req.containerName, req.containerId.slice(0, 12)] }] },
       ServiceID: '',
       NodeID: nodeId,
-      Status: status('running', 'network attachment'),
+      Status: status('new', 'network attachment'),
       DesiredState: 'running',
-      NetworksAttachments: [{ Network: n, Addresses: [freeAddress(store, n.ID)] }],
     };
     await store.commit([{ kind: 'tasks', op: 'create', object: task }]);
-    return task;
-  });
-  chain = run.catch(() => undefined);
-  return run;
+  }
+  try {
+    return await allocated(store, task.ID, req.network, waitMs);
+  } catch (e) {
+    // Nothing half-made stays behind: the node starts no container on a failed attach.
+    if (store.get('tasks', task.ID)) await store.commit([{ kind: 'tasks', op: 'delete', id: task.ID }]).catch(() => undefined);
+    throw e;
+  }
 }
 
 export async function detachNetwork(store: Store, nodeId: string, req: DetachNetworkRequest): Promise<void> {
-  const ids = store.list('tasks').filter((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId).map((t) => t.ID);
+  const ids = store.list('tasks').filter((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId
+    && (!req.networkId || t.Spec.Networks?.[0]?.Target === req.networkId)).map((t) => t.ID);
   if (ids.length) await store.commit(ids.map((id) => ({ kind: 'tasks' as const, op: 'delete' as const, id })));
 }
 

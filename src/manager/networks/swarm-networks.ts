@@ -98,7 +98,9 @@ export async function removeSwarmNetwork(store: Store, n: Network): Promise<void
   }
   const s = services.find((x) => uses(x, n.ID));
   if (s) throw rpcError('FailedPrecondition', `network ${n.ID} is in use by service ${s.ID}`);
-  const t = store.list('tasks').find((x: Task) => LIVE.has(x.DesiredState) && LIVE.has(x.Status.State) && (x.NetworksAttachments ?? []).some((a) => a.Network.ID === n.ID));
+  const t = store.list('tasks').find((x: Task) => LIVE.has(x.DesiredState) && LIVE.has(x.Status.State) && ((x.NetworksAttachments ?? []).some((a) => a.Network.ID === n.ID)
+    // An attachment still waiting for its address names its network in its spec only.
+    || (x.Status.State === 'new' && (x.Spec.Networks ?? []).some((w) => w.Target === n.ID))));
   if (t) throw rpcError('FailedPrecondition', `network ${n.ID} is in use by task ${t.ID}`);
   await store.commit([{ kind: 'networks', op: 'delete', id: n.ID }]);
 }

@@ -2,6 +2,7 @@ import type { Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
+import { isNetworkAttachment } from '../networks/attachment-task.js';
 import { historyLimit, isAgentProgress, rank, slotKey } from './task.js';
 
 /** A task reaching RUNNING while wanted running: nothing becomes reapable by it. */
@@ -29,7 +30,8 @@ export function tasksToReap(tasks: Task[], services: Map<string, Service>, limit
       continue;
     }
     if (!service) {
-      if (ended || unassigned || t.Status.State === 'orphaned') out.add(t.ID);
+      // A network attachment has no service by nature; it waits NEW for its address.
+      if (ended || t.Status.State === 'orphaned' || (unassigned && !isNetworkAttachment(t))) out.add(t.ID);
       continue;
     }
     const key = `${t.ServiceID}|${slotKey(service, t)}`;

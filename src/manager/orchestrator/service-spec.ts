@@ -14,6 +14,9 @@ export function rpcError(code: keyof typeof GRPC_HTTP, desc: string): ApiError {
   return new ApiError(GRPC_HTTP[code], `rpc error: code = ${code} desc = ${desc}`);
 }
 
+const MOUNT_TYPES = new Set(['bind', 'volume', 'tmpfs', 'npipe', 'cluster']);
+const PROPAGATIONS = new Set(['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave']);
+
 const DNS_NAME = /^[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*$/;
 
 export function modeName(spec: ServiceSpec): 'replicated' | 'global' | 'replicated-job' | 'global-job' {
@@ -60,6 +63,12 @@ export function validateSpec(spec: ServiceSpec): void {
   const image = task.ContainerSpec.Image ?? '';
   if (!image) throw rpcError('InvalidArgument', 'ContainerSpec: image reference must be provided');
   if (/\s/.test(image) || /[A-Z]/.test(image.split('@')[0].split('/').pop()!.split(':')[0])) throw rpcError('InvalidArgument', `ContainerSpec: "${image}" is not a valid repository/tag`);
+  // What the daemon refuses while converting the spec for SwarmKit (moby convert containerToGRPC): a 400 without the rpc prefix.
+  for (const m of task.ContainerSpec.Mounts ?? []) {
+    if (!MOUNT_TYPES.has(String(m.Type).toLowerCase())) throw new ApiError(400, `invalid MountType: "${m.Type}"`);
+    const prop = m.BindOptions?.Propagation;
+    if (m.Type === 'bind' && prop && !PROPAGATIONS.has(prop.toLowerCase())) throw new ApiError(400, `invalid MountPropagation: "${prop}"`);
+  }
   const targets = new Set<string>();
   for (const m of task.ContainerSpec.Mounts ?? []) {
     if (targets.has(m.Target)) throw rpcError('InvalidArgument', `ContainerSpec: duplicate mount point: ${m.Target}`);

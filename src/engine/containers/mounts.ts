@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import type { Logger } from '../../util/log.js';
+import { badRequest } from '../../util/errors.js';
+import { newHexId } from '../../util/ids.js';
+import type { VolumeStore } from '../volumes/store.js';
+import { containerMountPoints, type MountPoint } from '../volumes/mounts.js';
+import { copyImageContent } from '../volumes/copy-up.js';
+import type { ContainerConfig, ContainerRecord, HostConfig } from './record.js';
+
+/**
+ * A container's mounts over its life: resolved at create (volumes made), mounted and filled
+ * before each start, released at each stop. The parsing rules are in ../volumes/mounts.ts.
+ */
+
+/**
+ * Every mount of a new container, with its volumes: named ones created when missing, anonymous
+ * ones made with a new name (pushed to `made`, so a failed create can drop them). Nothing is
+ * created unless every volume would be accepted.
+ */
+export function resolveMountPoints(
+  volumes: VolumeStore,
+  hostConfig: HostConfig,
+  configVolumes: ContainerConfig['Volumes'],
+  imageVolumes: Record<string, unknown> | undefined,
+  lookup: (ref: string) => ContainerRecord,
+  made: string[],
+): MountPoint[] {
+  const mps = containerMountPoints({
+    binds: hostConfig.Binds, mounts: hostConfig.Mounts, configVolumes, imageVolumes,
+    volumeDriver: typeof hostConfig.VolumeDriver === 'string' ? hostConfig.VolumeDriver : '',
+    tmpfs: hostConfig.Tmpfs, inherited: volumesFrom(hostConfig.VolumesFrom, lookup),
+  }, fs.existsSync);
+  const named = mps.map((mp) => (mp.Type === 'volume' && !mp.Name ? { ...mp, Name: newHexId(), Anonymous: true } : mp));
+  for (const mp of named) if (mp.Type === 'volume') volumes.check({ name: mp.Name!, driver: mp.Driver, options: mp.DriverOpts });
+  return named.map((mp) => {
+    if (mp.Type !== 'volume') return mp;
+    const v = volumes.create({ name: mp.Name, anonymous: mp.Anonymous, driver: mp.Driver, options: mp.DriverOpts, labels: mp.Labels });
+    if (mp.Anonymous) made.push(v.Name);
+    const { DriverOpts: _o, Labels: _l, ...rest } = mp;
+    return { ...rest, Source: v.Mountpoint, Driver: v.Driver };
+  });
+}
+
+/** `--volumes-from NAME[:ro|:rw]`: that container's mounts, read-only or read-write as asked (else as it has them). */
+function volumesFrom(refs: unknown, lookup: (ref: string) => ContainerRecord): MountPoint[] {
+  if (refs === undefined || refs === null) return [];
+  if (!Array.isArray(refs)) throw badRequest('invalid VolumesFrom: must be a list');
+  return refs.flatMap((ref: unknown) => {
+    const [name, mode = ''] = String(ref).split(':');
+    if (!['', 'ro', 'rw'].includes(mode)) throw badRequest(`invalid mode: ${mode}`);
+    // Its mount points (not its --tmpfs); the anonymous volumes stay its owner's to remove.
+    return (lookup(name).mountPoints ?? []).filter((mp) => !mp.Unlisted).map(({ Anonymous: _a, ...mp }) => ({ ...mp, RW: mode === '' ? mp.RW : mode === 'rw' }));
+  });
+}
+
+/** Before the runtime sees the spec: volumes mounted (when they need it) and filled from the image, `-v` bind sources made. */
+export async function prepareMounts(volumes: VolumeStore, rec: ContainerRecord, rootfs: string): Promise<void> {
+  for (const mp of rec.mountPoints ?? []) {
+    if (mp.Type === 'bind' && mp.CreateSource && !fs.existsSync(mp.Source)) fs.mkdirSync(mp.Source, { recursive: true, mode: 0o755 });
+    if (mp.Type !== 'volume' || !mp.Name) continue;
+    const data = await volumes.mount(mp.Name, rec.id);
+    volumes.onEvent('mount', mp.Name, { container: rec.id, destination: mp.Destination, driver: mp.Driver ?? 'local', propagation: mp.Propagation, 'read/write': String(mp.RW) });
+    if (mp.CopyData) await copyImageContent(rootfs, mp.Destination, data);
+  }
+}
+
+/** After a run: the container lets go of its volumes (safe to repeat: only a held volume is released). */
+export async function releaseMounts(volumes: VolumeStore, rec: ContainerRecord, log: Logger): Promise<void> {
+  for (const mp of rec.mountPoints ?? []) {
+    if (mp.Type !== 'volume' || !mp.Name) continue;
+    const held = await volumes.unmount(mp.Name, rec.id).catch((e) => { log.warn({ err: e, id: rec.id }, 'volume unmount failed'); return true; });
+    if (held) volumes.onEvent('unmount', mp.Name, { container: rec.id, driver: mp.Driver ?? 'local' });
+  }
+}
