@@ -119,11 +119,6 @@ export class Worker {
     this.sending = undefined;
   }
 
-  /** Resolves once every status queued so far has been sent (tests). */
-  async reported(): Promise<void> {
-    while (this.sending) await this.sending;
-  }
-
   private reports: { taskId: string; status: TaskStatus }[] = [];
   private sending?: Promise<void>;
 }
