@@ -67,6 +67,7 @@ export class CommandBatcher {
   private queue: Pending[] = [];
   private inFlight = 0;
   private scheduled = false;
+  private swept = false;
   /** sh processes started so far (diagnostics, tests). */
   batches = 0;
 
@@ -97,7 +98,9 @@ export class CommandBatcher {
     this.schedule();
     let dir: string | undefined;
     try {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-batch-'));
+      if (!this.swept) sweepStaleBatchDirs();
+      this.swept = true;
+      dir = fs.mkdtempSync(path.join(os.tmpdir(), `shoal-batch-${process.pid}-`));
       const r = await run('/bin/sh', ['-c', batchScript(items, dir)], { allowFail: true });
       items.forEach((it, i) => {
         const res = batchResult(dir!, i);
@@ -112,6 +115,19 @@ export class CommandBatcher {
       this.inFlight--;
       this.schedule();
     }
+  }
+}
+
+/** Batch directories left by a process that died mid-batch (kill -9): its PID is gone. */
+function sweepStaleBatchDirs(): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(os.tmpdir());
+  } catch { /* none */ }
+  for (const n of names) {
+    const m = /^shoal-batch-(\d+)-/.exec(n);
+    if (!m || fs.existsSync(`/proc/${m[1]}`)) continue;
+    fs.rmSync(path.join(os.tmpdir(), n), { recursive: true, force: true });
   }
 }
 
