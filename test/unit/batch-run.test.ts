@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { batchResult, batchScript, CommandBatcher, shQuote } from '../../src/util/batch-run.js';
 import { CommandError, run } from '../../src/util/run.js';
+import { ipBatchesScript } from '../../src/engine/network/ip.js';
 
 test('shQuote keeps every character literal', async () => {
   const word = `a b'c"$HOME\\n;*`;
@@ -49,4 +50,22 @@ test('CommandBatcher: run’s contract per call, calls of one turn share a batch
   const before = b.batches;
   await Promise.all(Array.from({ length: 5 }, () => b.run('true', [])));
   assert.equal(b.batches - before, 1);
+});
+
+test('ipBatchesScript: one here-document per netns, in order, stopping at the first failure', async () => {
+  const script = ipBatchesScript([
+    { target: { kind: 'self' }, commands: ['link add v1 type veth peer name eth0 netns 42', 'link set v1 up'] },
+    { target: { kind: 'pid', pid: 42 }, commands: ['link set lo up'] },
+    { target: { kind: 'named', name: 'ns1' }, commands: [] },
+  ]);
+  assert.equal(script, [
+    'set -e',
+    "'ip' '-batch' '-' <<'IP_EOF_0'", 'link add v1 type veth peer name eth0 netns 42', 'link set v1 up', 'IP_EOF_0',
+    "'nsenter' '-t' '42' '-n' '--' 'ip' '-batch' '-' <<'IP_EOF_1'", 'link set lo up', 'IP_EOF_1',
+    '',
+  ].join('\n'));
+  // Same shape with stand-ins for ip: the second run never happens after the first fails.
+  const r = await run('/bin/sh', ['-c', script.replace(/'ip' '-batch' '-'/, 'cat >/dev/null; false').replace(/'nsenter'[^<]*/, 'echo second ')], { allowFail: true });
+  assert.notEqual(r.code, 0);
+  assert.equal(r.stdout, '');
 });

@@ -5,7 +5,7 @@ import { newHexId } from '../../util/ids.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { EndpointInfo } from '../types.js';
 import { AddressPool, type PoolState } from './ipam.js';
-import { inNetns, ipBatch, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
+import { inNetns, ipBatch, ipBatches, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
 import { macFromIp, parseSubnet } from './ipv4.js';
 import { BRIDGE_NAT_CHAIN, BRIDGE_STATE_FILE, CONTAINER_IFNAME, DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
@@ -141,17 +141,16 @@ export class BridgeNetwork {
     const prefixLen = parseSubnet(DEFAULT_BRIDGE.subnet).prefixLen;
     try {
       // The peer is born inside the container's netns, already named eth0: nothing transient shows up in ours.
-      await ipBatch(this.netns, [
+      await ipBatches([{ target: this.netns, commands: [
         `link add ${ep.hostVeth} mtu ${DEFAULT_BRIDGE.mtu} type veth peer name ${CONTAINER_IFNAME} mtu ${DEFAULT_BRIDGE.mtu} address ${ep.mac} netns ${pid}`,
         `link set ${ep.hostVeth} master ${DEFAULT_BRIDGE.device}`,
         `link set ${ep.hostVeth} up`,
-      ]);
-      await ipBatch(container, [
+      ] }, { target: container, commands: [
         'link set lo up',
         `addr add ${ip}/${prefixLen} dev ${CONTAINER_IFNAME}`,
         `link set ${CONTAINER_IFNAME} up`,
         `route add default via ${DEFAULT_BRIDGE.gateway} dev ${CONTAINER_IFNAME}`,
-      ]);
+      ] }]);
     } catch (e) {
       await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
       delete this.state.endpoints[containerId];
