@@ -1,4 +1,8 @@
 import type { Task, TaskStatus } from '../cluster/types.js';
+import type { AssignedFile } from '../cluster/rpc.js';
+
+/** The secrets and configs the assigned tasks reference, data in the clear: kept in memory only. */
+export interface AssignedFiles { secrets?: AssignedFile[]; configs?: AssignedFile[] }
 
 /**
  * What the agent's session to a manager gives the worker: the node's assigned tasks and a way
@@ -7,7 +11,7 @@ import type { Task, TaskStatus } from '../cluster/types.js';
  */
 export interface AgentLink {
   /** Called with the complete set of tasks assigned to this node whenever it changes, and after every (re)connect. */
-  onAssignments(fn: (tasks: Task[]) => void): void;
+  onAssignments(fn: (tasks: Task[], files?: AssignedFiles) => void): void;
   /** Best effort in order; the session retries on another manager if its manager goes away. */
   reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void>;
 }

@@ -61,14 +61,20 @@ export interface RenewResponse { certificate: string; role: 'manager' | 'worker'
 
 export interface ManagerAddr { nodeId: string; addr: string }
 export interface SessionRequest { description: NodeDescription; addr: string }
-export interface SessionMessage { sessionId: string; node: Node; managers: ManagerAddr[]; heartbeatPeriodMs: number; rootCA: string }
+/** rootCA: the roots to trust, the one the cluster shows first; signingRoot: the CA's (absent from older managers: the first root). */
+export interface SessionMessage { sessionId: string; node: Node; managers: ManagerAddr[]; heartbeatPeriodMs: number; rootCA: string; signingRoot?: string }
 export interface HeartbeatRequest { sessionId: string }
 export interface HeartbeatResponse { periodMs: number }
 /** The agent's node description changed (e.g. a certificate from a new root): sent within its session, which stays. */
 export interface NodeDescriptionRequest { sessionId: string; description: NodeDescription }
 export interface TaskStatusRequest { sessionId: string; updates: { taskId: string; status: TaskStatus }[] }
 export interface AssignmentsRequest { sessionId: string }
-export interface AssignmentsMessage { tasks: Task[] }
+/**
+ * The node's tasks, and beside them the secrets and configs those tasks reference (only
+ * those: swarmkit's dispatcher does the same), with their data in the clear as base64.
+ */
+export interface AssignmentsMessage { tasks: Task[]; secrets?: AssignedFile[]; configs?: AssignedFile[] }
+export interface AssignedFile { ID: string; Name: string; Data: string }
 /** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
 export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }
 

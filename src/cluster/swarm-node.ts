@@ -16,7 +16,8 @@ import { ingressNetwork } from '../manager/networks/swarm-networks.js';
 import type { Store } from '../manager/store/store.js';
 import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.js';
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
-import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem, x509 } from './pki.js';
+import { nodeTlsInfo, tlsInfo } from '../manager/ca/tls-info.js';
+import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem } from './pki.js';
 import { X509Certificate } from 'node:crypto';
 import { chooseSystemAddr, listSystemLinks } from './system-addr.js';
 import { ERR_SWARM_LOCKED, humanReadableKey, newUnlockKey, openPrivateKey, openValue, parseHumanReadableKey, sealPrivateKey, sealValue } from '../manager/ca/unlock-key.js';
@@ -96,15 +97,7 @@ export function mergeClusterSpec(base: ClusterSpec, given: ClusterSpec | undefin
   return out as ClusterSpec;
 }
 
-/** TLSInfo as the Engine API shows it: the root PEM, the issuer's DER subject and public key in base64. */
-export function tlsInfo(rootPem: string): Cluster['TLSInfo'] {
-  const c = new x509.X509Certificate(rootPem);
-  return {
-    TrustRoot: rootPem,
-    CertIssuerSubject: Buffer.from(c.subjectName.toArrayBuffer()).toString('base64'),
-    CertIssuerPublicKey: Buffer.from(c.publicKey.rawData).toString('base64'),
-  };
-}
+export { tlsInfo };
 
 /**
  * This daemon's membership in a swarm: init, join, leave, and what runs because of it (the
@@ -129,7 +122,7 @@ export class SwarmNode {
   private dek?: Buffer;
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
-  private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
+  private readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger) {
     this.dir = daemonPaths(config).swarm;
@@ -540,11 +533,11 @@ export class SwarmNode {
       addr: s.advertiseAddr,
       onSession: (msg) => {
         this.reconcileRole(msg.node.Spec.Role);
-        this.reconcileTrust(msg.rootCA);
+        this.reconcileTrust(msg.rootCA, msg.signingRoot);
       },
     });
-    session.onAssignments((tasks) => {
-      for (const fn of this.assignmentListeners) fn(tasks);
+    session.onAssignments((tasks, files) => {
+      for (const fn of this.assignmentListeners) fn(tasks, files);
     });
     this.session = session;
     session.start();
@@ -625,20 +618,26 @@ export class SwarmNode {
   }
 
   /**
-   * Follows the swarm's trust bundle (root CA rotation): store it, so new connections trust the
-   * new root (and, until the rotation ends, the old one), and get a certificate from the new
-   * signing root. The session stays: renewCertificate reports the new TLSInfo within it.
+   * Follows the swarm's trust bundle (root CA rotation): store it, so new connections trust what
+   * the managers trust (during a rotation the old and the new root, the one the cluster shows
+   * first), and get a certificate from the signing root. The session stays: the new TLSInfo is
+   * reported within it.
    */
-  private reconcileTrust(bundle: string | undefined): void {
+  private reconcileTrust(bundle: string | undefined, signingRoot?: string): void {
     if (!bundle || !this.state || this.trustChange) return;
-    if (fs.readFileSync(this.files.ca, 'utf8') === bundle) return;
+    const signing = new X509Certificate(signingRoot ?? firstPem(bundle));
+    const fromSigningRoot = () => new X509Certificate(fs.readFileSync(this.files.cert)).verify(signing.publicKey);
+    if (fs.readFileSync(this.files.ca, 'utf8') === bundle && fromSigningRoot()) return;
     this.trustChange = this.exclusive(async () => {
       const f = this.files;
-      if (!this.state || fs.readFileSync(f.ca, 'utf8') === bundle) return;
-      fs.writeFileSync(f.ca, bundle);
-      this.log.info('swarm trust roots changed');
-      const signing = new X509Certificate(firstPem(bundle));
-      if (!new X509Certificate(fs.readFileSync(f.cert)).verify(signing.publicKey)) await this.renewCertificate();
+      if (!this.state) return;
+      if (fs.readFileSync(f.ca, 'utf8') !== bundle) {
+        fs.writeFileSync(f.ca, bundle);
+        this.log.info('swarm trust roots changed');
+      }
+      if (!fromSigningRoot()) await this.renewCertificate();
+      // The managers read TrustRoot (docker swarm ca's progress) and the issuer from the description.
+      else await this.session?.updateDescription();
     })
       .catch((err) => this.log.warn({ err }, 'trust update failed; will retry on the next session message'))
       .finally(() => (this.trustChange = undefined));
@@ -689,22 +688,16 @@ export class SwarmNode {
     this.log.info({ role }, 'node role changed');
   }
 
-  /** TrustRoot: the signing root this node trusts; issuer: whichever trusted root signed its certificate. */
+  /** TrustRoot: the first root this node trusts; issuer: whatever signed its certificate. */
   private nodeTlsInfo(): Cluster['TLSInfo'] {
     const bundle = fs.readFileSync(this.files.ca, 'utf8');
-    const roots = bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n?/g) ?? [];
-    const info = tlsInfo(firstPem(bundle));
+    let chain: string | undefined;
     try {
-      const cert = new X509Certificate(fs.readFileSync(this.files.cert));
-      const issuer = roots.find((r) => cert.verify(new X509Certificate(r).publicKey));
-      if (issuer) {
-        const i = tlsInfo(issuer.endsWith('\n') ? issuer : issuer + '\n');
-        return { ...info, CertIssuerSubject: i.CertIssuerSubject, CertIssuerPublicKey: i.CertIssuerPublicKey };
-      }
+      chain = fs.readFileSync(this.files.cert, 'utf8');
     } catch {
       /* no certificate yet */
     }
-    return info;
+    return nodeTlsInfo(bundle, chain);
   }
 
   private writeEtcdCerts(ca: string, cert: string): void {

@@ -80,7 +80,31 @@ export interface ContainerSpec {
   StopSignal?: string;
   StopGracePeriod?: number;
   Init?: boolean;
+  Secrets?: SecretReference[];
+  Configs?: ConfigReference[];
   [extra: string]: unknown;
+}
+
+/** Where a secret or config appears in a task's container (swagger SecretReference / ConfigReference File). */
+export interface FileTarget {
+  Name: string;
+  UID?: string;
+  GID?: string;
+  /** File mode as a number (the CLI sends 0444 = 292). */
+  Mode?: number;
+}
+
+export interface SecretReference {
+  SecretID: string;
+  SecretName: string;
+  File?: FileTarget;
+}
+
+export interface ConfigReference {
+  ConfigID: string;
+  ConfigName: string;
+  File?: FileTarget;
+  Runtime?: Record<string, never>;
 }
 
 export interface ResourceSet {
@@ -262,6 +286,31 @@ export interface Network extends Meta {
   IPAMOptions?: { Driver?: { Name: string }; Configs?: IPAMConfig[] };
 }
 
+// ---- secrets and configs ----
+export interface SecretSpec extends Annotations {
+  /**
+   * Base64 of the secret's bytes. Stored sealed with the swarm's data-encryption key
+   * (manager/secrets/seal.ts); never shown by the API.
+   */
+  Data?: string;
+  Driver?: { Name: string; Options?: Record<string, string> };
+  Templating?: { Name: string; Options?: Record<string, string> };
+}
+
+export interface Secret extends Meta {
+  Spec: SecretSpec;
+}
+
+export interface ConfigSpec extends Annotations {
+  /** Base64 of the config's bytes (shown by inspect). */
+  Data?: string;
+  Templating?: { Name: string; Options?: Record<string, string> };
+}
+
+export interface Config extends Meta {
+  Spec: ConfigSpec;
+}
+
 // ---- cluster ----
 export interface ClusterSpec extends Annotations {
   Orchestration?: { TaskHistoryRetentionLimit?: number };
@@ -288,5 +337,7 @@ export interface KindMap {
   services: Service;
   tasks: Task;
   networks: Network;
+  secrets: Secret;
+  configs: Config;
 }
 export type Kind = keyof KindMap;

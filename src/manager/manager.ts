@@ -18,24 +18,12 @@ import { networkViewHandler } from './dispatcher/network-view.js';
 import { LogBroker } from './dispatcher/logs.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
-import { crossSignRoot, type RootCAMaterial } from './ca/root-ca.js';
+import type { RootCAMaterial } from './ca/root-ca.js';
+import { caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
 
 const CA_KEY = '/shoal/ca';
 
-/** The CA as stored in etcd: the signing root, and every root still trusted (during a rotation: new and old). */
-export interface StoredCA extends RootCAMaterial {
-  trust?: string[];
-  /** During a rotation: the new root cross-signed by the old one, sent after each issued leaf. */
-  intermediate?: string;
-  /**
-   * Roots a finished rotation stopped trusting. New connections are refused them (the TLS
-   * handshake checks the current trust), but a connection made while they were trusted stays
-   * authenticated, as a TLS session does: agents' sessions survive the rotation.
-   */
-  retired?: string[];
-  /** etcd's own CA (the first root): etcd peers keep trusting each other through rotations. */
-  etcd?: RootCAMaterial;
-}
+export type { StoredCA };
 const PRESENCE_PREFIX = '/shoal/managers/';
 
 export interface ManagerTls {
@@ -97,7 +85,7 @@ export class Manager {
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     const extra = new Map<string, LeaderLoop>([
       ['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)],
-      ['root-rotation', rootRotationLoop(() => this.finishRootRotation())],
+      ['root-rotation', rootRotationLoop(() => this.rotationView(), (root) => this.finishRootRotation(root))],
     ]);
     this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, extra);
     this.dispatcher = new Dispatcher({
@@ -106,6 +94,8 @@ export class Manager {
       log: o.log.child({ part: 'dispatcher' }),
       identify: (call) => this.identify(call),
       rootCA: () => this.trustBundle(),
+      signingRoot: () => this.rootCertPem(),
+      dek: o.dek,
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
     this.logs = new LogBroker(this.store, (c) => this.identify(c));
@@ -178,7 +168,7 @@ export class Manager {
     this.quorumTimer = setInterval(() => void this.checkQuorum(), 1000);
 
     const server = new grpc.Server();
-    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
+    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, shownRoot: () => this.shownRoot(), etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
     server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)) });
     server.addService(membershipService, this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
@@ -228,11 +218,17 @@ export class Manager {
     return this.caMaterial?.certPem ?? fs.readFileSync(this.o.tls.caFile, 'utf8');
   }
 
-  /** Every root certificate this swarm trusts now, signing root first (what agents store). */
+  /** The root the cluster shows and joiners get: the old one until a rotation ends. */
+  shownRoot(): string {
+    const m = this.caMaterial;
+    return this.store.list('cluster')[0]?.TLSInfo.TrustRoot ?? m?.rotatingFrom?.certPem ?? this.rootCertPem();
+  }
+
+  /** Every root certificate this swarm trusts now, the shown one first (what agents store). */
   trustBundle(): string {
     const m = this.caMaterial;
     if (!m) return fs.readFileSync(this.o.tls.caFile, 'utf8');
-    return [...new Set([m.certPem, ...(m.trust ?? [])])].join('');
+    return trustedRoots(m, this.store.list('cluster')[0]?.TLSInfo.TrustRoot);
   }
 
   /**
@@ -240,28 +236,31 @@ export class Manager {
    * holds a certificate from the new one (the root-rotation leader loop then ends the rotation).
    */
   async rotateRootCA(next: RootCAMaterial): Promise<void> {
-    const current = this.ca();
-    const stored: StoredCA = {
-      ...next,
-      trust: [next.certPem, ...new Set([current.certPem, ...(current.trust ?? [])])],
-      intermediate: await crossSignRoot(next, current),
-      retired: current.retired,
-      etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem },
-    };
+    const stored = await startRotation(this.ca(), next);
     await this.client.put(CA_KEY).value(this.sealCA(stored)).exec();
     this.caMaterial = stored;
   }
 
-  /** Ends a rotation: only the signing root stays trusted. */
-  async finishRootRotation(): Promise<void> {
-    const current = this.ca();
-    if (!current.trust || current.trust.length <= 1) return;
-    const dropped = current.trust.filter((p) => p !== current.certPem);
-    // The last few retired roots are enough: older ones' connections are long gone.
-    const retired = [...new Set([...dropped, ...(current.retired ?? [])])].slice(0, 4);
-    await this.client.put(CA_KEY).value(this.sealCA({ ...current, trust: [current.certPem], intermediate: undefined, retired })).exec();
+  /** What the root-rotation loop needs: the signing root, and whether older roots are still trusted. */
+  private rotationView() {
+    const c = this.ca();
+    return { signingRoot: c.certPem, caRotating: caRotating(c) };
   }
 
+  /**
+   * Ends the rotation to `signingRoot`: only it stays trusted. False when the stored CA is no
+   * longer that rotation (another `--rotate` replaced it): compared and written in one etcd
+   * transaction, as SwarmKit finishes only the rotation it watched.
+   */
+  async finishRootRotation(signingRoot: string): Promise<boolean> {
+    const raw = await this.client.get(CA_KEY).buffer();
+    if (!raw) return false;
+    const current = this.openCA(raw);
+    if (current.certPem !== signingRoot) return false;
+    if (!caRotating(current)) return true;
+    const txn = await this.client.if(CA_KEY, 'Value', '==', raw).then(this.client.put(CA_KEY).value(this.sealCA(finishRotation(current)))).commit();
+    return !!txn.succeeded;
+  }
 
   ca(): StoredCA {
     if (!this.caMaterial) throw new Error('CA not loaded');

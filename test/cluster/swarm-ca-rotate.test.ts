@@ -2,7 +2,7 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { createTestNet, type TestNet } from '../helpers/testnet.js';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../helpers/daemon.js';
 import { importBusybox } from '../helpers/busybox.js';
@@ -10,7 +10,7 @@ import { sleep, waitFor } from '../helpers/process.js';
 import { logEntries, sessionRegistrations } from '../helpers/daemon-log.js';
 
 // Needs root: one manager and two workers (netns, etcd, runc, the real docker CLI), a fourth
-// node that joins after the rotation.
+// node that joins after the rotation, a fifth that joins during the second one.
 const PROBE = path.join(REPO_ROOT, 'dist/test/helpers/rpc-probe.js');
 
 describe('swarm ca --rotate: nodes move to the new root without losing their session', () => {
@@ -19,6 +19,7 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
   let w1: TestDaemon;
   let w2: TestDaemon;
   let late: TestDaemon;
+  let mid: TestDaemon;
   const ok = async (d: TestDaemon, args: string[]) => {
     const r = await d.docker(args, { allowFail: true });
     assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
@@ -36,11 +37,12 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     d.inNs(process.execPath, [PROBE, `${net.nodes[0].ip}:2377`, 'tls', dir, method, JSON.stringify(body)]).then((r) => JSON.parse(r.stdout) as { ok: boolean; code?: number; details?: string });
 
   before(async () => {
-    net = await createTestNet(4);
+    net = await createTestNet(5);
     mgr = await startDaemon({ ns: net.nodes[0].ns, prefix: 'carm' });
     w1 = await startDaemon({ ns: net.nodes[1].ns, prefix: 'carw' });
     w2 = await startDaemon({ ns: net.nodes[2].ns, prefix: 'carw' });
     late = await startDaemon({ ns: net.nodes[3].ns, prefix: 'carj' });
+    mid = await startDaemon({ ns: net.nodes[4].ns, prefix: 'carj' });
     await ok(mgr, ['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
     const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
     for (const w of [w1, w2]) await ok(w, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
@@ -51,7 +53,7 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
   });
 
   after(async () => {
-    for (const d of [late, w2, w1, mgr]) await d?.destroy();
+    for (const d of [mid, late, w2, w1, mgr]) await d?.destroy();
     await net?.destroy();
   });
 
@@ -137,5 +139,79 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     await waitFor('the late node Ready', async () => (await nodeStates()).includes(`${late.name} Ready`), 30_000, 250);
     const lateCert = new X509Certificate(fs.readFileSync(path.join(certDir(late), 'swarm-node.crt')));
     assert.ok(lateCert.verify(rootCert.publicKey));
+  });
+
+  test('while a rotation runs (a stopped node holds it open) the old root and join tokens stay shown and a node joins with them; then both switch', async () => {
+    const cluster = async () => JSON.parse(await ok(mgr, ['info', '--format', '{{json .Swarm.Cluster}}'])) as { RootRotationInProgress: boolean; TLSInfo: { TrustRoot: string } };
+    const tokens = async () => [(await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim(), (await ok(mgr, ['swarm', 'join-token', '-q', 'manager'])).trim()];
+    const oldTokens = await tokens();
+    const oldRoot = (await cluster()).TLSInfo.TrustRoot;
+    // SwarmKit's reconciler waits for every node, down ones too: a stopped worker keeps the
+    // rotation from ending until it is back.
+    await w2.stop();
+    let settled = false;
+    // The CLI's default (--detach=false): it waits and shows the convergence.
+    const rotation = mgr.docker(['swarm', 'ca', '--rotate'], { allowFail: true, timeout: 180_000 }).finally(() => (settled = true));
+    await waitFor('the rotation to start', async () => (await cluster()).RootRotationInProgress, 30_000, 250);
+    // Every reachable node gets its certificate from the new root; the stopped one cannot.
+    await waitFor('the manager signing with the new root', () => fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8') !== oldRoot, 30_000, 250);
+    // The nodes trust both roots meanwhile, the one the cluster shows first.
+    const bundle = fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
+    assert.equal(bundle.length, 2);
+    assert.equal(bundle[0], oldRoot);
+    const signing = new X509Certificate(bundle[1]);
+    await waitFor('manager and w1 renewed', () => [mgr, w1].every((d) => new X509Certificate(fs.readFileSync(path.join(certDir(d), 'swarm-node.crt'))).verify(signing.publicKey)), 30_000, 250);
+
+    assert.deepEqual(await tokens(), oldTokens, 'join tokens unchanged during the rotation');
+    assert.equal((await ok(mgr, ['swarm', 'ca'])).trim(), oldRoot.trim(), 'swarm ca shows the old root during the rotation');
+    assert.equal((await cluster()).TLSInfo.TrustRoot, oldRoot);
+    assert.match(await ok(mgr, ['info']), /Root Rotation In Progress: true/);
+    // As in SwarmKit, a node's TLSInfo names the old root as its trust root and the new one as the issuer.
+    const w1Tls = JSON.parse(await ok(mgr, ['node', 'inspect', w1.name, '--format', '{{json .Description.TLSInfo}}']));
+    assert.equal(w1Tls.TrustRoot, oldRoot);
+    assert.ok(Buffer.from(w1Tls.CertIssuerPublicKey, 'base64').equals(signing.publicKey.export({ type: 'spki', format: 'der' })));
+    // A node joins with the token still shown: it is given the old root, and a certificate from
+    // the new one that chains to the old root through the cross-signed root sent with it.
+    await ok(mid, ['swarm', 'join', '--token', oldTokens[0], `${net.nodes[0].ip}:2377`]);
+    const midChain = fs.readFileSync(path.join(certDir(mid), 'swarm-node.crt'), 'utf8');
+    await waitFor('the node that joined mid-rotation Ready', async () => (await nodeStates()).includes(`${mid.name} Ready`), 30_000, 250);
+    assert.equal(settled, false, 'swarm ca --rotate still waits');
+    assert.equal((await cluster()).RootRotationInProgress, true);
+
+    await w2.start();
+    const r = await rotation;
+    assert.equal(r.code, 0, r.stderr);
+    const after = await cluster();
+    assert.equal(after.RootRotationInProgress, false);
+    const newRoot = after.TLSInfo.TrustRoot;
+    assert.notEqual(newRoot, oldRoot);
+    assert.ok(r.stdout.trim().endsWith(newRoot.trim()), r.stdout);
+    // The CLI's progress names the root the cluster shows, by digest: the old one while the
+    // rotation ran, the new one at the end.
+    const digests = [...r.stdout.matchAll(/^desired root digest: (sha256:[0-9a-f]{64})$/gm)].map((x) => x[1]);
+    const digest = (pem: string) => 'sha256:' + createHash('sha256').update(pem).digest('hex');
+    assert.ok(digests.length >= 2 && digests[0] === digest(oldRoot) && digests.at(-1) === digest(newRoot), r.stdout);
+    assert.match(r.stdout, /rotated TLS certificates/);
+    const newRootCert = new X509Certificate(newRoot);
+    const trustRoots = (await ok(mgr, ['node', 'ls', '-q'])).trim().split('\n');
+    for (const id of trustRoots) assert.equal(JSON.parse(await ok(mgr, ['node', 'inspect', id, '--format', '{{json .Description.TLSInfo.TrustRoot}}'])), newRoot, `node ${id} reports the new root`);
+    assert.ok(signing.publicKey.equals(newRootCert.publicKey), 'the root the CA signed with during the rotation is the one shown after it');
+
+    // The mid-rotation node's certificate validates under both roots.
+    const [leafPem, bridgePem] = midChain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+    assert.ok(leafPem && bridgePem, midChain);
+    const leaf = new X509Certificate(leafPem);
+    assert.ok(leaf.verify(newRootCert.publicKey), 'under the new root');
+    const bridge = new X509Certificate(bridgePem);
+    assert.ok(leaf.verify(bridge.publicKey) && bridge.verify(new X509Certificate(oldRoot).publicKey), 'under the old root, through the cross-signed root');
+
+    // Both tokens changed and name the new root; the old worker token is refused.
+    const newTokens = await tokens();
+    for (let i = 0; i < 2; i++) assert.notEqual(newTokens[i].split('-')[2], oldTokens[i].split('-')[2]);
+    await ok(mid, ['swarm', 'leave']);
+    const refused = await mid.docker(['swarm', 'join', '--token', oldTokens[0], `${net.nodes[0].ip}:2377`], { allowFail: true });
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /remote CA does not match fingerprint/);
+    await ok(mid, ['swarm', 'join', '--token', newTokens[0], `${net.nodes[0].ip}:2377`]);
   });
 });

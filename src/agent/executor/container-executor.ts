@@ -7,12 +7,26 @@ import { parseReference, withDefaultTag } from '../../engine/images/reference.js
 import { Writable } from 'node:stream';
 import type { Logger } from '../../util/log.js';
 import { taskContainerConfig, validateTaskMounts, type TaskContainer, type TaskExecutor } from './executor.js';
+import type { TaskFile } from './task-files.js';
+import { TaskFileMounts } from './task-files-mount.js';
+import path from 'node:path';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 
 /** Runs tasks as containers of this node's engine (runc + conmon), so `docker ps` lists them. */
 export class ContainerExecutor implements TaskExecutor {
-  constructor(private readonly engine: Engine, private readonly log: Logger) {}
+  private readonly files: TaskFileMounts;
+
+  constructor(private readonly engine: Engine, private readonly log: Logger) {
+    this.files = new TaskFileMounts(path.join(engine.config.execRoot, 'task-files'));
+    // A task container removed any way (also `docker rm -f` by hand) takes its files along.
+    engine.events.subscribe(undefined, (e) => {
+      const taskId = e.Actor.Attributes[TASK_LABEL];
+      if (e.Type === 'container' && e.Action === 'destroy' && taskId) {
+        this.files.unmount(taskId).catch((err) => this.log.warn({ err, task: taskId }, 'removing task files failed'));
+      }
+    });
+  }
 
   private view(r: ContainerRecord): TaskContainer {
     const running = r.state.Status === 'running' || r.state.Status === 'paused';
@@ -28,7 +42,7 @@ export class ContainerExecutor implements TaskExecutor {
     return r ? this.view(r) : undefined;
   }
 
-  async prepare(task: Task, nodeId: string): Promise<TaskContainer> {
+  async prepare(task: Task, nodeId: string, files: TaskFile[] = []): Promise<TaskContainer> {
     const existing = this.find(task.ID);
     if (existing) return existing;
     validateTaskMounts(task.Spec.ContainerSpec?.Mounts ?? []);
@@ -45,8 +59,14 @@ export class ContainerExecutor implements TaskExecutor {
     const { name, config, hostConfig } = taskContainerConfig(task, nodeId);
     // Swarm networks replace the default bridge: the network agent wires the container at start.
     if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
-    const { Id } = await this.engine.containers.create({ name, config, hostConfig });
-    return this.view(this.engine.containers.get(Id));
+    if (files.length) hostConfig.Binds = [...((hostConfig.Binds as string[] | undefined) ?? []), ...(await this.files.mount(task.ID, files))];
+    try {
+      const { Id } = await this.engine.containers.create({ name, config, hostConfig });
+      return this.view(this.engine.containers.get(Id));
+    } catch (e) {
+      await this.files.unmount(task.ID);
+      throw e;
+    }
   }
 
   async start(containerId: string): Promise<TaskContainer> {
@@ -62,9 +82,12 @@ export class ContainerExecutor implements TaskExecutor {
   }
 
   async remove(containerId: string): Promise<void> {
-    if (!this.engine.containers.find(containerId)) return;
+    const r = this.engine.containers.find(containerId);
+    if (!r) return;
     // As dockerd's executor: a task's anonymous volumes go with its container.
     await this.engine.containers.remove(containerId, { force: true, volumes: true });
+    const taskId = r.config.Labels?.[TASK_LABEL];
+    if (taskId) await this.files.unmount(taskId);
   }
 
   onExit(containerId: string, fn: () => void): () => void {

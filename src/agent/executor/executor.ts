@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Mount, Task } from '../../cluster/types.js';
 import { GW_BRIDGE } from '../network/names.js';
+import type { TaskFile } from './task-files.js';
 
 /**
  * What the worker needs from whatever runs a task (swarmkit exec.Controller, reduced): the
@@ -20,8 +21,12 @@ export interface TaskExecutor {
   list(): TaskContainer[];
   /** The task's container, if it exists. */
   find(taskId: string): TaskContainer | undefined;
-  /** Makes the image available (pulls it when missing) and creates the container. Errors are the task's rejection reason. */
-  prepare(task: Task, nodeId: string): Promise<TaskContainer>;
+  /**
+   * Makes the image available (pulls it when missing) and creates the container. Errors are the
+   * task's rejection reason. `files`: the task's secrets and configs (executor/task-files.ts),
+   * given to the container without touching the disk.
+   */
+  prepare(task: Task, nodeId: string, files?: TaskFile[]): Promise<TaskContainer>;
   start(containerId: string): Promise<TaskContainer>;
   /** Stops within the grace period (ns, from the task spec; Docker's default 10 s). */
   stop(containerId: string, gracePeriodNs?: number): Promise<void>;

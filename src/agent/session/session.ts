@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeDescription, Task, TaskStatus } from '../../cluster/types.js';
-import type { AgentLink } from '../link.js';
+import type { AgentLink, AssignedFiles } from '../link.js';
 import { clientCredentials, DispatcherClient, serverStream, unary, type AssignmentsMessage, type HeartbeatResponse, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
 
@@ -19,6 +19,8 @@ export interface SessionDeps {
 }
 
 const FIRST_MESSAGE_TIMEOUT_MS = 5000;
+/** Assignments carry the tasks' secrets and configs (up to 1000 KiB each): swarmkit's 128 MiB, not gRPC's 4 MiB. */
+const MAX_MESSAGE_BYTES = 128 << 20;
 const RPC_TIMEOUT_MS = 5000;
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 8000;
@@ -31,8 +33,9 @@ export class AgentSession implements AgentLink {
   private stopped = false;
   private client?: grpc.Client;
   private sessionId?: string;
-  private readonly assignmentListeners: ((tasks: Task[]) => void)[] = [];
+  private readonly assignmentListeners: ((tasks: Task[], files?: AssignedFiles) => void)[] = [];
   private lastTasks?: Task[];
+  private lastFiles?: AssignedFiles;
   private connectedWaiters: (() => void)[] = [];
   private managerIndex = 0;
   private wake?: () => void;
@@ -55,9 +58,9 @@ export class AgentSession implements AgentLink {
     return !!this.sessionId;
   }
 
-  onAssignments(fn: (tasks: Task[]) => void): void {
+  onAssignments(fn: (tasks: Task[], files?: AssignedFiles) => void): void {
     this.assignmentListeners.push(fn);
-    if (this.lastTasks) fn(this.lastTasks);
+    if (this.lastTasks) fn(this.lastTasks, this.lastFiles);
   }
 
   async reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void> {
@@ -143,7 +146,7 @@ export class AgentSession implements AgentLink {
   /** One session; resolves or rejects when it ends. */
   private async connect(addr: string): Promise<void> {
     const tls = this.d.tls();
-    const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
+    const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
     this.client = client;
     const stream = serverStream<object, SessionMessage>(client, 'Session', { description: this.d.description(), addr: this.d.addr });
     const ended = new Promise<void>((resolve, reject) => {
@@ -172,8 +175,9 @@ export class AgentSession implements AgentLink {
     const assignments = serverStream<object, AssignmentsMessage>(client, 'Assignments', { sessionId: first.sessionId });
     assignments.on('data', (m: AssignmentsMessage) => {
       this.lastTasks = m.tasks;
+      this.lastFiles = { secrets: m.secrets, configs: m.configs };
       for (const fn of this.assignmentListeners) {
-        try { fn(m.tasks); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
+        try { fn(m.tasks, this.lastFiles); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
       }
     });
     const assignmentsEnded = new Promise<never>((_, reject) => {

@@ -2,6 +2,7 @@ import type { Task, TaskState, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank as rank } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { TaskContainer, TaskExecutor } from '../executor/executor.js';
+import type { TaskFile } from '../executor/task-files.js';
 
 export interface RunnerContext {
   executor: TaskExecutor;
@@ -9,6 +10,8 @@ export interface RunnerContext {
   /** Queues the status for the managers; never waits for them (the worker sends in order). */
   report(taskId: string, status: TaskStatus): void;
   log: Logger;
+  /** The task's secret and config files; throws when one did not come with the assignments. */
+  files?(task: Task): TaskFile[];
 }
 
 /**
@@ -117,7 +120,7 @@ export class TaskRunner {
     switch (s) {
       case 'preparing':
         try {
-          this.container = await this.ctx.executor.prepare(t, this.ctx.nodeId);
+          this.container = await this.ctx.executor.prepare(t, this.ctx.nodeId, this.ctx.files?.(t));
         } catch (e) {
           return this.fatal(e);
         }

@@ -1,6 +1,7 @@
 import type { Task, TaskStatus } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
-import type { AgentLink } from '../link.js';
+import type { AgentLink, AssignedFiles } from '../link.js';
+import { taskFiles } from '../executor/task-files.js';
 import type { TaskExecutor } from '../executor/executor.js';
 import { TaskRunner } from './task-runner.js';
 
@@ -18,6 +19,8 @@ export class Worker {
   private stopped = false;
   private membership?: NodeJS.Timeout;
   private lastNodeId?: string;
+  /** Secrets and configs of the assigned tasks, as the last assignment sent them: memory only. */
+  private files?: AssignedFiles;
 
   constructor(
     private readonly link: AgentLink,
@@ -27,7 +30,7 @@ export class Worker {
   ) {}
 
   start(checkMs = 2000): void {
-    this.link.onAssignments((tasks) => this.enqueue(tasks));
+    this.link.onAssignments((tasks, files) => this.enqueue(tasks, false, files));
     // Leaving the swarm ends the session without a last assignment: this node then runs no tasks.
     this.lastNodeId = this.nodeId();
     this.membership = setInterval(() => {
@@ -41,11 +44,11 @@ export class Worker {
     this.membership.unref();
   }
 
-  private enqueue(tasks: Task[], leaving = false): void {
+  private enqueue(tasks: Task[], leaving = false, files?: AssignedFiles): void {
     if (this.stopped) return;
     this.log.debug({ tasks: tasks.length }, 'assignments received');
     // Serialized: reconciling one set at a time keeps removals from racing creations.
-    this.queue = this.queue.then(() => this.assign(tasks, leaving)).catch((err) => this.log.error({ err }, 'assignment failed'));
+    this.queue = this.queue.then(() => this.assign(tasks, leaving, files)).catch((err) => this.log.error({ err }, 'assignment failed'));
   }
 
   /** Stops driving tasks; containers keep running (conmon holds them). */
@@ -61,14 +64,15 @@ export class Worker {
     return new Map([...this.runners].map(([id, r]) => [id, r.state]));
   }
 
-  async assign(tasks: Task[], leaving = false): Promise<void> {
+  async assign(tasks: Task[], leaving = false, files?: AssignedFiles): Promise<void> {
     const nodeId = this.nodeId();
     if (!nodeId && !leaving) return;
+    this.files = files;
     const ids = new Set(tasks.map((t) => t.ID));
     for (const t of tasks) {
       let r = this.runners.get(t.ID);
       if (!r) {
-        r = new TaskRunner(t, { executor: this.executor, nodeId: nodeId!, report: (id, s) => this.report(id, s), log: this.log });
+        r = new TaskRunner(t, { executor: this.executor, nodeId: nodeId!, report: (id, s) => this.report(id, s), log: this.log, files: (task) => taskFiles(task, this.files) });
         this.runners.set(t.ID, r);
       }
       r.update(t);

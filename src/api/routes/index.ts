@@ -9,6 +9,7 @@ import { nodeRoutes } from './nodes.js';
 import { serviceRoutes } from './services.js';
 import { taskRoutes } from './tasks.js';
 import { serviceLogRoutes } from './service-logs.js';
+import { secretRoutes } from './secrets.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import { volumeRoutes } from './volumes.js';
 
@@ -25,5 +26,6 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   serviceRoutes(router, () => swarm.controlStore());
   taskRoutes(router, () => swarm.controlStore());
   serviceLogRoutes(router, swarm);
+  secretRoutes(router, () => { const m = swarm.requireManager(); return { store: m.store, dek: m.o.dek }; });
   return router;
 }

@@ -6,6 +6,7 @@ import { ApiError, badRequest, notFound } from '../../util/errors.js';
 import { newSwarmId } from '../../util/ids.js';
 import { checkPortConflicts, modeName, normalizeSpec, randomName, resolveNetworks, rpcError, validateSpec } from '../../manager/orchestrator/service-spec.js';
 import { isGlobal } from '../../manager/orchestrator/task.js';
+import { checkReferencesExist } from '../../manager/secrets/spec.js';
 
 const isJob = (spec: ServiceSpec) => !!spec.Mode?.ReplicatedJob || !!spec.Mode?.GlobalJob;
 
@@ -134,6 +135,7 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
       throw rpcError('AlreadyExists', `name conflicts with an existing object: service ${spec.Name} already exists`);
     }
     checkPortConflicts(spec, services);
+    checkReferencesExist(spec, store);
     const now = new Date().toISOString();
     const service: Service = {
       ID: newSwarmId(),
@@ -162,6 +164,7 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
     if (JSON.stringify(spec.EndpointSpec ?? null) !== JSON.stringify(current.Spec.EndpointSpec ?? null)) {
       checkPortConflicts(spec, store.list('services'), current.ID);
     }
+    checkReferencesExist(spec, store);
     if (modeName(spec) !== modeName(current.Spec)) throw rpcError('Unimplemented', 'service mode change is not allowed');
     if (spec.Name !== current.Spec.Name) throw rpcError('Unimplemented', 'renaming services is not supported');
     if (version !== current.Version.Index) throw rpcError('Unknown', 'update out of sequence');

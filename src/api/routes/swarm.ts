@@ -1,6 +1,6 @@
 import type { Router } from '../router.js';
 import type { SwarmNode, InitRequest, JoinRequest } from '../../cluster/swarm-node.js';
-import { mergeClusterSpec, tlsInfo } from '../../cluster/swarm-node.js';
+import { mergeClusterSpec } from '../../cluster/swarm-node.js';
 import { createRootCA } from '../../manager/ca/root-ca.js';
 import type { ClusterSpec } from '../../cluster/types.js';
 import { generateJoinToken } from '../../manager/ca/tokens.js';
@@ -49,17 +49,16 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
     const wasLocked = !!c.Spec.EncryptionConfig?.AutoLockManagers;
     const autolock = !!next.Spec.EncryptionConfig?.AutoLockManagers;
     const newKey = autolock && (!wasLocked || ctx.bool('rotateManagerUnlockKey'));
-    let root = c.TLSInfo.TrustRoot;
+    // Join tokens name the root the cluster shows; during a rotation that is still the old one.
+    const root = c.TLSInfo.TrustRoot;
     const forceRotate = spec.CAConfig?.ForceRotate ?? 0;
     if (forceRotate !== (c.Spec.CAConfig?.ForceRotate ?? 0) || spec.CAConfig?.SigningCACert) {
       if (spec.CAConfig?.SigningCACert) throw badRequest('external or provided signing CA certificates are not supported; use --rotate alone');
-      // swarm ca --rotate: a new root; both join tokens follow it (their digest names the root).
-      const next2 = await createRootCA();
-      await m.rotateRootCA(next2);
-      root = next2.certPem;
-      next.TLSInfo = tlsInfo(root);
+      // swarm ca --rotate: the CA signs with a new root from now on; the cluster goes on showing
+      // the old root and its join tokens until every node holds a certificate from the new one
+      // (ca/rotation.ts then switches both, as SwarmKit's finishRootRotation).
+      await m.rotateRootCA(await createRootCA());
       next.RootRotationInProgress = true;
-      next.JoinTokens = { Worker: generateJoinToken(root), Manager: generateJoinToken(root) };
     }
     if (ctx.bool('rotateWorkerToken')) next.JoinTokens.Worker = generateJoinToken(root);
     if (ctx.bool('rotateManagerToken')) next.JoinTokens.Manager = generateJoinToken(root);

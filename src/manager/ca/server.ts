@@ -14,6 +14,8 @@ export interface CAServerDeps {
   clusterId: string;
   /** The signing root; during a rotation also the new root cross-signed by the old one. */
   ca(): RootCAMaterial & { intermediate?: string };
+  /** The root the cluster shows (the old one until a rotation ends): what joiners check their token against. */
+  shownRoot(): string;
   /** The CA of etcd's peer and client TLS: the swarm's first root, kept through rotations. */
   etcdCA(): RootCAMaterial;
   identify(call: grpc.ServerUnaryCall<unknown, unknown>): PeerIdentity | undefined;
@@ -31,7 +33,7 @@ export function nodeCertExpiryMs(store: Store): number {
  */
 export function caHandlers(d: CAServerDeps): grpc.UntypedServiceImplementation {
   return {
-    GetRootCACertificate: (_call: grpc.ServerUnaryCall<object, RootCAResponse>, cb: grpc.sendUnaryData<RootCAResponse>) => cb(null, { certificate: d.ca().certPem }),
+    GetRootCACertificate: (_call: grpc.ServerUnaryCall<object, RootCAResponse>, cb: grpc.sendUnaryData<RootCAResponse>) => cb(null, { certificate: d.shownRoot() }),
 
     IssueNodeCertificate: async (call: grpc.ServerUnaryCall<IssueRequest, IssueResponse>, cb: grpc.sendUnaryData<IssueResponse>) => {
       try {

@@ -9,6 +9,7 @@ import { VersionConflict, type StoreEvent } from '../store/store.js';
 import type { Logger } from '../../util/log.js';
 import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, NodeDescriptionRequest, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
 import { LIVENESS_PREFIX } from './liveness.js';
+import { assignedFiles } from './task-files.js';
 
 /** SwarmKit defaults: heartbeat 5 s, TTL = 3 periods, status batches every 100 ms. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
@@ -31,6 +32,10 @@ export interface DispatcherDeps {
   /** Identity of the caller from its client certificate (undefined: none or not ours). */
   identify(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): PeerIdentity | undefined;
   rootCA(): string;
+  /** The root the CA signs with: a node holding a certificate from another one asks for a new one. */
+  signingRoot(): string;
+  /** The swarm's data-encryption key: opens the secrets sent with assignments. */
+  dek?: Buffer;
 }
 
 /** Tasks an agent must know about: assigned to it and either wanted running or still to be stopped. */
@@ -134,7 +139,7 @@ export class Dispatcher {
     this.d.log.info({ node: id.nodeId, addr: observed, session: session.id, registrations }, 'agent session registered');
     const send = () => {
       const node = this.d.store.get('nodes', id.nodeId);
-      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA() });
+      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA(), signingRoot: this.d.signingRoot() });
     };
     send();
     this.resenders.add(send);
@@ -215,7 +220,10 @@ export class Dispatcher {
       return;
     }
     const byNode = this.taskIndex();
-    const send = () => call.write({ tasks: assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId) });
+    const send = () => {
+      const tasks = assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId);
+      call.write({ tasks, ...assignedFiles(this.d.store, this.d.dek, tasks) });
+    };
     send();
     let timer: NodeJS.Timeout | undefined;
     let lastSent = Date.now();

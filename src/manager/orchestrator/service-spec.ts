@@ -1,6 +1,7 @@
 import type { Network, Service, ServiceSpec } from '../../cluster/types.js';
 import { ApiError } from '../../util/errors.js';
 import { parseConstraints } from '../scheduler/constraint.js';
+import { validateReferences } from '../secrets/spec.js';
 
 /**
  * What a valid service spec is (swarmkit controlapi/service.go), with the errors Docker
@@ -59,6 +60,7 @@ export function validateSpec(spec: ServiceSpec): void {
   } catch (e) {
     throw rpcError('InvalidArgument', (e as Error).message);
   }
+  validateReferences(task.ContainerSpec);
   if (!task.ContainerSpec) throw rpcError('InvalidArgument', 'TaskSpec: missing runtime');
   const image = task.ContainerSpec.Image ?? '';
   if (!image) throw rpcError('InvalidArgument', 'ContainerSpec: image reference must be provided');

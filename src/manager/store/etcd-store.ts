@@ -4,7 +4,7 @@ import { LeaderLost, VersionConflict, type Change, type Store, type StoreEvent, 
 import type { Logger } from '../../util/log.js';
 
 export const PREFIX = '/shoal/v1/';
-const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks'];
+const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks', 'secrets', 'configs'];
 /** Objects changed per etcd transaction; etcd runs with --max-txn-ops above twice this. */
 const MAX_CHANGES_PER_TXN = 1000;
 
