@@ -19,6 +19,8 @@ import {
   listRecordIds,
   loadRecord,
   saveRecord,
+  saveRecordAsync,
+  forgetRecord,
   type ContainerConfig,
   type ContainerRecord,
   type HostConfig,
@@ -356,7 +358,7 @@ export class ContainerManager {
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
-      saveRecord(p.record, rec);
+      await saveRecordAsync(p.record, rec);
       this.records.set(id, rec);
       this.log.info({ id, name, image: cfg.Image }, 'container created');
       this.event(rec, 'create');
@@ -432,7 +434,7 @@ export class ContainerManager {
       }
       lap('network');
       for (const hook of this.startHooks) await hook(rec, pid);
-      await this.runc.start(id);
+      await this.runc.start(id, pid);
       lap('start');
     } catch (e) {
       const msg = runtimeMessage(e);
@@ -449,22 +451,28 @@ export class ContainerManager {
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false, Health: undefined };
     rec.manuallyStopped = false;
-    saveRecord(p.record, rec);
+    await saveRecordAsync(p.record, rec);
     this.watchHealth(rec);
     this.log.info({ id, pid, ms: t }, 'container started');
     this.event(rec, 'start');
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
-  private async teardown(rec: ContainerRecord): Promise<void> {
+  private async teardown(rec: ContainerRecord, t: Record<string, number> = {}): Promise<void> {
+    let t0 = performance.now();
+    const lap = (k: string) => { const n = performance.now(); t[k] = Math.round(n - t0); t0 = n; };
     this.health.get(rec.id)?.stop();
     this.health.delete(rec.id);
     await this.ports.unpublish(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
     rec.published = undefined;
-    await this.runc.delete(rec.id);
+    lap('ports');
+    if (!this.runc.removeStopped(rec.id)) await this.runc.delete(rec.id);
+    lap('runcDelete');
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
     await this.userBridges?.disconnectAll(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge network disconnect failed'));
+    lap('network');
     await unmountRootfs(this.paths(rec.id).rootfs);
+    lap('umount');
     await releaseMounts(this.volumes, rec, this.log);
     rec.conmonPid = undefined;
   }
@@ -474,7 +482,8 @@ export class ContainerManager {
     const rec = this.get(ref);
     // Also cancels a pending restart by policy.
     rec.manuallyStopped = true;
-    saveRecord(this.paths(rec.id).record, rec);
+    // Off the event loop: a scale-down stops many containers at once.
+    await saveRecordAsync(this.paths(rec.id).record, rec).catch((e) => { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; });
     // A start in flight (a restart by policy, say) finishes first, then is stopped.
     await this.locked(rec.id, async () => undefined);
     rec.manuallyStopped = true; // that start cleared it
@@ -483,10 +492,10 @@ export class ContainerManager {
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
     this.event(rec, 'kill', { signal: String(sig) });
-    await this.runc.kill(rec.id, sig).catch(() => undefined);
+    await this.signal(rec, sig);
     if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return this.event(rec, 'stop');
     this.log.info({ id: rec.id, timeoutSec: t }, 'container ignored its stop signal; killing');
-    await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+    await this.signal(rec, 9);
     if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     this.event(rec, 'stop');
   }
@@ -620,7 +629,7 @@ export class ContainerManager {
     const joined = primary ? !rec.leftDefaultBridge : (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name);
     if (!joined) throw serverError(`container ${rec.id} is not connected to network ${DEFAULT_BRIDGE.name}`);
     await this.locked(rec.id, async () => {
-      await this.bridge.disconnect(rec.id);
+      await this.bridge.disconnect(rec.id, { now: true });
       if (primary) {
         rec.leftDefaultBridge = true;
         await this.ports.unpublish(rec.id);
@@ -748,7 +757,7 @@ export class ContainerManager {
         throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       }
       await this.thaw(rec);
-      await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+      await this.signal(rec, 9);
       if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await this.locked(rec.id, async () => {
@@ -757,8 +766,9 @@ export class ContainerManager {
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);
-      fs.rmSync(p.dir, { recursive: true, force: true });
-      fs.rmSync(p.run, { recursive: true, force: true });
+      // On the thread pool: a removal burst must not hold the event loop (unlink per file).
+      await Promise.all([p.dir, p.run].map((d) => fs.promises.rm(d, { recursive: true, force: true })));
+      forgetRecord(p.record);
       fs.rmSync(path.join(this.exitsDir, rec.id), { force: true });
       this.records.delete(rec.id);
       if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);
@@ -854,6 +864,21 @@ export class ContainerManager {
     mon.start();
   }
 
+  /**
+   * Signals the container's init straight from here when it is still conmon's child (no
+   * `runc kill` process per stop; the check guards against a reused PID). SIGKILL to the init
+   * of the container's own PID namespace ends every process in it, as `runc kill --all` would.
+   */
+  private async signal(rec: ContainerRecord, sig: number): Promise<void> {
+    if (rec.state.Pid && rec.conmonPid && parentPid(rec.state.Pid) === rec.conmonPid) {
+      try {
+        process.kill(rec.state.Pid, sig);
+        return;
+      } catch { /* gone meanwhile: runc decides */ }
+    }
+    await this.runc.kill(rec.id, sig, sig === 9).catch(() => undefined);
+  }
+
   /** Signals reach frozen processes only once thawed. */
   private async thaw(rec: ContainerRecord): Promise<void> {
     if (rec.state.Status !== 'paused') return;
@@ -887,6 +912,7 @@ export class ContainerManager {
   private queueExit(id: string): void {
     if (!/^[a-f0-9]{64}$/.test(id) || this.exitsPending.has(id)) return;
     if (!fs.existsSync(path.join(this.exitsDir, id))) return;
+    this.log.debug({ id }, 'exit file seen');
     this.exitsPending.add(id);
     void this.locked(id, () => this.handleExit(id))
       .catch((e) => this.log.error({ err: e, id }, 'exit handling failed'))
@@ -908,13 +934,17 @@ export class ContainerManager {
   }
 
   private async markExited(rec: ContainerRecord, code: number): Promise<void> {
-    await this.teardown(rec);
+    this.health.get(rec.id)?.stop();
     rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: new Date().toISOString() };
-    saveRecord(this.paths(rec.id).record, rec);
     this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
-    this.log.info({ id: rec.id, code }, 'container exited');
     this.event(rec, 'die', { exitCode: String(code) });
+    // Waiters (stop, wait, the swarm task) learn of the exit now; the write and clean-up
+    // below still hold the container's lock, so a start or remove waits for them.
     this.emitter.emit(`exit:${rec.id}`);
+    await saveRecordAsync(this.paths(rec.id).record, rec);
+    const t: Record<string, number> = {};
+    await this.teardown(rec, t);
+    this.log.info({ id: rec.id, code, ms: t }, 'container exited');
     if (rec.hostConfig.AutoRemove) {
       setImmediate(() => void this.remove(rec.id, { force: true, volumes: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
     } else if (this.wantsRestart(rec)) {
@@ -1058,6 +1088,16 @@ function mergeEnv(base: string[], over: string[]): string[] {
     out.set(i < 0 ? e : e.slice(0, i), e);
   }
   return [...out.values()];
+}
+
+/** The parent of `pid` from /proc (undefined when it is gone). */
+function parentPid(pid: number): number | undefined {
+  try {
+    const m = /^PPid:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function readPid(file: string): number | undefined {
