@@ -86,6 +86,8 @@ async function withShoal<T>(tar: string, fn: (e: Engine) => Promise<T>): Promise
     if (i.code !== 0) throw new Error(`swarm init (shoal): ${i.stderr}`);
     return await fn({ socket: d.socket, docker: (a) => d.docker(a) });
   } finally {
+    // SHOAL_BENCH_LOG=<file>: keep shoald's log (per-container phase timings) for analysis.
+    if (process.env.SHOAL_BENCH_LOG) fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.SHOAL_BENCH_LOG);
     await d.destroy();
   }
 }

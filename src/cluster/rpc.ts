@@ -91,7 +91,8 @@ export interface AttachNetworkResponse { task: Task }
 /** Detaches this node's container from `networkId` (`docker network disconnect`), or from every network. */
 export interface DetachNetworkRequest { containerId: string; networkId?: string }
 
-export interface JoinRequest { addr: string }
+/** promotion: a node of the swarm becoming a manager, not a new node joining (its node object stays if the join fails). */
+export interface JoinRequest { addr: string; promotion?: boolean }
 /** dek: the swarm's data-encryption key (base64), for a joining manager. */
 export interface JoinResponse { initialCluster: string; clusterToken: string; dek?: string }
 export interface LeaveRequest { nodeId: string }

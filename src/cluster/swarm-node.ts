@@ -11,7 +11,7 @@ import { ApiError, badRequest, unavailable } from '../util/errors.js';
 import { newSwarmId } from '../util/ids.js';
 import type { AgentLink } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
-import { Manager } from '../manager/manager.js';
+import { Manager, QuorumLost } from '../manager/manager.js';
 import { ingressNetwork } from '../manager/networks/swarm-networks.js';
 import type { Store } from '../manager/store/store.js';
 import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.js';
@@ -643,16 +643,29 @@ export class SwarmNode {
       .finally(() => (this.trustChange = undefined));
   }
 
-  /** Follows the role managers decided for this node; retries every 5 s as SwarmKit's role manager. */
+  /**
+   * Follows the role managers decided for this node; retries every 5 s as SwarmKit's role manager.
+   * A role decided while a change runs (a promote right after a demote: the session message
+   * arrives while the demotion still waits for its certificate) is followed once that change ends.
+   */
   private reconcileRole(want: 'manager' | 'worker'): void {
     this.wantedRole = want;
-    if (!this.state || want === this.state.role || this.roleChange) return;
+    if (!this.state || want === this.state.role) return;
+    if (this.roleChange) {
+      this.log.info({ role: want }, 'role change requested while another runs; following it next');
+      return;
+    }
     this.roleChange = this.exclusive(() => this.changeRole(want))
-      .catch((err) => {
+      .then(() => 0, (err) => {
         this.log.warn({ err, role: want }, 'role change failed; retrying');
-        setTimeout(() => this.wantedRole && this.reconcileRole(this.wantedRole), 5000);
+        return 5000;
       })
-      .finally(() => (this.roleChange = undefined));
+      .then((delay) => {
+        this.roleChange = undefined;
+        const again = () => this.wantedRole && this.reconcileRole(this.wantedRole);
+        if (delay) setTimeout(again, delay);
+        else again();
+      });
   }
 
   /**
@@ -661,24 +674,34 @@ export class SwarmNode {
    */
   private async changeRole(role: 'manager' | 'worker'): Promise<void> {
     const s = this.state;
-    // Another manager's CA: after a demotion this node's own manager is gone.
-    const remote = s?.managers.find((m) => m.nodeId && m.nodeId !== s.nodeId)?.addr ?? this.session?.current;
-    if (!s || s.role === role || !remote) return;
+    // Other managers' CAs: after a demotion this node's own manager is gone.
+    const remotes = this.otherManagers();
+    if (!s || s.role === role) return;
+    if (!remotes.length) throw new Error('no other manager known for the role change');
+    // Every step may be tried again (reconcileRole retries the whole change): each is idempotent.
     if (role === 'worker' && this.manager) {
-      await this.manager.removeMember(s.nodeId);
+      await this.manager.resign();
+      try {
+        await this.removeOwnMember(this.manager, s.nodeId, remotes);
+      } catch (e) {
+        this.manager.election.resume(); // still a manager until a retry succeeds
+        throw e;
+      }
+      this.log.info('etcd member removed for the demotion');
       await this.manager.stop();
       this.manager = undefined;
+      this.log.info('manager stopped for the demotion');
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
       this.applyUnlockKey(undefined); // workers are never locked
       this.dek = undefined;
       this.writeDek();
     }
-    const issued = await this.requestCertificate(remote);
+    const issued = await this.fromAnyManager(remotes, (r) => this.requestCertificate(r));
     if (issued.renewed.role !== role) throw new Error(`CA issued a ${issued.renewed.role} certificate, expected ${role}`);
     this.installCertificate(issued);
     if (role === 'manager') {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
-      const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: s.advertiseAddr });
+      const joined = await this.fromAnyManager(remotes, (r) => this.membershipCall<JoinResponse>(r, 'Join', { addr: s.advertiseAddr, promotion: true }));
       this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
       this.writeDek();
       await this.startManager(undefined, false, joined.initialCluster);
@@ -686,6 +709,47 @@ export class SwarmNode {
     s.role = role;
     this.saveState();
     this.log.info({ role }, 'node role changed');
+  }
+
+  /** Other managers' addresses, the session's own first. */
+  private otherManagers(): string[] {
+    const s = this.state;
+    if (!s) return [];
+    const own = `${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`;
+    const all = [this.session?.current, ...s.managers.filter((m) => m.nodeId !== s.nodeId).map((m) => m.addr)];
+    return [...new Set(all.filter((a): a is string => !!a && a !== own))];
+  }
+
+  /** `call` on the first manager that answers: one that is down or slow must not hold up a role change. */
+  private async fromAnyManager<T>(remotes: string[], call: (remote: string) => Promise<T>): Promise<T> {
+    let last: unknown;
+    for (const r of remotes) {
+      try {
+        return await call(r);
+      } catch (err) {
+        last = err;
+        this.log.warn({ err, manager: r }, 'manager call failed; trying the next manager');
+      }
+    }
+    throw last;
+  }
+
+  /**
+   * Leaves the etcd cluster for a demotion: through this manager's own member, or through another
+   * manager when that fails. etcd ends a member once it is removed, so a removal whose answer
+   * was lost (a timeout under load) leaves no local member to ask again.
+   */
+  private async removeOwnMember(m: Manager, nodeId: string, remotes: string[]): Promise<void> {
+    if (m.member.running) {
+      try {
+        await m.removeMember(nodeId);
+        return;
+      } catch (err) {
+        if (err instanceof QuorumLost) throw err;
+        this.log.warn({ err }, 'etcd member remove through the local member failed; asking another manager');
+      }
+    }
+    await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Leave', { nodeId }));
   }
 
   /** TrustRoot: the first root this node trusts; issuer: whatever signed its certificate. */

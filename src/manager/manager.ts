@@ -9,6 +9,7 @@ import { attachmentHandlers } from './networks/attachments.js';
 import { caService, dispatcherService, membershipService, peerIdentity, SwarmServerCredentials, SWARM_PORT, type JoinRequest, type JoinResponse, type LeaveRequest } from '../cluster/rpc.js';
 import type { Logger } from '../util/log.js';
 import { EtcdMember, etcdClient, peerUrl, waitForEtcd } from './store/etcd-member.js';
+import { QuorumLost, retryReconfig } from './store/etcd-reconfig.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/election.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
@@ -52,7 +53,15 @@ export interface ManagerOptions {
   forceNewCluster?: boolean;
 }
 
-export class QuorumLost extends Error {}
+export { QuorumLost };
+
+/** Waits for an etcd clean-up step at most `ms`; its failure does not matter to the caller. */
+async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void> {
+  if (!p) return;
+  let t: NodeJS.Timeout | undefined;
+  await Promise.race([p.catch(() => undefined), new Promise((r) => { t = setTimeout(r, ms); })]);
+  clearTimeout(t);
+}
 
 /**
  * Everything a manager runs: its etcd member and the store on it, the leader election and the
@@ -193,6 +202,7 @@ export class Manager {
   }
 
   private async renewPresence(): Promise<void> {
+    if (this.stopping) return; // a stopped manager's presence ends with it
     try {
       this.presence = this.client.lease(5);
       await this.presence.put(PRESENCE_PREFIX + this.o.nodeId).value(this.o.advertiseAddr);
@@ -213,6 +223,14 @@ export class Manager {
     if (ok !== this.hasQuorum) this.o.log.warn({ quorum: ok }, 'quorum changed');
     this.hasQuorum = ok;
     this.probing = false;
+  }
+
+  /**
+   * Stops campaigning and gives up leadership at once (a demotion): the other managers take over
+   * without waiting out this leader's lease, which a removed etcd member can no longer revoke.
+   */
+  async resign(): Promise<void> {
+    await bounded(this.election.stop());
   }
 
   isReachable(nodeId: string): boolean {
@@ -314,8 +332,9 @@ export class Manager {
           const initialCluster = await this.addMember(id.nodeId, call.request.addr);
           cb(null, { initialCluster, clusterToken: this.o.clusterId, dek: this.o.dek?.toString('base64') });
         } catch (e) {
-          // The joiner gives up: do not leave its node object behind.
-          await this.store.commit([{ kind: 'nodes', op: 'delete', id: this.identify(call)!.nodeId }]).catch(() => undefined);
+          // A new node gives up its join: do not leave its node object behind. A promoted node
+          // stays a member of the swarm and asks again.
+          if (!call.request.promotion) await this.store.commit([{ kind: 'nodes', op: 'delete', id: this.identify(call)!.nodeId }]).catch(() => undefined);
           cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message });
         }
       },
@@ -332,41 +351,31 @@ export class Manager {
     };
   }
 
-  /** etcd member add; returns the initial-cluster string for the new member. */
+  /**
+   * etcd member add; returns the initial-cluster string for the new member. Idempotent (a member
+   * with this peer URL is reused), so a joiner may ask again after an answer it did not get.
+   */
   async addMember(nodeId: string, addr: string): Promise<string> {
     const url = peerUrl(addr);
-    const list = await this.client.cluster.memberList({});
-    let members = list.members;
-    // etcd refuses a new voter until every current member has been healthy for a while
-    // (strict reconfig check): a manager joining right after another one waits for that.
-    for (let attempt = 0; !members.some((m) => m.peerURLs.includes(url)); attempt++) {
-      try {
-        members = (await this.client.cluster.memberAdd({ peerURLs: [url] })).members;
-      } catch (e) {
-        if (attempt >= 40 || !/unhealthy cluster/.test((e as Error).message)) throw e;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+    const members = await retryReconfig('member add', async (opts) => {
+      const list = (await this.client.cluster.memberList({}, opts)).members;
+      if (list.some((m) => m.peerURLs.includes(url))) return list;
+      return (await this.client.cluster.memberAdd({ peerURLs: [url] }, opts)).members;
+    });
     return members.map((m) => `${m.name || (m.peerURLs.includes(url) ? nodeId : m.ID)}=${m.peerURLs[0]}`).join(',');
   }
 
-  /** etcd member remove, refused when the remaining reachable members would lose quorum. */
+  /** etcd member remove, refused when the remaining reachable members would lose quorum. Idempotent. */
   async removeMember(nodeId: string): Promise<void> {
-    const { members } = await this.client.cluster.memberList({});
-    const m = members.find((x) => x.name === nodeId);
-    if (!m) return;
-    const remaining = members.length - 1;
-    const reachableAfter = members.filter((x) => x.name !== nodeId && this.reachable.has(x.name)).length;
-    if (remaining > 0 && reachableAfter < Math.floor(remaining / 2) + 1) throw new QuorumLost('can\'t remove member: not enough reachable managers would remain for a quorum');
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.client.cluster.memberRemove({ ID: m.ID });
-        return;
-      } catch (e) {
-        if (attempt >= 40 || !/unhealthy cluster/.test((e as Error).message)) throw e;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    }
+    await retryReconfig('member remove', async (opts) => {
+      const { members } = await this.client.cluster.memberList({}, opts);
+      const m = members.find((x) => x.name === nodeId);
+      if (!m) return;
+      const remaining = members.length - 1;
+      const reachableAfter = members.filter((x) => x.name !== nodeId && this.reachable.has(x.name)).length;
+      if (remaining > 0 && reachableAfter < Math.floor(remaining / 2) + 1) throw new QuorumLost('can\'t remove member: not enough reachable managers would remain for a quorum');
+      await this.client.cluster.memberRemove({ ID: m.ID }, opts);
+    });
   }
 
   async memberCount(): Promise<number> {
@@ -406,11 +415,14 @@ export class Manager {
     this.networkView.close();
     this.logs.close();
     if (this.server) await new Promise<void>((r) => { this.server!.tryShutdown(() => r()); setTimeout(() => { this.server?.forceShutdown(); r(); }, 2000); });
-    await this.election.stop().catch(() => undefined);
-    await this.presence?.revoke().catch(() => undefined);
-    await this.presenceWatch?.cancel().catch(() => undefined);
-    await this.caWatch?.cancel().catch(() => undefined);
-    await this.store.close();
+    // Each step talks to etcd, which may be gone (a demoted member ends itself once removed) or
+    // slow: etcd3 waits for a watch cancel's answer until it reconnects, which for a removed
+    // member is never. Bounded, as the member is stopped and the client closed below anyway.
+    await bounded(this.election.stop());
+    await bounded(this.presence?.revoke());
+    await bounded(this.presenceWatch?.cancel());
+    await bounded(this.caWatch?.cancel());
+    await bounded(this.store.close());
     this.client.close();
     this.electionClient.close();
     await this.member.stop();

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../src/util/run.js';
 
-const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'ls', 'true', 'false', 'env', 'hostname', 'id', 'ip', 'ps', 'kill', 'wc', 'head', 'tail', 'printf', 'trap', 'seq', 'date', 'grep', 'mkdir', 'touch', 'rm', 'wget', 'httpd', 'nc', 'ifconfig', 'pwd', 'test', 'uname', 'whoami'];
+const APPLETS = ['sh', 'sleep', 'echo', 'cat', 'ls', 'true', 'false', 'env', 'hostname', 'id', 'ip', 'ps', 'kill', 'wc', 'head', 'tail', 'printf', 'trap', 'seq', 'date', 'grep', 'mkdir', 'touch', 'rm', 'wget', 'httpd', 'nc', 'ifconfig', 'ping', 'nslookup', 'pwd', 'test', 'uname', 'whoami'];
 
 /** A rootfs tarball with Debian's static busybox and its applets, for `docker import`. Returns the tar path. */
 export async function busyboxRootfsTar(dir: string): Promise<string> {

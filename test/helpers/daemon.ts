@@ -87,6 +87,13 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     },
     async destroy() {
       await d.stop();
+      // SHOAL_KEEP_LOGS=<dir>: keep the daemon's log for a post-mortem.
+      if (process.env.SHOAL_KEEP_LOGS) {
+        fs.mkdirSync(process.env.SHOAL_KEEP_LOGS, { recursive: true });
+        fs.copyFileSync(path.join(dir, 'shoald.log'), path.join(process.env.SHOAL_KEEP_LOGS, `${name}.log`));
+        const etcdLog = path.join(dataRoot, 'swarm/etcd.log');
+        if (fs.existsSync(etcdLog)) fs.copyFileSync(etcdLog, path.join(process.env.SHOAL_KEEP_LOGS, `${name}.etcd.log`));
+      }
       await purgeDaemonState({ dataRoot, execRoot });
       for (const sb of (fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []).filter((n) => n.startsWith(`${name}-sb-`))) await deleteNetns(sb);
       if (ownNs) await deleteNetns(ns);

@@ -109,11 +109,14 @@ test('logs: whole log, --tail, --timestamps, --since, and -f until the container
   assert.match(ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z one$/);
   const future = (await docker('logs', '--since', String(Math.floor(Date.now() / 1000) + 3600), 'log1')).stdout;
   assert.equal(future, '');
+  // The last line can be read before the process has exited: rm without -f needs it stopped.
+  await docker('wait', 'log1');
   await docker('rm', 'log1');
 
   await docker('run', '-d', '--name', 'log2', IMG, 'sh', '-c', 'for i in 1 2 3; do echo tick$i; sleep 0.5; done');
   const f = await docker('logs', '-f', 'log2');
   assert.equal(f.stdout, 'tick1\ntick2\ntick3\n');
+  await docker('wait', 'log2');
   await docker('rm', 'log2');
 });
 

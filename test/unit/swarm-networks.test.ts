@@ -42,7 +42,8 @@ test('network rm: refused while a service or a live task uses it, with swarmkit 
   const svc = makeService('svc', { TaskTemplate: { Networks: [{ Target: n.ID }] } });
   await store.commit([{ kind: 'services', op: 'create', object: svc }]);
   await assert.rejects(removeSwarmNetwork(store, n), (e) => status(e) === `400 rpc error: code = FailedPrecondition desc = network ${n.ID} is in use by service ${svc.ID}`);
-  await store.commit([{ kind: 'services', op: 'delete', id: svc.ID }]);
+  // The service no longer names the network, but its old task still runs on it.
+  await store.commit([{ kind: 'services', op: 'update', object: { ...store.get('services', svc.ID)!, Spec: { ...svc.Spec, TaskTemplate: {} } } }]);
   const t: Task = { ...makeTask(svc, { Slot: 1 }), NetworksAttachments: [{ Network: n, Addresses: ['10.0.1.3/24'] }] };
   t.Status.State = 'running';
   await store.commit([{ kind: 'tasks', op: 'create', object: t }]);
@@ -52,6 +53,18 @@ test('network rm: refused while a service or a live task uses it, with swarmkit 
   done.DesiredState = 'shutdown';
   await store.commit([{ kind: 'tasks', op: 'update', object: done }]);
   await removeSwarmNetwork(store, n);
+});
+
+test('network rm right after its service is deleted (docker stack rm): the deleted service\'s running tasks do not hold it', async () => {
+  const store = new MemoryStore();
+  const n = allocated(newSwarmNetwork({ Name: 'stack_default', Driver: 'overlay' }, [], POOL), '10.0.1.0/24', 4097);
+  const svc = makeService('stack_web', { TaskTemplate: { Networks: [{ Target: n.ID }] } });
+  const t: Task = { ...makeTask(svc, { Slot: 1 }), NetworksAttachments: [{ Network: n, Addresses: ['10.0.1.3/24'] }] };
+  t.Status.State = 'running';
+  await store.commit([{ kind: 'networks', op: 'create', object: n }, { kind: 'services', op: 'create', object: svc }, { kind: 'tasks', op: 'create', object: t }]);
+  await store.commit([{ kind: 'services', op: 'delete', id: svc.ID }]);
+  await removeSwarmNetwork(store, n);
+  assert.equal(store.get('networks', n.ID), undefined);
   assert.throws(() => requireSwarmNetwork(store.list('networks'), 'net'), (e) => status(e) === '404 network net not found');
 });
 

@@ -99,3 +99,4 @@ export class ContainerExecutor implements TaskExecutor {
     return this.engine.containers.onHealth(containerId, fn);
   }
 }
+

@@ -36,13 +36,15 @@ export class DnsServer {
     const udp = dgram.createSocket('udp4');
     udp.on('message', (msg, rinfo) => {
       void this.answer(msg, rinfo.address).then((reply) => {
-        if (reply) udp.send(reply, rinfo.port, rinfo.address);
-      });
+        // A callback takes send errors (the asker gone meanwhile); a socket closed by stop() meanwhile throws.
+        if (reply && this.udp === udp) udp.send(reply, rinfo.port, rinfo.address, () => undefined);
+      }).catch(() => undefined);
     });
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
       udp.bind(port, address, () => resolve());
     });
+    udp.on('error', () => undefined);
     this.udp = udp;
     const tcp = net.createServer((sock) => this.serveTcp(sock));
     await new Promise<void>((resolve, reject) => {
@@ -53,7 +55,9 @@ export class DnsServer {
   }
 
   async stop(): Promise<void> {
-    this.udp?.close();
+    const udp = this.udp;
+    this.udp = undefined;
+    udp?.close();
     await new Promise<void>((r) => (this.tcp ? this.tcp.close(() => r()) : r()));
   }
 
@@ -104,14 +108,17 @@ export class DnsServer {
       const reply = await new Promise<Buffer | undefined>((resolve) => {
         const sock = dgram.createSocket('udp4');
         const timer = setTimeout(() => done(undefined), FORWARD_TIMEOUT_MS);
+        let finished = false;
         const done = (b: Buffer | undefined) => {
+          if (finished) return;
+          finished = true;
           clearTimeout(timer);
           sock.close();
           resolve(b);
         };
         sock.on('error', () => done(undefined));
         sock.on('message', (b) => done(b));
-        sock.send(msg, up.port, up.address);
+        sock.send(msg, up.port, up.address, (err) => err && done(undefined));
       });
       if (reply) return reply;
     }

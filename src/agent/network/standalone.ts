@@ -152,7 +152,9 @@ export class StandaloneAttachments {
   private async beforeStart(rec: ContainerRecord, pid: number): Promise<void> {
     const mode = rec.hostConfig.NetworkMode ?? 'default';
     if (mode.startsWith('container:') || rec.config.Labels?.[TASK_LABEL]) return;
-    const wanted = [...(LOCAL_MODES.has(mode) ? [] : [mode]), ...(mode === 'host' || mode === 'none' ? [] : rec.connectedNetworks ?? [])];
+    // User-defined bridges are the engine's own: it joins them itself.
+    const wanted = [...(LOCAL_MODES.has(mode) ? [] : [mode]), ...(mode === 'host' || mode === 'none' ? [] : rec.connectedNetworks ?? [])]
+      .filter((n) => !LOCAL_MODES.has(n) && !this.engine.containers.isUserBridge(n));
     if (!wanted.length) return;
     const tasks = new Map<string, Task>();
     try {

@@ -7,7 +7,8 @@ import type { TaskFile } from '../executor/task-files.js';
 export interface RunnerContext {
   executor: TaskExecutor;
   nodeId: string;
-  report(taskId: string, status: TaskStatus): Promise<void>;
+  /** Queues the status for the managers; never waits for them (the worker sends in order). */
+  report(taskId: string, status: TaskStatus): void;
   log: Logger;
   /** The task's secret and config files; throws when one did not come with the assignments. */
   files?(task: Task): TaskFile[];
@@ -26,7 +27,6 @@ export class TaskRunner {
   private running?: Promise<void>;
   private again = false;
   private unwatch?: () => void;
-  private unreported = false;
   private closed = false;
   /** This runner started the container: a stopped one in STARTING has exited, not yet begun. */
   private startIssued = false;
@@ -66,8 +66,9 @@ export class TaskRunner {
       do {
         this.again = false;
         try {
-          if (this.unreported) await this.flush();
-          while (!this.closed && (await this.step())) await this.flush();
+          // Each state is reported as it is reached, without waiting for the managers: the
+          // next step (a container start, say) does not wait for a round trip.
+          while (!this.closed && (await this.step())) this.ctx.report(this.task.ID, this.status);
         } catch (e) {
           this.ctx.log.warn({ err: e, task: this.task.ID }, 'task step failed; will retry');
           setTimeout(() => this.kick(), 1000).unref();
@@ -92,12 +93,6 @@ export class TaskRunner {
     if (!c) return;
     if (c.running) await this.ctx.executor.stop(c.containerId, this.task.Spec.ContainerSpec?.StopGracePeriod);
     await this.ctx.executor.remove(c.containerId);
-  }
-
-  private async flush(): Promise<void> {
-    this.unreported = true;
-    await this.ctx.report(this.task.ID, this.status);
-    this.unreported = false;
   }
 
   private transition(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): true {

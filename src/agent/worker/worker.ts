@@ -46,6 +46,7 @@ export class Worker {
 
   private enqueue(tasks: Task[], leaving = false, files?: AssignedFiles): void {
     if (this.stopped) return;
+    this.log.debug({ tasks: tasks.length }, 'assignments received');
     // Serialized: reconciling one set at a time keeps removals from racing creations.
     this.queue = this.queue.then(() => this.assign(tasks, leaving, files)).catch((err) => this.log.error({ err }, 'assignment failed'));
   }
@@ -77,13 +78,16 @@ export class Worker {
       r.update(t);
     }
     const gone: Promise<void>[] = [];
+    const closing = new Set<string>();
     for (const [id, r] of this.runners) {
       if (ids.has(id)) continue;
       this.runners.delete(id);
+      closing.add(id);
       gone.push(r.close().catch((err) => this.log.warn({ err, task: id }, 'removing task container failed')));
     }
     for (const c of this.executor.list()) {
-      if (ids.has(c.taskId) || this.runners.has(c.taskId)) continue;
+      // A closing runner removes its own container; only containers nobody drives are orphans.
+      if (ids.has(c.taskId) || this.runners.has(c.taskId) || closing.has(c.taskId)) continue;
       this.log.info({ task: c.taskId, container: c.containerId }, 'removing container of a task not assigned here');
       gone.push((async () => {
         if (c.running) await this.executor.stop(c.containerId);
@@ -94,21 +98,31 @@ export class Worker {
   }
 
   /**
-   * Reports made in the same turn of the event loop go out as one call: many tasks moving at
-   * once cost one round trip, not one each (swarmkit's agent batches the same way).
+   * Statuses go out in the order they were reached, without holding up the runners: whatever
+   * queued while one call was in flight goes in the next one (swarmkit's agent reports in the
+   * background the same way), so many tasks moving at once cost a few round trips, not one each.
    */
-  private report(taskId: string, status: TaskStatus): Promise<void> {
-    if (!this.pendingReports) {
-      const batch: { taskId: string; status: TaskStatus }[] = [];
-      const sent = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        this.pendingReports = undefined;
-        return this.link.reportStatus(batch);
-      });
-      this.pendingReports = { batch, sent };
-    }
-    this.pendingReports.batch.push({ taskId, status });
-    return this.pendingReports.sent;
+  private report(taskId: string, status: TaskStatus): void {
+    this.reports.push({ taskId, status });
+    if (!this.sending) this.sending = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendReports());
   }
 
-  private pendingReports?: { batch: { taskId: string; status: TaskStatus }[]; sent: Promise<void> };
+  private async sendReports(): Promise<void> {
+    while (this.reports.length && !this.stopped) {
+      const batch = this.reports;
+      this.reports = [];
+      try {
+        await this.link.reportStatus(batch);
+      } catch (err) {
+        // Kept for tasks still assigned here (as the runners used to retry); sent again shortly.
+        this.log.warn({ err }, 'status report failed; will retry');
+        this.reports = [...batch.filter((u) => this.runners.has(u.taskId)), ...this.reports];
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
+    this.sending = undefined;
+  }
+
+  private reports: { taskId: string; status: TaskStatus }[] = [];
+  private sending?: Promise<void>;
 }

@@ -1,9 +1,12 @@
 import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest } from '../../util/errors.js';
-import type { ContainerConfig, HostConfig, WaitCondition } from '../../engine/containers/manager.js';
+import type { ContainerConfig, CreateOptions, HostConfig, WaitCondition } from '../../engine/containers/manager.js';
 import { attach, parseTimeParam, streamLogs } from '../../engine/containers/io.js';
 import type { ExecConfig } from '../../engine/containers/exec.js';
+import { emptyStats, sampleStats, ZERO_READ, type ContainerStats } from '../../engine/containers/stats.js';
+import { cgroupsPathOf } from '../../engine/containers/spec.js';
+import type { UpdateConfig } from '../../engine/containers/update.js';
 
 /** Optional integer query value (`t` of stop/restart); undefined when absent. */
 function optInt(v: string | null, name: string): number | undefined {
@@ -17,11 +20,10 @@ export function containerRoutes(router: Router, engine: Engine): void {
   const m = engine.containers;
 
   router.post('/containers/create', async (ctx) => {
-    const body = await ctx.json<ContainerConfig & { HostConfig?: HostConfig; NetworkingConfig?: unknown }>();
+    const body = await ctx.json<ContainerConfig & { HostConfig?: HostConfig; NetworkingConfig?: { EndpointsConfig?: CreateOptions['endpointsConfig'] } | null }>();
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('config cannot be empty in order to create a container');
-    const { HostConfig: hostConfig, NetworkingConfig: _net, ...config } = body;
-    void _net;
-    const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig });
+    const { HostConfig: hostConfig, NetworkingConfig: net, ...config } = body;
+    const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig, endpointsConfig: net?.EndpointsConfig });
     return { status: 201, body: created };
   });
 
@@ -69,6 +71,43 @@ export function containerRoutes(router: Router, engine: Engine): void {
     const name = ctx.query.get('name');
     if (!name) throw badRequest('Neither old nor new names may be empty');
     m.rename(ctx.params.id, name);
+  });
+
+  router.get('/containers/:id/stats', async (ctx) => {
+    const stream = ctx.bool('stream', true);
+    const oneShot = ctx.bool('one-shot');
+    if (oneShot && stream) throw badRequest('cannot have stream=true and one-shot=true');
+    const id = m.get(ctx.params.id).id;
+    const sample = (prev?: ContainerStats): ContainerStats | undefined => {
+      const rec = m.find(id);
+      if (!rec) return undefined;
+      return rec.state.Status === 'running' || rec.state.Status === 'paused' ? sampleStats(rec, cgroupsPathOf(id), prev) : emptyStats(rec);
+    };
+    const res = ctx.stream(200, 'application/json');
+    let closed = false;
+    res.on('close', () => (closed = true));
+    // dockerd samples every second; precpu_stats is the sample before.
+    const tick = () => new Promise((r) => setTimeout(r, 1000));
+    let s = sample();
+    if (!stream) {
+      if (!oneShot && s && s.read !== ZERO_READ) {
+        await tick();
+        s = sample(s) ?? s;
+      }
+      res.end(JSON.stringify(s) + '\n');
+      return;
+    }
+    while (!closed && s) {
+      res.write(JSON.stringify(s) + '\n');
+      await tick();
+      s = sample(s.read !== ZERO_READ ? s : undefined);
+    }
+    res.end();
+  });
+
+  router.post('/containers/:id/update', async (ctx) => {
+    const body = await ctx.json<UpdateConfig>();
+    return { body: await m.update(ctx.params.id, body) };
   });
 
   router.get('/containers/:id/top', async (ctx) => ({ body: await m.top(ctx.params.id, ctx.query.get('ps_args') || '-ef') }));

@@ -12,6 +12,7 @@ import { serviceLogRoutes } from './service-logs.js';
 import { secretRoutes } from './secrets.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import { volumeRoutes } from './volumes.js';
+import { containerFileRoutes } from './container-files.js';
 
 /** Every Engine API route this daemon serves. */
 export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: LocalSwarmNetworks): Router {
@@ -20,6 +21,7 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   networkRoutes(router, engine, swarm, localNetworks);
   imageRoutes(router, engine);
   containerRoutes(router, engine);
+  containerFileRoutes(router, engine);
   volumeRoutes(router, engine);
   swarmRoutes(router, swarm);
   nodeRoutes(router, swarm);

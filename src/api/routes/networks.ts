@@ -1,6 +1,6 @@
 import type { Handler, Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
-import { badRequest, forbidden, notFound, notImplemented } from '../../util/errors.js';
+import { badRequest, conflict, forbidden, notFound, notImplemented } from '../../util/errors.js';
 import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
 import { parseSubnet } from '../../engine/network/ipv4.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
@@ -8,6 +8,7 @@ import type { Network } from '../../cluster/types.js';
 import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork, type NetworkCreateRequest } from '../../manager/networks/swarm-networks.js';
 import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../cluster/swarm-node.js';
 import { unavailable } from '../../util/errors.js';
+import type { UserNetwork } from '../../engine/network/user-bridges.js';
 
 /** A network as the Engine API shows it (swagger `Network`, v1.41). */
 export interface NetworkResource {
@@ -17,7 +18,7 @@ export interface NetworkResource {
   Scope: string;
   Driver: string;
   EnableIPv6: boolean;
-  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; Gateway?: string }[] };
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; IPRange?: string; Gateway?: string }[] };
   Internal: boolean;
   Attachable: boolean;
   Ingress: boolean;
@@ -63,6 +64,24 @@ export function builtinNetworks(engine: Engine): NetworkResource[] {
     };
   }
   return [bridge, base('host', ids.host, 'host'), base('none', ids.none, 'null')];
+}
+
+/** A user-defined bridge as the Engine API shows it. */
+export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResource {
+  const prefixLen = n.subnet.split('/')[1];
+  const containers: NetworkResource['Containers'] = {};
+  for (const ep of Object.values(n.endpoints)) {
+    containers[ep.containerId] = {
+      Name: engine.userBridges.containerName(ep.containerId) ?? '', EndpointID: ep.endpointId, MacAddress: ep.mac,
+      IPv4Address: `${ep.ip}/${prefixLen}`, IPv6Address: '',
+    };
+  }
+  return {
+    Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: 'bridge', EnableIPv6: false,
+    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway }] },
+    Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
+    Containers: containers, Options: { ...n.options }, Labels: { ...n.labels },
+  };
 }
 
 /** Docker's filter match: the value as a regular expression, or failing that a substring. */
@@ -151,7 +170,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       return local?.networks() ?? [];
     }
   };
-  const all = () => [...builtinNetworks(engine), ...swarmNetworks().map((n) => {
+  const all = () => [...builtinNetworks(engine), ...engine.userBridges.list().map((n) => userBridgeResource(engine, n)), ...swarmNetworks().map((n) => {
     const r = swarmNetworkResource(n, local?.endpoints(n.ID));
     const peers = local?.peers(n.ID);
     return peers ? { ...r, Peers: peers } : r;
@@ -175,7 +194,16 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     const req = await ctx.json<NetworkCreateRequest>();
     if (BUILTIN.has(req.Name ?? '')) throw forbidden(`${req.Name} is a pre-defined network and cannot be created`);
     const driver = req.Driver || 'bridge';
-    if (driver !== 'overlay') throw notImplemented(`network driver ${driver}: only swarm overlay networks can be created`);
+    if (driver === 'bridge' && !req.Scope?.startsWith('swarm')) {
+      if (!req.Name) throw badRequest('network name must not be empty'); // as the CLI would never send it
+      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(req.Name)) throw badRequest(`invalid name ${req.Name}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      const taken = (name: string) => swarmNetworks().some((s) => s.Spec.Name === name);
+      const n = await engine.userBridges.create({ ...req, Name: req.Name }, taken);
+      engine.events.emit('network', 'create', n.id, { name: n.name, type: 'bridge' });
+      return { status: 201, body: { Id: n.id, Warning: '' } };
+    }
+    if (engine.userBridges.find(req.Name ?? '')?.name === req.Name) throw conflict(`network with name ${req.Name} already exists`);
+    if (driver !== 'overlay') throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
     if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
     if (!swarm.isManager) throw forbidden(`Cannot create a multi-host network from a worker node. Please create the network from a manager node.`);
     const store = swarm.controlStore();
@@ -187,10 +215,26 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
 
   // Swarm networks only (attachable overlays); the manager checks the network when the container runs.
   const connection = (action: 'connect' | 'disconnect'): Handler => async (ctx) => {
-    const req = await ctx.json<{ Container?: string }>();
+    const req = await ctx.json<{ Container?: string; EndpointConfig?: { IPAMConfig?: { IPv4Address?: string } | null; Aliases?: string[] | null } | null }>();
     const container = req.Container ?? '';
     engine.containers.get(container); // 404 No such container first, as Docker
+    const bridge = engine.userBridges.find(ctx.params.id);
+    if (bridge) {
+      if (action === 'connect') {
+        const ec = req.EndpointConfig;
+        await engine.containers.connectUserBridge(container, bridge.name, { IPv4Address: ec?.IPAMConfig?.IPv4Address || undefined, Aliases: ec?.Aliases?.length ? ec.Aliases : undefined });
+      } else {
+        await engine.containers.disconnectUserBridge(container, bridge.name);
+      }
+      return { status: 200 };
+    }
     const builtin = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);
+    if (builtin?.Name === DEFAULT_BRIDGE.name) {
+      if (action === 'connect') await engine.containers.connectDefaultBridge(container);
+      else await engine.containers.disconnectDefaultBridge(container);
+      return { status: 200 };
+    }
+    if (builtin?.Name === 'host') throw badRequest('container cannot be disconnected from host network or connected to host network');
     if (builtin) throw notImplemented(`network ${action} with ${builtin.Name}: only swarm networks can be ${action}ed`);
     const fn = local?.[action];
     if (!fn || !swarm?.nodeId) throw notFound(`network ${ctx.params.id} not found`);
@@ -200,7 +244,30 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
   router.post('/networks/:id/connect', connection('connect'));
   router.post('/networks/:id/disconnect', connection('disconnect'));
 
+  router.post('/networks/prune', (ctx) => {
+    const filters = ctx.filters();
+    for (const key of filters.keys()) if (key !== 'label' && key !== 'label!' && key !== 'until') throw badRequest(`invalid filter '${key}'`);
+    return (async () => {
+      const deleted: string[] = [];
+      for (const n of engine.userBridges.list()) {
+        if (Object.keys(n.endpoints).length || !prunable(n, filters)) continue;
+        // Connected but stopped containers do not keep a network, as in Docker.
+        await engine.userBridges.remove(n.id).then(() => {
+          deleted.push(n.name);
+          engine.events.emit('network', 'destroy', n.id, { name: n.name, type: 'bridge' });
+        }, () => undefined);
+      }
+      return { body: { NetworksDeleted: deleted } };
+    })();
+  });
+
   router.delete('/networks/:id', async (ctx) => {
+    const bridge = engine.userBridges.find(ctx.params.id);
+    if (bridge) {
+      await engine.userBridges.remove(bridge.id);
+      engine.events.emit('network', 'destroy', bridge.id, { name: bridge.name, type: 'bridge' });
+      return { status: 204 };
+    }
     const local = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);
     if (local) throw forbidden(`${local.Name} is a pre-defined network and cannot be removed`);
     if (!swarm?.isManager) {
@@ -211,4 +278,20 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     await removeSwarmNetwork(store, requireSwarmNetwork(store.list('networks'), ctx.params.id));
     return { status: 204 };
   });
+}
+
+/** `network prune` filters: `label`, `label!`, `until` (a timestamp or a duration such as 24h). */
+function prunable(n: UserNetwork, filters: Map<string, string[]>): boolean {
+  const has = (v: string) => {
+    const i = v.indexOf('=');
+    return i < 0 ? v in n.labels : n.labels[v.slice(0, i)] === v.slice(i + 1);
+  };
+  if (!(filters.get('label') ?? []).every(has)) return false;
+  if ((filters.get('label!') ?? []).some(has)) return false;
+  for (const u of filters.get('until') ?? []) {
+    const m = /^(\d+)(s|m|h)$/.exec(u);
+    const limit = m ? Date.now() - Number(m[1]) * { s: 1e3, m: 6e4, h: 3.6e6 }[m[2] as 's' | 'm' | 'h'] : /^\d+$/.test(u) ? Number(u) * 1000 : Date.parse(u);
+    if (!(Date.parse(n.created) < limit)) return false;
+  }
+  return true;
 }

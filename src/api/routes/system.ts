@@ -4,6 +4,8 @@ import type { Engine } from '../../engine/engine.js';
 import { API_VERSION, MIN_API_VERSION } from '../version.js';
 import { ENGINE_VERSION, SHOAL_VERSION } from '../../engine/config.js';
 import { streamEvents } from './events.js';
+import { diskUsage } from '../../engine/disk-usage.js';
+import { badRequest } from '../../util/errors.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 
 /** `/_ping`, `/version`, `/info`, `/events`: what the CLI asks before anything else. */
@@ -71,6 +73,12 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
         Warnings: [],
       },
     };
+  });
+
+  router.get('/system/df', (ctx) => {
+    const types = new Set(ctx.query.getAll('type'));
+    for (const t of types) if (!['container', 'image', 'volume', 'build-cache'].includes(t)) throw badRequest(`type (${t}) must be one of container, image, volume, build-cache`);
+    return { body: diskUsage(engine, types) };
   });
 
   router.get('/events', (ctx) => streamEvents(ctx, engine.events));

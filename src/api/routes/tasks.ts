@@ -70,7 +70,8 @@ export function taskRoutes(router: Router, managerStore: ManagerStore = notASwar
     const names = f.get('name');
     if (names?.length) tasks = tasks.filter((t) => names.some((n) => taskName(t, services.get(t.ServiceID)).startsWith(n)));
     const labels = f.get('label');
-    if (labels?.length) tasks = tasks.filter((t) => matchLabels(t.Labels, labels));
+    // swarmkit matches the service's labels copied onto the task (how `stack ps` finds a stack's tasks).
+    if (labels?.length) tasks = tasks.filter((t) => matchLabels(t.ServiceAnnotations?.Labels, labels));
     if (f.get('_up-to-date')?.length) {
       const nodes = new Map(store.list('nodes').map((n) => [n.ID, n]));
       tasks = tasks.filter((t) => {

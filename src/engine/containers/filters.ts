@@ -49,7 +49,8 @@ export function matchesFilters(r: ContainerRecord, filters: Map<string, string[]
         if (!vs.some(imageMatches)) return false;
         break;
       case 'network':
-        if (!vs.some((v) => v === 'bridge' && ['default', 'bridge'].includes(r.hostConfig.NetworkMode ?? 'default') || v === r.hostConfig.NetworkMode)) return false;
+        // Its own network, or one joined with `network connect` (named as then).
+        if (!vs.some((v) => v === 'bridge' && ['default', 'bridge'].includes(r.hostConfig.NetworkMode ?? 'default') || v === r.hostConfig.NetworkMode || (r.connectedNetworks ?? []).includes(v))) return false;
         break;
       case 'health':
         if (!vs.includes(r.state.Health?.Status ?? 'none')) return false;

@@ -3,12 +3,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from '../../util/log.js';
-import { ApiError, badRequest, conflict, noSuchContainer, notModified, serverError } from '../../util/errors.js';
+import { ApiError, badRequest, conflict, forbidden, noSuchContainer, notFound, notModified, serverError } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
 import { run } from '../../util/run.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageStore } from '../images/store.js';
 import type { BridgeNetwork } from '../network/bridge.js';
+import { DEFAULT_BRIDGE } from '../network/names.js';
+import { EMBEDDED_DNS, type UserBridges } from '../network/user-bridges.js';
 import type { EndpointInfo } from '../types.js';
 import { randomName, validName } from './names.js';
 import {
@@ -17,15 +19,18 @@ import {
   listRecordIds,
   loadRecord,
   saveRecord,
+  saveRecordAsync,
+  forgetRecord,
   type ContainerConfig,
   type ContainerRecord,
   type HostConfig,
 } from './record.js';
-import { mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { isMounted, mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { applyUpdate, runcUpdateArgs, type UpdateConfig } from './update.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
 import { VolumeStore } from '../volumes/store.js';
-import { prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
+import { mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
@@ -40,6 +45,8 @@ export interface CreateOptions {
   name?: string;
   config: ContainerConfig;
   hostConfig?: HostConfig;
+  /** `NetworkingConfig.EndpointsConfig` of the create request: `--ip`, `--network-alias`. */
+  endpointsConfig?: Record<string, { IPAMConfig?: { IPv4Address?: string } | null; Aliases?: string[] | null } | null> | null;
 }
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
@@ -105,6 +112,8 @@ export class ContainerManager {
     readonly eventLog: EventLog,
     /** Named and anonymous volumes that containers mount. */
     readonly volumes: VolumeStore,
+    /** User-defined bridge networks (absent in tests of the manager alone). */
+    readonly userBridges?: UserBridges,
   ) {
     const dp = daemonPaths(config);
     this.runc = new Runc(dp.runcRoot);
@@ -114,15 +123,23 @@ export class ContainerManager {
 
   static async open(
     config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog(),
-    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })),
+    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })), userBridges?: UserBridges,
   ): Promise<ContainerManager> {
-    const m = new ContainerManager(config, log, images, bridge, events, volumes);
+    const m = new ContainerManager(config, log, images, bridge, events, volumes, userBridges);
+    if (userBridges) {
+      userBridges.containerName = (id) => m.records.get(id)?.name.slice(1);
+      m.ports.bridges = () => [
+        { device: DEFAULT_BRIDGE.device, subnet: DEFAULT_BRIDGE.subnet },
+        ...userBridges.list().map((n) => ({ device: n.device, subnet: n.subnet })),
+      ];
+    }
     volumes.setRefs((name) => m.all().filter((r) => r.mountPoints?.some((mp) => mp.Type === 'volume' && mp.Name === name)).map((r) => r.id));
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
     await m.adopt();
     images.setInUseCheck((imageId) => [...m.records.values()].find((r) => r.imageId === imageId)?.id);
     bridge.containerName = (id) => m.records.get(id)?.name.slice(1);
+    userBridges?.refreshDns(); // names are known now
     m.watchExits();
     return m;
   }
@@ -199,7 +216,7 @@ export class ContainerManager {
 
   inspect(ref: string): ContainerInspect {
     const rec = this.get(ref);
-    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id), this.foreignEndpoints(rec.id));
+    return inspectView(rec, this.paths(rec.id), this.endpoint(rec.id), this.bridge.networkIds.bridge, this.execIds(rec.id), this.otherEndpoints(rec.id));
   }
 
   /** `docker ps`: running ones unless `all`; filters as Docker's (`label`, `name`, `id`, `status`, …). */
@@ -213,7 +230,37 @@ export class ContainerManager {
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
-    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.foreignEndpoints(r.id)));
+    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.otherEndpoints(r.id)));
+  }
+
+  /** Endpoints beyond the default bridge: user-defined bridges, then swarm networks. */
+  private otherEndpoints(id: string): Record<string, ForeignEndpoint> {
+    const own: Record<string, ForeignEndpoint> = {};
+    for (const { network: n, endpoint: e } of this.userBridges?.endpointsOf(id) ?? []) {
+      own[n.name] = {
+        NetworkID: n.id, EndpointID: e.endpointId, IPAddress: e.ip, IPPrefixLen: Number(n.subnet.split('/')[1]), MacAddress: e.mac,
+        Aliases: e.aliases, DNSNames: [this.records.get(id)?.name.slice(1) ?? '', ...e.aliases, id.slice(0, 12)].filter(Boolean),
+        Gateway: n.internal ? '' : n.gateway, StaticIp: e.staticIp,
+      };
+    }
+    // Networks to join at the next start show without an address, as in Docker.
+    const rec = this.records.get(id);
+    const mode = rec?.hostConfig.NetworkMode ?? 'default';
+    for (const name of [mode, ...(rec?.connectedNetworks ?? [])]) {
+      const n = this.userBridgeOf(name);
+      if (!n || own[n.name] || mode === 'host' || mode === 'none') continue;
+      const s = rec?.endpointSettings?.[name];
+      own[n.name] = {
+        NetworkID: '', EndpointID: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', Aliases: s?.Aliases ?? [], DNSNames: [],
+        Gateway: '', StaticIp: !!s?.IPv4Address, RequestedIp: s?.IPv4Address,
+      };
+    }
+    return { ...own, ...this.foreignEndpoints(id) };
+  }
+
+  /** The user bridge a network mode or connected network names, if it is one. */
+  private userBridgeOf(name: string) {
+    return this.userBridges?.find(name);
   }
 
   /** Containers carrying every `key=value` given (the swarm agent finds its tasks this way). */
@@ -237,7 +284,17 @@ export class ContainerManager {
     const hostConfig: HostConfig = { NetworkMode: 'default', ...(opts.hostConfig ?? {}) };
     if (!cfg.Image) throw badRequest('No image specified'); // Docker's "config.Image" check
     const mode = hostConfig.NetworkMode ?? 'default';
-    if (!['default', 'bridge', 'host', 'none'].includes(mode) && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
+    const userBridge = this.userBridgeOf(mode);
+    if (!['default', 'bridge', 'host', 'none'].includes(mode) && !userBridge && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
+    const settings: NonNullable<ContainerRecord['endpointSettings']> = {};
+    for (const [net, ec] of Object.entries(opts.endpointsConfig ?? {})) {
+      const s = { IPv4Address: ec?.IPAMConfig?.IPv4Address || undefined, Aliases: ec?.Aliases?.length ? [...ec.Aliases] : undefined };
+      if (!s.IPv4Address && !s.Aliases) continue;
+      if (this.userBridgeOf(net)) this.userBridges!.validate(net, { ip: s.IPv4Address });
+      else if (s.IPv4Address && ['default', 'bridge'].includes(net)) throw badRequest('user specified IP address is supported on user defined networks only');
+      else if (s.Aliases && ['default', 'bridge'].includes(net)) throw badRequest('network-scoped alias is supported only for containers in user defined networks');
+      settings[net] = s;
+    }
     let name: string;
     if (opts.name) {
       name = validName(opts.name);
@@ -293,6 +350,7 @@ export class ContainerManager {
         hostConfig,
         state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
         restartCount: 0,
+        ...(Object.keys(settings).length ? { endpointSettings: settings } : {}),
       };
       // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
       validatePortBindings(hostConfig.PortBindings);
@@ -300,7 +358,7 @@ export class ContainerManager {
       fs.mkdirSync(p.dir, { recursive: true });
       for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
       fs.writeFileSync(p.log, '');
-      saveRecord(p.record, rec);
+      await saveRecordAsync(p.record, rec);
       this.records.set(id, rec);
       this.log.info({ id, name, image: cfg.Image }, 'container created');
       this.event(rec, 'create');
@@ -358,16 +416,25 @@ export class ContainerManager {
       });
       rec.conmonPid = readPid(p.conmonPid);
       lap('create');
-      if (mode === 'default' || mode === 'bridge') {
+      if ((mode === 'default' || mode === 'bridge') && !rec.leftDefaultBridge) {
         const ep = await this.bridge.connect(id, pid);
         writeEtcFiles(p, hostname, ep.IPAddress);
         const exposed = Object.keys(rec.config.ExposedPorts ?? {});
         rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
         await this.ports.publish(id, ep.IPAddress, rec.published);
       }
+      const primary = await this.joinUserBridges(rec, pid);
+      if (mode !== 'default' && mode !== 'bridge' && (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name)) await this.bridge.connectLater(id, pid);
+      // A default-bridge container connected to user bridges keeps its ports on the default bridge.
+      if (primary && mode !== 'default' && mode !== 'bridge') {
+        writeEtcFiles(p, hostname, primary.ip);
+        const exposed = Object.keys(rec.config.ExposedPorts ?? {});
+        rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
+        await this.ports.publish(id, primary.ip, rec.published);
+      }
       lap('network');
       for (const hook of this.startHooks) await hook(rec, pid);
-      await this.runc.start(id);
+      await this.runc.start(id, pid);
       lap('start');
     } catch (e) {
       const msg = runtimeMessage(e);
@@ -384,21 +451,28 @@ export class ContainerManager {
     }
     rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false, Health: undefined };
     rec.manuallyStopped = false;
-    saveRecord(p.record, rec);
+    await saveRecordAsync(p.record, rec);
     this.watchHealth(rec);
     this.log.info({ id, pid, ms: t }, 'container started');
     this.event(rec, 'start');
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
-  private async teardown(rec: ContainerRecord): Promise<void> {
+  private async teardown(rec: ContainerRecord, t: Record<string, number> = {}): Promise<void> {
+    let t0 = performance.now();
+    const lap = (k: string) => { const n = performance.now(); t[k] = Math.round(n - t0); t0 = n; };
     this.health.get(rec.id)?.stop();
     this.health.delete(rec.id);
     await this.ports.unpublish(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
     rec.published = undefined;
-    await this.runc.delete(rec.id);
+    lap('ports');
+    if (!this.runc.removeStopped(rec.id)) await this.runc.delete(rec.id);
+    lap('runcDelete');
     await this.bridge.disconnect(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge disconnect failed'));
+    await this.userBridges?.disconnectAll(rec.id).catch((e) => this.log.warn({ err: e, id: rec.id }, 'bridge network disconnect failed'));
+    lap('network');
     await unmountRootfs(this.paths(rec.id).rootfs);
+    lap('umount');
     await releaseMounts(this.volumes, rec, this.log);
     rec.conmonPid = undefined;
   }
@@ -408,7 +482,8 @@ export class ContainerManager {
     const rec = this.get(ref);
     // Also cancels a pending restart by policy.
     rec.manuallyStopped = true;
-    saveRecord(this.paths(rec.id).record, rec);
+    // Off the event loop: a scale-down stops many containers at once.
+    await saveRecordAsync(this.paths(rec.id).record, rec).catch((e) => { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; });
     // A start in flight (a restart by policy, say) finishes first, then is stopped.
     await this.locked(rec.id, async () => undefined);
     rec.manuallyStopped = true; // that start cleared it
@@ -417,10 +492,10 @@ export class ContainerManager {
     const t = timeoutSec ?? rec.config.StopTimeout ?? 10;
     const sig = parseSignal(rec.config.StopSignal || 'SIGTERM');
     this.event(rec, 'kill', { signal: String(sig) });
-    await this.runc.kill(rec.id, sig).catch(() => undefined);
+    await this.signal(rec, sig);
     if (await this.waitNotRunning(rec.id, t < 0 ? undefined : t * 1000)) return this.event(rec, 'stop');
     this.log.info({ id: rec.id, timeoutSec: t }, 'container ignored its stop signal; killing');
-    await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+    await this.signal(rec, 9);
     if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     this.event(rec, 'stop');
   }
@@ -462,6 +537,7 @@ export class ContainerManager {
     rec.name = name;
     saveRecord(this.paths(rec.id).record, rec);
     this.event(rec, 'rename', { oldName });
+    this.userBridges?.refreshDns();
   }
 
   /** Records the networks a container joins beyond its NetworkMode (`docker network connect` / `disconnect`). */
@@ -470,6 +546,171 @@ export class ContainerManager {
     if (names.length) rec.connectedNetworks = names;
     else delete rec.connectedNetworks;
     saveRecord(this.paths(rec.id).record, rec);
+  }
+
+  /**
+   * Joins the user bridges of the container's network mode and `network connect`s; the first
+   * one is its primary (ports, /etc/hosts). Embedded DNS: the gateway's resolver answers names.
+   */
+  private async joinUserBridges(rec: ContainerRecord, pid: number) {
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return undefined;
+    // A network removed since create (or connect): the start fails as in Docker, unless another part (swarm) takes it.
+    for (const n of [mode, ...(rec.connectedNetworks ?? [])]) {
+      if (!['default', 'bridge', 'host', 'none'].includes(n) && !this.userBridgeOf(n) && !this.networkModes.some((f) => f(n))) throw notFound(`network ${n} not found`);
+    }
+    const names = [mode, ...(rec.connectedNetworks ?? [])].filter((n, i, a) => a.indexOf(n) === i && this.userBridgeOf(n));
+    let primary: { ip: string; gateway: string } | undefined;
+    for (const name of names) {
+      const s = rec.endpointSettings?.[name];
+      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases });
+      if (!primary) primary = { ip: ep.ip, gateway: this.userBridgeOf(name)!.gateway };
+    }
+    if (primary) await this.useEmbeddedDns(rec, pid, primary.gateway);
+    return primary;
+  }
+
+  /** Docker's 127.0.0.11, led to the resolver on `gateway`. The file in place: it is bind-mounted by inode. */
+  private async useEmbeddedDns(rec: ContainerRecord, pid: number, gateway: string): Promise<void> {
+    await this.userBridges!.redirectResolver(pid, gateway);
+    fs.writeFileSync(this.paths(rec.id).resolvConf, `nameserver ${EMBEDDED_DNS}\noptions ndots:0\n`);
+  }
+
+  /** Whether `network` names a user-defined bridge (the API routes connect/disconnect through here then). */
+  isUserBridge(network: string): boolean {
+    return !!this.userBridgeOf(network);
+  }
+
+  /** `docker network connect` to a user bridge: now when running, and at every start. */
+  async connectUserBridge(ref: string, network: string, settings: { IPv4Address?: string; Aliases?: string[] }): Promise<void> {
+    const rec = this.get(ref);
+    const n = this.userBridgeOf(network);
+    if (!n) throw notFound(`network ${network} not found`);
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    if (mode === 'host' || mode.startsWith('container:')) throw badRequest('container sharing network namespace with another container or host cannot be connected to any other network');
+    if (mode === 'none') throw badRequest('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    this.userBridges!.validate(n.name, { ip: settings.IPv4Address });
+    const joined = mode === n.name || mode === n.id || (rec.connectedNetworks ?? []).includes(n.name);
+    if (joined && (rec.state.Status !== 'running' || n.endpoints[rec.id])) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${n.name}`);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status === 'running' || rec.state.Status === 'paused') {
+        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases });
+        // The first user bridge a container joins brings the embedded resolver; later ones keep it.
+        if (this.userBridges!.endpointsOf(rec.id).length === 1) await this.useEmbeddedDns(rec, rec.state.Pid, n.gateway);
+      }
+      if (!joined) rec.connectedNetworks = [...(rec.connectedNetworks ?? []), n.name];
+      if (settings.IPv4Address || settings.Aliases?.length) rec.endpointSettings = { ...(rec.endpointSettings ?? {}), [n.name]: settings };
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker network connect bridge`: the default bridge as an extra network (or back after a disconnect). */
+  async connectDefaultBridge(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    if (mode === 'host' || mode.startsWith('container:')) throw badRequest('container sharing network namespace with another container or host cannot be connected to any other network');
+    if (mode === 'none') throw badRequest('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    const primary = mode === 'default' || mode === 'bridge';
+    const joined = primary ? !rec.leftDefaultBridge : (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name);
+    if (joined) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${DEFAULT_BRIDGE.name}`);
+    await this.locked(rec.id, async () => {
+      if (rec.state.Status === 'running' || rec.state.Status === 'paused') await this.bridge.connectLater(rec.id, rec.state.Pid);
+      if (primary) delete rec.leftDefaultBridge;
+      else rec.connectedNetworks = [...(rec.connectedNetworks ?? []), DEFAULT_BRIDGE.name];
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker network disconnect bridge`. */
+  async disconnectDefaultBridge(ref: string): Promise<void> {
+    const rec = this.get(ref);
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    const primary = mode === 'default' || mode === 'bridge';
+    const joined = primary ? !rec.leftDefaultBridge : (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name);
+    if (!joined) throw serverError(`container ${rec.id} is not connected to network ${DEFAULT_BRIDGE.name}`);
+    await this.locked(rec.id, async () => {
+      await this.bridge.disconnect(rec.id, { now: true });
+      if (primary) {
+        rec.leftDefaultBridge = true;
+        await this.ports.unpublish(rec.id);
+        rec.published = undefined;
+      } else {
+        const kept = (rec.connectedNetworks ?? []).filter((x) => x !== DEFAULT_BRIDGE.name);
+        if (kept.length) rec.connectedNetworks = kept;
+        else delete rec.connectedNetworks;
+      }
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker network disconnect` from a user bridge. */
+  async disconnectUserBridge(ref: string, network: string): Promise<void> {
+    const rec = this.get(ref);
+    const n = this.userBridgeOf(network);
+    if (!n) throw notFound(`network ${network} not found`);
+    await this.locked(rec.id, async () => {
+      const had = await this.userBridges!.disconnect(n.name, rec.id);
+      const listed = (rec.connectedNetworks ?? []).includes(n.name);
+      if (!had && !listed) throw serverError(`container ${rec.id} is not connected to network ${n.name}`);
+      const kept = (rec.connectedNetworks ?? []).filter((x) => x !== n.name);
+      if (kept.length) rec.connectedNetworks = kept;
+      else delete rec.connectedNetworks;
+      if (rec.endpointSettings) delete rec.endpointSettings[n.name];
+      saveRecord(this.paths(rec.id).record, rec);
+    });
+  }
+
+  /** `docker update`: new limits and restart policy, stored and (resources) applied to a running container. */
+  update(ref: string, u: UpdateConfig): Promise<{ Warnings: string[] }> {
+    const rec = this.get(ref);
+    return this.locked(rec.id, async () => {
+      if (rec.state.Status === 'removing' || rec.state.Status === 'dead') throw badRequest(`Cannot update container ${rec.id}: container is marked for removal and cannot be "update"`);
+      const { next, warnings } = applyUpdate(rec.id, rec.hostConfig, u);
+      const args = runcUpdateArgs(u);
+      if (hasProcess(rec) && args.length) {
+        const r = await this.runc.update(rec.id, args);
+        if (r.code !== 0) throw serverError(`Cannot update container ${rec.id}: ${(r.stderr || r.stdout).trim()}`);
+      }
+      rec.hostConfig = next;
+      saveRecord(this.paths(rec.id).record, rec);
+      this.event(rec, 'update');
+      return { Warnings: warnings };
+    });
+  }
+
+  /**
+   * Runs `fn` on the container's merged root filesystem (`docker cp`, `export`, `commit`): the
+   * running container's own mount, or one made for the call while it is stopped.
+   */
+  async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>, opts: { live?: boolean } = {}): Promise<T> {
+    const rec = this.get(ref);
+    const p = this.paths(rec.id);
+    // `live`: the container's view with its volumes and binds (docker cp): a running one's through its init.
+    const procRoot = `/proc/${rec.state.Pid}/root`;
+    if (opts.live && hasProcess(rec) && rec.state.Pid > 0 && fs.existsSync(procRoot)) return fn(procRoot, rec);
+    if (hasProcess(rec) && isMounted(p.rootfs)) return fn(p.rootfs, rec);
+    // Stopped: held against a start meanwhile, which would mount (and later unmount) it too.
+    return this.locked(rec.id, async () => {
+      if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal`);
+      if (isMounted(p.rootfs)) return fn(p.rootfs, rec);
+      const img = await this.images.resolve(rec.imageId);
+      await mountRootfs(img.layerDirs, p);
+      let release = async () => undefined as void;
+      try {
+        if (opts.live) release = await mountForCopy(this.volumes, rec, p.rootfs);
+        return await fn(p.rootfs, rec);
+      } finally {
+        await unmountRootfs(p.rootfs);
+        await release();
+      }
+    });
+  }
+
+  /** The image's layer directories under the container's upper dir (`docker diff`, `commit`). */
+  async layers(ref: string): Promise<{ rec: ContainerRecord; upper: string; lower: string[] }> {
+    const rec = this.get(ref);
+    const img = await this.images.resolve(rec.imageId);
+    return { rec, upper: this.paths(rec.id).upper, lower: img.layerDirs };
   }
 
   /** `docker top`: `ps` output for the container's processes. */
@@ -516,7 +757,7 @@ export class ContainerManager {
         throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
       }
       await this.thaw(rec);
-      await this.runc.kill(rec.id, 'KILL', true).catch(() => undefined);
+      await this.signal(rec, 9);
       if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await this.locked(rec.id, async () => {
@@ -525,8 +766,9 @@ export class ContainerManager {
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);
-      fs.rmSync(p.dir, { recursive: true, force: true });
-      fs.rmSync(p.run, { recursive: true, force: true });
+      // On the thread pool: a removal burst must not hold the event loop (unlink per file).
+      await Promise.all([p.dir, p.run].map((d) => fs.promises.rm(d, { recursive: true, force: true })));
+      forgetRecord(p.record);
       fs.rmSync(path.join(this.exitsDir, rec.id), { force: true });
       this.records.delete(rec.id);
       if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);
@@ -622,6 +864,21 @@ export class ContainerManager {
     mon.start();
   }
 
+  /**
+   * Signals the container's init straight from here when it is still conmon's child (no
+   * `runc kill` process per stop; the check guards against a reused PID). SIGKILL to the init
+   * of the container's own PID namespace ends every process in it, as `runc kill --all` would.
+   */
+  private async signal(rec: ContainerRecord, sig: number): Promise<void> {
+    if (rec.state.Pid && rec.conmonPid && parentPid(rec.state.Pid) === rec.conmonPid) {
+      try {
+        process.kill(rec.state.Pid, sig);
+        return;
+      } catch { /* gone meanwhile: runc decides */ }
+    }
+    await this.runc.kill(rec.id, sig, sig === 9).catch(() => undefined);
+  }
+
   /** Signals reach frozen processes only once thawed. */
   private async thaw(rec: ContainerRecord): Promise<void> {
     if (rec.state.Status !== 'paused') return;
@@ -655,6 +912,7 @@ export class ContainerManager {
   private queueExit(id: string): void {
     if (!/^[a-f0-9]{64}$/.test(id) || this.exitsPending.has(id)) return;
     if (!fs.existsSync(path.join(this.exitsDir, id))) return;
+    this.log.debug({ id }, 'exit file seen');
     this.exitsPending.add(id);
     void this.locked(id, () => this.handleExit(id))
       .catch((e) => this.log.error({ err: e, id }, 'exit handling failed'))
@@ -676,13 +934,17 @@ export class ContainerManager {
   }
 
   private async markExited(rec: ContainerRecord, code: number): Promise<void> {
-    await this.teardown(rec);
+    this.health.get(rec.id)?.stop();
     rec.state = { ...rec.state, Status: 'exited', Pid: 0, ExitCode: code, FinishedAt: new Date().toISOString() };
-    saveRecord(this.paths(rec.id).record, rec);
     this.exitSeq.set(rec.id, this.exits(rec.id) + 1);
-    this.log.info({ id: rec.id, code }, 'container exited');
     this.event(rec, 'die', { exitCode: String(code) });
+    // Waiters (stop, wait, the swarm task) learn of the exit now; the write and clean-up
+    // below still hold the container's lock, so a start or remove waits for them.
     this.emitter.emit(`exit:${rec.id}`);
+    await saveRecordAsync(this.paths(rec.id).record, rec);
+    const t: Record<string, number> = {};
+    await this.teardown(rec, t);
+    this.log.info({ id: rec.id, code, ms: t }, 'container exited');
     if (rec.hostConfig.AutoRemove) {
       setImmediate(() => void this.remove(rec.id, { force: true, volumes: true }).catch((e) => this.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
     } else if (this.wantsRestart(rec)) {
@@ -759,8 +1021,8 @@ export class ContainerManager {
       if (fs.existsSync(path.join(dp.exits, rec.id))) continue; // the exit watcher handles it
       const st = await this.runc.state(rec.id);
       if (st && (st.status === 'running' || st.status === 'paused')) {
-        const ep = this.endpoint(rec.id);
-        if (ep && rec.published) this.ports.restore(rec.id, ep.IPAddress, rec.published);
+        const ip = this.endpoint(rec.id)?.IPAddress ?? this.userBridges?.endpointsOf(rec.id)[0]?.endpoint.ip;
+        if (ip && rec.published) this.ports.restore(rec.id, ip, rec.published);
         for (const mp of rec.mountPoints ?? []) if (mp.Type === 'volume' && mp.Name) await this.volumes.mount(mp.Name, rec.id).catch(() => undefined);
         this.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
         this.watchHealth(rec);
@@ -826,6 +1088,16 @@ function mergeEnv(base: string[], over: string[]): string[] {
     out.set(i < 0 ? e : e.slice(0, i), e);
   }
   return [...out.values()];
+}
+
+/** The parent of `pid` from /proc (undefined when it is gone). */
+function parentPid(pid: number): number | undefined {
+  try {
+    const m = /^PPid:\s+(\d+)$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function readPid(file: string): number | undefined {

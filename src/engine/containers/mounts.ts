@@ -1,4 +1,7 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../../util/run.js';
+import { resolveInRoot } from './files.js';
 import type { Logger } from '../../util/log.js';
 import { badRequest } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
@@ -71,4 +74,40 @@ export async function releaseMounts(volumes: VolumeStore, rec: ContainerRecord, 
     const held = await volumes.unmount(mp.Name, rec.id).catch((e) => { log.warn({ err: e, id: rec.id }, 'volume unmount failed'); return true; });
     if (held) volumes.onEvent('unmount', mp.Name, { container: rec.id, driver: mp.Driver ?? 'local' });
   }
+}
+
+/**
+ * `docker cp` on a stopped container, as dockerd does it: its volumes and binds bound onto the
+ * root mounted for the copy (read-only ones read-only). Returns what undoes the volume holds;
+ * the bind mounts go with the root's unmount.
+ */
+export async function mountForCopy(volumes: VolumeStore, rec: ContainerRecord, rootfs: string): Promise<() => Promise<void>> {
+  const held: string[] = [];
+  const release = async () => {
+    for (const name of held) await volumes.unmount(name, rec.id).catch(() => undefined);
+  };
+  try {
+    // Shallow destinations first, so a nested one lands on top.
+    const mps = [...(rec.mountPoints ?? [])].filter((mp) => mp.Type !== 'tmpfs').sort((a, b) => a.Destination.length - b.Destination.length);
+    for (const mp of mps) {
+      let source = mp.Source;
+      if (mp.Type === 'volume' && mp.Name) {
+        source = await volumes.mount(mp.Name, rec.id);
+        held.push(mp.Name);
+      }
+      if (!source || !fs.existsSync(source)) continue;
+      const target = resolveInRoot(rootfs, mp.Destination, true);
+      if (fs.statSync(source).isDirectory()) fs.mkdirSync(target, { recursive: true });
+      else if (!fs.existsSync(target)) {
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.writeFileSync(target, '');
+      }
+      await run('mount', ['--bind', source, target]);
+      if (!mp.RW) await run('mount', ['-o', 'remount,bind,ro', target]);
+    }
+  } catch (e) {
+    await release();
+    throw e;
+  }
+  return release;
 }

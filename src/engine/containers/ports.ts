@@ -47,6 +47,8 @@ export function validatePortBindings(b: unknown): void {
 export class PortPublisher {
   private readonly byContainer = new Map<string, { ip: string; ports: PublishedPort[] }>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The bridges containers publish from: the default one, and user-defined ones when there are. */
+  bridges: () => { device: string; subnet: string }[] = () => [{ device: DEFAULT_BRIDGE.device, subnet: DEFAULT_BRIDGE.subnet }];
 
   /** Picks host ports (random ones for empty HostPort) and refuses ones already taken. */
   resolve(containerId: string, bindings: PortBindings | undefined, exposed: string[], publishAll: boolean): PublishedPort[] {
@@ -119,11 +121,17 @@ export class PortPublisher {
       }
     }
     // Replies must come back through us: from loopback (route_localnet) and hairpin from the bridge itself.
-    lines.push(`add rule ${t} ${CHAINS.post} ct status dnat ip saddr 127.0.0.0/8 oifname "${DEFAULT_BRIDGE.device}" masquerade`);
-    lines.push(`add rule ${t} ${CHAINS.post} ct status dnat ip saddr ${DEFAULT_BRIDGE.subnet} oifname "${DEFAULT_BRIDGE.device}" masquerade`, '');
+    const bridges = this.bridges();
+    for (const b of bridges) {
+      lines.push(`add rule ${t} ${CHAINS.post} ct status dnat ip saddr 127.0.0.0/8 oifname "${b.device}" masquerade`);
+      lines.push(`add rule ${t} ${CHAINS.post} ct status dnat ip saddr ${b.subnet} oifname "${b.device}" masquerade`);
+    }
+    lines.push('');
     await nftApply(SELF, lines.join('\n'));
-    try {
-      fs.writeFileSync(`/proc/sys/net/ipv4/conf/${DEFAULT_BRIDGE.device}/route_localnet`, '1\n');
-    } catch { /* bridge not there (tests of pure logic) */ }
+    for (const b of bridges) {
+      try {
+        fs.writeFileSync(`/proc/sys/net/ipv4/conf/${b.device}/route_localnet`, '1\n');
+      } catch { /* bridge not there (tests of pure logic) */ }
+    }
   }
 }

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { readJsonFile, writeJsonFileAtomic } from '../network/state-file.js';
+import { readJsonFile } from '../network/state-file.js';
 import type { PublishedPort } from './ports.js';
 import type { HealthState } from './health.js';
 import type { MountPoint } from '../volumes/mounts.js';
@@ -77,6 +77,10 @@ export interface ContainerRecord {
   manuallyStopped?: boolean;
   /** Networks joined with `docker network connect` beyond NetworkMode, as named then: joined again at every start. */
   connectedNetworks?: string[];
+  /** `network disconnect bridge` of a default-bridge container: it starts without that endpoint until connected again. */
+  leftDefaultBridge?: boolean;
+  /** Per-network endpoint settings asked for (`--ip`, `--network-alias`, `network connect --alias`), by network name as given. */
+  endpointSettings?: Record<string, { IPv4Address?: string; Aliases?: string[] }>;
   /** Binds, mounts and volumes resolved at create (records of older daemons lack it: Binds/Mounts are read then). */
   mountPoints?: MountPoint[];
 }
@@ -111,8 +115,55 @@ export function loadRecord(file: string): ContainerRecord | undefined {
   return readJsonFile<ContainerRecord>(file);
 }
 
+/**
+ * Record writes: a temp file fsync'd, then renamed over (the file's own fsync, not the
+ * directory's, as dockerd checkpoints containers). Each write has a sequence number and a
+ * rename never puts an older write over a newer one, so async writes (fsync on the thread
+ * pool, many containers at once) and sync ones can interleave freely.
+ */
+let writeSeq = 0;
+const renamed = new Map<string, number>();
+
+function install(file: string, tmp: string, seq: number): void {
+  if ((renamed.get(file) ?? 0) > seq) {
+    fs.rmSync(tmp, { force: true });
+    return;
+  }
+  fs.renameSync(tmp, file);
+  renamed.set(file, seq);
+}
+
 export function saveRecord(file: string, rec: ContainerRecord): void {
-  writeJsonFileAtomic(file, rec);
+  const seq = ++writeSeq;
+  const tmp = `${file}.${seq}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(rec, null, 2) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  install(file, tmp, seq);
+}
+
+/** `saveRecord` with the write and fsync off the event loop; the record is copied when called. */
+export async function saveRecordAsync(file: string, rec: ContainerRecord): Promise<void> {
+  const seq = ++writeSeq;
+  const tmp = `${file}.${seq}.tmp`;
+  const data = JSON.stringify(rec, null, 2) + '\n';
+  const fh = await fs.promises.open(tmp, 'w', 0o600);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  install(file, tmp, seq);
+}
+
+/** Forgets a removed container's write sequence. */
+export function forgetRecord(file: string): void {
+  renamed.delete(file);
 }
 
 export function listRecordIds(dataRoot: string): string[] {

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { run } from '../../util/run.js';
+import { runBatched } from '../../util/batch-run.js';
 
 /** Mount points under `root` (deepest first), from this mount namespace's mountinfo. */
 export function mountsUnder(root: string): string[] {
@@ -24,11 +24,11 @@ export async function mountRootfs(layerDirs: string[], p: { upper: string; work:
   for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
   // overlayfs takes the uppermost lowerdir first.
   const lower = [...layerDirs].reverse().join(':');
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${p.upper},workdir=${p.work}`, p.rootfs]);
+  await runBatched('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${p.upper},workdir=${p.work}`, p.rootfs]);
 }
 
 export async function unmountRootfs(rootfs: string): Promise<void> {
-  for (const mp of mountsUnder(rootfs)) await run('umount', ['-l', mp], { allowFail: true });
+  for (const mp of mountsUnder(rootfs)) await runBatched('umount', ['-l', mp], { allowFail: true });
 }
 
 /** /etc/hosts, /etc/hostname, /etc/resolv.conf as Docker writes them for a bridge container. */

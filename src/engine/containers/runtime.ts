@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { runBatched } from '../../util/batch-run.js';
 import { run } from '../../util/run.js';
 
 export const RUNC = '/usr/sbin/runc';
@@ -30,13 +32,51 @@ export class Runc {
     return r.code === 0 ? r.stdout.split('\n').filter(Boolean) : [];
   }
 
-  async start(id: string): Promise<void> {
-    await run(RUNC, this.args('start', id));
+  /**
+   * Starts a created container the way `runc start` does, without a runc process: its init
+   * waits to open `exec.fifo` for writing; reading the fifo lets it exec the user's program,
+   * and removing it marks the container running for runc. Falls back to `runc start` when
+   * the fifo is not there (or not ours to read).
+   */
+  async start(id: string, initPid?: number): Promise<void> {
+    const fifo = path.join(this.root, id, 'exec.fifo');
+    let fd: number;
+    try {
+      fd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+    } catch {
+      await runBatched(RUNC, this.args('start', id));
+      return;
+    }
+    try {
+      const buf = Buffer.alloc(16);
+      // The init writes one byte once it sees a reader (it may not have opened its end yet:
+      // an empty read then means "not yet" as long as it lives).
+      for (let waited = 0; ; waited += 2) {
+        let n = 0;
+        try {
+          n = fs.readSync(fd, buf, 0, buf.length, null);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        }
+        if (n > 0) break;
+        if (initPid !== undefined && !processLives(initPid)) throw new Error('container process is already dead');
+        if (waited > 30_000) throw new Error('timed out waiting for the container process to start');
+        await new Promise((r) => setTimeout(r, 2));
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.rmSync(fifo, { force: true });
   }
 
   /** Sends a signal to the container's init; `all` reaches every process in it. */
   async kill(id: string, signal: string | number, all = false): Promise<void> {
-    await run(RUNC, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
+    await runBatched(RUNC, this.args('kill', ...(all ? ['--all'] : []), id, String(signal)));
+  }
+
+  /** `runc update` with flags; resolves with its result (the caller words the error). */
+  update(id: string, flags: string[]) {
+    return run(RUNC, this.args('update', ...flags, id), { allowFail: true });
   }
 
   async pause(id: string): Promise<void> {
@@ -53,8 +93,34 @@ export class Runc {
     return (JSON.parse(r.stdout || '[]') as number[] | null) ?? [];
   }
 
+  /**
+   * What `runc delete` does for a container whose init has exited (no hooks are ever set):
+   * removes its cgroups and its state directory, without a runc process. False when it cannot
+   * be sure (init alive, a cgroup still busy, unreadable state): then use `delete`.
+   */
+  removeStopped(id: string): boolean {
+    const dir = path.join(this.root, id);
+    let st: { init_process_pid: number; init_process_start: number; cgroup_paths?: Record<string, string> };
+    try {
+      st = JSON.parse(fs.readFileSync(path.join(dir, 'state.json'), 'utf8')) as typeof st;
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'ENOENT' && !fs.existsSync(dir);
+    }
+    if (processStartTime(st.init_process_pid) === st.init_process_start) return false;
+    for (const cg of new Set(Object.values(st.cgroup_paths ?? {}))) {
+      try {
+        fs.rmdirSync(cg);
+      } catch (e) {
+        // cpu and cpuacct are often one hierarchy under two names.
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return false;
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+    return true;
+  }
+
   async delete(id: string): Promise<void> {
-    await run(RUNC, this.args('delete', '--force', id), { allowFail: true });
+    await runBatched(RUNC, this.args('delete', '--force', id), { allowFail: true });
   }
 
   /** argv for `runc exec` with a process spec file; the caller wires its stdio. */
@@ -152,6 +218,26 @@ export function conmonCreate(o: ConmonOptions): Promise<number> {
     });
     child.on('error', (e) => finish(e));
   });
+}
+
+/** Field 22 of /proc/<pid>/stat (start time in clock ticks, as runc records it); undefined when gone. */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** True while `pid` exists and is not a zombie. */
+function processLives(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 /** True when `pid` is a live process whose command is `name` (guards against PID reuse). */

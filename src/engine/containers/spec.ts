@@ -130,6 +130,7 @@ function resources(h: ContainerRecord['hostConfig'], privileged: boolean): Recor
   const cpu: Record<string, number> = {};
   const nano = num(h.NanoCpus);
   if (nano) Object.assign(cpu, { period: 100_000, quota: Math.max(1000, Math.round((nano / 1e9) * 100_000)) });
+  else if (num(h.CpuQuota)) Object.assign(cpu, { period: num(h.CpuPeriod) ?? 100_000, quota: h.CpuQuota });
   const shares = num(h.CpuShares);
   if (shares) cpu.shares = shares;
   if (Object.keys(cpu).length) r.cpu = cpu;
@@ -142,6 +143,12 @@ function resources(h: ContainerRecord['hostConfig'], privileged: boolean): Recor
 function processEnv(env: string[], hostname: string, tty: boolean): string[] {
   const has = (k: string) => env.some((e) => e.startsWith(`${k}=`));
   return [...(has('HOSTNAME') ? [] : [`HOSTNAME=${hostname}`]), ...env, ...(tty && !has('TERM') ? ['TERM=xterm'] : [])];
+}
+
+/** The container's cgroup, below each controller's root (v1) or the unified root (v2). */
+export function cgroupsPathOf(id: string): string {
+  // Container IDs are random, so the path never collides between daemons on one host.
+  return `/shoal/${id}`;
 }
 
 /** The OCI runtime spec (config.json) runc gets for a container. */
@@ -168,8 +175,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
     hostname,
     mounts,
     linux: {
-      // Container IDs are random, so the path never collides between daemons on one host.
-      cgroupsPath: `/shoal/${rec.id}`,
+      cgroupsPath: cgroupsPathOf(rec.id),
       resources: resources(rec.hostConfig, privileged),
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
       ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),

@@ -58,13 +58,19 @@ export interface ForeignEndpoint {
   MacAddress: string;
   Aliases: string[];
   DNSNames: string[];
+  /** Networks with a gateway (local bridges); swarm endpoints show none. */
+  Gateway?: string;
+  /** The address was asked for (`--ip`): shown under IPAMConfig. Swarm addresses always are. */
+  StaticIp?: boolean;
+  /** The `--ip` asked for, before the container runs and has it. */
+  RequestedIp?: string;
 }
 
 function foreignEntry(e: ForeignEndpoint) {
   return {
     // Docker asks its IPAM for the address the swarm allocated: it shows as the static config.
-    IPAMConfig: { IPv4Address: e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
-    NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: '', IPAddress: e.IPAddress,
+    IPAMConfig: e.StaticIp === false ? null : { IPv4Address: e.RequestedIp ?? e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
+    NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: e.Gateway ?? '', IPAddress: e.IPAddress,
     IPPrefixLen: e.IPPrefixLen, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: e.DNSNames,
   };
 }
@@ -75,7 +81,7 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
   if (mode === 'host' || (mode === 'none' && !Object.keys(foreign).length)) return { [mode]: networkEntry(undefined, '') };
   const out: Record<string, unknown> = Object.fromEntries(Object.entries(foreign).map(([name, e]) => [name, foreignEntry(e)]));
   // A container whose own network is a swarm one has no default bridge endpoint to show.
-  if (ep || (mode === 'default' || mode === 'bridge')) out.bridge = networkEntry(ep, bridgeId);
+  if (ep || ((mode === 'default' || mode === 'bridge') && !r.leftDefaultBridge)) out.bridge = networkEntry(ep, bridgeId);
   return out;
 }
 

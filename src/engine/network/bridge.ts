@@ -5,10 +5,13 @@ import { newHexId } from '../../util/ids.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { EndpointInfo } from '../types.js';
 import { AddressPool, type PoolState } from './ipam.js';
-import { inNetns, ipBatch, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
+import { inNetns, ipBatch, ipBatches, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
 import { macFromIp, parseSubnet } from './ipv4.js';
 import { BRIDGE_NAT_CHAIN, BRIDGE_STATE_FILE, CONTAINER_IFNAME, DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
+
+/** How long the kernel gets to remove a stopped container's veth before we do. */
+const VETH_SWEEP_MS = 3000;
 
 /** One container's attachment, as remembered across daemon restarts. */
 export interface BridgeEndpoint {
@@ -17,6 +20,8 @@ export interface BridgeEndpoint {
   ip: string;
   mac: string;
   hostVeth: string;
+  /** The interface in the container; eth0 unless joined later (`network connect bridge`). */
+  ifname?: string;
 }
 
 /** The built-in networks every daemon has, with the IDs `docker network ls` shows. */
@@ -88,57 +93,83 @@ export class BridgeNetwork {
     return Object.values(this.state.endpoints).map((e) => ({ ...e }));
   }
 
-  /** Gives the container whose init is `pid` a veth on the default bridge; idempotent per container. */
+  /**
+   * Gives the container whose init is `pid` a veth on the default bridge; idempotent per
+   * container. Calls for different containers run concurrently (the address is taken
+   * synchronously), so a burst of starts shares `ip` runs and state writes; a container's own
+   * connect and disconnect never overlap (its start and teardown are serialised by the caller).
+   */
   connect(containerId: string, pid: number): Promise<EndpointInfo> {
-    return this.serialized(() => this.doConnect(containerId, pid));
+    // Reconnecting an existing endpoint (a restart) checks the kernel first: rare, kept in order.
+    if (this.state.endpoints[containerId]) return this.serialized(() => this.doConnect(containerId, pid));
+    return this.doConnect(containerId, pid);
   }
 
-  /** Frees the container's address (its veth dies with its namespace; removed here if it lives on). */
-  disconnect(containerId: string): Promise<void> {
+  /** `docker network connect bridge`: a container already on other networks gets the next free ethN, no default route. */
+  connectLater(containerId: string, pid: number): Promise<EndpointInfo> {
     return this.serialized(async () => {
-      const ep = this.state.endpoints[containerId];
-      if (!ep) return;
-      await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
-      delete this.state.endpoints[containerId];
-      this.pool.release(containerId);
-      this.save();
-      this.log.debug({ containerId, ip: ep.ip }, 'disconnected from bridge');
+      const links = new Set((await ipJson<IpLink>({ kind: 'pid', pid }, ['link', 'show'])).map((l) => l.ifname));
+      let k = 0;
+      while (links.has(`eth${k}`)) k++;
+      return this.doConnect(containerId, pid, `eth${k}`);
     });
   }
 
-  private async doConnect(containerId: string, pid: number): Promise<EndpointInfo> {
+  /**
+   * Frees the container's address. Its veth dies with its netns (the caller has ended its
+   * processes), which the kernel tears down shortly after; one still there a little later is
+   * removed then, so no `ip` run is on the stop path. `now`: the container lives on
+   * (`docker network disconnect`), so its link goes at once, before the address is reused.
+   */
+  async disconnect(containerId: string, opts: { now?: boolean } = {}): Promise<void> {
+    const ep = this.state.endpoints[containerId];
+    if (!ep) return;
+    const deleteNow = this.netns.kind !== 'self' || opts.now;
+    if (deleteNow) await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
+    delete this.state.endpoints[containerId];
+    this.pool.release(containerId);
+    await this.persist();
+    this.log.debug({ containerId, ip: ep.ip }, 'disconnected from bridge');
+    if (deleteNow) return;
+    setTimeout(() => {
+      if (ownLinks().has(ep.hostVeth)) void ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
+    }, VETH_SWEEP_MS).unref();
+  }
+
+  private async doConnect(containerId: string, pid: number, ifname: string = CONTAINER_IFNAME): Promise<EndpointInfo> {
     const container: NetnsTarget = { kind: 'pid', pid };
     const existing = this.state.endpoints[containerId];
-    if (existing && (await this.linkExists(existing.hostVeth)) && (await this.hasAddress(container, existing.ip))) {
+    if (existing && (await this.linkExists(existing.hostVeth)) && (await this.hasAddress(container, existing.ip, existing.ifname))) {
       return this.endpointInfo(existing);
     }
     if (existing) await ipBatch(this.netns, [`link delete ${existing.hostVeth}`]).catch(() => undefined);
 
     const ip = this.pool.allocate(containerId);
     const endpointId = existing?.endpointId ?? newHexId();
-    const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: macFromIp(ip), hostVeth: hostVethName(endpointId) };
+    const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: macFromIp(ip), hostVeth: hostVethName(endpointId), ...(ifname !== CONTAINER_IFNAME ? { ifname } : {}) };
     this.state.endpoints[containerId] = ep;
     // Recorded before the kernel is touched: a crash in between leaves an address taken, never one given twice.
-    this.save();
+    await this.persist();
     const prefixLen = parseSubnet(DEFAULT_BRIDGE.subnet).prefixLen;
     try {
       // The peer is born inside the container's netns, already named eth0: nothing transient shows up in ours.
-      await ipBatch(this.netns, [
-        `link add ${ep.hostVeth} mtu ${DEFAULT_BRIDGE.mtu} type veth peer name ${CONTAINER_IFNAME} mtu ${DEFAULT_BRIDGE.mtu} address ${ep.mac} netns ${pid}`,
+      // Joined later, the container keeps the way out it has.
+      const hasDefault = ifname !== CONTAINER_IFNAME && (await ipJson<unknown>(container, ['route', 'show', 'default'])).length > 0;
+      await ipBatches([{ target: this.netns, commands: [
+        `link add ${ep.hostVeth} mtu ${DEFAULT_BRIDGE.mtu} type veth peer name ${ifname} mtu ${DEFAULT_BRIDGE.mtu} address ${ep.mac} netns ${pid}`,
         `link set ${ep.hostVeth} master ${DEFAULT_BRIDGE.device}`,
         `link set ${ep.hostVeth} up`,
-      ]);
-      await ipBatch(container, [
+      ] }, { target: container, commands: [
         'link set lo up',
-        `addr add ${ip}/${prefixLen} dev ${CONTAINER_IFNAME}`,
-        `link set ${CONTAINER_IFNAME} up`,
-        `route add default via ${DEFAULT_BRIDGE.gateway} dev ${CONTAINER_IFNAME}`,
-      ]);
+        `addr add ${ip}/${prefixLen} dev ${ifname}`,
+        `link set ${ifname} up`,
+        ...(hasDefault ? [] : [`route add default via ${DEFAULT_BRIDGE.gateway} dev ${ifname}`]),
+      ] }]);
     } catch (e) {
       await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
       delete this.state.endpoints[containerId];
       this.pool.release(containerId);
-      this.save();
+      await this.persist();
       throw e;
     }
     this.log.debug({ containerId, ip, veth: ep.hostVeth }, 'connected to bridge');
@@ -201,10 +232,21 @@ export class BridgeNetwork {
     return (await ipJson<IpLink>(this.netns, ['link', 'show', 'dev', name], true)).length > 0;
   }
 
-  private async hasAddress(target: NetnsTarget, ip: string): Promise<boolean> {
-    const [link] = await ipJson<IpAddrInfo>(target, ['addr', 'show', 'dev', CONTAINER_IFNAME], true).catch(() => []);
+  private async hasAddress(target: NetnsTarget, ip: string, ifname = CONTAINER_IFNAME): Promise<boolean> {
+    const [link] = await ipJson<IpAddrInfo>(target, ['addr', 'show', 'dev', ifname], true).catch(() => []);
     return (link?.addr_info ?? []).some((a) => a.local === ip);
   }
+
+  /** One state write for every change made in this turn of the event loop (two fsyncs each). */
+  private persist(): Promise<void> {
+    this.persisting ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.persisting = undefined;
+      this.save();
+    });
+    return this.persisting;
+  }
+
+  private persisting?: Promise<void>;
 
   private save(): void {
     this.state.pool = this.pool.toJSON();
@@ -216,4 +258,14 @@ export class BridgeNetwork {
     this.queue = next.catch(() => undefined);
     return next;
   }
+}
+
+/** Interface names of this process's netns (/proc/self/net/dev is per netns; /sys/class/net is not). */
+function ownLinks(): Set<string> {
+  const names = new Set<string>();
+  for (const line of fs.readFileSync('/proc/self/net/dev', 'utf8').split('\n').slice(2)) {
+    const name = line.split(':')[0].trim();
+    if (name) names.add(name);
+  }
+  return names;
 }

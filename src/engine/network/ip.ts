@@ -1,3 +1,4 @@
+import { runBatched, shQuote } from '../../util/batch-run.js';
 import { run } from '../../util/run.js';
 
 /** A place `ip` and `nft` commands run in: this process's own netns, a named netns, or a process's netns. */
@@ -20,7 +21,30 @@ function wrap(target: NetnsTarget, cmd: string, args: string[]): [string, string
 export async function ipBatch(target: NetnsTarget, commands: string[]): Promise<void> {
   if (commands.length === 0) return;
   const [cmd, args] = wrap(target, 'ip', ['-batch', '-']);
-  await run(cmd, args, { input: commands.join('\n') + '\n' });
+  // Batched with other helper runs: many containers wired at once cost one spawn.
+  await runBatched(cmd, args, { input: commands.join('\n') + '\n' });
+}
+
+/**
+ * Several `ip -batch` runs, in order, as one batched item (one sh for all of them): stops at
+ * the first that fails and throws its error. A veth's host side and container side are two
+ * netns, hence two runs, but need not be two trips.
+ */
+export async function ipBatches(steps: { target: NetnsTarget; commands: string[] }[]): Promise<void> {
+  await runBatched('/bin/sh', ['-c', ipBatchesScript(steps)]);
+}
+
+/** The sh script of `ipBatches`: each run's commands in a quoted here-document, `set -e` between. */
+export function ipBatchesScript(steps: { target: NetnsTarget; commands: string[] }[]): string {
+  const parts = ['set -e'];
+  steps.forEach((s, i) => {
+    if (s.commands.length === 0) return;
+    const [cmd, args] = wrap(s.target, 'ip', ['-batch', '-']);
+    const body = s.commands.join('\n');
+    if (body.split('\n').includes(`IP_EOF_${i}`)) throw new Error('ip batch contains its delimiter');
+    parts.push(`${[cmd, ...args].map(shQuote).join(' ')} <<'IP_EOF_${i}'\n${body}\nIP_EOF_${i}`);
+  });
+  return parts.join('\n') + '\n';
 }
 
 /** `ip -json …`, parsed; an empty list when the object does not exist (allowMissing). */
@@ -34,7 +58,7 @@ export async function ipJson<T>(target: NetnsTarget, args: string[], allowMissin
 /** Applies one nftables transaction (`nft -f -`): all of it or nothing. */
 export async function nftApply(target: NetnsTarget, script: string): Promise<void> {
   const [cmd, args] = wrap(target, 'nft', ['-f', '-']);
-  await run(cmd, args, { input: script });
+  await runBatched(cmd, args, { input: script });
 }
 
 /** Runs any program in the target netns. */

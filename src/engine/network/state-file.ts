@@ -15,9 +15,11 @@ export function readJsonFile<T>(file: string): T | undefined {
 
 /**
  * Replaces a JSON state file atomically: a crash leaves either the old or the new content,
- * never half of one (write a temp file, fsync it, rename over, fsync the directory).
+ * never half of one (write a temp file, fsync it, rename over, fsync the directory). Without
+ * `syncDir` the rename itself may be lost in a crash (the old content stays): enough for
+ * records rewritten on every state change, as Docker's own atomic writes do.
  */
-export function writeJsonFileAtomic(file: string, value: unknown): void {
+export function writeJsonFileAtomic(file: string, value: unknown, opts: { syncDir?: boolean } = {}): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
@@ -29,6 +31,7 @@ export function writeJsonFileAtomic(file: string, value: unknown): void {
     fs.closeSync(fd);
   }
   fs.renameSync(tmp, file);
+  if (opts.syncDir === false) return;
   const dfd = fs.openSync(dir, 'r');
   try {
     fs.fsyncSync(dfd);

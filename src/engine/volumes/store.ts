@@ -105,6 +105,11 @@ export class VolumeStore {
   }
 
   /** Set by the container manager: which containers refer to a volume. */
+  /** Containers that mount the volume. */
+  users(name: string): string[] {
+    return this.refs(name);
+  }
+
   setRefs(fn: (name: string) => string[]): void {
     this.refs = fn;
   }
@@ -295,7 +300,7 @@ export class VolumeStore {
 }
 
 /** Bytes under a directory (files only; what prune reports as reclaimed). */
-function dirSize(dir: string): number {
+export function dirSize(dir: string): number {
   let total = 0;
   let entries: fs.Dirent[];
   try {

@@ -85,6 +85,7 @@ export class Dispatcher {
   private statusQueue: QueuedStatus[] = [];
   private flushTimer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
+  private lastFlushAt = 0;
   private readonly closers = new Set<() => void>();
   private byNode?: Map<string, Map<string, Task>>;
   private unwatchTasks?: () => void;
@@ -288,8 +289,11 @@ export class Dispatcher {
     };
     send();
     let timer: NodeJS.Timeout | undefined;
+    let lastSent = Date.now();
+    // The first change after a quiet spell goes out at once (changes of the same turn together);
+    // during a burst, a message at most every ASSIGNMENT_DEBOUNCE_MS.
     const changed = () => {
-      if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, ASSIGNMENT_DEBOUNCE_MS);
+      if (!timer) timer = setTimeout(() => { timer = undefined; lastSent = Date.now(); send(); }, Math.max(0, lastSent + ASSIGNMENT_DEBOUNCE_MS - Date.now()));
     };
     let streams = this.assignmentStreams.get(id.nodeId);
     if (!streams) this.assignmentStreams.set(id.nodeId, (streams = new Set()));
@@ -369,7 +373,8 @@ export class Dispatcher {
       if (!t) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
       this.statusQueue.push({ nodeId: id.nodeId, ...u, queuedAt: Date.now() });
     }
-    this.scheduleFlush(STATUS_FLUSH_MS);
+    // The first status after a quiet spell is written at once; a burst at most every STATUS_FLUSH_MS.
+    this.scheduleFlush(Math.max(0, this.lastFlushAt + STATUS_FLUSH_MS - Date.now()));
     cb(null, {});
   }
 
@@ -385,6 +390,7 @@ export class Dispatcher {
    */
   private async flush(): Promise<void> {
     this.flushTimer = undefined;
+    this.lastFlushAt = Date.now();
     const queue = this.statusQueue;
     this.statusQueue = [];
     const now = Date.now();

@@ -40,7 +40,16 @@ export class LeaderElection extends EventEmitter implements Fence {
     this.stopped = true;
     this.emit('stopping');
     this.lose();
-    await this.lease?.revoke().catch(() => undefined);
+    const lease = this.lease;
+    this.lease = undefined; // a resumed election campaigns on a new lease
+    await lease?.revoke().catch(() => undefined);
+  }
+
+  /** Campaigns again after stop() (a demotion that did not go through). */
+  resume(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    if (!this.running) void this.loop();
   }
 
   private lose(): void {
@@ -50,7 +59,9 @@ export class LeaderElection extends EventEmitter implements Fence {
     this.emit('leader', false);
   }
 
+  private running = false;
   private async loop(): Promise<void> {
+    this.running = true;
     while (!this.stopped) {
       try {
         await this.campaign();
@@ -60,6 +71,7 @@ export class LeaderElection extends EventEmitter implements Fence {
         await sleep(1000);
       }
     }
+    this.running = false;
   }
 
   /** One round: try to take the key; if someone holds it, wait until it is gone. */

@@ -98,7 +98,11 @@ export async function removeSwarmNetwork(store: Store, n: Network): Promise<void
   }
   const s = services.find((x) => uses(x, n.ID));
   if (s) throw rpcError('FailedPrecondition', `network ${n.ID} is in use by service ${s.ID}`);
-  const t = store.list('tasks').find((x: Task) => LIVE.has(x.DesiredState) && LIVE.has(x.Status.State) && ((x.NetworksAttachments ?? []).some((a) => a.Network.ID === n.ID)
+  // Tasks of a deleted service are on their way out: swarmkit's orchestrator marks them REMOVE at once, ours a
+  // moment later, and `docker stack rm` removes the stack's network right after its services.
+  const serviceIds = new Set(services.map((x) => x.ID));
+  const orphan = (x: Task) => x.ServiceID !== '' && !serviceIds.has(x.ServiceID);
+  const t = store.list('tasks').find((x: Task) => !orphan(x) && LIVE.has(x.DesiredState) && LIVE.has(x.Status.State) && ((x.NetworksAttachments ?? []).some((a) => a.Network.ID === n.ID)
     // An attachment still waiting for its address names its network in its spec only.
     || (x.Status.State === 'new' && (x.Spec.Networks ?? []).some((w) => w.Target === n.ID))));
   if (t) throw rpcError('FailedPrecondition', `network ${n.ID} is in use by task ${t.ID}`);

@@ -37,6 +37,12 @@ export function normalizeSpec(spec: ServiceSpec): ServiceSpec {
     const maxConcurrent = m.ReplicatedJob.MaxConcurrent ?? 1;
     s.Mode = { ReplicatedJob: { MaxConcurrent: maxConcurrent, TotalCompletions: m.ReplicatedJob.TotalCompletions ?? maxConcurrent } };
   } else if (!m.Global && !m.GlobalJob) s.Mode = { ...m, Replicated: { ...(m.Replicated ?? {}), Replicas: m.Replicated?.Replicas ?? 1 } };
+  // An empty action or order is SwarmKit's zero enum value (moby convert updateConfigToGRPC); `stack deploy` sends them empty.
+  for (const u of [s.UpdateConfig, s.RollbackConfig]) {
+    if (!u) continue;
+    if (!u.FailureAction) u.FailureAction = 'pause';
+    if (!u.Order) u.Order = 'stop-first';
+  }
   return s;
 }
 
