@@ -78,7 +78,7 @@ async function flipNode(store: MemoryStore, n: Node, state: 'down' | 'ready'): P
 }
 
 for (const seed of [1, 2, 3]) {
-  test(`leader loops: nodes going DOWN and back while tasks move never leave two tasks desired to run in one slot (seed ${seed})`, async () => {
+  test(`leader loops: nodes going DOWN and back while tasks move (and leader terms change) never leave two tasks desired to run in one slot (seed ${seed})`, async () => {
     const rnd = prng(seed);
     const store = new MemoryStore();
     const nodes = Array.from({ length: 6 }, (_, i) => makeNode(`n${i}`));
@@ -107,6 +107,12 @@ for (const seed of [1, 2, 3]) {
           const upCount = store.view('nodes').filter((x) => x.Status.State === 'ready').length;
           if (cur.Status.State === 'ready' && upCount > 2) await flipNode(store, n, 'down');
           else if (cur.Status.State === 'down') await flipNode(store, n, 'ready');
+        }
+        // Now and then a new leader term: a fresh orchestrator without the old one's memory.
+        if (rnd() < 0.03) {
+          await loops[2].stop();
+          loops[2] = new ReplicatedOrchestrator(store, log);
+          loops[2].run();
         }
         await new Promise((r) => setTimeout(r, rnd() < 0.5 ? 0 : 3));
       }
