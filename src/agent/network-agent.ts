@@ -12,6 +12,7 @@ import { NetworkReconciler } from './network/reconciler.js';
 import { StandaloneAttachments } from './network/standalone.js';
 import { planFromCluster, type ClusterView } from './network/from-cluster.js';
 import type { NodeNetworkPlan } from './network/plan.js';
+import type { VerboseService } from '../api/routes/networks.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const RETRY_MS = 500;
@@ -149,6 +150,23 @@ export class NetworkAgent {
     const addrs = new Set([plan.nodeAddr, ...plan.peers.filter((p) => p.networkId === networkId).map((p) => p.nodeAddr)]);
     const nodes = this.view?.nodes ?? [];
     return [...addrs].map((ip) => ({ Name: nodes.find((n) => n.Status.Addr === ip)?.ID.slice(0, 12) ?? ip, IP: ip }));
+  }
+
+  /** For `network inspect --verbose`: the services on `networkId` in this node's last applied plan (what its resolver answers). */
+  services(networkId: string): Record<string, VerboseService> {
+    const out: Record<string, VerboseService> = {};
+    for (const s of this.lastPlan?.services ?? []) {
+      const vip = s.vips[networkId];
+      const tasks = s.tasks.filter((t) => t.addresses[networkId]);
+      if (!vip && !tasks.length) continue;
+      out[s.name] = {
+        VIP: s.endpointMode === 'vip' ? vip ?? '' : '',
+        Ports: s.ports.map((p) => `Target: ${p.target}, Publish: ${p.published}`),
+        LocalLBIndex: 0,
+        Tasks: tasks.map((t) => ({ Name: '', EndpointID: '', EndpointIP: t.addresses[networkId], Info: {} })),
+      };
+    }
+    return out;
   }
 
   // --- the view from the manager ---
