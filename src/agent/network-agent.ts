@@ -8,10 +8,12 @@ import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
 import type { ForeignEndpoint } from '../engine/containers/views.js';
 import type { Logger } from '../util/log.js';
+import { CoalescingRunner } from '../util/coalescing-runner.js';
 import { NetworkReconciler } from './network/reconciler.js';
 import { StandaloneAttachments } from './network/standalone.js';
 import { planFromCluster, type ClusterView } from './network/from-cluster.js';
 import type { NodeNetworkPlan } from './network/plan.js';
+import type { VerboseService } from '../api/routes/networks.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const RETRY_MS = 500;
@@ -40,8 +42,13 @@ export class NetworkAgent {
   private nodeId?: string;
   private client?: grpc.Client;
   private stopped = false;
-  private running?: Promise<void>;
-  private dirty = false;
+  private readonly passes = new CoalescingRunner(async () => {
+    try {
+      await this.applyOnce();
+    } catch (err) {
+      this.log.warn({ err }, 'network plan failed');
+    }
+  }, () => this.stopped);
   /** Containers between runc create and start: not yet "running" in the engine's records. */
   private readonly starting = new Map<string, { containerId: string; pid: number }>();
   private lastPlanEndpoints: { containerId: string; networkId: string; ip: string }[] = [];
@@ -79,7 +86,7 @@ export class NetworkAgent {
     this.standalone.close();
     clearInterval(this.loop);
     this.client?.close();
-    await this.running?.catch(() => undefined);
+    await this.passes.idle().catch(() => undefined);
     await this.reconciler?.close();
   }
 
@@ -151,6 +158,23 @@ export class NetworkAgent {
     return [...addrs].map((ip) => ({ Name: nodes.find((n) => n.Status.Addr === ip)?.ID.slice(0, 12) ?? ip, IP: ip }));
   }
 
+  /** For `network inspect --verbose`: the services on `networkId` in this node's last applied plan (what its resolver answers). */
+  services(networkId: string): Record<string, VerboseService> {
+    const out: Record<string, VerboseService> = {};
+    for (const s of this.lastPlan?.services ?? []) {
+      const vip = s.vips[networkId];
+      const tasks = s.tasks.filter((t) => t.addresses[networkId]);
+      if (!vip && !tasks.length) continue;
+      out[s.name] = {
+        VIP: s.endpointMode === 'vip' ? vip ?? '' : '',
+        Ports: s.ports.map((p) => `Target: ${p.target}, Publish: ${p.published}`),
+        LocalLBIndex: 0,
+        Tasks: tasks.map((t) => ({ Name: '', EndpointID: '', EndpointIP: t.addresses[networkId], Info: {} })),
+      };
+    }
+    return out;
+  }
+
   // --- the view from the manager ---
 
   private async streamLoop(): Promise<void> {
@@ -213,23 +237,7 @@ export class NetworkAgent {
 
   /** Applies the current plan; calls during an apply make one more pass afterwards. */
   private kick(): Promise<void> {
-    if (this.running) {
-      this.dirty = true;
-      return this.running;
-    }
-    this.running = (async () => {
-      do {
-        this.dirty = false;
-        try {
-          await this.applyOnce();
-        } catch (err) {
-          this.log.warn({ err }, 'network plan failed');
-        }
-      } while (this.dirty && !this.stopped);
-    })().finally(() => {
-      this.running = undefined;
-    });
-    return this.running;
+    return this.passes.kick();
   }
 
   private async applyOnce(): Promise<void> {

@@ -257,7 +257,17 @@ describe('swarm networks on a three-machine lab', () => {
     const resolved = await waitFor('rr resolves to a task', async () => {
       const p = await d('m1', ['exec', front, 'ping', '-c', '1', '-W', '1', 'rr']);
       return /PING rr \(([\d.]+)\)/.exec(p.stdout)?.[1];
-    }, 30_000);
+    }, 30_000).catch(async (e: Error) => {
+      // What m1's resolver knows (its last applied plan) and what the names give from the task.
+      const lines = [e.message, `task addresses: ${[...taskIps]}`, (await d('m1', ['service', 'ps', 'rr', '--no-trunc'])).stdout];
+      for (const n of ['rr', 'tasks.rr', 'back', 'tasks.back']) {
+        const p = await d('m1', ['exec', front, 'ping', '-c', '1', '-W', '1', n]);
+        lines.push(`ping ${n}: ${p.stdout.split('\n')[0]}${p.stderr.trim()}`);
+      }
+      const verbose = JSON.parse((await d('m1', ['network', 'inspect', '--verbose', 'micro-net'])).stdout || '[{}]')[0];
+      lines.push(`m1 network inspect --verbose micro-net Services: ${JSON.stringify(verbose.Services)}`);
+      throw new Error(lines.join('\n'));
+    });
     assert.ok(taskIps.has(resolved), `${resolved} in ${[...taskIps]}`);
     assert.equal((await d('m1', ['service', 'rm', 'rr'])).code, 0);
   });

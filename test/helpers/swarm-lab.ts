@@ -39,6 +39,17 @@ export interface SwarmLab {
   cleanup(): Promise<void>;
 }
 
+/** SHOAL_KEEP_LOGS=<dir>: each machine's daemon log survives the prune, for a post-mortem. */
+function keepMachineLogs(lab: TestLab, machines: string[]): void {
+  const dir = process.env.SHOAL_KEEP_LOGS;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  for (const m of machines) {
+    const log = path.join(lab.labDir, 'machines', m, 'shoald.log');
+    if (fs.existsSync(log)) fs.copyFileSync(log, path.join(dir, `${lab.prefix}-${m}.log`));
+  }
+}
+
 /**
  * A lab whose machines form one swarm: every node Ready before this returns. On failure the
  * lab is pruned before the error is thrown, so a failed `before` leaves nothing behind.
@@ -55,6 +66,7 @@ export async function createSwarmLab(opts: SwarmLabOptions): Promise<SwarmLab> {
     replicas: async (svc) => (await d(leader, ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim(),
     async cleanup() {
       for (const m of machines) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
+      keepMachineLogs(lab, machines);
       await lab.prune();
     },
   };

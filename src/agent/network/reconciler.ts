@@ -88,6 +88,7 @@ export class NetworkReconciler {
   /** Last script applied per namespace: unchanged tables are not rewritten. */
   private readonly nftApplied = new Map<string, string>();
   private resolver?: Resolver;
+  private lastZone = '';
   private queue: Promise<unknown> = Promise.resolve();
   private report: ApplyReport = freshReport();
   /** The VXLAN source address, from the plan being applied. */
@@ -341,7 +342,14 @@ export class NetworkReconciler {
     await this.nft('node', this.node, nodeScript(published));
 
     // 6. The resolver's view.
-    this.resolver?.setZone(buildZone(plan, (id) => this.gws.get(id)?.ip));
+    const zone = buildZone(plan, (id) => this.gws.get(id)?.ip);
+    this.resolver?.setZone(zone);
+    // A name that does not resolve is a question about this zone: its changes go to the debug log.
+    const zoneText = JSON.stringify(zone);
+    if (zoneText !== this.lastZone) {
+      this.lastZone = zoneText;
+      this.options.log.debug({ zone }, 'resolver zone changed');
+    }
     if (this.report.errors.length) this.options.log.warn({ errors: this.report.errors }, 'overlay plan applied with errors');
     return this.report;
   }

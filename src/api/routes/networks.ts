@@ -29,6 +29,16 @@ export interface NetworkResource {
   Labels: Record<string, string>;
   /** Overlay networks this node takes part in: the nodes it exchanges traffic with. */
   Peers?: { Name: string; IP: string }[];
+  /** `network inspect --verbose` of a swarm network: the services as this node's resolver and balancer know them. */
+  Services?: Record<string, VerboseService>;
+}
+
+/** One service in `network inspect --verbose` (Docker's ServiceInfo). */
+export interface VerboseService {
+  VIP: string;
+  Ports: string[];
+  LocalLBIndex: number;
+  Tasks: { Name: string; EndpointID: string; EndpointIP: string; Info: Record<string, string> }[];
 }
 
 const BUILTIN = new Set([DEFAULT_BRIDGE.name, 'host', 'none']);
@@ -153,6 +163,8 @@ export interface LocalSwarmNetworks {
   networks(): Network[];
   endpoints(networkId: string): NetworkResource['Containers'] | undefined;
   peers(networkId: string): { Name: string; IP: string }[] | undefined;
+  /** Services on `networkId` as this node knows them (`network inspect --verbose`). */
+  services?(networkId: string): Record<string, VerboseService>;
   /** `network connect` / `disconnect` of a container and a swarm network (named as the user did). */
   connect?(container: string, network: string): Promise<void>;
   disconnect?(container: string, network: string): Promise<void>;
@@ -187,6 +199,8 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     const scope = ctx.query.get('scope');
     const n = findNetwork(all(), ctx.params.id);
     if (scope && scope !== n.Scope) throw notFound(`network ${ctx.params.id} not found`);
+    const verbose = ['1', 'true'].includes(ctx.query.get('verbose') ?? '');
+    if (verbose && n.Scope === 'swarm') return { body: { ...n, Services: local?.services?.(n.Id) ?? {} } };
     return { body: n };
   });
 
