@@ -32,7 +32,9 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     return p.code === 0 ? /PING \S+ \(([\d.]+)\)/.exec(p.stdout)?.[1] : undefined;
   };
   const endpointIp = async (m: string, net: string, name: string) => {
-    const n = JSON.parse((await d(m, ['network', 'inspect', net])).stdout)[0];
+    // A worker forgets an overlay once its last container on it is gone (as Docker does): no endpoint then.
+    const n = JSON.parse((await d(m, ['network', 'inspect', net])).stdout || '[]')[0];
+    if (!n) return undefined;
     const ep = Object.values((n.Containers ?? {}) as Record<string, { Name: string; IPv4Address: string }>).find((c) => c.Name === name);
     return ep?.IPv4Address;
   };
