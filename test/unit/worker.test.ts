@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Task, TaskStatus } from '../../src/cluster/types.js';
-import type { AgentLink } from '../../src/agent/link.js';
 import type { TaskContainer, TaskExecutor } from '../../src/agent/executor/executor.js';
 import { taskContainerConfig } from '../../src/agent/executor/executor.js';
 import { Worker } from '../../src/agent/worker/worker.js';
 import { newTask, status } from '../../src/manager/orchestrator/task.js';
 import { createLogger } from '../../src/util/log.js';
 import { makeService, until } from '../helpers/swarm-fixtures.js';
+import { FakeLink } from '../helpers/fake-link.js';
 
 const log = createLogger('test', 'silent');
 
@@ -65,22 +65,6 @@ class FakeExecutor implements TaskExecutor {
   }
 }
 
-class FakeLink implements AgentLink {
-  fn: (tasks: Task[]) => void = () => {};
-  readonly reports: { taskId: string; status: TaskStatus }[] = [];
-  onAssignments(fn: (tasks: Task[]) => void) {
-    this.fn = fn;
-  }
-  async reportStatus(u: { taskId: string; status: TaskStatus }[]) {
-    this.reports.push(...u);
-  }
-  states(id: string) {
-    return this.reports.filter((r) => r.taskId === id).map((r) => r.status.State);
-  }
-  last(id: string) {
-    return this.reports.filter((r) => r.taskId === id).at(-1)?.status;
-  }
-}
 
 function setup() {
   const exec = new FakeExecutor();

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { readJsonFile } from '../network/state-file.js';
+import { readJsonFile, writeJsonSynced } from '../network/state-file.js';
 import type { PublishedPort } from './ports.js';
 import type { HealthState } from './health.js';
 import type { MountPoint } from '../volumes/mounts.js';
@@ -136,13 +136,7 @@ function install(file: string, tmp: string, seq: number): void {
 export function saveRecord(file: string, rec: ContainerRecord): void {
   const seq = ++writeSeq;
   const tmp = `${file}.${seq}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, JSON.stringify(rec, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  writeJsonSynced(tmp, rec);
   install(file, tmp, seq);
 }
 

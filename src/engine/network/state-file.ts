@@ -13,6 +13,17 @@ export function readJsonFile<T>(file: string): T | undefined {
   return JSON.parse(raw) as T;
 }
 
+/** Writes `value` as JSON to a new file (mode 0600) and fsyncs it: the first half of an atomic replace. */
+export function writeJsonSynced(file: string, value: unknown): void {
+  const fd = fs.openSync(file, 'w', 0o600);
+  try {
+    fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Replaces a JSON state file atomically: a crash leaves either the old or the new content,
  * never half of one (write a temp file, fsync it, rename over, fsync the directory). Without
@@ -23,13 +34,7 @@ export function writeJsonFileAtomic(file: string, value: unknown, opts: { syncDi
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
+  writeJsonSynced(tmp, value);
   fs.renameSync(tmp, file);
   if (opts.syncDir === false) return;
   const dfd = fs.openSync(dir, 'r');
