@@ -123,7 +123,8 @@ for (const seed of [1, 2, 3]) {
         void agentsStep(store, () => 1);
         const ts = store.tasksBy('service', s.ID);
         const running = ts.filter((t) => t.Status.State === 'running');
-        return running.length === 40 && running.every((t) => t.DesiredState === 'running') && new Set(running.map((t) => t.Slot)).size === 40;
+        const settled = ts.every((t) => t.DesiredState === 'running' || rank(t.Status.State) > rank('running') || rank(t.Status.State) < rank('assigned'));
+        return settled && running.length === 40 && running.every((t) => t.DesiredState === 'running') && new Set(running.map((t) => t.Slot)).size === 40;
       }, 20_000);
       check();
       assert.deepEqual(seen, []);
