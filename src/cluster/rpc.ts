@@ -72,8 +72,11 @@ export interface AssignmentsRequest { sessionId: string }
 /**
  * The node's tasks, and beside them the secrets and configs those tasks reference (only
  * those: swarmkit's dispatcher does the same), with their data in the clear as base64.
+ * As in swarmkit, a stream's first message is the complete set; later ones are
+ * `incremental`: `tasks` new or changed, `removes` the IDs no longer assigned, and the files
+ * of the tasks sent (a file, once sent, stays known for the stream's life).
  */
-export interface AssignmentsMessage { tasks: Task[]; secrets?: AssignedFile[]; configs?: AssignedFile[] }
+export interface AssignmentsMessage { type?: 'complete' | 'incremental'; tasks: Task[]; removes?: string[]; secrets?: AssignedFile[]; configs?: AssignedFile[] }
 export interface AssignedFile { ID: string; Name: string; Data: string }
 /** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
 export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }

@@ -34,17 +34,26 @@ test('task state machine: observed state only moves forward; desired only rises'
   assert.equal(withDesired({ ...t, DesiredState: 'remove' }, 'shutdown'), undefined);
 });
 
-test('scale up fills the lowest free slots with NEW tasks', () => {
-  const s = replicated(4);
-  const existing = [makeTask(s, { Slot: 2, Status: st('running') })];
-  const { created } = run(s, existing);
-  assert.deepEqual(created.map((t) => t.Slot).sort(), [1, 3, 4]);
-  for (const t of created) {
-    assert.equal(t.Status.State, 'new');
-    assert.equal(t.Status.Message, 'created');
-    assert.equal(t.DesiredState, 'running');
-    assert.equal(t.ServiceID, s.ID);
-    assert.deepEqual(t.SpecVersion, s.SpecVersion);
+test('scale up fills the lowest free slots: NEW tasks for the allocator, PENDING when it has nothing to give', () => {
+  const networked = replicated(4, { TaskTemplate: { ContainerSpec: { Image: 'nginx' }, Networks: [{ Target: 'net1' }] } });
+  const published = replicated(4, { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080 }] } });
+  for (const s of [networked, published]) {
+    const existing = [makeTask(s, { Slot: 2, Status: st('running') })];
+    const { created } = run(s, existing);
+    assert.deepEqual(created.map((t) => t.Slot).sort(), [1, 3, 4]);
+    for (const t of created) {
+      assert.equal(t.Status.State, 'new');
+      assert.equal(t.Status.Message, 'created');
+      assert.equal(t.DesiredState, 'running');
+      assert.equal(t.ServiceID, s.ID);
+      assert.deepEqual(t.SpecVersion, s.SpecVersion);
+    }
+  }
+  // No network, no port: the allocator would move it on at once, so it starts where that leaves it.
+  const plain = replicated(2);
+  for (const t of run(plain, []).created) {
+    assert.equal(t.Status.State, 'pending');
+    assert.equal(t.Status.Message, 'pending task scheduling');
   }
 });
 

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeDescription, Task, TaskStatus } from '../../cluster/types.js';
 import type { AgentLink, AssignedFiles } from '../link.js';
-import { clientCredentials, DispatcherClient, serverStream, unary, type AssignmentsMessage, type HeartbeatResponse, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
+import { clientCredentials, DispatcherClient, serverStream, unary, type AssignedFile, type AssignmentsMessage, type HeartbeatResponse, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
 
 export interface SessionDeps {
@@ -173,11 +173,23 @@ export class AgentSession implements AgentLink {
     this.d.log.info({ manager: addr, session: first.sessionId }, 'session established');
 
     const assignments = serverStream<object, AssignmentsMessage>(client, 'Assignments', { sessionId: first.sessionId });
+    // The node's whole set, kept from the stream's complete first message and its increments.
+    const assigned = new Map<string, Task>();
+    const files = { secrets: new Map<string, AssignedFile>(), configs: new Map<string, AssignedFile>() };
     assignments.on('data', (m: AssignmentsMessage) => {
-      this.lastTasks = m.tasks;
-      this.lastFiles = { secrets: m.secrets, configs: m.configs };
+      if (m.type !== 'incremental') {
+        assigned.clear();
+        files.secrets.clear();
+        files.configs.clear();
+      }
+      for (const id of m.removes ?? []) assigned.delete(id);
+      for (const t of m.tasks) assigned.set(t.ID, t);
+      for (const f of m.secrets ?? []) files.secrets.set(f.ID, f);
+      for (const f of m.configs ?? []) files.configs.set(f.ID, f);
+      this.lastTasks = [...assigned.values()];
+      this.lastFiles = { secrets: [...files.secrets.values()], configs: [...files.configs.values()] };
       for (const fn of this.assignmentListeners) {
-        try { fn(m.tasks, this.lastFiles); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
+        try { fn(this.lastTasks, this.lastFiles); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
       }
     });
     const assignmentsEnded = new Promise<never>((_, reject) => {

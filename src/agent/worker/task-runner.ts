@@ -50,6 +50,8 @@ export class TaskRunner {
 
   /** A newer copy of the task from the managers (desired state may have changed). */
   update(task: Task): void {
+    // The session hands over the node's whole set on every message; only a changed copy matters.
+    if (task === this.task) return;
     this.task = task;
     // The manager's copy never goes back; if it is ahead (e.g. after a restart of this agent), take it.
     if (rank(task.Status.State) > rank(this.status.State)) this.status = task.Status;

@@ -70,12 +70,14 @@ export class Worker {
     this.files = files;
     const ids = new Set(tasks.map((t) => t.ID));
     for (const t of tasks) {
-      let r = this.runners.get(t.ID);
-      if (!r) {
-        r = new TaskRunner(t, { executor: this.executor, nodeId: nodeId!, report: (id, s) => this.report(id, s), log: this.log, files: (task) => taskFiles(task, this.files) });
-        this.runners.set(t.ID, r);
+      const r = this.runners.get(t.ID);
+      if (r) {
+        r.update(t);
+        continue;
       }
-      r.update(t);
+      const made = new TaskRunner(t, { executor: this.executor, nodeId: nodeId!, report: (id, s) => this.report(id, s), log: this.log, files: (task) => taskFiles(task, this.files) });
+      this.runners.set(t.ID, made);
+      made.kick();
     }
     const gone: Promise<void>[] = [];
     const closing = new Set<string>();

@@ -57,9 +57,9 @@ export function rootRotationLoop(ca: () => RotationView, finishCA: (signingRoot:
       if (running || ctx.signal.aborted) return;
       running = true;
       try {
-        const c = ctx.store.list('cluster')[0];
+        const c = ctx.store.view('cluster')[0];
         const view = ca();
-        if (!c || !rotationCanFinish(c, ctx.store.list('nodes'), view)) return;
+        if (!c || !rotationCanFinish(c, ctx.store.view('nodes'), view)) return;
         if (!(await finishCA(view.signingRoot))) return;
         try {
           await ctx.store.commit([{ kind: 'cluster', op: 'update', object: finishedCluster(c, view.signingRoot) }], { fenced: true });
@@ -74,7 +74,10 @@ export function rootRotationLoop(ca: () => RotationView, finishCA: (signingRoot:
         running = false;
       }
     };
-    const unwatch = ctx.store.watch(() => void check());
+    // Only node and cluster changes can end a rotation: task events (most of them at scale) cannot.
+    const unwatch = ctx.store.watch((events) => {
+      if (events.some((e) => e.kind === 'nodes' || e.kind === 'cluster')) void check();
+    });
     const timer = setInterval(() => void check(), 2000);
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
     unwatch();

@@ -90,7 +90,8 @@ export class Dispatcher {
   private byNode?: Map<string, Map<string, Task>>;
   private unwatchTasks?: () => void;
   /** node ID → its assignments streams' change callbacks. */
-  private readonly assignmentStreams = new Map<string, Set<() => void>>();
+  /** Node ID → its assignment streams, each told which of the node's tasks changed. */
+  private readonly assignmentStreams = new Map<string, Set<(taskIds: Iterable<string>) => void>>();
   private readonly resenders = new Set<() => void>();
   /** node ID → its sessions' listeners (nodeListeners). */
   private readonly sessionListeners = new Map<string, Set<SessionListener>>();
@@ -283,17 +284,41 @@ export class Dispatcher {
     const id = this.authStream(call);
     if (!id) return;
     const byNode = this.taskIndex();
-    const send = () => {
-      const tasks = assignedTasks([...(byNode.get(id.nodeId)?.values() ?? [])], id.nodeId);
-      call.write({ tasks, ...assignedFiles(this.d.store, this.d.dek, tasks) });
+    // What the agent was last told, by task ID: after the complete first message only the
+    // difference goes out. Resending a node's whole list on every change cost the manager
+    // (tasks per node)² serializations while a big service was being placed.
+    const told = new Map<string, Task>();
+    /** Tasks of this node changed since the last message: a message costs what changed. */
+    const pending = new Set<string>();
+    const send = (complete: boolean) => {
+      const mine = byNode.get(id.nodeId);
+      const tasks: Task[] = [];
+      const removes: string[] = [];
+      if (complete) {
+        for (const t of assignedTasks([...(mine?.values() ?? [])], id.nodeId)) tasks.push(t);
+      } else {
+        for (const tid of pending) {
+          const t = mine?.get(tid);
+          const was = told.get(tid);
+          if (t && t.NodeID === id.nodeId && isAssignment(t)) {
+            if (!was || changesAssignment(was, t)) tasks.push(t);
+          } else if (was) removes.push(tid);
+        }
+      }
+      pending.clear();
+      for (const tid of removes) told.delete(tid);
+      for (const t of tasks) told.set(t.ID, t);
+      if (!complete && !tasks.length && !removes.length) return;
+      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.d.store, this.d.dek, tasks) });
     };
-    send();
+    send(true);
     let timer: NodeJS.Timeout | undefined;
     let lastSent = Date.now();
     // The first change after a quiet spell goes out at once (changes of the same turn together);
     // during a burst, a message at most every ASSIGNMENT_DEBOUNCE_MS.
-    const changed = () => {
-      if (!timer) timer = setTimeout(() => { timer = undefined; lastSent = Date.now(); send(); }, Math.max(0, lastSent + ASSIGNMENT_DEBOUNCE_MS - Date.now()));
+    const changed = (taskIds: Iterable<string>) => {
+      for (const tid of taskIds) pending.add(tid);
+      if (!timer) timer = setTimeout(() => { timer = undefined; lastSent = Date.now(); send(false); }, Math.max(0, lastSent + ASSIGNMENT_DEBOUNCE_MS - Date.now()));
     };
     let streams = this.assignmentStreams.get(id.nodeId);
     if (!streams) this.assignmentStreams.set(id.nodeId, (streams = new Set()));
@@ -332,7 +357,13 @@ export class Dispatcher {
       m.set(t.ID, t);
     };
     this.unwatchTasks = this.d.store.watch((evs: StoreEvent[]) => {
-      const touched = new Set<string>();
+      /** Node ID → its tasks whose assignment changed in these events. */
+      const touched = new Map<string, string[]>();
+      const touch = (nodeId: string, taskId: string) => {
+        let l = touched.get(nodeId);
+        if (!l) touched.set(nodeId, (l = []));
+        l.push(taskId);
+      };
       for (const e of evs) {
         if (e.kind !== 'tasks') continue;
         const t = e.object as Task;
@@ -340,19 +371,19 @@ export class Dispatcher {
         if (e.action === 'delete') {
           if (prev) {
             byNode.get(prev)?.delete(t.ID);
-            touched.add(prev);
+            touch(prev, t.ID);
           }
           nodeOf.delete(t.ID);
         } else {
           const before = prev ? byNode.get(prev)?.get(t.ID) : undefined;
           put(t);
           if (changesAssignment(before, t)) {
-            if (prev) touched.add(prev);
-            if (t.NodeID) touched.add(t.NodeID);
+            if (prev) touch(prev, t.ID);
+            if (t.NodeID && t.NodeID !== prev) touch(t.NodeID, t.ID);
           }
         }
       }
-      for (const n of touched) for (const fn of this.assignmentStreams.get(n) ?? []) fn();
+      for (const [n, ids] of touched) for (const fn of this.assignmentStreams.get(n) ?? []) fn(ids);
     });
     for (const t of this.d.store.view('tasks')) put(t);
     return byNode;

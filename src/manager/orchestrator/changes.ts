@@ -7,6 +7,8 @@ import type { Change } from '../store/store.js';
  */
 export class PassChanges {
   private readonly created = new Map<string, Task>();
+  /** Service ID → IDs of the tasks this pass created for it (lookups per service, not scans). */
+  private readonly createdByService = new Map<string, Set<string>>();
   private readonly updated = new Map<string, Task>();
   private readonly deleted = new Set<string>();
   private readonly services = new Map<string, Service>();
@@ -18,6 +20,22 @@ export class PassChanges {
 
   create(t: Task): void {
     this.created.set(t.ID, t);
+    let ids = this.createdByService.get(t.ServiceID);
+    if (!ids) this.createdByService.set(t.ServiceID, (ids = new Set()));
+    ids.add(t.ID);
+  }
+
+  hasCreated(id: string): boolean {
+    return this.created.has(id);
+  }
+
+  get createdCount(): number {
+    return this.created.size;
+  }
+
+  /** The tasks this pass created for one service, as it last left them. */
+  createdFor(serviceId: string): Task[] {
+    return [...(this.createdByService.get(serviceId) ?? [])].map((id) => this.created.get(id)!);
   }
 
   update(t: Task): void {

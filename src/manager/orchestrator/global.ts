@@ -70,7 +70,7 @@ export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task
       continue;
     }
     for (const t of ts) if (isDesiredRunnable(t) && isTerminal(t)) restarts.restart(pass, service, t, node, now);
-    const current = [...ts.map((t) => pass.current(t)), ...pass.createdTasks().filter((t) => t.ServiceID === service.ID && t.NodeID === node.ID)];
+    const current = [...ts.map((t) => pass.current(t)), ...pass.createdFor(service.ID).filter((t) => t.NodeID === node.ID)];
     const runnable = current.filter(isDesiredRunnable);
     let alive = runnable.length > 0;
     if (!alive && current.length) {

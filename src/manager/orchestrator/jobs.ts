@@ -74,7 +74,7 @@ export function reconcileReplicatedJob(pass: PassChanges, service: Service, task
     const node = t.NodeID ? nodes.get(t.NodeID) : undefined;
     if (rank(t.Status.State) > rank('complete') || (t.NodeID && invalidNode(node))) restarts.restart(pass, service, t, node, now);
   }
-  const all = [...current.map((t) => pass.current(t)), ...pass.createdTasks().filter((t) => t.ServiceID === service.ID)];
+  const all = [...current.map((t) => pass.current(t)), ...pass.createdFor(service.ID)];
   const bySlot = new Map<number, Task>();
   for (const t of all) {
     const prev = bySlot.get(t.Slot ?? 0);
@@ -110,7 +110,7 @@ export function reconcileGlobalJob(pass: PassChanges, service: Service, tasks: T
     if (node.Status.State === 'down' || node.Spec.Availability !== 'active' || !nodeMatches(constraints, node)) continue;
     const mine = current.filter((t) => t.NodeID === node.ID);
     for (const t of mine) if (live(t) && rank(t.Status.State) > rank('complete')) restarts.restart(pass, service, t, node, now);
-    const after = [...mine.map((t) => pass.current(t)), ...pass.createdTasks().filter((t) => t.ServiceID === service.ID && t.NodeID === node.ID)];
+    const after = [...mine.map((t) => pass.current(t)), ...pass.createdFor(service.ID).filter((t) => t.NodeID === node.ID)];
     const newest = after.reduce<Task | undefined>((a, b) => (!a || a.CreatedAt <= b.CreatedAt ? b : a), undefined);
     const settled = newest && (newest.Status.State === 'complete' || live(newest) || !restarts.shouldRestart(newest, service, now));
     if (!settled) pass.create(newTask(service, undefined, node.ID));

@@ -64,7 +64,7 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
     const t = e.object as Task;
     if (e.action === 'delete') return true;
     if (t.DesiredState !== 'running' || isTerminal(t)) return true;
-    if (e.action === 'create') return t.Status.State !== 'new';
+    if (e.action === 'create') return t.Status.State !== 'new' && t.Status.State !== 'pending';
     // Placed on a node that went DOWN or was drained before the placement landed: the node's
     // own event came when the task was not on it yet (swarmkit checks the node on every task event).
     if (t.NodeID && invalidNode(this.store.viewOne('nodes', t.NodeID))) return true;
@@ -106,9 +106,9 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
       if (!isReplicated(s)) continue;
       this.reconciled.set(id, (this.reconciled.get(id) ?? 0) + 1);
       const ts = this.store.tasksBy('service', id);
-      const created = pass.createdTasks().length;
+      const created = pass.createdCount;
       const wake = reconcileReplicated(pass, s, ts, nodes, this.restarts, now, this.updates, MAX_NEW_TASKS_PER_PASS);
-      if (pass.createdTasks().length - created >= MAX_NEW_TASKS_PER_PASS) {
+      if (pass.createdCount - created >= MAX_NEW_TASKS_PER_PASS) {
         // More to create: the next pass goes on (after this one's writes), so no pass holds
         // the event loop for seconds (the leader lease is renewed on it) and the allocator
         // and scheduler start on the first tasks while the rest are being created.
@@ -169,8 +169,7 @@ export function reconcileReplicated(
     if (!l) bySlot.set(t.Slot ?? 0, (l = []));
     l.push(t);
   }
-  for (const t of pass.createdTasks()) {
-    if (t.ServiceID !== service.ID) continue;
+  for (const t of pass.createdFor(service.ID)) {
     let l = bySlot.get(t.Slot ?? 0);
     if (!l) bySlot.set(t.Slot ?? 0, (l = []));
     if (!l.some((x) => x.ID === t.ID)) l.push(t);

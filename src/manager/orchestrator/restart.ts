@@ -96,7 +96,7 @@ export class RestartSupervisor {
    */
   startDue(pass: PassChanges, tasks: Task[], byId: Pick<Map<string, Task>, 'get' | 'has'>, nodes: Map<string, Node>, now = Date.now()): number | undefined {
     // Forget replacements that were deleted meanwhile.
-    for (const id of this.delayed.keys()) if (!byId.has(id) && !pass.createdTasks().some((t) => t.ID === id)) this.delayed.delete(id);
+    for (const id of this.delayed.keys()) if (!byId.has(id) && !pass.hasCreated(id)) this.delayed.delete(id);
     let next: number | undefined;
     for (const t of tasks) {
       if (t.DesiredState !== 'ready') continue;

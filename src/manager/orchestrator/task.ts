@@ -52,7 +52,20 @@ export function status(state: TaskState, message: string, extra: Partial<TaskSta
   return { Timestamp: new Date().toISOString(), State: state, Message: message, ...extra };
 }
 
-/** A task as the orchestrators create it (swarmkit orchestrator.NewTask): NEW, desired RUNNING. */
+/**
+ * Whether the allocator has anything to give a service's tasks: addresses on its networks
+ * (ingress too, when it publishes ports) or the service's endpoint (allocator.ts).
+ */
+export function needsAllocation(service: Service): boolean {
+  const t = service.Spec.TaskTemplate;
+  return !!(t.Networks?.length || service.Spec.Networks?.length || service.Spec.EndpointSpec?.Ports?.length);
+}
+
+/**
+ * A task as the orchestrators create it (swarmkit orchestrator.NewTask): NEW, desired RUNNING.
+ * One the allocator has nothing for starts PENDING, as the allocator would have left it at
+ * once: at scale that saves a write per task.
+ */
 export function newTask(service: Service, slot: number | undefined, nodeId?: string): Task {
   const now = new Date().toISOString();
   const t: Task = {
@@ -63,7 +76,7 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
     Spec: structuredClone(service.Spec.TaskTemplate),
     ServiceID: service.ID,
     ServiceAnnotations: { Name: service.Spec.Name, ...(service.Spec.Labels ? { Labels: { ...service.Spec.Labels } } : {}) },
-    Status: status('new', 'created'),
+    Status: needsAllocation(service) ? status('new', 'created') : status('pending', 'pending task scheduling'),
     DesiredState: 'running',
     ...(service.SpecVersion ? { SpecVersion: { ...service.SpecVersion } } : {}),
   };

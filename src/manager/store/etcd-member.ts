@@ -73,6 +73,10 @@ export class EtcdMember {
       // Leader loops commit many objects at once; the store also splits batches.
       '--max-txn-ops', '2048', '--max-request-bytes', String(8 * 1024 * 1024),
       '--heartbeat-interval', '100', '--election-timeout', '1000',
+      // Every task state change is a revision: without compaction the database grows until
+      // etcd's quota stops all writes. The store's watch only ever needs the latest revisions.
+      '--auto-compaction-mode', 'periodic', '--auto-compaction-retention', '5m',
+      '--quota-backend-bytes', String(8 * 1024 ** 3),
       '--logger', 'zap', '--log-level', 'warn',
     ];
     if (this.o.forceNewCluster) args.push('--force-new-cluster');

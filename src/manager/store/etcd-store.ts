@@ -47,7 +47,8 @@ export class EtcdStore implements Store {
       .watch()
       .prefix(PREFIX)
       .startRevision(String(this.revision + 1))
-      .withPreviousKV()
+      // No previous values: a delete's last object is in the cache, and fetching each event's
+      // previous value cost etcd a read per write.
       .create();
     this.watcher.on('data', (r) => this.apply(r.events, Number(r.header.revision)));
     this.watcher.on('error', (e) => this.log.warn({ err: e }, 'store watch error'));
@@ -194,7 +195,7 @@ export class EtcdStore implements Store {
     }
   }
 
-  private apply(events: { type: 'Put' | 'Delete'; kv: IKeyValue; prev_kv?: IKeyValue }[], revision: number): void {
+  private apply(events: { type: 'Put' | 'Delete'; kv: IKeyValue }[], revision: number): void {
     const out: StoreEvent[] = [];
     for (const e of events) {
       if (e.type === 'Put') {
