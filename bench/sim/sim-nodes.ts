@@ -9,14 +9,10 @@
  * Prints JSON lines on stdout: {"joined":n,"ms":…} once all joined, then every second
  * {"running":n,"tasks":n,"connected":n}. Stops on SIGTERM.
  */
-import * as grpc from '@grpc/grpc-js';
 import { AgentSession } from '../../src/agent/session/session.js';
 import { Worker } from '../../src/agent/worker/worker.js';
 import { SimulatedExecutor } from '../../src/agent/executor/simulated.js';
-import { CAClient, clientCredentials, insecureCredentials, unary, type IssueResponse, type RootCAResponse } from '../../src/cluster/rpc.js';
-import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
-import { parseJoinToken, rootDigest } from '../../src/manager/ca/tokens.js';
-import type { NodeDescription } from '../../src/cluster/types.js';
+import { fetchRootCA, joinSimNode, simNodeDescription } from '../../test/helpers/sim-node.js';
 import { createLogger } from '../../src/util/log.js';
 
 const [manager, token, countArg, firstArg] = process.argv.slice(2);
@@ -33,35 +29,8 @@ interface SimNode {
   worker: Worker;
 }
 
-async function join(name: string, rootPem: string): Promise<{ nodeId: string; tls: { ca: Buffer; cert: Buffer; key: Buffer } }> {
-  const keys = await generateKeyPair();
-  const keyPem = await privateKeyToPem(keys.privateKey);
-  const ca = new CAClient(manager, clientCredentials(Buffer.from(rootPem)));
-  try {
-    const issued = await unary<object, IssueResponse>(ca, 'IssueNodeCertificate', { csr: await createCsr(keys), token, addr: '127.0.0.1' }, 60_000);
-    return { nodeId: issued.nodeId, tls: { ca: Buffer.from(rootPem), cert: Buffer.from(issued.certificate), key: Buffer.from(keyPem) } };
-  } catch (e) {
-    throw new Error(`${name}: join failed: ${(e as grpc.ServiceError).details ?? (e as Error).message}`);
-  } finally {
-    ca.close();
-  }
-}
-
-function description(name: string, rootPem: string): NodeDescription {
-  return {
-    Hostname: name,
-    Platform: { Architecture: 'x86_64', OS: 'linux' },
-    Resources: { NanoCPUs: 64e9, MemoryBytes: 256 * 2 ** 30 },
-    Engine: { EngineVersion: 'simulated', Plugins: [] },
-    TLSInfo: { TrustRoot: rootPem, CertIssuerSubject: '', CertIssuerPublicKey: '' },
-  };
-}
-
 async function main(): Promise<void> {
-  const insecure = new CAClient(manager, insecureCredentials());
-  const rootPem = (await unary<object, RootCAResponse>(insecure, 'GetRootCACertificate', {}, 10_000)).certificate;
-  insecure.close();
-  if (rootDigest(rootPem) !== parseJoinToken(token).digest) throw new Error('remote CA does not match the token');
+  const rootPem = await fetchRootCA(manager, token);
 
   const nodes: SimNode[] = [];
   const t0 = performance.now();
@@ -69,10 +38,10 @@ async function main(): Promise<void> {
   await Promise.all(Array.from({ length: Math.min(JOIN_CONCURRENCY, count) }, async () => {
     while (next < count) {
       const name = `sim-${String(first + next++).padStart(5, '0')}`;
-      const { nodeId, tls } = await join(name, rootPem);
+      const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
       const session = new AgentSession({
         log, tls: () => tls, managers: () => [manager], onManagers: () => undefined,
-        description: () => description(name, rootPem), addr: '127.0.0.1',
+        description: () => simNodeDescription(name, rootPem), addr: '127.0.0.1',
       });
       const worker = new Worker(session, new SimulatedExecutor(nodeId.slice(0, 8)), () => nodeId, log);
       worker.start();
