@@ -290,6 +290,9 @@ export class Manager {
     return this.caMaterial;
   }
 
+  /** The parsed trust roots identify() checks against, for the joined PEMs they came from. */
+  private trustCerts?: { root: string; certs: X509Certificate[] };
+
   identify(call: { getAuthContext(): import('@grpc/grpc-js/build/src/auth-context.js').AuthContext | null }) {
     // Parsing and verifying the peer certificate on every call was a fifth of the manager's
     // time under load: remember the answer per certificate for a minute (and per trust set),
@@ -304,7 +307,8 @@ export class Manager {
     const now = Date.now();
     const hit = key ? this.identities.get(key) : undefined;
     if (hit && hit.root === root && hit.until > now) return hit.id;
-    const found = peerIdentity(call, trust.map((p) => new X509Certificate(p)));
+    if (this.trustCerts?.root !== root) this.trustCerts = { root, certs: trust.map((p) => new X509Certificate(p)) };
+    const found = peerIdentity(call, this.trustCerts.certs);
     const id = found && found.clusterId === this.o.clusterId ? found : undefined;
     if (key) {
       if (this.identities.size >= 10_000) this.identities.clear();

@@ -37,6 +37,9 @@ test('task index: a task is found by service, node, state, desired state and slo
   assert.deepEqual(ix.get('state', 'assigned'), [t1b]);
   assert.deepEqual(ix.get('node', 'n1'), [t1b]);
   assert.deepEqual(ix.get('slot', `${s.ID}|s:1`), [t1b]);
+  // Keys that did not change hold the new version in place of the old one.
+  assert.ok(ix.get('service', s.ID).includes(t1b) && !ix.get('service', s.ID).includes(t1));
+  assert.deepEqual(ix.get('desired', 'running').filter((t) => t.ID === t1.ID), [t1b]);
   assert.equal(taskSlotKey(makeTask(s, { NodeID: 'n7' })), `${s.ID}|n:n7`);
   ix.remove(t1b);
   assert.deepEqual(ix.get('node', 'n1'), []);

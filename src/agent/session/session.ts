@@ -130,7 +130,7 @@ export class AgentSession implements AgentLink {
         await this.connect(addr);
         backoff = MIN_BACKOFF_MS;
       } catch (err) {
-        this.d.log.debug({ err, manager: addr }, 'session to manager ended');
+        this.d.log.info({ err, manager: addr }, 'session to manager ended');
       }
       this.sessionId = undefined;
       this.current = undefined;

@@ -13,6 +13,9 @@ import { TaskRunner } from './task-runner.js';
  * before a restart or a reconnect) are removed. One runner and one container per task ID:
  * never duplicates.
  */
+/** Least time between two status calls of a busy worker. */
+const REPORT_INTERVAL_MS = 100;
+
 export class Worker {
   private readonly runners = new Map<string, TaskRunner>();
   private queue = Promise.resolve();
@@ -105,26 +108,39 @@ export class Worker {
    * background the same way), so many tasks moving at once cost a few round trips, not one each.
    */
   private report(taskId: string, status: TaskStatus): void {
-    this.reports.push({ taskId, status });
+    // Only a task's latest status goes (swarmkit's reporter keeps one per task): the states a
+    // task passes through before the next call leaves cost nothing on the wire.
+    this.reports.set(taskId, status);
     if (!this.sending) this.sending = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendReports());
   }
 
   private async sendReports(): Promise<void> {
-    while (this.reports.length && !this.stopped) {
-      const batch = this.reports;
-      this.reports = [];
+    while (this.reports.size && !this.stopped) {
+      // Back to back, a call at most every REPORT_INTERVAL_MS: tasks arriving a few at a time
+      // then share calls (each one costs the manager a certificate lookup), and a task's
+      // passing states collapse into its latest.
+      const wait = this.lastReportAt + REPORT_INTERVAL_MS - Date.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      this.lastReportAt = Date.now();
+      const batch = [...this.reports].map(([taskId, status]) => ({ taskId, status }));
+      this.reports = new Map();
       try {
         await this.link.reportStatus(batch);
       } catch (err) {
-        // Kept for tasks still assigned here (as the runners used to retry); sent again shortly.
+        // Kept for tasks still assigned here (as the runners used to retry); sent again shortly,
+        // unless a newer status of the task came meanwhile.
         this.log.warn({ err }, 'status report failed; will retry');
-        this.reports = [...batch.filter((u) => this.runners.has(u.taskId)), ...this.reports];
+        const newer = this.reports;
+        this.reports = new Map(batch.filter((u) => this.runners.has(u.taskId) && !newer.has(u.taskId)).map((u) => [u.taskId, u.status]));
+        for (const [id, st] of newer) this.reports.set(id, st);
         await new Promise((r) => setTimeout(r, 1000).unref());
       }
     }
     this.sending = undefined;
   }
 
-  private reports: { taskId: string; status: TaskStatus }[] = [];
+  private lastReportAt = 0;
+  /** Task ID → its latest status not yet sent, in the order tasks first reported. */
+  private reports = new Map<string, TaskStatus>();
   private sending?: Promise<void>;
 }

@@ -60,9 +60,9 @@ export function taskRoutes(router: Router, managerStore: ManagerStore = notASwar
     }
     const serviceIds = (f.get('service') ?? []).map((s) => findService(store, s).ID);
     const nodeIds = (f.get('node') ?? []).map((n) => findNode(store, n).ID);
-    const services = new Map(store.list('services').map((s) => [s.ID, s]));
-    let tasks = store.list('tasks');
-    if (serviceIds.length) tasks = tasks.filter((t) => serviceIds.includes(t.ServiceID));
+    const services = new Map(store.view('services').map((s) => [s.ID, s]));
+    // The store's own (frozen) objects: taskView copies what it returns.
+    let tasks = serviceIds.length ? serviceIds.flatMap((id) => store.tasksBy('service', id)) : store.view('tasks');
     if (nodeIds.length) tasks = tasks.filter((t) => t.NodeID && nodeIds.includes(t.NodeID));
     if (states.length) tasks = tasks.filter((t) => states.includes(t.DesiredState));
     const ids = f.get('id');
@@ -73,7 +73,7 @@ export function taskRoutes(router: Router, managerStore: ManagerStore = notASwar
     // swarmkit matches the service's labels copied onto the task (how `stack ps` finds a stack's tasks).
     if (labels?.length) tasks = tasks.filter((t) => matchLabels(t.ServiceAnnotations?.Labels, labels));
     if (f.get('_up-to-date')?.length) {
-      const nodes = new Map(store.list('nodes').map((n) => [n.ID, n]));
+      const nodes = new Map(store.view('nodes').map((n) => [n.ID, n]));
       tasks = tasks.filter((t) => {
         const s = services.get(t.ServiceID);
         return s !== undefined && !isTaskDirty(s, t, t.NodeID ? nodes.get(t.NodeID) : undefined);

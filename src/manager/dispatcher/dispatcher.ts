@@ -242,6 +242,17 @@ export class Dispatcher {
     }
   }
 
+  /** Lease renewals that failed since the last warning (at most one warning per 5 s). */
+  private renewFailures = { count: 0, since: 0 };
+  private renewalFailed(err: unknown): void {
+    const f = this.renewFailures;
+    f.count++;
+    if (Date.now() - f.since < 5000) return;
+    this.d.log.warn({ err, failures: f.count }, 'session lease renewals failed');
+    f.count = 0;
+    f.since = Date.now();
+  }
+
   private async heartbeat(call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>): Promise<void> {
     try {
       const id = this.auth(call);
@@ -253,7 +264,7 @@ export class Dispatcher {
       s.lease.keepaliveOnce().catch((err) => {
         // Gone (expired): the agent must register again. Anything else (etcd busy): the next
         // heartbeat renews it; ending the session would only add a registration's writes.
-        if (!(err instanceof EtcdLeaseInvalidError)) return this.d.log.debug({ err, node: s.nodeId }, 'session lease renewal failed');
+        if (!(err instanceof EtcdLeaseInvalidError)) return this.renewalFailed(err);
         this.d.log.warn({ node: s.nodeId }, 'session lease expired; ending the session');
         s.end?.();
       });
