@@ -64,6 +64,18 @@ async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void
 }
 
 /**
+ * The TLS socket under a gRPC server call, reached through grpc-js internals (call → its
+ * intercepting call → HTTP/2 stream → session → socket); undefined when that shape is not there
+ * (another grpc-js version), and identify() then reads the certificate on every call as before.
+ */
+function callSocket(call: object): object | undefined {
+  // grpc-js exposes no handle on a call's connection; these fields are its own (1.14).
+  const c = (call as { call?: { stream?: { session?: { socket?: unknown } } } }).call;
+  const socket = c?.stream?.session?.socket;
+  return socket && typeof socket === 'object' ? socket : undefined;
+}
+
+/**
  * Everything a manager runs: its etcd member and the store on it, the leader election and the
  * leader loops, and the cluster gRPC server (CA, dispatcher, membership) on port 2377.
  */
@@ -290,33 +302,50 @@ export class Manager {
     return this.caMaterial;
   }
 
-  /** The parsed trust roots identify() checks against, for the joined PEMs they came from. */
-  private trustCerts?: { root: string; certs: X509Certificate[] };
+  /** The roots identify() checks against (joined, and parsed), for the CA material they came from. */
+  private trustCerts?: { material: StoredCA; root: string; certs: X509Certificate[] };
+
+  private trustView(): { root: string; certs: X509Certificate[] } {
+    const m = this.caMaterial;
+    if (m && this.trustCerts?.material === m) return this.trustCerts;
+    const trust = [...(m?.trust?.length ? m.trust : [this.rootCertPem()]), ...(m?.retired ?? [])];
+    const view = { root: trust.join(''), certs: trust.map((p) => new X509Certificate(p)) };
+    if (m) this.trustCerts = { material: m, ...view };
+    return view;
+  }
 
   identify(call: { getAuthContext(): import('@grpc/grpc-js/build/src/auth-context.js').AuthContext | null }) {
     // Parsing and verifying the peer certificate on every call was a fifth of the manager's
-    // time under load: remember the answer per certificate for a minute (and per trust set),
-    // never past the certificate's own expiry.
+    // time under load: remember the answer per connection, and per certificate, for a minute
+    // (and per trust set), never past the certificate's own expiry. Even reading the peer
+    // certificate (getAuthContext) cost a tenth of the manager's time with 1,000 nodes
+    // reporting, so a connection's answer is found without it.
     // The auth context holds a certificate only when the TLS handshake verified it against the
     // trust in force then (grpc-js: socket.authorized); the chain is checked again here against
     // every root of this swarm, retired ones included, so open connections outlive a rotation.
-    const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
-    const trust = [...(this.caMaterial?.trust?.length ? this.caMaterial.trust : [this.rootCertPem()]), ...(this.caMaterial?.retired ?? [])];
-    const root = trust.join('');
-    const key = raw ? raw.toString('base64') : undefined;
     const now = Date.now();
-    const hit = key ? this.identities.get(key) : undefined;
-    if (hit && hit.root === root && hit.until > now) return hit.id;
-    if (this.trustCerts?.root !== root) this.trustCerts = { root, certs: trust.map((p) => new X509Certificate(p)) };
-    const found = peerIdentity(call, this.trustCerts.certs);
-    const id = found && found.clusterId === this.o.clusterId ? found : undefined;
-    if (key) {
-      if (this.identities.size >= 10_000) this.identities.clear();
+    const trust = this.trustView();
+    const socket = callSocket(call);
+    const known = socket ? this.bySocket.get(socket) : undefined;
+    if (known && known.root === trust.root && known.until > now) return known.id;
+    const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
+    const key = raw ? raw.toString('base64') : undefined;
+    let entry = key ? this.identities.get(key) : undefined;
+    if (!entry || entry.root !== trust.root || entry.until <= now) {
+      const found = peerIdentity(call, trust.certs);
+      const id = found && found.clusterId === this.o.clusterId ? found : undefined;
       const notAfter = raw ? Date.parse(new X509Certificate(raw).validTo) : now;
-      this.identities.set(key, { id, root, until: Math.min(now + 60_000, notAfter) });
+      entry = { id, root: trust.root, until: Math.min(now + 60_000, notAfter) };
+      if (key) {
+        if (this.identities.size >= 10_000) this.identities.clear();
+        this.identities.set(key, entry);
+      }
     }
-    return id;
+    if (socket && raw) this.bySocket.set(socket, entry);
+    return entry.id;
   }
+  /** Per TLS connection: its peer certificate cannot change (TLS 1.3; HTTP/2 forbids renegotiation). */
+  private readonly bySocket = new WeakMap<object, { id: ReturnType<typeof peerIdentity>; root: string; until: number }>();
   private readonly identities = new Map<string, { id: ReturnType<typeof peerIdentity>; root: string; until: number }>();
 
   private membershipHandlers(): grpc.UntypedServiceImplementation {
