@@ -13,6 +13,8 @@ import { TaskRunner } from './task-runner.js';
  * before a restart or a reconnect) are removed. One runner and one container per task ID:
  * never duplicates.
  */
+/** How often assignments look for containers no runner drives, after the first time. */
+const ORPHAN_RESCAN_MS = 30_000;
 /** Least time between two status calls of a busy worker. */
 const REPORT_INTERVAL_MS = 100;
 
@@ -71,7 +73,6 @@ export class Worker {
     const nodeId = this.nodeId();
     if (!nodeId && !leaving) return;
     this.files = files;
-    const ids = new Set(tasks.map((t) => t.ID));
     for (const t of tasks) {
       const r = this.runners.get(t.ID);
       if (r) {
@@ -84,15 +85,22 @@ export class Worker {
     }
     const gone: Promise<void>[] = [];
     const closing = new Set<string>();
-    for (const [id, r] of this.runners) {
-      if (ids.has(id)) continue;
+    // Every task has its runner now: as many runners as tasks means none is left over.
+    const ids = this.runners.size !== tasks.length || leaving ? new Set(tasks.map((t) => t.ID)) : undefined;
+    for (const [id, r] of ids ? this.runners : []) {
+      if (ids!.has(id)) continue;
       this.runners.delete(id);
       closing.add(id);
       gone.push(r.close().catch((err) => this.log.warn({ err, task: id }, 'removing task container failed')));
     }
-    for (const c of this.executor.list()) {
+    // Orphans (containers no runner drives) date from before this agent started, since a
+    // runner removes its own container: the first set finds them, later ones only now and then
+    // (listing every container on each message cost a busy node more than its tasks did).
+    const scan = leaving || !this.orphansScannedAt || Date.now() - this.orphansScannedAt > ORPHAN_RESCAN_MS;
+    if (scan) this.orphansScannedAt = Date.now();
+    for (const c of scan ? this.executor.list() : []) {
       // A closing runner removes its own container; only containers nobody drives are orphans.
-      if (ids.has(c.taskId) || this.runners.has(c.taskId) || closing.has(c.taskId)) continue;
+      if (this.runners.has(c.taskId) || closing.has(c.taskId)) continue;
       this.log.info({ task: c.taskId, container: c.containerId }, 'removing container of a task not assigned here');
       gone.push((async () => {
         if (c.running) await this.executor.stop(c.containerId);
@@ -140,6 +148,7 @@ export class Worker {
   }
 
   private lastReportAt = 0;
+  private orphansScannedAt = 0;
   /** Task ID → its latest status not yet sent, in the order tasks first reported. */
   private reports = new Map<string, TaskStatus>();
   private sending?: Promise<void>;
