@@ -9,9 +9,21 @@ export interface AssignedFiles { secrets?: AssignedFile[]; configs?: AssignedFil
  * to report their observed state. The session (mTLS gRPC, failover between managers) owns
  * the transport; the worker owns turning tasks into containers.
  */
+/** What one assignments message changed, after the complete set (swarmkit's incremental Update). */
+export interface AssignmentChanges {
+  /** New tasks and tasks whose assignment changed. */
+  tasks: Task[];
+  /** Tasks no longer assigned. */
+  removes: string[];
+}
+
 export interface AgentLink {
-  /** Called with the complete set of tasks assigned to this node whenever it changes, and after every (re)connect. */
-  onAssignments(fn: (tasks: Task[], files?: AssignedFiles) => void): void;
+  /**
+   * Called with the complete set of tasks assigned to this node whenever it changes, and after
+   * every (re)connect; `changes` says what changed since the previous call, when the session
+   * knows (absent for a complete set: the first after a connect).
+   */
+  onAssignments(fn: (tasks: Task[], files?: AssignedFiles, changes?: AssignmentChanges) => void): void;
   /** Best effort in order; the session retries on another manager if its manager goes away. */
   reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void>;
 }

@@ -536,8 +536,8 @@ export class SwarmNode {
         this.reconcileTrust(msg.rootCA, msg.signingRoot);
       },
     });
-    session.onAssignments((tasks, files) => {
-      for (const fn of this.assignmentListeners) fn(tasks, files);
+    session.onAssignments((tasks, files, changes) => {
+      for (const fn of this.assignmentListeners) fn(tasks, files, changes);
     });
     this.session = session;
     session.start();

@@ -1,11 +1,13 @@
 import type { Task, TaskStatus } from '../../src/cluster/types.js';
 import type { AgentLink } from '../../src/agent/link.js';
 
+type AssignmentsListener = Parameters<AgentLink['onAssignments']>[0];
+
 /** The session side of a Worker for unit tests: records status reports, assignments pushed by hand. */
 export class FakeLink implements AgentLink {
-  fn: (tasks: Task[]) => void = () => {};
+  fn: AssignmentsListener = () => {};
   readonly reports: { taskId: string; status: TaskStatus }[] = [];
-  onAssignments(fn: (tasks: Task[]) => void) {
+  onAssignments(fn: AssignmentsListener) {
     this.fn = fn;
   }
   async reportStatus(u: { taskId: string; status: TaskStatus }[]) {

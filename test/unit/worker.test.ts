@@ -206,6 +206,23 @@ test('desired SHUTDOWN stops the container; unassigned tasks lose their containe
   await until('container removed', () => exec.find(t.ID) === undefined);
 });
 
+test('increments after a complete set: new tasks start, changed ones follow, removed ones go', async () => {
+  const { exec, link } = setup();
+  const t1 = assigned();
+  const t2 = assigned();
+  link.fn([t1]);
+  await until('t1 running', () => link.last(t1.ID)?.State === 'running');
+  link.fn([t1, t2], undefined, { tasks: [t2], removes: [] });
+  await until('t2 running', () => link.last(t2.ID)?.State === 'running');
+  const down = { ...t1, DesiredState: 'shutdown' as const };
+  link.fn([down, t2], undefined, { tasks: [down], removes: [] });
+  await until('t1 shut down', () => link.last(t1.ID)?.State === 'shutdown');
+  link.fn([t2], undefined, { tasks: [], removes: [t1.ID] });
+  await until('t1 container removed', () => exec.find(t1.ID) === undefined);
+  assert.equal(exec.find(t2.ID)?.running, true);
+  assert.equal(exec.creates, 2);
+});
+
 test('reconnect: running containers are adopted, not duplicated; orphans are removed', async () => {
   const { exec, link, w } = setup();
   const t = assigned();

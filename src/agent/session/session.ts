@@ -33,7 +33,7 @@ export class AgentSession implements AgentLink {
   private stopped = false;
   private client?: grpc.Client;
   private sessionId?: string;
-  private readonly assignmentListeners: ((tasks: Task[], files?: AssignedFiles) => void)[] = [];
+  private readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
   private lastTasks?: Task[];
   private lastFiles?: AssignedFiles;
   private connectedWaiters: (() => void)[] = [];
@@ -58,7 +58,7 @@ export class AgentSession implements AgentLink {
     return !!this.sessionId;
   }
 
-  onAssignments(fn: (tasks: Task[], files?: AssignedFiles) => void): void {
+  onAssignments(fn: Parameters<AgentLink['onAssignments']>[0]): void {
     this.assignmentListeners.push(fn);
     if (this.lastTasks) fn(this.lastTasks, this.lastFiles);
   }
@@ -188,8 +188,9 @@ export class AgentSession implements AgentLink {
       for (const f of m.configs ?? []) files.configs.set(f.ID, f);
       this.lastTasks = [...assigned.values()];
       this.lastFiles = { secrets: [...files.secrets.values()], configs: [...files.configs.values()] };
+      const changes = m.type === 'incremental' ? { tasks: m.tasks, removes: m.removes ?? [] } : undefined;
       for (const fn of this.assignmentListeners) {
-        try { fn(this.lastTasks, this.lastFiles); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
+        try { fn(this.lastTasks, this.lastFiles, changes); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
       }
     });
     const assignmentsEnded = new Promise<never>((_, reject) => {

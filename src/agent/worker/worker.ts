@@ -1,6 +1,6 @@
 import type { Task, TaskStatus } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
-import type { AgentLink, AssignedFiles } from '../link.js';
+import type { AgentLink, AssignedFiles, AssignmentChanges } from '../link.js';
 import { taskFiles } from '../executor/task-files.js';
 import type { TaskExecutor } from '../executor/executor.js';
 import { TaskRunner } from './task-runner.js';
@@ -35,7 +35,7 @@ export class Worker {
   ) {}
 
   start(checkMs = 2000): void {
-    this.link.onAssignments((tasks, files) => this.enqueue(tasks, false, files));
+    this.link.onAssignments((tasks, files, changes) => this.enqueue(tasks, false, files, changes));
     // Leaving the swarm ends the session without a last assignment: this node then runs no tasks.
     this.lastNodeId = this.nodeId();
     this.membership = setInterval(() => {
@@ -49,11 +49,14 @@ export class Worker {
     this.membership.unref();
   }
 
-  private enqueue(tasks: Task[], leaving = false, files?: AssignedFiles): void {
+  private enqueue(tasks: Task[], leaving = false, files?: AssignedFiles, changes?: AssignmentChanges): void {
     if (this.stopped) return;
-    this.log.debug({ tasks: tasks.length }, 'assignments received');
+    this.log.debug({ tasks: tasks.length, changed: changes?.tasks.length }, 'assignments received');
     // Serialized: reconciling one set at a time keeps removals from racing creations.
-    this.queue = this.queue.then(() => this.assign(tasks, leaving, files)).catch((err) => this.log.error({ err }, 'assignment failed'));
+    this.queue = this.queue.then(() => this.assign(tasks, leaving, files, changes)).catch((err) => {
+      this.inStep = false;
+      this.log.error({ err }, 'assignment failed');
+    });
   }
 
   /** Stops driving tasks; containers keep running (conmon holds them). */
@@ -69,19 +72,26 @@ export class Worker {
     return new Map([...this.runners].map(([id, r]) => [id, r.state]));
   }
 
-  async assign(tasks: Task[], leaving = false, files?: AssignedFiles): Promise<void> {
+  /**
+   * Reconciles the runners with the node's assignments: with `changes` (and the runners in step
+   * with the previous set) only what changed is looked at, as swarmkit's worker.Update does.
+   */
+  async assign(tasks: Task[], leaving = false, files?: AssignedFiles, changes?: AssignmentChanges): Promise<void> {
     const nodeId = this.nodeId();
-    if (!nodeId && !leaving) return;
+    if (!nodeId && !leaving) {
+      this.inStep = false;
+      return;
+    }
     this.files = files;
+    if (changes && this.inStep && !leaving) return this.applyChanges(changes, nodeId!);
+    this.inStep = true;
     for (const t of tasks) {
       const r = this.runners.get(t.ID);
       if (r) {
         r.update(t);
         continue;
       }
-      const made = new TaskRunner(t, { executor: this.executor, nodeId: nodeId!, report: (id, s) => this.report(id, s), log: this.log, files: (task) => taskFiles(task, this.files) });
-      this.runners.set(t.ID, made);
-      made.kick();
+      this.addRunner(t, nodeId!);
     }
     const gone: Promise<void>[] = [];
     const closing = new Set<string>();
@@ -108,6 +118,28 @@ export class Worker {
       })().catch((err) => this.log.warn({ err, task: c.taskId }, 'removing orphan container failed')));
     }
     await Promise.all(gone);
+  }
+
+  private async applyChanges(changes: AssignmentChanges, nodeId: string): Promise<void> {
+    for (const t of changes.tasks) {
+      const r = this.runners.get(t.ID);
+      if (r) r.update(t);
+      else this.addRunner(t, nodeId);
+    }
+    const gone: Promise<void>[] = [];
+    for (const id of changes.removes) {
+      const r = this.runners.get(id);
+      if (!r) continue;
+      this.runners.delete(id);
+      gone.push(r.close().catch((err) => this.log.warn({ err, task: id }, 'removing task container failed')));
+    }
+    await Promise.all(gone);
+  }
+
+  private addRunner(t: Task, nodeId: string): void {
+    const r = new TaskRunner(t, { executor: this.executor, nodeId, report: (id, s) => this.report(id, s), log: this.log, files: (task) => taskFiles(task, this.files) });
+    this.runners.set(t.ID, r);
+    r.kick();
   }
 
   /**
@@ -149,6 +181,8 @@ export class Worker {
 
   private lastReportAt = 0;
   private orphansScannedAt = 0;
+  /** The runners match the last set taken whole: increments can apply on top of it. */
+  private inStep = false;
   /** Task ID → its latest status not yet sent, in the order tasks first reported. */
   private reports = new Map<string, TaskStatus>();
   private sending?: Promise<void>;
