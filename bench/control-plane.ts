@@ -75,7 +75,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
     const etcdPid = Number(fs.readFileSync(path.join(d.dataRoot, 'swarm/etcd.pid'), 'utf8').trim());
 
-    const sim = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, '--max-old-space-size=4096', SIM_JS, '127.0.0.1:2377', token, String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const sim = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, '--max-old-space-size=4096', '--max-semi-space-size=64', SIM_JS, '127.0.0.1:2377', token, String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
     simPid = sim.pid;
     let agentRunning = 0;
     let resolveJoined: (ms: number) => void;
