@@ -39,12 +39,12 @@ test('task index: a task is found by service, node, state, desired state and slo
   assert.deepEqual(ix.get('slot', `${s.ID}|s:1`), [t1b]);
   // Keys that did not change hold the new version in place of the old one.
   assert.ok(ix.get('service', s.ID).includes(t1b) && !ix.get('service', s.ID).includes(t1));
-  assert.deepEqual(ix.get('desired', 'running').filter((t) => t.ID === t1.ID), [t1b]);
+  assert.deepEqual(ix.get('node', 'n1'), [t1b]);
   assert.equal(taskSlotKey(makeTask(s, { NodeID: 'n7' })), `${s.ID}|n:n7`);
   ix.remove(t1b);
   assert.deepEqual(ix.get('node', 'n1'), []);
   assert.equal(ix.count('service', s.ID), 1);
-  assert.equal(ix.count('desired', 'running'), 1);
+  assert.equal(ix.count('state', 'pending'), 1);
 });
 
 test('store: tasksBy follows creates, updates and deletes, and returns the cache\'s frozen objects', async () => {

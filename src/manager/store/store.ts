@@ -40,7 +40,7 @@ export interface Store {
   /** One object as view() has it (shared, frozen): no copy, for hot paths that only read. */
   viewOne<K extends Kind>(kind: K, id: string): KindMap[K] | undefined;
   /**
-   * The tasks of one service / node / observed state / desired state / slot, from indexes the
+   * The tasks of one service / node / observed state / slot, from indexes the
    * cache keeps (task-index.ts), so loops look up instead of scanning every task. Same
    * objects as view(): shared and frozen.
    */

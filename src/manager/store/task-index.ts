@@ -1,12 +1,13 @@
 import type { Task } from '../../cluster/types.js';
 
 /**
- * What tasks are indexed by: service, node, observed state, desired state, and slot
- * (`<ServiceID>|s:<Slot>` for replicated tasks, `<ServiceID>|n:<NodeID>` for global ones).
+ * What tasks are indexed by: service, node, observed state, and slot (`<ServiceID>|s:<Slot>`
+ * for replicated tasks, `<ServiceID>|n:<NodeID>` for global ones). Each index costs every
+ * task event, so only what a loop looks up is indexed.
  */
-export type TaskIndexName = 'service' | 'node' | 'state' | 'desired' | 'slot';
+export type TaskIndexName = 'service' | 'node' | 'state' | 'slot';
 
-const NAMES: TaskIndexName[] = ['service', 'node', 'state', 'desired', 'slot'];
+const NAMES: TaskIndexName[] = ['service', 'node', 'state', 'slot'];
 
 /** The slot index's key of a task (the reaper's and orchestrators' unit of history). */
 export function taskSlotKey(t: Task): string {
@@ -18,7 +19,6 @@ function keyOf(by: TaskIndexName, t: Task): string | undefined {
     case 'service': return t.ServiceID;
     case 'node': return t.NodeID || undefined;
     case 'state': return t.Status.State;
-    case 'desired': return t.DesiredState;
     case 'slot': return taskSlotKey(t);
   }
 }
