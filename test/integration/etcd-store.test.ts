@@ -136,3 +136,33 @@ test('a second store started later loads everything', async () => {
   assert.equal(s2.get('nodes', 'n1')!.Spec.Availability, 'drain');
   await s2.close();
 });
+
+test('a canceled watch (its revision compacted away) makes the cache read everything again and report the differences', async () => {
+  const s3 = new EtcdStore(client, log);
+  await s3.start();
+  const seen: StoreEvent[] = [];
+  s3.watch((evs) => seen.push(...evs));
+  // The watch is gone (as when etcd cancels it): changes made now reach s3 only by a resync.
+  const w = (s3 as unknown as { watcher: { cancel(): Promise<void>; emit(e: string, err: Error): void } }).watcher;
+  await w.cancel();
+  await client.put('/shoal/v1/nodes/late').value(JSON.stringify(node('late'))).exec();
+  await client.delete().key('/shoal/v1/nodes/w2').exec();
+  const n1 = s3.viewOne('nodes', 'n1')!;
+  await client.put('/shoal/v1/nodes/n1').value(JSON.stringify({ ...n1, Spec: { ...n1.Spec, Availability: 'pause' } })).exec();
+  const rev = (await client.get('/shoal/v1/nodes/n1').exec()).header.revision;
+  await client.kv.compact({ revision: rev, physical: true });
+  assert.equal(s3.viewOne('nodes', 'late'), undefined, 'stale until the resync');
+  // What etcd sends when a watch's revision was compacted.
+  w.emit('error', new Error('Watcher canceled: mvcc: required revision has been compacted'));
+  const deadline = Date.now() + 10_000;
+  while (!s3.viewOne('nodes', 'late') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(s3.viewOne('nodes', 'late'));
+  assert.equal(s3.viewOne('nodes', 'w2'), undefined);
+  assert.equal(s3.viewOne('nodes', 'n1')!.Spec.Availability, 'pause');
+  assert.deepEqual(seen.map((e) => `${e.action}:${e.object.ID}`).sort(), ['create:late', 'delete:w2', 'update:n1']);
+  // And it watches on from there.
+  await store.commit([{ kind: 'nodes', op: 'create', object: node('after') }]);
+  while (!s3.viewOne('nodes', 'after') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  assert.ok(s3.viewOne('nodes', 'after'));
+  await s3.close();
+});

@@ -43,19 +43,77 @@ export class EtcdStore implements Store {
       if (parsed) this.put(parsed.kind, parsed.object);
     }
     this.revision = Number(res.header.revision);
-    this.watcher = await this.client
+    await this.watchFrom(this.revision + 1);
+  }
+
+  private async watchFrom(revision: number): Promise<void> {
+    const w = await this.client
       .watch()
       .prefix(PREFIX)
-      .startRevision(String(this.revision + 1))
+      .startRevision(String(revision))
       // No previous values: a delete's last object is in the cache, and fetching each event's
       // previous value cost etcd a read per write.
       .create();
-    this.watcher.on('data', (r) => this.apply(r.events, Number(r.header.revision)));
-    this.watcher.on('error', (e) => this.log.warn({ err: e }, 'store watch error'));
+    this.watcher = w;
+    w.on('data', (r) => this.apply(r.events, Number(r.header.revision)));
+    // etcd cancels a watch whose next revision was compacted away (a connection lost for
+    // longer than the compaction retention): the cache then reads everything again.
+    w.on('error', (err) => {
+      if (this.closed || this.watcher !== w) return;
+      this.log.warn({ err }, 'store watch canceled; reading the store again');
+      void this.resync();
+    });
   }
 
+  /**
+   * Reads every object again and tells watchers what changed since the cache last saw it (as
+   * events), then watches on from there: the cache is whole again after a lost watch.
+   */
+  async resync(): Promise<void> {
+    if (this.resyncing || this.closed) return;
+    this.resyncing = true;
+    try {
+      // Not awaited: a watch etcd already canceled never confirms a second cancel (etcd3's detach waits for it).
+      void this.watcher?.cancel().catch(() => undefined);
+      const res = await this.client.kv.range({ key: Buffer.from(PREFIX), range_end: Buffer.from(prefixEnd(PREFIX)) });
+      const out: StoreEvent[] = [];
+      const seen = new Set<string>();
+      for (const kv of res.kvs) {
+        const parsed = this.decode(kv);
+        if (!parsed) continue;
+        const { kind, object } = parsed;
+        seen.add(`${kind}/${object.ID}`);
+        const had = this.cache.get(kind)!.get(object.ID);
+        if (had?.Version.Index === object.Version.Index) continue;
+        this.put(kind, object);
+        out.push({ kind, action: had ? 'update' : 'create', object } as StoreEvent);
+      }
+      for (const [kind, m] of this.cache) {
+        for (const [id, last] of m) {
+          if (seen.has(`${kind}/${id}`)) continue;
+          m.delete(id);
+          if (kind === 'tasks') this.taskIndex.remove(last as Task);
+          out.push({ kind, action: 'delete', object: last } as StoreEvent);
+        }
+      }
+      this.settle(out, Number(res.header.revision));
+      await this.watchFrom(Number(res.header.revision) + 1);
+    } catch (err) {
+      this.log.warn({ err }, 'store resync failed; trying again');
+      setTimeout(() => { this.resyncing = false; void this.resync(); }, 1000);
+      return;
+    }
+    this.resyncing = false;
+  }
+  private resyncing = false;
+  private closed = false;
+
   async close(): Promise<void> {
-    await this.watcher?.cancel().catch(() => undefined);
+    this.closed = true;
+    // Bounded: a watch etcd already canceled never confirms this one.
+    let t: NodeJS.Timeout | undefined;
+    await Promise.race([this.watcher?.cancel().catch(() => undefined), new Promise((r) => { t = setTimeout(r, 1000); })]);
+    clearTimeout(t);
   }
 
   get<K extends Kind>(kind: K, id: string): KindMap[K] | undefined {
@@ -215,6 +273,11 @@ export class EtcdStore implements Store {
         out.push({ kind: kind as Kind, action: 'delete', object: last } as StoreEvent);
       }
     }
+    this.settle(out, revision);
+  }
+
+  /** The cache is at `revision`: watchers get the events, waiting commits resolve. */
+  private settle(out: StoreEvent[], revision: number): void {
     if (revision > this.revision) this.revision = revision;
     if (out.length) {
       for (const fn of [...this.listeners]) {
