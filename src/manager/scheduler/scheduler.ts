@@ -181,6 +181,10 @@ export class Scheduler extends StoreLoop {
       // Placed tasks now count on their nodes; the store's events confirm them. A write that
       // fails leaves placements that did not happen: start again from the store.
       for (const t of decisions) if (t.NodeID && occupiesNode(t)) this.placed.set(t.ID, t.NodeID);
+      // Grouped by node: the store splits a big batch into transactions, and each one's events
+      // reach the agents as one assignments message per node. Spread order put one task per
+      // node in each, so a node got (and answered) a message per task.
+      decisions.sort((a, b) => ((a.NodeID ?? '') < (b.NodeID ?? '') ? -1 : (a.NodeID ?? '') > (b.NodeID ?? '') ? 1 : 0));
       try {
         await this.commitAll(decisions.map((t) => ({ kind: 'tasks' as const, op: 'update' as const, object: t })));
       } catch (e) {
