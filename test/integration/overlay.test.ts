@@ -180,6 +180,16 @@ test('restart: a new reconciler adopts the kernel state without dropping an open
   assert.equal(await whoAnswers(c2, 'http://10.10.0.4:8000/name'), 'w2');
 });
 
+test('gateway bridge: a MAC of its own on every node (not its lowest port\'s), kept by the restarted reconcilers', async () => {
+  // Containers came and went above: a bridge that followed its ports would have changed MAC,
+  // leaving containers' ARP entries for the resolver and the way out pointing nowhere.
+  for (const n of lab.nodes) {
+    const sys = (f: string) => run('ip', ['netns', 'exec', n.ns, 'cat', `/sys/class/net/${GW_BRIDGE.device}/${f}`]);
+    assert.equal((await sys('address')).stdout.trim(), '02:42:ac:12:00:01', n.ns);
+    assert.equal((await sys('addr_assign_type')).stdout.trim(), '3', `${n.ns}: NET_ADDR_SET`);
+  }
+});
+
 test('node loss: the remaining nodes drop its tasks and the mesh keeps answering', async () => {
   await run('ip', ['-n', lab.lanNs, 'link', 'set', 'l-n2', 'down']);
   for (const c of lab.containers.filter((c) => c.node === 'n2')) await lab.stopContainer(c.name);

@@ -3,6 +3,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DnsServer, type DnsServerOptions } from './dns-server.js';
 import type { DnsZone } from './dns-zone.js';
 import type { NetnsPath } from './kernel.js';
+import { createLogger, type Logger } from '../../util/log.js';
 
 /** Where a resolver runs and what it knows: in-process, or a child process in another namespace. */
 export interface Resolver {
@@ -16,14 +17,14 @@ type ChildMessage = { ready: true } | { error: string };
  * A Node process cannot open a socket in another network namespace, so a resolver for a node
  * namespace other than the daemon's own runs as a child entered into it, fed zones over IPC.
  */
-export async function startResolver(ns: NetnsPath, options: DnsServerOptions): Promise<Resolver> {
+export async function startResolver(ns: NetnsPath, options: DnsServerOptions, log?: Logger): Promise<Resolver> {
   if (ns === undefined) {
-    const server = new DnsServer(options);
+    const server = new DnsServer(options, log);
     await server.start();
     return { setZone: (z) => server.setZone(z), stop: () => server.stop() };
   }
   const script = fileURLToPath(import.meta.url);
-  const child: ChildProcess = spawn('nsenter', [`--net=${ns}`, '--', process.execPath, script, JSON.stringify(options)], {
+  const child: ChildProcess = spawn('nsenter', [`--net=${ns}`, '--', process.execPath, script, JSON.stringify(options), log?.level ?? 'info'], {
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -45,7 +46,8 @@ export async function startResolver(ns: NetnsPath, options: DnsServerOptions): P
 }
 
 async function childMain(): Promise<void> {
-  const server = new DnsServer(JSON.parse(process.argv[2]) as DnsServerOptions);
+  // Its log goes to the daemon's stderr (inherited), at the daemon's level.
+  const server = new DnsServer(JSON.parse(process.argv[2]) as DnsServerOptions, createLogger('shoald-dns', process.argv[3]));
   try {
     await server.start();
   } catch (e) {

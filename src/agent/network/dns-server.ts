@@ -1,7 +1,8 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
-import { emptyZone, lookup, type DnsZone } from './dns-zone.js';
+import type { Logger } from '../../util/log.js';
+import { emptyZone, lookup, networksWithName, type DnsZone } from './dns-zone.js';
 
 export interface Upstream {
   address: string;
@@ -25,7 +26,7 @@ export class DnsServer {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
 
-  constructor(readonly options: DnsServerOptions) {}
+  constructor(readonly options: DnsServerOptions, private readonly log?: Logger) {}
 
   setZone(zone: DnsZone): void {
     this.zone = zone;
@@ -37,8 +38,8 @@ export class DnsServer {
     udp.on('message', (msg, rinfo) => {
       void this.answer(msg, rinfo.address).then((reply) => {
         // A callback takes send errors (the asker gone meanwhile); a socket closed by stop() meanwhile throws.
-        if (reply && this.udp === udp) udp.send(reply, rinfo.port, rinfo.address, () => undefined);
-      }).catch(() => undefined);
+        if (reply && this.udp === udp) udp.send(reply, rinfo.port, rinfo.address, (err) => err && this.log?.debug({ err: err.message, asker: rinfo.address }, 'dns reply not sent'));
+      }).catch((e: Error) => this.log?.debug({ err: e.message, asker: rinfo.address }, 'dns query dropped'));
     });
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
@@ -90,7 +91,17 @@ export class DnsServer {
     }
     const q = query.questions?.[0];
     const ips = q && (q.type === 'A' || q.type === 'AAAA') ? lookup(this.zone, asker, q.name) : undefined;
-    if (!q || !ips) return this.forward(msg, query);
+    if (!q || !ips) {
+      // Every forwarded query, with what the zone knew: a swarm name that went upstream is a zone question.
+      this.log?.debug({
+        name: q?.name, type: q?.type, asker,
+        askerKnown: asker in this.zone.askers,
+        askerNetworks: this.zone.askers[asker] ?? [],
+        nameOnNetworks: q ? networksWithName(this.zone, q.name) : [],
+      }, 'dns query forwarded');
+      return this.forward(msg, query);
+    }
+    this.log?.trace({ name: q.name, type: q.type, asker, ips }, 'dns query answered');
     const answers: dnsPacket.Answer[] =
       q.type === 'AAAA' ? [] : ips.map((ip) => ({ type: 'A' as const, name: q.name, class: 'IN' as const, ttl: this.options.ttl ?? 600, data: ip }));
     return dnsPacket.encode({

@@ -54,3 +54,9 @@ export function lookup(zone: DnsZone, asker: string, name: string): string[] | u
   }
   return found;
 }
+
+/** Networks of the zone on which `name` exists, whoever asks. */
+export function networksWithName(zone: DnsZone, name: string): string[] {
+  const key = name.toLowerCase().replace(/\.$/, '');
+  return Object.keys(zone.names).filter((net) => zone.names[net][key] !== undefined);
+}

@@ -113,7 +113,7 @@ export class NetworkReconciler {
       address: GW_BRIDGE.gateway,
       port: options.dnsPort ?? 53,
       upstreams: options.dnsUpstreams ?? readHostResolvers(),
-    });
+    }, options.log.child({ part: 'dns' }));
     return r;
   }
 
@@ -141,12 +141,7 @@ export class NetworkReconciler {
 
   private async ensureGatewayBridge(): Promise<void> {
     const [link] = await ipJson<LinkInfo>(this.node, ['addr', 'show', 'dev', GW_BRIDGE.device]);
-    const want = `${GW_BRIDGE.gateway}/${gwPrefixLen}`;
-    const cmds: string[] = [];
-    if (!link) cmds.push(`link add ${GW_BRIDGE.device} type bridge`);
-    if (!(link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === want)) cmds.push(`addr add ${want} dev ${GW_BRIDGE.device}`);
-    if (!link?.flags?.includes('UP')) cmds.push(`link set ${GW_BRIDGE.device} up`);
-    await ipBatch(this.node, cmds);
+    await ipBatch(this.node, gatewayBridgeCommands(link));
     await sysctl(this.node, 'net.ipv4.ip_forward', '1');
     for (const l of await ipJson<LinkInfo>(this.node, ['link', 'show', 'master', GW_BRIDGE.device])) {
       if (l.ifname.startsWith('vg') && l.ifname !== INGRESS_GW_HOST_VETH) this.unclaimedGw.add(l.ifname);
@@ -520,6 +515,24 @@ export class NetworkReconciler {
     this.report.errors.push({ ...where, message: (e as Error).message });
   }
 
+}
+
+/**
+ * Brings the gateway bridge to what containers rely on: its address, up, and a MAC of its own.
+ * A bridge whose MAC was never set takes the lowest of its ports' and changes as task containers
+ * come and go; a container keeps the old one in its ARP cache while the entry is reachable (up to
+ * ~45 s), and meanwhile its queries to the resolver and its traffic out are lost. A bridge found
+ * in place is pinned to the MAC it has, which its containers already know.
+ */
+export function gatewayBridgeCommands(link: LinkInfo | undefined): string[] {
+  const dev = GW_BRIDGE.device;
+  const want = `${GW_BRIDGE.gateway}/${gwPrefixLen}`;
+  const cmds: string[] = [];
+  if (!link) cmds.push(`link add ${dev} address ${macFromIp(GW_BRIDGE.gateway)} type bridge`);
+  else if (link.address) cmds.push(`link set dev ${dev} address ${link.address}`);
+  if (!(link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === want)) cmds.push(`addr add ${want} dev ${dev}`);
+  if (!link?.flags?.includes('UP')) cmds.push(`link set ${dev} up`);
+  return cmds;
 }
 
 function freshReport(): ApplyReport {

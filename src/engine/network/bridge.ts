@@ -191,7 +191,10 @@ export class BridgeNetwork {
     const dev = DEFAULT_BRIDGE.device;
     const [link] = await ipJson<IpAddrInfo & IpLink>(this.netns, ['addr', 'show', 'dev', dev], true);
     const cmds: string[] = [];
-    if (!link) cmds.push(`link add ${dev} mtu ${DEFAULT_BRIDGE.mtu} type bridge`);
+    // A MAC of its own: a bridge otherwise takes its lowest port's, changing as containers come and go while
+    // theirs keep the old one in their ARP caches (up to ~45 s, their gateway and DNS unreachable meanwhile).
+    if (!link) cmds.push(`link add ${dev} mtu ${DEFAULT_BRIDGE.mtu} address ${macFromIp(DEFAULT_BRIDGE.gateway)} type bridge`);
+    else if (link.address) cmds.push(`link set dev ${dev} address ${link.address}`);
     const want = `${DEFAULT_BRIDGE.gateway}/${parseSubnet(DEFAULT_BRIDGE.subnet).prefixLen}`;
     const has = (link?.addr_info ?? []).some((a) => a.family === 'inet' && `${a.local}/${a.prefixlen}` === want);
     if (!has) cmds.push(`addr add ${want} dev ${dev}`);

@@ -339,7 +339,10 @@ export class UserBridges {
   private async ensureBridge(n: UserNetwork): Promise<void> {
     const [link] = await ipJson<IpAddrInfo & IpLink>(this.netns, ['addr', 'show', 'dev', n.device], true);
     const cmds: string[] = [];
-    if (!link) cmds.push(`link add ${n.device} mtu ${MTU} type bridge`);
+    // A MAC of its own: a bridge otherwise takes its lowest port's, changing as containers come and go while
+    // theirs keep the old one in their ARP caches (up to ~45 s, their gateway and DNS unreachable meanwhile).
+    if (!link) cmds.push(`link add ${n.device} mtu ${MTU} address ${macFromIp(n.gateway)} type bridge`);
+    else if (link.address) cmds.push(`link set dev ${n.device} address ${link.address}`);
     const want = `${n.gateway}/${parseSubnet(n.subnet).prefixLen}`;
     const has = (link?.addr_info ?? []).some((a) => a.family === 'inet' && `${a.local}/${a.prefixlen}` === want);
     if (!has) cmds.push(`addr add ${want} dev ${n.device}`);
