@@ -8,7 +8,7 @@ import { buildNodeInfos, FAILURE_WINDOW_MS, occupiesNode, type NodeInfo } from '
 import { spreadTasks } from './spread.js';
 
 /** PENDING tasks decided (and written) at a time within a pass. */
-const MAX_TASKS_PER_PASS = 5000;
+const MAX_TASKS_PER_PASS = 10_000;
 
 /** Failures of a service's tasks per node: node ID → service ID → timestamps (ms). */
 export type FailureLog = Map<string, Map<string, number[]>>;
