@@ -1,19 +1,37 @@
 /**
- * Leader failover benchmark: three managers on etcd; kill -9 the leader's shoald and measure
- * the time until a surviving manager accepts a write (docker node update), over N runs.
- * Run as root: `npx tsc -p . && node dist/bench/failover.js [runs]`.
+ * Failover benchmarks, over N runs each (`node dist/bench/failover.js [runs] [leader|worker|all]`):
+ *  - leader: three managers on etcd; kill -9 the leader's shoald and measure the time until a
+ *    surviving manager accepts a write (docker node update), and until there is a new leader.
+ *  - worker: a separate lab of three machines (m1 manager, m2 and m3 workers; the real docker CLI
+ *    and the micro image), a service of 6 replicas; the worker holding the most tasks disappears
+ *    (`shoal machine stop`: kill -9 of its shoald and its containers, its namespace gone), and we
+ *    measure the time until the manager marks it Down and until all 6 replicas run elsewhere.
+ *    Down comes from the liveness lease (heartbeat period × grace) running out, so most of the
+ *    second figure is the first.
+ * Run as root: `npx tsc -p . && node dist/bench/failover.js [runs] [scenario]`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { run } from '../src/util/run.js';
+import { sandboxPrefix } from '../src/agent/network-agent.js';
+import { DEFAULT_HEARTBEAT_MS, GRACE_MULTIPLIER } from '../src/manager/dispatcher/dispatcher.js';
+import type { Node, Task } from '../src/cluster/types.js';
 import { createTestNet } from '../test/helpers/testnet.js';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
 import { waitFor } from '../test/helpers/process.js';
+import { createMachines, newTestLab } from '../test/helpers/lab.js';
+import { pushMicro } from '../test/helpers/micro.js';
+import { api, printTable } from './report.js';
 
 const runs = Number(process.argv[2] ?? 5);
-const net = await createTestNet(3);
+const scenario = process.argv[3] ?? 'all';
+if (!['leader', 'worker', 'all'].includes(scenario)) throw new Error(`unknown scenario ${scenario}; known: leader, worker, all`);
+const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').trim();
+const stats = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return { runs: xs, min: sorted[0], median: sorted[Math.floor(sorted.length / 2)], max: sorted[sorted.length - 1] };
+};
 const managers: TestDaemon[] = [];
-const results: number[] = [];
-const leaderResults: number[] = [];
 
 async function leader(via: TestDaemon): Promise<TestDaemon> {
   const name = await waitFor('a leader', async () => {
@@ -23,45 +41,133 @@ async function leader(via: TestDaemon): Promise<TestDaemon> {
   return managers.find((m) => m.name === name)!;
 }
 
-try {
-  for (const n of net.nodes) managers.push(await startDaemon({ ns: n.ns, prefix: 'bfail' }));
-  await managers[0].docker(['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
-  const token = (await managers[0].docker(['swarm', 'join-token', '-q', 'manager'])).stdout.trim();
-  for (const m of managers.slice(1)) await m.docker(['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
-  for (let i = 0; i < runs; i++) {
-    const old = await leader(managers[1]);
-    const survivor = managers.find((m) => m !== old)!;
-    await waitFor('all managers reachable', async () => {
-      const r = await survivor.docker(['node', 'ls', '--format', '{{.ManagerStatus}}'], { allowFail: true });
-      return r.code === 0 && !r.stdout.includes('Unreachable');
-    }, 60_000);
-    const t0 = Date.now();
-    await old.kill9();
-    await waitFor('a write accepted', async () => (await survivor.docker(['node', 'update', '--label-add', `run=${i}`, survivor.name], { allowFail: true })).code === 0, 120_000, 50);
-    const ms = Date.now() - t0;
-    // The new leader (leader key) is what leader loops wait for: lease TTL bound.
-    await waitFor('a new leader', async () => {
-      const r = await survivor.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], { allowFail: true });
-      const l = r.stdout.split('\n').find((x) => x.endsWith(' Leader'))?.split(' ')[0];
-      return r.code === 0 && l && l !== old.name;
-    }, 120_000, 50);
-    const leaderMs = Date.now() - t0;
-    results.push(ms);
-    leaderResults.push(leaderMs);
-    console.log(`run ${i + 1}: leader ${old.name} killed, first accepted write after ${ms} ms, new leader after ${leaderMs} ms`);
-    await old.start();
+async function leaderScenario() {
+  const net = await createTestNet(3);
+  const results: number[] = [];
+  const leaderResults: number[] = [];
+  try {
+    for (const n of net.nodes) managers.push(await startDaemon({ ns: n.ns, prefix: 'bfail' }));
+    await managers[0].docker(['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
+    const token = (await managers[0].docker(['swarm', 'join-token', '-q', 'manager'])).stdout.trim();
+    for (const m of managers.slice(1)) await m.docker(['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
+    for (let i = 0; i < runs; i++) {
+      const old = await leader(managers[1]);
+      const survivor = managers.find((m) => m !== old)!;
+      await waitFor('all managers reachable', async () => {
+        const r = await survivor.docker(['node', 'ls', '--format', '{{.ManagerStatus}}'], { allowFail: true });
+        return r.code === 0 && !r.stdout.includes('Unreachable');
+      }, 60_000);
+      const t0 = Date.now();
+      await old.kill9();
+      await waitFor('a write accepted', async () => (await survivor.docker(['node', 'update', '--label-add', `run=${i}`, survivor.name], { allowFail: true })).code === 0, 120_000, 50);
+      const ms = Date.now() - t0;
+      // The new leader (leader key) is what leader loops wait for: lease TTL bound.
+      await waitFor('a new leader', async () => {
+        const r = await survivor.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], { allowFail: true });
+        const l = r.stdout.split('\n').find((x) => x.endsWith(' Leader'))?.split(' ')[0];
+        return r.code === 0 && l && l !== old.name;
+      }, 120_000, 50);
+      const leaderMs = Date.now() - t0;
+      results.push(ms);
+      leaderResults.push(leaderMs);
+      console.log(`run ${i + 1}: leader ${old.name} killed, first accepted write after ${ms} ms, new leader after ${leaderMs} ms`);
+      await old.start();
+    }
+    return { firstWriteMs: stats(results), newLeaderMs: stats(leaderResults) };
+  } finally {
+    for (const m of managers.reverse()) await m.destroy();
+    await net.destroy();
   }
-  const sorted = [...results].sort((a, b) => a - b);
-  const lsorted = [...leaderResults].sort((a, b) => a - b);
-  const summary = {
-    firstWriteMs: { runs: results, min: sorted[0], median: sorted[Math.floor(sorted.length / 2)], max: sorted[sorted.length - 1] },
-    newLeaderMs: { runs: leaderResults, min: lsorted[0], median: lsorted[Math.floor(lsorted.length / 2)], max: lsorted[lsorted.length - 1] },
-  };
-  console.log(JSON.stringify(summary));
-  const dir = path.join(REPO_ROOT, 'bench/results');
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, `failover-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify(summary, null, 2) + '\n');
-} finally {
-  for (const m of managers.reverse()) await m.destroy();
-  await net.destroy();
 }
+
+interface WorkerRun { killed: string; tasksOnIt: number; stopMs: number; downMs: number; allRunningMs: number; afterDownMs: number }
+
+/** One manager, two workers, 6 replicas; each run a worker disappears and comes back afterwards. */
+async function workerScenario(): Promise<WorkerRun[]> {
+  const REPLICAS = 6;
+  const MACHINES = ['m1', 'm2', 'm3'];
+  const lab = newTestLab();
+  const ids = new Map<string, string>(); // machine → node ID
+  const out: WorkerRun[] = [];
+  try {
+    await createMachines(lab, MACHINES);
+    const d = (m: string, args: string[]) => lab.docker(m, args);
+    const ip1 = (await lab.machine(['ip', 'm1'])).stdout.trim();
+    await d('m1', ['swarm', 'init', '--advertise-addr', ip1]);
+    const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    for (const m of ['m2', 'm3']) await d(m, ['swarm', 'join', '--token', token, `${ip1}:2377`]);
+    for (const m of MACHINES) ids.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
+    const socket = (await lab.dockerHost('m1')).replace(/^unix:\/\//, '');
+    const image = await pushMicro({ socket }, (await lab.machine(['registry'])).stdout.trim());
+    await d('m1', ['service', 'create', '--name', 'micro', '--replicas', String(REPLICAS), '--detach', image]);
+    // The manager's view through the Engine API (one request per poll, no CLI start-up in the timing).
+    const nodes = async () => JSON.parse((await api(socket, 'GET', '/v1.41/nodes')).body) as Node[];
+    const running = async () => (JSON.parse((await api(socket, 'GET', '/v1.41/tasks')).body) as Task[])
+      .filter((t) => t.DesiredState === 'running' && t.Status.State === 'running');
+    const settled = async () => (await running()).length === REPLICAS && (await nodes()).every((n) => n.Status.State === 'ready');
+    for (let i = 0; i < runs; i++) {
+      await waitFor(`${REPLICAS} replicas running, all nodes ready`, settled, 180_000, 500);
+      const perNode = new Map<string, number>();
+      for (const t of await running()) perNode.set(t.NodeID ?? '', (perNode.get(t.NodeID ?? '') ?? 0) + 1);
+      const victim = ['m2', 'm3'].sort((a, b) => (perNode.get(ids.get(b)!) ?? 0) - (perNode.get(ids.get(a)!) ?? 0))[0];
+      const id = ids.get(victim)!;
+      const t0 = Date.now();
+      await lab.machine(['stop', victim]);
+      const stopMs = Date.now() - t0;
+      let downMs = 0;
+      let allRunningMs = 0;
+      await waitFor('node down and replicas running elsewhere', async () => {
+        const now = Date.now() - t0;
+        if (!downMs && (await nodes()).find((n) => n.ID === id)?.Status.State === 'down') downMs = now;
+        if (!allRunningMs) {
+          const r = await running();
+          if (r.length === REPLICAS && r.every((t) => t.NodeID !== id)) allRunningMs = now;
+        }
+        return downMs > 0 && allRunningMs > 0;
+      }, 180_000, 100);
+      const run1 = { killed: victim, tasksOnIt: perNode.get(id) ?? 0, stopMs, downMs, allRunningMs, afterDownMs: allRunningMs - downMs };
+      out.push(run1);
+      console.log(`worker run ${i + 1}: ${victim} (${run1.tasksOnIt} tasks) stopped (stop took ${stopMs} ms); Down after ${downMs} ms, all ${REPLICAS} running elsewhere after ${allRunningMs} ms (${run1.afterDownMs} ms after Down), load ${loadavg()}`);
+      await lab.machine(['start', victim]);
+    }
+    return out;
+  } finally {
+    for (const m of MACHINES) await lab.docker(m, ['swarm', 'leave', '--force'], { allowFail: true }).catch(() => undefined);
+    await lab.prune();
+    for (const id of ids.values()) {
+      for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`))) await run('ip', ['netns', 'delete', ns], { allowFail: true });
+    }
+  }
+}
+
+const report: Record<string, unknown> = { when: new Date().toISOString(), loadavgAtStart: loadavg() };
+if (scenario !== 'worker') {
+  report.leader = { what: '3 managers on etcd: kill -9 of the leader shoald → first accepted write (docker node update) and new leader', ...(await leaderScenario()) };
+  console.log(JSON.stringify(report.leader));
+}
+if (scenario !== 'leader') {
+  const rs = await workerScenario();
+  const ttlS = Math.max(2, Math.ceil((DEFAULT_HEARTBEAT_MS * GRACE_MULTIPLIER) / 1000));
+  report.worker = {
+    what: 'lab of 3 machines (m1 manager, m2 and m3 workers), 6 micro replicas; the worker with the most tasks stopped (shoal machine stop: kill -9 of shoald and its containers, namespace gone)',
+    heartbeat: { periodMs: DEFAULT_HEARTBEAT_MS, graceMultiplier: GRACE_MULTIPLIER, livenessLeaseTtlS: ttlS, note: `Down when the liveness lease expires: ${ttlS - DEFAULT_HEARTBEAT_MS / 1000}–${ttlS} s after the last heartbeat renewal` },
+    runs: rs,
+    downMs: stats(rs.map((r) => r.downMs)),
+    allRunningMs: stats(rs.map((r) => r.allRunningMs)),
+    afterDownMs: stats(rs.map((r) => r.afterDownMs)),
+  };
+  console.log(JSON.stringify(report.worker));
+}
+report.loadavgAtEnd = loadavg();
+const rows: [string, string][] = [];
+const fmt = (s: { min: number; median: number; max: number }) => `median ${s.median} ms (min ${s.min}, max ${s.max})`;
+const L = report.leader as { firstWriteMs: ReturnType<typeof stats>; newLeaderMs: ReturnType<typeof stats> } | undefined;
+const W = report.worker as { downMs: ReturnType<typeof stats>; allRunningMs: ReturnType<typeof stats>; afterDownMs: ReturnType<typeof stats> } | undefined;
+if (L) rows.push(['leader kill → first accepted write', fmt(L.firstWriteMs)], ['leader kill → new leader', fmt(L.newLeaderMs)]);
+if (W) rows.push(['worker gone → node Down', fmt(W.downMs)], ['worker gone → all replicas running', fmt(W.allRunningMs)], ['  of which after Down', fmt(W.afterDownMs)]);
+printTable(`failover, ${runs} run(s), load ${report.loadavgAtStart} → ${report.loadavgAtEnd}`, rows);
+const dir = path.join(REPO_ROOT, 'bench/results');
+fs.mkdirSync(dir, { recursive: true });
+const file = path.join(dir, `failover-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+fs.writeFileSync(file, JSON.stringify(report, null, 2) + '\n');
+console.log(`written ${path.relative(REPO_ROOT, file)}`);
