@@ -4,10 +4,10 @@
  *    surviving manager accepts a write (docker node update), and until there is a new leader.
  *  - worker: a separate lab of three machines (m1 manager, m2 and m3 workers; the real docker CLI
  *    and the micro image), a service of 6 replicas; the worker holding the most tasks disappears
- *    (`shoal machine stop`: kill -9 of its shoald and its containers, its namespace gone), and we
+ *    (kill -9 of its shoald, then `shoal machine stop`: containers killed, namespace gone), and we
  *    measure the time until the manager marks it Down and until all 6 replicas run elsewhere.
- *    Down comes from the liveness lease (heartbeat period × grace) running out, so most of the
- *    second figure is the first.
+ *    Down comes from the liveness lease (heartbeat period × grace) running out; the replacements
+ *    then wait the default restart delay (5 s), so the second figure is the first plus ≈ 6 s.
  * Run as root: `npx tsc -p . && node dist/bench/failover.js [runs] [scenario]`.
  */
 import fs from 'node:fs';
@@ -15,6 +15,7 @@ import path from 'node:path';
 import { run } from '../src/util/run.js';
 import { sandboxPrefix } from '../src/agent/network-agent.js';
 import { DEFAULT_HEARTBEAT_MS, GRACE_MULTIPLIER } from '../src/manager/dispatcher/dispatcher.js';
+import { DEFAULT_RESTART_DELAY_NS } from '../src/manager/orchestrator/task.js';
 import type { Node, Task } from '../src/cluster/types.js';
 import { createTestNet } from '../test/helpers/testnet.js';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
@@ -111,7 +112,12 @@ async function workerScenario(): Promise<WorkerRun[]> {
       for (const t of await running()) perNode.set(t.NodeID ?? '', (perNode.get(t.NodeID ?? '') ?? 0) + 1);
       const victim = ['m2', 'm3'].sort((a, b) => (perNode.get(ids.get(b)!) ?? 0) - (perNode.get(ids.get(a)!) ?? 0))[0];
       const id = ids.get(victim)!;
+      // The machine's shoald dies first (t0: its heartbeats stop there), then `shoal machine stop`
+      // kills its containers and removes its namespace.
+      const pid = (JSON.parse((await lab.machine(['inspect', victim])).stdout) as { pid?: number }).pid;
+      if (!pid) throw new Error(`no shoald pid for ${victim}`);
       const t0 = Date.now();
+      process.kill(pid, 'SIGKILL');
       await lab.machine(['stop', victim]);
       const stopMs = Date.now() - t0;
       let downMs = 0;
@@ -149,8 +155,10 @@ if (scenario !== 'leader') {
   const rs = await workerScenario();
   const ttlS = Math.max(2, Math.ceil((DEFAULT_HEARTBEAT_MS * GRACE_MULTIPLIER) / 1000));
   report.worker = {
-    what: 'lab of 3 machines (m1 manager, m2 and m3 workers), 6 micro replicas; the worker with the most tasks stopped (shoal machine stop: kill -9 of shoald and its containers, namespace gone)',
+    what: 'lab of 3 machines (m1 manager, m2 and m3 workers), 6 micro replicas; the worker with the most tasks stopped (kill -9 of its shoald at t0, then shoal machine stop: its containers killed, namespace gone)',
     heartbeat: { periodMs: DEFAULT_HEARTBEAT_MS, graceMultiplier: GRACE_MULTIPLIER, livenessLeaseTtlS: ttlS, note: `Down when the liveness lease expires: ${ttlS - DEFAULT_HEARTBEAT_MS / 1000}–${ttlS} s after the last heartbeat renewal` },
+    // Replacements of tasks on a Down node wait the restart delay (Docker's default --restart-delay 5s) like any restart.
+    restartDelayMs: DEFAULT_RESTART_DELAY_NS / 1e6,
     runs: rs,
     downMs: stats(rs.map((r) => r.downMs)),
     allRunningMs: stats(rs.map((r) => r.allRunningMs)),
