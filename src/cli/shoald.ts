@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(config.execRoot, { recursive: true });
   const engine = await Engine.open(config, log);
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
-  const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' })), () => swarm.nodeId, log.child({ part: 'worker' }));
+  const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()), () => swarm.nodeId, log.child({ part: 'worker' }));
   const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }), opts.networkSandboxPrefix);
   network.start();
   const logs = new LogAgent(engine.containers, swarm, log.child({ part: 'logs' }));

@@ -1,4 +1,4 @@
-import type { Task } from '../../cluster/types.js';
+import type { NodeDescription, Task } from '../../cluster/types.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { pullImage } from '../../engine/images/pull.js';
@@ -17,7 +17,8 @@ const TASK_LABEL = 'com.docker.swarm.task.id';
 export class ContainerExecutor implements TaskExecutor {
   private readonly files: TaskFileMounts;
 
-  constructor(private readonly engine: Engine, private readonly log: Logger) {
+  /** `describe`: this node's description, for service templates ({{.Node.Hostname}} …). */
+  constructor(private readonly engine: Engine, private readonly log: Logger, private readonly describe?: () => NodeDescription) {
     this.files = new TaskFileMounts(path.join(engine.config.execRoot, 'task-files'));
     // A task container removed any way (also `docker rm -f` by hand) takes its files along.
     engine.events.subscribe(undefined, (e) => {
@@ -47,6 +48,8 @@ export class ContainerExecutor implements TaskExecutor {
     const existing = this.find(task.ID);
     if (existing) return existing;
     validateTaskMounts(task.Spec.ContainerSpec?.Mounts ?? []);
+    // Templates are expanded before the pull: a bad one rejects the task at once.
+    const { name, config, hostConfig } = taskContainerConfig(task, nodeId, this.describe?.());
     const image = task.Spec.ContainerSpec?.Image ?? '';
     if (!this.engine.images.find(image)) {
       // A failed pull is not the task's error yet: creating from a missing image gives Docker's "No such image".
@@ -57,7 +60,6 @@ export class ContainerExecutor implements TaskExecutor {
         this.log.warn({ err: e, image, task: task.ID }, 'image pull failed');
       }
     }
-    const { name, config, hostConfig } = taskContainerConfig(task, nodeId);
     // Swarm networks replace the default bridge: the network agent wires the container at start.
     if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
     if (files.length) hostConfig.Binds = [...((hostConfig.Binds as string[] | undefined) ?? []), ...(await this.files.mount(task.ID, files))];

@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Mount, Task } from '../../cluster/types.js';
 import { GW_BRIDGE } from '../network/names.js';
 import type { TaskFile } from './task-files.js';
+import { expandContainerSpec, templateContext, type TemplateNode } from './task-template.js';
 
 /**
  * What the worker needs from whatever runs a task (swarmkit exec.Controller, reduced): the
@@ -58,9 +59,13 @@ export function taskContainerLabels(task: Task, nodeId: string): Record<string, 
   };
 }
 
-/** Engine API container create body for a task (moby executor/container: Command→Entrypoint, Args→Cmd). */
-export function taskContainerConfig(task: Task, nodeId: string): { name: string; config: Record<string, unknown>; hostConfig: Record<string, unknown> } {
-  const c = task.Spec.ContainerSpec ?? { Image: '' };
+/**
+ * Engine API container create body for a task (moby executor/container: Command→Entrypoint,
+ * Args→Cmd), with the service templates of its hostname, env and mounts expanded for this node
+ * (`node`: its description). A bad template throws the task's rejection reason.
+ */
+export function taskContainerConfig(task: Task, nodeId: string, node?: TemplateNode): { name: string; config: Record<string, unknown>; hostConfig: Record<string, unknown> } {
+  const c = expandContainerSpec(task.Spec.ContainerSpec ?? { Image: '' }, templateContext(task, taskContainerName(task), nodeId, node));
   const config: Record<string, unknown> = {
     Image: c.Image,
     Labels: taskContainerLabels(task, nodeId),
