@@ -83,6 +83,29 @@ describe('service mounts (tmpfs, volume, bind) on a two-machine swarm', () => {
     await ok('m2', ['volume', 'rm', 'svcdata', 'svctmp']);
   });
 
+  it('service templates expand per task on the node: hostname, env, volume source', async () => {
+    await ok('m1', ['service', 'create', '--name', 'tpl', '--constraint', 'node.role==worker', '--detach',
+      '--hostname', '{{.Node.Hostname}}-{{.Service.Name}}', '--env', 'TASK={{.Task.Name}}',
+      '--mount', 'type=volume,source=tpl-{{.Task.Slot}},target=/data', 'busybox', 'sleep', '100000']);
+    const id = await taskContainer('tpl');
+    const nodeHost = await ok('m2', ['info', '--format', '{{.Name}}']);
+    assert.equal(await ok('m2', ['exec', id, 'hostname']), `${nodeHost}-tpl`);
+    const taskId = await ok('m2', ['inspect', id, '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}']);
+    assert.equal(await ok('m2', ['exec', id, 'sh', '-c', 'echo $TASK']), `tpl.1.${taskId}`);
+    assert.ok((await ok('m2', ['volume', 'ls', '-q'])).split('\n').includes('tpl-1'));
+    await ok('m1', ['service', 'rm', 'tpl']);
+    await waitFor('the task container gone from m2', async () => (await ok('m2', ['ps', '-aq', '--filter', 'label=com.docker.swarm.service.name=tpl'])) === '');
+    await ok('m2', ['volume', 'rm', 'tpl-1']);
+  });
+
+  it('a template that does not parse rejects the task with the template error', async () => {
+    await ok('m1', ['service', 'create', '--name', 'badtpl', '--constraint', 'node.role==worker', '--detach',
+      '--hostname', '{{.Node.Hostname', 'busybox', 'sleep', '100000']);
+    const row = await waitFor('a rejected task', async () => (await tasks('badtpl')).find((r) => r.startsWith('Rejected')));
+    assert.match(row, /expanding hostname failed: template: expansion:1: unclosed action/);
+    await ok('m1', ['service', 'rm', 'badtpl']);
+  });
+
   it('a volume driver this node lacks rejects the task, with the reason in service ps', async () => {
     await ok('m1', ['service', 'create', '--name', 'baddrv', '--constraint', 'node.role==worker', '--detach',
       '--mount', 'type=volume,source=plugged,target=/p,volume-driver=nosuchdriver', 'busybox', 'sleep', '100000']);
