@@ -23,6 +23,7 @@ test('template: fields, index, join and plain text expand as swarmkit does', () 
   assert.equal(x('{{.Node.Platform.OS}}/{{.Node.Platform.Architecture}}'), 'linux/x86_64');
   assert.equal(x('{{index .Service.Labels "com.example.zone"}}'), 'eu');
   assert.equal(x('{{index .Service.Labels "missing"}}'), '');
+  assert.equal(x('{{index .Service.Labels "constructor"}}'), '', 'only the labels themselves are keys');
   assert.equal(x('{{.Service.Labels.tier}}'), 'front');
   assert.equal(x('{{.Service.Labels}}'), 'map[com.example.zone:eu tier:front]');
   assert.equal(x('{{.Node.Platform}}'), '{x86_64 linux}');
@@ -46,6 +47,7 @@ test('template: a bad template gives Go text/template\'s error', () => {
     message: 'template: expansion:1:2: executing "expansion" at <.Node.Name>: can\'t evaluate field Name in type struct { ID string; Hostname string; Platform template.Platform }',
   });
   assert.throws(() => expandTemplate('{{.Service.Labels.nope}}', ctx), { message: 'template: expansion:1:2: executing "expansion" at <.Service.Labels.nope>: map has no entry for key "nope"' });
+  assert.throws(() => expandTemplate('{{.Service.Labels.toString}}', ctx), { message: /map has no entry for key "toString"$/ });
   assert.throws(() => expandTemplate('{{.Service.Name.X}}', ctx), { message: /can't evaluate field X in type string$/ });
 });
 

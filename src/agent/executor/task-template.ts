@@ -148,8 +148,8 @@ function evalField(ctx: TemplateContext, path: string[]): { v: Value; where: str
   for (const name of path) {
     if (typeof v === 'string') throw new TemplateError(`can't evaluate field ${name} in type string`);
     if (isStruct(where)) {
-      if (!(name in v)) throw new TemplateError(`can't evaluate field ${name} in type ${GO_TYPES[where]}`);
-    } else if (!(name in v)) {
+      if (!Object.hasOwn(v, name)) throw new TemplateError(`can't evaluate field ${name} in type ${GO_TYPES[where]}`);
+    } else if (!Object.hasOwn(v, name)) {
       throw new TemplateError(`map has no entry for key ${JSON.stringify(name)}`);
     }
     v = v[name] as Value;
@@ -171,7 +171,7 @@ function callIndex(args: { v: Value; where: string }[]): Value {
     if (typeof item.v === 'string' || isStruct(item.where)) throw new TemplateError(`error calling index: can't index item of type ${typeof item.v === 'string' ? 'string' : GO_TYPES[item.where]}`);
     if (typeof key.v !== 'string') throw new TemplateError(`error calling index: value has type ${GO_TYPES[key.where] ?? 'map[string]string'}; should be string`);
     // A missing key gives the map's zero value (index ignores missingkey).
-    item = { v: (item.v[key.v] as string | undefined) ?? '', where: '(string)' };
+    item = { v: Object.hasOwn(item.v, key.v) ? (item.v[key.v] as string) : '', where: '(string)' };
   }
   return item.v;
 }
