@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { badRequest } from '../util/errors.js';
+import { ApiError, badRequest } from '../util/errors.js';
+import { decodeBody, MAX_JSON_BODY, readLimited, type BodyName, type BodyTypes } from './decode/index.js';
+import { tooLarge } from './decode/body.js';
 import { SERVER_HEADERS } from './version.js';
 
 /** What a route handler sees of one request. */
@@ -20,7 +22,16 @@ export class RequestContext {
     private upgradeHead?: Buffer,
   ) {}
 
-  /** Reads the body as JSON; an empty body is `{}`. Malformed JSON is a 400. */
+  /**
+   * Reads the JSON body and decodes it as the Docker type `name`, as dockerd would (see
+   * api/decode/index.ts): `const spec = await ctx.body('ServiceSpec')`. Bad input is a 400,
+   * a body over MAX_JSON_BODY a 413, before the route does anything.
+   */
+  async body<K extends BodyName>(name: K): Promise<BodyTypes[K]> {
+    return decodeBody(name, await this.rawBody());
+  }
+
+  /** Reads the body as untyped JSON; an empty body is `{}`. Prefer body(name). */
   async json<T = Record<string, unknown>>(): Promise<T> {
     const raw = (await this.rawBody()).toString('utf8');
     if (raw.trim() === '') return {} as T;
@@ -31,11 +42,20 @@ export class RequestContext {
     }
   }
 
+  /** The whole body, at most MAX_JSON_BODY bytes (413 beyond): for JSON, never for uploads. */
   async rawBody(): Promise<Buffer> {
-    if (this.upgradeSocket) return this.upgradeBody(this.upgradeSocket);
-    const chunks: Buffer[] = [];
-    for await (const c of this.req) chunks.push(c as Buffer);
-    return Buffer.concat(chunks);
+    const length = this.req.headers['content-length'];
+    try {
+      if (this.upgradeSocket) {
+        if (Number(length ?? 0) > MAX_JSON_BODY) throw tooLarge(MAX_JSON_BODY);
+        return await this.upgradeBody(this.upgradeSocket);
+      }
+      return await readLimited(this.req, MAX_JSON_BODY, length);
+    } catch (e) {
+      // The rest of the body stays unread: the connection cannot carry another request.
+      if (e instanceof ApiError && e.status === 413) this.res?.setHeader('Connection', 'close');
+      throw e;
+    }
   }
 
   /**
