@@ -82,21 +82,30 @@ export class RequestContext {
     return have.subarray(0, want);
   }
 
+  /**
+   * dockerd's BoolValue: any value but "0", "no", "false" or "none" (any case, trimmed) is
+   * true, so a query bool is never an error. Absent or empty keeps `dflt`.
+   */
   bool(name: string, dflt = false): boolean {
-    const v = this.query.get(name);
-    if (v === null || v === '') return dflt;
-    return !['0', 'false', 'False', 'no'].includes(v);
+    const v = this.query.get(name)?.trim().toLowerCase();
+    if (v === undefined || v === '') return dflt;
+    return !['0', 'false', 'no', 'none'].includes(v);
   }
 
+  /** An integer query value (strconv.Atoi); anything else is a 400, never a guess. */
   int(name: string, dflt: number): number {
     const v = this.query.get(name);
     if (v === null || v === '') return dflt;
     const n = Number(v);
-    if (!Number.isFinite(n)) throw badRequest(`invalid value for ${name}: ${v}`);
+    if (!/^[+-]?\d+$/.test(v) || !Number.isSafeInteger(n)) throw badRequest(`invalid value for ${name}: strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
     return n;
   }
 
-  /** Docker's `filters` query parameter: `{"key": ["v"]}` or the older `{"key": {"v": true}}`. */
+  /**
+   * Docker's `filters` query parameter: `{"key": {"v": true}}` or the legacy `{"key": ["v"]}`,
+   * one format for the whole object (moby filters.FromJSON). `null` is no filter, as Go
+   * decodes it; anything else that is not one of the two shapes is 400 "invalid filter".
+   */
   filters(): Map<string, string[]> {
     const out = new Map<string, string[]>();
     const raw = this.query.get('filters');
@@ -105,10 +114,20 @@ export class RequestContext {
     try {
       parsed = JSON.parse(raw);
     } catch {
-      throw badRequest(`invalid filter '${raw}'`);
+      throw badRequest('invalid filter');
     }
-    for (const [k, v] of Object.entries(parsed as Record<string, unknown>)) {
-      out.set(k, Array.isArray(v) ? v.map(String) : Object.keys(v as object));
+    if (parsed === null) return out;
+    if (typeof parsed !== 'object' || Array.isArray(parsed)) throw badRequest('invalid filter');
+    const entries = Object.entries(parsed as Record<string, unknown>);
+    // Go decodes a JSON null into a string or bool as "nothing": the key stays, with no value.
+    const isSet = (v: unknown) => v === null || (typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every((b) => b === null || typeof b === 'boolean'));
+    const isList = (v: unknown) => v === null || (Array.isArray(v) && v.every((x) => x === null || typeof x === 'string'));
+    if (entries.every(([, v]) => isSet(v))) {
+      for (const [k, v] of entries) out.set(k, v === null ? [] : Object.keys(v as object));
+    } else if (entries.every(([, v]) => isList(v))) {
+      for (const [k, v] of entries) out.set(k, v === null ? [] : [...new Set((v as (string | null)[]).map((x) => x ?? ''))]);
+    } else {
+      throw badRequest('invalid filter');
     }
     return out;
   }

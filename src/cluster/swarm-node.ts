@@ -294,9 +294,11 @@ export class SwarmNode {
   // ---- init ----
   init(req: InitRequest): Promise<string> {
     return this.exclusive(async () => {
-      if (this.state && !req.ForceNewCluster) throw unavailable(ERR_SWARM_EXISTS);
+      // Only a real `true` restarts the cluster: any other value is "already part of a swarm".
+      const force = req.ForceNewCluster === true;
+      if (this.state && !force) throw unavailable(ERR_SWARM_EXISTS);
       if (this.state && this.locked) throw unavailable(ERR_SWARM_LOCKED);
-      if (this.state && req.ForceNewCluster) return this.forceNewCluster();
+      if (this.state && force) return this.forceNewCluster();
       const listen = parseListenAddr(req.ListenAddr);
       const advertise = await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
       const nodeId = newSwarmId();

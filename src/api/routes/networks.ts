@@ -217,7 +217,10 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       return { status: 201, body: { Id: n.id, Warning: '' } };
     }
     if (engine.userBridges.find(req.Name ?? '')?.name === req.Name) throw conflict(`network with name ${req.Name} already exists`);
-    if (driver !== 'overlay') throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
+    if (driver === 'host' || driver === 'null') throw forbidden(`only one instance of "${driver}" network is allowed`);
+    // Drivers dockerd ships but shoal does not: say so. Any other name is a plugin dockerd would look up and not find.
+    if (driver === 'macvlan' || driver === 'ipvlan') throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
+    if (driver !== 'overlay') throw notFound(`plugin ${JSON.stringify(driver)} not found`);
     if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
     if (!swarm.isManager) throw forbidden(`Cannot create a multi-host network from a worker node. Please create the network from a manager node.`);
     const store = swarm.controlStore();
