@@ -184,7 +184,8 @@ test('create then start; rm needs -f for a running container; rm -f removes ever
   assert.equal(await out('inspect', '--format', '{{.State.Status}}', id), 'running');
   const r = await dockerFail('rm', 'cr1');
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /cannot remove container "\/cr1": container is running: stop the container before removing or force remove/);
+  // dockerd 20.10's wording (daemon/delete.go).
+  assert.match(r.stderr, new RegExp(`You cannot remove a running container ${id}\\. Stop the container before attempting removal or force remove`));
   await docker('rm', '-fv', 'cr1');
   const gone = await dockerFail('inspect', id);
   assert.notEqual(gone.code, 0);

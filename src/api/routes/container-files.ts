@@ -82,8 +82,9 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
     applyChanges({}, changes); // bad changes are a 400 before anything is stored
     const override = await ctx.json<Record<string, unknown> | null>();
     // dockerd pauses a running container unless pause=false, so the layer is one moment's.
-    const pause = ctx.bool('pause', true) && rec.state.Status === 'running';
-    if (pause) await m.pause(rec.id);
+    let pause = ctx.bool('pause', true) && rec.state.Status === 'running';
+    // An exit between the check and the pause leaves nothing to pause: commit as stopped.
+    if (pause) await m.pause(rec.id).catch((e) => { if (!/container not running/.test((e as Error).message)) throw e; pause = false; });
     try {
       const { upper, lower } = await m.layers(rec.id);
       const diff = await upperChanges(upper, lower);

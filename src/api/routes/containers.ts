@@ -7,6 +7,7 @@ import type { ExecConfig } from '../../engine/containers/exec.js';
 import { emptyStats, sampleStats, ZERO_READ, type ContainerStats } from '../../engine/containers/stats.js';
 import { cgroupsPathOf } from '../../engine/containers/spec.js';
 import type { UpdateConfig } from '../../engine/containers/update.js';
+import { parseDetachKeys } from '../../engine/containers/detach-keys.js';
 
 /** Optional integer query value (`t` of stop/restart); undefined when absent. */
 function optInt(v: string | null, name: string): number | undefined {
@@ -31,15 +32,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
     body: m.list({ all: ctx.bool('all'), filters: ctx.filters(), limit: ctx.int('limit', 0) }),
   }));
 
-  router.post('/containers/prune', async () => {
-    const deleted: string[] = [];
-    for (const r of m.all()) {
-      if (r.state.Status === 'running') continue;
-      await m.remove(r.id);
-      deleted.push(r.id);
-    }
-    return { body: { ContainersDeleted: deleted, SpaceReclaimed: 0 } };
-  });
+  router.post('/containers/prune', async () => ({ body: await m.prune() }));
 
   router.get('/containers/:id/json', (ctx) => ({ body: m.inspect(ctx.params.id) }));
 
@@ -151,9 +144,11 @@ export function containerRoutes(router: Router, engine: Engine): void {
 
   router.post('/containers/:id/attach', async (ctx) => {
     const rec = m.get(ctx.params.id);
+    const detachKeys = ctx.query.get('detachKeys') ?? undefined;
+    parseDetachKeys(detachKeys); // a bad sequence is a 400 before the connection is taken over
     const io = ctx.hijack();
     await attach(m, rec.id, {
-      stream: ctx.bool('stream'), stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr'), logs: ctx.bool('logs'),
+      stream: ctx.bool('stream'), stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr'), logs: ctx.bool('logs'), detachKeys,
     }, io);
   });
 
@@ -171,13 +166,15 @@ export function containerRoutes(router: Router, engine: Engine): void {
   router.post('/exec/:id/start', async (ctx) => {
     const body = await ctx.json<{ Detach?: boolean; Tty?: boolean }>();
     const e = m.exec.check(ctx.params.id);
-    const tty = body.Tty ?? e.config.Tty === true;
+    // The process gets a TTY if the exec was created with one; the start's Tty only says
+    // whether the answer is raw or framed, as in dockerd (a TTY's output all comes framed as stdout).
+    const raw = body.Tty ?? e.config.Tty === true;
     if (body.Detach) {
-      void m.exec.start(e.id, undefined, tty);
+      void m.exec.start(e.id, undefined, raw);
       return { status: 200, body: '' };
     }
     const io = ctx.hijack();
-    await m.exec.start(e.id, io, tty);
+    await m.exec.start(e.id, io, raw);
   });
 
   router.post('/exec/:id/resize', (ctx) => {

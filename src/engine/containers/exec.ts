@@ -7,7 +7,8 @@ import { newHexId } from '../../util/ids.js';
 import { STDERR, STDOUT, streamWriter } from '../../api/streams.js';
 import type { ContainerManager } from './manager.js';
 import { RUNC } from './runtime.js';
-import { processSpec } from './spec.js';
+import { groupAddOf, processSpec } from './spec.js';
+import { DetachWatcher, parseDetachKeys } from './detach-keys.js';
 
 /** `POST /containers/{id}/exec` body. */
 export interface ExecConfig {
@@ -46,6 +47,7 @@ export class Execs {
   create(ref: string, cfg: ExecConfig): string {
     const rec = this.m.get(ref);
     if (!cfg.Cmd || cfg.Cmd.length === 0) throw badRequest('No exec command specified');
+    if (cfg.DetachKeys) parseDetachKeys(cfg.DetachKeys, 'escape keys');
     if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is paused, unpause the container before exec`);
     if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
     const id = newHexId();
@@ -90,8 +92,9 @@ export class Execs {
    * Runs the process with `runc exec` (foreground: runc relays stdio, or a TTY it allocates
    * itself with `--tty`). Output goes to `io` framed as Docker does; the exit code is kept.
    */
-  start(id: string, io: Duplex | undefined, tty: boolean): Promise<void> {
+  start(id: string, io: Duplex | undefined, rawStream: boolean): Promise<void> {
     const e = this.check(id);
+    const tty = e.config.Tty === true;
     const rec = this.m.get(e.containerId);
     const p = this.m.paths(rec.id);
     e.started = true;
@@ -106,6 +109,7 @@ export class Execs {
     }
     const spec = processSpec(p.rootfs, e.config.Cmd!, env, {
       tty, user: e.config.User || rec.config.User, cwd: e.config.WorkingDir || rec.config.WorkingDir, privileged: e.config.Privileged || rec.hostConfig.Privileged === true,
+      groupAdd: groupAddOf(rec.hostConfig),
     });
     const specFile = path.join(p.run, `exec-${id.slice(0, 16)}.json`);
     fs.writeFileSync(specFile, JSON.stringify(spec));
@@ -120,7 +124,9 @@ export class Execs {
       })
       : spawn(RUNC, argv.slice(1), { stdio: [stdin, 'pipe', 'pipe'] });
     e.pid = child.pid ?? 0;
-    const write = io ? streamWriter(io, tty) : () => true;
+    let detached = false;
+    const writeOut = io ? streamWriter(io, rawStream) : () => true;
+    const write = (stream: number, b: Buffer) => (detached ? true : writeOut(stream, b));
     const crlf = tty ? new CrlfNormalizer() : undefined;
     child.stdout!.on('data', (b: Buffer) => { if (e.config.AttachStdout !== false) write(STDOUT, crlf ? crlf.push(b) : b); });
     child.stdout!.on('end', () => { if (crlf) write(STDOUT, crlf.flush()); });
@@ -134,8 +140,19 @@ export class Execs {
     });
     if (io && child.stdin && e.config.AttachStdin) {
       child.stdin.on('error', () => undefined);
-      io.on('data', (b: Buffer) => child.stdin!.write(b));
-      io.on('end', () => child.stdin!.end());
+      // With a TTY the detach keys end the session; the process runs on with its stdin open.
+      const watcher = tty ? new DetachWatcher(parseDetachKeys(e.config.DetachKeys, 'escape keys')) : undefined;
+      io.on('data', (raw: Buffer) => {
+        if (detached) return;
+        const { pass, detach } = watcher ? watcher.push(raw) : { pass: raw, detach: false };
+        if (pass.length) child.stdin!.write(pass);
+        if (detach) {
+          detached = true;
+          io.end();
+          io.destroy();
+        }
+      });
+      io.on('end', () => { if (!detached) child.stdin!.end(); });
       io.resume(); // reading the request body may have paused the socket explicitly
     } else io?.resume();
     io?.on('error', () => undefined);
@@ -150,7 +167,7 @@ export class Execs {
         e.running = false;
         if (this.m.find(rec.id)) this.m.event(rec, 'exec_die', { execID: id, exitCode: String(exit) });
         fs.rmSync(specFile, { force: true });
-        io?.end();
+        if (!detached) io?.end();
         resolve();
       });
       child.on('error', (err) => {

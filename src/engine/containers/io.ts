@@ -7,6 +7,7 @@ import { STDERR, STDOUT, streamWriter } from '../../api/streams.js';
 import type { ContainerManager } from './manager.js';
 import { followLog, logSize, readLog, type LogEntry } from './logs.js';
 import { attachId } from './runtime.js';
+import { DetachWatcher, parseDetachKeys } from './detach-keys.js';
 
 export interface LogOptions {
   stdout: boolean;
@@ -64,6 +65,8 @@ export interface AttachOptions {
   stdout: boolean;
   stderr: boolean;
   logs: boolean;
+  /** `detachKeys` of the request; Docker's ctrl-p,ctrl-q when unset. Watched for only with a TTY, as dockerd does. */
+  detachKeys?: string;
 }
 
 /**
@@ -80,21 +83,33 @@ export async function attach(m: ContainerManager, ref: string, o: AttachOptions,
   const ac = new AbortController();
   io.on('close', () => ac.abort());
   io.on('error', () => ac.abort());
+  const watcher = rec.config.Tty === true ? new DetachWatcher(parseDetachKeys(o.detachKeys)) : undefined;
   if (o.logs) for (const e of readLog(p.log, 0).entries) write(e);
-  if (o.stdin && rec.config.OpenStdin) forwardStdin(m, rec.id, path.join(p.run, attachId(rec.id), 'attach'), io, seq, ac.signal);
+  if (o.stdin && rec.config.OpenStdin) forwardStdin(m, rec.id, path.join(p.run, attachId(rec.id), 'attach'), io, seq, ac, watcher);
   else io.resume();
-  if (o.stream) {
+  if (o.stream && !ac.signal.aborted) {
     await followLog(p.log, { offset: o.logs ? logSize(p.log) : start, onEntry: write, done: () => m.exits(rec.id) !== seq || !m.find(rec.id), signal: ac.signal });
   }
   io.end();
+  // A detach ends the session for good: nothing more is read from the client.
+  if (ac.signal.aborted) io.destroy();
 }
 
 /** Waits for the container to be running (attach comes before start in `docker run -i`), then pipes stdin in. */
-function forwardStdin(m: ContainerManager, id: string, socket: string, io: Duplex, seq: number, signal: AbortSignal): void {
+function forwardStdin(m: ContainerManager, id: string, socket: string, io: Duplex, seq: number, ac: AbortController, watcher?: DetachWatcher): void {
+  const signal = ac.signal;
   const pending: Buffer[] = [];
   let ended = false;
   let sink: Writable | undefined;
-  io.on('data', (b: Buffer) => (sink ? sink.write(b) : pending.push(b)));
+  io.on('data', (raw: Buffer) => {
+    if (signal.aborted) return;
+    let b = raw;
+    let detach = false;
+    if (watcher) ({ pass: b, detach } = watcher.push(raw));
+    if (b.length) (sink ? sink.write(b) : pending.push(b));
+    // The detach keys end this attach; the container runs on with its stdin open.
+    if (detach) ac.abort();
+  });
   io.on('end', () => {
     ended = true;
     sink?.end();

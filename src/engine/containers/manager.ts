@@ -26,10 +26,11 @@ import {
   type HostConfig,
 } from './record.js';
 import { isMounted, mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { verifyHostConfig } from './host-config.js';
 import { applyUpdate, runcUpdateArgs, type UpdateConfig } from './update.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
-import { VolumeStore } from '../volumes/store.js';
+import { VolumeStore, dirSize } from '../volumes/store.js';
 import { mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
@@ -281,8 +282,8 @@ export class ContainerManager {
 
   async create(opts: CreateOptions): Promise<{ Id: string; Warnings: string[] }> {
     const cfg = opts.config ?? {};
-    const hostConfig: HostConfig = { NetworkMode: 'default', ...(opts.hostConfig ?? {}) };
     if (!cfg.Image) throw badRequest('No image specified'); // Docker's "config.Image" check
+    const hostConfig: HostConfig = verifyHostConfig({ NetworkMode: 'default', ...(opts.hostConfig ?? {}) });
     const mode = hostConfig.NetworkMode ?? 'default';
     const userBridge = this.userBridgeOf(mode);
     if (!['default', 'bridge', 'host', 'none'].includes(mode) && !userBridge && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
@@ -749,20 +750,46 @@ export class ContainerManager {
     this.event(rec, 'restart');
   }
 
+  /** `docker container prune`: every stopped container; the space is their writable layers', as dockerd counts it. */
+  async prune(): Promise<{ ContainersDeleted: string[]; SpaceReclaimed: number }> {
+    const deleted: string[] = [];
+    let space = 0;
+    for (const r of this.all()) {
+      if (hasProcess(r) || this.restartsPending.has(r.id) || r.state.Status === 'removing') continue;
+      const size = dirSize(this.paths(r.id).upper);
+      try {
+        await this.remove(r.id);
+      } catch (e) {
+        // Started or removed meanwhile: not this prune's to take.
+        if (e instanceof ApiError && (e.status === 409 || e.status === 404)) continue;
+        throw e;
+      }
+      deleted.push(r.id);
+      space += size;
+    }
+    return { ContainersDeleted: deleted, SpaceReclaimed: space };
+  }
+
+  /** dockerd 20.10's refusal to remove a live container without force (daemon/delete.go). */
+  private removeRunningError(rec: ContainerRecord) {
+    const state = this.restartsPending.has(rec.id) && !hasProcess(rec) ? 'restarting' : rec.state.Status;
+    const procedure = state === 'paused' ? 'Unpause and then stop the container before attempting removal or force remove' : 'Stop the container before attempting removal or force remove';
+    return conflict(`You cannot remove a ${state} container ${rec.id}. ${procedure}`);
+  }
+
   /** `docker rm [-f]`: a running container needs `force` (then SIGKILL). */
   async remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     const rec = this.get(ref);
+    // Waiting for a restart by policy counts as running, as dockerd's "restarting" state does.
+    if (!opts.force && (hasProcess(rec) || this.restartsPending.has(rec.id))) throw this.removeRunningError(rec);
     if (hasProcess(rec)) {
-      if (!opts.force) {
-        throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
-      }
       await this.thaw(rec);
       await this.signal(rec, 9);
       if (!(await this.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await this.locked(rec.id, async () => {
       if (!this.records.has(rec.id)) return;
-      if (hasProcess(rec)) throw conflict(`cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`);
+      if (hasProcess(rec)) throw this.removeRunningError(rec);
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);

@@ -34,25 +34,36 @@ export interface OciProcess {
   noNewPrivileges?: boolean;
 }
 
-/** `user`, `uid`, `user:group`, `uid:gid` looked up in the container's own /etc/passwd and /etc/group. */
-export function resolveUser(rootfs: string, spec: string | undefined): { uid: number; gid: number } {
-  if (!spec) return { uid: 0, gid: 0 };
-  const [u, g] = spec.split(':');
-  const read = (f: string) => {
-    try {
-      return fs.readFileSync(path.join(rootfs, f), 'utf8').split('\n').map((l) => l.split(':'));
-    } catch {
-      return [];
-    }
-  };
-  let uid: number;
+/** Rows of a colon-separated file (passwd, group) in the container's rootfs; none when it is missing. */
+function readDb(rootfs: string, f: string): string[][] {
+  try {
+    return fs.readFileSync(path.join(rootfs, f), 'utf8').split('\n').map((l) => l.split(':'));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * `user`, `uid`, `user:group`, `uid:gid` looked up in the container's own /etc/passwd and
+ * /etc/group; the additional groups are the user's memberships in /etc/group plus `groupAdd`
+ * (`--group-add`, names or IDs), as dockerd's getUser.
+ */
+export function resolveUser(rootfs: string, spec: string | undefined, groupAdd: string[] = []): { uid: number; gid: number; additionalGids?: number[] } {
+  const [u, g] = (spec ?? '').split(':');
+  let uid = 0;
   let gid = 0;
-  if (/^\d+$/.test(u)) {
+  let userName = u === '' ? 'root' : u;
+  if (u === '') {
+    // root
+  } else if (/^\d+$/.test(u)) {
     uid = Number(u);
-    const row = read('etc/passwd').find((r) => r[2] === u);
-    if (row) gid = Number(row[3]);
+    const row = readDb(rootfs, 'etc/passwd').find((r) => r[2] === u);
+    if (row) {
+      gid = Number(row[3]);
+      userName = row[0];
+    }
   } else {
-    const row = read('etc/passwd').find((r) => r[0] === u);
+    const row = readDb(rootfs, 'etc/passwd').find((r) => r[0] === u);
     if (!row) throw badRequest(`unable to find user ${u}: no matching entries in passwd file`);
     uid = Number(row[2]);
     gid = Number(row[3]);
@@ -60,12 +71,23 @@ export function resolveUser(rootfs: string, spec: string | undefined): { uid: nu
   if (g !== undefined && g !== '') {
     if (/^\d+$/.test(g)) gid = Number(g);
     else {
-      const row = read('etc/group').find((r) => r[0] === g);
+      const row = readDb(rootfs, 'etc/group').find((r) => r[0] === g);
       if (!row) throw badRequest(`unable to find group ${g}: no matching entries in group file`);
       gid = Number(row[2]);
     }
   }
-  return { uid, gid };
+  const groups = readDb(rootfs, 'etc/group');
+  const extra: number[] = groups.filter((r) => r.length >= 4 && r[3].split(',').includes(userName)).map((r) => Number(r[2]));
+  for (const ga of groupAdd) {
+    if (/^\d+$/.test(ga)) extra.push(Number(ga));
+    else {
+      const row = groups.find((r) => r[0] === ga);
+      if (!row) throw badRequest(`Unable to find group ${ga}: no matching entries in group file`);
+      extra.push(Number(row[2]));
+    }
+  }
+  const additionalGids = [...new Set(extra.filter((n) => Number.isInteger(n) && n !== gid))];
+  return additionalGids.length ? { uid, gid, additionalGids } : { uid, gid };
 }
 
 /** `-v /host:/ctr[:ro]` binds of records made before mount points were resolved at create (volumes: ../volumes/mounts.ts). */
@@ -108,11 +130,11 @@ export function apiMounts(mounts: unknown): OciMount[] {
 }
 
 /** The process a container (or an exec in it) runs. */
-export function processSpec(rootfs: string, args: string[], env: string[], opts: { tty: boolean; user?: string; cwd?: string; privileged?: boolean }): OciProcess {
+export function processSpec(rootfs: string, args: string[], env: string[], opts: { tty: boolean; user?: string; cwd?: string; privileged?: boolean; groupAdd?: string[] }): OciProcess {
   const caps = opts.privileged ? undefined : DEFAULT_CAPS;
   return {
     terminal: opts.tty,
-    user: resolveUser(rootfs, opts.user),
+    user: resolveUser(rootfs, opts.user, opts.groupAdd),
     args,
     env,
     cwd: opts.cwd || '/',
@@ -134,9 +156,19 @@ function resources(h: ContainerRecord['hostConfig'], privileged: boolean): Recor
   const shares = num(h.CpuShares);
   if (shares) cpu.shares = shares;
   if (Object.keys(cpu).length) r.cpu = cpu;
+  // `--cpu-rt-period/--cpu-rt-runtime` (cgroup v1 cpu.rt_*), checked at create.
+  const rtPeriod = num(h.CpuRealtimePeriod);
+  const rtRuntime = num(h.CpuRealtimeRuntime);
+  if (rtPeriod) cpu.realtimePeriod = rtPeriod;
+  if (rtRuntime) cpu.realtimeRuntime = rtRuntime;
   const pids = num(h.PidsLimit);
   if (pids) r.pids = { limit: pids };
   return r;
+}
+
+/** `HostConfig.GroupAdd` as given (names or IDs). */
+export function groupAddOf(h: ContainerRecord['hostConfig']): string[] {
+  return Array.isArray(h.GroupAdd) ? (h.GroupAdd as unknown[]).map(String) : [];
 }
 
 /** What Docker adds to a container's environment: HOSTNAME first, TERM for a TTY. */
@@ -170,7 +202,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
   ];
   return {
     ociVersion: '1.0.2-dev',
-    process: processSpec(p.rootfs, [rec.path, ...rec.args], processEnv(c.Env ?? [], hostname, c.Tty === true), { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged }),
+    process: processSpec(p.rootfs, [rec.path, ...rec.args], processEnv(c.Env ?? [], hostname, c.Tty === true), { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged, groupAdd: groupAddOf(rec.hostConfig) }),
     root: { path: p.rootfs, readonly: false },
     hostname,
     mounts,

@@ -148,7 +148,7 @@ export function inspectView(r: ContainerRecord, p: ReturnType<typeof containerPa
     ProcessLabel: '',
     AppArmorProfile: '',
     ExecIDs: execIds,
-    HostConfig: { NetworkMode: 'default', RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, Binds: null, LogConfig: { Type: 'k8s-file', Config: {} }, ...r.hostConfig },
+    HostConfig: { NetworkMode: 'default', RestartPolicy: { Name: 'no', MaximumRetryCount: 0 }, AutoRemove: false, Binds: null, LogConfig: { Type: 'json-file', Config: {} }, Runtime: 'runc', ...r.hostConfig },
     GraphDriver: { Name: 'overlay2', Data: { MergedDir: p.rootfs, UpperDir: p.upper, WorkDir: p.work } },
     Mounts: mounts(r),
     Config: { ...r.config, Image: r.image, Labels: r.config.Labels ?? {} },

@@ -53,7 +53,7 @@ export async function commitLayer(store: ImageStore, layer: Readable, o: CommitO
   };
   const unpin = store.pin(blob.rootfs.diff_ids);
   try {
-    const img = store.addImage(Buffer.from(JSON.stringify(blob)));
+    const img = store.addImage(Buffer.from(JSON.stringify(blob)), { parent: parent.id });
     if (o.target) store.setReference(o.target, img.id);
     return img.id;
   } finally {

@@ -36,6 +36,8 @@ export interface ImageRecord {
    * kept (by full ID) with its layers so that container can start again. Collected later.
    */
   orphaned?: boolean;
+  /** The image it was committed from (dockerd keeps this locally, not in the config blob). */
+  parent?: string;
 }
 
 export interface Image {
@@ -226,7 +228,7 @@ export class ImageStore {
    * Registers an image whose layers are all unpacked already: stores the config blob (its
    * digest is the ID) and the record. Returns the image (the existing one if already known).
    */
-  addImage(configJson: Buffer): Image {
+  addImage(configJson: Buffer, opts: { parent?: string } = {}): Image {
     const config = JSON.parse(configJson.toString('utf8')) as ImageConfigBlob;
     if (!config.rootfs || !Array.isArray(config.rootfs.diff_ids)) throw badRequest('invalid image config: no rootfs.diff_ids');
     for (const d of config.rootfs.diff_ids) if (!this.layers.has(d)) throw new Error(`layer ${d} is not unpacked`);
@@ -242,7 +244,7 @@ export class ImageStore {
       this.images.set(id, orphan);
       return orphan;
     }
-    const record: ImageRecord = { id, loadedAt: new Date().toISOString() };
+    const record: ImageRecord = { id, loadedAt: new Date().toISOString(), ...(opts.parent ? { parent: opts.parent } : {}) };
     writeFileAtomic(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(record));
     const img: Image = { id, record, config, size: this.sizeOf(config) };
     this.images.set(id, img);
@@ -449,7 +451,7 @@ export class ImageStore {
         Created: Math.floor(created(img) / 1000),
         Id: img.id,
         Labels: img.config.config?.Labels ?? null,
-        ParentId: '',
+        ParentId: this.liveParent(img),
         RepoDigests: digests,
         RepoTags: tags,
         SharedSize: -1,
@@ -458,6 +460,11 @@ export class ImageStore {
       });
     }
     return items.sort((a, b) => (b.Created as number) - (a.Created as number));
+  }
+
+  /** The parent image's ID while that image is still here, as dockerd shows it; '' otherwise. */
+  private liveParent(img: Image): string {
+    return img.record.parent && this.images.has(img.record.parent) ? img.record.parent : '';
   }
 
   /** `GET /images/{name}/json`. */
@@ -470,7 +477,7 @@ export class ImageStore {
       Id: img.id,
       RepoTags: this.repoTags(img.id),
       RepoDigests: this.repoDigests(img.id),
-      Parent: '',
+      Parent: this.liveParent(img),
       Comment: c.comment ?? '',
       Created: c.created ?? new Date(0).toISOString(),
       Container: '',
