@@ -60,7 +60,8 @@ export interface RenewRequest { csr: string }
 export interface RenewResponse { certificate: string; role: 'manager' | 'worker'; etcdCertificate?: string; etcdCA?: string }
 
 export interface ManagerAddr { nodeId: string; addr: string }
-export interface SessionRequest { description: NodeDescription; addr: string }
+/** epoch: strictly increasing over the agent's registration attempts (the later one owns the node's liveness). */
+export interface SessionRequest { description: NodeDescription; addr: string; epoch?: number }
 /** rootCA: the roots to trust, the one the cluster shows first; signingRoot: the CA's (absent from older managers: the first root). */
 export interface SessionMessage { sessionId: string; node: Node; managers: ManagerAddr[]; heartbeatPeriodMs: number; rootCA: string; signingRoot?: string }
 export interface HeartbeatRequest { sessionId: string }

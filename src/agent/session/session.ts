@@ -148,7 +148,7 @@ export class AgentSession implements AgentLink {
     const tls = this.d.tls();
     const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
     this.client = client;
-    const stream = serverStream<object, SessionMessage>(client, 'Session', { description: this.d.description(), addr: this.d.addr });
+    const stream = serverStream<object, SessionMessage>(client, 'Session', { description: this.d.description(), addr: this.d.addr, epoch: nextEpoch() });
     const ended = new Promise<void>((resolve, reject) => {
       stream.on('error', reject);
       stream.on('end', () => reject(new Error('session closed by manager')));
@@ -218,6 +218,17 @@ export class AgentSession implements AgentLink {
       assignments.cancel();
     }
   }
+}
+
+let lastEpoch = 0;
+/**
+ * A registration attempt's epoch: the time, strictly increasing within this process (and, by
+ * the clock, across its restarts), so the manager can tell the attempt the agent lives in from
+ * one it abandoned.
+ */
+function nextEpoch(): number {
+  lastEpoch = Math.max(lastEpoch + 1, Date.now());
+  return lastEpoch;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,7 +1,7 @@
 import { isNetworkAttachment } from '../networks/attachments.js';
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import { EtcdLeaseInvalidError, type Etcd3, type Lease } from 'etcd3';
+import { EtcdLeaseInvalidError, type Etcd3, type Lease, type Watcher } from 'etcd3';
 import type { Node, Task, TaskStatus } from '../../cluster/types.js';
 import { taskStateRank } from '../../cluster/types.js';
 import type { EtcdStore } from '../store/etcd-store.js';
@@ -9,6 +9,7 @@ import { VersionConflict, type StoreEvent } from '../store/store.js';
 import type { Logger } from '../../util/log.js';
 import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, NodeDescriptionRequest, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
 import { LIVENESS_PREFIX } from './liveness.js';
+import { claimLiveness, parseLivenessValue, type LivenessHolder } from './liveness-claim.js';
 import { assignedFiles } from './task-files.js';
 
 /** SwarmKit defaults: heartbeat 5 s, TTL = 3 periods, status batches every 100 ms. */
@@ -27,7 +28,11 @@ const STATUS_RETRY_MS = 20;
 interface Session {
   id: string;
   nodeId: string;
+  /** The agent's registration attempt: the later attempt owns the node's liveness key. */
+  epoch: number;
   lease: Lease;
+  /** A claim of the liveness key in flight (heartbeats restore a key that is not this session's). */
+  claiming?: Promise<void>;
   /** Ends the session's stream (the agent then registers again). */
   end?: () => void;
 }
@@ -98,6 +103,9 @@ export class Dispatcher {
   private unwatchNodes?: () => void;
   /** Sessions registered per node since this dispatcher started (logged with each registration). */
   private readonly registrations = new Map<string, number>();
+  /** Node ID → who holds its liveness key, from a watch (heartbeats compare their session with it). */
+  private readonly livenessHolders = new Map<string, LivenessHolder>();
+  private livenessWatch?: Promise<Watcher | undefined>;
 
   constructor(private readonly d: DispatcherDeps) {}
 
@@ -126,6 +134,8 @@ export class Dispatcher {
     this.byNode = undefined;
     for (const s of this.sessions.values()) s.lease.release();
     this.sessions.clear();
+    void this.livenessWatch?.then((w) => w?.cancel()).catch(() => undefined);
+    this.livenessWatch = undefined;
     clearTimeout(this.flushTimer);
   }
 
@@ -154,14 +164,33 @@ export class Dispatcher {
     const periodMs = heartbeatPeriodMs(this.d.store);
     const ttl = Math.max(2, Math.ceil((periodMs * GRACE_MULTIPLIER) / 1000));
     const lease = this.d.client.lease(ttl, { autoKeepAlive: false });
-    const session: Session = { id: randomBytes(12).toString('hex'), nodeId: id.nodeId, lease };
+    // An agent too old to send an epoch: its registration counts from when it arrived here.
+    const epoch = Number.isSafeInteger(req.epoch) && req.epoch! > 0 ? req.epoch! : Date.now();
+    const session: Session = { id: randomBytes(12).toString('hex'), nodeId: id.nodeId, epoch, lease };
+    // Listened for before the registration's writes: a stream the agent gave up on while they
+    // were in flight (an election made them slow) must not become a session.
+    let gone = false;
+    const early = () => { gone = true; };
+    call.on('cancelled', early);
+    call.on('error', early);
+    this.startLivenessWatch();
     try {
+      await testRegistrationHold(epoch);
       await this.registerNode(id.nodeId, req, observed);
-      await lease.put(LIVENESS_PREFIX + id.nodeId).value(session.id);
+      if (gone) throw new Error('the agent left before its registration completed');
+      if ((await claimLiveness(this.d.client, id.nodeId, lease, { epoch, sessionId: session.id })) === 'superseded') throw new Error('a later session of this node holds its liveness');
+      this.livenessHolders.set(id.nodeId, { epoch, sessionId: session.id });
+      if (gone) throw new Error('the agent left before its registration completed');
     } catch (err) {
-      this.d.log.warn({ err, node: id.nodeId }, 'session registration failed');
-      call.destroy(err as Error);
+      this.d.log.warn({ err, node: id.nodeId, session: session.id, epoch }, 'session registration failed');
+      // A key this lease may hold goes with it: only a live session's lease may keep a node alive.
+      lease.revoke().catch(() => undefined);
+      // emit('error'), not destroy(): grpc-js sends a status to the client only for the former.
+      call.emit('error', { code: grpc.status.FAILED_PRECONDITION, details: (err as Error).message });
       return;
+    } finally {
+      call.off('cancelled', early);
+      call.off('error', early);
     }
     this.sessions.set(session.id, session);
     const registrations = (this.registrations.get(id.nodeId) ?? 0) + 1;
@@ -261,7 +290,7 @@ export class Dispatcher {
       // Answered at once, the lease renewed behind it: under load an etcd round trip took
       // longer than the agent's deadline, and agents whose heartbeat timed out reconnected,
       // re-registering and adding more writes.
-      s.lease.keepaliveOnce().catch((err) => {
+      s.lease.keepaliveOnce().then(() => this.keepLiveness(s), (err) => {
         // Gone (expired): the agent must register again. Anything else (etcd busy): the next
         // heartbeat renews it; ending the session would only add a registration's writes.
         if (!(err instanceof EtcdLeaseInvalidError)) return this.renewalFailed(err);
@@ -272,6 +301,47 @@ export class Dispatcher {
     } catch (e) {
       cb(e as grpc.ServiceError);
     }
+  }
+
+  /**
+   * After a renewal: the node's liveness key must be this session's. Missing (deleted, or put by
+   * an earlier session whose lease expired) or an earlier session's: it is put back on this
+   * session's lease. A later session's: this one is stale and ends (its agent registered since).
+   */
+  private keepLiveness(s: Session): void {
+    const h = this.livenessHolders.get(s.nodeId);
+    if (h?.sessionId === s.id || s.claiming || !this.sessions.has(s.id)) return;
+    if (h && h.epoch > s.epoch) {
+      this.d.log.warn({ node: s.nodeId, session: s.id, holder: h.sessionId }, 'a later session of this node holds its liveness; ending this one');
+      s.end?.();
+      return;
+    }
+    s.claiming = claimLiveness(this.d.client, s.nodeId, s.lease, { epoch: s.epoch, sessionId: s.id }).then((r) => {
+      if (r === 'superseded') return s.end?.();
+      if (!this.sessions.has(s.id)) return;
+      if (this.livenessHolders.get(s.nodeId)?.sessionId !== s.id) this.d.log.warn({ node: s.nodeId, session: s.id, was: h?.sessionId ?? null }, 'liveness key restored by the live session');
+      this.livenessHolders.set(s.nodeId, { epoch: s.epoch, sessionId: s.id });
+    }, (err) => this.renewalFailed(err)).finally(() => { s.claiming = undefined; });
+  }
+
+  /** One watch of every node's liveness key, so a heartbeat knows without a read whether its key is its own. */
+  private startLivenessWatch(): void {
+    if (this.livenessWatch) return;
+    const w = this.d.client.watch().prefix(LIVENESS_PREFIX).create().then((watcher) => {
+      const nodeOf = (key: Buffer) => key.toString().slice(LIVENESS_PREFIX.length);
+      watcher.on('put', (kv) => {
+        const h = parseLivenessValue(kv.value.toString());
+        if (h) this.livenessHolders.set(nodeOf(kv.key), h);
+        else this.livenessHolders.delete(nodeOf(kv.key));
+      });
+      watcher.on('delete', (kv) => this.livenessHolders.delete(nodeOf(kv.key)));
+      return watcher;
+    }, (err) => {
+      this.d.log.warn({ err }, 'liveness watch failed; retrying with the next session');
+      this.livenessWatch = undefined;
+      return undefined;
+    });
+    this.livenessWatch = w;
   }
 
   /**
@@ -477,6 +547,25 @@ export class Dispatcher {
     if (arrived) this.scheduleFlush(retryMs);
     else if (held.length) this.scheduleFlush(Math.max(retryMs, held.reduce((m, u) => Math.min(m, u.queuedAt), Infinity) + PROGRESS_HOLD_MS - Date.now()));
   }
+}
+
+/**
+ * Tests only: SHOAL_TEST_REGISTRATION_HOLD_FILE names a file holding an epoch; while it exists,
+ * registrations of that epoch or earlier wait before their writes (a manager whose store is
+ * slow during an election), so a test can hold one back until the agent has a session elsewhere.
+ */
+async function testRegistrationHold(epoch: number): Promise<void> {
+  const f = process.env.SHOAL_TEST_REGISTRATION_HOLD_FILE;
+  if (!f) return;
+  const { readFileSync } = await import('node:fs');
+  const holds = () => {
+    try {
+      return epoch <= Number(readFileSync(f, 'utf8'));
+    } catch {
+      return false;
+    }
+  };
+  while (holds()) await new Promise((r) => setTimeout(r, 100));
 }
 
 interface SessionListener {
