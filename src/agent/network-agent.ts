@@ -247,7 +247,7 @@ export class NetworkAgent {
     if (!this.reconciler) {
       this.reconciler = await NetworkReconciler.open({ sandboxPrefix: this.prefix ?? sandboxPrefix(nodeId), log: this.log.child({ part: 'overlay' }) });
     }
-    const local = new Map<string, { containerId: string; netnsPath: string; bridgeIp?: string }>();
+    const local = new Map<string, { containerId: string; netnsPath: string; bridgeIp?: string; starting?: boolean }>();
     const bridgeIps = new Map(this.engine.bridge.endpoints().map((e) => [e.containerId, e.ip]));
     for (const r of this.engine.containers.all()) {
       const taskId = r.config.Labels?.[TASK_LABEL];
@@ -257,7 +257,14 @@ export class NetworkAgent {
     for (const [taskId, s] of this.starting) {
       // Kept until the engine records the container running, or its process is gone.
       if (local.has(taskId) || !fs.existsSync(`/proc/${s.pid}/ns/net`)) this.starting.delete(taskId);
-      else local.set(taskId, { containerId: s.containerId, netnsPath: `/proc/${s.pid}/ns/net` });
+      else local.set(taskId, { containerId: s.containerId, netnsPath: `/proc/${s.pid}/ns/net`, starting: true });
+    }
+    // A local task receives traffic once the managers know it RUNNING (health checks included),
+    // as on every other node: before that its container only gets its endpoints.
+    const viewState = new Map(view.tasks.filter((t) => t.NodeID === nodeId).map((t) => [t.ID, t.Status.State]));
+    for (const t of this.assigned) {
+      const l = local.get(t.ID);
+      if (l && t.Status.State !== 'running' && viewState.get(t.ID) !== 'running') l.starting = true;
     }
     // Local tasks from the assignments (fresher than the view); live while their container is.
     const mine = this.assigned

@@ -1,6 +1,12 @@
 import type { Network, Node, Service, Task, TaskState } from '../../cluster/types.js';
 import type { LocalEndpointPlan, NodeNetworkPlan, OverlayNetworkPlan, PortPlan, RemotePeerPlan, ServicePlan } from './plan.js';
 
+/**
+ * Restores Docker's masquerading routing mesh (tasks then see the ingress node's address):
+ * as a service label for one service, or as a driver option of the ingress network for all.
+ */
+export const MASQUERADE_OPTION = 'shoal.mesh.masquerade';
+
 /** Where Docker keeps an overlay's VNI in the network's driver state. */
 export const VXLAN_ID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
 
@@ -12,7 +18,7 @@ export interface ClusterView {
   services: Service[];
   tasks: Task[];
   /** A local task's container: ID and network namespace (`/proc/<pid>/ns/net`). */
-  localContainer(task: Task): { containerId: string; netnsPath: string; bridgeIp?: string } | undefined;
+  localContainer(task: Task): { containerId: string; netnsPath: string; bridgeIp?: string; starting?: boolean } | undefined;
   /** nodeId → that node's routing-mesh address on the ingress network (CIDR or plain), as allocated by the manager. */
   ingressEndpoints: Record<string, string>;
 }
@@ -77,13 +83,17 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
     }
   }
 
+  const ingressNet = ingress && view.networks.find((n) => n.ID === ingress.id);
+  const meshMasquerade = isTrue(ingressNet?.Spec.DriverConfiguration?.Options?.[MASQUERADE_OPTION]);
+  // A local container between create and start has its endpoints but no process listening yet: not a backend.
+  const serving = (t: Task) => t.Status.State === 'running' && !(t.NodeID === view.nodeId && view.localContainer(t)?.starting);
   const servicePlans: ServicePlan[] = view.services.map((s) => ({
     id: s.ID,
     name: s.Spec.Name ?? s.ID,
     endpointMode: s.Endpoint?.Spec.Mode ?? s.Spec.EndpointSpec?.Mode ?? 'vip',
     vips: Object.fromEntries((s.Endpoint?.VirtualIPs ?? []).map((v) => [v.NetworkID, plainIp(v.Addr)])),
     tasks: live
-      .filter((t) => t.ServiceID === s.ID && t.Status.State === 'running')
+      .filter((t) => t.ServiceID === s.ID && serving(t))
       .map((t) => ({
         containerId: t.NodeID === view.nodeId ? view.localContainer(t)?.containerId : undefined,
         ...(t.NodeID === view.nodeId && view.localContainer(t)?.bridgeIp ? { bridgeIp: view.localContainer(t)!.bridgeIp } : {}),
@@ -92,6 +102,7 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
     ports: (s.Endpoint?.Ports ?? [])
       .filter((p): p is typeof p & { PublishedPort: number } => !!p.PublishedPort && p.Protocol !== 'sctp')
       .map((p): PortPlan => ({ target: p.TargetPort, published: p.PublishedPort, protocol: p.Protocol === 'udp' ? 'udp' : 'tcp', mode: p.PublishMode ?? 'ingress' })),
+    ...(meshMasquerade || isTrue(s.Spec.Labels?.[MASQUERADE_OPTION]) ? { masquerade: true } : {}),
   }));
 
   return {
@@ -101,5 +112,8 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
     peers: peers.filter((p) => needed.has(p.networkId)),
     services: servicePlans,
     ingressEndpoint: ingress && ownIngress ? { ip: plainIp(ownIngress) } : undefined,
+    ...(ingress && ownIngress ? { ingressNodes: Object.values(view.ingressEndpoints).map((ip) => ({ ip: plainIp(ip) })) } : {}),
   };
 }
+
+const isTrue = (v: string | undefined) => v !== undefined && ['true', '1', 'yes'].includes(v.toLowerCase());

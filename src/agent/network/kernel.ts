@@ -48,7 +48,13 @@ export async function bridgeJson<T>(ns: NetnsPath, args: string[]): Promise<T[]>
 }
 
 export async function sysctl(ns: NetnsPath, key: string, value: string): Promise<void> {
-  await exec(ns, 'sysctl', ['-qw', `${key}=${value}`], { allowFail: true });
+  await sysctls(ns, { [key]: value });
+}
+
+/** Several sysctls in one process; a key the kernel lacks does not stop the others. */
+export async function sysctls(ns: NetnsPath, values: Record<string, string>): Promise<void> {
+  const args = Object.entries(values).map(([k, v]) => `${k}=${v}`);
+  if (args.length) await exec(ns, 'sysctl', ['-qw', ...args], { allowFail: true });
 }
 
 export interface LinkInfo {

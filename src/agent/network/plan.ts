@@ -73,6 +73,11 @@ export interface ServicePlan {
   /** Running tasks only: anything listed receives traffic. */
   tasks: ServiceTaskPlan[];
   ports: PortPlan[];
+  /**
+   * Docker's routing mesh: tasks see the ingress node's address instead of the client's
+   * (service label or ingress network option `shoal.mesh.masquerade=true`). Off by default.
+   */
+  masquerade?: boolean;
 }
 
 /**
@@ -93,6 +98,12 @@ export interface NodeNetworkPlan {
   services: ServicePlan[];
   /** Present when the swarm has an ingress network: every node then answers on ingress ports. */
   ingressEndpoint?: IngressEndpointPlan;
+  /**
+   * Every node's routing-mesh endpoint, this node's included: a local task answers a connection
+   * that came from one of them back through it (the client's address is kept, so only the
+   * ingress node can undo its translation).
+   */
+  ingressNodes?: IngressEndpointPlan[];
 }
 
 /** An empty plan: applying it removes everything the reconciler owns. */

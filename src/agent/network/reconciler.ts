@@ -7,8 +7,9 @@ import {
   GW_BRIDGE, INGRESS_GW_HOST_VETH, INGRESS_GW_IFNAME, NFT_CONTAINER_TABLE, NFT_INGRESS_TABLE, NFT_NODE_TABLE, OVERLAY_MTU,
   SANDBOX_BRIDGE, SANDBOX_VXLAN, VXLAN_PORT, gwVethName, sandboxName, sandboxVethName, transientVxlanName,
 } from './names.js';
-import { bridgeBatch, bridgeJson, exec, ipBatch, ipJson, nftApply, sysctl, type FdbEntry, type LinkInfo, type NeighEntry, type NetnsPath } from './kernel.js';
-import { containerScript, containerVipTargets, deleteTableScript, ingressScript, nodeScript, type PublishedPort } from './rules.js';
+import { bridgeBatch, bridgeJson, exec, ipBatch, ipJson, nftApply, sysctl, sysctls, type FdbEntry, type LinkInfo, type NeighEntry, type NetnsPath } from './kernel.js';
+import { containerScript, containerVipTargets, deleteTableScript, ingressReplyMark, ingressScript, nodeScript, type PublishedPort } from './rules.js';
+import { ownedNamespaceSysctls, raiseNodeConntrackTimeout } from './conntrack.js';
 import { buildZone } from './dns-zone.js';
 import { startResolver, type Resolver } from './dns-process.js';
 import { upstreamsFromResolvConf, type Upstream } from './dns-server.js';
@@ -73,6 +74,14 @@ const NETNS_DIR = '/run/netns';
 const epKey = (containerId: string, networkId: string) => `${containerId}/${networkId}`;
 const gwPrefixLen = parseSubnet(GW_BRIDGE.subnet).prefixLen;
 const INGRESS_GW_IP = formatIp(parseIp(GW_BRIDGE.gateway) + 1);
+/** Priority of the rules that route a task's routing-mesh replies by connection mark (before `main`). */
+const REPLY_RULE_PREF = 1000;
+
+interface ReplyNode {
+  ip: string;
+  mac: string;
+  mark: number;
+}
 
 /**
  * Brings the node's overlay data path to a declared plan. It diffs against what it programmed
@@ -85,6 +94,8 @@ export class NetworkReconciler {
   private readonly gws = new Map<string, GwAttachment>();
   /** Gateway-bridge veths found after a restart, not yet matched to the plan. */
   private readonly unclaimedGw = new Set<string>();
+  /** Per container: the reply routes last programmed (interface and ingress endpoints). */
+  private readonly replyRoutes = new Map<string, string>();
   /** Last script applied per namespace: unchanged tables are not rewritten. */
   private readonly nftApplied = new Map<string, string>();
   private resolver?: Resolver;
@@ -143,6 +154,7 @@ export class NetworkReconciler {
     const [link] = await ipJson<LinkInfo>(this.node, ['addr', 'show', 'dev', GW_BRIDGE.device]);
     await ipBatch(this.node, gatewayBridgeCommands(link));
     await sysctl(this.node, 'net.ipv4.ip_forward', '1');
+    await raiseNodeConntrackTimeout(this.node);
     for (const l of await ipJson<LinkInfo>(this.node, ['link', 'show', 'master', GW_BRIDGE.device])) {
       if (l.ifname.startsWith('vg') && l.ifname !== INGRESS_GW_HOST_VETH) this.unclaimedGw.add(l.ifname);
     }
@@ -230,6 +242,7 @@ export class NetworkReconciler {
       if (wantContainers.get(id) === gw.netnsPath) continue;
       dropGw.push(`link delete ${gw.hostVeth}`);
       this.gws.delete(id);
+      this.replyRoutes.delete(id);
       await this.nft(`c:${id}`, gw.netnsPath, deleteTableScript(NFT_CONTAINER_TABLE), true);
       this.nftApplied.delete(`c:${id}`);
     }
@@ -308,12 +321,17 @@ export class NetworkReconciler {
     await this.ip(this.node, [...this.unclaimedGw].map((v) => `link delete ${v}`), true).catch(() => undefined);
     this.unclaimedGw.clear();
 
-    // 5. nftables: per container VIPs, the ingress sandbox's balancer, the node's published ports.
+    // 5. nftables: per container VIPs (and routing-mesh replies), the ingress sandbox's balancer, the node's published ports.
+    const replyNodes: ReplyNode[] = (plan.ingressNodes ?? []).map((n) => ({ ip: n.ip, mac: (n.mac ?? macFromIp(n.ip)).toLowerCase(), mark: ingressReplyMark(n.ip) }));
     for (const [containerId, eps] of byContainer) {
       const gw = this.gws.get(containerId);
       if (!gw) continue;
       const nets = new Set(eps.filter((e) => this.endpoints.has(epKey(containerId, e.networkId))).map((e) => e.networkId));
-      await this.nft(`c:${containerId}`, gw.netnsPath, containerScript(containerVipTargets(plan.services, nets)));
+      const ingressEp = ingressNet ? this.endpoints.get(epKey(containerId, ingressNet.id)) : undefined;
+      // Routes first: a mark whose table is not there yet falls through to `main`, never the other way round.
+      if (ingressEp) await this.syncReplyRoutes(containerId, gw.netnsPath, ingressEp.ifname, replyNodes);
+      const reply = ingressEp && replyNodes.length ? { ifname: ingressEp.ifname, nodes: replyNodes } : undefined;
+      await this.nft(`c:${containerId}`, gw.netnsPath, containerScript(containerVipTargets(plan.services, nets), reply));
     }
     const ingressSb = ingressNet && this.sandboxes.get(sandboxName(this.options.sandboxPrefix, ingressNet.id));
     const published: PublishedPort[] = [];
@@ -329,7 +347,7 @@ export class NetworkReconciler {
         } else if (ingressSb && ingressNet) {
           published.push({ protocol: port.protocol, published: port.published, backends: [{ ip: INGRESS_GW_IP }] });
           const backends = s.tasks.flatMap((t) => (t.addresses[ingressNet.id] ? [{ ip: t.addresses[ingressNet.id], port: port.target }] : []));
-          balanced.push({ protocol: port.protocol, published: port.published, backends });
+          balanced.push({ protocol: port.protocol, published: port.published, backends, ...(s.masquerade ? { masquerade: true } : {}) });
         }
       }
     }
@@ -383,7 +401,7 @@ export class NetworkReconciler {
     await sysctl(path, 'net.bridge.bridge-nf-call-iptables', '0');
     if (ingress?.ingressEndpoint) {
       this.sandboxes.get(name)!.lbIp = ingress.ingressEndpoint.ip;
-      await sysctl(path, 'net.ipv4.ip_forward', '1');
+      await sysctls(path, { 'net.ipv4.ip_forward': '1', ...ownedNamespaceSysctls() });
       await this.ip(this.node, [`link set ${INGRESS_GW_HOST_VETH} master ${GW_BRIDGE.device}`, `link set ${INGRESS_GW_HOST_VETH} up`]);
     }
     this.options.log.debug({ network: net.name, vni: net.vni, sandbox: name }, 'overlay sandbox created');
@@ -474,6 +492,46 @@ export class NetworkReconciler {
       throw e;
     }
     for (const ep of made) this.endpoints.set(epKey(containerId, ep.networkId), ep);
+    if (made.length) {
+      // Routing-mesh requests arrive with the client's address on an interface that is not the
+      // route back to it (the reply goes by mark): strict reverse-path filtering would drop them.
+      await sysctls(ns, {
+        'net.ipv4.conf.all.rp_filter': '0',
+        ...Object.fromEntries(made.map((ep) => [`net.ipv4.conf.${ep.ifname}.rp_filter`, '0'])),
+        ...ownedNamespaceSysctls(),
+      });
+    }
+  }
+
+  /**
+   * Inside a task container on the ingress network: one rule and table per ingress node, so a
+   * reply marked with that node (containerScript) goes back to its ingress endpoint. Read from
+   * the kernel only when the wanted set changed; rules of nodes that left are removed.
+   */
+  private async syncReplyRoutes(containerId: string, ns: string, ifname: string, nodes: ReplyNode[]): Promise<void> {
+    const key = `${ifname} ${nodes.map((n) => n.ip).sort().join(',')}`;
+    if (this.replyRoutes.get(containerId) === key) return;
+    const rules = await ipJson<{ priority?: number; fwmark?: string; table?: string }>(ns, ['rule', 'show']);
+    const want = new Set(nodes.map((n) => n.mark));
+    const have = new Set<number>();
+    const drop: string[] = [];
+    for (const r of rules) {
+      if (r.priority !== REPLY_RULE_PREF || !r.fwmark) continue;
+      const mark = Number(r.fwmark);
+      if (want.has(mark)) have.add(mark);
+      else drop.push(`rule del pref ${REPLY_RULE_PREF} fwmark ${r.fwmark} table ${r.table ?? mark}`, `route del default table ${r.table ?? mark}`);
+    }
+    const add = nodes.flatMap((n) => [
+      `route replace default via ${n.ip} dev ${ifname} table ${n.mark}`,
+      ...(have.has(n.mark) ? [] : [`rule add pref ${REPLY_RULE_PREF} fwmark 0x${n.mark.toString(16)} table ${n.mark}`]),
+    ]);
+    try {
+      await this.ip(ns, drop, true);
+      await this.ip(ns, add);
+      this.replyRoutes.set(containerId, key);
+    } catch (e) {
+      this.fail(e, { containerId });
+    }
   }
 
   private allocateGwIp(): string {

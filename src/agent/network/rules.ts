@@ -1,4 +1,5 @@
 import type { Protocol, ServicePlan } from './plan.js';
+import { parseIp } from '../../engine/network/ipv4.js';
 import { GW_BRIDGE, NFT_CONTAINER_TABLE, NFT_INGRESS_TABLE, NFT_NODE_TABLE, INGRESS_GW_IFNAME, SANDBOX_BRIDGE } from './names.js';
 
 /**
@@ -44,10 +45,31 @@ export function containerVipTargets(services: ServicePlan[], networkIds: Set<str
 }
 
 /**
+ * How a task answers a routing-mesh connection through the node it came in at: the connection
+ * is marked with that node (known by its ingress endpoint's MAC, the frame's source), and the
+ * mark routes the replies (policy routing, one table per mark) back to its ingress endpoint.
+ */
+export interface IngressReply {
+  /** The container's interface on the ingress network. */
+  ifname: string;
+  nodes: { mac: string; mark: number }[];
+}
+
+/** Connection mark and routing table of replies towards one ingress endpoint (its address's low 16 bits). */
+export function ingressReplyMark(ip: string): number {
+  return (INGRESS_MARK_BASE | (parseIp(ip) & 0xffff)) >>> 0;
+}
+
+const INGRESS_MARK_BASE = 0x53480000;
+/** Marks the ingress sandbox gives connections of services that want Docker's masquerade. */
+const MASQUERADE_MARK = 0x1;
+
+/**
  * Inside a container: connections to a VIP go to one of the tasks (all ports, as Docker's
  * fwmark-based IPVS service does); whatever still heads for a VIP afterwards has no backend.
+ * With `reply`, routing-mesh connections are marked by ingress node (see IngressReply).
  */
-export function containerScript(targets: VipTarget[]): string {
+export function containerScript(targets: VipTarget[], reply?: IngressReply): string {
   const nat = targets
     .filter((t) => t.backends.length)
     .map((t) => `    ip daddr ${t.vip} meta l4proto { tcp, udp } ${roundRobin(t.backends.map((ip) => ({ ip })))}`);
@@ -61,6 +83,17 @@ export function containerScript(targets: VipTarget[]): string {
     '    type filter hook output priority 0; policy accept;',
     ...(vips.length ? [`    ip daddr { ${vips.join(', ')} } meta l4proto tcp reject with tcp reset`, `    ip daddr { ${vips.join(', ')} } reject`] : []),
     '  }',
+    ...(reply?.nodes.length ? [
+      '  chain mesh_mark {',
+      '    type filter hook prerouting priority mangle; policy accept;',
+      `    iifname "${reply.ifname}" ct state new ct mark set ether saddr map { ${reply.nodes.map((n) => `${n.mac} : 0x${n.mark.toString(16)}`).join(', ')} }`,
+      '  }',
+      // A route chain re-routes a local packet whose mark changed: the reply takes the mark's table.
+      '  chain mesh_reply {',
+      '    type route hook output priority mangle; policy accept;',
+      '    ct mark != 0 meta mark set ct mark',
+      '  }',
+    ] : []),
   ]);
 }
 
@@ -69,6 +102,8 @@ export interface PublishedPort {
   published: number;
   /** ingress: to the ingress sandbox; host: to local tasks over the gateway bridge. */
   backends: Backend[];
+  /** Ingress sandbox only: hide the client behind the ingress address (Docker's behaviour). */
+  masquerade?: boolean;
 }
 
 /**
@@ -108,12 +143,14 @@ export function nodeScript(ports: PublishedPort[]): string {
 /**
  * The ingress sandbox (Docker's ingress-sbox): connections arriving from the node over the
  * gateway bridge go round robin to task addresses on the ingress overlay, on any node, with
- * this sandbox's ingress address as source so replies come back through it.
+ * the client's own address as source: the task routes its replies back to this sandbox by
+ * connection mark (containerScript), and this sandbox undoes its translation. A port that
+ * wants Docker's masquerade gets this sandbox's ingress address as source instead.
  */
 export function ingressScript(ports: PublishedPort[]): string {
   const lb = ports
     .filter((p) => p.backends.length)
-    .map((p) => `    iifname "${INGRESS_GW_IFNAME}" ${p.protocol} dport ${p.published} ${roundRobin(p.backends)}`);
+    .map((p) => `    iifname "${INGRESS_GW_IFNAME}" ${p.protocol} dport ${p.published} ${p.masquerade ? `meta mark set 0x${MASQUERADE_MARK.toString(16)} ` : ''}${roundRobin(p.backends)}`);
   return replaceTable(NFT_INGRESS_TABLE, [
     '  chain prerouting {',
     '    type nat hook prerouting priority dstnat; policy accept;',
@@ -121,7 +158,7 @@ export function ingressScript(ports: PublishedPort[]): string {
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority srcnat; policy accept;',
-    `    oifname "${SANDBOX_BRIDGE}" ct status dnat masquerade`,
+    `    oifname "${SANDBOX_BRIDGE}" meta mark 0x${MASQUERADE_MARK.toString(16)} ct status dnat masquerade`,
     '  }',
   ]);
 }

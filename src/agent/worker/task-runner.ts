@@ -12,7 +12,15 @@ export interface RunnerContext {
   log: Logger;
   /** The task's secret and config files; throws when one did not come with the assignments. */
   files?(task: Task): TaskFile[];
+  /** How long a task on a service's networks keeps running after it left the load balancers; default LB_DRAIN_MS. */
+  drainMs?: number;
 }
+
+/**
+ * Every node follows the network view within 0.5 s (bench/mesh-ready.ts measures it); twice that
+ * covers a loaded machine and lets requests already sent to the task finish.
+ */
+export const LB_DRAIN_MS = 1000;
 
 /**
  * One assigned task on this node, driven one step at a time towards its desired state
@@ -93,8 +101,21 @@ export class TaskRunner {
     await this.running;
     const c = this.ctx.executor.find(this.task.ID);
     if (!c) return;
-    if (c.running) await this.ctx.executor.stop(c.containerId, this.task.Spec.ContainerSpec?.StopGracePeriod);
+    if (c.running) {
+      await this.drain(this.task);
+      await this.ctx.executor.stop(c.containerId, this.task.Spec.ContainerSpec?.StopGracePeriod);
+    }
     await this.ctx.executor.remove(c.containerId);
+  }
+
+  /**
+   * Drain first, then stop: a task the managers want down has already left the network view
+   * (VIPs, DNS, the routing mesh of every node drop it within LB_DRAIN_MS), so it keeps
+   * answering what was sent to it meanwhile, and only then gets its stop signal.
+   */
+  private async drain(t: Task): Promise<void> {
+    if (!t.ServiceID || !(t.NetworksAttachments?.length || t.Endpoint?.Ports?.length)) return;
+    await new Promise((r) => setTimeout(r, this.ctx.drainMs ?? LB_DRAIN_MS));
   }
 
   private transition(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): true {
@@ -121,7 +142,10 @@ export class TaskRunner {
       if (rank(s) >= rank('complete')) return false;
       this.unwatch?.();
       const c = this.ctx.executor.find(t.ID);
-      if (c?.running) await this.ctx.executor.stop(c.containerId, t.Spec.ContainerSpec?.StopGracePeriod);
+      if (c?.running) {
+        await this.drain(t);
+        await this.ctx.executor.stop(c.containerId, t.Spec.ContainerSpec?.StopGracePeriod);
+      }
       return this.transition('shutdown', 'shutdown');
     }
     if (rank(s) > rank(t.DesiredState)) return false;
