@@ -293,7 +293,7 @@ export class NetworkAgent {
   }
 
   private encryptionOf(nodeId: string): OverlayEncryption {
-    if (this.encryption?.nodeId !== nodeId) this.encryption = new OverlayEncryption(nodeId, this.log.child({ part: 'tunnel' }), () => this.client);
+    if (this.encryption?.nodeId !== nodeId) this.encryption = new OverlayEncryption(nodeId, this.log.child({ part: 'tunnel' }), () => this.client, () => void this.kick());
     return this.encryption;
   }
 

@@ -5,7 +5,7 @@ import type { Logger } from '../util/log.js';
 import { nftApply } from './network/kernel.js';
 import type { NodeNetworkPlan } from './network/plan.js';
 import { cannotEncryptMessage, encryptionGuardScript, encryptPlan, isEncrypted, type LocalTunnel } from './network/encryption.js';
-import { detectMode, TUNNEL_PORT, WireGuardDevice } from './network/wireguard.js';
+import { detectMode, TUNNEL_PORT, tunnelAddress, WireGuardDevice } from './network/wireguard.js';
 
 /** How often a lost tunnel is made again (each attempt is logged). */
 const RECREATE_MS = 5000;
@@ -32,6 +32,8 @@ export class OverlayEncryption {
     private readonly log: Logger,
     /** The managers' dispatcher as the network view stream reaches it (undefined between sessions). */
     private readonly client: () => grpc.Client | undefined,
+    /** Asks for a network pass (the tunnel was lost: report it now, not at the next sweep). */
+    private readonly kick: () => void = () => undefined,
   ) {}
 
   get ifname(): string {
@@ -92,12 +94,14 @@ export class OverlayEncryption {
       if (fault) {
         if (this.down !== fault) this.log.error({ ifname: this.ifname, reason: fault }, 'overlay tunnel down: encrypted networks stop until it is back (no cleartext fallback)');
         this.down = fault;
+        // Reported down first; a new tunnel (with a new key) comes on a later pass.
+        this.lastAttempt = Date.now();
         await this.device.destroy();
         this.device = undefined;
       }
     }
     if (!this.device) {
-      if (this.down && Date.now() - this.lastAttempt < RECREATE_MS) return { ready: false, reason: `tunnel down: ${this.down}` };
+      if (this.down && Date.now() - this.lastAttempt < RECREATE_MS) return { ready: false, reason: `tunnel down: ${this.down}`, address: tunnelAddress(nodeAddr) };
       this.lastAttempt = Date.now();
       const { mode, reason } = await detectMode(undefined, `wgp${this.nodeId.slice(0, 10)}`);
       if (!mode) {
@@ -106,7 +110,7 @@ export class OverlayEncryption {
         return { ready: false, reason: this.unavailable };
       }
       try {
-        this.device = await WireGuardDevice.create({ ifname: this.ifname, mode, underlay: nodeAddr, ns: undefined, log: this.log });
+        this.device = await WireGuardDevice.create({ ifname: this.ifname, mode, underlay: nodeAddr, ns: undefined, log: this.log, onLost: this.kick });
         this.epoch = epoch;
         if (this.down) this.log.info({ ifname: this.ifname }, 'overlay tunnel back up');
         else this.log.info({ ifname: this.ifname, mode, address: this.device.address }, 'overlay tunnel up');
@@ -114,7 +118,7 @@ export class OverlayEncryption {
       } catch (e) {
         this.down = (e as Error).message;
         this.log.error({ err: e }, 'overlay tunnel could not be made');
-        return { ready: false, reason: `tunnel down: ${this.down}` };
+        return { ready: false, reason: `tunnel down: ${this.down}`, address: tunnelAddress(nodeAddr) };
       }
     }
     if (epoch > this.epoch) {

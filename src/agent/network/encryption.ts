@@ -19,8 +19,11 @@ export function isEncrypted(n: Pick<Network, 'Spec'>): boolean {
   return Object.prototype.hasOwnProperty.call(n.Spec.DriverConfiguration?.Options ?? {}, ENCRYPTED_OPTION);
 }
 
-/** This node's tunnel as the transform sees it: ready with an address, or why not. */
-export type LocalTunnel = { ready: true; address: string } | { ready: false; reason: string };
+/**
+ * This node's tunnel as the transform sees it: ready with an address, or why not. A tunnel
+ * that is down for a while keeps its address: sandboxes and endpoints stay, only the peers go.
+ */
+export type LocalTunnel = { ready: true; address: string } | { ready: false; reason: string; address?: string };
 
 export interface EncryptedPlan {
   plan: NodeNetworkPlan;
@@ -46,6 +49,18 @@ export function encryptPlan(plan: NodeNetworkPlan, networks: Network[], nodes: N
   const mine = plan.overlays.filter((o) => encrypted.has(o.id));
   if (!mine.length) return { plan, peers: [], vnis: [], refused: [] };
   const ids = new Set(mine.map((o) => o.id));
+  if (!local.ready && local.address) {
+    return {
+      plan: {
+        ...plan,
+        overlays: plan.overlays.map((o) => (ids.has(o.id) ? { ...o, mtu: ENCRYPTED_OVERLAY_MTU, vxlanLocal: local.address } : o)),
+        peers: plan.peers.filter((p) => !ids.has(p.networkId)),
+      },
+      peers: [],
+      vnis: mine.map((o) => o.vni),
+      refused: [],
+    };
+  }
   if (!local.ready) {
     const names = new Map(mine.map((o) => [o.id, o.name]));
     return {

@@ -81,6 +81,7 @@ async function onPath(cmd: string): Promise<boolean> {
 export class WireGuardDevice {
   private child?: ChildProcess;
   private childExit?: string;
+  private destroyed = false;
   private keys: KeyPair = newKeyPair();
   /** Peers as last configured: public key → endpoint/address. */
   private peers = new Map<string, TunnelPeer>();
@@ -91,6 +92,7 @@ export class WireGuardDevice {
     readonly address: string,
     private readonly ns: NetnsPath,
     private readonly log: Logger,
+    private readonly onLost?: () => void,
   ) {}
 
   get publicKey(): string {
@@ -103,8 +105,8 @@ export class WireGuardDevice {
    * it keeps VXLAN of encrypted networks from ever taking the default route in the clear when
    * the interface is gone.
    */
-  static async create(opts: { ifname: string; mode: TunnelMode; underlay: string; ns: NetnsPath; log: Logger }): Promise<WireGuardDevice> {
-    const d = new WireGuardDevice(opts.ifname, opts.mode, tunnelAddress(opts.underlay), opts.ns, opts.log);
+  static async create(opts: { ifname: string; mode: TunnelMode; underlay: string; ns: NetnsPath; log: Logger; onLost?: () => void }): Promise<WireGuardDevice> {
+    const d = new WireGuardDevice(opts.ifname, opts.mode, tunnelAddress(opts.underlay), opts.ns, opts.log, opts.onLost);
     await exec(opts.ns, 'ip', ['link', 'delete', opts.ifname], { allowFail: true });
     if (opts.mode === 'kernel') await ipBatch(opts.ns, [`link add ${opts.ifname} type wireguard`]);
     else await d.startUserspace();
@@ -128,7 +130,10 @@ export class WireGuardDevice {
     child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-2000); });
     child.on('exit', (code, signal) => {
       this.childExit = `wireguard-go exited (${signal ?? code})${stderr.trim() ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
-      this.log.error({ ifname: this.ifname, reason: this.childExit }, 'overlay tunnel lost');
+      if (!this.destroyed) {
+        this.log.error({ ifname: this.ifname, reason: this.childExit }, 'overlay tunnel lost');
+        this.onLost?.();
+      }
     });
     const deadline = Date.now() + 5000;
     while (Date.now() < deadline) {
@@ -187,6 +192,7 @@ export class WireGuardDevice {
   }
 
   async destroy(): Promise<void> {
+    this.destroyed = true;
     await exec(this.ns, 'ip', ['link', 'delete', this.ifname], { allowFail: true });
     await exec(this.ns, 'ip', ['route', 'delete', 'unreachable', TUNNEL_SUBNET, 'metric', '4242'], { allowFail: true });
     this.child?.kill();
