@@ -13,6 +13,7 @@ import { NetworkReconciler } from './network/reconciler.js';
 import { StandaloneAttachments } from './network/standalone.js';
 import { planFromCluster, type ClusterView } from './network/from-cluster.js';
 import type { NodeNetworkPlan } from './network/plan.js';
+import { OverlayEncryption } from './overlay-encryption.js';
 import type { VerboseService } from '../api/routes/networks.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
@@ -55,6 +56,7 @@ export class NetworkAgent {
   private lastPlan?: NodeNetworkPlan;
   private loop?: NodeJS.Timeout;
   private readonly standalone: StandaloneAttachments;
+  private encryption?: OverlayEncryption;
 
   constructor(
     private readonly engine: Engine,
@@ -231,6 +233,9 @@ export class NetworkAgent {
     this.reconciler = undefined;
     this.view = undefined;
     await r?.destroy().catch((err) => this.log.warn({ err }, 'overlay teardown failed'));
+    const e = this.encryption;
+    this.encryption = undefined;
+    await e?.destroy().catch((err) => this.log.warn({ err }, 'overlay tunnel teardown failed'));
   }
 
   // --- plans ---
@@ -287,11 +292,16 @@ export class NetworkAgent {
         return a?.Addresses[0] && n.Status.State !== 'down' ? [[n.ID, a.Addresses[0]]] : [];
       })),
     };
-    const plan = planFromCluster(cluster);
+    const plan = await this.encryptionOf(nodeId).apply(planFromCluster(cluster), view);
     const report = await this.reconciler.applyPlan(plan);
     this.lastPlanEndpoints = plan.endpoints.map((e) => ({ containerId: e.containerId, networkId: e.networkId, ip: e.ip }));
     this.lastPlan = plan;
     if (report.errors.length) this.log.debug({ errors: report.errors }, 'network plan applied with errors');
+  }
+
+  private encryptionOf(nodeId: string): OverlayEncryption {
+    if (this.encryption?.nodeId !== nodeId) this.encryption = new OverlayEncryption(nodeId, this.log.child({ part: 'tunnel' }), () => this.client, () => void this.kick());
+    return this.encryption;
   }
 
   /** Start hook: a task container on swarm networks gets its endpoints and the node's resolver before its process runs. */
@@ -300,6 +310,11 @@ export class NetworkAgent {
     if (!taskId || rec.hostConfig.NetworkMode !== 'none') return;
     const task = this.assigned.find((t) => t.ID === taskId);
     if (!task?.NetworksAttachments?.length) return;
+    // A node that cannot encrypt fails the task here instead of wiring it in cleartext.
+    if (this.view && this.nodeId) {
+      const self = this.view.nodes.find((n) => n.ID === this.nodeId);
+      await this.encryptionOf(this.nodeId).admit(task, this.view.networks, self?.Status.Addr ?? '', this.view.overlayKeyEpoch ?? 0);
+    }
     const resolver = this.reconciler?.resolverAddress ?? '172.18.0.1';
     // In place: the file is bind-mounted into the container by inode.
     fs.writeFileSync(this.engine.containers.paths(rec.id).resolvConf, `nameserver ${resolver}\noptions ndots:0\n`);

@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import { X509Certificate } from 'node:crypto';
-import type { Network, NodeDescription, Service, Task, TaskStatus, Node } from './types.js';
+import type { Network, NodeDescription, NodeTunnel, Service, Task, TaskStatus, Node } from './types.js';
 
 /**
  * The cluster RPCs on port 2377, carried by gRPC with JSON bodies (no protobuf build step).
@@ -44,6 +44,7 @@ export const dispatcherService = {
   PublishLogs: method('Dispatcher', 'PublishLogs'),
   AttachNetwork: method('Dispatcher', 'AttachNetwork'),
   DetachNetwork: method('Dispatcher', 'DetachNetwork'),
+  ReportTunnel: method('Dispatcher', 'ReportTunnel'),
 } satisfies grpc.ServiceDefinition;
 
 export const membershipService = {
@@ -80,7 +81,10 @@ export interface AssignmentsRequest { sessionId: string }
 export interface AssignmentsMessage { type?: 'complete' | 'incremental'; tasks: Task[]; removes?: string[]; secrets?: AssignedFile[]; configs?: AssignedFile[] }
 export interface AssignedFile { ID: string; Name: string; Data: string }
 /** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
-export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[] }
+export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[]; overlayKeyEpoch?: number }
+
+/** Agent → manager: this node's tunnel for encrypted overlays (see manager/dispatcher/tunnel-report.ts). */
+export interface ReportTunnelRequest { tunnel: NodeTunnel }
 
 /** Manager → agent: send these tasks' container logs (or, with `cancel`, stop sending them). See manager/dispatcher/logs.ts. */
 export interface LogSubscription { id: string; taskIds: string[]; follow: boolean; tail?: number; since?: number; cancel?: boolean }

@@ -52,6 +52,29 @@ export interface Node extends Meta {
   ManagerStatus?: { Leader?: boolean; Reachability: Reachability; Addr: string };
   /** Addresses the allocator gave this node on swarm networks (its routing-mesh address on ingress). */
   Attachments?: NetworkAttachment[];
+  /** The node's WireGuard tunnel for encrypted overlays, as the node last reported it (not in Docker). */
+  Tunnel?: NodeTunnel;
+}
+
+/**
+ * What a node tells the managers about its tunnel for encrypted overlays: the public half of
+ * a key it made itself (the private half never leaves it), its tunnel address, and whether it
+ * can encrypt at all. Peers configure it from here; a removed node's entry goes with it.
+ */
+export interface NodeTunnel {
+  /** WireGuard public key (base64 of 32 bytes); '' when the node cannot encrypt. */
+  PublicKey: string;
+  /** The node's address inside the tunnel (VXLAN of encrypted networks runs between these). */
+  Address: string;
+  /** UDP port WireGuard listens on at the node's underlay address. */
+  Port: number;
+  /** The swarm's key epoch this key was made for (Cluster.OverlayKeys.Epoch). */
+  Epoch: number;
+  State: 'ready' | 'down' | 'unavailable';
+  /** kernel WireGuard or wireguard-go. */
+  Mode?: 'kernel' | 'userspace';
+  /** Why the tunnel is not ready. */
+  Message?: string;
 }
 
 // ---- services ----
@@ -329,6 +352,8 @@ export interface Cluster extends Meta {
   SubnetSize: number;
   DataPathPort: number;
   JoinTokens: { Worker: string; Manager: string };
+  /** Encrypted overlays: nodes make new tunnel keys whenever Epoch grows (on a schedule and when a node is removed). Not in Docker. */
+  OverlayKeys?: { Epoch: number; RotatedAt: string };
 }
 
 export interface KindMap {

@@ -29,3 +29,4 @@ registerLeaderLoop('replicated-orchestrator', storeLoop((s, l) => new Replicated
 registerLeaderLoop('global-orchestrator', storeLoop((s, l) => new GlobalOrchestrator(s, l)));
 registerLeaderLoop('jobs-orchestrator', storeLoop((s, l) => new JobsOrchestrator(s, l)));
 registerLeaderLoop('task-reaper', storeLoop((s, l) => new TaskReaper(s, l)));
+import './networks/overlay-keys.js';

@@ -16,6 +16,9 @@ export interface OverlayNetworkPlan {
   gateway: string;
   /** The swarm's `ingress` network: the routing mesh's load balancer lives in its sandbox. */
   ingress?: boolean;
+  /** Encrypted networks (network/encryption.ts): a smaller MTU, and VXLAN from this node's tunnel address. */
+  mtu?: number;
+  vxlanLocal?: string;
 }
 
 /** A container's attachment to an overlay network on this node. */

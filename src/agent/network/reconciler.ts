@@ -374,12 +374,12 @@ export class NetworkReconciler {
     this.sandboxes.set(name, { name, path, vni: net.vni, subnet: net.subnet, peers: new Map(), unclaimed: new Set() });
     // The VXLAN device is made in the node namespace, so its UDP socket listens on the underlay, then moved in.
     await this.ip(this.node, [
-      `link add ${vx} mtu ${OVERLAY_MTU} type vxlan id ${net.vni} dstport ${VXLAN_PORT} nolearning proxy local ${this.nodeAddr}`,
+      `link add ${vx} mtu ${net.mtu ?? OVERLAY_MTU} type vxlan id ${net.vni} dstport ${VXLAN_PORT} nolearning proxy local ${net.vxlanLocal ?? this.nodeAddr}`,
       `link set ${vx} netns ${name}`,
     ]);
     const lines = [
       'link set lo up',
-      `link add ${SANDBOX_BRIDGE} mtu ${OVERLAY_MTU} type bridge`,
+      `link add ${SANDBOX_BRIDGE} mtu ${net.mtu ?? OVERLAY_MTU} type bridge`,
       `link set ${vx} name ${SANDBOX_VXLAN}`,
       `link set ${SANDBOX_VXLAN} master ${SANDBOX_BRIDGE}`,
       `link set ${SANDBOX_VXLAN} up`,
@@ -450,7 +450,7 @@ export class NetworkReconciler {
       ep.ifname = e.ifname && !used.has(e.ifname) ? e.ifname : freeIf();
       used.add(ep.ifname);
       lines.push(
-        `link add ${ep.ifname} mtu ${OVERLAY_MTU} address ${mac} type veth peer name ${veth} netns ${sbName}`,
+        `link add ${ep.ifname} mtu ${net.mtu ?? OVERLAY_MTU} address ${mac} type veth peer name ${veth} netns ${sbName}`,
         `addr add ${e.ip}/${parseSubnet(net.subnet).prefixLen} dev ${ep.ifname}`,
         `link set ${ep.ifname} up`,
       );

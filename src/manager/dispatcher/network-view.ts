@@ -22,6 +22,7 @@ export function networkView(store: Store): NetworkViewMessage {
     nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined })),
     networks,
     services: store.view('services'),
+    overlayKeyEpoch: store.view('cluster')[0]?.OverlayKeys?.Epoch ?? 0,
     // Attachments carry the whole network object: the view has it once already.
     // A standalone container's attachment keeps its container ID: a restarted agent finds its own again.
     tasks: tasks.map((t) => ({ ...t, Spec: { Networks: t.Spec.Networks, ...(t.Spec.NetworkAttachmentSpec ? { NetworkAttachmentSpec: t.Spec.NetworkAttachmentSpec } : {}) }, NetworksAttachments: t.NetworksAttachments!.map((a) => ({ Network: { ID: a.Network.ID } as Network, Addresses: a.Addresses })) })),

@@ -1,0 +1,66 @@
+import * as grpc from '@grpc/grpc-js';
+import type { NodeTunnel } from '../../cluster/types.js';
+import type { PeerIdentity, ReportTunnelRequest } from '../../cluster/rpc.js';
+import type { Logger } from '../../util/log.js';
+import { VersionConflict, type Store } from '../store/store.js';
+
+type Identify = (call: grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined;
+
+const KEY = /^[A-Za-z0-9+/]{43}=$/;
+const STATES = new Set(['ready', 'down', 'unavailable']);
+
+function invalid(details: string): grpc.ServiceError {
+  return Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details, metadata: new grpc.Metadata() });
+}
+
+/** Only what a tunnel report may say: a node cannot smuggle other fields into its node object. */
+export function checkTunnel(t: NodeTunnel | undefined): NodeTunnel {
+  if (!t || !STATES.has(t.State)) throw invalid('tunnel state must be ready, down or unavailable');
+  if (t.State === 'ready' && !KEY.test(t.PublicKey ?? '')) throw invalid('tunnel public key must be 32 bytes in base64');
+  if (t.PublicKey && !KEY.test(t.PublicKey)) throw invalid('tunnel public key must be 32 bytes in base64');
+  if (t.Address && !/^\d{1,3}(\.\d{1,3}){3}$/.test(t.Address)) throw invalid('tunnel address must be an IPv4 address');
+  const port = Number(t.Port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid('tunnel port out of range');
+  return {
+    PublicKey: t.PublicKey ?? '', Address: t.Address ?? '', Port: port, Epoch: Number(t.Epoch) || 0, State: t.State,
+    ...(t.Mode === 'kernel' || t.Mode === 'userspace' ? { Mode: t.Mode } : {}),
+    ...(t.Message ? { Message: String(t.Message).slice(0, 1000) } : {}),
+  };
+}
+
+/**
+ * ReportTunnel: a node publishes its tunnel's public key and state on its own node object
+ * (the caller's certificate names the node; nobody reports for another). Peers take keys
+ * from there through the network view.
+ */
+export function tunnelReportHandlers(store: Store, identify: Identify, log: Logger) {
+  return {
+    ReportTunnel: (call: grpc.ServerUnaryCall<ReportTunnelRequest, object>, cb: grpc.sendUnaryData<object>) => {
+      const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
+      if (!id || !store.get('nodes', id.nodeId)) return cb(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
+      let tunnel: NodeTunnel;
+      try {
+        tunnel = checkTunnel(call.request.tunnel);
+      } catch (e) {
+        return cb(e as grpc.ServiceError);
+      }
+      void (async () => {
+        for (let i = 0; i < 5; i++) {
+          const n = store.get('nodes', id.nodeId);
+          if (!n) throw new Error('node removed');
+          if (JSON.stringify(n.Tunnel) === JSON.stringify(tunnel)) return;
+          const was = n.Tunnel?.State;
+          n.Tunnel = tunnel;
+          try {
+            await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
+            if (was !== tunnel.State && tunnel.State !== 'ready') log.warn({ node: id.nodeId, state: tunnel.State, message: tunnel.Message }, 'node cannot encrypt overlay traffic');
+            return;
+          } catch (e) {
+            if (!(e instanceof VersionConflict)) throw e;
+          }
+        }
+        throw new Error('node kept changing');
+      })().then(() => cb(null, {}), (e: Error) => cb(Object.assign(e, { code: grpc.status.UNAVAILABLE })));
+    },
+  };
+}
