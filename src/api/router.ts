@@ -6,6 +6,8 @@ export type Handler = (ctx: RequestContext) => Promise<HandlerResult> | HandlerR
 
 interface Route {
   method: string;
+  /** As registered, e.g. `/services/:id/update`: what access rules name. */
+  path: string;
   pattern: RegExp;
   keys: string[];
   handler: Handler;
@@ -29,7 +31,7 @@ export class Router {
         return m[2] ? '(.+?)' : '([^/]+)';
       })
       .join('/');
-    this.routes.push({ method, pattern: new RegExp(`^${src}/?$`), keys, handler });
+    this.routes.push({ method, path, pattern: new RegExp(`^${src}/?$`), keys, handler });
     return this;
   }
 
@@ -40,7 +42,7 @@ export class Router {
   head(p: string, h: Handler) { return this.add('HEAD', p, h); }
 
   /** Finds the handler; `methodMismatch` tells a 405 from a 404. */
-  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | { methodMismatch: boolean } {
+  match(method: string, path: string): { handler: Handler; params: Record<string, string>; pattern: string } | { methodMismatch: boolean } {
     let methodMismatch = false;
     for (const r of this.routes) {
       const m = r.pattern.exec(path);
@@ -51,7 +53,7 @@ export class Router {
       }
       const params: Record<string, string> = {};
       r.keys.forEach((k, i) => (params[k] = decodeURIComponent(m[i + 1])));
-      return { handler: r.handler, params };
+      return { handler: r.handler, params, pattern: r.path };
     }
     return { methodMismatch };
   }

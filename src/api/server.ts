@@ -1,4 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
@@ -8,6 +9,8 @@ import { ApiError } from '../util/errors.js';
 import { RequestContext } from './context.js';
 import type { Router } from './router.js';
 import { SERVER_HEADERS, splitVersion } from './version.js';
+import type { ApiTls } from './tls.js';
+import type { AccessControl } from './access/access-control.js';
 
 /**
  * Request line plus headers, in bytes (node's default is 16 KiB). dockerd (Go net/http) allows
@@ -36,77 +39,107 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   }
 }
 
-/** The Engine API over HTTP on a unix socket (or TCP): versioned paths, Docker's errors, hijack. */
+/**
+ * The Engine API over HTTP on unix sockets and TCP, TLS with client certificates on TCP as
+ * dockerd's --tlsverify: versioned paths, Docker's errors, hijack; one server per `-H`.
+ */
 export class ApiServer {
-  private readonly server: http.Server;
+  private readonly servers: http.Server[] = [];
+  private readonly tlsSources: ApiTls[] = [];
   /** Hijacked connections (attach, exec): closeAllConnections does not see them. */
   private readonly upgraded = new Set<Socket>();
 
   constructor(
     private readonly router: Router,
     private readonly log: Logger,
-  ) {
-    this.server = http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => void this.dispatch(req, res));
+    /** Identifies callers, checks their role and writes the audit log; absent: everyone is admin. */
+    private readonly access?: AccessControl,
+  ) {}
+
+  private makeServer(tls?: ApiTls): http.Server {
+    const handle = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res);
+    // requestCert + rejectUnauthorized: a client without a certificate from a trusted CA, or
+    // with an expired one, fails the handshake before any HTTP is read.
+    const server = tls
+      ? https.createServer({ ...tls.options(), requestCert: true, rejectUnauthorized: true, maxHeaderSize: MAX_HEADER_BYTES }, handle)
+      : http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handle);
     // What node's HTTP parser refuses never reaches a route: answer it as JSON too.
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
     // CONNECT is a method like any other to dockerd: no route has it.
-    this.server.on('connect', (_req: IncomingMessage, socket: Duplex) => endRaw(socket, 404, 'page not found'));
-    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => endRaw(socket, 404, 'page not found'));
+    if (tls) {
+      tls.watch((o) => (server as https.Server).setSecureContext(o));
+      this.tlsSources.push(tls);
+      server.on('tlsClientError', (err: Error, s: Socket) => this.log.info({ err: err.message, remote: s.remoteAddress }, 'API TLS handshake refused'));
+    }
+    server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+      // The client half-closes after stdin (over TLS a close_notify): output must still flow.
+      socket.allowHalfOpen = true;
       this.upgraded.add(socket);
       socket.on('close', () => this.upgraded.delete(socket));
       void this.dispatch(req, undefined, socket, head);
     });
     // Streams such as `logs -f` and `events` stay open for as long as the client wants.
-    this.server.requestTimeout = 0;
-    this.server.headersTimeout = 60_000;
-    this.server.keepAliveTimeout = 60_000;
+    server.requestTimeout = 0;
+    server.headersTimeout = 60_000;
+    server.keepAliveTimeout = 60_000;
+    this.servers.push(server);
+    return server;
   }
 
-  /** `unix:///path` or `tcp://host:port`. */
-  async listen(address: string): Promise<void> {
+  /** `unix:///path` or `tcp://host:port` (TLS with client certificates when `tls` is given). */
+  async listen(address: string, tls?: ApiTls): Promise<void> {
     const url = new URL(address);
     if (url.protocol === 'unix:') {
       const p = url.pathname;
       fs.mkdirSync(path.dirname(p), { recursive: true });
       fs.rmSync(p, { force: true });
+      const server = this.makeServer();
       await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject);
-        this.server.listen(p, () => resolve());
+        server.once('error', reject);
+        server.listen(p, () => resolve());
       });
       fs.chmodSync(p, 0o660);
     } else if (url.protocol === 'tcp:') {
+      const server = this.makeServer(tls);
       await new Promise<void>((resolve, reject) => {
-        this.server.once('error', reject);
-        this.server.listen(Number(url.port || 2375), url.hostname, () => resolve());
+        server.once('error', reject);
+        server.listen(Number(url.port || (tls ? 2376 : 2375)), url.hostname.replace(/^\[|\]$/g, ''), () => resolve());
       });
     } else {
       throw new Error(`unsupported listen address ${address}`);
     }
   }
 
-  close(): Promise<void> {
-    return new Promise((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-      for (const s of this.upgraded) s.destroy();
-    });
+  async close(): Promise<void> {
+    for (const t of this.tlsSources) t.stop();
+    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    })));
+    for (const s of this.upgraded) s.destroy();
   }
 
   private async dispatch(req: IncomingMessage, res?: ServerResponse, socket?: Socket, head?: Buffer): Promise<void> {
     let ctx: RequestContext | undefined;
+    const who = this.access?.identify(req);
+    let call: { pattern: string; path: string; params: Record<string, string> } | undefined;
+    let status = 500;
     try {
       const url = parseRequestUrl(req.url);
       const { version, path: routePath } = splitVersion(url.pathname);
       const found = this.router.match(req.method ?? 'GET', routePath);
       // dockerd's router sends a wrong method to the same handler as an unknown path.
       if (!('handler' in found)) throw new ApiError(404, 'page not found');
+      call = { pattern: found.pattern, path: routePath, params: found.params };
+      if (who) this.access!.authorize(who, req.method ?? 'GET', found.pattern);
       ctx = new RequestContext(req, res, found.params, url.searchParams, version, socket, head);
       const result = await found.handler(ctx);
+      status = ctx.responded ? (socket ? 101 : 200) : result?.status ?? (result?.body === undefined ? 204 : 200);
       if (ctx.responded) return;
-      const status = result?.status ?? (result?.body === undefined ? 204 : 200);
       this.send(req, res, socket, status, result?.body, result?.headers);
     } catch (e) {
-      const status = e instanceof ApiError ? e.status : 500;
+      status = e instanceof ApiError ? e.status : 500;
       if (!(e instanceof ApiError)) this.log.error({ err: e, url: req.url }, 'request failed');
       if (ctx?.responded) {
         // The response already started: nothing can carry a status now, so end the stream.
@@ -116,6 +149,7 @@ export class ApiServer {
       const message = e instanceof Error ? e.message : String(e);
       this.send(req, res, socket, status, status === 304 ? undefined : { message });
     } finally {
+      if (who && call) this.access!.record(who, { method: req.method ?? 'GET', ...call, status, streamed: !!ctx?.responded });
       this.log.debug({ method: req.method, url: req.url }, 'api');
     }
   }

@@ -1,9 +1,15 @@
 import { Command } from 'commander';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createLogger } from '../util/log.js';
 import { defaultConfig, type DaemonConfig } from '../engine/config.js';
 import { Engine } from '../engine/engine.js';
 import { ApiServer } from '../api/server.js';
+import { ApiTls, isLoopbackHost, loadTlsFiles, TlsConfigError } from '../api/tls.js';
+import { AccessControl } from '../api/access/access-control.js';
+import { AuditLog } from '../api/access/audit.js';
+import { loadRoleMap, type RoleMap } from '../api/access/identity.js';
 import { buildRouter } from '../api/routes/index.js';
 import { SwarmNode } from '../cluster/swarm-node.js';
 import '../manager/control-loops.js';
@@ -13,10 +19,18 @@ import { NetworkAgent } from '../agent/network-agent.js';
 import { LogAgent } from '../agent/logs.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
+/** dockerd's defaults: the files in DOCKER_CERT_PATH or ~/.docker. */
+const certDefault = (f: string) => path.join(process.env.DOCKER_CERT_PATH ?? path.join(os.homedir(), '.docker'), f);
 
 const program = new Command('shoald')
   .description('shoal daemon: a Docker Engine API for this machine and its swarm')
-  .option('-H, --host <address>', 'Engine API socket (unix:///path or tcp://host:port)', defaultConfig().host)
+  .option('-H, --host <address>', 'Engine API socket (unix:///path or tcp://host:port; repeatable)', collect, [])
+  .option('--tlsverify', 'TCP sockets speak TLS and require a client certificate signed by --tlscacert (or by the swarm root CA)')
+  .option('--tlscacert <file>', 'CA bundle client certificates must chain to', certDefault('ca.pem'))
+  .option('--tlscert <file>', "this daemon's TLS certificate", certDefault('cert.pem'))
+  .option('--tlskey <file>', "this daemon's TLS key", certDefault('key.pem'))
+  .option('--insecure-api', 'allow plain HTTP on a TCP address other than loopback (anyone who reaches it is root)')
+  .option('--api-roles <file>', 'JSON role map for client certificates: {"subjects": {"CN=alice": "admin"}}')
   .option('--data-root <dir>', 'persistent state', defaultConfig().dataRoot)
   .option('--exec-root <dir>', 'runtime state', defaultConfig().execRoot)
   .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect, [])
@@ -26,12 +40,12 @@ const program = new Command('shoald')
   .option('--log-level <level>', 'debug, info, warn, error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .parse();
 
-const opts = program.opts<{ host: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string }>();
+const opts = program.opts<{ host: string[]; tlsverify?: boolean; tlscacert: string; tlscert: string; tlskey: string; insecureApi?: boolean; apiRoles?: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string }>();
 const log = createLogger('shoald', opts.logLevel);
 
 const config: DaemonConfig = {
   ...defaultConfig(),
-  host: opts.host,
+  host: opts.host[0] ?? defaultConfig().host,
   dataRoot: opts.dataRoot,
   execRoot: opts.execRoot,
   insecureRegistries: opts.insecureRegistry,
@@ -39,7 +53,30 @@ const config: DaemonConfig = {
   ...(opts.hostname ? { hostname: opts.hostname } : {}),
 };
 
+/**
+ * Checks the API flags before anything starts: every -H parses, TCP without --tlsverify only
+ * on loopback (or with --insecure-api), the TLS files are readable and consistent.
+ */
+function checkApiFlags(): { hosts: string[]; roles?: RoleMap } {
+  const hosts = opts.host.length ? opts.host : [defaultConfig().host];
+  for (const h of hosts) {
+    let url: URL;
+    try {
+      url = new URL(h);
+    } catch {
+      throw new TlsConfigError(`-H ${h}: not an address (want unix:///path or tcp://host:port)`);
+    }
+    if (url.protocol !== 'unix:' && url.protocol !== 'tcp:') throw new TlsConfigError(`-H ${h}: unsupported scheme ${url.protocol} (want unix:// or tcp://)`);
+    if (url.protocol === 'tcp:' && !opts.tlsverify && !isLoopbackHost(url.hostname) && !opts.insecureApi) {
+      throw new TlsConfigError(`-H ${h}: refusing plain HTTP on a non-loopback address (anyone who reaches it is root on this machine): use --tlsverify with --tlscacert, --tlscert and --tlskey, or --insecure-api to accept the risk`);
+    }
+  }
+  if (opts.tlsverify) loadTlsFiles({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey });
+  return { hosts, ...(opts.apiRoles ? { roles: loadRoleMap(opts.apiRoles) } : {}) };
+}
+
 async function main(): Promise<void> {
+  const api0 = checkApiFlags();
   fs.mkdirSync(config.dataRoot, { recursive: true });
   fs.mkdirSync(config.execRoot, { recursive: true });
   const engine = await Engine.open(config, log);
@@ -51,9 +88,11 @@ async function main(): Promise<void> {
   logs.start();
   worker.start();
   await swarm.open();
-  const api = new ApiServer(buildRouter(engine, swarm, network), log);
-  await api.listen(config.host);
-  log.info({ host: config.host, dataRoot: config.dataRoot }, 'shoald ready');
+  const access = new AccessControl(new AuditLog(path.join(config.dataRoot, 'audit')), api0.roles, log.child({ part: 'access' }));
+  const tls = opts.tlsverify ? () => new ApiTls({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey }, () => swarm.apiClientCAPem(), log.child({ part: 'api-tls' })) : undefined;
+  const api = new ApiServer(buildRouter(engine, swarm, network, { serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined) }), log, access);
+  for (const h of api0.hosts) await api.listen(h, h.startsWith('tcp:') ? tls?.() : undefined);
+  log.info({ hosts: api0.hosts, tlsverify: !!opts.tlsverify, dataRoot: config.dataRoot }, 'shoald ready');
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -73,6 +112,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
+  if (e instanceof TlsConfigError || (e as Error).message?.startsWith('--api-roles')) {
+    console.error(`shoald: ${(e as Error).message}`);
+    process.exit(1);
+  }
   log.fatal({ err: e }, 'shoald failed to start');
   process.exit(1);
 });

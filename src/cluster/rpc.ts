@@ -64,7 +64,8 @@ export interface ManagerAddr { nodeId: string; addr: string }
 /** epoch: strictly increasing over the agent's registration attempts (the later one owns the node's liveness). */
 export interface SessionRequest { description: NodeDescription; addr: string; epoch?: number }
 /** rootCA: the roots to trust, the one the cluster shows first; signingRoot: the CA's (absent from older managers: the first root). */
-export interface SessionMessage { sessionId: string; node: Node; managers: ManagerAddr[]; heartbeatPeriodMs: number; rootCA: string; signingRoot?: string }
+/** apiClientCA: the CA certificate of Engine API client certificates, which every node's API trusts. */
+export interface SessionMessage { sessionId: string; node: Node; managers: ManagerAddr[]; heartbeatPeriodMs: number; rootCA: string; signingRoot?: string; apiClientCA?: string }
 export interface HeartbeatRequest { sessionId: string }
 export interface HeartbeatResponse { periodMs: number }
 /** The agent's node description changed (e.g. a certificate from a new root): sent within its session, which stays. */

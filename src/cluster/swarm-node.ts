@@ -151,6 +151,8 @@ export class SwarmNode {
       dek: path.join(this.certDir, 'swarm-node.dek'),
       etcdCa: path.join(this.certDir, 'etcd-ca.crt'),
       etcdCert: path.join(this.certDir, 'etcd-node.crt'),
+      /** The CA of Engine API client certificates, as the managers hand it out. */
+      apiClientCa: path.join(this.certDir, 'api-client-ca.crt'),
     };
   }
 
@@ -536,6 +538,7 @@ export class SwarmNode {
       onSession: (msg) => {
         this.reconcileRole(msg.node.Spec.Role);
         this.reconcileTrust(msg.rootCA, msg.signingRoot);
+        this.keepApiClientCA(msg.apiClientCA);
       },
     });
     session.onAssignments((tasks, files, changes) => {
@@ -617,6 +620,27 @@ export class SwarmNode {
       },
       TLSInfo: fs.existsSync(this.files.ca) ? this.nodeTlsInfo() : undefined,
     };
+  }
+
+  /** Stores the API client CA the managers sent (the API's TLS reads it: apiClientCAPem). */
+  private keepApiClientCA(pem: string | undefined): void {
+    if (!pem || !this.state) return;
+    const f = this.files.apiClientCa;
+    if (fs.existsSync(f) && fs.readFileSync(f, 'utf8') === pem) return;
+    fs.mkdirSync(this.certDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(f + '.tmp', pem);
+    fs.renameSync(f + '.tmp', f);
+    this.log.info('API client CA stored');
+  }
+
+  /** The swarm's API client CA certificate, while this node is in a swarm; undefined otherwise. */
+  apiClientCAPem(): string | undefined {
+    if (!this.state) return undefined;
+    try {
+      return fs.readFileSync(this.files.apiClientCa, 'utf8');
+    } catch {
+      return undefined;
+    }
   }
 
   /**

@@ -62,6 +62,8 @@ export interface DaemonLaunch {
   sandboxPrefix: string;
   insecureRegistries?: string[];
   labels?: string[];
+  /** Further shoald flags (e.g. the TCP listener and its TLS files). */
+  extraArgs?: string[];
 }
 
 /**
@@ -88,6 +90,7 @@ export function daemonArgs(l: DaemonLaunch): string[] {
   ];
   for (const r of l.insecureRegistries ?? []) args.push('--insecure-registry', r);
   for (const lb of l.labels ?? []) args.push('--label', lb);
+  args.push(...(l.extraArgs ?? []));
   return args;
 }
 

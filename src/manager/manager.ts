@@ -21,6 +21,7 @@ import { LogBroker } from './dispatcher/logs.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
 import type { RootCAMaterial } from './ca/root-ca.js';
+import { createApiCA, signApiCert } from '../cluster/api-certs.js';
 import { caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
 
 const CA_KEY = '/shoal/ca';
@@ -117,6 +118,7 @@ export class Manager {
       identify: (call) => this.identify(call),
       rootCA: () => this.trustBundle(),
       signingRoot: () => this.rootCertPem(),
+      apiClientCA: () => this.caMaterial?.apiClients?.certPem,
       dek: o.dek,
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
@@ -173,6 +175,7 @@ export class Manager {
     const raw = await this.client.get(CA_KEY).buffer();
     if (!raw) throw new Error('swarm CA material missing from the store');
     this.caMaterial = this.openCA(raw);
+    if (!this.caMaterial.apiClients) await this.addApiClientCA(raw);
     this.caWatch = await this.client.watch().key(CA_KEY).create();
     this.caWatch.on('put', (kv) => {
       this.caMaterial = this.openCA(kv.value);
@@ -296,6 +299,28 @@ export class Manager {
     if (!caRotating(current)) return true;
     const txn = await this.client.if(CA_KEY, 'Value', '==', raw).then(this.client.put(CA_KEY).value(this.sealCA(finishRotation(current)))).commit();
     return !!txn.succeeded;
+  }
+
+  /**
+   * Makes the Engine API client CA once per swarm (a swarm from before it gets one at its
+   * next manager start): compared on the stored value, so two managers never make two.
+   */
+  private async addApiClientCA(raw: Buffer): Promise<void> {
+    const withClients: StoredCA = { ...this.openCA(raw), apiClients: await createApiCA(`swarm-api-clients ${this.o.clusterId}`) };
+    const txn = await this.client.if(CA_KEY, 'Value', '==', raw).then(this.client.put(CA_KEY).value(this.sealCA(withClients))).commit();
+    if (txn.succeeded) this.caMaterial = withClients;
+    else this.caMaterial = this.openCA((await this.client.get(CA_KEY).buffer())!);
+  }
+
+  /**
+   * `shoal cert create`: an Engine API client certificate for `name` with `role` as its OU,
+   * from the CSR the client made (its key never leaves it). One year, or the CA's end.
+   */
+  async signApiClientCert(csrPem: string, name: string, role: string): Promise<{ certPem: string; caPem: string }> {
+    const ca = this.ca().apiClients;
+    if (!ca) throw new Error('the swarm has no API client CA yet');
+    const { certPem } = await signApiCert(ca, { subject: `CN=${name}, OU=${role}, O=${this.o.clusterId}`, usage: 'client', csrPem, notAfter: new Date(Date.now() + 365 * 24 * 3600_000) });
+    return { certPem, caPem: ca.certPem };
   }
 
   ca(): StoredCA {

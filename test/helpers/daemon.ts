@@ -22,6 +22,8 @@ export interface DaemonOptions {
   ns?: string;
   insecureRegistries?: string[];
   labels?: string[];
+  /** Further shoald flags. */
+  extraArgs?: string[];
 }
 
 export interface TestDaemon extends DaemonPlaces {
@@ -63,7 +65,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     inNs: (cmd, args, o) => inNetns(ns, cmd, args, o),
     async start() {
       // Overlay sandboxes named after this daemon, so destroy() finds them.
-      const args = daemonArgs({ ns, socket, dataRoot, execRoot, hostname: name, sandboxPrefix: `${name}-sb`, insecureRegistries: opts.insecureRegistries, labels: opts.labels });
+      const args = daemonArgs({ ns, socket, dataRoot, execRoot, hostname: name, sandboxPrefix: `${name}-sb`, insecureRegistries: opts.insecureRegistries, labels: opts.labels, extraArgs: opts.extraArgs });
       const child = startProcess('nsenter', args, path.join(dir, 'shoald.log'));
       d.pid = child.pid;
       await waitFor(`shoald ${name} to answer /_ping (log: ${dir}/shoald.log)`, async () => {

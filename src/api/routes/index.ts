@@ -13,9 +13,10 @@ import { secretRoutes } from './secrets.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import { volumeRoutes } from './volumes.js';
 import { containerFileRoutes } from './container-files.js';
+import { shoalCertRoutes, type CertRouteOptions } from './shoal-certs.js';
 
 /** Every Engine API route this daemon serves. */
-export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: LocalSwarmNetworks): Router {
+export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: LocalSwarmNetworks, certs?: CertRouteOptions): Router {
   const router = new Router();
   systemRoutes(router, engine, swarm);
   networkRoutes(router, engine, swarm, localNetworks);
@@ -29,5 +30,6 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   taskRoutes(router, () => swarm.controlStore());
   serviceLogRoutes(router, swarm);
   secretRoutes(router, () => { const m = swarm.requireManager(); return { store: m.store, dek: m.o.dek }; });
+  shoalCertRoutes(router, swarm, certs);
   return router;
 }

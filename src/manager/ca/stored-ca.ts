@@ -19,6 +19,11 @@ export interface StoredCA extends RootCAMaterial {
    * only it verifies the certificates issued meanwhile.
    */
   rotatingFrom?: RootCAMaterial;
+  /**
+   * The CA of Engine API client certificates (`shoal cert create`), apart from the root: a
+   * client certificate must never pass as a node or etcd peer, and survives root rotations.
+   */
+  apiClients?: RootCAMaterial;
 }
 
 /** Whether a rotation is under way (older roots still trusted; stores from before rotatingFrom have only trust). */
@@ -39,6 +44,7 @@ export async function startRotation(current: StoredCA, next: RootCAMaterial): Pr
     intermediate: await crossSignRoot(next, from),
     rotatingFrom: from,
     retired: current.retired,
+    apiClients: current.apiClients,
     etcd: current.etcd ?? { certPem: current.certPem, keyPem: current.keyPem },
   };
 }

@@ -46,6 +46,8 @@ export interface DispatcherDeps {
   rootCA(): string;
   /** The root the CA signs with: a node holding a certificate from another one asks for a new one. */
   signingRoot(): string;
+  /** The Engine API client CA certificate, handed to every node. */
+  apiClientCA?(): string | undefined;
   /** The swarm's data-encryption key: opens the secrets sent with assignments. */
   dek?: Buffer;
 }
@@ -198,7 +200,7 @@ export class Dispatcher {
     this.d.log.info({ node: id.nodeId, addr: observed, session: session.id, registrations }, 'agent session registered');
     const send = () => {
       const node = this.d.store.viewOne('nodes', id.nodeId);
-      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA(), signingRoot: this.d.signingRoot() });
+      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), rootCA: this.d.rootCA(), signingRoot: this.d.signingRoot(), apiClientCA: this.d.apiClientCA?.() });
     };
     send();
     this.resenders.add(send);
