@@ -32,7 +32,7 @@ import { applyUpdate, runcUpdateArgs, type UpdateConfig } from './update.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
 import { VolumeStore, dirSize } from '../volumes/store.js';
-import { mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
+import { checkBindPropagation, mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
@@ -421,6 +421,7 @@ export class ContainerManager {
       }
       await mountRootfs(img.layerDirs, p);
       await prepareMounts(this.volumes, rec, p.rootfs);
+      checkBindPropagation(rec);
       lap('mount');
       const links = this.resolveLinks(rec);
       const etc = { domainname: rec.config.Domainname || undefined, extra: [...extraHostsEntries(rec.hostConfig.ExtraHosts), ...links.hosts] };

@@ -183,6 +183,13 @@ function withLinkEnv(linkEnv: string[], env: string[]): string[] {
   return [...linkEnv.filter((e) => !own.has(e.split('=')[0])), ...env];
 }
 
+function rootfsPropagation(rec: ContainerRecord): { rootfsPropagation?: string } {
+  const props = (rec.mountPoints ?? []).filter((mp) => mp.Type === 'bind').map((mp) => mp.Propagation);
+  if (props.some((p) => p === 'shared' || p === 'rshared')) return { rootfsPropagation: 'shared' };
+  if (props.some((p) => p === 'slave' || p === 'rslave')) return { rootfsPropagation: 'rslave' };
+  return {};
+}
+
 /** The container's cgroup, below each controller's root (v1) or the unified root (v2). */
 export function cgroupsPathOf(id: string): string {
   // Container IDs are random, so the path never collides between daemons on one host.
@@ -216,6 +223,8 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
       cgroupsPath: cgroupsPathOf(rec.id),
       resources: resources(rec.hostConfig, privileged),
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      // A shared (or slave) bind needs the root to propagate so too, as dockerd sets it.
+      ...rootfsPropagation(rec),
       ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),
     },
   };
