@@ -318,6 +318,14 @@ export class NetworkAgent {
     const resolver = this.reconciler?.resolverAddress ?? '172.18.0.1';
     // In place: the file is bind-mounted into the container by inode.
     fs.writeFileSync(this.engine.containers.paths(rec.id).resolvConf, `nameserver ${resolver}\noptions ndots:0\n`);
+    // /etc/hosts names the task's own address (its first network past ingress) with the aliases
+    // asked for on that network, so `hostname -i` and `getent hosts $(hostname)` work as in Docker.
+    const own = task.NetworksAttachments.find((a) => !a.Network.Spec?.Ingress) ?? task.NetworksAttachments[0];
+    const ip = own.Addresses?.[0]?.split('/')[0];
+    if (ip) {
+      const asked = (task.Spec?.Networks ?? []).find((n) => n.Target === own.Network.ID || n.Target === own.Network.Spec?.Name);
+      this.engine.containers.setOwnAddress(rec.id, ip, asked?.Aliases ?? []);
+    }
     this.starting.set(taskId, { containerId: rec.id, pid });
     // A pass already under way when the hook ran did not see this container: kick() then waits for the next one too.
     await this.kick();

@@ -168,6 +168,10 @@ export class StandaloneAttachments {
       throw e;
     }
     this.useResolver(rec);
+    // A container whose own network is a swarm one: its address there names it in /etc/hosts.
+    const first = [...tasks.values()][0];
+    const ip = first?.NetworksAttachments?.[0]?.Addresses?.[0]?.split('/')[0];
+    if (!LOCAL_MODES.has(mode) && wanted[0] === mode && ip) this.engine.containers.setOwnAddress(rec.id, ip, rec.endpointSettings?.[mode]?.Aliases ?? []);
     this.byContainer.set(rec.id, { pid, tasks });
     await this.apply();
   }

@@ -105,7 +105,9 @@ export function containerRoutes(router: Router, engine: Engine): void {
 
   router.get('/containers/:id/top', async (ctx) => ({ body: await m.top(ctx.params.id, ctx.query.get('ps_args') || '-ef') }));
 
-  router.delete('/containers/:id', async (ctx) => {
+  // `:id*`: a link's name (`parent/alias`) has a slash; `link=true` removes only that link.
+  router.delete('/containers/:id*', async (ctx) => {
+    if (ctx.bool('link')) return m.removeLink(ctx.params.id);
     await m.remove(ctx.params.id, { force: ctx.bool('force'), volumes: ctx.bool('v') });
   });
 

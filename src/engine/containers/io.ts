@@ -84,7 +84,14 @@ export async function attach(m: ContainerManager, ref: string, o: AttachOptions,
   io.on('close', () => ac.abort());
   io.on('error', () => ac.abort());
   const watcher = rec.config.Tty === true ? new DetachWatcher(parseDetachKeys(o.detachKeys)) : undefined;
-  if (o.logs) for (const e of readLog(p.log, 0).entries) write(e);
+  if (o.logs) {
+    const entries = readLog(p.log, 0).entries;
+    // Clients such as docker-py read the 101 answer through a buffered reader and then take the
+    // raw socket: output sent right behind the header would sit unread in that buffer. dockerd
+    // never sends it that soon; neither do we.
+    if (entries.length) await new Promise((r) => setTimeout(r, 100));
+    for (const e of entries) write(e);
+  }
   if (o.stdin && rec.config.OpenStdin) forwardStdin(m, rec.id, path.join(p.run, attachId(rec.id), 'attach'), io, seq, ac, watcher);
   else io.resume();
   if (o.stream && !ac.signal.aborted) {

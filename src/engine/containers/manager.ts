@@ -25,13 +25,14 @@ import {
   type ContainerRecord,
   type HostConfig,
 } from './record.js';
-import { isMounted, mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { extraHostsEntries, isMounted, mountRootfs, unmountRootfs, writeEtcFiles, type HostsEntry } from './rootfs.js';
+import { linkEnv, linkHostNames, normalizeLinks, parseLink } from './links.js';
 import { verifyHostConfig } from './host-config.js';
 import { applyUpdate, runcUpdateArgs, type UpdateConfig } from './update.js';
 import { Runc, conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
 import { VolumeStore, dirSize } from '../volumes/store.js';
-import { mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
+import { checkBindPropagation, mountForCopy, prepareMounts, releaseMounts, resolveMountPoints } from './mounts.js';
 import { matchesFilters, validateFilters } from './filters.js';
 import { Execs, type ExecInstance } from './exec.js';
 import { EventLog } from '../events.js';
@@ -172,6 +173,10 @@ export class ContainerManager {
     if (byId) return byId;
     const byName = this.names.get(ref.startsWith('/') ? ref : '/' + ref);
     if (byName && this.records.has(byName)) return this.records.get(byName)!;
+    if (ref.indexOf('/', 1) > 0) {
+      const linked = this.byLinkName(ref);
+      if (linked) return linked;
+    }
     if (/^[a-f0-9]+$/.test(ref)) {
       const matches = [...this.records.keys()].filter((id) => id.startsWith(ref));
       if (matches.length > 1) throw badRequest(`Multiple IDs found with provided prefix: ${ref}`);
@@ -306,6 +311,20 @@ export class ContainerManager {
     } else {
       do name = '/' + randomName(); while (this.names.has(name));
     }
+    const links = normalizeLinks(hostConfig.Links, name);
+    if (links.length) {
+      if (mode === 'host') throw badRequest("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
+      for (const l of links) {
+        const child = parseLink(l).child;
+        try {
+          this.get(child);
+        } catch (e) {
+          if (e instanceof ApiError && e.status === 404) throw badRequest(`could not get container for ${child.slice(1)}: No such container: ${child.slice(1)}`);
+          throw e;
+        }
+      }
+      hostConfig.Links = links;
+    }
     const id = newHexId();
     this.names.set(name, id);
     const p = this.paths(id);
@@ -402,9 +421,13 @@ export class ContainerManager {
       }
       await mountRootfs(img.layerDirs, p);
       await prepareMounts(this.volumes, rec, p.rootfs);
+      checkBindPropagation(rec);
       lap('mount');
-      writeEtcFiles(p, hostname);
-      const spec = containerSpec(rec, p, hostname) as { linux: { namespaces: { type: string }[] } };
+      const links = this.resolveLinks(rec);
+      const etc = { domainname: rec.config.Domainname || undefined, extra: [...extraHostsEntries(rec.hostConfig.ExtraHosts), ...links.hosts] };
+      this.etcOptions.set(id, etc);
+      writeEtcFiles(p, hostname, etc);
+      const spec = containerSpec(rec, p, hostname, links.env) as { linux: { namespaces: { type: string }[] } };
       if (mode === 'host') spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network');
       fs.writeFileSync(p.spec, JSON.stringify(spec));
       fs.mkdirSync(p.run, { recursive: true });
@@ -419,7 +442,7 @@ export class ContainerManager {
       lap('create');
       if ((mode === 'default' || mode === 'bridge') && !rec.leftDefaultBridge) {
         const ep = await this.bridge.connect(id, pid);
-        writeEtcFiles(p, hostname, ep.IPAddress);
+        writeEtcFiles(p, hostname, { ...etc, ip: ep.IPAddress });
         const exposed = Object.keys(rec.config.ExposedPorts ?? {});
         rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
         await this.ports.publish(id, ep.IPAddress, rec.published);
@@ -428,7 +451,7 @@ export class ContainerManager {
       if (mode !== 'default' && mode !== 'bridge' && (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name)) await this.bridge.connectLater(id, pid);
       // A default-bridge container connected to user bridges keeps its ports on the default bridge.
       if (primary && mode !== 'default' && mode !== 'bridge') {
-        writeEtcFiles(p, hostname, primary.ip);
+        writeEtcFiles(p, hostname, { ...etc, ip: primary.ip });
         const exposed = Object.keys(rec.config.ExposedPorts ?? {});
         rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
         await this.ports.publish(id, primary.ip, rec.published);
@@ -456,6 +479,64 @@ export class ContainerManager {
     this.watchHealth(rec);
     this.log.info({ id, pid, ms: t }, 'container started');
     this.event(rec, 'start');
+  }
+
+  /** What the last start wrote into a container's /etc/hosts besides its own line (ExtraHosts, links). */
+  private readonly etcOptions = new Map<string, { domainname?: string; extra: HostsEntry[] }>();
+
+  /**
+   * A container's own line in /etc/hosts once its address is known elsewhere (a swarm task's
+   * network, from a start hook): `<ip> <hostname> <aliases…>`, what `hostname -i` reads.
+   */
+  setOwnAddress(id: string, ip: string, aliases: string[] = []): void {
+    const rec = this.get(id);
+    writeEtcFiles(this.paths(rec.id), rec.config.Hostname || rec.id.slice(0, 12), { ...(this.etcOptions.get(rec.id) ?? { extra: [] }), ip, aliases });
+  }
+
+  /**
+   * The running containers a start links to (default bridge only, as in Docker; on user
+   * networks names resolve by DNS): their /etc/hosts lines and `<ALIAS>_…` variables.
+   */
+  private resolveLinks(rec: ContainerRecord): { hosts: HostsEntry[]; env: string[] } {
+    const out = { hosts: [] as HostsEntry[], env: [] as string[] };
+    const mode = rec.hostConfig.NetworkMode ?? 'default';
+    const stored = Array.isArray(rec.hostConfig.Links) ? (rec.hostConfig.Links as string[]) : [];
+    if (!stored.length || (mode !== 'default' && mode !== 'bridge')) return out;
+    for (const l of stored) {
+      const link = parseLink(l);
+      const child = this.find(link.child);
+      const ip = child ? this.endpoint(child.id)?.IPAddress : undefined;
+      if (!child || !hasProcess(child) || !ip) throw conflict(`Cannot link to a non running container: ${link.child} AS ${link.name}`);
+      out.hosts.push({ ip, names: linkHostNames(link, child.config.Hostname || child.id.slice(0, 12)) });
+      out.env.push(...linkEnv(link, ip, child.config.Env ?? [], Object.keys(child.config.ExposedPorts ?? {})));
+    }
+    return out;
+  }
+
+  /** `DELETE /containers/<parent>/<alias>?link=true`: the parent forgets the link; both containers stay. */
+  removeLink(ref: string): void {
+    const name = ref.startsWith('/') ? ref : `/${ref}`;
+    const cut = name.lastIndexOf('/');
+    if (cut <= 0) throw serverError('Conflict, cannot remove the default link name of the container');
+    this.get(name); // 404 as dockerd's lookup of the link name
+    const parent = this.find(name.slice(0, cut));
+    if (!parent) throw serverError(`Cannot get parent ${name.slice(0, cut)} for link ${name}`);
+    const kept = (parent.hostConfig.Links as string[]).filter((l) => parseLink(l).name !== name);
+    parent.hostConfig.Links = kept.length ? kept : null;
+    saveRecord(this.paths(parent.id).record, parent);
+  }
+
+  /** `/<parent>/<alias>` → the linked container, as dockerd's name lookup finds it. */
+  private byLinkName(ref: string): ContainerRecord | undefined {
+    const name = ref.startsWith('/') ? ref : `/${ref}`;
+    const cut = name.lastIndexOf('/');
+    if (cut <= 0) return undefined;
+    const parentId = this.names.get(name.slice(0, cut));
+    const parent = parentId ? this.records.get(parentId) : undefined;
+    const links = Array.isArray(parent?.hostConfig.Links) ? (parent!.hostConfig.Links as string[]) : [];
+    const link = links.map(parseLink).find((l) => l.name === name);
+    const childId = link ? this.names.get(link.child) : undefined;
+    return childId ? this.records.get(childId) : undefined;
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */
@@ -789,7 +870,8 @@ export class ContainerManager {
     }
     await this.locked(rec.id, async () => {
       if (!this.records.has(rec.id)) return;
-      if (hasProcess(rec)) throw this.removeRunningError(rec);
+      // An exit handled meanwhile may have scheduled a restart by policy: still live, as in dockerd.
+      if (hasProcess(rec) || (!opts.force && this.restartsPending.has(rec.id))) throw this.removeRunningError(rec);
       rec.state.Status = 'removing';
       await this.teardown(rec);
       const p = this.paths(rec.id);
@@ -798,6 +880,7 @@ export class ContainerManager {
       forgetRecord(p.record);
       fs.rmSync(path.join(this.exitsDir, rec.id), { force: true });
       this.records.delete(rec.id);
+      this.etcOptions.delete(rec.id);
       if (this.names.get(rec.name) === rec.id) this.names.delete(rec.name);
       for (const [eid, e] of this.execs) if (e.containerId === rec.id) this.execs.delete(eid);
       this.log.info({ id: rec.id }, 'container removed');

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { run } from '../../util/run.js';
 import { resolveInRoot } from './files.js';
 import type { Logger } from '../../util/log.js';
-import { badRequest } from '../../util/errors.js';
+import { ApiError, badRequest } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
 import type { VolumeStore } from '../volumes/store.js';
 import { containerMountPoints, type MountPoint } from '../volumes/mounts.js';
@@ -64,6 +64,46 @@ export async function prepareMounts(volumes: VolumeStore, rec: ContainerRecord, 
     const data = await volumes.mount(mp.Name, rec.id);
     volumes.onEvent('mount', mp.Name, { container: rec.id, destination: mp.Destination, driver: mp.Driver ?? 'local', propagation: mp.Propagation, 'read/write': String(mp.RW) });
     if (mp.CopyData) await copyImageContent(rootfs, mp.Destination, data);
+  }
+}
+
+/** The mount (mountinfo fields) holding `file`: the longest mount point that is `file` or above it. */
+function mountOf(file: string): { mountPoint: string; optional: string[] } | undefined {
+  let best: { mountPoint: string; optional: string[] } | undefined;
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const f = line.split(' ');
+    if (f.length < 7) continue;
+    // mountinfo escapes blanks and backslashes in octal.
+    const mp = f[4].replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const under = mp === '/' || file === mp || file.startsWith(mp.endsWith('/') ? mp : `${mp}/`);
+    if (!under || (best && best.mountPoint.length > mp.length)) continue;
+    const dash = f.indexOf('-', 6);
+    best = { mountPoint: mp, optional: f.slice(6, dash < 0 ? undefined : dash) };
+  }
+  return best;
+}
+
+/**
+ * dockerd refuses a bind with shared (or slave) propagation from a mount that cannot propagate
+ * so (daemon/oci_linux.go ensureShared / ensureSharedOrSlave): the mount would not do what was asked.
+ */
+export function checkBindPropagation(rec: ContainerRecord): void {
+  for (const mp of rec.mountPoints ?? []) {
+    if (mp.Type !== 'bind' || !mp.Source) continue;
+    const prop = mp.Propagation;
+    const shared = prop === 'shared' || prop === 'rshared';
+    const slave = prop === 'slave' || prop === 'rslave';
+    if (!shared && !slave) continue;
+    let real = mp.Source;
+    try {
+      real = fs.realpathSync(mp.Source);
+    } catch { /* made at start (CreateSource): its parent's mount decides */ }
+    const m = mountOf(real);
+    if (!m) continue;
+    const isShared = m.optional.some((o) => o.startsWith('shared:'));
+    const isSlave = m.optional.some((o) => o.startsWith('master:'));
+    if (shared && !isShared) throw new ApiError(500, `path ${mp.Source} is mounted on ${m.mountPoint} but it is not a shared mount`);
+    if (slave && !isShared && !isSlave) throw new ApiError(500, `path ${mp.Source} is mounted on ${m.mountPoint} but it is not a shared or slave mount`);
   }
 }
 

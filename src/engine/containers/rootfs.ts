@@ -31,20 +31,54 @@ export async function unmountRootfs(rootfs: string): Promise<void> {
   for (const mp of mountsUnder(rootfs)) await runBatched('umount', ['-l', mp], { allowFail: true });
 }
 
-/** /etc/hosts, /etc/hostname, /etc/resolv.conf as Docker writes them for a bridge container. */
-export function writeEtcFiles(p: { hosts: string; hostname: string; resolvConf: string }, hostname: string, ip?: string): void {
-  const hosts = [
+/** One more line of a container's /etc/hosts: `--add-host`, a legacy link. */
+export interface HostsEntry {
+  ip: string;
+  names: string[];
+}
+
+export interface EtcFilesOptions {
+  /** The container's own address (bridge, user network, swarm task's first network): `<ip>\t<hostname>`. */
+  ip?: string;
+  /** `Config.Domainname`: the own line then names `<hostname>.<domain>` first, as Docker writes it. */
+  domainname?: string;
+  /** More names for the own address (a swarm task's network aliases). */
+  aliases?: string[];
+  /** Lines before the own one (`--add-host`, links), in order. */
+  extra?: HostsEntry[];
+}
+
+/** `HostConfig.ExtraHosts` (`name:ip`; an IPv6 address keeps its colons) as hosts lines. */
+export function extraHostsEntries(extraHosts: unknown): HostsEntry[] {
+  if (!Array.isArray(extraHosts)) return [];
+  return extraHosts.filter((h): h is string => typeof h === 'string' && h.includes(':')).map((h) => {
+    const i = h.indexOf(':');
+    return { ip: h.slice(i + 1), names: [h.slice(0, i)] };
+  });
+}
+
+/** The text of a container's /etc/hosts, as libnetwork writes it: defaults, extra lines, then the container's own. */
+export function hostsContent(hostname: string, o: EtcFilesOptions = {}): string {
+  const own = o.ip
+    ? [`${o.ip}\t${[...(o.domainname ? [`${hostname}.${o.domainname}`] : []), hostname, ...(o.aliases ?? []).filter((a) => a !== hostname)].join(' ')}`]
+    : [];
+  return [
     '127.0.0.1\tlocalhost',
     '::1\tlocalhost ip6-localhost ip6-loopback',
     'fe00::0\tip6-localnet',
     'ff00::0\tip6-mcastprefix',
     'ff02::1\tip6-allnodes',
     'ff02::2\tip6-allrouters',
-    ...(ip ? [`${ip}\t${hostname}`] : []),
+    ...(o.extra ?? []).map((e) => `${e.ip}\t${e.names.join(' ')}`),
+    ...own,
     '',
   ].join('\n');
+}
+
+/** /etc/hosts, /etc/hostname, /etc/resolv.conf as Docker writes them for a container. */
+export function writeEtcFiles(p: { hosts: string; hostname: string; resolvConf: string }, hostname: string, o: EtcFilesOptions = {}): void {
   // Written in place, never renamed: the bind mount follows the inode.
-  fs.writeFileSync(p.hosts, hosts);
+  fs.writeFileSync(p.hosts, hostsContent(hostname, o));
   fs.writeFileSync(p.hostname, hostname + '\n');
   if (!fs.existsSync(p.resolvConf)) fs.writeFileSync(p.resolvConf, resolvConf());
 }

@@ -177,6 +177,19 @@ function processEnv(env: string[], hostname: string, tty: boolean): string[] {
   return [...(has('HOSTNAME') ? [] : [`HOSTNAME=${hostname}`]), ...env, ...(tty && !has('TERM') ? ['TERM=xterm'] : [])];
 }
 
+/** Links' variables first, the container's own `Env` winning over them, as dockerd's CreateDaemonEnvironment. */
+function withLinkEnv(linkEnv: string[], env: string[]): string[] {
+  const own = new Set(env.map((e) => e.split('=')[0]));
+  return [...linkEnv.filter((e) => !own.has(e.split('=')[0])), ...env];
+}
+
+function rootfsPropagation(rec: ContainerRecord): { rootfsPropagation?: string } {
+  const props = (rec.mountPoints ?? []).filter((mp) => mp.Type === 'bind').map((mp) => mp.Propagation);
+  if (props.some((p) => p === 'shared' || p === 'rshared')) return { rootfsPropagation: 'shared' };
+  if (props.some((p) => p === 'slave' || p === 'rslave')) return { rootfsPropagation: 'rslave' };
+  return {};
+}
+
 /** The container's cgroup, below each controller's root (v1) or the unified root (v2). */
 export function cgroupsPathOf(id: string): string {
   // Container IDs are random, so the path never collides between daemons on one host.
@@ -184,7 +197,7 @@ export function cgroupsPathOf(id: string): string {
 }
 
 /** The OCI runtime spec (config.json) runc gets for a container. */
-export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: string; hostname: string; resolvConf: string }, hostname: string): object {
+export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: string; hostname: string; resolvConf: string }, hostname: string, linkEnv: string[] = []): object {
   const c = rec.config;
   const privileged = rec.hostConfig.Privileged === true;
   const mounts: OciMount[] = [
@@ -202,7 +215,7 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
   ];
   return {
     ociVersion: '1.0.2-dev',
-    process: processSpec(p.rootfs, [rec.path, ...rec.args], processEnv(c.Env ?? [], hostname, c.Tty === true), { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged, groupAdd: groupAddOf(rec.hostConfig) }),
+    process: processSpec(p.rootfs, [rec.path, ...rec.args], processEnv(withLinkEnv(linkEnv, c.Env ?? []), hostname, c.Tty === true), { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged, groupAdd: groupAddOf(rec.hostConfig) }),
     root: { path: p.rootfs, readonly: false },
     hostname,
     mounts,
@@ -210,6 +223,8 @@ export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: 
       cgroupsPath: cgroupsPathOf(rec.id),
       resources: resources(rec.hostConfig, privileged),
       namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }],
+      // A shared (or slave) bind needs the root to propagate so too, as dockerd sets it.
+      ...rootfsPropagation(rec),
       ...(privileged ? {} : { maskedPaths: MASKED, readonlyPaths: READONLY }),
     },
   };
