@@ -36,7 +36,7 @@ async function findSuite(): Promise<string> {
 /** API version docker-py is told to speak (it defaults to 1.45, which a 1.41 engine refuses). */
 const API_VERSION = '1.41';
 /** Per test: a hung stream must not stall the run. */
-const TEST_TIMEOUT_S = 90;
+const TEST_TIMEOUT_S = 60;
 
 interface FileResult {
   file: string;

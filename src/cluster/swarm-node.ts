@@ -56,6 +56,7 @@ export interface JoinRequest {
   AdvertiseAddr?: string;
   RemoteAddrs?: string[];
   JoinToken?: string;
+  DataPathAddr?: string;
 }
 
 const NS = 1e9;
@@ -303,6 +304,7 @@ export class SwarmNode {
       if (this.state && force) return this.forceNewCluster();
       const listen = parseListenAddr(req.ListenAddr);
       const advertise = await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
+      resolveDataPathAddr(req.DataPathAddr);
       const nodeId = newSwarmId();
       const clusterId = newSwarmId();
       const ca = await createRootCA();
@@ -373,6 +375,7 @@ export class SwarmNode {
       }
       const remote = grpcAddr(remotes[0]);
       const listen = parseListenAddr(req.ListenAddr);
+      resolveDataPathAddr(req.DataPathAddr);
       const advertiseHost = req.AdvertiseAddr ? (await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host)).host : await localAddrTowards(remote);
 
       // 1. The root CA, trusted only if its digest is the one in the token.
@@ -859,6 +862,24 @@ export async function resolveAdvertiseAddr(given: string | undefined, listenHost
   }
   if (listenHost && listenHost !== '0.0.0.0' && net.isIP(listenHost)) return { host: listenHost, port: SWARM_PORT };
   return { host: chooseSystemAddr(await listSystemLinks()), port: SWARM_PORT };
+}
+
+/**
+ * --data-path-addr: an IP (not 0.0.0.0, no port) or the name of an interface with an address,
+ * checked as dockerd's resolveDataPathAddr does; undefined when not given.
+ */
+export function resolveDataPathAddr(given: string | undefined): string | undefined {
+  if (!given) return undefined;
+  const bad = () => badRequest('data path address must be a non-zero IP address or network interface (without a port number)');
+  if (net.isIP(given)) {
+    if (given === '0.0.0.0' || given === '::') throw bad();
+    return given;
+  }
+  const iface = os.networkInterfaces()[given];
+  if (!iface) throw bad();
+  const addr = iface.find((a) => a.family === 'IPv4' && !a.internal) ?? iface.find((a) => a.family === 'IPv6' && !a.internal && !a.address.startsWith('fe80'));
+  if (!addr) throw badRequest(`interface ${given} has no usable IPv4 or IPv6 address`);
+  return addr.address;
 }
 
 /** The local address the kernel would use to reach `remote` (how dockerd picks a joiner's address). */

@@ -18,7 +18,7 @@ export interface NetworkResource {
   Scope: string;
   Driver: string;
   EnableIPv6: boolean;
-  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; IPRange?: string; Gateway?: string }[] };
+  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }[] };
   Internal: boolean;
   Attachable: boolean;
   Ingress: boolean;
@@ -88,7 +88,10 @@ export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResou
   }
   return {
     Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: 'bridge', EnableIPv6: false,
-    IPAM: { Driver: 'default', Options: {}, Config: [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway }] },
+    IPAM: {
+      Driver: 'default', Options: n.ipamOptions ? { ...n.ipamOptions } : null,
+      Config: [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway, ...(n.auxAddresses ? { AuxiliaryAddresses: { ...n.auxAddresses } } : {}) }],
+    },
     Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
     Containers: containers, Options: { ...n.options }, Labels: { ...n.labels },
   };
@@ -210,7 +213,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     const driver = req.Driver || 'bridge';
     if (driver === 'bridge' && !req.Scope?.startsWith('swarm')) {
       if (!req.Name) throw badRequest('network name must not be empty'); // as the CLI would never send it
-      if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(req.Name)) throw badRequest(`invalid name ${req.Name}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+      // libnetwork's ValidateName asks only for a name: spaces and other characters are fine.
       const taken = (name: string) => swarmNetworks().some((s) => s.Spec.Name === name);
       const n = await engine.userBridges.create({ ...req, Name: req.Name }, taken);
       engine.events.emit('network', 'create', n.id, { name: n.name, type: 'bridge' });

@@ -37,7 +37,8 @@ export function serviceView(s: Service, insertDefaults = false): Record<string, 
   // SpecVersion is shoal's own bookkeeping, not part of Docker's Service.
   const out: Record<string, unknown> = { ...s, Endpoint: s.Endpoint ?? { Spec: {} } };
   delete out.SpecVersion;
-  if (insertDefaults) out.Spec = withDefaults(s.Spec);
+  // Docker's TaskSpec.ForceUpdate has no omitempty: inspect always shows it, 0 until forced.
+  out.Spec = insertDefaults ? withDefaults(s.Spec) : { ...s.Spec, TaskTemplate: { ...s.Spec.TaskTemplate, ForceUpdate: s.Spec.TaskTemplate?.ForceUpdate ?? 0 } };
   return out;
 }
 
@@ -192,7 +193,8 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
       if (e instanceof VersionConflict) throw rpcError('Unknown', 'update out of sequence');
       throw e;
     }
-    return { body: {} };
+    // swagger ServiceUpdateResponse: Warnings is always there (null when none), as dockerd sends it.
+    return { body: { Warnings: null } };
   });
 
   router.delete('/services/:id', async (ctx) => {

@@ -51,6 +51,10 @@ export interface UserNetwork {
   ipRange?: string;
   /** The subnet was the user's (`--subnet`): only then is `--ip` allowed, as in Docker. */
   userSubnet: boolean;
+  /** `--aux-address`: names for addresses kept out of the pool. */
+  auxAddresses?: Record<string, string>;
+  /** `--ipam-opt`; absent when none were given (inspect shows null then, as Docker). */
+  ipamOptions?: Record<string, string>;
   internal: boolean;
   labels: Record<string, string>;
   options: Record<string, string>;
@@ -68,7 +72,7 @@ export interface BridgeCreateRequest {
   Internal?: boolean;
   Labels?: Record<string, string> | null;
   Options?: Record<string, string> | null;
-  IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; IPRange?: string }[] | null } | null;
+  IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> | null }[] | null; Options?: Record<string, string> | null } | null;
   EnableIPv6?: boolean;
 }
 
@@ -171,6 +175,10 @@ export class UserBridges {
       }
       const gateway = cfg.Gateway ?? firstHost(subnet);
       if (!validIp(gateway) || !contains(parseSubnet(subnet), gateway)) throw forbidden(`no matching subnet for gateway ${gateway}`);
+      const aux = { ...(cfg.AuxiliaryAddresses ?? {}) };
+      for (const a of Object.values(aux)) {
+        if (!validIp(a) || !contains(parseSubnet(subnet), a)) throw forbidden(`no matching subnet for aux-address ${a}`);
+      }
       const id = newHexId();
       const options = { ...(req.Options ?? {}) };
       const device = options[BRIDGE_NAME_OPTION] || `br-${id.slice(0, 12)}`;
@@ -178,8 +186,10 @@ export class UserBridges {
       if (this.list().some((n) => n.device === device) || device === DEFAULT_BRIDGE.device) throw forbidden(`bridge name ${device} is already in use`);
       const n: UserNetwork = {
         id, name, created: new Date().toISOString(), device, subnet, gateway, ...(cfg.IPRange ? { ipRange: cfg.IPRange } : {}), userSubnet: !!cfg.Subnet,
+        ...(Object.keys(aux).length ? { auxAddresses: aux } : {}),
+        ...(req.IPAM?.Options ? { ipamOptions: { ...req.IPAM.Options } } : {}),
         internal: !!req.Internal, labels: { ...(req.Labels ?? {}) }, options,
-        pool: AddressPool.empty(subnet, [gateway], cfg.IPRange).toJSON(), endpoints: {},
+        pool: AddressPool.empty(subnet, [gateway, ...Object.values(aux)], cfg.IPRange).toJSON(), endpoints: {},
       };
       this.state.networks[id] = n;
       this.pools.set(id, new AddressPool(n.pool));

@@ -135,6 +135,12 @@ export function allocate(
   for (const s of services) {
     const wanted = serviceNetworks(s, nets);
     if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
+    // Nothing to allocate (swarmkit IsServiceAllocated): no write, so the version a client read
+    // right after create is still the one to update with.
+    if (!wanted.length && !s.Spec.EndpointSpec && !s.Endpoint?.VirtualIPs?.length && !s.Endpoint?.Ports?.length) {
+      allocated.set(s.ID, s);
+      continue;
+    }
     const mode = s.Spec.EndpointSpec?.Mode ?? 'vip';
     let vips: VirtualIP[];
     try {
