@@ -190,6 +190,23 @@ test('a write answers by its deadline while etcd does not: an ambiguous timeout,
   assert.ok(store.get('nodes', 'dl3'), 'writes work again');
 });
 
+test('a member killed under the store is started again, and writes work again', async () => {
+  const pid = Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8'));
+  process.kill(pid, 'SIGKILL');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await store.commit([{ kind: 'nodes', op: 'create', object: node('after-kill') }], { deadlineMs: 2000 });
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  assert.notEqual(Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8')), pid, 'a new etcd process');
+  assert.ok(store.get('nodes', 'after-kill'));
+});
+
 // Last: it stops the member.
 test('with the member gone a write fails at once with Docker\'s no-leader error, writing nothing', async () => {
   await member.stop();
