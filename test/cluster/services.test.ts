@@ -139,9 +139,18 @@ describe('services on a three-machine swarm', () => {
 
   it('draining a node moves its tasks to the others', async () => {
     assert.equal((await d('m1', ['node', 'update', '--availability', 'drain', 'm3'])).code, 0);
-    await waitFor('m3 empty and 7/7', async () => (await taskContainers('m3', 'web')).size === 0 && (await replicas('web')) === '7/7');
-    const onOthers = (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size;
-    assert.equal(onOthers, 7);
+    // REPLICAS counts tasks last reported RUNNING, as swarmkit's ListServiceStatuses does: the
+    // drained node's tasks count until their agent reports them shut down, which comes just
+    // after their containers are gone. So 7/7 and an empty m3 can both hold while the
+    // replacements are still starting: the containers on the others are waited for too.
+    const onOthers = async () => (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size;
+    await waitFor('m3 empty, 7 on the others and 7/7', async () => (await taskContainers('m3', 'web')).size === 0 && (await onOthers()) === 7 && (await replicas('web')) === '7/7');
+    await waitFor('the drained node\'s tasks reported shut down', async () => {
+      const ps = (await d('m1', ['service', 'ps', 'web', '--filter', 'node=m3', '--format', '{{.DesiredState}} {{.CurrentState}}'])).stdout.trim().split('\n').filter(Boolean);
+      return ps.every((l) => !/Running/.test(l));
+    });
+    assert.equal(await onOthers(), 7);
+    assert.equal(await replicas('web'), '7/7');
     // The global service leaves the drained node too.
     await waitFor('mon off m3', async () => (await taskContainers('m3', 'mon')).size === 0);
     assert.equal((await d('m1', ['node', 'update', '--availability', 'active', 'm3'])).code, 0);

@@ -8,7 +8,7 @@ import { createRootCA, signNodeCert } from '../../src/manager/ca/root-ca.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
 import { EtcdMember, etcdClient, waitForEtcd } from '../../src/manager/store/etcd-member.js';
 import { EtcdStore } from '../../src/manager/store/etcd-store.js';
-import { LeaderLost, VersionConflict, type StoreEvent } from '../../src/manager/store/store.js';
+import { LeaderLost, StoreUnavailable, VersionConflict, WriteTimeout, type StoreEvent } from '../../src/manager/store/store.js';
 import type { Node } from '../../src/cluster/types.js';
 import { createLogger } from '../../src/util/log.js';
 import { uniqueName } from '../helpers/netns.js';
@@ -165,4 +165,52 @@ test('a canceled watch (its revision compacted away) makes the cache read everyt
   while (!s3.viewOne('nodes', 'after') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.ok(s3.viewOne('nodes', 'after'));
   await s3.close();
+});
+
+test('a write answers by its deadline while etcd does not: an ambiguous timeout, never half applied', async () => {
+  const pid = Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8'));
+  // A member that holds the request and never answers, as one without a raft leader does.
+  process.kill(pid, 'SIGSTOP');
+  let took: number;
+  try {
+    const t0 = Date.now();
+    await assert.rejects(
+      store.commit([{ kind: 'nodes', op: 'create', object: node('dl1') }, { kind: 'nodes', op: 'create', object: node('dl2') }], { deadlineMs: 3000 }),
+      (e: unknown) => e instanceof WriteTimeout && e.status === 500 && e.message === 'rpc error: code = DeadlineExceeded desc = context deadline exceeded',
+    );
+    took = Date.now() - t0;
+  } finally {
+    process.kill(pid, 'SIGCONT');
+  }
+  assert.ok(took < 3000 + 2000, `answered after ${took} ms with a 3 s deadline`);
+  // Both objects or neither: a transaction is whole.
+  const [a, b] = await Promise.all(['dl1', 'dl2'].map((id) => client.get(`/shoal/v1/nodes/${id}`).string()));
+  assert.equal(a === null, b === null, 'one object of the transaction without the other');
+  await store.commit([{ kind: 'nodes', op: 'create', object: node('dl3') }]);
+  assert.ok(store.get('nodes', 'dl3'), 'writes work again');
+});
+
+test('a member killed under the store is started again, and writes work again', async () => {
+  const pid = Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8'));
+  process.kill(pid, 'SIGKILL');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await store.commit([{ kind: 'nodes', op: 'create', object: node('after-kill') }], { deadlineMs: 2000 });
+      break;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  assert.notEqual(Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8')), pid, 'a new etcd process');
+  assert.ok(store.get('nodes', 'after-kill'));
+});
+
+// Last: it stops the member.
+test('with the member gone a write fails at once with Docker\'s no-leader error, writing nothing', async () => {
+  await member.stop();
+  const t0 = Date.now();
+  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('gone1') }]), (e: unknown) => e instanceof StoreUnavailable && /The swarm does not have a leader/.test((e as Error).message));
+  assert.ok(Date.now() - t0 < 10_000);
 });

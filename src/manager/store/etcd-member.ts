@@ -38,13 +38,23 @@ const clientUrlOf = (addr: string, port?: number) => clientUrl(addr, port);
 export const peerUrl = (addr: string, port = ETCD_PEER_PORT) => `https://${addr}:${port}`;
 export const clientUrl = (addr: string, port = ETCD_CLIENT_PORT) => `https://${addr}:${port}`;
 
+/** A member that died on its own is started again after this (doubling up to the max). */
+const RESTART_MIN_MS = 500;
+const RESTART_MAX_MS = 10_000;
+
 export class EtcdMember {
   private child?: ChildProcess;
   private exited = false;
+  /** stop() was called: an exit is expected, not restarted. */
+  private stopping = false;
+  private restartDelay = RESTART_MIN_MS;
+  private restartTimer?: NodeJS.Timeout;
+  private startedAt = 0;
 
   constructor(private readonly o: EtcdMemberOptions, private readonly log: Logger) {}
 
   async start(): Promise<void> {
+    this.stopping = false;
     killStale(this.o.pidFile);
     fs.mkdirSync(path.dirname(this.o.dataDir), { recursive: true });
     const fresh = !fs.existsSync(path.join(this.o.dataDir, 'member'));
@@ -80,13 +90,29 @@ export class EtcdMember {
       '--logger', 'zap', '--log-level', 'warn',
     ];
     if (this.o.forceNewCluster) args.push('--force-new-cluster');
+    // Once: a member restarted after a crash rejoins the cluster it has become.
+    this.o.forceNewCluster = false;
     const fd = fs.openSync(this.o.logFile, 'a');
     this.child = spawn('setpriv', args, { stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     this.exited = false;
-    this.child.on('exit', (code, sig) => {
+    this.startedAt = Date.now();
+    const child = this.child;
+    child.on('exit', (code, sig) => {
+      if (this.child !== child) return;
       this.exited = true;
       this.log.warn({ code, sig }, 'etcd exited');
+      // A member killed under a running manager (OOM, kill -9) is started again, as a service
+      // manager would: without it the manager's store stayed dead until shoald restarted.
+      if (this.stopping) return;
+      if (Date.now() - this.startedAt > 60_000) this.restartDelay = RESTART_MIN_MS;
+      const delay = this.restartDelay;
+      this.restartDelay = Math.min(RESTART_MAX_MS, this.restartDelay * 2);
+      this.log.warn({ delayMs: delay }, 'etcd member died; starting it again');
+      this.restartTimer = setTimeout(() => {
+        this.restartTimer = undefined;
+        if (!this.stopping) this.start().catch((err) => this.log.error({ err }, 'etcd member restart failed'));
+      }, delay);
     });
     fs.writeFileSync(this.o.pidFile, String(this.child.pid));
     this.log.info({ pid: this.child.pid, addr }, 'etcd member started');
@@ -97,6 +123,9 @@ export class EtcdMember {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
     const c = this.child;
     if (!c || this.exited) return;
     await new Promise<void>((resolve) => {

@@ -1,7 +1,8 @@
 import type { Etcd3, IKeyValue, IRequestOp, ICompare, Watcher } from 'etcd3';
 import type { Kind, KindMap, Task } from '../../cluster/types.js';
 import { TaskIndex, type TaskIndexName } from './task-index.js';
-import { LeaderLost, VersionConflict, type Change, type Store, type StoreEvent, type WriteOptions } from './store.js';
+import { LeaderLost, StoreUnavailable, VersionConflict, WRITE_DEADLINE_MS, WriteTimeout, type Change, type Store, type StoreEvent, type WriteOptions } from './store.js';
+import { GRPCCancelledError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import type { Logger } from '../../util/log.js';
 
 export const PREFIX = '/shoal/v1/';
@@ -160,6 +161,7 @@ export class EtcdStore implements Store {
       leaderRev = this.fence?.createRevision();
       if (!leaderRev) throw new LeaderLost('this node is not the leader');
     }
+    const deadline = Date.now() + (opts.deadlineMs ?? WRITE_DEADLINE_MS);
     let lastRev = 0;
     let changed = false;
     const t0 = performance.now();
@@ -168,7 +170,7 @@ export class EtcdStore implements Store {
     let failure: unknown;
     const one = async (c: Change[]) => {
       try {
-        const r = await this.commitOne(c, leaderRev);
+        const r = await this.commitOne(c, leaderRev, deadline);
         lastRev = Math.max(lastRev, r.revision);
         changed ||= r.changed;
       } catch (e) {
@@ -184,13 +186,16 @@ export class EtcdStore implements Store {
       if (failure !== undefined) break;
     }
     const t1 = performance.now();
-    if (lastRev) await this.waitForRevision(lastRev, changed);
+    // A leader loop must see its own writes before its next pass (or it would, say, create a
+    // slot's task twice): it waits for the watch as long as it takes. A client's write that
+    // etcd applied is answered by its deadline even if the cache lags.
+    if (lastRev) await this.waitForRevision(lastRev, changed, opts.fenced ? undefined : deadline);
     if (failure !== undefined) throw failure;
     this.log.debug({ changes: changes.length, txnMs: Math.round(t1 - t0), watchMs: Math.round(performance.now() - t1) }, 'commit');
   }
 
   /** One transaction; `changed` when it put or deleted something (so a watch event will come). */
-  private async commitOne(changes: Change[], leaderRev: string | undefined): Promise<{ revision: number; changed: boolean }> {
+  private async commitOne(changes: Change[], leaderRev: string | undefined, deadline: number): Promise<{ revision: number; changed: boolean }> {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
     const now = new Date().toISOString();
@@ -212,12 +217,18 @@ export class EtcdStore implements Store {
       }
       success.push({ request_put: { key, value: Buffer.from(JSON.stringify(o)) } });
     }
-    // No client deadline: etcd itself fails a proposal stuck without a raft leader after
-    // 5 s + 2 election timeouts, and a deadline would make the outcome ambiguous.
-    const res = await this.client.kv.txn({ compare, success, failure: [] });
+    // A deadline on the call (and on the client's retries of it: the same absolute time). A
+    // transaction is applied whole or not at all; one that timed out may still be, and is
+    // reported as such (WriteTimeout), never as a failure that wrote nothing.
+    let res;
+    try {
+      res = await this.client.kv.txn({ compare, success, failure: [] }, { deadline: new Date(deadline) });
+    } catch (e) {
+      throw classifyWriteError(e);
+    }
     if (!res.succeeded) {
       if (leaderRev) {
-        const lk = await this.client.kv.range({ key: Buffer.from(this.fence!.key) });
+        const lk = await this.client.kv.range({ key: Buffer.from(this.fence!.key) }, { deadline: new Date(Math.max(deadline, Date.now() + 1000)) }).catch((e: unknown) => { throw classifyWriteError(e); });
         if (lk.kvs[0]?.create_revision !== leaderRev) throw new LeaderLost('leadership lost');
       }
       throw new VersionConflict('update out of sequence');
@@ -226,15 +237,19 @@ export class EtcdStore implements Store {
     return { revision: Number(res.header.revision), changed };
   }
 
-  private waitForRevision(rev: number, changed: boolean): Promise<void> {
+  private waitForRevision(rev: number, changed: boolean, deadline?: number): Promise<void> {
     if (this.revision >= rev) return Promise.resolve();
+    const bound = changed ? (deadline === undefined ? 30_000 : Math.max(0, deadline - Date.now())) : 1000;
     // A transaction that changed nothing under the prefix (a delete of a missing key) makes
     // no watch event; the timer keeps such a commit from waiting forever. One that changed
     // something always waits for its event: resolving early under load let a leader loop's
     // next pass read a cache without its own writes (duplicate tasks for the same slot).
     // The long bound only matters if the watch is broken.
     return new Promise((resolve) => {
-      const t = setTimeout(resolve, changed ? 30_000 : 1000);
+      const t = setTimeout(() => {
+        if (changed) this.log.warn({ rev, seen: this.revision }, 'write applied; the store cache has not caught up by its deadline');
+        resolve();
+      }, bound);
       this.revisionWaiters.push({ rev, resolve: () => { clearTimeout(t); resolve(); } });
     });
   }
@@ -295,6 +310,22 @@ export class EtcdStore implements Store {
       }
     }
   }
+}
+
+/**
+ * What a failed transaction call means for its write: refused before etcd had it (the member
+ * unreachable: nothing written), or timed out while etcd had it (outcome unknown).
+ */
+export function classifyWriteError(e: unknown): Error {
+  if (e instanceof GRPCDeadlineExceededError) return new WriteTimeout();
+  const msg = (e as Error)?.message ?? '';
+  // etcd's own proposal timeouts arrive as Unavailable: the proposal may still commit.
+  if (/request timed out|leader changed|timed out|deadline exceeded/i.test(msg)) return new WriteTimeout();
+  // Never connected: the request was not sent.
+  if (e instanceof GRPCUnavailableError && /no connection established|ECONNREFUSED|connect/i.test(msg)) return new StoreUnavailable(e);
+  // A connection lost with the request on it.
+  if (e instanceof GRPCUnavailableError || e instanceof GRPCCancelledError) return new WriteTimeout();
+  return e as Error;
 }
 
 /** Cached objects are shared by view() readers: freezing makes a missed copy throw instead of corrupting the cache. */

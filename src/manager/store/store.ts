@@ -1,5 +1,6 @@
 import type { Kind, KindMap, Task } from '../../cluster/types.js';
 import type { TaskIndexName } from './task-index.js';
+import { ApiError } from '../../util/errors.js';
 
 /**
  * The contract between the store (etcd + a watch-fed cache) and everything that reads or
@@ -23,10 +24,39 @@ export interface StoreEvent<K extends Kind = Kind> {
 export interface WriteOptions {
   /** Leader loops set this: the write fails (LeaderLost) unless this node still holds the leader key. */
   fenced?: boolean;
+  /** How long the write may take before it fails with WriteTimeout (default WRITE_DEADLINE_MS). */
+  deadlineMs?: number;
 }
+
+/**
+ * A write answers within this bound (succeeded, or failed with Docker's error): while etcd has
+ * no raft leader a proposal waits, and etcd's own timeout (~7 s) was retried by the client, so
+ * a `docker service update` could hang for 20 s and more. swarmkit bounds its raft proposals
+ * the same way and dockerd answers `context deadline exceeded`.
+ */
+export const WRITE_DEADLINE_MS = 10_000;
 
 export class VersionConflict extends Error {}
 export class LeaderLost extends Error {}
+
+/**
+ * The write's deadline passed while etcd had it: it may or may not have been applied (etcd
+ * applies a transaction whole or not at all, never half). Docker's answer to the same case.
+ */
+export class WriteTimeout extends ApiError {
+  readonly ambiguous = true;
+  constructor() {
+    super(500, 'rpc error: code = DeadlineExceeded desc = context deadline exceeded');
+  }
+}
+
+/** The store could not be reached at all (the local etcd member is down): nothing was written. */
+export class StoreUnavailable extends ApiError {
+  constructor(readonly reason: unknown) {
+    // Docker's text when a manager cannot reach a quorum (cluster/swarm-node.ts ERR_NO_LEADER, not imported: that module sits above the store).
+    super(500, "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.");
+  }
+}
 
 export interface Store {
   get<K extends Kind>(kind: K, id: string): KindMap[K] | undefined;
