@@ -264,16 +264,18 @@ export class NetworkAgent {
       if (local.has(taskId) || !fs.existsSync(`/proc/${s.pid}/ns/net`)) this.starting.delete(taskId);
       else local.set(taskId, { containerId: s.containerId, netnsPath: `/proc/${s.pid}/ns/net`, starting: true });
     }
-    // A local task receives traffic once the managers know it RUNNING (health checks included),
-    // as on every other node: before that its container only gets its endpoints.
+    // A local task on swarm networks receives traffic once the managers know it RUNNING (health
+    // checks included), as on every other node: before that its container only gets its endpoints.
+    // (Tasks without networks are not in the view: their running container is what counts.)
     const viewState = new Map(view.tasks.filter((t) => t.NodeID === nodeId).map((t) => [t.ID, t.Status.State]));
     for (const t of this.assigned) {
       const l = local.get(t.ID);
-      if (l && t.Status.State !== 'running' && viewState.get(t.ID) !== 'running') l.starting = true;
+      if (l && t.NetworksAttachments?.length && t.Status.State !== 'running' && viewState.get(t.ID) !== 'running') l.starting = true;
     }
     // Local tasks from the assignments (fresher than the view); live while their container is.
+    // A task desired down keeps its endpoints while its container drains (see TaskRunner.drain).
     const mine = this.assigned
-      .filter((t) => t.DesiredState === 'running' && local.has(t.ID) && !['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State))
+      .filter((t) => local.has(t.ID) && !['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State))
       .map((t) => ({ ...t, NodeID: nodeId, Status: { ...t.Status, State: 'running' as const } }));
     // Standalone containers on attachable networks: wired like local tasks.
     for (const a of this.standalone.live(view.tasks.filter((t) => t.NodeID === nodeId && !t.ServiceID))) {

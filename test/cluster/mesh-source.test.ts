@@ -34,7 +34,8 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
     for (const m of MACHINES) ids.push(...(await d(m, ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${svc}`])).split('\n').filter(Boolean));
     return ids.map((id) => id.slice(0, 12));
   };
-  const peerOf = (answer: string) => answer.split(' ')[0].split(':')[0];
+  const peerOf = (answer: string) => answer.split(' ')[0];
+  const hostOf = (answer: string) => answer.split(' ')[2];
 
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'] });
@@ -102,7 +103,7 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
     try {
       const first = await next();
       assert.equal(peerOf(first), hub, first);
-      assert.equal(first.split(' ')[1], own, 'answered by the only task');
+      assert.equal(hostOf(first), own, 'answered by the only task');
       conn.stdin.write('before\n');
       assert.equal(await next(), 'before');
       await d('m1', ['service', 'scale', '--detach', 'long=3']);
@@ -136,7 +137,7 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
         sent++;
         const a = await tcpAsk(hubNs, addrs.get(m)!, 30084, 5);
         if (!a || peerOf(a) !== hub) failures.push(`${m}: '${a}'`);
-        else seen.add(a.split(' ')[1]);
+        else seen.add(hostOf(a));
       }
     })();
     try {

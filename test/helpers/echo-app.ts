@@ -5,7 +5,7 @@ import { run } from '../../src/util/run.js';
 
 /**
  * echo-app: an image that answers with the address its connection came from, as the task saw
- * it: `<peer address>:<peer port> <hostname>` on TCP 8080 (then echoes whatever the client
+ * it: `<peer address> <peer port> <hostname>` on TCP 8080 (then echoes whatever the client
  * sends, for long-lived connections) and on UDP 9090 (one answer per datagram). Debian's
  * busybox-static gives the shell; its nc can neither do UDP nor tell the peer, so the server is
  * the host's socat (with the shared libraries it links) that sets SOCAT_PEERADDR/SOCAT_PEERPORT.
@@ -14,9 +14,10 @@ export const ECHO_TCP_PORT = 8080;
 export const ECHO_UDP_PORT = 9090;
 
 const APPLETS = ['sh', 'echo', 'cat', 'hostname', 'sleep', 'true'];
+// socat splits its addresses at ':' and ',': the commands use neither.
 const SERVE = [
-  `socat TCP4-LISTEN:${ECHO_TCP_PORT},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR:$SOCAT_PEERPORT $(hostname); exec cat' &`,
-  `exec socat UDP4-RECVFROM:${ECHO_UDP_PORT},fork SYSTEM:'echo $SOCAT_PEERADDR:$SOCAT_PEERPORT $(hostname)'`,
+  `socat TCP4-LISTEN:${ECHO_TCP_PORT},fork,reuseaddr SYSTEM:'echo $SOCAT_PEERADDR $SOCAT_PEERPORT $(hostname); exec cat' &`,
+  `exec socat UDP4-RECVFROM:${ECHO_UDP_PORT},fork SYSTEM:'echo $SOCAT_PEERADDR $SOCAT_PEERPORT $(hostname)'`,
 ].join('\n');
 
 /** The libraries a binary loads, from ldd (the loader included). */
@@ -59,12 +60,12 @@ export async function importEchoApp(docker: (args: string[], opts?: { input?: Bu
 
 /** One TCP request from a namespace: the first line the task sent (its view of our address), or '' on failure. */
 export async function tcpAsk(ns: string, ip: string, port: number, timeoutS = 3): Promise<string> {
-  const r = await run('ip', ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), 'STDIN', `TCP4:${ip}:${port},connect-timeout=${timeoutS}`], { input: '', allowFail: true });
+  const r = await run('ip', ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), '-', `TCP4:${ip}:${port},connect-timeout=${timeoutS}`], { input: '', allowFail: true });
   return r.code === 0 ? r.stdout.split('\n')[0].trim() : '';
 }
 
 /** One UDP datagram from a namespace: the task's answer, or '' when none came. */
 export async function udpAsk(ns: string, ip: string, port: number, timeoutS = 2): Promise<string> {
-  const r = await run('ip', ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), 'STDIN', `UDP4:${ip}:${port}`], { input: 'ping\n', allowFail: true });
+  const r = await run('ip', ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), '-', `UDP4:${ip}:${port}`], { input: 'ping\n', allowFail: true });
   return r.code === 0 ? r.stdout.split('\n')[0].trim() : '';
 }

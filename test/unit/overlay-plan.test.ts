@@ -66,3 +66,28 @@ test('planFromCluster: local endpoints, remote peers, VIPs, running backends and
   assert.deepEqual(s.ports, [{ target: 80, published: 30000, protocol: 'tcp', mode: 'ingress' }]);
   assert.deepEqual(plan.ingressEndpoint, { ip: '10.0.0.250' });
 });
+
+test('planFromCluster: draining tasks stay reachable but get no new connections; starting containers are no backends; masquerade switch; ingress nodes', () => {
+  const view = (labels: Record<string, string> | undefined, ingressOptions?: Record<string, string>) => planFromCluster({
+    nodeId: 'n1',
+    nodes: [node('n1', '192.0.2.1'), node('n2', '192.0.2.2')],
+    networks: [app, { ...ingress, Spec: { ...ingress.Spec, DriverConfiguration: { Name: 'overlay', Options: ingressOptions } } }],
+    services: [{ ...web, Spec: { ...web.Spec, Labels: labels } }],
+    tasks: [
+      task('t1', 'n1', 1, 'running', [[app, '10.0.1.3/24'], [ingress, '10.0.0.3/24']]),
+      { ...task('t2', 'n2', 2, 'running', [[app, '10.0.1.4/24'], [ingress, '10.0.0.4/24']]), DesiredState: 'shutdown' },
+      task('t3', 'n2', 3, 'running', [[app, '10.0.1.5/24'], [ingress, '10.0.0.5/24']]),
+    ],
+    // t1's container is between create and start: wired, but its process does not listen yet.
+    localContainer: (t) => (t.ID === 't1' ? { containerId: 'c1', netnsPath: '/proc/42/ns/net', starting: true } : undefined),
+    ingressEndpoints: { n1: '10.0.0.250/24', n2: '10.0.0.251/24' },
+  });
+  const plan = view(undefined);
+  assert.deepEqual(plan.endpoints.map((e) => e.ip), ['10.0.1.3', '10.0.0.3']);
+  assert.ok(plan.peers.some((p) => p.ip === '10.0.1.4'), 'the draining task is still reachable');
+  assert.deepEqual(plan.services[0].tasks.map((t) => t.addresses.netapp), ['10.0.1.5'], 'only the running task desired running that listens is a backend');
+  assert.equal(plan.services[0].masquerade, undefined, 'client address kept by default');
+  assert.deepEqual(plan.ingressNodes?.map((n) => n.ip).sort(), ['10.0.0.250', '10.0.0.251']);
+  assert.equal(view({ 'shoal.mesh.masquerade': 'true' }).services[0].masquerade, true, 'service label');
+  assert.equal(view(undefined, { 'shoal.mesh.masquerade': 'true' }).services[0].masquerade, true, 'ingress network option');
+});

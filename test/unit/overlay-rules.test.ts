@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { containerScript, containerVipTargets, ingressScript, nodeScript } from '../../src/agent/network/rules.js';
+import { containerScript, containerVipTargets, ingressReplyMark, ingressScript, nodeScript } from '../../src/agent/network/rules.js';
 import { buildZone, lookup } from '../../src/agent/network/dns-zone.js';
 import type { NodeNetworkPlan, ServicePlan } from '../../src/agent/network/plan.js';
 
@@ -42,7 +42,20 @@ test('node and ingress rules: published ports to the ingress sandbox, then to ta
   assert.match(node, /ip saddr 172\.18\.0\.0\/16 oifname != "shoal_gwbridge" masquerade/);
   const ingress = ingressScript([{ protocol: 'tcp', published: 30000, backends: [{ ip: '10.255.0.3', port: 80 }, { ip: '10.255.0.4', port: 80 }] }]);
   assert.match(ingress, /iifname "gw0" tcp dport 30000 dnat ip to numgen inc mod 2 map \{ 0 : 10\.255\.0\.3 \. 80, 1 : 10\.255\.0\.4 \. 80 \}/);
-  assert.match(ingress, /oifname "br0" ct status dnat masquerade/);
+  // The client's address is kept: only ports that ask for Docker's masquerade are masqueraded.
+  assert.doesNotMatch(ingress, /meta mark set/);
+  assert.match(ingress, /oifname "br0" meta mark 0x1 ct status dnat masquerade/);
+  const masq = ingressScript([{ protocol: 'udp', published: 30001, backends: [{ ip: '10.255.0.3', port: 53 }], masquerade: true }]);
+  assert.match(masq, /iifname "gw0" udp dport 30001 meta mark set 0x1 dnat ip to 10\.255\.0\.3:53/);
+});
+
+test('container rules: routing-mesh connections are marked by the ingress node\'s MAC, replies routed by the mark', () => {
+  assert.equal(ingressReplyMark('10.0.0.2'), 0x53480002);
+  assert.equal(ingressReplyMark('10.0.1.2'), 0x53480102);
+  const script = containerScript([], { ifname: 'eth0', nodes: [{ mac: '02:42:0a:00:00:02', mark: 0x53480002 }, { mac: '02:42:0a:00:00:03', mark: 0x53480003 }] });
+  assert.match(script, /type filter hook prerouting priority mangle;[^}]*iifname "eth0" ct state new ct mark set ether saddr map \{ 02:42:0a:00:00:02 : 0x53480002, 02:42:0a:00:00:03 : 0x53480003 \}/);
+  assert.match(script, /type route hook output priority mangle;[^}]*ct mark != 0 meta mark set ct mark/);
+  assert.doesNotMatch(containerScript([]), /mesh_mark/);
 });
 
 test('dns zone: names scoped by the asking container networks; services win over aliases', () => {

@@ -51,7 +51,8 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
   }
   const services = new Map(view.services.map((s) => [s.ID, s]));
   const addrOf = (nodeId: string | undefined) => view.nodes.find((n) => n.ID === nodeId)?.Status.Addr;
-  const live = view.tasks.filter((t) => ATTACHED.has(t.Status.State) && t.DesiredState === 'running');
+  // Draining tasks (desired down, still running) keep their endpoints but get no new connections.
+  const live = view.tasks.filter((t) => ATTACHED.has(t.Status.State) && (t.DesiredState === 'running' || t.Status.State === 'running'));
 
   const endpoints: LocalEndpointPlan[] = [];
   const peers: RemotePeerPlan[] = [];
@@ -86,7 +87,7 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
   const ingressNet = ingress && view.networks.find((n) => n.ID === ingress.id);
   const meshMasquerade = isTrue(ingressNet?.Spec.DriverConfiguration?.Options?.[MASQUERADE_OPTION]);
   // A local container between create and start has its endpoints but no process listening yet: not a backend.
-  const serving = (t: Task) => t.Status.State === 'running' && !(t.NodeID === view.nodeId && view.localContainer(t)?.starting);
+  const serving = (t: Task) => t.Status.State === 'running' && t.DesiredState === 'running' && !(t.NodeID === view.nodeId && view.localContainer(t)?.starting);
   const servicePlans: ServicePlan[] = view.services.map((s) => ({
     id: s.ID,
     name: s.Spec.Name ?? s.ID,

@@ -76,6 +76,8 @@ const gwPrefixLen = parseSubnet(GW_BRIDGE.subnet).prefixLen;
 const INGRESS_GW_IP = formatIp(parseIp(GW_BRIDGE.gateway) + 1);
 /** Priority of the rules that route a task's routing-mesh replies by connection mark (before `main`). */
 const REPLY_RULE_PREF = 1000;
+/** Then connected routes, then published UDP ports' replies to the ingress interface (see syncReplyRoutes). */
+const UDP_RULE_PREF = 1002;
 
 interface ReplyNode {
   ip: string;
@@ -266,6 +268,7 @@ export class NetworkReconciler {
     }
 
     // 3. Forwarding and neighbour entries for remote addresses: one batch of each per sandbox.
+    const lateDeletes: (() => Promise<void>)[] = [];
     for (const [name, net] of wantSandboxes) {
       const sb = this.sandboxes.get(name);
       if (!sb) continue;
@@ -273,13 +276,16 @@ export class NetworkReconciler {
       for (const p of plan.peers) if (p.networkId === net.id) want.set(p.ip, { mac: (p.mac ?? macFromIp(p.ip)).toLowerCase(), nodeAddr: p.nodeAddr });
       const ipDel: string[] = [];
       const fdbDel: string[] = [];
+      const ipDelLate: string[] = [];
+      const fdbDelLate: string[] = [];
       const ipAdd: string[] = [];
       const fdbAdd: string[] = [];
       for (const [ip, p] of sb.peers) {
         const w = want.get(ip);
         if (w && w.mac === p.mac && w.nodeAddr === p.nodeAddr) continue;
-        ipDel.push(`neigh del ${ip} dev ${SANDBOX_VXLAN}`);
-        fdbDel.push(`fdb del ${p.mac} dev ${SANDBOX_VXLAN} dst ${p.nodeAddr} self`, `fdb del ${p.mac} dev ${SANDBOX_VXLAN} master`);
+        // An address that moved is replaced now; one that is gone waits (see below).
+        (w ? ipDel : ipDelLate).push(`neigh del ${ip} dev ${SANDBOX_VXLAN}`);
+        (w ? fdbDel : fdbDelLate).push(`fdb del ${p.mac} dev ${SANDBOX_VXLAN} dst ${p.nodeAddr} self`, `fdb del ${p.mac} dev ${SANDBOX_VXLAN} master`);
         sb.peers.delete(ip);
       }
       for (const [ip, w] of want) {
@@ -287,9 +293,15 @@ export class NetworkReconciler {
         ipAdd.push(`neigh replace ${ip} lladdr ${w.mac} dev ${SANDBOX_VXLAN} nud permanent`);
         fdbAdd.push(`fdb replace ${w.mac} dev ${SANDBOX_VXLAN} dst ${w.nodeAddr} self permanent`, `fdb replace ${w.mac} dev ${SANDBOX_VXLAN} master static`);
       }
-      // Deletions of entries the kernel already dropped must not stop the set: -force goes past them.
+      // Deletions wait until the rules no longer send anything there (step 5): a connection
+      // DNATed to a vanished address meanwhile would lose its packets to an unanswered ARP.
+      // Entries the kernel already dropped must not stop the set: -force goes past them.
       await this.ip(sb.path, ipDel, true);
       await this.fdb(sb.path, fdbDel, true);
+      lateDeletes.push(async () => {
+        await this.ip(sb.path, ipDelLate, true);
+        await this.fdb(sb.path, fdbDelLate, true);
+      });
       try {
         await this.fdb(sb.path, fdbAdd);
         await this.ip(sb.path, ipAdd);
@@ -329,7 +341,7 @@ export class NetworkReconciler {
       const nets = new Set(eps.filter((e) => this.endpoints.has(epKey(containerId, e.networkId))).map((e) => e.networkId));
       const ingressEp = ingressNet ? this.endpoints.get(epKey(containerId, ingressNet.id)) : undefined;
       // Routes first: a mark whose table is not there yet falls through to `main`, never the other way round.
-      if (ingressEp) await this.syncReplyRoutes(containerId, gw.netnsPath, ingressEp.ifname, replyNodes);
+      if (ingressEp) await this.syncReplyRoutes(containerId, gw.netnsPath, ingressEp.ifname, replyNodes, meshUdpPorts(plan, containerId), plan.ingressEndpoint?.ip);
       const reply = ingressEp && replyNodes.length ? { ifname: ingressEp.ifname, nodes: replyNodes } : undefined;
       await this.nft(`c:${containerId}`, gw.netnsPath, containerScript(containerVipTargets(plan.services, nets), reply));
     }
@@ -353,6 +365,7 @@ export class NetworkReconciler {
     }
     if (ingressSb) await this.nft(`s:${ingressSb.name}`, ingressSb.path, ingressScript(balanced));
     await this.nft('node', this.node, nodeScript(published));
+    for (const del of lateDeletes) await del();
 
     // 6. The resolver's view.
     const zone = buildZone(plan, (id) => this.gws.get(id)?.ip);
@@ -508,14 +521,16 @@ export class NetworkReconciler {
    * reply marked with that node (containerScript) goes back to its ingress endpoint. Read from
    * the kernel only when the wanted set changed; rules of nodes that left are removed.
    */
-  private async syncReplyRoutes(containerId: string, ns: string, ifname: string, nodes: ReplyNode[]): Promise<void> {
-    const key = `${ifname} ${nodes.map((n) => n.ip).sort().join(',')}`;
+  private async syncReplyRoutes(containerId: string, ns: string, ifname: string, nodes: ReplyNode[], udpPorts: number[], ownIp: string | undefined): Promise<void> {
+    const key = `${ifname} ${nodes.map((n) => n.ip).sort().join(',')} udp ${udpPorts.join(',')}`;
     if (this.replyRoutes.get(containerId) === key) return;
     const rules = await ipJson<{ priority?: number; fwmark?: string; table?: string }>(ns, ['rule', 'show']);
     const want = new Set(nodes.map((n) => n.mark));
     const have = new Set<number>();
     const drop: string[] = [];
     for (const r of rules) {
+      // UDP source-port rules are few and cheap: always made afresh.
+      if (r.priority === UDP_RULE_PREF || r.priority === UDP_RULE_PREF - 1) drop.push(`rule del pref ${r.priority}`);
       if (r.priority !== REPLY_RULE_PREF || !r.fwmark) continue;
       const mark = Number(r.fwmark);
       if (want.has(mark)) have.add(mark);
@@ -525,6 +540,15 @@ export class NetworkReconciler {
       `route replace default via ${n.ip} dev ${ifname} table ${n.mark}`,
       ...(have.has(n.mark) ? [] : [`rule add pref ${REPLY_RULE_PREF} fwmark 0x${n.mark.toString(16)} table ${n.mark}`]),
     ]);
+    // A UDP server answering from a wildcard socket has its source address picked by the route
+    // lookup, before any mark: replies from a published UDP port take the ingress interface
+    // (so the source is the task's ingress address and conntrack sees the reply of the marked
+    // flow, whose mark then re-routes it to the right ingress node). Connected networks first.
+    const own = ownIp ? nodes.find((n) => n.ip === ownIp) : nodes[0];
+    if (udpPorts.length && own) {
+      add.push(`rule add pref ${UDP_RULE_PREF - 1} lookup main suppress_prefixlength 0`);
+      for (const p of udpPorts) add.push(`rule add pref ${UDP_RULE_PREF} ipproto udp sport ${p} table ${own.mark}`);
+    }
     try {
       await this.ip(ns, drop, true);
       await this.ip(ns, add);
@@ -616,6 +640,16 @@ function nsRef(ns: NetnsPath): string {
   const pid = /^\/proc\/(\d+)\/ns\/net$/.exec(ns);
   if (pid) return pid[1];
   throw new Error(`cannot name namespace ${ns} for ip link: use /run/netns/<name> or /proc/<pid>/ns/net`);
+}
+
+/** Target ports of the routing mesh's UDP ports of the services a local container is a task of. */
+function meshUdpPorts(plan: NodeNetworkPlan, containerId: string): number[] {
+  const ports = new Set<number>();
+  for (const s of plan.services) {
+    if (!s.tasks.some((t) => t.containerId === containerId)) continue;
+    for (const p of s.ports) if (p.mode === 'ingress' && p.protocol === 'udp') ports.add(p.target);
+  }
+  return [...ports].sort((a, b) => a - b);
 }
 
 /** Docker publishes a port once per protocol and number; duplicates in a spec would clash in the map. */

@@ -17,7 +17,9 @@ const HOLDS_ADDRESSES = new Set(['assigned', 'accepted', 'preparing', 'ready', '
  */
 export function networkView(store: Store): NetworkViewMessage {
   const networks = store.view('networks').filter((n: Network) => n.DriverState?.Options && n.IPAMOptions?.Configs?.length);
-  const tasks = store.view('tasks').filter((t: Task) => t.NodeID && t.NetworksAttachments?.length && HOLDS_ADDRESSES.has(t.Status.State) && t.DesiredState === 'running');
+  // A task the managers want down but that still runs is draining: out of the load balancers,
+  // still reachable for the connections it has, until its agent reports it stopped.
+  const tasks = store.view('tasks').filter((t: Task) => t.NodeID && t.NetworksAttachments?.length && HOLDS_ADDRESSES.has(t.Status.State) && (t.DesiredState === 'running' || t.Status.State === 'running'));
   return {
     nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined })),
     networks,

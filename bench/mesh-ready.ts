@@ -1,0 +1,105 @@
+/**
+ * Ready when running: on a three-machine lab (shoald, the real docker CLI, echo-app), the time
+ * from a task's RUNNING (its status timestamp, written by the agent on the task's machine) to
+ * the moment its published port answers on every machine, seen from the lab hub, over N
+ * scale-ups 0 → 1. A prober in the hub's namespace connects to each machine every 5 ms and
+ * records the first answer (the echo line: a task behind the mesh answered). Same clock: all
+ * machines are namespaces of one kernel.
+ * Run as root: `npx tsc -p . && node dist/bench/mesh-ready.js [scale-ups]`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../src/util/run.js';
+import { hubAddress } from '../src/lab/addresses.js';
+import { createSwarmLab } from '../test/helpers/swarm-lab.js';
+import { echoAppRootfsTar, importEchoApp } from '../test/helpers/echo-app.js';
+import { printTable, writeReport } from './report.js';
+
+const trials = Number(process.argv[2] ?? 20);
+const MACHINES = ['m1', 'm2', 'm3'];
+const PORT = 30100;
+
+/** Runs in the hub namespace: first answer time (epoch ms) per address, once every one answered. */
+const PROBER = `
+const net = require('node:net');
+const [port, deadline, ...ips] = process.argv.slice(1);
+const first = {};
+const end = Date.now() + Number(deadline);
+const tryOne = (ip) => new Promise((done) => {
+  const s = net.connect({ host: ip, port: Number(port) });
+  s.setTimeout(1000, () => { s.destroy(); done(false); });
+  s.on('data', () => { s.destroy(); done(true); });
+  s.on('error', () => done(false));
+  s.on('close', () => done(false));
+});
+(async () => {
+  process.stdout.write('ready\\n');
+  await Promise.all(ips.map(async (ip) => {
+    while (Date.now() < end) {
+      if (await tryOne(ip)) { first[ip] = Date.now(); return; }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }));
+  process.stdout.write(JSON.stringify(first) + '\\n');
+})();
+`;
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+
+const swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'] });
+try {
+  const d = async (m: string, args: string[]) => {
+    const r = await swarm.d(m, args);
+    if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'img-'));
+  const tar = await echoAppRootfsTar(dir);
+  for (const m of MACHINES) await importEchoApp((args, o) => swarm.lab.docker(m, args, o), tar, 'echo-app:latest');
+  const hubNs = `${swarm.lab.prefix}-hub`;
+  const ips = MACHINES.map((m) => swarm.ip.get(m)!);
+  await d('m1', ['service', 'create', '--detach', '--name', 'ready', '--replicas', '0', '-p', `${PORT}:8080`, 'echo-app:latest']);
+  const samples: { runningToAll: number; perNode: number[]; node: string }[] = [];
+  const started = new Date().toISOString();
+  for (let i = 0; i < trials; i++) {
+    await d('m1', ['service', 'scale', '--detach', 'ready=0']);
+    for (let t = 0; ; t++) {
+      let n = 0;
+      for (const m of MACHINES) n += (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=ready'])).split('\n').filter(Boolean).length;
+      if (n === 0) break;
+      if (t > 600) throw new Error('scale to 0 did not finish');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const prober = run('ip', ['netns', 'exec', hubNs, process.execPath, '-e', PROBER, String(PORT), '60000', ...ips]);
+    await new Promise((r) => setTimeout(r, 500)); // node's start in the hub
+    await d('m1', ['service', 'scale', '--detach', 'ready=1']);
+    const out = (await prober).stdout.trim().split('\n');
+    const first = JSON.parse(out[out.length - 1]) as Record<string, number>;
+    if (Object.keys(first).length !== ips.length) throw new Error(`not every machine answered: ${out.join(' ')}`);
+    const id = (await d('m1', ['service', 'ps', '-q', '--filter', 'desired-state=running', 'ready'])).split('\n')[0];
+    const task = JSON.parse(await d('m1', ['inspect', id]))[0];
+    if (task.Status.State !== 'running') throw new Error(`task ${id} is ${task.Status.State}`);
+    const runningAt = Date.parse(task.Status.Timestamp);
+    const perNode = ips.map((ip) => first[ip] - runningAt);
+    const node = MACHINES[[...swarm.nodeIds.values()].indexOf(task.NodeID)] ?? task.NodeID;
+    samples.push({ runningToAll: Math.max(...perNode), perNode, node });
+    console.log(`scale-up ${i + 1}: task on ${node}, RUNNING → answers at m1/m2/m3 ${perNode.join(' / ')} ms`);
+  }
+  const all = samples.map((s) => s.runningToAll);
+  const result = {
+    when: started,
+    loadavg: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
+    trials,
+    runningToAnswersOnEveryNodeMs: { p50: pct(all, 50), max: Math.max(...all), min: Math.min(...all) },
+    samples,
+    hub: hubAddress(swarm.lab.subnet),
+  };
+  printTable(`RUNNING → published port answers on all 3 machines, ${trials} scale-ups 0 → 1`, [
+    ['p50', `${result.runningToAnswersOnEveryNodeMs.p50} ms`],
+    ['max', `${result.runningToAnswersOnEveryNodeMs.max} ms`],
+    ['min', `${result.runningToAnswersOnEveryNodeMs.min} ms`],
+  ]);
+  console.log(`written ${writeReport('mesh-ready', result)}`);
+} finally {
+  await swarm.cleanup();
+}
