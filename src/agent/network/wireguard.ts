@@ -136,7 +136,9 @@ export class WireGuardDevice {
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-2000); });
     child.on('exit', (code, signal) => {
-      this.childExit = `wireguard-go exited (${signal ?? code})${stderr.trim() ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
+      // Its banner (a box of line-drawing characters) says nothing: the last other line does.
+      const said = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/[│┌└─]/.test(l)).pop();
+      this.childExit = `wireguard-go exited (${signal ?? code})${said ? `: ${said}` : ''}`;
       if (!this.destroyed) {
         this.log.error({ ifname: this.ifname, reason: this.childExit }, 'overlay tunnel lost');
         this.onLost?.();
