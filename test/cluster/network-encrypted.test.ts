@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run, type RunResult } from '../../src/util/run.js';
@@ -28,8 +29,19 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
     assert.equal(r.code, 0, `docker ${args.join(' ')} on ${m}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  const tunnelOf = async (m: string): Promise<Tunnel | undefined> =>
-    JSON.parse((await d('m1', ['node', 'inspect', swarm.nodeIds.get(m)!])).stdout || '[{}]')[0]?.Tunnel;
+  /** The node's Tunnel as the Engine API returns it (the docker CLI's node inspect keeps Docker's fields only). */
+  const tunnelOf = async (m: string): Promise<Tunnel | undefined> => {
+    const socket = (await swarm.lab.dockerHost('m1')).replace(/^unix:\/\//, '');
+    const body = await new Promise<string>((resolve, reject) => {
+      http.get({ socketPath: socket, path: `/v1.41/nodes/${swarm.nodeIds.get(m)}` }, (res) => {
+        let b = '';
+        res.on('data', (c: Buffer) => { b += c.toString(); });
+        res.on('end', () => resolve(b));
+      }).on('error', reject);
+    });
+    return (JSON.parse(body) as { Tunnel?: Tunnel }).Tunnel;
+  };
+  const statusMessage = async (m: string) => (await d('m1', ['node', 'inspect', '--format', '{{.Status.Message}}', swarm.nodeIds.get(m)!])).stdout.trim();
   const srvOn = async (m: string) => waitFor(`srv container on ${m}`, async () => (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=srv'])).stdout.trim().split('\n')[0]);
   const ipOn = async (m: string, container: string, network: string) =>
     JSON.parse(await ok(m, ['inspect', '--format', '{{json .NetworkSettings.Networks}}', container]))[network]?.IPAddress as string;
@@ -155,10 +167,15 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
     const cap = await capture();
     try {
       process.kill(Number(pids[0]), 'SIGKILL');
-      const down = await waitFor('m2 tunnel down in node inspect', () => tunnelOf('m2').then((t) => t?.State === 'down' && t), 15_000);
-      assert.match(down.Message ?? '', /wireguard-go exited|is gone/);
+      const down = await waitFor('m2 tunnel down in node inspect', async () => {
+        const msg = await statusMessage('m2');
+        return /^encrypted overlays: tunnel down/.test(msg) && msg;
+      }, 15_000);
+      assert.match(down, /wireguard-go exited|is gone/);
+      assert.equal((await tunnelOf('m2'))?.State, 'down');
       assert.ok(!(await send(cli, ips.get('m3')!.secret, lost)).stdout.includes('PONG'), 'no traffic while the tunnel is down');
       await waitFor('m2 tunnel ready again', () => tunnelOf('m2').then((t) => t?.State === 'ready'), 30_000);
+      assert.equal(await statusMessage('m2'), '');
     } finally {
       const dump = await cap.stop();
       assert.ok(!dump.includes(lost), 'nothing in clear while the tunnel was down');

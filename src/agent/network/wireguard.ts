@@ -1,6 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { exec, ipBatch, ipJson, type LinkInfo, type NetnsPath } from './kernel.js';
 
@@ -108,9 +110,14 @@ export class WireGuardDevice {
   static async create(opts: { ifname: string; mode: TunnelMode; underlay: string; ns: NetnsPath; log: Logger; onLost?: () => void }): Promise<WireGuardDevice> {
     const d = new WireGuardDevice(opts.ifname, opts.mode, tunnelAddress(opts.underlay), opts.ns, opts.log, opts.onLost);
     await exec(opts.ns, 'ip', ['link', 'delete', opts.ifname], { allowFail: true });
-    if (opts.mode === 'kernel') await ipBatch(opts.ns, [`link add ${opts.ifname} type wireguard`]);
-    else await d.startUserspace();
-    await d.setKey(d.keys);
+    try {
+      if (opts.mode === 'kernel') await ipBatch(opts.ns, [`link add ${opts.ifname} type wireguard`]);
+      else await d.startUserspace();
+      await d.setKey(d.keys);
+    } catch (e) {
+      await d.destroy();
+      throw e;
+    }
     await ipBatch(opts.ns, [
       `link set ${opts.ifname} mtu ${TUNNEL_MTU}`,
       `addr replace ${d.address}/32 dev ${opts.ifname}`,
@@ -129,7 +136,9 @@ export class WireGuardDevice {
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-2000); });
     child.on('exit', (code, signal) => {
-      this.childExit = `wireguard-go exited (${signal ?? code})${stderr.trim() ? `: ${stderr.trim().split('\n').pop()}` : ''}`;
+      // Its banner (a box of line-drawing characters) says nothing: the last other line does.
+      const said = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/[│┌└─]/.test(l)).pop();
+      this.childExit = `wireguard-go exited (${signal ?? code})${said ? `: ${said}` : ''}`;
       if (!this.destroyed) {
         this.log.error({ ifname: this.ifname, reason: this.childExit }, 'overlay tunnel lost');
         this.onLost?.();
@@ -166,8 +175,15 @@ export class WireGuardDevice {
   }
 
   private async setKey(keys: KeyPair): Promise<void> {
-    // The key goes through a pipe, never a file or an argument (ps would show it).
-    await exec(this.ns, 'wg', ['set', this.ifname, 'listen-port', String(TUNNEL_PORT), 'private-key', '/dev/stdin'], { input: keys.privateKey + '\n' });
+    // wg reads the key from a file only (never an argument: ps would show it): a private directory, removed at once.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-wg-'));
+    try {
+      const file = path.join(dir, 'key');
+      fs.writeFileSync(file, keys.privateKey + '\n', { mode: 0o600 });
+      await exec(this.ns, 'wg', ['set', this.ifname, 'listen-port', String(TUNNEL_PORT), 'private-key', file]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   }
 
   /** Brings the peer list to `want`: unknown keys are removed, so a removed or rotated-away key is refused at once. */

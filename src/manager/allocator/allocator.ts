@@ -78,7 +78,7 @@ export function allocate(
       while (vnis.has(nextVni) && nextVni <= VNI_END) nextVni++;
       if (nextVni > VNI_END) throw new Error('no free VXLAN ID');
       vnis.add(nextVni);
-      u.DriverState = { Name: 'overlay', Options: { ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: String(nextVni) } };
+      u.DriverState = { Name: 'overlay', Options: { ...(u.Spec.DriverConfiguration?.Options ?? {}), ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: String(nextVni) } };
     }
     u.UpdatedAt = now;
     result.networks.push(u);

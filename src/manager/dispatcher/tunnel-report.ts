@@ -28,6 +28,14 @@ export function checkTunnel(t: NodeTunnel | undefined): NodeTunnel {
   };
 }
 
+const MESSAGE_PREFIX = 'encrypted overlays: ';
+
+/** What `docker node inspect` shows in Status.Message about the tunnel; '' when it is ready. */
+export function statusMessage(t: NodeTunnel): string {
+  if (t.State === 'ready') return '';
+  return `${MESSAGE_PREFIX}tunnel ${t.State}${t.Message ? `: ${t.Message}` : ''}`;
+}
+
 /**
  * ReportTunnel: a node publishes its tunnel's public key and state on its own node object
  * (the caller's certificate names the node; nobody reports for another). Peers take keys
@@ -51,6 +59,10 @@ export function tunnelReportHandlers(store: Store, identify: Identify, log: Logg
           if (JSON.stringify(n.Tunnel) === JSON.stringify(tunnel)) return;
           const was = n.Tunnel?.State;
           n.Tunnel = tunnel;
+          // The docker CLI's node inspect shows Docker's fields only: a node that cannot encrypt says so in its status message.
+          const message = statusMessage(tunnel);
+          if (message) n.Status = { ...n.Status, Message: message };
+          else if (n.Status.Message?.startsWith(MESSAGE_PREFIX)) n.Status = { ...n.Status, Message: '' };
           try {
             await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
             if (was !== tunnel.State && tunnel.State !== 'ready') log.warn({ node: id.nodeId, state: tunnel.State, message: tunnel.Message }, 'node cannot encrypt overlay traffic');
