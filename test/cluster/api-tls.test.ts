@@ -166,11 +166,24 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     }
   });
 
-  it('machine regenerate-certs: the daemon serves the new certificate, the old client certificate still chains to the lab CA', async () => {
+  it('a worker keeps a secret only while a task using it runs: none left once they end', async () => {
     const e = envs.get('m1')!;
-    const before = fs.readFileSync(path.join(e.DOCKER_CERT_PATH, 'cert.pem'), 'utf8');
+    await ok(e, ['service', 'create', '--detach', '--name', 'oneshot', '--secret', 'tlspw', '--restart-condition', 'none', '--constraint', 'node.role==worker', 'busybox', 'sh', '-c', 'test -s /run/secrets/tlspw && sleep 1']);
+    await waitFor('oneshot complete', async () => (await ok(e, ['service', 'ps', 'oneshot', '--format', '{{.CurrentState}}'])).startsWith('Complete'), 90_000, 500);
+    await ok(e, ['service', 'rm', 'usespw']);
+    const execRoot = machinePaths(swarm.lab.labDir, 'w1').execRoot;
+    await waitFor('no secret left under the worker\'s exec root', () => filesContaining(execRoot, Buffer.from(secretText)).length === 0, 30_000, 500);
+  });
+
+  it('machine regenerate-certs: the daemon serves the new certificate at once, clients keep working', async () => {
+    const e = envs.get('m1')!;
+    const served = async () => (await run('nsenter', [`--net=/var/run/netns/${hubNs}`, process.execPath, '-e', `
+      const tls = require('node:tls'); const fs = require('node:fs'); const p = process.env.DOCKER_CERT_PATH;
+      const s = tls.connect({ host: '${swarm.ip.get('m1')}', port: 2376, ca: fs.readFileSync(p + '/ca.pem'), cert: fs.readFileSync(p + '/cert.pem'), key: fs.readFileSync(p + '/key.pem') }, () => { console.log(s.getPeerCertificate().fingerprint256); s.end(); });`], { env: { ...process.env, ...e } })).stdout.trim();
+    const before = await served();
+    assert.match(before, /^[0-9A-F:]{95}$/);
     await swarm.lab.machine(['regenerate-certs', 'm1']);
-    assert.notEqual(fs.readFileSync(path.join(e.DOCKER_CERT_PATH, 'cert.pem'), 'utf8'), before);
+    assert.notEqual(await served(), before);
     await ok(e, ['node', 'ls']);
   });
 });
