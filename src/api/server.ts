@@ -111,6 +111,11 @@ export class ApiServer {
     }
   }
 
+  /** Re-reads every listener's TLS files now. */
+  reloadTls(): void {
+    for (const t of this.tlsSources) t.reload();
+  }
+
   async close(): Promise<void> {
     for (const t of this.tlsSources) t.stop();
     await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => {

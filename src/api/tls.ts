@@ -110,21 +110,32 @@ export class ApiTls {
     return { options: { ca: [...pemCertificates(ca), ...pemCertificates(extra)], cert, key }, digest };
   }
 
-  /** Calls `apply` whenever the files or the swarm's roots change. */
+  private apply?: (o: SecureContextOptions) => void;
+  private failed?: string;
+
+  /** Calls `apply` whenever the files or the swarm's roots change (checked every `everyMs`, and on reload()). */
   watch(apply: (o: SecureContextOptions) => void, everyMs = 2000): void {
-    this.timer = setInterval(() => {
-      try {
-        const next = this.load();
-        if (next.digest === this.digest) return;
-        this.digest = next.digest;
-        this.current = next.options;
-        apply(next.options);
-        this.log.info('API TLS certificates reloaded');
-      } catch (err) {
-        this.log.warn({ err: (err as Error).message }, 'API TLS files changed but fail the checks; keeping the previous ones');
-      }
-    }, everyMs);
+    this.apply = apply;
+    this.timer = setInterval(() => this.reload(), everyMs);
     this.timer.unref();
+  }
+
+  /** Re-reads the files now (shoald does on SIGHUP). */
+  reload(): void {
+    try {
+      const next = this.load();
+      if (next.digest === this.digest) return;
+      this.digest = next.digest;
+      this.current = next.options;
+      this.failed = undefined;
+      this.apply?.(next.options);
+      this.log.info('API TLS certificates reloaded');
+    } catch (err) {
+      const msg = (err as Error).message;
+      // Once per distinct failure, not every few seconds.
+      if (msg !== this.failed) this.log.warn({ err: msg }, 'API TLS files changed but fail the checks; keeping the previous ones');
+      this.failed = msg;
+    }
   }
 
   stop(): void {

@@ -4,6 +4,7 @@ import { Lab, LabError } from '../lab/lab.js';
 import { netnsPath } from '../lab/network.js';
 import { machinePaths, resolveSettings, type LabSettings } from '../lab/settings.js';
 import { formatTable } from '../lab/table.js';
+import { CertCommandError, certCommands } from './cert-command.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -66,20 +67,30 @@ machine
   .description('print the commands that point the docker CLI at a machine: eval $(shoal machine env NAME)')
   .argument('<name>')
   .option('-u, --unset', 'print the commands that undo it')
-  .action((name: string, o: { unset?: boolean }) => {
+  .option('--tls', "the machine's TCP address with TLS (tcp://<ip>:2376), for a client that reaches the lab network")
+  .action((name: string, o: { unset?: boolean; tls?: boolean }) => {
     const lab = openLab();
     if (o.unset) {
+      console.log('unset DOCKER_TLS_VERIFY');
       console.log('unset DOCKER_HOST');
+      console.log('unset DOCKER_CERT_PATH');
       console.log('unset DOCKER_MACHINE_NAME');
       console.log('# Run this command to configure your shell:');
       console.log('# eval $(shoal machine env -u)');
       return;
     }
     lab.get(name);
-    console.log(`export DOCKER_HOST="${lab.url(name)}"`);
+    if (o.tls) {
+      // docker-machine's lines, word for word.
+      console.log('export DOCKER_TLS_VERIFY="1"');
+      console.log(`export DOCKER_HOST="${lab.tlsUrl(name)}"`);
+      console.log(`export DOCKER_CERT_PATH="${lab.certPath(name)}"`);
+    } else {
+      console.log(`export DOCKER_HOST="${lab.url(name)}"`);
+    }
     console.log(`export DOCKER_MACHINE_NAME="${name}"`);
     console.log('# Run this command to configure your shell:');
-    console.log(`# eval $(shoal machine env ${name})`);
+    console.log(`# eval $(shoal machine env${o.tls ? ' --tls' : ''} ${name})`);
   });
 
 machine
@@ -226,6 +237,19 @@ machine
   });
 
 machine
+  .command('regenerate-certs')
+  .description("make new TLS certificates for machines (server and client, same lab CA); their daemons switch at once")
+  .argument('<name...>')
+  .option('-f, --force', 'no prompt (there is none; accepted for docker-machine compatibility)')
+  .action(async (names: string[]) => {
+    const lab = openLab();
+    for (const n of names) {
+      console.log(`Regenerating TLS certificates for ${n}`);
+      await lab.regenerateCerts(n);
+    }
+  });
+
+machine
   .command('registry')
   .description('make sure the lab registry runs (reachable from every machine, trusted by every daemon) and print its HOST:PORT')
   .action(async () => {
@@ -241,10 +265,12 @@ machine
     console.log(`Removed ${r.namespaces.length} namespaces, ${r.processes} processes, ${r.mounts} mounts; ${lab.labDir} is gone.`);
   });
 
+certCommands(program);
+
 try {
   await program.parseAsync();
 } catch (e) {
   // User mistakes print their message alone; anything else keeps its detail for the bug report.
-  console.error(e instanceof LabError ? (e as Error).message : `Error: ${(e as Error).message}`);
+  console.error(e instanceof LabError || e instanceof CertCommandError ? (e as Error).message : `Error: ${(e as Error).message}`);
   process.exitCode = 1;
 }

@@ -75,6 +75,10 @@ function checkApiFlags(): { hosts: string[]; roles?: RoleMap } {
   return { hosts, ...(opts.apiRoles ? { roles: loadRoleMap(opts.apiRoles) } : {}) };
 }
 
+/** SIGHUP re-reads the API's TLS files (shoal machine regenerate-certs); never the default, which exits. */
+let onHangup = () => {};
+process.on('SIGHUP', () => onHangup());
+
 async function main(): Promise<void> {
   const api0 = checkApiFlags();
   fs.mkdirSync(config.dataRoot, { recursive: true });
@@ -92,6 +96,7 @@ async function main(): Promise<void> {
   const tls = opts.tlsverify ? () => new ApiTls({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey }, () => swarm.apiClientCAPem(), log.child({ part: 'api-tls' })) : undefined;
   const api = new ApiServer(buildRouter(engine, swarm, network, { serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined) }), log, access);
   for (const h of api0.hosts) await api.listen(h, h.startsWith('tcp:') ? tls?.() : undefined);
+  onHangup = () => api.reloadTls();
   log.info({ hosts: api0.hosts, tlsverify: !!opts.tlsverify, dataRoot: config.dataRoot }, 'shoald ready');
 
   let stopping = false;

@@ -22,6 +22,8 @@ export interface MachineDaemonSpec extends DaemonPlaces {
   log: string;
   insecureRegistries: string[];
   labels: string[];
+  /** Further shoald flags (the TLS listener). */
+  extraArgs?: string[];
 }
 
 /** Answers true once the Engine API on `socket` says OK to /_ping. */
@@ -101,7 +103,7 @@ export function daemonArgs(l: DaemonLaunch): string[] {
  */
 export function spawnDaemon(spec: MachineDaemonSpec): { pid: number; exited: () => number | null } {
   fs.mkdirSync(spec.dir, { recursive: true });
-  const args = daemonArgs({ ...spec, hostname: spec.name, sandboxPrefix: machineSandboxPrefix(spec.ns) });
+  const args = daemonArgs({ ...spec, hostname: spec.name, sandboxPrefix: machineSandboxPrefix(spec.ns), extraArgs: spec.extraArgs });
   fs.rmSync(spec.socket, { force: true });
   const fd = fs.openSync(spec.log, 'a');
   const child = spawn('nsenter', args, { stdio: ['ignore', fd, fd], detached: true, cwd: spec.dir });

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { purgeDaemonState } from '../engine/containers/purge.js';
 import { daemonPaths, defaultConfig } from '../engine/config.js';
 import { allocateMachineIndex, hubAddress, machineAddress } from './addresses.js';
+import { API_TLS_PORT, ensureMachineCerts, machineCertPaths, tlsDaemonArgs } from './certs.js';
 import { isDaemon, machineSandboxPrefix, ping, spawnDaemon, waitForDaemon, type MachineDaemonSpec } from './daemon.js';
 import { deleteNetns, ensureHub, listNetns, netnsExists, netnsPath, plugMachine, setConnected, unplugMachine } from './network.js';
 import { registryAnswers, registryRunning, startRegistry, type RegistrySpec } from './registry.js';
@@ -81,9 +82,34 @@ export class Lab {
     return `unix://${machinePaths(this.labDir, name).socket}`;
   }
 
+  /** `tcp://<address>:2376` of the machine's daemon, with TLS (`machine env --tls`). */
+  tlsUrl(name: string): string {
+    return `tcp://${this.get(name).address}:${API_TLS_PORT}`;
+  }
+
+  /** DOCKER_CERT_PATH for the machine: ca.pem, cert.pem, key.pem. */
+  certPath(name: string): string {
+    this.get(name);
+    return machineCertPaths(machinePaths(this.labDir, name).dir).dir;
+  }
+
+  /**
+   * `regenerate-certs`: new server and client certificates (same lab CA). The daemon reads them
+   * at once on SIGHUP (and within seconds anyway); connections already open keep theirs.
+   */
+  async regenerateCerts(name: string): Promise<void> {
+    await withLabLock(this.labDir, async () => {
+      const rec = this.get(name);
+      const p = machinePaths(this.labDir, name);
+      await ensureMachineCerts(this.labDir, p.dir, name, rec.address, true);
+      if (isDaemon(rec.pid, p.socket)) process.kill(rec.pid!, 'SIGHUP');
+    });
+  }
+
   private spec(rec: MachineRecord): MachineDaemonSpec {
     const p = machinePaths(this.labDir, rec.name);
     return {
+      extraArgs: tlsDaemonArgs(machineCertPaths(p.dir)),
       name: rec.name, ns: rec.ns, dir: p.dir, dataRoot: p.dataRoot, execRoot: p.execRoot, socket: p.socket, log: p.log,
       insecureRegistries: [this.registryAddress, ...(rec.insecureRegistries ?? [])],
       labels: rec.engineLabels ?? [],
@@ -126,6 +152,7 @@ export class Lab {
   /** Starts the daemon and records its PID before waiting, so a crash meanwhile leaves it findable. */
   private async boot(rec: MachineRecord): Promise<void> {
     const spec = this.spec(rec);
+    await ensureMachineCerts(this.labDir, spec.dir, rec.name, rec.address);
     const { pid, exited } = spawnDaemon(spec);
     rec.pid = pid;
     writeMachine(this.labDir, rec);

@@ -20,10 +20,12 @@ export class ContainerExecutor implements TaskExecutor {
   /** `describe`: this node's description, for service templates ({{.Node.Hostname}} …). */
   constructor(private readonly engine: Engine, private readonly log: Logger, private readonly describe?: () => NodeDescription) {
     this.files = new TaskFileMounts(path.join(engine.config.execRoot, 'task-files'));
-    // A task container removed any way (also `docker rm -f` by hand) takes its files along.
+    // A task container that stops or is removed any way (also `docker rm -f` by hand) takes its
+    // files along: a secret stays on the node only while a task using it runs (swarm never
+    // restarts a task's container in place; a new task gets its own files).
     engine.events.subscribe(undefined, (e) => {
       const taskId = e.Actor.Attributes[TASK_LABEL];
-      if (e.Type === 'container' && e.Action === 'destroy' && taskId) {
+      if (e.Type === 'container' && (e.Action === 'destroy' || e.Action === 'die') && taskId) {
         this.files.unmount(taskId).catch((err) => this.log.warn({ err, task: taskId }, 'removing task files failed'));
       }
     });

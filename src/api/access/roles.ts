@@ -55,9 +55,10 @@ export function allows(role: Role | undefined, needed: Role): boolean {
 
 /** A short name of what a call does, for messages: `services create`, `nodes update`, `containers delete`. */
 export function actionName(method: string, pattern: string): string {
-  const words = pattern.split('/').filter((s) => s && !s.startsWith(':'));
+  const segments = pattern.split('/').filter((s) => s);
+  const words = segments.filter((s) => !s.startsWith(':'));
   if (method === 'DELETE') words.push('delete');
+  else if (isRead(method) && segments[segments.length - 1]?.startsWith(':')) words.push('inspect');
   else if (isRead(method) && words.length === 1) words.push('list');
-  else if (isRead(method) && !/^(json|logs|unlockkey|archive|export|stats|top|changes|history|get)$/.test(words[words.length - 1])) words.push('inspect');
   return words.join(' ');
 }

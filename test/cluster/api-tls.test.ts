@@ -1,0 +1,189 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { createApiCA, signApiCert } from '../../src/cluster/api-certs.js';
+import { machinePaths } from '../../src/lab/settings.js';
+import { run, type RunResult } from '../../src/util/run.js';
+import { DOCKER } from '../helpers/daemon.js';
+import { SHOAL_JS } from '../helpers/lab.js';
+import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
+import { waitFor } from '../helpers/process.js';
+
+// Needs root: a manager and a worker (namespaces, shoald, etcd, runc), driven by the real docker
+// CLI over tcp://<machine>:2376 with TLS from the lab hub's namespace (the host has no route in).
+
+/** `export K="V"` lines of `shoal machine env` as an environment. */
+function parseEnv(out: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const m of out.matchAll(/^export (\w+)="([^"]*)"$/gm)) env[m[1]] = m[2];
+  return env;
+}
+
+/** Files under `root` holding `needle` (not descending into mounts: a running task's tmpfs is allowed to). */
+function filesContaining(root: string, needle: Buffer): string[] {
+  const found: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.isFile()) {
+        try {
+          if (fs.readFileSync(p).includes(needle)) found.push(p);
+        } catch { /* gone meanwhile */ }
+      }
+    }
+  };
+  walk(root);
+  return found;
+}
+
+describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal cert create, audit', () => {
+  let swarm: SwarmLab;
+  let hubNs: string;
+  const envs = new Map<string, Record<string, string>>();
+  const certDir = (who: string) => path.join(swarm.lab.labDir, 'client-certs', who);
+
+  /** The docker CLI in the hub namespace with `env` (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH). */
+  const cli = (env: Record<string, string>, args: string[], input?: string): Promise<RunResult> =>
+    run('nsenter', [`--net=/var/run/netns/${hubNs}`, DOCKER, ...args], { env: { PATH: process.env.PATH ?? '', HOME: swarm.lab.labDir, DOCKER_CLI_HINTS: 'false', ...env }, allowFail: true, input });
+  /** The env of `machine` with another client's certificates. */
+  const as = (who: string, machine = 'm1') => ({ ...envs.get(machine)!, DOCKER_CERT_PATH: certDir(who) });
+  const ok = async (env: Record<string, string>, args: string[], input?: string) => {
+    const r = await cli(env, args, input);
+    assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  const denied = async (env: Record<string, string>, args: string[], role: string) => {
+    const r = await cli(env, args);
+    assert.notEqual(r.code, 0, `${role} could docker ${args.join(' ')}`);
+    assert.match(r.stderr, new RegExp(`role ${role} \\(CN=[^)]*\\) may not`), `docker ${args.join(' ')}: ${r.stderr}`);
+  };
+  const secretText = `tls-s3cr3t-${randomBytes(12).toString('hex')}`;
+
+  before(async () => {
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['w1'], busybox: true });
+    hubNs = `${swarm.lab.prefix}-hub`;
+    for (const m of swarm.machines) envs.set(m, parseEnv((await swarm.lab.machine(['env', '--tls', m])).stdout));
+  });
+  after(async () => {
+    await swarm?.cleanup();
+  });
+
+  it('machine env --tls prints docker-machine\'s three variables', () => {
+    const e = envs.get('m1')!;
+    assert.equal(e.DOCKER_TLS_VERIFY, '1');
+    assert.equal(e.DOCKER_HOST, `tcp://${swarm.ip.get('m1')}:2376`);
+    assert.ok(['ca.pem', 'cert.pem', 'key.pem'].every((f) => fs.existsSync(path.join(e.DOCKER_CERT_PATH, f))));
+  });
+
+  it('the docker CLI over tcp://…:2376 runs a walkthrough: node ls, service create -p, scale, inspect', async () => {
+    const e = envs.get('m1')!;
+    assert.deepEqual((await ok(e, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).split('\n').sort(), ['m1 Ready', 'w1 Ready']);
+    await ok(e, ['service', 'create', '--detach', '--name', 'web', '-p', '8080:80', '--replicas', '1', 'busybox', 'httpd', '-f', '-p', '80']);
+    await ok(e, ['service', 'scale', '--detach', 'web=3']);
+    await waitFor('web at 3/3', async () => (await ok(e, ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])) === '3/3', 120_000, 500);
+    assert.equal(await ok(e, ['service', 'inspect', 'web', '--format', '{{.Spec.Mode.Replicated.Replicas}} {{(index .Endpoint.Ports 0).PublishedPort}}']), '3 8080');
+    // The worker serves TLS too, with its own machine certificate.
+    assert.equal(await ok(envs.get('w1')!, ['info', '--format', '{{.Swarm.LocalNodeState}}']), 'active');
+  });
+
+  it('plaintext, certificate-less and wrong-CA clients are refused', async () => {
+    const e = envs.get('m1')!;
+    const plain = await cli({ DOCKER_HOST: e.DOCKER_HOST }, ['version', '--format', '{{.Server.Version}}']);
+    assert.notEqual(plain.code, 0);
+    const noCert = await cli({ DOCKER_HOST: e.DOCKER_HOST }, ['--tlsverify', '--tlscacert', path.join(e.DOCKER_CERT_PATH, 'ca.pem'), 'version']);
+    assert.notEqual(noCert.code, 0);
+    const other = await createApiCA('not-the-lab');
+    const c = await signApiCert(other, { subject: 'CN=mallory, OU=admin', usage: 'client' });
+    const dir = certDir('mallory');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.copyFileSync(path.join(e.DOCKER_CERT_PATH, 'ca.pem'), path.join(dir, 'ca.pem'));
+    fs.writeFileSync(path.join(dir, 'cert.pem'), c.certPem);
+    fs.writeFileSync(path.join(dir, 'key.pem'), c.keyPem!);
+    const wrong = await cli(as('mallory'), ['version', '--format', '{{.Server.Version}}']);
+    assert.notEqual(wrong.code, 0);
+    assert.doesNotMatch(wrong.stdout, /shoal/);
+  });
+
+  it('shoal cert create, via DOCKER_HOST over TLS, writes a viewer and an operator certificate', async () => {
+    for (const [who, role] of [['vera', 'viewer'], ['otto', 'operator']]) {
+      const r = await run('nsenter', [`--net=/var/run/netns/${hubNs}`, process.execPath, SHOAL_JS, 'cert', 'create', '--role', role, '--out', certDir(who), who], { env: { ...process.env, ...envs.get('m1')! }, allowFail: true });
+      assert.equal(r.code, 0, r.stderr);
+      for (const f of ['ca.pem', 'cert.pem', 'key.pem']) assert.ok(fs.existsSync(path.join(certDir(who), f)), f);
+    }
+    // Only admin may make certificates.
+    const r = await run('nsenter', [`--net=/var/run/netns/${hubNs}`, process.execPath, SHOAL_JS, 'cert', 'create', '--role', 'admin', '--out', certDir('sneaky'), 'sneaky'], { env: { ...process.env, ...as('otto') }, allowFail: true });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /role operator .* may not "shoal certs"; it needs admin/);
+  });
+
+  it('a viewer lists and inspects on every node, and gets 403 on create, update, rm, exec', async () => {
+    assert.match(await ok(as('vera'), ['service', 'ls']), /web/);
+    assert.match(await ok(as('vera'), ['node', 'ls']), /w1/);
+    await ok(as('vera'), ['service', 'inspect', 'web']);
+    await ok(as('vera'), ['service', 'ps', 'web']);
+    // One certificate for every node: the worker learnt the swarm's API client CA from its managers.
+    await waitFor('the worker to trust the API client CA', async () => (await cli(as('vera', 'w1'), ['ps'])).code === 0, 30_000, 500);
+    const cid = (await ok(as('vera', 'w1'), ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).split('\n')[0];
+    assert.ok(cid, 'a web task runs on w1');
+    await denied(as('vera'), ['service', 'create', '--detach', '--name', 'nope', 'busybox', 'sleep', '1'], 'viewer');
+    await denied(as('vera'), ['service', 'update', '--detach', '--replicas', '1', 'web'], 'viewer');
+    await denied(as('vera'), ['service', 'rm', 'web'], 'viewer');
+    await denied(as('vera', 'w1'), ['exec', cid, 'true'], 'viewer');
+    await denied(as('vera', 'w1'), ['rm', '-f', cid], 'viewer');
+  });
+
+  it('an operator updates services but cannot swarm leave, node promote or read the unlock key', async () => {
+    await ok(as('otto'), ['service', 'update', '--detach', '--replicas', '2', 'web']);
+    await denied(as('otto'), ['swarm', 'leave', '--force'], 'operator');
+    await denied(as('otto'), ['node', 'promote', 'w1'], 'operator');
+    await denied(as('otto'), ['swarm', 'unlock-key'], 'operator');
+    await ok(as('otto'), ['secret', 'create', 'tlspw', '-'], secretText);
+    await ok(as('otto'), ['service', 'create', '--detach', '--name', 'usespw', '--secret', 'tlspw', '--constraint', 'node.role==worker', 'busybox', 'sleep', '600']);
+    await waitFor('usespw running', async () => (await ok(envs.get('m1')!, ['service', 'ls', '--filter', 'name=usespw', '--format', '{{.Replicas}}'])) === '1/1', 90_000, 500);
+  });
+
+  it('the audit log on each node names the certificate of each write, and holds no secret', async () => {
+    const lines = (m: string) => fs.readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const m1 = lines('m1');
+    assert.ok(m1.some((l) => l.path === '/services/create' && l.client === 'CN=shoal-machine-m1, OU=admin' && l.outcome === 'ok'), 'service create by the machine certificate');
+    assert.ok(m1.some((l) => /^\/services\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto, OU=operator, O=') && l.outcome === 'ok'), 'service update by otto');
+    assert.ok(m1.some((l) => l.path === '/services/create' && String(l.client).startsWith('CN=vera, OU=viewer') && l.outcome === 'denied'), 'denied create by vera');
+    assert.ok(m1.some((l) => l.path === '/swarm/leave' && String(l.client).startsWith('CN=otto') && l.status === 403));
+    assert.ok(m1.some((l) => l.path === '/secrets/create' && String(l.client).startsWith('CN=otto')));
+    assert.ok(lines('w1').some((l) => String(l.path).endsWith('/exec') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied'), 'denied exec on the worker');
+    // No file of any machine (data root with etcd's data, audit and daemon logs) holds the secret, in clear or base64.
+    for (const m of swarm.machines) {
+      const p = machinePaths(swarm.lab.labDir, m);
+      for (const root of [p.dataRoot, p.log]) {
+        const files = fs.statSync(root).isDirectory() ? filesContaining(root, Buffer.from(secretText)) : (fs.readFileSync(root).includes(secretText) ? [root] : []);
+        assert.deepEqual(files, [], `secret in clear on ${m}`);
+        const b64 = Buffer.from(secretText).toString('base64');
+        assert.deepEqual(fs.statSync(root).isDirectory() ? filesContaining(root, Buffer.from(b64)) : [], [], `secret in base64 on ${m}`);
+      }
+    }
+  });
+
+  it('a worker keeps a secret only while a task using it runs: none left once they end', async () => {
+    const e = envs.get('m1')!;
+    await ok(e, ['service', 'create', '--detach', '--name', 'oneshot', '--secret', 'tlspw', '--restart-condition', 'none', '--constraint', 'node.role==worker', 'busybox', 'sh', '-c', 'test -s /run/secrets/tlspw && sleep 1']);
+    await waitFor('oneshot complete', async () => (await ok(e, ['service', 'ps', 'oneshot', '--format', '{{.CurrentState}}'])).startsWith('Complete'), 90_000, 500);
+    await ok(e, ['service', 'rm', 'usespw']);
+    const execRoot = machinePaths(swarm.lab.labDir, 'w1').execRoot;
+    await waitFor('no secret left under the worker\'s exec root', () => filesContaining(execRoot, Buffer.from(secretText)).length === 0, 30_000, 500);
+  });
+
+  it('machine regenerate-certs: the daemon serves the new certificate at once, clients keep working', async () => {
+    const e = envs.get('m1')!;
+    const served = async () => (await run('nsenter', [`--net=/var/run/netns/${hubNs}`, process.execPath, '-e', `
+      const tls = require('node:tls'); const fs = require('node:fs'); const p = process.env.DOCKER_CERT_PATH;
+      const s = tls.connect({ host: '${swarm.ip.get('m1')}', port: 2376, ca: fs.readFileSync(p + '/ca.pem'), cert: fs.readFileSync(p + '/cert.pem'), key: fs.readFileSync(p + '/key.pem') }, () => { console.log(s.getPeerCertificate().fingerprint256); s.end(); });`], { env: { ...process.env, ...e } })).stdout.trim();
+    const before = await served();
+    assert.match(before, /^[0-9A-F:]{95}$/);
+    await swarm.lab.machine(['regenerate-certs', 'm1']);
+    assert.notEqual(await served(), before);
+    await ok(e, ['node', 'ls']);
+  });
+});
