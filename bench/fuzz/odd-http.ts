@@ -48,8 +48,9 @@ export function oddRequest(p: Prng): { req: RawRequest; route: string; mutation:
     }
     case 'http10':
       return r({ method: '', target: '', raw: Buffer.from(`GET ${path} HTTP/1.0\r\n\r\n`) }, `HTTP/1.0 GET ${path}`);
+    // Not "\r\n\r\n" alone: a server ignores empty lines before a request line (RFC 9112 2.2) and waits for one.
     case 'garbage':
-      return r({ method: '', target: '', raw: Buffer.from(p.pick(['HELLO\r\n\r\n', '\r\n\r\n', 'GET\r\n\r\n', '\u0016\u0003\u0001\u0000\u00a5\u0001\u0000\u0000\u00a1\u0003\u0003', 'GET / HTTP/9.9\r\n\r\n']), 'latin1') }, 'garbage request line');
+      return r({ method: '', target: '', raw: Buffer.from(p.pick(['HELLO\r\n\r\n', 'GET\r\n\r\n', '\u0016\u0003\u0001\u0000\u00a5\u0001\u0000\u0000\u00a1\u0003\u0003', 'GET / HTTP/9.9\r\n\r\n']), 'latin1') }, 'garbage request line');
     default: {
       const t = p.pick(['/nope', '/v1.41/containers', '/containers/json/extra', '/swarm/nope', '/images/', '/']);
       return r({ method: p.pick(['GET', 'POST', 'DELETE']), target: t }, `unknown path ${t}`);

@@ -1,5 +1,5 @@
 /**
- * `npm run fuzz -- [--seed N] [--requests N] [--batch N] [--huge-mb N] [--tolerate-body-5xx]`
+ * `npm run fuzz -- [--seed N] [--requests N] [--batch N] [--huge-mb N] [--kinds body,query,http,valid] [--tolerate-body-5xx]`
  *
  * Starts its own shoald (own network namespace, single-node swarm), then sends mutated bodies
  * to every write endpoint, garbled query strings and odd HTTP. After every batch it checks
@@ -31,9 +31,20 @@ export const ALLOWED_5XX: { route: RegExp; status: number; message: RegExp; why:
     route: /^POST \/(services|nodes|secrets|configs)\/\{id\}\/update$|^POST \/swarm\/update$/, status: 500, message: /^rpc error: code = Unknown desc = update out of sequence$/,
     why: 'swarmkit answers a stale ?version= with codes.Unknown, which dockerd maps to 500 (the fuzzer reads the version first; a racing write can still make it stale)',
   },
+  {
+    route: /^POST \/services\/\{id\}\/update$/, status: 501, message: /^rpc error: code = Unimplemented desc = (service mode change is not allowed|renaming services is not supported)$/,
+    why: 'swarmkit refuses a mode change or rename with codes.Unimplemented, which dockerd maps to 501',
+  },
+  {
+    route: /^POST \/networks\/\{id\}\/disconnect$/, status: 500, message: /^container \w+ is not connected to (the )?network /,
+    why: 'dockerd: DisconnectFromNetwork returns a plain error (500) for a container that is not on the network',
+  },
 ];
 
 type Origin = 'body' | 'query' | 'http' | 'valid';
+const ORIGINS: Origin[] = ['body', 'query', 'http', 'valid'];
+/** The mix of one run: mostly mutated bodies; query strings of write and of read endpoints; odd HTTP; some valid requests. */
+const KIND_WEIGHTS: [number, Origin | 'read-query'][] = [[62, 'body'], [10, 'query'], [10, 'read-query'], [12, 'http'], [6, 'valid']];
 
 interface Outcome {
   route: string;
@@ -42,6 +53,8 @@ interface Outcome {
   request: string;
   status: number | 'no-answer';
   message: string;
+  /** Sent after a list endpoint was first found broken: the 5xx may be a consequence of that state. */
+  afterBroken: boolean;
 }
 
 interface Options {
@@ -51,10 +64,11 @@ interface Options {
   hugeBytes: number;
   timeoutMs: number;
   tolerateBody5xx: boolean;
+  kinds: Set<Origin>;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seed: 1, requests: 1000, batch: 100, hugeBytes: 4 * 1024 * 1024, timeoutMs: 30_000, tolerateBody5xx: false };
+  const o: Options = { seed: 1, requests: 1000, batch: 100, hugeBytes: 4 * 1024 * 1024, timeoutMs: 30_000, tolerateBody5xx: false, kinds: new Set(ORIGINS) };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -68,6 +82,11 @@ function parseArgs(argv: string[]): Options {
     else if (a === '--huge-mb') o.hugeBytes = Math.round(num() * 1024 * 1024);
     else if (a === '--timeout-ms') o.timeoutMs = num();
     else if (a === '--tolerate-body-5xx') o.tolerateBody5xx = true;
+    else if (a === '--kinds') {
+      const ks = (argv[++i] ?? '').split(',');
+      for (const k of ks) if (!ORIGINS.includes(k as Origin)) throw new Error(`--kinds takes ${ORIGINS.join(',')}`);
+      o.kinds = new Set(ks as Origin[]);
+    }
     else throw new Error(`unknown argument ${a} (see bench/fuzz/run.ts)`);
   }
   return o;
@@ -196,6 +215,8 @@ async function main(): Promise<number> {
   const outcomes: Outcome[] = [];
   const problems: string[] = [];
   let crashed = false;
+  /** The request after which a list endpoint first failed. */
+  let brokenSince: number | undefined;
   const started = Date.now();
   let peakRss = 0;
   const rssMiB = () => {
@@ -220,7 +241,7 @@ async function main(): Promise<number> {
         let route: string;
         let origin: Origin;
         let mutation: string;
-        const kind = p.weighted<'body' | 'query' | 'read-query' | 'http' | 'valid'>([[62, 'body'], [10, 'query'], [10, 'read-query'], [12, 'http'], [6, 'valid']]);
+        const kind = p.weighted(KIND_WEIGHTS.filter(([, k]) => o.kinds.has(k === 'read-query' ? 'query' : k)));
         try {
           if (kind === 'http') {
             ({ req, route, mutation } = oddRequest(p));
@@ -262,11 +283,11 @@ async function main(): Promise<number> {
           const r = await send(d.socket, req, o.timeoutMs);
           const isError = r.status >= 400 && req.method !== 'HEAD';
           const em = isError ? errorMessage(r) : { ok: true, message: '' };
-          outcome = { route, origin, mutation, request: describe(req), status: r.status, message: em.message };
+          outcome = { route, origin, mutation, request: describe(req), status: r.status, message: em.message, afterBroken: brokenSince !== undefined };
           if (!em.ok) problems.push(`non-JSON error answer: ${route} [${mutation}] ${r.status} ${em.message}\n    request: ${describe(req)}`);
         } catch (e) {
           if (!(e instanceof NoAnswer)) throw e;
-          outcome = { route, origin, mutation, request: describe(req), status: 'no-answer', message: e.message };
+          outcome = { route, origin, mutation, request: describe(req), status: 'no-answer', message: e.message, afterBroken: brokenSince !== undefined };
           problems.push(`no answer: ${route} [${mutation}] ${e.message}\n    request: ${describe(req)}`);
         }
         outcomes.push(outcome);
@@ -281,9 +302,13 @@ async function main(): Promise<number> {
       for (const l of LIST_ENDPOINTS) {
         try {
           const r = await api.call('GET', l);
-          if (r.status !== 200 || r.json === undefined) problems.push(`dead list endpoint after request ${n}: GET ${l} -> ${r.status} ${r.text.slice(0, 300)}`);
+          if (r.status !== 200 || r.json === undefined) {
+            problems.push(`dead list endpoint after request ${n}: GET ${l} -> ${r.status} ${r.text.slice(0, 300)}`);
+            brokenSince ??= n;
+          }
         } catch (e) {
           problems.push(`dead list endpoint after request ${n}: GET ${l} -> ${(e as Error).message}`);
+          brokenSince ??= n;
         }
       }
       for (const fail of await restore(api, f, swarmSpec)) problems.push(`clean-up after request ${n}: ${fail}`);
@@ -293,7 +318,7 @@ async function main(): Promise<number> {
     if (process.env.FUZZ_KEEP_LOG) fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.FUZZ_KEEP_LOG);
     await d.destroy();
   }
-  return report(o, outcomes, problems, crashed, (Date.now() - started) / 1000, peakRss);
+  return report(o, outcomes, problems, crashed, (Date.now() - started) / 1000, peakRss, brokenSince);
 }
 
 function processAlive(pid: number): boolean {
@@ -305,7 +330,7 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function report(o: Options, outcomes: Outcome[], problems: string[], crashed: boolean, seconds: number, peakRss: number): number {
+function report(o: Options, outcomes: Outcome[], problems: string[], crashed: boolean, seconds: number, peakRss: number, brokenSince: number | undefined): number {
   const byStatus = new Map<string, number>();
   const byRoute = new Map<string, Map<string, number>>();
   for (const x of outcomes) {
@@ -316,6 +341,7 @@ function report(o: Options, outcomes: Outcome[], problems: string[], crashed: bo
     m.set(cls, (m.get(cls) ?? 0) + 1);
     byRoute.set(x.route, m);
   }
+  if (brokenSince !== undefined) console.log(`\nNOTE: a list endpoint first failed after request ${brokenSince}: some state stored by a request before it breaks reads.`);
   console.log(`\n${outcomes.length} requests in ${seconds.toFixed(0)} s (seed ${o.seed}); shoald peak RSS ${peakRss.toFixed(0)} MiB`);
   console.log('\nby status: ' + [...byStatus].sort().map(([s, c]) => `${s}: ${c}`).join(', '));
   console.log('\nby route (2xx/3xx/4xx/5xx/none):');
@@ -325,17 +351,18 @@ function report(o: Options, outcomes: Outcome[], problems: string[], crashed: bo
   const allowed = (x: Outcome) => ALLOWED_5XX.some((a) => a.route.test(x.route) && a.status === x.status && a.message.test(x.message));
   const groups = new Map<string, { first: Outcome; count: number; allowed: boolean }>();
   for (const x of fivexx) {
-    const key = `${x.origin}|${x.route}|${x.status}|${x.message.replace(/[0-9a-f]{12,}/g, '…').slice(0, 160)}`;
+    const key = `${x.afterBroken}|${x.origin}|${x.route}|${x.status}|${x.message.replace(/[0-9a-f]{12,}/g, '…').slice(0, 160)}`;
     const g = groups.get(key);
     if (g) g.count++;
     else groups.set(key, { first: x, count: 1, allowed: allowed(x) });
   }
   let failing5xx = 0;
   let tolerated = 0;
-  for (const origin of ['valid', 'query', 'http', 'body'] as const) {
-    const gs = [...groups.values()].filter((g) => g.first.origin === origin);
+  for (const [origin, afterBroken] of ORIGINS.flatMap((x) => [[x, false], [x, true]] as const)) {
+    const gs = [...groups.values()].filter((g) => g.first.origin === origin && g.first.afterBroken === afterBroken);
     if (!gs.length) continue;
-    const title = origin === 'body' ? 'from mutated request BODIES (the body decoder\'s)' : origin === 'valid' ? 'from VALID requests' : `from ${origin.toUpperCase()} mutations`;
+    const title = (origin === 'body' ? 'from mutated request BODIES (the body decoder\'s)' : origin === 'valid' ? 'from VALID requests' : `from ${origin.toUpperCase()} mutations`) +
+      (afterBroken ? `, sent after request ${brokenSince} left a list endpoint broken (may be consequences of that state)` : '');
     console.log(`\n5xx ${title}:`);
     for (const g of gs.sort((a, b) => b.count - a.count)) {
       const verdict = g.allowed ? 'allowed (dockerd too)' : origin === 'body' && o.tolerateBody5xx ? 'tolerated (--tolerate-body-5xx)' : 'FAIL';

@@ -30,6 +30,10 @@ function endRaw(socket: Duplex, status: number, message: string): void {
 /** Parser errors as Go's net/http answers them (431 for oversized headers, 400 otherwise), with a JSON body. */
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (err.code === 'ECONNRESET' || err.code === 'EPIPE') return void socket.destroy();
+  // A body that breaks framing after a route answered: the answer is out, only closing is left
+  // (node's own default handler checks the same private field).
+  const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (inFlight?.headersSent) return void socket.destroy();
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW': return endRaw(socket, 431, `request line and headers are larger than ${MAX_HEADER_BYTES} bytes`);
     // Go routes any method token; dockerd's router then has no match: 404 "page not found".

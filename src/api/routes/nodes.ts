@@ -5,6 +5,7 @@ import type { Node, NodeSpec } from '../../cluster/types.js';
 import type { Manager } from '../../manager/manager.js';
 import { VersionConflict } from '../../manager/store/store.js';
 import { ApiError, badRequest, notFound } from '../../util/errors.js';
+import { versionParam } from '../query.js';
 
 /**
  * A node as the API shows it: leader and reachability are live facts, not stored ones.
@@ -62,10 +63,9 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
   router.post('/nodes/:id/update', async (ctx) => {
     const m = swarm.requireManager();
     const spec = await ctx.json<NodeSpec>();
-    const version = ctx.query.get('version');
-    if (version === null || !/^\d+$/.test(version)) throw badRequest(`invalid node version '${version ?? ''}': must be a number`);
+    const version = versionParam(ctx.query, (raw, why) => `invalid node version '${raw}': ${why}`);
     const n = findNode(m, ctx.params.id);
-    if (n.Version.Index !== Number(version)) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
+    if (n.Version.Index !== version) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
     if (spec.Role && !['worker', 'manager'].includes(spec.Role)) throw badRequest(`invalid role "${spec.Role}", only worker and manager are supported`);
     if (spec.Availability && !['active', 'pause', 'drain'].includes(spec.Availability)) throw badRequest(`invalid availability "${spec.Availability}", only active, drain and pause are supported`);
     const role = spec.Role || n.Spec.Role;

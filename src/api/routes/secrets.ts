@@ -4,6 +4,7 @@ import type { Config, ConfigSpec, Secret, SecretSpec } from '../../cluster/types
 import { VersionConflict, type Store } from '../../manager/store/store.js';
 import { badRequest, notFound } from '../../util/errors.js';
 import { newSwarmId } from '../../util/ids.js';
+import { versionParam } from '../query.js';
 import { rpcError } from '../../manager/orchestrator/service-spec.js';
 import { checkNotInUse, specData, validateFileSpec, type FileKind } from '../../manager/secrets/spec.js';
 import { openSecretData, sealSecretData } from '../../manager/secrets/seal.js';
@@ -92,13 +93,12 @@ function fileObjectRoutes(router: Router, kind: FileKind, access: SecretsAccess)
   router.post(`${base}/:id/update`, async (ctx) => {
     const { store, dek } = access();
     const spec = await readSpec(ctx);
-    const raw = ctx.query.get('version') ?? '';
-    if (!/^\d+$/.test(raw)) throw badRequest(`invalid ${kind} version`);
+    const version = versionParam(ctx.query, () => `invalid ${kind} version`);
     const current = find(kind, store, ctx.params.id);
     // Only labels change (swarmkit UpdateSecret / UpdateConfig): data and name are fixed.
     const dataChanged = spec.Data !== undefined && spec.Data !== '' && !specData(spec).equals(bytesOf(current, dek));
     if (spec.Name !== current.Spec.Name || dataChanged) throw rpcError('InvalidArgument', 'only updates to Labels are allowed');
-    if (Number(raw) !== current.Version.Index) throw rpcError('Unknown', 'update out of sequence');
+    if (version !== current.Version.Index) throw rpcError('Unknown', 'update out of sequence');
     const next: FileObject = { ...current, Spec: { ...current.Spec, Labels: spec.Labels ?? {} } };
     try {
       await store.commit([{ kind: KIND[kind], op: 'update', object: next }]);

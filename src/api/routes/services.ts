@@ -4,6 +4,7 @@ import type { Service, ServiceSpec, Task } from '../../cluster/types.js';
 import { VersionConflict, type Store } from '../../manager/store/store.js';
 import { ApiError, badRequest, notFound } from '../../util/errors.js';
 import { newSwarmId } from '../../util/ids.js';
+import { versionParam } from '../query.js';
 import { checkPortConflicts, modeName, normalizeSpec, randomName, resolveNetworks, rpcError, validateSpec } from '../../manager/orchestrator/service-spec.js';
 import { isGlobal } from '../../manager/orchestrator/task.js';
 import { checkReferencesExist } from '../../manager/secrets/spec.js';
@@ -154,9 +155,7 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
 
   router.post('/services/:id/update', async (ctx) => {
     const store = managerStore();
-    const raw = ctx.query.get('version') ?? '';
-    if (!/^\d+$/.test(raw)) throw badRequest(`invalid service version '${raw}': strconv.ParseUint: parsing "${raw}": invalid syntax`);
-    const version = Number(raw);
+    const version = versionParam(ctx.query, (raw, why) => `invalid service version '${raw}': ${why}`);
     const rollback = ctx.query.get('rollback') ?? '';
     const spec = normalizeSpec(await readSpec(ctx));
     const current = findService(store, ctx.params.id);

@@ -7,6 +7,7 @@ import { generateJoinToken } from '../../manager/ca/tokens.js';
 import { VersionConflict } from '../../manager/store/store.js';
 import { ApiError, badRequest } from '../../util/errors.js';
 import { newUnlockKey } from '../../manager/ca/unlock-key.js';
+import { versionParam } from '../query.js';
 
 /** `docker swarm init / join / leave / inspect / update / join-token`. */
 export function swarmRoutes(router: Router, swarm: SwarmNode): void {
@@ -37,11 +38,10 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
   router.post('/swarm/update', async (ctx) => {
     const m = swarm.requireManager();
     const spec = await ctx.json<ClusterSpec>();
-    const version = ctx.query.get('version');
-    if (version === null || !/^\d+$/.test(version)) throw badRequest(`invalid swarm version '${version ?? ''}': must be a number`);
+    const version = versionParam(ctx.query, (raw, why) => `invalid swarm version '${raw}': ${why}`);
     const c = m.store.list('cluster')[0];
     if (!c) throw new ApiError(503, 'swarm cluster object missing');
-    if (c.Version.Index !== Number(version)) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
+    if (c.Version.Index !== version) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
     const next = structuredClone(c);
     // The name is fixed ("default"); everything else comes from the client, defaults where unset.
     next.Spec = { ...mergeClusterSpec(c.Spec, spec), Name: c.Spec.Name, Labels: spec.Labels ?? c.Spec.Labels };

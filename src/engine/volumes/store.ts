@@ -173,6 +173,8 @@ export class VolumeStore {
     if (driver !== 'local') throw notFound(`create ${name}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
     const existing = this.volumes.get(name);
     if (existing) return existing;
+    // A directory name: the kernel's limit is 255 bytes (dockerd fails later, with a 500, at mkdir).
+    if (Buffer.byteLength(name) > 255) throw badRequest(`create ${name.slice(0, 64)}…: volume name is too long (at most 255 bytes)`);
     if (name.length === 1) throw badRequest(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
     if (!NAME.test(name)) {
       throw badRequest(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
