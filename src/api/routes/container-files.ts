@@ -80,7 +80,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
     const changes = ctx.query.getAll('changes').flatMap((c) => c.split('\n'));
     const target = importTarget(ctx.query.get('repo') ?? undefined, ctx.query.get('tag') ?? undefined);
     applyChanges({}, changes); // bad changes are a 400 before anything is stored
-    const override = await ctx.json<Record<string, unknown> | null>();
+    const override = await ctx.body('ContainerConfig');
     // dockerd pauses a running container unless pause=false, so the layer is one moment's.
     const pause = ctx.bool('pause', true) && rec.state.Status === 'running';
     if (pause) await m.pause(rec.id);

@@ -1,7 +1,7 @@
 import { orphanAttachments } from '../../manager/networks/attachments.js';
 import type { Router } from '../router.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
-import type { Node, NodeSpec } from '../../cluster/types.js';
+import type { Node } from '../../cluster/types.js';
 import type { Manager } from '../../manager/manager.js';
 import { VersionConflict } from '../../manager/store/store.js';
 import { ApiError, badRequest, notFound } from '../../util/errors.js';
@@ -61,7 +61,7 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
 
   router.post('/nodes/:id/update', async (ctx) => {
     const m = swarm.requireManager();
-    const spec = await ctx.json<NodeSpec>();
+    const spec = await ctx.body('NodeSpec');
     const version = ctx.query.get('version');
     if (version === null || !/^\d+$/.test(version)) throw badRequest(`invalid node version '${version ?? ''}': must be a number`);
     const n = findNode(m, ctx.params.id);

@@ -35,10 +35,8 @@ function view(kind: FileKind, o: FileObject): FileObject {
   return { ...o, Spec: spec };
 }
 
-async function readSpec(ctx: RequestContext): Promise<Spec> {
-  const body = await ctx.json<Spec>();
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('invalid JSON: expected a spec object');
-  return body;
+async function readSpec(ctx: RequestContext, kind: FileKind): Promise<Spec> {
+  return kind === 'secret' ? await ctx.body('SecretSpec') : await ctx.body('ConfigSpec');
 }
 
 /** `/secrets` and `/configs` (swagger Secret*, Config*); both are manager-only. */
@@ -78,7 +76,7 @@ function fileObjectRoutes(router: Router, kind: FileKind, access: SecretsAccess)
 
   router.post(`${base}/create`, async (ctx) => {
     const { store, dek } = access();
-    const spec = await readSpec(ctx);
+    const spec = await readSpec(ctx, kind);
     validateFileSpec(kind, spec);
     if (store.list(KIND[kind]).some((o: FileObject) => o.Spec.Name === spec.Name)) throw rpcError('AlreadyExists', `${kind} ${spec.Name} already exists`);
     const now = new Date().toISOString();
@@ -91,7 +89,7 @@ function fileObjectRoutes(router: Router, kind: FileKind, access: SecretsAccess)
 
   router.post(`${base}/:id/update`, async (ctx) => {
     const { store, dek } = access();
-    const spec = await readSpec(ctx);
+    const spec = await readSpec(ctx, kind);
     const raw = ctx.query.get('version') ?? '';
     if (!/^\d+$/.test(raw)) throw badRequest(`invalid ${kind} version`);
     const current = find(kind, store, ctx.params.id);
