@@ -3,7 +3,7 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ApiError, badRequest } from '../util/errors.js';
 import { decodeBody, MAX_JSON_BODY, readLimited, type BodyName, type BodyTypes } from './decode/index.js';
-import { tooLarge } from './decode/body.js';
+import { discardRest, tooLarge } from './decode/body.js';
 import { SERVER_HEADERS } from './version.js';
 
 /** What a route handler sees of one request. */
@@ -52,8 +52,7 @@ export class RequestContext {
       }
       return await readLimited(this.req, MAX_JSON_BODY, length);
     } catch (e) {
-      // The rest of the body stays unread: the connection cannot carry another request.
-      if (e instanceof ApiError && e.status === 413) this.res?.setHeader('Connection', 'close');
+      if (e instanceof ApiError && e.status === 413 && !this.upgradeSocket) discardRest(this.req);
       throw e;
     }
   }

@@ -178,7 +178,8 @@ test('bad input: Docker\'s errors, nothing created', async () => {
   assert.match(r.stderr, /name must be valid as a DNS name component/);
   const res = await fetchApi('POST', '/v1.41/services/create', { Name: 'neg', TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, Mode: { Replicated: { Replicas: -1 } } });
   assert.equal(res.status, 400);
-  assert.equal(res.body.message, 'rpc error: code = InvalidArgument desc = Number of replicas must be non-negative');
+  // Replicas is a *uint64 in Docker's types: dockerd's JSON decoder refuses -1 before swarmkit sees it.
+  assert.equal(res.body.message, 'json: cannot unmarshal number -1 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64');
   assert.equal(store.list('services').length, count + 1, 'only p1 was created');
   const f = await fetchApi('GET', '/v1.41/tasks?filters=' + encodeURIComponent('{"colour":["red"]}'));
   assert.equal(f.status, 400);

@@ -13,9 +13,25 @@ export const MAX_JSON_BODY = 4 * 1024 * 1024;
 export const tooLarge = (limit: number) => new ApiError(413, `request body too large: a JSON body may have at most ${limit} bytes`);
 
 /**
+ * After a 413: the rest of the body is read and thrown away (nothing is kept), so that the
+ * client, still sending, gets to read the answer: closing a socket with unread input resets
+ * the connection and loses it. A client that sends on for more than `ms` is cut off.
+ */
+export function discardRest(req: Readable & { socket?: { destroy(): void } }, ms = 10_000): void {
+  if (req.readableEnded) return;
+  const timer = setTimeout(() => req.socket?.destroy(), ms);
+  timer.unref();
+  const stop = () => clearTimeout(timer);
+  req.once('end', stop);
+  req.once('close', stop);
+  req.on('data', () => undefined);
+  req.resume();
+}
+
+/**
  * Collects at most `limit` bytes of `stream`; rejects with the 413 as soon as there are more.
  * Listeners, not `for await`: leaving an async iterator early destroys the request, and with it
- * the socket the 413 must go out on. The rest of an oversized body is left unread (paused).
+ * the socket the 413 must go out on. The rest of an oversized body is left to discardRest.
  */
 export function readLimited(stream: Readable, limit: number, contentLength?: string | number): Promise<Buffer> {
   if (contentLength !== undefined && contentLength !== '' && Number(contentLength) > limit) return Promise.reject(tooLarge(limit));

@@ -80,7 +80,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
     const changes = ctx.query.getAll('changes').flatMap((c) => c.split('\n'));
     const target = importTarget(ctx.query.get('repo') ?? undefined, ctx.query.get('tag') ?? undefined);
     applyChanges({}, changes); // bad changes are a 400 before anything is stored
-    const override = await ctx.json<Record<string, unknown> | null>();
+    const override = await ctx.body('ContainerConfig');
     // dockerd pauses a running container unless pause=false, so the layer is one moment's.
     let pause = ctx.bool('pause', true) && rec.state.Status === 'running';
     // An exit between the check and the pause leaves nothing to pause: commit as stopped.

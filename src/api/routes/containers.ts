@@ -1,12 +1,10 @@
 import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest } from '../../util/errors.js';
-import type { ContainerConfig, CreateOptions, HostConfig, WaitCondition } from '../../engine/containers/manager.js';
+import type { WaitCondition } from '../../engine/containers/manager.js';
 import { attach, parseTimeParam, streamLogs } from '../../engine/containers/io.js';
-import type { ExecConfig } from '../../engine/containers/exec.js';
 import { emptyStats, sampleStats, ZERO_READ, type ContainerStats } from '../../engine/containers/stats.js';
 import { cgroupsPathOf } from '../../engine/containers/spec.js';
-import type { UpdateConfig } from '../../engine/containers/update.js';
 import { parseDetachKeys } from '../../engine/containers/detach-keys.js';
 
 /** Optional integer query value (`t` of stop/restart); undefined when absent. */
@@ -21,8 +19,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
   const m = engine.containers;
 
   router.post('/containers/create', async (ctx) => {
-    const body = await ctx.json<ContainerConfig & { HostConfig?: HostConfig; NetworkingConfig?: { EndpointsConfig?: CreateOptions['endpointsConfig'] } | null }>();
-    if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badRequest('config cannot be empty in order to create a container');
+    const body = await ctx.body('ContainerCreate');
     const { HostConfig: hostConfig, NetworkingConfig: net, ...config } = body;
     const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig, endpointsConfig: net?.EndpointsConfig });
     return { status: 201, body: created };
@@ -99,7 +96,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/:id/update', async (ctx) => {
-    const body = await ctx.json<UpdateConfig>();
+    const body = await ctx.body('ContainerUpdate');
     return { body: await m.update(ctx.params.id, body) };
   });
 
@@ -161,12 +158,12 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/:id/exec', async (ctx) => {
-    const cfg = await ctx.json<ExecConfig>();
+    const cfg = await ctx.body('ExecConfig');
     return { status: 201, body: { Id: m.exec.create(ctx.params.id, cfg) } };
   });
 
   router.post('/exec/:id/start', async (ctx) => {
-    const body = await ctx.json<{ Detach?: boolean; Tty?: boolean }>();
+    const body = await ctx.body('ExecStartCheck');
     const e = m.exec.check(ctx.params.id);
     // The process gets a TTY if the exec was created with one; the start's Tty only says
     // whether the answer is raw or framed, as in dockerd (a TTY's output all comes framed as stdout).

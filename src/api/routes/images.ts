@@ -4,7 +4,7 @@ import type { Engine } from '../../engine/engine.js';
 import { badRequest, notImplemented } from '../../util/errors.js';
 import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag, isSha256Digest } from '../../engine/images/reference.js';
-import { decodeRegistryAuth, type AuthConfig } from '../../engine/images/registry.js';
+import { decodeRegistryAuth } from '../../engine/images/registry.js';
 import { checkLogin } from '../../engine/images/login.js';
 import { pullAllTags, pullImage } from '../../engine/images/pull.js';
 import { pushImage } from '../../engine/images/push.js';
@@ -105,7 +105,7 @@ export function imageRoutes(router: Router, engine: Engine): void {
   });
 
   // `docker login`: checks the credentials against the registry; the CLI stores them itself.
-  router.post('/auth', async (ctx) => ({ body: await checkLogin(store, await ctx.json<AuthConfig>()) }));
+  router.post('/auth', async (ctx) => ({ body: await checkLogin(store, await ctx.body('AuthConfig')) }));
 
   router.get('/distribution/:name*/json', async (ctx) => {
     const ref = withDefaultTag(parseReference(ctx.params.name));

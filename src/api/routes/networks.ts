@@ -1,11 +1,12 @@
 import type { Handler, Router } from '../router.js';
+import type { BodyTypes } from '../decode/index.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest, conflict, forbidden, notFound, notImplemented } from '../../util/errors.js';
 import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
 import { parseSubnet } from '../../engine/network/ipv4.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import type { Network } from '../../cluster/types.js';
-import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork, type NetworkCreateRequest } from '../../manager/networks/swarm-networks.js';
+import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork } from '../../manager/networks/swarm-networks.js';
 import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../cluster/swarm-node.js';
 import { unavailable } from '../../util/errors.js';
 import type { UserNetwork } from '../../engine/network/user-bridges.js';
@@ -208,7 +209,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
   });
 
   router.post('/networks/create', async (ctx) => {
-    const req = await ctx.json<NetworkCreateRequest>();
+    const req = await ctx.body('NetworkCreateRequest');
     if (BUILTIN.has(req.Name ?? '')) throw forbidden(`${req.Name} is a pre-defined network and cannot be created`);
     const driver = req.Driver || 'bridge';
     if (driver === 'bridge' && !req.Scope?.startsWith('swarm')) {
@@ -235,7 +236,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
 
   // Swarm networks only (attachable overlays); the manager checks the network when the container runs.
   const connection = (action: 'connect' | 'disconnect'): Handler => async (ctx) => {
-    const req = await ctx.json<{ Container?: string; EndpointConfig?: { IPAMConfig?: { IPv4Address?: string } | null; Aliases?: string[] | null } | null }>();
+    const req: BodyTypes['NetworkConnect'] = action === 'connect' ? await ctx.body('NetworkConnect') : await ctx.body('NetworkDisconnect');
     const container = req.Container ?? '';
     engine.containers.get(container); // 404 No such container first, as Docker
     const bridge = engine.userBridges.find(ctx.params.id);

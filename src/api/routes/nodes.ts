@@ -1,7 +1,7 @@
 import { orphanAttachments } from '../../manager/networks/attachments.js';
 import type { Router } from '../router.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
-import type { Node, NodeSpec } from '../../cluster/types.js';
+import type { Node } from '../../cluster/types.js';
 import type { Manager } from '../../manager/manager.js';
 import { VersionConflict } from '../../manager/store/store.js';
 import { ApiError, badRequest, notFound } from '../../util/errors.js';
@@ -62,7 +62,7 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
 
   router.post('/nodes/:id/update', async (ctx) => {
     const m = swarm.requireManager();
-    const spec = await ctx.json<NodeSpec>();
+    const spec = await ctx.body('NodeSpec');
     const version = versionParam(ctx.query, (raw, why) => `invalid node version '${raw}': ${why}`);
     const n = findNode(m, ctx.params.id);
     if (n.Version.Index !== version) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');

@@ -36,10 +36,8 @@ function view(kind: FileKind, o: FileObject): FileObject {
   return { ...o, Spec: spec };
 }
 
-async function readSpec(ctx: RequestContext): Promise<Spec> {
-  const body = await ctx.json<Spec>();
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('invalid JSON: expected a spec object');
-  return body;
+async function readSpec(ctx: RequestContext, kind: FileKind): Promise<Spec> {
+  return kind === 'secret' ? await ctx.body('SecretSpec') : await ctx.body('ConfigSpec');
 }
 
 /** `/secrets` and `/configs` (swagger Secret*, Config*); both are manager-only. */
@@ -79,7 +77,7 @@ function fileObjectRoutes(router: Router, kind: FileKind, access: SecretsAccess)
 
   router.post(`${base}/create`, async (ctx) => {
     const { store, dek } = access();
-    const spec = await readSpec(ctx);
+    const spec = await readSpec(ctx, kind);
     validateFileSpec(kind, spec);
     if (store.list(KIND[kind]).some((o: FileObject) => o.Spec.Name === spec.Name)) throw rpcError('AlreadyExists', `${kind} ${spec.Name} already exists`);
     const now = new Date().toISOString();
@@ -92,7 +90,7 @@ function fileObjectRoutes(router: Router, kind: FileKind, access: SecretsAccess)
 
   router.post(`${base}/:id/update`, async (ctx) => {
     const { store, dek } = access();
-    const spec = await readSpec(ctx);
+    const spec = await readSpec(ctx, kind);
     const version = versionParam(ctx.query, () => `invalid ${kind} version`);
     const current = find(kind, store, ctx.params.id);
     // Only labels change (swarmkit UpdateSecret / UpdateConfig): data and name are fixed.

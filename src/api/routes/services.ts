@@ -95,9 +95,7 @@ export function matchLabels(labels: Record<string, string> | undefined, wanted: 
 }
 
 async function readSpec(ctx: RequestContext): Promise<ServiceSpec> {
-  const body = await ctx.json<ServiceSpec>();
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('invalid JSON: expected a service spec');
-  return body;
+  return ctx.body('ServiceSpec');
 }
 
 export function serviceRoutes(router: Router, managerStore: ManagerStore = notASwarmManager): void {

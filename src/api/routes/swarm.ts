@@ -1,8 +1,7 @@
 import type { Router } from '../router.js';
-import type { SwarmNode, InitRequest, JoinRequest } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../cluster/swarm-node.js';
 import { mergeClusterSpec } from '../../cluster/swarm-node.js';
 import { createRootCA } from '../../manager/ca/root-ca.js';
-import type { ClusterSpec } from '../../cluster/types.js';
 import { generateJoinToken } from '../../manager/ca/tokens.js';
 import { VersionConflict } from '../../manager/store/store.js';
 import { ApiError, badRequest } from '../../util/errors.js';
@@ -12,14 +11,14 @@ import { versionParam } from '../query.js';
 /** `docker swarm init / join / leave / inspect / update / join-token`. */
 export function swarmRoutes(router: Router, swarm: SwarmNode): void {
   router.post('/swarm/init', async (ctx) => {
-    const req = await ctx.json<InitRequest>();
+    const req = await ctx.body('SwarmInitRequest');
     const nodeId = await swarm.init(req);
     // A JSON string, as dockerd answers (a raw string body would be sent as text).
     return { body: JSON.stringify(nodeId) + '\n', headers: { 'Content-Type': 'application/json' } };
   });
 
   router.post('/swarm/join', async (ctx) => {
-    await swarm.join(await ctx.json<JoinRequest>());
+    await swarm.join(await ctx.body('SwarmJoinRequest'));
     return { status: 200 };
   });
 
@@ -37,7 +36,7 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
 
   router.post('/swarm/update', async (ctx) => {
     const m = swarm.requireManager();
-    const spec = await ctx.json<ClusterSpec>();
+    const spec = await ctx.body('SwarmSpec');
     const version = versionParam(ctx.query, (raw, why) => `invalid swarm version '${raw}': ${why}`);
     const c = m.store.list('cluster')[0];
     if (!c) throw new ApiError(503, 'swarm cluster object missing');
@@ -76,7 +75,7 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
   router.get('/swarm/unlockkey', async () => ({ body: { UnlockKey: await swarm.unlockKey() } }));
 
   router.post('/swarm/unlock', async (ctx) => {
-    const req = await ctx.json<{ UnlockKey?: string }>();
+    const req = await ctx.body('SwarmUnlockRequest');
     await swarm.unlock(req.UnlockKey ?? '');
     return { status: 200 };
   });
