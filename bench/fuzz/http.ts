@@ -18,7 +18,16 @@ export interface RawResponse {
 }
 
 /** The connection closed (or timed out) without a complete answer. */
-export class NoAnswer extends Error {}
+export class NoAnswer extends Error {
+  /**
+   * The server closed while a large body was still being written: it may have answered early
+   * and closed, as dockerd may too (the answer is lost with the socket), so this is not a fault.
+   */
+  closedEarly = false;
+}
+
+/** Bodies up to this size sit whole in the socket buffer: a closed connection then means no answer. */
+const BUFFERED_BYTES = 64 * 1024;
 
 /**
  * Sends one request and reads the whole answer (Connection: close). A hand-rolled client on
@@ -46,7 +55,13 @@ export function send(socketPath: string, r: RawRequest, timeoutMs: number): Prom
     sock.on('end', () => finish());
     sock.on('close', () => finish());
     // A reset after the answer was read is fine: the server may close before reading a huge body.
-    sock.on('error', (e) => (chunks.length ? finish() : finish(new NoAnswer(`connection error: ${e.message}`))));
+    sock.on('error', (e) => {
+      if (chunks.length) return finish();
+      const err = new NoAnswer(`connection error: ${e.message}`);
+      err.closedEarly = bodyBytes > BUFFERED_BYTES && ['EPIPE', 'ECONNRESET'].includes((e as NodeJS.ErrnoException).code ?? '');
+      finish(err);
+    });
+    let bodyBytes = 0;
     sock.on('connect', () => {
       if (r.raw) {
         sock.write(r.raw);
@@ -56,8 +71,9 @@ export function send(socketPath: string, r: RawRequest, timeoutMs: number): Prom
       const headers: [string, string][] = [['Host', 'docker'], ['Connection', 'close'], ...(r.headers ?? [])];
       if (body) headers.push(['Content-Type', 'application/json'], ['Content-Length', String(body.length)]);
       const head = `${r.method} ${r.target} HTTP/1.1\r\n${headers.map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n`;
-      sock.write(head);
-      if (body) sock.write(body);
+      bodyBytes = body?.length ?? 0;
+      // One write: a small request is wholly in the server's buffer before it can answer and close.
+      sock.write(body ? Buffer.concat([Buffer.from(head, 'latin1'), body]) : head);
     });
   });
 }

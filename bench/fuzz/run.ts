@@ -51,7 +51,7 @@ interface Outcome {
   origin: Origin;
   mutation: string;
   request: string;
-  status: number | 'no-answer';
+  status: number | 'no-answer' | 'closed-early';
   message: string;
   /** Sent after a list endpoint was first found broken: the 5xx may be a consequence of that state. */
   afterBroken: boolean;
@@ -287,8 +287,8 @@ async function main(): Promise<number> {
           if (!em.ok) problems.push(`non-JSON error answer: ${route} [${mutation}] ${r.status} ${em.message}\n    request: ${describe(req)}`);
         } catch (e) {
           if (!(e instanceof NoAnswer)) throw e;
-          outcome = { route, origin, mutation, request: describe(req), status: 'no-answer', message: e.message, afterBroken: brokenSince !== undefined };
-          problems.push(`no answer: ${route} [${mutation}] ${e.message}\n    request: ${describe(req)}`);
+          outcome = { route, origin, mutation, request: describe(req), status: e.closedEarly ? 'closed-early' : 'no-answer', message: e.message, afterBroken: brokenSince !== undefined };
+          if (!e.closedEarly) problems.push(`no answer: ${route} [${mutation}] ${e.message}\n    request: ${describe(req)}`);
         }
         outcomes.push(outcome);
       }
