@@ -9,6 +9,7 @@ import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork, type NetworkC
 import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../cluster/swarm-node.js';
 import { unavailable } from '../../util/errors.js';
 import type { UserNetwork } from '../../engine/network/user-bridges.js';
+import { endpointSettingsFrom, type EndpointConfigRequest } from '../../engine/containers/endpoint-settings.js';
 
 /** A network as the Engine API shows it (swagger `Network`, v1.41). */
 export interface NetworkResource {
@@ -232,14 +233,13 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
 
   // Swarm networks only (attachable overlays); the manager checks the network when the container runs.
   const connection = (action: 'connect' | 'disconnect'): Handler => async (ctx) => {
-    const req = await ctx.json<{ Container?: string; EndpointConfig?: { IPAMConfig?: { IPv4Address?: string } | null; Aliases?: string[] | null } | null }>();
+    const req = await ctx.json<{ Container?: string; EndpointConfig?: EndpointConfigRequest | null }>();
     const container = req.Container ?? '';
     engine.containers.get(container); // 404 No such container first, as Docker
     const bridge = engine.userBridges.find(ctx.params.id);
     if (bridge) {
       if (action === 'connect') {
-        const ec = req.EndpointConfig;
-        await engine.containers.connectUserBridge(container, bridge.name, { IPv4Address: ec?.IPAMConfig?.IPv4Address || undefined, Aliases: ec?.Aliases?.length ? ec.Aliases : undefined });
+        await engine.containers.connectUserBridge(container, bridge.name, endpointSettingsFrom(req.EndpointConfig));
       } else {
         await engine.containers.disconnectUserBridge(container, bridge.name);
       }
