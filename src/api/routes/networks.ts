@@ -10,6 +10,7 @@ import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork } from '../../
 import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../cluster/swarm-node.js';
 import { unavailable } from '../../util/errors.js';
 import type { UserNetwork } from '../../engine/network/user-bridges.js';
+import { endpointSettingsFrom, type EndpointConfigRequest } from '../../engine/containers/endpoint-settings.js';
 
 /** A network as the Engine API shows it (swagger `Network`, v1.41). */
 export interface NetworkResource {
@@ -242,8 +243,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     const bridge = engine.userBridges.find(ctx.params.id);
     if (bridge) {
       if (action === 'connect') {
-        const ec = req.EndpointConfig;
-        await engine.containers.connectUserBridge(container, bridge.name, { IPv4Address: ec?.IPAMConfig?.IPv4Address || undefined, Aliases: ec?.Aliases?.length ? ec.Aliases : undefined });
+        await engine.containers.connectUserBridge(container, bridge.name, endpointSettingsFrom(req.EndpointConfig));
       } else {
         await engine.containers.disconnectUserBridge(container, bridge.name);
       }

@@ -39,6 +39,8 @@ import { EventLog } from '../events.js';
 import { HealthMonitor, mergeHealthcheck, type Healthcheck } from './health.js';
 import { PortPublisher, validatePortBindings, type PortBindings } from './ports.js';
 import { inspectView, summaryView, type ContainerInspect, type ContainerSummary, type ForeignEndpoint } from './views.js';
+import { endpointSettingsFrom, type EndpointConfigRequest } from './endpoint-settings.js';
+import type { EndpointSettings } from './record.js';
 
 export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
 
@@ -48,7 +50,7 @@ export interface CreateOptions {
   config: ContainerConfig;
   hostConfig?: HostConfig;
   /** `NetworkingConfig.EndpointsConfig` of the create request: `--ip`, `--network-alias`. */
-  endpointsConfig?: Record<string, { IPAMConfig?: { IPv4Address?: string } | null; Aliases?: string[] | null } | null> | null;
+  endpointsConfig?: Record<string, EndpointConfigRequest | null> | null;
 }
 
 export type WaitCondition = 'not-running' | 'next-exit' | 'removed';
@@ -294,8 +296,8 @@ export class ContainerManager {
     if (!['default', 'bridge', 'host', 'none'].includes(mode) && !userBridge && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
     const settings: NonNullable<ContainerRecord['endpointSettings']> = {};
     for (const [net, ec] of Object.entries(opts.endpointsConfig ?? {})) {
-      const s = { IPv4Address: ec?.IPAMConfig?.IPv4Address || undefined, Aliases: ec?.Aliases?.length ? [...ec.Aliases] : undefined };
-      if (!s.IPv4Address && !s.Aliases) continue;
+      const s = endpointSettingsFrom(ec);
+      if (!s) continue;
       if (this.userBridgeOf(net)) this.userBridges!.validate(net, { ip: s.IPv4Address });
       else if (s.IPv4Address && ['default', 'bridge'].includes(net)) throw badRequest('user specified IP address is supported on user defined networks only');
       else if (s.Aliases && ['default', 'bridge'].includes(net)) throw badRequest('network-scoped alias is supported only for containers in user defined networks');
@@ -645,7 +647,7 @@ export class ContainerManager {
     let primary: { ip: string; gateway: string } | undefined;
     for (const name of names) {
       const s = rec.endpointSettings?.[name];
-      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases });
+      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases, mac: s?.MacAddress });
       if (!primary) primary = { ip: ep.ip, gateway: this.userBridgeOf(name)!.gateway };
     }
     if (primary) await this.useEmbeddedDns(rec, pid, primary.gateway);
@@ -664,7 +666,7 @@ export class ContainerManager {
   }
 
   /** `docker network connect` to a user bridge: now when running, and at every start. */
-  async connectUserBridge(ref: string, network: string, settings: { IPv4Address?: string; Aliases?: string[] }): Promise<void> {
+  async connectUserBridge(ref: string, network: string, settings: EndpointSettings = {}): Promise<void> {
     const rec = this.get(ref);
     const n = this.userBridgeOf(network);
     if (!n) throw notFound(`network ${network} not found`);
@@ -676,12 +678,12 @@ export class ContainerManager {
     if (joined && (rec.state.Status !== 'running' || n.endpoints[rec.id])) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${n.name}`);
     await this.locked(rec.id, async () => {
       if (rec.state.Status === 'running' || rec.state.Status === 'paused') {
-        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases });
+        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases, mac: settings.MacAddress });
         // The first user bridge a container joins brings the embedded resolver; later ones keep it.
         if (this.userBridges!.endpointsOf(rec.id).length === 1) await this.useEmbeddedDns(rec, rec.state.Pid, n.gateway);
       }
       if (!joined) rec.connectedNetworks = [...(rec.connectedNetworks ?? []), n.name];
-      if (settings.IPv4Address || settings.Aliases?.length) rec.endpointSettings = { ...(rec.endpointSettings ?? {}), [n.name]: settings };
+      if (Object.keys(settings).length) rec.endpointSettings = { ...(rec.endpointSettings ?? {}), [n.name]: settings };
       saveRecord(this.paths(rec.id).record, rec);
     });
   }

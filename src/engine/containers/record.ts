@@ -54,6 +54,18 @@ export interface ContainerState {
 }
 
 /** What the daemon remembers about one container, across restarts. */
+/** What a client asked for on one network (swagger EndpointSettings): kept, and shown by inspect. */
+export interface EndpointSettings {
+  IPv4Address?: string;
+  Aliases?: string[];
+  /** `--link` on a user network: `container:alias`. */
+  Links?: string[];
+  LinkLocalIPs?: string[];
+  DriverOpts?: Record<string, string>;
+  /** `network connect --mac-address` (API EndpointSettings.MacAddress). */
+  MacAddress?: string;
+}
+
 export interface ContainerRecord {
   id: string;
   /** With Docker's leading slash. */
@@ -80,7 +92,7 @@ export interface ContainerRecord {
   /** `network disconnect bridge` of a default-bridge container: it starts without that endpoint until connected again. */
   leftDefaultBridge?: boolean;
   /** Per-network endpoint settings asked for (`--ip`, `--network-alias`, `network connect --alias`), by network name as given. */
-  endpointSettings?: Record<string, { IPv4Address?: string; Aliases?: string[] }>;
+  endpointSettings?: Record<string, EndpointSettings>;
   /** Binds, mounts and volumes resolved at create (records of older daemons lack it: Binds/Mounts are read then). */
   mountPoints?: MountPoint[];
 }

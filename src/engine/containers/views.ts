@@ -1,6 +1,7 @@
 import type { EndpointInfo } from '../types.js';
 import { ZERO_TIME, type ContainerRecord, type containerPaths } from './record.js';
 import { mountPointView } from '../volumes/mounts.js';
+import { withRequestedSettings } from './endpoint-settings.js';
 
 /** `GET /containers/{id}/json` (swagger ContainerInspectResponse, the fields a client reads). */
 export type ContainerInspect = Record<string, unknown> & { Id: string; Name: string; State: Record<string, unknown> };
@@ -79,9 +80,10 @@ function networks(r: ContainerRecord, ep: EndpointInfo | undefined, bridgeId: st
   const mode = r.hostConfig.NetworkMode ?? 'default';
   // Swarm task containers are created with mode `none` and get their overlay endpoints from the agent.
   if (mode === 'host' || (mode === 'none' && !Object.keys(foreign).length)) return { [mode]: networkEntry(undefined, '') };
-  const out: Record<string, unknown> = Object.fromEntries(Object.entries(foreign).map(([name, e]) => [name, foreignEntry(e)]));
+  const asked = r.endpointSettings ?? {};
+  const out: Record<string, unknown> = Object.fromEntries(Object.entries(foreign).map(([name, e]) => [name, withRequestedSettings(foreignEntry(e), asked[name])]));
   // A container whose own network is a swarm one has no default bridge endpoint to show.
-  if (ep || ((mode === 'default' || mode === 'bridge') && !r.leftDefaultBridge)) out.bridge = networkEntry(ep, bridgeId);
+  if (ep || ((mode === 'default' || mode === 'bridge') && !r.leftDefaultBridge)) out.bridge = withRequestedSettings(networkEntry(ep, bridgeId), asked.bridge ?? asked.default);
   return out;
 }
 

@@ -79,6 +79,8 @@ export interface BridgeCreateRequest {
 export interface ConnectOptions {
   ip?: string;
   aliases?: string[];
+  /** Asked for (`network connect --mac-address`); else derived from the address, as Docker does. */
+  mac?: string;
 }
 
 /**
@@ -306,7 +308,7 @@ export class UserBridges {
     while (links.has(`eth${k}`)) k++;
     const endpointId = newHexId();
     const ep: UserEndpoint = {
-      containerId, endpointId, ip, mac: macFromIp(ip), hostVeth: hostVethName(endpointId), ifname: `eth${k}`,
+      containerId, endpointId, ip, mac: opts.mac ?? macFromIp(ip), hostVeth: hostVethName(endpointId), ifname: `eth${k}`,
       aliases: [...new Set(opts.aliases ?? [])], staticIp: !!opts.ip,
     };
     n.endpoints[containerId] = ep;
