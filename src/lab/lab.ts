@@ -191,6 +191,19 @@ export class Lab {
     return Promise.all(listMachines(this.labDir).map((m) => this.status(m)));
   }
 
+  /**
+   * Starts the machine's daemon again after it died (kill -9), leaving its containers, mounts
+   * and network as they are: a shoald restart, not a reboot. False when it is still running.
+   */
+  async respawnDaemon(name: string): Promise<boolean> {
+    return withLabLock(this.labDir, async () => {
+      const rec = this.get(name);
+      if (isDaemon(rec.pid, machinePaths(this.labDir, name).socket)) return false;
+      await this.boot(rec);
+      return true;
+    });
+  }
+
   /** Returns false when the machine was already stopped. */
   async stop(name: string): Promise<boolean> {
     return withLabLock(this.labDir, async () => {

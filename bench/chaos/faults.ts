@@ -1,0 +1,216 @@
+/**
+ * The faults the chaos suite injects. Each one breaks something, waits until the swarm noticed
+ * (time to detect, when there is something to notice) or for a hold time, and heals what it
+ * broke the way an operator would (restart the daemon, reconnect, start the machine, join a new
+ * machine). Convergence is then the suite's business.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { readMachine } from '../../src/lab/state.js';
+import { run } from '../../src/util/run.js';
+import { machinePaths } from '../../src/lab/settings.js';
+import type { Swarm, Machine } from './chaos.js';
+import { pick } from './random.js';
+
+export const FAULTS = [
+  'kill-leader', 'kill-follower', 'kill-worker', 'kill-etcd', 'disconnect', 'stop-start',
+  'replace-worker', 'kill-tasks', 'demote-promote', 'full-restart', 'disk-full',
+] as const;
+export type FaultName = (typeof FAULTS)[number];
+
+export interface FaultOutcome {
+  target: string;
+  /** From the fault until the swarm showed it (a node Down, a new leader, etcd restarted). */
+  detectMs?: number;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(ms: number, fn: () => Promise<boolean>, everyMs = 500): Promise<number | undefined> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (await fn().catch(() => false)) return Date.now() - t0;
+    await sleep(everyMs);
+  }
+  return undefined;
+}
+
+/** The node's line in `docker node ls` from a manager not under a fault: status and manager status. */
+async function nodeLine(s: Swarm, name: string): Promise<{ status: string; manager: string } | undefined> {
+  const via = await s.anyManager();
+  const r = await s.d(via, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'], 10_000);
+  const l = r.stdout.split('\n').map((x) => x.split(' ')).find((x) => x[0] === name);
+  return l ? { status: l[1], manager: l[2] ?? '' } : undefined;
+}
+
+/** Down for a worker; Down or Unreachable for a manager. */
+const noticed = async (s: Swarm, m: Machine) => {
+  const l = await nodeLine(s, m.name);
+  return !!l && (l.status !== 'Ready' || (m.role === 'manager' && l.manager === 'Unreachable'));
+};
+
+function shoaldPid(s: Swarm, name: string): number {
+  const pid = readMachine(s.lab.labDir, name)?.pid;
+  if (!pid) throw new Error(`no daemon pid for ${name}`);
+  return pid;
+}
+
+/** The etcd member of a manager machine: its pid file under the machine's data root. */
+function etcdPid(s: Swarm, name: string): number | undefined {
+  const root = machinePaths(s.lab.labDir, name).dataRoot;
+  const f = fs.readdirSync(root, { recursive: true, encoding: 'utf8' }).find((x) => path.basename(x) === 'etcd.pid');
+  if (!f) return undefined;
+  try {
+    return Number(fs.readFileSync(path.join(root, f), 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+async function killDaemon(s: Swarm, m: Machine, waitFor: () => Promise<boolean>): Promise<FaultOutcome> {
+  s.faulted.add(m.name);
+  process.kill(shoaldPid(s, m.name), 'SIGKILL');
+  const t0 = Date.now();
+  const detectMs = await until(30_000, waitFor);
+  // At least a few heartbeats without the daemon.
+  await sleep(Math.max(0, 3000 - (Date.now() - t0)));
+  await s.labApi.respawnDaemon(m.name);
+  s.faulted.delete(m.name);
+  return { target: m.name, detectMs };
+}
+
+async function cutAndBack(s: Swarm, m: Machine, cut: () => Promise<unknown>, back: () => Promise<unknown>, holdMs: number): Promise<FaultOutcome> {
+  s.faulted.add(m.name);
+  await cut();
+  const t0 = Date.now();
+  const detectMs = await until(45_000, () => noticed(s, m));
+  await sleep(Math.max(0, holdMs - (Date.now() - t0)));
+  await back();
+  s.faulted.delete(m.name);
+  return { target: m.name, detectMs };
+}
+
+export async function runFault(name: FaultName, s: Swarm, rand: () => number): Promise<FaultOutcome> {
+  switch (name) {
+    case 'kill-leader': {
+      const leader = await s.leader();
+      const m = s.machines.find((x) => x.name === leader) ?? pick(rand, s.up('manager'));
+      return killDaemon(s, m, async () => {
+        const l = await s.leader();
+        return !!l && l !== m.name;
+      });
+    }
+    case 'kill-follower': {
+      const leader = await s.leader();
+      const m = pick(rand, s.up('manager').filter((x) => x.name !== leader));
+      return killDaemon(s, m, () => noticed(s, m));
+    }
+    case 'kill-worker': {
+      const m = pick(rand, s.up('worker'));
+      return killDaemon(s, m, () => noticed(s, m));
+    }
+    case 'kill-etcd': {
+      const m = pick(rand, s.up('manager'));
+      const pid = etcdPid(s, m.name);
+      if (!pid) throw new Error(`no etcd member found on ${m.name}`);
+      process.kill(pid, 'SIGKILL');
+      // Detected: the manager has started its member again.
+      const detectMs = await until(30_000, async () => { const p = etcdPid(s, m.name); return !!p && p !== pid; }, 200);
+      return { target: m.name, detectMs };
+    }
+    case 'disconnect': {
+      const m = pick(rand, s.up());
+      return cutAndBack(s, m, () => s.lab.machine(['disconnect', m.name]), () => s.lab.machine(['connect', m.name]), 20_000);
+    }
+    case 'stop-start': {
+      const m = pick(rand, s.up());
+      return cutAndBack(s, m, () => s.lab.machine(['stop', m.name]), () => s.lab.machine(['start', m.name]), 10_000);
+    }
+    case 'replace-worker': {
+      const m = pick(rand, s.up('worker'));
+      s.faulted.add(m.name);
+      await s.lab.machine(['rm', '-f', m.name]);
+      m.up = false;
+      const t0 = Date.now();
+      const detectMs = await until(45_000, () => noticed(s, m));
+      await s.ok(await s.anyManager(), ['node', 'rm', '--force', m.name]);
+      s.machines = s.machines.filter((x) => x !== m);
+      const fresh = await s.createMachine(s.newWorkerName(), 'worker');
+      await s.join(fresh);
+      void t0;
+      return { target: `${m.name} → ${fresh.name}`, detectMs };
+    }
+    case 'kill-tasks': {
+      const victims: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const m = pick(rand, s.up());
+        const ids = (await s.d(m.name, ['ps', '-q', '--filter', 'label=com.docker.swarm.task.id'])).stdout.split('\n').filter(Boolean);
+        if (!ids.length) continue;
+        const id = pick(rand, ids);
+        await s.d(m.name, ['rm', '-f', id]);
+        victims.push(`${m.name}:${id.slice(0, 12)}`);
+      }
+      return { target: victims.join(' ') || 'none' };
+    }
+    case 'demote-promote': {
+      const leader = await s.leader();
+      const m = pick(rand, s.up('manager').filter((x) => x.name !== leader));
+      const via = leader ?? (await s.anyManager());
+      s.faulted.add(m.name);
+      await s.ok(via, ['node', 'demote', m.name]);
+      const t0 = Date.now();
+      const detectMs = await until(60_000, async () => { const l = await nodeLine(s, m.name); return !!l && l.manager === '' && l.status === 'Ready'; });
+      await s.ok(await s.anyManager(), ['node', 'promote', m.name]);
+      await until(60_000, async () => { const l = await nodeLine(s, m.name); return !!l && l.manager === 'Reachable'; });
+      s.faulted.delete(m.name);
+      void t0;
+      return { target: m.name, detectMs };
+    }
+    case 'disk-full': {
+      // A worker booted with its data root on a full filesystem (a tmpfs holding its data and
+      // nothing more): the daemon must start and answer, refusing what it cannot write.
+      const m = pick(rand, s.up('worker'));
+      s.faulted.add(m.name);
+      const root = machinePaths(s.lab.labDir, m.name).dataRoot;
+      const aside = `${root}.chaos-full`;
+      await s.lab.machine(['stop', m.name]);
+      fs.renameSync(root, aside);
+      fs.mkdirSync(root);
+      const usedKiB = Number((await run('du', ['-sk', aside])).stdout.split('\t')[0]);
+      await run('mount', ['-t', 'tmpfs', '-o', `size=${usedKiB + 4096}k`, 'chaos-full', root]);
+      let note = '';
+      try {
+        await run('cp', ['-a', `${aside}/.`, root]);
+        await run('dd', ['if=/dev/zero', `of=${path.join(root, 'chaos-filler')}`, 'bs=64k'], { allowFail: true });
+        const started = await s.lab.machine(['start', m.name], { allowFail: true });
+        const t0 = Date.now();
+        const up = started.code === 0 ? await until(30_000, async () => (await s.d(m.name, ['info', '--format', '{{.Swarm.LocalNodeState}}'], 10_000)).code === 0) : undefined;
+        // A write the full disk must refuse with an error, not a hang or a crash.
+        const w = up !== undefined ? await s.d(m.name, ['volume', 'create', `chaos-full-${Date.now()}`], 20_000) : undefined;
+        note = started.code !== 0 ? `daemon refused to start: ${started.stderr.trim().split('\n').pop()}` : up === undefined ? 'daemon started but never answered' : `up in ${((Date.now() - t0) / 1000).toFixed(1)} s; a write: ${w?.code === 0 ? 'accepted' : `refused (${w?.stderr.trim().split('\n').pop()?.slice(0, 80)})`}`;
+        await s.lab.machine(['stop', m.name]);
+        fs.rmSync(path.join(root, 'chaos-filler'), { force: true });
+        // What the daemon wrote meanwhile is its state now.
+        fs.rmSync(aside, { recursive: true, force: true });
+        fs.mkdirSync(aside);
+        await run('cp', ['-a', `${root}/.`, aside]);
+      } finally {
+        await run('umount', [root], { allowFail: true });
+        fs.rmdirSync(root);
+        fs.renameSync(aside, root);
+      }
+      await s.lab.machine(['start', m.name]);
+      s.faulted.delete(m.name);
+      return { target: `${m.name}: ${note}` };
+    }
+    case 'full-restart': {
+      const all = s.up();
+      for (const m of all) s.faulted.add(m.name);
+      await s.lab.machine(['stop', ...all.map((m) => m.name)]);
+      await sleep(2000);
+      await s.lab.machine(['start', ...all.map((m) => m.name)]);
+      for (const m of all) s.faulted.delete(m.name);
+      return { target: 'all' };
+    }
+  }
+}
