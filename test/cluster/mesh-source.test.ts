@@ -6,7 +6,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { hubAddress } from '../../src/lab/addresses.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
-import { echoAppRootfsTar, importEchoApp, tcpAsk, udpAsk } from '../helpers/echo-app.js';
+import { echoAppRootfsTar, importEchoApp, tcpAsk, tcpTry, udpAsk } from '../helpers/echo-app.js';
 import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI;
@@ -135,8 +135,8 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
       for (let i = 0; !stop; i++) {
         const m = MACHINES[i % MACHINES.length];
         sent++;
-        const a = await tcpAsk(hubNs, addrs.get(m)!, 30084, 5);
-        if (!a || peerOf(a) !== hub) failures.push(`${m}: '${a}'`);
+        const { line: a, error } = await tcpTry(hubNs, addrs.get(m)!, 30084, 5);
+        if (!a || peerOf(a) !== hub) failures.push(`${new Date().toISOString()} ${m}: '${a}' ${error}`);
         else seen.add(hostOf(a));
       }
     })();
