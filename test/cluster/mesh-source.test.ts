@@ -123,7 +123,10 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
   });
 
   it('a rolling update under steady requests loses none (drain, then stop)', async () => {
-    await d('m1', ['service', 'create', '--detach', '--name', 'roll', '--replicas', '2', '-p', '30084:8080', IMAGE]);
+    // RUNNING means the process started, not that it listens (as in Docker): the health check
+    // makes RUNNING mean "answers", which is what a rolling update without losses needs.
+    await d('m1', ['service', 'create', '--detach', '--name', 'roll', '--replicas', '2', '-p', '30084:8080',
+      '--health-cmd', 'socat /dev/null TCP4:127.0.0.1:8080', '--health-interval', '250ms', '--health-timeout', '2s', '--health-retries', '3', IMAGE]);
     await running('roll', 2);
     for (const m of MACHINES) await waitFor(`roll answers at ${m}`, async () => (await tcpAsk(hubNs, addrs.get(m)!, 30084)) || undefined, 30_000);
     const before = new Set(await containers('roll'));
