@@ -5,6 +5,7 @@ import path from 'node:path';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { hubAddress } from '../../src/lab/addresses.js';
+import { run } from '../../src/util/run.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { echoAppRootfsTar, importEchoApp, tcpAsk, tcpTry, udpAsk } from '../helpers/echo-app.js';
 import { waitFor as poll } from '../helpers/process.js';
@@ -61,6 +62,11 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
       const udp = await waitFor(`UDP answer at ${m}:30090`, async () => (await udpAsk(hubNs, addrs.get(m)!, 30090)) || undefined, 30_000);
       assert.equal(peerOf(udp), hub, `UDP via ${m}: ${udp}`);
     }
+    // Idle TCP connections through the mesh are kept 5 days in the task's conntrack (conntrack.ts).
+    const [cid] = (await d('m2', ['ps', '-q', '--no-trunc', '--filter', 'label=com.docker.swarm.service.name=echo'])).split('\n');
+    const pid = await d('m2', ['inspect', '--format', '{{.State.Pid}}', cid]);
+    const timeout = await run('nsenter', [`--net=/proc/${pid}/ns/net`, 'sysctl', '-n', 'net.netfilter.nf_conntrack_tcp_timeout_established']);
+    assert.equal(timeout.stdout.trim(), '432000');
   });
 
   it('host-mode ports keep the client address too', async () => {
