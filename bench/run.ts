@@ -25,6 +25,7 @@ const SCENARIOS: Record<string, Scenario> = {
   scheduler: { file: 'scheduler.js', what: 'pure scheduling pass', quick: ['100000', '1000'], full: ['100000', '1000'] },
   'container-start': { file: 'container-start.js', what: 'docker run -d latency on one shoald', quick: [], full: [] },
   mesh: { file: 'mesh.js', what: 'routing mesh vs direct, wrk', quick: ['5'], full: ['10'] },
+  'mesh-ready': { file: 'mesh-ready.js', what: '3-machine lab, docker CLI: task RUNNING → its published port answers on every machine, p50/max', quick: ['20'], full: ['20'] },
   'mesh-swarm': { file: 'mesh-swarm.js', what: '3-machine lab, docker CLI: published port vs task container, wrk req/s and p50/p99', quick: ['5'], full: ['10'] },
   failover: { file: 'failover.js', what: '3 managers: leader kill → first accepted write; 3-machine lab: worker gone → Down → replicas elsewhere', quick: ['3'], full: ['5'] },
 };

@@ -5,8 +5,9 @@ import path from 'node:path';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { hubAddress } from '../../src/lab/addresses.js';
+import { run } from '../../src/util/run.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
-import { echoAppRootfsTar, importEchoApp, tcpAsk, udpAsk } from '../helpers/echo-app.js';
+import { echoAppRootfsTar, importEchoApp, tcpAsk, tcpTry, udpAsk } from '../helpers/echo-app.js';
 import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI;
@@ -61,6 +62,11 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
       const udp = await waitFor(`UDP answer at ${m}:30090`, async () => (await udpAsk(hubNs, addrs.get(m)!, 30090)) || undefined, 30_000);
       assert.equal(peerOf(udp), hub, `UDP via ${m}: ${udp}`);
     }
+    // Idle TCP connections through the mesh are kept 5 days in the task's conntrack (conntrack.ts).
+    const [cid] = (await d('m2', ['ps', '-q', '--no-trunc', '--filter', 'label=com.docker.swarm.service.name=echo'])).split('\n');
+    const pid = await d('m2', ['inspect', '--format', '{{.State.Pid}}', cid]);
+    const timeout = await run('nsenter', [`--net=/proc/${pid}/ns/net`, 'sysctl', '-n', 'net.netfilter.nf_conntrack_tcp_timeout_established']);
+    assert.equal(timeout.stdout.trim(), '432000');
   });
 
   it('host-mode ports keep the client address too', async () => {
@@ -123,7 +129,10 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
   });
 
   it('a rolling update under steady requests loses none (drain, then stop)', async () => {
-    await d('m1', ['service', 'create', '--detach', '--name', 'roll', '--replicas', '2', '-p', '30084:8080', IMAGE]);
+    // RUNNING means the process started, not that it listens (as in Docker): the health check
+    // makes RUNNING mean "answers", which is what a rolling update without losses needs.
+    await d('m1', ['service', 'create', '--detach', '--name', 'roll', '--replicas', '2', '-p', '30084:8080',
+      '--health-cmd', 'socat /dev/null TCP4:127.0.0.1:8080', '--health-interval', '250ms', '--health-timeout', '2s', '--health-retries', '3', IMAGE]);
     await running('roll', 2);
     for (const m of MACHINES) await waitFor(`roll answers at ${m}`, async () => (await tcpAsk(hubNs, addrs.get(m)!, 30084)) || undefined, 30_000);
     const before = new Set(await containers('roll'));
@@ -135,8 +144,8 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
       for (let i = 0; !stop; i++) {
         const m = MACHINES[i % MACHINES.length];
         sent++;
-        const a = await tcpAsk(hubNs, addrs.get(m)!, 30084, 5);
-        if (!a || peerOf(a) !== hub) failures.push(`${m}: '${a}'`);
+        const { line: a, error } = await tcpTry(hubNs, addrs.get(m)!, 30084, 5);
+        if (!a || peerOf(a) !== hub) failures.push(`${new Date().toISOString()} ${m}: '${a}' ${error}`);
         else seen.add(hostOf(a));
       }
     })();

@@ -60,8 +60,14 @@ export async function importEchoApp(docker: (args: string[], opts?: { input?: Bu
 
 /** One TCP request from a namespace: the first line the task sent (its view of our address), or '' on failure. */
 export async function tcpAsk(ns: string, ip: string, port: number, timeoutS = 3): Promise<string> {
+  return (await tcpTry(ns, ip, port, timeoutS)).line;
+}
+
+/** tcpAsk with socat's complaint when it failed. */
+export async function tcpTry(ns: string, ip: string, port: number, timeoutS = 3): Promise<{ line: string; error: string }> {
   const r = await run('ip', ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), '-', `TCP4:${ip}:${port},connect-timeout=${timeoutS}`], { input: '', allowFail: true });
-  return r.code === 0 ? r.stdout.split('\n')[0].trim() : '';
+  const line = r.code === 0 ? r.stdout.split('\n')[0].trim() : '';
+  return { line, error: line ? '' : `exit ${r.code}: ${r.stderr.trim()}` };
 }
 
 /** One UDP datagram from a namespace: the task's answer, or '' when none came. */

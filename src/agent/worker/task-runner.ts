@@ -17,10 +17,11 @@ export interface RunnerContext {
 }
 
 /**
- * Every node follows the network view within 0.5 s (bench/mesh-ready.ts measures it); twice that
- * covers a loaded machine and lets requests already sent to the task finish.
+ * Every node follows the network view within 0.5 s on a quiet machine (bench/mesh-ready.ts);
+ * Docker waits 2 s for its gossip to converge after it takes a task out of its load balancers,
+ * which also covers a loaded machine and lets requests already sent to the task finish.
  */
-export const LB_DRAIN_MS = 1000;
+export const LB_DRAIN_MS = 2000;
 
 /**
  * One assigned task on this node, driven one step at a time towards its desired state

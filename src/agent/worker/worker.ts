@@ -1,4 +1,5 @@
 import type { Task, TaskStatus } from '../../cluster/types.js';
+import { taskStateRank as rank } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { AgentLink, AssignedFiles, AssignmentChanges } from '../link.js';
 import { taskFiles } from '../executor/task-files.js';
@@ -159,7 +160,9 @@ export class Worker {
       // Back to back, a call at most every REPORT_INTERVAL_MS: tasks arriving a few at a time
       // then share calls (each one costs the manager a certificate lookup), and a task's
       // passing states collapse into its latest.
-      const wait = this.lastReportAt + REPORT_INTERVAL_MS - Date.now();
+      // RUNNING and ends go at once: the network view (load balancers) and the orchestrator wait on them.
+      const urgent = [...this.reports.values()].some((st) => rank(st.State) >= rank('running'));
+      const wait = urgent ? 0 : this.lastReportAt + REPORT_INTERVAL_MS - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
       this.lastReportAt = Date.now();
       const batch = [...this.reports].map(([taskId, status]) => ({ taskId, status }));

@@ -16,6 +16,7 @@ import { assignedFiles } from './task-files.js';
 export const DEFAULT_HEARTBEAT_MS = 5000;
 export const GRACE_MULTIPLIER = 3;
 const STATUS_FLUSH_MS = 100;
+const URGENT_FLUSH_MS = 10;
 const ASSIGNMENT_DEBOUNCE_MS = 100;
 /**
  * An agent's progress short of RUNNING (ACCEPTED … STARTING) waits this long for the task's
@@ -488,13 +489,23 @@ export class Dispatcher {
       this.statusQueue.push({ nodeId: id.nodeId, ...u, queuedAt: Date.now() });
     }
     // The first status after a quiet spell is written at once; a burst at most every STATUS_FLUSH_MS.
-    this.scheduleFlush(Math.max(0, this.lastFlushAt + STATUS_FLUSH_MS - Date.now()));
+    // RUNNING and ends are what load balancers and orchestrators wait for: at most URGENT_FLUSH_MS.
+    const urgent = (call.request.updates ?? []).some((u) => !isProgress(u.status));
+    this.scheduleFlush(Math.max(0, this.lastFlushAt + (urgent ? URGENT_FLUSH_MS : STATUS_FLUSH_MS) - Date.now()));
     cb(null, {});
   }
 
+  /** The earliest due flush wins: a RUNNING status never waits behind held progress. */
   private scheduleFlush(delayMs: number): void {
-    if (!this.flushTimer && !this.flushing) this.flushTimer = setTimeout(() => void this.flush(), delayMs);
+    if (this.flushing) return;
+    const due = Date.now() + delayMs;
+    if (this.flushTimer && this.flushDueAt <= due) return;
+    clearTimeout(this.flushTimer);
+    this.flushDueAt = due;
+    this.flushTimer = setTimeout(() => void this.flush(), delayMs);
   }
+
+  private flushDueAt = 0;
 
   /**
    * Writes queued task statuses in one batch; a status older than the stored one is dropped.

@@ -80,8 +80,10 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
     };
     send();
     let timer: NodeJS.Timeout | undefined;
+    let sentAt = Date.now();
+    // Leading edge: a change after a quiet spell goes out on the next tick; a burst at most every VIEW_DEBOUNCE_MS.
     const onChange = () => {
-      if (!timer) timer = setTimeout(() => { timer = undefined; send(); }, VIEW_DEBOUNCE_MS);
+      if (!timer) timer = setTimeout(() => { timer = undefined; sentAt = Date.now(); send(); }, Math.max(0, sentAt + VIEW_DEBOUNCE_MS - Date.now()));
     };
     changed.add(onChange);
     const end = () => {
