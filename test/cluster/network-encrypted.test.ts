@@ -227,6 +227,7 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
       await inNs(ns('m3'), 'ip', ['link', 'delete', attacker]);
       wgGo.kill();
       await done;
+      fs.rmSync(`/var/run/wireguard/${attacker}.sock`, { force: true });
     }
 
     // Cleartext VXLAN from the underlay (the lab hub stands for anyone there, a removed node included), with each
