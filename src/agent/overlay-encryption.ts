@@ -24,7 +24,8 @@ export class OverlayEncryption {
   private down?: string;
   private lastAttempt = 0;
   private reported = '';
-  private guard = '';
+  /** The guard script last applied; starts as "none", so a node without encrypted networks never touches nftables for them. */
+  private guard = encryptionGuardScript('', []);
   private lock: Promise<unknown> = Promise.resolve();
 
   constructor(
