@@ -27,6 +27,7 @@ const SCENARIOS: Record<string, Scenario> = {
   mesh: { file: 'mesh.js', what: 'routing mesh vs direct, wrk', quick: ['5'], full: ['10'] },
   'mesh-ready': { file: 'mesh-ready.js', what: '3-machine lab, docker CLI: task RUNNING → its published port answers on every machine, p50/max', quick: ['20'], full: ['20'] },
   'mesh-swarm': { file: 'mesh-swarm.js', what: '3-machine lab, docker CLI: published port vs task container, wrk req/s and p50/p99', quick: ['5'], full: ['10'] },
+  'encrypted-overlay': { file: 'encrypted-overlay.js', what: '2-machine lab: encrypted overlay (WireGuard) vs plain overlay, wrk req/s + p99 and one TCP stream MB/s', quick: ['5', '128'], full: ['10', '512'] },
   failover: { file: 'failover.js', what: '3 managers: leader kill → first accepted write; 3-machine lab: worker gone → Down → replicas elsewhere', quick: ['3'], full: ['5'] },
 };
 

@@ -24,8 +24,10 @@ export class OverlayEncryption {
   private down?: string;
   private lastAttempt = 0;
   private reported = '';
-  private guard = '';
+  /** The guard script last applied; starts as "none", so a node without encrypted networks never touches nftables for them. */
+  private guard = encryptionGuardScript('', []);
   private lock: Promise<unknown> = Promise.resolve();
+  private readonly refusedLogged = new Set<string>();
 
   constructor(
     readonly nodeId: string,
@@ -52,7 +54,13 @@ export class OverlayEncryption {
       const out = encryptPlan(plan, view.networks, view.nodes, this.nodeId, local);
       await this.setGuard(out.vnis);
       if (this.device && local.ready) await this.device.setPeers(out.peers);
-      for (const r of out.refused) this.log.error({ container: r.containerId, network: r.networkId }, r.message);
+      // Once per container and network: the plan is applied every few seconds.
+      for (const r of out.refused) {
+        const key = `${r.containerId}/${r.networkId}`;
+        if (this.refusedLogged.has(key)) continue;
+        this.refusedLogged.add(key);
+        this.log.error({ container: r.containerId, network: r.networkId }, r.message);
+      }
       await this.report(plan.nodeAddr);
       return out.plan;
     });

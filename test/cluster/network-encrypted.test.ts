@@ -56,10 +56,11 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
   /** tcpdump on the lab bridge, inside the lab's hub namespace only. */
   async function capture(): Promise<{ stop(): Promise<string> }> {
     const file = path.join(swarm.lab.labDir, `capture-${tag()}.pcap`);
-    const child: ChildProcess = spawn('nsenter', [`--net=/run/netns/${swarm.lab.prefix}-hub`, '--', 'tcpdump', '-i', 'labbr0', '-nn', '-U', '-s', '0', '-w', file, 'udp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child: ChildProcess = spawn('nsenter', [`--net=/run/netns/${swarm.lab.prefix}-hub`, '--', 'tcpdump', '--immediate-mode', '-i', 'labbr0', '-nn', '-U', '-s', '0', '-w', file, 'udp'], { stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr!.on('data', (b: Buffer) => { err += b.toString(); });
     await poll('tcpdump listening', () => /listening on/.test(err) || (child.exitCode !== null && Promise.reject(new Error(err))), 10_000, 50);
+    await sleep(300);
     return {
       async stop() {
         const done = new Promise((r) => child.once('exit', r));
@@ -103,7 +104,7 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
 
   it('containers on the encrypted network on different machines talk; every node reports a ready tunnel', async () => {
     await ok('m1', ['service', 'create', '--detach', '--name', 'srv', '--mode', 'global', '--network', 'plain', '--network', 'secret',
-      'busybox', 'sh', '-c', 'while true; do nc -l -p 7000 -e sh -c "read l; echo got-$l >&2; echo PONG"; done']);
+      'busybox', 'sh', '-c', 'while true; do nc -l -p 7000 -e sh -c "read l; echo got-\\$l >&2; echo PONG"; done']);
     await ok('m1', ['service', 'create', '--detach', '--name', 'cli', '--constraint', 'node.hostname==m2', '--network', 'plain', '--network', 'secret', 'busybox', 'sleep', '100000']);
     await waitFor('srv 3/3 and cli 1/1', async () => (await swarm.replicas('srv')) === '3/3' && (await swarm.replicas('cli')) === '1/1');
     cli = await waitFor('cli container', async () => (await d('m2', ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=cli'])).stdout.trim());
@@ -129,13 +130,15 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
     try {
       await talks(cli, ips.get('m3')!.plain, plainLine);
       await talks(cli, ips.get('m3')!.secret, secretLine);
-      await sleep(500);
+      // The last packets reach the capture file before it stops.
+      await sleep(1500);
     } finally {
       const dump = await cap.stop();
-      assert.ok(dump.includes(plainLine), 'plain payload seen in clear on the lab bridge');
+      const summary = dump.split('\n').filter((l) => /^\d/.test(l)).slice(0, 40).join('\n');
+      assert.ok(dump.includes(plainLine), `plain payload seen in clear on the lab bridge; capture:\n${summary}`);
       assert.ok(!dump.includes(secretLine), 'encrypted payload never in clear on the lab bridge');
       assert.ok(!new RegExp(`vni ${secretVni}\\b`).test(dump), 'no VXLAN of the encrypted network on the lab bridge');
-      assert.match(dump, /\.51820[: ]/, 'WireGuard packets on the lab bridge');
+      assert.match(dump, /\.51820[: ]/, `WireGuard packets on the lab bridge; capture:\n${summary}`);
     }
     // And it did arrive: the task on m3 logged the line.
     const logs = await d('m3', ['logs', await srvOn('m3')]);
@@ -224,6 +227,7 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
       await inNs(ns('m3'), 'ip', ['link', 'delete', attacker]);
       wgGo.kill();
       await done;
+      fs.rmSync(`/var/run/wireguard/${attacker}.sock`, { force: true });
     }
 
     // Cleartext VXLAN from the underlay (the lab hub stands for anyone there, a removed node included), with each
@@ -238,7 +242,7 @@ describe('encrypted overlays (--opt encrypted) on a three-machine lab', () => {
       const target = await ipOn('m2', srv2, name);
       const fake = target.replace(/\.\d+$/, '.250');
       const dev = `vxi${tag().slice(0, 6)}`;
-      const sniff = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', 'tcpdump', '-i', 'any', '-nn', '-l', 'icmp'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const sniff = spawn('nsenter', [`--net=/proc/${pid}/ns/net`, '--', 'tcpdump', '--immediate-mode', '-i', 'any', '-nn', '-l', 'icmp'], { stdio: ['ignore', 'pipe', 'pipe'] });
       let seen = '';
       let err = '';
       sniff.stdout!.on('data', (b: Buffer) => { seen += b.toString(); });

@@ -211,6 +211,12 @@ export class WireGuardDevice {
     this.destroyed = true;
     await exec(this.ns, 'ip', ['link', 'delete', this.ifname], { allowFail: true });
     await exec(this.ns, 'ip', ['route', 'delete', 'unreachable', TUNNEL_SUBNET, 'metric', '4242'], { allowFail: true });
-    this.child?.kill();
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) {
+      const gone = new Promise((r) => this.child!.once('exit', r));
+      this.child.kill();
+      await gone;
+    }
+    // A wireguard-go that was killed leaves its control socket behind (the directory is kernel-wide, not per namespace).
+    if (this.mode === 'userspace') fs.rmSync(`/var/run/wireguard/${this.ifname}.sock`, { force: true });
   }
 }
