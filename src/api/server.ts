@@ -1,6 +1,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
@@ -30,13 +31,21 @@ export class ApiServer {
 
   private makeServer(tls?: ApiTls): http.Server {
     const handle = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res);
-    // requestCert + rejectUnauthorized: a client without a certificate from a trusted CA, or
-    // with an expired one, fails the handshake before any HTTP is read.
-    const server = tls ? https.createServer({ ...tls.options(), requestCert: true, rejectUnauthorized: true }, handle) : http.createServer(handle);
+    // requestCert: a client without a certificate from a trusted CA, or with an expired one, is
+    // cut off when the handshake ends, before any HTTP is read. The check is ours rather than
+    // rejectUnauthorized's (which does the same) so the log says why.
+    const server = tls ? https.createServer({ ...tls.options(), requestCert: true, rejectUnauthorized: false }, handle) : http.createServer(handle);
     if (tls) {
       tls.watch((o) => (server as https.Server).setSecureContext(o));
       this.tlsSources.push(tls);
       server.on('tlsClientError', (err: Error, s: Socket) => this.log.info({ err: err.message, remote: s.remoteAddress }, 'API TLS handshake refused'));
+      // Runs before the HTTP parser's listener, so a refused client's request is never parsed.
+      server.prependListener('secureConnection', (s: TLSSocket) => {
+        if (s.authorized) return;
+        const shown = Object.keys(s.getPeerCertificate() ?? {}).length > 0;
+        this.log.info({ err: shown ? String(s.authorizationError) : 'no client certificate', remote: s.remoteAddress }, 'API TLS handshake refused');
+        s.destroy();
+      });
     }
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // The client half-closes after stdin (over TLS a close_notify): output must still flow.
