@@ -2,6 +2,7 @@ import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
@@ -62,10 +63,11 @@ export class ApiServer {
 
   private makeServer(tls?: ApiTls): http.Server {
     const handle = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res);
-    // requestCert + rejectUnauthorized: a client without a certificate from a trusted CA, or
-    // with an expired one, fails the handshake before any HTTP is read.
+    // requestCert: a client without a certificate from a trusted CA, or with an expired one, is
+    // cut off when the handshake ends, before any HTTP is read. The check is ours rather than
+    // rejectUnauthorized's (which does the same) so the log says why.
     const server = tls
-      ? https.createServer({ ...tls.options(), requestCert: true, rejectUnauthorized: true, maxHeaderSize: MAX_HEADER_BYTES }, handle)
+      ? https.createServer({ ...tls.options(), requestCert: true, rejectUnauthorized: false, maxHeaderSize: MAX_HEADER_BYTES }, handle)
       : http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handle);
     // What node's HTTP parser refuses never reaches a route: answer it as JSON too.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
@@ -75,6 +77,13 @@ export class ApiServer {
       tls.watch((o) => (server as https.Server).setSecureContext(o));
       this.tlsSources.push(tls);
       server.on('tlsClientError', (err: Error, s: Socket) => this.log.info({ err: err.message, remote: s.remoteAddress }, 'API TLS handshake refused'));
+      // Runs before the HTTP parser's listener, so a refused client's request is never parsed.
+      server.prependListener('secureConnection', (s: TLSSocket) => {
+        if (s.authorized) return;
+        const shown = Object.keys(s.getPeerCertificate() ?? {}).length > 0;
+        this.log.info({ err: shown ? String(s.authorizationError) : 'no client certificate', remote: s.remoteAddress }, 'API TLS handshake refused');
+        s.destroy();
+      });
     }
     server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
       // The client half-closes after stdin (over TLS a close_notify): output must still flow.
