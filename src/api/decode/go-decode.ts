@@ -47,7 +47,9 @@ const fold = (s: string): string => s.replace(/\u212a/g, 'k').replace(/\u017f/g,
 
 /** Sets an own property whatever the key (`__proto__` included), as a map entry must be. */
 function setKey(o: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  // Only `__proto__` is special on assignment; defineProperty for all keys is many times slower.
+  if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  else o[key] = value;
 }
 
 export class GoDecoder {
