@@ -183,7 +183,8 @@ export class GoDecoder {
   private int(raw: string, kind: IntKind, typeName: string, where: Where): number {
     // strconv.ParseInt/ParseUint: digits only (no fraction, no exponent), then the range of the kind.
     const [lo, hi] = RANGES[kind];
-    if (!/^-?\d+$/.test(raw)) throw this.typeError(`number ${raw}`, typeName, where);
+    // ParseUint takes no sign at all, not even "-0".
+    if (!/^-?\d+$/.test(raw) || (kind.startsWith('u') && raw.startsWith('-'))) throw this.typeError(`number ${raw}`, typeName, where);
     const b = BigInt(raw);
     if (b < lo || b > hi) throw this.typeError(`number ${raw}`, typeName, where);
     return Number(b);
