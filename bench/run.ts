@@ -22,6 +22,7 @@ const SCENARIOS: Record<string, Scenario> = {
   'vs-docker': { file: 'vs-docker.js', what: '50 real micro replicas: shoal vs dockerd 20.10, create and scale to 0', quick: ['50'], full: ['50'] },
   'runtime-floor': { file: 'runtime-floor.js', what: 'the runtime alone (conmon+runc, runc): 50 micro containers, no daemon', quick: ['50', '50'], full: ['50', '50'] },
   'control-plane-memory': { file: 'control-plane-memory.js', what: 'leader loops + workers on the in-memory store (no etcd, no RPC)', quick: ['10000', '1000'], full: ['100000', '1000'] },
+  'api-decode': { file: 'api-decode.js', what: 'request body decoding (Docker schema, Go semantics) vs JSON.parse', quick: ['5000'], full: ['50000'] },
   scheduler: { file: 'scheduler.js', what: 'pure scheduling pass', quick: ['100000', '1000'], full: ['100000', '1000'] },
   'container-start': { file: 'container-start.js', what: 'docker run -d latency on one shoald', quick: [], full: [] },
   mesh: { file: 'mesh.js', what: 'routing mesh vs direct, wrk', quick: ['5'], full: ['10'] },

@@ -2,8 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ApiError, badRequest } from '../util/errors.js';
-import { decodeBody, MAX_JSON_BODY, readLimited, type BodyName, type BodyTypes } from './decode/index.js';
-import { discardRest, tooLarge } from './decode/body.js';
+import { decodeBody, discardRest, MAX_JSON_BODY, readLimited, tooLarge, type BodyName, type BodyTypes } from './decode/index.js';
 import { SERVER_HEADERS } from './version.js';
 
 /** What a route handler sees of one request. */
@@ -31,7 +30,10 @@ export class RequestContext {
     return decodeBody(name, await this.rawBody());
   }
 
-  /** Reads the body as untyped JSON; an empty body is `{}`. Prefer body(name). */
+  /**
+   * Reads the body as untyped JSON; an empty body is `{}`.
+   * @deprecated No types are checked: use body(name), which decodes as dockerd does.
+   */
   async json<T = Record<string, unknown>>(): Promise<T> {
     const raw = (await this.rawBody()).toString('utf8');
     if (raw.trim() === '') return {} as T;

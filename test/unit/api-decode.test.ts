@@ -69,6 +69,8 @@ test('wrong types are 400 with Go encoding/json wording', () => {
 
 test('integers: no fractions, no exponents, range of the Go type', () => {
   assert.equal(rejects('ServiceSpec', '{"Mode":{"Replicated":{"Replicas":-1}}}'), 'json: cannot unmarshal number -1 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64');
+  assert.equal(rejects('ServiceSpec', '{"Mode":{"Replicated":{"Replicas":-0}}}'), 'json: cannot unmarshal number -0 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64');
+  assert.equal(decodeBody('ContainerUpdate', '{"Memory":-0}').Memory, 0);
   assert.equal(rejects('ServiceSpec', '{"Mode":{"Replicated":{"Replicas":1.5}}}'), 'json: cannot unmarshal number 1.5 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64');
   assert.equal(rejects('ServiceSpec', '{"Mode":{"Replicated":{"Replicas":1e3}}}'), 'json: cannot unmarshal number 1e3 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64');
   assert.equal(rejects('ServiceSpec', '{"EndpointSpec":{"Ports":[{"TargetPort":4294967296}]}}'), 'json: cannot unmarshal number 4294967296 into Go struct field PortConfig.EndpointSpec.Ports.TargetPort of type uint32');

@@ -47,7 +47,9 @@ const fold = (s: string): string => s.replace(/\u212a/g, 'k').replace(/\u017f/g,
 
 /** Sets an own property whatever the key (`__proto__` included), as a map entry must be. */
 function setKey(o: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  // Only `__proto__` is special on assignment; defineProperty for all keys is many times slower.
+  if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  else o[key] = value;
 }
 
 export class GoDecoder {
@@ -181,7 +183,8 @@ export class GoDecoder {
   private int(raw: string, kind: IntKind, typeName: string, where: Where): number {
     // strconv.ParseInt/ParseUint: digits only (no fraction, no exponent), then the range of the kind.
     const [lo, hi] = RANGES[kind];
-    if (!/^-?\d+$/.test(raw)) throw this.typeError(`number ${raw}`, typeName, where);
+    // ParseUint takes no sign at all, not even "-0".
+    if (!/^-?\d+$/.test(raw) || (kind.startsWith('u') && raw.startsWith('-'))) throw this.typeError(`number ${raw}`, typeName, where);
     const b = BigInt(raw);
     if (b < lo || b > hi) throw this.typeError(`number ${raw}`, typeName, where);
     return Number(b);

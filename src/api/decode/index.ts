@@ -30,7 +30,7 @@ import { GoDecoder, JsonTypeError } from './go-decode.js';
 import { JsonEmptyError, JsonSyntaxError, parseJsonTree } from './json-tree.js';
 import { SCHEMA } from './schema.generated.js';
 
-export { MAX_JSON_BODY, readLimited } from './body.js';
+export { discardRest, MAX_JSON_BODY, readLimited, tooLarge } from './body.js';
 
 /** Go allows 10000 levels; no Docker body has more than ~15, so shoal stops much earlier. */
 export const MAX_JSON_DEPTH = 1000;

@@ -27,7 +27,10 @@ export class JsonEmptyError extends Error {
 /** Go's limit (encoding/json scanner maxNestingDepth). */
 export const GO_MAX_DEPTH = 10000;
 
-const WS = new Set([' ', '\t', '\n', '\r']);
+const isWs = (c: number) => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+const isDigit = (c: number) => c >= 0x30 && c <= 0x39;
+const isHex = (c: number) => isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
+const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
 /** strconv.Quote of one byte as Go's scanner shows it (`'x'`, `'\n'`, `'ï'`). */
 function quoteChar(text: string, i: number): string {
@@ -57,7 +60,7 @@ export function parseJsonTree(text: string, maxDepth = GO_MAX_DEPTH): JsonNode {
     throw new JsonSyntaxError(`invalid character ${quoteChar(text, i)} ${context}`);
   };
   const skipWs = () => {
-    while (i < n && WS.has(text[i])) i++;
+    while (i < n && isWs(text.charCodeAt(i))) i++;
   };
 
   const readString = (): string => {
@@ -82,9 +85,8 @@ export function parseJsonTree(text: string, maxDepth = GO_MAX_DEPTH): JsonNode {
       i++;
       if (i >= n) fail('in string escape code');
       const e = text[i];
-      const simple: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
-      if (e in simple) {
-        out += simple[e];
+      if (Object.hasOwn(ESCAPES, e)) {
+        out += ESCAPES[e];
         i++;
       } else if (e === 'u') {
         i++;
@@ -93,7 +95,7 @@ export function parseJsonTree(text: string, maxDepth = GO_MAX_DEPTH): JsonNode {
             i += k;
             fail('in \\u hexadecimal character escape');
           }
-          if (!/[0-9a-fA-F]/.test(text[i + k])) {
+          if (!isHex(text.charCodeAt(i + k))) {
             i += k;
             fail('in \\u hexadecimal character escape');
           }
@@ -111,20 +113,20 @@ export function parseJsonTree(text: string, maxDepth = GO_MAX_DEPTH): JsonNode {
     const start = i;
     if (text[i] === '-') {
       i++;
-      if (i >= n || !/[0-9]/.test(text[i])) fail('in numeric literal');
+      if (i >= n || !isDigit(text.charCodeAt(i))) fail('in numeric literal');
     }
     if (text[i] === '0') i++;
-    else while (i < n && /[0-9]/.test(text[i])) i++;
+    else while (i < n && isDigit(text.charCodeAt(i))) i++;
     if (text[i] === '.') {
       i++;
-      if (i >= n || !/[0-9]/.test(text[i])) fail('after decimal point in numeric literal');
-      while (i < n && /[0-9]/.test(text[i])) i++;
+      if (i >= n || !isDigit(text.charCodeAt(i))) fail('after decimal point in numeric literal');
+      while (i < n && isDigit(text.charCodeAt(i))) i++;
     }
     if (text[i] === 'e' || text[i] === 'E') {
       i++;
       if (text[i] === '+' || text[i] === '-') i++;
-      if (i >= n || !/[0-9]/.test(text[i])) fail('in exponent of numeric literal');
-      while (i < n && /[0-9]/.test(text[i])) i++;
+      if (i >= n || !isDigit(text.charCodeAt(i))) fail('in exponent of numeric literal');
+      while (i < n && isDigit(text.charCodeAt(i))) i++;
     }
     return text.slice(start, i);
   };
