@@ -131,7 +131,11 @@ test('LogConfig defaults to json-file and Runtime to runc; an unknown log driver
 });
 
 test('GroupAdd: the process has the extra groups, by ID and by name; an unknown name fails the start', async () => {
-  assert.equal(await out('run', '--rm', '--group-add', '1000', '--group-add', 'nogroup', IMG, 'id', '-G'), '0 1000 65534');
+  // Read from the log after the exit: this checks the groups, not attach timing.
+  const g = await out('run', '-d', '--group-add', '1000', '--group-add', 'nogroup', IMG, 'id', '-G');
+  await docker('wait', g);
+  assert.equal(await out('logs', g), '0 1000 65534');
+  await docker('rm', g);
   const bad = await dockerFail('run', '--rm', '--group-add', 'nosuchgroup', IMG, 'true');
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /Unable to find group nosuchgroup/);
@@ -320,4 +324,34 @@ test('/etc/hosts has --add-host lines and the <hostname>.<domainname> name', asy
   assert.match(hosts, /^10\.9\.8\.7\tdb\.local$/m);
   assert.match(hosts, /^172\.17\.\d+\.\d+\tweb\.example\.org web$/m);
   assert.ok(hosts.indexOf('db.local') < hosts.indexOf('web.example.org'), 'extra lines before the own one, as libnetwork writes them');
+});
+
+test('images/load of something that is not an archive: 200, the failure as errorDetail in the stream (docker-py raises ImageLoadError on it)', async () => {
+  const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1.41/images/load', headers: { 'Content-Type': 'application/x-tar' } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end('abc');
+  });
+  assert.equal(r.status, 200, r.body);
+  const last = JSON.parse(r.body.trim().split('\n').pop()!);
+  assert.ok(last.errorDetail?.message, r.body);
+  assert.equal(last.error, last.errorDetail.message);
+});
+
+test('Config.MacAddress is the container\'s MAC on the default bridge; a malformed one is refused', async () => {
+  // The API, as docker-py sends it (this CLI sends it per network, which needs API 1.44).
+  const c = await api('POST', '/containers/create', { Image: IMG, Cmd: ['sleep', '300'], MacAddress: '02:42:ac:11:00:0a' });
+  assert.equal(c.status, 201, JSON.stringify(c.body));
+  const id = c.body.Id;
+  await docker('start', id);
+  assert.equal(await out('inspect', '-f', '{{.NetworkSettings.MacAddress}}', id), '02:42:ac:11:00:0a');
+  assert.equal(await out('exec', id, 'cat', '/sys/class/net/eth0/address'), '02:42:ac:11:00:0a');
+  await docker('rm', '-f', id);
+  const bad = await api('POST', '/containers/create', { Image: IMG, MacAddress: 'zz:42' });
+  assert.equal(bad.status, 400);
+  assert.equal(bad.body.message, 'zz:42 is not a valid mac address');
 });

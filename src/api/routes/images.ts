@@ -64,9 +64,16 @@ export function imageRoutes(router: Router, engine: Engine): void {
     throw badRequest('either fromImage or fromSrc is required');
   });
 
-  router.post('/images/load', (ctx) =>
-    withProgress(ctx, (p) => loadImages(store, ctx.req, p)),
-  );
+  // dockerd answers a load 200 at once and reports any failure, a bad archive too, in the stream.
+  router.post('/images/load', async (ctx) => {
+    const progress = new ProgressStream(() => ctx.stream(200, 'application/json'));
+    try {
+      await loadImages(store, ctx.req, progress);
+    } catch (e) {
+      progress.error((e as Error).message);
+    }
+    progress.end();
+  });
 
   router.get('/images/get', async (ctx) => {
     const names = ctx.query.getAll('names').flatMap((n) => n.split(',')).filter(Boolean);

@@ -313,6 +313,7 @@ export class ContainerManager {
     } else {
       do name = '/' + randomName(); while (this.names.has(name));
     }
+    if (typeof cfg.MacAddress === 'string' && cfg.MacAddress !== '' && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(cfg.MacAddress)) throw badRequest(`${cfg.MacAddress} is not a valid mac address`);
     const links = normalizeLinks(hostConfig.Links, name);
     if (links.length) {
       if (mode === 'host') throw badRequest("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
@@ -443,7 +444,7 @@ export class ContainerManager {
       rec.conmonPid = readPid(p.conmonPid);
       lap('create');
       if ((mode === 'default' || mode === 'bridge') && !rec.leftDefaultBridge) {
-        const ep = await this.bridge.connect(id, pid);
+        const ep = await this.bridge.connect(id, pid, typeof rec.config.MacAddress === 'string' && rec.config.MacAddress ? rec.config.MacAddress.toLowerCase() : undefined);
         writeEtcFiles(p, hostname, { ...etc, ip: ep.IPAddress });
         const exposed = Object.keys(rec.config.ExposedPorts ?? {});
         rec.published = this.ports.resolve(id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);

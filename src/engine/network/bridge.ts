@@ -99,10 +99,11 @@ export class BridgeNetwork {
    * synchronously), so a burst of starts shares `ip` runs and state writes; a container's own
    * connect and disconnect never overlap (its start and teardown are serialised by the caller).
    */
-  connect(containerId: string, pid: number): Promise<EndpointInfo> {
+  /** `mac`: the container's `MacAddress`, else one derived from the address. */
+  connect(containerId: string, pid: number, mac?: string): Promise<EndpointInfo> {
     // Reconnecting an existing endpoint (a restart) checks the kernel first: rare, kept in order.
-    if (this.state.endpoints[containerId]) return this.serialized(() => this.doConnect(containerId, pid));
-    return this.doConnect(containerId, pid);
+    if (this.state.endpoints[containerId]) return this.serialized(() => this.doConnect(containerId, pid, CONTAINER_IFNAME, mac));
+    return this.doConnect(containerId, pid, CONTAINER_IFNAME, mac);
   }
 
   /** `docker network connect bridge`: a container already on other networks gets the next free ethN, no default route. */
@@ -136,17 +137,17 @@ export class BridgeNetwork {
     }, VETH_SWEEP_MS).unref();
   }
 
-  private async doConnect(containerId: string, pid: number, ifname: string = CONTAINER_IFNAME): Promise<EndpointInfo> {
+  private async doConnect(containerId: string, pid: number, ifname: string = CONTAINER_IFNAME, mac?: string): Promise<EndpointInfo> {
     const container: NetnsTarget = { kind: 'pid', pid };
     const existing = this.state.endpoints[containerId];
-    if (existing && (await this.linkExists(existing.hostVeth)) && (await this.hasAddress(container, existing.ip, existing.ifname))) {
+    if (existing && (!mac || existing.mac === mac) && (await this.linkExists(existing.hostVeth)) && (await this.hasAddress(container, existing.ip, existing.ifname))) {
       return this.endpointInfo(existing);
     }
     if (existing) await ipBatch(this.netns, [`link delete ${existing.hostVeth}`]).catch(() => undefined);
 
     const ip = this.pool.allocate(containerId);
     const endpointId = existing?.endpointId ?? newHexId();
-    const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: macFromIp(ip), hostVeth: hostVethName(endpointId), ...(ifname !== CONTAINER_IFNAME ? { ifname } : {}) };
+    const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: mac || macFromIp(ip), hostVeth: hostVethName(endpointId), ...(ifname !== CONTAINER_IFNAME ? { ifname } : {}) };
     this.state.endpoints[containerId] = ep;
     // Recorded before the kernel is touched: a crash in between leaves an address taken, never one given twice.
     await this.persist();
