@@ -289,6 +289,9 @@ export class ContainerManager {
     const userBridge = this.userBridgeOf(mode);
     if (!['default', 'bridge', 'host', 'none'].includes(mode) && !userBridge && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
     const settings: NonNullable<ContainerRecord['endpointSettings']> = {};
+    // API 1.41 (dockerd 20.10 verifyNetworkingConfig): one network at create, the others by connect.
+    const asked = Object.keys(opts.endpointsConfig ?? {});
+    if (asked.length > 1) throw badRequest(`Container cannot be connected to network endpoints: ${asked.join(', ')}`);
     for (const [net, ec] of Object.entries(opts.endpointsConfig ?? {})) {
       const s = endpointSettingsFrom(ec);
       if (!s) continue;
