@@ -46,4 +46,3 @@ export const EXPECTED_FAILURES: Record<string, string> = {
   [`${P}models_images_test.py::ImageCollectionTest::test_build_with_success_build_output`]: NO_BUILD,
 };
 
-export const nodeId = (file: string, rest: string): string => `${P}${file}_test.py::${rest}`;

@@ -295,6 +295,9 @@ export class ContainerManager {
     const userBridge = this.userBridgeOf(mode);
     if (!['default', 'bridge', 'host', 'none'].includes(mode) && !userBridge && !this.networkModes.some((f) => f(mode))) throw badRequest(`network ${mode} not found`);
     const settings: NonNullable<ContainerRecord['endpointSettings']> = {};
+    // API 1.41 (dockerd 20.10 verifyNetworkingConfig): one network at create, the others by connect.
+    const asked = Object.keys(opts.endpointsConfig ?? {});
+    if (asked.length > 1) throw badRequest(`Container cannot be connected to network endpoints: ${asked.join(', ')}`);
     for (const [net, ec] of Object.entries(opts.endpointsConfig ?? {})) {
       const s = endpointSettingsFrom(ec);
       if (!s) continue;
@@ -648,7 +651,7 @@ export class ContainerManager {
     let primary: { ip: string; gateway: string } | undefined;
     for (const name of names) {
       const s = rec.endpointSettings?.[name];
-      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases, mac: s?.MacAddress });
+      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases, mac: s?.MacAddress, links: s?.Links });
       if (!primary) primary = { ip: ep.ip, gateway: this.userBridgeOf(name)!.gateway };
     }
     if (primary) await this.useEmbeddedDns(rec, pid, primary.gateway);
@@ -679,7 +682,7 @@ export class ContainerManager {
     if (joined && (rec.state.Status !== 'running' || n.endpoints[rec.id])) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${n.name}`);
     await this.locked(rec.id, async () => {
       if (rec.state.Status === 'running' || rec.state.Status === 'paused') {
-        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases, mac: settings.MacAddress });
+        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases, mac: settings.MacAddress, links: settings.Links });
         // The first user bridge a container joins brings the embedded resolver; later ones keep it.
         if (this.userBridges!.endpointsOf(rec.id).length === 1) await this.useEmbeddedDns(rec, rec.state.Pid, n.gateway);
       }

@@ -70,7 +70,7 @@ export interface ForeignEndpoint {
 function foreignEntry(e: ForeignEndpoint) {
   return {
     // Docker asks its IPAM for the address the swarm allocated: it shows as the static config.
-    IPAMConfig: e.StaticIp === false ? null : { IPv4Address: e.RequestedIp ?? e.IPAddress }, Links: null, Aliases: e.Aliases, MacAddress: e.MacAddress, DriverOpts: null,
+    IPAMConfig: e.StaticIp === false ? null : { IPv4Address: e.RequestedIp ?? e.IPAddress }, Links: null, Aliases: e.Aliases.length ? e.Aliases : null, MacAddress: e.MacAddress, DriverOpts: null,
     NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: e.Gateway ?? '', IPAddress: e.IPAddress,
     IPPrefixLen: e.IPPrefixLen, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: e.DNSNames,
   };

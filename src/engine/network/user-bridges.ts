@@ -37,6 +37,8 @@ export interface UserEndpoint {
   aliases: string[];
   /** Given with `--ip`. */
   staticIp: boolean;
+  /** `--link container:alias` on this network: the alias resolves for this container only. */
+  links?: string[];
 }
 
 /** A user-defined bridge network as remembered across daemon restarts. */
@@ -81,6 +83,8 @@ export interface ConnectOptions {
   aliases?: string[];
   /** Asked for (`network connect --mac-address`); else derived from the address, as Docker does. */
   mac?: string;
+  /** `container:alias` (or `container`), resolvable by this container alone. */
+  links?: string[];
 }
 
 /**
@@ -310,6 +314,7 @@ export class UserBridges {
     const ep: UserEndpoint = {
       containerId, endpointId, ip, mac: opts.mac ?? macFromIp(ip), hostVeth: hostVethName(endpointId), ifname: `eth${k}`,
       aliases: [...new Set(opts.aliases ?? [])], staticIp: !!opts.ip,
+      ...(opts.links?.length ? { links: [...opts.links] } : {}),
     };
     n.endpoints[containerId] = ep;
     // Recorded before the kernel is touched: a crash in between leaves an address taken, never one given twice.
@@ -427,6 +432,20 @@ export class UserBridges {
           // Also qualified by the network (`web.mynet`), as libnetwork's resolver takes them.
           for (const k of [key.toLowerCase(), `${key}.${n.name}`.toLowerCase()]) names[k] = [...new Set([...(names[k] ?? []), ep.ip])];
         }
+      }
+    }
+    // Links: a scope of the linking container's own, holding its aliases of the linked ones.
+    for (const n of nets) {
+      for (const ep of Object.values(n.endpoints)) {
+        if (!ep.links?.length) continue;
+        const scope = `link/${n.id}/${ep.containerId}`;
+        const names = (zone.names[scope] ??= {});
+        for (const link of ep.links) {
+          const [target, alias = target] = link.split(':');
+          const linked = Object.values(n.endpoints).find((o) => this.containerName(o.containerId) === target.replace(/^\//, '') || o.containerId.startsWith(target));
+          if (linked) names[alias.replace(/^\//, '').toLowerCase()] = [linked.ip];
+        }
+        zone.askers[ep.ip] = [...(zone.askers[ep.ip] ?? []), scope];
       }
     }
     return zone;
