@@ -66,6 +66,8 @@ export function certificateRole(subject: PeerCertificate['subject'], map: RoleMa
 export function identify(req: IncomingMessage, map: RoleMap | undefined): ClientIdentity {
   const s = req.socket;
   if (s instanceof TLSSocket) {
+    // The server cuts unverified clients off at the handshake; this is the second lock.
+    if (!s.authorized) return { name: 'unverified client', role: undefined };
     const c = s.getPeerCertificate();
     if (!c || !c.subject) return { name: 'no certificate', role: undefined };
     return { name: subjectName(c.subject), role: certificateRole(c.subject, map), serial: c.serialNumber };
