@@ -81,6 +81,13 @@ test('network view: allocated networks only, tasks that hold addresses, attachme
   await store.commit([{ kind: 'tasks', op: 'create', object: running }, { kind: 'tasks', op: 'create', object: old }]);
   const v = networkView(store);
   assert.deepEqual(v.networks.map((x) => x.Spec.Name), ['net']);
-  assert.deepEqual(v.tasks.map((t) => t.ID), [running.ID], 'a task on its way out is no backend any more');
-  assert.deepEqual(v.tasks[0].NetworksAttachments, [{ Network: { ID: n.ID }, Addresses: ['10.0.1.3/24'] }]);
+  // A task desired down that still runs is draining: in the view (its connections stay), and
+  // the agent's rules leave it out of the load balancers (test/unit/overlay-plan.test.ts).
+  assert.deepEqual(v.tasks.map((t) => t.ID).sort(), [running.ID, old.ID].sort(), 'a draining task keeps its addresses');
+  assert.equal(v.tasks.find((t) => t.ID === old.ID)?.DesiredState, 'shutdown');
+  const stopped = structuredClone(store.get('tasks', old.ID)!);
+  stopped.Status.State = 'shutdown';
+  await store.commit([{ kind: 'tasks', op: 'update', object: stopped }]);
+  assert.deepEqual(networkView(store).tasks.map((t) => t.ID), [running.ID], 'a stopped task is gone from the view');
+  assert.deepEqual(v.tasks.find((t) => t.ID === running.ID)?.NetworksAttachments, [{ Network: { ID: n.ID }, Addresses: ['10.0.1.3/24'] }]);
 });
