@@ -265,6 +265,12 @@ async function invariants(s: Swarm, baseline: Map<string, string>): Promise<stri
     else if (n[0][1] !== 'Ready') problems.push(`${m.name}: ${n[0][1]}`);
     else if (m.role === 'manager' && !['Leader', 'Reachable'].includes(n[0][3] ?? '')) problems.push(`${m.name}: manager ${n[0][3] ?? 'none'}`);
   }
+  // A manager in the node list is one on its own machine too (a quick demote and promote once
+  // left a daemon that the list showed Reachable acting as a worker).
+  for (const m of s.up('manager')) {
+    const r = await s.d(m.name, ['info', '--format', '{{.Swarm.ControlAvailable}}'], 10_000);
+    if (r.stdout.trim() !== 'true') problems.push(`${m.name}: its daemon is not acting as a manager (ControlAvailable ${r.stdout.trim() || r.stderr.trim()})`);
+  }
   if (problems.length) return problems;
   // Services as specified: none lost, spec and version as created.
   for (const [name, want] of baseline) {
