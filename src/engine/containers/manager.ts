@@ -518,9 +518,10 @@ export class ContainerManager {
   /** `DELETE /containers/<parent>/<alias>?link=true`: the parent forgets the link; both containers stay. */
   removeLink(ref: string): void {
     const name = ref.startsWith('/') ? ref : `/${ref}`;
+    // dockerd's ContainerRm looks the name up first: an unknown name is a 404 before any link check.
+    this.get(name);
     const cut = name.lastIndexOf('/');
     if (cut <= 0) throw serverError('Conflict, cannot remove the default link name of the container');
-    this.get(name); // 404 as dockerd's lookup of the link name
     const parent = this.find(name.slice(0, cut));
     if (!parent) throw serverError(`Cannot get parent ${name.slice(0, cut)} for link ${name}`);
     const kept = (parent.hostConfig.Links as string[]).filter((l) => parseLink(l).name !== name);
