@@ -519,7 +519,7 @@ export class ContainerManager {
   removeLink(ref: string): void {
     const name = ref.startsWith('/') ? ref : `/${ref}`;
     // dockerd's ContainerRm looks the name up first: an unknown name is a 404 before any link check.
-    this.get(name);
+    if (!this.find(name)) this.get(ref); // the 404 names the container as it was asked for
     const cut = name.lastIndexOf('/');
     if (cut <= 0) throw serverError('Conflict, cannot remove the default link name of the container');
     const parent = this.find(name.slice(0, cut));
