@@ -183,6 +183,13 @@ test('legacy links: the alias in /etc/hosts, <ALIAS>_ variables, and DELETE ?lin
   const unknown = await api('POST', '/containers/create', { Image: IMG, HostConfig: { Links: ['nosuch:x'] } });
   assert.equal(unknown.status, 400);
   assert.equal(unknown.body.message, 'could not get container for nosuch: No such container: nosuch');
+  // dockerd looks the name up first: an unknown one is a 404, a container's own name the plain-error 500.
+  const absent = await api('DELETE', '/containers/lk-absent?link=true');
+  assert.equal(absent.status, 404, JSON.stringify(absent.body));
+  assert.equal(absent.body.message, 'No such container: lk-absent');
+  const own = await api('DELETE', '/containers/lk1?link=true');
+  assert.equal(own.status, 500, JSON.stringify(own.body));
+  assert.equal(own.body.message, 'Conflict, cannot remove the default link name of the container');
   const rm = await api('DELETE', '/containers/lk3/db?link=true');
   assert.equal(rm.status, 204, JSON.stringify(rm.body));
   assert.equal(await out('inspect', '-f', '{{json .HostConfig.Links}}', 'lk3'), 'null');

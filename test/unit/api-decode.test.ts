@@ -164,3 +164,10 @@ test('every body type in the schema resolves (no dangling references)', () => {
     assert.doesNotThrow(() => decodeBody(name, '{}'));
   }
 });
+
+test('a null element of a slice of structs is Go\'s zero struct, not a null readers trip on', () => {
+  const spec = decodeBody('ServiceSpec', '{"Name":"s","EndpointSpec":{"Ports":[null,{"TargetPort":80}]}}');
+  assert.deepEqual(spec.EndpointSpec?.Ports, [{}, { TargetPort: 80 }]);
+  const n = decodeBody('NetworkCreateRequest', '{"Name":"n","IPAM":{"Config":[null]}}');
+  assert.deepEqual(n.IPAM?.Config, [{}]);
+});

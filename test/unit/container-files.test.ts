@@ -74,6 +74,10 @@ test('docker update: dockerd\'s checks, no-swap warning and runc flags', () => {
   assert.throws(() => applyUpdate('abc', {}, { Memory: 1024 }), { status: 400, message: 'Minimum memory limit allowed is 6MB' });
   assert.throws(() => applyUpdate('abc', { NanoCpus: 1e9 }, { CpuQuota: 5000 }), { status: 400, message: 'Cannot update container abc: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set' });
   assert.throws(() => applyUpdate('abc', { AutoRemove: true }, { RestartPolicy: { Name: 'always' } }), { message: /AutoRemove is enabled/ });
+  // Refused before runc, which would fail half-way and leave cgroup values behind.
+  assert.throws(() => applyUpdate('abc', {}, { CpuShares: -2147483649 }), { status: 400, message: 'invalid CPU shares (-2147483649): value must be a positive integer' });
+  assert.throws(() => applyUpdate('abc', {}, { PidsLimit: 4294967296 }), { status: 400, message: 'Cannot update container abc: invalid PidsLimit (4294967296): the kernel allows at most 4194304' });
+  assert.equal(applyUpdate('abc', {}, { PidsLimit: 4194304 }).next.PidsLimit, 4194304);
   assert.deepEqual(runcUpdateArgs({ NanoCpus: 5e8, PidsLimit: 0 }), ['--cpu-period', '100000', '--cpu-quota', '50000', '--pids-limit', '-1']);
 });
 

@@ -78,16 +78,15 @@ test('network view: allocated networks only, tasks that hold addresses, attachme
   running.Status.State = 'running';
   const old: Task = { ...makeTask(svc, { Slot: 2 }), NodeID: 'n1', DesiredState: 'shutdown', NetworksAttachments: [{ Network: n, Addresses: ['10.0.1.4/24'] }] };
   old.Status.State = 'running';
-  await store.commit([{ kind: 'tasks', op: 'create', object: running }, { kind: 'tasks', op: 'create', object: old }]);
+  const stopping: Task = { ...makeTask(svc, { Slot: 3 }), NodeID: 'n1', DesiredState: 'shutdown', NetworksAttachments: [{ Network: n, Addresses: ['10.0.1.5/24'] }] };
+  stopping.Status.State = 'starting';
+  await store.commit([{ kind: 'tasks', op: 'create', object: running }, { kind: 'tasks', op: 'create', object: old }, { kind: 'tasks', op: 'create', object: stopping }]);
   const v = networkView(store);
   assert.deepEqual(v.networks.map((x) => x.Spec.Name), ['net']);
-  // A task desired down that still runs is draining: in the view (its connections stay), and
-  // the agent's rules leave it out of the load balancers (test/unit/overlay-plan.test.ts).
-  assert.deepEqual(v.tasks.map((t) => t.ID).sort(), [running.ID, old.ID].sort(), 'a draining task keeps its addresses');
-  assert.equal(v.tasks.find((t) => t.ID === old.ID)?.DesiredState, 'shutdown');
-  const stopped = structuredClone(store.get('tasks', old.ID)!);
-  stopped.Status.State = 'shutdown';
-  await store.commit([{ kind: 'tasks', op: 'update', object: stopped }]);
-  assert.deepEqual(networkView(store).tasks.map((t) => t.ID), [running.ID], 'a stopped task is gone from the view');
-  assert.deepEqual(v.tasks.find((t) => t.ID === running.ID)?.NetworksAttachments, [{ Network: { ID: n.ID }, Addresses: ['10.0.1.3/24'] }]);
+  // Mesh drain: a task desired down that still runs stays in the view (its agent keeps it
+  // reachable, out of the load balancers) until it reports stopped; one not yet running goes.
+  assert.deepEqual(v.tasks.map((t) => t.ID).sort(), [running.ID, old.ID].sort(), 'a draining task stays until it stops; one not running goes');
+  await store.commit([{ kind: 'tasks', op: 'update', object: { ...store.get('tasks', old.ID)!, Status: { ...old.Status, State: 'shutdown' } } }]);
+  assert.deepEqual(networkView(store).tasks.map((t) => t.ID), [running.ID], 'a stopped task is no backend any more');
+  assert.deepEqual(v.tasks[0].NetworksAttachments, [{ Network: { ID: n.ID }, Addresses: ['10.0.1.3/24'] }]);
 });

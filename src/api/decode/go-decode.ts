@@ -208,7 +208,8 @@ export class GoDecoder {
     if (t.k === 'string') return '';
     if (t.k === 'bool') return false;
     if (t.k === 'int' || t.k === 'float') return 0;
-    if (t.k === 'empty') return {};
+    // A null element of []swarm.PortConfig etc. is Go's zero struct, never a nil the readers trip on.
+    if (t.k === 'empty' || t.k === 'struct') return {};
     return null;
   }
 

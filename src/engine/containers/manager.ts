@@ -522,9 +522,10 @@ export class ContainerManager {
   /** `DELETE /containers/<parent>/<alias>?link=true`: the parent forgets the link; both containers stay. */
   removeLink(ref: string): void {
     const name = ref.startsWith('/') ? ref : `/${ref}`;
+    // dockerd's ContainerRm looks the name up first: an unknown name is a 404 before any link check.
+    if (!this.find(name)) this.get(ref); // the 404 names the container as it was asked for
     const cut = name.lastIndexOf('/');
     if (cut <= 0) throw serverError('Conflict, cannot remove the default link name of the container');
-    this.get(name); // 404 as dockerd's lookup of the link name
     const parent = this.find(name.slice(0, cut));
     if (!parent) throw serverError(`Cannot get parent ${name.slice(0, cut)} for link ${name}`);
     const kept = (parent.hostConfig.Links as string[]).filter((l) => parseLink(l).name !== name);

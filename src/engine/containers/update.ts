@@ -20,6 +20,8 @@ export interface UpdateConfig {
 
 const RESOURCE_KEYS = ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpusetCpus', 'CpusetMems', 'PidsLimit'] as const;
 const MIN_MEMORY = 6 * 1024 * 1024;
+/** The kernel's PID_MAX_LIMIT: pids.max refuses more, so runc would fail half-way through its update. */
+const MAX_PIDS_LIMIT = 4 * 1024 * 1024;
 
 const cannot = (id: string, msg: string) => badRequest(`Cannot update container ${id}: ${msg}`);
 
@@ -32,6 +34,9 @@ export function applyUpdate(id: string, h: HostConfig, u: UpdateConfig): { next:
   const warnings: string[] = [];
   const next: HostConfig = { ...h };
   const num = (v: unknown) => (typeof v === 'number' ? v : 0);
+  // dockerd (verifyPlatformContainerResources): negative shares are refused, not handed to runc.
+  if (num(u.CpuShares) < 0) throw badRequest(`invalid CPU shares (${u.CpuShares}): value must be a positive integer`);
+  if (num(u.PidsLimit) > MAX_PIDS_LIMIT) throw cannot(id, `invalid PidsLimit (${u.PidsLimit}): the kernel allows at most ${MAX_PIDS_LIMIT}`);
   const memory = num(u.Memory);
   if (memory !== 0 && memory < MIN_MEMORY) throw badRequest('Minimum memory limit allowed is 6MB');
   if (memory > 0 && u.MemorySwap !== -1) {
