@@ -85,6 +85,8 @@ async function main(): Promise<void> {
   fs.mkdirSync(config.execRoot, { recursive: true });
   const engine = await Engine.open(config, log);
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
+  // Swarm events join the node's own in `docker events` (dockerd shows both, scope swarm/local).
+  swarm.onSwarmEvent((e) => engine.events.publish(e));
   const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()), () => swarm.nodeId, log.child({ part: 'worker' }));
   const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }), opts.networkSandboxPrefix);
   network.start();
