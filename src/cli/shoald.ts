@@ -17,6 +17,7 @@ import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';
 import { NetworkAgent } from '../agent/network-agent.js';
 import { LogAgent } from '../agent/logs.js';
+import { metricsRegistry, serveMetrics } from '../api/metrics.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 /** dockerd's defaults: the files in DOCKER_CERT_PATH or ~/.docker. */
@@ -37,10 +38,11 @@ const program = new Command('shoald')
   .option('--label <k=v>', 'engine label (repeatable)', collect, [])
   .option('--hostname <name>', 'node name shown by docker info and node ls')
   .option('--network-sandbox-prefix <prefix>', 'names of this node\'s overlay sandbox namespaces in /run/netns (default: sh + node ID)')
+  .option('--metrics-addr <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (off by default)')
   .option('--log-level <level>', 'debug, info, warn, error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .parse();
 
-const opts = program.opts<{ host: string[]; tlsverify?: boolean; tlscacert: string; tlscert: string; tlskey: string; insecureApi?: boolean; apiRoles?: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string }>();
+const opts = program.opts<{ host: string[]; tlsverify?: boolean; tlscacert: string; tlscert: string; tlskey: string; insecureApi?: boolean; apiRoles?: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string; metricsAddr?: string }>();
 const log = createLogger('shoald', opts.logLevel);
 
 const config: DaemonConfig = {
@@ -85,6 +87,8 @@ async function main(): Promise<void> {
   fs.mkdirSync(config.execRoot, { recursive: true });
   const engine = await Engine.open(config, log);
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
+  // Swarm events join the node's own in `docker events` (dockerd shows both, scope swarm/local).
+  swarm.onSwarmEvent((e) => engine.events.publish(e));
   const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()), () => swarm.nodeId, log.child({ part: 'worker' }));
   const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }), opts.networkSandboxPrefix);
   network.start();
@@ -97,6 +101,7 @@ async function main(): Promise<void> {
   const api = new ApiServer(buildRouter(engine, swarm, network, { serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined) }), log, access);
   for (const h of api0.hosts) await api.listen(h, h.startsWith('tcp:') ? tls?.() : undefined);
   onHangup = () => api.reloadTls();
+  const metrics = opts.metricsAddr ? await serveMetrics(opts.metricsAddr, metricsRegistry(engine, swarm), log.child({ part: 'metrics' })) : undefined;
   log.info({ hosts: api0.hosts, tlsverify: !!opts.tlsverify, dataRoot: config.dataRoot }, 'shoald ready');
 
   let stopping = false;
@@ -105,6 +110,7 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, 'shoald stopping; containers keep running');
     await api.close();
+    metrics?.close();
     worker.stop();
     logs.stop();
     await network.stop();

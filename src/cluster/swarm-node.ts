@@ -13,6 +13,7 @@ import type { AgentLink } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
 import { Manager, QuorumLost } from '../manager/manager.js';
 import { ingressNetwork } from '../manager/networks/swarm-networks.js';
+import { watchSwarmEvents, type SwarmEvent } from '../manager/events/swarm-events.js';
 import type { Store } from '../manager/store/store.js';
 import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.js';
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
@@ -124,6 +125,8 @@ export class SwarmNode {
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
   private readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
+  /** `docker events` listeners for the swarm's events, fed while this node is a manager. */
+  private readonly swarmEventListeners: ((e: SwarmEvent) => void)[] = [];
 
   constructor(private readonly config: DaemonConfig, private readonly log: Logger) {
     this.dir = daemonPaths(config).swarm;
@@ -479,6 +482,11 @@ export class SwarmNode {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Swarm events (dockerd's scope "swarm") from this node's manager, whenever it is one. */
+  onSwarmEvent(fn: (e: SwarmEvent) => void): void {
+    this.swarmEventListeners.push(fn);
+  }
+
   // ---- running parts ----
   private async startManager(bootstrap?: (m: Manager) => Promise<void>, forceNewCluster = false, initialCluster?: string): Promise<void> {
     const s = this.state!;
@@ -503,6 +511,8 @@ export class SwarmNode {
       throw e;
     }
     this.manager = m;
+    // Ends with the manager's store (a demoted node's store sends nothing more).
+    watchSwarmEvents(m.store, (e) => { for (const fn of this.swarmEventListeners) fn(e); });
   }
 
   /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */

@@ -35,6 +35,11 @@ export class EventLog {
       timeNano: Number(nano),
       ...(type === 'container' ? { status: action, id, from: attributes.image ?? '' } : {}),
     };
+    this.publish(e);
+  }
+
+  /** An event made elsewhere (the swarm's, from a manager's store), kept and fed like the node's own. */
+  publish(e: EngineEvent): void {
     this.recent.push(e);
     if (this.recent.length > KEEP) this.recent.splice(0, this.recent.length - KEEP);
     this.feed.emit('event', e);
@@ -69,6 +74,9 @@ export function eventMatches(e: EngineEvent, filters: Map<string, string[]>): bo
         }
         case 'scope': return e.scope === v;
         case 'volume': return e.Type === 'volume' && e.Actor.ID === v;
+        // dockerd's fuzzyMatchName: the ID or the name, a prefix of either.
+        case 'network': case 'node': case 'service': case 'secret': case 'config':
+          return e.Type === k && (e.Actor.ID.startsWith(v) || (a.name ?? '').startsWith(v));
         default: return true;
       }
     });

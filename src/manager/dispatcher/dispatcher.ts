@@ -90,6 +90,10 @@ export function managerAddrs(store: EtcdStore): ManagerAddr[] {
 /** Agent sessions of this manager: registration, heartbeats, assignments, task status. */
 export class Dispatcher {
   private readonly sessions = new Map<string, Session>();
+  /** Open agent sessions, for the metrics endpoint. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
   private statusQueue: QueuedStatus[] = [];
   private flushTimer?: NodeJS.Timeout;
   private flushing?: Promise<void>;
