@@ -210,7 +210,7 @@ test('links on a user network: the alias resolves for the linking container only
   assert.equal((await api('DELETE', '/networks/shapicl-links')).status, 204);
 });
 
-test('raw HTTP: extra fields a hand-written client sends are ignored, as dockerd does', { todo: 'needs the schema-driven body decoder (src/api/decode): unknown fields are stored today' }, async () => {
+test('raw HTTP: extra fields a hand-written client sends are ignored, as dockerd does', async () => {
   const c = await api('POST', '/services/create', { ...sleeper('extra'), Extra: { nested: [1, 2] }, Comment: 'ignored' });
   assert.equal(c.status, 201, c.raw);
   const s = (await api('GET', '/services/extra')).body as Json;
@@ -222,11 +222,7 @@ test('raw HTTP: extra fields a hand-written client sends are ignored, as dockerd
   assert.equal((await api('DELETE', '/services/extra')).status, 200);
 });
 
-// These need the schema-driven, case-insensitive body decoder (src/api/decode, being built in
-// parallel); take the todo off once it is merged.
-const DECODER = 'needs the case-insensitive body decoder (src/api/decode)';
-
-test('raw HTTP: docker-py scale() sends {"Mode": {"replicated": {"Replicas": 3}}}: the service scales', { todo: DECODER }, async () => {
+test('raw HTTP: docker-py scale() sends {"Mode": {"replicated": {"Replicas": 3}}}: the service scales', async () => {
   const c = await api('POST', '/services/create', sleeper('micro', 1));
   assert.equal(c.status, 201, c.raw);
   const s = (await api('GET', '/services/micro')).body as Json;
@@ -242,7 +238,7 @@ test('raw HTTP: docker-py scale() sends {"Mode": {"replicated": {"Replicas": 3}}
   }
 });
 
-test('raw HTTP: lowercase and mixed-case keys are matched as Go matches them', { todo: DECODER }, async () => {
+test('raw HTTP: lowercase and mixed-case keys are matched as Go matches them', async () => {
   const n = await api('POST', '/networks/create', { name: 'shapicl-lower', driver: 'bridge', labels: { 'Keep.Case': 'v' } });
   assert.equal(n.status, 201, n.raw);
   const net = (await api('GET', '/networks/shapicl-lower')).body as Json;
