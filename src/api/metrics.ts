@@ -78,12 +78,18 @@ export function metricsRegistry(engine: Engine, swarm: SwarmNode): Registry {
   return registry;
 }
 
-/** Serves GET /metrics on `addr` (host:port) in the text exposition format. */
-export async function serveMetrics(addr: string, registry: Registry, log: Logger): Promise<http.Server> {
+/** `--metrics-addr HOST:PORT` (an IPv6 host in brackets); throws a message naming the flag. */
+export function parseMetricsAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
   const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(addr.slice(i + 1));
-  if (i < 1 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-addr ${addr}: want HOST:PORT`);
+  if (i < 1 || !host || addr.slice(i + 1) === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-addr ${addr}: want HOST:PORT`);
+  return { host, port };
+}
+
+/** Serves GET /metrics on `addr` (host:port) in the text exposition format. */
+export async function serveMetrics(addr: string, registry: Registry, log: Logger): Promise<http.Server> {
+  const { host, port } = parseMetricsAddr(addr);
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');

@@ -17,7 +17,7 @@ import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';
 import { NetworkAgent } from '../agent/network-agent.js';
 import { LogAgent } from '../agent/logs.js';
-import { metricsRegistry, serveMetrics } from '../api/metrics.js';
+import { metricsRegistry, parseMetricsAddr, serveMetrics } from '../api/metrics.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 /** dockerd's defaults: the files in DOCKER_CERT_PATH or ~/.docker. */
@@ -74,6 +74,7 @@ function checkApiFlags(): { hosts: string[]; roles?: RoleMap } {
     }
   }
   if (opts.tlsverify) loadTlsFiles({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey });
+  if (opts.metricsAddr) parseMetricsAddr(opts.metricsAddr);
   return { hosts, ...(opts.apiRoles ? { roles: loadRoleMap(opts.apiRoles) } : {}) };
 }
 
@@ -89,6 +90,8 @@ async function main(): Promise<void> {
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
   // Swarm events join the node's own in `docker events` (dockerd shows both, scope swarm/local).
   swarm.onSwarmEvent((e) => engine.events.publish(e));
+  // Before the swarm starts (etcd): a bad --metrics-addr stops shoald with nothing left running.
+  const metrics = opts.metricsAddr ? await serveMetrics(opts.metricsAddr, metricsRegistry(engine, swarm), log.child({ part: 'metrics' })) : undefined;
   const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()), () => swarm.nodeId, log.child({ part: 'worker' }));
   const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }), opts.networkSandboxPrefix);
   network.start();
@@ -101,7 +104,6 @@ async function main(): Promise<void> {
   const api = new ApiServer(buildRouter(engine, swarm, network, { serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined) }), log, access);
   for (const h of api0.hosts) await api.listen(h, h.startsWith('tcp:') ? tls?.() : undefined);
   onHangup = () => api.reloadTls();
-  const metrics = opts.metricsAddr ? await serveMetrics(opts.metricsAddr, metricsRegistry(engine, swarm), log.child({ part: 'metrics' })) : undefined;
   log.info({ hosts: api0.hosts, tlsverify: !!opts.tlsverify, dataRoot: config.dataRoot }, 'shoald ready');
 
   let stopping = false;
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  if (e instanceof TlsConfigError || (e as Error).message?.startsWith('--api-roles')) {
+  if (e instanceof TlsConfigError || (e as Error).message?.startsWith('--api-roles') || (e as Error).message?.startsWith('--metrics-addr')) {
     console.error(`shoald: ${(e as Error).message}`);
     process.exit(1);
   }
