@@ -1,13 +1,9 @@
-/** A small seeded generator (mulberry32): the same seed draws the same faults and targets. */
+import { Prng } from '../../test/helpers/prng.js';
+
+/** The chaos suite's draws: the same seed draws the same faults and targets. */
 export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.next();
 }
 
 export function pick<T>(rand: () => number, xs: T[]): T {

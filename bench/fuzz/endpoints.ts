@@ -1,4 +1,4 @@
-import type { Prng } from './prng.js';
+import type { Prng } from '../../test/helpers/prng.js';
 import type { Json } from './mutate.js';
 
 /** The objects every request can point at, made before the first batch. */

@@ -1,4 +1,4 @@
-import type { Prng } from './prng.js';
+import type { Prng } from '../../test/helpers/prng.js';
 
 /** A JSON value as the fuzzer builds bodies. */
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

@@ -1,4 +1,4 @@
-import type { Prng } from './prng.js';
+import type { Prng } from '../../test/helpers/prng.js';
 import type { RawRequest } from './http.js';
 
 /** Requests that are wrong at the HTTP level: methods, targets, header sizes, framing. */

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startDaemon, type TestDaemon } from '../../test/helpers/daemon.js';
 import { importBusybox } from '../../test/helpers/busybox.js';
-import { Prng } from './prng.js';
+import { Prng } from '../../test/helpers/prng.js';
 import { send, NoAnswer, type RawRequest, type RawResponse } from './http.js';
 import { mutateBody, garbleQuery, type Json } from './mutate.js';
 import { WRITE_ENDPOINTS, LIST_ENDPOINTS, QUERY_ENDPOINTS, type Fixtures, type Inspect } from './endpoints.js';

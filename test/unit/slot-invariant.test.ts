@@ -9,20 +9,15 @@ import { rank, status } from '../../src/manager/orchestrator/task.js';
 import { VersionConflict, type Change } from '../../src/manager/store/store.js';
 import { createLogger } from '../../src/util/log.js';
 import { MemoryStore } from '../helpers/memory-store.js';
+import { Prng } from '../helpers/prng.js';
 import { makeNode, makeService, until } from '../helpers/swarm-fixtures.js';
 
 const log = createLogger('test', 'silent');
 
-/** A small deterministic PRNG (mulberry32), so a failing run can be replayed. */
+/** A deterministic draw (mulberry32), so a failing run can be replayed. */
 function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const p = new Prng(seed);
+  return () => p.next();
 }
 
 /** Slots holding more than one task desired to run (READY or RUNNING): duplicates. */
