@@ -189,3 +189,17 @@ test('a full network holds back only what needs it: attachments on other network
   assert.equal(r.services[0].Endpoint!.VirtualIPs![0].Addr, '10.8.0.2/30');
   assert.deepEqual(r.tasks.map((t) => [t.ServiceID, t.Status.State]), [['', 'running']], 'the service task waits NEW; the attachment is allocated');
 });
+
+test('a service with an endpoint spec but no networks and no ports has nothing to allocate: no write (its version stays)', () => {
+  // docker-py and the CLI send EndpointSpec {Mode: vip} with every update: writing the service
+  // for it moved the version a client had just read (its next update was "out of sequence").
+  const s: Service = { ...makeService('plain', { EndpointSpec: { Mode: 'vip' } }), Endpoint: { Spec: {} } };
+  const t = makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: new Date().toISOString() } });
+  const r = allocate(undefined, [], [s], [t]);
+  assert.deepEqual(r.services, []);
+  assert.equal(r.tasks.length, 1, 'its NEW task is still allocated');
+  assert.equal(r.tasks[0].Status.State, 'pending');
+  // Ports, though, are allocation: that write stays.
+  const p: Service = { ...makeService('ports', { EndpointSpec: { Mode: 'vip', Ports: [{ TargetPort: 80, PublishMode: 'host' }] } }), Endpoint: { Spec: {} } };
+  assert.equal(allocate(undefined, [], [p], []).services.length, 1);
+});

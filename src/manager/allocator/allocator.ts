@@ -135,9 +135,10 @@ export function allocate(
   for (const s of services) {
     const wanted = serviceNetworks(s, nets);
     if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
-    // Nothing to allocate (swarmkit IsServiceAllocated): no write, so the version a client read
-    // right after create is still the one to update with.
-    if (!wanted.length && !s.Spec.EndpointSpec && !s.Endpoint?.VirtualIPs?.length && !s.Endpoint?.Ports?.length) {
+    // Nothing to allocate (swarmkit IsServiceAllocated: no networks, no ports, nothing held):
+    // no write, whatever the endpoint spec says (a mode with nothing to apply it to), so the
+    // version a client read right after create or update is still the one to update with.
+    if (!wanted.length && !s.Spec.EndpointSpec?.Ports?.length && !s.Endpoint?.VirtualIPs?.length && !s.Endpoint?.Ports?.length) {
       allocated.set(s.ID, s);
       continue;
     }

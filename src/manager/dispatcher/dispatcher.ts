@@ -53,16 +53,26 @@ export interface DispatcherDeps {
   dek?: Buffer;
 }
 
-/** Tasks an agent must know about: assigned to it and either wanted running or still to be stopped. */
+/**
+ * Tasks an agent must know about: every task assigned to it, until the task is deleted (as
+ * swarmkit's dispatcher: only a deletion removes an assignment). An ended task stays, so its
+ * node keeps its exited container (and log, for `docker service logs`) while the task is in
+ * the service's history; the task reaper's deletion removes both.
+ */
 export function assignedTasks(tasks: Task[], nodeId: string): Task[] {
   return tasks.filter((t) => t.NodeID === nodeId && isAssignment(t));
 }
 
 /** Whether its node's agent must know the task (assignedTasks without the node). */
 function isAssignment(t: Task): boolean {
-  const running = taskStateRank('running');
   // Network attachments of standalone containers are not the executor's: the network agent wires them.
-  return !isNetworkAttachment(t) && taskStateRank(t.Status.State) >= taskStateRank('assigned') && (taskStateRank(t.DesiredState) <= running || taskStateRank(t.Status.State) <= running);
+  return !isNetworkAttachment(t) && taskStateRank(t.Status.State) >= taskStateRank('assigned');
+}
+
+/** A task its agent may still start: only these get their secrets and configs sent along. */
+function mayRun(t: Task): boolean {
+  const running = taskStateRank('running');
+  return taskStateRank(t.DesiredState) <= running && taskStateRank(t.Status.State) <= running;
 }
 
 /**
@@ -397,7 +407,7 @@ export class Dispatcher {
       for (const tid of removes) told.delete(tid);
       for (const t of tasks) told.set(t.ID, t);
       if (!complete && !tasks.length && !removes.length) return;
-      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.d.store, this.d.dek, tasks) });
+      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.d.store, this.d.dek, tasks.filter(mayRun)) });
     };
     send(true);
     let timer: NodeJS.Timeout | undefined;
