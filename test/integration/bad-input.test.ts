@@ -60,11 +60,17 @@ test('network create: an unknown driver is 404 plugin not found; host and null 4
   assert.ok(!names.includes('bad-drv') && !names.includes('bad-host'), names.join(' '));
 });
 
-test('swarm init on a node in a swarm is 503 unless ForceNewCluster is exactly true', async () => {
-  for (const force of [false, 'yes', 1, null, {}]) {
+test('swarm init on a node in a swarm is 503 unless ForceNewCluster is exactly true; a non-boolean is 400 first', async () => {
+  for (const force of [false, null]) {
     const r = await call('POST', '/swarm/init', { ListenAddr: '0.0.0.0:2377', AdvertiseAddr: '127.0.0.1', ForceNewCluster: force });
     assert.equal(r.status, 503, JSON.stringify(force));
     assert.match(r.message ?? '', /^This node is already part of a swarm\./);
+  }
+  // dockerd decodes the body before it looks at the node's state: a wrong type is Go's 400.
+  for (const force of ['yes', 1, {}]) {
+    const r = await call('POST', '/swarm/init', { ListenAddr: '0.0.0.0:2377', AdvertiseAddr: '127.0.0.1', ForceNewCluster: force });
+    assert.equal(r.status, 400, JSON.stringify(force));
+    assert.match(r.message ?? '', /^json: cannot unmarshal \w+ into Go struct field \w+\.ForceNewCluster of type bool$/);
   }
   assert.equal(((await call('GET', '/info')).json as { Swarm: { LocalNodeState: string } }).Swarm.LocalNodeState, 'active');
 });
