@@ -101,6 +101,8 @@ export class Manager {
   private caWatch?: Watcher;
   private unlockKeyWatch?: Watcher;
   private dataKeySweep?: NodeJS.Timeout;
+  /** The stored CA as last seen, when it was sealed with a data key not yet followed. */
+  private caPending?: Buffer;
   private stopping = false;
   private presence?: Lease;
   private presenceWatch?: Watcher;
@@ -183,12 +185,7 @@ export class Manager {
     this.caMaterial = this.openCA(raw);
     if (!this.caMaterial.apiClients) await this.addApiClientCA(raw);
     this.caWatch = await this.client.watch().key(CA_KEY).create();
-    this.caWatch.on('put', (kv) => {
-      this.caMaterial = this.openCA(kv.value);
-      this.o.log.info('swarm root CA changed');
-      this.reloadTls();
-      this.dispatcher.resendSessions();
-    });
+    this.caWatch.on('put', (kv) => this.caChanged(kv.value));
 
     this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
     this.election.start();
@@ -492,6 +489,27 @@ export class Manager {
     }, DATA_KEY_SWEEP_MS);
   }
 
+  /**
+   * The stored CA changed. A data key rotation re-seals it with a key this manager may not
+   * follow yet (another watch brings it): kept until adoptDataKey opens it; a re-seal alone
+   * changes nothing.
+   */
+  private caChanged(raw: Buffer): void {
+    let ca: StoredCA;
+    try {
+      ca = this.openCA(raw);
+    } catch {
+      this.caPending = raw;
+      return;
+    }
+    this.caPending = undefined;
+    if (JSON.stringify(ca) === JSON.stringify(this.caMaterial)) return;
+    this.caMaterial = ca;
+    this.o.log.info('swarm root CA changed');
+    this.reloadTls();
+    this.dispatcher.resendSessions();
+  }
+
   /** Another manager rotated the data key: take the new one when it was sealed with ours. */
   private followDataKey(sealedNext: Buffer): void {
     if (!this.o.dek) return;
@@ -508,6 +526,7 @@ export class Manager {
     if (this.o.dek?.equals(next)) return;
     this.o.dek = next;
     this.o.onDataKey?.(next);
+    if (this.caPending) this.caChanged(this.caPending);
   }
 
   unlockKey(): Promise<Buffer | undefined> {

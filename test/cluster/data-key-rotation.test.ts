@@ -8,7 +8,7 @@ import { isSealed, openValue, parseHumanReadableKey } from '../../src/manager/ca
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { waitFor } from '../helpers/process.js';
 
-// Needs root: one manager (namespaces, shoald, etcd, runc) driven by the real docker CLI, and
+// Needs root: two managers (namespaces, shoald, etcd, runc) driven by the real docker CLI, and
 // etcdctl inside the machine to read what etcd holds. Turning autolock on and rotating the
 // unlock key rotate the swarm's data key: every sealed value is sealed again with the new key,
 // the old key opens nothing, and tasks still get their secrets.
@@ -20,10 +20,10 @@ describe('data key rotation re-seals what the data key protects', () => {
     assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  const certs = () => path.join(machinePaths(swarm.lab.labDir, 'm1').dataRoot, 'swarm', 'certificates');
-  /** The manager's DEK from its file: plain, or sealed with `unlockKey`. */
-  const dekOnDisk = (unlockKey?: string): Buffer => {
-    const text = fs.readFileSync(path.join(certs(), 'swarm-node.dek'), 'utf8').trim();
+  const certs = (m = 'm1') => path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'swarm', 'certificates');
+  /** A manager's DEK from its file: plain, or sealed with `unlockKey`. */
+  const dekOnDisk = (unlockKey?: string, m = 'm1'): Buffer => {
+    const text = fs.readFileSync(path.join(certs(m), 'swarm-node.dek'), 'utf8').trim();
     if (text.startsWith('plain:')) return Buffer.from(text.slice(6), 'base64');
     assert.ok(unlockKey && text.startsWith('sealed:'), text.slice(0, 12));
     return openValue(parseHumanReadableKey(unlockKey), Buffer.from(text.slice(7)));
@@ -58,7 +58,7 @@ describe('data key rotation re-seals what the data key protects', () => {
   const secretText = `rot-s3cr3t-${randomBytes(12).toString('hex')}`;
 
   before(async () => {
-    swarm = await createSwarmLab({ managers: ['m1'], busybox: true });
+    swarm = await createSwarmLab({ managers: ['m1', 'm2'], busybox: true });
   });
   after(async () => {
     await swarm?.cleanup();
@@ -89,14 +89,32 @@ describe('data key rotation re-seals what the data key protects', () => {
     assert.ok(unlockKey, out);
     const next = dekOnDisk(unlockKey);
     assert.notDeepEqual(next, old, 'a new data key');
+    // The hand-over to other managers (sealed with the old key) goes once the sweep is done.
+    await waitFor('the data key hand-over deleted', async () => !(await etcd('/shoal/unlock-key.next-dek')).size, 30_000, 250);
     const after = await sealedValues();
     assert.deepEqual([...after.keys()].sort(), [...before.keys(), '/shoal/unlock-key'].sort());
     for (const [k, v] of after) {
       assert.ok(opens(next, v), `${k} opens with the new key`);
       assert.ok(!opens(old, v), `${k} no longer opens with the old key`);
     }
-    // The hand-over to other managers goes once the sweep is done.
-    await waitFor('the data key hand-over deleted', async () => !(await etcd('/shoal/unlock-key.next-dek')).size, 30_000, 250);
+    // The other manager follows: the same new key at rest, sealed with the unlock key.
+    await waitFor('m2 holds the new data key', () => {
+      try {
+        return dekOnDisk(unlockKey, 'm2').equals(next);
+      } catch {
+        return false;
+      }
+    }, 30_000, 250);
+    // A secret made through the other manager is sealed with the new key; its audit log (not m1's) records it.
+    const r = await swarm.lab.docker('m2', ['secret', 'create', 'pw2', '-'], { input: 'two' });
+    assert.equal(r.code, 0, r.stderr);
+    const pw2 = r.stdout.trim();
+    const stored = (await sealedValues()).get(`/shoal/v1/secrets/${pw2}`);
+    assert.ok(stored && opens(next, stored) && !opens(old, stored));
+    const audit = (m: string) => fs.readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8').trim().split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.path === '/secrets/create' && l.object === pw2);
+    assert.equal(audit('m2').length, 1);
+    assert.equal(audit('m1').length, 0);
     await taskReads('reader1');
   });
 
@@ -107,7 +125,15 @@ describe('data key rotation re-seals what the data key protects', () => {
     assert.ok(unlockKey, out);
     const next = dekOnDisk(unlockKey);
     assert.notDeepEqual(next, first);
+    await waitFor('the data key hand-over deleted', async () => !(await etcd('/shoal/unlock-key.next-dek')).size, 30_000, 250);
     for (const [k, v] of await sealedValues()) assert.ok(opens(next, v) && !opens(first, v), k);
+    await waitFor('m2 holds the new data key', () => {
+      try {
+        return dekOnDisk(unlockKey, 'm2').equals(next);
+      } catch {
+        return false;
+      }
+    }, 30_000, 250);
     await swarm.lab.machine(['stop', 'm1']);
     await swarm.lab.machine(['start', 'm1']);
     await ok(['swarm', 'unlock'], unlockKey + '\n');

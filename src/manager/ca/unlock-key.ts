@@ -95,7 +95,16 @@ export async function watchUnlockKey(client: Etcd3, dek: () => Buffer | undefine
   const w = await client.watch().prefix(UNLOCK_KEY).create();
   w.on('put', (kv) => {
     if (kv.key.toString() !== UNLOCK_KEY) onOther?.(kv.key.toString(), kv.value);
-    else fn(kv.value.length > 0 ? openValue(dek(), kv.value) : undefined);
+    else if (kv.value.length === 0) fn(undefined);
+    else {
+      let key: Buffer;
+      try {
+        key = openValue(dek(), kv.value);
+      } catch {
+        return; // re-sealed by a data key rotation not followed yet: the same key, or a new one put after
+      }
+      fn(key);
+    }
   });
   w.on('delete', (kv) => {
     if (kv.key.toString() !== UNLOCK_KEY) onOther?.(kv.key.toString(), undefined);

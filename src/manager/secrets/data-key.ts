@@ -73,7 +73,8 @@ export async function resealAll(client: Etcd3, keys: Buffer[], seal: Buffer, als
     const kvs = [...(await client.kv.range({ key: Buffer.from(SECRETS), range_end: Buffer.from(SECRETS.slice(0, -1) + '0') })).kvs];
     for (const k of SEALED_KEYS) kvs.push(...(await client.kv.range({ key: Buffer.from(k) })).kvs);
     const compare = [];
-    const success = [];
+    // The hand-over first: a watcher sees the new key before any value sealed with it.
+    const success: { request_put: { key: Buffer; value: Buffer } }[] = also ? [{ request_put: { key: Buffer.from(also.key), value: Buffer.from(also.value) } }] : [];
     for (const kv of kvs) {
       const key = kv.key.toString();
       const value = key.startsWith(SECRETS) ? resealedSecret(keys, seal, kv.value) : resealed(keys, seal, kv.value);
@@ -81,7 +82,6 @@ export async function resealAll(client: Etcd3, keys: Buffer[], seal: Buffer, als
       compare.push({ key: kv.key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: kv.mod_revision });
       success.push({ request_put: { key: kv.key, value: Buffer.from(value) } });
     }
-    if (also) success.push({ request_put: { key: Buffer.from(also.key), value: Buffer.from(also.value) } });
     if (success.length === 0) return 0;
     const res = await client.kv.txn({ compare, success, failure: [] });
     if (res.succeeded) return compare.length;
