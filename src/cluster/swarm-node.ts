@@ -242,6 +242,9 @@ export class SwarmNode {
   /** `swarm update --autolock` / `unlock-key --rotate`: the new key (or none) for every manager. */
   async setUnlockKey(key: Buffer | undefined): Promise<void> {
     const m = this.requireManager();
+    // A new key-encrypting key gets a new data key too (as SwarmKit's raft DEK): the old one
+    // may have lain on disk unsealed, or sealed with the old unlock key.
+    if (key) await m.rotateDataKey();
     await m.setUnlockKey(key);
     this.applyUnlockKey(key);
   }
@@ -502,6 +505,10 @@ export class SwarmNode {
       nodeId: s.nodeId, clusterId: s.clusterId, advertiseAddr: s.advertiseAddr, listenAddr: s.listenAddr,
       tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
       forceNewCluster, initialCluster, dek: this.dek,
+      onDataKey: (dek) => {
+        this.dek = dek;
+        this.writeDek();
+      },
     });
     try {
       if (bootstrap) await bootstrap(m);
