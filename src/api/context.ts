@@ -5,6 +5,7 @@ import { ApiError, badRequest } from '../util/errors.js';
 import { decodeBody, discardRest, MAX_JSON_BODY, readLimited, tooLarge, type BodyName, type BodyTypes } from './decode/index.js';
 import { SERVER_HEADERS } from './version.js';
 import type { Role } from './access/roles.js';
+import { checkForJson } from './check-json.js';
 
 /** What a route handler sees of one request. */
 export class RequestContext {
@@ -36,6 +37,11 @@ export class RequestContext {
    */
   async body<K extends BodyName>(name: K): Promise<BodyTypes[K]> {
     return decodeBody(name, await this.rawBody());
+  }
+
+  /** dockerd's CheckForJSON: a body must come as application/json (400 otherwise); see check-json.ts. */
+  checkForJson(): void {
+    checkForJson(this.req);
   }
 
   /**
