@@ -72,14 +72,14 @@ export class NetworkAgent {
   start(): void {
     this.swarm.link.onAssignments((tasks) => {
       this.assigned = tasks;
-      this.kick();
+      this.poke();
     });
     this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
     this.standalone.install();
     this.engine.containers.setForeignEndpoints((id) => this.containerEndpoints(id));
     void this.streamLoop();
     // Containers die without the store knowing yet: a slow sweep keeps dead endpoints from lingering.
-    this.loop = setInterval(() => this.kick(), 5000);
+    this.loop = setInterval(() => this.poke(), 5000);
   }
 
   async stop(): Promise<void> {
@@ -204,7 +204,7 @@ export class NetworkAgent {
           const stream = serverStream<object, NetworkViewMessage>(client, 'NetworkView', {});
           stream.on('data', (m: NetworkViewMessage) => {
             this.view = m;
-            this.kick();
+            this.poke();
           });
           stream.on('error', (err) => {
             this.log.debug({ err, manager: addr }, 'network view stream ended');
@@ -241,6 +241,11 @@ export class NetworkAgent {
   // --- plans ---
 
   /** Applies the current plan; calls during an apply make one more pass afterwards. */
+  /** A pass asked for by an event nobody waits on: its failure is logged, never an unhandled rejection. */
+  private poke(): void {
+    this.kick().catch((err: unknown) => this.log.warn({ err }, 'network pass failed'));
+  }
+
   private kick(): Promise<void> {
     return this.passes.kick();
   }
@@ -302,7 +307,7 @@ export class NetworkAgent {
   }
 
   private encryptionOf(nodeId: string): OverlayEncryption {
-    if (this.encryption?.nodeId !== nodeId) this.encryption = new OverlayEncryption(nodeId, this.log.child({ part: 'tunnel' }), () => this.client, () => void this.kick());
+    if (this.encryption?.nodeId !== nodeId) this.encryption = new OverlayEncryption(nodeId, this.log.child({ part: 'tunnel' }), () => this.client, () => this.poke());
     return this.encryption;
   }
 

@@ -52,180 +52,192 @@ type Frame =
   | { t: 'array'; node: { t: 'array'; items: JsonNode[] } };
 
 export function parseJsonTree(text: string, maxDepth = GO_MAX_DEPTH): JsonNode {
-  let i = 0;
-  const n = text.length;
-  const stack: Frame[] = [];
-  const fail = (context: string): never => {
-    if (i >= n) throw new JsonSyntaxError('unexpected EOF');
-    throw new JsonSyntaxError(`invalid character ${quoteChar(text, i)} ${context}`);
-  };
-  const skipWs = () => {
-    while (i < n && isWs(text.charCodeAt(i))) i++;
-  };
+  return new JsonTreeParser(text, maxDepth).parse();
+}
 
-  const readString = (): string => {
-    // text[i] === '"'
-    i++;
-    let out = '';
-    let start = i;
+/** One parse: a cursor over `text` and the stack of open containers (no recursion). */
+class JsonTreeParser {
+  private i = 0;
+  private readonly n: number;
+  private readonly stack: Frame[] = [];
+
+  constructor(
+    private readonly text: string,
+    private readonly maxDepth: number,
+  ) {
+    this.n = text.length;
+  }
+
+  parse(): JsonNode {
+    this.skipWs();
+    if (this.i >= this.n) throw new JsonEmptyError();
+    let value = this.beginValue();
     for (;;) {
-      if (i >= n) fail('in string literal');
-      const c = text.charCodeAt(i);
-      if (c === 0x22) {
-        out += text.slice(start, i);
-        i++;
-        return out;
-      }
-      if (c < 0x20) fail('in string literal');
-      if (c !== 0x5c) {
-        i++;
-        continue;
-      }
-      out += text.slice(start, i);
-      i++;
-      if (i >= n) fail('in string escape code');
-      const e = text[i];
-      if (Object.hasOwn(ESCAPES, e)) {
-        out += ESCAPES[e];
-        i++;
-      } else if (e === 'u') {
-        i++;
-        for (let k = 0; k < 4; k++) {
-          if (i + k >= n) {
-            i += k;
-            fail('in \\u hexadecimal character escape');
-          }
-          if (!isHex(text.charCodeAt(i + k))) {
-            i += k;
-            fail('in \\u hexadecimal character escape');
-          }
-        }
-        out += String.fromCharCode(parseInt(text.slice(i, i + 4), 16));
-        i += 4;
+      // Either a value just completed (attach it to the frame on top), or a frame was just opened.
+      if (value !== undefined) {
+        const top = this.stack[this.stack.length - 1];
+        if (!top) return value;
+        if (top.t === 'array') top.node.items.push(value);
+        else top.node.entries.push([top.key as string, value]);
+        value = this.afterMember(top);
       } else {
-        fail('in string escape code');
+        value = this.afterOpen(this.stack[this.stack.length - 1]);
       }
-      start = i;
-    }
-  };
-
-  const readNumber = (): string => {
-    const start = i;
-    if (text[i] === '-') {
-      i++;
-      if (i >= n || !isDigit(text.charCodeAt(i))) fail('in numeric literal');
-    }
-    if (text[i] === '0') i++;
-    else while (i < n && isDigit(text.charCodeAt(i))) i++;
-    if (text[i] === '.') {
-      i++;
-      if (i >= n || !isDigit(text.charCodeAt(i))) fail('after decimal point in numeric literal');
-      while (i < n && isDigit(text.charCodeAt(i))) i++;
-    }
-    if (text[i] === 'e' || text[i] === 'E') {
-      i++;
-      if (text[i] === '+' || text[i] === '-') i++;
-      if (i >= n || !isDigit(text.charCodeAt(i))) fail('in exponent of numeric literal');
-      while (i < n && isDigit(text.charCodeAt(i))) i++;
-    }
-    return text.slice(start, i);
-  };
-
-  const readLiteral = (word: 'true' | 'false' | 'null'): void => {
-    for (let k = 1; k < word.length; k++) {
-      i++;
-      if (text[i] !== word[k]) fail(`in literal ${word} (expecting '${word[k]}')`);
-    }
-    i++;
-  };
-
-  /** Reads one scalar or opens a container; returns the scalar, or undefined when it pushed a frame. */
-  const beginValue = (): JsonNode | undefined => {
-    skipWs();
-    if (i >= n) fail('');
-    const c = text[i];
-    if (c === '{' || c === '[') {
-      if (stack.length + 1 > maxDepth) fail('exceeded max depth');
-      i++;
-      if (c === '{') stack.push({ t: 'object', node: { t: 'object', entries: [] } });
-      else stack.push({ t: 'array', node: { t: 'array', items: [] } });
-      return undefined;
-    }
-    if (c === '"') return { t: 'string', v: readString() };
-    if (c === '-' || (c >= '0' && c <= '9')) return { t: 'number', raw: readNumber() };
-    if (c === 't') return readLiteral('true'), { t: 'bool', v: true };
-    if (c === 'f') return readLiteral('false'), { t: 'bool', v: false };
-    if (c === 'n') return readLiteral('null'), { t: 'null' };
-    return fail('looking for beginning of value');
-  };
-
-  skipWs();
-  if (i >= n) throw new JsonEmptyError();
-
-  let value = beginValue();
-  for (;;) {
-    // Either a value just completed (attach it to the frame on top), or a frame was just opened.
-    if (value !== undefined) {
-      const top = stack[stack.length - 1];
-      if (!top) return value;
-      if (top.t === 'array') top.node.items.push(value);
-      else top.node.entries.push([top.key as string, value]);
-      // After a value inside a container: `,` or the closing bracket.
-      skipWs();
-      if (top.t === 'array') {
-        if (text[i] === ',') {
-          i++;
-          value = beginValue();
-          continue;
-        }
-        if (text[i] === ']') {
-          i++;
-          value = stack.pop()!.node;
-          continue;
-        }
-        fail('after array element');
-      } else {
-        if (text[i] === ',') {
-          i++;
-          skipWs();
-          if (text[i] !== '"') fail('looking for beginning of object key string');
-          value = readKeyThenValue(top);
-          continue;
-        }
-        if (text[i] === '}') {
-          i++;
-          value = stack.pop()!.node;
-          continue;
-        }
-        fail('after object key:value pair');
-      }
-    }
-    // A frame was just opened: it may close at once.
-    const top = stack[stack.length - 1];
-    skipWs();
-    if (top.t === 'array') {
-      if (text[i] === ']') {
-        i++;
-        value = stack.pop()!.node;
-        continue;
-      }
-      value = beginValue();
-    } else {
-      if (text[i] === '}') {
-        i++;
-        value = stack.pop()!.node;
-        continue;
-      }
-      if (text[i] !== '"') fail('looking for beginning of object key string');
-      value = readKeyThenValue(top);
     }
   }
 
-  function readKeyThenValue(top: Extract<Frame, { t: 'object' }>): JsonNode | undefined {
-    top.key = readString();
-    skipWs();
-    if (text[i] !== ':') fail('after object key');
-    i++;
-    return beginValue();
+  private fail(context: string): never {
+    if (this.i >= this.n) throw new JsonSyntaxError('unexpected EOF');
+    throw new JsonSyntaxError(`invalid character ${quoteChar(this.text, this.i)} ${context}`);
+  }
+
+  private skipWs(): void {
+    while (this.i < this.n && isWs(this.text.charCodeAt(this.i))) this.i++;
+  }
+
+  /** Closes the frame on top when the cursor is on `close`; returns the finished container. */
+  private close(close: string): JsonNode | undefined {
+    if (this.text[this.i] !== close) return undefined;
+    this.i++;
+    return this.stack.pop()!.node;
+  }
+
+  /** After a value inside a container: `,` and the next member, or the closing bracket. */
+  private afterMember(top: Frame): JsonNode | undefined {
+    this.skipWs();
+    if (top.t === 'array') {
+      const closed = this.close(']');
+      if (closed) return closed;
+      if (this.text[this.i] !== ',') this.fail('after array element');
+      this.i++;
+      return this.beginValue();
+    }
+    const closed = this.close('}');
+    if (closed) return closed;
+    if (this.text[this.i] !== ',') this.fail('after object key:value pair');
+    this.i++;
+    this.skipWs();
+    if (this.text[this.i] !== '"') this.fail('looking for beginning of object key string');
+    return this.readKeyThenValue(top);
+  }
+
+  /** A frame was just opened: it may close at once. */
+  private afterOpen(top: Frame): JsonNode | undefined {
+    this.skipWs();
+    if (top.t === 'array') return this.close(']') ?? this.beginValue();
+    const closed = this.close('}');
+    if (closed) return closed;
+    if (this.text[this.i] !== '"') this.fail('looking for beginning of object key string');
+    return this.readKeyThenValue(top);
+  }
+
+  private readKeyThenValue(top: Extract<Frame, { t: 'object' }>): JsonNode | undefined {
+    top.key = this.readString();
+    this.skipWs();
+    if (this.text[this.i] !== ':') this.fail('after object key');
+    this.i++;
+    return this.beginValue();
+  }
+
+  /** Reads one scalar or opens a container; returns the scalar, or undefined when it pushed a frame. */
+  private beginValue(): JsonNode | undefined {
+    this.skipWs();
+    if (this.i >= this.n) this.fail('');
+    const c = this.text[this.i];
+    if (c === '{' || c === '[') {
+      if (this.stack.length + 1 > this.maxDepth) this.fail('exceeded max depth');
+      this.i++;
+      if (c === '{') this.stack.push({ t: 'object', node: { t: 'object', entries: [] } });
+      else this.stack.push({ t: 'array', node: { t: 'array', items: [] } });
+      return undefined;
+    }
+    if (c === '"') return { t: 'string', v: this.readString() };
+    if (c === '-' || (c >= '0' && c <= '9')) return { t: 'number', raw: this.readNumber() };
+    if (c === 't') return this.readLiteral('true'), { t: 'bool', v: true };
+    if (c === 'f') return this.readLiteral('false'), { t: 'bool', v: false };
+    if (c === 'n') return this.readLiteral('null'), { t: 'null' };
+    return this.fail('looking for beginning of value');
+  }
+
+  private readString(): string {
+    const { text, n } = this;
+    this.i++; // the opening quote
+    let out = '';
+    let start = this.i;
+    for (;;) {
+      if (this.i >= n) this.fail('in string literal');
+      const c = text.charCodeAt(this.i);
+      if (c === 0x22) {
+        out += text.slice(start, this.i);
+        this.i++;
+        return out;
+      }
+      if (c < 0x20) this.fail('in string literal');
+      if (c !== 0x5c) {
+        this.i++;
+        continue;
+      }
+      out += text.slice(start, this.i);
+      this.i++;
+      out += this.readEscape();
+      start = this.i;
+    }
+  }
+
+  /** The escape after a backslash (the cursor is on the character after it). */
+  private readEscape(): string {
+    const { text, n } = this;
+    if (this.i >= n) this.fail('in string escape code');
+    const e = text[this.i];
+    if (Object.hasOwn(ESCAPES, e)) {
+      this.i++;
+      return ESCAPES[e];
+    }
+    if (e !== 'u') this.fail('in string escape code');
+    this.i++;
+    for (let k = 0; k < 4; k++) {
+      if (this.i + k >= n || !isHex(text.charCodeAt(this.i + k))) {
+        this.i += k;
+        this.fail('in \\u hexadecimal character escape');
+      }
+    }
+    const ch = String.fromCharCode(parseInt(text.slice(this.i, this.i + 4), 16));
+    this.i += 4;
+    return ch;
+  }
+
+  private skipDigits(): void {
+    while (this.i < this.n && isDigit(this.text.charCodeAt(this.i))) this.i++;
+  }
+
+  private readNumber(): string {
+    const { text, n } = this;
+    const start = this.i;
+    if (text[this.i] === '-') {
+      this.i++;
+      if (this.i >= n || !isDigit(text.charCodeAt(this.i))) this.fail('in numeric literal');
+    }
+    if (text[this.i] === '0') this.i++;
+    else this.skipDigits();
+    if (text[this.i] === '.') {
+      this.i++;
+      if (this.i >= n || !isDigit(text.charCodeAt(this.i))) this.fail('after decimal point in numeric literal');
+      this.skipDigits();
+    }
+    if (text[this.i] === 'e' || text[this.i] === 'E') {
+      this.i++;
+      if (text[this.i] === '+' || text[this.i] === '-') this.i++;
+      if (this.i >= n || !isDigit(text.charCodeAt(this.i))) this.fail('in exponent of numeric literal');
+      this.skipDigits();
+    }
+    return text.slice(start, this.i);
+  }
+
+  private readLiteral(word: 'true' | 'false' | 'null'): void {
+    for (let k = 1; k < word.length; k++) {
+      this.i++;
+      if (this.text[this.i] !== word[k]) this.fail(`in literal ${word} (expecting '${word[k]}')`);
+    }
+    this.i++;
   }
 }

@@ -2,7 +2,7 @@ import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest } from '../../util/errors.js';
 import { versionAtLeast } from '../version.js';
-import type { WaitCondition } from '../../engine/containers/manager.js';
+import type { ContainerManager, WaitCondition } from '../../engine/containers/manager.js';
 import { attach, parseTimeParam, streamLogs } from '../../engine/containers/io.js';
 import { emptyStats, sampleStats, ZERO_READ, type ContainerStats } from '../../engine/containers/stats.js';
 import { cgroupsPathOf } from '../../engine/containers/spec.js';
@@ -17,7 +17,13 @@ function optInt(v: string | null, name: string): number | undefined {
 
 /** `docker run/create/start/stop/kill/restart/rm/ps/inspect/logs/attach/wait` and `docker exec`. */
 export function containerRoutes(router: Router, engine: Engine): void {
-  const m = engine.containers;
+  containerLifecycleRoutes(router, engine.containers);
+  containerStreamRoutes(router, engine.containers);
+  execRoutes(router, engine.containers);
+}
+
+/** Create, list, inspect, start/stop and the rest of a container's life, through remove and wait. */
+function containerLifecycleRoutes(router: Router, m: ContainerManager): void {
 
   router.post('/containers/create', async (ctx) => {
     ctx.checkForJson();
@@ -65,6 +71,37 @@ export function containerRoutes(router: Router, engine: Engine): void {
     m.rename(ctx.params.id, name);
   });
 
+  router.post('/containers/:id/update', async (ctx) => {
+    ctx.checkForJson();
+    const body = await ctx.body('ContainerUpdate');
+    return { body: await m.update(ctx.params.id, body) };
+  });
+
+  router.get('/containers/:id/top', async (ctx) => ({ body: await m.top(ctx.params.id, ctx.query.get('ps_args') || '-ef') }));
+
+  // `:id*`: a link's name (`parent/alias`) has a slash; `link=true` removes only that link.
+  router.delete('/containers/:id*', async (ctx) => {
+    if (ctx.bool('link')) return m.removeLink(ctx.params.id);
+    await m.remove(ctx.params.id, { force: ctx.bool('force'), volumes: ctx.bool('v') });
+  });
+
+  router.post('/containers/:id/wait', async (ctx) => {
+    const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
+    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw badRequest(`invalid condition: "${condition}"`);
+    m.get(ctx.params.id); // 404 before the headers go out
+    const ac = new AbortController();
+    const pending = m.wait(ctx.params.id, condition, ac.signal);
+    // Headers at once, as dockerd does: the client knows the wait is registered.
+    const res = ctx.stream(200, 'application/json');
+    res.on('close', () => ac.abort());
+    const result = await pending;
+    res.end(JSON.stringify(result) + '\n');
+  });
+
+}
+
+/** Streams out of a container: stats, logs, attach. */
+function containerStreamRoutes(router: Router, m: ContainerManager): void {
   router.get('/containers/:id/stats', async (ctx) => {
     const stream = ctx.bool('stream', true);
     const oneShot = ctx.bool('one-shot');
@@ -95,33 +132,6 @@ export function containerRoutes(router: Router, engine: Engine): void {
       s = sample(s.read !== ZERO_READ ? s : undefined);
     }
     res.end();
-  });
-
-  router.post('/containers/:id/update', async (ctx) => {
-    ctx.checkForJson();
-    const body = await ctx.body('ContainerUpdate');
-    return { body: await m.update(ctx.params.id, body) };
-  });
-
-  router.get('/containers/:id/top', async (ctx) => ({ body: await m.top(ctx.params.id, ctx.query.get('ps_args') || '-ef') }));
-
-  // `:id*`: a link's name (`parent/alias`) has a slash; `link=true` removes only that link.
-  router.delete('/containers/:id*', async (ctx) => {
-    if (ctx.bool('link')) return m.removeLink(ctx.params.id);
-    await m.remove(ctx.params.id, { force: ctx.bool('force'), volumes: ctx.bool('v') });
-  });
-
-  router.post('/containers/:id/wait', async (ctx) => {
-    const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
-    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw badRequest(`invalid condition: "${condition}"`);
-    m.get(ctx.params.id); // 404 before the headers go out
-    const ac = new AbortController();
-    const pending = m.wait(ctx.params.id, condition, ac.signal);
-    // Headers at once, as dockerd does: the client knows the wait is registered.
-    const res = ctx.stream(200, 'application/json');
-    res.on('close', () => ac.abort());
-    const result = await pending;
-    res.end(JSON.stringify(result) + '\n');
   });
 
   router.get('/containers/:id/logs', async (ctx) => {
@@ -160,6 +170,10 @@ export function containerRoutes(router: Router, engine: Engine): void {
     return { status: 200, body: '' };
   });
 
+}
+
+/** `docker exec`. */
+function execRoutes(router: Router, m: ContainerManager): void {
   router.post('/containers/:id/exec', async (ctx) => {
     ctx.checkForJson();
     const cfg = await ctx.body('ExecConfig');
