@@ -20,7 +20,7 @@ describe('the dashboard in a browser', () => {
   const ok = async (m: string, args: string[]) => (await lab.docker(m, args)).stdout;
   /** What the page shows right now, read from its DOM. */
   const shown = () => page.evaluate(() => ({
-    nodes: [...document.querySelectorAll<HTMLElement>('.node')].map((n) => ({ host: n.dataset.host, state: n.dataset.state, role: n.dataset.role })),
+    nodes: [...document.querySelectorAll<HTMLElement>('.node')].map((n) => ({ host: n.dataset.host, state: n.dataset.state, role: n.dataset.role, leader: n.dataset.leader })),
     tasks: [...document.querySelectorAll<HTMLElement>('.node .task')].map((t) => ({ service: t.dataset.service, state: t.dataset.state, node: t.closest<HTMLElement>('.node')?.dataset.host })),
     reloads: (window as unknown as { __loads?: number }).__loads,
   }));
@@ -87,7 +87,7 @@ describe('the dashboard in a browser', () => {
     const s = await shown();
     assert.deepEqual(s.nodes.map((n) => n.host).sort(), ['m1', 'm2', 'm3']);
     assert.ok(s.nodes.every((n) => n.state === 'ready'));
-    assert.deepEqual(s.nodes.find((n) => n.host === 'm1')?.role, 'manager');
+    assert.deepEqual(s.nodes.map((n) => [n.host, n.role, n.leader]).sort(), [['m1', 'manager', 'true'], ['m2', 'worker', 'false'], ['m3', 'worker', 'false']]);
     // Where the page puts each task is where docker service ps says it runs.
     const ps = (await ok('m1', ['service', 'ps', 'web', '--filter', 'desired-state=running', '--format', '{{.Node}}'])).trim().split('\n').sort();
     assert.deepEqual(s.tasks.filter((t) => t.service === 'web').map((t) => t.node).sort(), ps);

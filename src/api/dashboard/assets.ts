@@ -81,7 +81,7 @@ export const APP_JS = String.raw`'use strict';
   }
   function renderNode(n) {
     var e = nodeEl(n);
-    e.dataset.host = n.host; e.dataset.state = n.state; e.dataset.avail = n.avail; e.dataset.role = n.role;
+    e.dataset.host = n.host; e.dataset.state = n.state; e.dataset.avail = n.avail; e.dataset.role = n.role; e.dataset.leader = n.leader ? 'true' : 'false';
     e.querySelector('.n').textContent = n.host;
     e.querySelector('.r').textContent = n.role + (n.leader ? ' ★ leader' : '');
     e.querySelector('.s').textContent = n.state + ' · ' + n.avail;

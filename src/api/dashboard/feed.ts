@@ -28,6 +28,7 @@ export class DashboardFeed {
   private readonly pending = new Map<string, PatchOp>();
   private readonly events: SwarmEvent[] = [];
   private manager: Manager | undefined;
+  private leaderId: string | undefined;
   private unwatch?: () => void;
   private flushTimer?: NodeJS.Timeout;
   private checkTimer?: NodeJS.Timeout;
@@ -73,7 +74,7 @@ export class DashboardFeed {
 
   snapshot(): FeedMessage {
     const m = this.manager;
-    const all = (kind: Kind) => (m ? m.store.view(kind).map((o) => viewOf(kind, o)) : []);
+    const all = (kind: Kind) => (m ? m.store.view(kind).map((o) => viewOf(kind, o, this.leaderId)) : []);
     return { t: 'snapshot', manager: !!m, self: this.swarm.nodeId ?? '', nodes: all('nodes'), services: all('services'), tasks: all('tasks'), networks: all('networks'), events: [...this.events] };
   }
 
@@ -84,14 +85,36 @@ export class DashboardFeed {
     } catch {
       m = undefined; // not a manager, locked, or without quorum: the page says so
     }
-    if (m === this.manager) return;
+    if (m === this.manager) {
+      this.checkLeader();
+      return;
+    }
     this.unwatch?.();
     this.unwatch = undefined;
     this.manager = m;
+    this.leaderId = m?.election.leaderId;
     this.pending.clear();
     if (m) this.unwatch = m.store.watch((evs) => this.onStore(evs));
     const snap = this.snapshot();
     for (const c of this.clients) c(snap);
+  }
+
+  /** A new leader changes two node cards: the old one's and the new one's. */
+  private checkLeader(): void {
+    const m = this.manager;
+    const now = m?.election.leaderId;
+    if (!m || now === this.leaderId) return;
+    const was = this.leaderId;
+    this.leaderId = now;
+    for (const id of [was, now]) {
+      const n = id ? m.store.viewOne('nodes', id) : undefined;
+      if (n) this.pending.set(`node/${n.ID}`, ['node', n.ID, viewOf('nodes', n, now)]);
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.pending.size && !this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
   }
 
   private onStore(evs: StoreEvent[]): void {
@@ -99,9 +122,9 @@ export class DashboardFeed {
       const kind = SHOWN[ev.kind];
       if (!kind) continue;
       const id = ev.object.ID;
-      this.pending.set(`${kind}/${id}`, [kind, id, ev.action === 'delete' ? null : viewOf(ev.kind, ev.object)]);
+      this.pending.set(`${kind}/${id}`, [kind, id, ev.action === 'delete' ? null : viewOf(ev.kind, ev.object, this.leaderId)]);
     }
-    if (this.pending.size && !this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
+    this.schedule();
   }
 
   private flush(): void {

@@ -29,12 +29,13 @@ export function imageTag(image: string | undefined): string {
   return last.includes(':') ? last : `${last}:latest`;
 }
 
-export function nodeView(n: Node): NodeView {
+/** `leaderId`: leadership is a live fact (the election), not stored on the node. */
+export function nodeView(n: Node, leaderId?: string): NodeView {
   return {
     id: n.ID,
     host: n.Description?.Hostname ?? n.Spec.Name ?? n.ID.slice(0, 12),
     role: n.Spec.Role,
-    leader: !!n.ManagerStatus?.Leader,
+    leader: n.Spec.Role === 'manager' && (leaderId !== undefined ? n.ID === leaderId : !!n.ManagerStatus?.Leader),
     state: n.Status.State,
     avail: n.Spec.Availability,
     labels: n.Description?.Engine.Labels ?? {},
@@ -96,9 +97,9 @@ export function networkView(n: Network): NetworkView {
 }
 
 /** The view of one stored object of a shown kind. */
-export function viewOf(kind: Kind, o: KindMap[Kind]): NodeView | TaskView | ServiceView | NetworkView | undefined {
+export function viewOf(kind: Kind, o: KindMap[Kind], leaderId?: string): NodeView | TaskView | ServiceView | NetworkView | undefined {
   switch (kind) {
-    case 'nodes': return nodeView(o as Node);
+    case 'nodes': return nodeView(o as Node, leaderId);
     case 'tasks': return taskView(o as Task);
     case 'services': return serviceView(o as Service);
     case 'networks': return networkView(o as Network);
