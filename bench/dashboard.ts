@@ -23,6 +23,16 @@ const ADDR = '127.0.0.1:8080';
 const d = await startDaemon({ prefix: 'bdash', extraArgs: ['--dashboard-addr', ADDR] });
 let simPid: number | undefined;
 const browser = await launchInNetns(`/run/netns/${d.ns}`);
+let cleaned = false;
+const cleanUp = async () => {
+  if (cleaned) return;
+  cleaned = true;
+  await browser.close().catch(() => {});
+  if (simPid) await stopProcess(simPid).catch(() => {});
+  await d.destroy();
+};
+// Stopped early (Ctrl-C, a timeout): the daemon, etcd and the simulated nodes go too.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanUp().finally(() => process.exit(130)));
 try {
   const call = async (method: string, p: string, body?: unknown) => {
     const r = await api(d.socket, method, p, body);
@@ -98,7 +108,5 @@ try {
   ]);
   console.log(writeReport('dashboard', result));
 } finally {
-  await browser.close().catch(() => {});
-  if (simPid) await stopProcess(simPid).catch(() => {});
-  await d.destroy();
+  await cleanUp();
 }
