@@ -4,6 +4,7 @@ import { TASK_STATES, type NodeState } from '../cluster/types.js';
 import type { SwarmNode } from '../cluster/swarm-node.js';
 import type { Engine } from '../engine/engine.js';
 import type { Manager } from '../manager/manager.js';
+import { managerMetrics } from '../manager/metrics.js';
 import type { Logger } from '../util/log.js';
 
 const NODE_STATES: NodeState[] = ['unknown', 'down', 'ready', 'disconnected'];
@@ -75,6 +76,8 @@ export function metricsRegistry(engine: Engine, swarm: SwarmNode): Registry {
   single('swarm_manager_services_total', 'The number of services in the swarm (managers only)', (m) => m.store.view('services').length);
   single('swarm_manager_leader', '1 on the manager that is the swarm leader, 0 on the others', (m) => (m.election.isLeader ? 1 : 0));
   single('swarm_dispatcher_sessions', 'Agent sessions open on this manager\'s dispatcher', (m) => m.dispatcher.sessionCount);
+  // Recorded by the manager as it works (store commits, scheduler passes, heartbeats).
+  for (const metric of Object.values(managerMetrics)) registry.registerMetric(metric);
   return registry;
 }
 

@@ -10,7 +10,7 @@ import { createKeyAndCsr } from '../cluster/api-certs.js';
 export class CertCommandError extends Error {}
 
 /** Where DOCKER_HOST points, with TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH as the docker CLI reads them. */
-function dockerTarget(env: NodeJS.ProcessEnv): http.RequestOptions & { tls: boolean } {
+export function dockerTarget(env: NodeJS.ProcessEnv): http.RequestOptions & { tls: boolean } {
   const host = env.DOCKER_HOST || 'unix:///run/shoal/shoal.sock';
   const url = new URL(host);
   if (url.protocol === 'unix:') return { socketPath: url.pathname, tls: false };
@@ -24,10 +24,15 @@ function dockerTarget(env: NodeJS.ProcessEnv): http.RequestOptions & { tls: bool
 }
 
 function post(target: ReturnType<typeof dockerTarget>, p: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+  return request(target, 'POST', p, body);
+}
+
+/** One JSON call to the daemon DOCKER_HOST names; the answer's status and JSON body. */
+export function request(target: ReturnType<typeof dockerTarget>, method: string, p: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
   const { tls, ...opts } = target;
-  const data = JSON.stringify(body);
+  const data = body === undefined ? '' : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = (tls ? https : http).request({ ...opts, method: 'POST', path: p, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
+    const req = (tls ? https : http).request({ ...opts, method, path: p, headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(data) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {

@@ -5,6 +5,7 @@ import { netnsPath } from '../lab/network.js';
 import { machinePaths, resolveSettings, type LabSettings } from '../lab/settings.js';
 import { formatTable } from '../lab/table.js';
 import { CertCommandError, certCommands } from './cert-command.js';
+import { dashboardCommands } from './dashboard-command.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
@@ -36,10 +37,11 @@ machine
   .argument('<name>')
   .option('--engine-label <k=v>', 'engine label of its daemon (repeatable)', collect, [])
   .option('--engine-insecure-registry <host:port>', 'a registry its daemon reaches over plain HTTP, besides the lab registry (repeatable)', collect, [])
-  .action(async (name: string, o: { engineLabel: string[]; engineInsecureRegistry: string[] }) => {
+  .option('--engine-opt <flag=value>', 'a shoald flag for its daemon, e.g. dashboard-addr=0.0.0.0:8080 or metrics-addr=0.0.0.0:9323 (repeatable)', collect, [])
+  .action(async (name: string, o: { engineLabel: string[]; engineInsecureRegistry: string[]; engineOpt: string[] }) => {
     const lab = openLab();
     console.log(`Creating machine "${name}"...`);
-    const rec = await lab.create(name, { engineLabels: o.engineLabel, insecureRegistries: o.engineInsecureRegistry });
+    const rec = await lab.create(name, { engineLabels: o.engineLabel, insecureRegistries: o.engineInsecureRegistry, engineOpts: o.engineOpt });
     console.log(`Machine "${name}" is up at ${rec.address}, daemon ${lab.url(name)}`);
     console.log(`To point your Docker client at it, run: eval $(shoal machine env ${name})`);
   });
@@ -266,6 +268,7 @@ machine
   });
 
 certCommands(program);
+dashboardCommands(program);
 
 try {
   await program.parseAsync();

@@ -18,6 +18,10 @@ import { ContainerExecutor } from '../agent/executor/container-executor.js';
 import { NetworkAgent } from '../agent/network-agent.js';
 import { LogAgent } from '../agent/logs.js';
 import { metricsRegistry, parseMetricsAddr, serveMetrics } from '../api/metrics.js';
+import { DashboardFeed } from '../api/dashboard/feed.js';
+import { DashboardServer, parseDashboardAddr } from '../api/dashboard/server.js';
+import { DashboardToken } from '../api/dashboard/token.js';
+import { shoalDashboardRoutes } from '../api/routes/shoal-dashboard.js';
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 /** dockerd's defaults: the files in DOCKER_CERT_PATH or ~/.docker. */
@@ -39,10 +43,11 @@ const program = new Command('shoald')
   .option('--hostname <name>', 'node name shown by docker info and node ls')
   .option('--network-sandbox-prefix <prefix>', 'names of this node\'s overlay sandbox namespaces in /run/netns (default: sh + node ID)')
   .option('--metrics-addr <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (off by default)')
+  .option('--dashboard-addr <host:port>', 'serve the live dashboard at http://HOST:PORT/ on managers (off by default; login: shoal dashboard token)')
   .option('--log-level <level>', 'debug, info, warn, error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .parse();
 
-const opts = program.opts<{ host: string[]; tlsverify?: boolean; tlscacert: string; tlscert: string; tlskey: string; insecureApi?: boolean; apiRoles?: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string; metricsAddr?: string }>();
+const opts = program.opts<{ host: string[]; tlsverify?: boolean; tlscacert: string; tlscert: string; tlskey: string; insecureApi?: boolean; apiRoles?: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string; metricsAddr?: string; dashboardAddr?: string }>();
 const log = createLogger('shoald', opts.logLevel);
 
 const config: DaemonConfig = {
@@ -75,6 +80,7 @@ function checkApiFlags(): { hosts: string[]; roles?: RoleMap } {
   }
   if (opts.tlsverify) loadTlsFiles({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey });
   if (opts.metricsAddr) parseMetricsAddr(opts.metricsAddr);
+  if (opts.dashboardAddr) parseDashboardAddr(opts.dashboardAddr);
   return { hosts, ...(opts.apiRoles ? { roles: loadRoleMap(opts.apiRoles) } : {}) };
 }
 
@@ -90,6 +96,8 @@ async function main(): Promise<void> {
   const swarm = new SwarmNode(config, log.child({ part: 'swarm' }));
   // Swarm events join the node's own in `docker events` (dockerd shows both, scope swarm/local).
   swarm.onSwarmEvent((e) => engine.events.publish(e));
+  const dashboardFeed = opts.dashboardAddr ? new DashboardFeed(swarm) : undefined;
+  if (dashboardFeed) swarm.onSwarmEvent((e) => dashboardFeed.event(e));
   // Before the swarm starts (etcd): a bad --metrics-addr stops shoald with nothing left running.
   const metrics = opts.metricsAddr ? await serveMetrics(opts.metricsAddr, metricsRegistry(engine, swarm), log.child({ part: 'metrics' })) : undefined;
   const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()), () => swarm.nodeId, log.child({ part: 'worker' }));
@@ -101,9 +109,21 @@ async function main(): Promise<void> {
   await swarm.open();
   const access = new AccessControl(new AuditLog(path.join(config.dataRoot, 'audit')), api0.roles, log.child({ part: 'access' }));
   const tls = opts.tlsverify ? () => new ApiTls({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey }, () => swarm.apiClientCAPem(), log.child({ part: 'api-tls' })) : undefined;
-  const api = new ApiServer(buildRouter(engine, swarm, network, { serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined) }), log, access);
+  const dashboardToken = new DashboardToken(config.dataRoot);
+  const router = buildRouter(engine, swarm, network, { serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined) });
+  shoalDashboardRoutes(router, swarm, dashboardToken);
+  const api = new ApiServer(router, log, access);
   for (const h of api0.hosts) await api.listen(h, h.startsWith('tcp:') ? tls?.() : undefined);
-  onHangup = () => api.reloadTls();
+  // The dashboard: only where --dashboard-addr says; HTTPS with the API's certificates under --tlsverify.
+  const dashboardTls = opts.dashboardAddr && tls ? tls() : undefined;
+  dashboardTls?.watch((o) => dashboard?.setTls(o));
+  const dashboard = opts.dashboardAddr ? new DashboardServer(dashboardFeed!, dashboardToken, log.child({ part: 'dashboard' }), { ...(dashboardTls ? { tls: dashboardTls.options() } : {}), ...(api0.roles ? { roles: api0.roles } : {}) }) : undefined;
+  await dashboard?.listen(opts.dashboardAddr!);
+  onHangup = () => {
+    api.reloadTls();
+    dashboardTls?.reload();
+  };
+  dashboardFeed?.start();
   log.info({ hosts: api0.hosts, tlsverify: !!opts.tlsverify, dataRoot: config.dataRoot }, 'shoald ready');
 
   let stopping = false;
@@ -113,6 +133,9 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shoald stopping; containers keep running');
     await api.close();
     metrics?.close();
+    dashboard?.close();
+    dashboardFeed?.stop();
+    dashboardTls?.stop();
     worker.stop();
     logs.stop();
     await network.stop();
@@ -125,7 +148,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  if (e instanceof TlsConfigError || (e as Error).message?.startsWith('--api-roles') || (e as Error).message?.startsWith('--metrics-addr')) {
+  if (e instanceof TlsConfigError || (e as Error).message?.startsWith('--api-roles') || (e as Error).message?.startsWith('--metrics-addr') || (e as Error).message?.startsWith('--dashboard-addr')) {
     console.error(`shoald: ${(e as Error).message}`);
     process.exit(1);
   }

@@ -27,6 +27,25 @@ export interface CreateOptions {
   /** `k=v` engine labels (`docker node inspect` .Description.Engine.Labels, constraints on engine.labels.k). */
   engineLabels?: string[];
   insecureRegistries?: string[];
+  /** `flag=value` or `flag`: passed to its daemon as `--flag value` (docker-machine's --engine-opt). */
+  engineOpts?: string[];
+}
+
+/** Flags the lab sets itself: an --engine-opt may not change them (the machine would not be found). */
+const LAB_FLAGS = new Set(['host', 'H', 'data-root', 'exec-root', 'hostname', 'network-sandbox-prefix', 'tlsverify', 'tlscacert', 'tlscert', 'tlskey']);
+
+/** `dashboard-addr=0.0.0.0:8080` → `--dashboard-addr 0.0.0.0:8080`; `debug` → `--debug`. */
+export function engineOptArgs(opts: string[]): string[] {
+  const args: string[] = [];
+  for (const o of opts) {
+    const i = o.indexOf('=');
+    const flag = i < 0 ? o : o.slice(0, i);
+    if (!/^[a-z][a-z0-9-]*$/.test(flag)) throw new LabError(`invalid engine option "${o}": want FLAG=VALUE or FLAG (a shoald flag without the dashes)`);
+    if (LAB_FLAGS.has(flag)) throw new LabError(`invalid engine option "${o}": the lab sets --${flag} itself`);
+    args.push(`--${flag}`);
+    if (i >= 0) args.push(o.slice(i + 1));
+  }
+  return args;
 }
 
 export interface PruneReport {
@@ -109,7 +128,7 @@ export class Lab {
   private spec(rec: MachineRecord): MachineDaemonSpec {
     const p = machinePaths(this.labDir, rec.name);
     return {
-      extraArgs: tlsDaemonArgs(machineCertPaths(p.dir)),
+      extraArgs: [...tlsDaemonArgs(machineCertPaths(p.dir)), ...engineOptArgs(rec.engineOpts ?? [])],
       name: rec.name, ns: rec.ns, dir: p.dir, dataRoot: p.dataRoot, execRoot: p.execRoot, socket: p.socket, log: p.log,
       insecureRegistries: [this.registryAddress, ...(rec.insecureRegistries ?? [])],
       labels: rec.engineLabels ?? [],
@@ -119,6 +138,7 @@ export class Lab {
   async create(name: string, opts: CreateOptions = {}): Promise<MachineRecord> {
     checkMachineName(name);
     for (const l of opts.engineLabels ?? []) if (!/^[^=\s]+=/.test(l)) throw new LabError(`invalid engine label "${l}": want KEY=VALUE`);
+    engineOptArgs(opts.engineOpts ?? []);
     return withLabLock(this.labDir, async () => {
       if (readMachine(this.labDir, name)) throw new LabError(`Host already exists: "${name}"`);
       if (!readLab(this.labDir)) writeLab(this.labDir, this.labRecord());
@@ -134,6 +154,7 @@ export class Lab {
         disconnected: false,
         ...(opts.engineLabels?.length ? { engineLabels: opts.engineLabels } : {}),
         ...(opts.insecureRegistries?.length ? { insecureRegistries: opts.insecureRegistries } : {}),
+        ...(opts.engineOpts?.length ? { engineOpts: opts.engineOpts } : {}),
       };
       writeMachine(this.labDir, rec);
       try {

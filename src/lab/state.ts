@@ -30,6 +30,8 @@ export interface MachineRecord {
   engineLabels?: string[];
   /** More insecure registries than the lab's own, on every boot. */
   insecureRegistries?: string[];
+  /** shoald flags as `flag=value` or `flag` (docker-machine's --engine-opt), on every boot. */
+  engineOpts?: string[];
 }
 
 const MACHINE_FILE = 'machine.json';

@@ -51,6 +51,11 @@ test('/metrics counts the nodes, tasks and services docker shows', async () => {
   assert.equal(m.get('swarm_manager_leader'), nodes.some((l) => l.endsWith('Leader')) ? 1 : 0);
   assert.equal(m.get('swarm_dispatcher_sessions'), 1);
   assert.equal(m.get('engine_daemon_container_states_containers{state="running"}'), Number((await mgr.docker(['ps', '-q'])).stdout.trim().split('\n').filter(Boolean).length));
+  // What the manager records as it works: the service's writes, the passes that placed its tasks.
+  assert.ok((m.get('swarm_store_write_latency_seconds_count') ?? 0) > 0);
+  assert.ok((m.get('swarm_store_watch_latency_seconds_count') ?? 0) > 0);
+  assert.ok((m.get('swarm_scheduler_pass_seconds_count') ?? 0) > 0);
+  assert.ok(m.has('swarm_dispatcher_heartbeats_total'));
   // prom-client's process figures: memory and event-loop lag.
   assert.ok((m.get('process_resident_memory_bytes') ?? 0) > 0);
   assert.ok(m.has('nodejs_eventloop_lag_seconds'));

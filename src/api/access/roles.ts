@@ -22,6 +22,7 @@ const ADMIN: ReadonlySet<string> = new Set([
   'GET /swarm/unlockkey',
   'DELETE /nodes/:id',
   'POST /shoal/certs',
+  'GET /shoal/dashboard/token', 'POST /shoal/dashboard/token/rotate',
 ]);
 
 /** Reads that hand out what a viewer must not see: files (and so secrets) from inside containers. */

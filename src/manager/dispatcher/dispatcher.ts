@@ -11,6 +11,7 @@ import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, Heartbea
 import { LIVENESS_PREFIX } from './liveness.js';
 import { claimLiveness, parseLivenessValue, type LivenessHolder } from './liveness-claim.js';
 import { assignedFiles } from './task-files.js';
+import { managerMetrics } from '../metrics.js';
 
 /** SwarmKit defaults: heartbeat 5 s, TTL = 3 periods, status batches every 100 ms. */
 export const DEFAULT_HEARTBEAT_MS = 5000;
@@ -304,6 +305,7 @@ export class Dispatcher {
       const id = this.auth(call);
       const s = this.sessions.get(call.request.sessionId);
       if (!s || s.nodeId !== id.nodeId) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
+      managerMetrics.heartbeats.inc();
       // Answered at once, the lease renewed behind it: under load an etcd round trip took
       // longer than the agent's deadline, and agents whose heartbeat timed out reconnected,
       // re-registering and adding more writes.

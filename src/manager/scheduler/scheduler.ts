@@ -6,6 +6,7 @@ import { isDesiredRunnable, rank, status } from '../orchestrator/task.js';
 import { Pipeline } from './filters.js';
 import { buildNodeInfos, FAILURE_WINDOW_MS, occupiesNode, type NodeInfo } from './node-info.js';
 import { spreadTasks } from './spread.js';
+import { managerMetrics } from '../metrics.js';
 
 /** PENDING tasks decided (and written) at a time within a pass. */
 const MAX_TASKS_PER_PASS = 10_000;
@@ -166,6 +167,15 @@ export class Scheduler extends StoreLoop {
   }
 
   protected async tick(): Promise<void> {
+    const end = managerMetrics.schedulerPass.startTimer();
+    try {
+      await this.schedulePass();
+    } finally {
+      end();
+    }
+  }
+
+  private async schedulePass(): Promise<void> {
     const services = this.serviceMap();
     const pending = this.store.tasksBy('state', 'pending');
     // In chunks, each written before the next is decided: a pass over 100,000 tasks at once

@@ -4,6 +4,7 @@ import { TaskIndex, type TaskIndexName } from './task-index.js';
 import { LeaderLost, StoreUnavailable, VersionConflict, WRITE_DEADLINE_MS, WriteTimeout, type Change, type Store, type StoreEvent, type WriteOptions } from './store.js';
 import { GRPCCancelledError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import type { Logger } from '../../util/log.js';
+import { managerMetrics } from '../metrics.js';
 
 export const PREFIX = '/shoal/v1/';
 const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks', 'secrets', 'configs'];
@@ -189,7 +190,9 @@ export class EtcdStore implements Store {
     // A leader loop must see its own writes before its next pass (or it would, say, create a
     // slot's task twice): it waits for the watch as long as it takes. A client's write that
     // etcd applied is answered by its deadline even if the cache lags.
+    managerMetrics.storeWrite.observe((t1 - t0) / 1000);
     if (lastRev) await this.waitForRevision(lastRev, changed, opts.fenced ? undefined : deadline);
+    if (lastRev) managerMetrics.storeWatch.observe((performance.now() - t1) / 1000);
     if (failure !== undefined) throw failure;
     this.log.debug({ changes: changes.length, txnMs: Math.round(t1 - t0), watchMs: Math.round(performance.now() - t1) }, 'commit');
   }

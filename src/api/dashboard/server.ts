@@ -1,0 +1,199 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../util/log.js';
+import { identify, type RoleMap } from '../access/identity.js';
+import type { DashboardFeed, FeedMessage } from './feed.js';
+import type { DashboardToken } from './token.js';
+import { APP_CSS, APP_JS, loginPage, PAGE_HTML } from './assets.js';
+
+const COOKIE = 'shoal_dashboard';
+/** The page's own script and style only: nothing from anywhere else (no CDN). */
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
+
+export interface DashboardOptions {
+  /** HTTPS with the daemon's API certificates: a verified client certificate with an API role logs in. */
+  tls?: SecureContextOptions;
+  roles?: RoleMap;
+}
+
+/** `--dashboard-addr HOST:PORT` (an IPv6 host in brackets); throws a message naming the flag. */
+export function parseDashboardAddr(addr: string): { host: string; port: number } {
+  const i = addr.lastIndexOf(':');
+  const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(addr.slice(i + 1));
+  if (i < 1 || !host || addr.slice(i + 1) === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--dashboard-addr ${addr}: want HOST:PORT`);
+  return { host, port };
+}
+
+function cookieToken(req: http.IncomingMessage): string | undefined {
+  for (const part of (req.headers.cookie ?? '').split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === COOKIE) return decodeURIComponent(v.join('='));
+  }
+  return undefined;
+}
+
+function readForm(req: http.IncomingMessage, limit = 4096): Promise<URLSearchParams> {
+  return new Promise((resolve, reject) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      body += c;
+      if (body.length > limit) reject(new Error('form too large'));
+    });
+    req.on('end', () => resolve(new URLSearchParams(body)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * The dashboard: a read-only page (GET only, apart from logging in and out) that shows the
+ * swarm live. Everything but the login form needs the token (cookie or `Authorization:
+ * Bearer`) or, over HTTPS, a verified client certificate that has an API role; without: 401.
+ */
+export class DashboardServer {
+  private server?: http.Server;
+  private readonly sockets = new Set<Duplex>();
+
+  constructor(private readonly feed: DashboardFeed, private readonly token: DashboardToken, private readonly log: Logger, private readonly opts: DashboardOptions = {}) {}
+
+  /** Who may look: the token, or a client certificate the API would give a role. */
+  private allowed(req: http.IncomingMessage): boolean {
+    const auth = req.headers.authorization;
+    if (auth?.startsWith('Bearer ') && this.token.matches(auth.slice(7).trim())) return true;
+    if (this.token.matches(cookieToken(req))) return true;
+    if (this.opts.tls) {
+      const who = identify(req, this.opts.roles);
+      if (who.role) return true;
+    }
+    return false;
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://dashboard');
+    const p = url.pathname;
+    res.setHeader('Content-Security-Policy', CSP);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('Cache-Control', 'no-store');
+    if (p === '/login' && req.method === 'POST') return void this.login(req, res);
+    if (p === '/logout' && req.method === 'POST') {
+      res.writeHead(303, { Location: '/', 'Set-Cookie': `${COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict` }).end();
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET', 'Content-Type': 'text/plain' }).end('read-only: the dashboard changes nothing\n');
+      return;
+    }
+    if (!this.allowed(req)) {
+      const page = p === '/' || p === '/index.html';
+      res.writeHead(401, { 'Content-Type': page ? 'text/html; charset=utf-8' : 'text/plain', 'WWW-Authenticate': 'Bearer realm="shoal dashboard"' });
+      res.end(page ? loginPage('') : 'unauthorized: log in with the token from `shoal dashboard token`\n');
+      return;
+    }
+    if (p === '/' || p === '/index.html') return void res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PAGE_HTML);
+    if (p === '/app.js') return void res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(APP_JS);
+    if (p === '/app.css') return void res.writeHead(200, { 'Content-Type': 'text/css; charset=utf-8' }).end(APP_CSS);
+    if (p === '/api/snapshot') return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.feed.snapshot()));
+    if (p === '/api/feed') return this.stream(req, res);
+    const logs = /^\/api\/services\/([A-Za-z0-9]+)\/logs$/.exec(p);
+    if (logs) return void this.logs(logs[1], req, res);
+    res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
+  }
+
+  private async login(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let token: string | undefined;
+    try {
+      token = (await readForm(req)).get('token')?.trim();
+    } catch {
+      res.writeHead(413).end();
+      return;
+    }
+    if (!this.token.matches(token)) {
+      res.writeHead(401, { 'Content-Type': 'text/html; charset=utf-8' }).end(loginPage('That token is not this manager\'s. Run `shoal dashboard token` against it.'));
+      return;
+    }
+    const secure = this.opts.tls ? '; Secure' : '';
+    res.writeHead(303, { Location: '/', 'Set-Cookie': `${COOKIE}=${encodeURIComponent(token!)}; Path=/; HttpOnly; SameSite=Strict${secure}` }).end();
+  }
+
+  /** Server-sent events: the snapshot first, then patches and swarm events. */
+  private stream(req: http.IncomingMessage, res: http.ServerResponse): void {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
+    res.flushHeaders();
+    const send = (m: FeedMessage) => {
+      res.write(`data: ${JSON.stringify(m)}\n\n`);
+    };
+    const off = this.feed.subscribe(send);
+    // A comment every 15 s keeps proxies from closing an idle stream and notices a closed page.
+    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    req.on('close', () => {
+      clearInterval(ping);
+      off();
+    });
+  }
+
+  /** A service's logs on demand, followed, as server-sent events (one line each). */
+  private async logs(serviceId: string, req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const m = this.feed.currentManager();
+    const svc = m?.store.viewOne('services', serviceId);
+    if (!m || !svc) {
+      res.writeHead(404, { 'Content-Type': 'text/plain' }).end(`service ${serviceId} not found\n`);
+      return;
+    }
+    const byNode = new Map<string, string[]>();
+    for (const t of m.store.tasksBy('service', svc.ID)) if (t.NodeID) byNode.set(t.NodeID, [...(byNode.get(t.NodeID) ?? []), t.ID]);
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    res.flushHeaders();
+    const ac = new AbortController();
+    req.on('close', () => ac.abort());
+    try {
+      await m.logs.logs({ byNode, follow: true, tail: 200, joins: (t) => t.ServiceID === svc.ID }, (nodeId, lines) => {
+        for (const l of lines) {
+          const t = m.store.viewOne('tasks', l.taskId);
+          const head = `${svc.Spec.Name}.${t?.Slot ?? t?.NodeID ?? ''}.${l.taskId.slice(0, 12)}@${m.store.viewOne('nodes', nodeId)?.Description?.Hostname ?? nodeId.slice(0, 12)}`;
+          for (const line of Buffer.from(l.data, 'base64').toString('utf8').split('\n')) {
+            if (line) res.write(`data: ${JSON.stringify({ head, line, err: l.stream === 2 })}\n\n`);
+          }
+        }
+      }, ac.signal);
+    } catch (err) {
+      this.log.debug({ err }, 'dashboard log stream ended');
+    }
+    res.end();
+  }
+
+  async listen(addr: string): Promise<void> {
+    const { host, port } = parseDashboardAddr(addr);
+    const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
+    const server = this.opts.tls ? https.createServer({ ...this.opts.tls, requestCert: true, rejectUnauthorized: false }, handler) : http.createServer(handler);
+    server.on('connection', (s: Duplex) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    this.server = server;
+    this.log.info({ addr, tls: !!this.opts.tls }, 'dashboard listening');
+  }
+
+  /** The port actually bound (for `:0`). */
+  get port(): number {
+    const a = this.server?.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+
+  /** Updates the HTTPS certificates (shoald's API TLS reload). */
+  setTls(o: SecureContextOptions): void {
+    if (this.server instanceof https.Server) this.server.setSecureContext(o);
+  }
+
+  close(): void {
+    this.server?.close();
+    for (const s of this.sockets) s.destroy();
+  }
+}
