@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ContainerManager, ContainerRecord } from '../engine/containers/manager.js';
 import { followLog, readLog, type LogEntry } from '../engine/containers/logs.js';
 import { clientCredentials, DispatcherClient, serverStream, unary, type LogLine, type LogSubscription } from '../cluster/rpc.js';
-import type { SwarmNode } from '../cluster/swarm-node.js';
+import type { SwarmNode } from '../node/node.js';
 import type { Logger } from '../util/log.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';

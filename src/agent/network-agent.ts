@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../cluster/types.js';
 import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMessage } from '../cluster/rpc.js';
-import type { SwarmNode } from '../cluster/swarm-node.js';
+import type { SwarmNode } from '../node/node.js';
 import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
 import type { ForeignEndpoint } from '../engine/containers/views.js';

@@ -11,7 +11,7 @@ import { AccessControl } from '../api/access/access-control.js';
 import { AuditLog } from '../api/access/audit.js';
 import { loadRoleMap, type RoleMap } from '../api/access/identity.js';
 import { buildRouter } from '../api/routes/index.js';
-import { SwarmNode } from '../cluster/swarm-node.js';
+import { SwarmNode } from '../node/node.js';
 import '../manager/control-loops.js';
 import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';

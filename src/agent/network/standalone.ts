@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
 import { clientCredentials, DispatcherClient, unary, type AttachNetworkRequest, type AttachNetworkResponse, type DetachNetworkRequest } from '../../cluster/rpc.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { ApiError, badRequest, forbidden, notFound, serverError } from '../../util/errors.js';

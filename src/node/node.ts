@@ -3,7 +3,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import type { Cluster, ClusterSpec, Node, NodeDescription, Task, TaskStatus } from './types.js';
+import type { Cluster, ClusterSpec, Node, NodeDescription, Task, TaskStatus } from '../cluster/types.js';
 import type { DaemonConfig } from '../engine/config.js';
 import { daemonPaths, ENGINE_VERSION } from '../engine/config.js';
 import type { Logger } from '../util/log.js';
@@ -18,11 +18,11 @@ import type { Store } from '../manager/store/store.js';
 import { createRootCA, renewalTime, signNodeCert } from '../manager/ca/root-ca.js';
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
 import { nodeTlsInfo, tlsInfo } from '../manager/ca/tls-info.js';
-import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem } from './pki.js';
+import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem } from '../cluster/pki.js';
 import { X509Certificate } from 'node:crypto';
 import { chooseSystemAddr, listSystemLinks } from './system-addr.js';
 import { ERR_SWARM_LOCKED, humanReadableKey, newUnlockKey, openPrivateKey, openValue, parseHumanReadableKey, sealPrivateKey, sealValue } from '../manager/ca/unlock-key.js';
-import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type RenewResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
+import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type RenewResponse, type ManagerAddr, type RootCAResponse } from '../cluster/rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
 export const ERR_NO_SWARM_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
