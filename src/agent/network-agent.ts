@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../cluster/types.js';
 import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMessage } from '../cluster/rpc.js';
-import type { SwarmNode } from '../node/node.js';
+import type { SwarmMembership } from './link.js';
 import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
 import type { ForeignEndpoint } from '../engine/containers/views.js';
@@ -60,7 +60,7 @@ export class NetworkAgent {
 
   constructor(
     private readonly engine: Engine,
-    private readonly swarm: SwarmNode,
+    private readonly swarm: SwarmMembership,
     private readonly log: Logger,
     /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
     private readonly prefix?: string,

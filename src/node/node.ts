@@ -9,7 +9,7 @@ import { daemonPaths, ENGINE_VERSION } from '../engine/config.js';
 import type { Logger } from '../util/log.js';
 import { ApiError, badRequest, unavailable } from '../util/errors.js';
 import { newSwarmId } from '../util/ids.js';
-import type { AgentLink } from '../agent/link.js';
+import type { AgentLink, ManagerTarget, SwarmMembership } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
 import { Manager, QuorumLost } from '../manager/manager.js';
 import { ingressNetwork } from '../manager/networks/swarm-networks.js';
@@ -105,7 +105,7 @@ export { tlsInfo };
  * This daemon's membership in a swarm: init, join, leave, and what runs because of it (the
  * manager on managers, the agent session everywhere). The API asks it for the manager's store.
  */
-export class SwarmNode {
+export class SwarmNode implements SwarmMembership {
   private state?: SwarmState;
   private manager?: Manager;
   private session?: AgentSession;
@@ -516,7 +516,7 @@ export class SwarmNode {
   }
 
   /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */
-  agentTarget(): { nodeId: string; tls(): { ca: Buffer; cert: Buffer; key: Buffer }; managers(): string[] } | undefined {
+  agentTarget(): ManagerTarget | undefined {
     const s = this.state;
     if (!s || !this.session) return undefined;
     const f = this.files;

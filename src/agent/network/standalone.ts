@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
 import { clientCredentials, DispatcherClient, unary, type AttachNetworkRequest, type AttachNetworkResponse, type DetachNetworkRequest } from '../../cluster/rpc.js';
-import type { SwarmNode } from '../../node/node.js';
+import type { SwarmMembership } from '../link.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { ApiError, badRequest, forbidden, notFound, serverError } from '../../util/errors.js';
@@ -52,7 +52,7 @@ export class StandaloneAttachments {
 
   constructor(
     private readonly engine: Engine,
-    private readonly swarm: SwarmNode,
+    private readonly swarm: SwarmMembership,
     private readonly log: Logger,
     /** Applies the node's network plan (and waits for it). */
     private readonly apply: () => Promise<void>,
