@@ -14,7 +14,7 @@ import { StandaloneAttachments } from './network/standalone.js';
 import { planFromCluster, type ClusterView } from './network/from-cluster.js';
 import type { NodeNetworkPlan } from './network/plan.js';
 import { OverlayEncryption } from './overlay-encryption.js';
-import type { VerboseService } from '../api/routes/networks.js';
+import type { VerboseService } from '../cluster/types.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const RETRY_MS = 500;

@@ -6,7 +6,7 @@ import type { SwarmMembership } from '../link.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { ApiError, badRequest, forbidden, notFound, serverError } from '../../util/errors.js';
-import { attachmentSpec } from '../../manager/networks/attachments.js';
+import { attachmentSpec } from '../../cluster/attachment-task.js';
 import type { Logger } from '../../util/log.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';

@@ -3,7 +3,7 @@ import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { status } from '../orchestrator/task.js';
-import { isNetworkAttachment } from '../networks/attachment-task.js';
+import { isNetworkAttachment } from '../../cluster/attachment-task.js';
 import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
 import { isIngress, PortAllocator } from './ports.js';
 

@@ -4,10 +4,10 @@ import type { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest,
 import { newSwarmId } from '../../util/ids.js';
 import { status } from '../orchestrator/task.js';
 import type { Store } from '../store/store.js';
-import { attachmentSpec, isNetworkAttachment } from './attachment-task.js';
+import { attachmentSpec, isNetworkAttachment } from '../../cluster/attachment-task.js';
 import { findSwarmNetwork } from './swarm-networks.js';
 
-export { attachmentSpec, isNetworkAttachment, type NetworkAttachmentSpec } from './attachment-task.js';
+export { attachmentSpec, isNetworkAttachment, type NetworkAttachmentSpec } from '../../cluster/attachment-task.js';
 
 /**
  * Network attachments of standalone containers (`docker run --network <attachable overlay>`),
