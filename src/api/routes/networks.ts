@@ -3,7 +3,7 @@ import type { BodyTypes } from '../decode/index.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest, conflict, forbidden, notFound, notImplemented } from '../../util/errors.js';
 import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
-import { parseSubnet } from '../../engine/network/ipv4.js';
+import { parseSubnet } from '../../net/ipv4.js';
 import type { SwarmNode } from '../../node/node.js';
 import type { Network } from '../../cluster/types.js';
 import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork } from '../../manager/networks/swarm-networks.js';
