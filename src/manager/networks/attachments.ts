@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
 import type { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest, PeerIdentity } from '../../cluster/rpc.js';
 import { newSwarmId } from '../../util/ids.js';
-import { status } from '../orchestrator/task.js';
+import { status } from '../../cluster/task-state.js';
 import type { Store } from '../store/store.js';
 import { attachmentSpec, isNetworkAttachment } from '../../cluster/attachment-task.js';
 import { findSwarmNetwork } from './swarm-networks.js';
