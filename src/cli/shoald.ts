@@ -12,7 +12,6 @@ import { AuditLog } from '../api/access/audit.js';
 import { loadRoleMap, type RoleMap } from '../api/access/identity.js';
 import { buildRouter } from '../api/routes/index.js';
 import { SwarmNode } from '../node/node.js';
-import '../manager/control-loops.js';
 import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';
 import { NetworkAgent } from '../agent/network-agent.js';
