@@ -65,6 +65,27 @@ for (const [file, deps] of graph) {
   }
 }
 
+/** One shortest import cycle through the component's first file (BFS), to show what to cut. */
+function shortestCycle(scc) {
+  const inScc = new Set(scc);
+  const start = [...scc].sort()[0];
+  const prev = new Map([[start, undefined]]);
+  const queue = [start];
+  while (queue.length > 0) {
+    const v = queue.shift();
+    for (const w of graph.get(v)) {
+      if (!inScc.has(w)) continue;
+      if (w === start) {
+        const path = [v];
+        while (prev.get(path[0]) !== undefined) path.unshift(prev.get(path[0]));
+        return { path: [...path, start].map(rel), size: scc.length };
+      }
+      if (!prev.has(w)) { prev.set(w, v); queue.push(w); }
+    }
+  }
+  return { path: [rel(start), rel(start)], size: scc.length };
+}
+
 // Cycles: strongly connected components (Tarjan) with more than one file, or a self-import.
 const cycles = [];
 {
@@ -99,7 +120,7 @@ const cycles = [];
         const scc = [];
         let w;
         do { w = stack.pop(); onStack.delete(w); scc.push(w); } while (w !== node);
-        if (scc.length > 1 || graph.get(node).includes(node)) cycles.push(scc.map(rel).sort());
+        if (scc.length > 1 || graph.get(node).includes(node)) cycles.push(shortestCycle(scc));
       }
     }
   };
@@ -107,6 +128,6 @@ const cycles = [];
 }
 
 for (const v of violations) console.log(`layer: ${v}`);
-for (const c of cycles) console.log(`cycle: ${c.join(' ↔ ')}`);
+for (const c of cycles) console.log(`cycle: ${c.path.join(' → ')}${c.size > c.path.length - 1 ? ` (one of the cycles among ${c.size} files)` : ''}`);
 console.log(`check-imports: ${files.length} files, ${violations.length} layer violation(s), ${cycles.length} cycle(s)`);
 process.exit(violations.length + cycles.length > 0 ? 1 : 0);
