@@ -401,7 +401,10 @@ export class Manager {
         }
       },
       Leave: async (call: grpc.ServerUnaryCall<LeaveRequest, object>, cb: grpc.sendUnaryData<object>) => {
-        const denied = managerOnly(call);
+        // A node may always take out its own member: one demoted while its daemon was down
+        // already holds a worker certificate when it finishes the demotion.
+        const self = this.identify(call)?.nodeId === call.request.nodeId && this.store.get('nodes', call.request.nodeId);
+        const denied = self ? undefined : managerOnly(call);
         if (denied) return cb(denied);
         try {
           await this.removeMember(call.request.nodeId);

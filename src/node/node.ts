@@ -34,7 +34,8 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     }
     this.dek = this.readDek();
     try {
-      if (this.state.role === 'manager') await this.startManager();
+      // A role change cut short: no manager until the session's role finishes it (reconcileRole).
+      if (this.state.role === 'manager' && !this.state.roleChange) await this.startManager();
       this.startSession();
     } catch (err) {
       this.log.error({ err }, 'could not resume swarm membership');

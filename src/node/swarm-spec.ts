@@ -16,6 +16,12 @@ export interface SwarmState {
   advertiseAddr: string;
   listenAddr: string;
   managers: ManagerAddr[];
+  /**
+   * A role change began toward this role and has not ended: the etcd member and its data may be
+   * in any state (a demotion's member removed, a promotion's member added but not started). Kept
+   * on disk so that a daemon killed midway finishes the change instead of starting a removed member.
+   */
+  roleChange?: 'manager' | 'worker';
 }
 
 export interface InitRequest {
