@@ -27,3 +27,19 @@ export interface AgentLink {
   /** Best effort in order; the session retries on another manager if its manager goes away. */
   reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void>;
 }
+
+/** Where agent-side streams besides the session (the network view, logs) reach a manager. */
+export interface ManagerTarget {
+  nodeId: string;
+  tls(): { ca: Buffer; cert: Buffer; key: Buffer };
+  managers(): string[];
+}
+
+/**
+ * What the agent needs of the node's swarm membership (node/ implements it): the session's
+ * link, and where to reach a manager while in a swarm (undefined outside one).
+ */
+export interface SwarmMembership {
+  readonly link: AgentLink;
+  agentTarget(): ManagerTarget | undefined;
+}

@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ContainerManager, ContainerRecord } from '../engine/containers/manager.js';
 import { followLog, readLog, type LogEntry } from '../engine/containers/logs.js';
 import { clientCredentials, DispatcherClient, serverStream, unary, type LogLine, type LogSubscription } from '../cluster/rpc.js';
-import type { SwarmNode } from '../cluster/swarm-node.js';
+import type { SwarmMembership } from './link.js';
 import type { Logger } from '../util/log.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
@@ -21,7 +21,7 @@ export class LogAgent {
   private readonly running = new Map<string, AbortController>();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly containers: ContainerManager, private readonly swarm: SwarmNode, private readonly log: Logger) {}
+  constructor(private readonly containers: ContainerManager, private readonly swarm: SwarmMembership, private readonly log: Logger) {}
 
   start(): void {
     this.timer = setInterval(() => this.reconcile(), CHECK_MS);

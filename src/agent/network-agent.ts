@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../cluster/types.js';
 import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMessage } from '../cluster/rpc.js';
-import type { SwarmNode } from '../cluster/swarm-node.js';
+import type { SwarmMembership } from './link.js';
 import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
 import type { ForeignEndpoint } from '../engine/containers/views.js';
@@ -14,7 +14,7 @@ import { StandaloneAttachments } from './network/standalone.js';
 import { planFromCluster, type ClusterView } from './network/from-cluster.js';
 import type { NodeNetworkPlan } from './network/plan.js';
 import { OverlayEncryption } from './overlay-encryption.js';
-import type { VerboseService } from '../api/routes/networks.js';
+import type { VerboseService } from '../cluster/types.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const RETRY_MS = 500;
@@ -60,7 +60,7 @@ export class NetworkAgent {
 
   constructor(
     private readonly engine: Engine,
-    private readonly swarm: SwarmNode,
+    private readonly swarm: SwarmMembership,
     private readonly log: Logger,
     /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
     private readonly prefix?: string,

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { TASK_STATES, type NodeState } from '../cluster/types.js';
-import type { SwarmNode } from '../cluster/swarm-node.js';
+import type { SwarmNode } from '../node/node.js';
 import type { Engine } from '../engine/engine.js';
 import type { Manager } from '../manager/manager.js';
 import { managerMetrics } from '../manager/metrics.js';

@@ -366,3 +366,11 @@ export interface KindMap {
   configs: Config;
 }
 export type Kind = keyof KindMap;
+
+/** One service in `network inspect --verbose` (Docker's ServiceInfo). */
+export interface VerboseService {
+  VIP: string;
+  Ports: string[];
+  LocalLBIndex: number;
+  Tasks: { Name: string; EndpointID: string; EndpointIP: string; Info: Record<string, string> }[];
+}

@@ -6,8 +6,7 @@ import { BridgeNetwork } from './network/bridge.js';
 import { EventLog } from './events.js';
 import { VolumeStore } from './volumes/store.js';
 import { UserBridges } from './network/user-bridges.js';
-import { DEFAULT_BRIDGE } from './network/names.js';
-import { GW_BRIDGE } from '../agent/network/names.js';
+import { DEFAULT_BRIDGE, GW_BRIDGE } from './network/names.js';
 
 /** The node's own containers and images: what `docker run/ps/images` talk to, and what the agent drives. */
 export class Engine {

@@ -1,4 +1,4 @@
-import { hostAt, indexOf, parseSubnet, subnetSize } from '../engine/network/ipv4.js';
+import { hostAt, indexOf, parseSubnet, subnetSize } from '../net/ipv4.js';
 
 /** Host index of the hub bridge: the first address of the lab subnet. */
 export const HUB_INDEX = 1;

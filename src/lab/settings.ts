@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { DEFAULT_BRIDGE } from '../engine/network/names.js';
-import { formatSubnet, overlaps, parseSubnet } from '../engine/network/ipv4.js';
+import { formatSubnet, overlaps, parseSubnet } from '../net/ipv4.js';
 
 /** Where a lab keeps its state and how it names what it puts into the kernel. */
 export interface LabSettings {

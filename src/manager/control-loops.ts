@@ -1,18 +1,20 @@
 import type { Logger } from '../util/log.js';
 import type { Store } from './store/store.js';
 import type { StoreLoop } from './loop.js';
-import { registerLeaderLoop, type LeaderLoopContext } from './leader/loops.js';
+import type { LeaderLoop, LeaderLoopContext } from './leader/loops.js';
 import { Allocator } from './allocator/allocator.js';
 import { Scheduler } from './scheduler/scheduler.js';
 import { ReplicatedOrchestrator } from './orchestrator/replicated.js';
 import { GlobalOrchestrator } from './orchestrator/global.js';
 import { TaskReaper } from './orchestrator/reaper.js';
 import { JobsOrchestrator } from './orchestrator/jobs.js';
+import { overlayKeyRotation } from './networks/overlay-keys.js';
 
 /**
  * The control loops of services and tasks, run by the leader only: allocator (NEW →
  * PENDING), scheduler (PENDING → ASSIGNED), the replicated and global orchestrators (with
- * restarts and rolling updates) and the task reaper. Importing this module registers them.
+ * restarts and rolling updates), the task reaper and overlay key rotation. The manager builds
+ * them with `controlLoops()` when it starts and runs them for each term of leadership.
  */
 function storeLoop(make: (store: Store, log: Logger) => StoreLoop) {
   return (ctx: LeaderLoopContext): void => {
@@ -23,10 +25,15 @@ function storeLoop(make: (store: Store, log: Logger) => StoreLoop) {
   };
 }
 
-registerLeaderLoop('allocator', storeLoop((s, l) => new Allocator(s, l)));
-registerLeaderLoop('scheduler', storeLoop((s, l) => new Scheduler(s, l)));
-registerLeaderLoop('replicated-orchestrator', storeLoop((s, l) => new ReplicatedOrchestrator(s, l)));
-registerLeaderLoop('global-orchestrator', storeLoop((s, l) => new GlobalOrchestrator(s, l)));
-registerLeaderLoop('jobs-orchestrator', storeLoop((s, l) => new JobsOrchestrator(s, l)));
-registerLeaderLoop('task-reaper', storeLoop((s, l) => new TaskReaper(s, l)));
-import './networks/overlay-keys.js';
+/** The leader loops every manager runs while it leads, by name. */
+export function controlLoops(): Map<string, LeaderLoop> {
+  return new Map<string, LeaderLoop>([
+    ['allocator', storeLoop((s, l) => new Allocator(s, l))],
+    ['scheduler', storeLoop((s, l) => new Scheduler(s, l))],
+    ['replicated-orchestrator', storeLoop((s, l) => new ReplicatedOrchestrator(s, l))],
+    ['global-orchestrator', storeLoop((s, l) => new GlobalOrchestrator(s, l))],
+    ['jobs-orchestrator', storeLoop((s, l) => new JobsOrchestrator(s, l))],
+    ['task-reaper', storeLoop((s, l) => new TaskReaper(s, l))],
+    ['overlay-key-rotation', (ctx) => overlayKeyRotation(ctx)],
+  ]);
+}

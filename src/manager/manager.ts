@@ -13,6 +13,7 @@ import { QuorumLost, retryReconfig } from './store/etcd-reconfig.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/election.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
+import { controlLoops } from './control-loops.js';
 import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/dispatcher.js';
 import { livenessLoop } from './dispatcher/liveness.js';
 import { networkViewHandler } from './dispatcher/network-view.js';
@@ -114,11 +115,13 @@ export class Manager {
   private constructor(readonly o: ManagerOptions, readonly member: EtcdMember, readonly client: Etcd3, private readonly electionClient: Etcd3) {
     this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }));
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
-    const extra = new Map<string, LeaderLoop>([
+    // The leader loops, built here where leadership starts: the control loops plus the two that need this manager.
+    const loops = new Map<string, LeaderLoop>([
+      ...controlLoops(),
       ['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)],
       ['root-rotation', rootRotationLoop(() => this.rotationView(), (root) => this.finishRootRotation(root))],
     ]);
-    this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, extra);
+    this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, loops);
     this.dispatcher = new Dispatcher({
       store: this.store,
       client,

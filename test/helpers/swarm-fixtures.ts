@@ -1,6 +1,7 @@
 import type { Node, Service, ServiceSpec, Task } from '../../src/cluster/types.js';
 import { newSwarmId } from '../../src/util/ids.js';
-import { newTask, status } from '../../src/manager/orchestrator/task.js';
+import { newTask } from '../../src/manager/orchestrator/task.js';
+import { status } from '../../src/cluster/task-state.js';
 
 /** Small builders for cluster objects in unit tests. */
 

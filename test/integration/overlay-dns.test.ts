@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
-import { DnsServer, upstreamsFromResolvConf } from '../../src/agent/network/dns-server.js';
-import { emptyZone } from '../../src/agent/network/dns-zone.js';
+import { DnsServer, upstreamsFromResolvConf } from '../../src/net/dns-server.js';
+import { emptyZone } from '../../src/net/dns-zone.js';
 
 // The node resolver on loopback (asker 127.0.0.1 stands for a container's gateway address),
 // with an in-process upstream on loopback standing for the host's resolver.

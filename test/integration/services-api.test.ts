@@ -15,7 +15,7 @@ import { TaskReaper } from '../../src/manager/orchestrator/reaper.js';
 import { JobsOrchestrator } from '../../src/manager/orchestrator/jobs.js';
 import { Allocator } from '../../src/manager/allocator/allocator.js';
 import { Scheduler } from '../../src/manager/scheduler/scheduler.js';
-import { status, withStatus } from '../../src/manager/orchestrator/task.js';
+import { status, withStatus } from '../../src/cluster/task-state.js';
 import { createLogger } from '../../src/util/log.js';
 import { run } from '../../src/util/run.js';
 import { MemoryStore } from '../helpers/memory-store.js';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { present } from '../../src/api/routes/nodes.js';
-import { defaultClusterSpec, mergeClusterSpec } from '../../src/cluster/swarm-node.js';
+import { defaultClusterSpec, mergeClusterSpec } from '../../src/node/node.js';
 import type { Node } from '../../src/cluster/types.js';
 import type { Manager } from '../../src/manager/manager.js';
 

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Task } from '../../src/cluster/types.js';
 import { assignedTasks } from '../../src/manager/dispatcher/dispatcher.js';
-import { status } from '../../src/manager/orchestrator/task.js';
+import { status } from '../../src/cluster/task-state.js';
 import { makeService, makeTask } from '../helpers/swarm-fixtures.js';
 
 /**

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AddressPool, PoolExhaustedError } from '../../src/engine/network/ipam.js';
-import { contains, formatSubnet, hostAt, macFromIp, overlaps, parseIp, parseSubnet } from '../../src/engine/network/ipv4.js';
+import { contains, formatSubnet, hostAt, macFromIp, overlaps, parseIp, parseSubnet } from '../../src/net/ipv4.js';
 
 test('IPv4 parsing and formatting', () => {
   assert.equal(parseIp('172.17.0.2'), 0xac110002);

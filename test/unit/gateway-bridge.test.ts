@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gatewayBridgeCommands } from '../../src/agent/network/reconciler.js';
-import { networksWithName } from '../../src/agent/network/dns-zone.js';
+import { networksWithName } from '../../src/net/dns-zone.js';
 
 // The gateway bridge's MAC is the containers' next hop to the resolver and out: it must not follow its ports'.
 

@@ -6,7 +6,7 @@ import { reconcileReplicated, ReplicatedOrchestrator } from '../../src/manager/o
 import { reconcileGlobal, GlobalOrchestrator } from '../../src/manager/orchestrator/global.js';
 import { RestartSupervisor } from '../../src/manager/orchestrator/restart.js';
 import { tasksToReap, TaskReaper } from '../../src/manager/orchestrator/reaper.js';
-import { withDesired, withStatus } from '../../src/manager/orchestrator/task.js';
+import { withDesired, withStatus } from '../../src/cluster/task-state.js';
 import { rollingUpdate, UpdateTracker } from '../../src/manager/orchestrator/update.js';
 import { createLogger } from '../../src/util/log.js';
 import { MemoryStore } from '../helpers/memory-store.js';

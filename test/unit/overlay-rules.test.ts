@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { containerScript, containerVipTargets, ingressReplyMark, ingressScript, nodeScript } from '../../src/agent/network/rules.js';
-import { buildZone, lookup } from '../../src/agent/network/dns-zone.js';
+import { lookup } from '../../src/net/dns-zone.js';
+import { buildZone } from '../../src/agent/network/dns-records.js';
 import type { NodeNetworkPlan, ServicePlan } from '../../src/agent/network/plan.js';
 
 const web: ServicePlan = {

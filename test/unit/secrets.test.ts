@@ -4,7 +4,7 @@ import crypto from 'node:crypto';
 import type { Config, Secret, Task, TaskStatus } from '../../src/cluster/types.js';
 import type { AgentLink } from '../../src/agent/link.js';
 import { Worker } from '../../src/agent/worker/worker.js';
-import { status } from '../../src/manager/orchestrator/task.js';
+import { status } from '../../src/cluster/task-state.js';
 import { createLogger } from '../../src/util/log.js';
 import { checkNotInUse, checkReferencesExist, validateFileSpec, validateReferences } from '../../src/manager/secrets/spec.js';
 import { validateSpec } from '../../src/manager/orchestrator/service-spec.js';

@@ -5,7 +5,7 @@ import { Allocator } from '../../src/manager/allocator/allocator.js';
 import { Scheduler } from '../../src/manager/scheduler/scheduler.js';
 import { ReplicatedOrchestrator } from '../../src/manager/orchestrator/replicated.js';
 import { TaskReaper } from '../../src/manager/orchestrator/reaper.js';
-import { rank, status } from '../../src/manager/orchestrator/task.js';
+import { rank, status } from '../../src/cluster/task-state.js';
 import { VersionConflict, type Change } from '../../src/manager/store/store.js';
 import { createLogger } from '../../src/util/log.js';
 import { MemoryStore } from '../helpers/memory-store.js';

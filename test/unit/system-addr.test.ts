@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chooseSystemAddr, isGlobalUnicast, type SystemLink } from '../../src/cluster/system-addr.js';
+import { chooseSystemAddr, isGlobalUnicast, type SystemLink } from '../../src/node/system-addr.js';
 
 const lo: SystemLink = { name: 'lo', up: true, loopback: true, addrs: ['127.0.0.1', '::1'] };
 const bridge: SystemLink = { name: 'shoal0', kind: 'bridge', up: true, loopback: false, addrs: ['172.17.0.1', 'fe80::1'] };

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type { Task } from '../../src/cluster/types.js';
 import { taskContainerConfig } from '../../src/agent/executor/executor.js';
 import { expandContainerSpec, expandTemplate, templateContext } from '../../src/agent/executor/task-template.js';
-import { newTask, status } from '../../src/manager/orchestrator/task.js';
+import { newTask } from '../../src/manager/orchestrator/task.js';
+import { status } from '../../src/cluster/task-state.js';
 import { makeService } from '../helpers/swarm-fixtures.js';
 
 const node = { Hostname: 'worker-7', Platform: { Architecture: 'x86_64', OS: 'linux' } };

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { DnsServer, type DnsServerOptions } from './dns-server.js';
-import type { DnsZone } from './dns-zone.js';
+import { DnsServer, type DnsServerOptions } from '../../net/dns-server.js';
+import type { DnsZone } from '../../net/dns-zone.js';
 import type { NetnsPath } from './kernel.js';
 import { createLogger, type Logger } from '../../util/log.js';
 

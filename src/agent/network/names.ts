@@ -6,8 +6,8 @@ import { createHash } from 'node:crypto';
  * container's namespace can have fixed names.
  */
 
-/** Per-node gateway bridge for egress, DNS and host-mode ports (Docker's docker_gwbridge). */
-export const GW_BRIDGE = { device: 'shoal_gwbridge', subnet: '172.18.0.0/16', gateway: '172.18.0.1' } as const;
+// The gateway bridge is the engine's too (containers' egress): its name lives with the engine's.
+export { GW_BRIDGE } from '../../engine/network/names.js';
 
 /** The sandbox's own interface on the gateway bridge in the ingress sandbox; gets gateway + 1. */
 export const INGRESS_GW_IFNAME = 'gw0';

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Logger } from '../../util/log.js';
-import { formatIp, macFromIp, parseIp, parseSubnet } from '../../engine/network/ipv4.js';
+import { formatIp, macFromIp, parseIp, parseSubnet } from '../../net/ipv4.js';
 import type { LocalEndpointPlan, NodeNetworkPlan, OverlayNetworkPlan, PortPlan } from './plan.js';
 import { emptyPlan } from './plan.js';
 import {
@@ -10,9 +10,9 @@ import {
 import { bridgeBatch, bridgeJson, exec, ipBatch, ipJson, nftApply, sysctl, sysctls, type FdbEntry, type LinkInfo, type NeighEntry, type NetnsPath } from './kernel.js';
 import { containerScript, containerVipTargets, deleteTableScript, ingressReplyMark, ingressScript, nodeScript, type PublishedPort } from './rules.js';
 import { ownedNamespaceSysctls, raiseNodeConntrackTimeout } from './conntrack.js';
-import { buildZone } from './dns-zone.js';
+import { buildZone } from './dns-records.js';
 import { startResolver, type Resolver } from './dns-process.js';
-import { upstreamsFromResolvConf, type Upstream } from './dns-server.js';
+import { upstreamsFromResolvConf, type Upstream } from '../../net/dns-server.js';
 
 export interface ReconcilerOptions {
   /** The node's namespace (where the underlay address and the gateway bridge live); undefined: this process's. */

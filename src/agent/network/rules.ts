@@ -1,5 +1,5 @@
 import type { Protocol, ServicePlan } from './plan.js';
-import { parseIp } from '../../engine/network/ipv4.js';
+import { parseIp } from '../../net/ipv4.js';
 import { GW_BRIDGE, NFT_CONTAINER_TABLE, NFT_INGRESS_TABLE, NFT_NODE_TABLE, INGRESS_GW_IFNAME, SANDBOX_BRIDGE } from './names.js';
 
 /**

@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
 import { clientCredentials, DispatcherClient, unary, type AttachNetworkRequest, type AttachNetworkResponse, type DetachNetworkRequest } from '../../cluster/rpc.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmMembership } from '../link.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { ApiError, badRequest, forbidden, notFound, serverError } from '../../util/errors.js';
-import { attachmentSpec } from '../../manager/networks/attachments.js';
+import { attachmentSpec } from '../../cluster/attachment-task.js';
 import type { Logger } from '../../util/log.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
@@ -52,7 +52,7 @@ export class StandaloneAttachments {
 
   constructor(
     private readonly engine: Engine,
-    private readonly swarm: SwarmNode,
+    private readonly swarm: SwarmMembership,
     private readonly log: Logger,
     /** Applies the node's network plan (and waits for it). */
     private readonly apply: () => Promise<void>,

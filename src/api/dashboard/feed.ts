@@ -1,5 +1,5 @@
 import type { Kind } from '../../cluster/types.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 import type { Manager } from '../../manager/manager.js';
 import type { StoreEvent } from '../../manager/store/store.js';
 import type { SwarmEvent } from '../../manager/events/swarm-events.js';

@@ -18,7 +18,7 @@
  * `ctx.req` and no limit applies.
  */
 import type { ClusterSpec, ConfigSpec, NodeSpec, SecretSpec, ServiceSpec } from '../../cluster/types.js';
-import type { InitRequest, JoinRequest } from '../../cluster/swarm-node.js';
+import type { InitRequest, JoinRequest } from '../../node/node.js';
 import type { ContainerConfig, HostConfig } from '../../engine/containers/record.js';
 import type { CreateOptions } from '../../engine/containers/manager.js';
 import type { UpdateConfig } from '../../engine/containers/update.js';

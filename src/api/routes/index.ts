@@ -10,7 +10,7 @@ import { serviceRoutes } from './services.js';
 import { taskRoutes } from './tasks.js';
 import { serviceLogRoutes } from './service-logs.js';
 import { secretRoutes } from './secrets.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 import { volumeRoutes } from './volumes.js';
 import { containerFileRoutes } from './container-files.js';
 import { shoalCertRoutes, type CertRouteOptions } from './shoal-certs.js';

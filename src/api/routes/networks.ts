@@ -3,14 +3,15 @@ import type { BodyTypes } from '../decode/index.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest, conflict, forbidden, notFound, notImplemented } from '../../util/errors.js';
 import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
-import { parseSubnet } from '../../engine/network/ipv4.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import { parseSubnet } from '../../net/ipv4.js';
+import type { SwarmNode } from '../../node/node.js';
 import type { Network } from '../../cluster/types.js';
 import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork } from '../../manager/networks/swarm-networks.js';
-import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../cluster/swarm-node.js';
+import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../node/node.js';
 import { unavailable } from '../../util/errors.js';
 import type { UserNetwork } from '../../engine/network/user-bridges.js';
 import { endpointSettingsFrom, type EndpointConfigRequest } from '../../engine/containers/endpoint-settings.js';
+import type { VerboseService } from '../../cluster/types.js';
 
 /** A network as the Engine API shows it (swagger `Network`, v1.41). */
 export interface NetworkResource {
@@ -35,13 +36,7 @@ export interface NetworkResource {
   Services?: Record<string, VerboseService>;
 }
 
-/** One service in `network inspect --verbose` (Docker's ServiceInfo). */
-export interface VerboseService {
-  VIP: string;
-  Ports: string[];
-  LocalLBIndex: number;
-  Tasks: { Name: string; EndpointID: string; EndpointIP: string; Info: Record<string, string> }[];
-}
+export type { VerboseService } from '../../cluster/types.js';
 
 const BUILTIN = new Set([DEFAULT_BRIDGE.name, 'host', 'none']);
 

@@ -1,6 +1,6 @@
 import { orphanAttachments } from '../../manager/networks/attachments.js';
 import type { Router } from '../router.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 import type { Node } from '../../cluster/types.js';
 import type { Manager } from '../../manager/manager.js';
 import { VersionConflict } from '../../manager/store/store.js';

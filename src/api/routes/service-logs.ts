@@ -1,11 +1,11 @@
 import type { Router, } from '../router.js';
 import type { RequestContext } from '../context.js';
 import type { Task } from '../../cluster/types.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 import type { LogLine } from '../../cluster/rpc.js';
 import { badRequest } from '../../util/errors.js';
 import { parseTimeParam } from '../../engine/containers/io.js';
-import { streamWriter } from '../streams.js';
+import { streamWriter } from '../../net/streams.js';
 import { findService } from './services.js';
 import { findTask } from './tasks.js';
 

@@ -1,5 +1,5 @@
 import type { Router } from '../router.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 import { badRequest } from '../../util/errors.js';
 import { isRole } from '../access/roles.js';
 

@@ -1,5 +1,5 @@
 import type { Router } from '../router.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 import type { DashboardToken } from '../dashboard/token.js';
 
 /**

@@ -1,6 +1,6 @@
 import type { Router } from '../router.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
-import { mergeClusterSpec } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
+import { mergeClusterSpec } from '../../node/node.js';
 import { createRootCA } from '../../manager/ca/root-ca.js';
 import { generateJoinToken } from '../../manager/ca/tokens.js';
 import { VersionConflict } from '../../manager/store/store.js';

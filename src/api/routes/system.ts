@@ -6,7 +6,7 @@ import { ENGINE_VERSION, SHOAL_VERSION } from '../../engine/config.js';
 import { streamEvents } from './events.js';
 import { diskUsage } from '../../engine/disk-usage.js';
 import { badRequest } from '../../util/errors.js';
-import type { SwarmNode } from '../../cluster/swarm-node.js';
+import type { SwarmNode } from '../../node/node.js';
 
 /** `/_ping`, `/version`, `/info`, `/events`: what the CLI asks before anything else. */
 export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode): void {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import { badRequest, conflict, notFound } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
-import { STDERR, STDOUT, streamWriter } from '../../api/streams.js';
+import { STDERR, STDOUT, streamWriter } from '../../net/streams.js';
 import type { ContainerManager } from './manager.js';
 import { RUNC } from './runtime.js';
 import { groupAddOf, processSpec } from './spec.js';

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ContainerRecord } from './record.js';
+import type { ContainerRecord, HealthState } from './record.js';
 import { RUNC } from './runtime.js';
 import { processSpec } from './spec.js';
 
@@ -14,11 +14,6 @@ export interface Healthcheck {
   Retries?: number;
 }
 
-export interface HealthState {
-  Status: 'starting' | 'healthy' | 'unhealthy';
-  FailingStreak: number;
-  Log: { Start: string; End: string; ExitCode: number; Output: string }[];
-}
 
 const MAX_LOG = 5;
 const MAX_OUTPUT = 4096;

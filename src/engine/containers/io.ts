@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex, Writable } from 'node:stream';
 import { badRequest } from '../../util/errors.js';
-import { STDERR, STDOUT, streamWriter } from '../../api/streams.js';
+import { STDERR, STDOUT, streamWriter } from '../../net/streams.js';
 import type { ContainerManager } from './manager.js';
 import { followLog, logSize, readLog, type LogEntry } from './logs.js';
 import { attachId } from './runtime.js';

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { STDERR, STDOUT } from '../../api/streams.js';
+import { STDERR, STDOUT } from '../../net/streams.js';
 
 /** One line of conmon's k8s-file log: `<RFC3339Nano time> <stdout|stderr> <F|P> <text>`. */
 export interface LogEntry {

@@ -2,8 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { readJsonFile, writeJsonSynced } from '../network/state-file.js';
 import type { PublishedPort } from './ports.js';
-import type { HealthState } from './health.js';
 import type { MountPoint } from '../volumes/mounts.js';
+
+/** A container's health as `docker inspect` shows it (State.Health), kept in its record. */
+export interface HealthState {
+  Status: 'starting' | 'healthy' | 'unhealthy';
+  FailingStreak: number;
+  Log: { Start: string; End: string; ExitCode: number; Output: string }[];
+}
 
 /** `Config` of a container as the Engine API takes and shows it (the fields shoal acts on, plus pass-through). */
 export interface ContainerConfig {

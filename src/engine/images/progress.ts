@@ -1,6 +1,6 @@
 /** The JSON progress stream dockerd writes for pull, push, load and import, started lazily. */
 import type { Writable } from 'node:stream';
-import { jsonMessage } from '../../api/streams.js';
+import { jsonMessage } from '../../net/streams.js';
 
 export interface ProgressDetail {
   current?: number;

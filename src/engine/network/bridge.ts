@@ -6,7 +6,7 @@ import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { EndpointInfo } from '../types.js';
 import { AddressPool, type PoolState } from './ipam.js';
 import { inNetns, ipBatch, ipBatches, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
-import { macFromIp, parseSubnet } from './ipv4.js';
+import { macFromIp, parseSubnet } from '../../net/ipv4.js';
 import { BRIDGE_NAT_CHAIN, BRIDGE_STATE_FILE, CONTAINER_IFNAME, DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
 

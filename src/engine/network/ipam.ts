@@ -1,4 +1,4 @@
-import { formatSubnet, hostAt, indexOf, parseSubnet, subnetSize, type Subnet } from './ipv4.js';
+import { formatSubnet, hostAt, indexOf, parseSubnet, subnetSize, type Subnet } from '../../net/ipv4.js';
 
 /** What an address pool remembers; saved as JSON so a restarted daemon never hands an address out twice. */
 export interface PoolState {

@@ -1,4 +1,4 @@
-import { formatSubnet, overlaps, parseIp, parseSubnet } from './ipv4.js';
+import { formatSubnet, overlaps, parseIp, parseSubnet } from '../../net/ipv4.js';
 
 /**
  * Docker's default address pools for local (bridge) networks, in the order it hands them out

@@ -28,3 +28,6 @@ export function hostVethName(endpointId: string): string {
 
 /** Where the bridge keeps its IPAM and network IDs under `daemonPaths(cfg).network`. */
 export const BRIDGE_STATE_FILE = 'bridge.json';
+
+/** Per-node gateway bridge for egress, DNS and host-mode ports (Docker's docker_gwbridge). */
+export const GW_BRIDGE = { device: 'shoal_gwbridge', subnet: '172.18.0.0/16', gateway: '172.18.0.1' } as const;

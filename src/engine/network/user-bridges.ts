@@ -8,12 +8,12 @@ import { AddressInUseError, AddressPool, type PoolState } from './ipam.js';
 import { AddressPool6, type Pool6State } from './ipam6.js';
 import { canonicalIp6, contains6, formatIp6, isIpv6, isSubnet6, overlaps6, parseSubnet6 } from './ipv6.js';
 import { inNetns, ipBatch, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
-import { contains, macFromIp, overlaps, parseSubnet } from './ipv4.js';
+import { contains, macFromIp, overlaps, parseSubnet } from '../../net/ipv4.js';
 import { chooseLocalSubnet, firstHost, validIp, validSubnet } from './local-pools.js';
 import { DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
-import { DnsServer, upstreamsFromResolvConf } from '../../agent/network/dns-server.js';
-import { emptyZone, type DnsZone } from '../../agent/network/dns-zone.js';
+import { DnsServer, upstreamsFromResolvConf } from '../../net/dns-server.js';
+import { emptyZone, type DnsZone } from '../../net/dns-zone.js';
 
 /** The option naming a bridge's Linux device, as in Docker. */
 export const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';

@@ -2,8 +2,8 @@ import type { Cluster, Network, NetworkAttachment, Node, Service, Task, VirtualI
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
-import { status } from '../orchestrator/task.js';
-import { isNetworkAttachment } from '../networks/attachment-task.js';
+import { status } from '../../cluster/task-state.js';
+import { isNetworkAttachment } from '../../cluster/attachment-task.js';
 import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
 import { isIngress, PortAllocator } from './ports.js';
 

@@ -1,5 +1,5 @@
 import type { Network } from '../../cluster/types.js';
-import { formatSubnet, hostAt, indexOf, overlaps, parseSubnet, subnetSize, type Subnet } from '../../engine/network/ipv4.js';
+import { formatSubnet, hostAt, indexOf, overlaps, parseSubnet, subnetSize, type Subnet } from '../../net/ipv4.js';
 
 /**
  * Cluster-wide address management for swarm networks: subnets carved from the cluster's

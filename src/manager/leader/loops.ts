@@ -16,23 +16,16 @@ export interface LeaderLoopContext {
 
 export type LeaderLoop = (ctx: LeaderLoopContext) => void | Promise<void>;
 
-const registered = new Map<string, LeaderLoop>();
-
-/** Loops register here once at import time; every manager runs them while it leads. */
-export function registerLeaderLoop(name: string, loop: LeaderLoop): void {
-  registered.set(name, loop);
-}
-
-/** Runs the registered loops for one term of leadership. */
+/** Runs the manager's leader loops (built by it: manager.ts) for one term of leadership. */
 export class LeaderLoops {
   private controller?: AbortController;
 
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly nodeId: string, private readonly extra: Map<string, LeaderLoop> = new Map()) {}
+  constructor(private readonly store: Store, private readonly log: Logger, private readonly nodeId: string, private readonly loops: Map<string, LeaderLoop>) {}
 
   start(): void {
     this.stop();
     const controller = (this.controller = new AbortController());
-    for (const [name, loop] of [...registered, ...this.extra]) {
+    for (const [name, loop] of this.loops) {
       const log = this.log.child({ loop: name });
       Promise.resolve()
         .then(() => loop({ store: this.store, log, signal: controller.signal, nodeId: this.nodeId }))

@@ -2,12 +2,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
 import type { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest, PeerIdentity } from '../../cluster/rpc.js';
 import { newSwarmId } from '../../util/ids.js';
-import { status } from '../orchestrator/task.js';
+import { status } from '../../cluster/task-state.js';
 import type { Store } from '../store/store.js';
-import { attachmentSpec, isNetworkAttachment } from './attachment-task.js';
+import { attachmentSpec, isNetworkAttachment } from '../../cluster/attachment-task.js';
 import { findSwarmNetwork } from './swarm-networks.js';
 
-export { attachmentSpec, isNetworkAttachment, type NetworkAttachmentSpec } from './attachment-task.js';
+export { attachmentSpec, isNetworkAttachment, type NetworkAttachmentSpec } from '../../cluster/attachment-task.js';
 
 /**
  * Network attachments of standalone containers (`docker run --network <attachable overlay>`),

@@ -1,5 +1,5 @@
 import type { Cluster, Node } from '../../cluster/types.js';
-import { registerLeaderLoop, type LeaderLoopContext } from '../leader/loops.js';
+import type { LeaderLoopContext } from '../leader/loops.js';
 import { VersionConflict, type Store, type StoreEvent } from '../store/store.js';
 
 /**
@@ -66,5 +66,3 @@ export function overlayKeyRotation(ctx: LeaderLoopContext, periodMs = rotationPe
   signal.addEventListener('abort', () => { unwatch(); clearTimeout(timer); }, { once: true });
   schedule();
 }
-
-registerLeaderLoop('overlay-key-rotation', (ctx) => overlayKeyRotation(ctx));

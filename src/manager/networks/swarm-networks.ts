@@ -1,8 +1,8 @@
 import type { Network, NetworkSpec, Service, Task } from '../../cluster/types.js';
 import { badRequest, conflict, forbidden, notFound } from '../../util/errors.js';
 import { newSwarmId } from '../../util/ids.js';
-import { contains, overlaps, parseSubnet } from '../../engine/network/ipv4.js';
-import { rpcError } from '../orchestrator/service-spec.js';
+import { contains, overlaps, parseSubnet } from '../../net/ipv4.js';
+import { rpcError } from '../rpc-error.js';
 import type { Store } from '../store/store.js';
 
 /**

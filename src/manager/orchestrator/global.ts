@@ -6,7 +6,8 @@ import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/con
 import { PassChanges } from './changes.js';
 import type { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
-import { isDesiredRunnable, isTerminal, newTask, withDesired } from './task.js';
+import { newTask } from './task.js';
+import { isDesiredRunnable, isTerminal, withDesired } from '../../cluster/task-state.js';
 
 /**
  * The global orchestrator: one task of every global service on every node that may run it

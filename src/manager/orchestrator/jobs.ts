@@ -5,7 +5,8 @@ import { StoreLoop } from '../loop.js';
 import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
-import { invalidNode, isJob, newTask, rank, withDesired } from './task.js';
+import { invalidNode, isJob, newTask } from './task.js';
+import { rank, withDesired } from '../../cluster/task-state.js';
 
 /**
  * Jobs (swarmkit orchestrator/jobs): tasks that run to completion (DesiredState COMPLETE).

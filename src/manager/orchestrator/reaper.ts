@@ -3,8 +3,9 @@ import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { taskSlotKey } from '../store/task-index.js';
-import { isNetworkAttachment } from '../networks/attachment-task.js';
-import { historyLimit, isAgentProgress, rank, slotKey } from './task.js';
+import { isNetworkAttachment } from '../../cluster/attachment-task.js';
+import { historyLimit, isAgentProgress, slotKey } from './task.js';
+import { rank } from '../../cluster/task-state.js';
 
 /** A task reaching RUNNING while wanted running: nothing becomes reapable by it. */
 function isRunningUpdate(e: StoreEvent): boolean {

@@ -6,7 +6,8 @@ import { ServiceOrchestrator } from './service-orchestrator.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
-import { invalidNode, isDesiredRunnable, isReplicated, isTaskDirty, isTerminal, newTask, rank, replicasOf, withDesired } from './task.js';
+import { invalidNode, isReplicated, isTaskDirty, newTask, replicasOf } from './task.js';
+import { isDesiredRunnable, isTerminal, rank, withDesired } from '../../cluster/task-state.js';
 import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
 
 /**

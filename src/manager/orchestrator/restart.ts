@@ -1,6 +1,7 @@
 import type { Node, Service, Task } from '../../cluster/types.js';
 import type { PassChanges } from './changes.js';
-import { DEFAULT_RESTART_DELAY_NS, isDesiredRunnable, isGlobal, isTerminal, newTask, rank, withDesired } from './task.js';
+import { DEFAULT_RESTART_DELAY_NS, isGlobal, newTask } from './task.js';
+import { isDesiredRunnable, isTerminal, rank, withDesired } from '../../cluster/task-state.js';
 
 /** How long a replacement waits for the task it replaces to stop before starting anyway. */
 export const OLD_TASK_TIMEOUT_MS = 60_000;

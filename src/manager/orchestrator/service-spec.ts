@@ -2,6 +2,7 @@ import type { Network, Service, ServiceSpec } from '../../cluster/types.js';
 import { ApiError } from '../../util/errors.js';
 import { parseConstraints } from '../scheduler/constraint.js';
 import { validateReferences } from '../secrets/spec.js';
+import { rpcError } from '../rpc-error.js';
 
 /**
  * What a valid service spec is (swarmkit controlapi/service.go), with the errors Docker
@@ -9,11 +10,7 @@ import { validateReferences } from '../secrets/spec.js';
  * "rpc error: code = <Code> desc = <text>" and the code picks the HTTP status.
  */
 
-const GRPC_HTTP: Record<string, number> = { InvalidArgument: 400, NotFound: 404, AlreadyExists: 409, FailedPrecondition: 400, Unimplemented: 501, Unknown: 500 };
-
-export function rpcError(code: keyof typeof GRPC_HTTP, desc: string): ApiError {
-  return new ApiError(GRPC_HTTP[code], `rpc error: code = ${code} desc = ${desc}`);
-}
+export { rpcError } from '../rpc-error.js';
 
 const MOUNT_TYPES = new Set(['bind', 'volume', 'tmpfs', 'npipe', 'cluster']);
 const PROPAGATIONS = new Set(['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave']);

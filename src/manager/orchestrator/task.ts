@@ -1,5 +1,5 @@
-import type { Cluster, Node, Service, Task, TaskState, TaskStatus } from '../../cluster/types.js';
-import { taskStateRank } from '../../cluster/types.js';
+import type { Cluster, Node, Service, Task } from '../../cluster/types.js';
+import { RUNNING, rank, status } from '../../cluster/task-state.js';
 import { newSwarmId } from '../../util/ids.js';
 import type { StoreEvent } from '../store/store.js';
 import { nodeMatches, parseConstraints } from '../scheduler/constraint.js';
@@ -9,9 +9,6 @@ import { nodeMatches, parseConstraints } from '../scheduler/constraint.js';
  * one rule of the state machine (observed state only moves forward; managers own
  * DesiredState, agents own Status past ASSIGNED).
  */
-
-export const rank = taskStateRank;
-export const RUNNING = rank('running');
 
 export function isReplicated(s: Service): boolean {
   return !!s.Spec.Mode?.Replicated || (!s.Spec.Mode?.Global && !s.Spec.Mode?.ReplicatedJob && !s.Spec.Mode?.GlobalJob);
@@ -36,20 +33,6 @@ export function isAgentProgress(e: StoreEvent): boolean {
   const t = e.object as Task;
   const r = rank(t.Status.State);
   return r >= rank('accepted') && r < RUNNING && rank(t.DesiredState) <= RUNNING;
-}
-
-/** Status moved past RUNNING: the task will never run again. */
-export function isTerminal(t: Task): boolean {
-  return rank(t.Status.State) > RUNNING;
-}
-
-/** Desired to run (or to get ready to run, during a restart delay; or, for jobs, to run to completion). */
-export function isDesiredRunnable(t: Task): boolean {
-  return rank(t.DesiredState) <= RUNNING || (t.DesiredState === 'complete' && !!t.JobIteration);
-}
-
-export function status(state: TaskState, message: string, extra: Partial<TaskStatus> = {}): TaskStatus {
-  return { Timestamp: new Date().toISOString(), State: state, Message: message, ...extra };
 }
 
 /**
@@ -87,23 +70,6 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
     t.DesiredState = 'complete';
   }
   return t;
-}
-
-/** A copy with DesiredState raised (never lowered) and UpdatedAt bumped; undefined when nothing changes. */
-export function withDesired(t: Task, desired: TaskState): Task | undefined {
-  if (rank(desired) <= rank(t.DesiredState)) return undefined;
-  return { ...t, DesiredState: desired, UpdatedAt: new Date().toISOString() };
-}
-
-/**
- * Applies an observed status to a task: only forward moves are taken (the dispatcher drops
- * any status lower than the stored one, swarmkit dispatcher.go). Undefined when stale.
- */
-export function withStatus(t: Task, s: TaskStatus): Task | undefined {
-  if (rank(s.State) < rank(t.Status.State)) return undefined;
-  if (rank(s.State) === rank(t.Status.State) && s.Message === t.Status.Message && s.Err === t.Status.Err
-    && JSON.stringify(s.ContainerStatus) === JSON.stringify(t.Status.ContainerStatus)) return undefined;
-  return { ...t, Status: s, UpdatedAt: new Date().toISOString() };
 }
 
 /**

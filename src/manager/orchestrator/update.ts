@@ -1,7 +1,8 @@
 import type { Node, Service, Task, UpdateConfig } from '../../cluster/types.js';
 import type { PassChanges } from './changes.js';
 import type { RestartSupervisor } from './restart.js';
-import { isGlobal, isTaskDirty, newTask, rank, withDesired } from './task.js';
+import { isGlobal, isTaskDirty, newTask } from './task.js';
+import { rank, withDesired } from '../../cluster/task-state.js';
 
 /** What the updater remembers about one service's update between passes. */
 interface UpdateProgress {

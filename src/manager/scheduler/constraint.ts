@@ -1,5 +1,5 @@
 import type { Node } from '../../cluster/types.js';
-import { contains, parseIp, parseSubnet } from '../../engine/network/ipv4.js';
+import { contains, parseIp, parseSubnet } from '../../net/ipv4.js';
 
 /**
  * Placement constraints, `key==value` / `key!=value` (swarmkit manager/constraint): parsed

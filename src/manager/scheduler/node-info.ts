@@ -1,5 +1,5 @@
 import type { Node, Service, Task } from '../../cluster/types.js';
-import { isDesiredRunnable, isTerminal } from '../orchestrator/task.js';
+import { isDesiredRunnable, isTerminal } from '../../cluster/task-state.js';
 
 /** A published port used on a node in host mode: `tcp/8080`. */
 export type HostPort = string;

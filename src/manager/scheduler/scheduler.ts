@@ -2,7 +2,7 @@ import type { Node, Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
-import { isDesiredRunnable, rank, status } from '../orchestrator/task.js';
+import { isDesiredRunnable, rank, status } from '../../cluster/task-state.js';
 import { Pipeline } from './filters.js';
 import { buildNodeInfos, FAILURE_WINDOW_MS, occupiesNode, type NodeInfo } from './node-info.js';
 import { spreadTasks } from './spread.js';

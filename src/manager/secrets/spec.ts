@@ -1,6 +1,6 @@
 import type { Config, ConfigSpec, ContainerSpec, Secret, SecretSpec, Service, ServiceSpec } from '../../cluster/types.js';
 import type { Store } from '../store/store.js';
-import { rpcError } from '../orchestrator/service-spec.js';
+import { rpcError } from '../rpc-error.js';
 import { badRequest } from '../../util/errors.js';
 
 /**

@@ -53,7 +53,7 @@ export class WriteTimeout extends ApiError {
 /** The store could not be reached at all (the local etcd member is down): nothing was written. */
 export class StoreUnavailable extends ApiError {
   constructor(readonly reason: unknown) {
-    // Docker's text when a manager cannot reach a quorum (cluster/swarm-node.ts ERR_NO_LEADER, not imported: that module sits above the store).
+    // Docker's text when a manager cannot reach a quorum (node/swarm-spec.ts ERR_NO_LEADER, not imported: that module sits above the store).
     super(500, "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.");
   }
 }

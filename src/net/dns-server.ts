@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
-import type { Logger } from '../../util/log.js';
+import type { Logger } from '../util/log.js';
 import { emptyZone, lookup, networksWithName, type DnsZone } from './dns-zone.js';
 
 export interface Upstream {

@@ -1,17 +1,5 @@
 import type { NodeNetworkPlan } from './plan.js';
-
-/**
- * What the node's resolver knows, scoped by network: a container sees only names on the
- * networks it is attached to, as with Docker's embedded DNS.
- */
-export interface DnsZone {
-  /** Source address of a query (a container's address on the gateway bridge) → its networks. */
-  askers: Record<string, string[]>;
-  /** networkId → lower-case name → addresses. */
-  names: Record<string, Record<string, string[]>>;
-}
-
-export const emptyZone = (): DnsZone => ({ askers: {}, names: {} });
+import { emptyZone, type DnsZone } from '../../net/dns-zone.js';
 
 function add(zone: DnsZone, net: string, name: string, ips: string[]): void {
   const names = (zone.names[net] ??= {});
@@ -19,7 +7,10 @@ function add(zone: DnsZone, net: string, name: string, ips: string[]): void {
   names[key] = [...new Set([...(names[key] ?? []), ...ips])];
 }
 
-/** `gwAddress` gives a local container's address on the gateway bridge (the source of its queries). */
+/**
+ * The resolver's records from the node's network plan: endpoints, peers, then services.
+ * `gwAddress` gives a local container's address on the gateway bridge (the source of its queries).
+ */
 export function buildZone(plan: NodeNetworkPlan, gwAddress: (containerId: string) => string | undefined): DnsZone {
   const zone = emptyZone();
   // The routing mesh's network has no service discovery (libnetwork adds no records on ingress):
@@ -47,19 +38,3 @@ export function buildZone(plan: NodeNetworkPlan, gwAddress: (containerId: string
   return zone;
 }
 
-/** Addresses for `name` as seen from `asker`; undefined when the name is not ours (forward it). */
-export function lookup(zone: DnsZone, asker: string, name: string): string[] | undefined {
-  const key = name.toLowerCase().replace(/\.$/, '');
-  let found: string[] | undefined;
-  for (const net of zone.askers[asker] ?? []) {
-    const ips = zone.names[net]?.[key];
-    if (ips) found = [...new Set([...(found ?? []), ...ips])];
-  }
-  return found;
-}
-
-/** Networks of the zone on which `name` exists, whoever asks. */
-export function networksWithName(zone: DnsZone, name: string): string[] {
-  const key = name.toLowerCase().replace(/\.$/, '');
-  return Object.keys(zone.names).filter((net) => zone.names[net][key] !== undefined);
-}

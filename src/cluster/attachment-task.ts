@@ -1,4 +1,4 @@
-import type { Task } from '../../cluster/types.js';
+import type { Task } from './types.js';
 
 /**
  * A standalone container's attachment to an attachable swarm network is kept as a task with no

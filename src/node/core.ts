@@ -1,0 +1,164 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Cluster, NodeDescription, TaskStatus } from '../cluster/types.js';
+import type { DaemonConfig } from '../engine/config.js';
+import { daemonPaths, ENGINE_VERSION } from '../engine/config.js';
+import type { Logger } from '../util/log.js';
+import { unavailable } from '../util/errors.js';
+import type { AgentLink } from '../agent/link.js';
+import { AgentSession } from '../agent/session/session.js';
+import { Manager } from '../manager/manager.js';
+import { type SwarmEvent } from '../manager/events/swarm-events.js';
+import type { Store } from '../manager/store/store.js';
+import { nodeTlsInfo } from '../manager/ca/tls-info.js';
+import { ERR_SWARM_LOCKED, sealPrivateKey } from '../manager/ca/unlock-key.js';
+import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER, ERR_NO_SWARM, ERR_NO_LEADER, type SwarmState, NS } from './swarm-spec.js';
+
+/**
+ * What every part of a node's membership shares: the membership on disk (state and certificate
+ * files), the running manager and session, and the lock that serializes membership changes.
+ * The parts build on it by seam: unlock.ts (autolock) → certificates.ts (renewal, trust) →
+ * membership.ts (init, join, leave, role changes) → node.ts (startup, shutdown, what runs).
+ */
+export abstract class NodeCore {
+  protected state?: SwarmState;
+  protected manager?: Manager;
+  protected session?: AgentSession;
+  protected readonly dir: string;
+  protected readonly certDir: string;
+  protected busy = Promise.resolve();
+  protected roleChange?: Promise<void>;
+  protected trustChange?: Promise<void>;
+  protected renewTimer?: NodeJS.Timeout;
+  protected wantedRole?: 'manager' | 'worker';
+  /** Autolock's current unlock key, while this manager follows one. */
+  protected kek?: Buffer;
+  /** A restarted autolocked manager: nothing runs until `swarm unlock`. */
+  protected locked = false;
+  /** The swarm's data-encryption key (managers only): etcd holds secrets sealed with it. */
+  protected dek?: Buffer;
+  /** Forwarded to whichever session is current, so the worker registers once. */
+  readonly link: AgentLink;
+  protected readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
+  /** `docker events` listeners for the swarm's events, fed while this node is a manager. */
+  protected readonly swarmEventListeners: ((e: SwarmEvent) => void)[] = [];
+
+  constructor(protected readonly config: DaemonConfig, protected readonly log: Logger) {
+    this.dir = daemonPaths(config).swarm;
+    this.certDir = path.join(this.dir, 'certificates');
+    const self = this;
+    this.link = {
+      onAssignments(fn) {
+        self.assignmentListeners.push(fn);
+      },
+      async reportStatus(updates: { taskId: string; status: TaskStatus }[]) {
+        if (!self.session) throw new Error(ERR_NO_SWARM);
+        await self.session.reportStatus(updates);
+      },
+    };
+  }
+
+  protected get files() {
+    return {
+      state: path.join(this.dir, 'state.json'),
+      ca: path.join(this.certDir, 'swarm-root-ca.crt'),
+      cert: path.join(this.certDir, 'swarm-node.crt'),
+      key: path.join(this.certDir, 'swarm-node.key'),
+      /** The TLS key sealed with the unlock key: what an autolocked manager keeps at rest. */
+      sealedKey: path.join(this.certDir, 'swarm-node.key.locked'),
+      /** The DEK: "plain:<base64>", or "sealed:<…>" with the unlock key while autolocked. */
+      dek: path.join(this.certDir, 'swarm-node.dek'),
+      etcdCa: path.join(this.certDir, 'etcd-ca.crt'),
+      etcdCert: path.join(this.certDir, 'etcd-node.crt'),
+      /** The CA of Engine API client certificates, as the managers hand it out. */
+      apiClientCa: path.join(this.certDir, 'api-client-ca.crt'),
+    };
+  }
+
+  /** Serializes init/join/leave as dockerd's controlMutex does. */
+  protected exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.busy.then(fn);
+    this.busy = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  get nodeId(): string | undefined {
+    return this.state?.nodeId;
+  }
+
+  get isManager(): boolean {
+    return !!this.manager;
+  }
+
+  /** The manager, or Docker's 503 for a node that is not one. */
+  requireManager(): Manager {
+    if (!this.state) throw unavailable(ERR_NO_SWARM_MANAGER);
+    if (this.locked) throw unavailable(ERR_SWARM_LOCKED);
+    if (!this.manager) throw unavailable(ERR_NOT_MANAGER);
+    if (!this.manager.hasQuorum) throw unavailable(ERR_NO_LEADER);
+    return this.manager;
+  }
+
+  /** The cluster store for API handlers (services, tasks, networks…); 503 off managers. */
+  controlStore(): Store {
+    return this.requireManager().store;
+  }
+
+  description(): NodeDescription {
+    return {
+      Hostname: this.config.hostname,
+      Platform: { Architecture: os.arch() === 'x64' ? 'x86_64' : os.arch(), OS: 'linux' },
+      Resources: { NanoCPUs: os.cpus().length * NS, MemoryBytes: os.totalmem() },
+      Engine: {
+        EngineVersion: ENGINE_VERSION,
+        Labels: this.config.labels,
+        Plugins: [
+          { Type: 'Log', Name: 'json-file' },
+          { Type: 'Network', Name: 'bridge' }, { Type: 'Network', Name: 'host' }, { Type: 'Network', Name: 'null' }, { Type: 'Network', Name: 'overlay' },
+          { Type: 'Volume', Name: 'local' },
+        ],
+      },
+      TLSInfo: fs.existsSync(this.files.ca) ? this.nodeTlsInfo() : undefined,
+    };
+  }
+
+  /** TrustRoot: the first root this node trusts; issuer: whatever signed its certificate. */
+  protected nodeTlsInfo(): Cluster['TLSInfo'] {
+    const bundle = fs.readFileSync(this.files.ca, 'utf8');
+    let chain: string | undefined;
+    try {
+      chain = fs.readFileSync(this.files.cert, 'utf8');
+    } catch {
+      /* no certificate yet */
+    }
+    return nodeTlsInfo(bundle, chain);
+  }
+
+  protected writeEtcdCerts(ca: string, cert: string): void {
+    fs.writeFileSync(this.files.etcdCa, ca);
+    fs.writeFileSync(this.files.etcdCert, cert);
+  }
+
+  protected writeCerts(ca: string, cert: string, key: string): void {
+    fs.mkdirSync(this.certDir, { recursive: true, mode: 0o700 });
+    fs.writeFileSync(this.files.ca, ca);
+    fs.writeFileSync(this.files.cert, cert);
+    fs.writeFileSync(this.files.key, key, { mode: 0o600 });
+    if (this.kek) fs.writeFileSync(this.files.sealedKey, sealPrivateKey(key, this.kek), { mode: 0o600 });
+  }
+
+  protected saveState(): void {
+    fs.mkdirSync(this.dir, { recursive: true });
+    const tmp = this.files.state + '.tmp';
+    fs.writeFileSync(tmp, JSON.stringify(this.state, null, 2));
+    fs.renameSync(tmp, this.files.state);
+  }
+
+  /** Starts this node's manager (node.ts). */
+  protected abstract startManager(bootstrap?: (m: Manager) => Promise<void>, forceNewCluster?: boolean, initialCluster?: string): Promise<void>;
+  /** Starts the agent session to the managers (node.ts). */
+  protected abstract startSession(): void;
+  /** Stops everything swarm and forgets the membership (node.ts). */
+  protected abstract teardown(): Promise<void>;
+}

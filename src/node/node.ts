@@ -1,0 +1,173 @@
+import fs from 'node:fs';
+import type { ManagerTarget, SwarmMembership } from '../agent/link.js';
+import { AgentSession } from '../agent/session/session.js';
+import { Manager } from '../manager/manager.js';
+import { watchSwarmEvents, type SwarmEvent } from '../manager/events/swarm-events.js';
+import { tlsInfo } from '../manager/ca/tls-info.js';
+import type { SwarmState } from './swarm-spec.js';
+import { NodeMembership } from './membership.js';
+
+export { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER, ERR_SWARM_EXISTS, ERR_NO_SWARM, ERR_NO_LEADER, defaultClusterSpec, mergeClusterSpec, type InitRequest, type JoinRequest } from './swarm-spec.js';
+export { resolveAdvertiseAddr, resolveDataPathAddr, rpcError } from './addresses.js';
+export { tlsInfo };
+
+/**
+ * This daemon's membership in a swarm (swarmkit's node.Node): init, join, leave, and what runs
+ * because of it (the manager on managers, the agent session everywhere). The API asks it for
+ * the manager's store. Startup, shutdown and the running parts are here; the seams are in
+ * membership.ts, certificates.ts, unlock.ts, on the shared state of core.ts.
+ */
+export class SwarmNode extends NodeMembership implements SwarmMembership {
+  /** Resumes membership after a restart. */
+  async open(): Promise<void> {
+    try {
+      this.state = JSON.parse(fs.readFileSync(this.files.state, 'utf8')) as SwarmState;
+    } catch {
+      return;
+    }
+    if (this.state.role === 'manager' && fs.existsSync(this.files.sealedKey)) {
+      // Autolocked: the plain key must not outlive the previous run (it does after a crash).
+      fs.rmSync(this.files.key, { force: true });
+      this.locked = true;
+      this.log.info('swarm is locked; waiting for docker swarm unlock');
+      return;
+    }
+    this.dek = this.readDek();
+    try {
+      // A role change cut short: no manager until the session's role finishes it (reconcileRole).
+      if (this.state.role === 'manager' && !this.state.roleChange) await this.startManager();
+      this.startSession();
+    } catch (err) {
+      this.log.error({ err }, 'could not resume swarm membership');
+    }
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.renewTimer);
+    this.session?.stop();
+    await this.manager?.stop();
+    // Autolocked: only the sealed key stays behind, so the next start is locked.
+    if (this.kek && fs.existsSync(this.files.sealedKey)) fs.rmSync(this.files.key, { force: true });
+  }
+
+  /** Stops everything swarm and forgets the membership. */
+  protected override async teardown(): Promise<void> {
+    clearTimeout(this.renewTimer);
+    this.session?.stop();
+    this.session = undefined;
+    await this.manager?.stop().catch((err) => this.log.warn({ err }, 'manager stop failed'));
+    this.manager = undefined;
+    this.state = undefined;
+    this.kek = undefined;
+    this.locked = false;
+    this.dek = undefined;
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Swarm events (dockerd's scope "swarm") from this node's manager, whenever it is one. */
+  onSwarmEvent(fn: (e: SwarmEvent) => void): void {
+    this.swarmEventListeners.push(fn);
+  }
+
+  protected override async startManager(bootstrap?: (m: Manager) => Promise<void>, forceNewCluster = false, initialCluster?: string): Promise<void> {
+    const s = this.state!;
+    const f = this.files;
+    const m = await Manager.start({
+      nodeId: s.nodeId, clusterId: s.clusterId, advertiseAddr: s.advertiseAddr, listenAddr: s.listenAddr,
+      tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
+      forceNewCluster, initialCluster, dek: this.dek,
+      onDataKey: (dek) => {
+        this.dek = dek;
+        this.writeDek();
+      },
+    });
+    try {
+      if (bootstrap) await bootstrap(m);
+      await m.serve();
+      await m.followUnlockKey((key) => {
+        try {
+          this.applyUnlockKey(key);
+        } catch (err) {
+          this.log.error({ err }, 'could not seal the TLS key with the new unlock key');
+        }
+      });
+    } catch (e) {
+      await m.stop();
+      throw e;
+    }
+    this.manager = m;
+    // Ends with the manager's store (a demoted node's store sends nothing more).
+    watchSwarmEvents(m.store, (e) => { for (const fn of this.swarmEventListeners) fn(e); });
+  }
+
+  /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */
+  agentTarget(): ManagerTarget | undefined {
+    const s = this.state;
+    if (!s || !this.session) return undefined;
+    const f = this.files;
+    return {
+      nodeId: s.nodeId,
+      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
+      managers: () => {
+        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
+        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
+      },
+    };
+  }
+
+  protected override startSession(): void {
+    const s = this.state!;
+    const f = this.files;
+    const session = new AgentSession({
+      log: this.log.child({ part: 'session' }),
+      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
+      managers: () => {
+        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
+        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
+      },
+      onManagers: (list) => {
+        if (JSON.stringify(list) !== JSON.stringify(s.managers)) {
+          s.managers = list;
+          this.saveState();
+        }
+      },
+      description: () => this.description(),
+      addr: s.advertiseAddr,
+      onSession: (msg) => {
+        this.reconcileRole(msg.node.Spec.Role);
+        this.reconcileTrust(msg.rootCA, msg.signingRoot);
+        this.keepApiClientCA(msg.apiClientCA);
+      },
+    });
+    session.onAssignments((tasks, files, changes) => {
+      for (const fn of this.assignmentListeners) fn(tasks, files, changes);
+    });
+    this.session = session;
+    session.start();
+    this.scheduleRenewal();
+  }
+
+  info(): Record<string, unknown> {
+    const s = this.state;
+    if (!s) return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null };
+    const base: Record<string, unknown> = {
+      NodeID: s.nodeId,
+      NodeAddr: s.advertiseAddr,
+      LocalNodeState: this.locked ? 'locked' : 'active',
+      ControlAvailable: !!this.manager,
+      Error: '',
+      RemoteManagers: s.managers.filter((m) => m.nodeId).map((m) => ({ NodeID: m.nodeId, Addr: m.addr })),
+    };
+    if (this.manager) {
+      const nodes = this.manager.store.list('nodes');
+      base.Nodes = nodes.length;
+      base.Managers = nodes.filter((n) => n.Spec.Role === 'manager').length;
+      const c = this.manager.store.list('cluster')[0];
+      if (c) {
+        const { JoinTokens: _tokens, ...cluster } = c;
+        base.Cluster = cluster;
+      }
+    }
+    return base;
+  }
+}
