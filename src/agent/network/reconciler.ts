@@ -13,6 +13,7 @@ import { ownedNamespaceSysctls, raiseNodeConntrackTimeout } from './conntrack.js
 import { buildZone } from './dns-zone.js';
 import { startResolver, type Resolver } from './dns-process.js';
 import { upstreamsFromResolvConf, type Upstream } from './dns-server.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 export interface ReconcilerOptions {
   /** The node's namespace (where the underlay address and the gateway bridge live); undefined: this process's. */
@@ -102,7 +103,7 @@ export class NetworkReconciler {
   private readonly nftApplied = new Map<string, string>();
   private resolver?: Resolver;
   private lastZone = '';
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private report: ApplyReport = freshReport();
   /** The VXLAN source address, from the plan being applied. */
   private nodeAddr = '';
@@ -131,14 +132,12 @@ export class NetworkReconciler {
   }
 
   applyPlan(plan: NodeNetworkPlan): Promise<ApplyReport> {
-    const next = this.queue.then(() => this.apply(plan));
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(() => this.apply(plan));
   }
 
   /** Stops the resolver; the kernel state stays for the next instance to adopt. */
   async close(): Promise<void> {
-    await this.queue;
+    await this.queue.idle();
     await this.resolver?.stop();
   }
 

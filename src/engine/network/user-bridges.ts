@@ -12,6 +12,7 @@ import { DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
 import { DnsServer, upstreamsFromResolvConf } from '../../agent/network/dns-server.js';
 import { emptyZone, type DnsZone } from '../../agent/network/dns-zone.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 /** The option naming a bridge's Linux device, as in Docker. */
 export const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
@@ -97,7 +98,7 @@ export class UserBridges {
   /** Filled in by the container manager: a container's name without the slash. */
   containerName: (containerId: string) => string | undefined = () => undefined;
 
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private readonly pools = new Map<string, AddressPool>();
   private readonly dns = new Map<string, DnsServer>();
 
@@ -469,8 +470,6 @@ export class UserBridges {
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(fn);
   }
 }
