@@ -1,14 +1,16 @@
 import fs from 'node:fs';
 import type { Logger } from '../../util/log.js';
 import { formatIp, macFromIp, parseIp, parseSubnet } from '../../engine/network/ipv4.js';
-import type { LocalEndpointPlan, NodeNetworkPlan, OverlayNetworkPlan, PortPlan } from './plan.js';
+import type { LocalEndpointPlan, NodeNetworkPlan, OverlayNetworkPlan } from './plan.js';
+import { desiredState, epKey, meshUdpPorts, peerChanges, publishedPorts, push, wantedPeers, type DesiredState, type Peer } from './desired.js';
+import { replyRouteCommands, type ReplyNode, type RouteEntry, type RuleEntry } from './reply-routes.js';
 import { emptyPlan } from './plan.js';
 import {
   GW_BRIDGE, INGRESS_GW_HOST_VETH, INGRESS_GW_IFNAME, NFT_CONTAINER_TABLE, NFT_INGRESS_TABLE, NFT_NODE_TABLE, OVERLAY_MTU,
   SANDBOX_BRIDGE, SANDBOX_VXLAN, VXLAN_PORT, gwVethName, sandboxName, sandboxVethName, transientVxlanName,
 } from './names.js';
 import { bridgeBatch, bridgeJson, exec, ipBatch, ipJson, nftApply, sysctl, sysctls, type FdbEntry, type LinkInfo, type NeighEntry, type NetnsPath } from './kernel.js';
-import { containerScript, containerVipTargets, deleteTableScript, ingressReplyMark, ingressScript, nodeScript, type PublishedPort } from './rules.js';
+import { containerScript, containerVipTargets, deleteTableScript, ingressReplyMark, ingressScript, nodeScript } from './rules.js';
 import { ownedNamespaceSysctls, raiseNodeConntrackTimeout } from './conntrack.js';
 import { buildZone } from './dns-zone.js';
 import { startResolver, type Resolver } from './dns-process.js';
@@ -24,11 +26,6 @@ export interface ReconcilerOptions {
   dnsUpstreams?: Upstream[];
   dnsPort?: number;
   log: Logger;
-}
-
-interface Peer {
-  mac: string;
-  nodeAddr: string;
 }
 
 /** One overlay network's sandbox namespace as programmed. */
@@ -72,20 +69,8 @@ export interface ApplyReport {
 }
 
 const NETNS_DIR = '/run/netns';
-const epKey = (containerId: string, networkId: string) => `${containerId}/${networkId}`;
 const gwPrefixLen = parseSubnet(GW_BRIDGE.subnet).prefixLen;
 const INGRESS_GW_IP = formatIp(parseIp(GW_BRIDGE.gateway) + 1);
-/** Priority of the rules that route a task's routing-mesh replies by connection mark (before `main`). */
-const REPLY_RULE_PREF = 1000;
-/** Then connected routes, then published UDP ports' replies to the ingress interface (see syncReplyRoutes). */
-const UDP_RULE_PREF = 1002;
-
-interface ReplyNode {
-  ip: string;
-  mac: string;
-  mark: number;
-}
-
 /**
  * Brings the node's overlay data path to a declared plan. It diffs against what it programmed
  * before; a new instance (daemon restart) first reads what the kernel holds and adopts what
@@ -198,49 +183,47 @@ export class NetworkReconciler {
   private async apply(plan: NodeNetworkPlan): Promise<ApplyReport> {
     this.report = freshReport();
     this.nodeAddr = plan.nodeAddr;
-    const overlays = new Map(plan.overlays.map((o) => [o.id, o]));
-    const ingressNet = plan.ingressEndpoint ? plan.overlays.find((o) => o.ingress) : undefined;
+    const want = desiredState(plan, this.options.sandboxPrefix, this.report.errors);
+    await this.removeStale(plan, want);
+    await this.createMissingSandboxes(plan, want);
+    const lateDeletes = await this.syncPeers(plan, want);
+    await this.attachContainers(want);
+    await this.dropLeftovers();
+    await this.writeRules(plan, want);
+    for (const del of lateDeletes) await del();
+    this.updateZone(plan);
+    if (this.report.errors.length) this.options.log.warn({ errors: this.report.errors }, 'overlay plan applied with errors');
+    return this.report;
+  }
 
-    // Desired state.
-    const wantSandboxes = new Map<string, OverlayNetworkPlan>();
-    const wantEndpoints = new Map<string, LocalEndpointPlan>();
-    for (const ep of plan.endpoints) {
-      const net = overlays.get(ep.networkId);
-      if (!net) {
-        this.report.errors.push({ containerId: ep.containerId, networkId: ep.networkId, message: 'network not in plan' });
-        continue;
-      }
-      wantSandboxes.set(sandboxName(this.options.sandboxPrefix, net.id), net);
-      wantEndpoints.set(epKey(ep.containerId, ep.networkId), ep);
-    }
-    if (ingressNet) wantSandboxes.set(sandboxName(this.options.sandboxPrefix, ingressNet.id), ingressNet);
-    const wantContainers = new Map<string, string>();
-    for (const ep of wantEndpoints.values()) wantContainers.set(ep.containerId, ep.netnsPath);
+  /** Whether a sandbox must be made afresh (VNI, subnet or balancer address changed) or goes away. */
+  private sandboxChanged(name: string, plan: NodeNetworkPlan, want: DesiredState): boolean {
+    const have = this.sandboxes.get(name);
+    const net = want.sandboxes.get(name);
+    if (!have || !net) return !!have;
+    const lbIp = net === want.ingressNet ? plan.ingressEndpoint!.ip : undefined;
+    return have.vni !== net.vni || (have.subnet !== '' && have.subnet !== net.subnet) || have.lbIp !== lbIp;
+  }
 
-    // 1. Removals: endpoints, gateway attachments, then sandboxes nobody uses.
-    const sandboxChanged = (name: string) => {
-      const have = this.sandboxes.get(name);
-      const want = wantSandboxes.get(name);
-      if (!have || !want) return !!have;
-      const lbIp = want === ingressNet ? plan.ingressEndpoint!.ip : undefined;
-      return have.vni !== want.vni || (have.subnet !== '' && have.subnet !== want.subnet) || have.lbIp !== lbIp;
-    };
+  /** Step 1. Removals: endpoints, gateway attachments, then sandboxes nobody uses. */
+  private async removeStale(plan: NodeNetworkPlan, want: DesiredState): Promise<void> {
+    const changed = (name: string) => this.sandboxChanged(name, plan, want);
     const dropVeths = new Map<string, string[]>();
     for (const [key, ep] of this.endpoints) {
-      const want = wantEndpoints.get(key);
-      if (want && !sandboxChanged(ep.sandbox) && want.ip === ep.ip && (want.mac ?? macFromIp(want.ip)).toLowerCase() === ep.mac && want.netnsPath === ep.netnsPath) continue;
+      const w = want.endpoints.get(key);
+      if (w && !changed(ep.sandbox) && w.ip === ep.ip && (w.mac ?? macFromIp(w.ip)).toLowerCase() === ep.mac && w.netnsPath === ep.netnsPath) continue;
       push(dropVeths, ep.sandbox, `link delete ${ep.veth}`);
       this.endpoints.delete(key);
     }
     for (const [name, sb] of this.sandboxes) {
       const lines = dropVeths.get(name) ?? [];
-      if (sandboxChanged(name) || !wantSandboxes.has(name)) continue; // going away whole
+      if (changed(name) || !want.sandboxes.has(name)) continue; // going away whole
       // Veths of containers that died are already gone with their namespace: keep going past them.
       await this.ip(sb.path, lines, true);
     }
     const dropGw: string[] = [];
     for (const [id, gw] of this.gws) {
-      if (wantContainers.get(id) === gw.netnsPath) continue;
+      if (want.containers.get(id) === gw.netnsPath) continue;
       dropGw.push(`link delete ${gw.hostVeth}`);
       this.gws.delete(id);
       this.replyRoutes.delete(id);
@@ -249,92 +232,87 @@ export class NetworkReconciler {
     }
     await this.ip(this.node, dropGw, true);
     for (const name of [...this.sandboxes.keys()]) {
-      if (sandboxChanged(name) || !wantSandboxes.has(name)) await this.removeSandboxByName(name);
+      if (changed(name) || !want.sandboxes.has(name)) await this.removeSandboxByName(name);
     }
+  }
 
-    // 2. Sandboxes that are missing.
-    for (const [name, net] of wantSandboxes) {
+  /** Step 2. Sandboxes that are missing. */
+  private async createMissingSandboxes(plan: NodeNetworkPlan, want: DesiredState): Promise<void> {
+    for (const [name, net] of want.sandboxes) {
       if (this.sandboxes.has(name)) {
         this.sandboxes.get(name)!.subnet = net.subnet;
         continue;
       }
       try {
-        await this.createSandbox(name, net, net === ingressNet ? plan : undefined);
+        await this.createSandbox(name, net, net === want.ingressNet ? plan : undefined);
       } catch (e) {
         this.fail(e, { networkId: net.id });
         await this.removeSandboxByName(name);
       }
     }
+  }
 
-    // 3. Forwarding and neighbour entries for remote addresses: one batch of each per sandbox.
+  /**
+   * Step 3. Forwarding and neighbour entries for remote addresses: one batch of each per sandbox.
+   * Returns the deletions of vanished addresses, to run once the rules no longer send there.
+   */
+  private async syncPeers(plan: NodeNetworkPlan, want: DesiredState): Promise<(() => Promise<void>)[]> {
     const lateDeletes: (() => Promise<void>)[] = [];
-    for (const [name, net] of wantSandboxes) {
+    for (const [name, net] of want.sandboxes) {
       const sb = this.sandboxes.get(name);
       if (!sb) continue;
-      const want = new Map<string, Peer>();
-      for (const p of plan.peers) if (p.networkId === net.id) want.set(p.ip, { mac: (p.mac ?? macFromIp(p.ip)).toLowerCase(), nodeAddr: p.nodeAddr });
-      const ipDel: string[] = [];
-      const fdbDel: string[] = [];
-      const ipDelLate: string[] = [];
-      const fdbDelLate: string[] = [];
-      const ipAdd: string[] = [];
-      const fdbAdd: string[] = [];
-      for (const [ip, p] of sb.peers) {
-        const w = want.get(ip);
-        if (w && w.mac === p.mac && w.nodeAddr === p.nodeAddr) continue;
-        // An address that moved is replaced now; one that is gone waits (see below).
-        (w ? ipDel : ipDelLate).push(`neigh del ${ip} dev ${SANDBOX_VXLAN}`);
-        (w ? fdbDel : fdbDelLate).push(`fdb del ${p.mac} dev ${SANDBOX_VXLAN} dst ${p.nodeAddr} self`, `fdb del ${p.mac} dev ${SANDBOX_VXLAN} master`);
-        sb.peers.delete(ip);
-      }
-      for (const [ip, w] of want) {
-        if (sb.peers.has(ip)) continue;
-        ipAdd.push(`neigh replace ${ip} lladdr ${w.mac} dev ${SANDBOX_VXLAN} nud permanent`);
-        fdbAdd.push(`fdb replace ${w.mac} dev ${SANDBOX_VXLAN} dst ${w.nodeAddr} self permanent`, `fdb replace ${w.mac} dev ${SANDBOX_VXLAN} master static`);
-      }
+      const peers = wantedPeers(plan, net.id);
+      const c = peerChanges(sb.peers, peers);
       // Deletions wait until the rules no longer send anything there (step 5): a connection
       // DNATed to a vanished address meanwhile would lose its packets to an unanswered ARP.
       // Entries the kernel already dropped must not stop the set: -force goes past them.
-      await this.ip(sb.path, ipDel, true);
-      await this.fdb(sb.path, fdbDel, true);
+      await this.ip(sb.path, c.ipDel, true);
+      await this.fdb(sb.path, c.fdbDel, true);
       lateDeletes.push(async () => {
-        await this.ip(sb.path, ipDelLate, true);
-        await this.fdb(sb.path, fdbDelLate, true);
+        await this.ip(sb.path, c.ipDelLate, true);
+        await this.fdb(sb.path, c.fdbDelLate, true);
       });
       try {
-        await this.fdb(sb.path, fdbAdd);
-        await this.ip(sb.path, ipAdd);
-        for (const [ip, w] of want) sb.peers.set(ip, w);
+        await this.fdb(sb.path, c.fdbAdd);
+        await this.ip(sb.path, c.ipAdd);
+        for (const [ip, w] of peers) sb.peers.set(ip, w);
       } catch (e) {
         // Not recorded: the next apply adds them again (replace is idempotent).
         this.fail(e, { networkId: net.id });
       }
     }
+    return lateDeletes;
+  }
 
-    // 4. Containers: adopt what a previous run made, create the rest (one batch per container netns).
-    const byContainer = new Map<string, LocalEndpointPlan[]>();
-    for (const ep of wantEndpoints.values()) push(byContainer, ep.containerId, ep);
+  /** Step 4. Containers: adopt what a previous run made, create the rest (one batch per container netns). */
+  private async attachContainers(want: DesiredState): Promise<void> {
     // Adopted containers first: their gateway addresses must be known before new ones are handed out.
-    const order = [...byContainer.keys()].sort((a, b) => Number(this.unclaimedGw.has(gwVethName(b))) - Number(this.unclaimedGw.has(gwVethName(a))));
+    const order = [...want.byContainer.keys()].sort((a, b) => Number(this.unclaimedGw.has(gwVethName(b))) - Number(this.unclaimedGw.has(gwVethName(a))));
     for (const containerId of order) {
-      const eps = byContainer.get(containerId)!;
+      const eps = want.byContainer.get(containerId)!;
       try {
-        await this.attachContainer(containerId, eps, overlays);
+        await this.attachContainer(containerId, eps, want.overlays);
       } catch (e) {
         this.fail(e, { containerId });
       }
     }
-    // Leftovers of a previous run that the plan no longer has.
+  }
+
+  /** Leftovers of a previous run that the plan no longer has. */
+  private async dropLeftovers(): Promise<void> {
     for (const sb of this.sandboxes.values()) {
       await this.ip(sb.path, [...sb.unclaimed].map((v) => `link delete ${v}`), true).catch(() => undefined);
       sb.unclaimed.clear();
     }
     await this.ip(this.node, [...this.unclaimedGw].map((v) => `link delete ${v}`), true).catch(() => undefined);
     this.unclaimedGw.clear();
+  }
 
-    // 5. nftables: per container VIPs (and routing-mesh replies), the ingress sandbox's balancer, the node's published ports.
+  /** Step 5. nftables: per container VIPs (and routing-mesh replies), the ingress sandbox's balancer, the node's published ports. */
+  private async writeRules(plan: NodeNetworkPlan, want: DesiredState): Promise<void> {
+    const { ingressNet } = want;
     const replyNodes: ReplyNode[] = (plan.ingressNodes ?? []).map((n) => ({ ip: n.ip, mac: (n.mac ?? macFromIp(n.ip)).toLowerCase(), mark: ingressReplyMark(n.ip) }));
-    for (const [containerId, eps] of byContainer) {
+    for (const [containerId, eps] of want.byContainer) {
       const gw = this.gws.get(containerId);
       if (!gw) continue;
       const nets = new Set(eps.filter((e) => this.endpoints.has(epKey(containerId, e.networkId))).map((e) => e.networkId));
@@ -345,28 +323,13 @@ export class NetworkReconciler {
       await this.nft(`c:${containerId}`, gw.netnsPath, containerScript(containerVipTargets(plan.services, nets), reply));
     }
     const ingressSb = ingressNet && this.sandboxes.get(sandboxName(this.options.sandboxPrefix, ingressNet.id));
-    const published: PublishedPort[] = [];
-    const balanced: PublishedPort[] = [];
-    for (const s of plan.services) {
-      for (const port of dedupePorts(s.ports)) {
-        if (port.mode === 'host') {
-          const backends = s.tasks.flatMap((t) => {
-            const ip = (t.containerId && this.gws.get(t.containerId)?.ip) || t.bridgeIp;
-            return ip ? [{ ip, port: port.target }] : [];
-          });
-          published.push({ protocol: port.protocol, published: port.published, backends });
-        } else if (ingressSb && ingressNet) {
-          published.push({ protocol: port.protocol, published: port.published, backends: [{ ip: INGRESS_GW_IP }] });
-          const backends = s.tasks.flatMap((t) => (t.addresses[ingressNet.id] ? [{ ip: t.addresses[ingressNet.id], port: port.target }] : []));
-          balanced.push({ protocol: port.protocol, published: port.published, backends, ...(s.masquerade ? { masquerade: true } : {}) });
-        }
-      }
-    }
+    const { published, balanced } = publishedPorts(plan, ingressNet, ingressSb ? INGRESS_GW_IP : undefined, (id) => this.gws.get(id)?.ip);
     if (ingressSb) await this.nft(`s:${ingressSb.name}`, ingressSb.path, ingressScript(balanced));
     await this.nft('node', this.node, nodeScript(published));
-    for (const del of lateDeletes) await del();
+  }
 
-    // 6. The resolver's view.
+  /** Step 6. The resolver's view. */
+  private updateZone(plan: NodeNetworkPlan): void {
     const zone = buildZone(plan, (id) => this.gws.get(id)?.ip);
     this.resolver?.setZone(zone);
     // A name that does not resolve is a question about this zone: its changes go to the debug log.
@@ -375,8 +338,6 @@ export class NetworkReconciler {
       this.lastZone = zoneText;
       this.options.log.debug({ zone }, 'resolver zone changed');
     }
-    if (this.report.errors.length) this.options.log.warn({ errors: this.report.errors }, 'overlay plan applied with errors');
-    return this.report;
   }
 
   private async createSandbox(name: string, net: OverlayNetworkPlan, ingress: NodeNetworkPlan | undefined): Promise<void> {
@@ -523,41 +484,9 @@ export class NetworkReconciler {
   private async syncReplyRoutes(containerId: string, ns: string, ifname: string, nodes: ReplyNode[], udpPorts: number[], ownIp: string | undefined): Promise<void> {
     const key = `${ifname} ${nodes.map((n) => n.ip).sort().join(',')} udp ${udpPorts.join(',')}`;
     if (this.replyRoutes.get(containerId) === key) return;
-    const rules = await ipJson<{ priority?: number; fwmark?: string; table?: string; ipproto?: string; sport?: number; suppress_prefixlen?: number }>(ns, ['rule', 'show']);
-    const routes = await ipJson<{ dst?: string; gateway?: string; dev?: string; table?: string }>(ns, ['route', 'show', 'table', 'all']);
-    const want = new Set(nodes.map((n) => n.mark));
-    const have = new Set<number>();
-    const drop: string[] = [];
-    // A UDP server answering from a wildcard socket has its source address picked by the route
-    // lookup, before any mark: replies from a published UDP port take the ingress interface
-    // (so the source is the task's ingress address and conntrack sees the reply of the marked
-    // flow, whose mark then re-routes it to the right ingress node). Connected networks first.
-    const own = ownIp ? nodes.find((n) => n.ip === ownIp) : nodes[0];
-    const udpWant = udpPorts.length && own
-      ? [`${UDP_RULE_PREF - 1} main`, ...udpPorts.map((p) => `${UDP_RULE_PREF} ${p} ${own.mark}`)].sort()
-      : [];
-    const udpHave = rules
-      .filter((r) => r.priority === UDP_RULE_PREF || r.priority === UDP_RULE_PREF - 1)
-      .map((r) => (r.priority === UDP_RULE_PREF ? `${r.priority} ${r.sport} ${r.table}` : `${r.priority} ${r.table}`))
-      .sort();
-    // UDP source-port rules are few: made afresh whenever they differ (a restarted agent adopts equal ones).
-    const udpSame = JSON.stringify(udpWant) === JSON.stringify(udpHave);
-    for (const r of rules) {
-      if (!udpSame && (r.priority === UDP_RULE_PREF || r.priority === UDP_RULE_PREF - 1)) drop.push(`rule del pref ${r.priority}`);
-      if (r.priority !== REPLY_RULE_PREF || !r.fwmark) continue;
-      const mark = Number(r.fwmark);
-      if (want.has(mark)) have.add(mark);
-      else drop.push(`rule del pref ${REPLY_RULE_PREF} fwmark ${r.fwmark} table ${r.table ?? mark}`, `route del default table ${r.table ?? mark}`);
-    }
-    const routed = (n: ReplyNode) => routes.some((r) => r.dst === 'default' && r.table === String(n.mark) && r.gateway === n.ip && r.dev === ifname);
-    const add = nodes.flatMap((n) => [
-      ...(routed(n) ? [] : [`route replace default via ${n.ip} dev ${ifname} table ${n.mark}`]),
-      ...(have.has(n.mark) ? [] : [`rule add pref ${REPLY_RULE_PREF} fwmark 0x${n.mark.toString(16)} table ${n.mark}`]),
-    ]);
-    if (!udpSame && udpPorts.length && own) {
-      add.push(`rule add pref ${UDP_RULE_PREF - 1} lookup main suppress_prefixlength 0`);
-      for (const p of udpPorts) add.push(`rule add pref ${UDP_RULE_PREF} ipproto udp sport ${p} table ${own.mark}`);
-    }
+    const rules = await ipJson<RuleEntry>(ns, ['rule', 'show']);
+    const routes = await ipJson<RouteEntry>(ns, ['route', 'show', 'table', 'all']);
+    const { drop, add } = replyRouteCommands(rules, routes, ifname, nodes, udpPorts, ownIp);
     try {
       await this.ip(ns, drop, true);
       await this.ip(ns, add);
@@ -630,12 +559,6 @@ function freshReport(): ApplyReport {
   return { ipBatches: 0, bridgeBatches: 0, nftTransactions: 0, errors: [] };
 }
 
-function push<K, V>(m: Map<K, V[]>, k: K, ...v: V[]): void {
-  const list = m.get(k);
-  if (list) list.push(...v);
-  else m.set(k, [...v]);
-}
-
 function inGwSubnet(ip: string): boolean {
   const s = parseSubnet(GW_BRIDGE.subnet);
   return ((parseIp(ip) & ~((1 << (32 - s.prefixLen)) - 1)) >>> 0) === s.base;
@@ -649,27 +572,6 @@ function nsRef(ns: NetnsPath): string {
   const pid = /^\/proc\/(\d+)\/ns\/net$/.exec(ns);
   if (pid) return pid[1];
   throw new Error(`cannot name namespace ${ns} for ip link: use /run/netns/<name> or /proc/<pid>/ns/net`);
-}
-
-/** Target ports of the routing mesh's UDP ports of the services a local container is a task of. */
-function meshUdpPorts(plan: NodeNetworkPlan, containerId: string): number[] {
-  const ports = new Set<number>();
-  for (const s of plan.services) {
-    if (!s.tasks.some((t) => t.containerId === containerId)) continue;
-    for (const p of s.ports) if (p.mode === 'ingress' && p.protocol === 'udp') ports.add(p.target);
-  }
-  return [...ports].sort((a, b) => a - b);
-}
-
-/** Docker publishes a port once per protocol and number; duplicates in a spec would clash in the map. */
-function dedupePorts(ports: PortPlan[]): PortPlan[] {
-  const seen = new Set<string>();
-  return ports.filter((p) => {
-    const k = `${p.protocol}/${p.published}/${p.mode}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
 }
 
 function readHostResolvers(): Upstream[] {
