@@ -7,10 +7,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/log.js';
-import { badRequest, conflict, noSuchImage } from '../../util/errors.js';
+import { badRequest, noSuchImage } from '../../util/errors.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageConfig, ResolvedImage } from '../types.js';
-import { BlobStore, hexOf, shortId, writeFileAtomic } from './blobs.js';
+import { BlobStore, hexOf, writeFileAtomic } from './blobs.js';
 import { LayerStore, type LayerMeta } from './layers.js';
 import type { ImageConfigBlob } from './manifest.js';
 import type { DeleteResponseItem, Image, ImageRecord, ImageUser, InUseCheck } from './image.js';
@@ -18,12 +18,9 @@ import { imageHistory, inspectImage, listImages } from './views.js';
 import { missingName, removeImage } from './rmi.js';
 import {
   familiar,
-  familiarString,
   formatReference,
   isSha256Digest,
   parseReference,
-  referenceFilterMatch,
-  repoName,
   withDefaultTag,
   type ImageReference,
 } from './reference.js';
