@@ -4,6 +4,7 @@ import { followLog, readLog, type LogEntry } from '../engine/containers/logs.js'
 import { clientCredentials, DispatcherClient, serverStream, unary, type LogLine, type LogSubscription } from '../cluster/rpc.js';
 import type { SwarmMembership } from './link.js';
 import type { Logger } from '../util/log.js';
+import { SerialQueue } from '../util/serial-queue.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const CHECK_MS = 2000;
@@ -80,11 +81,11 @@ export class LogAgent {
 
   private async serve(client: grpc.Client, s: LogSubscription, ac: AbortController): Promise<void> {
     let buf: LogLine[] = [];
-    let sending = Promise.resolve();
+    const sending = new SerialQueue();
     const send = (done = false) => {
       const lines = buf;
       buf = [];
-      sending = sending.then(async () => {
+      return sending.run(async () => {
         if (ac.signal.aborted && !done) return;
         for (let i = 0; i < lines.length || (i === 0 && done); i += BATCH) {
           const batch = lines.slice(i, i + BATCH);
@@ -97,7 +98,6 @@ export class LogAgent {
           }
         }
       });
-      return sending;
     };
     const flusher = setInterval(() => { if (buf.length) void send(); }, FLUSH_MS);
     try {

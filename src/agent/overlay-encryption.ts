@@ -6,6 +6,7 @@ import { nftApply } from './network/kernel.js';
 import type { NodeNetworkPlan } from './network/plan.js';
 import { cannotEncryptMessage, encryptionGuardScript, encryptPlan, isEncrypted, type LocalTunnel } from './network/encryption.js';
 import { detectMode, TUNNEL_PORT, tunnelAddress, WireGuardDevice } from './network/wireguard.js';
+import { SerialQueue } from '../util/serial-queue.js';
 
 /** How often a lost tunnel is made again (each attempt is logged). */
 const RECREATE_MS = 5000;
@@ -26,7 +27,7 @@ export class OverlayEncryption {
   private reported = '';
   /** The guard script last applied; starts as "none", so a node without encrypted networks never touches nftables for them. */
   private guard = encryptionGuardScript('', []);
-  private lock: Promise<unknown> = Promise.resolve();
+  private readonly lock = new SerialQueue();
   private readonly refusedLogged = new Set<string>();
 
   constructor(
@@ -88,9 +89,7 @@ export class OverlayEncryption {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.lock.then(fn);
-    this.lock = next.catch(() => undefined);
-    return next;
+    return this.lock.run(fn);
   }
 
   /** Brings the tunnel up (again after a loss), rotates its key to the managers' epoch. */

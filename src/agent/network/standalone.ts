@@ -8,6 +8,7 @@ import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { ApiError, badRequest, forbidden, notFound, serverError } from '../../util/errors.js';
 import { attachmentSpec } from '../../cluster/attachment-task.js';
 import type { Logger } from '../../util/log.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 const LOCAL_MODES = new Set(['default', 'bridge', 'host', 'none']);
@@ -48,7 +49,7 @@ export class StandaloneAttachments {
   private readonly dropped = new Set<string>();
   private unsubscribe?: () => void;
   /** Attach and detach calls in order: a restart's attach must not overtake the detach of its death. */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   constructor(
     private readonly engine: Engine,
@@ -215,9 +216,7 @@ export class StandaloneAttachments {
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const p = this.queue.then(fn);
-    this.queue = p.catch(() => undefined);
-    return p;
+    return this.queue.run(fn);
   }
 
   /** A unary dispatcher call on the first manager that answers. */

@@ -5,6 +5,7 @@ import type { AgentLink, AssignedFiles, AssignmentChanges } from '../link.js';
 import { taskFiles } from '../executor/task-files.js';
 import type { TaskExecutor } from '../executor/executor.js';
 import { TaskRunner } from './task-runner.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 /**
  * The worker (swarmkit agent/worker.go): turns the set of tasks assigned to this node into
@@ -21,7 +22,8 @@ const REPORT_INTERVAL_MS = 100;
 
 export class Worker {
   private readonly runners = new Map<string, TaskRunner>();
-  private queue = Promise.resolve();
+  /** Reconciling one set at a time keeps removals from racing creations. */
+  private readonly assignments = new SerialQueue();
   private stopped = false;
   private membership?: NodeJS.Timeout;
   private lastNodeId?: string;
@@ -53,8 +55,7 @@ export class Worker {
   private enqueue(tasks: Task[], leaving = false, files?: AssignedFiles, changes?: AssignmentChanges): void {
     if (this.stopped) return;
     this.log.debug({ tasks: tasks.length, changed: changes?.tasks.length }, 'assignments received');
-    // Serialized: reconciling one set at a time keeps removals from racing creations.
-    this.queue = this.queue.then(() => this.assign(tasks, leaving, files, changes)).catch((err) => {
+    void this.assignments.run(() => this.assign(tasks, leaving, files, changes)).catch((err) => {
       this.inStep = false;
       this.log.error({ err }, 'assignment failed');
     });

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { badRequest, conflict, notFound } from '../../util/errors.js';
 import { newHexId } from '../../util/ids.js';
 import { STDERR, STDOUT, streamWriter } from '../../net/streams.js';
-import type { ContainerManager } from './manager.js';
+import type { ContainerTable } from './table.js';
 import { RUNC } from './runtime.js';
 import { groupAddOf, processSpec } from './spec.js';
 import { DetachWatcher, parseDetachKeys } from './detach-keys.js';
@@ -38,10 +38,19 @@ export interface ExecInstance {
 
 /** Exec instances: created, then started once (runc exec in the running container), then inspected for the exit code. */
 export class Execs {
-  constructor(private readonly m: ContainerManager) {}
+  private readonly table = new Map<string, ExecInstance>();
 
-  private get table(): Map<string, ExecInstance> {
-    return this.m.execs;
+  constructor(private readonly m: ContainerTable) {}
+
+  /** Exec IDs of a container, for its inspect (null when none, as dockerd shows it). */
+  idsOf(containerId: string): string[] | null {
+    const ids = [...this.table.values()].filter((e) => e.containerId === containerId).map((e) => e.id);
+    return ids.length ? ids : null;
+  }
+
+  /** A removed container's execs go with it. */
+  forgetContainer(containerId: string): void {
+    for (const [id, e] of this.table) if (e.containerId === containerId) this.table.delete(id);
   }
 
   create(ref: string, cfg: ExecConfig): string {

@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { ApiError, badRequest } from '../../util/errors.js';
 import { nftApply, SELF } from '../network/ip.js';
 import { DEFAULT_BRIDGE, NFT_TABLE } from '../network/names.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 /** `HostConfig.PortBindings` as the API sends it: `{"8000/tcp": [{"HostIp": "", "HostPort": "8080"}]}`. */
 export type PortBindings = Record<string, { HostIp?: string; HostPort?: string }[] | null>;
@@ -46,7 +47,7 @@ export function validatePortBindings(b: unknown): void {
  */
 export class PortPublisher {
   private readonly byContainer = new Map<string, { ip: string; ports: PublishedPort[] }>();
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   /** The bridges containers publish from: the default one, and user-defined ones when there are. */
   bridges: () => { device: string; subnet: string }[] = () => [{ device: DEFAULT_BRIDGE.device, subnet: DEFAULT_BRIDGE.subnet }];
 
@@ -97,9 +98,7 @@ export class PortPublisher {
 
   /** Rewrites the chains; also called once at open so a restarted daemon owns what is there. */
   apply(): Promise<void> {
-    const next = this.queue.then(() => this.write());
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(() => this.write());
   }
 
   private async write(): Promise<void> {

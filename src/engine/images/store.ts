@@ -7,60 +7,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/log.js';
-import { badRequest, conflict, noSuchImage } from '../../util/errors.js';
+import { badRequest, noSuchImage } from '../../util/errors.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageConfig, ResolvedImage } from '../types.js';
-import { BlobStore, hexOf, shortId, writeFileAtomic } from './blobs.js';
+import { BlobStore, hexOf, writeFileAtomic } from './blobs.js';
 import { LayerStore, type LayerMeta } from './layers.js';
-import type { HistoryEntry, ImageConfigBlob } from './manifest.js';
+import type { ImageConfigBlob } from './manifest.js';
+import type { DeleteResponseItem, Image, ImageRecord, ImageUser, InUseCheck } from './image.js';
+import { imageHistory, inspectImage, listImages } from './views.js';
+import { missingName, removeImage } from './rmi.js';
 import {
   familiar,
-  familiarString,
   formatReference,
   isSha256Digest,
   parseReference,
-  referenceFilterMatch,
-  repoName,
   withDefaultTag,
   type ImageReference,
 } from './reference.js';
 
-/** What the store keeps about one image besides its config blob. */
-export interface ImageRecord {
-  id: string;
-  /** When this node got it (pull, load, import). */
-  loadedAt: string;
-  lastTagTime?: string;
-  /**
-   * Deleted by `docker rmi -f` while a stopped container still uses it: gone for users, but
-   * kept (by full ID) with its layers so that container can start again. Collected later.
-   */
-  orphaned?: boolean;
-  /** The image it was committed from (dockerd keeps this locally, not in the config blob). */
-  parent?: string;
-}
+export type { DeleteResponseItem, Image, ImageRecord, ImageUser, InUseCheck } from './image.js';
 
-export interface Image {
-  id: string;
-  record: ImageRecord;
-  config: ImageConfigBlob;
-  /** Size of the uncompressed layers. */
-  size: number;
-}
-
-export type DeleteResponseItem = { Untagged: string } | { Deleted: string };
-
-/** A container that uses an image. */
-export interface ImageUser {
-  id: string;
-  running: boolean;
-}
-
-/**
- * Tells whether a container uses an image: the container, or undefined. Set by the container
- * manager. A bare container ID is read as a running container (never deleted under it).
- */
-export type InUseCheck = (imageId: string) => string | ImageUser | undefined;
 
 const isIdPrefix = (s: string) => /^(sha256:)?[a-f0-9]{1,64}$/.test(s);
 
@@ -298,59 +264,20 @@ export class ImageStore {
   }
 
   /**
-   * `docker rmi`, with dockerd's rules: a name untags (refused while a container uses the image
-   * through its only name, unless forced) and deletes the image once nothing names it; an ID
-   * deletes the image (refused while other repositories name it or a container uses it).
+   * `docker rmi`, with dockerd's rules (rmi.ts): a name untags, an ID deletes; a container's
+   * image is kept for it.
    */
   remove(ref: string, force: boolean, prune = true): DeleteResponseItem[] {
     void prune; // images have no parent chain here: nothing beyond the image itself to prune
-    this.collectOrphans();
-    const found = this.find(ref);
-    if (!found) throw noSuchImage(missingName(ref));
-    const img = found.image;
-    const out: DeleteResponseItem[] = [];
-    let refs = this.refsOf(img.id);
-    let quiet = false;
-    if (found.ref && !isIdPrefixOf(ref, img.id)) {
-      if (!force && isSingleReference(refs)) {
-        const user = this.userOf(img.id);
-        if (user) throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(img.id)}`);
-      }
-      this.untag(found.ref);
-      out.push({ Untagged: familiar(found.ref) });
-      refs = this.refsOf(img.id);
-      const gone = parseReference(found.ref);
-      // A tag gone and only digests of that repository left: they go too.
-      if (!gone.digest && !refs.some((r) => !parseReference(r).digest && repoName(parseReference(r)) === repoName(gone))) {
-        for (const r of refs.filter((r) => repoName(parseReference(r)) === repoName(gone))) {
-          this.untag(r);
-          out.push({ Untagged: familiar(r) });
-        }
-        refs = this.refsOf(img.id);
-      }
-      if (refs.length > 0) return out;
-      quiet = true;
-    } else if (isSingleReference(refs)) {
-      const c = this.deleteConflict(img, { stopped: !force, references: false });
-      if (c) throw c.error;
-      for (const r of refs) {
-        this.untag(r);
-        out.push({ Untagged: familiar(r) });
-      }
-    }
-    const c = this.deleteConflict(img, { stopped: !force, references: !force });
-    if (c) {
-      // After an untag the image quietly stays for the container that uses it.
-      if (quiet && c.used) return out;
-      throw c.error;
-    }
-    for (const r of this.refsOf(img.id)) {
-      this.untag(r);
-      out.push({ Untagged: familiar(r) });
-    }
-    // Forced under a stopped container: deleted for users, kept for that container.
-    if (this.userOf(img.id)) return out.concat(this.orphan(img));
-    return out.concat(this.deleteImage(img));
+    return removeImage({
+      find: (r) => this.find(r),
+      refsOf: (id) => this.refsOf(id),
+      untag: (full) => this.untag(full),
+      userOf: (id) => this.userOf(id),
+      orphan: (img) => this.orphan(img),
+      deleteImage: (img) => this.deleteImage(img),
+      collectOrphans: () => this.collectOrphans(),
+    }, ref, force);
   }
 
   private orphan(img: Image): DeleteResponseItem[] {
@@ -364,16 +291,6 @@ export class ImageStore {
   /** Deletes the orphans no container uses any more, with their unused layers. */
   private collectOrphans(): void {
     for (const img of [...this.orphans.values()]) if (!this.userOf(img.id)) this.deleteImage(img);
-  }
-
-  /** What stops an image from being deleted: a running container always; names and stopped containers unless forced. */
-  private deleteConflict(img: Image, soft: { stopped: boolean; references: boolean }): { error: Error; used: boolean } | undefined {
-    const user = this.userOf(img.id);
-    const say = (forced: string, why: string) => conflict(`conflict: unable to delete ${shortId(img.id)} (${forced}) - ${why}`);
-    if (user?.running) return { error: say('cannot be forced', `image is being used by running container ${user.id.slice(0, 12)}`), used: true };
-    if (soft.references && this.refsOf(img.id).length > 0) return { error: say('must be forced', 'image is referenced in multiple repositories'), used: false };
-    if (soft.stopped && user) return { error: say('must be forced', `image is being used by stopped container ${user.id.slice(0, 12)}`), used: true };
-    return undefined;
   }
 
   /** Removes the record, its config blob and the layers no other image uses. */
@@ -414,140 +331,22 @@ export class ImageStore {
     return { ImagesDeleted: deleted, SpaceReclaimed: space };
   }
 
-  // --- views (API shapes) -----------------------------------------------------------------
+  // --- views (API shapes: views.ts) ---------------------------------------------------------
 
   /** `GET /images/json` items, newest first. */
   list(filters: Map<string, string[]>): Array<Record<string, unknown>> {
-    const known = new Set(['dangling', 'reference', 'label', 'before', 'since']);
-    for (const k of filters.keys()) if (!known.has(k)) throw badRequest(`invalid filter '${k}'`);
-    const dangling = filters.get('dangling');
-    if (dangling) for (const v of dangling) if (!['true', 'false', '1', '0'].includes(v)) throw badRequest(`invalid filter 'dangling=${v}'`);
-    const wantDangling = dangling ? ['true', '1'].includes(dangling[0]) : undefined;
-    const refPatterns = filters.get('reference') ?? [];
-    const labels = filters.get('label') ?? [];
-    const before = filters.get('before')?.map((r) => this.lookup(r));
-    const since = filters.get('since')?.map((r) => this.lookup(r));
-    const created = (i: Image) => Date.parse(i.config.created ?? '') || 0;
-
-    const items: Array<Record<string, unknown>> = [];
-    for (const img of this.images.values()) {
-      const tagRefs = this.refsOf(img.id).filter((r) => !r.includes('@'));
-      if (wantDangling !== undefined && wantDangling !== (tagRefs.length === 0)) continue;
-      let tags = tagRefs.map(familiar);
-      let digests = this.repoDigests(img.id);
-      if (refPatterns.length) {
-        // Like dockerd, only the matching names are listed, digests included.
-        const matching = this.refsOf(img.id).filter((r) => refPatterns.some((p) => referenceFilterMatch(p, r)));
-        if (matching.length === 0) continue;
-        tags = matching.filter((r) => !r.includes('@')).map(familiar);
-        digests = matching.filter((r) => r.includes('@')).map(familiar);
-      }
-      const imgLabels = img.config.config?.Labels ?? {};
-      if (!labels.every((l) => matchLabel(imgLabels, l))) continue;
-      if (before && !before.every((b) => created(img) < created(b))) continue;
-      if (since && !since.every((s) => created(img) > created(s))) continue;
-      items.push({
-        Containers: -1,
-        Created: Math.floor(created(img) / 1000),
-        Id: img.id,
-        Labels: img.config.config?.Labels ?? null,
-        ParentId: this.liveParent(img),
-        RepoDigests: digests,
-        RepoTags: tags,
-        SharedSize: -1,
-        Size: img.size,
-        VirtualSize: img.size,
-      });
-    }
-    return items.sort((a, b) => (b.Created as number) - (a.Created as number));
-  }
-
-  /** The parent image's ID while that image is still here, as dockerd shows it; '' otherwise. */
-  private liveParent(img: Image): string {
-    return img.record.parent && this.images.has(img.record.parent) ? img.record.parent : '';
+    return listImages(this, filters);
   }
 
   /** `GET /images/{name}/json`. */
   inspect(ref: string): Record<string, unknown> {
-    const img = this.lookup(ref);
-    const c = img.config;
-    const diffIds = c.rootfs.diff_ids;
-    const dirs = diffIds.map((d) => this.layers.diffDir(d));
-    return {
-      Id: img.id,
-      RepoTags: this.repoTags(img.id),
-      RepoDigests: this.repoDigests(img.id),
-      Parent: this.liveParent(img),
-      Comment: c.comment ?? '',
-      Created: c.created ?? new Date(0).toISOString(),
-      Container: '',
-      ContainerConfig: containerConfigShape({}),
-      DockerVersion: c.docker_version ?? '',
-      Author: c.author ?? '',
-      Config: containerConfigShape(c.config ?? {}),
-      Architecture: c.architecture,
-      ...(c.variant ? { Variant: c.variant } : {}),
-      Os: c.os,
-      Size: img.size,
-      VirtualSize: img.size,
-      GraphDriver: {
-        Name: 'overlay2',
-        Data: dirs.length ? { LowerDir: [...dirs].reverse().join(':') } : null,
-      },
-      RootFS: { Type: c.rootfs.type ?? 'layers', Layers: diffIds },
-      Metadata: { LastTagTime: img.record.lastTagTime ?? '0001-01-01T00:00:00Z' },
-    };
+    return inspectImage(this, ref);
   }
 
   /** `GET /images/{name}/history`, newest first. */
   history(ref: string): Array<Record<string, unknown>> {
-    const img = this.lookup(ref);
-    const c = img.config;
-    const hist: HistoryEntry[] = c.history?.length ? c.history : c.rootfs.diff_ids.map(() => ({ created: c.created }));
-    const layerIds = [...c.rootfs.diff_ids];
-    const rows = hist.map((h) => {
-      const layer = h.empty_layer ? undefined : layerIds.shift();
-      return {
-        Id: '<missing>',
-        Created: Math.floor((Date.parse(h.created ?? '') || 0) / 1000),
-        CreatedBy: h.created_by ?? '',
-        Tags: null as string[] | null,
-        Size: layer && this.layers.has(layer) ? this.layers.meta(layer).size : 0,
-        Comment: h.comment ?? '',
-      };
-    });
-    rows.reverse();
-    if (rows.length) {
-      rows[0].Id = img.id;
-      rows[0].Tags = this.repoTags(img.id);
-    }
-    return rows;
+    return imageHistory(this, ref);
   }
-}
-
-/** dockerd's isSingleReference: all references in one repository, at most one of them a tag. */
-function isSingleReference(refs: string[]): boolean {
-  if (refs.length <= 1) return refs.length === 1;
-  const parsed = refs.map((r) => parseReference(r));
-  const tags = parsed.filter((r) => !r.digest);
-  if (tags.length > 1) return false;
-  const digestRepos = new Set(parsed.filter((r) => r.digest).map(repoName));
-  const single = tags[0] ?? parsed[0];
-  return digestRepos.size === 1 && digestRepos.has(repoName(single));
-}
-
-/** How dockerd names what it did not find: `nosuch:latest`, `sha256:…` as given. */
-function missingName(ref: string): string {
-  if (isSha256Digest(ref) || /^[a-f0-9]{64}$/.test(ref)) return ref;
-  return familiarString(withDefaultTag(parseReference(ref)));
-}
-
-const isIdPrefixOf = (ref: string, id: string) => isIdPrefix(ref) && id.startsWith(ref.startsWith('sha256:') ? ref : `sha256:${ref}`);
-
-function matchLabel(labels: Record<string, string>, filter: string): boolean {
-  const i = filter.indexOf('=');
-  if (i < 0) return filter in labels;
-  return labels[filter.slice(0, i)] === filter.slice(i + 1);
 }
 
 /** The parts of an image config containers run with (what ResolvedImage.config carries). */
@@ -565,30 +364,4 @@ function runConfig(c: ImageConfigBlob): ImageConfig {
   if (cfg.Volumes) out.Volumes = cfg.Volumes;
   if (cfg.Healthcheck) out.Healthcheck = cfg.Healthcheck;
   return out;
-}
-
-/** An image config in the full container-config shape `docker image inspect` shows. */
-function containerConfigShape(cfg: ImageConfig & Record<string, unknown>): Record<string, unknown> {
-  return {
-    Hostname: '',
-    Domainname: '',
-    User: cfg.User ?? '',
-    AttachStdin: false,
-    AttachStdout: false,
-    AttachStderr: false,
-    ...(cfg.ExposedPorts ? { ExposedPorts: cfg.ExposedPorts } : {}),
-    Tty: false,
-    OpenStdin: false,
-    StdinOnce: false,
-    Env: cfg.Env ?? null,
-    Cmd: cfg.Cmd ?? null,
-    ...(cfg.Healthcheck ? { Healthcheck: cfg.Healthcheck } : {}),
-    Image: '',
-    Volumes: cfg.Volumes ?? null,
-    WorkingDir: cfg.WorkingDir ?? '',
-    Entrypoint: cfg.Entrypoint ?? null,
-    OnBuild: null,
-    Labels: cfg.Labels ?? null,
-    ...(cfg.StopSignal ? { StopSignal: cfg.StopSignal } : {}),
-  };
 }

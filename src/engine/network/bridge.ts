@@ -9,6 +9,7 @@ import { inNetns, ipBatch, ipBatches, ipJson, nftApply, SELF, type IpAddrInfo, t
 import { macFromIp, parseSubnet } from '../../net/ipv4.js';
 import { BRIDGE_NAT_CHAIN, BRIDGE_STATE_FILE, CONTAINER_IFNAME, DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 /** How long the kernel gets to remove a stopped container's veth before we do. */
 const VETH_SWEEP_MS = 3000;
@@ -47,7 +48,7 @@ export class BridgeNetwork {
   /** Filled in by the container manager: the name `network inspect` shows for a container. */
   containerName: (containerId: string) => string | undefined = () => undefined;
 
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
 
   private constructor(
     readonly config: DaemonConfig,
@@ -258,9 +259,7 @@ export class BridgeNetwork {
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(fn);
   }
 }
 

@@ -14,6 +14,7 @@ import { DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
 import { DnsServer, upstreamsFromResolvConf } from '../../net/dns-server.js';
 import { emptyZone, type DnsZone } from '../../net/dns-zone.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 /** The option naming a bridge's Linux device, as in Docker. */
 export const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
@@ -119,7 +120,7 @@ export class UserBridges {
   /** Filled in by the container manager: a container's name without the slash. */
   containerName: (containerId: string) => string | undefined = () => undefined;
 
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   private readonly pools = new Map<string, AddressPool>();
   private readonly pools6 = new Map<string, AddressPool6>();
   private readonly dns = new Map<string, DnsServer>();
@@ -559,8 +560,6 @@ export class UserBridges {
   }
 
   private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.queue.run(fn);
   }
 }

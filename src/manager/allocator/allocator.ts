@@ -57,13 +57,33 @@ export function allocate(
   const allTasks = typeof tasks === 'function' ? tasks : () => tasks;
   const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [] };
   const now = new Date().toISOString();
+  const nets = allocateNetworks(cluster, networks, now, result);
+  const { pools, pool } = addressPools(nets, services, nodes, allTasks);
+  allocateIngressAddresses(nodes, nets, pools, pool, now, result);
+  const allocated = allocateServices(services, nets, pools, pool, now, result);
+  allocateTasks(newTasks ?? allTasks(), allocated, nets, pool, now, result);
+  // Network attachments of standalone containers (swarmkit allocates them like tasks): NEW →
+  // RUNNING with their addresses, from the same pools, so nothing here can collide with a VIP,
+  // a service task or another manager's attachment. Nothing schedules or starts them: the node
+  // that asked wires the address as soon as the manager answers it with this task.
+  for (const t of newTasks ?? allTasks()) {
+    if (t.Status.State !== 'new' || !isNetworkAttachment(t)) continue;
+    const u = allocateAttachment(t, nets, pools, pool, now);
+    if (u) result.tasks.push(u);
+  }
+  return result;
+}
 
-  // Networks.
+/** An address pool by network ID; the first call marks what live tasks hold. */
+type PoolOf = (networkId: string) => AddressPool;
+
+/** Networks get a subnet (asked for, or from the cluster's default pools) and, overlays, a VNI. */
+function allocateNetworks(cluster: Cluster | undefined, networks: Network[], now: string, result: AllocationResult): Network[] {
   const subnets = new SubnetPool(cluster?.DefaultAddrPool?.length ? cluster.DefaultAddrPool : DEFAULT_POOL, cluster?.SubnetSize || DEFAULT_SUBNET_SIZE, networks);
   const vnis = new Set<number>();
   for (const n of networks) for (const v of (n.DriverState?.Options?.[VXLAN_ID_OPTION] ?? '').split(',')) if (v) vnis.add(Number(v));
   let nextVni = VNI_START;
-  const nets = networks.map((n) => {
+  return networks.map((n) => {
     if (networkAllocated(n)) return n;
     const u = structuredClone(n);
     if (!u.IPAMOptions?.Configs?.some((c) => c.Subnet)) {
@@ -84,10 +104,14 @@ export function allocate(
     result.networks.push(u);
     return u;
   });
+}
 
-  // Address pools, rebuilt from what services and live tasks hold. Task addresses are read
-  // (a walk over every task) only when a pool is about to hand out an address: most passes
-  // allocate none (services without networks), and must not cost the whole task set.
+/**
+ * Address pools, rebuilt from what services and live tasks hold. Task addresses are read
+ * (a walk over every task) only when a pool is about to hand out an address: most passes
+ * allocate none (services without networks), and must not cost the whole task set.
+ */
+function addressPools(nets: Network[], services: Service[], nodes: Node[], allTasks: () => Task[]): { pools: Map<string, AddressPool>; pool: PoolOf } {
   const pools = new Map<string, AddressPool>();
   for (const n of nets) {
     const c = n.IPAMOptions?.Configs?.find((x) => x.Subnet);
@@ -108,28 +132,32 @@ export function allocate(
     }
     return pools.get(networkId)!;
   };
+  return { pools, pool };
+}
 
-  // Nodes: every node gets its routing-mesh address on the ingress network.
+/** Nodes: every node gets its routing-mesh address on the ingress network. */
+function allocateIngressAddresses(nodes: Node[], nets: Network[], pools: Map<string, AddressPool>, pool: PoolOf, now: string, result: AllocationResult): void {
   const ingressNet = nets.find((n) => n.Spec.Ingress);
-  if (ingressNet && pools.has(ingressNet.ID)) {
-    for (const n of nodes) {
-      if (n.Attachments?.some((a) => a.Network.ID === ingressNet.ID)) continue;
-      const others = (n.Attachments ?? []).filter((a) => nets.some((x) => x.ID === a.Network.ID));
-      let addr: string;
-      // Full from the nodes' own addresses alone: do not walk every task to learn it again.
-      if (pools.get(ingressNet.ID)!.full) break;
-      try {
-        addr = pool(ingressNet.ID).allocate();
-      } catch {
-        // Ingress is full (the default /24 holds 253 nodes): such nodes get no routing-mesh
-        // address, but that must not stop the pass, or no task is allocated at all.
-        break;
-      }
-      result.nodes.push({ ...n, Attachments: [...others, { Network: ingressNet, Addresses: [addr] }], UpdatedAt: now });
+  if (!ingressNet || !pools.has(ingressNet.ID)) return;
+  for (const n of nodes) {
+    if (n.Attachments?.some((a) => a.Network.ID === ingressNet.ID)) continue;
+    const others = (n.Attachments ?? []).filter((a) => nets.some((x) => x.ID === a.Network.ID));
+    let addr: string;
+    // Full from the nodes' own addresses alone: do not walk every task to learn it again.
+    if (pools.get(ingressNet.ID)!.full) break;
+    try {
+      addr = pool(ingressNet.ID).allocate();
+    } catch {
+      // Ingress is full (the default /24 holds 253 nodes): such nodes get no routing-mesh
+      // address, but that must not stop the pass, or no task is allocated at all.
+      break;
     }
+    result.nodes.push({ ...n, Attachments: [...others, { Network: ingressNet, Addresses: [addr] }], UpdatedAt: now });
   }
+}
 
-  // Services.
+/** Services: published ports and one VIP per network. Returns every service ready for its tasks, by ID. */
+function allocateServices(services: Service[], nets: Network[], pools: Map<string, AddressPool>, pool: PoolOf, now: string, result: AllocationResult): Map<string, Service> {
   const ports = new PortAllocator(services);
   const allocated = new Map<string, Service>();
   for (const s of services) {
@@ -159,9 +187,12 @@ export function allocate(
       allocated.set(s.ID, u);
     } else allocated.set(s.ID, s);
   }
+  return allocated;
+}
 
-  // Tasks: NEW → PENDING with their network attachments.
-  for (const t of newTasks ?? allTasks()) {
+/** Tasks: NEW → PENDING with their network attachments. */
+function allocateTasks(candidates: Task[], allocated: Map<string, Service>, nets: Network[], pool: PoolOf, now: string, result: AllocationResult): void {
+  for (const t of candidates) {
     if (t.Status.State !== 'new') continue;
     const s = allocated.get(t.ServiceID);
     if (!s) continue;
@@ -176,17 +207,6 @@ export function allocate(
     if (attachments.length) u.NetworksAttachments = attachments;
     result.tasks.push(u);
   }
-
-  // Network attachments of standalone containers (swarmkit allocates them like tasks): NEW →
-  // RUNNING with their addresses, from the same pools, so nothing here can collide with a VIP,
-  // a service task or another manager's attachment. Nothing schedules or starts them: the node
-  // that asked wires the address as soon as the manager answers it with this task.
-  for (const t of newTasks ?? allTasks()) {
-    if (t.Status.State !== 'new' || !isNetworkAttachment(t)) continue;
-    const u = allocateAttachment(t, nets, pools, pool, now);
-    if (u) result.tasks.push(u);
-  }
-  return result;
 }
 
 /** NEW tasks allocated (and written) at a time within a pass. */

@@ -1,6 +1,7 @@
 import type { Cluster, Node } from '../../cluster/types.js';
 import type { LeaderLoopContext } from '../leader/loops.js';
 import { VersionConflict, type Store, type StoreEvent } from '../store/store.js';
+import { SerialQueue } from '../../util/serial-queue.js';
 
 /**
  * Key rotation of encrypted overlays. Each node makes its own WireGuard key pair and publishes
@@ -43,9 +44,9 @@ async function bump(store: Store, why: string, ctx: LeaderLoopContext): Promise<
 export function overlayKeyRotation(ctx: LeaderLoopContext, periodMs = rotationPeriodMs()): void {
   const { store, signal } = ctx;
   let timer: NodeJS.Timeout | undefined;
-  let busy = Promise.resolve();
+  const rotations = new SerialQueue();
   const queue = (why: string) => {
-    busy = busy.then(() => bump(store, why, ctx)).catch((err) => { if (!signal.aborted) ctx.log.warn({ err }, 'overlay key rotation failed'); }).then(schedule);
+    void rotations.run(() => bump(store, why, ctx).catch((err) => { if (!signal.aborted) ctx.log.warn({ err }, 'overlay key rotation failed'); }).then(schedule));
   };
   const schedule = () => {
     clearTimeout(timer);

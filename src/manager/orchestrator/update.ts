@@ -52,24 +52,7 @@ export function rollingUpdate(
   const rollingBack = state === 'rollback_started';
   const cfg = { ...DEFAULTS, ...((rollingBack ? service.Spec.RollbackConfig : service.Spec.UpdateConfig) ?? {}) };
   const inUpdate = state === 'updating' || rollingBack;
-  const dirty: Task[][] = [];
-  let inFlight = 0;
-  const startFirstOld: Task[] = [];
-  for (const slot of slots) {
-    const current = slot.map((t) => pass.current(t)).filter((t) => rank(t.DesiredState) <= rank('running'));
-    if (!current.length) continue;
-    const fresh = current.filter((t) => !isTaskDirty(service, t, t.NodeID ? nodes.get(t.NodeID) : undefined));
-    if (!fresh.length) {
-      dirty.push(current);
-      continue;
-    }
-    if (fresh.some((t) => rank(t.Status.State) < rank('running'))) {
-      if (inUpdate) inFlight++;
-    } else if (fresh.length < current.length) {
-      // start-first: the replacement runs, so the old task can go now.
-      startFirstOld.push(...current.filter((t) => !fresh.includes(t)));
-    }
-  }
+  const { dirty, inFlight, startFirstOld } = classifySlots(pass, service, slots, nodes, inUpdate);
   for (const t of startFirstOld) {
     const down = withDesired(t, 'shutdown');
     if (down) pass.update(down);
@@ -78,30 +61,8 @@ export function rollingUpdate(
   if (state === 'paused' || state === 'rollback_paused') return undefined;
 
   const progress = tracker.get(service, dirty.length + inFlight);
-  // Failures of tasks this update made.
   if (inUpdate && cfg.FailureAction !== 'continue') {
-    for (const t of allTasks) {
-      if (!progress.updated.has(t.ID) || progress.failed.has(t.ID)) continue;
-      if (t.Status.State === 'running' && !progress.updated.get(t.ID)) progress.updated.set(t.ID, now);
-      if (rank(t.Status.State) <= rank('running')) continue;
-      const ranAt = progress.updated.get(t.ID)!;
-      if (ranAt && now - ranAt > cfg.Monitor / 1e6) continue;
-      progress.failed.add(t.ID);
-      if (progress.failed.size / Math.max(1, progress.dirtySlots) <= cfg.MaxFailureRatio) continue;
-      const cause = `due to failure or early termination of task ${t.ID}`;
-      if (cfg.FailureAction === 'rollback' && !rollingBack && service.PreviousSpec) {
-        pass.updateService({
-          ...service,
-          Spec: service.PreviousSpec,
-          PreviousSpec: undefined,
-          SpecVersion: { Index: service.Version.Index },
-          UpdateStatus: { ...service.UpdateStatus, State: 'rollback_started', Message: `update rolled back ${cause}` },
-        });
-      } else {
-        pass.updateService({ ...service, UpdateStatus: { ...service.UpdateStatus, State: rollingBack ? 'rollback_paused' : 'paused', Message: `${rollingBack ? 'rollback' : 'update'} paused ${cause}` } });
-      }
-      return undefined;
-    }
+    if (applyFailureAction(pass, service, cfg, progress, allTasks, now, rollingBack)) return undefined;
   } else {
     for (const t of allTasks) if (t.Status.State === 'running' && progress.updated.get(t.ID) === 0) progress.updated.set(t.ID, now);
   }
@@ -129,7 +90,76 @@ export function rollingUpdate(
   if (!inFlight && progress.batchDoneAt !== undefined && delayMs > 0 && now < progress.batchDoneAt + delayMs) return progress.batchDoneAt + delayMs;
 
   const budget = cfg.Parallelism === 0 ? dirty.length : Math.max(0, cfg.Parallelism - inFlight);
-  for (const slot of dirty.slice(0, budget)) {
+  replaceBatch(pass, service, dirty.slice(0, budget), cfg, restarts, progress, now);
+  if (budget > 0) progress.batchDoneAt = undefined;
+  return undefined;
+}
+
+/**
+ * Slots running an older spec (dirty), slots whose replacement is not running yet (in flight,
+ * counted during an update), and start-first old tasks whose replacement runs (to shut down).
+ */
+function classifySlots(
+  pass: PassChanges, service: Service, slots: Task[][], nodes: Map<string, Node>, inUpdate: boolean,
+): { dirty: Task[][]; inFlight: number; startFirstOld: Task[] } {
+  const dirty: Task[][] = [];
+  let inFlight = 0;
+  const startFirstOld: Task[] = [];
+  for (const slot of slots) {
+    const current = slot.map((t) => pass.current(t)).filter((t) => rank(t.DesiredState) <= rank('running'));
+    if (!current.length) continue;
+    const fresh = current.filter((t) => !isTaskDirty(service, t, t.NodeID ? nodes.get(t.NodeID) : undefined));
+    if (!fresh.length) {
+      dirty.push(current);
+      continue;
+    }
+    if (fresh.some((t) => rank(t.Status.State) < rank('running'))) {
+      if (inUpdate) inFlight++;
+    } else if (fresh.length < current.length) {
+      // start-first: the replacement runs, so the old task can go now.
+      startFirstOld.push(...current.filter((t) => !fresh.includes(t)));
+    }
+  }
+  return { dirty, inFlight, startFirstOld };
+}
+
+/**
+ * Failures of tasks this update made: once they pass MaxFailureRatio, FailureAction applies
+ * (roll back, or pause). Returns true when it stopped the update.
+ */
+function applyFailureAction(
+  pass: PassChanges, service: Service, cfg: Required<UpdateConfig>, progress: UpdateProgress, allTasks: Task[], now: number, rollingBack: boolean,
+): boolean {
+  for (const t of allTasks) {
+    if (!progress.updated.has(t.ID) || progress.failed.has(t.ID)) continue;
+    if (t.Status.State === 'running' && !progress.updated.get(t.ID)) progress.updated.set(t.ID, now);
+    if (rank(t.Status.State) <= rank('running')) continue;
+    const ranAt = progress.updated.get(t.ID)!;
+    if (ranAt && now - ranAt > cfg.Monitor / 1e6) continue;
+    progress.failed.add(t.ID);
+    if (progress.failed.size / Math.max(1, progress.dirtySlots) <= cfg.MaxFailureRatio) continue;
+    const cause = `due to failure or early termination of task ${t.ID}`;
+    if (cfg.FailureAction === 'rollback' && !rollingBack && service.PreviousSpec) {
+      pass.updateService({
+        ...service,
+        Spec: service.PreviousSpec,
+        PreviousSpec: undefined,
+        SpecVersion: { Index: service.Version.Index },
+        UpdateStatus: { ...service.UpdateStatus, State: 'rollback_started', Message: `update rolled back ${cause}` },
+      });
+    } else {
+      pass.updateService({ ...service, UpdateStatus: { ...service.UpdateStatus, State: rollingBack ? 'rollback_paused' : 'paused', Message: `${rollingBack ? 'rollback' : 'update'} paused ${cause}` } });
+    }
+    return true;
+  }
+  return false;
+}
+
+/** One batch: each dirty slot gets a replacement task (stop-first: its old tasks go down first). */
+function replaceBatch(
+  pass: PassChanges, service: Service, batch: Task[][], cfg: Required<UpdateConfig>, restarts: RestartSupervisor, progress: UpdateProgress, now: number,
+): void {
+  for (const slot of batch) {
     const old = slot[0];
     const replacement = isGlobal(service) ? newTask(service, undefined, old.NodeID) : newTask(service, old.Slot);
     if (cfg.Order === 'start-first') {
@@ -145,6 +175,4 @@ export function rollingUpdate(
     pass.create(replacement);
     progress.updated.set(replacement.ID, 0);
   }
-  if (budget > 0) progress.batchDoneAt = undefined;
-  return undefined;
 }
