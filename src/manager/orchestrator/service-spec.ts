@@ -1,19 +1,12 @@
 import type { Network, Service, ServiceSpec } from '../../cluster/types.js';
-import { ApiError } from '../../util/errors.js';
+import { ApiError, rpcError } from '../../util/errors.js';
 import { parseConstraints } from '../scheduler/constraint.js';
 import { validateReferences } from '../secrets/spec.js';
 
 /**
  * What a valid service spec is (swarmkit controlapi/service.go), with the errors Docker
- * returns: the daemon passes SwarmKit's gRPC status through, so messages read
- * "rpc error: code = <Code> desc = <text>" and the code picks the HTTP status.
+ * returns: the daemon passes SwarmKit's gRPC status through (util/errors RpcError).
  */
-
-const GRPC_HTTP: Record<string, number> = { InvalidArgument: 400, NotFound: 404, AlreadyExists: 409, FailedPrecondition: 400, Unimplemented: 501, Unknown: 500 };
-
-export function rpcError(code: keyof typeof GRPC_HTTP, desc: string): ApiError {
-  return new ApiError(GRPC_HTTP[code], `rpc error: code = ${code} desc = ${desc}`);
-}
 
 const MOUNT_TYPES = new Set(['bind', 'volume', 'tmpfs', 'npipe', 'cluster']);
 const PROPAGATIONS = new Set(['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave']);
