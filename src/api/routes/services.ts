@@ -3,8 +3,7 @@ import type { Service, ServiceSpec } from '../../cluster/types.js';
 import type { Store } from '../../manager/store/store.js';
 import { ApiError } from '../../util/errors.js';
 import { versionParam } from '../query.js';
-import { createService, getService, listServices, removeService, serviceStatus, serviceStatuses, updateService } from '../../manager/control/services.js';
-import { matchLabels } from '../../manager/control/filters.js';
+import { createService, getService, listServices, removeService, serviceStatuses, updateService } from '../../manager/control/services.js';
 
 /**
  * The store of the swarm this node manages. Throws Docker's 503 when the node is not in a
@@ -15,9 +14,6 @@ export type ManagerStore = () => Store;
 export const notASwarmManager: ManagerStore = () => {
   throw new ApiError(503, 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
 };
-
-/** Finds a service by full ID, then exact name, then ID prefix (control/services getService). */
-export const findService = getService;
 
 /** A service as the Engine API shows it. */
 export function serviceView(s: Service, insertDefaults = false): Record<string, unknown> {
@@ -48,8 +44,6 @@ function withDefaults(spec: ServiceSpec): ServiceSpec {
   s.EndpointSpec = { Mode: 'vip', ...(s.EndpointSpec ?? {}) };
   return s;
 }
-
-export { matchLabels, serviceStatus };
 
 export function serviceRoutes(router: Router, managerStore: ManagerStore = notASwarmManager): void {
   router.get('/services', (ctx) => {
