@@ -53,9 +53,5 @@ export const EXPECTED_FAILURES: Record<string, string> = {
   [`${P}api_network_test.py::TestNetworks::test_connect_with_ipv6_address`]: KNOWN_GAP_IPV6,
   [`${P}api_network_test.py::TestNetworks::test_create_network_ipv6_enabled`]: KNOWN_GAP_IPV6,
   [`${P}api_network_test.py::TestNetworks::test_create_with_ipv6_address`]: KNOWN_GAP_IPV6,
-  // Racy here, not fixed yet: the allocator's write for the new network's VIP can land between
-  // docker-py's inspect and its update (and again before its one retry). Passes in most runs.
-  [`${P}api_service_test.py::ServiceTest::test_update_service_with_network_change`]:
-    'KNOWN GAP (issue 13, racy): the allocator\'s VIP write after a network change can move Version.Index under docker-py\'s inspect-then-update',
 };
 
