@@ -39,7 +39,6 @@ export const DESELECTED: Record<string, string> = {
  * docker.io, the reference engine of issue 13) or that are out of shoal's scope.
  */
 const NO_BUILD = 'POST /build: shoal has no image builder (docker build is outside its scope, DESIGN.md section 1)';
-const KNOWN_GAP_IPV6 = 'KNOWN GAP (issue 13, not done yet): IPv6 on user bridges; passes on dockerd 20.10';
 export const EXPECTED_FAILURES: Record<string, string> = {
   [`${P}models_images_test.py::ImageCollectionTest::test_build`]: NO_BUILD,
   [`${P}models_images_test.py::ImageCollectionTest::test_build_with_error`]: NO_BUILD,
@@ -49,9 +48,5 @@ export const EXPECTED_FAILURES: Record<string, string> = {
   // dockerd 20.10 refuses the bind with the same message shoal gives.
   [`${P}api_container_test.py::VolumeBindTest::test_create_with_binds_rw_rshared`]:
     'rshared bind: / is a private mount on this machine, so dockerd refuses it too ("… is mounted on / but it is not a shared mount")',
-  // Not out of scope: open work of issue 13, listed so CI catches every other regression.
-  [`${P}api_network_test.py::TestNetworks::test_connect_with_ipv6_address`]: KNOWN_GAP_IPV6,
-  [`${P}api_network_test.py::TestNetworks::test_create_network_ipv6_enabled`]: KNOWN_GAP_IPV6,
-  [`${P}api_network_test.py::TestNetworks::test_create_with_ipv6_address`]: KNOWN_GAP_IPV6,
 };
 

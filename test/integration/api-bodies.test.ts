@@ -207,3 +207,38 @@ test(`JSON bodies over ${MAX_JSON_BODY} bytes get 413 (with or without Content-L
   assert.ok(size > 6 * 1024 * 1024, `image size ${size}`);
   await listsStillWork();
 });
+
+test('Content-Type as dockerd\'s CheckForJSON: a body must come as application/json on the routes that check, others and uploads do not', async () => {
+  const body = JSON.stringify({ Name: 'ctvol' });
+  const refused = "must be 'application/json'";
+  // Present and not JSON: 400 in dockerd's words, nothing made.
+  let r = await api('POST', '/volumes/create', body, { 'Content-Type': 'text/plain' });
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json().message, "Content-Type specified (text/plain) must be 'application/json'");
+  r = await api('POST', '/networks/create', JSON.stringify({ Name: 'ctnet' }), { 'Content-Type': 'application/x-www-form-urlencoded' });
+  assert.equal(r.status, 400, r.text);
+  assert.match(String(r.json().message), new RegExp(refused));
+  r = await api('POST', `/containers/create?name=ctbox`, JSON.stringify({ Image: IMG, Cmd: ['true'] }), { 'Content-Type': 'application/jsonx' });
+  assert.equal(r.status, 400, r.text);
+  // Absent with a body: Go's ContentLength is not 0, so dockerd 20.10 refuses it too.
+  r = await api('POST', '/volumes/create', body, { 'Content-Length': String(Buffer.byteLength(body)) });
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json().message, "Content-Type specified () must be 'application/json'");
+  assert.doesNotMatch(await docker('volume', 'ls', '-q'), /ctvol/);
+  assert.doesNotMatch(await docker('network', 'ls', '--format', '{{.Name}}'), /ctnet/);
+  assert.doesNotMatch(await docker('ps', '-a', '--format', '{{.Names}}'), /ctbox/);
+
+  // Absent without a body passes the check (the decoder then wants a body); parameters are fine.
+  r = await api('POST', '/networks/create', undefined, {});
+  assert.equal(r.status, 400, r.text);
+  assert.equal(r.json().message, 'got EOF while reading request body');
+  r = await api('POST', '/volumes/create', body, { 'Content-Type': 'Application/JSON; charset=utf-8' });
+  assert.equal(r.status, 201, r.text);
+  await docker('volume', 'rm', 'ctvol');
+
+  // dockerd's swarm routes do not check: a secret sent as text/plain is created.
+  r = await api('POST', '/secrets/create', JSON.stringify({ Name: 'ctsecret', Data: Buffer.from('x').toString('base64') }), { 'Content-Type': 'text/plain' });
+  assert.equal(r.status, 201, r.text);
+  await docker('secret', 'rm', 'ctsecret');
+  await listsStillWork();
+});

@@ -241,3 +241,43 @@ test('pools the host already routes are skipped; network events for create, conn
   const mine = events.split('\n').filter((l) => l.endsWith(' ubr-routed')).map((l) => l.split(' ')[0]);
   assert.deepEqual(mine, ['create', 'connect', 'disconnect', 'destroy']);
 });
+
+test('--ipv6 bridge: a v6 address per container, shown by inspect, reachable between containers and to the gateway', async () => {
+  // As docker-py and the CLI send it: an IPv6 subnet with (or without) an IPv4 one.
+  await docker('network', 'create', '--ipv6', '--subnet', '10.78.0.0/24', '--subnet', 'fd00:78::/64', 'ubr-six');
+  const n = await inspect('ubr-six');
+  assert.equal(n.EnableIPv6, true);
+  assert.deepEqual(n.IPAM.Config, [{ Subnet: '10.78.0.0/24', Gateway: '10.78.0.1' }, { Subnet: 'fd00:78::/64' }]);
+  const dev = `br-${n.Id.slice(0, 12)}`;
+  const br = JSON.parse((await d.inNs('ip', ['-j', '-6', 'addr', 'show', 'dev', dev])).stdout)[0];
+  assert.ok(br.addr_info.some((a: { local: string; prefixlen: number }) => a.local === 'fd00:78::1' && a.prefixlen === 64), 'the bridge holds the v6 gateway');
+
+  await docker('run', '-d', '--name', 'ubr-six-a', '--network', 'ubr-six', IMG, 'sleep', '300');
+  await docker('run', '-d', '--name', 'ubr-six-b', '--network', 'ubr-six', '--ip6', 'fd00:78::beef', IMG, 'sleep', '300');
+  const a = JSON.parse(await out('inspect', 'ubr-six-a'))[0].NetworkSettings.Networks['ubr-six'];
+  const b = JSON.parse(await out('inspect', 'ubr-six-b'))[0].NetworkSettings.Networks['ubr-six'];
+  assert.equal(a.GlobalIPv6Address, 'fd00:78::2');
+  assert.equal(a.GlobalIPv6PrefixLen, 64);
+  assert.equal(a.IPv6Gateway, 'fd00:78::1');
+  assert.equal(a.IPAMConfig, null, 'nothing was asked for');
+  assert.equal(b.GlobalIPv6Address, 'fd00:78::beef');
+  assert.deepEqual(b.IPAMConfig, { IPv6Address: 'fd00:78::beef' });
+  const members = (await inspect('ubr-six')).Containers;
+  assert.deepEqual(Object.values(members).map((c) => (c as { IPv6Address: string }).IPv6Address).sort(), ['fd00:78::2/64', 'fd00:78::beef/64']);
+
+  // Over IPv6: container to container, and to the gateway on the bridge.
+  await waitFor('a pings b over v6', async () => (await code('ubr-six-a', 'ping', '-6', '-c', '1', '-W', '2', 'fd00:78::beef')) === 0);
+  assert.equal(await code('ubr-six-b', 'ping', '-6', '-c', '1', '-W', '2', 'fd00:78::1'), 0, 'b pings the gateway over v6');
+  await docker('exec', '-d', 'ubr-six-b', 'sh', '-c', 'echo six | nc -l -p 7006');
+  await waitFor('a reads from b over v6 TCP', async () => (await d.docker(['exec', 'ubr-six-a', 'sh', '-c', 'nc -w 2 fd00:78::beef 7006 </dev/null'], { allowFail: true })).stdout.trim() === 'six');
+
+  // Bad input, in dockerd's words, and nothing stored.
+  assert.match(await fail('run', '--network', 'ubr-six', '--ip6', 'fd00:79::1', IMG, 'true'), /no configured subnet or ip-range contain the IP address fd00:79::1/);
+  assert.match(await fail('run', '--network', 'ubr-six', '--ip6', 'fd00:78::beef', IMG, 'true'), /Address already in use/);
+  assert.match(await fail('network', 'create', '--ipv6', 'ubr-six-nopool'), /could not find an available, non-overlapping IPv6 address pool/);
+  assert.match(await fail('network', 'create', '--ipv6', '--subnet', 'fd00:78:0:0:1::/80', 'ubr-six-overlap'), /Pool overlaps/);
+  assert.doesNotMatch(await out('network', 'ls', '--format', '{{.Name}}'), /ubr-six-/);
+
+  await docker('rm', '-f', 'ubr-six-a', 'ubr-six-b');
+  await docker('network', 'rm', 'ubr-six');
+});

@@ -362,3 +362,53 @@ test('Config.MacAddress is the container\'s MAC on the default bridge; a malform
   assert.equal(bad.status, 400);
   assert.equal(bad.body.message, 'zz:42 is not a valid mac address');
 });
+
+test('create refuses CpuShares and PidsLimit runc cannot take, before anything is stored', async () => {
+  const names = async () => out('ps', '-a', '--format', '{{.Names}}');
+  let r = await api('POST', '/containers/create?name=cc-shares', { Image: IMG, Cmd: ['true'], HostConfig: { CpuShares: -1 } });
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.equal(r.body.message, 'invalid CPU shares (-1): value must be a positive integer');
+  r = await api('POST', '/containers/create?name=cc-pids', { Image: IMG, Cmd: ['true'], HostConfig: { PidsLimit: 5_000_000 } });
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.equal(r.body.message, 'invalid PidsLimit (5000000): the kernel allows at most 4194304');
+  // The same values at the root of the body (API < 1.24 style) are read as dockerd reads them.
+  r = await api('POST', '/containers/create?name=cc-shares', { Image: IMG, Cmd: ['true'], CpuShares: -5 });
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.doesNotMatch(await names(), /cc-shares|cc-pids/);
+  // Values runc takes still run.
+  r = await api('POST', '/containers/create?name=cc-limits', { Image: IMG, Cmd: ['true'], HostConfig: { CpuShares: 512, PidsLimit: 100 } });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  await docker('start', 'cc-limits');
+  assert.equal(await out('wait', 'cc-limits'), '0');
+  await docker('rm', 'cc-limits');
+});
+
+test('HostConfig fields at the root of a create body: used without an inner HostConfig, else only to fill five of its zero fields (dockerd\'s getHostConfig)', async () => {
+  const host = async (name: string) => JSON.parse(await out('inspect', name))[0].HostConfig;
+  const MiB = 1024 * 1024;
+  // Root only: all of it is the HostConfig, whatever the key case; Cpuset fills CpusetCpus.
+  let r = await api('POST', '/containers/create?name=cc-root', { Image: IMG, Cmd: ['true'], Memory: 64 * MiB, binds: ['/tmp:/hosttmp:ro'], Privileged: true, Cpuset: '0' });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  let h = await host('cc-root');
+  assert.equal(h.Memory, 64 * MiB);
+  assert.deepEqual(h.Binds, ['/tmp:/hosttmp:ro']);
+  assert.equal(h.Privileged, true);
+  assert.equal(h.CpusetCpus, '0');
+  // Both: the inner one wins; Memory, MemorySwap, CpuShares, CpusetCpus and VolumeDriver fill its zero ones, the rest of the root is ignored.
+  r = await api('POST', '/containers/create?name=cc-both', {
+    Image: IMG, Cmd: ['true'], Memory: 32 * MiB, CpuShares: 300, Binds: ['/tmp:/ignored'], Privileged: true,
+    HostConfig: { CpuShares: 700, RestartPolicy: { Name: 'no' } },
+  });
+  assert.equal(r.status, 201, JSON.stringify(r.body));
+  h = await host('cc-both');
+  assert.equal(h.Memory, 32 * MiB);
+  assert.equal(h.CpuShares, 700);
+  assert.equal(h.Binds, null);
+  assert.notEqual(h.Privileged, true);
+  // A root field of the wrong type is Go's type error.
+  r = await api('POST', '/containers/create?name=cc-bad', { Image: IMG, Cmd: ['true'], Memory: 'lots' });
+  assert.equal(r.status, 400, JSON.stringify(r.body));
+  assert.match(r.body.message, /^invalid JSON: json: cannot unmarshal string into Go struct field .*Memory of type int64$/);
+  assert.doesNotMatch(await out('ps', '-a', '--format', '{{.Names}}'), /cc-bad/);
+  await docker('rm', 'cc-root', 'cc-both');
+});

@@ -91,6 +91,23 @@ test('dockerode: lists nodes, creates a service, scales it, reads its tasks', as
   await service.remove();
 });
 
+test('dockerode on the routes that check Content-Type (volume, network, container create, exec, connect): all accepted', async () => {
+  const docker = new Docker({ socketPath: d.socket, version: 'v1.41' });
+  await docker.createVolume({ Name: 'dode-vol' });
+  const net = await docker.createNetwork({ Name: 'dode-net' });
+  const c = await docker.createContainer({ name: 'dode-box', Image: 'busybox:latest', Cmd: ['sleep', '60'], HostConfig: { Binds: ['dode-vol:/data'] } });
+  await c.start();
+  await net.connect({ Container: c.id });
+  const exec = await c.exec({ Cmd: ['sh', '-c', 'echo hi > /data/f'], AttachStdout: true });
+  await exec.start({ Detach: true });
+  await waitFor('the exec ran', async () => (await exec.inspect()).Running === false);
+  assert.equal((await exec.inspect()).ExitCode, 0);
+  await net.disconnect({ Container: c.id });
+  await c.remove({ force: true });
+  await net.remove();
+  await docker.getVolume('dode-vol').remove();
+});
+
 test('service: ForceUpdate shown from create; the version read right after create stays valid; update answers {"Warnings":null}', async () => {
   const c = await api('POST', '/services/create', sleeper('fu'));
   assert.equal(c.status, 201, c.raw);

@@ -29,6 +29,7 @@ import { badRequest } from '../../util/errors.js';
 import { GoDecoder, JsonTypeError } from './go-decode.js';
 import { JsonEmptyError, JsonSyntaxError, parseJsonTree } from './json-tree.js';
 import { SCHEMA } from './schema.generated.js';
+import { effectiveHostConfig } from './legacy-host-config.js';
 
 export { discardRest, MAX_JSON_BODY, readLimited, tooLarge } from './body.js';
 
@@ -88,7 +89,13 @@ export function decodeBody<K extends BodyName>(name: K, body: Buffer | string): 
   const wording: Wording = WORDING[name] ?? { prefix: '' };
   const text = typeof body === 'string' ? body : body.toString('utf8');
   try {
-    return decoder.decode(parseJsonTree(text, MAX_JSON_DEPTH), name) as BodyTypes[K];
+    const tree = parseJsonTree(text, MAX_JSON_DEPTH);
+    const out = decoder.decode(tree, name);
+    if (name === 'ContainerCreate') {
+      const hc = effectiveHostConfig(tree, out.HostConfig as HostConfig | undefined);
+      if (hc) out.HostConfig = hc;
+    }
+    return out as BodyTypes[K];
   } catch (e) {
     if (e instanceof JsonEmptyError) {
       if (wording.emptyIsZero) return {} as BodyTypes[K];

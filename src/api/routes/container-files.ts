@@ -74,6 +74,7 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/commit', async (ctx) => {
+    ctx.checkForJson();
     const ref = ctx.query.get('container') ?? '';
     const rec = m.get(ref);
     if (rec.state.Status === 'removing') throw conflict(`You cannot commit container ${rec.id} which is being removed`);

@@ -1,6 +1,7 @@
 import type { Router } from '../router.js';
 import type { Engine } from '../../engine/engine.js';
 import { badRequest } from '../../util/errors.js';
+import { versionAtLeast } from '../version.js';
 import type { WaitCondition } from '../../engine/containers/manager.js';
 import { attach, parseTimeParam, streamLogs } from '../../engine/containers/io.js';
 import { emptyStats, sampleStats, ZERO_READ, type ContainerStats } from '../../engine/containers/stats.js';
@@ -19,6 +20,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
   const m = engine.containers;
 
   router.post('/containers/create', async (ctx) => {
+    ctx.checkForJson();
     const body = await ctx.body('ContainerCreate');
     const { HostConfig: hostConfig, NetworkingConfig: net, ...config } = body;
     const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig, endpointsConfig: net?.EndpointsConfig });
@@ -96,6 +98,7 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/:id/update', async (ctx) => {
+    ctx.checkForJson();
     const body = await ctx.body('ContainerUpdate');
     return { body: await m.update(ctx.params.id, body) };
   });
@@ -158,11 +161,13 @@ export function containerRoutes(router: Router, engine: Engine): void {
   });
 
   router.post('/containers/:id/exec', async (ctx) => {
+    ctx.checkForJson();
     const cfg = await ctx.body('ExecConfig');
     return { status: 201, body: { Id: m.exec.create(ctx.params.id, cfg) } };
   });
 
   router.post('/exec/:id/start', async (ctx) => {
+    if (versionAtLeast(ctx.apiVersion, '1.22')) ctx.checkForJson(); // dockerd: only above 1.21
     const body = await ctx.body('ExecStartCheck');
     const e = m.exec.check(ctx.params.id);
     // The process gets a TTY if the exec was created with one; the start's Tty only says

@@ -85,14 +85,18 @@ export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResou
   for (const ep of Object.values(n.endpoints)) {
     containers[ep.containerId] = {
       Name: engine.userBridges.containerName(ep.containerId) ?? '', EndpointID: ep.endpointId, MacAddress: ep.mac,
-      IPv4Address: `${ep.ip}/${prefixLen}`, IPv6Address: '',
+      IPv4Address: `${ep.ip}/${prefixLen}`, IPv6Address: ep.ip6 && n.v6 ? `${ep.ip6}/${n.v6.subnet.split('/')[1]}` : '',
     };
   }
   return {
-    Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: 'bridge', EnableIPv6: false,
+    Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: 'bridge', EnableIPv6: !!n.enableIPv6,
     IPAM: {
       Driver: 'default', Options: n.ipamOptions ? { ...n.ipamOptions } : null,
-      Config: [{ Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway, ...(n.auxAddresses ? { AuxiliaryAddresses: { ...n.auxAddresses } } : {}) }],
+      Config: [
+        { Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway, ...(n.auxAddresses ? { AuxiliaryAddresses: { ...n.auxAddresses } } : {}) },
+        // The IPv6 config as given, after the IPv4 one (dockerd's buildIpamResources).
+        ...(n.v6 ? [{ Subnet: n.v6.subnet, ...n.v6.requested }] : []),
+      ],
     },
     Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
     Containers: containers, Options: { ...n.options }, Labels: { ...n.labels },
@@ -210,6 +214,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
   });
 
   router.post('/networks/create', async (ctx) => {
+    ctx.checkForJson();
     const req = await ctx.body('NetworkCreateRequest');
     if (BUILTIN.has(req.Name ?? '')) throw forbidden(`${req.Name} is a pre-defined network and cannot be created`);
     const driver = req.Driver || 'bridge';
@@ -234,6 +239,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
 
   // Swarm networks only (attachable overlays); the manager checks the network when the container runs.
   const connection = (action: 'connect' | 'disconnect'): Handler => async (ctx) => {
+    ctx.checkForJson();
     const req: BodyTypes['NetworkConnect'] = action === 'connect' ? await ctx.body('NetworkConnect') : await ctx.body('NetworkDisconnect');
     const container = req.Container ?? '';
     engine.containers.get(container); // 404 No such container first, as Docker

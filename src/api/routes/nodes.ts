@@ -48,6 +48,9 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
     const m = swarm.requireManager();
     const spec = await ctx.body('NodeSpec');
     const version = versionParam(ctx.query, (raw, why) => `invalid node version '${raw}': ${why}`);
+    const n = getNode(m.store, ctx.params.id);
+    // Availability and labels are an operator's; the role is swarm membership, an admin's.
+    if (spec.Role && spec.Role !== n.Spec.Role && ['worker', 'manager'].includes(spec.Role)) ctx.requireRole('admin', spec.Role === 'manager' ? 'nodes promote' : 'nodes demote');
     await updateNode(m.store, ctx.params.id, version, spec);
     return { status: 200 };
   });

@@ -8,6 +8,7 @@ export function volumeRoutes(router: Router, engine: Engine): void {
   router.get('/volumes', (ctx) => ({ body: { Volumes: v.list(ctx.filters()), Warnings: null } }));
 
   router.post('/volumes/create', async (ctx) => {
+    ctx.checkForJson();
     const body = await ctx.body('VolumeCreateBody');
     const created = v.create({ name: body.Name, driver: body.Driver, options: body.DriverOpts, labels: body.Labels });
     return { status: 201, body: created };

@@ -3,7 +3,7 @@ import type { EndpointSettings } from './record.js';
 
 /** A network's entry in `NetworkingConfig.EndpointsConfig`, or a connect's `EndpointConfig` (swagger EndpointSettings). */
 export interface EndpointConfigRequest {
-  IPAMConfig?: { IPv4Address?: string; LinkLocalIPs?: string[] | null } | null;
+  IPAMConfig?: { IPv4Address?: string; IPv6Address?: string; LinkLocalIPs?: string[] | null } | null;
   Aliases?: string[] | null;
   Links?: string[] | null;
   DriverOpts?: Record<string, string> | null;
@@ -18,6 +18,7 @@ export function endpointSettingsFrom(ec: EndpointConfigRequest | null | undefine
   if (ec.MacAddress && !MAC.test(ec.MacAddress)) throw badRequest(`invalid MAC address: ${ec.MacAddress}`);
   const s: EndpointSettings = {
     ...(ec.IPAMConfig?.IPv4Address ? { IPv4Address: ec.IPAMConfig.IPv4Address } : {}),
+    ...(ec.IPAMConfig?.IPv6Address ? { IPv6Address: ec.IPAMConfig.IPv6Address } : {}),
     ...(ec.Aliases?.length ? { Aliases: [...ec.Aliases] } : {}),
     ...(ec.Links?.length ? { Links: [...ec.Links] } : {}),
     ...(ec.IPAMConfig?.LinkLocalIPs?.length ? { LinkLocalIPs: [...ec.IPAMConfig.LinkLocalIPs] } : {}),

@@ -10,6 +10,8 @@ import type { HostConfig } from './record.js';
 
 /** The only OCI runtime here; dockerd 20.10's default name for it. */
 export const DEFAULT_RUNTIME = 'runc';
+/** The kernel's PID_MAX_LIMIT: pids.max refuses more, so runc would fail on it. */
+export const MAX_PIDS_LIMIT = 4 * 1024 * 1024;
 
 /** Log drivers shoal writes (conmon's json log file serves all of them); `none` keeps no log in dockerd. */
 const LOG_DRIVERS = new Set(['json-file', 'local', 'none']);
@@ -49,6 +51,10 @@ export function verifyHostConfig(h: HostConfig): HostConfig {
   const runtime = typeof h.Runtime === 'string' && h.Runtime !== '' ? h.Runtime : DEFAULT_RUNTIME;
   if (runtime !== DEFAULT_RUNTIME) throw badRequest(`Unknown runtime specified ${runtime}`);
   out.Runtime = runtime;
+  // Values runc cannot take, refused before anything is stored (as `docker update` does): current
+  // dockerd's validateResources for shares; pids.max refuses more than the kernel's PID_MAX_LIMIT.
+  if (num(h.CpuShares) < 0) throw badRequest(`invalid CPU shares (${h.CpuShares}): value must be a positive integer`);
+  if (num(h.PidsLimit) > MAX_PIDS_LIMIT) throw badRequest(`invalid PidsLimit (${h.PidsLimit}): the kernel allows at most ${MAX_PIDS_LIMIT}`);
   const period = num(h.CpuRealtimePeriod);
   const rt = num(h.CpuRealtimeRuntime);
   if ((period > 0 || rt > 0) && !cpuRealtimeSupported()) {

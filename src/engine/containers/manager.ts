@@ -249,6 +249,8 @@ export class ContainerManager {
         NetworkID: n.id, EndpointID: e.endpointId, IPAddress: e.ip, IPPrefixLen: Number(n.subnet.split('/')[1]), MacAddress: e.mac,
         Aliases: e.aliases, DNSNames: [this.records.get(id)?.name.slice(1) ?? '', ...e.aliases, id.slice(0, 12)].filter(Boolean),
         Gateway: n.internal ? '' : n.gateway, StaticIp: e.staticIp,
+        ...(e.ip6 && n.v6 ? { IPv6Address: e.ip6, IPv6PrefixLen: Number(n.v6.subnet.split('/')[1]), IPv6Gateway: n.internal ? '' : n.v6.gateway } : {}),
+        ...(e.staticIp6 ? { RequestedIp6: this.records.get(id)?.endpointSettings?.[n.name]?.IPv6Address ?? e.ip6 } : {}),
       };
     }
     // Networks to join at the next start show without an address, as in Docker.
@@ -260,7 +262,7 @@ export class ContainerManager {
       const s = rec?.endpointSettings?.[name];
       own[n.name] = {
         NetworkID: '', EndpointID: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', Aliases: s?.Aliases ?? [], DNSNames: [],
-        Gateway: '', StaticIp: !!s?.IPv4Address, RequestedIp: s?.IPv4Address,
+        Gateway: '', StaticIp: !!s?.IPv4Address, RequestedIp: s?.IPv4Address, RequestedIp6: s?.IPv6Address,
       };
     }
     return { ...own, ...this.foreignEndpoints(id) };
@@ -301,8 +303,8 @@ export class ContainerManager {
     for (const [net, ec] of Object.entries(opts.endpointsConfig ?? {})) {
       const s = endpointSettingsFrom(ec);
       if (!s) continue;
-      if (this.userBridgeOf(net)) this.userBridges!.validate(net, { ip: s.IPv4Address });
-      else if (s.IPv4Address && ['default', 'bridge'].includes(net)) throw badRequest('user specified IP address is supported on user defined networks only');
+      if (this.userBridgeOf(net)) this.userBridges!.validate(net, { ip: s.IPv4Address, ip6: s.IPv6Address });
+      else if ((s.IPv4Address || s.IPv6Address) && ['default', 'bridge'].includes(net)) throw badRequest('user specified IP address is supported on user defined networks only');
       else if (s.Aliases && ['default', 'bridge'].includes(net)) throw badRequest('network-scoped alias is supported only for containers in user defined networks');
       settings[net] = s;
     }
@@ -652,7 +654,7 @@ export class ContainerManager {
     let primary: { ip: string; gateway: string } | undefined;
     for (const name of names) {
       const s = rec.endpointSettings?.[name];
-      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, aliases: s?.Aliases, mac: s?.MacAddress, links: s?.Links });
+      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, ip6: s?.IPv6Address, aliases: s?.Aliases, mac: s?.MacAddress, links: s?.Links });
       if (!primary) primary = { ip: ep.ip, gateway: this.userBridgeOf(name)!.gateway };
     }
     if (primary) await this.useEmbeddedDns(rec, pid, primary.gateway);
@@ -678,12 +680,12 @@ export class ContainerManager {
     const mode = rec.hostConfig.NetworkMode ?? 'default';
     if (mode === 'host' || mode.startsWith('container:')) throw badRequest('container sharing network namespace with another container or host cannot be connected to any other network');
     if (mode === 'none') throw badRequest('container cannot be connected to multiple networks with one of the networks in private (none) mode');
-    this.userBridges!.validate(n.name, { ip: settings.IPv4Address });
+    this.userBridges!.validate(n.name, { ip: settings.IPv4Address, ip6: settings.IPv6Address });
     const joined = mode === n.name || mode === n.id || (rec.connectedNetworks ?? []).includes(n.name);
     if (joined && (rec.state.Status !== 'running' || n.endpoints[rec.id])) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${n.name}`);
     await this.locked(rec.id, async () => {
       if (rec.state.Status === 'running' || rec.state.Status === 'paused') {
-        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, aliases: settings.Aliases, mac: settings.MacAddress, links: settings.Links });
+        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, ip6: settings.IPv6Address, aliases: settings.Aliases, mac: settings.MacAddress, links: settings.Links });
         // The first user bridge a container joins brings the embedded resolver; later ones keep it.
         if (this.userBridges!.endpointsOf(rec.id).length === 1) await this.useEmbeddedDns(rec, rec.state.Pid, n.gateway);
       }

@@ -57,6 +57,8 @@ export interface ContainerState {
 /** What a client asked for on one network (swagger EndpointSettings): kept, and shown by inspect. */
 export interface EndpointSettings {
   IPv4Address?: string;
+  /** `--ip6`, as given. */
+  IPv6Address?: string;
   Aliases?: string[];
   /** `--link` on a user network: `container:alias`. */
   Links?: string[];

@@ -1,6 +1,7 @@
 /** `docker update`: which resource and restart-policy changes are accepted, and the `runc update` that applies them. */
 import { badRequest } from '../../util/errors.js';
 import type { HostConfig } from './record.js';
+import { MAX_PIDS_LIMIT } from './host-config.js';
 
 /** The UpdateConfig fields of the Engine API that shoal acts on. */
 export interface UpdateConfig {
@@ -20,8 +21,6 @@ export interface UpdateConfig {
 
 const RESOURCE_KEYS = ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpusetCpus', 'CpusetMems', 'PidsLimit'] as const;
 const MIN_MEMORY = 6 * 1024 * 1024;
-/** The kernel's PID_MAX_LIMIT: pids.max refuses more, so runc would fail half-way through its update. */
-const MAX_PIDS_LIMIT = 4 * 1024 * 1024;
 
 const cannot = (id: string, msg: string) => badRequest(`Cannot update container ${id}: ${msg}`);
 

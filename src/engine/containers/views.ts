@@ -65,14 +65,27 @@ export interface ForeignEndpoint {
   StaticIp?: boolean;
   /** The `--ip` asked for, before the container runs and has it. */
   RequestedIp?: string;
+  /** On an `--ipv6` network. */
+  IPv6Address?: string;
+  IPv6PrefixLen?: number;
+  IPv6Gateway?: string;
+  /** The IPv6 address was asked for (`--ip6`), as given. */
+  RequestedIp6?: string;
+}
+
+/** IPAMConfig as dockerd shows it: the addresses asked for (Go omits empty ones), null when none. */
+function ipamConfigOf(e: ForeignEndpoint): Record<string, string> | null {
+  // Docker asks its IPAM for the address the swarm allocated: it shows as the static config.
+  const v4 = e.StaticIp === false ? undefined : e.RequestedIp ?? e.IPAddress;
+  if (v4 === undefined && !e.RequestedIp6) return null;
+  return { ...(v4 !== undefined ? { IPv4Address: v4 } : {}), ...(e.RequestedIp6 ? { IPv6Address: e.RequestedIp6 } : {}) };
 }
 
 function foreignEntry(e: ForeignEndpoint) {
   return {
-    // Docker asks its IPAM for the address the swarm allocated: it shows as the static config.
-    IPAMConfig: e.StaticIp === false ? null : { IPv4Address: e.RequestedIp ?? e.IPAddress }, Links: null, Aliases: e.Aliases.length ? e.Aliases : null, MacAddress: e.MacAddress, DriverOpts: null,
+    IPAMConfig: ipamConfigOf(e), Links: null, Aliases: e.Aliases.length ? e.Aliases : null, MacAddress: e.MacAddress, DriverOpts: null,
     NetworkID: e.NetworkID, EndpointID: e.EndpointID, Gateway: e.Gateway ?? '', IPAddress: e.IPAddress,
-    IPPrefixLen: e.IPPrefixLen, IPv6Gateway: '', GlobalIPv6Address: '', GlobalIPv6PrefixLen: 0, DNSNames: e.DNSNames,
+    IPPrefixLen: e.IPPrefixLen, IPv6Gateway: e.IPv6Gateway ?? '', GlobalIPv6Address: e.IPv6Address ?? '', GlobalIPv6PrefixLen: e.IPv6PrefixLen ?? 0, DNSNames: e.DNSNames,
   };
 }
 

@@ -5,6 +5,8 @@ import { newHexId } from '../../util/ids.js';
 import { badRequest, conflict, forbidden, notFound } from '../../util/errors.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import { AddressInUseError, AddressPool, type PoolState } from './ipam.js';
+import { AddressPool6, type Pool6State } from './ipam6.js';
+import { canonicalIp6, contains6, formatIp6, isIpv6, isSubnet6, overlaps6, parseSubnet6 } from './ipv6.js';
 import { inNetns, ipBatch, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
 import { contains, macFromIp, overlaps, parseSubnet } from './ipv4.js';
 import { chooseLocalSubnet, firstHost, validIp, validSubnet } from './local-pools.js';
@@ -37,6 +39,10 @@ export interface UserEndpoint {
   aliases: string[];
   /** Given with `--ip`. */
   staticIp: boolean;
+  /** The IPv6 address on an `--ipv6` network. */
+  ip6?: string;
+  /** Given with `--ip6`. */
+  staticIp6?: boolean;
   /** `--link container:alias` on this network: the alias resolves for this container only. */
   links?: string[];
 }
@@ -62,6 +68,20 @@ export interface UserNetwork {
   options: Record<string, string>;
   pool: PoolState;
   endpoints: Record<string, UserEndpoint>;
+  /** `--ipv6`: every endpoint gets an address of the IPv6 subnet too. */
+  enableIPv6?: boolean;
+  /** The IPv6 subnet (`--subnet fd00::/64`); given without `--ipv6` it is only shown, as in dockerd. */
+  v6?: IPv6Config;
+}
+
+/** The IPv6 side of a bridge network. */
+export interface IPv6Config {
+  subnet: string;
+  /** The bridge's IPv6 address. */
+  gateway: string;
+  /** As given (inspect's IPAM shows the request): maybe none. */
+  requested: { Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> };
+  pool: Pool6State;
 }
 
 interface State {
@@ -80,6 +100,8 @@ export interface BridgeCreateRequest {
 
 export interface ConnectOptions {
   ip?: string;
+  /** `--ip6`. */
+  ip6?: string;
   aliases?: string[];
   /** Asked for (`network connect --mac-address`); else derived from the address, as Docker does. */
   mac?: string;
@@ -99,6 +121,7 @@ export class UserBridges {
 
   private queue: Promise<unknown> = Promise.resolve();
   private readonly pools = new Map<string, AddressPool>();
+  private readonly pools6 = new Map<string, AddressPool6>();
   private readonly dns = new Map<string, DnsServer>();
 
   private constructor(
@@ -109,7 +132,10 @@ export class UserBridges {
     /** Subnets the daemon uses besides these networks (default bridge, swarm's gateway bridge). */
     private readonly reserved: string[],
   ) {
-    for (const n of Object.values(state.networks)) this.pools.set(n.id, new AddressPool(n.pool));
+    for (const n of Object.values(state.networks)) {
+      this.pools.set(n.id, new AddressPool(n.pool));
+      if (n.v6) this.pools6.set(n.id, new AddressPool6(n.v6.pool));
+    }
   }
 
   static async open(config: DaemonConfig, log: Logger, reserved: string[], netns: NetnsTarget = SELF): Promise<UserBridges> {
@@ -152,11 +178,14 @@ export class UserBridges {
     return this.serialized(async () => {
       const name = req.Name;
       if (takenNames(name) || this.list().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
-      if (req.EnableIPv6) throw badRequest('IPv6 is not supported on bridge networks of this daemon');
       if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw badRequest(`IPAM driver ${req.IPAM.Driver} not found`);
-      const configs = req.IPAM?.Config ?? [];
-      if (configs.length > 1) throw badRequest('bridge networks of this daemon take one IPv4 subnet');
+      const all = req.IPAM?.Config ?? [];
+      // dockerd (getIpamConfig) sorts the configs by the family of their subnet.
+      const v6Configs = all.filter((c) => c.Subnet?.includes(':'));
+      const configs = all.filter((c) => !c.Subnet?.includes(':'));
+      if (configs.length > 1 || v6Configs.length > 1) throw badRequest('bridge networks of this daemon take one IPv4 and one IPv6 subnet');
       const cfg = configs[0] ?? {};
+      const v6 = this.ipv6Config(v6Configs[0], !!req.EnableIPv6);
       const inUse = [...this.reserved, ...this.list().map((n) => n.subnet)];
       let subnet: string;
       if (cfg.Subnet) {
@@ -196,9 +225,11 @@ export class UserBridges {
         ...(req.IPAM?.Options ? { ipamOptions: { ...req.IPAM.Options } } : {}),
         internal: !!req.Internal, labels: { ...(req.Labels ?? {}) }, options,
         pool: AddressPool.empty(subnet, [gateway, ...Object.values(aux)], cfg.IPRange).toJSON(), endpoints: {},
+        ...(req.EnableIPv6 ? { enableIPv6: true } : {}), ...(v6 ? { v6 } : {}),
       };
       this.state.networks[id] = n;
       this.pools.set(id, new AddressPool(n.pool));
+      if (v6) this.pools6.set(id, new AddressPool6(v6.pool));
       try {
         await this.ensureBridge(n);
         await this.applyRules();
@@ -206,6 +237,7 @@ export class UserBridges {
       } catch (e) {
         delete this.state.networks[id];
         this.pools.delete(id);
+        this.pools6.delete(id);
         await this.dropKernel(n);
         await this.applyRules().catch(() => undefined);
         throw e;
@@ -223,6 +255,7 @@ export class UserBridges {
       if (Object.keys(n.endpoints).length) throw forbidden(`error while removing network: network ${n.name} id ${n.id} has active endpoints`);
       delete this.state.networks[n.id];
       this.pools.delete(n.id);
+      this.pools6.delete(n.id);
       this.save();
       await this.dropKernel(n);
       await this.applyRules();
@@ -238,9 +271,42 @@ export class UserBridges {
   validate(ref: string, opts: ConnectOptions): void {
     const n = this.find(ref);
     if (!n) throw notFound(`network ${ref} not found`);
+    if (opts.ip6) {
+      if (!isIpv6(opts.ip6)) throw badRequest(`Invalid IPv6 address: ${opts.ip6})`);
+      if (!n.v6) throw badRequest('user specified IP address is supported only when connecting to networks with user configured subnets');
+      if (!n.enableIPv6 || !contains6(parseSubnet6(n.v6.subnet), opts.ip6)) throw badRequest(`no configured subnet or ip-range contain the IP address ${opts.ip6}`);
+    }
     if (!opts.ip) return;
     if (!n.userSubnet) throw badRequest('user specified IP address is supported only when connecting to networks with user configured subnets');
     if (!validIp(opts.ip) || !contains(parseSubnet(n.subnet), opts.ip)) throw badRequest(`no configured subnet or ip-range contain the IP address ${opts.ip}`);
+  }
+
+  /**
+   * The IPv6 side of a new network from its IPv6 IPAM config, checked as libnetwork does;
+   * `--ipv6` without a subnet has no default pool to take one from (dockerd 20.10's 404).
+   */
+  private ipv6Config(cfg: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> | null } | undefined, enabled: boolean): IPv6Config | undefined {
+    if (!cfg?.Subnet) {
+      if (enabled) throw notFound('could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network');
+      return undefined;
+    }
+    if (!isSubnet6(cfg.Subnet)) throw badRequest(`Invalid subnet ${cfg.Subnet} : invalid CIDR address: ${cfg.Subnet}`);
+    const s = parseSubnet6(cfg.Subnet);
+    if (this.list().some((o) => o.v6 && overlaps6(parseSubnet6(o.v6.subnet), s))) throw forbidden('Pool overlaps with other one on this address space');
+    if (cfg.IPRange) {
+      const r = isSubnet6(cfg.IPRange) ? parseSubnet6(cfg.IPRange) : undefined;
+      if (!r || r.prefixLen < s.prefixLen || !contains6(s, formatIp6(r.base))) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
+    }
+    // libnetwork's gateway: the first address of the range (of the subnet without one).
+    const gateway = cfg.Gateway ?? formatIp6((cfg.IPRange ? parseSubnet6(cfg.IPRange).base : s.base) + 1n);
+    if (!contains6(s, gateway)) throw forbidden(`no matching subnet for gateway ${gateway}`);
+    const aux = cfg.AuxiliaryAddresses ?? {};
+    for (const a of Object.values(aux)) if (!contains6(s, a)) throw forbidden(`no matching subnet for aux-address ${a}`);
+    return {
+      subnet: cfg.Subnet, gateway: canonicalIp6(gateway),
+      requested: { ...(cfg.Gateway ? { Gateway: cfg.Gateway } : {}), ...(cfg.IPRange ? { IPRange: cfg.IPRange } : {}), ...(Object.keys(aux).length ? { AuxiliaryAddresses: { ...aux } } : {}) },
+      pool: AddressPool6.empty(cfg.Subnet, [gateway, ...Object.values(aux)], cfg.IPRange).toJSON(),
+    };
   }
 
   /** Gives the container whose init is `pid` an interface on the network. */
@@ -300,9 +366,17 @@ export class UserBridges {
     const pool = this.pools.get(n.id)!;
     const container: NetnsTarget = { kind: 'pid', pid };
     if (n.endpoints[containerId]) throw forbidden(`endpoint with name ${this.containerName(containerId) ?? containerId} already exists in network ${n.name}`);
+    const pool6 = n.enableIPv6 ? this.pools6.get(n.id) : undefined;
     let ip: string;
+    let ip6: string | undefined;
     try {
       ip = opts.ip ? pool.claim(containerId, opts.ip) : pool.allocate(containerId);
+      try {
+        if (pool6) ip6 = opts.ip6 ? pool6.claim(containerId, opts.ip6) : pool6.allocate(containerId);
+      } catch (e) {
+        pool.release(containerId);
+        throw e;
+      }
     } catch (e) {
       if (e instanceof AddressInUseError) throw forbidden('Address already in use');
       throw e;
@@ -314,6 +388,7 @@ export class UserBridges {
     const ep: UserEndpoint = {
       containerId, endpointId, ip, mac: opts.mac ?? macFromIp(ip), hostVeth: hostVethName(endpointId), ifname: `eth${k}`,
       aliases: [...new Set(opts.aliases ?? [])], staticIp: !!opts.ip,
+      ...(ip6 ? { ip6, ...(opts.ip6 ? { staticIp6: true } : {}) } : {}),
       ...(opts.links?.length ? { links: [...opts.links] } : {}),
     };
     n.endpoints[containerId] = ep;
@@ -328,11 +403,15 @@ export class UserBridges {
       ]);
       // An internal network gives no way out, so no default route (as libnetwork).
       const hasDefault = (await ipJson<unknown>(container, ['route', 'show', 'default'])).length > 0;
+      const hasDefault6 = !!ip6 && (await ipJson<unknown>(container, ['-6', 'route', 'show', 'default'])).length > 0;
       await ipBatch(container, [
         'link set lo up',
         `addr add ${ip}/${prefixLen} dev ${ep.ifname}`,
+        // nodad: usable at once, as the bridge's own addresses are.
+        ...(ip6 && n.v6 ? [`addr add ${ip6}/${parseSubnet6(n.v6.subnet).prefixLen} dev ${ep.ifname} nodad`] : []),
         `link set ${ep.ifname} up`,
         ...(n.internal || hasDefault ? [] : [`route add default via ${n.gateway} dev ${ep.ifname}`]),
+        ...(n.internal || !ip6 || !n.v6 || hasDefault6 ? [] : [`route add default via ${n.v6.gateway} dev ${ep.ifname}`]),
       ]);
     } catch (e) {
       await this.drop(n, ep);
@@ -348,6 +427,7 @@ export class UserBridges {
     await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
     delete n.endpoints[ep.containerId];
     this.pools.get(n.id)?.release(ep.containerId);
+    this.pools6.get(n.id)?.release(ep.containerId);
     this.save();
     this.refreshDns();
     this.onEvent('disconnect', n, ep.containerId);
@@ -363,6 +443,11 @@ export class UserBridges {
     const want = `${n.gateway}/${parseSubnet(n.subnet).prefixLen}`;
     const has = (link?.addr_info ?? []).some((a) => a.family === 'inet' && `${a.local}/${a.prefixlen}` === want);
     if (!has) cmds.push(`addr add ${want} dev ${n.device}`);
+    if (n.enableIPv6 && n.v6) {
+      const want6 = { local: n.v6.gateway, prefixlen: parseSubnet6(n.v6.subnet).prefixLen };
+      const has6 = (link?.addr_info ?? []).some((a) => a.family === 'inet6' && a.local === want6.local && a.prefixlen === want6.prefixlen);
+      if (!has6) cmds.push(`addr add ${want6.local}/${want6.prefixlen} dev ${n.device} nodad`);
+    }
     if (!link || !(link.flags ?? []).includes('UP')) cmds.push(`link set ${n.device} up`);
     await ipBatch(this.netns, cmds);
     if (this.netns.kind === 'self') fs.writeFileSync('/proc/sys/net/ipv4/ip_forward', '1\n');
@@ -459,12 +544,17 @@ export class UserBridges {
         if (links.has(ep.hostVeth)) continue;
         delete n.endpoints[ep.containerId];
         this.pools.get(n.id)?.release(ep.containerId);
+        this.pools6.get(n.id)?.release(ep.containerId);
       }
     }
   }
 
   private save(): void {
-    for (const n of this.list()) n.pool = this.pools.get(n.id)!.toJSON();
+    for (const n of this.list()) {
+      n.pool = this.pools.get(n.id)!.toJSON();
+      const p6 = this.pools6.get(n.id);
+      if (n.v6 && p6) n.v6.pool = p6.toJSON();
+    }
     writeJsonFileAtomic(this.stateFile, this.state);
   }
 

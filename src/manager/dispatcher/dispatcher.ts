@@ -49,8 +49,8 @@ export interface DispatcherDeps {
   signingRoot(): string;
   /** The Engine API client CA certificate, handed to every node. */
   apiClientCA?(): string | undefined;
-  /** The swarm's data-encryption key: opens the secrets sent with assignments. */
-  dek?: Buffer;
+  /** The swarm's data-encryption key now (it changes with a rotation): opens the secrets sent with assignments. */
+  dek(): Buffer | undefined;
 }
 
 /**
@@ -407,7 +407,7 @@ export class Dispatcher {
       for (const tid of removes) told.delete(tid);
       for (const t of tasks) told.set(t.ID, t);
       if (!complete && !tasks.length && !removes.length) return;
-      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.d.store, this.d.dek, tasks.filter(mayRun)) });
+      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.d.store, this.d.dek(), tasks.filter(mayRun)) });
     };
     send(true);
     let timer: NodeJS.Timeout | undefined;
