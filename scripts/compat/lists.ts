@@ -48,9 +48,5 @@ export const EXPECTED_FAILURES: Record<string, string> = {
   // dockerd 20.10 refuses the bind with the same message shoal gives.
   [`${P}api_container_test.py::VolumeBindTest::test_create_with_binds_rw_rshared`]:
     'rshared bind: / is a private mount on this machine, so dockerd refuses it too ("… is mounted on / but it is not a shared mount")',
-  // Racy here, not fixed yet: the allocator's write for the new network's VIP can land between
-  // docker-py's inspect and its update (and again before its one retry). Passes in most runs.
-  [`${P}api_service_test.py::ServiceTest::test_update_service_with_network_change`]:
-    'KNOWN GAP (issue 13, racy): the allocator\'s VIP write after a network change can move Version.Index under docker-py\'s inspect-then-update',
 };
 

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
-import { ApiError, badRequest } from '../util/errors.js';
+import { ApiError, badRequest, rpcText } from '../util/errors.js';
 import { chooseSystemAddr, listSystemLinks } from './system-addr.js';
 import { SWARM_PORT } from '../cluster/rpc.js';
 
@@ -62,12 +62,12 @@ export function localAddrTowards(remote: string): Promise<string> {
 
 const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(grpc.status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v as number, k.split('_').map((w) => w[0] + w.slice(1).toLowerCase()).join('')]));
 
-/** A gRPC failure in the words dockerd uses: "rpc error: code = X desc = …". */
+/** A failed gRPC call, in the words dockerd relays ("rpc error: code = X desc = …"). */
 export function rpcError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
   const err = e as { code?: number; details?: string; message?: string };
   const code = err.code ?? grpc.status.UNKNOWN;
   const status = code === grpc.status.INVALID_ARGUMENT ? 400 : code === grpc.status.UNAVAILABLE ? 503 : 500;
   const name = CODE_NAMES[code] === 'Invalidargument' ? 'InvalidArgument' : CODE_NAMES[code] === 'Permissiondenied' ? 'PermissionDenied' : CODE_NAMES[code];
-  return new ApiError(status, `rpc error: code = ${name} desc = ${err.details ?? err.message}`);
+  return new ApiError(status, rpcText(name, err.details ?? err.message ?? ''));
 }

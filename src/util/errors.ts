@@ -19,3 +19,47 @@ export const notImplemented = (msg: string) => new ApiError(501, msg);
 
 export const noSuchContainer = (ref: string) => notFound(`No such container: ${ref}`);
 export const noSuchImage = (ref: string) => notFound(`No such image: ${ref}`);
+
+/**
+ * What went wrong with a control-plane call, by gRPC status code name (swarmkit's controlapi
+ * answers codes.X; dockerd passes the status through). Defined once, with how each kind is
+ * answered over HTTP (moby errdefs / httpstatus: the gRPC code picks the status).
+ */
+export type ErrorKind =
+  | 'InvalidArgument' | 'NotFound' | 'AlreadyExists' | 'FailedPrecondition' | 'PermissionDenied'
+  | 'Unavailable' | 'Unimplemented' | 'DeadlineExceeded' | 'Unknown' | 'Internal';
+
+export const KIND_HTTP_STATUS: Record<ErrorKind, number> = {
+  InvalidArgument: 400,
+  NotFound: 404,
+  AlreadyExists: 409,
+  FailedPrecondition: 400,
+  PermissionDenied: 403,
+  Unavailable: 503,
+  Unimplemented: 501,
+  DeadlineExceeded: 500,
+  Unknown: 500,
+  Internal: 500,
+};
+
+/** A gRPC status as Go prints it, the words dockerd answers: "rpc error: code = X desc = Y". */
+export function rpcText(kind: ErrorKind | string, desc: string): string {
+  return `rpc error: code = ${kind} desc = ${desc}`;
+}
+
+/** A control-plane failure of one kind; the HTTP answer is its kind's status and gRPC text. */
+export class RpcError extends ApiError {
+  constructor(
+    readonly kind: ErrorKind,
+    readonly desc: string,
+    /** Only where dockerd wraps the status in another errdefs class (e.g. a Forbidden ingress create). */
+    status: number = KIND_HTTP_STATUS[kind],
+  ) {
+    super(status, rpcText(kind, desc));
+  }
+}
+
+export const rpcError = (kind: ErrorKind, desc: string, status?: number): RpcError => new RpcError(kind, desc, status);
+
+/** swarmkit's answer when a write compares an older version than the stored one. */
+export const outOfSequence = (): RpcError => rpcError('Unknown', 'update out of sequence');

@@ -6,7 +6,7 @@ import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
 import { parseSubnet } from '../../net/ipv4.js';
 import type { SwarmNode } from '../../node/node.js';
 import type { Network } from '../../cluster/types.js';
-import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork } from '../../manager/networks/swarm-networks.js';
+import { createNetwork, listNetworks, removeNetwork } from '../../manager/control/networks.js';
 import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../node/node.js';
 import { unavailable } from '../../util/errors.js';
 import type { UserNetwork } from '../../engine/network/user-bridges.js';
@@ -181,7 +181,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     if (!swarm?.nodeId) return [];
     if (!swarm.isManager) return local?.networks() ?? [];
     try {
-      return swarm.controlStore().list('networks');
+      return listNetworks(swarm.controlStore());
     } catch {
       return local?.networks() ?? [];
     }
@@ -228,10 +228,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     if (driver !== 'overlay') throw notFound(`plugin ${JSON.stringify(driver)} not found`);
     if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
     if (!swarm.isManager) throw forbidden(`Cannot create a multi-host network from a worker node. Please create the network from a manager node.`);
-    const store = swarm.controlStore();
-    const cluster = store.list('cluster')[0];
-    const n = newSwarmNetwork({ ...req, Driver: driver }, store.list('networks'), cluster?.DefaultAddrPool ?? ['10.0.0.0/8']);
-    await store.commit([{ kind: 'networks', op: 'create', object: n }]);
+    const n = await createNetwork(swarm.controlStore(), { ...req, Driver: driver });
     return { status: 201, body: { Id: n.ID, Warning: '' } };
   });
 
@@ -296,8 +293,7 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       if (swarm?.nodeId && !swarm.isManager) throw unavailable(ERR_NOT_MANAGER);
       throw notFound(`network ${ctx.params.id} not found`);
     }
-    const store = swarm.controlStore();
-    await removeSwarmNetwork(store, requireSwarmNetwork(store.list('networks'), ctx.params.id));
+    await removeNetwork(swarm.controlStore(), ctx.params.id);
     return { status: 204 };
   });
 }

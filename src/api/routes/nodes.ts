@@ -1,10 +1,8 @@
-import { orphanAttachments } from '../../manager/networks/attachments.js';
 import type { Router } from '../router.js';
 import type { SwarmNode } from '../../node/node.js';
 import type { Node } from '../../cluster/types.js';
 import type { Manager } from '../../manager/manager.js';
-import { VersionConflict } from '../../manager/store/store.js';
-import { ApiError, badRequest, notFound } from '../../util/errors.js';
+import { getNode, removeNode, updateNode } from '../../manager/control/nodes.js';
 import { versionParam } from '../query.js';
 
 /**
@@ -21,20 +19,6 @@ export function present(m: Pick<Manager, 'election' | 'isReachable'>, stored: No
     delete n.ManagerStatus;
   }
   return n;
-}
-
-/** By full ID, then hostname, then unique ID prefix: Docker's lookup order. */
-export function findNode(m: Manager, ref: string): Node {
-  const nodes = m.store.list('nodes');
-  const exact = nodes.find((n) => n.ID === ref);
-  if (exact) return exact;
-  const byName = nodes.filter((n) => n.Description?.Hostname === ref);
-  if (byName.length === 1) return byName[0];
-  if (byName.length > 1) throw badRequest(`node ${ref} is ambiguous (${byName.length} matches found)`);
-  const byPrefix = nodes.filter((n) => n.ID.startsWith(ref));
-  if (byPrefix.length === 1) return byPrefix[0];
-  if (byPrefix.length > 1) throw badRequest(`node ${ref} is ambiguous (${byPrefix.length} matches found)`);
-  throw notFound(`node ${ref} not found`);
 }
 
 export function nodeRoutes(router: Router, swarm: SwarmNode): void {
@@ -57,48 +41,23 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
 
   router.get('/nodes/:id', (ctx) => {
     const m = swarm.requireManager();
-    return { body: present(m, findNode(m, ctx.params.id)) };
+    return { body: present(m, getNode(m.store, ctx.params.id)) };
   });
 
   router.post('/nodes/:id/update', async (ctx) => {
     const m = swarm.requireManager();
     const spec = await ctx.body('NodeSpec');
     const version = versionParam(ctx.query, (raw, why) => `invalid node version '${raw}': ${why}`);
-    const n = findNode(m, ctx.params.id);
-    if (n.Version.Index !== version) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
-    if (spec.Role && !['worker', 'manager'].includes(spec.Role)) throw badRequest(`invalid role "${spec.Role}", only worker and manager are supported`);
+    const n = getNode(m.store, ctx.params.id);
     // Availability and labels are an operator's; the role is swarm membership, an admin's.
-    if (spec.Role && spec.Role !== n.Spec.Role) ctx.requireRole('admin', spec.Role === 'manager' ? 'nodes promote' : 'nodes demote');
-    if (spec.Availability && !['active', 'pause', 'drain'].includes(spec.Availability)) throw badRequest(`invalid availability "${spec.Availability}", only active, drain and pause are supported`);
-    const role = spec.Role || n.Spec.Role;
-    if (n.Spec.Role === 'manager' && role === 'worker') {
-      const managers = m.store.list('nodes').filter((x) => x.Spec.Role === 'manager');
-      if (managers.length === 1) throw new ApiError(400, `rpc error: code = FailedPrecondition desc = attempting to demote the last manager of the swarm`);
-    }
-    n.Spec = { ...spec, Role: role, Availability: spec.Availability || n.Spec.Availability };
-    if (role === 'manager' && !n.ManagerStatus) n.ManagerStatus = { Reachability: 'unknown', Addr: `${n.Status.Addr}:2377` };
-    if (role === 'worker') delete n.ManagerStatus;
-    try {
-      await m.store.commit([{ kind: 'nodes', op: 'update', object: n }]);
-    } catch (e) {
-      if (e instanceof VersionConflict) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
-      throw e;
-    }
+    if (spec.Role && spec.Role !== n.Spec.Role && ['worker', 'manager'].includes(spec.Role)) ctx.requireRole('admin', spec.Role === 'manager' ? 'nodes promote' : 'nodes demote');
+    await updateNode(m.store, ctx.params.id, version, spec);
     return { status: 200 };
   });
 
   router.delete('/nodes/:id', async (ctx) => {
     const m = swarm.requireManager();
-    const n = findNode(m, ctx.params.id);
-    const force = ctx.bool('force');
-    if (n.Spec.Role === 'manager') {
-      throw new ApiError(400, `rpc error: code = FailedPrecondition desc = node ${n.ID} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`);
-    }
-    if (!force && n.Status.State === 'ready') {
-      throw new ApiError(400, `rpc error: code = FailedPrecondition desc = node ${n.ID} is not down and can't be removed`);
-    }
-    const orphans = orphanAttachments(m.store.list('tasks'), n.ID).map((object) => ({ kind: 'tasks' as const, op: 'update' as const, object }));
-    await m.store.commit([{ kind: 'nodes', op: 'delete', id: n.ID }, ...orphans]);
+    await removeNode(m.store, ctx.params.id, ctx.bool('force'));
     return { status: 200 };
   });
 }

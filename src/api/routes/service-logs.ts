@@ -6,8 +6,8 @@ import type { LogLine } from '../../cluster/rpc.js';
 import { badRequest } from '../../util/errors.js';
 import { parseTimeParam } from '../../engine/containers/io.js';
 import { streamWriter } from '../../net/streams.js';
-import { findService } from './services.js';
-import { findTask } from './tasks.js';
+import { getService as findService } from '../../manager/control/services.js';
+import { getTask as findTask } from '../../manager/control/tasks.js';
 
 /**
  * `docker service logs SERVICE|TASK`: the manager asks each node holding the tasks for their

@@ -1,8 +1,7 @@
 import type { Network, NetworkSpec, Service, Task } from '../../cluster/types.js';
-import { badRequest, conflict, forbidden, notFound } from '../../util/errors.js';
+import { badRequest, conflict, forbidden, notFound, rpcError } from '../../util/errors.js';
 import { newSwarmId } from '../../util/ids.js';
 import { contains, overlaps, parseSubnet } from '../../net/ipv4.js';
-import { rpcError } from '../rpc-error.js';
 import type { Store } from '../store/store.js';
 
 /**
@@ -46,10 +45,11 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
   if (PREDEFINED.has(name)) throw forbidden(`${name} is a pre-defined network and cannot be created`);
   if (existing.some((n) => n.Spec.Name === name)) throw conflict(`network with name ${name} already exists`);
   const driver = req.Driver || 'overlay';
-  if (driver !== 'overlay') throw badRequest(`rpc error: code = InvalidArgument desc = network driver ${driver} is not supported for swarm networks`);
+  if (driver !== 'overlay') throw rpcError('InvalidArgument', `network driver ${driver} is not supported for swarm networks`);
   if (req.Ingress && existing.some((n) => n.Spec.Ingress)) {
     const i = existing.find((n) => n.Spec.Ingress)!;
-    throw forbidden(`rpc error: code = AlreadyExists desc = ingress network (${i.ID}) is already present`);
+    // dockerd answers this one as Forbidden (daemon/cluster/networks.go wraps it).
+    throw rpcError('AlreadyExists', `ingress network (${i.ID}) is already present`, 403);
   }
   const configs = (req.IPAM?.Config ?? []).filter((c) => c.Subnet);
   for (const c of configs) {

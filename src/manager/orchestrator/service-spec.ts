@@ -1,16 +1,12 @@
 import type { Network, Service, ServiceSpec } from '../../cluster/types.js';
-import { ApiError } from '../../util/errors.js';
+import { ApiError, rpcError } from '../../util/errors.js';
 import { parseConstraints } from '../scheduler/constraint.js';
 import { validateReferences } from '../secrets/spec.js';
-import { rpcError } from '../rpc-error.js';
 
 /**
  * What a valid service spec is (swarmkit controlapi/service.go), with the errors Docker
- * returns: the daemon passes SwarmKit's gRPC status through, so messages read
- * "rpc error: code = <Code> desc = <text>" and the code picks the HTTP status.
+ * returns: the daemon passes SwarmKit's gRPC status through (util/errors RpcError).
  */
-
-export { rpcError } from '../rpc-error.js';
 
 const MOUNT_TYPES = new Set(['bind', 'volume', 'tmpfs', 'npipe', 'cluster']);
 const PROPAGATIONS = new Set(['rprivate', 'private', 'rshared', 'shared', 'rslave', 'slave']);

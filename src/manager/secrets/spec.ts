@@ -1,7 +1,6 @@
 import type { Config, ConfigSpec, ContainerSpec, Secret, SecretSpec, Service, ServiceSpec } from '../../cluster/types.js';
 import type { Store } from '../store/store.js';
-import { rpcError } from '../rpc-error.js';
-import { badRequest } from '../../util/errors.js';
+import { badRequest, rpcError } from '../../util/errors.js';
 
 /**
  * What valid secrets and configs are, and how services refer to them (swarmkit controlapi

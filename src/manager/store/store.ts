@@ -1,6 +1,6 @@
 import type { Kind, KindMap, Task } from '../../cluster/types.js';
 import type { TaskIndexName } from './task-index.js';
-import { ApiError } from '../../util/errors.js';
+import { ApiError, rpcText } from '../../util/errors.js';
 
 /**
  * The contract between the store (etcd + a watch-fed cache) and everything that reads or
@@ -46,7 +46,7 @@ export class LeaderLost extends Error {}
 export class WriteTimeout extends ApiError {
   readonly ambiguous = true;
   constructor() {
-    super(500, 'rpc error: code = DeadlineExceeded desc = context deadline exceeded');
+    super(500, rpcText('DeadlineExceeded', 'context deadline exceeded'));
   }
 }
 
@@ -54,7 +54,7 @@ export class WriteTimeout extends ApiError {
 export class StoreUnavailable extends ApiError {
   constructor(readonly reason: unknown) {
     // Docker's text when a manager cannot reach a quorum (node/swarm-spec.ts ERR_NO_LEADER, not imported: that module sits above the store).
-    super(500, "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.");
+    super(500, rpcText('Unknown', "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."));
   }
 }
 
