@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../cluster/types.js';
-import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMessage } from '../cluster/rpc.js';
+import { clientCredentials, RpcClient, type NetworkViewMessage } from '../cluster/rpc.js';
 import type { SwarmNode } from '../cluster/swarm-node.js';
 import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
@@ -41,7 +41,7 @@ export class NetworkAgent {
   private assigned: Task[] = [];
   private reconciler?: NetworkReconciler;
   private nodeId?: string;
-  private client?: grpc.Client;
+  private client?: RpcClient<'Dispatcher'>;
   private stopped = false;
   private readonly passes = new CoalescingRunner(async () => {
     try {
@@ -197,11 +197,11 @@ export class NetworkAgent {
       this.nodeId = target.nodeId;
       try {
         const tls = target.tls();
-        const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
+        const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key));
         this.client = client;
         let check: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
-          const stream = serverStream<object, NetworkViewMessage>(client, 'NetworkView', {});
+          const stream = client.stream('NetworkView', {});
           stream.on('data', (m: NetworkViewMessage) => {
             this.view = m;
             this.kick();

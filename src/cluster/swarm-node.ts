@@ -22,7 +22,7 @@ import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem } f
 import { X509Certificate } from 'node:crypto';
 import { chooseSystemAddr, listSystemLinks } from './system-addr.js';
 import { ERR_SWARM_LOCKED, humanReadableKey, newUnlockKey, openPrivateKey, openValue, parseHumanReadableKey, sealPrivateKey, sealValue } from '../manager/ca/unlock-key.js';
-import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, SWARM_PORT, unary, type IssueResponse, type JoinResponse, type RenewResponse, type ManagerAddr, type RootCAResponse } from './rpc.js';
+import { clientCredentials, grpcAddr, insecureCredentials, RpcClient, SWARM_PORT, type IssueResponse, type ManagerAddr, type RenewResponse, type RequestOf, type ResponseOf, type UnaryMethodName } from './rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
 export const ERR_NO_SWARM_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
@@ -382,10 +382,10 @@ export class SwarmNode {
       const advertiseHost = req.AdvertiseAddr ? (await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host)).host : await localAddrTowards(remote);
 
       // 1. The root CA, trusted only if its digest is the one in the token.
-      const insecure = new CAClient(remote, insecureCredentials());
+      const insecure = new RpcClient('CA', remote, insecureCredentials());
       let rootPem: string;
       try {
-        rootPem = (await unary<object, RootCAResponse>(insecure, 'GetRootCACertificate', {}, 10_000)).certificate;
+        rootPem = (await insecure.call('GetRootCACertificate', {}, 10_000)).certificate;
       } catch (e) {
         throw rpcError(e);
       } finally {
@@ -397,10 +397,10 @@ export class SwarmNode {
       // 2. A certificate for a CSR, on a connection that now verifies the manager.
       const keys = await generateKeyPair();
       const keyPem = await privateKeyToPem(keys.privateKey);
-      const ca = new CAClient(remote, clientCredentials(Buffer.from(rootPem)));
+      const ca = new RpcClient('CA', remote, clientCredentials(Buffer.from(rootPem)));
       let issued: IssueResponse;
       try {
-        issued = await unary<object, IssueResponse>(ca, 'IssueNodeCertificate', { csr: await createCsr(keys), token: req.JoinToken, addr: advertiseHost }, 15_000);
+        issued = await ca.call('IssueNodeCertificate', { csr: await createCsr(keys), token: req.JoinToken ?? '', addr: advertiseHost }, 15_000);
       } catch (e) {
         throw rpcError(e);
       } finally {
@@ -415,7 +415,7 @@ export class SwarmNode {
       this.saveState();
       try {
         if (issued.role === 'manager') {
-          const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: advertiseHost });
+          const joined = await this.membershipCall(remote, 'Join', { addr: advertiseHost });
           this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
           this.writeDek();
           await this.startManager(undefined, false, joined.initialCluster);
@@ -430,11 +430,11 @@ export class SwarmNode {
     });
   }
 
-  private async membershipCall<T>(remote: string, method: string, req: object): Promise<T> {
+  private async membershipCall<M extends UnaryMethodName<'Membership'>>(remote: string, method: M, req: RequestOf<'Membership', M>): Promise<ResponseOf<'Membership', M>> {
     const f = this.files;
-    const c = new MembershipClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    const c = new RpcClient('Membership', remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
     try {
-      return await unary<object, T>(c, method, req, 30_000);
+      return await c.call(method, req, 30_000);
     } finally {
       c.close();
     }
@@ -602,9 +602,9 @@ export class SwarmNode {
   private async requestCertificate(remote: string): Promise<{ renewed: RenewResponse; keyPem: string }> {
     const f = this.files;
     const keys = await generateKeyPair();
-    const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    const ca = new RpcClient('CA', remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
     try {
-      const renewed = await unary<object, RenewResponse>(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
+      const renewed = await ca.call('RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
       return { renewed, keyPem: await privateKeyToPem(keys.privateKey) };
     } finally {
       ca.close();
@@ -740,7 +740,7 @@ export class SwarmNode {
     this.installCertificate(issued);
     if (role === 'manager') {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
-      const joined = await this.fromAnyManager(remotes, (r) => this.membershipCall<JoinResponse>(r, 'Join', { addr: s.advertiseAddr, promotion: true }));
+      const joined = await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Join', { addr: s.advertiseAddr, promotion: true }));
       this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
       this.writeDek();
       await this.startManager(undefined, false, joined.initialCluster);

@@ -7,7 +7,7 @@ import { taskStateRank } from '../../cluster/types.js';
 import type { EtcdStore } from '../store/etcd-store.js';
 import { VersionConflict, type StoreEvent } from '../store/store.js';
 import type { Logger } from '../../util/log.js';
-import type { AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, NodeDescriptionRequest, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
+import type { Empty, RpcHandlers, AssignmentsMessage, AssignmentsRequest, HeartbeatRequest, HeartbeatResponse, ManagerAddr, NodeDescriptionRequest, PeerIdentity, SessionMessage, SessionRequest, TaskStatusRequest } from '../../cluster/rpc.js';
 import { LIVENESS_PREFIX } from './liveness.js';
 import { claimLiveness, parseLivenessValue, type LivenessHolder } from './liveness-claim.js';
 import { assignedFiles } from './task-files.js';
@@ -127,12 +127,12 @@ export class Dispatcher {
   constructor(private readonly d: DispatcherDeps) {}
 
   /** gRPC handlers for the dispatcher service. */
-  handlers(): grpc.UntypedServiceImplementation {
+  handlers(): Pick<RpcHandlers<'Dispatcher'>, 'Session' | 'Heartbeat' | 'UpdateNodeDescription' | 'UpdateTaskStatus' | 'Assignments'> {
     return {
       Session: (call: grpc.ServerWritableStream<SessionRequest, SessionMessage>) => void this.session(call),
       Heartbeat: (call: grpc.ServerUnaryCall<HeartbeatRequest, HeartbeatResponse>, cb: grpc.sendUnaryData<HeartbeatResponse>) => void this.heartbeat(call, cb),
-      UpdateNodeDescription: (call: grpc.ServerUnaryCall<NodeDescriptionRequest, object>, cb: grpc.sendUnaryData<object>) => void this.updateNodeDescription(call, cb),
-      UpdateTaskStatus: (call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>) => this.updateTaskStatus(call, cb),
+      UpdateNodeDescription: (call: grpc.ServerUnaryCall<NodeDescriptionRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => void this.updateNodeDescription(call, cb),
+      UpdateTaskStatus: (call: grpc.ServerUnaryCall<TaskStatusRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => this.updateTaskStatus(call, cb),
       Assignments: (call: grpc.ServerWritableStream<AssignmentsRequest, AssignmentsMessage>) => this.assignments(call),
     };
   }
@@ -365,7 +365,7 @@ export class Dispatcher {
    * A new description within a live session (its certificate renewed from a new root during a
    * rotation): the node keeps its session, assignments and state; the rotation loop sees TLSInfo.
    */
-  private async updateNodeDescription(call: grpc.ServerUnaryCall<NodeDescriptionRequest, object>, cb: grpc.sendUnaryData<object>): Promise<void> {
+  private async updateNodeDescription(call: grpc.ServerUnaryCall<NodeDescriptionRequest, Empty>, cb: grpc.sendUnaryData<Empty>): Promise<void> {
     try {
       const id = this.auth(call);
       const s = this.sessions.get(call.request.sessionId);
@@ -487,7 +487,7 @@ export class Dispatcher {
     return byNode;
   }
 
-  private updateTaskStatus(call: grpc.ServerUnaryCall<TaskStatusRequest, object>, cb: grpc.sendUnaryData<object>): void {
+  private updateTaskStatus(call: grpc.ServerUnaryCall<TaskStatusRequest, Empty>, cb: grpc.sendUnaryData<Empty>): void {
     let id: PeerIdentity;
     try {
       id = this.auth(call);
