@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
-import { clientCredentials, RpcClient, type RequestOf, type ResponseOf, type UnaryMethodName } from '../../cluster/rpc.js';
+import type { RequestOf, ResponseOf, UnaryMethodName } from '../../cluster/rpc.js';
+import { ManagerConnection } from '../manager-connection.js';
 import type { SwarmNode } from '../../cluster/swarm-node.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
@@ -49,6 +50,7 @@ export class StandaloneAttachments {
   private unsubscribe?: () => void;
   /** Attach and detach calls in order: a restart's attach must not overtake the detach of its death. */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly connection = new ManagerConnection(() => this.swarm.agentTarget());
 
   constructor(
     private readonly engine: Engine,
@@ -221,22 +223,7 @@ export class StandaloneAttachments {
   }
 
   /** A unary dispatcher call on the first manager that answers. */
-  private async call<M extends UnaryMethodName<'Dispatcher'>>(name: M, req: RequestOf<'Dispatcher', M>, deadlineMs?: number): Promise<ResponseOf<'Dispatcher', M>> {
-    const target = this.swarm.agentTarget();
-    if (!target) throw Object.assign(new Error('This node is not a swarm manager.'), { code: grpc.status.UNAVAILABLE, details: 'node is not part of a swarm' });
-    const tls = target.tls();
-    let last: unknown;
-    for (const addr of target.managers()) {
-      const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key));
-      try {
-        return await client.call(name, req, deadlineMs);
-      } catch (e) {
-        last = e;
-        if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw e;
-      } finally {
-        client.close();
-      }
-    }
-    throw last ?? new Error('no manager reachable');
+  private call<M extends UnaryMethodName<'Dispatcher'>>(name: M, req: RequestOf<'Dispatcher', M>, deadlineMs?: number): Promise<ResponseOf<'Dispatcher', M>> {
+    return this.connection.call(name, req, deadlineMs);
   }
 }
