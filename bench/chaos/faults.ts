@@ -162,7 +162,13 @@ export async function runFault(name: FaultName, s: Swarm, rand: () => number): P
       const t0 = Date.now();
       const detectMs = await until(60_000, async () => { const l = await nodeLine(s, m.name); return !!l && l.manager === '' && l.status === 'Ready'; });
       await s.ok(await s.anyManager(), ['node', 'promote', m.name]);
-      await until(60_000, async () => { const l = await nodeLine(s, m.name); return !!l && l.manager === 'Reachable'; });
+      // Healed once its own daemon acts as a manager again, not when the list first says Reachable
+      // (the list follows the spec; the node still finishes its demotion, then joins etcd).
+      await until(90_000, async () => {
+        const l = await nodeLine(s, m.name);
+        const own = await s.d(m.name, ['info', '--format', '{{.Swarm.ControlAvailable}}'], 10_000);
+        return !!l && ['Reachable', 'Leader'].includes(l.manager) && own.stdout.trim() === 'true';
+      });
       s.faulted.delete(m.name);
       void t0;
       return { target: m.name, detectMs };

@@ -4,11 +4,19 @@ import type { Socket } from 'node:net';
 import { ApiError, badRequest } from '../util/errors.js';
 import { decodeBody, discardRest, MAX_JSON_BODY, readLimited, tooLarge, type BodyName, type BodyTypes } from './decode/index.js';
 import { SERVER_HEADERS } from './version.js';
+import type { Role } from './access/roles.js';
 
 /** What a route handler sees of one request. */
 export class RequestContext {
   /** Set once the handler took over the connection (hijack) or wrote the response itself. */
   responded = false;
+
+  /**
+   * Throws the 403 when the caller may not do `action` (which needs `needed`): for a call whose
+   * route any operator may make but whose body can ask for more (a node update that changes
+   * the role). Allows everything when the server checks no roles.
+   */
+  requireRole: (needed: Role, action: string) => void = () => undefined;
 
   constructor(
     readonly req: IncomingMessage,

@@ -143,6 +143,7 @@ export class ApiServer {
     const who = this.access?.identify(req);
     let call: { pattern: string; path: string; params: Record<string, string> } | undefined;
     let status = 500;
+    let created: string | undefined;
     try {
       const url = parseRequestUrl(req.url);
       const { version, path: routePath } = splitVersion(url.pathname);
@@ -152,7 +153,9 @@ export class ApiServer {
       call = { pattern: found.pattern, path: routePath, params: found.params };
       if (who) this.access!.authorize(who, req.method ?? 'GET', found.pattern);
       ctx = new RequestContext(req, res, found.params, url.searchParams, version, socket, head);
+      if (who) ctx.requireRole = (needed, action) => this.access!.require(who, needed, action);
       const result = await found.handler(ctx);
+      created = createdId(result?.body);
       status = ctx.responded ? (socket ? 101 : 200) : result?.status ?? (result?.body === undefined ? 204 : 200);
       if (ctx.responded) return;
       this.send(req, res, socket, status, result?.body, result?.headers);
@@ -167,7 +170,7 @@ export class ApiServer {
       const message = e instanceof Error ? e.message : String(e);
       this.send(req, res, socket, status, status === 304 ? undefined : { message });
     } finally {
-      if (who && call) this.access!.record(who, { method: req.method ?? 'GET', ...call, status, streamed: !!ctx?.responded });
+      if (who && call) this.access!.record(who, { method: req.method ?? 'GET', ...call, status, streamed: !!ctx?.responded, ...(created ? { created } : {}) });
       this.log.debug({ method: req.method, url: req.url }, 'api');
     }
   }
@@ -207,4 +210,12 @@ function parseRequestUrl(target: string | undefined): URL {
     throw new ApiError(400, `bad request: invalid URL escape in ${JSON.stringify(url.pathname.slice(0, 100))}`);
   }
   return url;
+}
+
+/** The ID a create call answers with (`{"ID": …}` for swarm objects, `{"Id": …}` for local ones): what the audit log names. */
+function createdId(body: unknown): string | undefined {
+  if (!body || typeof body !== 'object') return undefined;
+  const b = body as { ID?: unknown; Id?: unknown };
+  const id = b.ID ?? b.Id;
+  return typeof id === 'string' ? id : undefined;
 }

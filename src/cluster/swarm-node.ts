@@ -39,6 +39,12 @@ interface SwarmState {
   advertiseAddr: string;
   listenAddr: string;
   managers: ManagerAddr[];
+  /**
+   * A role change began toward this role and has not ended: the etcd member and its data may be
+   * in any state (a demotion's member removed, a promotion's member added but not started). Kept
+   * on disk so that a daemon killed midway finishes the change instead of starting a removed member.
+   */
+  roleChange?: 'manager' | 'worker';
 }
 
 export interface InitRequest {
@@ -176,7 +182,8 @@ export class SwarmNode {
     }
     this.dek = this.readDek();
     try {
-      if (this.state.role === 'manager') await this.startManager();
+      // A role change cut short: no manager until the session's role finishes it (reconcileRole).
+      if (this.state.role === 'manager' && !this.state.roleChange) await this.startManager();
       this.startSession();
     } catch (err) {
       this.log.error({ err }, 'could not resume swarm membership');
@@ -235,6 +242,9 @@ export class SwarmNode {
   /** `swarm update --autolock` / `unlock-key --rotate`: the new key (or none) for every manager. */
   async setUnlockKey(key: Buffer | undefined): Promise<void> {
     const m = this.requireManager();
+    // A new key-encrypting key gets a new data key too (as SwarmKit's raft DEK): the old one
+    // may have lain on disk unsealed, or sealed with the old unlock key.
+    if (key) await m.rotateDataKey();
     await m.setUnlockKey(key);
     this.applyUnlockKey(key);
   }
@@ -495,6 +505,10 @@ export class SwarmNode {
       nodeId: s.nodeId, clusterId: s.clusterId, advertiseAddr: s.advertiseAddr, listenAddr: s.listenAddr,
       tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
       forceNewCluster, initialCluster, dek: this.dek,
+      onDataKey: (dek) => {
+        this.dek = dek;
+        this.writeDek();
+      },
     });
     try {
       if (bootstrap) await bootstrap(m);
@@ -689,7 +703,7 @@ export class SwarmNode {
    */
   private reconcileRole(want: 'manager' | 'worker'): void {
     this.wantedRole = want;
-    if (!this.state || want === this.state.role) return;
+    if (!this.state || (want === this.state.role && !this.state.roleChange)) return;
     if (this.roleChange) {
       this.log.info({ role: want }, 'role change requested while another runs; following it next');
       return;
@@ -715,30 +729,42 @@ export class SwarmNode {
     const s = this.state;
     // Other managers' CAs: after a demotion this node's own manager is gone.
     const remotes = this.otherManagers();
-    if (!s || s.role === role) return;
+    if (!s || (s.role === role && !s.roleChange)) return;
     if (!remotes.length) throw new Error('no other manager known for the role change');
+    // A change cut short (a kill, a stop, a failed step) left the member in an unknown state.
+    const interrupted = !!s.roleChange;
+    s.roleChange = role;
+    this.saveState();
     // Every step may be tried again (reconcileRole retries the whole change): each is idempotent.
-    if (role === 'worker' && this.manager) {
-      await this.manager.resign();
-      try {
-        await this.removeOwnMember(this.manager, s.nodeId, remotes);
-      } catch (e) {
-        this.manager.election.resume(); // still a manager until a retry succeeds
-        throw e;
+    if (role === 'worker') {
+      if (this.manager) {
+        await this.manager.resign();
+        try {
+          await this.removeOwnMember(this.manager, s.nodeId, remotes);
+        } catch (e) {
+          this.manager.election.resume(); // still a manager until a retry succeeds
+          throw e;
+        }
+        this.log.info('etcd member removed for the demotion');
+        await this.manager.stop();
+        this.manager = undefined;
+        this.log.info('manager stopped for the demotion');
+      } else {
+        await this.leaveEtcd(s.nodeId, remotes);
       }
-      this.log.info('etcd member removed for the demotion');
-      await this.manager.stop();
-      this.manager = undefined;
-      this.log.info('manager stopped for the demotion');
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
       this.applyUnlockKey(undefined); // workers are never locked
       this.dek = undefined;
       this.writeDek();
+    } else if (interrupted && !this.manager) {
+      // A member from the cut-short change must go before joining again: a member whose data
+      // is gone must never come back under its old identity.
+      await this.leaveEtcd(s.nodeId, remotes);
     }
     const issued = await this.fromAnyManager(remotes, (r) => this.requestCertificate(r));
     if (issued.renewed.role !== role) throw new Error(`CA issued a ${issued.renewed.role} certificate, expected ${role}`);
     this.installCertificate(issued);
-    if (role === 'manager') {
+    if (role === 'manager' && !this.manager) {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
       const joined = await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Join', { addr: s.advertiseAddr, promotion: true }));
       this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
@@ -746,8 +772,15 @@ export class SwarmNode {
       await this.startManager(undefined, false, joined.initialCluster);
     }
     s.role = role;
+    delete s.roleChange;
     this.saveState();
     this.log.info({ role }, 'node role changed');
+  }
+
+  /** Takes this node's etcd member out through another manager (idempotent: gone is fine). */
+  private async leaveEtcd(nodeId: string, remotes: string[]): Promise<void> {
+    await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Leave', { nodeId }));
+    this.log.info('etcd member of a cut-short role change removed');
   }
 
   /** Other managers' addresses, the session's own first. */

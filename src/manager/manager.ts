@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { openValue, readUnlockKey, storedValue, watchUnlockKey, writeUnlockKey } from './ca/unlock-key.js';
+import { openValue, readUnlockKey, sealValue, storedValue, watchUnlockKey, writeUnlockKey } from './ca/unlock-key.js';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,9 +22,9 @@ import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
 import type { RootCAMaterial } from './ca/root-ca.js';
 import { createApiCA, signApiCert } from '../cluster/api-certs.js';
-import { caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
+import { CA_KEY, caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
+import { DATA_KEY_NEXT, newDataKey, resealAll } from './secrets/data-key.js';
 
-const CA_KEY = '/shoal/ca';
 
 export type { StoredCA };
 const PRESENCE_PREFIX = '/shoal/managers/';
@@ -50,12 +50,17 @@ export interface ManagerOptions {
   log: Logger;
   /** The swarm's data-encryption key: seals the secrets kept in etcd (undefined: a swarm from before it). */
   dek?: Buffer;
+  /** A data key rotation gave this manager a new DEK: the node keeps it at rest. */
+  onDataKey?: (dek: Buffer) => void;
   /** Joining an existing cluster: the etcd initial-cluster string Membership.Join returned. */
   initialCluster?: string;
   forceNewCluster?: boolean;
 }
 
 export { QuorumLost };
+
+/** How long after a data key rotation the last sweep runs: other managers follow within it. */
+const DATA_KEY_SWEEP_MS = 3000;
 
 /** Waits for an etcd clean-up step at most `ms`; its failure does not matter to the caller. */
 async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void> {
@@ -95,6 +100,9 @@ export class Manager {
   private caMaterial?: StoredCA;
   private caWatch?: Watcher;
   private unlockKeyWatch?: Watcher;
+  private dataKeySweep?: NodeJS.Timeout;
+  /** The stored CA as last seen, when it was sealed with a data key not yet followed. */
+  private caPending?: Buffer;
   private stopping = false;
   private presence?: Lease;
   private presenceWatch?: Watcher;
@@ -119,7 +127,7 @@ export class Manager {
       rootCA: () => this.trustBundle(),
       signingRoot: () => this.rootCertPem(),
       apiClientCA: () => this.caMaterial?.apiClients?.certPem,
-      dek: o.dek,
+      dek: () => this.o.dek,
     });
     this.networkView = networkViewHandler(this.store, (c) => this.identify(c));
     this.logs = new LogBroker(this.store, (c) => this.identify(c));
@@ -177,12 +185,7 @@ export class Manager {
     this.caMaterial = this.openCA(raw);
     if (!this.caMaterial.apiClients) await this.addApiClientCA(raw);
     this.caWatch = await this.client.watch().key(CA_KEY).create();
-    this.caWatch.on('put', (kv) => {
-      this.caMaterial = this.openCA(kv.value);
-      this.o.log.info('swarm root CA changed');
-      this.reloadTls();
-      this.dispatcher.resendSessions();
-    });
+    this.caWatch.on('put', (kv) => this.caChanged(kv.value));
 
     this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
     this.election.start();
@@ -398,7 +401,10 @@ export class Manager {
         }
       },
       Leave: async (call: grpc.ServerUnaryCall<LeaveRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
-        const denied = managerOnly(call);
+        // A node may always take out its own member: one demoted while its daemon was down
+        // already holds a worker certificate when it finishes the demotion.
+        const self = this.identify(call)?.nodeId === call.request.nodeId && this.store.get('nodes', call.request.nodeId);
+        const denied = self ? undefined : managerOnly(call);
         if (denied) return cb(denied);
         try {
           await this.removeMember(call.request.nodeId);
@@ -452,8 +458,78 @@ export class Manager {
   /** Autolock: the swarm's unlock key now and on every change (undefined: autolock off). */
   async followUnlockKey(fn: (key: Buffer | undefined) => void): Promise<void> {
     // A late event after stop() must not touch a node that is no longer this manager.
-    this.unlockKeyWatch = await watchUnlockKey(this.client, this.o.dek, (k) => this.stopping || fn(k));
+    this.unlockKeyWatch = await watchUnlockKey(this.client, () => this.o.dek, (k) => this.stopping || fn(k), (key, value) => {
+      if (!this.stopping && key === DATA_KEY_NEXT && value) this.followDataKey(value);
+    });
+    // A rotation this manager missed (it was restarting) and whose sweep has not ended yet.
+    const next = await this.client.get(DATA_KEY_NEXT).buffer();
+    if (next) this.followDataKey(next);
     fn(await readUnlockKey(this.client, this.o.dek));
+  }
+
+  /**
+   * Rotates the swarm's data-encryption key: everything sealed is re-sealed with a new key in one
+   * transaction that also hands the key to the other managers (sealed with the old one); a
+   * sweep a few seconds later re-seals what a manager that had not followed yet wrote meanwhile,
+   * then deletes the hand-over. After it the old key opens nothing the swarm keeps.
+   */
+  async rotateDataKey(): Promise<void> {
+    const old = this.o.dek;
+    if (!old) return; // a swarm from before the DEK keeps storing as it did
+    const next = newDataKey();
+    const handOver = sealValue(old, next);
+    const n = await resealAll(this.client, [old], next, { key: DATA_KEY_NEXT, value: handOver });
+    this.adoptDataKey(next);
+    this.o.log.info({ resealed: n }, 'data encryption key rotated');
+    clearTimeout(this.dataKeySweep);
+    this.dataKeySweep = setTimeout(() => {
+      void (async () => {
+        // A later rotation (or this manager's end) owns the keys now.
+        if (this.stopping || !this.o.dek?.equals(next)) return;
+        await resealAll(this.client, [next, old], next);
+        await this.client.if(DATA_KEY_NEXT, 'Value', '==', handOver).then(this.client.delete().key(DATA_KEY_NEXT)).commit();
+      })().catch((err: unknown) => this.o.log.warn({ err }, 'data key rotation sweep failed'));
+    }, DATA_KEY_SWEEP_MS);
+  }
+
+  /**
+   * The stored CA changed. A data key rotation re-seals it with a key this manager may not
+   * follow yet (another watch brings it): kept until adoptDataKey opens it; a re-seal alone
+   * changes nothing.
+   */
+  private caChanged(raw: Buffer): void {
+    let ca: StoredCA;
+    try {
+      ca = this.openCA(raw);
+    } catch {
+      this.caPending = raw;
+      return;
+    }
+    this.caPending = undefined;
+    if (JSON.stringify(ca) === JSON.stringify(this.caMaterial)) return;
+    this.caMaterial = ca;
+    this.o.log.info('swarm root CA changed');
+    this.reloadTls();
+    this.dispatcher.resendSessions();
+  }
+
+  /** Another manager rotated the data key: take the new one when it was sealed with ours. */
+  private followDataKey(sealedNext: Buffer): void {
+    if (!this.o.dek) return;
+    let next: Buffer;
+    try {
+      next = openValue(this.o.dek, sealedNext);
+    } catch {
+      return; // sealed with a key this manager no longer holds: already followed
+    }
+    this.adoptDataKey(next);
+  }
+
+  private adoptDataKey(next: Buffer): void {
+    if (this.o.dek?.equals(next)) return;
+    this.o.dek = next;
+    this.o.onDataKey?.(next);
+    if (this.caPending) this.caChanged(this.caPending);
   }
 
   unlockKey(): Promise<Buffer | undefined> {
@@ -469,6 +545,7 @@ export class Manager {
     clearInterval(this.quorumTimer);
     // Not awaited: etcd may already be gone (a demoted member); client.close() ends the watch anyway.
     void this.unlockKeyWatch?.cancel().catch(() => undefined);
+    clearTimeout(this.dataKeySweep);
     this.loops.stop();
     this.dispatcher.close();
     this.networkView.close();

@@ -39,6 +39,14 @@ function filesContaining(root: string, needle: Buffer): string[] {
   return found;
 }
 
+/** The part of `bytes`' base64 that is the same whatever precedes or follows it, for each alignment. */
+function base64Needles(bytes: Buffer): Buffer[] {
+  return [0, 1, 2].map((k) => {
+    const b64 = Buffer.concat([Buffer.alloc(k), bytes]).toString('base64');
+    return Buffer.from(b64.slice(k ? 4 : 0, -4));
+  });
+}
+
 describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal cert create, audit', () => {
   let swarm: SwarmLab;
   let hubNs: string;
@@ -133,6 +141,14 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     await denied(as('vera'), ['service', 'rm', 'web'], 'viewer');
     await denied(as('vera', 'w1'), ['exec', cid, 'true'], 'viewer');
     await denied(as('vera', 'w1'), ['rm', '-f', cid], 'viewer');
+    // The CLI shows no body when an upgrade is refused (as with dockerd's authorization plugins): only the 403.
+    const attach = await cli(as('vera', 'w1'), ['attach', '--no-stdin', cid]);
+    assert.notEqual(attach.code, 0);
+    assert.match(attach.stderr, /received 403/);
+    await denied(as('vera'), ['node', 'update', '--availability', 'pause', 'w1'], 'viewer');
+    // Logs are reads: a service's through the manager, a container's on its node.
+    await ok(as('vera'), ['service', 'logs', 'web']);
+    await ok(as('vera', 'w1'), ['logs', cid]);
   });
 
   it('an operator updates services but cannot swarm leave, node promote or read the unlock key', async () => {
@@ -140,6 +156,19 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     await denied(as('otto'), ['swarm', 'leave', '--force'], 'operator');
     await denied(as('otto'), ['node', 'promote', 'w1'], 'operator');
     await denied(as('otto'), ['swarm', 'unlock-key'], 'operator');
+    // A node's availability and labels are an operator's; its role and membership are not.
+    await ok(as('otto'), ['node', 'update', '--availability', 'pause', '--label-add', 'zone=a', 'w1']);
+    assert.equal(await ok(as('otto'), ['node', 'inspect', 'w1', '--format', '{{.Spec.Availability}} {{index .Spec.Labels "zone"}}']), 'pause a');
+    await ok(as('otto'), ['node', 'update', '--availability', 'active', 'w1']);
+    await denied(as('otto'), ['node', 'demote', 'm1'], 'operator');
+    await denied(as('otto'), ['node', 'update', '--role', 'manager', 'w1'], 'operator');
+    await denied(as('otto'), ['node', 'rm', '--force', 'w1'], 'operator');
+    assert.equal(await ok(as('otto'), ['node', 'inspect', 'w1', '--format', '{{.Spec.Role}} {{.Spec.Availability}}']), 'worker active');
+    await denied(as('otto'), ['swarm', 'update', '--autolock=true'], 'operator');
+    await denied(as('otto'), ['swarm', 'ca', '--rotate', '--detach'], 'operator');
+    await denied(as('otto'), ['swarm', 'join-token', '--rotate', 'worker'], 'operator');
+    await denied(as('otto'), ['swarm', 'init', '--advertise-addr', swarm.ip.get('m1')!], 'operator');
+    await denied(as('otto', 'w1'), ['swarm', 'join', '--token', 'SWMTKN-1-' + 'a'.repeat(50) + '-' + 'b'.repeat(25), `${swarm.ip.get('m1')}:2377`], 'operator');
     await ok(as('otto'), ['secret', 'create', 'tlspw', '-'], secretText);
     await ok(as('otto'), ['service', 'create', '--detach', '--name', 'usespw', '--secret', 'tlspw', '--constraint', 'node.role==worker', 'busybox', 'sleep', '600']);
     await waitFor('usespw running', async () => (await ok(envs.get('m1')!, ['service', 'ls', '--filter', 'name=usespw', '--format', '{{.Replicas}}'])) === '1/1', 90_000, 500);
@@ -149,19 +178,28 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     const lines = (m: string) => fs.readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const m1 = lines('m1');
     assert.ok(m1.some((l) => l.path === '/services/create' && l.client === 'CN=shoal-machine-m1, OU=admin' && l.outcome === 'ok'), 'service create by the machine certificate');
-    assert.ok(m1.some((l) => /^\/services\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto, OU=operator, O=') && l.outcome === 'ok'), 'service update by otto');
+    const webId = await ok(envs.get('m1')!, ['service', 'inspect', 'web', '--format', '{{.ID}}']);
+    assert.ok(m1.some((l) => l.path === '/services/create' && l.object === webId), 'a create names the object it made');
+    // A swarm write is recorded once, by the manager the client called (each manager writes the store itself).
+    const ottoUpdates = (ls: Record<string, unknown>[]) => ls.filter((l) => /^\/services\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto, OU=operator, O=') && l.outcome === 'ok');
+    assert.equal(ottoUpdates(m1).length, 1, 'service update by otto, once');
+    assert.equal(ottoUpdates(lines('w1')).length, 0);
     assert.ok(m1.some((l) => l.path === '/services/create' && String(l.client).startsWith('CN=vera, OU=viewer') && l.outcome === 'denied'), 'denied create by vera');
     assert.ok(m1.some((l) => l.path === '/swarm/leave' && String(l.client).startsWith('CN=otto') && l.status === 403));
     assert.ok(m1.some((l) => l.path === '/secrets/create' && String(l.client).startsWith('CN=otto')));
+    assert.ok(m1.some((l) => /^\/nodes\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto') && l.outcome === 'ok'), 'node update by otto');
+    assert.ok(m1.some((l) => /^\/nodes\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto') && l.outcome === 'denied'), 'denied promote by otto');
+    assert.ok(lines('w1').some((l) => String(l.path).endsWith('/attach') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied'), 'denied attach on the worker');
     assert.ok(lines('w1').some((l) => String(l.path).endsWith('/exec') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied'), 'denied exec on the worker');
-    // No file of any machine (data root with etcd's data, audit and daemon logs) holds the secret, in clear or base64.
+    // No file of any machine (data root with etcd's data, audit and daemon logs) holds the
+    // secret, in clear or in base64 at any of the three alignments it can have inside a longer
+    // base64 text (a JSON body, an assignment).
+    const needles = [Buffer.from(secretText), ...base64Needles(Buffer.from(secretText))];
     for (const m of swarm.machines) {
       const p = machinePaths(swarm.lab.labDir, m);
-      for (const root of [p.dataRoot, p.log]) {
-        const files = fs.statSync(root).isDirectory() ? filesContaining(root, Buffer.from(secretText)) : (fs.readFileSync(root).includes(secretText) ? [root] : []);
-        assert.deepEqual(files, [], `secret in clear on ${m}`);
-        const b64 = Buffer.from(secretText).toString('base64');
-        assert.deepEqual(fs.statSync(root).isDirectory() ? filesContaining(root, Buffer.from(b64)) : [], [], `secret in base64 on ${m}`);
+      for (const needle of needles) {
+        const found = [...filesContaining(p.dataRoot, needle), ...(fs.readFileSync(p.log).includes(needle) ? [p.log] : [])];
+        assert.deepEqual(found, [], `secret (${needle.toString()}) on ${m}`);
       }
     }
   });

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { REPO_ROOT } from '../helpers/daemon.js';
 import fs from 'node:fs';
 import { X509Certificate } from 'node:crypto';
-import { sessionRegistrations } from '../helpers/daemon-log.js';
+import { logEntries, sessionRegistrations } from '../helpers/daemon-log.js';
 
 const TLS_PROBE = path.join(REPO_ROOT, 'dist/test/helpers/tls-probe.js');
 
@@ -123,6 +123,39 @@ describe('swarm managers: three managers on etcd', () => {
       const r = await target.docker(['node', 'ls', '--format', '{{.Hostname}}={{.ManagerStatus}}'], { allowFail: true });
       return r.code === 0 && (r.stdout.includes(`${target.name}=Reachable`) || r.stdout.includes(`${target.name}=Leader`));
     }, 60_000);
+  });
+
+  // Chaos seed 2: a promote right after a demote (the node still leaving etcd) left node ls
+  // showing it Reachable while its daemon said it was no manager, and later Down for good.
+  test('demote then promote at once, twice: the node is a working manager, Ready, and stays so after a restart', async () => {
+    const target = m[2];
+    for (let i = 0; i < 2; i++) {
+      await ok(m[1], ['node', 'demote', target.name]);
+      await ok(m[1], ['node', 'promote', target.name]);
+    }
+    const working = async () => {
+      const r = await target.docker(['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'], { allowFail: true });
+      if (r.code !== 0) return false;
+      const line = r.stdout.split('\n').find((l) => l.startsWith(`${target.name} `));
+      const seen = (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'])).split('\n').find((l) => l.startsWith(`${target.name} `));
+      return !!line && /^\S+ Ready (Reachable|Leader)$/.test(line) && !!seen && /^\S+ Ready (Reachable|Leader)$/.test(seen);
+    };
+    await waitFor('demoted and promoted node is a working manager', working, 90_000);
+    // It stays one: the node's own state says manager (a restart starts its manager again).
+    await target.stop();
+    await target.start();
+    await waitFor('restarted node is a working manager', working, 90_000);
+    assert.equal(JSON.parse(await ok(target, ['info', '--format', '{{json .Swarm.ControlAvailable}}'])), true);
+    // kill -9 in the middle of a demotion (its etcd member just removed), promoted meanwhile:
+    // the restarted daemon finishes the change instead of starting a removed member.
+    const removed = () => logEntries(target, 'etcd member removed for the demotion').length;
+    const before = removed();
+    await ok(m[1], ['node', 'demote', target.name]);
+    await waitFor('demotion removed the etcd member', async () => removed() > before, 60_000, 20);
+    await target.kill9();
+    await ok(m[1], ['node', 'promote', target.name]);
+    await target.start();
+    await waitFor('node killed mid-demotion is a working manager', working, 120_000);
   });
 
   test('a manager leaves only with --force; the other two keep working', async () => {

@@ -18,9 +18,12 @@ test('roles: reads for viewers, writes for operators, membership and certificate
   assert.equal(requiredRole('POST', '/exec/:id/start'), 'operator');
   assert.equal(requiredRole('GET', '/containers/:id/archive'), 'operator', 'docker cp out can read /run/secrets');
   assert.equal(requiredRole('POST', '/some/new/route'), 'operator', 'unknown writes never fall to viewers');
-  for (const [m, p] of [['POST', '/swarm/leave'], ['POST', '/swarm/init'], ['POST', '/swarm/update'], ['GET', '/swarm/unlockkey'], ['POST', '/nodes/:id/update'], ['DELETE', '/nodes/:id'], ['POST', '/shoal/certs']]) {
+  for (const [m, p] of [['POST', '/swarm/leave'], ['POST', '/swarm/init'], ['POST', '/swarm/update'], ['GET', '/swarm/unlockkey'], ['DELETE', '/nodes/:id'], ['POST', '/shoal/certs']]) {
     assert.equal(requiredRole(m, p), 'admin', `${m} ${p}`);
   }
+  // A node's availability and labels are an operator's; the route asks for admin when the role changes.
+  assert.equal(requiredRole('POST', '/nodes/:id/update'), 'operator');
+  assert.ok(isAudited('POST', '/nodes/:id/update'));
   assert.ok(allows('admin', 'operator') && allows('operator', 'viewer') && allows('viewer', 'viewer'));
   assert.ok(!allows('viewer', 'operator') && !allows('operator', 'admin') && !allows(undefined, 'viewer'));
 });

@@ -81,3 +81,27 @@ test('dns zone: names scoped by the asking container networks; services win over
   assert.equal(lookup(zone, '172.18.0.4', 'web'), undefined);
   assert.equal(lookup(zone, '172.18.0.99', 'web'), undefined, 'unknown askers only get forwarding');
 });
+
+test('dns zone: tasks.<service> and the service name never answer ingress addresses, even to a task on ingress', () => {
+  const plan: NodeNetworkPlan = {
+    nodeAddr: '192.0.2.1',
+    overlays: [
+      { id: 'app', name: 'app', vni: 4097, subnet: '10.0.1.0/24', gateway: '10.0.1.1' },
+      { id: 'ingress', name: 'ingress', vni: 4096, subnet: '10.255.0.0/16', gateway: '10.255.0.1', ingress: true },
+    ],
+    endpoints: [
+      { containerId: 'c1', netnsPath: '/proc/1/ns/net', networkId: 'app', ip: '10.0.1.3', aliases: ['web.1.abc'] },
+      { containerId: 'c1', netnsPath: '/proc/1/ns/net', networkId: 'ingress', ip: '10.255.0.3', aliases: ['web.1.abc'] },
+      { containerId: 'c3', netnsPath: '/proc/3/ns/net', networkId: 'ingress', ip: '10.255.0.9', aliases: ['only.1.xyz'] },
+    ],
+    peers: [{ networkId: 'ingress', nodeAddr: '192.0.2.2', ip: '10.255.0.4', aliases: ['web.2.def'] }],
+    services: [web],
+  };
+  const gw: Record<string, string> = { c1: '172.18.0.3', c3: '172.18.0.9' };
+  const zone = buildZone(plan, (id) => gw[id]);
+  assert.deepEqual(lookup(zone, '172.18.0.3', 'tasks.web'), ['10.0.1.3', '10.0.1.4']);
+  assert.deepEqual(lookup(zone, '172.18.0.3', 'web'), ['10.0.1.2']);
+  assert.deepEqual(lookup(zone, '172.18.0.3', 'web.1.abc'), ['10.0.1.3']);
+  assert.equal(lookup(zone, '172.18.0.3', 'web.2.def'), undefined, 'known only on ingress');
+  assert.equal(lookup(zone, '172.18.0.9', 'tasks.web'), undefined, 'a container only on ingress resolves no swarm names');
+});

@@ -1,9 +1,11 @@
 /**
  * Who may do what through the Engine API. Three roles, each including the one below it:
  * - viewer: reads (lists, inspects, logs, events), nothing that changes state, no exec/attach;
- * - operator: also services, stacks, secrets, configs, networks, volumes, containers, images;
- * - admin: also swarm membership (init, join, leave, update, unlock), node changes (role,
- *   availability, removal), the unlock key, and API certificates.
+ * - operator: also services, stacks, secrets, configs, networks, volumes, containers, images,
+ *   and a node's availability and labels;
+ * - admin: also swarm membership (init, join, leave, update, unlock, the CA), node roles
+ *   (promote, demote: the node update route asks for admin when the role changes) and removal,
+ *   the unlock key, and API certificates.
  * Anything not named below needs operator if it writes and viewer if it reads, so a new route
  * is never open to viewers by accident when it changes state.
  */
@@ -18,7 +20,7 @@ const rank = (r: Role) => ROLES.indexOf(r);
 const ADMIN: ReadonlySet<string> = new Set([
   'POST /swarm/init', 'POST /swarm/join', 'POST /swarm/leave', 'POST /swarm/update', 'POST /swarm/unlock',
   'GET /swarm/unlockkey',
-  'POST /nodes/:id/update', 'DELETE /nodes/:id',
+  'DELETE /nodes/:id',
   'POST /shoal/certs',
 ]);
 

@@ -67,6 +67,8 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
     const n = findNode(m, ctx.params.id);
     if (n.Version.Index !== version) throw new ApiError(500, 'rpc error: code = Unknown desc = update out of sequence');
     if (spec.Role && !['worker', 'manager'].includes(spec.Role)) throw badRequest(`invalid role "${spec.Role}", only worker and manager are supported`);
+    // Availability and labels are an operator's; the role is swarm membership, an admin's.
+    if (spec.Role && spec.Role !== n.Spec.Role) ctx.requireRole('admin', spec.Role === 'manager' ? 'nodes promote' : 'nodes demote');
     if (spec.Availability && !['active', 'pause', 'drain'].includes(spec.Availability)) throw badRequest(`invalid availability "${spec.Availability}", only active, drain and pause are supported`);
     const role = spec.Role || n.Spec.Role;
     if (n.Spec.Role === 'manager' && role === 'worker') {

@@ -1,5 +1,8 @@
 import { crossSignRoot, type RootCAMaterial } from './root-ca.js';
 
+/** Where the CA (its keys sealed with the swarm's data key) lives in etcd. */
+export const CA_KEY = '/shoal/ca';
+
 /** The CA as stored in etcd: the signing root, and every root still trusted (during a rotation: new and old). */
 export interface StoredCA extends RootCAMaterial {
   trust?: string[];

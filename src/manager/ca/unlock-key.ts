@@ -55,6 +55,10 @@ export function sealValue(dek: Buffer, plain: Buffer): string {
   return SEALED + Buffer.concat([iv, c.getAuthTag(), body]).toString('base64');
 }
 
+export function isSealed(stored: Buffer): boolean {
+  return stored.subarray(0, SEALED.length).toString() === SEALED;
+}
+
 /** Opens a sealed value; a value stored before the swarm had a DEK comes back as it is. */
 export function openValue(dek: Buffer | undefined, stored: Buffer): Buffer {
   const s = stored.toString();
@@ -82,9 +86,29 @@ export async function writeUnlockKey(client: Etcd3, dek: Buffer | undefined, key
   else await client.delete().key(UNLOCK_KEY).exec();
 }
 
-export async function watchUnlockKey(client: Etcd3, dek: Buffer | undefined, fn: (key: Buffer | undefined) => void): Promise<Watcher> {
-  const w = await client.watch().key(UNLOCK_KEY).create();
-  w.on('put', (kv) => fn(kv.value.length > 0 ? openValue(dek, kv.value) : undefined));
-  w.on('delete', () => fn(undefined));
+/**
+ * Follows the unlock key and, on the same watch (so in revision order), the other keys under its
+ * name (`onOther`: a data key rotation's next key comes before the unlock key sealed with it).
+ * `dek` is read at each event: it changes with a rotation.
+ */
+export async function watchUnlockKey(client: Etcd3, dek: () => Buffer | undefined, fn: (key: Buffer | undefined) => void, onOther?: (key: string, value: Buffer | undefined) => void): Promise<Watcher> {
+  const w = await client.watch().prefix(UNLOCK_KEY).create();
+  w.on('put', (kv) => {
+    if (kv.key.toString() !== UNLOCK_KEY) onOther?.(kv.key.toString(), kv.value);
+    else if (kv.value.length === 0) fn(undefined);
+    else {
+      let key: Buffer;
+      try {
+        key = openValue(dek(), kv.value);
+      } catch {
+        return; // re-sealed by a data key rotation not followed yet: the same key, or a new one put after
+      }
+      fn(key);
+    }
+  });
+  w.on('delete', (kv) => {
+    if (kv.key.toString() !== UNLOCK_KEY) onOther?.(kv.key.toString(), undefined);
+    else fn(undefined);
+  });
   return w;
 }

@@ -49,8 +49,8 @@ export class AssignmentStreams {
 
   constructor(
     private readonly store: EtcdStore,
-    /** The swarm's data-encryption key: opens the secrets sent with assignments. */
-    private readonly dek: Buffer | undefined,
+    /** The swarm's data-encryption key now (it changes with a rotation): opens the secrets sent with assignments. */
+    private readonly dek: () => Buffer | undefined,
     /** The dispatcher's open streams, ended on close. */
     private readonly closers: Set<() => void>,
   ) {}
@@ -94,7 +94,7 @@ export class AssignmentStreams {
       for (const tid of removes) told.delete(tid);
       for (const t of tasks) told.set(t.ID, t);
       if (!complete && !tasks.length && !removes.length) return;
-      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.store, this.dek, tasks.filter(mayRun)) });
+      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.store, this.dek(), tasks.filter(mayRun)) });
     };
     send(true);
     let timer: NodeJS.Timeout | undefined;

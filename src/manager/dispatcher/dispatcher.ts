@@ -21,8 +21,8 @@ export interface DispatcherDeps {
   signingRoot(): string;
   /** The Engine API client CA certificate, handed to every node. */
   apiClientCA?(): string | undefined;
-  /** The swarm's data-encryption key: opens the secrets sent with assignments. */
-  dek?: Buffer;
+  /** The swarm's data-encryption key now (it changes with a rotation): opens the secrets sent with assignments. */
+  dek(): Buffer | undefined;
 }
 
 type DispatcherHandlers = Pick<RpcHandlers<'Dispatcher'>, 'Session' | 'Heartbeat' | 'UpdateNodeDescription' | 'UpdateTaskStatus' | 'Assignments'>;
@@ -40,7 +40,7 @@ export class Dispatcher {
 
   constructor(private readonly d: DispatcherDeps) {
     this.sessions = new Sessions({ store: d.store, client: d.client, log: d.log, trust: () => ({ rootCA: d.rootCA(), signingRoot: d.signingRoot(), apiClientCA: d.apiClientCA?.() }) }, this.closers);
-    this.assignments = new AssignmentStreams(d.store, d.dek, this.closers);
+    this.assignments = new AssignmentStreams(d.store, () => d.dek(), this.closers);
     this.statuses = new TaskStatusWriter(d.store, d.log);
   }
 
