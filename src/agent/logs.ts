@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ContainerManager, ContainerRecord } from '../engine/containers/manager.js';
 import { followLog, readLog, type LogEntry } from '../engine/containers/logs.js';
-import { clientCredentials, DispatcherClient, serverStream, unary, type LogLine, type LogSubscription } from '../cluster/rpc.js';
+import { clientCredentials, RpcClient, type LogLine, type LogSubscription } from '../cluster/rpc.js';
 import type { SwarmMembership } from './link.js';
 import type { Logger } from '../util/log.js';
 import { SerialQueue } from '../util/serial-queue.js';
@@ -18,7 +18,7 @@ const READY_POLL_MS = 250;
  * subscription is answered from the task containers' log files.
  */
 export class LogAgent {
-  private readonly streams = new Map<string, { client: grpc.Client; stream: grpc.ClientReadableStream<LogSubscription> }>();
+  private readonly streams = new Map<string, { client: RpcClient<'Dispatcher'>; stream: grpc.ClientReadableStream<LogSubscription> }>();
   private readonly running = new Map<string, AbortController>();
   private timer?: NodeJS.Timeout;
 
@@ -45,8 +45,8 @@ export class LogAgent {
     for (const addr of wanted) {
       if (this.streams.has(addr)) continue;
       const tls = target.tls();
-      const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
-      const stream = serverStream<object, LogSubscription>(client, 'LogSubscriptions', {});
+      const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key));
+      const stream = client.stream('LogSubscriptions', {});
       this.streams.set(addr, { client, stream });
       stream.on('data', (s: LogSubscription) => this.onSubscription(client, s));
       const ended = () => {
@@ -67,7 +67,7 @@ export class LogAgent {
     s?.client.close();
   }
 
-  private onSubscription(client: grpc.Client, s: LogSubscription): void {
+  private onSubscription(client: RpcClient<'Dispatcher'>, s: LogSubscription): void {
     if (s.cancel) {
       this.running.get(s.id)?.abort();
       return;
@@ -79,7 +79,7 @@ export class LogAgent {
       .finally(() => this.running.delete(s.id));
   }
 
-  private async serve(client: grpc.Client, s: LogSubscription, ac: AbortController): Promise<void> {
+  private async serve(client: RpcClient<'Dispatcher'>, s: LogSubscription, ac: AbortController): Promise<void> {
     let buf: LogLine[] = [];
     const sending = new SerialQueue();
     const send = (done = false) => {
@@ -91,7 +91,7 @@ export class LogAgent {
           const batch = lines.slice(i, i + BATCH);
           const last = i + BATCH >= lines.length;
           try {
-            await unary(client, 'PublishLogs', { subscriptionId: s.id, lines: batch, done: done && last });
+            await client.call('PublishLogs', { subscriptionId: s.id, lines: batch, done: done && last });
           } catch {
             ac.abort(); // the manager no longer wants them
             return;

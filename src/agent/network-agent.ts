@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../cluster/types.js';
-import { clientCredentials, DispatcherClient, serverStream, type NetworkViewMessage } from '../cluster/rpc.js';
+import type { NetworkViewMessage, RpcClient } from '../cluster/rpc.js';
+import { ManagerConnection } from './manager-connection.js';
 import type { SwarmMembership } from './link.js';
 import type { Engine } from '../engine/engine.js';
 import type { ContainerRecord } from '../engine/containers/manager.js';
@@ -41,7 +42,9 @@ export class NetworkAgent {
   private assigned: Task[] = [];
   private reconciler?: NetworkReconciler;
   private nodeId?: string;
-  private client?: grpc.Client;
+  private client?: RpcClient<'Dispatcher'>;
+  /** The way to a manager: the view stream's, and the tunnel reports' through `client`. */
+  private readonly connection = new ManagerConnection(() => this.swarm.agentTarget());
   private stopped = false;
   private readonly passes = new CoalescingRunner(async () => {
     try {
@@ -180,7 +183,6 @@ export class NetworkAgent {
   // --- the view from the manager ---
 
   private async streamLoop(): Promise<void> {
-    let index = 0;
     while (!this.stopped) {
       const target = this.swarm.agentTarget();
       if (!target) {
@@ -188,21 +190,21 @@ export class NetworkAgent {
         await sleep(RETRY_MS);
         continue;
       }
-      const managers = target.managers();
-      const addr = managers[index++ % Math.max(1, managers.length)];
-      if (!addr) {
+      const picked = this.connection.pick();
+      if (!picked) {
         await sleep(RETRY_MS);
         continue;
       }
+      const addr = picked.addr;
       this.nodeId = target.nodeId;
       try {
-        const tls = target.tls();
-        const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
+        const client = this.connection.client(target, addr);
         this.client = client;
         let check: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
-          const stream = serverStream<object, NetworkViewMessage>(client, 'NetworkView', {});
+          const stream = client.stream('NetworkView', {});
           stream.on('data', (m: NetworkViewMessage) => {
+            this.connection.succeeded();
             this.view = m;
             this.poke();
           });
@@ -223,7 +225,7 @@ export class NetworkAgent {
       } catch (err) {
         this.log.debug({ err }, 'network view connect failed');
       }
-      await sleep(RETRY_MS);
+      await this.connection.failed();
     }
   }
 

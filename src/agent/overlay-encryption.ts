@@ -1,6 +1,6 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Network, NodeTunnel, Task } from '../cluster/types.js';
-import { unary, type NetworkViewMessage, type ReportTunnelRequest } from '../cluster/rpc.js';
+import type { NetworkViewMessage, RpcClient } from '../cluster/rpc.js';
 import type { Logger } from '../util/log.js';
 import { nftApply } from './network/kernel.js';
 import type { NodeNetworkPlan } from './network/plan.js';
@@ -34,7 +34,7 @@ export class OverlayEncryption {
     readonly nodeId: string,
     private readonly log: Logger,
     /** The managers' dispatcher as the network view stream reaches it (undefined between sessions). */
-    private readonly client: () => grpc.Client | undefined,
+    private readonly client: () => RpcClient<'Dispatcher'> | undefined,
     /** Asks for a network pass (the tunnel was lost: report it now, not at the next sweep). */
     private readonly kick: () => void = () => undefined,
   ) {}
@@ -149,7 +149,7 @@ export class OverlayEncryption {
     const client = this.client();
     if (body === this.reported || !client) return;
     try {
-      await unary<ReportTunnelRequest, object>(client, 'ReportTunnel', { tunnel }, 5000);
+      await client.call('ReportTunnel', { tunnel }, 5000);
       this.reported = body;
     } catch (err) {
       this.log.warn({ err }, 'tunnel report failed; retried on the next pass');

@@ -1,114 +1,48 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import { X509Certificate } from 'node:crypto';
-import type { Network, NodeDescription, NodeTunnel, Service, Task, TaskStatus, Node } from './types.js';
+import { rpcContract, rpcPath, type RequestOf, type ResponseOf, type RpcMethod, type RpcService, type StreamMethodName, type UnaryMethodName } from './rpc-contract.js';
+
+export * from './rpc-messages.js';
+export { rpcContract, rpcPath, type RpcService, type RequestOf, type ResponseOf, type UnaryMethodName, type StreamMethodName } from './rpc-contract.js';
 
 /**
- * The cluster RPCs on port 2377, carried by gRPC with JSON bodies (no protobuf build step).
- * Three services, as in SwarmKit: the CA (its join methods work without a client
- * certificate), the dispatcher (workers and managers), and manager-only membership.
+ * The cluster RPCs' transport: gRPC with JSON bodies (no protobuf build step), typed by the
+ * contract in rpc-contract.ts on both sides. Clients use RpcClient; servers addRpcService.
  */
 export const SWARM_PORT = 2377;
 
-const json = {
-  serialize: (v: unknown) => Buffer.from(JSON.stringify(v ?? {})),
-  deserialize: (b: Buffer) => (b.length ? JSON.parse(b.toString()) : {}),
+/** What the server gets for a body that is not JSON: no schema accepts it. */
+const MALFORMED = Object.freeze({ malformed: true });
+/** A JSON `null` body (grpc-js takes a null message for none at all). */
+const NULL_BODY = Object.freeze({ null: true });
+
+/** The JSON codec of every method; a body that does not parse is refused by the server, not thrown. */
+export const jsonCodec = {
+  serialize: (v: unknown): Buffer => Buffer.from(JSON.stringify(v ?? {})),
+  deserialize: (b: Buffer): unknown => {
+    if (!b.length) return {};
+    try {
+      return (JSON.parse(b.toString()) as unknown) ?? NULL_BODY;
+    } catch {
+      return MALFORMED;
+    }
+  },
 };
 
-function method(service: string, name: string, responseStream = false): grpc.MethodDefinition<unknown, unknown> {
-  return {
-    path: `/shoal.${service}/${name}`,
+/** The grpc-js service definition of one service of the contract. */
+function serviceDefinition(service: RpcService): grpc.ServiceDefinition {
+  const methods = rpcContract[service] as Record<string, RpcMethod<unknown, unknown, boolean>>;
+  return Object.fromEntries(Object.entries(methods).map(([name, spec]) => [name, {
+    path: rpcPath(service, name),
     requestStream: false,
-    responseStream,
-    requestSerialize: json.serialize,
-    requestDeserialize: json.deserialize,
-    responseSerialize: json.serialize,
-    responseDeserialize: json.deserialize,
-  };
+    responseStream: spec.responseStream,
+    requestSerialize: jsonCodec.serialize,
+    requestDeserialize: jsonCodec.deserialize,
+    responseSerialize: jsonCodec.serialize,
+    responseDeserialize: jsonCodec.deserialize,
+  }]));
 }
-
-export const caService = {
-  GetRootCACertificate: method('CA', 'GetRootCACertificate'),
-  IssueNodeCertificate: method('CA', 'IssueNodeCertificate'),
-  RenewNodeCertificate: method('CA', 'RenewNodeCertificate'),
-} satisfies grpc.ServiceDefinition;
-
-export const dispatcherService = {
-  Session: method('Dispatcher', 'Session', true),
-  Heartbeat: method('Dispatcher', 'Heartbeat'),
-  UpdateNodeDescription: method('Dispatcher', 'UpdateNodeDescription'),
-  UpdateTaskStatus: method('Dispatcher', 'UpdateTaskStatus'),
-  Assignments: method('Dispatcher', 'Assignments', true),
-  NetworkView: method('Dispatcher', 'NetworkView', true),
-  LogSubscriptions: method('Dispatcher', 'LogSubscriptions', true),
-  PublishLogs: method('Dispatcher', 'PublishLogs'),
-  AttachNetwork: method('Dispatcher', 'AttachNetwork'),
-  DetachNetwork: method('Dispatcher', 'DetachNetwork'),
-  ReportTunnel: method('Dispatcher', 'ReportTunnel'),
-} satisfies grpc.ServiceDefinition;
-
-export const membershipService = {
-  Join: method('Membership', 'Join'),
-  Leave: method('Membership', 'Leave'),
-} satisfies grpc.ServiceDefinition;
-
-// ---- messages ----
-export interface RootCAResponse { certificate: string }
-export interface IssueRequest { csr: string; token: string; addr: string }
-/** Managers also get an etcd certificate (same key) from the etcd CA, which root rotation never changes. */
-export interface IssueResponse { nodeId: string; certificate: string; role: 'manager' | 'worker'; clusterId: string; etcdCertificate?: string; etcdCA?: string }
-export interface RenewRequest { csr: string }
-export interface RenewResponse { certificate: string; role: 'manager' | 'worker'; etcdCertificate?: string; etcdCA?: string }
-
-export interface ManagerAddr { nodeId: string; addr: string }
-/** epoch: strictly increasing over the agent's registration attempts (the later one owns the node's liveness). */
-export interface SessionRequest { description: NodeDescription; addr: string; epoch?: number }
-/** rootCA: the roots to trust, the one the cluster shows first; signingRoot: the CA's (absent from older managers: the first root). */
-/** apiClientCA: the CA certificate of Engine API client certificates, which every node's API trusts. */
-export interface SessionMessage { sessionId: string; node: Node; managers: ManagerAddr[]; heartbeatPeriodMs: number; rootCA: string; signingRoot?: string; apiClientCA?: string }
-export interface HeartbeatRequest { sessionId: string }
-export interface HeartbeatResponse { periodMs: number }
-/** The agent's node description changed (e.g. a certificate from a new root): sent within its session, which stays. */
-export interface NodeDescriptionRequest { sessionId: string; description: NodeDescription }
-export interface TaskStatusRequest { sessionId: string; updates: { taskId: string; status: TaskStatus }[] }
-export interface AssignmentsRequest { sessionId: string }
-/**
- * The node's tasks, and beside them the secrets and configs those tasks reference (only
- * those: swarmkit's dispatcher does the same), with their data in the clear as base64.
- * As in swarmkit, a stream's first message is the complete set; later ones are
- * `incremental`: `tasks` new or changed, `removes` the IDs no longer assigned, and the files
- * of the tasks sent (a file, once sent, stays known for the stream's life).
- */
-export interface AssignmentsMessage { type?: 'complete' | 'incremental'; tasks: Task[]; removes?: string[]; secrets?: AssignedFile[]; configs?: AssignedFile[] }
-export interface AssignedFile { ID: string; Name: string; Data: string }
-/** What a node needs of the cluster to program its overlay data path (see manager/dispatcher/network-view.ts). */
-export interface NetworkViewMessage { nodes: Node[]; networks: Network[]; services: Service[]; tasks: Task[]; overlayKeyEpoch?: number }
-
-/** Agent → manager: this node's tunnel for encrypted overlays (see manager/dispatcher/tunnel-report.ts). */
-export interface ReportTunnelRequest { tunnel: NodeTunnel }
-
-/** Manager → agent: send these tasks' container logs (or, with `cancel`, stop sending them). See manager/dispatcher/logs.ts. */
-export interface LogSubscription { id: string; taskIds: string[]; follow: boolean; tail?: number; since?: number; cancel?: boolean }
-/** One log line of a task's container; data in base64. */
-export interface LogLine { taskId: string; stream: number; time: string; data: string }
-/** Agent → manager: lines for a subscription; `done` when this node has nothing more. */
-export interface PublishLogsRequest { subscriptionId: string; lines: LogLine[]; done?: boolean }
-
-/** A standalone container joining an attachable swarm network (swarmkit resourceapi); see manager/networks/attachments.ts. */
-export interface AttachNetworkRequest { containerId: string; containerName: string; network: string }
-export interface AttachNetworkResponse { task: Task }
-/** Detaches this node's container from `networkId` (`docker network disconnect`), or from every network. */
-export interface DetachNetworkRequest { containerId: string; networkId?: string }
-
-/** promotion: a node of the swarm becoming a manager, not a new node joining (its node object stays if the join fails). */
-export interface JoinRequest { addr: string; promotion?: boolean }
-/** dek: the swarm's data-encryption key (base64), for a joining manager. */
-export interface JoinResponse { initialCluster: string; clusterToken: string; dek?: string }
-export interface LeaveRequest { nodeId: string }
-
-export const CAClient = grpc.makeGenericClientConstructor(caService, 'CA');
-export const DispatcherClient = grpc.makeGenericClientConstructor(dispatcherService, 'Dispatcher');
-export const MembershipClient = grpc.makeGenericClientConstructor(membershipService, 'Membership');
 
 /**
  * TLS that asks for a client certificate but lets a handshake without one through: the CA's
@@ -156,20 +90,96 @@ export function insecureCredentials(): grpc.ChannelCredentials {
   return grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
 }
 
-export type UnaryFn<Req, Res> = (req: Req, opts?: { deadlineMs?: number }) => Promise<Res>;
-
-/** Promise form of a unary call on a generic client. */
-export function unary<Req, Res>(client: grpc.Client, name: string, req: Req, deadlineMs = 10_000): Promise<Res> {
-  return new Promise((resolve, reject) => {
-    const fn = (client as unknown as Record<string, (r: Req, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, v: Res) => void) => void>)[name];
-    fn.call(client, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (e, v) => (e ? reject(e) : resolve(v)));
-  });
-}
-
-/** Opens a server stream on a generic client. */
-export function serverStream<Req, Res>(client: grpc.Client, name: string, req: Req): grpc.ClientReadableStream<Res> {
-  const fn = (client as unknown as Record<string, (r: Req) => grpc.ClientReadableStream<Res>>)[name];
-  return fn.call(client, req);
-}
-
 export const grpcAddr = (addr: string) => (addr.includes(':') ? addr : `${addr}:${SWARM_PORT}`);
+
+// ---- client ----
+
+/** A connection to one manager's service, typed by the contract. */
+export class RpcClient<S extends RpcService> {
+  readonly grpc: grpc.Client;
+
+  constructor(private readonly service: S, addr: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) {
+    this.grpc = new grpc.Client(addr, credentials, options);
+  }
+
+  /** A unary call; rejects with the grpc.ServiceError. */
+  call<M extends UnaryMethodName<S>>(method: M, req: RequestOf<S, M>, deadlineMs = 10_000): Promise<ResponseOf<S, M>> {
+    return new Promise((resolve, reject) => {
+      this.grpc.makeUnaryRequest<RequestOf<S, M>, ResponseOf<S, M>>(
+        rpcPath(this.service, method), jsonCodec.serialize, jsonCodec.deserialize as (b: Buffer) => ResponseOf<S, M>, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs },
+        (e, v) => (e ? reject(e) : resolve(v!)),
+      );
+    });
+  }
+
+  /** Opens a server stream. */
+  stream<M extends StreamMethodName<S>>(method: M, req: RequestOf<S, M>): grpc.ClientReadableStream<ResponseOf<S, M>> {
+    return this.grpc.makeServerStreamRequest<RequestOf<S, M>, ResponseOf<S, M>>(rpcPath(this.service, method), jsonCodec.serialize, jsonCodec.deserialize as (b: Buffer) => ResponseOf<S, M>, req, new grpc.Metadata(), {});
+  }
+
+  close(): void {
+    this.grpc.close();
+  }
+}
+
+// ---- server ----
+
+export type UnaryHandler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void | Promise<void>;
+export type StreamHandler<Req, Res> = (call: grpc.ServerWritableStream<Req, Res>) => void | Promise<void>;
+/** A handler for every method of a service, each typed by its contract entry. */
+export type RpcHandlers<S extends RpcService> = {
+  [M in keyof RpcContract[S]]: RpcContract[S][M] extends RpcMethod<infer Req, infer Res, false> ? UnaryHandler<Req, Res> : RpcContract[S][M] extends RpcMethod<infer Req, infer Res, true> ? StreamHandler<Req, Res> : never;
+};
+type RpcContract = typeof rpcContract;
+
+const failure = (code: grpc.status, details: string): grpc.ServiceError => Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+
+/** Why a request does not fit its method's schema, in one line. */
+function invalidRequest(service: RpcService, method: string, spec: RpcMethod<unknown, unknown, boolean>, request: unknown): string | undefined {
+  if (request === MALFORMED) return `${service}.${method}: request is not JSON`;
+  if (request === NULL_BODY) return `${service}.${method}: request is null`;
+  const r = spec.request.safeParse(request);
+  if (r.success) return undefined;
+  return `${service}.${method}: ` + r.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ');
+}
+
+/**
+ * Serves one service of the contract on `server`. A request that does not fit its schema is
+ * answered INVALID_ARGUMENT before the handler runs; a handler that throws or rejects answers
+ * INTERNAL (or ends its stream with it) instead of taking the process down.
+ */
+export function addRpcService<S extends RpcService>(server: grpc.Server, service: S, handlers: RpcHandlers<S>): void {
+  const specs = rpcContract[service] as Record<string, RpcMethod<unknown, unknown, boolean>>;
+  const impl: grpc.UntypedServiceImplementation = {};
+  for (const [method, spec] of Object.entries(specs)) {
+    const handler = (handlers as Record<string, (...a: unknown[]) => void | Promise<void>>)[method];
+    if (spec.responseStream) {
+      impl[method] = (call: grpc.ServerWritableStream<unknown, unknown>) => {
+        // emit('error'), not destroy(): grpc-js sends a status to the client only for the former.
+        const fail = (code: grpc.status, details: string) => call.emit('error', failure(code, details));
+        const invalid = invalidRequest(service, method, spec, call.request);
+        if (invalid) return fail(grpc.status.INVALID_ARGUMENT, invalid);
+        guard(() => handler(call), (e) => fail(grpc.status.INTERNAL, errorText(e)));
+      };
+    } else {
+      impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+        const invalid = invalidRequest(service, method, spec, call.request);
+        if (invalid) return cb(failure(grpc.status.INVALID_ARGUMENT, invalid));
+        guard(() => handler(call, cb), (e) => cb(failure(grpc.status.INTERNAL, errorText(e))));
+      };
+    }
+  }
+  server.addService(serviceDefinition(service), impl);
+}
+
+const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/** Runs a handler; a synchronous throw or a rejection goes to `onError`. */
+function guard(run: () => void | Promise<void>, onError: (e: unknown) => void): void {
+  try {
+    const r = run();
+    if (r instanceof Promise) r.catch(onError);
+  } catch (e) {
+    onError(e);
+  }
+}

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Etcd3, Lease, Watcher } from 'etcd3';
 import type { Cluster, Node } from '../cluster/types.js';
 import { attachmentHandlers } from './networks/attachments.js';
-import { caService, dispatcherService, membershipService, peerIdentity, SwarmServerCredentials, SWARM_PORT, type JoinRequest, type JoinResponse, type LeaveRequest } from '../cluster/rpc.js';
+import { addRpcService, peerIdentity, type Empty, type RpcHandlers, SwarmServerCredentials, SWARM_PORT, type JoinRequest, type JoinResponse, type LeaveRequest } from '../cluster/rpc.js';
 import type { Logger } from '../util/log.js';
 import { EtcdMember, etcdClient, peerUrl, waitForEtcd } from './store/etcd-member.js';
 import { QuorumLost, retryReconfig } from './store/etcd-reconfig.js';
@@ -204,9 +204,9 @@ export class Manager {
     this.quorumTimer = setInterval(() => void this.checkQuorum(), 1000);
 
     const server = new grpc.Server();
-    server.addService(caService, caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, shownRoot: () => this.shownRoot(), etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
-    server.addService(dispatcherService, { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)), ...tunnelReportHandlers(this.store, (c) => this.identify(c), this.o.log.child({ part: 'tunnels' })) });
-    server.addService(membershipService, this.membershipHandlers());
+    addRpcService(server, 'CA', caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, shownRoot: () => this.shownRoot(), etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
+    addRpcService(server, 'Dispatcher', { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)), ...tunnelReportHandlers(this.store, (c) => this.identify(c), this.o.log.child({ part: 'tunnels' })) });
+    addRpcService(server, 'Membership', this.membershipHandlers());
     this.credentials = new SwarmServerCredentials(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
     this.server = server;
@@ -380,7 +380,7 @@ export class Manager {
   private readonly bySocket = new WeakMap<object, { id: ReturnType<typeof peerIdentity>; root: string; until: number }>();
   private readonly identities = new Map<string, { id: ReturnType<typeof peerIdentity>; root: string; until: number }>();
 
-  private membershipHandlers(): grpc.UntypedServiceImplementation {
+  private membershipHandlers(): RpcHandlers<'Membership'> {
     const managerOnly = (call: grpc.ServerUnaryCall<unknown, unknown>) => {
       const id = this.identify(call);
       if (!id) return { code: grpc.status.UNAUTHENTICATED, details: 'no valid swarm certificate' };
@@ -403,7 +403,7 @@ export class Manager {
           cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message });
         }
       },
-      Leave: async (call: grpc.ServerUnaryCall<LeaveRequest, object>, cb: grpc.sendUnaryData<object>) => {
+      Leave: async (call: grpc.ServerUnaryCall<LeaveRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
         // A node may always take out its own member: one demoted while its daemon was down
         // already holds a worker certificate when it finishes the demotion.
         const self = this.identify(call)?.nodeId === call.request.nodeId && this.store.get('nodes', call.request.nodeId);

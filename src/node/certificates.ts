@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import { renewalTime } from '../manager/ca/root-ca.js';
 import { certIdentity, createCsr, firstPem, generateKeyPair, privateKeyToPem } from '../cluster/pki.js';
 import { X509Certificate } from 'node:crypto';
-import { CAClient, clientCredentials, unary, type RenewResponse } from '../cluster/rpc.js';
+import { clientCredentials, RpcClient, type RenewResponse } from '../cluster/rpc.js';
 import { NodeUnlock } from './unlock.js';
 
 /** This node's certificate: renewal at 50–80 % of its life, root CA rotation (trust), the API client CA. */
@@ -47,9 +47,9 @@ export abstract class NodeCertificates extends NodeUnlock {
   protected async requestCertificate(remote: string): Promise<{ renewed: RenewResponse; keyPem: string }> {
     const f = this.files;
     const keys = await generateKeyPair();
-    const ca = new CAClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    const ca = new RpcClient('CA', remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
     try {
-      const renewed = await unary<object, RenewResponse>(ca, 'RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
+      const renewed = await ca.call('RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
       return { renewed, keyPem: await privateKeyToPem(keys.privateKey) };
     } finally {
       ca.close();

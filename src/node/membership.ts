@@ -10,7 +10,7 @@ import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from
 import { tlsInfo } from '../manager/ca/tls-info.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../cluster/pki.js';
 import { ERR_SWARM_LOCKED, newUnlockKey } from '../manager/ca/unlock-key.js';
-import { CAClient, clientCredentials, grpcAddr, insecureCredentials, MembershipClient, unary, type IssueResponse, type JoinResponse, type RootCAResponse } from '../cluster/rpc.js';
+import { clientCredentials, grpcAddr, insecureCredentials, RpcClient, type IssueResponse, type RequestOf, type ResponseOf, type UnaryMethodName } from '../cluster/rpc.js';
 import { ERR_NOT_MANAGER, ERR_SWARM_EXISTS, ERR_NO_SWARM, type SwarmState, type InitRequest, type JoinRequest, defaultClusterSpec, mergeClusterSpec } from './swarm-spec.js';
 import { parseListenAddr, resolveAdvertiseAddr, resolveDataPathAddr, localAddrTowards, rpcError } from './addresses.js';
 import { NodeCertificates } from './certificates.js';
@@ -100,10 +100,10 @@ export abstract class NodeMembership extends NodeCertificates {
       const advertiseHost = req.AdvertiseAddr ? (await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host)).host : await localAddrTowards(remote);
 
       // 1. The root CA, trusted only if its digest is the one in the token.
-      const insecure = new CAClient(remote, insecureCredentials());
+      const insecure = new RpcClient('CA', remote, insecureCredentials());
       let rootPem: string;
       try {
-        rootPem = (await unary<object, RootCAResponse>(insecure, 'GetRootCACertificate', {}, 10_000)).certificate;
+        rootPem = (await insecure.call('GetRootCACertificate', {}, 10_000)).certificate;
       } catch (e) {
         throw rpcError(e);
       } finally {
@@ -115,10 +115,10 @@ export abstract class NodeMembership extends NodeCertificates {
       // 2. A certificate for a CSR, on a connection that now verifies the manager.
       const keys = await generateKeyPair();
       const keyPem = await privateKeyToPem(keys.privateKey);
-      const ca = new CAClient(remote, clientCredentials(Buffer.from(rootPem)));
+      const ca = new RpcClient('CA', remote, clientCredentials(Buffer.from(rootPem)));
       let issued: IssueResponse;
       try {
-        issued = await unary<object, IssueResponse>(ca, 'IssueNodeCertificate', { csr: await createCsr(keys), token: req.JoinToken, addr: advertiseHost }, 15_000);
+        issued = await ca.call('IssueNodeCertificate', { csr: await createCsr(keys), token: req.JoinToken ?? '', addr: advertiseHost }, 15_000);
       } catch (e) {
         throw rpcError(e);
       } finally {
@@ -133,7 +133,7 @@ export abstract class NodeMembership extends NodeCertificates {
       this.saveState();
       try {
         if (issued.role === 'manager') {
-          const joined = await this.membershipCall<JoinResponse>(remote, 'Join', { addr: advertiseHost });
+          const joined = await this.membershipCall(remote, 'Join', { addr: advertiseHost });
           this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
           this.writeDek();
           await this.startManager(undefined, false, joined.initialCluster);
@@ -148,11 +148,11 @@ export abstract class NodeMembership extends NodeCertificates {
     });
   }
 
-  protected async membershipCall<T>(remote: string, method: string, req: object): Promise<T> {
+  protected async membershipCall<M extends UnaryMethodName<'Membership'>>(remote: string, method: M, req: RequestOf<'Membership', M>): Promise<ResponseOf<'Membership', M>> {
     const f = this.files;
-    const c = new MembershipClient(remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    const c = new RpcClient('Membership', remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
     try {
-      return await unary<object, T>(c, method, req, 30_000);
+      return await c.call(method, req, 30_000);
     } finally {
       c.close();
     }
@@ -255,7 +255,7 @@ export abstract class NodeMembership extends NodeCertificates {
     this.installCertificate(issued);
     if (role === 'manager' && !this.manager) {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
-      const joined = await this.fromAnyManager(remotes, (r) => this.membershipCall<JoinResponse>(r, 'Join', { addr: s.advertiseAddr, promotion: true }));
+      const joined = await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Join', { addr: s.advertiseAddr, promotion: true }));
       this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
       this.writeDek();
       await this.startManager(undefined, false, joined.initialCluster);

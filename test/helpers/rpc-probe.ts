@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CAClient, DispatcherClient, MembershipClient, clientCredentials, insecureCredentials, unary } from '../../src/cluster/rpc.js';
+import { clientCredentials, insecureCredentials, jsonCodec, rpcPath, type RpcService } from '../../src/cluster/rpc.js';
 
 const [addr, mode, certDir, fullMethod, body] = process.argv.slice(2);
 const [service, method] = fullMethod.split('.');
@@ -17,10 +17,11 @@ else {
   const f = (n: string) => fs.readFileSync(path.join(certDir, n));
   creds = certDir === '-' ? clientCredentials(Buffer.from(fs.readFileSync(process.env.ROOT_CA!))) : clientCredentials(f('swarm-root-ca.crt'), f('swarm-node.crt'), f('swarm-node.key'));
 }
-const Ctor = service === 'CA' ? CAClient : service === 'Dispatcher' ? DispatcherClient : MembershipClient;
-const client = new Ctor(addr, creds);
+// Any method and body on purpose (negative checks): the raw gRPC client, not the contract's typed one.
+const client = new grpc.Client(addr, creds);
 try {
-  const res = await unary(client, method, body ? JSON.parse(body) : {}, 5000);
+  const res = await new Promise((resolve, reject) =>
+    client.makeUnaryRequest(rpcPath(service as RpcService, method), jsonCodec.serialize, jsonCodec.deserialize, body ? JSON.parse(body) : {}, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, v) => (e ? reject(e) : resolve(v))));
   console.log(JSON.stringify({ ok: true, res }));
 } catch (e) {
   const err = e as grpc.ServiceError;

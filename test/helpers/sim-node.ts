@@ -4,7 +4,7 @@
  * (many nodes, each an AgentSession) and by tests that speak the dispatcher's RPCs raw.
  */
 import * as grpc from '@grpc/grpc-js';
-import { CAClient, clientCredentials, insecureCredentials, unary, type IssueResponse, type RootCAResponse } from '../../src/cluster/rpc.js';
+import { clientCredentials, insecureCredentials, RpcClient } from '../../src/cluster/rpc.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
 import { parseJoinToken, rootDigest } from '../../src/manager/ca/tokens.js';
 import type { NodeDescription } from '../../src/cluster/types.js';
@@ -18,9 +18,9 @@ export interface SimNodeTls {
 
 /** The swarm's root CA from `manager` (a gRPC target), refused unless it matches the token. */
 export async function fetchRootCA(manager: string, token: string): Promise<string> {
-  const insecure = new CAClient(manager, insecureCredentials());
+  const insecure = new RpcClient('CA', manager, insecureCredentials());
   try {
-    const rootPem = (await unary<object, RootCAResponse>(insecure, 'GetRootCACertificate', {}, 10_000)).certificate;
+    const rootPem = (await insecure.call('GetRootCACertificate', {}, 10_000)).certificate;
     if (rootDigest(rootPem) !== parseJoinToken(token).digest) throw new Error('remote CA does not match the token');
     return rootPem;
   } finally {
@@ -32,9 +32,9 @@ export async function fetchRootCA(manager: string, token: string): Promise<strin
 export async function joinSimNode(manager: string, token: string, rootPem: string, name: string): Promise<{ nodeId: string; tls: SimNodeTls }> {
   const keys = await generateKeyPair();
   const keyPem = await privateKeyToPem(keys.privateKey);
-  const ca = new CAClient(manager, clientCredentials(Buffer.from(rootPem)));
+  const ca = new RpcClient('CA', manager, clientCredentials(Buffer.from(rootPem)));
   try {
-    const issued = await unary<object, IssueResponse>(ca, 'IssueNodeCertificate', { csr: await createCsr(keys), token, addr: '127.0.0.1' }, 60_000);
+    const issued = await ca.call('IssueNodeCertificate', { csr: await createCsr(keys), token, addr: '127.0.0.1' }, 60_000);
     return { nodeId: issued.nodeId, tls: { ca: Buffer.from(rootPem), cert: Buffer.from(issued.certificate), key: Buffer.from(keyPem) } };
   } catch (e) {
     throw new Error(`${name}: join failed: ${(e as grpc.ServiceError).details ?? (e as Error).message}`);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { clientCredentials, DispatcherClient, serverStream, unary, type AssignmentsMessage, type SessionMessage } from '../../src/cluster/rpc.js';
+import { clientCredentials, RpcClient, type AssignmentsMessage, type SessionMessage } from '../../src/cluster/rpc.js';
 import type { Task, TaskState } from '../../src/cluster/types.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { startProcess, stopProcess, waitFor } from '../helpers/process.js';
@@ -25,7 +25,7 @@ const summary = (ms: AssignmentsMessage[]) => JSON.stringify(ms.map((m) => ({ ty
 test('assignments stream: complete first, then only what changed', { timeout: 180_000 }, async () => {
   let d: TestDaemon | undefined;
   let bridgePid: number | undefined;
-  let client: grpc.Client | undefined;
+  let client: RpcClient<'Dispatcher'> | undefined;
   const streams: grpc.ClientReadableStream<unknown>[] = [];
   let heartbeats: NodeJS.Timeout | undefined;
   try {
@@ -49,9 +49,9 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     const rootPem = await waitFor('the swarm CA through the bridge', () => fetchRootCA(manager, token).catch(() => undefined), 20_000, 200);
     const name = `${d.name}-sim`;
     const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
-    const c = (client = new DispatcherClient(manager, clientCredentials(tls.ca, tls.cert, tls.key)));
+    const c = (client = new RpcClient('Dispatcher', manager, clientCredentials(tls.ca, tls.cert, tls.key)));
 
-    const session = serverStream<object, SessionMessage>(c, 'Session', { description: simNodeDescription(name, rootPem), addr: '127.0.0.1' });
+    const session = c.stream('Session', { description: simNodeDescription(name, rootPem), addr: '127.0.0.1' });
     streams.push(session);
     session.on('error', () => undefined);
     const first = await new Promise<SessionMessage>((resolve, reject) => {
@@ -60,10 +60,10 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     });
     const sessionId = first.sessionId;
     assert.ok(sessionId, 'the session message carries a session ID');
-    heartbeats = setInterval(() => void unary(c, 'Heartbeat', { sessionId }).catch(() => undefined), 1000);
+    heartbeats = setInterval(() => void c.call('Heartbeat', { sessionId }).catch(() => undefined), 1000);
 
     const messages: AssignmentsMessage[] = [];
-    const assignments = serverStream<object, AssignmentsMessage>(c, 'Assignments', { sessionId });
+    const assignments = c.stream('Assignments', { sessionId });
     streams.push(assignments);
     let streamError: Error | undefined;
     assignments.on('data', (m: AssignmentsMessage) => messages.push(m));
@@ -73,7 +73,7 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     const removedIds = (ms: AssignmentsMessage[]) => new Set(ms.flatMap((m) => m.removes ?? []));
     const sorted = (s: Iterable<string>) => [...s].sort();
     const report = (ids: string[], state: TaskState) =>
-      unary(c, 'UpdateTaskStatus', { sessionId, updates: ids.map((taskId) => ({ taskId, status: { State: state, Timestamp: new Date().toISOString(), Message: state } })) });
+      c.call('UpdateTaskStatus', { sessionId, updates: ids.map((taskId) => ({ taskId, status: { State: state, Timestamp: new Date().toISOString(), Message: state } })) });
     /** The service's tasks as `docker service ps` shows them: ID → desired and current state. */
     const serviceTasks = async () => {
       const out = await cli(['service', 'ps', '--no-trunc', '--format', '{{.ID}} {{.DesiredState}} {{.CurrentState}}', svc]);

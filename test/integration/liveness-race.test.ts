@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { clientCredentials, DispatcherClient, serverStream, unary, type SessionMessage } from '../../src/cluster/rpc.js';
+import { clientCredentials, RpcClient, type SessionMessage } from '../../src/cluster/rpc.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { sleep, startProcess, stopProcess, waitFor } from '../helpers/process.js';
 import { fetchRootCA, joinSimNode, simNodeDescription } from '../helpers/sim-node.js';
@@ -21,7 +21,7 @@ import { fetchRootCA, joinSimNode, simNodeDescription } from '../helpers/sim-nod
 test('liveness belongs to the live session: late and abandoned registrations never win', { timeout: 240_000 }, async () => {
   let d: TestDaemon | undefined;
   let bridgePid: number | undefined;
-  let client: grpc.Client | undefined;
+  let client: RpcClient<'Dispatcher'> | undefined;
   const streams: grpc.ClientReadableStream<unknown>[] = [];
   const beats: NodeJS.Timeout[] = [];
   const holdFile = `/tmp/shoal-test-hold-${process.pid}-${Date.now()}`;
@@ -43,11 +43,11 @@ test('liveness belongs to the live session: late and abandoned registrations nev
     const rootPem = await waitFor('the swarm CA through the bridge', () => fetchRootCA(manager, token).catch(() => undefined), 20_000, 200);
     const name = `${d.name}-sim`;
     const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
-    const c = (client = new DispatcherClient(manager, clientCredentials(tls.ca, tls.cert, tls.key)));
+    const c = (client = new RpcClient('Dispatcher', manager, clientCredentials(tls.ca, tls.cert, tls.key)));
 
     /** One registration attempt: its first message, or the error that ended it, or nothing yet. */
     const open = (epoch: number) => {
-      const stream = serverStream<object, SessionMessage>(c, 'Session', { description: simNodeDescription(name, rootPem), addr: '127.0.0.1', epoch });
+      const stream = c.stream('Session', { description: simNodeDescription(name, rootPem), addr: '127.0.0.1', epoch });
       streams.push(stream);
       const outcome: { first?: SessionMessage; error?: Error } = {};
       stream.once('data', (m: SessionMessage) => (outcome.first = m));
@@ -57,7 +57,7 @@ test('liveness belongs to the live session: late and abandoned registrations nev
     const live = async (epoch: number) => {
       const s = open(epoch);
       const first = await waitFor(`session of epoch ${epoch}`, () => { if (s.outcome.error) throw s.outcome.error; return s.outcome.first; }, 20_000);
-      const t = setInterval(() => void unary(c, 'Heartbeat', { sessionId: first.sessionId }, 2000).catch(() => undefined), 300);
+      const t = setInterval(() => void c.call('Heartbeat', { sessionId: first.sessionId }, 2000).catch(() => undefined), 300);
       beats.push(t);
       return { ...s, stop: () => { clearInterval(t); s.stream.cancel(); } };
     };

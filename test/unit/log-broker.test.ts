@@ -29,7 +29,7 @@ async function setup() {
   const broker = new LogBroker(store, (call) => ({ nodeId: (call as unknown as FakeAgentStream).nodeId, role: 'worker', clusterId: 'c' }));
   const h = broker.handlers();
   const agents = new Map(['n1', 'n2'].map((n) => [n, new FakeAgentStream(n)]));
-  for (const a of agents.values()) h.LogSubscriptions(a as never, undefined as never);
+  for (const a of agents.values()) void h.LogSubscriptions(a as never);
   const publish = (nodeId: string, subscriptionId: string, lines: LogLine[], done = false) =>
     new Promise<void>((resolve, reject) =>
       h.PublishLogs({ request: { subscriptionId, lines, done }, nodeId } as never, ((err: unknown) => (err ? reject(err) : resolve())) as never));

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
-import { clientCredentials, DispatcherClient, unary, type AttachNetworkRequest, type AttachNetworkResponse, type DetachNetworkRequest } from '../../cluster/rpc.js';
+import type { RequestOf, ResponseOf, UnaryMethodName } from '../../cluster/rpc.js';
+import { ManagerConnection } from '../manager-connection.js';
 import type { SwarmMembership } from '../link.js';
 import type { Engine } from '../../engine/engine.js';
 import type { ContainerRecord } from '../../engine/containers/manager.js';
@@ -50,6 +51,7 @@ export class StandaloneAttachments {
   private unsubscribe?: () => void;
   /** Attach and detach calls in order: a restart's attach must not overtake the detach of its death. */
   private readonly queue = new SerialQueue();
+  private readonly connection = new ManagerConnection(() => this.swarm.agentTarget());
 
   constructor(
     private readonly engine: Engine,
@@ -146,7 +148,7 @@ export class StandaloneAttachments {
     const name = this.nameOf(task);
     this.engine.containers.setConnectedNetworks(rec.id, (rec.connectedNetworks ?? []).filter((n) => n !== network && n !== name && n !== networkIdOf(task)));
     await this.apply();
-    await this.serial(() => this.call<DetachNetworkRequest, object>('DetachNetwork', { containerId: rec.id, networkId: networkIdOf(task) }))
+    await this.serial(() => this.call('DetachNetwork', { containerId: rec.id, networkId: networkIdOf(task) }))
       .catch((err) => this.log.warn({ err, containerId: rec.id }, 'network detach failed'));
   }
 
@@ -165,7 +167,7 @@ export class StandaloneAttachments {
       }
     } catch (e) {
       // All or nothing: the container does not start, so it holds no address.
-      if (tasks.size) await this.serial(() => this.call<DetachNetworkRequest, object>('DetachNetwork', { containerId: rec.id })).catch(() => undefined);
+      if (tasks.size) await this.serial(() => this.call('DetachNetwork', { containerId: rec.id })).catch(() => undefined);
       throw e;
     }
     this.useResolver(rec);
@@ -190,7 +192,7 @@ export class StandaloneAttachments {
   /** One attachment from a manager, its errors in Docker's words. */
   private async attach(rec: ContainerRecord, network: string): Promise<Task> {
     try {
-      const res = await this.serial(() => this.call<AttachNetworkRequest, AttachNetworkResponse>('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network }, ATTACH_DEADLINE_MS));
+      const res = await this.serial(() => this.call('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network }, ATTACH_DEADLINE_MS));
       return res.task;
     } catch (e) {
       const err = e as grpc.ServiceError;
@@ -211,7 +213,7 @@ export class StandaloneAttachments {
     const had = this.byContainer.delete(containerId);
     // Asked on every removal: an attachment made before a daemon restart may not be in the map.
     if ((!removed && !had) || !this.swarm.agentTarget()) return;
-    await this.serial(() => this.call<DetachNetworkRequest, object>('DetachNetwork', { containerId })).catch((err) => this.log.warn({ err, containerId }, 'network detach failed'));
+    await this.serial(() => this.call('DetachNetwork', { containerId })).catch((err) => this.log.warn({ err, containerId }, 'network detach failed'));
     if (had) await this.apply();
   }
 
@@ -220,22 +222,7 @@ export class StandaloneAttachments {
   }
 
   /** A unary dispatcher call on the first manager that answers. */
-  private async call<Req, Res>(name: string, req: Req, deadlineMs?: number): Promise<Res> {
-    const target = this.swarm.agentTarget();
-    if (!target) throw Object.assign(new Error('This node is not a swarm manager.'), { code: grpc.status.UNAVAILABLE, details: 'node is not part of a swarm' });
-    const tls = target.tls();
-    let last: unknown;
-    for (const addr of target.managers()) {
-      const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key));
-      try {
-        return await unary<Req, Res>(client, name, req, deadlineMs);
-      } catch (e) {
-        last = e;
-        if ((e as grpc.ServiceError).code !== grpc.status.UNAVAILABLE) throw e;
-      } finally {
-        client.close();
-      }
-    }
-    throw last ?? new Error('no manager reachable');
+  private call<M extends UnaryMethodName<'Dispatcher'>>(name: M, req: RequestOf<'Dispatcher', M>, deadlineMs?: number): Promise<ResponseOf<'Dispatcher', M>> {
+    return this.connection.call(name, req, deadlineMs);
   }
 }

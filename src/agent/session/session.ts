@@ -1,7 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeDescription, Task, TaskStatus } from '../../cluster/types.js';
 import type { AgentLink, AssignedFiles } from '../link.js';
-import { clientCredentials, DispatcherClient, serverStream, unary, type AssignedFile, type AssignmentsMessage, type HeartbeatResponse, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
+import { clientCredentials, RpcClient, type AssignedFile, type AssignmentsMessage, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
 
 export interface SessionDeps {
@@ -31,7 +31,7 @@ const MAX_BACKOFF_MS = 8000;
  */
 export class AgentSession implements AgentLink {
   private stopped = false;
-  private client?: grpc.Client;
+  private client?: RpcClient<'Dispatcher'>;
   private sessionId?: string;
   private readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
   private lastTasks?: Task[];
@@ -73,7 +73,7 @@ export class AgentSession implements AgentLink {
           continue;
         }
         try {
-          await unary(this.client, 'UpdateTaskStatus', { sessionId: this.sessionId, updates: batch }, RPC_TIMEOUT_MS);
+          await this.client.call('UpdateTaskStatus', { sessionId: this.sessionId, updates: batch }, RPC_TIMEOUT_MS);
           break;
         } catch (err) {
           if ((err as grpc.ServiceError).code === grpc.status.PERMISSION_DENIED) throw err;
@@ -95,7 +95,7 @@ export class AgentSession implements AgentLink {
     const sessionId = this.sessionId;
     if (!client || !sessionId) return;
     try {
-      await unary(client, 'UpdateNodeDescription', { sessionId, description: this.d.description() }, RPC_TIMEOUT_MS);
+      await client.call('UpdateNodeDescription', { sessionId, description: this.d.description() }, RPC_TIMEOUT_MS);
     } catch (err) {
       // The session is gone or going; registering again delivers the description.
       this.d.log.warn({ err }, 'could not update the node description in the session; registering again');
@@ -146,9 +146,9 @@ export class AgentSession implements AgentLink {
   /** One session; resolves or rejects when it ends. */
   private async connect(addr: string): Promise<void> {
     const tls = this.d.tls();
-    const client = new DispatcherClient(addr, clientCredentials(tls.ca, tls.cert, tls.key), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
+    const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
     this.client = client;
-    const stream = serverStream<object, SessionMessage>(client, 'Session', { description: this.d.description(), addr: this.d.addr, epoch: nextEpoch() });
+    const stream = client.stream('Session', { description: this.d.description(), addr: this.d.addr, epoch: nextEpoch() });
     const ended = new Promise<void>((resolve, reject) => {
       stream.on('error', reject);
       stream.on('end', () => reject(new Error('session closed by manager')));
@@ -172,7 +172,7 @@ export class AgentSession implements AgentLink {
     this.current = addr;
     this.d.log.info({ manager: addr, session: first.sessionId }, 'session established');
 
-    const assignments = serverStream<object, AssignmentsMessage>(client, 'Assignments', { sessionId: first.sessionId });
+    const assignments = client.stream('Assignments', { sessionId: first.sessionId });
     // The node's whole set, kept from the stream's complete first message and its increments.
     const assigned = new Map<string, Task>();
     const files = { secrets: new Map<string, AssignedFile>(), configs: new Map<string, AssignedFile>() };
@@ -205,7 +205,7 @@ export class AgentSession implements AgentLink {
     const heartbeats = (async () => {
       for (;;) {
         if (this.stopped || this.client !== client) return;
-        const r = await unary<object, HeartbeatResponse>(client, 'Heartbeat', { sessionId: this.sessionId }, RPC_TIMEOUT_MS);
+        const r = await client.call('Heartbeat', { sessionId: this.sessionId ?? '' }, RPC_TIMEOUT_MS);
         period = r.periodMs || period;
         const jitter = (Math.random() - 0.5) * Math.min(1000, period * 0.2);
         await sleep(Math.max(50, period + jitter));

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Node } from '../../cluster/types.js';
-import type { IssueRequest, IssueResponse, PeerIdentity, RenewRequest, RenewResponse, RootCAResponse } from '../../cluster/rpc.js';
+import type { Empty, RpcHandlers, IssueRequest, IssueResponse, PeerIdentity, RenewRequest, RenewResponse, RootCAResponse } from '../../cluster/rpc.js';
 import { SWARM_PORT } from '../../cluster/rpc.js';
 import type { Store } from '../store/store.js';
 import { newSwarmId } from '../../util/ids.js';
@@ -31,9 +31,9 @@ export function nodeCertExpiryMs(store: Store): number {
  * The CA service: hands out the root certificate to anyone (the joiner checks it against its
  * token), issues certificates for a valid join token, renews them for current members.
  */
-export function caHandlers(d: CAServerDeps): grpc.UntypedServiceImplementation {
+export function caHandlers(d: CAServerDeps): RpcHandlers<'CA'> {
   return {
-    GetRootCACertificate: (_call: grpc.ServerUnaryCall<object, RootCAResponse>, cb: grpc.sendUnaryData<RootCAResponse>) => cb(null, { certificate: d.shownRoot() }),
+    GetRootCACertificate: (_call: grpc.ServerUnaryCall<Empty, RootCAResponse>, cb: grpc.sendUnaryData<RootCAResponse>) => cb(null, { certificate: d.shownRoot() }),
 
     IssueNodeCertificate: async (call: grpc.ServerUnaryCall<IssueRequest, IssueResponse>, cb: grpc.sendUnaryData<IssueResponse>) => {
       try {

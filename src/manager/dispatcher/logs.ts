@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import type { LogLine, LogSubscription, PeerIdentity, PublishLogsRequest } from '../../cluster/rpc.js';
+import type { Empty, RpcHandlers, LogLine, LogSubscription, PeerIdentity, PublishLogsRequest } from '../../cluster/rpc.js';
 import type { Task } from '../../cluster/types.js';
 import type { Store } from '../store/store.js';
 
@@ -32,15 +32,15 @@ export interface LogRequest {
  */
 export class LogBroker {
   /** Node ID → its agent's subscription stream to this manager. */
-  private readonly agents = new Map<string, grpc.ServerWritableStream<object, LogSubscription>>();
+  private readonly agents = new Map<string, grpc.ServerWritableStream<Empty, LogSubscription>>();
   private readonly subs = new Map<string, Subscription>();
 
   constructor(private readonly store: Store, private readonly identify: (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined) {}
 
-  handlers(): grpc.UntypedServiceImplementation {
+  handlers(): Pick<RpcHandlers<'Dispatcher'>, 'LogSubscriptions' | 'PublishLogs'> {
     return {
-      LogSubscriptions: (call: grpc.ServerWritableStream<object, LogSubscription>) => this.subscriptions(call),
-      PublishLogs: (call: grpc.ServerUnaryCall<PublishLogsRequest, object>, cb: grpc.sendUnaryData<object>) => this.publish(call, cb),
+      LogSubscriptions: (call: grpc.ServerWritableStream<Empty, LogSubscription>) => this.subscriptions(call),
+      PublishLogs: (call: grpc.ServerUnaryCall<PublishLogsRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => this.publish(call, cb),
     };
   }
 
@@ -51,7 +51,7 @@ export class LogBroker {
   async logs(req: LogRequest, onLines: (nodeId: string, lines: LogLine[]) => void, signal: AbortSignal): Promise<void> {
     const id = randomBytes(12).toString('hex');
     /** Subscription IDs sent (a task joining later goes out under its own ID), with their agents. */
-    const sent: { subId: string; agent: grpc.ServerWritableStream<object, LogSubscription> }[] = [];
+    const sent: { subId: string; agent: grpc.ServerWritableStream<Empty, LogSubscription> }[] = [];
     const asked = new Set<string>();
     const joining = req.follow && req.joins;
     let unwatch: (() => void) | undefined;
@@ -97,7 +97,7 @@ export class LogBroker {
     for (const s of [...this.subs.values()]) s.finish();
   }
 
-  private subscriptions(call: grpc.ServerWritableStream<object, LogSubscription>): void {
+  private subscriptions(call: grpc.ServerWritableStream<Empty, LogSubscription>): void {
     const id = this.identify(call);
     if (!id || !this.store.get('nodes', id.nodeId)) {
       call.destroy(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
@@ -115,7 +115,7 @@ export class LogBroker {
     call.on('close', gone);
   }
 
-  private publish(call: grpc.ServerUnaryCall<PublishLogsRequest, object>, cb: grpc.sendUnaryData<object>): void {
+  private publish(call: grpc.ServerUnaryCall<PublishLogsRequest, Empty>, cb: grpc.sendUnaryData<Empty>): void {
     const id = this.identify(call);
     if (!id) {
       cb({ code: grpc.status.UNAUTHENTICATED, details: 'no valid swarm certificate' });

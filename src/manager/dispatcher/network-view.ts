@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../../cluster/types.js';
-import type { NetworkViewMessage, PeerIdentity } from '../../cluster/rpc.js';
+import type { Empty, NetworkViewMessage, PeerIdentity } from '../../cluster/rpc.js';
 import type { Store, StoreEvent } from '../store/store.js';
 
 /** Coalesces a burst of store changes into one message; well under the 1 s the data path must follow. */
@@ -65,7 +65,7 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
     }
     return current;
   };
-  const handler = (call: grpc.ServerWritableStream<object, NetworkViewMessage>): void => {
+  const handler = (call: grpc.ServerWritableStream<Empty, NetworkViewMessage>): void => {
     const id = identify(call);
     if (!id || !store.get('nodes', id.nodeId)) {
       call.destroy(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeTunnel } from '../../cluster/types.js';
-import type { PeerIdentity, ReportTunnelRequest } from '../../cluster/rpc.js';
+import type { Empty, PeerIdentity, ReportTunnelRequest, RpcHandlers } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
 import { VersionConflict, type Store } from '../store/store.js';
 
@@ -41,9 +41,9 @@ export function statusMessage(t: NodeTunnel): string {
  * (the caller's certificate names the node; nobody reports for another). Peers take keys
  * from there through the network view.
  */
-export function tunnelReportHandlers(store: Store, identify: Identify, log: Logger) {
+export function tunnelReportHandlers(store: Store, identify: Identify, log: Logger): Pick<RpcHandlers<'Dispatcher'>, 'ReportTunnel'> {
   return {
-    ReportTunnel: (call: grpc.ServerUnaryCall<ReportTunnelRequest, object>, cb: grpc.sendUnaryData<object>) => {
+    ReportTunnel: (call: grpc.ServerUnaryCall<ReportTunnelRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
       const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
       if (!id || !store.get('nodes', id.nodeId)) return cb(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
       let tunnel: NodeTunnel;

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
-import type { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest, PeerIdentity } from '../../cluster/rpc.js';
+import type { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest, Empty, PeerIdentity, RpcHandlers } from '../../cluster/rpc.js';
 import { newSwarmId } from '../../util/ids.js';
 import { status } from '../../cluster/task-state.js';
 import type { Store } from '../store/store.js';
@@ -92,7 +92,7 @@ export async function detachNetwork(store: Store, nodeId: string, req: DetachNet
 type Identify = (call: grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined;
 
 /** The dispatcher methods a node calls: AttachNetwork, DetachNetwork. */
-export function attachmentHandlers(store: Store, identify: Identify) {
+export function attachmentHandlers(store: Store, identify: Identify): Pick<RpcHandlers<'Dispatcher'>, 'AttachNetwork' | 'DetachNetwork'> {
   const wrap = <Req, Res>(fn: (nodeId: string, req: Req) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
       const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
@@ -101,7 +101,7 @@ export function attachmentHandlers(store: Store, identify: Identify) {
     };
   return {
     AttachNetwork: wrap<AttachNetworkRequest, AttachNetworkResponse>(async (nodeId, req) => ({ task: await attachNetwork(store, nodeId, req) })),
-    DetachNetwork: wrap<DetachNetworkRequest, object>(async (nodeId, req) => {
+    DetachNetwork: wrap<DetachNetworkRequest, Empty>(async (nodeId, req) => {
       await detachNetwork(store, nodeId, req);
       return {};
     }),
