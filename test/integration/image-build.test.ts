@@ -6,6 +6,7 @@ import http from 'node:http';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { packTar } from '../helpers/tar.js';
+import { waitFor } from '../helpers/process.js';
 
 // Needs root: runc, conmon, overlayfs. `docker build` (classic builder) with the real CLI and raw HTTP.
 let d: TestDaemon;
@@ -131,4 +132,17 @@ test('POST /build: bad input gets dockerd\'s status and text and builds nothing'
   assert.equal(noImage.status, 200);
   assert.ok(noImage.lines[noImage.lines.length - 1].error, noImage.raw);
   assert.equal((await d.docker(['images', '-q'])).stdout, before);
+});
+
+test('POST /build: a client that goes away cancels the running step and its container goes', async () => {
+  const body = await tarOf({ Dockerfile: `FROM ${BASE}\nRUN echo started; sleep 60\n` });
+  await new Promise<void>((resolve, reject) => {
+    const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1.41/build', headers: { 'Content-Length': body.length } }, (res) => {
+      res.on('data', (c: Buffer) => { if (c.toString().includes('started')) { req.destroy(); resolve(); } });
+    });
+    req.on('error', () => undefined);
+    setTimeout(() => reject(new Error('the RUN step never started')), 30_000);
+    req.end(body);
+  });
+  await waitFor('the cancelled step\'s container removed', async () => (await d.docker(['ps', '-aq'])).stdout.trim() === '', 20_000);
 });

@@ -64,6 +64,11 @@ export function buildRoutes(router: Router, engine: Engine): void {
     const buildArgs = jsonMap(q.get('buildargs'), 'build args');
     const quiet = ctx.bool('q');
     const forcerm = ctx.bool('forcerm');
+    const gone = new AbortController();
+    // The socket, not the response: its close is what a client that hangs up is sure to cause.
+    const socket = ctx.req.socket;
+    const onGone = () => gone.abort();
+    socket.once('close', onGone);
     const context = await BuildContext.unpack(path.join(engine.config.dataRoot, 'tmp'), ctx.req);
     try {
       // Quiet: the steps' output is kept back and shown only with an error; success prints the ID.
@@ -79,6 +84,7 @@ export function buildRoutes(router: Router, engine: Engine): void {
         buildArgs: Object.fromEntries(Object.entries(buildArgs).filter(([, v]) => v !== null)) as Record<string, string>,
         labels,
         auth: registryConfigs(ctx.req.headers['x-registry-config'] as string | undefined),
+        signal: gone.signal,
       }, out);
       const steps = builder.parse();
       try {
@@ -93,6 +99,7 @@ export function buildRoutes(router: Router, engine: Engine): void {
       }
       http.end();
     } finally {
+      socket.off('close', onGone);
       context.remove();
     }
   });

@@ -32,6 +32,8 @@ export interface BuildOptions {
   labels: Record<string, string>;
   /** Registry credentials by registry host (X-Registry-Config), for a FROM that must be pulled. */
   auth: (domain: string) => AuthConfig | undefined;
+  /** The client went away: the running step's container is killed and the build stops, as dockerd cancels it. */
+  signal?: AbortSignal;
 }
 
 /** A step that failed the way dockerd reports in the stream: message and, for RUN, the exit code. */
@@ -81,6 +83,7 @@ export class Builder {
     try {
       let n = 0;
       for (const step of steps) {
+        if (this.o.signal?.aborted) throw new BuildStepError('Build cancelled');
         this.out.stream(`Step ${++n}/${steps.length} : ${step.original}\n`);
         await this.dispatch(step);
         if (step.name !== 'ARG' || this.imageId) this.out.stream(` ---> ${shortId(this.imageId)}\n`);
@@ -235,14 +238,23 @@ export class Builder {
       done: () => m.exits(id) !== seq || !m.find(id),
       signal: ac.signal,
     });
+    const cancel = () => void m.kill(id).catch(() => undefined);
     try {
       await m.start(id);
     } catch (e) {
       ac.abort();
       throw e;
     }
-    const { StatusCode } = await exit;
+    // Output may reach the client (and the client hang up) before start returns.
+    this.o.signal?.addEventListener('abort', cancel);
+    if (this.o.signal?.aborted) cancel();
+    const { StatusCode } = await exit.finally(() => this.o.signal?.removeEventListener('abort', cancel));
     await follow;
+    if (this.o.signal?.aborted) {
+      await m.remove(id, { force: true, volumes: true }).catch(() => undefined);
+      this.temps.delete(id);
+      throw new BuildStepError('Build cancelled');
+    }
     if (StatusCode !== 0) throw new BuildStepError(`The command '${argv.join(' ')}' returned a non-zero code: ${StatusCode}`, StatusCode);
     await this.commitContainer(id, argv.join(' '));
   }
