@@ -17,43 +17,68 @@ before(async () => {
   d = await startDaemon({ prefix: 'shbld' });
   await importBusybox(d.docker, d.dir, BASE);
 });
-after(async () => { await d?.destroy(); });
+after(async () => {
+  await d?.destroy();
+});
 
 /** POST /build with a tar body: status and the JSON lines of the answer. */
-function postBuild(query: string, body: Buffer): Promise<{ status: number; lines: Array<Record<string, unknown>>; raw: string }> {
+function postBuild(
+  query: string,
+  body: Buffer,
+): Promise<{ status: number; lines: Array<Record<string, unknown>>; raw: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method: 'POST', path: `/v1.41/build?${query}`, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': body.length } }, (res) => {
-      let raw = '';
-      res.on('data', (c: Buffer) => { raw += c.toString(); });
-      res.on('end', () => {
-        const lines = res.statusCode === 200 ? raw.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as Record<string, unknown>) : [];
-        resolve({ status: res.statusCode ?? 0, lines, raw });
-      });
-    });
+    const req = http.request(
+      {
+        socketPath: d.socket,
+        method: 'POST',
+        path: `/v1.41/build?${query}`,
+        headers: { 'Content-Type': 'application/x-tar', 'Content-Length': body.length },
+      },
+      (res) => {
+        let raw = '';
+        res.on('data', (c: Buffer) => {
+          raw += c.toString();
+        });
+        res.on('end', () => {
+          const lines =
+            res.statusCode === 200
+              ? raw
+                  .split('\n')
+                  .filter((l) => l.trim())
+                  .map((l) => JSON.parse(l) as Record<string, unknown>)
+              : [];
+          resolve({ status: res.statusCode ?? 0, lines, raw });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
 
-const tarOf = (files: Record<string, string>) => packTar(Object.entries(files).map(([name, data]) => ({ name, data: Buffer.from(data) })));
+const tarOf = (files: Record<string, string>) =>
+  packTar(Object.entries(files).map(([name, data]) => ({ name, data: Buffer.from(data) })));
 
 test('docker build (DOCKER_BUILDKIT=0): COPY, ENV, WORKDIR, RUN, CMD; the image runs and is tagged', async () => {
   const dir = path.join(d.dir, 'ctx1');
   fs.mkdirSync(dir, { recursive: true });
   fs.writeFileSync(path.join(dir, 'hello.txt'), 'hello from the context\n');
-  fs.writeFileSync(path.join(dir, 'Dockerfile'), [
-    `FROM ${BASE}`,
-    '# a comment',
-    'ENV GREETING=hi \\',
-    '    OTHER=x',
-    'WORKDIR /app',
-    'COPY hello.txt ./',
-    'RUN cat hello.txt > copy.txt && \\',
-    '    echo "$GREETING" >> copy.txt',
-    'LABEL org.example.kind=test',
-    'CMD ["cat", "/app/copy.txt"]',
-    '',
-  ].join('\n'));
+  fs.writeFileSync(
+    path.join(dir, 'Dockerfile'),
+    [
+      `FROM ${BASE}`,
+      '# a comment',
+      'ENV GREETING=hi \\',
+      '    OTHER=x',
+      'WORKDIR /app',
+      'COPY hello.txt ./',
+      'RUN cat hello.txt > copy.txt && \\',
+      '    echo "$GREETING" >> copy.txt',
+      'LABEL org.example.kind=test',
+      'CMD ["cat", "/app/copy.txt"]',
+      '',
+    ].join('\n'),
+  );
   const r = await d.docker(['build', '-t', 'shbld1', '-t', 'shbld1:v2', dir], LEGACY);
   assert.match(r.stdout, /Step 1\/7 : FROM shbldbase/);
   assert.match(r.stdout, /Step 5\/7 : RUN cat hello.txt > copy.txt && +echo "\$GREETING" >> copy.txt/);
@@ -79,14 +104,17 @@ test('docker build -q prints only the image ID (CLI 28 without buildx takes the 
   assert.equal((await d.docker(['run', '--rm', r.stdout.trim()])).stdout, 'quiet\n');
 });
 
-test('POST /build: a failing RUN ends the stream with dockerd\'s errorDetail and code', async () => {
+test("POST /build: a failing RUN ends the stream with dockerd's errorDetail and code", async () => {
   const body = await tarOf({ Dockerfile: `FROM ${BASE}\nRUN echo before; exit 3\nCMD echo never\n` });
   const r = await postBuild('', body);
   assert.equal(r.status, 200);
   const last = r.lines[r.lines.length - 1];
   const msg = "The command '/bin/sh -c echo before; exit 3' returned a non-zero code: 3";
   assert.deepEqual(last, { errorDetail: { code: 3, message: msg }, error: msg });
-  assert.ok(r.lines.some((l) => l.stream === 'before\n'), r.raw);
+  assert.ok(
+    r.lines.some((l) => l.stream === 'before\n'),
+    r.raw,
+  );
   assert.ok(!r.lines.some((l) => typeof l.stream === 'string' && l.stream.startsWith('Successfully built')));
   // dockerd keeps the failed step's container unless forcerm; forcerm removes it.
   const left = (await d.docker(['ps', '-aq'])).stdout.trim();
@@ -105,20 +133,30 @@ test('POST /build: a failing RUN ends the stream with dockerd\'s errorDetail and
 });
 
 test('POST /build: tags, labels and build args from the query; the stream carries the aux ID', async () => {
-  const body = await tarOf({ 'sub/Build.file': `ARG WHO=nobody\nFROM ${BASE}\nARG WHO\nRUN echo "$WHO" > /who\nCMD ["cat", "/who"]\n` });
-  const q = new URLSearchParams({ dockerfile: 'sub/Build.file', t: 'shbld2:x', labels: JSON.stringify({ a: 'b' }), buildargs: JSON.stringify({ WHO: 'builder' }) });
+  const body = await tarOf({
+    'sub/Build.file': `ARG WHO=nobody\nFROM ${BASE}\nARG WHO\nRUN echo "$WHO" > /who\nCMD ["cat", "/who"]\n`,
+  });
+  const q = new URLSearchParams({
+    dockerfile: 'sub/Build.file',
+    t: 'shbld2:x',
+    labels: JSON.stringify({ a: 'b' }),
+    buildargs: JSON.stringify({ WHO: 'builder' }),
+  });
   const r = await postBuild(q.toString(), body);
   assert.equal(r.status, 200, r.raw);
   const aux = r.lines.find((l) => l.aux)?.aux as { ID: string } | undefined;
   assert.match(aux?.ID ?? '', /^sha256:/);
-  assert.ok(r.lines.some((l) => l.stream === 'Successfully tagged shbld2:x\n'), r.raw);
+  assert.ok(
+    r.lines.some((l) => l.stream === 'Successfully tagged shbld2:x\n'),
+    r.raw,
+  );
   assert.equal((await d.docker(['run', '--rm', 'shbld2:x'])).stdout, 'builder\n');
   const inspect = JSON.parse((await d.docker(['image', 'inspect', 'shbld2:x'])).stdout)[0];
   assert.equal(inspect.Id, aux?.ID);
   assert.equal(inspect.Config.Labels.a, 'b');
 });
 
-test('POST /build: bad input gets dockerd\'s status and text and builds nothing', async () => {
+test("POST /build: bad input gets dockerd's status and text and builds nothing", async () => {
   const before = (await d.docker(['images', '-q'])).stdout;
   const missing = await postBuild('', await tarOf({ 'other.txt': 'x' }));
   assert.equal(missing.status, 500);
@@ -137,12 +175,24 @@ test('POST /build: bad input gets dockerd\'s status and text and builds nothing'
 test('POST /build: a client that goes away cancels the running step and its container goes', async () => {
   const body = await tarOf({ Dockerfile: `FROM ${BASE}\nRUN echo started; sleep 60\n` });
   await new Promise<void>((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1.41/build', headers: { 'Content-Length': body.length } }, (res) => {
-      res.on('data', (c: Buffer) => { if (c.toString().includes('started')) { req.destroy(); resolve(); } });
-    });
+    const req = http.request(
+      { socketPath: d.socket, method: 'POST', path: '/v1.41/build', headers: { 'Content-Length': body.length } },
+      (res) => {
+        res.on('data', (c: Buffer) => {
+          if (c.toString().includes('started')) {
+            req.destroy();
+            resolve();
+          }
+        });
+      },
+    );
     req.on('error', () => undefined);
     setTimeout(() => reject(new Error('the RUN step never started')), 30_000);
     req.end(body);
   });
-  await waitFor('the cancelled step\'s container removed', async () => (await d.docker(['ps', '-aq'])).stdout.trim() === '', 20_000);
+  await waitFor(
+    "the cancelled step's container removed",
+    async () => (await d.docker(['ps', '-aq'])).stdout.trim() === '',
+    20_000,
+  );
 });

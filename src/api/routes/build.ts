@@ -19,8 +19,14 @@ function jsonMap(raw: string | null, what: string): Record<string, string | null
     throw badRequest(`error reading ${what}: ${(e as Error).message}`);
   }
   if (v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v) || !Object.values(v as object).every((x) => x === null || typeof x === 'string')) {
-    throw badRequest(`error reading ${what}: json: cannot unmarshal ${Array.isArray(v) ? 'array' : typeof v} into Go value of type map[string]string`);
+  if (
+    typeof v !== 'object' ||
+    Array.isArray(v) ||
+    !Object.values(v as object).every((x) => x === null || typeof x === 'string')
+  ) {
+    throw badRequest(
+      `error reading ${what}: json: cannot unmarshal ${Array.isArray(v) ? 'array' : typeof v} into Go value of type map[string]string`,
+    );
   }
   return v as Record<string, string | null>;
 }
@@ -43,9 +49,14 @@ function registryConfigs(header: string | undefined): (domain: string) => AuthCo
   let map: Record<string, AuthConfig> = {};
   try {
     if (header) map = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as Record<string, AuthConfig>;
-  } catch { /* dockerd ignores an unreadable header */ }
+  } catch {
+    /* dockerd ignores an unreadable header */
+  }
   return (domain) => {
-    const keys = domain === 'docker.io' ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io'] : [domain, `https://${domain}`, `http://${domain}`];
+    const keys =
+      domain === 'docker.io'
+        ? ['https://index.docker.io/v1/', 'docker.io', 'index.docker.io']
+        : [domain, `https://${domain}`, `http://${domain}`];
     for (const k of keys) if (map[k]) return map[k];
     return undefined;
   };
@@ -55,7 +66,8 @@ function registryConfigs(header: string | undefined): (domain: string) => AuthCo
 export function buildRoutes(router: Router, engine: Engine): void {
   router.post('/build', async (ctx) => {
     const q = ctx.query;
-    if (q.get('remote')) throw badRequest('remote build contexts are not supported; send the context as the request body');
+    if (q.get('remote'))
+      throw badRequest('remote build contexts are not supported; send the context as the request body');
     const version = q.get('version') ?? '';
     if (version === '2') throw badRequest('buildkit is not supported by this daemon; build with DOCKER_BUILDKIT=0');
     if (version !== '' && version !== '1') throw badRequest(`invalid version ${version}`);
@@ -74,18 +86,31 @@ export function buildRoutes(router: Router, engine: Engine): void {
       // Quiet: the steps' output is kept back and shown only with an error; success prints the ID.
       const held: Array<Record<string, unknown>> = [];
       const http = new ProgressStream(() => ctx.stream(200, 'application/json'));
-      const holder = new Writable({ write: (chunk: Buffer, _enc, cb) => { held.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>); cb(); } });
+      const holder = new Writable({
+        write: (chunk: Buffer, _enc, cb) => {
+          held.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>);
+          cb();
+        },
+      });
       const out = quiet ? new ProgressStream(() => holder) : http;
-      const builder = new Builder(engine, context, {
-        dockerfile: q.get('dockerfile') || 'Dockerfile',
-        tags,
-        rm: forcerm || ctx.bool('rm', true),
-        forcerm,
-        buildArgs: Object.fromEntries(Object.entries(buildArgs).filter(([, v]) => v !== null)) as Record<string, string>,
-        labels,
-        auth: registryConfigs(ctx.req.headers['x-registry-config'] as string | undefined),
-        signal: gone.signal,
-      }, out);
+      const builder = new Builder(
+        engine,
+        context,
+        {
+          dockerfile: q.get('dockerfile') || 'Dockerfile',
+          tags,
+          rm: forcerm || ctx.bool('rm', true),
+          forcerm,
+          buildArgs: Object.fromEntries(Object.entries(buildArgs).filter(([, v]) => v !== null)) as Record<
+            string,
+            string
+          >,
+          labels,
+          auth: registryConfigs(ctx.req.headers['x-registry-config'] as string | undefined),
+          signal: gone.signal,
+        },
+        out,
+      );
       const steps = builder.parse();
       try {
         const id = await builder.run(steps);
@@ -95,7 +120,11 @@ export function buildRoutes(router: Router, engine: Engine): void {
         else if (!http.started && !(e instanceof BuildStepError)) throw e;
         const message = (e as Error).message;
         const code = e instanceof BuildStepError ? e.code : undefined;
-        http.write(code === undefined ? { errorDetail: { message }, error: message } : { errorDetail: { code, message }, error: message });
+        http.write(
+          code === undefined
+            ? { errorDetail: { message }, error: message }
+            : { errorDetail: { code, message }, error: message },
+        );
       }
       http.end();
     } finally {

@@ -38,7 +38,10 @@ export interface BuildOptions {
 
 /** A step that failed the way dockerd reports in the stream: message and, for RUN, the exit code. */
 export class BuildStepError extends Error {
-  constructor(message: string, readonly code?: number) {
+  constructor(
+    message: string,
+    readonly code?: number,
+  ) {
     super(message);
   }
 }
@@ -69,11 +72,17 @@ export class Builder {
     const steps = parseDockerfile(this.context.dockerfile(this.o.dockerfile));
     const firstReal = steps.find((s) => s.name !== 'ARG');
     if (!firstReal) throw badRequest('the Dockerfile (Dockerfile) cannot be empty');
-    if (firstReal.name !== 'FROM') throw badRequest(`dockerfile parse error line ${firstReal.line}: no build stage in current context`);
+    if (firstReal.name !== 'FROM')
+      throw badRequest(`dockerfile parse error line ${firstReal.line}: no build stage in current context`);
     // --label values become LABEL steps at the end, sorted as dockerd does.
     for (const k of Object.keys(this.o.labels).sort()) {
       const v = this.o.labels[k];
-      steps.push({ name: 'LABEL', args: `${JSON.stringify(k)}=${JSON.stringify(v)}`, original: `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`, line: 0 });
+      steps.push({
+        name: 'LABEL',
+        args: `${JSON.stringify(k)}=${JSON.stringify(v)}`,
+        original: `LABEL ${JSON.stringify(k)}=${JSON.stringify(v)}`,
+        line: 0,
+      });
     }
     return steps;
   }
@@ -118,8 +127,12 @@ export class Builder {
         return this.copy(s.name, s.args);
       case 'WORKDIR': {
         const dir = word(s.args);
-        this.config.WorkingDir = dir.startsWith('/') ? path.posix.normalize(dir) : path.posix.join(this.config.WorkingDir || '/', dir);
-        return this.fsStep(`WORKDIR ${this.config.WorkingDir}`, (root) => { fs.mkdirSync(resolveInRoot(root, this.config.WorkingDir!), { recursive: true }); });
+        this.config.WorkingDir = dir.startsWith('/')
+          ? path.posix.normalize(dir)
+          : path.posix.join(this.config.WorkingDir || '/', dir);
+        return this.fsStep(`WORKDIR ${this.config.WorkingDir}`, (root) => {
+          fs.mkdirSync(resolveInRoot(root, this.config.WorkingDir!), { recursive: true });
+        });
       }
       case 'CMD':
       case 'ENTRYPOINT': {
@@ -220,7 +233,10 @@ export class Builder {
         Image: this.imageId,
         Cmd: argv,
         Entrypoint: [],
-        Env: [...(this.config.Env ?? []), ...this.args.filter((a) => !(this.config.Env ?? []).some((e) => e.split('=')[0] === a.split('=')[0]))],
+        Env: [
+          ...(this.config.Env ?? []),
+          ...this.args.filter((a) => !(this.config.Env ?? []).some((e) => e.split('=')[0] === a.split('=')[0])),
+        ],
         WorkingDir: this.config.WorkingDir ?? '',
         User: this.config.User ?? '',
         Labels: this.config.Labels ?? {},
@@ -255,7 +271,8 @@ export class Builder {
       this.temps.delete(id);
       throw new BuildStepError('Build cancelled');
     }
-    if (StatusCode !== 0) throw new BuildStepError(`The command '${argv.join(' ')}' returned a non-zero code: ${StatusCode}`, StatusCode);
+    if (StatusCode !== 0)
+      throw new BuildStepError(`The command '${argv.join(' ')}' returned a non-zero code: ${StatusCode}`, StatusCode);
     await this.commitContainer(id, argv.join(' '));
   }
 
@@ -264,14 +281,22 @@ export class Builder {
     const words = (execForm(args) ?? args.split(/\s+/)).map((w) => expand(w, this.env()));
     const flags = words.filter((w) => w.startsWith('--'));
     if (flags.length) throw new BuildStepError(`${name} ${flags[0].split('=')[0]} is not supported by this builder`);
-    if (words.length < 2) throw new BuildStepError(`${name} requires at least two arguments, but only one was provided. Destination could not be determined.`);
+    if (words.length < 2)
+      throw new BuildStepError(
+        `${name} requires at least two arguments, but only one was provided. Destination could not be determined.`,
+      );
     const srcs = words.slice(0, -1);
     let dest = words[words.length - 1];
-    if (!dest.startsWith('/')) dest = path.posix.join(this.config.WorkingDir || '/', dest) + (dest.endsWith('/') ? '/' : '');
-    if (name === 'ADD' && srcs.some((s) => /^https?:\/\//.test(s))) throw new BuildStepError('ADD from a URL is not supported by this builder');
+    if (!dest.startsWith('/'))
+      dest = path.posix.join(this.config.WorkingDir || '/', dest) + (dest.endsWith('/') ? '/' : '');
+    if (name === 'ADD' && srcs.some((s) => /^https?:\/\//.test(s)))
+      throw new BuildStepError('ADD from a URL is not supported by this builder');
     const hosts = srcs.map((s) => {
       const h = this.context.resolve(s);
-      if (!fs.existsSync(h)) throw new BuildStepError(`${name} failed: file not found in build context or excluded by .dockerignore: stat ${s}: file does not exist`);
+      if (!fs.existsSync(h))
+        throw new BuildStepError(
+          `${name} failed: file not found in build context or excluded by .dockerignore: stat ${s}: file does not exist`,
+        );
       return h;
     });
     const toDir = dest.endsWith('/') || srcs.length > 1;
@@ -288,9 +313,13 @@ export class Builder {
   private async fsStep(comment: string, change: (root: string) => void | Promise<void>): Promise<void> {
     const m = this.engine.containers;
     const createdBy = `${(this.config.Shell ?? DEFAULT_SHELL).join(' ')} #(nop)  ${comment}`;
-    const { Id: id } = await m.create({ config: { Image: this.imageId, Cmd: [...DEFAULT_SHELL, `#(nop)  ${comment}`], Entrypoint: [] } });
+    const { Id: id } = await m.create({
+      config: { Image: this.imageId, Cmd: [...DEFAULT_SHELL, `#(nop)  ${comment}`], Entrypoint: [] },
+    });
     this.temps.add(id);
-    await m.withRootfs(id, async (root) => { await change(root); });
+    await m.withRootfs(id, async (root) => {
+      await change(root);
+    });
     await this.commitContainer(id, createdBy);
   }
 
@@ -313,7 +342,8 @@ export class Builder {
         await this.engine.containers.remove(id, { force: true, volumes: true });
         this.out.stream(`Removing intermediate container ${shortId(id)}\n`);
       } catch (e) {
-        if (!(e instanceof ApiError && e.status === 404)) this.out.stream(`Error removing intermediate container ${shortId(id)}: ${(e as Error).message}\n`);
+        if (!(e instanceof ApiError && e.status === 404))
+          this.out.stream(`Error removing intermediate container ${shortId(id)}: ${(e as Error).message}\n`);
       }
       this.temps.delete(id);
     }

@@ -57,9 +57,19 @@ async function decompressed(body: Readable): Promise<Readable | undefined> {
       cleanup();
       resolve(chunk);
     };
-    const onEnd = () => { cleanup(); resolve(null); };
-    const onError = (e: Error) => { cleanup(); reject(e); };
-    const cleanup = () => { body.off('readable', onReadable); body.off('end', onEnd); body.off('error', onError); };
+    const onEnd = () => {
+      cleanup();
+      resolve(null);
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = () => {
+      body.off('readable', onReadable);
+      body.off('end', onEnd);
+      body.off('error', onError);
+    };
     body.on('readable', onReadable);
     body.once('end', onEnd);
     body.once('error', onError);

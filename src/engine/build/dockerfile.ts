@@ -16,7 +16,26 @@ export interface Instruction {
 }
 
 /** What the classic builder accepts (dockerd 20.10's instruction set). */
-const KNOWN = new Set(['FROM', 'RUN', 'CMD', 'ENTRYPOINT', 'ENV', 'LABEL', 'WORKDIR', 'EXPOSE', 'USER', 'COPY', 'ADD', 'ARG', 'MAINTAINER', 'VOLUME', 'STOPSIGNAL', 'HEALTHCHECK', 'ONBUILD', 'SHELL']);
+const KNOWN = new Set([
+  'FROM',
+  'RUN',
+  'CMD',
+  'ENTRYPOINT',
+  'ENV',
+  'LABEL',
+  'WORKDIR',
+  'EXPOSE',
+  'USER',
+  'COPY',
+  'ADD',
+  'ARG',
+  'MAINTAINER',
+  'VOLUME',
+  'STOPSIGNAL',
+  'HEALTHCHECK',
+  'ONBUILD',
+  'SHELL',
+]);
 
 /** Parses a Dockerfile; an unknown instruction is dockerd's 400 "dockerfile parse error line N: unknown instruction: FOO". */
 export function parseDockerfile(text: string): Instruction[] {
@@ -69,12 +88,15 @@ export function expand(word: string, env: string[]): string {
     const i = e.indexOf('=');
     if (i > 0) vars.set(e.slice(0, i), e.slice(i + 1));
   }
-  return word.replace(/\\\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (all, braced?: string, op?: string, alt?: string, bare?: string) => {
-    if (all === '\\$') return '$';
-    const name = braced ?? bare ?? '';
-    const v = vars.get(name);
-    if (op === '-') return v ? v : alt ?? '';
-    if (op === '+') return v ? alt ?? '' : '';
-    return v ?? '';
-  });
+  return word.replace(
+    /\\\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::([-+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (all, braced?: string, op?: string, alt?: string, bare?: string) => {
+      if (all === '\\$') return '$';
+      const name = braced ?? bare ?? '';
+      const v = vars.get(name);
+      if (op === '-') return v ? v : (alt ?? '');
+      if (op === '+') return v ? (alt ?? '') : '';
+      return v ?? '';
+    },
+  );
 }
