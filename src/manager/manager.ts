@@ -423,7 +423,7 @@ export class Manager {
     this.stopping = true;
     this.membership.stop();
     // Not awaited: etcd may already be gone (a demoted member); client.close() ends the watch anyway.
-    void this.unlockKeyWatch?.cancel().catch(() => undefined);
+    this.unlockKeyWatch?.cancel().catch(() => undefined);
     clearTimeout(this.dataKeySweep);
     this.loops.stop();
     this.dispatcher.close();
