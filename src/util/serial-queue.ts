@@ -29,9 +29,11 @@ export class KeyedLock {
     const tail = next.catch(() => undefined);
     this.tails.set(key, tail);
     // tail never rejects; the catch keeps the lint's promise-handling rule exact.
-    tail.then(() => {
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    }).catch(() => undefined);
+    tail
+      .then(() => {
+        if (this.tails.get(key) === tail) this.tails.delete(key);
+      })
+      .catch(() => undefined);
     return next;
   }
 
