@@ -140,6 +140,9 @@ test('a one-node swarm with its disk full: service and network writes answer an 
   assert.equal(init.code, 0, init.stderr);
   await fill();
   try {
+    // Started with its disk full, as the chaos fault does: etcd's next WAL segment cannot be made.
+    await d.stop();
+    await d.start();
     for (const [p, body] of [
       ['/services/create', { Name: 'dfsvc', TaskTemplate: { ContainerSpec: { Image: IMG, Command: ['sleep', '1000'] } } }],
       ['/networks/create', { Name: 'dfover', Driver: 'overlay' }],
