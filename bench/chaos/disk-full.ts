@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { machinePaths } from '../../src/lab/settings.js';
 import { run } from '../../src/util/run.js';
+import { mountsUnder } from '../../src/lab/sweep.js';
 import type { Swarm, Machine } from './chaos.js';
 
 /** Room above what the data root holds: an etcd WAL segment (64 MB) and its preallocated next one. */
@@ -45,29 +46,40 @@ export async function diskFull(s: Swarm, m: Machine, heartbeatUp: () => Promise<
   const root = machinePaths(s.lab.labDir, m.name).dataRoot;
   const onDisk = `${root}.disk`;
   const back = `${root}.back`;
+  // Outside the machine's directory: stopping and starting a machine unmounts everything under it.
+  const tmpfs = `${s.lab.labDir}.disk-full-${m.name}`;
   s.faulted.add(m.name);
+  const isLink = () => { try { return fs.lstatSync(root).isSymbolicLink(); } catch { return false; } };
   const restore = async () => {
-    if (!(await isMountpoint(root))) return;
-    await s.lab.machine(['stop', m.name]);
-    free(root);
+    if (!(await isMountpoint(tmpfs))) return;
+    if (isLink()) await s.lab.machine(['stop', m.name]);
+    // The stop unmounted what lay under the machine's directory, not what the daemon mounted through the link.
+    for (const p of mountsUnder(tmpfs).filter((x) => x !== tmpfs)) await run('umount', ['-l', p], { allowFail: true });
+    free(tmpfs);
     fs.rmSync(back, { recursive: true, force: true });
     fs.mkdirSync(back);
-    await run('cp', ['-a', `${root}/.`, `${back}/`]);
-    await run('umount', [root]);
-    fs.rmdirSync(root);
-    fs.renameSync(back, root);
-    fs.rmSync(onDisk, { recursive: true, force: true });
+    await run('cp', ['-a', `${tmpfs}/.`, `${back}/`]);
+    await run('umount', [tmpfs]);
+    fs.rmdirSync(tmpfs);
+    if (isLink()) {
+      fs.unlinkSync(root);
+      fs.renameSync(back, root);
+      fs.rmSync(onDisk, { recursive: true, force: true });
+    } else {
+      fs.rmSync(back, { recursive: true, force: true });
+    }
     await s.lab.machine(['start', m.name]);
   };
   try {
     await s.lab.machine(['stop', m.name]);
     const usedMb = Math.ceil(Number((await run('du', ['-sxb', root])).stdout.split('\t')[0]) / (1 << 20));
     const mode = fs.statSync(root).mode & 0o7777;
+    fs.mkdirSync(tmpfs);
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${usedMb + HEADROOM_MB}m,mode=${mode.toString(8)}`, `${s.lab.prefix}-diskfull`, tmpfs]);
+    await run('cp', ['-a', `${root}/.`, `${tmpfs}/`]);
     fs.renameSync(root, onDisk);
-    fs.mkdirSync(root);
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${usedMb + HEADROOM_MB}m,mode=${mode.toString(8)}`, `${s.lab.prefix}-diskfull`, root]);
-    await run('cp', ['-a', `${onDisk}/.`, `${root}/`]);
-    await fill(root);
+    fs.symlinkSync(tmpfs, root);
+    await fill(tmpfs);
     // Started with its disk full: it must come up (lab start waits for /_ping) and rejoin.
     const t0 = Date.now();
     await s.lab.machine(['start', m.name]);
@@ -80,7 +92,7 @@ export async function diskFull(s: Swarm, m: Machine, heartbeatUp: () => Promise<
     console.log(`  disk-full: ${m.name} refused a write in ${refused.ms} ms: ${refused.stderr}`);
     // A few heartbeats with the disk full: its tasks fail to start and go elsewhere.
     await sleep(5000);
-    free(root);
+    free(tmpfs);
     const t1 = Date.now();
     const ok = await until(ANSWER_MS, async () => (await volumeCreate(s, m.name, 'chaos-disk-full')).code === 0);
     if (ok === undefined) throw new Error(`${m.name}: writes still refused ${ANSWER_MS / 1000} s after space was freed`);
@@ -88,10 +100,18 @@ export async function diskFull(s: Swarm, m: Machine, heartbeatUp: () => Promise<
     await s.d(m.name, ['volume', 'rm', 'chaos-disk-full']);
     await restore();
     return { target: m.name, detectMs };
+  } catch (e) {
+    // Kept for a post-mortem: the restore below restarts the daemon.
+    const keep = `/tmp/chaos-disk-full-${s.lab.prefix}-${m.name}`;
+    fs.mkdirSync(keep, { recursive: true });
+    for (const f of [machinePaths(s.lab.labDir, m.name).log, `${tmpfs}/swarm/etcd.log`]) if (fs.existsSync(f)) fs.copyFileSync(f, `${keep}/${f.split('/').pop()}`);
+    console.log(`  disk-full: logs of ${m.name} kept in ${keep}`);
+    throw e;
   } finally {
     // On a failure midway: the data root back on the real disk, no tmpfs left behind.
     try {
       await restore();
+      if (isLink()) fs.unlinkSync(root);
       if (!fs.existsSync(root) && fs.existsSync(onDisk)) fs.renameSync(onDisk, root);
     } finally {
       s.faulted.delete(m.name);
