@@ -3,13 +3,15 @@ import { openValue, readUnlockKey, sealValue, storedValue, watchUnlockKey, write
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Etcd3, Lease, Watcher } from 'etcd3';
+import type { Etcd3, Watcher } from 'etcd3';
 import type { Cluster, Node } from '../cluster/types.js';
 import { attachmentHandlers } from './networks/attachments.js';
-import { addRpcService, peerIdentity, type Empty, type RpcHandlers, SwarmServerCredentials, SWARM_PORT, type JoinRequest, type JoinResponse, type LeaveRequest } from '../cluster/rpc.js';
+import { addRpcService, SwarmServerCredentials, SWARM_PORT } from '../cluster/rpc.js';
+import { PeerIdentities, type TrustView } from './peer-identity.js';
+import { ManagerMembership } from './membership.js';
 import type { Logger } from '../util/log.js';
-import { EtcdMember, etcdClient, peerUrl, waitForEtcd } from './store/etcd-member.js';
-import { QuorumLost, retryReconfig } from './store/etcd-reconfig.js';
+import { EtcdMember, etcdClient, waitForEtcd } from './store/etcd-member.js';
+import { QuorumLost } from './store/etcd-reconfig.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/election.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
@@ -26,9 +28,7 @@ import { createApiCA, signApiCert } from '../cluster/api-certs.js';
 import { CA_KEY, caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
 import { DATA_KEY_NEXT, newDataKey, resealAll } from './secrets/data-key.js';
 
-
 export type { StoredCA };
-const PRESENCE_PREFIX = '/shoal/managers/';
 
 export interface ManagerTls {
   caFile: string;
@@ -72,18 +72,6 @@ async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void
 }
 
 /**
- * The TLS socket under a gRPC server call, reached through grpc-js internals (call → its
- * intercepting call → HTTP/2 stream → session → socket); undefined when that shape is not there
- * (another grpc-js version), and identify() then reads the certificate on every call as before.
- */
-function callSocket(call: object): object | undefined {
-  // grpc-js exposes no handle on a call's connection; these fields are its own (1.14).
-  const c = (call as { call?: { stream?: { session?: { socket?: unknown } } } }).call;
-  const socket = c?.stream?.session?.socket;
-  return socket && typeof socket === 'object' ? socket : undefined;
-}
-
-/**
  * Everything a manager runs: its etcd member and the store on it, the leader election and the
  * leader loops, and the cluster gRPC server (CA, dispatcher, membership) on port 2377.
  */
@@ -105,16 +93,17 @@ export class Manager {
   /** The stored CA as last seen, when it was sealed with a data key not yet followed. */
   private caPending?: Buffer;
   private stopping = false;
-  private presence?: Lease;
-  private presenceWatch?: Watcher;
-  private readonly reachable = new Set<string>();
-  private quorumTimer?: NodeJS.Timeout;
-  /** False once etcd stopped answering linearizable reads. */
-  hasQuorum = true;
+  private readonly identities: PeerIdentities;
+  private readonly membership: ManagerMembership;
 
   private constructor(readonly o: ManagerOptions, readonly member: EtcdMember, readonly client: Etcd3, private readonly electionClient: Etcd3) {
     this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }));
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
+    this.identities = new PeerIdentities(o.clusterId, () => this.trustView());
+    this.membership = new ManagerMembership({
+      nodeId: o.nodeId, clusterId: o.clusterId, advertiseAddr: o.advertiseAddr, client, store: this.store,
+      identities: this.identities, log: o.log.child({ part: 'membership' }), dek: () => this.o.dek,
+    });
     // The leader loops, built here where leadership starts: the control loops plus the two that need this manager.
     const loops = new Map<string, LeaderLoop>([
       ...controlLoops(),
@@ -193,20 +182,12 @@ export class Manager {
     this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
     this.election.start();
 
-    this.presence = this.client.lease(5);
-    await this.presence.put(PRESENCE_PREFIX + this.o.nodeId).value(this.o.advertiseAddr);
-    this.presenceWatch = await this.client.watch().prefix(PRESENCE_PREFIX).create();
-    this.presenceWatch.on('put', (kv) => this.reachable.add(kv.key.toString().slice(PRESENCE_PREFIX.length)));
-    this.presenceWatch.on('delete', (kv) => this.reachable.delete(kv.key.toString().slice(PRESENCE_PREFIX.length)));
-    for (const k of await this.client.getAll().prefix(PRESENCE_PREFIX).keys()) this.reachable.add(k.slice(PRESENCE_PREFIX.length));
-    this.presence.on('lost', () => void this.renewPresence());
-
-    this.quorumTimer = setInterval(() => void this.checkQuorum(), 1000);
+    await this.membership.start();
 
     const server = new grpc.Server();
     addRpcService(server, 'CA', caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, shownRoot: () => this.shownRoot(), etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
     addRpcService(server, 'Dispatcher', { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)), ...tunnelReportHandlers(this.store, (c) => this.identify(c), this.o.log.child({ part: 'tunnels' })) });
-    addRpcService(server, 'Membership', this.membershipHandlers());
+    addRpcService(server, 'Membership', this.membership.handlers());
     this.credentials = new SwarmServerCredentials(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
     await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
     this.server = server;
@@ -223,30 +204,6 @@ export class Manager {
     this.credentials?.update(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
   }
 
-  private async renewPresence(): Promise<void> {
-    if (this.stopping) return; // a stopped manager's presence ends with it
-    try {
-      this.presence = this.client.lease(5);
-      await this.presence.put(PRESENCE_PREFIX + this.o.nodeId).value(this.o.advertiseAddr);
-      this.presence.on('lost', () => setTimeout(() => void this.renewPresence(), 1000));
-    } catch {
-      setTimeout(() => void this.renewPresence(), 1000);
-    }
-  }
-
-  private probing = false;
-  private async checkQuorum(): Promise<void> {
-    if (this.probing) return;
-    this.probing = true;
-    const ok = await Promise.race([
-      this.client.get('/shoal/quorum-probe').string().then(() => true, () => false),
-      new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
-    ]);
-    if (ok !== this.hasQuorum) this.o.log.warn({ quorum: ok }, 'quorum changed');
-    this.hasQuorum = ok;
-    this.probing = false;
-  }
-
   /**
    * Stops campaigning and gives up leadership at once (a demotion): the other managers take over
    * without waiting out this leader's lease, which a removed etcd member can no longer revoke.
@@ -256,7 +213,12 @@ export class Manager {
   }
 
   isReachable(nodeId: string): boolean {
-    return this.reachable.has(nodeId);
+    return this.membership.isReachable(nodeId);
+  }
+
+  /** False once etcd stopped answering linearizable reads. */
+  get hasQuorum(): boolean {
+    return this.membership.hasQuorum;
   }
 
   rootCertPem(): string {
@@ -337,7 +299,7 @@ export class Manager {
   /** The roots identify() checks against (joined, and parsed), for the CA material they came from. */
   private trustCerts?: { material: StoredCA; root: string; certs: X509Certificate[] };
 
-  private trustView(): { root: string; certs: X509Certificate[] } {
+  private trustView(): TrustView {
     const m = this.caMaterial;
     if (m && this.trustCerts?.material === m) return this.trustCerts;
     const trust = [...(m?.trust?.length ? m.trust : [this.rootCertPem()]), ...(m?.retired ?? [])];
@@ -346,108 +308,22 @@ export class Manager {
     return view;
   }
 
-  identify(call: { getAuthContext(): import('@grpc/grpc-js/build/src/auth-context.js').AuthContext | null }) {
-    // Parsing and verifying the peer certificate on every call was a fifth of the manager's
-    // time under load: remember the answer per connection, and per certificate, for a minute
-    // (and per trust set), never past the certificate's own expiry. Even reading the peer
-    // certificate (getAuthContext) cost a tenth of the manager's time with 1,000 nodes
-    // reporting, so a connection's answer is found without it.
-    // The auth context holds a certificate only when the TLS handshake verified it against the
-    // trust in force then (grpc-js: socket.authorized); the chain is checked again here against
-    // every root of this swarm, retired ones included, so open connections outlive a rotation.
-    const now = Date.now();
-    const trust = this.trustView();
-    const socket = callSocket(call);
-    const known = socket ? this.bySocket.get(socket) : undefined;
-    if (known && known.root === trust.root && known.until > now) return known.id;
-    const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
-    const key = raw ? raw.toString('base64') : undefined;
-    let entry = key ? this.identities.get(key) : undefined;
-    if (!entry || entry.root !== trust.root || entry.until <= now) {
-      const found = peerIdentity(call, trust.certs);
-      const id = found && found.clusterId === this.o.clusterId ? found : undefined;
-      const notAfter = raw ? Date.parse(new X509Certificate(raw).validTo) : now;
-      entry = { id, root: trust.root, until: Math.min(now + 60_000, notAfter) };
-      if (key) {
-        if (this.identities.size >= 10_000) this.identities.clear();
-        this.identities.set(key, entry);
-      }
-    }
-    if (socket && raw) this.bySocket.set(socket, entry);
-    return entry.id;
-  }
-  /** Per TLS connection: its peer certificate cannot change (TLS 1.3; HTTP/2 forbids renegotiation). */
-  private readonly bySocket = new WeakMap<object, { id: ReturnType<typeof peerIdentity>; root: string; until: number }>();
-  private readonly identities = new Map<string, { id: ReturnType<typeof peerIdentity>; root: string; until: number }>();
-
-  private membershipHandlers(): RpcHandlers<'Membership'> {
-    const managerOnly = (call: grpc.ServerUnaryCall<unknown, unknown>) => {
-      const id = this.identify(call);
-      if (!id) return { code: grpc.status.UNAUTHENTICATED, details: 'no valid swarm certificate' };
-      if (id.role !== 'manager') return { code: grpc.status.PERMISSION_DENIED, details: `Permission denied: unauthorized peer role: rpc error: code = PermissionDenied desc = Permission denied: remote certificate not part of organization: swarm-manager` };
-      if (!this.store.get('nodes', id.nodeId)) return { code: grpc.status.PERMISSION_DENIED, details: `node ${id.nodeId} is not a member of this swarm` };
-      return undefined;
-    };
-    return {
-      Join: async (call: grpc.ServerUnaryCall<JoinRequest, JoinResponse>, cb: grpc.sendUnaryData<JoinResponse>) => {
-        const denied = managerOnly(call);
-        if (denied) return cb(denied);
-        try {
-          const id = this.identify(call)!;
-          const initialCluster = await this.addMember(id.nodeId, call.request.addr);
-          cb(null, { initialCluster, clusterToken: this.o.clusterId, dek: this.o.dek?.toString('base64') });
-        } catch (e) {
-          // A new node gives up its join: do not leave its node object behind. A promoted node
-          // stays a member of the swarm and asks again.
-          if (!call.request.promotion) await this.store.commit([{ kind: 'nodes', op: 'delete', id: this.identify(call)!.nodeId }]).catch(() => undefined);
-          cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message });
-        }
-      },
-      Leave: async (call: grpc.ServerUnaryCall<LeaveRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
-        // A node may always take out its own member: one demoted while its daemon was down
-        // already holds a worker certificate when it finishes the demotion.
-        const self = this.identify(call)?.nodeId === call.request.nodeId && this.store.get('nodes', call.request.nodeId);
-        const denied = self ? undefined : managerOnly(call);
-        if (denied) return cb(denied);
-        try {
-          await this.removeMember(call.request.nodeId);
-          cb(null, {});
-        } catch (e) {
-          cb({ code: grpc.status.FAILED_PRECONDITION, details: (e as Error).message });
-        }
-      },
-    };
+  identify(call: Parameters<PeerIdentities['identify']>[0]): ReturnType<PeerIdentities['identify']> {
+    return this.identities.identify(call);
   }
 
-  /**
-   * etcd member add; returns the initial-cluster string for the new member. Idempotent (a member
-   * with this peer URL is reused), so a joiner may ask again after an answer it did not get.
-   */
-  async addMember(nodeId: string, addr: string): Promise<string> {
-    const url = peerUrl(addr);
-    const members = await retryReconfig('member add', async (opts) => {
-      const list = (await this.client.cluster.memberList({}, opts)).members;
-      if (list.some((m) => m.peerURLs.includes(url))) return list;
-      return (await this.client.cluster.memberAdd({ peerURLs: [url] }, opts)).members;
-    });
-    return members.map((m) => `${m.name || (m.peerURLs.includes(url) ? nodeId : m.ID)}=${m.peerURLs[0]}`).join(',');
+  /** etcd member add; returns the initial-cluster string for the new member (membership.ts). */
+  addMember(nodeId: string, addr: string): Promise<string> {
+    return this.membership.addMember(nodeId, addr);
   }
 
-  /** etcd member remove, refused when the remaining reachable members would lose quorum. Idempotent. */
-  async removeMember(nodeId: string): Promise<void> {
-    await retryReconfig('member remove', async (opts) => {
-      const { members } = await this.client.cluster.memberList({}, opts);
-      const m = members.find((x) => x.name === nodeId);
-      if (!m) return;
-      const remaining = members.length - 1;
-      const reachableAfter = members.filter((x) => x.name !== nodeId && this.reachable.has(x.name)).length;
-      if (remaining > 0 && reachableAfter < Math.floor(remaining / 2) + 1) throw new QuorumLost('can\'t remove member: not enough reachable managers would remain for a quorum');
-      await this.client.cluster.memberRemove({ ID: m.ID }, opts);
-    });
+  /** etcd member remove, refused when the remaining reachable members would lose quorum. */
+  removeMember(nodeId: string): Promise<void> {
+    return this.membership.removeMember(nodeId);
   }
 
-  async memberCount(): Promise<number> {
-    return (await this.client.cluster.memberList({})).members.length;
+  memberCount(): Promise<number> {
+    return this.membership.memberCount();
   }
 
   private sealCA(ca: StoredCA): Buffer | string {
@@ -545,7 +421,7 @@ export class Manager {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    clearInterval(this.quorumTimer);
+    this.membership.stop();
     // Not awaited: etcd may already be gone (a demoted member); client.close() ends the watch anyway.
     void this.unlockKeyWatch?.cancel().catch(() => undefined);
     clearTimeout(this.dataKeySweep);
@@ -558,8 +434,8 @@ export class Manager {
     // slow: etcd3 waits for a watch cancel's answer until it reconnects, which for a removed
     // member is never. Bounded, as the member is stopped and the client closed below anyway.
     await bounded(this.election.stop());
-    await bounded(this.presence?.revoke());
-    await bounded(this.presenceWatch?.cancel());
+    await bounded(this.membership.revokePresence());
+    await bounded(this.membership.cancelWatch());
     await bounded(this.caWatch?.cancel());
     await bounded(this.store.close());
     this.client.close();

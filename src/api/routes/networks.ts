@@ -174,9 +174,19 @@ export interface LocalSwarmNetworks {
   disconnect?(container: string, network: string): Promise<void>;
 }
 
-/** `GET /networks`, `GET /networks/{id}`, `POST /networks/create`, `DELETE /networks/{id}`. */
+/** What the network routes work with: this daemon's engine, and the swarm node and its network agent when in a swarm. */
+interface NetworkScope {
+  engine: Engine;
+  swarm?: SwarmNode;
+  local?: LocalSwarmNetworks;
+  /** Managers list every swarm network; workers those their tasks use (as Docker does). */
+  swarmNetworks(): Network[];
+  /** Every network this daemon shows: built-in, user bridges, swarm networks. */
+  all(): NetworkResource[];
+}
+
+/** `GET /networks`, `GET /networks/{id}`, `POST /networks/create`, `DELETE /networks/{id}`, connect, disconnect, prune. */
 export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode, local?: LocalSwarmNetworks): void {
-  // Managers list every swarm network; workers those their tasks use (as Docker does).
   const swarmNetworks = (): Network[] => {
     if (!swarm?.nodeId) return [];
     if (!swarm.isManager) return local?.networks() ?? [];
@@ -191,7 +201,15 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     const peers = local?.peers(n.ID);
     return peers ? { ...r, Peers: peers } : r;
   })];
+  const scope: NetworkScope = { engine, swarm, local, swarmNetworks, all };
+  networkReadRoutes(router, scope);
+  networkCreateRoute(router, scope);
+  networkConnectRoutes(router, scope);
+  networkRemoveRoutes(router, scope);
+}
 
+/** List and inspect. */
+function networkReadRoutes(router: Router, { all, local }: NetworkScope): void {
   router.get('/networks', (ctx) => {
     const filters = ctx.filters();
     // Since API 1.28 the list leaves Containers empty; inspect fills it.
@@ -207,7 +225,10 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     if (verbose && n.Scope === 'swarm') return { body: { ...n, Services: local?.services?.(n.Id) ?? {} } };
     return { body: n };
   });
+}
 
+/** `network create`: a user bridge on this daemon, or a swarm overlay through the manager's control API. */
+function networkCreateRoute(router: Router, { engine, swarm, swarmNetworks }: NetworkScope): void {
   router.post('/networks/create', async (ctx) => {
     ctx.checkForJson();
     const req = await ctx.body('NetworkCreateRequest');
@@ -231,7 +252,10 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
     const n = await createNetwork(swarm.controlStore(), { ...req, Driver: driver });
     return { status: 201, body: { Id: n.ID, Warning: '' } };
   });
+}
 
+/** `network connect` and `disconnect`: user bridges, the default bridge, and attachable swarm networks. */
+function networkConnectRoutes(router: Router, { engine, swarm, local }: NetworkScope): void {
   // Swarm networks only (attachable overlays); the manager checks the network when the container runs.
   const connection = (action: 'connect' | 'disconnect'): Handler => async (ctx) => {
     ctx.checkForJson();
@@ -262,7 +286,10 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
   };
   router.post('/networks/:id/connect', connection('connect'));
   router.post('/networks/:id/disconnect', connection('disconnect'));
+}
 
+/** `network prune` (user bridges) and `network rm`. */
+function networkRemoveRoutes(router: Router, { engine, swarm }: NetworkScope): void {
   router.post('/networks/prune', (ctx) => {
     const filters = ctx.filters();
     for (const key of filters.keys()) if (key !== 'label' && key !== 'label!' && key !== 'until') throw badRequest(`invalid filter '${key}'`);

@@ -4,111 +4,26 @@ import type { Logger } from '../../util/log.js';
 import { newHexId } from '../../util/ids.js';
 import { badRequest, conflict, forbidden, notFound } from '../../util/errors.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
-import { AddressInUseError, AddressPool, type PoolState } from './ipam.js';
-import { AddressPool6, type Pool6State } from './ipam6.js';
-import { canonicalIp6, contains6, formatIp6, isIpv6, isSubnet6, overlaps6, parseSubnet6 } from './ipv6.js';
+import { AddressInUseError, AddressPool } from './ipam.js';
+import { AddressPool6 } from './ipam6.js';
+import { contains6, isIpv6, parseSubnet6 } from './ipv6.js';
 import { inNetns, ipBatch, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
-import { contains, macFromIp, overlaps, parseSubnet } from '../../net/ipv4.js';
-import { chooseLocalSubnet, firstHost, validIp, validSubnet } from './local-pools.js';
-import { DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
+import { contains, macFromIp, parseSubnet } from '../../net/ipv4.js';
+import { validIp } from './local-pools.js';
+import { DEFAULT_BRIDGE, hostVethName } from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
 import { DnsServer, upstreamsFromResolvConf } from '../../net/dns-server.js';
-import { emptyZone, type DnsZone } from '../../net/dns-zone.js';
+import type { DnsZone } from '../../net/dns-zone.js';
 import { SerialQueue } from '../../util/serial-queue.js';
+import { BRIDGE_NAME_OPTION, type BridgeCreateRequest, type ConnectOptions, type UserBridgesState as State, type UserEndpoint, type UserNetwork } from './user-network.js';
+import { ipv4Config, ipv6Config } from './user-bridge-config.js';
+import { resolverRedirectRules, userBridgeRules } from './user-bridge-rules.js';
+import { userBridgeZone } from './user-bridge-dns.js';
 
-/** The option naming a bridge's Linux device, as in Docker. */
-export const BRIDGE_NAME_OPTION = 'com.docker.network.bridge.name';
+export { BRIDGE_NAME_OPTION, EMBEDDED_DNS } from './user-network.js';
+export type { BridgeCreateRequest, ConnectOptions, IPv6Config, UserEndpoint, UserNetwork } from './user-network.js';
 const STATE_FILE = 'user-bridges.json';
-const NAT_CHAIN = 'user_bridge_masquerade';
-/** Docker's DOCKER-ISOLATION: no traffic between two bridges, none out of an internal one. */
-const ISOLATION_CHAIN = 'user_bridge_isolation';
 const MTU = 1500;
-/** Docker's embedded resolver address, as containers' resolv.conf names it. */
-export const EMBEDDED_DNS = '127.0.0.11';
-/** nft table in a container's netns sending 127.0.0.11:53 to the resolver on a gateway. */
-const NFT_DNS_TABLE = 'shoal_dns';
-
-/** One container's endpoint on a user-defined bridge. */
-export interface UserEndpoint {
-  containerId: string;
-  endpointId: string;
-  ip: string;
-  mac: string;
-  hostVeth: string;
-  /** The interface inside the container (eth0, eth1, …). */
-  ifname: string;
-  aliases: string[];
-  /** Given with `--ip`. */
-  staticIp: boolean;
-  /** The IPv6 address on an `--ipv6` network. */
-  ip6?: string;
-  /** Given with `--ip6`. */
-  staticIp6?: boolean;
-  /** `--link container:alias` on this network: the alias resolves for this container only. */
-  links?: string[];
-}
-
-/** A user-defined bridge network as remembered across daemon restarts. */
-export interface UserNetwork {
-  id: string;
-  name: string;
-  created: string;
-  device: string;
-  subnet: string;
-  gateway: string;
-  /** `--ip-range`: where dynamic addresses come from. */
-  ipRange?: string;
-  /** The subnet was the user's (`--subnet`): only then is `--ip` allowed, as in Docker. */
-  userSubnet: boolean;
-  /** `--aux-address`: names for addresses kept out of the pool. */
-  auxAddresses?: Record<string, string>;
-  /** `--ipam-opt`; absent when none were given (inspect shows null then, as Docker). */
-  ipamOptions?: Record<string, string>;
-  internal: boolean;
-  labels: Record<string, string>;
-  options: Record<string, string>;
-  pool: PoolState;
-  endpoints: Record<string, UserEndpoint>;
-  /** `--ipv6`: every endpoint gets an address of the IPv6 subnet too. */
-  enableIPv6?: boolean;
-  /** The IPv6 subnet (`--subnet fd00::/64`); given without `--ipv6` it is only shown, as in dockerd. */
-  v6?: IPv6Config;
-}
-
-/** The IPv6 side of a bridge network. */
-export interface IPv6Config {
-  subnet: string;
-  /** The bridge's IPv6 address. */
-  gateway: string;
-  /** As given (inspect's IPAM shows the request): maybe none. */
-  requested: { Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> };
-  pool: Pool6State;
-}
-
-interface State {
-  networks: Record<string, UserNetwork>;
-}
-
-/** What `POST /networks/create` carries for a bridge (swagger NetworkCreateRequest). */
-export interface BridgeCreateRequest {
-  Name: string;
-  Internal?: boolean;
-  Labels?: Record<string, string> | null;
-  Options?: Record<string, string> | null;
-  IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> | null }[] | null; Options?: Record<string, string> | null } | null;
-  EnableIPv6?: boolean;
-}
-
-export interface ConnectOptions {
-  ip?: string;
-  /** `--ip6`. */
-  ip6?: string;
-  aliases?: string[];
-  /** Asked for (`network connect --mac-address`); else derived from the address, as Docker does. */
-  mac?: string;
-  /** `container:alias` (or `container`), resolvable by this container alone. */
-  links?: string[];
-}
 
 /**
  * User-defined bridge networks (`docker network create NAME`): a Linux bridge `br-<id>` each in
@@ -186,35 +101,9 @@ export class UserBridges {
       const configs = all.filter((c) => !c.Subnet?.includes(':'));
       if (configs.length > 1 || v6Configs.length > 1) throw badRequest('bridge networks of this daemon take one IPv4 and one IPv6 subnet');
       const cfg = configs[0] ?? {};
-      const v6 = this.ipv6Config(v6Configs[0], !!req.EnableIPv6);
+      const v6 = ipv6Config(v6Configs[0], !!req.EnableIPv6, this.list());
       const inUse = [...this.reserved, ...this.list().map((n) => n.subnet)];
-      let subnet: string;
-      if (cfg.Subnet) {
-        if (!validSubnet(cfg.Subnet)) throw badRequest(`invalid CIDR address: ${cfg.Subnet}`);
-        subnet = cfg.Subnet;
-        const s = parseSubnet(subnet);
-        if (inUse.some((u) => overlaps(parseSubnet(u), s))) throw forbidden('Pool overlaps with other one on this address space');
-      } else {
-        if (cfg.Gateway) throw badRequest('no matching subnet for gateway ' + cfg.Gateway);
-        // As dockerd: a pool the host already routes (an uplink, a lab network) is skipped too.
-        const routes = (await ipJson<{ dst?: string }>(this.netns, ['-4', 'route', 'show', 'table', 'all'])).map((r) => r.dst ?? '')
-          .filter((d) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(d)).map((d) => (d.includes('/') ? d : `${d}/32`));
-        const chosen = chooseLocalSubnet([...inUse, ...routes.filter((r) => !r.startsWith('127.'))]);
-        if (!chosen) throw badRequest('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
-        subnet = chosen;
-      }
-      if (cfg.IPRange) {
-        if (!cfg.Subnet || !validSubnet(cfg.IPRange)) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
-        const r = parseSubnet(cfg.IPRange);
-        const s = parseSubnet(subnet);
-        if (r.prefixLen < s.prefixLen || !contains(s, cfg.IPRange.split('/')[0])) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
-      }
-      const gateway = cfg.Gateway ?? firstHost(subnet);
-      if (!validIp(gateway) || !contains(parseSubnet(subnet), gateway)) throw forbidden(`no matching subnet for gateway ${gateway}`);
-      const aux = { ...(cfg.AuxiliaryAddresses ?? {}) };
-      for (const a of Object.values(aux)) {
-        if (!validIp(a) || !contains(parseSubnet(subnet), a)) throw forbidden(`no matching subnet for aux-address ${a}`);
-      }
+      const { subnet, gateway, aux } = await ipv4Config(cfg, inUse, () => this.hostRoutes());
       const id = newHexId();
       const options = { ...(req.Options ?? {}) };
       const device = options[BRIDGE_NAME_OPTION] || `br-${id.slice(0, 12)}`;
@@ -282,32 +171,9 @@ export class UserBridges {
     if (!validIp(opts.ip) || !contains(parseSubnet(n.subnet), opts.ip)) throw badRequest(`no configured subnet or ip-range contain the IP address ${opts.ip}`);
   }
 
-  /**
-   * The IPv6 side of a new network from its IPv6 IPAM config, checked as libnetwork does;
-   * `--ipv6` without a subnet has no default pool to take one from (dockerd 20.10's 404).
-   */
-  private ipv6Config(cfg: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> | null } | undefined, enabled: boolean): IPv6Config | undefined {
-    if (!cfg?.Subnet) {
-      if (enabled) throw notFound('could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network');
-      return undefined;
-    }
-    if (!isSubnet6(cfg.Subnet)) throw badRequest(`Invalid subnet ${cfg.Subnet} : invalid CIDR address: ${cfg.Subnet}`);
-    const s = parseSubnet6(cfg.Subnet);
-    if (this.list().some((o) => o.v6 && overlaps6(parseSubnet6(o.v6.subnet), s))) throw forbidden('Pool overlaps with other one on this address space');
-    if (cfg.IPRange) {
-      const r = isSubnet6(cfg.IPRange) ? parseSubnet6(cfg.IPRange) : undefined;
-      if (!r || r.prefixLen < s.prefixLen || !contains6(s, formatIp6(r.base))) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
-    }
-    // libnetwork's gateway: the first address of the range (of the subnet without one).
-    const gateway = cfg.Gateway ?? formatIp6((cfg.IPRange ? parseSubnet6(cfg.IPRange).base : s.base) + 1n);
-    if (!contains6(s, gateway)) throw forbidden(`no matching subnet for gateway ${gateway}`);
-    const aux = cfg.AuxiliaryAddresses ?? {};
-    for (const a of Object.values(aux)) if (!contains6(s, a)) throw forbidden(`no matching subnet for aux-address ${a}`);
-    return {
-      subnet: cfg.Subnet, gateway: canonicalIp6(gateway),
-      requested: { ...(cfg.Gateway ? { Gateway: cfg.Gateway } : {}), ...(cfg.IPRange ? { IPRange: cfg.IPRange } : {}), ...(Object.keys(aux).length ? { AuxiliaryAddresses: { ...aux } } : {}) },
-      pool: AddressPool6.empty(cfg.Subnet, [gateway, ...Object.values(aux)], cfg.IPRange).toJSON(),
-    };
+  /** IPv4 destinations the daemon's netns routes: dockerd skips pools that overlap them. */
+  private async hostRoutes(): Promise<string[]> {
+    return (await ipJson<{ dst?: string }>(this.netns, ['-4', 'route', 'show', 'table', 'all'])).map((r) => r.dst ?? '');
   }
 
   /** Gives the container whose init is `pid` an interface on the network. */
@@ -341,18 +207,7 @@ export class UserBridges {
   async redirectResolver(pid: number, gateway: string): Promise<void> {
     const container: NetnsTarget = { kind: 'pid', pid };
     await inNetns(container, 'sysctl', ['-qw', 'net.ipv4.conf.all.route_localnet=1']);
-    const t = `ip ${NFT_DNS_TABLE}`;
-    await nftApply(container, [
-      `add table ${t}`,
-      `add chain ${t} output { type nat hook output priority -100; policy accept; }`,
-      `add chain ${t} postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
-      `flush chain ${t} output`,
-      `flush chain ${t} postrouting`,
-      `add rule ${t} output ip daddr ${EMBEDDED_DNS} udp dport 53 dnat to ${gateway}:53`,
-      `add rule ${t} output ip daddr ${EMBEDDED_DNS} tcp dport 53 dnat to ${gateway}:53`,
-      `add rule ${t} postrouting ip saddr 127.0.0.0/8 oifname != "lo" masquerade`,
-      '',
-    ].join('\n'));
+    await nftApply(container, resolverRedirectRules(gateway));
   }
 
   /** Names changed (a rename): the resolvers learn them. */
@@ -464,30 +319,7 @@ export class UserBridges {
 
   /** Masquerading and isolation for all user bridges, rewritten whole in one transaction. */
   private async applyRules(): Promise<void> {
-    const t = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
-    const nets = this.list();
-    const lines = [
-      `add table ${t}`,
-      `add chain ${t} ${NAT_CHAIN} { type nat hook postrouting priority srcnat; policy accept; }`,
-      `add chain ${t} ${ISOLATION_CHAIN} { type filter hook forward priority filter; policy accept; }`,
-      `flush chain ${t} ${NAT_CHAIN}`,
-      `flush chain ${t} ${ISOLATION_CHAIN}`,
-    ];
-    const devices = [DEFAULT_BRIDGE.device, ...nets.map((n) => n.device)];
-    for (const n of nets) {
-      const dev = `"${n.device}"`;
-      if (n.internal) {
-        lines.push(`add rule ${t} ${ISOLATION_CHAIN} iifname ${dev} oifname != ${dev} drop`);
-        lines.push(`add rule ${t} ${ISOLATION_CHAIN} oifname ${dev} iifname != ${dev} drop`);
-        continue;
-      }
-      lines.push(`add rule ${t} ${NAT_CHAIN} ip saddr ${n.subnet} oifname != ${dev} masquerade`);
-      const others = devices.filter((d) => d !== n.device).map((d) => `"${d}"`);
-      lines.push(`add rule ${t} ${ISOLATION_CHAIN} iifname ${dev} oifname { ${others.join(', ')} } drop`);
-      lines.push(`add rule ${t} ${ISOLATION_CHAIN} oifname ${dev} iifname { ${others.join(', ')} } drop`);
-    }
-    lines.push('');
-    await nftApply(this.netns, lines.join('\n'));
+    await nftApply(this.netns, userBridgeRules(this.list()));
   }
 
   private async startDns(n: UserNetwork): Promise<void> {
@@ -503,38 +335,8 @@ export class UserBridges {
     this.dns.set(n.id, server);
   }
 
-  /** Each container sees names on every user bridge it is attached to: name, aliases, short ID. */
   private zone(): DnsZone {
-    const zone = emptyZone();
-    const nets = this.list();
-    for (const n of nets) {
-      const names = (zone.names[n.id] ??= {});
-      for (const ep of Object.values(n.endpoints)) {
-        const own = this.endpointsOf(ep.containerId).map((x) => x.network.id);
-        zone.askers[ep.ip] = own;
-        const name = this.containerName(ep.containerId);
-        for (const key of [name, ...ep.aliases, ep.containerId.slice(0, 12)]) {
-          if (!key) continue;
-          // Also qualified by the network (`web.mynet`), as libnetwork's resolver takes them.
-          for (const k of [key.toLowerCase(), `${key}.${n.name}`.toLowerCase()]) names[k] = [...new Set([...(names[k] ?? []), ep.ip])];
-        }
-      }
-    }
-    // Links: a scope of the linking container's own, holding its aliases of the linked ones.
-    for (const n of nets) {
-      for (const ep of Object.values(n.endpoints)) {
-        if (!ep.links?.length) continue;
-        const scope = `link/${n.id}/${ep.containerId}`;
-        const names = (zone.names[scope] ??= {});
-        for (const link of ep.links) {
-          const [target, alias = target] = link.split(':');
-          const linked = Object.values(n.endpoints).find((o) => this.containerName(o.containerId) === target.replace(/^\//, '') || o.containerId.startsWith(target));
-          if (linked) names[alias.replace(/^\//, '').toLowerCase()] = [linked.ip];
-        }
-        zone.askers[ep.ip] = [...(zone.askers[ep.ip] ?? []), scope];
-      }
-    }
-    return zone;
+    return userBridgeZone(this.list(), (id) => this.containerName(id));
   }
 
   /** Containers that died while the daemon was away took their veth along: their addresses are free again. */
