@@ -32,7 +32,7 @@ const cleanUp = async () => {
   await d.destroy();
 };
 // Stopped early (Ctrl-C, a timeout): the daemon, etcd and the simulated nodes go too.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanUp().finally(() => process.exit(130)));
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanUp().catch((err: unknown) => console.error('cleanup failed', err)).finally(() => process.exit(130)));
 try {
   const call = async (method: string, p: string, body?: unknown) => {
     const r = await api(d.socket, method, p, body);

@@ -38,12 +38,7 @@ export const DESELECTED: Record<string, string> = {
  * Tests that run but are expected to fail: only ones that also fail on dockerd 20.10 (Debian's
  * docker.io, the reference engine of issue 13) or that are out of shoal's scope.
  */
-const NO_BUILD = 'POST /build: shoal has no image builder (docker build is outside its scope, DESIGN.md section 1)';
 export const EXPECTED_FAILURES: Record<string, string> = {
-  [`${P}models_images_test.py::ImageCollectionTest::test_build`]: NO_BUILD,
-  [`${P}models_images_test.py::ImageCollectionTest::test_build_with_error`]: NO_BUILD,
-  [`${P}models_images_test.py::ImageCollectionTest::test_build_with_multiple_success`]: NO_BUILD,
-  [`${P}models_images_test.py::ImageCollectionTest::test_build_with_success_build_output`]: NO_BUILD,
   // Needs / to be a shared mount (systemd makes it so); on this machine it is private, and
   // dockerd 20.10 refuses the bind with the same message shoal gives.
   [`${P}api_container_test.py::VolumeBindTest::test_create_with_binds_rw_rshared`]:

@@ -119,7 +119,7 @@ async function main(): Promise<number> {
     await d?.destroy();
     await deleteNetns(ns);
   };
-  const onSignal = () => { void cleanup().finally(() => process.exit(130)); };
+  const onSignal = () => { void cleanup().catch((err: unknown) => console.error('cleanup failed', err)).finally(() => process.exit(130)); };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {

@@ -99,7 +99,7 @@ export class LogAgent {
         }
       });
     };
-    const flusher = setInterval(() => { if (buf.length) void send(); }, FLUSH_MS);
+    const flusher = setInterval(() => { if (buf.length) send().catch((err: unknown) => this.log.warn({ err, subscription: s.id }, 'log lines not sent')); }, FLUSH_MS);
     try {
       await Promise.all(s.taskIds.map((taskId) => this.taskLogs(taskId, s, ac.signal, (e) => {
         buf.push({ taskId, stream: e.stream, time: e.time, data: e.data.toString('base64') });

@@ -80,7 +80,7 @@ export class NetworkAgent {
     this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
     this.standalone.install();
     this.engine.containers.setForeignEndpoints((id) => this.containerEndpoints(id));
-    void this.streamLoop();
+    this.streamLoop().catch((err: unknown) => this.log.warn({ err }, 'network view stream loop failed'));
     // Containers die without the store knowing yet: a slow sweep keeps dead endpoints from lingering.
     this.loop = setInterval(() => this.poke(), 5000);
   }

@@ -62,7 +62,7 @@ export class ApiServer {
   ) {}
 
   private makeServer(tls?: ApiTls): http.Server {
-    const handle = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res);
+    const handle = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res).catch((err: unknown) => this.log.error({ err, url: req.url }, 'request failed'));
     // requestCert: a client without a certificate from a trusted CA, or with an expired one, is
     // cut off when the handshake ends, before any HTTP is read. The check is ours rather than
     // rejectUnauthorized's (which does the same) so the log says why.
@@ -90,7 +90,7 @@ export class ApiServer {
       socket.allowHalfOpen = true;
       this.upgraded.add(socket);
       socket.on('close', () => this.upgraded.delete(socket));
-      void this.dispatch(req, undefined, socket, head);
+      this.dispatch(req, undefined, socket, head).catch((err: unknown) => this.log.error({ err, url: req.url }, 'upgraded request failed'));
     });
     // Streams such as `logs -f` and `events` stay open for as long as the client wants.
     server.requestTimeout = 0;

@@ -142,8 +142,10 @@ async function main(): Promise<void> {
     await engine.close();
     process.exit(0);
   };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
+  // A failed shutdown still ends the process, as the unhandled rejection did, but says why.
+  const stopLogged = (sig: string) => void stop(sig).catch((err: unknown) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+  process.on('SIGTERM', () => stopLogged('SIGTERM'));
+  process.on('SIGINT', () => stopLogged('SIGINT'));
 }
 
 main().catch((e) => {

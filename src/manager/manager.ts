@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import { openValue, readUnlockKey, sealValue, storedValue, watchUnlockKey, writeUnlockKey } from './ca/unlock-key.js';
+import { openValue, storedValue } from './ca/unlock-key.js';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -26,7 +26,7 @@ import { rootRotationLoop } from './ca/rotation.js';
 import type { RootCAMaterial } from './ca/root-ca.js';
 import { createApiCA, signApiCert } from '../cluster/api-certs.js';
 import { CA_KEY, caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
-import { DATA_KEY_NEXT, newDataKey, resealAll } from './secrets/data-key.js';
+import { ManagerDataKeys } from './data-keys.js';
 
 export type { StoredCA };
 
@@ -60,9 +60,6 @@ export interface ManagerOptions {
 
 export { QuorumLost };
 
-/** How long after a data key rotation the last sweep runs: other managers follow within it. */
-const DATA_KEY_SWEEP_MS = 3000;
-
 /** Waits for an etcd clean-up step at most `ms`; its failure does not matter to the caller. */
 async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void> {
   if (!p) return;
@@ -88,8 +85,7 @@ export class Manager {
   private credentials?: SwarmServerCredentials;
   private caMaterial?: StoredCA;
   private caWatch?: Watcher;
-  private unlockKeyWatch?: Watcher;
-  private dataKeySweep?: NodeJS.Timeout;
+  private readonly keys: ManagerDataKeys;
   /** The stored CA as last seen, when it was sealed with a data key not yet followed. */
   private caPending?: Buffer;
   private stopping = false;
@@ -100,6 +96,9 @@ export class Manager {
     this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }));
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     this.identities = new PeerIdentities(o.clusterId, () => this.trustView());
+    this.keys = new ManagerDataKeys(o, client, () => this.stopping, () => {
+      if (this.caPending) this.caChanged(this.caPending);
+    });
     this.membership = new ManagerMembership({
       nodeId: o.nodeId, clusterId: o.clusterId, advertiseAddr: o.advertiseAddr, client, store: this.store,
       identities: this.identities, log: o.log.child({ part: 'membership' }), dek: () => this.o.dek,
@@ -335,40 +334,12 @@ export class Manager {
   }
 
   /** Autolock: the swarm's unlock key now and on every change (undefined: autolock off). */
-  async followUnlockKey(fn: (key: Buffer | undefined) => void): Promise<void> {
-    // A late event after stop() must not touch a node that is no longer this manager.
-    this.unlockKeyWatch = await watchUnlockKey(this.client, () => this.o.dek, (k) => this.stopping || fn(k), (key, value) => {
-      if (!this.stopping && key === DATA_KEY_NEXT && value) this.followDataKey(value);
-    });
-    // A rotation this manager missed (it was restarting) and whose sweep has not ended yet.
-    const next = await this.client.get(DATA_KEY_NEXT).buffer();
-    if (next) this.followDataKey(next);
-    fn(await readUnlockKey(this.client, this.o.dek));
+  followUnlockKey(fn: (key: Buffer | undefined) => void): Promise<void> {
+    return this.keys.followUnlockKey(fn);
   }
 
-  /**
-   * Rotates the swarm's data-encryption key: everything sealed is re-sealed with a new key in one
-   * transaction that also hands the key to the other managers (sealed with the old one); a
-   * sweep a few seconds later re-seals what a manager that had not followed yet wrote meanwhile,
-   * then deletes the hand-over. After it the old key opens nothing the swarm keeps.
-   */
-  async rotateDataKey(): Promise<void> {
-    const old = this.o.dek;
-    if (!old) return; // a swarm from before the DEK keeps storing as it did
-    const next = newDataKey();
-    const handOver = sealValue(old, next);
-    const n = await resealAll(this.client, [old], next, { key: DATA_KEY_NEXT, value: handOver });
-    this.adoptDataKey(next);
-    this.o.log.info({ resealed: n }, 'data encryption key rotated');
-    clearTimeout(this.dataKeySweep);
-    this.dataKeySweep = setTimeout(() => {
-      void (async () => {
-        // A later rotation (or this manager's end) owns the keys now.
-        if (this.stopping || !this.o.dek?.equals(next)) return;
-        await resealAll(this.client, [next, old], next);
-        await this.client.if(DATA_KEY_NEXT, 'Value', '==', handOver).then(this.client.delete().key(DATA_KEY_NEXT)).commit();
-      })().catch((err: unknown) => this.o.log.warn({ err }, 'data key rotation sweep failed'));
-    }, DATA_KEY_SWEEP_MS);
+  rotateDataKey(): Promise<void> {
+    return this.keys.rotateDataKey();
   }
 
   /**
@@ -392,39 +363,19 @@ export class Manager {
     this.dispatcher.resendSessions();
   }
 
-  /** Another manager rotated the data key: take the new one when it was sealed with ours. */
-  private followDataKey(sealedNext: Buffer): void {
-    if (!this.o.dek) return;
-    let next: Buffer;
-    try {
-      next = openValue(this.o.dek, sealedNext);
-    } catch {
-      return; // sealed with a key this manager no longer holds: already followed
-    }
-    this.adoptDataKey(next);
-  }
-
-  private adoptDataKey(next: Buffer): void {
-    if (this.o.dek?.equals(next)) return;
-    this.o.dek = next;
-    this.o.onDataKey?.(next);
-    if (this.caPending) this.caChanged(this.caPending);
-  }
-
   unlockKey(): Promise<Buffer | undefined> {
-    return readUnlockKey(this.client, this.o.dek);
+    return this.keys.unlockKey();
   }
 
   setUnlockKey(key: Buffer | undefined): Promise<void> {
-    return writeUnlockKey(this.client, this.o.dek, key);
+    return this.keys.setUnlockKey(key);
   }
 
   async stop(): Promise<void> {
     this.stopping = true;
     this.membership.stop();
     // Not awaited: etcd may already be gone (a demoted member); client.close() ends the watch anyway.
-    void this.unlockKeyWatch?.cancel().catch(() => undefined);
-    clearTimeout(this.dataKeySweep);
+    this.keys.stop();
     this.loops.stop();
     this.dispatcher.close();
     this.networkView.close();

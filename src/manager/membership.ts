@@ -55,9 +55,9 @@ export class ManagerMembership {
   }
 
   private renewPresenceLater(ms: number): void {
-    const renew = () => this.renewPresence().catch((err: unknown) => this.o.log.warn({ err }, 'manager presence not renewed'));
+    const renew = () => void this.renewPresence().catch((err: unknown) => this.o.log.warn({ err }, 'manager presence not renewed'));
     if (ms) setTimeout(renew, ms);
-    else void renew(); // handled: renew() catches
+    else renew();
   }
 
   private async renewPresence(): Promise<void> {

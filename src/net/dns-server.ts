@@ -76,7 +76,7 @@ export class DnsServer {
           const head = Buffer.alloc(2);
           head.writeUInt16BE(reply.length);
           sock.write(Buffer.concat([head, reply]));
-        });
+        }).catch((e: Error) => this.log?.debug({ err: e.message, asker: sock.remoteAddress }, 'dns query dropped'));
       }
     });
   }

@@ -86,7 +86,8 @@ export class CommandBatcher {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.flush();
+      // flush settles every item itself; only removing its temp dir can throw (the next sweep removes it).
+      this.flush().catch(() => undefined);
     });
   }
 

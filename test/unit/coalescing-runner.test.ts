@@ -33,12 +33,13 @@ test('a kick at any microtask after the last pass ends is served by a pass that 
     const first = runner.kick();
     let kicked: Promise<void> | undefined;
     let passesAtKick = -1;
-    void ticks(delay).then(() => {
+    const kickLater = ticks(delay).then(() => {
       passesAtKick = passes;
       kicked = runner.kick();
     });
     await first;
     await ticks(20);
+    await kickLater;
     await kicked;
     assert.ok(passes > passesAtKick, `kick after ${delay} microtasks: ${passes} passes, ${passesAtKick} before the kick`);
   }

@@ -29,7 +29,8 @@ async function setup() {
   const broker = new LogBroker(store, (call) => ({ nodeId: (call as unknown as FakeAgentStream).nodeId, role: 'worker', clusterId: 'c' }));
   const h = broker.handlers();
   const agents = new Map(['n1', 'n2'].map((n) => [n, new FakeAgentStream(n)]));
-  for (const a of agents.values()) void h.LogSubscriptions(a as never);
+  // A failed subscription stream fails the test rather than ending the runner.
+  for (const a of agents.values()) void Promise.resolve(h.LogSubscriptions(a as never)).catch((err: unknown) => assert.fail(`LogSubscriptions failed: ${String(err)}`));
   const publish = (nodeId: string, subscriptionId: string, lines: LogLine[], done = false) =>
     new Promise<void>((resolve, reject) =>
       h.PublishLogs({ request: { subscriptionId, lines, done }, nodeId } as never, ((err: unknown) => (err ? reject(err) : resolve())) as never));

@@ -45,13 +45,14 @@ test('SerialQueue.idle waits for the jobs queued before it', async () => {
   const q = new SerialQueue();
   const g = gate();
   let done = false;
-  void q.run(async () => {
+  const job = q.run(async () => {
     await g.wait;
     done = true;
   });
   const idle = q.idle().then(() => done);
   g.open();
   assert.equal(await idle, true);
+  await job;
 });
 
 test('KeyedLock serializes one key and lets other keys run side by side', async () => {
@@ -86,8 +87,9 @@ test('KeyedLock.idle waits for every key', async () => {
   const lock = new KeyedLock();
   const g = gate();
   let finished = 0;
-  for (const k of ['x', 'y']) void lock.run(k, async () => { await g.wait; finished++; });
+  const jobs = ['x', 'y'].map((k) => lock.run(k, async () => { await g.wait; finished++; }));
   const idle = lock.idle().then(() => finished);
   g.open();
   assert.equal(await idle, 2);
+  await Promise.all(jobs);
 });

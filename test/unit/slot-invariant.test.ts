@@ -114,13 +114,15 @@ for (const seed of [1, 2, 3]) {
       assert.deepEqual(seen, []);
       // Every node comes back: the old tasks on them are shut down and the service converges.
       for (const n of nodes) if (store.viewOne('nodes', n.ID)!.Status.State === 'down') await flipNode(store, n, 'ready');
+      let stepFailed: unknown;
       await until('40 slots running, old copies shut down', () => {
-        void agentsStep(store, () => 1);
+        void agentsStep(store, () => 1).catch((err: unknown) => (stepFailed ??= err));
         const ts = store.tasksBy('service', s.ID);
         const running = ts.filter((t) => t.Status.State === 'running');
         const settled = ts.every((t) => t.DesiredState === 'running' || rank(t.Status.State) > rank('running') || rank(t.Status.State) < rank('assigned'));
         return settled && running.length === 40 && running.every((t) => t.DesiredState === 'running') && new Set(running.map((t) => t.Slot)).size === 40;
       }, 20_000);
+      assert.equal(stepFailed, undefined, 'an agent step failed');
       check();
       assert.deepEqual(seen, []);
       // The scenario happened: replacements ran while the old copy on a DOWN node still read RUNNING.

@@ -60,4 +60,9 @@ async function childMain(): Promise<void> {
   process.send?.({ ready: true });
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) void childMain();
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  childMain().catch((err: unknown) => {
+    process.stderr.write(`shoald-dns failed: ${String(err)}\n`);
+    process.exit(1);
+  });
+}

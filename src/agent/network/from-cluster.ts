@@ -86,9 +86,24 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
 
   const ingressNet = ingress && view.networks.find((n) => n.ID === ingress.id);
   const meshMasquerade = isTrue(ingressNet?.Spec.DriverConfiguration?.Options?.[MASQUERADE_OPTION]);
+  const servicePlans = servicePlansOf(view, live, meshMasquerade);
+
+  return {
+    nodeAddr,
+    overlays: [...overlays.values()].filter((o) => needed.has(o.id)),
+    endpoints,
+    peers: peers.filter((p) => needed.has(p.networkId)),
+    services: servicePlans,
+    ingressEndpoint: ingress && ownIngress ? { ip: plainIp(ownIngress) } : undefined,
+    ...(ingress && ownIngress ? { ingressNodes: Object.values(view.ingressEndpoints).map((ip) => ({ ip: plainIp(ip) })) } : {}),
+  };
+}
+
+/** Per service: its VIPs, the tasks that serve it (with their addresses) and its published ports. */
+function servicePlansOf(view: ClusterView, live: Task[], meshMasquerade: boolean): ServicePlan[] {
   // A local container between create and start has its endpoints but no process listening yet: not a backend.
   const serving = (t: Task) => t.Status.State === 'running' && t.DesiredState === 'running' && !(t.NodeID === view.nodeId && view.localContainer(t)?.starting);
-  const servicePlans: ServicePlan[] = view.services.map((s) => ({
+  return view.services.map((s) => ({
     id: s.ID,
     name: s.Spec.Name ?? s.ID,
     endpointMode: s.Endpoint?.Spec.Mode ?? s.Spec.EndpointSpec?.Mode ?? 'vip',
@@ -106,15 +121,6 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
     ...(meshMasquerade || isTrue(s.Spec.Labels?.[MASQUERADE_OPTION]) ? { masquerade: true } : {}),
   }));
 
-  return {
-    nodeAddr,
-    overlays: [...overlays.values()].filter((o) => needed.has(o.id)),
-    endpoints,
-    peers: peers.filter((p) => needed.has(p.networkId)),
-    services: servicePlans,
-    ingressEndpoint: ingress && ownIngress ? { ip: plainIp(ownIngress) } : undefined,
-    ...(ingress && ownIngress ? { ingressNodes: Object.values(view.ingressEndpoints).map((ip) => ({ ip: plainIp(ip) })) } : {}),
-  };
 }
 
 const isTrue = (v: string | undefined) => v !== undefined && ['true', '1', 'yes'].includes(v.toLowerCase());

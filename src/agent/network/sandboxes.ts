@@ -8,7 +8,7 @@ import {
 } from './names.js';
 import { bridgeJson, exec, ipJson, sysctl, sysctls, type FdbEntry, type LinkInfo, type NeighEntry, type NetnsPath } from './kernel.js';
 import { ownedNamespaceSysctls } from './conntrack.js';
-import type { Endpoint, ProgrammedState } from './programmed.js';
+import type { Endpoint, GwAttachment, ProgrammedState } from './programmed.js';
 
 // Sandboxes (one namespace per overlay network) and the containers' veths into them.
 
@@ -142,29 +142,8 @@ export async function attachContainer(st: ProgrammedState, containerId: string, 
     push(sandboxLines, sb.path, `link set ${veth} master ${SANDBOX_BRIDGE}`, `link set ${veth} up`);
     made.push(ep);
   }
-  let gw = st.gws.get(containerId);
   const nodeLines: string[] = [];
-  if (!gw) {
-    const hostVeth = gwVethName(containerId);
-    const have = links.find((l) => (l.addr_info ?? []).some((a) => a.family === 'inet' && inGwSubnet(a.local)));
-    if (st.unclaimedGw.delete(hostVeth) && have) {
-      gw = { containerId, netnsPath: ns, ip: have.addr_info!.find((a) => inGwSubnet(a.local))!.local, ifname: have.ifname, hostVeth };
-    } else {
-      const ifname = freeIf();
-      used.add(ifname);
-      gw = { containerId, netnsPath: ns, ip: allocateGwIp(st), ifname, hostVeth };
-      lines.push(
-        `link add ${ifname} type veth peer name ${hostVeth} netns ${nsRef(st.node)}`,
-        `addr add ${gw.ip}/${gwPrefixLen} dev ${ifname}`,
-        `link set ${ifname} up`,
-      );
-      // A container on the default bridge that joins an overlay (`docker network connect`) keeps
-      // its bridge route out: it must still have one when it leaves the overlay again.
-      if (!(await ipJson<object>(ns, ['route', 'show', 'default'])).length) lines.push(`route replace default via ${GW_BRIDGE.gateway} dev ${ifname}`);
-      nodeLines.push(`link set ${hostVeth} master ${GW_BRIDGE.device}`, `link set ${hostVeth} up`);
-    }
-    st.gws.set(containerId, gw);
-  }
+  const gw = await gatewayAttachment(st, containerId, ns, links, () => { const f = freeIf(); used.add(f); return f; }, lines, nodeLines);
   try {
     if (lines.length > 1) await st.ip(ns, lines);
     for (const [path, l] of sandboxLines) await st.ip(path, l);
@@ -189,10 +168,35 @@ export async function attachContainer(st: ProgrammedState, containerId: string, 
 }
 
 /**
- * Inside a task container on the ingress network: one rule and table per ingress node, so a
- * reply marked with that node (containerScript) goes back to its ingress endpoint. Read from
- * the kernel only when the wanted set changed; rules of nodes that left are removed.
+ * The container's leg on the gateway bridge (its way out of an overlay): a previous run's is adopted,
+ * else the commands that make one are added to `lines` (in the container) and `nodeLines` (on the node).
  */
+async function gatewayAttachment(
+  st: ProgrammedState, containerId: string, ns: string, links: LinkInfo[], freeIf: () => string, lines: string[], nodeLines: string[],
+): Promise<GwAttachment> {
+  const existing = st.gws.get(containerId);
+  if (existing) return existing;
+  const hostVeth = gwVethName(containerId);
+  const have = links.find((l) => (l.addr_info ?? []).some((a) => a.family === 'inet' && inGwSubnet(a.local)));
+  let gw: GwAttachment;
+  if (st.unclaimedGw.delete(hostVeth) && have) {
+    gw = { containerId, netnsPath: ns, ip: have.addr_info!.find((a) => inGwSubnet(a.local))!.local, ifname: have.ifname, hostVeth };
+  } else {
+    const ifname = freeIf();
+    gw = { containerId, netnsPath: ns, ip: allocateGwIp(st), ifname, hostVeth };
+    lines.push(
+      `link add ${ifname} type veth peer name ${hostVeth} netns ${nsRef(st.node)}`,
+      `addr add ${gw.ip}/${gwPrefixLen} dev ${ifname}`,
+      `link set ${ifname} up`,
+    );
+    // A container on the default bridge that joins an overlay (`docker network connect`) keeps
+    // its bridge route out: it must still have one when it leaves the overlay again.
+    if (!(await ipJson<object>(ns, ['route', 'show', 'default'])).length) lines.push(`route replace default via ${GW_BRIDGE.gateway} dev ${ifname}`);
+    nodeLines.push(`link set ${hostVeth} master ${GW_BRIDGE.device}`, `link set ${hostVeth} up`);
+  }
+  st.gws.set(containerId, gw);
+  return gw;
+}
 
 function allocateGwIp(st: ProgrammedState): string {
   const used = new Set([...st.gws.values()].map((g) => g.ip));

@@ -69,7 +69,9 @@ export class StandaloneAttachments {
     this.engine.containers.acceptNetworkMode((mode) => !!this.swarm.agentTarget() && !mode.startsWith('container:'));
     this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
     this.unsubscribe = this.engine.containers.eventLog.subscribe(undefined, (e) => {
-      if (e.Type === 'container' && (e.Action === 'die' || e.Action === 'destroy')) void this.release(e.Actor.ID, e.Action === 'destroy');
+      if (e.Type === 'container' && (e.Action === 'die' || e.Action === 'destroy')) {
+        this.release(e.Actor.ID, e.Action === 'destroy').catch((err: unknown) => this.log.warn({ err, containerId: e.Actor.ID }, 'network release failed'));
+      }
     });
   }
 

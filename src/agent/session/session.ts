@@ -45,7 +45,7 @@ export class AgentSession implements AgentLink {
   constructor(private readonly d: SessionDeps) {}
 
   start(): void {
-    void this.run();
+    this.run().catch((err: unknown) => this.d.log.warn({ err }, 'agent session loop failed'));
   }
 
   stop(): void {

@@ -78,7 +78,7 @@ export class DashboardServer {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
     res.setHeader('Cache-Control', 'no-store');
-    if (p === '/login' && req.method === 'POST') return void this.login(req, res);
+    if (p === '/login' && req.method === 'POST') return void this.login(req, res).catch((err: unknown) => this.log.warn({ err }, 'dashboard login failed'));
     if (p === '/logout' && req.method === 'POST') {
       res.writeHead(303, { Location: '/', 'Set-Cookie': `${COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict` }).end();
       return;
@@ -99,7 +99,7 @@ export class DashboardServer {
     if (p === '/api/snapshot') return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.feed.snapshot()));
     if (p === '/api/feed') return this.stream(req, res);
     const logs = /^\/api\/services\/([A-Za-z0-9]+)\/logs$/.exec(p);
-    if (logs) return void this.logs(logs[1], req, res);
+    if (logs) return void this.logs(logs[1], req, res).catch((err: unknown) => this.log.warn({ err, service: logs[1] }, 'dashboard log stream failed'));
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
   }
 

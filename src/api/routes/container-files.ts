@@ -29,7 +29,12 @@ async function sendTar(ctx: RequestContext, body: NodeJS.ReadableStream, headers
 
 /** `docker cp`, `docker diff`, `docker export`, `docker commit`: a container's files. */
 export function containerFileRoutes(router: Router, engine: Engine): void {
-  const m = engine.containers;
+  archiveRoutes(router, engine.containers);
+  snapshotRoutes(router, engine);
+}
+
+/** `docker cp`: stat, read and write a path in a container. */
+function archiveRoutes(router: Router, m: Engine['containers']): void {
 
   router.head('/containers/:id/archive', async (ctx) => {
     const p = archivePath(ctx);
@@ -59,6 +64,12 @@ export function containerFileRoutes(router: Router, engine: Engine): void {
     }, LIVE);
     return { status: 200, body: '' };
   });
+
+}
+
+/** `docker diff`, `docker export`, `docker commit`: a container's root as a whole. */
+function snapshotRoutes(router: Router, engine: Engine): void {
+  const m = engine.containers;
 
   router.get('/containers/:id/changes', async (ctx) => {
     const { upper, lower } = await m.layers(ctx.params.id);

@@ -188,7 +188,7 @@ function execRoutes(router: Router, m: ContainerManager): void {
     // whether the answer is raw or framed, as in dockerd (a TTY's output all comes framed as stdout).
     const raw = body.Tty ?? e.config.Tty === true;
     if (body.Detach) {
-      void m.exec.start(e.id, undefined, raw);
+      m.exec.start(e.id, undefined, raw).catch((err: unknown) => m.log.warn({ err, exec: e.id }, 'detached exec failed'));
       return { status: 200, body: '' };
     }
     const io = ctx.hijack();

@@ -30,7 +30,12 @@ async function withProgress(ctx: RequestContext, op: (p: ProgressStream) => Prom
 
 /** `docker pull/push/import/load/save/tag/rmi/images/image inspect/history/image prune/login`, and the digest lookup of `service create`. */
 export function imageRoutes(router: Router, engine: Engine): void {
-  const store = engine.images;
+  imageTransferRoutes(router, engine.images);
+  localImageRoutes(router, engine.images);
+}
+
+/** Images in and out of the store: pull and import, load, save. */
+function imageTransferRoutes(router: Router, store: Engine['images']): void {
 
   router.post('/images/create', async (ctx) => {
     const fromImage = ctx.query.get('fromImage') ?? '';
@@ -81,6 +86,10 @@ export function imageRoutes(router: Router, engine: Engine): void {
     await saveImages(store, names, ctx.stream(200, 'application/x-tar'));
   });
 
+}
+
+/** The store's own images: list, prune, inspect, history, tag, push, rmi; login and the digest lookup. */
+function localImageRoutes(router: Router, store: Engine['images']): void {
   router.get('/images/json', (ctx) => ({ body: store.list(ctx.filters()) }));
 
   router.post('/images/prune', (ctx) => {

@@ -13,6 +13,7 @@ import { secretRoutes } from './secrets.js';
 import type { SwarmNode } from '../../node/node.js';
 import { volumeRoutes } from './volumes.js';
 import { containerFileRoutes } from './container-files.js';
+import { buildRoutes } from './build.js';
 import { shoalCertRoutes, type CertRouteOptions } from './shoal-certs.js';
 
 /** Every Engine API route this daemon serves. */
@@ -23,6 +24,7 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   imageRoutes(router, engine);
   containerRoutes(router, engine);
   containerFileRoutes(router, engine);
+  buildRoutes(router, engine);
   volumeRoutes(router, engine);
   swarmRoutes(router, swarm);
   nodeRoutes(router, swarm);

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -133,9 +133,9 @@ export class Execs {
       })
       : spawn(RUNC, argv.slice(1), { stdio: [stdin, 'pipe', 'pipe'] });
     e.pid = child.pid ?? 0;
-    let detached = false;
+    const session = { detached: false };
     const writeOut = io ? streamWriter(io, rawStream) : () => true;
-    const write = (stream: number, b: Buffer) => (detached ? true : writeOut(stream, b));
+    const write = (stream: number, b: Buffer) => (session.detached ? true : writeOut(stream, b));
     const crlf = tty ? new CrlfNormalizer() : undefined;
     child.stdout!.on('data', (b: Buffer) => { if (e.config.AttachStdout !== false) write(STDOUT, crlf ? crlf.push(b) : b); });
     child.stdout!.on('end', () => { if (crlf) write(STDOUT, crlf.flush()); });
@@ -147,23 +147,7 @@ export class Execs {
       if (m && /^time="/.test(text)) runcError = m[1].replace(/\\"/g, '"');
       else if (e.config.AttachStderr !== false) write(STDERR, b);
     });
-    if (io && child.stdin && e.config.AttachStdin) {
-      child.stdin.on('error', () => undefined);
-      // With a TTY the detach keys end the session; the process runs on with its stdin open.
-      const watcher = tty ? new DetachWatcher(parseDetachKeys(e.config.DetachKeys, 'escape keys')) : undefined;
-      io.on('data', (raw: Buffer) => {
-        if (detached) return;
-        const { pass, detach } = watcher ? watcher.push(raw) : { pass: raw, detach: false };
-        if (pass.length) child.stdin!.write(pass);
-        if (detach) {
-          detached = true;
-          io.end();
-          io.destroy();
-        }
-      });
-      io.on('end', () => { if (!detached) child.stdin!.end(); });
-      io.resume(); // reading the request body may have paused the socket explicitly
-    } else io?.resume();
+    relayStdin(io, child, e, tty, session);
     io?.on('error', () => undefined);
     e.done = new Promise<void>((resolve) => {
       child.on('close', (code) => {
@@ -176,7 +160,7 @@ export class Execs {
         e.running = false;
         if (this.m.find(rec.id)) this.m.event(rec, 'exec_die', { execID: id, exitCode: String(exit) });
         fs.rmSync(specFile, { force: true });
-        if (!detached) io?.end();
+        if (!session.detached) io?.end();
         resolve();
       });
       child.on('error', (err) => {
@@ -189,6 +173,27 @@ export class Execs {
     });
     return e.done;
   }
+}
+
+/** The client's input to the exec'd process; with a TTY the detach keys end the session and the process runs on. */
+function relayStdin(io: Duplex | undefined, child: ChildProcess, e: ExecInstance, tty: boolean, session: { detached: boolean }): void {
+  if (io && child.stdin && e.config.AttachStdin) {
+    child.stdin.on('error', () => undefined);
+    // With a TTY the detach keys end the session; the process runs on with its stdin open.
+    const watcher = tty ? new DetachWatcher(parseDetachKeys(e.config.DetachKeys, 'escape keys')) : undefined;
+    io.on('data', (raw: Buffer) => {
+      if (session.detached) return;
+      const { pass, detach } = watcher ? watcher.push(raw) : { pass: raw, detach: false };
+      if (pass.length) child.stdin!.write(pass);
+      if (detach) {
+        session.detached = true;
+        io.end();
+        io.destroy();
+      }
+    });
+    io.on('end', () => { if (!session.detached) child.stdin!.end(); });
+    io.resume(); // reading the request body may have paused the socket explicitly
+  } else io?.resume();
 }
 
 /**

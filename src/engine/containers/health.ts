@@ -77,7 +77,7 @@ export class HealthMonitor {
   private schedule(): void {
     if (this.stopped) return;
     const h = this.rec.config.Healthcheck as Healthcheck;
-    this.timer = setTimeout(() => void this.probe().finally(() => this.schedule()), s(h.Interval, 30_000));
+    this.timer = setTimeout(() => void this.probe().finally(() => this.schedule()).catch(() => undefined /* no logger here: a probe's failures go to the health log */), s(h.Interval, 30_000));
     this.timer.unref();
   }
 

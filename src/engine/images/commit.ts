@@ -60,3 +60,30 @@ export async function commitLayer(store: ImageStore, layer: Readable, o: CommitO
     unpin();
   }
 }
+
+/**
+ * A build step that changes only the run settings (CMD, ENV, LABEL, …): a new config over the
+ * parent's layers, its history entry marked `empty_layer` as dockerd marks it.
+ */
+export function commitConfig(store: ImageStore, o: { parentId: string; config: Record<string, unknown>; createdBy: string }): string {
+  const parent = store.get(o.parentId);
+  if (!parent) throw new Error(`image ${o.parentId} is gone`);
+  const created = new Date().toISOString();
+  const p = parent.config;
+  const config = pick(o.config) as ImageConfigWithOnBuild;
+  const blob: ImageConfigBlob = {
+    architecture: p.architecture,
+    os: p.os,
+    ...(p.variant ? { variant: p.variant } : {}),
+    created,
+    config: { ...config, Env: config.Env ?? [] },
+    rootfs: { type: 'layers', diff_ids: [...p.rootfs.diff_ids] },
+    history: [...(p.history ?? []), { created, created_by: o.createdBy, empty_layer: true }],
+  };
+  const unpin = store.pin(blob.rootfs.diff_ids);
+  try {
+    return store.addImage(Buffer.from(JSON.stringify(blob)), { parent: parent.id }).id;
+  } finally {
+    unpin();
+  }
+}

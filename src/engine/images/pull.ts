@@ -47,6 +47,42 @@ export async function pullImage(store: ImageStore, ref: ImageReference, auth: Au
   }
 }
 
+/** The layers not here yet, CONCURRENT_DOWNLOADS at a time, each checked against its digest and diff ID. */
+async function downloadLayers(store: ImageStore, client: RegistryClient, ref: ImageReference, manifest: ImageManifest, diffIds: string[], progress: ProgressStream): Promise<void> {
+  const todo: number[] = [];
+  manifest.layers.forEach((l, i) => {
+    if (store.layers.has(diffIds[i])) progress.status('Already exists', shortId(l.digest));
+    else {
+      progress.status('Pulling fs layer', shortId(l.digest));
+      todo.push(i);
+    }
+  });
+  let next = 0;
+  const worker = async () => {
+    while (next < todo.length) {
+      const i = todo[next++];
+      const l = manifest.layers[i];
+      const id = shortId(l.digest);
+      if (store.layers.has(diffIds[i])) {
+        progress.status('Already exists', id);
+        continue;
+      }
+      const { stream } = await client.getBlob(l.digest);
+      await ingestLayer(store, stream, {
+        expectedDigest: l.digest,
+        expectedDiffId: diffIds[i],
+        mediaType: l.mediaType,
+        onBytes: (n) => progress.bytes('Downloading', id, n, l.size),
+      });
+      store.layers.addSource(diffIds[i], l.digest, repoName(ref));
+      progress.status('Verifying Checksum', id);
+      progress.status('Download complete', id);
+      progress.status('Pull complete', id);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(CONCURRENT_DOWNLOADS, todo.length) }, worker));
+}
+
 async function doPull(store: ImageStore, ref: ImageReference, auth: AuthConfig | undefined, progress: ProgressStream): Promise<void> {
   const client = new RegistryClient(ref, { insecure: isInsecureRegistry(ref.domain, store.config.insecureRegistries), auth, actions: 'pull' });
   const tagOrDigest = ref.digest ?? ref.tag ?? 'latest';
@@ -86,38 +122,7 @@ async function doPull(store: ImageStore, ref: ImageReference, auth: AuthConfig |
   const upToDate = store.find(formatReference(ref))?.image.id === manifest.config.digest;
   const unpin = store.pin(diffIds);
   try {
-    const todo: number[] = [];
-    manifest.layers.forEach((l, i) => {
-      if (store.layers.has(diffIds[i])) progress.status('Already exists', shortId(l.digest));
-      else {
-        progress.status('Pulling fs layer', shortId(l.digest));
-        todo.push(i);
-      }
-    });
-    let next = 0;
-    const worker = async () => {
-      while (next < todo.length) {
-        const i = todo[next++];
-        const l = manifest.layers[i];
-        const id = shortId(l.digest);
-        if (store.layers.has(diffIds[i])) {
-          progress.status('Already exists', id);
-          continue;
-        }
-        const { stream } = await client.getBlob(l.digest);
-        await ingestLayer(store, stream, {
-          expectedDigest: l.digest,
-          expectedDiffId: diffIds[i],
-          mediaType: l.mediaType,
-          onBytes: (n) => progress.bytes('Downloading', id, n, l.size),
-        });
-        store.layers.addSource(diffIds[i], l.digest, repoName(ref));
-        progress.status('Verifying Checksum', id);
-        progress.status('Download complete', id);
-        progress.status('Pull complete', id);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(CONCURRENT_DOWNLOADS, todo.length) }, worker));
+    await downloadLayers(store, client, ref, manifest, diffIds, progress);
 
     const img = store.addImage(configJson);
     if (ref.tag !== undefined && !ref.digest) store.setReference(ref, img.id);

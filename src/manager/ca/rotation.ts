@@ -74,11 +74,13 @@ export function rootRotationLoop(ca: () => RotationView, finishCA: (signingRoot:
         running = false;
       }
     };
+    // check() catches its own failures; this logs anything that still gets out.
+    const checkLogged = () => void check().catch((err: unknown) => ctx.log.warn({ err }, 'root rotation check failed'));
     // Only node and cluster changes can end a rotation: task events (most of them at scale) cannot.
     const unwatch = ctx.store.watch((events) => {
-      if (events.some((e) => e.kind === 'nodes' || e.kind === 'cluster')) void check();
+      if (events.some((e) => e.kind === 'nodes' || e.kind === 'cluster')) checkLogged();
     });
-    const timer = setInterval(() => void check(), 2000);
+    const timer = setInterval(checkLogged, 2000);
     await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve(), { once: true }));
     unwatch();
     clearInterval(timer);

@@ -55,7 +55,7 @@ export class Dispatcher {
     return {
       Session: (call) => {
         const id = this.authStream(call);
-        if (id) void this.sessions.open(call, id);
+        if (id) this.sessions.open(call, id).catch((err: unknown) => this.d.log.warn({ err, node: id }, 'dispatcher session failed'));
       },
       Heartbeat: (call, cb) => {
         try {
@@ -72,7 +72,7 @@ export class Dispatcher {
           cb(e as grpc.ServiceError);
         }
       },
-      UpdateNodeDescription: (call, cb) => void this.updateNodeDescription(call, cb),
+      UpdateNodeDescription: (call, cb) => void this.updateNodeDescription(call, cb).catch((err: unknown) => this.d.log.warn({ err }, 'node description update failed')),
       UpdateTaskStatus: (call, cb) => this.updateTaskStatus(call, cb),
       Assignments: (call) => {
         const id = this.authStream(call);

@@ -41,7 +41,7 @@ export class SessionLiveness {
   }
 
   close(): void {
-    void this.watch?.then((w) => w?.cancel()).catch(() => undefined);
+    this.watch?.then((w) => w?.cancel()).catch(() => undefined);
     this.watch = undefined;
   }
 

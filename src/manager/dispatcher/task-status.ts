@@ -62,7 +62,7 @@ export class TaskStatusWriter {
     if (this.flushTimer && this.flushDueAt <= due) return;
     clearTimeout(this.flushTimer);
     this.flushDueAt = due;
-    this.flushTimer = setTimeout(() => void this.flush(), delayMs);
+    this.flushTimer = setTimeout(() => void this.flush().catch((err: unknown) => this.log.warn({ err }, 'task status flush failed')), delayMs);
   }
 
   /**

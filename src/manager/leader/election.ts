@@ -33,7 +33,7 @@ export class LeaderElection extends EventEmitter implements Fence {
   }
 
   start(): void {
-    void this.loop();
+    this.runLoop();
   }
 
   async stop(): Promise<void> {
@@ -49,7 +49,11 @@ export class LeaderElection extends EventEmitter implements Fence {
   resume(): void {
     if (!this.stopped) return;
     this.stopped = false;
-    if (!this.running) void this.loop();
+    if (!this.running) this.runLoop();
+  }
+
+  private runLoop(): void {
+    this.loop().catch((err: unknown) => this.log.warn({ err }, 'election loop failed'));
   }
 
   private lose(): void {

@@ -46,7 +46,7 @@ export function overlayKeyRotation(ctx: LeaderLoopContext, periodMs = rotationPe
   let timer: NodeJS.Timeout | undefined;
   const rotations = new SerialQueue();
   const queue = (why: string) => {
-    void rotations.run(() => bump(store, why, ctx).catch((err) => { if (!signal.aborted) ctx.log.warn({ err }, 'overlay key rotation failed'); }).then(schedule));
+    void rotations.run(() => bump(store, why, ctx).catch((err) => { if (!signal.aborted) ctx.log.warn({ err }, 'overlay key rotation failed'); }).then(schedule)).catch((err: unknown) => ctx.log.warn({ err }, 'overlay key rotation not scheduled'));
   };
   const schedule = () => {
     clearTimeout(timer);

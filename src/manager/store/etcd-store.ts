@@ -63,7 +63,7 @@ export class EtcdStore implements Store {
     w.on('error', (err) => {
       if (this.closed || this.watcher !== w) return;
       this.log.warn({ err }, 'store watch canceled; reading the store again');
-      void this.resync();
+      this.resyncLogged();
     });
   }
 
@@ -76,7 +76,7 @@ export class EtcdStore implements Store {
     this.resyncing = true;
     try {
       // Not awaited: a watch etcd already canceled never confirms a second cancel (etcd3's detach waits for it).
-      void this.watcher?.cancel().catch(() => undefined);
+      this.watcher?.cancel().catch(() => undefined);
       const res = await this.client.kv.range({ key: Buffer.from(PREFIX), range_end: Buffer.from(prefixEnd(PREFIX)) });
       const out: StoreEvent[] = [];
       const seen = new Set<string>();
@@ -102,12 +102,17 @@ export class EtcdStore implements Store {
       await this.watchFrom(Number(res.header.revision) + 1);
     } catch (err) {
       this.log.warn({ err }, 'store resync failed; trying again');
-      setTimeout(() => { this.resyncing = false; void this.resync(); }, 1000);
+      setTimeout(() => { this.resyncing = false; this.resyncLogged(); }, 1000);
       return;
     }
     this.resyncing = false;
   }
   private resyncing = false;
+
+  /** resync() catches its own failures and retries; this logs anything that still gets out. */
+  private resyncLogged(): void {
+    this.resync().catch((err: unknown) => this.log.warn({ err }, 'store resync failed'));
+  }
   private closed = false;
 
   async close(): Promise<void> {
