@@ -10,10 +10,11 @@ import { readMachine } from '../../src/lab/state.js';
 import { machinePaths } from '../../src/lab/settings.js';
 import type { Swarm, Machine } from './chaos.js';
 import { pick } from './random.js';
+import { diskFull } from './disk-full.js';
 
 export const FAULTS = [
   'kill-leader', 'kill-follower', 'kill-worker', 'kill-etcd', 'disconnect', 'stop-start',
-  'replace-worker', 'kill-tasks', 'demote-promote', 'full-restart',
+  'replace-worker', 'kill-tasks', 'demote-promote', 'full-restart', 'disk-full',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 
@@ -172,6 +173,10 @@ export async function runFault(name: FaultName, s: Swarm, rand: () => number): P
       s.faulted.delete(m.name);
       void t0;
       return { target: m.name, detectMs };
+    }
+    case 'disk-full': {
+      const m = pick(rand, s.up());
+      return diskFull(s, m, async () => (await nodeLine(s, m.name))?.status === 'Ready');
     }
     case 'full-restart': {
       const all = s.up();

@@ -5,6 +5,7 @@ import type { Cluster, NodeDescription, TaskStatus } from '../cluster/types.js';
 import type { DaemonConfig } from '../engine/config.js';
 import { daemonPaths, ENGINE_VERSION } from '../engine/config.js';
 import type { Logger } from '../util/log.js';
+import { writeFileAtomicSync } from '../util/atomic-file.js';
 import { unavailable } from '../util/errors.js';
 import type { AgentLink } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
@@ -136,23 +137,22 @@ export abstract class NodeCore {
   }
 
   protected writeEtcdCerts(ca: string, cert: string): void {
-    fs.writeFileSync(this.files.etcdCa, ca);
-    fs.writeFileSync(this.files.etcdCert, cert);
+    // Atomic: a full disk during a renewal must not leave a half certificate that breaks the next start.
+    writeFileAtomicSync(this.files.etcdCa, ca);
+    writeFileAtomicSync(this.files.etcdCert, cert);
   }
 
   protected writeCerts(ca: string, cert: string, key: string): void {
     fs.mkdirSync(this.certDir, { recursive: true, mode: 0o700 });
-    fs.writeFileSync(this.files.ca, ca);
-    fs.writeFileSync(this.files.cert, cert);
-    fs.writeFileSync(this.files.key, key, { mode: 0o600 });
-    if (this.kek) fs.writeFileSync(this.files.sealedKey, sealPrivateKey(key, this.kek), { mode: 0o600 });
+    writeFileAtomicSync(this.files.ca, ca);
+    writeFileAtomicSync(this.files.cert, cert);
+    writeFileAtomicSync(this.files.key, key, 0o600);
+    if (this.kek) writeFileAtomicSync(this.files.sealedKey, sealPrivateKey(key, this.kek), 0o600);
   }
 
   protected saveState(): void {
     fs.mkdirSync(this.dir, { recursive: true });
-    const tmp = this.files.state + '.tmp';
-    fs.writeFileSync(tmp, JSON.stringify(this.state, null, 2));
-    fs.renameSync(tmp, this.files.state);
+    writeFileAtomicSync(this.files.state, JSON.stringify(this.state, null, 2));
   }
 
   /** Starts this node's manager (node.ts). */

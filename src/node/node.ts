@@ -33,17 +33,39 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
       return;
     }
     this.dek = this.readDek();
+    // A role change cut short: no manager until the session's role finishes it (reconcileRole).
+    if (this.state.role === 'manager' && !this.state.roleChange) await this.resumeManager();
     try {
-      // A role change cut short: no manager until the session's role finishes it (reconcileRole).
-      if (this.state.role === 'manager' && !this.state.roleChange) await this.startManager();
+      // The agent runs even while the manager cannot (etcd down on a full disk): the node stays
+      // Ready through the other managers and its tasks are handled, as swarmkit's agent does.
       this.startSession();
     } catch (err) {
       this.log.error({ err }, 'could not resume swarm membership');
     }
   }
 
+  /**
+   * Starts the manager after a restart; on failure (etcd cannot write on a full disk, say) tries
+   * again with a backoff instead of giving up until the next daemon restart.
+   */
+  private async resumeManager(delayMs = 2000): Promise<void> {
+    try {
+      await this.startManager();
+    } catch (err) {
+      this.log.error({ err, retryInMs: delayMs }, 'could not resume the manager; will retry');
+      this.resumeTimer = setTimeout(() => {
+        this.resumeTimer = undefined;
+        if (this.state?.role === 'manager' && !this.manager && !this.locked) void this.resumeManager(Math.min(delayMs * 2, 30_000));
+      }, delayMs);
+      this.resumeTimer.unref();
+    }
+  }
+
+  private resumeTimer?: NodeJS.Timeout;
+
   async close(): Promise<void> {
     clearTimeout(this.renewTimer);
+    clearTimeout(this.resumeTimer);
     this.session?.stop();
     await this.manager?.stop();
     // Autolocked: only the sealed key stays behind, so the next start is locked.
@@ -53,6 +75,7 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
   /** Stops everything swarm and forgets the membership. */
   protected override async teardown(): Promise<void> {
     clearTimeout(this.renewTimer);
+    clearTimeout(this.resumeTimer);
     this.session?.stop();
     this.session = undefined;
     await this.manager?.stop().catch((err) => this.log.warn({ err }, 'manager stop failed'));

@@ -24,6 +24,11 @@ export interface DaemonOptions {
   labels?: string[];
   /** Further shoald flags. */
   extraArgs?: string[];
+  /**
+   * Mount a tmpfs of this size (mount's size=, e.g. '200m') over the data root before the first
+   * start, so a test can fill the daemon's disk; unmounted by destroy().
+   */
+  dataRootTmpfs?: string;
 }
 
 export interface TestDaemon extends DaemonPlaces {
@@ -58,6 +63,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   const socket = path.join(dir, 'shoal.sock');
   fs.mkdirSync(dir, { recursive: true });
   const host = `unix://${socket}`;
+
+  if (opts.dataRootTmpfs) {
+    fs.mkdirSync(dataRoot, { recursive: true });
+    await run('mount', ['-t', 'tmpfs', '-o', `size=${opts.dataRootTmpfs},mode=0711`, `${name}-data`, dataRoot]);
+  }
 
   const d: TestDaemon = {
     name, ns, dir, dataRoot, execRoot, socket, host, pid: undefined,
@@ -97,6 +107,7 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
         if (fs.existsSync(etcdLog)) fs.copyFileSync(etcdLog, path.join(process.env.SHOAL_KEEP_LOGS, `${name}.etcd.log`));
       }
       await purgeDaemonState({ dataRoot, execRoot });
+      if (opts.dataRootTmpfs) await run('umount', ['-l', dataRoot], { allowFail: true });
       for (const sb of (fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []).filter((n) => n.startsWith(`${name}-sb-`))) await deleteNetns(sb);
       if (ownNs) await deleteNetns(ns);
       fs.rmSync(dir, { recursive: true, force: true });

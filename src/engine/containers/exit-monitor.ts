@@ -98,7 +98,9 @@ export class ExitMonitor {
     // Waiters (stop, wait, the swarm task) learn of the exit now; the write and clean-up
     // below still hold the container's lock, so a start or remove waits for them.
     t.noteExit(rec.id);
-    await saveRecordAsync(t.paths(rec.id).record, rec);
+    // A full disk (ENOSPC) must not stop the clean-up nor a daemon's start: the record on disk
+    // then still says running, and the next start finds the container gone and marks it again.
+    await saveRecordAsync(t.paths(rec.id).record, rec).catch((err) => t.log.warn({ err, id: rec.id }, 'exited container state not saved'));
     const ms: Record<string, number> = {};
     await this.actions.teardown(rec, ms);
     t.log.info({ id: rec.id, code, ms }, 'container exited');

@@ -156,7 +156,12 @@ function install(file: string, tmp: string, seq: number): void {
 export function saveRecord(file: string, rec: ContainerRecord): void {
   const seq = ++writeSeq;
   const tmp = `${file}.${seq}.tmp`;
-  writeJsonSynced(tmp, rec);
+  try {
+    writeJsonSynced(tmp, rec);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
   install(file, tmp, seq);
 }
 
@@ -165,12 +170,18 @@ export async function saveRecordAsync(file: string, rec: ContainerRecord): Promi
   const seq = ++writeSeq;
   const tmp = `${file}.${seq}.tmp`;
   const data = JSON.stringify(rec, null, 2) + '\n';
-  const fh = await fs.promises.open(tmp, 'w', 0o600);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    const fh = await fs.promises.open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    // A failed write (ENOSPC) leaves the old record as it was and no temp file behind.
+    await fs.promises.rm(tmp, { force: true });
+    throw e;
   }
   install(file, tmp, seq);
 }

@@ -38,15 +38,21 @@ export class Hasher extends Transform {
 /** Writes `data` to `file` so readers see the old content or the new, never half. */
 export function writeFileAtomic(file: string, data: string | Buffer): void {
   const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
   try {
-    if (typeof data === 'string') fs.writeSync(fd, data);
-    else fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      // writeFileSync loops until all is written; one writeSync may write only part.
+      fs.writeFileSync(fd, data);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    // A failed write (ENOSPC) leaves the old file as it was and no temp file behind.
+    fs.rmSync(tmp, { force: true });
+    throw e;
   }
-  fs.renameSync(tmp, file);
 }
 
 export class BlobStore {

@@ -17,7 +17,8 @@ export function readJsonFile<T>(file: string): T | undefined {
 export function writeJsonSynced(file: string, value: unknown): void {
   const fd = fs.openSync(file, 'w', 0o600);
   try {
-    fs.writeSync(fd, JSON.stringify(value, null, 2) + '\n');
+    // writeFileSync loops until all is written; one writeSync may write only part.
+    fs.writeFileSync(fd, JSON.stringify(value, null, 2) + '\n');
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -34,8 +35,14 @@ export function writeJsonFileAtomic(file: string, value: unknown, opts: { syncDi
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
-  writeJsonSynced(tmp, value);
-  fs.renameSync(tmp, file);
+  try {
+    writeJsonSynced(tmp, value);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    // A failed write (ENOSPC) leaves the old file as it was and no temp file behind.
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
   if (opts.syncDir === false) return;
   const dfd = fs.openSync(dir, 'r');
   try {

@@ -157,10 +157,17 @@ export class VolumeStore {
       labels: Object.keys(labels).length ? labels : null,
       options,
     };
-    fs.mkdirSync(path.join(this.root, name), { mode: 0o701, recursive: true });
-    fs.mkdirSync(this.dataPath(name), { mode: 0o755, recursive: true });
-    this.volumes.set(name, rec);
-    this.save();
+    try {
+      fs.mkdirSync(path.join(this.root, name), { mode: 0o701, recursive: true });
+      fs.mkdirSync(this.dataPath(name), { mode: 0o755, recursive: true });
+      this.volumes.set(name, rec);
+      this.save();
+    } catch (e) {
+      // A full disk (ENOSPC) must not leave a volume that is listed but was never recorded.
+      this.volumes.delete(name);
+      fs.rmSync(path.join(this.root, name), { recursive: true, force: true });
+      throw e;
+    }
     this.log.info({ name }, 'volume created');
     this.onEvent('create', name, { driver: 'local' });
     return this.view(rec);
