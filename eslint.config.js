@@ -52,7 +52,11 @@ export default tseslint.config(
           // A bare `void p` still lets p reject unhandled, which ends a Node 20 process (issue 15).
           ignoreVoid: false,
           allowForKnownSafeCalls: [
-            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'] },
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['test', 'describe', 'it', 'suite', 'before', 'after', 'beforeEach', 'afterEach'],
+            },
           ],
         },
       ],

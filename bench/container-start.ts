@@ -21,11 +21,14 @@ function pct(sorted: number[], p: number): number {
 function api(d: TestDaemon, method: string, p: string, body?: unknown): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ socketPath: d.socket, path: p, method, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-      let b = '';
-      res.on('data', (c) => (b += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
-    });
+    const req = http.request(
+      { socketPath: d.socket, path: p, method, headers: data ? { 'Content-Type': 'application/json' } : {} },
+      (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -71,7 +74,9 @@ async function main(): Promise<void> {
     await removeAll(d);
 
     const t0 = performance.now();
-    const ids = await Promise.all(Array.from({ length: N }, async () => (await d.docker(['run', '-d', IMG, 'sleep', '600'])).stdout.trim()));
+    const ids = await Promise.all(
+      Array.from({ length: N }, async () => (await d.docker(['run', '-d', IMG, 'sleep', '600'])).stdout.trim()),
+    );
     const concurrentMs = performance.now() - t0;
     const running = (await Promise.all(ids.map((id) => isRunning(d, id)))).filter(Boolean).length;
     if (running !== N) throw new Error(`only ${running}/${N} running after the concurrent start`);
@@ -83,14 +88,23 @@ async function main(): Promise<void> {
       when: new Date().toISOString(),
       n: N,
       sequentialDockerRunD: { p50Ms: pct(cli, 50), p99Ms: pct(cli, 99), minMs: cli[0], maxMs: cli[N - 1] },
-      sequentialApiCreateStart: { p50Ms: pct(apiTimes, 50), p99Ms: pct(apiTimes, 99), minMs: apiTimes[0], maxMs: apiTimes[N - 1] },
+      sequentialApiCreateStart: {
+        p50Ms: pct(apiTimes, 50),
+        p99Ms: pct(apiTimes, 99),
+        minMs: apiTimes[0],
+        maxMs: apiTimes[N - 1],
+      },
       concurrentDockerRunD: { totalMs: concurrentMs, running },
     };
     const f = (n: number) => n.toFixed(0).padStart(7);
     console.log(`container start, ${N} containers (ms)`);
     console.log('                                    p50      p99      min      max');
-    console.log(`sequential docker run -d        ${f(result.sequentialDockerRunD.p50Ms)}  ${f(result.sequentialDockerRunD.p99Ms)}  ${f(cli[0])}  ${f(cli[N - 1])}`);
-    console.log(`sequential API create+start     ${f(result.sequentialApiCreateStart.p50Ms)}  ${f(result.sequentialApiCreateStart.p99Ms)}  ${f(apiTimes[0])}  ${f(apiTimes[N - 1])}`);
+    console.log(
+      `sequential docker run -d        ${f(result.sequentialDockerRunD.p50Ms)}  ${f(result.sequentialDockerRunD.p99Ms)}  ${f(cli[0])}  ${f(cli[N - 1])}`,
+    );
+    console.log(
+      `sequential API create+start     ${f(result.sequentialApiCreateStart.p50Ms)}  ${f(result.sequentialApiCreateStart.p99Ms)}  ${f(apiTimes[0])}  ${f(apiTimes[N - 1])}`,
+    );
     console.log(`${N} concurrent docker run -d: all running after ${concurrentMs.toFixed(0)} ms`);
     const out = path.join(REPO_ROOT, 'bench/results', `container-start-${result.when.replace(/[:.]/g, '-')}.json`);
     fs.mkdirSync(path.dirname(out), { recursive: true });

@@ -32,7 +32,8 @@ setInterval(() => {
   const changes = [];
   for (const [id, s] of queue) {
     const t = store.get('tasks', id);
-    if (t && taskStateRank(s.State) >= taskStateRank(t.Status.State)) changes.push({ kind: 'tasks' as const, op: 'update' as const, object: { ...t, Status: s } });
+    if (t && taskStateRank(s.State) >= taskStateRank(t.Status.State))
+      changes.push({ kind: 'tasks' as const, op: 'update' as const, object: { ...t, Status: s } });
   }
   queue.clear();
   void store.commit(changes).catch(() => undefined);
@@ -45,7 +46,11 @@ store.watch(() => {
     const byNode = new Map<string, Task[]>();
     for (const t of store.list('tasks')) {
       if (!t.NodeID || taskStateRank(t.Status.State) < taskStateRank('assigned')) continue;
-      if (taskStateRank(t.DesiredState) > taskStateRank('running') && taskStateRank(t.Status.State) > taskStateRank('running')) continue;
+      if (
+        taskStateRank(t.DesiredState) > taskStateRank('running') &&
+        taskStateRank(t.Status.State) > taskStateRank('running')
+      )
+        continue;
       let l = byNode.get(t.NodeID);
       if (!l) byNode.set(t.NodeID, (l = []));
       l.push(t);
@@ -54,18 +59,32 @@ store.watch(() => {
   }, 100);
 });
 
-await store.commit(Array.from({ length: NODES }, (_, i) => ({ kind: 'nodes' as const, op: 'create' as const, object: makeNode(`node${i}`) })));
+await store.commit(
+  Array.from({ length: NODES }, (_, i) => ({
+    kind: 'nodes' as const,
+    op: 'create' as const,
+    object: makeNode(`node${i}`),
+  })),
+);
 for (let i = 0; i < NODES; i++) {
   const link: AgentLink = {
     onAssignments: (fn) => links.set(`node${i}`, fn),
-    reportStatus: async (u) => { for (const x of u) queue.set(x.taskId, x.status); },
+    reportStatus: async (u) => {
+      for (const x of u) queue.set(x.taskId, x.status);
+    },
   };
   new Worker(link, new SimulatedExecutor(), () => `node${i}`, log).start();
 }
-const loops = [new Allocator(store, log), new Scheduler(store, log), new ReplicatedOrchestrator(store, log), new TaskReaper(store, log)];
+const loops = [
+  new Allocator(store, log),
+  new Scheduler(store, log),
+  new ReplicatedOrchestrator(store, log),
+  new TaskReaper(store, log),
+];
 for (const l of loops) l.run();
 
-const running = () => store.list('tasks').filter((t) => t.Status.State === 'running' && t.DesiredState === 'running').length;
+const running = () =>
+  store.list('tasks').filter((t) => t.Status.State === 'running' && t.DesiredState === 'running').length;
 const s = makeService('bench', { Mode: { Replicated: { Replicas: REPLICAS } } });
 let t0 = Date.now();
 await store.commit([{ kind: 'services', op: 'create', object: s }]);
@@ -73,9 +92,17 @@ await until(`${REPLICAS} running`, () => running() === REPLICAS, 600_000);
 const up = Date.now() - t0;
 const cur = store.get('services', s.ID)!;
 t0 = Date.now();
-await store.commit([{ kind: 'services', op: 'update', object: { ...cur, Spec: { ...cur.Spec, Mode: { Replicated: { Replicas: REPLICAS / 2 } } } } }]);
+await store.commit([
+  {
+    kind: 'services',
+    op: 'update',
+    object: { ...cur, Spec: { ...cur.Spec, Mode: { Replicated: { Replicas: REPLICAS / 2 } } } },
+  },
+]);
 await until('half removed', () => store.list('tasks').length === REPLICAS / 2, 600_000);
 const down = Date.now() - t0;
-console.log(`control plane: ${REPLICAS} replicas on ${NODES} simulated nodes: all RUNNING in ${(up / 1000).toFixed(1)} s; scale to ${REPLICAS / 2} (tasks shut down and reaped) in ${(down / 1000).toFixed(1)} s`);
+console.log(
+  `control plane: ${REPLICAS} replicas on ${NODES} simulated nodes: all RUNNING in ${(up / 1000).toFixed(1)} s; scale to ${REPLICAS / 2} (tasks shut down and reaped) in ${(down / 1000).toFixed(1)} s`,
+);
 for (const l of loops) await l.stop();
 process.exit(0);

@@ -37,7 +37,16 @@ export interface ControlPlaneResult {
   managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
   /** CPU seconds used from create to the end, and the load average then (the box is shared). */
   cpu: { shoald: number; etcd: number; sim: number; loadAverage: number };
-  etcd: { puts: number; deletes: number; txns: number; proposalsCommitted: number; walFsyncs: number; walFsyncMeanMs: number; backendCommitMeanMs: number; diskSeconds: number };
+  etcd: {
+    puts: number;
+    deletes: number;
+    txns: number;
+    proposalsCommitted: number;
+    walFsyncs: number;
+    walFsyncMeanMs: number;
+    backendCommitMeanMs: number;
+    diskSeconds: number;
+  };
   limit?: string;
 }
 
@@ -48,10 +57,26 @@ const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
 
 async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
   const certs = path.join(d.dataRoot, 'swarm/certificates');
-  const r = await d.inNs('curl', ['-s', '--cacert', `${certs}/swarm-root-ca.crt`, '--cert', `${certs}/swarm-node.crt`, '--key', `${certs}/swarm-node.key`, 'https://127.0.0.1:2379/metrics'], { allowFail: true });
+  const r = await d.inNs(
+    'curl',
+    [
+      '-s',
+      '--cacert',
+      `${certs}/swarm-root-ca.crt`,
+      '--cert',
+      `${certs}/swarm-node.crt`,
+      '--key',
+      `${certs}/swarm-node.key`,
+      'https://127.0.0.1:2379/metrics',
+    ],
+    { allowFail: true },
+  );
   const out: Record<string, number> = {};
   for (const line of r.stdout.split('\n')) {
-    const m = /^(etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total|etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count))\s+(\S+)/.exec(line);
+    const m =
+      /^(etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total|etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count))\s+(\S+)/.exec(
+        line,
+      );
     if (m) out[m[1]] = Number(m[2]);
   }
   return out;
@@ -63,7 +88,8 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
   if (prof) {
     fs.mkdirSync(prof, { recursive: true });
     process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
-    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
+    process.env.NODE_OPTIONS =
+      `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
   }
   const d = await startDaemon({ prefix: 'bcp' });
   let simPid: number | undefined;
@@ -71,11 +97,31 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
   try {
     const init = await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
     if (init.code !== 0) throw new Error(`swarm init: ${init.stderr}`);
-    await d.docker(['node', 'update', '--availability', 'drain', (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim()]);
+    await d.docker([
+      'node',
+      'update',
+      '--availability',
+      'drain',
+      (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim(),
+    ]);
     const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
     const etcdPid = Number(fs.readFileSync(path.join(d.dataRoot, 'swarm/etcd.pid'), 'utf8').trim());
 
-    const sim = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, '--max-old-space-size=4096', '--max-semi-space-size=64', SIM_JS, '127.0.0.1:2377', token, String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const sim = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${d.ns}`,
+        '--',
+        process.execPath,
+        '--max-old-space-size=4096',
+        '--max-semi-space-size=64',
+        SIM_JS,
+        '127.0.0.1:2377',
+        token,
+        String(nodes),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     simPid = sim.pid;
     let agentRunning = 0;
     let resolveJoined: (ms: number) => void;
@@ -85,9 +131,13 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
         const m = JSON.parse(l) as { joined?: number; ms?: number; running?: number };
         if (m.joined !== undefined) resolveJoined(m.ms!);
         if (m.running !== undefined) agentRunning = m.running;
-      } catch { /* not ours */ }
+      } catch {
+        /* not ours */
+      }
     });
-    const exited = new Promise<never>((_, reject) => sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`))));
+    const exited = new Promise<never>((_, reject) =>
+      sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`))),
+    );
     exited.catch(() => undefined);
     const joinMs = await Promise.race([joined, exited]);
     console.error(`${nodes} simulated nodes joined in ${joinMs} ms`);
@@ -98,15 +148,32 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     let flapRunning = 0;
     let flap: ReturnType<typeof spawn> | undefined;
     if (flapNodes > 0) {
-      flap = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, SIM_JS, '127.0.0.1:2377', token, String(flapNodes), String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      flap = spawn(
+        'nsenter',
+        [
+          `--net=/run/netns/${d.ns}`,
+          '--',
+          process.execPath,
+          SIM_JS,
+          '127.0.0.1:2377',
+          token,
+          String(flapNodes),
+          String(nodes),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       flapPid = flap.pid;
-      await new Promise<void>((resolve) => readline.createInterface({ input: flap!.stdout! }).on('line', (l) => {
-        try {
-          const m = JSON.parse(l) as { joined?: number; running?: number };
-          if (m.joined !== undefined) resolve();
-          if (m.running !== undefined) flapRunning = m.running;
-        } catch { /* not ours */ }
-      }));
+      await new Promise<void>((resolve) =>
+        readline.createInterface({ input: flap!.stdout! }).on('line', (l) => {
+          try {
+            const m = JSON.parse(l) as { joined?: number; running?: number };
+            if (m.joined !== undefined) resolve();
+            if (m.running !== undefined) flapRunning = m.running;
+          } catch {
+            /* not ours */
+          }
+        }),
+      );
       console.error(`${flapNodes} more nodes to freeze joined`);
     }
     let frozenAt: number | undefined;
@@ -122,7 +189,11 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
 
     const cpu0 = { shoald: cpuSeconds(d.pid), etcd: cpuSeconds(etcdPid), sim: cpuSeconds(simPid) };
     const t0 = Date.now();
-    const spec = { Name: 'sim', Mode: { Replicated: { Replicas: tasks } }, TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } } };
+    const spec = {
+      Name: 'sim',
+      Mode: { Replicated: { Replicas: tasks } },
+      TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } },
+    };
     const created = await api(d.socket, 'POST', '/v1.41/services/create', spec);
     if (created.status !== 201) throw new Error(`service create: ${created.status} ${created.body}`);
     const serviceId = (JSON.parse(created.body) as { ID: string }).ID;
@@ -144,13 +215,19 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       }
       if (thawed && agentRunning + flapRunning >= tasks) {
         const r = await api(d.socket, 'GET', '/v1.41/services?status=true');
-        const s = (JSON.parse(r.body) as (Service & { ServiceStatus?: { RunningTasks: number } })[]).find((x) => x.ID === serviceId);
+        const s = (JSON.parse(r.body) as (Service & { ServiceStatus?: { RunningTasks: number } })[]).find(
+          (x) => x.ID === serviceId,
+        );
         if ((s?.ServiceStatus?.RunningTasks ?? 0) >= tasks) {
           // The time is when the store said so; listing every task to check it takes a while at 100k.
           const seenAt = Date.now() - t0;
           // RunningTasks counts every task observed RUNNING, as swarmkit's does, old copies
           // desired SHUTDOWN on a node that just came back included: count the wanted ones.
-          const l = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true }, 'desired-state': { running: true } }))}`);
+          const l = await api(
+            d.socket,
+            'GET',
+            `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true }, 'desired-state': { running: true } }))}`,
+          );
           if ((JSON.parse(l.body) as Task[]).filter((t) => t.Status.State === 'running').length >= tasks) {
             allRunningMs = seenAt;
             break;
@@ -161,12 +238,18 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
         lastLog = Date.now();
         let states = '';
         if (agentRunning >= tasks) {
-          const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
+          const r = await api(
+            d.socket,
+            'GET',
+            `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`,
+          );
           const hist = new Map<string, number>();
           for (const t of JSON.parse(r.body) as Task[]) hist.set(t.Status.State, (hist.get(t.Status.State) ?? 0) + 1);
           states = `; in the store: ${JSON.stringify(Object.fromEntries(hist))}`;
         }
-        console.error(`  t+${((Date.now() - t0) / 1000).toFixed(0)} s: ${agentRunning}/${tasks} running on the agents${states}`);
+        console.error(
+          `  t+${((Date.now() - t0) / 1000).toFixed(0)} s: ${agentRunning}/${tasks} running on the agents${states}`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -176,8 +259,14 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       flapReport = { nodes: flapNodes, oldCopiesRunningAtConvergence: -1, oldCopiesRunningAtEnd: -1 };
       const end = Date.now() + 60_000;
       while (Date.now() < end) {
-        const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
-        const left = (JSON.parse(r.body) as Task[]).filter((t) => t.DesiredState !== 'running' && t.Status.State === 'running').length;
+        const r = await api(
+          d.socket,
+          'GET',
+          `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`,
+        );
+        const left = (JSON.parse(r.body) as Task[]).filter(
+          (t) => t.DesiredState !== 'running' && t.Status.State === 'running',
+        ).length;
         if (flapReport.oldCopiesRunningAtConvergence < 0) flapReport.oldCopiesRunningAtConvergence = left;
         flapReport.oldCopiesRunningAtEnd = left;
         if (!left) break;
@@ -185,37 +274,55 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
         await new Promise((res) => setTimeout(res, 2000));
       }
     }
-    if (allRunningMs === null) limit = `not all running after ${timeoutMs / 1000} s (${agentRunning}/${tasks} on the agents)`;
+    if (allRunningMs === null)
+      limit = `not all running after ${timeoutMs / 1000} s (${agentRunning}/${tasks} on the agents)`;
     clearInterval(sampler);
     shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
     etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
     const after = await etcdMetrics(d);
     const cpu = {
-      shoald: Math.round(cpuSeconds(d.pid) - cpu0.shoald), etcd: Math.round(cpuSeconds(etcdPid) - cpu0.etcd), sim: Math.round(cpuSeconds(simPid) - cpu0.sim),
+      shoald: Math.round(cpuSeconds(d.pid) - cpu0.shoald),
+      etcd: Math.round(cpuSeconds(etcdPid) - cpu0.etcd),
+      sim: Math.round(cpuSeconds(simPid) - cpu0.sim),
       loadAverage: Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]),
     };
 
-    const r = await api(d.socket, 'GET', `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`);
+    const r = await api(
+      d.socket,
+      'GET',
+      `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`,
+    );
     const all = JSON.parse(r.body) as Task[];
-    const lat = all.filter((t) => t.Status.State === 'running').map((t) => Date.parse(t.Status.Timestamp) - Date.parse(t.CreatedAt)).sort((a, b) => a - b);
+    const lat = all
+      .filter((t) => t.Status.State === 'running')
+      .map((t) => Date.parse(t.Status.Timestamp) - Date.parse(t.CreatedAt))
+      .sort((a, b) => a - b);
     // More running tasks than slots would mean the orchestrator made duplicates.
     const slotsRunning = new Set(all.filter((t) => t.Status.State === 'running').map((t) => t.Slot)).size;
-    const downNodes = new Set((JSON.parse((await api(d.socket, 'GET', '/v1.41/nodes')).body) as Node[]).filter((n) => n.Status.State === 'down').map((n) => n.ID));
+    const downNodes = new Set(
+      (JSON.parse((await api(d.socket, 'GET', '/v1.41/nodes')).body) as Node[])
+        .filter((n) => n.Status.State === 'down')
+        .map((n) => n.ID),
+    );
     const runningTwice = { slots: 0, oldOnDownNode: 0, bothDesiredRunning: 0, other: 0 };
     const bySlot = new Map<number, Task[]>();
-    for (const t of all) if (t.Status.State === 'running') bySlot.set(t.Slot ?? 0, [...(bySlot.get(t.Slot ?? 0) ?? []), t]);
+    for (const t of all)
+      if (t.Status.State === 'running') bySlot.set(t.Slot ?? 0, [...(bySlot.get(t.Slot ?? 0) ?? []), t]);
     for (const ts of bySlot.values()) {
       if (ts.length < 2) continue;
       runningTwice.slots++;
       const wanted = ts.filter((t) => t.DesiredState === 'running');
       if (wanted.length > 1) runningTwice.bothDesiredRunning++;
-      else if (ts.every((t) => t.DesiredState === 'running' || (t.NodeID && downNodes.has(t.NodeID)))) runningTwice.oldOnDownNode++;
+      else if (ts.every((t) => t.DesiredState === 'running' || (t.NodeID && downNodes.has(t.NodeID))))
+        runningTwice.oldOnDownNode++;
       else runningTwice.other++;
     }
     const diff = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
-    const mean = (k: string) => Math.round((1000 * diff(`${k}_sum`)) / Math.max(1, diff(`${k}_count`)) * 10) / 10;
+    const mean = (k: string) => Math.round(((1000 * diff(`${k}_sum`)) / Math.max(1, diff(`${k}_count`))) * 10) / 10;
     return {
-      nodes, tasks, joinMs,
+      nodes,
+      tasks,
+      joinMs,
       allRunningMs,
       tasksPerSecond: allRunningMs ? Math.round(tasks / (allRunningMs / 1000)) : null,
       createToRunningMs: { p50: pct(lat, 50), p99: pct(lat, 99), max: lat[lat.length - 1] },
@@ -223,26 +330,40 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       slotsRunning,
       runningTwice,
       ...(flapReport ? { flap: flapReport } : {}),
-      managerRssMiB: { shoaldPeak: Math.round(shoaldPeak), etcdPeak: Math.round(etcdPeak), totalPeak: Math.round(shoaldPeak + etcdPeak) },
+      managerRssMiB: {
+        shoaldPeak: Math.round(shoaldPeak),
+        etcdPeak: Math.round(etcdPeak),
+        totalPeak: Math.round(shoaldPeak + etcdPeak),
+      },
       cpu,
       etcd: {
-        puts: diff('etcd_mvcc_put_total'), deletes: diff('etcd_mvcc_delete_total'), txns: diff('etcd_mvcc_txn_total'), proposalsCommitted: diff('etcd_server_proposals_committed_total'),
+        puts: diff('etcd_mvcc_put_total'),
+        deletes: diff('etcd_mvcc_delete_total'),
+        txns: diff('etcd_mvcc_txn_total'),
+        proposalsCommitted: diff('etcd_server_proposals_committed_total'),
         // Where etcd's time goes: WAL fsyncs and backend (bbolt) commits during the run.
         walFsyncs: diff('etcd_disk_wal_fsync_duration_seconds_count'),
         walFsyncMeanMs: mean('etcd_disk_wal_fsync_duration_seconds'),
         backendCommitMeanMs: mean('etcd_disk_backend_commit_duration_seconds'),
-        diskSeconds: Math.round(diff('etcd_disk_wal_fsync_duration_seconds_sum') + diff('etcd_disk_backend_commit_duration_seconds_sum')),
+        diskSeconds: Math.round(
+          diff('etcd_disk_wal_fsync_duration_seconds_sum') + diff('etcd_disk_backend_commit_duration_seconds_sum'),
+        ),
       },
       ...(limit ? { limit } : {}),
     };
   } finally {
     await stopProcess(simPid, 'SIGTERM', 5000);
     if (flapPid) {
-      try { process.kill(flapPid, 'SIGCONT'); } catch { /* gone */ }
+      try {
+        process.kill(flapPid, 'SIGCONT');
+      } catch {
+        /* gone */
+      }
       await stopProcess(flapPid, 'SIGTERM', 5000);
     }
     // SHOAL_BENCH_KEEP_LOG=<file>: keep shoald's log (run with SHOAL_LOG_LEVEL=debug for loop passes).
-    if (process.env.SHOAL_BENCH_KEEP_LOG) fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.SHOAL_BENCH_KEEP_LOG);
+    if (process.env.SHOAL_BENCH_KEEP_LOG)
+      fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.SHOAL_BENCH_KEEP_LOG);
     await d.destroy();
   }
 }
@@ -250,15 +371,33 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
 export function printControlPlane(r: ControlPlaneResult): void {
   printTable(`control plane: ${r.nodes} simulated nodes, ${r.tasks} replicas`, [
     ['nodes joined (certificates + sessions)', `${r.joinMs} ms`],
-    ['service create → all RUNNING', r.allRunningMs === null ? `not reached: ${r.limit}` : `${(r.allRunningMs / 1000).toFixed(1)} s`],
+    [
+      'service create → all RUNNING',
+      r.allRunningMs === null ? `not reached: ${r.limit}` : `${(r.allRunningMs / 1000).toFixed(1)} s`,
+    ],
     ['tasks/s', String(r.tasksPerSecond ?? '-')],
     ['running tasks / distinct slots running', `${r.runningSeen} / ${r.slotsRunning}`],
-    ['slots running twice: old copy on a DOWN node / both desired running / other', `${r.runningTwice.oldOnDownNode} / ${r.runningTwice.bothDesiredRunning} / ${r.runningTwice.other}`],
+    [
+      'slots running twice: old copy on a DOWN node / both desired running / other',
+      `${r.runningTwice.oldOnDownNode} / ${r.runningTwice.bothDesiredRunning} / ${r.runningTwice.other}`,
+    ],
     ['create → RUNNING per task p50 / p99', `${r.createToRunningMs.p50} / ${r.createToRunningMs.p99} ms`],
-    ['manager peak RSS shoald + etcd', `${r.managerRssMiB.shoaldPeak} + ${r.managerRssMiB.etcdPeak} = ${r.managerRssMiB.totalPeak} MiB`],
-    ['etcd writes: puts / deletes / txns / proposals', `${r.etcd.puts} / ${r.etcd.deletes} / ${r.etcd.txns} / ${r.etcd.proposalsCommitted}`],
-    ['CPU seconds shoald / etcd / simulated nodes (load average)', `${r.cpu.shoald} / ${r.cpu.etcd} / ${r.cpu.sim} (${r.cpu.loadAverage})`],
-    ['etcd disk: WAL fsyncs, mean fsync / backend commit', `${r.etcd.walFsyncs}, ${r.etcd.walFsyncMeanMs} / ${r.etcd.backendCommitMeanMs} ms (${r.etcd.diskSeconds} s in all)`],
+    [
+      'manager peak RSS shoald + etcd',
+      `${r.managerRssMiB.shoaldPeak} + ${r.managerRssMiB.etcdPeak} = ${r.managerRssMiB.totalPeak} MiB`,
+    ],
+    [
+      'etcd writes: puts / deletes / txns / proposals',
+      `${r.etcd.puts} / ${r.etcd.deletes} / ${r.etcd.txns} / ${r.etcd.proposalsCommitted}`,
+    ],
+    [
+      'CPU seconds shoald / etcd / simulated nodes (load average)',
+      `${r.cpu.shoald} / ${r.cpu.etcd} / ${r.cpu.sim} (${r.cpu.loadAverage})`,
+    ],
+    [
+      'etcd disk: WAL fsyncs, mean fsync / backend commit',
+      `${r.etcd.walFsyncs}, ${r.etcd.walFsyncMeanMs} / ${r.etcd.backendCommitMeanMs} ms (${r.etcd.diskSeconds} s in all)`,
+    ],
   ]);
 }
 

@@ -32,29 +32,55 @@ const cleanUp = async () => {
   await d.destroy();
 };
 // Stopped early (Ctrl-C, a timeout): the daemon, etcd and the simulated nodes go too.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanUp().catch((err: unknown) => console.error('cleanup failed', err)).finally(() => process.exit(130)));
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(
+    sig,
+    () =>
+      void cleanUp()
+        .catch((err: unknown) => console.error('cleanup failed', err))
+        .finally(() => process.exit(130)),
+  );
 try {
   const call = async (method: string, p: string, body?: unknown) => {
     const r = await api(d.socket, method, p, body);
     if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${r.body}`);
-    return r.body ? JSON.parse(r.body) as Record<string, unknown> : {};
+    return r.body ? (JSON.parse(r.body) as Record<string, unknown>) : {};
   };
   await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
   const self = (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
   await d.docker(['node', 'update', '--availability', 'drain', self]);
   const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
-  const sim = spawn('nsenter', [`--net=/run/netns/${d.ns}`, '--', process.execPath, '--max-old-space-size=4096', SIM_JS, '127.0.0.1:2377', token, String(nodes)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const sim = spawn(
+    'nsenter',
+    [
+      `--net=/run/netns/${d.ns}`,
+      '--',
+      process.execPath,
+      '--max-old-space-size=4096',
+      SIM_JS,
+      '127.0.0.1:2377',
+      token,
+      String(nodes),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   simPid = sim.pid;
   await new Promise<void>((resolve, reject) => {
     sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`)));
     readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
       try {
         if ((JSON.parse(l) as { joined?: number }).joined !== undefined) resolve();
-      } catch { /* not ours */ }
+      } catch {
+        /* not ours */
+      }
     });
   });
   console.error(`${nodes} simulated nodes joined`);
-  await call('POST', '/v1.41/services/create', { Name: 'sim', Mode: { Replicated: { Replicas: tasks } }, TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } } });
+  await call('POST', '/v1.41/services/create', {
+    Name: 'sim',
+    Mode: { Replicated: { Replicas: tasks } },
+    TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } },
+  });
 
   const dashToken = String((await call('GET', '/shoal/dashboard/token')).Token);
   const page = await browser.newPage();
@@ -63,39 +89,83 @@ try {
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
   const running = () => page.evaluate(() => document.querySelectorAll('.node .task[data-state=running]').length);
   const t0 = Date.now();
-  await page.waitForFunction((n) => document.querySelectorAll('.node').length >= n, { timeout: 120_000, polling: 100 }, nodes + 1);
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('.node').length >= n,
+    { timeout: 120_000, polling: 100 },
+    nodes + 1,
+  );
   const firstPictureMs = Date.now() - t0;
   console.error(`page shows ${nodes + 1} nodes after ${firstPictureMs} ms; waiting for ${tasks} running tasks`);
-  await page.waitForFunction((n) => document.querySelectorAll('.node .task[data-state=running]').length >= n, { timeout: 600_000, polling: 1000 }, tasks);
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('.node .task[data-state=running]').length >= n,
+    { timeout: 600_000, polling: 1000 },
+    tasks,
+  );
   console.error(`page shows ${await running()} running tasks`);
 
   // A change the page must show: one node drained (one store write, one patch; its card turns grey).
   const labelMs: number[] = [];
-  const list = JSON.parse((await api(d.socket, 'GET', '/v1.41/nodes')).body) as { ID: string; Version: { Index: number }; Spec: Record<string, unknown> }[];
+  const list = JSON.parse((await api(d.socket, 'GET', '/v1.41/nodes')).body) as {
+    ID: string;
+    Version: { Index: number };
+    Spec: Record<string, unknown>;
+  }[];
   const workers = list.filter((n) => n.ID !== self);
   for (let i = 0; i < 20; i++) {
     const n = workers[i];
     const fresh = JSON.parse((await api(d.socket, 'GET', `/v1.41/nodes/${n.ID}`)).body) as typeof n;
     const start = Date.now();
-    await call('POST', `/v1.41/nodes/${n.ID}/update?version=${fresh.Version.Index}`, { ...fresh.Spec, Availability: 'pause' });
-    await page.waitForFunction((id) => document.querySelector<HTMLElement>(`.node[data-id="${id}"]`)?.dataset.avail === 'pause', { timeout: 10_000, polling: 'mutation' }, n.ID);
+    await call('POST', `/v1.41/nodes/${n.ID}/update?version=${fresh.Version.Index}`, {
+      ...fresh.Spec,
+      Availability: 'pause',
+    });
+    await page.waitForFunction(
+      (id) => document.querySelector<HTMLElement>(`.node[data-id="${id}"]`)?.dataset.avail === 'pause',
+      { timeout: 10_000, polling: 'mutation' },
+      n.ID,
+    );
     labelMs.push(Date.now() - start);
   }
   // A task change: one replica more, until the page shows it running (includes scheduling and the simulated agent).
-  const svc = JSON.parse((await api(d.socket, 'GET', '/v1.41/services/sim')).body) as { ID: string; Version: { Index: number }; Spec: { Mode: { Replicated: { Replicas: number } } } };
+  const svc = JSON.parse((await api(d.socket, 'GET', '/v1.41/services/sim')).body) as {
+    ID: string;
+    Version: { Index: number };
+    Spec: { Mode: { Replicated: { Replicas: number } } };
+  };
   const scaleStart = Date.now();
-  await call('POST', `/v1.41/services/${svc.ID}/update?version=${svc.Version.Index}`, { ...svc.Spec, Mode: { Replicated: { Replicas: tasks + 1 } } });
-  await page.waitForFunction((n) => document.querySelectorAll('.node .task[data-state=running]').length >= n, { timeout: 60_000, polling: 'mutation' }, tasks + 1);
+  await call('POST', `/v1.41/services/${svc.ID}/update?version=${svc.Version.Index}`, {
+    ...svc.Spec,
+    Mode: { Replicated: { Replicas: tasks + 1 } },
+  });
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('.node .task[data-state=running]').length >= n,
+    { timeout: 60_000, polling: 'mutation' },
+    tasks + 1,
+  );
   const scaleMs = Date.now() - scaleStart;
   const m = await page.metrics();
-  const patches = await page.evaluate(() => (window as unknown as { __dashboard: { patches: number; ops: number } }).__dashboard);
+  const patches = await page.evaluate(
+    () => (window as unknown as { __dashboard: { patches: number; ops: number } }).__dashboard,
+  );
   const sorted = [...labelMs].sort((a, b) => a - b);
   const result = {
-    nodes, tasks,
+    nodes,
+    tasks,
     firstPictureMs,
-    pauseNodeToPageMs: { p50: pct(sorted, 50), p99: pct(sorted, 99), max: sorted[sorted.length - 1], samples: sorted.length },
+    pauseNodeToPageMs: {
+      p50: pct(sorted, 50),
+      p99: pct(sorted, 99),
+      max: sorted[sorted.length - 1],
+      samples: sorted.length,
+    },
     scaleOneMoreToPageMs: scaleMs,
-    page: { jsHeapUsedMiB: +((m.JSHeapUsedSize ?? 0) / 2 ** 20).toFixed(1), jsHeapTotalMiB: +((m.JSHeapTotalSize ?? 0) / 2 ** 20).toFixed(1), domNodes: m.Nodes, patchesApplied: patches.patches, opsApplied: patches.ops },
+    page: {
+      jsHeapUsedMiB: +((m.JSHeapUsedSize ?? 0) / 2 ** 20).toFixed(1),
+      jsHeapTotalMiB: +((m.JSHeapTotalSize ?? 0) / 2 ** 20).toFixed(1),
+      domNodes: m.Nodes,
+      patchesApplied: patches.patches,
+      opsApplied: patches.ops,
+    },
     shoaldRssMiB: rssMiB(d.pid).rss,
   };
   printTable(`dashboard: ${nodes} simulated nodes, ${tasks} tasks`, [

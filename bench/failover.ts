@@ -26,7 +26,8 @@ import { api, printTable } from './report.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const scenario = process.argv[3] ?? 'all';
-if (!['leader', 'worker', 'all'].includes(scenario)) throw new Error(`unknown scenario ${scenario}; known: leader, worker, all`);
+if (!['leader', 'worker', 'all'].includes(scenario))
+  throw new Error(`unknown scenario ${scenario}; known: leader, worker, all`);
 const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').trim();
 const stats = (xs: number[]) => {
   const sorted = [...xs].sort((a, b) => a - b);
@@ -35,10 +36,20 @@ const stats = (xs: number[]) => {
 const managers: TestDaemon[] = [];
 
 async function leader(via: TestDaemon): Promise<TestDaemon> {
-  const name = await waitFor('a leader', async () => {
-    const r = await via.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], { allowFail: true });
-    return r.code === 0 && r.stdout.split('\n').find((l) => l.endsWith(' Leader'))?.split(' ')[0];
-  }, 60_000);
+  const name = await waitFor(
+    'a leader',
+    async () => {
+      const r = await via.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], { allowFail: true });
+      return (
+        r.code === 0 &&
+        r.stdout
+          .split('\n')
+          .find((l) => l.endsWith(' Leader'))
+          ?.split(' ')[0]
+      );
+    },
+    60_000,
+  );
   return managers.find((m) => m.name === name)!;
 }
 
@@ -54,24 +65,47 @@ async function leaderScenario() {
     for (let i = 0; i < runs; i++) {
       const old = await leader(managers[1]);
       const survivor = managers.find((m) => m !== old)!;
-      await waitFor('all managers reachable', async () => {
-        const r = await survivor.docker(['node', 'ls', '--format', '{{.ManagerStatus}}'], { allowFail: true });
-        return r.code === 0 && !r.stdout.includes('Unreachable');
-      }, 60_000);
+      await waitFor(
+        'all managers reachable',
+        async () => {
+          const r = await survivor.docker(['node', 'ls', '--format', '{{.ManagerStatus}}'], { allowFail: true });
+          return r.code === 0 && !r.stdout.includes('Unreachable');
+        },
+        60_000,
+      );
       const t0 = Date.now();
       await old.kill9();
-      await waitFor('a write accepted', async () => (await survivor.docker(['node', 'update', '--label-add', `run=${i}`, survivor.name], { allowFail: true })).code === 0, 120_000, 50);
+      await waitFor(
+        'a write accepted',
+        async () =>
+          (await survivor.docker(['node', 'update', '--label-add', `run=${i}`, survivor.name], { allowFail: true }))
+            .code === 0,
+        120_000,
+        50,
+      );
       const ms = Date.now() - t0;
       // The new leader (leader key) is what leader loops wait for: lease TTL bound.
-      await waitFor('a new leader', async () => {
-        const r = await survivor.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], { allowFail: true });
-        const l = r.stdout.split('\n').find((x) => x.endsWith(' Leader'))?.split(' ')[0];
-        return r.code === 0 && l && l !== old.name;
-      }, 120_000, 50);
+      await waitFor(
+        'a new leader',
+        async () => {
+          const r = await survivor.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], {
+            allowFail: true,
+          });
+          const l = r.stdout
+            .split('\n')
+            .find((x) => x.endsWith(' Leader'))
+            ?.split(' ')[0];
+          return r.code === 0 && l && l !== old.name;
+        },
+        120_000,
+        50,
+      );
       const leaderMs = Date.now() - t0;
       results.push(ms);
       leaderResults.push(leaderMs);
-      console.log(`run ${i + 1}: leader ${old.name} killed, first accepted write after ${ms} ms, new leader after ${leaderMs} ms`);
+      console.log(
+        `run ${i + 1}: leader ${old.name} killed, first accepted write after ${ms} ms, new leader after ${leaderMs} ms`,
+      );
       await old.start();
     }
     return { firstWriteMs: stats(results), newLeaderMs: stats(leaderResults) };
@@ -81,7 +115,14 @@ async function leaderScenario() {
   }
 }
 
-interface WorkerRun { killed: string; tasksOnIt: number; stopMs: number; downMs: number; allRunningMs: number; afterDownMs: number }
+interface WorkerRun {
+  killed: string;
+  tasksOnIt: number;
+  stopMs: number;
+  downMs: number;
+  allRunningMs: number;
+  afterDownMs: number;
+}
 
 /** One manager, two workers, 6 replicas; each run a worker disappears and comes back afterwards. */
 async function workerScenario(): Promise<WorkerRun[]> {
@@ -103,9 +144,12 @@ async function workerScenario(): Promise<WorkerRun[]> {
     await d('m1', ['service', 'create', '--name', 'micro', '--replicas', String(REPLICAS), '--detach', image]);
     // The manager's view through the Engine API (one request per poll, no CLI start-up in the timing).
     const nodes = async () => JSON.parse((await api(socket, 'GET', '/v1.41/nodes')).body) as Node[];
-    const running = async () => (JSON.parse((await api(socket, 'GET', '/v1.41/tasks')).body) as Task[])
-      .filter((t) => t.DesiredState === 'running' && t.Status.State === 'running');
-    const settled = async () => (await running()).length === REPLICAS && (await nodes()).every((n) => n.Status.State === 'ready');
+    const running = async () =>
+      (JSON.parse((await api(socket, 'GET', '/v1.41/tasks')).body) as Task[]).filter(
+        (t) => t.DesiredState === 'running' && t.Status.State === 'running',
+      );
+    const settled = async () =>
+      (await running()).length === REPLICAS && (await nodes()).every((n) => n.Status.State === 'ready');
     for (let i = 0; i < runs; i++) {
       await waitFor(`${REPLICAS} replicas running, all nodes ready`, settled, 180_000, 500);
       const perNode = new Map<string, number>();
@@ -122,33 +166,52 @@ async function workerScenario(): Promise<WorkerRun[]> {
       const stopMs = Date.now() - t0;
       let downMs = 0;
       let allRunningMs = 0;
-      await waitFor('node down and replicas running elsewhere', async () => {
-        const now = Date.now() - t0;
-        if (!downMs && (await nodes()).find((n) => n.ID === id)?.Status.State === 'down') downMs = now;
-        if (!allRunningMs) {
-          const r = await running();
-          if (r.length === REPLICAS && r.every((t) => t.NodeID !== id)) allRunningMs = now;
-        }
-        return downMs > 0 && allRunningMs > 0;
-      }, 180_000, 100);
-      const run1 = { killed: victim, tasksOnIt: perNode.get(id) ?? 0, stopMs, downMs, allRunningMs, afterDownMs: allRunningMs - downMs };
+      await waitFor(
+        'node down and replicas running elsewhere',
+        async () => {
+          const now = Date.now() - t0;
+          if (!downMs && (await nodes()).find((n) => n.ID === id)?.Status.State === 'down') downMs = now;
+          if (!allRunningMs) {
+            const r = await running();
+            if (r.length === REPLICAS && r.every((t) => t.NodeID !== id)) allRunningMs = now;
+          }
+          return downMs > 0 && allRunningMs > 0;
+        },
+        180_000,
+        100,
+      );
+      const run1 = {
+        killed: victim,
+        tasksOnIt: perNode.get(id) ?? 0,
+        stopMs,
+        downMs,
+        allRunningMs,
+        afterDownMs: allRunningMs - downMs,
+      };
       out.push(run1);
-      console.log(`worker run ${i + 1}: ${victim} (${run1.tasksOnIt} tasks) stopped (stop took ${stopMs} ms); Down after ${downMs} ms, all ${REPLICAS} running elsewhere after ${allRunningMs} ms (${run1.afterDownMs} ms after Down), load ${loadavg()}`);
+      console.log(
+        `worker run ${i + 1}: ${victim} (${run1.tasksOnIt} tasks) stopped (stop took ${stopMs} ms); Down after ${downMs} ms, all ${REPLICAS} running elsewhere after ${allRunningMs} ms (${run1.afterDownMs} ms after Down), load ${loadavg()}`,
+      );
       await lab.machine(['start', victim]);
     }
     return out;
   } finally {
-    for (const m of MACHINES) await lab.docker(m, ['swarm', 'leave', '--force'], { allowFail: true }).catch(() => undefined);
+    for (const m of MACHINES)
+      await lab.docker(m, ['swarm', 'leave', '--force'], { allowFail: true }).catch(() => undefined);
     await lab.prune();
     for (const id of ids.values()) {
-      for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`))) await run('ip', ['netns', 'delete', ns], { allowFail: true });
+      for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`)))
+        await run('ip', ['netns', 'delete', ns], { allowFail: true });
     }
   }
 }
 
 const report: Record<string, unknown> = { when: new Date().toISOString(), loadavgAtStart: loadavg() };
 if (scenario !== 'worker') {
-  report.leader = { what: '3 managers on etcd: kill -9 of the leader shoald → first accepted write (docker node update) and new leader', ...(await leaderScenario()) };
+  report.leader = {
+    what: '3 managers on etcd: kill -9 of the leader shoald → first accepted write (docker node update) and new leader',
+    ...(await leaderScenario()),
+  };
   console.log(JSON.stringify(report.leader));
 }
 if (scenario !== 'leader') {
@@ -156,7 +219,12 @@ if (scenario !== 'leader') {
   const ttlS = Math.max(2, Math.ceil((DEFAULT_HEARTBEAT_MS * GRACE_MULTIPLIER) / 1000));
   report.worker = {
     what: 'lab of 3 machines (m1 manager, m2 and m3 workers), 6 micro replicas; the worker with the most tasks stopped (kill -9 of its shoald at t0, then shoal machine stop: its containers killed, namespace gone)',
-    heartbeat: { periodMs: DEFAULT_HEARTBEAT_MS, graceMultiplier: GRACE_MULTIPLIER, livenessLeaseTtlS: ttlS, note: `Down when the liveness lease expires: ${ttlS - DEFAULT_HEARTBEAT_MS / 1000}–${ttlS} s after the last heartbeat renewal` },
+    heartbeat: {
+      periodMs: DEFAULT_HEARTBEAT_MS,
+      graceMultiplier: GRACE_MULTIPLIER,
+      livenessLeaseTtlS: ttlS,
+      note: `Down when the liveness lease expires: ${ttlS - DEFAULT_HEARTBEAT_MS / 1000}–${ttlS} s after the last heartbeat renewal`,
+    },
     // Replacements of tasks on a Down node wait the restart delay (Docker's default --restart-delay 5s) like any restart.
     restartDelayMs: DEFAULT_RESTART_DELAY_NS / 1e6,
     runs: rs,
@@ -169,10 +237,22 @@ if (scenario !== 'leader') {
 report.loadavgAtEnd = loadavg();
 const rows: [string, string][] = [];
 const fmt = (s: { min: number; median: number; max: number }) => `median ${s.median} ms (min ${s.min}, max ${s.max})`;
-const L = report.leader as { firstWriteMs: ReturnType<typeof stats>; newLeaderMs: ReturnType<typeof stats> } | undefined;
-const W = report.worker as { downMs: ReturnType<typeof stats>; allRunningMs: ReturnType<typeof stats>; afterDownMs: ReturnType<typeof stats> } | undefined;
-if (L) rows.push(['leader kill → first accepted write', fmt(L.firstWriteMs)], ['leader kill → new leader', fmt(L.newLeaderMs)]);
-if (W) rows.push(['worker gone → node Down', fmt(W.downMs)], ['worker gone → all replicas running', fmt(W.allRunningMs)], ['  of which after Down', fmt(W.afterDownMs)]);
+const L = report.leader as
+  { firstWriteMs: ReturnType<typeof stats>; newLeaderMs: ReturnType<typeof stats> } | undefined;
+const W = report.worker as
+  | { downMs: ReturnType<typeof stats>; allRunningMs: ReturnType<typeof stats>; afterDownMs: ReturnType<typeof stats> }
+  | undefined;
+if (L)
+  rows.push(
+    ['leader kill → first accepted write', fmt(L.firstWriteMs)],
+    ['leader kill → new leader', fmt(L.newLeaderMs)],
+  );
+if (W)
+  rows.push(
+    ['worker gone → node Down', fmt(W.downMs)],
+    ['worker gone → all replicas running', fmt(W.allRunningMs)],
+    ['  of which after Down', fmt(W.afterDownMs)],
+  );
 printTable(`failover, ${runs} run(s), load ${report.loadavgAtStart} → ${report.loadavgAtEnd}`, rows);
 const dir = path.join(REPO_ROOT, 'bench/results');
 fs.mkdirSync(dir, { recursive: true });

@@ -45,7 +45,8 @@ const tryOne = (ip) => new Promise((done) => {
 })();
 `;
 
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 const swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'] });
 try {
@@ -60,15 +61,32 @@ try {
   const hubNs = `${swarm.lab.prefix}-hub`;
   const ips = MACHINES.map((m) => swarm.ip.get(m)!);
   // With a health check RUNNING means "listens" (as in Docker): what is measured is the mesh following RUNNING, not the app's start.
-  const health = process.env.SHOAL_BENCH_NO_HEALTH ? [] : ['--health-cmd', 'socat /dev/null TCP4:127.0.0.1:8080', '--health-interval', '100ms', '--health-retries', '50'];
-  await d('m1', ['service', 'create', '--detach', '--name', 'ready', '--replicas', '0', '-p', `${PORT}:8080`, ...health, 'echo-app:latest']);
+  const health = process.env.SHOAL_BENCH_NO_HEALTH
+    ? []
+    : ['--health-cmd', 'socat /dev/null TCP4:127.0.0.1:8080', '--health-interval', '100ms', '--health-retries', '50'];
+  await d('m1', [
+    'service',
+    'create',
+    '--detach',
+    '--name',
+    'ready',
+    '--replicas',
+    '0',
+    '-p',
+    `${PORT}:8080`,
+    ...health,
+    'echo-app:latest',
+  ]);
   const samples: { runningToAll: number; perNode: number[]; node: string }[] = [];
   const started = new Date().toISOString();
   for (let i = 0; i < trials; i++) {
     await d('m1', ['service', 'scale', '--detach', 'ready=0']);
     for (let t = 0; ; t++) {
       let n = 0;
-      for (const m of MACHINES) n += (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=ready'])).split('\n').filter(Boolean).length;
+      for (const m of MACHINES)
+        n += (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=ready']))
+          .split('\n')
+          .filter(Boolean).length;
       if (n === 0) break;
       if (t > 600) throw new Error('scale to 0 did not finish');
       await new Promise((r) => setTimeout(r, 100));

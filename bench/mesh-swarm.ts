@@ -17,13 +17,19 @@ import { printTable, writeReport } from './report.js';
 const seconds = Number(process.argv[2] ?? 5);
 const MACHINES = ['m1', 'm2', 'm3'];
 
-interface WrkResult { requestsPerSecond: number; p50Ms: number; p99Ms: number }
+interface WrkResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
 
 /** wrk prints times as 635.91us, 1.20ms, 2.00s or 1.00m. */
 function toMs(v: string): number {
   const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(v);
   if (!m) throw new Error(`wrk time ${v}`);
-  return +(Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'us' | 'ms' | 's' | 'm' | 'h']).toFixed(3);
+  return +(
+    Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'us' | 'ms' | 's' | 'm' | 'h']
+  ).toFixed(3);
 }
 
 async function wrk(ns: string, url: string): Promise<WrkResult> {
@@ -41,8 +47,13 @@ async function wrk(ns: string, url: string): Promise<WrkResult> {
 async function ipvsCheck(): Promise<string> {
   const mod = await run('modprobe', ['ip_vs'], { allowFail: true });
   const proc = fs.existsSync('/proc/net/ip_vs');
-  const modText = mod.code === 0 ? 'modprobe ip_vs succeeded' : `modprobe ip_vs failed (${(mod.stderr || mod.stdout).trim().replace(/^modprobe: /, '')})`;
-  const verdict = proc ? 'IPVS is present here, but dockerd\'s mesh is still not part of this run' : 'so dockerd\'s routing mesh (which needs IPVS) cannot run on this kernel and is not compared';
+  const modText =
+    mod.code === 0
+      ? 'modprobe ip_vs succeeded'
+      : `modprobe ip_vs failed (${(mod.stderr || mod.stdout).trim().replace(/^modprobe: /, '')})`;
+  const verdict = proc
+    ? "IPVS is present here, but dockerd's mesh is still not part of this run"
+    : "so dockerd's routing mesh (which needs IPVS) cannot run on this kernel and is not compared";
   return `${modText}; /proc/net/ip_vs ${proc ? 'present' : 'absent'}: ${verdict}`;
 }
 
@@ -64,15 +75,41 @@ try {
   const token = (await d('m1', ['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
   for (const m of ['m2', 'm3']) await d(m, ['swarm', 'join', '--token', token, `${await ip('m1')}:2377`]);
   for (const m of MACHINES) nodeIds.push((await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
-  const image = await pushMicro({ socket: (await lab.dockerHost('m1')).replace(/^unix:\/\//, '') }, (await lab.machine(['registry'])).stdout.trim());
+  const image = await pushMicro(
+    { socket: (await lab.dockerHost('m1')).replace(/^unix:\/\//, '') },
+    (await lab.machine(['registry'])).stdout.trim(),
+  );
   await d('m1', ['network', 'create', '-d', 'overlay', 'micro-net']);
-  await d('m1', ['service', 'create', '--name', 'micro', '-p', '8000', '--replicas', '3', '--network', 'micro-net', '--detach', image]);
-  await until('3/3', async () => (await d('m1', ['service', 'ls', '--format', '{{.Replicas}}'])).stdout.trim() === '3/3');
+  await d('m1', [
+    'service',
+    'create',
+    '--name',
+    'micro',
+    '-p',
+    '8000',
+    '--replicas',
+    '3',
+    '--network',
+    'micro-net',
+    '--detach',
+    image,
+  ]);
+  await until(
+    '3/3',
+    async () => (await d('m1', ['service', 'ls', '--format', '{{.Replicas}}'])).stdout.trim() === '3/3',
+  );
   const hub = `${lab.prefix}-hub`;
   const m1 = await ip('m1');
-  await until('mesh answers', async () => (await run('ip', ['netns', 'exec', hub, 'curl', '-sf', '-m', '2', `http://${m1}:30000/`], { allowFail: true })).code === 0);
+  await until(
+    'mesh answers',
+    async () =>
+      (await run('ip', ['netns', 'exec', hub, 'curl', '-sf', '-m', '2', `http://${m1}:30000/`], { allowFail: true }))
+        .code === 0,
+  );
   // A task container on m1 and its gateway-bridge address (eth1 inside it).
-  const cid = (await d('m1', ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=micro'])).stdout.trim().split('\n')[0];
+  const cid = (await d('m1', ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=micro'])).stdout
+    .trim()
+    .split('\n')[0];
   const addrs = (await d('m1', ['exec', cid, 'ip', '-4', '-o', 'addr'])).stdout;
   const gw = /inet (172\.18\.\d+\.\d+)\//.exec(addrs)?.[1];
   if (!gw) throw new Error(`no gateway address in ${addrs}`);
@@ -84,14 +121,20 @@ try {
     when: started,
     // The load includes the benchmark's own: wrk and micro's CGI forks fill the 2 cores.
     loadavg: { before: loadBefore, after: fs.readFileSync('/proc/loadavg', 'utf8').trim() },
-    seconds, tool: 'wrk --latency -t1 -c8', page: 'micro / (CGI)',
+    seconds,
+    tool: 'wrk --latency -t1 -c8',
+    page: 'micro / (CGI)',
     directToContainer: direct,
     throughMesh: mesh,
-    ratioMeshToDirect: { requestsPerSecond: +(mesh.requestsPerSecond / direct.requestsPerSecond).toFixed(2), p99: +(mesh.p99Ms / direct.p99Ms).toFixed(2) },
+    ratioMeshToDirect: {
+      requestsPerSecond: +(mesh.requestsPerSecond / direct.requestsPerSecond).toFixed(2),
+      p99: +(mesh.p99Ms / direct.p99Ms).toFixed(2),
+    },
     dockerMesh: `not compared: ${await ipvsCheck()}`,
   };
   console.log(JSON.stringify(result, null, 2));
-  const row = (w: WrkResult) => `${w.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${w.p50Ms.toFixed(2)} ms  p99 ${w.p99Ms.toFixed(2)} ms`;
+  const row = (w: WrkResult) =>
+    `${w.requestsPerSecond.toFixed(0).padStart(7)} req/s  p50 ${w.p50Ms.toFixed(2)} ms  p99 ${w.p99Ms.toFixed(2)} ms`;
   printTable(`routing mesh, ${seconds} s each, ${result.tool}, load ${loadBefore} → ${result.loadavg.after}`, [
     ['direct to a task container', row(direct)],
     ['through the mesh (:30000)', row(mesh)],
@@ -99,9 +142,11 @@ try {
   ]);
   console.log(`written ${writeReport('mesh-swarm', result)}`);
 } finally {
-  for (const m of MACHINES) await lab.docker(m, ['swarm', 'leave', '--force'], { allowFail: true }).catch(() => undefined);
+  for (const m of MACHINES)
+    await lab.docker(m, ['swarm', 'leave', '--force'], { allowFail: true }).catch(() => undefined);
   await lab.prune();
   for (const id of nodeIds) {
-    for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`))) await run('ip', ['netns', 'delete', ns], { allowFail: true });
+    for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`)))
+      await run('ip', ['netns', 'delete', ns], { allowFail: true });
   }
 }

@@ -13,9 +13,10 @@ const seconds = Number(process.argv[2] ?? 5);
 
 async function wrk(where: { pid: number } | { ns: string }, url: string): Promise<number> {
   const args = ['wrk', '-t1', '-c8', `-d${seconds}s`, url];
-  const r = 'pid' in where
-    ? await run('nsenter', ['-t', String(where.pid), '-n', '--', ...args])
-    : await run('ip', ['netns', 'exec', where.ns, ...args]);
+  const r =
+    'pid' in where
+      ? await run('nsenter', ['-t', String(where.pid), '-n', '--', ...args])
+      : await run('ip', ['netns', 'exec', where.ns, ...args]);
   const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
   if (!m) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
   return Number(m[1]);
@@ -29,7 +30,13 @@ try {
     { id: APP, name: 'app', vni: 4200, subnet: '10.10.0.0/24', gateway: '10.10.0.1' },
     { id: INGRESS, name: 'ingress', vni: 4096, subnet: '10.255.0.0/24', gateway: '10.255.0.1', ingress: true },
   );
-  lab.services.push({ id: 's', name: 'web', endpointMode: 'vip', vips: { [APP]: '10.10.0.2', [INGRESS]: '10.255.0.2' }, ports: [{ target: 8000, published: 30000, protocol: 'tcp', mode: 'ingress' }] });
+  lab.services.push({
+    id: 's',
+    name: 'web',
+    endpointMode: 'vip',
+    vips: { [APP]: '10.10.0.2', [INGRESS]: '10.255.0.2' },
+    ports: [{ target: 8000, published: 30000, protocol: 'tcp', mode: 'ingress' }],
+  });
   await lab.startContainer('w1', 'n2', { [APP]: '10.10.0.3', [INGRESS]: '10.255.0.3' }, 'web');
   const client = await lab.startContainer('c1', 'n1', { [APP]: '10.10.0.10' });
   for (const n of lab.nodes) await lab.openNode(n);
@@ -53,15 +60,21 @@ try {
   t = process.hrtime.bigint();
   await lab.applyAll();
   const scaleDownMs = Number(process.hrtime.bigint() - t) / 1e6;
-  console.log(JSON.stringify({
-    seconds,
-    firstApplyMsBothNodes: Math.round(applyMs),
-    scaleUpApplyMsBothNodes: Math.round(scaleUpMs),
-    scaleDownApplyMsBothNodes: Math.round(scaleDownMs),
-    requestsPerSecond: results,
-    ratioMeshOtherNodeToDirect: +(results.meshOtherNode / results.directToContainer).toFixed(2),
-    ratioMeshSameNodeToDirect: +(results.meshSameNode / results.directToContainer).toFixed(2),
-  }, null, 2));
+  console.log(
+    JSON.stringify(
+      {
+        seconds,
+        firstApplyMsBothNodes: Math.round(applyMs),
+        scaleUpApplyMsBothNodes: Math.round(scaleUpMs),
+        scaleDownApplyMsBothNodes: Math.round(scaleDownMs),
+        requestsPerSecond: results,
+        ratioMeshOtherNodeToDirect: +(results.meshOtherNode / results.directToContainer).toFixed(2),
+        ratioMeshSameNodeToDirect: +(results.meshSameNode / results.directToContainer).toFixed(2),
+      },
+      null,
+      2,
+    ),
+  );
 } finally {
   await lab.destroy();
 }

@@ -33,9 +33,11 @@ export interface FloorResult {
 
 async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 async function floor(mode: Mode, n: number, concurrency: number): Promise<FloorResult> {
@@ -53,7 +55,9 @@ async function floor(mode: Mode, n: number, concurrency: number): Promise<FloorR
     // runc's own default spec, made to run micro's httpd with its own net namespace and cgroup.
     await run(RUNC, ['spec', '--bundle', dir]);
     const spec = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as {
-      process: { terminal: boolean; args: string[] }; root: { readonly: boolean }; linux: { cgroupsPath?: string };
+      process: { terminal: boolean; args: string[] };
+      root: { readonly: boolean };
+      linux: { cgroupsPath?: string };
     };
     spec.process.terminal = false;
     spec.process.args = MICRO_CMD;
@@ -64,12 +68,33 @@ async function floor(mode: Mode, n: number, concurrency: number): Promise<FloorR
       const b = path.join(dir, id);
       const [upper, work, rootfs] = ['upper', 'work', 'rootfs'].map((x) => path.join(b, x));
       for (const d of [upper, work, rootfs]) fs.mkdirSync(d, { recursive: true });
-      await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, rootfs]);
-      fs.writeFileSync(path.join(b, 'config.json'), JSON.stringify({ ...spec, linux: { ...spec.linux, cgroupsPath: `/shoal-floor/${id}` } }));
+      await run('mount', [
+        '-t',
+        'overlay',
+        'overlay',
+        '-o',
+        `lowerdir=${lower},upperdir=${upper},workdir=${work}`,
+        rootfs,
+      ]);
+      fs.writeFileSync(
+        path.join(b, 'config.json'),
+        JSON.stringify({ ...spec, linux: { ...spec.linux, cgroupsPath: `/shoal-floor/${id}` } }),
+      );
       if (mode === 'conmon') {
         const pid = await conmonCreate({
-          id, name: id, bundle: b, runDir: b, pidFile: path.join(b, 'pid'), conmonPidFile: path.join(b, 'conmon.pid'), exitDir: exits,
-          logPath: path.join(b, 'log'), runcRoot: runc.root, tty: false, stdin: false, stdinOnce: false, stderrFile: path.join(b, 'conmon.err'),
+          id,
+          name: id,
+          bundle: b,
+          runDir: b,
+          pidFile: path.join(b, 'pid'),
+          conmonPidFile: path.join(b, 'conmon.pid'),
+          exitDir: exits,
+          logPath: path.join(b, 'log'),
+          runcRoot: runc.root,
+          tty: false,
+          stdin: false,
+          stdinOnce: false,
+          stderrFile: path.join(b, 'conmon.err'),
         });
         pids.set(id, pid);
         await runc.start(id, pid);
@@ -92,7 +117,12 @@ async function floor(mode: Mode, n: number, concurrency: number): Promise<FloorR
       await run(RUNC, ['--root', runc.root, 'kill', id, 'KILL']);
       // conmon writes the exit file once the init is reaped; plain runc: wait for "stopped".
       for (let i = 0; i < 2000; i++) {
-        if (mode === 'conmon' ? fs.existsSync(path.join(exits, id)) : JSON.parse((await run(RUNC, ['--root', runc.root, 'state', id])).stdout).status === 'stopped') break;
+        if (
+          mode === 'conmon'
+            ? fs.existsSync(path.join(exits, id))
+            : JSON.parse((await run(RUNC, ['--root', runc.root, 'state', id])).stdout).status === 'stopped'
+        )
+          break;
         await new Promise((r) => setTimeout(r, 5));
       }
       await run(RUNC, ['--root', runc.root, 'delete', '--force', id]);
@@ -107,7 +137,11 @@ async function floor(mode: Mode, n: number, concurrency: number): Promise<FloorR
   }
 }
 
-export async function runtimeFloor(n = 50, concurrency = 50, modes: Mode[] = ['conmon', 'runc']): Promise<FloorResult[]> {
+export async function runtimeFloor(
+  n = 50,
+  concurrency = 50,
+  modes: Mode[] = ['conmon', 'runc'],
+): Promise<FloorResult[]> {
   const out: FloorResult[] = [];
   for (const m of modes) out.push(await floor(m, n, concurrency));
   return out;
@@ -115,10 +149,17 @@ export async function runtimeFloor(n = 50, concurrency = 50, modes: Mode[] = ['c
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const m = process.argv[4];
-  const r = await runtimeFloor(Number(process.argv[2] ?? 50), Number(process.argv[3] ?? 50), m === 'conmon' || m === 'runc' ? [m] : ['conmon', 'runc']);
+  const r = await runtimeFloor(
+    Number(process.argv[2] ?? 50),
+    Number(process.argv[3] ?? 50),
+    m === 'conmon' || m === 'runc' ? [m] : ['conmon', 'runc'],
+  );
   printTable(`runtime floor: ${r[0].n} micro containers, no daemon, no network`, [
     ['', 'all running | all stopped+deleted | load avg'],
-    ...r.map((x): [string, string] => [`${x.mode}, ${x.concurrency} at once`, `${(x.startAllMs / 1000).toFixed(2)} s | ${(x.stopAllMs / 1000).toFixed(2)} s | ${x.loadAvg.join(' ')}`]),
+    ...r.map((x): [string, string] => [
+      `${x.mode}, ${x.concurrency} at once`,
+      `${(x.startAllMs / 1000).toFixed(2)} s | ${(x.stopAllMs / 1000).toFixed(2)} s | ${x.loadAvg.join(' ')}`,
+    ]),
   ]);
   console.log(`written ${writeReport('runtime-floor', r)}`);
 }

@@ -42,8 +42,14 @@ interface Engine {
 }
 
 async function runningTasks(socket: string, name: string): Promise<number> {
-  const r = await api(socket, 'GET', `/v1.41/services?status=true&filters=${encodeURIComponent(JSON.stringify({ name: { [name]: true } }))}`);
-  const s = (JSON.parse(r.body) as { Spec: { Name: string }; ServiceStatus?: { RunningTasks: number } }[]).find((x) => x.Spec.Name === name);
+  const r = await api(
+    socket,
+    'GET',
+    `/v1.41/services?status=true&filters=${encodeURIComponent(JSON.stringify({ name: { [name]: true } }))}`,
+  );
+  const s = (JSON.parse(r.body) as { Spec: { Name: string }; ServiceStatus?: { RunningTasks: number } }[]).find(
+    (x) => x.Spec.Name === name,
+  );
   return s?.ServiceStatus?.RunningTasks ?? 0;
 }
 
@@ -51,9 +57,27 @@ async function runningTasks(socket: string, name: string): Promise<number> {
 async function workload(e: Engine, replicas: number): Promise<EngineTimes> {
   const name = 'benchmicro';
   const t0 = Date.now();
-  const c = await e.docker(['service', 'create', '-d', '--quiet', '--no-resolve-image', '--name', name, '--replicas', String(replicas), '--stop-grace-period', '1s', IMAGE]);
+  const c = await e.docker([
+    'service',
+    'create',
+    '-d',
+    '--quiet',
+    '--no-resolve-image',
+    '--name',
+    name,
+    '--replicas',
+    String(replicas),
+    '--stop-grace-period',
+    '1s',
+    IMAGE,
+  ]);
   if (c.code !== 0) throw new Error(`service create: ${c.stderr}`);
-  await waitFor(`${replicas}/${replicas} running`, async () => (await runningTasks(e.socket, name)) >= replicas, 300_000, 100);
+  await waitFor(
+    `${replicas}/${replicas} running`,
+    async () => (await runningTasks(e.socket, name)) >= replicas,
+    300_000,
+    100,
+  );
   const createTo50Ms = Date.now() - t0;
   const t1 = Date.now();
   const s = await e.docker(['service', 'scale', '-d', `${name}=0`]);
@@ -73,7 +97,10 @@ async function buildMicro(dir: string): Promise<string> {
 async function ensureDockerd(): Promise<void> {
   if ((await run('sh', ['-c', 'command -v dockerd'], { allowFail: true })).code === 0) return;
   // Only the package; no init system runs here, and we never start its service.
-  const r = await run('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], { allowFail: true, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+  const r = await run('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], {
+    allowFail: true,
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
   if (r.code !== 0) throw new Error(`apt-get install docker.io: ${r.stderr.slice(-2000)}`);
 }
 
@@ -107,18 +134,44 @@ async function withDockerd<T>(tar: string, fn: (e: Engine) => Promise<T>): Promi
     await run('ip', ['-n', ns, 'addr', 'add', '10.231.0.1/24', 'dev', 'bvs0']);
     await run('ip', ['-n', ns, 'link', 'set', 'bvs0', 'up']);
     const fd = fs.openSync(log, 'a');
-    const child = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', 'dockerd',
-      '--data-root', path.join(dir, 'data'), '--exec-root', path.join(dir, 'exec'), '-H', `unix://${socket}`,
-      '--pidfile', path.join(dir, 'docker.pid'), '--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false'],
-    { stdio: ['ignore', fd, fd], detached: true });
+    const child = spawn(
+      'nsenter',
+      [
+        `--net=/run/netns/${ns}`,
+        '--',
+        'dockerd',
+        '--data-root',
+        path.join(dir, 'data'),
+        '--exec-root',
+        path.join(dir, 'exec'),
+        '-H',
+        `unix://${socket}`,
+        '--pidfile',
+        path.join(dir, 'docker.pid'),
+        '--bridge=none',
+        '--iptables=false',
+        '--ip6tables=false',
+        '--ip-masq=false',
+      ],
+      { stdio: ['ignore', fd, fd], detached: true },
+    );
     fs.closeSync(fd);
     child.unref();
     pid = child.pid;
-    await waitFor(`dockerd to answer (log: ${log})`, async () => {
-      if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}: ${fs.readFileSync(log, 'utf8').slice(-3000)}`);
-      return ping(socket);
-    }, 60_000);
-    const docker = (args: string[]) => run(DOCKER, args, { allowFail: true, env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' } });
+    await waitFor(
+      `dockerd to answer (log: ${log})`,
+      async () => {
+        if (child.exitCode !== null)
+          throw new Error(`dockerd exited with ${child.exitCode}: ${fs.readFileSync(log, 'utf8').slice(-3000)}`);
+        return ping(socket);
+      },
+      60_000,
+    );
+    const docker = (args: string[]) =>
+      run(DOCKER, args, {
+        allowFail: true,
+        env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' },
+      });
     const l = await docker(['load', '-i', tar]);
     if (l.code !== 0) throw new Error(`docker load (dockerd): ${l.stderr}`);
     const i = await docker(['swarm', 'init', '--advertise-addr', '10.231.0.1']);
@@ -126,11 +179,16 @@ async function withDockerd<T>(tar: string, fn: (e: Engine) => Promise<T>): Promi
     return await fn({ socket, docker });
   } finally {
     if (pid) {
-      await run(DOCKER, ['swarm', 'leave', '--force'], { allowFail: true, env: { ...process.env, DOCKER_HOST: `unix://${socket}` } });
+      await run(DOCKER, ['swarm', 'leave', '--force'], {
+        allowFail: true,
+        env: { ...process.env, DOCKER_HOST: `unix://${socket}` },
+      });
       // dockerd stops its containers and its own containerd on SIGTERM.
       await stopProcess(pid, 'SIGTERM', 30_000);
     }
-    await run('sh', ['-c', `grep ' ${dir}' /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l`], { allowFail: true });
+    await run('sh', ['-c', `grep ' ${dir}' /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l`], {
+      allowFail: true,
+    });
     await deleteNetns(ns);
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -143,19 +201,21 @@ export async function vsDocker(replicas = 50): Promise<VsDockerResult> {
     // shoald (started by the test helper) records a CPU profile: see bench/sim/cpu-profile.ts.
     fs.mkdirSync(prof, { recursive: true });
     process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
-    process.env.NODE_OPTIONS = `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
+    process.env.NODE_OPTIONS =
+      `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
   }
   try {
     const tar = await buildMicro(dir);
     const shoal = await withShoal(tar, (e) => workload(e, replicas));
     let docker: EngineTimes | { error: string };
     if (process.env.SHOAL_BENCH_SHOAL_ONLY) docker = { error: 'skipped (SHOAL_BENCH_SHOAL_ONLY)' };
-    else try {
-      await ensureDockerd();
-      docker = await withDockerd(tar, (e) => workload(e, replicas));
-    } catch (e) {
-      docker = { error: (e as Error).message };
-    }
+    else
+      try {
+        await ensureDockerd();
+        docker = await withDockerd(tar, (e) => workload(e, replicas));
+      } catch (e) {
+        docker = { error: (e as Error).message };
+      }
     const r: VsDockerResult = { replicas, stopGracePeriod: '1s', shoal, docker };
     if ('createTo50Ms' in docker) {
       r.ratioCreate = +(docker.createTo50Ms / shoal.createTo50Ms).toFixed(2);
@@ -172,8 +232,18 @@ export function printVsDocker(r: VsDockerResult): void {
   const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
   printTable(`real containers, one node: service of ${r.replicas} micro replicas (stop grace ${r.stopGracePeriod})`, [
     ['', 'shoal | dockerd 20.10 | Docker/shoal'],
-    [`create → ${r.replicas}/${r.replicas} running`, 'error' in d ? `${s(r.shoal.createTo50Ms)} | ${d.error}` : `${s(r.shoal.createTo50Ms)} | ${s(d.createTo50Ms)} | ${r.ratioCreate}×`],
-    ['scale to 0 → none running', 'error' in d ? `${s(r.shoal.scaleTo0Ms)} | -` : `${s(r.shoal.scaleTo0Ms)} | ${s(d.scaleTo0Ms)} | ${r.ratioScale0}×`],
+    [
+      `create → ${r.replicas}/${r.replicas} running`,
+      'error' in d
+        ? `${s(r.shoal.createTo50Ms)} | ${d.error}`
+        : `${s(r.shoal.createTo50Ms)} | ${s(d.createTo50Ms)} | ${r.ratioCreate}×`,
+    ],
+    [
+      'scale to 0 → none running',
+      'error' in d
+        ? `${s(r.shoal.scaleTo0Ms)} | -`
+        : `${s(r.shoal.scaleTo0Ms)} | ${s(d.scaleTo0Ms)} | ${r.ratioScale0}×`,
+    ],
   ]);
 }
 

@@ -36,10 +36,13 @@ function tsFiles(dir) {
 
 // Static imports and re-exports, including `import type` (a type-only cycle still couples the
 // files) and dynamic `import('...')` with a literal path.
-const importRe = /(?:^|[\s;])(?:import|export)\s[^'";]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
+const importRe =
+  /(?:^|[\s;])(?:import|export)\s[^'";]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/gm;
 
 function importsOf(file) {
-  const text = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const text = readFileSync(file, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
   const deps = [];
   for (const m of text.matchAll(importRe)) {
     const spec = m[1] ?? m[2] ?? m[3];
@@ -61,7 +64,8 @@ for (const [file, deps] of graph) {
   for (const dep of deps) {
     const to = topOf(dep);
     if (to === from) continue;
-    if (!(allowed[from] ?? []).includes(to)) violations.push(`${rel(file)} → ${rel(dep)} (${from} may not import ${to})`);
+    if (!(allowed[from] ?? []).includes(to))
+      violations.push(`${rel(file)} → ${rel(dep)} (${from} may not import ${to})`);
   }
 }
 
@@ -80,7 +84,10 @@ function shortestCycle(scc) {
         while (prev.get(path[0]) !== undefined) path.unshift(prev.get(path[0]));
         return { path: [...path, start].map(rel), size: scc.length };
       }
-      if (!prev.has(w)) { prev.set(w, v); queue.push(w); }
+      if (!prev.has(w)) {
+        prev.set(w, v);
+        queue.push(w);
+      }
     }
   }
   return { path: [rel(start), rel(start)], size: scc.length };
@@ -97,7 +104,11 @@ const cycles = [];
   const visit = (v) => {
     // Iterative DFS so deep graphs cannot overflow the call stack.
     const work = [[v, 0]];
-    idx.set(v, index); low.set(v, index); index++; stack.push(v); onStack.add(v);
+    idx.set(v, index);
+    low.set(v, index);
+    index++;
+    stack.push(v);
+    onStack.add(v);
     while (work.length > 0) {
       const frame = work[work.length - 1];
       const [node, i] = frame;
@@ -106,7 +117,11 @@ const cycles = [];
         frame[1]++;
         const w = deps[i];
         if (!idx.has(w)) {
-          idx.set(w, index); low.set(w, index); index++; stack.push(w); onStack.add(w);
+          idx.set(w, index);
+          low.set(w, index);
+          index++;
+          stack.push(w);
+          onStack.add(w);
           work.push([w, 0]);
         } else if (onStack.has(w)) low.set(node, Math.min(low.get(node), idx.get(w)));
         continue;
@@ -119,7 +134,11 @@ const cycles = [];
       if (low.get(node) === idx.get(node)) {
         const scc = [];
         let w;
-        do { w = stack.pop(); onStack.delete(w); scc.push(w); } while (w !== node);
+        do {
+          w = stack.pop();
+          onStack.delete(w);
+          scc.push(w);
+        } while (w !== node);
         if (scc.length > 1 || graph.get(node).includes(node)) cycles.push(shortestCycle(scc));
       }
     }
@@ -128,6 +147,9 @@ const cycles = [];
 }
 
 for (const v of violations) console.log(`layer: ${v}`);
-for (const c of cycles) console.log(`cycle: ${c.path.join(' → ')}${c.size > c.path.length - 1 ? ` (one of the cycles among ${c.size} files)` : ''}`);
+for (const c of cycles)
+  console.log(
+    `cycle: ${c.path.join(' → ')}${c.size > c.path.length - 1 ? ` (one of the cycles among ${c.size} files)` : ''}`,
+  );
 console.log(`check-imports: ${files.length} files, ${violations.length} layer violation(s), ${cycles.length} cycle(s)`);
 process.exit(violations.length + cycles.length > 0 ? 1 : 0);

@@ -32,8 +32,12 @@ function fixQuotedContinuations(text) {
     if (!m) continue;
     const indent = m[1].length;
     for (let j = i + 1; j < lines.length; j++) {
-      if (lines[j].length - lines[j].trimStart().length <= indent) lines[j] = ' '.repeat(indent + 2) + lines[j].trimStart();
-      if (/^(?:[^"\\]|\\.)*"/.test(lines[j].trimStart())) { i = j; break; }
+      if (lines[j].length - lines[j].trimStart().length <= indent)
+        lines[j] = ' '.repeat(indent + 2) + lines[j].trimStart();
+      if (/^(?:[^"\\]|\\.)*"/.test(lines[j].trimStart())) {
+        i = j;
+        break;
+      }
     }
   }
   return lines.join('\n');
@@ -61,46 +65,82 @@ const ROOTS = {
   AuthConfig: { def: 'AuthConfig' },
 };
 
-
 /** Go type of each struct, by definition name or by path below one (`Def.Field`, `[]` = element). */
 const GO_NAMES = {
-  ContainerConfig: 'container.Config', HostConfig: 'container.HostConfig', RestartPolicy: 'container.RestartPolicy',
-  NetworkingConfig: 'network.NetworkingConfig', EndpointSettings: 'network.EndpointSettings',
-  EndpointIPAMConfig: 'network.EndpointIPAMConfig', IPAM: 'network.IPAM', HealthConfig: 'container.HealthConfig',
-  Mount: 'mount.Mount', PortBinding: 'nat.PortBinding', DeviceMapping: 'container.DeviceMapping',
-  DeviceRequest: 'container.DeviceRequest', ThrottleDevice: 'blkiodev.ThrottleDevice', TaskSpec: 'swarm.TaskSpec',
-  ServiceSpec: 'swarm.ServiceSpec', NodeSpec: 'swarm.NodeSpec', SwarmSpec: 'swarm.Spec', SecretSpec: 'swarm.SecretSpec',
-  ConfigSpec: 'swarm.ConfigSpec', Driver: 'swarm.Driver', EndpointSpec: 'swarm.EndpointSpec',
-  EndpointPortConfig: 'swarm.PortConfig', NetworkAttachmentConfig: 'swarm.NetworkAttachmentConfig', Limit: 'swarm.Limit',
-  ResourceObject: 'swarm.Resources', Platform: 'swarm.Platform', AuthConfig: 'types.AuthConfig',
-  'GenericResources[]': 'swarm.GenericResource', 'GenericResources[].NamedResourceSpec': 'swarm.NamedGenericResource',
+  ContainerConfig: 'container.Config',
+  HostConfig: 'container.HostConfig',
+  RestartPolicy: 'container.RestartPolicy',
+  NetworkingConfig: 'network.NetworkingConfig',
+  EndpointSettings: 'network.EndpointSettings',
+  EndpointIPAMConfig: 'network.EndpointIPAMConfig',
+  IPAM: 'network.IPAM',
+  HealthConfig: 'container.HealthConfig',
+  Mount: 'mount.Mount',
+  PortBinding: 'nat.PortBinding',
+  DeviceMapping: 'container.DeviceMapping',
+  DeviceRequest: 'container.DeviceRequest',
+  ThrottleDevice: 'blkiodev.ThrottleDevice',
+  TaskSpec: 'swarm.TaskSpec',
+  ServiceSpec: 'swarm.ServiceSpec',
+  NodeSpec: 'swarm.NodeSpec',
+  SwarmSpec: 'swarm.Spec',
+  SecretSpec: 'swarm.SecretSpec',
+  ConfigSpec: 'swarm.ConfigSpec',
+  Driver: 'swarm.Driver',
+  EndpointSpec: 'swarm.EndpointSpec',
+  EndpointPortConfig: 'swarm.PortConfig',
+  NetworkAttachmentConfig: 'swarm.NetworkAttachmentConfig',
+  Limit: 'swarm.Limit',
+  ResourceObject: 'swarm.Resources',
+  Platform: 'swarm.Platform',
+  AuthConfig: 'types.AuthConfig',
+  'GenericResources[]': 'swarm.GenericResource',
+  'GenericResources[].NamedResourceSpec': 'swarm.NamedGenericResource',
   'GenericResources[].DiscreteResourceSpec': 'swarm.DiscreteGenericResource',
-  'HostConfig.LogConfig': 'container.LogConfig', 'Resources.BlkioWeightDevice[]': 'blkiodev.WeightDevice',
+  'HostConfig.LogConfig': 'container.LogConfig',
+  'Resources.BlkioWeightDevice[]': 'blkiodev.WeightDevice',
   'Resources.Ulimits[]': 'units.Ulimit',
-  'ServiceSpec.Mode': 'swarm.ServiceMode', 'ServiceSpec.Mode.Replicated': 'swarm.ReplicatedService',
-  'ServiceSpec.Mode.Global': 'swarm.GlobalService', 'ServiceSpec.Mode.ReplicatedJob': 'swarm.ReplicatedJob',
-  'ServiceSpec.Mode.GlobalJob': 'swarm.GlobalJob', 'ServiceSpec.UpdateConfig': 'swarm.UpdateConfig',
+  'ServiceSpec.Mode': 'swarm.ServiceMode',
+  'ServiceSpec.Mode.Replicated': 'swarm.ReplicatedService',
+  'ServiceSpec.Mode.Global': 'swarm.GlobalService',
+  'ServiceSpec.Mode.ReplicatedJob': 'swarm.ReplicatedJob',
+  'ServiceSpec.Mode.GlobalJob': 'swarm.GlobalJob',
+  'ServiceSpec.UpdateConfig': 'swarm.UpdateConfig',
   'ServiceSpec.RollbackConfig': 'swarm.UpdateConfig',
-  'TaskSpec.PluginSpec': 'runtime.PluginSpec', 'TaskSpec.PluginSpec.PluginPrivilege[]': 'runtime.PluginPrivilege',
-  'TaskSpec.ContainerSpec': 'swarm.ContainerSpec', 'TaskSpec.ContainerSpec.Privileges': 'swarm.Privileges',
+  'TaskSpec.PluginSpec': 'runtime.PluginSpec',
+  'TaskSpec.PluginSpec.PluginPrivilege[]': 'runtime.PluginPrivilege',
+  'TaskSpec.ContainerSpec': 'swarm.ContainerSpec',
+  'TaskSpec.ContainerSpec.Privileges': 'swarm.Privileges',
   'TaskSpec.ContainerSpec.Privileges.CredentialSpec': 'swarm.CredentialSpec',
   'TaskSpec.ContainerSpec.Privileges.SELinuxContext': 'swarm.SELinuxContext',
-  'TaskSpec.ContainerSpec.DNSConfig': 'swarm.DNSConfig', 'TaskSpec.ContainerSpec.Secrets[]': 'swarm.SecretReference',
+  'TaskSpec.ContainerSpec.DNSConfig': 'swarm.DNSConfig',
+  'TaskSpec.ContainerSpec.Secrets[]': 'swarm.SecretReference',
   'TaskSpec.ContainerSpec.Secrets[].File': 'swarm.SecretReferenceFileTarget',
   'TaskSpec.ContainerSpec.Configs[]': 'swarm.ConfigReference',
   'TaskSpec.ContainerSpec.Configs[].File': 'swarm.ConfigReferenceFileTarget',
   'TaskSpec.ContainerSpec.Configs[].Runtime': 'swarm.ConfigReferenceRuntimeTarget',
-  'TaskSpec.ContainerSpec.Ulimits[]': 'units.Ulimit', 'TaskSpec.NetworkAttachmentSpec': 'swarm.NetworkAttachmentSpec',
-  'TaskSpec.Resources': 'swarm.ResourceRequirements', 'TaskSpec.RestartPolicy': 'swarm.RestartPolicy',
-  'TaskSpec.Placement': 'swarm.Placement', 'TaskSpec.Placement.Preferences[]': 'swarm.PlacementPreference',
-  'TaskSpec.Placement.Preferences[].Spread': 'swarm.SpreadOver', 'TaskSpec.LogDriver': 'swarm.Driver',
-  'SwarmSpec.Orchestration': 'swarm.OrchestrationConfig', 'SwarmSpec.Raft': 'swarm.RaftConfig',
-  'SwarmSpec.Dispatcher': 'swarm.DispatcherConfig', 'SwarmSpec.CAConfig': 'swarm.CAConfig',
-  'SwarmSpec.CAConfig.ExternalCAs[]': 'swarm.ExternalCA', 'SwarmSpec.EncryptionConfig': 'swarm.EncryptionConfig',
-  'SwarmSpec.TaskDefaults': 'swarm.TaskDefaults', 'SwarmSpec.TaskDefaults.LogDriver': 'swarm.Driver',
-  'Mount.BindOptions': 'mount.BindOptions', 'Mount.VolumeOptions': 'mount.VolumeOptions',
-  'Mount.VolumeOptions.DriverConfig': 'mount.Driver', 'Mount.TmpfsOptions': 'mount.TmpfsOptions',
-  'ContainerConfig.ExposedPorts{}': 'struct {}', 'ContainerConfig.Volumes{}': 'struct {}',
+  'TaskSpec.ContainerSpec.Ulimits[]': 'units.Ulimit',
+  'TaskSpec.NetworkAttachmentSpec': 'swarm.NetworkAttachmentSpec',
+  'TaskSpec.Resources': 'swarm.ResourceRequirements',
+  'TaskSpec.RestartPolicy': 'swarm.RestartPolicy',
+  'TaskSpec.Placement': 'swarm.Placement',
+  'TaskSpec.Placement.Preferences[]': 'swarm.PlacementPreference',
+  'TaskSpec.Placement.Preferences[].Spread': 'swarm.SpreadOver',
+  'TaskSpec.LogDriver': 'swarm.Driver',
+  'SwarmSpec.Orchestration': 'swarm.OrchestrationConfig',
+  'SwarmSpec.Raft': 'swarm.RaftConfig',
+  'SwarmSpec.Dispatcher': 'swarm.DispatcherConfig',
+  'SwarmSpec.CAConfig': 'swarm.CAConfig',
+  'SwarmSpec.CAConfig.ExternalCAs[]': 'swarm.ExternalCA',
+  'SwarmSpec.EncryptionConfig': 'swarm.EncryptionConfig',
+  'SwarmSpec.TaskDefaults': 'swarm.TaskDefaults',
+  'SwarmSpec.TaskDefaults.LogDriver': 'swarm.Driver',
+  'Mount.BindOptions': 'mount.BindOptions',
+  'Mount.VolumeOptions': 'mount.VolumeOptions',
+  'Mount.VolumeOptions.DriverConfig': 'mount.Driver',
+  'Mount.TmpfsOptions': 'mount.TmpfsOptions',
+  'ContainerConfig.ExposedPorts{}': 'struct {}',
+  'ContainerConfig.Volumes{}': 'struct {}',
 };
 
 const int = (go, name) => ({ k: 'int', go, ...(name ? { name } : {}) });
@@ -114,50 +154,95 @@ const STRSLICE = { k: 'strslice' };
 
 /** Where Go's type is not what the swagger says (api/types of moby v20.10). */
 const TYPES = {
-  'ContainerConfig.Cmd': STRSLICE, 'ContainerConfig.Entrypoint': STRSLICE, 'ContainerConfig.Shell': STRSLICE,
-  'HostConfig.CapAdd': STRSLICE, 'HostConfig.CapDrop': STRSLICE, 'ContainerConfig.StopTimeout': int('int'),
-  'HostConfig.NetworkMode': str('container.NetworkMode'), 'HostConfig.IpcMode': str('container.IpcMode'),
-  'HostConfig.PidMode': str('container.PidMode'), 'HostConfig.UTSMode': str('container.UTSMode'),
-  'HostConfig.UsernsMode': str('container.UsernsMode'), 'HostConfig.CgroupnsMode': str('container.CgroupnsMode'),
-  'HostConfig.Cgroup': str('container.CgroupSpec'), 'HostConfig.Isolation': str('container.Isolation'),
-  'HostConfig.OomScoreAdj': int('int'), 'HostConfig.ShmSize': int('int64'), 'HostConfig.ConsoleSize': slice(int('uint')),
-  'Resources.CpuShares': int('int64'), 'Resources.BlkioWeight': int('uint16'), 'Resources.BlkioWeightDevice[].Weight': int('uint16'),
-  'Resources.Ulimits[].Soft': int('int64'), 'Resources.Ulimits[].Hard': int('int64'),
-  'RestartPolicy.MaximumRetryCount': int('int'), 'DeviceRequest.Count': int('int'),
-  'EndpointSettings.IPPrefixLen': int('int'), 'EndpointSettings.GlobalIPv6PrefixLen': int('int'),
-  'IPAM.Config[]': obj('network.IPAMConfig', { Subnet: str(), IPRange: str(), Gateway: str(), AuxiliaryAddresses: map(str()) }),
-  'HealthConfig.Interval': duration, 'HealthConfig.Timeout': duration, 'HealthConfig.StartPeriod': duration,
+  'ContainerConfig.Cmd': STRSLICE,
+  'ContainerConfig.Entrypoint': STRSLICE,
+  'ContainerConfig.Shell': STRSLICE,
+  'HostConfig.CapAdd': STRSLICE,
+  'HostConfig.CapDrop': STRSLICE,
+  'ContainerConfig.StopTimeout': int('int'),
+  'HostConfig.NetworkMode': str('container.NetworkMode'),
+  'HostConfig.IpcMode': str('container.IpcMode'),
+  'HostConfig.PidMode': str('container.PidMode'),
+  'HostConfig.UTSMode': str('container.UTSMode'),
+  'HostConfig.UsernsMode': str('container.UsernsMode'),
+  'HostConfig.CgroupnsMode': str('container.CgroupnsMode'),
+  'HostConfig.Cgroup': str('container.CgroupSpec'),
+  'HostConfig.Isolation': str('container.Isolation'),
+  'HostConfig.OomScoreAdj': int('int'),
+  'HostConfig.ShmSize': int('int64'),
+  'HostConfig.ConsoleSize': slice(int('uint')),
+  'Resources.CpuShares': int('int64'),
+  'Resources.BlkioWeight': int('uint16'),
+  'Resources.BlkioWeightDevice[].Weight': int('uint16'),
+  'Resources.Ulimits[].Soft': int('int64'),
+  'Resources.Ulimits[].Hard': int('int64'),
+  'RestartPolicy.MaximumRetryCount': int('int'),
+  'DeviceRequest.Count': int('int'),
+  'EndpointSettings.IPPrefixLen': int('int'),
+  'EndpointSettings.GlobalIPv6PrefixLen': int('int'),
+  'IPAM.Config[]': obj('network.IPAMConfig', {
+    Subnet: str(),
+    IPRange: str(),
+    Gateway: str(),
+    AuxiliaryAddresses: map(str()),
+  }),
+  'HealthConfig.Interval': duration,
+  'HealthConfig.Timeout': duration,
+  'HealthConfig.StartPeriod': duration,
   'HealthConfig.Retries': int('int'),
-  'Mount.Type': str('mount.Type'), 'Mount.Consistency': str('mount.Consistency'),
-  'Mount.BindOptions.Propagation': str('mount.Propagation'), 'Mount.TmpfsOptions.Mode': fileMode,
-  'ServiceSpec.Mode.Replicated.Replicas': int('uint64'), 'ServiceSpec.Mode.ReplicatedJob.MaxConcurrent': int('uint64'),
+  'Mount.Type': str('mount.Type'),
+  'Mount.Consistency': str('mount.Consistency'),
+  'Mount.BindOptions.Propagation': str('mount.Propagation'),
+  'Mount.TmpfsOptions.Mode': fileMode,
+  'ServiceSpec.Mode.Replicated.Replicas': int('uint64'),
+  'ServiceSpec.Mode.ReplicatedJob.MaxConcurrent': int('uint64'),
   'ServiceSpec.Mode.ReplicatedJob.TotalCompletions': int('uint64'),
-  'ServiceSpec.UpdateConfig.Parallelism': int('uint64'), 'ServiceSpec.UpdateConfig.Delay': duration,
-  'ServiceSpec.UpdateConfig.Monitor': duration, 'ServiceSpec.UpdateConfig.MaxFailureRatio': { k: 'float', go: 'float32' },
-  'ServiceSpec.RollbackConfig.Parallelism': int('uint64'), 'ServiceSpec.RollbackConfig.Delay': duration,
-  'ServiceSpec.RollbackConfig.Monitor': duration, 'ServiceSpec.RollbackConfig.MaxFailureRatio': { k: 'float', go: 'float32' },
-  'TaskSpec.ForceUpdate': int('uint64'), 'TaskSpec.Runtime': str('swarm.RuntimeType'),
-  'TaskSpec.RestartPolicy.Condition': str('swarm.RestartPolicyCondition'), 'TaskSpec.RestartPolicy.Delay': duration,
-  'TaskSpec.RestartPolicy.MaxAttempts': int('uint64'), 'TaskSpec.RestartPolicy.Window': duration,
-  'TaskSpec.Placement.MaxReplicas': int('uint64'), 'TaskSpec.ContainerSpec.StopGracePeriod': duration,
-  'TaskSpec.ContainerSpec.Secrets[].File.Mode': fileMode, 'TaskSpec.ContainerSpec.Configs[].File.Mode': fileMode,
+  'ServiceSpec.UpdateConfig.Parallelism': int('uint64'),
+  'ServiceSpec.UpdateConfig.Delay': duration,
+  'ServiceSpec.UpdateConfig.Monitor': duration,
+  'ServiceSpec.UpdateConfig.MaxFailureRatio': { k: 'float', go: 'float32' },
+  'ServiceSpec.RollbackConfig.Parallelism': int('uint64'),
+  'ServiceSpec.RollbackConfig.Delay': duration,
+  'ServiceSpec.RollbackConfig.Monitor': duration,
+  'ServiceSpec.RollbackConfig.MaxFailureRatio': { k: 'float', go: 'float32' },
+  'TaskSpec.ForceUpdate': int('uint64'),
+  'TaskSpec.Runtime': str('swarm.RuntimeType'),
+  'TaskSpec.RestartPolicy.Condition': str('swarm.RestartPolicyCondition'),
+  'TaskSpec.RestartPolicy.Delay': duration,
+  'TaskSpec.RestartPolicy.MaxAttempts': int('uint64'),
+  'TaskSpec.RestartPolicy.Window': duration,
+  'TaskSpec.Placement.MaxReplicas': int('uint64'),
+  'TaskSpec.ContainerSpec.StopGracePeriod': duration,
+  'TaskSpec.ContainerSpec.Secrets[].File.Mode': fileMode,
+  'TaskSpec.ContainerSpec.Configs[].File.Mode': fileMode,
   'TaskSpec.ContainerSpec.Isolation': str('container.Isolation'),
-  'TaskSpec.ContainerSpec.Ulimits[].Soft': int('int64'), 'TaskSpec.ContainerSpec.Ulimits[].Hard': int('int64'),
-  'EndpointPortConfig.TargetPort': int('uint32'), 'EndpointPortConfig.PublishedPort': int('uint32'),
-  'EndpointPortConfig.Protocol': str('swarm.PortConfigProtocol'), 'EndpointPortConfig.PublishMode': str('swarm.PortConfigPublishMode'),
+  'TaskSpec.ContainerSpec.Ulimits[].Soft': int('int64'),
+  'TaskSpec.ContainerSpec.Ulimits[].Hard': int('int64'),
+  'EndpointPortConfig.TargetPort': int('uint32'),
+  'EndpointPortConfig.PublishedPort': int('uint32'),
+  'EndpointPortConfig.Protocol': str('swarm.PortConfigProtocol'),
+  'EndpointPortConfig.PublishMode': str('swarm.PortConfigPublishMode'),
   'EndpointSpec.Mode': str('swarm.ResolutionMode'),
-  'NodeSpec.Role': str('swarm.NodeRole'), 'NodeSpec.Availability': str('swarm.NodeAvailability'),
-  'SwarmSpec.Raft.ElectionTick': int('int'), 'SwarmSpec.Raft.HeartbeatTick': int('int'),
-  'SwarmSpec.Dispatcher.HeartbeatPeriod': duration, 'SwarmSpec.CAConfig.NodeCertExpiry': duration,
+  'NodeSpec.Role': str('swarm.NodeRole'),
+  'NodeSpec.Availability': str('swarm.NodeAvailability'),
+  'SwarmSpec.Raft.ElectionTick': int('int'),
+  'SwarmSpec.Raft.HeartbeatTick': int('int'),
+  'SwarmSpec.Dispatcher.HeartbeatPeriod': duration,
+  'SwarmSpec.CAConfig.NodeCertExpiry': duration,
   'SwarmSpec.CAConfig.ExternalCAs[].Protocol': str('swarm.ExternalCAProtocol'),
-  'SecretSpec.Data': { k: 'bytes' }, 'ConfigSpec.Data': { k: 'bytes' },
+  'SecretSpec.Data': { k: 'bytes' },
+  'ConfigSpec.Data': { k: 'bytes' },
   'GenericResources[].DiscreteResourceSpec.Value': int('int64'),
 };
 
 /** Fields Go's types have that the 1.41 swagger does not list (and newer ones shoal acts on). */
 const EXTRA = {
   ExecConfig: { Detach: { k: 'bool' } },
-  NetworkCreateRequest: { Scope: str(), ConfigOnly: { k: 'bool' }, ConfigFrom: obj('network.ConfigReference', { Network: str() }) },
+  NetworkCreateRequest: {
+    Scope: str(),
+    ConfigOnly: { k: 'bool' },
+    ConfigFrom: obj('network.ConfigReference', { Network: str() }),
+  },
   SwarmInitRequest: { AutoLockManagers: { k: 'bool' }, Availability: str('swarm.NodeAvailability') },
   SwarmJoinRequest: { Availability: str('swarm.NodeAvailability') },
   AuthConfig: { auth: str(), identitytoken: str(), registrytoken: str() },
@@ -173,7 +258,13 @@ const defs = {};
 const pending = [];
 
 function goName(p) {
-  return GO_NAMES[p] ?? `${p.replace(/\[\]|\{\}/g, '').split('.').pop()}`;
+  return (
+    GO_NAMES[p] ??
+    `${p
+      .replace(/\[\]|\{\}/g, '')
+      .split('.')
+      .pop()}`
+  );
 }
 
 function ref(name) {
@@ -215,7 +306,12 @@ function convert(s, p) {
   if (t === 'array') return slice(convert(s.items ?? {}, `${p}[]`));
   if (t === 'string') return s.format === 'binary' ? { k: 'bytes' } : str();
   if (t === 'boolean') return { k: 'bool' };
-  if (t === 'integer') return int(({ int64: 'int64', uint64: 'uint64', uint32: 'uint32', uint16: 'uint16', uint8: 'uint8', int32: 'int32' })[s.format] ?? 'int');
+  if (t === 'integer')
+    return int(
+      { int64: 'int64', uint64: 'uint64', uint32: 'uint32', uint16: 'uint16', uint8: 'uint8', int32: 'int32' }[
+        s.format
+      ] ?? 'int',
+    );
   if (t === 'number') return { k: 'float', go: 'float64' };
   return { k: 'any' };
 }
@@ -245,5 +341,8 @@ while (pending.length) {
 
 const out = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../src/api/decode/schema.generated.ts');
 const body = JSON.stringify({ source: `Docker Engine API ${swagger.info?.version} swagger.yaml`, defs }, null, 1);
-fs.writeFileSync(out, `// Generated by scripts/gen-api-schema.mjs from Docker's swagger.yaml: do not edit.\nimport type { Schema } from './schema.js';\n\nexport const SCHEMA: Schema = ${body};\n`);
+fs.writeFileSync(
+  out,
+  `// Generated by scripts/gen-api-schema.mjs from Docker's swagger.yaml: do not edit.\nimport type { Schema } from './schema.js';\n\nexport const SCHEMA: Schema = ${body};\n`,
+);
 console.log(`wrote ${out}: ${Object.keys(defs).length} types`);

@@ -22,5 +22,9 @@ if (process.getuid?.() !== 0 && suites.some((s) => s !== 'unit')) {
   process.exit(1);
 }
 // Root tests share one machine: run files one at a time.
-const r = spawnSync(process.execPath, ['--enable-source-maps', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+const r = spawnSync(
+  process.execPath,
+  ['--enable-source-maps', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+  { stdio: 'inherit' },
+);
 process.exit(r.status ?? 1);

@@ -38,24 +38,50 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seed: Date.now() % 1_000_000, rounds: 10, managers: 3, workers: 2, faults: [...FAULTS], heartbeat: '2s', convergeS: 180, keep: false, minutes: 0 };
+  const o: Options = {
+    seed: Date.now() % 1_000_000,
+    rounds: 10,
+    managers: 3,
+    workers: 2,
+    faults: [...FAULTS],
+    heartbeat: '2s',
+    convergeS: 180,
+    keep: false,
+    minutes: 0,
+  };
   for (let i = 0; i < argv.length; i++) {
     const [k, v] = [argv[i], argv[i + 1]];
-    if (k === '--seed') { o.seed = Number(v); i++; }
-    else if (k === '--rounds') { o.rounds = Number(v); i++; }
-    else if (k === '--managers') { o.managers = Number(v); i++; }
-    else if (k === '--workers') { o.workers = Number(v); i++; }
-    else if (k === '--heartbeat') { o.heartbeat = v; i++; }
-    else if (k === '--converge') { o.convergeS = Number(v); i++; }
-    else if (k === '--keep') o.keep = true;
+    if (k === '--seed') {
+      o.seed = Number(v);
+      i++;
+    } else if (k === '--rounds') {
+      o.rounds = Number(v);
+      i++;
+    } else if (k === '--managers') {
+      o.managers = Number(v);
+      i++;
+    } else if (k === '--workers') {
+      o.workers = Number(v);
+      i++;
+    } else if (k === '--heartbeat') {
+      o.heartbeat = v;
+      i++;
+    } else if (k === '--converge') {
+      o.convergeS = Number(v);
+      i++;
+    } else if (k === '--keep') o.keep = true;
     else if (k === '--help' || k === '-h') {
-      console.log(`usage: chaos [--seed N] [--rounds N] [--managers 3|5] [--workers N] [--faults a,b,…] [--heartbeat 2s] [--converge S] [--minutes M] [--keep]\nfaults: ${FAULTS.join(', ')}`);
+      console.log(
+        `usage: chaos [--seed N] [--rounds N] [--managers 3|5] [--workers N] [--faults a,b,…] [--heartbeat 2s] [--converge S] [--minutes M] [--keep]\nfaults: ${FAULTS.join(', ')}`,
+      );
       process.exit(0);
-    }
-    else if (k === '--minutes') { o.minutes = Number(v); i++; }
-    else if (k === '--faults') {
+    } else if (k === '--minutes') {
+      o.minutes = Number(v);
+      i++;
+    } else if (k === '--faults') {
       const names = v.split(',').filter(Boolean);
-      for (const n of names) if (!FAULTS.includes(n as FaultName)) throw new Error(`unknown fault ${n}; known: ${FAULTS.join(', ')}`);
+      for (const n of names)
+        if (!FAULTS.includes(n as FaultName)) throw new Error(`unknown fault ${n}; known: ${FAULTS.join(', ')}`);
       o.faults = names as FaultName[];
       i++;
     } else throw new Error(`unknown argument ${k}`);
@@ -92,12 +118,18 @@ export class Swarm {
   /** Set while a fault holds a machine: the load and the probe leave it alone. */
   faulted = new Set<string>();
 
-  constructor(readonly lab: TestLab, readonly labApi: Lab, readonly opts: Options) {
+  constructor(
+    readonly lab: TestLab,
+    readonly labApi: Lab,
+    readonly opts: Options,
+  ) {
     this.hub = `${lab.prefix}-hub`;
   }
 
   d(m: string, args: string[], timeout = CALL_TIMEOUT_MS): Promise<RunResult> {
-    return this.lab.docker(m, args, { allowFail: true, timeout }).catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
+    return this.lab
+      .docker(m, args, { allowFail: true, timeout })
+      .catch((e: Error) => ({ code: -1, stdout: '', stderr: e.message }));
   }
 
   async ok(m: string, args: string[]): Promise<string> {
@@ -125,7 +157,10 @@ export class Swarm {
   async leader(): Promise<string | undefined> {
     const via = await this.anyManager();
     const r = await this.d(via, ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], 10_000);
-    return r.stdout.split('\n').find((l) => l.endsWith(' Leader'))?.split(' ')[0];
+    return r.stdout
+      .split('\n')
+      .find((l) => l.endsWith(' Leader'))
+      ?.split(' ')[0];
   }
 
   async ip(m: string): Promise<string> {
@@ -150,23 +185,81 @@ export class Swarm {
 
   async setup(): Promise<void> {
     const o = this.opts;
-    const names = [...Array.from({ length: o.managers }, (_, i) => [`m${i + 1}`, 'manager'] as const), ...Array.from({ length: o.workers }, () => [this.newWorkerName(), 'worker'] as const)];
+    const names = [
+      ...Array.from({ length: o.managers }, (_, i) => [`m${i + 1}`, 'manager'] as const),
+      ...Array.from({ length: o.workers }, () => [this.newWorkerName(), 'worker'] as const),
+    ];
     for (const [n, role] of names) await this.createMachine(n, role);
     const m1 = this.machines[0];
     await this.ok(m1.name, ['swarm', 'init', '--advertise-addr', m1.ip, '--dispatcher-heartbeat', o.heartbeat]);
     this.token.worker = await this.ok(m1.name, ['swarm', 'join-token', '-q', 'worker']);
     this.token.manager = await this.ok(m1.name, ['swarm', 'join-token', '-q', 'manager']);
     for (const m of this.machines.slice(1)) await this.join(m);
-    this.image = await pushMicro({ socket: (await this.lab.dockerHost(m1.name)).replace(/^unix:\/\//, '') }, (await this.lab.machine(['registry'])).stdout.trim());
+    this.image = await pushMicro(
+      { socket: (await this.lab.dockerHost(m1.name)).replace(/^unix:\/\//, '') },
+      (await this.lab.machine(['registry'])).stdout.trim(),
+    );
     const l = m1.name;
     await this.ok(l, ['network', 'create', '-d', 'overlay', NET]);
     await this.lab.docker(l, ['secret', 'create', 'chaos-secret', '-'], { input: 'a secret\n' });
     const common = ['--detach', '--network', NET, '--stop-grace-period', '2s'];
-    await this.ok(l, ['service', 'create', '--name', 'web', '--replicas', String(REPLICATED.web), '-p', `${PUBLISHED_PORT}:8000`, ...common, this.image]);
+    await this.ok(l, [
+      'service',
+      'create',
+      '--name',
+      'web',
+      '--replicas',
+      String(REPLICATED.web),
+      '-p',
+      `${PUBLISHED_PORT}:8000`,
+      ...common,
+      this.image,
+    ]);
     await this.ok(l, ['service', 'create', '--name', 'glob', '--mode', 'global', ...common, this.image]);
-    await this.ok(l, ['service', 'create', '--name', 'health', '--replicas', String(REPLICATED.health), '--health-cmd', 'test -d /www', '--health-interval', '2s', '--health-retries', '2', ...common, this.image]);
-    await this.ok(l, ['service', 'create', '--name', 'sec', '--replicas', String(REPLICATED.sec), '--secret', 'chaos-secret', ...common, this.image, 'sh', '-c', 'test -s /run/secrets/chaos-secret && exec httpd -f -p 8000 -h /www']);
-    await this.ok(l, ['service', 'create', '--name', 'job', '--mode', 'replicated-job', '--replicas', '2', '--detach', this.image, 'true']);
+    await this.ok(l, [
+      'service',
+      'create',
+      '--name',
+      'health',
+      '--replicas',
+      String(REPLICATED.health),
+      '--health-cmd',
+      'test -d /www',
+      '--health-interval',
+      '2s',
+      '--health-retries',
+      '2',
+      ...common,
+      this.image,
+    ]);
+    await this.ok(l, [
+      'service',
+      'create',
+      '--name',
+      'sec',
+      '--replicas',
+      String(REPLICATED.sec),
+      '--secret',
+      'chaos-secret',
+      ...common,
+      this.image,
+      'sh',
+      '-c',
+      'test -s /run/secrets/chaos-secret && exec httpd -f -p 8000 -h /www',
+    ]);
+    await this.ok(l, [
+      'service',
+      'create',
+      '--name',
+      'job',
+      '--mode',
+      'replicated-job',
+      '--replicas',
+      '2',
+      '--detach',
+      this.image,
+      'true',
+    ]);
   }
 }
 
@@ -204,7 +297,11 @@ class ClientLoad {
 }
 
 async function curl(ns: string, url: string): Promise<boolean> {
-  const r = await run('nsenter', [`--net=/var/run/netns/${ns}`, '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '3', url], { allowFail: true, timeout: 10_000 }).catch(() => undefined);
+  const r = await run(
+    'nsenter',
+    [`--net=/var/run/netns/${ns}`, '--', 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '-m', '3', url],
+    { allowFail: true, timeout: 10_000 },
+  ).catch(() => undefined);
   return r?.stdout.trim() === '200';
 }
 
@@ -222,7 +319,11 @@ class WriteProbe {
         if (managers.length) {
           const m = managers[n % managers.length];
           const t0 = Date.now();
-          const r = await this.s.d(m.name, ['node', 'update', '--label-add', `chaos-probe=${n++}`, m.name], HANG_MS + 10_000);
+          const r = await this.s.d(
+            m.name,
+            ['node', 'update', '--label-add', `chaos-probe=${n++}`, m.name],
+            HANG_MS + 10_000,
+          );
           const ms = Date.now() - t0;
           // A conflict is an answer (the leader changed the node meanwhile), not unavailability.
           const ok = r.code === 0 || /update out of sequence/.test(r.stderr);
@@ -247,7 +348,10 @@ class WriteProbe {
     }
     if (failStart !== undefined) unavailableMs = Math.max(unavailableMs, Date.now() - failStart);
     return {
-      unavailableMs, slowestMs: Math.max(0, ...xs.map((x) => x.ms)), hangs: xs.filter((x) => x.ms > HANG_MS).length, failed: xs.filter((x) => !x.ok).length,
+      unavailableMs,
+      slowestMs: Math.max(0, ...xs.map((x) => x.ms)),
+      hangs: xs.filter((x) => x.ms > HANG_MS).length,
+      failed: xs.filter((x) => !x.ok).length,
       errors: [...new Set(xs.filter((x) => x.err).map((x) => x.err!))].slice(0, 3),
     };
   }
@@ -262,18 +366,26 @@ async function invariants(s: Swarm, baseline: Map<string, string>): Promise<stri
   const problems: string[] = [];
   const via = await s.anyManager();
   // Nodes: every machine whose daemon is up is Ready; managers reachable.
-  const nodes = (await s.ok(via, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'])).split('\n').map((l) => l.split(' '));
+  const nodes = (
+    await s.ok(via, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'])
+  )
+    .split('\n')
+    .map((l) => l.split(' '));
   for (const m of s.up()) {
     const n = nodes.filter((x) => x[0] === m.name);
     if (n.length !== 1) problems.push(`${m.name}: ${n.length} nodes of that name`);
     else if (n[0][1] !== 'Ready') problems.push(`${m.name}: ${n[0][1]}`);
-    else if (m.role === 'manager' && !['Leader', 'Reachable'].includes(n[0][3] ?? '')) problems.push(`${m.name}: manager ${n[0][3] ?? 'none'}`);
+    else if (m.role === 'manager' && !['Leader', 'Reachable'].includes(n[0][3] ?? ''))
+      problems.push(`${m.name}: manager ${n[0][3] ?? 'none'}`);
   }
   // A manager in the node list is one on its own machine too (a quick demote and promote once
   // left a daemon that the list showed Reachable acting as a worker).
   for (const m of s.up('manager')) {
     const r = await s.d(m.name, ['info', '--format', '{{.Swarm.ControlAvailable}}'], 10_000);
-    if (r.stdout.trim() !== 'true') problems.push(`${m.name}: its daemon is not acting as a manager (ControlAvailable ${r.stdout.trim() || r.stderr.trim()})`);
+    if (r.stdout.trim() !== 'true')
+      problems.push(
+        `${m.name}: its daemon is not acting as a manager (ControlAvailable ${r.stdout.trim() || r.stderr.trim()})`,
+      );
   }
   if (problems.length) return problems;
   // Services as specified: none lost, spec and version as created.
@@ -286,33 +398,65 @@ async function invariants(s: Swarm, baseline: Map<string, string>): Promise<stri
   const ready = nodes.filter((x) => x[1] === 'Ready' && x[2] === 'Active').map((x) => x[0]);
   const wanted = new Map<string, string>(); // task ID → "service.slot"
   for (const svc of [...Object.keys(REPLICATED), 'glob']) {
-    const ps = (await s.ok(via, ['service', 'ps', svc, '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}} {{.Name}} {{.Node}} {{.CurrentState}}'])).split('\n').filter(Boolean).map((l) => l.split(' '));
+    const ps = (
+      await s.ok(via, [
+        'service',
+        'ps',
+        svc,
+        '--no-trunc',
+        '--filter',
+        'desired-state=running',
+        '--format',
+        '{{.ID}} {{.Name}} {{.Node}} {{.CurrentState}}',
+      ])
+    )
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' '));
     const running = ps.filter((x) => x[3] === 'Running');
     for (const x of ps) wanted.set(x[0], svc === 'glob' ? `glob.${x[2]}` : x[1]);
     if (svc === 'glob') {
       const on = running.map((x) => x[2]).sort();
-      if (JSON.stringify(on) !== JSON.stringify([...ready].sort())) problems.push(`glob runs on [${on}], want [${[...ready].sort()}]`);
+      if (JSON.stringify(on) !== JSON.stringify([...ready].sort()))
+        problems.push(`glob runs on [${on}], want [${[...ready].sort()}]`);
     } else {
       const n = REPLICATED[svc as keyof typeof REPLICATED];
       const slots = running.map((x) => x[1]).sort();
       const want = Array.from({ length: n }, (_, i) => `${svc}.${i + 1}`).sort();
-      if (JSON.stringify(slots) !== JSON.stringify(want)) problems.push(`${svc} running slots [${slots}], want [${want}]`);
+      if (JSON.stringify(slots) !== JSON.stringify(want))
+        problems.push(`${svc} running slots [${slots}], want [${want}]`);
     }
   }
   if (problems.length) return problems;
   // Containers on the machines: no slot twice, no orphan.
   const seen = new Map<string, string[]>();
   for (const m of s.up()) {
-    const r = await s.d(m.name, ['ps', '--filter', 'label=com.docker.swarm.task.id', '--format', '{{.Label "com.docker.swarm.task.id"}} {{.Label "com.docker.swarm.service.name"}} {{.Names}}']);
-    if (r.code !== 0) { problems.push(`${m.name}: docker ps failed: ${r.stderr.trim()}`); continue; }
-    for (const [tid, svc, cname] of r.stdout.split('\n').filter(Boolean).map((l) => l.split(' '))) {
+    const r = await s.d(m.name, [
+      'ps',
+      '--filter',
+      'label=com.docker.swarm.task.id',
+      '--format',
+      '{{.Label "com.docker.swarm.task.id"}} {{.Label "com.docker.swarm.service.name"}} {{.Names}}',
+    ]);
+    if (r.code !== 0) {
+      problems.push(`${m.name}: docker ps failed: ${r.stderr.trim()}`);
+      continue;
+    }
+    for (const [tid, svc, cname] of r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' '))) {
       if (svc === 'job') continue;
       const slot = wanted.get(tid);
-      if (!slot) { problems.push(`orphan container ${cname} on ${m.name} (task ${tid.slice(0, 12)} not desired running)`); continue; }
+      if (!slot) {
+        problems.push(`orphan container ${cname} on ${m.name} (task ${tid.slice(0, 12)} not desired running)`);
+        continue;
+      }
       seen.set(slot, [...(seen.get(slot) ?? []), `${m.name}:${cname}`]);
     }
   }
-  for (const [slot, where] of seen) if (where.length > 1) problems.push(`slot ${slot} runs ${where.length} times: ${where.join(', ')}`);
+  for (const [slot, where] of seen)
+    if (where.length > 1) problems.push(`slot ${slot} runs ${where.length} times: ${where.join(', ')}`);
   if (problems.length) return problems;
   // The mesh answers on every Ready node.
   for (const m of s.up()) {
@@ -327,7 +471,14 @@ async function invariants(s: Swarm, baseline: Map<string, string>): Promise<stri
   const addrs = new Set<string>();
   const anyNet = new Set<string>();
   for (const id of webIds) {
-    const out = await s.ok(via, ['inspect', '--type', 'task', '--format', '{{range .NetworksAttachments}}{{.Network.Spec.Name}}={{range .Addresses}}{{.}} {{end}};{{end}}', id]);
+    const out = await s.ok(via, [
+      'inspect',
+      '--type',
+      'task',
+      '--format',
+      '{{range .NetworksAttachments}}{{.Network.Spec.Name}}={{range .Addresses}}{{.}} {{end}};{{end}}',
+      id,
+    ]);
     for (const part of out.split(';').filter((x) => x.includes('='))) {
       const [net, list] = part.trim().split('=');
       for (const a of list.split(' ').filter(Boolean)) {
@@ -337,17 +488,36 @@ async function invariants(s: Swarm, baseline: Map<string, string>): Promise<stri
     }
   }
   for (const m of s.up()) {
-    const c = (await s.d(m.name, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).stdout.trim().split('\n').filter(Boolean)[0];
+    const c = (await s.d(m.name, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)[0];
     if (!c) continue;
     const ns = await s.d(m.name, ['exec', c, 'busybox', 'nslookup', 'tasks.web'], 15_000);
-    const got = new Set([...ns.stdout.split(/Name:\s+tasks\.web/).slice(1).join('\n').matchAll(/Address:\s*(\d+\.\d+\.\d+\.\d+)/g)].map((x) => x[1]));
+    const got = new Set(
+      [
+        ...ns.stdout
+          .split(/Name:\s+tasks\.web/)
+          .slice(1)
+          .join('\n')
+          .matchAll(/Address:\s*(\d+\.\d+\.\d+\.\d+)/g),
+      ].map((x) => x[1]),
+    );
     // Every running task listed; nothing listed that is not a running task's address on the
     // asker's network (never an ingress address: Docker leaves ingress out of service discovery).
     const missing = [...addrs].filter((a) => !got.has(a));
     const stale = [...got].filter((a) => !addrs.has(a));
-    if (missing.length || stale.length) problems.push(`DNS tasks.web from ${m.name}: missing [${missing}], not running tasks on ${NET} [${stale}${stale.some((a) => anyNet.has(a)) ? ' (other networks\' task addresses)' : ''}]`);
-    const vip = await s.d(m.name, ['exec', c, 'sh', '-c', "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 8000"], 15_000);
-    if (!/Hostname/.test(vip.stdout)) problems.push(`VIP web:8000 from ${m.name} does not answer: ${vip.stderr.trim().slice(0, 120)}`);
+    if (missing.length || stale.length)
+      problems.push(
+        `DNS tasks.web from ${m.name}: missing [${missing}], not running tasks on ${NET} [${stale}${stale.some((a) => anyNet.has(a)) ? " (other networks' task addresses)" : ''}]`,
+      );
+    const vip = await s.d(
+      m.name,
+      ['exec', c, 'sh', '-c', "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 web 8000"],
+      15_000,
+    );
+    if (!/Hostname/.test(vip.stdout))
+      problems.push(`VIP web:8000 from ${m.name} does not answer: ${vip.stderr.trim().slice(0, 120)}`);
     break;
   }
   return problems;
@@ -356,11 +526,16 @@ async function invariants(s: Swarm, baseline: Map<string, string>): Promise<stri
 async function baselineOf(s: Swarm): Promise<Map<string, string>> {
   const via = await s.anyManager();
   const b = new Map<string, string>();
-  for (const name of [...Object.keys(REPLICATED), 'glob', 'job']) b.set(name, (await s.ok(via, ['service', 'inspect', '--format', '{{json .Spec}} {{.Version.Index}}', name])));
+  for (const name of [...Object.keys(REPLICATED), 'glob', 'job'])
+    b.set(name, await s.ok(via, ['service', 'inspect', '--format', '{{json .Spec}} {{.Version.Index}}', name]));
   return b;
 }
 
-async function waitHealthy(s: Swarm, baseline: Map<string, string>, bound: number): Promise<{ ms: number; problems: string[] }> {
+async function waitHealthy(
+  s: Swarm,
+  baseline: Map<string, string>,
+  bound: number,
+): Promise<{ ms: number; problems: string[] }> {
   const t0 = Date.now();
   let last: string[] = [];
   while (Date.now() - t0 < bound) {
@@ -403,7 +578,9 @@ async function main(): Promise<void> {
   const results: RoundResult[] = [];
   let broken = false;
   const started = new Date().toISOString();
-  console.log(`chaos: seed ${o.seed}, ${o.rounds} rounds, ${o.managers} managers + ${o.workers} workers, heartbeat ${o.heartbeat}, faults ${o.faults.join(' ')}`);
+  console.log(
+    `chaos: seed ${o.seed}, ${o.rounds} rounds, ${o.managers} managers + ${o.workers} workers, heartbeat ${o.heartbeat}, faults ${o.faults.join(' ')}`,
+  );
   const load = new ClientLoad(s);
   const probe = new WriteProbe(s);
   try {
@@ -417,9 +594,17 @@ async function main(): Promise<void> {
     probe.start();
     // SIGINT/SIGTERM: the round in progress ends, then the summary and the clean-up.
     let stop = false;
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { stop = true; console.log(`${sig}: stopping after this round`); });
+    for (const sig of ['SIGINT', 'SIGTERM'] as const)
+      process.on(sig, () => {
+        stop = true;
+        console.log(`${sig}: stopping after this round`);
+      });
     const runStart = Date.now();
-    for (let round = 1; round <= o.rounds && !stop && !(o.minutes && Date.now() - runStart > o.minutes * 60_000); round++) {
+    for (
+      let round = 1;
+      round <= o.rounds && !stop && !(o.minutes && Date.now() - runStart > o.minutes * 60_000);
+      round++
+    ) {
       const name = o.faults[Math.floor(rand() * o.faults.length)];
       load.take();
       const at = Date.now();
@@ -435,19 +620,38 @@ async function main(): Promise<void> {
       const w = probe.window(at);
       const req = load.take();
       const r: RoundResult = {
-        round, fault: name, target: outcome.target, detectMs: outcome.detectMs, faultMs: healedAt - at, convergeMs: conv.ms,
-        writeUnavailableMs: w.unavailableMs, slowestWriteMs: w.slowestMs, writeHangs: w.hangs, writesFailed: w.failed, writeErrors: w.errors,
-        requestsFailed: req.failed, requests: req.ok + req.failed,
-        problems: [...('error' in outcome && outcome.error ? [`fault failed: ${outcome.error}`] : []), ...conv.problems],
+        round,
+        fault: name,
+        target: outcome.target,
+        detectMs: outcome.detectMs,
+        faultMs: healedAt - at,
+        convergeMs: conv.ms,
+        writeUnavailableMs: w.unavailableMs,
+        slowestWriteMs: w.slowestMs,
+        writeHangs: w.hangs,
+        writesFailed: w.failed,
+        writeErrors: w.errors,
+        requestsFailed: req.failed,
+        requests: req.ok + req.failed,
+        problems: [
+          ...('error' in outcome && outcome.error ? [`fault failed: ${outcome.error}`] : []),
+          ...conv.problems,
+        ],
       };
       results.push(r);
       console.log(`round ${round}/${o.rounds}: ${name} (${r.target})`);
       for (const [k, v] of [
-        ['time to detect', fmt(r.detectMs)], ['fault held', fmt(r.faultMs)], ['time to converge', fmt(r.convergeMs)],
-        ['write unavailability', `${fmt(r.writeUnavailableMs)} (slowest write ${fmt(r.slowestWriteMs)}, ${r.writesFailed} failed, ${r.writeHangs} past ${HANG_MS / 1000} s)${r.writeErrors.length ? ' ' + r.writeErrors.join(' | ') : ''}`],
+        ['time to detect', fmt(r.detectMs)],
+        ['fault held', fmt(r.faultMs)],
+        ['time to converge', fmt(r.convergeMs)],
+        [
+          'write unavailability',
+          `${fmt(r.writeUnavailableMs)} (slowest write ${fmt(r.slowestWriteMs)}, ${r.writesFailed} failed, ${r.writeHangs} past ${HANG_MS / 1000} s)${r.writeErrors.length ? ' ' + r.writeErrors.join(' | ') : ''}`,
+        ],
         ['client requests failed', `${r.requestsFailed} of ${r.requests}`],
         ['invariants', r.problems.length ? `BROKEN: ${r.problems.join('; ')}` : 'ok'],
-      ]) console.log(`  ${k.padEnd(24)} ${v}`);
+      ])
+        console.log(`  ${k.padEnd(24)} ${v}`);
       if (r.problems.length || r.writeHangs) {
         broken = true;
         break;
@@ -458,17 +662,29 @@ async function main(): Promise<void> {
     await probe.stop();
     const sum = (f: (r: RoundResult) => number) => results.reduce((a, r) => a + f(r), 0);
     const summary = {
-      seed: o.seed, rounds: results.length, broken,
+      seed: o.seed,
+      rounds: results.length,
+      broken,
       roundsBroken: results.filter((r) => r.problems.length).length,
       writeHangs: sum((r) => r.writeHangs),
       maxWriteUnavailableMs: Math.max(0, ...results.map((r) => r.writeUnavailableMs)),
       maxConvergeMs: Math.max(0, ...results.map((r) => r.convergeMs)),
-      requestsFailed: sum((r) => r.requestsFailed), requests: sum((r) => r.requests),
+      requestsFailed: sum((r) => r.requestsFailed),
+      requests: sum((r) => r.requests),
     };
-    console.log(`summary: seed ${o.seed}, ${summary.rounds} rounds, ${summary.roundsBroken} broken, ${summary.writeHangs} writes hung, write unavailability max ${fmt(summary.maxWriteUnavailableMs)}, converge max ${fmt(summary.maxConvergeMs)}, client requests failed ${summary.requestsFailed}/${summary.requests}`);
+    console.log(
+      `summary: seed ${o.seed}, ${summary.rounds} rounds, ${summary.roundsBroken} broken, ${summary.writeHangs} writes hung, write unavailability max ${fmt(summary.maxWriteUnavailableMs)}, converge max ${fmt(summary.maxConvergeMs)}, client requests failed ${summary.requestsFailed}/${summary.requests}`,
+    );
     const slowest = [...results].sort((a, b) => b.convergeMs - a.convergeMs).slice(0, 3);
-    for (const r of slowest) console.log(`  slowest: round ${r.round} ${r.fault} (${r.target}): converge ${fmt(r.convergeMs)}, writes unavailable ${fmt(r.writeUnavailableMs)}`);
-    try { console.log(`written ${writeReport('chaos', { started, options: o, summary, rounds: results })}`); } catch { /* report only */ }
+    for (const r of slowest)
+      console.log(
+        `  slowest: round ${r.round} ${r.fault} (${r.target}): converge ${fmt(r.convergeMs)}, writes unavailable ${fmt(r.writeUnavailableMs)}`,
+      );
+    try {
+      console.log(`written ${writeReport('chaos', { started, options: o, summary, rounds: results })}`);
+    } catch {
+      /* report only */
+    }
     if (!o.keep) await cleanup(s);
   }
   process.exit(broken ? 1 : 0);
@@ -482,7 +698,8 @@ async function cleanup(s: Swarm): Promise<void> {
   }
   await s.lab.prune();
   for (const id of ids) {
-    for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`))) await run('ip', ['netns', 'delete', ns], { allowFail: true });
+    for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`)))
+      await run('ip', ['netns', 'delete', ns], { allowFail: true });
   }
 }
 

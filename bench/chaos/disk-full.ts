@@ -22,7 +22,9 @@ async function fill(root: string): Promise<void> {
   const st = fs.statfsSync(root);
   const big = `${root}/.chaos-filler`;
   // fallocate on tmpfs may refuse what statfs called free: dd then takes it (it ends in ENOSPC by design).
-  const fa = await run('fallocate', ['-l', String(Math.max(0, st.bavail * st.bsize - (4 << 20))), big], { allowFail: true });
+  const fa = await run('fallocate', ['-l', String(Math.max(0, st.bavail * st.bsize - (4 << 20))), big], {
+    allowFail: true,
+  });
   if (fa.code !== 0) await run('dd', ['if=/dev/zero', `of=${big}`, 'bs=1M'], { allowFail: true });
   await run('dd', ['if=/dev/zero', `of=${root}/.chaos-filler-top`, 'bs=4k'], { allowFail: true });
   const left = fs.statfsSync(root).bavail;
@@ -42,14 +44,24 @@ async function volumeCreate(s: Swarm, m: string, name: string): Promise<{ code: 
   return { code: r.code ?? -1, stderr: r.stderr.trim(), ms: Date.now() - t0 };
 }
 
-export async function diskFull(s: Swarm, m: Machine, heartbeatUp: () => Promise<boolean>): Promise<{ target: string; detectMs?: number }> {
+export async function diskFull(
+  s: Swarm,
+  m: Machine,
+  heartbeatUp: () => Promise<boolean>,
+): Promise<{ target: string; detectMs?: number }> {
   const root = machinePaths(s.lab.labDir, m.name).dataRoot;
   const onDisk = `${root}.disk`;
   const back = `${root}.back`;
   // Outside the machine's directory: stopping and starting a machine unmounts everything under it.
   const tmpfs = `${s.lab.labDir}.disk-full-${m.name}`;
   s.faulted.add(m.name);
-  const isLink = () => { try { return fs.lstatSync(root).isSymbolicLink(); } catch { return false; } };
+  const isLink = () => {
+    try {
+      return fs.lstatSync(root).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  };
   const restore = async () => {
     if (!(await isMountpoint(tmpfs))) return;
     if (isLink()) await s.lab.machine(['stop', m.name]);
@@ -75,7 +87,14 @@ export async function diskFull(s: Swarm, m: Machine, heartbeatUp: () => Promise<
     const usedMb = Math.ceil(Number((await run('du', ['-sxb', root])).stdout.split('\t')[0]) / (1 << 20));
     const mode = fs.statSync(root).mode & 0o7777;
     fs.mkdirSync(tmpfs);
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${usedMb + HEADROOM_MB}m,mode=${mode.toString(8)}`, `${s.lab.prefix}-diskfull`, tmpfs]);
+    await run('mount', [
+      '-t',
+      'tmpfs',
+      '-o',
+      `size=${usedMb + HEADROOM_MB}m,mode=${mode.toString(8)}`,
+      `${s.lab.prefix}-diskfull`,
+      tmpfs,
+    ]);
     await run('cp', ['-a', `${root}/.`, `${tmpfs}/`]);
     fs.renameSync(root, onDisk);
     fs.symlinkSync(tmpfs, root);
@@ -88,14 +107,18 @@ export async function diskFull(s: Swarm, m: Machine, heartbeatUp: () => Promise<
     const detectMs = Date.now() - t0;
     const refused = await volumeCreate(s, m.name, 'chaos-disk-full');
     if (refused.code === 0) throw new Error(`${m.name}: volume create succeeded on a full disk`);
-    if (!/no space left on device/.test(refused.stderr)) throw new Error(`${m.name}: volume create on a full disk answered "${refused.stderr}", not "no space left on device"`);
+    if (!/no space left on device/.test(refused.stderr))
+      throw new Error(
+        `${m.name}: volume create on a full disk answered "${refused.stderr}", not "no space left on device"`,
+      );
     console.log(`  disk-full: ${m.name} refused a write in ${refused.ms} ms: ${refused.stderr}`);
     // A few heartbeats with the disk full: its tasks fail to start and go elsewhere.
     await sleep(5000);
     free(tmpfs);
     const t1 = Date.now();
     const ok = await until(ANSWER_MS, async () => (await volumeCreate(s, m.name, 'chaos-disk-full')).code === 0);
-    if (ok === undefined) throw new Error(`${m.name}: writes still refused ${ANSWER_MS / 1000} s after space was freed`);
+    if (ok === undefined)
+      throw new Error(`${m.name}: writes still refused ${ANSWER_MS / 1000} s after space was freed`);
     console.log(`  disk-full: ${m.name} took writes again ${Date.now() - t1} ms after space was freed`);
     await s.d(m.name, ['volume', 'rm', 'chaos-disk-full']);
     await restore();
@@ -104,7 +127,8 @@ export async function diskFull(s: Swarm, m: Machine, heartbeatUp: () => Promise<
     // Kept for a post-mortem: the restore below restarts the daemon.
     const keep = `/tmp/chaos-disk-full-${s.lab.prefix}-${m.name}`;
     fs.mkdirSync(keep, { recursive: true });
-    for (const f of [machinePaths(s.lab.labDir, m.name).log, `${tmpfs}/swarm/etcd.log`]) if (fs.existsSync(f)) fs.copyFileSync(f, `${keep}/${f.split('/').pop()}`);
+    for (const f of [machinePaths(s.lab.labDir, m.name).log, `${tmpfs}/swarm/etcd.log`])
+      if (fs.existsSync(f)) fs.copyFileSync(f, `${keep}/${f.split('/').pop()}`);
     console.log(`  disk-full: logs of ${m.name} kept in ${keep}`);
     throw e;
   } finally {

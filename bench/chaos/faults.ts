@@ -13,8 +13,17 @@ import { pick } from './random.js';
 import { diskFull } from './disk-full.js';
 
 export const FAULTS = [
-  'kill-leader', 'kill-follower', 'kill-worker', 'kill-etcd', 'disconnect', 'stop-start',
-  'replace-worker', 'kill-tasks', 'demote-promote', 'full-restart', 'disk-full',
+  'kill-leader',
+  'kill-follower',
+  'kill-worker',
+  'kill-etcd',
+  'disconnect',
+  'stop-start',
+  'replace-worker',
+  'kill-tasks',
+  'demote-promote',
+  'full-restart',
+  'disk-full',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
 
@@ -39,7 +48,10 @@ async function until(ms: number, fn: () => Promise<boolean>, everyMs = 500): Pro
 async function nodeLine(s: Swarm, name: string): Promise<{ status: string; manager: string } | undefined> {
   const via = await s.anyManager();
   const r = await s.d(via, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'], 10_000);
-  const l = r.stdout.split('\n').map((x) => x.split(' ')).find((x) => x[0] === name);
+  const l = r.stdout
+    .split('\n')
+    .map((x) => x.split(' '))
+    .find((x) => x[0] === name);
   return l ? { status: l[1], manager: l[2] ?? '' } : undefined;
 }
 
@@ -79,7 +91,13 @@ async function killDaemon(s: Swarm, m: Machine, waitFor: () => Promise<boolean>)
   return { target: m.name, detectMs };
 }
 
-async function cutAndBack(s: Swarm, m: Machine, cut: () => Promise<unknown>, back: () => Promise<unknown>, holdMs: number): Promise<FaultOutcome> {
+async function cutAndBack(
+  s: Swarm,
+  m: Machine,
+  cut: () => Promise<unknown>,
+  back: () => Promise<unknown>,
+  holdMs: number,
+): Promise<FaultOutcome> {
   s.faulted.add(m.name);
   // From the start of the cut: a stop takes seconds itself, and the swarm may notice meanwhile.
   const t0 = Date.now();
@@ -104,7 +122,10 @@ export async function runFault(name: FaultName, s: Swarm, rand: () => number): P
     }
     case 'kill-follower': {
       const leader = await s.leader();
-      const m = pick(rand, s.up('manager').filter((x) => x.name !== leader));
+      const m = pick(
+        rand,
+        s.up('manager').filter((x) => x.name !== leader),
+      );
       return killDaemon(s, m, () => noticed(s, m));
     }
     case 'kill-worker': {
@@ -117,16 +138,35 @@ export async function runFault(name: FaultName, s: Swarm, rand: () => number): P
       if (!pid) throw new Error(`no etcd member found on ${m.name}`);
       process.kill(pid, 'SIGKILL');
       // Detected: the manager has started its member again.
-      const detectMs = await until(30_000, async () => { const p = etcdPid(s, m.name); return !!p && p !== pid; }, 200);
+      const detectMs = await until(
+        30_000,
+        async () => {
+          const p = etcdPid(s, m.name);
+          return !!p && p !== pid;
+        },
+        200,
+      );
       return { target: m.name, detectMs };
     }
     case 'disconnect': {
       const m = pick(rand, s.up());
-      return cutAndBack(s, m, () => s.lab.machine(['disconnect', m.name]), () => s.lab.machine(['connect', m.name]), 20_000);
+      return cutAndBack(
+        s,
+        m,
+        () => s.lab.machine(['disconnect', m.name]),
+        () => s.lab.machine(['connect', m.name]),
+        20_000,
+      );
     }
     case 'stop-start': {
       const m = pick(rand, s.up());
-      return cutAndBack(s, m, () => s.lab.machine(['stop', m.name]), () => s.lab.machine(['start', m.name]), 10_000);
+      return cutAndBack(
+        s,
+        m,
+        () => s.lab.machine(['stop', m.name]),
+        () => s.lab.machine(['start', m.name]),
+        10_000,
+      );
     }
     case 'replace-worker': {
       const m = pick(rand, s.up('worker'));
@@ -146,7 +186,9 @@ export async function runFault(name: FaultName, s: Swarm, rand: () => number): P
       const victims: string[] = [];
       for (let i = 0; i < 2; i++) {
         const m = pick(rand, s.up());
-        const ids = (await s.d(m.name, ['ps', '-q', '--filter', 'label=com.docker.swarm.task.id'])).stdout.split('\n').filter(Boolean);
+        const ids = (await s.d(m.name, ['ps', '-q', '--filter', 'label=com.docker.swarm.task.id'])).stdout
+          .split('\n')
+          .filter(Boolean);
         if (!ids.length) continue;
         const id = pick(rand, ids);
         await s.d(m.name, ['rm', '-f', id]);
@@ -156,12 +198,18 @@ export async function runFault(name: FaultName, s: Swarm, rand: () => number): P
     }
     case 'demote-promote': {
       const leader = await s.leader();
-      const m = pick(rand, s.up('manager').filter((x) => x.name !== leader));
+      const m = pick(
+        rand,
+        s.up('manager').filter((x) => x.name !== leader),
+      );
       const via = leader ?? (await s.anyManager());
       s.faulted.add(m.name);
       await s.ok(via, ['node', 'demote', m.name]);
       const t0 = Date.now();
-      const detectMs = await until(60_000, async () => { const l = await nodeLine(s, m.name); return !!l && l.manager === '' && l.status === 'Ready'; });
+      const detectMs = await until(60_000, async () => {
+        const l = await nodeLine(s, m.name);
+        return !!l && l.manager === '' && l.status === 'Ready';
+      });
       await s.ok(await s.anyManager(), ['node', 'promote', m.name]);
       // Healed once its own daemon acts as a manager again, not when the list first says Reachable
       // (the list follows the spec; the node still finishes its demotion, then joins etcd).

@@ -58,7 +58,8 @@ export function send(socketPath: string, r: RawRequest, timeoutMs: number): Prom
     sock.on('error', (e) => {
       if (chunks.length) return finish();
       const err = new NoAnswer(`connection error: ${e.message}`);
-      err.closedEarly = bodyBytes > BUFFERED_BYTES && ['EPIPE', 'ECONNRESET'].includes((e as NodeJS.ErrnoException).code ?? '');
+      err.closedEarly =
+        bodyBytes > BUFFERED_BYTES && ['EPIPE', 'ECONNRESET'].includes((e as NodeJS.ErrnoException).code ?? '');
       finish(err);
     });
     let bodyBytes = 0;
@@ -80,7 +81,12 @@ export function send(socketPath: string, r: RawRequest, timeoutMs: number): Prom
 
 function parseResponse(buf: Buffer): RawResponse {
   const end = buf.indexOf('\r\n\r\n');
-  if (end < 0) throw new NoAnswer(buf.length ? `incomplete answer: ${JSON.stringify(buf.subarray(0, 200).toString())}` : 'connection closed without an answer');
+  if (end < 0)
+    throw new NoAnswer(
+      buf.length
+        ? `incomplete answer: ${JSON.stringify(buf.subarray(0, 200).toString())}`
+        : 'connection closed without an answer',
+    );
   const lines = buf.subarray(0, end).toString('latin1').split('\r\n');
   const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0]);
   if (!m) throw new NoAnswer(`bad status line: ${JSON.stringify(lines[0])}`);

@@ -25,7 +25,8 @@ function paths(v: Json, pinned: Set<string>, at: Path = []): Path[] {
   if (pinned.has(at.join('.'))) return [];
   const out: Path[] = at.length ? [at] : [];
   if (Array.isArray(v)) v.forEach((x, i) => out.push(...paths(x, pinned, [...at, i])));
-  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push(...paths(x, pinned, [...at, k]));
+  else if (v !== null && typeof v === 'object')
+    for (const [k, x] of Object.entries(v)) out.push(...paths(x, pinned, [...at, k]));
   return out;
 }
 
@@ -50,7 +51,9 @@ function set(v: Json, p: Path, value: Json | undefined): void {
 function objects(v: Json, pinned: Set<string>, at: Path = []): Path[] {
   if (pinned.has(at.join('.')) || v === null || typeof v !== 'object') return [];
   const own = Array.isArray(v) ? [] : [at];
-  const kids = Array.isArray(v) ? v.map((x, i) => objects(x, pinned, [...at, i])) : Object.entries(v).map(([k, x]) => objects(x, pinned, [...at, k]));
+  const kids = Array.isArray(v)
+    ? v.map((x, i) => objects(x, pinned, [...at, i]))
+    : Object.entries(v).map(([k, x]) => objects(x, pinned, [...at, k]));
   return [...own, ...kids.flat()];
 }
 
@@ -59,7 +62,21 @@ function typeName(v: Json): string {
 }
 
 function otherTyped(p: Prng, v: Json): Json {
-  const choices: Json[] = [p.word(6), 42, -7.25, true, false, null, [], [1, 'x', null], {}, { a: { b: 1 } }, ['x'], '', '0'];
+  const choices: Json[] = [
+    p.word(6),
+    42,
+    -7.25,
+    true,
+    false,
+    null,
+    [],
+    [1, 'x', null],
+    {},
+    { a: { b: 1 } },
+    ['x'],
+    '',
+    '0',
+  ];
   const wrong = choices.filter((c) => typeName(c) !== typeName(v));
   return p.pick(wrong);
 }
@@ -72,9 +89,20 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
   const somePath = () => (all.length ? p.pick(all) : undefined);
   const label = (pp: Path) => pp.join('.');
   const kind = p.weighted<string>([
-    [14, 'wrong-type'], [8, 'missing-field'], [8, 'lowercase-keys'], [6, 'extra-fields'], [5, 'huge-string'],
-    [5, 'deep-nesting'], [2, 'huge-body'], [6, 'null'], [6, 'duplicate-keys'], [8, 'invalid-json'],
-    [4, 'top-level'], [8, 'boundary-number'], [2, 'empty'], [8, 'stacked'],
+    [14, 'wrong-type'],
+    [8, 'missing-field'],
+    [8, 'lowercase-keys'],
+    [6, 'extra-fields'],
+    [5, 'huge-string'],
+    [5, 'deep-nesting'],
+    [2, 'huge-body'],
+    [6, 'null'],
+    [6, 'duplicate-keys'],
+    [8, 'invalid-json'],
+    [4, 'top-level'],
+    [8, 'boundary-number'],
+    [2, 'empty'],
+    [8, 'stacked'],
   ]);
   switch (kind) {
     case 'wrong-type': {
@@ -83,7 +111,10 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
       const was = get(body, at);
       const now = otherTyped(p, was);
       set(body, at, now);
-      return { text: JSON.stringify(body), mutation: `wrong-type ${label(at)}: ${typeName(was)} -> ${JSON.stringify(now)}` };
+      return {
+        text: JSON.stringify(body),
+        mutation: `wrong-type ${label(at)}: ${typeName(was)} -> ${JSON.stringify(now)}`,
+      };
     }
     case 'missing-field': {
       const at = somePath();
@@ -96,7 +127,9 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
       const lower = (v: Json, at: Path): Json => {
         if (Array.isArray(v)) return v.map((x, i) => lower(x, [...at, i]));
         if (v === null || typeof v !== 'object' || pinned.has(at.join('.'))) return v;
-        return Object.fromEntries(Object.entries(v).map(([k, x]) => [all || p.chance(0.3) ? k.toLowerCase() : k, lower(x, [...at, k])]));
+        return Object.fromEntries(
+          Object.entries(v).map(([k, x]) => [all || p.chance(0.3) ? k.toLowerCase() : k, lower(x, [...at, k])]),
+        );
       };
       return { text: JSON.stringify(lower(body, [])), mutation: `lowercase-keys (${all ? 'all' : 'some'})` };
     }
@@ -105,7 +138,12 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
       const at = objs.length ? p.pick(objs) : [];
       const k = p.pick(['Unknown', 'X-Extra', p.word(5), '__proto__', 'constructor', 'toString', '']);
       const target = get(body, at) as Record<string, Json>;
-      Object.defineProperty(target, k, { value: otherTyped(p, null), enumerable: true, configurable: true, writable: true });
+      Object.defineProperty(target, k, {
+        value: otherTyped(p, null),
+        enumerable: true,
+        configurable: true,
+        writable: true,
+      });
       return { text: JSON.stringify(body), mutation: `extra-field ${label([...at, k])}` };
     }
     case 'huge-string': {
@@ -118,10 +156,15 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
     case 'deep-nesting': {
       const at = somePath();
       const depth = p.pick(DEPTHS);
-      const deep = p.chance(0.5) ? '['.repeat(depth) + ']'.repeat(depth) : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
+      const deep = p.chance(0.5)
+        ? '['.repeat(depth) + ']'.repeat(depth)
+        : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth);
       if (!at) return { text: deep, mutation: `deep-nesting (body) ${depth}` };
       set(body, at, MARK);
-      return { text: JSON.stringify(body).replace(JSON.stringify(MARK), deep), mutation: `deep-nesting ${label(at)} ${depth}` };
+      return {
+        text: JSON.stringify(body).replace(JSON.stringify(MARK), deep),
+        mutation: `deep-nesting ${label(at)} ${depth}`,
+      };
     }
     case 'huge-body': {
       const pad = 'B'.repeat(o.hugeBytes);
@@ -148,11 +191,25 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
         delete target[k];
         target[k] = v;
       }
-      return { text: JSON.stringify(body).replace(JSON.stringify(dup), JSON.stringify(k)), mutation: `duplicate-key ${label([...at, k])}` };
+      return {
+        text: JSON.stringify(body).replace(JSON.stringify(dup), JSON.stringify(k)),
+        mutation: `duplicate-key ${label([...at, k])}`,
+      };
     }
     case 'invalid-json': {
       const text = JSON.stringify(body);
-      const variant = p.pick(['truncated', 'trailing-garbage', 'single-quotes', 'nan', 'trailing-comma', 'bom', 'bad-utf8', 'comment', 'bare-word', 'two-values']);
+      const variant = p.pick([
+        'truncated',
+        'trailing-garbage',
+        'single-quotes',
+        'nan',
+        'trailing-comma',
+        'bom',
+        'bad-utf8',
+        'comment',
+        'bare-word',
+        'two-values',
+      ]);
       const bad: Record<string, () => string> = {
         truncated: () => text.slice(0, Math.max(1, p.int(text.length))),
         'trailing-garbage': () => text + ' }garbage',
@@ -188,7 +245,10 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
       const b = paths(body, pinned);
       const bp = b.length ? p.pick(b) : undefined;
       if (bp) set(body, bp, undefined);
-      return { text: JSON.stringify(body), mutation: `stacked wrong-type ${a ? label(a) : '-'} + missing ${bp ? label(bp) : '-'}` };
+      return {
+        text: JSON.stringify(body),
+        mutation: `stacked wrong-type ${a ? label(a) : '-'} + missing ${bp ? label(bp) : '-'}`,
+      };
     }
   }
   return { text: JSON.stringify(body), mutation: 'unchanged (nothing to mutate)' };
@@ -198,8 +258,30 @@ export function mutateBody(p: Prng, valid: Json, o: MutateOptions): MutatedBody 
 export function garbleQuery(p: Prng, valid: Record<string, string>): { query: string; mutation: string } {
   const q = new URLSearchParams(valid);
   const intKeys = ['limit', 't', 'version', 'tail', 'size', 'since', 'until', 'signal', 'h', 'w'];
-  const boolKeys = ['all', 'force', 'v', 'size', 'status', 'insertDefaults', 'noprune', 'digests', 'rotateWorkerToken', 'stream', 'link'];
-  const kind = p.pick(['filters-null', 'filters-garbage', 'bad-int', 'bad-bool', 'unknown-param', 'huge-value', 'bad-escape', 'repeated', 'version-garbage']);
+  const boolKeys = [
+    'all',
+    'force',
+    'v',
+    'size',
+    'status',
+    'insertDefaults',
+    'noprune',
+    'digests',
+    'rotateWorkerToken',
+    'stream',
+    'link',
+  ];
+  const kind = p.pick([
+    'filters-null',
+    'filters-garbage',
+    'bad-int',
+    'bad-bool',
+    'unknown-param',
+    'huge-value',
+    'bad-escape',
+    'repeated',
+    'version-garbage',
+  ]);
   let raw: string | undefined;
   let what = kind;
   switch (kind) {
@@ -207,8 +289,39 @@ export function garbleQuery(p: Prng, valid: Record<string, string>): { query: st
       q.set('filters', 'null');
       break;
     case 'filters-garbage': {
-      const g = p.pick(['garbage', '{', '[]', '[1,2]', '"str"', '42', 'true', '{"label":1}', '{"label":"x"}', '{"label":[1]}', '{"label":{"x":"yes"}}', '{"label":null}',
-        '{"label":[null]}', '{"a":["x"],"b":{"y":true}}', '{"dangling":["maybe"]}', '{"name":{"x":true},"id":[]}', '{"until":["forever"]}', '{"status":["bogus"]}', '{"label":{"x":null}}', '{"__proto__":["x"]}', '{"constructor":{"a":true}}', '{"name":["("]}', '{"exited":["x"]}', '{"before":["nope"]}', '{"since":["nope"]}', '{"reference":["::"]}', '{"desired-state":["x"]}', '{"role":["x"]}', '{"mode":["x"]}', '{"type":["x"]}', '{"driver":[""]}']);
+      const g = p.pick([
+        'garbage',
+        '{',
+        '[]',
+        '[1,2]',
+        '"str"',
+        '42',
+        'true',
+        '{"label":1}',
+        '{"label":"x"}',
+        '{"label":[1]}',
+        '{"label":{"x":"yes"}}',
+        '{"label":null}',
+        '{"label":[null]}',
+        '{"a":["x"],"b":{"y":true}}',
+        '{"dangling":["maybe"]}',
+        '{"name":{"x":true},"id":[]}',
+        '{"until":["forever"]}',
+        '{"status":["bogus"]}',
+        '{"label":{"x":null}}',
+        '{"__proto__":["x"]}',
+        '{"constructor":{"a":true}}',
+        '{"name":["("]}',
+        '{"exited":["x"]}',
+        '{"before":["nope"]}',
+        '{"since":["nope"]}',
+        '{"reference":["::"]}',
+        '{"desired-state":["x"]}',
+        '{"role":["x"]}',
+        '{"mode":["x"]}',
+        '{"type":["x"]}',
+        '{"driver":[""]}',
+      ]);
       q.set('filters', g);
       what = `filters=${g}`;
       break;
@@ -234,11 +347,15 @@ export function garbleQuery(p: Prng, valid: Record<string, string>): { query: st
       q.set(p.pick(['filters', 'name', 'foo', 'repo']), 'x'.repeat(p.pick([4096, 30_000])));
       break;
     case 'bad-escape':
-      raw = q.toString() + (q.toString() ? '&' : '') + p.pick(['filters=%zz', 'name=%E0%A4%A', '%%=1', 'a=%00', 'filters=%7B%22a%22%3A%5B%22%FF%22%5D%7D']);
+      raw =
+        q.toString() +
+        (q.toString() ? '&' : '') +
+        p.pick(['filters=%zz', 'name=%E0%A4%A', '%%=1', 'a=%00', 'filters=%7B%22a%22%3A%5B%22%FF%22%5D%7D']);
       what = `bad-escape ${raw}`;
       break;
     case 'repeated':
-      for (const [k] of Object.entries(valid).length ? Object.entries(valid) : [['filters', '']]) q.append(k, p.pick(['1', 'x', '{"a":["b"]}']));
+      for (const [k] of Object.entries(valid).length ? Object.entries(valid) : [['filters', '']])
+        q.append(k, p.pick(['1', 'x', '{"a":["b"]}']));
       break;
     case 'version-garbage':
       q.set('version', p.pick(['-1', 'abc', '1.5', '99999999999999999999', '']));

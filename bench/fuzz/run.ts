@@ -24,19 +24,28 @@ import { oddRequest } from './odd-http.js';
  */
 export const ALLOWED_5XX: { route: RegExp; status: number; message: RegExp; why: string }[] = [
   {
-    route: /^POST \/swarm\/(init|join)$/, status: 503, message: /^This node is already part of a swarm\./,
+    route: /^POST \/swarm\/(init|join)$/,
+    status: 503,
+    message: /^This node is already part of a swarm\./,
     why: 'dockerd: errSwarmExists is errdefs.Unavailable (503) for init/join on a node in a swarm',
   },
   {
-    route: /^POST \/(services|nodes|secrets|configs)\/\{id\}\/update$|^POST \/swarm\/update$/, status: 500, message: /^rpc error: code = Unknown desc = update out of sequence$/,
+    route: /^POST \/(services|nodes|secrets|configs)\/\{id\}\/update$|^POST \/swarm\/update$/,
+    status: 500,
+    message: /^rpc error: code = Unknown desc = update out of sequence$/,
     why: 'swarmkit answers a stale ?version= with codes.Unknown, which dockerd maps to 500 (the fuzzer reads the version first; a racing write can still make it stale)',
   },
   {
-    route: /^POST \/services\/\{id\}\/update$/, status: 501, message: /^rpc error: code = Unimplemented desc = (service mode change is not allowed|renaming services is not supported)$/,
+    route: /^POST \/services\/\{id\}\/update$/,
+    status: 501,
+    message:
+      /^rpc error: code = Unimplemented desc = (service mode change is not allowed|renaming services is not supported)$/,
     why: 'swarmkit refuses a mode change or rename with codes.Unimplemented, which dockerd maps to 501',
   },
   {
-    route: /^POST \/networks\/\{id\}\/disconnect$/, status: 500, message: /^container \w+ is not connected to (the )?network /,
+    route: /^POST \/networks\/\{id\}\/disconnect$/,
+    status: 500,
+    message: /^container \w+ is not connected to (the )?network /,
     why: 'dockerd: DisconnectFromNetwork returns a plain error (500) for a container that is not on the network',
   },
 ];
@@ -44,7 +53,13 @@ export const ALLOWED_5XX: { route: RegExp; status: number; message: RegExp; why:
 type Origin = 'body' | 'query' | 'http' | 'valid';
 const ORIGINS: Origin[] = ['body', 'query', 'http', 'valid'];
 /** The mix of one run: mostly mutated bodies; query strings of write and of read endpoints; odd HTTP; some valid requests. */
-const KIND_WEIGHTS: [number, Origin | 'read-query'][] = [[62, 'body'], [10, 'query'], [10, 'read-query'], [12, 'http'], [6, 'valid']];
+const KIND_WEIGHTS: [number, Origin | 'read-query'][] = [
+  [62, 'body'],
+  [10, 'query'],
+  [10, 'read-query'],
+  [12, 'http'],
+  [6, 'valid'],
+];
 
 interface Outcome {
   route: string;
@@ -68,7 +83,15 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { seed: 1, requests: 1000, batch: 100, hugeBytes: 4 * 1024 * 1024, timeoutMs: 30_000, tolerateBody5xx: false, kinds: new Set(ORIGINS) };
+  const o: Options = {
+    seed: 1,
+    requests: 1000,
+    batch: 100,
+    hugeBytes: 4 * 1024 * 1024,
+    timeoutMs: 30_000,
+    tolerateBody5xx: false,
+    kinds: new Set(ORIGINS),
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = () => {
@@ -86,15 +109,17 @@ function parseArgs(argv: string[]): Options {
       const ks = (argv[++i] ?? '').split(',');
       for (const k of ks) if (!ORIGINS.includes(k as Origin)) throw new Error(`--kinds takes ${ORIGINS.join(',')}`);
       o.kinds = new Set(ks as Origin[]);
-    }
-    else throw new Error(`unknown argument ${a} (see bench/fuzz/run.ts)`);
+    } else throw new Error(`unknown argument ${a} (see bench/fuzz/run.ts)`);
   }
   return o;
 }
 
 function describe(r: RawRequest): string {
   if (r.raw) return JSON.stringify(r.raw.subarray(0, 300).toString('latin1'));
-  const body = r.body === undefined ? '' : ` body(${Buffer.byteLength(r.body)} B)=${Buffer.from(r.body).subarray(0, 300).toString()}`;
+  const body =
+    r.body === undefined
+      ? ''
+      : ` body(${Buffer.byteLength(r.body)} B)=${Buffer.from(r.body).subarray(0, 300).toString()}`;
   return `${r.method} ${r.target.slice(0, 300)}${r.target.length > 300 ? `…(${r.target.length} chars)` : ''}${body}`;
 }
 
@@ -103,18 +128,29 @@ function errorMessage(r: RawResponse): { ok: boolean; message: string } {
   const text = r.body.toString('utf8');
   try {
     const j = JSON.parse(text) as unknown;
-    if (j && typeof j === 'object' && typeof (j as { message?: unknown }).message === 'string') return { ok: true, message: (j as { message: string }).message };
+    if (j && typeof j === 'object' && typeof (j as { message?: unknown }).message === 'string')
+      return { ok: true, message: (j as { message: string }).message };
   } catch {
     // falls through
   }
-  return { ok: false, message: `not JSON {"message"}: ${JSON.stringify(text.slice(0, 200))} (Content-Type ${r.headers['content-type'] ?? 'none'})` };
+  return {
+    ok: false,
+    message: `not JSON {"message"}: ${JSON.stringify(text.slice(0, 200))} (Content-Type ${r.headers['content-type'] ?? 'none'})`,
+  };
 }
 
 class Api {
-  constructor(private readonly socket: string, private readonly timeoutMs: number) {}
+  constructor(
+    private readonly socket: string,
+    private readonly timeoutMs: number,
+  ) {}
 
   async call(method: string, target: string, body?: Json): Promise<{ status: number; json: unknown; text: string }> {
-    const r = await send(this.socket, { method, target, body: body === undefined ? undefined : JSON.stringify(body) }, this.timeoutMs);
+    const r = await send(
+      this.socket,
+      { method, target, body: body === undefined ? undefined : JSON.stringify(body) },
+      this.timeoutMs,
+    );
     const text = r.body.toString('utf8');
     let json: unknown;
     try {
@@ -140,17 +176,52 @@ async function setUp(d: TestDaemon, api: Api): Promise<Fixtures> {
   const nodeId = (await api.must<{ Swarm: { NodeID: string } }>('GET', '/info')).Swarm.NodeID;
   const node = await api.must<{ Version: { Index: number } }>('GET', `/nodes/${nodeId}`);
   // Drained: services the fuzzer creates never start a task.
-  await api.must('POST', `/nodes/${nodeId}/update?version=${node.Version.Index}`, { Role: 'manager', Availability: 'drain', Labels: {} });
-  const running = (await api.must<{ Id: string }>('POST', '/containers/create?name=fz-running', { Image: image, Cmd: ['sleep', '100000'], HostConfig: { NetworkMode: 'none' } })).Id;
+  await api.must('POST', `/nodes/${nodeId}/update?version=${node.Version.Index}`, {
+    Role: 'manager',
+    Availability: 'drain',
+    Labels: {},
+  });
+  const running = (
+    await api.must<{ Id: string }>('POST', '/containers/create?name=fz-running', {
+      Image: image,
+      Cmd: ['sleep', '100000'],
+      HostConfig: { NetworkMode: 'none' },
+    })
+  ).Id;
   await api.must('POST', `/containers/${running}/start`);
-  const idle = (await api.must<{ Id: string }>('POST', '/containers/create?name=fz-idle', { Image: image, Cmd: ['true'] })).Id;
+  const idle = (
+    await api.must<{ Id: string }>('POST', '/containers/create?name=fz-idle', { Image: image, Cmd: ['true'] })
+  ).Id;
   const bridge = (await api.must<{ Id: string }>('POST', '/networks/create', { Name: 'fz-br', Driver: 'bridge' })).Id;
-  const overlay = (await api.must<{ Id: string }>('POST', '/networks/create', { Name: 'fz-ov', Driver: 'overlay', Attachable: true })).Id;
-  const f: Fixtures = { image, running, idle, bridge, overlay, service: '', secret: '', config: '', nodeId, joinToken: '' };
+  const overlay = (
+    await api.must<{ Id: string }>('POST', '/networks/create', { Name: 'fz-ov', Driver: 'overlay', Attachable: true })
+  ).Id;
+  const f: Fixtures = {
+    image,
+    running,
+    idle,
+    bridge,
+    overlay,
+    service: '',
+    secret: '',
+    config: '',
+    nodeId,
+    joinToken: '',
+  };
   const { serviceSpec } = await import('./endpoints.js');
   f.service = (await api.must<{ ID: string }>('POST', '/services/create', serviceSpec(f, new Prng(0), 'fz-svc'))).ID;
-  f.secret = (await api.must<{ ID: string }>('POST', '/secrets/create', { Name: 'fz-secret', Data: Buffer.from('s').toString('base64') })).ID;
-  f.config = (await api.must<{ ID: string }>('POST', '/configs/create', { Name: 'fz-config', Data: Buffer.from('c').toString('base64') })).ID;
+  f.secret = (
+    await api.must<{ ID: string }>('POST', '/secrets/create', {
+      Name: 'fz-secret',
+      Data: Buffer.from('s').toString('base64'),
+    })
+  ).ID;
+  f.config = (
+    await api.must<{ ID: string }>('POST', '/configs/create', {
+      Name: 'fz-config',
+      Data: Buffer.from('c').toString('base64'),
+    })
+  ).ID;
   f.joinToken = (await api.must<{ JoinTokens: { Worker: string } }>('GET', '/swarm')).JoinTokens.Worker;
   return f;
 }
@@ -167,17 +238,20 @@ async function restore(api: Api, f: Fixtures, swarmSpec: Json): Promise<string[]
   };
   const list = async <T>(p: string): Promise<T[]> => (await api.must<T[]>('GET', p)) ?? [];
   await attempt('services', async () => {
-    for (const s of await list<{ ID: string }>('/services')) if (s.ID !== f.service) await api.must('DELETE', `/services/${s.ID}`);
+    for (const s of await list<{ ID: string }>('/services'))
+      if (s.ID !== f.service) await api.must('DELETE', `/services/${s.ID}`);
   });
   await attempt('containers', async () => {
-    for (const c of await list<{ Id: string }>('/containers/json?all=1')) if (c.Id !== f.running && c.Id !== f.idle) await api.must('DELETE', `/containers/${c.Id}?force=1`);
+    for (const c of await list<{ Id: string }>('/containers/json?all=1'))
+      if (c.Id !== f.running && c.Id !== f.idle) await api.must('DELETE', `/containers/${c.Id}?force=1`);
   });
   await attempt('restart the running fixture', async () => {
     const c = await api.must<{ State: { Running: boolean } }>('GET', `/containers/${f.running}/json`);
     if (!c.State.Running) await api.must('POST', `/containers/${f.running}/start`);
   });
   await attempt('volumes', async () => {
-    for (const v of (await api.must<{ Volumes: { Name: string }[] | null }>('GET', '/volumes')).Volumes ?? []) await api.must('DELETE', `/volumes/${encodeURIComponent(v.Name)}?force=1`);
+    for (const v of (await api.must<{ Volumes: { Name: string }[] | null }>('GET', '/volumes')).Volumes ?? [])
+      await api.must('DELETE', `/volumes/${encodeURIComponent(v.Name)}?force=1`);
   });
   await attempt('networks', async () => {
     for (const n of await list<{ Id: string; Name: string }>('/networks')) {
@@ -187,7 +261,8 @@ async function restore(api: Api, f: Fixtures, swarmSpec: Json): Promise<string[]
   });
   for (const kind of ['secrets', 'configs'] as const) {
     await attempt(kind, async () => {
-      for (const o of await list<{ ID: string }>(`/${kind}`)) if (o.ID !== f.secret && o.ID !== f.config) await api.must('DELETE', `/${kind}/${o.ID}`);
+      for (const o of await list<{ ID: string }>(`/${kind}`))
+        if (o.ID !== f.secret && o.ID !== f.config) await api.must('DELETE', `/${kind}/${o.ID}`);
     });
   }
   await attempt('image tags', async () => {
@@ -197,7 +272,11 @@ async function restore(api: Api, f: Fixtures, swarmSpec: Json): Promise<string[]
   });
   await attempt('node spec', async () => {
     const n = await api.must<{ Version: { Index: number } }>('GET', `/nodes/${f.nodeId}`);
-    await api.must('POST', `/nodes/${f.nodeId}/update?version=${n.Version.Index}`, { Role: 'manager', Availability: 'drain', Labels: {} });
+    await api.must('POST', `/nodes/${f.nodeId}/update?version=${n.Version.Index}`, {
+      Role: 'manager',
+      Availability: 'drain',
+      Labels: {},
+    });
   });
   await attempt('swarm spec', async () => {
     const c = await api.must<{ Version: { Index: number } }>('GET', '/swarm');
@@ -232,7 +311,7 @@ async function main(): Promise<number> {
     const swarmSpec = (await api.must<{ Spec: Json }>('GET', '/swarm')).Spec;
     const inspect: Inspect = (pth) => api.must('GET', pth);
     let n = 0;
-    for (let sent = 0; sent < o.requests && !crashed; ) {
+    for (let sent = 0; sent < o.requests && !crashed;) {
       const batchEnd = Math.min(o.requests, sent + o.batch);
       for (; sent < batchEnd; sent++) {
         n++;
@@ -283,12 +362,32 @@ async function main(): Promise<number> {
           const r = await send(d.socket, req, o.timeoutMs);
           const isError = r.status >= 400 && req.method !== 'HEAD';
           const em = isError ? errorMessage(r) : { ok: true, message: '' };
-          outcome = { route, origin, mutation, request: describe(req), status: r.status, message: em.message, afterBroken: brokenSince !== undefined };
-          if (!em.ok) problems.push(`non-JSON error answer: ${route} [${mutation}] ${r.status} ${em.message}\n    request: ${describe(req)}`);
+          outcome = {
+            route,
+            origin,
+            mutation,
+            request: describe(req),
+            status: r.status,
+            message: em.message,
+            afterBroken: brokenSince !== undefined,
+          };
+          if (!em.ok)
+            problems.push(
+              `non-JSON error answer: ${route} [${mutation}] ${r.status} ${em.message}\n    request: ${describe(req)}`,
+            );
         } catch (e) {
           if (!(e instanceof NoAnswer)) throw e;
-          outcome = { route, origin, mutation, request: describe(req), status: e.closedEarly ? 'closed-early' : 'no-answer', message: e.message, afterBroken: brokenSince !== undefined };
-          if (!e.closedEarly) problems.push(`no answer: ${route} [${mutation}] ${e.message}\n    request: ${describe(req)}`);
+          outcome = {
+            route,
+            origin,
+            mutation,
+            request: describe(req),
+            status: e.closedEarly ? 'closed-early' : 'no-answer',
+            message: e.message,
+            afterBroken: brokenSince !== undefined,
+          };
+          if (!e.closedEarly)
+            problems.push(`no answer: ${route} [${mutation}] ${e.message}\n    request: ${describe(req)}`);
         }
         outcomes.push(outcome);
       }
@@ -312,7 +411,9 @@ async function main(): Promise<number> {
         }
       }
       for (const fail of await restore(api, f, swarmSpec)) problems.push(`clean-up after request ${n}: ${fail}`);
-      process.stdout.write(`  ${sent}/${o.requests} requests, ${((Date.now() - started) / 1000).toFixed(0)} s, shoald RSS ${rssMiB().toFixed(0)} MiB\n`);
+      process.stdout.write(
+        `  ${sent}/${o.requests} requests, ${((Date.now() - started) / 1000).toFixed(0)} s, shoald RSS ${rssMiB().toFixed(0)} MiB\n`,
+      );
     }
   } finally {
     if (process.env.FUZZ_KEEP_LOG) fs.copyFileSync(path.join(d.dir, 'shoald.log'), process.env.FUZZ_KEEP_LOG);
@@ -330,7 +431,15 @@ function processAlive(pid: number): boolean {
   }
 }
 
-function report(o: Options, outcomes: Outcome[], problems: string[], crashed: boolean, seconds: number, peakRss: number, brokenSince: number | undefined): number {
+function report(
+  o: Options,
+  outcomes: Outcome[],
+  problems: string[],
+  crashed: boolean,
+  seconds: number,
+  peakRss: number,
+  brokenSince: number | undefined,
+): number {
   const byStatus = new Map<string, number>();
   const byRoute = new Map<string, Map<string, number>>();
   for (const x of outcomes) {
@@ -341,14 +450,29 @@ function report(o: Options, outcomes: Outcome[], problems: string[], crashed: bo
     m.set(cls, (m.get(cls) ?? 0) + 1);
     byRoute.set(x.route, m);
   }
-  if (brokenSince !== undefined) console.log(`\nNOTE: a list endpoint first failed after request ${brokenSince}: some state stored by a request before it breaks reads.`);
-  console.log(`\n${outcomes.length} requests in ${seconds.toFixed(0)} s (seed ${o.seed}); shoald peak RSS ${peakRss.toFixed(0)} MiB`);
-  console.log('\nby status: ' + [...byStatus].sort().map(([s, c]) => `${s}: ${c}`).join(', '));
+  if (brokenSince !== undefined)
+    console.log(
+      `\nNOTE: a list endpoint first failed after request ${brokenSince}: some state stored by a request before it breaks reads.`,
+    );
+  console.log(
+    `\n${outcomes.length} requests in ${seconds.toFixed(0)} s (seed ${o.seed}); shoald peak RSS ${peakRss.toFixed(0)} MiB`,
+  );
+  console.log(
+    '\nby status: ' +
+      [...byStatus]
+        .sort()
+        .map(([s, c]) => `${s}: ${c}`)
+        .join(', '),
+  );
   console.log('\nby route (2xx/3xx/4xx/5xx/none):');
-  for (const [r, m] of [...byRoute].sort()) console.log(`  ${r.padEnd(36)} ${['2xx', '3xx', '4xx', '5xx', 'none'].map((c) => String(m.get(c) ?? 0).padStart(5)).join(' ')}`);
+  for (const [r, m] of [...byRoute].sort())
+    console.log(
+      `  ${r.padEnd(36)} ${['2xx', '3xx', '4xx', '5xx', 'none'].map((c) => String(m.get(c) ?? 0).padStart(5)).join(' ')}`,
+    );
 
   const fivexx = outcomes.filter((x) => typeof x.status === 'number' && x.status >= 500);
-  const allowed = (x: Outcome) => ALLOWED_5XX.some((a) => a.route.test(x.route) && a.status === x.status && a.message.test(x.message));
+  const allowed = (x: Outcome) =>
+    ALLOWED_5XX.some((a) => a.route.test(x.route) && a.status === x.status && a.message.test(x.message));
   const groups = new Map<string, { first: Outcome; count: number; allowed: boolean }>();
   for (const x of fivexx) {
     const key = `${x.afterBroken}|${x.origin}|${x.route}|${x.status}|${x.message.replace(/[0-9a-f]{12,}/g, '…').slice(0, 160)}`;
@@ -358,19 +482,38 @@ function report(o: Options, outcomes: Outcome[], problems: string[], crashed: bo
   }
   let failing5xx = 0;
   let tolerated = 0;
-  for (const [origin, afterBroken] of ORIGINS.flatMap((x) => [[x, false], [x, true]] as const)) {
+  for (const [origin, afterBroken] of ORIGINS.flatMap(
+    (x) =>
+      [
+        [x, false],
+        [x, true],
+      ] as const,
+  )) {
     const gs = [...groups.values()].filter((g) => g.first.origin === origin && g.first.afterBroken === afterBroken);
     if (!gs.length) continue;
-    const title = (origin === 'body' ? 'from mutated request BODIES (the body decoder\'s)' : origin === 'valid' ? 'from VALID requests' : `from ${origin.toUpperCase()} mutations`) +
-      (afterBroken ? `, sent after request ${brokenSince} left a list endpoint broken (may be consequences of that state)` : '');
+    const title =
+      (origin === 'body'
+        ? "from mutated request BODIES (the body decoder's)"
+        : origin === 'valid'
+          ? 'from VALID requests'
+          : `from ${origin.toUpperCase()} mutations`) +
+      (afterBroken
+        ? `, sent after request ${brokenSince} left a list endpoint broken (may be consequences of that state)`
+        : '');
     console.log(`\n5xx ${title}:`);
     for (const g of gs.sort((a, b) => b.count - a.count)) {
-      const verdict = g.allowed ? 'allowed (dockerd too)' : origin === 'body' && o.tolerateBody5xx ? 'tolerated (--tolerate-body-5xx)' : 'FAIL';
+      const verdict = g.allowed
+        ? 'allowed (dockerd too)'
+        : origin === 'body' && o.tolerateBody5xx
+          ? 'tolerated (--tolerate-body-5xx)'
+          : 'FAIL';
       if (!g.allowed) {
         if (origin === 'body' && o.tolerateBody5xx) tolerated += g.count;
         else failing5xx += g.count;
       }
-      console.log(`  [${verdict}] ${g.count}x ${g.first.route} -> ${g.first.status} ${JSON.stringify(g.first.message.slice(0, 300))}\n      e.g. [${g.first.mutation}] ${g.first.request}`);
+      console.log(
+        `  [${verdict}] ${g.count}x ${g.first.route} -> ${g.first.status} ${JSON.stringify(g.first.message.slice(0, 300))}\n      e.g. [${g.first.mutation}] ${g.first.request}`,
+      );
     }
   }
   if (problems.length) {
@@ -382,11 +525,16 @@ function report(o: Options, outcomes: Outcome[], problems: string[], crashed: bo
   console.log('\nallowlisted 5xx (dockerd gives them too):');
   for (const a of ALLOWED_5XX) console.log(`  ${a.status} ${a.route.source}: ${a.why}`);
   const ok = !crashed && problems.length === 0 && failing5xx === 0;
-  console.log(`\n${ok ? 'PASS' : 'FAIL'}: crash ${crashed ? 'yes' : 'no'}, problems ${problems.length}, 5xx ${fivexx.length} (failing ${failing5xx}, tolerated body ${tolerated}, allowlisted ${fivexx.length - failing5xx - tolerated})`);
+  console.log(
+    `\n${ok ? 'PASS' : 'FAIL'}: crash ${crashed ? 'yes' : 'no'}, problems ${problems.length}, 5xx ${fivexx.length} (failing ${failing5xx}, tolerated body ${tolerated}, allowlisted ${fivexx.length - failing5xx - tolerated})`,
+  );
   return ok ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (e) => {
-  console.error(e);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e);
+    process.exit(2);
+  },
+);

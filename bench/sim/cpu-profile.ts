@@ -17,7 +17,11 @@ if (dir) {
   // The in-process inspector answers synchronously, so this works inside 'exit'.
   process.on('exit', () => {
     session.post('Profiler.stop', (err, res) => {
-      if (!err) fs.writeFileSync(path.join(dir, `${path.basename(process.argv[1] ?? 'node')}-${process.pid}.cpuprofile`), JSON.stringify(res.profile));
+      if (!err)
+        fs.writeFileSync(
+          path.join(dir, `${path.basename(process.argv[1] ?? 'node')}-${process.pid}.cpuprofile`),
+          JSON.stringify(res.profile),
+        );
     });
   });
 }

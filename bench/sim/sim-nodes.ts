@@ -35,20 +35,26 @@ async function main(): Promise<void> {
   const nodes: SimNode[] = [];
   const t0 = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(JOIN_CONCURRENCY, count) }, async () => {
-    while (next < count) {
-      const name = `sim-${String(first + next++).padStart(5, '0')}`;
-      const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
-      const session = new AgentSession({
-        log, tls: () => tls, managers: () => [manager], onManagers: () => undefined,
-        description: () => simNodeDescription(name, rootPem), addr: '127.0.0.1',
-      });
-      const worker = new Worker(session, new SimulatedExecutor(nodeId.slice(0, 8)), () => nodeId, log);
-      worker.start();
-      session.start();
-      nodes.push({ name, nodeId, session, worker });
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(JOIN_CONCURRENCY, count) }, async () => {
+      while (next < count) {
+        const name = `sim-${String(first + next++).padStart(5, '0')}`;
+        const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
+        const session = new AgentSession({
+          log,
+          tls: () => tls,
+          managers: () => [manager],
+          onManagers: () => undefined,
+          description: () => simNodeDescription(name, rootPem),
+          addr: '127.0.0.1',
+        });
+        const worker = new Worker(session, new SimulatedExecutor(nodeId.slice(0, 8)), () => nodeId, log);
+        worker.start();
+        session.start();
+        nodes.push({ name, nodeId, session, worker });
+      }
+    }),
+  );
   // Joined means every session is registered (the node is READY on the manager).
   while (nodes.some((n) => !n.session.connected)) await new Promise((r) => setTimeout(r, 100));
   console.log(JSON.stringify({ joined: nodes.length, ms: Math.round(performance.now() - t0) }));

@@ -29,7 +29,33 @@ export const MICRO_CHANGES = [`CMD ${JSON.stringify(MICRO_CMD)}`, `ENV ${MICRO_E
 const EPOCH = new Date('2024-01-01T00:00:00Z');
 
 /** Applets the page and a shell inside the container use; each is a symlink to busybox. */
-const APPLETS = ['sh', 'httpd', 'hostname', 'ip', 'awk', 'cat', 'echo', 'ls', 'ps', 'sleep', 'wget', 'env', 'grep', 'sed', 'head', 'kill', 'true', 'false', 'id', 'nc', 'ping', 'top', 'mkdir', 'rm', 'uname'];
+const APPLETS = [
+  'sh',
+  'httpd',
+  'hostname',
+  'ip',
+  'awk',
+  'cat',
+  'echo',
+  'ls',
+  'ps',
+  'sleep',
+  'wget',
+  'env',
+  'grep',
+  'sed',
+  'head',
+  'kill',
+  'true',
+  'false',
+  'id',
+  'nc',
+  'ping',
+  'top',
+  'mkdir',
+  'rm',
+  'uname',
+];
 
 /**
  * The CGI page. busybox httpd runs cgi-bin/index.cgi for `/` when there is no index.html.
@@ -59,12 +85,33 @@ type Entry =
   | { type: 'symlink'; name: string; linkname: string };
 
 function rootfsEntries(busybox: Buffer): Entry[] {
-  const dirs = ['bin', 'dev', 'etc', 'proc', 'sys', 'tmp', 'www', 'www/cgi-bin', 'usr', 'usr/bin', 'usr/sbin', 'sbin', 'root', 'var', 'var/run'];
+  const dirs = [
+    'bin',
+    'dev',
+    'etc',
+    'proc',
+    'sys',
+    'tmp',
+    'www',
+    'www/cgi-bin',
+    'usr',
+    'usr/bin',
+    'usr/sbin',
+    'sbin',
+    'root',
+    'var',
+    'var/run',
+  ];
   const entries: Entry[] = dirs.map((d) => ({ type: 'directory', name: `${d}/`, mode: d === 'tmp' ? 0o1777 : 0o755 }));
   entries.push({ type: 'file', name: 'bin/busybox', mode: 0o755, data: busybox });
   for (const a of APPLETS) entries.push({ type: 'symlink', name: `bin/${a}`, linkname: 'busybox' });
   entries.push(
-    { type: 'file', name: 'etc/passwd', mode: 0o644, data: Buffer.from('root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n') },
+    {
+      type: 'file',
+      name: 'etc/passwd',
+      mode: 0o644,
+      data: Buffer.from('root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n'),
+    },
     { type: 'file', name: 'etc/group', mode: 0o644, data: Buffer.from('root:x:0:\nnogroup:x:65534:\n') },
     { type: 'file', name: 'www/cgi-bin/index.cgi', mode: 0o755, data: Buffer.from(INDEX_CGI) },
   );
@@ -115,22 +162,28 @@ export async function buildMicroImage(opts: { tag?: string; busyboxPath?: string
   const tag = opts.tag ?? MICRO_TAG;
   const layer = await buildMicroRootfs(opts.busyboxPath);
   const diffHex = sha256hex(layer);
-  const config = Buffer.from(JSON.stringify({
-    architecture: 'amd64',
-    os: 'linux',
-    created: EPOCH.toISOString(),
-    config: {
-      Env: MICRO_ENV,
-      Cmd: MICRO_CMD,
-      ExposedPorts: { [`${MICRO_PORT}/tcp`]: {} },
-      WorkingDir: '/',
-      Labels: { 'org.opencontainers.image.title': 'micro' },
-    },
-    rootfs: { type: 'layers', diff_ids: [`sha256:${diffHex}`] },
-    history: [{ created: EPOCH.toISOString(), created_by: 'examples/micro/build.ts: busybox-static + httpd CGI page' }],
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: EPOCH.toISOString(),
+      config: {
+        Env: MICRO_ENV,
+        Cmd: MICRO_CMD,
+        ExposedPorts: { [`${MICRO_PORT}/tcp`]: {} },
+        WorkingDir: '/',
+        Labels: { 'org.opencontainers.image.title': 'micro' },
+      },
+      rootfs: { type: 'layers', diff_ids: [`sha256:${diffHex}`] },
+      history: [
+        { created: EPOCH.toISOString(), created_by: 'examples/micro/build.ts: busybox-static + httpd CGI page' },
+      ],
+    }),
+  );
   const configHex = sha256hex(config);
-  const manifest = Buffer.from(JSON.stringify([{ Config: `${configHex}.json`, RepoTags: [tag], Layers: [`${diffHex}/layer.tar`] }]));
+  const manifest = Buffer.from(
+    JSON.stringify([{ Config: `${configHex}.json`, RepoTags: [tag], Layers: [`${diffHex}/layer.tar`] }]),
+  );
   const tarball = await pack([
     { type: 'directory', name: `${diffHex}/`, mode: 0o755 },
     { type: 'file', name: `${diffHex}/layer.tar`, mode: 0o644, data: layer },

@@ -18,26 +18,47 @@ export const SUITE_IMAGES: ReadonlyArray<{ ref: string; cmd: string }> = [
 
 async function busyboxApplets(): Promise<string[]> {
   const out = (await run('/bin/busybox', ['--list'])).stdout;
-  return out.split('\n').map((s) => s.trim()).filter((s) => s && s !== 'busybox' && !s.includes('/'));
+  return out
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s && s !== 'busybox' && !s.includes('/'));
 }
 
 /** A rootfs tarball: /bin/busybox with every applet linked beside it, users, groups, /var/opt. */
 export async function suiteRootfsTar(dir: string): Promise<string> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-compat-rootfs-'));
   try {
-    for (const d of ['bin', 'sbin', 'usr/bin', 'usr/sbin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'root', 'home', 'var/opt', 'var/tmp', 'var/lib/postgresql']) {
+    for (const d of [
+      'bin',
+      'sbin',
+      'usr/bin',
+      'usr/sbin',
+      'etc',
+      'tmp',
+      'proc',
+      'sys',
+      'dev',
+      'root',
+      'home',
+      'var/opt',
+      'var/tmp',
+      'var/lib/postgresql',
+    ]) {
       fs.mkdirSync(path.join(root, d), { recursive: true });
     }
     fs.chmodSync(path.join(root, 'tmp'), 0o1777);
     fs.copyFileSync('/bin/busybox', path.join(root, 'bin/busybox'));
     fs.chmodSync(path.join(root, 'bin/busybox'), 0o755);
     for (const a of await busyboxApplets()) fs.symlinkSync('busybox', path.join(root, 'bin', a));
-    fs.writeFileSync(path.join(root, 'etc/passwd'), [
-      'root:x:0:0:root:/root:/bin/sh',
-      'postgres:x:70:70:postgres:/var/lib/postgresql:/bin/sh',
-      'nobody:x:65534:65534:nobody:/:/bin/sh',
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      path.join(root, 'etc/passwd'),
+      [
+        'root:x:0:0:root:/root:/bin/sh',
+        'postgres:x:70:70:postgres:/var/lib/postgresql:/bin/sh',
+        'nobody:x:65534:65534:nobody:/:/bin/sh',
+        '',
+      ].join('\n'),
+    );
     fs.writeFileSync(path.join(root, 'etc/group'), 'root:x:0:\npostgres:x:70:\nnogroup:x:65534:\n');
     const tar = path.join(dir, 'compat-rootfs.tar');
     await run('tar', ['--numeric-owner', '-C', root, '-cf', tar, '.']);
@@ -48,7 +69,10 @@ export async function suiteRootfsTar(dir: string): Promise<string> {
 }
 
 /** Imports the rootfs under every name the suite expects. */
-export async function importSuiteImages(docker: (args: string[], opts?: { input?: Buffer }) => Promise<unknown>, dir: string): Promise<void> {
+export async function importSuiteImages(
+  docker: (args: string[], opts?: { input?: Buffer }) => Promise<unknown>,
+  dir: string,
+): Promise<void> {
   const tar = fs.readFileSync(await suiteRootfsTar(dir));
   for (const { ref, cmd } of SUITE_IMAGES) {
     await docker(['import', '-c', `CMD ["${cmd}"]`, '-', ref], { input: tar });

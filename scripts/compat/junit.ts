@@ -10,7 +10,9 @@ export interface CaseResult {
 const XML_ENTITIES: Record<string, string> = { '&lt;': '<', '&gt;': '>', '&quot;': '"', '&apos;': "'", '&amp;': '&' };
 
 function unescapeXml(s: string): string {
-  return s.replace(/&(lt|gt|quot|apos|amp);/g, (m) => XML_ENTITIES[m] ?? m).replace(/&#(\d+);/g, (_, d: string) => String.fromCodePoint(Number(d)));
+  return s
+    .replace(/&(lt|gt|quot|apos|amp);/g, (m) => XML_ENTITIES[m] ?? m)
+    .replace(/&#(\d+);/g, (_, d: string) => String.fromCodePoint(Number(d)));
 }
 
 function attr(tag: string, name: string): string {

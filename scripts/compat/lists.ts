@@ -5,10 +5,24 @@
 
 /** The suite's files that the compat run covers (tests/integration/<name>_test.py). */
 export const SUITE_FILES = [
-  'api_swarm', 'api_service', 'api_network', 'api_secret', 'api_config', 'api_volume',
-  'api_container', 'api_exec', 'api_image', 'api_client',
-  'models_containers', 'models_images', 'models_networks', 'models_nodes', 'models_resources',
-  'models_services', 'models_swarm', 'models_volumes',
+  'api_swarm',
+  'api_service',
+  'api_network',
+  'api_secret',
+  'api_config',
+  'api_volume',
+  'api_container',
+  'api_exec',
+  'api_image',
+  'api_client',
+  'models_containers',
+  'models_images',
+  'models_networks',
+  'models_nodes',
+  'models_resources',
+  'models_services',
+  'models_swarm',
+  'models_volumes',
 ] as const;
 
 const P = 'tests/integration/';
@@ -44,4 +58,3 @@ export const EXPECTED_FAILURES: Record<string, string> = {
   [`${P}api_container_test.py::VolumeBindTest::test_create_with_binds_rw_rshared`]:
     'rshared bind: / is a private mount on this machine, so dockerd refuses it too ("… is mounted on / but it is not a shared mount")',
 };
-

@@ -27,10 +27,15 @@ async function findSuite(): Promise<string> {
   if (process.env.SHOAL_COMPAT_SUITE) return path.resolve(process.env.SHOAL_COMPAT_SUITE);
   const beside = (root: string) => path.resolve(root, '../shared/compat/docker-py');
   const candidates = [beside(REPO_ROOT)];
-  const common = await run('git', ['-C', REPO_ROOT, 'rev-parse', '--path-format=absolute', '--git-common-dir'], { allowFail: true });
+  const common = await run('git', ['-C', REPO_ROOT, 'rev-parse', '--path-format=absolute', '--git-common-dir'], {
+    allowFail: true,
+  });
   if (common.code === 0) candidates.push(beside(path.dirname(common.stdout.trim())));
   const found = candidates.find((c) => fs.existsSync(path.join(c, 'tests/integration/conftest.py')));
-  if (!found) throw new Error(`docker-py's suite is not in ${candidates.join(' nor ')} (../shared/compat/docker-py beside the repo; or set SHOAL_COMPAT_SUITE)`);
+  if (!found)
+    throw new Error(
+      `docker-py's suite is not in ${candidates.join(' nor ')} (../shared/compat/docker-py beside the repo; or set SHOAL_COMPAT_SUITE)`,
+    );
   return found;
 }
 /** API version docker-py is told to speak (it defaults to 1.45, which a 1.41 engine refuses). */
@@ -47,7 +52,9 @@ interface FileResult {
 
 function pickFiles(argv: string[]): string[] {
   if (argv.length === 0) return [...SUITE_FILES];
-  for (const f of argv) if (!(SUITE_FILES as readonly string[]).includes(f)) throw new Error(`unknown suite file ${f}; one of: ${SUITE_FILES.join(' ')}`);
+  for (const f of argv)
+    if (!(SUITE_FILES as readonly string[]).includes(f))
+      throw new Error(`unknown suite file ${f}; one of: ${SUITE_FILES.join(' ')}`);
   return argv;
 }
 
@@ -64,13 +71,28 @@ async function addEth0(ns: string): Promise<string> {
   return ip;
 }
 
-async function runFile(file: string, suite: string, d: TestDaemon, python: string, logDir: string): Promise<FileResult> {
+async function runFile(
+  file: string,
+  suite: string,
+  d: TestDaemon,
+  python: string,
+  logDir: string,
+): Promise<FileResult> {
   const junit = path.join(logDir, `${file}.xml`);
   const prefix = `tests/integration/${file}_test.py::`;
   const deselect = Object.keys(DESELECTED).filter((id) => id.startsWith(prefix));
   const args = [
-    `--net=${netnsPath(d.ns)}`, '--', python, '-m', 'pytest', `tests/integration/${file}_test.py`,
-    '-p', 'no:cacheprovider', `--junitxml=${junit}`, `--timeout=${TEST_TIMEOUT_S}`, '-q',
+    `--net=${netnsPath(d.ns)}`,
+    '--',
+    python,
+    '-m',
+    'pytest',
+    `tests/integration/${file}_test.py`,
+    '-p',
+    'no:cacheprovider',
+    `--junitxml=${junit}`,
+    `--timeout=${TEST_TIMEOUT_S}`,
+    '-q',
     ...deselect.flatMap((id) => ['--deselect', id]),
   ];
   const started = Date.now();
@@ -78,10 +100,17 @@ async function runFile(file: string, suite: string, d: TestDaemon, python: strin
     cwd: suite,
     allowFail: true,
     // The suite folder is shared: no bytecode or cache written into it.
-    env: { ...process.env, DOCKER_HOST: d.host, DOCKER_TEST_API_VERSION: API_VERSION, PYTHONDONTWRITEBYTECODE: '1', DOCKER_CONFIG: path.join(logDir, 'docker-config') },
+    env: {
+      ...process.env,
+      DOCKER_HOST: d.host,
+      DOCKER_TEST_API_VERSION: API_VERSION,
+      PYTHONDONTWRITEBYTECODE: '1',
+      DOCKER_CONFIG: path.join(logDir, 'docker-config'),
+    },
   });
   fs.writeFileSync(path.join(logDir, `${file}.log`), r.stdout + r.stderr);
-  if (!fs.existsSync(junit)) throw new Error(`pytest wrote no report for ${file} (exit ${r.code}):\n${(r.stdout + r.stderr).slice(-3000)}`);
+  if (!fs.existsSync(junit))
+    throw new Error(`pytest wrote no report for ${file} (exit ${r.code}):\n${(r.stdout + r.stderr).slice(-3000)}`);
   const cases = parseJunit(fs.readFileSync(junit, 'utf8'));
   return { file, cases, deselected: deselect.length, seconds: (Date.now() - started) / 1000 };
 }
@@ -119,7 +148,11 @@ async function main(): Promise<number> {
     await d?.destroy();
     await deleteNetns(ns);
   };
-  const onSignal = () => { void cleanup().catch((err: unknown) => console.error('cleanup failed', err)).finally(() => process.exit(130)); };
+  const onSignal = () => {
+    void cleanup()
+      .catch((err: unknown) => console.error('cleanup failed', err))
+      .finally(() => process.exit(130));
+  };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
@@ -131,14 +164,18 @@ async function main(): Promise<number> {
     for (const f of files) {
       const r = await runFile(f, suite, d, python, logDir);
       results.push(r);
-      console.log(`  ${f}: ${count(r.cases, 'passed')} passed, ${count(r.cases, 'failed')} failed, ${count(r.cases, 'skipped')} skipped (${r.seconds.toFixed(0)} s)`);
+      console.log(
+        `  ${f}: ${count(r.cases, 'passed')} passed, ${count(r.cases, 'failed')} failed, ${count(r.cases, 'skipped')} skipped (${r.seconds.toFixed(0)} s)`,
+      );
     }
     console.log('');
     printTable(results);
     const failed = results.flatMap((r) => r.cases.filter((c) => c.outcome === 'failed'));
     const unexpected = failed.filter((c) => !(c.id in EXPECTED_FAILURES));
     const expected = failed.filter((c) => c.id in EXPECTED_FAILURES);
-    const nowPassing = results.flatMap((r) => r.cases.filter((c) => c.outcome === 'passed' && c.id in EXPECTED_FAILURES));
+    const nowPassing = results.flatMap((r) =>
+      r.cases.filter((c) => c.outcome === 'passed' && c.id in EXPECTED_FAILURES),
+    );
     const ran = new Set(files.map((f) => `tests/integration/${f}_test.py::`));
     const inRun = (id: string) => [...ran].some((p) => id.startsWith(p));
     const deselected = Object.entries(DESELECTED).filter(([id]) => inRun(id));
@@ -158,7 +195,9 @@ async function main(): Promise<number> {
       console.log('\nFAILED:');
       for (const c of unexpected) console.log(`  ${c.id}\n      ${c.message}`);
     }
-    console.log(`\ncompat: ${unexpected.length} unexpected failure(s); ${((Date.now() - began) / 1000).toFixed(0)} s in all`);
+    console.log(
+      `\ncompat: ${unexpected.length} unexpected failure(s); ${((Date.now() - began) / 1000).toFixed(0)} s in all`,
+    );
     return unexpected.length === 0 ? 0 : 1;
   } finally {
     process.off('SIGINT', onSignal);
@@ -167,7 +206,10 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => process.exit(code), (e: unknown) => {
-  console.error(e instanceof Error ? e.stack ?? e.message : e);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? (e.stack ?? e.message) : e);
+    process.exit(2);
+  },
+);

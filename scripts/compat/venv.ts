@@ -5,7 +5,8 @@ import { run } from '../../src/util/run.js';
 /** What docker-py's suite needs (its README): the client release the suite belongs to, and pytest. */
 export const PYTHON_PACKAGES = ['docker==7.2.0', 'pytest', 'pytest-timeout', 'paramiko', 'websocket-client'];
 
-const CHECK = "import docker, pytest, pytest_timeout, paramiko, websocket; assert docker.__version__ == '7.2.0', docker.__version__";
+const CHECK =
+  "import docker, pytest, pytest_timeout, paramiko, websocket; assert docker.__version__ == '7.2.0', docker.__version__";
 
 /**
  * A virtualenv with PYTHON_PACKAGES, kept between runs (SHOAL_COMPAT_VENV, default under

@@ -2,7 +2,10 @@ import type { Task, TaskStatus } from '../cluster/types.js';
 import type { AssignedFile } from '../cluster/rpc.js';
 
 /** The secrets and configs the assigned tasks reference, data in the clear: kept in memory only. */
-export interface AssignedFiles { secrets?: AssignedFile[]; configs?: AssignedFile[] }
+export interface AssignedFiles {
+  secrets?: AssignedFile[];
+  configs?: AssignedFile[];
+}
 
 /**
  * What the agent's session to a manager gives the worker: the node's assigned tasks and a way

@@ -18,11 +18,18 @@ const READY_POLL_MS = 250;
  * subscription is answered from the task containers' log files.
  */
 export class LogAgent {
-  private readonly streams = new Map<string, { client: RpcClient<'Dispatcher'>; stream: grpc.ClientReadableStream<LogSubscription> }>();
+  private readonly streams = new Map<
+    string,
+    { client: RpcClient<'Dispatcher'>; stream: grpc.ClientReadableStream<LogSubscription> }
+  >();
   private readonly running = new Map<string, AbortController>();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly containers: ContainerManager, private readonly swarm: SwarmMembership, private readonly log: Logger) {}
+  constructor(
+    private readonly containers: ContainerManager,
+    private readonly swarm: SwarmMembership,
+    private readonly log: Logger,
+  ) {}
 
   start(): void {
     this.timer = setInterval(() => this.reconcile(), CHECK_MS);
@@ -99,11 +106,17 @@ export class LogAgent {
         }
       });
     };
-    const flusher = setInterval(() => { if (buf.length) send().catch((err: unknown) => this.log.warn({ err, subscription: s.id }, 'log lines not sent')); }, FLUSH_MS);
+    const flusher = setInterval(() => {
+      if (buf.length) send().catch((err: unknown) => this.log.warn({ err, subscription: s.id }, 'log lines not sent'));
+    }, FLUSH_MS);
     try {
-      await Promise.all(s.taskIds.map((taskId) => this.taskLogs(taskId, s, ac.signal, (e) => {
-        buf.push({ taskId, stream: e.stream, time: e.time, data: e.data.toString('base64') });
-      })));
+      await Promise.all(
+        s.taskIds.map((taskId) =>
+          this.taskLogs(taskId, s, ac.signal, (e) => {
+            buf.push({ taskId, stream: e.stream, time: e.time, data: e.data.toString('base64') });
+          }),
+        ),
+      );
     } finally {
       clearInterval(flusher);
     }
@@ -132,8 +145,15 @@ export class LogAgent {
   }
 
   /** One task's container log: the last `tail` lines since `since`, then new ones while following. */
-  private async taskLogs(taskId: string, s: LogSubscription, signal: AbortSignal, push: (e: LogEntry) => void): Promise<void> {
-    const rec = s.follow ? await this.started(taskId, signal) : this.containers.listByLabels({ [TASK_LABEL]: taskId })[0];
+  private async taskLogs(
+    taskId: string,
+    s: LogSubscription,
+    signal: AbortSignal,
+    push: (e: LogEntry) => void,
+  ): Promise<void> {
+    const rec = s.follow
+      ? await this.started(taskId, signal)
+      : this.containers.listByLabels({ [TASK_LABEL]: taskId })[0];
     if (!rec) return;
     const file = this.containers.paths(rec.id).log;
     const seq = this.containers.exits(rec.id);

@@ -52,9 +52,17 @@ export class ManagerConnection {
   }
 
   /** A unary dispatcher call on the first manager that answers (UNAVAILABLE: the next one). */
-  async call<M extends UnaryMethodName<'Dispatcher'>>(method: M, req: RequestOf<'Dispatcher', M>, deadlineMs?: number): Promise<ResponseOf<'Dispatcher', M>> {
+  async call<M extends UnaryMethodName<'Dispatcher'>>(
+    method: M,
+    req: RequestOf<'Dispatcher', M>,
+    deadlineMs?: number,
+  ): Promise<ResponseOf<'Dispatcher', M>> {
     const target = this.target();
-    if (!target) throw Object.assign(new Error('This node is not a swarm manager.'), { code: grpc.status.UNAVAILABLE, details: 'node is not part of a swarm' });
+    if (!target)
+      throw Object.assign(new Error('This node is not a swarm manager.'), {
+        code: grpc.status.UNAVAILABLE,
+        details: 'node is not part of a swarm',
+      });
     let last: unknown;
     for (const addr of target.managers()) {
       const client = this.client(target, addr);

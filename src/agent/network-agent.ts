@@ -21,7 +21,12 @@ const TASK_LABEL = 'com.docker.swarm.task.id';
 const RETRY_MS = 500;
 
 /** Docker's MAC for an IPv4 endpoint: 02:42 and the address's bytes. */
-const macOf = (ip: string) => '02:42:' + ip.split('.').map((b) => Number(b).toString(16).padStart(2, '0')).join(':');
+const macOf = (ip: string) =>
+  '02:42:' +
+  ip
+    .split('.')
+    .map((b) => Number(b).toString(16).padStart(2, '0'))
+    .join(':');
 
 /** Sandbox namespaces live in the kernel-wide /run/netns: the node ID keeps two nodes on one kernel apart. */
 export function sandboxPrefix(nodeId: string): string {
@@ -29,7 +34,10 @@ export function sandboxPrefix(nodeId: string): string {
 }
 
 /** Containers of this node on one network as `network inspect` shows them. */
-export type EndpointView = Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>;
+export type EndpointView = Record<
+  string,
+  { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }
+>;
 
 /**
  * The node side of swarm networking: streams the cluster's network view from a manager,
@@ -46,13 +54,16 @@ export class NetworkAgent {
   /** The way to a manager: the view stream's, and the tunnel reports' through `client`. */
   private readonly connection = new ManagerConnection(() => this.swarm.agentTarget());
   private stopped = false;
-  private readonly passes = new CoalescingRunner(async () => {
-    try {
-      await this.applyOnce();
-    } catch (err) {
-      this.log.warn({ err }, 'network plan failed');
-    }
-  }, () => this.stopped);
+  private readonly passes = new CoalescingRunner(
+    async () => {
+      try {
+        await this.applyOnce();
+      } catch (err) {
+        this.log.warn({ err }, 'network plan failed');
+      }
+    },
+    () => this.stopped,
+  );
   /** Containers between runc create and start: not yet "running" in the engine's records. */
   private readonly starting = new Map<string, { containerId: string; pid: number }>();
   private lastPlanEndpoints: { containerId: string; networkId: string; ip: string }[] = [];
@@ -68,8 +79,14 @@ export class NetworkAgent {
     /** Fixed by whoever runs several nodes on one kernel and must find their sandboxes (the lab); else from the node ID. */
     private readonly prefix?: string,
   ) {
-    this.standalone = new StandaloneAttachments(engine, swarm, log.child({ part: 'attach' }), () => this.kick(), () => this.reconciler?.resolverAddress ?? '172.18.0.1',
-      (id) => this.view?.networks.find((n) => n.ID === id)?.Spec.Name);
+    this.standalone = new StandaloneAttachments(
+      engine,
+      swarm,
+      log.child({ part: 'attach' }),
+      () => this.kick(),
+      () => this.reconciler?.resolverAddress ?? '172.18.0.1',
+      (id) => this.view?.networks.find((n) => n.ID === id)?.Spec.Name,
+    );
   }
 
   start(): void {
@@ -117,7 +134,13 @@ export class NetworkAgent {
     const out: EndpointView = {};
     for (const e of eps) {
       const rec = this.engine.containers.find(e.containerId);
-      out[e.containerId] = { Name: rec?.name.slice(1) ?? '', EndpointID: '', MacAddress: macOf(e.ip), IPv4Address: `${e.ip}/${this.prefixLen(networkId)}`, IPv6Address: '' };
+      out[e.containerId] = {
+        Name: rec?.name.slice(1) ?? '',
+        EndpointID: '',
+        MacAddress: macOf(e.ip),
+        IPv4Address: `${e.ip}/${this.prefixLen(networkId)}`,
+        IPv6Address: '',
+      };
     }
     return out;
   }
@@ -145,7 +168,9 @@ export class NetworkAgent {
   }
 
   private prefixLen(networkId: string): string {
-    return (this.view?.networks.find((n) => n.ID === networkId)?.IPAMOptions?.Configs?.[0]?.Subnet ?? '/24').split('/')[1];
+    return (this.view?.networks.find((n) => n.ID === networkId)?.IPAMOptions?.Configs?.[0]?.Subnet ?? '/24').split(
+      '/',
+    )[1];
   }
 
   /** Swarm networks this node takes part in (its sandboxes). */
@@ -158,7 +183,10 @@ export class NetworkAgent {
   peers(networkId: string): { Name: string; IP: string }[] | undefined {
     const plan = this.lastPlan;
     if (!plan?.overlays.some((o) => o.id === networkId)) return undefined;
-    const addrs = new Set([plan.nodeAddr, ...plan.peers.filter((p) => p.networkId === networkId).map((p) => p.nodeAddr)]);
+    const addrs = new Set([
+      plan.nodeAddr,
+      ...plan.peers.filter((p) => p.networkId === networkId).map((p) => p.nodeAddr),
+    ]);
     const nodes = this.view?.nodes ?? [];
     return [...addrs].map((ip) => ({ Name: nodes.find((n) => n.Status.Addr === ip)?.ID.slice(0, 12) ?? ip, IP: ip }));
   }
@@ -171,7 +199,7 @@ export class NetworkAgent {
       const tasks = s.tasks.filter((t) => t.addresses[networkId]);
       if (!vip && !tasks.length) continue;
       out[s.name] = {
-        VIP: s.endpointMode === 'vip' ? vip ?? '' : '',
+        VIP: s.endpointMode === 'vip' ? (vip ?? '') : '',
         Ports: s.ports.map((p) => `Target: ${p.target}, Publish: ${p.published}`),
         LocalLBIndex: 0,
         Tasks: tasks.map((t) => ({ Name: '', EndpointID: '', EndpointIP: t.addresses[networkId], Info: {} })),
@@ -257,13 +285,17 @@ export class NetworkAgent {
     const nodeId = this.nodeId;
     if (!view || !nodeId || this.stopped) return;
     if (!this.reconciler) {
-      this.reconciler = await NetworkReconciler.open({ sandboxPrefix: this.prefix ?? sandboxPrefix(nodeId), log: this.log.child({ part: 'overlay' }) });
+      this.reconciler = await NetworkReconciler.open({
+        sandboxPrefix: this.prefix ?? sandboxPrefix(nodeId),
+        log: this.log.child({ part: 'overlay' }),
+      });
     }
     const local = new Map<string, { containerId: string; netnsPath: string; bridgeIp?: string; starting?: boolean }>();
     const bridgeIps = new Map(this.engine.bridge.endpoints().map((e) => [e.containerId, e.ip]));
     for (const r of this.engine.containers.all()) {
       const taskId = r.config.Labels?.[TASK_LABEL];
-      if (!taskId || r.state.Status !== 'running' || !r.state.Pid || !fs.existsSync(`/proc/${r.state.Pid}/ns/net`)) continue;
+      if (!taskId || r.state.Status !== 'running' || !r.state.Pid || !fs.existsSync(`/proc/${r.state.Pid}/ns/net`))
+        continue;
       local.set(taskId, { containerId: r.id, netnsPath: `/proc/${r.state.Pid}/ns/net`, bridgeIp: bridgeIps.get(r.id) });
     }
     for (const [taskId, s] of this.starting) {
@@ -277,12 +309,17 @@ export class NetworkAgent {
     const viewState = new Map(view.tasks.filter((t) => t.NodeID === nodeId).map((t) => [t.ID, t.Status.State]));
     for (const t of this.assigned) {
       const l = local.get(t.ID);
-      if (l && t.NetworksAttachments?.length && t.Status.State !== 'running' && viewState.get(t.ID) !== 'running') l.starting = true;
+      if (l && t.NetworksAttachments?.length && t.Status.State !== 'running' && viewState.get(t.ID) !== 'running')
+        l.starting = true;
     }
     // Local tasks from the assignments (fresher than the view); live while their container is.
     // A task desired down keeps its endpoints while its container drains (see TaskRunner.drain).
     const mine = this.assigned
-      .filter((t) => local.has(t.ID) && !['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State))
+      .filter(
+        (t) =>
+          local.has(t.ID) &&
+          !['complete', 'shutdown', 'failed', 'rejected', 'remove', 'orphaned'].includes(t.Status.State),
+      )
       .map((t) => ({ ...t, NodeID: nodeId, Status: { ...t.Status, State: 'running' as const } }));
     // Standalone containers on attachable networks: wired like local tasks.
     for (const a of this.standalone.live(view.tasks.filter((t) => t.NodeID === nodeId && !t.ServiceID))) {
@@ -296,20 +333,34 @@ export class NetworkAgent {
       services: view.services,
       tasks: [...view.tasks.filter((t) => t.NodeID !== nodeId), ...mine],
       localContainer: (t) => local.get(t.ID),
-      ingressEndpoints: Object.fromEntries(view.nodes.flatMap((n) => {
-        const a = (n.Attachments ?? []).find((x) => view.networks.some((net) => net.ID === x.Network.ID && net.Spec.Ingress));
-        return a?.Addresses[0] && n.Status.State !== 'down' ? [[n.ID, a.Addresses[0]]] : [];
-      })),
+      ingressEndpoints: Object.fromEntries(
+        view.nodes.flatMap((n) => {
+          const a = (n.Attachments ?? []).find((x) =>
+            view.networks.some((net) => net.ID === x.Network.ID && net.Spec.Ingress),
+          );
+          return a?.Addresses[0] && n.Status.State !== 'down' ? [[n.ID, a.Addresses[0]]] : [];
+        }),
+      ),
     };
     const plan = await this.encryptionOf(nodeId).apply(planFromCluster(cluster), view);
     const report = await this.reconciler.applyPlan(plan);
-    this.lastPlanEndpoints = plan.endpoints.map((e) => ({ containerId: e.containerId, networkId: e.networkId, ip: e.ip }));
+    this.lastPlanEndpoints = plan.endpoints.map((e) => ({
+      containerId: e.containerId,
+      networkId: e.networkId,
+      ip: e.ip,
+    }));
     this.lastPlan = plan;
     if (report.errors.length) this.log.debug({ errors: report.errors }, 'network plan applied with errors');
   }
 
   private encryptionOf(nodeId: string): OverlayEncryption {
-    if (this.encryption?.nodeId !== nodeId) this.encryption = new OverlayEncryption(nodeId, this.log.child({ part: 'tunnel' }), () => this.client, () => this.poke());
+    if (this.encryption?.nodeId !== nodeId)
+      this.encryption = new OverlayEncryption(
+        nodeId,
+        this.log.child({ part: 'tunnel' }),
+        () => this.client,
+        () => this.poke(),
+      );
     return this.encryption;
   }
 
@@ -322,7 +373,12 @@ export class NetworkAgent {
     // A node that cannot encrypt fails the task here instead of wiring it in cleartext.
     if (this.view && this.nodeId) {
       const self = this.view.nodes.find((n) => n.ID === this.nodeId);
-      await this.encryptionOf(this.nodeId).admit(task, this.view.networks, self?.Status.Addr ?? '', this.view.overlayKeyEpoch ?? 0);
+      await this.encryptionOf(this.nodeId).admit(
+        task,
+        this.view.networks,
+        self?.Status.Addr ?? '',
+        this.view.overlayKeyEpoch ?? 0,
+      );
     }
     const resolver = this.reconciler?.resolverAddress ?? '172.18.0.1';
     // In place: the file is bind-mounted into the container by inode.
@@ -332,7 +388,9 @@ export class NetworkAgent {
     const own = task.NetworksAttachments.find((a) => !a.Network.Spec?.Ingress) ?? task.NetworksAttachments[0];
     const ip = own.Addresses?.[0]?.split('/')[0];
     if (ip) {
-      const asked = (task.Spec?.Networks ?? []).find((n) => n.Target === own.Network.ID || n.Target === own.Network.Spec?.Name);
+      const asked = (task.Spec?.Networks ?? []).find(
+        (n) => n.Target === own.Network.ID || n.Target === own.Network.Spec?.Name,
+      );
       this.engine.containers.setOwnAddress(rec.id, ip, asked?.Aliases ?? []);
     }
     this.starting.set(taskId, { containerId: rec.id, pid });

@@ -4,7 +4,13 @@ import type { NetworkViewMessage, RpcClient } from '../cluster/rpc.js';
 import type { Logger } from '../util/log.js';
 import { nftApply } from './network/kernel.js';
 import type { NodeNetworkPlan } from './network/plan.js';
-import { cannotEncryptMessage, encryptionGuardScript, encryptPlan, isEncrypted, type LocalTunnel } from './network/encryption.js';
+import {
+  cannotEncryptMessage,
+  encryptionGuardScript,
+  encryptPlan,
+  isEncrypted,
+  type LocalTunnel,
+} from './network/encryption.js';
 import { detectMode, TUNNEL_PORT, tunnelAddress, WireGuardDevice } from './network/wireguard.js';
 import { SerialQueue } from '../util/serial-queue.js';
 
@@ -72,7 +78,9 @@ export class OverlayEncryption {
    * encrypt; else it fails with a message that says why.
    */
   async admit(task: Task, networks: Network[], nodeAddr: string, epoch: number): Promise<void> {
-    const enc = (task.NetworksAttachments ?? []).map((a) => networks.find((n) => n.ID === a.Network.ID)).filter((n): n is Network => !!n && isEncrypted(n));
+    const enc = (task.NetworksAttachments ?? [])
+      .map((a) => networks.find((n) => n.ID === a.Network.ID))
+      .filter((n): n is Network => !!n && isEncrypted(n));
     if (!enc.length) return;
     const local = await this.serial(() => this.ready(nodeAddr, epoch));
     if (!local.ready) throw new Error(cannotEncryptMessage(enc[0].Spec.Name ?? enc[0].ID, local.reason));
@@ -99,7 +107,11 @@ export class OverlayEncryption {
     if (this.device) {
       const fault = await this.device.fault();
       if (fault) {
-        if (this.down !== fault) this.log.error({ ifname: this.ifname, reason: fault }, 'overlay tunnel down: encrypted networks stop until it is back (no cleartext fallback)');
+        if (this.down !== fault)
+          this.log.error(
+            { ifname: this.ifname, reason: fault },
+            'overlay tunnel down: encrypted networks stop until it is back (no cleartext fallback)',
+          );
         this.down = fault;
         // Reported down first; a new tunnel (with a new key) comes on a later pass.
         this.lastAttempt = Date.now();
@@ -108,16 +120,27 @@ export class OverlayEncryption {
       }
     }
     if (!this.device) {
-      if (this.down && Date.now() - this.lastAttempt < RECREATE_MS) return { ready: false, reason: `tunnel down: ${this.down}`, address: tunnelAddress(nodeAddr) };
+      if (this.down && Date.now() - this.lastAttempt < RECREATE_MS)
+        return { ready: false, reason: `tunnel down: ${this.down}`, address: tunnelAddress(nodeAddr) };
       this.lastAttempt = Date.now();
       const { mode, reason } = await detectMode(undefined, `wgp${this.nodeId.slice(0, 10)}`);
       if (!mode) {
         this.unavailable = reason!;
-        this.log.error({ reason }, 'this node cannot encrypt overlay traffic: tasks on encrypted networks are refused here');
+        this.log.error(
+          { reason },
+          'this node cannot encrypt overlay traffic: tasks on encrypted networks are refused here',
+        );
         return { ready: false, reason: this.unavailable };
       }
       try {
-        this.device = await WireGuardDevice.create({ ifname: this.ifname, mode, underlay: nodeAddr, ns: undefined, log: this.log, onLost: this.kick });
+        this.device = await WireGuardDevice.create({
+          ifname: this.ifname,
+          mode,
+          underlay: nodeAddr,
+          ns: undefined,
+          log: this.log,
+          onLost: this.kick,
+        });
         this.epoch = epoch;
         if (this.down) this.log.info({ ifname: this.ifname }, 'overlay tunnel back up');
         else this.log.info({ ifname: this.ifname, mode, address: this.device.address }, 'overlay tunnel up');
@@ -137,9 +160,32 @@ export class OverlayEncryption {
   }
 
   private tunnel(): NodeTunnel {
-    if (this.device && !this.down) return { PublicKey: this.device.publicKey, Address: this.device.address, Port: TUNNEL_PORT, Epoch: this.epoch, State: 'ready', Mode: this.device.mode };
-    if (this.unavailable) return { PublicKey: '', Address: '', Port: 0, Epoch: this.epoch, State: 'unavailable', Message: this.unavailable };
-    return { PublicKey: '', Address: '', Port: 0, Epoch: this.epoch, State: 'down', Message: this.down ?? 'tunnel not up' };
+    if (this.device && !this.down)
+      return {
+        PublicKey: this.device.publicKey,
+        Address: this.device.address,
+        Port: TUNNEL_PORT,
+        Epoch: this.epoch,
+        State: 'ready',
+        Mode: this.device.mode,
+      };
+    if (this.unavailable)
+      return {
+        PublicKey: '',
+        Address: '',
+        Port: 0,
+        Epoch: this.epoch,
+        State: 'unavailable',
+        Message: this.unavailable,
+      };
+    return {
+      PublicKey: '',
+      Address: '',
+      Port: 0,
+      Epoch: this.epoch,
+      State: 'down',
+      Message: this.down ?? 'tunnel not up',
+    };
   }
 
   /** Tells the managers what changed; a failed report is sent again on the next pass. */

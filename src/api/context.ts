@@ -2,7 +2,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import { ApiError, badRequest } from '../util/errors.js';
-import { decodeBody, discardRest, MAX_JSON_BODY, readLimited, tooLarge, type BodyName, type BodyTypes } from './decode/index.js';
+import {
+  decodeBody,
+  discardRest,
+  MAX_JSON_BODY,
+  readLimited,
+  tooLarge,
+  type BodyName,
+  type BodyTypes,
+} from './decode/index.js';
 import { SERVER_HEADERS } from './version.js';
 import type { Role } from './access/roles.js';
 import { checkForJson } from './check-json.js';
@@ -82,9 +90,20 @@ export class RequestContext {
     let have = this.upgradeHead ?? Buffer.alloc(0);
     while (have.length < want) {
       const chunk = await new Promise<Buffer | null>((resolve) => {
-        const onData = (b: Buffer) => { cleanup(); resolve(b); };
-        const onEnd = () => { cleanup(); resolve(null); };
-        const cleanup = () => { s.off('data', onData); s.off('end', onEnd); s.off('close', onEnd); s.pause(); };
+        const onData = (b: Buffer) => {
+          cleanup();
+          resolve(b);
+        };
+        const onEnd = () => {
+          cleanup();
+          resolve(null);
+        };
+        const cleanup = () => {
+          s.off('data', onData);
+          s.off('end', onEnd);
+          s.off('close', onEnd);
+          s.pause();
+        };
         s.on('data', onData);
         s.once('end', onEnd);
         s.once('close', onEnd);
@@ -112,7 +131,8 @@ export class RequestContext {
     const v = this.query.get(name);
     if (v === null || v === '') return dflt;
     const n = Number(v);
-    if (!/^[+-]?\d+$/.test(v) || !Number.isSafeInteger(n)) throw badRequest(`invalid value for ${name}: strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
+    if (!/^[+-]?\d+$/.test(v) || !Number.isSafeInteger(n))
+      throw badRequest(`invalid value for ${name}: strconv.Atoi: parsing ${JSON.stringify(v)}: invalid syntax`);
     return n;
   }
 
@@ -135,12 +155,18 @@ export class RequestContext {
     if (typeof parsed !== 'object' || Array.isArray(parsed)) throw badRequest('invalid filter');
     const entries = Object.entries(parsed as Record<string, unknown>);
     // Go decodes a JSON null into a string or bool as "nothing": the key stays, with no value.
-    const isSet = (v: unknown) => v === null || (typeof v === 'object' && !Array.isArray(v) && Object.values(v as object).every((b) => b === null || typeof b === 'boolean'));
-    const isList = (v: unknown) => v === null || (Array.isArray(v) && v.every((x) => x === null || typeof x === 'string'));
+    const isSet = (v: unknown) =>
+      v === null ||
+      (typeof v === 'object' &&
+        !Array.isArray(v) &&
+        Object.values(v as object).every((b) => b === null || typeof b === 'boolean'));
+    const isList = (v: unknown) =>
+      v === null || (Array.isArray(v) && v.every((x) => x === null || typeof x === 'string'));
     if (entries.every(([, v]) => isSet(v))) {
       for (const [k, v] of entries) out.set(k, v === null ? [] : Object.keys(v as object));
     } else if (entries.every(([, v]) => isList(v))) {
-      for (const [k, v] of entries) out.set(k, v === null ? [] : [...new Set((v as (string | null)[]).map((x) => x ?? ''))]);
+      for (const [k, v] of entries)
+        out.set(k, v === null ? [] : [...new Set((v as (string | null)[]).map((x) => x ?? ''))]);
     } else {
       throw badRequest('invalid filter');
     }
@@ -165,7 +191,9 @@ export class RequestContext {
     this.responded = true;
     if (this.upgradeSocket) {
       const s = this.upgradeSocket;
-      s.write(`HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${SERVER_HEADERS['Api-Version']}\r\n\r\n`);
+      s.write(
+        `HTTP/1.1 101 UPGRADED\r\nContent-Type: ${contentType}\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nApi-Version: ${SERVER_HEADERS['Api-Version']}\r\n\r\n`,
+      );
       if (this.upgradeHead && this.upgradeHead.length) s.unshift(this.upgradeHead);
       return s;
     }

@@ -26,7 +26,10 @@ export function metricsRegistry(engine: Engine, swarm: SwarmNode): Registry {
     }
   };
   new Gauge({
-    name: 'engine_daemon_container_states_containers', help: 'The count of containers in various states', labelNames: ['state'], registers: [registry],
+    name: 'engine_daemon_container_states_containers',
+    help: 'The count of containers in various states',
+    labelNames: ['state'],
+    registers: [registry],
     collect() {
       const n = { running: 0, paused: 0, stopped: 0 };
       for (const r of engine.containers.all()) {
@@ -37,7 +40,10 @@ export function metricsRegistry(engine: Engine, swarm: SwarmNode): Registry {
     },
   });
   new Gauge({
-    name: 'swarm_manager_nodes', help: 'The number of nodes in the swarm, by state (managers only)', labelNames: ['state'], registers: [registry],
+    name: 'swarm_manager_nodes',
+    help: 'The number of nodes in the swarm, by state (managers only)',
+    labelNames: ['state'],
+    registers: [registry],
     collect() {
       this.reset();
       const m = manager();
@@ -47,17 +53,24 @@ export function metricsRegistry(engine: Engine, swarm: SwarmNode): Registry {
     },
   });
   new Gauge({
-    name: 'swarm_manager_nodes_by_role', help: 'The number of nodes in the swarm, by role (managers only)', labelNames: ['role'], registers: [registry],
+    name: 'swarm_manager_nodes_by_role',
+    help: 'The number of nodes in the swarm, by role (managers only)',
+    labelNames: ['role'],
+    registers: [registry],
     collect() {
       this.reset();
       const m = manager();
       if (!m) return;
       const nodes = m.store.view('nodes');
-      for (const role of ['manager', 'worker'] as const) this.set({ role }, nodes.filter((x) => x.Spec.Role === role).length);
+      for (const role of ['manager', 'worker'] as const)
+        this.set({ role }, nodes.filter((x) => x.Spec.Role === role).length);
     },
   });
   new Gauge({
-    name: 'swarm_manager_tasks_total', help: 'The number of tasks in the swarm, by observed state (managers only)', labelNames: ['state'], registers: [registry],
+    name: 'swarm_manager_tasks_total',
+    help: 'The number of tasks in the swarm, by observed state (managers only)',
+    labelNames: ['state'],
+    registers: [registry],
     collect() {
       this.reset();
       const m = manager();
@@ -65,17 +78,30 @@ export function metricsRegistry(engine: Engine, swarm: SwarmNode): Registry {
       for (const state of TASK_STATES) this.set({ state }, m.store.tasksBy('state', state).length);
     },
   });
-  const single = (name: string, help: string, read: (m: Manager) => number) => new Gauge({
-    name, help, registers: [registry],
-    collect() {
-      this.reset();
-      const m = manager();
-      if (m) this.set(read(m));
-    },
-  });
-  single('swarm_manager_services_total', 'The number of services in the swarm (managers only)', (m) => m.store.view('services').length);
-  single('swarm_manager_leader', '1 on the manager that is the swarm leader, 0 on the others', (m) => (m.election.isLeader ? 1 : 0));
-  single('swarm_dispatcher_sessions', 'Agent sessions open on this manager\'s dispatcher', (m) => m.dispatcher.sessionCount);
+  const single = (name: string, help: string, read: (m: Manager) => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        const m = manager();
+        if (m) this.set(read(m));
+      },
+    });
+  single(
+    'swarm_manager_services_total',
+    'The number of services in the swarm (managers only)',
+    (m) => m.store.view('services').length,
+  );
+  single('swarm_manager_leader', '1 on the manager that is the swarm leader, 0 on the others', (m) =>
+    m.election.isLeader ? 1 : 0,
+  );
+  single(
+    'swarm_dispatcher_sessions',
+    "Agent sessions open on this manager's dispatcher",
+    (m) => m.dispatcher.sessionCount,
+  );
   // Recorded by the manager as it works (store commits, scheduler passes, heartbeats).
   for (const metric of Object.values(managerMetrics)) registry.registerMetric(metric);
   return registry;
@@ -86,7 +112,8 @@ export function parseMetricsAddr(addr: string): { host: string; port: number } {
   const i = addr.lastIndexOf(':');
   const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(addr.slice(i + 1));
-  if (i < 1 || !host || addr.slice(i + 1) === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-addr ${addr}: want HOST:PORT`);
+  if (i < 1 || !host || addr.slice(i + 1) === '' || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--metrics-addr ${addr}: want HOST:PORT`);
   return { host, port };
 }
 

@@ -11,6 +11,7 @@ export function versionParam(query: URLSearchParams, message: (raw: string, reas
   const raw = query.get('version') ?? '';
   const syntax = () => `strconv.ParseUint: parsing ${JSON.stringify(raw)}: invalid syntax`;
   if (!/^\d+$/.test(raw)) throw badRequest(message(raw, syntax()));
-  if (BigInt(raw) > MAX_UINT64) throw badRequest(message(raw, `strconv.ParseUint: parsing ${JSON.stringify(raw)}: value out of range`));
+  if (BigInt(raw) > MAX_UINT64)
+    throw badRequest(message(raw, `strconv.ParseUint: parsing ${JSON.stringify(raw)}: value out of range`));
   return Number(raw);
 }

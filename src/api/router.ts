@@ -35,14 +35,27 @@ export class Router {
     return this;
   }
 
-  get(p: string, h: Handler) { return this.add('GET', p, h); }
-  post(p: string, h: Handler) { return this.add('POST', p, h); }
-  put(p: string, h: Handler) { return this.add('PUT', p, h); }
-  delete(p: string, h: Handler) { return this.add('DELETE', p, h); }
-  head(p: string, h: Handler) { return this.add('HEAD', p, h); }
+  get(p: string, h: Handler) {
+    return this.add('GET', p, h);
+  }
+  post(p: string, h: Handler) {
+    return this.add('POST', p, h);
+  }
+  put(p: string, h: Handler) {
+    return this.add('PUT', p, h);
+  }
+  delete(p: string, h: Handler) {
+    return this.add('DELETE', p, h);
+  }
+  head(p: string, h: Handler) {
+    return this.add('HEAD', p, h);
+  }
 
   /** Finds the handler; `methodMismatch` tells a 405 from a 404. */
-  match(method: string, path: string): { handler: Handler; params: Record<string, string>; pattern: string } | { methodMismatch: boolean } {
+  match(
+    method: string,
+    path: string,
+  ): { handler: Handler; params: Record<string, string>; pattern: string } | { methodMismatch: boolean } {
     let methodMismatch = false;
     for (const r of this.routes) {
       const m = r.pattern.exec(path);

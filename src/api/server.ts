@@ -23,8 +23,13 @@ export const MAX_HEADER_BYTES = 64 * 1024;
 function endRaw(socket: Duplex, status: number, message: string): void {
   if (!socket.writable) return void socket.destroy();
   const text = JSON.stringify({ message }) + '\n';
-  const head = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`, 'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(text)}`, 'Connection: close',
-    ...Object.entries(SERVER_HEADERS).map(([k, v]) => `${k}: ${v}`)];
+  const head = [
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(text)}`,
+    'Connection: close',
+    ...Object.entries(SERVER_HEADERS).map(([k, v]) => `${k}: ${v}`),
+  ];
   socket.end(`${head.join('\r\n')}\r\n\r\n${text}`);
 }
 
@@ -36,11 +41,15 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   const inFlight = (socket as { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (inFlight?.headersSent) return void socket.destroy();
   switch (err.code) {
-    case 'HPE_HEADER_OVERFLOW': return endRaw(socket, 431, `request line and headers are larger than ${MAX_HEADER_BYTES} bytes`);
+    case 'HPE_HEADER_OVERFLOW':
+      return endRaw(socket, 431, `request line and headers are larger than ${MAX_HEADER_BYTES} bytes`);
     // Go routes any method token; dockerd's router then has no match: 404 "page not found".
-    case 'HPE_INVALID_METHOD': return endRaw(socket, 404, 'page not found');
-    case 'ERR_HTTP_REQUEST_TIMEOUT': return endRaw(socket, 408, 'request timeout');
-    default: return endRaw(socket, 400, `bad request: ${(err as { reason?: string }).reason ?? err.message}`);
+    case 'HPE_INVALID_METHOD':
+      return endRaw(socket, 404, 'page not found');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return endRaw(socket, 408, 'request timeout');
+    default:
+      return endRaw(socket, 400, `bad request: ${(err as { reason?: string }).reason ?? err.message}`);
   }
 }
 
@@ -62,12 +71,16 @@ export class ApiServer {
   ) {}
 
   private makeServer(tls?: ApiTls): http.Server {
-    const handle = (req: IncomingMessage, res: ServerResponse) => void this.dispatch(req, res).catch((err: unknown) => this.log.error({ err, url: req.url }, 'request failed'));
+    const handle = (req: IncomingMessage, res: ServerResponse) =>
+      void this.dispatch(req, res).catch((err: unknown) => this.log.error({ err, url: req.url }, 'request failed'));
     // requestCert: a client without a certificate from a trusted CA, or with an expired one, is
     // cut off when the handshake ends, before any HTTP is read. The check is ours rather than
     // rejectUnauthorized's (which does the same) so the log says why.
     const server = tls
-      ? https.createServer({ ...tls.options(), requestCert: true, rejectUnauthorized: false, maxHeaderSize: MAX_HEADER_BYTES }, handle)
+      ? https.createServer(
+          { ...tls.options(), requestCert: true, rejectUnauthorized: false, maxHeaderSize: MAX_HEADER_BYTES },
+          handle,
+        )
       : http.createServer({ maxHeaderSize: MAX_HEADER_BYTES }, handle);
     // What node's HTTP parser refuses never reaches a route: answer it as JSON too.
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
@@ -76,12 +89,17 @@ export class ApiServer {
     if (tls) {
       tls.watch((o) => (server as https.Server).setSecureContext(o));
       this.tlsSources.push(tls);
-      server.on('tlsClientError', (err: Error, s: Socket) => this.log.info({ err: err.message, remote: s.remoteAddress }, 'API TLS handshake refused'));
+      server.on('tlsClientError', (err: Error, s: Socket) =>
+        this.log.info({ err: err.message, remote: s.remoteAddress }, 'API TLS handshake refused'),
+      );
       // Runs before the HTTP parser's listener, so a refused client's request is never parsed.
       server.prependListener('secureConnection', (s: TLSSocket) => {
         if (s.authorized) return;
         const shown = Object.keys(s.getPeerCertificate() ?? {}).length > 0;
-        this.log.info({ err: shown ? String(s.authorizationError) : 'no client certificate', remote: s.remoteAddress }, 'API TLS handshake refused');
+        this.log.info(
+          { err: shown ? String(s.authorizationError) : 'no client certificate', remote: s.remoteAddress },
+          'API TLS handshake refused',
+        );
         s.destroy();
       });
     }
@@ -90,7 +108,9 @@ export class ApiServer {
       socket.allowHalfOpen = true;
       this.upgraded.add(socket);
       socket.on('close', () => this.upgraded.delete(socket));
-      this.dispatch(req, undefined, socket, head).catch((err: unknown) => this.log.error({ err, url: req.url }, 'upgraded request failed'));
+      this.dispatch(req, undefined, socket, head).catch((err: unknown) =>
+        this.log.error({ err, url: req.url }, 'upgraded request failed'),
+      );
     });
     // Streams such as `logs -f` and `events` stay open for as long as the client wants.
     server.requestTimeout = 0;
@@ -131,10 +151,15 @@ export class ApiServer {
 
   async close(): Promise<void> {
     for (const t of this.tlsSources) t.stop();
-    await Promise.all(this.servers.map((server) => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    })));
+    await Promise.all(
+      this.servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
     for (const s of this.upgraded) s.destroy();
   }
 
@@ -156,7 +181,7 @@ export class ApiServer {
       if (who) ctx.requireRole = (needed, action) => this.access!.require(who, needed, action);
       const result = await found.handler(ctx);
       created = createdId(result?.body);
-      status = ctx.responded ? (socket ? 101 : 200) : result?.status ?? (result?.body === undefined ? 204 : 200);
+      status = ctx.responded ? (socket ? 101 : 200) : (result?.status ?? (result?.body === undefined ? 204 : 200));
       if (ctx.responded) return;
       this.send(req, res, socket, status, result?.body, result?.headers);
     } catch (e) {
@@ -170,20 +195,39 @@ export class ApiServer {
       const message = e instanceof Error ? e.message : String(e);
       this.send(req, res, socket, status, status === 304 ? undefined : { message });
     } finally {
-      if (who && call) this.access!.record(who, { method: req.method ?? 'GET', ...call, status, streamed: !!ctx?.responded, ...(created ? { created } : {}) });
+      if (who && call)
+        this.access!.record(who, {
+          method: req.method ?? 'GET',
+          ...call,
+          status,
+          streamed: !!ctx?.responded,
+          ...(created ? { created } : {}),
+        });
       this.log.debug({ method: req.method, url: req.url }, 'api');
     }
   }
 
-  private send(req: IncomingMessage, res: ServerResponse | undefined, socket: Socket | undefined, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  private send(
+    req: IncomingMessage,
+    res: ServerResponse | undefined,
+    socket: Socket | undefined,
+    status: number,
+    body: unknown,
+    headers: Record<string, string> = {},
+  ): void {
     const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body) + '\n';
     const all: Record<string, string> = { ...SERVER_HEADERS, ...headers };
-    if (body !== undefined && !all['Content-Type']) all['Content-Type'] = typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
+    if (body !== undefined && !all['Content-Type'])
+      all['Content-Type'] = typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json';
     if (res) {
       res.writeHead(status, all);
       res.end(req.method === 'HEAD' ? undefined : text);
     } else if (socket) {
-      const lines = Object.entries({ ...all, 'Content-Length': String(Buffer.byteLength(text)), Connection: 'close' }).map(([k, v]) => `${k}: ${v}`);
+      const lines = Object.entries({
+        ...all,
+        'Content-Length': String(Buffer.byteLength(text)),
+        Connection: 'close',
+      }).map(([k, v]) => `${k}: ${v}`);
       socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? ''}\r\n${lines.join('\r\n')}\r\n\r\n${text}`);
     }
   }
@@ -197,7 +241,8 @@ function parseRequestUrl(target: string | undefined): URL {
   const raw = target ?? '/';
   // Origin form (`/path?query`), or the absolute form Go also accepts (`http://host/path`).
   const absolute = /^https?:\/\//i.test(raw);
-  if (!absolute && !raw.startsWith('/')) throw new ApiError(400, `bad request: unsupported request target ${JSON.stringify(raw.slice(0, 100))}`);
+  if (!absolute && !raw.startsWith('/'))
+    throw new ApiError(400, `bad request: unsupported request target ${JSON.stringify(raw.slice(0, 100))}`);
   let url: URL;
   try {
     url = absolute ? new URL(raw) : new URL(`http://shoal${raw}`);

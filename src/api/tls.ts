@@ -18,7 +18,9 @@ function read(flag: string, file: string): string {
   try {
     return fs.readFileSync(file, 'utf8');
   } catch (e) {
-    throw new TlsConfigError(`${flag} ${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new TlsConfigError(
+      `${flag} ${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
 }
 
@@ -48,7 +50,10 @@ export function loadTlsFiles(f: ApiTlsFiles): { ca: string; cert: string; key: s
   if (!cas.length) throw new TlsConfigError(`--tlscacert ${f.ca}: no PEM certificate in the file`);
   for (const pem of cas) {
     const c = parseCert('--tlscacert', f.ca, pem);
-    if (!c.ca) throw new TlsConfigError(`--tlscacert ${f.ca}: certificate "${c.subject.replace(/\n/g, ', ')}" is not a CA (no basicConstraints CA:TRUE)`);
+    if (!c.ca)
+      throw new TlsConfigError(
+        `--tlscacert ${f.ca}: certificate "${c.subject.replace(/\n/g, ', ')}" is not a CA (no basicConstraints CA:TRUE)`,
+      );
   }
   const certPem = pemCertificates(cert)[0];
   if (!certPem) throw new TlsConfigError(`--tlscert ${f.cert}: no PEM certificate in the file`);
@@ -59,7 +64,8 @@ export function loadTlsFiles(f: ApiTlsFiles): { ca: string; cert: string; key: s
   } catch (e) {
     throw new TlsConfigError(`--tlskey ${f.key}: not a PEM private key (${(e as Error).message})`);
   }
-  if (!leaf.checkPrivateKey(privateKey)) throw new TlsConfigError(`--tlskey ${f.key} does not match the certificate in --tlscert ${f.cert}`);
+  if (!leaf.checkPrivateKey(privateKey))
+    throw new TlsConfigError(`--tlskey ${f.key} does not match the certificate in --tlscert ${f.cert}`);
   return { ca, cert, key };
 }
 
@@ -133,7 +139,8 @@ export class ApiTls {
     } catch (err) {
       const msg = (err as Error).message;
       // Once per distinct failure, not every few seconds.
-      if (msg !== this.failed) this.log.warn({ err: msg }, 'API TLS files changed but fail the checks; keeping the previous ones');
+      if (msg !== this.failed)
+        this.log.warn({ err: msg }, 'API TLS files changed but fail the checks; keeping the previous ones');
       this.failed = msg;
     }
   }

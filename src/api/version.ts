@@ -7,8 +7,8 @@ export const MIN_API_VERSION = '1.24';
 export const SERVER_HEADERS: Record<string, string> = {
   'Api-Version': API_VERSION,
   'Docker-Experimental': 'false',
-  'Ostype': 'linux',
-  'Server': 'shoal',
+  Ostype: 'linux',
+  Server: 'shoal',
 };
 
 function compare(a: string, b: string): number {
@@ -26,7 +26,9 @@ export function splitVersion(pathname: string): { version: string; path: string 
     throw badRequest(`client version ${version} is too new. Maximum supported API version is ${API_VERSION}`);
   }
   if (compare(version, MIN_API_VERSION) < 0) {
-    throw badRequest(`client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`);
+    throw badRequest(
+      `client version ${version} is too old. Minimum supported API version is ${MIN_API_VERSION}, please upgrade your client to a newer version`,
+    );
   }
   return { version, path: m[2] };
 }

@@ -3,15 +3,22 @@ import { CertCommandError, dockerTarget, request } from './cert-command.js';
 
 /** `shoal dashboard token [--rotate]`: the login token of the manager DOCKER_HOST points at (admin only). */
 export function dashboardCommands(program: Command): void {
-  const dashboard = program.command('dashboard').description('the live dashboard managers serve with shoald --dashboard-addr');
+  const dashboard = program
+    .command('dashboard')
+    .description('the live dashboard managers serve with shoald --dashboard-addr');
   dashboard
     .command('token')
-    .description("print the dashboard's login token of the manager DOCKER_HOST points at; --rotate makes a new one (old logins end)")
+    .description(
+      "print the dashboard's login token of the manager DOCKER_HOST points at; --rotate makes a new one (old logins end)",
+    )
     .option('--rotate', 'replace the token')
     .action(async (o: { rotate?: boolean }) => {
       const target = dockerTarget(process.env);
-      const r = o.rotate ? await request(target, 'POST', '/shoal/dashboard/token/rotate') : await request(target, 'GET', '/shoal/dashboard/token');
-      if (r.status !== 200) throw new CertCommandError(`Error response from daemon: ${String(r.json.message ?? r.status)}`);
+      const r = o.rotate
+        ? await request(target, 'POST', '/shoal/dashboard/token/rotate')
+        : await request(target, 'GET', '/shoal/dashboard/token');
+      if (r.status !== 200)
+        throw new CertCommandError(`Error response from daemon: ${String(r.json.message ?? r.status)}`);
       console.log(String(r.json.Token));
     });
 }

@@ -28,7 +28,10 @@ function openLab(): Lab {
   if (o.prefix) flags.prefix = o.prefix;
   if (o.subnet) flags.subnet = o.subnet;
   const settings = resolveSettings(flags);
-  return Lab.open(settings, { prefix: !!(o.prefix ?? process.env.SHOAL_LAB_PREFIX), subnet: !!(o.subnet ?? process.env.SHOAL_LAB_SUBNET) });
+  return Lab.open(settings, {
+    prefix: !!(o.prefix ?? process.env.SHOAL_LAB_PREFIX),
+    subnet: !!(o.subnet ?? process.env.SHOAL_LAB_SUBNET),
+  });
 }
 
 machine
@@ -36,12 +39,26 @@ machine
   .description('create a machine and start its daemon')
   .argument('<name>')
   .option('--engine-label <k=v>', 'engine label of its daemon (repeatable)', collect, [])
-  .option('--engine-insecure-registry <host:port>', 'a registry its daemon reaches over plain HTTP, besides the lab registry (repeatable)', collect, [])
-  .option('--engine-opt <flag=value>', 'a shoald flag for its daemon, e.g. dashboard-addr=0.0.0.0:8080 or metrics-addr=0.0.0.0:9323 (repeatable)', collect, [])
+  .option(
+    '--engine-insecure-registry <host:port>',
+    'a registry its daemon reaches over plain HTTP, besides the lab registry (repeatable)',
+    collect,
+    [],
+  )
+  .option(
+    '--engine-opt <flag=value>',
+    'a shoald flag for its daemon, e.g. dashboard-addr=0.0.0.0:8080 or metrics-addr=0.0.0.0:9323 (repeatable)',
+    collect,
+    [],
+  )
   .action(async (name: string, o: { engineLabel: string[]; engineInsecureRegistry: string[]; engineOpt: string[] }) => {
     const lab = openLab();
     console.log(`Creating machine "${name}"...`);
-    const rec = await lab.create(name, { engineLabels: o.engineLabel, insecureRegistries: o.engineInsecureRegistry, engineOpts: o.engineOpt });
+    const rec = await lab.create(name, {
+      engineLabels: o.engineLabel,
+      insecureRegistries: o.engineInsecureRegistry,
+      engineOpts: o.engineOpt,
+    });
     console.log(`Machine "${name}" is up at ${rec.address}, daemon ${lab.url(name)}`);
     console.log(`To point your Docker client at it, run: eval $(shoal machine env ${name})`);
   });
@@ -58,10 +75,19 @@ machine
       return;
     }
     const active = process.env.DOCKER_HOST;
-    process.stdout.write(formatTable(
-      ['NAME', 'ACTIVE', 'STATE', 'ADDRESS', 'NETWORK', 'URL'],
-      machines.map((m) => [m.name, m.url === active ? '*' : '-', m.state, m.address, m.disconnected ? 'disconnected' : 'connected', m.url]),
-    ));
+    process.stdout.write(
+      formatTable(
+        ['NAME', 'ACTIVE', 'STATE', 'ADDRESS', 'NETWORK', 'URL'],
+        machines.map((m) => [
+          m.name,
+          m.url === active ? '*' : '-',
+          m.state,
+          m.address,
+          m.disconnected ? 'disconnected' : 'connected',
+          m.url,
+        ]),
+      ),
+    );
   });
 
 machine
@@ -141,7 +167,13 @@ machine
     const lab = openLab();
     const st = await lab.status(lab.get(name));
     const p = machinePaths(lab.labDir, name);
-    console.log(JSON.stringify({ ...st, dataRoot: p.dataRoot, execRoot: p.execRoot, log: p.log, registry: lab.registryAddress }, null, 4));
+    console.log(
+      JSON.stringify(
+        { ...st, dataRoot: p.dataRoot, execRoot: p.execRoot, log: p.log, registry: lab.registryAddress },
+        null,
+        4,
+      ),
+    );
   });
 
 machine
@@ -158,7 +190,10 @@ machine
     // With options passed through, a `--` before the command arrives as an argument.
     const args = command[0] === '--' ? command.slice(1) : command;
     const cmd = args.length > 0 ? args : [process.env.SHELL || '/bin/sh'];
-    const child = spawn('nsenter', [`--net=${netnsPath(rec.ns)}`, '--', ...cmd], { stdio: 'inherit', env: { ...process.env, DOCKER_HOST: st.url } });
+    const child = spawn('nsenter', [`--net=${netnsPath(rec.ns)}`, '--', ...cmd], {
+      stdio: 'inherit',
+      env: { ...process.env, DOCKER_HOST: st.url },
+    });
     const code = await new Promise<number>((resolve, reject) => {
       child.on('error', reject);
       child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 : 1)));
@@ -240,7 +275,7 @@ machine
 
 machine
   .command('regenerate-certs')
-  .description("make new TLS certificates for machines (server and client, same lab CA); their daemons switch at once")
+  .description('make new TLS certificates for machines (server and client, same lab CA); their daemons switch at once')
   .argument('<name...>')
   .option('-f, --force', 'no prompt (there is none; accepted for docker-machine compatibility)')
   .action(async (names: string[]) => {
@@ -253,7 +288,9 @@ machine
 
 machine
   .command('registry')
-  .description('make sure the lab registry runs (reachable from every machine, trusted by every daemon) and print its HOST:PORT')
+  .description(
+    'make sure the lab registry runs (reachable from every machine, trusted by every daemon) and print its HOST:PORT',
+  )
   .action(async () => {
     console.log(await openLab().ensureRegistry());
   });
@@ -264,7 +301,9 @@ machine
   .action(async () => {
     const lab = openLab();
     const r = await lab.prune();
-    console.log(`Removed ${r.namespaces.length} namespaces, ${r.processes} processes, ${r.mounts} mounts; ${lab.labDir} is gone.`);
+    console.log(
+      `Removed ${r.namespaces.length} namespaces, ${r.processes} processes, ${r.mounts} mounts; ${lab.labDir} is gone.`,
+    );
   });
 
 certCommands(program);
@@ -274,6 +313,8 @@ try {
   await program.parseAsync();
 } catch (e) {
   // User mistakes print their message alone; anything else keeps its detail for the bug report.
-  console.error(e instanceof LabError || e instanceof CertCommandError ? (e as Error).message : `Error: ${(e as Error).message}`);
+  console.error(
+    e instanceof LabError || e instanceof CertCommandError ? (e as Error).message : `Error: ${(e as Error).message}`,
+  );
   process.exitCode = 1;
 }

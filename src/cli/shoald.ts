@@ -29,7 +29,10 @@ const certDefault = (f: string) => path.join(process.env.DOCKER_CERT_PATH ?? pat
 const program = new Command('shoald')
   .description('shoal daemon: a Docker Engine API for this machine and its swarm')
   .option('-H, --host <address>', 'Engine API socket (unix:///path or tcp://host:port; repeatable)', collect, [])
-  .option('--tlsverify', 'TCP sockets speak TLS and require a client certificate signed by --tlscacert (or by the swarm root CA)')
+  .option(
+    '--tlsverify',
+    'TCP sockets speak TLS and require a client certificate signed by --tlscacert (or by the swarm root CA)',
+  )
   .option('--tlscacert <file>', 'CA bundle client certificates must chain to', certDefault('ca.pem'))
   .option('--tlscert <file>', "this daemon's TLS certificate", certDefault('cert.pem'))
   .option('--tlskey <file>', "this daemon's TLS key", certDefault('key.pem'))
@@ -40,13 +43,36 @@ const program = new Command('shoald')
   .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (repeatable)', collect, [])
   .option('--label <k=v>', 'engine label (repeatable)', collect, [])
   .option('--hostname <name>', 'node name shown by docker info and node ls')
-  .option('--network-sandbox-prefix <prefix>', 'names of this node\'s overlay sandbox namespaces in /run/netns (default: sh + node ID)')
+  .option(
+    '--network-sandbox-prefix <prefix>',
+    "names of this node's overlay sandbox namespaces in /run/netns (default: sh + node ID)",
+  )
   .option('--metrics-addr <host:port>', 'serve Prometheus metrics at http://HOST:PORT/metrics (off by default)')
-  .option('--dashboard-addr <host:port>', 'serve the live dashboard at http://HOST:PORT/ on managers (off by default; login: shoal dashboard token)')
+  .option(
+    '--dashboard-addr <host:port>',
+    'serve the live dashboard at http://HOST:PORT/ on managers (off by default; login: shoal dashboard token)',
+  )
   .option('--log-level <level>', 'debug, info, warn, error', process.env.SHOAL_LOG_LEVEL ?? 'info')
   .parse();
 
-const opts = program.opts<{ host: string[]; tlsverify?: boolean; tlscacert: string; tlscert: string; tlskey: string; insecureApi?: boolean; apiRoles?: string; dataRoot: string; execRoot: string; insecureRegistry: string[]; label: string[]; hostname?: string; logLevel: string; networkSandboxPrefix?: string; metricsAddr?: string; dashboardAddr?: string }>();
+const opts = program.opts<{
+  host: string[];
+  tlsverify?: boolean;
+  tlscacert: string;
+  tlscert: string;
+  tlskey: string;
+  insecureApi?: boolean;
+  apiRoles?: string;
+  dataRoot: string;
+  execRoot: string;
+  insecureRegistry: string[];
+  label: string[];
+  hostname?: string;
+  logLevel: string;
+  networkSandboxPrefix?: string;
+  metricsAddr?: string;
+  dashboardAddr?: string;
+}>();
 const log = createLogger('shoald', opts.logLevel);
 
 const config: DaemonConfig = {
@@ -55,7 +81,12 @@ const config: DaemonConfig = {
   dataRoot: opts.dataRoot,
   execRoot: opts.execRoot,
   insecureRegistries: opts.insecureRegistry,
-  labels: Object.fromEntries(opts.label.map((l) => { const i = l.indexOf('='); return i < 0 ? [l, ''] : [l.slice(0, i), l.slice(i + 1)]; })),
+  labels: Object.fromEntries(
+    opts.label.map((l) => {
+      const i = l.indexOf('=');
+      return i < 0 ? [l, ''] : [l.slice(0, i), l.slice(i + 1)];
+    }),
+  ),
   ...(opts.hostname ? { hostname: opts.hostname } : {}),
 };
 
@@ -72,9 +103,12 @@ function checkApiFlags(): { hosts: string[]; roles?: RoleMap } {
     } catch {
       throw new TlsConfigError(`-H ${h}: not an address (want unix:///path or tcp://host:port)`);
     }
-    if (url.protocol !== 'unix:' && url.protocol !== 'tcp:') throw new TlsConfigError(`-H ${h}: unsupported scheme ${url.protocol} (want unix:// or tcp://)`);
+    if (url.protocol !== 'unix:' && url.protocol !== 'tcp:')
+      throw new TlsConfigError(`-H ${h}: unsupported scheme ${url.protocol} (want unix:// or tcp://)`);
     if (url.protocol === 'tcp:' && !opts.tlsverify && !isLoopbackHost(url.hostname) && !opts.insecureApi) {
-      throw new TlsConfigError(`-H ${h}: refusing plain HTTP on a non-loopback address (anyone who reaches it is root on this machine): use --tlsverify with --tlscacert, --tlscert and --tlskey, or --insecure-api to accept the risk`);
+      throw new TlsConfigError(
+        `-H ${h}: refusing plain HTTP on a non-loopback address (anyone who reaches it is root on this machine): use --tlsverify with --tlscacert, --tlscert and --tlskey, or --insecure-api to accept the risk`,
+      );
     }
   }
   if (opts.tlsverify) loadTlsFiles({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey });
@@ -98,25 +132,50 @@ async function main(): Promise<void> {
   const dashboardFeed = opts.dashboardAddr ? new DashboardFeed(swarm) : undefined;
   if (dashboardFeed) swarm.onSwarmEvent((e) => dashboardFeed.event(e));
   // Before the swarm starts (etcd): a bad --metrics-addr stops shoald with nothing left running.
-  const metrics = opts.metricsAddr ? await serveMetrics(opts.metricsAddr, metricsRegistry(engine, swarm), log.child({ part: 'metrics' })) : undefined;
-  const worker = new Worker(swarm.link, new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()), () => swarm.nodeId, log.child({ part: 'worker' }));
+  const metrics = opts.metricsAddr
+    ? await serveMetrics(opts.metricsAddr, metricsRegistry(engine, swarm), log.child({ part: 'metrics' }))
+    : undefined;
+  const worker = new Worker(
+    swarm.link,
+    new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()),
+    () => swarm.nodeId,
+    log.child({ part: 'worker' }),
+  );
   const network = new NetworkAgent(engine, swarm, log.child({ part: 'network' }), opts.networkSandboxPrefix);
   network.start();
   const logs = new LogAgent(engine.containers, swarm, log.child({ part: 'logs' }));
   logs.start();
   worker.start();
   await swarm.open();
-  const access = new AccessControl(new AuditLog(path.join(config.dataRoot, 'audit')), api0.roles, log.child({ part: 'access' }));
-  const tls = opts.tlsverify ? () => new ApiTls({ ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey }, () => swarm.apiClientCAPem(), log.child({ part: 'api-tls' })) : undefined;
+  const access = new AccessControl(
+    new AuditLog(path.join(config.dataRoot, 'audit')),
+    api0.roles,
+    log.child({ part: 'access' }),
+  );
+  const tls = opts.tlsverify
+    ? () =>
+        new ApiTls(
+          { ca: opts.tlscacert, cert: opts.tlscert, key: opts.tlskey },
+          () => swarm.apiClientCAPem(),
+          log.child({ part: 'api-tls' }),
+        )
+    : undefined;
   const dashboardToken = new DashboardToken(config.dataRoot);
-  const router = buildRouter(engine, swarm, network, { serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined) });
+  const router = buildRouter(engine, swarm, network, {
+    serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined),
+  });
   shoalDashboardRoutes(router, swarm, dashboardToken);
   const api = new ApiServer(router, log, access);
   for (const h of api0.hosts) await api.listen(h, h.startsWith('tcp:') ? tls?.() : undefined);
   // The dashboard: only where --dashboard-addr says; HTTPS with the API's certificates under --tlsverify.
   const dashboardTls = opts.dashboardAddr && tls ? tls() : undefined;
   dashboardTls?.watch((o) => dashboard?.setTls(o));
-  const dashboard = opts.dashboardAddr ? new DashboardServer(dashboardFeed!, dashboardToken, log.child({ part: 'dashboard' }), { ...(dashboardTls ? { tls: dashboardTls.options() } : {}), ...(api0.roles ? { roles: api0.roles } : {}) }) : undefined;
+  const dashboard = opts.dashboardAddr
+    ? new DashboardServer(dashboardFeed!, dashboardToken, log.child({ part: 'dashboard' }), {
+        ...(dashboardTls ? { tls: dashboardTls.options() } : {}),
+        ...(api0.roles ? { roles: api0.roles } : {}),
+      })
+    : undefined;
   await dashboard?.listen(opts.dashboardAddr!);
   onHangup = () => {
     api.reloadTls();
@@ -143,13 +202,22 @@ async function main(): Promise<void> {
     process.exit(0);
   };
   // A failed shutdown still ends the process, as the unhandled rejection did, but says why.
-  const stopLogged = (sig: string) => void stop(sig).catch((err: unknown) => { log.error({ err }, 'shutdown failed'); process.exit(1); });
+  const stopLogged = (sig: string) =>
+    void stop(sig).catch((err: unknown) => {
+      log.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
   process.on('SIGTERM', () => stopLogged('SIGTERM'));
   process.on('SIGINT', () => stopLogged('SIGINT'));
 }
 
 main().catch((e) => {
-  if (e instanceof TlsConfigError || (e as Error).message?.startsWith('--api-roles') || (e as Error).message?.startsWith('--metrics-addr') || (e as Error).message?.startsWith('--dashboard-addr')) {
+  if (
+    e instanceof TlsConfigError ||
+    (e as Error).message?.startsWith('--api-roles') ||
+    (e as Error).message?.startsWith('--metrics-addr') ||
+    (e as Error).message?.startsWith('--dashboard-addr')
+  ) {
     console.error(`shoald: ${(e as Error).message}`);
     process.exit(1);
   }

@@ -17,7 +17,11 @@ const DAY_MS = 24 * 3600_000;
 const BACKDATE_MS = 3600_000;
 
 /** A self-signed CA for API certificates (`shoal machine` keeps one per lab, as docker-machine). */
-export async function createApiCA(commonName: string, validityMs = 10 * 365 * DAY_MS, now = new Date()): Promise<CertAndKey> {
+export async function createApiCA(
+  commonName: string,
+  validityMs = 10 * 365 * DAY_MS,
+  now = new Date(),
+): Promise<CertAndKey> {
   const keys = await generateKeyPair();
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: serial(),
@@ -28,7 +32,10 @@ export async function createApiCA(commonName: string, validityMs = 10 * 365 * DA
     keys,
     extensions: [
       new x509.BasicConstraintsExtension(true, 0, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
@@ -48,7 +55,11 @@ export interface ApiCertRequest {
 }
 
 /** Signs an API certificate with `ca`; returns the key too when it made one. */
-export async function signApiCert(ca: CertAndKey, req: ApiCertRequest, now = new Date()): Promise<{ certPem: string; keyPem?: string }> {
+export async function signApiCert(
+  ca: CertAndKey,
+  req: ApiCertRequest,
+  now = new Date(),
+): Promise<{ certPem: string; keyPem?: string }> {
   let publicKey: CryptoKey | x509.PublicKey;
   let keyPem: string | undefined;
   if (req.csrPem) {
@@ -64,17 +75,26 @@ export async function signApiCert(ca: CertAndKey, req: ApiCertRequest, now = new
   const extensions: x509.Extension[] = [
     new x509.BasicConstraintsExtension(false, undefined, true),
     new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment, true),
-    new x509.ExtendedKeyUsageExtension([req.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth]),
+    new x509.ExtendedKeyUsageExtension([
+      req.usage === 'server' ? x509.ExtendedKeyUsage.serverAuth : x509.ExtendedKeyUsage.clientAuth,
+    ]),
     await x509.AuthorityKeyIdentifierExtension.create(caCert),
   ];
-  if (req.names?.length) extensions.push(new x509.SubjectAlternativeNameExtension(req.names.map((n): x509.JsonGeneralName => ({ type: isIP(n) ? 'ip' : 'dns', value: n }))));
+  if (req.names?.length)
+    extensions.push(
+      new x509.SubjectAlternativeNameExtension(
+        req.names.map((n): x509.JsonGeneralName => ({ type: isIP(n) ? 'ip' : 'dns', value: n })),
+      ),
+    );
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: req.subject,
     issuer: caCert.subject,
     notBefore: req.notBefore ?? new Date(now.getTime() - BACKDATE_MS),
     // Never outlives the CA that signs it.
-    notAfter: new Date(Math.min((req.notAfter ?? new Date(now.getTime() + 3 * 365 * DAY_MS)).getTime(), caCert.notAfter.getTime())),
+    notAfter: new Date(
+      Math.min((req.notAfter ?? new Date(now.getTime() + 3 * 365 * DAY_MS)).getTime(), caCert.notAfter.getTime()),
+    ),
     signingAlgorithm: EC_ALG,
     publicKey,
     signingKey: await privateKeyFromPem(ca.keyPem),
@@ -86,6 +106,10 @@ export async function signApiCert(ca: CertAndKey, req: ApiCertRequest, now = new
 /** A key pair and a CSR for it (the client keeps the key; only the CSR travels). */
 export async function createKeyAndCsr(commonName: string): Promise<{ keyPem: string; csrPem: string }> {
   const keys = await generateKeyPair();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${commonName}`, keys, signingAlgorithm: EC_ALG });
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${commonName}`,
+    keys,
+    signingAlgorithm: EC_ALG,
+  });
   return { keyPem: await privateKeyToPem(keys.privateKey), csrPem: csr.toString('pem') };
 }

@@ -6,7 +6,9 @@ import type { Task } from './types.js';
  * The allocator gives it its addresses like any task's; the dispatcher never sends it to an
  * executor; the NetworkView carries it so every node wires the container's address.
  */
-export interface NetworkAttachmentSpec { ContainerID: string }
+export interface NetworkAttachmentSpec {
+  ContainerID: string;
+}
 
 export function attachmentSpec(t: Task): NetworkAttachmentSpec | undefined {
   return (t.Spec as { NetworkAttachmentSpec?: NetworkAttachmentSpec }).NetworkAttachmentSpec;

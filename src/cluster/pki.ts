@@ -27,7 +27,11 @@ export async function privateKeyFromPem(pem: string): Promise<CryptoKey> {
 
 /** A CSR for a node: the CA decides the subject, so the CSR only carries the public key. */
 export async function createCsr(keys: CryptoKeyPair): Promise<string> {
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: 'CN=swarm-node', keys, signingAlgorithm: EC_ALG });
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: 'CN=swarm-node',
+    keys,
+    signingAlgorithm: EC_ALG,
+  });
   return csr.toString('pem');
 }
 
@@ -43,8 +47,15 @@ export interface CertIdentity {
 /** Reads CN/OU/O and validity from a PEM certificate (node's own parser, no extra state). */
 export function certIdentity(pem: string): CertIdentity & { notBefore: Date; notAfter: Date; issuer: string } {
   const c = new NodeX509(pem);
-  const field = (k: string) => (new RegExp(`^${k}=(.*)$`, 'm').exec(c.subject)?.[1] ?? '');
-  return { nodeId: field('CN'), role: field('OU'), clusterId: field('O'), notBefore: new Date(c.validFrom), notAfter: new Date(c.validTo), issuer: c.issuer };
+  const field = (k: string) => new RegExp(`^${k}=(.*)$`, 'm').exec(c.subject)?.[1] ?? '';
+  return {
+    nodeId: field('CN'),
+    role: field('OU'),
+    clusterId: field('O'),
+    notBefore: new Date(c.validFrom),
+    notAfter: new Date(c.validTo),
+    issuer: c.issuer,
+  };
 }
 
 /** The first certificate of a PEM bundle. */

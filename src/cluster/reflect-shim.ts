@@ -16,7 +16,8 @@ function table(target: object, prop: string | symbol | undefined, create: boolea
 }
 
 if (typeof R.getMetadata !== 'function') {
-  R.defineMetadata = (key: unknown, value: unknown, target: object, prop?: string | symbol) => void table(target, prop, true)!.set(key, value);
+  R.defineMetadata = (key: unknown, value: unknown, target: object, prop?: string | symbol) =>
+    void table(target, prop, true)!.set(key, value);
   R.getOwnMetadata = (key: unknown, target: object, prop?: string | symbol) => table(target, prop, false)?.get(key);
   R.getMetadata = (key: unknown, target: object, prop?: string | symbol): unknown => {
     for (let t: object | null = target; t; t = Object.getPrototypeOf(t)) {

@@ -50,12 +50,18 @@ export type RpcContract = typeof rpcContract;
 export type RpcService = keyof RpcContract;
 export type RpcMethodName<S extends RpcService> = keyof RpcContract[S] & string;
 type MethodOf<S extends RpcService, M extends RpcMethodName<S>> = RpcContract[S][M];
-export type RequestOf<S extends RpcService, M extends RpcMethodName<S>> = MethodOf<S, M> extends RpcMethod<infer Req, unknown, boolean> ? Req : never;
-export type ResponseOf<S extends RpcService, M extends RpcMethodName<S>> = MethodOf<S, M> extends RpcMethod<unknown, infer Res, boolean> ? Res : never;
+export type RequestOf<S extends RpcService, M extends RpcMethodName<S>> =
+  MethodOf<S, M> extends RpcMethod<infer Req, unknown, boolean> ? Req : never;
+export type ResponseOf<S extends RpcService, M extends RpcMethodName<S>> =
+  MethodOf<S, M> extends RpcMethod<unknown, infer Res, boolean> ? Res : never;
 /** The methods of a service that answer once. */
-export type UnaryMethodName<S extends RpcService> = { [M in RpcMethodName<S>]: MethodOf<S, M> extends RpcMethod<unknown, unknown, false> ? M : never }[RpcMethodName<S>];
+export type UnaryMethodName<S extends RpcService> = {
+  [M in RpcMethodName<S>]: MethodOf<S, M> extends RpcMethod<unknown, unknown, false> ? M : never;
+}[RpcMethodName<S>];
 /** The methods of a service that answer with a stream. */
-export type StreamMethodName<S extends RpcService> = { [M in RpcMethodName<S>]: MethodOf<S, M> extends RpcMethod<unknown, unknown, true> ? M : never }[RpcMethodName<S>];
+export type StreamMethodName<S extends RpcService> = {
+  [M in RpcMethodName<S>]: MethodOf<S, M> extends RpcMethod<unknown, unknown, true> ? M : never;
+}[RpcMethodName<S>];
 
 /** The gRPC path of a method: `/shoal.<Service>/<Method>`. */
 export const rpcPath = (service: RpcService, method: string): string => `/shoal.${service}/${method}`;

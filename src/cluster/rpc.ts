@@ -1,10 +1,27 @@
 import * as grpc from '@grpc/grpc-js';
 import type { AuthContext } from '@grpc/grpc-js/build/src/auth-context.js';
 import { X509Certificate } from 'node:crypto';
-import { rpcContract, rpcPath, type RequestOf, type ResponseOf, type RpcMethod, type RpcService, type StreamMethodName, type UnaryMethodName } from './rpc-contract.js';
+import {
+  rpcContract,
+  rpcPath,
+  type RequestOf,
+  type ResponseOf,
+  type RpcMethod,
+  type RpcService,
+  type StreamMethodName,
+  type UnaryMethodName,
+} from './rpc-contract.js';
 
 export * from './rpc-messages.js';
-export { rpcContract, rpcPath, type RpcService, type RequestOf, type ResponseOf, type UnaryMethodName, type StreamMethodName } from './rpc-contract.js';
+export {
+  rpcContract,
+  rpcPath,
+  type RpcService,
+  type RequestOf,
+  type ResponseOf,
+  type UnaryMethodName,
+  type StreamMethodName,
+} from './rpc-contract.js';
 
 /**
  * The cluster RPCs' transport: gRPC with JSON bodies (no protobuf build step), typed by the
@@ -33,15 +50,20 @@ export const jsonCodec = {
 /** The grpc-js service definition of one service of the contract. */
 function serviceDefinition(service: RpcService): grpc.ServiceDefinition {
   const methods = rpcContract[service] as Record<string, RpcMethod<unknown, unknown, boolean>>;
-  return Object.fromEntries(Object.entries(methods).map(([name, spec]) => [name, {
-    path: rpcPath(service, name),
-    requestStream: false,
-    responseStream: spec.responseStream,
-    requestSerialize: jsonCodec.serialize,
-    requestDeserialize: jsonCodec.deserialize,
-    responseSerialize: jsonCodec.serialize,
-    responseDeserialize: jsonCodec.deserialize,
-  }]));
+  return Object.fromEntries(
+    Object.entries(methods).map(([name, spec]) => [
+      name,
+      {
+        path: rpcPath(service, name),
+        requestStream: false,
+        responseStream: spec.responseStream,
+        requestSerialize: jsonCodec.serialize,
+        requestDeserialize: jsonCodec.deserialize,
+        responseSerialize: jsonCodec.serialize,
+        responseDeserialize: jsonCodec.deserialize,
+      },
+    ]),
+  );
 }
 
 /**
@@ -60,13 +82,21 @@ export class SwarmServerCredentials extends grpc.ServerCredentials {
   }
 }
 
-export interface PeerIdentity { nodeId: string; role: 'manager' | 'worker'; clusterId: string }
+export interface PeerIdentity {
+  nodeId: string;
+  role: 'manager' | 'worker';
+  clusterId: string;
+}
 
 /**
  * Who called: the client certificate, checked against the root CA and its validity period.
  * Undefined for calls without a valid certificate.
  */
-export function peerIdentity(call: { getAuthContext(): AuthContext | null }, rootCAs: X509Certificate[], now = new Date()): PeerIdentity | undefined {
+export function peerIdentity(
+  call: { getAuthContext(): AuthContext | null },
+  rootCAs: X509Certificate[],
+  now = new Date(),
+): PeerIdentity | undefined {
   const raw = call.getAuthContext()?.sslPeerCertificate?.raw;
   if (!raw) return undefined;
   const cert = new X509Certificate(raw);
@@ -87,7 +117,10 @@ export function clientCredentials(ca: Buffer, cert?: Buffer, key?: Buffer): grpc
 
 /** TLS without verification: only for fetching the root CA, which the token's digest then checks. */
 export function insecureCredentials(): grpc.ChannelCredentials {
-  return grpc.credentials.createSsl(null, null, null, { rejectUnauthorized: false, checkServerIdentity: () => undefined });
+  return grpc.credentials.createSsl(null, null, null, {
+    rejectUnauthorized: false,
+    checkServerIdentity: () => undefined,
+  });
 }
 
 export const grpcAddr = (addr: string) => (addr.includes(':') ? addr : `${addr}:${SWARM_PORT}`);
@@ -98,7 +131,12 @@ export const grpcAddr = (addr: string) => (addr.includes(':') ? addr : `${addr}:
 export class RpcClient<S extends RpcService> {
   readonly grpc: grpc.Client;
 
-  constructor(private readonly service: S, addr: string, credentials: grpc.ChannelCredentials, options?: grpc.ChannelOptions) {
+  constructor(
+    private readonly service: S,
+    addr: string,
+    credentials: grpc.ChannelCredentials,
+    options?: grpc.ChannelOptions,
+  ) {
     this.grpc = new grpc.Client(addr, credentials, options);
   }
 
@@ -106,7 +144,12 @@ export class RpcClient<S extends RpcService> {
   call<M extends UnaryMethodName<S>>(method: M, req: RequestOf<S, M>, deadlineMs = 10_000): Promise<ResponseOf<S, M>> {
     return new Promise((resolve, reject) => {
       this.grpc.makeUnaryRequest<RequestOf<S, M>, ResponseOf<S, M>>(
-        rpcPath(this.service, method), jsonCodec.serialize, jsonCodec.deserialize as (b: Buffer) => ResponseOf<S, M>, req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs },
+        rpcPath(this.service, method),
+        jsonCodec.serialize,
+        jsonCodec.deserialize as (b: Buffer) => ResponseOf<S, M>,
+        req,
+        new grpc.Metadata(),
+        { deadline: Date.now() + deadlineMs },
         (e, v) => (e ? reject(e) : resolve(v!)),
       );
     });
@@ -114,7 +157,14 @@ export class RpcClient<S extends RpcService> {
 
   /** Opens a server stream. */
   stream<M extends StreamMethodName<S>>(method: M, req: RequestOf<S, M>): grpc.ClientReadableStream<ResponseOf<S, M>> {
-    return this.grpc.makeServerStreamRequest<RequestOf<S, M>, ResponseOf<S, M>>(rpcPath(this.service, method), jsonCodec.serialize, jsonCodec.deserialize as (b: Buffer) => ResponseOf<S, M>, req, new grpc.Metadata(), {});
+    return this.grpc.makeServerStreamRequest<RequestOf<S, M>, ResponseOf<S, M>>(
+      rpcPath(this.service, method),
+      jsonCodec.serialize,
+      jsonCodec.deserialize as (b: Buffer) => ResponseOf<S, M>,
+      req,
+      new grpc.Metadata(),
+      {},
+    );
   }
 
   close(): void {
@@ -124,23 +174,38 @@ export class RpcClient<S extends RpcService> {
 
 // ---- server ----
 
-export type UnaryHandler<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void | Promise<void>;
+export type UnaryHandler<Req, Res> = (
+  call: grpc.ServerUnaryCall<Req, Res>,
+  cb: grpc.sendUnaryData<Res>,
+) => void | Promise<void>;
 export type StreamHandler<Req, Res> = (call: grpc.ServerWritableStream<Req, Res>) => void | Promise<void>;
 /** A handler for every method of a service, each typed by its contract entry. */
 export type RpcHandlers<S extends RpcService> = {
-  [M in keyof RpcContract[S]]: RpcContract[S][M] extends RpcMethod<infer Req, infer Res, false> ? UnaryHandler<Req, Res> : RpcContract[S][M] extends RpcMethod<infer Req, infer Res, true> ? StreamHandler<Req, Res> : never;
+  [M in keyof RpcContract[S]]: RpcContract[S][M] extends RpcMethod<infer Req, infer Res, false>
+    ? UnaryHandler<Req, Res>
+    : RpcContract[S][M] extends RpcMethod<infer Req, infer Res, true>
+      ? StreamHandler<Req, Res>
+      : never;
 };
 type RpcContract = typeof rpcContract;
 
-const failure = (code: grpc.status, details: string): grpc.ServiceError => Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
+const failure = (code: grpc.status, details: string): grpc.ServiceError =>
+  Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
 
 /** Why a request does not fit its method's schema, in one line. */
-function invalidRequest(service: RpcService, method: string, spec: RpcMethod<unknown, unknown, boolean>, request: unknown): string | undefined {
+function invalidRequest(
+  service: RpcService,
+  method: string,
+  spec: RpcMethod<unknown, unknown, boolean>,
+  request: unknown,
+): string | undefined {
   if (request === MALFORMED) return `${service}.${method}: request is not JSON`;
   if (request === NULL_BODY) return `${service}.${method}: request is null`;
   const r = spec.request.safeParse(request);
   if (r.success) return undefined;
-  return `${service}.${method}: ` + r.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ');
+  return (
+    `${service}.${method}: ` + r.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ')
+  );
 }
 
 /**
@@ -159,13 +224,19 @@ export function addRpcService<S extends RpcService>(server: grpc.Server, service
         const fail = (code: grpc.status, details: string) => call.emit('error', failure(code, details));
         const invalid = invalidRequest(service, method, spec, call.request);
         if (invalid) return fail(grpc.status.INVALID_ARGUMENT, invalid);
-        guard(() => handler(call), (e) => fail(grpc.status.INTERNAL, errorText(e)));
+        guard(
+          () => handler(call),
+          (e) => fail(grpc.status.INTERNAL, errorText(e)),
+        );
       };
     } else {
       impl[method] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         const invalid = invalidRequest(service, method, spec, call.request);
         if (invalid) return cb(failure(grpc.status.INVALID_ARGUMENT, invalid));
-        guard(() => handler(call, cb), (e) => cb(failure(grpc.status.INTERNAL, errorText(e))));
+        guard(
+          () => handler(call, cb),
+          (e) => cb(failure(grpc.status.INTERNAL, errorText(e))),
+        );
       };
     }
   }

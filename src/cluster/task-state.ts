@@ -35,7 +35,12 @@ export function withDesired(t: Task, desired: TaskState): Task | undefined {
  */
 export function withStatus(t: Task, s: TaskStatus): Task | undefined {
   if (rank(s.State) < rank(t.Status.State)) return undefined;
-  if (rank(s.State) === rank(t.Status.State) && s.Message === t.Status.Message && s.Err === t.Status.Err
-    && JSON.stringify(s.ContainerStatus) === JSON.stringify(t.Status.ContainerStatus)) return undefined;
+  if (
+    rank(s.State) === rank(t.Status.State) &&
+    s.Message === t.Status.Message &&
+    s.Err === t.Status.Err &&
+    JSON.stringify(s.ContainerStatus) === JSON.stringify(t.Status.ContainerStatus)
+  )
+    return undefined;
   return { ...t, Status: s, UpdatedAt: new Date().toISOString() };
 }

@@ -86,7 +86,12 @@ export interface Mount {
   ReadOnly?: boolean;
   Consistency?: string;
   BindOptions?: { Propagation?: string; NonRecursive?: boolean; CreateMountpoint?: boolean };
-  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; DriverConfig?: { Name?: string; Options?: Record<string, string> }; Subpath?: string };
+  VolumeOptions?: {
+    NoCopy?: boolean;
+    Labels?: Record<string, string>;
+    DriverConfig?: { Name?: string; Options?: Record<string, string> };
+    Subpath?: string;
+  };
   TmpfsOptions?: { SizeBytes?: number; Mode?: number; Options?: string[][] };
 }
 
@@ -337,9 +342,21 @@ export interface Config extends Meta {
 // ---- cluster ----
 export interface ClusterSpec extends Annotations {
   Orchestration?: { TaskHistoryRetentionLimit?: number };
-  Raft?: { SnapshotInterval?: number; KeepOldSnapshots?: number; LogEntriesForSlowFollowers?: number; ElectionTick?: number; HeartbeatTick?: number };
+  Raft?: {
+    SnapshotInterval?: number;
+    KeepOldSnapshots?: number;
+    LogEntriesForSlowFollowers?: number;
+    ElectionTick?: number;
+    HeartbeatTick?: number;
+  };
   Dispatcher?: { HeartbeatPeriod?: number };
-  CAConfig?: { NodeCertExpiry?: number; ForceRotate?: number; ExternalCAs?: unknown[]; SigningCACert?: string; SigningCAKey?: string };
+  CAConfig?: {
+    NodeCertExpiry?: number;
+    ForceRotate?: number;
+    ExternalCAs?: unknown[];
+    SigningCACert?: string;
+    SigningCAKey?: string;
+  };
   TaskDefaults?: Record<string, unknown>;
   EncryptionConfig?: { AutoLockManagers?: boolean };
 }

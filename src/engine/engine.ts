@@ -30,9 +30,21 @@ export class Engine {
     const volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' }));
     volumes.onEvent = (action, name, attrs) => events.emit('volume', action, name, attrs);
     // The swarm's gateway bridge takes its subnet when the node joins: never handed to a user bridge.
-    const userBridges = await UserBridges.open(config, log.child({ part: 'user-bridges' }), [DEFAULT_BRIDGE.subnet, GW_BRIDGE.subnet]);
-    userBridges.onEvent = (action, n, containerId) => events.emit('network', action, n.id, { container: containerId, name: n.name, type: 'bridge' });
-    const containers = await ContainerManager.open(config, log.child({ part: 'containers' }), images, bridge, events, volumes, userBridges);
+    const userBridges = await UserBridges.open(config, log.child({ part: 'user-bridges' }), [
+      DEFAULT_BRIDGE.subnet,
+      GW_BRIDGE.subnet,
+    ]);
+    userBridges.onEvent = (action, n, containerId) =>
+      events.emit('network', action, n.id, { container: containerId, name: n.name, type: 'bridge' });
+    const containers = await ContainerManager.open(
+      config,
+      log.child({ part: 'containers' }),
+      images,
+      bridge,
+      events,
+      volumes,
+      userBridges,
+    );
     return new Engine(config, images, bridge, containers, events, volumes, userBridges);
   }
 

@@ -64,20 +64,31 @@ export function eventMatches(e: EngineEvent, filters: Map<string, string[]>): bo
     const a = e.Actor.Attributes;
     const ok = vs.some((v) => {
       switch (k) {
-        case 'type': return e.Type === v;
-        case 'event': return e.Action === v || e.Action.startsWith(`${v}:`);
-        case 'container': return e.Type === 'container' && (e.Actor.ID.startsWith(v) || a.name === v);
-        case 'image': return a.image === v || e.Actor.ID === v;
+        case 'type':
+          return e.Type === v;
+        case 'event':
+          return e.Action === v || e.Action.startsWith(`${v}:`);
+        case 'container':
+          return e.Type === 'container' && (e.Actor.ID.startsWith(v) || a.name === v);
+        case 'image':
+          return a.image === v || e.Actor.ID === v;
         case 'label': {
           const i = v.indexOf('=');
           return i < 0 ? v in a : a[v.slice(0, i)] === v.slice(i + 1);
         }
-        case 'scope': return e.scope === v;
-        case 'volume': return e.Type === 'volume' && e.Actor.ID === v;
+        case 'scope':
+          return e.scope === v;
+        case 'volume':
+          return e.Type === 'volume' && e.Actor.ID === v;
         // dockerd's fuzzyMatchName: the ID or the name, a prefix of either.
-        case 'network': case 'node': case 'service': case 'secret': case 'config':
+        case 'network':
+        case 'node':
+        case 'service':
+        case 'secret':
+        case 'config':
           return e.Type === k && (e.Actor.ID.startsWith(v) || (a.name ?? '').startsWith(v));
-        default: return true;
+        default:
+          return true;
       }
     });
     if (!ok) return false;

@@ -30,7 +30,8 @@ export function machineCertPaths(machineDir: string) {
 /** The lab's CA, made on first use. */
 async function labCA(labDir: string): Promise<CertAndKey> {
   const p = labCertPaths(labDir);
-  if (fs.existsSync(p.ca) && fs.existsSync(p.caKey)) return { certPem: fs.readFileSync(p.ca, 'utf8'), keyPem: fs.readFileSync(p.caKey, 'utf8') };
+  if (fs.existsSync(p.ca) && fs.existsSync(p.caKey))
+    return { certPem: fs.readFileSync(p.ca, 'utf8'), keyPem: fs.readFileSync(p.caKey, 'utf8') };
   fs.mkdirSync(p.dir, { recursive: true, mode: 0o700 });
   const ca = await createApiCA('shoal-lab-ca');
   fs.writeFileSync(p.caKey, ca.keyPem, { mode: 0o600 });
@@ -48,12 +49,22 @@ function writeAtomic(file: string, text: string, mode = 0o644): void {
  * Makes (or with `regenerate`, remakes) a machine's certificates. The server certificate names
  * the machine's lab address, localhost and 127.0.0.1. Returns the paths.
  */
-export async function ensureMachineCerts(labDir: string, machineDir: string, machine: string, address: string, regenerate = false): Promise<ReturnType<typeof machineCertPaths>> {
+export async function ensureMachineCerts(
+  labDir: string,
+  machineDir: string,
+  machine: string,
+  address: string,
+  regenerate = false,
+): Promise<ReturnType<typeof machineCertPaths>> {
   const p = machineCertPaths(machineDir);
   if (!regenerate && [p.ca, p.cert, p.key, p.server, p.serverKey].every((f) => fs.existsSync(f))) return p;
   const ca = await labCA(labDir);
   fs.mkdirSync(p.dir, { recursive: true, mode: 0o700 });
-  const server = await signApiCert(ca, { subject: `CN=${machine}`, usage: 'server', names: [address, machine, 'localhost', '127.0.0.1'] });
+  const server = await signApiCert(ca, {
+    subject: `CN=${machine}`,
+    usage: 'server',
+    names: [address, machine, 'localhost', '127.0.0.1'],
+  });
   const client = await signApiCert(ca, { subject: `CN=shoal-machine-${machine}, OU=admin`, usage: 'client' });
   writeAtomic(p.ca, ca.certPem);
   // Key before certificate: the daemon's check (key matches certificate) passes once both are new.
@@ -66,5 +77,15 @@ export async function ensureMachineCerts(labDir: string, machineDir: string, mac
 
 /** shoald's flags for the TLS listener on every address of the machine. */
 export function tlsDaemonArgs(p: ReturnType<typeof machineCertPaths>): string[] {
-  return ['-H', `tcp://0.0.0.0:${API_TLS_PORT}`, '--tlsverify', '--tlscacert', p.ca, '--tlscert', p.server, '--tlskey', p.serverKey];
+  return [
+    '-H',
+    `tcp://0.0.0.0:${API_TLS_PORT}`,
+    '--tlsverify',
+    '--tlscacert',
+    p.ca,
+    '--tlscert',
+    p.server,
+    '--tlskey',
+    p.serverKey,
+  ];
 }

@@ -34,7 +34,10 @@ export function ping(socket: string, timeoutMs = 1000): Promise<boolean> {
       resolve(res.statusCode === 200);
     });
     req.on('error', () => resolve(false));
-    req.on('timeout', () => { req.destroy(); resolve(false); });
+    req.on('timeout', () => {
+      req.destroy();
+      resolve(false);
+    });
   });
 }
 
@@ -82,13 +85,22 @@ export const SHOALD_NODE_FLAGS = ['--max-semi-space-size=64'];
 
 export function daemonArgs(l: DaemonLaunch): string[] {
   const args = [
-    `--net=${netnsPath(l.ns)}`, '--',
-    process.execPath, ...SHOALD_NODE_FLAGS, '--enable-source-maps', SHOALD_JS,
-    '-H', `unix://${l.socket}`,
-    '--data-root', l.dataRoot,
-    '--exec-root', l.execRoot,
-    '--hostname', l.hostname,
-    '--network-sandbox-prefix', l.sandboxPrefix,
+    `--net=${netnsPath(l.ns)}`,
+    '--',
+    process.execPath,
+    ...SHOALD_NODE_FLAGS,
+    '--enable-source-maps',
+    SHOALD_JS,
+    '-H',
+    `unix://${l.socket}`,
+    '--data-root',
+    l.dataRoot,
+    '--exec-root',
+    l.execRoot,
+    '--hostname',
+    l.hostname,
+    '--network-sandbox-prefix',
+    l.sandboxPrefix,
   ];
   for (const r of l.insecureRegistries ?? []) args.push('--insecure-registry', r);
   for (const lb of l.labels ?? []) args.push('--label', lb);
@@ -103,7 +115,12 @@ export function daemonArgs(l: DaemonLaunch): string[] {
  */
 export function spawnDaemon(spec: MachineDaemonSpec): { pid: number; exited: () => number | null } {
   fs.mkdirSync(spec.dir, { recursive: true });
-  const args = daemonArgs({ ...spec, hostname: spec.name, sandboxPrefix: machineSandboxPrefix(spec.ns), extraArgs: spec.extraArgs });
+  const args = daemonArgs({
+    ...spec,
+    hostname: spec.name,
+    sandboxPrefix: machineSandboxPrefix(spec.ns),
+    extraArgs: spec.extraArgs,
+  });
   fs.rmSync(spec.socket, { force: true });
   const fd = fs.openSync(spec.log, 'a');
   const child = spawn('nsenter', args, { stdio: ['ignore', fd, fd], detached: true, cwd: spec.dir });
@@ -114,13 +131,18 @@ export function spawnDaemon(spec: MachineDaemonSpec): { pid: number; exited: () 
 }
 
 /** Waits until the daemon answers /_ping; fails early with the log's tail when it exits. */
-export async function waitForDaemon(spec: MachineDaemonSpec, exited: () => number | null, timeoutMs = 60_000): Promise<void> {
+export async function waitForDaemon(
+  spec: MachineDaemonSpec,
+  exited: () => number | null,
+  timeoutMs = 60_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const code = exited();
     if (code !== null) throw new Error(`shoald on ${spec.name} exited with ${code}:\n${tail(spec.log)}`);
     if (await ping(spec.socket)) return;
-    if (Date.now() > deadline) throw new Error(`shoald on ${spec.name} did not answer /_ping within ${timeoutMs / 1000}s (log: ${spec.log})`);
+    if (Date.now() > deadline)
+      throw new Error(`shoald on ${spec.name} did not answer /_ping within ${timeoutMs / 1000}s (log: ${spec.log})`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -4,11 +4,38 @@ import { daemonPaths, defaultConfig } from '../engine/config.js';
 import { allocateMachineIndex, hubAddress, machineAddress } from './addresses.js';
 import { API_TLS_PORT, ensureMachineCerts, machineCertPaths, tlsDaemonArgs } from './certs.js';
 import { isDaemon, machineSandboxPrefix, ping, spawnDaemon, waitForDaemon, type MachineDaemonSpec } from './daemon.js';
-import { deleteNetns, ensureHub, listNetns, netnsExists, netnsPath, plugMachine, setConnected, unplugMachine } from './network.js';
+import {
+  deleteNetns,
+  ensureHub,
+  listNetns,
+  netnsExists,
+  netnsPath,
+  plugMachine,
+  setConnected,
+  unplugMachine,
+} from './network.js';
 import { registryAnswers, registryRunning, startRegistry, type RegistrySpec } from './registry.js';
 import { checkMachineName, LabNames, labPaths, machinePaths, REGISTRY_PORT, type LabSettings } from './settings.js';
-import { listMachines, readLab, readMachine, withLabLock, writeLab, writeMachine, type LabRecord, type MachineRecord } from './state.js';
-import { cutPower, deleteRuncContainers, findProcesses, killPid, killProcesses, mountsUnder, netnsInode, unmountUnder } from './sweep.js';
+import {
+  listMachines,
+  readLab,
+  readMachine,
+  withLabLock,
+  writeLab,
+  writeMachine,
+  type LabRecord,
+  type MachineRecord,
+} from './state.js';
+import {
+  cutPower,
+  deleteRuncContainers,
+  findProcesses,
+  killPid,
+  killProcesses,
+  mountsUnder,
+  netnsInode,
+  unmountUnder,
+} from './sweep.js';
 
 /** A user mistake (unknown machine, taken name…): the CLI prints the message alone. */
 export class LabError extends Error {}
@@ -32,7 +59,18 @@ export interface CreateOptions {
 }
 
 /** Flags the lab sets itself: an --engine-opt may not change them (the machine would not be found). */
-const LAB_FLAGS = new Set(['host', 'H', 'data-root', 'exec-root', 'hostname', 'network-sandbox-prefix', 'tlsverify', 'tlscacert', 'tlscert', 'tlskey']);
+const LAB_FLAGS = new Set([
+  'host',
+  'H',
+  'data-root',
+  'exec-root',
+  'hostname',
+  'network-sandbox-prefix',
+  'tlsverify',
+  'tlscacert',
+  'tlscert',
+  'tlskey',
+]);
 
 /** `dashboard-addr=0.0.0.0:8080` → `--dashboard-addr 0.0.0.0:8080`; `debug` → `--debug`. */
 export function engineOptArgs(opts: string[]): string[] {
@@ -40,7 +78,8 @@ export function engineOptArgs(opts: string[]): string[] {
   for (const o of opts) {
     const i = o.indexOf('=');
     const flag = i < 0 ? o : o.slice(0, i);
-    if (!/^[a-z][a-z0-9-]*$/.test(flag)) throw new LabError(`invalid engine option "${o}": want FLAG=VALUE or FLAG (a shoald flag without the dashes)`);
+    if (!/^[a-z][a-z0-9-]*$/.test(flag))
+      throw new LabError(`invalid engine option "${o}": want FLAG=VALUE or FLAG (a shoald flag without the dashes)`);
     if (LAB_FLAGS.has(flag)) throw new LabError(`invalid engine option "${o}": the lab sets --${flag} itself`);
     args.push(`--${flag}`);
     if (i >= 0) args.push(o.slice(i + 1));
@@ -69,8 +108,10 @@ export class Lab {
   static open(settings: LabSettings, explicit: { prefix?: boolean; subnet?: boolean } = {}): Lab {
     const rec = readLab(settings.labDir);
     if (!rec) return new Lab(settings);
-    if (explicit.prefix && rec.prefix !== settings.prefix) throw new LabError(`the lab in ${settings.labDir} uses prefix ${rec.prefix}, not ${settings.prefix}`);
-    if (explicit.subnet && rec.subnet !== settings.subnet) throw new LabError(`the lab in ${settings.labDir} uses subnet ${rec.subnet}, not ${settings.subnet}`);
+    if (explicit.prefix && rec.prefix !== settings.prefix)
+      throw new LabError(`the lab in ${settings.labDir} uses prefix ${rec.prefix}, not ${settings.prefix}`);
+    if (explicit.subnet && rec.subnet !== settings.subnet)
+      throw new LabError(`the lab in ${settings.labDir} uses subnet ${rec.subnet}, not ${settings.subnet}`);
     return new Lab({ ...settings, prefix: rec.prefix, subnet: rec.subnet });
   }
 
@@ -129,7 +170,13 @@ export class Lab {
     const p = machinePaths(this.labDir, rec.name);
     return {
       extraArgs: [...tlsDaemonArgs(machineCertPaths(p.dir)), ...engineOptArgs(rec.engineOpts ?? [])],
-      name: rec.name, ns: rec.ns, dir: p.dir, dataRoot: p.dataRoot, execRoot: p.execRoot, socket: p.socket, log: p.log,
+      name: rec.name,
+      ns: rec.ns,
+      dir: p.dir,
+      dataRoot: p.dataRoot,
+      execRoot: p.execRoot,
+      socket: p.socket,
+      log: p.log,
       insecureRegistries: [this.registryAddress, ...(rec.insecureRegistries ?? [])],
       labels: rec.engineLabels ?? [],
     };
@@ -137,15 +184,20 @@ export class Lab {
 
   async create(name: string, opts: CreateOptions = {}): Promise<MachineRecord> {
     checkMachineName(name);
-    for (const l of opts.engineLabels ?? []) if (!/^[^=\s]+=/.test(l)) throw new LabError(`invalid engine label "${l}": want KEY=VALUE`);
+    for (const l of opts.engineLabels ?? [])
+      if (!/^[^=\s]+=/.test(l)) throw new LabError(`invalid engine label "${l}": want KEY=VALUE`);
     engineOptArgs(opts.engineOpts ?? []);
     return withLabLock(this.labDir, async () => {
       if (readMachine(this.labDir, name)) throw new LabError(`Host already exists: "${name}"`);
       if (!readLab(this.labDir)) writeLab(this.labDir, this.labRecord());
       await ensureHub(this.names, this.settings.subnet);
-      const index = allocateMachineIndex(this.settings.subnet, listMachines(this.labDir).map((m) => m.index));
+      const index = allocateMachineIndex(
+        this.settings.subnet,
+        listMachines(this.labDir).map((m) => m.index),
+      );
       const rec: MachineRecord = {
-        name, index,
+        name,
+        index,
         address: machineAddress(this.settings.subnet, index),
         ns: this.names.machineNs(name),
         hubVeth: this.names.hubVeth(index),
@@ -188,8 +240,15 @@ export class Lab {
   private async halt(rec: MachineRecord, opts: { destroy: boolean }): Promise<void> {
     const p = machinePaths(this.labDir, rec.name);
     if (isDaemon(rec.pid, p.socket)) await killPid(rec.pid, 'SIGKILL');
-    const match = { dirs: [p.dir], netnsInodes: [netnsInode(netnsPath(rec.ns))].filter((i): i is number => i !== undefined) };
-    await cutPower(match, daemonPaths({ ...defaultConfig(), dataRoot: p.dataRoot, execRoot: p.execRoot }).runcRoot, p.dir);
+    const match = {
+      dirs: [p.dir],
+      netnsInodes: [netnsInode(netnsPath(rec.ns))].filter((i): i is number => i !== undefined),
+    };
+    await cutPower(
+      match,
+      daemonPaths({ ...defaultConfig(), dataRoot: p.dataRoot, execRoot: p.execRoot }).runcRoot,
+      p.dir,
+    );
     // purgeDaemonState also forgets the containers: right for rm, wrong for a power cut, after
     // which a booting daemon finds its containers' records (and restarts those that ask for it).
     if (opts.destroy) await purgeDaemonState({ dataRoot: p.dataRoot, execRoot: p.execRoot });
@@ -198,7 +257,8 @@ export class Lab {
     fs.rmSync(p.socket, { force: true });
     await unplugMachine(this.names, rec);
     // The daemon's overlay sandboxes live in the kernel-wide /run/netns: they go with the machine.
-    for (const ns of (await listNetns()).filter((n) => n.startsWith(`${machineSandboxPrefix(rec.ns)}-`))) await deleteNetns(ns);
+    for (const ns of (await listNetns()).filter((n) => n.startsWith(`${machineSandboxPrefix(rec.ns)}-`)))
+      await deleteNetns(ns);
   }
 
   async status(rec: MachineRecord): Promise<MachineStatus> {
@@ -259,7 +319,16 @@ export class Lab {
       let rec = readMachine(this.labDir, name);
       if (!rec) {
         if (!force) throw noSuchMachine(name);
-        rec = { name, index: 0, address: '', ns: this.names.machineNs(name), hubVeth: '', created: '', running: false, disconnected: false };
+        rec = {
+          name,
+          index: 0,
+          address: '',
+          ns: this.names.machineNs(name),
+          hubVeth: '',
+          created: '',
+          running: false,
+          disconnected: false,
+        };
       }
       try {
         await this.halt(rec, { destroy: true });
@@ -304,19 +373,25 @@ export class Lab {
     const owned = (ns: string) => [...prefixes].some((p) => new LabNames(p).ownsNs(ns));
     return withLabLock(this.labDir, async () => {
       const namespaces = (await listNetns()).filter(owned);
-      const match = { dirs: [this.labDir], netnsInodes: namespaces.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined) };
+      const match = {
+        dirs: [this.labDir],
+        netnsInodes: namespaces.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined),
+      };
       const processes = findProcesses(match).length;
       await killProcesses(match);
       for (const m of listMachineDirs(this.labDir)) {
         const p = machinePaths(this.labDir, m);
         await purgeDaemonState({ dataRoot: p.dataRoot, execRoot: p.execRoot }).catch(() => {});
-        await deleteRuncContainers(daemonPaths({ ...defaultConfig(), dataRoot: p.dataRoot, execRoot: p.execRoot }).runcRoot);
+        await deleteRuncContainers(
+          daemonPaths({ ...defaultConfig(), dataRoot: p.dataRoot, execRoot: p.execRoot }).runcRoot,
+        );
       }
       await killProcesses(match);
       const mounts = mountsUnder(this.labDir).length;
       await unmountUnder(this.labDir);
       // Machines first: their veths hang on the hub's bridge.
-      for (const ns of namespaces.sort((a, b) => Number(a === this.names.hubNs) - Number(b === this.names.hubNs))) await deleteNetns(ns);
+      for (const ns of namespaces.sort((a, b) => Number(a === this.names.hubNs) - Number(b === this.names.hubNs)))
+        await deleteNetns(ns);
       fs.rmSync(this.labDir, { recursive: true, force: true });
       return { namespaces, processes, mounts };
     });

@@ -33,7 +33,12 @@ function configYaml(spec: RegistrySpec): string {
 
 /** True when the registry answers `GET /v2/` (asked from inside the hub namespace). */
 export async function registryAnswers(spec: RegistrySpec): Promise<boolean> {
-  const r = await inNetns({ kind: 'named', name: spec.ns }, 'curl', ['-sf', '-m', '2', '-o', '/dev/null', `http://${spec.address}/v2/`], { allowFail: true });
+  const r = await inNetns(
+    { kind: 'named', name: spec.ns },
+    'curl',
+    ['-sf', '-m', '2', '-o', '/dev/null', `http://${spec.address}/v2/`],
+    { allowFail: true },
+  );
   return r.code === 0;
 }
 
@@ -53,13 +58,18 @@ export async function startRegistry(spec: RegistrySpec, timeoutMs = 30_000): Pro
   fs.writeFileSync(config, configYaml(spec));
   const log = path.join(spec.dir, 'registry.log');
   const fd = fs.openSync(log, 'a');
-  const child = spawn('nsenter', [`--net=${netnsPath(spec.ns)}`, '--', 'docker-registry', 'serve', config], { stdio: ['ignore', fd, fd], detached: true, cwd: spec.dir });
+  const child = spawn('nsenter', [`--net=${netnsPath(spec.ns)}`, '--', 'docker-registry', 'serve', config], {
+    stdio: ['ignore', fd, fd],
+    detached: true,
+    cwd: spec.dir,
+  });
   fs.closeSync(fd);
   child.unref();
   if (!child.pid) throw new Error('could not start docker-registry');
   const deadline = Date.now() + timeoutMs;
   while (!(await registryAnswers(spec))) {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited with ${child.exitCode}: ${fs.readFileSync(log, 'utf8').slice(-2000)}`);
+    if (child.exitCode !== null)
+      throw new Error(`docker-registry exited with ${child.exitCode}: ${fs.readFileSync(log, 'utf8').slice(-2000)}`);
     if (Date.now() > deadline) throw new Error(`docker-registry did not answer on ${spec.address} (log: ${log})`);
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -22,7 +22,8 @@ export function resolveSettings(flags: Partial<LabSettings>, env: NodeJS.Process
   const labDir = path.resolve(flags.labDir ?? env.SHOAL_LAB_DIR ?? DEFAULT_LAB_DIR);
   const prefix = flags.prefix ?? env.SHOAL_LAB_PREFIX ?? DEFAULT_PREFIX;
   const subnet = checkSubnet(flags.subnet ?? env.SHOAL_LAB_SUBNET ?? DEFAULT_SUBNET);
-  if (!/^[a-z][a-z0-9-]{0,39}$/.test(prefix)) throw new Error(`invalid lab prefix "${prefix}": lower-case letters, digits and dashes, at most 40`);
+  if (!/^[a-z][a-z0-9-]{0,39}$/.test(prefix))
+    throw new Error(`invalid lab prefix "${prefix}": lower-case letters, digits and dashes, at most 40`);
   return { labDir, prefix, subnet };
 }
 
@@ -34,7 +35,8 @@ const RESERVED: [string, string][] = [
 /** A lab subnet: between /16 and /29, clear of the networks machines make inside themselves. */
 export function checkSubnet(cidr: string): string {
   const s = parseSubnet(cidr);
-  if (s.prefixLen < 16 || s.prefixLen > 29) throw new Error(`lab subnet ${cidr}: prefix length must be between 16 and 29`);
+  if (s.prefixLen < 16 || s.prefixLen > 29)
+    throw new Error(`lab subnet ${cidr}: prefix length must be between 16 and 29`);
   for (const [other, why] of RESERVED) {
     if (overlaps(s, parseSubnet(other))) throw new Error(`lab subnet ${cidr} overlaps ${other} (${why})`);
   }
@@ -44,7 +46,9 @@ export function checkSubnet(cidr: string): string {
 /** Machine names as docker-machine accepts them, short enough for namespace names. */
 export function checkMachineName(name: string): string {
   if (!/^[a-zA-Z0-9][a-zA-Z0-9.-]{0,62}$/.test(name)) {
-    throw new Error(`Invalid machine name "${name}": use letters, digits, dots and dashes, starting with a letter or digit`);
+    throw new Error(
+      `Invalid machine name "${name}": use letters, digits, dots and dashes, starting with a letter or digit`,
+    );
   }
   return name;
 }

@@ -108,7 +108,9 @@ function breakStaleLock(lock: string, deadHolder: number): void {
   const breaker = `${lock}.break`;
   try {
     if (Date.now() - fs.statSync(breaker).mtimeMs > 10_000) fs.rmSync(breaker, { force: true }); // its breaker died too
-  } catch { /* no breaker */ }
+  } catch {
+    /* no breaker */
+  }
   if (!createExclusive(breaker, String(process.pid))) return;
   try {
     if (readPid(lock) === deadHolder) fs.rmSync(lock, { force: true });

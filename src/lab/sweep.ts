@@ -19,13 +19,25 @@ export function alive(pid: number): boolean {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Signals a process and waits until it is gone, with SIGKILL after `graceMs`. */
-export async function killPid(pid: number | undefined, signal: NodeJS.Signals = 'SIGKILL', graceMs = 5000): Promise<void> {
+export async function killPid(
+  pid: number | undefined,
+  signal: NodeJS.Signals = 'SIGKILL',
+  graceMs = 5000,
+): Promise<void> {
   if (!pid || !alive(pid)) return;
-  try { process.kill(pid, signal); } catch { return; }
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return;
+  }
   const deadline = Date.now() + graceMs;
   while (alive(pid) && Date.now() < deadline) await sleep(20);
   if (alive(pid)) {
-    try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
     const hard = Date.now() + 5000;
     while (alive(pid) && Date.now() < hard) await sleep(20);
   }
@@ -62,7 +74,10 @@ function selfAndAncestors(): Set<number> {
 }
 
 function allPids(): number[] {
-  return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
 }
 
 /** The inode identifying a network namespace, from its bind mount under /run/netns. */
@@ -106,12 +121,16 @@ export function findProcesses(match: ProcessMatch): number[] {
     if (skip.has(pid)) continue;
     const net = linkProc(pid, 'ns/net'); // "net:[4026532…]"
     const ino = net ? Number(/\[(\d+)\]/.exec(net)?.[1]) : NaN;
-    if (inodes.has(ino)) { found.push(pid); continue; }
+    if (inodes.has(ino)) {
+      found.push(pid);
+      continue;
+    }
     const cmdline = readProc(pid, 'cmdline');
     if (cmdline === undefined) continue;
     const args = cmdline.split('\0');
     const cwd = linkProc(pid, 'cwd');
-    if (match.dirs.some((d) => (cwd !== undefined && under(cwd, d)) || args.some((a) => mentions(a, d)))) found.push(pid);
+    if (match.dirs.some((d) => (cwd !== undefined && under(cwd, d)) || args.some((a) => mentions(a, d))))
+      found.push(pid);
   }
   return found;
 }
@@ -129,7 +148,10 @@ export async function killProcesses(match: ProcessMatch): Promise<void> {
 export async function deleteRuncContainers(runcRoot: string): Promise<void> {
   if (!fs.existsSync(runcRoot)) return;
   const r = await run('runc', ['--root', runcRoot, 'list', '-q'], { allowFail: true });
-  for (const id of r.stdout.split('\n').map((s) => s.trim()).filter(Boolean)) {
+  for (const id of r.stdout
+    .split('\n')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     await run('runc', ['--root', runcRoot, 'delete', '-f', id], { allowFail: true });
   }
 }
@@ -137,7 +159,10 @@ export async function deleteRuncContainers(runcRoot: string): Promise<void> {
 /** Mount points at or under `dir` in this mount namespace, deepest first. */
 export function mountsUnder(dir: string): string[] {
   const info = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  const points = info.split('\n').filter(Boolean).map((l) => unescapeMount(l.split(' ')[4]));
+  const points = info
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => unescapeMount(l.split(' ')[4]));
   return [...new Set(points.filter((p) => under(p, dir)))].sort((a, b) => b.length - a.length);
 }
 

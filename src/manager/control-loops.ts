@@ -21,7 +21,11 @@ function storeLoop(make: (store: Store, log: Logger) => StoreLoop) {
     if (ctx.signal.aborted) return;
     const loop = make(ctx.store, ctx.log);
     loop.run();
-    ctx.signal.addEventListener('abort', () => void loop.stop().catch((err: unknown) => ctx.log.warn({ err }, 'control loop did not stop cleanly')), { once: true });
+    ctx.signal.addEventListener(
+      'abort',
+      () => void loop.stop().catch((err: unknown) => ctx.log.warn({ err }, 'control loop did not stop cleanly')),
+      { once: true },
+    );
   };
 }
 

@@ -32,9 +32,14 @@ export class ManagerDataKeys {
   /** Autolock: the swarm's unlock key now and on every change (undefined: autolock off). */
   async followUnlockKey(fn: (key: Buffer | undefined) => void): Promise<void> {
     // A late event after stop() must not touch a node that is no longer this manager.
-    this.unlockKeyWatch = await watchUnlockKey(this.client, () => this.o.dek, (k) => this.stopping() || fn(k), (key, value) => {
-      if (!this.stopping() && key === DATA_KEY_NEXT && value) this.followDataKey(value);
-    });
+    this.unlockKeyWatch = await watchUnlockKey(
+      this.client,
+      () => this.o.dek,
+      (k) => this.stopping() || fn(k),
+      (key, value) => {
+        if (!this.stopping() && key === DATA_KEY_NEXT && value) this.followDataKey(value);
+      },
+    );
     // A rotation this manager missed (it was restarting) and whose sweep has not ended yet.
     const next = await this.client.get(DATA_KEY_NEXT).buffer();
     if (next) this.followDataKey(next);
@@ -61,7 +66,10 @@ export class ManagerDataKeys {
         // A later rotation (or this manager's end) owns the keys now.
         if (this.stopping() || !this.o.dek?.equals(next)) return;
         await resealAll(this.client, [next, old], next);
-        await this.client.if(DATA_KEY_NEXT, 'Value', '==', handOver).then(this.client.delete().key(DATA_KEY_NEXT)).commit();
+        await this.client
+          .if(DATA_KEY_NEXT, 'Value', '==', handOver)
+          .then(this.client.delete().key(DATA_KEY_NEXT))
+          .commit();
       })().catch((err: unknown) => this.o.log.warn({ err }, 'data key rotation sweep failed'));
     }, DATA_KEY_SWEEP_MS);
   }

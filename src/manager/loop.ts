@@ -95,11 +95,14 @@ export abstract class StoreLoop {
     if (this.stopped || (this.wake && this.wakeAt <= ms)) return;
     if (this.wake) clearTimeout(this.wake);
     this.wakeAt = ms;
-    this.wake = setTimeout(() => {
-      this.wake = undefined;
-      this.wakeAt = Infinity;
-      this.kick(0);
-    }, Math.max(0, ms - Date.now()));
+    this.wake = setTimeout(
+      () => {
+        this.wake = undefined;
+        this.wakeAt = Infinity;
+        this.kick(0);
+      },
+      Math.max(0, ms - Date.now()),
+    );
   }
   private wake?: NodeJS.Timeout;
   private wakeAt = Infinity;

@@ -64,7 +64,12 @@ export { QuorumLost };
 async function bounded(p: Promise<unknown> | undefined, ms = 3000): Promise<void> {
   if (!p) return;
   let t: NodeJS.Timeout | undefined;
-  await Promise.race([p.catch(() => undefined), new Promise((r) => { t = setTimeout(r, ms); })]);
+  await Promise.race([
+    p.catch(() => undefined),
+    new Promise((r) => {
+      t = setTimeout(r, ms);
+    }),
+  ]);
   clearTimeout(t);
 }
 
@@ -92,22 +97,44 @@ export class Manager {
   private readonly identities: PeerIdentities;
   private readonly membership: ManagerMembership;
 
-  private constructor(readonly o: ManagerOptions, readonly member: EtcdMember, readonly client: Etcd3, private readonly electionClient: Etcd3) {
+  private constructor(
+    readonly o: ManagerOptions,
+    readonly member: EtcdMember,
+    readonly client: Etcd3,
+    private readonly electionClient: Etcd3,
+  ) {
     this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }));
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     this.identities = new PeerIdentities(o.clusterId, () => this.trustView());
-    this.keys = new ManagerDataKeys(o, client, () => this.stopping, () => {
-      if (this.caPending) this.caChanged(this.caPending);
-    });
+    this.keys = new ManagerDataKeys(
+      o,
+      client,
+      () => this.stopping,
+      () => {
+        if (this.caPending) this.caChanged(this.caPending);
+      },
+    );
     this.membership = new ManagerMembership({
-      nodeId: o.nodeId, clusterId: o.clusterId, advertiseAddr: o.advertiseAddr, client, store: this.store,
-      identities: this.identities, log: o.log.child({ part: 'membership' }), dek: () => this.o.dek,
+      nodeId: o.nodeId,
+      clusterId: o.clusterId,
+      advertiseAddr: o.advertiseAddr,
+      client,
+      store: this.store,
+      identities: this.identities,
+      log: o.log.child({ part: 'membership' }),
+      dek: () => this.o.dek,
     });
     // The leader loops, built here where leadership starts: the control loops plus the two that need this manager.
     const loops = new Map<string, LeaderLoop>([
       ...controlLoops(),
       ['liveness', livenessLoop(client, () => heartbeatPeriodMs(this.store) * GRACE_MULTIPLIER)],
-      ['root-rotation', rootRotationLoop(() => this.rotationView(), (root) => this.finishRootRotation(root))],
+      [
+        'root-rotation',
+        rootRotationLoop(
+          () => this.rotationView(),
+          (root) => this.finishRootRotation(root),
+        ),
+      ],
     ]);
     this.loops = new LeaderLoops(this.store, o.log.child({ part: 'leader' }), o.nodeId, loops);
     this.dispatcher = new Dispatcher({
@@ -127,21 +154,28 @@ export class Manager {
   /** Starts the etcd member and waits for it, then the store (not yet the RPC server: see serve()). */
   static async start(o: ManagerOptions): Promise<Manager> {
     const etcdDir = path.join(o.swarmDir, 'etcd');
-    const member = new EtcdMember({
-      name: o.nodeId,
-      dataDir: etcdDir,
-      advertiseAddr: o.advertiseAddr,
-      certFile: o.tls.etcdCertFile,
-      keyFile: o.tls.keyFile,
-      caFile: o.tls.etcdCaFile,
-      clusterToken: o.clusterId,
-      initialCluster: o.initialCluster,
-      forceNewCluster: o.forceNewCluster,
-      logFile: path.join(o.swarmDir, 'etcd.log'),
-      pidFile: path.join(o.swarmDir, 'etcd.pid'),
-    }, o.log.child({ part: 'etcd' }));
+    const member = new EtcdMember(
+      {
+        name: o.nodeId,
+        dataDir: etcdDir,
+        advertiseAddr: o.advertiseAddr,
+        certFile: o.tls.etcdCertFile,
+        keyFile: o.tls.keyFile,
+        caFile: o.tls.etcdCaFile,
+        clusterToken: o.clusterId,
+        initialCluster: o.initialCluster,
+        forceNewCluster: o.forceNewCluster,
+        logFile: path.join(o.swarmDir, 'etcd.log'),
+        pidFile: path.join(o.swarmDir, 'etcd.pid'),
+      },
+      o.log.child({ part: 'etcd' }),
+    );
     await member.start();
-    const tls = { ca: fs.readFileSync(o.tls.etcdCaFile), cert: fs.readFileSync(o.tls.etcdCertFile), key: fs.readFileSync(o.tls.keyFile) };
+    const tls = {
+      ca: fs.readFileSync(o.tls.etcdCaFile),
+      cert: fs.readFileSync(o.tls.etcdCertFile),
+      key: fs.readFileSync(o.tls.keyFile),
+    };
     const client = etcdClient(['https://127.0.0.1:2379'], tls);
     // The leader lease's keepalives on a connection of their own: behind megabytes of store
     // transactions and watch events on the shared one, they arrived late and the lease expired.
@@ -184,11 +218,35 @@ export class Manager {
     await this.membership.start();
 
     const server = new grpc.Server();
-    addRpcService(server, 'CA', caHandlers({ store: this.store, log: this.o.log.child({ part: 'ca' }), clusterId: this.o.clusterId, ca: () => this.caMaterial!, shownRoot: () => this.shownRoot(), etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!, identify: (c) => this.identify(c) }));
-    addRpcService(server, 'Dispatcher', { ...this.dispatcher.handlers(), NetworkView: this.networkView.handler, ...this.logs.handlers(), ...attachmentHandlers(this.store, (c) => this.identify(c)), ...tunnelReportHandlers(this.store, (c) => this.identify(c), this.o.log.child({ part: 'tunnels' })) });
+    addRpcService(
+      server,
+      'CA',
+      caHandlers({
+        store: this.store,
+        log: this.o.log.child({ part: 'ca' }),
+        clusterId: this.o.clusterId,
+        ca: () => this.caMaterial!,
+        shownRoot: () => this.shownRoot(),
+        etcdCA: () => this.caMaterial!.etcd ?? this.caMaterial!,
+        identify: (c) => this.identify(c),
+      }),
+    );
+    addRpcService(server, 'Dispatcher', {
+      ...this.dispatcher.handlers(),
+      NetworkView: this.networkView.handler,
+      ...this.logs.handlers(),
+      ...attachmentHandlers(this.store, (c) => this.identify(c)),
+      ...tunnelReportHandlers(this.store, (c) => this.identify(c), this.o.log.child({ part: 'tunnels' })),
+    });
     addRpcService(server, 'Membership', this.membership.handlers());
-    this.credentials = new SwarmServerCredentials(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
-    await new Promise<void>((resolve, reject) => server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())));
+    this.credentials = new SwarmServerCredentials(
+      Buffer.from(this.trustBundle()),
+      fs.readFileSync(this.o.tls.certFile),
+      fs.readFileSync(this.o.tls.keyFile),
+    );
+    await new Promise<void>((resolve, reject) =>
+      server.bindAsync(this.o.listenAddr, this.credentials!, (e) => (e ? reject(e) : resolve())),
+    );
     this.server = server;
     this.o.log.info({ listen: this.o.listenAddr }, 'cluster RPC server listening');
   }
@@ -200,7 +258,11 @@ export class Manager {
    * store, not against its own node's copy, which follows a little later.
    */
   reloadTls(): void {
-    this.credentials?.update(Buffer.from(this.trustBundle()), fs.readFileSync(this.o.tls.certFile), fs.readFileSync(this.o.tls.keyFile));
+    this.credentials?.update(
+      Buffer.from(this.trustBundle()),
+      fs.readFileSync(this.o.tls.certFile),
+      fs.readFileSync(this.o.tls.keyFile),
+    );
   }
 
   /**
@@ -264,7 +326,10 @@ export class Manager {
     const current = this.openCA(raw);
     if (current.certPem !== signingRoot) return false;
     if (!caRotating(current)) return true;
-    const txn = await this.client.if(CA_KEY, 'Value', '==', raw).then(this.client.put(CA_KEY).value(this.sealCA(finishRotation(current)))).commit();
+    const txn = await this.client
+      .if(CA_KEY, 'Value', '==', raw)
+      .then(this.client.put(CA_KEY).value(this.sealCA(finishRotation(current))))
+      .commit();
     return !!txn.succeeded;
   }
 
@@ -273,8 +338,14 @@ export class Manager {
    * next manager start): compared on the stored value, so two managers never make two.
    */
   private async addApiClientCA(raw: Buffer): Promise<void> {
-    const withClients: StoredCA = { ...this.openCA(raw), apiClients: await createApiCA(`swarm-api-clients ${this.o.clusterId}`) };
-    const txn = await this.client.if(CA_KEY, 'Value', '==', raw).then(this.client.put(CA_KEY).value(this.sealCA(withClients))).commit();
+    const withClients: StoredCA = {
+      ...this.openCA(raw),
+      apiClients: await createApiCA(`swarm-api-clients ${this.o.clusterId}`),
+    };
+    const txn = await this.client
+      .if(CA_KEY, 'Value', '==', raw)
+      .then(this.client.put(CA_KEY).value(this.sealCA(withClients)))
+      .commit();
     if (txn.succeeded) this.caMaterial = withClients;
     else this.caMaterial = this.openCA((await this.client.get(CA_KEY).buffer())!);
   }
@@ -286,7 +357,12 @@ export class Manager {
   async signApiClientCert(csrPem: string, name: string, role: string): Promise<{ certPem: string; caPem: string }> {
     const ca = this.ca().apiClients;
     if (!ca) throw new Error('the swarm has no API client CA yet');
-    const { certPem } = await signApiCert(ca, { subject: `CN=${name}, OU=${role}, O=${this.o.clusterId}`, usage: 'client', csrPem, notAfter: new Date(Date.now() + 365 * 24 * 3600_000) });
+    const { certPem } = await signApiCert(ca, {
+      subject: `CN=${name}, OU=${role}, O=${this.o.clusterId}`,
+      usage: 'client',
+      csrPem,
+      notAfter: new Date(Date.now() + 365 * 24 * 3600_000),
+    });
     return { certPem, caPem: ca.certPem };
   }
 
@@ -380,7 +456,14 @@ export class Manager {
     this.dispatcher.close();
     this.networkView.close();
     this.logs.close();
-    if (this.server) await new Promise<void>((r) => { this.server!.tryShutdown(() => r()); setTimeout(() => { this.server?.forceShutdown(); r(); }, 2000); });
+    if (this.server)
+      await new Promise<void>((r) => {
+        this.server!.tryShutdown(() => r());
+        setTimeout(() => {
+          this.server?.forceShutdown();
+          r();
+        }, 2000);
+      });
     // Each step talks to etcd, which may be gone (a demoted member ends itself once removed) or
     // slow: etcd3 waits for a watch cancel's answer until it reconnects, which for a removed
     // member is never. Bounded, as the member is stopped and the client closed below anyway.

@@ -45,7 +45,8 @@ export class ManagerMembership {
     this.presenceWatch = await client.watch().prefix(PRESENCE_PREFIX).create();
     this.presenceWatch.on('put', (kv) => this.reachable.add(kv.key.toString().slice(PRESENCE_PREFIX.length)));
     this.presenceWatch.on('delete', (kv) => this.reachable.delete(kv.key.toString().slice(PRESENCE_PREFIX.length)));
-    for (const k of await client.getAll().prefix(PRESENCE_PREFIX).keys()) this.reachable.add(k.slice(PRESENCE_PREFIX.length));
+    for (const k of await client.getAll().prefix(PRESENCE_PREFIX).keys())
+      this.reachable.add(k.slice(PRESENCE_PREFIX.length));
     this.presence.on('lost', () => this.renewPresenceLater(0));
     this.quorumTimer = setInterval(() => this.checkQuorumLogged(), 1000);
   }
@@ -55,7 +56,8 @@ export class ManagerMembership {
   }
 
   private renewPresenceLater(ms: number): void {
-    const renew = () => void this.renewPresence().catch((err: unknown) => this.o.log.warn({ err }, 'manager presence not renewed'));
+    const renew = () =>
+      void this.renewPresence().catch((err: unknown) => this.o.log.warn({ err }, 'manager presence not renewed'));
     if (ms) setTimeout(renew, ms);
     else renew();
   }
@@ -79,7 +81,13 @@ export class ManagerMembership {
     if (this.probing) return;
     this.probing = true;
     const ok = await Promise.race([
-      this.o.client.get('/shoal/quorum-probe').string().then(() => true, () => false),
+      this.o.client
+        .get('/shoal/quorum-probe')
+        .string()
+        .then(
+          () => true,
+          () => false,
+        ),
       new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
     ]);
     if (ok !== this.hasQuorum) this.o.log.warn({ quorum: ok }, 'quorum changed');
@@ -88,11 +96,18 @@ export class ManagerMembership {
   }
 
   /** Only a manager of this swarm may change its members; undefined when the caller is one. */
-  private managerOnly(call: grpc.ServerUnaryCall<unknown, unknown>): { code: grpc.status; details: string } | undefined {
+  private managerOnly(
+    call: grpc.ServerUnaryCall<unknown, unknown>,
+  ): { code: grpc.status; details: string } | undefined {
     const id = this.o.identities.identify(call);
     if (!id) return { code: grpc.status.UNAUTHENTICATED, details: 'no valid swarm certificate' };
-    if (id.role !== 'manager') return { code: grpc.status.PERMISSION_DENIED, details: `Permission denied: unauthorized peer role: rpc error: code = PermissionDenied desc = Permission denied: remote certificate not part of organization: swarm-manager` };
-    if (!this.o.store.get('nodes', id.nodeId)) return { code: grpc.status.PERMISSION_DENIED, details: `node ${id.nodeId} is not a member of this swarm` };
+    if (id.role !== 'manager')
+      return {
+        code: grpc.status.PERMISSION_DENIED,
+        details: `Permission denied: unauthorized peer role: rpc error: code = PermissionDenied desc = Permission denied: remote certificate not part of organization: swarm-manager`,
+      };
+    if (!this.o.store.get('nodes', id.nodeId))
+      return { code: grpc.status.PERMISSION_DENIED, details: `node ${id.nodeId} is not a member of this swarm` };
     return undefined;
   }
 
@@ -108,14 +123,19 @@ export class ManagerMembership {
         } catch (e) {
           // A new node gives up its join: do not leave its node object behind. A promoted node
           // stays a member of the swarm and asks again.
-          if (!call.request.promotion) await this.o.store.commit([{ kind: 'nodes', op: 'delete', id: this.o.identities.identify(call)!.nodeId }]).catch(() => undefined);
+          if (!call.request.promotion)
+            await this.o.store
+              .commit([{ kind: 'nodes', op: 'delete', id: this.o.identities.identify(call)!.nodeId }])
+              .catch(() => undefined);
           cb({ code: grpc.status.UNAVAILABLE, details: (e as Error).message });
         }
       },
       Leave: async (call: grpc.ServerUnaryCall<LeaveRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
         // A node may always take out its own member: one demoted while its daemon was down
         // already holds a worker certificate when it finishes the demotion.
-        const self = this.o.identities.identify(call)?.nodeId === call.request.nodeId && this.o.store.get('nodes', call.request.nodeId);
+        const self =
+          this.o.identities.identify(call)?.nodeId === call.request.nodeId &&
+          this.o.store.get('nodes', call.request.nodeId);
         const denied = self ? undefined : this.managerOnly(call);
         if (denied) return cb(denied);
         try {
@@ -150,7 +170,8 @@ export class ManagerMembership {
       if (!m) return;
       const remaining = members.length - 1;
       const reachableAfter = members.filter((x) => x.name !== nodeId && this.reachable.has(x.name)).length;
-      if (remaining > 0 && reachableAfter < Math.floor(remaining / 2) + 1) throw new QuorumLost('can\'t remove member: not enough reachable managers would remain for a quorum');
+      if (remaining > 0 && reachableAfter < Math.floor(remaining / 2) + 1)
+        throw new QuorumLost("can't remove member: not enough reachable managers would remain for a quorum");
       await this.o.client.cluster.memberRemove({ ID: m.ID }, opts);
     });
   }

@@ -26,7 +26,10 @@ export class DnsServer {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
 
-  constructor(readonly options: DnsServerOptions, private readonly log?: Logger) {}
+  constructor(
+    readonly options: DnsServerOptions,
+    private readonly log?: Logger,
+  ) {}
 
   setZone(zone: DnsZone): void {
     this.zone = zone;
@@ -36,10 +39,18 @@ export class DnsServer {
     const { address, port } = this.options;
     const udp = dgram.createSocket('udp4');
     udp.on('message', (msg, rinfo) => {
-      void this.answer(msg, rinfo.address).then((reply) => {
-        // A callback takes send errors (the asker gone meanwhile); a socket closed by stop() meanwhile throws.
-        if (reply && this.udp === udp) udp.send(reply, rinfo.port, rinfo.address, (err) => err && this.log?.debug({ err: err.message, asker: rinfo.address }, 'dns reply not sent'));
-      }).catch((e: Error) => this.log?.debug({ err: e.message, asker: rinfo.address }, 'dns query dropped'));
+      void this.answer(msg, rinfo.address)
+        .then((reply) => {
+          // A callback takes send errors (the asker gone meanwhile); a socket closed by stop() meanwhile throws.
+          if (reply && this.udp === udp)
+            udp.send(
+              reply,
+              rinfo.port,
+              rinfo.address,
+              (err) => err && this.log?.debug({ err: err.message, asker: rinfo.address }, 'dns reply not sent'),
+            );
+        })
+        .catch((e: Error) => this.log?.debug({ err: e.message, asker: rinfo.address }, 'dns query dropped'));
     });
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);
@@ -71,12 +82,14 @@ export class DnsServer {
         const len = buf.readUInt16BE(0);
         const msg = buf.subarray(2, 2 + len);
         buf = buf.subarray(2 + len);
-        void this.answer(msg, sock.remoteAddress?.replace(/^::ffff:/, '') ?? '').then((reply) => {
-          if (!reply || sock.destroyed) return;
-          const head = Buffer.alloc(2);
-          head.writeUInt16BE(reply.length);
-          sock.write(Buffer.concat([head, reply]));
-        }).catch((e: Error) => this.log?.debug({ err: e.message, asker: sock.remoteAddress }, 'dns query dropped'));
+        void this.answer(msg, sock.remoteAddress?.replace(/^::ffff:/, '') ?? '')
+          .then((reply) => {
+            if (!reply || sock.destroyed) return;
+            const head = Buffer.alloc(2);
+            head.writeUInt16BE(reply.length);
+            sock.write(Buffer.concat([head, reply]));
+          })
+          .catch((e: Error) => this.log?.debug({ err: e.message, asker: sock.remoteAddress }, 'dns query dropped'));
       }
     });
   }
@@ -93,17 +106,30 @@ export class DnsServer {
     const ips = q && (q.type === 'A' || q.type === 'AAAA') ? lookup(this.zone, asker, q.name) : undefined;
     if (!q || !ips) {
       // Every forwarded query, with what the zone knew: a swarm name that went upstream is a zone question.
-      this.log?.debug({
-        name: q?.name, type: q?.type, asker,
-        askerKnown: asker in this.zone.askers,
-        askerNetworks: this.zone.askers[asker] ?? [],
-        nameOnNetworks: q ? networksWithName(this.zone, q.name) : [],
-      }, 'dns query forwarded');
+      this.log?.debug(
+        {
+          name: q?.name,
+          type: q?.type,
+          asker,
+          askerKnown: asker in this.zone.askers,
+          askerNetworks: this.zone.askers[asker] ?? [],
+          nameOnNetworks: q ? networksWithName(this.zone, q.name) : [],
+        },
+        'dns query forwarded',
+      );
       return this.forward(msg, query);
     }
     this.log?.trace({ name: q.name, type: q.type, asker, ips }, 'dns query answered');
     const answers: dnsPacket.Answer[] =
-      q.type === 'AAAA' ? [] : ips.map((ip) => ({ type: 'A' as const, name: q.name, class: 'IN' as const, ttl: this.options.ttl ?? 600, data: ip }));
+      q.type === 'AAAA'
+        ? []
+        : ips.map((ip) => ({
+            type: 'A' as const,
+            name: q.name,
+            class: 'IN' as const,
+            ttl: this.options.ttl ?? 600,
+            data: ip,
+          }));
     return dnsPacket.encode({
       type: 'response',
       id: query.id,

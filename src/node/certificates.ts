@@ -16,14 +16,17 @@ export abstract class NodeCertificates extends NodeUnlock {
       const id = certIdentity(fs.readFileSync(this.files.cert, 'utf8'));
       delay = renewalTime(id.notBefore, id.notAfter).getTime() - Date.now();
     }
-    this.renewTimer = setTimeout(() => {
-      this.exclusive(() => this.renewCertificate())
-        .then(() => this.scheduleRenewal())
-        .catch((err) => {
-          this.log.warn({ err }, 'certificate renewal failed; retrying');
-          this.scheduleRenewal(2000);
-        });
-    }, Math.min(Math.max(delay, 1000), 2 ** 31 - 1));
+    this.renewTimer = setTimeout(
+      () => {
+        this.exclusive(() => this.renewCertificate())
+          .then(() => this.scheduleRenewal())
+          .catch((err) => {
+            this.log.warn({ err }, 'certificate renewal failed; retrying');
+            this.scheduleRenewal(2000);
+          });
+      },
+      Math.min(Math.max(delay, 1000), 2 ** 31 - 1),
+    );
     this.renewTimer.unref();
   }
 
@@ -47,7 +50,11 @@ export abstract class NodeCertificates extends NodeUnlock {
   protected async requestCertificate(remote: string): Promise<{ renewed: RenewResponse; keyPem: string }> {
     const f = this.files;
     const keys = await generateKeyPair();
-    const ca = new RpcClient('CA', remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    const ca = new RpcClient(
+      'CA',
+      remote,
+      clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)),
+    );
     try {
       const renewed = await ca.call('RenewNodeCertificate', { csr: await createCsr(keys) }, 15_000);
       return { renewed, keyPem: await privateKeyToPem(keys.privateKey) };

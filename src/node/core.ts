@@ -14,7 +14,14 @@ import { type SwarmEvent } from '../manager/events/swarm-events.js';
 import type { Store } from '../manager/store/store.js';
 import { nodeTlsInfo } from '../manager/ca/tls-info.js';
 import { ERR_SWARM_LOCKED, sealPrivateKey } from '../manager/ca/unlock-key.js';
-import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER, ERR_NO_SWARM, ERR_NO_LEADER, type SwarmState, NS } from './swarm-spec.js';
+import {
+  ERR_NO_SWARM_MANAGER,
+  ERR_NOT_MANAGER,
+  ERR_NO_SWARM,
+  ERR_NO_LEADER,
+  type SwarmState,
+  NS,
+} from './swarm-spec.js';
 
 /**
  * What every part of a node's membership shares: the membership on disk (state and certificate
@@ -45,7 +52,10 @@ export abstract class NodeCore {
   /** `docker events` listeners for the swarm's events, fed while this node is a manager. */
   protected readonly swarmEventListeners: ((e: SwarmEvent) => void)[] = [];
 
-  constructor(protected readonly config: DaemonConfig, protected readonly log: Logger) {
+  constructor(
+    protected readonly config: DaemonConfig,
+    protected readonly log: Logger,
+  ) {
     this.dir = daemonPaths(config).swarm;
     this.certDir = path.join(this.dir, 'certificates');
     const self = this;
@@ -80,7 +90,10 @@ export abstract class NodeCore {
   /** Serializes init/join/leave as dockerd's controlMutex does. */
   protected exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.busy.then(fn);
-    this.busy = run.then(() => undefined, () => undefined);
+    this.busy = run.then(
+      () => undefined,
+      () => undefined,
+    );
     return run;
   }
 
@@ -116,7 +129,10 @@ export abstract class NodeCore {
         Labels: this.config.labels,
         Plugins: [
           { Type: 'Log', Name: 'json-file' },
-          { Type: 'Network', Name: 'bridge' }, { Type: 'Network', Name: 'host' }, { Type: 'Network', Name: 'null' }, { Type: 'Network', Name: 'overlay' },
+          { Type: 'Network', Name: 'bridge' },
+          { Type: 'Network', Name: 'host' },
+          { Type: 'Network', Name: 'null' },
+          { Type: 'Network', Name: 'overlay' },
           { Type: 'Volume', Name: 'local' },
         ],
       },
@@ -156,7 +172,11 @@ export abstract class NodeCore {
   }
 
   /** Starts this node's manager (node.ts). */
-  protected abstract startManager(bootstrap?: (m: Manager) => Promise<void>, forceNewCluster?: boolean, initialCluster?: string): Promise<void>;
+  protected abstract startManager(
+    bootstrap?: (m: Manager) => Promise<void>,
+    forceNewCluster?: boolean,
+    initialCluster?: string,
+  ): Promise<void>;
   /** Starts the agent session to the managers (node.ts). */
   protected abstract startSession(): void;
   /** Stops everything swarm and forgets the membership (node.ts). */

@@ -10,8 +10,26 @@ import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from
 import { tlsInfo } from '../manager/ca/tls-info.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../cluster/pki.js';
 import { ERR_SWARM_LOCKED, newUnlockKey } from '../manager/ca/unlock-key.js';
-import { clientCredentials, grpcAddr, insecureCredentials, RpcClient, type IssueResponse, type RequestOf, type ResponseOf, type UnaryMethodName } from '../cluster/rpc.js';
-import { ERR_NOT_MANAGER, ERR_SWARM_EXISTS, ERR_NO_SWARM, type SwarmState, type InitRequest, type JoinRequest, defaultClusterSpec, mergeClusterSpec } from './swarm-spec.js';
+import {
+  clientCredentials,
+  grpcAddr,
+  insecureCredentials,
+  RpcClient,
+  type IssueResponse,
+  type RequestOf,
+  type ResponseOf,
+  type UnaryMethodName,
+} from '../cluster/rpc.js';
+import {
+  ERR_NOT_MANAGER,
+  ERR_SWARM_EXISTS,
+  ERR_NO_SWARM,
+  type SwarmState,
+  type InitRequest,
+  type JoinRequest,
+  defaultClusterSpec,
+  mergeClusterSpec,
+} from './swarm-spec.js';
 import { parseListenAddr, resolveAdvertiseAddr, resolveDataPathAddr, localAddrTowards, rpcError } from './addresses.js';
 import { NodeCertificates } from './certificates.js';
 
@@ -32,10 +50,24 @@ export abstract class NodeMembership extends NodeCertificates {
       const ca = await createRootCA();
       const spec = mergeClusterSpec(defaultClusterSpec(), req.Spec);
       const keys = await generateKeyPair();
-      const cert = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId, role: 'manager', clusterId, addresses: [advertise.host], expiryMs: (spec.CAConfig?.NodeCertExpiry ?? 0) / 1e6 || undefined });
+      const cert = await signNodeCert(ca, {
+        csrPem: await createCsr(keys),
+        nodeId,
+        role: 'manager',
+        clusterId,
+        addresses: [advertise.host],
+        expiryMs: (spec.CAConfig?.NodeCertExpiry ?? 0) / 1e6 || undefined,
+      });
       this.writeCerts(ca.certPem, cert, await privateKeyToPem(keys.privateKey));
       this.writeEtcdCerts(ca.certPem, cert);
-      const state: SwarmState = { nodeId, clusterId, role: 'manager', advertiseAddr: advertise.host, listenAddr: `${listen.host}:${listen.port}`, managers: [{ nodeId, addr: `${advertise.host}:${advertise.port}` }] };
+      const state: SwarmState = {
+        nodeId,
+        clusterId,
+        role: 'manager',
+        advertiseAddr: advertise.host,
+        listenAddr: `${listen.host}:${listen.port}`,
+        managers: [{ nodeId, addr: `${advertise.host}:${advertise.port}` }],
+      };
       try {
         this.state = state;
         this.saveState();
@@ -44,12 +76,23 @@ export abstract class NodeMembership extends NodeCertificates {
         await this.startManager(async (m) => {
           const now = new Date().toISOString();
           const cluster: Cluster = {
-            ID: clusterId, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: spec, TLSInfo: tlsInfo(ca.certPem), RootRotationInProgress: false,
-            DefaultAddrPool: req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'], SubnetSize: req.SubnetSize || 24, DataPathPort: req.DataPathPort || 4789,
+            ID: clusterId,
+            Version: { Index: 0 },
+            CreatedAt: now,
+            UpdatedAt: now,
+            Spec: spec,
+            TLSInfo: tlsInfo(ca.certPem),
+            RootRotationInProgress: false,
+            DefaultAddrPool: req.DefaultAddrPool?.length ? req.DefaultAddrPool : ['10.0.0.0/8'],
+            SubnetSize: req.SubnetSize || 24,
+            DataPathPort: req.DataPathPort || 4789,
             JoinTokens: { Worker: generateJoinToken(ca.certPem), Manager: generateJoinToken(ca.certPem) },
           };
           const node: Node = {
-            ID: nodeId, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
+            ID: nodeId,
+            Version: { Index: 0 },
+            CreatedAt: now,
+            UpdatedAt: now,
             Spec: { Labels: {}, Role: 'manager', Availability: 'active' },
             Description: this.description(),
             Status: { State: 'ready', Addr: advertise.host },
@@ -97,7 +140,9 @@ export abstract class NodeMembership extends NodeCertificates {
       const remote = grpcAddr(remotes[0]);
       const listen = parseListenAddr(req.ListenAddr);
       resolveDataPathAddr(req.DataPathAddr);
-      const advertiseHost = req.AdvertiseAddr ? (await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host)).host : await localAddrTowards(remote);
+      const advertiseHost = req.AdvertiseAddr
+        ? (await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host)).host
+        : await localAddrTowards(remote);
 
       // 1. The root CA, trusted only if its digest is the one in the token.
       const insecure = new RpcClient('CA', remote, insecureCredentials());
@@ -118,7 +163,11 @@ export abstract class NodeMembership extends NodeCertificates {
       const ca = new RpcClient('CA', remote, clientCredentials(Buffer.from(rootPem)));
       let issued: IssueResponse;
       try {
-        issued = await ca.call('IssueNodeCertificate', { csr: await createCsr(keys), token: req.JoinToken ?? '', addr: advertiseHost }, 15_000);
+        issued = await ca.call(
+          'IssueNodeCertificate',
+          { csr: await createCsr(keys), token: req.JoinToken ?? '', addr: advertiseHost },
+          15_000,
+        );
       } catch (e) {
         throw rpcError(e);
       } finally {
@@ -127,8 +176,12 @@ export abstract class NodeMembership extends NodeCertificates {
       this.writeCerts(rootPem, issued.certificate, keyPem);
       if (issued.etcdCertificate && issued.etcdCA) this.writeEtcdCerts(issued.etcdCA, issued.etcdCertificate);
       this.state = {
-        nodeId: issued.nodeId, clusterId: issued.clusterId, role: issued.role, advertiseAddr: advertiseHost,
-        listenAddr: `${listen.host}:${listen.port}`, managers: [{ nodeId: '', addr: remote }],
+        nodeId: issued.nodeId,
+        clusterId: issued.clusterId,
+        role: issued.role,
+        advertiseAddr: advertiseHost,
+        listenAddr: `${listen.host}:${listen.port}`,
+        managers: [{ nodeId: '', addr: remote }],
       };
       this.saveState();
       try {
@@ -148,9 +201,17 @@ export abstract class NodeMembership extends NodeCertificates {
     });
   }
 
-  protected async membershipCall<M extends UnaryMethodName<'Membership'>>(remote: string, method: M, req: RequestOf<'Membership', M>): Promise<ResponseOf<'Membership', M>> {
+  protected async membershipCall<M extends UnaryMethodName<'Membership'>>(
+    remote: string,
+    method: M,
+    req: RequestOf<'Membership', M>,
+  ): Promise<ResponseOf<'Membership', M>> {
     const f = this.files;
-    const c = new RpcClient('Membership', remote, clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)));
+    const c = new RpcClient(
+      'Membership',
+      remote,
+      clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)),
+    );
     try {
       return await c.call(method, req, 30_000);
     } finally {
@@ -168,18 +229,28 @@ export abstract class NodeMembership extends NodeCertificates {
           const reachable = managers.filter((n) => this.manager!.isReachable(n.ID)).length;
           const unreachable = managers.length - reachable;
           if (reachable - 1 <= unreachable) {
-            if (reachable === 1 && unreachable === 0) throw unavailable(msg + 'Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ');
+            if (reachable === 1 && unreachable === 0)
+              throw unavailable(
+                msg +
+                  'Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message. ',
+              );
             msg += `Removing this node leaves ${reachable - 1} managers out of ${reachable + unreachable}. Without a Raft quorum your swarm will be inaccessible. `;
           }
         } else {
           msg += 'Doing so may lose the consensus of your cluster. ';
         }
-        throw unavailable(msg + 'The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.');
+        throw unavailable(
+          msg +
+            'The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.',
+        );
       }
       if (this.manager) {
         // Leave the etcd cluster first so the remaining members do not wait for us.
         const others = (await this.manager.memberCount().catch(() => 1)) > 1;
-        if (others) await this.manager.removeMember(this.state.nodeId).catch((err) => this.log.warn({ err }, 'etcd member remove failed'));
+        if (others)
+          await this.manager
+            .removeMember(this.state.nodeId)
+            .catch((err) => this.log.warn({ err }, 'etcd member remove failed'));
       }
       await this.teardown();
     });
@@ -198,10 +269,13 @@ export abstract class NodeMembership extends NodeCertificates {
       return;
     }
     this.roleChange = this.exclusive(() => this.changeRole(want))
-      .then(() => 0, (err) => {
-        this.log.warn({ err, role: want }, 'role change failed; retrying');
-        return 5000;
-      })
+      .then(
+        () => 0,
+        (err) => {
+          this.log.warn({ err, role: want }, 'role change failed; retrying');
+          return 5000;
+        },
+      )
       .then((delay) => {
         this.roleChange = undefined;
         const again = () => this.wantedRole && this.reconcileRole(this.wantedRole);
@@ -251,11 +325,14 @@ export abstract class NodeMembership extends NodeCertificates {
       await this.leaveEtcd(s.nodeId, remotes);
     }
     const issued = await this.fromAnyManager(remotes, (r) => this.requestCertificate(r));
-    if (issued.renewed.role !== role) throw new Error(`CA issued a ${issued.renewed.role} certificate, expected ${role}`);
+    if (issued.renewed.role !== role)
+      throw new Error(`CA issued a ${issued.renewed.role} certificate, expected ${role}`);
     this.installCertificate(issued);
     if (role === 'manager' && !this.manager) {
       fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
-      const joined = await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Join', { addr: s.advertiseAddr, promotion: true }));
+      const joined = await this.fromAnyManager(remotes, (r) =>
+        this.membershipCall(r, 'Join', { addr: s.advertiseAddr, promotion: true }),
+      );
       this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
       this.writeDek();
       await this.startManager(undefined, false, joined.initialCluster);

@@ -7,7 +7,17 @@ import { tlsInfo } from '../manager/ca/tls-info.js';
 import type { SwarmState } from './swarm-spec.js';
 import { NodeMembership } from './membership.js';
 
-export { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER, ERR_SWARM_EXISTS, ERR_NO_SWARM, ERR_NO_LEADER, defaultClusterSpec, mergeClusterSpec, type InitRequest, type JoinRequest } from './swarm-spec.js';
+export {
+  ERR_NO_SWARM_MANAGER,
+  ERR_NOT_MANAGER,
+  ERR_SWARM_EXISTS,
+  ERR_NO_SWARM,
+  ERR_NO_LEADER,
+  defaultClusterSpec,
+  mergeClusterSpec,
+  type InitRequest,
+  type JoinRequest,
+} from './swarm-spec.js';
 export { resolveAdvertiseAddr, resolveDataPathAddr, rpcError } from './addresses.js';
 export { tlsInfo };
 
@@ -55,7 +65,10 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
       this.log.error({ err, retryInMs: delayMs }, 'could not resume the manager; will retry');
       this.resumeTimer = setTimeout(() => {
         this.resumeTimer = undefined;
-        if (this.state?.role === 'manager' && !this.manager && !this.locked) void this.resumeManager(Math.min(delayMs * 2, 30_000));
+        if (this.state?.role === 'manager' && !this.manager && !this.locked)
+          this.resumeManager(Math.min(delayMs * 2, 30_000)).catch((e: unknown) =>
+            this.log.error({ err: e }, 'could not resume the manager'),
+          );
       }, delayMs);
       this.resumeTimer.unref();
     }
@@ -92,13 +105,24 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     this.swarmEventListeners.push(fn);
   }
 
-  protected override async startManager(bootstrap?: (m: Manager) => Promise<void>, forceNewCluster = false, initialCluster?: string): Promise<void> {
+  protected override async startManager(
+    bootstrap?: (m: Manager) => Promise<void>,
+    forceNewCluster = false,
+    initialCluster?: string,
+  ): Promise<void> {
     const s = this.state!;
     const f = this.files;
     const m = await Manager.start({
-      nodeId: s.nodeId, clusterId: s.clusterId, advertiseAddr: s.advertiseAddr, listenAddr: s.listenAddr,
-      tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert }, swarmDir: this.dir, log: this.log.child({ part: 'manager' }),
-      forceNewCluster, initialCluster, dek: this.dek,
+      nodeId: s.nodeId,
+      clusterId: s.clusterId,
+      advertiseAddr: s.advertiseAddr,
+      listenAddr: s.listenAddr,
+      tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert },
+      swarmDir: this.dir,
+      log: this.log.child({ part: 'manager' }),
+      forceNewCluster,
+      initialCluster,
+      dek: this.dek,
       onDataKey: (dek) => {
         this.dek = dek;
         this.writeDek();
@@ -120,7 +144,9 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     }
     this.manager = m;
     // Ends with the manager's store (a demoted node's store sends nothing more).
-    watchSwarmEvents(m.store, (e) => { for (const fn of this.swarmEventListeners) fn(e); });
+    watchSwarmEvents(m.store, (e) => {
+      for (const fn of this.swarmEventListeners) fn(e);
+    });
   }
 
   /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */
@@ -172,7 +198,15 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
 
   info(): Record<string, unknown> {
     const s = this.state;
-    if (!s) return { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null };
+    if (!s)
+      return {
+        NodeID: '',
+        NodeAddr: '',
+        LocalNodeState: 'inactive',
+        ControlAvailable: false,
+        Error: '',
+        RemoteManagers: null,
+      };
     const base: Record<string, unknown> = {
       NodeID: s.nodeId,
       NodeAddr: s.advertiseAddr,

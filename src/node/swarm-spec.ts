@@ -3,11 +3,15 @@ import { defaultClusterSpec, mergeClusterSpec } from '../manager/control/cluster
 import type { ManagerAddr } from '../cluster/rpc.js';
 
 /** Docker's messages for a node that cannot answer manager calls. */
-export const ERR_NO_SWARM_MANAGER = 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
-export const ERR_NOT_MANAGER = "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.";
-export const ERR_SWARM_EXISTS = 'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.';
+export const ERR_NO_SWARM_MANAGER =
+  'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.';
+export const ERR_NOT_MANAGER =
+  "This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.";
+export const ERR_SWARM_EXISTS =
+  'This node is already part of a swarm. Use "docker swarm leave" to leave this swarm and join another one.';
 export const ERR_NO_SWARM = 'This node is not part of a swarm';
-export const ERR_NO_LEADER = "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
+export const ERR_NO_LEADER =
+  "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.";
 
 /** What this node remembers about its swarm membership (<data-root>/swarm/state.json). */
 export interface SwarmState {

@@ -64,13 +64,19 @@ function inSubnet(ip: string, cidr: string): boolean {
 const SUFFIX = ' - specify one with --advertise-addr';
 
 function multipleIPs(ifA: string, ifB: string, a: string, b: string): Error {
-  return badRequest((ifA === ifB
-    ? `could not choose an IP address to advertise since this system has multiple addresses on interface ${ifA} (${a} and ${b})`
-    : `could not choose an IP address to advertise since this system has multiple addresses on different interfaces (${a} on ${ifA} and ${b} on ${ifB})`) + SUFFIX);
+  return badRequest(
+    (ifA === ifB
+      ? `could not choose an IP address to advertise since this system has multiple addresses on interface ${ifA} (${a} and ${b})`
+      : `could not choose an IP address to advertise since this system has multiple addresses on different interfaces (${a} on ${ifA} and ${b} on ${ifB})`) +
+      SUFFIX,
+  );
 }
 
 /** Picks among `links` (IPv4 preferred per link); `managedSubnets` are the daemon's own. */
-export function chooseSystemAddr(links: SystemLink[], managedSubnets: readonly string[] = [DEFAULT_BRIDGE.subnet]): string {
+export function chooseSystemAddr(
+  links: SystemLink[],
+  managedSubnets: readonly string[] = [DEFAULT_BRIDGE.subnet],
+): string {
   const pick = (candidates: SystemLink[], skipManaged: boolean): { addr?: string; found: boolean } => {
     let chosen: { addr: string; name: string } | undefined;
     let found = false;
@@ -96,10 +102,16 @@ export function chooseSystemAddr(links: SystemLink[], managedSubnets: readonly s
     }
     return { addr: chosen?.addr, found };
   };
-  const devices = pick(links.filter((l) => l.up && l.kind === undefined), false);
+  const devices = pick(
+    links.filter((l) => l.up && l.kind === undefined),
+    false,
+  );
   if (devices.addr) return devices.addr;
   if (!devices.found) {
-    const any = pick(links.filter((l) => l.up && !l.loopback), true);
+    const any = pick(
+      links.filter((l) => l.up && !l.loopback),
+      true,
+    );
     if (any.addr) return any.addr;
   }
   throw badRequest("could not find the system's IP address" + SUFFIX);

@@ -1,6 +1,13 @@
 import fs from 'node:fs';
 import { ApiError, unavailable } from '../util/errors.js';
-import { humanReadableKey, openPrivateKey, openValue, parseHumanReadableKey, sealPrivateKey, sealValue } from '../manager/ca/unlock-key.js';
+import {
+  humanReadableKey,
+  openPrivateKey,
+  openValue,
+  parseHumanReadableKey,
+  sealPrivateKey,
+  sealValue,
+} from '../manager/ca/unlock-key.js';
 import { ERR_NO_SWARM } from './swarm-spec.js';
 import { NodeCore } from './core.js';
 
@@ -26,7 +33,11 @@ export abstract class NodeUnlock extends NodeCore {
       return;
     }
     const tmp = this.files.dek + '.tmp';
-    fs.writeFileSync(tmp, this.kek ? 'sealed:' + sealValue(this.kek, this.dek) : 'plain:' + this.dek.toString('base64'), { mode: 0o600 });
+    fs.writeFileSync(
+      tmp,
+      this.kek ? 'sealed:' + sealValue(this.kek, this.dek) : 'plain:' + this.dek.toString('base64'),
+      { mode: 0o600 },
+    );
     fs.renameSync(tmp, this.files.dek);
   }
 

@@ -21,7 +21,11 @@ export function shQuote(s: string): string {
  * item i's stdout, stderr and exit code land in `<dir>/<i>.out`, `.err`, `.rc`. Input goes
  * through a quoted here-document (nothing in it is expanded), which ends it with a newline.
  */
-export function batchScript(items: BatchItem[], dir: string, delimiter = `SHOAL_EOF_${randomBytes(6).toString('hex')}`): string {
+export function batchScript(
+  items: BatchItem[],
+  dir: string,
+  delimiter = `SHOAL_EOF_${randomBytes(6).toString('hex')}`,
+): string {
   const lines = [`d=${shQuote(dir)}`];
   items.forEach((it, i) => {
     const argv = [it.cmd, ...it.args].map(shQuote).join(' ');
@@ -31,7 +35,11 @@ export function batchScript(items: BatchItem[], dir: string, delimiter = `SHOAL_
     }
     if (it.input.split('\n').includes(delimiter)) throw new Error('batch input contains the here-document delimiter');
     const body = it.input.endsWith('\n') ? it.input : it.input + '\n';
-    lines.push(`{ ${argv} <<'${delimiter}'`, body + delimiter, ` echo $? >"$d/${i}.rc"; } >"$d/${i}.out" 2>"$d/${i}.err" &`);
+    lines.push(
+      `{ ${argv} <<'${delimiter}'`,
+      body + delimiter,
+      ` echo $? >"$d/${i}.rc"; } >"$d/${i}.out" 2>"$d/${i}.err" &`,
+    );
   });
   lines.push('wait', '');
   return lines.join('\n');
@@ -71,9 +79,16 @@ export class CommandBatcher {
   /** sh processes started so far (diagnostics, tests). */
   batches = 0;
 
-  constructor(private readonly maxBatches = 3, private readonly maxItems = 64) {}
+  constructor(
+    private readonly maxBatches = 3,
+    private readonly maxItems = 64,
+  ) {}
 
-  run(cmd: string, args: readonly string[], opts: { input?: string | Buffer; allowFail?: boolean } = {}): Promise<RunResult> {
+  run(
+    cmd: string,
+    args: readonly string[],
+    opts: { input?: string | Buffer; allowFail?: boolean } = {},
+  ): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       const input = opts.input === undefined ? undefined : opts.input.toString();
       this.queue.push({ cmd, args, input, allowFail: opts.allowFail === true, resolve, reject });
@@ -106,7 +121,8 @@ export class CommandBatcher {
       items.forEach((it, i) => {
         const res = batchResult(dir!, i);
         if (res.code === null && !res.stderr) res.stderr = r.stderr;
-        if (res.code !== 0 && !it.allowFail) it.reject(new CommandError([it.cmd, ...it.args].join(' '), res.code, res.stderr, res.stdout));
+        if (res.code !== 0 && !it.allowFail)
+          it.reject(new CommandError([it.cmd, ...it.args].join(' '), res.code, res.stderr, res.stdout));
         else it.resolve(res);
       });
     } catch (e) {
@@ -124,7 +140,9 @@ function sweepStaleBatchDirs(): void {
   let names: string[] = [];
   try {
     names = fs.readdirSync(os.tmpdir());
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
   for (const n of names) {
     const m = /^shoal-batch-(\d+)-/.exec(n);
     if (!m || fs.existsSync(`/proc/${m[1]}`)) continue;
@@ -136,6 +154,10 @@ function sweepStaleBatchDirs(): void {
 export const batcher = new CommandBatcher(8, 32);
 
 /** `run`'s contract (exit code 0 or a CommandError, unless allowFail), through the shared batcher. */
-export function runBatched(cmd: string, args: readonly string[], opts: { input?: string | Buffer; allowFail?: boolean } = {}): Promise<RunResult> {
+export function runBatched(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string | Buffer; allowFail?: boolean } = {},
+): Promise<RunResult> {
   return batcher.run(cmd, args, opts);
 }

@@ -26,8 +26,16 @@ export const noSuchImage = (ref: string) => notFound(`No such image: ${ref}`);
  * answered over HTTP (moby errdefs / httpstatus: the gRPC code picks the status).
  */
 export type ErrorKind =
-  | 'InvalidArgument' | 'NotFound' | 'AlreadyExists' | 'FailedPrecondition' | 'PermissionDenied'
-  | 'Unavailable' | 'Unimplemented' | 'DeadlineExceeded' | 'Unknown' | 'Internal';
+  | 'InvalidArgument'
+  | 'NotFound'
+  | 'AlreadyExists'
+  | 'FailedPrecondition'
+  | 'PermissionDenied'
+  | 'Unavailable'
+  | 'Unimplemented'
+  | 'DeadlineExceeded'
+  | 'Unknown'
+  | 'Internal';
 
 export const KIND_HTTP_STATUS: Record<ErrorKind, number> = {
   InvalidArgument: 400,

@@ -17,5 +17,7 @@ export function newSwarmId(): string {
   }
   const hex = pool.toString('hex', poolAt, poolAt + 16);
   poolAt += 16;
-  return BigInt('0x' + hex).toString(36).padStart(25, '0');
+  return BigInt('0x' + hex)
+    .toString(36)
+    .padStart(25, '0');
 }

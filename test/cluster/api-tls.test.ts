@@ -31,7 +31,9 @@ function filesContaining(root: string, needle: Buffer): string[] {
       else if (e.isFile()) {
         try {
           if (fs.readFileSync(p).includes(needle)) found.push(p);
-        } catch { /* gone meanwhile */ }
+        } catch {
+          /* gone meanwhile */
+        }
       }
     }
   };
@@ -55,7 +57,11 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
 
   /** The docker CLI in the hub namespace with `env` (DOCKER_HOST, DOCKER_TLS_VERIFY, DOCKER_CERT_PATH). */
   const cli = (env: Record<string, string>, args: string[], input?: string): Promise<RunResult> =>
-    run('nsenter', [`--net=/var/run/netns/${hubNs}`, DOCKER, ...args], { env: { PATH: process.env.PATH ?? '', HOME: swarm.lab.labDir, DOCKER_CLI_HINTS: 'false', ...env }, allowFail: true, input });
+    run('nsenter', [`--net=/var/run/netns/${hubNs}`, DOCKER, ...args], {
+      env: { PATH: process.env.PATH ?? '', HOME: swarm.lab.labDir, DOCKER_CLI_HINTS: 'false', ...env },
+      allowFail: true,
+      input,
+    });
   /** The env of `machine` with another client's certificates. */
   const as = (who: string, machine = 'm1') => ({ ...envs.get(machine)!, DOCKER_CERT_PATH: certDir(who) });
   const ok = async (env: Record<string, string>, args: string[], input?: string) => {
@@ -79,7 +85,7 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     await swarm?.cleanup();
   });
 
-  it('machine env --tls prints docker-machine\'s three variables', () => {
+  it("machine env --tls prints docker-machine's three variables", () => {
     const e = envs.get('m1')!;
     assert.equal(e.DOCKER_TLS_VERIFY, '1');
     assert.equal(e.DOCKER_HOST, `tcp://${swarm.ip.get('m1')}:2376`);
@@ -88,11 +94,43 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
 
   it('the docker CLI over tcp://…:2376 runs a walkthrough: node ls, service create -p, scale, inspect', async () => {
     const e = envs.get('m1')!;
-    assert.deepEqual((await ok(e, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).split('\n').sort(), ['m1 Ready', 'w1 Ready']);
-    await ok(e, ['service', 'create', '--detach', '--name', 'web', '-p', '8080:80', '--replicas', '1', 'busybox', 'httpd', '-f', '-p', '80']);
+    assert.deepEqual((await ok(e, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).split('\n').sort(), [
+      'm1 Ready',
+      'w1 Ready',
+    ]);
+    await ok(e, [
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'web',
+      '-p',
+      '8080:80',
+      '--replicas',
+      '1',
+      'busybox',
+      'httpd',
+      '-f',
+      '-p',
+      '80',
+    ]);
     await ok(e, ['service', 'scale', '--detach', 'web=3']);
-    await waitFor('web at 3/3', async () => (await ok(e, ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])) === '3/3', 120_000, 500);
-    assert.equal(await ok(e, ['service', 'inspect', 'web', '--format', '{{.Spec.Mode.Replicated.Replicas}} {{(index .Endpoint.Ports 0).PublishedPort}}']), '3 8080');
+    await waitFor(
+      'web at 3/3',
+      async () => (await ok(e, ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])) === '3/3',
+      120_000,
+      500,
+    );
+    assert.equal(
+      await ok(e, [
+        'service',
+        'inspect',
+        'web',
+        '--format',
+        '{{.Spec.Mode.Replicated.Replicas}} {{(index .Endpoint.Ports 0).PublishedPort}}',
+      ]),
+      '3 8080',
+    );
     // The worker serves TLS too, with its own machine certificate.
     assert.equal(await ok(envs.get('w1')!, ['info', '--format', '{{.Swarm.LocalNodeState}}']), 'active');
   });
@@ -101,7 +139,12 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     const e = envs.get('m1')!;
     const plain = await cli({ DOCKER_HOST: e.DOCKER_HOST }, ['version', '--format', '{{.Server.Version}}']);
     assert.notEqual(plain.code, 0);
-    const noCert = await cli({ DOCKER_HOST: e.DOCKER_HOST }, ['--tlsverify', '--tlscacert', path.join(e.DOCKER_CERT_PATH, 'ca.pem'), 'version']);
+    const noCert = await cli({ DOCKER_HOST: e.DOCKER_HOST }, [
+      '--tlsverify',
+      '--tlscacert',
+      path.join(e.DOCKER_CERT_PATH, 'ca.pem'),
+      'version',
+    ]);
     assert.notEqual(noCert.code, 0);
     const other = await createApiCA('not-the-lab');
     const c = await signApiCert(other, { subject: 'CN=mallory, OU=admin', usage: 'client' });
@@ -116,13 +159,46 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
   });
 
   it('shoal cert create, via DOCKER_HOST over TLS, writes a viewer and an operator certificate', async () => {
-    for (const [who, role] of [['vera', 'viewer'], ['otto', 'operator']]) {
-      const r = await run('nsenter', [`--net=/var/run/netns/${hubNs}`, process.execPath, SHOAL_JS, 'cert', 'create', '--role', role, '--out', certDir(who), who], { env: { ...process.env, ...envs.get('m1')! }, allowFail: true });
+    for (const [who, role] of [
+      ['vera', 'viewer'],
+      ['otto', 'operator'],
+    ]) {
+      const r = await run(
+        'nsenter',
+        [
+          `--net=/var/run/netns/${hubNs}`,
+          process.execPath,
+          SHOAL_JS,
+          'cert',
+          'create',
+          '--role',
+          role,
+          '--out',
+          certDir(who),
+          who,
+        ],
+        { env: { ...process.env, ...envs.get('m1')! }, allowFail: true },
+      );
       assert.equal(r.code, 0, r.stderr);
       for (const f of ['ca.pem', 'cert.pem', 'key.pem']) assert.ok(fs.existsSync(path.join(certDir(who), f)), f);
     }
     // Only admin may make certificates.
-    const r = await run('nsenter', [`--net=/var/run/netns/${hubNs}`, process.execPath, SHOAL_JS, 'cert', 'create', '--role', 'admin', '--out', certDir('sneaky'), 'sneaky'], { env: { ...process.env, ...as('otto') }, allowFail: true });
+    const r = await run(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${hubNs}`,
+        process.execPath,
+        SHOAL_JS,
+        'cert',
+        'create',
+        '--role',
+        'admin',
+        '--out',
+        certDir('sneaky'),
+        'sneaky',
+      ],
+      { env: { ...process.env, ...as('otto') }, allowFail: true },
+    );
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /role operator .* may not "shoal certs"; it needs admin/);
   });
@@ -133,8 +209,15 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     await ok(as('vera'), ['service', 'inspect', 'web']);
     await ok(as('vera'), ['service', 'ps', 'web']);
     // One certificate for every node: the worker learnt the swarm's API client CA from its managers.
-    await waitFor('the worker to trust the API client CA', async () => (await cli(as('vera', 'w1'), ['ps'])).code === 0, 30_000, 500);
-    const cid = (await ok(as('vera', 'w1'), ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).split('\n')[0];
+    await waitFor(
+      'the worker to trust the API client CA',
+      async () => (await cli(as('vera', 'w1'), ['ps'])).code === 0,
+      30_000,
+      500,
+    );
+    const cid = (await ok(as('vera', 'w1'), ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).split(
+      '\n',
+    )[0];
     assert.ok(cid, 'a web task runs on w1');
     await denied(as('vera'), ['service', 'create', '--detach', '--name', 'nope', 'busybox', 'sleep', '1'], 'viewer');
     await denied(as('vera'), ['service', 'update', '--detach', '--replicas', '1', 'web'], 'viewer');
@@ -158,39 +241,126 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     await denied(as('otto'), ['swarm', 'unlock-key'], 'operator');
     // A node's availability and labels are an operator's; its role and membership are not.
     await ok(as('otto'), ['node', 'update', '--availability', 'pause', '--label-add', 'zone=a', 'w1']);
-    assert.equal(await ok(as('otto'), ['node', 'inspect', 'w1', '--format', '{{.Spec.Availability}} {{index .Spec.Labels "zone"}}']), 'pause a');
+    assert.equal(
+      await ok(as('otto'), [
+        'node',
+        'inspect',
+        'w1',
+        '--format',
+        '{{.Spec.Availability}} {{index .Spec.Labels "zone"}}',
+      ]),
+      'pause a',
+    );
     await ok(as('otto'), ['node', 'update', '--availability', 'active', 'w1']);
     await denied(as('otto'), ['node', 'demote', 'm1'], 'operator');
     await denied(as('otto'), ['node', 'update', '--role', 'manager', 'w1'], 'operator');
     await denied(as('otto'), ['node', 'rm', '--force', 'w1'], 'operator');
-    assert.equal(await ok(as('otto'), ['node', 'inspect', 'w1', '--format', '{{.Spec.Role}} {{.Spec.Availability}}']), 'worker active');
+    assert.equal(
+      await ok(as('otto'), ['node', 'inspect', 'w1', '--format', '{{.Spec.Role}} {{.Spec.Availability}}']),
+      'worker active',
+    );
     await denied(as('otto'), ['swarm', 'update', '--autolock=true'], 'operator');
     await denied(as('otto'), ['swarm', 'ca', '--rotate', '--detach'], 'operator');
     await denied(as('otto'), ['swarm', 'join-token', '--rotate', 'worker'], 'operator');
     await denied(as('otto'), ['swarm', 'init', '--advertise-addr', swarm.ip.get('m1')!], 'operator');
-    await denied(as('otto', 'w1'), ['swarm', 'join', '--token', 'SWMTKN-1-' + 'a'.repeat(50) + '-' + 'b'.repeat(25), `${swarm.ip.get('m1')}:2377`], 'operator');
+    await denied(
+      as('otto', 'w1'),
+      ['swarm', 'join', '--token', 'SWMTKN-1-' + 'a'.repeat(50) + '-' + 'b'.repeat(25), `${swarm.ip.get('m1')}:2377`],
+      'operator',
+    );
     await ok(as('otto'), ['secret', 'create', 'tlspw', '-'], secretText);
-    await ok(as('otto'), ['service', 'create', '--detach', '--name', 'usespw', '--secret', 'tlspw', '--constraint', 'node.role==worker', 'busybox', 'sleep', '600']);
-    await waitFor('usespw running', async () => (await ok(envs.get('m1')!, ['service', 'ls', '--filter', 'name=usespw', '--format', '{{.Replicas}}'])) === '1/1', 90_000, 500);
+    await ok(as('otto'), [
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'usespw',
+      '--secret',
+      'tlspw',
+      '--constraint',
+      'node.role==worker',
+      'busybox',
+      'sleep',
+      '600',
+    ]);
+    await waitFor(
+      'usespw running',
+      async () =>
+        (await ok(envs.get('m1')!, ['service', 'ls', '--filter', 'name=usespw', '--format', '{{.Replicas}}'])) ===
+        '1/1',
+      90_000,
+      500,
+    );
   });
 
   it('the audit log on each node names the certificate of each write, and holds no secret', async () => {
-    const lines = (m: string) => fs.readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (m: string) =>
+      fs
+        .readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
     const m1 = lines('m1');
-    assert.ok(m1.some((l) => l.path === '/services/create' && l.client === 'CN=shoal-machine-m1, OU=admin' && l.outcome === 'ok'), 'service create by the machine certificate');
+    assert.ok(
+      m1.some(
+        (l) => l.path === '/services/create' && l.client === 'CN=shoal-machine-m1, OU=admin' && l.outcome === 'ok',
+      ),
+      'service create by the machine certificate',
+    );
     const webId = await ok(envs.get('m1')!, ['service', 'inspect', 'web', '--format', '{{.ID}}']);
-    assert.ok(m1.some((l) => l.path === '/services/create' && l.object === webId), 'a create names the object it made');
+    assert.ok(
+      m1.some((l) => l.path === '/services/create' && l.object === webId),
+      'a create names the object it made',
+    );
     // A swarm write is recorded once, by the manager the client called (each manager writes the store itself).
-    const ottoUpdates = (ls: Record<string, unknown>[]) => ls.filter((l) => /^\/services\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto, OU=operator, O=') && l.outcome === 'ok');
+    const ottoUpdates = (ls: Record<string, unknown>[]) =>
+      ls.filter(
+        (l) =>
+          /^\/services\/[^/]+\/update$/.test(String(l.path)) &&
+          String(l.client).startsWith('CN=otto, OU=operator, O=') &&
+          l.outcome === 'ok',
+      );
     assert.equal(ottoUpdates(m1).length, 1, 'service update by otto, once');
     assert.equal(ottoUpdates(lines('w1')).length, 0);
-    assert.ok(m1.some((l) => l.path === '/services/create' && String(l.client).startsWith('CN=vera, OU=viewer') && l.outcome === 'denied'), 'denied create by vera');
+    assert.ok(
+      m1.some(
+        (l) =>
+          l.path === '/services/create' && String(l.client).startsWith('CN=vera, OU=viewer') && l.outcome === 'denied',
+      ),
+      'denied create by vera',
+    );
     assert.ok(m1.some((l) => l.path === '/swarm/leave' && String(l.client).startsWith('CN=otto') && l.status === 403));
     assert.ok(m1.some((l) => l.path === '/secrets/create' && String(l.client).startsWith('CN=otto')));
-    assert.ok(m1.some((l) => /^\/nodes\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto') && l.outcome === 'ok'), 'node update by otto');
-    assert.ok(m1.some((l) => /^\/nodes\/[^/]+\/update$/.test(String(l.path)) && String(l.client).startsWith('CN=otto') && l.outcome === 'denied'), 'denied promote by otto');
-    assert.ok(lines('w1').some((l) => String(l.path).endsWith('/attach') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied'), 'denied attach on the worker');
-    assert.ok(lines('w1').some((l) => String(l.path).endsWith('/exec') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied'), 'denied exec on the worker');
+    assert.ok(
+      m1.some(
+        (l) =>
+          /^\/nodes\/[^/]+\/update$/.test(String(l.path)) &&
+          String(l.client).startsWith('CN=otto') &&
+          l.outcome === 'ok',
+      ),
+      'node update by otto',
+    );
+    assert.ok(
+      m1.some(
+        (l) =>
+          /^\/nodes\/[^/]+\/update$/.test(String(l.path)) &&
+          String(l.client).startsWith('CN=otto') &&
+          l.outcome === 'denied',
+      ),
+      'denied promote by otto',
+    );
+    assert.ok(
+      lines('w1').some(
+        (l) => String(l.path).endsWith('/attach') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied',
+      ),
+      'denied attach on the worker',
+    );
+    assert.ok(
+      lines('w1').some(
+        (l) => String(l.path).endsWith('/exec') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied',
+      ),
+      'denied exec on the worker',
+    );
     // No file of any machine (data root with etcd's data, audit and daemon logs) holds the
     // secret, in clear or in base64 at any of the three alignments it can have inside a longer
     // base64 text (a JSON body, an assignment).
@@ -198,7 +368,10 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
     for (const m of swarm.machines) {
       const p = machinePaths(swarm.lab.labDir, m);
       for (const needle of needles) {
-        const found = [...filesContaining(p.dataRoot, needle), ...(fs.readFileSync(p.log).includes(needle) ? [p.log] : [])];
+        const found = [
+          ...filesContaining(p.dataRoot, needle),
+          ...(fs.readFileSync(p.log).includes(needle) ? [p.log] : []),
+        ];
         assert.deepEqual(found, [], `secret (${needle.toString()}) on ${m}`);
       }
     }
@@ -206,18 +379,56 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
 
   it('a worker keeps a secret only while a task using it runs: none left once they end', async () => {
     const e = envs.get('m1')!;
-    await ok(e, ['service', 'create', '--detach', '--name', 'oneshot', '--secret', 'tlspw', '--restart-condition', 'none', '--constraint', 'node.role==worker', 'busybox', 'sh', '-c', 'test -s /run/secrets/tlspw && sleep 1']);
-    await waitFor('oneshot complete', async () => (await ok(e, ['service', 'ps', 'oneshot', '--format', '{{.CurrentState}}'])).startsWith('Complete'), 90_000, 500);
+    await ok(e, [
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'oneshot',
+      '--secret',
+      'tlspw',
+      '--restart-condition',
+      'none',
+      '--constraint',
+      'node.role==worker',
+      'busybox',
+      'sh',
+      '-c',
+      'test -s /run/secrets/tlspw && sleep 1',
+    ]);
+    await waitFor(
+      'oneshot complete',
+      async () => (await ok(e, ['service', 'ps', 'oneshot', '--format', '{{.CurrentState}}'])).startsWith('Complete'),
+      90_000,
+      500,
+    );
     await ok(e, ['service', 'rm', 'usespw']);
     const execRoot = machinePaths(swarm.lab.labDir, 'w1').execRoot;
-    await waitFor('no secret left under the worker\'s exec root', () => filesContaining(execRoot, Buffer.from(secretText)).length === 0, 30_000, 500);
+    await waitFor(
+      "no secret left under the worker's exec root",
+      () => filesContaining(execRoot, Buffer.from(secretText)).length === 0,
+      30_000,
+      500,
+    );
   });
 
   it('machine regenerate-certs: the daemon serves the new certificate at once, clients keep working', async () => {
     const e = envs.get('m1')!;
-    const served = async () => (await run('nsenter', [`--net=/var/run/netns/${hubNs}`, process.execPath, '-e', `
+    const served = async () =>
+      (
+        await run(
+          'nsenter',
+          [
+            `--net=/var/run/netns/${hubNs}`,
+            process.execPath,
+            '-e',
+            `
       const tls = require('node:tls'); const fs = require('node:fs'); const p = process.env.DOCKER_CERT_PATH;
-      const s = tls.connect({ host: '${swarm.ip.get('m1')}', port: 2376, ca: fs.readFileSync(p + '/ca.pem'), cert: fs.readFileSync(p + '/cert.pem'), key: fs.readFileSync(p + '/key.pem') }, () => { console.log(s.getPeerCertificate().fingerprint256); s.end(); });`], { env: { ...process.env, ...e } })).stdout.trim();
+      const s = tls.connect({ host: '${swarm.ip.get('m1')}', port: 2376, ca: fs.readFileSync(p + '/ca.pem'), cert: fs.readFileSync(p + '/cert.pem'), key: fs.readFileSync(p + '/key.pem') }, () => { console.log(s.getPeerCertificate().fingerprint256); s.end(); });`,
+          ],
+          { env: { ...process.env, ...e } },
+        )
+      ).stdout.trim();
     const before = await served();
     assert.match(before, /^[0-9A-F:]{95}$/);
     await swarm.lab.machine(['regenerate-certs', 'm1']);

@@ -19,25 +19,49 @@ describe('the dashboard in a browser', () => {
   let token = '';
   const ok = async (m: string, args: string[]) => (await lab.docker(m, args)).stdout;
   /** What the page shows right now, read from its DOM. */
-  const shown = () => page.evaluate(() => ({
-    nodes: [...document.querySelectorAll<HTMLElement>('.node')].map((n) => ({ host: n.dataset.host, state: n.dataset.state, role: n.dataset.role, leader: n.dataset.leader })),
-    tasks: [...document.querySelectorAll<HTMLElement>('.node .task')].map((t) => ({ service: t.dataset.service, state: t.dataset.state, node: t.closest<HTMLElement>('.node')?.dataset.host })),
-    reloads: (window as unknown as { __loads?: number }).__loads,
-  }));
+  const shown = () =>
+    page.evaluate(() => ({
+      nodes: [...document.querySelectorAll<HTMLElement>('.node')].map((n) => ({
+        host: n.dataset.host,
+        state: n.dataset.state,
+        role: n.dataset.role,
+        leader: n.dataset.leader,
+      })),
+      tasks: [...document.querySelectorAll<HTMLElement>('.node .task')].map((t) => ({
+        service: t.dataset.service,
+        state: t.dataset.state,
+        node: t.closest<HTMLElement>('.node')?.dataset.host,
+      })),
+      reloads: (window as unknown as { __loads?: number }).__loads,
+    }));
 
   before(async () => {
     lab = newTestLab();
-    await createMachines(lab, ['m1', 'm2', 'm3'], ['--engine-opt', 'dashboard-addr=0.0.0.0:8080', '--engine-opt', 'metrics-addr=0.0.0.0:9323']);
+    await createMachines(
+      lab,
+      ['m1', 'm2', 'm3'],
+      ['--engine-opt', 'dashboard-addr=0.0.0.0:8080', '--engine-opt', 'metrics-addr=0.0.0.0:9323'],
+    );
     const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
     await ok('m1', ['swarm', 'init', '--advertise-addr', ip]);
     await ok('m1', ['swarm', 'update', '--dispatcher-heartbeat', '1s']);
     const join = (await ok('m1', ['swarm', 'join-token', '-q', 'worker'])).trim();
     for (const m of ['m2', 'm3']) await ok(m, ['swarm', 'join', '--token', join, `${ip}:2377`]);
-    await waitFor('three ready nodes', async () => (await ok('m1', ['node', 'ls', '--format', '{{.Status}}'])).trim().split('\n').filter((s) => s === 'Ready').length === 3, 60_000);
+    await waitFor(
+      'three ready nodes',
+      async () =>
+        (await ok('m1', ['node', 'ls', '--format', '{{.Status}}']))
+          .trim()
+          .split('\n')
+          .filter((s) => s === 'Ready').length === 3,
+      60_000,
+    );
     const registry = await labRegistry(lab);
     const micro = await pushLabMicro(lab, 'm1', registry);
     await ok('m1', ['service', 'create', '--detach', '--name', 'web', '--replicas', '3', '-p', '8000', micro]);
-    const r = await run(process.execPath, [SHOAL_JS, 'dashboard', 'token'], { env: { ...lab.env, DOCKER_HOST: await lab.dockerHost('m1') } });
+    const r = await run(process.execPath, [SHOAL_JS, 'dashboard', 'token'], {
+      env: { ...lab.env, DOCKER_HOST: await lab.dockerHost('m1') },
+    });
     token = r.stdout.trim();
     assert.match(token, /^[A-Za-z0-9_-]{43}$/);
     // The lab's daemons run with --tlsverify, so the dashboard is HTTPS with the machine's certificate (signed by the lab CA, which this browser does not know).
@@ -70,7 +94,10 @@ describe('the dashboard in a browser', () => {
   });
 
   it('takes the token as Authorization: Bearer', async () => {
-    const status = await page.evaluate(async (t) => (await fetch('/api/snapshot', { headers: { Authorization: `Bearer ${t}` } })).status, token);
+    const status = await page.evaluate(
+      async (t) => (await fetch('/api/snapshot', { headers: { Authorization: `Bearer ${t}` } })).status,
+      token,
+    );
     assert.equal(status, 200);
   });
 
@@ -78,33 +105,69 @@ describe('the dashboard in a browser', () => {
     await page.goto(url);
     await page.type('input[name=token]', token);
     await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-    await page.evaluate(() => { (window as unknown as { __loads: number }).__loads = 1; });
+    await page.evaluate(() => {
+      (window as unknown as { __loads: number }).__loads = 1;
+    });
     await page.waitForFunction(() => document.querySelector('#conn')?.textContent === 'live', { timeout: 10_000 });
-    await waitFor('3 nodes and 3 running web tasks', async () => {
-      const s = await shown();
-      return s.nodes.length === 3 && s.tasks.filter((t) => t.service === 'web' && t.state === 'running').length === 3;
-    }, 60_000);
+    await waitFor(
+      '3 nodes and 3 running web tasks',
+      async () => {
+        const s = await shown();
+        return s.nodes.length === 3 && s.tasks.filter((t) => t.service === 'web' && t.state === 'running').length === 3;
+      },
+      60_000,
+    );
     const s = await shown();
     assert.deepEqual(s.nodes.map((n) => n.host).sort(), ['m1', 'm2', 'm3']);
     assert.ok(s.nodes.every((n) => n.state === 'ready'));
-    assert.deepEqual(s.nodes.map((n) => [n.host, n.role, n.leader]).sort(), [['m1', 'manager', 'true'], ['m2', 'worker', 'false'], ['m3', 'worker', 'false']]);
+    assert.deepEqual(s.nodes.map((n) => [n.host, n.role, n.leader]).sort(), [
+      ['m1', 'manager', 'true'],
+      ['m2', 'worker', 'false'],
+      ['m3', 'worker', 'false'],
+    ]);
     // Where the page puts each task is where docker service ps says it runs.
-    const ps = (await ok('m1', ['service', 'ps', 'web', '--filter', 'desired-state=running', '--format', '{{.Node}}'])).trim().split('\n').sort();
-    assert.deepEqual(s.tasks.filter((t) => t.service === 'web').map((t) => t.node).sort(), ps);
-    const row = await page.$eval('tr.svc[data-name=web]', (tr) => ({ replicas: tr.querySelector('.sr')?.textContent, mode: tr.querySelector('.sm')?.textContent, ports: tr.querySelector('.sp')?.textContent }));
+    const ps = (await ok('m1', ['service', 'ps', 'web', '--filter', 'desired-state=running', '--format', '{{.Node}}']))
+      .trim()
+      .split('\n')
+      .sort();
+    assert.deepEqual(
+      s.tasks
+        .filter((t) => t.service === 'web')
+        .map((t) => t.node)
+        .sort(),
+      ps,
+    );
+    const row = await page.$eval('tr.svc[data-name=web]', (tr) => ({
+      replicas: tr.querySelector('.sr')?.textContent,
+      mode: tr.querySelector('.sm')?.textContent,
+      ports: tr.querySelector('.sp')?.textContent,
+    }));
     assert.equal(row.replicas, '3/3');
     assert.equal(row.mode, 'replicated');
     assert.match(row.ports ?? '', /:8000\/tcp/);
-    assert.ok(await page.$$eval('#networks tbody tr', (trs) => trs.some((tr) => tr.textContent?.startsWith('ingress'))));
-    assert.ok(await page.$$eval('#events li', (lis) => lis.some((li) => /service create web/.test(li.textContent ?? ''))));
+    assert.ok(
+      await page.$$eval('#networks tbody tr', (trs) => trs.some((tr) => tr.textContent?.startsWith('ingress'))),
+    );
+    assert.ok(
+      await page.$$eval('#events li', (lis) => lis.some((li) => /service create web/.test(li.textContent ?? ''))),
+    );
   });
 
   it('docker service scale web=7: the page shows 7 tasks without a reload, within a second of docker ps', async () => {
     await ok('m1', ['service', 'scale', '--detach', 'web=7']);
     // The change's moment: the swarm reports 7 running (docker service ls); the page must show it within 1 s.
-    await waitFor('7/7 in service ls', async () => (await ok('m1', ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])).trim() === '7/7', 90_000, 50);
+    await waitFor(
+      '7/7 in service ls',
+      async () =>
+        (await ok('m1', ['service', 'ls', '--filter', 'name=web', '--format', '{{.Replicas}}'])).trim() === '7/7',
+      90_000,
+      50,
+    );
     const seen = Date.now();
-    await page.waitForFunction(() => document.querySelectorAll('.node .task[data-service=web][data-state=running]').length === 7, { timeout: 1000, polling: 20 });
+    await page.waitForFunction(
+      () => document.querySelectorAll('.node .task[data-service=web][data-state=running]').length === 7,
+      { timeout: 1000, polling: 20 },
+    );
     const s = await shown();
     assert.equal(s.reloads, 1, 'the page was reloaded');
     assert.equal(await page.$eval('tr.svc[data-name=web] .sr', (td) => td.textContent), '7/7');
@@ -113,17 +176,31 @@ describe('the dashboard in a browser', () => {
 
   it('a removed machine turns Down on the page', async () => {
     await lab.machine(['rm', '-y', 'm3']);
-    await waitFor('m3 Down in node ls', async () => (await ok('m1', ['node', 'ls', '--filter', 'name=m3', '--format', '{{.Status}}'])).trim() === 'Down', 60_000, 50);
-    await page.waitForFunction(() => document.querySelector<HTMLElement>('.node[data-host=m3]')?.dataset.state === 'down', { timeout: 1000, polling: 20 });
+    await waitFor(
+      'm3 Down in node ls',
+      async () => (await ok('m1', ['node', 'ls', '--filter', 'name=m3', '--format', '{{.Status}}'])).trim() === 'Down',
+      60_000,
+      50,
+    );
+    await page.waitForFunction(
+      () => document.querySelector<HTMLElement>('.node[data-host=m3]')?.dataset.state === 'down',
+      { timeout: 1000, polling: 20 },
+    );
     assert.equal((await shown()).reloads, 1);
     // The tasks rescheduled off m3 show on the others.
-    await page.waitForFunction(() => document.querySelectorAll('.node:not([data-host=m3]) .task[data-service=web][data-state=running]').length === 7, { timeout: 60_000 });
+    await page.waitForFunction(
+      () =>
+        document.querySelectorAll('.node:not([data-host=m3]) .task[data-service=web][data-state=running]').length === 7,
+      { timeout: 60_000 },
+    );
     await page.screenshot({ path: path.join(REPO_ROOT, 'docs', 'dashboard.png'), fullPage: true });
     assert.ok(fs.statSync(path.join(REPO_ROOT, 'docs', 'dashboard.png')).size > 10_000);
   });
 
   it('a rotated token logs the page out', async () => {
-    await run(process.execPath, [SHOAL_JS, 'dashboard', 'token', '--rotate'], { env: { ...lab.env, DOCKER_HOST: await lab.dockerHost('m1') } });
+    await run(process.execPath, [SHOAL_JS, 'dashboard', 'token', '--rotate'], {
+      env: { ...lab.env, DOCKER_HOST: await lab.dockerHost('m1') },
+    });
     const status = await page.evaluate(async () => (await fetch('/api/snapshot')).status);
     assert.equal(status, 401);
   });

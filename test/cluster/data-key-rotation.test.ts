@@ -31,8 +31,18 @@ describe('data key rotation re-seals what the data key protects', () => {
   /** Key → value of everything under `prefix` in the manager's etcd (etcdctl in the machine). */
   const etcd = async (prefix: string): Promise<Map<string, Buffer>> => {
     const c = certs();
-    const r = await swarm.lab.ssh('m1', ['etcdctl', '--endpoints=https://127.0.0.1:2379', `--cacert=${c}/etcd-ca.crt`, `--cert=${c}/etcd-node.crt`, `--key=${c}/swarm-node.key`,
-      'get', '--prefix', prefix, '-w', 'json']);
+    const r = await swarm.lab.ssh('m1', [
+      'etcdctl',
+      '--endpoints=https://127.0.0.1:2379',
+      `--cacert=${c}/etcd-ca.crt`,
+      `--cert=${c}/etcd-node.crt`,
+      `--key=${c}/swarm-node.key`,
+      'get',
+      '--prefix',
+      prefix,
+      '-w',
+      'json',
+    ]);
     const kvs = (JSON.parse(r.stdout) as { kvs?: { key: string; value: string }[] }).kvs ?? [];
     return new Map(kvs.map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value, 'base64')]));
   };
@@ -66,12 +76,30 @@ describe('data key rotation re-seals what the data key protects', () => {
 
   /** Runs a one-shot task reading the secret; its output must be the secret. */
   const taskReads = async (name: string) => {
-    await ok(['service', 'create', '--detach', '--name', name, '--secret', 'pw', '--restart-condition', 'none', 'busybox', 'cat', '/run/secrets/pw']);
+    await ok([
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      name,
+      '--secret',
+      'pw',
+      '--restart-condition',
+      'none',
+      'busybox',
+      'cat',
+      '/run/secrets/pw',
+    ]);
     let out = '';
-    await waitFor(`${name} printed the secret`, async () => {
-      out = await ok(['service', 'logs', '--raw', name]);
-      return out.length > 0;
-    }, 90_000, 500);
+    await waitFor(
+      `${name} printed the secret`,
+      async () => {
+        out = await ok(['service', 'logs', '--raw', name]);
+        return out.length > 0;
+      },
+      90_000,
+      500,
+    );
     assert.equal(out, secretText);
     await ok(['service', 'rm', name]);
   };
@@ -80,7 +108,10 @@ describe('data key rotation re-seals what the data key protects', () => {
     await ok(['secret', 'create', 'pw', '-'], secretText);
     const old = dekOnDisk();
     const before = await sealedValues();
-    assert.ok([...before.keys()].some((k) => k.startsWith('/shoal/v1/secrets/')), 'the secret is sealed in etcd');
+    assert.ok(
+      [...before.keys()].some((k) => k.startsWith('/shoal/v1/secrets/')),
+      'the secret is sealed in etcd',
+    );
     assert.ok(before.has('/shoal/ca'), 'the CA is sealed in etcd');
     for (const [k, v] of before) assert.ok(opens(old, v), `${k} opens with the data key`);
 
@@ -90,7 +121,12 @@ describe('data key rotation re-seals what the data key protects', () => {
     const next = dekOnDisk(unlockKey);
     assert.notDeepEqual(next, old, 'a new data key');
     // The hand-over to other managers (sealed with the old key) goes once the sweep is done.
-    await waitFor('the data key hand-over deleted', async () => !(await etcd('/shoal/unlock-key.next-dek')).size, 30_000, 250);
+    await waitFor(
+      'the data key hand-over deleted',
+      async () => !(await etcd('/shoal/unlock-key.next-dek')).size,
+      30_000,
+      250,
+    );
     const after = await sealedValues();
     assert.deepEqual([...after.keys()].sort(), [...before.keys(), '/shoal/unlock-key'].sort());
     for (const [k, v] of after) {
@@ -98,21 +134,31 @@ describe('data key rotation re-seals what the data key protects', () => {
       assert.ok(!opens(old, v), `${k} no longer opens with the old key`);
     }
     // The other manager follows: the same new key at rest, sealed with the unlock key.
-    await waitFor('m2 holds the new data key', () => {
-      try {
-        return dekOnDisk(unlockKey, 'm2').equals(next);
-      } catch {
-        return false;
-      }
-    }, 30_000, 250);
+    await waitFor(
+      'm2 holds the new data key',
+      () => {
+        try {
+          return dekOnDisk(unlockKey, 'm2').equals(next);
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      250,
+    );
     // A secret made through the other manager is sealed with the new key; its audit log (not m1's) records it.
     const r = await swarm.lab.docker('m2', ['secret', 'create', 'pw2', '-'], { input: 'two' });
     assert.equal(r.code, 0, r.stderr);
     const pw2 = r.stdout.trim();
     const stored = (await sealedValues()).get(`/shoal/v1/secrets/${pw2}`);
     assert.ok(stored && opens(next, stored) && !opens(old, stored));
-    const audit = (m: string) => fs.readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8').trim().split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.path === '/secrets/create' && l.object === pw2);
+    const audit = (m: string) =>
+      fs
+        .readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => l.path === '/secrets/create' && l.object === pw2);
     assert.equal(audit('m2').length, 1);
     assert.equal(audit('m1').length, 0);
     await taskReads('reader1');
@@ -125,19 +171,34 @@ describe('data key rotation re-seals what the data key protects', () => {
     assert.ok(unlockKey, out);
     const next = dekOnDisk(unlockKey);
     assert.notDeepEqual(next, first);
-    await waitFor('the data key hand-over deleted', async () => !(await etcd('/shoal/unlock-key.next-dek')).size, 30_000, 250);
+    await waitFor(
+      'the data key hand-over deleted',
+      async () => !(await etcd('/shoal/unlock-key.next-dek')).size,
+      30_000,
+      250,
+    );
     for (const [k, v] of await sealedValues()) assert.ok(opens(next, v) && !opens(first, v), k);
-    await waitFor('m2 holds the new data key', () => {
-      try {
-        return dekOnDisk(unlockKey, 'm2').equals(next);
-      } catch {
-        return false;
-      }
-    }, 30_000, 250);
+    await waitFor(
+      'm2 holds the new data key',
+      () => {
+        try {
+          return dekOnDisk(unlockKey, 'm2').equals(next);
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      250,
+    );
     await swarm.lab.machine(['stop', 'm1']);
     await swarm.lab.machine(['start', 'm1']);
     await ok(['swarm', 'unlock'], unlockKey + '\n');
-    await waitFor('m1 active', async () => (await ok(['info', '--format', '{{.Swarm.LocalNodeState}}'])) === 'active', 60_000, 500);
+    await waitFor(
+      'm1 active',
+      async () => (await ok(['info', '--format', '{{.Swarm.LocalNodeState}}'])) === 'active',
+      60_000,
+      500,
+    );
     await taskReads('reader2');
   });
 });

@@ -11,22 +11,32 @@ import { alive, startProcess, stopProcess, waitFor } from '../helpers/process.js
 
 // Needs root: namespaces, veths, shoald daemons and a registry.
 
-interface Row { name: string; active: string; state: string; address: string; network: string; url: string }
+interface Row {
+  name: string;
+  active: string;
+  state: string;
+  address: string;
+  network: string;
+  url: string;
+}
 
 async function ls(lab: TestLab): Promise<Map<string, Row>> {
   const lines = (await lab.machine(['ls'])).stdout.trim().split('\n');
   assert.match(lines[0], /^NAME\s+ACTIVE\s+STATE\s+ADDRESS\s+NETWORK\s+URL$/);
-  return new Map(lines.slice(1).map((l) => {
-    const [name, active, state, address, network, url] = l.split(/\s+/);
-    return [name, { name, active, state, address, network, url }];
-  }));
+  return new Map(
+    lines.slice(1).map((l) => {
+      const [name, active, state, address, network, url] = l.split(/\s+/);
+      return [name, { name, active, state, address, network, url }];
+    }),
+  );
 }
 
 const canPing = async (lab: TestLab, from: string, to: string) =>
   (await lab.ssh(from, ['busybox', 'ping', '-c', '1', '-W', '2', to], { allowFail: true })).code === 0;
 
 const canReachRegistry = async (lab: TestLab, from: string, registry: string) =>
-  (await lab.ssh(from, ['curl', '-sf', '-m', '3', '-o', '/dev/null', `http://${registry}/v2/`], { allowFail: true })).code === 0;
+  (await lab.ssh(from, ['curl', '-sf', '-m', '3', '-o', '/dev/null', `http://${registry}/v2/`], { allowFail: true }))
+    .code === 0;
 
 /** The hub's address: the lab subnet's first. */
 function registryHost(lab: TestLab): string {
@@ -54,7 +64,11 @@ function processesOf(labDir: string, inodes: Set<number>): string[] {
       const net = fs.readlinkSync(`/proc/${d}/ns/net`);
       const cmd = fs.readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
       const cwd = fs.readlinkSync(`/proc/${d}/cwd`);
-      if (inodes.has(Number(/\[(\d+)\]/.exec(net)?.[1])) || cmd.some((a) => a.includes(`${labDir}/`) || a.endsWith(labDir)) || cwd.startsWith(labDir)) {
+      if (
+        inodes.has(Number(/\[(\d+)\]/.exec(net)?.[1])) ||
+        cmd.some((a) => a.includes(`${labDir}/`) || a.endsWith(labDir)) ||
+        cwd.startsWith(labDir)
+      ) {
         found.push(`${d}: ${cmd.join(' ')}`);
       }
     } catch {
@@ -70,10 +84,20 @@ async function assertNothingLeft(lab: TestLab, inodes: Map<string, number>): Pro
   const held = new Set(inodes.values());
   assert.deepEqual(processesOf(lab.labDir, held), [], 'processes left');
   const mountinfo = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
-  assert.deepEqual(mountinfo.filter((l) => l.includes(lab.labDir)), [], 'mounts left');
+  assert.deepEqual(
+    mountinfo.filter((l) => l.includes(lab.labDir)),
+    [],
+    'mounts left',
+  );
   // A namespace (with its bridge, veths and nftables tables) lives on only while a mount or a process holds it.
-  assert.deepEqual(mountinfo.filter((l) => [...held].some((i) => l.includes(`net:[${i}]`))), [], 'namespace mounts left');
-  const hostLinks = (JSON.parse((await run('ip', ['-json', 'link', 'show'])).stdout) as { ifname: string }[]).map((l) => l.ifname);
+  assert.deepEqual(
+    mountinfo.filter((l) => [...held].some((i) => l.includes(`net:[${i}]`))),
+    [],
+    'namespace mounts left',
+  );
+  const hostLinks = (JSON.parse((await run('ip', ['-json', 'link', 'show'])).stdout) as { ifname: string }[]).map(
+    (l) => l.ifname,
+  );
   assert.ok(!hostLinks.includes('labbr0'), 'a lab bridge in the host namespace');
   const hostTables = (await run('nft', ['list', 'tables'])).stdout;
   assert.ok(!hostTables.includes(lab.prefix), `nft tables of the lab in the host: ${hostTables}`);
@@ -116,11 +140,16 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     // The host's own network is left alone: no lab route, no lab interface.
     const hub = registryHost(lab);
     const hostRoutes = (await run('ip', ['route', 'show'])).stdout;
-    assert.ok(!hostRoutes.includes(lab.subnet.split('/')[0]) && !hostRoutes.includes(hub), `lab routes in the host: ${hostRoutes}`);
+    assert.ok(
+      !hostRoutes.includes(lab.subnet.split('/')[0]) && !hostRoutes.includes(hub),
+      `lab routes in the host: ${hostRoutes}`,
+    );
     const hostLinks = (await run('ip', ['-o', 'link', 'show'])).stdout;
     assert.ok(!/ labbr0[:@]/.test(hostLinks), 'the lab bridge is in the host namespace');
     for (const m of machines) {
-      const route = JSON.parse((await lab.ssh(m, ['ip', '-json', 'route', 'show', 'default'])).stdout) as { gateway?: string }[];
+      const route = JSON.parse((await lab.ssh(m, ['ip', '-json', 'route', 'show', 'default'])).stdout) as {
+        gateway?: string;
+      }[];
       assert.equal(route[0]?.gateway, hub, `${m} has no default route via the hub`);
     }
     const again = await lab.machine(['create', 'sw1'], { allowFail: true });
@@ -137,7 +166,10 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     const ssh = await lab.machine(['ssh', 'sw1', 'sh', '-c', 'echo $DOCKER_HOST; exit 3'], { allowFail: true });
     assert.equal(ssh.code, 3);
     assert.equal(ssh.stdout.trim(), await lab.dockerHost('sw1'));
-    assert.equal((await lab.machine(['active'], { env: { DOCKER_HOST: await lab.dockerHost('sw2') } })).stdout.trim(), 'sw2');
+    assert.equal(
+      (await lab.machine(['active'], { env: { DOCKER_HOST: await lab.dockerHost('sw2') } })).stdout.trim(),
+      'sw2',
+    );
     const unknown = await lab.machine(['env', 'nope'], { allowFail: true });
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /Host does not exist: "nope"/);
@@ -156,7 +188,8 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
 
   it("reaches the others' addresses and the registry from each machine", async () => {
     for (const from of machines) {
-      for (const to of machines) if (to !== from) assert.ok(await canPing(lab, from, addr.get(to)!), `${from} cannot reach ${to}`);
+      for (const to of machines)
+        if (to !== from) assert.ok(await canPing(lab, from, addr.get(to)!), `${from} cannot reach ${to}`);
       assert.ok(await canReachRegistry(lab, from, registry), `${from} cannot reach the registry`);
     }
   });
@@ -207,7 +240,14 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     assert.equal((await ls(lab)).get('sw2')!.state, 'Stopped');
     assert.equal((await lab.machine(['status', 'sw2'])).stdout.trim(), 'Stopped');
     assert.deepEqual(processesOf(machineDir, new Set()), [], 'processes of sw2 survived the power cut');
-    assert.deepEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(machineDir)), [], 'mounts of sw2 survived');
+    assert.deepEqual(
+      fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(machineDir)),
+      [],
+      'mounts of sw2 survived',
+    );
     assert.ok(!(await labNetns(lab.prefix)).includes(ns));
     assert.notEqual((await lab.docker('sw2', ['info'], { allowFail: true })).code, 0);
     assert.ok(!(await canPing(lab, 'sw1', addr.get('sw2')!)));
@@ -225,13 +265,27 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     const c = await lab.docker('sw2', ['ps', '-a', '--filter', 'name=cut', '--format', '{{.Names}} {{.State}}']);
     assert.equal(c.stdout.trim(), 'cut exited');
     // One that asks to be restarted is started again at boot, as dockerd does.
-    await waitFor('always running again', async () => (await lab.docker('sw2', ['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim() === 'running', 30_000, 200);
+    await waitFor(
+      'always running again',
+      async () =>
+        (await lab.docker('sw2', ['inspect', '--format', '{{.State.Status}}', 'always'])).stdout.trim() === 'running',
+      30_000,
+      200,
+    );
     // Still the same swarm node, and its manager sees it come back.
-    assert.equal((await lab.docker('sw2', ['info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'])).stdout.trim(), `active ${nodeId}`);
-    await waitFor('sw1 to see sw2 Ready', async () => {
-      const nodes = (await lab.docker('sw1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).stdout;
-      return nodes.split('\n').includes('sw2 Ready');
-    }, 60_000, 500);
+    assert.equal(
+      (await lab.docker('sw2', ['info', '--format', '{{.Swarm.LocalNodeState}} {{.Swarm.NodeID}}'])).stdout.trim(),
+      `active ${nodeId}`,
+    );
+    await waitFor(
+      'sw1 to see sw2 Ready',
+      async () => {
+        const nodes = (await lab.docker('sw1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).stdout;
+        return nodes.split('\n').includes('sw2 Ready');
+      },
+      60_000,
+      500,
+    );
     assert.ok(await canPing(lab, 'sw2', addr.get('sw1')!));
     assert.ok(await canReachRegistry(lab, 'sw2', registry));
   });
@@ -242,7 +296,14 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
     const machineDir = path.join(lab.labDir, 'machines', 'sw3');
     await lab.machine(['rm', 'sw3']);
     assert.deepEqual(processesOf(machineDir, new Set()), [], 'processes of sw3 survived');
-    assert.deepEqual(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(machineDir)), [], 'mounts of sw3 survived');
+    assert.deepEqual(
+      fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(machineDir)),
+      [],
+      'mounts of sw3 survived',
+    );
     assert.deepEqual([...(await ls(lab)).keys()], ['sw1', 'sw2']);
     assert.ok(!(await labNetns(lab.prefix)).includes(`${lab.prefix}-m-sw3`));
     assert.ok(!fs.existsSync(path.join(lab.labDir, 'machines', 'sw3')));
@@ -254,16 +315,26 @@ describe('shoal machine: a lab of three machines', { timeout: 600_000 }, () => {
   it('prunes the lab: no namespace, bridge, mount, process or nft table left', async () => {
     const namespaces = await labNetns(lab.prefix);
     // Swarm nodes also hold overlay sandboxes named after their machine (<machine ns>-sb-<network>): prune takes them too.
-    assert.deepEqual(namespaces.filter((n) => !n.includes('-sb-')).sort(), [`${lab.prefix}-hub`, `${lab.prefix}-m-sw1`, `${lab.prefix}-m-sw2`].sort());
+    assert.deepEqual(
+      namespaces.filter((n) => !n.includes('-sb-')).sort(),
+      [`${lab.prefix}-hub`, `${lab.prefix}-m-sw1`, `${lab.prefix}-m-sw2`].sort(),
+    );
     const inodes = netnsInodes(namespaces);
     // A container running at prune time: its conmon, its process and its overlay mount must go too.
     await lab.docker('sw1', ['import', '-c', 'CMD ["sh"]', busyboxTar, 'lab/pruned:1']);
     await lab.docker('sw1', ['run', '-d', 'lab/pruned:1', 'sleep', '1000']);
-    assert.ok(fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(lab.labDir, 'machines', 'sw1')), 'the container has no mount to prune');
+    assert.ok(
+      fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(lab.labDir, 'machines', 'sw1')),
+      'the container has no mount to prune',
+    );
     // The daemons made nftables tables in their machines: prune must take them away with the namespaces.
-    const tables = (await run('nsenter', [`--net=/run/netns/${lab.prefix}-m-sw1`, '--', 'nft', 'list', 'tables'])).stdout;
+    const tables = (await run('nsenter', [`--net=/run/netns/${lab.prefix}-m-sw1`, '--', 'nft', 'list', 'tables']))
+      .stdout;
     assert.match(tables, /table ip shoal/);
-    assert.ok(processesOf(lab.labDir, new Set(inodes.values())).length > 0, 'no lab process found before prune: the check below would prove nothing');
+    assert.ok(
+      processesOf(lab.labDir, new Set(inodes.values())).length > 0,
+      'no lab process found before prune: the check below would prove nothing',
+    );
 
     await lab.machine(['prune']);
     await assertNothingLeft(lab, inodes);
@@ -299,7 +370,10 @@ describe('shoal machine prune after a crash', { timeout: 300_000 }, () => {
     fs.rmSync(path.join(lab.labDir, 'lab.json'));
     fs.rmSync(path.join(lab.labDir, 'machines', 'c1', 'machine.json'));
     const inodes = netnsInodes([hubNs, machineNs, ghostNs]);
-    await waitFor('the stray process to enter the namespace', () => processesOf('/nonexistent', new Set([inodes.get(machineNs)!])).length > 0);
+    await waitFor(
+      'the stray process to enter the namespace',
+      () => processesOf('/nonexistent', new Set([inodes.get(machineNs)!])).length > 0,
+    );
 
     await lab.machine(['prune']);
 

@@ -22,11 +22,15 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   let addrs: Map<string, string>;
   let nodeIds: Map<string, string>;
   const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
-  const replicas = async (svc: string) => (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
+  const replicas = async (svc: string) =>
+    (await d('m1', ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim();
   const taskContainer = async (m: string, svc: string) =>
-    (await d(m, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout.trim().split('\n')[0];
+    (await d(m, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout
+      .trim()
+      .split('\n')[0];
   /** HTTP by hand with nc (the image's static busybox wget crashes in its service lookup). */
-  const get = (m: string, from: string, host: string) => d(m, ['exec', from, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8000`]);
+  const get = (m: string, from: string, host: string) =>
+    d(m, ['exec', from, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8000`]);
   const pingAddr = async (m: string, from: string, name: string) => {
     const p = await d(m, ['exec', from, 'ping', '-c', '1', '-W', '1', name]);
     return p.code === 0 ? /PING \S+ \(([\d.]+)\)/.exec(p.stdout)?.[1] : undefined;
@@ -35,7 +39,9 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     // A worker forgets an overlay once its last container on it is gone (as Docker does): no endpoint then.
     const n = JSON.parse((await d(m, ['network', 'inspect', net])).stdout || '[]')[0];
     if (!n) return undefined;
-    const ep = Object.values((n.Containers ?? {}) as Record<string, { Name: string; IPv4Address: string }>).find((c) => c.Name === name);
+    const ep = Object.values((n.Containers ?? {}) as Record<string, { Name: string; IPv4Address: string }>).find(
+      (c) => c.Name === name,
+    );
     return ep?.IPv4Address;
   };
 
@@ -45,13 +51,28 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   });
 
   after(async () => {
-    for (const m of ['m2', 'm1']) if (lab) await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1', 'b1', 'b2', ...CONCURRENT.map((c) => c.name)]).catch(() => undefined);
+    for (const m of ['m2', 'm1'])
+      if (lab)
+        await d(m, ['rm', '-f', 'c1', 'c2', 'c3', 'c0', 'p1', 'b1', 'b2', ...CONCURRENT.map((c) => c.name)]).catch(
+          () => undefined,
+        );
     await swarm?.cleanup();
   });
 
   it('a service task on m1 and docker run containers on m2 (worker) and m1 (manager) reach each other by name and address', async () => {
     assert.equal((await d('m1', ['network', 'create', '-d', 'overlay', '--attachable', 'att'])).code, 0);
-    const s = await d('m1', ['service', 'create', '--name', 'web', '--network', 'att', '--constraint', `node.id==${nodeIds.get('m1')}`, '--detach', image]);
+    const s = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'web',
+      '--network',
+      'att',
+      '--constraint',
+      `node.id==${nodeIds.get('m1')}`,
+      '--detach',
+      image,
+    ]);
     assert.equal(s.code, 0, s.stderr);
     await waitFor('web 1/1', async () => (await replicas('web')) === '1/1');
     const web = await taskContainer('m1', 'web');
@@ -64,7 +85,11 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     const cidr = await waitFor('c1 in network inspect att on m2', () => endpointIp('m2', 'att', 'c1'), 30_000);
     const subnet = JSON.parse((await d('m1', ['network', 'inspect', 'att'])).stdout)[0].IPAM.Config[0].Subnet as string;
     assert.equal(cidr.split('/')[1], subnet.split('/')[1]);
-    assert.equal(cidr.split('.').slice(0, 3).join('.'), subnet.split('.').slice(0, 3).join('.'), `${cidr} in ${subnet}`);
+    assert.equal(
+      cidr.split('.').slice(0, 3).join('.'),
+      subnet.split('.').slice(0, 3).join('.'),
+      `${cidr} in ${subnet}`,
+    );
     const c1Ip = cidr.split('/')[0];
     const own = JSON.parse((await d('m2', ['inspect', 'c1'])).stdout)[0];
     assert.equal(own.HostConfig.NetworkMode, 'att');
@@ -80,24 +105,32 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     // On the manager too: c0 on m1 reaches c1 on m2 by name, and c1 reaches c0.
     const r0 = await d('m1', ['run', '-d', '--network', 'att', '--name', 'c0', image]);
     assert.equal(r0.code, 0, r0.stderr);
-    const c0Ip = (await waitFor('c0 in network inspect att on m1', () => endpointIp('m1', 'att', 'c0'), 30_000)).split('/')[0];
+    const c0Ip = (await waitFor('c0 in network inspect att on m1', () => endpointIp('m1', 'att', 'c0'), 30_000)).split(
+      '/',
+    )[0];
     assert.notEqual(c0Ip, c1Ip);
     assert.equal(await waitFor('c1 resolves from c0', () => pingAddr('m1', 'c0', 'c1'), 30_000), c1Ip);
     assert.equal(await waitFor('c0 resolves from c1', () => pingAddr('m2', 'c1', 'c0'), 30_000), c0Ip);
     assert.equal((await d('m1', ['rm', '-f', 'c0'])).code, 0);
   });
 
-  it('docker run on a non-attachable overlay (or ingress) is refused with Docker\'s message', async () => {
+  it("docker run on a non-attachable overlay (or ingress) is refused with Docker's message", async () => {
     assert.equal((await d('m1', ['network', 'create', '-d', 'overlay', 'plain'])).code, 0);
     const r = await d('m2', ['run', '-d', '--network', 'plain', '--name', 'p1', image]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /Error response from daemon: Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/);
+    assert.match(
+      r.stderr,
+      /Error response from daemon: Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/,
+    );
     const st = JSON.parse((await d('m2', ['inspect', 'p1'])).stdout)[0].State;
     assert.equal(st.Running, false);
     assert.equal((await d('m2', ['rm', '-f', 'p1'])).code, 0);
     const i = await d('m1', ['run', '-d', '--network', 'ingress', '--name', 'p1', image]);
     assert.notEqual(i.code, 0);
-    assert.match(i.stderr, /Could not attach to network ingress: rpc error: code = PermissionDenied desc = network ingress not manually attachable/);
+    assert.match(
+      i.stderr,
+      /Could not attach to network ingress: rpc error: code = PermissionDenied desc = network ingress not manually attachable/,
+    );
     assert.equal((await d('m1', ['rm', '-f', 'p1'])).code, 0);
   });
 
@@ -107,10 +140,14 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.ok(c1Ip);
     assert.equal((await d('m2', ['rm', '-f', 'c1'])).code, 0);
     await waitFor('c1 gone from network inspect on m2', async () => !(await endpointIp('m2', 'att', 'c1')), 30_000);
-    await waitFor('c1 no longer resolves from web', async () => {
-      const p = await d('m1', ['exec', web, 'ping', '-c', '1', '-W', '1', 'c1']);
-      return p.code !== 0 && !/PING c1 \(/.test(p.stdout);
-    }, 30_000);
+    await waitFor(
+      'c1 no longer resolves from web',
+      async () => {
+        const p = await d('m1', ['exec', web, 'ping', '-c', '1', '-W', '1', 'c1']);
+        return p.code !== 0 && !/PING c1 \(/.test(p.stdout);
+      },
+      30_000,
+    );
     const r = await d('m2', ['run', '-d', '--network', 'att', '--name', 'c2', image]);
     assert.equal(r.code, 0, r.stderr);
     const c2Ip = (await waitFor('c2 in network inspect', () => endpointIp('m2', 'att', 'c2'), 30_000)).split('/')[0];
@@ -121,25 +158,41 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
   it('a daemon restart on m2 keeps c2 attached: the new daemon takes its attachment back from the manager', async () => {
     const web = await taskContainer('m1', 'web');
     const c2Ip = (await endpointIp('m2', 'att', 'c2'))!.split('/')[0];
-    const machineJson = JSON.parse(fs.readFileSync(`${lab.labDir}/machines/m2/machine.json`, 'utf8')) as { pid: number };
+    const machineJson = JSON.parse(fs.readFileSync(`${lab.labDir}/machines/m2/machine.json`, 'utf8')) as {
+      pid: number;
+    };
     // nsenter execs the daemon, so the recorded PID is shoald itself.
     const daemonPid = machineJson.pid;
     const argv = fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
-    assert.ok(argv.some((a) => a.endsWith('shoald.js')), argv.join(' '));
+    assert.ok(
+      argv.some((a) => a.endsWith('shoald.js')),
+      argv.join(' '),
+    );
     const cwd = fs.readlinkSync(`/proc/${daemonPid}/cwd`);
     process.kill(daemonPid, 'SIGTERM');
     await waitFor('m2 daemon gone', async () => !fs.existsSync(`/proc/${daemonPid}`), 30_000);
     const log = fs.openSync(`${cwd}/shoald.log`, 'a');
-    const child = spawn('nsenter', [`--net=/run/netns/${lab.prefix}-m-m2`, '--', ...argv], { cwd, detached: true, stdio: ['ignore', log, log] });
+    const child = spawn('nsenter', [`--net=/run/netns/${lab.prefix}-m-m2`, '--', ...argv], {
+      cwd,
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
     fs.closeSync(log);
     child.unref();
-    await waitFor('m2 back in the swarm', async () => (await d('m2', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim() === 'active', 60_000);
+    await waitFor(
+      'm2 back in the swarm',
+      async () => (await d('m2', ['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim() === 'active',
+      60_000,
+    );
     // A new container on m2 makes the new daemon apply a whole plan: c2 must be in it.
     const r = await d('m2', ['run', '-d', '--network', 'att', '--name', 'c3', image]);
     assert.equal(r.code, 0, r.stderr);
     await waitFor('c3 in network inspect', () => endpointIp('m2', 'att', 'c3'), 30_000);
     assert.equal(await endpointIp('m2', 'att', 'c2'), `${c2Ip}/24`);
-    assert.equal(await waitFor('c2 resolves from web after the restart', () => pingAddr('m1', web, 'c2'), 30_000), c2Ip);
+    assert.equal(
+      await waitFor('c2 resolves from web after the restart', () => pingAddr('m1', web, 'c2'), 30_000),
+      c2Ip,
+    );
     const c2 = (await d('m2', ['inspect', '--format', '{{.Id}}', 'c2'])).stdout.trim();
     assert.equal(hostnameOf((await get('m1', web, 'c2')).stdout), c2.slice(0, 12));
     for (const c of ['c2', 'c3']) assert.equal((await d('m2', ['rm', '-f', c])).code, 0);
@@ -160,7 +213,10 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     const page = await waitFor('web from b1', async () => hostnameOf((await get('m2', 'b1', 'web')).stdout), 30_000);
     assert.equal(page, web.slice(0, 12));
     const plain = await d('m2', ['network', 'connect', 'plain', 'b1']);
-    assert.match(plain.stderr, /Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/);
+    assert.match(
+      plain.stderr,
+      /Could not attach to network plain: rpc error: code = PermissionDenied desc = network plain not manually attachable/,
+    );
     assert.match((await d('m2', ['network', 'connect', 'att', 'nosuch'])).stderr, /No such container: nosuch/);
     const again = await d('m2', ['network', 'connect', 'att', 'b1']);
     assert.notEqual(again.code, 0);
@@ -170,7 +226,10 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     assert.equal((await d('m2', ['restart', 'b1'])).code, 0);
     const restarted = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
     assert.deepEqual(Object.keys(restarted).sort(), ['att', 'bridge']);
-    assert.equal(await waitFor('b1 resolves from web after its restart', () => pingAddr('m1', web, 'b1'), 30_000), restarted.att.IPAddress);
+    assert.equal(
+      await waitFor('b1 resolves from web after its restart', () => pingAddr('m1', web, 'b1'), 30_000),
+      restarted.att.IPAddress,
+    );
     const dc = await d('m2', ['network', 'disconnect', 'att', 'b1']);
     assert.equal(dc.code, 0, dc.stderr);
     const after = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks;
@@ -184,26 +243,40 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     // The address went back to the allocator: the next attachment may take it.
     const r2 = await d('m2', ['run', '-d', '--network', 'att', '--name', 'b2', image]);
     assert.equal(r2.code, 0, r2.stderr);
-    assert.equal(JSON.parse((await d('m2', ['inspect', 'b2'])).stdout)[0].NetworkSettings.Networks.att.IPAddress, restarted.att.IPAddress);
+    assert.equal(
+      JSON.parse((await d('m2', ['inspect', 'b2'])).stdout)[0].NetworkSettings.Networks.att.IPAddress,
+      restarted.att.IPAddress,
+    );
     // A stopped container: connected at its next start.
     assert.equal((await d('m2', ['stop', '-t', '1', 'b1'])).code, 0);
     assert.equal((await d('m2', ['network', 'connect', 'att', 'b1'])).code, 0);
     assert.equal((await d('m2', ['start', 'b1'])).code, 0);
-    const ip3 = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks.att?.IPAddress as string;
+    const ip3 = JSON.parse((await d('m2', ['inspect', 'b1'])).stdout)[0].NetworkSettings.Networks.att
+      ?.IPAddress as string;
     assert.ok(ip3 && ip3 !== restarted.att.IPAddress);
     assert.equal(await waitFor('b1 resolves from web once started', () => pingAddr('m1', web, 'b1'), 30_000), ip3);
     for (const n of ['b1', 'b2']) assert.equal((await d('m2', ['rm', '-f', n])).code, 0);
   });
 
-  it('with two managers, containers started at once through both get distinct addresses, all from the leader\'s allocator', async () => {
+  it("with two managers, containers started at once through both get distinct addresses, all from the leader's allocator", async () => {
     const p = await d('m1', ['node', 'promote', nodeIds.get('m2')!]);
     assert.equal(p.code, 0, p.stderr);
-    await waitFor('m2 serves as a manager', async () => (await d('m2', ['node', 'ls', '--format', '{{.ManagerStatus}}'])).stdout.split('\n').filter((s) => s === 'Leader' || s === 'Reachable').length === 2, 60_000);
-    const runs = await Promise.all(CONCURRENT.map((c) => d(c.machine, ['run', '-d', '--network', 'att', '--name', c.name, image])));
+    await waitFor(
+      'm2 serves as a manager',
+      async () =>
+        (await d('m2', ['node', 'ls', '--format', '{{.ManagerStatus}}'])).stdout
+          .split('\n')
+          .filter((s) => s === 'Leader' || s === 'Reachable').length === 2,
+      60_000,
+    );
+    const runs = await Promise.all(
+      CONCURRENT.map((c) => d(c.machine, ['run', '-d', '--network', 'att', '--name', c.name, image])),
+    );
     for (const r of runs) assert.equal(r.code, 0, r.stderr);
     const ipOf = async (m: string, name: string) => {
       const info = JSON.parse((await d(m, ['inspect', name])).stdout)[0];
-      return info.NetworkSettings.Networks.att as { IPAddress: string; IPPrefixLen: number; NetworkID: string } | undefined;
+      return info.NetworkSettings.Networks.att as
+        { IPAddress: string; IPPrefixLen: number; NetworkID: string } | undefined;
     };
     const attId = JSON.parse((await d('m1', ['network', 'inspect', 'att'])).stdout)[0].Id as string;
     const ips: string[] = [];
@@ -217,7 +290,9 @@ describe('standalone containers on attachable overlay networks (two-machine lab)
     // The service's task and its VIP are in the same books.
     const web = await taskContainer('m1', 'web');
     ips.push((await ipOf('m1', web))!.IPAddress);
-    const vip = JSON.parse((await d('m1', ['service', 'inspect', 'web'])).stdout)[0].Endpoint.VirtualIPs.find((v: { NetworkID: string }) => v.NetworkID === attId).Addr as string;
+    const vip = JSON.parse((await d('m1', ['service', 'inspect', 'web'])).stdout)[0].Endpoint.VirtualIPs.find(
+      (v: { NetworkID: string }) => v.NetworkID === attId,
+    ).Addr as string;
     ips.push(vip.split('/')[0]);
     assert.equal(new Set(ips).size, ips.length, `no address twice: ${ips.join(' ')}`);
     // And they reach each other across the nodes by name.

@@ -32,7 +32,9 @@ function filesContaining(root: string, needle: Buffer): string[] {
       } else if (e.isFile()) {
         try {
           if (fs.readFileSync(p).includes(needle)) found.push(p);
-        } catch { /* gone meanwhile */ }
+        } catch {
+          /* gone meanwhile */
+        }
       }
     }
   };
@@ -58,10 +60,17 @@ describe('secrets and configs on a swarm', () => {
   /** The running task container of `svc` on the worker. */
   const taskContainer = async (svc: string) => {
     let id = '';
-    await waitFor(`a running ${svc} task on m2`, async () => {
-      id = (await d('m2', ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout.trim().split('\n')[0];
-      return !!id;
-    }, 90_000, 500);
+    await waitFor(
+      `a running ${svc} task on m2`,
+      async () => {
+        id = (await d('m2', ['ps', '-q', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout
+          .trim()
+          .split('\n')[0];
+        return !!id;
+      },
+      90_000,
+      500,
+    );
     return id;
   };
 
@@ -78,16 +87,37 @@ describe('secrets and configs on a swarm', () => {
     assert.match(await ok('m1', ['secret', 'create', 'db_pass', '-'], secretText), /^[a-z0-9]{25}$/);
     assert.match(await ok('m1', ['config', 'create', 'app.conf', '-'], configText), /^[a-z0-9]{25}$/);
     assert.equal(await ok('m1', ['secret', 'ls', '--format', '{{.Name}}']), 'db_pass');
-    for (const args of [['secret', 'ls'], ['config', 'inspect', 'app.conf'], ['secret', 'create', 'w', '-']]) {
+    for (const args of [
+      ['secret', 'ls'],
+      ['config', 'inspect', 'app.conf'],
+      ['secret', 'create', 'w', '-'],
+    ]) {
       const r = await d('m2', args, 'x');
       assert.notEqual(r.code, 0);
-      assert.match(r.stderr, /This node is not a swarm manager\. Worker nodes can't be used to view or modify cluster state/);
+      assert.match(
+        r.stderr,
+        /This node is not a swarm manager\. Worker nodes can't be used to view or modify cluster state/,
+      );
     }
   });
 
   it('a task on the worker reads its secret (content, owner, mode) and its config', async () => {
-    await ok('m1', ['service', 'create', '--detach', '--name', 'app', '--constraint', 'node.role==worker',
-      '--secret', 'source=db_pass,target=pw,uid=1000,gid=100,mode=0400', '--config', 'app.conf', 'busybox', 'sleep', '100000']);
+    await ok('m1', [
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'app',
+      '--constraint',
+      'node.role==worker',
+      '--secret',
+      'source=db_pass,target=pw,uid=1000,gid=100,mode=0400',
+      '--config',
+      'app.conf',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     const cid = await taskContainer('app');
     assert.equal(await ok('m2', ['exec', cid, 'cat', '/run/secrets/pw']), secretText);
     assert.deepEqual(await modeOwner(cid, '/run/secrets/pw'), ['-r--------', '1000', '100']);
@@ -98,14 +128,23 @@ describe('secrets and configs on a swarm', () => {
   });
 
   it('the secret lives on tmpfs on the worker, on no disk of any machine (etcd holds it sealed)', async () => {
-    const taskId = (await ok('m2', ['inspect', '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}', await taskContainer('app')]));
+    const taskId = await ok('m2', [
+      'inspect',
+      '--format',
+      '{{index .Config.Labels "com.docker.swarm.task.id"}}',
+      await taskContainer('app'),
+    ]);
     const worker = machinePaths(swarm.lab.labDir, 'm2');
     const dir = path.join(worker.execRoot, 'task-files', taskId);
     assert.equal(mounts().get(dir), 'tmpfs', `${dir} is a tmpfs`);
     for (const m of ['m1', 'm2']) {
       const p = machinePaths(swarm.lab.labDir, m);
       assert.deepEqual(filesContaining(p.dir, Buffer.from(secretText)), [], `plaintext secret on ${m}'s disk`);
-      assert.deepEqual(filesContaining(p.dir, Buffer.from(Buffer.from(secretText).toString('base64'))), [], `base64 secret on ${m}'s disk`);
+      assert.deepEqual(
+        filesContaining(p.dir, Buffer.from(Buffer.from(secretText).toString('base64'))),
+        [],
+        `base64 secret on ${m}'s disk`,
+      );
     }
   });
 
@@ -126,7 +165,7 @@ describe('secrets and configs on a swarm', () => {
     const cid = await taskContainer('app');
     const taskId = await ok('m2', ['inspect', '--format', '{{index .Config.Labels "com.docker.swarm.task.id"}}', cid]);
     const dir = path.join(machinePaths(swarm.lab.labDir, 'm2').execRoot, 'task-files', taskId);
-    assert.equal(mounts().get(dir), 'tmpfs', 'the config is on the task\'s tmpfs');
+    assert.equal(mounts().get(dir), 'tmpfs', "the config is on the task's tmpfs");
     await ok('m2', ['rm', '-f', cid]);
     await waitFor(`${dir} gone`, async () => !fs.existsSync(dir), 30_000, 200);
     assert.ok(!mounts().has(dir));
@@ -135,17 +174,33 @@ describe('secrets and configs on a swarm', () => {
   it('service rm takes the task files away with the container', async () => {
     await ok('m1', ['service', 'rm', 'app']);
     const root = path.join(machinePaths(swarm.lab.labDir, 'm2').execRoot, 'task-files');
-    await waitFor('no task files on m2', async () => !fs.existsSync(root) || fs.readdirSync(root).length === 0, 60_000, 500);
+    await waitFor(
+      'no task files on m2',
+      async () => !fs.existsSync(root) || fs.readdirSync(root).length === 0,
+      60_000,
+      500,
+    );
     assert.ok(![...mounts().keys()].some((m) => m.startsWith(root + '/')));
     await ok('m1', ['config', 'rm', 'app.conf']);
   });
 
-  it('a task whose configs add up to more than gRPC\'s 4 MiB default still gets them all', async () => {
+  it("a task whose configs add up to more than gRPC's 4 MiB default still gets them all", async () => {
     const names = ['big0', 'big1', 'big2', 'big3', 'big4'];
     const body = 'x'.repeat(900 * 1024);
     for (const n of names) await ok('m1', ['config', 'create', n, '-'], body);
-    await ok('m1', ['service', 'create', '--detach', '--name', 'bulky', '--constraint', 'node.role==worker',
-      ...names.flatMap((n) => ['--config', n]), 'busybox', 'sleep', '100000']);
+    await ok('m1', [
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'bulky',
+      '--constraint',
+      'node.role==worker',
+      ...names.flatMap((n) => ['--config', n]),
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     const cid = await taskContainer('bulky');
     for (const n of names) assert.equal(await ok('m2', ['exec', cid, 'wc', '-c', `/${n}`]), `${body.length} /${n}`);
     await ok('m1', ['service', 'rm', 'bulky']);
@@ -155,29 +210,40 @@ describe('secrets and configs on a swarm', () => {
     const dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'stack-'));
     const stackSecret = `stack-${randomBytes(8).toString('hex')}`;
     fs.writeFileSync(path.join(dir, 'pw.txt'), stackSecret);
-    fs.writeFileSync(path.join(dir, 'compose.yml'), [
-      'version: "3.8"',
-      'services:',
-      '  app:',
-      '    image: busybox',
-      '    command: ["sleep", "100000"]',
-      '    secrets: [pw]',
-      '    deploy:',
-      '      placement:',
-      '        constraints: ["node.role==worker"]',
-      'secrets:',
-      '  pw:',
-      '    file: ./pw.txt',
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      path.join(dir, 'compose.yml'),
+      [
+        'version: "3.8"',
+        'services:',
+        '  app:',
+        '    image: busybox',
+        '    command: ["sleep", "100000"]',
+        '    secrets: [pw]',
+        '    deploy:',
+        '      placement:',
+        '        constraints: ["node.role==worker"]',
+        'secrets:',
+        '  pw:',
+        '    file: ./pw.txt',
+        '',
+      ].join('\n'),
+    );
     await ok('m1', ['stack', 'deploy', '--resolve-image', 'never', '-c', path.join(dir, 'compose.yml'), 'st']);
-    assert.equal(await ok('m1', ['secret', 'ls', '--filter', 'label=com.docker.stack.namespace=st', '--format', '{{.Name}}']), 'st_pw');
+    assert.equal(
+      await ok('m1', ['secret', 'ls', '--filter', 'label=com.docker.stack.namespace=st', '--format', '{{.Name}}']),
+      'st_pw',
+    );
     const cid = await taskContainer('st_app');
     assert.equal(await ok('m2', ['exec', cid, 'cat', '/run/secrets/pw']), stackSecret);
     // The CLI removes services, then secrets, configs and networks; a network whose tasks are
     // still shutting down refuses removal (as swarmkit's does), which is not this test's concern.
     const rm = await d('m1', ['stack', 'rm', 'st']);
     assert.ok(rm.code === 0 || /network .* is in use by task/.test(rm.stderr), rm.stderr);
-    await waitFor('st_pw removed', async () => (await ok('m1', ['secret', 'ls', '--format', '{{.Name}}'])).split('\n').every((n) => n !== 'st_pw'), 60_000, 500);
+    await waitFor(
+      'st_pw removed',
+      async () => (await ok('m1', ['secret', 'ls', '--format', '{{.Name}}'])).split('\n').every((n) => n !== 'st_pw'),
+      60_000,
+      500,
+    );
   });
 });

@@ -22,11 +22,23 @@ describe('a service whose tasks end and restart', () => {
     assert.equal(r.code, 0, r.stderr);
     return Number(r.stdout.trim());
   };
-  const tasks = async () => (await d(['service', 'ps', '-q', '--no-trunc', 'hello'])).stdout.trim().split('\n').filter(Boolean);
+  const tasks = async () =>
+    (await d(['service', 'ps', '-q', '--no-trunc', 'hello'])).stdout.trim().split('\n').filter(Boolean);
 
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], busybox: true });
-    const r = await d(['service', 'create', '--detach', '--name', 'hello', '--restart-delay', '1s', 'busybox', 'echo', 'hello']);
+    const r = await d([
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      'hello',
+      '--restart-delay',
+      '1s',
+      'busybox',
+      'echo',
+      'hello',
+    ]);
     assert.equal(r.code, 0, r.stderr);
   });
 
@@ -34,11 +46,19 @@ describe('a service whose tasks end and restart', () => {
     await swarm?.cleanup();
   });
 
-  it('keeps the exited containers of ended tasks; service logs shows each task\'s line', async () => {
+  it("keeps the exited containers of ended tasks; service logs shows each task's line", async () => {
     // Three tasks in the slot's history: the first two ended and were replaced.
     await waitFor('three tasks of the slot', async () => (await tasks()).length >= 3);
     const exited = await waitFor('two exited task containers kept', async () => {
-      const r = await d(['ps', '-a', '--filter', 'label=com.docker.swarm.service.name=hello', '--filter', 'status=exited', '-q']);
+      const r = await d([
+        'ps',
+        '-a',
+        '--filter',
+        'label=com.docker.swarm.service.name=hello',
+        '--filter',
+        'status=exited',
+        '-q',
+      ]);
       const ids = r.stdout.trim().split('\n').filter(Boolean);
       return ids.length >= 2 && ids;
     });
@@ -55,10 +75,14 @@ describe('a service whose tasks end and restart', () => {
     const v0 = await version();
     const seen = new Set(await tasks());
     const before = seen.size;
-    await waitFor('two more restarts', async () => {
-      for (const t of await tasks()) seen.add(t);
-      return seen.size >= before + 2;
-    }, 30_000);
+    await waitFor(
+      'two more restarts',
+      async () => {
+        for (const t of await tasks()) seen.add(t);
+        return seen.size >= before + 2;
+      },
+      30_000,
+    );
     assert.equal(await version(), v0, 'Version.Index moved without a spec change');
   });
 });

@@ -21,10 +21,22 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
   };
   /** `service ps` rows of a service: node, current state, error. */
   const ps = async (svc: string) =>
-    (await ok('m1', ['service', 'ps', svc, '--no-trunc', '--format', '{{.Node}}|{{.CurrentState}}|{{.Error}}|{{.DesiredState}}'])).split('\n').filter(Boolean).map((l) => {
-      const [node, state, error, desired] = l.split('|');
-      return { node, state, error, desired };
-    });
+    (
+      await ok('m1', [
+        'service',
+        'ps',
+        svc,
+        '--no-trunc',
+        '--format',
+        '{{.Node}}|{{.CurrentState}}|{{.Error}}|{{.DesiredState}}',
+      ])
+    )
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const [node, state, error, desired] = l.split('|');
+        return { node, state, error, desired };
+      });
 
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });
@@ -36,15 +48,34 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
 
   it('a task stays STARTING (replicas 0/1) until its health check passes, then RUNNING 1/1', async () => {
     // Failures within the start period do not count: the task waits, neither healthy nor failed.
-    await ok('m1', ['service', 'create', '--name', 'waiter', '--detach', '--health-cmd', 'test -f /tmp/ready', '--health-interval', '1s',
-      '--health-start-period', '10m', 'busybox', 'sleep', '100000']);
+    await ok('m1', [
+      'service',
+      'create',
+      '--name',
+      'waiter',
+      '--detach',
+      '--health-cmd',
+      'test -f /tmp/ready',
+      '--health-interval',
+      '1s',
+      '--health-start-period',
+      '10m',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     const task = await waitFor('a started container', async () => {
       const rows = await ps('waiter');
       return rows.length === 1 && rows[0].state.startsWith('Starting') && rows[0];
     });
-    const cid = await waitFor('the container on its machine', async () => (await d(task.node, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=waiter'])).stdout.trim());
+    const cid = await waitFor('the container on its machine', async () =>
+      (await d(task.node, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=waiter'])).stdout.trim(),
+    );
     // A few probes fail meanwhile; the task is still STARTING and not counted as running.
-    await waitFor('failing probes', async () => Number((await ok(task.node, ['inspect', '--format', '{{len .State.Health.Log}}', cid]))) >= 2);
+    await waitFor(
+      'failing probes',
+      async () => Number(await ok(task.node, ['inspect', '--format', '{{len .State.Health.Log}}', cid])) >= 2,
+    );
     assert.match((await ps('waiter'))[0].state, /^Starting/);
     assert.equal(await swarm.replicas('waiter'), '0/1');
 
@@ -55,9 +86,27 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
     await ok('m1', ['service', 'rm', 'waiter']);
   });
 
-  it('an always-failing health check fails tasks with Docker\'s message, and they are replaced', async () => {
-    await ok('m1', ['service', 'create', '--name', 'sick', '--detach', '--health-cmd', 'false', '--health-interval', '1s', '--health-retries', '1',
-      '--stop-grace-period', '1s', '--restart-delay', '1s', 'busybox', 'sleep', '100000']);
+  it("an always-failing health check fails tasks with Docker's message, and they are replaced", async () => {
+    await ok('m1', [
+      'service',
+      'create',
+      '--name',
+      'sick',
+      '--detach',
+      '--health-cmd',
+      'false',
+      '--health-interval',
+      '1s',
+      '--health-retries',
+      '1',
+      '--stop-grace-period',
+      '1s',
+      '--restart-delay',
+      '1s',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     const rows = await waitFor('a failed task and its replacement', async () => {
       const r = await ps('sick');
       return r.some((t) => t.state.startsWith('Failed')) && r.length >= 2 && r;
@@ -74,31 +123,82 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
   it("an image's HEALTHCHECK holds its tasks STARTING too; --no-healthcheck turns it off", async () => {
     const tar = await busyboxRootfsTar(fs.mkdtempSync(path.join(swarm.lab.labDir, 'hc-')));
     for (const m of swarm.machines) {
-      await swarm.lab.docker(m, ['import', '-c', 'CMD ["sh"]', '-c', 'HEALTHCHECK --interval=1s --start-period=10m CMD test -f /tmp/ready', '-', 'bbhc:latest'], { input: fs.readFileSync(tar) });
+      await swarm.lab.docker(
+        m,
+        [
+          'import',
+          '-c',
+          'CMD ["sh"]',
+          '-c',
+          'HEALTHCHECK --interval=1s --start-period=10m CMD test -f /tmp/ready',
+          '-',
+          'bbhc:latest',
+        ],
+        { input: fs.readFileSync(tar) },
+      );
     }
     await ok('m1', ['service', 'create', '--name', 'inherits', '--detach', 'bbhc:latest', 'sleep', '100000']);
     const task = await waitFor('a started container', async () => {
       const rows = await ps('inherits');
       return rows.length === 1 && rows[0].state.startsWith('Starting') && rows[0];
     });
-    const cid = await waitFor('the container on its machine', async () => (await d(task.node, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=inherits'])).stdout.trim());
-    await waitFor('failing probes', async () => Number((await ok(task.node, ['inspect', '--format', '{{len .State.Health.Log}}', cid]))) >= 2);
+    const cid = await waitFor('the container on its machine', async () =>
+      (await d(task.node, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=inherits'])).stdout.trim(),
+    );
+    await waitFor(
+      'failing probes',
+      async () => Number(await ok(task.node, ['inspect', '--format', '{{len .State.Health.Log}}', cid])) >= 2,
+    );
     assert.match((await ps('inherits'))[0].state, /^Starting/);
     assert.equal(await swarm.replicas('inherits'), '0/1');
 
-    await ok('m1', ['service', 'create', '--name', 'plain', '--detach=false', '--no-healthcheck', 'bbhc:latest', 'sleep', '100000']);
+    await ok('m1', [
+      'service',
+      'create',
+      '--name',
+      'plain',
+      '--detach=false',
+      '--no-healthcheck',
+      'bbhc:latest',
+      'sleep',
+      '100000',
+    ]);
     assert.equal(await swarm.replicas('plain'), '1/1');
-    const spec = await ok('m1', ['service', 'inspect', '--format', '{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck}}', 'plain']);
+    const spec = await ok('m1', [
+      'service',
+      'inspect',
+      '--format',
+      '{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck}}',
+      'plain',
+    ]);
     assert.deepEqual(JSON.parse(spec), { Test: ['NONE'] });
     await ok('m1', ['service', 'rm', 'inherits', 'plain']);
   });
 
   it('service logs -f started before a scale-up shows the lines of the new task, and of a replacement after rm -f', async () => {
-    await ok('m1', ['service', 'create', '--name', 'talker', '--detach=false', 'busybox', 'sh', '-c', 'echo hello-$(hostname); sleep 100000']);
+    await ok('m1', [
+      'service',
+      'create',
+      '--name',
+      'talker',
+      '--detach=false',
+      'busybox',
+      'sh',
+      '-c',
+      'echo hello-$(hostname); sleep 100000',
+    ]);
     const out = path.join(swarm.lab.labDir, 'talker.out');
-    const child = startProcess(DOCKER, ['service', 'logs', '-f', 'talker'], out, { ...swarm.lab.env, DOCKER_HOST: await swarm.lab.dockerHost('m1') });
+    const child = startProcess(DOCKER, ['service', 'logs', '-f', 'talker'], out, {
+      ...swarm.lab.env,
+      DOCKER_HOST: await swarm.lab.dockerHost('m1'),
+    });
     try {
-      const lines = () => fs.readFileSync(out, 'utf8').split('\n').map((l) => /^(talker\.\d+)\.\S+@\S+\s+\| (hello-\S+)$/.exec(l)).filter((m) => m !== null);
+      const lines = () =>
+        fs
+          .readFileSync(out, 'utf8')
+          .split('\n')
+          .map((l) => /^(talker\.\d+)\.\S+@\S+\s+\| (hello-\S+)$/.exec(l))
+          .filter((m) => m !== null);
       await waitFor('the first task greets', async () => lines().length === 1);
       await ok('m1', ['service', 'scale', '--detach', 'talker=2']);
       const seen = await waitFor('the new task greets too', async () => {
@@ -109,7 +209,18 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
       assert.notEqual(seen[0][2], seen[1][2]);
 
       // The replacement of a removed container joins the stream too.
-      const rows = (await ok('m1', ['service', 'ps', 'talker', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}}|{{.Name}}|{{.Node}}'])).split('\n');
+      const rows = (
+        await ok('m1', [
+          'service',
+          'ps',
+          'talker',
+          '--no-trunc',
+          '--filter',
+          'desired-state=running',
+          '--format',
+          '{{.ID}}|{{.Name}}|{{.Node}}',
+        ])
+      ).split('\n');
       const [taskId, , node] = rows.map((r) => r.split('|')).find((r) => r[1] === 'talker.1')!;
       const cid = await ok(node, ['ps', '-q', '--filter', `label=com.docker.swarm.task.id=${taskId}`]);
       assert.ok(cid);

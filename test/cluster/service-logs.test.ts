@@ -20,17 +20,33 @@ describe('docker service logs on a two-machine swarm', () => {
   const logs = async (args: string[]) => {
     const r = await d('m1', ['service', 'logs', ...args]);
     assert.equal(r.code, 0, r.stderr);
-    return r.stdout.trim().split('\n').filter(Boolean).map((l) => {
-      const m = /^(chatty\.\S+)@(\S+)\s+\| (.*)$/.exec(l);
-      assert.ok(m, `log line shape: ${JSON.stringify(l)}`);
-      return { task: m[1], node: m[2], text: m[3] };
-    });
+    return r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => {
+        const m = /^(chatty\.\S+)@(\S+)\s+\| (.*)$/.exec(l);
+        assert.ok(m, `log line shape: ${JSON.stringify(l)}`);
+        return { task: m[1], node: m[2], text: m[3] };
+      });
   };
 
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });
     // Global: one task on each machine, each echoing five lines then idling.
-    const r = await d('m1', ['service', 'create', '--name', 'chatty', '--mode', 'global', '--detach=false', 'busybox', 'sh', '-c', 'for i in 1 2 3 4 5; do echo line$i; done; sleep 100000']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'chatty',
+      '--mode',
+      'global',
+      '--detach=false',
+      'busybox',
+      'sh',
+      '-c',
+      'for i in 1 2 3 4 5; do echo line$i; done; sleep 100000',
+    ]);
     assert.equal(r.code, 0, r.stderr);
   });
 
@@ -44,18 +60,28 @@ describe('docker service logs on a two-machine swarm', () => {
       return l.length === 10 && l;
     });
     assert.deepEqual(new Set(lines.map((l) => l.node)), new Set(MACHINES));
-    for (const m of MACHINES) assert.deepEqual(lines.filter((l) => l.node === m).map((l) => l.text), ['line1', 'line2', 'line3', 'line4', 'line5']);
+    for (const m of MACHINES)
+      assert.deepEqual(
+        lines.filter((l) => l.node === m).map((l) => l.text),
+        ['line1', 'line2', 'line3', 'line4', 'line5'],
+      );
     assert.equal(new Set(lines.map((l) => l.task)).size, 2);
   });
 
   it('--tail N gives the last N lines of each task', async () => {
     const lines = await logs(['--tail', '2', 'chatty']);
     assert.equal(lines.length, 4);
-    for (const m of MACHINES) assert.deepEqual(lines.filter((l) => l.node === m).map((l) => l.text), ['line4', 'line5']);
+    for (const m of MACHINES)
+      assert.deepEqual(
+        lines.filter((l) => l.node === m).map((l) => l.text),
+        ['line4', 'line5'],
+      );
   });
 
   it('a task ID gives only that task', async () => {
-    const taskId = (await d('m1', ['service', 'ps', 'chatty', '-q', '--no-trunc', '--filter', 'node=m2'])).stdout.trim().split('\n')[0];
+    const taskId = (await d('m1', ['service', 'ps', 'chatty', '-q', '--no-trunc', '--filter', 'node=m2'])).stdout
+      .trim()
+      .split('\n')[0];
     assert.ok(taskId);
     const r = await d('m1', ['service', 'logs', '--raw', taskId]);
     assert.equal(r.code, 0, r.stderr);
@@ -63,10 +89,25 @@ describe('docker service logs on a two-machine swarm', () => {
   });
 
   it('-f follows: lines written after the request arrive from both machines', async () => {
-    const r = await d('m1', ['service', 'create', '--name', 'ticker', '--mode', 'global', '--detach=false', 'busybox', 'sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick$i; sleep 1; done']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'ticker',
+      '--mode',
+      'global',
+      '--detach=false',
+      'busybox',
+      'sh',
+      '-c',
+      'i=0; while true; do i=$((i+1)); echo tick$i; sleep 1; done',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const out = path.join(swarm.lab.labDir, 'follow.out');
-    const child = startProcess(DOCKER, ['service', 'logs', '-f', '--tail', '0', 'ticker'], out, { ...swarm.lab.env, DOCKER_HOST: await swarm.lab.dockerHost('m1') });
+    const child = startProcess(DOCKER, ['service', 'logs', '-f', '--tail', '0', 'ticker'], out, {
+      ...swarm.lab.env,
+      DOCKER_HOST: await swarm.lab.dockerHost('m1'),
+    });
     try {
       // --tail 0: nothing old; ticks keep coming on both machines while following.
       const nodes = await waitFor('ticks from both machines', async () => {

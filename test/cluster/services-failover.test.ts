@@ -10,7 +10,11 @@ const waitFor = (what: string, fn: () => Promise<boolean>, ms = 90_000) => poll(
 describe('services survive the loss of the leader', () => {
   let swarm: SwarmLab;
   const d = (m: string, args: string[]) => swarm.d(m, args);
-  const running = async (m: string) => (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).stdout.trim().split('\n').filter(Boolean).length;
+  const running = async (m: string) =>
+    (await d(m, ['ps', '-q', '--filter', 'label=com.docker.swarm.service.name=web'])).stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean).length;
 
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1', 'm2', 'm3'], busybox: true });
@@ -21,12 +25,26 @@ describe('services survive the loss of the leader', () => {
   });
 
   it('a new leader replaces the tasks of the stopped leader and keeps serving the API', async () => {
-    const r = await d('m1', ['service', 'create', '--name', 'web', '--replicas', '6', '--detach=false', 'busybox', 'sleep', '100000']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'web',
+      '--replicas',
+      '6',
+      '--detach=false',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok((await running('m1')) > 0, 'the leader runs tasks too');
     await swarm.lab.machine(['stop', 'm1']);
     await waitFor('6 running on m2 and m3', async () => (await running('m2')) + (await running('m3')) === 6);
-    await waitFor('service ls 6/6 from a survivor', async () => (await d('m2', ['service', 'ls', '--format', '{{.Replicas}}'])).stdout.trim() === '6/6');
+    await waitFor(
+      'service ls 6/6 from a survivor',
+      async () => (await d('m2', ['service', 'ls', '--format', '{{.Replicas}}'])).stdout.trim() === '6/6',
+    );
     const s = await d('m3', ['service', 'scale', 'web=2']);
     assert.equal(s.code, 0, s.stderr);
     await waitFor('2 running', async () => (await running('m2')) + (await running('m3')) === 2);

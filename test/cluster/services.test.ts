@@ -15,7 +15,16 @@ describe('services on a three-machine swarm', () => {
   const replicas = (svc: string) => swarm.replicas(svc);
   /** Task containers on a machine: name → ID. */
   const taskContainers = async (m: string, svc: string) => {
-    const out = (await d(m, ['ps', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`, '--format', '{{.Names}} {{.ID}}'])).stdout.trim();
+    const out = (
+      await d(m, [
+        'ps',
+        '--no-trunc',
+        '--filter',
+        `label=com.docker.swarm.service.name=${svc}`,
+        '--format',
+        '{{.Names}} {{.ID}}',
+      ])
+    ).stdout.trim();
     return new Map(out ? out.split('\n').map((l) => l.split(' ') as [string, string]) : []);
   };
 
@@ -28,7 +37,18 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('creates a replicated service and converges (--detach=false)', async () => {
-    const r = await d('m1', ['service', 'create', '--name', 'web', '--replicas', '1', '--detach=false', 'busybox', 'sleep', '100000']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'web',
+      '--replicas',
+      '1',
+      '--detach=false',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await replicas('web'), '1/1');
   });
@@ -38,15 +58,37 @@ describe('services on a three-machine swarm', () => {
     assert.equal(r.code, 0, r.stderr);
     await waitFor('7/7', async () => (await replicas('web')) === '7/7');
     const counts = await Promise.all(MACHINES.map(async (m) => (await taskContainers(m, 'web')).size));
-    assert.equal(counts.reduce((a, b) => a + b, 0), 7);
-    assert.ok(counts.every((c) => c >= 2), `spread: ${counts}`);
-    for (const m of MACHINES) for (const name of (await taskContainers(m, 'web')).keys()) assert.match(name, /^web\.[1-7]\.[a-z0-9]{25}$/);
+    assert.equal(
+      counts.reduce((a, b) => a + b, 0),
+      7,
+    );
+    assert.ok(
+      counts.every((c) => c >= 2),
+      `spread: ${counts}`,
+    );
+    for (const m of MACHINES)
+      for (const name of (await taskContainers(m, 'web')).keys()) assert.match(name, /^web\.[1-7]\.[a-z0-9]{25}$/);
   });
 
   it('docker inspect of a task gives the container ID docker ps shows on its machine', async () => {
-    const line = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}} {{.Node}}'])).stdout.trim().split('\n')[0];
+    const line = (
+      await d('m1', [
+        'service',
+        'ps',
+        'web',
+        '--no-trunc',
+        '--filter',
+        'desired-state=running',
+        '--format',
+        '{{.ID}} {{.Node}}',
+      ])
+    ).stdout
+      .trim()
+      .split('\n')[0];
     const [taskId, node] = line.split(' ');
-    const cid = (await d('m1', ['inspect', '--type', 'task', taskId, '--format', '{{.Status.ContainerStatus.ContainerID}}'])).stdout.trim();
+    const cid = (
+      await d('m1', ['inspect', '--type', 'task', taskId, '--format', '{{.Status.ContainerStatus.ContainerID}}'])
+    ).stdout.trim();
     const onNode = await taskContainers(node, 'web');
     assert.ok([...onNode.values()].includes(cid), `${cid} on ${node}`);
   });
@@ -59,18 +101,45 @@ describe('services on a three-machine swarm', () => {
     const rm = await d('m2', ['rm', '-f', cid]);
     assert.equal(rm.code, 0, rm.stderr);
     await waitFor('a replacement in the slot', async () => {
-      const ps = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.Name}} {{.ID}} {{.CurrentState}}'])).stdout;
+      const ps = (
+        await d('m1', [
+          'service',
+          'ps',
+          'web',
+          '--no-trunc',
+          '--filter',
+          'desired-state=running',
+          '--format',
+          '{{.Name}} {{.ID}} {{.CurrentState}}',
+        ])
+      ).stdout;
       return ps.split('\n').some((l) => l.startsWith(`web.${slot} `) && !l.includes(oldTask) && l.includes('Running'));
     });
     await waitFor('7/7 again', async () => (await replicas('web')) === '7/7');
-    const hist = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--format', '{{.ID}} {{.DesiredState}} {{.CurrentState}}'])).stdout;
+    const hist = (
+      await d('m1', ['service', 'ps', 'web', '--no-trunc', '--format', '{{.ID}} {{.DesiredState}} {{.CurrentState}}'])
+    ).stdout;
     assert.match(hist, new RegExp(`${oldTask} Shutdown Failed`));
   });
 
   it('service update --env-add rolls every task (parallelism 3) and the new containers carry it', async () => {
-    const r = await d('m1', ['service', 'update', '--env-add', 'COLOUR=blue', '--update-parallelism', '3', '--update-monitor', '1s', '--detach=false', 'web']);
+    const r = await d('m1', [
+      'service',
+      'update',
+      '--env-add',
+      'COLOUR=blue',
+      '--update-parallelism',
+      '3',
+      '--update-monitor',
+      '1s',
+      '--detach=false',
+      'web',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal((await d('m1', ['service', 'inspect', 'web', '--format', '{{.UpdateStatus.State}}'])).stdout.trim(), 'completed');
+    assert.equal(
+      (await d('m1', ['service', 'inspect', 'web', '--format', '{{.UpdateStatus.State}}'])).stdout.trim(),
+      'completed',
+    );
     await waitFor('7/7', async () => (await replicas('web')) === '7/7');
     let seen = 0;
     for (const m of MACHINES) {
@@ -84,32 +153,83 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('global service: one task per machine', async () => {
-    const r = await d('m1', ['service', 'create', '--name', 'mon', '--mode', 'global', '--detach=false', 'busybox', 'sleep', '100000']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'mon',
+      '--mode',
+      'global',
+      '--detach=false',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await replicas('mon'), '3/3');
     for (const m of MACHINES) assert.equal((await taskContainers(m, 'mon')).size, 1);
   });
 
   it('host-mode published ports: one task per node at most, shown by service ps', async () => {
-    const r = await d('m1', ['service', 'create', '--name', 'hostport', '--replicas', '4', '--publish', 'mode=host,target=80,published=8081', '--detach', 'busybox', 'sleep', '100000']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'hostport',
+      '--replicas',
+      '4',
+      '--publish',
+      'mode=host,target=80,published=8081',
+      '--detach',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     await waitFor('3 running, 1 pending', async () => {
-      const ps = (await d('m1', ['service', 'ps', 'hostport', '--no-trunc', '--format', '{{.CurrentState}}|{{.Ports}}|{{.Error}}'])).stdout.trim().split('\n');
-      return ps.filter((l) => /^Running .*\|\*:8081->80\/tcp\|$/.test(l)).length === 3
-        && ps.some((l) => /^Pending .*host-mode port already in use on 3 nodes/.test(l));
+      const ps = (
+        await d('m1', [
+          'service',
+          'ps',
+          'hostport',
+          '--no-trunc',
+          '--format',
+          '{{.CurrentState}}|{{.Ports}}|{{.Error}}',
+        ])
+      ).stdout
+        .trim()
+        .split('\n');
+      return (
+        ps.filter((l) => /^Running .*\|\*:8081->80\/tcp\|$/.test(l)).length === 3 &&
+        ps.some((l) => /^Pending .*host-mode port already in use on 3 nodes/.test(l))
+      );
     });
     assert.equal((await d('m1', ['service', 'rm', 'hostport'])).code, 0);
   });
 
   it('swarm update --task-history-limit bounds the tasks kept per slot', async () => {
     assert.equal((await d('m1', ['swarm', 'update', '--task-history-limit', '2'])).code, 0);
-    let r = await d('m1', ['service', 'create', '--name', 'hist', '--update-monitor', '1s', '--detach=false', 'busybox', 'sleep', '100000']);
+    let r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'hist',
+      '--update-monitor',
+      '1s',
+      '--detach=false',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     for (let i = 0; i < 3; i++) {
       r = await d('m1', ['service', 'update', '--force', '--detach=false', 'hist']);
       assert.equal(r.code, 0, r.stderr);
     }
-    await waitFor('history trimmed to 2', async () => (await d('m1', ['service', 'ps', '-q', 'hist'])).stdout.trim().split('\n').length === 2);
+    await waitFor(
+      'history trimmed to 2',
+      async () => (await d('m1', ['service', 'ps', '-q', 'hist'])).stdout.trim().split('\n').length === 2,
+    );
     const ps = (await d('m1', ['service', 'ps', 'hist', '--format', '{{.DesiredState}}'])).stdout.trim().split('\n');
     assert.deepEqual(ps, ['Running', 'Shutdown']);
     assert.equal((await d('m1', ['service', 'rm', 'hist'])).code, 0);
@@ -117,20 +237,54 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('a replicated job runs its tasks to completion on real containers', async () => {
-    const r = await d('m1', ['service', 'create', '--name', 'batch', '--mode', 'replicated-job', '--replicas', '3', '--max-concurrent', '2', '--detach=false', 'busybox', 'true']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'batch',
+      '--mode',
+      'replicated-job',
+      '--replicas',
+      '3',
+      '--max-concurrent',
+      '2',
+      '--detach=false',
+      'busybox',
+      'true',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout + r.stderr, /job complete/);
-    assert.equal((await d('m1', ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Replicas}}'])).stdout.trim(), '0/2 (3/3 completed)');
-    const states = (await d('m1', ['service', 'ps', 'batch', '--format', '{{.DesiredState}} {{.CurrentState}}'])).stdout.trim().split('\n');
+    assert.equal(
+      (await d('m1', ['service', 'ls', '--filter', 'name=batch', '--format', '{{.Replicas}}'])).stdout.trim(),
+      '0/2 (3/3 completed)',
+    );
+    const states = (await d('m1', ['service', 'ps', 'batch', '--format', '{{.DesiredState}} {{.CurrentState}}'])).stdout
+      .trim()
+      .split('\n');
     assert.equal(states.length, 3);
     for (const l of states) assert.match(l, /^Complete Complete/);
     assert.equal((await d('m1', ['service', 'rm', 'batch'])).code, 0);
   });
 
   it('a task that fits nowhere stays pending with the reason, and runs once a node fits', async () => {
-    const r = await d('m1', ['service', 'create', '--name', 'picky', '--constraint', 'node.labels.disk==ssd', '--detach', 'busybox', 'sleep', '100000']);
+    const r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'picky',
+      '--constraint',
+      'node.labels.disk==ssd',
+      '--detach',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor('the reason', async () => /no suitable node \(scheduling constraints not satisfied on 3 nodes\)/.test((await d('m1', ['service', 'ps', 'picky', '--no-trunc', '--format', '{{.CurrentState}} {{.Error}}'])).stdout));
+    await waitFor('the reason', async () =>
+      /no suitable node \(scheduling constraints not satisfied on 3 nodes\)/.test(
+        (await d('m1', ['service', 'ps', 'picky', '--no-trunc', '--format', '{{.CurrentState}} {{.Error}}'])).stdout,
+      ),
+    );
     assert.equal((await d('m1', ['node', 'update', '--label-add', 'disk=ssd', 'm2'])).code, 0);
     await waitFor('running on m2', async () => (await taskContainers('m2', 'picky')).size === 1);
     assert.equal(await waitFor('1/1', async () => ((await replicas('picky')) === '1/1' ? '1/1' : undefined)), '1/1');
@@ -144,9 +298,26 @@ describe('services on a three-machine swarm', () => {
     // after their containers are gone. So 7/7 and an empty m3 can both hold while the
     // replacements are still starting: the containers on the others are waited for too.
     const onOthers = async () => (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size;
-    await waitFor('m3 empty, 7 on the others and 7/7', async () => (await taskContainers('m3', 'web')).size === 0 && (await onOthers()) === 7 && (await replicas('web')) === '7/7');
-    await waitFor('the drained node\'s tasks reported shut down', async () => {
-      const ps = (await d('m1', ['service', 'ps', 'web', '--filter', 'node=m3', '--format', '{{.DesiredState}} {{.CurrentState}}'])).stdout.trim().split('\n').filter(Boolean);
+    await waitFor(
+      'm3 empty, 7 on the others and 7/7',
+      async () =>
+        (await taskContainers('m3', 'web')).size === 0 && (await onOthers()) === 7 && (await replicas('web')) === '7/7',
+    );
+    await waitFor("the drained node's tasks reported shut down", async () => {
+      const ps = (
+        await d('m1', [
+          'service',
+          'ps',
+          'web',
+          '--filter',
+          'node=m3',
+          '--format',
+          '{{.DesiredState}} {{.CurrentState}}',
+        ])
+      ).stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean);
       return ps.every((l) => !/Running/.test(l));
     });
     assert.equal(await onOthers(), 7);
@@ -157,7 +328,7 @@ describe('services on a three-machine swarm', () => {
     await waitFor('mon back on m3', async () => (await taskContainers('m3', 'mon')).size === 1);
   });
 
-  it('bad input: Docker\'s errors; an image that cannot be pulled rejects the task with the pull error', async () => {
+  it("bad input: Docker's errors; an image that cannot be pulled rejects the task with the pull error", async () => {
     let r = await d('m1', ['service', 'create', '--name', 'bad', '--constraint', 'node.role=manager', 'busybox']);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /constraint expected one operator from ==, !=/);
@@ -165,25 +336,47 @@ describe('services on a three-machine swarm', () => {
     assert.match(r.stderr, /service web already exists/);
     r = await d('m1', ['service', 'update', '--detach', '--mode', 'global', 'web']);
     assert.notEqual(r.code, 0);
-    r = await d('m1', ['service', 'create', '--name', 'nopull', '--detach', '--restart-max-attempts', '1', '127.0.0.1:5999/nosuch:1']);
+    r = await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'nopull',
+      '--detach',
+      '--restart-max-attempts',
+      '1',
+      '127.0.0.1:5999/nosuch:1',
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor('rejected', async () => /Rejected/.test((await d('m1', ['service', 'ps', 'nopull', '--format', '{{.CurrentState}}'])).stdout));
+    await waitFor('rejected', async () =>
+      /Rejected/.test((await d('m1', ['service', 'ps', 'nopull', '--format', '{{.CurrentState}}'])).stdout),
+    );
     const err = (await d('m1', ['service', 'ps', 'nopull', '--no-trunc', '--format', '{{.Error}}'])).stdout;
     assert.match(err, /No such image|127\.0\.0\.1:5999/);
     assert.equal((await d('m1', ['service', 'rm', 'nopull'])).code, 0);
   });
 
-  it('a stopped machine\'s tasks move; when it comes back it runs none of the old ones', async () => {
+  it("a stopped machine's tasks move; when it comes back it runs none of the old ones", async () => {
     const before = await taskContainers('m2', 'web');
     assert.ok(before.size > 0);
     await swarm.lab.machine(['stop', 'm2']);
-    await waitFor('7/7 on m1 and m3', async () => (await replicas('web')) === '7/7'
-      && (await taskContainers('m1', 'web')).size + (await taskContainers('m3', 'web')).size === 7, 45_000);
+    await waitFor(
+      '7/7 on m1 and m3',
+      async () =>
+        (await replicas('web')) === '7/7' &&
+        (await taskContainers('m1', 'web')).size + (await taskContainers('m3', 'web')).size === 7,
+      45_000,
+    );
     await swarm.lab.machine(['start', 'm2']);
-    await waitFor('m2 ready', async () => (await d('m1', ['node', 'inspect', 'm2', '--format', '{{.Status.State}}'])).stdout.trim() === 'ready');
+    await waitFor(
+      'm2 ready',
+      async () => (await d('m1', ['node', 'inspect', 'm2', '--format', '{{.Status.State}}'])).stdout.trim() === 'ready',
+    );
     await waitFor('old tasks reported shut down', async () => {
-      const ps = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}}'])).stdout;
-      return [...before.keys()].every((name) => new RegExp(`${name.split('.')[2]} (Shutdown|Failed|Rejected)`).test(ps));
+      const ps = (await d('m1', ['service', 'ps', 'web', '--no-trunc', '--format', '{{.ID}} {{.CurrentState}}']))
+        .stdout;
+      return [...before.keys()].every((name) =>
+        new RegExp(`${name.split('.')[2]} (Shutdown|Failed|Rejected)`).test(ps),
+      );
     });
     assert.equal((await taskContainers('m2', 'web')).size, 0);
     assert.equal(await replicas('web'), '7/7');
@@ -191,22 +384,31 @@ describe('services on a three-machine swarm', () => {
 
   it('a machine removed from the lab: its tasks come back on the others', async () => {
     await swarm.lab.machine(['rm', '-f', 'm3']);
-    await waitFor('7/7 on m1 and m2', async () => (await replicas('web')) === '7/7'
-      && (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size === 7, 45_000);
+    await waitFor(
+      '7/7 on m1 and m2',
+      async () =>
+        (await replicas('web')) === '7/7' &&
+        (await taskContainers('m1', 'web')).size + (await taskContainers('m2', 'web')).size === 7,
+      45_000,
+    );
   });
 
   it('a worker that leaves the swarm keeps no task containers; the manager takes its tasks', async () => {
     assert.ok((await taskContainers('m2', 'web')).size > 0);
     const r = await d('m2', ['swarm', 'leave']);
     assert.equal(r.code, 0, r.stderr);
-    await waitFor('m2 without task containers', async () => (await taskContainers('m2', 'web')).size + (await taskContainers('m2', 'mon')).size === 0);
+    await waitFor(
+      'm2 without task containers',
+      async () => (await taskContainers('m2', 'web')).size + (await taskContainers('m2', 'mon')).size === 0,
+    );
     await waitFor('7 on m1', async () => (await taskContainers('m1', 'web')).size === 7, 45_000);
   });
 
   it('service rm removes tasks and their containers everywhere', async () => {
     for (const s of ['web', 'mon']) assert.equal((await d('m1', ['service', 'rm', s])).code, 0);
     await waitFor('containers gone', async () => {
-      for (const m of ['m1', 'm2']) if ((await taskContainers(m, 'web')).size + (await taskContainers(m, 'mon')).size) return false;
+      for (const m of ['m1', 'm2'])
+        if ((await taskContainers(m, 'web')).size + (await taskContainers(m, 'mon')).size) return false;
       return true;
     });
     assert.equal((await d('m1', ['service', 'ls', '-q'])).stdout.trim(), '');

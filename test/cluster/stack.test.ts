@@ -90,9 +90,13 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     return r.stdout;
   };
   /** curl from the lab's hub namespace (outside every machine). */
-  const fromHub = (url: string) => run('ip', ['netns', 'exec', `${swarm.lab.prefix}-hub`, 'curl', '-s', '-m', '3', url], { allowFail: true });
+  const fromHub = (url: string) =>
+    run('ip', ['netns', 'exec', `${swarm.lab.prefix}-hub`, 'curl', '-s', '-m', '3', url], { allowFail: true });
   const taskContainers = async (m: string, svc: string) =>
-    (await d(m, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout.trim().split('\n').filter(Boolean);
+    (await d(m, ['ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`])).stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean);
 
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], micro: true });
@@ -135,29 +139,55 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     // The CLI leaves the rollback order and action empty: SwarmKit's zero values show.
     assert.equal(web.Spec.RollbackConfig.Order, 'stop-first');
     assert.equal(web.Spec.RollbackConfig.FailureAction, 'pause');
-    assert.deepEqual(web.Endpoint.Ports, [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: 8080, PublishMode: 'ingress' }]);
-    assert.deepEqual(web.Spec.TaskTemplate.Networks.map((n: { Target: string }) => n.Target), [net.Id]);
+    assert.deepEqual(web.Endpoint.Ports, [
+      { Protocol: 'tcp', TargetPort: 8000, PublishedPort: 8080, PublishMode: 'ingress' },
+    ]);
+    assert.deepEqual(
+      web.Spec.TaskTemplate.Networks.map((n: { Target: string }) => n.Target),
+      [net.Id],
+    );
 
     const agent = JSON.parse(await ok('m1', ['service', 'inspect', 'shop_agent']))[0];
     assert.ok(agent.Spec.Mode.Global);
     assert.deepEqual(agent.Spec.TaskTemplate.Placement.Constraints, ['node.platform.os == linux']);
-    assert.deepEqual(agent.Spec.TaskTemplate.ContainerSpec.Mounts, [{
-      Type: 'volume', Source: 'shop_agentdata', Target: '/data',
-      VolumeOptions: { Labels: { 'com.docker.stack.namespace': 'shop' } },
-    }]);
+    assert.deepEqual(agent.Spec.TaskTemplate.ContainerSpec.Mounts, [
+      {
+        Type: 'volume',
+        Source: 'shop_agentdata',
+        Target: '/data',
+        VolumeOptions: { Labels: { 'com.docker.stack.namespace': 'shop' } },
+      },
+    ]);
 
-    await waitFor('shop_web 2/2 and shop_agent 2/2', async () =>
-      (await swarm.replicas('shop_web')) === '2/2' && (await swarm.replicas('shop_agent')) === '2/2');
+    await waitFor(
+      'shop_web 2/2 and shop_agent 2/2',
+      async () => (await swarm.replicas('shop_web')) === '2/2' && (await swarm.replicas('shop_agent')) === '2/2',
+    );
   });
 
   it('stack ls, stack services and stack ps show the stack as the CLI prints it', async () => {
     assert.equal((await ok('m1', ['stack', 'ls', '--format', '{{.Name}} {{.Services}}'])).trim(), 'shop 2');
-    const services = (await ok('m1', ['stack', 'services', 'shop', '--format', '{{.Name}} {{.Mode}} {{.Replicas}} {{.Ports}}'])).trim().split('\n').sort();
-    assert.deepEqual(services.map((l) => l.trimEnd()), ['shop_agent global 2/2', 'shop_web replicated 2/2 *:8080->8000/tcp']);
-    const ps = (await ok('m1', ['stack', 'ps', 'shop', '--format', '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}}'])).trim().split('\n');
+    const services = (
+      await ok('m1', ['stack', 'services', 'shop', '--format', '{{.Name}} {{.Mode}} {{.Replicas}} {{.Ports}}'])
+    )
+      .trim()
+      .split('\n')
+      .sort();
+    assert.deepEqual(
+      services.map((l) => l.trimEnd()),
+      ['shop_agent global 2/2', 'shop_web replicated 2/2 *:8080->8000/tcp'],
+    );
+    const ps = (
+      await ok('m1', ['stack', 'ps', 'shop', '--format', '{{.Name}} {{.Node}} {{.DesiredState}} {{.CurrentState}}'])
+    )
+      .trim()
+      .split('\n');
     assert.equal(ps.length, 4, ps.join('\n'));
     const names = ps.map((l) => l.split(' ')[0]).sort();
-    assert.deepEqual(names.filter((n) => n.startsWith('shop_web.')), ['shop_web.1', 'shop_web.2']);
+    assert.deepEqual(
+      names.filter((n) => n.startsWith('shop_web.')),
+      ['shop_web.1', 'shop_web.2'],
+    );
     assert.equal(names.filter((n) => n.startsWith('shop_agent.')).length, 2);
     for (const l of ps) assert.match(l, / Running Running /);
     const nodes = new Set(ps.filter((l) => l.startsWith('shop_agent.')).map((l) => l.split(' ')[1]));
@@ -166,16 +196,19 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
 
   it('the published port answers on both machines; agent reaches web by service name over shop_back', async () => {
     for (const m of swarm.machines) {
-      await waitFor(`web page at ${m}:8080`, async () => hostnameOf((await fromHub(`http://${swarm.ip.get(m)}:8080/`)).stdout));
+      await waitFor(`web page at ${m}:8080`, async () =>
+        hostnameOf((await fromHub(`http://${swarm.ip.get(m)}:8080/`)).stdout),
+      );
     }
     const agentOnM2 = (await taskContainers('m2', 'shop_agent'))[0];
     assert.ok(agentOnM2, 'an agent task runs on m2');
-    const get = (host: string) => d('m2', ['exec', agentOnM2, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8000`]);
+    const get = (host: string) =>
+      d('m2', ['exec', agentOnM2, 'sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 ${host} 8000`]);
     await waitFor('web by name from the agent on m2', async () => hostnameOf((await get('web')).stdout));
     // The stack's secret and config reach web's containers.
     const web = (await taskContainers('m1', 'shop_web'))[0] ?? (await taskContainers('m2', 'shop_web'))[0];
     const where = (await taskContainers('m1', 'shop_web')).length ? 'm1' : 'm2';
-    assert.equal((await ok(where, ['exec', web, 'cat', '/run/secrets/token', '/etc/page.txt'])), 's3cret\na page\n');
+    assert.equal(await ok(where, ['exec', web, 'cat', '/run/secrets/token', '/etc/page.txt']), 's3cret\na page\n');
   });
 
   it('a second deploy updates web (image, replicas, environment); agent, unchanged, keeps its tasks', async () => {
@@ -194,15 +227,34 @@ describe('docker stack deploy / ls / services / ps / rm on a two-machine swarm',
     assert.ok(web.PreviousSpec, 'an update keeps the previous spec');
     await waitFor('shop_web 3/3 with the new env', async () => {
       if ((await swarm.replicas('shop_web')) !== '3/3') return false;
-      const ps = (await ok('m1', ['stack', 'ps', 'shop', '--filter', 'desired-state=running', '--format', '{{.Name}} {{.Image}} {{.CurrentState}}'])).trim().split('\n');
+      const ps = (
+        await ok('m1', [
+          'stack',
+          'ps',
+          'shop',
+          '--filter',
+          'desired-state=running',
+          '--format',
+          '{{.Name}} {{.Image}} {{.CurrentState}}',
+        ])
+      )
+        .trim()
+        .split('\n');
       return ps.filter((l) => /^shop_web\.\d \S+\/micro:1\.0\.1 Running/.test(l)).length === 3;
     });
     assert.equal((await ok('m1', ['stack', 'ls', '--format', '{{.Name}} {{.Services}}'])).trim(), 'shop 2');
-    assert.equal((await ok('m1', ['service', 'ps', '-q', 'shop_agent'])).trim().split('\n').length, 2, 'no agent task replaced');
+    assert.equal(
+      (await ok('m1', ['service', 'ps', '-q', 'shop_agent'])).trim().split('\n').length,
+      2,
+      'no agent task replaced',
+    );
   });
 
   it('deploy --prune without agent in the file removes shop_agent and its tasks', async () => {
-    const withoutAgent = composeFile(swarm.image, swarm.image.replace(/:1\.0\.0$/, ':1.0.1'), 3, 'again').replace(/\n {2}agent:\n[\s\S]*?(?=\nnetworks:)/, '');
+    const withoutAgent = composeFile(swarm.image, swarm.image.replace(/:1\.0\.0$/, ':1.0.1'), 3, 'again').replace(
+      /\n {2}agent:\n[\s\S]*?(?=\nnetworks:)/,
+      '',
+    );
     assert.doesNotMatch(withoutAgent, /agent:/);
     fs.writeFileSync(compose, withoutAgent);
     const out = await ok('m1', ['stack', 'deploy', '--detach=true', '--prune', '-c', compose, 'shop']);

@@ -26,15 +26,34 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     return r.stdout;
   };
   const nodeId = async (d: TestDaemon) => (await ok(d, ['info', '--format', '{{.Swarm.NodeID}}'])).trim();
-  const nodeStates = async () => (await ok(mgr, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).trim().split('\n');
+  const nodeStates = async () =>
+    (await ok(mgr, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).trim().split('\n');
   /** "task-ID node state" of the service's tasks meant to run ("Running 3 seconds ago" → "Running"). */
-  const runningTasks = async () => (await ok(mgr, ['service', 'ps', 'web', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}} {{.Node}} {{.CurrentState}}'])).trim().split('\n').map((l) => l.split(' ').slice(0, 3).join(' ')).sort();
+  const runningTasks = async () =>
+    (
+      await ok(mgr, [
+        'service',
+        'ps',
+        'web',
+        '--no-trunc',
+        '--filter',
+        'desired-state=running',
+        '--format',
+        '{{.ID}} {{.Node}} {{.CurrentState}}',
+      ])
+    )
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').slice(0, 3).join(' '))
+      .sort();
   const registrations = () => sessionRegistrations([mgr]);
   /** The sessions a node's agent established, from its own log. */
   const established = (d: TestDaemon) => logEntries(d, 'session established').map((l) => l.session as string);
   const certDir = (d: TestDaemon) => path.join(d.dataRoot, 'swarm/certificates');
   const probe = (d: TestDaemon, dir: string, method: string, body: object) =>
-    d.inNs(process.execPath, [PROBE, `${net.nodes[0].ip}:2377`, 'tls', dir, method, JSON.stringify(body)]).then((r) => JSON.parse(r.stdout) as { ok: boolean; code?: number; details?: string });
+    d
+      .inNs(process.execPath, [PROBE, `${net.nodes[0].ip}:2377`, 'tls', dir, method, JSON.stringify(body)])
+      .then((r) => JSON.parse(r.stdout) as { ok: boolean; code?: number; details?: string });
 
   before(async () => {
     net = await createTestNet(5);
@@ -47,9 +66,30 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
     for (const w of [w1, w2]) await ok(w, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
     for (const d of [mgr, w1, w2]) await importBusybox((args, o) => d.docker(args, o), d.dir, 'busybox:latest');
-    await waitFor('three ready nodes', async () => (await nodeStates()).filter((l) => l.endsWith(' Ready')).length === 3, 30_000, 250);
-    await ok(mgr, ['service', 'create', '--name', 'web', '--replicas', '3', '--detach=true', 'busybox', 'sleep', '100000']);
-    await waitFor('3 running tasks', async () => (await runningTasks()).filter((l) => l.endsWith(' Running')).length === 3, 60_000, 250);
+    await waitFor(
+      'three ready nodes',
+      async () => (await nodeStates()).filter((l) => l.endsWith(' Ready')).length === 3,
+      30_000,
+      250,
+    );
+    await ok(mgr, [
+      'service',
+      'create',
+      '--name',
+      'web',
+      '--replicas',
+      '3',
+      '--detach=true',
+      'busybox',
+      'sleep',
+      '100000',
+    ]);
+    await waitFor(
+      '3 running tasks',
+      async () => (await runningTasks()).filter((l) => l.endsWith(' Running')).length === 3,
+      60_000,
+      250,
+    );
   });
 
   after(async () => {
@@ -58,18 +98,26 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
   });
 
   test('sessions, node states and tasks survive the rotation; the old root is then refused; joining needs the new token', async () => {
-    const ids = new Map([[mgr, await nodeId(mgr)], [w1, await nodeId(w1)], [w2, await nodeId(w2)]]);
+    const ids = new Map([
+      [mgr, await nodeId(mgr)],
+      [w1, await nodeId(w1)],
+      [w2, await nodeId(w2)],
+    ]);
     const oldToken = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
     const oldRoot = (await ok(mgr, ['swarm', 'ca'])).trim();
     const tasksBefore = await runningTasks();
-    const containersBefore = await Promise.all([mgr, w1, w2].map(async (d) => (await ok(d, ['ps', '-q', '--no-trunc'])).trim().split('\n').sort()));
+    const containersBefore = await Promise.all(
+      [mgr, w1, w2].map(async (d) => (await ok(d, ['ps', '-q', '--no-trunc'])).trim().split('\n').sort()),
+    );
     const regsBefore = registrations();
     const sessionsBefore = new Map([...ids.keys()].map((d) => [d, established(d)]));
-    for (const id of ids.values()) assert.equal(regsBefore.get(id)?.length, 1, `one session registered for ${id} before the rotation`);
+    for (const id of ids.values())
+      assert.equal(regsBefore.get(id)?.length, 1, `one session registered for ${id} before the rotation`);
     // A copy of a worker's certificate from the old root, to try a new connection with after the rotation.
     const oldCerts = path.join(w1.dir, 'old-certs');
     fs.mkdirSync(oldCerts);
-    for (const f of ['swarm-node.crt', 'swarm-node.key']) fs.copyFileSync(path.join(certDir(w1), f), path.join(oldCerts, f));
+    for (const f of ['swarm-node.crt', 'swarm-node.key'])
+      fs.copyFileSync(path.join(certDir(w1), f), path.join(oldCerts, f));
 
     // The CLI waits until the rotation has converged; meanwhile node ls and the tasks are watched.
     let rotated = false;
@@ -97,7 +145,8 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     // Past the end of the rotation every node drops the old root from its trust; keep watching
     // until then, and a heartbeat period beyond.
     const done = Date.now();
-    const trustsOnlyNewRoot = () => [...ids.keys()].every((d) => fs.readFileSync(path.join(certDir(d), 'swarm-root-ca.crt'), 'utf8') === newRoot);
+    const trustsOnlyNewRoot = () =>
+      [...ids.keys()].every((d) => fs.readFileSync(path.join(certDir(d), 'swarm-root-ca.crt'), 'utf8') === newRoot);
     while (!trustsOnlyNewRoot() || Date.now() - done < 6000) {
       assert.ok(Date.now() - done < 60_000, 'every node trusts only the new root within a minute of the rotation');
       await watch();
@@ -115,7 +164,12 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     assert.deepEqual(registrations(), regsBefore);
     for (const [d, s] of sessionsBefore) assert.deepEqual(established(d), s, `${d.name} kept its session`);
     assert.deepEqual(await runningTasks(), tasksBefore);
-    assert.deepEqual(await Promise.all([mgr, w1, w2].map(async (d) => (await ok(d, ['ps', '-q', '--no-trunc'])).trim().split('\n').sort())), containersBefore);
+    assert.deepEqual(
+      await Promise.all(
+        [mgr, w1, w2].map(async (d) => (await ok(d, ['ps', '-q', '--no-trunc'])).trim().split('\n').sort()),
+      ),
+      containersBefore,
+    );
 
     // New connections: the old root's certificate is refused, the new one is accepted (the
     // manager answers "session invalid" for a made-up session, past authentication).
@@ -125,7 +179,10 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     const accepted = await probe(w1, certDir(w1), 'Dispatcher.Heartbeat', { sessionId: 'x' });
     assert.equal(accepted.code, 5, JSON.stringify(accepted));
     // A description update counts only within the caller's own live session.
-    const foreign = await probe(w1, certDir(w1), 'Dispatcher.UpdateNodeDescription', { sessionId: 'x', description: {} });
+    const foreign = await probe(w1, certDir(w1), 'Dispatcher.UpdateNodeDescription', {
+      sessionId: 'x',
+      description: {},
+    });
     assert.equal(foreign.code, 5, JSON.stringify(foreign));
 
     // Joining: the old token names the old root and is refused; the new one works.
@@ -142,8 +199,15 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
   });
 
   test('while a rotation runs (a stopped node holds it open) the old root and join tokens stay shown and a node joins with them; then both switch', async () => {
-    const cluster = async () => JSON.parse(await ok(mgr, ['info', '--format', '{{json .Swarm.Cluster}}'])) as { RootRotationInProgress: boolean; TLSInfo: { TrustRoot: string } };
-    const tokens = async () => [(await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim(), (await ok(mgr, ['swarm', 'join-token', '-q', 'manager'])).trim()];
+    const cluster = async () =>
+      JSON.parse(await ok(mgr, ['info', '--format', '{{json .Swarm.Cluster}}'])) as {
+        RootRotationInProgress: boolean;
+        TLSInfo: { TrustRoot: string };
+      };
+    const tokens = async () => [
+      (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim(),
+      (await ok(mgr, ['swarm', 'join-token', '-q', 'manager'])).trim(),
+    ];
     const oldTokens = await tokens();
     const oldRoot = (await cluster()).TLSInfo.TrustRoot;
     // SwarmKit's reconciler waits for every node, down ones too: a stopped worker keeps the
@@ -151,30 +215,61 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     await w2.stop();
     let settled = false;
     // The CLI's default (--detach=false): it waits and shows the convergence.
-    const rotation = mgr.docker(['swarm', 'ca', '--rotate'], { allowFail: true, timeout: 180_000 }).finally(() => (settled = true));
+    const rotation = mgr
+      .docker(['swarm', 'ca', '--rotate'], { allowFail: true, timeout: 180_000 })
+      .finally(() => (settled = true));
     await waitFor('the rotation to start', async () => (await cluster()).RootRotationInProgress, 30_000, 250);
     // Every reachable node gets its certificate from the new root; the stopped one cannot.
-    await waitFor('the manager signing with the new root', () => fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8') !== oldRoot, 30_000, 250);
+    await waitFor(
+      'the manager signing with the new root',
+      () => fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8') !== oldRoot,
+      30_000,
+      250,
+    );
     // The nodes trust both roots meanwhile, the one the cluster shows first.
-    const bundle = fs.readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
+    const bundle =
+      fs
+        .readFileSync(path.join(certDir(mgr), 'swarm-root-ca.crt'), 'utf8')
+        .match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
     assert.equal(bundle.length, 2);
     assert.equal(bundle[0], oldRoot);
     const signing = new X509Certificate(bundle[1]);
-    await waitFor('manager and w1 renewed', () => [mgr, w1].every((d) => new X509Certificate(fs.readFileSync(path.join(certDir(d), 'swarm-node.crt'))).verify(signing.publicKey)), 30_000, 250);
+    await waitFor(
+      'manager and w1 renewed',
+      () =>
+        [mgr, w1].every((d) =>
+          new X509Certificate(fs.readFileSync(path.join(certDir(d), 'swarm-node.crt'))).verify(signing.publicKey),
+        ),
+      30_000,
+      250,
+    );
 
     assert.deepEqual(await tokens(), oldTokens, 'join tokens unchanged during the rotation');
-    assert.equal((await ok(mgr, ['swarm', 'ca'])).trim(), oldRoot.trim(), 'swarm ca shows the old root during the rotation');
+    assert.equal(
+      (await ok(mgr, ['swarm', 'ca'])).trim(),
+      oldRoot.trim(),
+      'swarm ca shows the old root during the rotation',
+    );
     assert.equal((await cluster()).TLSInfo.TrustRoot, oldRoot);
     assert.match(await ok(mgr, ['info']), /Root Rotation In Progress: true/);
     // As in SwarmKit, a node's TLSInfo names the old root as its trust root and the new one as the issuer.
     const w1Tls = JSON.parse(await ok(mgr, ['node', 'inspect', w1.name, '--format', '{{json .Description.TLSInfo}}']));
     assert.equal(w1Tls.TrustRoot, oldRoot);
-    assert.ok(Buffer.from(w1Tls.CertIssuerPublicKey, 'base64').equals(signing.publicKey.export({ type: 'spki', format: 'der' })));
+    assert.ok(
+      Buffer.from(w1Tls.CertIssuerPublicKey, 'base64').equals(
+        signing.publicKey.export({ type: 'spki', format: 'der' }),
+      ),
+    );
     // A node joins with the token still shown: it is given the old root, and a certificate from
     // the new one that chains to the old root through the cross-signed root sent with it.
     await ok(mid, ['swarm', 'join', '--token', oldTokens[0], `${net.nodes[0].ip}:2377`]);
     const midChain = fs.readFileSync(path.join(certDir(mid), 'swarm-node.crt'), 'utf8');
-    await waitFor('the node that joined mid-rotation Ready', async () => (await nodeStates()).includes(`${mid.name} Ready`), 30_000, 250);
+    await waitFor(
+      'the node that joined mid-rotation Ready',
+      async () => (await nodeStates()).includes(`${mid.name} Ready`),
+      30_000,
+      250,
+    );
     assert.equal(settled, false, 'swarm ca --rotate still waits');
     assert.equal((await cluster()).RootRotationInProgress, true);
 
@@ -194,8 +289,16 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     assert.match(r.stdout, /rotated TLS certificates/);
     const newRootCert = new X509Certificate(newRoot);
     const trustRoots = (await ok(mgr, ['node', 'ls', '-q'])).trim().split('\n');
-    for (const id of trustRoots) assert.equal(JSON.parse(await ok(mgr, ['node', 'inspect', id, '--format', '{{json .Description.TLSInfo.TrustRoot}}'])), newRoot, `node ${id} reports the new root`);
-    assert.ok(signing.publicKey.equals(newRootCert.publicKey), 'the root the CA signed with during the rotation is the one shown after it');
+    for (const id of trustRoots)
+      assert.equal(
+        JSON.parse(await ok(mgr, ['node', 'inspect', id, '--format', '{{json .Description.TLSInfo.TrustRoot}}'])),
+        newRoot,
+        `node ${id} reports the new root`,
+      );
+    assert.ok(
+      signing.publicKey.equals(newRootCert.publicKey),
+      'the root the CA signed with during the rotation is the one shown after it',
+    );
 
     // The mid-rotation node's certificate validates under both roots.
     const [leafPem, bridgePem] = midChain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
@@ -203,13 +306,18 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     const leaf = new X509Certificate(leafPem);
     assert.ok(leaf.verify(newRootCert.publicKey), 'under the new root');
     const bridge = new X509Certificate(bridgePem);
-    assert.ok(leaf.verify(bridge.publicKey) && bridge.verify(new X509Certificate(oldRoot).publicKey), 'under the old root, through the cross-signed root');
+    assert.ok(
+      leaf.verify(bridge.publicKey) && bridge.verify(new X509Certificate(oldRoot).publicKey),
+      'under the old root, through the cross-signed root',
+    );
 
     // Both tokens changed and name the new root; the old worker token is refused.
     const newTokens = await tokens();
     for (let i = 0; i < 2; i++) assert.notEqual(newTokens[i].split('-')[2], oldTokens[i].split('-')[2]);
     await ok(mid, ['swarm', 'leave']);
-    const refused = await mid.docker(['swarm', 'join', '--token', oldTokens[0], `${net.nodes[0].ip}:2377`], { allowFail: true });
+    const refused = await mid.docker(['swarm', 'join', '--token', oldTokens[0], `${net.nodes[0].ip}:2377`], {
+      allowFail: true,
+    });
     assert.notEqual(refused.code, 0);
     assert.match(refused.stderr, /remote CA does not match fingerprint/);
     await ok(mid, ['swarm', 'join', '--token', newTokens[0], `${net.nodes[0].ip}:2377`]);

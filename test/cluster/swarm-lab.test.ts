@@ -32,9 +32,23 @@ describe('swarm membership on a shoal machine lab', () => {
     const ip = (await lab.machine(['ip', 'm1'])).stdout.trim();
     await ok('m1', ['swarm', 'update', '--dispatcher-heartbeat', '1s']);
     const token = (await ok('m1', ['swarm', 'join-token', '-q', 'worker'])).trim();
-    for (const m of ['m2', 'm3']) assert.equal(await ok(m, ['swarm', 'join', '--token', token, `${ip}:2377`]), 'This node joined a swarm as a worker.\n');
-    await waitFor('three ready nodes', async () => (await ok('m1', ['node', 'ls', '--format', '{{.Status}}'])).trim().split('\n').filter((s) => s === 'Ready').length === 3);
-    const roles = (await ok('m1', ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'])).trim().split('\n').map((l) => l.trim());
+    for (const m of ['m2', 'm3'])
+      assert.equal(
+        await ok(m, ['swarm', 'join', '--token', token, `${ip}:2377`]),
+        'This node joined a swarm as a worker.\n',
+      );
+    await waitFor(
+      'three ready nodes',
+      async () =>
+        (await ok('m1', ['node', 'ls', '--format', '{{.Status}}']))
+          .trim()
+          .split('\n')
+          .filter((s) => s === 'Ready').length === 3,
+    );
+    const roles = (await ok('m1', ['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}']))
+      .trim()
+      .split('\n')
+      .map((l) => l.trim());
     assert.deepEqual(roles.sort(), ['m1 Leader', 'm2', 'm3']);
   });
 

@@ -43,8 +43,14 @@ describe('swarm managers: three managers on etcd', () => {
 
   test('managers join with the manager token; node ls shows Leader and Reachable', async () => {
     const token = (await ok(m[0], ['swarm', 'join-token', '-q', 'manager'])).trim();
-    assert.equal(await ok(m[1], ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]), 'This node joined a swarm as a manager.\n');
-    assert.equal(await ok(m[2], ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]), 'This node joined a swarm as a manager.\n');
+    assert.equal(
+      await ok(m[1], ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]),
+      'This node joined a swarm as a manager.\n',
+    );
+    assert.equal(
+      await ok(m[2], ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]),
+      'This node joined a swarm as a manager.\n',
+    );
     await waitFor('three managers, one leader, two reachable', async () => {
       const s = await managerStatus(m[2]);
       return s[m[0].name] === 'Leader' && s[m[1].name] === 'Reachable' && s[m[2].name] === 'Reachable';
@@ -57,8 +63,13 @@ describe('swarm managers: three managers on etcd', () => {
   test('a worker that joined through one manager learns the others', async () => {
     const token = (await ok(m[0], ['swarm', 'join-token', '-q', 'worker'])).trim();
     await ok(worker, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
-    await waitFor('worker knows three managers', async () => JSON.parse(await ok(worker, ['info', '--format', '{{json .Swarm.RemoteManagers}}'])).length === 3);
-    await waitFor('worker ready', async () => (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${worker.name} Ready`));
+    await waitFor(
+      'worker knows three managers',
+      async () => JSON.parse(await ok(worker, ['info', '--format', '{{json .Swarm.RemoteManagers}}'])).length === 3,
+    );
+    await waitFor('worker ready', async () =>
+      (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${worker.name} Ready`),
+    );
   });
 
   test('swarm ca --rotate from a follower: every node moves to the new root and keeps its session', async () => {
@@ -66,18 +77,34 @@ describe('swarm managers: three managers on etcd', () => {
     const before = sessionRegistrations(m);
     assert.equal(before.size, 4);
     const out = await ok(m[1], ['swarm', 'ca', '--rotate']);
-    const root = JSON.parse(await ok(m[2], ['info', '--format', '{{json .Swarm.Cluster}}'])).TLSInfo.TrustRoot as string;
+    const root = JSON.parse(await ok(m[2], ['info', '--format', '{{json .Swarm.Cluster}}'])).TLSInfo
+      .TrustRoot as string;
     assert.ok(out.trim().endsWith(root.trim()), out);
     const certs = (d: TestDaemon) => path.join(d.dataRoot, 'swarm/certificates');
-    await waitFor('every node trusts only the new root', () => all.every((d) => fs.readFileSync(path.join(certs(d), 'swarm-root-ca.crt'), 'utf8') === root), 60_000);
-    for (const d of all) assert.ok(new X509Certificate(fs.readFileSync(path.join(certs(d), 'swarm-node.crt'))).verify(new X509Certificate(root).publicKey), d.name);
+    await waitFor(
+      'every node trusts only the new root',
+      () => all.every((d) => fs.readFileSync(path.join(certs(d), 'swarm-root-ca.crt'), 'utf8') === root),
+      60_000,
+    );
+    for (const d of all)
+      assert.ok(
+        new X509Certificate(fs.readFileSync(path.join(certs(d), 'swarm-node.crt'))).verify(
+          new X509Certificate(root).publicKey,
+        ),
+        d.name,
+      );
     assert.deepEqual(sessionRegistrations(m), before, 'no session registered again');
     const states = (await ok(m[0], ['node', 'ls', '--format', '{{.Status}}'])).trim().split('\n');
     assert.deepEqual(states, ['Ready', 'Ready', 'Ready', 'Ready']);
   });
 
   test('etcd peer port 2380 refuses plaintext, certificate-less and worker-certificate clients', async () => {
-    const probe = async (certDir: string, mode: string, from = worker) => JSON.parse((await from.inNs(process.execPath, [TLS_PROBE, net.nodes[0].ip, '2380', certDir, mode])).stdout) as { answered: boolean; status: number | null; error?: string };
+    const probe = async (certDir: string, mode: string, from = worker) =>
+      JSON.parse((await from.inNs(process.execPath, [TLS_PROBE, net.nodes[0].ip, '2380', certDir, mode])).stdout) as {
+        answered: boolean;
+        status: number | null;
+        error?: string;
+      };
     const plain = await probe('-', 'plaintext');
     assert.ok(!plain.answered || plain.status === 400, JSON.stringify(plain));
     assert.equal((await probe('-', 'tls')).answered, false);
@@ -92,37 +119,81 @@ describe('swarm managers: three managers on etcd', () => {
   test('kill -9 of the leader: another manager leads and accepts writes; the old leader rejoins as follower', async () => {
     const oldLeader = m[0];
     await oldLeader.kill9();
-    await waitFor('a write accepted by a surviving manager', async () => (await m[1].docker(['node', 'update', '--label-add', 'after=failover', m[1].name], { allowFail: true })).code === 0, 60_000, 250);
-    const newLeader = await waitFor('a new leader', async () => {
-      const l = await leaderOf(m[1]);
-      return l && l !== oldLeader.name && l;
-    }, 30_000);
+    await waitFor(
+      'a write accepted by a surviving manager',
+      async () =>
+        (await m[1].docker(['node', 'update', '--label-add', 'after=failover', m[1].name], { allowFail: true }))
+          .code === 0,
+      60_000,
+      250,
+    );
+    const newLeader = await waitFor(
+      'a new leader',
+      async () => {
+        const l = await leaderOf(m[1]);
+        return l && l !== oldLeader.name && l;
+      },
+      30_000,
+    );
     assert.ok([m[1].name, m[2].name].includes(newLeader));
-    await waitFor('old leader unreachable', async () => (await managerStatus(m[1]))[oldLeader.name] === 'Unreachable', 30_000);
+    await waitFor(
+      'old leader unreachable',
+      async () => (await managerStatus(m[1]))[oldLeader.name] === 'Unreachable',
+      30_000,
+    );
     // Once the old leader's own liveness lease has expired, a worker whose session did not move
     // to another manager would have expired too.
-    await waitFor('old leader down', async () => (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${oldLeader.name} Down`), 60_000);
-    assert.ok((await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${worker.name} Ready`));
+    await waitFor(
+      'old leader down',
+      async () =>
+        (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${oldLeader.name} Down`),
+      60_000,
+    );
+    assert.ok(
+      (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${worker.name} Ready`),
+    );
     await oldLeader.start();
-    await waitFor('old leader back as a reachable follower', async () => {
-      const s = await managerStatus(oldLeader).catch(() => ({}) as Record<string, string>);
-      return s[oldLeader.name] === 'Reachable' && s[newLeader] === 'Leader';
-    }, 60_000);
-    assert.equal((await ok(oldLeader, ['node', 'inspect', m[1].name, '--format', '{{index .Spec.Labels "after"}}'])).trim(), 'failover');
+    await waitFor(
+      'old leader back as a reachable follower',
+      async () => {
+        const s = await managerStatus(oldLeader).catch(() => ({}) as Record<string, string>);
+        return s[oldLeader.name] === 'Reachable' && s[newLeader] === 'Leader';
+      },
+      60_000,
+    );
+    assert.equal(
+      (await ok(oldLeader, ['node', 'inspect', m[1].name, '--format', '{{index .Spec.Labels "after"}}'])).trim(),
+      'failover',
+    );
   });
 
   test('demote turns a manager into a worker; promote brings it back', async () => {
     const target = m[2];
     assert.equal(await ok(m[1], ['node', 'demote', target.name]), `Manager ${target.name} demoted in the swarm.\n`);
-    await waitFor('demoted node is a worker', async () => JSON.parse(await ok(target, ['info', '--format', '{{json .Swarm.ControlAvailable}}'])) === false, 60_000);
+    await waitFor(
+      'demoted node is a worker',
+      async () => JSON.parse(await ok(target, ['info', '--format', '{{json .Swarm.ControlAvailable}}'])) === false,
+      60_000,
+    );
     assert.match(await fail(target, ['node', 'ls']), /Worker nodes can't be used to view or modify cluster state/);
     assert.equal((await managerStatus(m[1]))[target.name], '');
-    assert.equal(await ok(m[1], ['node', 'promote', target.name]), `Node ${target.name} promoted to a manager in the swarm.\n`);
+    assert.equal(
+      await ok(m[1], ['node', 'promote', target.name]),
+      `Node ${target.name} promoted to a manager in the swarm.\n`,
+    );
     // Reachable, or Leader: any manager may win an election (a leader's lease can lapse under load).
-    await waitFor('promoted node is a reachable manager', async () => {
-      const r = await target.docker(['node', 'ls', '--format', '{{.Hostname}}={{.ManagerStatus}}'], { allowFail: true });
-      return r.code === 0 && (r.stdout.includes(`${target.name}=Reachable`) || r.stdout.includes(`${target.name}=Leader`));
-    }, 60_000);
+    await waitFor(
+      'promoted node is a reachable manager',
+      async () => {
+        const r = await target.docker(['node', 'ls', '--format', '{{.Hostname}}={{.ManagerStatus}}'], {
+          allowFail: true,
+        });
+        return (
+          r.code === 0 && (r.stdout.includes(`${target.name}=Reachable`) || r.stdout.includes(`${target.name}=Leader`))
+        );
+      },
+      60_000,
+    );
   });
 
   // Chaos seed 2: a promote right after a demote (the node still leaving etcd) left node ls
@@ -134,11 +205,17 @@ describe('swarm managers: three managers on etcd', () => {
       await ok(m[1], ['node', 'promote', target.name]);
     }
     const working = async () => {
-      const r = await target.docker(['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'], { allowFail: true });
+      const r = await target.docker(['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'], {
+        allowFail: true,
+      });
       if (r.code !== 0) return false;
       const line = r.stdout.split('\n').find((l) => l.startsWith(`${target.name} `));
-      const seen = (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'])).split('\n').find((l) => l.startsWith(`${target.name} `));
-      return !!line && /^\S+ Ready (Reachable|Leader)$/.test(line) && !!seen && /^\S+ Ready (Reachable|Leader)$/.test(seen);
+      const seen = (await ok(m[1], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.ManagerStatus}}']))
+        .split('\n')
+        .find((l) => l.startsWith(`${target.name} `));
+      return (
+        !!line && /^\S+ Ready (Reachable|Leader)$/.test(line) && !!seen && /^\S+ Ready (Reachable|Leader)$/.test(seen)
+      );
     };
     await waitFor('demoted and promoted node is a working manager', working, 90_000);
     // It stays one: the node's own state says manager (a restart starts its manager again).
@@ -160,12 +237,24 @@ describe('swarm managers: three managers on etcd', () => {
 
   test('a manager leaves only with --force; the other two keep working', async () => {
     const leaving = m[2];
-    assert.equal(await fail(leaving, ['swarm', 'leave']), 'Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.');
+    assert.equal(
+      await fail(leaving, ['swarm', 'leave']),
+      'Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.',
+    );
     // Demote first, as Docker advises, then leave.
     await ok(m[1], ['node', 'demote', leaving.name]);
-    await waitFor('demoted', async () => JSON.parse(await ok(leaving, ['info', '--format', '{{json .Swarm.ControlAvailable}}'])) === false, 60_000);
+    await waitFor(
+      'demoted',
+      async () => JSON.parse(await ok(leaving, ['info', '--format', '{{json .Swarm.ControlAvailable}}'])) === false,
+      60_000,
+    );
     assert.equal(await ok(leaving, ['swarm', 'leave']), 'Node left the swarm.\n');
-    await waitFor('the left node is down', async () => (await ok(m[0], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${leaving.name} Down`), 60_000);
+    await waitFor(
+      'the left node is down',
+      async () =>
+        (await ok(m[0], ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).includes(`${leaving.name} Down`),
+      60_000,
+    );
     await ok(m[0], ['node', 'rm', leaving.name]);
     await ok(m[1], ['node', 'update', '--label-add', 'two=managers', m[0].name]);
   });
@@ -173,14 +262,29 @@ describe('swarm managers: three managers on etcd', () => {
   test('lost quorum answers 503; --force-new-cluster on the survivor restores a one-manager swarm', async () => {
     const [survivor, lost] = [m[0], m[1]];
     await lost.kill9();
-    const msg = await waitFor('no-leader error', async () => {
-      const r = await survivor.docker(['node', 'ls'], { allowFail: true });
-      return r.code !== 0 && r.stderr.trim();
-    }, 60_000);
-    assert.equal(msg, "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.");
+    const msg = await waitFor(
+      'no-leader error',
+      async () => {
+        const r = await survivor.docker(['node', 'ls'], { allowFail: true });
+        return r.code !== 0 && r.stderr.trim();
+      },
+      60_000,
+    );
+    assert.equal(
+      msg,
+      "Error response from daemon: rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.",
+    );
     await ok(survivor, ['swarm', 'init', '--force-new-cluster']);
-    await waitFor('survivor leads alone', async () => (await managerStatus(survivor).catch(() => ({}) as Record<string, string>))[survivor.name] === 'Leader', 60_000);
-    assert.equal((await ok(survivor, ['node', 'inspect', survivor.name, '--format', '{{index .Spec.Labels "two"}}'])).trim(), 'managers');
+    await waitFor(
+      'survivor leads alone',
+      async () =>
+        (await managerStatus(survivor).catch(() => ({}) as Record<string, string>))[survivor.name] === 'Leader',
+      60_000,
+    );
+    assert.equal(
+      (await ok(survivor, ['node', 'inspect', survivor.name, '--format', '{{index .Spec.Labels "two"}}'])).trim(),
+      'managers',
+    );
     await ok(survivor, ['node', 'update', '--label-add', 'alone=yes', survivor.name]);
   });
 });

@@ -23,16 +23,41 @@ describe('swarm membership: one manager, two workers', () => {
     assert.notEqual(r.code, 0, `docker ${args.join(' ')} should fail`);
     return r.stderr.trim();
   };
-  const nodeLs = async () => (await ok(mgr, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'])).trim().split('\n').map((l) => l.trimEnd());
-  const probe = (d: TestDaemon, mode: string, certDir: string, method: string, body?: object): Promise<{ ok: boolean; code?: number; details?: string }> =>
-    d.inNs(process.execPath, [PROBE, `${net.nodes[0].ip}:2377`, mode, certDir, method, ...(body ? [JSON.stringify(body)] : [])], { env: { ...process.env, ROOT_CA: path.join(mgr.dataRoot, 'swarm/certificates/swarm-root-ca.crt') } }).then((r) => JSON.parse(r.stdout) as { ok: boolean; code?: number; details?: string });
+  const nodeLs = async () =>
+    (await ok(mgr, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}']))
+      .trim()
+      .split('\n')
+      .map((l) => l.trimEnd());
+  const probe = (
+    d: TestDaemon,
+    mode: string,
+    certDir: string,
+    method: string,
+    body?: object,
+  ): Promise<{ ok: boolean; code?: number; details?: string }> =>
+    d
+      .inNs(
+        process.execPath,
+        [PROBE, `${net.nodes[0].ip}:2377`, mode, certDir, method, ...(body ? [JSON.stringify(body)] : [])],
+        { env: { ...process.env, ROOT_CA: path.join(mgr.dataRoot, 'swarm/certificates/swarm-root-ca.crt') } },
+      )
+      .then((r) => JSON.parse(r.stdout) as { ok: boolean; code?: number; details?: string });
 
   before(async () => {
     net = await createTestNet(3);
     mgr = await startDaemon({ ns: net.nodes[0].ns, prefix: 'swm' });
     w1 = await startDaemon({ ns: net.nodes[1].ns, prefix: 'sww' });
     w2 = await startDaemon({ ns: net.nodes[2].ns, prefix: 'sww' });
-    initOut = await ok(mgr, ['swarm', 'init', '--advertise-addr', net.nodes[0].ip, '--cert-expiry', '48h', '--default-addr-pool', '10.20.0.0/16']);
+    initOut = await ok(mgr, [
+      'swarm',
+      'init',
+      '--advertise-addr',
+      net.nodes[0].ip,
+      '--cert-expiry',
+      '48h',
+      '--default-addr-pool',
+      '10.20.0.0/16',
+    ]);
   });
 
   after(async () => {
@@ -70,16 +95,28 @@ describe('swarm membership: one manager, two workers', () => {
   });
 
   test('before joining, a worker answers manager calls with Docker 503', async () => {
-    assert.equal(await fail(w1, ['node', 'ls']), 'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
+    assert.equal(
+      await fail(w1, ['node', 'ls']),
+      'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.',
+    );
   });
 
   test('wrong, malformed and rotated-away tokens are refused', async () => {
     const old = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
     await ok(mgr, ['swarm', 'join-token', '--rotate', 'worker']);
     const addr = `${net.nodes[0].ip}:2377`;
-    assert.equal(await fail(w1, ['swarm', 'join', '--token', old, addr]), 'Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster');
-    assert.equal(await fail(w1, ['swarm', 'join', '--token', old.slice(0, -5) + 'zzzzz', addr]), 'Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster');
-    assert.equal(await fail(w1, ['swarm', 'join', '--token', 'SWMTKN-1-abc', addr]), 'Error response from daemon: invalid join token');
+    assert.equal(
+      await fail(w1, ['swarm', 'join', '--token', old, addr]),
+      'Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster',
+    );
+    assert.equal(
+      await fail(w1, ['swarm', 'join', '--token', old.slice(0, -5) + 'zzzzz', addr]),
+      'Error response from daemon: rpc error: code = InvalidArgument desc = A valid join token is necessary to join this cluster',
+    );
+    assert.equal(
+      await fail(w1, ['swarm', 'join', '--token', 'SWMTKN-1-abc', addr]),
+      'Error response from daemon: invalid join token',
+    );
     assert.equal((await ok(w1, ['info', '--format', '{{.Swarm.LocalNodeState}}'])).trim(), 'inactive');
   });
 
@@ -88,14 +125,23 @@ describe('swarm membership: one manager, two workers', () => {
     const parts = token.split('-');
     const digest = parts[2].replace(/^./, (c) => (c === '0' ? '1' : '0'));
     const bad = [parts[0], parts[1], digest, parts[3]].join('-');
-    assert.equal(await fail(w1, ['swarm', 'join', '--token', bad, `${net.nodes[0].ip}:2377`]), `Error response from daemon: remote CA does not match fingerprint. Expected: ${digest}`);
+    assert.equal(
+      await fail(w1, ['swarm', 'join', '--token', bad, `${net.nodes[0].ip}:2377`]),
+      `Error response from daemon: remote CA does not match fingerprint. Expected: ${digest}`,
+    );
   });
 
   test('workers join and show as Ready in node ls', async () => {
     await ok(mgr, ['swarm', 'update', '--dispatcher-heartbeat', '1s']);
     const token = (await ok(mgr, ['swarm', 'join-token', '-q', 'worker'])).trim();
-    assert.equal(await ok(w1, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]), 'This node joined a swarm as a worker.\n');
-    assert.equal(await ok(w2, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]), 'This node joined a swarm as a worker.\n');
+    assert.equal(
+      await ok(w1, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]),
+      'This node joined a swarm as a worker.\n',
+    );
+    assert.equal(
+      await ok(w2, ['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]),
+      'This node joined a swarm as a worker.\n',
+    );
     const lines = await waitFor('three ready nodes', async () => {
       const l = await nodeLs();
       return l.length === 3 && l.every((x) => x.includes(' Ready ')) && l;
@@ -111,14 +157,27 @@ describe('swarm membership: one manager, two workers', () => {
   });
 
   test('a manager-only call on a worker answers 503 with Docker message', async () => {
-    assert.equal(await fail(w1, ['node', 'ls']), "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.");
+    assert.equal(
+      await fail(w1, ['node', 'ls']),
+      "Error response from daemon: This node is not a swarm manager. Worker nodes can't be used to view or modify cluster state. Please run this command on a manager node or promote the current node to a manager.",
+    );
     const info = JSON.parse(await ok(w1, ['info', '--format', '{{json .Swarm}}']));
     assert.equal(info.ControlAvailable, false);
     assert.equal(info.LocalNodeState, 'active');
   });
 
   test('node update --availability and --label-add/--label-rm', async () => {
-    await ok(mgr, ['node', 'update', '--availability', 'drain', '--label-add', 'zone=a', '--label-add', 'disk=ssd', w1.name]);
+    await ok(mgr, [
+      'node',
+      'update',
+      '--availability',
+      'drain',
+      '--label-add',
+      'zone=a',
+      '--label-add',
+      'disk=ssd',
+      w1.name,
+    ]);
     await ok(mgr, ['node', 'update', '--label-rm', 'disk', w1.name]);
     const spec = JSON.parse(await ok(mgr, ['node', 'inspect', w1.name, '--format', '{{json .Spec}}']));
     assert.deepEqual(spec, { Labels: { zone: 'a' }, Role: 'worker', Availability: 'drain' });
@@ -188,21 +247,39 @@ describe('swarm membership: one manager, two workers', () => {
 
   test('node rm refuses a Ready node and a manager; a removed node is refused by the dispatcher', async () => {
     const w2Id = (await ok(w2, ['info', '--format', '{{.Swarm.NodeID}}'])).trim();
-    assert.equal(await fail(mgr, ['node', 'rm', w2.name]), `Error response from daemon: rpc error: code = FailedPrecondition desc = node ${w2Id} is not down and can't be removed`);
+    assert.equal(
+      await fail(mgr, ['node', 'rm', w2.name]),
+      `Error response from daemon: rpc error: code = FailedPrecondition desc = node ${w2Id} is not down and can't be removed`,
+    );
     const mgrId = (await ok(mgr, ['info', '--format', '{{.Swarm.NodeID}}'])).trim();
-    assert.match(await fail(mgr, ['node', 'rm', mgrId]), /is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal/);
+    assert.match(
+      await fail(mgr, ['node', 'rm', mgrId]),
+      /is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal/,
+    );
     await ok(mgr, ['node', 'rm', '--force', w2.name]);
     assert.ok(!(await nodeLs()).some((l) => l.startsWith(w2.name)));
-    const removed = await probe(w2, 'tls', path.join(w2.dataRoot, 'swarm/certificates'), 'Dispatcher.Heartbeat', { sessionId: 'x' });
+    const removed = await probe(w2, 'tls', path.join(w2.dataRoot, 'swarm/certificates'), 'Dispatcher.Heartbeat', {
+      sessionId: 'x',
+    });
     assert.equal(removed.code, 7);
   });
 
   test('swarm leave: a worker leaves; the last manager needs --force', async () => {
     assert.equal(await ok(w1, ['swarm', 'leave']), 'Node left the swarm.\n');
     assert.equal((await ok(w1, ['info', '--format', '{{.Swarm.LocalNodeState}}'])).trim(), 'inactive');
-    await waitFor('worker 1 down after leaving', async () => (await nodeLs()).includes(`${w1.name} Down Active`), 30_000);
-    assert.equal(await fail(mgr, ['swarm', 'leave']), 'Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.');
+    await waitFor(
+      'worker 1 down after leaving',
+      async () => (await nodeLs()).includes(`${w1.name} Down Active`),
+      30_000,
+    );
+    assert.equal(
+      await fail(mgr, ['swarm', 'leave']),
+      'Error response from daemon: You are attempting to leave the swarm on a node that is participating as a manager. Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.',
+    );
     assert.equal(await ok(mgr, ['swarm', 'leave', '--force']), 'Node left the swarm.\n');
-    assert.equal(await fail(mgr, ['node', 'ls']), 'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
+    assert.equal(
+      await fail(mgr, ['node', 'ls']),
+      'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.',
+    );
   });
 });

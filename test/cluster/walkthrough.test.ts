@@ -25,10 +25,26 @@ describe('the walkthrough', () => {
     return r.stdout.trim();
   };
   /** A client on the lab network, outside every machine: the hub namespace. */
-  const get = async (addr: string) => (await run('ip', ['netns', 'exec', `${lab.prefix}-hub`, 'curl', '-s', '-m', '5', `http://${addr}:${port}/`], { allowFail: true })).stdout;
+  const get = async (addr: string) =>
+    (
+      await run('ip', ['netns', 'exec', `${lab.prefix}-hub`, 'curl', '-s', '-m', '5', `http://${addr}:${port}/`], {
+        allowFail: true,
+      })
+    ).stdout;
   const replicas = () => ok('sw1', ['service', 'ls', '--filter', 'name=micro', '--format', '{{.Replicas}}']);
   const runningTasks = async () =>
-    (await ok('sw1', ['service', 'ps', 'micro', '--no-trunc', '--filter', 'desired-state=running', '--format', '{{.ID}} {{.Node}} {{.CurrentState}}']))
+    (
+      await ok('sw1', [
+        'service',
+        'ps',
+        'micro',
+        '--no-trunc',
+        '--filter',
+        'desired-state=running',
+        '--format',
+        '{{.ID}} {{.Node}} {{.CurrentState}}',
+      ])
+    )
       .split('\n')
       .map((l) => l.split(' '))
       .filter((f) => f[2] === 'Running');
@@ -49,9 +65,18 @@ describe('the walkthrough', () => {
     const join = /docker swarm join --token (SWMTKN-1-[0-9a-z]{50}-[0-9a-z]{25}) ([\d.]+):2377/.exec(init);
     assert.ok(join, init);
     assert.equal(join[2], ip.get('sw1'));
-    for (const m of ['sw2', 'sw3']) assert.match(await ok(m, ['swarm', 'join', '--token', join[1], `${ip.get('sw1')}:2377`]), /This node joined a swarm as a worker\./);
+    for (const m of ['sw2', 'sw3'])
+      assert.match(
+        await ok(m, ['swarm', 'join', '--token', join[1], `${ip.get('sw1')}:2377`]),
+        /This node joined a swarm as a worker\./,
+      );
     const nodes = await waitFor('three Ready nodes', async () => {
-      const out = (await ok('sw1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'])).split('\n').map((l) => l.trimEnd()).sort();
+      const out = (
+        await ok('sw1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}} {{.Availability}} {{.ManagerStatus}}'])
+      )
+        .split('\n')
+        .map((l) => l.trimEnd())
+        .sort();
       return out.length === 3 && out.every((l) => l.includes(' Ready Active')) && out;
     });
     assert.deepEqual(nodes, ['sw1 Ready Active Leader', 'sw2 Ready Active', 'sw3 Ready Active']);
@@ -59,7 +84,19 @@ describe('the walkthrough', () => {
 
   it('an overlay network and a service with -p 8000: published as 30000', async () => {
     await ok('sw1', ['network', 'create', '-d', 'overlay', 'micro-net']);
-    await ok('sw1', ['service', 'create', '--name', 'micro', '-p', '8000', '--replicas', '1', '--network', 'micro-net', image]);
+    await ok('sw1', [
+      'service',
+      'create',
+      '--name',
+      'micro',
+      '-p',
+      '8000',
+      '--replicas',
+      '1',
+      '--network',
+      'micro-net',
+      image,
+    ]);
     const ports = JSON.parse(await ok('sw1', ['service', 'inspect', 'micro', '--format', '{{json .Endpoint.Ports}}']));
     assert.deepEqual(ports, [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: 30000, PublishMode: 'ingress' }]);
     port = ports[0].PublishedPort;
@@ -83,11 +120,15 @@ describe('the walkthrough', () => {
     for (const [, node] of await runningTasks()) perNode.set(node, (perNode.get(node) ?? 0) + 1);
     assert.deepEqual([...perNode.keys()].sort(), MACHINES, `spread: ${[...perNode]}`);
     for (const n of perNode.values()) assert.ok(n >= 2 && n <= 3, `spread: ${[...perNode]}`);
-    const seen = await waitFor('all seven containers answering', async () => {
-      const s = new Set<string>();
-      for (let i = 0; i < 21; i++) s.add(field(await get(ip.get('sw2')!), 'hostname') ?? '');
-      return s.size === 7 && s;
-    }, 30_000);
+    const seen = await waitFor(
+      'all seven containers answering',
+      async () => {
+        const s = new Set<string>();
+        for (let i = 0; i < 21; i++) s.add(field(await get(ip.get('sw2')!), 'hostname') ?? '');
+        return s.size === 7 && s;
+      },
+      30_000,
+    );
     // Round robin: seven consecutive requests reach seven different containers.
     const seven = new Set<string>();
     for (let i = 0; i < 7; i++) seven.add(field(await get(ip.get('sw1')!), 'hostname') ?? '');
@@ -110,10 +151,14 @@ describe('the walkthrough', () => {
 
   it('removing a whole machine: its tasks come back on the others', async () => {
     await lab.machine(['rm', '-f', 'sw3']);
-    await waitFor('7/7 on sw1 and sw2', async () => {
-      const tasks = await runningTasks();
-      return tasks.length === 7 && tasks.every(([, node]) => node !== 'sw3') && (await replicas()) === '7/7';
-    }, 180_000);
+    await waitFor(
+      '7/7 on sw1 and sw2',
+      async () => {
+        const tasks = await runningTasks();
+        return tasks.length === 7 && tasks.every(([, node]) => node !== 'sw3') && (await replicas()) === '7/7';
+      },
+      180_000,
+    );
     assert.match(await ok('sw1', ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}']), /sw3 Down/);
     const seen = new Set<string>();
     for (let i = 0; i < 14; i++) seen.add(field(await get(ip.get('sw1')!), 'hostname') ?? '');
@@ -123,7 +168,11 @@ describe('the walkthrough', () => {
   it('cluster traffic is mutual TLS: the node certificate on 2377 names the node, its role and the cluster', async () => {
     const nodeId = await ok('sw1', ['info', '--format', '{{.Swarm.NodeID}}']);
     const clusterId = await ok('sw1', ['info', '--format', '{{.Swarm.Cluster.ID}}']);
-    const hello = await run('ip', ['netns', 'exec', `${lab.prefix}-hub`, 'openssl', 's_client', '-connect', `${ip.get('sw1')}:2377`], { input: '', allowFail: true });
+    const hello = await run(
+      'ip',
+      ['netns', 'exec', `${lab.prefix}-hub`, 'openssl', 's_client', '-connect', `${ip.get('sw1')}:2377`],
+      { input: '', allowFail: true },
+    );
     const cert = await run('openssl', ['x509', '-noout', '-subject', '-issuer'], { input: hello.stdout });
     assert.match(cert.stdout, new RegExp(`subject=CN = ${nodeId}, OU = swarm-manager, O = ${clusterId}`));
     assert.match(cert.stdout, /issuer=CN = swarm-ca/);

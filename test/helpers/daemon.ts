@@ -70,18 +70,46 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
   }
 
   const d: TestDaemon = {
-    name, ns, dir, dataRoot, execRoot, socket, host, pid: undefined,
-    docker: (args, o = {}) => run(DOCKER, args, { ...o, env: { ...process.env, DOCKER_HOST: host, DOCKER_CLI_HINTS: 'false', ...(o.env ?? {}) } }),
+    name,
+    ns,
+    dir,
+    dataRoot,
+    execRoot,
+    socket,
+    host,
+    pid: undefined,
+    docker: (args, o = {}) =>
+      run(DOCKER, args, {
+        ...o,
+        env: { ...process.env, DOCKER_HOST: host, DOCKER_CLI_HINTS: 'false', ...(o.env ?? {}) },
+      }),
     inNs: (cmd, args, o) => inNetns(ns, cmd, args, o),
     async start() {
       // Overlay sandboxes named after this daemon, so destroy() finds them.
-      const args = daemonArgs({ ns, socket, dataRoot, execRoot, hostname: name, sandboxPrefix: `${name}-sb`, insecureRegistries: opts.insecureRegistries, labels: opts.labels, extraArgs: opts.extraArgs });
+      const args = daemonArgs({
+        ns,
+        socket,
+        dataRoot,
+        execRoot,
+        hostname: name,
+        sandboxPrefix: `${name}-sb`,
+        insecureRegistries: opts.insecureRegistries,
+        labels: opts.labels,
+        extraArgs: opts.extraArgs,
+      });
       const child = startProcess('nsenter', args, path.join(dir, 'shoald.log'));
       d.pid = child.pid;
-      await waitFor(`shoald ${name} to answer /_ping (log: ${dir}/shoald.log)`, async () => {
-        if (child.exitCode !== null) throw new Error(`shoald exited with ${child.exitCode}: ${fs.readFileSync(path.join(dir, 'shoald.log'), 'utf8').slice(-2000)}`);
-        return ping(socket);
-      }, 30_000);
+      await waitFor(
+        `shoald ${name} to answer /_ping (log: ${dir}/shoald.log)`,
+        async () => {
+          if (child.exitCode !== null)
+            throw new Error(
+              `shoald exited with ${child.exitCode}: ${fs.readFileSync(path.join(dir, 'shoald.log'), 'utf8').slice(-2000)}`,
+            );
+          return ping(socket);
+        },
+        30_000,
+      );
     },
     async kill9() {
       await stopProcess(d.pid, 'SIGKILL');
@@ -90,7 +118,11 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
     async powerCut() {
       await d.kill9();
       // The daemon's and conmon's command lines name this directory; containers die with runc delete.
-      await cutPower({ dirs: [dir], netnsInodes: [] }, daemonPaths({ ...defaultConfig(), dataRoot, execRoot }).runcRoot, dir);
+      await cutPower(
+        { dirs: [dir], netnsInodes: [] },
+        daemonPaths({ ...defaultConfig(), dataRoot, execRoot }).runcRoot,
+        dir,
+      );
       fs.rmSync(execRoot, { recursive: true, force: true });
     },
     async stop() {
@@ -104,11 +136,15 @@ export async function startDaemon(opts: DaemonOptions = {}): Promise<TestDaemon>
         fs.mkdirSync(process.env.SHOAL_KEEP_LOGS, { recursive: true });
         fs.copyFileSync(path.join(dir, 'shoald.log'), path.join(process.env.SHOAL_KEEP_LOGS, `${name}.log`));
         const etcdLog = path.join(dataRoot, 'swarm/etcd.log');
-        if (fs.existsSync(etcdLog)) fs.copyFileSync(etcdLog, path.join(process.env.SHOAL_KEEP_LOGS, `${name}.etcd.log`));
+        if (fs.existsSync(etcdLog))
+          fs.copyFileSync(etcdLog, path.join(process.env.SHOAL_KEEP_LOGS, `${name}.etcd.log`));
       }
       await purgeDaemonState({ dataRoot, execRoot });
       if (opts.dataRootTmpfs) await run('umount', ['-l', dataRoot], { allowFail: true });
-      for (const sb of (fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []).filter((n) => n.startsWith(`${name}-sb-`))) await deleteNetns(sb);
+      for (const sb of (fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []).filter((n) =>
+        n.startsWith(`${name}-sb-`),
+      ))
+        await deleteNetns(sb);
       if (ownNs) await deleteNetns(ns);
       fs.rmSync(dir, { recursive: true, force: true });
     },

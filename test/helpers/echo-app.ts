@@ -54,8 +54,14 @@ export async function echoAppRootfsTar(dir: string): Promise<string> {
 }
 
 /** Imports echo-app as `name` through a daemon (`docker import` with the server as CMD). */
-export async function importEchoApp(docker: (args: string[], opts?: { input?: Buffer }) => Promise<unknown>, tar: string, name: string): Promise<void> {
-  await docker(['import', '-c', 'CMD ["/serve"]', '-c', `EXPOSE ${ECHO_TCP_PORT}/tcp`, '-', name], { input: fs.readFileSync(tar) });
+export async function importEchoApp(
+  docker: (args: string[], opts?: { input?: Buffer }) => Promise<unknown>,
+  tar: string,
+  name: string,
+): Promise<void> {
+  await docker(['import', '-c', 'CMD ["/serve"]', '-c', `EXPOSE ${ECHO_TCP_PORT}/tcp`, '-', name], {
+    input: fs.readFileSync(tar),
+  });
 }
 
 /** One TCP request from a namespace: the first line the task sent (its view of our address), or '' on failure. */
@@ -64,14 +70,38 @@ export async function tcpAsk(ns: string, ip: string, port: number, timeoutS = 3)
 }
 
 /** tcpAsk with socat's complaint when it failed. */
-export async function tcpTry(ns: string, ip: string, port: number, timeoutS = 3): Promise<{ line: string; error: string }> {
-  const r = await run('ip', ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), '-', `TCP4:${ip}:${port},connect-timeout=${timeoutS}`], { input: '', allowFail: true });
+export async function tcpTry(
+  ns: string,
+  ip: string,
+  port: number,
+  timeoutS = 3,
+): Promise<{ line: string; error: string }> {
+  const r = await run(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns,
+      'socat',
+      '-t',
+      String(timeoutS),
+      '-T',
+      String(timeoutS),
+      '-',
+      `TCP4:${ip}:${port},connect-timeout=${timeoutS}`,
+    ],
+    { input: '', allowFail: true },
+  );
   const line = r.code === 0 ? r.stdout.split('\n')[0].trim() : '';
   return { line, error: line ? '' : `exit ${r.code}: ${r.stderr.trim()}` };
 }
 
 /** One UDP datagram from a namespace: the task's answer, or '' when none came. */
 export async function udpAsk(ns: string, ip: string, port: number, timeoutS = 2): Promise<string> {
-  const r = await run('ip', ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), '-', `UDP4:${ip}:${port}`], { input: 'ping\n', allowFail: true });
+  const r = await run(
+    'ip',
+    ['netns', 'exec', ns, 'socat', '-t', String(timeoutS), '-T', String(timeoutS), '-', `UDP4:${ip}:${port}`],
+    { input: 'ping\n', allowFail: true },
+  );
   return r.code === 0 ? r.stdout.split('\n')[0].trim() : '';
 }

@@ -15,9 +15,10 @@ sock.on('message', (msg, rinfo) => {
   const reply = dnsPacket.encode({
     type: 'response',
     id: q.id,
-    flags: dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3 /* NXDOMAIN */),
+    flags: dnsPacket.RECURSION_AVAILABLE | (known ? 0 : 3) /* NXDOMAIN */,
     questions: q.questions ?? [],
-    answers: known && question.type === 'A' ? [{ type: 'A', name: question.name, class: 'IN', ttl: 60, data: answer }] : [],
+    answers:
+      known && question.type === 'A' ? [{ type: 'A', name: question.name, class: 'IN', ttl: 60, data: answer }] : [],
   });
   sock.send(reply, rinfo.port, rinfo.address);
 });

@@ -17,7 +17,10 @@ export class FollowerStore implements Store {
   private readonly unwatch: () => void;
   private readonly taskIndex = new TaskIndex();
 
-  constructor(private readonly shared: MemoryStore, private readonly lagMs: number) {
+  constructor(
+    private readonly shared: MemoryStore,
+    private readonly lagMs: number,
+  ) {
     for (const kind of ['cluster', 'nodes', 'services', 'tasks', 'networks'] as Kind[]) {
       this.cache.set(kind, new Map(shared.list(kind).map((o) => [o.ID, o])));
     }
@@ -70,7 +73,9 @@ export class FollowerStore implements Store {
       const t = this.cache.get(e.kind)!;
       if (e.kind === 'tasks') {
         const prev = t.get(e.object.ID) as Task | undefined;
-        if (e.action === 'delete') { if (prev) this.taskIndex.remove(prev); } else this.taskIndex.put(prev, e.object as Task);
+        if (e.action === 'delete') {
+          if (prev) this.taskIndex.remove(prev);
+        } else this.taskIndex.put(prev, e.object as Task);
       }
       if (e.action === 'delete') t.delete(e.object.ID);
       else t.set(e.object.ID, e.object);

@@ -35,11 +35,24 @@ export function newTestLab(): TestLab {
   const labDir = path.join(TEST_ROOT, prefix);
   // Any /24 works (labs are isolated in their own namespaces); a random one keeps runs apart anyway.
   const subnet = `192.168.${randomInt(100, 250)}.0/24`;
-  const env = { ...process.env, SHOAL_LAB_DIR: labDir, SHOAL_LAB_PREFIX: prefix, SHOAL_LAB_SUBNET: subnet, DOCKER_CLI_HINTS: 'false' };
+  const env = {
+    ...process.env,
+    SHOAL_LAB_DIR: labDir,
+    SHOAL_LAB_PREFIX: prefix,
+    SHOAL_LAB_SUBNET: subnet,
+    DOCKER_CLI_HINTS: 'false',
+  };
   const hosts = new Map<string, string>();
   const lab: TestLab = {
-    labDir, prefix, subnet, env,
-    machine: (args, o = {}) => run(process.execPath, ['--enable-source-maps', SHOAL_JS, 'machine', ...args], { ...o, env: { ...env, ...(o.env ?? {}) } }),
+    labDir,
+    prefix,
+    subnet,
+    env,
+    machine: (args, o = {}) =>
+      run(process.execPath, ['--enable-source-maps', SHOAL_JS, 'machine', ...args], {
+        ...o,
+        env: { ...env, ...(o.env ?? {}) },
+      }),
     async dockerHost(name) {
       const known = hosts.get(name);
       if (known) return known;
@@ -62,7 +75,11 @@ export function newTestLab(): TestLab {
 }
 
 /** Creates machines at once (the lab lock keeps their addresses apart) and returns their DOCKER_HOSTs by name. */
-export async function createMachines(lab: TestLab, names: string[], extraArgs: string[] = []): Promise<Map<string, string>> {
+export async function createMachines(
+  lab: TestLab,
+  names: string[],
+  extraArgs: string[] = [],
+): Promise<Map<string, string>> {
   await Promise.all(names.map((n) => lab.machine(['create', n, ...extraArgs])));
   return new Map(await Promise.all(names.map(async (n) => [n, await lab.dockerHost(n)] as [string, string])));
 }

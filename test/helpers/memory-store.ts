@@ -1,7 +1,14 @@
 import type { Kind, KindMap, Task } from '../../src/cluster/types.js';
 import { TaskIndex, type TaskIndexName } from '../../src/manager/store/task-index.js';
 import { deepFreeze } from '../../src/manager/store/etcd-store.js';
-import { VersionConflict, LeaderLost, type Change, type Store, type StoreEvent, type WriteOptions } from '../../src/manager/store/store.js';
+import {
+  VersionConflict,
+  LeaderLost,
+  type Change,
+  type Store,
+  type StoreEvent,
+  type WriteOptions,
+} from '../../src/manager/store/store.js';
 
 /**
  * An in-memory Store for unit tests of pure logic: the same contract as the etcd store
@@ -48,7 +55,8 @@ export class MemoryStore implements Store {
       if (c.op === 'create' && t.has(c.object.ID)) throw new VersionConflict(`${c.kind}/${c.object.ID} exists`);
       if (c.op === 'update') {
         const cur = t.get(c.object.ID);
-        if (!cur || cur.Version.Index !== c.object.Version.Index) throw new VersionConflict(`${c.kind}/${c.object.ID} changed`);
+        if (!cur || cur.Version.Index !== c.object.Version.Index)
+          throw new VersionConflict(`${c.kind}/${c.object.ID} changed`);
       }
       if (c.op === 'delete' && !t.has(c.id)) throw new VersionConflict(`${c.kind}/${c.id} missing`);
     }

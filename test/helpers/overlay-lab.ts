@@ -93,7 +93,19 @@ export class OverlayLab {
   async openNode(node: LabNode): Promise<NetworkReconciler> {
     if (!node.upstreamPid) {
       const log = path.join(this.dir, `upstream-${node.name}.log`);
-      const p = startProcess('nsenter', [`--net=/run/netns/${node.ns}`, '--', process.execPath, FAKE_DNS_JS, '127.0.0.1', String(UPSTREAM_PORT), UPSTREAM_ANSWER], log);
+      const p = startProcess(
+        'nsenter',
+        [
+          `--net=/run/netns/${node.ns}`,
+          '--',
+          process.execPath,
+          FAKE_DNS_JS,
+          '127.0.0.1',
+          String(UPSTREAM_PORT),
+          UPSTREAM_ANSWER,
+        ],
+        log,
+      );
       node.upstreamPid = p.pid!;
       this.pids.push(p.pid!);
       await waitFor('fake upstream', () => fs.readFileSync(log, 'utf8').includes('ready'));
@@ -108,15 +120,29 @@ export class OverlayLab {
   }
 
   /** A "container": busybox httpd on :8000 in a new network namespace, serving /name. */
-  async startContainer(name: string, node: string, addresses: Record<string, string>, service?: string): Promise<LabContainer> {
+  async startContainer(
+    name: string,
+    node: string,
+    addresses: Record<string, string>,
+    service?: string,
+  ): Promise<LabContainer> {
     const www = path.join(this.dir, 'www', name);
     fs.mkdirSync(www, { recursive: true });
     fs.writeFileSync(path.join(www, 'name'), name);
-    const child = startProcess('unshare', ['-n', 'busybox', 'httpd', '-f', '-p', '8000', '-h', www], path.join(this.dir, `${name}.log`));
+    const child = startProcess(
+      'unshare',
+      ['-n', 'busybox', 'httpd', '-f', '-p', '8000', '-h', www],
+      path.join(this.dir, `${name}.log`),
+    );
     const pid = child.pid!;
     this.pids.push(pid);
     const own = fs.readlinkSync('/proc/self/ns/net');
-    await waitFor(`container ${name}`, () => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'busybox' && fs.readlinkSync(`/proc/${pid}/ns/net`) !== own);
+    await waitFor(
+      `container ${name}`,
+      () =>
+        fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'busybox' &&
+        fs.readlinkSync(`/proc/${pid}/ns/net`) !== own,
+    );
     const c: LabContainer = { id: `${this.id}-${name}`.padEnd(64, '0'), name, node, pid, addresses, service };
     this.containers.push(c);
     return c;
@@ -134,7 +160,11 @@ export class OverlayLab {
    */
   planFor(node: LabNode): NodeNetworkPlan {
     const meta = (ID: string) => ({ ID, Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '' });
-    const nodes: Node[] = this.nodes.map((n) => ({ ...meta(n.name), Spec: { Role: 'worker', Availability: 'active' }, Status: { State: 'ready', Addr: n.addr } }));
+    const nodes: Node[] = this.nodes.map((n) => ({
+      ...meta(n.name),
+      Spec: { Role: 'worker', Availability: 'active' },
+      Status: { State: 'ready', Addr: n.addr },
+    }));
     const networks: Network[] = this.networks.map((n) => ({
       ...meta(n.id),
       Spec: { Name: n.name, Ingress: !!n.ingress },
@@ -147,8 +177,16 @@ export class OverlayLab {
       Spec: { Name: s.name, TaskTemplate: {} },
       Endpoint: {
         Spec: { Mode: s.endpointMode },
-        Ports: s.ports.map((p) => ({ Protocol: p.protocol, TargetPort: p.target, PublishedPort: p.published, PublishMode: p.mode })),
-        VirtualIPs: Object.entries(s.vips).map(([NetworkID, ip]) => ({ NetworkID, Addr: `${ip}/${prefixLen(NetworkID)}` })),
+        Ports: s.ports.map((p) => ({
+          Protocol: p.protocol,
+          TargetPort: p.target,
+          PublishedPort: p.published,
+          PublishMode: p.mode,
+        })),
+        VirtualIPs: Object.entries(s.vips).map(([NetworkID, ip]) => ({
+          NetworkID,
+          Addr: `${ip}/${prefixLen(NetworkID)}`,
+        })),
       },
     }));
     const tasks: Task[] = this.containers.map((c, i) => ({
@@ -160,7 +198,10 @@ export class OverlayLab {
       NodeID: c.node,
       Status: { Timestamp: '', State: 'running', Message: '' },
       DesiredState: 'running',
-      NetworksAttachments: Object.entries(c.addresses).map(([netId, ip]) => ({ Network: networks.find((n) => n.ID === netId)!, Addresses: [`${ip}/${prefixLen(netId)}`] })),
+      NetworksAttachments: Object.entries(c.addresses).map(([netId, ip]) => ({
+        Network: networks.find((n) => n.ID === netId)!,
+        Addresses: [`${ip}/${prefixLen(netId)}`],
+      })),
     }));
     return planFromCluster({
       nodeId: node.name,
@@ -198,12 +239,16 @@ export class OverlayLab {
 }
 
 /** Runs a program in a container's namespace; never throws. */
-export const inPid = (pid: number, cmd: string, args: string[]) => run('nsenter', ['-t', String(pid), '-n', '--', cmd, ...args], { allowFail: true });
+export const inPid = (pid: number, cmd: string, args: string[]) =>
+  run('nsenter', ['-t', String(pid), '-n', '--', cmd, ...args], { allowFail: true });
 
 /** GET /name over HTTP from a namespace (by PID or name); the serving container's name, or '' on failure. */
 export async function whoAnswers(from: { pid: number } | { ns: string }, url: string): Promise<string> {
   // curl: busybox 1.35's wget crashes on -T.
   const args = ['curl', '-s', '--max-time', '3', url];
-  const r = 'pid' in from ? await inPid(from.pid, args[0], args.slice(1)) : await run('ip', ['netns', 'exec', from.ns, ...args], { allowFail: true });
+  const r =
+    'pid' in from
+      ? await inPid(from.pid, args[0], args.slice(1))
+      : await run('ip', ['netns', 'exec', from.ns, ...args], { allowFail: true });
   return r.code === 0 ? r.stdout.trim() : '';
 }

@@ -26,24 +26,34 @@ export async function startRegistry(ns: string, opts: number | RegistryOptions =
   const dir = path.join(TEST_ROOT, uniqueName('registry'));
   fs.mkdirSync(dir, { recursive: true });
   const config = path.join(dir, 'config.yml');
-  fs.writeFileSync(config, [
-    'version: 0.1',
-    'log:',
-    '  level: warn',
-    'storage:',
-    '  filesystem:',
-    `    rootdirectory: ${dir}/data`,
-    '  delete:',
-    '    enabled: true',
-    'http:',
-    `  addr: ${address}`,
-    ...(o.extraConfig ?? []),
-    '',
-  ].join('\n'));
-  const child = startProcess('nsenter', [`--net=/run/netns/${ns}`, '--', 'docker-registry', 'serve', config], path.join(dir, 'registry.log'));
+  fs.writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log:',
+      '  level: warn',
+      'storage:',
+      '  filesystem:',
+      `    rootdirectory: ${dir}/data`,
+      '  delete:',
+      '    enabled: true',
+      'http:',
+      `  addr: ${address}`,
+      ...(o.extraConfig ?? []),
+      '',
+    ].join('\n'),
+  );
+  const child = startProcess(
+    'nsenter',
+    [`--net=/run/netns/${ns}`, '--', 'docker-registry', 'serve', config],
+    path.join(dir, 'registry.log'),
+  );
   await waitFor(`registry in ${ns}`, async () => {
-    if (child.exitCode !== null) throw new Error(`docker-registry exited: ${fs.readFileSync(path.join(dir, 'registry.log'), 'utf8')}`);
-    const r = await inNetns(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${address}/v2/`], { allowFail: true });
+    if (child.exitCode !== null)
+      throw new Error(`docker-registry exited: ${fs.readFileSync(path.join(dir, 'registry.log'), 'utf8')}`);
+    const r = await inNetns(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${address}/v2/`], {
+      allowFail: true,
+    });
     return r.stdout === String(o.readyStatus ?? 200);
   });
   return {
@@ -54,4 +64,3 @@ export async function startRegistry(ns: string, opts: number | RegistryOptions =
     },
   };
 }
-

@@ -15,13 +15,25 @@ if (mode === 'plaintext') creds = grpc.credentials.createInsecure();
 else if (mode === 'insecure') creds = insecureCredentials();
 else {
   const f = (n: string) => fs.readFileSync(path.join(certDir, n));
-  creds = certDir === '-' ? clientCredentials(Buffer.from(fs.readFileSync(process.env.ROOT_CA!))) : clientCredentials(f('swarm-root-ca.crt'), f('swarm-node.crt'), f('swarm-node.key'));
+  creds =
+    certDir === '-'
+      ? clientCredentials(Buffer.from(fs.readFileSync(process.env.ROOT_CA!)))
+      : clientCredentials(f('swarm-root-ca.crt'), f('swarm-node.crt'), f('swarm-node.key'));
 }
 // Any method and body on purpose (negative checks): the raw gRPC client, not the contract's typed one.
 const client = new grpc.Client(addr, creds);
 try {
   const res = await new Promise((resolve, reject) =>
-    client.makeUnaryRequest(rpcPath(service as RpcService, method), jsonCodec.serialize, jsonCodec.deserialize, body ? JSON.parse(body) : {}, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, v) => (e ? reject(e) : resolve(v))));
+    client.makeUnaryRequest(
+      rpcPath(service as RpcService, method),
+      jsonCodec.serialize,
+      jsonCodec.deserialize,
+      body ? JSON.parse(body) : {},
+      new grpc.Metadata(),
+      { deadline: Date.now() + 5000 },
+      (e, v) => (e ? reject(e) : resolve(v)),
+    ),
+  );
   console.log(JSON.stringify({ ok: true, res }));
 } catch (e) {
   const err = e as grpc.ServiceError;

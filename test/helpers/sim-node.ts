@@ -29,13 +29,25 @@ export async function fetchRootCA(manager: string, token: string): Promise<strin
 }
 
 /** Joins one node: a new key, its certificate signed by the swarm CA for the join token. */
-export async function joinSimNode(manager: string, token: string, rootPem: string, name: string): Promise<{ nodeId: string; tls: SimNodeTls }> {
+export async function joinSimNode(
+  manager: string,
+  token: string,
+  rootPem: string,
+  name: string,
+): Promise<{ nodeId: string; tls: SimNodeTls }> {
   const keys = await generateKeyPair();
   const keyPem = await privateKeyToPem(keys.privateKey);
   const ca = new RpcClient('CA', manager, clientCredentials(Buffer.from(rootPem)));
   try {
-    const issued = await ca.call('IssueNodeCertificate', { csr: await createCsr(keys), token, addr: '127.0.0.1' }, 60_000);
-    return { nodeId: issued.nodeId, tls: { ca: Buffer.from(rootPem), cert: Buffer.from(issued.certificate), key: Buffer.from(keyPem) } };
+    const issued = await ca.call(
+      'IssueNodeCertificate',
+      { csr: await createCsr(keys), token, addr: '127.0.0.1' },
+      60_000,
+    );
+    return {
+      nodeId: issued.nodeId,
+      tls: { ca: Buffer.from(rootPem), cert: Buffer.from(issued.certificate), key: Buffer.from(keyPem) },
+    };
   } catch (e) {
     throw new Error(`${name}: join failed: ${(e as grpc.ServiceError).details ?? (e as Error).message}`);
   } finally {

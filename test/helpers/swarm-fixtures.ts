@@ -11,7 +11,22 @@ function meta(id: string) {
   return { ID: id, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now };
 }
 
-export function makeNode(id: string, over: { hostname?: string; role?: 'worker' | 'manager'; state?: Node['Status']['State']; availability?: Node['Spec']['Availability']; labels?: Record<string, string>; engineLabels?: Record<string, string>; addr?: string; cpu?: number; mem?: number; os?: string; arch?: string } = {}): Node {
+export function makeNode(
+  id: string,
+  over: {
+    hostname?: string;
+    role?: 'worker' | 'manager';
+    state?: Node['Status']['State'];
+    availability?: Node['Spec']['Availability'];
+    labels?: Record<string, string>;
+    engineLabels?: Record<string, string>;
+    addr?: string;
+    cpu?: number;
+    mem?: number;
+    os?: string;
+    arch?: string;
+  } = {},
+): Node {
   return {
     ...meta(id),
     Spec: { Role: over.role ?? 'worker', Availability: over.availability ?? 'active', Labels: over.labels ?? {} },
@@ -28,7 +43,12 @@ export function makeNode(id: string, over: { hostname?: string; role?: 'worker' 
 export function makeService(name: string, spec: Partial<ServiceSpec> = {}, id = newSwarmId()): Service {
   return {
     ...meta(id),
-    Spec: { Name: name, TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, Mode: { Replicated: { Replicas: 1 } }, ...spec },
+    Spec: {
+      Name: name,
+      TaskTemplate: { ContainerSpec: { Image: 'busybox' } },
+      Mode: { Replicated: { Replicas: 1 } },
+      ...spec,
+    },
     SpecVersion: { Index: 1 },
   };
 }

@@ -62,8 +62,15 @@ export async function createSwarmLab(opts: SwarmLabOptions): Promise<SwarmLab> {
   const lab = newTestLab();
   const d = (m: string, args: string[]) => lab.docker(m, args, { allowFail: true });
   const swarm: SwarmLab = {
-    lab, machines, ip: new Map(), nodeIds: new Map(), registry: '', image: '', d,
-    replicas: async (svc) => (await d(leader, ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim(),
+    lab,
+    machines,
+    ip: new Map(),
+    nodeIds: new Map(),
+    registry: '',
+    image: '',
+    d,
+    replicas: async (svc) =>
+      (await d(leader, ['service', 'ls', '--filter', `name=${svc}`, '--format', '{{.Replicas}}'])).stdout.trim(),
     async cleanup() {
       for (const m of machines) await d(m, ['swarm', 'leave', '--force']).catch(() => undefined);
       keepMachineLogs(lab, machines);
@@ -81,7 +88,10 @@ export async function createSwarmLab(opts: SwarmLabOptions): Promise<SwarmLab> {
     const joinAddr = `${swarm.ip.get(leader)}:2377`;
     await ok(leader, ['swarm', 'init', '--advertise-addr', swarm.ip.get(leader)!]);
     // One join at a time: a manager joining adds an etcd member, which etcd takes one by one.
-    for (const [role, names] of [['manager', otherManagers], ['worker', workers]] as const) {
+    for (const [role, names] of [
+      ['manager', otherManagers],
+      ['worker', workers],
+    ] as const) {
       if (!names.length) continue;
       const token = await ok(leader, ['swarm', 'join-token', '-q', role]);
       for (const m of names) await ok(m, ['swarm', 'join', '--token', token, joinAddr]);
@@ -95,8 +105,14 @@ export async function createSwarmLab(opts: SwarmLabOptions): Promise<SwarmLab> {
       const dir = fs.mkdtempSync(path.join(lab.labDir, 'img-'));
       for (const m of machines) await importBusybox((args, o) => lab.docker(m, args, o), dir, 'busybox:latest');
     }
-    await waitFor(`${machines.length} ready nodes`, async () =>
-      (await ok(leader, ['node', 'ls', '--format', '{{.Status}}'])).split('\n').filter((s) => s === 'Ready').length === machines.length, 90_000, 500);
+    await waitFor(
+      `${machines.length} ready nodes`,
+      async () =>
+        (await ok(leader, ['node', 'ls', '--format', '{{.Status}}'])).split('\n').filter((s) => s === 'Ready')
+          .length === machines.length,
+      90_000,
+      500,
+    );
     return swarm;
   } catch (e) {
     await lab.prune().catch(() => undefined);

@@ -21,7 +21,12 @@ let d: TestDaemon;
 let ca: CertAndKey;
 
 /** A DOCKER_CERT_PATH directory: ca.pem (verifies the daemon), cert.pem and key.pem. */
-async function clientDir(name: string, signer: CertAndKey, subject: string, validity?: { notBefore: Date; notAfter: Date }): Promise<string> {
+async function clientDir(
+  name: string,
+  signer: CertAndKey,
+  subject: string,
+  validity?: { notBefore: Date; notAfter: Date },
+): Promise<string> {
   const p = path.join(dir, name);
   fs.mkdirSync(p, { recursive: true });
   const c = await signApiCert(signer, { subject, usage: 'client', ...validity });
@@ -35,7 +40,10 @@ async function clientDir(name: string, signer: CertAndKey, subject: string, vali
 function tlsDocker(certPath: string | undefined, args: string[], extraEnv: Record<string, string> = {}) {
   const env: Record<string, string> = { DOCKER_HOST: 'tcp://127.0.0.1:2376', DOCKER_CLI_HINTS: 'false', ...extraEnv };
   if (certPath) Object.assign(env, { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: certPath });
-  return run('nsenter', [`--net=/var/run/netns/${d.ns}`, DOCKER, ...args], { env: { PATH: process.env.PATH ?? '', HOME: dir, ...env }, allowFail: true });
+  return run('nsenter', [`--net=/var/run/netns/${d.ns}`, DOCKER, ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: dir, ...env },
+    allowFail: true,
+  });
 }
 
 const certs: Record<string, string> = {};
@@ -52,11 +60,24 @@ before(async () => {
   certs.viewer = await clientDir('viewer', ca, 'CN=victor, OU=viewer');
   certs.operator = await clientDir('operator', ca, 'CN=olga, OU=operator');
   certs.norole = await clientDir('norole', ca, 'CN=nobody');
-  certs.expired = await clientDir('expired', ca, 'CN=late, OU=admin', { notBefore: new Date(Date.now() - 10 * 86400_000), notAfter: new Date(Date.now() - 86400_000) });
+  certs.expired = await clientDir('expired', ca, 'CN=late, OU=admin', {
+    notBefore: new Date(Date.now() - 10 * 86400_000),
+    notAfter: new Date(Date.now() - 86400_000),
+  });
   certs.wrongca = await clientDir('wrongca', await createApiCA('someone-else'), 'CN=mallory, OU=admin');
   d = await startDaemon({
     prefix: 'shtls',
-    extraArgs: ['-H', 'tcp://0.0.0.0:2376', '--tlsverify', '--tlscacert', path.join(dir, 'ca.pem'), '--tlscert', path.join(dir, 'server.pem'), '--tlskey', path.join(dir, 'server-key.pem')],
+    extraArgs: [
+      '-H',
+      'tcp://0.0.0.0:2376',
+      '--tlsverify',
+      '--tlscacert',
+      path.join(dir, 'ca.pem'),
+      '--tlscert',
+      path.join(dir, 'server.pem'),
+      '--tlskey',
+      path.join(dir, 'server-key.pem'),
+    ],
   });
   await importBusybox((args, o) => d.docker(args, o), dir, 'busybox:latest');
 });
@@ -84,22 +105,38 @@ test('the docker CLI over TCP+TLS with a CA-signed client certificate: version, 
 
 /** The reasons shoald logged for refused TLS handshakes so far. */
 function refusals(): string[] {
-  return fs.readFileSync(path.join(d.dir, 'shoald.log'), 'utf8').split('\n').filter((l) => l.includes('API TLS handshake refused')).map((l) => String((JSON.parse(l) as { err?: string }).err));
+  return fs
+    .readFileSync(path.join(d.dir, 'shoald.log'), 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('API TLS handshake refused'))
+    .map((l) => String((JSON.parse(l) as { err?: string }).err));
 }
 
 /** node's TLS client in the daemon's namespace, sending the certificate in `certPath` whatever the server's CA list says. */
 function nodeTlsClient(certPath: string) {
-  return run('nsenter', [`--net=/var/run/netns/${d.ns}`, process.execPath, '-e', `
+  return run(
+    'nsenter',
+    [
+      `--net=/var/run/netns/${d.ns}`,
+      process.execPath,
+      '-e',
+      `
     const tls = require('node:tls'); const fs = require('node:fs'); const p = ${JSON.stringify(certPath)};
     const s = tls.connect({ host: '127.0.0.1', port: 2376, ca: fs.readFileSync(p + '/ca.pem'), cert: fs.readFileSync(p + '/cert.pem'), key: fs.readFileSync(p + '/key.pem') });
     s.on('secureConnect', () => s.write('GET /version HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n'));
     s.on('data', (b) => process.stdout.write(b));
     s.on('error', (e) => { console.error(e.message); process.exit(1); });
-    s.on('close', () => process.exit(2));`], { allowFail: true });
+    s.on('close', () => process.exit(2));`,
+    ],
+    { allowFail: true },
+  );
 }
 
 /** Runs a client that must be refused, and returns the reason the daemon logged for it. */
-async function refusedAtHandshake(what: string, client: () => Promise<{ code: number | null; stdout: string }>): Promise<string> {
+async function refusedAtHandshake(
+  what: string,
+  client: () => Promise<{ code: number | null; stdout: string }>,
+): Promise<string> {
   const before = refusals().length;
   const r = await client();
   assert.notEqual(r.code, 0, `${what} was let in`);
@@ -111,20 +148,46 @@ async function refusedAtHandshake(what: string, client: () => Promise<{ code: nu
 }
 
 test('plain HTTP, no certificate, another CA and an expired certificate are refused at the handshake', async () => {
-  const plain = await refusedAtHandshake('plain HTTP', () => tlsDocker(undefined, ['version', '--format', '{{.Server.Version}}']));
+  const plain = await refusedAtHandshake('plain HTTP', () =>
+    tlsDocker(undefined, ['version', '--format', '{{.Server.Version}}']),
+  );
   assert.match(plain, /wrong version number|http request|packet length/i);
   // --tlsverify with only the CA: the server is verified, the client shows no certificate.
-  const noCert = await refusedAtHandshake('no certificate', () => run('nsenter', [`--net=/var/run/netns/${d.ns}`, DOCKER, '-H', 'tcp://127.0.0.1:2376', '--tlsverify', '--tlscacert', path.join(dir, 'ca.pem'), 'version', '--format', '{{.Server.Version}}'], { env: { PATH: process.env.PATH ?? '', HOME: dir }, allowFail: true }));
+  const noCert = await refusedAtHandshake('no certificate', () =>
+    run(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${d.ns}`,
+        DOCKER,
+        '-H',
+        'tcp://127.0.0.1:2376',
+        '--tlsverify',
+        '--tlscacert',
+        path.join(dir, 'ca.pem'),
+        'version',
+        '--format',
+        '{{.Server.Version}}',
+      ],
+      { env: { PATH: process.env.PATH ?? '', HOME: dir }, allowFail: true },
+    ),
+  );
   assert.match(noCert, /no client certificate/);
-  const wrong = await refusedAtHandshake('another CA', () => tlsDocker(certs.wrongca, ['version', '--format', '{{.Server.Version}}']));
+  const wrong = await refusedAtHandshake('another CA', () =>
+    tlsDocker(certs.wrongca, ['version', '--format', '{{.Server.Version}}']),
+  );
   // Go's TLS client sends no certificate the server's CA list does not name.
   assert.match(wrong, /no client certificate|UNABLE_TO_GET_ISSUER_CERT/);
   // The docker CLI gives up on the handshake itself here; the server's own check is shown by a
   // client that sends the expired certificate regardless (node's TLS client).
-  await refusedAtHandshake('an expired certificate (docker CLI)', () => tlsDocker(certs.expired, ['version', '--format', '{{.Server.Version}}']));
+  await refusedAtHandshake('an expired certificate (docker CLI)', () =>
+    tlsDocker(certs.expired, ['version', '--format', '{{.Server.Version}}']),
+  );
   const expired = await refusedAtHandshake('an expired certificate', () => nodeTlsClient(certs.expired));
   assert.match(expired, /CERT_HAS_EXPIRED/);
-  assert.match(await refusedAtHandshake('another CA (node client)', () => nodeTlsClient(certs.wrongca)), /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/);
+  assert.match(
+    await refusedAtHandshake('another CA (node client)', () => nodeTlsClient(certs.wrongca)),
+    /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT/,
+  );
 });
 
 test('roles: a viewer lists and inspects, gets 403 naming the role on writes and exec; no role, no access', async () => {
@@ -133,7 +196,13 @@ test('roles: a viewer lists and inspects, gets 403 naming the role on writes and
   assert.match(ps.stdout, /tls-sleeper/);
   assert.equal((await tlsDocker(certs.viewer, ['inspect', 'tls-sleeper'])).code, 0);
   assert.equal((await tlsDocker(certs.viewer, ['logs', 'tls-sleeper'])).code, 0);
-  for (const args of [['run', '-d', 'busybox', 'true'], ['rm', '-f', 'tls-sleeper'], ['exec', 'tls-sleeper', 'true'], ['network', 'create', 'vnet'], ['volume', 'create', 'vvol']]) {
+  for (const args of [
+    ['run', '-d', 'busybox', 'true'],
+    ['rm', '-f', 'tls-sleeper'],
+    ['exec', 'tls-sleeper', 'true'],
+    ['network', 'create', 'vnet'],
+    ['volume', 'create', 'vvol'],
+  ]) {
     const r = await tlsDocker(certs.viewer, args);
     assert.notEqual(r.code, 0, `viewer could ${args.join(' ')}`);
     assert.match(r.stderr, /role viewer \(CN=victor, OU=viewer\) may not/, args.join(' '));
@@ -150,16 +219,38 @@ test('roles: a viewer lists and inspects, gets 403 naming the role on writes and
 });
 
 test('the audit log names the certificate of each write, denied ones included, and no body', async () => {
-  const read = () => fs.readFileSync(path.join(d.dataRoot, 'audit', 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const read = () =>
+    fs
+      .readFileSync(path.join(d.dataRoot, 'audit', 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   // A hijacked exec is written when its stream ends, which may be just after the CLI returned.
-  const lines = await waitFor('the exec stream in the audit log', () => { const l = read(); return l.some((e) => String(e.path).startsWith('/exec/')) && l; }, 10_000);
+  const lines = await waitFor(
+    'the exec stream in the audit log',
+    () => {
+      const l = read();
+      return l.some((e) => String(e.path).startsWith('/exec/')) && l;
+    },
+    10_000,
+  );
   const create = lines.find((l) => l.path === '/containers/create' && l.client === 'CN=alice, OU=admin');
   assert.ok(create, 'container create by alice is audited');
   assert.equal(create.outcome, 'ok');
   assert.equal(create.role, 'admin');
-  assert.ok(lines.some((l) => l.path === '/containers/tls-sleeper/exec' && l.client === 'CN=alice, OU=admin'), 'exec audited');
-  assert.ok(lines.some((l) => (l.path as string).startsWith('/exec/') && l.client === 'CN=alice, OU=admin' && l.outcome === 'stream'), 'exec start audited as a stream');
-  const denied = lines.find((l) => l.client === 'CN=victor, OU=viewer' && l.path === '/containers/tls-sleeper' && l.status === 403);
+  assert.ok(
+    lines.some((l) => l.path === '/containers/tls-sleeper/exec' && l.client === 'CN=alice, OU=admin'),
+    'exec audited',
+  );
+  assert.ok(
+    lines.some(
+      (l) => (l.path as string).startsWith('/exec/') && l.client === 'CN=alice, OU=admin' && l.outcome === 'stream',
+    ),
+    'exec start audited as a stream',
+  );
+  const denied = lines.find(
+    (l) => l.client === 'CN=victor, OU=viewer' && l.path === '/containers/tls-sleeper' && l.status === 403,
+  );
   assert.ok(denied, 'denied rm by the viewer is audited');
   assert.equal(denied.outcome, 'denied');
   assert.ok(lines.some((l) => l.client === 'unix socket' && l.path === '/volumes/opvol' && l.method === 'DELETE'));
@@ -170,18 +261,50 @@ test('the audit log names the certificate of each write, denied ones included, a
 /** Runs shoald with `args` and expects it to exit 1 before it does anything, saying `message`. */
 async function refusesToStart(args: string[], message: RegExp): Promise<void> {
   const root = path.join(dir, uniqueName('bad'));
-  const r = await run(process.execPath, [path.join(REPO_ROOT, 'dist/src/cli/shoald.js'), '--data-root', path.join(root, 'data'), '--exec-root', path.join(root, 'exec'), '-H', `unix://${root}/s.sock`, ...args], { allowFail: true, timeout: 20_000 });
+  const r = await run(
+    process.execPath,
+    [
+      path.join(REPO_ROOT, 'dist/src/cli/shoald.js'),
+      '--data-root',
+      path.join(root, 'data'),
+      '--exec-root',
+      path.join(root, 'exec'),
+      '-H',
+      `unix://${root}/s.sock`,
+      ...args,
+    ],
+    { allowFail: true, timeout: 20_000 },
+  );
   assert.equal(r.code, 1, `shoald ${args.join(' ')} should refuse to start:\n${r.stdout}${r.stderr}`);
   assert.match(r.stderr, message);
   assert.ok(!fs.existsSync(path.join(root, 'data')), 'nothing was created');
 }
 
 test('shoald refuses to start on bad API flags, with a clear message', async () => {
-  const tlsFlags = (o: { ca?: string; cert?: string; key?: string }) => ['-H', 'tcp://127.0.0.1:0', '--tlsverify', '--tlscacert', o.ca ?? path.join(dir, 'ca.pem'), '--tlscert', o.cert ?? path.join(dir, 'server.pem'), '--tlskey', o.key ?? path.join(dir, 'server-key.pem')];
+  const tlsFlags = (o: { ca?: string; cert?: string; key?: string }) => [
+    '-H',
+    'tcp://127.0.0.1:0',
+    '--tlsverify',
+    '--tlscacert',
+    o.ca ?? path.join(dir, 'ca.pem'),
+    '--tlscert',
+    o.cert ?? path.join(dir, 'server.pem'),
+    '--tlskey',
+    o.key ?? path.join(dir, 'server-key.pem'),
+  ];
   await refusesToStart(['-H', 'tcp://0.0.0.0:2376'], /refusing plain HTTP on a non-loopback address.*--insecure-api/);
-  await refusesToStart(tlsFlags({ cert: path.join(dir, 'missing.pem') }), /--tlscert .*missing\.pem: cannot read: ENOENT/);
-  await refusesToStart(tlsFlags({ key: path.join(certs.admin, 'key.pem') }), /--tlskey .* does not match the certificate in --tlscert/);
-  await refusesToStart(tlsFlags({ ca: path.join(dir, 'server.pem') }), /--tlscacert .*: certificate "CN=shoald" is not a CA/);
+  await refusesToStart(
+    tlsFlags({ cert: path.join(dir, 'missing.pem') }),
+    /--tlscert .*missing\.pem: cannot read: ENOENT/,
+  );
+  await refusesToStart(
+    tlsFlags({ key: path.join(certs.admin, 'key.pem') }),
+    /--tlskey .* does not match the certificate in --tlscert/,
+  );
+  await refusesToStart(
+    tlsFlags({ ca: path.join(dir, 'server.pem') }),
+    /--tlscacert .*: certificate "CN=shoald" is not a CA/,
+  );
   await refusesToStart(tlsFlags({ ca: path.join(certs.admin, 'key.pem') }), /--tlscacert .*: no PEM certificate/);
   await refusesToStart(['-H', 'http://x:1'], /unsupported scheme/);
 });

@@ -4,10 +4,17 @@ import http from 'node:http';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 
 let d: TestDaemon;
-before(async () => { d = await startDaemon({ prefix: 'shtapi' }); });
-after(async () => { await d?.destroy(); });
+before(async () => {
+  d = await startDaemon({ prefix: 'shtapi' });
+});
+after(async () => {
+  await d?.destroy();
+});
 
-function get(path: string, method = 'GET'): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function get(
+  path: string,
+  method = 'GET',
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: d.socket, path, method }, (res) => {
       let body = '';
@@ -20,7 +27,11 @@ function get(path: string, method = 'GET'): Promise<{ status: number; headers: h
 }
 
 test('the docker CLI negotiates API 1.41 and reads the server version', async () => {
-  const r = await d.docker(['version', '--format', '{{.Client.APIVersion}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}}']);
+  const r = await d.docker([
+    'version',
+    '--format',
+    '{{.Client.APIVersion}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}}',
+  ]);
   assert.equal(r.stdout.trim(), '1.41 1.41 1.24');
 });
 
@@ -43,13 +54,16 @@ test('versioned prefixes: older versions accepted, too new or too old refused wi
   assert.equal((await get('/v1.30/version')).status, 200);
   const tooNew = await get('/v1.99/version');
   assert.equal(tooNew.status, 400);
-  assert.match(JSON.parse(tooNew.body).message, /client version 1.99 is too new. Maximum supported API version is 1.41/);
+  assert.match(
+    JSON.parse(tooNew.body).message,
+    /client version 1.99 is too new. Maximum supported API version is 1.41/,
+  );
   const tooOld = await get('/v1.12/version');
   assert.equal(tooOld.status, 400);
   assert.match(JSON.parse(tooOld.body).message, /too old/);
 });
 
-test('unknown routes answer 404 in Docker\'s error shape', async () => {
+test("unknown routes answer 404 in Docker's error shape", async () => {
   const r = await get('/v1.41/nothing/here');
   assert.equal(r.status, 404);
   assert.equal(typeof JSON.parse(r.body).message, 'string');

@@ -20,7 +20,8 @@ import { fetchRootCA, joinSimNode, simNodeDescription } from '../helpers/sim-nod
 const assignmentOf = (t: Task) => `${t.NodeID} ${t.DesiredState}`;
 
 /** A message in a failure's text: its task IDs and removes, not whole tasks. */
-const summary = (ms: AssignmentsMessage[]) => JSON.stringify(ms.map((m) => ({ type: m.type, tasks: m.tasks.map((t) => t.ID), removes: m.removes })));
+const summary = (ms: AssignmentsMessage[]) =>
+  JSON.stringify(ms.map((m) => ({ type: m.type, tasks: m.tasks.map((t) => t.ID), removes: m.removes })));
 
 test('assignments stream: complete first, then only what changed', { timeout: 180_000 }, async () => {
   let d: TestDaemon | undefined;
@@ -44,9 +45,18 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     // Port 2377 listens inside the daemon's netns; a unix socket (not bound to a netns) bridged
     // by socat in there lets this process be the node.
     const sock = path.join(d.dir, 'swarm-port.sock');
-    bridgePid = startProcess('nsenter', [`--net=/run/netns/${d.ns}`, '--', 'socat', `UNIX-LISTEN:${sock},fork`, 'TCP:127.0.0.1:2377'], path.join(d.dir, 'socat.log')).pid;
+    bridgePid = startProcess(
+      'nsenter',
+      [`--net=/run/netns/${d.ns}`, '--', 'socat', `UNIX-LISTEN:${sock},fork`, 'TCP:127.0.0.1:2377'],
+      path.join(d.dir, 'socat.log'),
+    ).pid;
     const manager = `unix:${sock}`;
-    const rootPem = await waitFor('the swarm CA through the bridge', () => fetchRootCA(manager, token).catch(() => undefined), 20_000, 200);
+    const rootPem = await waitFor(
+      'the swarm CA through the bridge',
+      () => fetchRootCA(manager, token).catch(() => undefined),
+      20_000,
+      200,
+    );
     const name = `${d.name}-sim`;
     const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
     const c = (client = new RpcClient('Dispatcher', manager, clientCredentials(tls.ca, tls.cert, tls.key)));
@@ -73,16 +83,43 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     const removedIds = (ms: AssignmentsMessage[]) => new Set(ms.flatMap((m) => m.removes ?? []));
     const sorted = (s: Iterable<string>) => [...s].sort();
     const report = (ids: string[], state: TaskState) =>
-      c.call('UpdateTaskStatus', { sessionId, updates: ids.map((taskId) => ({ taskId, status: { State: state, Timestamp: new Date().toISOString(), Message: state } })) });
+      c.call('UpdateTaskStatus', {
+        sessionId,
+        updates: ids.map((taskId) => ({
+          taskId,
+          status: { State: state, Timestamp: new Date().toISOString(), Message: state },
+        })),
+      });
     /** The service's tasks as `docker service ps` shows them: ID → desired and current state. */
     const serviceTasks = async () => {
-      const out = await cli(['service', 'ps', '--no-trunc', '--format', '{{.ID}} {{.DesiredState}} {{.CurrentState}}', svc]);
-      return new Map(out.split('\n').filter(Boolean).map((l) => { const [id, desired, current] = l.split(' '); return [id, { desired, current }]; }));
+      const out = await cli([
+        'service',
+        'ps',
+        '--no-trunc',
+        '--format',
+        '{{.ID}} {{.DesiredState}} {{.CurrentState}}',
+        svc,
+      ]);
+      return new Map(
+        out
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => {
+            const [id, desired, current] = l.split(' ');
+            return [id, { desired, current }];
+          }),
+      );
     };
-    const waitRunning = (ids: string[]) => waitFor(`${ids.length} tasks running in docker service ps`, async () => {
-      const ps = await serviceTasks();
-      return ids.every((id) => ps.get(id)?.current === 'Running');
-    }, 60_000, 250);
+    const waitRunning = (ids: string[]) =>
+      waitFor(
+        `${ids.length} tasks running in docker service ps`,
+        async () => {
+          const ps = await serviceTasks();
+          return ids.every((id) => ps.get(id)?.current === 'Running');
+        },
+        60_000,
+        250,
+      );
 
     // 1. The stream opens with the node's whole set: nothing yet.
     await waitFor('the first assignments message', () => messages.length > 0, 20_000);
@@ -91,10 +128,21 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
 
     // 2. Three replicas: increments whose tasks together are exactly those three.
     await cli(['service', 'create', '--detach', '--name', svc, '--replicas', '3', 'simulated:latest']);
-    const three = await waitFor('3 tasks assigned', () => { const s = taskIds(since(1)); return s.size >= 3 && s; }, 60_000);
+    const three = await waitFor(
+      '3 tasks assigned',
+      () => {
+        const s = taskIds(since(1));
+        return s.size >= 3 && s;
+      },
+      60_000,
+    );
     const created = sorted(three);
     assert.equal(created.length, 3, `only the service's 3 tasks: ${created}`);
-    assert.deepEqual(sorted((await serviceTasks()).keys()), created, 'the tasks told are the ones docker service ps shows');
+    assert.deepEqual(
+      sorted((await serviceTasks()).keys()),
+      created,
+      'the tasks told are the ones docker service ps shows',
+    );
     for (const m of since(1)) assert.equal(m.type, 'incremental');
     for (const t of since(1).flatMap((m) => m.tasks)) assert.equal(t.NodeID, nodeId);
 
@@ -107,8 +155,21 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     // 4. Scale to 5: only the two new tasks (the first message after the statuses also shows
     // that they sent nothing, since the stream is ordered).
     await cli(['service', 'scale', '--detach', `${svc}=5`]);
-    const added = sorted(await waitFor('2 more tasks assigned', () => { const s = taskIds(since(mark)); return s.size >= 2 && s; }, 60_000));
-    assert.equal(afterRunning, mark, `no message for statuses the node reported: ${summary(since(mark).slice(0, afterRunning - mark))}`);
+    const added = sorted(
+      await waitFor(
+        '2 more tasks assigned',
+        () => {
+          const s = taskIds(since(mark));
+          return s.size >= 2 && s;
+        },
+        60_000,
+      ),
+    );
+    assert.equal(
+      afterRunning,
+      mark,
+      `no message for statuses the node reported: ${summary(since(mark).slice(0, afterRunning - mark))}`,
+    );
     assert.equal(added.length, 2, `only the 2 new tasks: ${added}`);
     for (const id of added) assert.ok(!created.includes(id), `${id} is new`);
     for (const m of since(mark)) {
@@ -124,17 +185,48 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     // 5. Scale to 1: the four whose desired state changed, not the survivor; once they report
     // SHUTDOWN they are no assignment any more and are removed.
     await cli(['service', 'scale', '--detach', `${svc}=1`]);
-    const stopped = sorted(await waitFor('4 tasks told to stop', () => { const s = taskIds(since(mark)); return s.size >= 4 && s; }, 60_000));
-    assert.equal(afterRunning2, mark, `no message for statuses the node reported: ${summary(since(mark).slice(0, afterRunning2 - mark))}`);
+    const stopped = sorted(
+      await waitFor(
+        '4 tasks told to stop',
+        () => {
+          const s = taskIds(since(mark));
+          return s.size >= 4 && s;
+        },
+        60_000,
+      ),
+    );
+    assert.equal(
+      afterRunning2,
+      mark,
+      `no message for statuses the node reported: ${summary(since(mark).slice(0, afterRunning2 - mark))}`,
+    );
     assert.equal(stopped.length, 4, `only the 4 stopped tasks: ${stopped}`);
     const survivor = all.filter((id) => !stopped.includes(id));
     assert.equal(survivor.length, 1, `one survivor among ${all}`);
-    for (const t of since(mark).flatMap((m) => m.tasks)) assert.ok(t.DesiredState === 'remove' || t.DesiredState === 'shutdown', `${t.ID} desired ${t.DesiredState}`);
+    for (const t of since(mark).flatMap((m) => m.tasks))
+      assert.ok(t.DesiredState === 'remove' || t.DesiredState === 'shutdown', `${t.ID} desired ${t.DesiredState}`);
     await report(stopped, 'shutdown');
-    const removed = sorted(await waitFor('the stopped tasks removed', () => { const s = removedIds(since(mark)); return s.size >= 4 && s; }, 60_000));
+    const removed = sorted(
+      await waitFor(
+        'the stopped tasks removed',
+        () => {
+          const s = removedIds(since(mark));
+          return s.size >= 4 && s;
+        },
+        60_000,
+      ),
+    );
     assert.deepEqual(removed, stopped);
     assert.ok(!taskIds(since(mark)).has(survivor[0]), 'the survivor is not sent again');
-    const ps = await waitFor('the service at one task', async () => { const p = await serviceTasks(); return p.size === 1 && p; }, 60_000, 250);
+    const ps = await waitFor(
+      'the service at one task',
+      async () => {
+        const p = await serviceTasks();
+        return p.size === 1 && p;
+      },
+      60_000,
+      250,
+    );
     assert.deepEqual([...ps.keys()], survivor);
 
     // Over the whole stream: one complete message, and no task sent twice with the same assignment.

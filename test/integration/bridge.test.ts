@@ -26,13 +26,19 @@ async function fakeContainer(): Promise<number> {
   const pid = child.pid!;
   sleepers.push(pid);
   const ownNet = fs.readlinkSync('/proc/self/ns/net');
-  await waitFor('the fake container to have its own netns', () =>
-    fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep' && fs.readlinkSync(`/proc/${pid}/ns/net`) !== ownNet);
+  await waitFor(
+    'the fake container to have its own netns',
+    () =>
+      fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'sleep' &&
+      fs.readlinkSync(`/proc/${pid}/ns/net`) !== ownNet,
+  );
   return pid;
 }
 
-const inContainer = (pid: number, cmd: string, args: string[]) => run('nsenter', ['-t', String(pid), '-n', '--', cmd, ...args], { allowFail: true });
-const ping = async (pid: number, ip: string) => (await inContainer(pid, 'busybox', ['ping', '-c', '1', '-W', '2', ip])).code === 0;
+const inContainer = (pid: number, cmd: string, args: string[]) =>
+  run('nsenter', ['-t', String(pid), '-n', '--', cmd, ...args], { allowFail: true });
+const ping = async (pid: number, ip: string) =>
+  (await inContainer(pid, 'busybox', ['ping', '-c', '1', '-W', '2', ip])).code === 0;
 
 before(async () => {
   daemonNs = await createNetns('shtbr');
@@ -75,7 +81,10 @@ test('containers on the default bridge reach each other, the gateway and (masque
   assert.ok(await ping(c2, '172.17.0.2'), 'c2 → c1');
   assert.ok(await ping(c1, '172.17.0.1'), 'c1 → gateway');
   assert.ok(await ping(c1, '127.0.0.1'), 'lo is up');
-  assert.ok(await ping(c2, '192.0.2.2'), 'egress through the uplink needs masquerade: outside has no route to 172.17/16');
+  assert.ok(
+    await ping(c2, '192.0.2.2'),
+    'egress through the uplink needs masquerade: outside has no route to 172.17/16',
+  );
 
   const chain = await inNetns(daemonNs, 'nft', ['list', 'chain', NFT_TABLE.family, NFT_TABLE.name, BRIDGE_NAT_CHAIN]);
   assert.match(chain.stdout, /ip saddr 172\.17\.0\.0\/16 oifname != "shoal0" masquerade/);
@@ -89,12 +98,26 @@ test('IPAM persists across a restart, frees on disconnect and forgets endpoints 
 
   // A restart adopts the bridge, the table and the endpoints (both veths still exist).
   const net = await BridgeNetwork.open(config, log, target());
-  assert.deepEqual(net.endpoints().map((e) => e.ip).sort(), ['172.17.0.2', '172.17.0.3']);
+  assert.deepEqual(
+    net
+      .endpoints()
+      .map((e) => e.ip)
+      .sort(),
+    ['172.17.0.2', '172.17.0.3'],
+  );
   const bridges = JSON.parse((await inNetns(daemonNs, 'ip', ['-j', 'link', 'show', 'type', 'bridge'])).stdout);
-  assert.deepEqual(bridges.map((b: { ifname: string }) => b.ifname), [DEFAULT_BRIDGE.device]);
+  assert.deepEqual(
+    bridges.map((b: { ifname: string }) => b.ifname),
+    [DEFAULT_BRIDGE.device],
+  );
   const tables = (await inNetns(daemonNs, 'nft', ['list', 'tables'])).stdout.trim().split('\n');
   assert.deepEqual(tables, ['table ip shoal']);
-  assert.equal((await inNetns(daemonNs, 'nft', ['list', 'chain', 'ip', 'shoal', BRIDGE_NAT_CHAIN])).stdout.match(/ masquerade$/gm)?.length, 1, "one rule after a restart");
+  assert.equal(
+    (await inNetns(daemonNs, 'nft', ['list', 'chain', 'ip', 'shoal', BRIDGE_NAT_CHAIN])).stdout.match(/ masquerade$/gm)
+      ?.length,
+    1,
+    'one rule after a restart',
+  );
 
   const c3 = await fakeContainer();
   assert.equal((await net.connect('c3', c3)).IPAddress, '172.17.0.4', 'addresses in use are never handed out twice');
@@ -107,9 +130,16 @@ test('IPAM persists across a restart, frees on disconnect and forgets endpoints 
 
   // c2 dies while the daemon is down: its veth goes with its netns, so its address is free after the restart.
   await stopProcess(c2, 'SIGKILL');
-  await waitFor('c2’s veth to vanish', async () => (await inNetns(daemonNs, 'ip', ['-j', 'link', 'show', 'type', 'veth'])).stdout.match(/veth/g)?.length === 1);
+  await waitFor(
+    'c2’s veth to vanish',
+    async () =>
+      (await inNetns(daemonNs, 'ip', ['-j', 'link', 'show', 'type', 'veth'])).stdout.match(/veth/g)?.length === 1,
+  );
   const again = await BridgeNetwork.open(config, log, target());
-  assert.deepEqual(again.endpoints().map((e) => e.containerId), ['c3']);
+  assert.deepEqual(
+    again.endpoints().map((e) => e.containerId),
+    ['c3'],
+  );
   const saved = JSON.parse(fs.readFileSync(stateFile, 'utf8'));
   assert.deepEqual(Object.values(saved.pool.allocated), ['172.17.0.4']);
   assert.equal(saved.networkIds.bridge, net.networkIds.bridge, 'network IDs are stable');
@@ -119,7 +149,11 @@ test('docker network ls / inspect show bridge, host and none in Docker’s shape
   const d = await startDaemon({ prefix: 'shtbrd' });
   try {
     const ls = await d.docker(['network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}']);
-    assert.deepEqual(ls.stdout.trim().split('\n').sort(), ['bridge bridge local', 'host host local', 'none null local']);
+    assert.deepEqual(ls.stdout.trim().split('\n').sort(), [
+      'bridge bridge local',
+      'host host local',
+      'none null local',
+    ]);
     const [bridge] = JSON.parse((await d.docker(['network', 'inspect', 'bridge'])).stdout);
     assert.equal(bridge.Name, 'bridge');
     assert.match(bridge.Id, /^[0-9a-f]{64}$/);

@@ -20,7 +20,9 @@ before(async () => {
   // getent (glibc, from the host) answers from /etc/hosts as applications do.
   await importBusybox(d.docker, d.dir, IMG, { hostBinaries: ['/usr/bin/getent'] });
 });
-after(async () => { await d?.destroy(); });
+after(async () => {
+  await d?.destroy();
+});
 
 const docker = (...args: string[]) => d.docker(args);
 const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
@@ -34,21 +36,28 @@ type Json = any;
 function api(method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: Json; raw: Buffer }> {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const req = http.request({
-      socketPath: d.socket, method, path: `/v1.41${urlPath}`,
-      headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {},
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const raw = Buffer.concat(chunks);
-        let parsed: Json = raw.toString();
-        try {
-          parsed = raw.length ? JSON.parse(raw.toString()) : null;
-        } catch { /* not JSON */ }
-        resolve({ status: res.statusCode ?? 0, body: parsed, raw });
-      });
-    });
+    const req = http.request(
+      {
+        socketPath: d.socket,
+        method,
+        path: `/v1.41${urlPath}`,
+        headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks);
+          let parsed: Json = raw.toString();
+          try {
+            parsed = raw.length ? JSON.parse(raw.toString()) : null;
+          } catch {
+            /* not JSON */
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed, raw });
+        });
+      },
+    );
     req.on('error', reject);
     if (data) req.write(data);
     req.end();
@@ -64,9 +73,14 @@ interface Hijacked {
 
 async function hijack(urlPath: string, body?: unknown): Promise<Hijacked> {
   const sock = net.connect(d.socket);
-  await new Promise<void>((resolve, reject) => { sock.once('connect', resolve); sock.once('error', reject); });
+  await new Promise<void>((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
   const data = body === undefined ? '' : JSON.stringify(body);
-  sock.write(`POST /v1.41${urlPath} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(data)}\r\n\r\n${data}`);
+  sock.write(
+    `POST /v1.41${urlPath} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(data)}\r\n\r\n${data}`,
+  );
   let buf = Buffer.alloc(0);
   let headerDone = false;
   let payload = Buffer.alloc(0);
@@ -87,7 +101,9 @@ async function hijack(urlPath: string, body?: unknown): Promise<Hijacked> {
       if (!/^HTTP\/1\.1 101/.test(head)) reject(new Error(`not upgraded: ${head}`));
       else resolve();
     });
-    sock.once('close', () => { if (!headerDone) reject(new Error('closed before the answer')); });
+    sock.once('close', () => {
+      if (!headerDone) reject(new Error('closed before the answer'));
+    });
   });
   return { sock, received: () => payload, closed };
 }
@@ -103,21 +119,35 @@ function frames(b: Buffer): [number, string][] {
   return outFrames;
 }
 
-const closedWithin = (h: Hijacked, ms: number) => Promise.race([h.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
+const closedWithin = (h: Hijacked, ms: number) =>
+  Promise.race([h.closed.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 
 test('LogConfig defaults to json-file and Runtime to runc; an unknown log driver, runtime or a storage size is refused as dockerd does, storing nothing', async () => {
-  const c = await api('POST', '/containers/create', { Image: IMG, Cmd: ['true'], HostConfig: { LogConfig: { Type: '', Config: { 'max-file': '3' } } } });
+  const c = await api('POST', '/containers/create', {
+    Image: IMG,
+    Cmd: ['true'],
+    HostConfig: { LogConfig: { Type: '', Config: { 'max-file': '3' } } },
+  });
   assert.equal(c.status, 201, JSON.stringify(c.body));
   const i = (await api('GET', `/containers/${c.body.Id}/json`)).body;
   assert.deepEqual(i.HostConfig.LogConfig, { Type: 'json-file', Config: { 'max-file': '3' } });
   assert.equal(i.HostConfig.Runtime, 'runc');
   const plain = await out('create', IMG, 'true');
-  assert.equal(await out('inspect', '-f', '{{.HostConfig.LogConfig.Type}} {{.HostConfig.Runtime}}', plain), 'json-file runc');
+  assert.equal(
+    await out('inspect', '-f', '{{.HostConfig.LogConfig.Type}} {{.HostConfig.Runtime}}', plain),
+    'json-file runc',
+  );
   const before = (await api('GET', '/containers/json?all=1')).body.length;
-  const bad = await api('POST', '/containers/create', { Image: IMG, HostConfig: { LogConfig: { Type: 'asdf', Config: {} } } });
+  const bad = await api('POST', '/containers/create', {
+    Image: IMG,
+    HostConfig: { LogConfig: { Type: 'asdf', Config: {} } },
+  });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.message, 'error looking up logging plugin asdf: plugin "asdf" not found');
-  const opt = await api('POST', '/containers/create', { Image: IMG, HostConfig: { LogConfig: { Type: 'json-file', Config: { nope: '1' } } } });
+  const opt = await api('POST', '/containers/create', {
+    Image: IMG,
+    HostConfig: { LogConfig: { Type: 'json-file', Config: { nope: '1' } } },
+  });
   assert.equal(opt.status, 400);
   assert.equal(opt.body.message, "unknown log opt 'nope' for json-file log driver");
   const rt = await api('POST', '/containers/create', { Image: IMG, HostConfig: { Runtime: 'kata' } });
@@ -146,29 +176,55 @@ test('GroupAdd: the process has the extra groups, by ID and by name; an unknown 
 });
 
 test('CpuRealtimePeriod/Runtime are kept and shown; a runtime above the period is refused', async () => {
-  const c = await api('POST', '/containers/create', { Image: IMG, Cmd: ['true'], HostConfig: { CpuRealtimePeriod: 1000, CpuRealtimeRuntime: 500 } });
+  const c = await api('POST', '/containers/create', {
+    Image: IMG,
+    Cmd: ['true'],
+    HostConfig: { CpuRealtimePeriod: 1000, CpuRealtimeRuntime: 500 },
+  });
   assert.equal(c.status, 201, JSON.stringify(c.body));
   const i = (await api('GET', `/containers/${c.body.Id}/json`)).body;
   assert.equal(i.HostConfig.CpuRealtimePeriod, 1000);
   assert.equal(i.HostConfig.CpuRealtimeRuntime, 500);
-  const bad = await api('POST', '/containers/create', { Image: IMG, HostConfig: { CpuRealtimePeriod: 500, CpuRealtimeRuntime: 1000 } });
+  const bad = await api('POST', '/containers/create', {
+    Image: IMG,
+    HostConfig: { CpuRealtimePeriod: 500, CpuRealtimeRuntime: 1000 },
+  });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.message, 'cpu-rt-runtime cannot be higher than cpu-rt-period');
   await docker('rm', c.body.Id);
 });
 
-test('a restart=always container between restarts cannot be removed without force (409, dockerd\'s words)', async () => {
+test("a restart=always container between restarts cannot be removed without force (409, dockerd's words)", async () => {
   const id = await out('run', '-d', '--restart', 'always', '--network', 'none', IMG, 'sleep', '1');
   // Catch it after an exit, while the policy brings it back.
   await api('POST', `/containers/${id}/wait`);
   const r = await api('DELETE', `/containers/${id}`);
   assert.equal(r.status, 409, JSON.stringify(r.body));
-  assert.match(r.body.message, new RegExp(`^You cannot remove a (running|restarting) container ${id}\\. Stop the container before attempting removal or force remove$`));
+  assert.match(
+    r.body.message,
+    new RegExp(
+      `^You cannot remove a (running|restarting) container ${id}\\. Stop the container before attempting removal or force remove$`,
+    ),
+  );
   assert.equal((await api('DELETE', `/containers/${id}?force=1`)).status, 204);
 });
 
 test('legacy links: the alias in /etc/hosts, <ALIAS>_ variables, and DELETE ?link=true', async () => {
-  await docker('run', '-d', '--name', 'lk1', '--hostname', 'lk1host', '-e', 'FOO=1', '--expose', '6379', IMG, 'sleep', '300');
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    'lk1',
+    '--hostname',
+    'lk1host',
+    '-e',
+    'FOO=1',
+    '--expose',
+    '6379',
+    IMG,
+    'sleep',
+    '300',
+  );
   const ip1 = await out('inspect', '-f', '{{.NetworkSettings.IPAddress}}', 'lk1');
   await docker('create', '--name', 'lk3', '--link', 'lk1:db', IMG, 'sh', '-c', 'env; cat /etc/hosts; sleep 300');
   assert.equal(await out('inspect', '-f', '{{json .HostConfig.Links}}', 'lk3'), '["/lk1:/lk3/db"]');
@@ -222,7 +278,13 @@ test('detach keys on attach: ctrl-p ctrl-q by default, detachKeys=ctrl-x when as
 
 test('detach keys on exec with a TTY: the session ends, the process runs on', async () => {
   const id = await out('run', '-d', IMG, 'sleep', '300');
-  const e = await api('POST', `/containers/${id}/exec`, { Cmd: ['cat'], Tty: true, AttachStdin: true, AttachStdout: true, DetachKeys: 'ctrl-x' });
+  const e = await api('POST', `/containers/${id}/exec`, {
+    Cmd: ['cat'],
+    Tty: true,
+    AttachStdin: true,
+    AttachStdout: true,
+    DetachKeys: 'ctrl-x',
+  });
   assert.equal(e.status, 201);
   const h = await hijack(`/exec/${e.body.Id}/start`, { Detach: false, Tty: true });
   h.sock.write('abc\n');
@@ -239,17 +301,25 @@ test('detach keys on exec with a TTY: the session ends, the process runs on', as
 
 test('exec created with a TTY and started without one: TTY line endings, framed as stdout', async () => {
   const id = await out('run', '-d', IMG, 'sleep', '300');
-  const e = await api('POST', `/containers/${id}/exec`, { Cmd: ['sh', '-c', 'echo hello out; echo hello err >&2'], Tty: true, AttachStdout: true, AttachStderr: true });
+  const e = await api('POST', `/containers/${id}/exec`, {
+    Cmd: ['sh', '-c', 'echo hello out; echo hello err >&2'],
+    Tty: true,
+    AttachStdout: true,
+    AttachStderr: true,
+  });
   const h = await hijack(`/exec/${e.body.Id}/start`, { Detach: false, Tty: false });
   await h.closed;
   const f = frames(h.received());
   assert.ok(f.length > 0, `framed output: ${JSON.stringify(h.received().toString())}`);
-  assert.ok(f.every(([s]) => s === 1), 'a TTY has one stream: stdout');
+  assert.ok(
+    f.every(([s]) => s === 1),
+    'a TTY has one stream: stdout',
+  );
   assert.equal(f.map(([, t]) => t).join(''), 'hello out\r\nhello err\r\n');
   await docker('rm', '-f', id);
 });
 
-test('container prune reports the space of the removed containers\' writable layers', async () => {
+test("container prune reports the space of the removed containers' writable layers", async () => {
   const id = await out('create', IMG, 'sh', '-c', 'echo hello > /data.txt');
   await docker('start', '-a', id);
   const r = await api('POST', '/containers/prune');
@@ -258,7 +328,7 @@ test('container prune reports the space of the removed containers\' writable lay
   assert.ok(r.body.SpaceReclaimed >= 6, JSON.stringify(r.body));
 });
 
-test('commit: the new image names the container\'s image as Parent (in inspect and images ls)', async () => {
+test("commit: the new image names the container's image as Parent (in inspect and images ls)", async () => {
   const base = await out('image', 'inspect', '-f', '{{.Id}}', IMG);
   const id = await out('create', IMG, 'touch', '/x');
   await docker('start', '-a', id);
@@ -280,7 +350,7 @@ test('commit of a container that exits meanwhile still commits (the pause finds 
   await docker('rmi', r.body.Id);
 });
 
-test('an rshared bind from a mount that is not shared is refused at start with dockerd\'s message; from a shared one it runs', async () => {
+test("an rshared bind from a mount that is not shared is refused at start with dockerd's message; from a shared one it runs", async () => {
   const mnt = path.join(d.dir, 'prop');
   fs.mkdirSync(mnt, { recursive: true });
   await run('mount', ['-t', 'tmpfs', 'tmpfs', mnt]);
@@ -291,16 +361,22 @@ test('an rshared bind from a mount that is not shared is refused at start with d
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, new RegExp(`path ${mnt}/src is mounted on ${mnt} but it is not a shared mount`));
     const slave = await dockerFail('run', '--rm', '-v', `${mnt}/src:/mnt:rslave`, IMG, 'true');
-    assert.match(slave.stderr, new RegExp(`path ${mnt}/src is mounted on ${mnt} but it is not a shared or slave mount`));
+    assert.match(
+      slave.stderr,
+      new RegExp(`path ${mnt}/src is mounted on ${mnt} but it is not a shared or slave mount`),
+    );
     await run('mount', ['--make-shared', mnt]);
-    assert.equal(await out('run', '--rm', '-v', `${mnt}/src:/mnt:rshared`, IMG, 'sh', '-c', 'touch /mnt/ok && echo done'), 'done');
+    assert.equal(
+      await out('run', '--rm', '-v', `${mnt}/src:/mnt:rshared`, IMG, 'sh', '-c', 'touch /mnt/ok && echo done'),
+      'done',
+    );
     assert.ok(fs.existsSync(path.join(mnt, 'src/ok')));
   } finally {
     await run('umount', ['-l', mnt], { allowFail: true });
   }
 });
 
-test('/etc/hosts names the container\'s own address on the default bridge and a user bridge; hostname -i and getent agree', async () => {
+test("/etc/hosts names the container's own address on the default bridge and a user bridge; hostname -i and getent agree", async () => {
   const check = async (args: string[]) => {
     const id = await out('run', '-d', ...args, IMG, 'sleep', '300');
     try {
@@ -310,7 +386,10 @@ test('/etc/hosts names the container\'s own address on the default bridge and a 
       assert.equal(await out('exec', id, 'cat', '/etc/hostname'), hostname);
       assert.equal(await out('exec', id, 'hostname'), hostname);
       assert.equal(await out('exec', id, 'hostname', '-i'), ip);
-      assert.match(await out('exec', id, 'sh', '-c', 'getent hosts $(hostname)'), new RegExp(`^${ip.replace(/\./g, '\\.')}\\s+.*\\b${hostname}\\b`));
+      assert.match(
+        await out('exec', id, 'sh', '-c', 'getent hosts $(hostname)'),
+        new RegExp(`^${ip.replace(/\./g, '\\.')}\\s+.*\\b${hostname}\\b`),
+      );
       return { id, ip, hostname };
     } finally {
       await docker('rm', '-f', id);
@@ -327,19 +406,42 @@ test('/etc/hosts names the container\'s own address on the default bridge and a 
 });
 
 test('/etc/hosts has --add-host lines and the <hostname>.<domainname> name', async () => {
-  const hosts = await out('run', '--rm', '--hostname', 'web', '--domainname', 'example.org', '--add-host', 'db.local:10.9.8.7', IMG, 'cat', '/etc/hosts');
+  const hosts = await out(
+    'run',
+    '--rm',
+    '--hostname',
+    'web',
+    '--domainname',
+    'example.org',
+    '--add-host',
+    'db.local:10.9.8.7',
+    IMG,
+    'cat',
+    '/etc/hosts',
+  );
   assert.match(hosts, /^10\.9\.8\.7\tdb\.local$/m);
   assert.match(hosts, /^172\.17\.\d+\.\d+\tweb\.example\.org web$/m);
-  assert.ok(hosts.indexOf('db.local') < hosts.indexOf('web.example.org'), 'extra lines before the own one, as libnetwork writes them');
+  assert.ok(
+    hosts.indexOf('db.local') < hosts.indexOf('web.example.org'),
+    'extra lines before the own one, as libnetwork writes them',
+  );
 });
 
 test('images/load of something that is not an archive: 200, the failure as errorDetail in the stream (docker-py raises ImageLoadError on it)', async () => {
   const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method: 'POST', path: '/v1.41/images/load', headers: { 'Content-Type': 'application/x-tar' } }, (res) => {
-      let body = '';
-      res.on('data', (c: Buffer) => (body += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = http.request(
+      {
+        socketPath: d.socket,
+        method: 'POST',
+        path: '/v1.41/images/load',
+        headers: { 'Content-Type': 'application/x-tar' },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end('abc');
   });
@@ -349,9 +451,13 @@ test('images/load of something that is not an archive: 200, the failure as error
   assert.equal(last.error, last.errorDetail.message);
 });
 
-test('Config.MacAddress is the container\'s MAC on the default bridge; a malformed one is refused', async () => {
+test("Config.MacAddress is the container's MAC on the default bridge; a malformed one is refused", async () => {
   // The API, as docker-py sends it (this CLI sends it per network, which needs API 1.44).
-  const c = await api('POST', '/containers/create', { Image: IMG, Cmd: ['sleep', '300'], MacAddress: '02:42:ac:11:00:0a' });
+  const c = await api('POST', '/containers/create', {
+    Image: IMG,
+    Cmd: ['sleep', '300'],
+    MacAddress: '02:42:ac:11:00:0a',
+  });
   assert.equal(c.status, 201, JSON.stringify(c.body));
   const id = c.body.Id;
   await docker('start', id);
@@ -365,10 +471,18 @@ test('Config.MacAddress is the container\'s MAC on the default bridge; a malform
 
 test('create refuses CpuShares and PidsLimit runc cannot take, before anything is stored', async () => {
   const names = async () => out('ps', '-a', '--format', '{{.Names}}');
-  let r = await api('POST', '/containers/create?name=cc-shares', { Image: IMG, Cmd: ['true'], HostConfig: { CpuShares: -1 } });
+  let r = await api('POST', '/containers/create?name=cc-shares', {
+    Image: IMG,
+    Cmd: ['true'],
+    HostConfig: { CpuShares: -1 },
+  });
   assert.equal(r.status, 400, JSON.stringify(r.body));
   assert.equal(r.body.message, 'invalid CPU shares (-1): value must be a positive integer');
-  r = await api('POST', '/containers/create?name=cc-pids', { Image: IMG, Cmd: ['true'], HostConfig: { PidsLimit: 5_000_000 } });
+  r = await api('POST', '/containers/create?name=cc-pids', {
+    Image: IMG,
+    Cmd: ['true'],
+    HostConfig: { PidsLimit: 5_000_000 },
+  });
   assert.equal(r.status, 400, JSON.stringify(r.body));
   assert.equal(r.body.message, 'invalid PidsLimit (5000000): the kernel allows at most 4194304');
   // The same values at the root of the body (API < 1.24 style) are read as dockerd reads them.
@@ -376,18 +490,29 @@ test('create refuses CpuShares and PidsLimit runc cannot take, before anything i
   assert.equal(r.status, 400, JSON.stringify(r.body));
   assert.doesNotMatch(await names(), /cc-shares|cc-pids/);
   // Values runc takes still run.
-  r = await api('POST', '/containers/create?name=cc-limits', { Image: IMG, Cmd: ['true'], HostConfig: { CpuShares: 512, PidsLimit: 100 } });
+  r = await api('POST', '/containers/create?name=cc-limits', {
+    Image: IMG,
+    Cmd: ['true'],
+    HostConfig: { CpuShares: 512, PidsLimit: 100 },
+  });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   await docker('start', 'cc-limits');
   assert.equal(await out('wait', 'cc-limits'), '0');
   await docker('rm', 'cc-limits');
 });
 
-test('HostConfig fields at the root of a create body: used without an inner HostConfig, else only to fill five of its zero fields (dockerd\'s getHostConfig)', async () => {
+test("HostConfig fields at the root of a create body: used without an inner HostConfig, else only to fill five of its zero fields (dockerd's getHostConfig)", async () => {
   const host = async (name: string) => JSON.parse(await out('inspect', name))[0].HostConfig;
   const MiB = 1024 * 1024;
   // Root only: all of it is the HostConfig, whatever the key case; Cpuset fills CpusetCpus.
-  let r = await api('POST', '/containers/create?name=cc-root', { Image: IMG, Cmd: ['true'], Memory: 64 * MiB, binds: ['/tmp:/hosttmp:ro'], Privileged: true, Cpuset: '0' });
+  let r = await api('POST', '/containers/create?name=cc-root', {
+    Image: IMG,
+    Cmd: ['true'],
+    Memory: 64 * MiB,
+    binds: ['/tmp:/hosttmp:ro'],
+    Privileged: true,
+    Cpuset: '0',
+  });
   assert.equal(r.status, 201, JSON.stringify(r.body));
   let h = await host('cc-root');
   assert.equal(h.Memory, 64 * MiB);
@@ -396,7 +521,12 @@ test('HostConfig fields at the root of a create body: used without an inner Host
   assert.equal(h.CpusetCpus, '0');
   // Both: the inner one wins; Memory, MemorySwap, CpuShares, CpusetCpus and VolumeDriver fill its zero ones, the rest of the root is ignored.
   r = await api('POST', '/containers/create?name=cc-both', {
-    Image: IMG, Cmd: ['true'], Memory: 32 * MiB, CpuShares: 300, Binds: ['/tmp:/ignored'], Privileged: true,
+    Image: IMG,
+    Cmd: ['true'],
+    Memory: 32 * MiB,
+    CpuShares: 300,
+    Binds: ['/tmp:/ignored'],
+    Privileged: true,
     HostConfig: { CpuShares: 700, RestartPolicy: { Name: 'no' } },
   });
   assert.equal(r.status, 201, JSON.stringify(r.body));
@@ -408,7 +538,10 @@ test('HostConfig fields at the root of a create body: used without an inner Host
   // A root field of the wrong type is Go's type error.
   r = await api('POST', '/containers/create?name=cc-bad', { Image: IMG, Cmd: ['true'], Memory: 'lots' });
   assert.equal(r.status, 400, JSON.stringify(r.body));
-  assert.match(r.body.message, /^invalid JSON: json: cannot unmarshal string into Go struct field .*Memory of type int64$/);
+  assert.match(
+    r.body.message,
+    /^invalid JSON: json: cannot unmarshal string into Go struct field .*Memory of type int64$/,
+  );
   assert.doesNotMatch(await out('ps', '-a', '--format', '{{.Names}}'), /cc-bad/);
   await docker('rm', 'cc-root', 'cc-both');
 });

@@ -16,7 +16,9 @@ before(async () => {
   d = await startDaemon({ prefix: 'shtxtra' });
   await importBusybox(d.docker, d.dir, IMG);
 });
-after(async () => { await d?.destroy(); });
+after(async () => {
+  await d?.destroy();
+});
 
 const docker = (...args: string[]) => d.docker(args);
 const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
@@ -44,14 +46,22 @@ function statsStream(id: string, n: number): Promise<Doc[]> {
         }
       });
     });
-    req.on('error', (e) => { if (docs.length < n) reject(e); });
+    req.on('error', (e) => {
+      if (docs.length < n) reject(e);
+    });
   });
 }
 
 test('docker stats --no-stream shows memory and CPU numbers of a running container', async () => {
   const id = await out('run', '-d', '--name', 'st1', '--memory', '64m', IMG, 'sh', '-c', 'while :; do :; done');
   try {
-    const line = await out('stats', '--no-stream', '--format', '{{.ID}} {{.CPUPerc}} {{.MemUsage}} {{.MemPerc}} {{.PIDs}}', 'st1');
+    const line = await out(
+      'stats',
+      '--no-stream',
+      '--format',
+      '{{.ID}} {{.CPUPerc}} {{.MemUsage}} {{.MemPerc}} {{.PIDs}}',
+      'st1',
+    );
     const m = /^(\w+) ([\d.]+)% ([\d.]+\w+) \/ ([\d.]+\w+) ([\d.]+)% (\d+)$/.exec(line);
     assert.ok(m, `unexpected stats line: ${line}`);
     assert.equal(m[1], id.slice(0, 12));
@@ -104,9 +114,12 @@ test('docker cp into a running container, then out of a stopped one', async () =
     await docker('cp', 'cp1:/tmp/in.txt', path.join(d.dir, 'back.txt'));
     assert.equal(fs.readFileSync(path.join(d.dir, 'back.txt'), 'utf8'), 'hello from the host\n');
     // The stopped container's rootfs was mounted only for the copy.
-    const cid = (await out('inspect', '--format', '{{.Id}}', 'cp1'));
+    const cid = await out('inspect', '--format', '{{.Id}}', 'cp1');
     // (The daemon unmounts once the tar is sent: the CLI may be done a moment before.)
-    await waitFor('the copy mount to go', async () => !fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(d.dataRoot, 'containers', cid)));
+    await waitFor(
+      'the copy mount to go',
+      async () => !fs.readFileSync('/proc/self/mountinfo', 'utf8').includes(path.join(d.dataRoot, 'containers', cid)),
+    );
   } finally {
     await docker('rm', '-f', '-v', 'cp1');
   }
@@ -132,7 +145,7 @@ test('docker diff lists added, changed and deleted files; export contains the ad
   }
 });
 
-test('docker update --memory changes HostConfig.Memory and the running container\'s cgroup', async () => {
+test("docker update --memory changes HostConfig.Memory and the running container's cgroup", async () => {
   const id = await out('run', '-d', '--name', 'up1', IMG, 'sleep', '1000');
   try {
     const up = await docker('update', '--memory', '100m', '--restart', 'on-failure:3', 'up1');
@@ -148,7 +161,10 @@ test('docker update --memory changes HostConfig.Memory and the running container
     await docker('update', '--cpus', '0.5', 'up1');
     assert.equal(fs.readFileSync(`/sys/fs/cgroup/cpu/shoal/${id}/cpu.cfs_quota_us`, 'utf8').trim(), '50000');
     const conflicting = await dockerFail('update', '--cpu-quota', '20000', 'up1');
-    assert.match(conflicting.stderr, /Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set/);
+    assert.match(
+      conflicting.stderr,
+      /Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set/,
+    );
   } finally {
     await docker('rm', '-f', 'up1');
   }
@@ -160,7 +176,17 @@ test('docker commit: the new image has the file, its config change and its histo
     const id = await out('commit', '-a', 'tester', '-m', 'add hello', '-c', 'ENV FOO=bar', 'cm1', 'shtxcommitted:v1');
     assert.match(id, /^sha256:[a-f0-9]{64}$/);
     assert.match(await out('images', '--format', '{{.Repository}}:{{.Tag}}'), /shtxcommitted:v1/);
-    assert.equal(await out('run', '--rm', 'shtxcommitted:v1', 'sh', '-c', 'cat /hello.txt; echo $FOO; test -e /bin/wc || echo gone'), 'committed\nbar\ngone');
+    assert.equal(
+      await out(
+        'run',
+        '--rm',
+        'shtxcommitted:v1',
+        'sh',
+        '-c',
+        'cat /hello.txt; echo $FOO; test -e /bin/wc || echo gone',
+      ),
+      'committed\nbar\ngone',
+    );
     const hist = await out('history', '--format', '{{.Comment}}', 'shtxcommitted:v1');
     assert.equal(hist.split('\n')[0], 'add hello');
     const info = JSON.parse(await out('image', 'inspect', 'shtxcommitted:v1'))[0];

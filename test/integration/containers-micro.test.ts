@@ -25,9 +25,11 @@ after(async () => {
   await deleteNetns(ns);
 });
 
-test('micro pulled from the registry runs; its page, reached from the namespace, shows the container\'s address', async () => {
+test("micro pulled from the registry runs; its page, reached from the namespace, shows the container's address", async () => {
   const id = (await d!.docker(['run', '-d', '--name', 'micro1', ref])).stdout.trim().split('\n').pop()!;
-  const ip = (await d!.docker(['inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', id])).stdout.trim();
+  const ip = (
+    await d!.docker(['inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', id])
+  ).stdout.trim();
   const page = await waitFor('micro to answer', async () => {
     const r = await d!.inNs('curl', ['-sf', `http://${ip}:8000/`], { allowFail: true });
     return r.code === 0 ? r.stdout : undefined;
@@ -41,7 +43,10 @@ test('micro pulled from the registry runs; its page, reached from the namespace,
   assert.equal(info.State.Running, true);
   assert.deepEqual(info.Config.Cmd, ['/bin/httpd', '-f', '-p', '8000', '-h', '/www']);
   // EXPOSE 8000 of the image shows, unpublished, as docker ps prints it.
-  assert.equal((await d!.docker(['ps', '--filter', 'name=micro1', '--format', '{{.Ports}}'])).stdout.trim(), '8000/tcp');
+  assert.equal(
+    (await d!.docker(['ps', '--filter', 'name=micro1', '--format', '{{.Ports}}'])).stdout.trim(),
+    '8000/tcp',
+  );
   await d!.docker(['logs', 'micro1']);
   await d!.docker(['rm', '-f', 'micro1']);
   assert.equal((await d!.docker(['ps', '-aq'])).stdout.trim(), '');

@@ -14,7 +14,9 @@ before(async () => {
   d = await startDaemon({ prefix: 'shtrst' });
   await importBusybox(d.docker, d.dir, IMG);
 });
-after(async () => { await d?.destroy(); });
+after(async () => {
+  await d?.destroy();
+});
 
 const out = async (...args: string[]) => (await d!.docker(args)).stdout.trim();
 
@@ -31,9 +33,29 @@ function conmonPids(execRoot: string): number[] {
 }
 
 test('after kill -9 of shoald the new daemon adopts running containers: ps, logs continue, stop works', async () => {
-  const id = await out('run', '-d', '--name', 'survivor', IMG, 'sh', '-c', 'trap "exit 3" TERM; i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.3; done');
+  const id = await out(
+    'run',
+    '-d',
+    '--name',
+    'survivor',
+    IMG,
+    'sh',
+    '-c',
+    'trap "exit 3" TERM; i=0; while true; do echo tick$i; i=$((i+1)); sleep 0.3; done',
+  );
   await out('run', '-d', '--name', 'dies-while-away', IMG, 'sh', '-c', 'sleep 1; exit 5');
-  await out('run', '-d', '--name', 'published', '-p', '18081:8000', IMG, 'sh', '-c', 'mkdir /www && echo pub > /www/index.html && exec httpd -f -p 8000 -h /www');
+  await out(
+    'run',
+    '-d',
+    '--name',
+    'published',
+    '-p',
+    '18081:8000',
+    IMG,
+    'sh',
+    '-c',
+    'mkdir /www && echo pub > /www/index.html && exec httpd -f -p 8000 -h /www',
+  );
   const pid = Number(await out('inspect', '--format', '{{.State.Pid}}', 'survivor'));
   const ip = await out('inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'survivor');
   await waitFor('first ticks', async () => (await out('logs', 'survivor')).includes('tick1'));
@@ -45,16 +67,31 @@ test('after kill -9 of shoald the new daemon adopts running containers: ps, logs
 
   const ps = await out('ps', '--format', '{{.Names}} {{.Status}}');
   assert.match(ps, /^survivor Up /m);
-  assert.equal(await out('inspect', '--format', '{{.Id}} {{.State.Pid}} {{.NetworkSettings.Networks.bridge.IPAddress}}', 'survivor'), `${id} ${pid} ${ip}`);
+  assert.equal(
+    await out(
+      'inspect',
+      '--format',
+      '{{.Id}} {{.State.Pid}} {{.NetworkSettings.Networks.bridge.IPAddress}}',
+      'survivor',
+    ),
+    `${id} ${pid} ${ip}`,
+  );
   // The other one exited while no daemon was there; conmon kept its exit code.
-  await waitFor('exit recorded', async () => (await out('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'dies-while-away')) === 'exited 5');
+  await waitFor(
+    'exit recorded',
+    async () =>
+      (await out('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}}', 'dies-while-away')) === 'exited 5',
+  );
 
   const before = (await out('logs', 'survivor')).split('\n').length;
   await waitFor('logs to continue', async () => (await out('logs', 'survivor')).split('\n').length > before + 2);
 
   // Published ports are still this daemon's: a later start rewrites the rules and keeps them.
   await out('run', '-d', IMG, 'true');
-  const page = await waitFor('published page', async () => (await d!.inNs('curl', ['-sf', 'http://172.17.0.1:18081/'], { allowFail: true })).stdout);
+  const page = await waitFor(
+    'published page',
+    async () => (await d!.inNs('curl', ['-sf', 'http://172.17.0.1:18081/'], { allowFail: true })).stdout,
+  );
   assert.equal(page, 'pub\n');
 
   await d!.docker(['stop', 'survivor']);
@@ -62,7 +99,10 @@ test('after kill -9 of shoald the new daemon adopts running containers: ps, logs
   assert.equal(alive(pid), false);
   // A fresh container on the adopted daemon gets an address not in use.
   await out('run', '-d', '--name', 'after', IMG, 'sleep', '300');
-  assert.match(await out('inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'after'), /^172\.17\./);
+  assert.match(
+    await out('inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'after'),
+    /^172\.17\./,
+  );
 });
 
 test('after a power cut the daemon starts again what the restart policies ask for, as dockerd at boot', async () => {
@@ -91,7 +131,8 @@ test('after a power cut the daemon starts again what the restart policies ask fo
     const states = await Promise.all(back.map((n) => out('inspect', '--format', '{{.State.Status}}', n)));
     return states.every((s) => s === 'running');
   });
-  for (const n of back) assert.notEqual(Number(await out('inspect', '--format', '{{.State.Pid}}', n)), pids.get(n) ?? 0, n);
+  for (const n of back)
+    assert.notEqual(Number(await out('inspect', '--format', '{{.State.Pid}}', n)), pids.get(n) ?? 0, n);
   assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'boot-no'), 'exited');
   assert.equal(await out('inspect', '--format', '{{.State.Status}}', 'boot-unless-stopped'), 'exited');
   // A docker stop after the boot holds again.
@@ -124,7 +165,10 @@ test('purgeDaemonState (via destroy) kills containers and conmon and removes mou
   assert.equal(alive(pid), false);
   // An exited conmon may linger as a zombie of whatever reaper adopted it: only a live one counts.
   for (const c of conmons) assert.equal(processIs(c, 'conmon'), false, `conmon ${c} still alive`);
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4]?.startsWith(dir));
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4]?.startsWith(dir));
   assert.deepEqual(mounts, []);
   assert.equal(fs.existsSync(dir), false);
 });

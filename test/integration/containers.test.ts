@@ -15,7 +15,9 @@ before(async () => {
   d = await startDaemon({ prefix: 'shtctr' });
   await importBusybox(d.docker, d.dir, IMG);
 });
-after(async () => { await d?.destroy(); });
+after(async () => {
+  await d?.destroy();
+});
 
 const docker = (...args: string[]) => d.docker(args);
 const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
@@ -23,11 +25,14 @@ const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
 
 function api(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, path, method, headers: body ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-      let b = '';
-      res.on('data', (c) => (b += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
-    });
+    const req = http.request(
+      { socketPath: d.socket, path, method, headers: body ? { 'Content-Type': 'application/json' } : {} },
+      (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -35,13 +40,30 @@ function api(method: string, path: string, body?: string): Promise<{ status: num
 
 /** Mount points and runc containers under this daemon's roots. */
 async function leftovers(): Promise<{ mounts: string[]; runc: string[] }> {
-  const mounts = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ')[4]).filter((m) => m?.startsWith(d.dataRoot + '/containers/'));
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m) => m?.startsWith(d.dataRoot + '/containers/'));
   const r = await run('runc', ['--root', `${d.execRoot}/runc`, 'list', '-q'], { allowFail: true });
   return { mounts, runc: r.stdout.split('\n').filter(Boolean) };
 }
 
-test('docker run -d starts a container that ps lists and inspect describes in Docker\'s shape', async () => {
-  const id = await out('run', '-d', '--name', 'web1', '--label', 'com.docker.swarm.task.id=t1', '-e', 'FOO=bar', IMG, 'sh', '-c', 'echo started; sleep 300');
+test("docker run -d starts a container that ps lists and inspect describes in Docker's shape", async () => {
+  const id = await out(
+    'run',
+    '-d',
+    '--name',
+    'web1',
+    '--label',
+    'com.docker.swarm.task.id=t1',
+    '-e',
+    'FOO=bar',
+    IMG,
+    'sh',
+    '-c',
+    'echo started; sleep 300',
+  );
   assert.match(id, /^[a-f0-9]{64}$/);
   const ps = await out('ps', '--format', '{{.ID}} {{.Names}} {{.Image}} {{.Status}}');
   assert.match(ps, new RegExp(`^${id.slice(0, 12)} web1 ${IMG} Up `, 'm'));
@@ -63,11 +85,23 @@ test('docker run -d starts a container that ps lists and inspect describes in Do
   await docker('rm', '-f', 'web1');
 });
 
-test('the container has its address on the default bridge and serves it to the daemon\'s namespace', async () => {
-  await docker('run', '-d', '--name', 'httpd1', IMG, 'sh', '-c', 'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 8000 -h /www');
+test("the container has its address on the default bridge and serves it to the daemon's namespace", async () => {
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    'httpd1',
+    IMG,
+    'sh',
+    '-c',
+    'mkdir -p /www && echo "hello from $(hostname)" > /www/index.html && exec httpd -f -p 8000 -h /www',
+  );
   const ip = await out('inspect', '--format', '{{.NetworkSettings.Networks.bridge.IPAddress}}', 'httpd1');
   const id = await out('inspect', '--format', '{{.Id}}', 'httpd1');
-  const page = await waitFor('httpd to answer', async () => (await d.inNs('busybox', ['wget', '-qO-', `http://${ip}:8000/`], { allowFail: true })).stdout);
+  const page = await waitFor(
+    'httpd to answer',
+    async () => (await d.inNs('busybox', ['wget', '-qO-', `http://${ip}:8000/`], { allowFail: true })).stdout,
+  );
   assert.equal(page.trim(), `hello from ${id.slice(0, 12)}`);
   const hosts = await out('exec', 'httpd1', 'cat', '/etc/hosts');
   assert.match(hosts, new RegExp(`^${ip.replace(/\./g, '\\.')}\\s+${id.slice(0, 12)}$`, 'm'));
@@ -97,7 +131,16 @@ test('docker run -i passes stdin through conmon to the container', async () => {
 });
 
 test('logs: whole log, --tail, --timestamps, --since, and -f until the container exits', async () => {
-  await docker('run', '-d', '--name', 'log1', IMG, 'sh', '-c', 'echo one; echo two >&2; sleep 1; echo three; sleep 1; echo four');
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    'log1',
+    IMG,
+    'sh',
+    '-c',
+    'echo one; echo two >&2; sleep 1; echo three; sleep 1; echo four',
+  );
   const all = await waitFor('four lines', async () => {
     const r = await docker('logs', 'log1');
     return r.stdout.includes('four') ? r : undefined;
@@ -138,14 +181,37 @@ test('exec: output and exit code, stdin, a missing command, and exec -t', async 
 });
 
 test('stop: StopSignal then exit; a container ignoring it is killed after the grace period', async () => {
-  await docker('run', '-d', '--name', 'st1', IMG, 'sh', '-c', 'trap "echo got-term; exit 3" TERM; while true; do sleep 0.1; done');
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    'st1',
+    IMG,
+    'sh',
+    '-c',
+    'trap "echo got-term; exit 3" TERM; while true; do sleep 0.1; done',
+  );
   await docker('stop', 'st1');
-  assert.equal(await out('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}', 'st1'), 'exited 3 false');
+  assert.equal(
+    await out('inspect', '--format', '{{.State.Status}} {{.State.ExitCode}} {{.State.Running}}', 'st1'),
+    'exited 3 false',
+  );
   assert.equal((await docker('logs', 'st1')).stdout, 'got-term\n');
   const fin = await out('inspect', '--format', '{{.State.FinishedAt}}', 'st1');
   assert.ok(Date.parse(fin) > 0);
 
-  await docker('run', '-d', '--name', 'st2', '--stop-signal', 'USR1', IMG, 'sh', '-c', 'trap "exit 4" USR1; while true; do sleep 0.1; done');
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    'st2',
+    '--stop-signal',
+    'USR1',
+    IMG,
+    'sh',
+    '-c',
+    'trap "exit 4" USR1; while true; do sleep 0.1; done',
+  );
   await docker('stop', 'st2');
   assert.equal(await out('inspect', '--format', '{{.State.ExitCode}}', 'st2'), '4');
 
@@ -185,7 +251,12 @@ test('create then start; rm needs -f for a running container; rm -f removes ever
   const r = await dockerFail('rm', 'cr1');
   assert.notEqual(r.code, 0);
   // dockerd 20.10's wording (daemon/delete.go).
-  assert.match(r.stderr, new RegExp(`You cannot remove a running container ${id}\\. Stop the container before attempting removal or force remove`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `You cannot remove a running container ${id}\\. Stop the container before attempting removal or force remove`,
+    ),
+  );
   await docker('rm', '-fv', 'cr1');
   const gone = await dockerFail('inspect', id);
   assert.notEqual(gone.code, 0);
@@ -199,7 +270,8 @@ test('ps: running only by default, -a, -q, and label, name and status filters', 
   await docker('run', '-d', '--name', 'pa', '--label', 'com.docker.swarm.service.id=s1', IMG, 'sleep', '300');
   await docker('run', '-d', '--name', 'pb', '--label', 'com.docker.swarm.service.id=s2', IMG, 'sleep', '300');
   await docker('run', '--name', 'pc', '--label', 'com.docker.swarm.service.id=s1', IMG, 'true');
-  const names = async (...a: string[]) => (await out('ps', ...a, '--format', '{{.Names}}')).split('\n').filter(Boolean).sort();
+  const names = async (...a: string[]) =>
+    (await out('ps', ...a, '--format', '{{.Names}}')).split('\n').filter(Boolean).sort();
   assert.deepEqual(await names('--filter', 'name=^p[abc]$'), ['pa', 'pb']);
   assert.deepEqual(await names('-a', '--filter', 'name=^p[abc]$'), ['pa', 'pb', 'pc']);
   assert.deepEqual(await names('-a', '--filter', 'label=com.docker.swarm.service.id=s1'), ['pa', 'pc']);
@@ -227,7 +299,11 @@ test('bad input: unknown image 404, unknown container 404, name conflict 409, ma
   const id = await out('create', '--name', 'dup', IMG, 'true');
   const dup = await dockerFail('create', '--name', 'dup', IMG, 'true');
   assert.notEqual(dup.code, 0);
-  assert.ok(dup.stderr.includes(`Conflict. The container name "/dup" is already in use by container "${id}". You have to remove (or rename) that container to be able to reuse that name.`));
+  assert.ok(
+    dup.stderr.includes(
+      `Conflict. The container name "/dup" is already in use by container "${id}". You have to remove (or rename) that container to be able to reuse that name.`,
+    ),
+  );
   const dupApi = await api('POST', '/v1.41/containers/create?name=dup', JSON.stringify({ Image: IMG }));
   assert.equal(dupApi.status, 409);
   await docker('rm', 'dup');
@@ -255,9 +331,10 @@ test('an image used by a container cannot be removed', async () => {
   await docker('rm', 'user1');
 });
 
-test('--memory, --cpus and --pids-limit become the container\'s cgroup limits', async () => {
+test("--memory, --cpus and --pids-limit become the container's cgroup limits", async () => {
   const id = await out('run', '-d', '--memory', '64m', '--cpus', '0.5', '--pids-limit', '50', IMG, 'sleep', '300');
-  const cg = (ctrl: string, file: string) => fs.readFileSync(`/sys/fs/cgroup/${ctrl}/shoal/${id}/${file}`, 'utf8').trim();
+  const cg = (ctrl: string, file: string) =>
+    fs.readFileSync(`/sys/fs/cgroup/${ctrl}/shoal/${id}/${file}`, 'utf8').trim();
   assert.equal(cg('memory', 'memory.limit_in_bytes'), String(64 * 1024 * 1024));
   assert.equal(cg('cpu', 'cpu.cfs_quota_us'), '50000');
   assert.equal(cg('cpu', 'cpu.cfs_period_us'), '100000');
@@ -269,8 +346,20 @@ test('--memory, --cpus and --pids-limit become the container\'s cgroup limits', 
 test('--mount bind and tmpfs, and -v binds', async () => {
   const host = fs.mkdtempSync(`${d.dir}/bind-`);
   fs.writeFileSync(`${host}/f`, 'from host\n');
-  const r = await docker('run', '--rm', '--mount', `type=bind,source=${host},target=/h,readonly`, '--mount', 'type=tmpfs,target=/scratch', '-v', `${host}:/v`, IMG,
-    'sh', '-c', 'cat /h/f; touch /h/x 2>/dev/null || echo ro; echo w > /scratch/a && cat /scratch/a; echo v > /v/out');
+  const r = await docker(
+    'run',
+    '--rm',
+    '--mount',
+    `type=bind,source=${host},target=/h,readonly`,
+    '--mount',
+    'type=tmpfs,target=/scratch',
+    '-v',
+    `${host}:/v`,
+    IMG,
+    'sh',
+    '-c',
+    'cat /h/f; touch /h/x 2>/dev/null || echo ro; echo w > /scratch/a && cat /scratch/a; echo v > /v/out',
+  );
   assert.equal(r.stdout, 'from host\nro\nw\n');
   assert.equal(fs.readFileSync(`${host}/out`, 'utf8'), 'v\n');
   const bad = await dockerFail('create', '--mount', `type=bind,source=${host}/missing,target=/m`, IMG, 'true');
@@ -280,9 +369,17 @@ test('--mount bind and tmpfs, and -v binds', async () => {
 
 test('restart policies: on-failure stops after its maximum, docker stop ends always', async () => {
   await docker('run', '-d', '--name', 'rp1', '--restart', 'on-failure:2', IMG, 'sh', '-c', 'exit 1');
-  await waitFor('two restarts', async () => (await out('inspect', '--format', '{{.RestartCount}} {{.State.Status}}', 'rp1')) === '2 exited', 20_000);
+  await waitFor(
+    'two restarts',
+    async () => (await out('inspect', '--format', '{{.RestartCount}} {{.State.Status}}', 'rp1')) === '2 exited',
+    20_000,
+  );
   await docker('run', '-d', '--name', 'rp2', '--restart', 'always', IMG, 'sh', '-c', 'sleep 0.3');
-  await waitFor('a restart', async () => Number(await out('inspect', '--format', '{{.RestartCount}}', 'rp2')) >= 1, 20_000);
+  await waitFor(
+    'a restart',
+    async () => Number(await out('inspect', '--format', '{{.RestartCount}}', 'rp2')) >= 1,
+    20_000,
+  );
   await docker('stop', 'rp2');
   const count = await out('inspect', '--format', '{{.RestartCount}}', 'rp2');
   await new Promise((r) => setTimeout(r, 1500));
@@ -293,7 +390,10 @@ test('restart policies: on-failure stops after its maximum, docker stop ends alw
 test('pause and unpause, rename, top', async () => {
   await docker('run', '-d', '--name', 'pz1', IMG, 'sh', '-c', 'while true; do echo x >/dev/null; sleep 0.1; done');
   await docker('pause', 'pz1');
-  assert.equal(await out('inspect', '--format', '{{.State.Status}} {{.State.Paused}} {{.State.Running}}', 'pz1'), 'paused true true');
+  assert.equal(
+    await out('inspect', '--format', '{{.State.Status}} {{.State.Paused}} {{.State.Running}}', 'pz1'),
+    'paused true true',
+  );
   assert.match(await out('ps', '--filter', 'name=^pz1$', '--format', '{{.Status}}'), /^Up .* \(Paused\)$/);
   const ex = await dockerFail('exec', 'pz1', 'true');
   assert.match(ex.stderr, /is paused, unpause the container before exec/);
@@ -309,19 +409,33 @@ test('pause and unpause, rename, top', async () => {
   await docker('rm', '-f', 'pz2');
 });
 
-test('-u: users are looked up in the container\'s /etc/passwd at start; -w sets the working directory', async () => {
-  assert.equal((await docker('run', '--rm', '-u', 'nobody', '-w', '/tmp', IMG, 'sh', '-c', 'echo $(id -u):$(id -g) $(pwd)')).stdout, '65534:65534 /tmp\n');
-  assert.equal((await docker('run', '--rm', '-u', '123:45', IMG, 'sh', '-c', 'echo $(id -u):$(id -g)')).stdout, '123:45\n');
+test("-u: users are looked up in the container's /etc/passwd at start; -w sets the working directory", async () => {
+  assert.equal(
+    (await docker('run', '--rm', '-u', 'nobody', '-w', '/tmp', IMG, 'sh', '-c', 'echo $(id -u):$(id -g) $(pwd)'))
+      .stdout,
+    '65534:65534 /tmp\n',
+  );
+  assert.equal(
+    (await docker('run', '--rm', '-u', '123:45', IMG, 'sh', '-c', 'echo $(id -u):$(id -g)')).stdout,
+    '123:45\n',
+  );
   const r = await dockerFail('run', '--rm', '-u', 'nosuchuser', IMG, 'true');
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /unable to find user nosuchuser: no matching entries in passwd file/);
 });
 
-test('-p publishes a port on the daemon\'s addresses (also loopback); -p without host port picks one; conflicts are refused', async () => {
-  const serve = ['sh', '-c', 'mkdir -p /www && echo "page of $(hostname)" > /www/index.html && exec httpd -f -p 8000 -h /www'];
+test("-p publishes a port on the daemon's addresses (also loopback); -p without host port picks one; conflicts are refused", async () => {
+  const serve = [
+    'sh',
+    '-c',
+    'mkdir -p /www && echo "page of $(hostname)" > /www/index.html && exec httpd -f -p 8000 -h /www',
+  ];
   const id = await out('run', '-d', '--name', 'pub1', '-p', '18080:8000', IMG, ...serve);
   for (const addr of ['172.17.0.1', '127.0.0.1']) {
-    const page = await waitFor(`page via ${addr}`, async () => (await d.inNs('curl', ['-sf', `http://${addr}:18080/`], { allowFail: true })).stdout);
+    const page = await waitFor(
+      `page via ${addr}`,
+      async () => (await d.inNs('curl', ['-sf', `http://${addr}:18080/`], { allowFail: true })).stdout,
+    );
     assert.equal(page, `page of ${id.slice(0, 12)}\n`);
   }
   assert.equal(await out('port', 'pub1', '8000/tcp'), '0.0.0.0:18080');
@@ -334,7 +448,10 @@ test('-p publishes a port on the daemon\'s addresses (also loopback); -p without
   await docker('run', '-d', '--name', 'pub3', '-p', '8000', IMG, ...serve);
   const port = (await out('port', 'pub3', '8000/tcp')).split(':')[1];
   assert.ok(Number(port) >= 32768);
-  await waitFor('random port page', async () => (await d.inNs('curl', ['-sf', `http://172.17.0.1:${port}/`], { allowFail: true })).code === 0);
+  await waitFor(
+    'random port page',
+    async () => (await d.inNs('curl', ['-sf', `http://172.17.0.1:${port}/`], { allowFail: true })).code === 0,
+  );
 
   await docker('rm', '-f', 'pub1', 'pub2', 'pub3');
   const rules = (await d.inNs('nft', ['list', 'chain', 'ip', 'shoal', 'ports_prerouting'])).stdout;
@@ -343,27 +460,80 @@ test('-p publishes a port on the daemon\'s addresses (also loopback); -p without
 
 test('docker events: the container lifecycle, filtered, as history and live', async () => {
   const since = String(Math.floor(Date.now() / 1000) - 1);
-  await docker('run', '-d', '--name', 'ev1', '--label', 'evlabel=yes', IMG, 'sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.1; done');
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    'ev1',
+    '--label',
+    'evlabel=yes',
+    IMG,
+    'sh',
+    '-c',
+    'trap "exit 0" TERM; while true; do sleep 0.1; done',
+  );
   await docker('exec', 'ev1', 'true');
   await docker('stop', 'ev1');
   await docker('rm', 'ev1');
   const until = String(Math.ceil(Date.now() / 1000) + 1);
-  const r = await docker('events', '--since', since, '--until', until, '--filter', 'container=ev1', '--filter', 'label=evlabel=yes', '--format', '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}');
+  const r = await docker(
+    'events',
+    '--since',
+    since,
+    '--until',
+    until,
+    '--filter',
+    'container=ev1',
+    '--filter',
+    'label=evlabel=yes',
+    '--format',
+    '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}',
+  );
   const actions = r.stdout.trim().split('\n');
-  assert.deepEqual(actions.filter((a) => !a.includes('exec_')), [
-    'container create ev1', 'container start ev1', 'container kill ev1', 'container die ev1', 'container stop ev1', 'container destroy ev1',
-  ]);
+  assert.deepEqual(
+    actions.filter((a) => !a.includes('exec_')),
+    [
+      'container create ev1',
+      'container start ev1',
+      'container kill ev1',
+      'container die ev1',
+      'container stop ev1',
+      'container destroy ev1',
+    ],
+  );
   assert.ok(actions.includes('container exec_die ev1'));
 });
 
 test('health checks: healthy after a passing probe, unhealthy after Retries failures; ps shows it and filters on it', async () => {
-  await docker('run', '-d', '--name', 'hc1', '--health-cmd', 'test -f /tmp/ok', '--health-interval', '300ms', '--health-retries', '2', IMG,
-    'sh', '-c', 'touch /tmp/ok; sleep 300');
-  await waitFor('healthy', async () => (await out('inspect', '--format', '{{.State.Health.Status}}', 'hc1')) === 'healthy', 20_000);
+  await docker(
+    'run',
+    '-d',
+    '--name',
+    'hc1',
+    '--health-cmd',
+    'test -f /tmp/ok',
+    '--health-interval',
+    '300ms',
+    '--health-retries',
+    '2',
+    IMG,
+    'sh',
+    '-c',
+    'touch /tmp/ok; sleep 300',
+  );
+  await waitFor(
+    'healthy',
+    async () => (await out('inspect', '--format', '{{.State.Health.Status}}', 'hc1')) === 'healthy',
+    20_000,
+  );
   assert.match(await out('ps', '--filter', 'name=hc1', '--format', '{{.Status}}'), /^Up .* \(healthy\)$/);
   assert.equal(await out('ps', '--filter', 'health=healthy', '--format', '{{.Names}}'), 'hc1');
   await docker('exec', 'hc1', 'rm', '/tmp/ok');
-  await waitFor('unhealthy', async () => (await out('inspect', '--format', '{{.State.Health.Status}}', 'hc1')) === 'unhealthy', 20_000);
+  await waitFor(
+    'unhealthy',
+    async () => (await out('inspect', '--format', '{{.State.Health.Status}}', 'hc1')) === 'unhealthy',
+    20_000,
+  );
   const h = JSON.parse(await out('inspect', '--format', '{{json .State.Health}}', 'hc1'));
   assert.ok(h.FailingStreak >= 2);
   assert.notEqual(h.Log.at(-1).ExitCode, 0);

@@ -24,7 +24,9 @@ before(async () => {
   d = await startDaemon({ prefix: 'shtdfull', dataRootTmpfs: '256m' });
   await importBusybox(d.docker, d.dir, IMG);
 });
-after(async () => { await d?.destroy(); });
+after(async () => {
+  await d?.destroy();
+});
 
 async function fill(): Promise<void> {
   const st = fs.statfsSync(d.dataRoot);
@@ -46,11 +48,19 @@ function api(method: string, p: string, body?: unknown): Promise<{ status: numbe
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request({ socketPath: d.socket, path: `/v1.41${p}`, method, headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {} }, (res) => {
-      let b = '';
-      res.on('data', (c) => (b += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, ms: Date.now() - t0 }));
-    });
+    const req = http.request(
+      {
+        socketPath: d.socket,
+        path: `/v1.41${p}`,
+        method,
+        headers: text ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) } : {},
+      },
+      (res) => {
+        let b = '';
+        res.on('data', (c) => (b += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b, ms: Date.now() - t0 }));
+      },
+    );
     req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${p} hung for 60 s`)));
     req.on('error', reject);
     req.end(text);
@@ -64,7 +74,13 @@ function assertNoSpace(r: { status: number; body: string }, what: string): void 
 
 /** Every list endpoint answers 200 with a JSON array (or the volumes object). */
 async function listsAnswer(swarm: boolean): Promise<void> {
-  for (const p of ['/containers/json?all=1', '/images/json', '/networks', '/volumes', ...(swarm ? ['/services', '/tasks', '/nodes', '/secrets', '/configs'] : [])]) {
+  for (const p of [
+    '/containers/json?all=1',
+    '/images/json',
+    '/networks',
+    '/volumes',
+    ...(swarm ? ['/services', '/tasks', '/nodes', '/secrets', '/configs'] : []),
+  ]) {
     const r = await api('GET', p);
     assert.equal(r.status, 200, `GET ${p}: ${r.status} ${r.body}`);
     JSON.parse(r.body);
@@ -77,7 +93,8 @@ function leftoverTemps(): string[] {
   const walk = (dir: string) => {
     for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       const p = path.join(dir, e.name);
-      if (e.isDirectory() && !['rootfs', 'diff', 'merged', 'work', 'member', 'blobs', 'layers'].includes(e.name)) walk(p);
+      if (e.isDirectory() && !['rootfs', 'diff', 'merged', 'work', 'member', 'blobs', 'layers'].includes(e.name))
+        walk(p);
       else if (e.isFile() && /\.tmp(-[0-9a-f]+)?$/.test(e.name)) out.push(p);
     }
   };
@@ -93,7 +110,10 @@ test('with its disk full, volume, network and container writes answer 500 "no sp
     const net = await api('POST', '/networks/create', { Name: 'dfnet0', Driver: 'bridge' });
     assert.equal(net.status, 201, net.body);
     assert.equal((await api('DELETE', '/networks/dfnet0')).status, 204);
-    assertNoSpace(await api('POST', '/containers/create?name=dfctr', { Image: IMG, Cmd: ['true'] }), 'container create');
+    assertNoSpace(
+      await api('POST', '/containers/create?name=dfctr', { Image: IMG, Cmd: ['true'] }),
+      'container create',
+    );
     await listsAnswer(false);
     // Nothing half-made is listed.
     assert.equal((await api('GET', '/volumes/dfvol')).status, 404);
@@ -144,7 +164,10 @@ test('a one-node swarm with its disk full: service and network writes answer an 
     await d.stop();
     await d.start();
     for (const [p, body] of [
-      ['/services/create', { Name: 'dfsvc', TaskTemplate: { ContainerSpec: { Image: IMG, Command: ['sleep', '1000'] } } }],
+      [
+        '/services/create',
+        { Name: 'dfsvc', TaskTemplate: { ContainerSpec: { Image: IMG, Command: ['sleep', '1000'] } } },
+      ],
       ['/networks/create', { Name: 'dfover', Driver: 'overlay' }],
     ] as const) {
       const r = await api('POST', p, body);
@@ -159,7 +182,14 @@ test('a one-node swarm with its disk full: service and network writes answer an 
   }
   // Freed: the swarm takes writes again once the store is back (etcd restarts with a backoff of at most 10 s).
   const t0 = Date.now();
-  await waitFor('a service create to succeed after space is freed', async () => (await d.docker(['service', 'create', '--name', 'dfsvc2', '--detach', IMG, 'sleep', '1000'], { allowFail: true })).code === 0, 60_000, 1000);
+  await waitFor(
+    'a service create to succeed after space is freed',
+    async () =>
+      (await d.docker(['service', 'create', '--name', 'dfsvc2', '--detach', IMG, 'sleep', '1000'], { allowFail: true }))
+        .code === 0,
+    60_000,
+    1000,
+  );
   console.log(`# swarm writes back ${Date.now() - t0} ms after space was freed`);
   await listsAnswer(true);
   await d.docker(['swarm', 'leave', '--force'], { allowFail: true });

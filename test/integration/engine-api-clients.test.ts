@@ -24,18 +24,28 @@ interface Answer {
 function api(method: string, path: string, body?: unknown): Promise<Answer> {
   const data = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: d.socket, method, path: `/v1.41${path}`, headers: data ? { 'Content-Type': 'application/json' } : {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const raw = Buffer.concat(chunks).toString();
-        let parsed: unknown = raw;
-        try {
-          parsed = raw ? JSON.parse(raw) : undefined;
-        } catch { /* not JSON: kept as text */ }
-        resolve({ status: res.statusCode ?? 0, body: parsed, raw });
-      });
-    });
+    const req = http.request(
+      {
+        socketPath: d.socket,
+        method,
+        path: `/v1.41${path}`,
+        headers: data ? { 'Content-Type': 'application/json' } : {},
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks).toString();
+          let parsed: unknown = raw;
+          try {
+            parsed = raw ? JSON.parse(raw) : undefined;
+          } catch {
+            /* not JSON: kept as text */
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed, raw });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(data);
   });
@@ -61,9 +71,15 @@ after(async () => {
 
 test('swarm init refuses an unknown data-path interface, and a port in the data-path address, as dockerd; nothing is created', async () => {
   for (const DataPathAddr of ['nosuchif0', '127.0.0.1:4789', '0.0.0.0']) {
-    const r = await api('POST', '/swarm/init', { ListenAddr: '0.0.0.0:2377', AdvertiseAddr: '127.0.0.1', DataPathAddr });
+    const r = await api('POST', '/swarm/init', {
+      ListenAddr: '0.0.0.0:2377',
+      AdvertiseAddr: '127.0.0.1',
+      DataPathAddr,
+    });
     assert.equal(r.status, 400, `${DataPathAddr}: ${r.raw}`);
-    assert.deepEqual(r.body, { message: 'data path address must be a non-zero IP address or network interface (without a port number)' });
+    assert.deepEqual(r.body, {
+      message: 'data path address must be a non-zero IP address or network interface (without a port number)',
+    });
   }
   assert.equal((await api('GET', '/swarm')).status, 503, 'no swarm was made');
   const ok = await api('POST', '/swarm/init', { ListenAddr: '0.0.0.0:2377', AdvertiseAddr: '127.0.0.1' });
@@ -79,13 +95,20 @@ test('dockerode: lists nodes, creates a service, scales it, reads its tasks', as
 
   const created = await docker.createService(sleeper('dode') as Docker.CreateServiceOptions);
   const service = docker.getService(created.id);
-  const info = await service.inspect() as Json;
+  const info = (await service.inspect()) as Json;
   await service.update({ ...info.Spec, Mode: { Replicated: { Replicas: 3 } }, version: info.Version.Index });
   assert.equal(((await service.inspect()) as Json).Spec.Mode.Replicated.Replicas, 3);
-  const tasks = await waitFor('3 running tasks of dode', async () => {
-    const all = await docker.listTasks({ filters: JSON.stringify({ service: ['dode'], 'desired-state': ['running'] }) });
-    return all.length === 3 && all.every((t) => t.Status?.State === 'running') && all;
-  }, 90_000, 500);
+  const tasks = await waitFor(
+    '3 running tasks of dode',
+    async () => {
+      const all = await docker.listTasks({
+        filters: JSON.stringify({ service: ['dode'], 'desired-state': ['running'] }),
+      });
+      return all.length === 3 && all.every((t) => t.Status?.State === 'running') && all;
+    },
+    90_000,
+    500,
+  );
   assert.deepEqual(tasks.map((t) => t.Slot).sort(), [1, 2, 3]);
   assert.ok(tasks.every((t) => t.ServiceID === created.id && t.NodeID === nodes[0].ID));
   await service.remove();
@@ -95,7 +118,12 @@ test('dockerode on the routes that check Content-Type (volume, network, containe
   const docker = new Docker({ socketPath: d.socket, version: 'v1.41' });
   await docker.createVolume({ Name: 'dode-vol' });
   const net = await docker.createNetwork({ Name: 'dode-net' });
-  const c = await docker.createContainer({ name: 'dode-box', Image: 'busybox:latest', Cmd: ['sleep', '60'], HostConfig: { Binds: ['dode-vol:/data'] } });
+  const c = await docker.createContainer({
+    name: 'dode-box',
+    Image: 'busybox:latest',
+    Cmd: ['sleep', '60'],
+    HostConfig: { Binds: ['dode-vol:/data'] },
+  });
   await c.start();
   await net.connect({ Container: c.id });
   const exec = await c.exec({ Cmd: ['sh', '-c', 'echo hi > /data/f'], AttachStdout: true });
@@ -115,10 +143,15 @@ test('service: ForceUpdate shown from create; the version read right after creat
   const first = (await api('GET', `/services/${id}`)).body as Json;
   assert.equal(first.Spec.TaskTemplate.ForceUpdate, 0, 'TaskSpec.ForceUpdate has no omitempty in Docker');
   // Once the leader loops have handled the new service (its task is past NEW), its version is unchanged.
-  await waitFor('the task of fu allocated', async () => {
-    const tasks = (await api('GET', `/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [id] }))}`)).body as Json[];
-    return tasks.length === 1 && tasks[0].Status.State !== 'new';
-  }, 30_000);
+  await waitFor(
+    'the task of fu allocated',
+    async () => {
+      const tasks = (await api('GET', `/tasks?filters=${encodeURIComponent(JSON.stringify({ service: [id] }))}`))
+        .body as Json[];
+      return tasks.length === 1 && tasks[0].Status.State !== 'new';
+    },
+    30_000,
+  );
   const later = (await api('GET', `/services/${id}`)).body as Json;
   assert.equal(later.Version.Index, first.Version.Index, 'no write to a service with nothing to allocate');
 
@@ -142,21 +175,41 @@ test('networks: a name with spaces; IPAM Options null unless given; aux addresse
   assert.equal((await api('GET', `/networks/${encodeURIComponent('test 01')}`)).status, 200);
   assert.equal((await api('DELETE', `/networks/${id}`)).status, 204);
 
-  const ipam = { Driver: 'default', Options: { 'com.example.opt': 'x' }, Config: [{ Subnet: '172.28.0.0/16', IPRange: '172.28.5.0/24', Gateway: '172.28.5.254', AuxiliaryAddresses: { a: '172.28.1.5', b: '172.28.1.6' } }] };
+  const ipam = {
+    Driver: 'default',
+    Options: { 'com.example.opt': 'x' },
+    Config: [
+      {
+        Subnet: '172.28.0.0/16',
+        IPRange: '172.28.5.0/24',
+        Gateway: '172.28.5.254',
+        AuxiliaryAddresses: { a: '172.28.1.5', b: '172.28.1.6' },
+      },
+    ],
+  };
   const withIpam = await api('POST', '/networks/create', { Name: 'shapicl-ipam', IPAM: ipam });
   assert.equal(withIpam.status, 201, withIpam.raw);
   const m = (await api('GET', '/networks/shapicl-ipam')).body as Json;
   assert.deepEqual(m.IPAM, ipam);
-  const bad = await api('POST', '/networks/create', { Name: 'shapicl-badaux', IPAM: { Config: [{ Subnet: '172.29.0.0/16', AuxiliaryAddresses: { a: '10.1.1.1' } }] } });
+  const bad = await api('POST', '/networks/create', {
+    Name: 'shapicl-badaux',
+    IPAM: { Config: [{ Subnet: '172.29.0.0/16', AuxiliaryAddresses: { a: '10.1.1.1' } }] },
+  });
   assert.equal(bad.status, 403, bad.raw);
   assert.equal((await api('GET', '/networks/shapicl-badaux')).status, 404, 'a refused network is not stored');
   assert.equal((await api('DELETE', '/networks/shapicl-ipam')).status, 204);
 });
 
-test('endpoint settings: DriverOpts and link-local IPs at create, MAC address and links at connect, kept and shown; the MAC is the interface\'s', async () => {
+test("endpoint settings: DriverOpts and link-local IPs at create, MAC address and links at connect, kept and shown; the MAC is the interface's", async () => {
   const c = await api('POST', '/containers/create', {
-    Image: 'busybox:latest', Cmd: ['sleep', '300'], HostConfig: { NetworkMode: 'bridge' },
-    NetworkingConfig: { EndpointsConfig: { bridge: { DriverOpts: { 'com.docker-py.setting': 'on' }, IPAMConfig: { LinkLocalIPs: ['169.254.8.8'] } } } },
+    Image: 'busybox:latest',
+    Cmd: ['sleep', '300'],
+    HostConfig: { NetworkMode: 'bridge' },
+    NetworkingConfig: {
+      EndpointsConfig: {
+        bridge: { DriverOpts: { 'com.docker-py.setting': 'on' }, IPAMConfig: { LinkLocalIPs: ['169.254.8.8'] } },
+      },
+    },
   });
   assert.equal(c.status, 201, c.raw);
   const id = (c.body as Json).Id as string;
@@ -165,9 +218,15 @@ test('endpoint settings: DriverOpts and link-local IPs at create, MAC address an
   assert.deepEqual(bridge.IPAMConfig, { LinkLocalIPs: ['169.254.8.8'] });
 
   assert.equal((await api('POST', '/networks/create', { Name: 'shapicl-ep' })).status, 201);
-  const badMac = await api('POST', '/networks/shapicl-ep/connect', { Container: id, EndpointConfig: { MacAddress: 'not-a-mac' } });
+  const badMac = await api('POST', '/networks/shapicl-ep/connect', {
+    Container: id,
+    EndpointConfig: { MacAddress: 'not-a-mac' },
+  });
   assert.equal(badMac.status, 400, badMac.raw);
-  const con = await api('POST', '/networks/shapicl-ep/connect', { Container: id, EndpointConfig: { MacAddress: '02:42:ac:11:00:02', Links: ['upstream:bar'] } });
+  const con = await api('POST', '/networks/shapicl-ep/connect', {
+    Container: id,
+    EndpointConfig: { MacAddress: '02:42:ac:11:00:02', Links: ['upstream:bar'] },
+  });
   assert.equal(con.status, 200, con.raw);
   const before = ((await api('GET', `/containers/${id}/json`)).body as Json).NetworkSettings.Networks['shapicl-ep'];
   assert.equal(before.MacAddress, '02:42:ac:11:00:02');
@@ -186,16 +245,24 @@ test('endpoint settings: DriverOpts and link-local IPs at create, MAC address an
 test('container create: one network per create at API 1.41, as dockerd 20.10; no aliases shows null', async () => {
   assert.equal((await api('POST', '/networks/create', { Name: 'shapicl-one' })).status, 201);
   const two = await api('POST', '/containers/create?name=shapicl-two', {
-    Image: 'busybox:latest', Cmd: ['sleep', '300'], HostConfig: { NetworkMode: 'shapicl-one' },
+    Image: 'busybox:latest',
+    Cmd: ['sleep', '300'],
+    HostConfig: { NetworkMode: 'shapicl-one' },
     NetworkingConfig: { EndpointsConfig: { 'shapicl-one': { Aliases: ['hello'] }, bar: { Aliases: ['test'] } } },
   });
   assert.equal(two.status, 400, two.raw);
   assert.deepEqual(two.body, { message: 'Container cannot be connected to network endpoints: shapicl-one, bar' });
   assert.equal((await api('GET', '/containers/shapicl-two/json')).status, 404, 'nothing created');
-  const one = await api('POST', '/containers/create?name=shapicl-one-c', { Image: 'busybox:latest', Cmd: ['sleep', '300'], HostConfig: { NetworkMode: 'shapicl-one' } });
+  const one = await api('POST', '/containers/create?name=shapicl-one-c', {
+    Image: 'busybox:latest',
+    Cmd: ['sleep', '300'],
+    HostConfig: { NetworkMode: 'shapicl-one' },
+  });
   assert.equal(one.status, 201, one.raw);
   assert.equal((await api('POST', '/containers/shapicl-one-c/start')).status, 204);
-  const ep = ((await api('GET', '/containers/shapicl-one-c/json')).body as Json).NetworkSettings.Networks['shapicl-one'];
+  const ep = ((await api('GET', '/containers/shapicl-one-c/json')).body as Json).NetworkSettings.Networks[
+    'shapicl-one'
+  ];
   assert.equal(ep.Aliases, null);
   assert.equal(ep.DriverOpts, null);
   assert.equal((await api('DELETE', '/containers/shapicl-one-c?force=1')).status, 204);
@@ -206,7 +273,9 @@ test('links on a user network: the alias resolves for the linking container only
   assert.equal((await api('POST', '/networks/create', { Name: 'shapicl-links' })).status, 201);
   const run = async (name: string, ec: Json = {}) => {
     const c = await api('POST', `/containers/create?name=${name}`, {
-      Image: 'busybox:latest', Cmd: ['sleep', '300'], HostConfig: { NetworkMode: 'shapicl-links' },
+      Image: 'busybox:latest',
+      Cmd: ['sleep', '300'],
+      HostConfig: { NetworkMode: 'shapicl-links' },
       NetworkingConfig: { EndpointsConfig: { 'shapicl-links': ec } },
     });
     assert.equal(c.status, 201, c.raw);
@@ -223,12 +292,17 @@ test('links on a user network: the alias resolves for the linking container only
   const notSeen = await d.docker(['exec', 'shapicl-other', 'nslookup', 'bar'], { allowFail: true });
   assert.notEqual(notSeen.code, 0, `another container must not resolve the link alias: ${notSeen.stdout}`);
   assert.ok(other.IPAddress);
-  for (const c of ['shapicl-linking', 'shapicl-other', 'shapicl-upstream']) assert.equal((await api('DELETE', `/containers/${c}?force=1`)).status, 204);
+  for (const c of ['shapicl-linking', 'shapicl-other', 'shapicl-upstream'])
+    assert.equal((await api('DELETE', `/containers/${c}?force=1`)).status, 204);
   assert.equal((await api('DELETE', '/networks/shapicl-links')).status, 204);
 });
 
 test('raw HTTP: extra fields a hand-written client sends are ignored, as dockerd does', async () => {
-  const c = await api('POST', '/services/create', { ...sleeper('extra'), Extra: { nested: [1, 2] }, Comment: 'ignored' });
+  const c = await api('POST', '/services/create', {
+    ...sleeper('extra'),
+    Extra: { nested: [1, 2] },
+    Comment: 'ignored',
+  });
   assert.equal(c.status, 201, c.raw);
   const s = (await api('GET', '/services/extra')).body as Json;
   assert.equal(s.Spec.Extra, undefined);
@@ -243,7 +317,10 @@ test('raw HTTP: docker-py scale() sends {"Mode": {"replicated": {"Replicas": 3}}
   const c = await api('POST', '/services/create', sleeper('micro', 1));
   assert.equal(c.status, 201, c.raw);
   const s = (await api('GET', '/services/micro')).body as Json;
-  const u = await api('POST', `/services/micro/update?version=${s.Version.Index}`, { ...s.Spec, Mode: { replicated: { Replicas: 3 } } });
+  const u = await api('POST', `/services/micro/update?version=${s.Version.Index}`, {
+    ...s.Spec,
+    Mode: { replicated: { Replicas: 3 } },
+  });
   try {
     assert.equal(u.status, 200, u.raw);
     const after = (await api('GET', '/services/micro')).body as Json;
@@ -256,12 +333,20 @@ test('raw HTTP: docker-py scale() sends {"Mode": {"replicated": {"Replicas": 3}}
 });
 
 test('raw HTTP: lowercase and mixed-case keys are matched as Go matches them', async () => {
-  const n = await api('POST', '/networks/create', { name: 'shapicl-lower', driver: 'bridge', labels: { 'Keep.Case': 'v' } });
+  const n = await api('POST', '/networks/create', {
+    name: 'shapicl-lower',
+    driver: 'bridge',
+    labels: { 'Keep.Case': 'v' },
+  });
   assert.equal(n.status, 201, n.raw);
   const net = (await api('GET', '/networks/shapicl-lower')).body as Json;
   assert.deepEqual(net.Labels, { 'Keep.Case': 'v' }, 'map keys stay as sent');
   await api('DELETE', '/networks/shapicl-lower');
-  const cfg = await api('POST', '/configs/create', { name: 'shapicl-tpl', data: Buffer.from('x').toString('base64'), templating: { name: 'golang' } });
+  const cfg = await api('POST', '/configs/create', {
+    name: 'shapicl-tpl',
+    data: Buffer.from('x').toString('base64'),
+    templating: { name: 'golang' },
+  });
   assert.equal(cfg.status, 201, cfg.raw);
   const got = (await api('GET', '/configs/shapicl-tpl')).body as Json;
   assert.deepEqual(got.Spec.Templating, { Name: 'golang' });

@@ -8,7 +8,13 @@ import { createRootCA, signNodeCert } from '../../src/manager/ca/root-ca.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
 import { EtcdMember, etcdClient, waitForEtcd } from '../../src/manager/store/etcd-member.js';
 import { EtcdStore } from '../../src/manager/store/etcd-store.js';
-import { LeaderLost, StoreUnavailable, VersionConflict, WriteTimeout, type StoreEvent } from '../../src/manager/store/store.js';
+import {
+  LeaderLost,
+  StoreUnavailable,
+  VersionConflict,
+  WriteTimeout,
+  type StoreEvent,
+} from '../../src/manager/store/store.js';
 import type { Node } from '../../src/cluster/types.js';
 import { createLogger } from '../../src/util/log.js';
 import { uniqueName } from '../helpers/netns.js';
@@ -31,23 +37,51 @@ function freePort(): Promise<number> {
   });
 }
 
-const node = (id: string): Node => ({ ID: id, Version: { Index: 0 }, CreatedAt: '', UpdatedAt: '', Spec: { Role: 'worker', Availability: 'active' }, Status: { State: 'ready' } });
+const node = (id: string): Node => ({
+  ID: id,
+  Version: { Index: 0 },
+  CreatedAt: '',
+  UpdatedAt: '',
+  Spec: { Role: 'worker', Availability: 'active' },
+  Status: { State: 'ready' },
+});
 
 before(async () => {
   fs.mkdirSync(dir, { recursive: true });
   const ca = await createRootCA();
   const keys = await generateKeyPair();
-  const cert = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId: 'm1', role: 'manager', clusterId: 'c1' });
+  const cert = await signNodeCert(ca, {
+    csrPem: await createCsr(keys),
+    nodeId: 'm1',
+    role: 'manager',
+    clusterId: 'c1',
+  });
   fs.writeFileSync(path.join(dir, 'ca.crt'), ca.certPem);
   fs.writeFileSync(path.join(dir, 'node.crt'), cert);
   fs.writeFileSync(path.join(dir, 'node.key'), await privateKeyToPem(keys.privateKey));
   const [clientPort, peerPort] = [await freePort(), await freePort()];
-  member = new EtcdMember({
-    name: 'm1', dataDir: path.join(dir, 'etcd'), advertiseAddr: '127.0.0.1', certFile: path.join(dir, 'node.crt'), keyFile: path.join(dir, 'node.key'),
-    caFile: path.join(dir, 'ca.crt'), clusterToken: 'c1', logFile: path.join(dir, 'etcd.log'), pidFile: path.join(dir, 'etcd.pid'), clientPort, peerPort,
-  }, log);
+  member = new EtcdMember(
+    {
+      name: 'm1',
+      dataDir: path.join(dir, 'etcd'),
+      advertiseAddr: '127.0.0.1',
+      certFile: path.join(dir, 'node.crt'),
+      keyFile: path.join(dir, 'node.key'),
+      caFile: path.join(dir, 'ca.crt'),
+      clusterToken: 'c1',
+      logFile: path.join(dir, 'etcd.log'),
+      pidFile: path.join(dir, 'etcd.pid'),
+      clientPort,
+      peerPort,
+    },
+    log,
+  );
   await member.start();
-  client = etcdClient([`https://127.0.0.1:${clientPort}`], { ca: Buffer.from(ca.certPem), cert: Buffer.from(cert), key: Buffer.from(await privateKeyToPem(keys.privateKey)) });
+  client = etcdClient([`https://127.0.0.1:${clientPort}`], {
+    ca: Buffer.from(ca.certPem),
+    cert: Buffer.from(cert),
+    key: Buffer.from(await privateKeyToPem(keys.privateKey)),
+  });
   await waitForEtcd(client, 20_000, member);
   store = new EtcdStore(client, log, { key: '/shoal/leader', createRevision: () => leaderRev });
   await store.start();
@@ -67,7 +101,10 @@ test('create, read back with Version.Index = mod_revision, update with the right
   const kv = await client.get('/shoal/v1/nodes/n1').exec();
   assert.equal(Number(kv.kvs[0].mod_revision), n.Version.Index);
   await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('n1') }]), VersionConflict);
-  await assert.rejects(store.commit([{ kind: 'nodes', op: 'update', object: { ...n, Version: { Index: n.Version.Index - 1 } } }]), VersionConflict);
+  await assert.rejects(
+    store.commit([{ kind: 'nodes', op: 'update', object: { ...n, Version: { Index: n.Version.Index - 1 } } }]),
+    VersionConflict,
+  );
   n.Spec.Availability = 'drain';
   await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
   assert.equal(store.get('nodes', 'n1')!.Spec.Availability, 'drain');
@@ -77,8 +114,13 @@ test('create, read back with Version.Index = mod_revision, update with the right
 test('view() shares the frozen cached objects; get() and list() return private copies', async () => {
   const shared = store.view('nodes').find((x) => x.ID === 'n1')!;
   assert.ok(Object.isFrozen(shared) && Object.isFrozen(shared.Spec));
-  assert.throws(() => { shared.Spec.Availability = 'pause'; }, TypeError);
-  assert.equal(store.view('nodes').find((x) => x.ID === 'n1'), shared);
+  assert.throws(() => {
+    shared.Spec.Availability = 'pause';
+  }, TypeError);
+  assert.equal(
+    store.view('nodes').find((x) => x.ID === 'n1'),
+    shared,
+  );
   const copy = store.get('nodes', 'n1')!;
   copy.Spec.Availability = 'pause';
   assert.equal(shared.Spec.Availability, 'drain');
@@ -87,33 +129,64 @@ test('view() shares the frozen cached objects; get() and list() return private c
 
 test('a failed batch writes nothing', async () => {
   const n1 = store.get('nodes', 'n1')!;
-  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('n2') }, { kind: 'nodes', op: 'update', object: { ...n1, Version: { Index: 1 } } }]), VersionConflict);
+  await assert.rejects(
+    store.commit([
+      { kind: 'nodes', op: 'create', object: node('n2') },
+      { kind: 'nodes', op: 'update', object: { ...n1, Version: { Index: 1 } } },
+    ]),
+    VersionConflict,
+  );
   assert.equal(store.get('nodes', 'n2'), undefined);
 });
 
 test('watchers see batches of events in commit order', async () => {
   const seen: StoreEvent[] = [];
   const stop = store.watch((evs) => seen.push(...evs));
-  await store.commit([{ kind: 'nodes', op: 'create', object: node('w1') }, { kind: 'nodes', op: 'create', object: node('w2') }]);
+  await store.commit([
+    { kind: 'nodes', op: 'create', object: node('w1') },
+    { kind: 'nodes', op: 'create', object: node('w2') },
+  ]);
   await store.commit([{ kind: 'nodes', op: 'delete', id: 'w1' }]);
   stop();
-  assert.deepEqual(seen.map((e) => `${e.action}:${e.object.ID}`), ['create:w1', 'create:w2', 'delete:w1']);
+  assert.deepEqual(
+    seen.map((e) => `${e.action}:${e.object.ID}`),
+    ['create:w1', 'create:w2', 'delete:w1'],
+  );
 });
 
 test('fenced writes need the leader key this node created', async () => {
   leaderRev = undefined;
-  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('f1') }], { fenced: true }), LeaderLost);
+  await assert.rejects(
+    store.commit([{ kind: 'nodes', op: 'create', object: node('f1') }], { fenced: true }),
+    LeaderLost,
+  );
   const put = await client.put('/shoal/leader').value('m1').exec();
   leaderRev = put.header.revision;
   await store.commit([{ kind: 'nodes', op: 'create', object: node('f1') }], { fenced: true });
   await client.delete().key('/shoal/leader').exec();
   await client.put('/shoal/leader').value('other').exec();
-  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('f2') }], { fenced: true }), LeaderLost);
+  await assert.rejects(
+    store.commit([{ kind: 'nodes', op: 'create', object: node('f2') }], { fenced: true }),
+    LeaderLost,
+  );
   assert.equal(store.get('nodes', 'f2'), undefined);
 });
 
 test('a large batch is split into several transactions and fully applied', async () => {
-  const changes = Array.from({ length: 2500 }, (_, i) => ({ kind: 'tasks' as const, op: 'create' as const, object: { ID: `t${i}`, Version: { Index: 0 }, CreatedAt: '', UpdatedAt: '', Spec: {}, ServiceID: 's', Status: { Timestamp: '', State: 'new' as const, Message: '' }, DesiredState: 'running' as const } }));
+  const changes = Array.from({ length: 2500 }, (_, i) => ({
+    kind: 'tasks' as const,
+    op: 'create' as const,
+    object: {
+      ID: `t${i}`,
+      Version: { Index: 0 },
+      CreatedAt: '',
+      UpdatedAt: '',
+      Spec: {},
+      ServiceID: 's',
+      Status: { Timestamp: '', State: 'new' as const, Message: '' },
+      DesiredState: 'running' as const,
+    },
+  }));
   await store.commit(changes);
   assert.equal(store.list('tasks').length, 2500);
 });
@@ -122,8 +195,13 @@ test('the task indexes follow the watch, and a store started later builds them f
   assert.equal(store.tasksBy('service', 's').length, 2500);
   assert.equal(store.tasksBy('state', 'new').length, 2500);
   const t = store.viewOne('tasks', 't7')!;
-  await store.commit([{ kind: 'tasks', op: 'update', object: { ...t, NodeID: 'n1', Status: { ...t.Status, State: 'assigned' } } }]);
-  assert.deepEqual(store.tasksBy('node', 'n1').map((x) => x.ID), ['t7']);
+  await store.commit([
+    { kind: 'tasks', op: 'update', object: { ...t, NodeID: 'n1', Status: { ...t.Status, State: 'assigned' } } },
+  ]);
+  assert.deepEqual(
+    store.tasksBy('node', 'n1').map((x) => x.ID),
+    ['t7'],
+  );
   assert.equal(store.tasksBy('state', 'new').length, 2499);
   assert.equal(store.tasksBy('state', 'assigned')[0], store.viewOne('tasks', 't7'));
 });
@@ -132,7 +210,10 @@ test('a second store started later loads everything', async () => {
   const s2 = new EtcdStore(client, log);
   await s2.start();
   assert.equal(s2.list('tasks').length, 2500);
-  assert.deepEqual(s2.tasksBy('state', 'assigned').map((x) => x.ID), ['t7']);
+  assert.deepEqual(
+    s2.tasksBy('state', 'assigned').map((x) => x.ID),
+    ['t7'],
+  );
   assert.equal(s2.get('nodes', 'n1')!.Spec.Availability, 'drain');
   await s2.close();
 });
@@ -145,10 +226,16 @@ test('a canceled watch (its revision compacted away) makes the cache read everyt
   // The watch is gone (as when etcd cancels it): changes made now reach s3 only by a resync.
   const w = (s3 as unknown as { watcher: { cancel(): Promise<void>; emit(e: string, err: Error): void } }).watcher;
   await w.cancel();
-  await client.put('/shoal/v1/nodes/late').value(JSON.stringify(node('late'))).exec();
+  await client
+    .put('/shoal/v1/nodes/late')
+    .value(JSON.stringify(node('late')))
+    .exec();
   await client.delete().key('/shoal/v1/nodes/w2').exec();
   const n1 = s3.viewOne('nodes', 'n1')!;
-  await client.put('/shoal/v1/nodes/n1').value(JSON.stringify({ ...n1, Spec: { ...n1.Spec, Availability: 'pause' } })).exec();
+  await client
+    .put('/shoal/v1/nodes/n1')
+    .value(JSON.stringify({ ...n1, Spec: { ...n1.Spec, Availability: 'pause' } }))
+    .exec();
   const rev = (await client.get('/shoal/v1/nodes/n1').exec()).header.revision;
   await client.kv.compact({ revision: rev, physical: true });
   assert.equal(s3.viewOne('nodes', 'late'), undefined, 'stale until the resync');
@@ -175,8 +262,17 @@ test('a write answers by its deadline while etcd does not: an ambiguous timeout,
   try {
     const t0 = Date.now();
     await assert.rejects(
-      store.commit([{ kind: 'nodes', op: 'create', object: node('dl1') }, { kind: 'nodes', op: 'create', object: node('dl2') }], { deadlineMs: 3000 }),
-      (e: unknown) => e instanceof WriteTimeout && e.status === 500 && e.message === 'rpc error: code = DeadlineExceeded desc = context deadline exceeded',
+      store.commit(
+        [
+          { kind: 'nodes', op: 'create', object: node('dl1') },
+          { kind: 'nodes', op: 'create', object: node('dl2') },
+        ],
+        { deadlineMs: 3000 },
+      ),
+      (e: unknown) =>
+        e instanceof WriteTimeout &&
+        e.status === 500 &&
+        e.message === 'rpc error: code = DeadlineExceeded desc = context deadline exceeded',
     );
     took = Date.now() - t0;
   } finally {
@@ -208,9 +304,12 @@ test('a member killed under the store is started again, and writes work again', 
 });
 
 // Last: it stops the member.
-test('with the member gone a write fails at once with Docker\'s no-leader error, writing nothing', async () => {
+test("with the member gone a write fails at once with Docker's no-leader error, writing nothing", async () => {
   await member.stop();
   const t0 = Date.now();
-  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('gone1') }]), (e: unknown) => e instanceof StoreUnavailable && /The swarm does not have a leader/.test((e as Error).message));
+  await assert.rejects(
+    store.commit([{ kind: 'nodes', op: 'create', object: node('gone1') }]),
+    (e: unknown) => e instanceof StoreUnavailable && /The swarm does not have a leader/.test((e as Error).message),
+  );
   assert.ok(Date.now() - t0 < 10_000);
 });

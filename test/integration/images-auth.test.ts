@@ -59,9 +59,41 @@ before(async () => {
   fs.mkdirSync(dir, { recursive: true });
   const key = path.join(dir, 'key.pem');
   const cert = path.join(dir, 'cert.pem');
-  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=shoal-test-token']);
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '1',
+    '-subj',
+    '/CN=shoal-test-token',
+  ]);
   fs.writeFileSync(path.join(dir, 'token-server.mjs'), TOKEN_SERVER);
-  pids.push(startProcess('nsenter', [`--net=/run/netns/${ns}`, '--', process.execPath, path.join(dir, 'token-server.mjs'), String(TOKEN_PORT), key, cert, USER, PASS], path.join(dir, 'token.log')).pid);
+  pids.push(
+    startProcess(
+      'nsenter',
+      [
+        `--net=/run/netns/${ns}`,
+        '--',
+        process.execPath,
+        path.join(dir, 'token-server.mjs'),
+        String(TOKEN_PORT),
+        key,
+        cert,
+        USER,
+        PASS,
+      ],
+      path.join(dir, 'token.log'),
+    ).pid,
+  );
   reg = await startRegistry(ns, {
     addr: R,
     extraConfig: [
@@ -74,8 +106,18 @@ before(async () => {
     ],
     readyStatus: 401,
   });
-  await waitFor('the token server', async () =>
-    (await inNetns(ns, 'curl', ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${TOKEN_PORT}/token`], { allowFail: true })).stdout === '401');
+  await waitFor(
+    'the token server',
+    async () =>
+      (
+        await inNetns(
+          ns,
+          'curl',
+          ['-s', '-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${TOKEN_PORT}/token`],
+          { allowFail: true },
+        )
+      ).stdout === '401',
+  );
   d1 = await startDaemon({ prefix: 'shtauth1', ns });
   d2 = await startDaemon({ prefix: 'shtauth2', ns });
 });
@@ -102,14 +144,24 @@ test('without credentials a token registry refuses push and pull', async () => {
   assert.match(push.stderr, /unauthorized: authentication required/);
   const pull = await cli(d2, anon, ['pull', `${R}/micro:1.0.0`], { allowFail: true });
   assert.notEqual(pull.code, 0);
-  assert.match(pull.stderr, new RegExp(`pull access denied for ${R}/micro, repository does not exist or may require 'docker login': unauthorized: authentication required`));
+  assert.match(
+    pull.stderr,
+    new RegExp(
+      `pull access denied for ${R}/micro, repository does not exist or may require 'docker login': unauthorized: authentication required`,
+    ),
+  );
 });
 
 test('docker login checks the password through the token server', async () => {
-  const bad = await cli(d1, path.join(dir, 'cli-bad'), ['login', '-u', USER, '--password-stdin', R], { input: 'wrong\n', allowFail: true });
+  const bad = await cli(d1, path.join(dir, 'cli-bad'), ['login', '-u', USER, '--password-stdin', R], {
+    input: 'wrong\n',
+    allowFail: true,
+  });
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /incorrect username or password/);
-  const good = await cli(d1, path.join(dir, 'cli-1'), ['login', '-u', USER, '--password-stdin', R], { input: `${PASS}\n` });
+  const good = await cli(d1, path.join(dir, 'cli-1'), ['login', '-u', USER, '--password-stdin', R], {
+    input: `${PASS}\n`,
+  });
   assert.match(good.stdout, /Login Succeeded/);
 });
 
@@ -121,5 +173,8 @@ test('logged in: push through one daemon, pull on another (Bearer tokens per rep
   await cli(d2, c2, ['login', '-u', USER, '--password-stdin', R], { input: `${PASS}\n` });
   const pull = await cli(d2, c2, ['pull', `${R}/micro:1.0.0`]);
   assert.match(pull.stdout, /Status: Downloaded newer image/);
-  assert.equal((await d2.docker(['images', '-q', '--no-trunc', `${R}/micro:1.0.0`])).stdout.trim(), (await buildMicroImage()).id);
+  assert.equal(
+    (await d2.docker(['images', '-q', '--no-trunc', `${R}/micro:1.0.0`])).stdout.trim(),
+    (await buildMicroImage()).id,
+  );
 });

@@ -42,5 +42,10 @@ test('--insecure-registry HOST:PORT: push and pull over plain HTTP', async () =>
 test('without it the daemon speaks HTTPS and says so', async () => {
   const r = await strict.docker(['pull', `${R}/micro:1.0.0`], { allowFail: true });
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, new RegExp(`Get "https://${R.replace(/\./g, '\\.')}/v2/micro/manifests/1\\.0\\.0": http: server gave HTTP response to HTTPS client`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `Get "https://${R.replace(/\./g, '\\.')}/v2/micro/manifests/1\\.0\\.0": http: server gave HTTP response to HTTPS client`,
+    ),
+  );
 });

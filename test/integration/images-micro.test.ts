@@ -18,13 +18,18 @@ after(async () => {
 
 /** GETs `url` from inside `ns` once it answers. */
 async function curlInNs(ns: string, url: string): Promise<string> {
-  return waitFor(`${url} in ${ns}`, async () => {
-    const r = await inNetns(ns, 'curl', ['-sf', '--max-time', '2', url], { allowFail: true });
-    return r.code === 0 ? r.stdout : undefined;
-  }, 20_000, 200);
+  return waitFor(
+    `${url} in ${ns}`,
+    async () => {
+      const r = await inNetns(ns, 'curl', ['-sf', '--max-time', '2', url], { allowFail: true });
+      return r.code === 0 ? r.stdout : undefined;
+    },
+    20_000,
+    200,
+  );
 }
 
-test('micro\'s rootfs serves its page from busybox httpd: hostname and IP (chroot in a netns)', async () => {
+test("micro's rootfs serves its page from busybox httpd: hostname and IP (chroot in a netns)", async () => {
   const ns = await createNetns('shtmicro');
   cleanups.push(() => deleteNetns(ns));
   // An address to show: a veth pair inside the namespace.
@@ -43,7 +48,11 @@ test('micro\'s rootfs serves its page from busybox httpd: hostname and IP (chroo
 
   // Its own UTS namespace for a hostname of its own; the image's CMD, run by chroot.
   const cmd = `hostname micro-chroot && exec chroot ${root} ${MICRO_CMD.join(' ')}`;
-  const child = startProcess('ip', ['netns', 'exec', ns, 'unshare', '--uts', 'sh', '-c', cmd], path.join(dir, 'httpd.log'));
+  const child = startProcess(
+    'ip',
+    ['netns', 'exec', ns, 'unshare', '--uts', 'sh', '-c', cmd],
+    path.join(dir, 'httpd.log'),
+  );
   cleanups.unshift(() => stopProcess(child.pid)); // before the rootfs goes
   const page = await curlInNs(ns, `http://127.0.0.1:${MICRO_PORT}/`);
   assert.match(page, /<title>micro<\/title>/);
@@ -70,9 +79,19 @@ test('micro runs as a container: docker load, docker run -d, its page shows the 
   // The image is in use: docker rmi refuses with Docker's 409 message, and removes nothing.
   const rmi = await d.docker(['rmi', 'micro:1.0.0'], { allowFail: true });
   assert.notEqual(rmi.code, 0);
-  assert.match(rmi.stderr, new RegExp(`conflict: unable to remove repository reference "micro:1\\.0\\.0" \\(must force\\) - container ${id.slice(0, 12)} is using its referenced image ${micro.id.slice(7, 19)}`));
+  assert.match(
+    rmi.stderr,
+    new RegExp(
+      `conflict: unable to remove repository reference "micro:1\\.0\\.0" \\(must force\\) - container ${id.slice(0, 12)} is using its referenced image ${micro.id.slice(7, 19)}`,
+    ),
+  );
   const byId = await d.docker(['rmi', '-f', micro.id], { allowFail: true });
-  assert.match(byId.stderr, new RegExp(`conflict: unable to delete ${micro.id.slice(7, 19)} \\(cannot be forced\\) - image is being used by running container ${id.slice(0, 12)}`));
+  assert.match(
+    byId.stderr,
+    new RegExp(
+      `conflict: unable to delete ${micro.id.slice(7, 19)} \\(cannot be forced\\) - image is being used by running container ${id.slice(0, 12)}`,
+    ),
+  );
   assert.equal((await d.docker(['images', '-q', '--no-trunc', 'micro:1.0.0'])).stdout.trim(), micro.id);
 
   await d.docker(['rm', '-f', id]);

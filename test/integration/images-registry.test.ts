@@ -33,8 +33,14 @@ after(async () => {
 });
 
 /** curl inside the namespace: the registry listens on its 127.0.0.1. */
-async function registry(method: string, urlPath: string, body?: Buffer, contentType?: string): Promise<{ status: number; headers: string; body: string }> {
-  const accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json';
+async function registry(
+  method: string,
+  urlPath: string,
+  body?: Buffer,
+  contentType?: string,
+): Promise<{ status: number; headers: string; body: string }> {
+  const accept =
+    'application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json';
   const args = ['-s', '-D', '-', '-X', method, '-H', `Accept: ${accept}`, `http://${R}${urlPath}`];
   if (contentType) args.push('-H', `Content-Type: ${contentType}`);
   if (body) args.push('--data-binary', '@-');
@@ -54,13 +60,22 @@ async function microPlusArchive(tag: string): Promise<{ tarball: Buffer; id: str
     { name: 'etc/.wh.group', data: Buffer.alloc(0) },
   ]);
   const diffIds = [sha(base), sha(top)];
-  const config = Buffer.from(JSON.stringify({
-    architecture: 'amd64', os: 'linux', created: '2024-01-02T00:00:00Z',
-    config: { Cmd: ['/bin/sh'] },
-    rootfs: { type: 'layers', diff_ids: diffIds },
-    history: [{ created: '2024-01-01T00:00:00Z', created_by: 'base' }, { created: '2024-01-02T00:00:00Z', created_by: 'extra' }],
-  }));
-  const manifest = JSON.stringify([{ Config: 'config.json', RepoTags: [tag], Layers: ['l0/layer.tar', 'l1/layer.tar'] }]);
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: '2024-01-02T00:00:00Z',
+      config: { Cmd: ['/bin/sh'] },
+      rootfs: { type: 'layers', diff_ids: diffIds },
+      history: [
+        { created: '2024-01-01T00:00:00Z', created_by: 'base' },
+        { created: '2024-01-02T00:00:00Z', created_by: 'extra' },
+      ],
+    }),
+  );
+  const manifest = JSON.stringify([
+    { Config: 'config.json', RepoTags: [tag], Layers: ['l0/layer.tar', 'l1/layer.tar'] },
+  ]);
   const tarball = await packTar([
     { name: 'l0/layer.tar', data: base },
     { name: 'l1/layer.tar', data: top },
@@ -72,7 +87,9 @@ async function microPlusArchive(tag: string): Promise<{ tarball: Buffer; id: str
 
 /** The `repo@sha256:…` of `ref`'s repository among the image's RepoDigests. */
 async function repoDigest(d: TestDaemon, ref: string): Promise<string> {
-  const all = JSON.parse((await d.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', ref])).stdout) as string[];
+  const all = JSON.parse(
+    (await d.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', ref])).stdout,
+  ) as string[];
   const repo = ref.slice(0, ref.lastIndexOf(':'));
   const found = all.find((r) => r.startsWith(`${repo}@`));
   assert.ok(found, `no digest of ${repo} in ${all.join(', ')}`);
@@ -105,7 +122,9 @@ test('docker pull on a second daemon gets the same image; pulling again is up to
   assert.equal((await d2.docker(['images', '-q', '--no-trunc', ref])).stdout.trim(), micro.id);
   const digest = await repoDigest(d1, ref);
   assert.equal(await repoDigest(d2, ref), digest);
-  const listed = (await d2.docker(['images', '--digests', '--format', '{{.Repository}} {{.Tag}} {{.Digest}}', `${R}/micro`])).stdout.trim();
+  const listed = (
+    await d2.docker(['images', '--digests', '--format', '{{.Repository}} {{.Tag}} {{.Digest}}', `${R}/micro`])
+  ).stdout.trim();
   assert.equal(listed, `${R}/micro 1.0.0 ${digest.split('@')[1]}`);
   const byDigest = await d2.docker(['pull', digest]);
   assert.match(byDigest.stdout, /Status: Image is up to date/);
@@ -127,13 +146,18 @@ test('layers are unpacked once: a second image sharing a layer reuses it', async
   const after = fs.statSync(layerDir(d2, plus.diffIds[0]));
   assert.equal(after.ino, before.ino, 'the shared layer was unpacked again');
   assert.equal(after.mtimeMs, before.mtimeMs);
-  const layers = fs.readdirSync(path.join(d2.dataRoot, 'overlay')).filter((f) => /^[a-f0-9]{64}$/.test(f)).sort();
+  const layers = fs
+    .readdirSync(path.join(d2.dataRoot, 'overlay'))
+    .filter((f) => /^[a-f0-9]{64}$/.test(f))
+    .sort();
   assert.deepEqual(layers, plus.diffIds.map((d) => d.slice(7)).sort());
   assert.equal((await d2.docker(['images', '-q', '--no-trunc', `${R}/micro-plus:1`])).stdout.trim(), plus.id);
   // The whiteout became an overlayfs whiteout (a 0/0 character device).
   const wh = fs.statSync(path.join(layerDir(d2, plus.diffIds[1]), 'diff/etc/group'));
   assert.ok(wh.isCharacterDevice() && wh.rdev === 0);
-  const hist = (await d2.docker(['history', '--format', '{{.CreatedBy}}', `${R}/micro-plus:1`])).stdout.trim().split('\n');
+  const hist = (await d2.docker(['history', '--format', '{{.CreatedBy}}', `${R}/micro-plus:1`])).stdout
+    .trim()
+    .split('\n');
   assert.deepEqual(hist, ['extra', 'base']);
 });
 
@@ -145,45 +169,85 @@ test('a manifest list resolves to linux/amd64', async () => {
   await d1.docker(['push', `${R}/multi:amd64`]);
   await d1.docker(['tag', `${R}/micro-plus:1`, `${R}/multi:other`]);
   await d1.docker(['push', `${R}/multi:other`]);
-  const size = async (digest: string) => Buffer.byteLength((await registry('GET', `/v2/multi/manifests/${digest}`)).body);
+  const size = async (digest: string) =>
+    Buffer.byteLength((await registry('GET', `/v2/multi/manifests/${digest}`)).body);
   const mt = 'application/vnd.docker.distribution.manifest.v2+json';
-  const list = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
-    manifests: [
-      { mediaType: mt, digest: other, size: await size(other), platform: { architecture: 'arm64', os: 'linux', variant: 'v8' } },
-      { mediaType: mt, digest: other, size: await size(other), platform: { architecture: 'amd64', os: 'windows' } },
-      { mediaType: mt, digest: amd64, size: await size(amd64), platform: { architecture: 'amd64', os: 'linux' } },
-    ],
-  }));
-  const put = await registry('PUT', '/v2/multi/manifests/1', list, 'application/vnd.docker.distribution.manifest.list.v2+json');
+  const list = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifests: [
+        {
+          mediaType: mt,
+          digest: other,
+          size: await size(other),
+          platform: { architecture: 'arm64', os: 'linux', variant: 'v8' },
+        },
+        { mediaType: mt, digest: other, size: await size(other), platform: { architecture: 'amd64', os: 'windows' } },
+        { mediaType: mt, digest: amd64, size: await size(amd64), platform: { architecture: 'amd64', os: 'linux' } },
+      ],
+    }),
+  );
+  const put = await registry(
+    'PUT',
+    '/v2/multi/manifests/1',
+    list,
+    'application/vnd.docker.distribution.manifest.list.v2+json',
+  );
   assert.equal(put.status, 201, put.body);
 
   const r = await d2.docker(['pull', `${R}/multi:1`]);
   assert.match(r.stdout, new RegExp(`Digest: ${sha(list)}`));
-  assert.equal((await d2.docker(['images', '-q', '--no-trunc', `${R}/multi:1`])).stdout.trim(), (await buildMicroImage()).id);
+  assert.equal(
+    (await d2.docker(['images', '-q', '--no-trunc', `${R}/multi:1`])).stdout.trim(),
+    (await buildMicroImage()).id,
+  );
   assert.equal(await repoDigest(d2, `${R}/multi:1`), `${R}/multi@${sha(list)}`);
 
   // A list without linux/amd64 is refused, and nothing is tagged.
-  const armOnly = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
-    manifests: [{ mediaType: mt, digest: other, size: await size(other), platform: { architecture: 'arm64', os: 'linux' } }],
-  }));
-  assert.equal((await registry('PUT', '/v2/multi/manifests/arm', armOnly, 'application/vnd.docker.distribution.manifest.list.v2+json')).status, 201);
+  const armOnly = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      manifests: [
+        { mediaType: mt, digest: other, size: await size(other), platform: { architecture: 'arm64', os: 'linux' } },
+      ],
+    }),
+  );
+  assert.equal(
+    (
+      await registry(
+        'PUT',
+        '/v2/multi/manifests/arm',
+        armOnly,
+        'application/vnd.docker.distribution.manifest.list.v2+json',
+      )
+    ).status,
+    201,
+  );
   const bad = await d2.docker(['pull', `${R}/multi:arm`], { allowFail: true });
   assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /no matching manifest for linux\/amd64 in the manifest list entries/);
   assert.equal((await d2.docker(['images', '-q', `${R}/multi:arm`])).stdout.trim(), '');
 });
 
-test('pulling what the registry does not have: Docker\'s errors', async () => {
+test("pulling what the registry does not have: Docker's errors", async () => {
   const repo = await d2.docker(['pull', `${R}/nothere:1`], { allowFail: true });
   assert.notEqual(repo.code, 0);
-  assert.match(repo.stderr, new RegExp(`Error response from daemon: (repository ${R}/nothere not found: name unknown: repository name not known to registry|manifest for ${R}/nothere:1 not found: manifest unknown: manifest unknown)`));
+  assert.match(
+    repo.stderr,
+    new RegExp(
+      `Error response from daemon: (repository ${R}/nothere not found: name unknown: repository name not known to registry|manifest for ${R}/nothere:1 not found: manifest unknown: manifest unknown)`,
+    ),
+  );
   const tag = await d2.docker(['pull', `${R}/micro:9.9`], { allowFail: true });
   assert.notEqual(tag.code, 0);
-  assert.match(tag.stderr, new RegExp(`Error response from daemon: manifest for ${R}/micro:9\\.9 not found: manifest unknown: manifest unknown`));
+  assert.match(
+    tag.stderr,
+    new RegExp(
+      `Error response from daemon: manifest for ${R}/micro:9\\.9 not found: manifest unknown: manifest unknown`,
+    ),
+  );
   const push = await d2.docker(['push', `${R}/notlocal:1`], { allowFail: true });
   assert.notEqual(push.code, 0);
   assert.match(push.stderr, new RegExp(`An image does not exist locally with the tag: ${R}/notlocal`));
@@ -211,7 +275,10 @@ test('GET /distribution/{name}/json: digest and platforms without pulling (what 
   assert.deepEqual(body.Platforms, [{ architecture: 'amd64', os: 'linux' }]);
   const list = JSON.parse((await api(d2, `/v1.41/distribution/${R}/multi:1/json`)).body);
   assert.equal(list.Descriptor.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
-  assert.deepEqual(list.Platforms.map((p: { os: string; architecture: string }) => `${p.os}/${p.architecture}`), ['linux/arm64', 'windows/amd64', 'linux/amd64']);
+  assert.deepEqual(
+    list.Platforms.map((p: { os: string; architecture: string }) => `${p.os}/${p.architecture}`),
+    ['linux/arm64', 'windows/amd64', 'linux/amd64'],
+  );
   const missing = await api(d2, `/v1.41/distribution/${R}/micro:9.9/json`);
   assert.equal(missing.status, 404);
   assert.match(JSON.parse(missing.body).message, /manifest for .*micro:9\.9 not found/);
@@ -265,5 +332,8 @@ test('docker save of a pulled image (gzip layers) loads on another daemon', asyn
   assert.match(r.stdout, new RegExp(`Loaded image: ${ref.replace(/\./g, '\\.')}`));
   const plus = await microPlusArchive(ref);
   assert.equal((await d1.docker(['images', '-q', '--no-trunc', ref])).stdout.trim(), plus.id);
-  assert.deepEqual(JSON.parse((await d1.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref])).stdout), plus.diffIds);
+  assert.deepEqual(
+    JSON.parse((await d1.docker(['image', 'inspect', '--format', '{{json .RootFS.Layers}}', ref])).stdout),
+    plus.diffIds,
+  );
 });

@@ -26,7 +26,14 @@ const mounts: string[] = [];
 before(async () => {
   fs.mkdirSync(dir, { recursive: true });
   store = await ImageStore.open(
-    { dataRoot: path.join(dir, 'data'), execRoot: path.join(dir, 'exec'), insecureRegistries: [], labels: {}, hostname: 'x', host: '' },
+    {
+      dataRoot: path.join(dir, 'data'),
+      execRoot: path.join(dir, 'exec'),
+      insecureRegistries: [],
+      labels: {},
+      hostname: 'x',
+      host: '',
+    },
     createLogger('images-store-test', 'silent'),
   );
 });
@@ -38,7 +45,12 @@ after(async () => {
 /** A progress stream that just collects what it is told. */
 function sink(): { progress: ProgressStream; text: () => string } {
   let text = '';
-  const w = new Writable({ write(c: Buffer, _e, cb) { text += c.toString(); cb(); } });
+  const w = new Writable({
+    write(c: Buffer, _e, cb) {
+      text += c.toString();
+      cb();
+    },
+  });
   return { progress: new ProgressStream(() => w), text: () => text };
 }
 
@@ -48,7 +60,14 @@ async function mountOverlay(layerDirs: string[]): Promise<string> {
   // overlayfs lists lowerdirs topmost first; ResolvedImage gives them lowest first.
   const lower = [...layerDirs].reverse().join(':');
   const merged = path.join(base, 'merged');
-  await run('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${base}/upper,workdir=${base}/work`, merged]);
+  await run('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${lower},upperdir=${base}/upper,workdir=${base}/work`,
+    merged,
+  ]);
   mounts.push(merged);
   return merged;
 }
@@ -62,16 +81,25 @@ test('resolve(ref) gives ResolvedImage whose layerDirs mount as an overlayfs roo
     { name: 'added.txt', data: Buffer.from('from layer 2\n') },
     { name: 'etc/.wh.group', data: Buffer.alloc(0) },
   ]);
-  const config = Buffer.from(JSON.stringify({
-    architecture: 'amd64', os: 'linux', created: '2024-01-02T00:00:00Z',
-    config: { Cmd: ['/bin/sh'], Env: ['A=1'], WorkingDir: '/www' },
-    rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: '2024-01-02T00:00:00Z',
+      config: { Cmd: ['/bin/sh'], Env: ['A=1'], WorkingDir: '/www' },
+      rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
+    }),
+  );
   const archive = await packTar([
     { name: 'a/layer.tar', data: rootfs },
     { name: 'b/layer.tar', data: top },
     { name: 'config.json', data: config },
-    { name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['two:layers'], Layers: ['a/layer.tar', 'b/layer.tar'] }])) },
+    {
+      name: 'manifest.json',
+      data: Buffer.from(
+        JSON.stringify([{ Config: 'config.json', RepoTags: ['two:layers'], Layers: ['a/layer.tar', 'b/layer.tar'] }]),
+      ),
+    },
   ]);
   const out = sink();
   await loadImages(store, Readable.from([archive]), out.progress);
@@ -108,35 +136,50 @@ test('resolve(ref) gives ResolvedImage whose layerDirs mount as an overlayfs roo
   assert.match(fs.readFileSync(path.join(micro, 'www/cgi-bin/index.cgi'), 'utf8'), /Hostname:/);
   assert.ok(fs.existsSync(path.join(micro, 'etc/group')));
 
-  await assert.rejects(store.resolve('nosuch'), (e: ApiError) => e.status === 404 && e.message === 'No such image: nosuch:latest');
+  await assert.rejects(
+    store.resolve('nosuch'),
+    (e: ApiError) => e.status === 404 && e.message === 'No such image: nosuch:latest',
+  );
 });
 
-test('an opaque directory marker (.wh..wh..opq) hides the lower layer\'s directory contents', async () => {
+test("an opaque directory marker (.wh..wh..opq) hides the lower layer's directory contents", async () => {
   const rootfs = await buildMicroRootfs();
   const top = await packTar([
     { name: 'www/.wh..wh..opq', data: Buffer.alloc(0) },
     { name: 'www/index.html', data: Buffer.from('<p>static</p>\n') },
   ]);
-  const config = Buffer.from(JSON.stringify({
-    architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
-  }));
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
+    }),
+  );
   const archive = await packTar([
     { name: 'a.tar', data: rootfs },
     { name: 'b.tar', data: top },
     { name: 'config.json', data: config },
-    { name: 'manifest.json', data: Buffer.from(JSON.stringify([{ Config: 'config.json', RepoTags: ['opaque:1'], Layers: ['a.tar', 'b.tar'] }])) },
+    {
+      name: 'manifest.json',
+      data: Buffer.from(
+        JSON.stringify([{ Config: 'config.json', RepoTags: ['opaque:1'], Layers: ['a.tar', 'b.tar'] }]),
+      ),
+    },
   ]);
   await loadImages(store, Readable.from([archive]), sink().progress);
   const img = await store.resolve('opaque:1');
   const topDir = img.layerDirs[1];
   assert.equal(fs.existsSync(path.join(topDir, 'www/.wh..wh..opq')), false);
-  assert.equal((await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', path.join(topDir, 'www')])).stdout, 'y');
+  assert.equal(
+    (await run('getfattr', ['--only-values', '-n', 'trusted.overlay.opaque', path.join(topDir, 'www')])).stdout,
+    'y',
+  );
   const merged = await mountOverlay(img.layerDirs);
   assert.deepEqual(fs.readdirSync(path.join(merged, 'www')), ['index.html']);
   assert.ok(fs.existsSync(path.join(merged, 'bin/busybox')));
 });
 
-test('rmi refuses images containers use (409, Docker\'s messages) unless forced', async () => {
+test("rmi refuses images containers use (409, Docker's messages) unless forced", async () => {
   const users = new Map<string, ImageUser>();
   store.setInUseCheck((id) => users.get(id));
   const img = await store.resolve('micro:1.0.0');
@@ -146,11 +189,23 @@ test('rmi refuses images containers use (409, Docker\'s messages) unless forced'
     assert.throws(fn, (e: ApiError) => e.status === 409 && e.message === message);
 
   users.set(img.id, { id: cid, running: true });
-  expect409(() => store.remove('micro:1.0.0', false), `conflict: unable to remove repository reference "micro:1.0.0" (must force) - container ${cid.slice(0, 12)} is using its referenced image ${short}`);
-  expect409(() => store.remove(short, false), `conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${cid.slice(0, 12)}`);
-  expect409(() => store.remove(short, true), `conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${cid.slice(0, 12)}`);
+  expect409(
+    () => store.remove('micro:1.0.0', false),
+    `conflict: unable to remove repository reference "micro:1.0.0" (must force) - container ${cid.slice(0, 12)} is using its referenced image ${short}`,
+  );
+  expect409(
+    () => store.remove(short, false),
+    `conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${cid.slice(0, 12)}`,
+  );
+  expect409(
+    () => store.remove(short, true),
+    `conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${cid.slice(0, 12)}`,
+  );
   users.set(img.id, { id: cid, running: false });
-  expect409(() => store.remove(short, false), `conflict: unable to delete ${short} (must be forced) - image is being used by stopped container ${cid.slice(0, 12)}`);
+  expect409(
+    () => store.remove(short, false),
+    `conflict: unable to delete ${short} (must be forced) - image is being used by stopped container ${cid.slice(0, 12)}`,
+  );
   assert.deepEqual(store.repoTags(img.id), ['micro:1.0.0'], 'nothing was untagged by refused removals');
 
   // Forced by name while running: untagged, the image stays for its container.
@@ -159,7 +214,10 @@ test('rmi refuses images containers use (409, Docker\'s messages) unless forced'
   assert.equal((await store.resolve(img.id)).id, img.id);
   // A bare container ID (the older callback shape) counts as a running container.
   store.setInUseCheck((id) => (id === img.id ? cid : undefined));
-  expect409(() => store.remove(img.id, true), `conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${cid.slice(0, 12)}`);
+  expect409(
+    () => store.remove(img.id, true),
+    `conflict: unable to delete ${short} (cannot be forced) - image is being used by running container ${cid.slice(0, 12)}`,
+  );
 
   // Once no container uses it, the image goes; its layer stays for two:layers.
   store.setInUseCheck(() => undefined);
@@ -180,7 +238,10 @@ test('rmi -f under a stopped container: gone for users, still resolvable by ID f
   assert.deepEqual(store.remove('orphan:1', true), [{ Untagged: 'orphan:1' }, { Deleted: id }]);
   assert.equal(store.find(id), undefined);
   assert.ok(!store.list(new Map()).some((i) => i.Id === id));
-  assert.throws(() => store.inspect(id), (e: ApiError) => e.status === 404);
+  assert.throws(
+    () => store.inspect(id),
+    (e: ApiError) => e.status === 404,
+  );
   const again = await store.resolve(id);
   assert.deepEqual(again.layerDirs, dirs);
   assert.ok(fs.existsSync(path.join(dirs[0], 'only-here.txt')));

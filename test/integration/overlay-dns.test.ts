@@ -28,7 +28,11 @@ function queryUdp(name: string, type: 'A' | 'AAAA' = 'A'): Promise<dnsPacket.Pac
       resolve(dnsPacket.decode(m));
     });
     sock.on('error', reject);
-    sock.send(dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }] }), port, '127.0.0.1');
+    sock.send(
+      dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ type, name }] }),
+      port,
+      '127.0.0.1',
+    );
   });
 }
 
@@ -54,11 +58,24 @@ before(async () => {
   upstream = dgram.createSocket('udp4');
   upstream.on('message', (m, r) => {
     const q = dnsPacket.decode(m);
-    upstream.send(dnsPacket.encode({ type: 'response', id: q.id, questions: q.questions, answers: [{ type: 'A', name: q.questions![0].name, ttl: 5, data: '198.51.100.1' }] }), r.port, r.address);
+    upstream.send(
+      dnsPacket.encode({
+        type: 'response',
+        id: q.id,
+        questions: q.questions,
+        answers: [{ type: 'A', name: q.questions![0].name, ttl: 5, data: '198.51.100.1' }],
+      }),
+      r.port,
+      r.address,
+    );
   });
   await new Promise<void>((r) => upstream.bind(0, '127.0.0.1', () => r()));
   port = await freePort();
-  server = new DnsServer({ address: '127.0.0.1', port, upstreams: [{ address: '127.0.0.1', port: upstream.address().port }] });
+  server = new DnsServer({
+    address: '127.0.0.1',
+    port,
+    upstreams: [{ address: '127.0.0.1', port: upstream.address().port }],
+  });
   await server.start();
   const zone = emptyZone();
   zone.askers['127.0.0.1'] = ['app'];
@@ -97,5 +114,7 @@ test('a zone change is visible to the next query', async () => {
 });
 
 test('host resolvers come from resolv.conf nameserver lines', () => {
-  assert.deepEqual(upstreamsFromResolvConf('search x\nnameserver 10.1.2.3\n# nameserver 9.9.9.9\nnameserver ::1\n'), [{ address: '10.1.2.3', port: 53 }]);
+  assert.deepEqual(upstreamsFromResolvConf('search x\nnameserver 10.1.2.3\n# nameserver 9.9.9.9\nnameserver ::1\n'), [
+    { address: '10.1.2.3', port: 53 },
+  ]);
 });

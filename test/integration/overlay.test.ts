@@ -40,8 +40,20 @@ before(async () => {
     { id: INGRESS, name: 'ingress', vni: 4096, subnet: '10.255.0.0/24', gateway: '10.255.0.1', ingress: true },
   );
   lab.services.push(
-    { id: 'svcweb', name: 'web', endpointMode: 'vip', vips: { [APP]: '10.10.0.2', [INGRESS]: '10.255.0.2' }, ports: [{ target: 8000, published: 30000, protocol: 'tcp', mode: 'ingress' }] },
-    { id: 'svcrr', name: 'rr', endpointMode: 'dnsrr', vips: {}, ports: [{ target: 8000, published: 30080, protocol: 'tcp', mode: 'host' }] },
+    {
+      id: 'svcweb',
+      name: 'web',
+      endpointMode: 'vip',
+      vips: { [APP]: '10.10.0.2', [INGRESS]: '10.255.0.2' },
+      ports: [{ target: 8000, published: 30000, protocol: 'tcp', mode: 'ingress' }],
+    },
+    {
+      id: 'svcrr',
+      name: 'rr',
+      endpointMode: 'dnsrr',
+      vips: {},
+      ports: [{ target: 8000, published: 30080, protocol: 'tcp', mode: 'host' }],
+    },
   );
   await lab.startContainer('w1', 'n1', { [APP]: '10.10.0.3', [INGRESS]: '10.255.0.3' }, 'web');
   await lab.startContainer('w2', 'n2', { [APP]: '10.10.0.4', [INGRESS]: '10.255.0.4' }, 'web');
@@ -66,13 +78,27 @@ test('overlay: containers on different nodes reach each other by IP over VXLAN (
   assert.equal(vx.linkinfo.info_data.id, 4200);
   assert.equal(vx.linkinfo.info_data.port, 4789);
   assert.equal(vx.linkinfo.info_data.learning, false);
-  const fdb = JSON.parse((await run('bridge', ['-n', sb, '-j', 'fdb', 'show', 'dev', 'vxlan0'])).stdout) as { mac: string; dst?: string }[];
+  const fdb = JSON.parse((await run('bridge', ['-n', sb, '-j', 'fdb', 'show', 'dev', 'vxlan0'])).stdout) as {
+    mac: string;
+    dst?: string;
+  }[];
   assert.ok(!fdb.some((f) => f.mac === '00:00:00:00:00:00'), 'no flooding entry');
-  assert.ok(fdb.some((f) => f.mac === '02:42:0a:0a:00:04' && f.dst === n2.addr), 'w2 is programmed towards n2');
+  assert.ok(
+    fdb.some((f) => f.mac === '02:42:0a:0a:00:04' && f.dst === n2.addr),
+    'w2 is programmed towards n2',
+  );
   assert.ok(!fs.existsSync(`/run/netns/${n3.prefix}-${APP.slice(0, 12)}`), 'n3 runs nothing on app: no sandbox for it');
   // Egress: the LAN has no route to the gateway bridge, so this needs the node's masquerade.
-  assert.equal((await inPid(client.pid, 'busybox', ['ping', '-c', '1', '-W', '2', `${lab.clientAddr}`])).code, 0, 'egress through the gateway bridge');
-  assert.notEqual((await inPid(client.pid, 'busybox', ['ping', '-c', '1', '-W', '1', '172.18.0.3'])).code, 0, 'no container-to-container traffic over the gateway bridge');
+  assert.equal(
+    (await inPid(client.pid, 'busybox', ['ping', '-c', '1', '-W', '2', `${lab.clientAddr}`])).code,
+    0,
+    'egress through the gateway bridge',
+  );
+  assert.notEqual(
+    (await inPid(client.pid, 'busybox', ['ping', '-c', '1', '-W', '1', '172.18.0.3'])).code,
+    0,
+    'no container-to-container traffic over the gateway bridge',
+  );
 });
 
 test('dns: service → VIP, tasks.<service> → task IPs, dnsrr, container names, the rest forwarded', async () => {
@@ -101,8 +127,16 @@ test('routing mesh: the published port answers on every node, also one without a
     const seen = await names({ ns: lab.clientNs }, `http://${n.addr}:30000/name`, 6);
     assert.deepEqual([...new Set(seen)].sort(), ['w1', 'w2', 'w3'], `via ${n.name}: ${seen.join(',')}`);
   }
-  assert.equal(await whoAnswers({ ns: n3.ns }, `http://${n3.addr}:30000/name`), 'w1', 'from the node itself, continuing the rotation');
-  assert.notEqual(await whoAnswers(client, `http://${n1.addr}:30000/name`), '', 'from a container to its own node (hairpin)');
+  assert.equal(
+    await whoAnswers({ ns: n3.ns }, `http://${n3.addr}:30000/name`),
+    'w1',
+    'from the node itself, continuing the rotation',
+  );
+  assert.notEqual(
+    await whoAnswers(client, `http://${n1.addr}:30000/name`),
+    '',
+    'from a container to its own node (hairpin)',
+  );
   assert.notEqual(await whoAnswers(client, `http://${n2.addr}:30000/name`), '', 'from a container to another node');
 });
 
@@ -138,21 +172,27 @@ test('restart: a new reconciler adopts the kernel state without dropping an open
   for (const w of listeners) {
     // stdin stays open: busybox nc ends the connection when its stdin ends.
     const out = fs.openSync(path.join(lab.dir, `nc-${w.name}.out`), 'a');
-    const p = spawn('nsenter', ['-t', String(w.pid), '-n', '--', 'busybox', 'nc', '-l', '-p', '9000'], { stdio: ['pipe', out, 'ignore'] });
+    const p = spawn('nsenter', ['-t', String(w.pid), '-n', '--', 'busybox', 'nc', '-l', '-p', '9000'], {
+      stdio: ['pipe', out, 'ignore'],
+    });
     fs.closeSync(out);
     lab.track(p.pid!);
     ncs.push(p);
   }
   await waitFor('listeners', async () => {
-    for (const w of listeners) if (!(await inPid(w.pid, 'busybox', ['netstat', '-ltn'])).stdout.includes(':9000')) return false;
+    for (const w of listeners)
+      if (!(await inPid(w.pid, 'busybox', ['netstat', '-ltn'])).stdout.includes(':9000')) return false;
     return true;
   });
-  const conn = spawn('nsenter', ['-t', String(client.pid), '-n', '--', 'busybox', 'nc', '10.10.0.2', '9000'], { stdio: ['pipe', 'ignore', 'ignore'] });
+  const conn = spawn('nsenter', ['-t', String(client.pid), '-n', '--', 'busybox', 'nc', '10.10.0.2', '9000'], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+  });
   lab.track(conn.pid!);
   conn.stdin.write('before\n');
   const got = () => listeners.map((w) => fs.readFileSync(path.join(lab.dir, `nc-${w.name}.out`), 'utf8')).join('');
   await waitFor('the first line', () => got().includes('before'));
-  const ifindex = async () => (await run('ip', ['-n', `${n1.prefix}-${APP.slice(0, 12)}`, '-j', 'link', 'show'])).stdout;
+  const ifindex = async () =>
+    (await run('ip', ['-n', `${n1.prefix}-${APP.slice(0, 12)}`, '-j', 'link', 'show'])).stdout;
   const linksBefore = await ifindex();
 
   for (const n of lab.nodes) await n.reconciler!.close();
@@ -160,14 +200,22 @@ test('restart: a new reconciler adopts the kernel state without dropping an open
   const reports = [];
   for (const n of lab.nodes) reports.push(await n.reconciler!.applyPlan(lab.planFor(n)));
   for (const r of reports) assert.deepEqual(r.errors, []);
-  assert.equal(reports.reduce((s, r) => s + r.ipBatches + r.bridgeBatches, 0), 0, 'everything adopted: no device or entry re-made');
+  assert.equal(
+    reports.reduce((s, r) => s + r.ipBatches + r.bridgeBatches, 0),
+    0,
+    'everything adopted: no device or entry re-made',
+  );
   assert.equal(await ifindex(), linksBefore, 'sandbox devices untouched');
 
   conn.stdin.write('after\n');
   await waitFor('the second line on the same connection', () => got().includes('before\nafter'));
   conn.stdin.end();
   for (const p of ncs) p.stdin?.end();
-  assert.equal(await whoAnswers({ ns: lab.clientNs }, `http://${n3.addr}:30000/name`) !== '', true, 'mesh still answers');
+  assert.equal(
+    (await whoAnswers({ ns: lab.clientNs }, `http://${n3.addr}:30000/name`)) !== '',
+    true,
+    'mesh still answers',
+  );
 
   // A container that arrives after the restart gets a gateway address nobody adopted holds.
   const c2 = await lab.startContainer('c2', 'n1', { [APP]: '10.10.0.11' });
@@ -175,13 +223,14 @@ test('restart: a new reconciler adopts the kernel state without dropping an open
   const gwAddrs: string[] = [];
   for (const c of lab.containers.filter((c) => c.node === 'n1')) {
     const out = (await inPid(c.pid, 'ip', ['-j', '-4', 'addr', 'show'])).stdout;
-    for (const l of JSON.parse(out) as { addr_info: { local: string }[] }[]) for (const a of l.addr_info) if (a.local.startsWith('172.18.')) gwAddrs.push(a.local);
+    for (const l of JSON.parse(out) as { addr_info: { local: string }[] }[])
+      for (const a of l.addr_info) if (a.local.startsWith('172.18.')) gwAddrs.push(a.local);
   }
   assert.equal(new Set(gwAddrs).size, gwAddrs.length, `distinct gateway addresses: ${gwAddrs.join(', ')}`);
   assert.equal(await whoAnswers(c2, 'http://10.10.0.4:8000/name'), 'w2');
 });
 
-test('gateway bridge: a MAC of its own on every node (not its lowest port\'s), kept by the restarted reconcilers', async () => {
+test("gateway bridge: a MAC of its own on every node (not its lowest port's), kept by the restarted reconcilers", async () => {
   // Containers came and went above: a bridge that followed its ports would have changed MAC,
   // leaving containers' ARP entries for the resolver and the way out pointing nowhere.
   for (const n of lab.nodes) {
@@ -218,6 +267,9 @@ test('cleanup: destroying every node leaves no namespace, device or table behind
     const tables = (await inPid(c.pid, 'nft', ['list', 'tables'])).stdout;
     assert.doesNotMatch(tables, new RegExp(NFT_CONTAINER_TABLE));
     const links = JSON.parse((await inPid(c.pid, 'ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[];
-    assert.deepEqual(links.map((l) => l.ifname), ['lo']);
+    assert.deepEqual(
+      links.map((l) => l.ifname),
+      ['lo'],
+    );
   }
 });

@@ -30,20 +30,31 @@ let manager = true;
 let server: ApiServer;
 
 function docker(args: string[], input?: string) {
-  return run('/usr/local/bin/docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' }, allowFail: true, input });
+  return run('/usr/local/bin/docker', args, {
+    env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' },
+    allowFail: true,
+    input,
+  });
 }
 
 /** A raw API call, for what the CLI checks before it asks. */
-function api(method: string, p: string, body?: unknown): Promise<{ status: number; body: { message?: string } & Record<string, unknown> }> {
+function api(
+  method: string,
+  p: string,
+  body?: unknown,
+): Promise<{ status: number; body: { message?: string } & Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, method, path: `/v1.41${p}`, headers: { 'Content-Type': 'application/json' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} });
-      });
-    });
+    const req = http.request(
+      { socketPath: socket, method, path: `/v1.41${p}`, headers: { 'Content-Type': 'application/json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString();
+          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });
@@ -54,7 +65,15 @@ before(async () => {
   const ping = () => ({ body: 'OK', headers: { 'Content-Type': 'text/plain; charset=utf-8' } });
   router.get('/_ping', ping);
   router.head('/_ping', ping);
-  router.get('/version', () => ({ body: { ApiVersion: SERVER_HEADERS['Api-Version'], Version: '28.0.0', MinAPIVersion: '1.24', Os: 'linux', Arch: 'amd64' } }));
+  router.get('/version', () => ({
+    body: {
+      ApiVersion: SERVER_HEADERS['Api-Version'],
+      Version: '28.0.0',
+      MinAPIVersion: '1.24',
+      Os: 'linux',
+      Arch: 'amd64',
+    },
+  }));
   const access = () => (manager ? store : notASwarmManager());
   serviceRoutes(router, access);
   secretRoutes(router, () => ({ store: access(), dek }));
@@ -77,17 +96,23 @@ test('secret create from a file and from stdin; a duplicate name is a 409', asyn
   assert.equal(r.code, 0, r.stderr);
   r = await docker(['secret', 'create', 'db_pass', '-'], 'again');
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /Error response from daemon: rpc error: code = AlreadyExists desc = secret db_pass already exists/);
+  assert.match(
+    r.stderr,
+    /Error response from daemon: rpc error: code = AlreadyExists desc = secret db_pass already exists/,
+  );
   const dup = await api('POST', '/secrets/create', { Name: 'db_pass', Data: Buffer.from('x').toString('base64') });
   assert.equal(dup.status, 409);
 });
 
-test('bad names and sizes get swarmkit\'s messages', async () => {
+test("bad names and sizes get swarmkit's messages", async () => {
   let r = await docker(['secret', 'create', 'bad.', '-'], 'x');
   assert.match(r.stderr, /invalid name, only 64 \[a-zA-Z0-9-_.\] characters allowed/);
   const bad = await api('POST', '/secrets/create', { Name: 'bad name', Data: Buffer.from('x').toString('base64') });
   assert.equal(bad.status, 400);
-  assert.equal(bad.body.message, 'rpc error: code = InvalidArgument desc = invalid name, only 64 [a-zA-Z0-9-_.] characters allowed, and the start and end character must be [a-zA-Z0-9]');
+  assert.equal(
+    bad.body.message,
+    'rpc error: code = InvalidArgument desc = invalid name, only 64 [a-zA-Z0-9-_.] characters allowed, and the start and end character must be [a-zA-Z0-9]',
+  );
   const big = path.join(dir, 'big');
   fs.writeFileSync(big, Buffer.alloc(500 * 1024, 'a'));
   r = await docker(['secret', 'create', 'big', big]);
@@ -100,7 +125,7 @@ test('bad names and sizes get swarmkit\'s messages', async () => {
   assert.equal(store.list('secrets').length, 2, 'nothing half-made');
 });
 
-test('ls with filters; inspect never shows a secret\'s data; the store holds it sealed', async () => {
+test("ls with filters; inspect never shows a secret's data; the store holds it sealed", async () => {
   let r = await docker(['secret', 'ls', '--format', '{{.Name}}']);
   assert.deepEqual(r.stdout.trim().split('\n').sort(), ['api_key', 'db_pass']);
   r = await docker(['secret', 'ls', '--filter', 'label=tier=db', '--format', '{{.Name}}']);
@@ -132,10 +157,17 @@ test('update changes labels only', async () => {
   const s = (await api('GET', '/secrets/db_pass')).body as { ID: string; Version: { Index: number } };
   const noVersion = await api('POST', `/secrets/${s.ID}/update`, { Name: 'db_pass' });
   assert.deepEqual([noVersion.status, noVersion.body.message], [400, 'invalid secret version']);
-  let r = await api('POST', `/secrets/${s.ID}/update?version=${s.Version.Index}`, { Name: 'db_pass', Data: Buffer.from('other').toString('base64'), Labels: {} });
+  let r = await api('POST', `/secrets/${s.ID}/update?version=${s.Version.Index}`, {
+    Name: 'db_pass',
+    Data: Buffer.from('other').toString('base64'),
+    Labels: {},
+  });
   assert.equal(r.status, 400);
   assert.equal(r.body.message, 'rpc error: code = InvalidArgument desc = only updates to Labels are allowed');
-  r = await api('POST', `/secrets/${s.ID}/update?version=${s.Version.Index}`, { Name: 'db_pass', Labels: { tier: 'cache' } });
+  r = await api('POST', `/secrets/${s.ID}/update?version=${s.Version.Index}`, {
+    Name: 'db_pass',
+    Labels: { tier: 'cache' },
+  });
   assert.equal(r.status, 200, JSON.stringify(r.body));
   assert.deepEqual(store.get('secrets', s.ID)!.Spec.Labels, { tier: 'cache' });
   assert.equal(openSecretData(dek, store.get('secrets', s.ID)!.Spec.Data!).toString(), 'hunter2-from-file');
@@ -153,25 +185,52 @@ test('configs: create, inspect shows the data, --pretty prints it', async () => 
 });
 
 test('services reference secrets and configs; unknown ones are refused; in use cannot be removed', async () => {
-  let r = await docker(['service', 'create', '--detach', '--name', 'web', '--secret', 'source=db_pass,target=pw,uid=1000,gid=100,mode=0400', '--config', 'app.conf', 'busybox', 'top']);
+  let r = await docker([
+    'service',
+    'create',
+    '--detach',
+    '--name',
+    'web',
+    '--secret',
+    'source=db_pass,target=pw,uid=1000,gid=100,mode=0400',
+    '--config',
+    'app.conf',
+    'busybox',
+    'top',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const c = store.list('services')[0].Spec.TaskTemplate.ContainerSpec!;
   const sid = store.list('secrets').find((s) => s.Spec.Name === 'db_pass')!.ID;
-  assert.deepEqual(c.Secrets, [{ SecretID: sid, SecretName: 'db_pass', File: { Name: 'pw', UID: '1000', GID: '100', Mode: 0o400 } }]);
+  assert.deepEqual(c.Secrets, [
+    { SecretID: sid, SecretName: 'db_pass', File: { Name: 'pw', UID: '1000', GID: '100', Mode: 0o400 } },
+  ]);
   assert.equal(c.Configs?.[0].ConfigName, 'app.conf');
   assert.equal(c.Configs?.[0].File?.Name, 'app.conf');
 
   r = await docker(['service', 'create', '--detach', '--name', 'ghost', '--secret', 'ghost', 'busybox', 'top']);
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /secret not found: ghost/);
-  const direct = await api('POST', '/services/create', { Name: 'ghost', TaskTemplate: { ContainerSpec: { Image: 'busybox', Secrets: [{ SecretID: 'x'.repeat(25), SecretName: 'ghost', File: { Name: 'ghost', UID: '0', GID: '0', Mode: 292 } }] } } });
+  const direct = await api('POST', '/services/create', {
+    Name: 'ghost',
+    TaskTemplate: {
+      ContainerSpec: {
+        Image: 'busybox',
+        Secrets: [
+          { SecretID: 'x'.repeat(25), SecretName: 'ghost', File: { Name: 'ghost', UID: '0', GID: '0', Mode: 292 } },
+        ],
+      },
+    },
+  });
   assert.equal(direct.status, 400);
   assert.equal(direct.body.message, 'rpc error: code = InvalidArgument desc = secret not found: ghost');
   assert.equal(store.list('services').length, 1);
 
   r = await docker(['secret', 'rm', 'db_pass']);
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /rpc error: code = InvalidArgument desc = secret 'db_pass' is in use by the following service: web/);
+  assert.match(
+    r.stderr,
+    /rpc error: code = InvalidArgument desc = secret 'db_pass' is in use by the following service: web/,
+  );
   r = await docker(['config', 'rm', 'app.conf']);
   assert.match(r.stderr, /config 'app.conf' is in use by the following service: web/);
 
@@ -186,9 +245,16 @@ test('services reference secrets and configs; unknown ones are refused; in use c
   assert.equal(store.list('services')[0].Spec.TaskTemplate.ContainerSpec!.Secrets?.[0].SecretName, 'api_key');
   const web = store.list('services')[0];
   const ghostly = structuredClone(web.Spec);
-  ghostly.TaskTemplate.ContainerSpec!.Secrets!.push({ SecretID: 'y'.repeat(25), SecretName: 'ghost', File: { Name: 'ghost', UID: '0', GID: '0', Mode: 292 } });
+  ghostly.TaskTemplate.ContainerSpec!.Secrets!.push({
+    SecretID: 'y'.repeat(25),
+    SecretName: 'ghost',
+    File: { Name: 'ghost', UID: '0', GID: '0', Mode: 292 },
+  });
   const upd = await api('POST', `/services/${web.ID}/update?version=${web.Version.Index}`, ghostly);
-  assert.deepEqual([upd.status, upd.body.message], [400, 'rpc error: code = InvalidArgument desc = secret not found: ghost']);
+  assert.deepEqual(
+    [upd.status, upd.body.message],
+    [400, 'rpc error: code = InvalidArgument desc = secret not found: ghost'],
+  );
 });
 
 test('a node that is not a manager answers 503', async () => {

@@ -32,12 +32,22 @@ const log = createLogger('test', 'silent');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-svc-'));
 const socket = path.join(dir, 'api.sock');
 const store = new MemoryStore();
-const loops = [new Allocator(store, log), new Scheduler(store, log), new ReplicatedOrchestrator(store, log), new GlobalOrchestrator(store, log), new JobsOrchestrator(store, log), new TaskReaper(store, log)];
+const loops = [
+  new Allocator(store, log),
+  new Scheduler(store, log),
+  new ReplicatedOrchestrator(store, log),
+  new GlobalOrchestrator(store, log),
+  new JobsOrchestrator(store, log),
+  new TaskReaper(store, log),
+];
 let server: ApiServer;
 let stopAgent = () => {};
 
 function docker(...args: string[]) {
-  return run('/usr/local/bin/docker', args, { env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' }, allowFail: true });
+  return run('/usr/local/bin/docker', args, {
+    env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' },
+    allowFail: true,
+  });
 }
 
 before(async () => {
@@ -45,7 +55,15 @@ before(async () => {
   const ping = () => ({ body: 'OK', headers: { 'Content-Type': 'text/plain; charset=utf-8' } });
   router.get('/_ping', ping);
   router.head('/_ping', ping);
-  router.get('/version', () => ({ body: { ApiVersion: SERVER_HEADERS['Api-Version'], Version: '28.0.0', MinAPIVersion: '1.24', Os: 'linux', Arch: 'amd64' } }));
+  router.get('/version', () => ({
+    body: {
+      ApiVersion: SERVER_HEADERS['Api-Version'],
+      Version: '28.0.0',
+      MinAPIVersion: '1.24',
+      Os: 'linux',
+      Arch: 'amd64',
+    },
+  }));
   // Test-only: the nodes list belongs to the swarm stage; the CLI's progress and `service ps` read it.
   router.get('/nodes', () => ({ body: store.list('nodes') }));
   router.get('/nodes/:id', (ctx) => ({ body: store.get('nodes', ctx.params.id) }));
@@ -53,7 +71,13 @@ before(async () => {
   taskRoutes(router, () => store);
   server = new ApiServer(router, log);
   await server.listen(`unix://${socket}`);
-  await store.commit(['n1', 'n2', 'n3'].map((id) => ({ kind: 'nodes' as const, op: 'create' as const, object: makeNode(id, { hostname: `host-${id}` }) })));
+  await store.commit(
+    ['n1', 'n2', 'n3'].map((id) => ({
+      kind: 'nodes' as const,
+      op: 'create' as const,
+      object: makeNode(id, { hostname: `host-${id}` }),
+    })),
+  );
   for (const l of loops) l.run();
   // Stand-in agent: ASSIGNED → RUNNING (or FAILED for the image called "broken"); desired shutdown → SHUTDOWN.
   stopAgent = store.watch(() => {
@@ -61,7 +85,10 @@ before(async () => {
     for (const t of store.list('tasks')) {
       let next: Task | undefined;
       if (t.Status.State === 'assigned' && t.DesiredState === 'complete') {
-        next = withStatus(t, status('complete', 'finished', { ContainerStatus: { ContainerID: 'd'.repeat(64), PID: 43, ExitCode: 0 } }));
+        next = withStatus(
+          t,
+          status('complete', 'finished', { ContainerStatus: { ContainerID: 'd'.repeat(64), PID: 43, ExitCode: 0 } }),
+        );
       } else if (t.Status.State === 'assigned' && t.DesiredState === 'running') {
         next = t.Spec.ContainerSpec?.Image?.startsWith('broken')
           ? withStatus(t, status('rejected', 'preparing', { Err: 'No such image: broken' }))
@@ -110,7 +137,14 @@ test('inspect by name, ID prefix; docker inspect of a task shows its container',
   assert.match(pretty.stdout, /Replicated/);
   assert.match(pretty.stdout, /Replicas:\s+3/);
   const taskId = (await docker('service', 'ps', '-q', '--no-trunc', 'web')).stdout.trim().split('\n')[0];
-  const t = await docker('inspect', '--type', 'task', taskId, '--format', '{{.Status.ContainerStatus.ContainerID}} {{.Status.ContainerStatus.PID}}');
+  const t = await docker(
+    'inspect',
+    '--type',
+    'task',
+    taskId,
+    '--format',
+    '{{.Status.ContainerStatus.ContainerID}} {{.Status.ContainerStatus.PID}}',
+  );
   assert.equal(t.stdout.trim(), `${'c'.repeat(64)} 42`);
   const missing = await docker('service', 'inspect', 'nope');
   assert.notEqual(missing.code, 0);
@@ -154,20 +188,33 @@ test('global services: one task per node', async () => {
   for (const l of ps.stdout.trim().split('\n')) assert.match(l, /^mon\.n[123]$/);
 });
 
-test('constraints that nothing meets leave tasks pending with Docker\'s reason', async () => {
-  const r = await docker('service', 'create', '--name', 'picky', '--constraint', 'node.labels.disk==ssd', '--detach', 'busybox', 'top');
+test("constraints that nothing meets leave tasks pending with Docker's reason", async () => {
+  const r = await docker(
+    'service',
+    'create',
+    '--name',
+    'picky',
+    '--constraint',
+    'node.labels.disk==ssd',
+    '--detach',
+    'busybox',
+    'top',
+  );
   assert.equal(r.code, 0, r.stderr);
   await until('explained', () => store.list('tasks').some((t) => t.Status.Err?.startsWith('no suitable node')));
   const ps = await docker('service', 'ps', 'picky', '--no-trunc', '--format', '{{.CurrentState}}|{{.Error}}');
   assert.match(ps.stdout, /^Pending .*\|"no suitable node \(scheduling constraints not satisfied on 3 nodes\)"$/m);
 });
 
-test('bad input: Docker\'s errors, nothing created', async () => {
+test("bad input: Docker's errors, nothing created", async () => {
   const count = store.list('services').length;
   let r = await docker('service', 'create', '--name', 'bad', '--constraint', 'node.role=manager', 'busybox');
   assert.match(r.stderr, /rpc error: code = InvalidArgument desc = constraint expected one operator from ==, !=/);
   r = await docker('service', 'create', '--name', 'web', '--detach', 'busybox');
-  assert.match(r.stderr, /rpc error: code = AlreadyExists desc = name conflicts with an existing object: service web already exists/);
+  assert.match(
+    r.stderr,
+    /rpc error: code = AlreadyExists desc = name conflicts with an existing object: service web already exists/,
+  );
   r = await docker('service', 'create', '--name', 'p1', '--detach', '-p', '8080:80', 'busybox');
   assert.equal(r.code, 0, r.stderr);
   r = await docker('service', 'create', '--name', 'p2', '--detach', '-p', '8080:80', 'busybox');
@@ -176,10 +223,17 @@ test('bad input: Docker\'s errors, nothing created', async () => {
   assert.notEqual(r.code, 0);
   r = await docker('service', 'create', '--name', 'bad_name!', '--detach', 'busybox');
   assert.match(r.stderr, /name must be valid as a DNS name component/);
-  const res = await fetchApi('POST', '/v1.41/services/create', { Name: 'neg', TaskTemplate: { ContainerSpec: { Image: 'busybox' } }, Mode: { Replicated: { Replicas: -1 } } });
+  const res = await fetchApi('POST', '/v1.41/services/create', {
+    Name: 'neg',
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' } },
+    Mode: { Replicated: { Replicas: -1 } },
+  });
   assert.equal(res.status, 400);
   // Replicas is a *uint64 in Docker's types: dockerd's JSON decoder refuses -1 before swarmkit sees it.
-  assert.equal(res.body.message, 'json: cannot unmarshal number -1 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64');
+  assert.equal(
+    res.body.message,
+    'json: cannot unmarshal number -1 into Go struct field ReplicatedService.Mode.Replicated.Replicas of type uint64',
+  );
   assert.equal(store.list('services').length, count + 1, 'only p1 was created');
   const f = await fetchApi('GET', '/v1.41/tasks?filters=' + encodeURIComponent('{"colour":["red"]}'));
   assert.equal(f.status, 400);
@@ -189,7 +243,13 @@ test('bad input: Docker\'s errors, nothing created', async () => {
 test('a rejected task (image cannot be pulled) shows its error and is retried', async () => {
   const r = await docker('service', 'create', '--name', 'broken', '--restart-delay', '0s', '--detach', 'broken');
   assert.equal(r.code, 0, r.stderr);
-  await until('two attempts', () => store.list('tasks').filter((t) => t.Spec.ContainerSpec?.Image?.startsWith('broken') && t.Status.State === 'rejected').length >= 2);
+  await until(
+    'two attempts',
+    () =>
+      store
+        .list('tasks')
+        .filter((t) => t.Spec.ContainerSpec?.Image?.startsWith('broken') && t.Status.State === 'rejected').length >= 2,
+  );
   const ps = await docker('service', 'ps', 'broken', '--no-trunc', '--format', '{{.Error}}');
   assert.match(ps.stdout, /No such image: broken/);
 });
@@ -199,25 +259,72 @@ test('a failing update pauses (the CLI says so); service rollback restores the p
   assert.equal(r.code, 0, r.stderr);
   r = await docker('service', 'update', '--image', 'broken', '--restart-delay', '0s', '--detach=false', 'upd');
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /service update paused: update paused due to failure or early termination of task [a-z0-9]{25}/);
-  assert.equal((await docker('service', 'inspect', 'upd', '--format', '{{.UpdateStatus.State}}')).stdout.trim(), 'paused');
+  assert.match(
+    r.stderr,
+    /service update paused: update paused due to failure or early termination of task [a-z0-9]{25}/,
+  );
+  assert.equal(
+    (await docker('service', 'inspect', 'upd', '--format', '{{.UpdateStatus.State}}')).stdout.trim(),
+    'paused',
+  );
   r = await docker('service', 'rollback', '--detach=false', 'upd');
   assert.equal(r.code, 0, r.stderr);
-  assert.equal((await docker('service', 'inspect', 'upd', '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}')).stdout.trim(), 'busybox:latest rollback_completed');
-  await until('2 running busybox', () => store.list('tasks').filter((t) => t.Status.State === 'running' && t.Spec.ContainerSpec?.Image === 'busybox:latest' && store.get('services', t.ServiceID)?.Spec.Name === 'upd').length === 2);
+  assert.equal(
+    (
+      await docker(
+        'service',
+        'inspect',
+        'upd',
+        '--format',
+        '{{.Spec.TaskTemplate.ContainerSpec.Image}} {{.UpdateStatus.State}}',
+      )
+    ).stdout.trim(),
+    'busybox:latest rollback_completed',
+  );
+  await until(
+    '2 running busybox',
+    () =>
+      store
+        .list('tasks')
+        .filter(
+          (t) =>
+            t.Status.State === 'running' &&
+            t.Spec.ContainerSpec?.Image === 'busybox:latest' &&
+            store.get('services', t.ServiceID)?.Spec.Name === 'upd',
+        ).length === 2,
+  );
   assert.equal((await docker('service', 'rm', 'upd')).code, 0);
 });
 
 test('replicated job: runs to completion; service ls shows completions; update runs it again', async () => {
-  let r = await docker('service', 'create', '--name', 'batch', '--mode', 'replicated-job', '--replicas', '2', '--max-concurrent', '1', '--detach=false', 'busybox', 'true');
+  let r = await docker(
+    'service',
+    'create',
+    '--name',
+    'batch',
+    '--mode',
+    'replicated-job',
+    '--replicas',
+    '2',
+    '--max-concurrent',
+    '1',
+    '--detach=false',
+    'busybox',
+    'true',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout + r.stderr, /job complete/);
   const ls = await docker('service', 'ls', '--filter', 'name=batch', '--format', '{{.Mode}} {{.Replicas}}');
   assert.equal(ls.stdout.trim(), 'replicated job 0/1 (2/2 completed)');
   r = await docker('service', 'update', '--force', '--detach=false', 'batch');
   assert.equal(r.code, 0, r.stderr);
-  assert.equal((await docker('service', 'inspect', 'batch', '--format', '{{.JobStatus.JobIteration.Index}}')).stdout.trim(), '1');
-  const done = store.list('tasks').filter((t) => t.Status.State === 'complete' && store.get('services', t.ServiceID)?.Spec.Name === 'batch');
+  assert.equal(
+    (await docker('service', 'inspect', 'batch', '--format', '{{.JobStatus.JobIteration.Index}}')).stdout.trim(),
+    '1',
+  );
+  const done = store
+    .list('tasks')
+    .filter((t) => t.Status.State === 'complete' && store.get('services', t.ServiceID)?.Spec.Name === 'batch');
   assert.equal(done.length, 4);
   assert.equal((await docker('service', 'rm', 'batch')).code, 0);
 });
@@ -232,14 +339,21 @@ test('service rm removes the service and, once stopped, its tasks', async () => 
   assert.equal((await docker('service', 'ls', '-q')).stdout.trim(), '');
 });
 
-async function fetchApi(method: string, p: string, body?: unknown): Promise<{ status: number; body: { message?: string } }> {
+async function fetchApi(
+  method: string,
+  p: string,
+  body?: unknown,
+): Promise<{ status: number; body: { message?: string } }> {
   const http = await import('node:http');
   return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, path: p, method, headers: { 'Content-Type': 'application/json' } }, (res) => {
-      let data = '';
-      res.on('data', (c) => (data += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) : {} }));
-    });
+    const req = http.request(
+      { socketPath: socket, path: p, method, headers: { 'Content-Type': 'application/json' } },
+      (res) => {
+        let data = '';
+        res.on('data', (c) => (data += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) : {} }));
+      },
+    );
     req.on('error', reject);
     req.end(body === undefined ? undefined : JSON.stringify(body));
   });

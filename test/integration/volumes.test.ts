@@ -22,14 +22,17 @@ before(async () => {
   await run('tar', ['-C', extra, '-rf', tar, './seed']);
   await d.docker(['import', '-c', 'CMD ["sh"]', '-c', 'VOLUME /seed', '-', SEEDED], { input: fs.readFileSync(tar) });
 });
-after(async () => { await d?.destroy(); });
+after(async () => {
+  await d?.destroy();
+});
 
 const docker = (...args: string[]) => d.docker(args);
 const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
 const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
-const volumeNames = async (...filters: string[]) => (await out('volume', 'ls', '-q', ...filters.flatMap((f) => ['--filter', f]))).split('\n').filter(Boolean).sort();
+const volumeNames = async (...filters: string[]) =>
+  (await out('volume', 'ls', '-q', ...filters.flatMap((f) => ['--filter', f]))).split('\n').filter(Boolean).sort();
 
-test('volume create / inspect / ls show Docker\'s shape; the data lives under the data root', async () => {
+test("volume create / inspect / ls show Docker's shape; the data lives under the data root", async () => {
   assert.equal(await out('volume', 'create', '--label', 'tier=db', 'vdb'), 'vdb');
   const v = JSON.parse(await out('volume', 'inspect', 'vdb'))[0];
   assert.equal(v.Name, 'vdb');
@@ -51,10 +54,13 @@ test('volume create / inspect / ls show Docker\'s shape; the data lives under th
   await docker('volume', 'rm', anon);
 });
 
-test('bad names, options and drivers get Docker\'s errors; missing volumes a 404', async () => {
+test("bad names, options and drivers get Docker's errors; missing volumes a 404", async () => {
   let r = await dockerFail('volume', 'create', 'a/b');
   assert.notEqual(r.code, 0);
-  assert.match(r.stderr, /create a\/b: "a\/b" includes invalid characters for a local volume name, only "\[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]" are allowed/);
+  assert.match(
+    r.stderr,
+    /create a\/b: "a\/b" includes invalid characters for a local volume name, only "\[a-zA-Z0-9\]\[a-zA-Z0-9_.-\]" are allowed/,
+  );
   r = await dockerFail('volume', 'create', '--opt', 'foo=bar', 'vopt');
   assert.match(r.stderr, /create vopt: invalid option: "foo"/);
   r = await dockerFail('volume', 'create', '--opt', 'type=tmpfs', 'vopt');
@@ -66,16 +72,33 @@ test('bad names, options and drivers get Docker\'s errors; missing volumes a 404
   r = await dockerFail('volume', 'rm', 'nope');
   assert.match(r.stderr, /get nope: no such volume/);
   assert.equal((await dockerFail('volume', 'rm', '-f', 'nope')).code, 0);
-  assert.deepEqual((await volumeNames()).filter((n) => n.startsWith('v') && n !== 'vdb'), []);
+  assert.deepEqual(
+    (await volumeNames()).filter((n) => n.startsWith('v') && n !== 'vdb'),
+    [],
+  );
 });
 
 test('run -v NAME:/path keeps data across containers; inspect Mounts shows the volume', async () => {
   await docker('run', '--name', 'w1', '-v', 'vdata:/data', IMG, 'sh', '-c', 'echo persisted > /data/f');
   assert.ok((await volumeNames()).includes('vdata'), 'named volume created on first use');
   const m = JSON.parse(await out('inspect', 'w1'))[0].Mounts;
-  assert.deepEqual(m, [{ Type: 'volume', Name: 'vdata', Source: path.join(d.dataRoot, 'volumes/vdata/_data'), Destination: '/data', Driver: 'local', Mode: 'z', RW: true, Propagation: '' }]);
+  assert.deepEqual(m, [
+    {
+      Type: 'volume',
+      Name: 'vdata',
+      Source: path.join(d.dataRoot, 'volumes/vdata/_data'),
+      Destination: '/data',
+      Driver: 'local',
+      Mode: 'z',
+      RW: true,
+      Propagation: '',
+    },
+  ]);
   assert.equal(fs.readFileSync(path.join(d.dataRoot, 'volumes/vdata/_data/f'), 'utf8'), 'persisted\n');
-  assert.equal(await out('run', '--rm', '--mount', 'type=volume,source=vdata,target=/x,readonly', IMG, 'cat', '/x/f'), 'persisted');
+  assert.equal(
+    await out('run', '--rm', '--mount', 'type=volume,source=vdata,target=/x,readonly', IMG, 'cat', '/x/f'),
+    'persisted',
+  );
   const ro = await dockerFail('run', '--rm', '-v', 'vdata:/x:ro', IMG, 'touch', '/x/g');
   assert.notEqual(ro.code, 0);
   assert.match(ro.stderr, /Read-only file system/);
@@ -97,29 +120,43 @@ test('volume rm refuses a volume a container uses (409, with its ID); prune keep
   assert.ok(!fs.existsSync(path.join(d.dataRoot, 'volumes/vdata')));
 });
 
-test('an empty new volume gets the image\'s content at the target (copy-up), unless nocopy', async () => {
+test("an empty new volume gets the image's content at the target (copy-up), unless nocopy", async () => {
   assert.equal(await out('run', '--rm', '-v', 'vseed:/seed', SEEDED, 'cat', '/seed/hello.txt'), 'from the image');
   const data = path.join(d.dataRoot, 'volumes/vseed/_data');
   assert.equal(fs.readFileSync(path.join(data, 'hello.txt'), 'utf8'), 'from the image\n');
-  assert.equal(fs.statSync(data).mode & 0o777, 0o750, 'the directory\'s mode comes along');
+  assert.equal(fs.statSync(data).mode & 0o777, 0o750, "the directory's mode comes along");
   // A volume that holds something is not filled again.
   fs.writeFileSync(path.join(data, 'hello.txt'), 'changed\n');
   assert.equal(await out('run', '--rm', '-v', 'vseed:/seed', SEEDED, 'cat', '/seed/hello.txt'), 'changed');
-  const r = await dockerFail('run', '--rm', '--mount', 'type=volume,source=vnocopy,target=/seed,volume-nocopy', SEEDED, 'ls', '/seed');
+  const r = await dockerFail(
+    'run',
+    '--rm',
+    '--mount',
+    'type=volume,source=vnocopy,target=/seed,volume-nocopy',
+    SEEDED,
+    'ls',
+    '/seed',
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout.trim(), '');
   await docker('volume', 'rm', 'vseed', 'vnocopy');
 });
 
-test('-v /path and the image\'s VOLUME make anonymous volumes; rm -v removes them, named ones stay', async () => {
+test("-v /path and the image's VOLUME make anonymous volumes; rm -v removes them, named ones stay", async () => {
   await docker('create', '--name', 'anon1', '-v', '/scratch', '-v', 'vkeep:/keep', SEEDED, 'true');
-  const mounts = JSON.parse(await out('inspect', 'anon1'))[0].Mounts as { Name: string; Destination: string; Type: string }[];
+  const mounts = JSON.parse(await out('inspect', 'anon1'))[0].Mounts as {
+    Name: string;
+    Destination: string;
+    Type: string;
+  }[];
   const anon = mounts.filter((m) => m.Destination !== '/keep');
   assert.deepEqual(anon.map((m) => m.Destination).sort(), ['/scratch', '/seed']);
   for (const m of anon) {
     assert.equal(m.Type, 'volume');
     assert.match(m.Name, /^[a-f0-9]{64}$/);
-    assert.deepEqual(JSON.parse(await out('volume', 'inspect', m.Name))[0].Labels, { 'com.docker.volume.anonymous': '' });
+    assert.deepEqual(JSON.parse(await out('volume', 'inspect', m.Name))[0].Labels, {
+      'com.docker.volume.anonymous': '',
+    });
   }
   await docker('start', '-a', 'anon1');
   await docker('rm', '-v', 'anon1');
@@ -149,7 +186,18 @@ test('volume prune (API 1.41) removes every unused volume, named or not, and rep
 test('--mount type=tmpfs and binds reach the container; bad mounts are refused at create', async () => {
   const host = fs.mkdtempSync(path.join(d.dir, 'bind-'));
   fs.writeFileSync(path.join(host, 'in'), 'host file\n');
-  const mounts = await out('run', '--rm', '--mount', 'type=tmpfs,target=/scratch,tmpfs-size=1m', '--mount', `type=bind,source=${host},target=/h`, IMG, 'sh', '-c', 'cat /h/in; grep " /scratch " /proc/mounts');
+  const mounts = await out(
+    'run',
+    '--rm',
+    '--mount',
+    'type=tmpfs,target=/scratch,tmpfs-size=1m',
+    '--mount',
+    `type=bind,source=${host},target=/h`,
+    IMG,
+    'sh',
+    '-c',
+    'cat /h/in; grep " /scratch " /proc/mounts',
+  );
   assert.match(mounts, /^host file$/m);
   assert.match(mounts, /^tmpfs \/scratch tmpfs .*size=1024k/m);
   let r = await dockerFail('create', '--mount', 'type=bind,source=/no/such/dir,target=/x', IMG);
@@ -177,7 +225,7 @@ test('volumes and their data survive a daemon restart', async () => {
   await docker('volume', 'rm', 'vrestart');
 });
 
-test('--volumes-from shares a container\'s volumes (ro on request); ps --filter volume; --tmpfs', async () => {
+test("--volumes-from shares a container's volumes (ro on request); ps --filter volume; --tmpfs", async () => {
   await docker('create', '--name', 'src1', '-v', 'vshare:/shared', IMG, 'true');
   await docker('run', '--rm', '--volumes-from', 'src1', IMG, 'sh', '-c', 'echo via volumes-from > /shared/f');
   assert.equal(await out('run', '--rm', '-v', 'vshare:/s', IMG, 'cat', '/s/f'), 'via volumes-from');
@@ -188,7 +236,11 @@ test('--volumes-from shares a container\'s volumes (ro on request); ps --filter 
   assert.equal(await out('ps', '-a', '--filter', 'volume=nope', '--format', '{{.Names}}'), '');
   const t = await out('run', '--name', 'tmpfs1', '--tmpfs', '/tt:size=512k', IMG, 'grep', ' /tt ', '/proc/mounts');
   assert.match(t, /^tmpfs \/tt tmpfs .*size=512k/);
-  assert.deepEqual(JSON.parse(await out('inspect', 'tmpfs1'))[0].Mounts, [], '--tmpfs is not a mount point in inspect, as in Docker');
+  assert.deepEqual(
+    JSON.parse(await out('inspect', 'tmpfs1'))[0].Mounts,
+    [],
+    '--tmpfs is not a mount point in inspect, as in Docker',
+  );
   await docker('rm', 'tmpfs1');
   await docker('rm', 'src1');
   await docker('volume', 'rm', 'vshare');
@@ -200,15 +252,40 @@ test('docker events reports volume create, mount, unmount and destroy', async ()
   await docker('run', '--rm', '-v', 'vev:/e', IMG, 'true');
   await docker('volume', 'rm', 'vev');
   const until = String(Math.floor(Date.now() / 1000) + 1);
-  const ev = await out('events', '--since', since, '--until', until, '--filter', 'type=volume', '--filter', 'volume=vev', '--format', '{{.Type}} {{.Action}} {{.Actor.ID}}');
-  assert.deepEqual(ev.split('\n'), ['volume create vev', 'volume mount vev', 'volume unmount vev', 'volume destroy vev']);
+  const ev = await out(
+    'events',
+    '--since',
+    since,
+    '--until',
+    until,
+    '--filter',
+    'type=volume',
+    '--filter',
+    'volume=vev',
+    '--format',
+    '{{.Type}} {{.Action}} {{.Actor.ID}}',
+  );
+  assert.deepEqual(ev.split('\n'), [
+    'volume create vev',
+    'volume mount vev',
+    'volume unmount vev',
+    'volume destroy vev',
+  ]);
 });
 
 test('a volume with mount options (type/device/o) is mounted while a container uses it, and prune leaves it', async () => {
   await docker('volume', 'create', '--opt', 'type=tmpfs', '--opt', 'device=tmpfs', '--opt', 'o=size=1m', 'vtmp');
-  assert.deepEqual(JSON.parse(await out('volume', 'inspect', 'vtmp'))[0].Options, { type: 'tmpfs', device: 'tmpfs', o: 'size=1m' });
+  assert.deepEqual(JSON.parse(await out('volume', 'inspect', 'vtmp'))[0].Options, {
+    type: 'tmpfs',
+    device: 'tmpfs',
+    o: 'size=1m',
+  });
   const data = path.join(d.dataRoot, 'volumes/vtmp/_data');
-  const mounted = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === data);
+  const mounted = () =>
+    fs
+      .readFileSync('/proc/self/mountinfo', 'utf8')
+      .split('\n')
+      .some((l) => l.split(' ')[4] === data);
   const r = await out('run', '--rm', '-v', 'vtmp:/v', IMG, 'grep', ' /v ', '/proc/mounts');
   assert.match(r, /^tmpfs \/v tmpfs .*size=1024k/);
   assert.equal(mounted(), false, 'unmounted once no container uses it');

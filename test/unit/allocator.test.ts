@@ -13,22 +13,57 @@ const log = createLogger('test', 'silent');
 
 function net(id: string, name: string, over: Partial<Network['Spec']> = {}): Network {
   const now = new Date().toISOString();
-  return { ID: id, Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: { Name: name, DriverConfiguration: { Name: 'overlay' }, ...over } };
+  return {
+    ID: id,
+    Version: { Index: 0 },
+    CreatedAt: now,
+    UpdatedAt: now,
+    Spec: { Name: name, DriverConfiguration: { Name: 'overlay' }, ...over },
+  };
 }
 
 test('published ports: given ones kept, 0 gets 30000+, sticky across updates, host mode untouched', () => {
-  const a = makeService('a', { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080 }, { TargetPort: 443 }] } });
+  const a = makeService('a', {
+    EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080 }, { TargetPort: 443 }] },
+  });
   const pa = new PortAllocator([]).allocate(a);
-  assert.deepEqual(pa.map((p) => [p.PublishedPort, p.Protocol, p.PublishMode]), [[8080, 'tcp', 'ingress'], [30000, 'tcp', 'ingress']]);
+  assert.deepEqual(
+    pa.map((p) => [p.PublishedPort, p.Protocol, p.PublishMode]),
+    [
+      [8080, 'tcp', 'ingress'],
+      [30000, 'tcp', 'ingress'],
+    ],
+  );
   const a2: Service = { ...a, Endpoint: { Spec: a.Spec.EndpointSpec!, Ports: pa } };
-  const b = makeService('b', { EndpointSpec: { Ports: [{ TargetPort: 80 }, { TargetPort: 53, Protocol: 'udp' }, { TargetPort: 22, PublishedPort: 2222, PublishMode: 'host' }] } });
+  const b = makeService('b', {
+    EndpointSpec: {
+      Ports: [
+        { TargetPort: 80 },
+        { TargetPort: 53, Protocol: 'udp' },
+        { TargetPort: 22, PublishedPort: 2222, PublishMode: 'host' },
+      ],
+    },
+  });
   const alloc = new PortAllocator([a2]);
-  assert.deepEqual(alloc.allocate(a2).map((p) => p.PublishedPort), [8080, 30000], 'sticky');
-  assert.deepEqual(alloc.allocate(b).map((p) => [p.PublishedPort, p.Protocol, p.PublishMode]), [[30001, 'tcp', 'ingress'], [30000, 'udp', 'ingress'], [2222, 'tcp', 'host']]);
+  assert.deepEqual(
+    alloc.allocate(a2).map((p) => p.PublishedPort),
+    [8080, 30000],
+    'sticky',
+  );
+  assert.deepEqual(
+    alloc.allocate(b).map((p) => [p.PublishedPort, p.Protocol, p.PublishMode]),
+    [
+      [30001, 'tcp', 'ingress'],
+      [30000, 'udp', 'ingress'],
+      [2222, 'tcp', 'host'],
+    ],
+  );
 });
 
 test('subnets from the default pool never overlap; addresses never repeat', () => {
-  const pool = new SubnetPool(['10.0.0.0/8'], 24, [{ ...net('x', 'x'), IPAMOptions: { Configs: [{ Subnet: '10.0.0.0/24' }] } }]);
+  const pool = new SubnetPool(['10.0.0.0/8'], 24, [
+    { ...net('x', 'x'), IPAMOptions: { Configs: [{ Subnet: '10.0.0.0/24' }] } },
+  ]);
   assert.equal(pool.next(), '10.0.1.0/24');
   assert.equal(pool.next(), '10.0.2.0/24');
   const small = new SubnetPool(['192.168.0.0/23'], 24, []);
@@ -37,7 +72,10 @@ test('subnets from the default pool never overlap; addresses never repeat', () =
   assert.throws(() => small.next(), /non-overlapping/);
   const a = new AddressPool('10.0.1.0/29');
   a.mark('10.0.1.3/29');
-  assert.deepEqual([a.allocate(), a.allocate(), a.allocate(), a.allocate()], ['10.0.1.2/29', '10.0.1.4/29', '10.0.1.5/29', '10.0.1.6/29']);
+  assert.deepEqual(
+    [a.allocate(), a.allocate(), a.allocate(), a.allocate()],
+    ['10.0.1.2/29', '10.0.1.4/29', '10.0.1.5/29', '10.0.1.6/29'],
+  );
   assert.throws(() => a.allocate(), /no available IPv4 addresses/);
 });
 
@@ -45,7 +83,10 @@ test('allocation: networks get subnet + VNI, services VIPs, NEW tasks addresses 
   const n1 = net('n1', 'front');
   const n2 = net('n2', 'back');
   const ingress = net('ing', 'ingress', { Ingress: true, IPAMOptions: { Configs: [{ Subnet: '10.255.0.0/16' }] } });
-  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'front' }, { Target: 'n2' }] }, EndpointSpec: { Ports: [{ TargetPort: 80 }] } });
+  const s = makeService('web', {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'front' }, { Target: 'n2' }] },
+    EndpointSpec: { Ports: [{ TargetPort: 80 }] },
+  });
   const t1 = makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } });
   const t2 = makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } });
   const r = allocate(undefined, [n1, n2, ingress], [s], [t1, t2]);
@@ -57,7 +98,14 @@ test('allocation: networks get subnet + VNI, services VIPs, NEW tasks addresses 
   assert.equal(new Set(vnis).size, 3);
   assert.ok(vnis.every((v) => Number(v) >= 4096));
   const svc = r.services[0];
-  assert.deepEqual(svc.Endpoint!.VirtualIPs!.map((v) => [v.NetworkID, v.Addr]), [['n1', '10.0.0.2/24'], ['n2', '10.0.1.2/24'], ['ing', '10.255.0.2/16']]);
+  assert.deepEqual(
+    svc.Endpoint!.VirtualIPs!.map((v) => [v.NetworkID, v.Addr]),
+    [
+      ['n1', '10.0.0.2/24'],
+      ['n2', '10.0.1.2/24'],
+      ['ing', '10.255.0.2/16'],
+    ],
+  );
   assert.equal(svc.Endpoint!.Ports![0].PublishedPort, 30000);
   assert.equal(r.tasks.length, 2);
   for (const t of r.tasks) {
@@ -71,8 +119,15 @@ test('allocation: networks get subnet + VNI, services VIPs, NEW tasks addresses 
 });
 
 test('allocation is idempotent and dnsrr services get no VIP', () => {
-  const n1 = { ...net('n1', 'front'), IPAMOptions: { Configs: [{ Subnet: '10.0.5.0/24', Gateway: '10.0.5.1' }] }, DriverState: { Name: 'overlay', Options: { [VXLAN_ID_OPTION]: '4096' } } };
-  const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'n1' }] }, EndpointSpec: { Mode: 'dnsrr' } });
+  const n1 = {
+    ...net('n1', 'front'),
+    IPAMOptions: { Configs: [{ Subnet: '10.0.5.0/24', Gateway: '10.0.5.1' }] },
+    DriverState: { Name: 'overlay', Options: { [VXLAN_ID_OPTION]: '4096' } },
+  };
+  const s = makeService('web', {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'n1' }] },
+    EndpointSpec: { Mode: 'dnsrr' },
+  });
   const r = allocate(undefined, [n1], [s], []);
   assert.equal(r.networks.length, 0);
   assert.deepEqual(r.services[0].Endpoint!.VirtualIPs, []);
@@ -86,7 +141,14 @@ test('allocator loop moves NEW tasks to PENDING', async () => {
   a.run();
   try {
     const s = makeService('web');
-    await store.commit([{ kind: 'services', op: 'create', object: s }, { kind: 'tasks', op: 'create', object: makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }) }]);
+    await store.commit([
+      { kind: 'services', op: 'create', object: s },
+      {
+        kind: 'tasks',
+        op: 'create',
+        object: makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }),
+      },
+    ]);
     const created = store.get('services', s.ID)!;
     await until('pending', () => store.list('tasks')[0].Status.State === 'pending');
     // Nothing to allocate for a service without networks or endpoint spec: no write, no version bump.
@@ -105,7 +167,10 @@ test('the ingress network gets 10.0.0.0/24 and VNI 4096 first, and every node an
   const ing = r.networks[0];
   assert.equal(ing.IPAMOptions!.Configs![0].Subnet, '10.0.0.0/24');
   assert.equal(ing.DriverState!.Options![VXLAN_ID_OPTION], '4096');
-  assert.deepEqual(r.nodes.map((n) => n.Attachments![0].Addresses[0]), ['10.0.0.2/24', '10.0.0.3/24']);
+  assert.deepEqual(
+    r.nodes.map((n) => n.Attachments![0].Addresses[0]),
+    ['10.0.0.2/24', '10.0.0.3/24'],
+  );
   // Next pass: nothing more to do; a service's VIP avoids the nodes' addresses.
   const s = makeService('web', { EndpointSpec: { Ports: [{ TargetPort: 80 }] } });
   const again = allocate(cluster, [ing], [s], [], r.nodes);
@@ -116,9 +181,15 @@ test('the ingress network gets 10.0.0.0/24 and VNI 4096 first, and every node an
 function attachmentTask(node: string, container: string, network: string, over: Partial<Task> = {}): Task {
   const now = new Date().toISOString();
   return {
-    ID: newSwarmId(), Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
+    ID: newSwarmId(),
+    Version: { Index: 0 },
+    CreatedAt: now,
+    UpdatedAt: now,
     Spec: { NetworkAttachmentSpec: { ContainerID: container }, Networks: [{ Target: network }] },
-    ServiceID: '', NodeID: node, DesiredState: 'running', Status: { State: 'new', Message: 'network attachment', Timestamp: now },
+    ServiceID: '',
+    NodeID: node,
+    DesiredState: 'running',
+    Status: { State: 'new', Message: 'network attachment', Timestamp: now },
     ...over,
   };
 }
@@ -149,12 +220,29 @@ test('attachment tasks (no service, no address) get addresses in the same books 
 
 test('a restarted allocator (new leader) rebuilds its books from the store, attachments included', () => {
   const n1 = net('n1', 'att', { Attachable: true });
-  const first = allocate(undefined, [n1], [], [attachmentTask('node1', 'c'.repeat(64), 'n1'), attachmentTask('node1', 'd'.repeat(64), 'n1')]);
+  const first = allocate(
+    undefined,
+    [n1],
+    [],
+    [attachmentTask('node1', 'c'.repeat(64), 'n1'), attachmentTask('node1', 'd'.repeat(64), 'n1')],
+  );
   const held = first.tasks.map((t) => t.NetworksAttachments![0].Addresses[0]);
   // Nothing kept between passes: the next pass only sees the store's objects.
   const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'n1' }] } });
-  const second = allocate(undefined, first.networks, [s], [...first.tasks, makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }), attachmentTask('node2', 'e'.repeat(64), 'n1')]);
-  const fresh = [second.services[0].Endpoint!.VirtualIPs![0].Addr, ...second.tasks.map((t) => t.NetworksAttachments![0].Addresses[0])];
+  const second = allocate(
+    undefined,
+    first.networks,
+    [s],
+    [
+      ...first.tasks,
+      makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }),
+      attachmentTask('node2', 'e'.repeat(64), 'n1'),
+    ],
+  );
+  const fresh = [
+    second.services[0].Endpoint!.VirtualIPs![0].Addr,
+    ...second.tasks.map((t) => t.NetworksAttachments![0].Addresses[0]),
+  ];
   assert.equal(fresh.length, 3);
   for (const a of fresh) assert.ok(!held.includes(a), `${a} is held by an attachment`);
   assert.equal(new Set(fresh).size, 3);
@@ -185,9 +273,21 @@ test('a full network holds back only what needs it: attachments on other network
   const small = net('s', 'small', { IPAMOptions: { Configs: [{ Subnet: '10.8.0.0/30' }] } }); // one address: the VIP takes it
   const att = net('a', 'att', { Attachable: true });
   const s = makeService('web', { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 's' }] } });
-  const r = allocate(undefined, [small, att], [s], [makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }), attachmentTask('node1', 'c'.repeat(64), 'a')]);
+  const r = allocate(
+    undefined,
+    [small, att],
+    [s],
+    [
+      makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } }),
+      attachmentTask('node1', 'c'.repeat(64), 'a'),
+    ],
+  );
   assert.equal(r.services[0].Endpoint!.VirtualIPs![0].Addr, '10.8.0.2/30');
-  assert.deepEqual(r.tasks.map((t) => [t.ServiceID, t.Status.State]), [['', 'running']], 'the service task waits NEW; the attachment is allocated');
+  assert.deepEqual(
+    r.tasks.map((t) => [t.ServiceID, t.Status.State]),
+    [['', 'running']],
+    'the service task waits NEW; the attachment is allocated',
+  );
 });
 
 test('a service with an endpoint spec but no networks and no ports has nothing to allocate: no write (its version stays)', () => {
@@ -200,6 +300,9 @@ test('a service with an endpoint spec but no networks and no ports has nothing t
   assert.equal(r.tasks.length, 1, 'its NEW task is still allocated');
   assert.equal(r.tasks[0].Status.State, 'pending');
   // Ports, though, are allocation: that write stays.
-  const p: Service = { ...makeService('ports', { EndpointSpec: { Mode: 'vip', Ports: [{ TargetPort: 80, PublishMode: 'host' }] } }), Endpoint: { Spec: {} } };
+  const p: Service = {
+    ...makeService('ports', { EndpointSpec: { Mode: 'vip', Ports: [{ TargetPort: 80, PublishMode: 'host' }] } }),
+    Endpoint: { Spec: {} },
+  };
   assert.equal(allocate(undefined, [], [p], []).services.length, 1);
 });

@@ -21,7 +21,9 @@ test('an ended task replaced by a restart (desired SHUTDOWN) stays assigned unti
   const shutdown = on('n1', 'shutdown', 'remove');
   const running = on('n1', 'running', 'running');
   const stopping = on('n1', 'running', 'shutdown');
-  const ids = assignedTasks([completed, failed, shutdown, running, stopping], 'n1').map((t) => t.ID).sort();
+  const ids = assignedTasks([completed, failed, shutdown, running, stopping], 'n1')
+    .map((t) => t.ID)
+    .sort();
   assert.deepEqual(ids, [completed, failed, shutdown, running, stopping].map((t) => t.ID).sort());
 });
 

@@ -38,7 +38,11 @@ test('a freed address is not handed out again before the pool wraps round', () =
   assert.equal(pool.allocate('c'), '10.9.0.4');
   assert.equal(pool.allocate('d'), '10.9.0.5');
   assert.equal(pool.allocate('e'), '10.9.0.6');
-  assert.equal(pool.allocate('f'), '10.9.0.2', 'wraps round to the freed address, never .7 (broadcast) or .1 (gateway)');
+  assert.equal(
+    pool.allocate('f'),
+    '10.9.0.2',
+    'wraps round to the freed address, never .7 (broadcast) or .1 (gateway)',
+  );
   assert.throws(() => pool.allocate('g'), PoolExhaustedError);
 });
 

@@ -9,7 +9,8 @@ import { generateJoinToken, rootDigest } from '../../src/manager/ca/tokens.js';
 import type { Cluster, Node } from '../../src/cluster/types.js';
 import { makeNode } from '../helpers/swarm-fixtures.js';
 
-const leaf = async (ca: RootCAMaterial) => signNodeCert(ca, { csrPem: await createCsr(await generateKeyPair()), nodeId: 'n1', role: 'worker', clusterId: 'c1' });
+const leaf = async (ca: RootCAMaterial) =>
+  signNodeCert(ca, { csrPem: await createCsr(await generateKeyPair()), nodeId: 'n1', role: 'worker', clusterId: 'c1' });
 
 const withIssuer = (id: string, root: string, state: Node['Status']['State'] = 'ready'): Node => {
   const n = makeNode(id, { state });
@@ -18,8 +19,17 @@ const withIssuer = (id: string, root: string, state: Node['Status']['State'] = '
 };
 
 const cluster = (shown: string, inProgress: boolean): Cluster => ({
-  ID: 'c1', Version: { Index: 3 }, CreatedAt: '', UpdatedAt: '', Spec: { Name: 'default', Labels: {} }, TLSInfo: tlsInfo(shown), RootRotationInProgress: inProgress,
-  DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789, JoinTokens: { Worker: generateJoinToken(shown), Manager: generateJoinToken(shown) },
+  ID: 'c1',
+  Version: { Index: 3 },
+  CreatedAt: '',
+  UpdatedAt: '',
+  Spec: { Name: 'default', Labels: {} },
+  TLSInfo: tlsInfo(shown),
+  RootRotationInProgress: inProgress,
+  DefaultAddrPool: ['10.0.0.0/8'],
+  SubnetSize: 24,
+  DataPathPort: 4789,
+  JoinTokens: { Worker: generateJoinToken(shown), Manager: generateJoinToken(shown) },
 });
 
 test('node TLSInfo: the issuer of a certificate from the new root, whether the node trusts the old root only or both', async () => {
@@ -31,7 +41,10 @@ test('node TLSInfo: the issuer of a certificate from the new root, whether the n
   // A node that joined during the rotation: it trusts the old root it was shown.
   const joined = nodeTlsInfo(oldRoot.certPem, fresh);
   assert.equal(joined.TrustRoot, oldRoot.certPem);
-  assert.deepEqual([joined.CertIssuerSubject, joined.CertIssuerPublicKey], [want.CertIssuerSubject, want.CertIssuerPublicKey]);
+  assert.deepEqual(
+    [joined.CertIssuerSubject, joined.CertIssuerPublicKey],
+    [want.CertIssuerSubject, want.CertIssuerPublicKey],
+  );
   const both = nodeTlsInfo(newRoot.certPem + oldRoot.certPem, fresh);
   assert.equal(both.TrustRoot, newRoot.certPem);
   assert.equal(both.CertIssuerPublicKey, want.CertIssuerPublicKey);
@@ -48,7 +61,10 @@ test('a rotation ends only when every node, down ones included, has a certificat
   const c = cluster(oldRoot, true);
   const up = [withIssuer('a', newRoot), withIssuer('b', newRoot)];
   const down = withIssuer('c', oldRoot, 'down');
-  assert.deepEqual(unconvergedNodes([...up, down], newRoot).map((n) => n.ID), ['c']);
+  assert.deepEqual(
+    unconvergedNodes([...up, down], newRoot).map((n) => n.ID),
+    ['c'],
+  );
   assert.equal(rotationCanFinish(c, [...up, down], rotating), false, 'a down node holds the rotation open');
   assert.equal(rotationCanFinish(c, [...up, withIssuer('c', newRoot, 'down')], rotating), true);
   assert.equal(rotationCanFinish(c, up, rotating), true, 'a removed node no longer counts');
@@ -64,7 +80,10 @@ test('a manager whose CA view lags the cluster object does not end the rotation'
   const nodes = [withIssuer('a', oldRoot)];
   assert.equal(rotationCanFinish(cluster(oldRoot, true), nodes, { signingRoot: oldRoot, caRotating: false }), false);
   // The CA side already finished (the cluster commit failed): finishing again is what is left.
-  assert.equal(rotationCanFinish(cluster(oldRoot, true), [withIssuer('a', newRoot)], { signingRoot: newRoot, caRotating: false }), true);
+  assert.equal(
+    rotationCanFinish(cluster(oldRoot, true), [withIssuer('a', newRoot)], { signingRoot: newRoot, caRotating: false }),
+    true,
+  );
 });
 
 test('finishing shows the new root and makes both join tokens name it', async () => {
@@ -95,7 +114,11 @@ test('a rotation started during another one is cross-signed by the root still sh
   const second = await startRotation(first, r2);
   assert.equal(second.certPem, r2.certPem);
   assert.equal(second.rotatingFrom?.certPem, r0.certPem, 'the root shown stays the first one');
-  assert.deepEqual(second.trust, [r2.certPem, r1.certPem, r0.certPem], 'certificates issued by the abandoned root stay valid until the end');
+  assert.deepEqual(
+    second.trust,
+    [r2.certPem, r1.certPem, r0.certPem],
+    'certificates issued by the abandoned root stay valid until the end',
+  );
   const bridge = new X509Certificate(second.intermediate!);
   assert.ok(bridge.verify(new X509Certificate(r0.certPem).publicKey), 'cross-signed by the shown root');
   assert.ok(bridge.publicKey.equals(new X509Certificate(r2.certPem).publicKey));

@@ -41,7 +41,10 @@ test('a kick at any microtask after the last pass ends is served by a pass that 
     await ticks(20);
     await kickLater;
     await kicked;
-    assert.ok(passes > passesAtKick, `kick after ${delay} microtasks: ${passes} passes, ${passesAtKick} before the kick`);
+    assert.ok(
+      passes > passesAtKick,
+      `kick after ${delay} microtasks: ${passes} passes, ${passesAtKick} before the kick`,
+    );
   }
 });
 

@@ -12,9 +12,21 @@ test('pytest JUnit XML: passed, failed (failure or error), skipped, with node id
 </testsuite></testsuites>`;
   assert.deepEqual(parseJunit(xml), [
     { id: 'tests/integration/api_network_test.py::TestNetworks::test_list_networks', outcome: 'passed', message: '' },
-    { id: 'tests/integration/api_network_test.py::TestNetworks::test_create_with_links', outcome: 'failed', message: "AssertionError: assert None == ['a:b']" },
-    { id: 'tests/integration/api_swarm_test.py::SwarmTest::test_init_swarm_force_new_cluster', outcome: 'skipped', message: 'Test stalls the engine on 1.12.0' },
-    { id: 'tests/integration/models_services_test.py::ServiceTest::test_create', outcome: 'failed', message: 'failed on setup <x>' },
+    {
+      id: 'tests/integration/api_network_test.py::TestNetworks::test_create_with_links',
+      outcome: 'failed',
+      message: "AssertionError: assert None == ['a:b']",
+    },
+    {
+      id: 'tests/integration/api_swarm_test.py::SwarmTest::test_init_swarm_force_new_cluster',
+      outcome: 'skipped',
+      message: 'Test stalls the engine on 1.12.0',
+    },
+    {
+      id: 'tests/integration/models_services_test.py::ServiceTest::test_create',
+      outcome: 'failed',
+      message: 'failed on setup <x>',
+    },
   ]);
 });
 

@@ -9,18 +9,32 @@ test('constraint parsing accepts == and != with spaces', () => {
   assert.deepEqual(parseConstraint('node.ip==10.0.0.0/8'), { key: 'node.ip', op: '==', value: '10.0.0.0/8' });
 });
 
-test('invalid constraints give Docker\'s messages', () => {
-  assert.throws(() => parseConstraint('node.role=manager'), { message: 'constraint expected one operator from ==, !=' });
-  assert.throws(() => parseConstraint('node.role>manager'), { message: 'constraint expected one operator from ==, !=' });
+test("invalid constraints give Docker's messages", () => {
+  assert.throws(() => parseConstraint('node.role=manager'), {
+    message: 'constraint expected one operator from ==, !=',
+  });
+  assert.throws(() => parseConstraint('node.role>manager'), {
+    message: 'constraint expected one operator from ==, !=',
+  });
   assert.throws(() => parseConstraint('1node==x'), { message: "key '1node' is invalid" });
   assert.throws(() => parseConstraint('==x'), { message: "key '' is invalid" });
   assert.throws(() => parseConstraint('node.role==<x'), { message: "value '<x' is invalid" });
   assert.throws(() => parseConstraint('node.role=='), { message: "value '' is invalid" });
-  assert.throws(() => parseConstraints(['node.role==manager', 'bad']), { message: 'constraint expected one operator from ==, !=' });
+  assert.throws(() => parseConstraints(['node.role==manager', 'bad']), {
+    message: 'constraint expected one operator from ==, !=',
+  });
 });
 
 test('node attributes match case-insensitively', () => {
-  const n = makeNode('abc123', { hostname: 'Worker-1', role: 'manager', labels: { zone: 'East' }, engineLabels: { disk: 'ssd' }, addr: '192.168.5.7', arch: 'x86_64', os: 'linux' });
+  const n = makeNode('abc123', {
+    hostname: 'Worker-1',
+    role: 'manager',
+    labels: { zone: 'East' },
+    engineLabels: { disk: 'ssd' },
+    addr: '192.168.5.7',
+    arch: 'x86_64',
+    os: 'linux',
+  });
   const m = (e: string) => nodeMatches(parseConstraints([e]), n);
   assert.ok(m('node.id==abc123'));
   assert.ok(m('node.hostname==worker-1'));

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { changesLayer, extractInto, resolveInRoot, statInRoot, upperChanges } from '../../src/engine/containers/files.js';
+import {
+  changesLayer,
+  extractInto,
+  resolveInRoot,
+  statInRoot,
+  upperChanges,
+} from '../../src/engine/containers/files.js';
 import { run } from '../../src/util/run.js';
 import tar from 'tar-stream';
 import { applyUpdate, runcUpdateArgs } from '../../src/engine/containers/update.js';
@@ -31,7 +37,7 @@ test('paths resolve inside the container root: absolute links and .. never leave
   }
 });
 
-test('path stat: Go file mode bits, link target inside the container, Docker\'s not-found message', () => {
+test("path stat: Go file mode bits, link target inside the container, Docker's not-found message", () => {
   const root = tree();
   try {
     const dir = statInRoot(root, '/etc', 'c1').stat;
@@ -40,7 +46,10 @@ test('path stat: Go file mode bits, link target inside the container, Docker\'s 
     const link = statInRoot(root, '/abs', 'c1').stat;
     assert.equal(link.linkTarget, '/etc/sub');
     assert.equal(Math.floor(link.mode / 2 ** 27) % 2, 1, 'ModeSymlink');
-    assert.throws(() => statInRoot(root, '/nope', 'c1'), { status: 404, message: 'Could not find the file /nope in container c1' });
+    assert.throws(() => statInRoot(root, '/nope', 'c1'), {
+      status: 404,
+      message: 'Could not find the file /nope in container c1',
+    });
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
@@ -65,23 +74,49 @@ test('upper dir changes: added, changed with its directory, init files left out'
   }
 });
 
-test('docker update: dockerd\'s checks, no-swap warning and runc flags', () => {
-  const { next, warnings } = applyUpdate('abc', { Memory: 0 }, { Memory: 100 * 2 ** 20, RestartPolicy: { Name: 'always' } });
+test("docker update: dockerd's checks, no-swap warning and runc flags", () => {
+  const { next, warnings } = applyUpdate(
+    'abc',
+    { Memory: 0 },
+    { Memory: 100 * 2 ** 20, RestartPolicy: { Name: 'always' } },
+  );
   assert.equal(next.Memory, 100 * 2 ** 20);
   assert.equal(next.MemorySwap, -1);
   assert.deepEqual(next.RestartPolicy, { Name: 'always', MaximumRetryCount: 0 });
   assert.match(warnings[0], /Memory limited without swap/);
-  assert.throws(() => applyUpdate('abc', {}, { Memory: 1024 }), { status: 400, message: 'Minimum memory limit allowed is 6MB' });
-  assert.throws(() => applyUpdate('abc', { NanoCpus: 1e9 }, { CpuQuota: 5000 }), { status: 400, message: 'Cannot update container abc: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set' });
-  assert.throws(() => applyUpdate('abc', { AutoRemove: true }, { RestartPolicy: { Name: 'always' } }), { message: /AutoRemove is enabled/ });
+  assert.throws(() => applyUpdate('abc', {}, { Memory: 1024 }), {
+    status: 400,
+    message: 'Minimum memory limit allowed is 6MB',
+  });
+  assert.throws(() => applyUpdate('abc', { NanoCpus: 1e9 }, { CpuQuota: 5000 }), {
+    status: 400,
+    message:
+      'Cannot update container abc: Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set',
+  });
+  assert.throws(() => applyUpdate('abc', { AutoRemove: true }, { RestartPolicy: { Name: 'always' } }), {
+    message: /AutoRemove is enabled/,
+  });
   // Refused before runc, which would fail half-way and leave cgroup values behind.
-  assert.throws(() => applyUpdate('abc', {}, { CpuShares: -2147483649 }), { status: 400, message: 'invalid CPU shares (-2147483649): value must be a positive integer' });
-  assert.throws(() => applyUpdate('abc', {}, { PidsLimit: 4294967296 }), { status: 400, message: 'Cannot update container abc: invalid PidsLimit (4294967296): the kernel allows at most 4194304' });
+  assert.throws(() => applyUpdate('abc', {}, { CpuShares: -2147483649 }), {
+    status: 400,
+    message: 'invalid CPU shares (-2147483649): value must be a positive integer',
+  });
+  assert.throws(() => applyUpdate('abc', {}, { PidsLimit: 4294967296 }), {
+    status: 400,
+    message: 'Cannot update container abc: invalid PidsLimit (4294967296): the kernel allows at most 4194304',
+  });
   assert.equal(applyUpdate('abc', {}, { PidsLimit: 4194304 }).next.PidsLimit, 4194304);
-  assert.deepEqual(runcUpdateArgs({ NanoCpus: 5e8, PidsLimit: 0 }), ['--cpu-period', '100000', '--cpu-quota', '50000', '--pids-limit', '-1']);
+  assert.deepEqual(runcUpdateArgs({ NanoCpus: 5e8, PidsLimit: 0 }), [
+    '--cpu-period',
+    '100000',
+    '--cpu-quota',
+    '50000',
+    '--pids-limit',
+    '-1',
+  ]);
 });
 
-test('the commit layer: overlayfs whiteouts and opaque dirs become Docker\'s .wh. files', async () => {
+test("the commit layer: overlayfs whiteouts and opaque dirs become Docker's .wh. files", async () => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-layer-'));
   try {
     const lower = path.join(base, 'lower');
@@ -95,7 +130,11 @@ test('the commit layer: overlayfs whiteouts and opaque dirs become Docker\'s .wh
     await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', path.join(upper, 'opq')]);
     const names: string[] = [];
     const extract = tar.extract();
-    extract.on('entry', (h, stream, next) => { names.push(`${h.type} ${h.name}`); stream.resume(); stream.on('end', next); });
+    extract.on('entry', (h, stream, next) => {
+      names.push(`${h.type} ${h.name}`);
+      stream.resume();
+      stream.on('end', next);
+    });
     const done = new Promise<void>((resolve) => extract.on('finish', () => resolve()));
     changesLayer(await upperChanges(upper, [lower])).pipe(extract as unknown as NodeJS.WritableStream);
     await done;
@@ -105,7 +144,7 @@ test('the commit layer: overlayfs whiteouts and opaque dirs become Docker\'s .wh
   }
 });
 
-test('docker cp into a container: members go through the container\'s symlinks, never out of its root', async () => {
+test("docker cp into a container: members go through the container's symlinks, never out of its root", async () => {
   const root = tree();
   const outside = `shoal-cp-escape-${process.pid}`;
   try {
@@ -114,7 +153,10 @@ test('docker cp into a container: members go through the container\'s symlinks, 
     pack.entry({ name: `evil/tmp/${outside}`, mode: 0o600 }, 'p');
     pack.entry({ name: 'sub/new', mode: 0o640, uid: 1234 }, 'n');
     pack.finalize();
-    await extractInto(root, '/etc', pack as unknown as import('node:stream').Readable, { copyUidGid: false, noOverwriteDirNonDir: true });
+    await extractInto(root, '/etc', pack as unknown as import('node:stream').Readable, {
+      copyUidGid: false,
+      noOverwriteDirNonDir: true,
+    });
     assert.equal(fs.existsSync(path.join('/tmp', outside)), false);
     assert.equal(fs.readFileSync(path.join(root, 'tmp', outside), 'utf8'), 'p');
     const st = fs.statSync(path.join(root, 'etc/sub/new'));

@@ -12,14 +12,22 @@ import { MemoryStore } from '../helpers/memory-store.js';
 
 const ROOT = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
-async function setup(autolock = false): Promise<{ store: MemoryStore; c: SwarmControl; keys: (Buffer | undefined)[]; rotations: number[] }> {
+async function setup(
+  autolock = false,
+): Promise<{ store: MemoryStore; c: SwarmControl; keys: (Buffer | undefined)[]; rotations: number[] }> {
   const store = new MemoryStore();
   const now = new Date().toISOString();
   const cluster: Cluster = {
-    ID: 'c1', Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
+    ID: 'c1',
+    Version: { Index: 0 },
+    CreatedAt: now,
+    UpdatedAt: now,
     Spec: { ...defaultClusterSpec(), EncryptionConfig: { AutoLockManagers: autolock } },
     TLSInfo: { TrustRoot: ROOT, CertIssuerSubject: '', CertIssuerPublicKey: '' },
-    RootRotationInProgress: false, DefaultAddrPool: ['10.0.0.0/8'], SubnetSize: 24, DataPathPort: 4789,
+    RootRotationInProgress: false,
+    DefaultAddrPool: ['10.0.0.0/8'],
+    SubnetSize: 24,
+    DataPathPort: 4789,
     JoinTokens: { Worker: 'SWMTKN-1-w', Manager: 'SWMTKN-1-m' },
   };
   await store.commit([{ kind: 'cluster', op: 'create', object: cluster }]);
@@ -36,8 +44,15 @@ async function setup(autolock = false): Promise<{ store: MemoryStore; c: SwarmCo
 test('update: merged over the stored spec, name fixed, only at the current version', async () => {
   const { store, c } = await setup();
   const v = getCluster(store).Version.Index;
-  await assert.rejects(updateSwarm(c, v + 1, { Dispatcher: { HeartbeatPeriod: 7e9 } }), { status: 500, message: 'rpc error: code = Unknown desc = update out of sequence' });
-  await updateSwarm(c, v, { Name: 'other', Dispatcher: { HeartbeatPeriod: 7e9 }, Orchestration: { TaskHistoryRetentionLimit: 0 } });
+  await assert.rejects(updateSwarm(c, v + 1, { Dispatcher: { HeartbeatPeriod: 7e9 } }), {
+    status: 500,
+    message: 'rpc error: code = Unknown desc = update out of sequence',
+  });
+  await updateSwarm(c, v, {
+    Name: 'other',
+    Dispatcher: { HeartbeatPeriod: 7e9 },
+    Orchestration: { TaskHistoryRetentionLimit: 0 },
+  });
   const s = getCluster(store).Spec;
   assert.equal(s.Name, 'default');
   assert.equal(s.Dispatcher?.HeartbeatPeriod, 7e9);
@@ -59,7 +74,9 @@ test('join tokens rotate on request, each alone, naming the root the cluster sho
 
 test('ca --rotate: a new root for the CA, rotation marked in progress; a provided signing cert is refused', async () => {
   const { store, c, rotations } = await setup();
-  await assert.rejects(updateSwarm(c, getCluster(store).Version.Index, { CAConfig: { SigningCACert: 'x' } }), { status: 400 });
+  await assert.rejects(updateSwarm(c, getCluster(store).Version.Index, { CAConfig: { SigningCACert: 'x' } }), {
+    status: 400,
+  });
   assert.equal(rotations.length, 0);
   await updateSwarm(c, getCluster(store).Version.Index, { CAConfig: { ForceRotate: 1 } });
   assert.equal(rotations.length, 1);
@@ -77,7 +94,12 @@ test('autolock: a key when it turns on, a new one on rotate, none when it turns 
   await updateSwarm(c, getCluster(store).Version.Index, { EncryptionConfig: { AutoLockManagers: true } });
   assert.equal(keys.length, 1);
   assert.ok(keys[0] && keys[0].length > 0);
-  await updateSwarm(c, getCluster(store).Version.Index, { EncryptionConfig: { AutoLockManagers: true } }, { rotateManagerUnlockKey: true });
+  await updateSwarm(
+    c,
+    getCluster(store).Version.Index,
+    { EncryptionConfig: { AutoLockManagers: true } },
+    { rotateManagerUnlockKey: true },
+  );
   assert.equal(keys.length, 2);
   assert.notDeepEqual(keys[1], keys[0]);
   await updateSwarm(c, getCluster(store).Version.Index, { EncryptionConfig: { AutoLockManagers: false } });

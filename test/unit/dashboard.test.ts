@@ -20,7 +20,8 @@ test('imageTag: the name and tag a person reads', () => {
 test('--dashboard-addr wants HOST:PORT', () => {
   assert.deepEqual(parseDashboardAddr('0.0.0.0:8080'), { host: '0.0.0.0', port: 8080 });
   assert.deepEqual(parseDashboardAddr('[::1]:80'), { host: '::1', port: 80 });
-  for (const bad of ['8080', ':8080', 'host:', 'host:99999', 'host:x']) assert.throws(() => parseDashboardAddr(bad), /--dashboard-addr/);
+  for (const bad of ['8080', ':8080', 'host:', 'host:99999', 'host:x'])
+    assert.throws(() => parseDashboardAddr(bad), /--dashboard-addr/);
 });
 
 test('the token: made once, kept 0600, rotated, compared exactly', () => {
@@ -51,8 +52,14 @@ test('the page script parses and fetches nothing from elsewhere', () => {
   assert.doesNotMatch(APP_JS, /https?:\/\//);
 });
 
-test('--engine-opt: flag=value becomes --flag value; the lab\'s own flags are refused', () => {
-  assert.deepEqual(engineOptArgs(['dashboard-addr=0.0.0.0:8080', 'metrics-addr=0.0.0.0:9323', 'insecure-api']), ['--dashboard-addr', '0.0.0.0:8080', '--metrics-addr', '0.0.0.0:9323', '--insecure-api']);
+test("--engine-opt: flag=value becomes --flag value; the lab's own flags are refused", () => {
+  assert.deepEqual(engineOptArgs(['dashboard-addr=0.0.0.0:8080', 'metrics-addr=0.0.0.0:9323', 'insecure-api']), [
+    '--dashboard-addr',
+    '0.0.0.0:8080',
+    '--metrics-addr',
+    '0.0.0.0:9323',
+    '--insecure-api',
+  ]);
   assert.throws(() => engineOptArgs(['data-root=/tmp']), /the lab sets --data-root itself/);
   assert.throws(() => engineOptArgs(['--x=1']), /invalid engine option/);
 });

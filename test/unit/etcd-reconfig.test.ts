@@ -15,7 +15,12 @@ const failing = (messages: string[]) => {
 };
 
 test('etcd refusals under load (strict reconfig check, request timeout) are retried, each call with a deadline', async () => {
-  const { calls, step } = failing(['etcdserver: unhealthy cluster', 'etcdserver: request timed out', '4 DEADLINE_EXCEEDED: Deadline exceeded', 'etcdserver: re-configuration failed due to not enough started members']);
+  const { calls, step } = failing([
+    'etcdserver: unhealthy cluster',
+    'etcdserver: request timed out',
+    '4 DEADLINE_EXCEEDED: Deadline exceeded',
+    'etcdserver: re-configuration failed due to not enough started members',
+  ]);
   assert.equal(await retryReconfig('member add', step, 10_000, 1), 'done');
   assert.equal(calls.length, 5);
   for (const d of calls) assert.ok(d.getTime() > Date.now());
@@ -28,7 +33,9 @@ test('other failures end the change at once, naming it', async () => {
 });
 
 test('a refusal for quorum is passed on as it is', async () => {
-  const step = async () => { throw new QuorumLost('no quorum'); };
+  const step = async () => {
+    throw new QuorumLost('no quorum');
+  };
   await assert.rejects(retryReconfig('member remove', step, 10_000, 1), QuorumLost);
 });
 

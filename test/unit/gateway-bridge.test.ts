@@ -15,7 +15,9 @@ test('gateway bridge: made with a MAC of its own, so containers coming and going
 
 test('gateway bridge found in place: pinned to the MAC its containers already know, address and state kept', () => {
   const found = {
-    ifname: 'shoal_gwbridge', address: '02:11:22:33:44:55', flags: ['BROADCAST', 'UP'],
+    ifname: 'shoal_gwbridge',
+    address: '02:11:22:33:44:55',
+    flags: ['BROADCAST', 'UP'],
     addr_info: [{ family: 'inet', local: '172.18.0.1', prefixlen: 16 }],
   };
   assert.deepEqual(gatewayBridgeCommands(found), ['link set dev shoal_gwbridge address 02:11:22:33:44:55']);
@@ -27,7 +29,10 @@ test('gateway bridge found in place: pinned to the MAC its containers already kn
 });
 
 test('resolver log: the networks a forwarded name exists on, whoever asked', () => {
-  const zone = { askers: { '172.18.0.3': ['a'] }, names: { a: { back: ['10.0.1.2'] }, b: { rr: ['10.0.2.5'], 'tasks.rr': [] } } };
+  const zone = {
+    askers: { '172.18.0.3': ['a'] },
+    names: { a: { back: ['10.0.1.2'] }, b: { rr: ['10.0.2.5'], 'tasks.rr': [] } },
+  };
   assert.deepEqual(networksWithName(zone, 'RR.'), ['b']);
   assert.deepEqual(networksWithName(zone, 'tasks.rr'), ['b']);
   assert.deepEqual(networksWithName(zone, 'example.com'), []);

@@ -3,7 +3,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ApiError } from '../../src/util/errors.js';
-import { familiar, familiarString, formatReference, globMatch, parseReference, referenceFilterMatch, withDefaultTag } from '../../src/engine/images/reference.js';
+import {
+  familiar,
+  familiarString,
+  formatReference,
+  globMatch,
+  parseReference,
+  referenceFilterMatch,
+  withDefaultTag,
+} from '../../src/engine/images/reference.js';
 import { applyChanges } from '../../src/engine/images/changes.js';
 import { choosePlatform, MT } from '../../src/engine/images/manifest.js';
 import { isInsecureRegistry } from '../../src/engine/images/registry.js';
@@ -22,8 +30,12 @@ test('references normalise as in Docker', () => {
   assert.equal(familiarString(parseReference('127.0.0.1:5000/micro:1.0.0')), '127.0.0.1:5000/micro:1.0.0');
 });
 
-test('malformed references are 400 with Docker\'s messages', () => {
-  const bad = (s: string, msg: RegExp) => assert.throws(() => parseReference(s), (e: ApiError) => e.status === 400 && msg.test(e.message));
+test("malformed references are 400 with Docker's messages", () => {
+  const bad = (s: string, msg: RegExp) =>
+    assert.throws(
+      () => parseReference(s),
+      (e: ApiError) => e.status === 400 && msg.test(e.message),
+    );
   bad('Busybox', /^invalid reference format: repository name \(library\/Busybox\) must be lowercase$/);
   bad('a:b:c', /^invalid reference format$/);
   bad('', /^invalid reference format$/);
@@ -61,7 +73,11 @@ test('change lines: CMD/ENTRYPOINT forms, ENV, EXPOSE, LABEL, WORKDIR; bad lines
   assert.deepEqual(cfg.Labels, { x: 'y' });
   assert.equal(cfg.WorkingDir, '/www/cgi-bin');
   assert.equal(cfg.User, 'nobody');
-  const bad = (line: string, msg: RegExp) => assert.throws(() => applyChanges({}, [line]), (e: ApiError) => e.status === 400 && msg.test(e.message));
+  const bad = (line: string, msg: RegExp) =>
+    assert.throws(
+      () => applyChanges({}, [line]),
+      (e: ApiError) => e.status === 400 && msg.test(e.message),
+    );
   bad('RUN true', /RUN is not a valid change command/);
   bad('EXPOSE http', /invalid containerPort: http/);
   bad('ENV', /ENV requires at least one argument/);
@@ -69,13 +85,20 @@ test('change lines: CMD/ENTRYPOINT forms, ENV, EXPOSE, LABEL, WORKDIR; bad lines
 });
 
 test('a manifest list picks linux/amd64, skipping attestations and other platforms', () => {
-  const m = (digest: string, platform: { os: string; architecture: string; variant?: string }, annotations?: Record<string, string>) =>
-    ({ mediaType: MT.ociManifest, digest, size: 1, platform, ...(annotations ? { annotations } : {}) });
+  const m = (
+    digest: string,
+    platform: { os: string; architecture: string; variant?: string },
+    annotations?: Record<string, string>,
+  ) => ({ mediaType: MT.ociManifest, digest, size: 1, platform, ...(annotations ? { annotations } : {}) });
   const index = {
     schemaVersion: 2 as const,
     manifests: [
       m('sha256:arm', { os: 'linux', architecture: 'arm64', variant: 'v8' }),
-      m('sha256:att', { os: 'unknown', architecture: 'unknown' }, { 'vnd.docker.reference.type': 'attestation-manifest' }),
+      m(
+        'sha256:att',
+        { os: 'unknown', architecture: 'unknown' },
+        { 'vnd.docker.reference.type': 'attestation-manifest' },
+      ),
       m('sha256:win', { os: 'windows', architecture: 'amd64' }),
       m('sha256:amd', { os: 'linux', architecture: 'amd64' }),
     ],

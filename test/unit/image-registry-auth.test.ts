@@ -7,7 +7,12 @@ import type { AddressInfo } from 'node:net';
 import { createHash } from 'node:crypto';
 import { RegistryClient, RegistryError, parseChallenge, decodeRegistryAuth } from '../../src/engine/images/registry.js';
 
-const MANIFEST = JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.docker.distribution.manifest.v2+json', config: {}, layers: [] });
+const MANIFEST = JSON.stringify({
+  schemaVersion: 2,
+  mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
+  config: {},
+  layers: [],
+});
 const USER = 'alice';
 const PASS = 's3cret';
 
@@ -36,15 +41,18 @@ before(async () => {
       return;
     }
     if (url.pathname.startsWith('/v2/')) {
-      const ok = scheme === 'bearer'
-        ? auth === `Bearer token-for-${USER}` || (auth === 'Bearer anon-token' && url.pathname.includes('/public/'))
-        : auth === `Basic ${Buffer.from(`${USER}:${PASS}`).toString('base64')}`;
+      const ok =
+        scheme === 'bearer'
+          ? auth === `Bearer token-for-${USER}` || (auth === 'Bearer anon-token' && url.pathname.includes('/public/'))
+          : auth === `Basic ${Buffer.from(`${USER}:${PASS}`).toString('base64')}`;
       if (!ok) {
         const repo = url.pathname.split('/').slice(2, -2).join('/');
-        const challenge = scheme === 'bearer'
-          ? `Bearer realm="${origin}/token",service="test-registry",scope="repository:${repo}:pull"`
-          : 'Basic realm="test"';
-        res.writeHead(401, { 'WWW-Authenticate': challenge, 'Content-Type': 'application/json' })
+        const challenge =
+          scheme === 'bearer'
+            ? `Bearer realm="${origin}/token",service="test-registry",scope="repository:${repo}:pull"`
+            : 'Basic realm="test"';
+        res
+          .writeHead(401, { 'WWW-Authenticate': challenge, 'Content-Type': 'application/json' })
           .end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'authentication required' }] }));
         return;
       }
@@ -65,7 +73,10 @@ const digest = `sha256:${createHash('sha256').update(MANIFEST).digest('hex')}`;
 test('Bearer challenge: the client fetches a token with its credentials, scope and service, then retries', async () => {
   tokenRequests = [];
   scheme = 'bearer';
-  const client = new RegistryClient({ domain, path: 'team/app' }, { insecure: true, auth: { username: USER, password: PASS }, actions: 'pull' });
+  const client = new RegistryClient(
+    { domain, path: 'team/app' },
+    { insecure: true, auth: { username: USER, password: PASS }, actions: 'pull' },
+  );
   const m = await client.getManifest('1.0');
   assert.equal(m.digest, digest);
   assert.equal(m.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
@@ -83,7 +94,10 @@ test('Bearer challenge: the client fetches a token with its credentials, scope a
 test('a push asks for pull,push; anonymous clients get an anonymous token', async () => {
   tokenRequests = [];
   scheme = 'bearer';
-  const pusher = new RegistryClient({ domain, path: 'team/app' }, { insecure: true, auth: { username: USER, password: PASS }, actions: 'pull,push' });
+  const pusher = new RegistryClient(
+    { domain, path: 'team/app' },
+    { insecure: true, auth: { username: USER, password: PASS }, actions: 'pull,push' },
+  );
   await pusher.getManifest('1.0');
   assert.equal(tokenRequests[0].query.get('scope'), 'repository:team/app:pull,push');
 
@@ -93,19 +107,31 @@ test('a push asks for pull,push; anonymous clients get an anonymous token', asyn
   assert.equal(tokenRequests[1].query.get('account'), null);
   // Anonymous, on a private repository: the registry still says 401 after the token.
   const denied = new RegistryClient({ domain, path: 'team/app' }, { insecure: true, actions: 'pull' });
-  await assert.rejects(denied.getManifest('1.0'), (e: RegistryError) => e.status === 401 && e.code === 'UNAUTHORIZED' && /authentication required/.test(e.message));
+  await assert.rejects(
+    denied.getManifest('1.0'),
+    (e: RegistryError) => e.status === 401 && e.code === 'UNAUTHORIZED' && /authentication required/.test(e.message),
+  );
 });
 
 test('wrong password: the token server\'s 401 becomes Docker\'s "incorrect username or password"', async () => {
   scheme = 'bearer';
-  const client = new RegistryClient({ domain, path: 'team/app' }, { insecure: true, auth: { username: USER, password: 'nope' }, actions: 'pull' });
-  await assert.rejects(client.getManifest('1.0'), (e: RegistryError) => e.status === 401 && e.message === 'unauthorized: incorrect username or password');
+  const client = new RegistryClient(
+    { domain, path: 'team/app' },
+    { insecure: true, auth: { username: USER, password: 'nope' }, actions: 'pull' },
+  );
+  await assert.rejects(
+    client.getManifest('1.0'),
+    (e: RegistryError) => e.status === 401 && e.message === 'unauthorized: incorrect username or password',
+  );
 });
 
 test('Basic challenge: credentials are sent as Basic auth', async () => {
   scheme = 'basic';
   tokenRequests = [];
-  const client = new RegistryClient({ domain, path: 'team/app' }, { insecure: true, auth: { username: USER, password: PASS }, actions: 'pull' });
+  const client = new RegistryClient(
+    { domain, path: 'team/app' },
+    { insecure: true, auth: { username: USER, password: PASS }, actions: 'pull' },
+  );
   assert.equal((await client.getManifest('1.0')).digest, digest);
   assert.equal(tokenRequests.length, 0);
   const anon = new RegistryClient({ domain, path: 'team/app' }, { insecure: true, actions: 'pull' });
@@ -113,12 +139,26 @@ test('Basic challenge: credentials are sent as Basic auth', async () => {
 });
 
 test('challenge parsing and the X-Registry-Auth header', () => {
-  assert.deepEqual(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"'), {
-    scheme: 'bearer',
-    params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/busybox:pull' },
+  assert.deepEqual(
+    parseChallenge(
+      'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/busybox:pull"',
+    ),
+    {
+      scheme: 'bearer',
+      params: {
+        realm: 'https://auth.docker.io/token',
+        service: 'registry.docker.io',
+        scope: 'repository:library/busybox:pull',
+      },
+    },
+  );
+  assert.deepEqual(parseChallenge('Basic realm="Registry Realm"'), {
+    scheme: 'basic',
+    params: { realm: 'Registry Realm' },
   });
-  assert.deepEqual(parseChallenge('Basic realm="Registry Realm"'), { scheme: 'basic', params: { realm: 'Registry Realm' } });
-  const header = Buffer.from(JSON.stringify({ auth: Buffer.from('bob:pw:with:colons').toString('base64'), serveraddress: 'r.example' })).toString('base64url');
+  const header = Buffer.from(
+    JSON.stringify({ auth: Buffer.from('bob:pw:with:colons').toString('base64'), serveraddress: 'r.example' }),
+  ).toString('base64url');
   const decoded = decodeRegistryAuth(header);
   assert.equal(decoded?.username, 'bob');
   assert.equal(decoded?.password, 'pw:with:colons');

@@ -15,10 +15,12 @@ const st = (State: TaskState) => ({ State, Message: '', Timestamp: new Date().to
 
 /** Moves tasks to `state` the way agents and loops do: one update each, through the store. */
 async function moveTo(store: MemoryStore, ids: string[], state: TaskState, extra: Partial<Task> = {}) {
-  await store.commit(ids.map((id) => {
-    const t = store.get('tasks', id)!;
-    return { kind: 'tasks' as const, op: 'update' as const, object: { ...t, ...extra, Status: st(state) } };
-  }));
+  await store.commit(
+    ids.map((id) => {
+      const t = store.get('tasks', id)!;
+      return { kind: 'tasks' as const, op: 'update' as const, object: { ...t, ...extra, Status: st(state) } };
+    }),
+  );
 }
 
 test('task index: a task is found by service, node, state, desired state and slot, and moves with its updates', () => {
@@ -28,12 +30,21 @@ test('task index: a task is found by service, node, state, desired state and slo
   const t2 = makeTask(s, { Slot: 2, Status: st('pending') });
   ix.put(undefined, t1);
   ix.put(undefined, t2);
-  assert.deepEqual(ix.get('service', s.ID).map((t) => t.ID).sort(), [t1.ID, t2.ID].sort());
+  assert.deepEqual(
+    ix
+      .get('service', s.ID)
+      .map((t) => t.ID)
+      .sort(),
+    [t1.ID, t2.ID].sort(),
+  );
   assert.equal(ix.count('state', 'pending'), 2);
   assert.deepEqual(ix.get('node', 'n1'), []);
   const t1b = { ...t1, NodeID: 'n1', Status: st('assigned') };
   ix.put(t1, t1b);
-  assert.deepEqual(ix.get('state', 'pending').map((t) => t.ID), [t2.ID]);
+  assert.deepEqual(
+    ix.get('state', 'pending').map((t) => t.ID),
+    [t2.ID],
+  );
   assert.deepEqual(ix.get('state', 'assigned'), [t1b]);
   assert.deepEqual(ix.get('node', 'n1'), [t1b]);
   assert.deepEqual(ix.get('slot', `${s.ID}|s:1`), [t1b]);
@@ -47,12 +58,15 @@ test('task index: a task is found by service, node, state, desired state and slo
   assert.equal(ix.count('state', 'pending'), 1);
 });
 
-test('store: tasksBy follows creates, updates and deletes, and returns the cache\'s frozen objects', async () => {
+test("store: tasksBy follows creates, updates and deletes, and returns the cache's frozen objects", async () => {
   const store = new MemoryStore();
   const s = makeService('web');
   const t = makeTask(s, { Slot: 1, Status: st('new') });
   await store.commit([{ kind: 'tasks', op: 'create', object: t }]);
-  assert.deepEqual(store.tasksBy('state', 'new').map((x) => x.ID), [t.ID]);
+  assert.deepEqual(
+    store.tasksBy('state', 'new').map((x) => x.ID),
+    [t.ID],
+  );
   await moveTo(store, [t.ID], 'pending');
   assert.deepEqual(store.tasksBy('state', 'new'), []);
   const [p] = store.tasksBy('state', 'pending');
@@ -65,15 +79,31 @@ test('store: tasksBy follows creates, updates and deletes, and returns the cache
 test('allocator: NEW tasks of a service without networks are allocated without walking every task', () => {
   const s = makeService('web');
   const fresh = makeTask(s, { Slot: 1, Status: st('new') });
-  const r = allocate(undefined, [], [s], () => { throw new Error('walked every task'); }, [], [fresh]);
-  assert.deepEqual(r.tasks.map((t) => [t.ID, t.Status.State]), [[fresh.ID, 'pending']]);
+  const r = allocate(
+    undefined,
+    [],
+    [s],
+    () => {
+      throw new Error('walked every task');
+    },
+    [],
+    [fresh],
+  );
+  assert.deepEqual(
+    r.tasks.map((t) => [t.ID, t.Status.State]),
+    [[fresh.ID, 'pending']],
+  );
 });
 
 test('scheduler: later passes place new PENDING tasks from the kept node state, counting what is already placed', async () => {
   const store = new MemoryStore();
   const sched = new Scheduler(store, log);
   const s = makeService('web');
-  await store.commit([{ kind: 'services', op: 'create', object: s }, { kind: 'nodes', op: 'create', object: makeNode('n1') }, { kind: 'nodes', op: 'create', object: makeNode('n2') }]);
+  await store.commit([
+    { kind: 'services', op: 'create', object: s },
+    { kind: 'nodes', op: 'create', object: makeNode('n1') },
+    { kind: 'nodes', op: 'create', object: makeNode('n2') },
+  ]);
   sched.run();
   try {
     const wave = async (slots: number[]) => {
@@ -104,7 +134,11 @@ test('replicated orchestrator: a pass reconciles only the services whose tasks c
   const b = makeService('b', { Mode: { Replicated: { Replicas: 3 } } });
   orch.run();
   try {
-    await store.commit([{ kind: 'nodes', op: 'create', object: makeNode('n1') }, { kind: 'services', op: 'create', object: a }, { kind: 'services', op: 'create', object: b }]);
+    await store.commit([
+      { kind: 'nodes', op: 'create', object: makeNode('n1') },
+      { kind: 'services', op: 'create', object: a },
+      { kind: 'services', op: 'create', object: b },
+    ]);
     await until('6 tasks', () => store.list('tasks').length === 6);
     await orch.idle();
     const passes = () => [orch.reconciled.get(a.ID) ?? 0, orch.reconciled.get(b.ID) ?? 0];
@@ -133,7 +167,10 @@ test('task reaper: a pass looks at the slots that changed, not at every task', a
   const store = new MemoryStore();
   const s = makeService('web', { Mode: { Replicated: { Replicas: 50 } } });
   const tasks = Array.from({ length: 50 }, (_, i) => makeTask(s, { Slot: i + 1, NodeID: 'n1', Status: st('running') }));
-  await store.commit([{ kind: 'services', op: 'create', object: s }, ...tasks.map((t) => ({ kind: 'tasks' as const, op: 'create' as const, object: t }))]);
+  await store.commit([
+    { kind: 'services', op: 'create', object: s },
+    ...tasks.map((t) => ({ kind: 'tasks' as const, op: 'create' as const, object: t })),
+  ]);
   const reaper = new TaskReaper(store, log);
   reaper.run();
   try {
@@ -141,7 +178,14 @@ test('task reaper: a pass looks at the slots that changed, not at every task', a
     const first = reaper.examined;
     assert.equal(first, 50);
     // Slot 7 gets 6 more ended tasks: the oldest beyond the limit of 5 go; only slot 7 is read.
-    const old = Array.from({ length: 6 }, (_, i) => makeTask(s, { Slot: 7, NodeID: 'n1', DesiredState: 'shutdown', Status: { ...st('failed'), Timestamp: new Date(1000 * i).toISOString() } }));
+    const old = Array.from({ length: 6 }, (_, i) =>
+      makeTask(s, {
+        Slot: 7,
+        NodeID: 'n1',
+        DesiredState: 'shutdown',
+        Status: { ...st('failed'), Timestamp: new Date(1000 * i).toISOString() },
+      }),
+    );
     await store.commit(old.map((t) => ({ kind: 'tasks' as const, op: 'create' as const, object: t })));
     await until('slot 7 trimmed', () => store.tasksBy('slot', `${s.ID}|s:7`).length === 5);
     await reaper.idle();

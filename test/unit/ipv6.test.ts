@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { canonicalIp6, contains6, formatSubnet6, overlaps6, parseIp6, parseSubnet6 } from '../../src/engine/network/ipv6.js';
+import {
+  canonicalIp6,
+  contains6,
+  formatSubnet6,
+  overlaps6,
+  parseIp6,
+  parseSubnet6,
+} from '../../src/engine/network/ipv6.js';
 import { AddressPool6 } from '../../src/engine/network/ipam6.js';
 import { mediaType } from '../../src/api/check-json.js';
 
@@ -40,7 +47,7 @@ test('IPv6 pool: in order from the range, gateway and network address skipped, c
   assert.equal(again.allocate('e'), '2001:389::4', 'the state survives a restart');
 });
 
-test('Content-Type media types as Go\'s mime.ParseMediaType reads them', () => {
+test("Content-Type media types as Go's mime.ParseMediaType reads them", () => {
   assert.equal(mediaType('application/json'), 'application/json');
   assert.equal(mediaType(' Application/JSON ; charset=UTF-8'), 'application/json');
   assert.equal(mediaType('application/json;'), 'application/json', 'a trailing semicolon is allowed');

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { allocateMachineIndex, hubAddress, machineAddress, machineIndex, withPrefixLen } from '../../src/lab/addresses.js';
+import {
+  allocateMachineIndex,
+  hubAddress,
+  machineAddress,
+  machineIndex,
+  withPrefixLen,
+} from '../../src/lab/addresses.js';
 import { checkMachineName, checkSubnet, LabNames, machinePaths, resolveSettings } from '../../src/lab/settings.js';
 import { formatTable } from '../../src/lab/table.js';
 import { mentions } from '../../src/lab/sweep.js';
@@ -29,9 +35,15 @@ test('lab addresses: a full subnet says so and never hands out the broadcast add
 test('lab settings: flags over environment over defaults', () => {
   const d = resolveSettings({}, {});
   assert.deepEqual(d, { labDir: '/var/lib/shoal-lab', prefix: 'shlab', subnet: '192.168.99.0/24' });
-  const e = resolveSettings({}, { SHOAL_LAB_DIR: '/tmp/x/', SHOAL_LAB_PREFIX: 'p1', SHOAL_LAB_SUBNET: '192.168.7.9/24' });
+  const e = resolveSettings(
+    {},
+    { SHOAL_LAB_DIR: '/tmp/x/', SHOAL_LAB_PREFIX: 'p1', SHOAL_LAB_SUBNET: '192.168.7.9/24' },
+  );
   assert.deepEqual(e, { labDir: '/tmp/x', prefix: 'p1', subnet: '192.168.7.0/24' });
-  const f = resolveSettings({ labDir: '/tmp/y', prefix: 'p2', subnet: '192.168.8.0/25' }, { SHOAL_LAB_DIR: '/tmp/x', SHOAL_LAB_PREFIX: 'p1' });
+  const f = resolveSettings(
+    { labDir: '/tmp/y', prefix: 'p2', subnet: '192.168.8.0/25' },
+    { SHOAL_LAB_DIR: '/tmp/x', SHOAL_LAB_PREFIX: 'p1' },
+  );
   assert.deepEqual(f, { labDir: '/tmp/y', prefix: 'p2', subnet: '192.168.8.0/25' });
 });
 
@@ -59,13 +71,17 @@ test('lab names: namespaces by prefix, paths under the lab directory', () => {
 });
 
 test('ls table: columns padded as docker-machine prints them, no trailing blanks', () => {
-  const out = formatTable(['NAME', 'STATE', 'URL'], [['sw1', 'Running', 'unix:///a'], ['longer-name', 'Stopped', '']]);
-  assert.equal(out, [
-    'NAME          STATE     URL',
-    'sw1           Running   unix:///a',
-    'longer-name   Stopped',
-    '',
-  ].join('\n'));
+  const out = formatTable(
+    ['NAME', 'STATE', 'URL'],
+    [
+      ['sw1', 'Running', 'unix:///a'],
+      ['longer-name', 'Stopped', ''],
+    ],
+  );
+  assert.equal(
+    out,
+    ['NAME          STATE     URL', 'sw1           Running   unix:///a', 'longer-name   Stopped', ''].join('\n'),
+  );
   assert.equal(formatTable(['NAME', 'STATE'], []), 'NAME   STATE\n');
 });
 
@@ -81,13 +97,15 @@ test('lab lock: holders take turns, and a lock left by a dead process is taken o
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lablock-'));
   try {
     const order: string[] = [];
-    const hold = (tag: string) => withLabLock(dir, async () => {
-      order.push(`${tag}+`);
-      await new Promise((r) => setTimeout(r, 30));
-      order.push(`${tag}-`);
-    });
+    const hold = (tag: string) =>
+      withLabLock(dir, async () => {
+        order.push(`${tag}+`);
+        await new Promise((r) => setTimeout(r, 30));
+        order.push(`${tag}-`);
+      });
     await Promise.all([hold('a'), hold('b'), hold('c')]);
-    for (let i = 0; i < order.length; i += 2) assert.equal(order[i].slice(0, -1), order[i + 1].slice(0, -1), `overlap: ${order.join(' ')}`);
+    for (let i = 0; i < order.length; i += 2)
+      assert.equal(order[i].slice(0, -1), order[i + 1].slice(0, -1), `overlap: ${order.join(' ')}`);
     // No process has PID 2^22 + 1 (above pid_max): the lock is stale.
     fs.writeFileSync(path.join(dir, 'lab.lock'), String(4194305));
     assert.equal(await withLabLock(dir, async () => 'taken', 2000), 'taken');
@@ -108,8 +126,14 @@ test('an existing lab keeps the prefix and subnet it was made with', () => {
     const later = Lab.open({ labDir: dir, prefix: 'shlab', subnet: '192.168.99.0/24' });
     assert.equal(later.settings.prefix, 'p1');
     assert.equal(later.registryAddress, '192.168.7.1:5000');
-    assert.throws(() => Lab.open({ labDir: dir, prefix: 'p1', subnet: '192.168.8.0/24' }, { subnet: true }), /uses subnet 192\.168\.7\.0\/24/);
-    assert.throws(() => Lab.open({ labDir: dir, prefix: 'p2', subnet: '192.168.7.0/24' }, { prefix: true }), /uses prefix p1/);
+    assert.throws(
+      () => Lab.open({ labDir: dir, prefix: 'p1', subnet: '192.168.8.0/24' }, { subnet: true }),
+      /uses subnet 192\.168\.7\.0\/24/,
+    );
+    assert.throws(
+      () => Lab.open({ labDir: dir, prefix: 'p2', subnet: '192.168.7.0/24' }, { prefix: true }),
+      /uses prefix p1/,
+    );
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

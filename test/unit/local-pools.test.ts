@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { chooseLocalSubnet, defaultLocalPools, firstHost } from '../../src/engine/network/local-pools.js';
 import { AddressPool } from '../../src/engine/network/ipam.js';
 
-test('Docker\'s default local pools: 172.17-31/16, then 192.168.x.0/20', () => {
+test("Docker's default local pools: 172.17-31/16, then 192.168.x.0/20", () => {
   const pools = defaultLocalPools();
   assert.equal(pools[0], '172.17.0.0/16');
   assert.equal(pools[14], '172.31.0.0/16');
@@ -14,7 +14,10 @@ test('Docker\'s default local pools: 172.17-31/16, then 192.168.x.0/20', () => {
 
 test('the first pool overlapping nothing in use is chosen', () => {
   assert.equal(chooseLocalSubnet(['172.17.0.0/16', '172.18.0.0/16']), '172.19.0.0/16');
-  assert.equal(chooseLocalSubnet(['172.17.0.0/16', '172.18.0.0/16', '172.19.0.0/16', '172.21.0.0/16']), '172.20.0.0/16');
+  assert.equal(
+    chooseLocalSubnet(['172.17.0.0/16', '172.18.0.0/16', '172.19.0.0/16', '172.21.0.0/16']),
+    '172.20.0.0/16',
+  );
   // A small user subnet inside a pool takes the whole pool out.
   assert.equal(chooseLocalSubnet(['172.17.0.0/16', '172.18.3.0/24']), '172.19.0.0/16');
   // A big one spanning several.
@@ -23,7 +26,7 @@ test('the first pool overlapping nothing in use is chosen', () => {
   assert.equal(chooseLocalSubnet(['172.16.0.0/12', '192.168.0.0/16']), undefined);
 });
 
-test('gateway is the subnet\'s first host; --ip claims an exact address once', () => {
+test("gateway is the subnet's first host; --ip claims an exact address once", () => {
   assert.equal(firstHost('172.19.0.0/16'), '172.19.0.1');
   assert.equal(firstHost('10.77.0.128/25'), '10.77.0.129');
   const pool = AddressPool.empty('10.78.0.0/24', ['10.78.0.1']);

@@ -24,20 +24,38 @@ class FakeAgentStream extends EventEmitter {
 
 async function setup() {
   const store = new MemoryStore();
-  await store.commit(['n1', 'n2'].map((id) => ({ kind: 'nodes' as const, op: 'create' as const, object: makeNode(id) })));
+  await store.commit(
+    ['n1', 'n2'].map((id) => ({ kind: 'nodes' as const, op: 'create' as const, object: makeNode(id) })),
+  );
   // The broker identifies callers by their certificate; here by the fake stream's node.
-  const broker = new LogBroker(store, (call) => ({ nodeId: (call as unknown as FakeAgentStream).nodeId, role: 'worker', clusterId: 'c' }));
+  const broker = new LogBroker(store, (call) => ({
+    nodeId: (call as unknown as FakeAgentStream).nodeId,
+    role: 'worker',
+    clusterId: 'c',
+  }));
   const h = broker.handlers();
   const agents = new Map(['n1', 'n2'].map((n) => [n, new FakeAgentStream(n)]));
   // A failed subscription stream fails the test rather than ending the runner.
-  for (const a of agents.values()) void Promise.resolve(h.LogSubscriptions(a as never)).catch((err: unknown) => assert.fail(`LogSubscriptions failed: ${String(err)}`));
+  for (const a of agents.values())
+    void Promise.resolve(h.LogSubscriptions(a as never)).catch((err: unknown) =>
+      assert.fail(`LogSubscriptions failed: ${String(err)}`),
+    );
   const publish = (nodeId: string, subscriptionId: string, lines: LogLine[], done = false) =>
     new Promise<void>((resolve, reject) =>
-      h.PublishLogs({ request: { subscriptionId, lines, done }, nodeId } as never, ((err: unknown) => (err ? reject(err) : resolve())) as never));
+      h.PublishLogs(
+        { request: { subscriptionId, lines, done }, nodeId } as never,
+        ((err: unknown) => (err ? reject(err) : resolve())) as never,
+      ),
+    );
   return { store, broker, agents, publish };
 }
 
-const line = (taskId: string, text: string): LogLine => ({ taskId, stream: 1, time: new Date().toISOString(), data: Buffer.from(text).toString('base64') });
+const line = (taskId: string, text: string): LogLine => ({
+  taskId,
+  stream: 1,
+  time: new Date().toISOString(),
+  data: Buffer.from(text).toString('base64'),
+});
 
 test('following a service: tasks placed later join the stream, which lasts until the client leaves', async () => {
   const { store, broker, agents, publish } = await setup();
@@ -48,19 +66,33 @@ test('following a service: tasks placed later join the stream, which lasts until
   const got: string[] = [];
   const ac = new AbortController();
   let ended = false;
-  const done = broker.logs({ byNode: new Map([['n1', [t1.ID]]]), follow: true, joins: (t) => t.ServiceID === svc.ID }, (_n, lines) => {
-    for (const l of lines) got.push(Buffer.from(l.data, 'base64').toString());
-  }, ac.signal).then(() => (ended = true));
+  const done = broker
+    .logs(
+      { byNode: new Map([['n1', [t1.ID]]]), follow: true, joins: (t) => t.ServiceID === svc.ID },
+      (_n, lines) => {
+        for (const l of lines) got.push(Buffer.from(l.data, 'base64').toString());
+      },
+      ac.signal,
+    )
+    .then(() => (ended = true));
   const n1 = agents.get('n1')!;
   const n2 = agents.get('n2')!;
-  assert.deepEqual(n1.written.map((s) => s.taskIds), [[t1.ID]]);
+  assert.deepEqual(
+    n1.written.map((s) => s.taskIds),
+    [[t1.ID]],
+  );
 
   // A new task (scale up) has no node until scheduled: it joins then, on its node, once.
   const t2 = makeTask(svc);
-  await store.commit([{ kind: 'tasks', op: 'create', object: t2 }, { kind: 'tasks', op: 'create', object: makeTask(other, { NodeID: 'n2' }) }]);
+  await store.commit([
+    { kind: 'tasks', op: 'create', object: t2 },
+    { kind: 'tasks', op: 'create', object: makeTask(other, { NodeID: 'n2' }) },
+  ]);
   assert.equal(n2.written.length, 0);
   await store.commit([{ kind: 'tasks', op: 'update', object: { ...store.get('tasks', t2.ID)!, NodeID: 'n2' } }]);
-  await store.commit([{ kind: 'tasks', op: 'update', object: { ...store.get('tasks', t2.ID)!, DesiredState: 'running' } }]);
+  await store.commit([
+    { kind: 'tasks', op: 'update', object: { ...store.get('tasks', t2.ID)!, DesiredState: 'running' } },
+  ]);
   assert.equal(n2.written.length, 1);
   const joined = n2.written[0];
   assert.deepEqual([joined.taskIds, joined.follow], [[t2.ID], true]);
@@ -86,7 +118,13 @@ test('without follow the request ends when every node is done; new tasks do not 
   const t1 = makeTask(svc, { NodeID: 'n1' });
   await store.commit([{ kind: 'tasks', op: 'create', object: t1 }]);
   let ended = false;
-  const done = broker.logs({ byNode: new Map([['n1', [t1.ID]]]), follow: false, joins: (t) => t.ServiceID === svc.ID }, () => undefined, new AbortController().signal).then(() => (ended = true));
+  const done = broker
+    .logs(
+      { byNode: new Map([['n1', [t1.ID]]]), follow: false, joins: (t) => t.ServiceID === svc.ID },
+      () => undefined,
+      new AbortController().signal,
+    )
+    .then(() => (ended = true));
   await store.commit([{ kind: 'tasks', op: 'create', object: makeTask(svc, { NodeID: 'n2' }) }]);
   assert.equal(agents.get('n2')!.written.length, 0);
   await publish('n1', agents.get('n1')!.written[0].id, [], true);

@@ -35,7 +35,9 @@ test('task state machine: observed state only moves forward; desired only rises'
 });
 
 test('scale up fills the lowest free slots: NEW tasks for the allocator, PENDING when it has nothing to give', () => {
-  const networked = replicated(4, { TaskTemplate: { ContainerSpec: { Image: 'nginx' }, Networks: [{ Target: 'net1' }] } });
+  const networked = replicated(4, {
+    TaskTemplate: { ContainerSpec: { Image: 'nginx' }, Networks: [{ Target: 'net1' }] },
+  });
   const published = replicated(4, { EndpointSpec: { Ports: [{ TargetPort: 80, PublishedPort: 8080 }] } });
   for (const s of [networked, published]) {
     const existing = [makeTask(s, { Slot: 2, Status: st('running') })];
@@ -105,7 +107,9 @@ test('restart delay holds the replacement in READY', () => {
 });
 
 test('restart conditions: none and on-failure', () => {
-  const none = replicated(1, { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { Condition: 'none' } } });
+  const none = replicated(1, {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { Condition: 'none' } },
+  });
   const done = makeTask(none, { Slot: 1, Status: st('complete') });
   const a = run(none, [done]);
   assert.equal(a.created.length, 0);
@@ -113,13 +117,20 @@ test('restart conditions: none and on-failure', () => {
   // The slot stays ended: the next pass does not refill it either.
   assert.equal(run(none, [a.pass.current(done)]).created.length, 0);
 
-  const onFailure = replicated(1, { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { Condition: 'on-failure' } } });
+  const onFailure = replicated(1, {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { Condition: 'on-failure' } },
+  });
   assert.equal(run(onFailure, [makeTask(onFailure, { Slot: 1, Status: st('complete') })]).created.length, 0);
-  assert.equal(run(onFailure, [makeTask(onFailure, { Slot: 1, Status: st('failed') })]).created.filter((t) => t.Slot === 1).length, 1);
+  assert.equal(
+    run(onFailure, [makeTask(onFailure, { Slot: 1, Status: st('failed') })]).created.filter((t) => t.Slot === 1).length,
+    1,
+  );
 });
 
 test('max attempts, and a window that forgets old restarts', () => {
-  const s = replicated(1, { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { MaxAttempts: 2, Window: 60e9 } } });
+  const s = replicated(1, {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { MaxAttempts: 2, Window: 60e9 } },
+  });
   const r = new RestartSupervisor();
   let t = makeTask(s, { Slot: 1, Status: st('failed') });
   const now = Date.now();
@@ -151,25 +162,37 @@ test('tasks on a node that went DOWN or drained are replaced', () => {
 test('a spec change replaces slots one at a time (parallelism 1), stop-first', () => {
   const s0 = replicated(3);
   const tasks = [1, 2, 3].map((i) => makeTask(s0, { Slot: i, NodeID: 'n1', Status: st('running') }));
-  const s1: Service = { ...s0, Spec: { ...s0.Spec, TaskTemplate: { ContainerSpec: { Image: 'nginx' } } }, SpecVersion: { Index: 2 } };
+  const s1: Service = {
+    ...s0,
+    Spec: { ...s0.Spec, TaskTemplate: { ContainerSpec: { Image: 'nginx' } } },
+    SpecVersion: { Index: 2 },
+  };
   const { pass, created } = run(s1, tasks, nodeMap(makeNode('n1')));
   assert.ok(created.length > 0);
   assert.equal(created.length, 1);
   assert.equal(created[0].Spec.ContainerSpec!.Image, 'nginx');
   assert.equal(created[0].DesiredState, 'ready');
   assert.equal(tasks.filter((t) => pass.current(t).DesiredState === 'shutdown').length, 1);
-  const svc = pass.toChanges().find((c) => c.kind === 'services' && c.op === 'update') as { object: Service } | undefined;
+  const svc = pass.toChanges().find((c) => c.kind === 'services' && c.op === 'update') as
+    { object: Service } | undefined;
   assert.equal((svc!.object as Service).UpdateStatus!.State, 'updating');
 });
 
 test('parallelism 0 updates every slot at once; completion is recorded', () => {
   const s0 = replicated(3);
   const tasks = [1, 2, 3].map((i) => makeTask(s0, { Slot: i, Status: st('running') }));
-  const s1: Service = { ...s0, Spec: { ...s0.Spec, UpdateConfig: { Parallelism: 0 }, TaskTemplate: { ContainerSpec: { Image: 'nginx' } } }, SpecVersion: { Index: 2 } };
+  const s1: Service = {
+    ...s0,
+    Spec: { ...s0.Spec, UpdateConfig: { Parallelism: 0 }, TaskTemplate: { ContainerSpec: { Image: 'nginx' } } },
+    SpecVersion: { Index: 2 },
+  };
   assert.equal(run(s1, tasks).created.length, 3);
   const fresh = [1, 2, 3].map((i) => makeTask(s1, { Slot: i, Status: st('running') }));
   const { changes } = run({ ...s1, UpdateStatus: { State: 'updating' } }, fresh);
-  assert.equal(((changes.find((c) => c.kind === 'services') as { object: Service }).object).UpdateStatus!.State, 'completed');
+  assert.equal(
+    (changes.find((c) => c.kind === 'services') as { object: Service }).object.UpdateStatus!.State,
+    'completed',
+  );
 });
 
 test('scaling does not touch tasks (replicas are outside the task spec)', () => {
@@ -182,12 +205,24 @@ test('scaling does not touch tasks (replicas are outside the task spec)', () => 
 });
 
 test('global: one task per eligible node, following drain, down and constraints', () => {
-  const s = makeService('mon', { Mode: { Global: {} }, TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { Constraints: ['node.role==worker'] } } });
-  const nodes = [makeNode('w1'), makeNode('w2', { availability: 'drain' }), makeNode('w3', { state: 'down' }), makeNode('m1', { role: 'manager' }), makeNode('w4', { availability: 'pause' })];
+  const s = makeService('mon', {
+    Mode: { Global: {} },
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { Constraints: ['node.role==worker'] } },
+  });
+  const nodes = [
+    makeNode('w1'),
+    makeNode('w2', { availability: 'drain' }),
+    makeNode('w3', { state: 'down' }),
+    makeNode('m1', { role: 'manager' }),
+    makeNode('w4', { availability: 'pause' }),
+  ];
   const onDrained = makeTask(s, { NodeID: 'w2', Status: st('running') });
   const pass = new PassChanges();
   reconcileGlobal(pass, s, [onDrained], nodes, new RestartSupervisor());
-  assert.deepEqual(pass.createdTasks().map((t) => t.NodeID), ['w1']);
+  assert.deepEqual(
+    pass.createdTasks().map((t) => t.NodeID),
+    ['w1'],
+  );
   assert.equal(pass.createdTasks()[0].Slot, undefined);
   assert.equal(pass.current(onDrained).DesiredState, 'shutdown');
   // Stable: a second pass with the task present creates nothing.
@@ -204,19 +239,31 @@ test('global: tasks of nodes that left are shut down; failed ones restart on the
   reconcileGlobal(pass, s, [gone, failed], [makeNode('n1')], new RestartSupervisor());
   assert.equal(pass.current(gone).DesiredState, 'shutdown');
   assert.equal(pass.current(failed).DesiredState, 'shutdown');
-  assert.deepEqual(pass.createdTasks().map((t) => [t.NodeID, t.DesiredState]), [['n1', 'ready']]);
+  assert.deepEqual(
+    pass.createdTasks().map((t) => [t.NodeID, t.DesiredState]),
+    [['n1', 'ready']],
+  );
 });
 
 test('reaper: history limit per slot, REMOVE tasks, deleted services', () => {
   const s = replicated(1);
-  const old = Array.from({ length: 7 }, (_, i) => makeTask(s, { Slot: 1, DesiredState: 'shutdown', Status: { State: 'failed', Message: '', Timestamp: new Date(1000 + i).toISOString() } }));
+  const old = Array.from({ length: 7 }, (_, i) =>
+    makeTask(s, {
+      Slot: 1,
+      DesiredState: 'shutdown',
+      Status: { State: 'failed', Message: '', Timestamp: new Date(1000 + i).toISOString() },
+    }),
+  );
   const live = makeTask(s, { Slot: 1, Status: st('running') });
   const removed = makeTask(s, { Slot: 2, DesiredState: 'remove', Status: st('shutdown') });
   const removing = makeTask(s, { Slot: 3, DesiredState: 'remove', Status: st('running') });
   const orphan = makeTask(makeService('gone'), { Status: st('complete') });
   const ids = new Set(tasksToReap([...old, live, removed, removing, orphan], new Map([[s.ID, s]]), 5));
   // 8 tasks in slot 1, keep 5: the three oldest go.
-  assert.deepEqual(old.filter((t) => ids.has(t.ID)).map((t) => t.Status.Timestamp), old.slice(0, 3).map((t) => t.Status.Timestamp));
+  assert.deepEqual(
+    old.filter((t) => ids.has(t.ID)).map((t) => t.Status.Timestamp),
+    old.slice(0, 3).map((t) => t.Status.Timestamp),
+  );
   assert.ok(!ids.has(live.ID));
   assert.ok(ids.has(removed.ID));
   assert.ok(!ids.has(removing.ID), 'a REMOVE task still running stays until it stopped');
@@ -235,10 +282,26 @@ test('replicated orchestrator + reaper loops: create, scale, delete through the 
     const s = replicated(3);
     await store.commit([{ kind: 'services', op: 'create', object: s }]);
     await until('3 tasks', () => store.list('tasks').length === 3);
-    assert.deepEqual(store.list('tasks').map((t) => t.Slot).sort(), [1, 2, 3]);
+    assert.deepEqual(
+      store
+        .list('tasks')
+        .map((t) => t.Slot)
+        .sort(),
+      [1, 2, 3],
+    );
     const cur = store.get('services', s.ID)!;
-    await store.commit([{ kind: 'services', op: 'update', object: { ...cur, Spec: { ...cur.Spec, Mode: { Replicated: { Replicas: 1 } } } } }]);
-    await until('2 removed', () => store.list('tasks').filter((t) => t.DesiredState === 'remove').length === 0 && store.list('tasks').length === 1);
+    await store.commit([
+      {
+        kind: 'services',
+        op: 'update',
+        object: { ...cur, Spec: { ...cur.Spec, Mode: { Replicated: { Replicas: 1 } } } },
+      },
+    ]);
+    await until(
+      '2 removed',
+      () =>
+        store.list('tasks').filter((t) => t.DesiredState === 'remove').length === 0 && store.list('tasks').length === 1,
+    );
     // NEW tasks that never got a node are deleted right away; the one left is slot 1.
     assert.equal(store.list('tasks')[0].Slot, 1);
     await store.commit([{ kind: 'services', op: 'delete', id: s.ID }]);
@@ -255,11 +318,20 @@ test('global orchestrator loop follows a node joining', async () => {
   orch.run();
   try {
     const s = makeService('mon', { Mode: { Global: {} } });
-    await store.commit([{ kind: 'services', op: 'create', object: s }, { kind: 'nodes', op: 'create', object: makeNode('n1') }]);
+    await store.commit([
+      { kind: 'services', op: 'create', object: s },
+      { kind: 'nodes', op: 'create', object: makeNode('n1') },
+    ]);
     await until('1 task', () => store.list('tasks').length === 1);
     await store.commit([{ kind: 'nodes', op: 'create', object: makeNode('n2') }]);
     await until('2 tasks', () => store.list('tasks').length === 2);
-    assert.deepEqual(store.list('tasks').map((t) => t.NodeID).sort(), ['n1', 'n2']);
+    assert.deepEqual(
+      store
+        .list('tasks')
+        .map((t) => t.NodeID)
+        .sort(),
+      ['n1', 'n2'],
+    );
   } finally {
     await orch.stop();
   }
@@ -269,27 +341,52 @@ test('a constraint change leaves tasks whose node still meets it; others move', 
   const s0 = replicated(2);
   const onSsd = makeTask(s0, { Slot: 1, NodeID: 'ssd', Status: st('running') });
   const onHdd = makeTask(s0, { Slot: 2, NodeID: 'hdd', Status: st('running') });
-  const s1: Service = { ...s0, Spec: { ...s0.Spec, UpdateConfig: { Parallelism: 0 }, TaskTemplate: { ...s0.Spec.TaskTemplate, Placement: { Constraints: ['node.labels.disk==ssd'] } } }, SpecVersion: { Index: 2 } };
+  const s1: Service = {
+    ...s0,
+    Spec: {
+      ...s0.Spec,
+      UpdateConfig: { Parallelism: 0 },
+      TaskTemplate: { ...s0.Spec.TaskTemplate, Placement: { Constraints: ['node.labels.disk==ssd'] } },
+    },
+    SpecVersion: { Index: 2 },
+  };
   const nodes = nodeMap(makeNode('ssd', { labels: { disk: 'ssd' } }), makeNode('hdd', { labels: { disk: 'hdd' } }));
   const { pass, created } = run(s1, [onSsd, onHdd], nodes);
-  assert.deepEqual(created.map((t) => t.Slot), [2]);
+  assert.deepEqual(
+    created.map((t) => t.Slot),
+    [2],
+  );
   assert.equal(pass.current(onSsd).DesiredState, 'running');
   assert.equal(pass.current(onHdd).DesiredState, 'shutdown');
 });
 
-
 function updating(s0: Service, image: string, cfg: Service['Spec']['UpdateConfig']): Service {
-  return { ...s0, Spec: { ...s0.Spec, UpdateConfig: cfg, TaskTemplate: { ContainerSpec: { Image: image } } }, PreviousSpec: s0.Spec, SpecVersion: { Index: 2 }, UpdateStatus: { State: 'updating' } };
+  return {
+    ...s0,
+    Spec: { ...s0.Spec, UpdateConfig: cfg, TaskTemplate: { ContainerSpec: { Image: image } } },
+    PreviousSpec: s0.Spec,
+    SpecVersion: { Index: 2 },
+    UpdateStatus: { State: 'updating' },
+  };
 }
 
-test('update failure: pause with Docker\'s message', () => {
+test("update failure: pause with Docker's message", () => {
   const s0 = replicated(2);
   const old = [1, 2].map((i) => makeTask(s0, { Slot: i, Status: st('running') }));
   const s1 = updating(s0, 'bad', { Parallelism: 1 });
   const tracker = new UpdateTracker();
   const r = new RestartSupervisor();
   const p1 = new PassChanges();
-  rollingUpdate(p1, s1, old.map((t) => [t]), r, new Map(), Date.now(), tracker, old);
+  rollingUpdate(
+    p1,
+    s1,
+    old.map((t) => [t]),
+    r,
+    new Map(),
+    Date.now(),
+    tracker,
+    old,
+  );
   const [made] = p1.createdTasks();
   const failed = { ...made, Status: st('rejected') };
   const p2 = new PassChanges();
@@ -342,7 +439,16 @@ test('update delay holds the next batch back', () => {
   const r = new RestartSupervisor();
   const now = Date.now();
   const p1 = new PassChanges();
-  rollingUpdate(p1, s1, old.map((t) => [t]), r, new Map(), now, tracker, old);
+  rollingUpdate(
+    p1,
+    s1,
+    old.map((t) => [t]),
+    r,
+    new Map(),
+    now,
+    tracker,
+    old,
+  );
   const made = { ...p1.createdTasks()[0], Status: st('running'), DesiredState: 'running' as const };
   const p2 = new PassChanges();
   const wake = rollingUpdate(p2, s1, [[made], [old[1]]], r, new Map(), now + 100, tracker, [made, old[1]]);
@@ -354,11 +460,16 @@ test('update delay holds the next batch back', () => {
 });
 
 test('a node that no longer meets the constraints loses its tasks to other nodes', () => {
-  const s = replicated(1, { TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { Constraints: ['node.labels.disk==ssd'] } } });
+  const s = replicated(1, {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Placement: { Constraints: ['node.labels.disk==ssd'] } },
+  });
   const t = makeTask(s, { Slot: 1, NodeID: 'n1', Status: st('running') });
   const ok = run(s, [t], nodeMap(makeNode('n1', { labels: { disk: 'ssd' } })));
   assert.equal(ok.pass.size, 0);
   const moved = run(s, [t], nodeMap(makeNode('n1', { labels: { disk: 'hdd' } })));
   assert.equal(moved.pass.current(t).DesiredState, 'shutdown');
-  assert.deepEqual(moved.created.map((x) => [x.Slot, x.NodeID]), [[1, undefined]]);
+  assert.deepEqual(
+    moved.created.map((x) => [x.Slot, x.NodeID]),
+    [[1, undefined]],
+  );
 });

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadRecord, saveRecord, saveRecordAsync, type ContainerRecord } from '../../src/engine/containers/record.js';
 
-const rec = (name: string) => ({ id: 'a'.repeat(64), name } as unknown as ContainerRecord);
+const rec = (name: string) => ({ id: 'a'.repeat(64), name }) as unknown as ContainerRecord;
 
 test('record writes: an older async write never replaces a newer one, and no temp file is left', async () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'record-test-'));

@@ -19,7 +19,9 @@ describe('cluster RPC contract: requests checked at the server edge', () => {
       },
     };
     addRpcService(server, 'Membership', handlers);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
     addr = `127.0.0.1:${port}`;
   });
   after(() => server.forceShutdown());
@@ -28,7 +30,16 @@ describe('cluster RPC contract: requests checked at the server edge', () => {
   const raw = (method: string, body: Buffer) => {
     const c = new grpc.Client(addr, grpc.credentials.createInsecure());
     return new Promise<unknown>((resolve, reject) =>
-      c.makeUnaryRequest(rpcPath('Membership', method), (b: Buffer) => b, jsonCodec.deserialize, body, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (e, v) => (e ? reject(e) : resolve(v)))).finally(() => c.close());
+      c.makeUnaryRequest(
+        rpcPath('Membership', method),
+        (b: Buffer) => b,
+        jsonCodec.deserialize,
+        body,
+        new grpc.Metadata(),
+        { deadline: Date.now() + 5000 },
+        (e, v) => (e ? reject(e) : resolve(v)),
+      ),
+    ).finally(() => c.close());
   };
 
   it('a typed call round-trips', async () => {
@@ -43,19 +54,33 @@ describe('cluster RPC contract: requests checked at the server edge', () => {
 
   it('a body of the wrong shape is INVALID_ARGUMENT and never reaches the handler', async () => {
     const before = seen.length;
-    await assert.rejects(raw('Join', Buffer.from(JSON.stringify({ addr: 5 }))), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /addr/.test(e.details));
-    await assert.rejects(raw('Join', Buffer.from('null')), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT);
-    await assert.rejects(raw('Join', Buffer.from('{not json')), (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /not JSON/.test(e.details));
+    await assert.rejects(
+      raw('Join', Buffer.from(JSON.stringify({ addr: 5 }))),
+      (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /addr/.test(e.details),
+    );
+    await assert.rejects(
+      raw('Join', Buffer.from('null')),
+      (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT,
+    );
+    await assert.rejects(
+      raw('Join', Buffer.from('{not json')),
+      (e: grpc.ServiceError) => e.code === grpc.status.INVALID_ARGUMENT && /not JSON/.test(e.details),
+    );
     assert.equal(seen.length, before);
   });
 
   it('unknown fields pass, as protobuf ignores them', async () => {
-    const r = (await raw('Join', Buffer.from(JSON.stringify({ addr: '10.0.0.6', future: true })))) as { initialCluster: string };
+    const r = (await raw('Join', Buffer.from(JSON.stringify({ addr: '10.0.0.6', future: true })))) as {
+      initialCluster: string;
+    };
     assert.equal(r.initialCluster, 'm=10.0.0.6');
   });
 
   it('a handler that rejects answers INTERNAL, and the server lives on', async () => {
-    await assert.rejects(raw('Leave', Buffer.from(JSON.stringify({ nodeId: 'n1' }))), (e: grpc.ServiceError) => e.code === grpc.status.INTERNAL && /cannot remove n1/.test(e.details));
+    await assert.rejects(
+      raw('Leave', Buffer.from(JSON.stringify({ nodeId: 'n1' }))),
+      (e: grpc.ServiceError) => e.code === grpc.status.INTERNAL && /cannot remove n1/.test(e.details),
+    );
     const r = (await raw('Join', Buffer.from(JSON.stringify({ addr: '10.0.0.7' })))) as { initialCluster: string };
     assert.equal(r.initialCluster, 'm=10.0.0.7');
   });

@@ -76,7 +76,12 @@ test('KeyedLock serializes one key and lets other keys run side by side', async 
 
 test('KeyedLock forgets a key once its last job is done, also after a failure', async () => {
   const lock = new KeyedLock();
-  await assert.rejects(lock.run('k', async () => { throw new Error('no'); }), /no/);
+  await assert.rejects(
+    lock.run('k', async () => {
+      throw new Error('no');
+    }),
+    /no/,
+  );
   assert.equal(await lock.run('k', async () => 'after'), 'after');
   await lock.idle();
   await new Promise((r) => setImmediate(r));
@@ -87,7 +92,12 @@ test('KeyedLock.idle waits for every key', async () => {
   const lock = new KeyedLock();
   const g = gate();
   let finished = 0;
-  const jobs = ['x', 'y'].map((k) => lock.run(k, async () => { await g.wait; finished++; }));
+  const jobs = ['x', 'y'].map((k) =>
+    lock.run(k, async () => {
+      await g.wait;
+      finished++;
+    }),
+  );
   const idle = lock.idle().then(() => finished);
   g.open();
   assert.equal(await idle, 2);

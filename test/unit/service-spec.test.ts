@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { normalizeSpec } from '../../src/manager/orchestrator/service-spec.js';
 
-test('normalizeSpec: an empty update/rollback order or failure action becomes SwarmKit\'s zero value; given ones stay', () => {
+test("normalizeSpec: an empty update/rollback order or failure action becomes SwarmKit's zero value; given ones stay", () => {
   const s = normalizeSpec({
     Name: 'web',
     TaskTemplate: { ContainerSpec: { Image: 'micro' } },

@@ -56,7 +56,13 @@ test('a pass that lost a version race runs again; irrelevant events do not wake 
   await until('three passes', () => p.passes === 3);
   await p.idle();
   assert.equal(p.passes, 3);
-  await store.commit([{ kind: 'cluster', op: 'create', object: { ID: 'c', Version: { Index: 0 }, CreatedAt: '', UpdatedAt: '', Spec: {} } as never }]);
+  await store.commit([
+    {
+      kind: 'cluster',
+      op: 'create',
+      object: { ID: 'c', Version: { Index: 0 }, CreatedAt: '', UpdatedAt: '', Spec: {} } as never,
+    },
+  ]);
   await p.idle();
   assert.equal(p.passes, 3);
   await p.stop();

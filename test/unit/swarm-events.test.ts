@@ -22,11 +22,22 @@ test('service create, update (image, replicas) and remove become swarm events', 
   await store.commit([{ kind: 'services', op: 'delete', id: s.ID }]);
   await until('three events', () => seen.length === 3);
   off();
-  assert.deepEqual(seen.map((e) => [e.Type, e.Action, e.scope, e.Actor.ID]), [
-    ['service', 'create', 'swarm', s.ID], ['service', 'update', 'swarm', s.ID], ['service', 'remove', 'swarm', s.ID],
-  ]);
+  assert.deepEqual(
+    seen.map((e) => [e.Type, e.Action, e.scope, e.Actor.ID]),
+    [
+      ['service', 'create', 'swarm', s.ID],
+      ['service', 'update', 'swarm', s.ID],
+      ['service', 'remove', 'swarm', s.ID],
+    ],
+  );
   assert.deepEqual(seen[0].Actor.Attributes, { name: 'web' });
-  assert.deepEqual(seen[1].Actor.Attributes, { name: 'web', 'image.old': 'busybox', 'image.new': 'nginx:1', 'replicas.old': '1', 'replicas.new': '3' });
+  assert.deepEqual(seen[1].Actor.Attributes, {
+    name: 'web',
+    'image.old': 'busybox',
+    'image.new': 'nginx:1',
+    'replicas.old': '1',
+    'replicas.new': '3',
+  });
   // Create and update carry the object's own times, as dockerd's eventTimestamp does.
   assert.equal(seen[0].timeNano, Date.parse(s.CreatedAt) * 1e6);
   assert.equal(seen[1].time, Math.floor(Date.parse(s1.UpdatedAt) / 1000));
@@ -45,16 +56,40 @@ test('a node update names the changed state and availability; tasks and the clus
   await until('one event', () => seen.length === 1);
   off();
   assert.equal(seen[0].Type, 'node');
-  assert.deepEqual(seen[0].Actor.Attributes, { name: 'h1', 'state.old': n.Status.State, 'state.new': 'down', 'availability.old': 'active', 'availability.new': 'drain' });
+  assert.deepEqual(seen[0].Actor.Attributes, {
+    name: 'h1',
+    'state.old': n.Status.State,
+    'state.new': 'down',
+    'availability.old': 'active',
+    'availability.new': 'drain',
+  });
 });
 
 test('docker events filters: scope, type, service by name or ID prefix', () => {
   const log = new EventLog();
   const seen: string[] = [];
   log.emit('container', 'start', 'c'.repeat(64), { name: 'box', image: 'busybox' });
-  log.publish({ Type: 'service', Action: 'create', Actor: { ID: 'abc123', Attributes: { name: 'web' } }, scope: 'swarm', time: 1, timeNano: 1e9 });
-  log.publish({ Type: 'network', Action: 'create', Actor: { ID: 'def456', Attributes: { name: 'net' } }, scope: 'swarm', time: 1, timeNano: 1e9 });
-  const pick = (f: Record<string, string[]>) => log.history(0, Date.now() / 1000 + 1).filter((e) => eventMatches(e, new Map(Object.entries(f)))).map((e) => `${e.scope}/${e.Type}`);
+  log.publish({
+    Type: 'service',
+    Action: 'create',
+    Actor: { ID: 'abc123', Attributes: { name: 'web' } },
+    scope: 'swarm',
+    time: 1,
+    timeNano: 1e9,
+  });
+  log.publish({
+    Type: 'network',
+    Action: 'create',
+    Actor: { ID: 'def456', Attributes: { name: 'net' } },
+    scope: 'swarm',
+    time: 1,
+    timeNano: 1e9,
+  });
+  const pick = (f: Record<string, string[]>) =>
+    log
+      .history(0, Date.now() / 1000 + 1)
+      .filter((e) => eventMatches(e, new Map(Object.entries(f))))
+      .map((e) => `${e.scope}/${e.Type}`);
   seen.push(...pick({ scope: ['swarm'] }));
   assert.deepEqual(seen, ['swarm/service', 'swarm/network']);
   assert.deepEqual(pick({ scope: ['local'] }), ['local/container']);

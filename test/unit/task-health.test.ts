@@ -41,7 +41,8 @@ class HealthExecutor implements TaskExecutor {
   async start(id: string) {
     const c = this.containers.get(id)!;
     Object.assign(c, { running: true, pid: 100, health: this.initialHealth });
-    if (this.exitOnStart !== undefined) Object.assign(c, { running: false, exitCode: this.exitOnStart, health: undefined });
+    if (this.exitOnStart !== undefined)
+      Object.assign(c, { running: false, exitCode: this.exitOnStart, health: undefined });
     return { ...c };
   }
   async stop(id: string) {
@@ -80,14 +81,17 @@ class HealthExecutor implements TaskExecutor {
   }
 }
 
-
 function setup(initialHealth: TaskContainer['health'], exitOnStart?: number) {
   const exec = new HealthExecutor();
   exec.initialHealth = initialHealth;
   exec.exitOnStart = exitOnStart;
   const link = new FakeLink();
   new Worker(link, exec, () => 'node1', log).start();
-  const t: Task = { ...newTask(makeService('web'), 1), NodeID: 'node1', Status: status('assigned', 'scheduler assigned task to node') };
+  const t: Task = {
+    ...newTask(makeService('web'), 1),
+    NodeID: 'node1',
+    Status: status('assigned', 'scheduler assigned task to node'),
+  };
   link.fn([t]);
   return { exec, link, t };
 }
@@ -168,8 +172,11 @@ test("the image's HEALTHCHECK applies unless the container sets its own; NONE tu
 });
 
 test('HEALTHCHECK as an import/commit change: flags in ns, shell and exec forms, NONE', () => {
-  assert.deepEqual(applyChanges({}, ['HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=2s --retries=4 CMD test -f /ok']).Healthcheck,
-    { Interval: 90e9, Timeout: 5e8, StartPeriod: 2e9, Retries: 4, Test: ['CMD-SHELL', 'test -f /ok'] });
+  assert.deepEqual(
+    applyChanges({}, ['HEALTHCHECK --interval=1m30s --timeout=500ms --start-period=2s --retries=4 CMD test -f /ok'])
+      .Healthcheck,
+    { Interval: 90e9, Timeout: 5e8, StartPeriod: 2e9, Retries: 4, Test: ['CMD-SHELL', 'test -f /ok'] },
+  );
   assert.deepEqual(applyChanges({}, ['HEALTHCHECK CMD ["true"]']).Healthcheck, { Test: ['CMD', 'true'] });
   assert.deepEqual(applyChanges({}, ['HEALTHCHECK NONE']).Healthcheck, { Test: ['NONE'] });
   assert.throws(() => applyChanges({}, ['HEALTHCHECK --interval=soon CMD true']), /invalid duration/);

@@ -38,18 +38,31 @@ test('template: fields, index, join and plain text expand as swarmkit does', () 
   assert.equal(expandTemplate('[{{.Node.Hostname}}]', templateContext(t, 'n', 'node1')), '[]');
 });
 
-test('template: a bad template gives Go text/template\'s error', () => {
+test("template: a bad template gives Go text/template's error", () => {
   const ctx = templateContext(task(), 'web.2.x', 'node1', node);
   assert.throws(() => expandTemplate('{{.Node.Hostname', ctx), { message: 'template: expansion:1: unclosed action' });
   assert.throws(() => expandTemplate('{{}}', ctx), { message: 'template: expansion:1: missing value for command' });
-  assert.throws(() => expandTemplate('{{secret "x"}}', ctx), { message: 'template: expansion:1: function "secret" not defined' });
-  assert.throws(() => expandTemplate('x{{.Foo}}', ctx), { message: 'template: expansion:1:3: executing "expansion" at <.Foo>: can\'t evaluate field Foo in type *template.Context' });
-  assert.throws(() => expandTemplate('{{.Node.Name}}', ctx), {
-    message: 'template: expansion:1:2: executing "expansion" at <.Node.Name>: can\'t evaluate field Name in type struct { ID string; Hostname string; Platform template.Platform }',
+  assert.throws(() => expandTemplate('{{secret "x"}}', ctx), {
+    message: 'template: expansion:1: function "secret" not defined',
   });
-  assert.throws(() => expandTemplate('{{.Service.Labels.nope}}', ctx), { message: 'template: expansion:1:2: executing "expansion" at <.Service.Labels.nope>: map has no entry for key "nope"' });
-  assert.throws(() => expandTemplate('{{.Service.Labels.toString}}', ctx), { message: /map has no entry for key "toString"$/ });
-  assert.throws(() => expandTemplate('{{.Service.Name.X}}', ctx), { message: /can't evaluate field X in type string$/ });
+  assert.throws(() => expandTemplate('x{{.Foo}}', ctx), {
+    message:
+      'template: expansion:1:3: executing "expansion" at <.Foo>: can\'t evaluate field Foo in type *template.Context',
+  });
+  assert.throws(() => expandTemplate('{{.Node.Name}}', ctx), {
+    message:
+      'template: expansion:1:2: executing "expansion" at <.Node.Name>: can\'t evaluate field Name in type struct { ID string; Hostname string; Platform template.Platform }',
+  });
+  assert.throws(() => expandTemplate('{{.Service.Labels.nope}}', ctx), {
+    message:
+      'template: expansion:1:2: executing "expansion" at <.Service.Labels.nope>: map has no entry for key "nope"',
+  });
+  assert.throws(() => expandTemplate('{{.Service.Labels.toString}}', ctx), {
+    message: /map has no entry for key "toString"$/,
+  });
+  assert.throws(() => expandTemplate('{{.Service.Name.X}}', ctx), {
+    message: /can't evaluate field X in type string$/,
+  });
 });
 
 test('taskContainerConfig expands hostname, env values and mount fields per task', () => {
@@ -59,27 +72,55 @@ test('taskContainerConfig expands hostname, env values and mount fields per task
     Hostname: '{{.Node.Hostname}}-{{.Service.Name}}',
     Env: ['TASK={{.Task.Name}}', 'PLAIN', 'KEEP={{"{{"}}x'],
     Mounts: [
-      { Type: 'volume', Source: 'data-{{.Task.Slot}}', Target: '/data/{{.Service.Name}}', VolumeOptions: { Labels: { owner: '{{.Node.ID}}' }, DriverConfig: { Name: 'local', Options: { o: '{{index .Service.Labels "tier"}}' } } } },
+      {
+        Type: 'volume',
+        Source: 'data-{{.Task.Slot}}',
+        Target: '/data/{{.Service.Name}}',
+        VolumeOptions: {
+          Labels: { owner: '{{.Node.ID}}' },
+          DriverConfig: { Name: 'local', Options: { o: '{{index .Service.Labels "tier"}}' } },
+        },
+      },
     ],
   };
   const { config, hostConfig } = taskContainerConfig(t, 'node1', node);
   assert.equal(config.Hostname, 'worker-7-web');
   assert.deepEqual(config.Env, [`TASK=web.2.${t.ID}`, 'PLAIN', 'KEEP={{x']);
   assert.deepEqual(hostConfig.Mounts, [
-    { Type: 'volume', Source: 'data-2', Target: '/data/web', ReadOnly: false, VolumeOptions: { NoCopy: false, Labels: { owner: 'node1' }, DriverConfig: { Name: 'local', Options: { o: 'front' } } } },
+    {
+      Type: 'volume',
+      Source: 'data-2',
+      Target: '/data/web',
+      ReadOnly: false,
+      VolumeOptions: {
+        NoCopy: false,
+        Labels: { owner: 'node1' },
+        DriverConfig: { Name: 'local', Options: { o: 'front' } },
+      },
+    },
   ]);
   // The task's own spec is left as it was (the expansion is per container).
   assert.equal(t.Spec.ContainerSpec.Hostname, '{{.Node.Hostname}}-{{.Service.Name}}');
 });
 
-test('a bad template in the spec is the task\'s rejection reason, named after the field', () => {
+test("a bad template in the spec is the task's rejection reason, named after the field", () => {
   const ctx = templateContext(task(), 'web.2.x', 'node1', node);
-  assert.throws(() => expandContainerSpec({ Image: 'b', Hostname: '{{.Nope}}' }, ctx), { message: /^expanding hostname failed: template: expansion:1:2: executing "expansion" at <.Nope>/ });
-  assert.throws(() => expandContainerSpec({ Image: 'b', Env: ['A={{.Nope'] }, ctx), { message: 'expanding env failed: expanding env "A={{.Nope": template: expansion:1: unclosed action' });
-  assert.throws(() => expandContainerSpec({ Image: 'b', Mounts: [{ Type: 'volume', Source: '{{bad}}', Target: '/d' }] }, ctx), {
-    message: 'expanding mounts failed: expanding mount source "{{bad}}": template: expansion:1: function "bad" not defined',
+  assert.throws(() => expandContainerSpec({ Image: 'b', Hostname: '{{.Nope}}' }, ctx), {
+    message: /^expanding hostname failed: template: expansion:1:2: executing "expansion" at <.Nope>/,
   });
+  assert.throws(() => expandContainerSpec({ Image: 'b', Env: ['A={{.Nope'] }, ctx), {
+    message: 'expanding env failed: expanding env "A={{.Nope": template: expansion:1: unclosed action',
+  });
+  assert.throws(
+    () => expandContainerSpec({ Image: 'b', Mounts: [{ Type: 'volume', Source: '{{bad}}', Target: '/d' }] }, ctx),
+    {
+      message:
+        'expanding mounts failed: expanding mount source "{{bad}}": template: expansion:1: function "bad" not defined',
+    },
+  );
   const t = task();
   t.Spec.ContainerSpec = { Image: 'busybox', Hostname: '{{.Node.Hostname' };
-  assert.throws(() => taskContainerConfig(t, 'node1', node), { message: 'expanding hostname failed: template: expansion:1: unclosed action' });
+  assert.throws(() => taskContainerConfig(t, 'node1', node), {
+    message: 'expanding hostname failed: template: expansion:1: unclosed action',
+  });
 });

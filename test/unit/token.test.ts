@@ -1,6 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateJoinToken, parseJoinToken, rootDigest, tokensEqual, InvalidTokenError } from '../../src/manager/ca/tokens.js';
+import {
+  generateJoinToken,
+  parseJoinToken,
+  rootDigest,
+  tokensEqual,
+  InvalidTokenError,
+} from '../../src/manager/ca/tokens.js';
 
 const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
@@ -15,12 +21,17 @@ test('join token is SWMTKN-1-<50 char digest>-<25 char secret>', () => {
 test('digest is the base-36 sha256 of the root certificate, zero padded', () => {
   const d = rootDigest(PEM);
   assert.equal(d.length, 50);
-  const hex = BigInt('0x' + (require_sha256(PEM)));
+  const hex = BigInt('0x' + require_sha256(PEM));
   assert.equal(BigInt(parseBase36(d)), hex);
 });
 
 test('malformed tokens are refused', () => {
-  for (const t of ['', 'SWMTKN-1-abc-def', 'SWMTKN-2-' + 'a'.repeat(50) + '-' + 'b'.repeat(25), 'XXX-1-' + 'a'.repeat(50) + '-' + 'b'.repeat(25)]) {
+  for (const t of [
+    '',
+    'SWMTKN-1-abc-def',
+    'SWMTKN-2-' + 'a'.repeat(50) + '-' + 'b'.repeat(25),
+    'XXX-1-' + 'a'.repeat(50) + '-' + 'b'.repeat(25),
+  ]) {
     assert.throws(() => parseJoinToken(t), InvalidTokenError);
   }
 });

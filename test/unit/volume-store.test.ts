@@ -25,12 +25,24 @@ test('prune: API 1.41 removes every unused volume; 1.42 only anonymous ones unle
     store.setRefs((n) => (n === 'inuse' ? ['c1'] : []));
     let anon = make();
     assert.deepEqual((await store.prune(new Map(), '1.42')).VolumesDeleted, [anon]);
-    assert.deepEqual(store.list().map((v) => v.Name).sort(), ['inuse', 'named1']);
+    assert.deepEqual(
+      store
+        .list()
+        .map((v) => v.Name)
+        .sort(),
+      ['inuse', 'named1'],
+    );
     anon = make();
-    assert.deepEqual((await store.prune(new Map([['all', ['true']]]), '1.42')).VolumesDeleted.sort(), [anon, 'named1'].sort());
+    assert.deepEqual(
+      (await store.prune(new Map([['all', ['true']]]), '1.42')).VolumesDeleted.sort(),
+      [anon, 'named1'].sort(),
+    );
     anon = make();
     assert.deepEqual((await store.prune(new Map(), '1.41')).VolumesDeleted.sort(), [anon, 'named1'].sort());
-    assert.deepEqual(store.list().map((v) => v.Name), ['inuse']);
+    assert.deepEqual(
+      store.list().map((v) => v.Name),
+      ['inuse'],
+    );
     await assert.rejects(store.prune(new Map([['dangling', ['true']]]), '1.41'), /invalid filter 'dangling'/);
   } finally {
     done();
@@ -45,16 +57,41 @@ test('list filters; anonymous label; in-use refusal; metadata survives reopening
     const anon = store.create({});
     assert.deepEqual(anon.Labels, { [ANONYMOUS_LABEL]: '' });
     store.setRefs((n) => (n === 'db-data' ? ['abc'] : []));
-    assert.deepEqual(store.list(new Map([['label', ['app=web']]])).map((v) => v.Name), ['web-data']);
-    assert.deepEqual(store.list(new Map([['label', ['app']]])).map((v) => v.Name).sort(), ['db-data', 'web-data']);
-    assert.deepEqual(store.list(new Map([['dangling', ['false']]])).map((v) => v.Name), ['db-data']);
-    assert.deepEqual(store.list(new Map([['name', ['^web']]])).map((v) => v.Name), ['web-data']);
+    assert.deepEqual(
+      store.list(new Map([['label', ['app=web']]])).map((v) => v.Name),
+      ['web-data'],
+    );
+    assert.deepEqual(
+      store
+        .list(new Map([['label', ['app']]]))
+        .map((v) => v.Name)
+        .sort(),
+      ['db-data', 'web-data'],
+    );
+    assert.deepEqual(
+      store.list(new Map([['dangling', ['false']]])).map((v) => v.Name),
+      ['db-data'],
+    );
+    assert.deepEqual(
+      store.list(new Map([['name', ['^web']]])).map((v) => v.Name),
+      ['web-data'],
+    );
     assert.throws(() => store.list(new Map([['bogus', ['x']]])), /invalid filter 'bogus'/);
-    await assert.rejects(store.remove('db-data'), (e: Error & { status?: number }) => e.status === 409 && e.message === 'remove db-data: volume is in use - [abc]');
+    await assert.rejects(
+      store.remove('db-data'),
+      (e: Error & { status?: number }) => e.status === 409 && e.message === 'remove db-data: volume is in use - [abc]',
+    );
     await assert.rejects(store.remove('db-data', true), /volume is in use/);
-    await assert.rejects(store.remove('nope'), (e: Error & { status?: number }) => e.status === 404 && e.message === 'get nope: no such volume');
+    await assert.rejects(
+      store.remove('nope'),
+      (e: Error & { status?: number }) => e.status === 404 && e.message === 'get nope: no such volume',
+    );
     await store.remove('nope', true);
-    assert.equal(store.create({ name: 'web-data', labels: { other: 'x' } }).Labels?.app, 'web', 'create of an existing name returns it as it is');
+    assert.equal(
+      store.create({ name: 'web-data', labels: { other: 'x' } }).Labels?.app,
+      'web',
+      'create of an existing name returns it as it is',
+    );
     const again = VolumeStore.open(root, log);
     assert.deepEqual(again.get('web-data'), store.get('web-data'));
     assert.equal(again.list().length, 3);

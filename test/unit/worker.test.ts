@@ -69,7 +69,6 @@ class FakeExecutor implements TaskExecutor {
   }
 }
 
-
 function setup() {
   const exec = new FakeExecutor();
   const link = new FakeLink();
@@ -85,7 +84,14 @@ function assigned(over: Partial<Task> = {}): Task {
 
 test('container name and labels as Docker sets them', () => {
   const t = assigned();
-  t.Spec.ContainerSpec = { Image: 'busybox', Command: ['sleep'], Args: ['60'], Env: ['A=1'], Labels: { mine: 'x' }, StopGracePeriod: 5e9 };
+  t.Spec.ContainerSpec = {
+    Image: 'busybox',
+    Command: ['sleep'],
+    Args: ['60'],
+    Env: ['A=1'],
+    Labels: { mine: 'x' },
+    StopGracePeriod: 5e9,
+  };
   const c = taskContainerConfig(t, 'node1');
   assert.equal(c.name, `web.1.${t.ID}`);
   assert.deepEqual(c.config.Labels, {
@@ -99,7 +105,15 @@ test('container name and labels as Docker sets them', () => {
   });
   assert.deepEqual([c.config.Entrypoint, c.config.Cmd, c.config.StopTimeout], [['sleep'], ['60'], 5]);
   assert.equal(c.hostConfig.Dns, undefined);
-  const onNet = { ...t, NetworksAttachments: [{ Network: { ID: 'n', Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '', Spec: { Name: 'app' } }, Addresses: ['10.0.1.3/24'] }] };
+  const onNet = {
+    ...t,
+    NetworksAttachments: [
+      {
+        Network: { ID: 'n', Version: { Index: 1 }, CreatedAt: '', UpdatedAt: '', Spec: { Name: 'app' } },
+        Addresses: ['10.0.1.3/24'],
+      },
+    ],
+  };
   assert.deepEqual(taskContainerConfig(onNet, 'node1').hostConfig.Dns, ['172.18.0.1']);
   const g = assigned({ Slot: undefined, NodeID: 'node1' });
   assert.equal(taskContainerConfig(g, 'node1').name, `web.node1.${g.ID}`);
@@ -110,7 +124,10 @@ const CHAIN = ['accepted', 'preparing', 'ready', 'starting', 'running'];
 /** Reported states move forward along the chain, each at most once (a state passed before the next report is not sent). */
 function assertForward(states: string[], last: string): void {
   const at = states.map((x) => CHAIN.indexOf(x));
-  assert.ok(at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1])), `not forward: ${states.join(',')}`);
+  assert.ok(
+    at.every((i, k) => i >= 0 && (k === 0 || i > at[k - 1])),
+    `not forward: ${states.join(',')}`,
+  );
   assert.equal(states.at(-1), last);
 }
 
@@ -144,10 +161,20 @@ test('an assigned task is driven to RUNNING, reporting its latest state with the
 
 test('host-mode published ports are reported with the running status', async () => {
   const { link } = setup();
-  const t = assigned({ Endpoint: { Spec: {}, Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }, { Protocol: 'tcp', TargetPort: 81, PublishedPort: 30000, PublishMode: 'ingress' }] } });
+  const t = assigned({
+    Endpoint: {
+      Spec: {},
+      Ports: [
+        { Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' },
+        { Protocol: 'tcp', TargetPort: 81, PublishedPort: 30000, PublishMode: 'ingress' },
+      ],
+    },
+  });
   link.fn([t]);
   await until('running', () => link.last(t.ID)?.State === 'running');
-  assert.deepEqual(link.last(t.ID)!.PortStatus, { Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }] });
+  assert.deepEqual(link.last(t.ID)!.PortStatus, {
+    Ports: [{ Protocol: 'tcp', TargetPort: 80, PublishedPort: 8080, PublishMode: 'host' }],
+  });
 });
 
 test('desired READY waits prepared; RUNNING then starts it', async () => {

@@ -18,7 +18,11 @@ export class ContainerExecutor implements TaskExecutor {
   private readonly files: TaskFileMounts;
 
   /** `describe`: this node's description, for service templates ({{.Node.Hostname}} …). */
-  constructor(private readonly engine: Engine, private readonly log: Logger, private readonly describe?: () => NodeDescription) {
+  constructor(
+    private readonly engine: Engine,
+    private readonly log: Logger,
+    private readonly describe?: () => NodeDescription,
+  ) {
     this.files = new TaskFileMounts(path.join(engine.config.execRoot, 'task-files'));
     // A task container that stops or is removed any way (also `docker rm -f` by hand) takes its
     // files along: a secret stays on the node only while a task using it runs (swarm never
@@ -34,11 +38,21 @@ export class ContainerExecutor implements TaskExecutor {
   private view(r: ContainerRecord): TaskContainer {
     const running = r.state.Status === 'running' || r.state.Status === 'paused';
     const health = running ? r.state.Health?.Status : undefined;
-    return { containerId: r.id, taskId: r.config.Labels?.[TASK_LABEL] ?? '', running, pid: r.state.Pid || undefined, exitCode: running ? undefined : r.state.ExitCode, ...(health ? { health } : {}) };
+    return {
+      containerId: r.id,
+      taskId: r.config.Labels?.[TASK_LABEL] ?? '',
+      running,
+      pid: r.state.Pid || undefined,
+      exitCode: running ? undefined : r.state.ExitCode,
+      ...(health ? { health } : {}),
+    };
   }
 
   list(): TaskContainer[] {
-    return this.engine.containers.all().filter((r) => r.config.Labels?.[TASK_LABEL]).map((r) => this.view(r));
+    return this.engine.containers
+      .all()
+      .filter((r) => r.config.Labels?.[TASK_LABEL])
+      .map((r) => this.view(r));
   }
 
   find(taskId: string): TaskContainer | undefined {
@@ -57,14 +71,23 @@ export class ContainerExecutor implements TaskExecutor {
       // A failed pull is not the task's error yet: creating from a missing image gives Docker's "No such image".
       try {
         const sink = new Writable({ write: (_c, _e, cb) => cb() });
-        await pullImage(this.engine.images, withDefaultTag(parseReference(image)), undefined, new ProgressStream(() => sink));
+        await pullImage(
+          this.engine.images,
+          withDefaultTag(parseReference(image)),
+          undefined,
+          new ProgressStream(() => sink),
+        );
       } catch (e) {
         this.log.warn({ err: e, image, task: task.ID }, 'image pull failed');
       }
     }
     // Swarm networks replace the default bridge: the network agent wires the container at start.
     if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
-    if (files.length) hostConfig.Binds = [...((hostConfig.Binds as string[] | undefined) ?? []), ...(await this.files.mount(task.ID, files))];
+    if (files.length)
+      hostConfig.Binds = [
+        ...((hostConfig.Binds as string[] | undefined) ?? []),
+        ...(await this.files.mount(task.ID, files)),
+      ];
     try {
       const { Id } = await this.engine.containers.create({ name, config, hostConfig });
       return this.view(this.engine.containers.get(Id));
@@ -103,4 +126,3 @@ export class ContainerExecutor implements TaskExecutor {
     return this.engine.containers.onHealth(containerId, fn);
   }
 }
-

@@ -64,8 +64,15 @@ export function taskContainerLabels(task: Task, nodeId: string): Record<string, 
  * Args→Cmd), with the service templates of its hostname, env and mounts expanded for this node
  * (`node`: its description). A bad template throws the task's rejection reason.
  */
-export function taskContainerConfig(task: Task, nodeId: string, node?: TemplateNode): { name: string; config: Record<string, unknown>; hostConfig: Record<string, unknown> } {
-  const c = expandContainerSpec(task.Spec.ContainerSpec ?? { Image: '' }, templateContext(task, taskContainerName(task), nodeId, node));
+export function taskContainerConfig(
+  task: Task,
+  nodeId: string,
+  node?: TemplateNode,
+): { name: string; config: Record<string, unknown>; hostConfig: Record<string, unknown> } {
+  const c = expandContainerSpec(
+    task.Spec.ContainerSpec ?? { Image: '' },
+    templateContext(task, taskContainerName(task), nodeId, node),
+  );
   const config: Record<string, unknown> = {
     Image: c.Image,
     Labels: taskContainerLabels(task, nodeId),
@@ -96,7 +103,12 @@ export function taskContainerConfig(task: Task, nodeId: string, node?: TemplateN
  * convertMount): type, source, target, read-only and the options of its type.
  */
 export function taskMount(m: Mount): Record<string, unknown> {
-  const out: Record<string, unknown> = { Type: m.Type, Source: m.Source ?? '', Target: m.Target, ReadOnly: m.ReadOnly === true };
+  const out: Record<string, unknown> = {
+    Type: m.Type,
+    Source: m.Source ?? '',
+    Target: m.Target,
+    ReadOnly: m.ReadOnly === true,
+  };
   if (m.Consistency) out.Consistency = m.Consistency;
   if (m.Type === 'bind' && m.BindOptions) out.BindOptions = { ...m.BindOptions };
   if (m.Type === 'volume' && m.VolumeOptions) {
@@ -104,7 +116,9 @@ export function taskMount(m: Mount): Record<string, unknown> {
     out.VolumeOptions = {
       NoCopy: v.NoCopy === true,
       ...(v.Labels ? { Labels: { ...v.Labels } } : {}),
-      ...(v.DriverConfig ? { DriverConfig: { Name: v.DriverConfig.Name ?? '', Options: { ...(v.DriverConfig.Options ?? {}) } } } : {}),
+      ...(v.DriverConfig
+        ? { DriverConfig: { Name: v.DriverConfig.Name ?? '', Options: { ...(v.DriverConfig.Options ?? {}) } } }
+        : {}),
       ...(v.Subpath ? { Subpath: v.Subpath } : {}),
     };
   }
@@ -121,13 +135,16 @@ export function taskMount(m: Mount): Record<string, unknown> {
  */
 export function validateTaskMounts(mounts: Mount[]): void {
   for (const m of mounts) {
-    if (!path.isAbsolute(m.Target ?? '') && m.Type !== 'npipe') throw new Error(`invalid mount target, must be an absolute path: ${m.Target ?? ''}`);
+    if (!path.isAbsolute(m.Target ?? '') && m.Type !== 'npipe')
+      throw new Error(`invalid mount target, must be an absolute path: ${m.Target ?? ''}`);
     switch (m.Type) {
       case 'bind':
-        if (!path.isAbsolute(m.Source ?? '')) throw new Error(`invalid bind mount source, must be an absolute path: ${m.Source ?? ''}`);
+        if (!path.isAbsolute(m.Source ?? ''))
+          throw new Error(`invalid bind mount source, must be an absolute path: ${m.Source ?? ''}`);
         break;
       case 'volume':
-        if (path.isAbsolute(m.Source ?? '')) throw new Error(`invalid volume mount source, must not be an absolute path: ${m.Source}`);
+        if (path.isAbsolute(m.Source ?? ''))
+          throw new Error(`invalid volume mount source, must not be an absolute path: ${m.Source}`);
         break;
       case 'tmpfs':
         if (m.Source) throw new Error('invalid tmpfs source, source must be empty');

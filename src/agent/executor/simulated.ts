@@ -29,7 +29,11 @@ export class SimulatedExecutor implements TaskExecutor {
   async prepare(task: Task): Promise<TaskContainer> {
     const existing = this.find(task.ID);
     if (existing) return existing;
-    const c: TaskContainer = { containerId: `${this.prefix}${(++this.seq).toString(16).padStart(12, '0')}`, taskId: task.ID, running: false };
+    const c: TaskContainer = {
+      containerId: `${this.prefix}${(++this.seq).toString(16).padStart(12, '0')}`,
+      taskId: task.ID,
+      running: false,
+    };
     this.containers.set(c.containerId, c);
     this.byTask.set(task.ID, c.containerId);
     return { ...c };

@@ -29,7 +29,13 @@ export function taskFiles(task: Task, assigned: AssignedFiles | undefined): Task
   const c = task.Spec.ContainerSpec;
   if (!c) return [];
   const out: TaskFile[] = [];
-  const add = (kind: TaskFile['kind'], id: string, name: string, file: { Name: string; UID?: string; GID?: string; Mode?: number } | undefined, base: string) => {
+  const add = (
+    kind: TaskFile['kind'],
+    id: string,
+    name: string,
+    file: { Name: string; UID?: string; GID?: string; Mode?: number } | undefined,
+    base: string,
+  ) => {
     if (!file) return; // runtime targets (credential specs) are Windows-only
     const found = (kind === 'secret' ? assigned?.secrets : assigned?.configs)?.find((f) => f.ID === id);
     if (!found) throw new Error(`${kind} ${name} not found`);

@@ -21,8 +21,16 @@ export type TemplateNode = Pick<NodeDescription, 'Hostname' | 'Platform'>;
 export function templateContext(task: Task, taskName: string, nodeId: string, node?: TemplateNode): TemplateContext {
   const nodeID = task.NodeID || nodeId;
   return {
-    Service: { ID: task.ServiceID, Name: task.ServiceAnnotations?.Name ?? '', Labels: task.ServiceAnnotations?.Labels ?? {} },
-    Node: { ID: nodeID, Hostname: node?.Hostname ?? '', Platform: { Architecture: node?.Platform.Architecture ?? '', OS: node?.Platform.OS ?? '' } },
+    Service: {
+      ID: task.ServiceID,
+      Name: task.ServiceAnnotations?.Name ?? '',
+      Labels: task.ServiceAnnotations?.Labels ?? {},
+    },
+    Node: {
+      ID: nodeID,
+      Hostname: node?.Hostname ?? '',
+      Platform: { Architecture: node?.Platform.Architecture ?? '', OS: node?.Platform.OS ?? '' },
+    },
     // A task without a slot (global service) uses its node's ID, as its name does.
     Task: { ID: task.ID, Name: taskName, Slot: task.Slot ? String(task.Slot) : nodeID },
   };
@@ -43,7 +51,8 @@ type Piece = { text: string } | { action: { fn?: string; args: Arg[]; pos: numbe
 
 class TemplateError extends Error {}
 
-const parseError = (src: string, at: number, msg: string) => new TemplateError(`template: expansion:${lineOf(src, at)}: ${msg}`);
+const parseError = (src: string, at: number, msg: string) =>
+  new TemplateError(`template: expansion:${lineOf(src, at)}: ${msg}`);
 
 function lineOf(src: string, at: number): number {
   return 1 + (src.slice(0, at).match(/\n/g)?.length ?? 0);
@@ -55,7 +64,10 @@ function tokenize(src: string, body: string, bodyAt: number): { tok: string; pos
   let i = 0;
   while (i < body.length) {
     const c = body[i];
-    if (/\s/.test(c)) { i++; continue; }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
     const start = i;
     if (c === '"') {
       i++;
@@ -91,31 +103,47 @@ function parse(src: string): Piece[] {
   let i = 0;
   while (i < src.length) {
     const open = src.indexOf('{{', i);
-    if (open < 0) { pieces.push({ text: src.slice(i) }); break; }
+    if (open < 0) {
+      pieces.push({ text: src.slice(i) });
+      break;
+    }
     let text = src.slice(i, open);
     let bodyAt = open + 2;
     // `{{- ` trims the space before the action, ` -}}` the space after it.
-    if (src.startsWith('- ', bodyAt) || src.startsWith('-\t', bodyAt) || src.startsWith('-\n', bodyAt)) { text = text.trimEnd(); bodyAt++; }
+    if (src.startsWith('- ', bodyAt) || src.startsWith('-\t', bodyAt) || src.startsWith('-\n', bodyAt)) {
+      text = text.trimEnd();
+      bodyAt++;
+    }
     if (text) pieces.push({ text });
     let close = bodyAt;
     // Find the closing braces outside string literals.
     for (; close < src.length; close++) {
       const c = src[close];
-      if (c === '"') { close++; while (close < src.length && src[close] !== '"') close += src[close] === '\\' ? 2 : 1; }
-      else if (c === '`') { const end = src.indexOf('`', close + 1); close = end < 0 ? src.length : end; }
-      else if (src.startsWith('}}', close)) break;
+      if (c === '"') {
+        close++;
+        while (close < src.length && src[close] !== '"') close += src[close] === '\\' ? 2 : 1;
+      } else if (c === '`') {
+        const end = src.indexOf('`', close + 1);
+        close = end < 0 ? src.length : end;
+      } else if (src.startsWith('}}', close)) break;
     }
     if (close >= src.length) throw parseError(src, open, 'unclosed action');
     let body = src.slice(bodyAt, close);
     let trimAfter = false;
-    if (/\s-$/.test(body)) { body = body.slice(0, -1); trimAfter = true; }
+    if (/\s-$/.test(body)) {
+      body = body.slice(0, -1);
+      trimAfter = true;
+    }
     const toks = tokenize(src, body, bodyAt);
     if (!toks.length) throw parseError(src, open, 'missing value for command');
     const [first, ...rest] = toks;
     const actionText = body.trim();
     if (/^[A-Za-z_]\w*$/.test(first.tok)) {
-      if (!FUNCTIONS.has(first.tok)) throw parseError(src, first.pos, `function ${JSON.stringify(first.tok)} not defined`);
-      pieces.push({ action: { fn: first.tok, args: rest.map((t) => parseArg(src, t.tok, t.pos)), pos: first.pos, text: actionText } });
+      if (!FUNCTIONS.has(first.tok))
+        throw parseError(src, first.pos, `function ${JSON.stringify(first.tok)} not defined`);
+      pieces.push({
+        action: { fn: first.tok, args: rest.map((t) => parseArg(src, t.tok, t.pos)), pos: first.pos, text: actionText },
+      });
     } else {
       if (rest.length) throw parseError(src, rest[0].pos, `can't give argument to non-function ${first.tok}`);
       pieces.push({ action: { args: [parseArg(src, first.tok, first.pos)], pos: first.pos, text: actionText } });
@@ -128,7 +156,10 @@ function parse(src: string): Piece[] {
 
 /** Go's %v of a labels map: map[k:v …] with sorted keys. */
 function printMap(m: Record<string, unknown>): string {
-  return `map[${Object.keys(m).sort().map((k) => `${k}:${String(m[k])}`).join(' ')}]`;
+  return `map[${Object.keys(m)
+    .sort()
+    .map((k) => `${k}:${String(m[k])}`)
+    .join(' ')}]`;
 }
 
 function isStruct(path: string): boolean {
@@ -137,7 +168,10 @@ function isStruct(path: string): boolean {
 
 function printValue(v: Value, path: string): string {
   if (typeof v === 'string') return v;
-  if (isStruct(path)) return `{${Object.entries(v).map(([k, x]) => printValue(x as Value, path ? `${path}.${k}` : k)).join(' ')}}`;
+  if (isStruct(path))
+    return `{${Object.entries(v)
+      .map(([k, x]) => printValue(x as Value, path ? `${path}.${k}` : k))
+      .join(' ')}}`;
   return printMap(v);
 }
 
@@ -168,8 +202,14 @@ function callIndex(args: { v: Value; where: string }[]): Value {
   if (!args.length) throw new TemplateError('wrong number of args for index: want at least 1 got 0');
   let item = args[0];
   for (const key of args.slice(1)) {
-    if (typeof item.v === 'string' || isStruct(item.where)) throw new TemplateError(`error calling index: can't index item of type ${typeof item.v === 'string' ? 'string' : GO_TYPES[item.where]}`);
-    if (typeof key.v !== 'string') throw new TemplateError(`error calling index: value has type ${GO_TYPES[key.where] ?? 'map[string]string'}; should be string`);
+    if (typeof item.v === 'string' || isStruct(item.where))
+      throw new TemplateError(
+        `error calling index: can't index item of type ${typeof item.v === 'string' ? 'string' : GO_TYPES[item.where]}`,
+      );
+    if (typeof key.v !== 'string')
+      throw new TemplateError(
+        `error calling index: value has type ${GO_TYPES[key.where] ?? 'map[string]string'}; should be string`,
+      );
     // A missing key gives the map's zero value (index ignores missingkey).
     item = { v: Object.hasOwn(item.v, key.v) ? (item.v[key.v] as string) : '', where: '(string)' };
   }
@@ -181,7 +221,10 @@ export function expandTemplate(src: string, ctx: TemplateContext): string {
   if (!src.includes('{{')) return src;
   let out = '';
   for (const p of parse(src)) {
-    if ('text' in p) { out += p.text; continue; }
+    if ('text' in p) {
+      out += p.text;
+      continue;
+    }
     const { fn, args, pos, text } = p.action;
     try {
       const vals = args.map((a) => evalArg(ctx, a));
@@ -189,7 +232,10 @@ export function expandTemplate(src: string, ctx: TemplateContext): string {
       else if (fn === 'join') {
         if (!vals.length) throw new TemplateError('wrong number of args for join: want at least 1 got 0');
         const bad = vals.find((x) => typeof x.v !== 'string');
-        if (bad) throw new TemplateError(`wrong type for value; expected string; got ${GO_TYPES[bad.where] ?? 'map[string]string'}`);
+        if (bad)
+          throw new TemplateError(
+            `wrong type for value; expected string; got ${GO_TYPES[bad.where] ?? 'map[string]string'}`,
+          );
         const [sep, ...parts] = vals.map((x) => x.v as string);
         out += parts.join(sep);
       } else out += printValue(vals[0].v, vals[0].where);
@@ -197,7 +243,9 @@ export function expandTemplate(src: string, ctx: TemplateContext): string {
       if (!(e instanceof TemplateError)) throw e;
       // Go's position: line and byte offset within that line.
       const col = pos - (src.lastIndexOf('\n', pos - 1) + 1);
-      throw new TemplateError(`template: expansion:${lineOf(src, pos)}:${col}: executing "expansion" at <${text}>: ${e.message}`);
+      throw new TemplateError(
+        `template: expansion:${lineOf(src, pos)}:${col}: executing "expansion" at <${text}>: ${e.message}`,
+      );
     }
   }
   return out;

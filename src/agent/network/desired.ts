@@ -27,7 +27,11 @@ export interface DesiredState {
 export const epKey = (containerId: string, networkId: string) => `${containerId}/${networkId}`;
 
 /** The sandboxes, endpoints and containers a plan asks for; endpoints on networks not in the plan are errors. */
-export function desiredState(plan: NodeNetworkPlan, sandboxPrefix: string, errors: { containerId?: string; networkId?: string; message: string }[]): DesiredState {
+export function desiredState(
+  plan: NodeNetworkPlan,
+  sandboxPrefix: string,
+  errors: { containerId?: string; networkId?: string; message: string }[],
+): DesiredState {
   const overlays = new Map(plan.overlays.map((o) => [o.id, o]));
   const ingressNet = plan.ingressEndpoint ? plan.overlays.find((o) => o.ingress) : undefined;
   const sandboxes = new Map<string, OverlayNetworkPlan>();
@@ -65,7 +69,9 @@ export interface PeerChanges {
 /** The remote entries a network wants in its sandbox. */
 export function wantedPeers(plan: NodeNetworkPlan, networkId: string): Map<string, Peer> {
   const want = new Map<string, Peer>();
-  for (const p of plan.peers) if (p.networkId === networkId) want.set(p.ip, { mac: (p.mac ?? macFromIp(p.ip)).toLowerCase(), nodeAddr: p.nodeAddr });
+  for (const p of plan.peers)
+    if (p.networkId === networkId)
+      want.set(p.ip, { mac: (p.mac ?? macFromIp(p.ip)).toLowerCase(), nodeAddr: p.nodeAddr });
   return want;
 }
 
@@ -77,13 +83,19 @@ export function peerChanges(have: Map<string, Peer>, want: Map<string, Peer>): P
     if (w && w.mac === p.mac && w.nodeAddr === p.nodeAddr) continue;
     // An address that moved is replaced now; one that is gone waits.
     (w ? c.ipDel : c.ipDelLate).push(`neigh del ${ip} dev ${SANDBOX_VXLAN}`);
-    (w ? c.fdbDel : c.fdbDelLate).push(`fdb del ${p.mac} dev ${SANDBOX_VXLAN} dst ${p.nodeAddr} self`, `fdb del ${p.mac} dev ${SANDBOX_VXLAN} master`);
+    (w ? c.fdbDel : c.fdbDelLate).push(
+      `fdb del ${p.mac} dev ${SANDBOX_VXLAN} dst ${p.nodeAddr} self`,
+      `fdb del ${p.mac} dev ${SANDBOX_VXLAN} master`,
+    );
     have.delete(ip);
   }
   for (const [ip, w] of want) {
     if (have.has(ip)) continue;
     c.ipAdd.push(`neigh replace ${ip} lladdr ${w.mac} dev ${SANDBOX_VXLAN} nud permanent`);
-    c.fdbAdd.push(`fdb replace ${w.mac} dev ${SANDBOX_VXLAN} dst ${w.nodeAddr} self permanent`, `fdb replace ${w.mac} dev ${SANDBOX_VXLAN} master static`);
+    c.fdbAdd.push(
+      `fdb replace ${w.mac} dev ${SANDBOX_VXLAN} dst ${w.nodeAddr} self permanent`,
+      `fdb replace ${w.mac} dev ${SANDBOX_VXLAN} master static`,
+    );
   }
   return c;
 }
@@ -112,8 +124,15 @@ export function publishedPorts(
         published.push({ protocol: port.protocol, published: port.published, backends });
       } else if (ingressGwIp && ingressNet) {
         published.push({ protocol: port.protocol, published: port.published, backends: [{ ip: ingressGwIp }] });
-        const backends = s.tasks.flatMap((t) => (t.addresses[ingressNet.id] ? [{ ip: t.addresses[ingressNet.id], port: port.target }] : []));
-        balanced.push({ protocol: port.protocol, published: port.published, backends, ...(s.masquerade ? { masquerade: true } : {}) });
+        const backends = s.tasks.flatMap((t) =>
+          t.addresses[ingressNet.id] ? [{ ip: t.addresses[ingressNet.id], port: port.target }] : [],
+        );
+        balanced.push({
+          protocol: port.protocol,
+          published: port.published,
+          backends,
+          ...(s.masquerade ? { masquerade: true } : {}),
+        });
       }
     }
   }

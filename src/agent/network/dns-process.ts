@@ -24,9 +24,13 @@ export async function startResolver(ns: NetnsPath, options: DnsServerOptions, lo
     return { setZone: (z) => server.setZone(z), stop: () => server.stop() };
   }
   const script = fileURLToPath(import.meta.url);
-  const child: ChildProcess = spawn('nsenter', [`--net=${ns}`, '--', process.execPath, script, JSON.stringify(options), log?.level ?? 'info'], {
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
+  const child: ChildProcess = spawn(
+    'nsenter',
+    [`--net=${ns}`, '--', process.execPath, script, JSON.stringify(options), log?.level ?? 'info'],
+    {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+    },
+  );
   await new Promise<void>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`resolver process exited with ${code}`)));
     child.once('message', (m: ChildMessage) => ('ready' in m ? resolve() : reject(new Error(`resolver: ${m.error}`))));
@@ -47,7 +51,10 @@ export async function startResolver(ns: NetnsPath, options: DnsServerOptions, lo
 
 async function childMain(): Promise<void> {
   // Its log goes to the daemon's stderr (inherited), at the daemon's level.
-  const server = new DnsServer(JSON.parse(process.argv[2]) as DnsServerOptions, createLogger('shoald-dns', process.argv[3]));
+  const server = new DnsServer(
+    JSON.parse(process.argv[2]) as DnsServerOptions,
+    createLogger('shoald-dns', process.argv[3]),
+  );
   try {
     await server.start();
   } catch (e) {

@@ -37,4 +37,3 @@ export function buildZone(plan: NodeNetworkPlan, gwAddress: (containerId: string
   }
   return zone;
 }
-

@@ -44,7 +44,13 @@ export function cannotEncryptMessage(network: string, reason: string): string {
  * Rewrites a plain plan for the encrypted networks in it. `nodes` gives every node's reported
  * tunnel; a peer is known by its underlay address (RemotePeerPlan.nodeAddr).
  */
-export function encryptPlan(plan: NodeNetworkPlan, networks: Network[], nodes: Node[], selfId: string, local: LocalTunnel): EncryptedPlan {
+export function encryptPlan(
+  plan: NodeNetworkPlan,
+  networks: Network[],
+  nodes: Node[],
+  selfId: string,
+  local: LocalTunnel,
+): EncryptedPlan {
   const encrypted = new Set(networks.filter(isEncrypted).map((n) => n.ID));
   const mine = plan.overlays.filter((o) => encrypted.has(o.id));
   if (!mine.length) return { plan, peers: [], vnis: [], refused: [] };
@@ -53,7 +59,9 @@ export function encryptPlan(plan: NodeNetworkPlan, networks: Network[], nodes: N
     return {
       plan: {
         ...plan,
-        overlays: plan.overlays.map((o) => (ids.has(o.id) ? { ...o, mtu: ENCRYPTED_OVERLAY_MTU, vxlanLocal: local.address } : o)),
+        overlays: plan.overlays.map((o) =>
+          ids.has(o.id) ? { ...o, mtu: ENCRYPTED_OVERLAY_MTU, vxlanLocal: local.address } : o,
+        ),
         peers: plan.peers.filter((p) => !ids.has(p.networkId)),
       },
       peers: [],
@@ -72,12 +80,19 @@ export function encryptPlan(plan: NodeNetworkPlan, networks: Network[], nodes: N
       },
       peers: [],
       vnis: mine.map((o) => o.vni),
-      refused: plan.endpoints.filter((e) => ids.has(e.networkId)).map((e) => ({ containerId: e.containerId, networkId: e.networkId, message: cannotEncryptMessage(names.get(e.networkId)!, local.reason) })),
+      refused: plan.endpoints
+        .filter((e) => ids.has(e.networkId))
+        .map((e) => ({
+          containerId: e.containerId,
+          networkId: e.networkId,
+          message: cannotEncryptMessage(names.get(e.networkId)!, local.reason),
+        })),
     };
   }
   const byAddr = new Map<string, { node: Node; tunnel: NodeTunnel }>();
   for (const n of nodes) {
-    if (n.ID === selfId || !n.Status.Addr || n.Tunnel?.State !== 'ready' || !n.Tunnel.PublicKey || !n.Tunnel.Address) continue;
+    if (n.ID === selfId || !n.Status.Addr || n.Tunnel?.State !== 'ready' || !n.Tunnel.PublicKey || !n.Tunnel.Address)
+      continue;
     byAddr.set(n.Status.Addr, { node: n, tunnel: n.Tunnel });
   }
   const tunnelPeers = new Map<string, TunnelPeer>();
@@ -86,13 +101,19 @@ export function encryptPlan(plan: NodeNetworkPlan, networks: Network[], nodes: N
     const t = byAddr.get(p.nodeAddr);
     // A peer without a key yet gets nothing: its addresses stay unreachable until it has one.
     if (!t) return [];
-    tunnelPeers.set(t.tunnel.PublicKey, { publicKey: t.tunnel.PublicKey, endpoint: `${p.nodeAddr}:${t.tunnel.Port || TUNNEL_PORT}`, address: t.tunnel.Address });
+    tunnelPeers.set(t.tunnel.PublicKey, {
+      publicKey: t.tunnel.PublicKey,
+      endpoint: `${p.nodeAddr}:${t.tunnel.Port || TUNNEL_PORT}`,
+      address: t.tunnel.Address,
+    });
     return [{ ...p, nodeAddr: t.tunnel.Address }];
   });
   return {
     plan: {
       ...plan,
-      overlays: plan.overlays.map((o) => (ids.has(o.id) ? { ...o, mtu: ENCRYPTED_OVERLAY_MTU, vxlanLocal: local.address } : o)),
+      overlays: plan.overlays.map((o) =>
+        ids.has(o.id) ? { ...o, mtu: ENCRYPTED_OVERLAY_MTU, vxlanLocal: local.address } : o,
+      ),
       peers,
     },
     peers: [...tunnelPeers.values()],

@@ -1,5 +1,12 @@
 import type { Network, Node, Service, Task, TaskState } from '../../cluster/types.js';
-import type { LocalEndpointPlan, NodeNetworkPlan, OverlayNetworkPlan, PortPlan, RemotePeerPlan, ServicePlan } from './plan.js';
+import type {
+  LocalEndpointPlan,
+  NodeNetworkPlan,
+  OverlayNetworkPlan,
+  PortPlan,
+  RemotePeerPlan,
+  ServicePlan,
+} from './plan.js';
 
 /**
  * Restores Docker's masquerading routing mesh (tasks then see the ingress node's address):
@@ -18,7 +25,9 @@ export interface ClusterView {
   services: Service[];
   tasks: Task[];
   /** A local task's container: ID and network namespace (`/proc/<pid>/ns/net`). */
-  localContainer(task: Task): { containerId: string; netnsPath: string; bridgeIp?: string; starting?: boolean } | undefined;
+  localContainer(
+    task: Task,
+  ): { containerId: string; netnsPath: string; bridgeIp?: string; starting?: boolean } | undefined;
   /** nodeId → that node's routing-mesh address on the ingress network (CIDR or plain), as allocated by the manager. */
   ingressEndpoints: Record<string, string>;
 }
@@ -32,7 +41,14 @@ function overlayOf(n: Network): OverlayNetworkPlan | undefined {
   const vni = Number((n.DriverState?.Options?.[VXLAN_ID_OPTION] ?? '').split(',')[0]);
   const ipam = (n.IPAMOptions?.Configs ?? n.Spec.IPAMOptions?.Configs ?? [])[0];
   if (!vni || !ipam?.Subnet) return undefined;
-  return { id: n.ID, name: n.Spec.Name ?? n.ID, vni, subnet: ipam.Subnet, gateway: ipam.Gateway ?? '', ingress: !!n.Spec.Ingress };
+  return {
+    id: n.ID,
+    name: n.Spec.Name ?? n.ID,
+    vni,
+    subnet: ipam.Subnet,
+    gateway: ipam.Gateway ?? '',
+    ingress: !!n.Spec.Ingress,
+  };
 }
 
 /** The task's name as Docker shows it and resolves it: `<service>.<slot or node>.<task id>`. */
@@ -52,7 +68,9 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
   const services = new Map(view.services.map((s) => [s.ID, s]));
   const addrOf = (nodeId: string | undefined) => view.nodes.find((n) => n.ID === nodeId)?.Status.Addr;
   // Draining tasks (desired down, still running) keep their endpoints but get no new connections.
-  const live = view.tasks.filter((t) => ATTACHED.has(t.Status.State) && (t.DesiredState === 'running' || t.Status.State === 'running'));
+  const live = view.tasks.filter(
+    (t) => ATTACHED.has(t.Status.State) && (t.DesiredState === 'running' || t.Status.State === 'running'),
+  );
 
   const endpoints: LocalEndpointPlan[] = [];
   const peers: RemotePeerPlan[] = [];
@@ -63,11 +81,20 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
     for (const att of t.NetworksAttachments ?? []) {
       if (!overlays.has(att.Network.ID) || !att.Addresses[0]) continue;
       // Standalone containers' attachments (no service) answer to their container name only.
-      const aliases = [...(t.ServiceID ? [name] : []), ...((t.Spec.Networks ?? []).find((n) => n.Target === att.Network.ID)?.Aliases ?? [])];
+      const aliases = [
+        ...(t.ServiceID ? [name] : []),
+        ...((t.Spec.Networks ?? []).find((n) => n.Target === att.Network.ID)?.Aliases ?? []),
+      ];
       if (t.NodeID === view.nodeId) {
         if (!local) continue;
         needed.add(att.Network.ID);
-        endpoints.push({ containerId: local.containerId, netnsPath: local.netnsPath, networkId: att.Network.ID, ip: plainIp(att.Addresses[0]), aliases });
+        endpoints.push({
+          containerId: local.containerId,
+          netnsPath: local.netnsPath,
+          networkId: att.Network.ID,
+          ip: plainIp(att.Addresses[0]),
+          aliases,
+        });
       } else {
         const remote = addrOf(t.NodeID);
         if (remote) peers.push({ networkId: att.Network.ID, nodeAddr: remote, ip: plainIp(att.Addresses[0]), aliases });
@@ -95,14 +122,19 @@ export function planFromCluster(view: ClusterView): NodeNetworkPlan {
     peers: peers.filter((p) => needed.has(p.networkId)),
     services: servicePlans,
     ingressEndpoint: ingress && ownIngress ? { ip: plainIp(ownIngress) } : undefined,
-    ...(ingress && ownIngress ? { ingressNodes: Object.values(view.ingressEndpoints).map((ip) => ({ ip: plainIp(ip) })) } : {}),
+    ...(ingress && ownIngress
+      ? { ingressNodes: Object.values(view.ingressEndpoints).map((ip) => ({ ip: plainIp(ip) })) }
+      : {}),
   };
 }
 
 /** Per service: its VIPs, the tasks that serve it (with their addresses) and its published ports. */
 function servicePlansOf(view: ClusterView, live: Task[], meshMasquerade: boolean): ServicePlan[] {
   // A local container between create and start has its endpoints but no process listening yet: not a backend.
-  const serving = (t: Task) => t.Status.State === 'running' && t.DesiredState === 'running' && !(t.NodeID === view.nodeId && view.localContainer(t)?.starting);
+  const serving = (t: Task) =>
+    t.Status.State === 'running' &&
+    t.DesiredState === 'running' &&
+    !(t.NodeID === view.nodeId && view.localContainer(t)?.starting);
   return view.services.map((s) => ({
     id: s.ID,
     name: s.Spec.Name ?? s.ID,
@@ -112,15 +144,25 @@ function servicePlansOf(view: ClusterView, live: Task[], meshMasquerade: boolean
       .filter((t) => t.ServiceID === s.ID && serving(t))
       .map((t) => ({
         containerId: t.NodeID === view.nodeId ? view.localContainer(t)?.containerId : undefined,
-        ...(t.NodeID === view.nodeId && view.localContainer(t)?.bridgeIp ? { bridgeIp: view.localContainer(t)!.bridgeIp } : {}),
-        addresses: Object.fromEntries((t.NetworksAttachments ?? []).filter((a) => a.Addresses[0]).map((a) => [a.Network.ID, plainIp(a.Addresses[0])])),
+        ...(t.NodeID === view.nodeId && view.localContainer(t)?.bridgeIp
+          ? { bridgeIp: view.localContainer(t)!.bridgeIp }
+          : {}),
+        addresses: Object.fromEntries(
+          (t.NetworksAttachments ?? [])
+            .filter((a) => a.Addresses[0])
+            .map((a) => [a.Network.ID, plainIp(a.Addresses[0])]),
+        ),
       })),
     ports: (s.Endpoint?.Ports ?? [])
       .filter((p): p is typeof p & { PublishedPort: number } => !!p.PublishedPort && p.Protocol !== 'sctp')
-      .map((p): PortPlan => ({ target: p.TargetPort, published: p.PublishedPort, protocol: p.Protocol === 'udp' ? 'udp' : 'tcp', mode: p.PublishMode ?? 'ingress' })),
+      .map((p): PortPlan => ({
+        target: p.TargetPort,
+        published: p.PublishedPort,
+        protocol: p.Protocol === 'udp' ? 'udp' : 'tcp',
+        mode: p.PublishMode ?? 'ingress',
+      })),
     ...(meshMasquerade || isTrue(s.Spec.Labels?.[MASQUERADE_OPTION]) ? { masquerade: true } : {}),
   }));
-
 }
 
 const isTrue = (v: string | undefined) => v !== undefined && ['true', '1', 'yes'].includes(v.toLowerCase());

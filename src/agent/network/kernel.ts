@@ -26,7 +26,10 @@ export async function ipBatch(ns: NetnsPath, lines: string[]): Promise<void> {
  */
 export async function bridgeBatch(ns: NetnsPath, lines: string[], force = false): Promise<void> {
   if (!lines.length) return;
-  await exec(ns, 'bridge', [...(force ? ['-force'] : []), '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: force });
+  await exec(ns, 'bridge', [...(force ? ['-force'] : []), '-batch', '-'], {
+    input: lines.join('\n') + '\n',
+    allowFail: force,
+  });
 }
 
 /** One nftables transaction: all of it or none. */

@@ -65,7 +65,6 @@ export class ProgrammedState {
     readonly log: Logger,
   ) {}
 
-
   async ip(ns: NetnsPath, lines: string[], force = false): Promise<void> {
     if (!lines.length) return;
     this.report.ipBatches++;
@@ -98,4 +97,3 @@ export class ProgrammedState {
 export function freshReport(): ApplyReport {
   return { ipBatches: 0, bridgeBatches: 0, nftTransactions: 0, errors: [] };
 }
-

@@ -2,19 +2,49 @@ import fs from 'node:fs';
 import type { Logger } from '../../util/log.js';
 import { macFromIp } from '../../net/ipv4.js';
 import type { NodeNetworkPlan } from './plan.js';
-import { desiredState, epKey, meshUdpPorts, peerChanges, publishedPorts, push, wantedPeers, type DesiredState } from './desired.js';
+import {
+  desiredState,
+  epKey,
+  meshUdpPorts,
+  peerChanges,
+  publishedPorts,
+  push,
+  wantedPeers,
+  type DesiredState,
+} from './desired.js';
 import { replyRouteCommands, type ReplyNode, type RouteEntry, type RuleEntry } from './reply-routes.js';
 import { emptyPlan } from './plan.js';
-import { GW_BRIDGE, INGRESS_GW_HOST_VETH, NFT_CONTAINER_TABLE, NFT_NODE_TABLE, gwVethName, sandboxName } from './names.js';
+import {
+  GW_BRIDGE,
+  INGRESS_GW_HOST_VETH,
+  NFT_CONTAINER_TABLE,
+  NFT_NODE_TABLE,
+  gwVethName,
+  sandboxName,
+} from './names.js';
 import { ipBatch, ipJson, nftApply, sysctl, type LinkInfo, type NetnsPath } from './kernel.js';
-import { containerScript, containerVipTargets, deleteTableScript, ingressReplyMark, ingressScript, nodeScript } from './rules.js';
+import {
+  containerScript,
+  containerVipTargets,
+  deleteTableScript,
+  ingressReplyMark,
+  ingressScript,
+  nodeScript,
+} from './rules.js';
 import { raiseNodeConntrackTimeout } from './conntrack.js';
 import { buildZone } from './dns-records.js';
 import { startResolver, type Resolver } from './dns-process.js';
 import { upstreamsFromResolvConf, type Upstream } from '../../net/dns-server.js';
 import { SerialQueue } from '../../util/serial-queue.js';
 import { ProgrammedState, freshReport, type ApplyReport } from './programmed.js';
-import { INGRESS_GW_IP, attachContainer, createSandbox, gwPrefixLen, observeSandboxes, removeSandbox } from './sandboxes.js';
+import {
+  INGRESS_GW_IP,
+  attachContainer,
+  createSandbox,
+  gwPrefixLen,
+  observeSandboxes,
+  removeSandbox,
+} from './sandboxes.js';
 
 export interface ReconcilerOptions {
   /** The node's namespace (where the underlay address and the gateway bridge live); undefined: this process's. */
@@ -60,11 +90,15 @@ export class NetworkReconciler {
     const r = new NetworkReconciler(options);
     await r.ensureGatewayBridge();
     await observeSandboxes(r.state);
-    r.resolver = await startResolver(r.node, {
-      address: GW_BRIDGE.gateway,
-      port: options.dnsPort ?? 53,
-      upstreams: options.dnsUpstreams ?? readHostResolvers(),
-    }, options.log.child({ part: 'dns' }));
+    r.resolver = await startResolver(
+      r.node,
+      {
+        address: GW_BRIDGE.gateway,
+        port: options.dnsPort ?? 53,
+        upstreams: options.dnsUpstreams ?? readHostResolvers(),
+      },
+      options.log.child({ part: 'dns' }),
+    );
     return r;
   }
 
@@ -112,7 +146,8 @@ export class NetworkReconciler {
     await this.writeRules(plan, want);
     for (const del of lateDeletes) await del();
     this.updateZone(plan);
-    if (this.state.report.errors.length) this.options.log.warn({ errors: this.state.report.errors }, 'overlay plan applied with errors');
+    if (this.state.report.errors.length)
+      this.options.log.warn({ errors: this.state.report.errors }, 'overlay plan applied with errors');
     return this.state.report;
   }
 
@@ -131,7 +166,14 @@ export class NetworkReconciler {
     const dropVeths = new Map<string, string[]>();
     for (const [key, ep] of this.state.endpoints) {
       const w = want.endpoints.get(key);
-      if (w && !changed(ep.sandbox) && w.ip === ep.ip && (w.mac ?? macFromIp(w.ip)).toLowerCase() === ep.mac && w.netnsPath === ep.netnsPath) continue;
+      if (
+        w &&
+        !changed(ep.sandbox) &&
+        w.ip === ep.ip &&
+        (w.mac ?? macFromIp(w.ip)).toLowerCase() === ep.mac &&
+        w.netnsPath === ep.netnsPath
+      )
+        continue;
       push(dropVeths, ep.sandbox, `link delete ${ep.veth}`);
       this.state.endpoints.delete(key);
     }
@@ -207,7 +249,9 @@ export class NetworkReconciler {
   /** Step 4. Containers: adopt what a previous run made, create the rest (one batch per container netns). */
   private async attachContainers(want: DesiredState): Promise<void> {
     // Adopted containers first: their gateway addresses must be known before new ones are handed out.
-    const order = [...want.byContainer.keys()].sort((a, b) => Number(this.state.unclaimedGw.has(gwVethName(b))) - Number(this.state.unclaimedGw.has(gwVethName(a))));
+    const order = [...want.byContainer.keys()].sort(
+      (a, b) => Number(this.state.unclaimedGw.has(gwVethName(b))) - Number(this.state.unclaimedGw.has(gwVethName(a))),
+    );
     for (const containerId of order) {
       const eps = want.byContainer.get(containerId)!;
       try {
@@ -221,29 +265,64 @@ export class NetworkReconciler {
   /** Leftovers of a previous run that the plan no longer has. */
   private async dropLeftovers(): Promise<void> {
     for (const sb of this.state.sandboxes.values()) {
-      await this.state.ip(sb.path, [...sb.unclaimed].map((v) => `link delete ${v}`), true).catch(() => undefined);
+      await this.state
+        .ip(
+          sb.path,
+          [...sb.unclaimed].map((v) => `link delete ${v}`),
+          true,
+        )
+        .catch(() => undefined);
       sb.unclaimed.clear();
     }
-    await this.state.ip(this.node, [...this.state.unclaimedGw].map((v) => `link delete ${v}`), true).catch(() => undefined);
+    await this.state
+      .ip(
+        this.node,
+        [...this.state.unclaimedGw].map((v) => `link delete ${v}`),
+        true,
+      )
+      .catch(() => undefined);
     this.state.unclaimedGw.clear();
   }
 
   /** Step 5. nftables: per container VIPs (and routing-mesh replies), the ingress sandbox's balancer, the node's published ports. */
   private async writeRules(plan: NodeNetworkPlan, want: DesiredState): Promise<void> {
     const { ingressNet } = want;
-    const replyNodes: ReplyNode[] = (plan.ingressNodes ?? []).map((n) => ({ ip: n.ip, mac: (n.mac ?? macFromIp(n.ip)).toLowerCase(), mark: ingressReplyMark(n.ip) }));
+    const replyNodes: ReplyNode[] = (plan.ingressNodes ?? []).map((n) => ({
+      ip: n.ip,
+      mac: (n.mac ?? macFromIp(n.ip)).toLowerCase(),
+      mark: ingressReplyMark(n.ip),
+    }));
     for (const [containerId, eps] of want.byContainer) {
       const gw = this.state.gws.get(containerId);
       if (!gw) continue;
-      const nets = new Set(eps.filter((e) => this.state.endpoints.has(epKey(containerId, e.networkId))).map((e) => e.networkId));
+      const nets = new Set(
+        eps.filter((e) => this.state.endpoints.has(epKey(containerId, e.networkId))).map((e) => e.networkId),
+      );
       const ingressEp = ingressNet ? this.state.endpoints.get(epKey(containerId, ingressNet.id)) : undefined;
       // Routes first: a mark whose table is not there yet falls through to `main`, never the other way round.
-      if (ingressEp) await this.syncReplyRoutes(containerId, gw.netnsPath, ingressEp.ifname, replyNodes, meshUdpPorts(plan, containerId), plan.ingressEndpoint?.ip);
+      if (ingressEp)
+        await this.syncReplyRoutes(
+          containerId,
+          gw.netnsPath,
+          ingressEp.ifname,
+          replyNodes,
+          meshUdpPorts(plan, containerId),
+          plan.ingressEndpoint?.ip,
+        );
       const reply = ingressEp && replyNodes.length ? { ifname: ingressEp.ifname, nodes: replyNodes } : undefined;
-      await this.state.nft(`c:${containerId}`, gw.netnsPath, containerScript(containerVipTargets(plan.services, nets), reply));
+      await this.state.nft(
+        `c:${containerId}`,
+        gw.netnsPath,
+        containerScript(containerVipTargets(plan.services, nets), reply),
+      );
     }
     const ingressSb = ingressNet && this.state.sandboxes.get(sandboxName(this.options.sandboxPrefix, ingressNet.id));
-    const { published, balanced } = publishedPorts(plan, ingressNet, ingressSb ? INGRESS_GW_IP : undefined, (id) => this.state.gws.get(id)?.ip);
+    const { published, balanced } = publishedPorts(
+      plan,
+      ingressNet,
+      ingressSb ? INGRESS_GW_IP : undefined,
+      (id) => this.state.gws.get(id)?.ip,
+    );
     if (ingressSb) await this.state.nft(`s:${ingressSb.name}`, ingressSb.path, ingressScript(balanced));
     await this.state.nft('node', this.node, nodeScript(published));
   }
@@ -260,8 +339,18 @@ export class NetworkReconciler {
     }
   }
 
-  private async syncReplyRoutes(containerId: string, ns: string, ifname: string, nodes: ReplyNode[], udpPorts: number[], ownIp: string | undefined): Promise<void> {
-    const key = `${ifname} ${nodes.map((n) => n.ip).sort().join(',')} udp ${udpPorts.join(',')}`;
+  private async syncReplyRoutes(
+    containerId: string,
+    ns: string,
+    ifname: string,
+    nodes: ReplyNode[],
+    udpPorts: number[],
+    ownIp: string | undefined,
+  ): Promise<void> {
+    const key = `${ifname} ${nodes
+      .map((n) => n.ip)
+      .sort()
+      .join(',')} udp ${udpPorts.join(',')}`;
     if (this.state.replyRoutes.get(containerId) === key) return;
     const rules = await ipJson<RuleEntry>(ns, ['rule', 'show']);
     const routes = await ipJson<RouteEntry>(ns, ['route', 'show', 'table', 'all']);
@@ -274,8 +363,6 @@ export class NetworkReconciler {
       this.state.fail(e, { containerId });
     }
   }
-
-
 }
 
 /**
@@ -291,7 +378,8 @@ export function gatewayBridgeCommands(link: LinkInfo | undefined): string[] {
   const cmds: string[] = [];
   if (!link) cmds.push(`link add ${dev} address ${macFromIp(GW_BRIDGE.gateway)} type bridge`);
   else if (link.address) cmds.push(`link set dev ${dev} address ${link.address}`);
-  if (!(link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === want)) cmds.push(`addr add ${want} dev ${dev}`);
+  if (!(link?.addr_info ?? []).some((a) => `${a.local}/${a.prefixlen}` === want))
+    cmds.push(`addr add ${want} dev ${dev}`);
   if (!link?.flags?.includes('UP')) cmds.push(`link set ${dev} up`);
   return cmds;
 }

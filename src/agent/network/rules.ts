@@ -1,6 +1,13 @@
 import type { Protocol, ServicePlan } from './plan.js';
 import { parseIp } from '../../net/ipv4.js';
-import { GW_BRIDGE, NFT_CONTAINER_TABLE, NFT_INGRESS_TABLE, NFT_NODE_TABLE, INGRESS_GW_IFNAME, SANDBOX_BRIDGE } from './names.js';
+import {
+  GW_BRIDGE,
+  NFT_CONTAINER_TABLE,
+  NFT_INGRESS_TABLE,
+  NFT_NODE_TABLE,
+  INGRESS_GW_IFNAME,
+  SANDBOX_BRIDGE,
+} from './names.js';
 
 /**
  * nftables scripts, rendered whole: each replaces its table in one transaction (`add` then
@@ -15,7 +22,8 @@ export interface Backend {
 
 /** `numgen inc` round robin, as kube-proxy's nftables mode does it. */
 function roundRobin(backends: Backend[]): string {
-  if (backends.length === 1) return `dnat ip to ${backends[0].ip}${backends[0].port !== undefined ? `:${backends[0].port}` : ''}`;
+  if (backends.length === 1)
+    return `dnat ip to ${backends[0].ip}${backends[0].port !== undefined ? `:${backends[0].port}` : ''}`;
   const withPort = backends.some((b) => b.port !== undefined);
   const entries = backends.map((b, i) => `${i} : ${b.ip}${withPort ? ` . ${b.port}` : ''}`).join(', ');
   return `dnat ip to numgen inc mod ${backends.length} map { ${entries} }`;
@@ -81,19 +89,26 @@ export function containerScript(targets: VipTarget[], reply?: IngressReply): str
     '  }',
     '  chain vip_unreachable {',
     '    type filter hook output priority 0; policy accept;',
-    ...(vips.length ? [`    ip daddr { ${vips.join(', ')} } meta l4proto tcp reject with tcp reset`, `    ip daddr { ${vips.join(', ')} } reject`] : []),
+    ...(vips.length
+      ? [
+          `    ip daddr { ${vips.join(', ')} } meta l4proto tcp reject with tcp reset`,
+          `    ip daddr { ${vips.join(', ')} } reject`,
+        ]
+      : []),
     '  }',
-    ...(reply?.nodes.length ? [
-      '  chain mesh_mark {',
-      '    type filter hook prerouting priority mangle; policy accept;',
-      `    iifname "${reply.ifname}" ct state new ct mark set ether saddr map { ${reply.nodes.map((n) => `${n.mac} : 0x${n.mark.toString(16)}`).join(', ')} }`,
-      '  }',
-      // A route chain re-routes a local packet whose mark changed: the reply takes the mark's table.
-      '  chain mesh_reply {',
-      '    type route hook output priority mangle; policy accept;',
-      '    ct mark != 0 meta mark set ct mark',
-      '  }',
-    ] : []),
+    ...(reply?.nodes.length
+      ? [
+          '  chain mesh_mark {',
+          '    type filter hook prerouting priority mangle; policy accept;',
+          `    iifname "${reply.ifname}" ct state new ct mark set ether saddr map { ${reply.nodes.map((n) => `${n.mac} : 0x${n.mark.toString(16)}`).join(', ')} }`,
+          '  }',
+          // A route chain re-routes a local packet whose mark changed: the reply takes the mark's table.
+          '  chain mesh_reply {',
+          '    type route hook output priority mangle; policy accept;',
+          '    ct mark != 0 meta mark set ct mark',
+          '  }',
+        ]
+      : []),
   ]);
 }
 
@@ -150,7 +165,10 @@ export function nodeScript(ports: PublishedPort[]): string {
 export function ingressScript(ports: PublishedPort[]): string {
   const lb = ports
     .filter((p) => p.backends.length)
-    .map((p) => `    iifname "${INGRESS_GW_IFNAME}" ${p.protocol} dport ${p.published} ${p.masquerade ? `meta mark set 0x${MASQUERADE_MARK.toString(16)} ` : ''}${roundRobin(p.backends)}`);
+    .map(
+      (p) =>
+        `    iifname "${INGRESS_GW_IFNAME}" ${p.protocol} dport ${p.published} ${p.masquerade ? `meta mark set 0x${MASQUERADE_MARK.toString(16)} ` : ''}${roundRobin(p.backends)}`,
+    );
   return replaceTable(NFT_INGRESS_TABLE, [
     '  chain prerouting {',
     '    type nat hook prerouting priority dstnat; policy accept;',

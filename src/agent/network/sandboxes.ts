@@ -3,10 +3,29 @@ import { formatIp, macFromIp, parseIp, parseSubnet } from '../../net/ipv4.js';
 import type { LocalEndpointPlan, NodeNetworkPlan, OverlayNetworkPlan } from './plan.js';
 import { epKey, push, type Peer } from './desired.js';
 import {
-  GW_BRIDGE, INGRESS_GW_HOST_VETH, INGRESS_GW_IFNAME, OVERLAY_MTU, SANDBOX_BRIDGE, SANDBOX_VXLAN, VXLAN_PORT,
-  gwVethName, sandboxName, sandboxVethName, transientVxlanName,
+  GW_BRIDGE,
+  INGRESS_GW_HOST_VETH,
+  INGRESS_GW_IFNAME,
+  OVERLAY_MTU,
+  SANDBOX_BRIDGE,
+  SANDBOX_VXLAN,
+  VXLAN_PORT,
+  gwVethName,
+  sandboxName,
+  sandboxVethName,
+  transientVxlanName,
 } from './names.js';
-import { bridgeJson, exec, ipJson, sysctl, sysctls, type FdbEntry, type LinkInfo, type NeighEntry, type NetnsPath } from './kernel.js';
+import {
+  bridgeJson,
+  exec,
+  ipJson,
+  sysctl,
+  sysctls,
+  type FdbEntry,
+  type LinkInfo,
+  type NeighEntry,
+  type NetnsPath,
+} from './kernel.js';
 import { ownedNamespaceSysctls } from './conntrack.js';
 import type { Endpoint, GwAttachment, ProgrammedState } from './programmed.js';
 
@@ -43,15 +62,29 @@ export async function observeSandboxes(st: ProgrammedState): Promise<void> {
     const inet = (br.addr_info ?? []).find((a) => a.family === 'inet');
     const veths = await ipJson<LinkInfo>(path, ['link', 'show', 'master', SANDBOX_BRIDGE]);
     st.sandboxes.set(name, {
-      name, path, vni, subnet: '', lbIp: inet?.local, peers,
+      name,
+      path,
+      vni,
+      subnet: '',
+      lbIp: inet?.local,
+      peers,
       unclaimed: new Set(veths.map((l) => l.ifname).filter((n) => n.startsWith('ve'))),
     });
   }
-  st.log.info({ sandboxes: st.sandboxes.size, gatewayVeths: st.unclaimedGw.size }, 'overlay state read from the kernel');
+  st.log.info(
+    { sandboxes: st.sandboxes.size, gatewayVeths: st.unclaimedGw.size },
+    'overlay state read from the kernel',
+  );
 }
 
 /** An overlay network's sandbox: namespace, bridge, VXLAN device (and, for ingress, the routing mesh's endpoint). */
-export async function createSandbox(st: ProgrammedState, name: string, net: OverlayNetworkPlan, ingress: NodeNetworkPlan | undefined, nodeAddr: string): Promise<void> {
+export async function createSandbox(
+  st: ProgrammedState,
+  name: string,
+  net: OverlayNetworkPlan,
+  ingress: NodeNetworkPlan | undefined,
+  nodeAddr: string,
+): Promise<void> {
   const path = `${NETNS_DIR}/${name}`;
   const vx = transientVxlanName(net.vni);
   await exec(undefined, 'ip', ['netns', 'add', name]);
@@ -86,7 +119,10 @@ export async function createSandbox(st: ProgrammedState, name: string, net: Over
   if (ingress?.ingressEndpoint) {
     st.sandboxes.get(name)!.lbIp = ingress.ingressEndpoint.ip;
     await sysctls(path, { 'net.ipv4.ip_forward': '1', ...ownedNamespaceSysctls() });
-    await st.ip(st.node, [`link set ${INGRESS_GW_HOST_VETH} master ${GW_BRIDGE.device}`, `link set ${INGRESS_GW_HOST_VETH} up`]);
+    await st.ip(st.node, [
+      `link set ${INGRESS_GW_HOST_VETH} master ${GW_BRIDGE.device}`,
+      `link set ${INGRESS_GW_HOST_VETH} up`,
+    ]);
   }
   st.log.debug({ network: net.name, vni: net.vni, sandbox: name }, 'overlay sandbox created');
 }
@@ -95,7 +131,8 @@ export async function removeSandbox(st: ProgrammedState, name: string): Promise<
   const path = `${NETNS_DIR}/${name}`;
   // Devices go first: a namespace is freed lazily, and its VNI must be free for a re-create right away.
   await exec(path, 'ip', ['link', 'delete', SANDBOX_VXLAN], { allowFail: true });
-  if (st.sandboxes.get(name)?.lbIp) await exec(st.node, 'ip', ['link', 'delete', INGRESS_GW_HOST_VETH], { allowFail: true });
+  if (st.sandboxes.get(name)?.lbIp)
+    await exec(st.node, 'ip', ['link', 'delete', INGRESS_GW_HOST_VETH], { allowFail: true });
   await exec(undefined, 'ip', ['netns', 'delete', name], { allowFail: true });
   st.sandboxes.delete(name);
   for (const [k, ep] of st.endpoints) if (ep.sandbox === name) st.endpoints.delete(k);
@@ -103,7 +140,12 @@ export async function removeSandbox(st: ProgrammedState, name: string): Promise<
 }
 
 /** One container's veths into its sandboxes and its gateway-bridge attachment, adopting a previous run's. */
-export async function attachContainer(st: ProgrammedState, containerId: string, eps: LocalEndpointPlan[], overlays: Map<string, OverlayNetworkPlan>): Promise<void> {
+export async function attachContainer(
+  st: ProgrammedState,
+  containerId: string,
+  eps: LocalEndpointPlan[],
+  overlays: Map<string, OverlayNetworkPlan>,
+): Promise<void> {
   const ns = eps[0].netnsPath;
   const todo = eps.filter((e) => !st.endpoints.has(epKey(containerId, e.networkId)));
   if (!todo.length && st.gws.has(containerId)) return;
@@ -123,9 +165,20 @@ export async function attachContainer(st: ProgrammedState, containerId: string, 
     if (!sb) throw new Error(`sandbox of network ${net.name} missing`);
     const veth = sandboxVethName(containerId);
     const mac = (e.mac ?? macFromIp(e.ip)).toLowerCase();
-    const ep: Endpoint = { containerId, networkId: net.id, sandbox: sbName, netnsPath: ns, ip: e.ip, mac, ifname: e.ifname ?? '', veth };
+    const ep: Endpoint = {
+      containerId,
+      networkId: net.id,
+      sandbox: sbName,
+      netnsPath: ns,
+      ip: e.ip,
+      mac,
+      ifname: e.ifname ?? '',
+      veth,
+    };
     // A previous run's veth: keep it if the container side is what the plan says.
-    const have = links.find((l) => l.address?.toLowerCase() === mac && (l.addr_info ?? []).some((a) => a.local === e.ip));
+    const have = links.find(
+      (l) => l.address?.toLowerCase() === mac && (l.addr_info ?? []).some((a) => a.local === e.ip),
+    );
     if (sb.unclaimed.has(veth) && have) {
       sb.unclaimed.delete(veth);
       st.endpoints.set(epKey(containerId, net.id), { ...ep, ifname: have.ifname });
@@ -143,7 +196,19 @@ export async function attachContainer(st: ProgrammedState, containerId: string, 
     made.push(ep);
   }
   const nodeLines: string[] = [];
-  const gw = await gatewayAttachment(st, containerId, ns, links, () => { const f = freeIf(); used.add(f); return f; }, lines, nodeLines);
+  const gw = await gatewayAttachment(
+    st,
+    containerId,
+    ns,
+    links,
+    () => {
+      const f = freeIf();
+      used.add(f);
+      return f;
+    },
+    lines,
+    nodeLines,
+  );
   try {
     if (lines.length > 1) await st.ip(ns, lines);
     for (const [path, l] of sandboxLines) await st.ip(path, l);
@@ -172,7 +237,13 @@ export async function attachContainer(st: ProgrammedState, containerId: string, 
  * else the commands that make one are added to `lines` (in the container) and `nodeLines` (on the node).
  */
 async function gatewayAttachment(
-  st: ProgrammedState, containerId: string, ns: string, links: LinkInfo[], freeIf: () => string, lines: string[], nodeLines: string[],
+  st: ProgrammedState,
+  containerId: string,
+  ns: string,
+  links: LinkInfo[],
+  freeIf: () => string,
+  lines: string[],
+  nodeLines: string[],
 ): Promise<GwAttachment> {
   const existing = st.gws.get(containerId);
   if (existing) return existing;
@@ -180,7 +251,13 @@ async function gatewayAttachment(
   const have = links.find((l) => (l.addr_info ?? []).some((a) => a.family === 'inet' && inGwSubnet(a.local)));
   let gw: GwAttachment;
   if (st.unclaimedGw.delete(hostVeth) && have) {
-    gw = { containerId, netnsPath: ns, ip: have.addr_info!.find((a) => inGwSubnet(a.local))!.local, ifname: have.ifname, hostVeth };
+    gw = {
+      containerId,
+      netnsPath: ns,
+      ip: have.addr_info!.find((a) => inGwSubnet(a.local))!.local,
+      ifname: have.ifname,
+      hostVeth,
+    };
   } else {
     const ifname = freeIf();
     gw = { containerId, netnsPath: ns, ip: allocateGwIp(st), ifname, hostVeth };
@@ -191,7 +268,8 @@ async function gatewayAttachment(
     );
     // A container on the default bridge that joins an overlay (`docker network connect`) keeps
     // its bridge route out: it must still have one when it leaves the overlay again.
-    if (!(await ipJson<object>(ns, ['route', 'show', 'default'])).length) lines.push(`route replace default via ${GW_BRIDGE.gateway} dev ${ifname}`);
+    if (!(await ipJson<object>(ns, ['route', 'show', 'default'])).length)
+      lines.push(`route replace default via ${GW_BRIDGE.gateway} dev ${ifname}`);
     nodeLines.push(`link set ${hostVeth} master ${GW_BRIDGE.device}`, `link set ${hostVeth} up`);
   }
   st.gws.set(containerId, gw);
@@ -209,7 +287,7 @@ function allocateGwIp(st: ProgrammedState): string {
 
 function inGwSubnet(ip: string): boolean {
   const s = parseSubnet(GW_BRIDGE.subnet);
-  return ((parseIp(ip) & ~((1 << (32 - s.prefixLen)) - 1)) >>> 0) === s.base;
+  return (parseIp(ip) & ~((1 << (32 - s.prefixLen)) - 1)) >>> 0 === s.base;
 }
 
 /** How `ip link … netns X` names a namespace: a /run/netns name, or a PID living in it. */

@@ -18,7 +18,9 @@ const ATTACH_DEADLINE_MS = 20_000;
 
 /** `rpc error: code = PermissionDenied desc = …`, as Go's gRPC prints a status. */
 function rpcText(e: grpc.ServiceError): string {
-  const name = (grpc.status[e.code] ?? 'Unknown').toLowerCase().replace(/(^|_)([a-z])/g, (_m, _u, c: string) => c.toUpperCase());
+  const name = (grpc.status[e.code] ?? 'Unknown')
+    .toLowerCase()
+    .replace(/(^|_)([a-z])/g, (_m, _u, c: string) => c.toUpperCase());
   return `rpc error: code = ${name} desc = ${e.details ?? e.message}`;
 }
 
@@ -70,7 +72,9 @@ export class StandaloneAttachments {
     this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
     this.unsubscribe = this.engine.containers.eventLog.subscribe(undefined, (e) => {
       if (e.Type === 'container' && (e.Action === 'die' || e.Action === 'destroy')) {
-        this.release(e.Actor.ID, e.Action === 'destroy').catch((err: unknown) => this.log.warn({ err, containerId: e.Actor.ID }, 'network release failed'));
+        this.release(e.Actor.ID, e.Action === 'destroy').catch((err: unknown) =>
+          this.log.warn({ err, containerId: e.Actor.ID }, 'network release failed'),
+        );
       }
     });
   }
@@ -89,7 +93,13 @@ export class StandaloneAttachments {
     for (const t of ownInView) {
       const cid = attachmentSpec(t)?.ContainerID;
       const rec = cid ? this.engine.containers.find(cid) : undefined;
-      if (!rec || rec.state.Status !== 'running' || this.dropped.has(t.ID) || this.byContainer.get(rec.id)?.tasks.has(networkIdOf(t))) continue;
+      if (
+        !rec ||
+        rec.state.Status !== 'running' ||
+        this.dropped.has(t.ID) ||
+        this.byContainer.get(rec.id)?.tasks.has(networkIdOf(t))
+      )
+        continue;
       const mode = rec.hostConfig.NetworkMode ?? 'default';
       if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) continue;
       let j = this.byContainer.get(rec.id);
@@ -111,22 +121,33 @@ export class StandaloneAttachments {
   async connect(ref: string, network: string): Promise<void> {
     const rec = this.engine.containers.get(ref);
     const mode = rec.hostConfig.NetworkMode ?? 'default';
-    if (mode === 'host' || mode.startsWith('container:')) throw badRequest('container sharing network namespace with another container or host cannot be connected to any other network');
-    if (mode === 'none') throw badRequest('container cannot be connected to multiple networks with one of the networks in private (none) mode');
+    if (mode === 'host' || mode.startsWith('container:'))
+      throw badRequest(
+        'container sharing network namespace with another container or host cannot be connected to any other network',
+      );
+    if (mode === 'none')
+      throw badRequest(
+        'container cannot be connected to multiple networks with one of the networks in private (none) mode',
+      );
     if (!this.swarm.agentTarget()) throw notFound(`network ${network} not found`);
     if (rec.state.Status !== 'running') {
       // Docker keeps it as named; the next start attaches (or fails on) it.
-      if (!(rec.connectedNetworks ?? []).includes(network)) this.engine.containers.setConnectedNetworks(rec.id, [...(rec.connectedNetworks ?? []), network]);
+      if (!(rec.connectedNetworks ?? []).includes(network))
+        this.engine.containers.setConnectedNetworks(rec.id, [...(rec.connectedNetworks ?? []), network]);
       return;
     }
     const j = this.byContainer.get(rec.id);
     const task = await this.attach(rec, network);
-    if (j?.tasks.has(networkIdOf(task))) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${task.NetworksAttachments?.[0]?.Network.Spec?.Name ?? network}`);
+    if (j?.tasks.has(networkIdOf(task)))
+      throw forbidden(
+        `endpoint with name ${rec.name.slice(1)} already exists in network ${task.NetworksAttachments?.[0]?.Network.Spec?.Name ?? network}`,
+      );
     const joined = this.byContainer.get(rec.id) ?? { pid: rec.state.Pid, tasks: new Map<string, Task>() };
     joined.tasks.set(networkIdOf(task), task);
     this.byContainer.set(rec.id, joined);
     const name = task.NetworksAttachments?.[0]?.Network.Spec?.Name ?? network;
-    if (mode !== name && !(rec.connectedNetworks ?? []).includes(name)) this.engine.containers.setConnectedNetworks(rec.id, [...(rec.connectedNetworks ?? []), name]);
+    if (mode !== name && !(rec.connectedNetworks ?? []).includes(name))
+      this.engine.containers.setConnectedNetworks(rec.id, [...(rec.connectedNetworks ?? []), name]);
     this.useResolver(rec);
     await this.apply();
   }
@@ -136,10 +157,13 @@ export class StandaloneAttachments {
     const rec = this.engine.containers.get(ref);
     const kept = (rec.connectedNetworks ?? []).filter((n) => n !== network);
     const j = this.byContainer.get(rec.id);
-    const task = rec.state.Status === 'running' ? [...(j?.tasks.values() ?? [])].find((t) => this.names(t, network)) : undefined;
+    const task =
+      rec.state.Status === 'running' ? [...(j?.tasks.values() ?? [])].find((t) => this.names(t, network)) : undefined;
     if (!task) {
       if (rec.state.Status === 'running' || kept.length === (rec.connectedNetworks ?? []).length) {
-        throw serverError(`container ${rec.id} is not connected to ${rec.state.Status === 'running' ? 'network' : 'the network'} ${network}`);
+        throw serverError(
+          `container ${rec.id} is not connected to ${rec.state.Status === 'running' ? 'network' : 'the network'} ${network}`,
+        );
       }
       this.engine.containers.setConnectedNetworks(rec.id, kept);
       return;
@@ -148,18 +172,24 @@ export class StandaloneAttachments {
     if (!j!.tasks.size) this.byContainer.delete(rec.id);
     this.dropped.add(task.ID);
     const name = this.nameOf(task);
-    this.engine.containers.setConnectedNetworks(rec.id, (rec.connectedNetworks ?? []).filter((n) => n !== network && n !== name && n !== networkIdOf(task)));
+    this.engine.containers.setConnectedNetworks(
+      rec.id,
+      (rec.connectedNetworks ?? []).filter((n) => n !== network && n !== name && n !== networkIdOf(task)),
+    );
     await this.apply();
-    await this.serial(() => this.call('DetachNetwork', { containerId: rec.id, networkId: networkIdOf(task) }))
-      .catch((err) => this.log.warn({ err, containerId: rec.id }, 'network detach failed'));
+    await this.serial(() => this.call('DetachNetwork', { containerId: rec.id, networkId: networkIdOf(task) })).catch(
+      (err) => this.log.warn({ err, containerId: rec.id }, 'network detach failed'),
+    );
   }
 
   private async beforeStart(rec: ContainerRecord, pid: number): Promise<void> {
     const mode = rec.hostConfig.NetworkMode ?? 'default';
     if (mode.startsWith('container:') || rec.config.Labels?.[TASK_LABEL]) return;
     // User-defined bridges are the engine's own: it joins them itself.
-    const wanted = [...(LOCAL_MODES.has(mode) ? [] : [mode]), ...(mode === 'host' || mode === 'none' ? [] : rec.connectedNetworks ?? [])]
-      .filter((n) => !LOCAL_MODES.has(n) && !this.engine.containers.isUserBridge(n));
+    const wanted = [
+      ...(LOCAL_MODES.has(mode) ? [] : [mode]),
+      ...(mode === 'host' || mode === 'none' ? [] : (rec.connectedNetworks ?? [])),
+    ].filter((n) => !LOCAL_MODES.has(n) && !this.engine.containers.isUserBridge(n));
     if (!wanted.length) return;
     const tasks = new Map<string, Task>();
     try {
@@ -169,14 +199,16 @@ export class StandaloneAttachments {
       }
     } catch (e) {
       // All or nothing: the container does not start, so it holds no address.
-      if (tasks.size) await this.serial(() => this.call('DetachNetwork', { containerId: rec.id })).catch(() => undefined);
+      if (tasks.size)
+        await this.serial(() => this.call('DetachNetwork', { containerId: rec.id })).catch(() => undefined);
       throw e;
     }
     this.useResolver(rec);
     // A container whose own network is a swarm one: its address there names it in /etc/hosts.
     const first = [...tasks.values()][0];
     const ip = first?.NetworksAttachments?.[0]?.Addresses?.[0]?.split('/')[0];
-    if (!LOCAL_MODES.has(mode) && wanted[0] === mode && ip) this.engine.containers.setOwnAddress(rec.id, ip, rec.endpointSettings?.[mode]?.Aliases ?? []);
+    if (!LOCAL_MODES.has(mode) && wanted[0] === mode && ip)
+      this.engine.containers.setOwnAddress(rec.id, ip, rec.endpointSettings?.[mode]?.Aliases ?? []);
     this.byContainer.set(rec.id, { pid, tasks });
     await this.apply();
   }
@@ -194,20 +226,36 @@ export class StandaloneAttachments {
   /** One attachment from a manager, its errors in Docker's words. */
   private async attach(rec: ContainerRecord, network: string): Promise<Task> {
     try {
-      const res = await this.serial(() => this.call('AttachNetwork', { containerId: rec.id, containerName: rec.name.slice(1), network }, ATTACH_DEADLINE_MS));
+      const res = await this.serial(() =>
+        this.call(
+          'AttachNetwork',
+          { containerId: rec.id, containerName: rec.name.slice(1), network },
+          ATTACH_DEADLINE_MS,
+        ),
+      );
       return res.task;
     } catch (e) {
       const err = e as grpc.ServiceError;
       if (err.code === grpc.status.NOT_FOUND) throw new ApiError(404, `network ${network} not found`);
       // The manager waits for the leader's allocator; Docker's words when that takes too long.
-      if (err.code === grpc.status.DEADLINE_EXCEEDED) throw new ApiError(500, 'attaching to network failed, make sure your network options are correct and check manager logs: context deadline exceeded');
-      throw new ApiError(500, `Could not attach to network ${network}: ${err.code !== undefined ? rpcText(err) : err.message}`);
+      if (err.code === grpc.status.DEADLINE_EXCEEDED)
+        throw new ApiError(
+          500,
+          'attaching to network failed, make sure your network options are correct and check manager logs: context deadline exceeded',
+        );
+      throw new ApiError(
+        500,
+        `Could not attach to network ${network}: ${err.code !== undefined ? rpcText(err) : err.message}`,
+      );
     }
   }
 
   /** Names on swarm networks resolve through the node's resolver (which forwards the rest). In place: the file is bind-mounted by inode. */
   private useResolver(rec: ContainerRecord): void {
-    fs.writeFileSync(this.engine.containers.paths(rec.id).resolvConf, `nameserver ${this.resolver()}\noptions ndots:0\n`);
+    fs.writeFileSync(
+      this.engine.containers.paths(rec.id).resolvConf,
+      `nameserver ${this.resolver()}\noptions ndots:0\n`,
+    );
   }
 
   /** The container stopped (its endpoints go) or was removed (the manager frees its addresses). */
@@ -215,7 +263,9 @@ export class StandaloneAttachments {
     const had = this.byContainer.delete(containerId);
     // Asked on every removal: an attachment made before a daemon restart may not be in the map.
     if ((!removed && !had) || !this.swarm.agentTarget()) return;
-    await this.serial(() => this.call('DetachNetwork', { containerId })).catch((err) => this.log.warn({ err, containerId }, 'network detach failed'));
+    await this.serial(() => this.call('DetachNetwork', { containerId })).catch((err) =>
+      this.log.warn({ err, containerId }, 'network detach failed'),
+    );
     if (had) await this.apply();
   }
 
@@ -224,7 +274,11 @@ export class StandaloneAttachments {
   }
 
   /** A unary dispatcher call on the first manager that answers. */
-  private call<M extends UnaryMethodName<'Dispatcher'>>(name: M, req: RequestOf<'Dispatcher', M>, deadlineMs?: number): Promise<ResponseOf<'Dispatcher', M>> {
+  private call<M extends UnaryMethodName<'Dispatcher'>>(
+    name: M,
+    req: RequestOf<'Dispatcher', M>,
+    deadlineMs?: number,
+  ): Promise<ResponseOf<'Dispatcher', M>> {
     return this.connection.call(name, req, deadlineMs);
   }
 }

@@ -31,7 +31,10 @@ export interface KeyPair {
 export function newKeyPair(): KeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('x25519');
   const raw = (b64url: string | undefined) => Buffer.from(b64url ?? '', 'base64url').toString('base64');
-  return { privateKey: raw(privateKey.export({ format: 'jwk' }).d), publicKey: raw(publicKey.export({ format: 'jwk' }).x) };
+  return {
+    privateKey: raw(privateKey.export({ format: 'jwk' }).d),
+    publicKey: raw(publicKey.export({ format: 'jwk' }).x),
+  };
 }
 
 /**
@@ -41,7 +44,8 @@ export function newKeyPair(): KeyPair {
  */
 export function tunnelAddress(underlay: string): string {
   const parts = underlay.split('.').map(Number);
-  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255)) throw new Error(`not an IPv4 address: ${underlay}`);
+  if (parts.length !== 4 || parts.some((p) => !Number.isInteger(p) || p < 0 || p > 255))
+    throw new Error(`not an IPv4 address: ${underlay}`);
   const low = (((parts[1] << 16) | (parts[2] << 8) | parts[3]) & 0x3fffff) >>> 0;
   const n = ((100 << 24) | (64 << 16) | low) >>> 0;
   return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
@@ -75,7 +79,9 @@ async function onPath(cmd: string): Promise<boolean> {
     try {
       fs.accessSync(`${dir}/${cmd}`, fs.constants.X_OK);
       return true;
-    } catch { /* next */ }
+    } catch {
+      /* next */
+    }
   }
   return false;
 }
@@ -107,7 +113,14 @@ export class WireGuardDevice {
    * it keeps VXLAN of encrypted networks from ever taking the default route in the clear when
    * the interface is gone.
    */
-  static async create(opts: { ifname: string; mode: TunnelMode; underlay: string; ns: NetnsPath; log: Logger; onLost?: () => void }): Promise<WireGuardDevice> {
+  static async create(opts: {
+    ifname: string;
+    mode: TunnelMode;
+    underlay: string;
+    ns: NetnsPath;
+    log: Logger;
+    onLost?: () => void;
+  }): Promise<WireGuardDevice> {
     const d = new WireGuardDevice(opts.ifname, opts.mode, tunnelAddress(opts.underlay), opts.ns, opts.log, opts.onLost);
     await exec(opts.ns, 'ip', ['link', 'delete', opts.ifname], { allowFail: true });
     try {
@@ -131,13 +144,22 @@ export class WireGuardDevice {
   /** wireguard-go in the foreground as this daemon's child; it makes the tun device in the node's namespace. */
   private async startUserspace(): Promise<void> {
     const args = [...(this.ns ? ['nsenter', `--net=${this.ns}`, '--'] : []), 'wireguard-go', '-f', this.ifname];
-    const child = spawn(args[0], args.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, LOG_LEVEL: 'error' } });
+    const child = spawn(args[0], args.slice(1), {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'error' },
+    });
     this.child = child;
     let stderr = '';
-    child.stderr!.on('data', (b: Buffer) => { stderr = (stderr + b.toString()).slice(-2000); });
+    child.stderr!.on('data', (b: Buffer) => {
+      stderr = (stderr + b.toString()).slice(-2000);
+    });
     child.on('exit', (code, signal) => {
       // Its banner (a box of line-drawing characters) says nothing: the last other line does.
-      const said = stderr.split('\n').map((l) => l.trim()).filter((l) => l && !/[│┌└─]/.test(l)).pop();
+      const said = stderr
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !/[│┌└─]/.test(l))
+        .pop();
       this.childExit = `wireguard-go exited (${signal ?? code})${said ? `: ${said}` : ''}`;
       if (!this.destroyed) {
         this.log.error({ ifname: this.ifname, reason: this.childExit }, 'overlay tunnel lost');
@@ -204,7 +226,14 @@ export class WireGuardDevice {
   /** Peers as the interface has them, with the time of their last handshake (0: never). */
   async handshakes(): Promise<Map<string, number>> {
     const r = await exec(this.ns, 'wg', ['show', this.ifname, 'latest-handshakes'], { allowFail: true });
-    return new Map(r.stdout.trim().split('\n').filter(Boolean).map((l) => l.split('\t')).map(([k, t]) => [k, Number(t)]));
+    return new Map(
+      r.stdout
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => l.split('\t'))
+        .map(([k, t]) => [k, Number(t)]),
+    );
   }
 
   async destroy(): Promise<void> {

@@ -1,7 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeDescription, Task, TaskStatus } from '../../cluster/types.js';
 import type { AgentLink, AssignedFiles } from '../link.js';
-import { clientCredentials, RpcClient, type AssignedFile, type AssignmentsMessage, type ManagerAddr, type SessionMessage } from '../../cluster/rpc.js';
+import {
+  clientCredentials,
+  RpcClient,
+  type AssignedFile,
+  type AssignmentsMessage,
+  type ManagerAddr,
+  type SessionMessage,
+} from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
 
 export interface SessionDeps {
@@ -146,9 +153,15 @@ export class AgentSession implements AgentLink {
   /** One session; resolves or rejects when it ends. */
   private async connect(addr: string): Promise<void> {
     const tls = this.d.tls();
-    const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key), { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
+    const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key), {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    });
     this.client = client;
-    const stream = client.stream('Session', { description: this.d.description(), addr: this.d.addr, epoch: nextEpoch() });
+    const stream = client.stream('Session', {
+      description: this.d.description(),
+      addr: this.d.addr,
+      epoch: nextEpoch(),
+    });
     const ended = new Promise<void>((resolve, reject) => {
       stream.on('error', reject);
       stream.on('end', () => reject(new Error('session closed by manager')));
@@ -157,8 +170,12 @@ export class AgentSession implements AgentLink {
     ended.catch(() => undefined);
     const first = await Promise.race([
       new Promise<SessionMessage>((resolve) => stream.once('data', resolve)),
-      ended.then(() => { throw new Error('session ended'); }),
-      sleep(FIRST_MESSAGE_TIMEOUT_MS).then(() => { throw new Error('no session message from manager'); }),
+      ended.then(() => {
+        throw new Error('session ended');
+      }),
+      sleep(FIRST_MESSAGE_TIMEOUT_MS).then(() => {
+        throw new Error('no session message from manager');
+      }),
     ]);
     let period = first.heartbeatPeriodMs;
     const onMessage = (m: SessionMessage) => {
@@ -190,7 +207,11 @@ export class AgentSession implements AgentLink {
       this.lastFiles = { secrets: [...files.secrets.values()], configs: [...files.configs.values()] };
       const changes = m.type === 'incremental' ? { tasks: m.tasks, removes: m.removes ?? [] } : undefined;
       for (const fn of this.assignmentListeners) {
-        try { fn(this.lastTasks, this.lastFiles, changes); } catch (err) { this.d.log.error({ err }, 'assignment listener threw'); }
+        try {
+          fn(this.lastTasks, this.lastFiles, changes);
+        } catch (err) {
+          this.d.log.error({ err }, 'assignment listener threw');
+        }
       }
     });
     const assignmentsEnded = new Promise<never>((_, reject) => {

@@ -44,7 +44,10 @@ export class TaskRunner {
   /** The container was stopped for being unhealthy: the cause of its exit. */
   private unhealthy = false;
 
-  constructor(private task: Task, private readonly ctx: RunnerContext) {
+  constructor(
+    private task: Task,
+    private readonly ctx: RunnerContext,
+  ) {
     this.status = task.Status;
     this.container = ctx.executor.find(task.ID);
   }
@@ -123,15 +126,29 @@ export class TaskRunner {
     this.status = { ...this.status, ...extra, State: state, Message: message, Timestamp: new Date().toISOString() };
     if (!extra.Err) delete this.status.Err;
     if (this.container && rank(state) >= rank('starting')) {
-      this.status.ContainerStatus = { ContainerID: this.container.containerId, ...(this.container.pid ? { PID: this.container.pid } : {}), ...(extra.ContainerStatus ?? {}) };
+      this.status.ContainerStatus = {
+        ContainerID: this.container.containerId,
+        ...(this.container.pid ? { PID: this.container.pid } : {}),
+        ...(extra.ContainerStatus ?? {}),
+      };
     }
     return true;
   }
 
   private fatal(err: unknown, exitCode?: number): true {
     const state: TaskState = rank(this.status.State) < rank('starting') ? 'rejected' : 'failed';
-    this.status = { ...this.status, State: state, Err: (err as Error).message ?? String(err), Timestamp: new Date().toISOString() };
-    if (this.container) this.status.ContainerStatus = { ContainerID: this.container.containerId, ...(this.container.pid ? { PID: this.container.pid } : {}), ...(exitCode !== undefined ? { ExitCode: exitCode } : {}) };
+    this.status = {
+      ...this.status,
+      State: state,
+      Err: (err as Error).message ?? String(err),
+      Timestamp: new Date().toISOString(),
+    };
+    if (this.container)
+      this.status.ContainerStatus = {
+        ContainerID: this.container.containerId,
+        ...(this.container.pid ? { PID: this.container.pid } : {}),
+        ...(exitCode !== undefined ? { ExitCode: exitCode } : {}),
+      };
     return true;
   }
 
@@ -214,7 +231,8 @@ export class TaskRunner {
     if (c.health === 'unhealthy') c = await this.stopUnhealthy(c);
     if (c.running && c.health === 'starting') return false;
     // Without a health check the start alone makes it RUNNING (an exit is then seen there).
-    if (c.running || c.exitCode === 0 || !this.healthChecked) return this.transition('running', 'started', hostPortStatus(t));
+    if (c.running || c.exitCode === 0 || !this.healthChecked)
+      return this.transition('running', 'started', hostPortStatus(t));
     return this.exited(c);
   }
 

@@ -55,10 +55,12 @@ export class Worker {
   private enqueue(tasks: Task[], leaving = false, files?: AssignedFiles, changes?: AssignmentChanges): void {
     if (this.stopped) return;
     this.log.debug({ tasks: tasks.length, changed: changes?.tasks.length }, 'assignments received');
-    void this.assignments.run(() => this.assign(tasks, leaving, files, changes)).catch((err) => {
-      this.inStep = false;
-      this.log.error({ err }, 'assignment failed');
-    });
+    void this.assignments
+      .run(() => this.assign(tasks, leaving, files, changes))
+      .catch((err) => {
+        this.inStep = false;
+        this.log.error({ err }, 'assignment failed');
+      });
   }
 
   /** Stops driving tasks; containers keep running (conmon holds them). */
@@ -114,10 +116,12 @@ export class Worker {
       // A closing runner removes its own container; only containers nobody drives are orphans.
       if (this.runners.has(c.taskId) || closing.has(c.taskId)) continue;
       this.log.info({ task: c.taskId, container: c.containerId }, 'removing container of a task not assigned here');
-      gone.push((async () => {
-        if (c.running) await this.executor.stop(c.containerId);
-        await this.executor.remove(c.containerId);
-      })().catch((err) => this.log.warn({ err, task: c.taskId }, 'removing orphan container failed')));
+      gone.push(
+        (async () => {
+          if (c.running) await this.executor.stop(c.containerId);
+          await this.executor.remove(c.containerId);
+        })().catch((err) => this.log.warn({ err, task: c.taskId }, 'removing orphan container failed')),
+      );
     }
     await Promise.all(gone);
   }
@@ -139,7 +143,13 @@ export class Worker {
   }
 
   private addRunner(t: Task, nodeId: string): void {
-    const r = new TaskRunner(t, { executor: this.executor, nodeId, report: (id, s) => this.report(id, s), log: this.log, files: (task) => taskFiles(task, this.files) });
+    const r = new TaskRunner(t, {
+      executor: this.executor,
+      nodeId,
+      report: (id, s) => this.report(id, s),
+      log: this.log,
+      files: (task) => taskFiles(task, this.files),
+    });
     this.runners.set(t.ID, r);
     r.kick();
   }
@@ -153,7 +163,8 @@ export class Worker {
     // Only a task's latest status goes (swarmkit's reporter keeps one per task): the states a
     // task passes through before the next call leaves cost nothing on the wire.
     this.reports.set(taskId, status);
-    if (!this.sending) this.sending = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendReports());
+    if (!this.sending)
+      this.sending = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.sendReports());
   }
 
   private async sendReports(): Promise<void> {
@@ -175,7 +186,9 @@ export class Worker {
         // unless a newer status of the task came meanwhile.
         this.log.warn({ err }, 'status report failed; will retry');
         const newer = this.reports;
-        this.reports = new Map(batch.filter((u) => this.runners.has(u.taskId) && !newer.has(u.taskId)).map((u) => [u.taskId, u.status]));
+        this.reports = new Map(
+          batch.filter((u) => this.runners.has(u.taskId) && !newer.has(u.taskId)).map((u) => [u.taskId, u.status]),
+        );
         for (const [id, st] of newer) this.reports.set(id, st);
         await new Promise((r) => setTimeout(r, 1000).unref());
       }

@@ -39,7 +39,10 @@ export class AccessControl {
   /** Throws the 403 when `who` may not do `action`, which needs `needed`. */
   require(who: ClientIdentity, needed: Role, action: string): void {
     if (allows(who.role, needed)) return;
-    if (!who.role) throw forbidden(`access denied: ${who.name} has no API role (admin, operator or viewer); "${action}" needs ${needed}`);
+    if (!who.role)
+      throw forbidden(
+        `access denied: ${who.name} has no API role (admin, operator or viewer); "${action}" needs ${needed}`,
+      );
     throw forbidden(`access denied: role ${who.role} (${who.name}) may not "${action}"; it needs ${needed}`);
   }
 

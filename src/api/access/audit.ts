@@ -25,7 +25,11 @@ export interface AuditEntry {
 export class AuditLog {
   readonly file: string;
 
-  constructor(dir: string, private readonly maxBytes = 10 * 1024 * 1024, private readonly keep = 5) {
+  constructor(
+    dir: string,
+    private readonly maxBytes = 10 * 1024 * 1024,
+    private readonly keep = 5,
+  ) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.file = path.join(dir, 'audit.log');
   }

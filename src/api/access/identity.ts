@@ -30,10 +30,14 @@ export function loadRoleMap(file: string): RoleMap {
     throw new Error(`--api-roles ${file}: ${(e as Error).message}`);
   }
   const subjects = (parsed as { subjects?: unknown })?.subjects;
-  if (!subjects || typeof subjects !== 'object') throw new Error(`--api-roles ${file}: want {"subjects": {"CN=name": "admin|operator|viewer"}}`);
+  if (!subjects || typeof subjects !== 'object')
+    throw new Error(`--api-roles ${file}: want {"subjects": {"CN=name": "admin|operator|viewer"}}`);
   const out: Record<string, Role> = {};
   for (const [k, v] of Object.entries(subjects)) {
-    if (typeof v !== 'string' || !isRole(v)) throw new Error(`--api-roles ${file}: subject "${k}": role must be admin, operator or viewer, not ${JSON.stringify(v)}`);
+    if (typeof v !== 'string' || !isRole(v))
+      throw new Error(
+        `--api-roles ${file}: subject "${k}": role must be admin, operator or viewer, not ${JSON.stringify(v)}`,
+      );
     out[k] = v;
   }
   return { subjects: out };

@@ -18,21 +18,35 @@ const rank = (r: Role) => ROLES.indexOf(r);
 
 /** Routes (method + pattern) that need admin. */
 const ADMIN: ReadonlySet<string> = new Set([
-  'POST /swarm/init', 'POST /swarm/join', 'POST /swarm/leave', 'POST /swarm/update', 'POST /swarm/unlock',
+  'POST /swarm/init',
+  'POST /swarm/join',
+  'POST /swarm/leave',
+  'POST /swarm/update',
+  'POST /swarm/unlock',
   'GET /swarm/unlockkey',
   'DELETE /nodes/:id',
   'POST /shoal/certs',
-  'GET /shoal/dashboard/token', 'POST /shoal/dashboard/token/rotate',
+  'GET /shoal/dashboard/token',
+  'POST /shoal/dashboard/token/rotate',
 ]);
 
 /** Reads that hand out what a viewer must not see: files (and so secrets) from inside containers. */
-const OPERATOR_READS: ReadonlySet<string> = new Set(['GET /containers/:id/archive', 'HEAD /containers/:id/archive', 'GET /containers/:id/export']);
+const OPERATOR_READS: ReadonlySet<string> = new Set([
+  'GET /containers/:id/archive',
+  'HEAD /containers/:id/archive',
+  'GET /containers/:id/export',
+]);
 
 /** Writes by method that change nothing: a viewer may make them. */
 const VIEWER_WRITES: ReadonlySet<string> = new Set(['POST /containers/:id/wait', 'POST /auth']);
 
 /** Calls that open a shell or a stream into a container: audited even though some are reads. */
-const INTERACTIVE: ReadonlySet<string> = new Set(['POST /containers/:id/attach', 'POST /containers/:id/exec', 'POST /exec/:id/start', 'GET /containers/:id/attach/ws']);
+const INTERACTIVE: ReadonlySet<string> = new Set([
+  'POST /containers/:id/attach',
+  'POST /containers/:id/exec',
+  'POST /exec/:id/start',
+  'GET /containers/:id/attach/ws',
+]);
 
 const isRead = (method: string) => method === 'GET' || method === 'HEAD';
 

@@ -10,7 +10,16 @@ export type PatchOp = [kind: string, id: string, view: unknown];
 
 /** What a page is sent: the whole picture once, then patches and events as they happen. */
 export type FeedMessage =
-  | { t: 'snapshot'; manager: boolean; self: string; nodes: unknown[]; services: unknown[]; tasks: unknown[]; networks: unknown[]; events: SwarmEvent[] }
+  | {
+      t: 'snapshot';
+      manager: boolean;
+      self: string;
+      nodes: unknown[];
+      services: unknown[];
+      tasks: unknown[];
+      networks: unknown[];
+      events: SwarmEvent[];
+    }
   | { t: 'patch'; ops: PatchOp[] }
   | { t: 'event'; e: SwarmEvent };
 
@@ -33,7 +42,11 @@ export class DashboardFeed {
   private flushTimer?: NodeJS.Timeout;
   private checkTimer?: NodeJS.Timeout;
 
-  constructor(private readonly swarm: SwarmNode, private readonly flushMs = 50, private readonly checkMs = 500) {}
+  constructor(
+    private readonly swarm: SwarmNode,
+    private readonly flushMs = 50,
+    private readonly checkMs = 500,
+  ) {}
 
   start(): void {
     this.check();
@@ -75,7 +88,16 @@ export class DashboardFeed {
   snapshot(): FeedMessage {
     const m = this.manager;
     const all = (kind: Kind) => (m ? m.store.view(kind).map((o) => viewOf(kind, o, this.leaderId)) : []);
-    return { t: 'snapshot', manager: !!m, self: this.swarm.nodeId ?? '', nodes: all('nodes'), services: all('services'), tasks: all('tasks'), networks: all('networks'), events: [...this.events] };
+    return {
+      t: 'snapshot',
+      manager: !!m,
+      self: this.swarm.nodeId ?? '',
+      nodes: all('nodes'),
+      services: all('services'),
+      tasks: all('tasks'),
+      networks: all('networks'),
+      events: [...this.events],
+    };
   }
 
   private check(): void {
@@ -122,7 +144,11 @@ export class DashboardFeed {
       const kind = SHOWN[ev.kind];
       if (!kind) continue;
       const id = ev.object.ID;
-      this.pending.set(`${kind}/${id}`, [kind, id, ev.action === 'delete' ? null : viewOf(ev.kind, ev.object, this.leaderId)]);
+      this.pending.set(`${kind}/${id}`, [
+        kind,
+        id,
+        ev.action === 'delete' ? null : viewOf(ev.kind, ev.object, this.leaderId),
+      ]);
     }
     this.schedule();
   }

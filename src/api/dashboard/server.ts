@@ -10,7 +10,8 @@ import { APP_CSS, APP_JS, loginPage, PAGE_HTML } from './assets.js';
 
 const COOKIE = 'shoal_dashboard';
 /** The page's own script and style only: nothing from anywhere else (no CDN). */
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
+const CSP =
+  "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
 
 export interface DashboardOptions {
   /** HTTPS with the daemon's API certificates: a verified client certificate with an API role logs in. */
@@ -23,7 +24,8 @@ export function parseDashboardAddr(addr: string): { host: string; port: number }
   const i = addr.lastIndexOf(':');
   const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
   const port = Number(addr.slice(i + 1));
-  if (i < 1 || !host || addr.slice(i + 1) === '' || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--dashboard-addr ${addr}: want HOST:PORT`);
+  if (i < 1 || !host || addr.slice(i + 1) === '' || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--dashboard-addr ${addr}: want HOST:PORT`);
   return { host, port };
 }
 
@@ -57,7 +59,12 @@ export class DashboardServer {
   private server?: http.Server;
   private readonly sockets = new Set<Duplex>();
 
-  constructor(private readonly feed: DashboardFeed, private readonly token: DashboardToken, private readonly log: Logger, private readonly opts: DashboardOptions = {}) {}
+  constructor(
+    private readonly feed: DashboardFeed,
+    private readonly token: DashboardToken,
+    private readonly log: Logger,
+    private readonly opts: DashboardOptions = {},
+  ) {}
 
   /** Who may look: the token, or a client certificate the API would give a role. */
   private allowed(req: http.IncomingMessage): boolean {
@@ -78,28 +85,42 @@ export class DashboardServer {
     res.setHeader('X-Content-Type-Options', 'nosniff');
     res.setHeader('Referrer-Policy', 'no-referrer');
     res.setHeader('Cache-Control', 'no-store');
-    if (p === '/login' && req.method === 'POST') return void this.login(req, res).catch((err: unknown) => this.log.warn({ err }, 'dashboard login failed'));
+    if (p === '/login' && req.method === 'POST')
+      return void this.login(req, res).catch((err: unknown) => this.log.warn({ err }, 'dashboard login failed'));
     if (p === '/logout' && req.method === 'POST') {
-      res.writeHead(303, { Location: '/', 'Set-Cookie': `${COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict` }).end();
+      res
+        .writeHead(303, { Location: '/', 'Set-Cookie': `${COOKIE}=; Max-Age=0; Path=/; HttpOnly; SameSite=Strict` })
+        .end();
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { Allow: 'GET', 'Content-Type': 'text/plain' }).end('read-only: the dashboard changes nothing\n');
+      res
+        .writeHead(405, { Allow: 'GET', 'Content-Type': 'text/plain' })
+        .end('read-only: the dashboard changes nothing\n');
       return;
     }
     if (!this.allowed(req)) {
       const page = p === '/' || p === '/index.html';
-      res.writeHead(401, { 'Content-Type': page ? 'text/html; charset=utf-8' : 'text/plain', 'WWW-Authenticate': 'Bearer realm="shoal dashboard"' });
+      res.writeHead(401, {
+        'Content-Type': page ? 'text/html; charset=utf-8' : 'text/plain',
+        'WWW-Authenticate': 'Bearer realm="shoal dashboard"',
+      });
       res.end(page ? loginPage('') : 'unauthorized: log in with the token from `shoal dashboard token`\n');
       return;
     }
-    if (p === '/' || p === '/index.html') return void res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PAGE_HTML);
-    if (p === '/app.js') return void res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(APP_JS);
+    if (p === '/' || p === '/index.html')
+      return void res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PAGE_HTML);
+    if (p === '/app.js')
+      return void res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(APP_JS);
     if (p === '/app.css') return void res.writeHead(200, { 'Content-Type': 'text/css; charset=utf-8' }).end(APP_CSS);
-    if (p === '/api/snapshot') return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.feed.snapshot()));
+    if (p === '/api/snapshot')
+      return void res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify(this.feed.snapshot()));
     if (p === '/api/feed') return this.stream(req, res);
     const logs = /^\/api\/services\/([A-Za-z0-9]+)\/logs$/.exec(p);
-    if (logs) return void this.logs(logs[1], req, res).catch((err: unknown) => this.log.warn({ err, service: logs[1] }, 'dashboard log stream failed'));
+    if (logs)
+      return void this.logs(logs[1], req, res).catch((err: unknown) =>
+        this.log.warn({ err, service: logs[1] }, 'dashboard log stream failed'),
+      );
     res.writeHead(404, { 'Content-Type': 'text/plain' }).end('404 page not found\n');
   }
 
@@ -112,11 +133,18 @@ export class DashboardServer {
       return;
     }
     if (!this.token.matches(token)) {
-      res.writeHead(401, { 'Content-Type': 'text/html; charset=utf-8' }).end(loginPage('That token is not this manager\'s. Run `shoal dashboard token` against it.'));
+      res
+        .writeHead(401, { 'Content-Type': 'text/html; charset=utf-8' })
+        .end(loginPage("That token is not this manager's. Run `shoal dashboard token` against it."));
       return;
     }
     const secure = this.opts.tls ? '; Secure' : '';
-    res.writeHead(303, { Location: '/', 'Set-Cookie': `${COOKIE}=${encodeURIComponent(token!)}; Path=/; HttpOnly; SameSite=Strict${secure}` }).end();
+    res
+      .writeHead(303, {
+        Location: '/',
+        'Set-Cookie': `${COOKIE}=${encodeURIComponent(token!)}; Path=/; HttpOnly; SameSite=Strict${secure}`,
+      })
+      .end();
   }
 
   /** Server-sent events: the snapshot first, then patches and swarm events. */
@@ -144,21 +172,26 @@ export class DashboardServer {
       return;
     }
     const byNode = new Map<string, string[]>();
-    for (const t of m.store.tasksBy('service', svc.ID)) if (t.NodeID) byNode.set(t.NodeID, [...(byNode.get(t.NodeID) ?? []), t.ID]);
+    for (const t of m.store.tasksBy('service', svc.ID))
+      if (t.NodeID) byNode.set(t.NodeID, [...(byNode.get(t.NodeID) ?? []), t.ID]);
     res.writeHead(200, { 'Content-Type': 'text/event-stream' });
     res.flushHeaders();
     const ac = new AbortController();
     req.on('close', () => ac.abort());
     try {
-      await m.logs.logs({ byNode, follow: true, tail: 200, joins: (t) => t.ServiceID === svc.ID }, (nodeId, lines) => {
-        for (const l of lines) {
-          const t = m.store.viewOne('tasks', l.taskId);
-          const head = `${svc.Spec.Name}.${t?.Slot ?? t?.NodeID ?? ''}.${l.taskId.slice(0, 12)}@${m.store.viewOne('nodes', nodeId)?.Description?.Hostname ?? nodeId.slice(0, 12)}`;
-          for (const line of Buffer.from(l.data, 'base64').toString('utf8').split('\n')) {
-            if (line) res.write(`data: ${JSON.stringify({ head, line, err: l.stream === 2 })}\n\n`);
+      await m.logs.logs(
+        { byNode, follow: true, tail: 200, joins: (t) => t.ServiceID === svc.ID },
+        (nodeId, lines) => {
+          for (const l of lines) {
+            const t = m.store.viewOne('tasks', l.taskId);
+            const head = `${svc.Spec.Name}.${t?.Slot ?? t?.NodeID ?? ''}.${l.taskId.slice(0, 12)}@${m.store.viewOne('nodes', nodeId)?.Description?.Hostname ?? nodeId.slice(0, 12)}`;
+            for (const line of Buffer.from(l.data, 'base64').toString('utf8').split('\n')) {
+              if (line) res.write(`data: ${JSON.stringify({ head, line, err: l.stream === 2 })}\n\n`);
+            }
           }
-        }
-      }, ac.signal);
+        },
+        ac.signal,
+      );
     } catch (err) {
       this.log.debug({ err }, 'dashboard log stream ended');
     }
@@ -168,7 +201,9 @@ export class DashboardServer {
   async listen(addr: string): Promise<void> {
     const { host, port } = parseDashboardAddr(addr);
     const handler = (req: http.IncomingMessage, res: http.ServerResponse) => this.handle(req, res);
-    const server = this.opts.tls ? https.createServer({ ...this.opts.tls, requestCert: true, rejectUnauthorized: false }, handler) : http.createServer(handler);
+    const server = this.opts.tls
+      ? https.createServer({ ...this.opts.tls, requestCert: true, rejectUnauthorized: false }, handler)
+      : http.createServer(handler);
     server.on('connection', (s: Duplex) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));

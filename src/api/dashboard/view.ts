@@ -5,21 +5,58 @@ import type { Kind, KindMap, Network, Node, Service, Task } from '../../cluster/
  * object, so a snapshot of 10,000 tasks stays a few megabytes and a patch a few hundred bytes.
  */
 export interface NodeView {
-  id: string; host: string; role: string; leader: boolean; state: string; avail: string;
-  labels: Record<string, string>; addr: string; cpu: number; mem: number;
+  id: string;
+  host: string;
+  role: string;
+  leader: boolean;
+  state: string;
+  avail: string;
+  labels: Record<string, string>;
+  addr: string;
+  cpu: number;
+  mem: number;
 }
 export interface TaskView {
-  id: string; svc: string; name: string; slot: number; node: string; state: string; desired: string;
-  image: string; err: string; cpu: number; mem: number; ver: number;
+  id: string;
+  svc: string;
+  name: string;
+  slot: number;
+  node: string;
+  state: string;
+  desired: string;
+  image: string;
+  err: string;
+  cpu: number;
+  mem: number;
+  ver: number;
 }
 export interface ServiceView {
-  id: string; name: string; mode: string; replicas: number; image: string; ports: string[];
-  update: { state: string; msg: string } | null; ver: number;
+  id: string;
+  name: string;
+  mode: string;
+  replicas: number;
+  image: string;
+  ports: string[];
+  update: { state: string; msg: string } | null;
+  ver: number;
 }
-export interface NetworkView { id: string; name: string; driver: string; subnet: string; ingress: boolean; attachable: boolean; internal: boolean }
+export interface NetworkView {
+  id: string;
+  name: string;
+  driver: string;
+  subnet: string;
+  ingress: boolean;
+  attachable: boolean;
+  internal: boolean;
+}
 
 /** The kinds the page shows, by the short name used on the wire. */
-export const SHOWN: Partial<Record<Kind, string>> = { nodes: 'node', tasks: 'task', services: 'service', networks: 'network' };
+export const SHOWN: Partial<Record<Kind, string>> = {
+  nodes: 'node',
+  tasks: 'task',
+  services: 'service',
+  networks: 'network',
+};
 
 /** `nginx:1.25` from `docker.io/library/nginx:1.25@sha256:...`: the name and tag a person reads. */
 export function imageTag(image: string | undefined): string {
@@ -66,13 +103,17 @@ export function taskView(t: Task): TaskView {
 function modeOf(s: Service): { mode: string; replicas: number } {
   const m = s.Spec.Mode ?? {};
   if (m.Global) return { mode: 'global', replicas: 0 };
-  if (m.ReplicatedJob) return { mode: 'replicated-job', replicas: m.ReplicatedJob.TotalCompletions ?? m.ReplicatedJob.MaxConcurrent ?? 1 };
+  if (m.ReplicatedJob)
+    return { mode: 'replicated-job', replicas: m.ReplicatedJob.TotalCompletions ?? m.ReplicatedJob.MaxConcurrent ?? 1 };
   if (m.GlobalJob) return { mode: 'global-job', replicas: 0 };
   return { mode: 'replicated', replicas: m.Replicated?.Replicas ?? 1 };
 }
 
 export function serviceView(s: Service): ServiceView {
-  const ports = (s.Endpoint?.Ports ?? []).map((p) => `${p.PublishedPort ?? ''}:${p.TargetPort}/${p.Protocol ?? 'tcp'}${p.PublishMode === 'host' ? ' (host)' : ''}`);
+  const ports = (s.Endpoint?.Ports ?? []).map(
+    (p) =>
+      `${p.PublishedPort ?? ''}:${p.TargetPort}/${p.Protocol ?? 'tcp'}${p.PublishMode === 'host' ? ' (host)' : ''}`,
+  );
   return {
     id: s.ID,
     name: s.Spec.Name ?? '',
@@ -97,12 +138,21 @@ export function networkView(n: Network): NetworkView {
 }
 
 /** The view of one stored object of a shown kind. */
-export function viewOf(kind: Kind, o: KindMap[Kind], leaderId?: string): NodeView | TaskView | ServiceView | NetworkView | undefined {
+export function viewOf(
+  kind: Kind,
+  o: KindMap[Kind],
+  leaderId?: string,
+): NodeView | TaskView | ServiceView | NetworkView | undefined {
   switch (kind) {
-    case 'nodes': return nodeView(o as Node, leaderId);
-    case 'tasks': return taskView(o as Task);
-    case 'services': return serviceView(o as Service);
-    case 'networks': return networkView(o as Network);
-    default: return undefined;
+    case 'nodes':
+      return nodeView(o as Node, leaderId);
+    case 'tasks':
+      return taskView(o as Task);
+    case 'services':
+      return serviceView(o as Service);
+    case 'networks':
+      return networkView(o as Network);
+    default:
+      return undefined;
   }
 }

@@ -10,7 +10,8 @@ import { ApiError } from '../../util/errors.js';
 /** dockerd has no limit on JSON bodies; shoal's is larger than any spec the CLI sends (secret data ≤ 500 KiB, config ≤ 1000 KiB, base64). */
 export const MAX_JSON_BODY = 4 * 1024 * 1024;
 
-export const tooLarge = (limit: number) => new ApiError(413, `request body too large: a JSON body may have at most ${limit} bytes`);
+export const tooLarge = (limit: number) =>
+  new ApiError(413, `request body too large: a JSON body may have at most ${limit} bytes`);
 
 /**
  * After a 413: the rest of the body is read and thrown away (nothing is kept), so that the
@@ -34,7 +35,8 @@ export function discardRest(req: Readable & { socket?: { destroy(): void } }, ms
  * the socket the 413 must go out on. The rest of an oversized body is left to discardRest.
  */
 export function readLimited(stream: Readable, limit: number, contentLength?: string | number): Promise<Buffer> {
-  if (contentLength !== undefined && contentLength !== '' && Number(contentLength) > limit) return Promise.reject(tooLarge(limit));
+  if (contentLength !== undefined && contentLength !== '' && Number(contentLength) > limit)
+    return Promise.reject(tooLarge(limit));
   if (stream.readableEnded) return Promise.resolve(Buffer.alloc(0));
   return new Promise((resolve, reject) => {
     const parts: Buffer[] = [];

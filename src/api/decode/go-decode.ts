@@ -43,12 +43,17 @@ const FLOAT32_MAX = 3.4028234663852886e38;
 const valueName = (n: JsonNode): string => (n.t === 'bool' ? 'bool' : n.t);
 
 /** Go's case folding of a key against ASCII field names (Kelvin sign and long s fold to k and s). */
-const fold = (s: string): string => s.replace(/\u212a/g, 'k').replace(/\u017f/g, 's').replace(/[A-Z]/g, (c) => c.toLowerCase());
+const fold = (s: string): string =>
+  s
+    .replace(/\u212a/g, 'k')
+    .replace(/\u017f/g, 's')
+    .replace(/[A-Z]/g, (c) => c.toLowerCase());
 
 /** Sets an own property whatever the key (`__proto__` included), as a map entry must be. */
 function setKey(o: Record<string, unknown>, key: string, value: unknown): void {
   // Only `__proto__` is special on assignment; defineProperty for all keys is many times slower.
-  if (key === '__proto__') Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  if (key === '__proto__')
+    Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
   else o[key] = value;
 }
 
@@ -69,18 +74,30 @@ export class GoDecoder {
   /** reflect.Type.String() of a schema type, as Go prints it in errors. */
   goType(t: TypeNode): string {
     switch (t.k) {
-      case 'string': return t.go ?? 'string';
-      case 'bool': return 'bool';
-      case 'int': return t.name ?? t.go;
-      case 'float': return t.go;
-      case 'any': return 'interface {}';
-      case 'empty': return t.go;
-      case 'strslice': return 'strslice.StrSlice';
-      case 'bytes': return '[]uint8';
-      case 'slice': return `[]${this.goType(t.of)}`;
-      case 'map': return `map[string]${this.goType(t.of)}`;
-      case 'ref': return this.goType(this.resolve(t));
-      case 'struct': return t.go;
+      case 'string':
+        return t.go ?? 'string';
+      case 'bool':
+        return 'bool';
+      case 'int':
+        return t.name ?? t.go;
+      case 'float':
+        return t.go;
+      case 'any':
+        return 'interface {}';
+      case 'empty':
+        return t.go;
+      case 'strslice':
+        return 'strslice.StrSlice';
+      case 'bytes':
+        return '[]uint8';
+      case 'slice':
+        return `[]${this.goType(t.of)}`;
+      case 'map':
+        return `map[string]${this.goType(t.of)}`;
+      case 'ref':
+        return this.goType(this.resolve(t));
+      case 'struct':
+        return t.go;
     }
   }
 
@@ -95,7 +112,9 @@ export class GoDecoder {
 
   private typeError(value: string, typeName: string, where: Where): JsonTypeError {
     if (where.struct !== undefined || where.stack.length) {
-      return new JsonTypeError(`json: cannot unmarshal ${value} into Go struct field ${where.struct ?? ''}.${where.stack.join('.')} of type ${typeName}`);
+      return new JsonTypeError(
+        `json: cannot unmarshal ${value} into Go struct field ${where.struct ?? ''}.${where.stack.join('.')} of type ${typeName}`,
+      );
     }
     return new JsonTypeError(`json: cannot unmarshal ${value} into Go value of type ${typeName}`);
   }
@@ -104,7 +123,8 @@ export class GoDecoder {
     const t = this.resolve(type);
     if (n.t === 'null') {
       // Go: null is a no-op for a scalar, and sets a pointer, slice, map or interface to nil.
-      if (t.k === 'string' || t.k === 'bool' || t.k === 'int' || t.k === 'float') return prev === undefined ? ABSENT : prev;
+      if (t.k === 'string' || t.k === 'bool' || t.k === 'int' || t.k === 'float')
+        return prev === undefined ? ABSENT : prev;
       return ABSENT;
     }
     switch (t.k) {
@@ -120,7 +140,8 @@ export class GoDecoder {
       case 'float': {
         if (n.t !== 'number') throw this.typeError(valueName(n), this.goType(t), where);
         const f = Number(n.raw);
-        if (!Number.isFinite(f) || (t.go === 'float32' && Math.abs(f) > FLOAT32_MAX)) throw this.typeError(`number ${n.raw}`, t.go, where);
+        if (!Number.isFinite(f) || (t.go === 'float32' && Math.abs(f) > FLOAT32_MAX))
+          throw this.typeError(`number ${n.raw}`, t.go, where);
         return f;
       }
       case 'any':
@@ -145,7 +166,8 @@ export class GoDecoder {
       case 'map': {
         if (n.t !== 'object') throw this.typeError(valueName(n), this.goType(t), where);
         // Go reuses an existing map (a second `"Labels"` adds to the first); each value starts from zero.
-        const out = prev !== null && typeof prev === 'object' && !Array.isArray(prev) ? (prev as Record<string, unknown>) : {};
+        const out =
+          prev !== null && typeof prev === 'object' && !Array.isArray(prev) ? (prev as Record<string, unknown>) : {};
         for (const [key, item] of n.entries) {
           const v = this.value(item, t.of, undefined, where);
           setKey(out, key, v === ABSENT ? this.zero(t.of) : v);
@@ -154,7 +176,8 @@ export class GoDecoder {
       }
       case 'struct': {
         if (n.t !== 'object') throw this.typeError(valueName(n), t.go, where);
-        const out = prev !== null && typeof prev === 'object' && !Array.isArray(prev) ? (prev as Record<string, unknown>) : {};
+        const out =
+          prev !== null && typeof prev === 'object' && !Array.isArray(prev) ? (prev as Record<string, unknown>) : {};
         const short = t.go.slice(t.go.lastIndexOf('.') + 1);
         for (const [key, item] of n.entries) {
           const name = this.field(t, key);
@@ -184,7 +207,8 @@ export class GoDecoder {
     // strconv.ParseInt/ParseUint: digits only (no fraction, no exponent), then the range of the kind.
     const [lo, hi] = RANGES[kind];
     // ParseUint takes no sign at all, not even "-0".
-    if (!/^-?\d+$/.test(raw) || (kind.startsWith('u') && raw.startsWith('-'))) throw this.typeError(`number ${raw}`, typeName, where);
+    if (!/^-?\d+$/.test(raw) || (kind.startsWith('u') && raw.startsWith('-')))
+      throw this.typeError(`number ${raw}`, typeName, where);
     const b = BigInt(raw);
     if (b < lo || b > hi) throw this.typeError(`number ${raw}`, typeName, where);
     return Number(b);
@@ -221,10 +245,14 @@ export class GoDecoder {
         for (const [k, v] of n.entries) setKey(o, k, this.plain(v, where));
         return o;
       }
-      case 'array': return n.items.map((i) => this.plain(i, where));
-      case 'string': return n.v;
-      case 'bool': return n.v;
-      case 'null': return null;
+      case 'array':
+        return n.items.map((i) => this.plain(i, where));
+      case 'string':
+        return n.v;
+      case 'bool':
+        return n.v;
+      case 'null':
+        return null;
       case 'number': {
         const f = Number(n.raw);
         if (!Number.isFinite(f)) throw this.typeError(`number ${n.raw}`, 'float64', where);

@@ -47,14 +47,26 @@ export interface EndpointSettingsBody {
 
 /** What each body decodes to (the project's types for them). */
 export interface BodyTypes {
-  ContainerCreate: ContainerConfig & { HostConfig?: HostConfig; NetworkingConfig?: { EndpointsConfig?: CreateOptions['endpointsConfig'] } };
+  ContainerCreate: ContainerConfig & {
+    HostConfig?: HostConfig;
+    NetworkingConfig?: { EndpointsConfig?: CreateOptions['endpointsConfig'] };
+  };
   ContainerUpdate: UpdateConfig;
   /** `POST /commit`: the config to apply to the new image. */
   ContainerConfig: ContainerConfig;
   ExecConfig: ExecConfig & { Detach?: boolean };
   ExecStartCheck: { Detach?: boolean; Tty?: boolean };
-  VolumeCreateBody: { Name?: string; Driver?: string; DriverOpts?: Record<string, string>; Labels?: Record<string, string> };
-  NetworkCreateRequest: NetworkCreateRequest & { CheckDuplicate?: boolean; ConfigOnly?: boolean; ConfigFrom?: { Network?: string } };
+  VolumeCreateBody: {
+    Name?: string;
+    Driver?: string;
+    DriverOpts?: Record<string, string>;
+    Labels?: Record<string, string>;
+  };
+  NetworkCreateRequest: NetworkCreateRequest & {
+    CheckDuplicate?: boolean;
+    ConfigOnly?: boolean;
+    ConfigFrom?: { Network?: string };
+  };
   NetworkConnect: { Container?: string; EndpointConfig?: EndpointSettingsBody };
   NetworkDisconnect: { Container?: string; Force?: boolean };
   SwarmInitRequest: InitRequest & { AutoLockManagers?: boolean; Availability?: string };
@@ -75,7 +87,10 @@ export type BodyName = keyof BodyTypes;
  * update answered 500 there (a bug); newer dockerd answers 400 "invalid JSON: …", and so does
  * shoal. `POST /commit` takes an empty body as no config.
  */
-interface Wording { prefix: string; emptyIsZero?: boolean }
+interface Wording {
+  prefix: string;
+  emptyIsZero?: boolean;
+}
 const WORDING: Partial<Record<BodyName, Wording>> = {
   ContainerCreate: { prefix: 'invalid JSON: ' },
   ContainerUpdate: { prefix: 'invalid JSON: ' },

@@ -40,7 +40,16 @@ function quoteChar(text: string, i: number): string {
   let code = ch.charCodeAt(0);
   // The scanner works on bytes: a non-ASCII character shows as its first UTF-8 byte.
   if (code > 0x7f) code = Buffer.from(String.fromCodePoint(text.codePointAt(i) ?? code))[0];
-  const named: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 0x5c: '\\\\' };
+  const named: Record<number, string> = {
+    7: '\\a',
+    8: '\\b',
+    9: '\\t',
+    10: '\\n',
+    11: '\\v',
+    12: '\\f',
+    13: '\\r',
+    0x5c: '\\\\',
+  };
   if (named[code]) return `'${named[code]}'`;
   if (code < 0x20 || code === 0x7f) return `'\\x${code.toString(16).padStart(2, '0')}'`;
   if (code >= 0x80 && code < 0xa0) return `'\\u00${code.toString(16)}'`;
@@ -153,9 +162,9 @@ class JsonTreeParser {
     }
     if (c === '"') return { t: 'string', v: this.readString() };
     if (c === '-' || (c >= '0' && c <= '9')) return { t: 'number', raw: this.readNumber() };
-    if (c === 't') return this.readLiteral('true'), { t: 'bool', v: true };
-    if (c === 'f') return this.readLiteral('false'), { t: 'bool', v: false };
-    if (c === 'n') return this.readLiteral('null'), { t: 'null' };
+    if (c === 't') return (this.readLiteral('true'), { t: 'bool', v: true });
+    if (c === 'f') return (this.readLiteral('false'), { t: 'bool', v: false });
+    if (c === 'n') return (this.readLiteral('null'), { t: 'null' });
     return this.fail('looking for beginning of value');
   }
 

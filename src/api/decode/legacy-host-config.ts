@@ -14,7 +14,10 @@ const hostFields = (SCHEMA.defs.HostConfig as Extract<TypeNode, { k: 'struct' }>
 const ROOT = 'runconfig.ContainerConfigWrapper';
 const decoder = new GoDecoder({
   source: SCHEMA.source,
-  defs: { ...SCHEMA.defs, [ROOT]: { k: 'struct', go: 'runconfig.ContainerConfigWrapper', fields: { ...hostFields, Cpuset: { k: 'string' } } } },
+  defs: {
+    ...SCHEMA.defs,
+    [ROOT]: { k: 'struct', go: 'runconfig.ContainerConfigWrapper', fields: { ...hostFields, Cpuset: { k: 'string' } } },
+  },
 });
 /** The root values that fill in an inner HostConfig's zero ones (getHostConfig). */
 const FILLED_FROM_ROOT = ['Memory', 'MemorySwap', 'CpuShares', 'CpusetCpus', 'VolumeDriver'] as const;

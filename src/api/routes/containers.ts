@@ -24,12 +24,16 @@ export function containerRoutes(router: Router, engine: Engine): void {
 
 /** Create, list, inspect, start/stop and the rest of a container's life, through remove and wait. */
 function containerLifecycleRoutes(router: Router, m: ContainerManager): void {
-
   router.post('/containers/create', async (ctx) => {
     ctx.checkForJson();
     const body = await ctx.body('ContainerCreate');
     const { HostConfig: hostConfig, NetworkingConfig: net, ...config } = body;
-    const created = await m.create({ name: ctx.query.get('name') ?? undefined, config, hostConfig, endpointsConfig: net?.EndpointsConfig });
+    const created = await m.create({
+      name: ctx.query.get('name') ?? undefined,
+      config,
+      hostConfig,
+      endpointsConfig: net?.EndpointsConfig,
+    });
     return { status: 201, body: created };
   });
 
@@ -77,7 +81,9 @@ function containerLifecycleRoutes(router: Router, m: ContainerManager): void {
     return { body: await m.update(ctx.params.id, body) };
   });
 
-  router.get('/containers/:id/top', async (ctx) => ({ body: await m.top(ctx.params.id, ctx.query.get('ps_args') || '-ef') }));
+  router.get('/containers/:id/top', async (ctx) => ({
+    body: await m.top(ctx.params.id, ctx.query.get('ps_args') || '-ef'),
+  }));
 
   // `:id*`: a link's name (`parent/alias`) has a slash; `link=true` removes only that link.
   router.delete('/containers/:id*', async (ctx) => {
@@ -87,7 +93,8 @@ function containerLifecycleRoutes(router: Router, m: ContainerManager): void {
 
   router.post('/containers/:id/wait', async (ctx) => {
     const condition = (ctx.query.get('condition') || 'not-running') as WaitCondition;
-    if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw badRequest(`invalid condition: "${condition}"`);
+    if (!['not-running', 'next-exit', 'removed'].includes(condition))
+      throw badRequest(`invalid condition: "${condition}"`);
     m.get(ctx.params.id); // 404 before the headers go out
     const ac = new AbortController();
     const pending = m.wait(ctx.params.id, condition, ac.signal);
@@ -97,7 +104,6 @@ function containerLifecycleRoutes(router: Router, m: ContainerManager): void {
     const result = await pending;
     res.end(JSON.stringify(result) + '\n');
   });
-
 }
 
 /** Streams out of a container: stats, logs, attach. */
@@ -110,7 +116,9 @@ function containerStreamRoutes(router: Router, m: ContainerManager): void {
     const sample = (prev?: ContainerStats): ContainerStats | undefined => {
       const rec = m.find(id);
       if (!rec) return undefined;
-      return rec.state.Status === 'running' || rec.state.Status === 'paused' ? sampleStats(rec, cgroupsPathOf(id), prev) : emptyStats(rec);
+      return rec.state.Status === 'running' || rec.state.Status === 'paused'
+        ? sampleStats(rec, cgroupsPathOf(id), prev)
+        : emptyStats(rec);
     };
     const res = ctx.stream(200, 'application/json');
     let closed = false;
@@ -143,8 +151,13 @@ function containerStreamRoutes(router: Router, m: ContainerManager): void {
     const tail = tailRaw && tailRaw !== 'all' ? Number(tailRaw) : undefined;
     if (tail !== undefined && !Number.isInteger(tail)) throw badRequest(`invalid value for tail: ${tailRaw}`);
     const opts = {
-      stdout, stderr, follow: ctx.bool('follow'), timestamps: ctx.bool('timestamps'),
-      since: parseTimeParam(ctx.query.get('since')), until: parseTimeParam(ctx.query.get('until')), tail,
+      stdout,
+      stderr,
+      follow: ctx.bool('follow'),
+      timestamps: ctx.bool('timestamps'),
+      since: parseTimeParam(ctx.query.get('since')),
+      until: parseTimeParam(ctx.query.get('until')),
+      tail,
     };
     // API 1.41 names both framed and raw (TTY) logs raw-stream; the CLI decides by Config.Tty.
     const res = ctx.stream(200, 'application/vnd.docker.raw-stream');
@@ -159,9 +172,19 @@ function containerStreamRoutes(router: Router, m: ContainerManager): void {
     const detachKeys = ctx.query.get('detachKeys') ?? undefined;
     parseDetachKeys(detachKeys); // a bad sequence is a 400 before the connection is taken over
     const io = ctx.hijack();
-    await attach(m, rec.id, {
-      stream: ctx.bool('stream'), stdin: ctx.bool('stdin'), stdout: ctx.bool('stdout'), stderr: ctx.bool('stderr'), logs: ctx.bool('logs'), detachKeys,
-    }, io);
+    await attach(
+      m,
+      rec.id,
+      {
+        stream: ctx.bool('stream'),
+        stdin: ctx.bool('stdin'),
+        stdout: ctx.bool('stdout'),
+        stderr: ctx.bool('stderr'),
+        logs: ctx.bool('logs'),
+        detachKeys,
+      },
+      io,
+    );
   });
 
   // TTY size changes are accepted and ignored: the terminal keeps its first size.
@@ -169,7 +192,6 @@ function containerStreamRoutes(router: Router, m: ContainerManager): void {
     m.get(ctx.params.id);
     return { status: 200, body: '' };
   });
-
 }
 
 /** `docker exec`. */
@@ -188,7 +210,9 @@ function execRoutes(router: Router, m: ContainerManager): void {
     // whether the answer is raw or framed, as in dockerd (a TTY's output all comes framed as stdout).
     const raw = body.Tty ?? e.config.Tty === true;
     if (body.Detach) {
-      m.exec.start(e.id, undefined, raw).catch((err: unknown) => m.log.warn({ err, exec: e.id }, 'detached exec failed'));
+      m.exec
+        .start(e.id, undefined, raw)
+        .catch((err: unknown) => m.log.warn({ err, exec: e.id }, 'detached exec failed'));
       return { status: 200, body: '' };
     }
     const io = ctx.hijack();

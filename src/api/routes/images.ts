@@ -36,25 +36,30 @@ export function imageRoutes(router: Router, engine: Engine): void {
 
 /** Images in and out of the store: pull and import, load, save. */
 function imageTransferRoutes(router: Router, store: Engine['images']): void {
-
   router.post('/images/create', async (ctx) => {
     const fromImage = ctx.query.get('fromImage') ?? '';
     const fromSrc = ctx.query.get('fromSrc') ?? '';
     const tag = ctx.query.get('tag') ?? '';
     const platform = ctx.query.get('platform') ?? '';
-    if (platform && !/^linux(\/amd64)?(\/.*)?$/.test(platform.toLowerCase())) throw badRequest(`platform ${platform} is not supported by this node (linux/amd64)`);
+    if (platform && !/^linux(\/amd64)?(\/.*)?$/.test(platform.toLowerCase()))
+      throw badRequest(`platform ${platform} is not supported by this node (linux/amd64)`);
     if (fromImage) {
       let ref = parseReference(fromImage);
       const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
       // No tag anywhere: every tag, as `docker pull --all-tags` asks (the CLI always names one otherwise).
-      if (!tag && ref.tag === undefined && ref.digest === undefined) return withProgress(ctx, (p) => pullAllTags(store, ref, auth, p));
-      if (tag) ref = isSha256Digest(tag) ? { domain: ref.domain, path: ref.path, digest: tag } : { domain: ref.domain, path: ref.path, tag };
+      if (!tag && ref.tag === undefined && ref.digest === undefined)
+        return withProgress(ctx, (p) => pullAllTags(store, ref, auth, p));
+      if (tag)
+        ref = isSha256Digest(tag)
+          ? { domain: ref.domain, path: ref.path, digest: tag }
+          : { domain: ref.domain, path: ref.path, tag };
       ref = withDefaultTag(ref);
       if (ref.tag !== undefined && !/^[\w][\w.-]{0,127}$/.test(ref.tag)) throw badRequest('invalid tag format');
       return withProgress(ctx, (p) => pullImage(store, ref, auth, p));
     }
     if (fromSrc) {
-      if (fromSrc !== '-') throw notImplemented('importing from a URL is not supported; send the tarball in the request body (fromSrc=-)');
+      if (fromSrc !== '-')
+        throw notImplemented('importing from a URL is not supported; send the tarball in the request body (fromSrc=-)');
       const repo = ctx.query.get('repo') ?? '';
       const changes = ctx.query.getAll('changes');
       // Bad names or changes are a 400 before a single byte is stored.
@@ -81,11 +86,13 @@ function imageTransferRoutes(router: Router, store: Engine['images']): void {
   });
 
   router.get('/images/get', async (ctx) => {
-    const names = ctx.query.getAll('names').flatMap((n) => n.split(',')).filter(Boolean);
+    const names = ctx.query
+      .getAll('names')
+      .flatMap((n) => n.split(','))
+      .filter(Boolean);
     for (const n of names) store.lookup(n);
     await saveImages(store, names, ctx.stream(200, 'application/x-tar'));
   });
-
 }
 
 /** The store's own images: list, prune, inspect, history, tag, push, rmi; login and the digest lookup. */
@@ -129,5 +136,7 @@ function localImageRoutes(router: Router, store: Engine['images']): void {
     return { body: await inspectDistribution(store, ref, auth) };
   });
 
-  router.delete('/images/:name*', (ctx) => ({ body: store.remove(ctx.params.name, ctx.bool('force'), !ctx.bool('noprune')) }));
+  router.delete('/images/:name*', (ctx) => ({
+    body: store.remove(ctx.params.name, ctx.bool('force'), !ctx.bool('noprune')),
+  }));
 }

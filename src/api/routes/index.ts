@@ -17,7 +17,12 @@ import { buildRoutes } from './build.js';
 import { shoalCertRoutes, type CertRouteOptions } from './shoal-certs.js';
 
 /** Every Engine API route this daemon serves. */
-export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: LocalSwarmNetworks, certs?: CertRouteOptions): Router {
+export function buildRouter(
+  engine: Engine,
+  swarm: SwarmNode,
+  localNetworks?: LocalSwarmNetworks,
+  certs?: CertRouteOptions,
+): Router {
   const router = new Router();
   systemRoutes(router, engine, swarm);
   networkRoutes(router, engine, swarm, localNetworks);
@@ -31,7 +36,10 @@ export function buildRouter(engine: Engine, swarm: SwarmNode, localNetworks?: Lo
   serviceRoutes(router, () => swarm.controlStore());
   taskRoutes(router, () => swarm.controlStore());
   serviceLogRoutes(router, swarm);
-  secretRoutes(router, () => { const m = swarm.requireManager(); return { store: m.store, dek: m.o.dek }; });
+  secretRoutes(router, () => {
+    const m = swarm.requireManager();
+    return { store: m.store, dek: m.o.dek };
+  });
   shoalCertRoutes(router, swarm, certs);
   return router;
 }

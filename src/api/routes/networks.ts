@@ -21,13 +21,20 @@ export interface NetworkResource {
   Scope: string;
   Driver: string;
   EnableIPv6: boolean;
-  IPAM: { Driver: string; Options: Record<string, string> | null; Config: { Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }[] };
+  IPAM: {
+    Driver: string;
+    Options: Record<string, string> | null;
+    Config: { Subnet?: string; IPRange?: string; Gateway?: string; AuxiliaryAddresses?: Record<string, string> }[];
+  };
   Internal: boolean;
   Attachable: boolean;
   Ingress: boolean;
   ConfigFrom: { Network: string };
   ConfigOnly: boolean;
-  Containers: Record<string, { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }>;
+  Containers: Record<
+    string,
+    { Name: string; EndpointID: string; MacAddress: string; IPv4Address: string; IPv6Address: string }
+  >;
   Options: Record<string, string>;
   Labels: Record<string, string>;
   /** Overlay networks this node takes part in: the nodes it exchanges traffic with. */
@@ -46,10 +53,21 @@ export function builtinNetworks(engine: Engine): NetworkResource[] {
   const created = engine.bridge.created;
   const prefixLen = parseSubnet(DEFAULT_BRIDGE.subnet).prefixLen;
   const base = (name: string, id: string, driver: string): NetworkResource => ({
-    Name: name, Id: id, Created: created, Scope: 'local', Driver: driver, EnableIPv6: false,
+    Name: name,
+    Id: id,
+    Created: created,
+    Scope: 'local',
+    Driver: driver,
+    EnableIPv6: false,
     IPAM: { Driver: 'default', Options: null, Config: [] },
-    Internal: false, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
-    Containers: {}, Options: {}, Labels: {},
+    Internal: false,
+    Attachable: false,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: {},
+    Options: {},
+    Labels: {},
   });
   const bridge = base(DEFAULT_BRIDGE.name, ids.bridge, 'bridge');
   bridge.IPAM.Config = [{ Subnet: DEFAULT_BRIDGE.subnet, Gateway: DEFAULT_BRIDGE.gateway }];
@@ -79,22 +97,42 @@ export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResou
   const containers: NetworkResource['Containers'] = {};
   for (const ep of Object.values(n.endpoints)) {
     containers[ep.containerId] = {
-      Name: engine.userBridges.containerName(ep.containerId) ?? '', EndpointID: ep.endpointId, MacAddress: ep.mac,
-      IPv4Address: `${ep.ip}/${prefixLen}`, IPv6Address: ep.ip6 && n.v6 ? `${ep.ip6}/${n.v6.subnet.split('/')[1]}` : '',
+      Name: engine.userBridges.containerName(ep.containerId) ?? '',
+      EndpointID: ep.endpointId,
+      MacAddress: ep.mac,
+      IPv4Address: `${ep.ip}/${prefixLen}`,
+      IPv6Address: ep.ip6 && n.v6 ? `${ep.ip6}/${n.v6.subnet.split('/')[1]}` : '',
     };
   }
   return {
-    Name: n.name, Id: n.id, Created: n.created, Scope: 'local', Driver: 'bridge', EnableIPv6: !!n.enableIPv6,
+    Name: n.name,
+    Id: n.id,
+    Created: n.created,
+    Scope: 'local',
+    Driver: 'bridge',
+    EnableIPv6: !!n.enableIPv6,
     IPAM: {
-      Driver: 'default', Options: n.ipamOptions ? { ...n.ipamOptions } : null,
+      Driver: 'default',
+      Options: n.ipamOptions ? { ...n.ipamOptions } : null,
       Config: [
-        { Subnet: n.subnet, ...(n.ipRange ? { IPRange: n.ipRange } : {}), Gateway: n.gateway, ...(n.auxAddresses ? { AuxiliaryAddresses: { ...n.auxAddresses } } : {}) },
+        {
+          Subnet: n.subnet,
+          ...(n.ipRange ? { IPRange: n.ipRange } : {}),
+          Gateway: n.gateway,
+          ...(n.auxAddresses ? { AuxiliaryAddresses: { ...n.auxAddresses } } : {}),
+        },
         // The IPv6 config as given, after the IPv4 one (dockerd's buildIpamResources).
         ...(n.v6 ? [{ Subnet: n.v6.subnet, ...n.v6.requested }] : []),
       ],
     },
-    Internal: n.internal, Attachable: false, Ingress: false, ConfigFrom: { Network: '' }, ConfigOnly: false,
-    Containers: containers, Options: { ...n.options }, Labels: { ...n.labels },
+    Internal: n.internal,
+    Attachable: false,
+    Ingress: false,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
+    Containers: containers,
+    Options: { ...n.options },
+    Labels: { ...n.labels },
   };
 }
 
@@ -116,10 +154,14 @@ function passes(n: NetworkResource, filters: Map<string, string[]>): boolean {
     if (values.length === 0) continue;
     const ok = values.some((v) => {
       switch (key) {
-        case 'driver': return n.Driver === v;
-        case 'id': return n.Id.startsWith(v) || matches(v, n.Id);
-        case 'name': return matches(v, n.Name);
-        case 'scope': return n.Scope === v;
+        case 'driver':
+          return n.Driver === v;
+        case 'id':
+          return n.Id.startsWith(v) || matches(v, n.Id);
+        case 'name':
+          return matches(v, n.Name);
+        case 'scope':
+          return n.Scope === v;
         case 'type':
           if (v !== 'builtin' && v !== 'custom') throw badRequest(`invalid filter: 'type'='${v}'`);
           return (v === 'builtin') === BUILTIN.has(n.Name);
@@ -127,8 +169,10 @@ function passes(n: NetworkResource, filters: Map<string, string[]>): boolean {
           const i = v.indexOf('=');
           return i < 0 ? v in n.Labels : n.Labels[v.slice(0, i)] === v.slice(i + 1);
         }
-        case 'dangling': return (v === 'true' || v === '1') === (!BUILTIN.has(n.Name) && Object.keys(n.Containers).length === 0);
-        default: return false;
+        case 'dangling':
+          return (v === 'true' || v === '1') === (!BUILTIN.has(n.Name) && Object.keys(n.Containers).length === 0);
+        default:
+          return false;
       }
     });
     if (!ok) return false;
@@ -142,7 +186,8 @@ export function findNetwork(all: NetworkResource[], ref: string): NetworkResourc
   if (exact) return exact;
   const byPrefix = all.filter((n) => n.Id.startsWith(ref));
   if (byPrefix.length === 1) return byPrefix[0];
-  if (byPrefix.length > 1) throw badRequest(`network ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
+  if (byPrefix.length > 1)
+    throw badRequest(`network ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
   throw notFound(`network ${ref} not found`);
 }
 
@@ -150,11 +195,22 @@ export function findNetwork(all: NetworkResource[], ref: string): NetworkResourc
 export function swarmNetworkResource(n: Network, local?: NetworkResource['Containers']): NetworkResource {
   const ipam = n.IPAMOptions ?? n.Spec.IPAMOptions;
   return {
-    Name: n.Spec.Name ?? '', Id: n.ID, Created: n.CreatedAt, Scope: 'swarm',
-    Driver: n.DriverState?.Name ?? n.Spec.DriverConfiguration?.Name ?? 'overlay', EnableIPv6: !!n.Spec.IPv6Enabled,
-    IPAM: { Driver: ipam?.Driver?.Name ?? 'default', Options: null, Config: (ipam?.Configs ?? []).map((c) => ({ Subnet: c.Subnet, Gateway: c.Gateway ?? '' })) },
-    Internal: !!n.Spec.Internal, Attachable: !!n.Spec.Attachable, Ingress: !!n.Spec.Ingress,
-    ConfigFrom: { Network: '' }, ConfigOnly: false,
+    Name: n.Spec.Name ?? '',
+    Id: n.ID,
+    Created: n.CreatedAt,
+    Scope: 'swarm',
+    Driver: n.DriverState?.Name ?? n.Spec.DriverConfiguration?.Name ?? 'overlay',
+    EnableIPv6: !!n.Spec.IPv6Enabled,
+    IPAM: {
+      Driver: ipam?.Driver?.Name ?? 'default',
+      Options: null,
+      Config: (ipam?.Configs ?? []).map((c) => ({ Subnet: c.Subnet, Gateway: c.Gateway ?? '' })),
+    },
+    Internal: !!n.Spec.Internal,
+    Attachable: !!n.Spec.Attachable,
+    Ingress: !!n.Spec.Ingress,
+    ConfigFrom: { Network: '' },
+    ConfigOnly: false,
     Containers: (local ?? null) as NetworkResource['Containers'],
     Options: { ...(n.DriverState?.Options ?? {}) },
     Labels: (n.Spec.Labels ?? null) as NetworkResource['Labels'],
@@ -196,11 +252,15 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       return local?.networks() ?? [];
     }
   };
-  const all = () => [...builtinNetworks(engine), ...engine.userBridges.list().map((n) => userBridgeResource(engine, n)), ...swarmNetworks().map((n) => {
-    const r = swarmNetworkResource(n, local?.endpoints(n.ID));
-    const peers = local?.peers(n.ID);
-    return peers ? { ...r, Peers: peers } : r;
-  })];
+  const all = () => [
+    ...builtinNetworks(engine),
+    ...engine.userBridges.list().map((n) => userBridgeResource(engine, n)),
+    ...swarmNetworks().map((n) => {
+      const r = swarmNetworkResource(n, local?.endpoints(n.ID));
+      const peers = local?.peers(n.ID);
+      return peers ? { ...r, Peers: peers } : r;
+    }),
+  ];
   const scope: NetworkScope = { engine, swarm, local, swarmNetworks, all };
   networkReadRoutes(router, scope);
   networkCreateRoute(router, scope);
@@ -213,7 +273,9 @@ function networkReadRoutes(router: Router, { all, local }: NetworkScope): void {
   router.get('/networks', (ctx) => {
     const filters = ctx.filters();
     // Since API 1.28 the list leaves Containers empty; inspect fills it.
-    const list = all().filter((n) => passes(n, filters)).map((n) => ({ ...n, Containers: {}, Peers: undefined }));
+    const list = all()
+      .filter((n) => passes(n, filters))
+      .map((n) => ({ ...n, Containers: {}, Peers: undefined }));
     return { body: list };
   });
 
@@ -242,13 +304,18 @@ function networkCreateRoute(router: Router, { engine, swarm, swarmNetworks }: Ne
       engine.events.emit('network', 'create', n.id, { name: n.name, type: 'bridge' });
       return { status: 201, body: { Id: n.id, Warning: '' } };
     }
-    if (engine.userBridges.find(req.Name ?? '')?.name === req.Name) throw conflict(`network with name ${req.Name} already exists`);
+    if (engine.userBridges.find(req.Name ?? '')?.name === req.Name)
+      throw conflict(`network with name ${req.Name} already exists`);
     if (driver === 'host' || driver === 'null') throw forbidden(`only one instance of "${driver}" network is allowed`);
     // Drivers dockerd ships but shoal does not: say so. Any other name is a plugin dockerd would look up and not find.
-    if (driver === 'macvlan' || driver === 'ipvlan') throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
+    if (driver === 'macvlan' || driver === 'ipvlan')
+      throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
     if (driver !== 'overlay') throw notFound(`plugin ${JSON.stringify(driver)} not found`);
     if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
-    if (!swarm.isManager) throw forbidden(`Cannot create a multi-host network from a worker node. Please create the network from a manager node.`);
+    if (!swarm.isManager)
+      throw forbidden(
+        `Cannot create a multi-host network from a worker node. Please create the network from a manager node.`,
+      );
     const n = await createNetwork(swarm.controlStore(), { ...req, Driver: driver });
     return { status: 201, body: { Id: n.ID, Warning: '' } };
   });
@@ -257,33 +324,38 @@ function networkCreateRoute(router: Router, { engine, swarm, swarmNetworks }: Ne
 /** `network connect` and `disconnect`: user bridges, the default bridge, and attachable swarm networks. */
 function networkConnectRoutes(router: Router, { engine, swarm, local }: NetworkScope): void {
   // Swarm networks only (attachable overlays); the manager checks the network when the container runs.
-  const connection = (action: 'connect' | 'disconnect'): Handler => async (ctx) => {
-    ctx.checkForJson();
-    const req: BodyTypes['NetworkConnect'] = action === 'connect' ? await ctx.body('NetworkConnect') : await ctx.body('NetworkDisconnect');
-    const container = req.Container ?? '';
-    engine.containers.get(container); // 404 No such container first, as Docker
-    const bridge = engine.userBridges.find(ctx.params.id);
-    if (bridge) {
-      if (action === 'connect') {
-        await engine.containers.connectUserBridge(container, bridge.name, endpointSettingsFrom(req.EndpointConfig));
-      } else {
-        await engine.containers.disconnectUserBridge(container, bridge.name);
+  const connection =
+    (action: 'connect' | 'disconnect'): Handler =>
+    async (ctx) => {
+      ctx.checkForJson();
+      const req: BodyTypes['NetworkConnect'] =
+        action === 'connect' ? await ctx.body('NetworkConnect') : await ctx.body('NetworkDisconnect');
+      const container = req.Container ?? '';
+      engine.containers.get(container); // 404 No such container first, as Docker
+      const bridge = engine.userBridges.find(ctx.params.id);
+      if (bridge) {
+        if (action === 'connect') {
+          await engine.containers.connectUserBridge(container, bridge.name, endpointSettingsFrom(req.EndpointConfig));
+        } else {
+          await engine.containers.disconnectUserBridge(container, bridge.name);
+        }
+        return { status: 200 };
       }
+      const builtin = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);
+      if (builtin?.Name === DEFAULT_BRIDGE.name) {
+        if (action === 'connect') await engine.containers.connectDefaultBridge(container);
+        else await engine.containers.disconnectDefaultBridge(container);
+        return { status: 200 };
+      }
+      if (builtin?.Name === 'host')
+        throw badRequest('container cannot be disconnected from host network or connected to host network');
+      if (builtin)
+        throw notImplemented(`network ${action} with ${builtin.Name}: only swarm networks can be ${action}ed`);
+      const fn = local?.[action];
+      if (!fn || !swarm?.nodeId) throw notFound(`network ${ctx.params.id} not found`);
+      await fn.call(local, container, ctx.params.id);
       return { status: 200 };
-    }
-    const builtin = builtinNetworks(engine).find((n) => n.Id === ctx.params.id || n.Name === ctx.params.id);
-    if (builtin?.Name === DEFAULT_BRIDGE.name) {
-      if (action === 'connect') await engine.containers.connectDefaultBridge(container);
-      else await engine.containers.disconnectDefaultBridge(container);
-      return { status: 200 };
-    }
-    if (builtin?.Name === 'host') throw badRequest('container cannot be disconnected from host network or connected to host network');
-    if (builtin) throw notImplemented(`network ${action} with ${builtin.Name}: only swarm networks can be ${action}ed`);
-    const fn = local?.[action];
-    if (!fn || !swarm?.nodeId) throw notFound(`network ${ctx.params.id} not found`);
-    await fn.call(local, container, ctx.params.id);
-    return { status: 200 };
-  };
+    };
   router.post('/networks/:id/connect', connection('connect'));
   router.post('/networks/:id/disconnect', connection('disconnect'));
 }
@@ -292,16 +364,20 @@ function networkConnectRoutes(router: Router, { engine, swarm, local }: NetworkS
 function networkRemoveRoutes(router: Router, { engine, swarm }: NetworkScope): void {
   router.post('/networks/prune', (ctx) => {
     const filters = ctx.filters();
-    for (const key of filters.keys()) if (key !== 'label' && key !== 'label!' && key !== 'until') throw badRequest(`invalid filter '${key}'`);
+    for (const key of filters.keys())
+      if (key !== 'label' && key !== 'label!' && key !== 'until') throw badRequest(`invalid filter '${key}'`);
     return (async () => {
       const deleted: string[] = [];
       for (const n of engine.userBridges.list()) {
         if (Object.keys(n.endpoints).length || !prunable(n, filters)) continue;
         // Connected but stopped containers do not keep a network, as in Docker.
-        await engine.userBridges.remove(n.id).then(() => {
-          deleted.push(n.name);
-          engine.events.emit('network', 'destroy', n.id, { name: n.name, type: 'bridge' });
-        }, () => undefined);
+        await engine.userBridges.remove(n.id).then(
+          () => {
+            deleted.push(n.name);
+            engine.events.emit('network', 'destroy', n.id, { name: n.name, type: 'bridge' });
+          },
+          () => undefined,
+        );
       }
       return { body: { NetworksDeleted: deleted } };
     })();
@@ -335,7 +411,11 @@ function prunable(n: UserNetwork, filters: Map<string, string[]>): boolean {
   if ((filters.get('label!') ?? []).some(has)) return false;
   for (const u of filters.get('until') ?? []) {
     const m = /^(\d+)(s|m|h)$/.exec(u);
-    const limit = m ? Date.now() - Number(m[1]) * { s: 1e3, m: 6e4, h: 3.6e6 }[m[2] as 's' | 'm' | 'h'] : /^\d+$/.test(u) ? Number(u) * 1000 : Date.parse(u);
+    const limit = m
+      ? Date.now() - Number(m[1]) * { s: 1e3, m: 6e4, h: 3.6e6 }[m[2] as 's' | 'm' | 'h']
+      : /^\d+$/.test(u)
+        ? Number(u) * 1000
+        : Date.parse(u);
     if (!(Date.parse(n.created) < limit)) return false;
   }
   return true;

@@ -14,7 +14,11 @@ export function present(m: Pick<Manager, 'election' | 'isReachable'>, stored: No
   const { Attachments: _internal, ...n } = stored;
   if (n.Spec.Role === 'manager' && n.ManagerStatus) {
     const leader = m.election.leaderId === n.ID;
-    n.ManagerStatus = { ...(leader ? { Leader: true } : {}), Reachability: m.isReachable(n.ID) ? 'reachable' : 'unreachable', Addr: n.ManagerStatus.Addr };
+    n.ManagerStatus = {
+      ...(leader ? { Leader: true } : {}),
+      Reachability: m.isReachable(n.ID) ? 'reachable' : 'unreachable',
+      Addr: n.ManagerStatus.Addr,
+    };
   } else {
     delete n.ManagerStatus;
   }
@@ -50,7 +54,8 @@ export function nodeRoutes(router: Router, swarm: SwarmNode): void {
     const version = versionParam(ctx.query, (raw, why) => `invalid node version '${raw}': ${why}`);
     const n = getNode(m.store, ctx.params.id);
     // Availability and labels are an operator's; the role is swarm membership, an admin's.
-    if (spec.Role && spec.Role !== n.Spec.Role && ['worker', 'manager'].includes(spec.Role)) ctx.requireRole('admin', spec.Role === 'manager' ? 'nodes promote' : 'nodes demote');
+    if (spec.Role && spec.Role !== n.Spec.Role && ['worker', 'manager'].includes(spec.Role))
+      ctx.requireRole('admin', spec.Role === 'manager' ? 'nodes promote' : 'nodes demote');
     await updateNode(m.store, ctx.params.id, version, spec);
     return { status: 200 };
   });

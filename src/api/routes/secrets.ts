@@ -3,7 +3,15 @@ import type { RequestContext } from '../context.js';
 import type { Store } from '../../manager/store/store.js';
 import { versionParam } from '../query.js';
 import {
-  createFileObject, FILE_KINDS, getFileObject, listFileObjects, removeFileObject, updateFileObject, type FileKind, type FileObject, type FileSpec,
+  createFileObject,
+  FILE_KINDS,
+  getFileObject,
+  listFileObjects,
+  removeFileObject,
+  updateFileObject,
+  type FileKind,
+  type FileObject,
+  type FileSpec,
 } from '../../manager/control/secrets.js';
 
 /** The manager's store and the swarm's data-encryption key; throws Docker's 503 off managers. */

@@ -1,4 +1,4 @@
-import type { Router, } from '../router.js';
+import type { Router } from '../router.js';
 import type { RequestContext } from '../context.js';
 import type { Task } from '../../cluster/types.js';
 import type { SwarmNode } from '../../node/node.js';
@@ -56,7 +56,8 @@ async function serve(ctx: RequestContext, swarm: SwarmNode, tasks: Task[], tty: 
       const t = taskById.get(l.taskId) ?? m.store.get('tasks', l.taskId);
       let head = '';
       if (timestamps) head += `${l.time} `;
-      if (details) head += `${attrs({ 'com.docker.swarm.node.id': nodeId, 'com.docker.swarm.service.id': t?.ServiceID ?? '', 'com.docker.swarm.task.id': l.taskId })} `;
+      if (details)
+        head += `${attrs({ 'com.docker.swarm.node.id': nodeId, 'com.docker.swarm.service.id': t?.ServiceID ?? '', 'com.docker.swarm.task.id': l.taskId })} `;
       write(l.stream, Buffer.concat([Buffer.from(head), Buffer.from(l.data, 'base64')]));
     }
   };
@@ -67,6 +68,9 @@ async function serve(ctx: RequestContext, swarm: SwarmNode, tasks: Task[], tty: 
 
 /** dockerd's details prefix: `k=v` pairs sorted by key, query-escaped, joined by commas. */
 function attrs(a: Record<string, string>): string {
-  return Object.keys(a).sort().map((k) => `${qe(k)}=${qe(a[k])}`).join(',');
+  return Object.keys(a)
+    .sort()
+    .map((k) => `${qe(k)}=${qe(a[k])}`)
+    .join(',');
 }
 const qe = (s: string) => encodeURIComponent(s).replace(/%20/g, '+');

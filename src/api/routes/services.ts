@@ -3,7 +3,14 @@ import type { Service, ServiceSpec } from '../../cluster/types.js';
 import type { Store } from '../../manager/store/store.js';
 import { ApiError } from '../../util/errors.js';
 import { versionParam } from '../query.js';
-import { createService, getService, listServices, removeService, serviceStatuses, updateService } from '../../manager/control/services.js';
+import {
+  createService,
+  getService,
+  listServices,
+  removeService,
+  serviceStatuses,
+  updateService,
+} from '../../manager/control/services.js';
 
 /**
  * The store of the swarm this node manages. Throws Docker's 503 when the node is not in a
@@ -12,7 +19,10 @@ import { createService, getService, listServices, removeService, serviceStatuses
 export type ManagerStore = () => Store;
 
 export const notASwarmManager: ManagerStore = () => {
-  throw new ApiError(503, 'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.');
+  throw new ApiError(
+    503,
+    'This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" to connect this node to swarm and try again.',
+  );
 };
 
 /** A service as the Engine API shows it. */
@@ -21,7 +31,9 @@ export function serviceView(s: Service, insertDefaults = false): Record<string, 
   const out: Record<string, unknown> = { ...s, Endpoint: s.Endpoint ?? { Spec: {} } };
   delete out.SpecVersion;
   // Docker's TaskSpec.ForceUpdate has no omitempty: inspect always shows it, 0 until forced.
-  out.Spec = insertDefaults ? withDefaults(s.Spec) : { ...s.Spec, TaskTemplate: { ...s.Spec.TaskTemplate, ForceUpdate: s.Spec.TaskTemplate?.ForceUpdate ?? 0 } };
+  out.Spec = insertDefaults
+    ? withDefaults(s.Spec)
+    : { ...s.Spec, TaskTemplate: { ...s.Spec.TaskTemplate, ForceUpdate: s.Spec.TaskTemplate?.ForceUpdate ?? 0 } };
   return out;
 }
 
@@ -37,7 +49,13 @@ function withDefaults(spec: ServiceSpec): ServiceSpec {
   if (t.ContainerSpec) t.ContainerSpec.StopGracePeriod ??= 10e9;
   if (t.ContainerSpec) t.ContainerSpec.DNSConfig ??= {};
   if (!s.Mode?.ReplicatedJob && !s.Mode?.GlobalJob) {
-    const upd = { Parallelism: 1, FailureAction: 'pause' as const, Monitor: 5e9, MaxFailureRatio: 0, Order: 'stop-first' as const };
+    const upd = {
+      Parallelism: 1,
+      FailureAction: 'pause' as const,
+      Monitor: 5e9,
+      MaxFailureRatio: 0,
+      Order: 'stop-first' as const,
+    };
     s.UpdateConfig = { ...upd, ...(s.UpdateConfig ?? {}) };
     s.RollbackConfig = { ...upd, ...(s.RollbackConfig ?? {}) };
   }
@@ -50,7 +68,9 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
     const store = managerStore();
     const services = listServices(store, ctx.filters());
     const statuses = ctx.bool('status') ? serviceStatuses(store, services) : undefined;
-    return { body: services.map((s) => ({ ...serviceView(s), ...(statuses ? { ServiceStatus: statuses.get(s.ID) } : {}) })) };
+    return {
+      body: services.map((s) => ({ ...serviceView(s), ...(statuses ? { ServiceStatus: statuses.get(s.ID) } : {}) })),
+    };
   });
 
   router.get('/services/:id', (ctx) => {

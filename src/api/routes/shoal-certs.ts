@@ -18,10 +18,12 @@ export function shoalCertRoutes(router: Router, swarm: SwarmNode, opts: CertRout
   router.post('/shoal/certs', async (ctx) => {
     const body = await ctx.json<{ Name?: unknown; Role?: unknown; CSR?: unknown }>();
     const name = typeof body.Name === 'string' ? body.Name : '';
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(name)) throw badRequest(`invalid certificate name "${name}": letters, digits, and _ . @ -, at most 64`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$/.test(name))
+      throw badRequest(`invalid certificate name "${name}": letters, digits, and _ . @ -, at most 64`);
     const role = typeof body.Role === 'string' ? body.Role : '';
     if (!isRole(role)) throw badRequest(`invalid role "${role}": admin, operator or viewer`);
-    if (typeof body.CSR !== 'string' || !body.CSR.includes('CERTIFICATE REQUEST')) throw badRequest('CSR: a PEM certificate request is required');
+    if (typeof body.CSR !== 'string' || !body.CSR.includes('CERTIFICATE REQUEST'))
+      throw badRequest('CSR: a PEM certificate request is required');
     const manager = swarm.requireManager();
     let signed;
     try {

@@ -29,7 +29,11 @@ export function swarmRoutes(router: Router, swarm: SwarmNode): void {
     const m = swarm.requireManager();
     const spec = await ctx.body('SwarmSpec');
     const version = versionParam(ctx.query, (raw, why) => `invalid swarm version '${raw}': ${why}`);
-    const control = { store: m.store, rotateRootCA: (next: RootCAMaterial) => m.rotateRootCA(next), setUnlockKey: (key: Buffer | undefined) => swarm.setUnlockKey(key) };
+    const control = {
+      store: m.store,
+      rotateRootCA: (next: RootCAMaterial) => m.rotateRootCA(next),
+      setUnlockKey: (key: Buffer | undefined) => swarm.setUnlockKey(key),
+    };
     await updateSwarm(control, version, spec, {
       rotateWorkerToken: ctx.bool('rotateWorkerToken'),
       rotateManagerToken: ctx.bool('rotateManagerToken'),

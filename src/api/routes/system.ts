@@ -10,7 +10,14 @@ import type { SwarmNode } from '../../node/node.js';
 
 /** `/_ping`, `/version`, `/info`, `/events`: what the CLI asks before anything else. */
 export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode): void {
-  const ping = () => ({ body: 'OK', headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-cache, no-store, must-revalidate', Pragma: 'no-cache' } });
+  const ping = () => ({
+    body: 'OK',
+    headers: {
+      'Content-Type': 'text/plain; charset=utf-8',
+      'Cache-Control': 'no-cache, no-store, must-revalidate',
+      Pragma: 'no-cache',
+    },
+  });
   router.get('/_ping', ping);
   router.head('/_ping', ping);
 
@@ -28,7 +35,12 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
         Images: engine.images.count(),
         Driver: 'overlay2',
         DriverStatus: [['Backing Filesystem', 'extfs']],
-        Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null', 'overlay'], Authorization: null, Log: ['json-file'] },
+        Plugins: {
+          Volume: ['local'],
+          Network: ['bridge', 'host', 'null', 'overlay'],
+          Authorization: null,
+          Log: ['json-file'],
+        },
         MemoryLimit: true,
         SwapLimit: false,
         CpuCfsPeriod: true,
@@ -53,7 +65,9 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
         IndexServerAddress: 'https://index.docker.io/v1/',
         RegistryConfig: {
           InsecureRegistryCIDRs: ['127.0.0.0/8'],
-          IndexConfigs: Object.fromEntries(engine.config.insecureRegistries.map((r) => [r, { Name: r, Mirrors: [], Secure: false, Official: false }])),
+          IndexConfigs: Object.fromEntries(
+            engine.config.insecureRegistries.map((r) => [r, { Name: r, Mirrors: [], Secure: false, Official: false }]),
+          ),
           Mirrors: [],
         },
         NCPU: os.cpus().length,
@@ -65,7 +79,16 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
         ServerVersion: ENGINE_VERSION,
         Runtimes: { runc: { path: 'runc' } },
         DefaultRuntime: 'runc',
-        Swarm: swarm ? swarm.info() : { NodeID: '', NodeAddr: '', LocalNodeState: 'inactive', ControlAvailable: false, Error: '', RemoteManagers: null },
+        Swarm: swarm
+          ? swarm.info()
+          : {
+              NodeID: '',
+              NodeAddr: '',
+              LocalNodeState: 'inactive',
+              ControlAvailable: false,
+              Error: '',
+              RemoteManagers: null,
+            },
         LiveRestoreEnabled: true,
         Isolation: '',
         InitBinary: '',
@@ -77,7 +100,9 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
 
   router.get('/system/df', (ctx) => {
     const types = new Set(ctx.query.getAll('type'));
-    for (const t of types) if (!['container', 'image', 'volume', 'build-cache'].includes(t)) throw badRequest(`type (${t}) must be one of container, image, volume, build-cache`);
+    for (const t of types)
+      if (!['container', 'image', 'volume', 'build-cache'].includes(t))
+        throw badRequest(`type (${t}) must be one of container, image, volume, build-cache`);
     return { body: diskUsage(engine, types) };
   });
 
@@ -87,7 +112,19 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
 export function versionBody() {
   return {
     Platform: { Name: 'shoal' },
-    Components: [{ Name: 'Engine', Version: ENGINE_VERSION, Details: { ApiVersion: API_VERSION, MinAPIVersion: MIN_API_VERSION, Os: 'linux', Arch: 'amd64', shoal: SHOAL_VERSION } }],
+    Components: [
+      {
+        Name: 'Engine',
+        Version: ENGINE_VERSION,
+        Details: {
+          ApiVersion: API_VERSION,
+          MinAPIVersion: MIN_API_VERSION,
+          Os: 'linux',
+          Arch: 'amd64',
+          shoal: SHOAL_VERSION,
+        },
+      },
+    ],
     Version: ENGINE_VERSION,
     ApiVersion: API_VERSION,
     MinAPIVersion: MIN_API_VERSION,

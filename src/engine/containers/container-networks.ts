@@ -19,8 +19,10 @@ export interface EtcOptions {
 }
 
 const BUILT_IN_MODES = ['default', 'bridge', 'host', 'none'];
-const SHARED_NETNS = 'container sharing network namespace with another container or host cannot be connected to any other network';
-const PRIVATE_NETNS = 'container cannot be connected to multiple networks with one of the networks in private (none) mode';
+const SHARED_NETNS =
+  'container sharing network namespace with another container or host cannot be connected to any other network';
+const PRIVATE_NETNS =
+  'container cannot be connected to multiple networks with one of the networks in private (none) mode';
 
 /**
  * A container's networks: the default bridge, user-defined bridges, network modes others wire
@@ -61,7 +63,9 @@ export class ContainerNetworks {
   }
 
   /** Create's `NetworkingConfig.EndpointsConfig` checked (API 1.41: one network at create) into endpoint settings. */
-  endpointSettingsForCreate(endpointsConfig: Record<string, EndpointConfigRequest | null> | null | undefined): NonNullable<ContainerRecord['endpointSettings']> {
+  endpointSettingsForCreate(
+    endpointsConfig: Record<string, EndpointConfigRequest | null> | null | undefined,
+  ): NonNullable<ContainerRecord['endpointSettings']> {
     const settings: NonNullable<ContainerRecord['endpointSettings']> = {};
     // dockerd 20.10 verifyNetworkingConfig: the others come by connect.
     const asked = Object.keys(endpointsConfig ?? {});
@@ -70,8 +74,10 @@ export class ContainerNetworks {
       const s = endpointSettingsFrom(ec);
       if (!s) continue;
       if (this.userBridgeOf(net)) this.userBridges!.validate(net, { ip: s.IPv4Address, ip6: s.IPv6Address });
-      else if ((s.IPv4Address || s.IPv6Address) && ['default', 'bridge'].includes(net)) throw badRequest('user specified IP address is supported on user defined networks only');
-      else if (s.Aliases && ['default', 'bridge'].includes(net)) throw badRequest('network-scoped alias is supported only for containers in user defined networks');
+      else if ((s.IPv4Address || s.IPv6Address) && ['default', 'bridge'].includes(net))
+        throw badRequest('user specified IP address is supported on user defined networks only');
+      else if (s.Aliases && ['default', 'bridge'].includes(net))
+        throw badRequest('network-scoped alias is supported only for containers in user defined networks');
       settings[net] = s;
     }
     return settings;
@@ -81,7 +87,14 @@ export class ContainerNetworks {
     const ep = this.bridge.endpoints().find((e) => e.containerId === id);
     if (!ep) return undefined;
     const gw = '172.17.0.1';
-    return { NetworkID: this.bridge.networkIds.bridge, EndpointID: ep.endpointId, Gateway: gw, IPAddress: ep.ip, IPPrefixLen: 16, MacAddress: ep.mac };
+    return {
+      NetworkID: this.bridge.networkIds.bridge,
+      EndpointID: ep.endpointId,
+      Gateway: gw,
+      IPAddress: ep.ip,
+      IPPrefixLen: 16,
+      MacAddress: ep.mac,
+    };
   }
 
   /** Endpoints beyond the default bridge: user-defined bridges, then swarm networks. */
@@ -89,11 +102,25 @@ export class ContainerNetworks {
     const own: Record<string, ForeignEndpoint> = {};
     for (const { network: n, endpoint: e } of this.userBridges?.endpointsOf(id) ?? []) {
       own[n.name] = {
-        NetworkID: n.id, EndpointID: e.endpointId, IPAddress: e.ip, IPPrefixLen: Number(n.subnet.split('/')[1]), MacAddress: e.mac,
-        Aliases: e.aliases, DNSNames: [this.table.records.get(id)?.name.slice(1) ?? '', ...e.aliases, id.slice(0, 12)].filter(Boolean),
-        Gateway: n.internal ? '' : n.gateway, StaticIp: e.staticIp,
-        ...(e.ip6 && n.v6 ? { IPv6Address: e.ip6, IPv6PrefixLen: Number(n.v6.subnet.split('/')[1]), IPv6Gateway: n.internal ? '' : n.v6.gateway } : {}),
-        ...(e.staticIp6 ? { RequestedIp6: this.table.records.get(id)?.endpointSettings?.[n.name]?.IPv6Address ?? e.ip6 } : {}),
+        NetworkID: n.id,
+        EndpointID: e.endpointId,
+        IPAddress: e.ip,
+        IPPrefixLen: Number(n.subnet.split('/')[1]),
+        MacAddress: e.mac,
+        Aliases: e.aliases,
+        DNSNames: [this.table.records.get(id)?.name.slice(1) ?? '', ...e.aliases, id.slice(0, 12)].filter(Boolean),
+        Gateway: n.internal ? '' : n.gateway,
+        StaticIp: e.staticIp,
+        ...(e.ip6 && n.v6
+          ? {
+              IPv6Address: e.ip6,
+              IPv6PrefixLen: Number(n.v6.subnet.split('/')[1]),
+              IPv6Gateway: n.internal ? '' : n.v6.gateway,
+            }
+          : {}),
+        ...(e.staticIp6
+          ? { RequestedIp6: this.table.records.get(id)?.endpointSettings?.[n.name]?.IPv6Address ?? e.ip6 }
+          : {}),
       };
     }
     // Networks to join at the next start show without an address, as in Docker.
@@ -104,8 +131,17 @@ export class ContainerNetworks {
       if (!n || own[n.name] || mode === 'host' || mode === 'none') continue;
       const s = rec?.endpointSettings?.[name];
       own[n.name] = {
-        NetworkID: '', EndpointID: '', IPAddress: '', IPPrefixLen: 0, MacAddress: '', Aliases: s?.Aliases ?? [], DNSNames: [],
-        Gateway: '', StaticIp: !!s?.IPv4Address, RequestedIp: s?.IPv4Address, RequestedIp6: s?.IPv6Address,
+        NetworkID: '',
+        EndpointID: '',
+        IPAddress: '',
+        IPPrefixLen: 0,
+        MacAddress: '',
+        Aliases: s?.Aliases ?? [],
+        DNSNames: [],
+        Gateway: '',
+        StaticIp: !!s?.IPv4Address,
+        RequestedIp: s?.IPv4Address,
+        RequestedIp6: s?.IPv6Address,
       };
     }
     return { ...own, ...this.foreignEndpoints(id) };
@@ -128,7 +164,11 @@ export class ContainerNetworks {
    */
   setOwnAddress(id: string, ip: string, aliases: string[] = []): void {
     const rec = this.table.get(id);
-    writeEtcFiles(this.table.paths(rec.id), rec.config.Hostname || rec.id.slice(0, 12), { ...(this.etcOptions.get(rec.id) ?? { extra: [] }), ip, aliases });
+    writeEtcFiles(this.table.paths(rec.id), rec.config.Hostname || rec.id.slice(0, 12), {
+      ...(this.etcOptions.get(rec.id) ?? { extra: [] }),
+      ip,
+      aliases,
+    });
   }
 
   /**
@@ -140,12 +180,19 @@ export class ContainerNetworks {
     const p = this.table.paths(id);
     const mode = rec.hostConfig.NetworkMode ?? 'default';
     if ((mode === 'default' || mode === 'bridge') && !rec.leftDefaultBridge) {
-      const ep = await this.bridge.connect(id, pid, typeof rec.config.MacAddress === 'string' && rec.config.MacAddress ? rec.config.MacAddress.toLowerCase() : undefined);
+      const ep = await this.bridge.connect(
+        id,
+        pid,
+        typeof rec.config.MacAddress === 'string' && rec.config.MacAddress
+          ? rec.config.MacAddress.toLowerCase()
+          : undefined,
+      );
       writeEtcFiles(p, hostname, { ...etc, ip: ep.IPAddress });
       await this.publishPorts(rec, ep.IPAddress);
     }
     const primary = await this.joinUserBridges(rec, pid);
-    if (mode !== 'default' && mode !== 'bridge' && (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name)) await this.bridge.connectLater(id, pid);
+    if (mode !== 'default' && mode !== 'bridge' && (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name))
+      await this.bridge.connectLater(id, pid);
     // A default-bridge container connected to user bridges keeps its ports on the default bridge.
     if (primary && mode !== 'default' && mode !== 'bridge') {
       writeEtcFiles(p, hostname, { ...etc, ip: primary.ip });
@@ -155,20 +202,29 @@ export class ContainerNetworks {
 
   private async publishPorts(rec: ContainerRecord, ip: string): Promise<void> {
     const exposed = Object.keys(rec.config.ExposedPorts ?? {});
-    rec.published = this.ports.resolve(rec.id, rec.hostConfig.PortBindings as PortBindings | undefined, exposed, rec.hostConfig.PublishAllPorts === true);
+    rec.published = this.ports.resolve(
+      rec.id,
+      rec.hostConfig.PortBindings as PortBindings | undefined,
+      exposed,
+      rec.hostConfig.PublishAllPorts === true,
+    );
     await this.ports.publish(rec.id, ip, rec.published);
   }
 
   /** The published ports go (a teardown's first step). */
   async unpublish(rec: ContainerRecord): Promise<void> {
-    await this.ports.unpublish(rec.id).catch((e) => this.table.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
+    await this.ports
+      .unpublish(rec.id)
+      .catch((e) => this.table.log.warn({ err: e, id: rec.id }, 'unpublishing ports failed'));
     rec.published = undefined;
   }
 
   /** Every bridge endpoint goes (a teardown's step after runc's state). */
   async disconnectAll(id: string): Promise<void> {
     await this.bridge.disconnect(id).catch((e) => this.table.log.warn({ err: e, id }, 'bridge disconnect failed'));
-    await this.userBridges?.disconnectAll(id).catch((e) => this.table.log.warn({ err: e, id }, 'bridge network disconnect failed'));
+    await this.userBridges
+      ?.disconnectAll(id)
+      .catch((e) => this.table.log.warn({ err: e, id }, 'bridge network disconnect failed'));
   }
 
   /**
@@ -182,11 +238,19 @@ export class ContainerNetworks {
     for (const n of [mode, ...(rec.connectedNetworks ?? [])]) {
       if (!this.knows(n)) throw notFound(`network ${n} not found`);
     }
-    const names = [mode, ...(rec.connectedNetworks ?? [])].filter((n, i, a) => a.indexOf(n) === i && this.userBridgeOf(n));
+    const names = [mode, ...(rec.connectedNetworks ?? [])].filter(
+      (n, i, a) => a.indexOf(n) === i && this.userBridgeOf(n),
+    );
     let primary: { ip: string; gateway: string } | undefined;
     for (const name of names) {
       const s = rec.endpointSettings?.[name];
-      const ep = await this.userBridges!.connect(name, rec.id, pid, { ip: s?.IPv4Address, ip6: s?.IPv6Address, aliases: s?.Aliases, mac: s?.MacAddress, links: s?.Links });
+      const ep = await this.userBridges!.connect(name, rec.id, pid, {
+        ip: s?.IPv4Address,
+        ip6: s?.IPv6Address,
+        aliases: s?.Aliases,
+        mac: s?.MacAddress,
+        links: s?.Links,
+      });
       if (!primary) primary = { ip: ep.ip, gateway: this.userBridgeOf(name)!.gateway };
     }
     if (primary) await this.useEmbeddedDns(rec, pid, primary.gateway);
@@ -214,7 +278,8 @@ export class ContainerNetworks {
       const link = parseLink(l);
       const child = this.table.find(link.child);
       const ip = child ? this.endpoint(child.id)?.IPAddress : undefined;
-      if (!child || !hasProcess(child) || !ip) throw conflict(`Cannot link to a non running container: ${link.child} AS ${link.name}`);
+      if (!child || !hasProcess(child) || !ip)
+        throw conflict(`Cannot link to a non running container: ${link.child} AS ${link.name}`);
       out.hosts.push({ ip, names: linkHostNames(link, child.config.Hostname || child.id.slice(0, 12)) });
       out.env.push(...linkEnv(link, ip, child.config.Env ?? [], Object.keys(child.config.ExposedPorts ?? {})));
     }
@@ -260,12 +325,20 @@ export class ContainerNetworks {
     if (mode === 'none') throw badRequest(PRIVATE_NETNS);
     this.userBridges!.validate(n.name, { ip: settings.IPv4Address, ip6: settings.IPv6Address });
     const joined = mode === n.name || mode === n.id || (rec.connectedNetworks ?? []).includes(n.name);
-    if (joined && (rec.state.Status !== 'running' || n.endpoints[rec.id])) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${n.name}`);
+    if (joined && (rec.state.Status !== 'running' || n.endpoints[rec.id]))
+      throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${n.name}`);
     await this.table.locked(rec.id, async () => {
       if (rec.state.Status === 'running' || rec.state.Status === 'paused') {
-        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, { ip: settings.IPv4Address, ip6: settings.IPv6Address, aliases: settings.Aliases, mac: settings.MacAddress, links: settings.Links });
+        await this.userBridges!.connect(n.name, rec.id, rec.state.Pid, {
+          ip: settings.IPv4Address,
+          ip6: settings.IPv6Address,
+          aliases: settings.Aliases,
+          mac: settings.MacAddress,
+          links: settings.Links,
+        });
         // The first user bridge a container joins brings the embedded resolver; later ones keep it.
-        if (this.userBridges!.endpointsOf(rec.id).length === 1) await this.useEmbeddedDns(rec, rec.state.Pid, n.gateway);
+        if (this.userBridges!.endpointsOf(rec.id).length === 1)
+          await this.useEmbeddedDns(rec, rec.state.Pid, n.gateway);
       }
       if (!joined) rec.connectedNetworks = [...(rec.connectedNetworks ?? []), n.name];
       if (Object.keys(settings).length) rec.endpointSettings = { ...(rec.endpointSettings ?? {}), [n.name]: settings };
@@ -281,9 +354,11 @@ export class ContainerNetworks {
     if (mode === 'none') throw badRequest(PRIVATE_NETNS);
     const primary = mode === 'default' || mode === 'bridge';
     const joined = primary ? !rec.leftDefaultBridge : (rec.connectedNetworks ?? []).includes(DEFAULT_BRIDGE.name);
-    if (joined) throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${DEFAULT_BRIDGE.name}`);
+    if (joined)
+      throw forbidden(`endpoint with name ${rec.name.slice(1)} already exists in network ${DEFAULT_BRIDGE.name}`);
     await this.table.locked(rec.id, async () => {
-      if (rec.state.Status === 'running' || rec.state.Status === 'paused') await this.bridge.connectLater(rec.id, rec.state.Pid);
+      if (rec.state.Status === 'running' || rec.state.Status === 'paused')
+        await this.bridge.connectLater(rec.id, rec.state.Pid);
       if (primary) delete rec.leftDefaultBridge;
       else rec.connectedNetworks = [...(rec.connectedNetworks ?? []), DEFAULT_BRIDGE.name];
       saveRecord(this.table.paths(rec.id).record, rec);

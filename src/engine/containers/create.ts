@@ -38,7 +38,10 @@ const strList = (v: string[] | string | null | undefined): string[] | undefined 
   v === null || v === undefined ? undefined : typeof v === 'string' ? [v] : v;
 
 /** `POST /containers/create`: checks everything it can, reserves the name, writes the record. */
-export async function createContainer(parts: CreateParts, opts: CreateOptions): Promise<{ Id: string; Warnings: string[] }> {
+export async function createContainer(
+  parts: CreateParts,
+  opts: CreateOptions,
+): Promise<{ Id: string; Warnings: string[] }> {
   const { table } = parts;
   const cfg = opts.config ?? {};
   if (!cfg.Image) throw badRequest('No image specified'); // Docker's "config.Image" check
@@ -47,7 +50,12 @@ export async function createContainer(parts: CreateParts, opts: CreateOptions): 
   if (!parts.networks.knows(mode)) throw badRequest(`network ${mode} not found`);
   const settings = parts.networks.endpointSettingsForCreate(opts.endpointsConfig);
   const name = chooseName(table, opts.name);
-  if (typeof cfg.MacAddress === 'string' && cfg.MacAddress !== '' && !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(cfg.MacAddress)) throw badRequest(`${cfg.MacAddress} is not a valid mac address`);
+  if (
+    typeof cfg.MacAddress === 'string' &&
+    cfg.MacAddress !== '' &&
+    !/^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$/.test(cfg.MacAddress)
+  )
+    throw badRequest(`${cfg.MacAddress} is not a valid mac address`);
   checkLinks(table, hostConfig, name, mode);
   const id = newHexId();
   table.names.set(name, id);
@@ -67,13 +75,28 @@ export async function createContainer(parts: CreateParts, opts: CreateOptions): 
       args: argv.slice(1),
       config,
       hostConfig,
-      state: { Status: 'created', Pid: 0, ExitCode: 0, Error: '', StartedAt: ZERO_TIME, FinishedAt: ZERO_TIME, OOMKilled: false },
+      state: {
+        Status: 'created',
+        Pid: 0,
+        ExitCode: 0,
+        Error: '',
+        StartedAt: ZERO_TIME,
+        FinishedAt: ZERO_TIME,
+        OOMKilled: false,
+      },
       restartCount: 0,
       ...(Object.keys(settings).length ? { endpointSettings: settings } : {}),
     };
     // Bad binds and mounts are refused now, not at start (the user is looked up at start, in the rootfs).
     validatePortBindings(hostConfig.PortBindings);
-    rec.mountPoints = resolveMountPoints(parts.volumes, hostConfig, cfg.Volumes, img.config.Volumes, (ref) => table.get(ref), madeVolumes);
+    rec.mountPoints = resolveMountPoints(
+      parts.volumes,
+      hostConfig,
+      cfg.Volumes,
+      img.config.Volumes,
+      (ref) => table.get(ref),
+      madeVolumes,
+    );
     fs.mkdirSync(p.dir, { recursive: true });
     for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
     fs.writeFileSync(p.log, '');
@@ -98,10 +121,13 @@ function chooseName(table: ContainerTable, asked: string | undefined): string {
     name = validName(asked);
     const owner = table.names.get(name);
     if (owner) {
-      throw conflict(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
+      throw conflict(
+        `Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     }
   } else {
-    do name = '/' + randomName(); while (table.names.has(name));
+    do name = '/' + randomName();
+    while (table.names.has(name));
   }
   return name;
 }
@@ -110,13 +136,17 @@ function chooseName(table: ContainerTable, asked: string | undefined): string {
 function checkLinks(table: ContainerTable, hostConfig: HostConfig, name: string, mode: string): void {
   const links = normalizeLinks(hostConfig.Links, name);
   if (!links.length) return;
-  if (mode === 'host') throw badRequest("conflicting options: host type networking can't be used with links. This would result in undefined behavior");
+  if (mode === 'host')
+    throw badRequest(
+      "conflicting options: host type networking can't be used with links. This would result in undefined behavior",
+    );
   for (const l of links) {
     const child = parseLink(l).child;
     try {
       table.get(child);
     } catch (e) {
-      if (e instanceof ApiError && e.status === 404) throw badRequest(`could not get container for ${child.slice(1)}: No such container: ${child.slice(1)}`);
+      if (e instanceof ApiError && e.status === 404)
+        throw badRequest(`could not get container for ${child.slice(1)}: No such container: ${child.slice(1)}`);
       throw e;
     }
   }
@@ -124,14 +154,21 @@ function checkLinks(table: ContainerTable, hostConfig: HostConfig, name: string,
 }
 
 /** The container's config with the image's defaults filled in, and the argv it runs. */
-function mergedConfig(cfg: ContainerConfig, image: ImageConfig, id: string): { config: ContainerConfig; argv: string[] } {
-  const entrypoint = strList(cfg.Entrypoint) ?? (cfg.Entrypoint === undefined || cfg.Entrypoint === null ? image.Entrypoint ?? [] : []);
+function mergedConfig(
+  cfg: ContainerConfig,
+  image: ImageConfig,
+  id: string,
+): { config: ContainerConfig; argv: string[] } {
+  const entrypoint =
+    strList(cfg.Entrypoint) ??
+    (cfg.Entrypoint === undefined || cfg.Entrypoint === null ? (image.Entrypoint ?? []) : []);
   // An entrypoint given at create time drops the image's Cmd, as in Docker.
-  const cmd = strList(cfg.Cmd) ?? (strList(cfg.Entrypoint) ? [] : image.Cmd ?? []);
+  const cmd = strList(cfg.Cmd) ?? (strList(cfg.Entrypoint) ? [] : (image.Cmd ?? []));
   const argv = [...entrypoint, ...cmd];
   if (argv.length === 0) throw badRequest('No command specified');
   const env = mergeEnv(image.Env ?? [], cfg.Env ?? []);
-  if (!env.some((e) => e.startsWith('PATH='))) env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  if (!env.some((e) => e.startsWith('PATH=')))
+    env.unshift('PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
   const config: ContainerConfig = {
     ...cfg,
     Hostname: cfg.Hostname || id.slice(0, 12),
@@ -142,7 +179,9 @@ function mergedConfig(cfg: ContainerConfig, image: ImageConfig, id: string): { c
     Entrypoint: strList(cfg.Entrypoint) ?? (image.Entrypoint?.length ? image.Entrypoint : null),
     WorkingDir: cfg.WorkingDir || image.WorkingDir || '',
     Labels: { ...(image.Labels ?? {}), ...(cfg.Labels ?? {}) },
-    ...(image.ExposedPorts || cfg.ExposedPorts ? { ExposedPorts: { ...(image.ExposedPorts ?? {}), ...(cfg.ExposedPorts ?? {}) } } : {}),
+    ...(image.ExposedPorts || cfg.ExposedPorts
+      ? { ExposedPorts: { ...(image.ExposedPorts ?? {}), ...(cfg.ExposedPorts ?? {}) } }
+      : {}),
     StopSignal: cfg.StopSignal || image.StopSignal || undefined,
     Tty: cfg.Tty === true,
     OpenStdin: cfg.OpenStdin === true,

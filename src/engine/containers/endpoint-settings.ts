@@ -33,12 +33,15 @@ export function endpointSettingsFrom(ec: EndpointConfigRequest | null | undefine
  * EndpointSettings and fills in the addresses): Links, DriverOpts, IPAMConfig with link-local
  * addresses, and the MAC asked for until the endpoint has one.
  */
-export function withRequestedSettings<T extends { IPAMConfig: unknown; Links: unknown; DriverOpts: unknown; MacAddress: string }>(entry: T, s: EndpointSettings | undefined): T {
+export function withRequestedSettings<
+  T extends { IPAMConfig: unknown; Links: unknown; DriverOpts: unknown; MacAddress: string },
+>(entry: T, s: EndpointSettings | undefined): T {
   if (!s) return entry;
   const out = { ...entry };
   if (s.Links) out.Links = [...s.Links];
   if (s.DriverOpts) out.DriverOpts = { ...s.DriverOpts };
-  if (s.LinkLocalIPs) out.IPAMConfig = { ...((entry.IPAMConfig as object | null) ?? {}), LinkLocalIPs: [...s.LinkLocalIPs] };
+  if (s.LinkLocalIPs)
+    out.IPAMConfig = { ...((entry.IPAMConfig as object | null) ?? {}), LinkLocalIPs: [...s.LinkLocalIPs] };
   if (s.MacAddress && !entry.MacAddress) out.MacAddress = s.MacAddress;
   return out;
 }

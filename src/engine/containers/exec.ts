@@ -57,10 +57,19 @@ export class Execs {
     const rec = this.m.get(ref);
     if (!cfg.Cmd || cfg.Cmd.length === 0) throw badRequest('No exec command specified');
     if (cfg.DetachKeys) parseDetachKeys(cfg.DetachKeys, 'escape keys');
-    if (rec.state.Status === 'paused') throw conflict(`Container ${rec.id} is paused, unpause the container before exec`);
+    if (rec.state.Status === 'paused')
+      throw conflict(`Container ${rec.id} is paused, unpause the container before exec`);
     if (rec.state.Status !== 'running') throw conflict(`Container ${rec.id} is not running`);
     const id = newHexId();
-    this.table.set(id, { id, containerId: rec.id, config: cfg, running: false, started: false, exitCode: null, pid: 0 });
+    this.table.set(id, {
+      id,
+      containerId: rec.id,
+      config: cfg,
+      running: false,
+      started: false,
+      exitCode: null,
+      pid: 0,
+    });
     this.m.event(rec, `exec_create: ${cfg.Cmd.join(' ')}`, { execID: id });
     return id;
   }
@@ -78,7 +87,13 @@ export class Execs {
       ID: e.id,
       Running: e.running,
       ExitCode: e.exitCode,
-      ProcessConfig: { tty: e.config.Tty === true, entrypoint, arguments: args, privileged: e.config.Privileged === true, user: e.config.User ?? '' },
+      ProcessConfig: {
+        tty: e.config.Tty === true,
+        entrypoint,
+        arguments: args,
+        privileged: e.config.Privileged === true,
+        user: e.config.User ?? '',
+      },
       OpenStdin: e.config.AttachStdin === true,
       OpenStderr: e.config.AttachStderr === true,
       OpenStdout: e.config.AttachStdout === true,
@@ -93,7 +108,8 @@ export class Execs {
   check(id: string): ExecInstance {
     const e = this.get(id);
     if (e.started) throw conflict(`Exec command ${id} has already run`);
-    if (!this.m.find(e.containerId) || !this.m.isRunning(e.containerId)) throw conflict(`Container ${e.containerId} is not running`);
+    if (!this.m.find(e.containerId) || !this.m.isRunning(e.containerId))
+      throw conflict(`Container ${e.containerId} is not running`);
     return e;
   }
 
@@ -117,7 +133,10 @@ export class Execs {
       else env.push(kv);
     }
     const spec = processSpec(p.rootfs, e.config.Cmd!, env, {
-      tty, user: e.config.User || rec.config.User, cwd: e.config.WorkingDir || rec.config.WorkingDir, privileged: e.config.Privileged || rec.hostConfig.Privileged === true,
+      tty,
+      user: e.config.User || rec.config.User,
+      cwd: e.config.WorkingDir || rec.config.WorkingDir,
+      privileged: e.config.Privileged || rec.hostConfig.Privileged === true,
       groupAdd: groupAddOf(rec.hostConfig),
     });
     const specFile = path.join(p.run, `exec-${id.slice(0, 16)}.json`);
@@ -126,19 +145,27 @@ export class Execs {
     const argv = [RUNC, ...this.m.runc.execArgs(rec.id, specFile, tty)];
     // `runc exec --tty` in the foreground wants a terminal of its own to relay: script(1) lends it one.
     const child = tty
-      ? spawn('script', ['-q', '-e', '-f', '-c', `stty raw -echo; exec ${argv.map((a) => `'${a}'`).join(' ')}`, '/dev/null'], {
-        stdio: [stdin === 'ignore' ? 'pipe' : stdin, 'pipe', 'pipe'],
-        // Raw from the start: no second CR/LF translation by script's own terminal.
-        env: { ...process.env, SHELL: '/bin/sh' },
-      })
+      ? spawn(
+          'script',
+          ['-q', '-e', '-f', '-c', `stty raw -echo; exec ${argv.map((a) => `'${a}'`).join(' ')}`, '/dev/null'],
+          {
+            stdio: [stdin === 'ignore' ? 'pipe' : stdin, 'pipe', 'pipe'],
+            // Raw from the start: no second CR/LF translation by script's own terminal.
+            env: { ...process.env, SHELL: '/bin/sh' },
+          },
+        )
       : spawn(RUNC, argv.slice(1), { stdio: [stdin, 'pipe', 'pipe'] });
     e.pid = child.pid ?? 0;
     const session = { detached: false };
     const writeOut = io ? streamWriter(io, rawStream) : () => true;
     const write = (stream: number, b: Buffer) => (session.detached ? true : writeOut(stream, b));
     const crlf = tty ? new CrlfNormalizer() : undefined;
-    child.stdout!.on('data', (b: Buffer) => { if (e.config.AttachStdout !== false) write(STDOUT, crlf ? crlf.push(b) : b); });
-    child.stdout!.on('end', () => { if (crlf) write(STDOUT, crlf.flush()); });
+    child.stdout!.on('data', (b: Buffer) => {
+      if (e.config.AttachStdout !== false) write(STDOUT, crlf ? crlf.push(b) : b);
+    });
+    child.stdout!.on('end', () => {
+      if (crlf) write(STDOUT, crlf.flush());
+    });
     let runcError = '';
     child.stderr!.on('data', (b: Buffer) => {
       // runc's own failure ("exec failed: …") arrives as a logrus line on the same pipe.
@@ -176,7 +203,13 @@ export class Execs {
 }
 
 /** The client's input to the exec'd process; with a TTY the detach keys end the session and the process runs on. */
-function relayStdin(io: Duplex | undefined, child: ChildProcess, e: ExecInstance, tty: boolean, session: { detached: boolean }): void {
+function relayStdin(
+  io: Duplex | undefined,
+  child: ChildProcess,
+  e: ExecInstance,
+  tty: boolean,
+  session: { detached: boolean },
+): void {
   if (io && child.stdin && e.config.AttachStdin) {
     child.stdin.on('error', () => undefined);
     // With a TTY the detach keys end the session; the process runs on with its stdin open.
@@ -191,7 +224,9 @@ function relayStdin(io: Duplex | undefined, child: ChildProcess, e: ExecInstance
         io.destroy();
       }
     });
-    io.on('end', () => { if (!session.detached) child.stdin!.end(); });
+    io.on('end', () => {
+      if (!session.detached) child.stdin!.end();
+    });
     io.resume(); // reading the request body may have paused the socket explicitly
   } else io?.resume();
 }

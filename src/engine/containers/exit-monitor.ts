@@ -44,11 +44,15 @@ export class ExitMonitor {
       let files: string[] = [];
       try {
         files = fs.readdirSync(dir);
-      } catch { /* gone during purge */ }
+      } catch {
+        /* gone during purge */
+      }
       for (const f of files) this.queueExit(f);
     };
     try {
-      this.watcher = fs.watch(dir, (_ev, f) => { if (f) this.queueExit(f.toString()); });
+      this.watcher = fs.watch(dir, (_ev, f) => {
+        if (f) this.queueExit(f.toString());
+      });
       this.watcher.on('error', () => undefined);
     } catch (e) {
       this.table.log.warn({ err: e }, 'cannot watch exit directory; polling only');
@@ -70,7 +74,8 @@ export class ExitMonitor {
     if (!fs.existsSync(path.join(this.table.exitsDir, id))) return;
     this.table.log.debug({ id }, 'exit file seen');
     this.exitsPending.add(id);
-    void this.table.locked(id, () => this.handleExit(id))
+    void this.table
+      .locked(id, () => this.handleExit(id))
       .catch((e) => this.table.log.error({ err: e, id }, 'exit handling failed'))
       .finally(() => this.exitsPending.delete(id));
   }
@@ -100,12 +105,19 @@ export class ExitMonitor {
     t.noteExit(rec.id);
     // A full disk (ENOSPC) must not stop the clean-up nor a daemon's start: the record on disk
     // then still says running, and the next start finds the container gone and marks it again.
-    await saveRecordAsync(t.paths(rec.id).record, rec).catch((err) => t.log.warn({ err, id: rec.id }, 'exited container state not saved'));
+    await saveRecordAsync(t.paths(rec.id).record, rec).catch((err) =>
+      t.log.warn({ err, id: rec.id }, 'exited container state not saved'),
+    );
     const ms: Record<string, number> = {};
     await this.actions.teardown(rec, ms);
     t.log.info({ id: rec.id, code, ms }, 'container exited');
     if (rec.hostConfig.AutoRemove) {
-      setImmediate(() => void this.actions.remove(rec.id, { force: true, volumes: true }).catch((e) => t.log.warn({ err: e, id: rec.id }, 'auto-remove failed')));
+      setImmediate(
+        () =>
+          void this.actions
+            .remove(rec.id, { force: true, volumes: true })
+            .catch((e) => t.log.warn({ err: e, id: rec.id }, 'auto-remove failed')),
+      );
     } else if (this.wantsRestart(rec)) {
       this.scheduleRestart(rec);
     }
@@ -116,7 +128,8 @@ export class ExitMonitor {
     const p = rec.hostConfig.RestartPolicy;
     if (!p || rec.manuallyStopped || this.closed) return false;
     if (p.Name === 'always' || p.Name === 'unless-stopped') return true;
-    if (p.Name === 'on-failure') return rec.state.ExitCode !== 0 && (!p.MaximumRetryCount || rec.restartCount < p.MaximumRetryCount);
+    if (p.Name === 'on-failure')
+      return rec.state.ExitCode !== 0 && (!p.MaximumRetryCount || rec.restartCount < p.MaximumRetryCount);
     return false;
   }
 
@@ -132,11 +145,13 @@ export class ExitMonitor {
     const timer = setTimeout(() => {
       this.restartsPending.delete(rec.id);
       if (!stillWanted()) return;
-      void this.table.locked(rec.id, async () => {
-        if (!stillWanted()) return;
-        rec.restartCount++;
-        await this.actions.startLocked(rec);
-      }).catch((e) => this.table.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
+      void this.table
+        .locked(rec.id, async () => {
+          if (!stillWanted()) return;
+          rec.restartCount++;
+          await this.actions.startLocked(rec);
+        })
+        .catch((e) => this.table.log.warn({ err: e, id: rec.id }, 'restart by policy failed'));
     }, delay);
     timer.unref();
   }

@@ -14,7 +14,8 @@ import { run } from '../../util/run.js';
 import { OPAQUE_MARKER, WHITEOUT_PREFIX } from '../images/layers.js';
 
 /** Docker's `containerFileNotFound`. */
-export const fileNotFound = (p: string, container: string) => notFound(`Could not find the file ${p} in container ${container}`);
+export const fileNotFound = (p: string, container: string) =>
+  notFound(`Could not find the file ${p} in container ${container}`);
 
 /**
  * `p` (absolute inside the container) resolved to a host path under `root`, following symlinks
@@ -35,7 +36,9 @@ export function resolveInRoot(root: string, p: string, followLast = false): stri
     let st: fs.Stats | undefined;
     try {
       st = fs.lstatSync(host);
-    } catch { /* missing: the caller's stat says so */ }
+    } catch {
+      /* missing: the caller's stat says so */
+    }
     if (st?.isSymbolicLink() && (parts.length > 0 || followLast)) {
       if (++hops > 255) throw badRequest(`too many links in ${p}`);
       const target = fs.readlinkSync(host);
@@ -103,7 +106,9 @@ function tarOut(args: string[]): Readable {
     else out.destroy(new Error(`tar: ${err.trim() || `exit ${code}`}`));
   });
   child.on('error', (e) => out.destroy(e));
-  out.on('close', () => { if (child.exitCode === null) child.kill(); });
+  out.on('close', () => {
+    if (child.exitCode === null) child.kill();
+  });
   return out;
 }
 
@@ -127,7 +132,12 @@ export function exportRoot(root: string): Readable {
  * Each member's path is resolved as the container sees it (resolveInRoot), so a symlink the
  * container planted never leads the write out of its root, which GNU tar on the host path would allow.
  */
-export async function extractInto(root: string, dir: string, body: Readable, opts: { copyUidGid: boolean; noOverwriteDirNonDir: boolean }): Promise<void> {
+export async function extractInto(
+  root: string,
+  dir: string,
+  body: Readable,
+  opts: { copyUidGid: boolean; noOverwriteDirNonDir: boolean },
+): Promise<void> {
   const extract = tar.extract();
   const dirs: Array<{ host: string; mtime?: Date }> = [];
   const bad = (msg: string) => badRequest(`Error processing tar file(${msg})`);
@@ -151,17 +161,23 @@ export async function extractInto(root: string, dir: string, body: Readable, opt
       let existing: fs.Stats | undefined;
       try {
         existing = fs.lstatSync(host);
-      } catch { /* new */ }
+      } catch {
+        /* new */
+      }
       const isDir = h.type === 'directory';
       if (existing && opts.noOverwriteDirNonDir && existing.isDirectory() !== isDir) {
-        throw bad(isDir ? `cannot overwrite non-directory "${ctrPath}" with directory "${ctrPath}"` : `cannot overwrite directory "${ctrPath}" with non-directory "${ctrPath}"`);
+        throw bad(
+          isDir
+            ? `cannot overwrite non-directory "${ctrPath}" with directory "${ctrPath}"`
+            : `cannot overwrite directory "${ctrPath}" with non-directory "${ctrPath}"`,
+        );
       }
       if (existing && !(isDir && existing.isDirectory())) fs.rmSync(host, { recursive: true, force: true });
       fs.mkdirSync(path.dirname(host), { recursive: true });
       const mode = (h.mode ?? 0o644) & 0o7777;
       const owner = () => {
-        const uid = opts.copyUidGid ? h.uid ?? 0 : 0;
-        const gid = opts.copyUidGid ? h.gid ?? 0 : 0;
+        const uid = opts.copyUidGid ? (h.uid ?? 0) : 0;
+        const gid = opts.copyUidGid ? (h.gid ?? 0) : 0;
         fs.lchownSync(host, uid, gid);
       };
       switch (h.type) {
@@ -218,7 +234,19 @@ export async function extractInto(root: string, dir: string, body: Readable, opt
 }
 
 /** Paths dockerd keeps in a container's init layer: never part of `docker diff` or a commit. */
-const INIT_PATHS = new Set(['/.dockerenv', '/etc/hosts', '/etc/hostname', '/etc/resolv.conf', '/etc/mtab', '/dev/console', '/dev/pts', '/dev/shm', '/proc', '/sys', '/dev']);
+const INIT_PATHS = new Set([
+  '/.dockerenv',
+  '/etc/hosts',
+  '/etc/hostname',
+  '/etc/resolv.conf',
+  '/etc/mtab',
+  '/dev/console',
+  '/dev/pts',
+  '/dev/shm',
+  '/proc',
+  '/sys',
+  '/dev',
+]);
 
 export type ChangeKind = 0 | 1 | 2;
 /** One upper-dir entry: `Kind` 0 changed, 1 added, 2 deleted (Docker's ChangeType). */
@@ -233,7 +261,9 @@ export interface Change {
 
 /** Directories of `upper` marked opaque (`trusted.overlay.opaque=y`), as container paths. */
 async function opaqueDirs(upper: string): Promise<Set<string>> {
-  const r = await run('getfattr', ['-R', '-P', '--absolute-names', '-n', 'trusted.overlay.opaque', upper], { allowFail: true });
+  const r = await run('getfattr', ['-R', '-P', '--absolute-names', '-n', 'trusted.overlay.opaque', upper], {
+    allowFail: true,
+  });
   const out = new Set<string>();
   let file = '';
   for (const line of r.stdout.split('\n')) {
@@ -246,14 +276,15 @@ async function opaqueDirs(upper: string): Promise<Set<string>> {
 /** What the container changed: the upper dir against the image's layers (`lower`, lowest first). */
 export async function upperChanges(upper: string, lower: string[]): Promise<Change[]> {
   const opaque = await opaqueDirs(upper);
-  const inLower = (rel: string) => lower.some((l) => {
-    try {
-      fs.lstatSync(path.join(l, rel));
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  const inLower = (rel: string) =>
+    lower.some((l) => {
+      try {
+        fs.lstatSync(path.join(l, rel));
+        return true;
+      } catch {
+        return false;
+      }
+    });
   const out: Change[] = [];
   /** Walks one directory; returns whether anything under it was reported. */
   const walk = (rel: string): boolean => {
@@ -310,12 +341,19 @@ export function changesLayer(changes: Change[]): Readable {
       const base = { name, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid, mtime: st.mtime };
       if (st.isDirectory()) {
         await entry(pack, { ...base, type: 'directory' });
-        if (c.opaque) await entry(pack, { name: path.posix.join(name, OPAQUE_MARKER), size: 0, mode: 0o644, type: 'file' });
-      } else if (st.isSymbolicLink()) await entry(pack, { ...base, type: 'symlink', linkname: fs.readlinkSync(c.host) });
+        if (c.opaque)
+          await entry(pack, { name: path.posix.join(name, OPAQUE_MARKER), size: 0, mode: 0o644, type: 'file' });
+      } else if (st.isSymbolicLink())
+        await entry(pack, { ...base, type: 'symlink', linkname: fs.readlinkSync(c.host) });
       else if (st.isFile()) await fileEntry(pack, { ...base, type: 'file', size: st.size }, c.host);
       else if (st.isFIFO()) await entry(pack, { ...base, type: 'fifo' });
       else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        await entry(pack, { ...base, type: st.isCharacterDevice() ? 'character-device' : 'block-device', devmajor: Math.floor(st.rdev / 256) & 0xfff, devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00) });
+        await entry(pack, {
+          ...base,
+          type: st.isCharacterDevice() ? 'character-device' : 'block-device',
+          devmajor: Math.floor(st.rdev / 256) & 0xfff,
+          devminor: (st.rdev & 0xff) | ((st.rdev >> 12) & 0xfff00),
+        });
       }
       // Sockets are not archived, as in Docker.
     }

@@ -1,7 +1,23 @@
 import { badRequest } from '../../util/errors.js';
 import type { ContainerRecord } from './record.js';
 
-const KEYS = new Set(['id', 'name', 'label', 'status', 'ancestor', 'exited', 'network', 'before', 'since', 'volume', 'health', 'isolation', 'is-task', 'publish', 'expose']);
+const KEYS = new Set([
+  'id',
+  'name',
+  'label',
+  'status',
+  'ancestor',
+  'exited',
+  'network',
+  'before',
+  'since',
+  'volume',
+  'health',
+  'isolation',
+  'is-task',
+  'publish',
+  'expose',
+]);
 const STATUSES = new Set(['created', 'restarting', 'running', 'removing', 'paused', 'exited', 'dead']);
 
 export function validateFilters(filters: Map<string, string[]>): void {
@@ -22,7 +38,11 @@ function matchesPattern(pattern: string, value: string): boolean {
 }
 
 /** Each filter key must match (any of its values); `label` values must all match. */
-export function matchesFilters(r: ContainerRecord, filters: Map<string, string[]>, imageMatches: (ref: string) => boolean): boolean {
+export function matchesFilters(
+  r: ContainerRecord,
+  filters: Map<string, string[]>,
+  imageMatches: (ref: string) => boolean,
+): boolean {
   for (const [k, vs] of filters) {
     if (vs.length === 0) continue;
     switch (k) {
@@ -50,7 +70,15 @@ export function matchesFilters(r: ContainerRecord, filters: Map<string, string[]
         break;
       case 'network':
         // Its own network, or one joined with `network connect` (named as then).
-        if (!vs.some((v) => v === 'bridge' && ['default', 'bridge'].includes(r.hostConfig.NetworkMode ?? 'default') || v === r.hostConfig.NetworkMode || (r.connectedNetworks ?? []).includes(v))) return false;
+        if (
+          !vs.some(
+            (v) =>
+              (v === 'bridge' && ['default', 'bridge'].includes(r.hostConfig.NetworkMode ?? 'default')) ||
+              v === r.hostConfig.NetworkMode ||
+              (r.connectedNetworks ?? []).includes(v),
+          )
+        )
+          return false;
         break;
       case 'health':
         if (!vs.includes(r.state.Health?.Status ?? 'none')) return false;

@@ -14,7 +14,6 @@ export interface Healthcheck {
   Retries?: number;
 }
 
-
 const MAX_LOG = 5;
 const MAX_OUTPUT = 4096;
 const s = (ns: number | undefined, dflt: number) => (ns && ns > 0 ? ns / 1e6 : dflt);
@@ -33,7 +32,10 @@ export function probeArgs(h: Healthcheck | undefined): string[] | undefined {
  * given takes the image's; one given fills only its unset fields from the image's, so
  * `--no-healthcheck` (Test ["NONE"]) turns the image's off.
  */
-export function mergeHealthcheck(own: Healthcheck | undefined, image: Healthcheck | undefined): Healthcheck | undefined {
+export function mergeHealthcheck(
+  own: Healthcheck | undefined,
+  image: Healthcheck | undefined,
+): Healthcheck | undefined {
   if (!image) return own;
   if (!own) return { ...image };
   return {
@@ -77,7 +79,13 @@ export class HealthMonitor {
   private schedule(): void {
     if (this.stopped) return;
     const h = this.rec.config.Healthcheck as Healthcheck;
-    this.timer = setTimeout(() => void this.probe().finally(() => this.schedule()).catch(() => undefined /* no logger here: a probe's failures go to the health log */), s(h.Interval, 30_000));
+    this.timer = setTimeout(
+      () =>
+        void this.probe()
+          .finally(() => this.schedule())
+          .catch(() => undefined /* no logger here: a probe's failures go to the health log */),
+      s(h.Interval, 30_000),
+    );
     this.timer.unref();
   }
 
@@ -89,7 +97,12 @@ export class HealthMonitor {
     if (this.stopped) return;
     const health = this.rec.state.Health as HealthState;
     const before = health.Status;
-    health.Log.push({ Start: start.toISOString(), End: new Date().toISOString(), ExitCode: result.code, Output: result.output });
+    health.Log.push({
+      Start: start.toISOString(),
+      End: new Date().toISOString(),
+      ExitCode: result.code,
+      Output: result.output,
+    });
     if (health.Log.length > MAX_LOG) health.Log.splice(0, health.Log.length - MAX_LOG);
     if (result.code === 0) {
       health.Status = 'healthy';
@@ -103,21 +116,33 @@ export class HealthMonitor {
 
   private exec(args: string[], timeoutMs: number): Promise<{ code: number; output: string }> {
     const r = this.rec;
-    const spec = processSpec(this.p.rootfs, args, r.config.Env ?? [], { tty: false, user: r.config.User, cwd: r.config.WorkingDir });
+    const spec = processSpec(this.p.rootfs, args, r.config.Env ?? [], {
+      tty: false,
+      user: r.config.User,
+      cwd: r.config.WorkingDir,
+    });
     const file = path.join(this.p.run, 'health.json');
     const pidFile = path.join(this.p.run, 'health.pid');
     fs.writeFileSync(file, JSON.stringify(spec));
     return new Promise((resolve) => {
-      const child = spawn(RUNC, ['--root', this.runcRoot, 'exec', '--pid-file', pidFile, '--process', file, r.id], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(RUNC, ['--root', this.runcRoot, 'exec', '--pid-file', pidFile, '--process', file, r.id], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let output = '';
-      const take = (b: Buffer) => { if (output.length < MAX_OUTPUT) output += b.toString().slice(0, MAX_OUTPUT - output.length); };
+      const take = (b: Buffer) => {
+        if (output.length < MAX_OUTPUT) output += b.toString().slice(0, MAX_OUTPUT - output.length);
+      };
       child.stdout.on('data', take);
       child.stderr.on('data', take);
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
         // Killing runc would leave the probe running in the container: kill the probe itself.
-        try { process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGKILL'); } catch { child.kill('SIGKILL'); }
+        try {
+          process.kill(Number(fs.readFileSync(pidFile, 'utf8')), 'SIGKILL');
+        } catch {
+          child.kill('SIGKILL');
+        }
       }, timeoutMs);
       child.on('close', (code) => {
         clearTimeout(timer);

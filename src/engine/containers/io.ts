@@ -40,7 +40,13 @@ function writerFor(out: Writable, tty: boolean, o: { stdout: boolean; stderr: bo
 }
 
 /** `docker logs`: the log file as Docker frames it; with `follow`, until the container stops or the client leaves. */
-export async function streamLogs(m: ContainerManager, ref: string, o: LogOptions, out: Writable, signal: AbortSignal): Promise<void> {
+export async function streamLogs(
+  m: ContainerManager,
+  ref: string,
+  o: LogOptions,
+  out: Writable,
+  signal: AbortSignal,
+): Promise<void> {
   const rec = m.get(ref);
   const file = m.paths(rec.id).log;
   const seq = m.exits(rec.id);
@@ -53,7 +59,9 @@ export async function streamLogs(m: ContainerManager, ref: string, o: LogOptions
   if (!o.follow || !running || o.until) return;
   await followLog(file, {
     offset,
-    onEntry: (e) => { if (!o.since || e.ms >= o.since * 1000) write(e); },
+    onEntry: (e) => {
+      if (!o.since || e.ms >= o.since * 1000) write(e);
+    },
     done: () => m.exits(rec.id) !== seq || !m.find(rec.id),
     signal,
   });
@@ -92,10 +100,16 @@ export async function attach(m: ContainerManager, ref: string, o: AttachOptions,
     if (entries.length) await new Promise((r) => setTimeout(r, 100));
     for (const e of entries) write(e);
   }
-  if (o.stdin && rec.config.OpenStdin) forwardStdin(m, rec.id, path.join(p.run, attachId(rec.id), 'attach'), io, seq, ac, watcher);
+  if (o.stdin && rec.config.OpenStdin)
+    forwardStdin(m, rec.id, path.join(p.run, attachId(rec.id), 'attach'), io, seq, ac, watcher);
   else io.resume();
   if (o.stream && !ac.signal.aborted) {
-    await followLog(p.log, { offset: o.logs ? logSize(p.log) : start, onEntry: write, done: () => m.exits(rec.id) !== seq || !m.find(rec.id), signal: ac.signal });
+    await followLog(p.log, {
+      offset: o.logs ? logSize(p.log) : start,
+      onEntry: write,
+      done: () => m.exits(rec.id) !== seq || !m.find(rec.id),
+      signal: ac.signal,
+    });
   }
   io.end();
   // A detach ends the session for good: nothing more is read from the client.
@@ -103,7 +117,15 @@ export async function attach(m: ContainerManager, ref: string, o: AttachOptions,
 }
 
 /** Waits for the container to be running (attach comes before start in `docker run -i`), then pipes stdin in. */
-function forwardStdin(m: ContainerManager, id: string, socket: string, io: Duplex, seq: number, ac: AbortController, watcher?: DetachWatcher): void {
+function forwardStdin(
+  m: ContainerManager,
+  id: string,
+  socket: string,
+  io: Duplex,
+  seq: number,
+  ac: AbortController,
+  watcher?: DetachWatcher,
+): void {
   const signal = ac.signal;
   const pending: Buffer[] = [];
   let ended = false;
@@ -113,7 +135,7 @@ function forwardStdin(m: ContainerManager, id: string, socket: string, io: Duple
     let b = raw;
     let detach = false;
     if (watcher) ({ pass: b, detach } = watcher.push(raw));
-    if (b.length) (sink ? sink.write(b) : pending.push(b));
+    if (b.length) sink ? sink.write(b) : pending.push(b);
     // The detach keys end this attach; the container runs on with its stdin open.
     if (detach) ac.abort();
   });

@@ -42,7 +42,9 @@ export class ContainerLifecycle {
     // Also cancels a pending restart by policy.
     rec.manuallyStopped = true;
     // Off the event loop: a scale-down stops many containers at once.
-    await saveRecordAsync(t.paths(rec.id).record, rec).catch((e) => { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; });
+    await saveRecordAsync(t.paths(rec.id).record, rec).catch((e) => {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    });
     // A start in flight (a restart by policy, say) finishes first, then is stopped.
     await t.locked(rec.id, async () => undefined);
     rec.manuallyStopped = true; // that start cleared it
@@ -95,8 +97,13 @@ export class ContainerLifecycle {
 
   async restart(ref: string, timeoutSec?: number): Promise<void> {
     const rec = this.table.get(ref);
-    if (hasProcess(rec)) await this.stop(rec.id, timeoutSec).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
-    await this.start(rec.id).catch((e) => { if (!(e instanceof ApiError && e.status === 304)) throw e; });
+    if (hasProcess(rec))
+      await this.stop(rec.id, timeoutSec).catch((e) => {
+        if (!(e instanceof ApiError && e.status === 304)) throw e;
+      });
+    await this.start(rec.id).catch((e) => {
+      if (!(e instanceof ApiError && e.status === 304)) throw e;
+    });
     rec.restartCount++;
     saveRecord(this.table.paths(rec.id).record, rec);
     this.table.event(rec, 'restart');
@@ -109,7 +116,10 @@ export class ContainerLifecycle {
     const name = validName(newName);
     if (name === rec.name) throw conflict(`Renaming a container with the same name as its current name`);
     const owner = t.names.get(name);
-    if (owner) throw conflict(`Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`);
+    if (owner)
+      throw conflict(
+        `Conflict. The container name "${name}" is already in use by container "${owner}". You have to remove (or rename) that container to be able to reuse that name.`,
+      );
     t.names.delete(rec.name);
     t.names.set(name, rec.id);
     const oldName = rec.name;
@@ -123,7 +133,8 @@ export class ContainerLifecycle {
   update(ref: string, u: UpdateConfig): Promise<{ Warnings: string[] }> {
     const rec = this.table.get(ref);
     return this.table.locked(rec.id, async () => {
-      if (rec.state.Status === 'removing' || rec.state.Status === 'dead') throw badRequest(`Cannot update container ${rec.id}: container is marked for removal and cannot be "update"`);
+      if (rec.state.Status === 'removing' || rec.state.Status === 'dead')
+        throw badRequest(`Cannot update container ${rec.id}: container is marked for removal and cannot be "update"`);
       const { next, warnings } = applyUpdate(rec.id, rec.hostConfig, u);
       const args = runcUpdateArgs(u);
       if (hasProcess(rec) && args.length) {
@@ -160,7 +171,10 @@ export class ContainerLifecycle {
   /** dockerd 20.10's refusal to remove a live container without force (daemon/delete.go). */
   private removeRunningError(rec: ContainerRecord) {
     const state = this.parts.restartPending(rec.id) && !hasProcess(rec) ? 'restarting' : rec.state.Status;
-    const procedure = state === 'paused' ? 'Unpause and then stop the container before attempting removal or force remove' : 'Stop the container before attempting removal or force remove';
+    const procedure =
+      state === 'paused'
+        ? 'Unpause and then stop the container before attempting removal or force remove'
+        : 'Stop the container before attempting removal or force remove';
     return conflict(`You cannot remove a ${state} container ${rec.id}. ${procedure}`);
   }
 
@@ -173,7 +187,8 @@ export class ContainerLifecycle {
     if (hasProcess(rec)) {
       await this.thaw(rec);
       await this.signal(rec, 9);
-      if (!(await t.waitNotRunning(rec.id, 30_000))) throw serverError(`container ${rec.id} did not exit after SIGKILL`);
+      if (!(await t.waitNotRunning(rec.id, 30_000)))
+        throw serverError(`container ${rec.id} did not exit after SIGKILL`);
     }
     await t.locked(rec.id, async () => {
       if (!t.records.has(rec.id)) return;
@@ -185,7 +200,10 @@ export class ContainerLifecycle {
       // `rm -v`: the container's anonymous volumes go with it; named ones stay.
       if (opts.volumes) {
         for (const mp of rec.mountPoints ?? []) {
-          if (mp.Anonymous && mp.Name) await this.parts.volumes.remove(mp.Name).catch((e) => t.log.warn({ err: e, volume: mp.Name }, 'removing anonymous volume failed'));
+          if (mp.Anonymous && mp.Name)
+            await this.parts.volumes
+              .remove(mp.Name)
+              .catch((e) => t.log.warn({ err: e, volume: mp.Name }, 'removing anonymous volume failed'));
         }
       }
     });
@@ -218,7 +236,9 @@ export class ContainerLifecycle {
       try {
         process.kill(rec.state.Pid, sig);
         return;
-      } catch { /* gone meanwhile: runc decides */ }
+      } catch {
+        /* gone meanwhile: runc decides */
+      }
     }
     await this.table.runc.kill(rec.id, sig, sig === 9).catch(() => undefined);
   }

@@ -16,7 +16,8 @@ export interface Link {
 /** `name`, `name:alias`, `/name:/parent/alias` → the stored form for a container named `parent` (with slash). */
 export function normalizeLinks(links: unknown, parent: string): string[] {
   if (links === undefined || links === null) return [];
-  if (!Array.isArray(links) || links.some((l) => typeof l !== 'string')) throw badRequest('json: cannot unmarshal into Go struct field HostConfig.Links of type []string');
+  if (!Array.isArray(links) || links.some((l) => typeof l !== 'string'))
+    throw badRequest('json: cannot unmarshal into Go struct field HostConfig.Links of type []string');
   return (links as string[]).map((l) => {
     const [rawChild, rawAlias] = l.split(':');
     if (!rawChild) throw badRequest(`invalid link: ${l}`);
@@ -46,13 +47,21 @@ export function linkEnv(link: Link, childIp: string, childEnv: string[], exposed
   const alias = aliasOf(link).toUpperCase().replace(/-/g, '_');
   const env: string[] = [];
   const ports = exposed
-    .map((k) => { const [port, proto = 'tcp'] = k.split('/'); return { port: Number(port), proto }; })
+    .map((k) => {
+      const [port, proto = 'tcp'] = k.split('/');
+      return { port: Number(port), proto };
+    })
     .filter((p) => Number.isInteger(p.port))
     .sort((a, b) => a.port - b.port || a.proto.localeCompare(b.proto));
   if (ports.length) env.push(`${alias}_PORT=${ports[0].proto}://${childIp}:${ports[0].port}`);
   for (const p of ports) {
     const pre = `${alias}_PORT_${p.port}_${p.proto.toUpperCase()}`;
-    env.push(`${pre}=${p.proto}://${childIp}:${p.port}`, `${pre}_ADDR=${childIp}`, `${pre}_PORT=${p.port}`, `${pre}_PROTO=${p.proto}`);
+    env.push(
+      `${pre}=${p.proto}://${childIp}:${p.port}`,
+      `${pre}_ADDR=${childIp}`,
+      `${pre}_PORT=${p.port}`,
+      `${pre}_PROTO=${p.proto}`,
+    );
   }
   env.push(`${alias}_NAME=${link.name}`);
   for (const kv of childEnv) {

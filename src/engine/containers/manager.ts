@@ -26,7 +26,13 @@ import type { Runc } from './runtime.js';
 import { ContainerStarter, type StartHook } from './start.js';
 import { ContainerTable, hasProcess, type WaitCondition } from './table.js';
 import type { UpdateConfig } from './update.js';
-import { inspectView, summaryView, type ContainerInspect, type ContainerSummary, type ForeignEndpoint } from './views.js';
+import {
+  inspectView,
+  summaryView,
+  type ContainerInspect,
+  type ContainerSummary,
+  type ForeignEndpoint,
+} from './views.js';
 
 export type { ContainerConfig, HostConfig, ContainerRecord } from './record.js';
 export type { CreateOptions } from './create.js';
@@ -72,7 +78,8 @@ export class ContainerManager {
     this.exec = new Execs(table);
     this.networks = new ContainerNetworks(table, bridge, this.ports, userBridges);
     this.health = new HealthWatch(table);
-    const removeLater = (id: string) => setImmediate(() => void this.remove(id, { force: true, volumes: true }).catch(() => undefined));
+    const removeLater = (id: string) =>
+      setImmediate(() => void this.remove(id, { force: true, volumes: true }).catch(() => undefined));
     this.starter = new ContainerStarter(table, images, volumes, this.networks, this.health, removeLater);
     this.exitMonitor = new ExitMonitor(table, this.health, {
       teardown: (rec, t) => this.starter.teardown(rec, t),
@@ -80,14 +87,23 @@ export class ContainerManager {
       remove: (id, opts) => this.remove(id, opts),
     });
     this.lifecycle = new ContainerLifecycle({
-      table, volumes, networks: this.networks, starter: this.starter, execs: this.exec,
+      table,
+      volumes,
+      networks: this.networks,
+      starter: this.starter,
+      execs: this.exec,
       restartPending: (id) => this.exitMonitor.restartPending(id),
     });
   }
 
   static async open(
-    config: DaemonConfig, log: Logger, images: ImageStore, bridge: BridgeNetwork, events = new EventLog(),
-    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })), userBridges?: UserBridges,
+    config: DaemonConfig,
+    log: Logger,
+    images: ImageStore,
+    bridge: BridgeNetwork,
+    events = new EventLog(),
+    volumes = VolumeStore.open(config.dataRoot, log.child({ part: 'volumes' })),
+    userBridges?: UserBridges,
   ): Promise<ContainerManager> {
     const m = new ContainerManager(config, log, images, bridge, events, volumes, userBridges);
     const records = m.table.records;
@@ -98,11 +114,20 @@ export class ContainerManager {
         ...userBridges.list().map((n) => ({ device: n.device, subnet: n.subnet })),
       ];
     }
-    volumes.setRefs((name) => m.all().filter((r) => r.mountPoints?.some((mp) => mp.Type === 'volume' && mp.Name === name)).map((r) => r.id));
+    volumes.setRefs((name) =>
+      m
+        .all()
+        .filter((r) => r.mountPoints?.some((mp) => mp.Type === 'volume' && mp.Name === name))
+        .map((r) => r.id),
+    );
     const dp = daemonPaths(config);
     for (const d of [dp.containers, dp.runcRoot, dp.conmon, dp.exits]) fs.mkdirSync(d, { recursive: true });
     await restoreContainers({
-      table: m.table, networks: m.networks, volumes, health: m.health, exits: m.exitMonitor,
+      table: m.table,
+      networks: m.networks,
+      volumes,
+      health: m.health,
+      exits: m.exitMonitor,
       teardown: (rec) => m.starter.teardown(rec),
     });
     images.setInUseCheck((imageId) => [...records.values()].find((r) => r.imageId === imageId)?.id);
@@ -169,7 +194,14 @@ export class ContainerManager {
   inspect(ref: string): ContainerInspect {
     const rec = this.get(ref);
     const n = this.networks;
-    return inspectView(rec, this.paths(rec.id), n.endpoint(rec.id), this.bridge.networkIds.bridge, this.exec.idsOf(rec.id), n.otherEndpoints(rec.id));
+    return inspectView(
+      rec,
+      this.paths(rec.id),
+      n.endpoint(rec.id),
+      this.bridge.networkIds.bridge,
+      this.exec.idsOf(rec.id),
+      n.otherEndpoints(rec.id),
+    );
   }
 
   /** `docker ps`: running ones unless `all`; filters as Docker's (`label`, `name`, `id`, `status`, …). */
@@ -183,7 +215,9 @@ export class ContainerManager {
       .filter((r) => matchesFilters(r, filters, (img) => this.imageMatches(r, img)))
       .sort((a, b) => b.created.localeCompare(a.created));
     if (opts.limit && opts.limit > 0) out = out.slice(0, opts.limit);
-    return out.map((r) => summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.networks.otherEndpoints(r.id)));
+    return out.map((r) =>
+      summaryView(r, this.endpoint(r.id), this.bridge.networkIds.bridge, this.networks.otherEndpoints(r.id)),
+    );
   }
 
   /** Containers carrying every `key=value` given (the swarm agent finds its tasks this way). */
@@ -203,7 +237,10 @@ export class ContainerManager {
   // --- lifecycle ----------------------------------------------------------------------------
 
   create(opts: CreateOptions): Promise<{ Id: string; Warnings: string[] }> {
-    return createContainer({ table: this.table, images: this.images, volumes: this.volumes, networks: this.networks }, opts);
+    return createContainer(
+      { table: this.table, images: this.images, volumes: this.volumes, networks: this.networks },
+      opts,
+    );
   }
 
   start(ref: string): Promise<void> {
@@ -256,7 +293,11 @@ export class ContainerManager {
    * `POST /containers/{id}/wait`: resolves with the exit code once the condition holds.
    * Register before starting the container (as `docker run` does) to catch fast exits.
    */
-  wait(ref: string, condition: WaitCondition = 'not-running', signal?: AbortSignal): Promise<{ StatusCode: number; Error?: { Message: string } }> {
+  wait(
+    ref: string,
+    condition: WaitCondition = 'not-running',
+    signal?: AbortSignal,
+  ): Promise<{ StatusCode: number; Error?: { Message: string } }> {
     return this.table.wait(ref, condition, signal);
   }
 
@@ -331,7 +372,11 @@ export class ContainerManager {
    * Runs `fn` on the container's merged root filesystem (`docker cp`, `export`, `commit`): the
    * running container's own mount, or one made for the call while it is stopped.
    */
-  async withRootfs<T>(ref: string, fn: (rootfs: string, rec: ContainerRecord) => Promise<T>, opts: { live?: boolean } = {}): Promise<T> {
+  async withRootfs<T>(
+    ref: string,
+    fn: (rootfs: string, rec: ContainerRecord) => Promise<T>,
+    opts: { live?: boolean } = {},
+  ): Promise<T> {
     const rec = this.get(ref);
     const p = this.paths(rec.id);
     // `live`: the container's view with its volumes and binds (docker cp): a running one's through its init.
@@ -365,7 +410,8 @@ export class ContainerManager {
   /** `docker top`: `ps` output for the container's processes. */
   async top(ref: string, psArgs = '-ef'): Promise<{ Titles: string[]; Processes: string[][] }> {
     const rec = this.get(ref);
-    if (rec.state.Status !== 'running' && rec.state.Status !== 'paused') throw conflict(`Container ${rec.id} is not running`);
+    if (rec.state.Status !== 'running' && rec.state.Status !== 'paused')
+      throw conflict(`Container ${rec.id} is not running`);
     const pids = new Set(await this.runc.ps(rec.id));
     const r = await run('ps', psArgs.split(/\s+/).filter(Boolean));
     const lines = r.stdout.split('\n').filter(Boolean);

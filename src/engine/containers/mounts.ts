@@ -28,16 +28,30 @@ export function resolveMountPoints(
   lookup: (ref: string) => ContainerRecord,
   made: string[],
 ): MountPoint[] {
-  const mps = containerMountPoints({
-    binds: hostConfig.Binds, mounts: hostConfig.Mounts, configVolumes, imageVolumes,
-    volumeDriver: typeof hostConfig.VolumeDriver === 'string' ? hostConfig.VolumeDriver : '',
-    tmpfs: hostConfig.Tmpfs, inherited: volumesFrom(hostConfig.VolumesFrom, lookup),
-  }, fs.existsSync);
+  const mps = containerMountPoints(
+    {
+      binds: hostConfig.Binds,
+      mounts: hostConfig.Mounts,
+      configVolumes,
+      imageVolumes,
+      volumeDriver: typeof hostConfig.VolumeDriver === 'string' ? hostConfig.VolumeDriver : '',
+      tmpfs: hostConfig.Tmpfs,
+      inherited: volumesFrom(hostConfig.VolumesFrom, lookup),
+    },
+    fs.existsSync,
+  );
   const named = mps.map((mp) => (mp.Type === 'volume' && !mp.Name ? { ...mp, Name: newHexId(), Anonymous: true } : mp));
-  for (const mp of named) if (mp.Type === 'volume') volumes.check({ name: mp.Name!, driver: mp.Driver, options: mp.DriverOpts });
+  for (const mp of named)
+    if (mp.Type === 'volume') volumes.check({ name: mp.Name!, driver: mp.Driver, options: mp.DriverOpts });
   return named.map((mp) => {
     if (mp.Type !== 'volume') return mp;
-    const v = volumes.create({ name: mp.Name, anonymous: mp.Anonymous, driver: mp.Driver, options: mp.DriverOpts, labels: mp.Labels });
+    const v = volumes.create({
+      name: mp.Name,
+      anonymous: mp.Anonymous,
+      driver: mp.Driver,
+      options: mp.DriverOpts,
+      labels: mp.Labels,
+    });
     if (mp.Anonymous) made.push(v.Name);
     const { DriverOpts: _o, Labels: _l, ...rest } = mp;
     return { ...rest, Source: v.Mountpoint, Driver: v.Driver };
@@ -52,17 +66,26 @@ function volumesFrom(refs: unknown, lookup: (ref: string) => ContainerRecord): M
     const [name, mode = ''] = String(ref).split(':');
     if (!['', 'ro', 'rw'].includes(mode)) throw badRequest(`invalid mode: ${mode}`);
     // Its mount points (not its --tmpfs); the anonymous volumes stay its owner's to remove.
-    return (lookup(name).mountPoints ?? []).filter((mp) => !mp.Unlisted).map(({ Anonymous: _a, ...mp }) => ({ ...mp, RW: mode === '' ? mp.RW : mode === 'rw' }));
+    return (lookup(name).mountPoints ?? [])
+      .filter((mp) => !mp.Unlisted)
+      .map(({ Anonymous: _a, ...mp }) => ({ ...mp, RW: mode === '' ? mp.RW : mode === 'rw' }));
   });
 }
 
 /** Before the runtime sees the spec: volumes mounted (when they need it) and filled from the image, `-v` bind sources made. */
 export async function prepareMounts(volumes: VolumeStore, rec: ContainerRecord, rootfs: string): Promise<void> {
   for (const mp of rec.mountPoints ?? []) {
-    if (mp.Type === 'bind' && mp.CreateSource && !fs.existsSync(mp.Source)) fs.mkdirSync(mp.Source, { recursive: true, mode: 0o755 });
+    if (mp.Type === 'bind' && mp.CreateSource && !fs.existsSync(mp.Source))
+      fs.mkdirSync(mp.Source, { recursive: true, mode: 0o755 });
     if (mp.Type !== 'volume' || !mp.Name) continue;
     const data = await volumes.mount(mp.Name, rec.id);
-    volumes.onEvent('mount', mp.Name, { container: rec.id, destination: mp.Destination, driver: mp.Driver ?? 'local', propagation: mp.Propagation, 'read/write': String(mp.RW) });
+    volumes.onEvent('mount', mp.Name, {
+      container: rec.id,
+      destination: mp.Destination,
+      driver: mp.Driver ?? 'local',
+      propagation: mp.Propagation,
+      'read/write': String(mp.RW),
+    });
     if (mp.CopyData) await copyImageContent(rootfs, mp.Destination, data);
   }
 }
@@ -97,13 +120,17 @@ export function checkBindPropagation(rec: ContainerRecord): void {
     let real = mp.Source;
     try {
       real = fs.realpathSync(mp.Source);
-    } catch { /* made at start (CreateSource): its parent's mount decides */ }
+    } catch {
+      /* made at start (CreateSource): its parent's mount decides */
+    }
     const m = mountOf(real);
     if (!m) continue;
     const isShared = m.optional.some((o) => o.startsWith('shared:'));
     const isSlave = m.optional.some((o) => o.startsWith('master:'));
-    if (shared && !isShared) throw new ApiError(500, `path ${mp.Source} is mounted on ${m.mountPoint} but it is not a shared mount`);
-    if (slave && !isShared && !isSlave) throw new ApiError(500, `path ${mp.Source} is mounted on ${m.mountPoint} but it is not a shared or slave mount`);
+    if (shared && !isShared)
+      throw new ApiError(500, `path ${mp.Source} is mounted on ${m.mountPoint} but it is not a shared mount`);
+    if (slave && !isShared && !isSlave)
+      throw new ApiError(500, `path ${mp.Source} is mounted on ${m.mountPoint} but it is not a shared or slave mount`);
   }
 }
 
@@ -111,7 +138,10 @@ export function checkBindPropagation(rec: ContainerRecord): void {
 export async function releaseMounts(volumes: VolumeStore, rec: ContainerRecord, log: Logger): Promise<void> {
   for (const mp of rec.mountPoints ?? []) {
     if (mp.Type !== 'volume' || !mp.Name) continue;
-    const held = await volumes.unmount(mp.Name, rec.id).catch((e) => { log.warn({ err: e, id: rec.id }, 'volume unmount failed'); return true; });
+    const held = await volumes.unmount(mp.Name, rec.id).catch((e) => {
+      log.warn({ err: e, id: rec.id }, 'volume unmount failed');
+      return true;
+    });
     if (held) volumes.onEvent('unmount', mp.Name, { container: rec.id, driver: mp.Driver ?? 'local' });
   }
 }
@@ -121,14 +151,20 @@ export async function releaseMounts(volumes: VolumeStore, rec: ContainerRecord, 
  * root mounted for the copy (read-only ones read-only). Returns what undoes the volume holds;
  * the bind mounts go with the root's unmount.
  */
-export async function mountForCopy(volumes: VolumeStore, rec: ContainerRecord, rootfs: string): Promise<() => Promise<void>> {
+export async function mountForCopy(
+  volumes: VolumeStore,
+  rec: ContainerRecord,
+  rootfs: string,
+): Promise<() => Promise<void>> {
   const held: string[] = [];
   const release = async () => {
     for (const name of held) await volumes.unmount(name, rec.id).catch(() => undefined);
   };
   try {
     // Shallow destinations first, so a nested one lands on top.
-    const mps = [...(rec.mountPoints ?? [])].filter((mp) => mp.Type !== 'tmpfs').sort((a, b) => a.Destination.length - b.Destination.length);
+    const mps = [...(rec.mountPoints ?? [])]
+      .filter((mp) => mp.Type !== 'tmpfs')
+      .sort((a, b) => a.Destination.length - b.Destination.length);
     for (const mp of mps) {
       let source = mp.Source;
       if (mp.Type === 'volume' && mp.Name) {

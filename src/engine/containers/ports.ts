@@ -23,7 +23,8 @@ const RANDOM_TO = 60999;
 function parseKey(key: string): { port: number; proto: 'tcp' | 'udp' } {
   const [p, proto = 'tcp'] = key.split('/');
   const port = Number(p);
-  if (!Number.isInteger(port) || port < 1 || port > 65535 || (proto !== 'tcp' && proto !== 'udp')) throw badRequest(`invalid port specification: "${key}"`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535 || (proto !== 'tcp' && proto !== 'udp'))
+    throw badRequest(`invalid port specification: "${key}"`);
   return { port, proto };
 }
 
@@ -49,15 +50,26 @@ export class PortPublisher {
   private readonly byContainer = new Map<string, { ip: string; ports: PublishedPort[] }>();
   private readonly queue = new SerialQueue();
   /** The bridges containers publish from: the default one, and user-defined ones when there are. */
-  bridges: () => { device: string; subnet: string }[] = () => [{ device: DEFAULT_BRIDGE.device, subnet: DEFAULT_BRIDGE.subnet }];
+  bridges: () => { device: string; subnet: string }[] = () => [
+    { device: DEFAULT_BRIDGE.device, subnet: DEFAULT_BRIDGE.subnet },
+  ];
 
   /** Picks host ports (random ones for empty HostPort) and refuses ones already taken. */
-  resolve(containerId: string, bindings: PortBindings | undefined, exposed: string[], publishAll: boolean): PublishedPort[] {
+  resolve(
+    containerId: string,
+    bindings: PortBindings | undefined,
+    exposed: string[],
+    publishAll: boolean,
+  ): PublishedPort[] {
     const want: { key: string; hostIp: string; hostPort: string }[] = [];
-    for (const [key, list] of Object.entries(bindings ?? {})) for (const h of list ?? [{}]) want.push({ key, hostIp: h.HostIp || '0.0.0.0', hostPort: h.HostPort ?? '' });
-    if (publishAll) for (const key of exposed) if (!want.some((w) => w.key === key)) want.push({ key, hostIp: '0.0.0.0', hostPort: '' });
+    for (const [key, list] of Object.entries(bindings ?? {}))
+      for (const h of list ?? [{}]) want.push({ key, hostIp: h.HostIp || '0.0.0.0', hostPort: h.HostPort ?? '' });
+    if (publishAll)
+      for (const key of exposed)
+        if (!want.some((w) => w.key === key)) want.push({ key, hostIp: '0.0.0.0', hostPort: '' });
     const taken = new Set<string>();
-    for (const [id, c] of this.byContainer) if (id !== containerId) for (const p of c.ports) taken.add(`${p.proto}/${p.hostPort}`);
+    for (const [id, c] of this.byContainer)
+      if (id !== containerId) for (const p of c.ports) taken.add(`${p.proto}/${p.hostPort}`);
     const out: PublishedPort[] = [];
     for (const w of want) {
       const { port, proto } = parseKey(w.key);
@@ -67,7 +79,10 @@ export class PortPublisher {
         while (taken.has(`${proto}/${hostPort}`) && hostPort <= RANDOM_TO) hostPort++;
         if (hostPort > RANDOM_TO) throw new ApiError(500, 'no free host port left for publishing');
       } else if (taken.has(`${proto}/${hostPort}`)) {
-        throw new ApiError(500, `driver failed programming external connectivity on endpoint: Bind for ${w.hostIp}:${hostPort} failed: port is already allocated`);
+        throw new ApiError(
+          500,
+          `driver failed programming external connectivity on endpoint: Bind for ${w.hostIp}:${hostPort} failed: port is already allocated`,
+        );
       }
       taken.add(`${proto}/${hostPort}`);
       out.push({ containerPort: port, proto, hostIp: w.hostIp, hostPort });
@@ -130,7 +145,9 @@ export class PortPublisher {
     for (const b of bridges) {
       try {
         fs.writeFileSync(`/proc/sys/net/ipv4/conf/${b.device}/route_localnet`, '1\n');
-      } catch { /* bridge not there (tests of pure logic) */ }
+      } catch {
+        /* bridge not there (tests of pure logic) */
+      }
     }
   }
 }

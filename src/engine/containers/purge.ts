@@ -19,7 +19,9 @@ export async function purgeDaemonState(cfg: Pick<DaemonConfig, 'dataRoot' | 'exe
     for (const d of fs.readdirSync(dp.conmon)) {
       try {
         conmonPids.push(Number.parseInt(fs.readFileSync(path.join(dp.conmon, d, 'conmon.pid'), 'utf8'), 10));
-      } catch { /* none */ }
+      } catch {
+        /* none */
+      }
     }
   }
   if (fs.existsSync(dp.runcRoot)) {
@@ -30,7 +32,11 @@ export async function purgeDaemonState(cfg: Pick<DaemonConfig, 'dataRoot' | 'exe
   }
   for (const pid of conmonPids) {
     if (processIs(pid, 'conmon')) {
-      try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     }
   }
   for (const id of listRecordIds(cfg.dataRoot)) {

@@ -59,9 +59,11 @@ async function restoreOne(parts: RestoreParts, rec: ContainerRecord): Promise<vo
   if (fs.existsSync(path.join(table.exitsDir, rec.id))) return; // the exit watcher handles it
   const st = await table.runc.state(rec.id);
   if (st && (st.status === 'running' || st.status === 'paused')) {
-    const ip = parts.networks.endpoint(rec.id)?.IPAddress ?? parts.networks.userBridges?.endpointsOf(rec.id)[0]?.endpoint.ip;
+    const ip =
+      parts.networks.endpoint(rec.id)?.IPAddress ?? parts.networks.userBridges?.endpointsOf(rec.id)[0]?.endpoint.ip;
     if (ip && rec.published) parts.networks.ports.restore(rec.id, ip, rec.published);
-    for (const mp of rec.mountPoints ?? []) if (mp.Type === 'volume' && mp.Name) await parts.volumes.mount(mp.Name, rec.id).catch(() => undefined);
+    for (const mp of rec.mountPoints ?? [])
+      if (mp.Type === 'volume' && mp.Name) await parts.volumes.mount(mp.Name, rec.id).catch(() => undefined);
     table.log.info({ id: rec.id, pid: st.pid }, 'adopted running container');
     parts.health.watch(rec);
     return;
@@ -70,7 +72,9 @@ async function restoreOne(parts: RestoreParts, rec: ContainerRecord): Promise<vo
   let code = 255;
   try {
     code = Number.parseInt(fs.readFileSync(path.join(p.run, 'exit'), 'utf8'), 10);
-  } catch { /* no exit file */ }
+  } catch {
+    /* no exit file */
+  }
   if (processIs(rec.conmonPid, 'conmon') && st) return; // conmon will still report it
   await parts.exits.markExited(rec, code);
 }

@@ -15,16 +15,29 @@ export function mountsUnder(root: string): string[] {
 }
 
 export function isMounted(dir: string): boolean {
-  return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === dir);
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((l) => l.split(' ')[4] === dir);
 }
 
 /** The container's root: overlayfs over the image's layers (lowest first) with its own upper/work dirs. */
-export async function mountRootfs(layerDirs: string[], p: { upper: string; work: string; rootfs: string }): Promise<void> {
+export async function mountRootfs(
+  layerDirs: string[],
+  p: { upper: string; work: string; rootfs: string },
+): Promise<void> {
   if (isMounted(p.rootfs)) return;
   for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
   // overlayfs takes the uppermost lowerdir first.
   const lower = [...layerDirs].reverse().join(':');
-  await runBatched('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${p.upper},workdir=${p.work}`, p.rootfs]);
+  await runBatched('mount', [
+    '-t',
+    'overlay',
+    'overlay',
+    '-o',
+    `lowerdir=${lower},upperdir=${p.upper},workdir=${p.work}`,
+    p.rootfs,
+  ]);
 }
 
 export async function unmountRootfs(rootfs: string): Promise<void> {
@@ -51,16 +64,20 @@ export interface EtcFilesOptions {
 /** `HostConfig.ExtraHosts` (`name:ip`; an IPv6 address keeps its colons) as hosts lines. */
 export function extraHostsEntries(extraHosts: unknown): HostsEntry[] {
   if (!Array.isArray(extraHosts)) return [];
-  return extraHosts.filter((h): h is string => typeof h === 'string' && h.includes(':')).map((h) => {
-    const i = h.indexOf(':');
-    return { ip: h.slice(i + 1), names: [h.slice(0, i)] };
-  });
+  return extraHosts
+    .filter((h): h is string => typeof h === 'string' && h.includes(':'))
+    .map((h) => {
+      const i = h.indexOf(':');
+      return { ip: h.slice(i + 1), names: [h.slice(0, i)] };
+    });
 }
 
 /** The text of a container's /etc/hosts, as libnetwork writes it: defaults, extra lines, then the container's own. */
 export function hostsContent(hostname: string, o: EtcFilesOptions = {}): string {
   const own = o.ip
-    ? [`${o.ip}\t${[...(o.domainname ? [`${hostname}.${o.domainname}`] : []), hostname, ...(o.aliases ?? []).filter((a) => a !== hostname)].join(' ')}`]
+    ? [
+        `${o.ip}\t${[...(o.domainname ? [`${hostname}.${o.domainname}`] : []), hostname, ...(o.aliases ?? []).filter((a) => a !== hostname)].join(' ')}`,
+      ]
     : [];
   return [
     '127.0.0.1\tlocalhost',
@@ -76,7 +93,11 @@ export function hostsContent(hostname: string, o: EtcFilesOptions = {}): string 
 }
 
 /** /etc/hosts, /etc/hostname, /etc/resolv.conf as Docker writes them for a container. */
-export function writeEtcFiles(p: { hosts: string; hostname: string; resolvConf: string }, hostname: string, o: EtcFilesOptions = {}): void {
+export function writeEtcFiles(
+  p: { hosts: string; hostname: string; resolvConf: string },
+  hostname: string,
+  o: EtcFilesOptions = {},
+): void {
   // Written in place, never renamed: the bind mount follows the inode.
   fs.writeFileSync(p.hosts, hostsContent(hostname, o));
   fs.writeFileSync(p.hostname, hostname + '\n');
@@ -88,7 +109,9 @@ function resolvConf(): string {
   let host = '';
   try {
     host = fs.readFileSync('/etc/resolv.conf', 'utf8');
-  } catch { /* none */ }
+  } catch {
+    /* none */
+  }
   const lines = host.split('\n').filter((l) => !/^\s*nameserver\s+(127\.|::1)/.test(l));
   if (!lines.some((l) => /^\s*nameserver\s/.test(l))) lines.push('nameserver 8.8.8.8', 'nameserver 8.8.4.4');
   return lines.join('\n').trim() + '\n';

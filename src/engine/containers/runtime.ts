@@ -153,17 +153,38 @@ export interface ConmonOptions {
  */
 export function conmonCreate(o: ConmonOptions): Promise<number> {
   const args = [
-    '--api-version', '1',
-    '-c', o.id, '-u', attachId(o.id), '-n', o.name,
-    '-r', RUNC, '-b', o.bundle,
-    '-p', o.pidFile, '-P', o.conmonPidFile,
-    '--exit-dir', o.exitDir, '-0', o.runDir,
-    '--socket-dir-path', o.runDir,
-    '-l', `k8s-file:${o.logPath}`,
-    '--log-level', 'error',
+    '--api-version',
+    '1',
+    '-c',
+    o.id,
+    '-u',
+    attachId(o.id),
+    '-n',
+    o.name,
+    '-r',
+    RUNC,
+    '-b',
+    o.bundle,
+    '-p',
+    o.pidFile,
+    '-P',
+    o.conmonPidFile,
+    '--exit-dir',
+    o.exitDir,
+    '-0',
+    o.runDir,
+    '--socket-dir-path',
+    o.runDir,
+    '-l',
+    `k8s-file:${o.logPath}`,
+    '--log-level',
+    'error',
     // One fork only: conmon stays our child, so this daemon reaps it (no zombie when it ends).
     '--sync',
-    '--runtime-arg', '--root', '--runtime-arg', o.runcRoot,
+    '--runtime-arg',
+    '--root',
+    '--runtime-arg',
+    o.runcRoot,
     ...(o.tty ? ['-t'] : []),
     ...(o.stdin ? ['-i', ...(o.stdinOnce ? [] : ['--leave-stdin-open'])] : []),
   ];
@@ -213,7 +234,9 @@ export function conmonCreate(o: ConmonOptions): Promise<number> {
       let detail = '';
       try {
         detail = fs.readFileSync(o.stderrFile, 'utf8').trim().split('\n').slice(-3).join(' ');
-      } catch { /* none */ }
+      } catch {
+        /* none */
+      }
       finish(new Error(`conmon exited before the container was created${detail ? `: ${detail}` : ''}`));
     });
     child.on('error', (e) => finish(e));

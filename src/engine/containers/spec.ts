@@ -6,13 +6,33 @@ import { ociMounts } from '../volumes/mounts.js';
 
 /** Docker's default capability set for unprivileged containers. */
 const DEFAULT_CAPS = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FSETID', 'CAP_FOWNER', 'CAP_MKNOD', 'CAP_NET_RAW', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETFCAP', 'CAP_SETPCAP', 'CAP_NET_BIND_SERVICE', 'CAP_SYS_CHROOT', 'CAP_KILL', 'CAP_AUDIT_WRITE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_NET_RAW',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
 ];
 
 const MASKED = [
-  '/proc/asound', '/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list',
-  '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware',
+  '/proc/asound',
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
 ];
 const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
@@ -37,7 +57,10 @@ export interface OciProcess {
 /** Rows of a colon-separated file (passwd, group) in the container's rootfs; none when it is missing. */
 function readDb(rootfs: string, f: string): string[][] {
   try {
-    return fs.readFileSync(path.join(rootfs, f), 'utf8').split('\n').map((l) => l.split(':'));
+    return fs
+      .readFileSync(path.join(rootfs, f), 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'));
   } catch {
     return [];
   }
@@ -48,7 +71,11 @@ function readDb(rootfs: string, f: string): string[][] {
  * /etc/group; the additional groups are the user's memberships in /etc/group plus `groupAdd`
  * (`--group-add`, names or IDs), as dockerd's getUser.
  */
-export function resolveUser(rootfs: string, spec: string | undefined, groupAdd: string[] = []): { uid: number; gid: number; additionalGids?: number[] } {
+export function resolveUser(
+  rootfs: string,
+  spec: string | undefined,
+  groupAdd: string[] = [],
+): { uid: number; gid: number; additionalGids?: number[] } {
   const [u, g] = (spec ?? '').split(':');
   let uid = 0;
   let gid = 0;
@@ -77,7 +104,9 @@ export function resolveUser(rootfs: string, spec: string | undefined, groupAdd: 
     }
   }
   const groups = readDb(rootfs, 'etc/group');
-  const extra: number[] = groups.filter((r) => r.length >= 4 && r[3].split(',').includes(userName)).map((r) => Number(r[2]));
+  const extra: number[] = groups
+    .filter((r) => r.length >= 4 && r[3].split(',').includes(userName))
+    .map((r) => Number(r[2]));
   for (const ga of groupAdd) {
     if (/^\d+$/.test(ga)) extra.push(Number(ga));
     else {
@@ -94,7 +123,8 @@ export function resolveUser(rootfs: string, spec: string | undefined, groupAdd: 
 export function bindMounts(binds: string[] | null | undefined): OciMount[] {
   return (binds ?? []).map((b) => {
     const [src, dst, mode = ''] = b.split(':');
-    if (!src || !dst || !src.startsWith('/')) throw badRequest(`invalid volume specification: '${b}' (only host-path binds are supported)`);
+    if (!src || !dst || !src.startsWith('/'))
+      throw badRequest(`invalid volume specification: '${b}' (only host-path binds are supported)`);
     const opts = ['rbind', mode.split(',').includes('ro') ? 'ro' : 'rw'];
     return { destination: dst, type: 'bind', source: src, options: opts };
   });
@@ -113,10 +143,17 @@ export function apiMounts(mounts: unknown): OciMount[] {
   if (mounts === undefined || mounts === null) return [];
   if (!Array.isArray(mounts)) throw badRequest('invalid mount config: Mounts must be a list');
   return (mounts as ApiMount[]).map((m) => {
-    if (!m.Target || !m.Target.startsWith('/')) throw badRequest(`invalid mount config for type "${m.Type}": invalid mount path: '${m.Target ?? ''}' mount path must be absolute`);
+    if (!m.Target || !m.Target.startsWith('/'))
+      throw badRequest(
+        `invalid mount config for type "${m.Type}": invalid mount path: '${m.Target ?? ''}' mount path must be absolute`,
+      );
     if (m.Type === 'bind') {
-      if (!m.Source || !m.Source.startsWith('/')) throw badRequest(`invalid mount config for type "bind": invalid mount path: '${m.Source ?? ''}' mount path must be absolute`);
-      if (!fs.existsSync(m.Source)) throw badRequest(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
+      if (!m.Source || !m.Source.startsWith('/'))
+        throw badRequest(
+          `invalid mount config for type "bind": invalid mount path: '${m.Source ?? ''}' mount path must be absolute`,
+        );
+      if (!fs.existsSync(m.Source))
+        throw badRequest(`invalid mount config for type "bind": bind source path does not exist: ${m.Source}`);
       return { destination: m.Target, type: 'bind', source: m.Source, options: ['rbind', m.ReadOnly ? 'ro' : 'rw'] };
     }
     if (m.Type === 'tmpfs') {
@@ -130,7 +167,12 @@ export function apiMounts(mounts: unknown): OciMount[] {
 }
 
 /** The process a container (or an exec in it) runs. */
-export function processSpec(rootfs: string, args: string[], env: string[], opts: { tty: boolean; user?: string; cwd?: string; privileged?: boolean; groupAdd?: string[] }): OciProcess {
+export function processSpec(
+  rootfs: string,
+  args: string[],
+  env: string[],
+  opts: { tty: boolean; user?: string; cwd?: string; privileged?: boolean; groupAdd?: string[] },
+): OciProcess {
   const caps = opts.privileged ? undefined : DEFAULT_CAPS;
   return {
     terminal: opts.tty,
@@ -197,25 +239,62 @@ export function cgroupsPathOf(id: string): string {
 }
 
 /** The OCI runtime spec (config.json) runc gets for a container. */
-export function containerSpec(rec: ContainerRecord, p: { rootfs: string; hosts: string; hostname: string; resolvConf: string }, hostname: string, linkEnv: string[] = []): object {
+export function containerSpec(
+  rec: ContainerRecord,
+  p: { rootfs: string; hosts: string; hostname: string; resolvConf: string },
+  hostname: string,
+  linkEnv: string[] = [],
+): object {
   const c = rec.config;
   const privileged = rec.hostConfig.Privileged === true;
   const mounts: OciMount[] = [
     { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-    { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'] },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
+    },
+    {
+      destination: '/dev/shm',
+      type: 'tmpfs',
+      source: 'shm',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+    },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'] },
-    { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'] },
+    {
+      destination: '/sys',
+      type: 'sysfs',
+      source: 'sysfs',
+      options: ['nosuid', 'noexec', 'nodev', privileged ? 'rw' : 'ro'],
+    },
+    {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+    },
     { destination: '/etc/hosts', type: 'bind', source: p.hosts, options: ['rbind', 'rprivate'] },
     { destination: '/etc/hostname', type: 'bind', source: p.hostname, options: ['rbind', 'rprivate'] },
     { destination: '/etc/resolv.conf', type: 'bind', source: p.resolvConf, options: ['rbind', 'rprivate'] },
-    ...(rec.mountPoints ? ociMounts(rec.mountPoints) : [...bindMounts(rec.hostConfig.Binds), ...apiMounts(rec.hostConfig.Mounts)]),
+    ...(rec.mountPoints
+      ? ociMounts(rec.mountPoints)
+      : [...bindMounts(rec.hostConfig.Binds), ...apiMounts(rec.hostConfig.Mounts)]),
   ];
   return {
     ociVersion: '1.0.2-dev',
-    process: processSpec(p.rootfs, [rec.path, ...rec.args], processEnv(withLinkEnv(linkEnv, c.Env ?? []), hostname, c.Tty === true), { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged, groupAdd: groupAddOf(rec.hostConfig) }),
+    process: processSpec(
+      p.rootfs,
+      [rec.path, ...rec.args],
+      processEnv(withLinkEnv(linkEnv, c.Env ?? []), hostname, c.Tty === true),
+      { tty: c.Tty === true, user: c.User, cwd: c.WorkingDir, privileged, groupAdd: groupAddOf(rec.hostConfig) },
+    ),
     root: { path: p.rootfs, readonly: false },
     hostname,
     mounts,

@@ -55,7 +55,16 @@ export class ContainerStarter {
     } catch (e) {
       throw await this.failed(rec, e);
     }
-    rec.state = { ...rec.state, Status: 'running', Pid: pid, ExitCode: 0, Error: '', StartedAt: new Date().toISOString(), OOMKilled: false, Health: undefined };
+    rec.state = {
+      ...rec.state,
+      Status: 'running',
+      Pid: pid,
+      ExitCode: 0,
+      Error: '',
+      StartedAt: new Date().toISOString(),
+      OOMKilled: false,
+      Health: undefined,
+    };
     rec.manuallyStopped = false;
     await saveRecordAsync(this.table.paths(rec.id).record, rec);
     this.health.watch(rec);
@@ -67,7 +76,8 @@ export class ContainerStarter {
     if (!this.table.records.has(rec.id)) throw noSuchContainer(rec.id);
     if (rec.state.Status === 'running') throw notModified();
     if (rec.state.Status === 'paused') throw conflict('cannot start a paused container, try unpause instead');
-    if (rec.state.Status === 'removing') throw conflict(`container ${rec.id} is marked for removal and cannot be started`);
+    if (rec.state.Status === 'removing')
+      throw conflict(`container ${rec.id} is marked for removal and cannot be started`);
   }
 
   /** The steps of a start; returns the container's init PID. */
@@ -83,9 +93,19 @@ export class ContainerStarter {
     lap('mount');
     const etc = this.writeBundle(rec, hostname);
     const pid = await conmonCreate({
-      id, name: rec.name.slice(1), bundle: p.bundle, runDir: p.run, pidFile: p.pidFile, conmonPidFile: p.conmonPid,
-      exitDir: this.table.exitsDir, logPath: p.log, runcRoot: this.table.runc.root, tty: rec.config.Tty === true,
-      stdin: rec.config.OpenStdin === true, stdinOnce: rec.config.StdinOnce === true, stderrFile: p.conmonStderr,
+      id,
+      name: rec.name.slice(1),
+      bundle: p.bundle,
+      runDir: p.run,
+      pidFile: p.pidFile,
+      conmonPidFile: p.conmonPid,
+      exitDir: this.table.exitsDir,
+      logPath: p.log,
+      runcRoot: this.table.runc.root,
+      tty: rec.config.Tty === true,
+      stdin: rec.config.OpenStdin === true,
+      stdinOnce: rec.config.StdinOnce === true,
+      stderrFile: p.conmonStderr,
     });
     rec.conmonPid = readPid(p.conmonPid);
     lap('create');
@@ -113,11 +133,15 @@ export class ContainerStarter {
     const id = rec.id;
     const p = this.table.paths(id);
     const links = this.networks.resolveLinks(rec);
-    const etc: EtcOptions = { domainname: rec.config.Domainname || undefined, extra: [...extraHostsEntries(rec.hostConfig.ExtraHosts), ...links.hosts] };
+    const etc: EtcOptions = {
+      domainname: rec.config.Domainname || undefined,
+      extra: [...extraHostsEntries(rec.hostConfig.ExtraHosts), ...links.hosts],
+    };
     this.networks.rememberEtc(id, etc);
     writeEtcFiles(p, hostname, etc);
     const spec = containerSpec(rec, p, hostname, links.env) as { linux: { namespaces: { type: string }[] } };
-    if ((rec.hostConfig.NetworkMode ?? 'default') === 'host') spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network');
+    if ((rec.hostConfig.NetworkMode ?? 'default') === 'host')
+      spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network');
     fs.writeFileSync(p.spec, JSON.stringify(spec));
     fs.mkdirSync(p.run, { recursive: true });
     fs.rmSync(path.join(this.table.exitsDir, id), { force: true });
@@ -137,7 +161,10 @@ export class ContainerStarter {
     saveRecord(this.table.paths(rec.id).record, rec);
     if (rec.hostConfig.AutoRemove) this.removeLater(rec.id);
     if (e instanceof ApiError) return e;
-    return new ApiError(notFound || denied ? 400 : 500, `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`);
+    return new ApiError(
+      notFound || denied ? 400 : 500,
+      `failed to create task for container: failed to create shim task: OCI runtime create failed: ${msg}: unknown`,
+    );
   }
 
   /** Undoes a run: runc state, network endpoint, rootfs mount. Safe to repeat. */

@@ -43,7 +43,12 @@ export interface CpuStats {
   throttling_data: { periods: number; throttled_periods: number; throttled_time: number };
 }
 
-export interface BlkioEntry { major: number; minor: number; op: string; value: number }
+export interface BlkioEntry {
+  major: number;
+  minor: number;
+  op: string;
+  value: number;
+}
 
 export interface ContainerStats {
   name: string;
@@ -56,18 +61,44 @@ export interface ContainerStats {
   storage_stats: Record<string, never>;
   cpu_stats: CpuStats;
   precpu_stats: CpuStats;
-  memory_stats: { usage?: number; max_usage?: number; stats?: Record<string, number>; limit?: number; failcnt?: number };
+  memory_stats: {
+    usage?: number;
+    max_usage?: number;
+    stats?: Record<string, number>;
+    limit?: number;
+    failcnt?: number;
+  };
   networks?: Record<string, Record<string, number>>;
 }
 
-const zeroCpu = (): CpuStats => ({ cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 } });
+const zeroCpu = (): CpuStats => ({
+  cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 },
+  throttling_data: { periods: 0, throttled_periods: 0, throttled_time: 0 },
+});
 
 /** What `docker stats` shows for a container that does not run: zeros, no read time. */
 export function emptyStats(rec: ContainerRecord): ContainerStats {
   return {
-    name: rec.name, id: rec.id, read: ZERO_READ, preread: ZERO_READ, pids_stats: {},
-    blkio_stats: { io_service_bytes_recursive: null, io_serviced_recursive: null, io_queue_recursive: null, io_service_time_recursive: null, io_wait_time_recursive: null, io_merged_recursive: null, io_time_recursive: null, sectors_recursive: null },
-    num_procs: 0, storage_stats: {}, cpu_stats: zeroCpu(), precpu_stats: zeroCpu(), memory_stats: {},
+    name: rec.name,
+    id: rec.id,
+    read: ZERO_READ,
+    preread: ZERO_READ,
+    pids_stats: {},
+    blkio_stats: {
+      io_service_bytes_recursive: null,
+      io_serviced_recursive: null,
+      io_queue_recursive: null,
+      io_service_time_recursive: null,
+      io_wait_time_recursive: null,
+      io_merged_recursive: null,
+      io_time_recursive: null,
+      sectors_recursive: null,
+    },
+    num_procs: 0,
+    storage_stats: {},
+    cpu_stats: zeroCpu(),
+    precpu_stats: zeroCpu(),
+    memory_stats: {},
   };
 }
 
@@ -76,7 +107,12 @@ function systemCpuUsage(): number {
   const line = (readText('/proc/stat') ?? '').split('\n').find((l) => l.startsWith('cpu '));
   if (!line) return 0;
   // user nice system idle iowait irq softirq steal (guest time is already inside user).
-  const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number).reduce((a, b) => a + b, 0);
+  const ticks = line
+    .trim()
+    .split(/\s+/)
+    .slice(1, 9)
+    .map(Number)
+    .reduce((a, b) => a + b, 0);
   return ticks * TICK_NS;
 }
 
@@ -90,8 +126,14 @@ function networks(pid: number): Record<string, Record<string, number>> | undefin
     if (!m || m[1] === 'lo') continue;
     const f = m[2].trim().split(/\s+/).map(Number);
     out[m[1]] = {
-      rx_bytes: f[0], rx_packets: f[1], rx_errors: f[2], rx_dropped: f[3],
-      tx_bytes: f[8], tx_packets: f[9], tx_errors: f[10], tx_dropped: f[11],
+      rx_bytes: f[0],
+      rx_packets: f[1],
+      rx_errors: f[2],
+      rx_dropped: f[3],
+      tx_bytes: f[8],
+      tx_packets: f[9],
+      tx_errors: f[10],
+      tx_dropped: f[11],
     };
   }
   return out;
@@ -137,18 +179,35 @@ export function sampleStats(rec: ContainerRecord, cgroupsPath: string, prev?: Co
     const dir = path.join(CG, cgroupsPath);
     const cpu = readKv(path.join(dir, 'cpu.stat'));
     s.cpu_stats = {
-      cpu_usage: { total_usage: (cpu.usage_usec ?? 0) * 1000, usage_in_kernelmode: (cpu.system_usec ?? 0) * 1000, usage_in_usermode: (cpu.user_usec ?? 0) * 1000 },
-      system_cpu_usage: systemCpuUsage(), online_cpus: online,
-      throttling_data: { periods: cpu.nr_periods ?? 0, throttled_periods: cpu.nr_throttled ?? 0, throttled_time: (cpu.throttled_usec ?? 0) * 1000 },
+      cpu_usage: {
+        total_usage: (cpu.usage_usec ?? 0) * 1000,
+        usage_in_kernelmode: (cpu.system_usec ?? 0) * 1000,
+        usage_in_usermode: (cpu.user_usec ?? 0) * 1000,
+      },
+      system_cpu_usage: systemCpuUsage(),
+      online_cpus: online,
+      throttling_data: {
+        periods: cpu.nr_periods ?? 0,
+        throttled_periods: cpu.nr_throttled ?? 0,
+        throttled_time: (cpu.throttled_usec ?? 0) * 1000,
+      },
     };
     const limit = readNum(path.join(dir, 'memory.max'));
-    s.memory_stats = { usage: readNum(path.join(dir, 'memory.current')) ?? 0, stats: readKv(path.join(dir, 'memory.stat')), limit: limit && limit < hostMem ? limit : hostMem };
+    s.memory_stats = {
+      usage: readNum(path.join(dir, 'memory.current')) ?? 0,
+      stats: readKv(path.join(dir, 'memory.stat')),
+      limit: limit && limit < hostMem ? limit : hostMem,
+    };
     s.pids_stats = { current: readNum(path.join(dir, 'pids.current')), limit: readNum(path.join(dir, 'pids.max')) };
     s.blkio_stats.io_service_bytes_recursive = blkioV2(path.join(dir, 'io.stat'));
   } else {
     const sub = (ctl: string, f: string) => path.join(CG, ctl, cgroupsPath, f);
     const acct = readKv(sub('cpuacct', 'cpuacct.stat'));
-    const percpu = (readText(sub('cpuacct', 'cpuacct.usage_percpu')) ?? '').trim().split(/\s+/).filter(Boolean).map(Number);
+    const percpu = (readText(sub('cpuacct', 'cpuacct.usage_percpu')) ?? '')
+      .trim()
+      .split(/\s+/)
+      .filter(Boolean)
+      .map(Number);
     const thr = readKv(sub('cpu', 'cpu.stat'));
     s.cpu_stats = {
       cpu_usage: {
@@ -157,8 +216,13 @@ export function sampleStats(rec: ContainerRecord, cgroupsPath: string, prev?: Co
         usage_in_kernelmode: (acct.system ?? 0) * TICK_NS,
         usage_in_usermode: (acct.user ?? 0) * TICK_NS,
       },
-      system_cpu_usage: systemCpuUsage(), online_cpus: online,
-      throttling_data: { periods: thr.nr_periods ?? 0, throttled_periods: thr.nr_throttled ?? 0, throttled_time: thr.throttled_time ?? 0 },
+      system_cpu_usage: systemCpuUsage(),
+      online_cpus: online,
+      throttling_data: {
+        periods: thr.nr_periods ?? 0,
+        throttled_periods: thr.nr_throttled ?? 0,
+        throttled_time: thr.throttled_time ?? 0,
+      },
     };
     const limit = readNum(sub('memory', 'memory.limit_in_bytes'));
     s.memory_stats = {
@@ -173,7 +237,8 @@ export function sampleStats(rec: ContainerRecord, cgroupsPath: string, prev?: Co
     for (const [k, f] of [
       ['io_service_bytes_recursive', 'blkio.throttle.io_service_bytes_recursive'],
       ['io_serviced_recursive', 'blkio.throttle.io_serviced_recursive'],
-    ] as const) s.blkio_stats[k] = blkioV1(sub('blkio', f));
+    ] as const)
+      s.blkio_stats[k] = blkioV1(sub('blkio', f));
   }
   s.num_procs = 0;
   if (rec.hostConfig.NetworkMode !== 'host' && rec.state.Pid) s.networks = networks(rec.state.Pid);

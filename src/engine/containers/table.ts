@@ -102,7 +102,12 @@ export class ContainerTable {
 
   /** A container event for `docker events`: image, name and labels as attributes, as dockerd sends them. */
   event(rec: ContainerRecord, action: string, extra: Record<string, string> = {}): void {
-    this.eventLog.emit('container', action, rec.id, { ...(rec.config.Labels ?? {}), image: rec.image, name: rec.name.slice(1), ...extra });
+    this.eventLog.emit('container', action, rec.id, {
+      ...(rec.config.Labels ?? {}),
+      image: rec.image,
+      name: rec.name.slice(1),
+      ...extra,
+    });
   }
 
   // --- exits and removal, as waiters see them ---------------------------------------------------
@@ -122,10 +127,17 @@ export class ContainerTable {
    * `POST /containers/{id}/wait`: resolves with the exit code once the condition holds.
    * Register before starting the container (as `docker run` does) to catch fast exits.
    */
-  wait(ref: string, condition: WaitCondition = 'not-running', signal?: AbortSignal): Promise<{ StatusCode: number; Error?: { Message: string } }> {
+  wait(
+    ref: string,
+    condition: WaitCondition = 'not-running',
+    signal?: AbortSignal,
+  ): Promise<{ StatusCode: number; Error?: { Message: string } }> {
     const rec = this.get(ref);
     const id = rec.id;
-    const result = () => ({ StatusCode: rec.state.ExitCode, ...(rec.state.Error ? { Error: { Message: rec.state.Error } } : {}) });
+    const result = () => ({
+      StatusCode: rec.state.ExitCode,
+      ...(rec.state.Error ? { Error: { Message: rec.state.Error } } : {}),
+    });
     if (condition === 'not-running' && !hasProcess(rec)) return Promise.resolve(result());
     return new Promise((resolve) => {
       const ev = condition === 'removed' ? `removed:${id}` : `exit:${id}`;
@@ -152,10 +164,13 @@ export class ContainerTable {
         clearTimeout(timer);
         resolve(true);
       };
-      const timer = ms === undefined ? undefined : setTimeout(() => {
-        this.emitter.off(`exit:${id}`, onExit);
-        resolve(false);
-      }, ms);
+      const timer =
+        ms === undefined
+          ? undefined
+          : setTimeout(() => {
+              this.emitter.off(`exit:${id}`, onExit);
+              resolve(false);
+            }, ms);
       this.emitter.once(`exit:${id}`, onExit);
     });
   }

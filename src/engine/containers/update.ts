@@ -19,7 +19,18 @@ export interface UpdateConfig {
   [k: string]: unknown;
 }
 
-const RESOURCE_KEYS = ['Memory', 'MemorySwap', 'MemoryReservation', 'NanoCpus', 'CpuShares', 'CpuPeriod', 'CpuQuota', 'CpusetCpus', 'CpusetMems', 'PidsLimit'] as const;
+const RESOURCE_KEYS = [
+  'Memory',
+  'MemorySwap',
+  'MemoryReservation',
+  'NanoCpus',
+  'CpuShares',
+  'CpuPeriod',
+  'CpuQuota',
+  'CpusetCpus',
+  'CpusetMems',
+  'PidsLimit',
+] as const;
 const MIN_MEMORY = 6 * 1024 * 1024;
 
 const cannot = (id: string, msg: string) => badRequest(`Cannot update container ${id}: ${msg}`);
@@ -35,34 +46,51 @@ export function applyUpdate(id: string, h: HostConfig, u: UpdateConfig): { next:
   const num = (v: unknown) => (typeof v === 'number' ? v : 0);
   // dockerd (verifyPlatformContainerResources): negative shares are refused, not handed to runc.
   if (num(u.CpuShares) < 0) throw badRequest(`invalid CPU shares (${u.CpuShares}): value must be a positive integer`);
-  if (num(u.PidsLimit) > MAX_PIDS_LIMIT) throw cannot(id, `invalid PidsLimit (${u.PidsLimit}): the kernel allows at most ${MAX_PIDS_LIMIT}`);
+  if (num(u.PidsLimit) > MAX_PIDS_LIMIT)
+    throw cannot(id, `invalid PidsLimit (${u.PidsLimit}): the kernel allows at most ${MAX_PIDS_LIMIT}`);
   const memory = num(u.Memory);
   if (memory !== 0 && memory < MIN_MEMORY) throw badRequest('Minimum memory limit allowed is 6MB');
   if (memory > 0 && u.MemorySwap !== -1) {
-    warnings.push('Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.');
+    warnings.push(
+      'Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.',
+    );
     u.MemorySwap = -1;
   }
   const swap = num(u.MemorySwap);
-  if (memory > 0 && swap > 0 && swap < memory) throw badRequest('Minimum memoryswap limit should be larger than memory limit, see usage');
+  if (memory > 0 && swap > 0 && swap < memory)
+    throw badRequest('Minimum memoryswap limit should be larger than memory limit, see usage');
   // NanoCpus stands for CpuPeriod+CpuQuota: one kind set, the other cannot be updated.
-  if (num(u.NanoCpus) > 0 && num(h.CpuPeriod) > 0) throw cannot(id, 'Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set');
-  if (num(u.NanoCpus) > 0 && num(h.CpuQuota) > 0) throw cannot(id, 'Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
-  if (num(u.CpuPeriod) > 0 && num(h.NanoCpus) > 0) throw cannot(id, 'Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set');
-  if (num(u.CpuQuota) > 0 && num(h.NanoCpus) > 0) throw cannot(id, 'Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
+  if (num(u.NanoCpus) > 0 && num(h.CpuPeriod) > 0)
+    throw cannot(id, 'Conflicting options: Nano CPUs cannot be updated as CPU Period has already been set');
+  if (num(u.NanoCpus) > 0 && num(h.CpuQuota) > 0)
+    throw cannot(id, 'Conflicting options: Nano CPUs cannot be updated as CPU Quota has already been set');
+  if (num(u.CpuPeriod) > 0 && num(h.NanoCpus) > 0)
+    throw cannot(id, 'Conflicting options: CPU Period cannot be updated as NanoCPUs has already been set');
+  if (num(u.CpuQuota) > 0 && num(h.NanoCpus) > 0)
+    throw cannot(id, 'Conflicting options: CPU Quota cannot be updated as NanoCPUs has already been set');
   if (memory !== 0 && memory > num(h.MemorySwap) && swap === 0) {
-    throw cannot(id, 'Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time');
+    throw cannot(
+      id,
+      'Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time',
+    );
   }
   for (const k of RESOURCE_KEYS) {
     const v = u[k];
-    if (k === 'PidsLimit' ? v !== undefined && v !== null : v !== undefined && v !== null && v !== 0 && v !== '') next[k] = v;
+    if (k === 'PidsLimit' ? v !== undefined && v !== null : v !== undefined && v !== null && v !== 0 && v !== '')
+      next[k] = v;
   }
   const rp = u.RestartPolicy;
   if (rp && rp.Name) {
-    if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(rp.Name)) throw badRequest(`invalid restart policy: unknown policy '${rp.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`);
+    if (!['no', 'always', 'unless-stopped', 'on-failure'].includes(rp.Name))
+      throw badRequest(
+        `invalid restart policy: unknown policy '${rp.Name}'; use one of 'no', 'always', 'on-failure', or 'unless-stopped'`,
+      );
     const max = rp.MaximumRetryCount ?? 0;
-    if (rp.Name !== 'on-failure' && max !== 0) throw badRequest(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
+    if (rp.Name !== 'on-failure' && max !== 0)
+      throw badRequest(`invalid restart policy: maximum retry count can only be used with 'on-failure'`);
     if (max < 0) throw badRequest('invalid restart policy: maximum retry count cannot be negative');
-    if (h.AutoRemove && rp.Name !== 'no') throw cannot(id, 'Restart policy cannot be updated because AutoRemove is enabled for the container');
+    if (h.AutoRemove && rp.Name !== 'no')
+      throw cannot(id, 'Restart policy cannot be updated because AutoRemove is enabled for the container');
     next.RestartPolicy = { Name: rp.Name, MaximumRetryCount: max };
   }
   return { next, warnings };
@@ -75,7 +103,13 @@ export function runcUpdateArgs(u: UpdateConfig): string[] {
   if (n(u.Memory)) a.push('--memory', String(u.Memory));
   if (n(u.MemorySwap) && (u.MemorySwap as number) > 0) a.push('--memory-swap', String(u.MemorySwap));
   if (n(u.MemoryReservation)) a.push('--memory-reservation', String(u.MemoryReservation));
-  if (n(u.NanoCpus)) a.push('--cpu-period', '100000', '--cpu-quota', String(Math.max(1000, Math.round(((u.NanoCpus as number) / 1e9) * 100_000))));
+  if (n(u.NanoCpus))
+    a.push(
+      '--cpu-period',
+      '100000',
+      '--cpu-quota',
+      String(Math.max(1000, Math.round(((u.NanoCpus as number) / 1e9) * 100_000))),
+    );
   if (n(u.CpuPeriod)) a.push('--cpu-period', String(u.CpuPeriod));
   if (n(u.CpuQuota)) a.push('--cpu-quota', String(u.CpuQuota));
   if (n(u.CpuShares)) a.push('--cpu-share', String(u.CpuShares));

@@ -13,7 +13,16 @@ import type { ImageStore, Image } from './store.js';
 import { hexOf, sha256 } from './blobs.js';
 import { ingestLayer } from './ingest.js';
 import { sniffCompression } from './layers.js';
-import { choosePlatform, isImageManifest, isIndex, MT, type Descriptor, type ImageConfigBlob, type ImageIndex, type ImageManifest } from './manifest.js';
+import {
+  choosePlatform,
+  isImageManifest,
+  isIndex,
+  MT,
+  type Descriptor,
+  type ImageConfigBlob,
+  type ImageIndex,
+  type ImageManifest,
+} from './manifest.js';
 import type { ProgressStream } from './progress.js';
 import { familiar, formatReference, parseReference, withDefaultTag, type ImageReference } from './reference.js';
 
@@ -88,7 +97,11 @@ interface ArchiveImage {
 
 /** Docker's manifest.json: `[{Config, RepoTags, Layers}]`. */
 function fromDockerManifest(dir: string): ArchiveImage[] {
-  const entries = JSON.parse(readIn(dir, 'manifest.json').toString('utf8')) as Array<{ Config: string; RepoTags?: string[] | null; Layers: string[] }>;
+  const entries = JSON.parse(readIn(dir, 'manifest.json').toString('utf8')) as Array<{
+    Config: string;
+    RepoTags?: string[] | null;
+    Layers: string[];
+  }>;
   if (!Array.isArray(entries)) throw badRequest('invalid archive: manifest.json is not a list');
   return entries.map((e) => ({
     config: readIn(dir, e.Config),
@@ -104,16 +117,19 @@ function fromOciLayout(dir: string): ArchiveImage[] {
   const out: ArchiveImage[] = [];
   for (const top of index.manifests ?? []) {
     let desc: Descriptor | undefined = top;
-    if (isIndex(desc.mediaType)) desc = choosePlatform(JSON.parse(readIn(dir, blobPath(desc)).toString('utf8')) as ImageIndex);
+    if (isIndex(desc.mediaType))
+      desc = choosePlatform(JSON.parse(readIn(dir, blobPath(desc)).toString('utf8')) as ImageIndex);
     if (!desc || !isImageManifest(desc.mediaType)) continue;
     const manifest = JSON.parse(readIn(dir, blobPath(desc)).toString('utf8')) as ImageManifest;
-    const name = top.annotations?.['io.containerd.image.name'] ?? top.annotations?.['org.opencontainers.image.ref.name'];
+    const name =
+      top.annotations?.['io.containerd.image.name'] ?? top.annotations?.['org.opencontainers.image.ref.name'];
     const refs: ImageReference[] = [];
     if (name) {
       try {
         const r = parseReference(name);
         // A bare ref.name such as `1.0.0` is only a tag: it names nothing on its own.
-        if (name.includes('/') || name.includes(':') || top.annotations?.['io.containerd.image.name']) refs.push(withDefaultTag(r));
+        if (name.includes('/') || name.includes(':') || top.annotations?.['io.containerd.image.name'])
+          refs.push(withDefaultTag(r));
       } catch {
         /* an annotation that is not a reference names nothing */
       }
@@ -144,7 +160,8 @@ export async function loadImages(store: ImageStore, body: Readable, progress: Pr
         throw badRequest('invalid archive: image config is not JSON');
       }
       const diffIds = config.rootfs?.diff_ids ?? [];
-      if (diffIds.length !== a.layerFiles.length) throw badRequest(`invalid archive: config has ${diffIds.length} layers, manifest ${a.layerFiles.length}`);
+      if (diffIds.length !== a.layerFiles.length)
+        throw badRequest(`invalid archive: config has ${diffIds.length} layers, manifest ${a.layerFiles.length}`);
       const unpin = store.pin(diffIds);
       try {
         for (let i = 0; i < diffIds.length; i++) {
@@ -156,7 +173,8 @@ export async function loadImages(store: ImageStore, body: Readable, progress: Pr
         for (const ref of a.refs) {
           const old = store.setReference(ref, img.id);
           const name = familiar(formatReference(ref));
-          if (old) progress.stream(`The image ${name} already exists, renaming the old one with ID ${old} to empty string\n`);
+          if (old)
+            progress.stream(`The image ${name} already exists, renaming the old one with ID ${old} to empty string\n`);
           progress.stream(`Loaded image: ${name}\n`);
         }
       } finally {
@@ -184,13 +202,19 @@ export async function saveImages(store: ImageStore, names: string[], out: Writab
   const done = pipeline(pack, out);
   const written = new Set<string>();
   const addBuffer = (name: string, data: Buffer) =>
-    new Promise<void>((resolve, reject) => pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (e) => (e ? reject(e) : resolve())));
+    new Promise<void>((resolve, reject) =>
+      pack.entry({ name, size: data.length, mode: 0o644, mtime: new Date(0) }, data, (e) =>
+        e ? reject(e) : resolve(),
+      ),
+    );
   const addBlob = async (digest: string) => {
     if (written.has(digest)) return;
     written.add(digest);
     const size = store.blobs.size(digest);
     await new Promise<void>((resolve, reject) => {
-      const entry = pack.entry({ name: `blobs/sha256/${hexOf(digest)}`, size, mode: 0o644, mtime: new Date(0) }, (e) => (e ? reject(e) : resolve()));
+      const entry = pack.entry({ name: `blobs/sha256/${hexOf(digest)}`, size, mode: 0o644, mtime: new Date(0) }, (e) =>
+        e ? reject(e) : resolve(),
+      );
       store.blobs.readStream(digest).on('error', reject).pipe(entry);
     });
   };
@@ -204,10 +228,16 @@ export async function saveImages(store: ImageStore, names: string[], out: Writab
     for (const diffId of image.config.rootfs.diff_ids) {
       const meta = store.layers.meta(diffId);
       // Prefer the plain tar: what `docker save` writes and any loader reads.
-      const blob = meta.blobs.find((b) => b.digest === diffId && store.blobs.has(b.digest)) ?? meta.blobs.find((b) => store.blobs.has(b.digest));
+      const blob =
+        meta.blobs.find((b) => b.digest === diffId && store.blobs.has(b.digest)) ??
+        meta.blobs.find((b) => store.blobs.has(b.digest));
       if (!blob) throw new Error(`no stored blob for layer ${diffId}`);
       await addBlob(blob.digest);
-      layers.push({ mediaType: blob.digest === diffId ? MT.ociLayerTar : MT.ociLayerGzip, digest: blob.digest, size: store.blobs.size(blob.digest) });
+      layers.push({
+        mediaType: blob.digest === diffId ? MT.ociLayerTar : MT.ociLayerGzip,
+        digest: blob.digest,
+        size: store.blobs.size(blob.digest),
+      });
     }
     const manifest: ImageManifest = {
       schemaVersion: 2,
@@ -222,12 +252,19 @@ export async function saveImages(store: ImageStore, names: string[], out: Writab
       await addBuffer(`blobs/sha256/${hexOf(manifestDigest)}`, manifestJson);
     }
     const repoTags = [...tags].map(familiar);
-    dockerManifest.push({ Config: `blobs/sha256/${hexOf(image.id)}`, RepoTags: repoTags, Layers: layers.map((l) => `blobs/sha256/${hexOf(l.digest)}`) });
+    dockerManifest.push({
+      Config: `blobs/sha256/${hexOf(image.id)}`,
+      RepoTags: repoTags,
+      Layers: layers.map((l) => `blobs/sha256/${hexOf(l.digest)}`),
+    });
     const base = { mediaType: MT.ociManifest, digest: manifestDigest, size: manifestJson.length };
     if (tags.size === 0) index.manifests.push(base);
     for (const t of tags) {
       const r = parseReference(t);
-      index.manifests.push({ ...base, annotations: { 'io.containerd.image.name': t, 'org.opencontainers.image.ref.name': r.tag ?? 'latest' } });
+      index.manifests.push({
+        ...base,
+        annotations: { 'io.containerd.image.name': t, 'org.opencontainers.image.ref.name': r.tag ?? 'latest' },
+      });
     }
   }
   await addBuffer('index.json', Buffer.from(JSON.stringify(index)));

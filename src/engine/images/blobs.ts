@@ -11,7 +11,10 @@ export const hexOf = (digest: string) => digest.slice('sha256:'.length);
 export const shortId = (id: string) => hexOf(id).slice(0, 12);
 
 export class DigestMismatchError extends Error {
-  constructor(readonly expected: string, readonly actual: string) {
+  constructor(
+    readonly expected: string,
+    readonly actual: string,
+  ) {
     super(`digest mismatch: expected ${expected}, got ${actual}`);
   }
 }
@@ -104,7 +107,11 @@ export class BlobStore {
    * Stores a stream; when `expected` is given the content must hash to it, or nothing is kept.
    * `onBytes` reports the running byte count (progress bars).
    */
-  async putStream(src: Readable, expected?: string, onBytes?: (n: number) => void): Promise<{ digest: string; size: number }> {
+  async putStream(
+    src: Readable,
+    expected?: string,
+    onBytes?: (n: number) => void,
+  ): Promise<{ digest: string; size: number }> {
     const tmp = this.tempPath();
     const hasher = new Hasher(onBytes);
     try {
@@ -131,6 +138,9 @@ export class BlobStore {
   }
 
   list(): string[] {
-    return fs.readdirSync(this.dir).filter((f) => /^[a-f0-9]{64}$/.test(f)).map((f) => `sha256:${f}`);
+    return fs
+      .readdirSync(this.dir)
+      .filter((f) => /^[a-f0-9]{64}$/.test(f))
+      .map((f) => `sha256:${f}`);
   }
 }

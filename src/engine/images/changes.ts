@@ -7,7 +7,19 @@ import type { ImageConfig } from '../types.js';
 
 export type ImageConfigWithOnBuild = ImageConfig & { OnBuild?: string[] };
 
-const ALLOWED = new Set(['CMD', 'ENTRYPOINT', 'ENV', 'EXPOSE', 'HEALTHCHECK', 'LABEL', 'USER', 'VOLUME', 'WORKDIR', 'STOPSIGNAL', 'ONBUILD']);
+const ALLOWED = new Set([
+  'CMD',
+  'ENTRYPOINT',
+  'ENV',
+  'EXPOSE',
+  'HEALTHCHECK',
+  'LABEL',
+  'USER',
+  'VOLUME',
+  'WORKDIR',
+  'STOPSIGNAL',
+  'ONBUILD',
+]);
 
 /** Applies each change line in order to a copy of `base`. Unknown or malformed lines are a 400. */
 export function applyChanges(base: ImageConfigWithOnBuild, changes: string[]): ImageConfigWithOnBuild {
@@ -19,7 +31,8 @@ export function applyChanges(base: ImageConfigWithOnBuild, changes: string[]): I
     const instr = m[1].toUpperCase();
     const rest = (m[2] ?? '').trim();
     if (!ALLOWED.has(instr)) throw badRequest(`${instr} is not a valid change command`);
-    if (rest === '' && instr !== 'CMD' && instr !== 'ENTRYPOINT') throw badRequest(`${instr} requires at least one argument`);
+    if (rest === '' && instr !== 'CMD' && instr !== 'ENTRYPOINT')
+      throw badRequest(`${instr} requires at least one argument`);
     switch (instr) {
       case 'CMD':
         cfg.Cmd = commandForm(rest);
@@ -28,7 +41,8 @@ export function applyChanges(base: ImageConfigWithOnBuild, changes: string[]): I
         cfg.Entrypoint = commandForm(rest);
         break;
       case 'ENV':
-        for (const [k, v] of keyValues(rest, 'ENV')) cfg.Env = [...(cfg.Env ?? []).filter((e) => e.split('=')[0] !== k), `${k}=${v}`];
+        for (const [k, v] of keyValues(rest, 'ENV'))
+          cfg.Env = [...(cfg.Env ?? []).filter((e) => e.split('=')[0] !== k), `${k}=${v}`];
         break;
       case 'LABEL':
         for (const [k, v] of keyValues(rest, 'LABEL')) cfg.Labels = { ...(cfg.Labels ?? {}), [k]: v };
@@ -41,7 +55,8 @@ export function applyChanges(base: ImageConfigWithOnBuild, changes: string[]): I
           const lo = Number(pm[1]);
           const hi = pm[2] ? Number(pm[2]) : lo;
           if (lo < 1 || hi > 65535 || hi < lo) throw badRequest(`invalid containerPort: ${p}`);
-          for (let port = lo; port <= hi; port++) cfg.ExposedPorts = { ...(cfg.ExposedPorts ?? {}), [`${port}/${proto}`]: {} };
+          for (let port = lo; port <= hi; port++)
+            cfg.ExposedPorts = { ...(cfg.ExposedPorts ?? {}), [`${port}/${proto}`]: {} };
         }
         break;
       case 'VOLUME':

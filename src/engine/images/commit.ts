@@ -21,7 +21,21 @@ export interface CommitOptions {
 }
 
 /** The run settings an image keeps (dockerd's container.Config fields minus the per-run ones). */
-const KEPT = ['User', 'ExposedPorts', 'Env', 'Cmd', 'Entrypoint', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'Healthcheck', 'OnBuild', 'Shell', 'StopTimeout'];
+const KEPT = [
+  'User',
+  'ExposedPorts',
+  'Env',
+  'Cmd',
+  'Entrypoint',
+  'Volumes',
+  'WorkingDir',
+  'Labels',
+  'StopSignal',
+  'Healthcheck',
+  'OnBuild',
+  'Shell',
+  'StopTimeout',
+];
 
 function pick(c: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -48,7 +62,12 @@ export async function commitLayer(store: ImageStore, layer: Readable, o: CommitO
     rootfs: { type: 'layers', diff_ids: [...p.rootfs.diff_ids, meta.diffId] },
     history: [
       ...(p.history ?? []),
-      { created, created_by: o.createdBy, ...(o.author ? { author: o.author } : {}), ...(o.comment ? { comment: o.comment } : {}) },
+      {
+        created,
+        created_by: o.createdBy,
+        ...(o.author ? { author: o.author } : {}),
+        ...(o.comment ? { comment: o.comment } : {}),
+      },
     ],
   };
   const unpin = store.pin(blob.rootfs.diff_ids);
@@ -65,7 +84,10 @@ export async function commitLayer(store: ImageStore, layer: Readable, o: CommitO
  * A build step that changes only the run settings (CMD, ENV, LABEL, …): a new config over the
  * parent's layers, its history entry marked `empty_layer` as dockerd marks it.
  */
-export function commitConfig(store: ImageStore, o: { parentId: string; config: Record<string, unknown>; createdBy: string }): string {
+export function commitConfig(
+  store: ImageStore,
+  o: { parentId: string; config: Record<string, unknown>; createdBy: string },
+): string {
   const parent = store.get(o.parentId);
   if (!parent) throw new Error(`image ${o.parentId} is gone`);
   const created = new Date().toISOString();

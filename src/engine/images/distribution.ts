@@ -4,7 +4,14 @@
  */
 import { ApiError } from '../../util/errors.js';
 import type { ImageStore } from './store.js';
-import { isImageManifest, isIndex, type ImageConfigBlob, type ImageIndex, type ImageManifest, type Platform } from './manifest.js';
+import {
+  isImageManifest,
+  isIndex,
+  type ImageConfigBlob,
+  type ImageIndex,
+  type ImageManifest,
+  type Platform,
+} from './manifest.js';
 import { translatePullError } from './pull.js';
 import type { ImageReference } from './reference.js';
 import { isInsecureRegistry, RegistryClient, type AuthConfig } from './registry.js';
@@ -14,9 +21,17 @@ export interface DistributionInspect {
   Platforms: Platform[];
 }
 
-export async function inspectDistribution(store: ImageStore, ref: ImageReference, auth: AuthConfig | undefined): Promise<DistributionInspect> {
+export async function inspectDistribution(
+  store: ImageStore,
+  ref: ImageReference,
+  auth: AuthConfig | undefined,
+): Promise<DistributionInspect> {
   try {
-    const client = new RegistryClient(ref, { insecure: isInsecureRegistry(ref.domain, store.config.insecureRegistries), auth, actions: 'pull' });
+    const client = new RegistryClient(ref, {
+      insecure: isInsecureRegistry(ref.domain, store.config.insecureRegistries),
+      auth,
+      actions: 'pull',
+    });
     const m = await client.getManifest(ref.digest ?? ref.tag ?? 'latest');
     const Descriptor = { mediaType: m.mediaType, digest: m.digest, size: m.body.length };
     if (isIndex(m.mediaType)) {
@@ -28,14 +43,19 @@ export async function inspectDistribution(store: ImageStore, ref: ImageReference
     // A single-platform manifest: its config says which platform.
     const manifest = JSON.parse(m.body.toString('utf8')) as ImageManifest;
     let config: ImageConfigBlob;
-    if (store.blobs.has(manifest.config.digest)) config = JSON.parse(store.blobs.read(manifest.config.digest).toString('utf8')) as ImageConfigBlob;
+    if (store.blobs.has(manifest.config.digest))
+      config = JSON.parse(store.blobs.read(manifest.config.digest).toString('utf8')) as ImageConfigBlob;
     else {
       const { stream } = await client.getBlob(manifest.config.digest);
       const chunks: Buffer[] = [];
       for await (const c of stream) chunks.push(c as Buffer);
       config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ImageConfigBlob;
     }
-    const platform: Platform = { architecture: config.architecture, os: config.os, ...(config.variant ? { variant: config.variant } : {}) };
+    const platform: Platform = {
+      architecture: config.architecture,
+      os: config.os,
+      ...(config.variant ? { variant: config.variant } : {}),
+    };
     return { Descriptor, Platforms: [platform] };
   } catch (e) {
     throw translatePullError(e, ref);

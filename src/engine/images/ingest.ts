@@ -19,12 +19,23 @@ export async function ingestLayer(
   return unpackStoredBlob(store, digest, size, opts.mediaType, opts.expectedDiffId, !existed);
 }
 
-export async function unpackStoredBlob(store: ImageStore, digest: string, size: number, mediaType: string | undefined, expectedDiffId: string | undefined, removeOnFailure: boolean): Promise<LayerMeta> {
+export async function unpackStoredBlob(
+  store: ImageStore,
+  digest: string,
+  size: number,
+  mediaType: string | undefined,
+  expectedDiffId: string | undefined,
+  removeOnFailure: boolean,
+): Promise<LayerMeta> {
   const type = mediaType ?? (sniffFile(store.blobs.path(digest)) === 'gzip' ? MT.dockerLayerGzip : MT.dockerLayerTar);
   try {
     return await store.layers.unpackBlob({ digest, mediaType: type, size }, expectedDiffId);
   } catch (e) {
-    if (removeOnFailure && !store.layers.list().some((d) => store.layers.meta(d).blobs.some((b) => b.digest === digest))) store.blobs.remove(digest);
+    if (
+      removeOnFailure &&
+      !store.layers.list().some((d) => store.layers.meta(d).blobs.some((b) => b.digest === digest))
+    )
+      store.blobs.remove(digest);
     throw e;
   }
 }

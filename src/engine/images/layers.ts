@@ -56,7 +56,9 @@ export function sniffFile(file: string): Compression {
 }
 
 /** What a `.wh.` entry asks of overlayfs, or undefined for an ordinary file. */
-export function whiteoutAction(basename: string): { kind: 'opaque' } | { kind: 'whiteout'; target: string } | { kind: 'drop' } | undefined {
+export function whiteoutAction(
+  basename: string,
+): { kind: 'opaque' } | { kind: 'whiteout'; target: string } | { kind: 'drop' } | undefined {
   if (basename === OPAQUE_MARKER) return { kind: 'opaque' };
   if (!basename.startsWith(WHITEOUT_PREFIX)) return undefined;
   // `.wh..wh.*` are aufs metadata (hard-link dirs); they mean nothing to overlayfs.
@@ -75,7 +77,8 @@ export class LayerStore {
     fs.mkdirSync(root, { recursive: true });
     for (const f of fs.readdirSync(root)) {
       // A crash mid-unpack leaves a temp dir (or a dir without layer.json): never used, so removed.
-      if (f.startsWith('.tmp-') || !fs.existsSync(path.join(root, f, 'layer.json'))) fs.rmSync(path.join(root, f), { recursive: true, force: true });
+      if (f.startsWith('.tmp-') || !fs.existsSync(path.join(root, f, 'layer.json')))
+        fs.rmSync(path.join(root, f), { recursive: true, force: true });
     }
   }
 
@@ -93,7 +96,10 @@ export class LayerStore {
   }
 
   list(): string[] {
-    return fs.readdirSync(this.root).filter((f) => /^[a-f0-9]{64}$/.test(f)).map((f) => `sha256:${f}`);
+    return fs
+      .readdirSync(this.root)
+      .filter((f) => /^[a-f0-9]{64}$/.test(f))
+      .map((f) => `sha256:${f}`);
   }
 
   /** Records that `blob` is another stored form of this layer (e.g. its gzip for pushes). */
@@ -136,13 +142,15 @@ export class LayerStore {
   private async doUnpack(blob: LayerBlob, expectedDiffId?: string): Promise<LayerMeta> {
     const src = this.blobs.path(blob.digest);
     const compression = sniffFile(src);
-    if (compression !== 'gzip' && compression !== 'none') throw new Error(`unsupported layer compression ${compression} (${blob.digest})`);
+    if (compression !== 'gzip' && compression !== 'none')
+      throw new Error(`unsupported layer compression ${compression} (${blob.digest})`);
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
     const diff = path.join(tmp, 'diff');
     fs.mkdirSync(diff, { recursive: true, mode: 0o755 });
     try {
       const { diffId, size } = await untar(fs.createReadStream(src), compression, diff);
-      if (expectedDiffId && diffId !== expectedDiffId) throw new Error(`layer ${blob.digest}: diff ID ${diffId} does not match the image config's ${expectedDiffId}`);
+      if (expectedDiffId && diffId !== expectedDiffId)
+        throw new Error(`layer ${blob.digest}: diff ID ${diffId} does not match the image config's ${expectedDiffId}`);
       await convertWhiteouts(diff);
       const meta: LayerMeta = { diffId, size, blobs: [blob] };
       fs.writeFileSync(path.join(tmp, 'layer.json'), JSON.stringify(meta));
@@ -179,10 +187,30 @@ export class LayerStore {
  * Streams a layer tar into GNU tar (which keeps owners, modes, links, devices and xattrs and
  * refuses members that escape the directory) while hashing the uncompressed bytes: the diff ID.
  */
-async function untar(src: Readable, compression: 'gzip' | 'none', dir: string): Promise<{ diffId: string; size: number }> {
-  const tar = spawn('tar', ['-x', '-f', '-', '-C', dir, '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '--no-overwrite-dir'], {
-    stdio: ['pipe', 'ignore', 'pipe'],
-  });
+async function untar(
+  src: Readable,
+  compression: 'gzip' | 'none',
+  dir: string,
+): Promise<{ diffId: string; size: number }> {
+  const tar = spawn(
+    'tar',
+    [
+      '-x',
+      '-f',
+      '-',
+      '-C',
+      dir,
+      '--numeric-owner',
+      '--same-owner',
+      '--same-permissions',
+      '--xattrs',
+      '--xattrs-include=*',
+      '--no-overwrite-dir',
+    ],
+    {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   tar.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
   const exited = new Promise<number | null>((resolve, reject) => {

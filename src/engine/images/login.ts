@@ -3,7 +3,10 @@ import { ApiError } from '../../util/errors.js';
 import type { ImageStore } from './store.js';
 import { isInsecureRegistry, loginDomain, RegistryClient, RegistryError, type AuthConfig } from './registry.js';
 
-export async function checkLogin(store: ImageStore, auth: AuthConfig): Promise<{ Status: string; IdentityToken: string }> {
+export async function checkLogin(
+  store: ImageStore,
+  auth: AuthConfig,
+): Promise<{ Status: string; IdentityToken: string }> {
   const domain = loginDomain(auth.serveraddress);
   const insecure = isInsecureRegistry(domain, store.config.insecureRegistries);
   const client = new RegistryClient({ domain, path: '' }, { insecure, auth, actions: 'pull' });

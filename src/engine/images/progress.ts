@@ -61,7 +61,10 @@ export function progressBar(current: number, total?: number): string {
   const width = 50;
   if (!total || total <= 0) return humanSize(current);
   const filled = Math.min(width, Math.floor((current / total) * width));
-  const bar = '='.repeat(Math.max(0, filled - 1)) + (filled > 0 ? (filled === width ? '=' : '>') : '') + ' '.repeat(width - filled);
+  const bar =
+    '='.repeat(Math.max(0, filled - 1)) +
+    (filled > 0 ? (filled === width ? '=' : '>') : '') +
+    ' '.repeat(width - filled);
   return `[${bar}] ${humanSize(current).padStart(8)}/${humanSize(total)}`;
 }
 

@@ -49,7 +49,13 @@ export function gzipBlobOf(store: ImageStore, diffId: string): Promise<LayerBlob
 }
 
 /** `POST /images/{name}/push?tag=`: one tag, or every tag of the repository when `tag` is empty. */
-export async function pushImage(store: ImageStore, name: string, tag: string, auth: AuthConfig | undefined, progress: ProgressStream): Promise<void> {
+export async function pushImage(
+  store: ImageStore,
+  name: string,
+  tag: string,
+  auth: AuthConfig | undefined,
+  progress: ProgressStream,
+): Promise<void> {
   const repo = parseReference(name);
   const targets: Array<{ ref: ImageReference; image: Image }> = [];
   if (tag) {
@@ -67,7 +73,11 @@ export async function pushImage(store: ImageStore, name: string, tag: string, au
     if (targets.length === 0) throw notFound(`An image does not exist locally with the tag: ${familiarName(repo)}`);
   }
 
-  const client = new RegistryClient(repo, { insecure: isInsecureRegistry(repo.domain, store.config.insecureRegistries), auth, actions: 'pull,push' });
+  const client = new RegistryClient(repo, {
+    insecure: isInsecureRegistry(repo.domain, store.config.insecureRegistries),
+    auth,
+    actions: 'pull,push',
+  });
   progress.status(`The push refers to repository [${repoName(repo)}]`);
   for (const { ref, image } of targets) {
     const diffIds = image.config.rootfs.diff_ids;
@@ -86,7 +96,9 @@ export async function pushImage(store: ImageStore, name: string, tag: string, au
           continue;
         }
         // Another repository of the same registry has it: ask the registry to link it over.
-        const from = (blob.sources ?? []).map((r) => parseReference(r)).find((r) => r.domain === repo.domain && r.path !== repo.path);
+        const from = (blob.sources ?? [])
+          .map((r) => parseReference(r))
+          .find((r) => r.domain === repo.domain && r.path !== repo.path);
         if (from && (await client.mountBlob(blob.digest, from.path))) {
           store.layers.addSource(d, blob.digest, repoName(repo));
           progress.status(`Mounted from ${from.path}`, shortId(d));
@@ -94,13 +106,16 @@ export async function pushImage(store: ImageStore, name: string, tag: string, au
         }
         // Counted through a pipe, which holds the bytes until the upload reads them
         // (a 'data' listener would start the flow while the upload session is still opening).
-        const src = store.blobs.readStream(blob.digest).pipe(new Hasher((n) => progress.bytes('Pushing', shortId(d), n, blob.size)));
+        const src = store.blobs
+          .readStream(blob.digest)
+          .pipe(new Hasher((n) => progress.bytes('Pushing', shortId(d), n, blob.size)));
         await client.uploadBlob(blob.digest, src, blob.size);
         store.layers.addSource(d, blob.digest, repoName(repo));
         progress.status('Pushed', shortId(d));
       }
       const configSize = store.blobs.size(image.id);
-      if (!(await client.blobExists(image.id))) await client.uploadBlob(image.id, store.blobs.readStream(image.id), configSize);
+      if (!(await client.blobExists(image.id)))
+        await client.uploadBlob(image.id, store.blobs.readStream(image.id), configSize);
       const manifest: ImageManifest = {
         schemaVersion: 2,
         mediaType: MT.dockerManifest,

@@ -17,7 +17,8 @@ export interface ImageReference {
 }
 
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
-const DOMAIN = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[a-fA-F0-9:]+\](?::[0-9]+)?$/;
+const DOMAIN =
+  /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?))*(?::[0-9]+)?$|^\[[a-fA-F0-9:]+\](?::[0-9]+)?$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 const SHA256 = /^sha256:[a-f0-9]{64}$/;
@@ -32,7 +33,8 @@ export function isSha256Digest(s: string): boolean {
 /** Parses a reference the way Docker normalises it (no default tag added; see withDefaultTag). */
 export function parseReference(input: string): ImageReference {
   if (input === '' || input.length > 255 + 80) throw invalid();
-  if (HEX64.test(input)) throw badRequest(`invalid repository name (${input}), cannot specify 64-byte hexadecimal strings`);
+  if (HEX64.test(input))
+    throw badRequest(`invalid repository name (${input}), cannot specify 64-byte hexadecimal strings`);
   let rest = input;
   let digest: string | undefined;
   const at = rest.indexOf('@');

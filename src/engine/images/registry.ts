@@ -39,7 +39,12 @@ export function decodeRegistryAuth(header: string | undefined): AuthConfig | und
 /** The registry a `docker login` names: `host[:port]` from `serveraddress`, Docker Hub for its index URL. */
 export function loginDomain(serveraddress: string | undefined): string {
   const s = (serveraddress ?? '').trim();
-  if (s === '' || /^(https?:\/\/)?(index\.)?docker\.io(\/|$)/.test(s) || /^(https?:\/\/)?registry-1\.docker\.io(\/|$)/.test(s)) return DEFAULT_DOMAIN;
+  if (
+    s === '' ||
+    /^(https?:\/\/)?(index\.)?docker\.io(\/|$)/.test(s) ||
+    /^(https?:\/\/)?registry-1\.docker\.io(\/|$)/.test(s)
+  )
+    return DEFAULT_DOMAIN;
   return s.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
 }
 
@@ -87,7 +92,8 @@ export function parseChallenge(header: string): { scheme: string; params: Record
   const scheme = (sp < 0 ? header : header.slice(0, sp)).toLowerCase();
   const params: Record<string, string> = {};
   const re = /([a-zA-Z_]+)=(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-  for (let m = re.exec(header.slice(sp + 1)); m; m = re.exec(header.slice(sp + 1))) params[m[1].toLowerCase()] = m[2] ?? m[3];
+  for (let m = re.exec(header.slice(sp + 1)); m; m = re.exec(header.slice(sp + 1)))
+    params[m[1].toLowerCase()] = m[2] ?? m[3];
   return { scheme, params };
 }
 
@@ -137,7 +143,11 @@ export class RegistryClient {
    * One request; on a 401 answers the challenge (token or basic) and tries once more.
    * Bodies given here are Buffers so they can be sent twice.
    */
-  private async request(method: string, url: string, init: { headers?: Record<string, string>; body?: Buffer | ReadableStream; redirect?: RequestRedirect } = {}): Promise<Response> {
+  private async request(
+    method: string,
+    url: string,
+    init: { headers?: Record<string, string>; body?: Buffer | ReadableStream; redirect?: RequestRedirect } = {},
+  ): Promise<Response> {
     const send = () => this.send(method, url, init);
     let res = await send();
     if (res.status === 401 && !(init.body instanceof ReadableStream)) {
@@ -148,7 +158,11 @@ export class RegistryClient {
     return res;
   }
 
-  private async send(method: string, url: string, init: { headers?: Record<string, string>; body?: Buffer | ReadableStream; redirect?: RequestRedirect }): Promise<Response> {
+  private async send(
+    method: string,
+    url: string,
+    init: { headers?: Record<string, string>; body?: Buffer | ReadableStream; redirect?: RequestRedirect },
+  ): Promise<Response> {
     const headers: Record<string, string> = { 'User-Agent': 'shoal/0.1 (docker-compatible)', ...(init.headers ?? {}) };
     if (this.authorization) headers.Authorization = this.authorization;
     try {
@@ -163,7 +177,9 @@ export class RegistryClient {
     } catch (e) {
       const cause = (e as { cause?: { message?: string; code?: string } }).cause;
       // TLS spoken to a plain-HTTP registry: Go's words, which users search for.
-      const why = /wrong version number|packet length too long/i.test(cause?.message ?? '') ? 'http: server gave HTTP response to HTTPS client' : cause?.message ?? (e as Error).message;
+      const why = /wrong version number|packet length too long/i.test(cause?.message ?? '')
+        ? 'http: server gave HTTP response to HTTPS client'
+        : (cause?.message ?? (e as Error).message);
       throw new RegistryError(0, 'UNAVAILABLE', `${method[0]}${method.slice(1).toLowerCase()} "${url}": ${why}`);
     }
   }
@@ -188,17 +204,31 @@ export class RegistryClient {
     if (this.ref.path) tokenUrl.searchParams.set('scope', `repository:${this.ref.path}:${this.opts.actions}`);
     if (auth?.username) tokenUrl.searchParams.set('account', auth.username);
     const headers: Record<string, string> = {};
-    if (auth?.username) headers.Authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password ?? ''}`).toString('base64')}`;
+    if (auth?.username)
+      headers.Authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password ?? ''}`).toString('base64')}`;
     let res: Response;
     try {
       res = await fetch(tokenUrl, { headers });
     } catch (e) {
-      throw new RegistryError(0, 'UNAVAILABLE', `Get "${tokenUrl}": ${(e as { cause?: Error }).cause?.message ?? (e as Error).message}`);
+      throw new RegistryError(
+        0,
+        'UNAVAILABLE',
+        `Get "${tokenUrl}": ${(e as { cause?: Error }).cause?.message ?? (e as Error).message}`,
+      );
     }
     if (!res.ok) {
       await res.body?.cancel();
-      if (res.status === 401) throw new RegistryError(401, 'UNAUTHORIZED', auth?.username ? 'unauthorized: incorrect username or password' : 'unauthorized: authentication required');
-      throw new RegistryError(res.status, 'UNAUTHORIZED', `Get "${tokenUrl.origin}${tokenUrl.pathname}": unexpected status ${res.status}`);
+      if (res.status === 401)
+        throw new RegistryError(
+          401,
+          'UNAUTHORIZED',
+          auth?.username ? 'unauthorized: incorrect username or password' : 'unauthorized: authentication required',
+        );
+      throw new RegistryError(
+        res.status,
+        'UNAUTHORIZED',
+        `Get "${tokenUrl.origin}${tokenUrl.pathname}": unexpected status ${res.status}`,
+      );
     }
     const body = (await res.json()) as { token?: string; access_token?: string };
     const token = body.token ?? body.access_token;
@@ -230,12 +260,20 @@ export class RegistryClient {
     if (!res.ok) return this.fail(res, `manifest ${reference}`);
     const body = Buffer.from(await res.arrayBuffer());
     const digest = sha256(body);
-    if (reference.startsWith('sha256:') && digest !== reference) throw new RegistryError(0, 'DIGEST_INVALID', `manifest verification failed for digest ${reference}`);
+    if (reference.startsWith('sha256:') && digest !== reference)
+      throw new RegistryError(0, 'DIGEST_INVALID', `manifest verification failed for digest ${reference}`);
     let mediaType = (res.headers.get('content-type') ?? '').split(';')[0].trim();
     try {
-      const parsed = JSON.parse(body.toString('utf8')) as { mediaType?: string; manifests?: unknown; schemaVersion?: number };
+      const parsed = JSON.parse(body.toString('utf8')) as {
+        mediaType?: string;
+        manifests?: unknown;
+        schemaVersion?: number;
+      };
       if (parsed.mediaType) mediaType = parsed.mediaType;
-      else if (!mediaType || mediaType === 'application/json') mediaType = parsed.manifests ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json';
+      else if (!mediaType || mediaType === 'application/json')
+        mediaType = parsed.manifests
+          ? 'application/vnd.oci.image.index.v1+json'
+          : 'application/vnd.oci.image.manifest.v1+json';
     } catch {
       throw new RegistryError(0, 'MANIFEST_INVALID', `manifest ${reference} is not JSON`);
     }
@@ -262,7 +300,10 @@ export class RegistryClient {
     const res = await this.request('GET', this.url(`blobs/${digest}`));
     if (!res.ok || !res.body) return this.fail(res, `blob ${digest}`);
     const len = res.headers.get('content-length');
-    return { stream: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), size: len ? Number(len) : undefined };
+    return {
+      stream: Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+      size: len ? Number(len) : undefined,
+    };
   }
 
   async blobExists(digest: string): Promise<boolean> {
@@ -285,7 +326,10 @@ export class RegistryClient {
     await res.body?.cancel().catch(() => undefined);
     const location = res.headers.get('location');
     // An upload session opened instead of the mount: cancel it, uploadBlob opens its own.
-    if (res.status === 202 && location) await this.request('DELETE', new URL(location, this.origin).toString()).then((r) => r.body?.cancel()).catch(() => undefined);
+    if (res.status === 202 && location)
+      await this.request('DELETE', new URL(location, this.origin).toString())
+        .then((r) => r.body?.cancel())
+        .catch(() => undefined);
     return res.status === 201;
   }
 
@@ -321,7 +365,13 @@ export class RegistryClient {
         res.on('end', () => {
           const h = new Headers();
           for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') h.set(k, v);
-          resolve(new Response(res.statusCode === 204 ? null : Buffer.concat(chunks), { status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: h }));
+          resolve(
+            new Response(res.statusCode === 204 ? null : Buffer.concat(chunks), {
+              status: res.statusCode ?? 0,
+              statusText: res.statusMessage ?? '',
+              headers: h,
+            }),
+          );
         });
         res.on('error', reject);
       });
@@ -332,7 +382,10 @@ export class RegistryClient {
   }
 
   async putManifest(reference: string, mediaType: string, body: Buffer): Promise<string> {
-    const res = await this.request('PUT', this.url(`manifests/${reference}`), { headers: { 'Content-Type': mediaType }, body });
+    const res = await this.request('PUT', this.url(`manifests/${reference}`), {
+      headers: { 'Content-Type': mediaType },
+      body,
+    });
     if (res.status !== 201 && res.status !== 200) return this.fail(res, `manifest ${reference}`);
     await res.body?.cancel().catch(() => undefined);
     return res.headers.get('docker-content-digest') ?? sha256(body);

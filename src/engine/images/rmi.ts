@@ -33,14 +33,20 @@ export function removeImage(store: RemovalOps, ref: string, force: boolean): Del
   if (found.ref && !isIdPrefixOf(ref, img.id)) {
     if (!force && isSingleReference(refs)) {
       const user = store.userOf(img.id);
-      if (user) throw conflict(`conflict: unable to remove repository reference "${ref}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(img.id)}`);
+      if (user)
+        throw conflict(
+          `conflict: unable to remove repository reference "${ref}" (must force) - container ${user.id.slice(0, 12)} is using its referenced image ${shortId(img.id)}`,
+        );
     }
     store.untag(found.ref);
     out.push({ Untagged: familiar(found.ref) });
     refs = store.refsOf(img.id);
     const gone = parseReference(found.ref);
     // A tag gone and only digests of that repository left: they go too.
-    if (!gone.digest && !refs.some((r) => !parseReference(r).digest && repoName(parseReference(r)) === repoName(gone))) {
+    if (
+      !gone.digest &&
+      !refs.some((r) => !parseReference(r).digest && repoName(parseReference(r)) === repoName(gone))
+    ) {
       for (const r of refs.filter((r) => repoName(parseReference(r)) === repoName(gone))) {
         store.untag(r);
         out.push({ Untagged: familiar(r) });
@@ -73,12 +79,26 @@ export function removeImage(store: RemovalOps, ref: string, force: boolean): Del
 }
 
 /** What stops an image from being deleted: a running container always; names and stopped containers unless forced. */
-function deleteConflict(store: RemovalOps, img: Image, soft: { stopped: boolean; references: boolean }): { error: Error; used: boolean } | undefined {
+function deleteConflict(
+  store: RemovalOps,
+  img: Image,
+  soft: { stopped: boolean; references: boolean },
+): { error: Error; used: boolean } | undefined {
   const user = store.userOf(img.id);
-  const say = (forced: string, why: string) => conflict(`conflict: unable to delete ${shortId(img.id)} (${forced}) - ${why}`);
-  if (user?.running) return { error: say('cannot be forced', `image is being used by running container ${user.id.slice(0, 12)}`), used: true };
-  if (soft.references && store.refsOf(img.id).length > 0) return { error: say('must be forced', 'image is referenced in multiple repositories'), used: false };
-  if (soft.stopped && user) return { error: say('must be forced', `image is being used by stopped container ${user.id.slice(0, 12)}`), used: true };
+  const say = (forced: string, why: string) =>
+    conflict(`conflict: unable to delete ${shortId(img.id)} (${forced}) - ${why}`);
+  if (user?.running)
+    return {
+      error: say('cannot be forced', `image is being used by running container ${user.id.slice(0, 12)}`),
+      used: true,
+    };
+  if (soft.references && store.refsOf(img.id).length > 0)
+    return { error: say('must be forced', 'image is referenced in multiple repositories'), used: false };
+  if (soft.stopped && user)
+    return {
+      error: say('must be forced', `image is being used by stopped container ${user.id.slice(0, 12)}`),
+      used: true,
+    };
   return undefined;
 }
 
@@ -100,5 +120,5 @@ export function missingName(ref: string): string {
 }
 
 const isIdPrefix = (s: string) => /^(sha256:)?[a-f0-9]{1,64}$/.test(s);
-const isIdPrefixOf = (ref: string, id: string) => isIdPrefix(ref) && id.startsWith(ref.startsWith('sha256:') ? ref : `sha256:${ref}`);
-
+const isIdPrefixOf = (ref: string, id: string) =>
+  isIdPrefix(ref) && id.startsWith(ref.startsWith('sha256:') ? ref : `sha256:${ref}`);

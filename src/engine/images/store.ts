@@ -27,7 +27,6 @@ import {
 
 export type { DeleteResponseItem, Image, ImageRecord, ImageUser, InUseCheck } from './image.js';
 
-
 const isIdPrefix = (s: string) => /^(sha256:)?[a-f0-9]{1,64}$/.test(s);
 
 export class ImageStore {
@@ -73,7 +72,12 @@ export class ImageStore {
         const config = JSON.parse(this.blobs.read(record.id).toString('utf8')) as ImageConfigBlob;
         const missing = config.rootfs.diff_ids.filter((d) => !this.layers.has(d));
         if (missing.length) throw new Error(`layers missing: ${missing.join(', ')}`);
-        (record.orphaned ? this.orphans : this.images).set(record.id, { id: record.id, record, config, size: this.sizeOf(config) });
+        (record.orphaned ? this.orphans : this.images).set(record.id, {
+          id: record.id,
+          record,
+          config,
+          size: this.sizeOf(config),
+        });
       } catch (e) {
         this.log.warn({ err: e, record: f }, 'dropping unreadable image record');
       }
@@ -90,7 +94,10 @@ export class ImageStore {
   }
 
   private saveRefs(): void {
-    writeFileAtomic(this.refsFile, JSON.stringify(Object.fromEntries([...this.refs].sort(([a], [b]) => a.localeCompare(b))), null, 1));
+    writeFileAtomic(
+      this.refsFile,
+      JSON.stringify(Object.fromEntries([...this.refs].sort(([a], [b]) => a.localeCompare(b))), null, 1),
+    );
   }
 
   /** The container manager plugs in here so `docker rmi` answers 409 for images in use. */
@@ -122,7 +129,13 @@ export class ImageStore {
       if (at >= 0) dirs.splice(at, 1);
       dirs.push(dir);
     }
-    return { id: img.id, repoTags: this.repoTags(img.id), repoDigests: this.repoDigests(img.id), config: runConfig(img.config), layerDirs: dirs };
+    return {
+      id: img.id,
+      repoTags: this.repoTags(img.id),
+      repoDigests: this.repoDigests(img.id),
+      config: runConfig(img.config),
+      layerDirs: dirs,
+    };
   }
 
   /** Docker's lookup order: a full ID, a reference, then an ID prefix. */
@@ -162,15 +175,22 @@ export class ImageStore {
 
   /** Sorted, as Docker's reference store returns them, so listings do not depend on load order. */
   refsOf(id: string): string[] {
-    return [...this.refs].filter(([, v]) => v === id).map(([k]) => k).sort();
+    return [...this.refs]
+      .filter(([, v]) => v === id)
+      .map(([k]) => k)
+      .sort();
   }
 
   repoTags(id: string): string[] {
-    return this.refsOf(id).filter((r) => !r.includes('@')).map(familiar);
+    return this.refsOf(id)
+      .filter((r) => !r.includes('@'))
+      .map(familiar);
   }
 
   repoDigests(id: string): string[] {
-    return this.refsOf(id).filter((r) => r.includes('@')).map(familiar);
+    return this.refsOf(id)
+      .filter((r) => r.includes('@'))
+      .map(familiar);
   }
 
   // --- writing -----------------------------------------------------------------------------
@@ -196,7 +216,8 @@ export class ImageStore {
    */
   addImage(configJson: Buffer, opts: { parent?: string } = {}): Image {
     const config = JSON.parse(configJson.toString('utf8')) as ImageConfigBlob;
-    if (!config.rootfs || !Array.isArray(config.rootfs.diff_ids)) throw badRequest('invalid image config: no rootfs.diff_ids');
+    if (!config.rootfs || !Array.isArray(config.rootfs.diff_ids))
+      throw badRequest('invalid image config: no rootfs.diff_ids');
     for (const d of config.rootfs.diff_ids) if (!this.layers.has(d)) throw new Error(`layer ${d} is not unpacked`);
     const id = this.blobs.put(configJson);
     const existing = this.images.get(id);
@@ -210,7 +231,11 @@ export class ImageStore {
       this.images.set(id, orphan);
       return orphan;
     }
-    const record: ImageRecord = { id, loadedAt: new Date().toISOString(), ...(opts.parent ? { parent: opts.parent } : {}) };
+    const record: ImageRecord = {
+      id,
+      loadedAt: new Date().toISOString(),
+      ...(opts.parent ? { parent: opts.parent } : {}),
+    };
     writeFileAtomic(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(record));
     const img: Image = { id, record, config, size: this.sizeOf(config) };
     this.images.set(id, img);
@@ -269,15 +294,19 @@ export class ImageStore {
    */
   remove(ref: string, force: boolean, prune = true): DeleteResponseItem[] {
     void prune; // images have no parent chain here: nothing beyond the image itself to prune
-    return removeImage({
-      find: (r) => this.find(r),
-      refsOf: (id) => this.refsOf(id),
-      untag: (full) => this.untag(full),
-      userOf: (id) => this.userOf(id),
-      orphan: (img) => this.orphan(img),
-      deleteImage: (img) => this.deleteImage(img),
-      collectOrphans: () => this.collectOrphans(),
-    }, ref, force);
+    return removeImage(
+      {
+        find: (r) => this.find(r),
+        refsOf: (id) => this.refsOf(id),
+        untag: (full) => this.untag(full),
+        userOf: (id) => this.userOf(id),
+        orphan: (img) => this.orphan(img),
+        deleteImage: (img) => this.deleteImage(img),
+        collectOrphans: () => this.collectOrphans(),
+      },
+      ref,
+      force,
+    );
   }
 
   private orphan(img: Image): DeleteResponseItem[] {

@@ -23,7 +23,9 @@ export function listImages(store: ImageCatalog, filters: Map<string, string[]>):
   const known = new Set(['dangling', 'reference', 'label', 'before', 'since']);
   for (const k of filters.keys()) if (!known.has(k)) throw badRequest(`invalid filter '${k}'`);
   const dangling = filters.get('dangling');
-  if (dangling) for (const v of dangling) if (!['true', 'false', '1', '0'].includes(v)) throw badRequest(`invalid filter 'dangling=${v}'`);
+  if (dangling)
+    for (const v of dangling)
+      if (!['true', 'false', '1', '0'].includes(v)) throw badRequest(`invalid filter 'dangling=${v}'`);
   const wantDangling = dangling ? ['true', '1'].includes(dangling[0]) : undefined;
   const refPatterns = filters.get('reference') ?? [];
   const labels = filters.get('label') ?? [];
@@ -66,7 +68,7 @@ export function listImages(store: ImageCatalog, filters: Map<string, string[]>):
 
 /** The parent image's ID while that image is still here, as dockerd shows it; '' otherwise. */
 function liveParent(store: ImageCatalog, img: Image): string {
-return img.record.parent && store.get(img.record.parent) ? img.record.parent : '';
+  return img.record.parent && store.get(img.record.parent) ? img.record.parent : '';
 }
 
 /** `GET /images/{name}/json`. */

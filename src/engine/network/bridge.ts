@@ -5,9 +5,26 @@ import { newHexId } from '../../util/ids.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { EndpointInfo } from '../types.js';
 import { AddressPool, type PoolState } from './ipam.js';
-import { inNetns, ipBatch, ipBatches, ipJson, nftApply, SELF, type IpAddrInfo, type IpLink, type NetnsTarget } from './ip.js';
+import {
+  inNetns,
+  ipBatch,
+  ipBatches,
+  ipJson,
+  nftApply,
+  SELF,
+  type IpAddrInfo,
+  type IpLink,
+  type NetnsTarget,
+} from './ip.js';
 import { macFromIp, parseSubnet } from '../../net/ipv4.js';
-import { BRIDGE_NAT_CHAIN, BRIDGE_STATE_FILE, CONTAINER_IFNAME, DEFAULT_BRIDGE, NFT_TABLE, hostVethName } from './names.js';
+import {
+  BRIDGE_NAT_CHAIN,
+  BRIDGE_STATE_FILE,
+  CONTAINER_IFNAME,
+  DEFAULT_BRIDGE,
+  NFT_TABLE,
+  hostVethName,
+} from './names.js';
 import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
 import { SerialQueue } from '../../util/serial-queue.js';
 
@@ -78,7 +95,14 @@ export class BridgeNetwork {
     await net.applyNat();
     await net.forgetVanishedEndpoints();
     net.save();
-    log.info({ bridge: DEFAULT_BRIDGE.device, subnet: DEFAULT_BRIDGE.subnet, endpoints: Object.keys(net.state.endpoints).length }, 'default bridge ready');
+    log.info(
+      {
+        bridge: DEFAULT_BRIDGE.device,
+        subnet: DEFAULT_BRIDGE.subnet,
+        endpoints: Object.keys(net.state.endpoints).length,
+      },
+      'default bridge ready',
+    );
     return net;
   }
 
@@ -103,7 +127,8 @@ export class BridgeNetwork {
   /** `mac`: the container's `MacAddress`, else one derived from the address. */
   connect(containerId: string, pid: number, mac?: string): Promise<EndpointInfo> {
     // Reconnecting an existing endpoint (a restart) checks the kernel first: rare, kept in order.
-    if (this.state.endpoints[containerId]) return this.serialized(() => this.doConnect(containerId, pid, CONTAINER_IFNAME, mac));
+    if (this.state.endpoints[containerId])
+      return this.serialized(() => this.doConnect(containerId, pid, CONTAINER_IFNAME, mac));
     return this.doConnect(containerId, pid, CONTAINER_IFNAME, mac);
   }
 
@@ -138,17 +163,34 @@ export class BridgeNetwork {
     }, VETH_SWEEP_MS).unref();
   }
 
-  private async doConnect(containerId: string, pid: number, ifname: string = CONTAINER_IFNAME, mac?: string): Promise<EndpointInfo> {
+  private async doConnect(
+    containerId: string,
+    pid: number,
+    ifname: string = CONTAINER_IFNAME,
+    mac?: string,
+  ): Promise<EndpointInfo> {
     const container: NetnsTarget = { kind: 'pid', pid };
     const existing = this.state.endpoints[containerId];
-    if (existing && (!mac || existing.mac === mac) && (await this.linkExists(existing.hostVeth)) && (await this.hasAddress(container, existing.ip, existing.ifname))) {
+    if (
+      existing &&
+      (!mac || existing.mac === mac) &&
+      (await this.linkExists(existing.hostVeth)) &&
+      (await this.hasAddress(container, existing.ip, existing.ifname))
+    ) {
       return this.endpointInfo(existing);
     }
     if (existing) await ipBatch(this.netns, [`link delete ${existing.hostVeth}`]).catch(() => undefined);
 
     const ip = this.pool.allocate(containerId);
     const endpointId = existing?.endpointId ?? newHexId();
-    const ep: BridgeEndpoint = { containerId, endpointId, ip, mac: mac || macFromIp(ip), hostVeth: hostVethName(endpointId), ...(ifname !== CONTAINER_IFNAME ? { ifname } : {}) };
+    const ep: BridgeEndpoint = {
+      containerId,
+      endpointId,
+      ip,
+      mac: mac || macFromIp(ip),
+      hostVeth: hostVethName(endpointId),
+      ...(ifname !== CONTAINER_IFNAME ? { ifname } : {}),
+    };
     this.state.endpoints[containerId] = ep;
     // Recorded before the kernel is touched: a crash in between leaves an address taken, never one given twice.
     await this.persist();
@@ -156,17 +198,27 @@ export class BridgeNetwork {
     try {
       // The peer is born inside the container's netns, already named eth0: nothing transient shows up in ours.
       // Joined later, the container keeps the way out it has.
-      const hasDefault = ifname !== CONTAINER_IFNAME && (await ipJson<unknown>(container, ['route', 'show', 'default'])).length > 0;
-      await ipBatches([{ target: this.netns, commands: [
-        `link add ${ep.hostVeth} mtu ${DEFAULT_BRIDGE.mtu} type veth peer name ${ifname} mtu ${DEFAULT_BRIDGE.mtu} address ${ep.mac} netns ${pid}`,
-        `link set ${ep.hostVeth} master ${DEFAULT_BRIDGE.device}`,
-        `link set ${ep.hostVeth} up`,
-      ] }, { target: container, commands: [
-        'link set lo up',
-        `addr add ${ip}/${prefixLen} dev ${ifname}`,
-        `link set ${ifname} up`,
-        ...(hasDefault ? [] : [`route add default via ${DEFAULT_BRIDGE.gateway} dev ${ifname}`]),
-      ] }]);
+      const hasDefault =
+        ifname !== CONTAINER_IFNAME && (await ipJson<unknown>(container, ['route', 'show', 'default'])).length > 0;
+      await ipBatches([
+        {
+          target: this.netns,
+          commands: [
+            `link add ${ep.hostVeth} mtu ${DEFAULT_BRIDGE.mtu} type veth peer name ${ifname} mtu ${DEFAULT_BRIDGE.mtu} address ${ep.mac} netns ${pid}`,
+            `link set ${ep.hostVeth} master ${DEFAULT_BRIDGE.device}`,
+            `link set ${ep.hostVeth} up`,
+          ],
+        },
+        {
+          target: container,
+          commands: [
+            'link set lo up',
+            `addr add ${ip}/${prefixLen} dev ${ifname}`,
+            `link set ${ifname} up`,
+            ...(hasDefault ? [] : [`route add default via ${DEFAULT_BRIDGE.gateway} dev ${ifname}`]),
+          ],
+        },
+      ]);
     } catch (e) {
       await ipBatch(this.netns, [`link delete ${ep.hostVeth}`]).catch(() => undefined);
       delete this.state.endpoints[containerId];
@@ -195,7 +247,8 @@ export class BridgeNetwork {
     const cmds: string[] = [];
     // A MAC of its own: a bridge otherwise takes its lowest port's, changing as containers come and go while
     // theirs keep the old one in their ARP caches (up to ~45 s, their gateway and DNS unreachable meanwhile).
-    if (!link) cmds.push(`link add ${dev} mtu ${DEFAULT_BRIDGE.mtu} address ${macFromIp(DEFAULT_BRIDGE.gateway)} type bridge`);
+    if (!link)
+      cmds.push(`link add ${dev} mtu ${DEFAULT_BRIDGE.mtu} address ${macFromIp(DEFAULT_BRIDGE.gateway)} type bridge`);
     else if (link.address) cmds.push(`link set dev ${dev} address ${link.address}`);
     const want = `${DEFAULT_BRIDGE.gateway}/${parseSubnet(DEFAULT_BRIDGE.subnet).prefixLen}`;
     const has = (link?.addr_info ?? []).some((a) => a.family === 'inet' && `${a.local}/${a.prefixlen}` === want);
@@ -213,13 +266,16 @@ export class BridgeNetwork {
   /** One transaction: the table is created if missing, our chain replaced whole (other chains in the table untouched). */
   private async applyNat(): Promise<void> {
     const t = `${NFT_TABLE.family} ${NFT_TABLE.name}`;
-    await nftApply(this.netns, [
-      `add table ${t}`,
-      `add chain ${t} ${BRIDGE_NAT_CHAIN} { type nat hook postrouting priority srcnat; policy accept; }`,
-      `flush chain ${t} ${BRIDGE_NAT_CHAIN}`,
-      `add rule ${t} ${BRIDGE_NAT_CHAIN} ip saddr ${DEFAULT_BRIDGE.subnet} oifname != "${DEFAULT_BRIDGE.device}" masquerade`,
-      '',
-    ].join('\n'));
+    await nftApply(
+      this.netns,
+      [
+        `add table ${t}`,
+        `add chain ${t} ${BRIDGE_NAT_CHAIN} { type nat hook postrouting priority srcnat; policy accept; }`,
+        `flush chain ${t} ${BRIDGE_NAT_CHAIN}`,
+        `add rule ${t} ${BRIDGE_NAT_CHAIN} ip saddr ${DEFAULT_BRIDGE.subnet} oifname != "${DEFAULT_BRIDGE.device}" masquerade`,
+        '',
+      ].join('\n'),
+    );
   }
 
   /** Containers that died while the daemon was away took their veth along: their addresses are free again. */
@@ -227,7 +283,10 @@ export class BridgeNetwork {
     const links = new Set((await ipJson<IpLink>(this.netns, ['link', 'show'])).map((l) => l.ifname));
     for (const ep of Object.values(this.state.endpoints)) {
       if (links.has(ep.hostVeth)) continue;
-      this.log.info({ containerId: ep.containerId, ip: ep.ip }, 'endpoint gone while the daemon was down; address freed');
+      this.log.info(
+        { containerId: ep.containerId, ip: ep.ip },
+        'endpoint gone while the daemon was down; address freed',
+      );
       delete this.state.endpoints[ep.containerId];
       this.pool.release(ep.containerId);
     }

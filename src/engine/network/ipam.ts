@@ -23,7 +23,12 @@ export class AddressPool {
 
   constructor(state: PoolState) {
     this.subnet = parseSubnet(state.subnet);
-    this.state = { ...state, subnet: formatSubnet(this.subnet), reserved: [...state.reserved], allocated: { ...state.allocated } };
+    this.state = {
+      ...state,
+      subnet: formatSubnet(this.subnet),
+      reserved: [...state.reserved],
+      allocated: { ...state.allocated },
+    };
   }
 
   static empty(subnet: string, reserved: string[] = [], range?: string): AddressPool {
@@ -43,12 +48,14 @@ export class AddressPool {
       first = Math.max(first, r.base - this.subnet.base);
       lastHost = Math.min(lastHost, r.base - this.subnet.base + subnetSize(r) - 1);
     }
-    const taken = new Set([...this.state.reserved, ...Object.values(this.state.allocated)].map((ip) => indexOf(this.subnet, ip)));
+    const taken = new Set(
+      [...this.state.reserved, ...Object.values(this.state.allocated)].map((ip) => indexOf(this.subnet, ip)),
+    );
     const span = lastHost - first + 1;
     // `last` may lie outside a range (a claim): the walk then starts at the range's beginning.
     const from = this.state.last >= first && this.state.last <= lastHost ? this.state.last : first - 1;
     for (let step = 1; step <= span; step++) {
-      const i = first + ((from - first + step) % span + span) % span;
+      const i = first + ((((from - first + step) % span) + span) % span);
       if (taken.has(i)) continue;
       const ip = hostAt(this.subnet, i);
       this.state.allocated[owner] = ip;
@@ -62,7 +69,12 @@ export class AddressPool {
   claim(owner: string, ip: string): string {
     if (this.state.allocated[owner] === ip) return ip;
     indexOf(this.subnet, ip);
-    const taken = [...this.state.reserved, ...Object.entries(this.state.allocated).filter(([o]) => o !== owner).map(([, a]) => a)];
+    const taken = [
+      ...this.state.reserved,
+      ...Object.entries(this.state.allocated)
+        .filter(([o]) => o !== owner)
+        .map(([, a]) => a),
+    ];
     if (taken.includes(ip)) throw new AddressInUseError('Address already in use');
     this.state.allocated[owner] = ip;
     return ip;

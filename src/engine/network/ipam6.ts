@@ -33,7 +33,13 @@ export class AddressPool6 {
   }
 
   static empty(subnet: string, reserved: string[], range?: string): AddressPool6 {
-    return new AddressPool6({ subnet, reserved: reserved.map(canonicalIp6), allocated: {}, last: '0', ...(range ? { range } : {}) });
+    return new AddressPool6({
+      subnet,
+      reserved: reserved.map(canonicalIp6),
+      allocated: {},
+      last: '0',
+      ...(range ? { range } : {}),
+    });
   }
 
   allocate(owner: string): string {
@@ -60,8 +66,11 @@ export class AddressPool6 {
     if (!contains6(this.subnet, ip)) throw new Error(`${ip} is not in ${this.state.subnet}`);
     const want = canonicalIp6(ip);
     if (this.state.allocated[owner] === want) return want;
-    const others = Object.entries(this.state.allocated).filter(([o]) => o !== owner).map(([, a]) => a);
-    if ([...this.state.reserved, ...others].includes(want) || parseIp6(want) === this.subnet.base) throw new AddressInUseError('Address already in use');
+    const others = Object.entries(this.state.allocated)
+      .filter(([o]) => o !== owner)
+      .map(([, a]) => a);
+    if ([...this.state.reserved, ...others].includes(want) || parseIp6(want) === this.subnet.base)
+      throw new AddressInUseError('Address already in use');
     this.state.allocated[owner] = want;
     return want;
   }

@@ -27,24 +27,31 @@ export async function ipv4Config(
     if (!validSubnet(cfg.Subnet)) throw badRequest(`invalid CIDR address: ${cfg.Subnet}`);
     subnet = cfg.Subnet;
     const s = parseSubnet(subnet);
-    if (inUse.some((u) => overlaps(parseSubnet(u), s))) throw forbidden('Pool overlaps with other one on this address space');
+    if (inUse.some((u) => overlaps(parseSubnet(u), s)))
+      throw forbidden('Pool overlaps with other one on this address space');
   } else {
     if (cfg.Gateway) throw badRequest('no matching subnet for gateway ' + cfg.Gateway);
     // As dockerd: a pool the host already routes (an uplink, a lab network) is skipped too.
     const routes = (await hostRoutes())
-      .filter((d) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(d)).map((d) => (d.includes('/') ? d : `${d}/32`));
+      .filter((d) => /^\d+\.\d+\.\d+\.\d+(\/\d+)?$/.test(d))
+      .map((d) => (d.includes('/') ? d : `${d}/32`));
     const chosen = chooseLocalSubnet([...inUse, ...routes.filter((r) => !r.startsWith('127.'))]);
-    if (!chosen) throw badRequest('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
+    if (!chosen)
+      throw badRequest(
+        'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network',
+      );
     subnet = chosen;
   }
   if (cfg.IPRange) {
     if (!cfg.Subnet || !validSubnet(cfg.IPRange)) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
     const r = parseSubnet(cfg.IPRange);
     const s = parseSubnet(subnet);
-    if (r.prefixLen < s.prefixLen || !contains(s, cfg.IPRange.split('/')[0])) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
+    if (r.prefixLen < s.prefixLen || !contains(s, cfg.IPRange.split('/')[0]))
+      throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
   }
   const gateway = cfg.Gateway ?? firstHost(subnet);
-  if (!validIp(gateway) || !contains(parseSubnet(subnet), gateway)) throw forbidden(`no matching subnet for gateway ${gateway}`);
+  if (!validIp(gateway) || !contains(parseSubnet(subnet), gateway))
+    throw forbidden(`no matching subnet for gateway ${gateway}`);
   const aux = { ...(cfg.AuxiliaryAddresses ?? {}) };
   for (const a of Object.values(aux)) {
     if (!validIp(a) || !contains(parseSubnet(subnet), a)) throw forbidden(`no matching subnet for aux-address ${a}`);
@@ -56,17 +63,26 @@ export async function ipv4Config(
  * The IPv6 side of a new network from its IPv6 IPAM config, checked as libnetwork does;
  * `--ipv6` without a subnet has no default pool to take one from (dockerd 20.10's 404).
  */
-export function ipv6Config(cfg: IpamConfigRequest | undefined, enabled: boolean, existing: UserNetwork[]): IPv6Config | undefined {
+export function ipv6Config(
+  cfg: IpamConfigRequest | undefined,
+  enabled: boolean,
+  existing: UserNetwork[],
+): IPv6Config | undefined {
   if (!cfg?.Subnet) {
-    if (enabled) throw notFound('could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network');
+    if (enabled)
+      throw notFound(
+        'could not find an available, non-overlapping IPv6 address pool among the defaults to assign to the network',
+      );
     return undefined;
   }
   if (!isSubnet6(cfg.Subnet)) throw badRequest(`Invalid subnet ${cfg.Subnet} : invalid CIDR address: ${cfg.Subnet}`);
   const s = parseSubnet6(cfg.Subnet);
-  if (existing.some((o) => o.v6 && overlaps6(parseSubnet6(o.v6.subnet), s))) throw forbidden('Pool overlaps with other one on this address space');
+  if (existing.some((o) => o.v6 && overlaps6(parseSubnet6(o.v6.subnet), s)))
+    throw forbidden('Pool overlaps with other one on this address space');
   if (cfg.IPRange) {
     const r = isSubnet6(cfg.IPRange) ? parseSubnet6(cfg.IPRange) : undefined;
-    if (!r || r.prefixLen < s.prefixLen || !contains6(s, formatIp6(r.base))) throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
+    if (!r || r.prefixLen < s.prefixLen || !contains6(s, formatIp6(r.base)))
+      throw badRequest(`no matching subnet for range ${cfg.IPRange}`);
   }
   // libnetwork's gateway: the first address of the range (of the subnet without one).
   const gateway = cfg.Gateway ?? formatIp6((cfg.IPRange ? parseSubnet6(cfg.IPRange).base : s.base) + 1n);
@@ -74,8 +90,13 @@ export function ipv6Config(cfg: IpamConfigRequest | undefined, enabled: boolean,
   const aux = cfg.AuxiliaryAddresses ?? {};
   for (const a of Object.values(aux)) if (!contains6(s, a)) throw forbidden(`no matching subnet for aux-address ${a}`);
   return {
-    subnet: cfg.Subnet, gateway: canonicalIp6(gateway),
-    requested: { ...(cfg.Gateway ? { Gateway: cfg.Gateway } : {}), ...(cfg.IPRange ? { IPRange: cfg.IPRange } : {}), ...(Object.keys(aux).length ? { AuxiliaryAddresses: { ...aux } } : {}) },
+    subnet: cfg.Subnet,
+    gateway: canonicalIp6(gateway),
+    requested: {
+      ...(cfg.Gateway ? { Gateway: cfg.Gateway } : {}),
+      ...(cfg.IPRange ? { IPRange: cfg.IPRange } : {}),
+      ...(Object.keys(aux).length ? { AuxiliaryAddresses: { ...aux } } : {}),
+    },
     pool: AddressPool6.empty(cfg.Subnet, [gateway, ...Object.values(aux)], cfg.IPRange).toJSON(),
   };
 }

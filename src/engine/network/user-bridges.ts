@@ -15,7 +15,14 @@ import { readJsonFile, writeJsonFileAtomic } from './state-file.js';
 import { DnsServer, upstreamsFromResolvConf } from '../../net/dns-server.js';
 import type { DnsZone } from '../../net/dns-zone.js';
 import { SerialQueue } from '../../util/serial-queue.js';
-import { BRIDGE_NAME_OPTION, type BridgeCreateRequest, type ConnectOptions, type UserBridgesState as State, type UserEndpoint, type UserNetwork } from './user-network.js';
+import {
+  BRIDGE_NAME_OPTION,
+  type BridgeCreateRequest,
+  type ConnectOptions,
+  type UserBridgesState as State,
+  type UserEndpoint,
+  type UserNetwork,
+} from './user-network.js';
 import { ipv4Config, ipv6Config } from './user-bridge-config.js';
 import { resolverRedirectRules, userBridgeRules } from './user-bridge-rules.js';
 import { userBridgeZone } from './user-bridge-dns.js';
@@ -54,7 +61,12 @@ export class UserBridges {
     }
   }
 
-  static async open(config: DaemonConfig, log: Logger, reserved: string[], netns: NetnsTarget = SELF): Promise<UserBridges> {
+  static async open(
+    config: DaemonConfig,
+    log: Logger,
+    reserved: string[],
+    netns: NetnsTarget = SELF,
+  ): Promise<UserBridges> {
     const stateFile = path.join(daemonPaths(config).network, STATE_FILE);
     const state = readJsonFile<State>(stateFile) ?? { networks: {} };
     const ub = new UserBridges(log, stateFile, state, netns, reserved);
@@ -63,7 +75,8 @@ export class UserBridges {
     await ub.applyRules();
     ub.save();
     // A resolver that cannot listen costs names, not the daemon.
-    for (const n of Object.values(state.networks)) await ub.startDns(n).catch((err) => log.warn({ err, network: n.name }, 'embedded DNS not started'));
+    for (const n of Object.values(state.networks))
+      await ub.startDns(n).catch((err) => log.warn({ err, network: n.name }, 'embedded DNS not started'));
     return ub;
   }
 
@@ -87,19 +100,24 @@ export class UserBridges {
 
   /** The container's endpoints, by network. */
   endpointsOf(containerId: string): { network: UserNetwork; endpoint: UserEndpoint }[] {
-    return this.list().filter((n) => n.endpoints[containerId]).map((n) => ({ network: n, endpoint: n.endpoints[containerId] }));
+    return this.list()
+      .filter((n) => n.endpoints[containerId])
+      .map((n) => ({ network: n, endpoint: n.endpoints[containerId] }));
   }
 
   create(req: BridgeCreateRequest, takenNames: (name: string) => boolean): Promise<UserNetwork> {
     return this.serialized(async () => {
       const name = req.Name;
-      if (takenNames(name) || this.list().some((n) => n.name === name)) throw conflict(`network with name ${name} already exists`);
-      if (req.IPAM?.Driver && req.IPAM.Driver !== 'default') throw badRequest(`IPAM driver ${req.IPAM.Driver} not found`);
+      if (takenNames(name) || this.list().some((n) => n.name === name))
+        throw conflict(`network with name ${name} already exists`);
+      if (req.IPAM?.Driver && req.IPAM.Driver !== 'default')
+        throw badRequest(`IPAM driver ${req.IPAM.Driver} not found`);
       const all = req.IPAM?.Config ?? [];
       // dockerd (getIpamConfig) sorts the configs by the family of their subnet.
       const v6Configs = all.filter((c) => c.Subnet?.includes(':'));
       const configs = all.filter((c) => !c.Subnet?.includes(':'));
-      if (configs.length > 1 || v6Configs.length > 1) throw badRequest('bridge networks of this daemon take one IPv4 and one IPv6 subnet');
+      if (configs.length > 1 || v6Configs.length > 1)
+        throw badRequest('bridge networks of this daemon take one IPv4 and one IPv6 subnet');
       const cfg = configs[0] ?? {};
       const v6 = ipv6Config(v6Configs[0], !!req.EnableIPv6, this.list());
       const inUse = [...this.reserved, ...this.list().map((n) => n.subnet)];
@@ -108,14 +126,26 @@ export class UserBridges {
       const options = { ...(req.Options ?? {}) };
       const device = options[BRIDGE_NAME_OPTION] || `br-${id.slice(0, 12)}`;
       if (device.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(device)) throw badRequest(`invalid bridge name ${device}`);
-      if (this.list().some((n) => n.device === device) || device === DEFAULT_BRIDGE.device) throw forbidden(`bridge name ${device} is already in use`);
+      if (this.list().some((n) => n.device === device) || device === DEFAULT_BRIDGE.device)
+        throw forbidden(`bridge name ${device} is already in use`);
       const n: UserNetwork = {
-        id, name, created: new Date().toISOString(), device, subnet, gateway, ...(cfg.IPRange ? { ipRange: cfg.IPRange } : {}), userSubnet: !!cfg.Subnet,
+        id,
+        name,
+        created: new Date().toISOString(),
+        device,
+        subnet,
+        gateway,
+        ...(cfg.IPRange ? { ipRange: cfg.IPRange } : {}),
+        userSubnet: !!cfg.Subnet,
         ...(Object.keys(aux).length ? { auxAddresses: aux } : {}),
         ...(req.IPAM?.Options ? { ipamOptions: { ...req.IPAM.Options } } : {}),
-        internal: !!req.Internal, labels: { ...(req.Labels ?? {}) }, options,
-        pool: AddressPool.empty(subnet, [gateway, ...Object.values(aux)], cfg.IPRange).toJSON(), endpoints: {},
-        ...(req.EnableIPv6 ? { enableIPv6: true } : {}), ...(v6 ? { v6 } : {}),
+        internal: !!req.Internal,
+        labels: { ...(req.Labels ?? {}) },
+        options,
+        pool: AddressPool.empty(subnet, [gateway, ...Object.values(aux)], cfg.IPRange).toJSON(),
+        endpoints: {},
+        ...(req.EnableIPv6 ? { enableIPv6: true } : {}),
+        ...(v6 ? { v6 } : {}),
       };
       this.state.networks[id] = n;
       this.pools.set(id, new AddressPool(n.pool));
@@ -142,7 +172,8 @@ export class UserBridges {
     return this.serialized(async () => {
       const n = this.find(ref);
       if (!n) throw notFound(`network ${ref} not found`);
-      if (Object.keys(n.endpoints).length) throw forbidden(`error while removing network: network ${n.name} id ${n.id} has active endpoints`);
+      if (Object.keys(n.endpoints).length)
+        throw forbidden(`error while removing network: network ${n.name} id ${n.id} has active endpoints`);
       delete this.state.networks[n.id];
       this.pools.delete(n.id);
       this.pools6.delete(n.id);
@@ -163,17 +194,27 @@ export class UserBridges {
     if (!n) throw notFound(`network ${ref} not found`);
     if (opts.ip6) {
       if (!isIpv6(opts.ip6)) throw badRequest(`Invalid IPv6 address: ${opts.ip6})`);
-      if (!n.v6) throw badRequest('user specified IP address is supported only when connecting to networks with user configured subnets');
-      if (!n.enableIPv6 || !contains6(parseSubnet6(n.v6.subnet), opts.ip6)) throw badRequest(`no configured subnet or ip-range contain the IP address ${opts.ip6}`);
+      if (!n.v6)
+        throw badRequest(
+          'user specified IP address is supported only when connecting to networks with user configured subnets',
+        );
+      if (!n.enableIPv6 || !contains6(parseSubnet6(n.v6.subnet), opts.ip6))
+        throw badRequest(`no configured subnet or ip-range contain the IP address ${opts.ip6}`);
     }
     if (!opts.ip) return;
-    if (!n.userSubnet) throw badRequest('user specified IP address is supported only when connecting to networks with user configured subnets');
-    if (!validIp(opts.ip) || !contains(parseSubnet(n.subnet), opts.ip)) throw badRequest(`no configured subnet or ip-range contain the IP address ${opts.ip}`);
+    if (!n.userSubnet)
+      throw badRequest(
+        'user specified IP address is supported only when connecting to networks with user configured subnets',
+      );
+    if (!validIp(opts.ip) || !contains(parseSubnet(n.subnet), opts.ip))
+      throw badRequest(`no configured subnet or ip-range contain the IP address ${opts.ip}`);
   }
 
   /** IPv4 destinations the daemon's netns routes: dockerd skips pools that overlap them. */
   private async hostRoutes(): Promise<string[]> {
-    return (await ipJson<{ dst?: string }>(this.netns, ['-4', 'route', 'show', 'table', 'all'])).map((r) => r.dst ?? '');
+    return (await ipJson<{ dst?: string }>(this.netns, ['-4', 'route', 'show', 'table', 'all'])).map(
+      (r) => r.dst ?? '',
+    );
   }
 
   /** Gives the container whose init is `pid` an interface on the network. */
@@ -221,7 +262,10 @@ export class UserBridges {
     const n = this.find(ref)!;
     const pool = this.pools.get(n.id)!;
     const container: NetnsTarget = { kind: 'pid', pid };
-    if (n.endpoints[containerId]) throw forbidden(`endpoint with name ${this.containerName(containerId) ?? containerId} already exists in network ${n.name}`);
+    if (n.endpoints[containerId])
+      throw forbidden(
+        `endpoint with name ${this.containerName(containerId) ?? containerId} already exists in network ${n.name}`,
+      );
     const pool6 = n.enableIPv6 ? this.pools6.get(n.id) : undefined;
     let ip: string;
     let ip6: string | undefined;
@@ -242,8 +286,14 @@ export class UserBridges {
     while (links.has(`eth${k}`)) k++;
     const endpointId = newHexId();
     const ep: UserEndpoint = {
-      containerId, endpointId, ip, mac: opts.mac ?? macFromIp(ip), hostVeth: hostVethName(endpointId), ifname: `eth${k}`,
-      aliases: [...new Set(opts.aliases ?? [])], staticIp: !!opts.ip,
+      containerId,
+      endpointId,
+      ip,
+      mac: opts.mac ?? macFromIp(ip),
+      hostVeth: hostVethName(endpointId),
+      ifname: `eth${k}`,
+      aliases: [...new Set(opts.aliases ?? [])],
+      staticIp: !!opts.ip,
       ...(ip6 ? { ip6, ...(opts.ip6 ? { staticIp6: true } : {}) } : {}),
       ...(opts.links?.length ? { links: [...opts.links] } : {}),
     };
@@ -267,7 +317,9 @@ export class UserBridges {
         ...(ip6 && n.v6 ? [`addr add ${ip6}/${parseSubnet6(n.v6.subnet).prefixLen} dev ${ep.ifname} nodad`] : []),
         `link set ${ep.ifname} up`,
         ...(n.internal || hasDefault ? [] : [`route add default via ${n.gateway} dev ${ep.ifname}`]),
-        ...(n.internal || !ip6 || !n.v6 || hasDefault6 ? [] : [`route add default via ${n.v6.gateway} dev ${ep.ifname}`]),
+        ...(n.internal || !ip6 || !n.v6 || hasDefault6
+          ? []
+          : [`route add default via ${n.v6.gateway} dev ${ep.ifname}`]),
       ]);
     } catch (e) {
       await this.drop(n, ep);
@@ -301,7 +353,9 @@ export class UserBridges {
     if (!has) cmds.push(`addr add ${want} dev ${n.device}`);
     if (n.enableIPv6 && n.v6) {
       const want6 = { local: n.v6.gateway, prefixlen: parseSubnet6(n.v6.subnet).prefixLen };
-      const has6 = (link?.addr_info ?? []).some((a) => a.family === 'inet6' && a.local === want6.local && a.prefixlen === want6.prefixlen);
+      const has6 = (link?.addr_info ?? []).some(
+        (a) => a.family === 'inet6' && a.local === want6.local && a.prefixlen === want6.prefixlen,
+      );
       if (!has6) cmds.push(`addr add ${want6.local}/${want6.prefixlen} dev ${n.device} nodad`);
     }
     if (!link || !(link.flags ?? []).includes('UP')) cmds.push(`link set ${n.device} up`);
@@ -326,7 +380,9 @@ export class UserBridges {
     let host = '';
     try {
       host = fs.readFileSync('/etc/resolv.conf', 'utf8');
-    } catch { /* no host resolvers: only our names answer */ }
+    } catch {
+      /* no host resolvers: only our names answer */
+    }
     // The resolver runs in the daemon's netns, so the host's loopback resolvers (systemd-resolved) are reachable.
     const server = new DnsServer({ address: n.gateway, port: 53, upstreams: upstreamsFromResolvConf(host) });
     server.setZone(this.zone());

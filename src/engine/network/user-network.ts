@@ -73,7 +73,13 @@ export interface BridgeCreateRequest {
   Internal?: boolean;
   Labels?: Record<string, string> | null;
   Options?: Record<string, string> | null;
-  IPAM?: { Driver?: string; Config?: { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> | null }[] | null; Options?: Record<string, string> | null } | null;
+  IPAM?: {
+    Driver?: string;
+    Config?:
+      | { Subnet?: string; Gateway?: string; IPRange?: string; AuxiliaryAddresses?: Record<string, string> | null }[]
+      | null;
+    Options?: Record<string, string> | null;
+  } | null;
   EnableIPv6?: boolean;
 }
 

@@ -14,7 +14,12 @@ export interface ApiMount {
   ReadOnly?: boolean;
   Consistency?: string;
   BindOptions?: { Propagation?: string; CreateMountpoint?: boolean; [k: string]: unknown } | null;
-  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string> | null; DriverConfig?: { Name?: string; Options?: Record<string, string> | null } | null; Subpath?: string } | null;
+  VolumeOptions?: {
+    NoCopy?: boolean;
+    Labels?: Record<string, string> | null;
+    DriverConfig?: { Name?: string; Options?: Record<string, string> | null } | null;
+    Subpath?: string;
+  } | null;
   TmpfsOptions?: { SizeBytes?: number; Mode?: number } | null;
   [k: string]: unknown;
 }
@@ -74,7 +79,8 @@ function cleanPath(p: string): string {
 }
 
 const invalidSpec = (raw: string) => `invalid volume specification: '${raw}'`;
-const mountConfigError = (type: string | undefined, msg: string) => badRequest(`invalid mount config for type "${type ?? ''}": ${msg}`);
+const mountConfigError = (type: string | undefined, msg: string) =>
+  badRequest(`invalid mount config for type "${type ?? ''}": ${msg}`);
 
 /** A `-v` / `Binds` entry: `/host:/ctr[:mode]`, `name:/ctr[:mode]`, or `/ctr` (anonymous volume). */
 export function parseBind(raw: string, volumeDriver = ''): MountPoint {
@@ -91,9 +97,17 @@ export function parseBind(raw: string, volumeDriver = ''): MountPoint {
   }
   if (!validMountMode(mode)) throw badRequest(`invalid mode: ${mode}`);
   const opts = mode ? mode.split(',') : [];
-  const spec: ApiMount = { Type: path.isAbsolute(source) ? 'bind' : 'volume', Source: source, Target: target, ReadOnly: opts.includes('ro') };
+  const spec: ApiMount = {
+    Type: path.isAbsolute(source) ? 'bind' : 'volume',
+    Source: source,
+    Target: target,
+    ReadOnly: opts.includes('ro'),
+  };
   if (spec.Type === 'volume') {
-    spec.VolumeOptions = { NoCopy: opts.includes('nocopy'), ...(volumeDriver ? { DriverConfig: { Name: volumeDriver } } : {}) };
+    spec.VolumeOptions = {
+      NoCopy: opts.includes('nocopy'),
+      ...(volumeDriver ? { DriverConfig: { Name: volumeDriver } } : {}),
+    };
   }
   const prop = opts.find((o) => PROPAGATION.has(o));
   if (prop) spec.BindOptions = { Propagation: prop };
@@ -104,19 +118,28 @@ export function parseBind(raw: string, volumeDriver = ''): MountPoint {
     throw badRequest(`${invalidSpec(raw)}: ${(e as Error).message}`);
   }
   // dockerd's setBindModeIfNull: a named volume given with -v shows mode "z".
-  return { ...mp, Mode: mode || (mp.Type === 'volume' && source ? 'z' : ''), ...(mp.Type === 'bind' ? { CreateSource: true } : {}) };
+  return {
+    ...mp,
+    Mode: mode || (mp.Type === 'volume' && source ? 'z' : ''),
+    ...(mp.Type === 'bind' ? { CreateSource: true } : {}),
+  };
 }
 
 /** A `HostConfig.Mounts` entry, checked as dockerd does (`sourceExists` for bind sources). */
 export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): MountPoint {
   const type = m.Type;
-  for (const [field, owner] of [['BindOptions', 'bind'], ['VolumeOptions', 'volume'], ['TmpfsOptions', 'tmpfs']] as const) {
+  for (const [field, owner] of [
+    ['BindOptions', 'bind'],
+    ['VolumeOptions', 'volume'],
+    ['TmpfsOptions', 'tmpfs'],
+  ] as const) {
     if (m[field] && type !== owner) throw mountConfigError(type, `field ${field} must not be specified`);
   }
   const target = m.Target ?? '';
   if (!target) throw mountConfigError(type, 'field Target must not be empty');
   if (cleanPath(target) === '/') throw mountConfigError(type, "invalid specification: destination can't be '/'");
-  if (!target.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${target}' mount path must be absolute`);
+  if (!target.startsWith('/'))
+    throw mountConfigError(type, `invalid mount path: '${target}' mount path must be absolute`);
   const base = { Destination: cleanPath(target), RW: !m.ReadOnly, Mode: '', Propagation: '' };
   switch (type) {
     case 'bind': {
@@ -124,10 +147,18 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
       if (!src) throw mountConfigError(type, 'field Source must not be empty');
       const prop = m.BindOptions?.Propagation;
       if (prop && !PROPAGATION.has(prop)) throw mountConfigError(type, `invalid propagation mode: ${prop}`);
-      if (!src.startsWith('/')) throw mountConfigError(type, `invalid mount path: '${src}' mount path must be absolute`);
-      if (!m.BindOptions?.CreateMountpoint && !sourceExists(src)) throw mountConfigError(type, `bind source path does not exist: ${src}`);
-      return { ...base, Type: 'bind', Source: cleanPath(src), Propagation: prop || 'rprivate',
-        ...(m.BindOptions?.NonRecursive ? { NonRecursive: true } : {}), ...(m.BindOptions?.CreateMountpoint ? { CreateSource: true } : {}) };
+      if (!src.startsWith('/'))
+        throw mountConfigError(type, `invalid mount path: '${src}' mount path must be absolute`);
+      if (!m.BindOptions?.CreateMountpoint && !sourceExists(src))
+        throw mountConfigError(type, `bind source path does not exist: ${src}`);
+      return {
+        ...base,
+        Type: 'bind',
+        Source: cleanPath(src),
+        Propagation: prop || 'rprivate',
+        ...(m.BindOptions?.NonRecursive ? { NonRecursive: true } : {}),
+        ...(m.BindOptions?.CreateMountpoint ? { CreateSource: true } : {}),
+      };
     }
     case 'volume': {
       const o = m.VolumeOptions ?? {};
@@ -139,14 +170,17 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
         ...(m.Source ? { Name: m.Source } : {}),
         Driver: o.DriverConfig?.Name || 'local',
         CopyData: !o.NoCopy,
-        ...(o.DriverConfig?.Options && Object.keys(o.DriverConfig.Options).length ? { DriverOpts: { ...o.DriverConfig.Options } } : {}),
+        ...(o.DriverConfig?.Options && Object.keys(o.DriverConfig.Options).length
+          ? { DriverOpts: { ...o.DriverConfig.Options } }
+          : {}),
         ...(o.Labels && Object.keys(o.Labels).length ? { Labels: { ...o.Labels } } : {}),
       };
     }
     case 'tmpfs': {
       if (m.Source) throw mountConfigError(type, 'field Source must not be specified');
       const t = m.TmpfsOptions ?? {};
-      if (t.SizeBytes !== undefined && t.SizeBytes < 0) throw mountConfigError(type, `invalid tmpfs option: size must not be negative`);
+      if (t.SizeBytes !== undefined && t.SizeBytes < 0)
+        throw mountConfigError(type, `invalid tmpfs option: size must not be negative`);
       const opts: string[] = [];
       if (t.SizeBytes) opts.push(`size=${Math.floor(t.SizeBytes / 1024)}k`);
       if (t.Mode) opts.push(`mode=${(t.Mode & 0o7777).toString(8)}`);
@@ -163,7 +197,11 @@ export function parseMount(m: ApiMount, sourceExists: (p: string) => boolean): M
  */
 export function containerMountPoints(
   input: {
-    binds?: string[] | null; mounts?: unknown; configVolumes?: Record<string, unknown> | null; imageVolumes?: Record<string, unknown> | null; volumeDriver?: string;
+    binds?: string[] | null;
+    mounts?: unknown;
+    configVolumes?: Record<string, unknown> | null;
+    imageVolumes?: Record<string, unknown> | null;
+    volumeDriver?: string;
     /** `HostConfig.Tmpfs` (`--tmpfs /path:opts`): path → mount options. */
     tmpfs?: unknown;
     /** Mount points of `--volumes-from` containers, already read/write-adjusted. */
@@ -171,7 +209,8 @@ export function containerMountPoints(
   },
   sourceExists: (p: string) => boolean,
 ): MountPoint[] {
-  if (input.mounts !== undefined && input.mounts !== null && !Array.isArray(input.mounts)) throw badRequest('invalid mount config: Mounts must be a list');
+  if (input.mounts !== undefined && input.mounts !== null && !Array.isArray(input.mounts))
+    throw badRequest('invalid mount config: Mounts must be a list');
   const explicit: MountPoint[] = [];
   const seen = new Set<string>();
   const add = (mp: MountPoint) => {
@@ -181,14 +220,34 @@ export function containerMountPoints(
   };
   for (const b of input.binds ?? []) add(parseBind(b, input.volumeDriver));
   for (const m of (input.mounts as ApiMount[] | undefined) ?? []) add(parseMount(m, sourceExists));
-  if (input.tmpfs !== undefined && input.tmpfs !== null && (typeof input.tmpfs !== 'object' || Array.isArray(input.tmpfs))) throw badRequest('invalid tmpfs config: Tmpfs must be an object');
+  if (
+    input.tmpfs !== undefined &&
+    input.tmpfs !== null &&
+    (typeof input.tmpfs !== 'object' || Array.isArray(input.tmpfs))
+  )
+    throw badRequest('invalid tmpfs config: Tmpfs must be an object');
   for (const [dest, opts] of Object.entries((input.tmpfs as Record<string, string> | undefined) ?? {})) {
     if (!dest.startsWith('/')) throw badRequest(`invalid mount path: '${dest}' mount path must be absolute`);
-    const list = String(opts ?? '').split(',').filter(Boolean);
-    add({ Type: 'tmpfs', Source: '', Destination: cleanPath(dest), Mode: '', RW: !list.includes('ro'), Propagation: '', TmpfsOptions: list.filter((o) => o !== 'ro' && o !== 'rw'), Unlisted: true });
+    const list = String(opts ?? '')
+      .split(',')
+      .filter(Boolean);
+    add({
+      Type: 'tmpfs',
+      Source: '',
+      Destination: cleanPath(dest),
+      Mode: '',
+      RW: !list.includes('ro'),
+      Propagation: '',
+      TmpfsOptions: list.filter((o) => o !== 'ro' && o !== 'rw'),
+      Unlisted: true,
+    });
   }
   // Inherited mounts give way to the container's own (dockerd: volumes-from first, then binds override).
-  for (const mp of input.inherited ?? []) if (!seen.has(mp.Destination)) { seen.add(mp.Destination); explicit.unshift(mp); }
+  for (const mp of input.inherited ?? [])
+    if (!seen.has(mp.Destination)) {
+      seen.add(mp.Destination);
+      explicit.unshift(mp);
+    }
   const anonymous: MountPoint[] = [];
   for (const dest of [...Object.keys(input.imageVolumes ?? {}), ...Object.keys(input.configVolumes ?? {})]) {
     const d = cleanPath(dest);
@@ -201,16 +260,25 @@ export function containerMountPoints(
 }
 
 /** OCI mounts for a container's mount points, parents before children (moby sortMounts). */
-export function ociMounts(mps: MountPoint[]): { destination: string; type: string; source: string; options: string[] }[] {
+export function ociMounts(
+  mps: MountPoint[],
+): { destination: string; type: string; source: string; options: string[] }[] {
   const depth = (p: string) => p.split('/').filter(Boolean).length;
-  return [...mps].sort((a, b) => depth(a.Destination) - depth(b.Destination)).map((mp) => {
-    if (mp.Type === 'tmpfs') {
-      const opts = ['nosuid', 'nodev', 'noexec', ...(mp.RW ? [] : ['ro']), ...(mp.TmpfsOptions ?? [])];
-      if (!opts.some((o) => o.startsWith('mode='))) opts.push('mode=1777');
-      return { destination: mp.Destination, type: 'tmpfs', source: 'tmpfs', options: opts };
-    }
-    return { destination: mp.Destination, type: 'bind', source: mp.Source, options: [mp.NonRecursive ? 'bind' : 'rbind', mp.Propagation || 'rprivate', mp.RW ? 'rw' : 'ro'] };
-  });
+  return [...mps]
+    .sort((a, b) => depth(a.Destination) - depth(b.Destination))
+    .map((mp) => {
+      if (mp.Type === 'tmpfs') {
+        const opts = ['nosuid', 'nodev', 'noexec', ...(mp.RW ? [] : ['ro']), ...(mp.TmpfsOptions ?? [])];
+        if (!opts.some((o) => o.startsWith('mode='))) opts.push('mode=1777');
+        return { destination: mp.Destination, type: 'tmpfs', source: 'tmpfs', options: opts };
+      }
+      return {
+        destination: mp.Destination,
+        type: 'bind',
+        source: mp.Source,
+        options: [mp.NonRecursive ? 'bind' : 'rbind', mp.Propagation || 'rprivate', mp.RW ? 'rw' : 'ro'],
+      };
+    });
 }
 
 /** `Mounts` of `docker inspect` / `docker ps` (swagger MountPoint). */

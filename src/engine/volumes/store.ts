@@ -83,7 +83,10 @@ export class VolumeStore {
   readonly root: string;
   private readonly metaFile: string;
 
-  private constructor(dataRoot: string, private readonly log: Logger) {
+  private constructor(
+    dataRoot: string,
+    private readonly log: Logger,
+  ) {
     this.root = path.join(dataRoot, 'volumes');
     this.metaFile = path.join(this.root, 'metadata.json');
   }
@@ -97,8 +100,12 @@ export class VolumeStore {
     }
     // As the local driver at boot: a volume directory the metadata missed (a crash between the two) is still a volume.
     for (const e of fs.readdirSync(s.root, { withFileTypes: true })) {
-      if (!e.isDirectory() || s.volumes.has(e.name) || !NAME.test(e.name) || !fs.existsSync(s.dataPath(e.name))) continue;
-      const born = fs.statSync(path.join(s.root, e.name)).ctime.toISOString().replace(/\.\d+Z$/, 'Z');
+      if (!e.isDirectory() || s.volumes.has(e.name) || !NAME.test(e.name) || !fs.existsSync(s.dataPath(e.name)))
+        continue;
+      const born = fs
+        .statSync(path.join(s.root, e.name))
+        .ctime.toISOString()
+        .replace(/\.\d+Z$/, 'Z');
       s.volumes.set(e.name, { name: e.name, driver: 'local', createdAt: born, labels: null, options: null });
     }
     return s;
@@ -123,7 +130,15 @@ export class VolumeStore {
   }
 
   private view(v: VolumeRecord): VolumeView {
-    return { Name: v.name, Driver: v.driver, Mountpoint: this.dataPath(v.name), CreatedAt: v.createdAt, Labels: v.labels, Scope: 'local', Options: v.options };
+    return {
+      Name: v.name,
+      Driver: v.driver,
+      Mountpoint: this.dataPath(v.name),
+      CreatedAt: v.createdAt,
+      Labels: v.labels,
+      Scope: 'local',
+      Options: v.options,
+    };
   }
 
   find(name: string): VolumeView | undefined {
@@ -177,14 +192,21 @@ export class VolumeStore {
   check(opts: CreateVolumeOptions & { name: string }): VolumeRecord | undefined {
     const name = opts.name;
     const driver = opts.driver || 'local';
-    if (driver !== 'local') throw notFound(`create ${name}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
+    if (driver !== 'local')
+      throw notFound(`create ${name}: error looking up volume plugin ${driver}: plugin "${driver}" not found`);
     const existing = this.volumes.get(name);
     if (existing) return existing;
     // A directory name: the kernel's limit is 255 bytes (dockerd fails later, with a 500, at mkdir).
-    if (Buffer.byteLength(name) > 255) throw badRequest(`create ${name.slice(0, 64)}…: volume name is too long (at most 255 bytes)`);
-    if (name.length === 1) throw badRequest(`create ${name}: volume name is too short, names should be at least two alphanumeric characters`);
+    if (Buffer.byteLength(name) > 255)
+      throw badRequest(`create ${name.slice(0, 64)}…: volume name is too long (at most 255 bytes)`);
+    if (name.length === 1)
+      throw badRequest(
+        `create ${name}: volume name is too short, names should be at least two alphanumeric characters`,
+      );
     if (!NAME.test(name)) {
-      throw badRequest(`create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`);
+      throw badRequest(
+        `create ${name}: "${name}" includes invalid characters for a local volume name, only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed. If you intended to pass a host directory, use absolute path`,
+      );
     }
     const options = opts.options && Object.keys(opts.options).length ? opts.options : null;
     for (const k of Object.keys(options ?? {})) {
@@ -200,7 +222,8 @@ export class VolumeStore {
 
   /** `docker volume ls` filters: dangling, name, driver, label. */
   list(filters: Map<string, string[]> = new Map()): VolumeView[] {
-    for (const k of filters.keys()) if (!['dangling', 'name', 'driver', 'label'].includes(k)) throw badRequest(`invalid filter '${k}'`);
+    for (const k of filters.keys())
+      if (!['dangling', 'name', 'driver', 'label'].includes(k)) throw badRequest(`invalid filter '${k}'`);
     return [...this.volumes.values()].filter((v) => this.passes(v, filters)).map((v) => this.view(v));
   }
 
@@ -254,8 +277,12 @@ export class VolumeStore {
    * `POST /volumes/prune`: unused local volumes without mount options. From API 1.42 only
    * anonymous ones unless the `all` filter is set; older clients (1.41) prune every unused one.
    */
-  async prune(filters: Map<string, string[]>, apiVersion: string): Promise<{ VolumesDeleted: string[]; SpaceReclaimed: number }> {
-    for (const k of filters.keys()) if (!['label', 'label!', 'all'].includes(k)) throw badRequest(`invalid filter '${k}'`);
+  async prune(
+    filters: Map<string, string[]>,
+    apiVersion: string,
+  ): Promise<{ VolumesDeleted: string[]; SpaceReclaimed: number }> {
+    for (const k of filters.keys())
+      if (!['label', 'label!', 'all'].includes(k)) throw badRequest(`invalid filter '${k}'`);
     const [maj, min] = apiVersion.split('.').map(Number);
     const all = maj > 1 || min < 42 || (filters.get('all') ?? []).some((x) => boolFilter('all', x));
     const deleted: string[] = [];
@@ -288,7 +315,8 @@ export class VolumeStore {
       if (!o.device) throw serverError('missing device in volume options');
       const args = ['-t', o.type, ...(o.o ? ['-o', o.o] : []), o.device, data];
       const r = await run('mount', args, { allowFail: true });
-      if (r.code !== 0) throw serverError(`error while mounting volume '${data}': failed to mount local volume: ${r.stderr.trim()}`);
+      if (r.code !== 0)
+        throw serverError(`error while mounting volume '${data}': failed to mount local volume: ${r.stderr.trim()}`);
     }
     const holders = this.active.get(name) ?? new Set<string>();
     holders.add(ref);
@@ -323,7 +351,9 @@ export function dirSize(dir: string): number {
     else if (e.isFile()) {
       try {
         total += fs.lstatSync(p).size;
-      } catch { /* gone */ }
+      } catch {
+        /* gone */
+      }
     }
   }
   return total;

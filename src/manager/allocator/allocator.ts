@@ -36,7 +36,9 @@ export function serviceNetworks(service: Service, networks: Network[]): Network[
 }
 
 function networkAllocated(n: Network): boolean {
-  return !!n.IPAMOptions?.Configs?.some((c) => c.Subnet) && (!isOverlay(n) || !!n.DriverState?.Options?.[VXLAN_ID_OPTION]);
+  return (
+    !!n.IPAMOptions?.Configs?.some((c) => c.Subnet) && (!isOverlay(n) || !!n.DriverState?.Options?.[VXLAN_ID_OPTION])
+  );
 }
 
 function isOverlay(n: Network): boolean {
@@ -50,7 +52,11 @@ function isOverlay(n: Network): boolean {
  * networks and move to PENDING ("pending task scheduling"). Pure: returns what to write.
  */
 export function allocate(
-  cluster: Cluster | undefined, networks: Network[], services: Service[], tasks: Task[] | (() => Task[]), nodes: Node[] = [],
+  cluster: Cluster | undefined,
+  networks: Network[],
+  services: Service[],
+  tasks: Task[] | (() => Task[]),
+  nodes: Node[] = [],
   /** The NEW tasks, when the caller has them at hand (the store's state index). */
   newTasks?: Task[],
 ): AllocationResult {
@@ -78,27 +84,48 @@ export function allocate(
 type PoolOf = (networkId: string) => AddressPool;
 
 /** Networks get a subnet (asked for, or from the cluster's default pools) and, overlays, a VNI. */
-function allocateNetworks(cluster: Cluster | undefined, networks: Network[], now: string, result: AllocationResult): Network[] {
-  const subnets = new SubnetPool(cluster?.DefaultAddrPool?.length ? cluster.DefaultAddrPool : DEFAULT_POOL, cluster?.SubnetSize || DEFAULT_SUBNET_SIZE, networks);
+function allocateNetworks(
+  cluster: Cluster | undefined,
+  networks: Network[],
+  now: string,
+  result: AllocationResult,
+): Network[] {
+  const subnets = new SubnetPool(
+    cluster?.DefaultAddrPool?.length ? cluster.DefaultAddrPool : DEFAULT_POOL,
+    cluster?.SubnetSize || DEFAULT_SUBNET_SIZE,
+    networks,
+  );
   const vnis = new Set<number>();
-  for (const n of networks) for (const v of (n.DriverState?.Options?.[VXLAN_ID_OPTION] ?? '').split(',')) if (v) vnis.add(Number(v));
+  for (const n of networks)
+    for (const v of (n.DriverState?.Options?.[VXLAN_ID_OPTION] ?? '').split(',')) if (v) vnis.add(Number(v));
   let nextVni = VNI_START;
   return networks.map((n) => {
     if (networkAllocated(n)) return n;
     const u = structuredClone(n);
     if (!u.IPAMOptions?.Configs?.some((c) => c.Subnet)) {
       const requested = n.Spec.IPAMOptions?.Configs?.filter((c) => c.Subnet) ?? [];
-      const configs = requested.length ? requested.map((c) => ({ ...c, Gateway: c.Gateway ?? defaultGateway(c.Subnet) })) : [(() => {
-        const s = subnets.next();
-        return { Subnet: s, Gateway: defaultGateway(s) };
-      })()];
+      const configs = requested.length
+        ? requested.map((c) => ({ ...c, Gateway: c.Gateway ?? defaultGateway(c.Subnet) }))
+        : [
+            (() => {
+              const s = subnets.next();
+              return { Subnet: s, Gateway: defaultGateway(s) };
+            })(),
+          ];
       u.IPAMOptions = { Driver: n.Spec.IPAMOptions?.Driver ?? { Name: 'default' }, Configs: configs };
     }
     if (isOverlay(n) && !u.DriverState?.Options?.[VXLAN_ID_OPTION]) {
       while (vnis.has(nextVni) && nextVni <= VNI_END) nextVni++;
       if (nextVni > VNI_END) throw new Error('no free VXLAN ID');
       vnis.add(nextVni);
-      u.DriverState = { Name: 'overlay', Options: { ...(u.Spec.DriverConfiguration?.Options ?? {}), ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: String(nextVni) } };
+      u.DriverState = {
+        Name: 'overlay',
+        Options: {
+          ...(u.Spec.DriverConfiguration?.Options ?? {}),
+          ...(u.DriverState?.Options ?? {}),
+          [VXLAN_ID_OPTION]: String(nextVni),
+        },
+      };
     }
     u.UpdatedAt = now;
     result.networks.push(u);
@@ -111,14 +138,20 @@ function allocateNetworks(cluster: Cluster | undefined, networks: Network[], now
  * (a walk over every task) only when a pool is about to hand out an address: most passes
  * allocate none (services without networks), and must not cost the whole task set.
  */
-function addressPools(nets: Network[], services: Service[], nodes: Node[], allTasks: () => Task[]): { pools: Map<string, AddressPool>; pool: PoolOf } {
+function addressPools(
+  nets: Network[],
+  services: Service[],
+  nodes: Node[],
+  allTasks: () => Task[],
+): { pools: Map<string, AddressPool>; pool: PoolOf } {
   const pools = new Map<string, AddressPool>();
   for (const n of nets) {
     const c = n.IPAMOptions?.Configs?.find((x) => x.Subnet);
     if (c) pools.set(n.ID, new AddressPool(c.Subnet, c.Gateway));
   }
   for (const s of services) for (const v of s.Endpoint?.VirtualIPs ?? []) pools.get(v.NetworkID)?.mark(v.Addr);
-  for (const n of nodes) for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
+  for (const n of nodes)
+    for (const a of n.Attachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
   let taskAddressesMarked = false;
   const pool = (networkId: string): AddressPool => {
     if (!taskAddressesMarked) {
@@ -127,7 +160,8 @@ function addressPools(nets: Network[], services: Service[], nodes: Node[], allTa
         // A standalone container's attachment holds its address for as long as the task exists:
         // the container may still run on a removed node until the reaper deletes its task.
         if (!holdsAddresses(t)) continue;
-        for (const a of t.NetworksAttachments ?? []) for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
+        for (const a of t.NetworksAttachments ?? [])
+          for (const addr of a.Addresses) pools.get(a.Network.ID)?.mark(addr);
       }
     }
     return pools.get(networkId)!;
@@ -136,7 +170,14 @@ function addressPools(nets: Network[], services: Service[], nodes: Node[], allTa
 }
 
 /** Nodes: every node gets its routing-mesh address on the ingress network. */
-function allocateIngressAddresses(nodes: Node[], nets: Network[], pools: Map<string, AddressPool>, pool: PoolOf, now: string, result: AllocationResult): void {
+function allocateIngressAddresses(
+  nodes: Node[],
+  nets: Network[],
+  pools: Map<string, AddressPool>,
+  pool: PoolOf,
+  now: string,
+  result: AllocationResult,
+): void {
   const ingressNet = nets.find((n) => n.Spec.Ingress);
   if (!ingressNet || !pools.has(ingressNet.ID)) return;
   for (const n of nodes) {
@@ -157,7 +198,14 @@ function allocateIngressAddresses(nodes: Node[], nets: Network[], pools: Map<str
 }
 
 /** Services: published ports and one VIP per network. Returns every service ready for its tasks, by ID. */
-function allocateServices(services: Service[], nets: Network[], pools: Map<string, AddressPool>, pool: PoolOf, now: string, result: AllocationResult): Map<string, Service> {
+function allocateServices(
+  services: Service[],
+  nets: Network[],
+  pools: Map<string, AddressPool>,
+  pool: PoolOf,
+  now: string,
+  result: AllocationResult,
+): Map<string, Service> {
   const ports = new PortAllocator(services);
   const allocated = new Map<string, Service>();
   for (const s of services) {
@@ -166,20 +214,36 @@ function allocateServices(services: Service[], nets: Network[], pools: Map<strin
     // Nothing to allocate (swarmkit IsServiceAllocated: no networks, no ports, nothing held):
     // no write, whatever the endpoint spec says (a mode with nothing to apply it to), so the
     // version a client read right after create or update is still the one to update with.
-    if (!wanted.length && !s.Spec.EndpointSpec?.Ports?.length && !s.Endpoint?.VirtualIPs?.length && !s.Endpoint?.Ports?.length) {
+    if (
+      !wanted.length &&
+      !s.Spec.EndpointSpec?.Ports?.length &&
+      !s.Endpoint?.VirtualIPs?.length &&
+      !s.Endpoint?.Ports?.length
+    ) {
       allocated.set(s.ID, s);
       continue;
     }
     const mode = s.Spec.EndpointSpec?.Mode ?? 'vip';
     let vips: VirtualIP[];
     try {
-      vips = mode === 'vip'
-        ? wanted.map((n) => s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? { NetworkID: n.ID, Addr: pool(n.ID).allocate() })
-        : [];
+      vips =
+        mode === 'vip'
+          ? wanted.map(
+              (n) =>
+                s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? {
+                  NetworkID: n.ID,
+                  Addr: pool(n.ID).allocate(),
+                },
+            )
+          : [];
     } catch {
       continue; // a full network: this service waits, the rest of the pass goes on
     }
-    const endpoint = { Spec: structuredClone(s.Spec.EndpointSpec ?? { Mode: 'vip' as const }), Ports: ports.allocate(s), VirtualIPs: vips };
+    const endpoint = {
+      Spec: structuredClone(s.Spec.EndpointSpec ?? { Mode: 'vip' as const }),
+      Ports: ports.allocate(s),
+      VirtualIPs: vips,
+    };
     if (!endpoint.Ports.length) delete (endpoint as { Ports?: unknown }).Ports;
     if (JSON.stringify(endpoint) !== JSON.stringify(s.Endpoint ?? null)) {
       const u = { ...s, Endpoint: endpoint, UpdatedAt: now };
@@ -191,7 +255,14 @@ function allocateServices(services: Service[], nets: Network[], pools: Map<strin
 }
 
 /** Tasks: NEW → PENDING with their network attachments. */
-function allocateTasks(candidates: Task[], allocated: Map<string, Service>, nets: Network[], pool: PoolOf, now: string, result: AllocationResult): void {
+function allocateTasks(
+  candidates: Task[],
+  allocated: Map<string, Service>,
+  nets: Network[],
+  pool: PoolOf,
+  now: string,
+  result: AllocationResult,
+): void {
   for (const t of candidates) {
     if (t.Status.State !== 'new') continue;
     const s = allocated.get(t.ServiceID);
@@ -225,8 +296,15 @@ function holdsAddresses(t: Task): boolean {
  * waiting RPC reports it). Undefined while its network has no subnet yet, or when the error
  * is already recorded.
  */
-function allocateAttachment(t: Task, nets: Network[], pools: Map<string, AddressPool>, pool: (networkId: string) => AddressPool, now: string): Task | undefined {
-  const failed = (err: string): Task | undefined => (t.Status.Err === err ? undefined : { ...t, Status: { ...t.Status, Err: err, Timestamp: now }, UpdatedAt: now });
+function allocateAttachment(
+  t: Task,
+  nets: Network[],
+  pools: Map<string, AddressPool>,
+  pool: (networkId: string) => AddressPool,
+  now: string,
+): Task | undefined {
+  const failed = (err: string): Task | undefined =>
+    t.Status.Err === err ? undefined : { ...t, Status: { ...t.Status, Err: err, Timestamp: now }, UpdatedAt: now };
   const wanted: Network[] = [];
   for (const w of t.Spec.Networks ?? []) {
     const n = nets.find((x) => x.ID === w.Target) ?? nets.find((x) => x.Spec.Name === w.Target);
@@ -252,8 +330,14 @@ export class Allocator extends StoreLoop {
   }
 
   protected observe(events: StoreEvent[]): boolean {
-    return events.some((e) => e.kind === 'networks' || e.kind === 'services' || e.kind === 'cluster' || (e.kind === 'nodes' && e.action === 'create')
-      || (e.kind === 'tasks' && (e.object as Task).Status.State === 'new'));
+    return events.some(
+      (e) =>
+        e.kind === 'networks' ||
+        e.kind === 'services' ||
+        e.kind === 'cluster' ||
+        (e.kind === 'nodes' && e.action === 'create') ||
+        (e.kind === 'tasks' && (e.object as Task).Status.State === 'new'),
+    );
   }
 
   protected async tick(): Promise<void> {
@@ -266,7 +350,14 @@ export class Allocator extends StoreLoop {
   }
 
   private async allocateSome(fresh: Task[]): Promise<void> {
-    const r = allocate(this.store.view('cluster')[0], this.store.view('networks'), this.store.view('services'), () => this.store.view('tasks'), this.store.view('nodes'), fresh);
+    const r = allocate(
+      this.store.view('cluster')[0],
+      this.store.view('networks'),
+      this.store.view('services'),
+      () => this.store.view('tasks'),
+      this.store.view('nodes'),
+      fresh,
+    );
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),

@@ -15,7 +15,8 @@ export class SubnetPool {
     private readonly size: number,
     networks: Network[],
   ) {
-    for (const n of networks) for (const c of n.IPAMOptions?.Configs ?? n.Spec.IPAMOptions?.Configs ?? []) if (c.Subnet) this.take(c.Subnet);
+    for (const n of networks)
+      for (const c of n.IPAMOptions?.Configs ?? n.Spec.IPAMOptions?.Configs ?? []) if (c.Subnet) this.take(c.Subnet);
   }
 
   take(cidr: string): void {
@@ -37,7 +38,9 @@ export class SubnetPool {
         return formatSubnet(s);
       }
     }
-    throw new Error('could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network');
+    throw new Error(
+      'could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network',
+    );
   }
 }
 
@@ -46,7 +49,10 @@ export class AddressPool {
   private readonly subnet: Subnet;
   private readonly used = new Set<number>();
 
-  constructor(readonly cidr: string, gateway?: string) {
+  constructor(
+    readonly cidr: string,
+    gateway?: string,
+  ) {
     this.subnet = parseSubnet(cidr);
     this.used.add(0);
     this.used.add(subnetSize(this.subnet) - 1);

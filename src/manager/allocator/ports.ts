@@ -17,7 +17,8 @@ export class PortAllocator {
 
   /** Marks the ports already allocated to services. */
   constructor(services: Service[]) {
-    for (const s of services) for (const p of s.Endpoint?.Ports ?? []) if (isIngress(p) && p.PublishedPort) this.used.add(portKey(p));
+    for (const s of services)
+      for (const p of s.Endpoint?.Ports ?? []) if (isIngress(p) && p.PublishedPort) this.used.add(portKey(p));
   }
 
   /** The ports `service` should have, reusing what it already holds. Throws when the range is exhausted. */
@@ -38,8 +39,15 @@ export class PortAllocator {
         continue;
       }
       // Sticky: the same target keeps the port it got before.
-      const prev = previous.find((q) => isIngress(q) && q.TargetPort === c.TargetPort && (q.Protocol ?? 'tcp') === c.Protocol && q.Name === c.Name
-        && !spec.some((s) => s.PublishedPort === q.PublishedPort && (s.Protocol ?? 'tcp') === c.Protocol) && !out.some((o) => o.PublishedPort === q.PublishedPort && o.Protocol === c.Protocol));
+      const prev = previous.find(
+        (q) =>
+          isIngress(q) &&
+          q.TargetPort === c.TargetPort &&
+          (q.Protocol ?? 'tcp') === c.Protocol &&
+          q.Name === c.Name &&
+          !spec.some((s) => s.PublishedPort === q.PublishedPort && (s.Protocol ?? 'tcp') === c.Protocol) &&
+          !out.some((o) => o.PublishedPort === q.PublishedPort && o.Protocol === c.Protocol),
+      );
       if (prev?.PublishedPort && mine.has(portKey(prev))) {
         out.push({ ...c, PublishedPort: prev.PublishedPort });
         continue;

@@ -30,7 +30,10 @@ export async function createRootCA(now = new Date()): Promise<RootCAMaterial> {
     keys,
     extensions: [
       new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
@@ -58,7 +61,10 @@ export async function crossSignRoot(next: RootCAMaterial, current: RootCAMateria
     signingKey: await privateKeyFromPem(current.keyPem),
     extensions: [
       new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
+        true,
+      ),
       await x509.SubjectKeyIdentifierExtension.create(publicKey),
       await x509.AuthorityKeyIdentifierExtension.create(currentCert),
     ],
@@ -87,7 +93,12 @@ export async function signNodeCert(ca: RootCAMaterial, req: NodeCertRequest, now
     { type: 'dns', value: ou },
     { type: 'dns', value: req.nodeId },
   ];
-  if (req.role === 'manager') names.push({ type: 'dns', value: 'swarm-ca' }, { type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' });
+  if (req.role === 'manager')
+    names.push(
+      { type: 'dns', value: 'swarm-ca' },
+      { type: 'dns', value: 'localhost' },
+      { type: 'ip', value: '127.0.0.1' },
+    );
   for (const a of req.addresses ?? []) names.push({ type: isIP(a) ? 'ip' : 'dns', value: a });
   const expiry = Math.max(req.expiryMs ?? DEFAULT_NODE_CERT_EXPIRY_MS, MIN_NODE_CERT_EXPIRY_MS);
   const cert = await x509.X509CertificateGenerator.create({

@@ -62,7 +62,9 @@ export function rootRotationLoop(ca: () => RotationView, finishCA: (signingRoot:
         if (!c || !rotationCanFinish(c, ctx.store.view('nodes'), view)) return;
         if (!(await finishCA(view.signingRoot))) return;
         try {
-          await ctx.store.commit([{ kind: 'cluster', op: 'update', object: finishedCluster(c, view.signingRoot) }], { fenced: true });
+          await ctx.store.commit([{ kind: 'cluster', op: 'update', object: finishedCluster(c, view.signingRoot) }], {
+            fenced: true,
+          });
         } catch (e) {
           if (e instanceof VersionConflict) return; // the next check tries again on the new version
           throw e;

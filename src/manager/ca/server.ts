@@ -1,6 +1,15 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Node } from '../../cluster/types.js';
-import type { Empty, RpcHandlers, IssueRequest, IssueResponse, PeerIdentity, RenewRequest, RenewResponse, RootCAResponse } from '../../cluster/rpc.js';
+import type {
+  Empty,
+  RpcHandlers,
+  IssueRequest,
+  IssueResponse,
+  PeerIdentity,
+  RenewRequest,
+  RenewResponse,
+  RootCAResponse,
+} from '../../cluster/rpc.js';
 import { SWARM_PORT } from '../../cluster/rpc.js';
 import type { Store } from '../store/store.js';
 import { newSwarmId } from '../../util/ids.js';
@@ -33,19 +42,36 @@ export function nodeCertExpiryMs(store: Store): number {
  */
 export function caHandlers(d: CAServerDeps): RpcHandlers<'CA'> {
   return {
-    GetRootCACertificate: (_call: grpc.ServerUnaryCall<Empty, RootCAResponse>, cb: grpc.sendUnaryData<RootCAResponse>) => cb(null, { certificate: d.shownRoot() }),
+    GetRootCACertificate: (
+      _call: grpc.ServerUnaryCall<Empty, RootCAResponse>,
+      cb: grpc.sendUnaryData<RootCAResponse>,
+    ) => cb(null, { certificate: d.shownRoot() }),
 
-    IssueNodeCertificate: async (call: grpc.ServerUnaryCall<IssueRequest, IssueResponse>, cb: grpc.sendUnaryData<IssueResponse>) => {
+    IssueNodeCertificate: async (
+      call: grpc.ServerUnaryCall<IssueRequest, IssueResponse>,
+      cb: grpc.sendUnaryData<IssueResponse>,
+    ) => {
       try {
         const cluster = d.store.get('cluster', d.clusterId);
         const token = call.request.token ?? '';
         let role: 'manager' | 'worker' | undefined;
         if (cluster && tokensEqual(token, cluster.JoinTokens.Manager)) role = 'manager';
         else if (cluster && tokensEqual(token, cluster.JoinTokens.Worker)) role = 'worker';
-        if (!role) return cb({ code: grpc.status.INVALID_ARGUMENT, details: 'A valid join token is necessary to join this cluster' });
+        if (!role)
+          return cb({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: 'A valid join token is necessary to join this cluster',
+          });
         const nodeId = newSwarmId();
         const addr = call.request.addr;
-        const certificate = await issue(d, { csrPem: call.request.csr, nodeId, role, clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
+        const certificate = await issue(d, {
+          csrPem: call.request.csr,
+          nodeId,
+          role,
+          clusterId: d.clusterId,
+          addresses: addr ? [addr] : [],
+          expiryMs: nodeCertExpiryMs(d.store),
+        });
         const now = new Date().toISOString();
         const node: Node = {
           ID: nodeId,
@@ -54,7 +80,9 @@ export function caHandlers(d: CAServerDeps): RpcHandlers<'CA'> {
           UpdatedAt: now,
           Spec: { Labels: {}, Role: role, Availability: 'active' },
           Status: { State: 'unknown', Addr: addr },
-          ...(role === 'manager' ? { ManagerStatus: { Reachability: 'unknown' as const, Addr: `${addr}:${SWARM_PORT}` } } : {}),
+          ...(role === 'manager'
+            ? { ManagerStatus: { Reachability: 'unknown' as const, Addr: `${addr}:${SWARM_PORT}` } }
+            : {}),
         };
         const etcd = role === 'manager' ? await etcdCert(d, call.request.csr, nodeId, addr) : {};
         await d.store.commit([{ kind: 'nodes', op: 'create', object: node }]);
@@ -65,15 +93,29 @@ export function caHandlers(d: CAServerDeps): RpcHandlers<'CA'> {
       }
     },
 
-    RenewNodeCertificate: async (call: grpc.ServerUnaryCall<RenewRequest, RenewResponse>, cb: grpc.sendUnaryData<RenewResponse>) => {
+    RenewNodeCertificate: async (
+      call: grpc.ServerUnaryCall<RenewRequest, RenewResponse>,
+      cb: grpc.sendUnaryData<RenewResponse>,
+    ) => {
       try {
         const id = d.identify(call);
         if (!id) return cb({ code: grpc.status.UNAUTHENTICATED, details: 'no valid swarm certificate' });
         const node = d.store.get('nodes', id.nodeId);
-        if (!node) return cb({ code: grpc.status.PERMISSION_DENIED, details: `node ${id.nodeId} is not a member of this swarm` });
+        if (!node)
+          return cb({
+            code: grpc.status.PERMISSION_DENIED,
+            details: `node ${id.nodeId} is not a member of this swarm`,
+          });
         const role = node.Spec.Role;
         const addr = node.ManagerStatus?.Addr?.replace(/:\d+$/, '') ?? node.Status.Addr;
-        const certificate = await issue(d, { csrPem: call.request.csr, nodeId: id.nodeId, role, clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
+        const certificate = await issue(d, {
+          csrPem: call.request.csr,
+          nodeId: id.nodeId,
+          role,
+          clusterId: d.clusterId,
+          addresses: addr ? [addr] : [],
+          expiryMs: nodeCertExpiryMs(d.store),
+        });
         const etcd = role === 'manager' ? await etcdCert(d, call.request.csr, id.nodeId, addr) : {};
         cb(null, { certificate, role, ...etcd });
       } catch (e) {
@@ -91,6 +133,13 @@ async function issue(d: CAServerDeps, req: NodeCertRequest): Promise<string> {
 
 async function etcdCert(d: CAServerDeps, csrPem: string, nodeId: string, addr: string | undefined) {
   const ca = d.etcdCA();
-  const etcdCertificate = await signNodeCert(ca, { csrPem, nodeId, role: 'manager', clusterId: d.clusterId, addresses: addr ? [addr] : [], expiryMs: nodeCertExpiryMs(d.store) });
+  const etcdCertificate = await signNodeCert(ca, {
+    csrPem,
+    nodeId,
+    role: 'manager',
+    clusterId: d.clusterId,
+    addresses: addr ? [addr] : [],
+    expiryMs: nodeCertExpiryMs(d.store),
+  });
   return { etcdCertificate, etcdCA: ca.certPem };
 }

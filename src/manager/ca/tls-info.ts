@@ -37,5 +37,7 @@ export function nodeTlsInfo(trustBundle: string, certChain?: string): TLSInfo {
 /** Whether the node reports a certificate from this issuer (SwarmKit's hasIssuer). */
 export function hasIssuer(node: Node, issuer: TLSInfo): boolean {
   const t = node.Description?.TLSInfo;
-  return !!t && t.CertIssuerSubject === issuer.CertIssuerSubject && t.CertIssuerPublicKey === issuer.CertIssuerPublicKey;
+  return (
+    !!t && t.CertIssuerSubject === issuer.CertIssuerSubject && t.CertIssuerPublicKey === issuer.CertIssuerPublicKey
+  );
 }

@@ -8,7 +8,9 @@ const PREFIX = 'SWMTKN';
 const VERSION = '1';
 
 function base36(buf: Buffer, width: number): string {
-  return BigInt('0x' + buf.toString('hex')).toString(36).padStart(width, '0');
+  return BigInt('0x' + buf.toString('hex'))
+    .toString(36)
+    .padStart(width, '0');
 }
 
 export function rootDigest(rootCertPem: string): string {
@@ -33,7 +35,13 @@ export class InvalidTokenError extends Error {
 
 export function parseJoinToken(token: string): ParsedToken {
   const parts = token.split('-');
-  if (parts.length !== 4 || parts[0] !== PREFIX || parts[1] !== VERSION || parts[2].length !== 50 || parts[3].length !== 25) {
+  if (
+    parts.length !== 4 ||
+    parts[0] !== PREFIX ||
+    parts[1] !== VERSION ||
+    parts[2].length !== 50 ||
+    parts[3].length !== 25
+  ) {
     throw new InvalidTokenError();
   }
   if (!/^[0-9a-z]+$/.test(parts[2]) || !/^[0-9a-z]+$/.test(parts[3])) throw new InvalidTokenError();

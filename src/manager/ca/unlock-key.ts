@@ -10,7 +10,8 @@ import { ApiError, badRequest } from '../../util/errors.js';
 const PREFIX = 'SWMKEY-1-';
 export const UNLOCK_KEY = '/shoal/unlock-key';
 
-export const ERR_SWARM_LOCKED = 'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.';
+export const ERR_SWARM_LOCKED =
+  'Swarm is encrypted and needs to be unlocked before it can be used. Please use "docker swarm unlock" to unlock it.';
 
 export function newUnlockKey(): Buffer {
   return crypto.randomBytes(32);
@@ -28,7 +29,9 @@ export function parseHumanReadableKey(s: string): Buffer {
 
 /** The private key PEM as encrypted PKCS#8, the unlock key as its passphrase. */
 export function sealPrivateKey(pem: string, key: Buffer): string {
-  return crypto.createPrivateKey(pem).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: key }) as string;
+  return crypto
+    .createPrivateKey(pem)
+    .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: key }) as string;
 }
 
 /** The plain PEM back; Docker's 401 when the key does not open it. */
@@ -91,7 +94,12 @@ export async function writeUnlockKey(client: Etcd3, dek: Buffer | undefined, key
  * name (`onOther`: a data key rotation's next key comes before the unlock key sealed with it).
  * `dek` is read at each event: it changes with a rotation.
  */
-export async function watchUnlockKey(client: Etcd3, dek: () => Buffer | undefined, fn: (key: Buffer | undefined) => void, onOther?: (key: string, value: Buffer | undefined) => void): Promise<Watcher> {
+export async function watchUnlockKey(
+  client: Etcd3,
+  dek: () => Buffer | undefined,
+  fn: (key: Buffer | undefined) => void,
+  onOther?: (key: string, value: Buffer | undefined) => void,
+): Promise<Watcher> {
   const w = await client.watch().prefix(UNLOCK_KEY).create();
   w.on('put', (kv) => {
     if (kv.key.toString() !== UNLOCK_KEY) onOther?.(kv.key.toString(), kv.value);

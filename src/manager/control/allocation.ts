@@ -42,7 +42,12 @@ export function awaitAllocation(store: Store, serviceId: string, waitMs = ALLOCA
     check();
     if (done || waitMs <= 0) return finish();
     unwatch = store.watch((events) => {
-      if (events.some((e) => e.kind === 'networks' || e.kind === 'cluster' || (e.kind === 'services' && e.object.ID === serviceId))) check();
+      if (
+        events.some(
+          (e) => e.kind === 'networks' || e.kind === 'cluster' || (e.kind === 'services' && e.object.ID === serviceId),
+        )
+      )
+        check();
     });
     timer = setTimeout(finish, waitMs);
   });

@@ -1,5 +1,10 @@
 import type { Network } from '../../cluster/types.js';
-import { newSwarmNetwork, removeSwarmNetwork, requireSwarmNetwork, type NetworkCreateRequest } from '../networks/swarm-networks.js';
+import {
+  newSwarmNetwork,
+  removeSwarmNetwork,
+  requireSwarmNetwork,
+  type NetworkCreateRequest,
+} from '../networks/swarm-networks.js';
 import type { Store } from '../store/store.js';
 
 /**

@@ -27,17 +27,20 @@ export function getNode(store: Store, ref: string): Node {
 export async function updateNode(store: Store, ref: string, version: number, spec: NodeSpec): Promise<Node> {
   const n = getNode(store, ref);
   checkVersion(n, version);
-  if (spec.Role && !['worker', 'manager'].includes(spec.Role)) throw badRequest(`invalid role "${spec.Role}", only worker and manager are supported`);
+  if (spec.Role && !['worker', 'manager'].includes(spec.Role))
+    throw badRequest(`invalid role "${spec.Role}", only worker and manager are supported`);
   if (spec.Availability && !['active', 'pause', 'drain'].includes(spec.Availability)) {
     throw badRequest(`invalid availability "${spec.Availability}", only active, drain and pause are supported`);
   }
   const role = spec.Role || n.Spec.Role;
   if (n.Spec.Role === 'manager' && role === 'worker') {
     const managers = store.list('nodes').filter((x) => x.Spec.Role === 'manager');
-    if (managers.length === 1) throw rpcError('FailedPrecondition', 'attempting to demote the last manager of the swarm');
+    if (managers.length === 1)
+      throw rpcError('FailedPrecondition', 'attempting to demote the last manager of the swarm');
   }
   const next: Node = { ...n, Spec: { ...spec, Role: role, Availability: spec.Availability || n.Spec.Availability } };
-  if (role === 'manager' && !next.ManagerStatus) next.ManagerStatus = { Reachability: 'unknown', Addr: `${n.Status.Addr}:2377` };
+  if (role === 'manager' && !next.ManagerStatus)
+    next.ManagerStatus = { Reachability: 'unknown', Addr: `${n.Status.Addr}:2377` };
   if (role === 'worker') delete next.ManagerStatus;
   await commitVersioned(store, 'nodes', version, n, next);
   return next;
@@ -47,10 +50,18 @@ export async function updateNode(store: Store, ref: string, version: number, spe
 export async function removeNode(store: Store, ref: string, force: boolean): Promise<void> {
   const n = getNode(store, ref);
   if (n.Spec.Role === 'manager') {
-    throw rpcError('FailedPrecondition', `node ${n.ID} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`);
+    throw rpcError(
+      'FailedPrecondition',
+      `node ${n.ID} is a cluster manager and is a member of the raft cluster. It must be demoted to worker before removal`,
+    );
   }
-  if (!force && n.Status.State === 'ready') throw rpcError('FailedPrecondition', `node ${n.ID} is not down and can't be removed`);
+  if (!force && n.Status.State === 'ready')
+    throw rpcError('FailedPrecondition', `node ${n.ID} is not down and can't be removed`);
   // Its standalone containers' network attachments go with it (their addresses are freed).
-  const orphans = orphanAttachments(store.list('tasks'), n.ID).map((object) => ({ kind: 'tasks' as const, op: 'update' as const, object }));
+  const orphans = orphanAttachments(store.list('tasks'), n.ID).map((object) => ({
+    kind: 'tasks' as const,
+    op: 'update' as const,
+    object,
+  }));
   await store.commit([{ kind: 'nodes', op: 'delete', id: n.ID }, ...orphans]);
 }

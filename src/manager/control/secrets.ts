@@ -44,7 +44,12 @@ export function listFileObjects(kind: FileKind, store: Store, f: Filters): FileO
   const labels = f.get('label') ?? [];
   let list: FileObject[] = store.list(FILE_KINDS[kind]);
   if (names.length || prefixes.length || ids.length) {
-    list = list.filter((o) => names.includes(o.Spec.Name ?? '') || prefixes.some((p) => (o.Spec.Name ?? '').startsWith(p)) || ids.some((i) => o.ID.startsWith(i)));
+    list = list.filter(
+      (o) =>
+        names.includes(o.Spec.Name ?? '') ||
+        prefixes.some((p) => (o.Spec.Name ?? '').startsWith(p)) ||
+        ids.some((i) => o.ID.startsWith(i)),
+    );
   }
   if (labels.length) list = list.filter((o) => matchLabels(o.Spec.Labels, labels));
   return list.sort((a, b) => (a.CreatedAt < b.CreatedAt ? -1 : 1));
@@ -52,7 +57,8 @@ export function listFileObjects(kind: FileKind, store: Store, f: Filters): FileO
 
 export async function createFileObject(kind: FileKind, c: FileControl, spec: FileSpec): Promise<FileObject> {
   validateFileSpec(kind, spec);
-  if (c.store.list(FILE_KINDS[kind]).some((o: FileObject) => o.Spec.Name === spec.Name)) throw rpcError('AlreadyExists', `${kind} ${spec.Name} already exists`);
+  if (c.store.list(FILE_KINDS[kind]).some((o: FileObject) => o.Spec.Name === spec.Name))
+    throw rpcError('AlreadyExists', `${kind} ${spec.Name} already exists`);
   const now = new Date().toISOString();
   const stored: FileSpec = { ...spec, Labels: spec.Labels ?? {} };
   if (kind === 'secret') stored.Data = sealSecretData(c.dek, specData(spec).toString('base64'));
@@ -67,10 +73,18 @@ function bytesOf(kind: FileKind, o: FileObject, dek: Buffer | undefined): Buffer
 }
 
 /** Only labels change (swarmkit UpdateSecret / UpdateConfig): data and name are fixed. */
-export async function updateFileObject(kind: FileKind, c: FileControl, ref: string, version: number, spec: FileSpec): Promise<FileObject> {
+export async function updateFileObject(
+  kind: FileKind,
+  c: FileControl,
+  ref: string,
+  version: number,
+  spec: FileSpec,
+): Promise<FileObject> {
   const current = getFileObject(kind, c.store, ref);
-  const dataChanged = spec.Data !== undefined && spec.Data !== '' && !specData(spec).equals(bytesOf(kind, current, c.dek));
-  if (spec.Name !== current.Spec.Name || dataChanged) throw rpcError('InvalidArgument', 'only updates to Labels are allowed');
+  const dataChanged =
+    spec.Data !== undefined && spec.Data !== '' && !specData(spec).equals(bytesOf(kind, current, c.dek));
+  if (spec.Name !== current.Spec.Name || dataChanged)
+    throw rpcError('InvalidArgument', 'only updates to Labels are allowed');
   const next: FileObject = { ...current, Spec: { ...current.Spec, Labels: spec.Labels ?? {} } };
   await commitVersioned(c.store, FILE_KINDS[kind], version, current, next);
   return next;

@@ -1,7 +1,14 @@
 import type { Service, ServiceSpec, Task } from '../../cluster/types.js';
 import { badRequest, notFound, rpcError } from '../../util/errors.js';
 import { newSwarmId } from '../../util/ids.js';
-import { checkPortConflicts, modeName, normalizeSpec, randomName, resolveNetworks, validateSpec } from '../orchestrator/service-spec.js';
+import {
+  checkPortConflicts,
+  modeName,
+  normalizeSpec,
+  randomName,
+  resolveNetworks,
+  validateSpec,
+} from '../orchestrator/service-spec.js';
 import { isGlobal } from '../orchestrator/task.js';
 import { checkReferencesExist } from '../secrets/spec.js';
 import { VersionConflict, type Store } from '../store/store.js';
@@ -78,7 +85,12 @@ export function serviceStatus(s: Service, tasks: Task[], downNodes: Set<string> 
 
 /** Every service's status, counted on the store's own objects (no copy of every task). */
 export function serviceStatuses(store: Store, services: Service[]): Map<string, ServiceStatus> {
-  const down = new Set(store.view('nodes').filter((n) => n.Status.State === 'down').map((n) => n.ID));
+  const down = new Set(
+    store
+      .view('nodes')
+      .filter((n) => n.Status.State === 'down')
+      .map((n) => n.ID),
+  );
   return new Map(services.map((s) => [s.ID, serviceStatus(s, store.tasksBy('service', s.ID), down)]));
 }
 
@@ -117,7 +129,13 @@ export interface UpdateServiceOptions {
 }
 
 /** Updates a service from the spec given at `version`, or rolls it back; answers once allocated. */
-export async function updateService(c: ServiceControl, ref: string, version: number, given: ServiceSpec, opts: UpdateServiceOptions = {}): Promise<Service> {
+export async function updateService(
+  c: ServiceControl,
+  ref: string,
+  version: number,
+  given: ServiceSpec,
+  opts: UpdateServiceOptions = {},
+): Promise<Service> {
   const { store } = c;
   const spec = normalizeSpec(given);
   const current = getService(store, ref);
@@ -138,7 +156,8 @@ export async function updateService(c: ServiceControl, ref: string, version: num
 
 /** The service back at its previous spec (controlapi UpdateService with Rollback). */
 function rolledBack(current: Service): Service {
-  if (!current.PreviousSpec) throw rpcError('FailedPrecondition', `service ${current.ID} does not have a previous spec`);
+  if (!current.PreviousSpec)
+    throw rpcError('FailedPrecondition', `service ${current.ID} does not have a previous spec`);
   const now = new Date().toISOString();
   return {
     ...current,
@@ -153,10 +172,17 @@ function rolledBack(current: Service): Service {
 /** The service at a new spec; the orchestrator rolls its tasks to it. */
 function updated(current: Service, spec: ServiceSpec): Service {
   const now = new Date().toISOString();
-  const next: Service = { ...current, Spec: spec, PreviousSpec: current.Spec, SpecVersion: { Index: current.Version.Index }, UpdatedAt: now };
+  const next: Service = {
+    ...current,
+    Spec: spec,
+    PreviousSpec: current.Spec,
+    SpecVersion: { Index: current.Version.Index },
+    UpdatedAt: now,
+  };
   delete next.UpdateStatus;
   // Any update of a job runs it again.
-  if (current.JobStatus) next.JobStatus = { JobIteration: { Index: current.JobStatus.JobIteration.Index + 1 }, LastExecution: now };
+  if (current.JobStatus)
+    next.JobStatus = { JobIteration: { Index: current.JobStatus.JobIteration.Index + 1 }, LastExecution: now };
   return next;
 }
 

@@ -33,12 +33,21 @@ export function getCluster(store: Store): Cluster {
 }
 
 /** `docker swarm update / ca --rotate / join-token --rotate / update --autolock / unlock-key --rotate`. */
-export async function updateSwarm(c: SwarmControl, version: number, spec: ClusterSpec, flags: SwarmUpdateFlags = {}): Promise<Cluster> {
+export async function updateSwarm(
+  c: SwarmControl,
+  version: number,
+  spec: ClusterSpec,
+  flags: SwarmUpdateFlags = {},
+): Promise<Cluster> {
   const current = getCluster(c.store);
   checkVersion(current, version);
   const next = structuredClone(current);
   // The name is fixed ("default"); everything else comes from the client, defaults where unset.
-  next.Spec = { ...mergeClusterSpec(current.Spec, spec), Name: current.Spec.Name, Labels: spec.Labels ?? current.Spec.Labels };
+  next.Spec = {
+    ...mergeClusterSpec(current.Spec, spec),
+    Name: current.Spec.Name,
+    Labels: spec.Labels ?? current.Spec.Labels,
+  };
   // Autolock: a new unlock key when it turns on or is rotated (only while on), none when off.
   const wasLocked = !!current.Spec.EncryptionConfig?.AutoLockManagers;
   const autolock = !!next.Spec.EncryptionConfig?.AutoLockManagers;
@@ -47,7 +56,8 @@ export async function updateSwarm(c: SwarmControl, version: number, spec: Cluste
   const root = current.TLSInfo.TrustRoot;
   const forceRotate = spec.CAConfig?.ForceRotate ?? 0;
   if (forceRotate !== (current.Spec.CAConfig?.ForceRotate ?? 0) || spec.CAConfig?.SigningCACert) {
-    if (spec.CAConfig?.SigningCACert) throw badRequest('external or provided signing CA certificates are not supported; use --rotate alone');
+    if (spec.CAConfig?.SigningCACert)
+      throw badRequest('external or provided signing CA certificates are not supported; use --rotate alone');
     // swarm ca --rotate: the CA signs with a new root from now on; the cluster goes on showing
     // the old root and its join tokens until every node holds a certificate from the new one
     // (ca/rotation.ts then switches both, as SwarmKit's finishRootRotation).

@@ -39,7 +39,16 @@ function filterNode(store: Store, input: string): Node {
   return found[0];
 }
 
-export const TASK_FILTERS = ['name', 'id', 'label', 'service', 'node', 'desired-state', '_up-to-date', 'runtime'] as const;
+export const TASK_FILTERS = [
+  'name',
+  'id',
+  'label',
+  'service',
+  'node',
+  'desired-state',
+  '_up-to-date',
+  'runtime',
+] as const;
 
 /**
  * Tasks matching the filters, oldest first. These are the store's own (frozen) objects: a
@@ -61,7 +70,8 @@ export function listTasks(store: Store, f: Filters): Task[] {
   const ids = f.get('id');
   if (ids?.length) tasks = tasks.filter((t) => ids.some((i) => t.ID.startsWith(i)));
   const names = f.get('name');
-  if (names?.length) tasks = tasks.filter((t) => names.some((n) => taskName(t, services.get(t.ServiceID)).startsWith(n)));
+  if (names?.length)
+    tasks = tasks.filter((t) => names.some((n) => taskName(t, services.get(t.ServiceID)).startsWith(n)));
   const labels = f.get('label');
   // swarmkit matches the service's labels copied onto the task (how `stack ps` finds a stack's tasks).
   if (labels?.length) tasks = tasks.filter((t) => matchLabels(t.ServiceAnnotations?.Labels, labels));

@@ -13,7 +13,12 @@ export function checkVersion(current: { Version: Version }, version: number): vo
 
 /** Writes `next` (and `also`, in the same transaction) if `current` is still at `version`. */
 export async function commitVersioned<K extends Kind>(
-  store: Store, kind: K, version: number, current: KindMap[K], next: KindMap[K], also: Change[] = [],
+  store: Store,
+  kind: K,
+  version: number,
+  current: KindMap[K],
+  next: KindMap[K],
+  also: Change[] = [],
 ): Promise<void> {
   checkVersion(current, version);
   // etcd compares the index the object carries: the one the client named.

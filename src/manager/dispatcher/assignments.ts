@@ -37,7 +37,12 @@ function mayRun(t: Task): boolean {
  * the node's whole task list for each of those was most of the manager's serialization work.
  */
 function changesAssignment(prev: Task | undefined, next: Task): boolean {
-  return !prev || prev.NodeID !== next.NodeID || prev.DesiredState !== next.DesiredState || isAssignment(prev) !== isAssignment(next);
+  return (
+    !prev ||
+    prev.NodeID !== next.NodeID ||
+    prev.DesiredState !== next.DesiredState ||
+    isAssignment(prev) !== isAssignment(next)
+  );
 }
 
 /** The dispatcher's Assignments streams, fed by one index of tasks by node. */
@@ -94,7 +99,12 @@ export class AssignmentStreams {
       for (const tid of removes) told.delete(tid);
       for (const t of tasks) told.set(t.ID, t);
       if (!complete && !tasks.length && !removes.length) return;
-      call.write({ type: complete ? 'complete' : 'incremental', tasks, ...(removes.length ? { removes } : {}), ...assignedFiles(this.store, this.dek(), tasks.filter(mayRun)) });
+      call.write({
+        type: complete ? 'complete' : 'incremental',
+        tasks,
+        ...(removes.length ? { removes } : {}),
+        ...assignedFiles(this.store, this.dek(), tasks.filter(mayRun)),
+      });
     };
     send(true);
     let timer: NodeJS.Timeout | undefined;
@@ -103,7 +113,15 @@ export class AssignmentStreams {
     // during a burst, a message at most every ASSIGNMENT_DEBOUNCE_MS.
     const changed = (taskIds: Iterable<string>) => {
       for (const tid of taskIds) pending.add(tid);
-      if (!timer) timer = setTimeout(() => { timer = undefined; lastSent = Date.now(); send(false); }, Math.max(0, lastSent + ASSIGNMENT_DEBOUNCE_MS - Date.now()));
+      if (!timer)
+        timer = setTimeout(
+          () => {
+            timer = undefined;
+            lastSent = Date.now();
+            send(false);
+          },
+          Math.max(0, lastSent + ASSIGNMENT_DEBOUNCE_MS - Date.now()),
+        );
     };
     let streams = this.streams.get(nodeId);
     if (!streams) this.streams.set(nodeId, (streams = new Set()));

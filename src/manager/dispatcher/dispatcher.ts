@@ -16,7 +16,9 @@ export interface DispatcherDeps {
   client: Etcd3;
   log: Logger;
   /** Identity of the caller from its client certificate (undefined: none or not ours). */
-  identify(call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>): PeerIdentity | undefined;
+  identify(
+    call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
+  ): PeerIdentity | undefined;
   rootCA(): string;
   /** The root the CA signs with: a node holding a certificate from another one asks for a new one. */
   signingRoot(): string;
@@ -26,7 +28,10 @@ export interface DispatcherDeps {
   dek(): Buffer | undefined;
 }
 
-type DispatcherHandlers = Pick<RpcHandlers<'Dispatcher'>, 'Session' | 'Heartbeat' | 'UpdateNodeDescription' | 'UpdateTaskStatus' | 'Assignments'>;
+type DispatcherHandlers = Pick<
+  RpcHandlers<'Dispatcher'>,
+  'Session' | 'Heartbeat' | 'UpdateNodeDescription' | 'UpdateTaskStatus' | 'Assignments'
+>;
 
 /**
  * Agent sessions of this manager (swarmkit's dispatcher): each RPC checks its caller, then
@@ -40,7 +45,15 @@ export class Dispatcher {
   private readonly statuses: TaskStatusWriter;
 
   constructor(private readonly d: DispatcherDeps) {
-    this.sessions = new Sessions({ store: d.store, client: d.client, log: d.log, trust: () => ({ rootCA: d.rootCA(), signingRoot: d.signingRoot(), apiClientCA: d.apiClientCA?.() }) }, this.closers);
+    this.sessions = new Sessions(
+      {
+        store: d.store,
+        client: d.client,
+        log: d.log,
+        trust: () => ({ rootCA: d.rootCA(), signingRoot: d.signingRoot(), apiClientCA: d.apiClientCA?.() }),
+      },
+      this.closers,
+    );
     this.assignments = new AssignmentStreams(d.store, () => d.dek(), this.closers);
     this.statuses = new TaskStatusWriter(d.store, d.log);
   }
@@ -55,7 +68,10 @@ export class Dispatcher {
     return {
       Session: (call) => {
         const id = this.authStream(call);
-        if (id) this.sessions.open(call, id).catch((err: unknown) => this.d.log.warn({ err, node: id }, 'dispatcher session failed'));
+        if (id)
+          this.sessions
+            .open(call, id)
+            .catch((err: unknown) => this.d.log.warn({ err, node: id }, 'dispatcher session failed'));
       },
       Heartbeat: (call, cb) => {
         try {
@@ -72,7 +88,10 @@ export class Dispatcher {
           cb(e as grpc.ServiceError);
         }
       },
-      UpdateNodeDescription: (call, cb) => void this.updateNodeDescription(call, cb).catch((err: unknown) => this.d.log.warn({ err }, 'node description update failed')),
+      UpdateNodeDescription: (call, cb) =>
+        void this.updateNodeDescription(call, cb).catch((err: unknown) =>
+          this.d.log.warn({ err }, 'node description update failed'),
+        ),
       UpdateTaskStatus: (call, cb) => this.updateTaskStatus(call, cb),
       Assignments: (call) => {
         const id = this.authStream(call);
@@ -96,7 +115,10 @@ export class Dispatcher {
   private auth(call: Parameters<DispatcherDeps['identify']>[0]): PeerIdentity {
     const id = this.d.identify(call);
     if (!id) throw Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED });
-    if (!this.d.store.viewOne('nodes', id.nodeId)) throw Object.assign(new Error(`node ${id.nodeId} is not a member of this swarm`), { code: grpc.status.PERMISSION_DENIED });
+    if (!this.d.store.viewOne('nodes', id.nodeId))
+      throw Object.assign(new Error(`node ${id.nodeId} is not a member of this swarm`), {
+        code: grpc.status.PERMISSION_DENIED,
+      });
     return id;
   }
 
@@ -114,7 +136,9 @@ export class Dispatcher {
    * A new description within a live session (its certificate renewed from a new root during a
    * rotation): the node keeps its session, assignments and state; the rotation loop sees TLSInfo.
    */
-  private async updateNodeDescription(...[call, cb]: Parameters<DispatcherHandlers['UpdateNodeDescription']>): Promise<void> {
+  private async updateNodeDescription(
+    ...[call, cb]: Parameters<DispatcherHandlers['UpdateNodeDescription']>
+  ): Promise<void> {
     try {
       const id = this.auth(call);
       const s = this.sessions.of(id.nodeId, call.request.sessionId);
@@ -134,10 +158,12 @@ export class Dispatcher {
     } catch (e) {
       return cb(e as grpc.ServiceError);
     }
-    if (!this.sessions.of(id.nodeId, call.request.sessionId)) return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
+    if (!this.sessions.of(id.nodeId, call.request.sessionId))
+      return cb({ code: grpc.status.NOT_FOUND, details: 'session invalid' });
     const updates = call.request.updates ?? [];
     for (const u of updates) {
-      if (!this.assignments.nodeTask(id.nodeId, u.taskId)) return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
+      if (!this.assignments.nodeTask(id.nodeId, u.taskId))
+        return cb({ code: grpc.status.PERMISSION_DENIED, details: `cannot update a task not assigned this node` });
       this.statuses.push(id.nodeId, u);
     }
     this.statuses.written(updates);

@@ -33,7 +33,12 @@ export type ClaimResult = 'held' | 'superseded';
  * one compare-and-put on the key's revision, so a concurrent claim makes it read again.
  * 'superseded': a later session holds the key, this one must end.
  */
-export async function claimLiveness(client: Etcd3, nodeId: string, lease: Lease, me: LivenessHolder): Promise<ClaimResult> {
+export async function claimLiveness(
+  client: Etcd3,
+  nodeId: string,
+  lease: Lease,
+  me: LivenessHolder,
+): Promise<ClaimResult> {
   const key = Buffer.from(LIVENESS_PREFIX + nodeId);
   const leaseId = await lease.grant();
   for (let attempt = 0; ; attempt++) {
@@ -42,7 +47,11 @@ export async function claimLiveness(client: Etcd3, nodeId: string, lease: Lease,
     if (held && held.epoch > me.epoch) return 'superseded';
     if (held && held.sessionId === me.sessionId && cur!.lease === leaseId) return 'held';
     const res = await client.kv.txn({
-      compare: [cur ? { key, target: 'Mod', result: 'Equal', mod_revision: cur.mod_revision } : { key, target: 'Create', result: 'Equal', create_revision: 0 }],
+      compare: [
+        cur
+          ? { key, target: 'Mod', result: 'Equal', mod_revision: cur.mod_revision }
+          : { key, target: 'Create', result: 'Equal', create_revision: 0 },
+      ],
       success: [{ request_put: { key, value: Buffer.from(livenessValue(me)), lease: leaseId } }],
       failure: [],
     });

@@ -10,7 +10,13 @@ import { VersionConflict } from '../store/store.js';
  */
 export const LIVENESS_PREFIX = '/shoal/liveness/';
 
-export async function setNodeState(ctx: Pick<LeaderLoopContext, 'store'>, nodeId: string, state: Node['Status']['State'], message: string, fenced: boolean): Promise<void> {
+export async function setNodeState(
+  ctx: Pick<LeaderLoopContext, 'store'>,
+  nodeId: string,
+  state: Node['Status']['State'],
+  message: string,
+  fenced: boolean,
+): Promise<void> {
   for (let attempt = 0; attempt < 5; attempt++) {
     const n = ctx.store.get('nodes', nodeId);
     if (!n || n.Status.State === state) return;
@@ -29,14 +35,25 @@ export function livenessLoop(client: Etcd3, graceMs: () => number) {
   return async (ctx: LeaderLoopContext): Promise<void> => {
     const watcher = await client.watch().prefix(LIVENESS_PREFIX).create();
     const mark = (id: string, state: 'ready' | 'down', msg: string) =>
-      setNodeState(ctx, id, state, msg, true).catch((err) => ctx.log.warn({ err, node: id }, 'node state update failed'));
+      setNodeState(ctx, id, state, msg, true).catch((err) =>
+        ctx.log.warn({ err, node: id }, 'node state update failed'),
+      );
     // mark() logs its own failures; the catch only makes that visible to the lint.
-    watcher.on('delete', (kv) => void mark(kv.key.toString().slice(LIVENESS_PREFIX.length), 'down', 'heartbeat failure').catch(() => undefined));
-    watcher.on('put', (kv) => void mark(kv.key.toString().slice(LIVENESS_PREFIX.length), 'ready', '').catch(() => undefined));
+    watcher.on(
+      'delete',
+      (kv) =>
+        void mark(kv.key.toString().slice(LIVENESS_PREFIX.length), 'down', 'heartbeat failure').catch(() => undefined),
+    );
+    watcher.on(
+      'put',
+      (kv) => void mark(kv.key.toString().slice(LIVENESS_PREFIX.length), 'ready', '').catch(() => undefined),
+    );
     // A new leader does not know how long silent nodes have been silent: give them one grace period.
     const timer = setTimeout(async () => {
       try {
-        const alive = new Set((await client.getAll().prefix(LIVENESS_PREFIX).keys()).map((k) => k.slice(LIVENESS_PREFIX.length)));
+        const alive = new Set(
+          (await client.getAll().prefix(LIVENESS_PREFIX).keys()).map((k) => k.slice(LIVENESS_PREFIX.length)),
+        );
         for (const n of ctx.store.list('nodes')) {
           if (!alive.has(n.ID) && n.Status.State !== 'down') await mark(n.ID, 'down', 'heartbeat failure');
         }

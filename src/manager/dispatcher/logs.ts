@@ -1,6 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { randomBytes } from 'node:crypto';
-import type { Empty, RpcHandlers, LogLine, LogSubscription, PeerIdentity, PublishLogsRequest } from '../../cluster/rpc.js';
+import type {
+  Empty,
+  RpcHandlers,
+  LogLine,
+  LogSubscription,
+  PeerIdentity,
+  PublishLogsRequest,
+} from '../../cluster/rpc.js';
 import type { Task } from '../../cluster/types.js';
 import type { Store } from '../store/store.js';
 
@@ -35,12 +42,18 @@ export class LogBroker {
   private readonly agents = new Map<string, grpc.ServerWritableStream<Empty, LogSubscription>>();
   private readonly subs = new Map<string, Subscription>();
 
-  constructor(private readonly store: Store, private readonly identify: (call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined) {}
+  constructor(
+    private readonly store: Store,
+    private readonly identify: (
+      call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerUnaryCall<unknown, unknown>,
+    ) => PeerIdentity | undefined,
+  ) {}
 
   handlers(): Pick<RpcHandlers<'Dispatcher'>, 'LogSubscriptions' | 'PublishLogs'> {
     return {
       LogSubscriptions: (call: grpc.ServerWritableStream<Empty, LogSubscription>) => this.subscriptions(call),
-      PublishLogs: (call: grpc.ServerUnaryCall<PublishLogsRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => this.publish(call, cb),
+      PublishLogs: (call: grpc.ServerUnaryCall<PublishLogsRequest, Empty>, cb: grpc.sendUnaryData<Empty>) =>
+        this.publish(call, cb),
     };
   }
 
@@ -65,7 +78,13 @@ export class LogBroker {
         this.subs.set(subId, sub);
         sub.pending.add(nodeId);
         sent.push({ subId, agent });
-        agent.write({ id: subId, taskIds, follow: req.follow, tail: req.tail, since: req.since } satisfies LogSubscription);
+        agent.write({
+          id: subId,
+          taskIds,
+          follow: req.follow,
+          tail: req.tail,
+          since: req.since,
+        } satisfies LogSubscription);
       };
       this.subs.set(id, sub);
       for (const [nodeId, taskIds] of req.byNode) ask(id, nodeId, taskIds);
@@ -86,7 +105,8 @@ export class LogBroker {
     unwatch?.();
     for (const { subId, agent } of sent) {
       this.subs.delete(subId);
-      if (!agent.destroyed) agent.write({ id: subId, taskIds: [], follow: false, cancel: true } satisfies LogSubscription);
+      if (!agent.destroyed)
+        agent.write({ id: subId, taskIds: [], follow: false, cancel: true } satisfies LogSubscription);
     }
     this.subs.delete(id);
   }

@@ -16,10 +16,20 @@ const HOLDS_ADDRESSES = new Set(['assigned', 'accepted', 'preparing', 'ready', '
  * here the dispatcher streams it, resent whole on every relevant change.
  */
 export function networkView(store: Store): NetworkViewMessage {
-  const networks = store.view('networks').filter((n: Network) => n.DriverState?.Options && n.IPAMOptions?.Configs?.length);
+  const networks = store
+    .view('networks')
+    .filter((n: Network) => n.DriverState?.Options && n.IPAMOptions?.Configs?.length);
   // A task the managers want down but that still runs is draining: out of the load balancers,
   // still reachable for the connections it has, until its agent reports it stopped.
-  const tasks = store.view('tasks').filter((t: Task) => t.NodeID && t.NetworksAttachments?.length && HOLDS_ADDRESSES.has(t.Status.State) && (t.DesiredState === 'running' || t.Status.State === 'running'));
+  const tasks = store
+    .view('tasks')
+    .filter(
+      (t: Task) =>
+        t.NodeID &&
+        t.NetworksAttachments?.length &&
+        HOLDS_ADDRESSES.has(t.Status.State) &&
+        (t.DesiredState === 'running' || t.Status.State === 'running'),
+    );
   return {
     nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined })),
     networks,
@@ -27,7 +37,17 @@ export function networkView(store: Store): NetworkViewMessage {
     overlayKeyEpoch: store.view('cluster')[0]?.OverlayKeys?.Epoch ?? 0,
     // Attachments carry the whole network object: the view has it once already.
     // A standalone container's attachment keeps its container ID: a restarted agent finds its own again.
-    tasks: tasks.map((t) => ({ ...t, Spec: { Networks: t.Spec.Networks, ...(t.Spec.NetworkAttachmentSpec ? { NetworkAttachmentSpec: t.Spec.NetworkAttachmentSpec } : {}) }, NetworksAttachments: t.NetworksAttachments!.map((a) => ({ Network: { ID: a.Network.ID } as Network, Addresses: a.Addresses })) })),
+    tasks: tasks.map((t) => ({
+      ...t,
+      Spec: {
+        Networks: t.Spec.Networks,
+        ...(t.Spec.NetworkAttachmentSpec ? { NetworkAttachmentSpec: t.Spec.NetworkAttachmentSpec } : {}),
+      },
+      NetworksAttachments: t.NetworksAttachments!.map((a) => ({
+        Network: { ID: a.Network.ID } as Network,
+        Addresses: a.Addresses,
+      })),
+    })),
   };
 }
 
@@ -46,7 +66,10 @@ function relevant(e: StoreEvent): boolean {
  * The dispatcher's `NetworkView` stream: a view now, and again after every change that matters.
  * `close()` ends every open stream, so the manager's server shuts down without waiting on them.
  */
-export function networkViewHandler(store: Store, identify: (call: grpc.ServerWritableStream<unknown, unknown>) => PeerIdentity | undefined) {
+export function networkViewHandler(
+  store: Store,
+  identify: (call: grpc.ServerWritableStream<unknown, unknown>) => PeerIdentity | undefined,
+) {
   const open = new Set<() => void>();
   /** Each open stream's "the view changed" callback. */
   const changed = new Set<() => void>();
@@ -83,7 +106,15 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
     let sentAt = Date.now();
     // Leading edge: a change after a quiet spell goes out on the next tick; a burst at most every VIEW_DEBOUNCE_MS.
     const onChange = () => {
-      if (!timer) timer = setTimeout(() => { timer = undefined; sentAt = Date.now(); send(); }, Math.max(0, sentAt + VIEW_DEBOUNCE_MS - Date.now()));
+      if (!timer)
+        timer = setTimeout(
+          () => {
+            timer = undefined;
+            sentAt = Date.now();
+            send();
+          },
+          Math.max(0, sentAt + VIEW_DEBOUNCE_MS - Date.now()),
+        );
     };
     changed.add(onChange);
     const end = () => {
@@ -96,5 +127,11 @@ export function networkViewHandler(store: Store, identify: (call: grpc.ServerWri
     call.on('cancelled', end);
     call.on('error', end);
   };
-  return { handler, close: () => { unwatchShared(); for (const end of [...open]) end(); } };
+  return {
+    handler,
+    close: () => {
+      unwatchShared();
+      for (const end of [...open]) end();
+    },
+  };
 }

@@ -27,17 +27,24 @@ export class SessionLiveness {
   /** Lease renewals that failed since the last warning (at most one warning per 5 s). */
   private renewFailures = { count: 0, since: 0 };
 
-  constructor(private readonly client: Etcd3, private readonly log: Logger, private readonly isOpen: (sessionId: string) => boolean) {}
+  constructor(
+    private readonly client: Etcd3,
+    private readonly log: Logger,
+    private readonly isOpen: (sessionId: string) => boolean,
+  ) {}
 
   /** A heartbeat: the session's lease renewed behind the answer, its key kept its own. */
   renew(s: Session): void {
-    s.lease.keepaliveOnce().then(() => this.keepLiveness(s), (err) => {
-      // Gone (expired): the agent must register again. Anything else (etcd busy): the next
-      // heartbeat renews it; ending the session would only add a registration's writes.
-      if (!(err instanceof EtcdLeaseInvalidError)) return this.renewalFailed(err);
-      this.log.warn({ node: s.nodeId }, 'session lease expired; ending the session');
-      s.end?.();
-    });
+    s.lease.keepaliveOnce().then(
+      () => this.keepLiveness(s),
+      (err) => {
+        // Gone (expired): the agent must register again. Anything else (etcd busy): the next
+        // heartbeat renews it; ending the session would only add a registration's writes.
+        if (!(err instanceof EtcdLeaseInvalidError)) return this.renewalFailed(err);
+        this.log.warn({ node: s.nodeId }, 'session lease expired; ending the session');
+        s.end?.();
+      },
+    );
   }
 
   close(): void {
@@ -63,35 +70,56 @@ export class SessionLiveness {
     const h = this.holders.get(s.nodeId);
     if (h?.sessionId === s.id || s.claiming || !this.isOpen(s.id)) return;
     if (h && h.epoch > s.epoch) {
-      this.log.warn({ node: s.nodeId, session: s.id, holder: h.sessionId }, 'a later session of this node holds its liveness; ending this one');
+      this.log.warn(
+        { node: s.nodeId, session: s.id, holder: h.sessionId },
+        'a later session of this node holds its liveness; ending this one',
+      );
       s.end?.();
       return;
     }
-    s.claiming = claimLiveness(this.client, s.nodeId, s.lease, { epoch: s.epoch, sessionId: s.id }).then((r) => {
-      if (r === 'superseded') return s.end?.();
-      if (!this.isOpen(s.id)) return;
-      if (this.holders.get(s.nodeId)?.sessionId !== s.id) this.log.warn({ node: s.nodeId, session: s.id, was: h?.sessionId ?? null }, 'liveness key restored by the live session');
-      this.holders.set(s.nodeId, { epoch: s.epoch, sessionId: s.id });
-    }, (err) => this.renewalFailed(err)).finally(() => { s.claiming = undefined; });
+    s.claiming = claimLiveness(this.client, s.nodeId, s.lease, { epoch: s.epoch, sessionId: s.id })
+      .then(
+        (r) => {
+          if (r === 'superseded') return s.end?.();
+          if (!this.isOpen(s.id)) return;
+          if (this.holders.get(s.nodeId)?.sessionId !== s.id)
+            this.log.warn(
+              { node: s.nodeId, session: s.id, was: h?.sessionId ?? null },
+              'liveness key restored by the live session',
+            );
+          this.holders.set(s.nodeId, { epoch: s.epoch, sessionId: s.id });
+        },
+        (err) => this.renewalFailed(err),
+      )
+      .finally(() => {
+        s.claiming = undefined;
+      });
   }
 
   /** One watch of every node's liveness key, so a heartbeat knows without a read whether its key is its own. */
   startWatch(): void {
     if (this.watch) return;
-    const w = this.client.watch().prefix(LIVENESS_PREFIX).create().then((watcher) => {
-      const nodeOf = (key: Buffer) => key.toString().slice(LIVENESS_PREFIX.length);
-      watcher.on('put', (kv) => {
-        const h = parseLivenessValue(kv.value.toString());
-        if (h) this.holders.set(nodeOf(kv.key), h);
-        else this.holders.delete(nodeOf(kv.key));
-      });
-      watcher.on('delete', (kv) => this.holders.delete(nodeOf(kv.key)));
-      return watcher;
-    }, (err) => {
-      this.log.warn({ err }, 'liveness watch failed; retrying with the next session');
-      this.watch = undefined;
-      return undefined;
-    });
+    const w = this.client
+      .watch()
+      .prefix(LIVENESS_PREFIX)
+      .create()
+      .then(
+        (watcher) => {
+          const nodeOf = (key: Buffer) => key.toString().slice(LIVENESS_PREFIX.length);
+          watcher.on('put', (kv) => {
+            const h = parseLivenessValue(kv.value.toString());
+            if (h) this.holders.set(nodeOf(kv.key), h);
+            else this.holders.delete(nodeOf(kv.key));
+          });
+          watcher.on('delete', (kv) => this.holders.delete(nodeOf(kv.key)));
+          return watcher;
+        },
+        (err) => {
+          this.log.warn({ err }, 'liveness watch failed; retrying with the next session');
+          this.watch = undefined;
+          return undefined;
+        },
+      );
     this.watch = w;
   }
 }

@@ -50,7 +50,10 @@ export class Sessions {
   private readonly registrations = new Map<string, number>();
   readonly liveness: SessionLiveness;
 
-  constructor(private readonly d: SessionsDeps, private readonly closers: Set<() => void>) {
+  constructor(
+    private readonly d: SessionsDeps,
+    private readonly closers: Set<() => void>,
+  ) {
     this.liveness = new SessionLiveness(d.client, d.log, (id) => this.sessions.has(id));
   }
 
@@ -90,7 +93,9 @@ export class Sessions {
     // Listened for before the registration's writes: a stream the agent gave up on while they
     // were in flight (an election made them slow) must not become a session.
     let gone = false;
-    const early = () => { gone = true; };
+    const early = () => {
+      gone = true;
+    };
     call.on('cancelled', early);
     call.on('error', early);
     this.liveness.startWatch();
@@ -98,7 +103,8 @@ export class Sessions {
       await testRegistrationHold(epoch);
       await this.writeNode(id.nodeId, req.description, { State: 'ready', Addr: req.addr || observed });
       if (gone) throw new Error('the agent left before its registration completed');
-      if ((await claimLiveness(this.d.client, id.nodeId, lease, { epoch, sessionId: session.id })) === 'superseded') throw new Error('a later session of this node holds its liveness');
+      if ((await claimLiveness(this.d.client, id.nodeId, lease, { epoch, sessionId: session.id })) === 'superseded')
+        throw new Error('a later session of this node holds its liveness');
       this.liveness.holders.set(id.nodeId, { epoch, sessionId: session.id });
       if (gone) throw new Error('the agent left before its registration completed');
     } catch (err) {
@@ -116,7 +122,11 @@ export class Sessions {
   }
 
   /** A registered session: its SessionMessage now and whenever its node, the cluster or a manager changes. */
-  private serve(call: grpc.ServerWritableStream<SessionRequest, SessionMessage>, session: Session, observed: string): void {
+  private serve(
+    call: grpc.ServerWritableStream<SessionRequest, SessionMessage>,
+    session: Session,
+    observed: string,
+  ): void {
     const nodeId = session.nodeId;
     this.sessions.set(session.id, session);
     const registrations = (this.registrations.get(nodeId) ?? 0) + 1;
@@ -124,7 +134,14 @@ export class Sessions {
     this.d.log.info({ node: nodeId, addr: observed, session: session.id, registrations }, 'agent session registered');
     const send = () => {
       const node = this.d.store.viewOne('nodes', nodeId);
-      if (node) call.write({ sessionId: session.id, node, managers: managerAddrs(this.d.store), heartbeatPeriodMs: heartbeatPeriodMs(this.d.store), ...this.d.trust() });
+      if (node)
+        call.write({
+          sessionId: session.id,
+          node,
+          managers: managerAddrs(this.d.store),
+          heartbeatPeriodMs: heartbeatPeriodMs(this.d.store),
+          ...this.d.trust(),
+        });
     };
     send();
     this.resenders.add(send);
@@ -165,7 +182,9 @@ export class Sessions {
             if (e.action === 'delete') removed.add(e.object.ID);
           }
         }
-        const notify = all ? [...this.sessionListeners.values()] : [...changed].map((n) => this.sessionListeners.get(n) ?? new Set<SessionListener>());
+        const notify = all
+          ? [...this.sessionListeners.values()]
+          : [...changed].map((n) => this.sessionListeners.get(n) ?? new Set<SessionListener>());
         for (const set of notify) for (const l of [...set]) l.changed();
         for (const n of removed) for (const l of [...(this.sessionListeners.get(n) ?? [])]) l.removed();
       });
@@ -181,7 +200,11 @@ export class Sessions {
       const n = this.d.store.get('nodes', nodeId);
       if (!n) throw new Error('node removed');
       // A reconnect with nothing new must not bump the node's version under a client's update.
-      if (JSON.stringify(description) === JSON.stringify(n.Description) && (!status || JSON.stringify(status) === JSON.stringify(n.Status))) return;
+      if (
+        JSON.stringify(description) === JSON.stringify(n.Description) &&
+        (!status || JSON.stringify(status) === JSON.stringify(n.Status))
+      )
+        return;
       n.Description = description;
       if (status) n.Status = status;
       try {

@@ -8,7 +8,11 @@ import { openSecretData } from '../secrets/seal.js';
  * these, never the others. A reference to one that is gone is left out; the agent then
  * rejects the task that needs it.
  */
-export function assignedFiles(store: Pick<Store, 'get'>, dek: Buffer | undefined, tasks: Task[]): { secrets?: AssignedFile[]; configs?: AssignedFile[] } {
+export function assignedFiles(
+  store: Pick<Store, 'get'>,
+  dek: Buffer | undefined,
+  tasks: Task[],
+): { secrets?: AssignedFile[]; configs?: AssignedFile[] } {
   const secretIds = new Set<string>();
   const configIds = new Set<string>();
   for (const t of tasks) {
@@ -19,7 +23,12 @@ export function assignedFiles(store: Pick<Store, 'get'>, dek: Buffer | undefined
   const secrets: AssignedFile[] = [];
   for (const id of secretIds) {
     const s = store.get('secrets', id);
-    if (s) secrets.push({ ID: s.ID, Name: s.Spec.Name ?? '', Data: openSecretData(dek, s.Spec.Data ?? '').toString('base64') });
+    if (s)
+      secrets.push({
+        ID: s.ID,
+        Name: s.Spec.Name ?? '',
+        Data: openSecretData(dek, s.Spec.Data ?? '').toString('base64'),
+      });
   }
   const configs: AssignedFile[] = [];
   for (const id of configIds) {

@@ -36,7 +36,10 @@ export class TaskStatusWriter {
   private lastFlushAt = 0;
   private flushDueAt = 0;
 
-  constructor(private readonly store: EtcdStore, private readonly log: Logger) {}
+  constructor(
+    private readonly store: EtcdStore,
+    private readonly log: Logger,
+  ) {}
 
   /** Queues one update of a node's task (checked to be the node's). */
   push(nodeId: string, u: TaskStatusUpdate): void {
@@ -62,7 +65,10 @@ export class TaskStatusWriter {
     if (this.flushTimer && this.flushDueAt <= due) return;
     clearTimeout(this.flushTimer);
     this.flushDueAt = due;
-    this.flushTimer = setTimeout(() => void this.flush().catch((err: unknown) => this.log.warn({ err }, 'task status flush failed')), delayMs);
+    this.flushTimer = setTimeout(
+      () => void this.flush().catch((err: unknown) => this.log.warn({ err }, 'task status flush failed')),
+      delayMs,
+    );
   }
 
   /**
@@ -87,16 +93,19 @@ export class TaskStatusWriter {
     }
     let retryMs = 0;
     const t0 = performance.now();
-    this.flushing = this.store.commit(changes).then(() => {
-      this.log.debug({ statuses: changes.length, ms: Math.round(performance.now() - t0) }, 'task statuses written');
-    }, (e) => {
-      if (!(e instanceof VersionConflict)) {
-        this.log.warn({ err: e }, 'task status write failed');
-        return;
-      }
-      this.statusQueue = [...due.values(), ...this.statusQueue];
-      retryMs = STATUS_RETRY_MS;
-    });
+    this.flushing = this.store.commit(changes).then(
+      () => {
+        this.log.debug({ statuses: changes.length, ms: Math.round(performance.now() - t0) }, 'task statuses written');
+      },
+      (e) => {
+        if (!(e instanceof VersionConflict)) {
+          this.log.warn({ err: e }, 'task status write failed');
+          return;
+        }
+        this.statusQueue = [...due.values(), ...this.statusQueue];
+        retryMs = STATUS_RETRY_MS;
+      },
+    );
     await this.flushing;
     this.flushing = undefined;
     // Statuses that came during the write go at once (or after a conflict's pause); held
@@ -104,7 +113,10 @@ export class TaskStatusWriter {
     const arrived = this.statusQueue.length > 0;
     this.statusQueue.push(...held);
     if (arrived) this.scheduleFlush(retryMs);
-    else if (held.length) this.scheduleFlush(Math.max(retryMs, held.reduce((m, u) => Math.min(m, u.queuedAt), Infinity) + PROGRESS_HOLD_MS - Date.now()));
+    else if (held.length)
+      this.scheduleFlush(
+        Math.max(retryMs, held.reduce((m, u) => Math.min(m, u.queuedAt), Infinity) + PROGRESS_HOLD_MS - Date.now()),
+      );
   }
 
   /** The latest status of each task, split into those to write now and progress still held. */
@@ -113,7 +125,8 @@ export class TaskStatusWriter {
     const latest = new Map<string, QueuedStatus>();
     for (const u of queue) {
       const prev = latest.get(u.taskId);
-      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State)) latest.set(u.taskId, prev ? { ...u, queuedAt: Math.min(u.queuedAt, prev.queuedAt) } : u);
+      if (!prev || taskStateRank(u.status.State) >= taskStateRank(prev.status.State))
+        latest.set(u.taskId, prev ? { ...u, queuedAt: Math.min(u.queuedAt, prev.queuedAt) } : u);
     }
     const held: QueuedStatus[] = [];
     for (const u of latest.values()) {

@@ -10,19 +10,28 @@ const KEY = /^[A-Za-z0-9+/]{43}=$/;
 const STATES = new Set(['ready', 'down', 'unavailable']);
 
 function invalid(details: string): grpc.ServiceError {
-  return Object.assign(new Error(details), { code: grpc.status.INVALID_ARGUMENT, details, metadata: new grpc.Metadata() });
+  return Object.assign(new Error(details), {
+    code: grpc.status.INVALID_ARGUMENT,
+    details,
+    metadata: new grpc.Metadata(),
+  });
 }
 
 /** Only what a tunnel report may say: a node cannot smuggle other fields into its node object. */
 export function checkTunnel(t: NodeTunnel | undefined): NodeTunnel {
   if (!t || !STATES.has(t.State)) throw invalid('tunnel state must be ready, down or unavailable');
-  if (t.State === 'ready' && !KEY.test(t.PublicKey ?? '')) throw invalid('tunnel public key must be 32 bytes in base64');
+  if (t.State === 'ready' && !KEY.test(t.PublicKey ?? ''))
+    throw invalid('tunnel public key must be 32 bytes in base64');
   if (t.PublicKey && !KEY.test(t.PublicKey)) throw invalid('tunnel public key must be 32 bytes in base64');
   if (t.Address && !/^\d{1,3}(\.\d{1,3}){3}$/.test(t.Address)) throw invalid('tunnel address must be an IPv4 address');
   const port = Number(t.Port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid('tunnel port out of range');
   return {
-    PublicKey: t.PublicKey ?? '', Address: t.Address ?? '', Port: port, Epoch: Number(t.Epoch) || 0, State: t.State,
+    PublicKey: t.PublicKey ?? '',
+    Address: t.Address ?? '',
+    Port: port,
+    Epoch: Number(t.Epoch) || 0,
+    State: t.State,
     ...(t.Mode === 'kernel' || t.Mode === 'userspace' ? { Mode: t.Mode } : {}),
     ...(t.Message ? { Message: String(t.Message).slice(0, 1000) } : {}),
   };
@@ -41,11 +50,16 @@ export function statusMessage(t: NodeTunnel): string {
  * (the caller's certificate names the node; nobody reports for another). Peers take keys
  * from there through the network view.
  */
-export function tunnelReportHandlers(store: Store, identify: Identify, log: Logger): Pick<RpcHandlers<'Dispatcher'>, 'ReportTunnel'> {
+export function tunnelReportHandlers(
+  store: Store,
+  identify: Identify,
+  log: Logger,
+): Pick<RpcHandlers<'Dispatcher'>, 'ReportTunnel'> {
   return {
     ReportTunnel: (call: grpc.ServerUnaryCall<ReportTunnelRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
       const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
-      if (!id || !store.get('nodes', id.nodeId)) return cb(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
+      if (!id || !store.get('nodes', id.nodeId))
+        return cb(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
       let tunnel: NodeTunnel;
       try {
         tunnel = checkTunnel(call.request.tunnel);
@@ -65,14 +79,21 @@ export function tunnelReportHandlers(store: Store, identify: Identify, log: Logg
           else if (n.Status.Message?.startsWith(MESSAGE_PREFIX)) n.Status = { ...n.Status, Message: '' };
           try {
             await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
-            if (was !== tunnel.State && tunnel.State !== 'ready') log.warn({ node: id.nodeId, state: tunnel.State, message: tunnel.Message }, 'node cannot encrypt overlay traffic');
+            if (was !== tunnel.State && tunnel.State !== 'ready')
+              log.warn(
+                { node: id.nodeId, state: tunnel.State, message: tunnel.Message },
+                'node cannot encrypt overlay traffic',
+              );
             return;
           } catch (e) {
             if (!(e instanceof VersionConflict)) throw e;
           }
         }
         throw new Error('node kept changing');
-      })().then(() => cb(null, {}), (e: Error) => cb(Object.assign(e, { code: grpc.status.UNAVAILABLE })));
+      })().then(
+        () => cb(null, {}),
+        (e: Error) => cb(Object.assign(e, { code: grpc.status.UNAVAILABLE })),
+      );
     },
   };
 }

@@ -16,7 +16,13 @@ export interface SwarmEvent {
   timeNano: number;
 }
 
-const TYPES: Partial<Record<Kind, SwarmEvent['Type']>> = { nodes: 'node', services: 'service', networks: 'network', secrets: 'secret', configs: 'config' };
+const TYPES: Partial<Record<Kind, SwarmEvent['Type']>> = {
+  nodes: 'node',
+  services: 'service',
+  networks: 'network',
+  secrets: 'secret',
+  configs: 'config',
+};
 
 /** Docker's name attribute: a node without a spec name goes by its hostname. */
 function nameOf(kind: Kind, o: KindMap[Kind]): string {
@@ -44,7 +50,7 @@ function nodeChanges(a: Record<string, string>, n: Node, old: Node): void {
 
 function serviceChanges(a: Record<string, string>, s: Service, old: Service): void {
   changed(a, 'image', old.Spec.TaskTemplate.ContainerSpec?.Image, s.Spec.TaskTemplate.ContainerSpec?.Image);
-  const replicas = (x: Service) => x.Spec.Mode?.Replicated ? String(x.Spec.Mode.Replicated.Replicas ?? 1) : undefined;
+  const replicas = (x: Service) => (x.Spec.Mode?.Replicated ? String(x.Spec.Mode.Replicated.Replicas ?? 1) : undefined);
   if (replicas(s) !== undefined && replicas(old) !== undefined) changed(a, 'replicas', replicas(old), replicas(s));
   if (s.UpdateStatus) changed(a, 'updatestate', old.UpdateStatus?.State, s.UpdateStatus.State);
 }

@@ -20,7 +20,11 @@ export class LeaderElection extends EventEmitter implements Fence {
   /** Node ID of the current leader, as last seen. */
   leaderId?: string;
 
-  constructor(private readonly client: Etcd3, private readonly nodeId: string, private readonly log: Logger) {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly nodeId: string,
+    private readonly log: Logger,
+  ) {
     super();
   }
 
@@ -121,8 +125,13 @@ export class LeaderElection extends EventEmitter implements Fence {
       this.leaderId = kv.value.toString();
       if (this.myRevision && kv.create_revision !== this.myRevision) this.lose();
       await new Promise<void>((resolve) => {
-        w.on('delete', () => { this.leaderId = undefined; resolve(); });
-        w.on('put', (kv) => { this.leaderId = kv.value.toString(); });
+        w.on('delete', () => {
+          this.leaderId = undefined;
+          resolve();
+        });
+        w.on('put', (kv) => {
+          this.leaderId = kv.value.toString();
+        });
         w.on('disconnected', () => resolve());
         w.on('error', () => resolve());
         this.once('stopping', resolve);

@@ -20,7 +20,12 @@ export type LeaderLoop = (ctx: LeaderLoopContext) => void | Promise<void>;
 export class LeaderLoops {
   private controller?: AbortController;
 
-  constructor(private readonly store: Store, private readonly log: Logger, private readonly nodeId: string, private readonly loops: Map<string, LeaderLoop>) {}
+  constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+    private readonly nodeId: string,
+    private readonly loops: Map<string, LeaderLoop>,
+  ) {}
 
   start(): void {
     this.stop();
@@ -29,7 +34,9 @@ export class LeaderLoops {
       const log = this.log.child({ loop: name });
       Promise.resolve()
         .then(() => loop({ store: this.store, log, signal: controller.signal, nodeId: this.nodeId }))
-        .catch((err) => { if (!controller.signal.aborted) log.error({ err }, 'leader loop failed'); });
+        .catch((err) => {
+          if (!controller.signal.aborted) log.error({ err }, 'leader loop failed');
+        });
     }
   }
 

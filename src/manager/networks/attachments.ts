@@ -1,6 +1,13 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Task } from '../../cluster/types.js';
-import type { AttachNetworkRequest, AttachNetworkResponse, DetachNetworkRequest, Empty, PeerIdentity, RpcHandlers } from '../../cluster/rpc.js';
+import type {
+  AttachNetworkRequest,
+  AttachNetworkResponse,
+  DetachNetworkRequest,
+  Empty,
+  PeerIdentity,
+  RpcHandlers,
+} from '../../cluster/rpc.js';
 import { newSwarmId } from '../../util/ids.js';
 import { status } from '../../cluster/task-state.js';
 import type { Store } from '../store/store.js';
@@ -37,7 +44,15 @@ function allocated(store: Store, id: string, network: string, waitMs: number): P
     const check = (): boolean => {
       const t = store.get('tasks', id);
       if (t?.Status.State === 'running' && t.NetworksAttachments?.length) settle(() => resolve(t));
-      else if (!t || t.Status.State !== 'new') settle(() => reject(rpcFailure(grpc.status.ABORTED, `network attachment ${id} to ${network} was removed before it got an address`)));
+      else if (!t || t.Status.State !== 'new')
+        settle(() =>
+          reject(
+            rpcFailure(
+              grpc.status.ABORTED,
+              `network attachment ${id} to ${network} was removed before it got an address`,
+            ),
+          ),
+        );
       else if (t.Status.Err) settle(() => reject(rpcFailure(grpc.status.RESOURCE_EXHAUSTED, t.Status.Err!)));
       else return false;
       return true;
@@ -46,11 +61,27 @@ function allocated(store: Store, id: string, network: string, waitMs: number): P
       if (evs.some((e) => e.kind === 'tasks' && (e.object as Task).ID === id)) check();
     });
     if (check()) return;
-    timer = setTimeout(() => settle(() => reject(rpcFailure(grpc.status.DEADLINE_EXCEEDED, `no address allocated for network attachment ${id} to ${network} within ${waitMs / 1000}s`))), waitMs);
+    timer = setTimeout(
+      () =>
+        settle(() =>
+          reject(
+            rpcFailure(
+              grpc.status.DEADLINE_EXCEEDED,
+              `no address allocated for network attachment ${id} to ${network} within ${waitMs / 1000}s`,
+            ),
+          ),
+        ),
+      waitMs,
+    );
   });
 }
 
-export async function attachNetwork(store: Store, nodeId: string, req: AttachNetworkRequest, waitMs = ATTACH_WAIT_MS): Promise<Task> {
+export async function attachNetwork(
+  store: Store,
+  nodeId: string,
+  req: AttachNetworkRequest,
+  waitMs = ATTACH_WAIT_MS,
+): Promise<Task> {
   let n;
   try {
     n = findSwarmNetwork(store.list('networks'), req.network);
@@ -58,15 +89,29 @@ export async function attachNetwork(store: Store, nodeId: string, req: AttachNet
     throw rpcFailure(grpc.status.INVALID_ARGUMENT, (e as Error).message);
   }
   if (!n) throw rpcFailure(grpc.status.NOT_FOUND, `network ${req.network} not found`);
-  if (!n.Spec.Attachable) throw rpcFailure(grpc.status.PERMISSION_DENIED, `network ${req.network} not manually attachable`);
+  if (!n.Spec.Attachable)
+    throw rpcFailure(grpc.status.PERMISSION_DENIED, `network ${req.network} not manually attachable`);
   // A restart of the same container keeps its attachment.
-  let task = store.list('tasks').find((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId && t.Spec.Networks?.[0]?.Target === n.ID
-    && (t.Status.State === 'new' || t.Status.State === 'running'));
+  let task = store
+    .list('tasks')
+    .find(
+      (t) =>
+        t.NodeID === nodeId &&
+        attachmentSpec(t)?.ContainerID === req.containerId &&
+        t.Spec.Networks?.[0]?.Target === n.ID &&
+        (t.Status.State === 'new' || t.Status.State === 'running'),
+    );
   if (!task) {
     const now = new Date().toISOString();
     task = {
-      ID: newSwarmId(), Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
-      Spec: { NetworkAttachmentSpec: { ContainerID: req.containerId }, Networks: [{ Target: n.ID, Aliases: [req.containerName, req.containerId.slice(0, 12)] }] },
+      ID: newSwarmId(),
+      Version: { Index: 0 },
+      CreatedAt: now,
+      UpdatedAt: now,
+      Spec: {
+        NetworkAttachmentSpec: { ContainerID: req.containerId },
+        Networks: [{ Target: n.ID, Aliases: [req.containerName, req.containerId.slice(0, 12)] }],
+      },
       ServiceID: '',
       NodeID: nodeId,
       Status: status('new', 'network attachment'),
@@ -78,29 +123,48 @@ export async function attachNetwork(store: Store, nodeId: string, req: AttachNet
     return await allocated(store, task.ID, req.network, waitMs);
   } catch (e) {
     // Nothing half-made stays behind: the node starts no container on a failed attach.
-    if (store.get('tasks', task.ID)) await store.commit([{ kind: 'tasks', op: 'delete', id: task.ID }]).catch(() => undefined);
+    if (store.get('tasks', task.ID))
+      await store.commit([{ kind: 'tasks', op: 'delete', id: task.ID }]).catch(() => undefined);
     throw e;
   }
 }
 
 export async function detachNetwork(store: Store, nodeId: string, req: DetachNetworkRequest): Promise<void> {
-  const ids = store.list('tasks').filter((t) => t.NodeID === nodeId && attachmentSpec(t)?.ContainerID === req.containerId
-    && (!req.networkId || t.Spec.Networks?.[0]?.Target === req.networkId)).map((t) => t.ID);
+  const ids = store
+    .list('tasks')
+    .filter(
+      (t) =>
+        t.NodeID === nodeId &&
+        attachmentSpec(t)?.ContainerID === req.containerId &&
+        (!req.networkId || t.Spec.Networks?.[0]?.Target === req.networkId),
+    )
+    .map((t) => t.ID);
   if (ids.length) await store.commit(ids.map((id) => ({ kind: 'tasks' as const, op: 'delete' as const, id })));
 }
 
 type Identify = (call: grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined;
 
 /** The dispatcher methods a node calls: AttachNetwork, DetachNetwork. */
-export function attachmentHandlers(store: Store, identify: Identify): Pick<RpcHandlers<'Dispatcher'>, 'AttachNetwork' | 'DetachNetwork'> {
-  const wrap = <Req, Res>(fn: (nodeId: string, req: Req) => Promise<Res>) =>
+export function attachmentHandlers(
+  store: Store,
+  identify: Identify,
+): Pick<RpcHandlers<'Dispatcher'>, 'AttachNetwork' | 'DetachNetwork'> {
+  const wrap =
+    <Req, Res>(fn: (nodeId: string, req: Req) => Promise<Res>) =>
     (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => {
       const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
-      if (!id || !store.get('nodes', id.nodeId)) return cb(rpcFailure(grpc.status.UNAUTHENTICATED, 'no valid swarm certificate'));
-      fn(id.nodeId, call.request).then((r) => cb(null, r), (e: grpc.ServiceError) => cb(e.code !== undefined ? e : rpcFailure(grpc.status.INTERNAL, String(e?.message ?? e))));
+      if (!id || !store.get('nodes', id.nodeId))
+        return cb(rpcFailure(grpc.status.UNAUTHENTICATED, 'no valid swarm certificate'));
+      fn(id.nodeId, call.request).then(
+        (r) => cb(null, r),
+        (e: grpc.ServiceError) =>
+          cb(e.code !== undefined ? e : rpcFailure(grpc.status.INTERNAL, String(e?.message ?? e))),
+      );
     };
   return {
-    AttachNetwork: wrap<AttachNetworkRequest, AttachNetworkResponse>(async (nodeId, req) => ({ task: await attachNetwork(store, nodeId, req) })),
+    AttachNetwork: wrap<AttachNetworkRequest, AttachNetworkResponse>(async (nodeId, req) => ({
+      task: await attachNetwork(store, nodeId, req),
+    })),
     DetachNetwork: wrap<DetachNetworkRequest, Empty>(async (nodeId, req) => {
       await detachNetwork(store, nodeId, req);
       return {};
@@ -111,5 +175,7 @@ export function attachmentHandlers(store: Store, identify: Identify): Pick<RpcHa
 /** A removed node's attachments become ORPHANED (swarmkit controlapi RemoveNode): the reaper deletes them, their addresses go back. */
 export function orphanAttachments(tasks: Task[], nodeId: string): Task[] {
   const now = new Date().toISOString();
-  return tasks.filter((t) => t.NodeID === nodeId && isNetworkAttachment(t)).map((t) => ({ ...t, Status: status('orphaned', 'node removed'), UpdatedAt: now }));
+  return tasks
+    .filter((t) => t.NodeID === nodeId && isNetworkAttachment(t))
+    .map((t) => ({ ...t, Status: status('orphaned', 'node removed'), UpdatedAt: now }));
 }

@@ -46,7 +46,15 @@ export function overlayKeyRotation(ctx: LeaderLoopContext, periodMs = rotationPe
   let timer: NodeJS.Timeout | undefined;
   const rotations = new SerialQueue();
   const queue = (why: string) => {
-    void rotations.run(() => bump(store, why, ctx).catch((err) => { if (!signal.aborted) ctx.log.warn({ err }, 'overlay key rotation failed'); }).then(schedule)).catch((err: unknown) => ctx.log.warn({ err }, 'overlay key rotation not scheduled'));
+    void rotations
+      .run(() =>
+        bump(store, why, ctx)
+          .catch((err) => {
+            if (!signal.aborted) ctx.log.warn({ err }, 'overlay key rotation failed');
+          })
+          .then(schedule),
+      )
+      .catch((err: unknown) => ctx.log.warn({ err }, 'overlay key rotation not scheduled'));
   };
   const schedule = () => {
     clearTimeout(timer);
@@ -58,12 +66,22 @@ export function overlayKeyRotation(ctx: LeaderLoopContext, periodMs = rotationPe
     }
     const wait = nextRotationAt(c, periodMs) - Date.now();
     // Capped: a period of days outlives any timer's precision, and a new leader must re-check.
-    timer = setTimeout(() => (nextRotationAt(store.view('cluster')[0] ?? c, periodMs) <= Date.now() ? queue('schedule') : schedule()), Math.max(0, Math.min(wait, 3600_000)));
+    timer = setTimeout(
+      () => (nextRotationAt(store.view('cluster')[0] ?? c, periodMs) <= Date.now() ? queue('schedule') : schedule()),
+      Math.max(0, Math.min(wait, 3600_000)),
+    );
   };
   const unwatch = store.watch((evs: StoreEvent[]) => {
     const removed = evs.filter((e) => e.kind === 'nodes' && e.action === 'delete').map((e) => (e.object as Node).ID);
     if (removed.length) queue(`node ${removed.join(',')} removed`);
   });
-  signal.addEventListener('abort', () => { unwatch(); clearTimeout(timer); }, { once: true });
+  signal.addEventListener(
+    'abort',
+    () => {
+      unwatch();
+      clearTimeout(timer);
+    },
+    { once: true },
+  );
   schedule();
 }

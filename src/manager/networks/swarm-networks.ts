@@ -17,8 +17,18 @@ const PREDEFINED = new Set(['bridge', 'host', 'none', 'default']);
 export function ingressNetwork(): Network {
   const now = new Date().toISOString();
   return {
-    ID: newSwarmId(), Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now,
-    Spec: { Name: INGRESS_NAME, Labels: { 'com.docker.swarm.internal': 'true' }, DriverConfiguration: { Name: 'overlay' }, Ingress: true, IPAMOptions: { Driver: { Name: 'default' } }, Scope: 'swarm' },
+    ID: newSwarmId(),
+    Version: { Index: 0 },
+    CreatedAt: now,
+    UpdatedAt: now,
+    Spec: {
+      Name: INGRESS_NAME,
+      Labels: { 'com.docker.swarm.internal': 'true' },
+      DriverConfiguration: { Name: 'overlay' },
+      Ingress: true,
+      IPAMOptions: { Driver: { Name: 'default' } },
+      Scope: 'swarm',
+    },
   };
 }
 
@@ -31,12 +41,17 @@ export interface NetworkCreateRequest {
   Attachable?: boolean;
   Ingress?: boolean;
   EnableIPv6?: boolean;
-  IPAM?: { Driver?: string; Config?: { Subnet?: string; IPRange?: string; Gateway?: string }[] | null; Options?: Record<string, string> | null } | null;
+  IPAM?: {
+    Driver?: string;
+    Config?: { Subnet?: string; IPRange?: string; Gateway?: string }[] | null;
+    Options?: Record<string, string> | null;
+  } | null;
   Options?: Record<string, string> | null;
   Labels?: Record<string, string> | null;
 }
 
-const subnetsOf = (n: Network) => (n.IPAMOptions?.Configs ?? n.Spec.IPAMOptions?.Configs ?? []).map((c) => c.Subnet).filter(Boolean);
+const subnetsOf = (n: Network) =>
+  (n.IPAMOptions?.Configs ?? n.Spec.IPAMOptions?.Configs ?? []).map((c) => c.Subnet).filter(Boolean);
 
 /** Checks the request and makes the network object; nothing is written. */
 export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], defaultPools: string[]): Network {
@@ -45,7 +60,8 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
   if (PREDEFINED.has(name)) throw forbidden(`${name} is a pre-defined network and cannot be created`);
   if (existing.some((n) => n.Spec.Name === name)) throw conflict(`network with name ${name} already exists`);
   const driver = req.Driver || 'overlay';
-  if (driver !== 'overlay') throw rpcError('InvalidArgument', `network driver ${driver} is not supported for swarm networks`);
+  if (driver !== 'overlay')
+    throw rpcError('InvalidArgument', `network driver ${driver} is not supported for swarm networks`);
   if (req.Ingress && existing.some((n) => n.Spec.Ingress)) {
     const i = existing.find((n) => n.Spec.Ingress)!;
     // dockerd answers this one as Forbidden (daemon/cluster/networks.go wraps it).
@@ -59,10 +75,12 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
     } catch {
       throw rpcError('InvalidArgument', `invalid subnet ${c.Subnet}`);
     }
-    if (c.Gateway && !contains(s, c.Gateway)) throw rpcError('InvalidArgument', `invalid gateway ${c.Gateway}: not in subnet ${c.Subnet}`);
+    if (c.Gateway && !contains(s, c.Gateway))
+      throw rpcError('InvalidArgument', `invalid gateway ${c.Gateway}: not in subnet ${c.Subnet}`);
     for (const n of existing) {
       for (const other of subnetsOf(n)) {
-        if (overlaps(parseSubnet(other), s)) throw rpcError('InvalidArgument', 'invalid pool request: Pool overlaps with other one on this address space');
+        if (overlaps(parseSubnet(other), s))
+          throw rpcError('InvalidArgument', 'invalid pool request: Pool overlaps with other one on this address space');
       }
     }
   }
@@ -76,7 +94,14 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
     Internal: !!req.Internal,
     Attachable: !!req.Attachable,
     Ingress: !!req.Ingress,
-    IPAMOptions: { Driver: { Name: req.IPAM?.Driver || 'default' }, Configs: configs.map((c) => ({ Subnet: c.Subnet!, ...(c.Gateway ? { Gateway: c.Gateway } : {}), ...(c.IPRange ? { IPRange: c.IPRange } : {}) })) },
+    IPAMOptions: {
+      Driver: { Name: req.IPAM?.Driver || 'default' },
+      Configs: configs.map((c) => ({
+        Subnet: c.Subnet!,
+        ...(c.Gateway ? { Gateway: c.Gateway } : {}),
+        ...(c.IPRange ? { IPRange: c.IPRange } : {}),
+      })),
+    },
     Scope: 'swarm',
   };
   return { ID: newSwarmId(), Version: { Index: 0 }, CreatedAt: now, UpdatedAt: now, Spec: spec };
@@ -93,7 +118,9 @@ const LIVE = new Set(['new', 'pending', 'assigned', 'accepted', 'preparing', 're
 export async function removeSwarmNetwork(store: Store, n: Network): Promise<void> {
   const services = store.list('services');
   if (n.Spec.Ingress) {
-    const s = services.find((x) => (x.Spec.EndpointSpec?.Ports ?? []).some((p) => (p.PublishMode ?? 'ingress') === 'ingress'));
+    const s = services.find((x) =>
+      (x.Spec.EndpointSpec?.Ports ?? []).some((p) => (p.PublishMode ?? 'ingress') === 'ingress'),
+    );
     if (s) throw forbidden(`ingress network cannot be removed because service ${s.ID} depends on it`);
   }
   const s = services.find((x) => uses(x, n.ID));
@@ -102,9 +129,15 @@ export async function removeSwarmNetwork(store: Store, n: Network): Promise<void
   // moment later, and `docker stack rm` removes the stack's network right after its services.
   const serviceIds = new Set(services.map((x) => x.ID));
   const orphan = (x: Task) => x.ServiceID !== '' && !serviceIds.has(x.ServiceID);
-  const t = store.list('tasks').find((x: Task) => !orphan(x) && LIVE.has(x.DesiredState) && LIVE.has(x.Status.State) && ((x.NetworksAttachments ?? []).some((a) => a.Network.ID === n.ID)
-    // An attachment still waiting for its address names its network in its spec only.
-    || (x.Status.State === 'new' && (x.Spec.Networks ?? []).some((w) => w.Target === n.ID))));
+  const t = store.list('tasks').find(
+    (x: Task) =>
+      !orphan(x) &&
+      LIVE.has(x.DesiredState) &&
+      LIVE.has(x.Status.State) &&
+      ((x.NetworksAttachments ?? []).some((a) => a.Network.ID === n.ID) ||
+        // An attachment still waiting for its address names its network in its spec only.
+        (x.Status.State === 'new' && (x.Spec.Networks ?? []).some((w) => w.Target === n.ID))),
+  );
   if (t) throw rpcError('FailedPrecondition', `network ${n.ID} is in use by task ${t.ID}`);
   await store.commit([{ kind: 'networks', op: 'delete', id: n.ID }]);
 }
@@ -114,7 +147,8 @@ export function findSwarmNetwork(all: Network[], ref: string): Network | undefin
   const exact = all.find((n) => n.ID === ref) ?? all.find((n) => n.Spec.Name === ref);
   if (exact) return exact;
   const byPrefix = all.filter((n) => n.ID.startsWith(ref));
-  if (byPrefix.length > 1) throw badRequest(`network ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
+  if (byPrefix.length > 1)
+    throw badRequest(`network ${ref} is ambiguous (${byPrefix.length} matches found based on ID prefix)`);
   return byPrefix[0];
 }
 
@@ -123,4 +157,3 @@ export function requireSwarmNetwork(all: Network[], ref: string): Network {
   if (!n) throw notFound(`network ${ref} not found`);
   return n;
 }
-

@@ -43,7 +43,15 @@ export class GlobalOrchestrator extends ServiceOrchestrator {
   }
 }
 
-export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task[], nodes: Node[], restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker()): number | undefined {
+export function reconcileGlobal(
+  pass: PassChanges,
+  service: Service,
+  tasks: Task[],
+  nodes: Node[],
+  restarts: RestartSupervisor,
+  now = Date.now(),
+  updates = new UpdateTracker(),
+): number | undefined {
   let constraints: Constraint[];
   try {
     constraints = parseConstraints(service.Spec.TaskTemplate.Placement?.Constraints);
@@ -62,7 +70,8 @@ export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task
   for (const node of nodes) {
     known.add(node.ID);
     const ts = byNode.get(node.ID) ?? [];
-    const eligible = node.Status.State !== 'down' && node.Spec.Availability !== 'drain' && nodeMatches(constraints, node);
+    const eligible =
+      node.Status.State !== 'down' && node.Spec.Availability !== 'drain' && nodeMatches(constraints, node);
     if (!eligible) {
       for (const t of ts) {
         const down = isDesiredRunnable(t) ? withDesired(pass.current(t), 'shutdown') : undefined;
@@ -71,7 +80,10 @@ export function reconcileGlobal(pass: PassChanges, service: Service, tasks: Task
       continue;
     }
     for (const t of ts) if (isDesiredRunnable(t) && isTerminal(t)) restarts.restart(pass, service, t, node, now);
-    const current = [...ts.map((t) => pass.current(t)), ...pass.createdFor(service.ID).filter((t) => t.NodeID === node.ID)];
+    const current = [
+      ...ts.map((t) => pass.current(t)),
+      ...pass.createdFor(service.ID).filter((t) => t.NodeID === node.ID),
+    ];
     const runnable = current.filter(isDesiredRunnable);
     let alive = runnable.length > 0;
     if (!alive && current.length) {

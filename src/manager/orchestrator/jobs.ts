@@ -32,7 +32,10 @@ export class JobsOrchestrator extends StoreLoop {
     if (!services.length) return;
     const nodes = this.store.view('nodes');
     const nodeMap = new Map(nodes.map((n) => [n.ID, n]));
-    const byId = { get: (id: string) => this.store.viewOne('tasks', id), has: (id: string) => !!this.store.viewOne('tasks', id) };
+    const byId = {
+      get: (id: string) => this.store.viewOne('tasks', id),
+      has: (id: string) => !!this.store.viewOne('tasks', id),
+    };
     const pass = new PassChanges();
     let next: number | undefined;
     for (const s of services) {
@@ -64,7 +67,14 @@ function currentIteration(pass: PassChanges, service: Service, tasks: Task[]): T
 /** Live: desired to complete and not completed (failed ones count until replaced). */
 const live = (t: Task) => t.Status.State !== 'complete' && rank(t.DesiredState) <= rank('complete');
 
-export function reconcileReplicatedJob(pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now()): void {
+export function reconcileReplicatedJob(
+  pass: PassChanges,
+  service: Service,
+  tasks: Task[],
+  nodes: Map<string, Node>,
+  restarts: RestartSupervisor,
+  now = Date.now(),
+): void {
   const job = service.Spec.Mode!.ReplicatedJob!;
   const maxConcurrent = job.MaxConcurrent ?? 1;
   const total = job.TotalCompletions ?? maxConcurrent;
@@ -73,7 +83,8 @@ export function reconcileReplicatedJob(pass: PassChanges, service: Service, task
   for (const t of current) {
     if (!live(t)) continue;
     const node = t.NodeID ? nodes.get(t.NodeID) : undefined;
-    if (rank(t.Status.State) > rank('complete') || (t.NodeID && invalidNode(node))) restarts.restart(pass, service, t, node, now);
+    if (rank(t.Status.State) > rank('complete') || (t.NodeID && invalidNode(node)))
+      restarts.restart(pass, service, t, node, now);
   }
   const all = [...current.map((t) => pass.current(t)), ...pass.createdFor(service.ID)];
   const bySlot = new Map<number, Task>();
@@ -99,7 +110,14 @@ export function reconcileReplicatedJob(pass: PassChanges, service: Service, task
   }
 }
 
-export function reconcileGlobalJob(pass: PassChanges, service: Service, tasks: Task[], nodes: Node[], restarts: RestartSupervisor, now = Date.now()): void {
+export function reconcileGlobalJob(
+  pass: PassChanges,
+  service: Service,
+  tasks: Task[],
+  nodes: Node[],
+  restarts: RestartSupervisor,
+  now = Date.now(),
+): void {
   let constraints: Constraint[];
   try {
     constraints = parseConstraints(service.Spec.TaskTemplate.Placement?.Constraints);
@@ -108,12 +126,18 @@ export function reconcileGlobalJob(pass: PassChanges, service: Service, tasks: T
   }
   const current = currentIteration(pass, service, tasks);
   for (const node of nodes) {
-    if (node.Status.State === 'down' || node.Spec.Availability !== 'active' || !nodeMatches(constraints, node)) continue;
+    if (node.Status.State === 'down' || node.Spec.Availability !== 'active' || !nodeMatches(constraints, node))
+      continue;
     const mine = current.filter((t) => t.NodeID === node.ID);
-    for (const t of mine) if (live(t) && rank(t.Status.State) > rank('complete')) restarts.restart(pass, service, t, node, now);
-    const after = [...mine.map((t) => pass.current(t)), ...pass.createdFor(service.ID).filter((t) => t.NodeID === node.ID)];
+    for (const t of mine)
+      if (live(t) && rank(t.Status.State) > rank('complete')) restarts.restart(pass, service, t, node, now);
+    const after = [
+      ...mine.map((t) => pass.current(t)),
+      ...pass.createdFor(service.ID).filter((t) => t.NodeID === node.ID),
+    ];
     const newest = after.reduce<Task | undefined>((a, b) => (!a || a.CreatedAt <= b.CreatedAt ? b : a), undefined);
-    const settled = newest && (newest.Status.State === 'complete' || live(newest) || !restarts.shouldRestart(newest, service, now));
+    const settled =
+      newest && (newest.Status.State === 'complete' || live(newest) || !restarts.shouldRestart(newest, service, now));
     if (!settled) pass.create(newTask(service, undefined, node.ID));
   }
 }

@@ -10,7 +10,12 @@ import { rank } from '../../cluster/task-state.js';
 /** A task reaching RUNNING while wanted running: nothing becomes reapable by it. */
 function isRunningUpdate(e: StoreEvent): boolean {
   const t = e.object as Task;
-  return e.kind === 'tasks' && e.action === 'update' && t.Status.State === 'running' && rank(t.DesiredState) <= rank('running');
+  return (
+    e.kind === 'tasks' &&
+    e.action === 'update' &&
+    t.Status.State === 'running' &&
+    rank(t.DesiredState) <= rank('running')
+  );
 }
 
 /**
@@ -85,7 +90,8 @@ export class TaskReaper extends StoreLoop {
       } else if (e.kind === 'tasks' && e.action !== 'delete' && !isAgentProgress(e) && !isRunningUpdate(e)) {
         const t = e.object as Task;
         // A task moving forward towards RUNNING neither ends nor grows its slot's history.
-        if (e.action === 'update' && rank(t.Status.State) <= rank('running') && rank(t.DesiredState) <= rank('running')) continue;
+        if (e.action === 'update' && rank(t.Status.State) <= rank('running') && rank(t.DesiredState) <= rank('running'))
+          continue;
         this.dirty.add(taskSlotKey(t));
         need = true;
       }

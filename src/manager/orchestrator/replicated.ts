@@ -126,7 +126,10 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
     }
     if (full) {
       const serviceIds = new Set(this.store.view('services').map((s) => s.ID));
-      this.removeOrphans(pass, this.store.view('tasks').filter((t) => !serviceIds.has(t.ServiceID)));
+      this.removeOrphans(
+        pass,
+        this.store.view('tasks').filter((t) => !serviceIds.has(t.ServiceID)),
+      );
     }
     if (pass.size) await this.commitAll(pass.toChanges());
   }
@@ -144,7 +147,13 @@ export class ReplicatedOrchestrator extends ServiceOrchestrator {
 
 /** One replicated service's slots: restarts, scaling, rolling update. Pure apart from the supervisor's memory. */
 export function reconcileReplicated(
-  pass: PassChanges, service: Service, tasks: Task[], nodes: Map<string, Node>, restarts: RestartSupervisor, now = Date.now(), updates = new UpdateTracker(),
+  pass: PassChanges,
+  service: Service,
+  tasks: Task[],
+  nodes: Map<string, Node>,
+  restarts: RestartSupervisor,
+  now = Date.now(),
+  updates = new UpdateTracker(),
   /** Scale up by at most this many slots (the loop comes back for the rest). */
   maxCreates = Infinity,
 ): number | undefined {
@@ -197,7 +206,9 @@ export function reconcileReplicated(
     }
   } else if (want < live.size) {
     const isRunning = (slot: Task[]) => slot.some((t) => t.Status.State === 'running');
-    const ordered = [...live.values()].sort((a, b) => Number(isRunning(b)) - Number(isRunning(a)) || (a[0].Slot ?? 0) - (b[0].Slot ?? 0));
+    const ordered = [...live.values()].sort(
+      (a, b) => Number(isRunning(b)) - Number(isRunning(a)) || (a[0].Slot ?? 0) - (b[0].Slot ?? 0),
+    );
     const perNode = new Map<string, number>();
     const indexed = ordered.map((slot) => {
       if (slot.length === 1 && slot[0].NodeID) {
@@ -217,5 +228,14 @@ export function reconcileReplicated(
       }
     }
   }
-  return rollingUpdate(pass, service, [...live.values()].map((ts) => ts.filter((t) => rank(t.DesiredState) <= rank('running'))), restarts, nodes, now, updates, tasks);
+  return rollingUpdate(
+    pass,
+    service,
+    [...live.values()].map((ts) => ts.filter((t) => rank(t.DesiredState) <= rank('running'))),
+    restarts,
+    nodes,
+    now,
+    updates,
+    tasks,
+  );
 }

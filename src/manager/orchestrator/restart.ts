@@ -69,7 +69,11 @@ export class RestartSupervisor {
     // The delay does not apply when the node was drained.
     const delayNs = node?.Spec.Availability === 'drain' ? 0 : (t.Spec.RestartPolicy?.Delay ?? DEFAULT_RESTART_DELAY_NS);
     const waitStop = !(node?.Status.State === 'down') && !isTerminal(cur);
-    this.delayed.set(replacement.ID, { at: now + delayNs / 1e6, oldTaskId: waitStop ? t.ID : undefined, deadline: now + OLD_TASK_TIMEOUT_MS });
+    this.delayed.set(replacement.ID, {
+      at: now + delayNs / 1e6,
+      oldTaskId: waitStop ? t.ID : undefined,
+      deadline: now + OLD_TASK_TIMEOUT_MS,
+    });
     pass.create(replacement);
     this.record(service, replacement, now);
     return replacement;
@@ -95,7 +99,13 @@ export class RestartSupervisor {
    * Raises tasks waiting in READY to RUNNING when due. Tasks found in READY without a record
    * (a new leader took over) start now. Returns the next time something becomes due.
    */
-  startDue(pass: PassChanges, tasks: Task[], byId: Pick<Map<string, Task>, 'get' | 'has'>, nodes: Map<string, Node>, now = Date.now()): number | undefined {
+  startDue(
+    pass: PassChanges,
+    tasks: Task[],
+    byId: Pick<Map<string, Task>, 'get' | 'has'>,
+    nodes: Map<string, Node>,
+    now = Date.now(),
+  ): number | undefined {
     // Forget replacements that were deleted meanwhile.
     for (const id of this.delayed.keys()) if (!byId.has(id) && !pass.hasCreated(id)) this.delayed.delete(id);
     let next: number | undefined;
@@ -108,8 +118,13 @@ export class RestartSupervisor {
         else if (d.oldTaskId && now < d.deadline) {
           const old = byId.get(d.oldTaskId);
           const oldNode = old?.NodeID ? nodes.get(old.NodeID) : undefined;
-          const stopped = !old || rank(old.Status.State) > rank('running') || !old.NodeID || !oldNode || oldNode.Status.State === 'down'
-            || rank(old.Status.State) < rank('assigned');
+          const stopped =
+            !old ||
+            rank(old.Status.State) > rank('running') ||
+            !old.NodeID ||
+            !oldNode ||
+            oldNode.Status.State === 'down' ||
+            rank(old.Status.State) < rank('assigned');
           if (!stopped) due = false;
         }
         if (!due) {

@@ -14,7 +14,10 @@ export abstract class ServiceOrchestrator extends StoreLoop {
   readonly restarts = new RestartSupervisor();
   readonly updates = new UpdateTracker();
   /** Task by ID as the cache holds it (what the restart supervisor checks old tasks against). */
-  protected readonly taskById = { get: (id: string): Task | undefined => this.store.viewOne('tasks', id), has: (id: string): boolean => !!this.store.viewOne('tasks', id) };
+  protected readonly taskById = {
+    get: (id: string): Task | undefined => this.store.viewOne('tasks', id),
+    has: (id: string): boolean => !!this.store.viewOne('tasks', id),
+  };
 
   constructor(store: Store, log: Logger, name: string) {
     super(store, log.child({ loop: name }), 10, 200);

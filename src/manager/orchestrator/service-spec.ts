@@ -28,8 +28,14 @@ export function normalizeSpec(spec: ServiceSpec): ServiceSpec {
   const m = s.Mode ?? {};
   if (m.ReplicatedJob) {
     const maxConcurrent = m.ReplicatedJob.MaxConcurrent ?? 1;
-    s.Mode = { ReplicatedJob: { MaxConcurrent: maxConcurrent, TotalCompletions: m.ReplicatedJob.TotalCompletions ?? maxConcurrent } };
-  } else if (!m.Global && !m.GlobalJob) s.Mode = { ...m, Replicated: { ...(m.Replicated ?? {}), Replicas: m.Replicated?.Replicas ?? 1 } };
+    s.Mode = {
+      ReplicatedJob: {
+        MaxConcurrent: maxConcurrent,
+        TotalCompletions: m.ReplicatedJob.TotalCompletions ?? maxConcurrent,
+      },
+    };
+  } else if (!m.Global && !m.GlobalJob)
+    s.Mode = { ...m, Replicated: { ...(m.Replicated ?? {}), Replicas: m.Replicated?.Replicas ?? 1 } };
   // An empty action or order is SwarmKit's zero enum value (moby convert updateConfigToGRPC); `stack deploy` sends them empty.
   for (const u of [s.UpdateConfig, s.RollbackConfig]) {
     if (!u) continue;
@@ -49,11 +55,15 @@ export function validateSpec(spec: ServiceSpec): void {
   const task = spec.TaskTemplate ?? {};
   for (const r of [task.Resources?.Limits, task.Resources?.Reservations]) {
     if (!r) continue;
-    if (r.NanoCPUs && r.NanoCPUs < 1e6) throw rpcError('InvalidArgument', `invalid cpu value ${r.NanoCPUs / 1e9}: Must be at least 0.001`);
-    if (r.MemoryBytes && r.MemoryBytes < 4 * 1024 * 1024) throw rpcError('InvalidArgument', `invalid memory value ${r.MemoryBytes}: Must be at least 4MiB`);
+    if (r.NanoCPUs && r.NanoCPUs < 1e6)
+      throw rpcError('InvalidArgument', `invalid cpu value ${r.NanoCPUs / 1e9}: Must be at least 0.001`);
+    if (r.MemoryBytes && r.MemoryBytes < 4 * 1024 * 1024)
+      throw rpcError('InvalidArgument', `invalid memory value ${r.MemoryBytes}: Must be at least 4MiB`);
   }
-  if ((task.RestartPolicy?.Delay ?? 0) < 0) throw rpcError('InvalidArgument', 'TaskSpec: restart-delay cannot be negative');
-  if ((task.RestartPolicy?.Window ?? 0) < 0) throw rpcError('InvalidArgument', 'TaskSpec: restart-window cannot be negative');
+  if ((task.RestartPolicy?.Delay ?? 0) < 0)
+    throw rpcError('InvalidArgument', 'TaskSpec: restart-delay cannot be negative');
+  if ((task.RestartPolicy?.Window ?? 0) < 0)
+    throw rpcError('InvalidArgument', 'TaskSpec: restart-window cannot be negative');
   try {
     parseConstraints(task.Placement?.Constraints ?? []);
   } catch (e) {
@@ -63,12 +73,14 @@ export function validateSpec(spec: ServiceSpec): void {
   if (!task.ContainerSpec) throw rpcError('InvalidArgument', 'TaskSpec: missing runtime');
   const image = task.ContainerSpec.Image ?? '';
   if (!image) throw rpcError('InvalidArgument', 'ContainerSpec: image reference must be provided');
-  if (/\s/.test(image) || /[A-Z]/.test(image.split('@')[0].split('/').pop()!.split(':')[0])) throw rpcError('InvalidArgument', `ContainerSpec: "${image}" is not a valid repository/tag`);
+  if (/\s/.test(image) || /[A-Z]/.test(image.split('@')[0].split('/').pop()!.split(':')[0]))
+    throw rpcError('InvalidArgument', `ContainerSpec: "${image}" is not a valid repository/tag`);
   // What the daemon refuses while converting the spec for SwarmKit (moby convert containerToGRPC): a 400 without the rpc prefix.
   for (const m of task.ContainerSpec.Mounts ?? []) {
     if (!MOUNT_TYPES.has(String(m.Type).toLowerCase())) throw new ApiError(400, `invalid MountType: "${m.Type}"`);
     const prop = m.BindOptions?.Propagation;
-    if (m.Type === 'bind' && prop && !PROPAGATIONS.has(prop.toLowerCase())) throw new ApiError(400, `invalid MountPropagation: "${prop}"`);
+    if (m.Type === 'bind' && prop && !PROPAGATIONS.has(prop.toLowerCase()))
+      throw new ApiError(400, `invalid MountPropagation: "${prop}"`);
   }
   const targets = new Set<string>();
   for (const m of task.ContainerSpec.Mounts ?? []) {
@@ -77,18 +89,25 @@ export function validateSpec(spec: ServiceSpec): void {
   }
 
   const mode = spec.Mode ?? {};
-  const kinds = [mode.Replicated, mode.Global, mode.ReplicatedJob, mode.GlobalJob].filter((x) => x !== undefined).length;
+  const kinds = [mode.Replicated, mode.Global, mode.ReplicatedJob, mode.GlobalJob].filter(
+    (x) => x !== undefined,
+  ).length;
   if (kinds > 1) throw rpcError('InvalidArgument', 'Unrecognized service mode');
-  if ((mode.Replicated?.Replicas ?? 0) < 0) throw rpcError('InvalidArgument', 'Number of replicas must be non-negative');
-  if ((mode.ReplicatedJob?.MaxConcurrent ?? 0) < 0) throw rpcError('InvalidArgument', 'Maximum concurrent jobs must not be negative');
-  if ((mode.ReplicatedJob?.TotalCompletions ?? 0) < 0) throw rpcError('InvalidArgument', 'Total completed jobs must not be negative');
-  if ((mode.ReplicatedJob || mode.GlobalJob) && spec.UpdateConfig) throw rpcError('InvalidArgument', 'Jobs may not have an update config');
+  if ((mode.Replicated?.Replicas ?? 0) < 0)
+    throw rpcError('InvalidArgument', 'Number of replicas must be non-negative');
+  if ((mode.ReplicatedJob?.MaxConcurrent ?? 0) < 0)
+    throw rpcError('InvalidArgument', 'Maximum concurrent jobs must not be negative');
+  if ((mode.ReplicatedJob?.TotalCompletions ?? 0) < 0)
+    throw rpcError('InvalidArgument', 'Total completed jobs must not be negative');
+  if ((mode.ReplicatedJob || mode.GlobalJob) && spec.UpdateConfig)
+    throw rpcError('InvalidArgument', 'Jobs may not have an update config');
 
   for (const u of [spec.UpdateConfig]) {
     if (!u) continue;
     if ((u.Delay ?? 0) < 0) throw rpcError('InvalidArgument', 'TaskSpec: update-delay cannot be negative');
     if ((u.Monitor ?? 0) < 0) throw rpcError('InvalidArgument', 'TaskSpec: update-monitor cannot be negative');
-    if ((u.MaxFailureRatio ?? 0) < 0 || (u.MaxFailureRatio ?? 0) > 1) throw rpcError('InvalidArgument', 'TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1');
+    if ((u.MaxFailureRatio ?? 0) < 0 || (u.MaxFailureRatio ?? 0) > 1)
+      throw rpcError('InvalidArgument', 'TaskSpec: update-maxfailureratio cannot be less than 0 or bigger than 1');
   }
 
   const ep = spec.EndpointSpec;
@@ -121,10 +140,16 @@ export function checkPortConflicts(spec: ServiceSpec, services: Service[], selfI
         if (q.PublishedPort !== p.PublishedPort || (q.Protocol ?? 'tcp') !== proto) continue;
         const other = q.PublishMode ?? 'ingress';
         if (mine === 'host' && other === 'ingress') {
-          throw rpcError('InvalidArgument', `port '${p.PublishedPort}' is already in use by service '${s.Spec.Name}' (${s.ID}) as a host-published port`);
+          throw rpcError(
+            'InvalidArgument',
+            `port '${p.PublishedPort}' is already in use by service '${s.Spec.Name}' (${s.ID}) as a host-published port`,
+          );
         }
         if (mine === 'ingress') {
-          throw rpcError('InvalidArgument', `port '${p.PublishedPort}' is already in use by service '${s.Spec.Name}' (${s.ID}) as an ingress port`);
+          throw rpcError(
+            'InvalidArgument',
+            `port '${p.PublishedPort}' is already in use by service '${s.Spec.Name}' (${s.ID}) as an ingress port`,
+          );
         }
       }
     }
@@ -142,14 +167,54 @@ export function resolveNetworks(spec: ServiceSpec, networks: Network[]): void {
       const byPrefix = matches.length ? matches : networks.filter((n) => n.ID.startsWith(a.Target));
       if (byPrefix.length !== 1) throw new ApiError(404, `network ${a.Target} not found`);
       const n = byPrefix[0];
-      if (n.Spec.Ingress) throw rpcError('InvalidArgument', `Service cannot be explicitly attached to the ingress network "${n.Spec.Name}"`);
+      if (n.Spec.Ingress)
+        throw rpcError(
+          'InvalidArgument',
+          `Service cannot be explicitly attached to the ingress network "${n.Spec.Name}"`,
+        );
       a.Target = n.ID;
     }
   }
 }
 
-const LEFT = ['admiring', 'brave', 'clever', 'eager', 'focused', 'gallant', 'happy', 'jolly', 'keen', 'loving', 'modest', 'nifty', 'quirky', 'serene', 'tender', 'vibrant', 'wizardly', 'zealous'];
-const RIGHT = ['babbage', 'curie', 'darwin', 'euler', 'fermat', 'galileo', 'hopper', 'kepler', 'lovelace', 'newton', 'noether', 'pascal', 'ritchie', 'shannon', 'turing', 'wozniak'];
+const LEFT = [
+  'admiring',
+  'brave',
+  'clever',
+  'eager',
+  'focused',
+  'gallant',
+  'happy',
+  'jolly',
+  'keen',
+  'loving',
+  'modest',
+  'nifty',
+  'quirky',
+  'serene',
+  'tender',
+  'vibrant',
+  'wizardly',
+  'zealous',
+];
+const RIGHT = [
+  'babbage',
+  'curie',
+  'darwin',
+  'euler',
+  'fermat',
+  'galileo',
+  'hopper',
+  'kepler',
+  'lovelace',
+  'newton',
+  'noether',
+  'pascal',
+  'ritchie',
+  'shannon',
+  'turing',
+  'wozniak',
+];
 
 /** A name for a service created without one, in the style of Docker's generator. */
 export function randomName(): string {

@@ -58,7 +58,10 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
     UpdatedAt: now,
     Spec: structuredClone(service.Spec.TaskTemplate),
     ServiceID: service.ID,
-    ServiceAnnotations: { Name: service.Spec.Name, ...(service.Spec.Labels ? { Labels: { ...service.Spec.Labels } } : {}) },
+    ServiceAnnotations: {
+      Name: service.Spec.Name,
+      ...(service.Spec.Labels ? { Labels: { ...service.Spec.Labels } } : {}),
+    },
     Status: needsAllocation(service) ? status('new', 'created') : status('pending', 'pending task scheduling'),
     DesiredState: 'running',
     ...(service.SpecVersion ? { SpecVersion: { ...service.SpecVersion } } : {}),
@@ -81,8 +84,11 @@ export function isTaskDirty(service: Service, t: Task, node?: Node): boolean {
   const { Placement: wantPlacement, ...want } = service.Spec.TaskTemplate;
   const { Placement: hasPlacement, ...has } = t.Spec;
   if (JSON.stringify(canonicalSpec(want)) !== JSON.stringify(canonicalSpec(has))) return true;
-  if (JSON.stringify(canonicalSpec(wantPlacement ?? {})) === JSON.stringify(canonicalSpec(hasPlacement ?? {}))) return false;
-  const onlyConstraints = JSON.stringify(canonicalSpec({ ...(wantPlacement ?? {}), Constraints: undefined })) === JSON.stringify(canonicalSpec({ ...(hasPlacement ?? {}), Constraints: undefined }));
+  if (JSON.stringify(canonicalSpec(wantPlacement ?? {})) === JSON.stringify(canonicalSpec(hasPlacement ?? {})))
+    return false;
+  const onlyConstraints =
+    JSON.stringify(canonicalSpec({ ...(wantPlacement ?? {}), Constraints: undefined })) ===
+    JSON.stringify(canonicalSpec({ ...(hasPlacement ?? {}), Constraints: undefined }));
   if (!onlyConstraints || !node) return true;
   try {
     return !nodeMatches(parseConstraints(wantPlacement?.Constraints ?? []), node);

@@ -23,7 +23,8 @@ export class UpdateTracker {
   get(service: Service, dirtySlots: number): UpdateProgress {
     const v = service.SpecVersion?.Index ?? 0;
     let p = this.progress.get(service.ID);
-    if (!p || p.specVersion !== v) this.progress.set(service.ID, (p = { specVersion: v, dirtySlots, updated: new Map(), failed: new Set() }));
+    if (!p || p.specVersion !== v)
+      this.progress.set(service.ID, (p = { specVersion: v, dirtySlots, updated: new Map(), failed: new Set() }));
     return p;
   }
 
@@ -32,7 +33,14 @@ export class UpdateTracker {
   }
 }
 
-const DEFAULTS: Required<UpdateConfig> = { Parallelism: 1, Delay: 0, FailureAction: 'pause', Monitor: 5e9, MaxFailureRatio: 0, Order: 'stop-first' };
+const DEFAULTS: Required<UpdateConfig> = {
+  Parallelism: 1,
+  Delay: 0,
+  FailureAction: 'pause',
+  Monitor: 5e9,
+  MaxFailureRatio: 0,
+  Order: 'stop-first',
+};
 
 /**
  * Rolling update (swarmkit updater): slots whose task runs an older spec are replaced
@@ -45,8 +53,14 @@ const DEFAULTS: Required<UpdateConfig> = { Parallelism: 1, Delay: 0, FailureActi
  * Returns when the updater wants to look again (the end of a delay), if it does.
  */
 export function rollingUpdate(
-  pass: PassChanges, service: Service, slots: Task[][], restarts: RestartSupervisor,
-  nodes: Map<string, Node> = new Map(), now = Date.now(), tracker = new UpdateTracker(), allTasks: Task[] = [],
+  pass: PassChanges,
+  service: Service,
+  slots: Task[][],
+  restarts: RestartSupervisor,
+  nodes: Map<string, Node> = new Map(),
+  now = Date.now(),
+  tracker = new UpdateTracker(),
+  allTasks: Task[] = [],
 ): number | undefined {
   const state = service.UpdateStatus?.State;
   const rollingBack = state === 'rollback_started';
@@ -64,20 +78,29 @@ export function rollingUpdate(
   if (inUpdate && cfg.FailureAction !== 'continue') {
     if (applyFailureAction(pass, service, cfg, progress, allTasks, now, rollingBack)) return undefined;
   } else {
-    for (const t of allTasks) if (t.Status.State === 'running' && progress.updated.get(t.ID) === 0) progress.updated.set(t.ID, now);
+    for (const t of allTasks)
+      if (t.Status.State === 'running' && progress.updated.get(t.ID) === 0) progress.updated.set(t.ID, now);
   }
 
   if (!dirty.length) {
     if (!inFlight && inUpdate) {
       pass.updateService({
         ...service,
-        UpdateStatus: { ...service.UpdateStatus!, State: rollingBack ? 'rollback_completed' : 'completed', CompletedAt: new Date(now).toISOString(), Message: rollingBack ? 'rollback completed' : 'update completed' },
+        UpdateStatus: {
+          ...service.UpdateStatus!,
+          State: rollingBack ? 'rollback_completed' : 'completed',
+          CompletedAt: new Date(now).toISOString(),
+          Message: rollingBack ? 'rollback completed' : 'update completed',
+        },
       });
     }
     return undefined;
   }
   if (!inUpdate) {
-    pass.updateService({ ...service, UpdateStatus: { State: 'updating', StartedAt: new Date(now).toISOString(), Message: 'update in progress' } });
+    pass.updateService({
+      ...service,
+      UpdateStatus: { State: 'updating', StartedAt: new Date(now).toISOString(), Message: 'update in progress' },
+    });
   }
 
   // Delay between batches, counted from when the previous batch was all running.
@@ -87,7 +110,8 @@ export function rollingUpdate(
     progress.batchDoneAt = now;
   }
   const delayMs = cfg.Delay / 1e6;
-  if (!inFlight && progress.batchDoneAt !== undefined && delayMs > 0 && now < progress.batchDoneAt + delayMs) return progress.batchDoneAt + delayMs;
+  if (!inFlight && progress.batchDoneAt !== undefined && delayMs > 0 && now < progress.batchDoneAt + delayMs)
+    return progress.batchDoneAt + delayMs;
 
   const budget = cfg.Parallelism === 0 ? dirty.length : Math.max(0, cfg.Parallelism - inFlight);
   replaceBatch(pass, service, dirty.slice(0, budget), cfg, restarts, progress, now);
@@ -100,7 +124,11 @@ export function rollingUpdate(
  * counted during an update), and start-first old tasks whose replacement runs (to shut down).
  */
 function classifySlots(
-  pass: PassChanges, service: Service, slots: Task[][], nodes: Map<string, Node>, inUpdate: boolean,
+  pass: PassChanges,
+  service: Service,
+  slots: Task[][],
+  nodes: Map<string, Node>,
+  inUpdate: boolean,
 ): { dirty: Task[][]; inFlight: number; startFirstOld: Task[] } {
   const dirty: Task[][] = [];
   let inFlight = 0;
@@ -128,7 +156,13 @@ function classifySlots(
  * (roll back, or pause). Returns true when it stopped the update.
  */
 function applyFailureAction(
-  pass: PassChanges, service: Service, cfg: Required<UpdateConfig>, progress: UpdateProgress, allTasks: Task[], now: number, rollingBack: boolean,
+  pass: PassChanges,
+  service: Service,
+  cfg: Required<UpdateConfig>,
+  progress: UpdateProgress,
+  allTasks: Task[],
+  now: number,
+  rollingBack: boolean,
 ): boolean {
   for (const t of allTasks) {
     if (!progress.updated.has(t.ID) || progress.failed.has(t.ID)) continue;
@@ -148,7 +182,14 @@ function applyFailureAction(
         UpdateStatus: { ...service.UpdateStatus, State: 'rollback_started', Message: `update rolled back ${cause}` },
       });
     } else {
-      pass.updateService({ ...service, UpdateStatus: { ...service.UpdateStatus, State: rollingBack ? 'rollback_paused' : 'paused', Message: `${rollingBack ? 'rollback' : 'update'} paused ${cause}` } });
+      pass.updateService({
+        ...service,
+        UpdateStatus: {
+          ...service.UpdateStatus,
+          State: rollingBack ? 'rollback_paused' : 'paused',
+          Message: `${rollingBack ? 'rollback' : 'update'} paused ${cause}`,
+        },
+      });
     }
     return true;
   }
@@ -157,7 +198,13 @@ function applyFailureAction(
 
 /** One batch: each dirty slot gets a replacement task (stop-first: its old tasks go down first). */
 function replaceBatch(
-  pass: PassChanges, service: Service, batch: Task[][], cfg: Required<UpdateConfig>, restarts: RestartSupervisor, progress: UpdateProgress, now: number,
+  pass: PassChanges,
+  service: Service,
+  batch: Task[][],
+  cfg: Required<UpdateConfig>,
+  restarts: RestartSupervisor,
+  progress: UpdateProgress,
+  now: number,
 ): void {
   for (const slot of batch) {
     const old = slot[0];

@@ -62,7 +62,11 @@ class ConstraintFilter implements Filter {
     return nodeMatches(this.constraints, n.node);
   }
   explain(nodes: number): string {
-    return plural(nodes, 'scheduling constraints not satisfied on 1 node', 'scheduling constraints not satisfied on %d nodes');
+    return plural(
+      nodes,
+      'scheduling constraints not satisfied on 1 node',
+      'scheduling constraints not satisfied on %d nodes',
+    );
   }
 }
 
@@ -79,7 +83,9 @@ class PlatformFilter implements Filter {
   check(n: NodeInfo): boolean {
     const p = n.node.Description?.Platform;
     if (!p) return false;
-    return this.platforms.some((w) => (!w.Architecture || normArch(w.Architecture) === normArch(p.Architecture)) && (!w.OS || w.OS === p.OS));
+    return this.platforms.some(
+      (w) => (!w.Architecture || normArch(w.Architecture) === normArch(p.Architecture)) && (!w.OS || w.OS === p.OS),
+    );
   }
   explain(nodes: number): string {
     return plural(nodes, 'unsupported platform on 1 node', 'unsupported platform on %d nodes');
@@ -118,7 +124,14 @@ class MaxReplicasFilter implements Filter {
 
 /** Runs the filters for one task at a time and remembers why nodes failed. */
 export class Pipeline {
-  private readonly filters: Filter[] = [new ReadyFilter(), new ResourceFilter(), new ConstraintFilter(), new PlatformFilter(), new HostPortFilter(), new MaxReplicasFilter()];
+  private readonly filters: Filter[] = [
+    new ReadyFilter(),
+    new ResourceFilter(),
+    new ConstraintFilter(),
+    new PlatformFilter(),
+    new HostPortFilter(),
+    new MaxReplicasFilter(),
+  ];
   private active: Filter[] = [];
   private failures = new Map<Filter, number>();
 

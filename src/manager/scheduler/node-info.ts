@@ -49,7 +49,8 @@ export class NodeInfo {
     if (hostPorts(services.get(had.ServiceID)).length) {
       // Another task of the node may hold the same port: recount from what is left.
       this.usedHostPorts.clear();
-      for (const o of this.tasks.values()) for (const p of hostPorts(services.get(o.ServiceID))) this.usedHostPorts.add(p);
+      for (const o of this.tasks.values())
+        for (const p of hostPorts(services.get(o.ServiceID))) this.usedHostPorts.add(p);
     }
     return true;
   }
@@ -74,13 +75,17 @@ export const MAX_FAILURES = 5;
  * global task waiting in PENDING already names its node but must not collide with itself.
  */
 export function occupiesNode(t: Task): boolean {
-  return !!t.NodeID && t.Status.State !== 'new' && t.Status.State !== 'pending' && isDesiredRunnable(t) && !isTerminal(t);
+  return (
+    !!t.NodeID && t.Status.State !== 'new' && t.Status.State !== 'pending' && isDesiredRunnable(t) && !isTerminal(t)
+  );
 }
 
 /** The host-mode published ports a service's tasks take on their node. */
 export function hostPorts(service: Service | undefined): HostPort[] {
   const ports = service?.Endpoint?.Ports ?? service?.Spec.EndpointSpec?.Ports ?? [];
-  return ports.filter((p) => p.PublishMode === 'host' && p.PublishedPort).map((p) => `${p.Protocol ?? 'tcp'}/${p.PublishedPort}`);
+  return ports
+    .filter((p) => p.PublishMode === 'host' && p.PublishedPort)
+    .map((p) => `${p.Protocol ?? 'tcp'}/${p.PublishedPort}`);
 }
 
 /** Builds NodeInfos for every node from the store's tasks. */

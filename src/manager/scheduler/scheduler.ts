@@ -20,7 +20,13 @@ export type FailureLog = Map<string, Map<string, number[]>>;
  * in batches of one service and spec version, so a batch spreads as a whole. Pure: returns
  * the tasks to write.
  */
-export function schedule(nodes: Node[], tasks: Task[], services: Map<string, Service>, failures: FailureLog = new Map(), now = Date.now()): Task[] {
+export function schedule(
+  nodes: Node[],
+  tasks: Task[],
+  services: Map<string, Service>,
+  failures: FailureLog = new Map(),
+  now = Date.now(),
+): Task[] {
   return schedulePending(buildNodeInfos(nodes, tasks, services), tasks, services, failures, now);
 }
 
@@ -28,7 +34,13 @@ export function schedule(nodes: Node[], tasks: Task[], services: Map<string, Ser
  * The same pass on NodeInfos kept between passes: `tasks` need only hold the PENDING ones.
  * Placed tasks are added to their NodeInfo.
  */
-export function schedulePending(infos: Map<string, NodeInfo>, tasks: Task[], services: Map<string, Service>, failures: FailureLog = new Map(), now = Date.now()): Task[] {
+export function schedulePending(
+  infos: Map<string, NodeInfo>,
+  tasks: Task[],
+  services: Map<string, Service>,
+  failures: FailureLog = new Map(),
+  now = Date.now(),
+): Task[] {
   for (const info of infos.values()) info.failures.clear();
   for (const [nodeId, byService] of failures) {
     const info = infos.get(nodeId);
@@ -56,9 +68,15 @@ export function schedulePending(infos: Map<string, NodeInfo>, tasks: Task[], ser
     const service = services.get(group[0].ServiceID);
     pipeline.setTask(group[0], service);
     const eligible = allInfos.filter((n) => pipeline.process(n));
-    const prefs = (group[0].Spec.Placement?.Preferences ?? []).map((p) => p.Spread?.SpreadDescriptor).filter((d): d is string => !!d);
+    const prefs = (group[0].Spec.Placement?.Preferences ?? [])
+      .map((p) => p.Spread?.SpreadDescriptor)
+      .filter((d): d is string => !!d);
     const unplaced = spreadTasks(group, eligible, prefs, { service, pipeline, now }, (t) => {
-      out.push({ ...t, Status: status('assigned', 'scheduler assigned task to node'), UpdatedAt: new Date(now).toISOString() });
+      out.push({
+        ...t,
+        Status: status('assigned', 'scheduler assigned task to node'),
+        UpdatedAt: new Date(now).toISOString(),
+      });
     });
     if (unplaced.length) {
       pipeline.setTask(group[0], service);
@@ -75,7 +93,13 @@ function schedulePreassigned(t: Task, service: Service, infos: Map<string, NodeI
   const info = infos.get(t.NodeID!);
   if (info && pipeline.process(info)) {
     info.addTask(t, service);
-    return [{ ...t, Status: status('assigned', 'scheduler confirmed task can run on preassigned node'), UpdatedAt: new Date().toISOString() }];
+    return [
+      {
+        ...t,
+        Status: status('assigned', 'scheduler confirmed task can run on preassigned node'),
+        UpdatedAt: new Date().toISOString(),
+      },
+    ];
   }
   const u = noSuitableNode(t, info ? pipeline.explain() : '');
   return u ? [u] : [];
@@ -85,7 +109,11 @@ function schedulePreassigned(t: Task, service: Service, infos: Map<string, NodeI
 function noSuitableNode(t: Task, explanation: string): Task | undefined {
   const err = explanation ? `no suitable node (${explanation})` : 'no suitable node';
   if (t.Status.Err === err) return undefined;
-  return { ...t, Status: { ...t.Status, Timestamp: new Date().toISOString(), Err: err }, UpdatedAt: new Date().toISOString() };
+  return {
+    ...t,
+    Status: { ...t.Status, Timestamp: new Date().toISOString(), Err: err },
+    UpdatedAt: new Date().toISOString(),
+  };
 }
 
 /**
@@ -121,8 +149,15 @@ export class Scheduler extends StoreLoop {
       } else if (e.kind === 'tasks') {
         const t = e.object as Task;
         this.track(e.action === 'delete' ? undefined : t, t.ID, serviceMap);
-        if (e.action === 'delete' || t.Status.State === 'pending' || rank(t.Status.State) > rank('running') || !isDesiredRunnable(t)) need = true;
-        if ((t.Status.State === 'failed' || t.Status.State === 'rejected') && t.NodeID && e.action === 'update') this.recordFailure(t);
+        if (
+          e.action === 'delete' ||
+          t.Status.State === 'pending' ||
+          rank(t.Status.State) > rank('running') ||
+          !isDesiredRunnable(t)
+        )
+          need = true;
+        if ((t.Status.State === 'failed' || t.Status.State === 'rejected') && t.NodeID && e.action === 'update')
+          this.recordFailure(t);
       }
     }
     return need;
@@ -194,7 +229,9 @@ export class Scheduler extends StoreLoop {
       // Grouped by node: the store splits a big batch into transactions, and each one's events
       // reach the agents as one assignments message per node. Spread order put one task per
       // node in each, so a node got (and answered) a message per task.
-      decisions.sort((a, b) => ((a.NodeID ?? '') < (b.NodeID ?? '') ? -1 : (a.NodeID ?? '') > (b.NodeID ?? '') ? 1 : 0));
+      decisions.sort((a, b) =>
+        (a.NodeID ?? '') < (b.NodeID ?? '') ? -1 : (a.NodeID ?? '') > (b.NodeID ?? '') ? 1 : 0,
+      );
       try {
         await this.commitAll(decisions.map((t) => ({ kind: 'tasks' as const, op: 'update' as const, object: t })));
       } catch (e) {

@@ -21,16 +21,30 @@ export interface SpreadContext {
 export function spreadValue(descriptor: string, n: Node): string {
   const d = descriptor.toLowerCase();
   if (d.startsWith('node.labels.')) return n.Spec.Labels?.[descriptor.slice('node.labels.'.length)] ?? '';
-  if (d.startsWith('engine.labels.')) return n.Description?.Engine?.Labels?.[descriptor.slice('engine.labels.'.length)] ?? '';
+  if (d.startsWith('engine.labels.'))
+    return n.Description?.Engine?.Labels?.[descriptor.slice('engine.labels.'.length)] ?? '';
   return '';
 }
 
 /** Places tasks on nodes; returns the tasks that found no room. Placed tasks are added to their NodeInfo with NodeID set. */
-export function spreadTasks(tasks: Task[], nodes: NodeInfo[], preferences: string[], ctx: SpreadContext, placed: (t: Task, n: NodeInfo) => void): Task[] {
+export function spreadTasks(
+  tasks: Task[],
+  nodes: NodeInfo[],
+  preferences: string[],
+  ctx: SpreadContext,
+  placed: (t: Task, n: NodeInfo) => void,
+): Task[] {
   return place(tasks, nodes, preferences, 0, ctx, placed);
 }
 
-function place(tasks: Task[], nodes: NodeInfo[], prefs: string[], level: number, ctx: SpreadContext, placed: (t: Task, n: NodeInfo) => void): Task[] {
+function place(
+  tasks: Task[],
+  nodes: NodeInfo[],
+  prefs: string[],
+  level: number,
+  ctx: SpreadContext,
+  placed: (t: Task, n: NodeInfo) => void,
+): Task[] {
   if (!tasks.length) return [];
   if (level >= prefs.length) return fillLeaf(tasks, nodes, ctx, placed);
   const serviceId = tasks[0].ServiceID;
@@ -73,9 +87,18 @@ function place(tasks: Task[], nodes: NodeInfo[], prefs: string[], level: number,
   return remaining;
 }
 
-function fillLeaf(tasks: Task[], nodes: NodeInfo[], ctx: SpreadContext, placed: (t: Task, n: NodeInfo) => void): Task[] {
+function fillLeaf(
+  tasks: Task[],
+  nodes: NodeInfo[],
+  ctx: SpreadContext,
+  placed: (t: Task, n: NodeInfo) => void,
+): Task[] {
   const serviceId = tasks[0].ServiceID;
-  const key = (n: NodeInfo): [number, number, number] => [n.recentFailures(serviceId, ctx.now) >= MAX_FAILURES ? 1 : 0, n.serviceCount(serviceId), n.tasks.size];
+  const key = (n: NodeInfo): [number, number, number] => [
+    n.recentFailures(serviceId, ctx.now) >= MAX_FAILURES ? 1 : 0,
+    n.serviceCount(serviceId),
+    n.tasks.size,
+  ];
   const heap = new NodeHeap(key);
   for (const n of nodes) heap.push(n);
   let i = 0;

@@ -68,13 +68,22 @@ function resealedSecret(keys: Buffer[], seal: Buffer, json: Buffer): string | un
  * `keys`): one transaction comparing each rewritten key's revision, so a concurrent write makes
  * it read again. `also` is put in the same transaction. Returns how many values it re-sealed.
  */
-export async function resealAll(client: Etcd3, keys: Buffer[], seal: Buffer, also?: { key: string; value: string }): Promise<number> {
+export async function resealAll(
+  client: Etcd3,
+  keys: Buffer[],
+  seal: Buffer,
+  also?: { key: string; value: string },
+): Promise<number> {
   for (let attempt = 0; ; attempt++) {
-    const kvs = [...(await client.kv.range({ key: Buffer.from(SECRETS), range_end: Buffer.from(SECRETS.slice(0, -1) + '0') })).kvs];
+    const kvs = [
+      ...(await client.kv.range({ key: Buffer.from(SECRETS), range_end: Buffer.from(SECRETS.slice(0, -1) + '0') })).kvs,
+    ];
     for (const k of SEALED_KEYS) kvs.push(...(await client.kv.range({ key: Buffer.from(k) })).kvs);
     const compare = [];
     // The hand-over first: a watcher sees the new key before any value sealed with it.
-    const success: { request_put: { key: Buffer; value: Buffer } }[] = also ? [{ request_put: { key: Buffer.from(also.key), value: Buffer.from(also.value) } }] : [];
+    const success: { request_put: { key: Buffer; value: Buffer } }[] = also
+      ? [{ request_put: { key: Buffer.from(also.key), value: Buffer.from(also.value) } }]
+      : [];
     for (const kv of kvs) {
       const key = kv.key.toString();
       const value = key.startsWith(SECRETS) ? resealedSecret(keys, seal, kv.value) : resealed(keys, seal, kv.value);

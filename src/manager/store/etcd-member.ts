@@ -51,7 +51,10 @@ export class EtcdMember {
   private restartTimer?: NodeJS.Timeout;
   private startedAt = 0;
 
-  constructor(private readonly o: EtcdMemberOptions, private readonly log: Logger) {}
+  constructor(
+    private readonly o: EtcdMemberOptions,
+    private readonly log: Logger,
+  ) {}
 
   async start(): Promise<void> {
     this.stopping = false;
@@ -62,32 +65,68 @@ export class EtcdMember {
     const peerUrl = (a: string) => peerUrlOf(a, this.o.peerPort);
     const clientUrl = (a: string) => clientUrlOf(a, this.o.clientPort);
     const args = [
-      '--pdeathsig', 'KILL', '--', 'etcd',
-      '--name', this.o.name,
-      '--data-dir', this.o.dataDir,
-      '--listen-peer-urls', peerUrl(addr),
-      '--initial-advertise-peer-urls', peerUrl(addr),
+      '--pdeathsig',
+      'KILL',
+      '--',
+      'etcd',
+      '--name',
+      this.o.name,
+      '--data-dir',
+      this.o.dataDir,
+      '--listen-peer-urls',
+      peerUrl(addr),
+      '--initial-advertise-peer-urls',
+      peerUrl(addr),
       // Clients only on loopback: each manager talks to its own member, and a worker's
       // certificate (same CA) must not reach the store.
-      '--listen-client-urls', clientUrl('127.0.0.1'),
-      '--advertise-client-urls', clientUrl('127.0.0.1'),
-      '--initial-cluster', this.o.initialCluster ?? `${this.o.name}=${peerUrl(addr)}`,
-      '--initial-cluster-state', this.o.initialCluster && fresh ? 'existing' : 'new',
-      '--initial-cluster-token', this.o.clusterToken,
-      '--cert-file', this.o.certFile, '--key-file', this.o.keyFile,
-      '--client-cert-auth', '--trusted-ca-file', this.o.caFile,
-      '--peer-cert-file', this.o.certFile, '--peer-key-file', this.o.keyFile,
-      '--peer-client-cert-auth', '--peer-trusted-ca-file', this.o.caFile,
+      '--listen-client-urls',
+      clientUrl('127.0.0.1'),
+      '--advertise-client-urls',
+      clientUrl('127.0.0.1'),
+      '--initial-cluster',
+      this.o.initialCluster ?? `${this.o.name}=${peerUrl(addr)}`,
+      '--initial-cluster-state',
+      this.o.initialCluster && fresh ? 'existing' : 'new',
+      '--initial-cluster-token',
+      this.o.clusterToken,
+      '--cert-file',
+      this.o.certFile,
+      '--key-file',
+      this.o.keyFile,
+      '--client-cert-auth',
+      '--trusted-ca-file',
+      this.o.caFile,
+      '--peer-cert-file',
+      this.o.certFile,
+      '--peer-key-file',
+      this.o.keyFile,
+      '--peer-client-cert-auth',
+      '--peer-trusted-ca-file',
+      this.o.caFile,
       // Only manager certificates (SAN swarm-manager) may be peers.
-      '--peer-cert-allowed-hostname', 'swarm-manager',
+      '--peer-cert-allowed-hostname',
+      'swarm-manager',
       // Leader loops commit many objects at once; the store also splits batches.
-      '--max-txn-ops', '2048', '--max-request-bytes', String(8 * 1024 * 1024),
-      '--heartbeat-interval', '100', '--election-timeout', '1000',
+      '--max-txn-ops',
+      '2048',
+      '--max-request-bytes',
+      String(8 * 1024 * 1024),
+      '--heartbeat-interval',
+      '100',
+      '--election-timeout',
+      '1000',
       // Every task state change is a revision: without compaction the database grows until
       // etcd's quota stops all writes. The store's watch only ever needs the latest revisions.
-      '--auto-compaction-mode', 'periodic', '--auto-compaction-retention', '5m',
-      '--quota-backend-bytes', String(8 * 1024 ** 3),
-      '--logger', 'zap', '--log-level', 'warn',
+      '--auto-compaction-mode',
+      'periodic',
+      '--auto-compaction-retention',
+      '5m',
+      '--quota-backend-bytes',
+      String(8 * 1024 ** 3),
+      '--logger',
+      'zap',
+      '--log-level',
+      'warn',
     ];
     if (this.o.forceNewCluster) args.push('--force-new-cluster');
     // Once: a member restarted after a crash rejoins the cluster it has become.
@@ -130,7 +169,10 @@ export class EtcdMember {
     if (!c || this.exited) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-      c.once('exit', () => { clearTimeout(t); resolve(); });
+      c.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
       c.kill('SIGTERM');
     });
     fs.rmSync(this.o.pidFile, { force: true });
@@ -140,11 +182,17 @@ export class EtcdMember {
 /** An etcd left over from a shoald that died before its child (same pid file): end it. */
 function killStale(pidFile: string): void {
   let pid: number;
-  try { pid = Number(fs.readFileSync(pidFile, 'utf8')); } catch { return; }
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8'));
+  } catch {
+    return;
+  }
   try {
     const cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
     if (cmd.includes('etcd') && cmd.includes(path.dirname(pidFile))) process.kill(pid, 'SIGKILL');
-  } catch { /* gone */ }
+  } catch {
+    /* gone */
+  }
 }
 
 export interface EtcdClientTls {

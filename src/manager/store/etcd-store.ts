@@ -1,7 +1,17 @@
 import type { Etcd3, IKeyValue, IRequestOp, ICompare, Watcher } from 'etcd3';
 import type { Kind, KindMap, Task } from '../../cluster/types.js';
 import { TaskIndex, type TaskIndexName } from './task-index.js';
-import { LeaderLost, StoreUnavailable, VersionConflict, WRITE_DEADLINE_MS, WriteTimeout, type Change, type Store, type StoreEvent, type WriteOptions } from './store.js';
+import {
+  LeaderLost,
+  StoreUnavailable,
+  VersionConflict,
+  WRITE_DEADLINE_MS,
+  WriteTimeout,
+  type Change,
+  type Store,
+  type StoreEvent,
+  type WriteOptions,
+} from './store.js';
 import { GRPCCancelledError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import type { Logger } from '../../util/log.js';
 import { managerMetrics } from '../metrics.js';
@@ -34,7 +44,11 @@ export class EtcdStore implements Store {
   private readonly revisionWaiters: { rev: number; resolve: () => void }[] = [];
   private watcher?: Watcher;
 
-  constructor(private readonly client: Etcd3, private readonly log: Logger, private readonly fence?: Fence) {
+  constructor(
+    private readonly client: Etcd3,
+    private readonly log: Logger,
+    private readonly fence?: Fence,
+  ) {
     for (const k of KINDS) this.cache.set(k, new Map());
   }
 
@@ -102,7 +116,10 @@ export class EtcdStore implements Store {
       await this.watchFrom(Number(res.header.revision) + 1);
     } catch (err) {
       this.log.warn({ err }, 'store resync failed; trying again');
-      setTimeout(() => { this.resyncing = false; this.resyncLogged(); }, 1000);
+      setTimeout(() => {
+        this.resyncing = false;
+        this.resyncLogged();
+      }, 1000);
       return;
     }
     this.resyncing = false;
@@ -119,7 +136,12 @@ export class EtcdStore implements Store {
     this.closed = true;
     // Bounded: a watch etcd already canceled never confirms this one.
     let t: NodeJS.Timeout | undefined;
-    await Promise.race([this.watcher?.cancel().catch(() => undefined), new Promise((r) => { t = setTimeout(r, 1000); })]);
+    await Promise.race([
+      this.watcher?.cancel().catch(() => undefined),
+      new Promise((r) => {
+        t = setTimeout(r, 1000);
+      }),
+    ]);
     clearTimeout(t);
   }
 
@@ -172,7 +194,8 @@ export class EtcdStore implements Store {
     let changed = false;
     const t0 = performance.now();
     const chunks: Change[][] = [];
-    for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN) chunks.push(changes.slice(i, i + MAX_CHANGES_PER_TXN));
+    for (let i = 0; i < changes.length; i += MAX_CHANGES_PER_TXN)
+      chunks.push(changes.slice(i, i + MAX_CHANGES_PER_TXN));
     let failure: unknown;
     const one = async (c: Change[]) => {
       try {
@@ -199,15 +222,28 @@ export class EtcdStore implements Store {
     if (lastRev) await this.waitForRevision(lastRev, changed, opts.fenced ? undefined : deadline);
     if (lastRev) managerMetrics.storeWatch.observe((performance.now() - t1) / 1000);
     if (failure !== undefined) throw failure;
-    this.log.debug({ changes: changes.length, txnMs: Math.round(t1 - t0), watchMs: Math.round(performance.now() - t1) }, 'commit');
+    this.log.debug(
+      { changes: changes.length, txnMs: Math.round(t1 - t0), watchMs: Math.round(performance.now() - t1) },
+      'commit',
+    );
   }
 
   /** One transaction; `changed` when it put or deleted something (so a watch event will come). */
-  private async commitOne(changes: Change[], leaderRev: string | undefined, deadline: number): Promise<{ revision: number; changed: boolean }> {
+  private async commitOne(
+    changes: Change[],
+    leaderRev: string | undefined,
+    deadline: number,
+  ): Promise<{ revision: number; changed: boolean }> {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
     const now = new Date().toISOString();
-    if (leaderRev) compare.push({ key: Buffer.from(this.fence!.key), target: 'Create', result: 'Equal', create_revision: leaderRev });
+    if (leaderRev)
+      compare.push({
+        key: Buffer.from(this.fence!.key),
+        target: 'Create',
+        result: 'Equal',
+        create_revision: leaderRev,
+      });
     for (const c of changes) {
       if (c.op === 'delete') {
         success.push({ request_delete_range: { key: Buffer.from(objectKey(c.kind, c.id)) } });
@@ -236,12 +272,18 @@ export class EtcdStore implements Store {
     }
     if (!res.succeeded) {
       if (leaderRev) {
-        const lk = await this.client.kv.range({ key: Buffer.from(this.fence!.key) }, { deadline: new Date(Math.max(deadline, Date.now() + 1000)) }).catch((e: unknown) => { throw classifyWriteError(e); });
+        const lk = await this.client.kv
+          .range({ key: Buffer.from(this.fence!.key) }, { deadline: new Date(Math.max(deadline, Date.now() + 1000)) })
+          .catch((e: unknown) => {
+            throw classifyWriteError(e);
+          });
         if (lk.kvs[0]?.create_revision !== leaderRev) throw new LeaderLost('leadership lost');
       }
       throw new VersionConflict('update out of sequence');
     }
-    const changed = success.some((op) => op.request_put) || res.responses.some((r) => Number(r.response_delete_range?.deleted ?? 0) > 0);
+    const changed =
+      success.some((op) => op.request_put) ||
+      res.responses.some((r) => Number(r.response_delete_range?.deleted ?? 0) > 0);
     return { revision: Number(res.header.revision), changed };
   }
 
@@ -255,10 +297,20 @@ export class EtcdStore implements Store {
     // The long bound only matters if the watch is broken.
     return new Promise((resolve) => {
       const t = setTimeout(() => {
-        if (changed) this.log.warn({ rev, seen: this.revision }, 'write applied; the store cache has not caught up by its deadline');
+        if (changed)
+          this.log.warn(
+            { rev, seen: this.revision },
+            'write applied; the store cache has not caught up by its deadline',
+          );
         resolve();
       }, bound);
-      this.revisionWaiters.push({ rev, resolve: () => { clearTimeout(t); resolve(); } });
+      this.revisionWaiters.push({
+        rev,
+        resolve: () => {
+          clearTimeout(t);
+          resolve();
+        },
+      });
     });
   }
 
@@ -330,7 +382,8 @@ export function classifyWriteError(e: unknown): Error {
   // etcd's own proposal timeouts arrive as Unavailable: the proposal may still commit.
   if (/request timed out|leader changed|timed out|deadline exceeded/i.test(msg)) return new WriteTimeout();
   // Never connected: the request was not sent.
-  if (e instanceof GRPCUnavailableError && /no connection established|ECONNREFUSED|connect/i.test(msg)) return new StoreUnavailable(e);
+  if (e instanceof GRPCUnavailableError && /no connection established|ECONNREFUSED|connect/i.test(msg))
+    return new StoreUnavailable(e);
   // A connection lost with the request on it.
   if (e instanceof GRPCUnavailableError || e instanceof GRPCCancelledError) return new WriteTimeout();
   return e as Error;

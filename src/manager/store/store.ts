@@ -54,7 +54,13 @@ export class WriteTimeout extends ApiError {
 export class StoreUnavailable extends ApiError {
   constructor(readonly reason: unknown) {
     // Docker's text when a manager cannot reach a quorum (node/swarm-spec.ts ERR_NO_LEADER, not imported: that module sits above the store).
-    super(500, rpcText('Unknown', "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online."));
+    super(
+      500,
+      rpcText(
+        'Unknown',
+        "The swarm does not have a leader. It's possible that too few managers are online. Make sure more than half of the managers are online.",
+      ),
+    );
   }
 }
 

@@ -16,10 +16,14 @@ export function taskSlotKey(t: Task): string {
 
 function keyOf(by: TaskIndexName, t: Task): string | undefined {
   switch (by) {
-    case 'service': return t.ServiceID;
-    case 'node': return t.NodeID || undefined;
-    case 'state': return t.Status.State;
-    case 'slot': return taskSlotKey(t);
+    case 'service':
+      return t.ServiceID;
+    case 'node':
+      return t.NodeID || undefined;
+    case 'state':
+      return t.Status.State;
+    case 'slot':
+      return taskSlotKey(t);
   }
 }
 
