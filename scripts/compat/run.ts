@@ -1,14 +1,15 @@
 /**
- * npm run compat [-- [--daemon shoal|dockerd|both] [--shoal-results DIR] FILE...]: docker-py's
- * own integration suite (7.2.0, kept beside the repo in ../shared/compat/docker-py, never copied
+ * npm run compat [-- [--daemon shoal|dockerd|both] [--shoal-results DIR] [--dockerd-results DIR]
+ * FILE...]: docker-py's own integration suite (7.2.0, kept beside the repo in ../shared/compat/docker-py, never copied
  * in) against a fresh shoald (default) and/or Debian's dockerd 20.10, each in a network
  * namespace of its own, run the same way (same files, deselects, images, environment). Prints a
  * table per file for each daemon. FILE is a suite file name such as api_network (default: all).
  *
  * Exit code: non-zero when shoal fails a test not in EXPECTED_FAILURES (lists.ts; shoal only),
  * or, when both are compared, when a test passes on dockerd and not on shoal. `--shoal-results
- * DIR` takes shoal's side of the comparison from an earlier run's log folder (its JUnit files)
- * instead of running shoal again.
+ * DIR` (`--dockerd-results DIR`) takes that daemon's results from an earlier run's log folder
+ * (its JUnit files) instead of running it again: `--daemon dockerd --shoal-results DIR` compares
+ * a fresh dockerd run with a stored shoal run.
  *
  * Environment: SHOAL_COMPAT_SUITE (the suite folder), SHOAL_COMPAT_VENV (where the virtualenv
  * with docker-py and pytest is kept between runs).
@@ -23,7 +24,8 @@ import { startDockerd, type TestDockerd } from '../../test/helpers/dockerd.js';
 import { createNetns, deleteNetns } from '../../test/helpers/netns.js';
 import { importSuiteImages } from './images.js';
 import { parseJunit, type CaseResult } from './junit.js';
-import { DESELECTED, EXPECTED_FAILURES, SUITE_FILES } from './lists.js';
+import { DESELECTED, EXPECTED_FAILURES } from './lists.js';
+import { count, dockerdOnly, parseArgs, type DaemonKind, type FileResult } from './compare.js';
 import { ensureVenv } from './venv.js';
 
 /**
@@ -49,42 +51,6 @@ async function findSuite(): Promise<string> {
 const API_VERSION = '1.41';
 /** Per test: a hung stream must not stall the run. */
 const TEST_TIMEOUT_S = 60;
-
-interface FileResult {
-  file: string;
-  cases: CaseResult[];
-  deselected: number;
-  seconds: number;
-}
-
-type DaemonKind = 'shoal' | 'dockerd';
-
-interface Args {
-  daemons: DaemonKind[];
-  files: string[];
-  shoalResults?: string;
-}
-
-function parseArgs(argv: string[]): Args {
-  let daemons: DaemonKind[] = ['shoal'];
-  let shoalResults: string | undefined;
-  const files: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    if (a === '--daemon') {
-      const v = argv[++i];
-      if (v === 'shoal' || v === 'dockerd') daemons = [v];
-      else if (v === 'both') daemons = ['shoal', 'dockerd'];
-      else throw new Error(`--daemon ${v}: one of shoal, dockerd, both`);
-    } else if (a === '--shoal-results') {
-      shoalResults = path.resolve(argv[++i] ?? '');
-    } else if (!(SUITE_FILES as readonly string[]).includes(a)) {
-      throw new Error(`unknown suite file ${a}; one of: ${SUITE_FILES.join(' ')}`);
-    } else files.push(a);
-  }
-  if (shoalResults && daemons.includes('shoal')) throw new Error('--shoal-results goes with --daemon dockerd');
-  return { daemons, files: files.length ? files : [...SUITE_FILES], shoalResults };
-}
 
 /**
  * An eth0 with an address: the swarm tests init with data_path_addr='eth0'. A veth pair with
@@ -143,10 +109,6 @@ async function runFile(
   return { file, cases, deselected: deselect.length, seconds: (Date.now() - started) / 1000 };
 }
 
-function count(cases: CaseResult[], outcome: CaseResult['outcome']): number {
-  return cases.filter((c) => c.outcome === outcome).length;
-}
-
 function printTable(results: FileResult[]): void {
   const rows = [['file', 'passed', 'failed', 'skipped', 'deselected', 'seconds']];
   const tot = [0, 0, 0, 0, 0];
@@ -184,19 +146,6 @@ function printSideBySide(shoal: FileResult[], dockerd: FileResult[]): void {
   }
   rows.push(['total', ...tot.map(String)]);
   printRows(rows);
-}
-
-/** Tests that pass on dockerd but not on shoal (failed, skipped, or missing from shoal's run). */
-function dockerdOnly(shoal: FileResult[], dockerd: FileResult[]): { id: string; shoal: string }[] {
-  const onShoal = new Map(shoal.flatMap((r) => r.cases.map((c) => [c.id, c] as const)));
-  return dockerd.flatMap((r) =>
-    r.cases
-      .filter((c) => c.outcome === 'passed' && onShoal.get(c.id)?.outcome !== 'passed')
-      .map((c) => {
-        const s = onShoal.get(c.id);
-        return { id: c.id, shoal: s ? `${s.outcome}: ${s.message}` : 'not run on shoal' };
-      }),
-  );
 }
 
 /** An earlier run's results, from the JUnit files in its log folder. */
@@ -312,6 +261,7 @@ async function main(): Promise<number> {
   const all: Partial<Record<DaemonKind, FileResult[]>> = {};
   for (const kind of args.daemons) all[kind] = await runSuite(kind, files, suite, python, logRoot);
   if (args.shoalResults) all.shoal = readResults(args.shoalResults, files);
+  if (args.dockerdResults) all.dockerd = readResults(args.dockerdResults, files);
   let bad = 0;
 
   const ran = new Set(files.map((f) => `tests/integration/${f}_test.py::`));
@@ -320,13 +270,13 @@ async function main(): Promise<number> {
     console.log('\ndeselected (on every daemon):');
     for (const [id, why] of deselected) console.log(`  ${id}\n      ${why}`);
   }
-  if (all.shoal && args.daemons.includes('shoal')) {
-    console.log('\nshoal:');
+  if (all.shoal) {
+    console.log(`\nshoal${args.shoalResults ? ` (from ${args.shoalResults})` : ''}:`);
     printTable(all.shoal);
     bad += reportShoal(all.shoal, files);
   }
   if (all.dockerd) {
-    console.log('\ndockerd 20.10:');
+    console.log(`\ndockerd 20.10${args.dockerdResults ? ` (from ${args.dockerdResults})` : ''}:`);
     printTable(all.dockerd);
     const failed = all.dockerd.flatMap((r) => r.cases.filter((c) => c.outcome === 'failed'));
     if (failed.length) {
@@ -335,7 +285,7 @@ async function main(): Promise<number> {
     }
   }
   if (all.shoal && all.dockerd) {
-    console.log(`\nside by side${args.shoalResults ? ` (shoal from ${args.shoalResults})` : ''}:`);
+    console.log('\nside by side:');
     printSideBySide(all.shoal, all.dockerd);
     const only = dockerdOnly(all.shoal, all.dockerd);
     console.log(`\npass on dockerd, not on shoal: ${only.length}`);
