@@ -11,13 +11,12 @@
  *
  *   node dist/bench/vs-docker.js [replicas=50]    (root)
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/util/run.js';
-import { startDaemon, DOCKER, REPO_ROOT, TEST_ROOT, ping, type TestDaemon } from '../test/helpers/daemon.js';
-import { createNetns, deleteNetns, uniqueName } from '../test/helpers/netns.js';
-import { stopProcess, waitFor } from '../test/helpers/process.js';
+import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
+import { startDockerd } from '../test/helpers/dockerd.js';
+import { waitFor } from '../test/helpers/process.js';
 import { api, printTable, writeReport } from './report.js';
 
 const IMAGE = 'micro:1.0.0';
@@ -94,16 +93,6 @@ async function buildMicro(dir: string): Promise<string> {
   return out;
 }
 
-async function ensureDockerd(): Promise<void> {
-  if ((await run('sh', ['-c', 'command -v dockerd'], { allowFail: true })).code === 0) return;
-  // Only the package; no init system runs here, and we never start its service.
-  const r = await run('apt-get', ['install', '-y', '--no-install-recommends', 'docker.io'], {
-    allowFail: true,
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
-  if (r.code !== 0) throw new Error(`apt-get install docker.io: ${r.stderr.slice(-2000)}`);
-}
-
 async function withShoal<T>(tar: string, fn: (e: Engine) => Promise<T>): Promise<T> {
   const d: TestDaemon = await startDaemon({ prefix: 'bvs' });
   try {
@@ -120,77 +109,24 @@ async function withShoal<T>(tar: string, fn: (e: Engine) => Promise<T>): Promise
 }
 
 async function withDockerd<T>(tar: string, fn: (e: Engine) => Promise<T>): Promise<T> {
-  const name = uniqueName('bvsdk');
-  const dir = path.join(TEST_ROOT, name);
-  fs.mkdirSync(dir, { recursive: true });
-  const ns = await createNetns(name);
-  const socket = path.join(dir, 'docker.sock');
-  const log = path.join(dir, 'dockerd.log');
-  let pid: number | undefined;
+  // Nothing here needs a bridge: no default bridge, no iptables.
+  const d = await startDockerd({
+    prefix: 'bvsdk',
+    extraArgs: ['--bridge=none', '--iptables=false', '--ip6tables=false', '--ip-masq=false'],
+  });
   try {
     // An address for swarm to advertise (dockerd wants a non-loopback one).
-    await run('ip', ['-n', ns, 'link', 'add', 'bvs0', 'type', 'veth', 'peer', 'name', 'bvs1']);
-    await run('ip', ['-n', ns, 'link', 'set', 'bvs1', 'up']);
-    await run('ip', ['-n', ns, 'addr', 'add', '10.231.0.1/24', 'dev', 'bvs0']);
-    await run('ip', ['-n', ns, 'link', 'set', 'bvs0', 'up']);
-    const fd = fs.openSync(log, 'a');
-    const child = spawn(
-      'nsenter',
-      [
-        `--net=/run/netns/${ns}`,
-        '--',
-        'dockerd',
-        '--data-root',
-        path.join(dir, 'data'),
-        '--exec-root',
-        path.join(dir, 'exec'),
-        '-H',
-        `unix://${socket}`,
-        '--pidfile',
-        path.join(dir, 'docker.pid'),
-        '--bridge=none',
-        '--iptables=false',
-        '--ip6tables=false',
-        '--ip-masq=false',
-      ],
-      { stdio: ['ignore', fd, fd], detached: true },
-    );
-    fs.closeSync(fd);
-    child.unref();
-    pid = child.pid;
-    await waitFor(
-      `dockerd to answer (log: ${log})`,
-      async () => {
-        if (child.exitCode !== null)
-          throw new Error(`dockerd exited with ${child.exitCode}: ${fs.readFileSync(log, 'utf8').slice(-3000)}`);
-        return ping(socket);
-      },
-      60_000,
-    );
-    const docker = (args: string[]) =>
-      run(DOCKER, args, {
-        allowFail: true,
-        env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' },
-      });
-    const l = await docker(['load', '-i', tar]);
+    await run('ip', ['-n', d.ns, 'link', 'add', 'bvs0', 'type', 'veth', 'peer', 'name', 'bvs1']);
+    await run('ip', ['-n', d.ns, 'link', 'set', 'bvs1', 'up']);
+    await run('ip', ['-n', d.ns, 'addr', 'add', '10.231.0.1/24', 'dev', 'bvs0']);
+    await run('ip', ['-n', d.ns, 'link', 'set', 'bvs0', 'up']);
+    const l = await d.docker(['load', '-i', tar]);
     if (l.code !== 0) throw new Error(`docker load (dockerd): ${l.stderr}`);
-    const i = await docker(['swarm', 'init', '--advertise-addr', '10.231.0.1']);
+    const i = await d.docker(['swarm', 'init', '--advertise-addr', '10.231.0.1']);
     if (i.code !== 0) throw new Error(`swarm init (dockerd): ${i.stderr}`);
-    return await fn({ socket, docker });
+    return await fn({ socket: d.socket, docker: (a) => d.docker(a) });
   } finally {
-    if (pid) {
-      await run(DOCKER, ['swarm', 'leave', '--force'], {
-        allowFail: true,
-        env: { ...process.env, DOCKER_HOST: `unix://${socket}` },
-      });
-      // dockerd stops its containers and its own containerd on SIGTERM.
-      await stopProcess(pid, 'SIGTERM', 30_000);
-    }
-    await run('sh', ['-c', `grep ' ${dir}' /proc/self/mounts | awk '{print $2}' | sort -r | xargs -r -n1 umount -l`], {
-      allowFail: true,
-    });
-    await deleteNetns(ns);
-    fs.rmSync(dir, { recursive: true, force: true });
+    await d.destroy();
   }
 }
 
@@ -211,7 +147,6 @@ export async function vsDocker(replicas = 50): Promise<VsDockerResult> {
     if (process.env.SHOAL_BENCH_SHOAL_ONLY) docker = { error: 'skipped (SHOAL_BENCH_SHOAL_ONLY)' };
     else
       try {
-        await ensureDockerd();
         docker = await withDockerd(tar, (e) => workload(e, replicas));
       } catch (e) {
         docker = { error: (e as Error).message };
