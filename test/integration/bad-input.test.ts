@@ -56,6 +56,12 @@ test('filters: null is no filter, garbage is 400 "invalid filter" on every list'
   }
 });
 
+test('networks: dangling takes a boolean (400 otherwise, never a 500 for a network without containers)', async () => {
+  const q = (v: string) => call('GET', `/networks?filters=${encodeURIComponent(JSON.stringify({ dangling: [v] }))}`);
+  assert.deepEqual([(await q('maybe')).status, (await q('maybe')).message], [400, "Invalid filter 'dangling=[maybe]'"]);
+  for (const v of ['true', '1', 'false', '0']) assert.equal((await q(v)).status, 200, v);
+});
+
 test('query integers: 400 for a non-integer limit or an out-of-range ?version=', async () => {
   const limit = await call('GET', '/containers/json?limit=abc');
   assert.equal(limit.status, 400);

@@ -106,6 +106,9 @@ test("docker update: dockerd's checks, no-swap warning and runc flags", () => {
     message: 'Cannot update container abc: invalid PidsLimit (4294967296): the kernel allows at most 4194304',
   });
   assert.equal(applyUpdate('abc', {}, { PidsLimit: 4194304 }).next.PidsLimit, 4194304);
+  // Shares beyond the kernel's range go to runc clamped, as dockerd clamps them at create.
+  assert.deepEqual(runcUpdateArgs({ CpuShares: 9007199254740994 }), ['--cpu-share', '262144']);
+  assert.deepEqual(runcUpdateArgs({ CpuShares: 1 }), ['--cpu-share', '2']);
   assert.deepEqual(runcUpdateArgs({ NanoCpus: 5e8, PidsLimit: 0 }), [
     '--cpu-period',
     '100000',

@@ -151,6 +151,9 @@ const FILTERS = new Set(['driver', 'id', 'label', 'name', 'scope', 'type', 'dang
 function passes(n: NetworkResource, filters: Map<string, string[]>): boolean {
   for (const [key, values] of filters) {
     if (!FILTERS.has(key)) throw badRequest(`invalid filter '${key}'`);
+    // As dockerd: dangling takes a boolean and nothing else.
+    if (key === 'dangling' && values.some((v) => !['true', '1', 'false', '0'].includes(v)))
+      throw badRequest(`Invalid filter 'dangling=[${values.join(' ')}]'`);
     if (values.length === 0) continue;
     const ok = values.some((v) => {
       switch (key) {
@@ -170,7 +173,7 @@ function passes(n: NetworkResource, filters: Map<string, string[]>): boolean {
           return i < 0 ? v in n.Labels : n.Labels[v.slice(0, i)] === v.slice(i + 1);
         }
         case 'dangling':
-          return (v === 'true' || v === '1') === (!BUILTIN.has(n.Name) && Object.keys(n.Containers).length === 0);
+          return (v === 'true' || v === '1') === (!BUILTIN.has(n.Name) && Object.keys(n.Containers ?? {}).length === 0);
         default:
           return false;
       }

@@ -185,6 +185,15 @@ export function processSpec(
   };
 }
 
+/** The kernel's range of cpu.shares (cgroup v1); runc refuses a value the kernel would clamp. */
+const MIN_CPU_SHARES = 2;
+const MAX_CPU_SHARES = 262144;
+
+/** As dockerd's adaptContainerSettings: shares out of the kernel's range are brought into it. */
+export function clampCpuShares(shares: number): number {
+  return Math.min(MAX_CPU_SHARES, Math.max(MIN_CPU_SHARES, shares));
+}
+
 /** `--memory`, `--cpus`, `--cpu-shares`, `--pids-limit` as cgroup limits. */
 function resources(h: ContainerRecord['hostConfig'], privileged: boolean): Record<string, unknown> {
   const num = (v: unknown) => (typeof v === 'number' && v > 0 ? v : undefined);
@@ -196,7 +205,7 @@ function resources(h: ContainerRecord['hostConfig'], privileged: boolean): Recor
   if (nano) Object.assign(cpu, { period: 100_000, quota: Math.max(1000, Math.round((nano / 1e9) * 100_000)) });
   else if (num(h.CpuQuota)) Object.assign(cpu, { period: num(h.CpuPeriod) ?? 100_000, quota: h.CpuQuota });
   const shares = num(h.CpuShares);
-  if (shares) cpu.shares = shares;
+  if (shares) cpu.shares = clampCpuShares(shares);
   if (Object.keys(cpu).length) r.cpu = cpu;
   // `--cpu-rt-period/--cpu-rt-runtime` (cgroup v1 cpu.rt_*), checked at create.
   const rtPeriod = num(h.CpuRealtimePeriod);

@@ -2,6 +2,7 @@
 import { badRequest } from '../../util/errors.js';
 import type { HostConfig } from './record.js';
 import { MAX_PIDS_LIMIT } from './host-config.js';
+import { clampCpuShares } from './spec.js';
 
 /** The UpdateConfig fields of the Engine API that shoal acts on. */
 export interface UpdateConfig {
@@ -112,7 +113,7 @@ export function runcUpdateArgs(u: UpdateConfig): string[] {
     );
   if (n(u.CpuPeriod)) a.push('--cpu-period', String(u.CpuPeriod));
   if (n(u.CpuQuota)) a.push('--cpu-quota', String(u.CpuQuota));
-  if (n(u.CpuShares)) a.push('--cpu-share', String(u.CpuShares));
+  if (n(u.CpuShares)) a.push('--cpu-share', String(clampCpuShares(u.CpuShares as number)));
   if (typeof u.CpusetCpus === 'string' && u.CpusetCpus) a.push('--cpuset-cpus', u.CpusetCpus);
   if (typeof u.CpusetMems === 'string' && u.CpusetMems) a.push('--cpuset-mems', u.CpusetMems);
   // 0 and -1 both mean unlimited (dockerd's PidsLimit); runc takes -1 for that.
