@@ -1,3 +1,4 @@
+import { randomName } from '../../util/random-name.js';
 import type { Service, ServiceSpec, Task } from '../../cluster/types.js';
 import { badRequest, notFound, rpcError } from '../../util/errors.js';
 import { newSwarmId } from '../../util/ids.js';
@@ -5,7 +6,6 @@ import {
   checkPortConflicts,
   modeName,
   normalizeSpec,
-  randomName,
   resolveNetworks,
   validateSpec,
 } from '../orchestrator/service-spec.js';
