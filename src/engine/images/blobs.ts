@@ -1,4 +1,5 @@
 /** Content-addressed blobs (manifests, configs, layer tarballs) stored by sha256; every write is temp + rename. */
+import { writeFileAtomicSync } from '../../util/atomic-file.js';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -35,26 +36,6 @@ export class Hasher extends Transform {
   /** Valid once the stream has ended. */
   digest(): string {
     return `sha256:${this.hash.digest('hex')}`;
-  }
-}
-
-/** Writes `data` to `file` so readers see the old content or the new, never half. */
-export function writeFileAtomic(file: string, data: string | Buffer): void {
-  const tmp = `${file}.tmp-${randomBytes(4).toString('hex')}`;
-  try {
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      // writeFileSync loops until all is written; one writeSync may write only part.
-      fs.writeFileSync(fd, data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    // A failed write (ENOSPC) leaves the old file as it was and no temp file behind.
-    fs.rmSync(tmp, { force: true });
-    throw e;
   }
 }
 
@@ -99,7 +80,7 @@ export class BlobStore {
 
   put(data: Buffer | string): string {
     const digest = sha256(data);
-    if (!this.has(digest)) writeFileAtomic(this.path(digest), data);
+    if (!this.has(digest)) writeFileAtomicSync(this.path(digest), data, 0o600);
     return digest;
   }
 

@@ -3,6 +3,7 @@
  * unpacked ONCE into `<layers>/<hex>/diff`, ready to be an overlayfs lowerdir. OCI whiteouts
  * become overlayfs whiteouts (char device 0/0; opaque dirs get trusted.overlay.opaque=y).
  */
+import { writeFileAtomicSync } from '../../util/atomic-file.js';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -11,7 +12,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { run } from '../../util/run.js';
-import { Hasher, hexOf, writeFileAtomic, type BlobStore } from './blobs.js';
+import { Hasher, hexOf, type BlobStore } from './blobs.js';
 import { isSha256Digest } from './reference.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -107,7 +108,7 @@ export class LayerStore {
     const m = this.meta(diffId);
     if (m.blobs.some((b) => b.digest === blob.digest)) return;
     m.blobs.push(blob);
-    writeFileAtomic(path.join(this.root, hexOf(diffId), 'layer.json'), JSON.stringify(m));
+    writeFileAtomicSync(path.join(this.root, hexOf(diffId), 'layer.json'), JSON.stringify(m), 0o600);
   }
 
   /** Remembers that repository `repo` (`host/path`) holds the blob `digest` of this layer. */
@@ -118,7 +119,7 @@ export class LayerStore {
     if (!b || b.sources?.includes(repo)) return;
     // The most recent first, and only a few: each is one mount attempt at most.
     b.sources = [repo, ...(b.sources ?? [])].slice(0, 5);
-    writeFileAtomic(path.join(this.root, hexOf(diffId), 'layer.json'), JSON.stringify(m));
+    writeFileAtomicSync(path.join(this.root, hexOf(diffId), 'layer.json'), JSON.stringify(m), 0o600);
   }
 
   /**

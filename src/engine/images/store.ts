@@ -4,13 +4,14 @@
  * Everything is written temp + rename, in an order where a crash leaves at worst an unused
  * blob or layer, never a half image: layers and blobs first, then the record, then references.
  */
+import { writeFileAtomicSync } from '../../util/atomic-file.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../util/log.js';
 import { badRequest, noSuchImage } from '../../util/errors.js';
 import { daemonPaths, type DaemonConfig } from '../config.js';
 import type { ImageConfig, ResolvedImage } from '../types.js';
-import { BlobStore, hexOf, writeFileAtomic } from './blobs.js';
+import { BlobStore, hexOf } from './blobs.js';
 import { LayerStore, type LayerMeta } from './layers.js';
 import type { ImageConfigBlob } from './manifest.js';
 import type { DeleteResponseItem, Image, ImageRecord, ImageUser, InUseCheck } from './image.js';
@@ -94,9 +95,10 @@ export class ImageStore {
   }
 
   private saveRefs(): void {
-    writeFileAtomic(
+    writeFileAtomicSync(
       this.refsFile,
       JSON.stringify(Object.fromEntries([...this.refs].sort(([a], [b]) => a.localeCompare(b))), null, 1),
+      0o600,
     );
   }
 
@@ -226,7 +228,7 @@ export class ImageStore {
     if (orphan) {
       // The same image again (pull, load): it is a full image once more.
       delete orphan.record.orphaned;
-      writeFileAtomic(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(orphan.record));
+      writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(orphan.record), 0o600);
       this.orphans.delete(id);
       this.images.set(id, orphan);
       return orphan;
@@ -236,7 +238,7 @@ export class ImageStore {
       loadedAt: new Date().toISOString(),
       ...(opts.parent ? { parent: opts.parent } : {}),
     };
-    writeFileAtomic(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(record));
+    writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(record), 0o600);
     const img: Image = { id, record, config, size: this.sizeOf(config) };
     this.images.set(id, img);
     return img;
@@ -255,7 +257,7 @@ export class ImageStore {
     const img = this.images.get(id)!;
     if (!ref.digest) {
       img.record.lastTagTime = new Date().toISOString();
-      writeFileAtomic(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(img.record));
+      writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(img.record), 0o600);
     }
     this.saveRefs();
     return before;
@@ -311,7 +313,7 @@ export class ImageStore {
 
   private orphan(img: Image): DeleteResponseItem[] {
     img.record.orphaned = true;
-    writeFileAtomic(path.join(this.recordsDir, `${hexOf(img.id)}.json`), JSON.stringify(img.record));
+    writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(img.id)}.json`), JSON.stringify(img.record), 0o600);
     this.images.delete(img.id);
     this.orphans.set(img.id, img);
     return [{ Deleted: img.id }];
