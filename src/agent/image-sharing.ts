@@ -27,6 +27,7 @@ export class ImageSharing {
   private reported?: { body: string; at: number };
   private busy = false;
   private unsubscribe?: () => void;
+  private readonly inflight = new Map<string, Promise<PeerFetchResult | undefined>>();
 
   constructor(
     private readonly engine: Engine,
@@ -123,7 +124,18 @@ export class ImageSharing {
    * Fetches the image `ref` names from the peers that hold it and gives it the reference's
    * names here. Undefined when no peer holds it; throws when holders exist but none could give it.
    */
-  async fetch(ref: ImageReference): Promise<PeerFetchResult | undefined> {
+  fetch(ref: ImageReference): Promise<PeerFetchResult | undefined> {
+    // Tasks of one service on this node start together: one transfer for all of them.
+    const key = formatReference(withDefaultTag(ref));
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchOnce(ref).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  private async fetchOnce(ref: ImageReference): Promise<PeerFetchResult | undefined> {
     const target = this.swarm.agentTarget();
     if (!target) return undefined;
     const found = await this.locate(ref);
