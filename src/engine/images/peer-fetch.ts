@@ -92,7 +92,12 @@ export async function fetchImageFromPeers(
       try {
         return await fn(p);
       } catch (e) {
-        const reason = (e as Error).message;
+        const err = e as NodeJS.ErrnoException;
+        // Node's client says 'aborted' / ECONNRESET when the peer's connection ends mid-answer.
+        const reason =
+          err.message === 'aborted' || err.code === 'ECONNRESET'
+            ? `connection lost mid-transfer (${err.message})`
+            : err.message;
         log.warn({ peer: p.nodeId, what, err: reason }, 'image fetch from peer failed; trying the next');
         result.refused.push({ nodeId: p.nodeId, digest: what, reason });
         failures.push(`${p.nodeId}: ${reason}`);
