@@ -57,6 +57,10 @@ export class ImageSharing {
     clearInterval(this.timer);
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    this.stopServing();
+  }
+
+  private stopServing(): void {
     this.server.close();
     this.servingAs = undefined;
   }
@@ -72,7 +76,8 @@ export class ImageSharing {
   private async tick(): Promise<void> {
     const target = this.swarm.agentTarget();
     if (!target) {
-      if (this.servingAs) this.stop();
+      // Left the swarm: nothing is served until the node is in one again.
+      if (this.servingAs) this.stopServing();
       this.reported = undefined;
       return;
     }
