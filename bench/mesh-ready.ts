@@ -12,7 +12,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/util/run.js';
 import { hubAddress } from '../src/lab/addresses.js';
-import { machinePaths } from '../src/lab/settings.js';
 import { createSwarmLab } from '../test/helpers/swarm-lab.js';
 import { echoAppRootfsTar, importEchoApp } from '../test/helpers/echo-app.js';
 import { printTable, writeReport } from './report.js';
@@ -144,12 +143,5 @@ try {
   );
   console.log(`written ${writeReport('mesh-ready', result)}`);
 } finally {
-  // SHOAL_BENCH_LOGS=DIR (with SHOAL_LOG_LEVEL=debug): the machines' daemon logs, kept for a look at where the time went.
-  const keep = process.env.SHOAL_BENCH_LOGS;
-  if (keep)
-    for (const m of MACHINES) {
-      fs.mkdirSync(keep, { recursive: true });
-      fs.copyFileSync(machinePaths(swarm.lab.labDir, m).log, path.join(keep, `${m}.log`));
-    }
   await swarm.cleanup();
 }

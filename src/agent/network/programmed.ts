@@ -95,7 +95,6 @@ export class ProgrammedState {
     try {
       await nftApply(ns, script);
       this.timed(`nft ${key.slice(0, 14)}`, t0);
-      if (process.env.SHOAL_DEBUG_NFT) this.log.debug({ key, script }, 'TMP nft script');
       this.nftApplied.set(key, script);
     } catch (e) {
       if (!allowFail) this.fail(e, { containerId: key.startsWith('c:') ? key.slice(2) : undefined });
