@@ -3,10 +3,12 @@
  * from a task's RUNNING (its status timestamp, written by the agent on the task's machine) to
  * the moment its published port answers on every machine, seen from the lab hub, over N
  * scale-ups 0 → 1. A prober in the hub's namespace connects to each machine every 5 ms and
- * records the first answer (the echo line: a task behind the mesh answered). Same clock: all
+ * records the first connection the task accepted (until the rules are in place the node refuses
+ * it) and that connection's echo line (the app's fork and exec included). Same clock: all
  * machines are namespaces of one kernel. The service has a health check, so RUNNING means the
  * app listens (SHOAL_BENCH_NO_HEALTH=1: without, the app's own start is in the figure too).
- * Run as root: `npx tsc -p . && node dist/bench/mesh-ready.js [scale-ups]`.
+ * Run as root: `npx tsc -p . && node dist/bench/mesh-ready.js [scale-ups]`; with
+ * `SHOAL_LOG_LEVEL=debug SHOAL_KEEP_LOGS=DIR` the daemons' logs show each pass's kernel calls.
  */
 import fs from 'node:fs';
 import path from 'node:path';
