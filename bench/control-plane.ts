@@ -8,7 +8,8 @@
  *
  *   node dist/bench/control-plane.js [nodes=100] [tasks=10000|c1m] [timeout s=300]    (root)
  *
- * `c1m` is the mix of issue 17: one service of 500,000 replicas and 1,000 services of 500.
+ * `c1m` is the mix of issue 17: one service of 500,000 replicas and 1,000 services of 500;
+ * `c1m:<k>` the same mix with every service k times smaller.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -490,9 +491,12 @@ export function printControlPlane(r: ControlPlaneResult): void {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const nodes = Number(process.argv[2] ?? 100);
-  const c1m = process.argv[3] === 'c1m';
-  const tasks = c1m ? C1M_MIX : Number(process.argv[3] ?? 10_000);
+  // `c1m:100` is the same mix with every service 100 times smaller (a quick run of the same shape).
+  const c1m = /^c1m(?::(\d+))?$/.exec(process.argv[3] ?? '');
+  const tasks = c1m
+    ? C1M_MIX.map((r) => Math.max(1, Math.round(r / Number(c1m[1] ?? 1))))
+    : Number(process.argv[3] ?? 10_000);
   const r = await controlPlane(nodes, tasks, Number(process.argv[4] ?? 300) * 1000);
   printControlPlane(r);
-  console.log(`written ${writeReport(`control-plane-${nodes}x${c1m ? 'c1m' : r.tasks}`, r)}`);
+  console.log(`written ${writeReport(`control-plane-${nodes}x${c1m ? c1m[0].replace(':', '-') : r.tasks}`, r)}`);
 }
