@@ -48,6 +48,12 @@ export type EndpointView = Record<
 export class NetworkAgent {
   private view?: NetworkViewMessage;
   private assigned: Task[] = [];
+  /**
+   * Whether `assigned` holds the node's assignments: a restarted daemon can get its network view
+   * before its session's first assignments (a slow registration under load). Until then its
+   * tasks come from the view, so its first pass adopts their data path instead of tearing it down.
+   */
+  private assignmentsKnown = false;
   private reconciler?: NetworkReconciler;
   private nodeId?: string;
   private client?: RpcClient<'Dispatcher'>;
@@ -94,6 +100,7 @@ export class NetworkAgent {
   start(): void {
     this.swarm.link.onAssignments((tasks) => {
       this.assigned = tasks;
+      this.assignmentsKnown = true;
       this.poke();
     });
     this.engine.containers.addStartHook((rec, pid) => this.beforeStart(rec, pid));
@@ -275,6 +282,7 @@ export class NetworkAgent {
     const r = this.reconciler;
     this.reconciler = undefined;
     this.view = undefined;
+    this.assignmentsKnown = false;
     await r?.destroy().catch((err) => this.log.warn({ err }, 'overlay teardown failed'));
     const e = this.encryption;
     this.encryption = undefined;
@@ -320,14 +328,17 @@ export class NetworkAgent {
     // checks included), as on every other node: before that its container only gets its endpoints.
     // (Tasks without networks are not in the view: their running container is what counts.)
     const viewState = new Map(view.tasks.filter((t) => t.NodeID === nodeId).map((t) => [t.ID, t.Status.State]));
-    for (const t of this.assigned) {
+    const assigned = this.assignmentsKnown
+      ? this.assigned
+      : view.tasks.filter((t) => t.NodeID === nodeId && t.ServiceID);
+    for (const t of assigned) {
       const l = local.get(t.ID);
       if (l && t.NetworksAttachments?.length && t.Status.State !== 'running' && viewState.get(t.ID) !== 'running')
         l.starting = true;
     }
     // Local tasks from the assignments (fresher than the view); live while their container is.
     // A task desired down keeps its endpoints while its container drains (see TaskRunner.drain).
-    const mine = this.assigned
+    const mine = assigned
       .filter(
         (t) =>
           local.has(t.ID) &&

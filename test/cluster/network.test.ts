@@ -335,6 +335,16 @@ describe('swarm networks on a three-machine lab', () => {
     const argv = fs.readFileSync(`/proc/${daemonPid}/cmdline`, 'utf8').split('\0').filter(Boolean);
     const cwd = fs.readlinkSync(`/proc/${daemonPid}/cwd`);
     const netns = `/run/netns/${lab.prefix}-m-m2`;
+    /** m2's sandbox namespaces, name → namespace inode (a sandbox made afresh has a new one). */
+    const sandboxesOfM2 = () =>
+      Object.fromEntries(
+        fs
+          .readdirSync('/run/netns')
+          .filter((n) => n.startsWith(`${lab.prefix}-m-m2-sb-`))
+          .map((n) => [n, fs.statSync(`/run/netns/${n}`).ino]),
+      );
+    const sandboxesBefore = sandboxesOfM2();
+    assert.ok(Object.keys(sandboxesBefore).length >= 2, JSON.stringify(sandboxesBefore));
     process.kill(daemonPid, 'SIGTERM');
     await waitFor('m2 daemon gone', async () => !fs.existsSync(`/proc/${daemonPid}`), 30_000);
     // Kernel state outlives the daemon: VIP and mesh traffic keep flowing.
@@ -371,6 +381,8 @@ describe('swarm networks on a three-machine lab', () => {
       30_000,
     );
     assert.ok(Number(/"sandboxes":(\d+)/.exec(adopted)?.[1]) >= 2, `sandboxes adopted: ${adopted}`);
+    // Adopted, not rebuilt: a first pass without the node's tasks tore the sandboxes down and made them again.
+    assert.deepEqual(sandboxesOfM2(), sandboxesBefore, 'the sandboxes of m2 are the ones from before the restart');
   });
 
   it('egress through the gateway bridge; --endpoint-mode dnsrr names resolve to task addresses', async () => {
