@@ -362,7 +362,9 @@ export class NetworkAgent {
           const a = (n.Attachments ?? []).find((x) =>
             view.networks.some((net) => net.ID === x.Network.ID && net.Spec.Ingress),
           );
-          return a?.Addresses[0] && n.Status.State !== 'down' ? [[n.ID, a.Addresses[0]]] : [];
+          // A node the managers think Down is out of the mesh, but not to itself: its session lapsing
+          // (a daemon restart, a slow registration) must not tear its own ingress sandbox down.
+          return a?.Addresses[0] && (n.Status.State !== 'down' || n.ID === nodeId) ? [[n.ID, a.Addresses[0]]] : [];
         }),
       ),
     };
