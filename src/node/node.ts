@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { ManagerTarget, SwarmMembership } from '../agent/link.js';
+import type { ManagerEndpoints, ManagerTarget, SwarmMembership } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
 import { Manager } from '../manager/manager.js';
 import { watchSwarmEvents, type SwarmEvent } from '../manager/events/swarm-events.js';
@@ -149,13 +149,17 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     });
   }
 
-  /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */
+  /** Where agent-side streams besides the session (the network view, logs) reach a manager; undefined outside a swarm. */
   agentTarget(): ManagerTarget | undefined {
     const s = this.state;
     if (!s || !this.session) return undefined;
+    return { nodeId: s.nodeId, ...this.managerEndpoints(s) };
+  }
+
+  /** The node's TLS files (read per connection) and the managers, this node's own first when it is one. */
+  private managerEndpoints(s: SwarmState): ManagerEndpoints {
     const f = this.files;
     return {
-      nodeId: s.nodeId,
       tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
       managers: () => {
         const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
@@ -166,14 +170,9 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
 
   protected override startSession(): void {
     const s = this.state!;
-    const f = this.files;
     const session = new AgentSession({
       log: this.log.child({ part: 'session' }),
-      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
-      managers: () => {
-        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
-        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
-      },
+      ...this.managerEndpoints(s),
       onManagers: (list) => {
         if (JSON.stringify(list) !== JSON.stringify(s.managers)) {
           s.managers = list;

@@ -20,6 +20,7 @@ class FakeAgentStream extends EventEmitter {
   end() {
     this.destroyed = true;
   }
+  sendMetadata() {}
 }
 
 async function setup() {
