@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Node, NodeImage } from '../../src/cluster/types.js';
-import { findImage } from '../../src/manager/dispatcher/image-index.js';
+import type { Node, NodeImage } from '../../../../src/cluster/types.js';
+import { findImage } from '../../../../src/manager/dispatcher/image-index.js';
 
 const ID_A = `sha256:${'a'.repeat(64)}`;
 const ID_B = `sha256:${'b'.repeat(64)}`;
