@@ -6,7 +6,10 @@
  * measure the time until all M are RUNNING in the store, create→RUNNING per task, manager RSS
  * (shoald + etcd) and etcd writes.
  *
- *   node dist/bench/control-plane.js [nodes=100] [tasks=10000] [timeout s=300]    (root)
+ *   node dist/bench/control-plane.js [nodes=100] [tasks=10000|c1m] [timeout s=300]    (root)
+ *
+ * `c1m` is the mix of issue 17: one service of 500,000 replicas and 1,000 services of 500;
+ * `c1m:<k>` the same mix with every service k times smaller.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -20,11 +23,17 @@ import { api, cpuSeconds, pct, printTable, rssMiB, writeReport } from './report.
 export interface ControlPlaneResult {
   nodes: number;
   tasks: number;
+  /** Replicas of each service created (one service unless a mix was asked for). */
+  services: { count: number; replicas: number }[];
   joinMs: number;
   allRunningMs: number | null;
   tasksPerSecond: number | null;
   createToRunningMs: { p50: number; p99: number; max: number };
   runningSeen: number;
+  /** Tasks RUNNING on the simulated nodes at the end (more than `tasks` would be a duplicate). */
+  agentsRunning: number;
+  /** With a mix: which service the per-task rows (latency, slots) were taken from. */
+  perTaskChecksOn?: string;
   slotsRunning: number;
   /**
    * Slots with more than one task observed RUNNING: `oldOnDownNode` when every extra one is
@@ -46,6 +55,9 @@ export interface ControlPlaneResult {
     walFsyncMeanMs: number;
     backendCommitMeanMs: number;
     diskSeconds: number;
+    /** etcd's backend at the end: bytes in use (all revisions not compacted yet), per task. */
+    dbBytesInUse: number;
+    dbBytesPerTask: number;
   };
   limit?: string;
 }
@@ -54,6 +66,18 @@ export interface ControlPlaneResult {
 const FLAP_PAUSE_MS = 25_000;
 
 const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
+/** Simulated nodes per process: each process is one event loop with that many mTLS sessions. */
+const NODES_PER_SIM = 2500;
+
+/** Issue 17's C1M mix: one service of 500,000 replicas and 1,000 services of 500. */
+export const C1M_MIX = [500_000, ...Array.from({ length: 1000 }, () => 500)];
+
+/** Counts of equal replica numbers, for the report. */
+function summarize(mix: number[]): { count: number; replicas: number }[] {
+  const m = new Map<number, number>();
+  for (const r of mix) m.set(r, (m.get(r) ?? 0) + 1);
+  return [...m].map(([replicas, count]) => ({ count, replicas }));
+}
 
 async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
   const certs = path.join(d.dataRoot, 'swarm/certificates');
@@ -74,7 +98,7 @@ async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const line of r.stdout.split('\n')) {
     const m =
-      /^(etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total|etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count))\s+(\S+)/.exec(
+      /^(etcd_mvcc_db_total_size_in_use_in_bytes|etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total|etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count))\s+(\S+)/.exec(
         line,
       );
     if (m) out[m[1]] = Number(m[2]);
@@ -82,7 +106,38 @@ async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
   return out;
 }
 
-export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300_000): Promise<ControlPlaneResult> {
+/** Creates the services of `mix` (replica counts) through the Engine API, a few at a time. */
+async function createServices(d: TestDaemon, mix: number[]): Promise<string[]> {
+  const ids: string[] = new Array<string>(mix.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(4, mix.length) }, async () => {
+      while (next < mix.length) {
+        const i = next++;
+        const spec = {
+          Name: mix.length === 1 ? 'sim' : `sim-${i}`,
+          Mode: { Replicated: { Replicas: mix[i] } },
+          TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } },
+        };
+        const created = await api(d.socket, 'POST', '/v1.41/services/create', spec);
+        if (created.status !== 201) throw new Error(`service create: ${created.status} ${created.body}`);
+        ids[i] = (JSON.parse(created.body) as { ID: string }).ID;
+      }
+    }),
+  );
+  return ids;
+}
+
+export async function controlPlane(
+  nodes: number,
+  tasksOrMix: number | number[],
+  timeoutMs = 300_000,
+): Promise<ControlPlaneResult> {
+  const mix = typeof tasksOrMix === 'number' ? [tasksOrMix] : tasksOrMix;
+  const tasks = mix.reduce((a, b) => a + b, 0);
+  // Past one service, the checks that list every task (hundreds of MB of JSON at 1M) are left
+  // out: convergence is the services' running counts and the agents' own count.
+  const single = mix.length === 1;
   // SHOAL_BENCH_PROFILE=<dir>: shoald and the simulated nodes write CPU profiles there on exit.
   const prof = process.env.SHOAL_BENCH_PROFILE;
   if (prof) {
@@ -92,7 +147,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
   }
   const d = await startDaemon({ prefix: 'bcp' });
-  let simPid: number | undefined;
+  const simPids: number[] = [];
   let flapPid: number | undefined;
   try {
     const init = await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
@@ -107,37 +162,53 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
     const etcdPid = Number(fs.readFileSync(path.join(d.dataRoot, 'swarm/etcd.pid'), 'utf8').trim());
 
-    const sim = spawn(
-      'nsenter',
-      [
-        `--net=/run/netns/${d.ns}`,
-        '--',
-        process.execPath,
-        '--max-old-space-size=4096',
-        '--max-semi-space-size=64',
-        SIM_JS,
-        '127.0.0.1:2377',
-        token,
-        String(nodes),
-      ],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    simPid = sim.pid;
+    const procs = Math.ceil(nodes / NODES_PER_SIM);
+    const running: number[] = Array.from({ length: procs }, () => 0);
     let agentRunning = 0;
-    let resolveJoined: (ms: number) => void;
-    const joined = new Promise<number>((r) => (resolveJoined = r));
-    readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
-      try {
-        const m = JSON.parse(l) as { joined?: number; ms?: number; running?: number };
-        if (m.joined !== undefined) resolveJoined(m.ms!);
-        if (m.running !== undefined) agentRunning = m.running;
-      } catch {
-        /* not ours */
-      }
-    });
-    const exited = new Promise<never>((_, reject) =>
-      sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`))),
-    );
+    const joins: Promise<number>[] = [];
+    const exits: Promise<never>[] = [];
+    for (let p = 0; p < procs; p++) {
+      const count = Math.min(NODES_PER_SIM, nodes - p * NODES_PER_SIM);
+      const sim = spawn(
+        'nsenter',
+        [
+          `--net=/run/netns/${d.ns}`,
+          '--',
+          process.execPath,
+          '--max-old-space-size=4096',
+          '--max-semi-space-size=64',
+          SIM_JS,
+          '127.0.0.1:2377',
+          token,
+          String(count),
+          String(p * NODES_PER_SIM),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
+      simPids.push(sim.pid!);
+      joins.push(
+        new Promise<number>((resolve) =>
+          readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
+            try {
+              const m = JSON.parse(l) as { joined?: number; ms?: number; running?: number };
+              if (m.joined !== undefined) resolve(m.ms!);
+              if (m.running !== undefined) {
+                running[p] = m.running;
+                agentRunning = running.reduce((a, b) => a + b, 0);
+              }
+            } catch {
+              /* not ours */
+            }
+          }),
+        ),
+      );
+      exits.push(
+        new Promise<never>((_, reject) => sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`)))),
+      );
+      exits[p].catch(() => undefined);
+    }
+    const joined = Promise.all(joins).then((ms) => Math.max(...ms));
+    const exited = Promise.race(exits);
     exited.catch(() => undefined);
     const joinMs = await Promise.race([joined, exited]);
     console.error(`${nodes} simulated nodes joined in ${joinMs} ms`);
@@ -187,16 +258,13 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
     }, 250);
 
-    const cpu0 = { shoald: cpuSeconds(d.pid), etcd: cpuSeconds(etcdPid), sim: cpuSeconds(simPid) };
+    const simCpu = () => simPids.reduce((a, pid) => a + cpuSeconds(pid), 0);
+    const cpu0 = { shoald: cpuSeconds(d.pid), etcd: cpuSeconds(etcdPid), sim: simCpu() };
     const t0 = Date.now();
-    const spec = {
-      Name: 'sim',
-      Mode: { Replicated: { Replicas: tasks } },
-      TaskTemplate: { ContainerSpec: { Image: 'simulated:latest' } },
-    };
-    const created = await api(d.socket, 'POST', '/v1.41/services/create', spec);
-    if (created.status !== 201) throw new Error(`service create: ${created.status} ${created.body}`);
-    const serviceId = (JSON.parse(created.body) as { ID: string }).ID;
+    const serviceIds = await createServices(d, mix);
+    const serviceId = serviceIds[0];
+    const ours = new Set(serviceIds);
+    console.error(`${mix.length} service(s) created in ${Date.now() - t0} ms`);
 
     let allRunningMs: number | null = null;
     let lastLog = 0;
@@ -215,10 +283,17 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       }
       if (thawed && agentRunning + flapRunning >= tasks) {
         const r = await api(d.socket, 'GET', '/v1.41/services?status=true');
-        const s = (JSON.parse(r.body) as (Service & { ServiceStatus?: { RunningTasks: number } })[]).find(
-          (x) => x.ID === serviceId,
-        );
-        if ((s?.ServiceStatus?.RunningTasks ?? 0) >= tasks) {
+        // A busy manager may answer with an error (a timed-out read): ask again on the next round.
+        const listed =
+          r.status === 200 ? (JSON.parse(r.body) as (Service & { ServiceStatus?: { RunningTasks: number } })[]) : [];
+        const runningInStore = listed
+          .filter((x) => ours.has(x.ID))
+          .reduce((a, x) => a + (x.ServiceStatus?.RunningTasks ?? 0), 0);
+        if (!single && runningInStore >= tasks) {
+          allRunningMs = Date.now() - t0;
+          break;
+        }
+        if (single && runningInStore >= tasks) {
           // The time is when the store said so; listing every task to check it takes a while at 100k.
           const seenAt = Date.now() - t0;
           // RunningTasks counts every task observed RUNNING, as swarmkit's does, old copies
@@ -237,7 +312,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       if (Date.now() - lastLog > 5000) {
         lastLog = Date.now();
         let states = '';
-        if (agentRunning >= tasks) {
+        if (agentRunning >= tasks && single) {
           const r = await api(
             d.socket,
             'GET',
@@ -283,16 +358,18 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     const cpu = {
       shoald: Math.round(cpuSeconds(d.pid) - cpu0.shoald),
       etcd: Math.round(cpuSeconds(etcdPid) - cpu0.etcd),
-      sim: Math.round(cpuSeconds(simPid) - cpu0.sim),
+      sim: Math.round(simCpu() - cpu0.sim),
       loadAverage: Number(fs.readFileSync('/proc/loadavg', 'utf8').split(' ')[0]),
     };
 
+    // With a mix, the per-task checks look at one of the small services (listing 1M tasks is not a measurement).
+    const sampleId = single ? serviceId : serviceIds[serviceIds.length - 1];
     const r = await api(
       d.socket,
       'GET',
-      `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [serviceId]: true } }))}`,
+      `/v1.41/tasks?filters=${encodeURIComponent(JSON.stringify({ service: { [sampleId]: true } }))}`,
     );
-    const all = JSON.parse(r.body) as Task[];
+    const all = r.status === 200 ? (JSON.parse(r.body) as Task[]) : [];
     const lat = all
       .filter((t) => t.Status.State === 'running')
       .map((t) => Date.parse(t.Status.Timestamp) - Date.parse(t.CreatedAt))
@@ -322,6 +399,9 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
     return {
       nodes,
       tasks,
+      services: summarize(mix),
+      agentsRunning: agentRunning,
+      ...(single ? {} : { perTaskChecksOn: `one service of ${mix[mix.length - 1]}` }),
       joinMs,
       allRunningMs,
       tasksPerSecond: allRunningMs ? Math.round(tasks / (allRunningMs / 1000)) : null,
@@ -345,6 +425,8 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
         walFsyncs: diff('etcd_disk_wal_fsync_duration_seconds_count'),
         walFsyncMeanMs: mean('etcd_disk_wal_fsync_duration_seconds'),
         backendCommitMeanMs: mean('etcd_disk_backend_commit_duration_seconds'),
+        dbBytesInUse: after.etcd_mvcc_db_total_size_in_use_in_bytes ?? 0,
+        dbBytesPerTask: Math.round((after.etcd_mvcc_db_total_size_in_use_in_bytes ?? 0) / tasks),
         diskSeconds: Math.round(
           diff('etcd_disk_wal_fsync_duration_seconds_sum') + diff('etcd_disk_backend_commit_duration_seconds_sum'),
         ),
@@ -352,7 +434,7 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
       ...(limit ? { limit } : {}),
     };
   } finally {
-    await stopProcess(simPid, 'SIGTERM', 5000);
+    await Promise.all(simPids.map((pid) => stopProcess(pid, 'SIGTERM', 5000)));
     if (flapPid) {
       try {
         process.kill(flapPid, 'SIGCONT');
@@ -369,14 +451,19 @@ export async function controlPlane(nodes: number, tasks: number, timeoutMs = 300
 }
 
 export function printControlPlane(r: ControlPlaneResult): void {
-  printTable(`control plane: ${r.nodes} simulated nodes, ${r.tasks} replicas`, [
+  const services = r.services.map((s) => `${s.count} × ${s.replicas}`).join(' + ');
+  printTable(`control plane: ${r.nodes} simulated nodes, ${r.tasks} replicas (${services})`, [
     ['nodes joined (certificates + sessions)', `${r.joinMs} ms`],
     [
       'service create → all RUNNING',
       r.allRunningMs === null ? `not reached: ${r.limit}` : `${(r.allRunningMs / 1000).toFixed(1)} s`,
     ],
     ['tasks/s', String(r.tasksPerSecond ?? '-')],
-    ['running tasks / distinct slots running', `${r.runningSeen} / ${r.slotsRunning}`],
+    ['running on the simulated nodes', String(r.agentsRunning)],
+    [
+      `running tasks / distinct slots running${r.perTaskChecksOn ? ` (${r.perTaskChecksOn})` : ''}`,
+      `${r.runningSeen} / ${r.slotsRunning}`,
+    ],
     [
       'slots running twice: old copy on a DOWN node / both desired running / other',
       `${r.runningTwice.oldOnDownNode} / ${r.runningTwice.bothDesiredRunning} / ${r.runningTwice.other}`,
@@ -398,13 +485,18 @@ export function printControlPlane(r: ControlPlaneResult): void {
       'etcd disk: WAL fsyncs, mean fsync / backend commit',
       `${r.etcd.walFsyncs}, ${r.etcd.walFsyncMeanMs} / ${r.etcd.backendCommitMeanMs} ms (${r.etcd.diskSeconds} s in all)`,
     ],
+    ['etcd backend in use (per task)', `${Math.round(r.etcd.dbBytesInUse / 2 ** 20)} MiB (${r.etcd.dbBytesPerTask} B)`],
   ]);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const nodes = Number(process.argv[2] ?? 100);
-  const tasks = Number(process.argv[3] ?? 10_000);
+  // `c1m:100` is the same mix with every service 100 times smaller (a quick run of the same shape).
+  const c1m = /^c1m(?::(\d+))?$/.exec(process.argv[3] ?? '');
+  const tasks = c1m
+    ? C1M_MIX.map((r) => Math.max(1, Math.round(r / Number(c1m[1] ?? 1))))
+    : Number(process.argv[3] ?? 10_000);
   const r = await controlPlane(nodes, tasks, Number(process.argv[4] ?? 300) * 1000);
   printControlPlane(r);
-  console.log(`written ${writeReport(`control-plane-${nodes}x${tasks}`, r)}`);
+  console.log(`written ${writeReport(`control-plane-${nodes}x${c1m ? c1m[0].replace(':', '-') : r.tasks}`, r)}`);
 }

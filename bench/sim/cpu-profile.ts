@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import inspector from 'node:inspector';
 import path from 'node:path';
+import v8 from 'node:v8';
 
 const dir = process.env.SHOAL_BENCH_PROFILE;
 if (dir) {
@@ -14,8 +15,22 @@ if (dir) {
   session.post('Profiler.enable');
   session.post('Profiler.setSamplingInterval', { interval: 1000 });
   session.post('Profiler.start');
+  // Where the memory went at the peak: V8's spaces when the RSS was highest (written next to the profile).
+  let peak: { rss: number; spaces: Record<string, number>; external: number } | undefined;
+  const mib = (b: number) => Math.round(b / 2 ** 20);
+  setInterval(() => {
+    const m = process.memoryUsage();
+    if (peak && m.rss <= peak.rss * 2 ** 20) return;
+    const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, mib(s.space_used_size)]));
+    peak = { rss: mib(m.rss), spaces, external: mib(m.external + m.arrayBuffers) };
+  }, 500).unref();
   // The in-process inspector answers synchronously, so this works inside 'exit'.
   process.on('exit', () => {
+    if (peak)
+      fs.writeFileSync(
+        path.join(dir, `${path.basename(process.argv[1] ?? 'node')}-${process.pid}.heap.json`),
+        JSON.stringify(peak),
+      );
     session.post('Profiler.stop', (err, res) => {
       if (!err)
         fs.writeFileSync(

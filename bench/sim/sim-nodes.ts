@@ -29,6 +29,19 @@ interface SimNode {
   worker: Worker;
 }
 
+/** A join that timed out on a busy shared box is tried again (the manager may have been starved, not wrong). */
+async function joinWithRetries(name: string, rootPem: string): ReturnType<typeof joinSimNode> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await joinSimNode(manager, token, rootPem, name);
+    } catch (e) {
+      if (attempt >= 5) throw e;
+      log.warn({ err: e, attempt }, 'join failed; trying again');
+      await new Promise((r) => setTimeout(r, 1000 * attempt));
+    }
+  }
+}
+
 async function main(): Promise<void> {
   const rootPem = await fetchRootCA(manager, token);
 
@@ -39,7 +52,7 @@ async function main(): Promise<void> {
     Array.from({ length: Math.min(JOIN_CONCURRENCY, count) }, async () => {
       while (next < count) {
         const name = `sim-${String(first + next++).padStart(5, '0')}`;
-        const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
+        const { nodeId, tls } = await joinWithRetries(name, rootPem);
         const session = new AgentSession({
           log,
           tls: () => tls,

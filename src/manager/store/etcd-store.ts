@@ -1,6 +1,9 @@
 import type { Etcd3, IKeyValue, IRequestOp, ICompare, Watcher } from 'etcd3';
 import type { Kind, KindMap, Task } from '../../cluster/types.js';
 import { TaskIndex, type TaskIndexName } from './task-index.js';
+import { SharedTaskParts, deepFreeze } from './shared-parts.js';
+
+export { deepFreeze };
 import {
   LeaderLost,
   StoreUnavailable,
@@ -39,6 +42,7 @@ type AnyObject = KindMap[Kind];
 export class EtcdStore implements Store {
   private readonly cache = new Map<Kind, Map<string, AnyObject>>();
   private readonly taskIndex = new TaskIndex();
+  private readonly shared = new SharedTaskParts();
   private readonly listeners = new Set<(events: StoreEvent[]) => void>();
   private revision = 0;
   private readonly revisionWaiters: { rev: number; resolve: () => void }[] = [];
@@ -320,6 +324,7 @@ export class EtcdStore implements Store {
     try {
       const object = JSON.parse(kv.value.toString()) as AnyObject;
       object.Version = { Index: Number(kv.mod_revision) };
+      if (kind === 'tasks') this.shared.share(object as Task);
       deepFreeze(object);
       return { kind: kind as Kind, object };
     } catch {
@@ -387,15 +392,6 @@ export function classifyWriteError(e: unknown): Error {
   // A connection lost with the request on it.
   if (e instanceof GRPCUnavailableError || e instanceof GRPCCancelledError) return new WriteTimeout();
   return e as Error;
-}
-
-/** Cached objects are shared by view() readers: freezing makes a missed copy throw instead of corrupting the cache. */
-export function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object' && !Object.isFrozen(o)) {
-    Object.freeze(o);
-    for (const v of Object.values(o)) deepFreeze(v);
-  }
-  return o;
 }
 
 /** The smallest key after every key starting with `p`. */
