@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Task } from '../../src/cluster/types.js';
-import { SharedTaskParts, deepFreeze } from '../../src/manager/store/shared-parts.js';
+import type { Task } from '../../../../src/cluster/types.js';
+import { SharedTaskParts, deepFreeze } from '../../../../src/manager/store/shared-parts.js';
 
 /** A task as the store's watch decodes it: fresh objects from JSON, not frozen yet. */
 function decoded(id: string, image: string, service = 'svc1', node = 'node1'): Task {
