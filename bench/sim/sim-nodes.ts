@@ -4,7 +4,9 @@
  * runs its own AgentSession (its own mTLS gRPC connection, heartbeats, assignments, status
  * reports) and a real Worker on a SimulatedExecutor.
  *
- *   node dist/bench/sim/sim-nodes.js <manager host:port> <join token> <count> [first index]
+ *   node dist/bench/sim/sim-nodes.js <manager host:port[,host:port…]> <join token> <count> [first index]
+ *
+ * Several managers: nodes join through the first and their sessions fail over among all.
  *
  * Prints JSON lines on stdout: {"joined":n,"ms":…} once all joined, then every second
  * {"running":n,"tasks":n,"connected":n}. Stops on SIGTERM.
@@ -15,7 +17,9 @@ import { SimulatedExecutor } from '../../src/agent/executor/simulated.js';
 import { fetchRootCA, joinSimNode, simNodeDescription } from '../../test/helpers/sim-node.js';
 import { createLogger } from '../../src/util/log.js';
 
-const [manager, token, countArg, firstArg] = process.argv.slice(2);
+const [managerArg, token, countArg, firstArg] = process.argv.slice(2);
+const managerList = managerArg.split(',');
+const manager = managerList[0];
 const count = Number(countArg);
 const first = Number(firstArg ?? 0);
 const log = createLogger('sim-nodes', process.env.SHOAL_SIM_LOG_LEVEL ?? 'warn');
@@ -43,7 +47,7 @@ async function main(): Promise<void> {
         const session = new AgentSession({
           log,
           tls: () => tls,
-          managers: () => [manager],
+          managers: () => managerList,
           onManagers: () => undefined,
           description: () => simNodeDescription(name, rootPem),
           addr: '127.0.0.1',

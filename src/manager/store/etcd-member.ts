@@ -38,6 +38,10 @@ const clientUrlOf = (addr: string, port?: number) => clientUrl(addr, port);
 export const peerUrl = (addr: string, port = ETCD_PEER_PORT) => `https://${addr}:${port}`;
 export const clientUrl = (addr: string, port = ETCD_CLIENT_PORT) => `https://${addr}:${port}`;
 
+/** etcd's raft heartbeat interval and election timeout (ms). */
+export const ETCD_HEARTBEAT_MS = 50;
+export const ETCD_ELECTION_MS = 500;
+
 /** A member that died on its own is started again after this (doubling up to the max). */
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 10_000;
@@ -111,10 +115,15 @@ export class EtcdMember {
       '2048',
       '--max-request-bytes',
       String(8 * 1024 * 1024),
+      // Raft timings (docs/failover.md): a dead raft leader is replaced 0.5–1 s after its last
+      // heartbeat (election timeout 500 ms, randomised up to 2×), which bounds the first write
+      // accepted after a manager dies. Pre-vote keeps a member starved of CPU, or cut off, from
+      // deposing a healthy leader when it comes back with a higher term.
       '--heartbeat-interval',
-      '100',
+      String(ETCD_HEARTBEAT_MS),
       '--election-timeout',
-      '1000',
+      String(ETCD_ELECTION_MS),
+      '--pre-vote',
       // Every task state change is a revision: without compaction the database grows until
       // etcd's quota stops all writes. The store's watch only ever needs the latest revisions.
       '--auto-compaction-mode',
