@@ -105,7 +105,11 @@ async function startSwarm(managers: TestDaemon[], ips: string[], simNodes: numbe
       /* not ours */
     }
   });
-  await waitFor(`${simNodes} simulated nodes joined`, async () => joined, 600_000, 500);
+  const exited = new Promise<never>((_, reject) =>
+    sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`))),
+  );
+  exited.catch(() => undefined);
+  await Promise.race([waitFor(`${simNodes} simulated nodes joined`, async () => joined, 600_000, 500), exited]);
   const spec = {
     Name: 'sim',
     Mode: { Replicated: { Replicas: tasks } },
@@ -114,7 +118,7 @@ async function startSwarm(managers: TestDaemon[], ips: string[], simNodes: numbe
   const created = await api(managers[0].socket, 'POST', '/v1.41/services/create', spec);
   if (created.status !== 201) throw new Error(`service create: ${created.status} ${created.body}`);
   const t0 = Date.now();
-  await waitFor(`${tasks} tasks running`, async () => running >= tasks, 600_000, 500);
+  await Promise.race([waitFor(`${tasks} tasks running`, async () => running >= tasks, 600_000, 500), exited]);
   console.error(`${tasks} simulated tasks running after ${Date.now() - t0} ms`);
   return sim;
 }

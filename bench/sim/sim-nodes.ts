@@ -26,6 +26,18 @@ const log = createLogger('sim-nodes', process.env.SHOAL_SIM_LOG_LEVEL ?? 'warn')
 /** Joins in flight: each mostly waits on the manager (signing, etcd writes), so many overlap. */
 const JOIN_CONCURRENCY = 64;
 
+/** A join refused under load (a loaded etcd missed the manager's deadline) is asked again. */
+async function joinWithRetries(name: string, attempts = 5): ReturnType<typeof joinSimNode> {
+  for (let i = 1; ; i++) {
+    try {
+      return await joinSimNode(manager, token, rootPem, name);
+    } catch (e) {
+      if (i >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * i));
+    }
+  }
+}
+
 interface SimNode {
   name: string;
   nodeId: string;
@@ -33,8 +45,10 @@ interface SimNode {
   worker: Worker;
 }
 
+let rootPem: string;
+
 async function main(): Promise<void> {
-  const rootPem = await fetchRootCA(manager, token);
+  rootPem = await fetchRootCA(manager, token);
 
   const nodes: SimNode[] = [];
   const t0 = performance.now();
@@ -43,7 +57,7 @@ async function main(): Promise<void> {
     Array.from({ length: Math.min(JOIN_CONCURRENCY, count) }, async () => {
       while (next < count) {
         const name = `sim-${String(first + next++).padStart(5, '0')}`;
-        const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
+        const { nodeId, tls } = await joinWithRetries(name);
         const session = new AgentSession({
           log,
           tls: () => tls,

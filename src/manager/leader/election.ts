@@ -11,7 +11,7 @@ export const LEADER_KEY = '/shoal/leader';
  */
 export const LEADER_TTL_S = 5;
 /** How often the member that leads etcd's raft checks that the leader key's holder is alive. */
-export const HOLDER_CHECK_MS = 200;
+export const HOLDER_CHECK_MS = 100;
 
 /** Whether the manager `nodeId` is certainly gone (its cluster port refuses connections). */
 export type HolderGone = (nodeId: string) => Promise<boolean>;

@@ -15,8 +15,8 @@ import type { Etcd3, ICompare, IRequestOp, ITxnResponse } from 'etcd3';
  * next attempt reads back the keys it puts (its failure branch): when they hold exactly the
  * bytes it meant to write, the earlier attempt is what applied, and the write succeeded.
  */
-export const LEADER_CHECK_AFTER_MS = 250;
-export const LEADER_CHECK_EVERY_MS = 100;
+export const LEADER_CHECK_AFTER_MS = 150;
+export const LEADER_CHECK_EVERY_MS = 50;
 /** Pause between attempts (a member without a leader drops proposals at once). */
 const RETRY_PAUSE_MS = 50;
 /** etcd answers that mean this attempt did not commit, or may not have: try again. */
