@@ -67,7 +67,18 @@ async function workerScenario(): Promise<WorkerRun[]> {
     for (const m of MACHINES) ids.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
     const socket = (await lab.dockerHost('m1')).replace(/^unix:\/\//, '');
     const image = await pushMicro({ socket }, (await lab.machine(['registry'])).stdout.trim());
-    await d('m1', ['service', 'create', '--name', 'micro', '--replicas', String(REPLICAS), '--restart-delay', '0', '--detach', image]);
+    await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'micro',
+      '--replicas',
+      String(REPLICAS),
+      '--restart-delay',
+      '0',
+      '--detach',
+      image,
+    ]);
     // The manager's view through the Engine API (one request per poll, no CLI start-up in the timing).
     const nodes = async () => JSON.parse((await api(socket, 'GET', '/v1.41/nodes')).body) as Node[];
     const running = async () =>

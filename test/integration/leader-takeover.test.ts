@@ -54,7 +54,12 @@ before(async () => {
   fs.mkdirSync(dir, { recursive: true });
   const ca = await createRootCA();
   const keys = await generateKeyPair();
-  const cert = await signNodeCert(ca, { csrPem: await createCsr(keys), nodeId: 'm1', role: 'manager', clusterId: 'c1' });
+  const cert = await signNodeCert(ca, {
+    csrPem: await createCsr(keys),
+    nodeId: 'm1',
+    role: 'manager',
+    clusterId: 'c1',
+  });
   for (const [f, v] of [
     ['ca.crt', ca.certPem],
     ['node.crt', cert],

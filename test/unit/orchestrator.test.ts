@@ -87,7 +87,7 @@ test('an ended task is shut down and replaced in its slot after the restart dela
   assert.equal(created[0].DesiredState, 'running');
 });
 
-test("tasks of a Down node: with delay 0 the replacements are created RUNNING, else READY until the delay", () => {
+test('tasks of a Down node: with delay 0 the replacements are created RUNNING, else READY until the delay', () => {
   for (const [delay, desired] of [
     [0, 'running'],
     [5e9, 'ready'],

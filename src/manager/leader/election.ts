@@ -7,7 +7,7 @@ export const LEADER_KEY = '/shoal/leader';
 /**
  * Lease TTL in seconds: how long a leader that no one can prove dead keeps the key (its shoald
  * alive but cut off from etcd, or its machine gone without a trace). A leader whose manager
- * refuses connections is replaced sooner (HOLDER_CHECK_MS). docs/failover.md has the timings.
+ * refuses connections is replaced sooner (HOLDER_CHECK_MS). README.md (here) has the timings.
  */
 export const LEADER_TTL_S = 5;
 /** How often the member that leads etcd's raft checks that the leader key's holder is alive. */
@@ -139,7 +139,9 @@ export class LeaderElection extends EventEmitter implements Fence {
       this.leaderId = kv.value.toString();
       if (this.myRevision && kv.create_revision !== this.myRevision) this.lose();
       const holder = { id: kv.value.toString(), rev: kv.create_revision, lease: kv.lease };
-      timer = setInterval(() => void this.checkHolder(holder), HOLDER_CHECK_MS);
+      timer = setInterval(() => {
+        this.checkHolder(holder).catch(() => undefined);
+      }, HOLDER_CHECK_MS);
       await new Promise<void>((resolve) => {
         w.on('delete', () => {
           this.leaderId = undefined;
@@ -185,7 +187,8 @@ export class LeaderElection extends EventEmitter implements Fence {
         success: [{ request_delete_range: { key } }],
         failure: [],
       });
-      if (res.succeeded) this.log.warn({ holder: holder.id }, 'leader gone: its key removed without waiting for its lease');
+      if (res.succeeded)
+        this.log.warn({ holder: holder.id }, 'leader gone: its key removed without waiting for its lease');
     } catch (err) {
       this.log.debug({ err }, 'leader holder check failed');
     } finally {

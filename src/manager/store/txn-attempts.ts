@@ -98,9 +98,7 @@ async function attempt(
     await sleep(LEADER_CHECK_AFTER_MS);
     let last = termBefore;
     while (!settled && Date.now() < deadline) {
-      const st = await client.maintenance
-        .status({ deadline: new Date(Date.now() + 1000) })
-        .catch(() => undefined);
+      const st = await client.maintenance.status({ deadline: new Date(Date.now() + 1000) }).catch(() => undefined);
       if (settled) break;
       // A member that does not answer at all proves nothing: keep waiting for the call.
       if (st && (st.leader === '0' || (last !== undefined && st.raftTerm !== last))) return { abandoned: true };
