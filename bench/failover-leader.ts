@@ -159,8 +159,16 @@ export async function leaderScenario(
       await waitFor('all managers reachable, a leader', settled, 120_000, 200);
       // A quiet moment: the previous run's restarted member has caught up.
       await new Promise((r) => setTimeout(r, 2000));
-      const name = leaderOf(await nodes(managers[0]))!;
-      const old = managers.find((m) => m.name === name)!;
+      // The leader's description may lag a moment behind its restart: wait until it names one of ours.
+      const old = await waitFor(
+        'the leader among the managers',
+        async () => {
+          const name = leaderOf(await nodes(managers[0]));
+          return managers.find((m) => m.name === name);
+        },
+        60_000,
+        200,
+      );
       const survivor = managers.find((m) => m !== old)!;
       const etcdLeader = await leadsEtcd(old);
       const t0 = Date.now();
