@@ -71,6 +71,8 @@ export class NetworkAgent {
   private loop?: NodeJS.Timeout;
   private readonly standalone: StandaloneAttachments;
   private encryption?: OverlayEncryption;
+  /** When the view being applied came in: how long a change waits for its pass shows in the debug log. */
+  private viewAt = 0;
 
   constructor(
     private readonly engine: Engine,
@@ -233,6 +235,8 @@ export class NetworkAgent {
           const stream = client.stream('NetworkView', {});
           stream.on('data', (m: NetworkViewMessage) => {
             this.connection.succeeded();
+            this.viewAt = Date.now();
+            this.logNewlyRunning(this.view, m);
             this.view = m;
             this.poke();
           });
@@ -255,6 +259,15 @@ export class NetworkAgent {
       }
       await this.connection.failed();
     }
+  }
+
+  /** Debug: how long after its RUNNING timestamp a task reached this node's view (agent report, store write, push). */
+  private logNewlyRunning(before: NetworkViewMessage | undefined, after: NetworkViewMessage): void {
+    if (!this.log.isLevelEnabled('debug')) return;
+    const was = new Set(before?.tasks.filter((t) => t.Status.State === 'running').map((t) => t.ID));
+    for (const t of after.tasks)
+      if (t.Status.State === 'running' && !was.has(t.ID))
+        this.log.debug({ task: t.ID, ms: this.viewAt - Date.parse(t.Status.Timestamp) }, 'task running in the view');
   }
 
   /** Left the swarm: everything this node programmed goes. */
@@ -342,8 +355,16 @@ export class NetworkAgent {
         }),
       ),
     };
+    const t0 = Date.now();
+    const viewAt = this.viewAt;
     const plan = await this.encryptionOf(nodeId).apply(planFromCluster(cluster), view);
+    const t1 = Date.now();
     const report = await this.reconciler.applyPlan(plan);
+    if (report.ipBatches + report.bridgeBatches + report.nftTransactions)
+      this.log.debug(
+        { viewAgeMs: t0 - viewAt, planMs: t1 - t0, applyMs: Date.now() - t1, ...report },
+        'network plan applied',
+      );
     this.lastPlanEndpoints = plan.endpoints.map((e) => ({
       containerId: e.containerId,
       networkId: e.networkId,

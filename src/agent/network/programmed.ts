@@ -39,6 +39,8 @@ export interface ApplyReport {
   ipBatches: number;
   bridgeBatches: number;
   nftTransactions: number;
+  /** Each kernel call's wall time ("nft c:<id> 12ms"), for the debug log of a slow pass. */
+  timings: string[];
   errors: { containerId?: string; networkId?: string; message: string }[];
 }
 
@@ -68,21 +70,31 @@ export class ProgrammedState {
   async ip(ns: NetnsPath, lines: string[], force = false): Promise<void> {
     if (!lines.length) return;
     this.report.ipBatches++;
+    const t0 = Date.now();
     if (force) await exec(ns, 'ip', ['-force', '-batch', '-'], { input: lines.join('\n') + '\n', allowFail: true });
     else await ipBatch(ns, lines);
+    this.timed(`ip ${lines.length}`, t0);
+  }
+
+  private timed(what: string, t0: number): void {
+    this.report.timings.push(`${what} ${Date.now() - t0}ms`);
   }
 
   async fdb(ns: NetnsPath, lines: string[], force = false): Promise<void> {
     if (!lines.length) return;
     this.report.bridgeBatches++;
+    const t0 = Date.now();
     await bridgeBatch(ns, lines, force);
+    this.timed(`bridge ${lines.length}`, t0);
   }
 
   async nft(key: string, ns: NetnsPath, script: string, allowFail = false): Promise<void> {
     if (this.nftApplied.get(key) === script) return;
     this.report.nftTransactions++;
+    const t0 = Date.now();
     try {
       await nftApply(ns, script);
+      this.timed(`nft ${key.slice(0, 14)}`, t0);
       this.nftApplied.set(key, script);
     } catch (e) {
       if (!allowFail) this.fail(e, { containerId: key.startsWith('c:') ? key.slice(2) : undefined });
@@ -95,5 +107,5 @@ export class ProgrammedState {
 }
 
 export function freshReport(): ApplyReport {
-  return { ipBatches: 0, bridgeBatches: 0, nftTransactions: 0, errors: [] };
+  return { ipBatches: 0, bridgeBatches: 0, nftTransactions: 0, timings: [], errors: [] };
 }

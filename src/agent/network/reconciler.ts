@@ -36,6 +36,7 @@ import { buildZone } from './dns-records.js';
 import { startResolver, type Resolver } from './dns-process.js';
 import { upstreamsFromResolvConf, type Upstream } from '../../net/dns-server.js';
 import { SerialQueue } from '../../util/serial-queue.js';
+import { runLimited } from '../../util/parallel.js';
 import { ProgrammedState, freshReport, type ApplyReport } from './programmed.js';
 import {
   INGRESS_GW_IP,
@@ -45,6 +46,9 @@ import {
   observeSandboxes,
   removeSandbox,
 } from './sandboxes.js';
+
+/** Kernel transactions in flight at once, each in its own namespace. */
+const PARALLEL_NAMESPACES = 8;
 
 export interface ReconcilerOptions {
   /** The node's namespace (where the underlay address and the gateway bridge live); undefined: this process's. */
@@ -284,7 +288,13 @@ export class NetworkReconciler {
     this.state.unclaimedGw.clear();
   }
 
-  /** Step 5. nftables: per container VIPs (and routing-mesh replies), the ingress sandbox's balancer, the node's published ports. */
+  /**
+   * Step 5. nftables: per container VIPs (and routing-mesh replies), the ingress sandbox's balancer, the node's published ports.
+   * Each table is its own namespace's transaction, so they go in parallel: a task turning RUNNING
+   * changes its own container's table and the ingress balancer, and on a loaded box each `nft`
+   * costs 100-200 ms. A container whose table was never written goes first, so the balancer never
+   * sends a connection to a task whose replies are not yet marked.
+   */
   private async writeRules(plan: NodeNetworkPlan, want: DesiredState): Promise<void> {
     const { ingressNet } = want;
     const replyNodes: ReplyNode[] = (plan.ingressNodes ?? []).map((n) => ({
@@ -292,6 +302,8 @@ export class NetworkReconciler {
       mac: (n.mac ?? macFromIp(n.ip)).toLowerCase(),
       mark: ingressReplyMark(n.ip),
     }));
+    const fresh: (() => Promise<void>)[] = [];
+    const known: (() => Promise<void>)[] = [];
     for (const [containerId, eps] of want.byContainer) {
       const gw = this.state.gws.get(containerId);
       if (!gw) continue;
@@ -299,23 +311,27 @@ export class NetworkReconciler {
         eps.filter((e) => this.state.endpoints.has(epKey(containerId, e.networkId))).map((e) => e.networkId),
       );
       const ingressEp = ingressNet ? this.state.endpoints.get(epKey(containerId, ingressNet.id)) : undefined;
-      // Routes first: a mark whose table is not there yet falls through to `main`, never the other way round.
-      if (ingressEp)
-        await this.syncReplyRoutes(
-          containerId,
-          gw.netnsPath,
-          ingressEp.ifname,
-          replyNodes,
-          meshUdpPorts(plan, containerId),
-          plan.ingressEndpoint?.ip,
-        );
       const reply = ingressEp && replyNodes.length ? { ifname: ingressEp.ifname, nodes: replyNodes } : undefined;
-      await this.state.nft(
-        `c:${containerId}`,
-        gw.netnsPath,
-        containerScript(containerVipTargets(plan.services, nets), reply),
-      );
+      const job = async () => {
+        // Routes first: a mark whose table is not there yet falls through to `main`, never the other way round.
+        if (ingressEp)
+          await this.syncReplyRoutes(
+            containerId,
+            gw.netnsPath,
+            ingressEp.ifname,
+            replyNodes,
+            meshUdpPorts(plan, containerId),
+            plan.ingressEndpoint?.ip,
+          );
+        await this.state.nft(
+          `c:${containerId}`,
+          gw.netnsPath,
+          containerScript(containerVipTargets(plan.services, nets), reply),
+        );
+      };
+      (this.state.nftApplied.has(`c:${containerId}`) ? known : fresh).push(job);
     }
+    await runLimited(fresh, PARALLEL_NAMESPACES);
     const ingressSb = ingressNet && this.state.sandboxes.get(sandboxName(this.options.sandboxPrefix, ingressNet.id));
     const { published, balanced } = publishedPorts(
       plan,
@@ -323,8 +339,11 @@ export class NetworkReconciler {
       ingressSb ? INGRESS_GW_IP : undefined,
       (id) => this.state.gws.get(id)?.ip,
     );
-    if (ingressSb) await this.state.nft(`s:${ingressSb.name}`, ingressSb.path, ingressScript(balanced));
-    await this.state.nft('node', this.node, nodeScript(published));
+    const tables = [
+      ...(ingressSb ? [() => this.state.nft(`s:${ingressSb.name}`, ingressSb.path, ingressScript(balanced))] : []),
+      () => this.state.nft('node', this.node, nodeScript(published)),
+    ];
+    await runLimited([...tables, ...known], PARALLEL_NAMESPACES);
   }
 
   /** Step 6. The resolver's view. */

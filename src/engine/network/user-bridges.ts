@@ -23,6 +23,7 @@ import {
   type UserEndpoint,
   type UserNetwork,
 } from './user-network.js';
+import { checkBridgeOptions } from './bridge-options.js';
 import { ipv4Config, ipv6Config } from './user-bridge-config.js';
 import { resolverRedirectRules, userBridgeRules } from './user-bridge-rules.js';
 import { userBridgeZone } from './user-bridge-dns.js';
@@ -124,6 +125,7 @@ export class UserBridges {
       const { subnet, gateway, aux } = await ipv4Config(cfg, inUse, () => this.hostRoutes());
       const id = newHexId();
       const options = { ...(req.Options ?? {}) };
+      checkBridgeOptions(options);
       const device = options[BRIDGE_NAME_OPTION] || `br-${id.slice(0, 12)}`;
       if (device.length > 15 || !/^[A-Za-z0-9_.-]+$/.test(device)) throw badRequest(`invalid bridge name ${device}`);
       if (this.list().some((n) => n.device === device) || device === DEFAULT_BRIDGE.device)
