@@ -4,7 +4,9 @@
  * runs its own AgentSession (its own mTLS gRPC connection, heartbeats, assignments, status
  * reports) and a real Worker on a SimulatedExecutor.
  *
- *   node dist/bench/sim/sim-nodes.js <manager host:port> <join token> <count> [first index]
+ *   node dist/bench/sim/sim-nodes.js <manager host:port[,host:port…]> <join token> <count> [first index]
+ *
+ * Several managers: nodes join through the first and their sessions fail over among all.
  *
  * Prints JSON lines on stdout: {"joined":n,"ms":…} once all joined, then every second
  * {"running":n,"tasks":n,"connected":n}. Stops on SIGTERM.
@@ -15,12 +17,26 @@ import { SimulatedExecutor } from '../../src/agent/executor/simulated.js';
 import { fetchRootCA, joinSimNode, simNodeDescription } from '../../test/helpers/sim-node.js';
 import { createLogger } from '../../src/util/log.js';
 
-const [manager, token, countArg, firstArg] = process.argv.slice(2);
+const [managerArg, token, countArg, firstArg] = process.argv.slice(2);
+const managerList = managerArg.split(',');
+const manager = managerList[0];
 const count = Number(countArg);
 const first = Number(firstArg ?? 0);
 const log = createLogger('sim-nodes', process.env.SHOAL_SIM_LOG_LEVEL ?? 'warn');
 /** Joins in flight: each mostly waits on the manager (signing, etcd writes), so many overlap. */
 const JOIN_CONCURRENCY = 64;
+
+/** A join refused under load (a loaded etcd missed the manager's deadline) is asked again. */
+async function joinWithRetries(name: string, attempts = 5): ReturnType<typeof joinSimNode> {
+  for (let i = 1; ; i++) {
+    try {
+      return await joinSimNode(manager, token, rootPem, name);
+    } catch (e) {
+      if (i >= attempts) throw e;
+      await new Promise((r) => setTimeout(r, 1000 * i));
+    }
+  }
+}
 
 interface SimNode {
   name: string;
@@ -29,21 +45,10 @@ interface SimNode {
   worker: Worker;
 }
 
-/** A join that timed out on a busy shared box is tried again (the manager may have been starved, not wrong). */
-async function joinWithRetries(name: string, rootPem: string): ReturnType<typeof joinSimNode> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await joinSimNode(manager, token, rootPem, name);
-    } catch (e) {
-      if (attempt >= 5) throw e;
-      log.warn({ err: e, attempt }, 'join failed; trying again');
-      await new Promise((r) => setTimeout(r, 1000 * attempt));
-    }
-  }
-}
+let rootPem: string;
 
 async function main(): Promise<void> {
-  const rootPem = await fetchRootCA(manager, token);
+  rootPem = await fetchRootCA(manager, token);
 
   const nodes: SimNode[] = [];
   const t0 = performance.now();
@@ -52,11 +57,11 @@ async function main(): Promise<void> {
     Array.from({ length: Math.min(JOIN_CONCURRENCY, count) }, async () => {
       while (next < count) {
         const name = `sim-${String(first + next++).padStart(5, '0')}`;
-        const { nodeId, tls } = await joinWithRetries(name, rootPem);
+        const { nodeId, tls } = await joinWithRetries(name);
         const session = new AgentSession({
           log,
           tls: () => tls,
-          managers: () => [manager],
+          managers: () => managerList,
           onManagers: () => undefined,
           description: () => simNodeDescription(name, rootPem),
           addr: '127.0.0.1',

@@ -14,6 +14,7 @@ import { EtcdMember, etcdClient, waitForEtcd } from './store/etcd-member.js';
 import { QuorumLost } from './store/etcd-reconfig.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/election.js';
+import { managerPortGone } from './leader/holder-probe.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
 import { controlLoops } from './control-loops.js';
 import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/dispatcher.js';
@@ -104,7 +105,12 @@ export class Manager {
     readonly client: Etcd3,
     private readonly electionClient: Etcd3,
   ) {
-    this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }));
+    // A leader whose manager refuses connections (its shoald died) is replaced without waiting for its lease.
+    const holderGone = async (nodeId: string) => {
+      const addr = this.store.viewOne('nodes', nodeId)?.ManagerStatus?.Addr;
+      return !!addr && (await managerPortGone(addr));
+    };
+    this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }), holderGone);
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     this.identities = new PeerIdentities(o.clusterId, () => this.trustView());
     this.keys = new ManagerDataKeys(
@@ -213,9 +219,6 @@ export class Manager {
     this.caWatch = await this.client.watch().key(CA_KEY).create();
     this.caWatch.on('put', (kv) => this.caChanged(kv.value));
 
-    this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
-    this.election.start();
-
     await this.membership.start();
 
     const server = new grpc.Server();
@@ -251,6 +254,10 @@ export class Manager {
     );
     this.server = server;
     this.o.log.info({ listen: this.o.listenAddr }, 'cluster RPC server listening');
+    // Campaign once the cluster port answers: the other managers take a leader whose port
+    // refuses connections for a dead one (leader/election.ts).
+    this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
+    this.election.start();
   }
 
   /**

@@ -83,12 +83,25 @@ test('an ended task is shut down and replaced in its slot after the restart dela
   assert.equal(pass.current(failed).DesiredState, 'shutdown');
   assert.equal(created.length, 1);
   assert.equal(created[0].Slot, 1);
-  assert.equal(created[0].DesiredState, 'ready');
-  // Delay 0 and the old task already ended: the next pass raises it to RUNNING.
-  const p2 = new PassChanges();
-  const all = [pass.current(failed), created[0]];
-  r.startDue(p2, all, new Map(all.map((t) => [t.ID, t])), new Map());
-  assert.equal(p2.current(created[0]).DesiredState, 'running');
+  // Delay 0 and the old task already ended: nothing to wait for, it is created RUNNING.
+  assert.equal(created[0].DesiredState, 'running');
+});
+
+test('tasks of a Down node: with delay 0 the replacements are created RUNNING, else READY until the delay', () => {
+  for (const [delay, desired] of [
+    [0, 'running'],
+    [5e9, 'ready'],
+  ] as const) {
+    const s = replicated(2, {
+      TaskTemplate: { ContainerSpec: { Image: 'busybox' }, RestartPolicy: { Delay: delay } },
+    });
+    const tasks = [1, 2].map((i) => makeTask(s, { Slot: i, NodeID: 'lost', Status: st('running') }));
+    const lost = { ...makeNode('lost'), Status: { State: 'down' as const } };
+    const { pass, created } = run(s, tasks, nodeMap(lost, makeNode('n2')));
+    for (const t of tasks) assert.equal(pass.current(t).DesiredState, 'shutdown');
+    assert.deepEqual(created.map((t) => t.Slot).sort(), [1, 2]);
+    for (const t of created) assert.equal(t.DesiredState, desired, `delay ${delay}`);
+  }
 });
 
 test('restart delay holds the replacement in READY', () => {
