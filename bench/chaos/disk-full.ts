@@ -18,21 +18,23 @@ const ANSWER_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function fill(root: string): Promise<void> {
+/** Fills the filesystem of `root` with files named `.chaos-filler-<tag>*` (free() removes every one). */
+async function fill(root: string, tag = '0'): Promise<void> {
   const st = fs.statfsSync(root);
-  const big = `${root}/.chaos-filler`;
+  const big = `${root}/.chaos-filler-${tag}`;
   // fallocate on tmpfs may refuse what statfs called free: dd then takes it (it ends in ENOSPC by design).
   const fa = await run('fallocate', ['-l', String(Math.max(0, st.bavail * st.bsize - (4 << 20))), big], {
     allowFail: true,
   });
   if (fa.code !== 0) await run('dd', ['if=/dev/zero', `of=${big}`, 'bs=1M'], { allowFail: true });
-  await run('dd', ['if=/dev/zero', `of=${root}/.chaos-filler-top`, 'bs=4k'], { allowFail: true });
+  await run('dd', ['if=/dev/zero', `of=${root}/.chaos-filler-${tag}-top`, 'bs=4k'], { allowFail: true });
   const left = fs.statfsSync(root).bavail;
   if (left !== 0) throw new Error(`the tmpfs data root still has ${left} blocks free after filling`);
 }
 
 function free(root: string): void {
-  for (const f of ['.chaos-filler', '.chaos-filler-top']) fs.rmSync(`${root}/${f}`, { force: true });
+  for (const f of fs.readdirSync(root).filter((x) => x.startsWith('.chaos-filler')))
+    fs.rmSync(`${root}/${f}`, { force: true });
 }
 
 const isMountpoint = async (p: string) => (await run('mountpoint', ['-q', p], { allowFail: true })).code === 0;
@@ -105,6 +107,13 @@ export async function diskFull(
     const ready = await until(60_000, heartbeatUp);
     if (ready === undefined) throw new Error(`${m.name} started on a full disk but its node is not Ready within 60 s`);
     const detectMs = Date.now() - t0;
+    // Starting may free space of its own (etcd drops its preallocated WAL segment, exited
+    // containers' files go): the disk is filled again so the write below meets a full disk.
+    const freedMb = (fs.statfsSync(tmpfs).bavail * fs.statfsSync(tmpfs).bsize) / (1 << 20);
+    if (freedMb > 0) {
+      await fill(tmpfs, '1');
+      console.log(`  disk-full: ${m.name}'s start freed ${freedMb.toFixed(1)} MiB; filled again`);
+    }
     const refused = await volumeCreate(s, m.name, 'chaos-disk-full');
     if (refused.code === 0) throw new Error(`${m.name}: volume create succeeded on a full disk`);
     if (!/no space left on device/.test(refused.stderr))
