@@ -46,6 +46,30 @@ async function volumeCreate(s: Swarm, m: string, name: string): Promise<{ code: 
   return { code: r.code ?? -1, stderr: r.stderr.trim(), ms: Date.now() - t0 };
 }
 
+const freeMb = (root: string) => (fs.statfsSync(root).bavail * fs.statfsSync(root).bsize) / (1 << 20);
+
+/**
+ * A write through the daemon while its disk is full. The daemon frees space of its own now and
+ * then (task containers of its last life removed, etcd dropping a preallocated WAL segment), so
+ * the disk is filled again before each try, and a write taken is tried again: 3 taken is the failure.
+ */
+async function refusedOnFullDisk(s: Swarm, m: string, root: string): Promise<{ stderr: string; ms: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const before = freeMb(root);
+    if (before > 0) {
+      await fill(root, String(attempt));
+      console.log(`  disk-full: ${m} had ${before.toFixed(1)} MiB free again (its daemon freed it); filled again`);
+    }
+    const r = await volumeCreate(s, m, 'chaos-disk-full');
+    if (r.code !== 0) return r;
+    const after = freeMb(root);
+    await s.d(m, ['volume', 'rm', 'chaos-disk-full']);
+    if (attempt === 3)
+      throw new Error(`${m}: volume create succeeded on a full disk, 3 times (${after.toFixed(1)} MiB free after)`);
+    console.log(`  disk-full: ${m} took a write (${before.toFixed(1)} → ${after.toFixed(1)} MiB free); again`);
+  }
+}
+
 export async function diskFull(
   s: Swarm,
   m: Machine,
@@ -107,15 +131,7 @@ export async function diskFull(
     const ready = await until(60_000, heartbeatUp);
     if (ready === undefined) throw new Error(`${m.name} started on a full disk but its node is not Ready within 60 s`);
     const detectMs = Date.now() - t0;
-    // Starting may free space of its own (etcd drops its preallocated WAL segment, exited
-    // containers' files go): the disk is filled again so the write below meets a full disk.
-    const freedMb = (fs.statfsSync(tmpfs).bavail * fs.statfsSync(tmpfs).bsize) / (1 << 20);
-    if (freedMb > 0) {
-      await fill(tmpfs, '1');
-      console.log(`  disk-full: ${m.name}'s start freed ${freedMb.toFixed(1)} MiB; filled again`);
-    }
-    const refused = await volumeCreate(s, m.name, 'chaos-disk-full');
-    if (refused.code === 0) throw new Error(`${m.name}: volume create succeeded on a full disk`);
+    const refused = await refusedOnFullDisk(s, m.name, tmpfs);
     if (!/no space left on device/.test(refused.stderr))
       throw new Error(
         `${m.name}: volume create on a full disk answered "${refused.stderr}", not "no space left on device"`,
