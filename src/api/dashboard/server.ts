@@ -58,13 +58,31 @@ function readForm(req: http.IncomingMessage, limit = 4096): Promise<URLSearchPar
 export class DashboardServer {
   private server?: http.Server;
   private readonly sockets = new Set<Duplex>();
+  /** Open streams (feed and logs), each with its request, so a token rotation can end those it no longer allows. */
+  private readonly streams = new Map<http.ServerResponse, http.IncomingMessage>();
+  private readonly offRotate: () => void;
 
   constructor(
     private readonly feed: DashboardFeed,
     private readonly token: DashboardToken,
     private readonly log: Logger,
     private readonly opts: DashboardOptions = {},
-  ) {}
+  ) {
+    this.offRotate = token.onRotate(() => this.endDisallowedStreams());
+  }
+
+  /** A rotated token logs pages out: their streams end, and the page's reconnect meets 401. */
+  private endDisallowedStreams(): void {
+    for (const [res, req] of this.streams) if (!this.allowed(req)) res.end();
+  }
+
+  /** Server-sent events headers, and the stream kept until it closes. */
+  private openStream(req: http.IncomingMessage, res: http.ServerResponse): void {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
+    res.flushHeaders();
+    this.streams.set(res, req);
+    res.on('close', () => this.streams.delete(res));
+  }
 
   /** Who may look: the token, or a client certificate the API would give a role. */
   private allowed(req: http.IncomingMessage): boolean {
@@ -149,15 +167,17 @@ export class DashboardServer {
 
   /** Server-sent events: the snapshot first, then patches and swarm events. */
   private stream(req: http.IncomingMessage, res: http.ServerResponse): void {
-    res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'keep-alive' });
-    res.flushHeaders();
+    this.openStream(req, res);
     const send = (m: FeedMessage) => {
-      res.write(`data: ${JSON.stringify(m)}\n\n`);
+      if (!res.writableEnded) res.write(`data: ${JSON.stringify(m)}\n\n`);
     };
     const off = this.feed.subscribe(send);
     // A comment every 15 s keeps proxies from closing an idle stream and notices a closed page.
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-    req.on('close', () => {
+    const ping = setInterval(() => {
+      if (!res.writableEnded) res.write(': ping\n\n');
+    }, 15_000);
+    // The response's close: the page went away, or a token rotation ended the stream.
+    res.on('close', () => {
       clearInterval(ping);
       off();
     });
@@ -174,10 +194,9 @@ export class DashboardServer {
     const byNode = new Map<string, string[]>();
     for (const t of m.store.tasksBy('service', svc.ID))
       if (t.NodeID) byNode.set(t.NodeID, [...(byNode.get(t.NodeID) ?? []), t.ID]);
-    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
-    res.flushHeaders();
+    this.openStream(req, res);
     const ac = new AbortController();
-    req.on('close', () => ac.abort());
+    res.on('close', () => ac.abort());
     try {
       await m.logs.logs(
         { byNode, follow: true, tail: 200, joins: (t) => t.ServiceID === svc.ID },
@@ -186,7 +205,8 @@ export class DashboardServer {
             const t = m.store.viewOne('tasks', l.taskId);
             const head = `${svc.Spec.Name}.${t?.Slot ?? t?.NodeID ?? ''}.${l.taskId.slice(0, 12)}@${m.store.viewOne('nodes', nodeId)?.Description?.Hostname ?? nodeId.slice(0, 12)}`;
             for (const line of Buffer.from(l.data, 'base64').toString('utf8').split('\n')) {
-              if (line) res.write(`data: ${JSON.stringify({ head, line, err: l.stream === 2 })}\n\n`);
+              if (line && !res.writableEnded)
+                res.write(`data: ${JSON.stringify({ head, line, err: l.stream === 2 })}\n\n`);
             }
           }
         },
@@ -195,7 +215,7 @@ export class DashboardServer {
     } catch (err) {
       this.log.debug({ err }, 'dashboard log stream ended');
     }
-    res.end();
+    if (!res.writableEnded) res.end();
   }
 
   async listen(addr: string): Promise<void> {
@@ -228,6 +248,7 @@ export class DashboardServer {
   }
 
   close(): void {
+    this.offRotate();
     this.server?.close();
     for (const s of this.sockets) s.destroy();
   }

@@ -5,11 +5,12 @@ import path from 'node:path';
 /**
  * The dashboard's login token: 32 random bytes (base64url) kept in `<data root>/dashboard/token`
  * (mode 0600), made on first use. `shoal dashboard token --rotate` replaces it; pages logged in
- * with the old one get 401 on their next request.
+ * with the old one get 401 on their next request, and their open streams are ended.
  */
 export class DashboardToken {
   private readonly file: string;
   private cached?: string;
+  private readonly rotated = new Set<() => void>();
 
   constructor(dataRoot: string) {
     this.file = path.join(dataRoot, 'dashboard', 'token');
@@ -33,7 +34,14 @@ export class DashboardToken {
     fs.writeFileSync(tmp, t + '\n', { mode: 0o600 });
     fs.renameSync(tmp, this.file);
     this.cached = t;
+    for (const fn of this.rotated) fn();
     return t;
+  }
+
+  /** Calls `fn` after each rotation (the server ends the streams opened with the old token). */
+  onRotate(fn: () => void): () => void {
+    this.rotated.add(fn);
+    return () => this.rotated.delete(fn);
   }
 
   /** Constant-time comparison, so the answer's timing tells nothing of the token. */
