@@ -74,6 +74,12 @@ const SCENARIOS: Record<string, Scenario> = {
     quick: ['5', '128'],
     full: ['10', '512'],
   },
+  'image-sharing': {
+    file: 'image-sharing.js',
+    what: 'N-machine lab: a global service of a big random image, from the lab registry vs from peers',
+    quick: ['3', '50'],
+    full: ['5', '200'],
+  },
   failover: {
     file: 'failover.js',
     what: '3 managers: leader kill → first accepted write; 3-machine lab: worker gone → Down → replicas elsewhere',

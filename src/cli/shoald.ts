@@ -15,6 +15,7 @@ import { SwarmNode } from '../node/node.js';
 import { Worker } from '../agent/worker/worker.js';
 import { ContainerExecutor } from '../agent/executor/container-executor.js';
 import { NetworkAgent } from '../agent/network-agent.js';
+import { ImageSharing } from '../agent/image-sharing.js';
 import { LogAgent } from '../agent/logs.js';
 import { metricsRegistry, parseMetricsAddr, serveMetrics } from '../api/metrics.js';
 import { DashboardFeed } from '../api/dashboard/feed.js';
@@ -135,9 +136,10 @@ async function main(): Promise<void> {
   const metrics = opts.metricsAddr
     ? await serveMetrics(opts.metricsAddr, metricsRegistry(engine, swarm), log.child({ part: 'metrics' }))
     : undefined;
+  const imageSharing = new ImageSharing(engine, swarm, log.child({ part: 'image-sharing' }));
   const worker = new Worker(
     swarm.link,
-    new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description()),
+    new ContainerExecutor(engine, log.child({ part: 'executor' }), () => swarm.description(), imageSharing),
     () => swarm.nodeId,
     log.child({ part: 'worker' }),
   );
@@ -146,6 +148,7 @@ async function main(): Promise<void> {
   const logs = new LogAgent(engine.containers, swarm, log.child({ part: 'logs' }));
   logs.start();
   worker.start();
+  imageSharing.start();
   await swarm.open();
   const access = new AccessControl(
     new AuditLog(path.join(config.dataRoot, 'audit')),
@@ -195,6 +198,7 @@ async function main(): Promise<void> {
     dashboardFeed?.stop();
     dashboardTls?.stop();
     worker.stop();
+    imageSharing.stop();
     logs.stop();
     await network.stop();
     await swarm.close();

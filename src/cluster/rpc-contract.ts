@@ -39,6 +39,8 @@ export const rpcContract = {
     AttachNetwork: unary<m.AttachNetworkRequest, m.AttachNetworkResponse>(m.attachNetworkRequest),
     DetachNetwork: unary<m.DetachNetworkRequest, m.Empty>(m.detachNetworkRequest),
     ReportTunnel: unary<m.ReportTunnelRequest, m.Empty>(m.reportTunnelRequest),
+    ReportImages: unary<m.ReportImagesRequest, m.Empty>(m.reportImagesRequest),
+    FindImage: unary<m.FindImageRequest, m.FindImageResponse>(m.findImageRequest),
   },
   Membership: {
     Join: unary<m.JoinRequest, m.JoinResponse>(m.joinRequest),

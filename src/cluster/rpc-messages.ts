@@ -3,6 +3,7 @@ import {
   TASK_STATES,
   type Network,
   type NodeDescription,
+  type NodeImageShare,
   type NodeTunnel,
   type Service,
   type Task,
@@ -159,6 +160,34 @@ export interface ReportTunnelRequest {
 export const reportTunnelRequest: z.ZodType<ReportTunnelRequest> = z.looseObject({
   tunnel: opaque<NodeTunnel>('tunnel'),
 });
+/** Agent → manager: the images this node holds and where it serves them (manager/dispatcher/image-index.ts). */
+export interface ReportImagesRequest {
+  share: NodeImageShare;
+}
+const sha256Digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
+export const reportImagesRequest: z.ZodType<ReportImagesRequest> = z.looseObject({
+  share: z.looseObject({
+    Port: z.number().int().min(1).max(65535),
+    Images: z.array(z.looseObject({ Id: sha256Digest, Refs: z.array(z.string().max(512)).max(100) })).max(10000),
+  }),
+});
+/**
+ * Agent → manager: which nodes hold an image. `digest` (an image ID or a manifest digest) decides
+ * when given; else `ref`, a full tag reference (`docker.io/library/name:tag`).
+ */
+export interface FindImageRequest {
+  ref?: string;
+  digest?: string;
+}
+export const findImageRequest: z.ZodType<FindImageRequest> = z.looseObject({
+  ref: z.string().max(512).optional(),
+  digest: sha256Digest.optional(),
+});
+/** The image ID the reference means in the swarm, and the other nodes that hold it (`addr`: host:port of their image server). */
+export interface FindImageResponse {
+  imageId?: string;
+  holders: { nodeId: string; addr: string }[];
+}
 /** A standalone container joining an attachable swarm network (swarmkit resourceapi); see manager/networks/attachments.ts. */
 export interface AttachNetworkRequest {
   containerId: string;

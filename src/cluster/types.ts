@@ -54,7 +54,26 @@ export interface Node extends Meta {
   Attachments?: NetworkAttachment[];
   /** The node's WireGuard tunnel for encrypted overlays, as the node last reported it (not in Docker). */
   Tunnel?: NodeTunnel;
+  /** The images this node holds and serves to its peers, as it last reported them (not in Docker). */
+  ImageShare?: NodeImageShare;
 }
+
+/** Where a node serves the blobs of its images to the other nodes (mutual TLS), and which images it has. */
+export interface NodeImageShare {
+  /** TCP port of the node's image server, on its swarm address. */
+  Port: number;
+  Images: NodeImage[];
+}
+
+/** One local image of a node: its ID (the config digest) and the full references naming it. */
+export interface NodeImage {
+  Id: string;
+  /** `docker.io/library/name:tag`, `host/name@sha256:…` */
+  Refs: string[];
+}
+
+/** The port a node's image server listens on (another one when taken, reported with the images). */
+export const IMAGE_SHARE_PORT = 2378;
 
 /**
  * What a node tells the managers about its tunnel for encrypted overlays: the public half of

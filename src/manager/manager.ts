@@ -20,6 +20,7 @@ import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/di
 import { livenessLoop } from './dispatcher/liveness.js';
 import { networkViewHandler } from './dispatcher/network-view.js';
 import { tunnelReportHandlers } from './dispatcher/tunnel-report.js';
+import { imageIndexHandlers } from './dispatcher/image-index.js';
 import { LogBroker } from './dispatcher/logs.js';
 import { caHandlers } from './ca/server.js';
 import { rootRotationLoop } from './ca/rotation.js';
@@ -237,6 +238,7 @@ export class Manager {
       ...this.logs.handlers(),
       ...attachmentHandlers(this.store, (c) => this.identify(c)),
       ...tunnelReportHandlers(this.store, (c) => this.identify(c), this.o.log.child({ part: 'tunnels' })),
+      ...imageIndexHandlers(this.store, (c) => this.identify(c), this.o.log.child({ part: 'images' })),
     });
     addRpcService(server, 'Membership', this.membership.handlers());
     this.credentials = new SwarmServerCredentials(

@@ -4,6 +4,7 @@ import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { pullImage } from '../../engine/images/pull.js';
 import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag } from '../../engine/images/reference.js';
+import { nameImage, type ImageSharing } from '../image-sharing.js';
 import { Writable } from 'node:stream';
 import type { Logger } from '../../util/log.js';
 import { taskContainerConfig, validateTaskMounts, type TaskContainer, type TaskExecutor } from './executor.js';
@@ -17,11 +18,15 @@ const TASK_LABEL = 'com.docker.swarm.task.id';
 export class ContainerExecutor implements TaskExecutor {
   private readonly files: TaskFileMounts;
 
-  /** `describe`: this node's description, for service templates ({{.Node.Hostname}} …). */
+  /**
+   * `describe`: this node's description, for service templates ({{.Node.Hostname}} …);
+   * `sharing`: where images missing here come from besides the registry (the swarm's other nodes).
+   */
   constructor(
     private readonly engine: Engine,
     private readonly log: Logger,
     private readonly describe?: () => NodeDescription,
+    private readonly sharing?: ImageSharing,
   ) {
     this.files = new TaskFileMounts(path.join(engine.config.execRoot, 'task-files'));
     // A task container that stops or is removed any way (also `docker rm -f` by hand) takes its
@@ -67,20 +72,7 @@ export class ContainerExecutor implements TaskExecutor {
     // Templates are expanded before the pull: a bad one rejects the task at once.
     const { name, config, hostConfig } = taskContainerConfig(task, nodeId, this.describe?.());
     const image = task.Spec.ContainerSpec?.Image ?? '';
-    if (!this.engine.images.find(image)) {
-      // A failed pull is not the task's error yet: creating from a missing image gives Docker's "No such image".
-      try {
-        const sink = new Writable({ write: (_c, _e, cb) => cb() });
-        await pullImage(
-          this.engine.images,
-          withDefaultTag(parseReference(image)),
-          undefined,
-          new ProgressStream(() => sink),
-        );
-      } catch (e) {
-        this.log.warn({ err: e, image, task: task.ID }, 'image pull failed');
-      }
-    }
+    if (!this.engine.images.find(image)) await this.obtainImage(image, task.ID);
     // Swarm networks replace the default bridge: the network agent wires the container at start.
     if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
     if (files.length)
@@ -95,6 +87,47 @@ export class ContainerExecutor implements TaskExecutor {
       await this.files.unmount(task.ID);
       throw e;
     }
+  }
+
+  /**
+   * Makes a missing image local. A pinned digest (`name:tag@sha256:…`) fixes the content, so
+   * the peers that hold it come first and the registry after; a bare tag is the registry's to
+   * say (source of truth), peers only when it cannot answer. A failure here that is not the
+   * peers' is no task error yet: creating from the missing image gives Docker's "No such image".
+   */
+  private async obtainImage(image: string, taskId: string): Promise<void> {
+    let ref;
+    try {
+      ref = withDefaultTag(parseReference(image));
+    } catch {
+      return;
+    }
+    // Pinned to the ID of an image here (loaded on this node, service pinned by the manager).
+    if (ref.digest && this.engine.images.get(ref.digest)) return nameImage(this.engine, ref, ref.digest);
+    const fromRegistry = async () => {
+      const sink = new Writable({ write: (_c, _e, cb) => cb() });
+      await pullImage(this.engine.images, ref, undefined, new ProgressStream(() => sink));
+      return true;
+    };
+    const fromPeers = async () => (this.sharing ? !!(await this.sharing.fetch(ref)) : false);
+    const sources: [string, () => Promise<boolean>][] = [
+      ['registry', fromRegistry],
+      ['peers', fromPeers],
+    ];
+    if (ref.digest) sources.reverse();
+    const errors: string[] = [];
+    let peersFailed = false;
+    for (const [name, get] of sources) {
+      try {
+        if (await get()) return;
+        errors.push(`${name}: no node holds it`);
+      } catch (e) {
+        if (name === 'peers') peersFailed = true;
+        errors.push(`${name}: ${(e as Error).message}`);
+        this.log.warn({ err: e, image, task: taskId, from: name }, 'image fetch failed');
+      }
+    }
+    if (peersFailed) throw new Error(`No such image: ${image} (${errors.join('; ')})`);
   }
 
   async start(containerId: string): Promise<TaskContainer> {

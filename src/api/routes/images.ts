@@ -11,7 +11,11 @@ import { pushImage } from '../../engine/images/push.js';
 import { importImage, importTarget } from '../../engine/images/importer.js';
 import { applyChanges } from '../../engine/images/changes.js';
 import { loadImages, saveImages } from '../../engine/images/archive.js';
-import { inspectDistribution } from '../../engine/images/distribution.js';
+import { inspectDistribution, swarmImageDistribution } from '../../engine/images/distribution.js';
+import type { ImageReference } from '../../engine/images/reference.js';
+
+/** The image ID a reference means among the swarm's nodes (managers only; undefined: none holds it). */
+export type SwarmImageLookup = (ref: ImageReference) => string | undefined;
 
 /**
  * Runs an operation that reports through a JSON progress stream. Errors before the first
@@ -29,9 +33,9 @@ async function withProgress(ctx: RequestContext, op: (p: ProgressStream) => Prom
 }
 
 /** `docker pull/push/import/load/save/tag/rmi/images/image inspect/history/image prune/login`, and the digest lookup of `service create`. */
-export function imageRoutes(router: Router, engine: Engine): void {
+export function imageRoutes(router: Router, engine: Engine, swarmImage?: SwarmImageLookup): void {
   imageTransferRoutes(router, engine.images);
-  localImageRoutes(router, engine.images);
+  localImageRoutes(router, engine.images, swarmImage);
 }
 
 /** Images in and out of the store: pull and import, load, save. */
@@ -96,7 +100,7 @@ function imageTransferRoutes(router: Router, store: Engine['images']): void {
 }
 
 /** The store's own images: list, prune, inspect, history, tag, push, rmi; login and the digest lookup. */
-function localImageRoutes(router: Router, store: Engine['images']): void {
+function localImageRoutes(router: Router, store: Engine['images'], swarmImage?: SwarmImageLookup): void {
   router.get('/images/json', (ctx) => ({ body: store.list(ctx.filters()) }));
 
   router.post('/images/prune', (ctx) => {
@@ -133,7 +137,14 @@ function localImageRoutes(router: Router, store: Engine['images']): void {
   router.get('/distribution/:name*/json', async (ctx) => {
     const ref = withDefaultTag(parseReference(ctx.params.name));
     const auth = decodeRegistryAuth(ctx.req.headers['x-registry-auth'] as string | undefined);
-    return { body: await inspectDistribution(store, ref, auth) };
+    try {
+      return { body: await inspectDistribution(store, ref, auth) };
+    } catch (e) {
+      // No registry has it: an image of this node or of another swarm node (loaded there) still pins.
+      const id = store.find(ctx.params.name)?.image.id ?? swarmImage?.(ref);
+      if (!id) throw e;
+      return { body: swarmImageDistribution(store, id) };
+    }
   });
 
   router.delete('/images/:name*', (ctx) => ({

@@ -14,6 +14,8 @@ import type { SwarmNode } from '../../node/node.js';
 import { volumeRoutes } from './volumes.js';
 import { containerFileRoutes } from './container-files.js';
 import { buildRoutes } from './build.js';
+import { findImage } from '../../manager/dispatcher/image-index.js';
+import { formatReference } from '../../engine/images/reference.js';
 import { shoalCertRoutes, type CertRouteOptions } from './shoal-certs.js';
 
 /** Every Engine API route this daemon serves. */
@@ -26,7 +28,15 @@ export function buildRouter(
   const router = new Router();
   systemRoutes(router, engine, swarm);
   networkRoutes(router, engine, swarm, localNetworks);
-  imageRoutes(router, engine);
+  imageRoutes(router, engine, (ref) => {
+    let nodes;
+    try {
+      nodes = swarm.controlStore().view('nodes');
+    } catch {
+      return undefined; // not a manager (or no quorum): the registry's answer stands
+    }
+    return findImage(nodes, ref.digest ? { digest: ref.digest } : { ref: formatReference(ref) }).imageId;
+  });
   containerRoutes(router, engine);
   containerFileRoutes(router, engine);
   buildRoutes(router, engine);

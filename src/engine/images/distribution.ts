@@ -5,6 +5,8 @@
 import { ApiError } from '../../util/errors.js';
 import type { ImageStore } from './store.js';
 import {
+  HOST_PLATFORM,
+  MT,
   isImageManifest,
   isIndex,
   type ImageConfigBlob,
@@ -60,4 +62,18 @@ export async function inspectDistribution(
   } catch (e) {
     throw translatePullError(e, ref);
   }
+}
+
+/**
+ * The answer for an image no registry has but the swarm does (loaded on some node): the image
+ * ID stands for the digest, so `service create` pins `name:tag@<image ID>` and every node runs
+ * this very content (nodes fetch it from each other, checked against that digest).
+ */
+export function swarmImageDistribution(store: ImageStore, imageId: string): DistributionInspect {
+  const local = store.get(imageId);
+  const size = store.blobs.has(imageId) ? store.blobs.size(imageId) : 0;
+  const platform: Platform = local
+    ? { architecture: local.config.architecture, os: local.config.os }
+    : { ...HOST_PLATFORM };
+  return { Descriptor: { mediaType: MT.dockerConfig, digest: imageId, size }, Platforms: [platform] };
 }

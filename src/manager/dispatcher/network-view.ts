@@ -31,7 +31,7 @@ export function networkView(store: Store): NetworkViewMessage {
         (t.DesiredState === 'running' || t.Status.State === 'running'),
     );
   return {
-    nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined })),
+    nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined, ImageShare: undefined })),
     networks,
     services: store.view('services'),
     overlayKeyEpoch: store.view('cluster')[0]?.OverlayKeys?.Epoch ?? 0,

@@ -1,0 +1,175 @@
+/**
+ * Images across the swarm (`node dist/bench/image-sharing.js [machines] [MiB] [layers]`, root):
+ * N machines (default 5) start a global service of an image of MiB of random data (default
+ * 200, in 4 layers, plus busybox) at once, twice, from a cold start each time:
+ *  - registry: the image is only in the lab registry (Debian docker-registry); every node pulls.
+ *  - peers: one node pulls it from the registry (the seed), then the service starts and the
+ *    other nodes fetch it from the nodes that hold it (mutual TLS, verified by digest).
+ * Reported: seconds from `service create` to all tasks RUNNING (peers: also with the seed pull),
+ * and bytes the registry sent (an nftables counter on its port, in the lab's hub namespace).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { run } from '../src/util/run.js';
+import { REGISTRY_PORT } from '../src/lab/settings.js';
+import { createSwarmLab, type SwarmLab } from '../test/helpers/swarm-lab.js';
+import { randomImageArchive } from '../test/helpers/image-archive.js';
+import { waitFor } from '../test/helpers/process.js';
+import { printTable, writeReport } from './report.js';
+
+const machines = Number(process.argv[2] ?? 5);
+const mib = Number(process.argv[3] ?? 200);
+const layers = Number(process.argv[4] ?? 4);
+const TABLE = 'shoalbench_registry';
+
+let swarm: SwarmLab;
+const ok = async (m: string, args: string[]) => {
+  const r = await swarm.d(m, args);
+  if (r.code !== 0) throw new Error(`docker ${args.join(' ')} on ${m}: ${r.stderr}`);
+  return r.stdout.trim();
+};
+const hub = () => `/var/run/netns/${swarm.lab.prefix}-hub`;
+const nft = (args: string[], input?: string) =>
+  run('nsenter', [`--net=${hub()}`, 'nft', ...args], input !== undefined ? { input: Buffer.from(input) } : {});
+
+/** Counts what the registry sends (its replies leave the hub namespace from REGISTRY_PORT). */
+async function resetRegistryCounter(): Promise<void> {
+  await nft(['-f', '-'], `table inet ${TABLE}\ndelete table inet ${TABLE}\n`);
+  await nft(
+    ['-f', '-'],
+    `table inet ${TABLE} {\n chain out {\n  type filter hook output priority 0;\n  tcp sport ${REGISTRY_PORT} counter\n }\n}\n`,
+  );
+}
+async function registryBytes(): Promise<number> {
+  const out = JSON.parse((await nft(['-j', 'list', 'table', 'inet', TABLE])).stdout) as {
+    nftables: Array<{ rule?: { expr: Array<{ counter?: { bytes: number } }> } }>;
+  };
+  return out.nftables.flatMap((o) => o.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.bytes ?? 0), 0);
+}
+
+/** Creates a global service and returns the seconds until every machine runs its task. */
+async function startEverywhere(name: string, image: string): Promise<number> {
+  const t0 = Date.now();
+  await ok(swarm.machines[0], [
+    'service',
+    'create',
+    '--detach',
+    '--name',
+    name,
+    '--mode',
+    'global',
+    image,
+    'sleep',
+    '1d',
+  ]);
+  await waitFor(
+    `${machines} running tasks of ${name}`,
+    async () => {
+      const states = (await ok(swarm.machines[0], ['service', 'ps', name, '--format', '{{.CurrentState}}|{{.Error}}']))
+        .split('\n')
+        .filter(Boolean);
+      const failed = states.find((s) => !s.endsWith('|'));
+      if (failed) throw new Error(`a task failed: ${failed}`);
+      return states.filter((s) => s.startsWith('Running')).length === machines;
+    },
+    900_000,
+    250,
+  );
+  return (Date.now() - t0) / 1000;
+}
+
+/** Removes the service and the image from every machine: the next scenario starts cold. */
+async function clean(service: string, imageId: string): Promise<void> {
+  await ok(swarm.machines[0], ['service', 'rm', service]);
+  for (const m of swarm.machines)
+    await waitFor(
+      `${service} gone on ${m}`,
+      async () => (await ok(m, ['ps', '-aq', '--filter', `name=${service}`])) === '',
+      120_000,
+      500,
+    );
+  for (const m of swarm.machines) await swarm.d(m, ['rmi', '-f', imageId]);
+}
+
+/** Bytes each machine received from peers, from the agents' "image fetched from peers" lines since `from`. */
+function peerBytes(from: Map<string, number>): number {
+  let total = 0;
+  for (const m of swarm.machines) {
+    const log = fs.readFileSync(path.join(swarm.lab.labDir, 'machines', m, 'shoald.log'), 'utf8').slice(from.get(m));
+    for (const line of log.split('\n').filter((l) => l.includes('image fetched from peers'))) {
+      const f = (JSON.parse(line) as { from: Record<string, number> }).from;
+      total += Object.values(f).reduce((a, b) => a + b, 0);
+    }
+  }
+  return total;
+}
+
+async function main(): Promise<void> {
+  const names = Array.from({ length: machines }, (_, i) => `b${i + 1}`);
+  swarm = await createSwarmLab({ managers: [names[0]], workers: names.slice(1), registry: true });
+  try {
+    const dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'bench-'));
+    const ref = `${swarm.registry}/bigimg:1`;
+    const per = Math.floor((mib << 20) / layers);
+    const img = await randomImageArchive(
+      dir,
+      ref,
+      Array.from({ length: layers }, () => per),
+    );
+    const seed = names[0];
+    await ok(seed, ['load', '-i', img.file]);
+    await ok(seed, ['push', ref]);
+    await swarm.d(seed, ['rmi', '-f', img.id]);
+
+    await resetRegistryCounter();
+    const registrySeconds = await startEverywhere('fromregistry', ref);
+    const registrySent = await registryBytes();
+    await clean('fromregistry', img.id);
+
+    await resetRegistryCounter();
+    const logFrom = new Map(
+      swarm.machines.map((m) => [m, fs.statSync(path.join(swarm.lab.labDir, 'machines', m, 'shoald.log')).size]),
+    );
+    const t0 = Date.now();
+    await ok(seed, ['pull', ref]);
+    const seedSeconds = (Date.now() - t0) / 1000;
+    // The seed's report reaches the managers within the agent's report tick (2 s).
+    await new Promise((r) => setTimeout(r, 3000));
+    const peerSeconds = await startEverywhere('frompeers', ref);
+    const peersRegistrySent = await registryBytes();
+    const fromPeers = peerBytes(logFrom);
+
+    const imageBytes = fs.statSync(img.file).size;
+    const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
+    printTable(`${machines} machines, image ${mb(imageBytes)} (${layers} random layers + busybox), one run`, [
+      ['registry only: create → all RUNNING', `${registrySeconds.toFixed(1)} s`],
+      [
+        'registry only: bytes the registry sent',
+        `${mb(registrySent)} (${(registrySent / imageBytes).toFixed(2)} × image)`,
+      ],
+      ['peers: seed pull on one node', `${seedSeconds.toFixed(1)} s`],
+      ['peers: create → all RUNNING', `${peerSeconds.toFixed(1)} s`],
+      ['peers: seed pull + create → all RUNNING', `${(seedSeconds + 3 + peerSeconds).toFixed(1)} s`],
+      [
+        'peers: bytes the registry sent',
+        `${mb(peersRegistrySent)} (${(peersRegistrySent / imageBytes).toFixed(2)} × image)`,
+      ],
+      ['peers: bytes nodes got from peers', mb(fromPeers)],
+      ['load average', fs.readFileSync('/proc/loadavg', 'utf8').trim()],
+    ]);
+    console.log(
+      `written ${writeReport('image-sharing', {
+        when: new Date().toISOString(),
+        machines,
+        imageBytes,
+        layers,
+        registry: { seconds: registrySeconds, registryBytes: registrySent },
+        peers: { seedSeconds, seconds: peerSeconds, registryBytes: peersRegistrySent, peerBytes: fromPeers },
+      })}`,
+    );
+  } finally {
+    await swarm.cleanup();
+  }
+}
+
+await main();

@@ -1,0 +1,165 @@
+/**
+ * The node's part in sharing images across the swarm: while in a swarm it serves its images'
+ * blobs to the other nodes (engine/images/peer-server.ts, with the node certificate), reports
+ * which images it holds to the managers (ReportImages, like its other state), and fetches an
+ * image a task needs from the nodes the managers say hold it (FindImage, peer-fetch.ts).
+ */
+import type { Engine } from '../engine/engine.js';
+import type { FindImageResponse } from '../cluster/rpc.js';
+import { IMAGE_SHARE_PORT, type NodeImage } from '../cluster/types.js';
+import { fetchImageFromPeers, type PeerFetchResult } from '../engine/images/peer-fetch.js';
+import { ImagePeerServer, type PeerTls } from '../engine/images/peer-server.js';
+import { formatReference, withDefaultTag, type ImageReference } from '../engine/images/reference.js';
+import type { Logger } from '../util/log.js';
+import type { SwarmMembership } from './link.js';
+import { ManagerConnection } from './manager-connection.js';
+
+/** How often the node checks its certificate and its image list (a report goes only when they changed). */
+const TICK_MS = 2000;
+/** The same report again after this long, in case the manager's copy was lost (a node object made anew). */
+const REPORT_AGAIN_MS = 30_000;
+
+export class ImageSharing {
+  private readonly connection: ManagerConnection;
+  private readonly server: ImagePeerServer;
+  private timer?: NodeJS.Timeout;
+  private servingAs?: { nodeId: string; cert: string };
+  private reported?: { body: string; at: number };
+  private busy = false;
+  private unsubscribe?: () => void;
+  private readonly inflight = new Map<string, Promise<PeerFetchResult | undefined>>();
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly swarm: SwarmMembership,
+    private readonly log: Logger,
+    private readonly port = Number(process.env.SHOAL_IMAGE_SHARE_PORT) || IMAGE_SHARE_PORT,
+  ) {
+    this.connection = new ManagerConnection(() => this.swarm.agentTarget());
+    this.server = new ImagePeerServer(engine.images, log);
+  }
+
+  /** Bytes this node served to peers. */
+  get bytesServed(): number {
+    return this.server.bytesServed;
+  }
+
+  start(): void {
+    this.timer = setInterval(() => this.tickSafely(), TICK_MS);
+    // A loaded, pulled or tagged image is reported at once: a service may name it next.
+    this.unsubscribe = this.engine.events.subscribe(undefined, (e) => {
+      if (e.Type === 'image') this.tickSafely();
+    });
+    this.tickSafely();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
+    this.stopServing();
+  }
+
+  private stopServing(): void {
+    this.server.close();
+    this.servingAs = undefined;
+  }
+
+  private tickSafely(): void {
+    if (this.busy) return;
+    this.busy = true;
+    this.tick()
+      .catch((err: unknown) => this.log.warn({ err }, 'image sharing: will retry'))
+      .finally(() => (this.busy = false));
+  }
+
+  private async tick(): Promise<void> {
+    const target = this.swarm.agentTarget();
+    if (!target) {
+      // Left the swarm: nothing is served until the node is in one again.
+      if (this.servingAs) this.stopServing();
+      this.reported = undefined;
+      return;
+    }
+    const tls = target.tls();
+    const cert = tls.cert.toString('utf8');
+    if (this.servingAs?.nodeId !== target.nodeId) {
+      this.server.close();
+      await this.server.listen(tls, this.port);
+      this.servingAs = { nodeId: target.nodeId, cert };
+      this.reported = undefined;
+      this.log.info({ port: this.server.port }, 'serving image blobs to swarm peers');
+    } else if (this.servingAs.cert !== cert) {
+      this.server.setTls(tls);
+      this.servingAs.cert = cert;
+    }
+    await this.report(target.nodeId);
+  }
+
+  private localImages(): NodeImage[] {
+    const store = this.engine.images;
+    return store
+      .all()
+      .map((img) => ({ Id: img.id, Refs: store.refsOf(img.id) }))
+      .sort((a, b) => a.Id.localeCompare(b.Id));
+  }
+
+  private async report(nodeId: string): Promise<void> {
+    const share = { Port: this.server.port!, Images: this.localImages() };
+    const body = `${nodeId} ${JSON.stringify(share)}`;
+    if (this.reported?.body === body && Date.now() - this.reported.at < REPORT_AGAIN_MS) return;
+    await this.connection.call('ReportImages', { share }, 10_000);
+    this.reported = { body, at: Date.now() };
+  }
+
+  /** Reports now (an image arrived): peers may ask for it at once. */
+  async reportNow(): Promise<void> {
+    const target = this.swarm.agentTarget();
+    if (target && this.server.port) await this.report(target.nodeId);
+  }
+
+  /** Which image `ref` means in the swarm and who holds it; a digest in the reference decides. */
+  async locate(ref: ImageReference): Promise<FindImageResponse> {
+    const full = withDefaultTag(ref);
+    const req = full.digest ? { digest: full.digest } : { ref: formatReference(full) };
+    return this.connection.call('FindImage', req, 10_000);
+  }
+
+  /**
+   * Fetches the image `ref` names from the peers that hold it and gives it the reference's
+   * names here. Undefined when no peer holds it; throws when holders exist but none could give it.
+   */
+  fetch(ref: ImageReference): Promise<PeerFetchResult | undefined> {
+    // Tasks of one service on this node start together: one transfer for all of them.
+    const key = formatReference(withDefaultTag(ref));
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.fetchOnce(ref).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  private async fetchOnce(ref: ImageReference): Promise<PeerFetchResult | undefined> {
+    const target = this.swarm.agentTarget();
+    if (!target) return undefined;
+    const found = await this.locate(ref);
+    if (!found.imageId || !found.holders.length) return undefined;
+    const tls: PeerTls = target.tls();
+    const result = await fetchImageFromPeers(this.engine.images, found.imageId, found.holders, tls, this.log);
+    nameImage(this.engine, ref, found.imageId);
+    this.log.info(
+      { image: found.imageId, from: Object.fromEntries(result.bytesFrom), refused: result.refused.length },
+      'image fetched from peers',
+    );
+    await this.reportNow().catch(() => undefined);
+    return result;
+  }
+}
+
+/** Gives a fetched (or local) image the names of the reference that asked for it: tag, and digest. */
+export function nameImage(engine: Engine, ref: ImageReference, imageId: string): void {
+  const full = withDefaultTag(ref);
+  if (full.digest) engine.images.setReference({ domain: full.domain, path: full.path, digest: full.digest }, imageId);
+  else engine.images.setReference(full, imageId);
+}

@@ -1,0 +1,156 @@
+// The image server and the peer fetch in-process, over real mutual TLS on loopback with node
+// certificates from a swarm root CA: what a peer serves, who may read it, and what a receiver
+// refuses. Needs root (layers are unpacked with owners, devices and xattrs).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import { ImageStore } from '../../src/engine/images/store.js';
+import { loadImages } from '../../src/engine/images/archive.js';
+import { ProgressStream } from '../../src/engine/images/progress.js';
+import { ImagePeerServer, type PeerTls } from '../../src/engine/images/peer-server.js';
+import { fetchImageFromPeers, type ImagePeer } from '../../src/engine/images/peer-fetch.js';
+import { createRootCA, signNodeCert, type RootCAMaterial } from '../../src/manager/ca/root-ca.js';
+import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
+import { createLogger } from '../../src/util/log.js';
+import { TEST_ROOT } from '../helpers/daemon.js';
+import { uniqueName } from '../helpers/netns.js';
+import { randomImageArchive, type ImageArchive } from '../helpers/image-archive.js';
+
+const dir = path.join(TEST_ROOT, uniqueName('shtpeers'));
+const log = createLogger('image-peers-test', 'silent');
+const servers: ImagePeerServer[] = [];
+let ca: RootCAMaterial;
+let img: ImageArchive;
+
+async function nodeTls(root: RootCAMaterial, nodeId: string, trust = root): Promise<PeerTls> {
+  const keys = await generateKeyPair();
+  const cert = await signNodeCert(root, { csrPem: await createCsr(keys), nodeId, role: 'worker', clusterId: 'c1' });
+  return {
+    ca: Buffer.from(trust.certPem),
+    cert: Buffer.from(cert),
+    key: Buffer.from(await privateKeyToPem(keys.privateKey)),
+  };
+}
+
+async function openStore(name: string): Promise<ImageStore> {
+  const root = path.join(dir, name);
+  const cfg = {
+    dataRoot: path.join(root, 'data'),
+    execRoot: path.join(root, 'exec'),
+    insecureRegistries: [],
+    labels: {},
+    hostname: name,
+    host: '',
+  };
+  return ImageStore.open(cfg, log);
+}
+
+/** A store holding `img`, served as node `nodeId`; returns the peer to dial. */
+async function servingPeer(nodeId: string): Promise<{ peer: ImagePeer; store: ImageStore; server: ImagePeerServer }> {
+  const store = await openStore(nodeId);
+  const sink = new Writable({ write: (_c, _e, cb) => cb() });
+  await loadImages(store, fs.createReadStream(img.file), new ProgressStream(() => sink));
+  const server = new ImagePeerServer(store, log);
+  servers.push(server);
+  const port = await server.listen(await nodeTls(ca, nodeId), 0);
+  return { peer: { nodeId, addr: `127.0.0.1:${port}` }, store, server };
+}
+
+const tmpFiles = (s: ImageStore) => fs.readdirSync(s.blobs.tmpDir);
+
+before(async () => {
+  fs.mkdirSync(dir, { recursive: true });
+  ca = await createRootCA();
+  img = await randomImageArchive(dir, 'peers:1', [300_000, 200_000]);
+});
+after(() => {
+  for (const s of servers) s.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('a node fetches an image from a peer: config and every layer, checked, whole', async () => {
+  const a = await servingPeer('nodeA');
+  const b = await openStore('fetchB');
+  const r = await fetchImageFromPeers(b, img.id, [a.peer], await nodeTls(ca, 'nodeB'), log);
+  assert.equal(b.get(img.id)?.id, img.id);
+  for (const d of img.diffIds) assert.ok(b.layers.has(d));
+  assert.equal(fs.readFileSync(path.join(b.layers.diffDir(img.diffIds[1]), 'data/0')).length, 300_000);
+  assert.ok((r.bytesFrom.get('nodeA') ?? 0) > 500_000);
+  assert.ok(a.server.bytesServed > 500_000);
+  assert.deepEqual(r.refused, []);
+  assert.deepEqual(tmpFiles(b), []);
+});
+
+test('a process outside the swarm reads nothing: no certificate, or one from another CA, is refused', async () => {
+  const a = await servingPeer('nodeA2');
+  const port = Number(a.peer.addr.split(':')[1]);
+  const attempt = (tls: Partial<PeerTls>) =>
+    new Promise<string>((resolve) => {
+      const req = https.get(
+        { host: '127.0.0.1', port, path: `/v1/blobs/${img.id}`, rejectUnauthorized: false, ...tls, agent: false },
+        (res) => {
+          res.resume();
+          resolve(`status ${res.statusCode}`);
+        },
+      );
+      req.on('error', (e) => resolve(`error ${e.message}`));
+    });
+  assert.match(await attempt({}), /^error /);
+  const other = await createRootCA();
+  const stranger = await nodeTls(other, 'nodeX');
+  assert.match(await attempt({ cert: stranger.cert, key: stranger.key }), /^error /);
+  // A swarm node's certificate reads it.
+  assert.equal(await attempt(await nodeTls(ca, 'nodeY')), 'status 200');
+});
+
+test('the peer must be the node the managers named (its certificate CN)', async () => {
+  const a = await servingPeer('nodeA3');
+  const b = await openStore('fetchB3');
+  await assert.rejects(
+    fetchImageFromPeers(b, img.id, [{ nodeId: 'someoneElse', addr: a.peer.addr }], await nodeTls(ca, 'nodeB3'), log),
+    /is not node someoneElse/,
+  );
+  assert.equal(b.get(img.id), undefined);
+});
+
+test('a corrupt blob is refused and fetched from the next peer; nothing of it stays', async () => {
+  const bad = await servingPeer('nodeBad');
+  const good = await servingPeer('nodeGood');
+  for (const d of img.diffIds) {
+    const fd = fs.openSync(bad.store.blobs.path(d), 'r+');
+    fs.writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1024);
+    fs.closeSync(fd);
+  }
+  const b = await openStore('fetchB4');
+  const r = await fetchImageFromPeers(b, img.id, [bad.peer, good.peer], await nodeTls(ca, 'nodeB4'), log);
+  assert.equal(b.get(img.id)?.id, img.id);
+  const refused = r.refused.filter((x) => x.nodeId === 'nodeBad');
+  assert.ok(refused.length >= 1, JSON.stringify(r.refused));
+  assert.ok(
+    refused.every((x) => /digest mismatch/.test(x.reason)),
+    JSON.stringify(refused),
+  );
+  for (const d of img.diffIds) assert.ok(b.layers.has(d));
+  assert.deepEqual(tmpFiles(b), []);
+});
+
+test('when no peer can give it the fetch fails and the store holds no part of the image', async () => {
+  const bad = await servingPeer('nodeBad2');
+  for (const d of img.diffIds) {
+    const fd = fs.openSync(bad.store.blobs.path(d), 'r+');
+    fs.writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1024);
+    fs.closeSync(fd);
+  }
+  const b = await openStore('fetchB5');
+  const gone: ImagePeer = { nodeId: 'nodeGone', addr: '127.0.0.1:1' };
+  await assert.rejects(
+    fetchImageFromPeers(b, img.id, [bad.peer, gone], await nodeTls(ca, 'nodeB5'), log),
+    /digest mismatch/,
+  );
+  assert.equal(b.get(img.id), undefined);
+  for (const d of img.diffIds) assert.equal(b.blobs.has(d), false);
+  assert.deepEqual(tmpFiles(b), []);
+});
