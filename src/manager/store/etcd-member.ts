@@ -142,8 +142,7 @@ export class EtcdMember {
     child.on('exit', (code, sig) => {
       if (this.child !== child) return;
       this.exited = true;
-      this.exits++;
-      this.log.warn({ code, sig }, 'etcd exited');
+      this.log.warn({ code, sig, exits: ++this.exits }, 'etcd exited');
       // A member killed under a running manager (OOM, kill -9) is started again, as a service
       // manager would: without it the manager's store stayed dead until shoald restarted.
       if (this.stopping) return;
