@@ -49,6 +49,8 @@ const RESTART_MAX_MS = 10_000;
 export class EtcdMember {
   private child?: ChildProcess;
   private exited = false;
+  /** How many times the member's process has exited (the supervisor may have started it again since). */
+  exits = 0;
   /** stop() was called: an exit is expected, not restarted. */
   private stopping = false;
   private restartDelay = RESTART_MIN_MS;
@@ -79,7 +81,7 @@ export class EtcdMember {
     child.on('exit', (code, sig) => {
       if (this.child !== child) return;
       this.exited = true;
-      this.log.warn({ code, sig }, 'etcd exited');
+      this.log.warn({ code, sig, exits: ++this.exits }, 'etcd exited');
       // A member killed under a running manager (OOM, kill -9) is started again, as a service
       // manager would: without it the manager's store stayed dead until shoald restarted.
       if (this.stopping) return;
@@ -237,12 +239,22 @@ export function etcdClient(hosts: string[], tls: EtcdClientTls): Etcd3 {
   });
 }
 
-/** Resolves once the member answers a read. */
-export async function waitForEtcd(client: Etcd3, timeoutMs: number, member?: EtcdMember): Promise<void> {
+/**
+ * Resolves once the member answers a read; rejects as soon as the member exited during the wait,
+ * even when its supervisor already started it again (a member that dies on every start, on a
+ * full disk say, looked running at each check and held the daemon's start for the whole timeout).
+ */
+export async function waitForEtcd(
+  client: Pick<Etcd3, 'get'>,
+  timeoutMs: number,
+  member?: Pick<EtcdMember, 'running' | 'exits'>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const exitsAtStart = member?.exits ?? 0;
+  const exited = () => !!member && (!member.running || member.exits !== exitsAtStart);
   let last: unknown;
   while (Date.now() < deadline) {
-    if (member && !member.running) throw new Error('etcd exited during start; see its log');
+    if (exited()) throw new Error('etcd exited during start; see its log');
     try {
       await client.get('/shoal/ping').string();
       return;
