@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Etcd3 } from 'etcd3';
-import { waitForEtcd } from '../../src/manager/store/etcd-member.js';
+import { waitForEtcd } from '../../../../src/manager/store/etcd-member.js';
 
 /** A client whose reads fail after a short while, as one to a member that is not up. */
 function unreachable(): Pick<Etcd3, 'get'> {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ApiError, errorText, withFile } from '../../src/util/errors.js';
+import { ApiError, errorText, withFile } from '../../../src/util/errors.js';
 
 /** What a real failed fs call throws. */
 function thrown(fn: () => unknown): unknown {
