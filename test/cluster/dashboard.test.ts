@@ -234,8 +234,10 @@ describe('the dashboard in a browser', () => {
       await p.waitForSelector('form[action="/login"]', { timeout: 30_000 });
       assert.equal(await p.evaluate(async () => (await fetch('/api/snapshot')).status), 401);
     }
-    // The other manager prints the new token, and it logs in there.
+    // The other manager prints the new token, and it logs in there (in a new tab: nothing of the old page left running).
     assert.equal(await dashToken('m1'), rotated);
-    await logIn(page, rotated);
+    const fresh = await browser.newPage();
+    assert.equal((await fresh.goto(url))?.status(), 401);
+    await logIn(fresh, rotated);
   });
 });

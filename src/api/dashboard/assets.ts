@@ -248,13 +248,16 @@ export const APP_JS = String.raw`'use strict';
     stats.patches++; stats.ops += ops.length; stats.lastPatchAt = Date.now();
   }
 
+  var loggedOut = false;
   function connect() {
     var src = new EventSource('/api/feed');
     src.onopen = function () { $('conn').textContent = 'live'; $('conn').className = 'conn live'; };
     src.onerror = function () {
       $('conn').textContent = 'reconnecting…'; $('conn').className = 'conn';
-      // A rotated token or an expired login: back to the login form.
-      fetch('/api/snapshot', { method: 'HEAD' }).then(function (r) { if (r.status === 401) location.reload(); }, function () {});
+      // A rotated token or an expired login: back to the login form, once (the stream's own retries stop).
+      fetch('/api/snapshot', { method: 'HEAD' }).then(function (r) {
+        if (r.status === 401 && !loggedOut) { loggedOut = true; src.close(); location.reload(); }
+      }, function () {});
     };
     src.onmessage = function (m) {
       var msg = JSON.parse(m.data);
