@@ -193,6 +193,15 @@ describe('the dashboard in a browser', () => {
     console.log(`# page showed 7 tasks ${Date.now() - seen} ms after docker service ls did`);
   });
 
+  it('a node label (docker node update --label-add) shows on its card without a reload', async () => {
+    await ok('m1', ['node', 'update', '--label-add', 'zone=blue', 'm2']);
+    await page.waitForFunction(
+      () => document.querySelector('.node[data-host=m2] .nl')?.textContent === 'node: zone=blue',
+      { timeout: 30_000 },
+    );
+    assert.equal((await shown()).reloads, 1);
+  });
+
   it('a removed machine turns Down on the page', async () => {
     await lab.machine(['rm', '-y', 'm3']);
     await waitFor(
