@@ -26,14 +26,14 @@ const loadAtStart = os.loadavg().map((l) => +l.toFixed(1));
 const d = await startDaemon({ prefix: 'bdash', extraArgs: ['--dashboard-addr', ADDR] });
 let simPid: number | undefined;
 const browser = await launchInNetns(`/run/netns/${d.ns}`);
-let cleaned = false;
-const cleanUp = async () => {
-  if (cleaned) return;
-  cleaned = true;
-  await browser.close().catch(() => {});
-  if (simPid) await stopProcess(simPid).catch(() => {});
-  await d.destroy();
-};
+/** One clean-up, awaited by whoever asks (a signal and the run's own end): the daemon goes before the process does. */
+let cleaning: Promise<void> | undefined;
+const cleanUp = () =>
+  (cleaning ??= (async () => {
+    await browser.close().catch(() => {});
+    if (simPid) await stopProcess(simPid).catch(() => {});
+    await d.destroy();
+  })());
 // Stopped early (Ctrl-C, a timeout): the daemon, etcd and the simulated nodes go too.
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.once(
@@ -69,7 +69,8 @@ try {
   );
   simPid = sim.pid;
   const join = await new Promise<{ joined: number; ms: number; retries: number }>((resolve, reject) => {
-    sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`)));
+    // Ended by the clean-up (a signal): the clean-up reports, not this.
+    sim.once('exit', (c) => cleaning || reject(new Error(`sim-nodes exited with ${c}`)));
     readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
       try {
         const o = JSON.parse(l) as { joined?: number; ms: number; retries: number };
