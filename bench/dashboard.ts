@@ -25,7 +25,8 @@ const ADDR = '127.0.0.1:8080';
 const loadAtStart = os.loadavg().map((l) => +l.toFixed(1));
 const d = await startDaemon({ prefix: 'bdash', extraArgs: ['--dashboard-addr', ADDR] });
 let simPid: number | undefined;
-const browser = await launchInNetns(`/run/netns/${d.ns}`);
+// A page busy with thousands of tasks on a loaded machine answers a DevTools call late: 180 s (the default) was not enough at 500 nodes / 5,000 tasks under load 25.
+const browser = await launchInNetns(`/run/netns/${d.ns}`, { protocolTimeoutMs: 1_800_000 });
 /** One clean-up, awaited by whoever asks (a signal and the run's own end): the daemon goes before the process does. */
 let cleaning: Promise<void> | undefined;
 const cleanUp = () =>
