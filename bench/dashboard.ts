@@ -103,11 +103,16 @@ try {
   const firstPictureMs = Date.now() - t0;
   console.error(`page shows ${nodes + 1} nodes after ${firstPictureMs} ms; waiting for ${tasks} running tasks`);
   await page.waitForFunction(
-    (n) => document.querySelectorAll('.node .task[data-state=running]').length >= n,
+    // The service row: running tasks that are meant to run over desired (task cards still
+    // running but being shut down, or duplicates, would overcount a count of cards).
+    (n) => {
+      const [r, want] = (document.querySelector('tr.svc[data-name=sim] .sr')?.textContent ?? '').split('/').map(Number);
+      return want === n && r >= n;
+    },
     { timeout: 1_800_000, polling: 1000 },
     tasks,
   );
-  console.error(`page shows ${await running()} running tasks`);
+  console.error(`page shows ${tasks}/${tasks} for the service, ${await running()} task cards running`);
 
   // A change the page must show: one node drained (one store write, one patch; its card turns grey).
   const labelMs: number[] = [];
@@ -144,7 +149,10 @@ try {
     Mode: { Replicated: { Replicas: tasks + 1 } },
   });
   await page.waitForFunction(
-    (n) => document.querySelectorAll('.node .task[data-state=running]').length >= n,
+    (n) => {
+      const [r, want] = (document.querySelector('tr.svc[data-name=sim] .sr')?.textContent ?? '').split('/').map(Number);
+      return want === n && r >= n;
+    },
     { timeout: 300_000, polling: 'mutation' },
     tasks + 1,
   );
