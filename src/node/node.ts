@@ -21,6 +21,9 @@ export {
 export { resolveAdvertiseAddr, resolveDataPathAddr, rpcError } from './addresses.js';
 export { tlsInfo };
 
+/** How long a restarting daemon waits for its manager before it serves anyway (dockerd: 20 s). */
+const MANAGER_START_WAIT_MS = 20_000;
+
 /**
  * This daemon's membership in a swarm (swarmkit's node.Node): init, join, leave, and what runs
  * because of it (the manager on managers, the agent session everywhere). The API asks it for
@@ -44,7 +47,7 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     }
     this.dek = this.readDek();
     // A role change cut short: no manager until the session's role finishes it (reconcileRole).
-    if (this.state.role === 'manager' && !this.state.roleChange) await this.resumeManager();
+    if (this.state.role === 'manager' && !this.state.roleChange) await this.resumeManagerAtMost(MANAGER_START_WAIT_MS);
     try {
       // The agent runs even while the manager cannot (etcd down on a full disk): the node stays
       // Ready through the other managers and its tasks are handled, as swarmkit's agent does.
@@ -75,6 +78,28 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
   }
 
   private resumeTimer?: NodeJS.Timeout;
+
+  /**
+   * Waits for the manager at most `ms`, then lets the daemon go on (its API, the agent session)
+   * while the manager keeps starting: in a full-cluster restart, started one machine at a time,
+   * the first manager's etcd has no quorum until the others run. dockerd waits 20 s likewise.
+   */
+  private async resumeManagerAtMost(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    const resumed = this.resumeManager().then(
+      () => true,
+      (err: unknown) => {
+        this.log.error({ err }, 'could not resume the manager');
+        return true;
+      },
+    );
+    const done = await Promise.race([resumed, waited]);
+    clearTimeout(timer);
+    if (!done) this.log.warn({ waitedMs: ms }, 'the manager is still starting (no etcd quorum yet); serving meanwhile');
+  }
 
   async close(): Promise<void> {
     clearTimeout(this.renewTimer);
