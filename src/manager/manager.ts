@@ -209,8 +209,10 @@ export class Manager {
   async bootstrap(ca: RootCAMaterial, cluster: Cluster, node: Node): Promise<void> {
     const stored: StoredCA = { ...ca, trust: [ca.certPem], etcd: ca };
     await this.client.put(CA_KEY).value(this.sealCA(stored)).exec();
+    // Overlay keys' first epoch comes with the swarm: a first bump by the key loop raced `swarm update`.
+    const keys = cluster.OverlayKeys ?? { Epoch: 1, RotatedAt: new Date().toISOString() };
     await this.store.commit([
-      { kind: 'cluster', op: 'create', object: cluster },
+      { kind: 'cluster', op: 'create', object: { ...cluster, OverlayKeys: keys } },
       { kind: 'nodes', op: 'create', object: node },
     ]);
   }
