@@ -1,13 +1,15 @@
 /**
  * Failover benchmarks, over N runs each (`node dist/bench/failover.js [runs] [leader|worker|all]`):
- *  - leader: three managers on etcd; kill -9 the leader's shoald and measure the time until a
- *    surviving manager accepts a write (docker node update), and until there is a new leader.
+ *  - leader (failover-leader.ts): 3 and 5 managers on etcd holding 10,000 simulated tasks; kill
+ *    -9 the leader's shoald and measure the time until a surviving manager accepts a write, and
+ *    until it shows a new leader. SHOAL_BENCH_MANAGERS=3,5, SHOAL_BENCH_TASKS=10000 and
+ *    SHOAL_BENCH_NODES=100 set the sizes.
  *  - worker: a separate lab of three machines (m1 manager, m2 and m3 workers; the real docker CLI
- *    and the micro image), a service of 6 replicas; the worker holding the most tasks disappears
- *    (kill -9 of its shoald, then `shoal machine stop`: containers killed, namespace gone), and we
- *    measure the time until the manager marks it Down and until all 6 replicas run elsewhere.
- *    Down comes from the liveness lease (heartbeat period × grace) running out; the replacements
- *    then wait the default restart delay (5 s), so the second figure is the first plus ≈ 6 s.
+ *    and the micro image), a service of 6 replicas with --restart-delay 0; the worker holding the
+ *    most tasks disappears (kill -9 of its shoald, then `shoal machine stop`: containers killed,
+ *    namespace gone), and we measure the time until the manager marks it Down and until all 6
+ *    replicas run elsewhere. Down comes from the liveness lease (heartbeat period × grace, Docker's
+ *    defaults); the replacements then start at once (no restart delay).
  * Run as root: `npx tsc -p . && node dist/bench/failover.js [runs] [scenario]`.
  */
 import fs from 'node:fs';
@@ -15,17 +17,22 @@ import path from 'node:path';
 import { run } from '../src/util/run.js';
 import { sandboxPrefix } from '../src/agent/network-agent.js';
 import { DEFAULT_HEARTBEAT_MS, GRACE_MULTIPLIER } from '../src/manager/dispatcher/dispatcher.js';
-import { DEFAULT_RESTART_DELAY_NS } from '../src/manager/orchestrator/task.js';
 import type { Node, Task } from '../src/cluster/types.js';
-import { createTestNet } from '../test/helpers/testnet.js';
-import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
+import { REPO_ROOT } from '../test/helpers/daemon.js';
 import { waitFor } from '../test/helpers/process.js';
 import { createMachines, newTestLab } from '../test/helpers/lab.js';
 import { pushMicro } from '../test/helpers/micro.js';
 import { api, printTable } from './report.js';
+import { leaderScenario } from './failover-leader.js';
+import { ETCD_ELECTION_MS, ETCD_HEARTBEAT_MS } from '../src/manager/store/etcd-member.js';
+import { HOLDER_CHECK_MS, LEADER_TTL_S } from '../src/manager/leader/election.js';
 
 const runs = Number(process.argv[2] ?? 5);
 const scenario = process.argv[3] ?? 'all';
+/** Leader scenario: manager counts, simulated tasks and nodes (SHOAL_BENCH_MANAGERS=3,5 …). */
+const managerCounts = (process.env.SHOAL_BENCH_MANAGERS ?? '3,5').split(',').map(Number);
+const simTasks = Number(process.env.SHOAL_BENCH_TASKS ?? 10_000);
+const simNodes = Number(process.env.SHOAL_BENCH_NODES ?? 100);
 if (!['leader', 'worker', 'all'].includes(scenario))
   throw new Error(`unknown scenario ${scenario}; known: leader, worker, all`);
 const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').trim();
@@ -33,87 +40,6 @@ const stats = (xs: number[]) => {
   const sorted = [...xs].sort((a, b) => a - b);
   return { runs: xs, min: sorted[0], median: sorted[Math.floor(sorted.length / 2)], max: sorted[sorted.length - 1] };
 };
-const managers: TestDaemon[] = [];
-
-async function leader(via: TestDaemon): Promise<TestDaemon> {
-  const name = await waitFor(
-    'a leader',
-    async () => {
-      const r = await via.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], { allowFail: true });
-      return (
-        r.code === 0 &&
-        r.stdout
-          .split('\n')
-          .find((l) => l.endsWith(' Leader'))
-          ?.split(' ')[0]
-      );
-    },
-    60_000,
-  );
-  return managers.find((m) => m.name === name)!;
-}
-
-async function leaderScenario() {
-  const net = await createTestNet(3);
-  const results: number[] = [];
-  const leaderResults: number[] = [];
-  try {
-    for (const n of net.nodes) managers.push(await startDaemon({ ns: n.ns, prefix: 'bfail' }));
-    await managers[0].docker(['swarm', 'init', '--advertise-addr', net.nodes[0].ip]);
-    const token = (await managers[0].docker(['swarm', 'join-token', '-q', 'manager'])).stdout.trim();
-    for (const m of managers.slice(1)) await m.docker(['swarm', 'join', '--token', token, `${net.nodes[0].ip}:2377`]);
-    for (let i = 0; i < runs; i++) {
-      const old = await leader(managers[1]);
-      const survivor = managers.find((m) => m !== old)!;
-      await waitFor(
-        'all managers reachable',
-        async () => {
-          const r = await survivor.docker(['node', 'ls', '--format', '{{.ManagerStatus}}'], { allowFail: true });
-          return r.code === 0 && !r.stdout.includes('Unreachable');
-        },
-        60_000,
-      );
-      const t0 = Date.now();
-      await old.kill9();
-      await waitFor(
-        'a write accepted',
-        async () =>
-          (await survivor.docker(['node', 'update', '--label-add', `run=${i}`, survivor.name], { allowFail: true }))
-            .code === 0,
-        120_000,
-        50,
-      );
-      const ms = Date.now() - t0;
-      // The new leader (leader key) is what leader loops wait for: lease TTL bound.
-      await waitFor(
-        'a new leader',
-        async () => {
-          const r = await survivor.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}'], {
-            allowFail: true,
-          });
-          const l = r.stdout
-            .split('\n')
-            .find((x) => x.endsWith(' Leader'))
-            ?.split(' ')[0];
-          return r.code === 0 && l && l !== old.name;
-        },
-        120_000,
-        50,
-      );
-      const leaderMs = Date.now() - t0;
-      results.push(ms);
-      leaderResults.push(leaderMs);
-      console.log(
-        `run ${i + 1}: leader ${old.name} killed, first accepted write after ${ms} ms, new leader after ${leaderMs} ms`,
-      );
-      await old.start();
-    }
-    return { firstWriteMs: stats(results), newLeaderMs: stats(leaderResults) };
-  } finally {
-    for (const m of managers.reverse()) await m.destroy();
-    await net.destroy();
-  }
-}
 
 interface WorkerRun {
   killed: string;
@@ -122,6 +48,7 @@ interface WorkerRun {
   downMs: number;
   allRunningMs: number;
   afterDownMs: number;
+  afterDownStoreMs: number;
 }
 
 /** One manager, two workers, 6 replicas; each run a worker disappears and comes back afterwards. */
@@ -141,7 +68,18 @@ async function workerScenario(): Promise<WorkerRun[]> {
     for (const m of MACHINES) ids.set(m, (await d(m, ['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim());
     const socket = (await lab.dockerHost('m1')).replace(/^unix:\/\//, '');
     const image = await pushMicro({ socket }, (await lab.machine(['registry'])).stdout.trim());
-    await d('m1', ['service', 'create', '--name', 'micro', '--replicas', String(REPLICAS), '--detach', image]);
+    await d('m1', [
+      'service',
+      'create',
+      '--name',
+      'micro',
+      '--replicas',
+      String(REPLICAS),
+      '--restart-delay',
+      '0',
+      '--detach',
+      image,
+    ]);
     // The manager's view through the Engine API (one request per poll, no CLI start-up in the timing).
     const nodes = async () => JSON.parse((await api(socket, 'GET', '/v1.41/nodes')).body) as Node[];
     const running = async () =>
@@ -162,24 +100,36 @@ async function workerScenario(): Promise<WorkerRun[]> {
       if (!pid) throw new Error(`no shoald pid for ${victim}`);
       const t0 = Date.now();
       process.kill(pid, 'SIGKILL');
-      await lab.machine(['stop', victim]);
-      const stopMs = Date.now() - t0;
+      // Polled while `shoal machine stop` runs (it took 12–22 s on a loaded box: the node was
+      // Down and its tasks replaced before it returned).
+      let stopMs = 0;
+      const stopped = lab.machine(['stop', victim]).then(() => (stopMs = Date.now() - t0));
       let downMs = 0;
       let allRunningMs = 0;
+      let downAt = 0; // the node's UpdatedAt when the manager marked it Down
+      let runningAt = 0; // the last replacement's RUNNING timestamp
       await waitFor(
         'node down and replicas running elsewhere',
         async () => {
           const now = Date.now() - t0;
-          if (!downMs && (await nodes()).find((n) => n.ID === id)?.Status.State === 'down') downMs = now;
+          const n = (await nodes()).find((x) => x.ID === id);
+          if (!downMs && n?.Status.State === 'down') {
+            downMs = now;
+            downAt = Date.parse(n.UpdatedAt);
+          }
           if (!allRunningMs) {
             const r = await running();
-            if (r.length === REPLICAS && r.every((t) => t.NodeID !== id)) allRunningMs = now;
+            if (r.length === REPLICAS && r.every((t) => t.NodeID !== id)) {
+              allRunningMs = now;
+              runningAt = Math.max(...r.map((t) => Date.parse(t.Status.Timestamp)));
+            }
           }
           return downMs > 0 && allRunningMs > 0;
         },
         180_000,
-        100,
+        50,
       );
+      await stopped;
       const run1 = {
         killed: victim,
         tasksOnIt: perNode.get(id) ?? 0,
@@ -187,10 +137,12 @@ async function workerScenario(): Promise<WorkerRun[]> {
         downMs,
         allRunningMs,
         afterDownMs: allRunningMs - downMs,
+        // From the store's own timestamps (no polling in it): Down written → last replacement RUNNING.
+        afterDownStoreMs: runningAt - downAt,
       };
       out.push(run1);
       console.log(
-        `worker run ${i + 1}: ${victim} (${run1.tasksOnIt} tasks) stopped (stop took ${stopMs} ms); Down after ${downMs} ms, all ${REPLICAS} running elsewhere after ${allRunningMs} ms (${run1.afterDownMs} ms after Down), load ${loadavg()}`,
+        `worker run ${i + 1}: ${victim} (${run1.tasksOnIt} tasks) stopped (stop took ${stopMs} ms); Down after ${downMs} ms, all ${REPLICAS} running elsewhere after ${allRunningMs} ms (${run1.afterDownMs} ms after Down as polled, ${run1.afterDownStoreMs} ms by the store's timestamps), load ${loadavg()}`,
       );
       await lab.machine(['start', victim]);
     }
@@ -208,9 +160,25 @@ async function workerScenario(): Promise<WorkerRun[]> {
 
 const report: Record<string, unknown> = { when: new Date().toISOString(), loadavgAtStart: loadavg() };
 if (scenario !== 'worker') {
+  const byManagers: Record<string, unknown> = {};
+  for (const count of managerCounts) {
+    const rs = await leaderScenario(runs, count, simTasks, simNodes);
+    byManagers[String(count)] = {
+      runs: rs,
+      firstWriteMs: stats(rs.map((r) => r.firstWriteMs)),
+      newLeaderMs: stats(rs.map((r) => r.newLeaderMs)),
+      etcdLeaderKilled: rs.filter((r) => r.etcdLeader).length,
+    };
+  }
   report.leader = {
-    what: '3 managers on etcd: kill -9 of the leader shoald → first accepted write (docker node update) and new leader',
-    ...(await leaderScenario()),
+    what: `M managers on etcd (drained), ${simNodes} simulated nodes running ${simTasks} tasks: kill -9 of the leader's shoald → first accepted write (node update through a survivor's Engine API) and a new leader in its node list`,
+    timings: {
+      etcdHeartbeatMs: ETCD_HEARTBEAT_MS,
+      etcdElectionMs: ETCD_ELECTION_MS,
+      leaderLeaseTtlS: LEADER_TTL_S,
+      holderCheckMs: HOLDER_CHECK_MS,
+    },
+    byManagers,
   };
   console.log(JSON.stringify(report.leader));
 }
@@ -225,12 +193,13 @@ if (scenario !== 'leader') {
       livenessLeaseTtlS: ttlS,
       note: `Down when the liveness lease expires: ${ttlS - DEFAULT_HEARTBEAT_MS / 1000}–${ttlS} s after the last heartbeat renewal`,
     },
-    // Replacements of tasks on a Down node wait the restart delay (Docker's default --restart-delay 5s) like any restart.
-    restartDelayMs: DEFAULT_RESTART_DELAY_NS / 1e6,
+    // Replacements of tasks on a Down node wait the restart delay like any restart: 0 here (Docker's default is 5 s).
+    restartDelayMs: 0,
     runs: rs,
     downMs: stats(rs.map((r) => r.downMs)),
     allRunningMs: stats(rs.map((r) => r.allRunningMs)),
     afterDownMs: stats(rs.map((r) => r.afterDownMs)),
+    afterDownStoreMs: stats(rs.map((r) => r.afterDownStoreMs)),
   };
   console.log(JSON.stringify(report.worker));
 }
@@ -238,20 +207,27 @@ report.loadavgAtEnd = loadavg();
 const rows: [string, string][] = [];
 const fmt = (s: { min: number; median: number; max: number }) => `median ${s.median} ms (min ${s.min}, max ${s.max})`;
 const L = report.leader as
-  { firstWriteMs: ReturnType<typeof stats>; newLeaderMs: ReturnType<typeof stats> } | undefined;
-const W = report.worker as
-  | { downMs: ReturnType<typeof stats>; allRunningMs: ReturnType<typeof stats>; afterDownMs: ReturnType<typeof stats> }
+  | { byManagers: Record<string, { firstWriteMs: ReturnType<typeof stats>; newLeaderMs: ReturnType<typeof stats> }> }
   | undefined;
-if (L)
+const W = report.worker as
+  | {
+      downMs: ReturnType<typeof stats>;
+      allRunningMs: ReturnType<typeof stats>;
+      afterDownMs: ReturnType<typeof stats>;
+      afterDownStoreMs: ReturnType<typeof stats>;
+    }
+  | undefined;
+for (const [count, l] of Object.entries(L?.byManagers ?? {}))
   rows.push(
-    ['leader kill → first accepted write', fmt(L.firstWriteMs)],
-    ['leader kill → new leader', fmt(L.newLeaderMs)],
+    [`${count} managers: leader kill → first accepted write`, fmt(l.firstWriteMs)],
+    [`${count} managers: leader kill → new leader`, fmt(l.newLeaderMs)],
   );
 if (W)
   rows.push(
     ['worker gone → node Down', fmt(W.downMs)],
     ['worker gone → all replicas running', fmt(W.allRunningMs)],
-    ['  of which after Down', fmt(W.afterDownMs)],
+    ['  of which after Down (polled)', fmt(W.afterDownMs)],
+    ['  Down → last replacement RUNNING (store timestamps)', fmt(W.afterDownStoreMs)],
   );
 printTable(`failover, ${runs} run(s), load ${report.loadavgAtStart} → ${report.loadavgAtEnd}`, rows);
 const dir = path.join(REPO_ROOT, 'bench/results');

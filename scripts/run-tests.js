@@ -11,7 +11,9 @@ const files = [];
 for (const s of suites) {
   const dir = path.join(root, 'dist/test', s);
   if (!fs.existsSync(dir)) continue;
-  for (const f of fs.readdirSync(dir).sort()) if (f.endsWith('.test.js')) files.push(path.join(dir, f));
+  // Unit tests mirror the source tree (unit/manager/control/...): every folder below the suite's.
+  const found = fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.test.js'));
+  for (const f of found.sort()) files.push(path.join(dir, f));
 }
 if (files.length === 0) {
   console.error(`no test files in ${suites.join(', ')}`);

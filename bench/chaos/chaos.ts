@@ -531,24 +531,45 @@ async function baselineOf(s: Swarm): Promise<Map<string, string>> {
   return b;
 }
 
+/** A problem seen while converging: from and until when (ms after the fault healed), how often. */
+export interface Blocker {
+  problem: string;
+  fromMs: number;
+  untilMs: number;
+  seen: number;
+}
+
 async function waitHealthy(
   s: Swarm,
   baseline: Map<string, string>,
   bound: number,
-): Promise<{ ms: number; problems: string[] }> {
+): Promise<{ ms: number; problems: string[]; blockers: Blocker[] }> {
   const t0 = Date.now();
   let last: string[] = [];
+  // What held convergence up, so a slow round can be told apart by cause (the checks stop at
+  // the first kind that fails, so a later kind shows only once the earlier ones pass).
+  const seen = new Map<string, Blocker>();
+  const blockers = () => [...seen.values()].sort((a, b) => b.untilMs - a.untilMs).slice(0, 4);
   while (Date.now() - t0 < bound) {
+    const at = Date.now() - t0;
     try {
       last = await invariants(s, baseline);
     } catch (e) {
       last = [(e as Error).message];
     }
-    if (!last.length) return { ms: Date.now() - t0, problems: [] };
+    for (const p of last) {
+      const b = seen.get(p) ?? { problem: p.slice(0, 240), fromMs: at, untilMs: at, seen: 0 };
+      b.untilMs = at;
+      b.seen++;
+      seen.set(p, b);
+    }
+    if (!last.length) return { ms: Date.now() - t0, problems: [], blockers: blockers() };
     await sleep(1000);
   }
-  return { ms: Date.now() - t0, problems: last };
+  return { ms: Date.now() - t0, problems: last, blockers: blockers() };
 }
+
+const blockerText = (b: Blocker) => `${b.problem} (${fmt(b.fromMs)} → ${fmt(b.untilMs)})`;
 
 interface RoundResult {
   round: number;
@@ -557,6 +578,8 @@ interface RoundResult {
   detectMs?: number;
   faultMs: number;
   convergeMs: number;
+  /** The problems that held convergence up, the last to clear first. */
+  blockers: Blocker[];
   writeUnavailableMs: number;
   slowestWriteMs: number;
   writeHangs: number;
@@ -626,6 +649,7 @@ async function main(): Promise<void> {
         detectMs: outcome.detectMs,
         faultMs: healedAt - at,
         convergeMs: conv.ms,
+        blockers: conv.blockers,
         writeUnavailableMs: w.unavailableMs,
         slowestWriteMs: w.slowestMs,
         writeHangs: w.hangs,
@@ -644,6 +668,7 @@ async function main(): Promise<void> {
         ['time to detect', fmt(r.detectMs)],
         ['fault held', fmt(r.faultMs)],
         ['time to converge', fmt(r.convergeMs)],
+        ['last to heal', r.blockers.length ? blockerText(r.blockers[0]) : '-'],
         [
           'write unavailability',
           `${fmt(r.writeUnavailableMs)} (slowest write ${fmt(r.slowestWriteMs)}, ${r.writesFailed} failed, ${r.writeHangs} past ${HANG_MS / 1000} s)${r.writeErrors.length ? ' ' + r.writeErrors.join(' | ') : ''}`,
@@ -678,7 +703,7 @@ async function main(): Promise<void> {
     const slowest = [...results].sort((a, b) => b.convergeMs - a.convergeMs).slice(0, 3);
     for (const r of slowest)
       console.log(
-        `  slowest: round ${r.round} ${r.fault} (${r.target}): converge ${fmt(r.convergeMs)}, writes unavailable ${fmt(r.writeUnavailableMs)}`,
+        `  slowest: round ${r.round} ${r.fault} (${r.target}): converge ${fmt(r.convergeMs)}, writes unavailable ${fmt(r.writeUnavailableMs)}; held up by: ${r.blockers.map(blockerText).join('; ') || '-'}`,
       );
     try {
       console.log(`written ${writeReport('chaos', { started, options: o, summary, rounds: results })}`);

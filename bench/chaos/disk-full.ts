@@ -18,21 +18,23 @@ const ANSWER_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function fill(root: string): Promise<void> {
+/** Fills the filesystem of `root` with files named `.chaos-filler-<tag>*` (free() removes every one). */
+async function fill(root: string, tag = '0'): Promise<void> {
   const st = fs.statfsSync(root);
-  const big = `${root}/.chaos-filler`;
+  const big = `${root}/.chaos-filler-${tag}`;
   // fallocate on tmpfs may refuse what statfs called free: dd then takes it (it ends in ENOSPC by design).
   const fa = await run('fallocate', ['-l', String(Math.max(0, st.bavail * st.bsize - (4 << 20))), big], {
     allowFail: true,
   });
   if (fa.code !== 0) await run('dd', ['if=/dev/zero', `of=${big}`, 'bs=1M'], { allowFail: true });
-  await run('dd', ['if=/dev/zero', `of=${root}/.chaos-filler-top`, 'bs=4k'], { allowFail: true });
+  await run('dd', ['if=/dev/zero', `of=${root}/.chaos-filler-${tag}-top`, 'bs=4k'], { allowFail: true });
   const left = fs.statfsSync(root).bavail;
   if (left !== 0) throw new Error(`the tmpfs data root still has ${left} blocks free after filling`);
 }
 
 function free(root: string): void {
-  for (const f of ['.chaos-filler', '.chaos-filler-top']) fs.rmSync(`${root}/${f}`, { force: true });
+  for (const f of fs.readdirSync(root).filter((x) => x.startsWith('.chaos-filler')))
+    fs.rmSync(`${root}/${f}`, { force: true });
 }
 
 const isMountpoint = async (p: string) => (await run('mountpoint', ['-q', p], { allowFail: true })).code === 0;
@@ -42,6 +44,30 @@ async function volumeCreate(s: Swarm, m: string, name: string): Promise<{ code: 
   const t0 = Date.now();
   const r = await s.d(m, ['volume', 'create', name], ANSWER_MS);
   return { code: r.code ?? -1, stderr: r.stderr.trim(), ms: Date.now() - t0 };
+}
+
+const freeMb = (root: string) => (fs.statfsSync(root).bavail * fs.statfsSync(root).bsize) / (1 << 20);
+
+/**
+ * A write through the daemon while its disk is full. The daemon frees space of its own now and
+ * then (task containers of its last life removed, etcd dropping a preallocated WAL segment), so
+ * the disk is filled again before each try, and a write taken is tried again: 3 taken is the failure.
+ */
+async function refusedOnFullDisk(s: Swarm, m: string, root: string): Promise<{ stderr: string; ms: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const before = freeMb(root);
+    if (before > 0) {
+      await fill(root, String(attempt));
+      console.log(`  disk-full: ${m} had ${before.toFixed(1)} MiB free again (its daemon freed it); filled again`);
+    }
+    const r = await volumeCreate(s, m, 'chaos-disk-full');
+    if (r.code !== 0) return r;
+    const after = freeMb(root);
+    await s.d(m, ['volume', 'rm', 'chaos-disk-full']);
+    if (attempt === 3)
+      throw new Error(`${m}: volume create succeeded on a full disk, 3 times (${after.toFixed(1)} MiB free after)`);
+    console.log(`  disk-full: ${m} took a write (${before.toFixed(1)} → ${after.toFixed(1)} MiB free); again`);
+  }
 }
 
 export async function diskFull(
@@ -105,8 +131,7 @@ export async function diskFull(
     const ready = await until(60_000, heartbeatUp);
     if (ready === undefined) throw new Error(`${m.name} started on a full disk but its node is not Ready within 60 s`);
     const detectMs = Date.now() - t0;
-    const refused = await volumeCreate(s, m.name, 'chaos-disk-full');
-    if (refused.code === 0) throw new Error(`${m.name}: volume create succeeded on a full disk`);
+    const refused = await refusedOnFullDisk(s, m.name, tmpfs);
     if (!/no space left on device/.test(refused.stderr))
       throw new Error(
         `${m.name}: volume create on a full disk answered "${refused.stderr}", not "no space left on device"`,

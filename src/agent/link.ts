@@ -31,11 +31,17 @@ export interface AgentLink {
   reportStatus(updates: { taskId: string; status: TaskStatus }[]): Promise<void>;
 }
 
-/** Where agent-side streams besides the session (the network view, logs) reach a manager. */
-export interface ManagerTarget {
-  nodeId: string;
+/** How to reach the managers: the node's TLS material and the managers' addresses. */
+export interface ManagerEndpoints {
+  /** Current TLS material (re-read per connection, so renewed certificates are picked up). */
   tls(): { ca: Buffer; cert: Buffer; key: Buffer };
+  /** Manager addresses (host:2377) to try in order, this node's own first when it is a manager. */
   managers(): string[];
+}
+
+/** Where agent-side streams besides the session (the network view, logs) reach a manager. */
+export interface ManagerTarget extends ManagerEndpoints {
+  nodeId: string;
 }
 
 /**

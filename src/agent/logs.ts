@@ -1,8 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ContainerManager, ContainerRecord } from '../engine/containers/manager.js';
 import { followLog, readLog, type LogEntry } from '../engine/containers/logs.js';
-import { clientCredentials, RpcClient, type LogLine, type LogSubscription } from '../cluster/rpc.js';
-import type { SwarmMembership } from './link.js';
+import type { LogLine, LogSubscription, RpcClient } from '../cluster/rpc.js';
+import type { ManagerEndpoints, SwarmMembership } from './link.js';
+import { ManagerConnection } from './manager-connection.js';
 import type { Logger } from '../util/log.js';
 import { SerialQueue } from '../util/serial-queue.js';
 
@@ -15,14 +16,16 @@ const READY_POLL_MS = 250;
 /**
  * The agent's half of `docker service logs` (see manager/dispatcher/logs.ts): a subscription
  * stream to every manager, so whichever manager serves the API reaches this node; each
- * subscription is answered from the task containers' log files.
+ * subscription is answered from the task containers' log files. Each manager's stream is its
+ * own ManagerConnection over that one address: reopened after the agent's one reconnect
+ * delay, given up when the manager leaves the list.
  */
 export class LogAgent {
-  private readonly streams = new Map<
-    string,
-    { client: RpcClient<'Dispatcher'>; stream: grpc.ClientReadableStream<LogSubscription> }
-  >();
+  /** Manager address → its stream now (none between attempts). */
+  private readonly streams = new Map<string, { stream?: grpc.ClientReadableStream<LogSubscription> }>();
   private readonly running = new Map<string, AbortController>();
+  /** Aborted on stop: ends the waits between attempts. */
+  private readonly stopping = new AbortController();
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -39,39 +42,64 @@ export class LogAgent {
 
   stop(): void {
     clearInterval(this.timer);
-    for (const addr of [...this.streams.keys()]) this.drop(addr);
+    this.stopping.abort();
+    for (const s of this.streams.values()) s.stream?.cancel();
     for (const ac of this.running.values()) ac.abort();
   }
 
-  /** One stream per manager; streams to managers that went away (or after leaving) close. */
+  /** One stream per manager (a manager that joined gets one); streams to managers that went away (or after leaving) close. */
   private reconcile(): void {
-    const target = this.swarm.agentTarget();
-    const wanted = new Set(target?.managers() ?? []);
-    for (const addr of [...this.streams.keys()]) if (!wanted.has(addr)) this.drop(addr);
-    if (!target) return;
+    const wanted = new Set(this.swarm.agentTarget()?.managers() ?? []);
+    for (const [addr, s] of this.streams) if (!wanted.has(addr)) s.stream?.cancel();
     for (const addr of wanted) {
       if (this.streams.has(addr)) continue;
-      const tls = target.tls();
-      const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key));
-      const stream = client.stream('LogSubscriptions', {});
-      this.streams.set(addr, { client, stream });
-      stream.on('data', (s: LogSubscription) => this.onSubscription(client, s));
-      const ended = () => {
-        if (this.streams.get(addr)?.stream === stream) this.drop(addr);
-      };
-      stream.on('error', (err) => {
-        this.log.debug({ err, manager: addr }, 'log subscription stream ended');
-        ended();
-      });
-      stream.on('end', ended);
+      this.follow(addr).catch((err: unknown) => this.log.warn({ err, manager: addr }, 'log subscription loop failed'));
     }
   }
 
-  private drop(addr: string): void {
-    const s = this.streams.get(addr);
-    this.streams.delete(addr);
-    s?.stream.cancel();
-    s?.client.close();
+  /** Keeps a subscription stream open to the manager at `addr` while it is one of the node's managers. */
+  private async follow(addr: string): Promise<void> {
+    const slot: { stream?: grpc.ClientReadableStream<LogSubscription> } = {};
+    this.streams.set(addr, slot);
+    const connection = new ManagerConnection(() => {
+      const target = this.swarm.agentTarget();
+      return target?.managers().includes(addr) ? { tls: () => target.tls(), managers: () => [addr] } : undefined;
+    });
+    try {
+      while (!this.stopping.signal.aborted) {
+        const picked = connection.pick();
+        if (!picked) return;
+        await this.subscribe(connection, picked.target, addr, slot);
+        await connection.failed({ signal: this.stopping.signal });
+      }
+    } finally {
+      this.streams.delete(addr);
+    }
+  }
+
+  /** One subscription stream to `addr`; resolves when it ends. */
+  private subscribe(
+    connection: ManagerConnection,
+    target: ManagerEndpoints,
+    addr: string,
+    slot: { stream?: grpc.ClientReadableStream<LogSubscription> },
+  ): Promise<void> {
+    const client = connection.client(target, addr);
+    const stream = client.stream('LogSubscriptions', {});
+    slot.stream = stream;
+    return new Promise<void>((resolve) => {
+      // The manager took the stream (it sends its headers at once): failures start over from the shortest delay.
+      stream.on('metadata', () => connection.succeeded());
+      stream.on('data', (s: LogSubscription) => this.onSubscription(client, s));
+      stream.on('error', (err) => {
+        this.log.debug({ err, manager: addr }, 'log subscription stream ended');
+        resolve();
+      });
+      stream.on('end', () => resolve());
+    }).finally(() => {
+      slot.stream = undefined;
+      client.close();
+    });
   }
 
   private onSubscription(client: RpcClient<'Dispatcher'>, s: LogSubscription): void {

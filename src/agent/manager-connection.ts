@@ -1,43 +1,41 @@
 import * as grpc from '@grpc/grpc-js';
 import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import { setTimeout as delay } from 'node:timers/promises';
 import { clientCredentials, RpcClient, type RequestOf, type ResponseOf, type UnaryMethodName } from '../cluster/rpc.js';
-
-/** What the node knows of its swarm for talking to managers (undefined: not in a swarm). */
-export interface AgentTarget {
-  nodeId: string;
-  /** Current TLS material (re-read per connection, so renewed certificates are picked up). */
-  tls(): { ca: Buffer; cert: Buffer; key: Buffer };
-  /** Manager addresses (host:2377), this node's own first when it is a manager. */
-  managers(): string[];
-}
+import type { ManagerEndpoints } from './link.js';
 
 /** The one reconnect policy: 100 ms doubling to 8 s, with jitter (cockatiel's decorrelated backoff). */
 export const reconnectBackoff = new ExponentialBackoff({ initialDelay: 100, maxDelay: 8000 });
 
 /**
  * The agent's way to the managers' dispatcher: picks a manager from the list the session
- * keeps current, moves to the next when one fails, and makes the typed client with the
- * node's current certificate. The network view and standalone attachments use it.
+ * keeps current, moves to the next when one fails (after the one reconnect policy's delay),
+ * and makes the typed client with the node's current certificate. The session, the network
+ * view and tunnel reports, standalone attachments and the log streams (one per manager, each
+ * its own connection over a one-address list) all reach managers through it.
  */
 export class ManagerConnection {
   private index = 0;
   private delay?: IBackoff<unknown>;
 
-  constructor(private readonly target: () => AgentTarget | undefined) {}
+  constructor(private readonly target: () => ManagerEndpoints | undefined) {}
 
   /** The manager to use now (undefined: not in a swarm, or no manager known). */
-  pick(): { target: AgentTarget; addr: string } | undefined {
+  pick(): { target: ManagerEndpoints; addr: string } | undefined {
     const target = this.target();
     const list = target?.managers() ?? [];
     if (!target || !list.length) return undefined;
     return { target, addr: list[this.index % list.length] };
   }
 
-  /** The manager picked failed or went away: the next one, after the policy's delay. */
-  async failed(): Promise<void> {
-    this.index++;
+  /**
+   * The manager picked failed or went away: the next one (`sameManager`: this one again), after
+   * the policy's delay; an abort of `signal` (stopping) ends the wait early.
+   */
+  async failed(opts: { sameManager?: boolean; signal?: AbortSignal } = {}): Promise<void> {
+    if (!opts.sameManager) this.index++;
     this.delay = (this.delay ?? reconnectBackoff).next(undefined);
-    await sleep(this.delay.duration);
+    await delay(this.delay.duration, undefined, { signal: opts.signal }).catch(() => undefined);
   }
 
   /** A connection worked: the next failure waits the shortest delay again. */
@@ -46,7 +44,7 @@ export class ManagerConnection {
   }
 
   /** A dispatcher client to `addr` with the node's current certificate. */
-  client(target: AgentTarget, addr: string, options?: grpc.ChannelOptions): RpcClient<'Dispatcher'> {
+  client(target: ManagerEndpoints, addr: string, options?: grpc.ChannelOptions): RpcClient<'Dispatcher'> {
     const tls = target.tls();
     return new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key), options);
   }
@@ -78,5 +76,3 @@ export class ManagerConnection {
     throw last ?? new Error('no manager reachable');
   }
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

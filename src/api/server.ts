@@ -6,7 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../util/log.js';
-import { ApiError } from '../util/errors.js';
+import { ApiError, errorText } from '../util/errors.js';
 import { RequestContext } from './context.js';
 import type { Router } from './router.js';
 import { SERVER_HEADERS, splitVersion } from './version.js';
@@ -192,7 +192,8 @@ export class ApiServer {
         (res ?? socket)?.end();
         return;
       }
-      const message = e instanceof Error ? e.message : String(e);
+      // A system error reads as dockerd's would ("write FILE: no space left on device").
+      const message = errorText(e);
       this.send(req, res, socket, status, status === 304 ? undefined : { message });
     } finally {
       if (who && call)

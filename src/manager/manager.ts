@@ -14,6 +14,7 @@ import { EtcdMember, etcdClient, waitForEtcd } from './store/etcd-member.js';
 import { QuorumLost } from './store/etcd-reconfig.js';
 import { EtcdStore } from './store/etcd-store.js';
 import { LeaderElection } from './leader/election.js';
+import { managerPortGone } from './leader/holder-probe.js';
 import { LeaderLoops, type LeaderLoop } from './leader/loops.js';
 import { controlLoops } from './control-loops.js';
 import { Dispatcher, heartbeatPeriodMs, GRACE_MULTIPLIER } from './dispatcher/dispatcher.js';
@@ -28,6 +29,7 @@ import type { RootCAMaterial } from './ca/root-ca.js';
 import { createApiCA, signApiCert } from '../cluster/api-certs.js';
 import { CA_KEY, caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
 import { ManagerDataKeys } from './data-keys.js';
+import { ManagerDashboardToken } from './dashboard-token.js';
 
 export type { StoredCA };
 
@@ -86,6 +88,8 @@ export class Manager {
   private readonly networkView: ReturnType<typeof networkViewHandler>;
   /** `docker service logs`: subscriptions to the agents (dispatcher/logs.ts). */
   readonly logs: LogBroker;
+  /** The swarm's dashboard login token, followed from the store. */
+  readonly dashboardToken: ManagerDashboardToken;
   private readonly loops: LeaderLoops;
   private server?: grpc.Server;
   private credentials?: SwarmServerCredentials;
@@ -104,7 +108,12 @@ export class Manager {
     readonly client: Etcd3,
     private readonly electionClient: Etcd3,
   ) {
-    this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }));
+    // A leader whose manager refuses connections (its shoald died) is replaced without waiting for its lease.
+    const holderGone = async (nodeId: string) => {
+      const addr = this.store.viewOne('nodes', nodeId)?.ManagerStatus?.Addr;
+      return !!addr && (await managerPortGone(addr));
+    };
+    this.election = new LeaderElection(electionClient, o.nodeId, o.log.child({ part: 'election' }), holderGone);
     this.store = new EtcdStore(client, o.log.child({ part: 'store' }), this.election);
     this.identities = new PeerIdentities(o.clusterId, () => this.trustView());
     this.keys = new ManagerDataKeys(
@@ -113,8 +122,10 @@ export class Manager {
       () => this.stopping,
       () => {
         if (this.caPending) this.caChanged(this.caPending);
+        this.dashboardToken.retryPending();
       },
     );
+    this.dashboardToken = new ManagerDashboardToken(client, () => this.o.dek, o.log.child({ part: 'dashboard-token' }));
     this.membership = new ManagerMembership({
       nodeId: o.nodeId,
       clusterId: o.clusterId,
@@ -198,8 +209,10 @@ export class Manager {
   async bootstrap(ca: RootCAMaterial, cluster: Cluster, node: Node): Promise<void> {
     const stored: StoredCA = { ...ca, trust: [ca.certPem], etcd: ca };
     await this.client.put(CA_KEY).value(this.sealCA(stored)).exec();
+    // Overlay keys' first epoch comes with the swarm: a first bump by the key loop raced `swarm update`.
+    const keys = cluster.OverlayKeys ?? { Epoch: 1, RotatedAt: new Date().toISOString() };
     await this.store.commit([
-      { kind: 'cluster', op: 'create', object: cluster },
+      { kind: 'cluster', op: 'create', object: { ...cluster, OverlayKeys: keys } },
       { kind: 'nodes', op: 'create', object: node },
     ]);
   }
@@ -212,9 +225,7 @@ export class Manager {
     if (!this.caMaterial.apiClients) await this.addApiClientCA(raw);
     this.caWatch = await this.client.watch().key(CA_KEY).create();
     this.caWatch.on('put', (kv) => this.caChanged(kv.value));
-
-    this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
-    this.election.start();
+    await this.dashboardToken.start();
 
     await this.membership.start();
 
@@ -251,6 +262,10 @@ export class Manager {
     );
     this.server = server;
     this.o.log.info({ listen: this.o.listenAddr }, 'cluster RPC server listening');
+    // Campaign once the cluster port answers: the other managers take a leader whose port
+    // refuses connections for a dead one (leader/election.ts).
+    this.election.on('leader', (leading: boolean) => (leading ? this.loops.start() : this.loops.stop()));
+    this.election.start();
   }
 
   /**
@@ -473,6 +488,7 @@ export class Manager {
     await bounded(this.membership.revokePresence());
     await bounded(this.membership.cancelWatch());
     await bounded(this.caWatch?.cancel());
+    await bounded(this.dashboardToken.stop());
     await bounded(this.store.close());
     this.client.close();
     this.electionClient.close();

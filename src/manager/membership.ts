@@ -8,6 +8,8 @@ import { peerUrl } from './store/etcd-member.js';
 import { QuorumLost, retryReconfig } from './store/etcd-reconfig.js';
 
 const PRESENCE_PREFIX = '/shoal/managers/';
+/** How long a quorum probe (a linearizable read, tried again on quick refusals) may take. */
+const QUORUM_PROBE_MS = 2000;
 
 export interface MembershipOptions {
   nodeId: string;
@@ -80,18 +82,28 @@ export class ManagerMembership {
   private async checkQuorum(): Promise<void> {
     if (this.probing) return;
     this.probing = true;
-    const ok = await Promise.race([
-      this.o.client
-        .get('/shoal/quorum-probe')
-        .string()
-        .then(
-          () => true,
-          () => false,
-        ),
-      new Promise<boolean>((r) => setTimeout(() => r(false), 2000)),
-    ]);
+    // A read refused at once ("leader changed" right after an etcd election) is tried again
+    // within the probe's 2 s: one such answer used to refuse every write for a second.
+    const deadline = Date.now() + QUORUM_PROBE_MS;
+    let ok = false;
+    while (!ok && Date.now() < deadline && !this.stopping) {
+      const left = deadline - Date.now();
+      ok = await Promise.race([
+        this.o.client
+          .get('/shoal/quorum-probe')
+          .string()
+          .then(
+            () => true,
+            () => false,
+          ),
+        new Promise<boolean>((r) => setTimeout(() => r(false), left).unref()),
+      ]);
+      if (!ok) await new Promise((r) => setTimeout(r, Math.min(100, Math.max(0, deadline - Date.now()))).unref());
+    }
     if (ok !== this.hasQuorum) this.o.log.warn({ quorum: ok }, 'quorum changed');
     this.hasQuorum = ok;
+    // Without quorum, look again soon: writes are refused until a probe succeeds.
+    if (!ok && !this.stopping) setTimeout(() => this.checkQuorumLogged(), 200).unref();
     this.probing = false;
   }
 

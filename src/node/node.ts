@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import type { ManagerTarget, SwarmMembership } from '../agent/link.js';
+import type { ManagerEndpoints, ManagerTarget, SwarmMembership } from '../agent/link.js';
 import { AgentSession } from '../agent/session/session.js';
 import { Manager } from '../manager/manager.js';
 import { watchSwarmEvents, type SwarmEvent } from '../manager/events/swarm-events.js';
@@ -20,6 +20,9 @@ export {
 } from './swarm-spec.js';
 export { resolveAdvertiseAddr, resolveDataPathAddr, rpcError } from './addresses.js';
 export { tlsInfo };
+
+/** How long a restarting daemon waits for its manager before it serves anyway (dockerd: 20 s). */
+const MANAGER_START_WAIT_MS = 20_000;
 
 /**
  * This daemon's membership in a swarm (swarmkit's node.Node): init, join, leave, and what runs
@@ -44,7 +47,7 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     }
     this.dek = this.readDek();
     // A role change cut short: no manager until the session's role finishes it (reconcileRole).
-    if (this.state.role === 'manager' && !this.state.roleChange) await this.resumeManager();
+    if (this.state.role === 'manager' && !this.state.roleChange) await this.resumeManagerAtMost(MANAGER_START_WAIT_MS);
     try {
       // The agent runs even while the manager cannot (etcd down on a full disk): the node stays
       // Ready through the other managers and its tasks are handled, as swarmkit's agent does.
@@ -76,6 +79,28 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
 
   private resumeTimer?: NodeJS.Timeout;
 
+  /**
+   * Waits for the manager at most `ms`, then lets the daemon go on (its API, the agent session)
+   * while the manager keeps starting: in a full-cluster restart, started one machine at a time,
+   * the first manager's etcd has no quorum until the others run. dockerd waits 20 s likewise.
+   */
+  private async resumeManagerAtMost(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms);
+    });
+    const resumed = this.resumeManager().then(
+      () => true,
+      (err: unknown) => {
+        this.log.error({ err }, 'could not resume the manager');
+        return true;
+      },
+    );
+    const done = await Promise.race([resumed, waited]);
+    clearTimeout(timer);
+    if (!done) this.log.warn({ waitedMs: ms }, 'the manager is still starting (no etcd quorum yet); serving meanwhile');
+  }
+
   async close(): Promise<void> {
     clearTimeout(this.renewTimer);
     clearTimeout(this.resumeTimer);
@@ -103,6 +128,20 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
   /** Swarm events (dockerd's scope "swarm") from this node's manager, whenever it is one. */
   onSwarmEvent(fn: (e: SwarmEvent) => void): void {
     this.swarmEventListeners.push(fn);
+  }
+
+  /** The swarm's dashboard token as this manager last saw it; undefined off managers or before one is made. */
+  dashboardToken(): string | undefined {
+    return this.manager?.dashboardToken.current();
+  }
+
+  /** Called when the dashboard token changes, or stops being this node's (demoted, left). */
+  onDashboardToken(fn: () => void): () => void {
+    this.dashboardTokenListeners.push(fn);
+    return () => {
+      const i = this.dashboardTokenListeners.indexOf(fn);
+      if (i >= 0) this.dashboardTokenListeners.splice(i, 1);
+    };
   }
 
   protected override async startManager(
@@ -143,19 +182,26 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
       throw e;
     }
     this.manager = m;
+    m.dashboardToken.onChange(() => {
+      for (const fn of this.dashboardTokenListeners) fn();
+    });
     // Ends with the manager's store (a demoted node's store sends nothing more).
     watchSwarmEvents(m.store, (e) => {
       for (const fn of this.swarmEventListeners) fn(e);
     });
   }
 
-  /** Where agent-side streams besides the session (the network view) reach a manager; undefined outside a swarm. */
+  /** Where agent-side streams besides the session (the network view, logs) reach a manager; undefined outside a swarm. */
   agentTarget(): ManagerTarget | undefined {
     const s = this.state;
     if (!s || !this.session) return undefined;
+    return { nodeId: s.nodeId, ...this.managerEndpoints(s) };
+  }
+
+  /** The node's TLS files (read per connection) and the managers, this node's own first when it is one. */
+  private managerEndpoints(s: SwarmState): ManagerEndpoints {
     const f = this.files;
     return {
-      nodeId: s.nodeId,
       tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
       managers: () => {
         const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
@@ -166,14 +212,9 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
 
   protected override startSession(): void {
     const s = this.state!;
-    const f = this.files;
     const session = new AgentSession({
       log: this.log.child({ part: 'session' }),
-      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
-      managers: () => {
-        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
-        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
-      },
+      ...this.managerEndpoints(s),
       onManagers: (list) => {
         if (JSON.stringify(list) !== JSON.stringify(s.managers)) {
           s.managers = list;

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { withFile } from './errors.js';
 
 /**
  * Replaces `file` so a reader (or a restart after a crash or a full disk) sees the old content
@@ -19,6 +20,6 @@ export function writeFileAtomicSync(file: string, data: string | Buffer, mode = 
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw withFile(e, file);
   }
 }

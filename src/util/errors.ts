@@ -71,3 +71,32 @@ export const rpcError = (kind: ErrorKind, desc: string, status?: number): RpcErr
 
 /** swarmkit's answer when a write compares an older version than the stored one. */
 export const outOfSequence = (): RpcError => rpcError('Unknown', 'update out of sequence');
+
+/** A Node.js system error (fs, child_process): errno code, the failed call and, when known, its file. */
+type SystemError = Error & { code: string; syscall: string; path?: string; dest?: string };
+
+function isSystemError(e: unknown): e is SystemError {
+  const x = e as Partial<SystemError> | undefined;
+  return e instanceof Error && typeof x?.code === 'string' && typeof x.syscall === 'string';
+}
+
+/** Gives a system error from a write through a file descriptor (which names no file) the file it was writing. */
+export function withFile(e: unknown, file: string): unknown {
+  if (isSystemError(e) && e.path === undefined) e.path = file;
+  return e;
+}
+
+/**
+ * The text of an error that is not an ApiError, as dockerd's would read. A Node.js system error
+ * ("ENOSPC: no space left on device, write") becomes Go's os.PathError form ("write FILE: no space
+ * left on device"); anything else keeps its message.
+ */
+export function errorText(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  if (!isSystemError(e)) return e.message;
+  // Node's message is "CODE: description, syscall 'path' -> 'dest'".
+  const desc = /^[A-Z0-9_]+: (.*?), [a-z_]+\b/.exec(e.message)?.[1];
+  if (!desc) return e.message;
+  const files = [e.path, e.dest].filter((x): x is string => typeof x === 'string');
+  return `${e.syscall}${files.length ? ' ' + files.join(' ') : ''}: ${desc}`;
+}

@@ -76,6 +76,15 @@ describe('swarm membership: one manager, two workers', () => {
     assert.match(await fail(mgr, ['swarm', 'init']), /This node is already part of a swarm/);
   });
 
+  test('nothing rewrites the swarm object by itself after init, so a first swarm update is never out of sequence', async () => {
+    const stamps = async () =>
+      (await ok(mgr, ['info', '--format', '{{.Swarm.Cluster.CreatedAt}}|{{.Swarm.Cluster.UpdatedAt}}'])).trim();
+    // The leader loops (overlay key rotation among them) have had time to start and write.
+    await new Promise((r) => setTimeout(r, 3000));
+    const [created, updated] = (await stamps()).split('|');
+    assert.equal(updated, created, 'the cluster object was updated after init by nobody');
+  });
+
   test('docker info shows the Swarm section', async () => {
     const info = JSON.parse(await ok(mgr, ['info', '--format', '{{json .Swarm}}']));
     assert.equal(info.LocalNodeState, 'active');

@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { clientCredentials, RpcClient, type AssignmentsMessage, type SessionMessage } from '../../src/cluster/rpc.js';
+import type { AssignmentsMessage, SessionMessage } from '../../src/cluster/rpc.js';
 import type { Task, TaskState } from '../../src/cluster/types.js';
+import { joinBridgedSimNode, type BridgedSimNode } from '../helpers/bridged-node.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { startProcess, stopProcess, waitFor } from '../helpers/process.js';
-import { fetchRootCA, joinSimNode, simNodeDescription } from '../helpers/sim-node.js';
+import { waitFor } from '../helpers/process.js';
+import { simNodeDescription } from '../helpers/sim-node.js';
 
 /**
  * The dispatcher's Assignments stream, spoken raw by one simulated node that joined a real
@@ -25,8 +25,7 @@ const summary = (ms: AssignmentsMessage[]) =>
 
 test('assignments stream: complete first, then only what changed', { timeout: 180_000 }, async () => {
   let d: TestDaemon | undefined;
-  let bridgePid: number | undefined;
-  let client: RpcClient<'Dispatcher'> | undefined;
+  let node: BridgedSimNode | undefined;
   const streams: grpc.ClientReadableStream<unknown>[] = [];
   let heartbeats: NodeJS.Timeout | undefined;
   try {
@@ -42,24 +41,8 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
     const token = await cli(['swarm', 'join-token', '-q', 'worker']);
     const svc = `${d.name}-svc`;
 
-    // Port 2377 listens inside the daemon's netns; a unix socket (not bound to a netns) bridged
-    // by socat in there lets this process be the node.
-    const sock = path.join(d.dir, 'swarm-port.sock');
-    bridgePid = startProcess(
-      'nsenter',
-      [`--net=/run/netns/${d.ns}`, '--', 'socat', `UNIX-LISTEN:${sock},fork`, 'TCP:127.0.0.1:2377'],
-      path.join(d.dir, 'socat.log'),
-    ).pid;
-    const manager = `unix:${sock}`;
-    const rootPem = await waitFor(
-      'the swarm CA through the bridge',
-      () => fetchRootCA(manager, token).catch(() => undefined),
-      20_000,
-      200,
-    );
-    const name = `${d.name}-sim`;
-    const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
-    const c = (client = new RpcClient('Dispatcher', manager, clientCredentials(tls.ca, tls.cert, tls.key)));
+    node = await joinBridgedSimNode(d, token);
+    const { name, nodeId, rootPem, client: c } = node;
 
     const session = c.stream('Session', { description: simNodeDescription(name, rootPem), addr: '127.0.0.1' });
     streams.push(session);
@@ -243,8 +226,7 @@ test('assignments stream: complete first, then only what changed', { timeout: 18
   } finally {
     clearInterval(heartbeats);
     for (const s of streams) s.cancel();
-    client?.close();
-    await stopProcess(bridgePid);
+    await node?.close();
     await d?.destroy();
   }
 });

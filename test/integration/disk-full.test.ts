@@ -69,7 +69,10 @@ function api(method: string, p: string, body?: unknown): Promise<{ status: numbe
 
 function assertNoSpace(r: { status: number; body: string }, what: string): void {
   assert.equal(r.status, 500, `${what}: ${r.status} ${r.body}`);
-  assert.match(JSON.parse(r.body).message, /no space left on device/, what);
+  const message = JSON.parse(r.body).message as string;
+  assert.match(message, /no space left on device/, what);
+  // dockerd's words (Go's os.PathError: "write FILE: no space left on device"), not Node's "ENOSPC: …, write".
+  assert.doesNotMatch(message, /ENOSPC/, `${what}: ${message}`);
 }
 
 const SWARM_LISTS = ['/services', '/tasks', '/nodes', '/secrets', '/configs'];
@@ -109,7 +112,9 @@ function leftoverTemps(): string[] {
 test('with its disk full, volume, network and container writes answer 500 "no space left on device"; reads still work', async () => {
   await fill();
   try {
-    assertNoSpace(await api('POST', '/volumes/create', { Name: 'dfvol' }), 'volume create');
+    const vol = await api('POST', '/volumes/create', { Name: 'dfvol' });
+    assertNoSpace(vol, 'volume create');
+    assert.match(JSON.parse(vol.body).message, /^write \/\S+\/volumes\/metadata\.json: no space left on device$/);
     // A bridge network's state lives under the exec root (/run), not the full data root: it is made.
     const net = await api('POST', '/networks/create', { Name: 'dfnet0', Driver: 'bridge' });
     assert.equal(net.status, 201, net.body);
@@ -127,6 +132,24 @@ test('with its disk full, volume, network and container writes answer 500 "no sp
     const cli = await d.docker(['volume', 'create', 'dfvol2'], { allowFail: true });
     assert.notEqual(cli.code, 0);
     assert.match(cli.stderr, /no space left on device/);
+  } finally {
+    free();
+  }
+});
+
+test('with its disk full, volume rm removes the volume and answers 204; it stays removed after a restart', async () => {
+  assert.equal((await api('POST', '/volumes/create', { Name: 'dfrm' })).status, 201);
+  await fill();
+  try {
+    const rm = await api('DELETE', '/volumes/dfrm');
+    assert.equal(rm.status, 204, `volume rm on a full disk: ${rm.status} ${rm.body}`);
+    assert.equal((await api('GET', '/volumes/dfrm')).status, 404);
+    // The metadata still names it (its write was refused), but without its directory it is gone.
+    await d.stop();
+    await d.start();
+    assert.equal((await api('GET', '/volumes/dfrm')).status, 404);
+    const ls = JSON.parse((await api('GET', '/volumes')).body) as { Volumes: { Name: string }[] | null };
+    assert.ok(!(ls.Volumes ?? []).some((v) => v.Name === 'dfrm'), 'dfrm listed after a restart');
   } finally {
     free();
   }

@@ -3,10 +3,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
-import { clientCredentials, RpcClient, type SessionMessage } from '../../src/cluster/rpc.js';
+import type { SessionMessage } from '../../src/cluster/rpc.js';
+import { joinBridgedSimNode, type BridgedSimNode } from '../helpers/bridged-node.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
-import { sleep, startProcess, stopProcess, waitFor } from '../helpers/process.js';
-import { fetchRootCA, joinSimNode, simNodeDescription } from '../helpers/sim-node.js';
+import { sleep, waitFor } from '../helpers/process.js';
+import { simNodeDescription } from '../helpers/sim-node.js';
 
 /**
  * The stuck-Down race (issue 14), spoken raw by one simulated node: an agent's registration on
@@ -23,8 +24,7 @@ test(
   { timeout: 240_000 },
   async () => {
     let d: TestDaemon | undefined;
-    let bridgePid: number | undefined;
-    let client: RpcClient<'Dispatcher'> | undefined;
+    let node: BridgedSimNode | undefined;
     const streams: grpc.ClientReadableStream<unknown>[] = [];
     const beats: NodeJS.Timeout[] = [];
     const holdFile = `/tmp/shoal-test-hold-${process.pid}-${Date.now()}`;
@@ -40,22 +40,8 @@ test(
       };
       await cli(['swarm', 'init', '--advertise-addr', '127.0.0.1', '--dispatcher-heartbeat', '1s']);
       const token = await cli(['swarm', 'join-token', '-q', 'worker']);
-      const sock = path.join(d.dir, 'swarm-port.sock');
-      bridgePid = startProcess(
-        'nsenter',
-        [`--net=/run/netns/${d.ns}`, '--', 'socat', `UNIX-LISTEN:${sock},fork`, 'TCP:127.0.0.1:2377'],
-        path.join(d.dir, 'socat.log'),
-      ).pid;
-      const manager = `unix:${sock}`;
-      const rootPem = await waitFor(
-        'the swarm CA through the bridge',
-        () => fetchRootCA(manager, token).catch(() => undefined),
-        20_000,
-        200,
-      );
-      const name = `${d.name}-sim`;
-      const { nodeId, tls } = await joinSimNode(manager, token, rootPem, name);
-      const c = (client = new RpcClient('Dispatcher', manager, clientCredentials(tls.ca, tls.cert, tls.key)));
+      node = await joinBridgedSimNode(d, token);
+      const { name, nodeId, rootPem, client: c } = node;
 
       /** One registration attempt: its first message, or the error that ended it, or nothing yet. */
       const open = (epoch: number) => {
@@ -163,8 +149,7 @@ test(
       fs.rmSync(holdFile, { force: true });
       for (const t of beats) clearInterval(t);
       for (const s of streams) s.cancel();
-      client?.close();
-      await stopProcess(bridgePid);
+      await node?.close();
       await d?.destroy();
     }
   },

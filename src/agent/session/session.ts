@@ -1,22 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { NodeDescription, Task, TaskStatus } from '../../cluster/types.js';
-import type { AgentLink, AssignedFiles } from '../link.js';
-import {
-  clientCredentials,
-  RpcClient,
-  type AssignedFile,
-  type AssignmentsMessage,
-  type ManagerAddr,
-  type SessionMessage,
-} from '../../cluster/rpc.js';
+import type { AgentLink, AssignedFiles, ManagerEndpoints } from '../link.js';
+import { ManagerConnection } from '../manager-connection.js';
+import type { AssignedFile, AssignmentsMessage, ManagerAddr, RpcClient, SessionMessage } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
 
-export interface SessionDeps {
+/** The managers to reach (TLS material re-read on every connect, addresses tried in order) and the node's side of it. */
+export interface SessionDeps extends ManagerEndpoints {
   log: Logger;
-  /** Current TLS material (re-read on every connect, so renewed certificates are picked up). */
-  tls(): { ca: Buffer; cert: Buffer; key: Buffer };
-  /** Manager addresses (host:2377) to try, in order. */
-  managers(): string[];
   /** Called when the manager tells us the current manager list. */
   onManagers(list: ManagerAddr[]): void;
   description(): NodeDescription;
@@ -29,8 +21,8 @@ const FIRST_MESSAGE_TIMEOUT_MS = 5000;
 /** Assignments carry the tasks' secrets and configs (up to 1000 KiB each): swarmkit's 128 MiB, not gRPC's 4 MiB. */
 const MAX_MESSAGE_BYTES = 128 << 20;
 const RPC_TIMEOUT_MS = 5000;
-const MIN_BACKOFF_MS = 100;
-const MAX_BACKOFF_MS = 8000;
+/** No manager known yet (the list comes with the join): look again after this long. */
+const NO_MANAGER_MS = 1000;
 
 /**
  * The agent's one session to a manager: registration, heartbeats, assignments, status reports.
@@ -44,12 +36,19 @@ export class AgentSession implements AgentLink {
   private lastTasks?: Task[];
   private lastFiles?: AssignedFiles;
   private connectedWaiters: (() => void)[] = [];
-  private managerIndex = 0;
+  /** Picks the manager and waits between attempts (the agent's one reconnect policy). */
+  private readonly connection: ManagerConnection;
+  /** Aborted on stop: ends a wait between attempts. */
+  private readonly stopping = new AbortController();
+  /** `reconnect()` asked to register again with the same manager. */
+  private sameManager = false;
   private wake?: () => void;
   /** The manager this session talks to, for `docker info`. */
   current?: string;
 
-  constructor(private readonly d: SessionDeps) {}
+  constructor(private readonly d: SessionDeps) {
+    this.connection = new ManagerConnection(() => d);
+  }
 
   start(): void {
     this.run().catch((err: unknown) => this.d.log.warn({ err }, 'agent session loop failed'));
@@ -57,6 +56,7 @@ export class AgentSession implements AgentLink {
 
   stop(): void {
     this.stopped = true;
+    this.stopping.abort();
     this.client?.close();
     this.wake?.();
   }
@@ -112,7 +112,7 @@ export class AgentSession implements AgentLink {
 
   /** Registers again: ends this session; the loop reconnects (same manager first). */
   reconnect(): void {
-    this.managerIndex--;
+    this.sameManager = true;
     this.drop();
   }
 
@@ -125,37 +125,31 @@ export class AgentSession implements AgentLink {
   }
 
   private async run(): Promise<void> {
-    let backoff = MIN_BACKOFF_MS;
     while (!this.stopped) {
-      const list = this.d.managers();
-      if (list.length === 0) {
-        await sleep(1000);
+      const picked = this.connection.pick();
+      if (!picked) {
+        await delay(NO_MANAGER_MS, undefined, { signal: this.stopping.signal }).catch(() => undefined);
         continue;
       }
-      const addr = list[this.managerIndex % list.length];
       try {
-        await this.connect(addr);
-        backoff = MIN_BACKOFF_MS;
+        await this.connect(picked.target, picked.addr);
       } catch (err) {
-        this.d.log.info({ err, manager: addr }, 'session to manager ended');
+        this.d.log.info({ err, manager: picked.addr }, 'session to manager ended');
       }
       this.sessionId = undefined;
       this.current = undefined;
       this.client?.close();
       this.client = undefined;
       if (this.stopped) break;
-      this.managerIndex++;
-      await sleep(backoff);
-      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      const sameManager = this.sameManager;
+      this.sameManager = false;
+      await this.connection.failed({ sameManager, signal: this.stopping.signal });
     }
   }
 
   /** One session; resolves or rejects when it ends. */
-  private async connect(addr: string): Promise<void> {
-    const tls = this.d.tls();
-    const client = new RpcClient('Dispatcher', addr, clientCredentials(tls.ca, tls.cert, tls.key), {
-      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    });
+  private async connect(target: ManagerEndpoints, addr: string): Promise<void> {
+    const client = this.connection.client(target, addr, { 'grpc.max_receive_message_length': MAX_MESSAGE_BYTES });
     this.client = client;
     const stream = client.stream('Session', {
       description: this.d.description(),
@@ -187,6 +181,8 @@ export class AgentSession implements AgentLink {
     onMessage(first);
     stream.on('data', onMessage);
     this.current = addr;
+    // Registered: the next failure waits the shortest delay again (swarmkit's agent resets its backoff here).
+    this.connection.succeeded();
     this.d.log.info({ manager: addr, session: first.sessionId }, 'session established');
 
     const assignments = client.stream('Assignments', { sessionId: first.sessionId });

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { withFile } from '../../util/errors.js';
 
 /** Reads a JSON state file; undefined when it does not exist yet. */
 export function readJsonFile<T>(file: string): T | undefined {
@@ -41,7 +42,7 @@ export function writeJsonFileAtomic(file: string, value: unknown, opts: { syncDi
   } catch (e) {
     // A failed write (ENOSPC) leaves the old file as it was and no temp file behind.
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw withFile(e, file);
   }
   if (opts.syncDir === false) return;
   const dfd = fs.openSync(dir, 'r');

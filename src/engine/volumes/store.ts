@@ -268,7 +268,13 @@ export class VolumeStore {
     fs.rmSync(dir, { recursive: true, force: true });
     this.volumes.delete(name);
     this.active.delete(name);
-    this.save();
+    try {
+      this.save();
+    } catch (err) {
+      // The data is gone, so the volume is too: open() drops a record without its directory.
+      // A full disk (ENOSPC) that refuses the metadata write must not make a done removal a 500.
+      this.log.warn({ err, name }, 'volume removed; its metadata is rewritten on the next change');
+    }
     this.log.info({ name }, 'volume removed');
     this.onEvent('destroy', name, { driver: 'local' });
   }

@@ -125,6 +125,8 @@ export class LogBroker {
     }
     this.agents.get(id.nodeId)?.end();
     this.agents.set(id.nodeId, call);
+    // Headers now, not with the first subscription: the agent knows its stream was taken.
+    call.sendMetadata(new grpc.Metadata());
     const gone = () => {
       if (this.agents.get(id.nodeId) === call) this.agents.delete(id.nodeId);
       // A node that went away owes nothing more.

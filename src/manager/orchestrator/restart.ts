@@ -26,7 +26,7 @@ interface RestartHistory {
  * run is shut down (DesiredState SHUTDOWN) and, if the restart policy allows, replaced by a
  * new task in the same slot (or on the same node, for global services). The replacement is
  * created with DesiredState READY and raised to RUNNING once the restart delay passed and
- * the old task stopped (or a minute went by).
+ * the old task stopped (or a minute went by); with neither to wait for, it is created RUNNING.
  */
 export class RestartSupervisor {
   private readonly history = new Map<string, RestartHistory>();
@@ -65,15 +65,21 @@ export class RestartSupervisor {
     this.delayed.delete(t.ID);
     if (!this.shouldRestart(cur, service, now)) return undefined;
     const replacement = isGlobal(service) ? newTask(service, undefined, t.NodeID) : newTask(service, t.Slot);
-    replacement.DesiredState = 'ready';
     // The delay does not apply when the node was drained.
     const delayNs = node?.Spec.Availability === 'drain' ? 0 : (t.Spec.RestartPolicy?.Delay ?? DEFAULT_RESTART_DELAY_NS);
     const waitStop = !(node?.Status.State === 'down') && !isTerminal(cur);
-    this.delayed.set(replacement.ID, {
-      at: now + delayNs / 1e6,
-      oldTaskId: waitStop ? t.ID : undefined,
-      deadline: now + OLD_TASK_TIMEOUT_MS,
-    });
+    if (delayNs <= 0 && !waitStop) {
+      // Nothing to wait for (no delay, the old task ended or its node is down): the replacement
+      // is created runnable, in this same write, instead of READY raised by the next pass.
+      replacement.DesiredState = replacement.JobIteration ? 'complete' : 'running';
+    } else {
+      replacement.DesiredState = 'ready';
+      this.delayed.set(replacement.ID, {
+        at: now + delayNs / 1e6,
+        oldTaskId: waitStop ? t.ID : undefined,
+        deadline: now + OLD_TASK_TIMEOUT_MS,
+      });
+    }
     pass.create(replacement);
     this.record(service, replacement, now);
     return replacement;

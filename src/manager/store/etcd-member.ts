@@ -38,6 +38,10 @@ const clientUrlOf = (addr: string, port?: number) => clientUrl(addr, port);
 export const peerUrl = (addr: string, port = ETCD_PEER_PORT) => `https://${addr}:${port}`;
 export const clientUrl = (addr: string, port = ETCD_CLIENT_PORT) => `https://${addr}:${port}`;
 
+/** etcd's raft heartbeat interval and election timeout (ms). */
+export const ETCD_HEARTBEAT_MS = 50;
+export const ETCD_ELECTION_MS = 500;
+
 /** A member that died on its own is started again after this (doubling up to the max). */
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 10_000;
@@ -45,6 +49,8 @@ const RESTART_MAX_MS = 10_000;
 export class EtcdMember {
   private child?: ChildProcess;
   private exited = false;
+  /** How many times the member's process has exited (the supervisor may have started it again since). */
+  exits = 0;
   /** stop() was called: an exit is expected, not restarted. */
   private stopping = false;
   private restartDelay = RESTART_MIN_MS;
@@ -62,72 +68,7 @@ export class EtcdMember {
     fs.mkdirSync(path.dirname(this.o.dataDir), { recursive: true });
     const fresh = !fs.existsSync(path.join(this.o.dataDir, 'member'));
     const addr = this.o.advertiseAddr;
-    const peerUrl = (a: string) => peerUrlOf(a, this.o.peerPort);
-    const clientUrl = (a: string) => clientUrlOf(a, this.o.clientPort);
-    const args = [
-      '--pdeathsig',
-      'KILL',
-      '--',
-      'etcd',
-      '--name',
-      this.o.name,
-      '--data-dir',
-      this.o.dataDir,
-      '--listen-peer-urls',
-      peerUrl(addr),
-      '--initial-advertise-peer-urls',
-      peerUrl(addr),
-      // Clients only on loopback: each manager talks to its own member, and a worker's
-      // certificate (same CA) must not reach the store.
-      '--listen-client-urls',
-      clientUrl('127.0.0.1'),
-      '--advertise-client-urls',
-      clientUrl('127.0.0.1'),
-      '--initial-cluster',
-      this.o.initialCluster ?? `${this.o.name}=${peerUrl(addr)}`,
-      '--initial-cluster-state',
-      this.o.initialCluster && fresh ? 'existing' : 'new',
-      '--initial-cluster-token',
-      this.o.clusterToken,
-      '--cert-file',
-      this.o.certFile,
-      '--key-file',
-      this.o.keyFile,
-      '--client-cert-auth',
-      '--trusted-ca-file',
-      this.o.caFile,
-      '--peer-cert-file',
-      this.o.certFile,
-      '--peer-key-file',
-      this.o.keyFile,
-      '--peer-client-cert-auth',
-      '--peer-trusted-ca-file',
-      this.o.caFile,
-      // Only manager certificates (SAN swarm-manager) may be peers.
-      '--peer-cert-allowed-hostname',
-      'swarm-manager',
-      // Leader loops commit many objects at once; the store also splits batches.
-      '--max-txn-ops',
-      '2048',
-      '--max-request-bytes',
-      String(8 * 1024 * 1024),
-      '--heartbeat-interval',
-      '100',
-      '--election-timeout',
-      '1000',
-      // Every task state change is a revision: without compaction the database grows until
-      // etcd's quota stops all writes. The store's watch only ever needs the latest revisions.
-      '--auto-compaction-mode',
-      'periodic',
-      '--auto-compaction-retention',
-      '5m',
-      '--quota-backend-bytes',
-      String(8 * 1024 ** 3),
-      '--logger',
-      'zap',
-      '--log-level',
-      'warn',
-    ];
+    const args = etcdArgs(this.o, fresh);
     if (this.o.forceNewCluster) args.push('--force-new-cluster');
     // Once: a member restarted after a crash rejoins the cluster it has become.
     this.o.forceNewCluster = false;
@@ -140,7 +81,7 @@ export class EtcdMember {
     child.on('exit', (code, sig) => {
       if (this.child !== child) return;
       this.exited = true;
-      this.log.warn({ code, sig }, 'etcd exited');
+      this.log.warn({ code, sig, exits: ++this.exits }, 'etcd exited');
       // A member killed under a running manager (OOM, kill -9) is started again, as a service
       // manager would: without it the manager's store stayed dead until shoald restarted.
       if (this.stopping) return;
@@ -177,6 +118,82 @@ export class EtcdMember {
     });
     fs.rmSync(this.o.pidFile, { force: true });
   }
+}
+
+/** setpriv's and etcd's arguments for this member. */
+function etcdArgs(o: EtcdMemberOptions, fresh: boolean): string[] {
+  const addr = o.advertiseAddr;
+  const peerUrl = (a: string) => peerUrlOf(a, o.peerPort);
+  const clientUrl = (a: string) => clientUrlOf(a, o.clientPort);
+  return [
+    '--pdeathsig',
+    'KILL',
+    '--',
+    'etcd',
+    '--name',
+    o.name,
+    '--data-dir',
+    o.dataDir,
+    '--listen-peer-urls',
+    peerUrl(addr),
+    '--initial-advertise-peer-urls',
+    peerUrl(addr),
+    // Clients only on loopback: each manager talks to its own member, and a worker's
+    // certificate (same CA) must not reach the store.
+    '--listen-client-urls',
+    clientUrl('127.0.0.1'),
+    '--advertise-client-urls',
+    clientUrl('127.0.0.1'),
+    '--initial-cluster',
+    o.initialCluster ?? `${o.name}=${peerUrl(addr)}`,
+    '--initial-cluster-state',
+    o.initialCluster && fresh ? 'existing' : 'new',
+    '--initial-cluster-token',
+    o.clusterToken,
+    '--cert-file',
+    o.certFile,
+    '--key-file',
+    o.keyFile,
+    '--client-cert-auth',
+    '--trusted-ca-file',
+    o.caFile,
+    '--peer-cert-file',
+    o.certFile,
+    '--peer-key-file',
+    o.keyFile,
+    '--peer-client-cert-auth',
+    '--peer-trusted-ca-file',
+    o.caFile,
+    // Only manager certificates (SAN swarm-manager) may be peers.
+    '--peer-cert-allowed-hostname',
+    'swarm-manager',
+    // Leader loops commit many objects at once; the store also splits batches.
+    '--max-txn-ops',
+    '2048',
+    '--max-request-bytes',
+    String(8 * 1024 * 1024),
+    // Raft timings (src/manager/leader/README.md): a dead raft leader is replaced 0.5–1 s after its last
+    // heartbeat (election timeout 500 ms, randomised up to 2×), which bounds the first write
+    // accepted after a manager dies. Pre-vote keeps a member starved of CPU, or cut off, from
+    // deposing a healthy leader when it comes back with a higher term.
+    '--heartbeat-interval',
+    String(ETCD_HEARTBEAT_MS),
+    '--election-timeout',
+    String(ETCD_ELECTION_MS),
+    '--pre-vote',
+    // Every task state change is a revision: without compaction the database grows until
+    // etcd's quota stops all writes. The store's watch only ever needs the latest revisions.
+    '--auto-compaction-mode',
+    'periodic',
+    '--auto-compaction-retention',
+    '5m',
+    '--quota-backend-bytes',
+    String(8 * 1024 ** 3),
+    '--logger',
+    'zap',
+    '--log-level',
+    'warn',
+  ];
 }
 
 /** An etcd left over from a shoald that died before its child (same pid file): end it. */
@@ -222,12 +239,22 @@ export function etcdClient(hosts: string[], tls: EtcdClientTls): Etcd3 {
   });
 }
 
-/** Resolves once the member answers a read. */
-export async function waitForEtcd(client: Etcd3, timeoutMs: number, member?: EtcdMember): Promise<void> {
+/**
+ * Resolves once the member answers a read; rejects as soon as the member exited during the wait,
+ * even when its supervisor already started it again (a member that dies on every start, on a
+ * full disk say, looked running at each check and held the daemon's start for the whole timeout).
+ */
+export async function waitForEtcd(
+  client: Pick<Etcd3, 'get'>,
+  timeoutMs: number,
+  member?: Pick<EtcdMember, 'running' | 'exits'>,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const exitsAtStart = member?.exits ?? 0;
+  const exited = () => !!member && (!member.running || member.exits !== exitsAtStart);
   let last: unknown;
   while (Date.now() < deadline) {
-    if (member && !member.running) throw new Error('etcd exited during start; see its log');
+    if (exited()) throw new Error('etcd exited during start; see its log');
     try {
       await client.get('/shoal/ping').string();
       return;

@@ -17,6 +17,7 @@ import {
 } from './store.js';
 import { GRPCCancelledError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import type { Logger } from '../../util/log.js';
+import { AttemptsTimedOut, commitAcrossLeaderChange, type StoreTxn } from './txn-attempts.js';
 import { managerMetrics } from '../metrics.js';
 
 export const PREFIX = '/shoal/v1/';
@@ -47,6 +48,8 @@ export class EtcdStore implements Store {
   private revision = 0;
   private readonly revisionWaiters: { rev: number; resolve: () => void }[] = [];
   private watcher?: Watcher;
+  /** etcd's raft term as of the last write's answer (a later one means its leader changed). */
+  private raftTerm?: string;
 
   constructor(
     private readonly client: Etcd3,
@@ -240,6 +243,7 @@ export class EtcdStore implements Store {
   ): Promise<{ revision: number; changed: boolean }> {
     const compare: ICompare[] = [];
     const success: IRequestOp[] = [];
+    const puts: StoreTxn['puts'] = [];
     const now = new Date().toISOString();
     if (leaderRev)
       compare.push({
@@ -263,17 +267,20 @@ export class EtcdStore implements Store {
         compare.push({ key, target: 'Mod', result: 'Equal', mod_revision: c.object.Version?.Index ?? 0 });
         o.UpdatedAt = now;
       }
-      success.push({ request_put: { key, value: Buffer.from(JSON.stringify(o)) } });
+      const value = Buffer.from(JSON.stringify(o));
+      success.push({ request_put: { key, value } });
+      puts.push({ key, value });
     }
-    // A deadline on the call (and on the client's retries of it: the same absolute time). A
-    // transaction is applied whole or not at all; one that timed out may still be, and is
-    // reported as such (WriteTimeout), never as a failure that wrote nothing.
+    // A deadline on the call (and on its attempts across an etcd leader change: the same
+    // absolute time). A transaction is applied whole or not at all; one that timed out may
+    // still be, and is reported as such (WriteTimeout), never as a failure that wrote nothing.
     let res;
     try {
-      res = await this.client.kv.txn({ compare, success, failure: [] }, { deadline: new Date(deadline) });
+      res = await commitAcrossLeaderChange(this.client, { compare, success, puts }, deadline, () => this.raftTerm);
     } catch (e) {
       throw classifyWriteError(e);
     }
+    this.raftTerm = res.header.raft_term || this.raftTerm;
     if (!res.succeeded) {
       if (leaderRev) {
         const lk = await this.client.kv
@@ -382,7 +389,7 @@ export class EtcdStore implements Store {
  * unreachable: nothing written), or timed out while etcd had it (outcome unknown).
  */
 export function classifyWriteError(e: unknown): Error {
-  if (e instanceof GRPCDeadlineExceededError) return new WriteTimeout();
+  if (e instanceof GRPCDeadlineExceededError || e instanceof AttemptsTimedOut) return new WriteTimeout();
   const msg = (e as Error)?.message ?? '';
   // etcd's own proposal timeouts arrive as Unavailable: the proposal may still commit.
   if (/request timed out|leader changed|timed out|deadline exceeded/i.test(msg)) return new WriteTimeout();

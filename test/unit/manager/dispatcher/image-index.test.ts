@@ -1,0 +1,61 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Node, NodeImage } from '../../../../src/cluster/types.js';
+import { findImage } from '../../../../src/manager/dispatcher/image-index.js';
+
+const ID_A = `sha256:${'a'.repeat(64)}`;
+const ID_B = `sha256:${'b'.repeat(64)}`;
+const MANIFEST = `sha256:${'c'.repeat(64)}`;
+
+function node(id: string, images: NodeImage[], state: Node['Status']['State'] = 'ready'): Node {
+  return {
+    ID: id,
+    Version: { Index: 1 },
+    CreatedAt: '',
+    UpdatedAt: '',
+    Spec: { Role: 'worker', Availability: 'active' },
+    Status: { State: state, Addr: `10.0.0.${id.length}` },
+    ImageShare: { Port: 2378, Images: images },
+  } as Node;
+}
+
+test('a digest finds the nodes holding that image ID or a manifest it was pulled by', () => {
+  const nodes = [
+    node('n1', [{ Id: ID_A, Refs: ['docker.io/library/x:1'] }]),
+    node('n22', [{ Id: ID_A, Refs: [`reg:5000/x@${MANIFEST}`] }]),
+    node('n333', [{ Id: ID_B, Refs: [] }]),
+  ];
+  assert.deepEqual(findImage(nodes, { digest: ID_A }), {
+    imageId: ID_A,
+    holders: [
+      { nodeId: 'n1', addr: '10.0.0.2:2378' },
+      { nodeId: 'n22', addr: '10.0.0.3:2378' },
+    ],
+  });
+  assert.deepEqual(findImage(nodes, { digest: MANIFEST }).holders, [{ nodeId: 'n22', addr: '10.0.0.3:2378' }]);
+  assert.deepEqual(findImage(nodes, { digest: `sha256:${'d'.repeat(64)}` }), { holders: [] });
+});
+
+test('a tag means the image most nodes hold under it; the asking node and nodes not ready are left out', () => {
+  const tag = 'docker.io/library/x:1';
+  const nodes = [
+    node('n1', [{ Id: ID_A, Refs: [tag] }]),
+    node('n22', [{ Id: ID_B, Refs: [tag] }]),
+    node('n333', [{ Id: ID_B, Refs: [tag] }]),
+    node('n55555', [{ Id: ID_B, Refs: [tag] }]),
+    node('n4444', [{ Id: ID_B, Refs: [tag] }], 'down'),
+  ];
+  assert.deepEqual(findImage(nodes, { ref: tag }), {
+    imageId: ID_B,
+    holders: [
+      { nodeId: 'n22', addr: '10.0.0.3:2378' },
+      { nodeId: 'n333', addr: '10.0.0.4:2378' },
+      { nodeId: 'n55555', addr: '10.0.0.6:2378' },
+    ],
+  });
+  assert.deepEqual(findImage(nodes, { ref: tag }, 'n333').holders, [
+    { nodeId: 'n22', addr: '10.0.0.3:2378' },
+    { nodeId: 'n55555', addr: '10.0.0.6:2378' },
+  ]);
+  assert.deepEqual(findImage(nodes, { ref: 'docker.io/library/x:2' }), { holders: [] });
+});
