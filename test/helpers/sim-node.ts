@@ -34,7 +34,6 @@ export async function joinSimNode(
   token: string,
   rootPem: string,
   name: string,
-  timeoutMs = 60_000,
 ): Promise<{ nodeId: string; tls: SimNodeTls }> {
   const keys = await generateKeyPair();
   const keyPem = await privateKeyToPem(keys.privateKey);
@@ -43,7 +42,7 @@ export async function joinSimNode(
     const issued = await ca.call(
       'IssueNodeCertificate',
       { csr: await createCsr(keys), token, addr: '127.0.0.1' },
-      timeoutMs,
+      60_000,
     );
     return {
       nodeId: issued.nodeId,

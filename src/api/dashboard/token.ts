@@ -1,44 +1,54 @@
-import { timingSafeEqual } from 'node:crypto';
-import type { SwarmNode } from '../../node/node.js';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
 
 /**
- * The dashboard's view of the swarm's login token (one for every manager, kept sealed in the
- * store: manager/dashboard-token.ts), read through this node's manager. Off a manager, or
- * before `shoal dashboard token` made one, no token logs in. `onRotate` listeners hear every
- * change (a rotation on any manager, or this node no longer a manager): the server then ends
- * the streams the new token no longer allows.
+ * The dashboard's login token: 32 random bytes (base64url) kept in `<data root>/dashboard/token`
+ * (mode 0600), made on first use. `shoal dashboard token --rotate` replaces it; pages logged in
+ * with the old one get 401 on their next request, and their open streams are ended.
  */
 export class DashboardToken {
-  constructor(private readonly swarm: SwarmNode) {}
+  private readonly file: string;
+  private cached?: string;
+  private readonly rotated = new Set<() => void>();
 
-  /** The token as this manager last saw it. */
-  current(): string | undefined {
-    return this.swarm.dashboardToken();
+  constructor(dataRoot: string) {
+    this.file = path.join(dataRoot, 'dashboard', 'token');
   }
 
-  /** The stored token now (a login right after a rotation elsewhere need not wait for the watch). */
-  async fresh(): Promise<string | undefined> {
-    if (!this.swarm.isManager) return undefined;
+  get(): string {
+    if (this.cached) return this.cached;
     try {
-      return await this.swarm.requireManager().dashboardToken.read();
+      const t = fs.readFileSync(this.file, 'utf8').trim();
+      if (t) return (this.cached = t);
     } catch {
-      return this.current();
+      /* none yet */
     }
+    return this.rotate();
   }
 
+  rotate(): string {
+    const t = randomBytes(32).toString('base64url');
+    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
+    const tmp = `${this.file}.tmp`;
+    fs.writeFileSync(tmp, t + '\n', { mode: 0o600 });
+    fs.renameSync(tmp, this.file);
+    this.cached = t;
+    for (const fn of this.rotated) fn();
+    return t;
+  }
+
+  /** Calls `fn` after each rotation (the server ends the streams opened with the old token). */
   onRotate(fn: () => void): () => void {
-    return this.swarm.onDashboardToken(fn);
+    this.rotated.add(fn);
+    return () => this.rotated.delete(fn);
   }
 
+  /** Constant-time comparison, so the answer's timing tells nothing of the token. */
   matches(candidate: string | undefined): boolean {
-    return sameToken(candidate, this.current());
+    if (!candidate) return false;
+    const a = Buffer.from(candidate);
+    const b = Buffer.from(this.get());
+    return a.length === b.length && timingSafeEqual(a, b);
   }
-}
-
-/** Constant-time comparison, so the answer's timing tells nothing of the token; no token matches nothing. */
-export function sameToken(candidate: string | undefined, token: string | undefined): boolean {
-  if (!candidate || !token) return false;
-  const a = Buffer.from(candidate);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

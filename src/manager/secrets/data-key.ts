@@ -3,7 +3,6 @@ import type { Etcd3 } from 'etcd3';
 import { PREFIX } from '../store/etcd-store.js';
 import { isSealed, openValue, sealValue, UNLOCK_KEY } from '../ca/unlock-key.js';
 import { CA_KEY } from '../ca/stored-ca.js';
-import { DASHBOARD_TOKEN_KEY } from '../dashboard-token.js';
 
 /**
  * Rotation of the swarm's data-encryption key (DEK). SwarmKit makes a new raft DEK when the
@@ -17,8 +16,8 @@ import { DASHBOARD_TOKEN_KEY } from '../dashboard-token.js';
  */
 export const DATA_KEY_NEXT = UNLOCK_KEY + '.next-dek';
 
-/** Keys whose whole value is sealed (the CA keys, the unlock key, the dashboard token); secrets' Spec.Data besides. */
-const SEALED_KEYS = [CA_KEY, UNLOCK_KEY, DASHBOARD_TOKEN_KEY];
+/** Keys whose whole value is sealed (the CA keys, the unlock key); secrets' Spec.Data besides. */
+const SEALED_KEYS = [CA_KEY, UNLOCK_KEY];
 const SECRETS = PREFIX + 'secrets/';
 
 export function newDataKey(): Buffer {
