@@ -102,6 +102,10 @@ export abstract class NodeMembership extends NodeCertificates {
           if (spec.EncryptionConfig?.AutoLockManagers) await m.setUnlockKey(newUnlockKey());
           await m.store.commit([{ kind: 'networks', op: 'create', object: ingressNetwork() }]);
         });
+        // As dockerd: when init answers, this node leads (node ls shows it Leader).
+        const leading = Date.now() + 10_000;
+        while (this.manager && !this.manager.election.isLeader && Date.now() < leading)
+          await new Promise((r) => setTimeout(r, 20));
         this.startSession();
       } catch (e) {
         await this.teardown();
