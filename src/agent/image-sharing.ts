@@ -50,6 +50,10 @@ export class ImageSharing {
     this.unsubscribe = this.engine.events.subscribe(undefined, (e) => {
       if (e.Type === 'image') this.tickSafely();
     });
+    // A session (re)established: serve and report now, not at the next tick.
+    this.swarm.link.onAssignments((_tasks, _files, changes) => {
+      if (!changes) this.tickSafely();
+    });
     this.tickSafely();
   }
 

@@ -33,6 +33,13 @@ import {
 import { parseListenAddr, resolveAdvertiseAddr, resolveDataPathAddr, localAddrTowards, rpcError } from './addresses.js';
 import { NodeCertificates } from './certificates.js';
 
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A new node's first writes are done: its ingress address given, its images reported. */
+function nodeSettled(n: Node | undefined): boolean {
+  return !!n?.ImageShare && !!n.Attachments?.some((a) => a.Network.Spec.Ingress);
+}
+
 /** Joining and leaving a swarm: init, join, leave, and the role changes (promote, demote) managers decide. */
 export abstract class NodeMembership extends NodeCertificates {
   init(req: InitRequest): Promise<string> {
@@ -103,10 +110,13 @@ export abstract class NodeMembership extends NodeCertificates {
           await m.store.commit([{ kind: 'networks', op: 'create', object: ingressNetwork() }]);
         });
         // As dockerd: when init answers, this node leads (node ls shows it Leader).
-        const leading = Date.now() + 10_000;
-        while (this.manager && !this.manager.election.isLeader && Date.now() < leading)
-          await new Promise((r) => setTimeout(r, 20));
+        const settled = Date.now() + 10_000;
+        while (this.manager && !this.manager.election.isLeader && Date.now() < settled) await sleep(20);
         this.startSession();
+        // And its node object is settled: a client that lists then inspects it reads one Version
+        // (docker-py's test_inspect_node), not one from before the allocator's and agent's first writes.
+        while (this.manager && !nodeSettled(this.manager.store.get('nodes', nodeId)) && Date.now() < settled)
+          await sleep(20);
       } catch (e) {
         await this.teardown();
         throw e;

@@ -86,6 +86,15 @@ test('swarm init refuses an unknown data-path interface, and a port in the data-
   assert.equal(ok.status, 200, ok.raw);
 });
 
+test("once swarm init answers, the node's Version holds: a list then an inspect read the same one (docker-py's test_inspect_node)", async () => {
+  const listed = (await api('GET', '/nodes')).body as Json[];
+  assert.equal(listed.length, 1);
+  // Past the agent's first image report (a 2 s tick before) and the allocator's first pass.
+  await new Promise((r) => setTimeout(r, 3000));
+  const inspected = (await api('GET', `/nodes/${listed[0].ID}`)).body as Json;
+  assert.deepEqual(inspected.Version, listed[0].Version);
+});
+
 test('dockerode: lists nodes, creates a service, scales it, reads its tasks', async () => {
   const docker = new Docker({ socketPath: d.socket, version: 'v1.41' });
   const nodes = await docker.listNodes();

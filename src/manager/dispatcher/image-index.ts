@@ -4,17 +4,12 @@ import type {
   Empty,
   FindImageRequest,
   FindImageResponse,
-  PeerIdentity,
   ReportImagesRequest,
   RpcHandlers,
 } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
-import { VersionConflict, type Store } from '../store/store.js';
-
-type Identify = (call: grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined;
-
-const unauthenticated = () =>
-  Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED });
+import type { Store } from '../store/store.js';
+import { answerReport, reportingNode, unauthenticated, updateOwnNode, type Identify } from './own-node-report.js';
 
 /** Whether `img` is the image `digest` names: its ID, or a manifest digest it was pulled by. */
 const hasDigest = (img: NodeImage, digest: string) =>
@@ -52,36 +47,23 @@ export function imageIndexHandlers(
 ): Pick<RpcHandlers<'Dispatcher'>, 'ReportImages' | 'FindImage'> {
   return {
     ReportImages: (call: grpc.ServerUnaryCall<ReportImagesRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
-      const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
-      if (!id || !store.get('nodes', id.nodeId)) return cb(unauthenticated());
+      const nodeId = reportingNode(store, identify, call as grpc.ServerUnaryCall<unknown, unknown>);
+      if (!nodeId) return cb(unauthenticated());
       const share = {
         Port: call.request.share.Port,
         Images: call.request.share.Images.map((i) => ({ Id: i.Id, Refs: i.Refs.map(String) })),
       };
-      void (async () => {
-        for (let i = 0; i < 5; i++) {
-          const n = store.get('nodes', id.nodeId);
-          if (!n) throw new Error('node removed');
-          if (JSON.stringify(n.ImageShare) === JSON.stringify(share)) return;
-          n.ImageShare = share;
-          try {
-            await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
-            log.debug({ node: id.nodeId, images: share.Images.length }, 'node images reported');
-            return;
-          } catch (e) {
-            if (!(e instanceof VersionConflict)) throw e;
-          }
-        }
-        throw new Error('node kept changing');
-      })().then(
-        () => cb(null, {}),
-        (e: Error) => cb(Object.assign(e, { code: grpc.status.UNAVAILABLE })),
-      );
+      const write = updateOwnNode(store, nodeId, (n) => {
+        if (JSON.stringify(n.ImageShare) === JSON.stringify(share)) return false;
+        n.ImageShare = share;
+        return true;
+      }).then((wrote) => wrote && log.debug({ node: nodeId, images: share.Images.length }, 'node images reported'));
+      answerReport(write, cb);
     },
     FindImage: (call: grpc.ServerUnaryCall<FindImageRequest, FindImageResponse>, cb) => {
-      const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
-      if (!id || !store.get('nodes', id.nodeId)) return cb(unauthenticated());
-      cb(null, findImage(store.view('nodes'), call.request, id.nodeId));
+      const nodeId = reportingNode(store, identify, call as grpc.ServerUnaryCall<unknown, unknown>);
+      if (!nodeId) return cb(unauthenticated());
+      cb(null, findImage(store.view('nodes'), call.request, nodeId));
     },
   };
 }

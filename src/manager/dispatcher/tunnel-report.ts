@@ -1,10 +1,9 @@
 import * as grpc from '@grpc/grpc-js';
 import type { NodeTunnel } from '../../cluster/types.js';
-import type { Empty, PeerIdentity, ReportTunnelRequest, RpcHandlers } from '../../cluster/rpc.js';
+import type { Empty, ReportTunnelRequest, RpcHandlers } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
-import { VersionConflict, type Store } from '../store/store.js';
-
-type Identify = (call: grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined;
+import type { Store } from '../store/store.js';
+import { answerReport, reportingNode, unauthenticated, updateOwnNode, type Identify } from './own-node-report.js';
 
 const KEY = /^[A-Za-z0-9+/]{43}=$/;
 const STATES = new Set(['ready', 'down', 'unavailable']);
@@ -57,43 +56,32 @@ export function tunnelReportHandlers(
 ): Pick<RpcHandlers<'Dispatcher'>, 'ReportTunnel'> {
   return {
     ReportTunnel: (call: grpc.ServerUnaryCall<ReportTunnelRequest, Empty>, cb: grpc.sendUnaryData<Empty>) => {
-      const id = identify(call as grpc.ServerUnaryCall<unknown, unknown>);
-      if (!id || !store.get('nodes', id.nodeId))
-        return cb(Object.assign(new Error('no valid swarm certificate'), { code: grpc.status.UNAUTHENTICATED }));
+      const nodeId = reportingNode(store, identify, call as grpc.ServerUnaryCall<unknown, unknown>);
+      if (!nodeId) return cb(unauthenticated());
       let tunnel: NodeTunnel;
       try {
         tunnel = checkTunnel(call.request.tunnel);
       } catch (e) {
         return cb(e as grpc.ServiceError);
       }
-      void (async () => {
-        for (let i = 0; i < 5; i++) {
-          const n = store.get('nodes', id.nodeId);
-          if (!n) throw new Error('node removed');
-          if (JSON.stringify(n.Tunnel) === JSON.stringify(tunnel)) return;
-          const was = n.Tunnel?.State;
-          n.Tunnel = tunnel;
-          // The docker CLI's node inspect shows Docker's fields only: a node that cannot encrypt says so in its status message.
-          const message = statusMessage(tunnel);
-          if (message) n.Status = { ...n.Status, Message: message };
-          else if (n.Status.Message?.startsWith(MESSAGE_PREFIX)) n.Status = { ...n.Status, Message: '' };
-          try {
-            await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
-            if (was !== tunnel.State && tunnel.State !== 'ready')
-              log.warn(
-                { node: id.nodeId, state: tunnel.State, message: tunnel.Message },
-                'node cannot encrypt overlay traffic',
-              );
-            return;
-          } catch (e) {
-            if (!(e instanceof VersionConflict)) throw e;
-          }
-        }
-        throw new Error('node kept changing');
-      })().then(
-        () => cb(null, {}),
-        (e: Error) => cb(Object.assign(e, { code: grpc.status.UNAVAILABLE })),
-      );
+      let was: NodeTunnel['State'] | undefined;
+      const write = updateOwnNode(store, nodeId, (n) => {
+        if (JSON.stringify(n.Tunnel) === JSON.stringify(tunnel)) return false;
+        was = n.Tunnel?.State;
+        n.Tunnel = tunnel;
+        // The docker CLI's node inspect shows Docker's fields only: a node that cannot encrypt says so in its status message.
+        const message = statusMessage(tunnel);
+        if (message) n.Status = { ...n.Status, Message: message };
+        else if (n.Status.Message?.startsWith(MESSAGE_PREFIX)) n.Status = { ...n.Status, Message: '' };
+        return true;
+      }).then((wrote) => {
+        if (wrote && was !== tunnel.State && tunnel.State !== 'ready')
+          log.warn(
+            { node: nodeId, state: tunnel.State, message: tunnel.Message },
+            'node cannot encrypt overlay traffic',
+          );
+      });
+      answerReport(write, cb);
     },
   };
 }
