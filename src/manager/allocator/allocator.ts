@@ -6,11 +6,9 @@ import { status } from '../../cluster/task-state.js';
 import { isNetworkAttachment } from '../../cluster/attachment-task.js';
 import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
 import { isIngress, PortAllocator } from './ports.js';
+import { allocateVnis, VniPool, VXLAN_ID_OPTION } from './vxlan-ids.js';
 
-/** VXLAN network identifiers for overlay networks (vendored libnetwork ovmanager). */
-export const VNI_START = 4096;
-export const VNI_END = 16777215;
-export const VXLAN_ID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+export { VNI_START, VNI_END, VXLAN_ID_OPTION } from './vxlan-ids.js';
 
 const DEFAULT_POOL = ['10.0.0.0/8'];
 const DEFAULT_SUBNET_SIZE = 24;
@@ -20,6 +18,8 @@ export interface AllocationResult {
   nodes: Node[];
   services: Service[];
   tasks: Task[];
+  /** Networks left unallocated this pass, and why (swarmkit's "Failed allocation for network"). */
+  failedNetworks: { id: string; error: string }[];
 }
 
 /** The networks a service's tasks join: its own (by ID or name), plus ingress when it publishes ingress ports. */
@@ -61,7 +61,7 @@ export function allocate(
   newTasks?: Task[],
 ): AllocationResult {
   const allTasks = typeof tasks === 'function' ? tasks : () => tasks;
-  const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [] };
+  const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [], failedNetworks: [] };
   const now = new Date().toISOString();
   const nets = allocateNetworks(cluster, networks, now, result);
   const { pools, pool } = addressPools(nets, services, nodes, allTasks);
@@ -95,10 +95,7 @@ function allocateNetworks(
     cluster?.SubnetSize || DEFAULT_SUBNET_SIZE,
     networks,
   );
-  const vnis = new Set<number>();
-  for (const n of networks)
-    for (const v of (n.DriverState?.Options?.[VXLAN_ID_OPTION] ?? '').split(',')) if (v) vnis.add(Number(v));
-  let nextVni = VNI_START;
+  const vnis = new VniPool(networks);
   return networks.map((n) => {
     if (networkAllocated(n)) return n;
     const u = structuredClone(n);
@@ -115,16 +112,21 @@ function allocateNetworks(
       u.IPAMOptions = { Driver: n.Spec.IPAMOptions?.Driver ?? { Name: 'default' }, Configs: configs };
     }
     if (isOverlay(n) && !u.DriverState?.Options?.[VXLAN_ID_OPTION]) {
-      while (vnis.has(nextVni) && nextVni <= VNI_END) nextVni++;
-      if (nextVni > VNI_END) throw new Error('no free VXLAN ID');
-      vnis.add(nextVni);
+      let ids: number[];
+      try {
+        ids = allocateVnis(n, u.IPAMOptions.Configs!.map((c) => c.Subnet), vnis);
+      } catch (e) {
+        // swarmkit leaves such a network unallocated (its tasks wait) and logs why; the rest of the pass goes on.
+        result.failedNetworks.push({
+          id: n.ID,
+          error: `failed while allocating driver state for network ${n.ID}: ${(e as Error).message}`,
+        });
+        return n;
+      }
+      const { [VXLAN_ID_OPTION]: _asked, ...options } = u.Spec.DriverConfiguration?.Options ?? {};
       u.DriverState = {
         Name: 'overlay',
-        Options: {
-          ...(u.Spec.DriverConfiguration?.Options ?? {}),
-          ...(u.DriverState?.Options ?? {}),
-          [VXLAN_ID_OPTION]: String(nextVni),
-        },
+        Options: { ...options, ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: ids.join(',') },
       };
     }
     u.UpdatedAt = now;
@@ -325,6 +327,9 @@ function allocateAttachment(
 
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
 export class Allocator extends StoreLoop {
+  /** Networks whose failed allocation was logged, with the error: once each, not every pass. */
+  private readonly reported = new Map<string, string>();
+
   constructor(store: Store, log: Logger) {
     super(store, log.child({ loop: 'allocator' }), 0);
   }
@@ -358,6 +363,11 @@ export class Allocator extends StoreLoop {
       this.store.view('nodes'),
       fresh,
     );
+    for (const f of r.failedNetworks) {
+      if (this.reported.get(f.id) === f.error) continue;
+      this.reported.set(f.id, f.error);
+      this.log.error({ network: f.id, err: f.error }, 'Failed allocation for network');
+    }
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),

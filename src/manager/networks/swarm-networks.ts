@@ -3,6 +3,7 @@ import { badRequest, conflict, forbidden, notFound, rpcError } from '../../util/
 import { newSwarmId } from '../../util/ids.js';
 import { contains, overlaps, parseSubnet } from '../../net/ipv4.js';
 import type { Store } from '../store/store.js';
+import { checkRequestedVnis } from '../allocator/vxlan-ids.js';
 
 /**
  * Swarm-scoped networks as the Engine API creates, lists and removes them on a manager (moby
@@ -85,6 +86,17 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
     }
   }
   if (!configs.length && !defaultPools.length) throw rpcError('InvalidArgument', 'no default address pool');
+  if (driver === 'overlay') {
+    try {
+      checkRequestedVnis(
+        req.Options ?? undefined,
+        configs.map((c) => c.Subnet!),
+        existing,
+      );
+    } catch (e) {
+      throw rpcError('InvalidArgument', (e as Error).message);
+    }
+  }
   const now = new Date().toISOString();
   const spec: NetworkSpec = {
     Name: name,
