@@ -1,0 +1,122 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { importBusybox } from '../helpers/busybox.js';
+import { waitFor } from '../helpers/process.js';
+import { run } from '../../src/util/run.js';
+
+/**
+ * Swarm network create options on a one-node swarm, driven by the real docker CLI: the VNIs
+ * `vxlanid_list` asks for (seen in network inspect and on the node's VXLAN device), refused
+ * when taken or out of range. Needs root (shoald, etcd, runc, iproute2).
+ */
+
+const VXLAN = 'com.docker.network.driver.overlay.vxlanid_list';
+const IMG = 'swnopt-busybox:latest';
+let d: TestDaemon;
+
+before(async () => {
+  d = await startDaemon({ prefix: 'shtswopt' });
+  await importBusybox(d.docker, d.dir, IMG);
+  const init = await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1'], { allowFail: true });
+  assert.equal(init.code, 0, init.stderr);
+});
+after(async () => {
+  await d?.docker(['swarm', 'leave', '--force'], { allowFail: true });
+  await d?.destroy();
+});
+
+const docker = (...args: string[]) => d.docker(args, { allowFail: true });
+const ok = async (...args: string[]) => {
+  const r = await docker(...args);
+  assert.equal(r.code, 0, `docker ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout.trim();
+};
+
+function createRaw(body: unknown): Promise<{ status: number; body: { message?: string; Id?: string } }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { socketPath: d.socket, method: 'POST', path: '/v1.41/networks/create', headers: { 'Content-Type': 'application/json' } },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** The network's VNI list once the allocator has given it one. */
+const allocatedVnis = (name: string) =>
+  waitFor(
+    `${name} allocated`,
+    async () => {
+      const r = await docker('network', 'inspect', name, '--format', `{{index .Options "${VXLAN}"}}`);
+      return r.code === 0 && r.stdout.trim() !== '<no value>' && r.stdout.trim();
+    },
+    30_000,
+    200,
+  );
+
+/** The VNI of the VXLAN device in this node's sandbox of `network`, once a task made it. */
+const sandboxVni = (networkId: string) =>
+  waitFor(
+    `the sandbox of ${networkId} with its VXLAN device`,
+    async () => {
+      const r = await run('ip', ['-n', `${d.name}-sb-${networkId.slice(0, 12)}`, '-j', '-d', 'link', 'show', 'vxlan0'], {
+        allowFail: true,
+      });
+      return r.code === 0 && (JSON.parse(r.stdout)[0]?.linkinfo?.info_data?.id as number | undefined);
+    },
+    90_000,
+    500,
+  );
+
+const running = (svc: string) =>
+  waitFor(
+    `${svc} running`,
+    async () => (await docker('service', 'ps', svc, '--filter', 'desired-state=running', '--format', '{{.CurrentState}}'))
+      .stdout.startsWith('Running'),
+    90_000,
+    500,
+  );
+
+test('vxlanid_list: the overlay gets that VNI (inspect, and the VXLAN device its task uses); taken or out of range is refused, nothing stored; freed by rm', async () => {
+  const id = await ok('network', 'create', '-d', 'overlay', '--opt', `${VXLAN}=4097`, 'vx-a');
+  assert.equal(await allocatedVnis('vx-a'), '4097');
+
+  const refusals: [string, string][] = [
+    ['4097', 'could not obtain vxlan id 4097: requested bit is already allocated'],
+    ['16777216', 'could not obtain vxlan id 16777216: Requested id does not belong to the set'],
+    ['abc', 'invalid vxlan id value "abc" passed'],
+  ];
+  for (const [vni, message] of refusals) {
+    const r = await docker('network', 'create', '-d', 'overlay', '--opt', `${VXLAN}=${vni}`, 'vx-b');
+    assert.notEqual(r.code, 0, vni);
+    assert.equal(r.stderr.trim(), `Error response from daemon: rpc error: code = InvalidArgument desc = ${message}`);
+    const raw = await createRaw({ Name: 'vx-b', Driver: 'overlay', Options: { [VXLAN]: vni } });
+    assert.equal(raw.status, 400, vni);
+  }
+  assert.doesNotMatch(await ok('network', 'ls', '--format', '{{.Name}}'), /vx-b/, 'nothing stored');
+
+  // An automatic VNI keeps off 4097.
+  await ok('network', 'create', '-d', 'overlay', 'vx-auto');
+  assert.notEqual(await allocatedVnis('vx-auto'), '4097');
+
+  // The data plane uses it.
+  await ok('service', 'create', '--detach', '--name', 'vx-svc', '--network', 'vx-a', IMG, 'sleep', '1000');
+  await running('vx-svc');
+  assert.equal(await sandboxVni(id), 4097);
+
+  // Freed on rm, and another network may take it.
+  const inUse = await docker('network', 'rm', 'vx-a');
+  assert.notEqual(inUse.code, 0, 'in use by the service');
+  await ok('service', 'rm', 'vx-svc');
+  await waitFor('vx-a removable', async () => (await docker('network', 'rm', 'vx-a')).code === 0, 60_000, 500);
+  await ok('network', 'create', '-d', 'overlay', '--opt', `${VXLAN}=4097`, 'vx-c');
+  assert.equal(await allocatedVnis('vx-c'), '4097');
+  await ok('network', 'rm', 'vx-c', 'vx-auto');
+});
