@@ -120,3 +120,66 @@ test('vxlanid_list: the overlay gets that VNI (inspect, and the VXLAN device its
   assert.equal(await allocatedVnis('vx-c'), '4097');
   await ok('network', 'rm', 'vx-c', 'vx-auto');
 });
+
+/** The task containers of a service on this node, by ID. */
+const taskContainers = async (svc: string) =>
+  (await ok('ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`)).split('\n').filter(Boolean);
+
+test('bridge --scope swarm: a swarm network of the node-local bridge driver; tasks get this node’s bridge of it and reach each other by name; rm refused while used', async () => {
+  const id = await ok('network', 'create', '-d', 'bridge', '--scope', 'swarm', 'sw-br');
+  const ls = await ok('network', 'ls', '--format', '{{.Name}} {{.Driver}} {{.Scope}}');
+  assert.ok(ls.split('\n').includes('sw-br bridge swarm'), ls);
+  const before = JSON.parse(await ok('network', 'inspect', 'sw-br'))[0];
+  assert.deepEqual([before.Id, before.Scope, before.Driver, before.Attachable], [id, 'swarm', 'bridge', false]);
+
+  await ok('service', 'create', '--detach', '--name', 'br-svc', '--replicas', '2', '--network', 'sw-br', IMG, 'sleep', '1000');
+  const [a, b] = await waitFor(
+    'two running tasks of br-svc',
+    async () => {
+      const ids = await taskContainers('br-svc');
+      const states = await Promise.all(ids.map((c) => ok('inspect', '--format', '{{.State.Running}}', c)));
+      return ids.length === 2 && states.every((s) => s === 'true') && ids;
+    },
+    90_000,
+    500,
+  );
+  // Each task has an address on this node's bridge of sw-br (the swarm network's ID, the node's own subnet).
+  const settings = JSON.parse(await ok('inspect', '--format', '{{json .NetworkSettings.Networks}}', a));
+  assert.deepEqual(Object.keys(settings), ['sw-br']);
+  assert.equal(settings['sw-br'].NetworkID, id);
+  assert.match(settings['sw-br'].IPAddress, /^\d+\.\d+\.\d+\.\d+$/);
+  const local = JSON.parse(await ok('network', 'inspect', 'sw-br'))[0];
+  assert.equal(local.Scope, 'swarm');
+  assert.equal(Object.keys(local.Containers).length, 2, 'both tasks on it');
+  assert.equal(local.IPAM.Config.length, 1, 'a subnet of this node');
+  assert.equal((await ok('network', 'ls', '--format', '{{.Name}}')).split('\n').filter((n) => n === 'sw-br').length, 1);
+  const device = `br-${id.slice(0, 12)}`;
+  assert.equal((await d.inNs('ip', ['link', 'show', device], { allowFail: true })).code, 0, `${device} exists`);
+  // By name: the other task's container name, as dockerd's resolver answers it on a local network.
+  const bName = (await ok('inspect', '--format', '{{.Name}}', b)).replace(/^\//, '');
+  const ping = await docker('exec', a, 'ping', '-c', '1', '-W', '3', bName);
+  assert.equal(ping.code, 0, `${bName}: ${ping.stdout}${ping.stderr}`);
+
+  const svcId = await ok('service', 'inspect', '--format', '{{.ID}}', 'br-svc');
+  const inUse = await docker('network', 'rm', 'sw-br');
+  assert.notEqual(inUse.code, 0);
+  // The CLI adds "exit status 1" after the daemon's line when `network rm` fails.
+  assert.equal(
+    inUse.stderr.split('\n')[0],
+    `Error response from daemon: rpc error: code = FailedPrecondition desc = network ${id} is in use by service ${svcId}`,
+  );
+  await ok('service', 'rm', 'br-svc');
+  await waitFor('sw-br removable', async () => (await docker('network', 'rm', 'sw-br')).code === 0, 60_000, 500);
+  await waitFor(
+    'this node’s bridge of sw-br gone',
+    async () =>
+      !(await ok('network', 'ls', '--format', '{{.Name}}')).split('\n').includes('sw-br') &&
+      (await d.inNs('ip', ['link', 'show', device], { allowFail: true })).code !== 0,
+    60_000,
+    500,
+  );
+
+  await ok('network', 'create', '-d', 'bridge', '--scope', 'swarm', '--attachable', 'sw-br-att');
+  assert.equal(await ok('network', 'inspect', 'sw-br-att', '--format', '{{.Scope}} {{.Driver}} {{.Attachable}}'), 'swarm bridge true');
+  await ok('network', 'rm', 'sw-br-att');
+});

@@ -4,6 +4,7 @@ import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { status } from '../../cluster/task-state.js';
 import { isNetworkAttachment } from '../../cluster/attachment-task.js';
+import { isNodeLocal } from '../../cluster/network-drivers.js';
 import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
 import { isIngress, PortAllocator } from './ports.js';
 import { allocateVnis, VniPool, VXLAN_ID_OPTION } from './vxlan-ids.js';
@@ -36,6 +37,7 @@ export function serviceNetworks(service: Service, networks: Network[]): Network[
 }
 
 function networkAllocated(n: Network): boolean {
+  if (isNodeLocal(n)) return !!n.DriverState;
   return (
     !!n.IPAMOptions?.Configs?.some((c) => c.Subnet) && (!isOverlay(n) || !!n.DriverState?.Options?.[VXLAN_ID_OPTION])
   );
@@ -45,6 +47,9 @@ function isOverlay(n: Network): boolean {
   const d = n.Spec.DriverConfiguration?.Name ?? 'overlay';
   return d === 'overlay';
 }
+
+/** Ready for its services and tasks: a node-local network once recorded, any other once it has its pool. */
+const ready = (n: Network, pools: Map<string, AddressPool>) => (isNodeLocal(n) ? !!n.DriverState : pools.has(n.ID));
 
 /**
  * One allocation pass (swarmkit allocator): networks get a subnet and a VNI; services get
@@ -99,6 +104,14 @@ function allocateNetworks(
   return networks.map((n) => {
     if (networkAllocated(n)) return n;
     const u = structuredClone(n);
+    if (isNodeLocal(n)) {
+      // swarmkit: only the driver's name; each node's own IPAM gives the addresses.
+      u.DriverState = { Name: n.Spec.DriverConfiguration!.Name };
+      u.IPAMOptions = { Driver: { Name: '' } };
+      u.UpdatedAt = now;
+      result.networks.push(u);
+      return u;
+    }
     if (!u.IPAMOptions?.Configs?.some((c) => c.Subnet)) {
       const requested = n.Spec.IPAMOptions?.Configs?.filter((c) => c.Subnet) ?? [];
       const configs = requested.length
@@ -212,7 +225,7 @@ function allocateServices(
   const allocated = new Map<string, Service>();
   for (const s of services) {
     const wanted = serviceNetworks(s, nets);
-    if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
+    if (!wanted.every((n) => ready(n, pools))) continue; // network not allocated yet
     // Nothing to allocate (swarmkit IsServiceAllocated: no networks, no ports, nothing held):
     // no write, whatever the endpoint spec says (a mode with nothing to apply it to), so the
     // version a client read right after create or update is still the one to update with.
@@ -234,7 +247,8 @@ function allocateServices(
               (n) =>
                 s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? {
                   NetworkID: n.ID,
-                  Addr: pool(n.ID).allocate(),
+                  // No VIP on a node-local network (swarmkit records the network with no address).
+                  Addr: isNodeLocal(n) ? '' : pool(n.ID).allocate(),
                 },
             )
           : [];
@@ -271,7 +285,10 @@ function allocateTasks(
     if (!s) continue;
     let attachments: NetworkAttachment[];
     try {
-      attachments = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pool(n.ID).allocate()] }));
+      attachments = serviceNetworks(s, nets).map((n) => ({
+        Network: n,
+        Addresses: isNodeLocal(n) ? [] : [pool(n.ID).allocate()],
+      }));
     } catch {
       continue; // a full network: this task stays NEW, the rest of the pass goes on
     }
@@ -311,6 +328,8 @@ function allocateAttachment(
   for (const w of t.Spec.Networks ?? []) {
     const n = nets.find((x) => x.ID === w.Target) ?? nets.find((x) => x.Spec.Name === w.Target);
     if (!n) return failed(`network ${w.Target} not found`);
+    // Not yet: a container joins a node-local swarm network on its own node only through a service task.
+    if (isNodeLocal(n)) return failed(`network ${n.Spec.Name} is node-local: only service tasks can join it`);
     if (!pools.has(n.ID)) return undefined;
     wanted.push(n);
   }

@@ -4,6 +4,7 @@ import { newSwarmId } from '../../util/ids.js';
 import { contains, overlaps, parseSubnet } from '../../net/ipv4.js';
 import type { Store } from '../store/store.js';
 import { checkRequestedVnis } from '../allocator/vxlan-ids.js';
+import { NODE_LOCAL_DRIVERS } from '../../cluster/network-drivers.js';
 
 /**
  * Swarm-scoped networks as the Engine API creates, lists and removes them on a manager (moby
@@ -61,15 +62,18 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
   if (PREDEFINED.has(name)) throw forbidden(`${name} is a pre-defined network and cannot be created`);
   if (existing.some((n) => n.Spec.Name === name)) throw conflict(`network with name ${name} already exists`);
   const driver = req.Driver || 'overlay';
-  if (driver !== 'overlay')
+  if (driver !== 'overlay' && !NODE_LOCAL_DRIVERS.has(driver))
     throw rpcError('InvalidArgument', `network driver ${driver} is not supported for swarm networks`);
+  if (req.Ingress && driver !== 'overlay')
+    throw rpcError('Unimplemented', 'only overlay driver is currently supported for ingress network');
   if (req.Ingress && existing.some((n) => n.Spec.Ingress)) {
     const i = existing.find((n) => n.Spec.Ingress)!;
     // dockerd answers this one as Forbidden (daemon/cluster/networks.go wraps it).
     throw rpcError('AlreadyExists', `ingress network (${i.ID}) is already present`, 403);
   }
   const configs = (req.IPAM?.Config ?? []).filter((c) => c.Subnet);
-  for (const c of configs) {
+  // A node-local network's addresses are each node's own (swarmkit allocates nothing for it).
+  for (const c of driver === 'overlay' ? configs : []) {
     let s;
     try {
       s = parseSubnet(c.Subnet!);
