@@ -37,7 +37,12 @@ const ok = async (...args: string[]) => {
 function createRaw(body: unknown): Promise<{ status: number; body: { message?: string; Id?: string } }> {
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { socketPath: d.socket, method: 'POST', path: '/v1.41/networks/create', headers: { 'Content-Type': 'application/json' } },
+      {
+        socketPath: d.socket,
+        method: 'POST',
+        path: '/v1.41/networks/create',
+        headers: { 'Content-Type': 'application/json' },
+      },
       (res) => {
         let text = '';
         res.on('data', (c: Buffer) => (text += c.toString()));
@@ -66,9 +71,13 @@ const sandboxVni = (networkId: string) =>
   waitFor(
     `the sandbox of ${networkId} with its VXLAN device`,
     async () => {
-      const r = await run('ip', ['-n', `${d.name}-sb-${networkId.slice(0, 12)}`, '-j', '-d', 'link', 'show', 'vxlan0'], {
-        allowFail: true,
-      });
+      const r = await run(
+        'ip',
+        ['-n', `${d.name}-sb-${networkId.slice(0, 12)}`, '-j', '-d', 'link', 'show', 'vxlan0'],
+        {
+          allowFail: true,
+        },
+      );
       return r.code === 0 && (JSON.parse(r.stdout)[0]?.linkinfo?.info_data?.id as number | undefined);
     },
     90_000,
@@ -78,8 +87,10 @@ const sandboxVni = (networkId: string) =>
 const running = (svc: string) =>
   waitFor(
     `${svc} running`,
-    async () => (await docker('service', 'ps', svc, '--filter', 'desired-state=running', '--format', '{{.CurrentState}}'))
-      .stdout.startsWith('Running'),
+    async () =>
+      (
+        await docker('service', 'ps', svc, '--filter', 'desired-state=running', '--format', '{{.CurrentState}}')
+      ).stdout.startsWith('Running'),
     90_000,
     500,
   );
@@ -123,7 +134,9 @@ test('vxlanid_list: the overlay gets that VNI (inspect, and the VXLAN device its
 
 /** The task containers of a service on this node, by ID. */
 const taskContainers = async (svc: string) =>
-  (await ok('ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`)).split('\n').filter(Boolean);
+  (await ok('ps', '-q', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${svc}`))
+    .split('\n')
+    .filter(Boolean);
 
 test('bridge --scope swarm: a swarm network of the node-local bridge driver; tasks get this node’s bridge of it and reach each other by name; rm refused while used', async () => {
   const id = await ok('network', 'create', '-d', 'bridge', '--scope', 'swarm', 'sw-br');
@@ -132,7 +145,20 @@ test('bridge --scope swarm: a swarm network of the node-local bridge driver; tas
   const before = JSON.parse(await ok('network', 'inspect', 'sw-br'))[0];
   assert.deepEqual([before.Id, before.Scope, before.Driver, before.Attachable], [id, 'swarm', 'bridge', false]);
 
-  await ok('service', 'create', '--detach', '--name', 'br-svc', '--replicas', '2', '--network', 'sw-br', IMG, 'sleep', '1000');
+  await ok(
+    'service',
+    'create',
+    '--detach',
+    '--name',
+    'br-svc',
+    '--replicas',
+    '2',
+    '--network',
+    'sw-br',
+    IMG,
+    'sleep',
+    '1000',
+  );
   const [a, b] = await waitFor(
     'two running tasks of br-svc',
     async () => {
@@ -180,6 +206,9 @@ test('bridge --scope swarm: a swarm network of the node-local bridge driver; tas
   );
 
   await ok('network', 'create', '-d', 'bridge', '--scope', 'swarm', '--attachable', 'sw-br-att');
-  assert.equal(await ok('network', 'inspect', 'sw-br-att', '--format', '{{.Scope}} {{.Driver}} {{.Attachable}}'), 'swarm bridge true');
+  assert.equal(
+    await ok('network', 'inspect', 'sw-br-att', '--format', '{{.Scope}} {{.Driver}} {{.Attachable}}'),
+    'swarm bridge true',
+  );
   await ok('network', 'rm', 'sw-br-att');
 });

@@ -52,7 +52,9 @@ export class LocalSwarmNetworks {
         if (!n.swarmScope || Object.keys(n.endpoints).length) continue;
         const waiting = this.engine.containers
           .all()
-          .some((r) => r.hostConfig.NetworkMode === n.name && ['created', 'running', 'restarting'].includes(r.state.Status));
+          .some(
+            (r) => r.hostConfig.NetworkMode === n.name && ['created', 'running', 'restarting'].includes(r.state.Status),
+          );
         if (waiting) continue;
         try {
           await this.engine.userBridges.remove(n.id);

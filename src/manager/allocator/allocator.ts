@@ -127,7 +127,11 @@ function allocateNetworks(
     if (isOverlay(n) && !u.DriverState?.Options?.[VXLAN_ID_OPTION]) {
       let ids: number[];
       try {
-        ids = allocateVnis(n, u.IPAMOptions.Configs!.map((c) => c.Subnet), vnis);
+        ids = allocateVnis(
+          n,
+          u.IPAMOptions.Configs!.map((c) => c.Subnet),
+          vnis,
+        );
       } catch (e) {
         // swarmkit leaves such a network unallocated (its tasks wait) and logs why; the rest of the pass goes on.
         result.failedNetworks.push({

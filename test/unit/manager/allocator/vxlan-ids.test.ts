@@ -21,7 +21,10 @@ function overlay(id: string, opts: { vnis?: string; subnets?: string[]; held?: s
     UpdatedAt: now,
     Spec: {
       Name: id,
-      DriverConfiguration: { Name: 'overlay', Options: opts.vnis !== undefined ? { [VXLAN_ID_OPTION]: opts.vnis } : {} },
+      DriverConfiguration: {
+        Name: 'overlay',
+        Options: opts.vnis !== undefined ? { [VXLAN_ID_OPTION]: opts.vnis } : {},
+      },
       ...(opts.subnets ? { IPAMOptions: { Configs: opts.subnets.map((Subnet) => ({ Subnet })) } } : {}),
     },
   };
@@ -76,7 +79,10 @@ test('allocation: a taken or out-of-range VNI leaves the network unallocated wit
   );
   assert.equal(vniOf(r.networks[0]), '4096');
   const errs = new Map(r.failedNetworks.map((f) => [f.id, f.error]));
-  assert.match(errs.get('x')!, /^failed while allocating driver state for network x: could not obtain vxlan id for pool 10\.0\.\d+\.0\/24: requested bit is already allocated$/);
+  assert.match(
+    errs.get('x')!,
+    /^failed while allocating driver state for network x: could not obtain vxlan id for pool 10\.0\.\d+\.0\/24: requested bit is already allocated$/,
+  );
   assert.match(errs.get('y')!, /: Requested id does not belong to the set$/);
   assert.match(errs.get('z')!, /: Requested id does not belong to the set$/);
   assert.match(errs.get('w')!, /for pool 10\.6\.0\.0\/24: requested bit is already allocated$/);
