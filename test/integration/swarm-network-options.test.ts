@@ -205,6 +205,13 @@ test('bridge --scope swarm: a swarm network of the node-local bridge driver; tas
     500,
   );
 
+  const downgrade = await docker('network', 'create', '-d', 'overlay', '--scope', 'local', 'sw-ov-local');
+  assert.equal(
+    downgrade.stderr.trim(),
+    'Error response from daemon: cannot downgrade network scope for overlay networks',
+  );
+  const configFrom = await docker('network', 'create', '--scope', 'swarm', '--config-from', 'sw-cfg', 'sw-from');
+  assert.notEqual(configFrom.code, 0, 'config-from is refused, not ignored');
   await ok('network', 'create', '-d', 'bridge', '--scope', 'swarm', '--attachable', 'sw-br-att');
   assert.equal(
     await ok('network', 'inspect', 'sw-br-att', '--format', '{{.Scope}} {{.Driver}} {{.Attachable}}'),

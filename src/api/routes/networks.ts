@@ -261,16 +261,19 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       return local?.networks() ?? [];
     }
   };
-  const all = () => [
-    ...builtinNetworks(engine),
-    ...engine.userBridges.list().map((n) => userBridgeResource(engine, n, swarmNetworks())),
-    // A node-local swarm network this node has a bridge of shows once, as this node's bridge (dockerd lists it once by ID).
-    ...withoutLocalCopies(swarmNetworks(), engine).map((n) => {
-      const r = swarmNetworkResource(n, local?.endpoints(n.ID));
-      const peers = local?.peers(n.ID);
-      return peers ? { ...r, Peers: peers } : r;
-    }),
-  ];
+  const all = () => {
+    const swarmNets = swarmNetworks();
+    return [
+      ...builtinNetworks(engine),
+      ...engine.userBridges.list().map((n) => userBridgeResource(engine, n, swarmNets)),
+      // A node-local swarm network this node has a bridge of shows once, as this node's bridge (dockerd lists it once by ID).
+      ...withoutLocalCopies(swarmNets, engine).map((n) => {
+        const r = swarmNetworkResource(n, local?.endpoints(n.ID));
+        const peers = local?.peers(n.ID);
+        return peers ? { ...r, Peers: peers } : r;
+      }),
+    ];
+  };
   const scope: NetworkScope = { engine, swarm, local, swarmNetworks, all };
   networkReadRoutes(router, scope);
   networkCreateRoute(router, scope);
@@ -305,6 +308,9 @@ function networkCreateRoute(router: Router, { engine, swarm, swarmNetworks }: Ne
     ctx.checkForJson();
     const req = await ctx.body('NetworkCreateRequest');
     if (BUILTIN.has(req.Name ?? '')) throw forbidden(`${req.Name} is a pre-defined network and cannot be created`);
+    // Configuration-only networks and networks made from them are not there yet: say so rather than ignore them.
+    if (req.ConfigOnly || req.ConfigFrom?.Network)
+      throw notImplemented('network create --config-only / --config-from: not supported by this daemon');
     const driver = req.Driver || 'bridge';
     // `--scope swarm` makes a node-local driver's network a swarm one (libnetwork sends it to the managers).
     const swarmScoped = req.Scope === 'swarm';
@@ -322,6 +328,8 @@ function networkCreateRoute(router: Router, { engine, swarm, swarmNetworks }: Ne
     // Drivers dockerd ships but shoal does not: say so. Any other name is a plugin dockerd would look up and not find.
     if (driver === 'macvlan' || driver === 'ipvlan')
       throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
+    if (driver === 'overlay' && req.Scope === 'local')
+      throw forbidden('cannot downgrade network scope for overlay networks');
     const nodeLocal = NODE_LOCAL_DRIVERS.has(driver);
     if (driver !== 'overlay' && !nodeLocal) throw notFound(`plugin ${JSON.stringify(driver)} not found`);
     if (nodeLocal && !swarm?.nodeId) throw forbidden('cannot create a swarm scoped network when swarm is not active');
