@@ -4,7 +4,7 @@ import { newSwarmId } from '../../util/ids.js';
 import { contains, overlaps, parseSubnet } from '../../net/ipv4.js';
 import type { Store } from '../store/store.js';
 import { checkRequestedVnis } from '../allocator/vxlan-ids.js';
-import { NODE_LOCAL_DRIVERS } from '../../cluster/network-drivers.js';
+import { isNodeLocal, NODE_LOCAL_DRIVERS } from '../../cluster/network-drivers.js';
 
 /**
  * Swarm-scoped networks as the Engine API creates, lists and removes them on a manager (moby
@@ -82,7 +82,8 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
     }
     if (c.Gateway && !contains(s, c.Gateway))
       throw rpcError('InvalidArgument', `invalid gateway ${c.Gateway}: not in subnet ${c.Subnet}`);
-    for (const n of existing) {
+    // A node-local network's subnet, if it was given one, is each node's own: no swarm pool.
+    for (const n of existing.filter((x) => !isNodeLocal(x))) {
       for (const other of subnetsOf(n)) {
         if (overlaps(parseSubnet(other), s))
           throw rpcError('InvalidArgument', 'invalid pool request: Pool overlaps with other one on this address space');

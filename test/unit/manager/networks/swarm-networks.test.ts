@@ -188,6 +188,19 @@ test("network create -d bridge --scope swarm: accepted as a node-local swarm net
   assert.equal(br.Spec.DriverConfiguration?.Name, 'bridge');
   assert.equal(br.Spec.Scope, 'swarm');
   assert.equal(br.Spec.Attachable, true);
+  // Its subnet is no swarm pool: an overlay may have it.
+  newSwarmNetwork(
+    { Name: 'o', Driver: 'overlay', IPAM: { Config: [{ Subnet: '10.0.2.0/24' }] } },
+    [
+      a,
+      newSwarmNetwork(
+        { Name: 'b2', Driver: 'bridge', Scope: 'swarm', IPAM: { Config: [{ Subnet: '10.0.2.0/24' }] } },
+        [],
+        POOL,
+      ),
+    ],
+    POOL,
+  );
   assert.throws(
     () => newSwarmNetwork({ Name: 'i', Driver: 'bridge', Scope: 'swarm', Ingress: true }, [a], POOL),
     (e) =>
