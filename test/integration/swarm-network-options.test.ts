@@ -186,6 +186,60 @@ test('bridge --scope swarm: a swarm network of the node-local bridge driver; tas
   const ping = await docker('exec', a, 'ping', '-c', '1', '-W', '3', bName);
   assert.equal(ping.code, 0, `${bName}: ${ping.stdout}${ping.stderr}`);
 
+  // Two node-local networks on one task: the second joins as `network connect` would.
+  await ok('network', 'create', '-d', 'bridge', '--scope', 'swarm', 'sw-br2');
+  await ok(
+    'service',
+    'create',
+    '--detach',
+    '--name',
+    'br-two',
+    '--network',
+    'sw-br',
+    '--network',
+    'sw-br2',
+    IMG,
+    'sleep',
+    '1000',
+  );
+  const two = await waitFor(
+    'the task of br-two running',
+    async () => {
+      const [c] = await taskContainers('br-two');
+      return c && (await ok('inspect', '--format', '{{.State.Running}}', c)) === 'true' && c;
+    },
+    90_000,
+    500,
+  );
+  const nets = JSON.parse(await ok('inspect', '--format', '{{json .NetworkSettings.Networks}}', two));
+  assert.deepEqual(Object.keys(nets).sort(), ['sw-br', 'sw-br2']);
+  // With a published port (the ingress overlay too): refused with a clear error, never half wired.
+  await ok(
+    'service',
+    'create',
+    '--detach',
+    '--name',
+    'br-pub',
+    '--network',
+    'sw-br',
+    '-p',
+    '18080:80',
+    IMG,
+    'sleep',
+    '1000',
+  );
+  await waitFor(
+    'br-pub rejected with its reason',
+    async () =>
+      /node-local swarm network sw-br and overlay networks .* not supported/.test(
+        await ok('service', 'ps', '--no-trunc', '--format', '{{.Error}}', 'br-pub'),
+      ),
+    90_000,
+    500,
+  );
+  await ok('service', 'rm', 'br-two', 'br-pub');
+  await waitFor('sw-br2 removable', async () => (await docker('network', 'rm', 'sw-br2')).code === 0, 60_000, 500);
+
   const svcId = await ok('service', 'inspect', '--format', '{{.ID}}', 'br-svc');
   const inUse = await docker('network', 'rm', 'sw-br');
   assert.notEqual(inUse.code, 0);

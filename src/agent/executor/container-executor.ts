@@ -79,6 +79,11 @@ export class ContainerExecutor implements TaskExecutor {
     // Swarm networks replace the default bridge: the network agent wires the container at start;
     // a node-local swarm network is this node's bridge of that name, which the engine wires.
     const local = LocalSwarmNetworks.of(task);
+    // Not yet: the overlay data path wires containers with no network of their own (mode none).
+    if (local.length && local.length < (task.NetworksAttachments?.length ?? 0))
+      throw new Error(
+        `node-local swarm network ${local[0].Spec.Name} and overlay networks (ingress with published ports included) on one task: not supported`,
+      );
     if (local.length) hostConfig.NetworkMode = local[0].Spec.Name ?? local[0].ID;
     else if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
     if (files.length)
@@ -87,7 +92,12 @@ export class ContainerExecutor implements TaskExecutor {
         ...(await this.files.mount(task.ID, files)),
       ];
     try {
-      const create = () => this.engine.containers.create({ name, config, hostConfig });
+      const create = async () => {
+        const made = await this.engine.containers.create({ name, config, hostConfig });
+        // Further node-local networks join at every start, as `docker network connect` would.
+        for (const n of local.slice(1)) await this.engine.containers.connectUserBridge(made.Id, n.Spec.Name ?? n.ID);
+        return made;
+      };
       const { Id } = local.length ? await this.localNets.withNetworks(local, create) : await create();
       return this.view(this.engine.containers.get(Id));
     } catch (e) {
