@@ -183,8 +183,17 @@ test('bridge --scope swarm: a swarm network of the node-local bridge driver; tas
   assert.equal((await d.inNs('ip', ['link', 'show', device], { allowFail: true })).code, 0, `${device} exists`);
   // By name: the other task's container name, as dockerd's resolver answers it on a local network.
   const bName = (await ok('inspect', '--format', '{{.Name}}', b)).replace(/^\//, '');
-  const ping = await docker('exec', a, 'ping', '-c', '1', '-W', '3', bName);
-  assert.equal(ping.code, 0, `${bName}: ${ping.stdout}${ping.stderr}`);
+  let last = '';
+  await waitFor(
+    `${bName} answers ${a.slice(0, 12)} by name`,
+    async () => {
+      const ping = await docker('exec', a, 'ping', '-c', '1', '-W', '3', bName);
+      last = ping.stdout + ping.stderr;
+      return ping.code === 0;
+    },
+    30_000,
+    500,
+  ).catch((e: Error) => assert.fail(`${e.message}: ${last}`));
 
   // Two node-local networks on one task: the second joins as `network connect` would.
   await ok('network', 'create', '-d', 'bridge', '--scope', 'swarm', 'sw-br2');
