@@ -97,6 +97,22 @@ describe('services of a private registry image (--with-registry-auth)', () => {
     return { status: Number(r.stdout.slice(at + 1)), body: r.stdout.slice(0, at) };
   };
 
+  /** An Engine API request to m1 over its socket, as curl sends it: status and body. */
+  const api = async (urlPath: string, headers: string[] = []) => {
+    const socket = (await swarm.lab.dockerHost('m1')).replace(/^unix:\/\//, '');
+    const r = await run('curl', [
+      '-s',
+      '--unix-socket',
+      socket,
+      ...headers.flatMap((h) => ['-H', h]),
+      '-w',
+      '\n%{http_code}',
+      `http://shoal/v1.41${urlPath}`,
+    ]);
+    const at = r.stdout.lastIndexOf('\n');
+    return { status: Number(r.stdout.slice(at + 1)), body: r.stdout.slice(0, at) };
+  };
+
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'] });
     dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'auth-'));
@@ -161,19 +177,37 @@ describe('services of a private registry image (--with-registry-auth)', () => {
     const shown = [
       await ok('m1', ['service', 'inspect', 'priv']),
       await ok('m1', ['inspect', '--type', 'task', ...(await ok('m1', ['service', 'ps', '-q', 'priv'])).split('\n')]),
-      (
-        await run('curl', [
-          '-s',
-          '--unix-socket',
-          (await swarm.lab.dockerHost('m1')).replace(/^unix:\/\//, ''),
-          'http://shoal/v1.41/services',
-        ])
-      ).stdout,
+      (await api('/services')).body,
     ];
     for (const out of shown) {
       assert.match(out, /privimg/);
       for (const bit of secretBits) assert.ok(!out.includes(bit), `the API showed ${bit}: ${out}`);
     }
+  });
+
+  it('the digest lookup (GET /distribution) answers with the credentials, and as dockerd without', async () => {
+    const auth = Buffer.from(JSON.stringify({ username: USER, password: PASS, serveraddress: reg })).toString(
+      'base64url',
+    );
+    const withAuth = await api(`/distribution/${image}/json`, [`X-Registry-Auth: ${auth}`]);
+    assert.equal(withAuth.status, 200, withAuth.body);
+    const pinned = await ok('m1', [
+      'service',
+      'inspect',
+      'priv',
+      '--format',
+      '{{.Spec.TaskTemplate.ContainerSpec.Image}}',
+    ]);
+    const found = JSON.parse(withAuth.body) as { Descriptor: { digest: string }; Platforms: { os: string }[] };
+    assert.equal(`${image}@${found.Descriptor.digest}`, pinned);
+    assert.deepEqual(
+      found.Platforms.map((p) => p.os),
+      ['linux'],
+    );
+    // m1 holds the image (pulled with credentials), yet an anonymous caller learns nothing of it.
+    const without = await api(`/distribution/${image}/json`);
+    assert.equal(without.status, 401, without.body);
+    assert.deepEqual(JSON.parse(without.body), { message: 'unauthorized: authentication required' });
   });
 
   it('a node without a task of the service gets no blob of the private image from a peer; one with a task does', async () => {

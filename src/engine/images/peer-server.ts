@@ -13,7 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../../util/log.js';
-import type { ImageStore } from './store.js';
+import type { Image, ImageStore } from './store.js';
 import { isSha256Digest } from './reference.js';
 
 export interface PeerTls {
@@ -43,21 +43,21 @@ export function peerLayers(store: ImageStore, imageId: string): PeerLayer[] | un
   return out;
 }
 
-/** The images of this store that hold blob `digest` (as config or stored layer blob): private ones, and whether a public one does. */
+/**
+ * The private images of this store that hold blob `digest` (as config or stored layer blob),
+ * and whether a public one holds it too (then it is anyone's: a shared base layer). Only the
+ * private images are searched first: with none, nothing is read.
+ */
 export function blobHolders(store: ImageStore, digest: string): { anyPublic: boolean; privateImages: string[] } {
-  const privateImages: string[] = [];
-  let anyPublic = false;
-  for (const img of store.all()) {
-    const holds =
-      img.id === digest ||
-      img.config.rootfs.diff_ids.some(
-        (d) => store.layers.has(d) && store.layers.meta(d).blobs.some((b) => b.digest === digest),
-      );
-    if (!holds) continue;
-    if (img.record.private) privateImages.push(img.id);
-    else anyPublic = true;
-  }
-  return { anyPublic, privateImages };
+  const holds = (img: Image) =>
+    img.id === digest ||
+    img.config.rootfs.diff_ids.some(
+      (d) => store.layers.has(d) && store.layers.meta(d).blobs.some((b) => b.digest === digest),
+    );
+  const all = store.all();
+  const privateImages = all.filter((img) => img.record.private && holds(img)).map((img) => img.id);
+  if (!privateImages.length) return { anyPublic: true, privateImages };
+  return { anyPublic: all.some((img) => !img.record.private && holds(img)), privateImages };
 }
 
 /** Whether node `requester` may have the private image `imageId` (named `refs` here): the managers decide. */

@@ -154,8 +154,18 @@ export class RegistryClient {
     let res = await send();
     if (res.status === 401 && !(init.body instanceof ReadableStream)) {
       const challenge = res.headers.get('www-authenticate');
-      await res.body?.cancel();
-      if (challenge && (await this.answer(challenge))) res = await send();
+      let answered: boolean;
+      try {
+        answered = !!challenge && (await this.answer(challenge));
+      } catch (e) {
+        await res.body?.cancel().catch(() => undefined);
+        throw e;
+      }
+      // Unanswered, the refusal goes back whole: its `errors` body is the message users see.
+      if (answered) {
+        await res.body?.cancel();
+        res = await send();
+      }
     }
     return res;
   }

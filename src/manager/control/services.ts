@@ -104,10 +104,7 @@ export function serviceStatuses(store: Store, services: Service[]): Map<string, 
  */
 export async function createService(c: ServiceControl, given: ServiceSpec, registryAuth?: string): Promise<Service> {
   const { store } = c;
-  const spec = withRegistryAuth(
-    normalizeSpec(given),
-    registryAuth ? sealRegistryAuth(c.dek, registryAuth) : undefined,
-  );
+  const spec = withRegistryAuth(normalizeSpec(given), registryAuth ? sealRegistryAuth(c.dek, registryAuth) : undefined);
   if (!spec.Name) spec.Name = randomName();
   validateSpec(spec);
   resolveNetworks(spec, store.list('networks'));
@@ -153,7 +150,10 @@ export async function updateService(
   const { store } = c;
   const current = getService(store, ref);
   const sealed = opts.registryAuth ? sealRegistryAuth(c.dek, opts.registryAuth) : undefined;
-  const spec = withRegistryAuth(normalizeSpec(given), updatedRegistryAuth(current, sealed, opts.registryAuthFrom ?? ''));
+  const spec = withRegistryAuth(
+    normalizeSpec(given),
+    updatedRegistryAuth(current, sealed, opts.registryAuthFrom ?? ''),
+  );
   validateSpec(spec);
   resolveNetworks(spec, store.list('networks'));
   if (JSON.stringify(spec.EndpointSpec ?? null) !== JSON.stringify(current.Spec.EndpointSpec ?? null)) {
