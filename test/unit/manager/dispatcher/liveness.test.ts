@@ -51,15 +51,10 @@ const node = (id: string): Node => ({
 
 async function runSweep(keys: Keys, store: MemoryStore): Promise<AbortController> {
   const signal = new AbortController();
-  void livenessLoop(
-    keys.client(),
-    () => 10,
-  )({
-    store,
-    log: createLogger('test', 'silent'),
-    signal: signal.signal,
-    nodeId: 'leader',
-  });
+  const loop = livenessLoop(keys.client(), () => 10);
+  Promise.resolve(loop({ store, log: createLogger('test', 'silent'), signal: signal.signal, nodeId: 'leader' })).catch(
+    (e: unknown) => assert.fail(`the loop failed: ${String(e)}`),
+  );
   return signal;
 }
 
