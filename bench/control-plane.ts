@@ -19,6 +19,7 @@ import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.
 import { stopProcess } from '../test/helpers/process.js';
 import type { Node, Service, Task } from '../src/cluster/types.js';
 import { api, cpuSeconds, pct, printTable, rssMiB, writeReport } from './report.js';
+import { etcdMetricsText } from './etcd-metrics.js';
 
 export interface ControlPlaneResult {
   nodes: number;
@@ -80,23 +81,8 @@ function summarize(mix: number[]): { count: number; replicas: number }[] {
 }
 
 async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
-  const certs = path.join(d.dataRoot, 'swarm/certificates');
-  const r = await d.inNs(
-    'curl',
-    [
-      '-s',
-      '--cacert',
-      `${certs}/swarm-root-ca.crt`,
-      '--cert',
-      `${certs}/swarm-node.crt`,
-      '--key',
-      `${certs}/swarm-node.key`,
-      'https://127.0.0.1:2379/metrics',
-    ],
-    { allowFail: true },
-  );
   const out: Record<string, number> = {};
-  for (const line of r.stdout.split('\n')) {
+  for (const line of (await etcdMetricsText(d)).split('\n')) {
     const m =
       /^(etcd_mvcc_db_total_size_in_use_in_bytes|etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total|etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count))\s+(\S+)/.exec(
         line,
