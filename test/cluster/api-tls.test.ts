@@ -25,7 +25,13 @@ function parseEnv(out: string): Record<string, string> {
 function filesContaining(root: string, needle: Buffer): string[] {
   const found: string[] = [];
   const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // gone meanwhile (an ended task's container directory)
+    }
+    for (const e of entries) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) {
