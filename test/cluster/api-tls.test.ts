@@ -9,6 +9,7 @@ import { run, type RunResult } from '../../src/util/run.js';
 import { DOCKER } from '../helpers/daemon.js';
 import { SHOAL_JS } from '../helpers/lab.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
+import { auditEntries, type AuditEntry } from '../helpers/audit-log.js';
 import { waitFor } from '../helpers/process.js';
 
 // Needs root: a manager and a worker (namespaces, shoald, etcd, runc), driven by the real docker
@@ -46,9 +47,6 @@ function filesContaining(root: string, needle: Buffer): string[] {
   walk(root);
   return found;
 }
-
-/** One line of a node's audit log (audit/audit.log, JSON). */
-type AuditEntry = Record<string, unknown>;
 
 /** An audit entry for PATH (exact, or a pattern) by a client whose subject starts with CLIENT, with OUTCOME. */
 const audited = (p: string | RegExp, client: string, outcome: string) => (l: AuditEntry) =>
@@ -297,12 +295,7 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
   });
 
   it('the audit log on each node names the certificate of each write, and holds no secret', async () => {
-    const lines = (m: string) =>
-      fs
-        .readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as AuditEntry);
+    const lines = (m: string) => auditEntries(machinePaths(swarm.lab.labDir, m).dataRoot);
     const m1 = lines('m1');
     assert.ok(
       m1.some(
