@@ -20,6 +20,7 @@ import { stopProcess } from '../test/helpers/process.js';
 import type { Node, Service, Task } from '../src/cluster/types.js';
 import { api, cpuSeconds, pct, printTable, rssMiB, writeReport } from './report.js';
 import { etcdMetricsText } from './etcd-metrics.js';
+import { profileChildrenIfAsked } from './sim/profile-children.js';
 
 export interface ControlPlaneResult {
   nodes: number;
@@ -124,14 +125,7 @@ export async function controlPlane(
   // Past one service, the checks that list every task (hundreds of MB of JSON at 1M) are left
   // out: convergence is the services' running counts and the agents' own count.
   const single = mix.length === 1;
-  // SHOAL_BENCH_PROFILE=<dir>: shoald and the simulated nodes write CPU profiles there on exit.
-  const prof = process.env.SHOAL_BENCH_PROFILE;
-  if (prof) {
-    fs.mkdirSync(prof, { recursive: true });
-    process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
-    process.env.NODE_OPTIONS =
-      `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
-  }
+  profileChildrenIfAsked();
   const d = await startDaemon({ prefix: 'bcp' });
   const simPids: number[] = [];
   let flapPid: number | undefined;
