@@ -87,7 +87,10 @@ try {
   await page.goto(`http://${ADDR}/`);
   await page.type('input[name=token]', dashToken);
   await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-  const running = () => page.evaluate(() => document.querySelectorAll('.node .task[data-state=running]').length);
+  // Only tasks meant to run: a Down node's replaced tasks still show as running cards (as the
+  // visualizer shows them), and counting them made 5,000 tasks look like 7,574.
+  const running = () =>
+    page.evaluate(() => document.querySelectorAll('.node .task[data-state=running][data-desired=running]').length);
   const t0 = Date.now();
   await page.waitForFunction(
     (n) => document.querySelectorAll('.node').length >= n,
@@ -97,7 +100,7 @@ try {
   const firstPictureMs = Date.now() - t0;
   console.error(`page shows ${nodes + 1} nodes after ${firstPictureMs} ms; waiting for ${tasks} running tasks`);
   await page.waitForFunction(
-    (n) => document.querySelectorAll('.node .task[data-state=running]').length >= n,
+    (n) => document.querySelectorAll('.node .task[data-state=running][data-desired=running]').length >= n,
     { timeout: 600_000, polling: 1000 },
     tasks,
   );
@@ -138,7 +141,7 @@ try {
     Mode: { Replicated: { Replicas: tasks + 1 } },
   });
   await page.waitForFunction(
-    (n) => document.querySelectorAll('.node .task[data-state=running]').length >= n,
+    (n) => document.querySelectorAll('.node .task[data-state=running][data-desired=running]').length >= n,
     { timeout: 60_000, polling: 'mutation' },
     tasks + 1,
   );

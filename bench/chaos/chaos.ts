@@ -721,6 +721,15 @@ async function cleanup(s: Swarm): Promise<void> {
     const id = (await s.d(m.name, ['info', '--format', '{{.Swarm.NodeID}}'], 10_000)).stdout.trim();
     if (id) ids.push(id);
   }
+  // SHOAL_KEEP_LOGS=<dir>: every machine's daemon and etcd logs survive the prune, for a post-mortem.
+  const keep = process.env.SHOAL_KEEP_LOGS;
+  const machines = path.join(s.lab.labDir, 'machines');
+  if (keep && fs.existsSync(machines)) {
+    fs.mkdirSync(keep, { recursive: true });
+    for (const m of fs.readdirSync(machines))
+      for (const f of fs.readdirSync(path.join(machines, m)).filter((f) => f.endsWith('.log')))
+        fs.copyFileSync(path.join(machines, m, f), path.join(keep, `${s.lab.prefix}-${m}-${f}`));
+  }
   await s.lab.prune();
   for (const id of ids) {
     for (const ns of fs.readdirSync('/run/netns').filter((n) => n.startsWith(`${sandboxPrefix(id)}-`)))

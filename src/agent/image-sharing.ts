@@ -36,7 +36,11 @@ export class ImageSharing {
     private readonly port = Number(process.env.SHOAL_IMAGE_SHARE_PORT) || IMAGE_SHARE_PORT,
   ) {
     this.connection = new ManagerConnection(() => this.swarm.agentTarget());
-    this.server = new ImagePeerServer(engine.images, log);
+    // A private image goes to a peer only when the managers say so (manager/dispatcher/image-access.ts).
+    this.server = new ImagePeerServer(engine.images, log, async (nodeId, imageId, refs) => {
+      const { allowed } = await this.connection.call('MayServeImage', { nodeId, imageId, refs }, 10_000);
+      return allowed;
+    });
   }
 
   /** Bytes this node served to peers. */
@@ -104,7 +108,7 @@ export class ImageSharing {
     const store = this.engine.images;
     return store
       .all()
-      .map((img) => ({ Id: img.id, Refs: store.refsOf(img.id) }))
+      .map((img) => ({ Id: img.id, Refs: store.refsOf(img.id), ...(img.record.private ? { Private: true } : {}) }))
       .sort((a, b) => a.Id.localeCompare(b.Id));
   }
 
@@ -151,6 +155,8 @@ export class ImageSharing {
     if (!found.imageId || !found.holders.length) return undefined;
     const tls: PeerTls = target.tls();
     const result = await fetchImageFromPeers(this.engine.images, found.imageId, found.holders, tls, this.log);
+    // Private where it came from (pulled with credentials): private here too.
+    if (found.private) this.engine.images.setPrivate(found.imageId, true);
     nameImage(this.engine, ref, found.imageId);
     this.log.info(
       { image: found.imageId, from: Object.fromEntries(result.bytesFrom), refused: result.refused.length },

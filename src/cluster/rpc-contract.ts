@@ -41,6 +41,7 @@ export const rpcContract = {
     ReportTunnel: unary<m.ReportTunnelRequest, m.Empty>(m.reportTunnelRequest),
     ReportImages: unary<m.ReportImagesRequest, m.Empty>(m.reportImagesRequest),
     FindImage: unary<m.FindImageRequest, m.FindImageResponse>(m.findImageRequest),
+    MayServeImage: unary<m.MayServeImageRequest, m.MayServeImageResponse>(m.mayServeImageRequest),
   },
   Membership: {
     Join: unary<m.JoinRequest, m.JoinResponse>(m.joinRequest),

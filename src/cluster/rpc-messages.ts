@@ -168,7 +168,15 @@ const sha256Digest = z.string().regex(/^sha256:[a-f0-9]{64}$/);
 export const reportImagesRequest: z.ZodType<ReportImagesRequest> = z.looseObject({
   share: z.looseObject({
     Port: z.number().int().min(1).max(65535),
-    Images: z.array(z.looseObject({ Id: sha256Digest, Refs: z.array(z.string().max(512)).max(100) })).max(10000),
+    Images: z
+      .array(
+        z.looseObject({
+          Id: sha256Digest,
+          Refs: z.array(z.string().max(512)).max(100),
+          Private: z.boolean().optional(),
+        }),
+      )
+      .max(10000),
   }),
 });
 /**
@@ -187,6 +195,25 @@ export const findImageRequest: z.ZodType<FindImageRequest> = z.looseObject({
 export interface FindImageResponse {
   imageId?: string;
   holders: { nodeId: string; addr: string }[];
+  /** Some holder pulled it with credentials: the fetching node keeps it private too. */
+  private?: boolean;
+}
+/**
+ * Agent → manager: the calling node is asked by node `nodeId` for the private image `imageId`,
+ * which it holds under `refs`; may it serve it (manager/dispatcher/image-access.ts)?
+ */
+export interface MayServeImageRequest {
+  nodeId: string;
+  imageId: string;
+  refs: string[];
+}
+export const mayServeImageRequest: z.ZodType<MayServeImageRequest> = z.looseObject({
+  nodeId: z.string().min(1).max(64),
+  imageId: sha256Digest,
+  refs: z.array(z.string().max(512)).max(100),
+});
+export interface MayServeImageResponse {
+  allowed: boolean;
 }
 /** A standalone container joining an attachable swarm network (swarmkit resourceapi); see manager/networks/attachments.ts. */
 export interface AttachNetworkRequest {

@@ -70,6 +70,8 @@ export interface NodeImage {
   Id: string;
   /** `docker.io/library/name:tag`, `host/name@sha256:…` */
   Refs: string[];
+  /** Pulled with registry credentials: peers get it only for a task of theirs that was given credentials too. */
+  Private?: boolean;
 }
 
 /** The port a node's image server listens on (another one when taken, reported with the images). */
@@ -129,6 +131,12 @@ export interface ContainerSpec {
   Init?: boolean;
   Secrets?: SecretReference[];
   Configs?: ConfigReference[];
+  /**
+   * Internal (swarmkit ContainerSpec.PullOptions): the `X-Registry-Auth` given with
+   * `--with-registry-auth`, sealed with the swarm's DEK in the store and opened only for the
+   * agent of a node running the task. Never shown by the API.
+   */
+  PullOptions?: { RegistryAuth?: string };
   [extra: string]: unknown;
 }
 

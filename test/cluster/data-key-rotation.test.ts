@@ -7,6 +7,7 @@ import { machinePaths } from '../../src/lab/settings.js';
 import { isSealed, openValue, parseHumanReadableKey } from '../../src/manager/ca/unlock-key.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { auditEntries } from '../helpers/audit-log.js';
+import type { Service } from '../../src/cluster/types.js';
 import { waitFor } from '../helpers/process.js';
 
 // Needs root: two managers (namespaces, shoald, etcd, runc) driven by the real docker CLI, and
@@ -47,13 +48,16 @@ describe('data key rotation re-seals what the data key protects', () => {
     const kvs = (JSON.parse(r.stdout) as { kvs?: { key: string; value: string }[] }).kvs ?? [];
     return new Map(kvs.map((kv) => [Buffer.from(kv.key, 'base64').toString(), Buffer.from(kv.value, 'base64')]));
   };
-  /** Every sealed value etcd holds: the CA, the unlock key, each secret's data. */
+  /** Every sealed value etcd holds: the CA, the unlock key, each secret's data, services' registry credentials. */
   const sealedValues = async (): Promise<Map<string, Buffer>> => {
     const out = new Map<string, Buffer>();
     for (const [k, v] of await etcd('/shoal/')) {
       if (k.startsWith('/shoal/v1/secrets/')) {
         const data = (JSON.parse(v.toString()) as { Spec: { Data: string } }).Spec.Data;
         out.set(k, Buffer.from(data));
+      } else if (k.startsWith('/shoal/v1/services/')) {
+        const auth = (JSON.parse(v.toString()) as Service).Spec.TaskTemplate.ContainerSpec?.PullOptions?.RegistryAuth;
+        if (auth) out.set(k, Buffer.from(auth));
       } else if (isSealed(v)) out.set(k, v);
     }
     return out;
@@ -129,12 +133,30 @@ describe('data key rotation re-seals what the data key protects', () => {
 
   it('autolock on: a new data key, every sealed value re-sealed with it, the old one opens nothing', async () => {
     await ok(['secret', 'create', 'pw', '-'], secretText);
+    // A service given registry credentials (`--with-registry-auth`, from the CLI's config).
+    const cliConfig = fs.mkdtempSync(path.join(swarm.lab.labDir, 'cli-'));
+    const auth = Buffer.from('deployer:rot-pw').toString('base64');
+    fs.writeFileSync(
+      path.join(cliConfig, 'config.json'),
+      JSON.stringify({ auths: { 'https://index.docker.io/v1/': { auth } } }),
+    );
+    const created = await swarm.lab.docker(
+      'm1',
+      ['service', 'create', '--detach', '--with-registry-auth', '--name', 'withauth', 'busybox', 'sleep', '1d'],
+      { allowFail: true, env: { DOCKER_CONFIG: cliConfig } },
+    );
+    assert.equal(created.code, 0, created.stderr);
     const old = dekOnDisk();
     const before = await sealedValues();
     assert.ok(
       [...before.keys()].some((k) => k.startsWith('/shoal/v1/secrets/')),
       'the secret is sealed in etcd',
     );
+    assert.ok(
+      [...before.keys()].some((k) => k.startsWith('/shoal/v1/services/')),
+      'the registry credentials are sealed in etcd',
+    );
+    for (const [k, v] of before) assert.ok(isSealed(v), `${k} is sealed`);
     assert.ok(before.has('/shoal/ca'), 'the CA is sealed in etcd');
     for (const [k, v] of before) assert.ok(opens(old, v), `${k} opens with the data key`);
 

@@ -4,6 +4,7 @@ import type { ContainerRecord } from '../../engine/containers/manager.js';
 import { pullImage } from '../../engine/images/pull.js';
 import { ProgressStream } from '../../engine/images/progress.js';
 import { parseReference, withDefaultTag } from '../../engine/images/reference.js';
+import { decodeRegistryAuth, type AuthConfig } from '../../engine/images/registry.js';
 import { nameImage, type ImageSharing } from '../image-sharing.js';
 import { Writable } from 'node:stream';
 import type { Logger } from '../../util/log.js';
@@ -72,7 +73,9 @@ export class ContainerExecutor implements TaskExecutor {
     // Templates are expanded before the pull: a bad one rejects the task at once.
     const { name, config, hostConfig } = taskContainerConfig(task, nodeId, this.describe?.());
     const image = task.Spec.ContainerSpec?.Image ?? '';
-    if (!this.engine.images.find(image)) await this.obtainImage(image, task.ID);
+    // `--with-registry-auth`: the dispatcher sent the service's credentials along with the task.
+    const auth = decodeRegistryAuth(task.Spec.ContainerSpec?.PullOptions?.RegistryAuth);
+    if (!this.engine.images.find(image)) await this.obtainImage(image, task.ID, auth);
     // Swarm networks replace the default bridge: the network agent wires the container at start.
     if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
     if (files.length)
@@ -95,7 +98,7 @@ export class ContainerExecutor implements TaskExecutor {
    * say (source of truth), peers only when it cannot answer. A failure here that is not the
    * peers' is no task error yet: creating from the missing image gives Docker's "No such image".
    */
-  private async obtainImage(image: string, taskId: string): Promise<void> {
+  private async obtainImage(image: string, taskId: string, auth: AuthConfig | undefined): Promise<void> {
     let ref;
     try {
       ref = withDefaultTag(parseReference(image));
@@ -106,7 +109,7 @@ export class ContainerExecutor implements TaskExecutor {
     if (ref.digest && this.engine.images.get(ref.digest)) return nameImage(this.engine, ref, ref.digest);
     const fromRegistry = async () => {
       const sink = new Writable({ write: (_c, _e, cb) => cb() });
-      await pullImage(this.engine.images, ref, undefined, new ProgressStream(() => sink));
+      await pullImage(this.engine.images, ref, auth, new ProgressStream(() => sink));
       return true;
     };
     const fromPeers = async () => (this.sharing ? !!(await this.sharing.fetch(ref)) : false);

@@ -111,7 +111,7 @@ export const APP_JS = String.raw`'use strict';
     }
     var box = el.nodes.get(t.node).querySelector('.tasks');
     if (e.parentNode !== box) box.appendChild(e);
-    e.dataset.state = t.state; e.dataset.service = t.name; e.dataset.node = t.node;
+    e.dataset.state = t.state; e.dataset.desired = t.desired; e.dataset.service = t.name; e.dataset.node = t.node;
     e.title = t.name + '.' + t.slot + ' ' + t.image + ' (' + t.state + ')';
     e.querySelector('.tn').textContent = t.name + (t.slot ? '.' + t.slot : '') + ' ' + t.image;
     e.querySelector('.ts').textContent = t.state;

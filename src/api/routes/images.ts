@@ -140,8 +140,10 @@ function localImageRoutes(router: Router, store: Engine['images'], swarmImage?: 
     try {
       return { body: await inspectDistribution(store, ref, auth) };
     } catch (e) {
-      // No registry has it: an image of this node or of another swarm node (loaded there) still pins.
-      const id = store.find(ctx.params.name)?.image.id ?? swarmImage?.(ref);
+      // No registry has it: an image of this node or of another swarm node (loaded there) still
+      // pins; never one pulled with credentials (the registry just refused this caller).
+      const local = store.find(ctx.params.name)?.image;
+      const id = (local && !local.record.private ? local.id : undefined) ?? swarmImage?.(ref);
       if (!id) throw e;
       return { body: swarmImageDistribution(store, id) };
     }

@@ -43,7 +43,11 @@ export function buildRouter(
   volumeRoutes(router, engine);
   swarmRoutes(router, swarm);
   nodeRoutes(router, swarm);
-  serviceRoutes(router, () => swarm.controlStore());
+  serviceRoutes(
+    router,
+    () => swarm.controlStore(),
+    () => swarm.requireManager().o.dek,
+  );
   taskRoutes(router, () => swarm.controlStore());
   serviceLogRoutes(router, swarm);
   secretRoutes(router, () => {

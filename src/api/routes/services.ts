@@ -11,6 +11,7 @@ import {
   serviceStatuses,
   updateService,
 } from '../../manager/control/services.js';
+import { withoutRegistryAuth } from '../../manager/secrets/registry-auth.js';
 
 /**
  * The store of the swarm this node manages. Throws Docker's 503 when the node is not in a
@@ -30,10 +31,13 @@ export function serviceView(s: Service, insertDefaults = false): Record<string, 
   // SpecVersion is shoal's own bookkeeping, not part of Docker's Service.
   const out: Record<string, unknown> = { ...s, Endpoint: s.Endpoint ?? { Spec: {} } };
   delete out.SpecVersion;
+  // The registry credentials stay inside the swarm, as dockerd never shows them.
+  const spec = withoutRegistryAuth(s.Spec);
+  if (s.PreviousSpec) out.PreviousSpec = withoutRegistryAuth(s.PreviousSpec);
   // Docker's TaskSpec.ForceUpdate has no omitempty: inspect always shows it, 0 until forced.
   out.Spec = insertDefaults
-    ? withDefaults(s.Spec)
-    : { ...s.Spec, TaskTemplate: { ...s.Spec.TaskTemplate, ForceUpdate: s.Spec.TaskTemplate?.ForceUpdate ?? 0 } };
+    ? withDefaults(spec)
+    : { ...spec, TaskTemplate: { ...spec.TaskTemplate, ForceUpdate: spec.TaskTemplate?.ForceUpdate ?? 0 } };
   return out;
 }
 
@@ -63,7 +67,15 @@ function withDefaults(spec: ServiceSpec): ServiceSpec {
   return s;
 }
 
-export function serviceRoutes(router: Router, managerStore: ManagerStore = notASwarmManager): void {
+/** The `X-Registry-Auth` header as the CLI sent it (base64url JSON), kept as it is (dockerd does). */
+const registryAuthHeader = (h: string | string[] | undefined) => (typeof h === 'string' && h.trim()) || undefined;
+
+/** `dek`: the swarm's data-encryption key, which seals a service's registry credentials. */
+export function serviceRoutes(
+  router: Router,
+  managerStore: ManagerStore = notASwarmManager,
+  dek: () => Buffer | undefined = () => undefined,
+): void {
   router.get('/services', (ctx) => {
     const store = managerStore();
     const services = listServices(store, ctx.filters());
@@ -80,7 +92,8 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
 
   router.post('/services/create', async (ctx) => {
     const store = managerStore();
-    const service = await createService({ store }, await ctx.body('ServiceSpec'));
+    const auth = registryAuthHeader(ctx.req.headers['x-registry-auth']);
+    const service = await createService({ store, dek: dek() }, await ctx.body('ServiceSpec'), auth);
     return { status: 201, body: { ID: service.ID } };
   });
 
@@ -88,7 +101,11 @@ export function serviceRoutes(router: Router, managerStore: ManagerStore = notAS
     const store = managerStore();
     const version = versionParam(ctx.query, (raw, why) => `invalid service version '${raw}': ${why}`);
     const rollback = ctx.query.get('rollback') ?? '';
-    await updateService({ store }, ctx.params.id, version, await ctx.body('ServiceSpec'), { rollback });
+    await updateService({ store, dek: dek() }, ctx.params.id, version, await ctx.body('ServiceSpec'), {
+      rollback,
+      registryAuth: registryAuthHeader(ctx.req.headers['x-registry-auth']),
+      registryAuthFrom: ctx.query.get('registryAuthFrom') ?? '',
+    });
     // swagger ServiceUpdateResponse: Warnings is always there (null when none), as dockerd sends it.
     return { body: { Warnings: null } };
   });

@@ -36,9 +36,10 @@ export class Runc {
    * Starts a created container the way `runc start` does, without a runc process: its init
    * waits to open `exec.fifo` for writing; reading the fifo lets it exec the user's program,
    * and removing it marks the container running for runc. Falls back to `runc start` when
-   * the fifo is not there (or not ours to read).
+   * the fifo is not there (or not ours to read). `lives` says whether the init still runs
+   * (/proc; a test gives its own to order the race with a short program).
    */
-  async start(id: string, initPid?: number): Promise<void> {
+  async start(id: string, initPid?: number, lives: (pid: number) => boolean = processLives): Promise<void> {
     const fifo = path.join(this.root, id, 'exec.fifo');
     let fd: number;
     try {
@@ -51,15 +52,22 @@ export class Runc {
       const buf = Buffer.alloc(16);
       // The init writes one byte once it sees a reader (it may not have opened its end yet:
       // an empty read then means "not yet" as long as it lives).
-      for (let waited = 0; ; waited += 2) {
-        let n = 0;
+      const readByte = (): boolean => {
         try {
-          n = fs.readSync(fd, buf, 0, buf.length, null);
+          return fs.readSync(fd, buf, 0, buf.length, null) > 0;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+          return false;
         }
-        if (n > 0) break;
-        if (initPid !== undefined && !processLives(initPid)) throw new Error('container process is already dead');
+      };
+      for (let waited = 0; ; waited += 2) {
+        if (readByte()) break;
+        // A short program (`cat`) may have been started and ended between the read and this
+        // check: its init's byte is then in the fifo, and the start succeeded.
+        if (initPid !== undefined && !lives(initPid)) {
+          if (readByte()) break;
+          throw new Error('container process is already dead');
+        }
         if (waited > 30_000) throw new Error('timed out waiting for the container process to start');
         await new Promise((r) => setTimeout(r, 2));
       }

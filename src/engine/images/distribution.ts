@@ -16,7 +16,7 @@ import {
 } from './manifest.js';
 import { translatePullError } from './pull.js';
 import type { ImageReference } from './reference.js';
-import { isInsecureRegistry, RegistryClient, type AuthConfig } from './registry.js';
+import { isInsecureRegistry, RegistryClient, RegistryError, type AuthConfig } from './registry.js';
 
 export interface DistributionInspect {
   Descriptor: { mediaType: string; digest: string; size: number };
@@ -60,6 +60,8 @@ export async function inspectDistribution(
     };
     return { Descriptor, Platforms: [platform] };
   } catch (e) {
+    // dockerd passes the registry's refusal on as it is (its status, its `errors[0]`), not a pull's wording.
+    if (e instanceof RegistryError && e.status === 401) throw new ApiError(401, e.message);
     throw translatePullError(e, ref);
   }
 }

@@ -13,6 +13,12 @@ export interface ImageRecord {
   orphaned?: boolean;
   /** The image it was committed from (dockerd keeps this locally, not in the config blob). */
   parent?: string;
+  /**
+   * Pulled with registry credentials the registry asked for: swarm peers get its blobs only
+   * for a task of theirs that was given credentials too (peer-server.ts). An anonymous pull
+   * of the same image clears it.
+   */
+  private?: boolean;
 }
 
 export interface Image {

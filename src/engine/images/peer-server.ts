@@ -3,14 +3,17 @@
  * hold a certificate from the swarm's root CA (a process outside the swarm cannot read).
  *   GET /v1/images/<image ID>  → the stored blob of each layer, in the config's order
  *   GET /v1/blobs/<digest>     → a blob (config or layer), by its sha256
- * The receiver trusts none of it beyond the digests (peer-fetch.ts).
+ * The receiver trusts none of it beyond the digests (peer-fetch.ts). A blob only private images
+ * hold (pulled with credentials) goes only to a node the managers say may have one of them
+ * (`mayServe`: a task of its own that runs the image and was given credentials); else 403.
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from '../../util/log.js';
-import type { ImageStore } from './store.js';
+import type { Image, ImageStore } from './store.js';
 import { isSha256Digest } from './reference.js';
 
 export interface PeerTls {
@@ -40,14 +43,42 @@ export function peerLayers(store: ImageStore, imageId: string): PeerLayer[] | un
   return out;
 }
 
+/**
+ * The private images of this store that hold blob `digest` (as config or stored layer blob),
+ * and whether a public one holds it too (then it is anyone's: a shared base layer). Only the
+ * private images are searched first: with none, nothing is read.
+ */
+export function blobHolders(store: ImageStore, digest: string): { anyPublic: boolean; privateImages: string[] } {
+  const holds = (img: Image) =>
+    img.id === digest ||
+    img.config.rootfs.diff_ids.some(
+      (d) => store.layers.has(d) && store.layers.meta(d).blobs.some((b) => b.digest === digest),
+    );
+  const all = store.all();
+  const privateImages = all.filter((img) => img.record.private && holds(img)).map((img) => img.id);
+  if (!privateImages.length) return { anyPublic: true, privateImages };
+  return { anyPublic: all.some((img) => !img.record.private && holds(img)), privateImages };
+}
+
+/** Whether node `requester` may have the private image `imageId` (named `refs` here): the managers decide. */
+export type PeerAccess = (requester: string, imageId: string, refs: string[]) => Promise<boolean>;
+
+/** A yes from the managers holds this long: one image's blobs come in several requests at once. */
+const ACCESS_TTL_MS = 10_000;
+
 export class ImagePeerServer {
   private server?: https.Server;
   /** Bytes of blobs sent to peers since start (metrics, benchmarks). */
   bytesServed = 0;
 
+  /** requester + image ID → until when the managers' yes holds. */
+  private readonly allowed = new Map<string, number>();
+
   constructor(
     private readonly store: ImageStore,
     private readonly log: Logger,
+    /** Asked for private images only; without it they are never served. */
+    private readonly mayServe?: PeerAccess,
   ) {}
 
   get port(): number | undefined {
@@ -96,20 +127,65 @@ export class ImagePeerServer {
       res.writeHead(404).end();
       return;
     }
-    if (m[1] === 'images') {
-      const layers = peerLayers(this.store, m[2]);
-      if (!layers) res.writeHead(404).end();
-      else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ layers }));
-      return;
+    // The client certificate, checked against the swarm's root CA, names the node (CN = node ID).
+    const cn = (req.socket as TLSSocket).getPeerCertificate().subject?.CN;
+    const requester = typeof cn === 'string' ? cn : '';
+    this.permitted(requester, m[1] === 'images' ? [m[2]] : undefined, m[2])
+      .then((ok) => {
+        if (!ok) {
+          this.log.info({ peer: requester, digest: m[2] }, 'private image refused to a peer without a task for it');
+          res.writeHead(403).end();
+        } else if (m[1] === 'images') this.sendLayers(res, m[2]);
+        else this.sendBlob(res, m[2]);
+      })
+      .catch((err: unknown) => {
+        this.log.warn({ err, peer: requester }, 'image peer access check failed');
+        if (!res.headersSent) res.writeHead(503).end();
+      });
+  }
+
+  /**
+   * Whether `requester` may read `digest`: yes when a public image (or no image) holds it,
+   * else when the managers allow it one of the private images holding it (`images`: the one asked for).
+   */
+  private async permitted(requester: string, images: string[] | undefined, digest: string): Promise<boolean> {
+    let candidates: string[];
+    if (images) candidates = images.filter((id) => this.store.get(id)?.record.private);
+    else {
+      const holders = blobHolders(this.store, digest);
+      if (holders.anyPublic) return true;
+      candidates = holders.privateImages;
     }
-    if (!this.store.blobs.has(m[2])) {
+    if (!candidates.length) return true;
+    if (!this.mayServe || !requester) return false;
+    const now = Date.now();
+    for (const id of candidates) {
+      const key = `${requester} ${id}`;
+      if ((this.allowed.get(key) ?? 0) > now) return true;
+      if (await this.mayServe(requester, id, this.store.refsOf(id))) {
+        for (const [k, until] of this.allowed) if (until <= now) this.allowed.delete(k);
+        this.allowed.set(key, now + ACCESS_TTL_MS);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private sendLayers(res: ServerResponse, imageId: string): void {
+    const layers = peerLayers(this.store, imageId);
+    if (!layers) res.writeHead(404).end();
+    else res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ layers }));
+  }
+
+  private sendBlob(res: ServerResponse, digest: string): void {
+    if (!this.store.blobs.has(digest)) {
       res.writeHead(404).end();
       return;
     }
-    const size = this.store.blobs.size(m[2]);
+    const size = this.store.blobs.size(digest);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
-    const src = this.store.blobs.readStream(m[2]);
+    const src = this.store.blobs.readStream(digest);
     src.on('data', (c: Buffer | string) => (this.bytesServed += c.length));
-    pipeline(src, res).catch((err: unknown) => this.log.debug({ err, blob: m[2] }, 'peer went away mid-blob'));
+    pipeline(src, res).catch((err: unknown) => this.log.debug({ err, blob: digest }, 'peer went away mid-blob'));
   }
 }

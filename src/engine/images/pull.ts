@@ -179,6 +179,7 @@ async function doPull(
     await downloadLayers(store, client, ref, manifest, diffIds, progress);
 
     const img = store.addImage(configJson);
+    store.setPrivate(img.id, client.usedCredentials);
     if (ref.tag !== undefined && !ref.digest) store.setReference(ref, img.id);
     store.setReference({ domain: ref.domain, path: ref.path, digest: top.digest }, img.id);
     progress.status(`Digest: ${top.digest}`);

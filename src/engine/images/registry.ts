@@ -112,6 +112,8 @@ export interface ClientOptions {
 
 export class RegistryClient {
   private authorization: string | undefined;
+  /** The registry asked for credentials and was given the user's (the content is not for anyone). */
+  usedCredentials = false;
   private readonly origin: string;
 
   constructor(
@@ -152,8 +154,18 @@ export class RegistryClient {
     let res = await send();
     if (res.status === 401 && !(init.body instanceof ReadableStream)) {
       const challenge = res.headers.get('www-authenticate');
-      await res.body?.cancel();
-      if (challenge && (await this.answer(challenge))) res = await send();
+      let answered: boolean;
+      try {
+        answered = !!challenge && (await this.answer(challenge));
+      } catch (e) {
+        await res.body?.cancel().catch(() => undefined);
+        throw e;
+      }
+      // Unanswered, the refusal goes back whole: its `errors` body is the message users see.
+      if (answered) {
+        await res.body?.cancel();
+        res = await send();
+      }
     }
     return res;
   }
@@ -191,11 +203,13 @@ export class RegistryClient {
     if (scheme === 'basic') {
       if (!auth?.username) return false;
       this.authorization = `Basic ${Buffer.from(`${auth.username}:${auth.password ?? ''}`).toString('base64')}`;
+      this.usedCredentials = true;
       return true;
     }
     if (scheme !== 'bearer' || !params.realm) return false;
     if (auth?.registrytoken) {
       this.authorization = `Bearer ${auth.registrytoken}`;
+      this.usedCredentials = true;
       return true;
     }
     const tokenUrl = new URL(params.realm);
@@ -234,6 +248,7 @@ export class RegistryClient {
     const token = body.token ?? body.access_token;
     if (!token) return false;
     this.authorization = `Bearer ${token}`;
+    this.usedCredentials = !!auth?.username;
     return true;
   }
 

@@ -244,6 +244,15 @@ export class ImageStore {
     return img;
   }
 
+  /** Marks an image as pulled with credentials (or, false, as one anyone may pull). */
+  setPrivate(id: string, isPrivate: boolean): void {
+    const img = this.images.get(id);
+    if (!img || !!img.record.private === isPrivate) return;
+    if (isPrivate) img.record.private = true;
+    else delete img.record.private;
+    writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(img.record), 0o600);
+  }
+
   /**
    * Points a tag or digest reference at an image. Returns the ID it pointed at before, if a
    * different one (that image may now be dangling).

@@ -11,6 +11,7 @@ import {
 } from '../orchestrator/service-spec.js';
 import { isGlobal } from '../orchestrator/task.js';
 import { checkReferencesExist } from '../secrets/spec.js';
+import { sealRegistryAuth, updatedRegistryAuth, withRegistryAuth } from '../secrets/registry-auth.js';
 import { VersionConflict, type Store } from '../store/store.js';
 import { ALLOCATION_WAIT_MS, awaitAllocation } from './allocation.js';
 import { acceptFilters, matchLabels, type Filters } from './filters.js';
@@ -25,6 +26,8 @@ export interface ServiceControl {
   store: Store;
   /** How long a write waits for the allocator (allocation.ts); 0 answers at once. */
   allocationWaitMs?: number;
+  /** The swarm's data-encryption key: seals the registry credentials a service keeps. */
+  dek?: Buffer;
 }
 
 const isJob = (spec: ServiceSpec) => !!spec.Mode?.ReplicatedJob || !!spec.Mode?.GlobalJob;
@@ -94,10 +97,14 @@ export function serviceStatuses(store: Store, services: Service[]): Map<string, 
   return new Map(services.map((s) => [s.ID, serviceStatus(s, store.tasksBy('service', s.ID), down)]));
 }
 
-/** Creates a service; answers once it is allocated (allocation.ts). */
-export async function createService(c: ServiceControl, given: ServiceSpec): Promise<Service> {
+/**
+ * Creates a service; answers once it is allocated (allocation.ts). `registryAuth`: the
+ * `X-Registry-Auth` header sent along (`--with-registry-auth`), kept with the spec; a spec
+ * cannot carry credentials of its own.
+ */
+export async function createService(c: ServiceControl, given: ServiceSpec, registryAuth?: string): Promise<Service> {
   const { store } = c;
-  const spec = normalizeSpec(given);
+  const spec = withRegistryAuth(normalizeSpec(given), registryAuth ? sealRegistryAuth(c.dek, registryAuth) : undefined);
   if (!spec.Name) spec.Name = randomName();
   validateSpec(spec);
   resolveNetworks(spec, store.list('networks'));
@@ -126,6 +133,10 @@ export async function createService(c: ServiceControl, given: ServiceSpec): Prom
 export interface UpdateServiceOptions {
   /** `previous`: back to the spec before the last update (`docker service rollback`). */
   rollback?: string;
+  /** The `X-Registry-Auth` header sent along: the service's new credentials. */
+  registryAuth?: string;
+  /** Without a header, whose credentials stay: `spec` (the default) or `previous-spec`. */
+  registryAuthFrom?: string;
 }
 
 /** Updates a service from the spec given at `version`, or rolls it back; answers once allocated. */
@@ -137,8 +148,12 @@ export async function updateService(
   opts: UpdateServiceOptions = {},
 ): Promise<Service> {
   const { store } = c;
-  const spec = normalizeSpec(given);
   const current = getService(store, ref);
+  const sealed = opts.registryAuth ? sealRegistryAuth(c.dek, opts.registryAuth) : undefined;
+  const spec = withRegistryAuth(
+    normalizeSpec(given),
+    updatedRegistryAuth(current, sealed, opts.registryAuthFrom ?? ''),
+  );
   validateSpec(spec);
   resolveNetworks(spec, store.list('networks'));
   if (JSON.stringify(spec.EndpointSpec ?? null) !== JSON.stringify(current.Spec.EndpointSpec ?? null)) {

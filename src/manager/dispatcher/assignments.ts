@@ -6,6 +6,7 @@ import type { EtcdStore } from '../store/etcd-store.js';
 import type { StoreEvent } from '../store/store.js';
 import type { AssignmentsMessage, AssignmentsRequest } from '../../cluster/rpc.js';
 import { assignedFiles } from './task-files.js';
+import { withRegistryCredentials } from './task-credentials.js';
 
 const ASSIGNMENT_DEBOUNCE_MS = 100;
 
@@ -101,7 +102,7 @@ export class AssignmentStreams {
       if (!complete && !tasks.length && !removes.length) return;
       call.write({
         type: complete ? 'complete' : 'incremental',
-        tasks,
+        tasks: withRegistryCredentials(this.store, this.dek(), tasks, mayRun),
         ...(removes.length ? { removes } : {}),
         ...assignedFiles(this.store, this.dek(), tasks.filter(mayRun)),
       });

@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Network, Task } from '../../cluster/types.js';
 import type { Empty, NetworkViewMessage, PeerIdentity } from '../../cluster/rpc.js';
 import type { Store, StoreEvent } from '../store/store.js';
+import { registryAuthOf, withoutRegistryAuth } from '../secrets/registry-auth.js';
 
 /** Coalesces a burst of store changes into one message; well under the 1 s the data path must follow. */
 const VIEW_DEBOUNCE_MS = 50;
@@ -33,7 +34,14 @@ export function networkView(store: Store): NetworkViewMessage {
   return {
     nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined, ImageShare: undefined })),
     networks,
-    services: store.view('services'),
+    // Every node gets this view: a service's registry credentials go only with its tasks.
+    services: store
+      .view('services')
+      .map((s) =>
+        registryAuthOf(s.Spec) || registryAuthOf(s.PreviousSpec)
+          ? { ...s, Spec: withoutRegistryAuth(s.Spec), PreviousSpec: withoutRegistryAuth(s.PreviousSpec) }
+          : s,
+      ),
     overlayKeyEpoch: store.view('cluster')[0]?.OverlayKeys?.Epoch ?? 0,
     // Attachments carry the whole network object: the view has it once already.
     // A standalone container's attachment keeps its container ID: a restarted agent finds its own again.

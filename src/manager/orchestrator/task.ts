@@ -1,4 +1,4 @@
-import type { Cluster, Node, Service, Task } from '../../cluster/types.js';
+import type { Cluster, Node, Service, Task, TaskSpec } from '../../cluster/types.js';
 import { RUNNING, rank, status } from '../../cluster/task-state.js';
 import { newSwarmId } from '../../util/ids.js';
 import type { StoreEvent } from '../store/store.js';
@@ -56,11 +56,7 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
     Version: { Index: 0 },
     CreatedAt: now,
     UpdatedAt: now,
-    // A frozen template (the store cache's) is shared as it is: nothing changes a task's spec in
-    // place, and at 100,000 tasks a copy each was a tenth of the orchestrator's time.
-    Spec: Object.isFrozen(service.Spec.TaskTemplate)
-      ? service.Spec.TaskTemplate
-      : structuredClone(service.Spec.TaskTemplate),
+    Spec: taskSpecOf(service.Spec.TaskTemplate),
     ServiceID: service.ID,
     ServiceAnnotations: {
       Name: service.Spec.Name,
@@ -80,12 +76,31 @@ export function newTask(service: Service, slot: number | undefined, nodeId?: str
 }
 
 /**
+ * A task's spec from its service's template, without the registry credentials: those stay on
+ * the service alone (sealed) and the dispatcher hands them to the task's node with the task.
+ */
+function taskSpecOf(template: TaskSpec): TaskSpec {
+  if (template.ContainerSpec?.PullOptions) return structuredClone(withoutPullOptions(template));
+  // A frozen template (the store cache's) is shared as it is: nothing changes a task's spec in
+  // place, and at 100,000 tasks a copy each was a tenth of the orchestrator's time.
+  return Object.isFrozen(template) ? template : structuredClone(template);
+}
+
+/** A template as its tasks carry it (taskSpecOf): credentials alone never make a task dirty (swarmkit IsTaskDirty). */
+function withoutPullOptions(template: TaskSpec): TaskSpec {
+  if (!template.ContainerSpec?.PullOptions) return template;
+  const ContainerSpec = { ...template.ContainerSpec };
+  delete ContainerSpec.PullOptions;
+  return { ...template, ContainerSpec };
+}
+
+/**
  * A task needs replacing only when what it runs changed (swarmkit IsTaskDirty): a change of
  * placement constraints alone leaves tasks whose node still meets them where they are.
  */
 export function isTaskDirty(service: Service, t: Task, node?: Node): boolean {
   if (service.SpecVersion && t.SpecVersion && service.SpecVersion.Index === t.SpecVersion.Index) return false;
-  const { Placement: wantPlacement, ...want } = service.Spec.TaskTemplate;
+  const { Placement: wantPlacement, ...want } = withoutPullOptions(service.Spec.TaskTemplate);
   const { Placement: hasPlacement, ...has } = t.Spec;
   if (JSON.stringify(canonicalSpec(want)) !== JSON.stringify(canonicalSpec(has))) return true;
   if (JSON.stringify(canonicalSpec(wantPlacement ?? {})) === JSON.stringify(canonicalSpec(hasPlacement ?? {})))

@@ -3,6 +3,7 @@ import type { Etcd3 } from 'etcd3';
 import { PREFIX } from '../store/etcd-store.js';
 import { isSealed, openValue, sealValue, UNLOCK_KEY } from '../ca/unlock-key.js';
 import { CA_KEY } from '../ca/stored-ca.js';
+import type { Service } from '../../cluster/types.js';
 
 /**
  * Rotation of the swarm's data-encryption key (DEK). SwarmKit makes a new raft DEK when the
@@ -16,9 +17,13 @@ import { CA_KEY } from '../ca/stored-ca.js';
  */
 export const DATA_KEY_NEXT = UNLOCK_KEY + '.next-dek';
 
-/** Keys whose whole value is sealed (the CA keys, the unlock key); secrets' Spec.Data besides. */
+/**
+ * Keys whose whole value is sealed (the CA keys, the unlock key); secrets' Spec.Data and
+ * services' registry credentials (registry-auth.ts) besides.
+ */
 const SEALED_KEYS = [CA_KEY, UNLOCK_KEY];
 const SECRETS = PREFIX + 'secrets/';
+const SERVICES = PREFIX + 'services/';
 
 export function newDataKey(): Buffer {
   return crypto.randomBytes(32);
@@ -63,6 +68,25 @@ function resealedSecret(keys: Buffer[], seal: Buffer, json: Buffer): string | un
   return JSON.stringify(o);
 }
 
+/** A service object's JSON with its specs' registry credentials re-sealed, or undefined when nothing changes. */
+function resealedService(keys: Buffer[], seal: Buffer, json: Buffer): string | undefined {
+  const o = JSON.parse(json.toString()) as Pick<Service, 'Spec' | 'PreviousSpec'>;
+  let changed = false;
+  for (const spec of [o.Spec, o.PreviousSpec]) {
+    const pull = spec?.TaskTemplate?.ContainerSpec?.PullOptions;
+    const next = pull?.RegistryAuth ? resealed(keys, seal, Buffer.from(pull.RegistryAuth)) : undefined;
+    if (next === undefined) continue;
+    pull!.RegistryAuth = next;
+    changed = true;
+  }
+  return changed ? JSON.stringify(o) : undefined;
+}
+
+/** Every key under `prefix`. */
+async function rangeOf(client: Etcd3, prefix: string) {
+  return (await client.kv.range({ key: Buffer.from(prefix), range_end: Buffer.from(prefix.slice(0, -1) + '0') })).kvs;
+}
+
 /**
  * Re-seals, with `seal`, every sealed value that does not open with it yet (opened with any of
  * `keys`): one transaction comparing each rewritten key's revision, so a concurrent write makes
@@ -75,9 +99,7 @@ export async function resealAll(
   also?: { key: string; value: string },
 ): Promise<number> {
   for (let attempt = 0; ; attempt++) {
-    const kvs = [
-      ...(await client.kv.range({ key: Buffer.from(SECRETS), range_end: Buffer.from(SECRETS.slice(0, -1) + '0') })).kvs,
-    ];
+    const kvs = [...(await rangeOf(client, SECRETS)), ...(await rangeOf(client, SERVICES))];
     for (const k of SEALED_KEYS) kvs.push(...(await client.kv.range({ key: Buffer.from(k) })).kvs);
     const compare = [];
     // The hand-over first: a watcher sees the new key before any value sealed with it.
@@ -86,7 +108,11 @@ export async function resealAll(
       : [];
     for (const kv of kvs) {
       const key = kv.key.toString();
-      const value = key.startsWith(SECRETS) ? resealedSecret(keys, seal, kv.value) : resealed(keys, seal, kv.value);
+      const value = key.startsWith(SECRETS)
+        ? resealedSecret(keys, seal, kv.value)
+        : key.startsWith(SERVICES)
+          ? resealedService(keys, seal, kv.value)
+          : resealed(keys, seal, kv.value);
       if (value === undefined) continue;
       compare.push({ key: kv.key, target: 'Mod' as const, result: 'Equal' as const, mod_revision: kv.mod_revision });
       success.push({ request_put: { key: kv.key, value: Buffer.from(value) } });

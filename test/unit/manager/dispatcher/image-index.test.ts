@@ -59,3 +59,24 @@ test('a tag means the image most nodes hold under it; the asking node and nodes 
   ]);
   assert.deepEqual(findImage(nodes, { ref: 'docker.io/library/x:2' }), { holders: [] });
 });
+
+test('a private image counts only for a node the access rule allows, and the answer says it is private', () => {
+  const tag = 'reg:5000/x:1';
+  const nodes = [
+    node('n1', [{ Id: ID_A, Refs: [tag], Private: true }]),
+    node('n22', [{ Id: ID_A, Refs: [tag], Private: true }]),
+  ];
+  assert.deepEqual(findImage(nodes, { ref: tag }), { holders: [] });
+  assert.deepEqual(
+    findImage(nodes, { ref: tag }, 'n333', () => false),
+    { holders: [] },
+  );
+  const seen: string[][] = [];
+  const allowed = findImage(nodes, { ref: tag }, 'n333', (id, refs) => (seen.push([id, ...refs]), id === ID_A));
+  assert.equal(allowed.private, true);
+  assert.deepEqual(
+    allowed.holders.map((h) => h.nodeId),
+    ['n1', 'n22'],
+  );
+  assert.deepEqual(seen[0], [ID_A, tag]);
+});
