@@ -117,3 +117,12 @@ test("bridge options that do not parse: dockerd's 500 and message, nothing store
   );
   await out('network', 'rm', 'nop-good');
 });
+
+test('--scope swarm outside a swarm: dockerd’s 403, nothing stored', async () => {
+  assert.equal(
+    await fail('network', 'create', '-d', 'bridge', '--scope', 'swarm', 'nop-sw'),
+    'Error response from daemon: cannot create a swarm scoped network when swarm is not active',
+  );
+  assert.equal((await createRaw({ Name: 'nop-sw', Driver: 'bridge', Scope: 'swarm' })).status, 403);
+  assert.doesNotMatch(await out('network', 'ls', '--format', '{{.Name}}'), /nop-sw/, 'nothing stored');
+});

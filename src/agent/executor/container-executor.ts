@@ -12,12 +12,14 @@ import { taskContainerConfig, validateTaskMounts, type TaskContainer, type TaskE
 import type { TaskFile } from './task-files.js';
 import { TaskFileMounts } from './task-files-mount.js';
 import path from 'node:path';
+import { LocalSwarmNetworks } from './local-swarm-networks.js';
 
 const TASK_LABEL = 'com.docker.swarm.task.id';
 
 /** Runs tasks as containers of this node's engine (runc + conmon), so `docker ps` lists them. */
 export class ContainerExecutor implements TaskExecutor {
   private readonly files: TaskFileMounts;
+  private readonly localNets: LocalSwarmNetworks;
 
   /**
    * `describe`: this node's description, for service templates ({{.Node.Hostname}} …);
@@ -30,6 +32,7 @@ export class ContainerExecutor implements TaskExecutor {
     private readonly sharing?: ImageSharing,
   ) {
     this.files = new TaskFileMounts(path.join(engine.config.execRoot, 'task-files'));
+    this.localNets = new LocalSwarmNetworks(engine, log);
     // A task container that stops or is removed any way (also `docker rm -f` by hand) takes its
     // files along: a secret stays on the node only while a task using it runs (swarm never
     // restarts a task's container in place; a new task gets its own files).
@@ -76,15 +79,29 @@ export class ContainerExecutor implements TaskExecutor {
     // `--with-registry-auth`: the dispatcher sent the service's credentials along with the task.
     const auth = decodeRegistryAuth(task.Spec.ContainerSpec?.PullOptions?.RegistryAuth);
     if (!this.engine.images.find(image)) await this.obtainImage(image, task.ID, auth);
-    // Swarm networks replace the default bridge: the network agent wires the container at start.
-    if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
+    // Swarm networks replace the default bridge: the network agent wires the container at start;
+    // a node-local swarm network is this node's bridge of that name, which the engine wires.
+    const local = LocalSwarmNetworks.of(task);
+    // Not yet: the overlay data path wires containers with no network of their own (mode none).
+    if (local.length && local.length < (task.NetworksAttachments?.length ?? 0))
+      throw new Error(
+        `node-local swarm network ${local[0].Spec.Name} and overlay networks (ingress with published ports included) on one task: not supported`,
+      );
+    if (local.length) hostConfig.NetworkMode = local[0].Spec.Name ?? local[0].ID;
+    else if (task.NetworksAttachments?.length) hostConfig.NetworkMode = 'none';
     if (files.length)
       hostConfig.Binds = [
         ...((hostConfig.Binds as string[] | undefined) ?? []),
         ...(await this.files.mount(task.ID, files)),
       ];
     try {
-      const { Id } = await this.engine.containers.create({ name, config, hostConfig });
+      const create = async () => {
+        const made = await this.engine.containers.create({ name, config, hostConfig });
+        // Further node-local networks join at every start, as `docker network connect` would.
+        for (const n of local.slice(1)) await this.engine.containers.connectUserBridge(made.Id, n.Spec.Name ?? n.ID);
+        return made;
+      };
+      const { Id } = local.length ? await this.localNets.withNetworks(local, create) : await create();
       return this.view(this.engine.containers.get(Id));
     } catch (e) {
       await this.files.unmount(task.ID);
@@ -152,6 +169,7 @@ export class ContainerExecutor implements TaskExecutor {
     await this.engine.containers.remove(containerId, { force: true, volumes: true });
     const taskId = r.config.Labels?.[TASK_LABEL];
     if (taskId) await this.files.unmount(taskId);
+    if (this.engine.userBridges.list().some((n) => n.swarmScope)) await this.localNets.release();
   }
 
   onExit(containerId: string, fn: () => void): () => void {

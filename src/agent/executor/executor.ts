@@ -1,3 +1,4 @@
+import { isNodeLocal } from '../../cluster/network-drivers.js';
 import path from 'node:path';
 import type { Mount, Task } from '../../cluster/types.js';
 import { GW_BRIDGE } from '../network/names.js';
@@ -91,7 +92,8 @@ export function taskContainerConfig(
   if (c.Mounts?.length) hostConfig.Mounts = c.Mounts.map(taskMount);
   if (c.Init) hostConfig.Init = true;
   // Tasks on swarm networks resolve service names through the node's resolver on the gateway bridge.
-  if (task.NetworksAttachments?.length) hostConfig.Dns = [GW_BRIDGE.gateway];
+  // A node-local swarm network's bridge has the engine's own resolver, as any user bridge.
+  if (task.NetworksAttachments?.some((a) => !isNodeLocal(a.Network))) hostConfig.Dns = [GW_BRIDGE.gateway];
   const res = task.Spec.Resources?.Limits;
   if (res?.NanoCPUs) hostConfig.NanoCpus = res.NanoCPUs;
   if (res?.MemoryBytes) hostConfig.Memory = res.MemoryBytes;

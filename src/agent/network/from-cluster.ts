@@ -139,7 +139,10 @@ function servicePlansOf(view: ClusterView, live: Task[], meshMasquerade: boolean
     id: s.ID,
     name: s.Spec.Name ?? s.ID,
     endpointMode: s.Endpoint?.Spec.Mode ?? s.Spec.EndpointSpec?.Mode ?? 'vip',
-    vips: Object.fromEntries((s.Endpoint?.VirtualIPs ?? []).map((v) => [v.NetworkID, plainIp(v.Addr)])),
+    // A node-local network's entry has no address: nothing to balance there.
+    vips: Object.fromEntries(
+      (s.Endpoint?.VirtualIPs ?? []).filter((v) => v.Addr).map((v) => [v.NetworkID, plainIp(v.Addr)]),
+    ),
     tasks: live
       .filter((t) => t.ServiceID === s.ID && serving(t))
       .map((t) => ({

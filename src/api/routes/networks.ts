@@ -6,6 +6,7 @@ import { DEFAULT_BRIDGE } from '../../engine/network/names.js';
 import { parseSubnet } from '../../net/ipv4.js';
 import type { SwarmNode } from '../../node/node.js';
 import type { Network } from '../../cluster/types.js';
+import { NODE_LOCAL_DRIVERS } from '../../cluster/network-drivers.js';
 import { createNetwork, listNetworks, removeNetwork } from '../../manager/control/networks.js';
 import { ERR_NO_SWARM_MANAGER, ERR_NOT_MANAGER } from '../../node/node.js';
 import { unavailable } from '../../util/errors.js';
@@ -92,7 +93,7 @@ export function builtinNetworks(engine: Engine): NetworkResource[] {
 }
 
 /** A user-defined bridge as the Engine API shows it. */
-export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResource {
+export function userBridgeResource(engine: Engine, n: UserNetwork, swarmNetworks: Network[] = []): NetworkResource {
   const prefixLen = n.subnet.split('/')[1];
   const containers: NetworkResource['Containers'] = {};
   for (const ep of Object.values(n.endpoints)) {
@@ -108,7 +109,7 @@ export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResou
     Name: n.name,
     Id: n.id,
     Created: n.created,
-    Scope: 'local',
+    Scope: n.swarmScope ? 'swarm' : 'local',
     Driver: 'bridge',
     EnableIPv6: !!n.enableIPv6,
     IPAM: {
@@ -126,7 +127,7 @@ export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResou
       ],
     },
     Internal: n.internal,
-    Attachable: false,
+    Attachable: !!(n.swarmScope && swarmNetworks.find((s) => s.ID === n.id)?.Spec.Attachable),
     Ingress: false,
     ConfigFrom: { Network: '' },
     ConfigOnly: false,
@@ -134,6 +135,11 @@ export function userBridgeResource(engine: Engine, n: UserNetwork): NetworkResou
     Options: { ...n.options },
     Labels: { ...n.labels },
   };
+}
+
+/** Swarm networks but those this node shows as its own bridge (node-local ones it has). */
+function withoutLocalCopies(networks: Network[], engine: Engine): Network[] {
+  return networks.filter((n) => !engine.userBridges.list().some((b) => b.swarmScope && b.id === n.ID));
 }
 
 /** Docker's filter match: the value as a regular expression, or failing that a substring. */
@@ -205,7 +211,7 @@ export function swarmNetworkResource(n: Network, local?: NetworkResource['Contai
     Driver: n.DriverState?.Name ?? n.Spec.DriverConfiguration?.Name ?? 'overlay',
     EnableIPv6: !!n.Spec.IPv6Enabled,
     IPAM: {
-      Driver: ipam?.Driver?.Name ?? 'default',
+      Driver: ipam?.Driver?.Name || 'default',
       Options: null,
       Config: (ipam?.Configs ?? []).map((c) => ({ Subnet: c.Subnet, Gateway: c.Gateway ?? '' })),
     },
@@ -255,15 +261,19 @@ export function networkRoutes(router: Router, engine: Engine, swarm?: SwarmNode,
       return local?.networks() ?? [];
     }
   };
-  const all = () => [
-    ...builtinNetworks(engine),
-    ...engine.userBridges.list().map((n) => userBridgeResource(engine, n)),
-    ...swarmNetworks().map((n) => {
-      const r = swarmNetworkResource(n, local?.endpoints(n.ID));
-      const peers = local?.peers(n.ID);
-      return peers ? { ...r, Peers: peers } : r;
-    }),
-  ];
+  const all = () => {
+    const swarmNets = swarmNetworks();
+    return [
+      ...builtinNetworks(engine),
+      ...engine.userBridges.list().map((n) => userBridgeResource(engine, n, swarmNets)),
+      // A node-local swarm network this node has a bridge of shows once, as this node's bridge (dockerd lists it once by ID).
+      ...withoutLocalCopies(swarmNets, engine).map((n) => {
+        const r = swarmNetworkResource(n, local?.endpoints(n.ID));
+        const peers = local?.peers(n.ID);
+        return peers ? { ...r, Peers: peers } : r;
+      }),
+    ];
+  };
   const scope: NetworkScope = { engine, swarm, local, swarmNetworks, all };
   networkReadRoutes(router, scope);
   networkCreateRoute(router, scope);
@@ -298,8 +308,13 @@ function networkCreateRoute(router: Router, { engine, swarm, swarmNetworks }: Ne
     ctx.checkForJson();
     const req = await ctx.body('NetworkCreateRequest');
     if (BUILTIN.has(req.Name ?? '')) throw forbidden(`${req.Name} is a pre-defined network and cannot be created`);
+    // Configuration-only networks and networks made from them are not there yet: say so rather than ignore them.
+    if (req.ConfigOnly || req.ConfigFrom?.Network)
+      throw notImplemented('network create --config-only / --config-from: not supported by this daemon');
     const driver = req.Driver || 'bridge';
-    if (driver === 'bridge' && !req.Scope?.startsWith('swarm')) {
+    // `--scope swarm` makes a node-local driver's network a swarm one (libnetwork sends it to the managers).
+    const swarmScoped = req.Scope === 'swarm';
+    if (driver === 'bridge' && !swarmScoped) {
       if (!req.Name) throw badRequest('network name must not be empty'); // as the CLI would never send it
       // libnetwork's ValidateName asks only for a name: spaces and other characters are fine.
       const taken = (name: string) => swarmNetworks().some((s) => s.Spec.Name === name);
@@ -313,7 +328,11 @@ function networkCreateRoute(router: Router, { engine, swarm, swarmNetworks }: Ne
     // Drivers dockerd ships but shoal does not: say so. Any other name is a plugin dockerd would look up and not find.
     if (driver === 'macvlan' || driver === 'ipvlan')
       throw notImplemented(`network driver ${driver}: only bridge and swarm overlay networks can be created`);
-    if (driver !== 'overlay') throw notFound(`plugin ${JSON.stringify(driver)} not found`);
+    if (driver === 'overlay' && req.Scope === 'local')
+      throw forbidden('cannot downgrade network scope for overlay networks');
+    const nodeLocal = NODE_LOCAL_DRIVERS.has(driver);
+    if (driver !== 'overlay' && !nodeLocal) throw notFound(`plugin ${JSON.stringify(driver)} not found`);
+    if (nodeLocal && !swarm?.nodeId) throw forbidden('cannot create a swarm scoped network when swarm is not active');
     if (!swarm?.nodeId) throw unavailable(ERR_NO_SWARM_MANAGER);
     if (!swarm.isManager)
       throw forbidden(
@@ -336,7 +355,7 @@ function networkConnectRoutes(router: Router, { engine, swarm, local }: NetworkS
       const container = req.Container ?? '';
       engine.containers.get(container); // 404 No such container first, as Docker
       const bridge = engine.userBridges.find(ctx.params.id);
-      if (bridge) {
+      if (bridge && !bridge.swarmScope) {
         if (action === 'connect') {
           await engine.containers.connectUserBridge(container, bridge.name, endpointSettingsFrom(req.EndpointConfig));
         } else {
@@ -372,7 +391,7 @@ function networkRemoveRoutes(router: Router, { engine, swarm }: NetworkScope): v
     return (async () => {
       const deleted: string[] = [];
       for (const n of engine.userBridges.list()) {
-        if (Object.keys(n.endpoints).length || !prunable(n, filters)) continue;
+        if (n.swarmScope || Object.keys(n.endpoints).length || !prunable(n, filters)) continue;
         // Connected but stopped containers do not keep a network, as in Docker.
         await engine.userBridges.remove(n.id).then(
           () => {
@@ -388,7 +407,8 @@ function networkRemoveRoutes(router: Router, { engine, swarm }: NetworkScope): v
 
   router.delete('/networks/:id', async (ctx) => {
     const bridge = engine.userBridges.find(ctx.params.id);
-    if (bridge) {
+    // This node's bridge of a swarm network is the agent's: `network rm` is the swarm's.
+    if (bridge && !bridge.swarmScope) {
       await engine.userBridges.remove(bridge.id);
       engine.events.emit('network', 'destroy', bridge.id, { name: bridge.name, type: 'bridge' });
       return { status: 204 };

@@ -106,7 +106,15 @@ export class UserBridges {
       .map((n) => ({ network: n, endpoint: n.endpoints[containerId] }));
   }
 
-  create(req: BridgeCreateRequest, takenNames: (name: string) => boolean): Promise<UserNetwork> {
+  /**
+   * `swarm`: this node's network of a node-local swarm network (`--scope swarm`), made by the
+   * agent for a task, with the swarm network's ID (dockerd's CreateManagedNetwork).
+   */
+  create(
+    req: BridgeCreateRequest,
+    takenNames: (name: string) => boolean,
+    swarm?: { id: string },
+  ): Promise<UserNetwork> {
     return this.serialized(async () => {
       const name = req.Name;
       if (takenNames(name) || this.list().some((n) => n.name === name))
@@ -123,7 +131,7 @@ export class UserBridges {
       const v6 = ipv6Config(v6Configs[0], !!req.EnableIPv6, this.list());
       const inUse = [...this.reserved, ...this.list().map((n) => n.subnet)];
       const { subnet, gateway, aux } = await ipv4Config(cfg, inUse, () => this.hostRoutes());
-      const id = newHexId();
+      const id = swarm?.id ?? newHexId();
       const options = { ...(req.Options ?? {}) };
       checkBridgeOptions(options);
       const device = options[BRIDGE_NAME_OPTION] || `br-${id.slice(0, 12)}`;
@@ -148,6 +156,7 @@ export class UserBridges {
         endpoints: {},
         ...(req.EnableIPv6 ? { enableIPv6: true } : {}),
         ...(v6 ? { v6 } : {}),
+        ...(swarm ? { swarmScope: true } : {}),
       };
       this.state.networks[id] = n;
       this.pools.set(id, new AddressPool(n.pool));

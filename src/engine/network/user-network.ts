@@ -51,6 +51,8 @@ export interface UserNetwork {
   enableIPv6?: boolean;
   /** The IPv6 subnet (`--subnet fd00::/64`); given without `--ipv6` it is only shown, as in dockerd. */
   v6?: IPv6Config;
+  /** This node's network of a node-local swarm network: its ID is the swarm network's, the agent owns it. */
+  swarmScope?: boolean;
 }
 
 /** The IPv6 side of a bridge network. */

@@ -4,13 +4,12 @@ import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
 import { status } from '../../cluster/task-state.js';
 import { isNetworkAttachment } from '../../cluster/attachment-task.js';
+import { isNodeLocal } from '../../cluster/network-drivers.js';
 import { AddressPool, defaultGateway, SubnetPool } from './ipam.js';
 import { isIngress, PortAllocator } from './ports.js';
+import { allocateVnis, VniPool, VXLAN_ID_OPTION } from './vxlan-ids.js';
 
-/** VXLAN network identifiers for overlay networks (vendored libnetwork ovmanager). */
-export const VNI_START = 4096;
-export const VNI_END = 16777215;
-export const VXLAN_ID_OPTION = 'com.docker.network.driver.overlay.vxlanid_list';
+export { VNI_START, VNI_END, VXLAN_ID_OPTION } from './vxlan-ids.js';
 
 const DEFAULT_POOL = ['10.0.0.0/8'];
 const DEFAULT_SUBNET_SIZE = 24;
@@ -20,6 +19,8 @@ export interface AllocationResult {
   nodes: Node[];
   services: Service[];
   tasks: Task[];
+  /** Networks left unallocated this pass, and why (swarmkit's "Failed allocation for network"). */
+  failedNetworks: { id: string; error: string }[];
 }
 
 /** The networks a service's tasks join: its own (by ID or name), plus ingress when it publishes ingress ports. */
@@ -36,6 +37,7 @@ export function serviceNetworks(service: Service, networks: Network[]): Network[
 }
 
 function networkAllocated(n: Network): boolean {
+  if (isNodeLocal(n)) return !!n.DriverState;
   return (
     !!n.IPAMOptions?.Configs?.some((c) => c.Subnet) && (!isOverlay(n) || !!n.DriverState?.Options?.[VXLAN_ID_OPTION])
   );
@@ -45,6 +47,9 @@ function isOverlay(n: Network): boolean {
   const d = n.Spec.DriverConfiguration?.Name ?? 'overlay';
   return d === 'overlay';
 }
+
+/** Ready for its services and tasks: a node-local network once recorded, any other once it has its pool. */
+const ready = (n: Network, pools: Map<string, AddressPool>) => (isNodeLocal(n) ? !!n.DriverState : pools.has(n.ID));
 
 /**
  * One allocation pass (swarmkit allocator): networks get a subnet and a VNI; services get
@@ -61,7 +66,7 @@ export function allocate(
   newTasks?: Task[],
 ): AllocationResult {
   const allTasks = typeof tasks === 'function' ? tasks : () => tasks;
-  const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [] };
+  const result: AllocationResult = { networks: [], nodes: [], services: [], tasks: [], failedNetworks: [] };
   const now = new Date().toISOString();
   const nets = allocateNetworks(cluster, networks, now, result);
   const { pools, pool } = addressPools(nets, services, nodes, allTasks);
@@ -95,13 +100,18 @@ function allocateNetworks(
     cluster?.SubnetSize || DEFAULT_SUBNET_SIZE,
     networks,
   );
-  const vnis = new Set<number>();
-  for (const n of networks)
-    for (const v of (n.DriverState?.Options?.[VXLAN_ID_OPTION] ?? '').split(',')) if (v) vnis.add(Number(v));
-  let nextVni = VNI_START;
+  const vnis = new VniPool(networks);
   return networks.map((n) => {
     if (networkAllocated(n)) return n;
     const u = structuredClone(n);
+    if (isNodeLocal(n)) {
+      // swarmkit: only the driver's name; each node's own IPAM gives the addresses.
+      u.DriverState = { Name: n.Spec.DriverConfiguration!.Name };
+      u.IPAMOptions = { Driver: { Name: '' } };
+      u.UpdatedAt = now;
+      result.networks.push(u);
+      return u;
+    }
     if (!u.IPAMOptions?.Configs?.some((c) => c.Subnet)) {
       const requested = n.Spec.IPAMOptions?.Configs?.filter((c) => c.Subnet) ?? [];
       const configs = requested.length
@@ -115,16 +125,25 @@ function allocateNetworks(
       u.IPAMOptions = { Driver: n.Spec.IPAMOptions?.Driver ?? { Name: 'default' }, Configs: configs };
     }
     if (isOverlay(n) && !u.DriverState?.Options?.[VXLAN_ID_OPTION]) {
-      while (vnis.has(nextVni) && nextVni <= VNI_END) nextVni++;
-      if (nextVni > VNI_END) throw new Error('no free VXLAN ID');
-      vnis.add(nextVni);
+      let ids: number[];
+      try {
+        ids = allocateVnis(
+          n,
+          u.IPAMOptions.Configs!.map((c) => c.Subnet),
+          vnis,
+        );
+      } catch (e) {
+        // swarmkit leaves such a network unallocated (its tasks wait) and logs why; the rest of the pass goes on.
+        result.failedNetworks.push({
+          id: n.ID,
+          error: `failed while allocating driver state for network ${n.ID}: ${(e as Error).message}`,
+        });
+        return n;
+      }
+      const { [VXLAN_ID_OPTION]: _asked, ...options } = u.Spec.DriverConfiguration?.Options ?? {};
       u.DriverState = {
         Name: 'overlay',
-        Options: {
-          ...(u.Spec.DriverConfiguration?.Options ?? {}),
-          ...(u.DriverState?.Options ?? {}),
-          [VXLAN_ID_OPTION]: String(nextVni),
-        },
+        Options: { ...options, ...(u.DriverState?.Options ?? {}), [VXLAN_ID_OPTION]: ids.join(',') },
       };
     }
     u.UpdatedAt = now;
@@ -210,7 +229,7 @@ function allocateServices(
   const allocated = new Map<string, Service>();
   for (const s of services) {
     const wanted = serviceNetworks(s, nets);
-    if (!wanted.every((n) => pools.has(n.ID))) continue; // network not allocated yet
+    if (!wanted.every((n) => ready(n, pools))) continue; // network not allocated yet
     // Nothing to allocate (swarmkit IsServiceAllocated: no networks, no ports, nothing held):
     // no write, whatever the endpoint spec says (a mode with nothing to apply it to), so the
     // version a client read right after create or update is still the one to update with.
@@ -232,7 +251,8 @@ function allocateServices(
               (n) =>
                 s.Endpoint?.VirtualIPs?.find((v) => v.NetworkID === n.ID) ?? {
                   NetworkID: n.ID,
-                  Addr: pool(n.ID).allocate(),
+                  // No VIP on a node-local network (swarmkit records the network with no address).
+                  Addr: isNodeLocal(n) ? '' : pool(n.ID).allocate(),
                 },
             )
           : [];
@@ -269,7 +289,10 @@ function allocateTasks(
     if (!s) continue;
     let attachments: NetworkAttachment[];
     try {
-      attachments = serviceNetworks(s, nets).map((n) => ({ Network: n, Addresses: [pool(n.ID).allocate()] }));
+      attachments = serviceNetworks(s, nets).map((n) => ({
+        Network: n,
+        Addresses: isNodeLocal(n) ? [] : [pool(n.ID).allocate()],
+      }));
     } catch {
       continue; // a full network: this task stays NEW, the rest of the pass goes on
     }
@@ -309,6 +332,8 @@ function allocateAttachment(
   for (const w of t.Spec.Networks ?? []) {
     const n = nets.find((x) => x.ID === w.Target) ?? nets.find((x) => x.Spec.Name === w.Target);
     if (!n) return failed(`network ${w.Target} not found`);
+    // Not yet: a container joins a node-local swarm network on its own node only through a service task.
+    if (isNodeLocal(n)) return failed(`network ${n.Spec.Name} is node-local: only service tasks can join it`);
     if (!pools.has(n.ID)) return undefined;
     wanted.push(n);
   }
@@ -325,6 +350,9 @@ function allocateAttachment(
 
 /** The allocator loop: one pass per burst of changes, written in fenced batches. */
 export class Allocator extends StoreLoop {
+  /** Networks whose failed allocation was logged, with the error: once each, not every pass. */
+  private readonly reported = new Map<string, string>();
+
   constructor(store: Store, log: Logger) {
     super(store, log.child({ loop: 'allocator' }), 0);
   }
@@ -358,6 +386,11 @@ export class Allocator extends StoreLoop {
       this.store.view('nodes'),
       fresh,
     );
+    for (const f of r.failedNetworks) {
+      if (this.reported.get(f.id) === f.error) continue;
+      this.reported.set(f.id, f.error);
+      this.log.error({ network: f.id, err: f.error }, 'Failed allocation for network');
+    }
     const changes = [
       ...r.nodes.map((o) => ({ kind: 'nodes' as const, op: 'update' as const, object: o })),
       ...r.networks.map((o) => ({ kind: 'networks' as const, op: 'update' as const, object: o })),

@@ -3,6 +3,8 @@ import { badRequest, conflict, forbidden, notFound, rpcError } from '../../util/
 import { newSwarmId } from '../../util/ids.js';
 import { contains, overlaps, parseSubnet } from '../../net/ipv4.js';
 import type { Store } from '../store/store.js';
+import { checkRequestedVnis } from '../allocator/vxlan-ids.js';
+import { isNodeLocal, NODE_LOCAL_DRIVERS } from '../../cluster/network-drivers.js';
 
 /**
  * Swarm-scoped networks as the Engine API creates, lists and removes them on a manager (moby
@@ -60,15 +62,18 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
   if (PREDEFINED.has(name)) throw forbidden(`${name} is a pre-defined network and cannot be created`);
   if (existing.some((n) => n.Spec.Name === name)) throw conflict(`network with name ${name} already exists`);
   const driver = req.Driver || 'overlay';
-  if (driver !== 'overlay')
+  if (driver !== 'overlay' && !NODE_LOCAL_DRIVERS.has(driver))
     throw rpcError('InvalidArgument', `network driver ${driver} is not supported for swarm networks`);
+  if (req.Ingress && driver !== 'overlay')
+    throw rpcError('Unimplemented', 'only overlay driver is currently supported for ingress network');
   if (req.Ingress && existing.some((n) => n.Spec.Ingress)) {
     const i = existing.find((n) => n.Spec.Ingress)!;
     // dockerd answers this one as Forbidden (daemon/cluster/networks.go wraps it).
     throw rpcError('AlreadyExists', `ingress network (${i.ID}) is already present`, 403);
   }
   const configs = (req.IPAM?.Config ?? []).filter((c) => c.Subnet);
-  for (const c of configs) {
+  // A node-local network's addresses are each node's own (swarmkit allocates nothing for it).
+  for (const c of driver === 'overlay' ? configs : []) {
     let s;
     try {
       s = parseSubnet(c.Subnet!);
@@ -77,7 +82,8 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
     }
     if (c.Gateway && !contains(s, c.Gateway))
       throw rpcError('InvalidArgument', `invalid gateway ${c.Gateway}: not in subnet ${c.Subnet}`);
-    for (const n of existing) {
+    // A node-local network's subnet, if it was given one, is each node's own: no swarm pool.
+    for (const n of existing.filter((x) => !isNodeLocal(x))) {
       for (const other of subnetsOf(n)) {
         if (overlaps(parseSubnet(other), s))
           throw rpcError('InvalidArgument', 'invalid pool request: Pool overlaps with other one on this address space');
@@ -85,6 +91,17 @@ export function newSwarmNetwork(req: NetworkCreateRequest, existing: Network[], 
     }
   }
   if (!configs.length && !defaultPools.length) throw rpcError('InvalidArgument', 'no default address pool');
+  if (driver === 'overlay') {
+    try {
+      checkRequestedVnis(
+        req.Options ?? undefined,
+        configs.map((c) => c.Subnet!),
+        existing,
+      );
+    } catch (e) {
+      throw rpcError('InvalidArgument', (e as Error).message);
+    }
+  }
   const now = new Date().toISOString();
   const spec: NetworkSpec = {
     Name: name,

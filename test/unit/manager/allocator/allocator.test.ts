@@ -306,3 +306,28 @@ test('a service with an endpoint spec but no networks and no ports has nothing t
   };
   assert.equal(allocate(undefined, [], [p], []).services.length, 1);
 });
+
+test('a node-local swarm network (bridge --scope swarm): only its driver recorded; Addr-less VIP, address-less attachments, as swarmkit', () => {
+  const br = net('br', 'swbr', { DriverConfiguration: { Name: 'bridge' }, Scope: 'swarm' });
+  const s = makeService('web', {
+    TaskTemplate: { ContainerSpec: { Image: 'busybox' }, Networks: [{ Target: 'swbr' }] },
+  });
+  const t = makeTask(s, { Status: { State: 'new', Message: 'created', Timestamp: '' } });
+  const r = allocate(undefined, [br], [s], [t, attachmentTask('node1', 'c'.repeat(64), 'br')]);
+  assert.equal(r.networks.length, 1);
+  assert.deepEqual(r.networks[0].DriverState, { Name: 'bridge' });
+  assert.deepEqual(r.networks[0].IPAMOptions, { Driver: { Name: '' } });
+  assert.deepEqual(r.failedNetworks, []);
+  assert.deepEqual(r.services[0].Endpoint!.VirtualIPs, [{ NetworkID: 'br', Addr: '' }]);
+  const task = r.tasks.find((x) => x.ServiceID)!;
+  assert.equal(task.Status.State, 'pending');
+  assert.deepEqual(
+    task.NetworksAttachments!.map((a) => [a.Network.ID, a.Addresses]),
+    [['br', []]],
+  );
+  const att = r.tasks.find((x) => !x.ServiceID)!;
+  assert.equal(att.Status.Err, 'network swbr is node-local: only service tasks can join it');
+  // Allocated: the next pass writes nothing for it.
+  const again = allocate(undefined, r.networks, r.services, []);
+  assert.equal(again.networks.length + again.services.length, 0);
+});

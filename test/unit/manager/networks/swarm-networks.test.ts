@@ -177,3 +177,40 @@ test('network view: allocated networks only, tasks that hold addresses, attachme
   );
   assert.deepEqual(v.tasks[0].NetworksAttachments, [{ Network: { ID: n.ID }, Addresses: ['10.0.1.3/24'] }]);
 });
+
+test("network create -d bridge --scope swarm: accepted as a node-local swarm network; subnets are each node's; never ingress", () => {
+  const a = allocated(newSwarmNetwork({ Name: 'a', Driver: 'overlay' }, [], POOL), '10.0.1.0/24', 4097);
+  const br = newSwarmNetwork(
+    { Name: 'br', Driver: 'bridge', Scope: 'swarm', Attachable: true, IPAM: { Config: [{ Subnet: '10.0.1.0/24' }] } },
+    [a],
+    POOL,
+  );
+  assert.equal(br.Spec.DriverConfiguration?.Name, 'bridge');
+  assert.equal(br.Spec.Scope, 'swarm');
+  assert.equal(br.Spec.Attachable, true);
+  // Its subnet is no swarm pool: an overlay may have it.
+  newSwarmNetwork(
+    { Name: 'o', Driver: 'overlay', IPAM: { Config: [{ Subnet: '10.0.2.0/24' }] } },
+    [
+      a,
+      newSwarmNetwork(
+        { Name: 'b2', Driver: 'bridge', Scope: 'swarm', IPAM: { Config: [{ Subnet: '10.0.2.0/24' }] } },
+        [],
+        POOL,
+      ),
+    ],
+    POOL,
+  );
+  assert.throws(
+    () => newSwarmNetwork({ Name: 'i', Driver: 'bridge', Scope: 'swarm', Ingress: true }, [a], POOL),
+    (e) =>
+      status(e) ===
+      '501 rpc error: code = Unimplemented desc = only overlay driver is currently supported for ingress network',
+  );
+  assert.throws(
+    () => newSwarmNetwork({ Name: 'm', Driver: 'macvlan', Scope: 'swarm' }, [a], POOL),
+    (e) =>
+      status(e) ===
+      '400 rpc error: code = InvalidArgument desc = network driver macvlan is not supported for swarm networks',
+  );
+});
