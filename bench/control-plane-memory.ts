@@ -11,13 +11,10 @@ import type { Task, TaskStatus } from '../src/cluster/types.js';
 import type { AgentLink } from '../src/agent/link.js';
 import { Worker } from '../src/agent/worker/worker.js';
 import { SimulatedExecutor } from '../src/agent/executor/simulated.js';
-import { Allocator } from '../src/manager/allocator/allocator.js';
-import { Scheduler } from '../src/manager/scheduler/scheduler.js';
-import { ReplicatedOrchestrator } from '../src/manager/orchestrator/replicated.js';
-import { TaskReaper } from '../src/manager/orchestrator/reaper.js';
 import { taskStateRank } from '../src/cluster/types.js';
 import { createLogger } from '../src/util/log.js';
 import { MemoryStore } from '../test/helpers/memory-store.js';
+import { replicatedServiceLoops } from '../test/helpers/replicated-loops.js';
 import { makeNode, makeService, until } from '../test/helpers/swarm-fixtures.js';
 
 const REPLICAS = Number(process.argv[2] ?? 10_000);
@@ -75,12 +72,7 @@ for (let i = 0; i < NODES; i++) {
   };
   new Worker(link, new SimulatedExecutor(), () => `node${i}`, log).start();
 }
-const loops = [
-  new Allocator(store, log),
-  new Scheduler(store, log),
-  new ReplicatedOrchestrator(store, log),
-  new TaskReaper(store, log),
-];
+const loops = Object.values(replicatedServiceLoops(store, log));
 for (const l of loops) l.run();
 
 const running = () =>

@@ -19,6 +19,8 @@ import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.
 import { stopProcess } from '../test/helpers/process.js';
 import type { Node, Service, Task } from '../src/cluster/types.js';
 import { api, cpuSeconds, pct, printTable, rssMiB, writeReport } from './report.js';
+import { etcdMetricsText } from './etcd-metrics.js';
+import { profileChildrenIfAsked } from './sim/profile-children.js';
 
 export interface ControlPlaneResult {
   nodes: number;
@@ -80,23 +82,8 @@ function summarize(mix: number[]): { count: number; replicas: number }[] {
 }
 
 async function etcdMetrics(d: TestDaemon): Promise<Record<string, number>> {
-  const certs = path.join(d.dataRoot, 'swarm/certificates');
-  const r = await d.inNs(
-    'curl',
-    [
-      '-s',
-      '--cacert',
-      `${certs}/swarm-root-ca.crt`,
-      '--cert',
-      `${certs}/swarm-node.crt`,
-      '--key',
-      `${certs}/swarm-node.key`,
-      'https://127.0.0.1:2379/metrics',
-    ],
-    { allowFail: true },
-  );
   const out: Record<string, number> = {};
-  for (const line of r.stdout.split('\n')) {
+  for (const line of (await etcdMetricsText(d)).split('\n')) {
     const m =
       /^(etcd_mvcc_db_total_size_in_use_in_bytes|etcd_mvcc_put_total|etcd_mvcc_delete_total|etcd_mvcc_txn_total|etcd_server_proposals_committed_total|etcd_disk_wal_fsync_duration_seconds_(?:sum|count)|etcd_disk_backend_commit_duration_seconds_(?:sum|count))\s+(\S+)/.exec(
         line,
@@ -138,14 +125,7 @@ export async function controlPlane(
   // Past one service, the checks that list every task (hundreds of MB of JSON at 1M) are left
   // out: convergence is the services' running counts and the agents' own count.
   const single = mix.length === 1;
-  // SHOAL_BENCH_PROFILE=<dir>: shoald and the simulated nodes write CPU profiles there on exit.
-  const prof = process.env.SHOAL_BENCH_PROFILE;
-  if (prof) {
-    fs.mkdirSync(prof, { recursive: true });
-    process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
-    process.env.NODE_OPTIONS =
-      `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
-  }
+  profileChildrenIfAsked();
   const d = await startDaemon({ prefix: 'bcp' });
   const simPids: number[] = [];
   let flapPid: number | undefined;

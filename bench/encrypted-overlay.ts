@@ -13,36 +13,17 @@ import { createMachines, newTestLab } from '../test/helpers/lab.js';
 import { pushMicro } from '../test/helpers/micro.js';
 import { sandboxPrefix } from '../src/agent/network-agent.js';
 import { printTable, writeReport } from './report.js';
+import { parseWrk, wrkArgs, type WrkResult } from './wrk.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 const mib = Number(process.argv[3] ?? 256);
 const MACHINES = ['m1', 'm2'];
 
-interface WrkResult {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-}
-
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(v);
-  if (!m) throw new Error(`wrk time ${v}`);
-  return +(
-    Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'us' | 'ms' | 's' | 'm' | 'h']
-  ).toFixed(3);
-}
-
 const inNs = (pid: string, cmd: string, args: string[]) =>
   run('nsenter', [`--net=/proc/${pid}/ns/net`, '--', cmd, ...args]);
 
 async function wrk(pid: string, url: string): Promise<WrkResult> {
-  const r = await inNs(pid, 'wrk', ['--latency', '-t1', '-c8', `-d${seconds}s`, url]);
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  const at = (p: number) => new RegExp(`^\\s+${p}%\\s+(\\S+)$`, 'm').exec(r.stdout)?.[1];
-  const p50 = at(50);
-  const p99 = at(99);
-  if (!rps || !p50 || !p99) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
-  return { requestsPerSecond: Number(rps[1]), p50Ms: toMs(p50), p99Ms: toMs(p99) };
+  return parseWrk(await inNs(pid, 'wrk', wrkArgs(seconds, url)));
 }
 
 /** One TCP stream of `mib` MiB from the client's namespace to a socat sink in the server's: MB/s (10^6 bytes). */

@@ -19,6 +19,7 @@ import { createTestNet } from '../test/helpers/testnet.js';
 import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
 import { waitFor } from '../test/helpers/process.js';
 import { api } from './report.js';
+import { etcdMetricsText } from './etcd-metrics.js';
 
 const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
 
@@ -42,22 +43,7 @@ const leaderOf = (ns: Node[] | undefined) => ns?.find((n) => n.ManagerStatus?.Le
 
 /** Whether `m`'s etcd member leads etcd's raft (etcdctl-free: its metrics say so). */
 async function leadsEtcd(m: TestDaemon): Promise<boolean> {
-  const certs = path.join(m.dataRoot, 'swarm/certificates');
-  const r = await m.inNs(
-    'curl',
-    [
-      '-s',
-      '--cacert',
-      `${certs}/swarm-root-ca.crt`,
-      '--cert',
-      `${certs}/swarm-node.crt`,
-      '--key',
-      `${certs}/swarm-node.key`,
-      'https://127.0.0.1:2379/metrics',
-    ],
-    { allowFail: true },
-  );
-  return /^etcd_server_is_leader 1$/m.test(r.stdout);
+  return /^etcd_server_is_leader 1$/m.test(await etcdMetricsText(m));
 }
 
 /** One write through `m`: a label on its own node, with the version it read (as the CLI does). */

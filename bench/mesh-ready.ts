@@ -11,11 +11,9 @@
  * `SHOAL_LOG_LEVEL=debug SHOAL_KEEP_LOGS=DIR` the daemons' logs show each pass's kernel calls.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { run } from '../src/util/run.js';
 import { hubAddress } from '../src/lab/addresses.js';
 import { createSwarmLab } from '../test/helpers/swarm-lab.js';
-import { echoAppRootfsTar, importEchoApp } from '../test/helpers/echo-app.js';
 import { printTable, writeReport } from './report.js';
 
 const trials = Number(process.argv[2] ?? 20);
@@ -57,16 +55,13 @@ const tryOne = (ip) => new Promise((done) => {
 const pct = (xs: number[], p: number) =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
-const swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'] });
+const swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'], echoApp: true });
 try {
   const d = async (m: string, args: string[]) => {
     const r = await swarm.d(m, args);
     if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  const dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'img-'));
-  const tar = await echoAppRootfsTar(dir);
-  for (const m of MACHINES) await importEchoApp((args, o) => swarm.lab.docker(m, args, o), tar, 'echo-app:latest');
   const hubNs = `${swarm.lab.prefix}-hub`;
   const ips = MACHINES.map((m) => swarm.ip.get(m)!);
   // With a health check RUNNING means "listens" (as in Docker): what is measured is the mesh following RUNNING, not the app's start.

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import { run } from '../src/util/run.js';
 import { createSwarmLab } from '../test/helpers/swarm-lab.js';
 import { printTable, writeReport } from './report.js';
+import { parseWrk, wrkArgs, type WrkResult } from './wrk.js';
 
 const seconds = Number(process.argv[2] ?? 5);
 const rounds = Number(process.argv[3] ?? 3);
@@ -23,31 +24,11 @@ const MESH_PORT = 30000;
 const HOST_PORT = 30001;
 const PAGE = '/static.html';
 
-interface WrkResult {
-  requestsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-}
-
-/** wrk prints times as 635.91us, 1.20ms, 2.00s or 1.00m. */
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s|m|h)$/.exec(v);
-  if (!m) throw new Error(`wrk time ${v}`);
-  return +(
-    Number(m[1]) * { us: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'us' | 'ms' | 's' | 'm' | 'h']
-  ).toFixed(3);
-}
-
 async function wrk(ns: string, url: string): Promise<WrkResult> {
-  const r = await run('ip', ['netns', 'exec', ns, 'wrk', '--latency', '-t1', '-c8', `-d${seconds}s`, url]);
-  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  // "Latency Distribution" lines: "     50%  635.91us" … "     99%    1.20ms".
-  const at = (p: number) => new RegExp(`^\\s+${p}%\\s+(\\S+)$`, 'm').exec(r.stdout)?.[1];
-  const p50 = at(50);
-  const p99 = at(99);
-  if (!rps || !p50 || !p99) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
+  const r = await run('ip', ['netns', 'exec', ns, 'wrk', ...wrkArgs(seconds, url)]);
+  const result = parseWrk(r);
   if (/Non-2xx/.test(r.stdout)) throw new Error(`wrk got errors: ${r.stdout}`);
-  return { requestsPerSecond: Number(rps[1]), p50Ms: toMs(p50), p99Ms: toMs(p99) };
+  return result;
 }
 
 /** dockerd's routing mesh programs IPVS; say whether this kernel has it (module loadable, /proc/net/ip_vs). */

@@ -7,10 +7,8 @@
  * Run as root: `npx tsc -p . && node dist/bench/reconnect.js [trials] [cut seconds] [managers]`.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import { run } from '../src/util/run.js';
 import { createSwarmLab } from '../test/helpers/swarm-lab.js';
-import { echoAppRootfsTar, importEchoApp } from '../test/helpers/echo-app.js';
 import { printTable, writeReport } from './report.js';
 
 const trials = Number(process.argv[2] ?? 5);
@@ -45,16 +43,16 @@ const once = () => new Promise((done) => {
 })();
 `;
 
-const swarm = await createSwarmLab(managers ? { managers: MACHINES } : { managers: ['m1'], workers: ['m2', 'm3'] });
+const swarm = await createSwarmLab({
+  ...(managers ? { managers: MACHINES } : { managers: ['m1'], workers: ['m2', 'm3'] }),
+  echoApp: true,
+});
 try {
   const d = async (m: string, args: string[]) => {
     const r = await swarm.d(m, args);
     if (r.code !== 0) throw new Error(`docker ${args.join(' ')}: ${r.stderr}`);
     return r.stdout.trim();
   };
-  const dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'img-'));
-  const tar = await echoAppRootfsTar(dir);
-  for (const m of MACHINES) await importEchoApp((args, o) => swarm.lab.docker(m, args, o), tar, 'echo-app:latest');
   await d('m1', ['service', 'create', '--name', 'web', '--replicas', '3', '-p', `${PORT}:8080`, 'echo-app:latest']);
   const hubNs = `${swarm.lab.prefix}-hub`;
   const m2 = swarm.nodeIds.get('m2')!;

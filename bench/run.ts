@@ -10,78 +10,64 @@ import path from 'node:path';
 import { REPO_ROOT } from '../test/helpers/daemon.js';
 import { writeReport } from './report.js';
 
+/** A scenario runs dist/bench/<its name>.js with these arguments. */
 interface Scenario {
-  file: string;
   what: string;
   quick: string[];
-  full: string[];
+  /** The arguments under --full; the quick ones where absent. */
+  full?: string[];
 }
 
 const SCENARIOS: Record<string, Scenario> = {
   'control-plane': {
-    file: 'control-plane.js',
     what: '1 real manager + simulated nodes over mTLS: create → all RUNNING',
     quick: ['100', '10000', '300'],
     full: ['1000', '100000', '900'],
   },
   'vs-docker': {
-    file: 'vs-docker.js',
     what: '50 real micro replicas: shoal vs dockerd 20.10, create and scale to 0',
     quick: ['50'],
-    full: ['50'],
   },
   'runtime-floor': {
-    file: 'runtime-floor.js',
     what: 'the runtime alone (conmon+runc, runc): 50 micro containers, no daemon',
     quick: ['50', '50'],
-    full: ['50', '50'],
   },
   'control-plane-memory': {
-    file: 'control-plane-memory.js',
     what: 'leader loops + workers on the in-memory store (no etcd, no RPC)',
     quick: ['10000', '1000'],
     full: ['100000', '1000'],
   },
   'api-decode': {
-    file: 'api-decode.js',
     what: 'request body decoding (Docker schema, Go semantics) vs JSON.parse',
     quick: ['5000'],
     full: ['50000'],
   },
   scheduler: {
-    file: 'scheduler.js',
     what: 'pure scheduling pass',
     quick: ['100000', '1000'],
-    full: ['100000', '1000'],
   },
-  'container-start': { file: 'container-start.js', what: 'docker run -d latency on one shoald', quick: [], full: [] },
-  mesh: { file: 'mesh.js', what: 'routing mesh vs direct, wrk', quick: ['5'], full: ['10'] },
+  'container-start': { what: 'docker run -d latency on one shoald', quick: [] },
+  mesh: { what: 'routing mesh vs direct, wrk', quick: ['5'], full: ['10'] },
   'mesh-ready': {
-    file: 'mesh-ready.js',
     what: '3-machine lab, docker CLI: task RUNNING → its published port answers on every machine, p50/max',
     quick: ['20'],
-    full: ['20'],
   },
   'mesh-swarm': {
-    file: 'mesh-swarm.js',
     what: '3-machine lab, docker CLI: published port vs task container, wrk req/s and p50/p99',
     quick: ['5'],
     full: ['10'],
   },
   'encrypted-overlay': {
-    file: 'encrypted-overlay.js',
     what: '2-machine lab: encrypted overlay (WireGuard) vs plain overlay, wrk req/s + p99 and one TCP stream MB/s',
     quick: ['5', '128'],
     full: ['10', '512'],
   },
   'image-sharing': {
-    file: 'image-sharing.js',
     what: 'N-machine lab: a global service of a big random image, from the lab registry vs from peers',
     quick: ['3', '50'],
     full: ['5', '200'],
   },
   failover: {
-    file: 'failover.js',
     what: '3 managers: leader kill → first accepted write; 3-machine lab: worker gone → Down → replicas elsewhere',
     quick: ['3'],
     full: ['5'],
@@ -106,10 +92,10 @@ interface Outcome {
 const outcomes: Outcome[] = [];
 for (const name of names) {
   const s = SCENARIOS[name];
-  const a = full ? s.full : s.quick;
+  const a = full ? (s.full ?? s.quick) : s.quick;
   console.log(`\n=== ${name} ${a.join(' ')}: ${s.what}`);
   const t0 = Date.now();
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/bench', s.file), ...a], {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'dist/bench', `${name}.js`), ...a], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   let output = '';

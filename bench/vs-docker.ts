@@ -18,6 +18,7 @@ import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.
 import { startDockerd } from '../test/helpers/dockerd.js';
 import { waitFor } from '../test/helpers/process.js';
 import { api, printTable, writeReport } from './report.js';
+import { profileChildrenIfAsked } from './sim/profile-children.js';
 
 const IMAGE = 'micro:1.0.0';
 
@@ -132,14 +133,7 @@ async function withDockerd<T>(tar: string, fn: (e: Engine) => Promise<T>): Promi
 
 export async function vsDocker(replicas = 50): Promise<VsDockerResult> {
   const dir = fs.mkdtempSync(path.join('/tmp', 'bvs-'));
-  const prof = process.env.SHOAL_BENCH_PROFILE;
-  if (prof) {
-    // shoald (started by the test helper) records a CPU profile: see bench/sim/cpu-profile.ts.
-    fs.mkdirSync(prof, { recursive: true });
-    process.env.SHOAL_BENCH_PROFILE = path.resolve(prof);
-    process.env.NODE_OPTIONS =
-      `${process.env.NODE_OPTIONS ?? ''} --import=${path.join(REPO_ROOT, 'dist/bench/sim/cpu-profile.js')}`.trim();
-  }
+  profileChildrenIfAsked();
   try {
     const tar = await buildMicro(dir);
     const shoal = await withShoal(tar, (e) => workload(e, replicas));

@@ -10,13 +10,12 @@ import { machinePaths } from '../../src/lab/settings.js';
 import { run } from '../../src/util/run.js';
 import { mountsUnder } from '../../src/lab/sweep.js';
 import type { Swarm, Machine } from './chaos.js';
+import { sleep, until } from './until.js';
 
 /** Room above what the data root holds: an etcd WAL segment (64 MB) and its preallocated next one. */
 const HEADROOM_MB = 256;
 /** How long a write through the full daemon may take to be refused, and to work again once freed. */
 const ANSWER_MS = 60_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Fills the filesystem of `root` with files named `.chaos-filler-<tag>*` (free() removes every one). */
 async function fill(root: string, tag = '0'): Promise<void> {
@@ -166,13 +165,4 @@ export async function diskFull(
       s.faulted.delete(m.name);
     }
   }
-}
-
-async function until(ms: number, fn: () => Promise<boolean>, everyMs = 500): Promise<number | undefined> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await fn().catch(() => false)) return Date.now() - t0;
-    await sleep(everyMs);
-  }
-  return undefined;
 }

@@ -11,6 +11,7 @@ import { machinePaths } from '../../src/lab/settings.js';
 import type { Swarm, Machine } from './chaos.js';
 import { pick } from './random.js';
 import { diskFull } from './disk-full.js';
+import { sleep, until } from './until.js';
 
 export const FAULTS = [
   'kill-leader',
@@ -31,17 +32,6 @@ export interface FaultOutcome {
   target: string;
   /** From the fault until the swarm showed it (a node Down, a new leader, etcd restarted). */
   detectMs?: number;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(ms: number, fn: () => Promise<boolean>, everyMs = 500): Promise<number | undefined> {
-  const t0 = Date.now();
-  while (Date.now() - t0 < ms) {
-    if (await fn().catch(() => false)) return Date.now() - t0;
-    await sleep(everyMs);
-  }
-  return undefined;
 }
 
 /** The node's line in `docker node ls` from a manager not under a fault: status and manager status. */

@@ -39,45 +39,35 @@ export function metricsRegistry(engine: Engine, swarm: SwarmNode): Registry {
       for (const [state, v] of Object.entries(n)) this.set({ state }, v);
     },
   });
-  new Gauge({
-    name: 'swarm_manager_nodes',
-    help: 'The number of nodes in the swarm, by state (managers only)',
-    labelNames: ['state'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const m = manager();
-      if (!m) return;
-      const nodes = m.store.view('nodes');
-      for (const state of NODE_STATES) this.set({ state }, nodes.filter((x) => x.Status.State === state).length);
-    },
+  /** A gauge of the swarm on a manager, one series per value of `label`, as `counts` reads them. */
+  const byLabel = (name: string, help: string, label: string, counts: (m: Manager) => [string, number][]) =>
+    new Gauge({
+      name,
+      help,
+      labelNames: [label],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const m = manager();
+        if (!m) return;
+        for (const [value, n] of counts(m)) this.set({ [label]: value }, n);
+      },
+    });
+  byLabel('swarm_manager_nodes', 'The number of nodes in the swarm, by state (managers only)', 'state', (m) => {
+    const nodes = m.store.view('nodes');
+    return NODE_STATES.map((state) => [state, nodes.filter((x) => x.Status.State === state).length]);
   });
-  new Gauge({
-    name: 'swarm_manager_nodes_by_role',
-    help: 'The number of nodes in the swarm, by role (managers only)',
-    labelNames: ['role'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const m = manager();
-      if (!m) return;
-      const nodes = m.store.view('nodes');
-      for (const role of ['manager', 'worker'] as const)
-        this.set({ role }, nodes.filter((x) => x.Spec.Role === role).length);
-    },
+  byLabel('swarm_manager_nodes_by_role', 'The number of nodes in the swarm, by role (managers only)', 'role', (m) => {
+    const nodes = m.store.view('nodes');
+    return (['manager', 'worker'] as const).map((role) => [role, nodes.filter((x) => x.Spec.Role === role).length]);
   });
-  new Gauge({
-    name: 'swarm_manager_tasks_total',
-    help: 'The number of tasks in the swarm, by observed state (managers only)',
-    labelNames: ['state'],
-    registers: [registry],
-    collect() {
-      this.reset();
-      const m = manager();
-      if (!m) return;
-      for (const state of TASK_STATES) this.set({ state }, m.store.tasksBy('state', state).length);
-    },
-  });
+  byLabel(
+    'swarm_manager_tasks_total',
+    'The number of tasks in the swarm, by observed state (managers only)',
+    'state',
+    (m) => TASK_STATES.map((state) => [state, m.store.tasksBy('state', state).length]),
+  );
+  /** A gauge of the swarm on a manager: one value, as `read` reads it. */
   const single = (name: string, help: string, read: (m: Manager) => number) =>
     new Gauge({
       name,

@@ -222,15 +222,7 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
 
   info(): Record<string, unknown> {
     const s = this.state;
-    if (!s)
-      return {
-        NodeID: '',
-        NodeAddr: '',
-        LocalNodeState: 'inactive',
-        ControlAvailable: false,
-        Error: '',
-        RemoteManagers: null,
-      };
+    if (!s) return inactiveSwarmInfo();
     const base: Record<string, unknown> = {
       NodeID: s.nodeId,
       NodeAddr: s.advertiseAddr,
@@ -251,4 +243,16 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     }
     return base;
   }
+}
+
+/** The Swarm part of GET /info on a daemon that is in no swarm (or has no swarm node at all). */
+export function inactiveSwarmInfo(): Record<string, unknown> {
+  return {
+    NodeID: '',
+    NodeAddr: '',
+    LocalNodeState: 'inactive',
+    ControlAvailable: false,
+    Error: '',
+    RemoteManagers: null,
+  };
 }

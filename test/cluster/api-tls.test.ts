@@ -9,6 +9,7 @@ import { run, type RunResult } from '../../src/util/run.js';
 import { DOCKER } from '../helpers/daemon.js';
 import { SHOAL_JS } from '../helpers/lab.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
+import { auditEntries, type AuditEntry } from '../helpers/audit-log.js';
 import { waitFor } from '../helpers/process.js';
 
 // Needs root: a manager and a worker (namespaces, shoald, etcd, runc), driven by the real docker
@@ -25,7 +26,13 @@ function parseEnv(out: string): Record<string, string> {
 function filesContaining(root: string, needle: Buffer): string[] {
   const found: string[] = [];
   const walk = (dir: string) => {
-    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(dir, { withFileTypes: true });
+    } catch {
+      return; // gone meanwhile (an ended task's container directory)
+    }
+    for (const e of entries) {
       const p = path.join(dir, e.name);
       if (e.isDirectory()) walk(p);
       else if (e.isFile()) {
@@ -40,6 +47,12 @@ function filesContaining(root: string, needle: Buffer): string[] {
   walk(root);
   return found;
 }
+
+/** An audit entry for PATH (exact, or a pattern) by a client whose subject starts with CLIENT, with OUTCOME. */
+const audited = (p: string | RegExp, client: string, outcome: string) => (l: AuditEntry) =>
+  (typeof p === 'string' ? l.path === p : p.test(String(l.path))) &&
+  String(l.client).startsWith(client) &&
+  l.outcome === outcome;
 
 /** The part of `bytes`' base64 that is the same whatever precedes or follows it, for each alignment. */
 function base64Needles(bytes: Buffer): Buffer[] {
@@ -62,6 +75,24 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
       allowFail: true,
       input,
     });
+  /** `shoal cert create --role ROLE WHO` in the hub namespace as the client `env`, into certDir(WHO). */
+  const certCreate = (env: Record<string, string>, role: string, who: string): Promise<RunResult> =>
+    run(
+      'nsenter',
+      [
+        `--net=/var/run/netns/${hubNs}`,
+        process.execPath,
+        SHOAL_JS,
+        'cert',
+        'create',
+        '--role',
+        role,
+        '--out',
+        certDir(who),
+        who,
+      ],
+      { env: { ...process.env, ...env }, allowFail: true },
+    );
   /** The env of `machine` with another client's certificates. */
   const as = (who: string, machine = 'm1') => ({ ...envs.get(machine)!, DOCKER_CERT_PATH: certDir(who) });
   const ok = async (env: Record<string, string>, args: string[], input?: string) => {
@@ -163,42 +194,12 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
       ['vera', 'viewer'],
       ['otto', 'operator'],
     ]) {
-      const r = await run(
-        'nsenter',
-        [
-          `--net=/var/run/netns/${hubNs}`,
-          process.execPath,
-          SHOAL_JS,
-          'cert',
-          'create',
-          '--role',
-          role,
-          '--out',
-          certDir(who),
-          who,
-        ],
-        { env: { ...process.env, ...envs.get('m1')! }, allowFail: true },
-      );
+      const r = await certCreate(envs.get('m1')!, role, who);
       assert.equal(r.code, 0, r.stderr);
       for (const f of ['ca.pem', 'cert.pem', 'key.pem']) assert.ok(fs.existsSync(path.join(certDir(who), f)), f);
     }
     // Only admin may make certificates.
-    const r = await run(
-      'nsenter',
-      [
-        `--net=/var/run/netns/${hubNs}`,
-        process.execPath,
-        SHOAL_JS,
-        'cert',
-        'create',
-        '--role',
-        'admin',
-        '--out',
-        certDir('sneaky'),
-        'sneaky',
-      ],
-      { env: { ...process.env, ...as('otto') }, allowFail: true },
-    );
+    const r = await certCreate(as('otto'), 'admin', 'sneaky');
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /role operator .* may not "shoal certs"; it needs admin/);
   });
@@ -294,12 +295,7 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
   });
 
   it('the audit log on each node names the certificate of each write, and holds no secret', async () => {
-    const lines = (m: string) =>
-      fs
-        .readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = (m: string) => auditEntries(machinePaths(swarm.lab.labDir, m).dataRoot);
     const m1 = lines('m1');
     assert.ok(
       m1.some(
@@ -313,54 +309,17 @@ describe('the Engine API over TLS on a swarm: machine env --tls, roles, shoal ce
       'a create names the object it made',
     );
     // A swarm write is recorded once, by the manager the client called (each manager writes the store itself).
-    const ottoUpdates = (ls: Record<string, unknown>[]) =>
-      ls.filter(
-        (l) =>
-          /^\/services\/[^/]+\/update$/.test(String(l.path)) &&
-          String(l.client).startsWith('CN=otto, OU=operator, O=') &&
-          l.outcome === 'ok',
-      );
+    const ottoUpdates = (ls: AuditEntry[]) =>
+      ls.filter(audited(/^\/services\/[^/]+\/update$/, 'CN=otto, OU=operator, O=', 'ok'));
     assert.equal(ottoUpdates(m1).length, 1, 'service update by otto, once');
     assert.equal(ottoUpdates(lines('w1')).length, 0);
-    assert.ok(
-      m1.some(
-        (l) =>
-          l.path === '/services/create' && String(l.client).startsWith('CN=vera, OU=viewer') && l.outcome === 'denied',
-      ),
-      'denied create by vera',
-    );
+    assert.ok(m1.some(audited('/services/create', 'CN=vera, OU=viewer', 'denied')), 'denied create by vera');
     assert.ok(m1.some((l) => l.path === '/swarm/leave' && String(l.client).startsWith('CN=otto') && l.status === 403));
     assert.ok(m1.some((l) => l.path === '/secrets/create' && String(l.client).startsWith('CN=otto')));
-    assert.ok(
-      m1.some(
-        (l) =>
-          /^\/nodes\/[^/]+\/update$/.test(String(l.path)) &&
-          String(l.client).startsWith('CN=otto') &&
-          l.outcome === 'ok',
-      ),
-      'node update by otto',
-    );
-    assert.ok(
-      m1.some(
-        (l) =>
-          /^\/nodes\/[^/]+\/update$/.test(String(l.path)) &&
-          String(l.client).startsWith('CN=otto') &&
-          l.outcome === 'denied',
-      ),
-      'denied promote by otto',
-    );
-    assert.ok(
-      lines('w1').some(
-        (l) => String(l.path).endsWith('/attach') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied',
-      ),
-      'denied attach on the worker',
-    );
-    assert.ok(
-      lines('w1').some(
-        (l) => String(l.path).endsWith('/exec') && String(l.client).startsWith('CN=vera') && l.outcome === 'denied',
-      ),
-      'denied exec on the worker',
-    );
+    assert.ok(m1.some(audited(/^\/nodes\/[^/]+\/update$/, 'CN=otto', 'ok')), 'node update by otto');
+    assert.ok(m1.some(audited(/^\/nodes\/[^/]+\/update$/, 'CN=otto', 'denied')), 'denied promote by otto');
+    assert.ok(lines('w1').some(audited(/\/attach$/, 'CN=vera', 'denied')), 'denied attach on the worker');
+    assert.ok(lines('w1').some(audited(/\/exec$/, 'CN=vera', 'denied')), 'denied exec on the worker');
     // No file of any machine (data root with etcd's data, audit and daemon logs) holds the
     // secret, in clear or in base64 at any of the three alignments it can have inside a longer
     // base64 text (a JSON body, an assignment).

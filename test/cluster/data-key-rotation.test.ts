@@ -6,6 +6,7 @@ import path from 'node:path';
 import { machinePaths } from '../../src/lab/settings.js';
 import { isSealed, openValue, parseHumanReadableKey } from '../../src/manager/ca/unlock-key.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
+import { auditEntries } from '../helpers/audit-log.js';
 import type { Service } from '../../src/cluster/types.js';
 import { waitFor } from '../helpers/process.js';
 
@@ -69,6 +70,28 @@ describe('data key rotation re-seals what the data key protects', () => {
       return false;
     }
   };
+  /** The rotation's hand-over of the new data key is deleted from etcd: every manager has taken it. */
+  const handOverDone = () =>
+    waitFor(
+      'the data key hand-over deleted',
+      async () => !(await etcd('/shoal/unlock-key.next-dek')).size,
+      30_000,
+      250,
+    );
+  /** The other manager holds `dek` on disk, sealed with `unlockKey`. */
+  const m2Follows = (unlockKey: string, dek: Buffer) =>
+    waitFor(
+      'm2 holds the new data key',
+      () => {
+        try {
+          return dekOnDisk(unlockKey, 'm2').equals(dek);
+        } catch {
+          return false;
+        }
+      },
+      30_000,
+      250,
+    );
   const secretText = `rot-s3cr3t-${randomBytes(12).toString('hex')}`;
 
   before(async () => {
@@ -143,12 +166,7 @@ describe('data key rotation re-seals what the data key protects', () => {
     const next = dekOnDisk(unlockKey);
     assert.notDeepEqual(next, old, 'a new data key');
     // The hand-over to other managers (sealed with the old key) goes once the sweep is done.
-    await waitFor(
-      'the data key hand-over deleted',
-      async () => !(await etcd('/shoal/unlock-key.next-dek')).size,
-      30_000,
-      250,
-    );
+    await handOverDone();
     const after = await sealedValues();
     assert.deepEqual([...after.keys()].sort(), [...before.keys(), '/shoal/unlock-key'].sort());
     for (const [k, v] of after) {
@@ -156,18 +174,7 @@ describe('data key rotation re-seals what the data key protects', () => {
       assert.ok(!opens(old, v), `${k} no longer opens with the old key`);
     }
     // The other manager follows: the same new key at rest, sealed with the unlock key.
-    await waitFor(
-      'm2 holds the new data key',
-      () => {
-        try {
-          return dekOnDisk(unlockKey, 'm2').equals(next);
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-      250,
-    );
+    await m2Follows(unlockKey, next);
     // A secret made through the other manager is sealed with the new key; its audit log (not m1's) records it.
     const r = await swarm.lab.docker('m2', ['secret', 'create', 'pw2', '-'], { input: 'two' });
     assert.equal(r.code, 0, r.stderr);
@@ -175,12 +182,9 @@ describe('data key rotation re-seals what the data key protects', () => {
     const stored = (await sealedValues()).get(`/shoal/v1/secrets/${pw2}`);
     assert.ok(stored && opens(next, stored) && !opens(old, stored));
     const audit = (m: string) =>
-      fs
-        .readFileSync(path.join(machinePaths(swarm.lab.labDir, m).dataRoot, 'audit', 'audit.log'), 'utf8')
-        .trim()
-        .split('\n')
-        .map((l) => JSON.parse(l) as Record<string, unknown>)
-        .filter((l) => l.path === '/secrets/create' && l.object === pw2);
+      auditEntries(machinePaths(swarm.lab.labDir, m).dataRoot).filter(
+        (l) => l.path === '/secrets/create' && l.object === pw2,
+      );
     assert.equal(audit('m2').length, 1);
     assert.equal(audit('m1').length, 0);
     await taskReads('reader1');
@@ -193,25 +197,9 @@ describe('data key rotation re-seals what the data key protects', () => {
     assert.ok(unlockKey, out);
     const next = dekOnDisk(unlockKey);
     assert.notDeepEqual(next, first);
-    await waitFor(
-      'the data key hand-over deleted',
-      async () => !(await etcd('/shoal/unlock-key.next-dek')).size,
-      30_000,
-      250,
-    );
+    await handOverDone();
     for (const [k, v] of await sealedValues()) assert.ok(opens(next, v) && !opens(first, v), k);
-    await waitFor(
-      'm2 holds the new data key',
-      () => {
-        try {
-          return dekOnDisk(unlockKey, 'm2').equals(next);
-        } catch {
-          return false;
-        }
-      },
-      30_000,
-      250,
-    );
+    await m2Follows(unlockKey, next);
     await swarm.lab.machine(['stop', 'm1']);
     await swarm.lab.machine(['start', 'm1']);
     await ok(['swarm', 'unlock'], unlockKey + '\n');

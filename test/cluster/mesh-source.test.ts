@@ -1,13 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import path from 'node:path';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { hubAddress } from '../../src/lab/addresses.js';
 import { run } from '../../src/util/run.js';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
-import { echoAppRootfsTar, importEchoApp, tcpAsk, tcpTry, udpAsk } from '../helpers/echo-app.js';
+import { tcpAsk, tcpTry, udpAsk } from '../helpers/echo-app.js';
 import { waitFor as poll } from '../helpers/process.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI;
@@ -45,13 +43,10 @@ describe('routing mesh keeps the client address (3 machines, real docker CLI)', 
   const hostOf = (answer: string) => answer.split(' ')[2];
 
   before(async () => {
-    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'] });
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2', 'm3'], echoApp: true });
     ({ ip: addrs, nodeIds } = swarm);
     hubNs = `${swarm.lab.prefix}-hub`;
     hub = hubAddress(swarm.lab.subnet);
-    const dir = fs.mkdtempSync(path.join(swarm.lab.labDir, 'img-'));
-    const tar = await echoAppRootfsTar(dir);
-    for (const m of MACHINES) await importEchoApp((args, o) => swarm.lab.docker(m, args, o), tar, IMAGE);
   });
 
   after(async () => {

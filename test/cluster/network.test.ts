@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import { spawn } from 'node:child_process';
 import { run } from '../../src/util/run.js';
 import { waitFor as poll } from '../helpers/process.js';
+import { serviceCreate } from '../helpers/service-cli.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc, the lab registry) driven by the real docker CLI.
 
@@ -104,20 +105,10 @@ describe('swarm networks on a three-machine lab', () => {
   });
 
   it('service with -p 8000 on micro-net: port 30000 and VIPs in service inspect; every machine answers on :30000', async () => {
-    const c = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'micro',
-      '-p',
-      '8000',
-      '--replicas',
-      '1',
-      '--network',
-      'micro-net',
-      '--detach',
-      image,
-    ]);
+    const c = await d(
+      'm1',
+      serviceCreate('micro', ['-p', '8000', '--replicas', '1', '--network', 'micro-net', '--detach'], [image]),
+    );
     assert.equal(c.code, 0, c.stderr);
     await waitFor('micro 1/1', async () => (await replicas('micro')) === '1/1');
     const s = JSON.parse((await d('m1', ['service', 'inspect', 'micro'])).stdout)[0];
@@ -207,18 +198,14 @@ describe('swarm networks on a three-machine lab', () => {
   });
 
   it('host-mode publish: each machine answers on 8080 with its own task', async () => {
-    const c = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'hm',
-      '--mode',
-      'global',
-      '--publish',
-      'published=8080,target=8000,mode=host',
-      '--detach',
-      image,
-    ]);
+    const c = await d(
+      'm1',
+      serviceCreate(
+        'hm',
+        ['--mode', 'global', '--publish', 'published=8080,target=8000,mode=host', '--detach'],
+        [image],
+      ),
+    );
     assert.equal(c.code, 0, c.stderr);
     await waitFor('hm 3/3', async () => (await replicas('hm')) === '3/3');
     const s = JSON.parse((await d('m1', ['service', 'inspect', 'hm'])).stdout)[0];
@@ -241,31 +228,23 @@ describe('swarm networks on a three-machine lab', () => {
   });
 
   it('a task on m1 reaches a service whose only task runs on m2, by VIP name and by tasks.<name>', async () => {
-    const b = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'back',
-      '--network',
-      'micro-net',
-      '--constraint',
-      `node.id==${nodeIds.get('m2')}`,
-      '--detach',
-      image,
-    ]);
+    const b = await d(
+      'm1',
+      serviceCreate(
+        'back',
+        ['--network', 'micro-net', '--constraint', `node.id==${nodeIds.get('m2')}`, '--detach'],
+        [image],
+      ),
+    );
     assert.equal(b.code, 0, b.stderr);
-    const f = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'front',
-      '--network',
-      'micro-net',
-      '--constraint',
-      `node.id==${nodeIds.get('m1')}`,
-      '--detach',
-      image,
-    ]);
+    const f = await d(
+      'm1',
+      serviceCreate(
+        'front',
+        ['--network', 'micro-net', '--constraint', `node.id==${nodeIds.get('m1')}`, '--detach'],
+        [image],
+      ),
+    );
     assert.equal(f.code, 0, f.stderr);
     await waitFor(
       'back and front 1/1',
@@ -398,20 +377,14 @@ describe('swarm networks on a three-machine lab', () => {
     ]);
     assert.match(out.stdout, /^HTTP\/1\.[01] 200/, `the lab registry from a task: ${out.stdout}${out.stderr}`);
 
-    const c = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'rr',
-      '--endpoint-mode',
-      'dnsrr',
-      '--replicas',
-      '2',
-      '--network',
-      'micro-net',
-      '--detach',
-      image,
-    ]);
+    const c = await d(
+      'm1',
+      serviceCreate(
+        'rr',
+        ['--endpoint-mode', 'dnsrr', '--replicas', '2', '--network', 'micro-net', '--detach'],
+        [image],
+      ),
+    );
     assert.equal(c.code, 0, c.stderr);
     await waitFor('rr 2/2', async () => (await replicas('rr')) === '2/2');
     const s = JSON.parse((await d('m1', ['service', 'inspect', 'rr'])).stdout)[0];
@@ -471,18 +444,7 @@ describe('swarm networks on a three-machine lab', () => {
   });
 
   it('a machine lost: the mesh on the others keeps answering, from the tasks that replaced it', async () => {
-    const c = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'mesh',
-      '-p',
-      '8000',
-      '--replicas',
-      '3',
-      '--detach',
-      image,
-    ]);
+    const c = await d('m1', serviceCreate('mesh', ['-p', '8000', '--replicas', '3', '--detach'], [image]));
     assert.equal(c.code, 0, c.stderr);
     await waitFor('mesh 3/3', async () => (await replicas('mesh')) === '3/3');
     const port = JSON.parse((await d('m1', ['service', 'inspect', 'mesh'])).stdout)[0].Endpoint.Ports[0].PublishedPort;

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { waitFor as poll } from '../helpers/process.js';
+import { serviceCreate } from '../helpers/service-cli.js';
 
 // Needs root: three managers in a lab; the leader goes away and another one's loops take over.
 
@@ -25,18 +26,7 @@ describe('services survive the loss of the leader', () => {
   });
 
   it('a new leader replaces the tasks of the stopped leader and keeps serving the API', async () => {
-    const r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'web',
-      '--replicas',
-      '6',
-      '--detach=false',
-      'busybox',
-      'sleep',
-      '100000',
-    ]);
+    const r = await d('m1', serviceCreate('web', ['--replicas', '6', '--detach=false']));
     assert.equal(r.code, 0, r.stderr);
     assert.ok((await running('m1')) > 0, 'the leader runs tasks too');
     await swarm.lab.machine(['stop', 'm1']);

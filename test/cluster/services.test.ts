@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { waitFor as poll } from '../helpers/process.js';
+import { serviceCreate, servicePs, servicePsRunning } from '../helpers/service-cli.js';
 
 // Needs root: a three-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
 
@@ -37,18 +38,7 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('creates a replicated service and converges (--detach=false)', async () => {
-    const r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'web',
-      '--replicas',
-      '1',
-      '--detach=false',
-      'busybox',
-      'sleep',
-      '100000',
-    ]);
+    const r = await d('m1', serviceCreate('web', ['--replicas', '1', '--detach=false']));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await replicas('web'), '1/1');
   });
@@ -71,20 +61,7 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('docker inspect of a task gives the container ID docker ps shows on its machine', async () => {
-    const line = (
-      await d('m1', [
-        'service',
-        'ps',
-        'web',
-        '--no-trunc',
-        '--filter',
-        'desired-state=running',
-        '--format',
-        '{{.ID}} {{.Node}}',
-      ])
-    ).stdout
-      .trim()
-      .split('\n')[0];
+    const line = (await d('m1', servicePsRunning('web', '{{.ID}} {{.Node}}'))).stdout.trim().split('\n')[0];
     const [taskId, node] = line.split(' ');
     const cid = (
       await d('m1', ['inspect', '--type', 'task', taskId, '--format', '{{.Status.ContainerStatus.ContainerID}}'])
@@ -101,18 +78,7 @@ describe('services on a three-machine swarm', () => {
     const rm = await d('m2', ['rm', '-f', cid]);
     assert.equal(rm.code, 0, rm.stderr);
     await waitFor('a replacement in the slot', async () => {
-      const ps = (
-        await d('m1', [
-          'service',
-          'ps',
-          'web',
-          '--no-trunc',
-          '--filter',
-          'desired-state=running',
-          '--format',
-          '{{.Name}} {{.ID}} {{.CurrentState}}',
-        ])
-      ).stdout;
+      const ps = (await d('m1', servicePsRunning('web', '{{.Name}} {{.ID}} {{.CurrentState}}'))).stdout;
       return ps.split('\n').some((l) => l.startsWith(`web.${slot} `) && !l.includes(oldTask) && l.includes('Running'));
     });
     await waitFor('7/7 again', async () => (await replicas('web')) === '7/7');
@@ -153,50 +119,20 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('global service: one task per machine', async () => {
-    const r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'mon',
-      '--mode',
-      'global',
-      '--detach=false',
-      'busybox',
-      'sleep',
-      '100000',
-    ]);
+    const r = await d('m1', serviceCreate('mon', ['--mode', 'global', '--detach=false']));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(await replicas('mon'), '3/3');
     for (const m of MACHINES) assert.equal((await taskContainers(m, 'mon')).size, 1);
   });
 
   it('host-mode published ports: one task per node at most, shown by service ps', async () => {
-    const r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'hostport',
-      '--replicas',
-      '4',
-      '--publish',
-      'mode=host,target=80,published=8081',
-      '--detach',
-      'busybox',
-      'sleep',
-      '100000',
-    ]);
+    const r = await d(
+      'm1',
+      serviceCreate('hostport', ['--replicas', '4', '--publish', 'mode=host,target=80,published=8081', '--detach']),
+    );
     assert.equal(r.code, 0, r.stderr);
     await waitFor('3 running, 1 pending', async () => {
-      const ps = (
-        await d('m1', [
-          'service',
-          'ps',
-          'hostport',
-          '--no-trunc',
-          '--format',
-          '{{.CurrentState}}|{{.Ports}}|{{.Error}}',
-        ])
-      ).stdout
+      const ps = (await d('m1', servicePs('hostport', '{{.CurrentState}}|{{.Ports}}|{{.Error}}'))).stdout
         .trim()
         .split('\n');
       return (
@@ -209,18 +145,7 @@ describe('services on a three-machine swarm', () => {
 
   it('swarm update --task-history-limit bounds the tasks kept per slot', async () => {
     assert.equal((await d('m1', ['swarm', 'update', '--task-history-limit', '2'])).code, 0);
-    let r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'hist',
-      '--update-monitor',
-      '1s',
-      '--detach=false',
-      'busybox',
-      'sleep',
-      '100000',
-    ]);
+    let r = await d('m1', serviceCreate('hist', ['--update-monitor', '1s', '--detach=false']));
     assert.equal(r.code, 0, r.stderr);
     for (let i = 0; i < 3; i++) {
       r = await d('m1', ['service', 'update', '--force', '--detach=false', 'hist']);
@@ -237,21 +162,14 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('a replicated job runs its tasks to completion on real containers', async () => {
-    const r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'batch',
-      '--mode',
-      'replicated-job',
-      '--replicas',
-      '3',
-      '--max-concurrent',
-      '2',
-      '--detach=false',
-      'busybox',
-      'true',
-    ]);
+    const r = await d(
+      'm1',
+      serviceCreate(
+        'batch',
+        ['--mode', 'replicated-job', '--replicas', '3', '--max-concurrent', '2', '--detach=false'],
+        ['busybox', 'true'],
+      ),
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout + r.stderr, /job complete/);
     assert.equal(
@@ -267,18 +185,7 @@ describe('services on a three-machine swarm', () => {
   });
 
   it('a task that fits nowhere stays pending with the reason, and runs once a node fits', async () => {
-    const r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'picky',
-      '--constraint',
-      'node.labels.disk==ssd',
-      '--detach',
-      'busybox',
-      'sleep',
-      '100000',
-    ]);
+    const r = await d('m1', serviceCreate('picky', ['--constraint', 'node.labels.disk==ssd', '--detach']));
     assert.equal(r.code, 0, r.stderr);
     await waitFor('the reason', async () =>
       /no suitable node \(scheduling constraints not satisfied on 3 nodes\)/.test(
@@ -304,17 +211,7 @@ describe('services on a three-machine swarm', () => {
         (await taskContainers('m3', 'web')).size === 0 && (await onOthers()) === 7 && (await replicas('web')) === '7/7',
     );
     await waitFor("the drained node's tasks reported shut down", async () => {
-      const ps = (
-        await d('m1', [
-          'service',
-          'ps',
-          'web',
-          '--filter',
-          'node=m3',
-          '--format',
-          '{{.DesiredState}} {{.CurrentState}}',
-        ])
-      ).stdout
+      const ps = (await d('m1', servicePs('web', '{{.DesiredState}} {{.CurrentState}}', ['node=m3']))).stdout
         .trim()
         .split('\n')
         .filter(Boolean);

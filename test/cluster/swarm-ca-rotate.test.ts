@@ -8,6 +8,7 @@ import { startDaemon, REPO_ROOT, type TestDaemon } from '../helpers/daemon.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { sleep, waitFor } from '../helpers/process.js';
 import { logEntries, sessionRegistrations } from '../helpers/daemon-log.js';
+import { serviceCreate, servicePsRunning } from '../helpers/service-cli.js';
 
 // Needs root: one manager and two workers (netns, etcd, runc, the real docker CLI), a fourth
 // node that joins after the rotation, a fifth that joins during the second one.
@@ -30,18 +31,7 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
     (await ok(mgr, ['node', 'ls', '--format', '{{.Hostname}} {{.Status}}'])).trim().split('\n');
   /** "task-ID node state" of the service's tasks meant to run ("Running 3 seconds ago" → "Running"). */
   const runningTasks = async () =>
-    (
-      await ok(mgr, [
-        'service',
-        'ps',
-        'web',
-        '--no-trunc',
-        '--filter',
-        'desired-state=running',
-        '--format',
-        '{{.ID}} {{.Node}} {{.CurrentState}}',
-      ])
-    )
+    (await ok(mgr, servicePsRunning('web', '{{.ID}} {{.Node}} {{.CurrentState}}')))
       .trim()
       .split('\n')
       .map((l) => l.split(' ').slice(0, 3).join(' '))
@@ -72,18 +62,7 @@ describe('swarm ca --rotate: nodes move to the new root without losing their ses
       30_000,
       250,
     );
-    await ok(mgr, [
-      'service',
-      'create',
-      '--name',
-      'web',
-      '--replicas',
-      '3',
-      '--detach=true',
-      'busybox',
-      'sleep',
-      '100000',
-    ]);
+    await ok(mgr, serviceCreate('web', ['--replicas', '3', '--detach=true']));
     await waitFor(
       '3 running tasks',
       async () => (await runningTasks()).filter((l) => l.endsWith(' Running')).length === 3,

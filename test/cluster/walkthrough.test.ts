@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { createMachines, labRegistry, newTestLab, pushLabMicro, type TestLab } from '../helpers/lab.js';
 import { run } from '../../src/util/run.js';
 import { waitFor as poll } from '../helpers/process.js';
+import { serviceCreate } from '../helpers/service-cli.js';
 
 // Needs root. The walkthrough of the README / `npm run demo`, step for step, on a three-machine
 // lab with the real docker CLI; every step's result is asserted.
@@ -84,19 +85,7 @@ describe('the walkthrough', () => {
 
   it('an overlay network and a service with -p 8000: published as 30000', async () => {
     await ok('sw1', ['network', 'create', '-d', 'overlay', 'micro-net']);
-    await ok('sw1', [
-      'service',
-      'create',
-      '--name',
-      'micro',
-      '-p',
-      '8000',
-      '--replicas',
-      '1',
-      '--network',
-      'micro-net',
-      image,
-    ]);
+    await ok('sw1', serviceCreate('micro', ['-p', '8000', '--replicas', '1', '--network', 'micro-net'], [image]));
     const ports = JSON.parse(await ok('sw1', ['service', 'inspect', 'micro', '--format', '{{json .Endpoint.Ports}}']));
     assert.deepEqual(ports, [{ Protocol: 'tcp', TargetPort: 8000, PublishedPort: 30000, PublishMode: 'ingress' }]);
     port = ports[0].PublishedPort;

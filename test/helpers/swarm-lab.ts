@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RunResult } from '../../src/util/run.js';
 import { importBusybox } from './busybox.js';
+import { echoAppRootfsTar, importEchoApp } from './echo-app.js';
 import { createMachines, labRegistry, newTestLab, pushLabMicro, type TestLab } from './lab.js';
 import { waitFor } from './process.js';
 
@@ -17,6 +18,8 @@ export interface SwarmLabOptions {
   micro?: boolean;
   /** Import busybox as `busybox:latest` into every machine. */
   busybox?: boolean;
+  /** Import the echo app (test/helpers/echo-app.ts) as `echo-app:latest` into every machine. */
+  echoApp?: boolean;
 }
 
 export interface SwarmLab {
@@ -104,6 +107,10 @@ export async function createSwarmLab(opts: SwarmLabOptions): Promise<SwarmLab> {
     if (opts.busybox) {
       const dir = fs.mkdtempSync(path.join(lab.labDir, 'img-'));
       for (const m of machines) await importBusybox((args, o) => lab.docker(m, args, o), dir, 'busybox:latest');
+    }
+    if (opts.echoApp) {
+      const tar = await echoAppRootfsTar(fs.mkdtempSync(path.join(lab.labDir, 'img-')));
+      for (const m of machines) await importEchoApp((args, o) => lab.docker(m, args, o), tar, 'echo-app:latest');
     }
     await waitFor(
       `${machines.length} ready nodes`,

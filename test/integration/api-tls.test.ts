@@ -5,6 +5,7 @@ import path from 'node:path';
 import { createApiCA, signApiCert, type CertAndKey } from '../../src/cluster/api-certs.js';
 import { run } from '../../src/util/run.js';
 import { DOCKER, REPO_ROOT, startDaemon, TEST_ROOT, type TestDaemon } from '../helpers/daemon.js';
+import { auditEntries } from '../helpers/audit-log.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { uniqueName } from '../helpers/netns.js';
 import { waitFor } from '../helpers/process.js';
@@ -219,12 +220,7 @@ test('roles: a viewer lists and inspects, gets 403 naming the role on writes and
 });
 
 test('the audit log names the certificate of each write, denied ones included, and no body', async () => {
-  const read = () =>
-    fs
-      .readFileSync(path.join(d.dataRoot, 'audit', 'audit.log'), 'utf8')
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  const read = () => auditEntries(d.dataRoot);
   // A hijacked exec is written when its stream ends, which may be just after the CLI returned.
   const lines = await waitFor(
     'the exec stream in the audit log',

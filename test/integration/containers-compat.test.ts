@@ -5,6 +5,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { cliOf } from '../helpers/daemon-cli.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { waitFor } from '../helpers/process.js';
 import { run } from '../../src/util/run.js';
@@ -24,9 +25,7 @@ after(async () => {
   await d?.destroy();
 });
 
-const docker = (...args: string[]) => d.docker(args);
-const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
-const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
+const { docker, dockerFail, out } = cliOf(() => d);
 
 // `any`: API answers are read field by field, as a client does.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import http from 'node:http';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { cliOf } from '../helpers/daemon-cli.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { run } from '../../src/util/run.js';
 import { waitFor } from '../helpers/process.js';
@@ -20,9 +21,7 @@ after(async () => {
   await d?.destroy();
 });
 
-const docker = (...args: string[]) => d.docker(args);
-const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
-const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
+const { docker, dockerFail, out } = cliOf(() => d);
 
 /** The first `n` documents of GET /containers/{id}/stats (streaming), then the connection is closed. */
 // `any`: the StatsJSON documents are read field by field, as the CLI does.

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { cliOf } from '../helpers/daemon-cli.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { waitFor } from '../helpers/process.js';
 import { run } from '../../src/util/run.js';
@@ -19,9 +20,7 @@ after(async () => {
   await d?.destroy();
 });
 
-const docker = (...args: string[]) => d.docker(args);
-const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
-const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
+const { docker, dockerFail, out } = cliOf(() => d);
 
 function api(method: string, path: string, body?: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

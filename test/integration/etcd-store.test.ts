@@ -2,11 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import net from 'node:net';
 import type { Etcd3 } from 'etcd3';
-import { createRootCA, signNodeCert } from '../../src/manager/ca/root-ca.js';
-import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
-import { EtcdMember, etcdClient, waitForEtcd } from '../../src/manager/store/etcd-member.js';
 import { EtcdStore } from '../../src/manager/store/etcd-store.js';
 import {
   LeaderLost,
@@ -15,92 +11,36 @@ import {
   WriteTimeout,
   type StoreEvent,
 } from '../../src/manager/store/store.js';
-import type { Node } from '../../src/cluster/types.js';
 import { createLogger } from '../../src/util/log.js';
-import { uniqueName } from '../helpers/netns.js';
-import { TEST_ROOT } from '../helpers/daemon.js';
+import { startTestEtcd, type TestEtcd } from '../helpers/etcd.js';
+import { makeNode } from '../helpers/swarm-fixtures.js';
 
 // A real etcd (Debian etcd-server) on loopback with TLS from a fresh swarm CA.
 const log = createLogger('test', 'warn');
-const dir = path.join(TEST_ROOT, uniqueName('etcdstore'));
-let member: EtcdMember;
+let etcd: TestEtcd;
 let client: Etcd3;
 let store: EtcdStore;
 let leaderRev: string | undefined;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-const node = (id: string): Node => ({
-  ID: id,
-  Version: { Index: 0 },
-  CreatedAt: '',
-  UpdatedAt: '',
-  Spec: { Role: 'worker', Availability: 'active' },
-  Status: { State: 'ready' },
-});
-
 before(async () => {
-  fs.mkdirSync(dir, { recursive: true });
-  const ca = await createRootCA();
-  const keys = await generateKeyPair();
-  const cert = await signNodeCert(ca, {
-    csrPem: await createCsr(keys),
-    nodeId: 'm1',
-    role: 'manager',
-    clusterId: 'c1',
-  });
-  fs.writeFileSync(path.join(dir, 'ca.crt'), ca.certPem);
-  fs.writeFileSync(path.join(dir, 'node.crt'), cert);
-  fs.writeFileSync(path.join(dir, 'node.key'), await privateKeyToPem(keys.privateKey));
-  const [clientPort, peerPort] = [await freePort(), await freePort()];
-  member = new EtcdMember(
-    {
-      name: 'm1',
-      dataDir: path.join(dir, 'etcd'),
-      advertiseAddr: '127.0.0.1',
-      certFile: path.join(dir, 'node.crt'),
-      keyFile: path.join(dir, 'node.key'),
-      caFile: path.join(dir, 'ca.crt'),
-      clusterToken: 'c1',
-      logFile: path.join(dir, 'etcd.log'),
-      pidFile: path.join(dir, 'etcd.pid'),
-      clientPort,
-      peerPort,
-    },
-    log,
-  );
-  await member.start();
-  client = etcdClient([`https://127.0.0.1:${clientPort}`], {
-    ca: Buffer.from(ca.certPem),
-    cert: Buffer.from(cert),
-    key: Buffer.from(await privateKeyToPem(keys.privateKey)),
-  });
-  await waitForEtcd(client, 20_000, member);
+  etcd = await startTestEtcd('etcdstore', log);
+  client = etcd.client();
   store = new EtcdStore(client, log, { key: '/shoal/leader', createRevision: () => leaderRev });
   await store.start();
 });
 
 after(async () => {
   await store?.close();
-  client?.close();
-  await member?.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+  await etcd?.stop();
 });
 
 test('create, read back with Version.Index = mod_revision, update with the right version only', async () => {
-  await store.commit([{ kind: 'nodes', op: 'create', object: node('n1') }]);
+  await store.commit([{ kind: 'nodes', op: 'create', object: makeNode('n1') }]);
   const n = store.get('nodes', 'n1')!;
   assert.ok(n.Version.Index > 0);
   const kv = await client.get('/shoal/v1/nodes/n1').exec();
   assert.equal(Number(kv.kvs[0].mod_revision), n.Version.Index);
-  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: node('n1') }]), VersionConflict);
+  await assert.rejects(store.commit([{ kind: 'nodes', op: 'create', object: makeNode('n1') }]), VersionConflict);
   await assert.rejects(
     store.commit([{ kind: 'nodes', op: 'update', object: { ...n, Version: { Index: n.Version.Index - 1 } } }]),
     VersionConflict,
@@ -131,7 +71,7 @@ test('a failed batch writes nothing', async () => {
   const n1 = store.get('nodes', 'n1')!;
   await assert.rejects(
     store.commit([
-      { kind: 'nodes', op: 'create', object: node('n2') },
+      { kind: 'nodes', op: 'create', object: makeNode('n2') },
       { kind: 'nodes', op: 'update', object: { ...n1, Version: { Index: 1 } } },
     ]),
     VersionConflict,
@@ -143,8 +83,8 @@ test('watchers see batches of events in commit order', async () => {
   const seen: StoreEvent[] = [];
   const stop = store.watch((evs) => seen.push(...evs));
   await store.commit([
-    { kind: 'nodes', op: 'create', object: node('w1') },
-    { kind: 'nodes', op: 'create', object: node('w2') },
+    { kind: 'nodes', op: 'create', object: makeNode('w1') },
+    { kind: 'nodes', op: 'create', object: makeNode('w2') },
   ]);
   await store.commit([{ kind: 'nodes', op: 'delete', id: 'w1' }]);
   stop();
@@ -157,16 +97,16 @@ test('watchers see batches of events in commit order', async () => {
 test('fenced writes need the leader key this node created', async () => {
   leaderRev = undefined;
   await assert.rejects(
-    store.commit([{ kind: 'nodes', op: 'create', object: node('f1') }], { fenced: true }),
+    store.commit([{ kind: 'nodes', op: 'create', object: makeNode('f1') }], { fenced: true }),
     LeaderLost,
   );
   const put = await client.put('/shoal/leader').value('m1').exec();
   leaderRev = put.header.revision;
-  await store.commit([{ kind: 'nodes', op: 'create', object: node('f1') }], { fenced: true });
+  await store.commit([{ kind: 'nodes', op: 'create', object: makeNode('f1') }], { fenced: true });
   await client.delete().key('/shoal/leader').exec();
   await client.put('/shoal/leader').value('other').exec();
   await assert.rejects(
-    store.commit([{ kind: 'nodes', op: 'create', object: node('f2') }], { fenced: true }),
+    store.commit([{ kind: 'nodes', op: 'create', object: makeNode('f2') }], { fenced: true }),
     LeaderLost,
   );
   assert.equal(store.get('nodes', 'f2'), undefined);
@@ -228,7 +168,7 @@ test('a canceled watch (its revision compacted away) makes the cache read everyt
   await w.cancel();
   await client
     .put('/shoal/v1/nodes/late')
-    .value(JSON.stringify(node('late')))
+    .value(JSON.stringify(makeNode('late')))
     .exec();
   await client.delete().key('/shoal/v1/nodes/w2').exec();
   const n1 = s3.viewOne('nodes', 'n1')!;
@@ -248,14 +188,14 @@ test('a canceled watch (its revision compacted away) makes the cache read everyt
   assert.equal(s3.viewOne('nodes', 'n1')!.Spec.Availability, 'pause');
   assert.deepEqual(seen.map((e) => `${e.action}:${e.object.ID}`).sort(), ['create:late', 'delete:w2', 'update:n1']);
   // And it watches on from there.
-  await store.commit([{ kind: 'nodes', op: 'create', object: node('after') }]);
+  await store.commit([{ kind: 'nodes', op: 'create', object: makeNode('after') }]);
   while (!s3.viewOne('nodes', 'after') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.ok(s3.viewOne('nodes', 'after'));
   await s3.close();
 });
 
 test('a write answers by its deadline while etcd does not: an ambiguous timeout, never half applied', async () => {
-  const pid = Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8'));
+  const pid = Number(fs.readFileSync(path.join(etcd.dir, 'etcd.pid'), 'utf8'));
   // A member that holds the request and never answers, as one without a raft leader does.
   process.kill(pid, 'SIGSTOP');
   let took: number;
@@ -264,8 +204,8 @@ test('a write answers by its deadline while etcd does not: an ambiguous timeout,
     await assert.rejects(
       store.commit(
         [
-          { kind: 'nodes', op: 'create', object: node('dl1') },
-          { kind: 'nodes', op: 'create', object: node('dl2') },
+          { kind: 'nodes', op: 'create', object: makeNode('dl1') },
+          { kind: 'nodes', op: 'create', object: makeNode('dl2') },
         ],
         { deadlineMs: 3000 },
       ),
@@ -282,33 +222,33 @@ test('a write answers by its deadline while etcd does not: an ambiguous timeout,
   // Both objects or neither: a transaction is whole.
   const [a, b] = await Promise.all(['dl1', 'dl2'].map((id) => client.get(`/shoal/v1/nodes/${id}`).string()));
   assert.equal(a === null, b === null, 'one object of the transaction without the other');
-  await store.commit([{ kind: 'nodes', op: 'create', object: node('dl3') }]);
+  await store.commit([{ kind: 'nodes', op: 'create', object: makeNode('dl3') }]);
   assert.ok(store.get('nodes', 'dl3'), 'writes work again');
 });
 
 test('a member killed under the store is started again, and writes work again', async () => {
-  const pid = Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8'));
+  const pid = Number(fs.readFileSync(path.join(etcd.dir, 'etcd.pid'), 'utf8'));
   process.kill(pid, 'SIGKILL');
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      await store.commit([{ kind: 'nodes', op: 'create', object: node('after-kill') }], { deadlineMs: 2000 });
+      await store.commit([{ kind: 'nodes', op: 'create', object: makeNode('after-kill') }], { deadlineMs: 2000 });
       break;
     } catch (e) {
       if (Date.now() > deadline) throw e;
       await new Promise((r) => setTimeout(r, 200));
     }
   }
-  assert.notEqual(Number(fs.readFileSync(path.join(dir, 'etcd.pid'), 'utf8')), pid, 'a new etcd process');
+  assert.notEqual(Number(fs.readFileSync(path.join(etcd.dir, 'etcd.pid'), 'utf8')), pid, 'a new etcd process');
   assert.ok(store.get('nodes', 'after-kill'));
 });
 
 // Last: it stops the member.
 test("with the member gone a write fails at once with Docker's no-leader error, writing nothing", async () => {
-  await member.stop();
+  await etcd.member.stop();
   const t0 = Date.now();
   await assert.rejects(
-    store.commit([{ kind: 'nodes', op: 'create', object: node('gone1') }]),
+    store.commit([{ kind: 'nodes', op: 'create', object: makeNode('gone1') }]),
     (e: unknown) => e instanceof StoreUnavailable && /The swarm does not have a leader/.test((e as Error).message),
   );
   assert.ok(Date.now() - t0 < 10_000);

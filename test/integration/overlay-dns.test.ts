@@ -5,20 +5,13 @@ import net from 'node:net';
 import * as dnsPacket from 'dns-packet';
 import { DnsServer, upstreamsFromResolvConf } from '../../src/net/dns-server.js';
 import { emptyZone } from '../../src/net/dns-zone.js';
+import { freePort } from '../helpers/free-port.js';
 
 // The node resolver on loopback (asker 127.0.0.1 stands for a container's gateway address),
 // with an in-process upstream on loopback standing for the host's resolver.
 let server: DnsServer;
 let upstream: dgram.Socket;
 let port: number;
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 function queryUdp(name: string, type: 'A' | 'AAAA' = 'A'): Promise<dnsPacket.Packet> {
   const sock = dgram.createSocket('udp4');

@@ -6,14 +6,12 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiServer } from '../../src/api/server.js';
-import { Router } from '../../src/api/router.js';
-import { SERVER_HEADERS } from '../../src/api/version.js';
 import { notASwarmManager, serviceRoutes } from '../../src/api/routes/services.js';
 import { secretRoutes } from '../../src/api/routes/secrets.js';
 import { openSecretData } from '../../src/manager/secrets/seal.js';
 import { createLogger } from '../../src/util/log.js';
-import { run } from '../../src/util/run.js';
 import { MemoryStore } from '../helpers/memory-store.js';
+import { cliRouter, dockerAt } from '../helpers/cli-api.js';
 
 /**
  * `docker secret` and `docker config` with the real docker CLI against the API on an in-memory
@@ -29,13 +27,7 @@ const dek = crypto.randomBytes(32);
 let manager = true;
 let server: ApiServer;
 
-function docker(args: string[], input?: string) {
-  return run('/usr/local/bin/docker', args, {
-    env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' },
-    allowFail: true,
-    input,
-  });
-}
+const docker = (args: string[], input?: string) => dockerAt(socket, args, input);
 
 /** A raw API call, for what the CLI checks before it asks. */
 function api(
@@ -61,19 +53,7 @@ function api(
 }
 
 before(async () => {
-  const router = new Router();
-  const ping = () => ({ body: 'OK', headers: { 'Content-Type': 'text/plain; charset=utf-8' } });
-  router.get('/_ping', ping);
-  router.head('/_ping', ping);
-  router.get('/version', () => ({
-    body: {
-      ApiVersion: SERVER_HEADERS['Api-Version'],
-      Version: '28.0.0',
-      MinAPIVersion: '1.24',
-      Os: 'linux',
-      Arch: 'amd64',
-    },
-  }));
+  const router = cliRouter();
   const access = () => (manager ? store : notASwarmManager());
   serviceRoutes(router, access);
   secretRoutes(router, () => ({ store: access(), dek }));

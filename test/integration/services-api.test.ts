@@ -5,8 +5,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Task } from '../../src/cluster/types.js';
 import { ApiServer } from '../../src/api/server.js';
-import { Router } from '../../src/api/router.js';
-import { SERVER_HEADERS } from '../../src/api/version.js';
 import { serviceRoutes } from '../../src/api/routes/services.js';
 import { taskRoutes } from '../../src/api/routes/tasks.js';
 import { ReplicatedOrchestrator } from '../../src/manager/orchestrator/replicated.js';
@@ -17,8 +15,8 @@ import { Allocator } from '../../src/manager/allocator/allocator.js';
 import { Scheduler } from '../../src/manager/scheduler/scheduler.js';
 import { status, withStatus } from '../../src/cluster/task-state.js';
 import { createLogger } from '../../src/util/log.js';
-import { run } from '../../src/util/run.js';
 import { MemoryStore } from '../helpers/memory-store.js';
+import { cliRouter, dockerAt } from '../helpers/cli-api.js';
 import { makeNode, until } from '../helpers/swarm-fixtures.js';
 
 /**
@@ -43,27 +41,10 @@ const loops = [
 let server: ApiServer;
 let stopAgent = () => {};
 
-function docker(...args: string[]) {
-  return run('/usr/local/bin/docker', args, {
-    env: { ...process.env, DOCKER_HOST: `unix://${socket}`, DOCKER_CLI_HINTS: 'false' },
-    allowFail: true,
-  });
-}
+const docker = (...args: string[]) => dockerAt(socket, args);
 
 before(async () => {
-  const router = new Router();
-  const ping = () => ({ body: 'OK', headers: { 'Content-Type': 'text/plain; charset=utf-8' } });
-  router.get('/_ping', ping);
-  router.head('/_ping', ping);
-  router.get('/version', () => ({
-    body: {
-      ApiVersion: SERVER_HEADERS['Api-Version'],
-      Version: '28.0.0',
-      MinAPIVersion: '1.24',
-      Os: 'linux',
-      Arch: 'amd64',
-    },
-  }));
+  const router = cliRouter();
   // Test-only: the nodes list belongs to the swarm stage; the CLI's progress and `service ps` read it.
   router.get('/nodes', () => ({ body: store.list('nodes') }));
   router.get('/nodes/:id', (ctx) => ({ body: store.get('nodes', ctx.params.id) }));

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { cliOf } from '../helpers/daemon-cli.js';
 import { busyboxRootfsTar } from '../helpers/busybox.js';
 import { run } from '../../src/util/run.js';
 
@@ -26,9 +27,7 @@ after(async () => {
   await d?.destroy();
 });
 
-const docker = (...args: string[]) => d.docker(args);
-const dockerFail = (...args: string[]) => d.docker(args, { allowFail: true });
-const out = async (...args: string[]) => (await docker(...args)).stdout.trim();
+const { docker, dockerFail, out } = cliOf(() => d);
 const volumeNames = async (...filters: string[]) =>
   (await out('volume', 'ls', '-q', ...filters.flatMap((f) => ['--filter', f]))).split('\n').filter(Boolean).sort();
 

@@ -6,7 +6,7 @@ import { ENGINE_VERSION, SHOAL_VERSION } from '../../engine/config.js';
 import { streamEvents } from './events.js';
 import { diskUsage } from '../../engine/disk-usage.js';
 import { badRequest } from '../../util/errors.js';
-import type { SwarmNode } from '../../node/node.js';
+import { inactiveSwarmInfo, type SwarmNode } from '../../node/node.js';
 
 /** `/_ping`, `/version`, `/info`, `/events`: what the CLI asks before anything else. */
 export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode): void {
@@ -79,16 +79,7 @@ export function systemRoutes(router: Router, engine: Engine, swarm?: SwarmNode):
         ServerVersion: ENGINE_VERSION,
         Runtimes: { runc: { path: 'runc' } },
         DefaultRuntime: 'runc',
-        Swarm: swarm
-          ? swarm.info()
-          : {
-              NodeID: '',
-              NodeAddr: '',
-              LocalNodeState: 'inactive',
-              ControlAvailable: false,
-              Error: '',
-              RemoteManagers: null,
-            },
+        Swarm: swarm ? swarm.info() : inactiveSwarmInfo(),
         LiveRestoreEnabled: true,
         Isolation: '',
         InitBinary: '',

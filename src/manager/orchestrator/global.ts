@@ -2,7 +2,8 @@ import type { Node, Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { ServiceOrchestrator } from './service-orchestrator.js';
-import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
+import { nodeMatches } from '../scheduler/constraint.js';
+import { perNodeConstraints } from './per-node-placement.js';
 import { PassChanges } from './changes.js';
 import type { RestartSupervisor } from './restart.js';
 import { rollingUpdate, UpdateTracker } from './update.js';
@@ -52,12 +53,7 @@ export function reconcileGlobal(
   now = Date.now(),
   updates = new UpdateTracker(),
 ): number | undefined {
-  let constraints: Constraint[];
-  try {
-    constraints = parseConstraints(service.Spec.TaskTemplate.Placement?.Constraints);
-  } catch {
-    constraints = [{ key: '', op: '==', value: '' }];
-  }
+  const constraints = perNodeConstraints(service);
   const byNode = new Map<string, Task[]>();
   for (const t of tasks) {
     const k = t.NodeID ?? '';

@@ -2,7 +2,8 @@ import type { Node, Service, Task } from '../../cluster/types.js';
 import type { Logger } from '../../util/log.js';
 import type { Store, StoreEvent } from '../store/store.js';
 import { StoreLoop } from '../loop.js';
-import { nodeMatches, parseConstraints, type Constraint } from '../scheduler/constraint.js';
+import { nodeMatches } from '../scheduler/constraint.js';
+import { perNodeConstraints } from './per-node-placement.js';
 import { PassChanges } from './changes.js';
 import { RestartSupervisor } from './restart.js';
 import { invalidNode, isJob, newTask } from './task.js';
@@ -118,12 +119,7 @@ export function reconcileGlobalJob(
   restarts: RestartSupervisor,
   now = Date.now(),
 ): void {
-  let constraints: Constraint[];
-  try {
-    constraints = parseConstraints(service.Spec.TaskTemplate.Placement?.Constraints);
-  } catch {
-    constraints = [{ key: '', op: '==', value: '' }];
-  }
+  const constraints = perNodeConstraints(service);
   const current = currentIteration(pass, service, tasks);
   for (const node of nodes) {
     if (node.Status.State === 'down' || node.Spec.Availability !== 'active' || !nodeMatches(constraints, node))

@@ -1,14 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Node, Task, TaskState } from '../../../src/cluster/types.js';
-import { Allocator } from '../../../src/manager/allocator/allocator.js';
-import { Scheduler } from '../../../src/manager/scheduler/scheduler.js';
 import { ReplicatedOrchestrator } from '../../../src/manager/orchestrator/replicated.js';
-import { TaskReaper } from '../../../src/manager/orchestrator/reaper.js';
 import { rank, status } from '../../../src/cluster/task-state.js';
 import { VersionConflict, type Change } from '../../../src/manager/store/store.js';
 import { createLogger } from '../../../src/util/log.js';
 import { MemoryStore } from '../../helpers/memory-store.js';
+import { replicatedServiceLoops } from '../../helpers/replicated-loops.js';
 import { Prng } from '../../helpers/prng.js';
 import { makeNode, makeService, until } from '../../helpers/swarm-fixtures.js';
 
@@ -111,13 +109,8 @@ for (const seed of [1, 2, 3]) {
       ...nodes.map((n): Change => ({ kind: 'nodes', op: 'create', object: n })),
       { kind: 'services', op: 'create', object: s },
     ]);
-    const loops = [
-      new Allocator(store, log),
-      new Scheduler(store, log),
-      new ReplicatedOrchestrator(store, log),
-      new TaskReaper(store, log),
-    ];
-    for (const l of loops) l.run();
+    const loops = replicatedServiceLoops(store, log);
+    for (const l of Object.values(loops)) l.run();
     const seen: string[] = [];
     /** Most slots seen at once with two tasks observed RUNNING (the benchmark's count). */
     let observedTwice = 0;
@@ -142,9 +135,9 @@ for (const seed of [1, 2, 3]) {
         }
         // Now and then a new leader term: a fresh orchestrator without the old one's memory.
         if (rnd() < 0.03) {
-          await loops[2].stop();
-          loops[2] = new ReplicatedOrchestrator(store, log);
-          loops[2].run();
+          await loops.orchestrator.stop();
+          loops.orchestrator = new ReplicatedOrchestrator(store, log);
+          loops.orchestrator.run();
         }
         await new Promise((r) => setTimeout(r, rnd() < 0.5 ? 0 : 3));
       }
@@ -189,7 +182,7 @@ for (const seed of [1, 2, 3]) {
       }
     } finally {
       unsubscribe();
-      for (const l of loops) await l.stop();
+      for (const l of Object.values(loops)) await l.stop();
     }
   });
 }

@@ -24,6 +24,21 @@ function run(s: Service, tasks: Task[], nodes: Map<string, Node> = new Map(), r 
   return { pass, created: pass.createdTasks(), changes: pass.toChanges() };
 }
 
+/** One rolling update of `service`, pass by pass, with the same tracker and restart supervisor throughout. */
+function updateRun(service: Service) {
+  const tracker = new UpdateTracker();
+  const restarts = new RestartSupervisor();
+  return (slots: Task[][], allTasks: Task[], now = Date.now()) => {
+    const pass = new PassChanges();
+    const wake = rollingUpdate(pass, service, slots, restarts, new Map(), now, tracker, allTasks);
+    return { pass, wake };
+  };
+}
+
+/** The service object a pass writes. */
+const writtenService = (changes: ReturnType<PassChanges['toChanges']>) =>
+  (changes.find((c) => c.kind === 'services') as { object: Service }).object;
+
 test('task state machine: observed state only moves forward; desired only rises', () => {
   const s = makeService('web');
   const t = makeTask(s, { Status: st('running') });
@@ -202,10 +217,7 @@ test('parallelism 0 updates every slot at once; completion is recorded', () => {
   assert.equal(run(s1, tasks).created.length, 3);
   const fresh = [1, 2, 3].map((i) => makeTask(s1, { Slot: i, Status: st('running') }));
   const { changes } = run({ ...s1, UpdateStatus: { State: 'updating' } }, fresh);
-  assert.equal(
-    (changes.find((c) => c.kind === 'services') as { object: Service }).object.UpdateStatus!.State,
-    'completed',
-  );
+  assert.equal(writtenService(changes).UpdateStatus!.State, 'completed');
 });
 
 test('scaling does not touch tasks (replicas are outside the task spec)', () => {
@@ -386,25 +398,15 @@ function updating(s0: Service, image: string, cfg: Service['Spec']['UpdateConfig
 test("update failure: pause with Docker's message", () => {
   const s0 = replicated(2);
   const old = [1, 2].map((i) => makeTask(s0, { Slot: i, Status: st('running') }));
-  const s1 = updating(s0, 'bad', { Parallelism: 1 });
-  const tracker = new UpdateTracker();
-  const r = new RestartSupervisor();
-  const p1 = new PassChanges();
-  rollingUpdate(
-    p1,
-    s1,
+  const update = updateRun(updating(s0, 'bad', { Parallelism: 1 }));
+  const { pass: p1 } = update(
     old.map((t) => [t]),
-    r,
-    new Map(),
-    Date.now(),
-    tracker,
     old,
   );
   const [made] = p1.createdTasks();
   const failed = { ...made, Status: st('rejected') };
-  const p2 = new PassChanges();
-  rollingUpdate(p2, s1, [[p1.current(old[0])], [old[1]]], r, new Map(), Date.now(), tracker, [...old, failed]);
-  const svc = (p2.toChanges().find((c) => c.kind === 'services') as { object: Service }).object;
+  const { pass: p2 } = update([[p1.current(old[0])], [old[1]]], [...old, failed]);
+  const svc = writtenService(p2.toChanges());
   assert.equal(svc.UpdateStatus!.State, 'paused');
   assert.equal(svc.UpdateStatus!.Message, `update paused due to failure or early termination of task ${made.ID}`);
   assert.equal(p2.createdTasks().length, 0, 'no further slots once paused');
@@ -413,15 +415,11 @@ test("update failure: pause with Docker's message", () => {
 test('update failure with failure-action rollback restores the previous spec', () => {
   const s0 = replicated(1);
   const old = makeTask(s0, { Slot: 1, Status: st('running') });
-  const s1 = updating(s0, 'bad', { FailureAction: 'rollback' });
-  const tracker = new UpdateTracker();
-  const r = new RestartSupervisor();
-  const p1 = new PassChanges();
-  rollingUpdate(p1, s1, [[old]], r, new Map(), Date.now(), tracker, [old]);
+  const update = updateRun(updating(s0, 'bad', { FailureAction: 'rollback' }));
+  const { pass: p1 } = update([[old]], [old]);
   const made = p1.createdTasks()[0];
-  const p2 = new PassChanges();
-  rollingUpdate(p2, s1, [[]], r, new Map(), Date.now(), tracker, [p1.current(old), { ...made, Status: st('failed') }]);
-  const svc = (p2.toChanges().find((c) => c.kind === 'services') as { object: Service }).object;
+  const { pass: p2 } = update([[]], [p1.current(old), { ...made, Status: st('failed') }]);
+  const svc = writtenService(p2.toChanges());
   assert.equal(svc.UpdateStatus!.State, 'rollback_started');
   assert.match(svc.UpdateStatus!.Message!, /^update rolled back due to failure or early termination of task /);
   assert.equal(svc.Spec.TaskTemplate.ContainerSpec!.Image, 'busybox');
@@ -430,45 +428,31 @@ test('update failure with failure-action rollback restores the previous spec', (
 test('start-first starts the new task before the old one stops', () => {
   const s0 = replicated(1);
   const old = makeTask(s0, { Slot: 1, Status: st('running') });
-  const s1 = updating(s0, 'nginx', { Order: 'start-first' });
-  const tracker = new UpdateTracker();
-  const r = new RestartSupervisor();
-  const p1 = new PassChanges();
-  rollingUpdate(p1, s1, [[old]], r, new Map(), Date.now(), tracker, [old]);
+  const update = updateRun(updating(s0, 'nginx', { Order: 'start-first' }));
+  const { pass: p1 } = update([[old]], [old]);
   const made = p1.createdTasks()[0];
   assert.equal(made.DesiredState, 'running');
   assert.equal(p1.current(old).DesiredState, 'running', 'old keeps running meanwhile');
-  const p2 = new PassChanges();
   const up = { ...made, Status: st('running') };
-  rollingUpdate(p2, s1, [[old, up]], r, new Map(), Date.now(), tracker, [old, up]);
+  const { pass: p2 } = update([[old, up]], [old, up]);
   assert.equal(p2.current(old).DesiredState, 'shutdown');
 });
 
 test('update delay holds the next batch back', () => {
   const s0 = replicated(2);
   const old = [1, 2].map((i) => makeTask(s0, { Slot: i, Status: st('running') }));
-  const s1 = updating(s0, 'nginx', { Parallelism: 1, Delay: 10e9 });
-  const tracker = new UpdateTracker();
-  const r = new RestartSupervisor();
+  const update = updateRun(updating(s0, 'nginx', { Parallelism: 1, Delay: 10e9 }));
   const now = Date.now();
-  const p1 = new PassChanges();
-  rollingUpdate(
-    p1,
-    s1,
+  const { pass: p1 } = update(
     old.map((t) => [t]),
-    r,
-    new Map(),
-    now,
-    tracker,
     old,
+    now,
   );
   const made = { ...p1.createdTasks()[0], Status: st('running'), DesiredState: 'running' as const };
-  const p2 = new PassChanges();
-  const wake = rollingUpdate(p2, s1, [[made], [old[1]]], r, new Map(), now + 100, tracker, [made, old[1]]);
+  const { pass: p2, wake } = update([[made], [old[1]]], [made, old[1]], now + 100);
   assert.equal(p2.createdTasks().length, 0);
   assert.equal(wake, now + 100 + 10_000);
-  const p3 = new PassChanges();
-  rollingUpdate(p3, s1, [[made], [old[1]]], r, new Map(), now + 10_200, tracker, [made, old[1]]);
+  const { pass: p3 } = update([[made], [old[1]]], [made, old[1]], now + 10_200);
   assert.equal(p3.createdTasks().length, 1);
 });
 
