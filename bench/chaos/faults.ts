@@ -200,13 +200,18 @@ export async function runFault(name: FaultName, s: Swarm, rand: () => number): P
         const l = await nodeLine(s, m.name);
         return !!l && l.manager === '' && l.status === 'Ready';
       });
+      // The node has finished its demotion (its manager and etcd member gone) before the promotion:
+      // otherwise the checks below still see the old manager (its presence key lives 5 s) and the
+      // next fault found a 2-member etcd (seed 141, round 36: 135 s without writes).
+      const controlAvailable = async () =>
+        (await s.d(m.name, ['info', '--format', '{{.Swarm.ControlAvailable}}'], 10_000)).stdout.trim();
+      await until(90_000, async () => (await controlAvailable()) === 'false');
       await s.ok(await s.anyManager(), ['node', 'promote', m.name]);
       // Healed once its own daemon acts as a manager again, not when the list first says Reachable
       // (the list follows the spec; the node still finishes its demotion, then joins etcd).
       await until(90_000, async () => {
         const l = await nodeLine(s, m.name);
-        const own = await s.d(m.name, ['info', '--format', '{{.Swarm.ControlAvailable}}'], 10_000);
-        return !!l && ['Reachable', 'Leader'].includes(l.manager) && own.stdout.trim() === 'true';
+        return !!l && ['Reachable', 'Leader'].includes(l.manager) && (await controlAvailable()) === 'true';
       });
       s.faulted.delete(m.name);
       void t0;
