@@ -26,6 +26,8 @@ export class ImageSharing {
   private servingAs?: { nodeId: string; cert: string };
   private reported?: { body: string; at: number };
   private busy = false;
+  /** Something changed while a tick ran: tick again right after it, not at the next interval. */
+  private again = false;
   private unsubscribe?: () => void;
   private readonly inflight = new Map<string, Promise<PeerFetchResult | undefined>>();
 
@@ -50,10 +52,9 @@ export class ImageSharing {
 
   start(): void {
     this.timer = setInterval(() => this.tickSafely(), TICK_MS);
-    // A loaded, pulled or tagged image is reported at once: a service may name it next.
-    this.unsubscribe = this.engine.events.subscribe(undefined, (e) => {
-      if (e.Type === 'image') this.tickSafely();
-    });
+    // A loaded, pulled, fetched or tagged image is reported at once: a service may name it
+    // next, and nodes fetching it may take it from here.
+    this.unsubscribe = this.engine.images.onChange(() => this.tickSafely());
     // A session (re)established: serve and report now, not at the next tick.
     this.swarm.link.onAssignments((_tasks, _files, changes) => {
       if (!changes) this.tickSafely();
@@ -74,11 +75,18 @@ export class ImageSharing {
   }
 
   private tickSafely(): void {
-    if (this.busy) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
     this.busy = true;
+    this.again = false;
     this.tick()
       .catch((err: unknown) => this.log.warn({ err }, 'image sharing: will retry'))
-      .finally(() => (this.busy = false));
+      .finally(() => {
+        this.busy = false;
+        if (this.again) this.tickSafely();
+      });
   }
 
   private async tick(): Promise<void> {
@@ -154,12 +162,24 @@ export class ImageSharing {
     const found = await this.locate(ref);
     if (!found.imageId || !found.holders.length) return undefined;
     const tls: PeerTls = target.tls();
-    const result = await fetchImageFromPeers(this.engine.images, found.imageId, found.holders, tls, this.log);
+    const imageId = found.imageId;
+    const t0 = Date.now();
+    // Nodes that finish their own fetch meanwhile become holders too (they report at once).
+    const refresh = async () => {
+      const again = await this.locate({ ...ref, digest: imageId });
+      return again.imageId === imageId ? again.holders : [];
+    };
+    const result = await fetchImageFromPeers(this.engine.images, imageId, found.holders, tls, this.log, { refresh });
     // Private where it came from (pulled with credentials): private here too.
     if (found.private) this.engine.images.setPrivate(found.imageId, true);
     nameImage(this.engine, ref, found.imageId);
     this.log.info(
-      { image: found.imageId, from: Object.fromEntries(result.bytesFrom), refused: result.refused.length },
+      {
+        image: imageId,
+        from: Object.fromEntries(result.bytesFrom),
+        refused: result.refused.length,
+        seconds: (Date.now() - t0) / 1000,
+      },
       'image fetched from peers',
     );
     await this.reportNow().catch(() => undefined);

@@ -154,3 +154,37 @@ test('when no peer can give it the fetch fails and the store holds no part of th
   for (const d of img.diffIds) assert.equal(b.blobs.has(d), false);
   assert.deepEqual(tmpFiles(b), []);
 });
+
+test('a fetch asks again who holds the image: a node that got it meanwhile serves layers too', async () => {
+  const a = await servingPeer('nodeA6');
+  const b = await servingPeer('nodeB6');
+  const c = await openStore('fetchC6');
+  let asked = 0;
+  // The managers first named A only; B finished its own fetch since and is named now.
+  const refresh = () => {
+    asked++;
+    return Promise.resolve([a.peer, b.peer]);
+  };
+  const r = await fetchImageFromPeers(c, img.id, [a.peer], await nodeTls(ca, 'nodeC6'), log, {
+    refresh,
+    refreshMs: 0,
+  });
+  assert.equal(c.get(img.id)?.id, img.id);
+  assert.ok(asked >= 1);
+  // Both layers start at once, each from the holder with fewer transfers under way: one from each.
+  assert.ok((r.bytesFrom.get('nodeB6') ?? 0) > 100_000, JSON.stringify([...r.bytesFrom]));
+  assert.ok((r.bytesFrom.get('nodeA6') ?? 0) > 100_000, JSON.stringify([...r.bytesFrom]));
+  assert.ok(b.server.bytesServed > 100_000);
+  assert.deepEqual(tmpFiles(c), []);
+});
+
+test('a holder that cannot be asked again keeps the fetch going with the holders it knew', async () => {
+  const a = await servingPeer('nodeA7');
+  const c = await openStore('fetchC7');
+  const r = await fetchImageFromPeers(c, img.id, [a.peer], await nodeTls(ca, 'nodeC7'), log, {
+    refresh: () => Promise.reject(new Error('managers unreachable')),
+    refreshMs: 0,
+  });
+  assert.equal(c.get(img.id)?.id, img.id);
+  assert.ok((r.bytesFrom.get('nodeA7') ?? 0) > 500_000);
+});
