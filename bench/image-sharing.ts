@@ -59,9 +59,31 @@ async function limitRegistryLink(): Promise<void> {
   const tc = (args: string) => run('nsenter', [`--net=${hub()}`, 'tc', ...args.split(' ')]);
   const dev = LabNames.hubBridge;
   await tc(`qdisc add dev ${dev} root handle 1: htb default 20`);
-  await tc(`class add dev ${dev} parent 1: classid 1:10 htb rate ${registryMbit}mbit`);
-  await tc(`class add dev ${dev} parent 1: classid 1:20 htb rate 100gbit`);
+  await tc(
+    `class add dev ${dev} parent 1: classid 1:10 htb rate ${registryMbit}mbit burst 256k cburst 256k quantum 60000`,
+  );
+  await tc(`class add dev ${dev} parent 1: classid 1:20 htb rate 100gbit quantum 60000`);
   await tc(`filter add dev ${dev} parent 1: protocol ip u32 match ip sport ${REGISTRY_PORT} 0xffff flowid 1:10`);
+}
+
+/** Bytes that went through the registry's limited class so far (0 without a limit): the limit was in force. */
+async function limitedBytes(): Promise<number> {
+  if (!registryMbit) return 0;
+  const r = await run('nsenter', [`--net=${hub()}`, 'tc', '-s', 'class', 'show', 'dev', LabNames.hubBridge]);
+  // This tc prints no JSON for classes: "class htb 1:10 … \n Sent N bytes …".
+  return Number(/class htb 1:10 [^\n]*\n\s*Sent (\d+) bytes/.exec(r.stdout)?.[1] ?? 0);
+}
+
+/** Bytes each node got, summed per source: the seed, or a node that got it from peers itself. */
+function peerSources(from: Map<string, number>, seedId: string): { seed: number; others: number } {
+  const out = { seed: 0, others: 0 };
+  for (const m of swarm.machines) {
+    const log = fs.readFileSync(path.join(swarm.lab.labDir, 'machines', m, 'shoald.log'), 'utf8').slice(from.get(m));
+    for (const line of log.split('\n').filter((l) => l.includes('image fetched from peers')))
+      for (const [node, n] of Object.entries((JSON.parse(line) as { from: Record<string, number> }).from))
+        out[node === seedId ? 'seed' : 'others'] += n;
+  }
+  return out;
 }
 
 /** Seconds each machine's peer fetch took, from the agents' "image fetched from peers" lines since `from`. */
@@ -153,6 +175,7 @@ async function main(): Promise<void> {
     await resetRegistryCounter();
     const registrySeconds = await startEverywhere('fromregistry', ref);
     const registrySent = await registryBytes();
+    const registryLimited = await limitedBytes();
     await clean('fromregistry', img.id);
 
     await resetRegistryCounter();
@@ -168,6 +191,9 @@ async function main(): Promise<void> {
     const peersRegistrySent = await registryBytes();
     const fromPeers = peerBytes(logFrom);
     const fetchSeconds = peerFetchSeconds(logFrom);
+    const seedId = await ok(seed, ['info', '--format', '{{.Swarm.NodeID}}']);
+    const sources = peerSources(logFrom, seedId);
+    const limited = await limitedBytes();
 
     const imageBytes = fs.statSync(img.file).size;
     const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
@@ -187,6 +213,8 @@ async function main(): Promise<void> {
         `${mb(peersRegistrySent)} (${(peersRegistrySent / imageBytes).toFixed(2)} × image)`,
       ],
       ['peers: bytes nodes got from peers', mb(fromPeers)],
+      ['peers: … of which from the seed / from other nodes', `${mb(sources.seed)} / ${mb(sources.others)}`],
+      ['bytes through the registry uplink limit (registry only, both)', `${mb(registryLimited)}, ${mb(limited)}`],
       ['load average', fs.readFileSync('/proc/loadavg', 'utf8').trim()],
     ]);
     console.log(
@@ -198,6 +226,7 @@ async function main(): Promise<void> {
         registryMbit,
         loadAverage: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
         registry: { seconds: registrySeconds, registryBytes: registrySent },
+        limitedBytes: { registryOnly: registryLimited, total: limited },
         peers: {
           seedSeconds,
           seconds: peerSeconds,

@@ -160,6 +160,9 @@ test('a fetch asks again who holds the image: a node that got it meanwhile serve
   const b = await servingPeer('nodeB6');
   const c = await openStore('fetchC6');
   let asked = 0;
+  let changes = 0;
+  // The node reports its images when its store changes: the new image makes it a holder at once.
+  c.onChange(() => changes++);
   // The managers first named A only; B finished its own fetch since and is named now.
   const refresh = () => {
     asked++;
@@ -171,6 +174,7 @@ test('a fetch asks again who holds the image: a node that got it meanwhile serve
   });
   assert.equal(c.get(img.id)?.id, img.id);
   assert.ok(asked >= 1);
+  assert.ok(changes >= 1, 'the store told of the new image');
   // Both layers start at once, each from the holder with fewer transfers under way: one from each.
   assert.ok((r.bytesFrom.get('nodeB6') ?? 0) > 100_000, JSON.stringify([...r.bytesFrom]));
   assert.ok((r.bytesFrom.get('nodeA6') ?? 0) > 100_000, JSON.stringify([...r.bytesFrom]));
