@@ -4,6 +4,7 @@
  * which images it holds to the managers (ReportImages, like its other state), and fetches an
  * image a task needs from the nodes the managers say hold it (FindImage, peer-fetch.ts).
  */
+import { createHash } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
 import type { FindImageResponse } from '../cluster/rpc.js';
 import { IMAGE_SHARE_PORT, type NodeImage } from '../cluster/types.js';
@@ -30,6 +31,8 @@ export class ImageSharing {
   private again = false;
   private unsubscribe?: () => void;
   private readonly inflight = new Map<string, Promise<PeerFetchResult | undefined>>();
+  /** Public images being fetched from peers now (reported: their finished layer blobs are served). */
+  private readonly fetching = new Set<string>();
 
   constructor(
     private readonly engine: Engine,
@@ -121,7 +124,11 @@ export class ImageSharing {
   }
 
   private async report(nodeId: string): Promise<void> {
-    const share = { Port: this.server.port!, Images: this.localImages() };
+    const share = {
+      Port: this.server.port!,
+      Images: this.localImages(),
+      ...(this.fetching.size ? { Fetching: [...this.fetching].sort() } : {}),
+    };
     const body = `${nodeId} ${JSON.stringify(share)}`;
     if (this.reported?.body === body && Date.now() - this.reported.at < REPORT_AGAIN_MS) return;
     await this.connection.call('ReportImages', { share }, 10_000);
@@ -167,9 +174,25 @@ export class ImageSharing {
     // Nodes that finish their own fetch meanwhile become holders too (they report at once).
     const refresh = async () => {
       const again = await this.locate({ ...ref, digest: imageId });
-      return again.imageId === imageId ? again.holders : [];
+      if (again.imageId !== imageId) return [];
+      return [...again.holders, ...(again.partial ?? []).map((p) => ({ ...p, partial: true }))];
     };
-    const result = await fetchImageFromPeers(this.engine.images, imageId, found.holders, tls, this.log, { refresh });
+    // Nodes fetching together start at different layers (by node ID) and give each other what they got.
+    const startAt = parseInt(createHash('sha256').update(target.nodeId).digest('hex').slice(0, 8), 16);
+    if (!found.private) {
+      this.fetching.add(imageId);
+      this.tickSafely();
+    }
+    let result: PeerFetchResult;
+    try {
+      result = await fetchImageFromPeers(this.engine.images, imageId, found.holders, tls, this.log, {
+        refresh,
+        startAt,
+      });
+    } finally {
+      this.fetching.delete(imageId);
+      this.tickSafely();
+    }
     // Private where it came from (pulled with credentials): private here too.
     if (found.private) this.engine.images.setPrivate(found.imageId, true);
     nameImage(this.engine, ref, found.imageId);

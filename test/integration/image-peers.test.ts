@@ -192,3 +192,27 @@ test('a holder that cannot be asked again keeps the fetch going with the holders
   assert.equal(c.get(img.id)?.id, img.id);
   assert.ok((r.bytesFrom.get('nodeA7') ?? 0) > 500_000);
 });
+
+test('a node still fetching gives the layer blobs it already has; one it lacks yet is no fault', async () => {
+  // A holds the whole image but its two data layers are corrupt; P, still fetching, has those two.
+  const a = await servingPeer('nodeA8');
+  for (const d of img.diffIds.slice(1)) {
+    const fd = fs.openSync(a.store.blobs.path(d), 'r+');
+    fs.writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1024);
+    fs.closeSync(fd);
+  }
+  const p = await servingPeer('nodeP8');
+  fs.rmSync(p.store.blobs.path(img.diffIds[0]));
+  const c = await openStore('fetchC8');
+  const r = await fetchImageFromPeers(c, img.id, [a.peer], await nodeTls(ca, 'nodeC8'), log, {
+    refresh: () => Promise.resolve([a.peer, { ...p.peer, partial: true }]),
+    refreshMs: 0,
+  });
+  assert.equal(c.get(img.id)?.id, img.id);
+  assert.ok((r.bytesFrom.get('nodeP8') ?? 0) >= 500_000, JSON.stringify([...r.bytesFrom]));
+  assert.deepEqual(
+    r.refused.filter((x) => x.nodeId === 'nodeP8'),
+    [],
+  );
+  assert.deepEqual(tmpFiles(c), []);
+});

@@ -20,10 +20,15 @@ export interface ImagePeer {
   nodeId: string;
   /** host:port of its image server. */
   addr: string;
+  /** Still fetching the image itself: it may hold some layer blobs, never the layer list. */
+  partial?: boolean;
 }
 
-/** Layers fetched at once (from different peers when there are several). */
-const CONCURRENT_LAYERS = 4;
+/**
+ * Layers fetched at once (from different peers when there are several). Few, so that nodes
+ * fetching together (each starting at another layer) soon hold layers to give each other.
+ */
+const CONCURRENT_LAYERS = 2;
 /** A peer that sends nothing for this long is given up on (it may be gone without a reset). */
 const STALL_MS = 15_000;
 /** Holders are asked again at most this often while a fetch goes on. */
@@ -72,7 +77,12 @@ export interface PeerFetchOptions {
   refresh?: () => Promise<ImagePeer[]>;
   /** At most this often (default REFRESH_MS). */
   refreshMs?: number;
+  /** The layer to begin with (any number; modulo the layers missing): nodes fetching together start apart. */
+  startAt?: number;
 }
+
+/** A fetching peer without that blob yet: not a fault, the next peer is asked. */
+class NotYet extends Error {}
 
 /**
  * The holders to try for one layer, least busy first: transfers under way per peer, ties
@@ -163,6 +173,7 @@ export async function fetchImageFromPeers(
       try {
         return await holders.using(p, () => fn(p));
       } catch (e) {
+        if (e instanceof NotYet) continue;
         const err = e as NodeJS.ErrnoException;
         // Node's client says 'aborted' / ECONNRESET when the peer's connection ends mid-answer.
         const reason =
@@ -200,17 +211,23 @@ export async function fetchImageFromPeers(
       }
       return l;
     };
-    const todo = diffIds.map((d, i) => ({ d, i })).filter(({ d }) => !store.layers.has(d));
+    const missing = diffIds.map((d, i) => ({ d, i })).filter(({ d }) => !store.layers.has(d));
+    const from = missing.length ? (opts.startAt ?? 0) % missing.length : 0;
+    const todo = [...missing.slice(from), ...missing.slice(0, from)];
+    // A fetching peer has no layer list: the blobs named by the first whole holder that answers.
+    const listFor = (p: ImagePeer) => (p.partial ? eachPeer(peers, imageId, layersOf) : layersOf(p));
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {
         const { d, i } = todo[next++];
         if (store.layers.has(d)) continue;
         await eachPeer(await holders.forLayer(i), d, async (p) => {
-          const layers = await layersOf(p);
+          const layers = await listFor(p);
           const blob = layers[i];
           if (layers.length !== diffIds.length || !blob) throw new Error('its layer list does not match the config');
-          const res = await get(p, `/v1/blobs/${blob.digest}`, tls);
+          const res = await get(p, `/v1/blobs/${blob.digest}`, tls).catch((e: unknown) => {
+            throw p.partial && /answered 404/.test((e as Error).message) ? new NotYet() : e;
+          });
           let n = 0;
           res.on('data', (c: Buffer) => (n += c.length));
           try {
