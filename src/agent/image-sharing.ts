@@ -42,10 +42,16 @@ export class ImageSharing {
   ) {
     this.connection = new ManagerConnection(() => this.swarm.agentTarget());
     // A private image goes to a peer only when the managers say so (manager/dispatcher/image-access.ts).
-    this.server = new ImagePeerServer(engine.images, log, async (nodeId, imageId, refs) => {
-      const { allowed } = await this.connection.call('MayServeImage', { nodeId, imageId, refs }, 10_000);
-      return allowed;
-    });
+    this.server = new ImagePeerServer(
+      engine.images,
+      log,
+      async (nodeId, imageId, refs) => {
+        const { allowed } = await this.connection.call('MayServeImage', { nodeId, imageId, refs }, 10_000);
+        return allowed;
+      },
+      // Layers of a public image still being fetched go to the nodes fetching it too.
+      () => this.fetching,
+    );
   }
 
   /** Bytes this node served to peers. */

@@ -7,16 +7,19 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { AddressInfo } from 'node:net';
 import { ImageStore } from '../../src/engine/images/store.js';
 import { loadImages } from '../../src/engine/images/archive.js';
 import { ProgressStream } from '../../src/engine/images/progress.js';
-import { ImagePeerServer, type PeerTls } from '../../src/engine/images/peer-server.js';
+import { ImagePeerServer, peerLayers, type PeerTls } from '../../src/engine/images/peer-server.js';
 import { fetchImageFromPeers, type ImagePeer } from '../../src/engine/images/peer-fetch.js';
 import { createRootCA, signNodeCert, type RootCAMaterial } from '../../src/manager/ca/root-ca.js';
 import { createCsr, generateKeyPair, privateKeyToPem } from '../../src/cluster/pki.js';
 import { createLogger } from '../../src/util/log.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
 import { uniqueName } from '../helpers/netns.js';
+import { waitFor } from '../helpers/process.js';
 import { randomImageArchive, type ImageArchive } from '../helpers/image-archive.js';
 
 const dir = path.join(TEST_ROOT, uniqueName('shtpeers'));
@@ -215,4 +218,61 @@ test('a node still fetching gives the layer blobs it already has; one it lacks y
     [],
   );
   assert.deepEqual(tmpFiles(c), []);
+});
+
+/** The status of GET `urlPath` on a peer server at `port`, asked as the node of `tls`. */
+function statusAs(port: number, urlPath: string, tls: PeerTls): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const req = https.get(
+      { host: '127.0.0.1', port, path: urlPath, ...tls, checkServerIdentity: () => undefined, agent: false },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      },
+    );
+    req.on('error', () => resolve(undefined));
+  });
+}
+
+test('layers of an image not yet whole go out only while the node fetches it as a public image', async () => {
+  const a = await servingPeer('nodeA9');
+  // A peer that serves A's image but holds its last layer back until released.
+  const held = img.diffIds[img.diffIds.length - 1];
+  let release = () => {};
+  const released = new Promise<void>((r) => (release = r));
+  const stall = https.createServer(
+    { ...(await nodeTls(ca, 'nodeS9')), requestCert: true, rejectUnauthorized: true },
+    (req, res) => {
+      const m = /^\/v1\/(images|blobs)\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
+      if (!m) res.writeHead(404).end();
+      else if (m[1] === 'images') res.end(JSON.stringify({ layers: peerLayers(a.store, m[2]) }));
+      else if (m[2] === held) void released.then(() => res.destroy());
+      else pipeline(a.store.blobs.readStream(m[2]), res).catch(() => undefined);
+    },
+  );
+  await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r));
+  try {
+    const p = await openStore('fetchP9');
+    const fetching = new Set([img.id]);
+    const server = new ImagePeerServer(p, log, undefined, () => fetching);
+    servers.push(server);
+    const port = await server.listen(await nodeTls(ca, 'nodeP9'), 0);
+    const stallPeer = { nodeId: 'nodeS9', addr: `127.0.0.1:${(stall.address() as AddressInfo).port}` };
+    const fetch = fetchImageFromPeers(p, img.id, [stallPeer], await nodeTls(ca, 'nodeP9f'), log);
+    const first = img.diffIds[0];
+    await waitFor('the first layer fetched', async () => p.layers.has(first), 30_000, 20);
+    const q = await nodeTls(ca, 'nodeQ9');
+    assert.equal(await statusAs(port, `/v1/blobs/${first}`, q), 200);
+    assert.equal(await statusAs(port, `/v1/blobs/${img.id}`, q), 200);
+    // Not (or no longer) a public fetch: the same blobs go to nobody.
+    fetching.clear();
+    assert.equal(await statusAs(port, `/v1/blobs/${first}`, q), 403);
+    assert.equal(await statusAs(port, `/v1/blobs/${img.id}`, q), 403);
+    release();
+    await assert.rejects(fetch);
+  } finally {
+    release();
+    stall.close();
+    stall.closeAllConnections();
+  }
 });

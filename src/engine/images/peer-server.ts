@@ -45,19 +45,37 @@ export function peerLayers(store: ImageStore, imageId: string): PeerLayer[] | un
 
 /**
  * The private images of this store that hold blob `digest` (as config or stored layer blob),
- * and whether a public one holds it too (then it is anyone's: a shared base layer). Only the
- * private images are searched first: with none, nothing is read.
+ * whether a public one holds it too (then it is anyone's: a shared base layer), and whether
+ * any image holds it at all.
  */
-export function blobHolders(store: ImageStore, digest: string): { anyPublic: boolean; privateImages: string[] } {
+export function blobHolders(
+  store: ImageStore,
+  digest: string,
+): { anyPublic: boolean; privateImages: string[]; anyImage: boolean } {
   const holds = (img: Image) =>
-    img.id === digest ||
-    img.config.rootfs.diff_ids.some(
-      (d) => store.layers.has(d) && store.layers.meta(d).blobs.some((b) => b.digest === digest),
-    );
+    img.id === digest || img.config.rootfs.diff_ids.some((d) => layerHasBlob(store, d, digest));
   const all = store.all();
   const privateImages = all.filter((img) => img.record.private && holds(img)).map((img) => img.id);
-  if (!privateImages.length) return { anyPublic: true, privateImages };
-  return { anyPublic: all.some((img) => !img.record.private && holds(img)), privateImages };
+  const anyPublic = all.some((img) => !img.record.private && holds(img));
+  return { anyPublic, privateImages, anyImage: anyPublic || privateImages.length > 0 };
+}
+
+const layerHasBlob = (store: ImageStore, diffId: string, digest: string) =>
+  store.layers.has(diffId) && store.layers.meta(diffId).blobs.some((b) => b.digest === digest);
+
+/**
+ * A blob no image holds yet is served only as part of a public image this node is fetching
+ * now (its config, or a layer it already has): the blobs of a private image being pulled or
+ * fetched, or left over, go to nobody.
+ */
+export function partOfPublicFetch(store: ImageStore, digest: string, fetching: Iterable<string>): boolean {
+  for (const id of fetching) {
+    if (id === digest) return true;
+    if (!store.blobs.has(id)) continue;
+    const config = JSON.parse(store.blobs.read(id).toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
+    if ((config.rootfs?.diff_ids ?? []).some((d) => layerHasBlob(store, d, digest))) return true;
+  }
+  return false;
 }
 
 /** Whether node `requester` may have the private image `imageId` (named `refs` here): the managers decide. */
@@ -79,6 +97,8 @@ export class ImagePeerServer {
     private readonly log: Logger,
     /** Asked for private images only; without it they are never served. */
     private readonly mayServe?: PeerAccess,
+    /** The public images this node is fetching now (their blobs are served before the image is whole). */
+    private readonly fetchingPublic: () => Iterable<string> = () => [],
   ) {}
 
   get port(): number | undefined {
@@ -145,7 +165,7 @@ export class ImagePeerServer {
   }
 
   /**
-   * Whether `requester` may read `digest`: yes when a public image (or no image) holds it,
+   * Whether `requester` may read `digest`: yes when a public image holds it (or it is part of a public fetch),
    * else when the managers allow it one of the private images holding it (`images`: the one asked for).
    */
   private async permitted(requester: string, images: string[] | undefined, digest: string): Promise<boolean> {
@@ -154,6 +174,7 @@ export class ImagePeerServer {
     else {
       const holders = blobHolders(this.store, digest);
       if (holders.anyPublic) return true;
+      if (!holders.anyImage) return partOfPublicFetch(this.store, digest, this.fetchingPublic());
       candidates = holders.privateImages;
     }
     if (!candidates.length) return true;
