@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../util/log.js';
 import { identify, type RoleMap } from '../access/identity.js';
 import type { DashboardFeed, FeedMessage } from './feed.js';
-import type { DashboardToken } from './token.js';
+import { sameToken, type DashboardToken } from './token.js';
 import { APP_CSS, APP_JS, loginPage, PAGE_HTML } from './assets.js';
 
 const COOKIE = 'shoal_dashboard';
@@ -150,10 +150,17 @@ export class DashboardServer {
       res.writeHead(413).end();
       return;
     }
-    if (!this.token.matches(token)) {
+    // On a mismatch, the stored token: a rotation on another manager may not have reached this one's watch yet.
+    if (!this.token.matches(token) && !sameToken(token, await this.token.fresh())) {
       res
         .writeHead(401, { 'Content-Type': 'text/html; charset=utf-8' })
-        .end(loginPage("That token is not this manager's. Run `shoal dashboard token` against it."));
+        .end(
+          loginPage(
+            this.token.current()
+              ? "That is not the swarm's token. Run `shoal dashboard token` against a manager."
+              : 'No login token: this node is not a swarm manager, or `shoal dashboard token` has not made one yet.',
+          ),
+        );
       return;
     }
     const secure = this.opts.tls ? '; Secure' : '';
