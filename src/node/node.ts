@@ -135,6 +135,11 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     return this.manager?.dashboardToken.current();
   }
 
+  /** The swarm's dashboard token as stored now (read again, rate-limited); undefined off managers. */
+  async confirmedDashboardToken(): Promise<string | undefined> {
+    return this.manager?.dashboardToken.confirmed();
+  }
+
   /** Called when the dashboard token changes, or stops being this node's (demoted, left). */
   onDashboardToken(fn: () => void): () => void {
     this.dashboardTokenListeners.push(fn);

@@ -8,6 +8,7 @@ import { waitFor } from '../helpers/process.js';
 import { run } from '../../src/util/run.js';
 import { REPO_ROOT } from '../helpers/daemon.js';
 import { launchInNetns } from '../helpers/browser.js';
+import { keepMachineLogs } from '../helpers/swarm-lab.js';
 
 // Needs root: a three-machine lab (two managers) whose daemons serve the dashboard (--engine-opt),
 // the real docker CLI, and Debian's chromium driven headless by puppeteer-core from the lab's
@@ -91,6 +92,7 @@ describe('the dashboard in a browser', () => {
 
   after(async () => {
     await browser?.close().catch(() => {});
+    if (lab) keepMachineLogs(lab, ['m1', 'm2']);
     await lab?.prune();
   });
 

@@ -16,14 +16,15 @@ export class DashboardToken {
     return this.swarm.dashboardToken();
   }
 
-  /** The stored token now (a login right after a rotation elsewhere need not wait for the watch). */
-  async fresh(): Promise<string | undefined> {
-    if (!this.swarm.isManager) return undefined;
-    try {
-      return await this.swarm.requireManager().dashboardToken.read();
-    } catch {
-      return this.current();
-    }
+  /**
+   * Whether `candidate` is the swarm's token: the copy first, then, on a mismatch, the store (a
+   * rotation on another manager may not have reached this one's watch yet; the manager
+   * rate-limits those reads).
+   */
+  async check(candidate: string | undefined): Promise<boolean> {
+    if (sameToken(candidate, this.current())) return true;
+    if (!candidate) return false;
+    return sameToken(candidate, await this.swarm.confirmedDashboardToken());
   }
 
   onRotate(fn: () => void): () => void {
