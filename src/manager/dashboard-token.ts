@@ -49,7 +49,7 @@ export class ManagerDashboardToken implements DashboardTokenControl {
     await this.watch();
     const v = await this.client.get(DASHBOARD_TOKEN_KEY).buffer();
     if (v) this.seen(v);
-    this.recheck = setInterval(() => void this.confirmed(), RECHECK_MS);
+    this.recheck = setInterval(() => this.confirmed().catch(() => undefined), RECHECK_MS);
     this.recheck.unref();
   }
 
@@ -136,7 +136,7 @@ export class ManagerDashboardToken implements DashboardTokenControl {
     w.on('delete', () => this.set(undefined));
     // The client reattaches after a lost stream from the last revision it saw; a read covers the gap anyway.
     w.on('disconnected', (err: unknown) => this.log.debug({ err }, 'dashboard token watch disconnected'));
-    w.on('connected', () => void this.confirmed());
+    w.on('connected', () => this.confirmed().catch(() => undefined));
     const lost = (err?: unknown) => {
       if (this.stopped || this.watcher !== w) return;
       this.watcher = undefined;
