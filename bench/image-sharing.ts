@@ -7,11 +7,14 @@
  *    other nodes fetch it from the nodes that hold it (mutual TLS, verified by digest).
  * Reported: seconds from `service create` to all tasks RUNNING (peers: also with the seed pull),
  * and bytes the registry sent (an nftables counter on its port, in the lab's hub namespace).
+ * The registry's uplink is limited to SHOAL_BENCH_REGISTRY_MBIT (default 1000; 0: no limit) in
+ * both scenarios alike, an htb class for what leaves its port: a real registry has one uplink
+ * that all nodes share, while each node has its own (the machines' veths stay unlimited).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/util/run.js';
-import { REGISTRY_PORT } from '../src/lab/settings.js';
+import { LabNames, REGISTRY_PORT } from '../src/lab/settings.js';
 import { createSwarmLab, type SwarmLab } from '../test/helpers/swarm-lab.js';
 import { randomImageArchive } from '../test/helpers/image-archive.js';
 import { waitFor } from '../test/helpers/process.js';
@@ -21,6 +24,9 @@ const machines = Number(process.argv[2] ?? 5);
 const mib = Number(process.argv[3] ?? 200);
 const layers = Number(process.argv[4] ?? 4);
 const TABLE = 'shoalbench_registry';
+/** After the seed's pull, before `service create` (its report to the managers takes a moment). */
+const PAUSE_MS = 1000;
+const registryMbit = Number(process.env.SHOAL_BENCH_REGISTRY_MBIT ?? 1000);
 
 let swarm: SwarmLab;
 const ok = async (m: string, args: string[]) => {
@@ -45,6 +51,50 @@ async function registryBytes(): Promise<number> {
     nftables: Array<{ rule?: { expr: Array<{ counter?: { bytes: number } }> } }>;
   };
   return out.nftables.flatMap((o) => o.rule?.expr ?? []).reduce((n, e) => n + (e.counter?.bytes ?? 0), 0);
+}
+
+/** The registry's one uplink: what leaves its port through the lab bridge, at `registryMbit`. */
+async function limitRegistryLink(): Promise<void> {
+  if (!registryMbit) return;
+  const tc = (args: string) => run('nsenter', [`--net=${hub()}`, 'tc', ...args.split(' ')]);
+  const dev = LabNames.hubBridge;
+  await tc(`qdisc add dev ${dev} root handle 1: htb default 20`);
+  await tc(
+    `class add dev ${dev} parent 1: classid 1:10 htb rate ${registryMbit}mbit burst 256k cburst 256k quantum 60000`,
+  );
+  await tc(`class add dev ${dev} parent 1: classid 1:20 htb rate 100gbit quantum 60000`);
+  await tc(`filter add dev ${dev} parent 1: protocol ip u32 match ip sport ${REGISTRY_PORT} 0xffff flowid 1:10`);
+}
+
+/** Bytes that went through the registry's limited class so far (0 without a limit): the limit was in force. */
+async function limitedBytes(): Promise<number> {
+  if (!registryMbit) return 0;
+  const r = await run('nsenter', [`--net=${hub()}`, 'tc', '-s', 'class', 'show', 'dev', LabNames.hubBridge]);
+  // This tc prints no JSON for classes: "class htb 1:10 … \n Sent N bytes …".
+  return Number(/class htb 1:10 [^\n]*\n\s*Sent (\d+) bytes/.exec(r.stdout)?.[1] ?? 0);
+}
+
+/** Bytes each node got, summed per source: the seed, or a node that got it from peers itself. */
+function peerSources(from: Map<string, number>, seedId: string): { seed: number; others: number } {
+  const out = { seed: 0, others: 0 };
+  for (const m of swarm.machines) {
+    const log = fs.readFileSync(path.join(swarm.lab.labDir, 'machines', m, 'shoald.log'), 'utf8').slice(from.get(m));
+    for (const line of log.split('\n').filter((l) => l.includes('image fetched from peers')))
+      for (const [node, n] of Object.entries((JSON.parse(line) as { from: Record<string, number> }).from))
+        out[node === seedId ? 'seed' : 'others'] += n;
+  }
+  return out;
+}
+
+/** Seconds each machine's peer fetch took, from the agents' "image fetched from peers" lines since `from`. */
+function peerFetchSeconds(from: Map<string, number>): number[] {
+  const out: number[] = [];
+  for (const m of swarm.machines) {
+    const log = fs.readFileSync(path.join(swarm.lab.labDir, 'machines', m, 'shoald.log'), 'utf8').slice(from.get(m));
+    for (const line of log.split('\n').filter((l) => l.includes('image fetched from peers')))
+      out.push((JSON.parse(line) as { seconds: number }).seconds);
+  }
+  return out.sort((a, b) => a - b);
 }
 
 /** Creates a global service and returns the seconds until every machine runs its task. */
@@ -120,10 +170,12 @@ async function main(): Promise<void> {
     await ok(seed, ['load', '-i', img.file]);
     await ok(seed, ['push', ref]);
     await swarm.d(seed, ['rmi', '-f', img.id]);
+    await limitRegistryLink();
 
     await resetRegistryCounter();
     const registrySeconds = await startEverywhere('fromregistry', ref);
     const registrySent = await registryBytes();
+    const registryLimited = await limitedBytes();
     await clean('fromregistry', img.id);
 
     await resetRegistryCounter();
@@ -133,15 +185,20 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     await ok(seed, ['pull', ref]);
     const seedSeconds = (Date.now() - t0) / 1000;
-    // The seed's report reaches the managers within the agent's report tick (2 s).
-    await new Promise((r) => setTimeout(r, 3000));
+    // The seed reports its new image at once (the store's change); this pause is counted below.
+    await new Promise((r) => setTimeout(r, PAUSE_MS));
     const peerSeconds = await startEverywhere('frompeers', ref);
     const peersRegistrySent = await registryBytes();
     const fromPeers = peerBytes(logFrom);
+    const fetchSeconds = peerFetchSeconds(logFrom);
+    const seedId = await ok(seed, ['info', '--format', '{{.Swarm.NodeID}}']);
+    const sources = peerSources(logFrom, seedId);
+    const limited = await limitedBytes();
 
     const imageBytes = fs.statSync(img.file).size;
     const mb = (n: number) => `${(n / 1e6).toFixed(0)} MB`;
-    printTable(`${machines} machines, image ${mb(imageBytes)} (${layers} random layers + busybox), one run`, [
+    const link = registryMbit ? `registry uplink ${registryMbit} Mbit/s` : 'registry uplink unlimited';
+    printTable(`${machines} machines, image ${mb(imageBytes)} (${layers} random layers + busybox), ${link}, one run`, [
       ['registry only: create → all RUNNING', `${registrySeconds.toFixed(1)} s`],
       [
         'registry only: bytes the registry sent',
@@ -149,12 +206,15 @@ async function main(): Promise<void> {
       ],
       ['peers: seed pull on one node', `${seedSeconds.toFixed(1)} s`],
       ['peers: create → all RUNNING', `${peerSeconds.toFixed(1)} s`],
-      ['peers: seed pull + create → all RUNNING', `${(seedSeconds + 3 + peerSeconds).toFixed(1)} s`],
+      ['peers: seed pull + create → all RUNNING', `${(seedSeconds + PAUSE_MS / 1000 + peerSeconds).toFixed(1)} s`],
+      ["peers: each node's fetch from peers", fetchSeconds.map((x) => `${x.toFixed(1)} s`).join(', ')],
       [
         'peers: bytes the registry sent',
         `${mb(peersRegistrySent)} (${(peersRegistrySent / imageBytes).toFixed(2)} × image)`,
       ],
       ['peers: bytes nodes got from peers', mb(fromPeers)],
+      ['peers: … of which from the seed / from other nodes', `${mb(sources.seed)} / ${mb(sources.others)}`],
+      ['bytes through the registry uplink limit (registry only, both)', `${mb(registryLimited)}, ${mb(limited)}`],
       ['load average', fs.readFileSync('/proc/loadavg', 'utf8').trim()],
     ]);
     console.log(
@@ -163,8 +223,18 @@ async function main(): Promise<void> {
         machines,
         imageBytes,
         layers,
+        registryMbit,
+        loadAverage: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
         registry: { seconds: registrySeconds, registryBytes: registrySent },
-        peers: { seedSeconds, seconds: peerSeconds, registryBytes: peersRegistrySent, peerBytes: fromPeers },
+        limitedBytes: { registryOnly: registryLimited, total: limited },
+        peers: {
+          seedSeconds,
+          seconds: peerSeconds,
+          registryBytes: peersRegistrySent,
+          peerBytes: fromPeers,
+          pauseSeconds: PAUSE_MS / 1000,
+          fetchSeconds,
+        },
       })}`,
     );
   } finally {

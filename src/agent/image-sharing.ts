@@ -4,6 +4,7 @@
  * which images it holds to the managers (ReportImages, like its other state), and fetches an
  * image a task needs from the nodes the managers say hold it (FindImage, peer-fetch.ts).
  */
+import { createHash } from 'node:crypto';
 import type { Engine } from '../engine/engine.js';
 import type { FindImageResponse } from '../cluster/rpc.js';
 import { IMAGE_SHARE_PORT, type NodeImage } from '../cluster/types.js';
@@ -26,8 +27,12 @@ export class ImageSharing {
   private servingAs?: { nodeId: string; cert: string };
   private reported?: { body: string; at: number };
   private busy = false;
+  /** Something changed while a tick ran: tick again right after it, not at the next interval. */
+  private again = false;
   private unsubscribe?: () => void;
   private readonly inflight = new Map<string, Promise<PeerFetchResult | undefined>>();
+  /** Public images being fetched from peers now (reported: their finished layer blobs are served). */
+  private readonly fetching = new Set<string>();
 
   constructor(
     private readonly engine: Engine,
@@ -50,10 +55,9 @@ export class ImageSharing {
 
   start(): void {
     this.timer = setInterval(() => this.tickSafely(), TICK_MS);
-    // A loaded, pulled or tagged image is reported at once: a service may name it next.
-    this.unsubscribe = this.engine.events.subscribe(undefined, (e) => {
-      if (e.Type === 'image') this.tickSafely();
-    });
+    // A loaded, pulled, fetched or tagged image is reported at once: a service may name it
+    // next, and nodes fetching it may take it from here.
+    this.unsubscribe = this.engine.images.onChange(() => this.tickSafely());
     // A session (re)established: serve and report now, not at the next tick.
     this.swarm.link.onAssignments((_tasks, _files, changes) => {
       if (!changes) this.tickSafely();
@@ -74,11 +78,18 @@ export class ImageSharing {
   }
 
   private tickSafely(): void {
-    if (this.busy) return;
+    if (this.busy) {
+      this.again = true;
+      return;
+    }
     this.busy = true;
+    this.again = false;
     this.tick()
       .catch((err: unknown) => this.log.warn({ err }, 'image sharing: will retry'))
-      .finally(() => (this.busy = false));
+      .finally(() => {
+        this.busy = false;
+        if (this.again) this.tickSafely();
+      });
   }
 
   private async tick(): Promise<void> {
@@ -113,7 +124,11 @@ export class ImageSharing {
   }
 
   private async report(nodeId: string): Promise<void> {
-    const share = { Port: this.server.port!, Images: this.localImages() };
+    const share = {
+      Port: this.server.port!,
+      Images: this.localImages(),
+      ...(this.fetching.size ? { Fetching: [...this.fetching].sort() } : {}),
+    };
     const body = `${nodeId} ${JSON.stringify(share)}`;
     if (this.reported?.body === body && Date.now() - this.reported.at < REPORT_AGAIN_MS) return;
     await this.connection.call('ReportImages', { share }, 10_000);
@@ -154,12 +169,40 @@ export class ImageSharing {
     const found = await this.locate(ref);
     if (!found.imageId || !found.holders.length) return undefined;
     const tls: PeerTls = target.tls();
-    const result = await fetchImageFromPeers(this.engine.images, found.imageId, found.holders, tls, this.log);
+    const imageId = found.imageId;
+    const t0 = Date.now();
+    // Nodes that finish their own fetch meanwhile become holders too (they report at once).
+    const refresh = async () => {
+      const again = await this.locate({ ...ref, digest: imageId });
+      if (again.imageId !== imageId) return [];
+      return [...again.holders, ...(again.partial ?? []).map((p) => ({ ...p, partial: true }))];
+    };
+    // Nodes fetching together start at different layers (by node ID) and give each other what they got.
+    const startAt = parseInt(createHash('sha256').update(target.nodeId).digest('hex').slice(0, 8), 16);
+    if (!found.private) {
+      this.fetching.add(imageId);
+      this.tickSafely();
+    }
+    let result: PeerFetchResult;
+    try {
+      result = await fetchImageFromPeers(this.engine.images, imageId, found.holders, tls, this.log, {
+        refresh,
+        startAt,
+      });
+    } finally {
+      this.fetching.delete(imageId);
+      this.tickSafely();
+    }
     // Private where it came from (pulled with credentials): private here too.
     if (found.private) this.engine.images.setPrivate(found.imageId, true);
     nameImage(this.engine, ref, found.imageId);
     this.log.info(
-      { image: found.imageId, from: Object.fromEntries(result.bytesFrom), refused: result.refused.length },
+      {
+        image: imageId,
+        from: Object.fromEntries(result.bytesFrom),
+        refused: result.refused.length,
+        seconds: (Date.now() - t0) / 1000,
+      },
       'image fetched from peers',
     );
     await this.reportNow().catch(() => undefined);

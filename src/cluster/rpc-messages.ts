@@ -177,6 +177,7 @@ export const reportImagesRequest: z.ZodType<ReportImagesRequest> = z.looseObject
         }),
       )
       .max(10000),
+    Fetching: z.array(sha256Digest).max(100).optional(),
   }),
 });
 /**
@@ -195,6 +196,8 @@ export const findImageRequest: z.ZodType<FindImageRequest> = z.looseObject({
 export interface FindImageResponse {
   imageId?: string;
   holders: { nodeId: string; addr: string }[];
+  /** Nodes fetching it now that may already serve some of its layer blobs (public images only). */
+  partial?: { nodeId: string; addr: string }[];
   /** Some holder pulled it with credentials: the fetching node keeps it private too. */
   private?: boolean;
 }

@@ -63,6 +63,8 @@ export interface NodeImageShare {
   /** TCP port of the node's image server, on its swarm address. */
   Port: number;
   Images: NodeImage[];
+  /** Public images it is fetching from peers now: it serves the layer blobs it already has. */
+  Fetching?: string[];
 }
 
 /** One local image of a node: its ID (the config digest) and the full references naming it. */

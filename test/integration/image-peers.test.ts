@@ -154,3 +154,65 @@ test('when no peer can give it the fetch fails and the store holds no part of th
   for (const d of img.diffIds) assert.equal(b.blobs.has(d), false);
   assert.deepEqual(tmpFiles(b), []);
 });
+
+test('a fetch asks again who holds the image: a node that got it meanwhile serves layers too', async () => {
+  const a = await servingPeer('nodeA6');
+  const b = await servingPeer('nodeB6');
+  const c = await openStore('fetchC6');
+  let asked = 0;
+  let changes = 0;
+  // The node reports its images when its store changes: the new image makes it a holder at once.
+  c.onChange(() => changes++);
+  // The managers first named A only; B finished its own fetch since and is named now.
+  const refresh = () => {
+    asked++;
+    return Promise.resolve([a.peer, b.peer]);
+  };
+  const r = await fetchImageFromPeers(c, img.id, [a.peer], await nodeTls(ca, 'nodeC6'), log, {
+    refresh,
+    refreshMs: 0,
+  });
+  assert.equal(c.get(img.id)?.id, img.id);
+  assert.ok(asked >= 1);
+  assert.ok(changes >= 1, 'the store told of the new image');
+  // Both layers start at once, each from the holder with fewer transfers under way: one from each.
+  assert.ok((r.bytesFrom.get('nodeB6') ?? 0) > 100_000, JSON.stringify([...r.bytesFrom]));
+  assert.ok((r.bytesFrom.get('nodeA6') ?? 0) > 100_000, JSON.stringify([...r.bytesFrom]));
+  assert.ok(b.server.bytesServed > 100_000);
+  assert.deepEqual(tmpFiles(c), []);
+});
+
+test('a holder that cannot be asked again keeps the fetch going with the holders it knew', async () => {
+  const a = await servingPeer('nodeA7');
+  const c = await openStore('fetchC7');
+  const r = await fetchImageFromPeers(c, img.id, [a.peer], await nodeTls(ca, 'nodeC7'), log, {
+    refresh: () => Promise.reject(new Error('managers unreachable')),
+    refreshMs: 0,
+  });
+  assert.equal(c.get(img.id)?.id, img.id);
+  assert.ok((r.bytesFrom.get('nodeA7') ?? 0) > 500_000);
+});
+
+test('a node still fetching gives the layer blobs it already has; one it lacks yet is no fault', async () => {
+  // A holds the whole image but its two data layers are corrupt; P, still fetching, has those two.
+  const a = await servingPeer('nodeA8');
+  for (const d of img.diffIds.slice(1)) {
+    const fd = fs.openSync(a.store.blobs.path(d), 'r+');
+    fs.writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1024);
+    fs.closeSync(fd);
+  }
+  const p = await servingPeer('nodeP8');
+  fs.rmSync(p.store.blobs.path(img.diffIds[0]));
+  const c = await openStore('fetchC8');
+  const r = await fetchImageFromPeers(c, img.id, [a.peer], await nodeTls(ca, 'nodeC8'), log, {
+    refresh: () => Promise.resolve([a.peer, { ...p.peer, partial: true }]),
+    refreshMs: 0,
+  });
+  assert.equal(c.get(img.id)?.id, img.id);
+  assert.ok((r.bytesFrom.get('nodeP8') ?? 0) >= 500_000, JSON.stringify([...r.bytesFrom]));
+  assert.deepEqual(
+    r.refused.filter((x) => x.nodeId === 'nodeP8'),
+    [],
+  );
+  assert.deepEqual(tmpFiles(c), []);
+});

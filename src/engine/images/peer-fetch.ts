@@ -3,7 +3,9 @@
  * (the image ID), then the layers, several at once, spread over the peers that hold them. Each
  * blob is checked against its digest and each layer against the config's diff ID before it is
  * kept (blobs.ts, ingest.ts: temp file + rename, nothing half-written stays); a wrong blob or a
- * peer that fails or stalls mid-blob sends that layer to the next peer.
+ * peer that fails or stalls mid-blob sends that layer to the next peer. Before each layer the
+ * holders are asked again (`refresh`): a node that finished its own fetch meanwhile serves too,
+ * and each layer goes to the holder with the fewest transfers to this node under way.
  */
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
@@ -18,12 +20,19 @@ export interface ImagePeer {
   nodeId: string;
   /** host:port of its image server. */
   addr: string;
+  /** Still fetching the image itself: it may hold some layer blobs, never the layer list. */
+  partial?: boolean;
 }
 
-/** Layers fetched at once (from different peers when there are several). */
-const CONCURRENT_LAYERS = 4;
+/**
+ * Layers fetched at once (from different peers when there are several). Few, so that nodes
+ * fetching together (each starting at another layer) soon hold layers to give each other.
+ */
+const CONCURRENT_LAYERS = 2;
 /** A peer that sends nothing for this long is given up on (it may be gone without a reset). */
 const STALL_MS = 15_000;
+/** Holders are asked again at most this often while a fetch goes on. */
+const REFRESH_MS = 1000;
 
 /** GET over mutual TLS; the peer's certificate must name the node the managers said (CN = node ID). */
 function get(peer: ImagePeer, path: string, tls: PeerTls): Promise<IncomingMessage> {
@@ -63,6 +72,77 @@ async function readAll(res: IncomingMessage, limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+export interface PeerFetchOptions {
+  /** The holders now (the managers' answer to FindImage); asked again before each layer. */
+  refresh?: () => Promise<ImagePeer[]>;
+  /** At most this often (default REFRESH_MS). */
+  refreshMs?: number;
+  /** The layer to begin with (any number; modulo the layers missing): nodes fetching together start apart. */
+  startAt?: number;
+}
+
+/** A fetching peer without that blob yet: not a fault, the next peer is asked. */
+class NotYet extends Error {}
+
+/**
+ * The holders to try for one layer, least busy first: transfers under way per peer, ties
+ * broken by the layer's index (so layers started at once spread over the holders). A holder
+ * list that cannot be refreshed (managers unreachable) keeps the last one.
+ */
+class HolderList {
+  private peers: ImagePeer[];
+  private askedAt = Date.now();
+  private asking?: Promise<void>;
+  private readonly busy = new Map<string, number>();
+
+  constructor(
+    initial: ImagePeer[],
+    private readonly opts: PeerFetchOptions,
+    private readonly log: Logger,
+  ) {
+    this.peers = initial;
+  }
+
+  private async fresh(): Promise<ImagePeer[]> {
+    const { refresh, refreshMs = REFRESH_MS } = this.opts;
+    if (refresh && Date.now() - this.askedAt >= refreshMs) {
+      this.asking ??= refresh()
+        .then((p) => {
+          // Known holders stay: one that vanished from the answer fails over like any other.
+          const known = new Set(p.map((x) => x.nodeId));
+          this.peers = [...p, ...this.peers.filter((x) => !known.has(x.nodeId))];
+        })
+        .catch((err: unknown) => this.log.debug({ err }, 'image holders not refreshed'))
+        .finally(() => {
+          this.askedAt = Date.now();
+          this.asking = undefined;
+        });
+      await this.asking;
+    }
+    return this.peers;
+  }
+
+  async forLayer(index: number): Promise<ImagePeer[]> {
+    const peers = await this.fresh();
+    const n = peers.length;
+    const load = (p: ImagePeer) => this.busy.get(p.nodeId) ?? 0;
+    return peers
+      .map((p, k) => ({ p, turn: (((k - index) % n) + n) % n }))
+      .sort((a, b) => load(a.p) - load(b.p) || a.turn - b.turn)
+      .map((x) => x.p);
+  }
+
+  /** Counts a transfer from `p` while `fn` runs. */
+  async using<T>(p: ImagePeer, fn: () => Promise<T>): Promise<T> {
+    this.busy.set(p.nodeId, (this.busy.get(p.nodeId) ?? 0) + 1);
+    try {
+      return await fn();
+    } finally {
+      this.busy.set(p.nodeId, (this.busy.get(p.nodeId) ?? 1) - 1);
+    }
+  }
+}
+
 export interface PeerFetchResult {
   /** Bytes received per peer node ID. */
   bytesFrom: Map<string, number>;
@@ -80,18 +160,20 @@ export async function fetchImageFromPeers(
   peers: ImagePeer[],
   tls: PeerTls,
   log: Logger,
+  opts: PeerFetchOptions = {},
 ): Promise<PeerFetchResult> {
   if (!peers.length) throw new Error('no peer holds it');
+  const holders = new HolderList(peers, opts, log);
   const result: PeerFetchResult = { bytesFrom: new Map(), refused: [] };
   const count = (p: ImagePeer, n: number) => result.bytesFrom.set(p.nodeId, (result.bytesFrom.get(p.nodeId) ?? 0) + n);
   const failures: string[] = [];
-  /** Tries `fn` on each peer from `start` on until one works. */
-  const eachPeer = async <T>(start: number, what: string, fn: (p: ImagePeer) => Promise<T>): Promise<T> => {
-    for (let k = 0; k < peers.length; k++) {
-      const p = peers[(start + k) % peers.length];
+  /** Tries `fn` on each of `order` until one works. */
+  const eachPeer = async <T>(order: ImagePeer[], what: string, fn: (p: ImagePeer) => Promise<T>): Promise<T> => {
+    for (const p of order) {
       try {
-        return await fn(p);
+        return await holders.using(p, () => fn(p));
       } catch (e) {
+        if (e instanceof NotYet) continue;
         const err = e as NodeJS.ErrnoException;
         // Node's client says 'aborted' / ECONNRESET when the peer's connection ends mid-answer.
         const reason =
@@ -103,11 +185,11 @@ export async function fetchImageFromPeers(
         failures.push(`${p.nodeId}: ${reason}`);
       }
     }
-    throw new Error(`${what}: ${failures.slice(-peers.length).join('; ')}`);
+    throw new Error(`${what}: ${failures.slice(-order.length).join('; ')}`);
   };
 
   if (!store.blobs.has(imageId))
-    await eachPeer(0, imageId, async (p) => {
+    await eachPeer(peers, imageId, async (p) => {
       const res = await get(p, `/v1/blobs/${imageId}`, tls);
       const { size } = await store.blobs.putStream(res, imageId);
       count(p, size);
@@ -129,17 +211,23 @@ export async function fetchImageFromPeers(
       }
       return l;
     };
-    const todo = diffIds.map((d, i) => ({ d, i })).filter(({ d }) => !store.layers.has(d));
+    const missing = diffIds.map((d, i) => ({ d, i })).filter(({ d }) => !store.layers.has(d));
+    const from = missing.length ? (opts.startAt ?? 0) % missing.length : 0;
+    const todo = [...missing.slice(from), ...missing.slice(0, from)];
+    // A fetching peer has no layer list: the blobs named by the first whole holder that answers.
+    const listFor = (p: ImagePeer) => (p.partial ? eachPeer(peers, imageId, layersOf) : layersOf(p));
     let next = 0;
     const worker = async () => {
       while (next < todo.length) {
         const { d, i } = todo[next++];
         if (store.layers.has(d)) continue;
-        await eachPeer(i, d, async (p) => {
-          const layers = await layersOf(p);
+        await eachPeer(await holders.forLayer(i), d, async (p) => {
+          const layers = await listFor(p);
           const blob = layers[i];
           if (layers.length !== diffIds.length || !blob) throw new Error('its layer list does not match the config');
-          const res = await get(p, `/v1/blobs/${blob.digest}`, tls);
+          const res = await get(p, `/v1/blobs/${blob.digest}`, tls).catch((e: unknown) => {
+            throw p.partial && /answered 404/.test((e as Error).message) ? new NotYet() : e;
+          });
           let n = 0;
           res.on('data', (c: Buffer) => (n += c.length));
           try {

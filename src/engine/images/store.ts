@@ -39,6 +39,7 @@ export class ImageStore {
   /** Full reference (`docker.io/library/a:b`, `host/a@sha256:…`) → image ID. */
   private refs = new Map<string, string>();
   private inUse: InUseCheck = () => undefined;
+  private readonly listeners = new Set<() => void>();
   /** Layers an operation in progress relies on: never garbage-collected meanwhile. */
   private readonly pinned = new Map<string, number>();
   private readonly recordsDir: string;
@@ -94,7 +95,18 @@ export class ImageStore {
     return config.rootfs.diff_ids.reduce((n, d) => n + (this.layers.has(d) ? this.layers.meta(d).size : 0), 0);
   }
 
+  /** Called after any change to the images or their names (the node's report to the managers follows). */
+  onChange(fn: () => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  private changed(): void {
+    for (const fn of this.listeners) fn();
+  }
+
   private saveRefs(): void {
+    this.changed();
     writeFileAtomicSync(
       this.refsFile,
       JSON.stringify(Object.fromEntries([...this.refs].sort(([a], [b]) => a.localeCompare(b))), null, 1),
@@ -231,6 +243,7 @@ export class ImageStore {
       writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(orphan.record), 0o600);
       this.orphans.delete(id);
       this.images.set(id, orphan);
+      this.changed();
       return orphan;
     }
     const record: ImageRecord = {
@@ -241,6 +254,7 @@ export class ImageStore {
     writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(record), 0o600);
     const img: Image = { id, record, config, size: this.sizeOf(config) };
     this.images.set(id, img);
+    this.changed();
     return img;
   }
 
@@ -251,6 +265,7 @@ export class ImageStore {
     if (isPrivate) img.record.private = true;
     else delete img.record.private;
     writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(id)}.json`), JSON.stringify(img.record), 0o600);
+    this.changed();
   }
 
   /**
@@ -325,6 +340,7 @@ export class ImageStore {
     writeFileAtomicSync(path.join(this.recordsDir, `${hexOf(img.id)}.json`), JSON.stringify(img.record), 0o600);
     this.images.delete(img.id);
     this.orphans.set(img.id, img);
+    this.changed();
     return [{ Deleted: img.id }];
   }
 

@@ -42,10 +42,14 @@ export function findImage(
     }
   const best = [...byId].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]))[0];
   if (!best) return { holders: [] };
+  const peer = (n: Node) => ({ nodeId: n.ID, addr: `${n.Status.Addr}:${n.ImageShare!.Port}` });
+  if (privately.has(best[0])) return { imageId: best[0], holders: best[1].map(peer), private: true };
+  // Nodes fetching it serve the layers they got so far: the first holder is not everyone's only source.
+  const partial = ready.filter((n) => !best[1].includes(n) && n.ImageShare!.Fetching?.includes(best[0]));
   return {
     imageId: best[0],
-    holders: best[1].map((n) => ({ nodeId: n.ID, addr: `${n.Status.Addr}:${n.ImageShare!.Port}` })),
-    ...(privately.has(best[0]) ? { private: true } : {}),
+    holders: best[1].map(peer),
+    ...(partial.length ? { partial: partial.map(peer) } : {}),
   };
 }
 
@@ -73,6 +77,7 @@ export function imageIndexHandlers(
           Refs: i.Refs.map(String),
           ...(i.Private ? { Private: true } : {}),
         })),
+        ...(call.request.share.Fetching?.length ? { Fetching: call.request.share.Fetching.map(String) } : {}),
       };
       const write = updateOwnNode(store, nodeId, (n) => {
         if (JSON.stringify(n.ImageShare) === JSON.stringify(share)) return false;

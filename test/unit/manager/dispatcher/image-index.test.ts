@@ -80,3 +80,33 @@ test('a private image counts only for a node the access rule allows, and the ans
   );
   assert.deepEqual(seen[0], [ID_A, tag]);
 });
+
+test('nodes fetching a public image are named as partial sources; never for a private one, never the asker', () => {
+  const fetching = (id: string, image: string, images: NodeImage[] = []) => {
+    const n = node(id, images);
+    n.ImageShare!.Fetching = [image];
+    return n;
+  };
+  const nodes = [
+    node('n1', [{ Id: ID_A, Refs: [] }]),
+    fetching('n22', ID_A),
+    fetching('n333', ID_A),
+    fetching('n4444', ID_B),
+  ];
+  assert.deepEqual(findImage(nodes, { digest: ID_A }, 'n333'), {
+    imageId: ID_A,
+    holders: [{ nodeId: 'n1', addr: '10.0.0.2:2378' }],
+    partial: [{ nodeId: 'n22', addr: '10.0.0.3:2378' }],
+  });
+  // No whole holder: nothing to start from.
+  assert.deepEqual(findImage(nodes, { digest: ID_B }), { holders: [] });
+  const priv = [node('n1', [{ Id: ID_A, Refs: [], Private: true }]), fetching('n22', ID_A)];
+  assert.deepEqual(
+    findImage(priv, { digest: ID_A }, undefined, () => true),
+    {
+      imageId: ID_A,
+      holders: [{ nodeId: 'n1', addr: '10.0.0.2:2378' }],
+      private: true,
+    },
+  );
+});
