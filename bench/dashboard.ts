@@ -8,6 +8,7 @@
  *   node dist/bench/dashboard.js [nodes=1000] [tasks=10000]    (root; needs /usr/bin/chromium)
  */
 import { spawn } from 'node:child_process';
+import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { startDaemon, REPO_ROOT } from '../test/helpers/daemon.js';
@@ -20,17 +21,20 @@ const nodes = Number(process.argv[2] ?? 1000);
 const tasks = Number(process.argv[3] ?? 10000);
 const ADDR = '127.0.0.1:8080';
 
+/** The machine's load when the run starts and ends: the figures depend on it (a shared 2-core box). */
+const loadAtStart = os.loadavg().map((l) => +l.toFixed(1));
 const d = await startDaemon({ prefix: 'bdash', extraArgs: ['--dashboard-addr', ADDR] });
 let simPid: number | undefined;
-const browser = await launchInNetns(`/run/netns/${d.ns}`);
-let cleaned = false;
-const cleanUp = async () => {
-  if (cleaned) return;
-  cleaned = true;
-  await browser.close().catch(() => {});
-  if (simPid) await stopProcess(simPid).catch(() => {});
-  await d.destroy();
-};
+// A page busy with thousands of tasks on a loaded machine answers a DevTools call late: 180 s (the default) was not enough at 500 nodes / 5,000 tasks under load 25.
+const browser = await launchInNetns(`/run/netns/${d.ns}`, { protocolTimeoutMs: 1_800_000 });
+/** One clean-up, awaited by whoever asks (a signal and the run's own end): the daemon goes before the process does. */
+let cleaning: Promise<void> | undefined;
+const cleanUp = () =>
+  (cleaning ??= (async () => {
+    await browser.close().catch(() => {});
+    if (simPid) await stopProcess(simPid).catch(() => {});
+    await d.destroy();
+  })());
 // Stopped early (Ctrl-C, a timeout): the daemon, etcd and the simulated nodes go too.
 for (const sig of ['SIGINT', 'SIGTERM'] as const)
   process.once(
@@ -65,17 +69,19 @@ try {
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   simPid = sim.pid;
-  await new Promise<void>((resolve, reject) => {
-    sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`)));
+  const join = await new Promise<{ joined: number; ms: number; retries: number }>((resolve, reject) => {
+    // Ended by the clean-up (a signal): the clean-up reports, not this.
+    sim.once('exit', (c) => cleaning || reject(new Error(`sim-nodes exited with ${c}`)));
     readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
       try {
-        if ((JSON.parse(l) as { joined?: number }).joined !== undefined) resolve();
+        const o = JSON.parse(l) as { joined?: number; ms: number; retries: number };
+        if (o.joined !== undefined) resolve({ joined: o.joined, ms: o.ms, retries: o.retries });
       } catch {
         /* not ours */
       }
     });
   });
-  console.error(`${nodes} simulated nodes joined`);
+  console.error(`${nodes} simulated nodes joined in ${join.ms} ms (${join.retries} retried joins)`);
   await call('POST', '/v1.41/services/create', {
     Name: 'sim',
     Mode: { Replicated: { Replicas: tasks } },
@@ -94,14 +100,14 @@ try {
   const t0 = Date.now();
   await page.waitForFunction(
     (n) => document.querySelectorAll('.node').length >= n,
-    { timeout: 120_000, polling: 100 },
+    { timeout: 600_000, polling: 100 },
     nodes + 1,
   );
   const firstPictureMs = Date.now() - t0;
   console.error(`page shows ${nodes + 1} nodes after ${firstPictureMs} ms; waiting for ${tasks} running tasks`);
   await page.waitForFunction(
     (n) => document.querySelectorAll('.node .task[data-state=running][data-desired=running]').length >= n,
-    { timeout: 600_000, polling: 1000 },
+    { timeout: 1_800_000, polling: 1000 },
     tasks,
   );
   console.error(`page shows ${await running()} running tasks`);
@@ -124,7 +130,7 @@ try {
     });
     await page.waitForFunction(
       (id) => document.querySelector<HTMLElement>(`.node[data-id="${id}"]`)?.dataset.avail === 'pause',
-      { timeout: 10_000, polling: 'mutation' },
+      { timeout: 60_000, polling: 'mutation' },
       n.ID,
     );
     labelMs.push(Date.now() - start);
@@ -142,7 +148,7 @@ try {
   });
   await page.waitForFunction(
     (n) => document.querySelectorAll('.node .task[data-state=running][data-desired=running]').length >= n,
-    { timeout: 60_000, polling: 'mutation' },
+    { timeout: 300_000, polling: 'mutation' },
     tasks + 1,
   );
   const scaleMs = Date.now() - scaleStart;
@@ -154,6 +160,8 @@ try {
   const result = {
     nodes,
     tasks,
+    loadAverage: { start: loadAtStart, end: os.loadavg().map((l) => +l.toFixed(1)) },
+    join: { ms: join.ms, retriedJoins: join.retries },
     firstPictureMs,
     pauseNodeToPageMs: {
       p50: pct(sorted, 50),
@@ -172,6 +180,8 @@ try {
     shoaldRssMiB: rssMiB(d.pid).rss,
   };
   printTable(`dashboard: ${nodes} simulated nodes, ${tasks} tasks`, [
+    ['load average (1/5/15 min) at start / end', `${loadAtStart.join(' ')} / ${result.loadAverage.end.join(' ')}`],
+    ['simulated nodes joined', `${join.ms} ms (${join.retries} retried joins)`],
     ['first picture (all nodes on the page)', `${firstPictureMs} ms`],
     ['pause a node → page (p50 / max)', `${result.pauseNodeToPageMs.p50} / ${result.pauseNodeToPageMs.max} ms`],
     ['scale +1 → running on the page', `${scaleMs} ms`],

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CertCommandError, dockerTarget, request } from './cert-command.js';
 
-/** `shoal dashboard token [--rotate]`: the login token of the manager DOCKER_HOST points at (admin only). */
+/** `shoal dashboard token [--rotate]`: the swarm's dashboard login token, asked of the manager DOCKER_HOST points at (admin only). */
 export function dashboardCommands(program: Command): void {
   const dashboard = program
     .command('dashboard')
@@ -9,7 +9,7 @@ export function dashboardCommands(program: Command): void {
   dashboard
     .command('token')
     .description(
-      "print the dashboard's login token of the manager DOCKER_HOST points at; --rotate makes a new one (old logins end)",
+      "print the swarm's dashboard login token (the same on every manager; DOCKER_HOST at one); --rotate makes a new one (old logins end on every manager)",
     )
     .option('--rotate', 'replace the token')
     .action(async (o: { rotate?: boolean }) => {

@@ -163,11 +163,11 @@ async function main(): Promise<void> {
           log.child({ part: 'api-tls' }),
         )
     : undefined;
-  const dashboardToken = new DashboardToken(config.dataRoot);
+  const dashboardToken = new DashboardToken(swarm);
   const router = buildRouter(engine, swarm, network, {
     serverCA: () => (tls ? fs.readFileSync(opts.tlscacert, 'utf8') : undefined),
   });
-  shoalDashboardRoutes(router, swarm, dashboardToken);
+  shoalDashboardRoutes(router, swarm);
   const api = new ApiServer(router, log, access);
   for (const h of api0.hosts) await api.listen(h, h.startsWith('tcp:') ? tls?.() : undefined);
   // The dashboard: only where --dashboard-addr says; HTTPS with the API's certificates under --tlsverify.

@@ -29,6 +29,7 @@ import type { RootCAMaterial } from './ca/root-ca.js';
 import { createApiCA, signApiCert } from '../cluster/api-certs.js';
 import { CA_KEY, caRotating, finishRotation, startRotation, trustedRoots, type StoredCA } from './ca/stored-ca.js';
 import { ManagerDataKeys } from './data-keys.js';
+import { ManagerDashboardToken } from './dashboard-token.js';
 
 export type { StoredCA };
 
@@ -87,6 +88,8 @@ export class Manager {
   private readonly networkView: ReturnType<typeof networkViewHandler>;
   /** `docker service logs`: subscriptions to the agents (dispatcher/logs.ts). */
   readonly logs: LogBroker;
+  /** The swarm's dashboard login token, followed from the store. */
+  readonly dashboardToken: ManagerDashboardToken;
   private readonly loops: LeaderLoops;
   private server?: grpc.Server;
   private credentials?: SwarmServerCredentials;
@@ -119,8 +122,10 @@ export class Manager {
       () => this.stopping,
       () => {
         if (this.caPending) this.caChanged(this.caPending);
+        this.dashboardToken.retryPending();
       },
     );
+    this.dashboardToken = new ManagerDashboardToken(client, () => this.o.dek, o.log.child({ part: 'dashboard-token' }));
     this.membership = new ManagerMembership({
       nodeId: o.nodeId,
       clusterId: o.clusterId,
@@ -220,6 +225,7 @@ export class Manager {
     if (!this.caMaterial.apiClients) await this.addApiClientCA(raw);
     this.caWatch = await this.client.watch().key(CA_KEY).create();
     this.caWatch.on('put', (kv) => this.caChanged(kv.value));
+    await this.dashboardToken.start();
 
     await this.membership.start();
 
@@ -482,6 +488,7 @@ export class Manager {
     await bounded(this.membership.revokePresence());
     await bounded(this.membership.cancelWatch());
     await bounded(this.caWatch?.cancel());
+    await bounded(this.dashboardToken.stop());
     await bounded(this.store.close());
     this.client.close();
     this.electionClient.close();

@@ -51,6 +51,8 @@ export abstract class NodeCore {
   protected readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
   /** `docker events` listeners for the swarm's events, fed while this node is a manager. */
   protected readonly swarmEventListeners: ((e: SwarmEvent) => void)[] = [];
+  /** The dashboard's listeners for a new (or no) login token, fed by whichever manager runs. */
+  protected readonly dashboardTokenListeners: (() => void)[] = [];
 
   constructor(
     protected readonly config: DaemonConfig,

@@ -130,6 +130,25 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
     this.swarmEventListeners.push(fn);
   }
 
+  /** The swarm's dashboard token as this manager last saw it; undefined off managers or before one is made. */
+  dashboardToken(): string | undefined {
+    return this.manager?.dashboardToken.current();
+  }
+
+  /** The swarm's dashboard token as stored now (read again, rate-limited); undefined off managers. */
+  async confirmedDashboardToken(): Promise<string | undefined> {
+    return this.manager?.dashboardToken.confirmed();
+  }
+
+  /** Called when the dashboard token changes, or stops being this node's (demoted, left). */
+  onDashboardToken(fn: () => void): () => void {
+    this.dashboardTokenListeners.push(fn);
+    return () => {
+      const i = this.dashboardTokenListeners.indexOf(fn);
+      if (i >= 0) this.dashboardTokenListeners.splice(i, 1);
+    };
+  }
+
   protected override async startManager(
     bootstrap?: (m: Manager) => Promise<void>,
     forceNewCluster = false,
@@ -168,6 +187,9 @@ export class SwarmNode extends NodeMembership implements SwarmMembership {
       throw e;
     }
     this.manager = m;
+    m.dashboardToken.onChange(() => {
+      for (const fn of this.dashboardTokenListeners) fn();
+    });
     // Ends with the manager's store (a demoted node's store sends nothing more).
     watchSwarmEvents(m.store, (e) => {
       for (const fn of this.swarmEventListeners) fn(e);

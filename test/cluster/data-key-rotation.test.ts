@@ -8,6 +8,8 @@ import { isSealed, openValue, parseHumanReadableKey } from '../../src/manager/ca
 import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { auditEntries } from '../helpers/audit-log.js';
 import type { Service } from '../../src/cluster/types.js';
+import { SHOAL_JS } from '../helpers/lab.js';
+import { run } from '../../src/util/run.js';
 import { waitFor } from '../helpers/process.js';
 
 // Needs root: two managers (namespaces, shoald, etcd, runc) driven by the real docker CLI, and
@@ -92,6 +94,13 @@ describe('data key rotation re-seals what the data key protects', () => {
       30_000,
       250,
     );
+  /** `shoal dashboard token` against manager `m`: the swarm's one token, kept sealed in etcd. */
+  const dashboardToken = async (m: string) =>
+    (
+      await run(process.execPath, [SHOAL_JS, 'dashboard', 'token'], {
+        env: { ...swarm.lab.env, DOCKER_HOST: await swarm.lab.dockerHost(m) },
+      })
+    ).stdout.trim();
   const secretText = `rot-s3cr3t-${randomBytes(12).toString('hex')}`;
 
   before(async () => {
@@ -146,8 +155,12 @@ describe('data key rotation re-seals what the data key protects', () => {
       { allowFail: true, env: { DOCKER_CONFIG: cliConfig } },
     );
     assert.equal(created.code, 0, created.stderr);
+    const dashToken = await dashboardToken('m1');
     const old = dekOnDisk();
     const before = await sealedValues();
+    const storedToken = before.get('/shoal/dashboard-token');
+    assert.ok(storedToken, 'the dashboard token is sealed in etcd');
+    assert.ok(!storedToken.toString().includes(dashToken), 'and not in the clear');
     assert.ok(
       [...before.keys()].some((k) => k.startsWith('/shoal/v1/secrets/')),
       'the secret is sealed in etcd',
@@ -175,6 +188,8 @@ describe('data key rotation re-seals what the data key protects', () => {
     }
     // The other manager follows: the same new key at rest, sealed with the unlock key.
     await m2Follows(unlockKey, next);
+    // The other manager opens the re-sealed dashboard token: the same token.
+    assert.equal(await dashboardToken('m2'), dashToken);
     // A secret made through the other manager is sealed with the new key; its audit log (not m1's) records it.
     const r = await swarm.lab.docker('m2', ['secret', 'create', 'pw2', '-'], { input: 'two' });
     assert.equal(r.code, 0, r.stderr);

@@ -9,7 +9,7 @@ export const CHROMIUM = '/usr/bin/chromium';
  * and 4, which nsenter passes on): the page reaches addresses only that namespace can, such as
  * a lab machine's. Throws when chromium is missing: the browser test must not pass without it.
  */
-export async function launchInNetns(netnsPath: string): Promise<Browser> {
+export async function launchInNetns(netnsPath: string, opts: { protocolTimeoutMs?: number } = {}): Promise<Browser> {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: run scripts/setup (Debian package chromium)`);
   return puppeteer.launch({
     executablePath: '/usr/bin/nsenter',
@@ -38,5 +38,6 @@ export async function launchInNetns(netnsPath: string): Promise<Browser> {
     defaultViewport: { width: 1400, height: 1000 },
     // Lab daemons' certificates come from the lab's own CA, unknown to this browser profile.
     acceptInsecureCerts: true,
+    ...(opts.protocolTimeoutMs ? { protocolTimeout: opts.protocolTimeoutMs } : {}),
   });
 }

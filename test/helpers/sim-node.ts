@@ -34,6 +34,7 @@ export async function joinSimNode(
   token: string,
   rootPem: string,
   name: string,
+  timeoutMs = 60_000,
 ): Promise<{ nodeId: string; tls: SimNodeTls }> {
   const keys = await generateKeyPair();
   const keyPem = await privateKeyToPem(keys.privateKey);
@@ -42,7 +43,7 @@ export async function joinSimNode(
     const issued = await ca.call(
       'IssueNodeCertificate',
       { csr: await createCsr(keys), token, addr: '127.0.0.1' },
-      60_000,
+      timeoutMs,
     );
     return {
       nodeId: issued.nodeId,

@@ -43,7 +43,7 @@ export interface SwarmLab {
 }
 
 /** SHOAL_KEEP_LOGS=<dir>: each machine's daemon log survives the prune, for a post-mortem. */
-function keepMachineLogs(lab: TestLab, machines: string[]): void {
+export function keepMachineLogs(lab: TestLab, machines: string[]): void {
   const dir = process.env.SHOAL_KEEP_LOGS;
   if (!dir) return;
   fs.mkdirSync(dir, { recursive: true });

@@ -70,7 +70,7 @@ export const APP_JS = String.raw`'use strict';
     var e = el.nodes.get(n.id);
     if (!e) {
       e = h('div', 'node'); e.dataset.id = n.id;
-      e.innerHTML = '<div class="h"><span class="n"></span><span class="r"></span></div><div class="m s"></div><div class="m a"></div><div class="m l"></div>' +
+      e.innerHTML = '<div class="h"><span class="n"></span><span class="r"></span></div><div class="m s"></div><div class="m a"></div><div class="m l"></div><div class="m nl"></div>' +
         '<div class="m c"></div><div class="bar"><i class="cb"></i></div><div class="m mm"></div><div class="bar"><i class="mb"></i></div><div class="tasks"></div>';
       el.nodes.set(n.id, e);
       var list = $('nodes'), before = null;
@@ -86,8 +86,10 @@ export const APP_JS = String.raw`'use strict';
     e.querySelector('.r').textContent = n.role + (n.leader ? ' ★ leader' : '');
     e.querySelector('.s').textContent = n.state + ' · ' + n.avail;
     e.querySelector('.a').textContent = n.addr;
-    var l = Object.keys(n.labels).map(function (k) { return k + '=' + n.labels[k]; }).join(' ');
-    e.querySelector('.l').textContent = l;
+    var kv = function (o) { return Object.keys(o).map(function (k) { return k + '=' + o[k]; }).join(' '); };
+    var l = kv(n.labels), nl = kv(n.nodeLabels);
+    e.querySelector('.l').textContent = l ? 'engine: ' + l : '';
+    e.querySelector('.nl').textContent = nl ? 'node: ' + nl : '';
     renderNodeUse(n.id);
   }
   function renderNodeUse(id) {
@@ -248,13 +250,16 @@ export const APP_JS = String.raw`'use strict';
     stats.patches++; stats.ops += ops.length; stats.lastPatchAt = Date.now();
   }
 
+  var loggedOut = false;
   function connect() {
     var src = new EventSource('/api/feed');
     src.onopen = function () { $('conn').textContent = 'live'; $('conn').className = 'conn live'; };
     src.onerror = function () {
       $('conn').textContent = 'reconnecting…'; $('conn').className = 'conn';
-      // A rotated token or an expired login: back to the login form.
-      fetch('/api/snapshot', { method: 'HEAD' }).then(function (r) { if (r.status === 401) location.reload(); }, function () {});
+      // A rotated token or an expired login: back to the login form, once (the stream's own retries stop).
+      fetch('/api/snapshot', { method: 'HEAD' }).then(function (r) {
+        if (r.status === 401 && !loggedOut) { loggedOut = true; src.close(); location.reload(); }
+      }, function () {});
     };
     src.onmessage = function (m) {
       var msg = JSON.parse(m.data);

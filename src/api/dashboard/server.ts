@@ -73,7 +73,7 @@ export class DashboardServer {
 
   /** A rotated token logs pages out: their streams end, and the page's reconnect meets 401. */
   private endDisallowedStreams(): void {
-    for (const [res, req] of this.streams) if (!this.allowed(req)) res.end();
+    for (const [res, req] of this.streams) if (!this.allowedNow(req)) res.end();
   }
 
   /** Server-sent events headers, and the stream kept until it closes. */
@@ -84,15 +84,23 @@ export class DashboardServer {
     res.on('close', () => this.streams.delete(res));
   }
 
-  /** Who may look: the token, or a client certificate the API would give a role. */
-  private allowed(req: http.IncomingMessage): boolean {
+  /** The tokens a request offers: `Authorization: Bearer` and the login cookie. */
+  private offered(req: http.IncomingMessage): string[] {
     const auth = req.headers.authorization;
-    if (auth?.startsWith('Bearer ') && this.token.matches(auth.slice(7).trim())) return true;
-    if (this.token.matches(cookieToken(req))) return true;
-    if (this.opts.tls) {
-      const who = identify(req, this.opts.roles);
-      if (who.role) return true;
-    }
+    const bearer = auth?.startsWith('Bearer ') ? auth.slice(7).trim() : undefined;
+    return [bearer, cookieToken(req)].filter((t): t is string => !!t);
+  }
+
+  /** Who may look, by this manager's copy of the token, or a client certificate the API would give a role. */
+  private allowedNow(req: http.IncomingMessage): boolean {
+    if (this.offered(req).some((t) => this.token.matches(t))) return true;
+    return !!this.opts.tls && !!identify(req, this.opts.roles).role;
+  }
+
+  /** allowedNow, or a token the store holds now (the copy may lag a rotation made on another manager). */
+  private async allowed(req: http.IncomingMessage): Promise<boolean> {
+    if (this.allowedNow(req)) return true;
+    for (const t of this.offered(req)) if (await this.token.check(t)) return true;
     return false;
   }
 
@@ -117,15 +125,26 @@ export class DashboardServer {
         .end('read-only: the dashboard changes nothing\n');
       return;
     }
-    if (!this.allowed(req)) {
-      const page = p === '/' || p === '/index.html';
-      res.writeHead(401, {
-        'Content-Type': page ? 'text/html; charset=utf-8' : 'text/plain',
-        'WWW-Authenticate': 'Bearer realm="shoal dashboard"',
+    this.allowed(req)
+      .then((ok) => (ok ? this.serve(p, req, res) : this.refuse(p, res)))
+      .catch((err: unknown) => {
+        this.log.warn({ err }, 'dashboard request failed');
+        if (!res.headersSent) res.writeHead(500, { 'Content-Type': 'text/plain' }).end('internal error\n');
       });
-      res.end(page ? loginPage('') : 'unauthorized: log in with the token from `shoal dashboard token`\n');
-      return;
-    }
+  }
+
+  /** 401: the login form for the page, a line of text for the rest. */
+  private refuse(p: string, res: http.ServerResponse): void {
+    const page = p === '/' || p === '/index.html';
+    res.writeHead(401, {
+      'Content-Type': page ? 'text/html; charset=utf-8' : 'text/plain',
+      'WWW-Authenticate': 'Bearer realm="shoal dashboard"',
+    });
+    res.end(page ? loginPage('') : 'unauthorized: log in with the token from `shoal dashboard token`\n');
+  }
+
+  /** A request that may look. */
+  private serve(p: string, req: http.IncomingMessage, res: http.ServerResponse): void {
     if (p === '/' || p === '/index.html')
       return void res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(PAGE_HTML);
     if (p === '/app.js')
@@ -150,10 +169,17 @@ export class DashboardServer {
       res.writeHead(413).end();
       return;
     }
-    if (!this.token.matches(token)) {
+    // On a mismatch, the stored token: a rotation on another manager may not have reached this one's watch yet.
+    if (!(await this.token.check(token))) {
       res
         .writeHead(401, { 'Content-Type': 'text/html; charset=utf-8' })
-        .end(loginPage("That token is not this manager's. Run `shoal dashboard token` against it."));
+        .end(
+          loginPage(
+            this.token.current()
+              ? "That is not the swarm's token. Run `shoal dashboard token` against a manager."
+              : 'No login token: this node is not a swarm manager, or `shoal dashboard token` has not made one yet.',
+          ),
+        );
       return;
     }
     const secure = this.opts.tls ? '; Secure' : '';

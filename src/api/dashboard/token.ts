@@ -1,54 +1,45 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import type { SwarmNode } from '../../node/node.js';
 
 /**
- * The dashboard's login token: 32 random bytes (base64url) kept in `<data root>/dashboard/token`
- * (mode 0600), made on first use. `shoal dashboard token --rotate` replaces it; pages logged in
- * with the old one get 401 on their next request, and their open streams are ended.
+ * The dashboard's view of the swarm's login token (one for every manager, kept sealed in the
+ * store: manager/dashboard-token.ts), read through this node's manager. Off a manager, or
+ * before `shoal dashboard token` made one, no token logs in. `onRotate` listeners hear every
+ * change (a rotation on any manager, or this node no longer a manager): the server then ends
+ * the streams the new token no longer allows.
  */
 export class DashboardToken {
-  private readonly file: string;
-  private cached?: string;
-  private readonly rotated = new Set<() => void>();
+  constructor(private readonly swarm: SwarmNode) {}
 
-  constructor(dataRoot: string) {
-    this.file = path.join(dataRoot, 'dashboard', 'token');
+  /** The token as this manager last saw it. */
+  current(): string | undefined {
+    return this.swarm.dashboardToken();
   }
 
-  get(): string {
-    if (this.cached) return this.cached;
-    try {
-      const t = fs.readFileSync(this.file, 'utf8').trim();
-      if (t) return (this.cached = t);
-    } catch {
-      /* none yet */
-    }
-    return this.rotate();
-  }
-
-  rotate(): string {
-    const t = randomBytes(32).toString('base64url');
-    fs.mkdirSync(path.dirname(this.file), { recursive: true, mode: 0o700 });
-    const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, t + '\n', { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
-    this.cached = t;
-    for (const fn of this.rotated) fn();
-    return t;
-  }
-
-  /** Calls `fn` after each rotation (the server ends the streams opened with the old token). */
-  onRotate(fn: () => void): () => void {
-    this.rotated.add(fn);
-    return () => this.rotated.delete(fn);
-  }
-
-  /** Constant-time comparison, so the answer's timing tells nothing of the token. */
-  matches(candidate: string | undefined): boolean {
+  /**
+   * Whether `candidate` is the swarm's token: the copy first, then, on a mismatch, the store (a
+   * rotation on another manager may not have reached this one's watch yet; the manager
+   * rate-limits those reads).
+   */
+  async check(candidate: string | undefined): Promise<boolean> {
+    if (sameToken(candidate, this.current())) return true;
     if (!candidate) return false;
-    const a = Buffer.from(candidate);
-    const b = Buffer.from(this.get());
-    return a.length === b.length && timingSafeEqual(a, b);
+    return sameToken(candidate, await this.swarm.confirmedDashboardToken());
   }
+
+  onRotate(fn: () => void): () => void {
+    return this.swarm.onDashboardToken(fn);
+  }
+
+  matches(candidate: string | undefined): boolean {
+    return sameToken(candidate, this.current());
+  }
+}
+
+/** Constant-time comparison, so the answer's timing tells nothing of the token; no token matches nothing. */
+export function sameToken(candidate: string | undefined, token: string | undefined): boolean {
+  if (!candidate || !token) return false;
+  const a = Buffer.from(candidate);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -11,7 +11,10 @@ export interface NodeView {
   leader: boolean;
   state: string;
   avail: string;
+  /** The engine's labels (dockerd --label). */
   labels: Record<string, string>;
+  /** The node's own (`docker node update --label-add`), which placement constraints match. */
+  nodeLabels: Record<string, string>;
   addr: string;
   cpu: number;
   mem: number;
@@ -76,6 +79,7 @@ export function nodeView(n: Node, leaderId?: string): NodeView {
     state: n.Status.State,
     avail: n.Spec.Availability,
     labels: n.Description?.Engine.Labels ?? {},
+    nodeLabels: n.Spec.Labels ?? {},
     addr: n.Status.Addr ?? '',
     cpu: n.Description?.Resources.NanoCPUs ?? 0,
     mem: n.Description?.Resources.MemoryBytes ?? 0,

@@ -4,6 +4,7 @@ import { PREFIX } from '../store/etcd-store.js';
 import { isSealed, openValue, sealValue, UNLOCK_KEY } from '../ca/unlock-key.js';
 import { CA_KEY } from '../ca/stored-ca.js';
 import type { Service } from '../../cluster/types.js';
+import { DASHBOARD_TOKEN_KEY } from '../dashboard-token.js';
 
 /**
  * Rotation of the swarm's data-encryption key (DEK). SwarmKit makes a new raft DEK when the
@@ -18,10 +19,10 @@ import type { Service } from '../../cluster/types.js';
 export const DATA_KEY_NEXT = UNLOCK_KEY + '.next-dek';
 
 /**
- * Keys whose whole value is sealed (the CA keys, the unlock key); secrets' Spec.Data and
- * services' registry credentials (registry-auth.ts) besides.
+ * Keys whose whole value is sealed (the CA keys, the unlock key, the dashboard token); secrets'
+ * Spec.Data and services' registry credentials (registry-auth.ts) besides.
  */
-const SEALED_KEYS = [CA_KEY, UNLOCK_KEY];
+const SEALED_KEYS = [CA_KEY, UNLOCK_KEY, DASHBOARD_TOKEN_KEY];
 const SECRETS = PREFIX + 'secrets/';
 const SERVICES = PREFIX + 'services/';
 

@@ -1,11 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { imageTag } from '../../../../src/api/dashboard/view.js';
 import { parseDashboardAddr } from '../../../../src/api/dashboard/server.js';
-import { DashboardToken } from '../../../../src/api/dashboard/token.js';
+import { sameToken } from '../../../../src/api/dashboard/token.js';
+import {
+  dashboardToken,
+  rotateDashboardToken,
+  type DashboardTokenControl,
+} from '../../../../src/manager/control/dashboard-token.js';
 import { APP_JS } from '../../../../src/api/dashboard/assets.js';
 import { engineOptArgs } from '../../../../src/lab/lab.js';
 import { requiredRole } from '../../../../src/api/access/roles.js';
@@ -24,22 +26,34 @@ test('--dashboard-addr wants HOST:PORT', () => {
     assert.throws(() => parseDashboardAddr(bad), /--dashboard-addr/);
 });
 
-test('the token: made once, kept 0600, rotated, compared exactly', () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shoal-dash-'));
-  try {
-    const t = new DashboardToken(dir);
-    const a = t.get();
-    assert.match(a, /^[A-Za-z0-9_-]{43}$/);
-    assert.equal(new DashboardToken(dir).get(), a);
-    assert.equal(fs.statSync(path.join(dir, 'dashboard/token')).mode & 0o777, 0o600);
-    assert.ok(t.matches(a));
-    assert.ok(!t.matches(a.slice(1)) && !t.matches('') && !t.matches(undefined));
-    const b = t.rotate();
-    assert.notEqual(a, b);
-    assert.ok(!new DashboardToken(dir).matches(a));
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
+/** The store's side of the token in memory: compare-and-put as etcd's transaction does. */
+function memoryTokenStore(): DashboardTokenControl & { value?: string } {
+  const c: DashboardTokenControl & { value?: string } = {
+    read: () => Promise.resolve(c.value),
+    write: (t, ifAbsent) => {
+      if (ifAbsent && c.value !== undefined) return Promise.resolve(false);
+      c.value = t;
+      return Promise.resolve(true);
+    },
+  };
+  return c;
+}
+
+test('the swarm token: made once on first use, the same for concurrent askers, replaced by a rotation', async () => {
+  const c = memoryTokenStore();
+  const [a, b] = await Promise.all([dashboardToken(c), dashboardToken(c)]);
+  assert.match(a, /^[A-Za-z0-9_-]{43}$/);
+  assert.equal(a, b);
+  assert.equal(await dashboardToken(c), a);
+  const r = await rotateDashboardToken(c);
+  assert.notEqual(r, a);
+  assert.equal(await dashboardToken(c), r);
+});
+
+test('the token is compared exactly, and nothing matches when there is none', () => {
+  assert.ok(sameToken('abc', 'abc'));
+  assert.ok(!sameToken('ab', 'abc') && !sameToken('', 'abc') && !sameToken(undefined, 'abc'));
+  assert.ok(!sameToken('abc', undefined) && !sameToken('', ''));
 });
 
 test('the token routes are admin only', () => {
