@@ -246,7 +246,7 @@ test('layers of an image not yet whole go out only while the node fetches it as 
       const m = /^\/v1\/(images|blobs)\/(sha256:[a-f0-9]{64})$/.exec(req.url ?? '');
       if (!m) res.writeHead(404).end();
       else if (m[1] === 'images') res.end(JSON.stringify({ layers: peerLayers(a.store, m[2]) }));
-      else if (m[2] === held) void released.then(() => res.destroy());
+      else if (m[2] === held) released.then(() => res.destroy()).catch(() => undefined);
       else pipeline(a.store.blobs.readStream(m[2]), res).catch(() => undefined);
     },
   );
