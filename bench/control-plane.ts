@@ -11,16 +11,15 @@
  * `c1m` is the mix of issue 17: one service of 500,000 replicas and 1,000 services of 500;
  * `c1m:<k>` the same mix with every service k times smaller.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
-import { startDaemon, REPO_ROOT, type TestDaemon } from '../test/helpers/daemon.js';
+import { startDaemon, type TestDaemon } from '../test/helpers/daemon.js';
 import { stopProcess } from '../test/helpers/process.js';
 import type { Node, Service, Task } from '../src/cluster/types.js';
 import { api, cpuSeconds, pct, printTable, rssMiB, writeReport } from './report.js';
 import { etcdMetricsText } from './etcd-metrics.js';
 import { profileChildrenIfAsked } from './sim/profile-children.js';
+import { initDrainedSwarm, spawnSimNodes } from './sim/sim-process.js';
 
 export interface ControlPlaneResult {
   nodes: number;
@@ -67,7 +66,6 @@ export interface ControlPlaneResult {
 /** How long SHOAL_BENCH_FLAP_NODES nodes stay frozen: past the liveness TTL (heartbeat period x 3). */
 const FLAP_PAUSE_MS = 25_000;
 
-const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
 /** Simulated nodes per process: each process is one event loop with that many mTLS sessions. */
 const NODES_PER_SIM = 2500;
 
@@ -130,16 +128,7 @@ export async function controlPlane(
   const simPids: number[] = [];
   let flapPid: number | undefined;
   try {
-    const init = await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
-    if (init.code !== 0) throw new Error(`swarm init: ${init.stderr}`);
-    await d.docker([
-      'node',
-      'update',
-      '--availability',
-      'drain',
-      (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim(),
-    ]);
-    const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
+    const { token } = await initDrainedSwarm(d);
     const etcdPid = Number(fs.readFileSync(path.join(d.dataRoot, 'swarm/etcd.pid'), 'utf8').trim());
 
     const procs = Math.ceil(nodes / NODES_PER_SIM);
@@ -148,44 +137,21 @@ export async function controlPlane(
     const joins: Promise<number>[] = [];
     const exits: Promise<never>[] = [];
     for (let p = 0; p < procs; p++) {
-      const count = Math.min(NODES_PER_SIM, nodes - p * NODES_PER_SIM);
-      const sim = spawn(
-        'nsenter',
-        [
-          `--net=/run/netns/${d.ns}`,
-          '--',
-          process.execPath,
-          '--max-old-space-size=4096',
-          '--max-semi-space-size=64',
-          SIM_JS,
-          '127.0.0.1:2377',
-          token,
-          String(count),
-          String(p * NODES_PER_SIM),
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
-      simPids.push(sim.pid!);
-      joins.push(
-        new Promise<number>((resolve) =>
-          readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
-            try {
-              const m = JSON.parse(l) as { joined?: number; ms?: number; running?: number };
-              if (m.joined !== undefined) resolve(m.ms!);
-              if (m.running !== undefined) {
-                running[p] = m.running;
-                agentRunning = running.reduce((a, b) => a + b, 0);
-              }
-            } catch {
-              /* not ours */
-            }
-          }),
-        ),
-      );
-      exits.push(
-        new Promise<never>((_, reject) => sim.once('exit', (c) => reject(new Error(`sim-nodes exited with ${c}`)))),
-      );
-      exits[p].catch(() => undefined);
+      const sim = spawnSimNodes({
+        ns: d.ns,
+        managers: '127.0.0.1:2377',
+        token,
+        count: Math.min(NODES_PER_SIM, nodes - p * NODES_PER_SIM),
+        first: p * NODES_PER_SIM,
+        nodeFlags: ['--max-old-space-size=4096', '--max-semi-space-size=64'],
+        onRunning: (n) => {
+          running[p] = n;
+          agentRunning = running.reduce((a, b) => a + b, 0);
+        },
+      });
+      simPids.push(sim.pid);
+      joins.push(sim.joined);
+      exits.push(sim.exited);
     }
     const joined = Promise.all(joins).then((ms) => Math.max(...ms));
     const exited = Promise.race(exits);
@@ -197,34 +163,17 @@ export async function controlPlane(
     // replaced, and they come back with the old copies (node-down restarts end to end).
     const flapNodes = Number(process.env.SHOAL_BENCH_FLAP_NODES ?? 0);
     let flapRunning = 0;
-    let flap: ReturnType<typeof spawn> | undefined;
     if (flapNodes > 0) {
-      flap = spawn(
-        'nsenter',
-        [
-          `--net=/run/netns/${d.ns}`,
-          '--',
-          process.execPath,
-          SIM_JS,
-          '127.0.0.1:2377',
-          token,
-          String(flapNodes),
-          String(nodes),
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
+      const flap = spawnSimNodes({
+        ns: d.ns,
+        managers: '127.0.0.1:2377',
+        token,
+        count: flapNodes,
+        first: nodes,
+        onRunning: (n) => (flapRunning = n),
+      });
       flapPid = flap.pid;
-      await new Promise<void>((resolve) =>
-        readline.createInterface({ input: flap!.stdout! }).on('line', (l) => {
-          try {
-            const m = JSON.parse(l) as { joined?: number; running?: number };
-            if (m.joined !== undefined) resolve();
-            if (m.running !== undefined) flapRunning = m.running;
-          } catch {
-            /* not ours */
-          }
-        }),
-      );
+      await flap.joined;
       console.error(`${flapNodes} more nodes to freeze joined`);
     }
     let frozenAt: number | undefined;

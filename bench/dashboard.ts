@@ -7,16 +7,13 @@
  *
  *   node dist/bench/dashboard.js [nodes=1000] [tasks=10000]    (root; needs /usr/bin/chromium)
  */
-import { spawn } from 'node:child_process';
 import os from 'node:os';
-import path from 'node:path';
-import readline from 'node:readline';
-import { startDaemon, REPO_ROOT } from '../test/helpers/daemon.js';
+import { startDaemon } from '../test/helpers/daemon.js';
 import { stopProcess } from '../test/helpers/process.js';
 import { launchInNetns } from '../test/helpers/browser.js';
 import { api, pct, printTable, rssMiB, writeReport } from './report.js';
+import { initDrainedSwarm, spawnSimNodes } from './sim/sim-process.js';
 
-const SIM_JS = path.join(REPO_ROOT, 'dist/bench/sim/sim-nodes.js');
 const nodes = Number(process.argv[2] ?? 1000);
 const tasks = Number(process.argv[3] ?? 10000);
 const ADDR = '127.0.0.1:8080';
@@ -50,37 +47,17 @@ try {
     if (r.status >= 300) throw new Error(`${method} ${p}: ${r.status} ${r.body}`);
     return r.body ? (JSON.parse(r.body) as Record<string, unknown>) : {};
   };
-  await d.docker(['swarm', 'init', '--advertise-addr', '127.0.0.1']);
-  const self = (await d.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
-  await d.docker(['node', 'update', '--availability', 'drain', self]);
-  const token = (await d.docker(['swarm', 'join-token', '-q', 'worker'])).stdout.trim();
-  const sim = spawn(
-    'nsenter',
-    [
-      `--net=/run/netns/${d.ns}`,
-      '--',
-      process.execPath,
-      '--max-old-space-size=4096',
-      SIM_JS,
-      '127.0.0.1:2377',
-      token,
-      String(nodes),
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  simPid = sim.pid;
-  const join = await new Promise<{ joined: number; ms: number; retries: number }>((resolve, reject) => {
-    // Ended by the clean-up (a signal): the clean-up reports, not this.
-    sim.once('exit', (c) => cleaning || reject(new Error(`sim-nodes exited with ${c}`)));
-    readline.createInterface({ input: sim.stdout! }).on('line', (l) => {
-      try {
-        const o = JSON.parse(l) as { joined?: number; ms: number; retries: number };
-        if (o.joined !== undefined) resolve({ joined: o.joined, ms: o.ms, retries: o.retries });
-      } catch {
-        /* not ours */
-      }
-    });
+  const { managerId: self, token } = await initDrainedSwarm(d);
+  const sim = spawnSimNodes({
+    ns: d.ns,
+    managers: '127.0.0.1:2377',
+    token,
+    count: nodes,
+    nodeFlags: ['--max-old-space-size=4096'],
   });
+  simPid = sim.pid;
+  const join = { ms: await Promise.race([sim.joined, sim.exited]), retries: 0 };
+  join.retries = sim.joinRetries();
   console.error(`${nodes} simulated nodes joined in ${join.ms} ms (${join.retries} retried joins)`);
   await call('POST', '/v1.41/services/create', {
     Name: 'sim',

@@ -36,6 +36,26 @@ describe('swarm network options on a two-machine lab', () => {
       500,
     );
 
+  /** A global service of sleeping tasks on `network`, once a task of it runs on each node. */
+  const globalOn = async (svc: string, network: string) => {
+    await ok(
+      'm1',
+      'service',
+      'create',
+      '--detach',
+      '--name',
+      svc,
+      '--mode',
+      'global',
+      '--network',
+      network,
+      IMG,
+      'sleep',
+      '1000',
+    );
+    return oneRunningOnEach(svc);
+  };
+
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });
   });
@@ -45,22 +65,7 @@ describe('swarm network options on a two-machine lab', () => {
 
   it('vxlanid_list=4097: both nodes’ VXLAN devices of the network carry VNI 4097, and tasks on the two nodes reach each other', async () => {
     const id = await ok('m1', 'network', 'create', '-d', 'overlay', '--opt', `${VXLAN}=4097`, 'vx-net');
-    await ok(
-      'm1',
-      'service',
-      'create',
-      '--detach',
-      '--name',
-      'vx-glob',
-      '--mode',
-      'global',
-      '--network',
-      'vx-net',
-      IMG,
-      'sleep',
-      '1000',
-    );
-    const c = await oneRunningOnEach('vx-glob');
+    const c = await globalOn('vx-glob', 'vx-net');
     assert.equal(await ok('m1', 'network', 'inspect', 'vx-net', '--format', `{{index .Options "${VXLAN}"}}`), '4097');
     for (const m of ['m1', 'm2']) {
       const sandbox = `${swarm.lab.prefix}-m-${m}-sb-${id.slice(0, 12)}`;
@@ -106,22 +111,7 @@ describe('swarm network options on a two-machine lab', () => {
 
   it('bridge --scope swarm: a task on each node gets that node’s own bridge of the network; the worker lists it as swarm-scoped', async () => {
     const id = await ok('m1', 'network', 'create', '-d', 'bridge', '--scope', 'swarm', 'sw-br');
-    await ok(
-      'm1',
-      'service',
-      'create',
-      '--detach',
-      '--name',
-      'br-glob',
-      '--mode',
-      'global',
-      '--network',
-      'sw-br',
-      IMG,
-      'sleep',
-      '1000',
-    );
-    const c = await oneRunningOnEach('br-glob');
+    const c = await globalOn('br-glob', 'sw-br');
     for (const m of ['m1', 'm2'] as const) {
       const net = JSON.parse(await ok(m, 'network', 'inspect', 'sw-br'))[0];
       assert.deepEqual([net.Id, net.Scope, net.Driver], [id, 'swarm', 'bridge'], m);

@@ -6,6 +6,7 @@ import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { randomImageArchive, type ImageArchive } from '../helpers/image-archive.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { waitFor } from '../helpers/process.js';
+import { serviceCreate, servicePsRows, taskRows } from '../helpers/service-cli.js';
 import { run } from '../../src/util/run.js';
 import { hubAddress } from '../../src/lab/addresses.js';
 import { LabNames } from '../../src/lab/settings.js';
@@ -41,23 +42,13 @@ describe('services of a private registry image (--with-registry-auth)', () => {
   const machineDir = (m: string) => path.join(swarm.lab.labDir, 'machines', m);
   const log = (m: string) => fs.readFileSync(path.join(machineDir(m), 'shoald.log'), 'utf8');
   /** The service's tasks as `docker service ps` shows them: node, desired and current state, error. */
-  const tasks = async (svc: string) =>
-    (
-      await ok('m1', [
-        'service',
-        'ps',
-        svc,
-        '--no-trunc',
-        '--format',
-        '{{.Node}}|{{.DesiredState}}|{{.CurrentState}}|{{.Error}}',
-      ])
-    )
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => {
-        const [node, desired, state, error] = l.split('|');
-        return { node, desired, state, error };
-      });
+  const tasks = async (svc: string) => taskRows(await ok('m1', servicePsRows(svc)));
+  /** `docker service create --detach` of the private image (sleeping), by the logged-in CLI on m1. */
+  const createService = (name: string, flags: string[]) =>
+    cli('m1', loggedIn, serviceCreate(name, ['--detach', ...flags], [image, 'sleep', '1d']));
+  /** The image reference the service's spec holds (pinned by digest once the CLI resolved it). */
+  const pinnedImage = (svc: string) =>
+    ok('m1', ['service', 'inspect', svc, '--format', '{{.Spec.TaskTemplate.ContainerSpec.Image}}']);
   const runningOn = (svc: string, nodes: string[]) =>
     waitFor(
       `${svc} running on ${nodes.join(', ')}`,
@@ -145,31 +136,17 @@ describe('services of a private registry image (--with-registry-auth)', () => {
   });
 
   it('runs with the credentials on every node that needs them; inspect never shows them', async () => {
-    const created = await cli('m1', loggedIn, [
-      'service',
-      'create',
-      '--detach',
+    const created = await createService('priv', [
       '--with-registry-auth',
-      '--name',
-      'priv',
       '--mode',
       'global',
       '--constraint',
       'node.hostname!=m3',
-      image,
-      'sleep',
-      '1d',
     ]);
     assert.equal(created.code, 0, created.stderr);
     // The CLI resolved the tag with the credentials (GET /distribution with X-Registry-Auth): pinned.
     assert.doesNotMatch(created.stderr, /could not be accessed/);
-    const pinned = await ok('m1', [
-      'service',
-      'inspect',
-      'priv',
-      '--format',
-      '{{.Spec.TaskTemplate.ContainerSpec.Image}}',
-    ]);
+    const pinned = await pinnedImage('priv');
     assert.match(pinned, new RegExp(`^${image.replace(/[.]/g, '\\.')}@sha256:[a-f0-9]{64}$`));
     await runningOn('priv', ['m1', 'm2']);
 
@@ -191,13 +168,7 @@ describe('services of a private registry image (--with-registry-auth)', () => {
     );
     const withAuth = await api(`/distribution/${image}/json`, [`X-Registry-Auth: ${auth}`]);
     assert.equal(withAuth.status, 200, withAuth.body);
-    const pinned = await ok('m1', [
-      'service',
-      'inspect',
-      'priv',
-      '--format',
-      '{{.Spec.TaskTemplate.ContainerSpec.Image}}',
-    ]);
+    const pinned = await pinnedImage('priv');
     const found = JSON.parse(withAuth.body) as { Descriptor: { digest: string }; Platforms: { os: string }[] };
     assert.equal(`${image}@${found.Descriptor.digest}`, pinned);
     assert.deepEqual(
@@ -228,18 +199,7 @@ describe('services of a private registry image (--with-registry-auth)', () => {
   });
 
   it('without --with-registry-auth a node without credentials fails the task as dockerd does', async () => {
-    const created = await cli('m1', loggedIn, [
-      'service',
-      'create',
-      '--detach',
-      '--name',
-      'nocreds',
-      '--constraint',
-      'node.hostname==m3',
-      image,
-      'sleep',
-      '1d',
-    ]);
+    const created = await createService('nocreds', ['--constraint', 'node.hostname==m3']);
     assert.equal(created.code, 0, created.stderr);
     // No credentials went to the daemon: the registry refused the digest lookup, as with dockerd.
     assert.match(created.stderr, /could not be accessed on a registry to record\s+its digest/);

@@ -6,6 +6,7 @@ import { createSwarmLab, type SwarmLab } from '../helpers/swarm-lab.js';
 import { DOCKER } from '../helpers/daemon.js';
 import { startProcess, stopProcess, waitFor as poll } from '../helpers/process.js';
 import { busyboxRootfsTar } from '../helpers/busybox.js';
+import { servicePsRows, taskRows } from '../helpers/service-cli.js';
 
 // Needs root: a two-machine lab (namespaces, shoald, etcd, runc) driven by the real docker CLI.
 
@@ -20,23 +21,7 @@ describe('service health checks and service logs -f on a two-machine swarm', () 
     return r.stdout.trim();
   };
   /** `service ps` rows of a service: node, current state, error. */
-  const ps = async (svc: string) =>
-    (
-      await ok('m1', [
-        'service',
-        'ps',
-        svc,
-        '--no-trunc',
-        '--format',
-        '{{.Node}}|{{.CurrentState}}|{{.Error}}|{{.DesiredState}}',
-      ])
-    )
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => {
-        const [node, state, error, desired] = l.split('|');
-        return { node, state, error, desired };
-      });
+  const ps = async (svc: string) => taskRows(await ok('m1', servicePsRows(svc)));
 
   before(async () => {
     swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });

@@ -31,23 +31,28 @@ describe('docker service logs on a two-machine swarm', () => {
       });
   };
 
-  before(async () => {
-    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });
-    // Global: one task on each machine, each echoing five lines then idling.
+  /** A global busybox service running `script` in sh, once its tasks run on both machines. */
+  const globalShell = async (name: string, script: string) => {
     const r = await d('m1', [
       'service',
       'create',
       '--name',
-      'chatty',
+      name,
       '--mode',
       'global',
       '--detach=false',
       'busybox',
       'sh',
       '-c',
-      'for i in 1 2 3 4 5; do echo line$i; done; sleep 100000',
+      script,
     ]);
     assert.equal(r.code, 0, r.stderr);
+  };
+
+  before(async () => {
+    swarm = await createSwarmLab({ managers: ['m1'], workers: ['m2'], busybox: true });
+    // Global: one task on each machine, each echoing five lines then idling.
+    await globalShell('chatty', 'for i in 1 2 3 4 5; do echo line$i; done; sleep 100000');
   });
 
   after(async () => {
@@ -89,20 +94,7 @@ describe('docker service logs on a two-machine swarm', () => {
   });
 
   it('-f follows: lines written after the request arrive from both machines', async () => {
-    const r = await d('m1', [
-      'service',
-      'create',
-      '--name',
-      'ticker',
-      '--mode',
-      'global',
-      '--detach=false',
-      'busybox',
-      'sh',
-      '-c',
-      'i=0; while true; do i=$((i+1)); echo tick$i; sleep 1; done',
-    ]);
-    assert.equal(r.code, 0, r.stderr);
+    await globalShell('ticker', 'i=0; while true; do i=$((i+1)); echo tick$i; sleep 1; done');
     const out = path.join(swarm.lab.labDir, 'follow.out');
     const child = startProcess(DOCKER, ['service', 'logs', '-f', '--tail', '0', 'ticker'], out, {
       ...swarm.lab.env,

@@ -2,6 +2,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createTestNet, type TestNet } from '../helpers/testnet.js';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { eventsBetween } from '../helpers/events-cli.js';
 
 // `docker events` on a manager shows the swarm's events as dockerd 20.10 does (root: netns, etcd, real docker CLI).
 
@@ -52,18 +53,7 @@ test('docker events --filter scope=swarm shows a service create, update and remo
   const until = Math.ceil(Date.now() / 1000) + 1;
   await new Promise((r) => setTimeout(r, 1100)); // --until must lie in the past for a bounded listing
   const read = async (...filters: string[]) =>
-    (
-      await mgr.docker([
-        'events',
-        '--since',
-        String(since),
-        '--until',
-        String(until),
-        '--format',
-        '{{json .}}',
-        ...filters.flatMap((f) => ['--filter', f]),
-      ])
-    ).stdout
+    (await mgr.docker(eventsBetween(since, until, filters, '{{json .}}'))).stdout
       .trim()
       .split('\n')
       .filter(Boolean)
@@ -92,18 +82,6 @@ test('docker events --filter scope=swarm shows a service create, update and remo
   );
   assert.deepEqual(await read('scope=swarm', 'service=nosuch'), []);
   // The docker CLI's own default format names the scope-less swarm event as dockerd's does.
-  const text = (
-    await mgr.docker([
-      'events',
-      '--since',
-      String(since),
-      '--until',
-      String(until),
-      '--filter',
-      'type=service',
-      '--filter',
-      'event=remove',
-    ])
-  ).stdout;
+  const text = (await mgr.docker(eventsBetween(since, until, ['type=service', 'event=remove']))).stdout;
   assert.match(text, new RegExp(`service remove ${id} \\(name=evsvc\\)`));
 });

@@ -17,3 +17,30 @@ export function servicePs(service: string, format: string, filters: string[] = [
 export function servicePsRunning(service: string, format: string): string[] {
   return servicePs(service, format, ['desired-state=running']);
 }
+
+/** One task as `docker service ps` shows it: node, desired and current state, error. */
+export interface TaskRow {
+  node: string;
+  desired: string;
+  state: string;
+  error: string;
+}
+
+/** The --format that `taskRows` reads back. */
+export const TASK_ROW_FORMAT = '{{.Node}}|{{.DesiredState}}|{{.CurrentState}}|{{.Error}}';
+
+/** `docker service ps SERVICE` with TASK_ROW_FORMAT. */
+export function servicePsRows(service: string): string[] {
+  return servicePs(service, TASK_ROW_FORMAT);
+}
+
+/** The rows of `docker service ps` output printed with TASK_ROW_FORMAT. */
+export function taskRows(stdout: string): TaskRow[] {
+  return stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [node = '', desired = '', state = '', error = ''] = l.split('|');
+      return { node, desired, state, error };
+    });
+}

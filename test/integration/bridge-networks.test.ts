@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { waitFor } from '../helpers/process.js';
+import { eventsBetween } from '../helpers/events-cli.js';
 
 // User-defined bridge networks through the real docker CLI on one daemon (root: runc, netns, nft).
 let d: TestDaemon;
@@ -389,17 +390,7 @@ test('pools the host already routes are skipped; network events for create, conn
   await docker('run', '--rm', '--network', 'ubr-routed', IMG, 'true');
   await docker('network', 'rm', 'ubr-routed');
   const until = Math.floor(Date.now() / 1000) + 1;
-  const events = await out(
-    'events',
-    '--since',
-    String(since),
-    '--until',
-    String(until),
-    '--filter',
-    'type=network',
-    '--format',
-    '{{.Action}} {{.Actor.Attributes.name}}',
-  );
+  const events = await out(...eventsBetween(since, until, ['type=network'], '{{.Action}} {{.Actor.Attributes.name}}'));
   const mine = events
     .split('\n')
     .filter((l) => l.endsWith(' ubr-routed'))

@@ -6,6 +6,7 @@ import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { cliOf } from '../helpers/daemon-cli.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { waitFor } from '../helpers/process.js';
+import { eventsBetween } from '../helpers/events-cli.js';
 import { run } from '../../src/util/run.js';
 
 // Needs root: runc, conmon, overlayfs, network namespaces.
@@ -476,17 +477,12 @@ test('docker events: the container lifecycle, filtered, as history and live', as
   await docker('rm', 'ev1');
   const until = String(Math.ceil(Date.now() / 1000) + 1);
   const r = await docker(
-    'events',
-    '--since',
-    since,
-    '--until',
-    until,
-    '--filter',
-    'container=ev1',
-    '--filter',
-    'label=evlabel=yes',
-    '--format',
-    '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}',
+    ...eventsBetween(
+      since,
+      until,
+      ['container=ev1', 'label=evlabel=yes'],
+      '{{.Type}} {{.Action}} {{.Actor.Attributes.name}}',
+    ),
   );
   const actions = r.stdout.trim().split('\n');
   assert.deepEqual(

@@ -52,6 +52,15 @@ async function openStore(name: string): Promise<ImageStore> {
 }
 
 /** A store holding `img`, served as node `nodeId`; returns the peer to dial. */
+/** Overwrites ten bytes in each layer blob of the test image in `store`: its digests no longer match. */
+function corruptLayers(store: ImageStore): void {
+  for (const d of img.diffIds) {
+    const fd = fs.openSync(store.blobs.path(d), 'r+');
+    fs.writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1024);
+    fs.closeSync(fd);
+  }
+}
+
 async function servingPeer(nodeId: string): Promise<{ peer: ImagePeer; store: ImageStore; server: ImagePeerServer }> {
   const store = await openStore(nodeId);
   const sink = new Writable({ write: (_c, _e, cb) => cb() });
@@ -122,11 +131,7 @@ test('the peer must be the node the managers named (its certificate CN)', async 
 test('a corrupt blob is refused and fetched from the next peer; nothing of it stays', async () => {
   const bad = await servingPeer('nodeBad');
   const good = await servingPeer('nodeGood');
-  for (const d of img.diffIds) {
-    const fd = fs.openSync(bad.store.blobs.path(d), 'r+');
-    fs.writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1024);
-    fs.closeSync(fd);
-  }
+  corruptLayers(bad.store);
   const b = await openStore('fetchB4');
   const r = await fetchImageFromPeers(b, img.id, [bad.peer, good.peer], await nodeTls(ca, 'nodeB4'), log);
   assert.equal(b.get(img.id)?.id, img.id);
@@ -142,11 +147,7 @@ test('a corrupt blob is refused and fetched from the next peer; nothing of it st
 
 test('when no peer can give it the fetch fails and the store holds no part of the image', async () => {
   const bad = await servingPeer('nodeBad2');
-  for (const d of img.diffIds) {
-    const fd = fs.openSync(bad.store.blobs.path(d), 'r+');
-    fs.writeSync(fd, Buffer.from('corrupted!'), 0, 10, 1024);
-    fs.closeSync(fd);
-  }
+  corruptLayers(bad.store);
   const b = await openStore('fetchB5');
   const gone: ImagePeer = { nodeId: 'nodeGone', addr: '127.0.0.1:1' };
   await assert.rejects(

@@ -54,6 +54,38 @@ function sink(): { progress: ProgressStream; text: () => string } {
   return { progress: new ProgressStream(() => w), text: () => text };
 }
 
+/**
+ * A `docker save`-format archive of one image tagged `tag`: `rootfs` with `top` on it, and an
+ * image config of `fields` plus the platform and the two layers' diff IDs.
+ */
+async function twoLayerArchive(
+  tag: string,
+  rootfs: Buffer,
+  top: Buffer,
+  fields: Record<string, unknown>,
+): Promise<{ archive: Buffer; config: Buffer }> {
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      ...fields,
+      rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
+    }),
+  );
+  const archive = await packTar([
+    { name: 'a/layer.tar', data: rootfs },
+    { name: 'b/layer.tar', data: top },
+    { name: 'config.json', data: config },
+    {
+      name: 'manifest.json',
+      data: Buffer.from(
+        JSON.stringify([{ Config: 'config.json', RepoTags: [tag], Layers: ['a/layer.tar', 'b/layer.tar'] }]),
+      ),
+    },
+  ]);
+  return { archive, config };
+}
+
 async function mountOverlay(layerDirs: string[]): Promise<string> {
   const base = path.join(dir, uniqueName('ovl'));
   for (const d of ['upper', 'work', 'merged']) fs.mkdirSync(path.join(base, d), { recursive: true });
@@ -81,26 +113,10 @@ test('resolve(ref) gives ResolvedImage whose layerDirs mount as an overlayfs roo
     { name: 'added.txt', data: Buffer.from('from layer 2\n') },
     { name: 'etc/.wh.group', data: Buffer.alloc(0) },
   ]);
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      created: '2024-01-02T00:00:00Z',
-      config: { Cmd: ['/bin/sh'], Env: ['A=1'], WorkingDir: '/www' },
-      rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
-    }),
-  );
-  const archive = await packTar([
-    { name: 'a/layer.tar', data: rootfs },
-    { name: 'b/layer.tar', data: top },
-    { name: 'config.json', data: config },
-    {
-      name: 'manifest.json',
-      data: Buffer.from(
-        JSON.stringify([{ Config: 'config.json', RepoTags: ['two:layers'], Layers: ['a/layer.tar', 'b/layer.tar'] }]),
-      ),
-    },
-  ]);
+  const { archive, config } = await twoLayerArchive('two:layers', rootfs, top, {
+    created: '2024-01-02T00:00:00Z',
+    config: { Cmd: ['/bin/sh'], Env: ['A=1'], WorkingDir: '/www' },
+  });
   const out = sink();
   await loadImages(store, Readable.from([archive]), out.progress);
   assert.match(out.text(), /Loaded image: two:layers/);
@@ -148,24 +164,7 @@ test("an opaque directory marker (.wh..wh..opq) hides the lower layer's director
     { name: 'www/.wh..wh..opq', data: Buffer.alloc(0) },
     { name: 'www/index.html', data: Buffer.from('<p>static</p>\n') },
   ]);
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: 'amd64',
-      os: 'linux',
-      rootfs: { type: 'layers', diff_ids: [sha(rootfs), sha(top)] },
-    }),
-  );
-  const archive = await packTar([
-    { name: 'a.tar', data: rootfs },
-    { name: 'b.tar', data: top },
-    { name: 'config.json', data: config },
-    {
-      name: 'manifest.json',
-      data: Buffer.from(
-        JSON.stringify([{ Config: 'config.json', RepoTags: ['opaque:1'], Layers: ['a.tar', 'b.tar'] }]),
-      ),
-    },
-  ]);
+  const { archive } = await twoLayerArchive('opaque:1', rootfs, top, {});
   await loadImages(store, Readable.from([archive]), sink().progress);
   const img = await store.resolve('opaque:1');
   const topDir = img.layerDirs[1];

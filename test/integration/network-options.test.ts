@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { apiJson } from '../helpers/engine-api.js';
 
 // `docker network create --opt` on a local bridge: answers as Debian's dockerd 20.10 gives them
 // (measured side by side): unknown options, `encrypted` included, are kept and ignored; the
@@ -22,25 +22,8 @@ const fail = async (...args: string[]) => {
   return r.stderr.trim();
 };
 
-function createRaw(body: unknown): Promise<{ status: number; body: { message?: string; Id?: string } }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        socketPath: d.socket,
-        method: 'POST',
-        path: '/v1.41/networks/create',
-        headers: { 'Content-Type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-      },
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
+const createRaw = (body: unknown) =>
+  apiJson<{ message?: string; Id?: string }>(d.socket, 'POST', '/v1.41/networks/create', body);
 
 test('--opt encrypted and unknown options on a bridge are kept and ignored, as dockerd does', async () => {
   await out('network', 'create', '-d', 'bridge', '--opt', 'encrypted', 'nop-enc');

@@ -2,7 +2,6 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { ApiServer } from '../../src/api/server.js';
@@ -12,6 +11,7 @@ import { openSecretData } from '../../src/manager/secrets/seal.js';
 import { createLogger } from '../../src/util/log.js';
 import { MemoryStore } from '../helpers/memory-store.js';
 import { cliRouter, dockerAt } from '../helpers/cli-api.js';
+import { apiJson } from '../helpers/engine-api.js';
 
 /**
  * `docker secret` and `docker config` with the real docker CLI against the API on an in-memory
@@ -30,27 +30,7 @@ let server: ApiServer;
 const docker = (args: string[], input?: string) => dockerAt(socket, args, input);
 
 /** A raw API call, for what the CLI checks before it asks. */
-function api(
-  method: string,
-  p: string,
-  body?: unknown,
-): Promise<{ status: number; body: { message?: string } & Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath: socket, method, path: `/v1.41${p}`, headers: { 'Content-Type': 'application/json' } },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : {} });
-        });
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+const api = (method: string, p: string, body?: unknown) => apiJson(socket, method, `/v1.41${p}`, body);
 
 before(async () => {
   const router = cliRouter();

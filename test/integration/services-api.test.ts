@@ -17,6 +17,7 @@ import { status, withStatus } from '../../src/cluster/task-state.js';
 import { createLogger } from '../../src/util/log.js';
 import { MemoryStore } from '../helpers/memory-store.js';
 import { cliRouter, dockerAt } from '../helpers/cli-api.js';
+import { apiJson } from '../helpers/engine-api.js';
 import { makeNode, until } from '../helpers/swarm-fixtures.js';
 
 /**
@@ -42,6 +43,7 @@ let server: ApiServer;
 let stopAgent = () => {};
 
 const docker = (...args: string[]) => dockerAt(socket, args);
+const fetchApi = (method: string, p: string, body?: unknown) => apiJson<{ message?: string }>(socket, method, p, body);
 
 before(async () => {
   const router = cliRouter();
@@ -319,23 +321,3 @@ test('service rm removes the service and, once stopped, its tasks', async () => 
   await until('no tasks', () => store.list('tasks').length === 0, 10000);
   assert.equal((await docker('service', 'ls', '-q')).stdout.trim(), '');
 });
-
-async function fetchApi(
-  method: string,
-  p: string,
-  body?: unknown,
-): Promise<{ status: number; body: { message?: string } }> {
-  const http = await import('node:http');
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      { socketPath: socket, path: p, method, headers: { 'Content-Type': 'application/json' } },
-      (res) => {
-        let data = '';
-        res.on('data', (c) => (data += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: data ? JSON.parse(data) : {} }));
-      },
-    );
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}

@@ -1,7 +1,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
+import { apiJson } from '../helpers/engine-api.js';
 import { importBusybox } from '../helpers/busybox.js';
 import { waitFor } from '../helpers/process.js';
 import { run } from '../../src/util/run.js';
@@ -34,25 +34,8 @@ const ok = async (...args: string[]) => {
   return r.stdout.trim();
 };
 
-function createRaw(body: unknown): Promise<{ status: number; body: { message?: string; Id?: string } }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(
-      {
-        socketPath: d.socket,
-        method: 'POST',
-        path: '/v1.41/networks/create',
-        headers: { 'Content-Type': 'application/json' },
-      },
-      (res) => {
-        let text = '';
-        res.on('data', (c: Buffer) => (text += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-      },
-    );
-    req.on('error', reject);
-    req.end(JSON.stringify(body));
-  });
-}
+const createRaw = (body: unknown) =>
+  apiJson<{ message?: string; Id?: string }>(d.socket, 'POST', '/v1.41/networks/create', body);
 
 /** The network's VNI list once the allocator has given it one. */
 const allocatedVnis = (name: string) =>

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { startDaemon, type TestDaemon } from '../helpers/daemon.js';
 import { cliOf } from '../helpers/daemon-cli.js';
 import { busyboxRootfsTar } from '../helpers/busybox.js';
+import { eventsBetween } from '../helpers/events-cli.js';
 import { run } from '../../src/util/run.js';
 
 // Needs root: runc, conmon, overlayfs, network namespaces. The real docker CLI against one shoald.
@@ -252,17 +253,7 @@ test('docker events reports volume create, mount, unmount and destroy', async ()
   await docker('volume', 'rm', 'vev');
   const until = String(Math.floor(Date.now() / 1000) + 1);
   const ev = await out(
-    'events',
-    '--since',
-    since,
-    '--until',
-    until,
-    '--filter',
-    'type=volume',
-    '--filter',
-    'volume=vev',
-    '--format',
-    '{{.Type}} {{.Action}} {{.Actor.ID}}',
+    ...eventsBetween(since, until, ['type=volume', 'volume=vev'], '{{.Type}} {{.Action}} {{.Actor.ID}}'),
   );
   assert.deepEqual(ev.split('\n'), [
     'volume create vev',
