@@ -97,7 +97,8 @@ try {
     Spec: Record<string, unknown>;
   }[];
   const workers = list.filter((n) => n.ID !== self);
-  for (let i = 0; i < 20; i++) {
+  // At most 20, and never every node: the scale +1 below needs an active node to go to.
+  for (let i = 0; i < Math.min(20, workers.length - 1); i++) {
     const n = workers[i];
     const fresh = JSON.parse((await api(d.socket, 'GET', `/v1.41/nodes/${n.ID}`)).body) as typeof n;
     const start = Date.now();
