@@ -61,9 +61,10 @@ export class ImageSharing {
 
   start(): void {
     this.timer = setInterval(() => this.tickSafely(), TICK_MS);
-    // A loaded, pulled, fetched or tagged image is reported at once: a service may name it
-    // next, and nodes fetching it may take it from here.
-    this.unsubscribe = this.engine.images.onChange(() => this.tickSafely());
+    // Image changes are reported at the next tick, not at once: each report is a write of the
+    // node object, and one right after a `docker load` moved the node's version under a client's
+    // read-modify-write (`docker node update`: "update out of sequence"). A finished fetch is
+    // reported at once (fetchFromPeers). Next: keep the report out of the node object.
     // A session (re)established: serve and report now, not at the next tick.
     this.swarm.link.onAssignments((_tasks, _files, changes) => {
       if (!changes) this.tickSafely();
