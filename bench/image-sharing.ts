@@ -24,8 +24,8 @@ const machines = Number(process.argv[2] ?? 5);
 const mib = Number(process.argv[3] ?? 200);
 const layers = Number(process.argv[4] ?? 4);
 const TABLE = 'shoalbench_registry';
-/** After the seed's pull, before `service create` (its report to the managers takes a moment). */
-const PAUSE_MS = 1000;
+/** After the seed's pull, before `service create`: the node reports image changes at its next tick (2 s). */
+const PAUSE_MS = 2500;
 const registryMbit = Number(process.env.SHOAL_BENCH_REGISTRY_MBIT ?? 1000);
 
 let swarm: SwarmLab;
@@ -185,7 +185,7 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     await ok(seed, ['pull', ref]);
     const seedSeconds = (Date.now() - t0) / 1000;
-    // The seed reports its new image at once (the store's change); this pause is counted below.
+    // The seed reports its new image at its next tick; this pause is counted below.
     await new Promise((r) => setTimeout(r, PAUSE_MS));
     const peerSeconds = await startEverywhere('frompeers', ref);
     const peersRegistrySent = await registryBytes();
