@@ -12,6 +12,7 @@ import { fetchImageFromPeers, type PeerFetchResult } from '../engine/images/peer
 import { ImagePeerServer, type PeerTls } from '../engine/images/peer-server.js';
 import { formatReference, withDefaultTag, type ImageReference } from '../engine/images/reference.js';
 import type { Logger } from '../util/log.js';
+import { SerialQueue } from '../util/serial-queue.js';
 import type { SwarmMembership } from './link.js';
 import { ManagerConnection } from './manager-connection.js';
 
@@ -30,6 +31,7 @@ export class ImageSharing {
   /** Something changed while a tick ran: tick again right after it, not at the next interval. */
   private again = false;
   private unsubscribe?: () => void;
+  private readonly reports = new SerialQueue();
   private readonly inflight = new Map<string, Promise<PeerFetchResult | undefined>>();
   /** Public images being fetched from peers now (reported: their finished layer blobs are served). */
   private readonly fetching = new Set<string>();
@@ -130,7 +132,12 @@ export class ImageSharing {
       .sort((a, b) => a.Id.localeCompare(b.Id));
   }
 
-  private async report(nodeId: string): Promise<void> {
+  /** Reports are built and sent one at a time: two in flight could land out of order, the older one last. */
+  private report(nodeId: string): Promise<void> {
+    return this.reports.run(() => this.reportOnce(nodeId));
+  }
+
+  private async reportOnce(nodeId: string): Promise<void> {
     const share = {
       Port: this.server.port!,
       Images: this.localImages(),
@@ -195,13 +202,12 @@ export class ImageSharing {
       result = await fetchImageFromPeers(this.engine.images, imageId, found.holders, tls, this.log, {
         refresh,
         startAt,
+        private: !!found.private,
       });
     } finally {
       this.fetching.delete(imageId);
       this.tickSafely();
     }
-    // Private where it came from (pulled with credentials): private here too.
-    if (found.private) this.engine.images.setPrivate(found.imageId, true);
     nameImage(this.engine, ref, found.imageId);
     this.log.info(
       {

@@ -159,6 +159,16 @@ test('when no peer can give it the fetch fails and the store holds no part of th
   assert.deepEqual(tmpFiles(b), []);
 });
 
+test('a private image fetched from a peer is private as the fetch returns: no report can call it public', async () => {
+  const a = await servingPeer('nodeA7');
+  const b = await openStore('fetchB7');
+  // The node reports its images as the fetch ends (image-sharing.ts): the flag must be there by then.
+  const privateAtEnd = await fetchImageFromPeers(b, img.id, [a.peer], await nodeTls(ca, 'nodeB7'), log, {
+    private: true,
+  }).then(() => b.get(img.id)?.record.private);
+  assert.equal(privateAtEnd, true);
+});
+
 test('a fetch asks again who holds the image: a node that got it meanwhile serves layers too', async () => {
   const a = await servingPeer('nodeA6');
   const b = await servingPeer('nodeB6');

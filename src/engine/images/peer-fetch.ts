@@ -79,6 +79,8 @@ export interface PeerFetchOptions {
   refreshMs?: number;
   /** The layer to begin with (any number; modulo the layers missing): nodes fetching together start apart. */
   startAt?: number;
+  /** Pulled with credentials where it came from: private here from its first moment, never reported public. */
+  private?: boolean;
 }
 
 /** A fetching peer without that blob yet: not a fault, the next peer is asked. */
@@ -247,6 +249,8 @@ export async function fetchImageFromPeers(
     const failed = done.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     store.addImage(configJson);
+    // In the same turn: a report built on the image's arrival already says private.
+    if (opts.private) store.setPrivate(imageId, true);
   } finally {
     unpin();
   }
