@@ -18,7 +18,9 @@ import { ManagerConnection } from './manager-connection.js';
 
 /** How often the node checks its certificate and its image list (a report goes only when they changed). */
 const TICK_MS = 2000;
-/** The same report again after this long, in case the manager's copy was lost (a node object made anew). */
+/** A burst of image changes (a `docker load` of several images, a pull's names) goes as one report. */
+const CHANGE_COALESCE_MS = 100;
+/** The same report again after this long, in case the managers' copy was lost (their store made anew). */
 const REPORT_AGAIN_MS = 30_000;
 
 export class ImageSharing {
@@ -31,6 +33,7 @@ export class ImageSharing {
   /** Something changed while a tick ran: tick again right after it, not at the next interval. */
   private again = false;
   private unsubscribe?: () => void;
+  private changeTimer?: NodeJS.Timeout;
   private readonly reports = new SerialQueue();
   private readonly inflight = new Map<string, Promise<PeerFetchResult | undefined>>();
   /** Public images being fetched from peers now (reported: their finished layer blobs are served). */
@@ -63,10 +66,14 @@ export class ImageSharing {
 
   start(): void {
     this.timer = setInterval(() => this.tickSafely(), TICK_MS);
-    // Image changes are reported at the next tick, not at once: each report is a write of the
-    // node object, and one right after a `docker load` moved the node's version under a client's
-    // read-modify-write (`docker node update`: "update out of sequence"). A finished fetch is
-    // reported at once (fetchFromPeers). Next: keep the report out of the node object.
+    // Image changes are reported at once: a peer may ask for a loaded or pulled image right
+    // after. (The report is its own store object: it never moves the node's Version.)
+    this.unsubscribe = this.engine.images.onChange(() => {
+      this.changeTimer ??= setTimeout(() => {
+        this.changeTimer = undefined;
+        this.reportNow().catch((err: unknown) => this.log.debug({ err }, 'image report: next tick retries'));
+      }, CHANGE_COALESCE_MS);
+    });
     // A session (re)established: serve and report now, not at the next tick.
     this.swarm.link.onAssignments((_tasks, _files, changes) => {
       if (!changes) this.tickSafely();
@@ -78,6 +85,8 @@ export class ImageSharing {
     clearInterval(this.timer);
     this.unsubscribe?.();
     this.unsubscribe = undefined;
+    clearTimeout(this.changeTimer);
+    this.changeTimer = undefined;
     this.stopServing();
   }
 

@@ -54,8 +54,6 @@ export interface Node extends Meta {
   Attachments?: NetworkAttachment[];
   /** The node's WireGuard tunnel for encrypted overlays, as the node last reported it (not in Docker). */
   Tunnel?: NodeTunnel;
-  /** The images this node holds and serves to its peers, as it last reported them (not in Docker). */
-  ImageShare?: NodeImageShare;
 }
 
 /** Where a node serves the blobs of its images to the other nodes (mutual TLS), and which images it has. */
@@ -66,6 +64,13 @@ export interface NodeImageShare {
   /** Public images it is fetching from peers now: it serves the layer blobs it already has. */
   Fetching?: string[];
 }
+
+/**
+ * The images one node holds and serves, as it last reported them (ID = the node's ID). Its own
+ * store object, not a field of the Node: a report (after every pull or load) must not move the
+ * node's Version under a client's read-modify-write of the node. Not in Docker.
+ */
+export interface NodeImages extends Meta, NodeImageShare {}
 
 /** One local image of a node: its ID (the config digest) and the full references naming it. */
 export interface NodeImage {
@@ -410,6 +415,7 @@ export interface KindMap {
   networks: Network;
   secrets: Secret;
   configs: Config;
+  nodeImages: NodeImages;
 }
 export type Kind = keyof KindMap;
 

@@ -4,6 +4,7 @@ import type { Cluster, Node } from '../cluster/types.js';
 import { ApiError, badRequest, unavailable } from '../util/errors.js';
 import { newSwarmId } from '../util/ids.js';
 import { Manager, QuorumLost } from '../manager/manager.js';
+import type { Store } from '../manager/store/store.js';
 import { ingressNetwork } from '../manager/networks/swarm-networks.js';
 import { createRootCA, signNodeCert } from '../manager/ca/root-ca.js';
 import { generateJoinToken, InvalidTokenError, parseJoinToken, rootDigest } from '../manager/ca/tokens.js';
@@ -35,9 +36,14 @@ import { NodeCertificates } from './certificates.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** A new node's first writes are done: its ingress address given, its images reported. */
-function nodeSettled(n: Node | undefined): boolean {
-  return !!n?.ImageShare && !!n.Attachments?.some((a) => a.Network.Spec.Ingress);
+/**
+ * A new swarm's first writes are done: the node's ingress address given (a write of its node
+ * object), and its images reported (their own object: a `service create` of an image loaded
+ * before `swarm init` resolves it right away, as on Docker).
+ */
+function nodeSettled(store: Store, nodeId: string): boolean {
+  const n = store.viewOne('nodes', nodeId);
+  return !!store.viewOne('nodeImages', nodeId) && !!n?.Attachments?.some((a) => a.Network.Spec.Ingress);
 }
 
 /** Joining and leaving a swarm: init, join, leave, and the role changes (promote, demote) managers decide. */
@@ -115,8 +121,7 @@ export abstract class NodeMembership extends NodeCertificates {
         this.startSession();
         // And its node object is settled: a client that lists then inspects it reads one Version
         // (docker-py's test_inspect_node), not one from before the allocator's and agent's first writes.
-        while (this.manager && !nodeSettled(this.manager.store.get('nodes', nodeId)) && Date.now() < settled)
-          await sleep(20);
+        while (this.manager && !nodeSettled(this.manager.store, nodeId) && Date.now() < settled) await sleep(20);
       } catch (e) {
         await this.teardown();
         throw e;

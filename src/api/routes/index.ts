@@ -14,7 +14,7 @@ import type { SwarmNode } from '../../node/node.js';
 import { volumeRoutes } from './volumes.js';
 import { containerFileRoutes } from './container-files.js';
 import { buildRoutes } from './build.js';
-import { findImage } from '../../manager/dispatcher/image-index.js';
+import { findImageIn } from '../../manager/dispatcher/image-index.js';
 import { formatReference } from '../../engine/images/reference.js';
 import { shoalCertRoutes, type CertRouteOptions } from './shoal-certs.js';
 
@@ -29,13 +29,13 @@ export function buildRouter(
   systemRoutes(router, engine, swarm);
   networkRoutes(router, engine, swarm, localNetworks);
   imageRoutes(router, engine, (ref) => {
-    let nodes;
+    let store;
     try {
-      nodes = swarm.controlStore().view('nodes');
+      store = swarm.controlStore();
     } catch {
       return undefined; // not a manager (or no quorum): the registry's answer stands
     }
-    return findImage(nodes, ref.digest ? { digest: ref.digest } : { ref: formatReference(ref) }).imageId;
+    return findImageIn(store, ref.digest ? { digest: ref.digest } : { ref: formatReference(ref) }).imageId;
   });
   containerRoutes(router, engine);
   containerFileRoutes(router, engine);

@@ -7,12 +7,11 @@ import { versionParam } from '../query.js';
 
 /**
  * A node as the API shows it: leader and reachability are live facts, not stored ones.
- * Attachments (the node's ingress address) is internal to the allocator and network view, and
- * ImageShare (the node's images, possibly hundreds) to image sharing: Docker's Node object has
- * no such fields.
+ * Attachments (the node's ingress address) is internal to the allocator and network view:
+ * Docker's Node object has no such field.
  */
 export function present(m: Pick<Manager, 'election' | 'isReachable'>, stored: Node): Node {
-  const { Attachments: _internal, ImageShare: _images, ...n } = stored;
+  const { Attachments: _internal, ...n } = stored;
   if (n.Spec.Role === 'manager' && n.ManagerStatus) {
     const leader = m.election.leaderId === n.ID;
     n.ManagerStatus = {

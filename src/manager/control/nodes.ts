@@ -63,5 +63,9 @@ export async function removeNode(store: Store, ref: string, force: boolean): Pro
     op: 'update' as const,
     object,
   }));
-  await store.commit([{ kind: 'nodes', op: 'delete', id: n.ID }, ...orphans]);
+  // The images it reported go too: nobody fetches from a node that left.
+  const images = store.viewOne('nodeImages', n.ID)
+    ? [{ kind: 'nodeImages' as const, op: 'delete' as const, id: n.ID }]
+    : [];
+  await store.commit([{ kind: 'nodes', op: 'delete', id: n.ID }, ...orphans, ...images]);
 }

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { Node, NodeImage } from '../../cluster/types.js';
+import type { Node, NodeImage, NodeImageShare, NodeImages } from '../../cluster/types.js';
 import type {
   Empty,
   FindImageRequest,
@@ -10,13 +10,16 @@ import type {
   RpcHandlers,
 } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
-import type { Store } from '../store/store.js';
-import { answerReport, reportingNode, unauthenticated, updateOwnNode, type Identify } from './own-node-report.js';
+import { VersionConflict, type Store } from '../store/store.js';
+import { answerReport, reportingNode, unauthenticated, type Identify } from './own-node-report.js';
 import { mayHavePrivateImage } from './image-access.js';
 
 /** Whether `img` is the image `digest` names: its ID, or a manifest digest it was pulled by. */
 const hasDigest = (img: NodeImage, digest: string) =>
   img.Id === digest || img.Refs.some((r) => r.endsWith(`@${digest}`));
+
+/** The images a node last reported, looked up by node ID (the store's `nodeImages`). */
+export type ImagesOf = (nodeId: string) => NodeImageShare | undefined;
 
 /**
  * Which image a reference means in the swarm and who holds it. A digest decides; a tag may
@@ -25,27 +28,31 @@ const hasDigest = (img: NodeImage, digest: string) =>
  * the asker that image (image-access.ts); without `mayHave`, never.
  */
 export function findImage(
-  nodes: Node[],
+  nodes: readonly Node[],
+  imagesOf: ImagesOf,
   req: FindImageRequest,
   exclude?: string,
   mayHave?: (imageId: string, refs: string[]) => boolean,
 ): FindImageResponse {
-  const ready = nodes.filter((n) => n.ID !== exclude && n.Status.State === 'ready' && n.ImageShare && n.Status.Addr);
-  const byId = new Map<string, Node[]>();
+  const ready = nodes.flatMap((n) => {
+    const share = n.ID !== exclude && n.Status.State === 'ready' && n.Status.Addr ? imagesOf(n.ID) : undefined;
+    return share ? [{ n, share }] : [];
+  });
+  const byId = new Map<string, typeof ready>();
   const privately = new Set<string>();
-  for (const n of ready)
-    for (const img of n.ImageShare!.Images) {
+  for (const h of ready)
+    for (const img of h.share.Images) {
       const match = req.digest ? hasDigest(img, req.digest) : !!req.ref && img.Refs.includes(req.ref);
       if (!match || (img.Private && !mayHave?.(img.Id, img.Refs))) continue;
-      byId.set(img.Id, [...(byId.get(img.Id) ?? []), n]);
+      byId.set(img.Id, [...(byId.get(img.Id) ?? []), h]);
       if (img.Private) privately.add(img.Id);
     }
   const best = [...byId].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0]))[0];
   if (!best) return { holders: [] };
-  const peer = (n: Node) => ({ nodeId: n.ID, addr: `${n.Status.Addr}:${n.ImageShare!.Port}` });
+  const peer = (h: (typeof ready)[number]) => ({ nodeId: h.n.ID, addr: `${h.n.Status.Addr}:${h.share.Port}` });
   if (privately.has(best[0])) return { imageId: best[0], holders: best[1].map(peer), private: true };
   // Nodes fetching it serve the layers they got so far: the first holder is not everyone's only source.
-  const partial = ready.filter((n) => !best[1].includes(n) && n.ImageShare!.Fetching?.includes(best[0]));
+  const partial = ready.filter((h) => !best[1].includes(h) && h.share.Fetching?.includes(best[0]));
   return {
     imageId: best[0],
     holders: best[1].map(peer),
@@ -53,8 +60,50 @@ export function findImage(
   };
 }
 
+/** findImage over what the store holds now. */
+export function findImageIn(
+  store: Pick<Store, 'view' | 'viewOne'>,
+  req: FindImageRequest,
+  exclude?: string,
+  mayHave?: (imageId: string, refs: string[]) => boolean,
+): FindImageResponse {
+  return findImage(store.view('nodes'), (id) => store.viewOne('nodeImages', id), req, exclude, mayHave);
+}
+
 /**
- * ReportImages: a node publishes the images it holds on its own node object (the caller's
+ * Stores a node's report when it differs from the stored one (no write, no event otherwise);
+ * a write that lost to another is made again on the newer object. Resolves whether it wrote.
+ */
+async function storeNodeImages(store: Store, nodeId: string, share: NodeImageShare): Promise<boolean> {
+  for (let i = 0; i < 5; i++) {
+    const had = store.get('nodeImages', nodeId);
+    if (had && JSON.stringify(shareOf(had)) === JSON.stringify(share)) return false;
+    const now = new Date().toISOString();
+    const object: NodeImages = {
+      ID: nodeId,
+      Version: had?.Version ?? { Index: 0 },
+      CreatedAt: had?.CreatedAt ?? now,
+      UpdatedAt: now,
+      ...share,
+    };
+    try {
+      await store.commit([{ kind: 'nodeImages', op: had ? 'update' : 'create', object }]);
+      return true;
+    } catch (e) {
+      if (!(e instanceof VersionConflict)) throw e;
+    }
+  }
+  throw new Error('node images kept changing');
+}
+
+const shareOf = ({ Port, Images, Fetching }: NodeImageShare): NodeImageShare => ({
+  Port,
+  Images,
+  ...(Fetching ? { Fetching } : {}),
+});
+
+/**
+ * ReportImages: a node publishes the images it holds as its `nodeImages` object (the caller's
  * certificate names the node). FindImage: the nodes holding an image, for a node that lacks
  * it (or the API resolving a service's image to a digest). MayServeImage: a node about to
  * serve a private image asks whether the node asking it may have it.
@@ -79,17 +128,15 @@ export function imageIndexHandlers(
         })),
         ...(call.request.share.Fetching?.length ? { Fetching: call.request.share.Fetching.map(String) } : {}),
       };
-      const write = updateOwnNode(store, nodeId, (n) => {
-        if (JSON.stringify(n.ImageShare) === JSON.stringify(share)) return false;
-        n.ImageShare = share;
-        return true;
-      }).then((wrote) => wrote && log.debug({ node: nodeId, images: share.Images.length }, 'node images reported'));
+      const write = storeNodeImages(store, nodeId, share).then(
+        (wrote) => wrote && log.debug({ node: nodeId, images: share.Images.length }, 'node images reported'),
+      );
       answerReport(write, cb);
     },
     FindImage: (call: grpc.ServerUnaryCall<FindImageRequest, FindImageResponse>, cb) => {
       const nodeId = reportingNode(store, identify, call as grpc.ServerUnaryCall<unknown, unknown>);
       if (!nodeId) return cb(unauthenticated());
-      cb(null, findImage(store.view('nodes'), call.request, nodeId, mayHave(nodeId)));
+      cb(null, findImageIn(store, call.request, nodeId, mayHave(nodeId)));
     },
     MayServeImage: (call: grpc.ServerUnaryCall<MayServeImageRequest, MayServeImageResponse>, cb) => {
       const server = reportingNode(store, identify, call as grpc.ServerUnaryCall<unknown, unknown>);

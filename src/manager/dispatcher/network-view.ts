@@ -32,7 +32,7 @@ export function networkView(store: Store): NetworkViewMessage {
         (t.DesiredState === 'running' || t.Status.State === 'running'),
     );
   return {
-    nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined, ImageShare: undefined })),
+    nodes: store.view('nodes').map((n) => ({ ...n, Description: undefined })),
     networks,
     // Every node gets this view: a service's registry credentials go only with its tasks.
     services: store

@@ -21,7 +21,7 @@ import { AttemptsTimedOut, commitAcrossLeaderChange, type StoreTxn } from './txn
 import { managerMetrics } from '../metrics.js';
 
 export const PREFIX = '/shoal/v1/';
-const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks', 'secrets', 'configs'];
+const KINDS: Kind[] = ['cluster', 'nodes', 'services', 'tasks', 'networks', 'secrets', 'configs', 'nodeImages'];
 /** Objects changed per etcd transaction; etcd runs with --max-txn-ops above twice this. */
 const MAX_CHANGES_PER_TXN = 1000;
 

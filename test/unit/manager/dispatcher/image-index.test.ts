@@ -1,23 +1,61 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Node, NodeImage } from '../../../../src/cluster/types.js';
-import { findImage } from '../../../../src/manager/dispatcher/image-index.js';
+import type { Node, NodeImage, NodeImageShare } from '../../../../src/cluster/types.js';
+import type { FindImageRequest } from '../../../../src/cluster/rpc.js';
+import { findImage as findImageOf } from '../../../../src/manager/dispatcher/image-index.js';
 
 const ID_A = `sha256:${'a'.repeat(64)}`;
 const ID_B = `sha256:${'b'.repeat(64)}`;
 const MANIFEST = `sha256:${'c'.repeat(64)}`;
 
-function node(id: string, images: NodeImage[], state: Node['Status']['State'] = 'ready'): Node {
-  return {
-    ID: id,
-    Version: { Index: 1 },
-    CreatedAt: '',
-    UpdatedAt: '',
-    Spec: { Role: 'worker', Availability: 'active' },
-    Status: { State: state, Addr: `10.0.0.${id.length}` },
-    ImageShare: { Port: 2378, Images: images },
-  } as Node;
+/** A node and the images it reported (the store keeps them apart: `nodes` and `nodeImages`). */
+interface Holding {
+  node: Node;
+  share: NodeImageShare;
 }
+
+function node(id: string, images: NodeImage[], state: Node['Status']['State'] = 'ready'): Holding {
+  return {
+    node: {
+      ID: id,
+      Version: { Index: 1 },
+      CreatedAt: '',
+      UpdatedAt: '',
+      Spec: { Role: 'worker', Availability: 'active' },
+      Status: { State: state, Addr: `10.0.0.${id.length}` },
+    } as Node,
+    share: { Port: 2378, Images: images },
+  };
+}
+
+function findImage(
+  holdings: Holding[],
+  req: FindImageRequest,
+  exclude?: string,
+  mayHave?: (imageId: string, refs: string[]) => boolean,
+) {
+  const shares = new Map(holdings.map((h) => [h.node.ID, h.share]));
+  return findImageOf(
+    holdings.map((h) => h.node),
+    (id) => shares.get(id),
+    req,
+    exclude,
+    mayHave,
+  );
+}
+
+test('a node that reported no images yet holds none', () => {
+  const nodes = [node('n1', [{ Id: ID_A, Refs: [] }]), node('n22', [{ Id: ID_A, Refs: [] }])];
+  const shares = new Map([['n22', nodes[1].share]]);
+  assert.deepEqual(
+    findImageOf(
+      nodes.map((h) => h.node),
+      (id) => shares.get(id),
+      { digest: ID_A },
+    ).holders,
+    [{ nodeId: 'n22', addr: '10.0.0.3:2378' }],
+  );
+});
 
 test('a digest finds the nodes holding that image ID or a manifest it was pulled by', () => {
   const nodes = [
@@ -84,7 +122,7 @@ test('a private image counts only for a node the access rule allows, and the ans
 test('nodes fetching a public image are named as partial sources; never for a private one, never the asker', () => {
   const fetching = (id: string, image: string, images: NodeImage[] = []) => {
     const n = node(id, images);
-    n.ImageShare!.Fetching = [image];
+    n.share.Fetching = [image];
     return n;
   };
   const nodes = [
