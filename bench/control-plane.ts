@@ -45,6 +45,10 @@ export interface ControlPlaneResult {
   /** SHOAL_BENCH_FLAP_NODES runs: tasks desired SHUTDOWN still RUNNING when all slots ran, and 60 s later at most. */
   flap?: { nodes: number; oldCopiesRunningAtConvergence: number; oldCopiesRunningAtEnd: number };
   managerRssMiB: { shoaldPeak: number; etcdPeak: number; totalPeak: number };
+  /** Each process's RSS at its peak sample, split: anonymous (heap) and file-backed (mmapped) MiB. */
+  /** SHOAL_BENCH_VARIANT: a label for runs that compare settings (e.g. etcd's GOMEMLIMIT). */
+  variant?: string;
+  rssAtPeak?: { shoald: { anon: number; file: number }; etcd: { anon: number; file: number } };
   /** CPU seconds used from create to the end, and the load average then (the box is shared). */
   cpu: { shoald: number; etcd: number; sim: number; loadAverage: number };
   etcd: {
@@ -182,10 +186,16 @@ export async function controlPlane(
     const before = await etcdMetrics(d);
     let shoaldPeak = 0;
     let etcdPeak = 0;
-    const sampler = setInterval(() => {
-      shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
-      etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
-    }, 250);
+    const rssAtPeak = { shoald: { anon: 0, file: 0 }, etcd: { anon: 0, file: 0 } };
+    const sample = () => {
+      const s = rssMiB(d.pid);
+      const e = rssMiB(etcdPid);
+      if (s.rss > shoaldPeak) rssAtPeak.shoald = { anon: Math.round(s.anon), file: Math.round(s.file) };
+      if (e.rss > etcdPeak) rssAtPeak.etcd = { anon: Math.round(e.anon), file: Math.round(e.file) };
+      shoaldPeak = Math.max(shoaldPeak, s.rss);
+      etcdPeak = Math.max(etcdPeak, e.rss);
+    };
+    const sampler = setInterval(sample, 250);
 
     const simCpu = () => simPids.reduce((a, pid) => a + cpuSeconds(pid), 0);
     const cpu0 = { shoald: cpuSeconds(d.pid), etcd: cpuSeconds(etcdPid), sim: simCpu() };
@@ -281,8 +291,7 @@ export async function controlPlane(
     if (allRunningMs === null)
       limit = `not all running after ${timeoutMs / 1000} s (${agentRunning}/${tasks} on the agents)`;
     clearInterval(sampler);
-    shoaldPeak = Math.max(shoaldPeak, rssMiB(d.pid).rss);
-    etcdPeak = Math.max(etcdPeak, rssMiB(etcdPid).rss);
+    sample();
     const after = await etcdMetrics(d);
     const cpu = {
       shoald: Math.round(cpuSeconds(d.pid) - cpu0.shoald),
@@ -344,6 +353,8 @@ export async function controlPlane(
         etcdPeak: Math.round(etcdPeak),
         totalPeak: Math.round(shoaldPeak + etcdPeak),
       },
+      rssAtPeak,
+      ...(process.env.SHOAL_BENCH_VARIANT ? { variant: process.env.SHOAL_BENCH_VARIANT } : {}),
       cpu,
       etcd: {
         puts: diff('etcd_mvcc_put_total'),

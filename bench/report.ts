@@ -58,13 +58,22 @@ export function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-export function rssMiB(pid: number | undefined): { rss: number; peak: number } {
-  if (!pid) return { rss: 0, peak: 0 };
+/**
+ * A process's resident memory (MiB): `anon` is its own heap and stacks, `file` pages of mapped
+ * files (etcd's bbolt database is mmapped: read pages count in its RSS but the kernel can drop them).
+ */
+export function rssMiB(pid: number | undefined): { rss: number; peak: number; anon: number; file: number } {
+  if (!pid) return { rss: 0, peak: 0, anon: 0, file: 0 };
   try {
     const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s)?.[1] ?? 0);
-    return { rss: kb('VmRSS') / 1024, peak: kb('VmHWM') / 1024 };
+    return {
+      rss: kb('VmRSS') / 1024,
+      peak: kb('VmHWM') / 1024,
+      anon: kb('RssAnon') / 1024,
+      file: kb('RssFile') / 1024,
+    };
   } catch {
-    return { rss: 0, peak: 0 };
+    return { rss: 0, peak: 0, anon: 0, file: 0 };
   }
 }

@@ -12,6 +12,7 @@ import {
   type StoreEvent,
 } from '../../src/manager/store/store.js';
 import { createLogger } from '../../src/util/log.js';
+import { ETCD_GOMEMLIMIT, etcdEnv } from '../../src/manager/store/etcd-member.js';
 import { startTestEtcd, type TestEtcd } from '../helpers/etcd.js';
 import { makeNode } from '../helpers/swarm-fixtures.js';
 
@@ -49,6 +50,17 @@ test('create, read back with Version.Index = mod_revision, update with the right
   await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
   assert.equal(store.get('nodes', 'n1')!.Spec.Availability, 'drain');
   assert.ok(store.get('nodes', 'n1')!.Version.Index > n.Version.Index);
+});
+
+test("etcd runs under Go's soft memory limit unless the operator set GOMEMLIMIT or GOGC", () => {
+  const pid = fs.readFileSync(path.join(etcd.dir, 'etcd.pid'), 'utf8').trim();
+  const environ = fs.readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+  const want = etcdEnv(process.env).GOMEMLIMIT;
+  if (want === undefined) assert.ok(!environ.some((e) => e.startsWith('GOMEMLIMIT=')));
+  else assert.ok(environ.includes(`GOMEMLIMIT=${want}`), `etcd's environment: ${environ.join(' ')}`);
+  assert.equal(etcdEnv({ PATH: '/bin' }).GOMEMLIMIT, ETCD_GOMEMLIMIT);
+  assert.equal(etcdEnv({ GOMEMLIMIT: '1GiB' }).GOMEMLIMIT, '1GiB');
+  assert.equal(etcdEnv({ GOGC: '50' }).GOMEMLIMIT, undefined);
 });
 
 test('view() shares the frozen cached objects; get() and list() return private copies', async () => {

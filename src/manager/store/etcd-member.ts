@@ -73,7 +73,7 @@ export class EtcdMember {
     // Once: a member restarted after a crash rejoins the cluster it has become.
     this.o.forceNewCluster = false;
     const fd = fs.openSync(this.o.logFile, 'a');
-    this.child = spawn('setpriv', args, { stdio: ['ignore', fd, fd] });
+    this.child = spawn('setpriv', args, { stdio: ['ignore', fd, fd], env: etcdEnv(process.env) });
     fs.closeSync(fd);
     this.exited = false;
     this.startedAt = Date.now();
@@ -194,6 +194,21 @@ function etcdArgs(o: EtcdMemberOptions, fresh: boolean): string[] {
     '--log-level',
     'warn',
   ];
+}
+
+/**
+ * Go runtime's soft memory limit for etcd (bench/README.md, "etcd's GOMEMLIMIT"). etcd's heap is
+ * mostly its in-memory raft log (3.4 keeps every entry since the last snapshot, at least 5,000):
+ * with the default GOGC=100 alone it grew to twice that before collecting (388 MiB anonymous at
+ * 100,000 tasks; 292 MiB with this limit, same time and CPU). Soft: past it Go keeps collecting
+ * but never fails, its GC capped at half the CPU (a store of a million tasks goes past it).
+ */
+export const ETCD_GOMEMLIMIT = '300MiB';
+
+/** etcd's environment: shoald's own, with the memory limit unless the operator set GOMEMLIMIT/GOGC. */
+export function etcdEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (env.GOMEMLIMIT !== undefined || env.GOGC !== undefined) return env;
+  return { ...env, GOMEMLIMIT: ETCD_GOMEMLIMIT };
 }
 
 /** An etcd left over from a shoald that died before its child (same pid file): end it. */
