@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/util/run.js';
 import { LabNames, REGISTRY_PORT } from '../src/lab/settings.js';
+import { readMachine } from '../src/lab/state.js';
 import { createSwarmLab, type SwarmLab } from '../test/helpers/swarm-lab.js';
 import { randomImageArchive } from '../test/helpers/image-archive.js';
 import { waitFor } from '../test/helpers/process.js';
@@ -178,6 +179,15 @@ function peerBytes(from: Map<string, number>): number {
   return total;
 }
 
+/** With SHOAL_BENCH_PROFILE: each shoald writes its CPU profile so far (cpu-profile.ts), one file per phase. */
+function profilePhaseEnd(): void {
+  if (!process.env.SHOAL_BENCH_PROFILE) return;
+  for (const m of swarm.machines) {
+    const pid = readMachine(swarm.lab.labDir, m)?.pid;
+    if (pid) process.kill(pid, 'SIGUSR2');
+  }
+}
+
 /** The machine's CPU time so far (/proc/stat, in clock ticks): user+nice, system (+irq), iowait, idle. */
 function cpuTicks(): { busy: number; sys: number; iowait: number; idle: number } {
   const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
@@ -224,6 +234,7 @@ async function main(): Promise<void> {
     const registryCpuFrom = cpuTicks();
     const registrySeconds = await startEverywhere('fromregistry', ref);
     const registryCpu = cpuSince(registryCpuFrom);
+    profilePhaseEnd();
     const registrySent = await registryBytes();
     const registryLimited = await limitedBytes();
     await clean('fromregistry', img.id);
@@ -232,6 +243,7 @@ async function main(): Promise<void> {
     const logFrom = new Map(
       swarm.machines.map((m) => [m, fs.statSync(path.join(swarm.lab.labDir, 'machines', m, 'shoald.log')).size]),
     );
+    profilePhaseEnd();
     const peersCpuFrom = cpuTicks();
     const t0 = Date.now();
     await ok(seed, ['pull', ref]);
@@ -240,6 +252,7 @@ async function main(): Promise<void> {
     const pauseSeconds = await untilManagersKnow(seed, ref);
     const peerSeconds = await startEverywhere('frompeers', ref);
     const peersCpu = cpuSince(peersCpuFrom);
+    profilePhaseEnd();
     const peersRegistrySent = await registryBytes();
     const fromPeers = peerBytes(logFrom);
     const fetchSeconds = peerFetchSeconds(logFrom);

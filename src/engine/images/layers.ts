@@ -284,7 +284,8 @@ async function untar(src: Readable, dir: string): Promise<{ diffId: string; size
   const hasher = new Hasher();
   const sink = tolerantSink(tar.stdin);
   try {
-    if (compression === 'gzip') await pipeline(data, createGunzip(), hasher, sink);
+    // Larger output chunks than zlib's 16 KiB: fewer writes into tar's pipe.
+    if (compression === 'gzip') await pipeline(data, createGunzip({ chunkSize: 1 << 18 }), hasher, sink);
     else await pipeline(data, hasher, sink);
   } catch (e) {
     src.destroy();
