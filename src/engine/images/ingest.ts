@@ -135,8 +135,10 @@ async function ingestStreaming(
       (x: unknown) => x,
     );
     fs.rmSync(tmp, { force: true });
-    // The source's own failure (a peer gone, a wrong digest) says more than the unpack's "aborted".
-    throw storeErr instanceof DigestMismatchError ? storeErr : e;
+    // The source's own failure (a peer gone, a wrong digest, a full disk) says more than the
+    // unpack's "reading layer: aborted"; our abort (the unpack failed first) is no cause.
+    const aborted = storeErr instanceof Error && storeErr.name === 'AbortError';
+    throw storeErr && !aborted ? storeErr : e;
   }
 }
 
