@@ -17,7 +17,7 @@ export interface ConmonFiles {
 export function spawnConmon(args: string[], o: ConmonFiles): Promise<number> {
   const errFd = fs.openSync(o.stderrFile, 'a');
   return new Promise((resolve, reject) => {
-    // fd 3 is the sync pipe; detached: conmon must outlive this daemon, even its kill -9.
+    // fd 3 is the sync pipe; detached: conmon must outlive its parent and the daemon, even their kill -9.
     const child = spawn(CONMON, args, {
       stdio: ['ignore', 'ignore', errFd, 'pipe'],
       detached: true,
