@@ -29,6 +29,13 @@ export interface LeaderRun {
   etcdLeader: boolean;
   firstWriteMs: number;
   newLeaderMs: number;
+  /**
+   * Kill → a task added by a write right after the new leader showed is RUNNING on a simulated
+   * node: the new leader's loops (orchestrator, scheduler, dispatcher) took over the whole store.
+   */
+  loopsResumedMs: number;
+  /** The same, counted from the new leader showing in the node list. */
+  loopsAfterLeaderMs: number;
   loadavg: string;
 }
 
@@ -108,6 +115,43 @@ async function startSwarm(managers: TestDaemon[], ips: string[], simNodes: numbe
   return sim;
 }
 
+interface ServiceView {
+  ID: string;
+  Version: { Index: number };
+  Spec: { Mode: { Replicated?: { Replicas: number } } };
+}
+
+/** Scales the service one up through `m` (retried until a write is accepted); the new slot's number. */
+async function scaleUpOne(m: TestDaemon, name: string): Promise<number> {
+  let slot = 0;
+  await waitFor(
+    'the scale-up accepted',
+    async () => {
+      const r = await api(m.socket, 'GET', `/v1.41/services/${name}`).catch(() => undefined);
+      if (r?.status !== 200) return false;
+      const s = JSON.parse(r.body) as ServiceView;
+      const replicas = (s.Spec.Mode.Replicated?.Replicas ?? 0) + 1;
+      const spec = { ...s.Spec, Mode: { Replicated: { Replicas: replicas } } };
+      const u = await api(m.socket, 'POST', `/v1.41/services/${s.ID}/update?version=${s.Version.Index}`, spec).catch(
+        () => undefined,
+      );
+      slot = replicas;
+      return u?.status === 200;
+    },
+    60_000,
+    20,
+  );
+  return slot;
+}
+
+/** Whether task `name.slot` is RUNNING, as the survivor's API says (`docker service ps` reads the same). */
+async function slotRunning(m: TestDaemon, name: string, slot: number): Promise<boolean> {
+  const filters = encodeURIComponent(JSON.stringify({ name: [`${name}.${slot}.`], 'desired-state': ['running'] }));
+  const r = await api(m.socket, 'GET', `/v1.41/tasks?filters=${filters}`).catch(() => undefined);
+  if (r?.status !== 200) return false;
+  return (JSON.parse(r.body) as { Status: { State: string } }[]).some((t) => t.Status.State === 'running');
+}
+
 async function nodeIdOf(m: TestDaemon): Promise<string> {
   return (await m.docker(['info', '--format', '{{.Swarm.NodeID}}'])).stdout.trim();
 }
@@ -179,14 +223,33 @@ export async function leaderScenario(
           20,
         ),
       ]);
+      let loopsResumedMs = 0;
+      if (tasks > 0) {
+        const slot = await scaleUpOne(survivor, 'sim');
+        await waitFor(
+          `task sim.${slot} running`,
+          async () => (loopsResumedMs = (await slotRunning(survivor, 'sim', slot)) ? Date.now() - t0 : 0) > 0,
+          120_000,
+          50,
+        );
+      }
       const cli = await survivor.docker(['node', 'ls', '--format', '{{.Hostname}} {{.ManagerStatus}}']);
       const shown = cli.stdout.split('\n').find((l) => l.endsWith(' Leader'));
       if (!shown || shown.startsWith(`${old.name} `))
         throw new Error(`docker node ls shows no new leader:\n${cli.stdout}`);
-      const run = { killed: old.name, etcdLeader, firstWriteMs, newLeaderMs, loadavg: loadavg() };
+      const loopsAfterLeaderMs = loopsResumedMs ? loopsResumedMs - newLeaderMs : 0;
+      const run = {
+        killed: old.name,
+        etcdLeader,
+        firstWriteMs,
+        newLeaderMs,
+        loopsResumedMs,
+        loopsAfterLeaderMs,
+        loadavg: loadavg(),
+      };
       out.push(run);
       console.log(
-        `${managerCount} managers, run ${i + 1}: leader ${old.name} (etcd raft leader: ${etcdLeader}) killed; first accepted write after ${firstWriteMs} ms, new leader after ${newLeaderMs} ms; load ${run.loadavg}`,
+        `${managerCount} managers, run ${i + 1}: leader ${old.name} (etcd raft leader: ${etcdLeader}) killed; first accepted write after ${firstWriteMs} ms, new leader after ${newLeaderMs} ms, a new task running after ${loopsResumedMs} ms; load ${run.loadavg}`,
       );
       try {
         await old.start();

@@ -2,8 +2,9 @@
  * Failover benchmarks, over N runs each (`node dist/bench/failover.js [runs] [leader|worker|all]`):
  *  - leader (failover-leader.ts): 3 and 5 managers on etcd holding 10,000 simulated tasks; kill
  *    -9 the leader's shoald and measure the time until a surviving manager accepts a write, and
- *    until it shows a new leader. SHOAL_BENCH_MANAGERS=3,5, SHOAL_BENCH_TASKS=10000 and
- *    SHOAL_BENCH_NODES=100 set the sizes.
+ *    until it shows a new leader, then scale the service up by one and measure until the new task
+ *    is RUNNING (the new leader's loops resumed on the whole store). SHOAL_BENCH_MANAGERS=3,5,
+ *    SHOAL_BENCH_TASKS=10000 and SHOAL_BENCH_NODES=100 set the sizes.
  *  - worker: a separate lab of three machines (m1 manager, m2 and m3 workers; the real docker CLI
  *    and the micro image), a service of 6 replicas with --restart-delay 0; the worker holding the
  *    most tasks disappears (kill -9 of its shoald, then `shoal machine stop`: containers killed,
@@ -167,11 +168,13 @@ if (scenario !== 'worker') {
       runs: rs,
       firstWriteMs: stats(rs.map((r) => r.firstWriteMs)),
       newLeaderMs: stats(rs.map((r) => r.newLeaderMs)),
+      loopsResumedMs: stats(rs.map((r) => r.loopsResumedMs)),
+      loopsAfterLeaderMs: stats(rs.map((r) => r.loopsAfterLeaderMs)),
       etcdLeaderKilled: rs.filter((r) => r.etcdLeader).length,
     };
   }
   report.leader = {
-    what: `M managers on etcd (drained), ${simNodes} simulated nodes running ${simTasks} tasks: kill -9 of the leader's shoald → first accepted write (node update through a survivor's Engine API) and a new leader in its node list`,
+    what: `M managers on etcd (drained), ${simNodes} simulated nodes running ${simTasks} tasks: kill -9 of the leader's shoald → first accepted write (node update through a survivor's Engine API), a new leader in its node list, and a task added by a scale-up right after it RUNNING (the new leader's loops resumed)`,
     timings: {
       etcdHeartbeatMs: ETCD_HEARTBEAT_MS,
       etcdElectionMs: ETCD_ELECTION_MS,
@@ -207,7 +210,17 @@ report.loadavgAtEnd = loadavg();
 const rows: [string, string][] = [];
 const fmt = (s: { min: number; median: number; max: number }) => `median ${s.median} ms (min ${s.min}, max ${s.max})`;
 const L = report.leader as
-  | { byManagers: Record<string, { firstWriteMs: ReturnType<typeof stats>; newLeaderMs: ReturnType<typeof stats> }> }
+  | {
+      byManagers: Record<
+        string,
+        {
+          firstWriteMs: ReturnType<typeof stats>;
+          newLeaderMs: ReturnType<typeof stats>;
+          loopsResumedMs: ReturnType<typeof stats>;
+          loopsAfterLeaderMs: ReturnType<typeof stats>;
+        }
+      >;
+    }
   | undefined;
 const W = report.worker as
   | {
@@ -221,6 +234,8 @@ for (const [count, l] of Object.entries(L?.byManagers ?? {}))
   rows.push(
     [`${count} managers: leader kill → first accepted write`, fmt(l.firstWriteMs)],
     [`${count} managers: leader kill → new leader`, fmt(l.newLeaderMs)],
+    [`${count} managers: leader kill → a task added then is RUNNING (loops resumed)`, fmt(l.loopsResumedMs)],
+    [`  of which after the new leader showed`, fmt(l.loopsAfterLeaderMs)],
   );
 if (W)
   rows.push(
