@@ -23,40 +23,51 @@ import {
   NS,
 } from './swarm-spec.js';
 
+/** Starting and stopping what a node runs (lifecycle.ts): what unlock and membership call back. */
+export interface NodeRunner {
+  /** Starts this node's manager; `bootstrap` writes a new swarm's first objects. */
+  startManager(
+    bootstrap?: (m: Manager) => Promise<void>,
+    forceNewCluster?: boolean,
+    initialCluster?: string,
+  ): Promise<void>;
+  /** Starts the agent session to the managers. */
+  startSession(): void;
+  /** Stops everything swarm and forgets the membership. */
+  teardown(): Promise<void>;
+}
+
 /**
- * What every part of a node's membership shares: the membership on disk (state and certificate
- * files), the running manager and session, and the lock that serializes membership changes.
- * The parts build on it by seam: unlock.ts (autolock) → certificates.ts (renewal, trust) →
- * membership.ts (init, join, leave, role changes) → node.ts (startup, shutdown, what runs).
+ * The node's shared state (swarmkit's node.Node fields): the membership on disk (state and
+ * certificate files), the running manager and session, the keys, and the lock that serializes
+ * membership changes. The parts work on it, each given what it needs: unlock.ts (keys at rest,
+ * `swarm unlock`), certificates.ts (renewal, trust), membership.ts and roles.ts (init, join,
+ * leave, promote, demote), lifecycle.ts (startup, shutdown, what runs); node.ts builds them.
  */
-export abstract class NodeCore {
-  protected state?: SwarmState;
-  protected manager?: Manager;
-  protected session?: AgentSession;
-  protected readonly dir: string;
-  protected readonly certDir: string;
-  protected busy = Promise.resolve();
-  protected roleChange?: Promise<void>;
-  protected trustChange?: Promise<void>;
-  protected renewTimer?: NodeJS.Timeout;
-  protected wantedRole?: 'manager' | 'worker';
+export class NodeCore {
+  state?: SwarmState;
+  manager?: Manager;
+  session?: AgentSession;
+  readonly dir: string;
+  readonly certDir: string;
+  private busy = Promise.resolve();
   /** Autolock's current unlock key, while this manager follows one. */
-  protected kek?: Buffer;
+  kek?: Buffer;
   /** A restarted autolocked manager: nothing runs until `swarm unlock`. */
-  protected locked = false;
+  locked = false;
   /** The swarm's data-encryption key (managers only): etcd holds secrets sealed with it. */
-  protected dek?: Buffer;
+  dek?: Buffer;
   /** Forwarded to whichever session is current, so the worker registers once. */
   readonly link: AgentLink;
-  protected readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
+  readonly assignmentListeners: Parameters<AgentLink['onAssignments']>[0][] = [];
   /** `docker events` listeners for the swarm's events, fed while this node is a manager. */
-  protected readonly swarmEventListeners: ((e: SwarmEvent) => void)[] = [];
+  readonly swarmEventListeners: ((e: SwarmEvent) => void)[] = [];
   /** The dashboard's listeners for a new (or no) login token, fed by whichever manager runs. */
-  protected readonly dashboardTokenListeners: (() => void)[] = [];
+  readonly dashboardTokenListeners: (() => void)[] = [];
 
   constructor(
-    protected readonly config: DaemonConfig,
-    protected readonly log: Logger,
+    readonly config: DaemonConfig,
+    readonly log: Logger,
   ) {
     this.dir = daemonPaths(config).swarm;
     this.certDir = path.join(this.dir, 'certificates');
@@ -72,7 +83,7 @@ export abstract class NodeCore {
     };
   }
 
-  protected get files() {
+  get files() {
     return {
       state: path.join(this.dir, 'state.json'),
       ca: path.join(this.certDir, 'swarm-root-ca.crt'),
@@ -90,7 +101,7 @@ export abstract class NodeCore {
   }
 
   /** Serializes init/join/leave as dockerd's controlMutex does. */
-  protected exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.busy.then(fn);
     this.busy = run.then(
       () => undefined,
@@ -143,7 +154,7 @@ export abstract class NodeCore {
   }
 
   /** TrustRoot: the first root this node trusts; issuer: whatever signed its certificate. */
-  protected nodeTlsInfo(): Cluster['TLSInfo'] {
+  private nodeTlsInfo(): Cluster['TLSInfo'] {
     const bundle = fs.readFileSync(this.files.ca, 'utf8');
     let chain: string | undefined;
     try {
@@ -154,13 +165,13 @@ export abstract class NodeCore {
     return nodeTlsInfo(bundle, chain);
   }
 
-  protected writeEtcdCerts(ca: string, cert: string): void {
+  writeEtcdCerts(ca: string, cert: string): void {
     // Atomic: a full disk during a renewal must not leave a half certificate that breaks the next start.
     writeFileAtomicSync(this.files.etcdCa, ca);
     writeFileAtomicSync(this.files.etcdCert, cert);
   }
 
-  protected writeCerts(ca: string, cert: string, key: string): void {
+  writeCerts(ca: string, cert: string, key: string): void {
     fs.mkdirSync(this.certDir, { recursive: true, mode: 0o700 });
     writeFileAtomicSync(this.files.ca, ca);
     writeFileAtomicSync(this.files.cert, cert);
@@ -168,19 +179,8 @@ export abstract class NodeCore {
     if (this.kek) writeFileAtomicSync(this.files.sealedKey, sealPrivateKey(key, this.kek), 0o600);
   }
 
-  protected saveState(): void {
+  saveState(): void {
     fs.mkdirSync(this.dir, { recursive: true });
     writeFileAtomicSync(this.files.state, JSON.stringify(this.state, null, 2));
   }
-
-  /** Starts this node's manager (node.ts). */
-  protected abstract startManager(
-    bootstrap?: (m: Manager) => Promise<void>,
-    forceNewCluster?: boolean,
-    initialCluster?: string,
-  ): Promise<void>;
-  /** Starts the agent session to the managers (node.ts). */
-  protected abstract startSession(): void;
-  /** Stops everything swarm and forgets the membership (node.ts). */
-  protected abstract teardown(): Promise<void>;
 }

@@ -3,7 +3,6 @@ import path from 'node:path';
 import type { Cluster, Node } from '../cluster/types.js';
 import { ApiError, badRequest, unavailable } from '../util/errors.js';
 import { newSwarmId } from '../util/ids.js';
-import { Manager, QuorumLost } from '../manager/manager.js';
 import type { Store } from '../manager/store/store.js';
 import { ingressNetwork } from '../manager/networks/swarm-networks.js';
 import { createRootCA, signNodeCert } from '../manager/ca/root-ca.js';
@@ -32,7 +31,8 @@ import {
   mergeClusterSpec,
 } from './swarm-spec.js';
 import { parseListenAddr, resolveAdvertiseAddr, resolveDataPathAddr, localAddrTowards, rpcError } from './addresses.js';
-import { NodeCertificates } from './certificates.js';
+import type { NodeCore, NodeRunner } from './core.js';
+import type { KeysAtRest } from './unlock.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -47,14 +47,20 @@ function nodeSettled(store: Store, nodeId: string): boolean {
 }
 
 /** Joining and leaving a swarm: init, join, leave, and the role changes (promote, demote) managers decide. */
-export abstract class NodeMembership extends NodeCertificates {
+export class NodeMembership {
+  constructor(
+    private readonly core: NodeCore,
+    private readonly keys: Pick<KeysAtRest, 'writeDek'>,
+    private readonly runner: NodeRunner,
+  ) {}
+
   init(req: InitRequest): Promise<string> {
-    return this.exclusive(async () => {
+    return this.core.exclusive(async () => {
       // Only a real `true` restarts the cluster: any other value is "already part of a swarm".
       const force = req.ForceNewCluster === true;
-      if (this.state && !force) throw unavailable(ERR_SWARM_EXISTS);
-      if (this.state && this.locked) throw unavailable(ERR_SWARM_LOCKED);
-      if (this.state && force) return this.forceNewCluster();
+      if (this.core.state && !force) throw unavailable(ERR_SWARM_EXISTS);
+      if (this.core.state && this.core.locked) throw unavailable(ERR_SWARM_LOCKED);
+      if (this.core.state && force) return this.forceNewCluster();
       const listen = parseListenAddr(req.ListenAddr);
       const advertise = await resolveAdvertiseAddr(req.AdvertiseAddr, listen.host);
       resolveDataPathAddr(req.DataPathAddr);
@@ -71,8 +77,8 @@ export abstract class NodeMembership extends NodeCertificates {
         addresses: [advertise.host],
         expiryMs: (spec.CAConfig?.NodeCertExpiry ?? 0) / 1e6 || undefined,
       });
-      this.writeCerts(ca.certPem, cert, await privateKeyToPem(keys.privateKey));
-      this.writeEtcdCerts(ca.certPem, cert);
+      this.core.writeCerts(ca.certPem, cert, await privateKeyToPem(keys.privateKey));
+      this.core.writeEtcdCerts(ca.certPem, cert);
       const state: SwarmState = {
         nodeId,
         clusterId,
@@ -82,11 +88,11 @@ export abstract class NodeMembership extends NodeCertificates {
         managers: [{ nodeId, addr: `${advertise.host}:${advertise.port}` }],
       };
       try {
-        this.state = state;
-        this.saveState();
-        this.dek = newUnlockKey();
-        this.writeDek();
-        await this.startManager(async (m) => {
+        this.core.state = state;
+        this.core.saveState();
+        this.core.dek = newUnlockKey();
+        this.keys.writeDek();
+        await this.runner.startManager(async (m) => {
           const now = new Date().toISOString();
           const cluster: Cluster = {
             ID: clusterId,
@@ -107,7 +113,7 @@ export abstract class NodeMembership extends NodeCertificates {
             CreatedAt: now,
             UpdatedAt: now,
             Spec: { Labels: {}, Role: 'manager', Availability: 'active' },
-            Description: this.description(),
+            Description: this.core.description(),
             Status: { State: 'ready', Addr: advertise.host },
             ManagerStatus: { Reachability: 'reachable', Addr: `${advertise.host}:${advertise.port}` },
           };
@@ -117,36 +123,37 @@ export abstract class NodeMembership extends NodeCertificates {
         });
         // As dockerd: when init answers, this node leads (node ls shows it Leader).
         const settled = Date.now() + 10_000;
-        while (this.manager && !this.manager.election.isLeader && Date.now() < settled) await sleep(20);
-        this.startSession();
+        while (this.core.manager && !this.core.manager.election.isLeader && Date.now() < settled) await sleep(20);
+        this.runner.startSession();
         // And its node object is settled: a client that lists then inspects it reads one Version
         // (docker-py's test_inspect_node), not one from before the allocator's and agent's first writes.
-        while (this.manager && !nodeSettled(this.manager.store, nodeId) && Date.now() < settled) await sleep(20);
+        while (this.core.manager && !nodeSettled(this.core.manager.store, nodeId) && Date.now() < settled)
+          await sleep(20);
       } catch (e) {
-        await this.teardown();
+        await this.runner.teardown();
         throw e;
       }
       return nodeId;
     });
   }
 
-  protected async forceNewCluster(): Promise<string> {
-    if (this.state!.role !== 'manager') throw unavailable(ERR_NOT_MANAGER);
-    this.session?.stop();
-    this.session = undefined;
-    await this.manager?.stop();
-    this.manager = undefined;
-    await this.startManager(undefined, true);
+  private async forceNewCluster(): Promise<string> {
+    if (this.core.state!.role !== 'manager') throw unavailable(ERR_NOT_MANAGER);
+    this.core.session?.stop();
+    this.core.session = undefined;
+    await this.core.manager?.stop();
+    this.core.manager = undefined;
+    await this.runner.startManager(undefined, true);
     // Only this manager remains: forget the others' addresses.
-    this.state!.managers = this.state!.managers.filter((m) => m.nodeId === this.state!.nodeId);
-    this.saveState();
-    this.startSession();
-    return this.state!.nodeId;
+    this.core.state!.managers = this.core.state!.managers.filter((m) => m.nodeId === this.core.state!.nodeId);
+    this.core.saveState();
+    this.runner.startSession();
+    return this.core.state!.nodeId;
   }
 
   join(req: JoinRequest): Promise<void> {
-    return this.exclusive(async () => {
-      if (this.state) throw unavailable(ERR_SWARM_EXISTS);
+    return this.core.exclusive(async () => {
+      if (this.core.state) throw unavailable(ERR_SWARM_EXISTS);
       const remotes = req.RemoteAddrs ?? [];
       if (remotes.length === 0) throw badRequest('at least 1 RemoteAddr is required to join');
       let token;
@@ -192,9 +199,9 @@ export abstract class NodeMembership extends NodeCertificates {
       } finally {
         ca.close();
       }
-      this.writeCerts(rootPem, issued.certificate, keyPem);
-      if (issued.etcdCertificate && issued.etcdCA) this.writeEtcdCerts(issued.etcdCA, issued.etcdCertificate);
-      this.state = {
+      this.core.writeCerts(rootPem, issued.certificate, keyPem);
+      if (issued.etcdCertificate && issued.etcdCA) this.core.writeEtcdCerts(issued.etcdCA, issued.etcdCertificate);
+      this.core.state = {
         nodeId: issued.nodeId,
         clusterId: issued.clusterId,
         role: issued.role,
@@ -202,50 +209,32 @@ export abstract class NodeMembership extends NodeCertificates {
         listenAddr: `${listen.host}:${listen.port}`,
         managers: [{ nodeId: '', addr: remote }],
       };
-      this.saveState();
+      this.core.saveState();
       try {
         if (issued.role === 'manager') {
-          const joined = await this.membershipCall(remote, 'Join', { addr: advertiseHost });
-          this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
-          this.writeDek();
-          await this.startManager(undefined, false, joined.initialCluster);
-          this.state.managers.unshift({ nodeId: issued.nodeId, addr: `${advertiseHost}:${listen.port}` });
-          this.saveState();
+          const joined = await membershipCall(this.core, remote, 'Join', { addr: advertiseHost });
+          this.core.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
+          this.keys.writeDek();
+          await this.runner.startManager(undefined, false, joined.initialCluster);
+          this.core.state.managers.unshift({ nodeId: issued.nodeId, addr: `${advertiseHost}:${listen.port}` });
+          this.core.saveState();
         }
-        this.startSession();
+        this.runner.startSession();
       } catch (e) {
-        await this.teardown();
+        await this.runner.teardown();
         throw e instanceof ApiError ? e : rpcError(e);
       }
     });
   }
 
-  protected async membershipCall<M extends UnaryMethodName<'Membership'>>(
-    remote: string,
-    method: M,
-    req: RequestOf<'Membership', M>,
-  ): Promise<ResponseOf<'Membership', M>> {
-    const f = this.files;
-    const c = new RpcClient(
-      'Membership',
-      remote,
-      clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)),
-    );
-    try {
-      return await c.call(method, req, 30_000);
-    } finally {
-      c.close();
-    }
-  }
-
   leave(force: boolean): Promise<void> {
-    return this.exclusive(async () => {
-      if (!this.state) throw unavailable(ERR_NO_SWARM);
-      if (this.state.role === 'manager' && !force) {
+    return this.core.exclusive(async () => {
+      if (!this.core.state) throw unavailable(ERR_NO_SWARM);
+      if (this.core.state.role === 'manager' && !force) {
         let msg = 'You are attempting to leave the swarm on a node that is participating as a manager. ';
-        if (this.manager) {
-          const managers = this.manager.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
-          const reachable = managers.filter((n) => this.manager!.isReachable(n.ID)).length;
+        if (this.core.manager) {
+          const managers = this.core.manager.store.list('nodes').filter((n) => n.Spec.Role === 'manager');
+          const reachable = managers.filter((n) => this.core.manager!.isReachable(n.ID)).length;
           const unreachable = managers.length - reachable;
           if (reachable - 1 <= unreachable) {
             if (reachable === 1 && unreachable === 0)
@@ -263,149 +252,35 @@ export abstract class NodeMembership extends NodeCertificates {
             'The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.',
         );
       }
-      if (this.manager) {
+      if (this.core.manager) {
         // Leave the etcd cluster first so the remaining members do not wait for us.
-        const others = (await this.manager.memberCount().catch(() => 1)) > 1;
+        const others = (await this.core.manager.memberCount().catch(() => 1)) > 1;
         if (others)
-          await this.manager
-            .removeMember(this.state.nodeId)
-            .catch((err) => this.log.warn({ err }, 'etcd member remove failed'));
+          await this.core.manager
+            .removeMember(this.core.state.nodeId)
+            .catch((err) => this.core.log.warn({ err }, 'etcd member remove failed'));
       }
-      await this.teardown();
+      await this.runner.teardown();
     });
   }
+}
 
-  /**
-   * Follows the role managers decided for this node; retries every 5 s as SwarmKit's role manager.
-   * A role decided while a change runs (a promote right after a demote: the session message
-   * arrives while the demotion still waits for its certificate) is followed once that change ends.
-   */
-  protected reconcileRole(want: 'manager' | 'worker'): void {
-    this.wantedRole = want;
-    if (!this.state || (want === this.state.role && !this.state.roleChange)) return;
-    if (this.roleChange) {
-      this.log.info({ role: want }, 'role change requested while another runs; following it next');
-      return;
-    }
-    this.roleChange = this.exclusive(() => this.changeRole(want))
-      .then(
-        () => 0,
-        (err) => {
-          this.log.warn({ err, role: want }, 'role change failed; retrying');
-          return 5000;
-        },
-      )
-      .then((delay) => {
-        this.roleChange = undefined;
-        const again = () => this.wantedRole && this.reconcileRole(this.wantedRole);
-        if (delay) setTimeout(again, delay);
-        else again();
-      });
-  }
-
-  /**
-   * Promotion or demotion decided by a manager (node update --role): a certificate for the new
-   * role from the CA, then joining or leaving the etcd cluster.
-   */
-  protected async changeRole(role: 'manager' | 'worker'): Promise<void> {
-    const s = this.state;
-    // Other managers' CAs: after a demotion this node's own manager is gone.
-    const remotes = this.otherManagers();
-    if (!s || (s.role === role && !s.roleChange)) return;
-    if (!remotes.length) throw new Error('no other manager known for the role change');
-    // A change cut short (a kill, a stop, a failed step) left the member in an unknown state.
-    const interrupted = !!s.roleChange;
-    s.roleChange = role;
-    this.saveState();
-    // Every step may be tried again (reconcileRole retries the whole change): each is idempotent.
-    if (role === 'worker') {
-      if (this.manager) {
-        await this.manager.resign();
-        try {
-          await this.removeOwnMember(this.manager, s.nodeId, remotes);
-        } catch (e) {
-          this.manager.election.resume(); // still a manager until a retry succeeds
-          throw e;
-        }
-        this.log.info('etcd member removed for the demotion');
-        await this.manager.stop();
-        this.manager = undefined;
-        this.log.info('manager stopped for the demotion');
-      } else {
-        await this.leaveEtcd(s.nodeId, remotes);
-      }
-      fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
-      this.applyUnlockKey(undefined); // workers are never locked
-      this.dek = undefined;
-      this.writeDek();
-    } else if (interrupted && !this.manager) {
-      // A member from the cut-short change must go before joining again: a member whose data
-      // is gone must never come back under its old identity.
-      await this.leaveEtcd(s.nodeId, remotes);
-    }
-    const issued = await this.fromAnyManager(remotes, (r) => this.requestCertificate(r));
-    if (issued.renewed.role !== role)
-      throw new Error(`CA issued a ${issued.renewed.role} certificate, expected ${role}`);
-    this.installCertificate(issued);
-    if (role === 'manager' && !this.manager) {
-      fs.rmSync(path.join(this.dir, 'etcd'), { recursive: true, force: true });
-      const joined = await this.fromAnyManager(remotes, (r) =>
-        this.membershipCall(r, 'Join', { addr: s.advertiseAddr, promotion: true }),
-      );
-      this.dek = joined.dek ? Buffer.from(joined.dek, 'base64') : undefined;
-      this.writeDek();
-      await this.startManager(undefined, false, joined.initialCluster);
-    }
-    s.role = role;
-    delete s.roleChange;
-    this.saveState();
-    this.log.info({ role }, 'node role changed');
-  }
-
-  /** Takes this node's etcd member out through another manager (idempotent: gone is fine). */
-  private async leaveEtcd(nodeId: string, remotes: string[]): Promise<void> {
-    await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Leave', { nodeId }));
-    this.log.info('etcd member of a cut-short role change removed');
-  }
-
-  /** Other managers' addresses, the session's own first. */
-  protected otherManagers(): string[] {
-    const s = this.state;
-    if (!s) return [];
-    const own = `${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`;
-    const all = [this.session?.current, ...s.managers.filter((m) => m.nodeId !== s.nodeId).map((m) => m.addr)];
-    return [...new Set(all.filter((a): a is string => !!a && a !== own))];
-  }
-
-  /** `call` on the first manager that answers: one that is down or slow must not hold up a role change. */
-  protected async fromAnyManager<T>(remotes: string[], call: (remote: string) => Promise<T>): Promise<T> {
-    let last: unknown;
-    for (const r of remotes) {
-      try {
-        return await call(r);
-      } catch (err) {
-        last = err;
-        this.log.warn({ err, manager: r }, 'manager call failed; trying the next manager');
-      }
-    }
-    throw last;
-  }
-
-  /**
-   * Leaves the etcd cluster for a demotion: through this manager's own member, or through another
-   * manager when that fails. etcd ends a member once it is removed, so a removal whose answer
-   * was lost (a timeout under load) leaves no local member to ask again.
-   */
-  protected async removeOwnMember(m: Manager, nodeId: string, remotes: string[]): Promise<void> {
-    if (m.member.running) {
-      try {
-        await m.removeMember(nodeId);
-        return;
-      } catch (err) {
-        if (err instanceof QuorumLost) throw err;
-        this.log.warn({ err }, 'etcd member remove through the local member failed; asking another manager');
-      }
-    }
-    await this.fromAnyManager(remotes, (r) => this.membershipCall(r, 'Leave', { nodeId }));
+/** One call of the managers' Membership service, on this node's certificate. */
+export async function membershipCall<M extends UnaryMethodName<'Membership'>>(
+  core: Pick<NodeCore, 'files'>,
+  remote: string,
+  method: M,
+  req: RequestOf<'Membership', M>,
+): Promise<ResponseOf<'Membership', M>> {
+  const f = core.files;
+  const c = new RpcClient(
+    'Membership',
+    remote,
+    clientCredentials(fs.readFileSync(f.ca), fs.readFileSync(f.cert), fs.readFileSync(f.key)),
+  );
+  try {
+    return await c.call(method, req, 30_000);
+  } finally {
+    c.close();
   }
 }

@@ -1,11 +1,18 @@
-import fs from 'node:fs';
-import type { ManagerEndpoints, ManagerTarget, SwarmMembership } from '../agent/link.js';
-import { AgentSession } from '../agent/session/session.js';
-import { Manager } from '../manager/manager.js';
-import { watchSwarmEvents, type SwarmEvent } from '../manager/events/swarm-events.js';
+import type { NodeDescription } from '../cluster/types.js';
+import type { DaemonConfig } from '../engine/config.js';
+import type { Logger } from '../util/log.js';
+import type { AgentLink, ManagerTarget, SwarmMembership } from '../agent/link.js';
+import type { Manager } from '../manager/manager.js';
+import type { Store } from '../manager/store/store.js';
+import type { SwarmEvent } from '../manager/events/swarm-events.js';
 import { tlsInfo } from '../manager/ca/tls-info.js';
-import type { SwarmState } from './swarm-spec.js';
+import type { InitRequest, JoinRequest } from './swarm-spec.js';
+import { NodeCore } from './core.js';
+import { KeysAtRest, NodeUnlock } from './unlock.js';
+import { NodeCertificates } from './certificates.js';
+import { NodeLifecycle } from './lifecycle.js';
 import { NodeMembership } from './membership.js';
+import { NodeRoles } from './roles.js';
 
 export {
   ERR_NO_SWARM_MANAGER,
@@ -21,243 +28,155 @@ export {
 export { resolveAdvertiseAddr, resolveDataPathAddr, rpcError } from './addresses.js';
 export { tlsInfo };
 
-/** How long a restarting daemon waits for its manager before it serves anyway (dockerd: 20 s). */
-const MANAGER_START_WAIT_MS = 20_000;
-
 /**
  * This daemon's membership in a swarm (swarmkit's node.Node): init, join, leave, and what runs
  * because of it (the manager on managers, the agent session everywhere). The API asks it for
- * the manager's store. Startup, shutdown and the running parts are here; the seams are in
- * membership.ts, certificates.ts, unlock.ts, on the shared state of core.ts.
+ * the manager's store. A façade: the state is one NodeCore (core.ts), the work is in the parts
+ * it builds here, each given what it needs: keys at rest and `swarm unlock` (unlock.ts), the
+ * certificate (certificates.ts), init/join/leave (membership.ts), role changes (roles.ts), and
+ * startup, shutdown and what runs (lifecycle.ts).
  */
-export class SwarmNode extends NodeMembership implements SwarmMembership {
+export class SwarmNode implements SwarmMembership {
+  private readonly core: NodeCore;
+  private readonly certs: NodeCertificates;
+  private readonly lifecycle: NodeLifecycle;
+  private readonly unlocking: NodeUnlock;
+  private readonly membership: NodeMembership;
+  private readonly roles: NodeRoles;
+
+  constructor(config: DaemonConfig, log: Logger) {
+    const core = (this.core = new NodeCore(config, log));
+    const keys = new KeysAtRest(core);
+    this.certs = new NodeCertificates(core);
+    // Each session message: the role, the trust roots and the API client CA the managers decided.
+    this.lifecycle = new NodeLifecycle(core, keys, this.certs, (msg) => {
+      this.roles.reconcileRole(msg.node.Spec.Role);
+      this.certs.reconcileTrust(msg.rootCA, msg.signingRoot);
+      this.certs.keepApiClientCA(msg.apiClientCA);
+    });
+    this.unlocking = new NodeUnlock(core, keys, this.lifecycle);
+    this.membership = new NodeMembership(core, keys, this.lifecycle);
+    this.roles = new NodeRoles(core, keys, this.certs, this.lifecycle);
+  }
+
+  /** Forwarded to whichever session is current, so the worker registers once. */
+  get link(): AgentLink {
+    return this.core.link;
+  }
+
+  get nodeId(): string | undefined {
+    return this.core.nodeId;
+  }
+
+  get isManager(): boolean {
+    return this.core.isManager;
+  }
+
+  /** The manager, or Docker's 503 for a node that is not one. */
+  requireManager(): Manager {
+    return this.core.requireManager();
+  }
+
+  /** The cluster store for API handlers (services, tasks, networks…); 503 off managers. */
+  controlStore(): Store {
+    return this.core.controlStore();
+  }
+
+  description(): NodeDescription {
+    return this.core.description();
+  }
+
   /** Resumes membership after a restart. */
-  async open(): Promise<void> {
-    try {
-      this.state = JSON.parse(fs.readFileSync(this.files.state, 'utf8')) as SwarmState;
-    } catch {
-      return;
-    }
-    if (this.state.role === 'manager' && fs.existsSync(this.files.sealedKey)) {
-      // Autolocked: the plain key must not outlive the previous run (it does after a crash).
-      fs.rmSync(this.files.key, { force: true });
-      this.locked = true;
-      this.log.info('swarm is locked; waiting for docker swarm unlock');
-      return;
-    }
-    this.dek = this.readDek();
-    // A role change cut short: no manager until the session's role finishes it (reconcileRole).
-    if (this.state.role === 'manager' && !this.state.roleChange) await this.resumeManagerAtMost(MANAGER_START_WAIT_MS);
-    try {
-      // The agent runs even while the manager cannot (etcd down on a full disk): the node stays
-      // Ready through the other managers and its tasks are handled, as swarmkit's agent does.
-      this.startSession();
-    } catch (err) {
-      this.log.error({ err }, 'could not resume swarm membership');
-    }
+  open(): Promise<void> {
+    return this.lifecycle.open();
   }
 
-  /**
-   * Starts the manager after a restart; on failure (etcd cannot write on a full disk, say) tries
-   * again with a backoff instead of giving up until the next daemon restart.
-   */
-  private async resumeManager(delayMs = 2000): Promise<void> {
-    try {
-      await this.startManager();
-    } catch (err) {
-      this.log.error({ err, retryInMs: delayMs }, 'could not resume the manager; will retry');
-      this.resumeTimer = setTimeout(() => {
-        this.resumeTimer = undefined;
-        if (this.state?.role === 'manager' && !this.manager && !this.locked)
-          this.resumeManager(Math.min(delayMs * 2, 30_000)).catch((e: unknown) =>
-            this.log.error({ err: e }, 'could not resume the manager'),
-          );
-      }, delayMs);
-      this.resumeTimer.unref();
-    }
+  close(): Promise<void> {
+    return this.lifecycle.close();
   }
 
-  private resumeTimer?: NodeJS.Timeout;
-
-  /**
-   * Waits for the manager at most `ms`, then lets the daemon go on (its API, the agent session)
-   * while the manager keeps starting: in a full-cluster restart, started one machine at a time,
-   * the first manager's etcd has no quorum until the others run. dockerd waits 20 s likewise.
-   */
-  private async resumeManagerAtMost(ms: number): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
-    });
-    const resumed = this.resumeManager().then(
-      () => true,
-      (err: unknown) => {
-        this.log.error({ err }, 'could not resume the manager');
-        return true;
-      },
-    );
-    const done = await Promise.race([resumed, waited]);
-    clearTimeout(timer);
-    if (!done) this.log.warn({ waitedMs: ms }, 'the manager is still starting (no etcd quorum yet); serving meanwhile');
+  init(req: InitRequest): Promise<string> {
+    return this.membership.init(req);
   }
 
-  async close(): Promise<void> {
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.resumeTimer);
-    this.session?.stop();
-    await this.manager?.stop();
-    // Autolocked: only the sealed key stays behind, so the next start is locked.
-    if (this.kek && fs.existsSync(this.files.sealedKey)) fs.rmSync(this.files.key, { force: true });
+  join(req: JoinRequest): Promise<void> {
+    return this.membership.join(req);
   }
 
-  /** Stops everything swarm and forgets the membership. */
-  protected override async teardown(): Promise<void> {
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.resumeTimer);
-    this.session?.stop();
-    this.session = undefined;
-    await this.manager?.stop().catch((err) => this.log.warn({ err }, 'manager stop failed'));
-    this.manager = undefined;
-    this.state = undefined;
-    this.kek = undefined;
-    this.locked = false;
-    this.dek = undefined;
-    fs.rmSync(this.dir, { recursive: true, force: true });
+  leave(force: boolean): Promise<void> {
+    return this.membership.leave(force);
   }
 
-  /** Swarm events (dockerd's scope "swarm") from this node's manager, whenever it is one. */
-  onSwarmEvent(fn: (e: SwarmEvent) => void): void {
-    this.swarmEventListeners.push(fn);
+  /** `swarm update --autolock` / `unlock-key --rotate`: the new key (or none) for every manager. */
+  setUnlockKey(key: Buffer | undefined): Promise<void> {
+    return this.unlocking.setUnlockKey(key);
   }
 
-  /** The swarm's dashboard token as this manager last saw it; undefined off managers or before one is made. */
-  dashboardToken(): string | undefined {
-    return this.manager?.dashboardToken.current();
+  /** `swarm unlock-key`: Docker's text form, empty when autolock is off. */
+  unlockKey(): Promise<string> {
+    return this.unlocking.unlockKey();
   }
 
-  /** The swarm's dashboard token as stored now (read again, rate-limited); undefined off managers. */
-  async confirmedDashboardToken(): Promise<string | undefined> {
-    return this.manager?.dashboardToken.confirmed();
+  /** `swarm unlock`: opens the sealed TLS key and starts what a manager runs. */
+  unlock(keyText: string): Promise<void> {
+    return this.unlocking.unlock(keyText);
   }
 
-  /** Called when the dashboard token changes, or stops being this node's (demoted, left). */
-  onDashboardToken(fn: () => void): () => void {
-    this.dashboardTokenListeners.push(fn);
-    return () => {
-      const i = this.dashboardTokenListeners.indexOf(fn);
-      if (i >= 0) this.dashboardTokenListeners.splice(i, 1);
-    };
+  /** A new key and certificate for the same identity and role, from a manager's CA. */
+  renewCertificate(): Promise<void> {
+    return this.certs.renewCertificate();
   }
 
-  protected override async startManager(
-    bootstrap?: (m: Manager) => Promise<void>,
-    forceNewCluster = false,
-    initialCluster?: string,
-  ): Promise<void> {
-    const s = this.state!;
-    const f = this.files;
-    const m = await Manager.start({
-      nodeId: s.nodeId,
-      clusterId: s.clusterId,
-      advertiseAddr: s.advertiseAddr,
-      listenAddr: s.listenAddr,
-      tls: { caFile: f.ca, certFile: f.cert, keyFile: f.key, etcdCaFile: f.etcdCa, etcdCertFile: f.etcdCert },
-      swarmDir: this.dir,
-      log: this.log.child({ part: 'manager' }),
-      forceNewCluster,
-      initialCluster,
-      dek: this.dek,
-      onDataKey: (dek) => {
-        this.dek = dek;
-        this.writeDek();
-      },
-    });
-    try {
-      if (bootstrap) await bootstrap(m);
-      await m.serve();
-      await m.followUnlockKey((key) => {
-        try {
-          this.applyUnlockKey(key);
-        } catch (err) {
-          this.log.error({ err }, 'could not seal the TLS key with the new unlock key');
-        }
-      });
-    } catch (e) {
-      await m.stop();
-      throw e;
-    }
-    this.manager = m;
-    m.dashboardToken.onChange(() => {
-      for (const fn of this.dashboardTokenListeners) fn();
-    });
-    // Ends with the manager's store (a demoted node's store sends nothing more).
-    watchSwarmEvents(m.store, (e) => {
-      for (const fn of this.swarmEventListeners) fn(e);
-    });
+  /** The swarm's API client CA certificate, while this node is in a swarm; undefined otherwise. */
+  apiClientCAPem(): string | undefined {
+    return this.certs.apiClientCAPem();
   }
 
   /** Where agent-side streams besides the session (the network view, logs) reach a manager; undefined outside a swarm. */
   agentTarget(): ManagerTarget | undefined {
-    const s = this.state;
-    if (!s || !this.session) return undefined;
-    return { nodeId: s.nodeId, ...this.managerEndpoints(s) };
+    return this.lifecycle.agentTarget();
   }
 
-  /** The node's TLS files (read per connection) and the managers, this node's own first when it is one. */
-  private managerEndpoints(s: SwarmState): ManagerEndpoints {
-    const f = this.files;
-    return {
-      tls: () => ({ ca: fs.readFileSync(f.ca), cert: fs.readFileSync(f.cert), key: fs.readFileSync(f.key) }),
-      managers: () => {
-        const own = this.manager ? [`${s.advertiseAddr}:${s.listenAddr.split(':').pop()}`] : [];
-        return [...new Set([...own, ...s.managers.map((m) => m.addr)])];
-      },
+  /** Swarm events (dockerd's scope "swarm") from this node's manager, whenever it is one. */
+  onSwarmEvent(fn: (e: SwarmEvent) => void): void {
+    this.core.swarmEventListeners.push(fn);
+  }
+
+  /** The swarm's dashboard token as this manager last saw it; undefined off managers or before one is made. */
+  dashboardToken(): string | undefined {
+    return this.core.manager?.dashboardToken.current();
+  }
+
+  /** The swarm's dashboard token as stored now (read again, rate-limited); undefined off managers. */
+  async confirmedDashboardToken(): Promise<string | undefined> {
+    return this.core.manager?.dashboardToken.confirmed();
+  }
+
+  /** Called when the dashboard token changes, or stops being this node's (demoted, left). */
+  onDashboardToken(fn: () => void): () => void {
+    this.core.dashboardTokenListeners.push(fn);
+    return () => {
+      const i = this.core.dashboardTokenListeners.indexOf(fn);
+      if (i >= 0) this.core.dashboardTokenListeners.splice(i, 1);
     };
   }
 
-  protected override startSession(): void {
-    const s = this.state!;
-    const session = new AgentSession({
-      log: this.log.child({ part: 'session' }),
-      ...this.managerEndpoints(s),
-      onManagers: (list) => {
-        if (JSON.stringify(list) !== JSON.stringify(s.managers)) {
-          s.managers = list;
-          this.saveState();
-        }
-      },
-      description: () => this.description(),
-      addr: s.advertiseAddr,
-      onSession: (msg) => {
-        this.reconcileRole(msg.node.Spec.Role);
-        this.reconcileTrust(msg.rootCA, msg.signingRoot);
-        this.keepApiClientCA(msg.apiClientCA);
-      },
-    });
-    session.onAssignments((tasks, files, changes) => {
-      for (const fn of this.assignmentListeners) fn(tasks, files, changes);
-    });
-    this.session = session;
-    session.start();
-    this.scheduleRenewal();
-  }
-
   info(): Record<string, unknown> {
-    const s = this.state;
+    const s = this.core.state;
     if (!s) return inactiveSwarmInfo();
     const base: Record<string, unknown> = {
       NodeID: s.nodeId,
       NodeAddr: s.advertiseAddr,
-      LocalNodeState: this.locked ? 'locked' : 'active',
-      ControlAvailable: !!this.manager,
+      LocalNodeState: this.core.locked ? 'locked' : 'active',
+      ControlAvailable: !!this.core.manager,
       Error: '',
       RemoteManagers: s.managers.filter((m) => m.nodeId).map((m) => ({ NodeID: m.nodeId, Addr: m.addr })),
     };
-    if (this.manager) {
-      const nodes = this.manager.store.list('nodes');
+    if (this.core.manager) {
+      const nodes = this.core.manager.store.list('nodes');
       base.Nodes = nodes.length;
       base.Managers = nodes.filter((n) => n.Spec.Role === 'manager').length;
-      const c = this.manager.store.list('cluster')[0];
+      const c = this.core.manager.store.list('cluster')[0];
       if (c) {
         const { JoinTokens: _tokens, ...cluster } = c;
         base.Cluster = cluster;

@@ -9,15 +9,17 @@ import {
   sealValue,
 } from '../manager/ca/unlock-key.js';
 import { ERR_NO_SWARM } from './swarm-spec.js';
-import { NodeCore } from './core.js';
+import type { NodeCore, NodeRunner } from './core.js';
 
-/** Autolock: the manager's TLS key and DEK sealed with the swarm's unlock key, and `swarm unlock`. */
-export abstract class NodeUnlock extends NodeCore {
+/** The keys a manager keeps at rest: the DEK's file, and the TLS key sealed with the unlock key (autolock). */
+export class KeysAtRest {
+  constructor(private readonly core: NodeCore) {}
+
   /** The DEK from disk: undefined when absent (a swarm from before it); sealed needs the unlock key. */
-  protected readDek(kek?: Buffer): Buffer | undefined {
+  readDek(kek?: Buffer): Buffer | undefined {
     let text: string;
     try {
-      text = fs.readFileSync(this.files.dek, 'utf8').trim();
+      text = fs.readFileSync(this.core.files.dek, 'utf8').trim();
     } catch {
       return undefined;
     }
@@ -27,70 +29,80 @@ export abstract class NodeUnlock extends NodeCore {
   }
 
   /** Writes the DEK as autolock wants it now; removes it when this node holds none. */
-  protected writeDek(): void {
-    if (!this.dek) {
-      fs.rmSync(this.files.dek, { force: true });
+  writeDek(): void {
+    const { dek, kek, files } = this.core;
+    if (!dek) {
+      fs.rmSync(files.dek, { force: true });
       return;
     }
-    const tmp = this.files.dek + '.tmp';
-    fs.writeFileSync(
-      tmp,
-      this.kek ? 'sealed:' + sealValue(this.kek, this.dek) : 'plain:' + this.dek.toString('base64'),
-      { mode: 0o600 },
-    );
-    fs.renameSync(tmp, this.files.dek);
+    const tmp = files.dek + '.tmp';
+    fs.writeFileSync(tmp, kek ? 'sealed:' + sealValue(kek, dek) : 'plain:' + dek.toString('base64'), {
+      mode: 0o600,
+    });
+    fs.renameSync(tmp, files.dek);
   }
 
   /** Follows the swarm's unlock key: seals this manager's TLS key with it, or unseals. */
-  protected applyUnlockKey(key: Buffer | undefined): void {
-    if (!this.state || this.locked) return;
-    if (key && this.kek?.equals(key) && fs.existsSync(this.files.sealedKey)) return;
-    this.kek = key;
+  applyUnlockKey(key: Buffer | undefined): void {
+    const c = this.core;
+    if (!c.state || c.locked) return;
+    if (key && c.kek?.equals(key) && fs.existsSync(c.files.sealedKey)) return;
+    c.kek = key;
     if (key) {
-      const tmp = this.files.sealedKey + '.tmp';
-      fs.writeFileSync(tmp, sealPrivateKey(fs.readFileSync(this.files.key, 'utf8'), key), { mode: 0o600 });
-      fs.renameSync(tmp, this.files.sealedKey);
+      const tmp = c.files.sealedKey + '.tmp';
+      fs.writeFileSync(tmp, sealPrivateKey(fs.readFileSync(c.files.key, 'utf8'), key), { mode: 0o600 });
+      fs.renameSync(tmp, c.files.sealedKey);
       this.writeDek();
     } else {
       this.writeDek();
-      fs.rmSync(this.files.sealedKey, { force: true });
+      fs.rmSync(c.files.sealedKey, { force: true });
     }
   }
+}
+
+/** Autolock's commands: the swarm's unlock key (set, show) and `swarm unlock` of a locked manager. */
+export class NodeUnlock {
+  constructor(
+    private readonly core: NodeCore,
+    private readonly keys: KeysAtRest,
+    private readonly runner: Pick<NodeRunner, 'startManager' | 'startSession'>,
+  ) {}
 
   /** `swarm update --autolock` / `unlock-key --rotate`: the new key (or none) for every manager. */
   async setUnlockKey(key: Buffer | undefined): Promise<void> {
-    const m = this.requireManager();
+    const m = this.core.requireManager();
     // A new key-encrypting key gets a new data key too (as SwarmKit's raft DEK): the old one
     // may have lain on disk unsealed, or sealed with the old unlock key.
     if (key) await m.rotateDataKey();
     await m.setUnlockKey(key);
-    this.applyUnlockKey(key);
+    this.keys.applyUnlockKey(key);
   }
 
   /** `swarm unlock-key`: Docker's text form, empty when autolock is off. */
   async unlockKey(): Promise<string> {
-    const m = this.requireManager();
+    const m = this.core.requireManager();
     const k = await m.unlockKey();
     return k ? humanReadableKey(k) : '';
   }
 
   /** `swarm unlock`: opens the sealed TLS key and starts what a manager runs. */
   unlock(keyText: string): Promise<void> {
-    return this.exclusive(async () => {
-      if (!this.state) throw unavailable(ERR_NO_SWARM);
-      if (!this.locked) throw new ApiError(409, 'swarm is not locked');
+    const c = this.core;
+    return c.exclusive(async () => {
+      if (!c.state) throw unavailable(ERR_NO_SWARM);
+      if (!c.locked) throw new ApiError(409, 'swarm is not locked');
       const key = parseHumanReadableKey(keyText);
-      const plain = openPrivateKey(fs.readFileSync(this.files.sealedKey, 'utf8'), key);
-      const dek = this.readDek(key);
-      fs.writeFileSync(this.files.key, plain, { mode: 0o600 });
-      this.locked = false;
-      this.kek = key;
-      this.dek = dek;
+      const plain = openPrivateKey(fs.readFileSync(c.files.sealedKey, 'utf8'), key);
+      const dek = this.keys.readDek(key);
+      fs.writeFileSync(c.files.key, plain, { mode: 0o600 });
+      c.locked = false;
+      c.kek = key;
+      c.dek = dek;
       try {
-        await this.startManager();
-        this.startSession();
+        await this.runner.startManager();
+        this.runner.startSession();
       } catch (e) {
-        this.log.error({ err: e }, 'could not start the manager after unlock');
+        c.log.error({ err: e }, 'could not start the manager after unlock');
         throw e;
       }
     });

@@ -1,14 +1,14 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type * as grpc from '@grpc/grpc-js';
-import { EtcdStore } from '../../src/manager/store/etcd-store.js';
+import { EtcdStore, objectKey } from '../../src/manager/store/etcd-store.js';
 import { imageIndexHandlers } from '../../src/manager/dispatcher/image-index.js';
 import { removeNode } from '../../src/manager/control/nodes.js';
 import type { FindImageRequest, FindImageResponse, ReportImagesRequest } from '../../src/cluster/rpc.js';
 import type { NodeImageShare } from '../../src/cluster/types.js';
 import { createLogger } from '../../src/util/log.js';
 import { startTestEtcd, type TestEtcd } from '../helpers/etcd.js';
-import { makeNode } from '../helpers/swarm-fixtures.js';
+import { makeNode, until } from '../helpers/swarm-fixtures.js';
 
 // The managers' image index on the real store (etcd): where a node's image report is kept.
 const log = createLogger('test', 'warn');
@@ -84,4 +84,35 @@ test('removing a node removes its image report', async () => {
   // A node that never reported is removed all the same.
   await removeNode(store, 'n2', true);
   assert.equal(store.get('nodes', 'n2'), undefined);
+});
+
+test('a node an older shoald stored with ImageShare reads back without it (watch and initial load)', async () => {
+  // What a shoald from before nodeImages wrote: the image report inside the node object.
+  const legacy = (id: string) =>
+    JSON.stringify({ ...makeNode(id), ImageShare: { Port: 2378, Images: [{ Id: IMAGE, Refs: ['x:1'] }] } });
+  // Through the running store's watch.
+  await etcd.client().put(objectKey('nodes', 'old1')).value(legacy('old1'));
+  await until('the legacy node in the store', () => !!store.get('nodes', 'old1'), 30_000);
+  const seen = store.get('nodes', 'old1')!;
+  assert.equal('ImageShare' in seen, false, 'ImageShare shown after a watch event');
+  assert.equal(seen.Description?.Hostname, makeNode('old1').Description?.Hostname);
+  // Through a new store's first read (a manager starting on an upgraded cluster).
+  await etcd.client().put(objectKey('nodes', 'old2')).value(legacy('old2'));
+  const fresh = new EtcdStore(etcd.client(), log);
+  try {
+    await fresh.start();
+    for (const id of ['old1', 'old2']) {
+      const n = fresh.get('nodes', id);
+      assert.ok(n, `${id} missing`);
+      assert.equal('ImageShare' in n, false, `ImageShare shown on ${id} after the initial load`);
+    }
+    // The node's next write leaves the field out of etcd too.
+    const n = fresh.get('nodes', 'old2')!;
+    n.Spec.Availability = 'drain';
+    await fresh.commit([{ kind: 'nodes', op: 'update', object: n }]);
+    const raw = await etcd.client().get(objectKey('nodes', 'old2')).string();
+    assert.ok(raw && !raw.includes('ImageShare'), 'ImageShare still stored after an update');
+  } finally {
+    await fresh.close();
+  }
 });

@@ -10,7 +10,8 @@ import type {
   RpcHandlers,
 } from '../../cluster/rpc.js';
 import type { Logger } from '../../util/log.js';
-import { VersionConflict, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { retryOnConflict } from '../store/retry.js';
 import { answerReport, reportingNode, unauthenticated, type Identify } from './own-node-report.js';
 import { mayHavePrivateImage } from './image-access.js';
 
@@ -75,25 +76,27 @@ export function findImageIn(
  * a write that lost to another is made again on the newer object. Resolves whether it wrote.
  */
 async function storeNodeImages(store: Store, nodeId: string, share: NodeImageShare): Promise<boolean> {
-  for (let i = 0; i < 5; i++) {
-    const had = store.get('nodeImages', nodeId);
-    if (had && JSON.stringify(shareOf(had)) === JSON.stringify(share)) return false;
-    const now = new Date().toISOString();
-    const object: NodeImages = {
-      ID: nodeId,
-      Version: had?.Version ?? { Index: 0 },
-      CreatedAt: had?.CreatedAt ?? now,
-      UpdatedAt: now,
-      ...share,
-    };
-    try {
+  return retryOnConflict(
+    async () => {
+      const had = store.get('nodeImages', nodeId);
+      if (had && JSON.stringify(shareOf(had)) === JSON.stringify(share)) return false;
+      const now = new Date().toISOString();
+      const object: NodeImages = {
+        ID: nodeId,
+        Version: had?.Version ?? { Index: 0 },
+        CreatedAt: had?.CreatedAt ?? now,
+        UpdatedAt: now,
+        ...share,
+      };
       await store.commit([{ kind: 'nodeImages', op: had ? 'update' : 'create', object }]);
       return true;
-    } catch (e) {
-      if (!(e instanceof VersionConflict)) throw e;
-    }
-  }
-  throw new Error('node images kept changing');
+    },
+    {
+      exhausted: () => {
+        throw new Error('node images kept changing');
+      },
+    },
+  );
 }
 
 const shareOf = ({ Port, Images, Fetching }: NodeImageShare): NodeImageShare => ({

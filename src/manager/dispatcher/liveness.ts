@@ -1,7 +1,7 @@
 import type { Etcd3 } from 'etcd3';
 import type { Node } from '../../cluster/types.js';
 import type { LeaderLoopContext } from '../leader/loops.js';
-import { VersionConflict } from '../store/store.js';
+import { retryOnConflict } from '../store/retry.js';
 import { KeyedLock } from '../../util/serial-queue.js';
 
 /**
@@ -18,17 +18,15 @@ export async function setNodeState(
   message: string,
   fenced: boolean,
 ): Promise<void> {
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const n = ctx.store.get('nodes', nodeId);
-    if (!n || n.Status.State === state) return;
-    n.Status = { ...n.Status, State: state, Message: message };
-    try {
+  await retryOnConflict(
+    async () => {
+      const n = ctx.store.get('nodes', nodeId);
+      if (!n || n.Status.State === state) return;
+      n.Status = { ...n.Status, State: state, Message: message };
       await ctx.store.commit([{ kind: 'nodes', op: 'update', object: n }], { fenced });
-      return;
-    } catch (e) {
-      if (!(e instanceof VersionConflict)) throw e;
-    }
-  }
+    },
+    { exhausted: () => undefined },
+  );
 }
 
 /** What the liveness loop reads of etcd (an Etcd3 client; a unit test gives a stand-in). */

@@ -1,7 +1,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Node } from '../../cluster/types.js';
 import type { PeerIdentity } from '../../cluster/rpc.js';
-import { VersionConflict, type Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
+import { retryOnConflict } from '../store/retry.js';
 
 export type Identify = (call: grpc.ServerUnaryCall<unknown, unknown>) => PeerIdentity | undefined;
 
@@ -24,18 +25,20 @@ export function reportingNode(store: Store, identify: Identify, call: grpc.Serve
  * lost to another is made again on the newer object. Resolves whether it wrote.
  */
 export async function updateOwnNode(store: Store, nodeId: string, apply: (n: Node) => boolean): Promise<boolean> {
-  for (let i = 0; i < 5; i++) {
-    const n = store.get('nodes', nodeId);
-    if (!n) throw new Error('node removed');
-    if (!apply(n)) return false;
-    try {
+  return retryOnConflict(
+    async () => {
+      const n = store.get('nodes', nodeId);
+      if (!n) throw new Error('node removed');
+      if (!apply(n)) return false;
       await store.commit([{ kind: 'nodes', op: 'update', object: n }]);
       return true;
-    } catch (e) {
-      if (!(e instanceof VersionConflict)) throw e;
-    }
-  }
-  throw new Error('node kept changing');
+    },
+    {
+      exhausted: () => {
+        throw new Error('node kept changing');
+      },
+    },
+  );
 }
 
 /** Answers a report's call: UNAVAILABLE when the write failed (the node reports again). */

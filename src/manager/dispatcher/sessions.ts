@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3 } from 'etcd3';
 import type { Node } from '../../cluster/types.js';
 import type { EtcdStore } from '../store/etcd-store.js';
-import { VersionConflict } from '../store/store.js';
+import { retryOnConflict } from '../store/retry.js';
 import type { Logger } from '../../util/log.js';
 import type { ManagerAddr, PeerIdentity, SessionMessage, SessionRequest } from '../../cluster/rpc.js';
 import { claimLiveness } from './liveness-claim.js';
@@ -196,24 +196,22 @@ export class Sessions {
 
   /** Stores what the agent says of its node; a write with nothing new is skipped. */
   async writeNode(nodeId: string, description: Node['Description'], status?: Node['Status']): Promise<void> {
-    for (let i = 0; i < 5; i++) {
-      const n = this.d.store.get('nodes', nodeId);
-      if (!n) throw new Error('node removed');
-      // A reconnect with nothing new must not bump the node's version under a client's update.
-      if (
-        JSON.stringify(description) === JSON.stringify(n.Description) &&
-        (!status || JSON.stringify(status) === JSON.stringify(n.Status))
-      )
-        return;
-      n.Description = description;
-      if (status) n.Status = status;
-      try {
+    await retryOnConflict(
+      async () => {
+        const n = this.d.store.get('nodes', nodeId);
+        if (!n) throw new Error('node removed');
+        // A reconnect with nothing new must not bump the node's version under a client's update.
+        if (
+          JSON.stringify(description) === JSON.stringify(n.Description) &&
+          (!status || JSON.stringify(status) === JSON.stringify(n.Status))
+        )
+          return;
+        n.Description = description;
+        if (status) n.Status = status;
         await this.d.store.commit([{ kind: 'nodes', op: 'update', object: n }]);
-        return;
-      } catch (e) {
-        if (!(e instanceof VersionConflict)) throw e;
-      }
-    }
+      },
+      { exhausted: () => undefined },
+    );
   }
 }
 

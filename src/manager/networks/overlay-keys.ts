@@ -1,6 +1,7 @@
 import type { Cluster, Node } from '../../cluster/types.js';
 import type { LeaderLoopContext } from '../leader/loops.js';
-import { VersionConflict, type Store, type StoreEvent } from '../store/store.js';
+import type { Store, StoreEvent } from '../store/store.js';
+import { retryOnConflict } from '../store/retry.js';
 import { SerialQueue } from '../../util/serial-queue.js';
 
 /**
@@ -26,19 +27,18 @@ export function nextRotationAt(c: Cluster, periodMs: number): number {
 }
 
 async function bump(store: Store, why: string, ctx: LeaderLoopContext): Promise<void> {
-  for (let i = 0; i < 5 && !ctx.signal.aborted; i++) {
-    const c = store.list('cluster')[0];
-    if (!c) return;
-    const epoch = (c.OverlayKeys?.Epoch ?? 0) + 1;
-    c.OverlayKeys = { Epoch: epoch, RotatedAt: new Date().toISOString() };
-    try {
+  await retryOnConflict(
+    async () => {
+      if (ctx.signal.aborted) return;
+      const c = store.list('cluster')[0];
+      if (!c) return;
+      const epoch = (c.OverlayKeys?.Epoch ?? 0) + 1;
+      c.OverlayKeys = { Epoch: epoch, RotatedAt: new Date().toISOString() };
       await store.commit([{ kind: 'cluster', op: 'update', object: c }], { fenced: true });
       ctx.log.info({ epoch, why }, 'overlay tunnel keys rotate');
-      return;
-    } catch (e) {
-      if (!(e instanceof VersionConflict)) throw e;
-    }
-  }
+    },
+    { exhausted: () => undefined }, // the next rotation tries again
+  );
 }
 
 export function overlayKeyRotation(ctx: LeaderLoopContext, periodMs = rotationPeriodMs()): void {

@@ -17,6 +17,7 @@ import {
 } from './store.js';
 import { GRPCCancelledError, GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import type { Logger } from '../../util/log.js';
+import { dropLegacyFields } from './legacy-fields.js';
 import { AttemptsTimedOut, commitAcrossLeaderChange, type StoreTxn } from './txn-attempts.js';
 import { managerMetrics } from '../metrics.js';
 
@@ -331,6 +332,7 @@ export class EtcdStore implements Store {
     try {
       const object = JSON.parse(kv.value.toString()) as AnyObject;
       object.Version = { Index: Number(kv.mod_revision) };
+      dropLegacyFields(kind as Kind, object);
       if (kind === 'tasks') this.shared.share(object as Task);
       deepFreeze(object);
       return { kind: kind as Kind, object };
