@@ -15,10 +15,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { run } from '../src/util/run.js';
 import { LabNames, REGISTRY_PORT } from '../src/lab/settings.js';
+import { readMachine } from '../src/lab/state.js';
 import { createSwarmLab, type SwarmLab } from '../test/helpers/swarm-lab.js';
 import { randomImageArchive } from '../test/helpers/image-archive.js';
 import { waitFor } from '../test/helpers/process.js';
 import { api, printTable, writeReport } from './report.js';
+import { profileChildrenIfAsked } from './sim/profile-children.js';
 
 const machines = Number(process.argv[2] ?? 5);
 const mib = Number(process.argv[3] ?? 200);
@@ -177,7 +179,38 @@ function peerBytes(from: Map<string, number>): number {
   return total;
 }
 
+/** With SHOAL_BENCH_PROFILE: each shoald writes its CPU profile so far (cpu-profile.ts), one file per phase. */
+function profilePhaseEnd(): void {
+  if (!process.env.SHOAL_BENCH_PROFILE) return;
+  for (const m of swarm.machines) {
+    const pid = readMachine(swarm.lab.labDir, m)?.pid;
+    if (pid) process.kill(pid, 'SIGUSR2');
+  }
+}
+
+/** The machine's CPU time so far (/proc/stat, in clock ticks): user+nice, system (+irq), iowait, idle. */
+function cpuTicks(): { busy: number; sys: number; iowait: number; idle: number } {
+  const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].split(/\s+/).slice(1).map(Number);
+  return { busy: f[0] + f[1], sys: f[2] + f[5] + f[6], iowait: f[4], idle: f[3] };
+}
+/** Where the cores' time went since `from`, in percent: was the machine CPU-bound, or waiting on the disk? */
+function cpuSince(from: ReturnType<typeof cpuTicks>): { user: number; sys: number; iowait: number; idle: number } {
+  const now = cpuTicks();
+  const d = {
+    user: now.busy - from.busy,
+    sys: now.sys - from.sys,
+    iowait: now.iowait - from.iowait,
+    idle: now.idle - from.idle,
+  };
+  const all = d.user + d.sys + d.iowait + d.idle || 1;
+  const pct = (n: number) => Math.round((100 * n) / all);
+  return { user: pct(d.user), sys: pct(d.sys), iowait: pct(d.iowait), idle: pct(d.idle) };
+}
+const cpuText = (c: ReturnType<typeof cpuSince>) =>
+  `user ${c.user} %, system ${c.sys} %, iowait ${c.iowait} %, idle ${c.idle} %`;
+
 async function main(): Promise<void> {
+  profileChildrenIfAsked();
   const names = Array.from({ length: machines }, (_, i) => `b${i + 1}`);
   swarm = await createSwarmLab({ managers: [names[0]], workers: names.slice(1), registry: true });
   try {
@@ -197,7 +230,11 @@ async function main(): Promise<void> {
     await limitRegistryLink();
 
     await resetRegistryCounter();
+    const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').trim();
+    const registryCpuFrom = cpuTicks();
     const registrySeconds = await startEverywhere('fromregistry', ref);
+    const registryCpu = cpuSince(registryCpuFrom);
+    profilePhaseEnd();
     const registrySent = await registryBytes();
     const registryLimited = await limitedBytes();
     await clean('fromregistry', img.id);
@@ -206,12 +243,16 @@ async function main(): Promise<void> {
     const logFrom = new Map(
       swarm.machines.map((m) => [m, fs.statSync(path.join(swarm.lab.labDir, 'machines', m, 'shoald.log')).size]),
     );
+    profilePhaseEnd();
+    const peersCpuFrom = cpuTicks();
     const t0 = Date.now();
     await ok(seed, ['pull', ref]);
     const seedSeconds = (Date.now() - t0) / 1000;
     // Counted below: until the managers know, the other nodes would pull from the registry too.
     const pauseSeconds = await untilManagersKnow(seed, ref);
     const peerSeconds = await startEverywhere('frompeers', ref);
+    const peersCpu = cpuSince(peersCpuFrom);
+    profilePhaseEnd();
     const peersRegistrySent = await registryBytes();
     const fromPeers = peerBytes(logFrom);
     const fetchSeconds = peerFetchSeconds(logFrom);
@@ -240,7 +281,9 @@ async function main(): Promise<void> {
       ['peers: bytes nodes got from peers', mb(fromPeers)],
       ['peers: … of which from the seed / from other nodes', `${mb(sources.seed)} / ${mb(sources.others)}`],
       ['bytes through the registry uplink limit (registry only, both)', `${mb(registryLimited)}, ${mb(limited)}`],
-      ['load average', fs.readFileSync('/proc/loadavg', 'utf8').trim()],
+      ['CPU (whole machine) registry only', cpuText(registryCpu)],
+      ['CPU (whole machine) peers, seed pull included', cpuText(peersCpu)],
+      ['load average before / after', `${loadBefore} / ${fs.readFileSync('/proc/loadavg', 'utf8').trim()}`],
     ]);
     console.log(
       `written ${writeReport('image-sharing', {
@@ -250,7 +293,8 @@ async function main(): Promise<void> {
         layers,
         registryMbit,
         loadAverage: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
-        registry: { seconds: registrySeconds, registryBytes: registrySent },
+        loadAverageBefore: loadBefore,
+        registry: { seconds: registrySeconds, registryBytes: registrySent, cpu: registryCpu },
         limitedBytes: { registryOnly: registryLimited, total: limited },
         peers: {
           seedSeconds,
@@ -259,6 +303,8 @@ async function main(): Promise<void> {
           peerBytes: fromPeers,
           pauseSeconds,
           fetchSeconds,
+          cpu: peersCpu,
+          totalSeconds: seedSeconds + pauseSeconds + peerSeconds,
         },
       })}`,
     );

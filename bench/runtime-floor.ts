@@ -9,7 +9,13 @@
  * `concurrency` containers are in flight at once. Then every container is SIGKILLed, deleted
  * and unmounted (the stop path minus the grace period).
  *
- *   node dist/bench/runtime-floor.js [n=50] [concurrency=50] [conmon|runc|both]   (root)
+ *   node dist/bench/runtime-floor.js [n=50] [concurrency=50] [conmon|runc|both] [--shoal[=rounds]]   (root)
+ *
+ * `--shoal`: in the same run, rounds of (floor with conmon, then shoal: one shoald, a service of
+ * n micro replicas with `--stop-signal SIGKILL` so it is stopped at once as the floor is; create →
+ * n/n running, and `scale =0` → no container of the service left on the node; after a 1-replica
+ * warm-up service, so the node's one-time swarm set-up is not counted), each shoal figure
+ * next to its own round's floor (issue 17 item 6: within 1.15×).
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,6 +25,7 @@ import { buildMicroRootfs, MICRO_CMD } from '../examples/micro/build.js';
 import { conmonCreate, Runc, RUNC } from '../src/engine/containers/runtime.js';
 import { run } from '../src/util/run.js';
 import { printTable, writeReport } from './report.js';
+import { shoalWorkload, type EngineTimes } from './vs-docker.js';
 
 type Mode = 'conmon' | 'runc';
 
@@ -147,7 +154,55 @@ export async function runtimeFloor(
   return out;
 }
 
+interface ShoalRound {
+  floor: FloorResult;
+  shoal: EngineTimes;
+  loadAvg: number[];
+  startRatio: number;
+  stopRatio: number;
+}
+
+/** Floor and shoal one after the other, `rounds` times: every ratio is within one round. */
+async function againstShoal(n: number, concurrency: number, rounds: number): Promise<ShoalRound[]> {
+  const out: ShoalRound[] = [];
+  for (let i = 0; i < rounds; i++) {
+    const [f] = await runtimeFloor(n, concurrency, ['conmon']);
+    const shoal = await shoalWorkload(n, { stopSignal: 'SIGKILL', untilGone: true, pollMs: 20, warmUp: true });
+    const r: ShoalRound = {
+      floor: f,
+      shoal,
+      loadAvg: os.loadavg().map((x) => +x.toFixed(1)),
+      startRatio: +(shoal.createTo50Ms / f.startAllMs).toFixed(2),
+      stopRatio: +((shoal.scaleTo0GoneMs ?? NaN) / f.stopAllMs).toFixed(2),
+    };
+    out.push(r);
+    const s = (ms: number | undefined) => `${((ms ?? NaN) / 1000).toFixed(2)} s`;
+    printTable(`round ${i + 1}: ${n} micro containers, floor (conmon) against shoal`, [
+      ['', 'floor | shoal | shoal/floor | load avg before → after'],
+      [
+        'start → all running',
+        `${s(f.startAllMs)} | ${s(shoal.createTo50Ms)} | ${r.startRatio}× | ${f.loadAvg.join(' ')}`,
+      ],
+      [
+        'stop → all deleted',
+        `${s(f.stopAllMs)} | ${s(shoal.scaleTo0GoneMs)} (none running ${s(shoal.scaleTo0Ms)}) | ${r.stopRatio}× | ${r.loadAvg.join(' ')}`,
+      ],
+    ]);
+  }
+  return out;
+}
+
 if (import.meta.url === `file://${process.argv[1]}`) {
+  const shoalArg = process.argv.find((a) => a.startsWith('--shoal'));
+  if (shoalArg) {
+    const r = await againstShoal(
+      Number(process.argv[2] ?? 50),
+      Number(process.argv[3] ?? 50),
+      Number(shoalArg.split('=')[1] ?? 3),
+    );
+    console.log(`written ${writeReport('runtime-floor-shoal', r)}`);
+    process.exit(0);
+  }
   const m = process.argv[4];
   const r = await runtimeFloor(
     Number(process.argv[2] ?? 50),

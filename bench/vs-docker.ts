@@ -25,6 +25,22 @@ const IMAGE = 'micro:1.0.0';
 export interface EngineTimes {
   createTo50Ms: number;
   scaleTo0Ms: number;
+  /** `scale =0` → the service's containers all removed from the node (asked for with `untilGone`). */
+  scaleTo0GoneMs?: number;
+}
+
+export interface WorkloadOptions {
+  /** The service's `--stop-signal` (SIGKILL: stopped at once, as the runtime floor does). */
+  stopSignal?: string;
+  /** After scale to 0, also wait until no container of the service is left on the node. */
+  untilGone?: boolean;
+  /** Poll interval (default 100 ms). */
+  pollMs?: number;
+  /**
+   * First a 1-replica service, run and removed: the node's one-time swarm set-up (its ingress
+   * sandbox, made once the first task arrives) is done before the clock starts.
+   */
+  warmUp?: boolean;
 }
 
 export interface VsDockerResult {
@@ -53,8 +69,15 @@ async function runningTasks(socket: string, name: string): Promise<number> {
   return s?.ServiceStatus?.RunningTasks ?? 0;
 }
 
+async function serviceContainers(socket: string, name: string): Promise<number> {
+  const f = encodeURIComponent(JSON.stringify({ label: { [`com.docker.swarm.service.name=${name}`]: true } }));
+  const r = await api(socket, 'GET', `/v1.41/containers/json?all=1&filters=${f}`);
+  return (JSON.parse(r.body) as unknown[]).length;
+}
+
 /** The workload, identical on both engines. */
-async function workload(e: Engine, replicas: number): Promise<EngineTimes> {
+async function workload(e: Engine, replicas: number, opts: WorkloadOptions = {}): Promise<EngineTimes> {
+  if (opts.warmUp) await warmUp(e);
   const name = 'benchmicro';
   const t0 = Date.now();
   const c = await e.docker([
@@ -69,6 +92,7 @@ async function workload(e: Engine, replicas: number): Promise<EngineTimes> {
     String(replicas),
     '--stop-grace-period',
     '1s',
+    ...(opts.stopSignal ? ['--stop-signal', opts.stopSignal] : []),
     IMAGE,
   ]);
   if (c.code !== 0) throw new Error(`service create: ${c.stderr}`);
@@ -76,16 +100,46 @@ async function workload(e: Engine, replicas: number): Promise<EngineTimes> {
     `${replicas}/${replicas} running`,
     async () => (await runningTasks(e.socket, name)) >= replicas,
     300_000,
-    100,
+    opts.pollMs ?? 100,
   );
   const createTo50Ms = Date.now() - t0;
   const t1 = Date.now();
   const s = await e.docker(['service', 'scale', '-d', `${name}=0`]);
   if (s.code !== 0) throw new Error(`service scale: ${s.stderr}`);
-  await waitFor('0 running', async () => (await runningTasks(e.socket, name)) === 0, 300_000, 100);
+  await waitFor('0 running', async () => (await runningTasks(e.socket, name)) === 0, 300_000, opts.pollMs ?? 100);
   const scaleTo0Ms = Date.now() - t1;
+  let scaleTo0GoneMs: number | undefined;
+  if (opts.untilGone) {
+    await waitFor(
+      'no container left',
+      async () => (await serviceContainers(e.socket, name)) === 0,
+      300_000,
+      opts.pollMs ?? 100,
+    );
+    scaleTo0GoneMs = Date.now() - t1;
+  }
   await e.docker(['service', 'rm', name]);
-  return { createTo50Ms, scaleTo0Ms };
+  return { createTo50Ms, scaleTo0Ms, ...(scaleTo0GoneMs === undefined ? {} : { scaleTo0GoneMs }) };
+}
+
+async function warmUp(e: Engine): Promise<void> {
+  // SIGKILL: micro's httpd ignores SIGTERM, and the warm-up need not wait out a grace period.
+  const c = await e.docker([
+    'service',
+    'create',
+    '-d',
+    '--quiet',
+    '--no-resolve-image',
+    '--name',
+    'warmup',
+    '--stop-signal',
+    'SIGKILL',
+    IMAGE,
+  ]);
+  if (c.code !== 0) throw new Error(`service create warmup: ${c.stderr}`);
+  await waitFor('warm-up running', async () => (await runningTasks(e.socket, 'warmup')) === 1, 120_000, 100);
+  await e.docker(['service', 'rm', 'warmup']);
+  await waitFor('warm-up gone', async () => (await serviceContainers(e.socket, 'warmup')) === 0, 120_000, 100);
 }
 
 async function buildMicro(dir: string): Promise<string> {
@@ -128,6 +182,17 @@ async function withDockerd<T>(tar: string, fn: (e: Engine) => Promise<T>): Promi
     return await fn({ socket: d.socket, docker: (a) => d.docker(a) });
   } finally {
     await d.destroy();
+  }
+}
+
+/** shoal alone: the workload on one shoald (bench/runtime-floor.ts runs it next to the floor). */
+export async function shoalWorkload(replicas: number, opts: WorkloadOptions): Promise<EngineTimes> {
+  const dir = fs.mkdtempSync(path.join('/tmp', 'bvs-'));
+  profileChildrenIfAsked();
+  try {
+    return await withShoal(await buildMicro(dir), (e) => workload(e, replicas, opts));
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 

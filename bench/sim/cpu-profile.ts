@@ -24,6 +24,18 @@ if (dir) {
     const spaces = Object.fromEntries(v8.getHeapSpaceStatistics().map((s) => [s.space_name, mib(s.space_used_size)]));
     peak = { rss: mib(m.rss), spaces, external: mib(m.external + m.arrayBuffers) };
   }, 500).unref();
+  // SIGUSR2: the profile so far, written now (a bench marks its phases; the lab ends shoald with SIGKILL).
+  let part = 0;
+  process.on('SIGUSR2', () => {
+    session.post('Profiler.stop', (err, res) => {
+      if (!err)
+        fs.writeFileSync(
+          path.join(dir, `${path.basename(process.argv[1] ?? 'node')}-${process.pid}-part${++part}.cpuprofile`),
+          JSON.stringify(res.profile),
+        );
+      session.post('Profiler.start');
+    });
+  });
   // The in-process inspector answers synchronously, so this works inside 'exit'.
   process.on('exit', () => {
     if (peak)

@@ -8,7 +8,7 @@ import { endpointSettingsFrom, type EndpointConfigRequest } from './endpoint-set
 import { linkEnv, linkHostNames, parseLink } from './links.js';
 import type { PortBindings, PortPublisher } from './ports.js';
 import { saveRecord, type ContainerRecord, type EndpointSettings } from './record.js';
-import { writeEtcFiles, type HostsEntry } from './rootfs.js';
+import { writeEtcFiles, writeEtcFilesAsync, type HostsEntry } from './rootfs.js';
 import { hasProcess, type ContainerTable } from './table.js';
 import type { ForeignEndpoint } from './views.js';
 
@@ -187,7 +187,7 @@ export class ContainerNetworks {
           ? rec.config.MacAddress.toLowerCase()
           : undefined,
       );
-      writeEtcFiles(p, hostname, { ...etc, ip: ep.IPAddress });
+      await writeEtcFilesAsync(p, hostname, { ...etc, ip: ep.IPAddress });
       await this.publishPorts(rec, ep.IPAddress);
     }
     const primary = await this.joinUserBridges(rec, pid);
@@ -195,7 +195,7 @@ export class ContainerNetworks {
       await this.bridge.connectLater(id, pid);
     // A default-bridge container connected to user bridges keeps its ports on the default bridge.
     if (primary && mode !== 'default' && mode !== 'bridge') {
-      writeEtcFiles(p, hostname, { ...etc, ip: primary.ip });
+      await writeEtcFilesAsync(p, hostname, { ...etc, ip: primary.ip });
       await this.publishPorts(rec, primary.ip);
     }
   }

@@ -98,9 +98,10 @@ export async function createContainer(
       (ref) => table.get(ref),
       madeVolumes,
     );
-    fs.mkdirSync(p.dir, { recursive: true });
-    for (const d of [p.upper, p.work, p.rootfs]) fs.mkdirSync(d, { recursive: true });
-    fs.writeFileSync(p.log, '');
+    // On the thread pool: a service's tasks are created tens at once.
+    await fs.promises.mkdir(p.dir, { recursive: true });
+    await Promise.all([p.upper, p.work, p.rootfs].map((d) => fs.promises.mkdir(d, { recursive: true })));
+    await fs.promises.writeFile(p.log, '');
     await saveRecordAsync(p.record, rec);
     table.records.set(id, rec);
     table.log.info({ id, name, image: cfg.Image }, 'container created');

@@ -104,6 +104,23 @@ export function writeEtcFiles(
   if (!fs.existsSync(p.resolvConf)) fs.writeFileSync(p.resolvConf, resolvConf());
 }
 
+/**
+ * `writeEtcFiles` on the thread pool: on a start path, where tens of containers write theirs at
+ * once, the synchronous writes held the event loop for milliseconds each.
+ */
+export async function writeEtcFilesAsync(
+  p: { hosts: string; hostname: string; resolvConf: string },
+  hostname: string,
+  o: EtcFilesOptions = {},
+): Promise<void> {
+  const writes = [
+    fs.promises.writeFile(p.hosts, hostsContent(hostname, o)),
+    fs.promises.writeFile(p.hostname, hostname + '\n'),
+  ];
+  if (!fs.existsSync(p.resolvConf)) writes.push(fs.promises.writeFile(p.resolvConf, resolvConf()));
+  await Promise.all(writes);
+}
+
 /** The host's resolv.conf without loopback resolvers (unreachable from the container), as Docker filters it. */
 function resolvConf(): string {
   let host = '';

@@ -1,11 +1,12 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runBatched } from '../../util/batch-run.js';
 import { run } from '../../util/run.js';
+import { CONMON } from './conmon-spawn.js';
+import { conmonSpawner } from './conmon-spawner.js';
 
 export const RUNC = '/usr/sbin/runc';
-export const CONMON = '/usr/bin/conmon';
+export { CONMON };
 
 export interface RuncState {
   id: string;
@@ -196,59 +197,9 @@ export function conmonCreate(o: ConmonOptions): Promise<number> {
     ...(o.tty ? ['-t'] : []),
     ...(o.stdin ? ['-i', ...(o.stdinOnce ? [] : ['--leave-stdin-open'])] : []),
   ];
-  const errFd = fs.openSync(o.stderrFile, 'a');
-  return new Promise((resolve, reject) => {
-    // fd 3 is the sync pipe; detached: conmon must outlive this daemon, even its kill -9.
-    const child = spawn(CONMON, args, {
-      stdio: ['ignore', 'ignore', errFd, 'pipe'],
-      detached: true,
-      env: { ...process.env, _OCI_SYNCPIPE: '3' },
-    });
-    fs.closeSync(errFd);
-    child.unref();
-    // With --sync conmon does not write -P itself; adoption and purge read it.
-    if (child.pid) fs.writeFileSync(o.conmonPidFile, String(child.pid));
-    const sync = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
-    let buf = '';
-    let done = false;
-    // runc create normally takes well under a second; a hung one must not hold the container forever.
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      finish(new Error('timed out waiting for conmon to create the container'));
-    }, 60_000);
-    const finish = (err: Error | undefined, pid?: number) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      sync.destroy();
-      if (err) reject(err);
-      else resolve(pid!);
-    };
-    sync.on('data', (b: Buffer) => {
-      buf += b.toString();
-      const nl = buf.indexOf('\n');
-      const text = nl >= 0 ? buf.slice(0, nl) : buf;
-      let msg: { data: number; message?: string };
-      try {
-        msg = JSON.parse(text) as typeof msg;
-      } catch {
-        return; // not complete yet
-      }
-      if (msg.data > 0) finish(undefined, msg.data);
-      else finish(new Error(msg.message ?? `conmon reported ${msg.data}`));
-    });
-    sync.on('error', () => undefined);
-    sync.on('end', () => {
-      let detail = '';
-      try {
-        detail = fs.readFileSync(o.stderrFile, 'utf8').trim().split('\n').slice(-3).join(' ');
-      } catch {
-        /* none */
-      }
-      finish(new Error(`conmon exited before the container was created${detail ? `: ${detail}` : ''}`));
-    });
-    child.on('error', (e) => finish(e));
-  });
+  // From a small helper process: forking this daemon (hundreds of MiB) blocked its event loop
+  // ~10 ms per container, one after the other, when a service's tasks start together.
+  return conmonSpawner.create(args, { stderrFile: o.stderrFile, conmonPidFile: o.conmonPidFile });
 }
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks, as runc records it); undefined when gone. */

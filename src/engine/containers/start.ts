@@ -7,7 +7,7 @@ import type { ContainerNetworks, EtcOptions } from './container-networks.js';
 import type { HealthWatch } from './health-watch.js';
 import { checkBindPropagation, prepareMounts, releaseMounts } from './mounts.js';
 import { saveRecord, saveRecordAsync, type ContainerRecord } from './record.js';
-import { extraHostsEntries, mountRootfs, unmountRootfs, writeEtcFiles } from './rootfs.js';
+import { extraHostsEntries, mountRootfs, unmountRootfs, writeEtcFilesAsync } from './rootfs.js';
 import { conmonCreate, processIs } from './runtime.js';
 import { containerSpec } from './spec.js';
 import type { ContainerTable } from './table.js';
@@ -91,7 +91,7 @@ export class ContainerStarter {
     await prepareMounts(this.volumes, rec, p.rootfs);
     checkBindPropagation(rec);
     lap('mount');
-    const etc = this.writeBundle(rec, hostname);
+    const etc = await this.writeBundle(rec, hostname);
     const pid = await conmonCreate({
       id,
       name: rec.name.slice(1),
@@ -129,7 +129,7 @@ export class ContainerStarter {
   }
 
   /** /etc files, links, the OCI spec, the run directory without an earlier exit. */
-  private writeBundle(rec: ContainerRecord, hostname: string): EtcOptions {
+  private async writeBundle(rec: ContainerRecord, hostname: string): Promise<EtcOptions> {
     const id = rec.id;
     const p = this.table.paths(id);
     const links = this.networks.resolveLinks(rec);
@@ -138,14 +138,17 @@ export class ContainerStarter {
       extra: [...extraHostsEntries(rec.hostConfig.ExtraHosts), ...links.hosts],
     };
     this.networks.rememberEtc(id, etc);
-    writeEtcFiles(p, hostname, etc);
+    // On the thread pool, together: 50 starts at once otherwise queue on the event loop's own syscalls.
+    await writeEtcFilesAsync(p, hostname, etc);
     const spec = containerSpec(rec, p, hostname, links.env) as { linux: { namespaces: { type: string }[] } };
     if ((rec.hostConfig.NetworkMode ?? 'default') === 'host')
       spec.linux.namespaces = spec.linux.namespaces.filter((n) => n.type !== 'network');
-    fs.writeFileSync(p.spec, JSON.stringify(spec));
-    fs.mkdirSync(p.run, { recursive: true });
-    fs.rmSync(path.join(this.table.exitsDir, id), { force: true });
-    fs.rmSync(path.join(p.run, 'exit'), { force: true });
+    await Promise.all([
+      fs.promises.writeFile(p.spec, JSON.stringify(spec)),
+      fs.promises.mkdir(p.run, { recursive: true }),
+      fs.promises.rm(path.join(this.table.exitsDir, id), { force: true }),
+    ]);
+    await fs.promises.rm(path.join(p.run, 'exit'), { force: true });
     return etc;
   }
 

@@ -140,19 +140,50 @@ export class LayerStore {
     return p;
   }
 
-  private async doUnpack(blob: LayerBlob, expectedDiffId?: string): Promise<LayerMeta> {
+  /** True while a layer with this diff ID is being unpacked (a caller joins it through unpackBlob). */
+  unpacking(diffId: string): boolean {
+    return this.inflight.has(diffId);
+  }
+
+  /**
+   * Unpacks a layer tar (gzip or plain) as it arrives, while the caller stores its blob from the
+   * same bytes (ingest.ts): `blobOf` runs once the content matched `expectedDiffId` and returns
+   * the blob, verified and stored; when it throws, nothing of the layer is kept.
+   */
+  unpackStream(
+    src: Readable,
+    expectedDiffId: string,
+    blobOf: () => Promise<LayerBlob>,
+    label = 'stream',
+  ): Promise<LayerMeta> {
+    const p = this.unpackFrom(src, expectedDiffId, blobOf, label).finally(() => this.inflight.delete(expectedDiffId));
+    this.inflight.set(expectedDiffId, p);
+    return p;
+  }
+
+  private doUnpack(blob: LayerBlob, expectedDiffId?: string): Promise<LayerMeta> {
     const src = this.blobs.path(blob.digest);
     const compression = sniffFile(src);
     if (compression !== 'gzip' && compression !== 'none')
-      throw new Error(`unsupported layer compression ${compression} (${blob.digest})`);
+      return Promise.reject(new Error(`unsupported layer compression ${compression} (${blob.digest})`));
+    return this.unpackFrom(fs.createReadStream(src), expectedDiffId, () => Promise.resolve(blob), blob.digest);
+  }
+
+  private async unpackFrom(
+    src: Readable,
+    expectedDiffId: string | undefined,
+    blobOf: () => Promise<LayerBlob>,
+    label: string,
+  ): Promise<LayerMeta> {
     const tmp = path.join(this.root, `.tmp-${randomBytes(6).toString('hex')}`);
     const diff = path.join(tmp, 'diff');
     fs.mkdirSync(diff, { recursive: true, mode: 0o755 });
     try {
-      const { diffId, size } = await untar(fs.createReadStream(src), compression, diff);
+      const { diffId, size } = await untar(src, diff);
       if (expectedDiffId && diffId !== expectedDiffId)
-        throw new Error(`layer ${blob.digest}: diff ID ${diffId} does not match the image config's ${expectedDiffId}`);
+        throw new Error(`layer ${label}: diff ID ${diffId} does not match the image config's ${expectedDiffId}`);
       await convertWhiteouts(diff);
+      const blob = await blobOf();
       const meta: LayerMeta = { diffId, size, blobs: [blob] };
       fs.writeFileSync(path.join(tmp, 'layer.json'), JSON.stringify(meta));
       const final = path.join(this.root, hexOf(diffId));
@@ -184,15 +215,47 @@ export class LayerStore {
   }
 }
 
+/** The first bytes of `src` tell its compression; the returned iterable yields all of it. */
+async function sniffStream(src: Readable): Promise<{ compression: Compression; data: AsyncIterable<Buffer> }> {
+  const it = src[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const head: Buffer[] = [];
+  let n = 0;
+  let ended = false;
+  while (n < 8) {
+    const r = await it.next();
+    if (r.done) {
+      ended = true;
+      break;
+    }
+    head.push(r.value);
+    n += r.value.length;
+  }
+  const first = Buffer.concat(head);
+  async function* data() {
+    yield* head;
+    if (ended) return;
+    for (let r = await it.next(); !r.done; r = await it.next()) yield r.value;
+  }
+  return { compression: first.length < 4 ? 'none' : sniffCompression(first), data: data() };
+}
+
 /**
- * Streams a layer tar into GNU tar (which keeps owners, modes, links, devices and xattrs and
- * refuses members that escape the directory) while hashing the uncompressed bytes: the diff ID.
+ * Streams a layer tar (gzip or plain, told by its first bytes) into GNU tar (which keeps
+ * owners, modes, links, devices and xattrs and refuses members that escape the directory)
+ * while hashing the uncompressed bytes: the diff ID.
  */
-async function untar(
-  src: Readable,
-  compression: 'gzip' | 'none',
-  dir: string,
-): Promise<{ diffId: string; size: number }> {
+async function untar(src: Readable, dir: string): Promise<{ diffId: string; size: number }> {
+  let sniffed: Awaited<ReturnType<typeof sniffStream>>;
+  try {
+    sniffed = await sniffStream(src);
+  } catch (e) {
+    throw new Error(`reading layer: ${(e as Error).message}`);
+  }
+  const { compression, data } = sniffed;
+  if (compression !== 'gzip' && compression !== 'none') {
+    src.destroy();
+    throw new Error(`unsupported layer compression ${compression}`);
+  }
   const tar = spawn(
     'tar',
     [
@@ -221,9 +284,11 @@ async function untar(
   const hasher = new Hasher();
   const sink = tolerantSink(tar.stdin);
   try {
-    if (compression === 'gzip') await pipeline(src, createGunzip(), hasher, sink);
-    else await pipeline(src, hasher, sink);
+    // Larger output chunks than zlib's 16 KiB: fewer writes into tar's pipe.
+    if (compression === 'gzip') await pipeline(data, createGunzip({ chunkSize: 1 << 18 }), hasher, sink);
+    else await pipeline(data, hasher, sink);
   } catch (e) {
+    src.destroy();
     tar.kill('SIGKILL');
     await exited.catch(() => undefined);
     throw new Error(`reading layer: ${(e as Error).message}`);

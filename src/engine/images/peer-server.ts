@@ -205,7 +205,7 @@ export class ImagePeerServer {
     }
     const size = this.store.blobs.size(digest);
     res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
-    const src = this.store.blobs.readStream(digest);
+    const src = this.store.blobs.readStream(digest, 1 << 18);
     src.on('data', (c: Buffer | string) => (this.bytesServed += c.length));
     pipeline(src, res).catch((err: unknown) => this.log.debug({ err, blob: digest }, 'peer went away mid-blob'));
   }

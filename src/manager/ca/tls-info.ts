@@ -23,6 +23,18 @@ export function tlsInfo(rootPem: string): TLSInfo {
  * rotation the new root cross-signed by the old one: same subject and key as the new root).
  */
 export function nodeTlsInfo(trustBundle: string, certChain?: string): TLSInfo {
+  // Asked for on every node description (each task's template, each session message): parsing
+  // and verifying the certificates each time cost ~5 ms of the event loop per call.
+  const c = lastTlsInfo;
+  if (c && c.trustBundle === trustBundle && c.certChain === certChain) return { ...c.info };
+  const info = computeNodeTlsInfo(trustBundle, certChain);
+  lastTlsInfo = { trustBundle, certChain, info };
+  return { ...info };
+}
+
+let lastTlsInfo: { trustBundle: string; certChain?: string; info: TLSInfo } | undefined;
+
+function computeNodeTlsInfo(trustBundle: string, certChain?: string): TLSInfo {
   const roots = splitPems(trustBundle);
   const info = tlsInfo(roots[0]);
   const [leafPem, ...sent] = certChain ? splitPems(certChain) : [];
