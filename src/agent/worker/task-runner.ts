@@ -67,6 +67,9 @@ export class TaskRunner {
     this.task = task;
     // The manager's copy never goes back; if it is ahead (e.g. after a restart of this agent), take it.
     if (rank(task.Status.State) > rank(this.status.State)) this.status = task.Status;
+    // Behind: a report of ours was lost on the way (a session that ended, a write that failed).
+    // Say it again, as swarmkit's worker reports every task's status to each new session.
+    else if (rank(task.Status.State) < rank(this.status.State)) this.ctx.report(task.ID, this.status);
     this.kick();
   }
 

@@ -2,7 +2,7 @@ import type { TaskStatus } from '../../cluster/types.js';
 import { taskStateRank } from '../../cluster/types.js';
 import type { TaskStatusUpdate } from '../../cluster/rpc.js';
 import type { EtcdStore } from '../store/etcd-store.js';
-import { VersionConflict } from '../store/store.js';
+import { LeaderLost, VersionConflict } from '../store/store.js';
 import type { Logger } from '../../util/log.js';
 
 const STATUS_FLUSH_MS = 100;
@@ -14,6 +14,8 @@ const URGENT_FLUSH_MS = 10;
 const PROGRESS_HOLD_MS = 1000;
 /** After a version conflict: time for the store's watch to catch up before retrying. */
 const STATUS_RETRY_MS = 20;
+/** After a failed write (etcd timed out or unreachable): a pause before the batch is tried again. */
+const STATUS_FAILURE_RETRY_MS = 500;
 
 interface QueuedStatus {
   nodeId: string;
@@ -35,6 +37,7 @@ export class TaskStatusWriter {
   private flushing?: Promise<void>;
   private lastFlushAt = 0;
   private flushDueAt = 0;
+  private closed = false;
 
   constructor(
     private readonly store: EtcdStore,
@@ -55,12 +58,13 @@ export class TaskStatusWriter {
   }
 
   close(): void {
+    this.closed = true;
     clearTimeout(this.flushTimer);
   }
 
   /** The earliest due flush wins: a RUNNING status never waits behind held progress. */
   private scheduleFlush(delayMs: number): void {
-    if (this.flushing) return;
+    if (this.flushing || this.closed) return;
     const due = Date.now() + delayMs;
     if (this.flushTimer && this.flushDueAt <= due) return;
     clearTimeout(this.flushTimer);
@@ -98,12 +102,13 @@ export class TaskStatusWriter {
         this.log.debug({ statuses: changes.length, ms: Math.round(performance.now() - t0) }, 'task statuses written');
       },
       (e) => {
-        if (!(e instanceof VersionConflict)) {
-          this.log.warn({ err: e }, 'task status write failed');
-          return;
-        }
+        const conflict = e instanceof VersionConflict;
+        if (!conflict) this.log.warn({ err: e }, 'task status write failed; will retry');
+        // Another manager leads now: its dispatcher gets the agents' reports from here on.
+        if (this.closed || e instanceof LeaderLost) return;
+        // A timed-out write may have landed: the retry skips statuses the cache already holds.
         this.statusQueue = [...due.values(), ...this.statusQueue];
-        retryMs = STATUS_RETRY_MS;
+        retryMs = conflict ? STATUS_RETRY_MS : STATUS_FAILURE_RETRY_MS;
       },
     );
     await this.flushing;

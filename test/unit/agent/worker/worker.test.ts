@@ -296,3 +296,20 @@ test('a daemon that starts outside a swarm leaves task containers alone until it
   assert.ok(exec.containers.has('kept'));
   w.stop();
 });
+
+test('a status the managers lost is reported again when their copy of the task comes back behind', async () => {
+  const { link } = setup();
+  const t = assigned();
+  link.fn([t]);
+  await until('running', () => link.last(t.ID)?.State === 'running');
+  const sent = link.reports.length;
+  // A new session's complete set: the managers still hold ASSIGNED (the RUNNING report never landed).
+  link.fn([{ ...t }]);
+  await until('running reported again', () => link.reports.length > sent);
+  assert.equal(link.last(t.ID)!.State, 'running');
+  // A copy that is up to date sends nothing.
+  const again = link.reports.length;
+  link.fn([{ ...t, Status: link.last(t.ID)! }]);
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(link.reports.length, again);
+});
