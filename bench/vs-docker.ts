@@ -79,6 +79,7 @@ async function serviceContainers(socket: string, name: string): Promise<number> 
 async function workload(e: Engine, replicas: number, opts: WorkloadOptions = {}): Promise<EngineTimes> {
   if (opts.warmUp) await warmUp(e);
   const name = 'benchmicro';
+  const until = (what: string, cond: () => Promise<boolean>) => waitFor(what, cond, 300_000, opts.pollMs ?? 100);
   const t0 = Date.now();
   const c = await e.docker([
     'service',
@@ -96,26 +97,16 @@ async function workload(e: Engine, replicas: number, opts: WorkloadOptions = {})
     IMAGE,
   ]);
   if (c.code !== 0) throw new Error(`service create: ${c.stderr}`);
-  await waitFor(
-    `${replicas}/${replicas} running`,
-    async () => (await runningTasks(e.socket, name)) >= replicas,
-    300_000,
-    opts.pollMs ?? 100,
-  );
+  await until(`${replicas}/${replicas} running`, async () => (await runningTasks(e.socket, name)) >= replicas);
   const createTo50Ms = Date.now() - t0;
   const t1 = Date.now();
   const s = await e.docker(['service', 'scale', '-d', `${name}=0`]);
   if (s.code !== 0) throw new Error(`service scale: ${s.stderr}`);
-  await waitFor('0 running', async () => (await runningTasks(e.socket, name)) === 0, 300_000, opts.pollMs ?? 100);
+  await until('0 running', async () => (await runningTasks(e.socket, name)) === 0);
   const scaleTo0Ms = Date.now() - t1;
   let scaleTo0GoneMs: number | undefined;
   if (opts.untilGone) {
-    await waitFor(
-      'no container left',
-      async () => (await serviceContainers(e.socket, name)) === 0,
-      300_000,
-      opts.pollMs ?? 100,
-    );
+    await until('no container left', async () => (await serviceContainers(e.socket, name)) === 0);
     scaleTo0GoneMs = Date.now() - t1;
   }
   await e.docker(['service', 'rm', name]);

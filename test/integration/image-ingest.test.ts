@@ -9,29 +9,18 @@ import { Readable } from 'node:stream';
 import { gzipSync } from 'node:zlib';
 import { randomBytes } from 'node:crypto';
 import { packTar, sha256 } from '../helpers/tar.js';
-import { ImageStore } from '../../src/engine/images/store.js';
+import type { ImageStore } from '../../src/engine/images/store.js';
 import { ingestLayer } from '../../src/engine/images/ingest.js';
 import { MT } from '../../src/engine/images/manifest.js';
-import { createLogger } from '../../src/util/log.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
+import { openScratchImageStore } from '../helpers/scratch-image-store.js';
 import { uniqueName } from '../helpers/netns.js';
 
 const dir = path.join(TEST_ROOT, uniqueName('shtingest'));
 let store: ImageStore;
 
 before(async () => {
-  fs.mkdirSync(dir, { recursive: true });
-  store = await ImageStore.open(
-    {
-      dataRoot: path.join(dir, 'data'),
-      execRoot: path.join(dir, 'exec'),
-      insecureRegistries: [],
-      labels: {},
-      hostname: 'x',
-      host: '',
-    },
-    createLogger('image-ingest-test', 'silent'),
-  );
+  store = await openScratchImageStore(dir, 'image-ingest-test');
 });
 after(() => fs.rmSync(dir, { recursive: true, force: true }));
 

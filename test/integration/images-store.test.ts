@@ -9,12 +9,12 @@ import { Readable } from 'node:stream';
 import { packTar, sha256 as sha } from '../helpers/tar.js';
 import { run } from '../../src/util/run.js';
 import { ApiError } from '../../src/util/errors.js';
-import { ImageStore, type ImageUser } from '../../src/engine/images/store.js';
+import type { ImageStore, ImageUser } from '../../src/engine/images/store.js';
 import { importImage } from '../../src/engine/images/importer.js';
 import { loadImages } from '../../src/engine/images/archive.js';
 import { ProgressStream } from '../../src/engine/images/progress.js';
-import { createLogger } from '../../src/util/log.js';
 import { TEST_ROOT } from '../helpers/daemon.js';
+import { openScratchImageStore } from '../helpers/scratch-image-store.js';
 import { uniqueName } from '../helpers/netns.js';
 import { buildMicroRootfs, MICRO_CHANGES } from '../../examples/micro/build.js';
 import { Writable } from 'node:stream';
@@ -24,18 +24,7 @@ let store: ImageStore;
 const mounts: string[] = [];
 
 before(async () => {
-  fs.mkdirSync(dir, { recursive: true });
-  store = await ImageStore.open(
-    {
-      dataRoot: path.join(dir, 'data'),
-      execRoot: path.join(dir, 'exec'),
-      insecureRegistries: [],
-      labels: {},
-      hostname: 'x',
-      host: '',
-    },
-    createLogger('images-store-test', 'silent'),
-  );
+  store = await openScratchImageStore(dir, 'images-store-test');
 });
 after(async () => {
   for (const m of mounts.reverse()) await run('umount', [m], { allowFail: true });

@@ -8,6 +8,7 @@ import type { LayerMeta } from './layers.js';
 import { sniffFile } from './layers.js';
 import { DigestMismatchError, Hasher } from './blobs.js';
 import { MT } from './manifest.js';
+import { drainedOrClosed } from '../../util/drained.js';
 
 interface IngestOptions {
   expectedDigest?: string;
@@ -58,23 +59,13 @@ function batches(): Transform {
 /** Writes each chunk to both, at the pace of the slower; `raw` may stop reading (the unpack failed). */
 function tee(file: fs.WriteStream, raw: PassThrough): Writable {
   const rawOpen = () => !raw.destroyed && !raw.writableEnded;
-  const rawDrained = () =>
-    new Promise<void>((resolve) => {
-      const done = () => {
-        raw.off('drain', done);
-        raw.off('close', done);
-        resolve();
-      };
-      raw.once('drain', done);
-      raw.once('close', done);
-    });
   return new Writable({
     highWaterMark: 1 << 20,
     write(chunk: Buffer, _enc, cb) {
       const fileOk = file.write(chunk);
       const rawOk = !rawOpen() || raw.write(chunk);
       if (fileOk && rawOk) return cb();
-      Promise.all([fileOk || once(file, 'drain'), rawOk || rawDrained()]).then(() => cb(), cb);
+      Promise.all([fileOk || once(file, 'drain'), rawOk || drainedOrClosed(raw)]).then(() => cb(), cb);
     },
     final(cb) {
       if (rawOpen()) raw.end();

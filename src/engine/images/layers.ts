@@ -12,6 +12,7 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { run } from '../../util/run.js';
+import { drainedOrClosed } from '../../util/drained.js';
 import { Hasher, hexOf, type BlobStore } from './blobs.js';
 import { isSha256Digest } from './reference.js';
 
@@ -313,13 +314,7 @@ function tolerantSink(stdin: Writable): Writable {
     write(chunk: Buffer, _enc, cb) {
       if (!open() || !stdin.write(chunk)) {
         if (!open()) return cb();
-        const done = () => {
-          stdin.off('drain', done);
-          stdin.off('close', done);
-          cb();
-        };
-        stdin.once('drain', done);
-        stdin.once('close', done);
+        drainedOrClosed(stdin).then(() => cb(), cb);
         return;
       }
       cb();
